@@ -1,0 +1,158 @@
+# SPDX-License-Identifier: MIT
+# troupe's build. `make` builds the libraries, examples and benchmarks under
+# build/; `make check` runs the tests; `make demo` runs the ping-pong demo;
+# `make bench` runs the benchmark suite. SAN=address|undefined|thread builds
+# everything with that sanitizer under build/san-$(SAN)/. V=1 shows commands.
+
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+DESTDIR ?=
+
+VERSION_H := include/troupe/version.h
+MAJOR := $(shell sed -n 's/^\#define TP_VERSION_MAJOR \([0-9]*\)/\1/p' $(VERSION_H))
+MINOR := $(shell sed -n 's/^\#define TP_VERSION_MINOR \([0-9]*\)/\1/p' $(VERSION_H))
+PATCH := $(shell sed -n 's/^\#define TP_VERSION_PATCH \([0-9]*\)/\1/p' $(VERSION_H))
+VERSION := $(MAJOR).$(MINOR).$(PATCH)
+
+ifeq ($(SAN),)
+B := build
+else
+B := build/san-$(SAN)
+endif
+
+CC ?= cc
+# pkg-config runs when a recipe needs it, after `deps` has installed it.
+MSGPACK_PC = $(shell pkg-config --exists msgpack-c && echo msgpack-c || echo msgpack)
+MSGPACK_CFLAGS = $(shell pkg-config --cflags $(MSGPACK_PC))
+MSGPACK_LIBS = $(shell pkg-config --libs $(MSGPACK_PC))
+CHECK_CFLAGS = $(shell pkg-config --cflags check)
+CHECK_LIBS = $(shell pkg-config --libs check)
+
+OPT ?= -O2
+SAN_FLAGS :=
+ifneq ($(SAN),)
+SAN_FLAGS := -fsanitize=$(SAN) -fno-omit-frame-pointer
+ifeq ($(SAN),undefined)
+SAN_FLAGS += -fno-sanitize-recover=undefined
+endif
+endif
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
+BASE_CFLAGS = -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) -pthread \
+	-Iinclude $(MSGPACK_CFLAGS) $(SAN_FLAGS) $(CFLAGS)
+LIB_CFLAGS = $(BASE_CFLAGS) -fPIC -fvisibility=hidden -Ilib
+LDLIBS_ALL = $(MSGPACK_LIBS) -pthread $(SAN_FLAGS) $(LDFLAGS)
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+LIB_SRC := $(wildcard lib/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(B)/obj/%.o)
+TEST_SRC := $(wildcard test/*.c)
+TEST_OBJ := $(TEST_SRC:%.c=$(B)/obj/%.o)
+EXAMPLES := $(patsubst examples/%.c,$(B)/bin/%,$(wildcard examples/*.c))
+BENCH := $(B)/bin/tbench
+
+STATIC := $(B)/lib/libtroupe.a
+SONAME := libtroupe.so.$(MAJOR)
+SHARED := $(B)/lib/libtroupe.so.$(VERSION)
+PCFILE := $(B)/lib/pkgconfig/troupe.pc
+
+.PHONY: all deps demo check check-run install uninstall bench bench-compare \
+	clean format
+.DEFAULT_GOAL := all
+.SECONDARY:
+
+all: $(STATIC) $(SHARED) $(PCFILE) $(EXAMPLES) $(BENCH)
+
+deps:
+	@sh tools/deps.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory $(B)/bin/pingpong
+	$(B)/bin/pingpong
+
+check: deps
+	@$(MAKE) --no-print-directory check-run
+
+check-run: all $(B)/bin/check_troupe
+	$(B)/bin/check_troupe
+	@sh test/install_test.sh $(CC)
+
+$(B)/obj/lib/%.o: lib/%.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(LIB_CFLAGS) -MMD -MP -c $< -o $@
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(BASE_CFLAGS) $(CHECK_CFLAGS) -MMD -MP -c $< -o $@
+
+$(STATIC): $(LIB_OBJ)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(SHARED): $(LIB_OBJ)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -shared -Wl,-soname,$(SONAME) -o $@ $^ $(LDLIBS_ALL)
+	$(Q)ln -sf libtroupe.so.$(VERSION) $(B)/lib/$(SONAME)
+	$(Q)ln -sf $(SONAME) $(B)/lib/libtroupe.so
+
+$(PCFILE): troupe.pc.in $(VERSION_H)
+	@mkdir -p $(@D)
+	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+		-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
+		-e 's|@MSGPACK@|$(MSGPACK_PC)|g' $< > $@
+
+$(B)/bin/%: $(B)/obj/examples/%.o $(STATIC)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) -o $@ $< $(STATIC) $(LDLIBS_ALL)
+
+$(BENCH): $(B)/obj/tools/bench/tbench.o $(STATIC)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) -o $@ $< $(STATIC) $(LDLIBS_ALL)
+
+$(B)/bin/check_troupe: $(TEST_OBJ) $(STATIC)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) -o $@ $(TEST_OBJ) $(STATIC) $(CHECK_LIBS) $(LDLIBS_ALL)
+
+install: $(STATIC) $(SHARED) $(PCFILE)
+	install -d $(DESTDIR)$(INCLUDEDIR)/troupe $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 644 include/troupe.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 644 include/troupe/*.h $(DESTDIR)$(INCLUDEDIR)/troupe/
+	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/
+	ln -sf libtroupe.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libtroupe.so
+	install -m 644 $(PCFILE) $(DESTDIR)$(LIBDIR)/pkgconfig/
+
+uninstall:
+	rm -rf $(DESTDIR)$(INCLUDEDIR)/troupe $(DESTDIR)$(INCLUDEDIR)/troupe.h
+	rm -f $(DESTDIR)$(LIBDIR)/libtroupe.* $(DESTDIR)$(LIBDIR)/pkgconfig/troupe.pc
+
+bench: deps
+	@$(MAKE) --no-print-directory $(BENCH)
+	@sh tools/bench/run.sh $(BENCH)
+
+bench-compare: deps
+	@$(MAKE) --no-print-directory $(BENCH)
+	@TBENCH=$(BENCH) bash tools/bench/compare.sh
+
+format:
+	clang-format -i include/*.h include/troupe/*.h lib/*.[ch] test/*.[ch] \
+		examples/*.c tools/bench/*.c
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d)

@@ -1,0 +1,21 @@
+// SPDX-License-Identifier: MIT
+// troupe: an actor runtime for C. This is the only header users include.
+#ifndef TROUPE_H
+#define TROUPE_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#include "troupe/version.h"
+#include "troupe/err.h"
+#include "troupe/pid.h"
+#include "troupe/system.h"
+#include "troupe/actor.h"
+#include "troupe/pack.h"
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

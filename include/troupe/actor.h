@@ -1,0 +1,172 @@
+// SPDX-License-Identifier: MIT
+// Actors: behaviours, spawning, sending and the context a callback runs in.
+// An actor is private state plus a behaviour (a const struct of callbacks).
+// Its callbacks never run on two threads at once, and they must not block:
+// a full mailbox parks the sending actor, never the thread.
+#ifndef TROUPE_ACTOR_H
+#define TROUPE_ACTOR_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pid.h"
+#include "system.h"
+
+#ifndef TP_API
+#define TP_API __attribute__((visibility("default")))
+#endif
+
+// The context a callback runs in. It names the running actor and is valid
+// only during that callback, on the thread that called it.
+typedef struct tp_ctx tp_ctx;
+
+// A received message, valid until `handle` returns. Tags at or above
+// TP_TAG_RESERVED belong to the runtime.
+typedef struct tp_msg {
+    uint32_t tag;
+    tp_pid from; // TP_PID_NIL when sent from outside any actor
+    const void *data;
+    size_t size;
+} tp_msg;
+
+#define TP_TAG_RESERVED 0xffff0000u
+
+// Largest payload one message may carry.
+#define TP_MSG_MAX ((size_t)64 << 20)
+
+// Exit reasons. Zero and positive values are the runtime's reasons; a
+// negative value is an error code (a crash), as returned by `handle`.
+enum {
+    TP_REASON_NORMAL = 0,
+    TP_REASON_SHUTDOWN = 1,
+    TP_REASON_KILL = 2,
+    TP_REASON_NOPROC = 3,
+    TP_REASON_NOCONNECTION = 4,
+    TP_REASON_MAILBOX_OVERFLOW = 5,
+};
+
+// Return values of `handle` besides errors.
+enum { TP_OK = 0, TP_STOP = 1 };
+
+// A behaviour. Keep it `const` and static; the runtime never copies it.
+typedef struct tp_behaviour {
+    const char *name; // shown in logs and introspection
+    size_t state_size; // bytes of private state, zeroed before init
+    // Optional. Runs on the spawning thread before the actor is visible to
+    // anyone but itself. Return 0 to start, or a negative error code to
+    // refuse: spawn then fails with that code and nothing is left behind.
+    int (*init)(tp_ctx *ctx, void *state, void *arg);
+    // Required. Handles one message. Return TP_OK to go on, TP_STOP to exit
+    // normally, or a negative error code to crash with that reason.
+    int (*handle)(tp_ctx *ctx, void *state, const tp_msg *msg);
+    // Optional. Runs exactly once when an actor that started exits, for any
+    // reason, before its state is freed. Must not send to itself.
+    void (*terminate)(tp_ctx *ctx, void *state, int reason);
+    // Optional. Writes a short "key=value ..." description of the state into
+    // `buf` (at most `size` bytes, NUL-terminated) for introspection, and
+    // returns the length written. Runs inside the actor, between messages.
+    int (*describe)(const void *state, char *buf, size_t size);
+} tp_behaviour;
+
+// Options for spawning. A zeroed struct (or NULL) means "defaults".
+typedef struct tp_spawn_opts {
+    const char *name;          // registered name, or NULL; at most 63 bytes
+    uint32_t mailbox_capacity; // 0 = the system's default (max 2^30)
+    tp_overflow overflow;      // TP_OVERFLOW_DEFAULT = the system's default
+} tp_spawn_opts;
+
+#define TP_NAME_MAX 63
+
+// Spawns an actor running behaviour `b` with `arg` passed to its init, and
+// stores its pid in `*out` (may be NULL). Returns after init succeeded; init
+// runs on the calling thread, so spawning never blocks a scheduler thread.
+// Returns 0, TP_EINVAL (NULL sys or b, no handle callback, state_size over
+// 1 GiB, a bad option), TP_EEXIST (the name is taken), TP_ENOMEM, TP_EAGAIN
+// (actor table full), TP_ESHUTDOWN (system being destroyed), or init's own
+// negative code (nothing is left behind and `*out` is untouched).
+// Any thread, actors included.
+TP_API int tp_spawn(tp_system *sys, tp_pid *out, const tp_behaviour *b,
+                    void *arg, const tp_spawn_opts *opts);
+
+// Sends a copy of `size` bytes at `data` to `to` with tag `tag`, from the
+// running actor. Per pair of actors, messages arrive in send order.
+// Returns 0 when the message was accepted (under DROP_* and EXIT_RECEIVER
+// policies an accepted message may be discarded; it is then counted),
+// TP_ENOACTOR (`to` is dead or never existed), TP_EFULL (REJECT policy and
+// full; nothing was sent), TP_EINVAL (NULL ctx, reserved tag, NULL data with
+// a size), TP_EMSGSIZE (size over TP_MSG_MAX), TP_ENOMEM, or TP_EPERM (`ctx`
+// is not the actor running on this thread). Inside a callback of the actor.
+TP_API int tp_send(tp_ctx *ctx, tp_pid to, uint32_t tag, const void *data,
+                   size_t size);
+
+// As tp_send, but hands over `buf`, which must come from malloc: on success
+// the runtime owns it and frees it; on failure the caller still owns it.
+TP_API int tp_send_buf(tp_ctx *ctx, tp_pid to, uint32_t tag, void *buf,
+                       size_t size);
+
+// Sends from a thread that is not running an actor (main, tests, external
+// code); the message's sender is TP_PID_NIL. Under BACKPRESSURE a full
+// mailbox makes the call wait up to the configured send timeout, then
+// return TP_ETIMEDOUT with nothing sent. Returns tp_send's codes, TP_EINVAL
+// for a NULL system, or TP_EPERM when called from inside an actor (use
+// tp_send there).
+TP_API int tp_system_send(tp_system *sys, tp_pid to, uint32_t tag,
+                          const void *data, size_t size);
+
+// As tp_system_send, handing over `buf` as tp_send_buf does.
+TP_API int tp_system_send_buf(tp_system *sys, tp_pid to, uint32_t tag,
+                              void *buf, size_t size);
+
+// The running actor's pid, or TP_PID_NIL when `ctx` is NULL.
+TP_API tp_pid tp_self(tp_ctx *ctx);
+
+// The sender of the message being handled; TP_PID_NIL outside `handle`,
+// for messages from outside the system, or when `ctx` is NULL.
+TP_API tp_pid tp_sender(tp_ctx *ctx);
+
+// The system the actor belongs to, or NULL when `ctx` is NULL.
+TP_API tp_system *tp_ctx_system(tp_ctx *ctx);
+
+// Asks the running actor to exit normally once the current callback
+// returns (init included: spawn then fails with TP_EINIT). Returns 0,
+// TP_EINVAL for NULL, or TP_EPERM from any other thread.
+TP_API int tp_stop(tp_ctx *ctx);
+
+// Crashes the running actor at once with `reason` (a negative error code),
+// logging a crash report with the formatted text. Called from inside one of
+// the actor's callbacks it does not return: control leaves the callback
+// (through longjmp, so the frames in between must hold no resources).
+// Otherwise it returns TP_EINVAL (NULL ctx, reason not negative) or
+// TP_EPERM (not on the actor's thread).
+TP_API int tp_fail(tp_ctx *ctx, int reason, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+// Writes a human-readable form of exit reason `reason` into `buf` ("normal",
+// "shutdown", "mailbox_overflow", "TP_EINVAL", ...). Returns snprintf's count.
+TP_API int tp_reason_format(int reason, char *buf, size_t size);
+
+// Looks up the actor registered as `name`. Returns 0 with its pid in `*out`,
+// TP_ENOACTOR when no live actor has the name, or TP_EINVAL. Any thread.
+TP_API int tp_whereis(tp_system *sys, const char *name, tp_pid *out);
+
+// Mailbox and activity counters of one actor.
+typedef struct tp_actor_stats {
+    const char *behaviour; // the behaviour's name (static)
+    char name[TP_NAME_MAX + 1]; // registered name or ""
+    uint32_t capacity;     // user-lane capacity
+    tp_overflow overflow;  // its policy
+    uint32_t length;       // messages queued in the user lane now
+    uint32_t high_water;   // most messages the user lane has held
+    uint64_t dropped;      // discarded by DROP_* or EXIT_RECEIVER
+    uint64_t rejected;     // refused with TP_EFULL
+    uint64_t handled;      // messages handled so far
+    int muted;             // 1 while muted by backpressure
+} tp_actor_stats;
+
+// Fills `*out` with `pid`'s counters. Returns 0, TP_ENOACTOR or TP_EINVAL.
+// Any thread.
+TP_API int tp_actor_stats_get(tp_system *sys, tp_pid pid,
+                              tp_actor_stats *out);
+
+#endif

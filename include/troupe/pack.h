@@ -1,0 +1,49 @@
+// SPDX-License-Identifier: MIT
+// msgpack helpers: pack a payload with msgpack-c's packer and send it without
+// touching buffers, and unpack a received payload. Including this header
+// requires msgpack-c's headers (pkg-config's `troupe` adds them).
+#ifndef TROUPE_PACK_H
+#define TROUPE_PACK_H
+
+#include <msgpack.h>
+
+#include "actor.h"
+
+// A growable buffer with a msgpack packer writing into it. Initialise with
+// tp_pack_init, pack into tp_pack_packer(p) with msgpack_pack_* calls, then
+// hand it to tp_pack_send. Owned by whoever declared it.
+typedef struct tp_pack {
+    msgpack_sbuffer buf;
+    msgpack_packer pk;
+} tp_pack;
+
+// Makes `p` empty and ready to pack into.
+TP_API void tp_pack_init(tp_pack *p);
+
+// The packer writing into `p`.
+static inline msgpack_packer *
+tp_pack_packer(tp_pack *p)
+{
+    return &p->pk;
+}
+
+// Frees what `p` holds; it may be initialised again. Accepts NULL.
+TP_API void tp_pack_destroy(tp_pack *p);
+
+// Sends what was packed into `p` from the running actor, handing the bytes
+// over without a copy; on success `p` is left empty and ready for reuse, on
+// failure it keeps its contents. Returns tp_send_buf's codes, and TP_EINVAL
+// for an empty pack.
+TP_API int tp_pack_send(tp_ctx *ctx, tp_pid to, uint32_t tag, tp_pack *p);
+
+// As tp_pack_send, from a thread outside the system (see tp_system_send).
+TP_API int tp_system_pack_send(tp_system *sys, tp_pid to, uint32_t tag,
+                               tp_pack *p);
+
+// Unpacks `msg`'s payload, which must be exactly one msgpack object, into
+// `out` (initialised here). Returns 0, TP_EINVAL (NULL), or TP_EDECODE
+// (empty, truncated, malformed, or trailing bytes). The caller releases
+// `out` with msgpack_unpacked_destroy in every case.
+TP_API int tp_msg_unpack(const tp_msg *msg, msgpack_unpacked *out);
+
+#endif

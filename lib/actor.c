@@ -1,0 +1,896 @@
+// SPDX-License-Identifier: MIT
+// Actors: spawning, the activation that drains a mailbox in batches, exit
+// and burial. An actor is owned by whoever moved its mailbox counter from 0
+// (see TP__CNT_* in troupe_impl.h): that thread schedules it, and exactly
+// one worker runs it at a time. A dead actor's pointer stays valid until
+// every scheduler thread has passed a quiescent point (sched.c).
+#include "troupe_impl.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CONTINUE INT_MIN // process(): keep the actor alive
+
+static inline tp_ctx *
+ctx_of(tp_actor *a)
+{
+    return (tp_ctx *)a;
+}
+
+// ---- lookup ---------------------------------------------------------------
+
+// Finds the live actor named by `pid`. On a scheduler thread the result is
+// safe until the worker's next quiescent point; elsewhere the caller holds
+// sys->ext_lock for reading.
+tp_actor *
+tp__actor_lookup(tp_system *sys, tp_pid pid)
+{
+    if (tp_pid_node(pid) != 0)
+        return NULL;
+    uint32_t slot = tp_pid_slot(pid);
+    // acquire: a chunk's contents are initialised before it is published.
+    tp__slot_chunk *c = atomic_load_explicit(
+        &sys->chunks[slot >> TP__SLOT_CHUNK_BITS], memory_order_acquire);
+    if (c == NULL)
+        return NULL;
+    // seq_cst: orders this read after the epoch the worker announced, so a
+    // concurrently buried actor is either seen as NULL or kept alive.
+    tp_actor *a = atomic_load_explicit(&c->actor[slot & (TP__SLOT_CHUNK - 1)],
+                                       memory_order_seq_cst);
+    if (a == NULL || a->pid.v != pid.v)
+        return NULL;
+    // relaxed: a late message to a dying actor is freed when it is reclaimed.
+    if (atomic_load_explicit(&a->dead, memory_order_relaxed))
+        return NULL;
+    return a;
+}
+
+// ---- backpressure ---------------------------------------------------------
+
+static void
+mute_lock(tp_actor *a)
+{
+    // acquire: the critical section sees the previous holder's writes.
+    while (atomic_exchange_explicit(&a->mute_lock, 1, memory_order_acquire))
+        while (atomic_load_explicit(&a->mute_lock, memory_order_relaxed))
+            tp__cpu_relax();
+}
+
+static void
+mute_unlock(tp_actor *a)
+{
+    // release: publishes the critical section to the next holder.
+    atomic_store_explicit(&a->mute_lock, 0, memory_order_release);
+}
+
+// Lets `s` run again; if it had already parked, schedules it.
+static void
+unmute(tp_actor *s)
+{
+    // acq_rel: whoever sees PARKED owns the actor and must schedule it.
+    if (atomic_exchange_explicit(&s->mute, TP__MUTE_NONE,
+                                 memory_order_acq_rel) == TP__MUTE_PARKED)
+        tp__sched_schedule(s->system, s);
+}
+
+// Releases every sender muted on `r`.
+static void
+unmute_all(tp_actor *r)
+{
+    mute_lock(r);
+    tp_actor *s = atomic_load_explicit(&r->mute_list, memory_order_relaxed);
+    atomic_store_explicit(&r->mute_list, NULL, memory_order_relaxed);
+    while (s != NULL) {
+        tp_actor *next = s->mute_next;
+        s->mute_target = NULL;
+        atomic_store_explicit(&s->listed, 0, memory_order_release);
+        unmute(s);
+        s = next;
+    }
+    mute_unlock(r);
+}
+
+// Mutes the running actor `s` after it filled `r`'s mailbox: once its
+// current callback returns it is not scheduled again until `r` drains
+// below its low-water mark.
+static void
+maybe_mute(tp_actor *s, tp_actor *r)
+{
+    // relaxed: each is a hint re-checked under the lock or harmless: a
+    // muted receiver cannot drain, so muting on it could deadlock a cycle.
+    if (s == r || !s->started ||
+        atomic_load_explicit(&s->mute, memory_order_relaxed) != 0 ||
+        atomic_load_explicit(&s->listed, memory_order_relaxed) ||
+        atomic_load_explicit(&r->mute, memory_order_relaxed) != 0)
+        return;
+    mute_lock(r);
+    if (atomic_load_explicit(&r->dead, memory_order_relaxed)) {
+        mute_unlock(r);
+        return;
+    }
+    s->mute_next = atomic_load_explicit(&r->mute_list, memory_order_relaxed);
+    // seq_cst: pairs with the receiver's seq_cst counter update and list
+    // check in finish(): either it sees us listed or we see it drained.
+    atomic_store_explicit(&r->mute_list, s, memory_order_seq_cst);
+    s->mute_target = r;
+    atomic_store_explicit(&s->listed, 1, memory_order_relaxed);
+    atomic_store_explicit(&s->mute, TP__MUTE_PENDING, memory_order_relaxed);
+    uint64_t c = atomic_load_explicit(&r->count, memory_order_seq_cst);
+    if (TP__CNT_USERS(c) < r->low_water) {
+        atomic_store_explicit(&r->mute_list, s->mute_next,
+                              memory_order_relaxed);
+        s->mute_target = NULL;
+        atomic_store_explicit(&s->listed, 0, memory_order_relaxed);
+        atomic_store_explicit(&s->mute, TP__MUTE_NONE, memory_order_relaxed);
+    }
+    mute_unlock(r);
+}
+
+// Takes `s` off its receiver's list when it dies while still listed.
+static void
+unlist(tp_actor *s)
+{
+    if (!atomic_load_explicit(&s->listed, memory_order_acquire))
+        return;
+    tp_actor *r = s->mute_target;
+    if (r != NULL) {
+        mute_lock(r);
+        if (atomic_load_explicit(&s->listed, memory_order_relaxed)) {
+            tp_actor *p = atomic_load_explicit(&r->mute_list,
+                                               memory_order_relaxed);
+            if (p == s) {
+                atomic_store_explicit(&r->mute_list, s->mute_next,
+                                      memory_order_relaxed);
+            } else {
+                while (p != NULL && p->mute_next != s)
+                    p = p->mute_next;
+                if (p != NULL)
+                    p->mute_next = s->mute_next;
+            }
+            atomic_store_explicit(&s->listed, 0, memory_order_relaxed);
+        }
+        mute_unlock(r);
+    }
+    atomic_store_explicit(&s->mute, TP__MUTE_NONE, memory_order_relaxed);
+}
+
+// ---- putting messages in mailboxes ------------------------------------------
+
+// Reserves a place in `r`'s user lane unless it already holds `limit`
+// messages. Returns true with the counter's previous value in *old.
+static bool
+reserve(tp_actor *r, uint32_t limit, uint64_t *old)
+{
+    // relaxed: the CAS below validates the value.
+    uint64_t c = atomic_load_explicit(&r->count, memory_order_relaxed);
+    do {
+        if (TP__CNT_USERS(c) >= limit)
+            return false;
+        // acq_rel: the release half publishes our reservation before the
+        // push; the acquire half orders us after the consumer's update.
+    } while (!atomic_compare_exchange_weak_explicit(
+        &r->count, &c, c + TP__CNT_USER + TP__CNT_ONE, memory_order_acq_rel,
+        memory_order_relaxed));
+    *old = c;
+    return true;
+}
+
+static void
+note_high_water(tp_actor *r, uint32_t len)
+{
+    // relaxed: a statistic; the CAS only keeps the maximum.
+    uint32_t hw = atomic_load_explicit(&r->high_water, memory_order_relaxed);
+    while (len > hw && !atomic_compare_exchange_weak_explicit(
+                           &r->high_water, &hw, len, memory_order_relaxed,
+                           memory_order_relaxed))
+        ;
+}
+
+static void
+push_reserved(tp_actor *r, tp__msg *m, uint64_t old)
+{
+    tp__mpscq_push(&r->user, &m->node);
+    note_high_water(r, TP__CNT_USERS(old) + 1);
+    if (TP__CNT_TOTAL(old) == 0)
+        tp__sched_schedule(r->system, r);
+}
+
+static void
+push_system(tp_actor *r, tp__msg *m)
+{
+    // acq_rel: as in reserve(); the system lane has no capacity.
+    uint64_t old = atomic_fetch_add_explicit(&r->count, TP__CNT_ONE,
+                                             memory_order_acq_rel);
+    tp__mpscq_push(&r->sys, &m->node);
+    if (TP__CNT_TOTAL(old) == 0)
+        tp__sched_schedule(r->system, r);
+}
+
+static void
+count_drop(tp_actor *r)
+{
+    atomic_fetch_add_explicit(&r->dropped, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&r->system->dead_letters, 1,
+                              memory_order_relaxed);
+}
+
+#define TP__EWAIT INT_MIN // internal: a thread should wait and retry
+
+// Handles a send to a full user lane according to r's policy.
+static int
+overflow(tp_actor *r, tp_actor *sender, tp__msg *m)
+{
+    uint64_t old;
+    switch (r->overflow) {
+    case TP_OVERFLOW_REJECT:
+        atomic_fetch_add_explicit(&r->rejected, 1, memory_order_relaxed);
+        return TP_EFULL;
+    case TP_OVERFLOW_DROP_OLDEST:
+        // Accept now; the receiver discards its oldest message before it
+        // handles the next one. Past twice the capacity drop the newest,
+        // so memory stays bounded while the receiver is not running.
+        if (reserve(r, r->capacity * 2, &old)) {
+            atomic_fetch_add_explicit(&r->drop_debt, 1, memory_order_relaxed);
+            push_reserved(r, m, old);
+            return 0;
+        }
+        // fall through
+    case TP_OVERFLOW_DROP_NEWEST:
+        count_drop(r);
+        tp__msg_free(m);
+        return 0;
+    case TP_OVERFLOW_EXIT_RECEIVER:
+        count_drop(r);
+        tp__msg_free(m);
+        // acq_rel: only the first overflowing sender sends the kill.
+        if (!atomic_exchange_explicit(&r->overflow_kill, 1,
+                                      memory_order_acq_rel)) {
+            tp__msg *k = tp__msg_new_sys(TP__MSG_OVERFLOW_KILL,
+                                         sender ? sender->pid : TP_PID_NIL);
+            if (k != NULL)
+                push_system(r, k);
+        }
+        return 0;
+    default: // BACKPRESSURE
+        if (sender == NULL)
+            return TP__EWAIT;
+        // An actor's message is accepted and the actor muted; a callback
+        // that keeps sending past twice the capacity is refused.
+        if (!reserve(r, r->capacity * 2, &old)) {
+            atomic_fetch_add_explicit(&r->rejected, 1, memory_order_relaxed);
+            return TP_EFULL;
+        }
+        push_reserved(r, m, old);
+        maybe_mute(sender, r);
+        return 0;
+    }
+}
+
+// Puts `m` into r's user lane. Returns 0 when the message was consumed
+// (queued or discarded by policy), else an error and the caller keeps `m`.
+static int
+mailbox_put(tp_actor *r, tp_actor *sender, tp__msg *m)
+{
+    uint64_t old;
+    if (!reserve(r, r->capacity, &old))
+        return overflow(r, sender, m);
+    push_reserved(r, m, old);
+    if (r->overflow == TP_OVERFLOW_BACKPRESSURE && sender != NULL &&
+        TP__CNT_USERS(old) + 1 >= r->capacity)
+        maybe_mute(sender, r);
+    return 0;
+}
+
+// Frees everything queued in both lanes, counting dead letters.
+static void
+drain(tp_actor *a)
+{
+    tp__node *n;
+    uint64_t lost = 0;
+    while ((n = tp__mpscq_pop(&a->sys)) != NULL)
+        tp__msg_free((tp__msg *)n);
+    while ((n = tp__mpscq_pop(&a->user)) != NULL) {
+        tp__msg_free((tp__msg *)n);
+        lost++;
+    }
+    if (lost)
+        atomic_fetch_add_explicit(&a->system->dead_letters, lost,
+                                  memory_order_relaxed);
+}
+
+// ---- logging crashes -------------------------------------------------------------
+
+static void
+crash_report(tp_actor *a, int reason, const char *text)
+{
+    char pid[TP_PID_STRLEN], from[TP_PID_STRLEN] = "none", why[64];
+    char state[256] = "";
+    tp_pid_format(a->pid, pid, sizeof pid);
+    tp_reason_format(reason, why, sizeof why);
+    unsigned tag = 0;
+    if (a->current != NULL) {
+        tag = a->current->pub.tag;
+        tp_pid_format(a->current->pub.from, from, sizeof from);
+    }
+    if (a->behaviour->describe != NULL && a->state != NULL)
+        a->behaviour->describe(a->state, state, sizeof state);
+    tp__log(a->system, TP_LOG_ERR,
+            "crash actor=%s behaviour=%s name=%s reason=%s msg_tag=%s%u "
+            "msg_from=%s%s%s%s%s",
+            pid, a->behaviour->name ? a->behaviour->name : "?",
+            a->name ? a->name : "-", why, a->current ? "" : "none:", tag,
+            from, text ? " text=\"" : "", text ? text : "", text ? "\"" : "",
+            state[0] ? " state=" : "");
+    if (state[0])
+        tp__log(a->system, TP_LOG_ERR, "crash actor=%s state: %s", pid,
+                state);
+}
+
+// ---- exit and burial ----------------------------------------------------------------
+
+// Makes `a` unreachable and releases what it holds, except its memory,
+// which waits for a grace period in limbo.
+static void
+bury(tp_actor *a)
+{
+    tp_system *sys = a->system;
+    if (a->name != NULL)
+        tp__reg_remove(sys, a->name, a->pid);
+    tp__slot_clear(sys, tp_pid_slot(a->pid));
+    // seq_cst: after the slot is cleared, so maybe_mute and lookups that
+    // still find the actor see it dead.
+    atomic_store_explicit(&a->dead, 1, memory_order_seq_cst);
+    unmute_all(a);
+    unlist(a);
+    drain(a);
+    tp__slot_release(sys, tp_pid_slot(a->pid));
+    tp__limbo_add(sys, a);
+}
+
+static void
+run_terminate(tp_actor *a, int reason)
+{
+    if (!a->started || a->behaviour->terminate == NULL)
+        return;
+    jmp_buf jb;
+    tp__tls saved = tp__self;
+    tp__self.actor = a;
+    tp__self.jb = &jb;
+    a->current = NULL;
+    if (setjmp(jb) == 0)
+        a->behaviour->terminate(ctx_of(a), a->state, reason);
+    tp__self = saved;
+}
+
+static void
+actor_exit(tp_actor *a, int reason, bool reported)
+{
+    tp_system *sys = a->system;
+    if (reason != TP_REASON_NORMAL && reason != TP_REASON_SHUTDOWN &&
+        !reported)
+        crash_report(a, reason, NULL);
+    tp__msg_free((tp__msg *)a->current);
+    a->current = NULL;
+    run_terminate(a, reason);
+    bury(a);
+    atomic_fetch_add_explicit(&sys->exited, 1, memory_order_relaxed);
+    if (reason < 0 || reason == TP_REASON_KILL ||
+        reason == TP_REASON_MAILBOX_OVERFLOW)
+        atomic_fetch_add_explicit(&sys->crashed, 1, memory_order_relaxed);
+    tp__live_dec(sys);
+}
+
+void
+tp__actor_free(tp_actor *a)
+{
+    drain(a); // messages pushed by senders that raced with the death
+    free(a->name);
+    free(a);
+}
+
+// Terminates an actor at system destruction; no scheduler thread runs.
+void
+tp__actor_shutdown(tp_actor *a)
+{
+    run_terminate(a, TP_REASON_SHUTDOWN);
+    tp_system *sys = a->system;
+    if (a->name != NULL)
+        tp__reg_remove(sys, a->name, a->pid);
+    tp__slot_clear(sys, tp_pid_slot(a->pid));
+    atomic_store_explicit(&a->dead, 1, memory_order_relaxed);
+    drain(a);
+    atomic_fetch_add_explicit(&sys->exited, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&sys->live, 1, memory_order_relaxed);
+    tp__actor_free(a);
+}
+
+// ---- the activation ----------------------------------------------------------------
+
+static int
+handle_system(tp__msg *m)
+{
+    int kind = m->kind;
+    tp__msg_free(m);
+    if (kind == TP__MSG_OVERFLOW_KILL)
+        return TP_REASON_MAILBOX_OVERFLOW;
+    return CONTINUE;
+}
+
+static int
+handle_result(tp_actor *a, int r)
+{
+    if (r == TP_OK)
+        return a->stopping ? TP_REASON_NORMAL : CONTINUE;
+    if (r == TP_STOP)
+        return TP_REASON_NORMAL;
+    if (r < 0)
+        return r;
+    tp__log(a->system, TP_LOG_ERR, "behaviour %s: handle returned %d",
+            a->behaviour->name ? a->behaviour->name : "?", r);
+    return TP_EINVAL;
+}
+
+// Handles up to one batch of messages. Returns CONTINUE or an exit reason.
+static int
+process(tp__worker *w, tp_actor *a)
+{
+    unsigned budget = a->system->cfg.batch;
+    for (;;) {
+        tp__node *n;
+        while ((n = tp__mpscq_pop(&a->sys)) != NULL) {
+            w->done_total++;
+            int r = handle_system((tp__msg *)n);
+            if (r != CONTINUE)
+                return r;
+        }
+        if (budget == 0)
+            return CONTINUE;
+        if ((n = tp__mpscq_pop(&a->user)) == NULL)
+            return CONTINUE;
+        w->done_total++;
+        w->done_user++;
+        tp__msg *m = (tp__msg *)n;
+        // relaxed: only this consumer decrements the debt.
+        if (atomic_load_explicit(&a->drop_debt, memory_order_relaxed) > 0) {
+            atomic_fetch_sub_explicit(&a->drop_debt, 1, memory_order_relaxed);
+            count_drop(a);
+            tp__msg_free(m);
+            continue;
+        }
+        budget--;
+        a->current = m;
+        int r = a->behaviour->handle(ctx_of(a), a->state, &m->pub);
+        r = handle_result(a, r);
+        if (r != CONTINUE)
+            return r; // actor_exit reports and frees the message
+        a->current = NULL;
+        tp__msg_free(m);
+        // relaxed: set by this thread in maybe_mute.
+        if (atomic_load_explicit(&a->mute, memory_order_relaxed) != 0)
+            return CONTINUE;
+    }
+}
+
+// Ends an activation of a surviving actor: gives back the counts it
+// handled, releases senders it muted, and requeues or parks it.
+static void
+finish(tp__worker *w, tp_actor *a)
+{
+    bool muting = atomic_load_explicit(&a->mute, memory_order_relaxed) ==
+                  TP__MUTE_PENDING;
+    uint64_t total = (uint64_t)w->done_total + a->hold - (muting ? 1 : 0);
+    a->hold = muting ? 1 : 0;
+    uint64_t sub = ((uint64_t)w->done_user << 32) + total;
+    // seq_cst: pairs with maybe_mute's seq_cst list store and count load.
+    uint64_t old = atomic_fetch_sub_explicit(&a->count, sub,
+                                             memory_order_seq_cst);
+    uint32_t left_total = TP__CNT_TOTAL(old) - (uint32_t)total;
+    uint32_t left_user = TP__CNT_USERS(old) - w->done_user;
+    tp__count(&a->handled, w->done_user);
+    tp__count(&w->messages, w->done_user);
+    if (left_user < a->low_water &&
+        atomic_load_explicit(&a->mute_list, memory_order_seq_cst) != NULL)
+        unmute_all(a);
+    if (muting) {
+        uint32_t expect = TP__MUTE_PENDING;
+        // acq_rel: if an unmute already happened we keep running.
+        if (atomic_compare_exchange_strong_explicit(
+                &a->mute, &expect, TP__MUTE_PARKED, memory_order_acq_rel,
+                memory_order_acquire))
+            return; // parked: the receiver that unmutes us schedules us
+        tp__sched_requeue(w, a);
+        return;
+    }
+    if (left_total > 0)
+        tp__sched_requeue(w, a);
+}
+
+void
+tp__actor_run(tp__worker *w, tp_actor *a)
+{
+    jmp_buf jb;
+    int reason;
+    tp__self.actor = a;
+    tp__self.jb = &jb;
+    w->done_user = 0;
+    w->done_total = 0;
+    tp__count(&w->activations, 1);
+    if (setjmp(jb) != 0) {
+        // tp_fail: the crash report is already logged.
+        tp__self.actor = NULL;
+        tp__self.jb = NULL;
+        actor_exit(a, tp__self.fail_reason, true);
+        return;
+    }
+    reason = process(w, a);
+    tp__self.actor = NULL;
+    tp__self.jb = NULL;
+    if (reason == CONTINUE)
+        finish(w, a);
+    else
+        actor_exit(a, reason, false);
+}
+
+// ---- spawning ---------------------------------------------------------------------------
+
+static int
+check_spawn(tp_system *sys, const tp_behaviour *b, const tp_spawn_opts *o)
+{
+    if (sys == NULL || b == NULL || b->handle == NULL ||
+        b->state_size > ((size_t)1 << 30))
+        return TP_EINVAL;
+    if (o != NULL) {
+        if (o->name != NULL &&
+            (o->name[0] == '\0' || strlen(o->name) > TP_NAME_MAX))
+            return TP_EINVAL;
+        if (o->mailbox_capacity > (1u << 30) ||
+            (unsigned)o->overflow > TP_OVERFLOW_EXIT_RECEIVER)
+            return TP_EINVAL;
+    }
+    if (atomic_load_explicit(&sys->shutting_down, memory_order_acquire))
+        return TP_ESHUTDOWN;
+    return 0;
+}
+
+static tp_actor *
+actor_new(tp_system *sys, const tp_behaviour *b, const tp_spawn_opts *o)
+{
+    size_t head = (sizeof(tp_actor) + 15) & ~(size_t)15;
+    size_t size = (head + b->state_size + TP__CACHELINE - 1) &
+                  ~(size_t)(TP__CACHELINE - 1);
+    tp_actor *a = aligned_alloc(TP__CACHELINE, size);
+    if (a == NULL)
+        return NULL;
+    memset(a, 0, size);
+    a->name = NULL;
+    if (o != NULL && o->name != NULL && (a->name = strdup(o->name)) == NULL) {
+        free(a);
+        return NULL;
+    }
+    tp__mpscq_init(&a->user);
+    tp__mpscq_init(&a->sys);
+    // The init hold: nobody schedules the actor before init has finished.
+    atomic_init(&a->count, TP__CNT_ONE);
+    a->system = sys;
+    a->behaviour = b;
+    a->state = b->state_size ? (char *)a + head : NULL;
+    a->capacity = o && o->mailbox_capacity ? o->mailbox_capacity
+                                           : sys->cfg.mailbox_capacity;
+    a->low_water = a->capacity / 2 ? a->capacity / 2 : 1;
+    a->overflow = o && o->overflow ? o->overflow : sys->cfg.overflow;
+    return a;
+}
+
+static int
+run_init(tp_actor *a, void *arg)
+{
+    if (a->behaviour->init == NULL)
+        return 0;
+    jmp_buf jb;
+    volatile int r;
+    tp__tls saved = tp__self;
+    tp__self.actor = a;
+    tp__self.jb = &jb;
+    if (setjmp(jb) == 0)
+        r = a->behaviour->init(ctx_of(a), a->state, arg);
+    else
+        r = tp__self.fail_reason;
+    tp__self = saved;
+    return r;
+}
+
+int
+tp_spawn(tp_system *sys, tp_pid *out, const tp_behaviour *b, void *arg,
+         const tp_spawn_opts *opts)
+{
+    int rc = check_spawn(sys, b, opts);
+    if (rc != 0)
+        return rc;
+    tp_actor *a = actor_new(sys, b, opts);
+    if (a == NULL)
+        return TP_ENOMEM;
+    uint32_t slot, gen;
+    if ((rc = tp__slot_alloc(sys, &slot, &gen)) != 0) {
+        tp__actor_free(a);
+        return rc;
+    }
+    a->pid = tp_pid_make(0, slot, gen);
+    if (a->name != NULL && (rc = tp__reg_insert(sys, a->name, a->pid)) != 0) {
+        tp__slot_release(sys, slot);
+        tp__actor_free(a);
+        return rc;
+    }
+    tp__slot_publish(sys, slot, a);
+    rc = run_init(a, arg);
+    if (rc == 0 && a->stopping)
+        rc = TP_EINIT;
+    if (rc != 0) {
+        bury(a);
+        return rc < 0 ? rc : TP_EINIT;
+    }
+    a->started = 1;
+    atomic_fetch_add_explicit(&sys->live, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&sys->spawned, 1, memory_order_relaxed);
+    // acq_rel: drops the init hold; messages that arrived meanwhile make us
+    // the one to schedule the actor.
+    uint64_t old = atomic_fetch_sub_explicit(&a->count, TP__CNT_ONE,
+                                             memory_order_acq_rel);
+    if (TP__CNT_TOTAL(old) > 1)
+        tp__sched_schedule(sys, a);
+    if (out != NULL)
+        *out = a->pid;
+    return 0;
+}
+
+// ---- sending ------------------------------------------------------------------------------
+
+static int
+check_send(uint32_t tag, const void *data, size_t size)
+{
+    if (tag >= TP_TAG_RESERVED || (data == NULL && size > 0))
+        return TP_EINVAL;
+    if (size > TP_MSG_MAX)
+        return TP_EMSGSIZE;
+    return 0;
+}
+
+static bool
+on_own_worker(tp_system *sys)
+{
+    return tp__self.worker != NULL && tp__self.worker->sys == sys;
+}
+
+// Delivers `m` from actor `self` (or NULL). Consumes `m` on success.
+static int
+deliver(tp_system *sys, tp_actor *self, tp_pid to, tp__msg *m)
+{
+    bool ext = !on_own_worker(sys);
+    if (ext)
+        pthread_rwlock_rdlock(&sys->ext_lock);
+    tp_actor *r = tp__actor_lookup(sys, to);
+    int rc = r ? mailbox_put(r, self, m) : TP_ENOACTOR;
+    if (ext)
+        pthread_rwlock_unlock(&sys->ext_lock);
+    return rc;
+}
+
+static int
+actor_send(tp_ctx *ctx, tp_pid to, tp__msg *m)
+{
+    tp_actor *a = (tp_actor *)ctx;
+    return deliver(a->system, a, to, m);
+}
+
+static void
+backoff(unsigned round)
+{
+    if (round < 16) {
+        sched_yield();
+        return;
+    }
+    unsigned us = round < 64 ? 20 : 200;
+    struct timespec ts = {0, (long)us * 1000};
+    nanosleep(&ts, NULL);
+}
+
+static int64_t
+now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+// Delivers from a thread outside the system, waiting on BACKPRESSURE.
+static int
+system_send(tp_system *sys, tp_pid to, tp__msg *m)
+{
+    int timeout = sys->cfg.send_timeout_ms;
+    int64_t deadline = timeout < 0 ? INT64_MAX : now_ms() + timeout;
+    for (unsigned round = 0;; round++) {
+        int rc = deliver(sys, NULL, to, m);
+        if (rc != TP__EWAIT)
+            return rc;
+        if (now_ms() >= deadline)
+            return TP_ETIMEDOUT;
+        if (atomic_load_explicit(&sys->shutting_down, memory_order_acquire))
+            return TP_ESHUTDOWN;
+        backoff(round);
+    }
+}
+
+static int
+check_ctx(tp_ctx *ctx)
+{
+    if (ctx == NULL)
+        return TP_EINVAL;
+    if (tp__self.actor != (tp_actor *)ctx)
+        return TP_EPERM;
+    return 0;
+}
+
+int
+tp_send(tp_ctx *ctx, tp_pid to, uint32_t tag, const void *data, size_t size)
+{
+    int rc = check_ctx(ctx);
+    if (rc == 0)
+        rc = check_send(tag, data, size);
+    if (rc != 0)
+        return rc;
+    tp__msg *m = tp__msg_new_copy(tag, ((tp_actor *)ctx)->pid, data, size);
+    if (m == NULL)
+        return TP_ENOMEM;
+    if ((rc = actor_send(ctx, to, m)) != 0)
+        tp__msg_free(m);
+    return rc;
+}
+
+// Frees a message that failed to send without freeing the caller's buffer.
+static void
+give_back(tp__msg *m)
+{
+    m->flags &= (uint16_t)~TP__MSG_OWNS_BUF;
+    tp__msg_free(m);
+}
+
+int
+tp_send_buf(tp_ctx *ctx, tp_pid to, uint32_t tag, void *buf, size_t size)
+{
+    int rc = check_ctx(ctx);
+    if (rc == 0)
+        rc = check_send(tag, buf, size);
+    if (rc != 0)
+        return rc;
+    tp__msg *m = tp__msg_new_buf(tag, ((tp_actor *)ctx)->pid, buf, size);
+    if (m == NULL)
+        return TP_ENOMEM;
+    if ((rc = actor_send(ctx, to, m)) != 0)
+        give_back(m);
+    return rc;
+}
+
+static int
+check_system_send(tp_system *sys, uint32_t tag, const void *data, size_t size)
+{
+    if (sys == NULL)
+        return TP_EINVAL;
+    if (tp__self.actor != NULL || tp__self.worker != NULL)
+        return TP_EPERM;
+    return check_send(tag, data, size);
+}
+
+int
+tp_system_send(tp_system *sys, tp_pid to, uint32_t tag, const void *data,
+               size_t size)
+{
+    int rc = check_system_send(sys, tag, data, size);
+    if (rc != 0)
+        return rc;
+    tp__msg *m = tp__msg_new_copy(tag, TP_PID_NIL, data, size);
+    if (m == NULL)
+        return TP_ENOMEM;
+    if ((rc = system_send(sys, to, m)) != 0)
+        tp__msg_free(m);
+    return rc;
+}
+
+int
+tp_system_send_buf(tp_system *sys, tp_pid to, uint32_t tag, void *buf,
+                   size_t size)
+{
+    int rc = check_system_send(sys, tag, buf, size);
+    if (rc != 0)
+        return rc;
+    tp__msg *m = tp__msg_new_buf(tag, TP_PID_NIL, buf, size);
+    if (m == NULL)
+        return TP_ENOMEM;
+    if ((rc = system_send(sys, to, m)) != 0)
+        give_back(m);
+    return rc;
+}
+
+// ---- context ----------------------------------------------------------------------------------
+
+tp_pid
+tp_self(tp_ctx *ctx)
+{
+    return ctx ? ((tp_actor *)ctx)->pid : TP_PID_NIL;
+}
+
+tp_pid
+tp_sender(tp_ctx *ctx)
+{
+    tp_actor *a = (tp_actor *)ctx;
+    if (a == NULL || tp__self.actor != a || a->current == NULL)
+        return TP_PID_NIL;
+    return a->current->pub.from;
+}
+
+tp_system *
+tp_ctx_system(tp_ctx *ctx)
+{
+    return ctx ? ((tp_actor *)ctx)->system : NULL;
+}
+
+int
+tp_stop(tp_ctx *ctx)
+{
+    int rc = check_ctx(ctx);
+    if (rc == 0)
+        ((tp_actor *)ctx)->stopping = 1;
+    return rc;
+}
+
+int
+tp_fail(tp_ctx *ctx, int reason, const char *fmt, ...)
+{
+    if (ctx == NULL || reason >= 0)
+        return TP_EINVAL;
+    tp_actor *a = (tp_actor *)ctx;
+    if (tp__self.actor != a || tp__self.jb == NULL)
+        return TP_EPERM;
+    char text[512] = "";
+    if (fmt != NULL) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(text, sizeof text, fmt, ap);
+        va_end(ap);
+    }
+    crash_report(a, reason, text);
+    tp__self.fail_reason = reason;
+    longjmp(*tp__self.jb, 1);
+}
+
+int
+tp_actor_stats_get(tp_system *sys, tp_pid pid, tp_actor_stats *out)
+{
+    if (sys == NULL || out == NULL)
+        return TP_EINVAL;
+    bool ext = !on_own_worker(sys);
+    if (ext)
+        pthread_rwlock_rdlock(&sys->ext_lock);
+    tp_actor *a = tp__actor_lookup(sys, pid);
+    if (a != NULL) {
+        memset(out, 0, sizeof *out);
+        out->behaviour = a->behaviour->name;
+        if (a->name != NULL)
+            snprintf(out->name, sizeof out->name, "%s", a->name);
+        out->capacity = a->capacity;
+        out->overflow = (tp_overflow)a->overflow;
+        // relaxed: statistics.
+        uint64_t c = atomic_load_explicit(&a->count, memory_order_relaxed);
+        out->length = TP__CNT_USERS(c);
+        out->high_water =
+            atomic_load_explicit(&a->high_water, memory_order_relaxed);
+        out->dropped = atomic_load_explicit(&a->dropped, memory_order_relaxed);
+        out->rejected =
+            atomic_load_explicit(&a->rejected, memory_order_relaxed);
+        out->handled = atomic_load_explicit(&a->handled, memory_order_relaxed);
+        out->muted = atomic_load_explicit(&a->mute, memory_order_relaxed) != 0;
+    }
+    if (ext)
+        pthread_rwlock_unlock(&sys->ext_lock);
+    return a ? 0 : TP_ENOACTOR;
+}

@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: MIT
+// Error names and messages, generated from the list in troupe/err.h, and
+// the text of exit reasons.
+#include "troupe_impl.h"
+
+#include <stdio.h>
+
+const char *
+tp_strerror(int err)
+{
+    if (err == 0)
+        return "success";
+    switch (err) {
+#define TP__ERR_MSG(name, value, msg)                                      \
+    case (value):                                                          \
+        return msg;
+        TP_ERRNO_MAP(TP__ERR_MSG)
+#undef TP__ERR_MSG
+    }
+    return "unknown error";
+}
+
+const char *
+tp_err_name(int err)
+{
+    if (err == 0)
+        return "TP_OK";
+    switch (err) {
+#define TP__ERR_NAME(name, value, msg)                                     \
+    case (value):                                                          \
+        return "TP_" #name;
+        TP_ERRNO_MAP(TP__ERR_NAME)
+#undef TP__ERR_NAME
+    }
+    return "TP_E?";
+}
+
+int
+tp_reason_format(int reason, char *buf, size_t size)
+{
+    static const char *const names[] = {
+        [TP_REASON_NORMAL] = "normal",
+        [TP_REASON_SHUTDOWN] = "shutdown",
+        [TP_REASON_KILL] = "kill",
+        [TP_REASON_NOPROC] = "noproc",
+        [TP_REASON_NOCONNECTION] = "noconnection",
+        [TP_REASON_MAILBOX_OVERFLOW] = "mailbox_overflow",
+    };
+    if (reason >= 0 && (size_t)reason < sizeof names / sizeof names[0])
+        return snprintf(buf, size, "%s", names[reason]);
+    if (reason < 0)
+        return snprintf(buf, size, "%s", tp_err_name(reason));
+    return snprintf(buf, size, "reason_%d", reason);
+}

@@ -1,0 +1,571 @@
+// SPDX-License-Identifier: MIT
+// The scheduler: one thread per worker, each with a `runnext` slot (the
+// actor its running actor just woke, run next while caches are warm), a
+// bounded FIFO ring that others may steal half of, and a shared inject
+// queue for work from outside the pool. Idle workers spin briefly, then
+// park on a futex; a sleeper is woken only when work appears that no
+// spinning worker will take. Dead actors wait in per-worker limbo lists
+// until every worker has passed a quiescent point (epoch-based reclamation),
+// so a sender holding a stale pointer never touches freed memory.
+#include "troupe_impl.h"
+
+#include <linux/futex.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define SPIN_ROUNDS 64      // steal attempts before parking
+#define STREAK_MAX 32       // runnext picks before the ring gets a turn
+#define GLOBAL_EVERY 61     // ticks between forced inject-queue checks
+#define LIMBO_EVERY 16      // ticks between reclamation attempts
+
+_Thread_local tp__tls tp__self;
+
+// ---- futex ----------------------------------------------------------------
+
+static void
+futex_wait(_Atomic uint32_t *word, uint32_t expect)
+{
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, expect, NULL,
+            NULL, 0);
+}
+
+static void
+futex_wake(_Atomic uint32_t *word)
+{
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL,
+            0);
+}
+
+// ---- inject queue -----------------------------------------------------------
+
+static void
+inject_push(tp_system *sys, tp_actor *a)
+{
+    pthread_mutex_lock(&sys->inject_lock);
+    a->run_next = NULL;
+    if (sys->inject_tail != NULL)
+        sys->inject_tail->run_next = a;
+    else
+        sys->inject_head = a;
+    sys->inject_tail = a;
+    // seq_cst: pairs with a parking worker's seq_cst decrement of nspinning
+    // followed by its check of inject_len (no lost wake-up).
+    atomic_fetch_add_explicit(&sys->inject_len, 1, memory_order_seq_cst);
+    pthread_mutex_unlock(&sys->inject_lock);
+}
+
+static tp_actor *
+inject_pop(tp_system *sys)
+{
+    // relaxed: a hint; the lock below gives the real answer.
+    if (atomic_load_explicit(&sys->inject_len, memory_order_relaxed) == 0)
+        return NULL;
+    pthread_mutex_lock(&sys->inject_lock);
+    tp_actor *a = sys->inject_head;
+    if (a != NULL) {
+        sys->inject_head = a->run_next;
+        if (sys->inject_head == NULL)
+            sys->inject_tail = NULL;
+        atomic_fetch_sub_explicit(&sys->inject_len, 1, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&sys->inject_lock);
+    return a;
+}
+
+// ---- waking and parking -----------------------------------------------------
+
+// Wakes one parked worker if work is waiting and nobody is spinning to take
+// it. The woken worker starts out counted as spinning.
+static void
+wake_one(tp_system *sys)
+{
+    // seq_cst: after our seq_cst publication of the work, so either we see
+    // a spinner/no idler, or the parking worker sees our work.
+    if (atomic_load_explicit(&sys->nspinning, memory_order_seq_cst) != 0 ||
+        atomic_load_explicit(&sys->nidle, memory_order_seq_cst) == 0)
+        return;
+    uint32_t zero = 0;
+    // seq_cst: only one waker at a time turns a sleeper into a spinner.
+    if (!atomic_compare_exchange_strong_explicit(
+            &sys->nspinning, &zero, 1, memory_order_seq_cst,
+            memory_order_relaxed))
+        return;
+    pthread_mutex_lock(&sys->idle_lock);
+    tp__worker *w = sys->idle;
+    if (w != NULL) {
+        sys->idle = w->idle_next;
+        atomic_fetch_sub_explicit(&sys->nidle, 1, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&sys->idle_lock);
+    if (w == NULL) {
+        atomic_fetch_sub_explicit(&sys->nspinning, 1, memory_order_seq_cst);
+        return;
+    }
+    // release: the sleeper's acquire load of `wake` sees it chosen.
+    atomic_store_explicit(&w->wake, 1, memory_order_release);
+    futex_wake(&w->wake);
+}
+
+static void
+wake_all(tp_system *sys)
+{
+    pthread_mutex_lock(&sys->idle_lock);
+    tp__worker *w = sys->idle;
+    sys->idle = NULL;
+    atomic_store_explicit(&sys->nidle, 0, memory_order_relaxed);
+    pthread_mutex_unlock(&sys->idle_lock);
+    for (; w != NULL; w = w->idle_next) {
+        atomic_store_explicit(&w->wake, 1, memory_order_release);
+        futex_wake(&w->wake);
+    }
+}
+
+// ---- per-worker ring ----------------------------------------------------------
+
+// Appends `a` to w's ring; when full, moves half the ring and `a` to the
+// inject queue. Owner thread only.
+static void
+runq_put(tp__worker *w, tp_actor *a)
+{
+    // relaxed on tail: only the owner writes it. acquire on head: slots
+    // below it are no longer read by thieves.
+    uint32_t t = atomic_load_explicit(&w->tail, memory_order_relaxed);
+    uint32_t h = atomic_load_explicit(&w->head, memory_order_acquire);
+    if (t - h < TP__RUNQ_SIZE) {
+        // relaxed: published by the seq_cst tail store below.
+        atomic_store_explicit(&w->ring[t % TP__RUNQ_SIZE], a,
+                              memory_order_relaxed);
+        // seq_cst: publishes the slot to thieves and orders it before the
+        // wake-up check in wake_one.
+        atomic_store_explicit(&w->tail, t + 1, memory_order_seq_cst);
+        return;
+    }
+    uint32_t n = (t - h) / 2;
+    tp_actor *batch[TP__RUNQ_SIZE / 2];
+    for (uint32_t i = 0; i < n; i++)
+        batch[i] = atomic_load_explicit(&w->ring[(h + i) % TP__RUNQ_SIZE],
+                                        memory_order_relaxed);
+    // acq_rel: claims the batch against thieves; on failure a thief made
+    // room, so retry the fast path.
+    if (!atomic_compare_exchange_strong_explicit(&w->head, &h, h + n,
+                                                 memory_order_acq_rel,
+                                                 memory_order_relaxed)) {
+        runq_put(w, a);
+        return;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        inject_push(w->sys, batch[i]);
+    inject_push(w->sys, a);
+}
+
+static tp_actor *
+runq_get(tp__worker *w)
+{
+    for (;;) {
+        // acquire: pairs with the owner's tail store and thieves' CAS.
+        uint32_t h = atomic_load_explicit(&w->head, memory_order_acquire);
+        uint32_t t = atomic_load_explicit(&w->tail, memory_order_relaxed);
+        if (t == h)
+            return NULL;
+        tp_actor *a = atomic_load_explicit(&w->ring[h % TP__RUNQ_SIZE],
+                                           memory_order_relaxed);
+        // acq_rel: takes the slot against concurrent thieves.
+        if (atomic_compare_exchange_weak_explicit(&w->head, &h, h + 1,
+                                                  memory_order_acq_rel,
+                                                  memory_order_relaxed))
+            return a;
+    }
+}
+
+// Steals half of `victim`'s ring into w's ring and returns one actor to run.
+static tp_actor *
+runq_steal(tp__worker *w, tp__worker *victim)
+{
+    tp_actor *batch[TP__RUNQ_SIZE / 2];
+    for (;;) {
+        uint32_t h = atomic_load_explicit(&victim->head, memory_order_acquire);
+        // acquire: pairs with the owner's tail store, so slots are filled.
+        uint32_t t = atomic_load_explicit(&victim->tail, memory_order_acquire);
+        uint32_t n = t - h;
+        if (n == 0 || n > TP__RUNQ_SIZE)
+            return NULL;
+        n -= n / 2;
+        if (n > TP__RUNQ_SIZE / 2)
+            n = TP__RUNQ_SIZE / 2;
+        for (uint32_t i = 0; i < n; i++)
+            batch[i] = atomic_load_explicit(
+                &victim->ring[(h + i) % TP__RUNQ_SIZE], memory_order_relaxed);
+        // acq_rel: only a successful claim makes the copies ours.
+        if (atomic_compare_exchange_weak_explicit(&victim->head, &h, h + n,
+                                                  memory_order_acq_rel,
+                                                  memory_order_relaxed)) {
+            for (uint32_t i = 1; i < n; i++)
+                runq_put(w, batch[i]);
+            tp__count(&w->steals, n);
+            return batch[0];
+        }
+    }
+}
+
+static tp_actor *
+steal_any(tp__worker *w)
+{
+    tp_system *sys = w->sys;
+    unsigned n = sys->nworkers;
+    w->rng = w->rng * 1103515245u + 12345u;
+    unsigned start = (w->rng >> 16) % n;
+    for (unsigned i = 0; i < n; i++) {
+        tp__worker *v = &sys->workers[(start + i) % n];
+        if (v == w)
+            continue;
+        tp_actor *a = runq_steal(w, v);
+        if (a != NULL)
+            return a;
+    }
+    return NULL;
+}
+
+static bool
+work_visible(tp_system *sys)
+{
+    // seq_cst: see the comment in wake_one.
+    if (atomic_load_explicit(&sys->inject_len, memory_order_seq_cst) != 0)
+        return true;
+    for (unsigned i = 0; i < sys->nworkers; i++) {
+        tp__worker *v = &sys->workers[i];
+        if (atomic_load_explicit(&v->tail, memory_order_seq_cst) !=
+            atomic_load_explicit(&v->head, memory_order_seq_cst))
+            return true;
+    }
+    return false;
+}
+
+// ---- scheduling entry points ---------------------------------------------------
+
+void
+tp__sched_schedule(tp_system *sys, tp_actor *a)
+{
+    tp__worker *w = tp__self.worker;
+    if (w != NULL && w->sys == sys) {
+        // Keep the woken actor on this worker so a conversation stays in
+        // this core's cache; the actor it displaces goes to the ring.
+        tp_actor *old = w->runnext;
+        w->runnext = a;
+        if (old != NULL) {
+            runq_put(w, old);
+            wake_one(sys);
+        }
+        return;
+    }
+    inject_push(sys, a);
+    wake_one(sys);
+}
+
+void
+tp__sched_requeue(tp__worker *w, tp_actor *a)
+{
+    runq_put(w, a);
+    wake_one(w->sys);
+}
+
+// ---- reclamation -------------------------------------------------------------------
+
+void
+tp__limbo_add(tp_system *sys, tp_actor *a)
+{
+    // seq_cst: read after the actor's slot was cleared (seq_cst), so any
+    // worker that still saw the actor announced an epoch <= this one.
+    a->limbo_epoch = atomic_load_explicit(&sys->epoch, memory_order_seq_cst);
+    tp__worker *w = tp__self.worker;
+    if (w != NULL && w->sys == sys) {
+        a->run_next = w->limbo;
+        w->limbo = a;
+        w->limbo_len++;
+        return;
+    }
+    pthread_mutex_lock(&sys->limbo_lock);
+    a->run_next = sys->limbo;
+    sys->limbo = a;
+    pthread_mutex_unlock(&sys->limbo_lock);
+}
+
+// Advances the global epoch when every active worker has seen it.
+static void
+epoch_try_advance(tp_system *sys)
+{
+    uint64_t e = atomic_load_explicit(&sys->epoch, memory_order_seq_cst);
+    for (unsigned i = 0; i < sys->nworkers; i++) {
+        uint64_t seen = atomic_load_explicit(&sys->workers[i].announce,
+                                             memory_order_seq_cst);
+        if (seen != e && seen != TP__EPOCH_IDLE)
+            return;
+    }
+    // seq_cst: orders the advance after the announcements read above.
+    atomic_compare_exchange_strong_explicit(&sys->epoch, &e, e + 1,
+                                            memory_order_seq_cst,
+                                            memory_order_relaxed);
+}
+
+// Frees the actors of `list` whose grace period is over; returns the rest.
+static tp_actor *
+limbo_reclaim(tp_system *sys, tp_actor *list, size_t *kept)
+{
+    uint64_t e = atomic_load_explicit(&sys->epoch, memory_order_seq_cst);
+    tp_actor *ready = NULL, *keep = NULL;
+    *kept = 0;
+    while (list != NULL) {
+        tp_actor *next = list->run_next;
+        if (list->limbo_epoch + 2 <= e) {
+            list->run_next = ready;
+            ready = list;
+        } else {
+            list->run_next = keep;
+            keep = list;
+            (*kept)++;
+        }
+        list = next;
+    }
+    if (ready != NULL) {
+        // Threads outside the pool hold this lock for reading while they
+        // touch an actor; taking it once waits them out.
+        pthread_rwlock_wrlock(&sys->ext_lock);
+        pthread_rwlock_unlock(&sys->ext_lock);
+        while (ready != NULL) {
+            tp_actor *next = ready->run_next;
+            tp__actor_free(ready);
+            ready = next;
+        }
+    }
+    return keep;
+}
+
+static void
+worker_reclaim(tp__worker *w)
+{
+    tp_system *sys = w->sys;
+    epoch_try_advance(sys);
+    if (w->limbo != NULL)
+        w->limbo = limbo_reclaim(sys, w->limbo, &w->limbo_len);
+    // relaxed: a hint; the lock decides.
+    if (w->index == 0 && sys->limbo != NULL) {
+        pthread_mutex_lock(&sys->limbo_lock);
+        tp_actor *list = sys->limbo;
+        sys->limbo = NULL;
+        pthread_mutex_unlock(&sys->limbo_lock);
+        size_t kept;
+        list = limbo_reclaim(sys, list, &kept);
+        while (list != NULL) {
+            tp_actor *next = list->run_next;
+            pthread_mutex_lock(&sys->limbo_lock);
+            list->run_next = sys->limbo;
+            sys->limbo = list;
+            pthread_mutex_unlock(&sys->limbo_lock);
+            list = next;
+        }
+    }
+}
+
+// Called with no scheduler threads running: frees every actor in limbo.
+void
+tp__limbo_reclaim_all(tp_system *sys)
+{
+    for (unsigned i = 0; i < sys->nworkers; i++) {
+        tp__worker *w = &sys->workers[i];
+        while (w->limbo != NULL) {
+            tp_actor *next = w->limbo->run_next;
+            tp__actor_free(w->limbo);
+            w->limbo = next;
+        }
+        w->limbo_len = 0;
+    }
+    while (sys->limbo != NULL) {
+        tp_actor *next = sys->limbo->run_next;
+        tp__actor_free(sys->limbo);
+        sys->limbo = next;
+    }
+}
+
+// ---- the worker loop ------------------------------------------------------------------
+
+static void
+announce(tp__worker *w)
+{
+    // seq_cst: see tp__limbo_add; this load orders the actor lookups of the
+    // next activation after the epoch we announce.
+    uint64_t e = atomic_load_explicit(&w->sys->epoch, memory_order_seq_cst);
+    if (e != w->seen_epoch) {
+        w->seen_epoch = e;
+        // release: an advancer reading it knows our older pointers are gone.
+        atomic_store_explicit(&w->announce, e, memory_order_release);
+    }
+}
+
+static void
+go_idle(tp__worker *w)
+{
+    w->seen_epoch = TP__EPOCH_IDLE;
+    atomic_store_explicit(&w->announce, TP__EPOCH_IDLE, memory_order_release);
+}
+
+static tp_actor *
+local_next(tp__worker *w)
+{
+    tp_actor *a;
+    if (++w->tick % GLOBAL_EVERY == 0 && (a = inject_pop(w->sys)) != NULL)
+        return a;
+    if (w->runnext != NULL && w->streak < STREAK_MAX) {
+        a = w->runnext;
+        w->runnext = NULL;
+        w->streak++;
+        return a;
+    }
+    w->streak = 0;
+    if ((a = runq_get(w)) != NULL)
+        return a;
+    if (w->runnext != NULL) {
+        a = w->runnext;
+        w->runnext = NULL;
+        return a;
+    }
+    return inject_pop(w->sys);
+}
+
+static bool
+stopping(tp_system *sys)
+{
+    return atomic_load_explicit(&sys->stop_workers, memory_order_acquire);
+}
+
+// Spins looking for work, then parks. Entered counted as spinning; returns
+// an actor to run (no longer counted as spinning) or NULL to stop.
+static tp_actor *
+find_work(tp__worker *w)
+{
+    tp_system *sys = w->sys;
+    for (;;) {
+        for (int i = 0; i < SPIN_ROUNDS; i++) {
+            tp_actor *a = inject_pop(sys);
+            if (a == NULL)
+                a = steal_any(w);
+            if (a != NULL) {
+                // seq_cst: if we were the last spinner, someone must take
+                // over spinning in case more work is queued.
+                if (atomic_fetch_sub_explicit(&sys->nspinning, 1,
+                                              memory_order_seq_cst) == 1)
+                    wake_one(sys);
+                return a;
+            }
+            if (stopping(sys)) {
+                atomic_fetch_sub_explicit(&sys->nspinning, 1,
+                                          memory_order_seq_cst);
+                return NULL;
+            }
+            if (i % 8 == 7)
+                sched_yield();
+            else
+                for (int k = 0; k < 64; k++)
+                    tp__cpu_relax();
+        }
+        // Park: become idle first, stop spinning, then look once more so a
+        // producer that saw us spinning cannot leave its work unnoticed.
+        go_idle(w);
+        atomic_store_explicit(&w->wake, 0, memory_order_relaxed);
+        pthread_mutex_lock(&sys->idle_lock);
+        w->idle_next = sys->idle;
+        sys->idle = w;
+        atomic_fetch_add_explicit(&sys->nidle, 1, memory_order_seq_cst);
+        pthread_mutex_unlock(&sys->idle_lock);
+        atomic_fetch_sub_explicit(&sys->nspinning, 1, memory_order_seq_cst);
+        if (work_visible(sys) || stopping(sys)) {
+            bool removed = false;
+            pthread_mutex_lock(&sys->idle_lock);
+            for (tp__worker **p = &sys->idle; *p != NULL;
+                 p = &(*p)->idle_next) {
+                if (*p == w) {
+                    *p = w->idle_next;
+                    atomic_fetch_sub_explicit(&sys->nidle, 1,
+                                              memory_order_relaxed);
+                    removed = true;
+                    break;
+                }
+            }
+            pthread_mutex_unlock(&sys->idle_lock);
+            if (removed) {
+                atomic_fetch_add_explicit(&sys->nspinning, 1,
+                                          memory_order_seq_cst);
+                continue;
+            }
+            // A waker already chose us: fall through and take its wake.
+        }
+        tp__count(&w->sleeps, 1);
+        // acquire: pairs with the waker's release store.
+        while (atomic_load_explicit(&w->wake, memory_order_acquire) == 0)
+            futex_wait(&w->wake, 0);
+        // The waker counted us as spinning.
+        if (stopping(sys)) {
+            atomic_fetch_sub_explicit(&sys->nspinning, 1,
+                                      memory_order_seq_cst);
+            return NULL;
+        }
+    }
+}
+
+static void *
+worker_main(void *arg)
+{
+    tp__worker *w = arg;
+    tp_system *sys = w->sys;
+    tp__self.worker = w;
+    for (;;) {
+        announce(w);
+        if (w->limbo != NULL && w->tick % LIMBO_EVERY == 0)
+            worker_reclaim(w);
+        tp_actor *a = local_next(w);
+        if (a == NULL) {
+            if (w->limbo != NULL || (w->index == 0 && sys->limbo != NULL))
+                worker_reclaim(w);
+            go_idle(w);
+            atomic_fetch_add_explicit(&sys->nspinning, 1,
+                                      memory_order_seq_cst);
+            a = find_work(w);
+            if (a == NULL)
+                break;
+            announce(w);
+        }
+        tp__actor_run(w, a);
+    }
+    go_idle(w);
+    tp__msg_pool_flush();
+    tp__self.worker = NULL;
+    return NULL;
+}
+
+int
+tp__sched_start(tp_system *sys)
+{
+    for (unsigned i = 0; i < sys->nworkers; i++) {
+        tp__worker *w = &sys->workers[i];
+        if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+            atomic_store_explicit(&sys->stop_workers, 1, memory_order_release);
+            wake_all(sys);
+            for (unsigned j = 0; j < i; j++)
+                pthread_join(sys->workers[j].thread, NULL);
+            atomic_store_explicit(&sys->stop_workers, 0, memory_order_release);
+            return TP_EAGAIN;
+        }
+    }
+    return 0;
+}
+
+void
+tp__sched_stop(tp_system *sys)
+{
+    // release: workers that see the flag also see everything before it.
+    atomic_store_explicit(&sys->stop_workers, 1, memory_order_release);
+    for (unsigned i = 0; i < sys->nworkers; i++)
+        wake_all(sys);
+    for (unsigned i = 0; i < sys->nworkers; i++)
+        pthread_join(sys->workers[i].thread, NULL);
+}

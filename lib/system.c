@@ -1,0 +1,460 @@
+// SPDX-License-Identifier: MIT
+// The system: configuration, the actor table (slots with generations, so a
+// stale pid never matches a reused slot), the name registry, and the
+// lifetime calls (start, wait, stop, destroy, statistics).
+#include "troupe_impl.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DEFAULT_CAPACITY 1024
+#define DEFAULT_BATCH 64
+#define DEFAULT_SEND_TIMEOUT_MS 5000
+
+// ---- configuration -----------------------------------------------------
+
+static int
+config_fill(tp_config *c, const tp_config *in)
+{
+    if (in != NULL)
+        *c = *in;
+    else
+        memset(c, 0, sizeof *c);
+    if (c->threads > 1024 || c->mailbox_capacity > (1u << 30) ||
+        (unsigned)c->overflow > TP_OVERFLOW_EXIT_RECEIVER ||
+        c->batch > 65536 || c->send_timeout_ms < -1)
+        return TP_EINVAL;
+    if (c->threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        c->threads = n > 0 ? (n > 1024 ? 1024 : (unsigned)n) : 1;
+    }
+    if (c->mailbox_capacity == 0)
+        c->mailbox_capacity = DEFAULT_CAPACITY;
+    if (c->overflow == TP_OVERFLOW_DEFAULT)
+        c->overflow = TP_OVERFLOW_BACKPRESSURE;
+    if (c->batch == 0)
+        c->batch = DEFAULT_BATCH;
+    if (c->send_timeout_ms == 0)
+        c->send_timeout_ms = DEFAULT_SEND_TIMEOUT_MS;
+    return 0;
+}
+
+// ---- the actor table -------------------------------------------------------
+
+int
+tp__slot_alloc(tp_system *sys, uint32_t *slot, uint32_t *gen)
+{
+    pthread_mutex_lock(&sys->slot_lock);
+    uint32_t s;
+    if (sys->slot_free_len > 0) {
+        // FIFO-ish reuse would spread generations further, but a 24-bit
+        // generation already survives 16 million reuses of one slot.
+        s = sys->slot_free[--sys->slot_free_len];
+    } else {
+        if (sys->slot_next >= TP__SLOT_MAX) {
+            pthread_mutex_unlock(&sys->slot_lock);
+            return TP_EAGAIN;
+        }
+        s = sys->slot_next;
+        uint32_t ci = s >> TP__SLOT_CHUNK_BITS;
+        if (atomic_load_explicit(&sys->chunks[ci], memory_order_relaxed) ==
+            NULL) {
+            tp__slot_chunk *c = calloc(1, sizeof *c);
+            if (c == NULL) {
+                pthread_mutex_unlock(&sys->slot_lock);
+                return TP_ENOMEM;
+            }
+            for (uint32_t i = 0; i < TP__SLOT_CHUNK; i++)
+                c->gen[i] = 1; // generation 0 never names an actor
+            // release: lookups see a zeroed chunk.
+            atomic_store_explicit(&sys->chunks[ci], c, memory_order_release);
+        }
+        sys->slot_next++;
+    }
+    tp__slot_chunk *c = atomic_load_explicit(
+        &sys->chunks[s >> TP__SLOT_CHUNK_BITS], memory_order_relaxed);
+    *gen = c->gen[s & (TP__SLOT_CHUNK - 1)];
+    *slot = s;
+    pthread_mutex_unlock(&sys->slot_lock);
+    return 0;
+}
+
+static _Atomic(tp_actor *) *
+slot_ref(tp_system *sys, uint32_t slot)
+{
+    tp__slot_chunk *c = atomic_load_explicit(
+        &sys->chunks[slot >> TP__SLOT_CHUNK_BITS], memory_order_acquire);
+    return &c->actor[slot & (TP__SLOT_CHUNK - 1)];
+}
+
+void
+tp__slot_publish(tp_system *sys, uint32_t slot, tp_actor *a)
+{
+    // seq_cst: see tp__actor_lookup.
+    atomic_store_explicit(slot_ref(sys, slot), a, memory_order_seq_cst);
+}
+
+void
+tp__slot_clear(tp_system *sys, uint32_t slot)
+{
+    // seq_cst: see tp__limbo_add; burial orders the epoch read after this.
+    atomic_store_explicit(slot_ref(sys, slot), NULL, memory_order_seq_cst);
+}
+
+// Returns a cleared slot to the free list with its generation advanced.
+void
+tp__slot_release(tp_system *sys, uint32_t slot)
+{
+    pthread_mutex_lock(&sys->slot_lock);
+    tp__slot_chunk *c = atomic_load_explicit(
+        &sys->chunks[slot >> TP__SLOT_CHUNK_BITS], memory_order_relaxed);
+    uint32_t *g = &c->gen[slot & (TP__SLOT_CHUNK - 1)];
+    *g = (*g + 1) & 0xffffffu;
+    if (*g == 0)
+        *g = 1;
+    if (sys->slot_free_len == sys->slot_free_cap) {
+        size_t cap = sys->slot_free_cap ? sys->slot_free_cap * 2 : 1024;
+        uint32_t *p = realloc(sys->slot_free, cap * sizeof *p);
+        if (p == NULL) {
+            // Losing one slot is better than failing a death.
+            pthread_mutex_unlock(&sys->slot_lock);
+            return;
+        }
+        sys->slot_free = p;
+        sys->slot_free_cap = cap;
+    }
+    sys->slot_free[sys->slot_free_len++] = slot;
+    pthread_mutex_unlock(&sys->slot_lock);
+}
+
+// ---- registry ------------------------------------------------------------------
+
+static size_t
+name_hash(const char *s)
+{
+    size_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static int
+reg_grow(tp_system *sys)
+{
+    size_t size = sys->reg_size ? sys->reg_size * 2 : 64;
+    tp__reg_entry **t = calloc(size, sizeof *t);
+    if (t == NULL)
+        return TP_ENOMEM;
+    for (size_t i = 0; i < sys->reg_size; i++) {
+        tp__reg_entry *e = sys->reg[i];
+        while (e != NULL) {
+            tp__reg_entry *next = e->next;
+            size_t b = name_hash(e->name) & (size - 1);
+            e->next = t[b];
+            t[b] = e;
+            e = next;
+        }
+    }
+    free(sys->reg);
+    sys->reg = t;
+    sys->reg_size = size;
+    return 0;
+}
+
+int
+tp__reg_insert(tp_system *sys, const char *name, tp_pid pid)
+{
+    int rc = 0;
+    pthread_mutex_lock(&sys->reg_lock);
+    if (sys->reg_count >= sys->reg_size && (rc = reg_grow(sys)) != 0)
+        goto out;
+    size_t b = name_hash(name) & (sys->reg_size - 1);
+    for (tp__reg_entry *e = sys->reg[b]; e != NULL; e = e->next) {
+        if (strcmp(e->name, name) == 0) {
+            rc = TP_EEXIST;
+            goto out;
+        }
+    }
+    size_t len = strlen(name);
+    tp__reg_entry *e = malloc(sizeof *e + len + 1);
+    if (e == NULL) {
+        rc = TP_ENOMEM;
+        goto out;
+    }
+    memcpy(e->name, name, len + 1);
+    e->pid = pid;
+    e->next = sys->reg[b];
+    sys->reg[b] = e;
+    sys->reg_count++;
+out:
+    pthread_mutex_unlock(&sys->reg_lock);
+    return rc;
+}
+
+void
+tp__reg_remove(tp_system *sys, const char *name, tp_pid pid)
+{
+    pthread_mutex_lock(&sys->reg_lock);
+    if (sys->reg_size > 0) {
+        size_t b = name_hash(name) & (sys->reg_size - 1);
+        for (tp__reg_entry **p = &sys->reg[b]; *p != NULL;
+             p = &(*p)->next) {
+            tp__reg_entry *e = *p;
+            if (e->pid.v == pid.v && strcmp(e->name, name) == 0) {
+                *p = e->next;
+                free(e);
+                sys->reg_count--;
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&sys->reg_lock);
+}
+
+void
+tp__reg_free(tp_system *sys)
+{
+    for (size_t i = 0; i < sys->reg_size; i++) {
+        while (sys->reg[i] != NULL) {
+            tp__reg_entry *e = sys->reg[i];
+            sys->reg[i] = e->next;
+            free(e);
+        }
+    }
+    free(sys->reg);
+    sys->reg = NULL;
+    sys->reg_size = sys->reg_count = 0;
+}
+
+int
+tp_whereis(tp_system *sys, const char *name, tp_pid *out)
+{
+    if (sys == NULL || name == NULL || out == NULL)
+        return TP_EINVAL;
+    int rc = TP_ENOACTOR;
+    pthread_mutex_lock(&sys->reg_lock);
+    if (sys->reg_size > 0) {
+        size_t b = name_hash(name) & (sys->reg_size - 1);
+        for (tp__reg_entry *e = sys->reg[b]; e != NULL; e = e->next) {
+            if (strcmp(e->name, name) == 0) {
+                *out = e->pid;
+                rc = 0;
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&sys->reg_lock);
+    return rc;
+}
+
+// ---- lifetime -------------------------------------------------------------------------
+
+void
+tp__live_dec(tp_system *sys)
+{
+    // acq_rel: the last exit wakes waiters after everything it did.
+    if (atomic_fetch_sub_explicit(&sys->live, 1, memory_order_acq_rel) == 1) {
+        pthread_mutex_lock(&sys->wait_lock);
+        pthread_cond_broadcast(&sys->wait_cond);
+        pthread_mutex_unlock(&sys->wait_lock);
+    }
+}
+
+static void
+system_free(tp_system *sys)
+{
+    for (unsigned i = 0; i < TP__SLOT_CHUNKS; i++)
+        free(atomic_load_explicit(&sys->chunks[i], memory_order_relaxed));
+    free(sys->slot_free);
+    tp__reg_free(sys);
+    pthread_mutex_destroy(&sys->inject_lock);
+    pthread_mutex_destroy(&sys->idle_lock);
+    pthread_mutex_destroy(&sys->limbo_lock);
+    pthread_mutex_destroy(&sys->slot_lock);
+    pthread_mutex_destroy(&sys->reg_lock);
+    pthread_mutex_destroy(&sys->wait_lock);
+    pthread_cond_destroy(&sys->wait_cond);
+    pthread_rwlock_destroy(&sys->ext_lock);
+    free(sys->workers);
+    free(sys);
+}
+
+int
+tp_system_new(tp_system **out, const tp_config *cfg)
+{
+    tp_config c;
+    if (out == NULL || config_fill(&c, cfg) != 0)
+        return TP_EINVAL;
+    if (tp__self.actor != NULL)
+        return TP_EPERM;
+    tp_system *sys = aligned_alloc(TP__CACHELINE,
+                                   (sizeof *sys + TP__CACHELINE - 1) &
+                                       ~(size_t)(TP__CACHELINE - 1));
+    if (sys == NULL)
+        return TP_ENOMEM;
+    memset(sys, 0, sizeof *sys);
+    sys->cfg = c;
+    sys->nworkers = c.threads;
+    size_t wsize = sizeof(tp__worker) * c.threads;
+    sys->workers = aligned_alloc(TP__CACHELINE, wsize);
+    if (sys->workers == NULL) {
+        free(sys);
+        return TP_ENOMEM;
+    }
+    memset(sys->workers, 0, wsize);
+    for (unsigned i = 0; i < c.threads; i++) {
+        tp__worker *w = &sys->workers[i];
+        w->sys = sys;
+        w->index = i;
+        w->rng = 0x9e3779b9u * (i + 1);
+        atomic_init(&w->announce, TP__EPOCH_IDLE);
+        w->seen_epoch = TP__EPOCH_IDLE;
+    }
+    atomic_init(&sys->epoch, 1);
+    pthread_mutex_init(&sys->inject_lock, NULL);
+    pthread_mutex_init(&sys->idle_lock, NULL);
+    pthread_mutex_init(&sys->limbo_lock, NULL);
+    pthread_mutex_init(&sys->slot_lock, NULL);
+    pthread_mutex_init(&sys->reg_lock, NULL);
+    pthread_mutex_init(&sys->wait_lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&sys->wait_cond, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_rwlock_init(&sys->ext_lock, NULL);
+    *out = sys;
+    return 0;
+}
+
+int
+tp_system_start(tp_system *sys)
+{
+    if (sys == NULL)
+        return TP_EINVAL;
+    if (tp__self.actor != NULL || tp__self.worker != NULL)
+        return TP_EPERM;
+    if (sys->started)
+        return TP_EEXIST;
+    int rc = tp__sched_start(sys);
+    if (rc == 0)
+        sys->started = 1;
+    return rc;
+}
+
+int
+tp_system_wait(tp_system *sys, int timeout_ms)
+{
+    if (sys == NULL || timeout_ms < -1)
+        return TP_EINVAL;
+    if (tp__self.actor != NULL || tp__self.worker != NULL)
+        return TP_EPERM;
+    struct timespec dl;
+    clock_gettime(CLOCK_MONOTONIC, &dl);
+    dl.tv_sec += timeout_ms / 1000;
+    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+    if (dl.tv_nsec >= 1000000000) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000;
+    }
+    int rc = 0;
+    pthread_mutex_lock(&sys->wait_lock);
+    // acquire: pairs with the release halves of tp__live_dec and stop.
+    while (atomic_load_explicit(&sys->live, memory_order_acquire) != 0 &&
+           !atomic_load_explicit(&sys->stop_requested, memory_order_acquire)) {
+        if (timeout_ms < 0) {
+            pthread_cond_wait(&sys->wait_cond, &sys->wait_lock);
+        } else if (pthread_cond_timedwait(&sys->wait_cond, &sys->wait_lock,
+                                          &dl) != 0) {
+            if (atomic_load_explicit(&sys->live, memory_order_acquire) != 0 &&
+                !atomic_load_explicit(&sys->stop_requested,
+                                      memory_order_acquire))
+                rc = TP_ETIMEDOUT;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&sys->wait_lock);
+    return rc;
+}
+
+int
+tp_system_stop(tp_system *sys)
+{
+    if (sys == NULL)
+        return TP_EINVAL;
+    pthread_mutex_lock(&sys->wait_lock);
+    atomic_store_explicit(&sys->stop_requested, 1, memory_order_release);
+    pthread_cond_broadcast(&sys->wait_cond);
+    pthread_mutex_unlock(&sys->wait_lock);
+    return 0;
+}
+
+int
+tp_system_destroy(tp_system **psys)
+{
+    if (psys == NULL || *psys == NULL)
+        return 0;
+    if (tp__self.actor != NULL || tp__self.worker != NULL)
+        return TP_EPERM;
+    tp_system *sys = *psys;
+    atomic_store_explicit(&sys->shutting_down, 1, memory_order_release);
+    if (sys->started)
+        tp__sched_stop(sys);
+    // No scheduler thread runs now. Terminate actors newest first, so an
+    // actor outlives the ones it spawned, then free what they left.
+    for (uint32_t s = sys->slot_next; s-- > 0;) {
+        tp__slot_chunk *c = atomic_load_explicit(
+            &sys->chunks[s >> TP__SLOT_CHUNK_BITS], memory_order_relaxed);
+        tp_actor *a = atomic_load_explicit(
+            &c->actor[s & (TP__SLOT_CHUNK - 1)], memory_order_relaxed);
+        if (a != NULL)
+            tp__actor_shutdown(a);
+    }
+    tp__limbo_reclaim_all(sys);
+    tp__msg_pool_flush();
+    system_free(sys);
+    *psys = NULL;
+    return 0;
+}
+
+int
+tp_system_stats_get(tp_system *sys, tp_system_stats *out)
+{
+    if (sys == NULL || out == NULL)
+        return TP_EINVAL;
+    memset(out, 0, sizeof *out);
+    out->threads = sys->nworkers;
+    // relaxed: statistics.
+    out->actors = atomic_load_explicit(&sys->live, memory_order_relaxed);
+    out->spawned = atomic_load_explicit(&sys->spawned, memory_order_relaxed);
+    out->exited = atomic_load_explicit(&sys->exited, memory_order_relaxed);
+    out->crashed = atomic_load_explicit(&sys->crashed, memory_order_relaxed);
+    out->dead_letters =
+        atomic_load_explicit(&sys->dead_letters, memory_order_relaxed);
+    for (unsigned i = 0; i < sys->nworkers; i++) {
+        tp_worker_stats w;
+        tp_worker_stats_get(sys, i, &w);
+        out->total.activations += w.activations;
+        out->total.messages += w.messages;
+        out->total.steals += w.steals;
+        out->total.sleeps += w.sleeps;
+    }
+    return 0;
+}
+
+int
+tp_worker_stats_get(tp_system *sys, unsigned index, tp_worker_stats *out)
+{
+    if (sys == NULL || out == NULL || index >= sys->nworkers)
+        return TP_EINVAL;
+    tp__worker *w = &sys->workers[index];
+    // relaxed: statistics.
+    out->activations =
+        atomic_load_explicit(&w->activations, memory_order_relaxed);
+    out->messages = atomic_load_explicit(&w->messages, memory_order_relaxed);
+    out->steals = atomic_load_explicit(&w->steals, memory_order_relaxed);
+    out->sleeps = atomic_load_explicit(&w->sleeps, memory_order_relaxed);
+    return 0;
+}

@@ -1,0 +1,282 @@
+// SPDX-License-Identifier: MIT
+// Private declarations shared by the runtime's modules: the actor record,
+// messages and their intrusive MPSC queues, scheduler workers, the actor
+// table and the system. Every lib/*.c includes this header first.
+#ifndef TROUPE_IMPL_H
+#define TROUPE_IMPL_H
+
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "troupe.h"
+
+#define TP__CACHELINE 64
+#define TP__ALIGNED alignas(TP__CACHELINE)
+
+// ---- messages and queues (mailbox.c) ---------------------------------
+
+typedef struct tp__node {
+    _Atomic(struct tp__node *) next;
+} tp__node;
+
+// Kinds of message. User messages carry a payload; system messages travel
+// in the system lane and are never dropped.
+enum {
+    TP__MSG_USER = 0,
+    TP__MSG_OVERFLOW_KILL, // the user lane overflowed under EXIT_RECEIVER
+};
+
+enum { TP__MSG_OWNS_BUF = 1 }; // data points to a malloc'ed buffer to free
+
+typedef struct tp__msg {
+    tp__node node; // must stay first: queues link messages through it
+    tp_msg pub;
+    uint16_t kind;
+    uint16_t flags;
+    uint32_t pool; // size class it came from, 0 = plain malloc
+    // Inline payload follows for copied sends.
+} tp__msg;
+
+// A Vyukov-style intrusive multi-producer single-consumer queue. Producers
+// swap `head`; the single consumer owns `tail`. The stub lets the queue be
+// empty without a NULL head.
+typedef struct tp__mpscq {
+    _Atomic(tp__node *) head;
+    tp__node *tail;
+    tp__node stub;
+} tp__mpscq;
+
+void tp__mpscq_init(tp__mpscq *q);
+void tp__mpscq_push(tp__mpscq *q, tp__node *n);
+tp__node *tp__mpscq_pop(tp__mpscq *q);
+
+tp__msg *tp__msg_new_copy(uint32_t tag, tp_pid from, const void *data,
+                          size_t size);
+tp__msg *tp__msg_new_buf(uint32_t tag, tp_pid from, void *buf, size_t size);
+tp__msg *tp__msg_new_sys(uint16_t kind, tp_pid from);
+void tp__msg_free(tp__msg *m);
+void tp__msg_pool_flush(void);
+
+// ---- actors (actor.c) -------------------------------------------------
+
+// The mailbox counter packs two numbers so one atomic add both reserves a
+// place in the user lane and detects the idle -> scheduled transition: the
+// high half counts user messages queued (for the capacity), the low half
+// counts everything queued in both lanes plus holds taken by the runtime.
+// Whoever moves the low half from 0 to 1 schedules the actor.
+#define TP__CNT_ONE ((uint64_t)1)
+#define TP__CNT_USER ((uint64_t)1 << 32)
+#define TP__CNT_TOTAL(c) ((uint32_t)(c))
+#define TP__CNT_USERS(c) ((uint32_t)((c) >> 32))
+
+// Mute states of an actor that sent to a full BACKPRESSURE mailbox.
+enum { TP__MUTE_NONE = 0, TP__MUTE_PENDING = 1, TP__MUTE_PARKED = 2 };
+
+typedef struct tp_actor tp_actor;
+typedef struct tp__worker tp__worker;
+
+struct tp_actor {
+    // Written by senders on any thread.
+    TP__ALIGNED _Atomic uint64_t count;
+    tp__mpscq user;
+    _Atomic uint32_t high_water;
+    _Atomic uint32_t drop_debt; // DROP_OLDEST: queued messages to discard
+    _Atomic uint64_t dropped;
+    _Atomic uint64_t rejected;
+
+    // Written by the actor's own activation (the one thread running it),
+    // read by senders.
+    TP__ALIGNED tp__mpscq sys;
+    tp_pid pid;
+    tp_system *system;
+    const tp_behaviour *behaviour;
+    void *state;
+    uint32_t capacity;
+    uint32_t low_water;
+    uint8_t overflow; // tp_overflow, never DEFAULT
+    uint8_t started;  // init succeeded
+    uint8_t stopping; // tp_stop was called
+    uint8_t hold;     // holds kept in `count` (init, mute)
+    _Atomic uint8_t dead;
+    _Atomic uint8_t overflow_kill; // a kill is already on its way
+    _Atomic uint32_t mute;         // TP__MUTE_*
+    _Atomic uint64_t handled;
+
+    // Backpressure: senders muted on this actor, guarded by mute_lock.
+    _Atomic(tp_actor *) mute_list;
+    _Atomic int mute_lock;
+    tp_actor *mute_next;     // link in the receiver's list
+    tp_actor *mute_target;   // receiver whose list holds us
+    _Atomic uint8_t listed;  // on some receiver's list
+
+    tp_actor *run_next;      // link in the global run queue / limbo
+    uint64_t limbo_epoch;
+    const tp__msg *current;  // message being handled
+    char *name;              // registered name or NULL
+};
+
+tp_actor *tp__actor_lookup(tp_system *sys, tp_pid pid);
+void tp__actor_run(tp__worker *w, tp_actor *a);
+void tp__actor_free(tp_actor *a);
+void tp__actor_shutdown(tp_actor *a);
+
+// ---- scheduler (sched.c) ----------------------------------------------
+
+#define TP__RUNQ_SIZE 256
+
+struct tp__worker {
+    // Read and CASed by thieves; tail written by the owner only.
+    TP__ALIGNED _Atomic uint32_t head;
+    _Atomic uint32_t tail;
+    _Atomic(tp_actor *) ring[TP__RUNQ_SIZE];
+
+    // Owner only.
+    TP__ALIGNED tp_system *sys;
+    unsigned index;
+    tp_actor *runnext;
+    unsigned streak;   // consecutive runs taken from runnext
+    unsigned tick;
+    uint64_t seen_epoch;
+    tp_actor *limbo;   // dead actors waiting for a grace period
+    size_t limbo_len;
+    uint32_t rng;
+    pthread_t thread;
+    jmp_buf *jb;        // where tp_fail jumps to
+    tp__worker *idle_next;
+    uint32_t done_user; // counts of the running activation
+    uint32_t done_total;
+
+    // Written by the owner, read by anyone.
+    TP__ALIGNED _Atomic uint64_t announce; // epoch seen; UINT64_MAX = idle
+    _Atomic uint64_t activations;
+    _Atomic uint64_t messages;
+    _Atomic uint64_t steals;
+    _Atomic uint64_t sleeps;
+    _Atomic uint32_t wake; // futex word
+};
+
+#define TP__EPOCH_IDLE UINT64_MAX
+
+void tp__sched_schedule(tp_system *sys, tp_actor *a);
+void tp__sched_requeue(tp__worker *w, tp_actor *a);
+int tp__sched_start(tp_system *sys);
+void tp__sched_stop(tp_system *sys);
+void tp__limbo_add(tp_system *sys, tp_actor *a);
+void tp__limbo_reclaim_all(tp_system *sys);
+
+// ---- thread-local context ---------------------------------------------
+
+typedef struct tp__tls {
+    tp__worker *worker; // set on scheduler threads
+    tp_actor *actor;    // actor whose callback is running, or NULL
+    jmp_buf *jb;        // where tp_fail jumps to
+    int fail_reason;
+} tp__tls;
+
+extern _Thread_local tp__tls tp__self;
+
+// ---- the system (system.c) --------------------------------------------
+
+#define TP__SLOT_CHUNK_BITS 12
+#define TP__SLOT_CHUNK (1u << TP__SLOT_CHUNK_BITS)
+#define TP__SLOT_MAX (1u << TP_PID_SLOT_BITS)
+#define TP__SLOT_CHUNKS (TP__SLOT_MAX / TP__SLOT_CHUNK)
+
+typedef struct tp__slot_chunk {
+    _Atomic(tp_actor *) actor[TP__SLOT_CHUNK];
+    uint32_t gen[TP__SLOT_CHUNK]; // guarded by slot_lock
+} tp__slot_chunk;
+
+typedef struct tp__reg_entry {
+    struct tp__reg_entry *next;
+    tp_pid pid;
+    char name[];
+} tp__reg_entry;
+
+struct tp_system {
+    tp_config cfg;
+    unsigned nworkers;
+    tp__worker *workers;
+
+    // Scheduling: global inject queue and sleeping workers.
+    TP__ALIGNED pthread_mutex_t inject_lock;
+    tp_actor *inject_head, *inject_tail;
+    _Atomic uint32_t inject_len;
+    TP__ALIGNED _Atomic uint32_t nspinning;
+    _Atomic uint32_t nidle;
+    pthread_mutex_t idle_lock;
+    tp__worker *idle;
+    _Atomic int stop_workers;
+    int started;
+
+    // Reclamation: a global epoch (quiescent-state based) plus a lock that
+    // threads outside the scheduler hold while they touch an actor.
+    TP__ALIGNED _Atomic uint64_t epoch;
+    pthread_rwlock_t ext_lock;
+    pthread_mutex_t limbo_lock; // for actors that died outside workers
+    tp_actor *limbo;
+
+    // Actor table.
+    TP__ALIGNED pthread_mutex_t slot_lock;
+    _Atomic(tp__slot_chunk *) chunks[TP__SLOT_CHUNKS];
+    uint32_t slot_next; // never-used slots start here
+    uint32_t *slot_free;
+    size_t slot_free_len, slot_free_cap;
+
+    // Registry.
+    pthread_mutex_t reg_lock;
+    tp__reg_entry **reg;
+    size_t reg_size, reg_count;
+
+    // Lifetime.
+    pthread_mutex_t wait_lock;
+    pthread_cond_t wait_cond;
+    _Atomic int stop_requested;
+    _Atomic int shutting_down;
+    TP__ALIGNED _Atomic uint64_t live;
+    _Atomic uint64_t spawned;
+    _Atomic uint64_t exited;
+    _Atomic uint64_t crashed;
+    _Atomic uint64_t dead_letters;
+};
+
+int tp__slot_alloc(tp_system *sys, uint32_t *slot, uint32_t *gen);
+void tp__slot_publish(tp_system *sys, uint32_t slot, tp_actor *a);
+void tp__slot_clear(tp_system *sys, uint32_t slot);
+void tp__slot_release(tp_system *sys, uint32_t slot);
+void tp__live_dec(tp_system *sys);
+
+int tp__reg_insert(tp_system *sys, const char *name, tp_pid pid);
+void tp__reg_remove(tp_system *sys, const char *name, tp_pid pid);
+void tp__reg_free(tp_system *sys);
+
+// ---- logging (log.c) --------------------------------------------------
+
+void tp__log(tp_system *sys, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+// Bumps a counter that only one thread writes, without a read-modify-write.
+static inline void
+tp__count(_Atomic uint64_t *c, uint64_t n)
+{
+    // relaxed: a statistic; readers tolerate staleness.
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+static inline void
+tp__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
+#endif
