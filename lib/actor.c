@@ -247,7 +247,7 @@ overflow(tp_actor *r, tp_actor *sender, tp__msg *m)
         // acq_rel: only the first overflowing sender sends the kill.
         if (!atomic_exchange_explicit(&r->overflow_kill, 1,
                                       memory_order_acq_rel)) {
-            tp__msg *k = tp__msg_new_sys(TP__MSG_OVERFLOW_KILL,
+            tp__msg *k = tp__msg_new_sys(r->system, TP__MSG_OVERFLOW_KILL,
                                          sender ? sender->pid : TP_PID_NIL);
             if (k != NULL)
                 push_system(r, k);
@@ -260,6 +260,7 @@ overflow(tp_actor *r, tp_actor *sender, tp__msg *m)
         // that keeps sending past twice the capacity is refused.
         if (!reserve(r, r->capacity * 2, &old)) {
             atomic_fetch_add_explicit(&r->rejected, 1, memory_order_relaxed);
+            maybe_mute(sender, r);
             return TP_EFULL;
         }
         push_reserved(r, m, old);
@@ -521,16 +522,19 @@ tp__actor_run(tp__worker *w, tp_actor *a)
         // tp_fail: the crash report is already logged.
         tp__self.actor = NULL;
         tp__self.jb = NULL;
+        tp__count(&w->messages, w->done_user);
         actor_exit(a, tp__self.fail_reason, true);
         return;
     }
     reason = process(w, a);
     tp__self.actor = NULL;
     tp__self.jb = NULL;
-    if (reason == CONTINUE)
+    if (reason == CONTINUE) {
         finish(w, a);
-    else
+    } else {
+        tp__count(&w->messages, w->done_user);
         actor_exit(a, reason, false);
+    }
 }
 
 // ---- spawning ---------------------------------------------------------------------------
@@ -558,9 +562,8 @@ static tp_actor *
 actor_new(tp_system *sys, const tp_behaviour *b, const tp_spawn_opts *o)
 {
     size_t head = (sizeof(tp_actor) + 15) & ~(size_t)15;
-    size_t size = (head + b->state_size + TP__CACHELINE - 1) &
-                  ~(size_t)(TP__CACHELINE - 1);
-    tp_actor *a = aligned_alloc(TP__CACHELINE, size);
+    size_t size = head + b->state_size;
+    tp_actor *a = malloc(size);
     if (a == NULL)
         return NULL;
     memset(a, 0, size);
@@ -739,7 +742,8 @@ tp_send(tp_ctx *ctx, tp_pid to, uint32_t tag, const void *data, size_t size)
         rc = check_send(tag, data, size);
     if (rc != 0)
         return rc;
-    tp__msg *m = tp__msg_new_copy(tag, ((tp_actor *)ctx)->pid, data, size);
+    tp_actor *self = (tp_actor *)ctx;
+    tp__msg *m = tp__msg_new_copy(self->system, tag, self->pid, data, size);
     if (m == NULL)
         return TP_ENOMEM;
     if ((rc = actor_send(ctx, to, m)) != 0)
@@ -763,7 +767,8 @@ tp_send_buf(tp_ctx *ctx, tp_pid to, uint32_t tag, void *buf, size_t size)
         rc = check_send(tag, buf, size);
     if (rc != 0)
         return rc;
-    tp__msg *m = tp__msg_new_buf(tag, ((tp_actor *)ctx)->pid, buf, size);
+    tp_actor *self = (tp_actor *)ctx;
+    tp__msg *m = tp__msg_new_buf(self->system, tag, self->pid, buf, size);
     if (m == NULL)
         return TP_ENOMEM;
     if ((rc = actor_send(ctx, to, m)) != 0)
@@ -788,7 +793,7 @@ tp_system_send(tp_system *sys, tp_pid to, uint32_t tag, const void *data,
     int rc = check_system_send(sys, tag, data, size);
     if (rc != 0)
         return rc;
-    tp__msg *m = tp__msg_new_copy(tag, TP_PID_NIL, data, size);
+    tp__msg *m = tp__msg_new_copy(sys, tag, TP_PID_NIL, data, size);
     if (m == NULL)
         return TP_ENOMEM;
     if ((rc = system_send(sys, to, m)) != 0)
@@ -803,7 +808,7 @@ tp_system_send_buf(tp_system *sys, tp_pid to, uint32_t tag, void *buf,
     int rc = check_system_send(sys, tag, buf, size);
     if (rc != 0)
         return rc;
-    tp__msg *m = tp__msg_new_buf(tag, TP_PID_NIL, buf, size);
+    tp__msg *m = tp__msg_new_buf(sys, tag, TP_PID_NIL, buf, size);
     if (m == NULL)
         return TP_ENOMEM;
     if ((rc = system_send(sys, to, m)) != 0)

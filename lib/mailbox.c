@@ -62,41 +62,139 @@ tp__mpscq_pop(tp__mpscq *q)
 
 // ---- message allocation -------------------------------------------------
 
-// One size class covers the header plus small payloads; it is what
-// ping-pong style traffic uses. Larger messages go to malloc directly.
+// One size class covers the header plus small payloads, which is what most
+// traffic carries; larger messages go to malloc directly. Each pooled block
+// is malloc'ed on its own, so any thread may also release it with free().
 #define POOL_BLOCK 128
 #define POOL_PAYLOAD (POOL_BLOCK - sizeof(tp__msg))
-#define POOL_KEEP 8192
+#define POOL_KEEP 16384 // blocks a worker keeps before returning to malloc
+#define POOL_BATCH 64   // blocks returned to another worker at once
 
-typedef struct pool_block {
-    struct pool_block *next;
-} pool_block;
+int
+tp__pool_init(tp__worker *w, unsigned nworkers)
+{
+    w->pending = calloc(nworkers, sizeof *w->pending);
+    w->victim_seq = calloc(nworkers, sizeof *w->victim_seq);
+    w->victim_since = calloc(nworkers, sizeof *w->victim_since);
+    return w->pending && w->victim_seq && w->victim_since ? 0 : TP_ENOMEM;
+}
 
-static _Thread_local pool_block *pool_head;
-static _Thread_local unsigned pool_len;
+static void
+free_list(tp__pool_block *b)
+{
+    while (b != NULL) {
+        tp__pool_block *next = b->next;
+        free(b);
+        b = next;
+    }
+}
+
+// Frees every block a worker holds; no scheduler thread may run.
+void
+tp__pool_free_all(tp__worker *w, unsigned nworkers)
+{
+    free_list(w->pool);
+    w->pool = NULL;
+    w->pool_len = 0;
+    free_list(atomic_exchange_explicit(&w->remote, NULL,
+                                       memory_order_acquire));
+    for (unsigned i = 0; w->pending != NULL && i < nworkers; i++)
+        free_list(w->pending[i].head);
+    free(w->pending);
+    w->pending = NULL;
+    free(w->victim_seq);
+    free(w->victim_since);
+    w->victim_seq = NULL;
+    w->victim_since = NULL;
+}
+
+static tp__worker *
+pool_owner(tp_system *sys)
+{
+    tp__worker *w = tp__self.worker;
+    return w != NULL && w->sys == sys ? w : NULL;
+}
 
 static tp__msg *
-msg_alloc(size_t payload, uint32_t *pool)
+msg_alloc(tp_system *sys, size_t payload)
 {
-    if (payload <= POOL_PAYLOAD) {
-        *pool = 1;
-        if (pool_head != NULL) {
-            pool_block *b = pool_head;
-            pool_head = b->next;
-            pool_len--;
-            return (tp__msg *)b;
-        }
-        return malloc(POOL_BLOCK);
+    tp__worker *w;
+    if (payload > POOL_PAYLOAD || (w = pool_owner(sys)) == NULL) {
+        tp__msg *m = malloc(sizeof(tp__msg) + payload);
+        if (m != NULL)
+            m->origin = NULL;
+        return m;
     }
-    *pool = 0;
-    return malloc(sizeof(tp__msg) + payload);
+    if (w->pool == NULL && atomic_load_explicit(&w->remote,
+                                                memory_order_relaxed) != NULL) {
+        // acquire: pairs with the release CAS of the returning worker.
+        w->pool = atomic_exchange_explicit(&w->remote, NULL,
+                                           memory_order_acquire);
+        w->pool_len = POOL_KEEP / 2; // an estimate; only bounds caching
+    }
+    tp__msg *m;
+    if (w->pool != NULL) {
+        m = (tp__msg *)w->pool;
+        w->pool = w->pool->next;
+        if (w->pool_len > 0)
+            w->pool_len--;
+    } else if ((m = malloc(POOL_BLOCK)) == NULL) {
+        return NULL;
+    }
+    m->origin = w;
+    return m;
+}
+
+// Hands a batch of blocks back to the worker they came from.
+static void
+pool_return(tp__worker *origin, tp__pool_batch *b)
+{
+    tp__pool_block *head =
+        atomic_load_explicit(&origin->remote, memory_order_relaxed);
+    do {
+        b->tail->next = head;
+        // release: the owner's acquire exchange sees the links.
+    } while (!atomic_compare_exchange_weak_explicit(
+        &origin->remote, &head, b->head, memory_order_release,
+        memory_order_relaxed));
+    b->head = b->tail = NULL;
+    b->len = 0;
+}
+
+static void
+msg_release(tp__msg *m)
+{
+    tp__worker *origin = m->origin;
+    tp__worker *w = tp__self.worker;
+    if (origin == NULL || w == NULL || w->sys != origin->sys) {
+        free(m);
+        return;
+    }
+    tp__pool_block *b = (tp__pool_block *)m;
+    if (origin == w) {
+        if (w->pool_len >= POOL_KEEP) {
+            free(m);
+            return;
+        }
+        b->next = w->pool;
+        w->pool = b;
+        w->pool_len++;
+        return;
+    }
+    tp__pool_batch *p = &w->pending[origin->index];
+    b->next = p->head;
+    p->head = b;
+    if (p->tail == NULL)
+        p->tail = b;
+    if (++p->len == POOL_BATCH)
+        pool_return(origin, p);
 }
 
 tp__msg *
-tp__msg_new_copy(uint32_t tag, tp_pid from, const void *data, size_t size)
+tp__msg_new_copy(tp_system *sys, uint32_t tag, tp_pid from, const void *data,
+                 size_t size)
 {
-    uint32_t pool;
-    tp__msg *m = msg_alloc(size, &pool);
+    tp__msg *m = msg_alloc(sys, size);
     if (m == NULL)
         return NULL;
     m->pub.tag = tag;
@@ -105,17 +203,16 @@ tp__msg_new_copy(uint32_t tag, tp_pid from, const void *data, size_t size)
     m->pub.data = (const void *)(m + 1);
     m->kind = TP__MSG_USER;
     m->flags = 0;
-    m->pool = pool;
     if (size > 0)
         memcpy(m + 1, data, size);
     return m;
 }
 
 tp__msg *
-tp__msg_new_buf(uint32_t tag, tp_pid from, void *buf, size_t size)
+tp__msg_new_buf(tp_system *sys, uint32_t tag, tp_pid from, void *buf,
+                size_t size)
 {
-    uint32_t pool;
-    tp__msg *m = msg_alloc(0, &pool);
+    tp__msg *m = msg_alloc(sys, 0);
     if (m == NULL)
         return NULL;
     m->pub.tag = tag;
@@ -124,14 +221,13 @@ tp__msg_new_buf(uint32_t tag, tp_pid from, void *buf, size_t size)
     m->pub.data = buf;
     m->kind = TP__MSG_USER;
     m->flags = TP__MSG_OWNS_BUF;
-    m->pool = pool;
     return m;
 }
 
 tp__msg *
-tp__msg_new_sys(uint16_t kind, tp_pid from)
+tp__msg_new_sys(tp_system *sys, uint16_t kind, tp_pid from)
 {
-    tp__msg *m = tp__msg_new_copy(0, from, NULL, 0);
+    tp__msg *m = tp__msg_new_copy(sys, 0, from, NULL, 0);
     if (m != NULL)
         m->kind = kind;
     return m;
@@ -144,25 +240,5 @@ tp__msg_free(tp__msg *m)
         return;
     if (m->flags & TP__MSG_OWNS_BUF)
         free((void *)m->pub.data);
-    // Only scheduler threads keep a pool: their lists are flushed when the
-    // thread ends, so nothing cached can outlive the system.
-    if (m->pool && tp__self.worker != NULL && pool_len < POOL_KEEP) {
-        pool_block *b = (pool_block *)m;
-        b->next = pool_head;
-        pool_head = b;
-        pool_len++;
-        return;
-    }
-    free(m);
-}
-
-void
-tp__msg_pool_flush(void)
-{
-    while (pool_head != NULL) {
-        pool_block *b = pool_head;
-        pool_head = b->next;
-        free(b);
-    }
-    pool_len = 0;
+    msg_release(m);
 }

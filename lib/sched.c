@@ -15,7 +15,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define SPIN_ROUNDS 64      // steal attempts before parking
+#define SPIN_NS 100000      // how long an idle worker spins before parking
+#define STEAL_BULK 4        // a ring this long is stolen from at once
+#define STEAL_STUCK_NS 30000 // a shorter one only if its owner is stuck
 #define STREAK_MAX 32       // runnext picks before the ring gets a turn
 #define GLOBAL_EVERY 61     // ticks between forced inject-queue checks
 #define LIMBO_EVERY 16      // ticks between reclamation attempts
@@ -56,22 +58,41 @@ inject_push(tp_system *sys, tp_actor *a)
     pthread_mutex_unlock(&sys->inject_lock);
 }
 
+static uint32_t runq_put(tp__worker *w, tp_actor *a);
+
+// Takes a fair share of the inject queue: one actor to run now, and up to
+// half a ring more into w's ring (when `w` is not NULL).
 static tp_actor *
-inject_pop(tp_system *sys)
+inject_pop(tp_system *sys, tp__worker *w)
 {
     // relaxed: a hint; the lock below gives the real answer.
-    if (atomic_load_explicit(&sys->inject_len, memory_order_relaxed) == 0)
+    uint32_t len = atomic_load_explicit(&sys->inject_len, memory_order_relaxed);
+    if (len == 0)
         return NULL;
+    uint32_t want = w ? len / sys->nworkers + 1 : 1;
+    if (want > TP__RUNQ_SIZE / 2)
+        want = TP__RUNQ_SIZE / 2;
     pthread_mutex_lock(&sys->inject_lock);
-    tp_actor *a = sys->inject_head;
-    if (a != NULL) {
-        sys->inject_head = a->run_next;
+    tp_actor *first = sys->inject_head, *last = NULL;
+    uint32_t n = 0;
+    for (tp_actor *a = first; a != NULL && n < want; a = a->run_next, n++)
+        last = a;
+    if (n > 0) {
+        sys->inject_head = last->run_next;
         if (sys->inject_head == NULL)
             sys->inject_tail = NULL;
-        atomic_fetch_sub_explicit(&sys->inject_len, 1, memory_order_relaxed);
+        last->run_next = NULL;
+        atomic_fetch_sub_explicit(&sys->inject_len, n, memory_order_relaxed);
     }
     pthread_mutex_unlock(&sys->inject_lock);
-    return a;
+    if (n == 0)
+        return NULL;
+    for (tp_actor *a = first->run_next; a != NULL;) {
+        tp_actor *next = a->run_next;
+        runq_put(w, a);
+        a = next;
+    }
+    return first;
 }
 
 // ---- waking and parking -----------------------------------------------------
@@ -125,8 +146,8 @@ wake_all(tp_system *sys)
 // ---- per-worker ring ----------------------------------------------------------
 
 // Appends `a` to w's ring; when full, moves half the ring and `a` to the
-// inject queue. Owner thread only.
-static void
+// inject queue. Returns how many actors the ring holds. Owner thread only.
+static uint32_t
 runq_put(tp__worker *w, tp_actor *a)
 {
     // relaxed on tail: only the owner writes it. acquire on head: slots
@@ -140,7 +161,7 @@ runq_put(tp__worker *w, tp_actor *a)
         // seq_cst: publishes the slot to thieves and orders it before the
         // wake-up check in wake_one.
         atomic_store_explicit(&w->tail, t + 1, memory_order_seq_cst);
-        return;
+        return t + 1 - h;
     }
     uint32_t n = (t - h) / 2;
     tp_actor *batch[TP__RUNQ_SIZE / 2];
@@ -151,13 +172,12 @@ runq_put(tp__worker *w, tp_actor *a)
     // room, so retry the fast path.
     if (!atomic_compare_exchange_strong_explicit(&w->head, &h, h + n,
                                                  memory_order_acq_rel,
-                                                 memory_order_relaxed)) {
-        runq_put(w, a);
-        return;
-    }
+                                                 memory_order_relaxed))
+        return runq_put(w, a);
     for (uint32_t i = 0; i < n; i++)
         inject_push(w->sys, batch[i]);
     inject_push(w->sys, a);
+    return TP__RUNQ_SIZE; // plenty queued: worth waking a helper
 }
 
 static tp_actor *
@@ -180,8 +200,10 @@ runq_get(tp__worker *w)
 }
 
 // Steals half of `victim`'s ring into w's ring and returns one actor to run.
+// A short ring is left alone unless `short_ok`: its owner will get to it
+// soon, and moving a conversation between cores costs more than it gains.
 static tp_actor *
-runq_steal(tp__worker *w, tp__worker *victim)
+runq_steal(tp__worker *w, tp__worker *victim, bool short_ok)
 {
     tp_actor *batch[TP__RUNQ_SIZE / 2];
     for (;;) {
@@ -189,7 +211,7 @@ runq_steal(tp__worker *w, tp__worker *victim)
         // acquire: pairs with the owner's tail store, so slots are filled.
         uint32_t t = atomic_load_explicit(&victim->tail, memory_order_acquire);
         uint32_t n = t - h;
-        if (n == 0 || n > TP__RUNQ_SIZE)
+        if (n == 0 || n > TP__RUNQ_SIZE || (n < STEAL_BULK && !short_ok))
             return NULL;
         n -= n / 2;
         if (n > TP__RUNQ_SIZE / 2)
@@ -209,8 +231,32 @@ runq_steal(tp__worker *w, tp__worker *victim)
     }
 }
 
+static int64_t
+now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+// Whether `v` has been inside one activation for a while, so the actors
+// queued behind it are stuck and worth taking even a few at a time.
+static bool
+victim_stuck(tp__worker *w, tp__worker *v, int64_t now)
+{
+    // relaxed: a heuristic.
+    uint64_t seq =
+        atomic_load_explicit(&v->activations, memory_order_relaxed);
+    if (seq != w->victim_seq[v->index]) {
+        w->victim_seq[v->index] = seq;
+        w->victim_since[v->index] = now;
+        return false;
+    }
+    return now - w->victim_since[v->index] >= STEAL_STUCK_NS;
+}
+
 static tp_actor *
-steal_any(tp__worker *w)
+steal_any(tp__worker *w, int64_t now)
 {
     tp_system *sys = w->sys;
     unsigned n = sys->nworkers;
@@ -220,7 +266,7 @@ steal_any(tp__worker *w)
         tp__worker *v = &sys->workers[(start + i) % n];
         if (v == w)
             continue;
-        tp_actor *a = runq_steal(w, v);
+        tp_actor *a = runq_steal(w, v, victim_stuck(w, v, now));
         if (a != NULL)
             return a;
     }
@@ -253,21 +299,21 @@ tp__sched_schedule(tp_system *sys, tp_actor *a)
         // this core's cache; the actor it displaces goes to the ring.
         tp_actor *old = w->runnext;
         w->runnext = a;
-        if (old != NULL) {
-            runq_put(w, old);
+        if (old != NULL && runq_put(w, old) + 1 >= 2)
             wake_one(sys);
-        }
         return;
     }
     inject_push(sys, a);
     wake_one(sys);
 }
 
+// Wakes a helper only when this worker has a backlog: one actor queued
+// behind the next is something this worker will get to soon anyway.
 void
 tp__sched_requeue(tp__worker *w, tp_actor *a)
 {
-    runq_put(w, a);
-    wake_one(w->sys);
+    if (runq_put(w, a) + (w->runnext != NULL) >= 2)
+        wake_one(w->sys);
 }
 
 // ---- reclamation -------------------------------------------------------------------
@@ -413,7 +459,7 @@ static tp_actor *
 local_next(tp__worker *w)
 {
     tp_actor *a;
-    if (++w->tick % GLOBAL_EVERY == 0 && (a = inject_pop(w->sys)) != NULL)
+    if (++w->tick % GLOBAL_EVERY == 0 && (a = inject_pop(w->sys, w)) != NULL)
         return a;
     if (w->runnext != NULL && w->streak < STREAK_MAX) {
         a = w->runnext;
@@ -429,7 +475,7 @@ local_next(tp__worker *w)
         w->runnext = NULL;
         return a;
     }
-    return inject_pop(w->sys);
+    return inject_pop(w->sys, w);
 }
 
 static bool
@@ -445,10 +491,11 @@ find_work(tp__worker *w)
 {
     tp_system *sys = w->sys;
     for (;;) {
-        for (int i = 0; i < SPIN_ROUNDS; i++) {
-            tp_actor *a = inject_pop(sys);
+        int64_t start = now_ns(), now = start;
+        for (int i = 0; now - start < SPIN_NS; i++, now = now_ns()) {
+            tp_actor *a = inject_pop(sys, w);
             if (a == NULL)
-                a = steal_any(w);
+                a = steal_any(w, now);
             if (a != NULL) {
                 // seq_cst: if we were the last spinner, someone must take
                 // over spinning in case more work is queued.
@@ -537,7 +584,6 @@ worker_main(void *arg)
         tp__actor_run(w, a);
     }
     go_idle(w);
-    tp__msg_pool_flush();
     tp__self.worker = NULL;
     return NULL;
 }

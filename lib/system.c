@@ -311,6 +311,13 @@ tp_system_new(tp_system **out, const tp_config *cfg)
         w->rng = 0x9e3779b9u * (i + 1);
         atomic_init(&w->announce, TP__EPOCH_IDLE);
         w->seen_epoch = TP__EPOCH_IDLE;
+        if (tp__pool_init(w, c.threads) != 0) {
+            for (unsigned j = 0; j <= i; j++)
+                tp__pool_free_all(&sys->workers[j], c.threads);
+            free(sys->workers);
+            free(sys);
+            return TP_ENOMEM;
+        }
     }
     atomic_init(&sys->epoch, 1);
     pthread_mutex_init(&sys->inject_lock, NULL);
@@ -413,7 +420,8 @@ tp_system_destroy(tp_system **psys)
             tp__actor_shutdown(a);
     }
     tp__limbo_reclaim_all(sys);
-    tp__msg_pool_flush();
+    for (unsigned i = 0; i < sys->nworkers; i++)
+        tp__pool_free_all(&sys->workers[i], sys->nworkers);
     system_free(sys);
     *psys = NULL;
     return 0;

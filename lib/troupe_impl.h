@@ -33,12 +33,14 @@ enum {
 
 enum { TP__MSG_OWNS_BUF = 1 }; // data points to a malloc'ed buffer to free
 
+typedef struct tp__worker tp__worker;
+
 typedef struct tp__msg {
     tp__node node; // must stay first: queues link messages through it
     tp_msg pub;
     uint16_t kind;
     uint16_t flags;
-    uint32_t pool; // size class it came from, 0 = plain malloc
+    tp__worker *origin; // worker whose pool it came from, or NULL (malloc)
     // Inline payload follows for copied sends.
 } tp__msg;
 
@@ -55,12 +57,26 @@ void tp__mpscq_init(tp__mpscq *q);
 void tp__mpscq_push(tp__mpscq *q, tp__node *n);
 tp__node *tp__mpscq_pop(tp__mpscq *q);
 
-tp__msg *tp__msg_new_copy(uint32_t tag, tp_pid from, const void *data,
-                          size_t size);
-tp__msg *tp__msg_new_buf(uint32_t tag, tp_pid from, void *buf, size_t size);
-tp__msg *tp__msg_new_sys(uint16_t kind, tp_pid from);
+tp__msg *tp__msg_new_copy(tp_system *sys, uint32_t tag, tp_pid from,
+                          const void *data, size_t size);
+tp__msg *tp__msg_new_buf(tp_system *sys, uint32_t tag, tp_pid from, void *buf,
+                         size_t size);
+tp__msg *tp__msg_new_sys(tp_system *sys, uint16_t kind, tp_pid from);
 void tp__msg_free(tp__msg *m);
-void tp__msg_pool_flush(void);
+
+// A worker's message pool: blocks it allocated come back to it, directly
+// when freed on the same worker, in batches through `remote` otherwise.
+typedef struct tp__pool_block {
+    struct tp__pool_block *next;
+} tp__pool_block;
+
+typedef struct tp__pool_batch {
+    tp__pool_block *head, *tail;
+    unsigned len;
+} tp__pool_batch;
+
+int tp__pool_init(tp__worker *w, unsigned nworkers);
+void tp__pool_free_all(tp__worker *w, unsigned nworkers);
 
 // ---- actors (actor.c) -------------------------------------------------
 
@@ -78,11 +94,14 @@ void tp__msg_pool_flush(void);
 enum { TP__MUTE_NONE = 0, TP__MUTE_PENDING = 1, TP__MUTE_PARKED = 2 };
 
 typedef struct tp_actor tp_actor;
-typedef struct tp__worker tp__worker;
 
+// Fields are grouped by the thread that writes them. The record is not
+// cache-line aligned: a million idle actors matter more than the false
+// sharing a few hot ones would avoid, and senders touch only the first
+// group (plus the queue links), the running actor mostly the second.
 struct tp_actor {
     // Written by senders on any thread.
-    TP__ALIGNED _Atomic uint64_t count;
+    _Atomic uint64_t count;
     tp__mpscq user;
     _Atomic uint32_t high_water;
     _Atomic uint32_t drop_debt; // DROP_OLDEST: queued messages to discard
@@ -91,7 +110,7 @@ struct tp_actor {
 
     // Written by the actor's own activation (the one thread running it),
     // read by senders.
-    TP__ALIGNED tp__mpscq sys;
+    tp__mpscq sys;
     tp_pid pid;
     tp_system *system;
     const tp_behaviour *behaviour;
@@ -104,20 +123,20 @@ struct tp_actor {
     uint8_t hold;     // holds kept in `count` (init, mute)
     _Atomic uint8_t dead;
     _Atomic uint8_t overflow_kill; // a kill is already on its way
+    _Atomic uint8_t listed;        // on some receiver's mute list
     _Atomic uint32_t mute;         // TP__MUTE_*
+    _Atomic int mute_lock;         // guards mute_list
     _Atomic uint64_t handled;
 
     // Backpressure: senders muted on this actor, guarded by mute_lock.
     _Atomic(tp_actor *) mute_list;
-    _Atomic int mute_lock;
-    tp_actor *mute_next;     // link in the receiver's list
-    tp_actor *mute_target;   // receiver whose list holds us
-    _Atomic uint8_t listed;  // on some receiver's list
+    tp_actor *mute_next;   // link in the receiver's list
+    tp_actor *mute_target; // receiver whose list holds us
 
-    tp_actor *run_next;      // link in the global run queue / limbo
+    tp_actor *run_next;     // link in the global run queue / limbo
     uint64_t limbo_epoch;
-    const tp__msg *current;  // message being handled
-    char *name;              // registered name or NULL
+    const tp__msg *current; // message being handled
+    char *name;             // registered name or NULL
 };
 
 tp_actor *tp__actor_lookup(tp_system *sys, tp_pid pid);
@@ -150,6 +169,14 @@ struct tp__worker {
     tp__worker *idle_next;
     uint32_t done_user; // counts of the running activation
     uint32_t done_total;
+    tp__pool_block *pool;     // free message blocks
+    unsigned pool_len;
+    tp__pool_batch *pending;  // blocks to return, per origin worker
+    uint64_t *victim_seq;     // per worker: activations when last looked at
+    int64_t *victim_since;    // per worker: when that run_seq was first seen
+
+    // Pushed by other workers returning our blocks; taken by the owner.
+    TP__ALIGNED _Atomic(tp__pool_block *) remote;
 
     // Written by the owner, read by anyone.
     TP__ALIGNED _Atomic uint64_t announce; // epoch seen; UINT64_MAX = idle
