@@ -81,7 +81,9 @@ check: deps
 
 check-run: all $(B)/bin/check_troupe
 	$(B)/bin/check_troupe
-	@sh test/install_test.sh $(CC)
+ifeq ($(SAN),)
+	@sh test/install_test.sh "$(CC)" "$(MAKE)"
+endif
 
 $(B)/obj/lib/%.o: lib/%.c
 	@mkdir -p $(@D)

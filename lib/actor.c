@@ -72,7 +72,7 @@ unmute(tp_actor *s)
     // acq_rel: whoever sees PARKED owns the actor and must schedule it.
     if (atomic_exchange_explicit(&s->mute, TP__MUTE_NONE,
                                  memory_order_acq_rel) == TP__MUTE_PARKED)
-        tp__sched_schedule(s->system, s);
+        tp__sched_pin(s->system, s);
 }
 
 // Releases every sender muted on `r`.

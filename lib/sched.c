@@ -307,6 +307,37 @@ tp__sched_schedule(tp_system *sys, tp_actor *a)
     wake_one(sys);
 }
 
+// Queues `a` on this worker where no thief takes it: for senders released
+// by backpressure, which can only go as fast as the receiver running here,
+// so moving them to another core would add traffic and gain nothing.
+void
+tp__sched_pin(tp_system *sys, tp_actor *a)
+{
+    tp__worker *w = tp__self.worker;
+    if (w == NULL || w->sys != sys) {
+        tp__sched_schedule(sys, a);
+        return;
+    }
+    a->run_next = NULL;
+    if (w->pinned_tail != NULL)
+        w->pinned_tail->run_next = a;
+    else
+        w->pinned = a;
+    w->pinned_tail = a;
+}
+
+static tp_actor *
+pinned_pop(tp__worker *w)
+{
+    tp_actor *a = w->pinned;
+    if (a != NULL) {
+        w->pinned = a->run_next;
+        if (w->pinned == NULL)
+            w->pinned_tail = NULL;
+    }
+    return a;
+}
+
 // Wakes a helper only when this worker has a backlog: one actor queued
 // behind the next is something this worker will get to soon anyway.
 void
@@ -468,7 +499,10 @@ local_next(tp__worker *w)
         return a;
     }
     w->streak = 0;
-    if ((a = runq_get(w)) != NULL)
+    // The ring and the pinned list take turns so neither starves.
+    if ((w->tick & 1) && (a = pinned_pop(w)) != NULL)
+        return a;
+    if ((a = runq_get(w)) != NULL || (a = pinned_pop(w)) != NULL)
         return a;
     if (w->runnext != NULL) {
         a = w->runnext;

@@ -158,6 +158,7 @@ struct tp__worker {
     TP__ALIGNED tp_system *sys;
     unsigned index;
     tp_actor *runnext;
+    tp_actor *pinned, *pinned_tail; // runnable, not to be stolen
     unsigned streak;   // consecutive runs taken from runnext
     unsigned tick;
     uint64_t seen_epoch;
@@ -191,6 +192,7 @@ struct tp__worker {
 
 void tp__sched_schedule(tp_system *sys, tp_actor *a);
 void tp__sched_requeue(tp__worker *w, tp_actor *a);
+void tp__sched_pin(tp_system *sys, tp_actor *a);
 int tp__sched_start(tp_system *sys);
 void tp__sched_stop(tp_system *sys);
 void tp__limbo_add(tp_system *sys, tp_actor *a);

@@ -1,0 +1,57 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Runs troupe's benchmark workloads several times each and prints one row
+# per workload with the median run: workload, threads, operations, seconds,
+# rate, ns/op, peak RSS (and bytes per actor for `idle`).
+#
+#   tools/bench/run.sh [TBENCH] [-r RUNS] [-t THREADS] [-q]
+#
+# RUNS defaults to 5, THREADS to 2; -q divides the operation counts by 10.
+# WORKLOADS="pingpong ring" restricts the set.
+set -eu
+
+bin=build/bin/tbench
+case "${1:-}" in -*|"") ;; *) bin=$1; shift ;; esac
+runs=5 threads=2 div=1
+while [ $# -gt 0 ]; do
+    case "$1" in
+    -r) runs=$2; shift 2 ;;
+    -t) threads=$2; shift 2 ;;
+    -q) div=10; shift ;;
+    *) echo "usage: run.sh [TBENCH] [-r RUNS] [-t THREADS] [-q]" >&2; exit 2 ;;
+    esac
+done
+[ -x "$bin" ] || { echo "run.sh: $bin not built (make $bin)" >&2; exit 1; }
+
+ops_for() {
+    case "$1" in
+    pingpong) echo 1000000 ;;
+    big) echo 4000000 ;;
+    spawn|idle) echo 1000000 ;;
+    *) echo 10000000 ;;
+    esac
+}
+
+printf '%-9s %7s %10s %9s %12s %8s %10s %s\n' workload threads ops seconds \
+    rate ns/op peak_rss bytes/actor
+for w in ${WORKLOADS:-pingpong counting fanin8 fanin64 ring big spawn idle}; do
+    ops=$(( $(ops_for "$w") / div ))
+    out=$(i=0; while [ "$i" -lt "$runs" ]; do
+        timeout 300 "$bin" "$w" "$threads" "$ops" || echo "FAIL"
+        i=$((i + 1))
+    done)
+    if echo "$out" | grep -q FAIL; then
+        printf '%-9s %7s %10s %s\n' "$w" "$threads" "$ops" "a run failed"
+        continue
+    fi
+    # Median by seconds (bytes per actor for idle, where time is not the point).
+    col=6; [ "$w" = idle ] && col=8
+    echo "$out" | grep '^RESULT' | sort -g -k$col | awk -v n="$runs" '
+        NR == int((n + 1) / 2) {
+            rate = $5 / $6
+            if (rate >= 1e6) unit = sprintf("%.2fM/s", rate / 1e6)
+            else unit = sprintf("%.0fk/s", rate / 1e3)
+            printf "%-9s %7s %10s %9.4f %12s %8.1f %8.1fMB %s\n", $3, $4, $5,
+                $6, unit, $6 * 1e9 / $5, $7 / 1024, ($3 == "idle" ? $8 : "-")
+        }'
+done
