@@ -288,12 +288,12 @@ mailbox_put(tp_actor *r, tp_actor *sender, tp__msg *m)
 static void
 drain(tp_actor *a)
 {
-    tp__node *n;
+    tp__msg *m;
     uint64_t lost = 0;
-    while ((n = tp__mpscq_pop(&a->sys)) != NULL)
-        tp__msg_free((tp__msg *)n);
-    while ((n = tp__mpscq_pop(&a->user)) != NULL) {
-        tp__msg_free((tp__msg *)n);
+    while ((m = tp__mailbox_pop(&a->sys)) != NULL)
+        tp__msg_retire(m);
+    while ((m = tp__mailbox_pop(&a->user)) != NULL) {
+        tp__msg_retire(m);
         lost++;
     }
     if (lost)
@@ -372,7 +372,8 @@ actor_exit(tp_actor *a, int reason, bool reported)
     if (reason != TP_REASON_NORMAL && reason != TP_REASON_SHUTDOWN &&
         !reported)
         crash_report(a, reason, NULL);
-    tp__msg_free((tp__msg *)a->current);
+    if (a->current != NULL)
+        tp__msg_retire((tp__msg *)a->current);
     a->current = NULL;
     run_terminate(a, reason);
     bury(a);
@@ -387,6 +388,8 @@ void
 tp__actor_free(tp_actor *a)
 {
     drain(a); // messages pushed by senders that raced with the death
+    tp__mailbox_close(&a->sys);
+    tp__mailbox_close(&a->user);
     free(a->name);
     free(a);
 }
@@ -413,7 +416,7 @@ static int
 handle_system(tp__msg *m)
 {
     int kind = m->kind;
-    tp__msg_free(m);
+    tp__msg_retire(m);
     if (kind == TP__MSG_OVERFLOW_KILL)
         return TP_REASON_MAILBOX_OVERFLOW;
     return CONTINUE;
@@ -439,25 +442,24 @@ process(tp__worker *w, tp_actor *a)
 {
     unsigned budget = a->system->cfg.batch;
     for (;;) {
-        tp__node *n;
-        while ((n = tp__mpscq_pop(&a->sys)) != NULL) {
+        tp__msg *m;
+        while ((m = tp__mailbox_pop(&a->sys)) != NULL) {
             w->done_total++;
-            int r = handle_system((tp__msg *)n);
+            int r = handle_system(m);
             if (r != CONTINUE)
                 return r;
         }
         if (budget == 0)
             return CONTINUE;
-        if ((n = tp__mpscq_pop(&a->user)) == NULL)
+        if ((m = tp__mailbox_pop(&a->user)) == NULL)
             return CONTINUE;
         w->done_total++;
         w->done_user++;
-        tp__msg *m = (tp__msg *)n;
         // relaxed: only this consumer decrements the debt.
         if (atomic_load_explicit(&a->drop_debt, memory_order_relaxed) > 0) {
             atomic_fetch_sub_explicit(&a->drop_debt, 1, memory_order_relaxed);
             count_drop(a);
-            tp__msg_free(m);
+            tp__msg_retire(m);
             continue;
         }
         budget--;
@@ -467,7 +469,7 @@ process(tp__worker *w, tp_actor *a)
         if (r != CONTINUE)
             return r; // actor_exit reports and frees the message
         a->current = NULL;
-        tp__msg_free(m);
+        tp__msg_retire(m);
         // relaxed: set by this thread in maybe_mute.
         if (atomic_load_explicit(&a->mute, memory_order_relaxed) != 0)
             return CONTINUE;

@@ -29,35 +29,44 @@ tp__mpscq_push(tp__mpscq *q, tp__node *n)
     atomic_store_explicit(&prev->next, n, memory_order_release);
 }
 
-// Returns the oldest node, or NULL when the queue is empty or when a
-// producer is between its exchange and its link (the caller retries later).
-tp__node *
-tp__mpscq_pop(tp__mpscq *q)
+// The consumer side of a mailbox lane. A popped message stays linked as the
+// queue's stub until the next pop frees it, so a lane never has to put its
+// own stub back (which would cost an extra atomic exchange each time a
+// lane runs dry). Returns NULL when the lane is empty or when a producer is
+// between its exchange and its link (the caller retries later). The caller
+// retires each message (tp__msg_retire) before popping the next.
+tp__msg *
+tp__mailbox_pop(tp__mpscq *q)
 {
     tp__node *tail = q->tail;
     // acquire: pairs with the producer's release store of the link.
     tp__node *next = atomic_load_explicit(&tail->next, memory_order_acquire);
-    if (tail == &q->stub) {
-        if (next == NULL)
-            return NULL;
-        q->tail = next;
-        tail = next;
-        next = atomic_load_explicit(&tail->next, memory_order_acquire);
-    }
-    if (next != NULL) {
-        q->tail = next;
-        return tail;
-    }
-    // acquire: if head moved past tail, a producer is mid-push.
-    if (tail != atomic_load_explicit(&q->head, memory_order_acquire))
+    if (next == NULL)
         return NULL;
-    tp__mpscq_push(q, &q->stub);
-    next = atomic_load_explicit(&tail->next, memory_order_acquire);
-    if (next != NULL) {
-        q->tail = next;
-        return tail;
+    q->tail = next;
+    if (tail != &q->stub)
+        tp__msg_free((tp__msg *)tail);
+    return (tp__msg *)next;
+}
+
+// Frees the message a lane still holds as its stub. No producer may push.
+void
+tp__mailbox_close(tp__mpscq *q)
+{
+    if (q->tail != &q->stub)
+        tp__msg_free((tp__msg *)q->tail);
+    tp__mpscq_init(q);
+}
+
+// Releases what a handled message owns except the block itself, which the
+// lane keeps until its next pop.
+void
+tp__msg_retire(tp__msg *m)
+{
+    if (m->flags & TP__MSG_OWNS_BUF) {
+        free((void *)m->pub.data);
+        m->flags &= (uint16_t)~TP__MSG_OWNS_BUF;
     }
-    return NULL;
 }
 
 // ---- message allocation -------------------------------------------------

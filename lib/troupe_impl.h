@@ -55,7 +55,6 @@ typedef struct tp__mpscq {
 
 void tp__mpscq_init(tp__mpscq *q);
 void tp__mpscq_push(tp__mpscq *q, tp__node *n);
-tp__node *tp__mpscq_pop(tp__mpscq *q);
 
 tp__msg *tp__msg_new_copy(tp_system *sys, uint32_t tag, tp_pid from,
                           const void *data, size_t size);
@@ -63,6 +62,9 @@ tp__msg *tp__msg_new_buf(tp_system *sys, uint32_t tag, tp_pid from, void *buf,
                          size_t size);
 tp__msg *tp__msg_new_sys(tp_system *sys, uint16_t kind, tp_pid from);
 void tp__msg_free(tp__msg *m);
+tp__msg *tp__mailbox_pop(tp__mpscq *q);
+void tp__mailbox_close(tp__mpscq *q);
+void tp__msg_retire(tp__msg *m);
 
 // A worker's message pool: blocks it allocated come back to it, directly
 // when freed on the same worker, in batches through `remote` otherwise.
