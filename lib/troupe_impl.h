@@ -148,7 +148,7 @@ void tp__actor_shutdown(tp_actor *a);
 
 // ---- scheduler (sched.c) ----------------------------------------------
 
-#define TP__RUNQ_SIZE 256
+#define TP__RUNQ_SIZE 1024
 
 struct tp__worker {
     // Read and CASed by thieves; tail written by the owner only.
