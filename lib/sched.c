@@ -60,6 +60,21 @@ inject_push(tp_system *sys, tp_actor *a)
 
 static uint32_t runq_put(tp__worker *w, tp_actor *a);
 
+// Appends `a` to a FIFO list of actors (limbo, overflow). Epochs never
+// decrease, so a limbo list stays sorted by epoch and reclamation only ever
+// looks at its head.
+static void
+limbo_append(tp__limbo *l, tp_actor *a)
+{
+    a->run_next = NULL;
+    if (l->tail != NULL)
+        l->tail->run_next = a;
+    else
+        l->head = a;
+    l->tail = a;
+}
+
+
 // Takes a fair share of the inject queue: one actor to run now, and up to
 // half a ring more into w's ring (when `w` is not NULL).
 static tp_actor *
@@ -145,39 +160,51 @@ wake_all(tp_system *sys)
 
 // ---- per-worker ring ----------------------------------------------------------
 
-// Appends `a` to w's ring; when full, moves half the ring and `a` to the
-// inject queue. Returns how many actors the ring holds. Owner thread only.
+// Appends `a` to w's ring; when the ring is full, to the worker's private
+// overflow list, which refills the ring in order as it drains. Returns how
+// many actors wait on this worker (at least). Owner thread only.
 static uint32_t
 runq_put(tp__worker *w, tp_actor *a)
 {
+    if (w->overflow.head != NULL) {
+        limbo_append(&w->overflow, a);
+        return TP__RUNQ_SIZE;
+    }
     // relaxed on tail: only the owner writes it. acquire on head: slots
     // below it are no longer read by thieves.
     uint32_t t = atomic_load_explicit(&w->tail, memory_order_relaxed);
     uint32_t h = atomic_load_explicit(&w->head, memory_order_acquire);
-    if (t - h < TP__RUNQ_SIZE) {
-        // relaxed: published by the seq_cst tail store below.
+    if (t - h >= TP__RUNQ_SIZE) {
+        limbo_append(&w->overflow, a);
+        return TP__RUNQ_SIZE;
+    }
+    // relaxed: published by the seq_cst tail store below.
+    atomic_store_explicit(&w->ring[t % TP__RUNQ_SIZE], a,
+                          memory_order_relaxed);
+    // seq_cst: publishes the slot to thieves and orders it before the
+    // wake-up check in wake_one.
+    atomic_store_explicit(&w->tail, t + 1, memory_order_seq_cst);
+    return t + 1 - h;
+}
+
+// Moves actors from the overflow list into the ring while it has room.
+static void
+runq_refill(tp__worker *w)
+{
+    uint32_t t = atomic_load_explicit(&w->tail, memory_order_relaxed);
+    uint32_t h = atomic_load_explicit(&w->head, memory_order_acquire);
+    uint32_t room = TP__RUNQ_SIZE - (t - h);
+    while (room-- > 0 && w->overflow.head != NULL) {
+        tp_actor *a = w->overflow.head;
+        w->overflow.head = a->run_next;
+        if (w->overflow.head == NULL)
+            w->overflow.tail = NULL;
         atomic_store_explicit(&w->ring[t % TP__RUNQ_SIZE], a,
                               memory_order_relaxed);
-        // seq_cst: publishes the slot to thieves and orders it before the
-        // wake-up check in wake_one.
-        atomic_store_explicit(&w->tail, t + 1, memory_order_seq_cst);
-        return t + 1 - h;
+        t++;
     }
-    uint32_t n = (t - h) / 2;
-    tp_actor *batch[TP__RUNQ_SIZE / 2];
-    for (uint32_t i = 0; i < n; i++)
-        batch[i] = atomic_load_explicit(&w->ring[(h + i) % TP__RUNQ_SIZE],
-                                        memory_order_relaxed);
-    // acq_rel: claims the batch against thieves; on failure a thief made
-    // room, so retry the fast path.
-    if (!atomic_compare_exchange_strong_explicit(&w->head, &h, h + n,
-                                                 memory_order_acq_rel,
-                                                 memory_order_relaxed))
-        return runq_put(w, a);
-    for (uint32_t i = 0; i < n; i++)
-        inject_push(w->sys, batch[i]);
-    inject_push(w->sys, a);
-    return TP__RUNQ_SIZE; // plenty queued: worth waking a helper
+    // seq_cst: as in runq_put.
+    atomic_store_explicit(&w->tail, t, memory_order_seq_cst);
 }
 
 static tp_actor *
@@ -357,14 +384,16 @@ tp__limbo_add(tp_system *sys, tp_actor *a)
     a->limbo_epoch = atomic_load_explicit(&sys->epoch, memory_order_seq_cst);
     tp__worker *w = tp__self.worker;
     if (w != NULL && w->sys == sys) {
-        a->run_next = w->limbo;
-        w->limbo = a;
-        w->limbo_len++;
+        limbo_append(&w->limbo, a);
         return;
     }
     pthread_mutex_lock(&sys->limbo_lock);
-    a->run_next = sys->limbo;
-    sys->limbo = a;
+    // Another thread may have read an older epoch and appended later; keep
+    // the order by taking the larger of the two.
+    if (sys->limbo.tail != NULL &&
+        sys->limbo.tail->limbo_epoch > a->limbo_epoch)
+        a->limbo_epoch = sys->limbo.tail->limbo_epoch;
+    limbo_append(&sys->limbo, a);
     pthread_mutex_unlock(&sys->limbo_lock);
 }
 
@@ -385,37 +414,37 @@ epoch_try_advance(tp_system *sys)
                                             memory_order_relaxed);
 }
 
-// Frees the actors of `list` whose grace period is over; returns the rest.
+// Detaches the actors at the head of `l` whose grace period is over.
 static tp_actor *
-limbo_reclaim(tp_system *sys, tp_actor *list, size_t *kept)
+limbo_take_ready(tp__limbo *l, uint64_t epoch)
 {
-    uint64_t e = atomic_load_explicit(&sys->epoch, memory_order_seq_cst);
-    tp_actor *ready = NULL, *keep = NULL;
-    *kept = 0;
-    while (list != NULL) {
-        tp_actor *next = list->run_next;
-        if (list->limbo_epoch + 2 <= e) {
-            list->run_next = ready;
-            ready = list;
-        } else {
-            list->run_next = keep;
-            keep = list;
-            (*kept)++;
-        }
-        list = next;
+    tp_actor *first = l->head, *last = NULL;
+    for (tp_actor *a = first; a != NULL && a->limbo_epoch + 2 <= epoch;
+         a = a->run_next)
+        last = a;
+    if (last == NULL)
+        return NULL;
+    l->head = last->run_next;
+    if (l->head == NULL)
+        l->tail = NULL;
+    last->run_next = NULL;
+    return first;
+}
+
+static void
+free_ready(tp_system *sys, tp_actor *ready)
+{
+    if (ready == NULL)
+        return;
+    // Threads outside the pool hold this lock for reading while they touch
+    // an actor; taking it once waits them out.
+    pthread_rwlock_wrlock(&sys->ext_lock);
+    pthread_rwlock_unlock(&sys->ext_lock);
+    while (ready != NULL) {
+        tp_actor *next = ready->run_next;
+        tp__actor_free(ready);
+        ready = next;
     }
-    if (ready != NULL) {
-        // Threads outside the pool hold this lock for reading while they
-        // touch an actor; taking it once waits them out.
-        pthread_rwlock_wrlock(&sys->ext_lock);
-        pthread_rwlock_unlock(&sys->ext_lock);
-        while (ready != NULL) {
-            tp_actor *next = ready->run_next;
-            tp__actor_free(ready);
-            ready = next;
-        }
-    }
-    return keep;
 }
 
 static void
@@ -423,24 +452,14 @@ worker_reclaim(tp__worker *w)
 {
     tp_system *sys = w->sys;
     epoch_try_advance(sys);
-    if (w->limbo != NULL)
-        w->limbo = limbo_reclaim(sys, w->limbo, &w->limbo_len);
+    uint64_t e = atomic_load_explicit(&sys->epoch, memory_order_seq_cst);
+    free_ready(sys, limbo_take_ready(&w->limbo, e));
     // relaxed: a hint; the lock decides.
-    if (w->index == 0 && sys->limbo != NULL) {
+    if (w->index == 0 && sys->limbo.head != NULL) {
         pthread_mutex_lock(&sys->limbo_lock);
-        tp_actor *list = sys->limbo;
-        sys->limbo = NULL;
+        tp_actor *ready = limbo_take_ready(&sys->limbo, e);
         pthread_mutex_unlock(&sys->limbo_lock);
-        size_t kept;
-        list = limbo_reclaim(sys, list, &kept);
-        while (list != NULL) {
-            tp_actor *next = list->run_next;
-            pthread_mutex_lock(&sys->limbo_lock);
-            list->run_next = sys->limbo;
-            sys->limbo = list;
-            pthread_mutex_unlock(&sys->limbo_lock);
-            list = next;
-        }
+        free_ready(sys, ready);
     }
 }
 
@@ -448,19 +467,14 @@ worker_reclaim(tp__worker *w)
 void
 tp__limbo_reclaim_all(tp_system *sys)
 {
-    for (unsigned i = 0; i < sys->nworkers; i++) {
-        tp__worker *w = &sys->workers[i];
-        while (w->limbo != NULL) {
-            tp_actor *next = w->limbo->run_next;
-            tp__actor_free(w->limbo);
-            w->limbo = next;
+    for (unsigned i = 0; i <= sys->nworkers; i++) {
+        tp__limbo *l = i < sys->nworkers ? &sys->workers[i].limbo : &sys->limbo;
+        while (l->head != NULL) {
+            tp_actor *next = l->head->run_next;
+            tp__actor_free(l->head);
+            l->head = next;
         }
-        w->limbo_len = 0;
-    }
-    while (sys->limbo != NULL) {
-        tp_actor *next = sys->limbo->run_next;
-        tp__actor_free(sys->limbo);
-        sys->limbo = next;
+        l->tail = NULL;
     }
 }
 
@@ -492,6 +506,8 @@ local_next(tp__worker *w)
     tp_actor *a;
     if (++w->tick % GLOBAL_EVERY == 0 && (a = inject_pop(w->sys, w)) != NULL)
         return a;
+    if (w->overflow.head != NULL)
+        runq_refill(w);
     if (w->runnext != NULL && w->streak < STREAK_MAX) {
         a = w->runnext;
         w->runnext = NULL;
@@ -601,11 +617,12 @@ worker_main(void *arg)
     tp__self.worker = w;
     for (;;) {
         announce(w);
-        if (w->limbo != NULL && w->tick % LIMBO_EVERY == 0)
+        if (w->limbo.head != NULL && w->tick % LIMBO_EVERY == 0)
             worker_reclaim(w);
         tp_actor *a = local_next(w);
         if (a == NULL) {
-            if (w->limbo != NULL || (w->index == 0 && sys->limbo != NULL))
+            if (w->limbo.head != NULL ||
+                (w->index == 0 && sys->limbo.head != NULL))
                 worker_reclaim(w);
             go_idle(w);
             atomic_fetch_add_explicit(&sys->nspinning, 1,

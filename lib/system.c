@@ -43,42 +43,79 @@ config_fill(tp_config *c, const tp_config *in)
 
 // ---- the actor table -------------------------------------------------------
 
+// Takes a never-used slot, creating its chunk when needed. Holds slot_lock.
+static int
+slot_fresh(tp_system *sys, uint32_t *slot)
+{
+    if (sys->slot_next >= TP__SLOT_MAX)
+        return TP_EAGAIN;
+    uint32_t s = sys->slot_next, ci = s >> TP__SLOT_CHUNK_BITS;
+    if (atomic_load_explicit(&sys->chunks[ci], memory_order_relaxed) == NULL) {
+        tp__slot_chunk *c = calloc(1, sizeof *c);
+        if (c == NULL)
+            return TP_ENOMEM;
+        for (uint32_t i = 0; i < TP__SLOT_CHUNK; i++)
+            c->gen[i] = 1; // generation 0 never names an actor
+        // release: lookups see a zeroed chunk.
+        atomic_store_explicit(&sys->chunks[ci], c, memory_order_release);
+    }
+    sys->slot_next++;
+    *slot = s;
+    return 0;
+}
+
+// Moves up to `n` free slots from the shared list into w's cache, or takes
+// one fresh slot when the shared list is empty. Holds slot_lock.
+static int
+slot_refill(tp_system *sys, tp__worker *w, unsigned n)
+{
+    while (n-- > 0 && sys->slot_free_len > 0)
+        w->slots[w->nslots++] = sys->slot_free[--sys->slot_free_len];
+    if (w->nslots > 0)
+        return 0;
+    uint32_t s;
+    int rc = slot_fresh(sys, &s);
+    if (rc == 0)
+        w->slots[w->nslots++] = s;
+    return rc;
+}
+
+static uint32_t *
+slot_gen(tp_system *sys, uint32_t slot)
+{
+    tp__slot_chunk *c = atomic_load_explicit(
+        &sys->chunks[slot >> TP__SLOT_CHUNK_BITS], memory_order_relaxed);
+    return &c->gen[slot & (TP__SLOT_CHUNK - 1)];
+}
+
+// Picks a free slot and its current generation. Scheduler threads use a
+// private cache of slots, so spawning and dying rarely share a lock.
 int
 tp__slot_alloc(tp_system *sys, uint32_t *slot, uint32_t *gen)
 {
-    pthread_mutex_lock(&sys->slot_lock);
-    uint32_t s;
-    if (sys->slot_free_len > 0) {
-        // FIFO-ish reuse would spread generations further, but a 24-bit
-        // generation already survives 16 million reuses of one slot.
-        s = sys->slot_free[--sys->slot_free_len];
-    } else {
-        if (sys->slot_next >= TP__SLOT_MAX) {
+    tp__worker *w = tp__self.worker;
+    int rc = 0;
+    if (w != NULL && w->sys == sys) {
+        if (w->nslots == 0) {
+            pthread_mutex_lock(&sys->slot_lock);
+            rc = slot_refill(sys, w, TP__SLOT_CACHE / 2);
             pthread_mutex_unlock(&sys->slot_lock);
-            return TP_EAGAIN;
+            if (rc != 0)
+                return rc;
         }
-        s = sys->slot_next;
-        uint32_t ci = s >> TP__SLOT_CHUNK_BITS;
-        if (atomic_load_explicit(&sys->chunks[ci], memory_order_relaxed) ==
-            NULL) {
-            tp__slot_chunk *c = calloc(1, sizeof *c);
-            if (c == NULL) {
-                pthread_mutex_unlock(&sys->slot_lock);
-                return TP_ENOMEM;
-            }
-            for (uint32_t i = 0; i < TP__SLOT_CHUNK; i++)
-                c->gen[i] = 1; // generation 0 never names an actor
-            // release: lookups see a zeroed chunk.
-            atomic_store_explicit(&sys->chunks[ci], c, memory_order_release);
-        }
-        sys->slot_next++;
+        *slot = w->slots[--w->nslots];
+        *gen = *slot_gen(sys, *slot); // the cache's slots are ours alone
+        return 0;
     }
-    tp__slot_chunk *c = atomic_load_explicit(
-        &sys->chunks[s >> TP__SLOT_CHUNK_BITS], memory_order_relaxed);
-    *gen = c->gen[s & (TP__SLOT_CHUNK - 1)];
-    *slot = s;
+    pthread_mutex_lock(&sys->slot_lock);
+    if (sys->slot_free_len > 0)
+        *slot = sys->slot_free[--sys->slot_free_len];
+    else
+        rc = slot_fresh(sys, slot);
+    if (rc == 0)
+        *gen = *slot_gen(sys, *slot);
     pthread_mutex_unlock(&sys->slot_lock);
-    return 0;
+    return rc;
 }
 
 static _Atomic(tp_actor *) *
@@ -103,30 +140,46 @@ tp__slot_clear(tp_system *sys, uint32_t slot)
     atomic_store_explicit(slot_ref(sys, slot), NULL, memory_order_seq_cst);
 }
 
-// Returns a cleared slot to the free list with its generation advanced.
-void
-tp__slot_release(tp_system *sys, uint32_t slot)
+// Holds slot_lock. Losing a slot when memory runs out beats failing a death.
+static void
+slot_free_push(tp_system *sys, uint32_t slot)
 {
-    pthread_mutex_lock(&sys->slot_lock);
-    tp__slot_chunk *c = atomic_load_explicit(
-        &sys->chunks[slot >> TP__SLOT_CHUNK_BITS], memory_order_relaxed);
-    uint32_t *g = &c->gen[slot & (TP__SLOT_CHUNK - 1)];
-    *g = (*g + 1) & 0xffffffu;
-    if (*g == 0)
-        *g = 1;
     if (sys->slot_free_len == sys->slot_free_cap) {
         size_t cap = sys->slot_free_cap ? sys->slot_free_cap * 2 : 1024;
         uint32_t *p = realloc(sys->slot_free, cap * sizeof *p);
-        if (p == NULL) {
-            // Losing one slot is better than failing a death.
-            pthread_mutex_unlock(&sys->slot_lock);
+        if (p == NULL)
             return;
-        }
         sys->slot_free = p;
         sys->slot_free_cap = cap;
     }
     sys->slot_free[sys->slot_free_len++] = slot;
-    pthread_mutex_unlock(&sys->slot_lock);
+}
+
+// Returns a cleared slot with its generation advanced, to this worker's
+// cache when there is one, else to the shared list.
+void
+tp__slot_release(tp_system *sys, uint32_t slot)
+{
+    tp__worker *w = tp__self.worker;
+    bool cached = w != NULL && w->sys == sys;
+    if (!cached)
+        pthread_mutex_lock(&sys->slot_lock);
+    uint32_t *g = slot_gen(sys, slot);
+    *g = (*g + 1) & 0xffffffu;
+    if (*g == 0)
+        *g = 1;
+    if (!cached) {
+        slot_free_push(sys, slot);
+        pthread_mutex_unlock(&sys->slot_lock);
+        return;
+    }
+    if (w->nslots == TP__SLOT_CACHE) {
+        pthread_mutex_lock(&sys->slot_lock);
+        while (w->nslots > TP__SLOT_CACHE / 2)
+            slot_free_push(sys, w->slots[--w->nslots]);
+        pthread_mutex_unlock(&sys->slot_lock);
+    }
+    w->slots[w->nslots++] = slot;
 }
 
 // ---- registry ------------------------------------------------------------------

@@ -149,6 +149,13 @@ void tp__actor_shutdown(tp_actor *a);
 // ---- scheduler (sched.c) ----------------------------------------------
 
 #define TP__RUNQ_SIZE 1024
+#define TP__SLOT_CACHE 256
+
+// A FIFO list of actors linked through run_next: dead ones waiting for a
+// grace period (oldest first), or runnable ones beyond a full ring.
+typedef struct tp__limbo {
+    tp_actor *head, *tail;
+} tp__limbo;
 
 struct tp__worker {
     // Read and CASed by thieves; tail written by the owner only.
@@ -164,8 +171,10 @@ struct tp__worker {
     unsigned streak;   // consecutive runs taken from runnext
     unsigned tick;
     uint64_t seen_epoch;
-    tp_actor *limbo;   // dead actors waiting for a grace period
-    size_t limbo_len;
+    tp__limbo limbo;   // dead actors waiting for a grace period
+    tp__limbo overflow; // runnable actors beyond the ring, in order
+    uint32_t slots[TP__SLOT_CACHE]; // free actor-table slots, ours alone
+    unsigned nslots;
     uint32_t rng;
     pthread_t thread;
     jmp_buf *jb;        // where tp_fail jumps to
@@ -250,7 +259,7 @@ struct tp_system {
     TP__ALIGNED _Atomic uint64_t epoch;
     pthread_rwlock_t ext_lock;
     pthread_mutex_t limbo_lock; // for actors that died outside workers
-    tp_actor *limbo;
+    tp__limbo limbo;
 
     // Actor table.
     TP__ALIGNED pthread_mutex_t slot_lock;
