@@ -525,6 +525,12 @@ local_next(tp__worker *w)
         w->runnext = NULL;
         return a;
     }
+    // Thieves may have emptied the ring right after it was refilled.
+    while (w->overflow.head != NULL) {
+        runq_refill(w);
+        if ((a = runq_get(w)) != NULL)
+            return a;
+    }
     return inject_pop(w->sys, w);
 }
 
