@@ -303,30 +303,30 @@ drain(tp_actor *a)
 
 // ---- logging crashes -------------------------------------------------------------
 
+// Logs one line: who crashed, why, the message being handled and the
+// actor's own description of its state.
 static void
 crash_report(tp_actor *a, int reason, const char *text)
 {
-    char pid[TP_PID_STRLEN], from[TP_PID_STRLEN] = "none", why[64];
+    char pid[TP_PID_STRLEN], from[TP_PID_STRLEN], why[64], msg[64];
     char state[256] = "";
     tp_pid_format(a->pid, pid, sizeof pid);
     tp_reason_format(reason, why, sizeof why);
-    unsigned tag = 0;
     if (a->current != NULL) {
-        tag = a->current->pub.tag;
         tp_pid_format(a->current->pub.from, from, sizeof from);
+        snprintf(msg, sizeof msg, "msg_tag=%u msg_from=%s",
+                 (unsigned)a->current->pub.tag, from);
+    } else {
+        snprintf(msg, sizeof msg, "msg=none");
     }
     if (a->behaviour->describe != NULL && a->state != NULL)
         a->behaviour->describe(a->state, state, sizeof state);
     tp__log(a->system, TP_LOG_ERR,
-            "crash actor=%s behaviour=%s name=%s reason=%s msg_tag=%s%u "
-            "msg_from=%s%s%s%s%s",
+            "crash actor=%s behaviour=%s name=%s reason=%s %s%s%s%s%s%s%s",
             pid, a->behaviour->name ? a->behaviour->name : "?",
-            a->name ? a->name : "-", why, a->current ? "" : "none:", tag,
-            from, text ? " text=\"" : "", text ? text : "", text ? "\"" : "",
-            state[0] ? " state=" : "");
-    if (state[0])
-        tp__log(a->system, TP_LOG_ERR, "crash actor=%s state: %s", pid,
-                state);
+            a->name ? a->name : "-", why, msg, text ? " text=\"" : "",
+            text ? text : "", text ? "\"" : "", state[0] ? " state=\"" : "",
+            state, state[0] ? "\"" : "");
 }
 
 // ---- exit and burial ----------------------------------------------------------------

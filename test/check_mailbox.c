@@ -1,0 +1,400 @@
+// SPDX-License-Identifier: MIT
+// Mailboxes: exact delivery and per-producer FIFO, every overflow policy at
+// its bound, the system lane getting through a full user lane, and
+// backpressure keeping memory bounded.
+#include "tp_test.h"
+
+#include <pthread.h>
+#include <string.h>
+
+typedef struct item {
+    long producer, seq;
+} item;
+
+#define MAXP 64
+
+// The consumer checks each producer's sequence is consecutive.
+typedef struct consumer {
+    long next[MAXP];
+} consumer;
+
+static _Atomic long consumed, order_errors;
+
+static int
+consumer_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)ctx;
+    consumer *c = state;
+    if (msg->size != sizeof(item))
+        return TP_EINVAL;
+    item it;
+    memcpy(&it, msg->data, sizeof it);
+    if (it.producer < 0 || it.producer >= MAXP || it.seq != c->next[it.producer])
+        atomic_fetch_add(&order_errors, 1);
+    c->next[it.producer] = it.seq + 1;
+    atomic_fetch_add(&consumed, 1);
+    return TP_OK;
+}
+
+static const tp_behaviour consumer_b = {
+    .name = "consumer", .state_size = sizeof(consumer),
+    .handle = consumer_handle};
+
+typedef struct producer {
+    tp_pid to;
+    long id, next, count;
+} producer;
+
+static int
+producer_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    producer *p = state;
+    if (msg->tag == 1)
+        memcpy(p, msg->data, sizeof *p);
+    for (int i = 0; i < 100 && p->next < p->count; i++) {
+        item it = {p->id, p->next};
+        int rc = tp_send(ctx, p->to, 7, &it, sizeof it);
+        if (rc == TP_EFULL)
+            break; // far over capacity: try again after a pause
+        if (rc != 0)
+            return rc;
+        p->next++;
+    }
+    if (p->next == p->count)
+        return TP_STOP;
+    return tp_send(ctx, tp_self(ctx), 2, NULL, 0);
+}
+
+static const tp_behaviour producer_b = {
+    .name = "producer", .state_size = sizeof(producer),
+    .handle = producer_handle};
+
+static void
+fifo_with_actor_producers(long nprod, uint32_t capacity)
+{
+    long per = tpt_scaled(2000000) / nprod;
+    tp_system *sys = tpt_system(nprod > 1 ? 4 : 2);
+    tp_pid c;
+    tp_spawn_opts o = {.mailbox_capacity = capacity};
+    ck_assert_int_eq(tp_spawn(sys, &c, &consumer_b, NULL, &o), 0);
+    for (long i = 0; i < nprod; i++) {
+        tp_pid p;
+        producer init = {c, i, 0, per};
+        ck_assert_int_eq(tp_spawn(sys, &p, &producer_b, NULL, NULL), 0);
+        ck_assert_int_eq(tp_system_send(sys, p, 1, &init, sizeof init), 0);
+    }
+    ck_assert(tpt_wait_ge(&consumed, per * nprod, 120));
+    tp_actor_stats st;
+    ck_assert_int_eq(tp_actor_stats_get(sys, c, &st), 0);
+    ck_assert_uint_le(st.high_water, capacity * 2);
+    ck_assert_uint_eq(st.dropped, 0);
+    tp_system_destroy(&sys);
+    ck_assert_int_eq(atomic_load(&consumed), per * nprod);
+    ck_assert_int_eq(atomic_load(&order_errors), 0);
+}
+
+START_TEST(test_fifo_1_producer)
+{
+    fifo_with_actor_producers(1, 1024);
+}
+END_TEST
+
+START_TEST(test_fifo_2_producers)
+{
+    fifo_with_actor_producers(2, 1024);
+}
+END_TEST
+
+START_TEST(test_fifo_8_producers_small_mailbox)
+{
+    fifo_with_actor_producers(8, 16);
+}
+END_TEST
+
+typedef struct ext_arg {
+    tp_system *sys;
+    tp_pid to;
+    long id, count;
+} ext_arg;
+
+static void *
+ext_producer(void *p)
+{
+    ext_arg *a = p;
+    for (long i = 0; i < a->count; i++) {
+        item it = {a->id, i};
+        int rc;
+        while ((rc = tp_system_send(a->sys, a->to, 7, &it, sizeof it)) ==
+               TP_ETIMEDOUT)
+            ;
+        ck_assert_int_eq(rc, 0);
+    }
+    return NULL;
+}
+
+START_TEST(test_fifo_external_threads)
+{
+    enum { N = 8 };
+    long per = tpt_scaled(400000) / N;
+    tp_system *sys = tpt_system(2);
+    tp_pid c;
+    ck_assert_int_eq(tp_spawn(sys, &c, &consumer_b, NULL,
+                              &(tp_spawn_opts){.mailbox_capacity = 64}),
+                     0);
+    pthread_t t[N];
+    ext_arg a[N];
+    for (long i = 0; i < N; i++) {
+        a[i] = (ext_arg){sys, c, i, per};
+        pthread_create(&t[i], NULL, ext_producer, &a[i]);
+    }
+    for (int i = 0; i < N; i++)
+        pthread_join(t[i], NULL);
+    ck_assert(tpt_wait_ge(&consumed, per * N, 60));
+    tp_actor_stats st;
+    ck_assert_int_eq(tp_actor_stats_get(sys, c, &st), 0);
+    // Threads wait for room: one message over per sending thread at most.
+    ck_assert_uint_le(st.high_water, 64 + N);
+    tp_system_destroy(&sys);
+    ck_assert_int_eq(atomic_load(&order_errors), 0);
+}
+END_TEST
+
+// Overflow policies, checked on a system not yet started so nothing
+// drains; then started to see what was kept.
+static _Atomic long seen_values[16], seen_count;
+static _Atomic long term_reason = 999, terms;
+
+static int
+record_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)ctx, (void)state;
+    long v;
+    memcpy(&v, msg->data, sizeof v);
+    long i = atomic_fetch_add(&seen_count, 1);
+    if (i < 16)
+        atomic_store(&seen_values[i], v);
+    return TP_OK;
+}
+
+static void
+record_terminate(tp_ctx *ctx, void *state, int reason)
+{
+    (void)ctx, (void)state;
+    atomic_store(&term_reason, reason);
+    atomic_fetch_add(&terms, 1);
+}
+
+static const tp_behaviour record_b = {
+    .name = "record", .handle = record_handle, .terminate = record_terminate};
+
+static tp_system *
+unstarted(void)
+{
+    tp_system *sys;
+    ck_assert_int_eq(
+        tp_system_new(&sys, &(tp_config){.threads = 2, .send_timeout_ms = 50}),
+        0);
+    return sys;
+}
+
+static tp_pid
+spawn_policy(tp_system *sys, tp_overflow policy)
+{
+    tp_pid pid;
+    tp_spawn_opts o = {.mailbox_capacity = 8, .overflow = policy};
+    ck_assert_int_eq(tp_spawn(sys, &pid, &record_b, NULL, &o), 0);
+    return pid;
+}
+
+static void
+fill(tp_system *sys, tp_pid pid, long n)
+{
+    for (long v = 0; v < n; v++)
+        ck_assert_int_eq(tp_system_send(sys, pid, 1, &v, sizeof v), 0);
+}
+
+START_TEST(test_reject)
+{
+    tp_system *sys = unstarted();
+    tp_pid pid = spawn_policy(sys, TP_OVERFLOW_REJECT);
+    fill(sys, pid, 8);
+    long v = 8;
+    ck_assert_int_eq(tp_system_send(sys, pid, 1, &v, sizeof v), TP_EFULL);
+    char *buf = malloc(16);
+    ck_assert_int_eq(tp_system_send_buf(sys, pid, 1, buf, 16), TP_EFULL);
+    free(buf); // still ours after a failure
+    tp_actor_stats st;
+    ck_assert_int_eq(tp_actor_stats_get(sys, pid, &st), 0);
+    ck_assert_uint_eq(st.length, 8);
+    ck_assert_uint_eq(st.high_water, 8);
+    ck_assert_uint_eq(st.rejected, 2);
+    ck_assert_uint_eq(st.dropped, 0);
+    ck_assert_int_eq(tp_system_start(sys), 0);
+    ck_assert(tpt_wait_ge(&seen_count, 8, 20));
+    for (long i = 0; i < 8; i++)
+        ck_assert_int_eq(atomic_load(&seen_values[i]), i);
+    tp_system_destroy(&sys);
+}
+END_TEST
+
+START_TEST(test_drop_newest)
+{
+    tp_system *sys = unstarted();
+    tp_pid pid = spawn_policy(sys, TP_OVERFLOW_DROP_NEWEST);
+    fill(sys, pid, 12);
+    tp_actor_stats st;
+    ck_assert_int_eq(tp_actor_stats_get(sys, pid, &st), 0);
+    ck_assert_uint_eq(st.length, 8);
+    ck_assert_uint_eq(st.dropped, 4);
+    ck_assert_int_eq(tp_system_start(sys), 0);
+    ck_assert(tpt_wait_ge(&seen_count, 8, 20));
+    tpt_nap_us(20000);
+    ck_assert_int_eq(atomic_load(&seen_count), 8);
+    for (long i = 0; i < 8; i++)
+        ck_assert_int_eq(atomic_load(&seen_values[i]), i);
+    tp_system_stats ss;
+    tp_system_stats_get(sys, &ss);
+    ck_assert_uint_eq(ss.dead_letters, 4);
+    tp_system_destroy(&sys);
+}
+END_TEST
+
+START_TEST(test_drop_oldest)
+{
+    tp_system *sys = unstarted();
+    tp_pid pid = spawn_policy(sys, TP_OVERFLOW_DROP_OLDEST);
+    fill(sys, pid, 12);
+    ck_assert_int_eq(tp_system_start(sys), 0);
+    ck_assert(tpt_wait_ge(&seen_count, 8, 20));
+    tpt_nap_us(20000);
+    ck_assert_int_eq(atomic_load(&seen_count), 8);
+    for (long i = 0; i < 8; i++) // the newest eight survive, in order
+        ck_assert_int_eq(atomic_load(&seen_values[i]), i + 4);
+    tp_actor_stats st;
+    ck_assert_int_eq(tp_actor_stats_get(sys, pid, &st), 0);
+    ck_assert_uint_eq(st.dropped, 4);
+    tp_system_destroy(&sys);
+}
+END_TEST
+
+// Past twice the capacity the newest is dropped instead, so a receiver that
+// is not running cannot make its mailbox grow without bound.
+START_TEST(test_drop_oldest_memory_bounded)
+{
+    tp_system *sys = unstarted();
+    tp_pid pid = spawn_policy(sys, TP_OVERFLOW_DROP_OLDEST);
+    fill(sys, pid, 1000);
+    tp_actor_stats st;
+    ck_assert_int_eq(tp_actor_stats_get(sys, pid, &st), 0);
+    ck_assert_uint_eq(st.length, 16);
+    ck_assert_uint_eq(st.dropped, 984);
+    ck_assert_int_eq(tp_system_start(sys), 0);
+    ck_assert(tpt_wait_ge(&seen_count, 8, 20));
+    tpt_nap_us(20000);
+    ck_assert_int_eq(atomic_load(&seen_count), 8);
+    for (long i = 0; i < 8; i++)
+        ck_assert_int_eq(atomic_load(&seen_values[i]), i + 8);
+    ck_assert_int_eq(tp_actor_stats_get(sys, pid, &st), 0);
+    ck_assert_uint_eq(st.dropped, 992);
+    tp_system_destroy(&sys);
+}
+END_TEST
+
+START_TEST(test_exit_receiver_through_full_lane)
+{
+    tp_system *sys = unstarted();
+    tp_pid pid = spawn_policy(sys, TP_OVERFLOW_EXIT_RECEIVER);
+    fill(sys, pid, 9); // the ninth overflows
+    ck_assert_int_eq(tp_system_start(sys), 0);
+    ck_assert_int_eq(tp_system_wait(sys, 20000), 0);
+    ck_assert_int_eq(atomic_load(&terms), 1);
+    ck_assert_int_eq(atomic_load(&term_reason), TP_REASON_MAILBOX_OVERFLOW);
+    // The kill travelled in the system lane, ahead of the full user lane.
+    ck_assert_int_eq(atomic_load(&seen_count), 0);
+    tp_system_stats ss;
+    tp_system_stats_get(sys, &ss);
+    ck_assert_uint_eq(ss.crashed, 1);
+    ck_assert_uint_eq(ss.dead_letters, 9); // 1 dropped + 8 queued at death
+    ck_assert_int_eq(tp_system_send(sys, pid, 1, "x", 1), TP_ENOACTOR);
+    tp_system_destroy(&sys);
+}
+END_TEST
+
+START_TEST(test_backpressure_thread_times_out)
+{
+    tp_system *sys = unstarted();
+    tp_pid pid = spawn_policy(sys, TP_OVERFLOW_BACKPRESSURE);
+    fill(sys, pid, 8);
+    long v = 8;
+    ck_assert_int_eq(tp_system_send(sys, pid, 1, &v, sizeof v), TP_ETIMEDOUT);
+    tp_actor_stats st;
+    ck_assert_int_eq(tp_actor_stats_get(sys, pid, &st), 0);
+    ck_assert_uint_eq(st.length, 8); // nothing was sent
+    ck_assert_int_eq(tp_system_start(sys), 0);
+    ck_assert(tpt_wait_ge(&seen_count, 8, 20));
+    // Room again: the same send now succeeds.
+    ck_assert_int_eq(tp_system_send(sys, pid, 1, &v, sizeof v), 0);
+    ck_assert(tpt_wait_ge(&seen_count, 9, 20));
+    tp_system_destroy(&sys);
+}
+END_TEST
+
+// A fast producer actor and a slow consumer with a small BACKPRESSURE
+// mailbox: everything arrives in order and the mailbox stays bounded.
+static int
+slow_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    consumer_handle(ctx, state, msg);
+    for (volatile int i = 0; i < 200; i++)
+        ;
+    return TP_OK;
+}
+
+static const tp_behaviour slow_b = {
+    .name = "slow", .state_size = sizeof(consumer), .handle = slow_handle};
+
+START_TEST(test_backpressure_between_actors)
+{
+    long n = tpt_scaled(1000000);
+    tp_system *sys = tpt_system(2);
+    tp_pid c, p;
+    ck_assert_int_eq(tp_spawn(sys, &c, &slow_b, NULL,
+                              &(tp_spawn_opts){.mailbox_capacity = 64}),
+                     0);
+    ck_assert_int_eq(tp_spawn(sys, &p, &producer_b, NULL, NULL), 0);
+    producer init = {c, 0, 0, n};
+    ck_assert_int_eq(tp_system_send(sys, p, 1, &init, sizeof init), 0);
+    ck_assert(tpt_wait_ge(&consumed, n, 120));
+    tp_actor_stats st;
+    ck_assert_int_eq(tp_actor_stats_get(sys, c, &st), 0);
+    ck_assert_uint_le(st.high_water, 128); // twice the capacity at most
+    ck_assert_uint_ge(st.high_water, 64);  // it did fill up
+    ck_assert_uint_eq(st.dropped, 0);
+    ck_assert_int_eq(atomic_load(&order_errors), 0);
+    tp_system_destroy(&sys);
+}
+END_TEST
+
+Suite *
+mailbox_suite(void)
+{
+    Suite *s = suite_create("mailbox");
+    TCase *tc = tcase_create("delivery");
+    tcase_set_timeout(tc, 180);
+    tcase_add_test(tc, test_fifo_1_producer);
+    tcase_add_test(tc, test_fifo_2_producers);
+    tcase_add_test(tc, test_fifo_8_producers_small_mailbox);
+    tcase_add_test(tc, test_fifo_external_threads);
+    tcase_add_test(tc, test_backpressure_between_actors);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("overflow");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_reject);
+    tcase_add_test(tc, test_drop_newest);
+    tcase_add_test(tc, test_drop_oldest);
+    tcase_add_test(tc, test_drop_oldest_memory_bounded);
+    tcase_add_test(tc, test_exit_receiver_through_full_lane);
+    tcase_add_test(tc, test_backpressure_thread_times_out);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,0 +1,271 @@
+// SPDX-License-Identifier: MIT
+// The scheduler: one thread per actor at a time, fairness under a flood,
+// every worker used under load, idle workers asleep.
+#include "tp_test.h"
+
+#include <pthread.h>
+#include <time.h>
+
+static _Atomic long guard_violations, guarded;
+
+typedef struct guard_state {
+    _Atomic int inside;
+} guard_state;
+
+static int
+guard_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)ctx, (void)msg;
+    guard_state *g = state;
+    if (atomic_exchange(&g->inside, 1) != 0)
+        atomic_fetch_add(&guard_violations, 1);
+    for (volatile int i = 0; i < 20; i++)
+        ;
+    atomic_store(&g->inside, 0);
+    atomic_fetch_add(&guarded, 1);
+    return TP_OK;
+}
+
+static const tp_behaviour guard_b = {
+    .name = "guard", .state_size = sizeof(guard_state),
+    .handle = guard_handle};
+
+typedef struct spray {
+    tp_pid targets[8];
+    long left;
+} spray;
+
+static int
+spray_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    spray *s = state;
+    if (msg->tag == 1)
+        *s = *(const spray *)msg->data;
+    for (int i = 0; i < 64 && s->left > 0; i++, s->left--)
+        if (tp_send(ctx, s->targets[s->left % 8], 3, NULL, 0) == TP_EFULL)
+            break;
+    return s->left > 0 ? tp_send(ctx, tp_self(ctx), 2, NULL, 0) : TP_STOP;
+}
+
+static const tp_behaviour spray_b = {
+    .name = "spray", .state_size = sizeof(spray), .handle = spray_handle};
+
+typedef struct ext_spray {
+    tp_system *sys;
+    tp_pid *targets;
+    long n;
+} ext_spray;
+
+static void *
+ext_spray_main(void *p)
+{
+    ext_spray *e = p;
+    for (long i = 0; i < e->n; i++)
+        while (tp_system_send(e->sys, e->targets[i % 8], 3, NULL, 0) != 0)
+            ;
+    return NULL;
+}
+
+START_TEST(test_never_two_threads_at_once)
+{
+    tp_system *sys = tpt_system(4);
+    spray sp = {.left = tpt_scaled(200000)};
+    for (int i = 0; i < 8; i++)
+        ck_assert_int_eq(tp_spawn(sys, &sp.targets[i], &guard_b, NULL,
+                                  &(tp_spawn_opts){.mailbox_capacity = 32}),
+                         0);
+    for (int i = 0; i < 8; i++) {
+        tp_pid p;
+        ck_assert_int_eq(tp_spawn(sys, &p, &spray_b, NULL, NULL), 0);
+        ck_assert_int_eq(tp_system_send(sys, p, 1, &sp, sizeof sp), 0);
+    }
+    ext_spray e = {sys, sp.targets, tpt_scaled(50000)};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, ext_spray_main, &e);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    ck_assert(tpt_wait_ge(&guarded, 8 * sp.left + 2 * e.n, 120));
+    ck_assert_int_eq(atomic_load(&guard_violations), 0);
+    tp_system_destroy(&sys);
+}
+END_TEST
+
+// Ping-pong keeps going while one actor is flooded.
+static _Atomic long rounds, flood_seen;
+static _Atomic int flood_done;
+
+static int
+pp_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)state;
+    long n = *(const long *)msg->data;
+    atomic_fetch_add(&rounds, 1);
+    if (n == 0)
+        return TP_OK;
+    n--;
+    tp_pid peer = msg->tag == 1 ? *(const tp_pid *)((const char *)msg->data +
+                                                    sizeof(long))
+                                : msg->from;
+    return tp_send(ctx, peer, 2, &n, sizeof n);
+}
+
+static const tp_behaviour pp_b = {.name = "pp", .handle = pp_handle};
+
+static int
+flood_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)ctx, (void)state, (void)msg;
+    atomic_fetch_add(&flood_seen, 1);
+    return TP_OK;
+}
+
+static const tp_behaviour flood_b = {.name = "flood",
+                                     .handle = flood_handle};
+
+static void *
+flooder(void *p)
+{
+    ext_spray *e = p;
+    while (!atomic_load(&flood_done))
+        tp_system_send(e->sys, e->targets[0], 1, NULL, 0);
+    return NULL;
+}
+
+static void
+flood_vs_pingpong(unsigned threads)
+{
+    tp_system *sys = tpt_system_cfg(&(tp_config){
+        .threads = threads, .send_timeout_ms = 10});
+    tp_pid f, a, b;
+    ck_assert_int_eq(tp_spawn(sys, &f, &flood_b, NULL, NULL), 0);
+    ck_assert_int_eq(tp_spawn(sys, &a, &pp_b, NULL, NULL), 0);
+    ck_assert_int_eq(tp_spawn(sys, &b, &pp_b, NULL, NULL), 0);
+    ext_spray e = {sys, &f, 0};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, flooder, &e);
+    ck_assert(tpt_wait_ge(&flood_seen, 10000, 60)); // the flood is on
+    struct {
+        long n;
+        tp_pid peer;
+    } start = {20000, b};
+    ck_assert_int_eq(tp_system_send(sys, a, 1, &start, sizeof start), 0);
+    // 20,001 handled messages mean the game ran to its end meanwhile.
+    ck_assert(tpt_wait_ge(&rounds, 20001, 60));
+    ck_assert(!atomic_load(&flood_done));
+    atomic_store(&flood_done, 1);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    tp_system_destroy(&sys);
+}
+
+START_TEST(test_flood_does_not_starve_1_thread)
+{
+    flood_vs_pingpong(1);
+}
+END_TEST
+
+START_TEST(test_flood_does_not_starve_2_threads)
+{
+    flood_vs_pingpong(2);
+}
+END_TEST
+
+// Busy independent actors: every worker ends up running some.
+static _Atomic long busy_done;
+
+static int
+busy_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    long *left = state;
+    if (msg->tag == 1)
+        *left = 200;
+    for (volatile int i = 0; i < 20000; i++)
+        ;
+    if (--*left == 0) {
+        atomic_fetch_add(&busy_done, 1);
+        return TP_STOP;
+    }
+    return tp_send(ctx, tp_self(ctx), 2, NULL, 0);
+}
+
+static const tp_behaviour busy_b = {
+    .name = "busy", .state_size = sizeof(long), .handle = busy_handle};
+
+static void
+all_workers_busy(unsigned threads)
+{
+    tp_system *sys = tpt_system(threads);
+    for (int i = 0; i < 64; i++) {
+        tp_pid p;
+        ck_assert_int_eq(tp_spawn(sys, &p, &busy_b, NULL, NULL), 0);
+        ck_assert_int_eq(tp_system_send(sys, p, 1, NULL, 0), 0);
+    }
+    ck_assert_int_eq(tp_system_wait(sys, 120000), 0);
+    ck_assert_int_eq(atomic_load(&busy_done), 64);
+    for (unsigned i = 0; i < threads; i++) {
+        tp_worker_stats ws;
+        ck_assert_int_eq(tp_worker_stats_get(sys, i, &ws), 0);
+        ck_assert_msg(ws.activations > 0, "worker %u never ran an actor", i);
+        ck_assert_uint_gt(ws.messages, 0);
+    }
+    tp_system_destroy(&sys);
+}
+
+START_TEST(test_all_workers_get_work_2)
+{
+    all_workers_busy(2);
+}
+END_TEST
+
+START_TEST(test_all_workers_get_work_4)
+{
+    all_workers_busy(4);
+}
+END_TEST
+
+static double
+cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+START_TEST(test_idle_system_sleeps)
+{
+    tp_system *sys = tpt_system(2);
+    for (int i = 0; i < 1000; i++) // idle actors cost no CPU
+        ck_assert_int_eq(tp_spawn(sys, NULL, &flood_b, NULL, NULL), 0);
+    tp_system_stats before;
+    for (int tries = 0;; tries++) { // until both workers have parked
+        tp_system_stats_get(sys, &before);
+        if (before.total.sleeps >= 2 || tries > 2000)
+            break;
+        tpt_nap_us(1000);
+    }
+    ck_assert_uint_ge(before.total.sleeps, 2);
+    double c0 = cpu_seconds();
+    tpt_nap_us(1000000);
+    double used = cpu_seconds() - c0;
+    ck_assert_msg(used < 0.05, "idle system used %.3f s of CPU in 1 s", used);
+    tp_system_destroy(&sys);
+}
+END_TEST
+
+Suite *
+sched_suite(void)
+{
+    Suite *s = suite_create("sched");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 180);
+    tcase_add_test(tc, test_never_two_threads_at_once);
+    tcase_add_test(tc, test_flood_does_not_starve_1_thread);
+    tcase_add_test(tc, test_flood_does_not_starve_2_threads);
+    tcase_add_test(tc, test_all_workers_get_work_2);
+    tcase_add_test(tc, test_all_workers_get_work_4);
+    tcase_add_test(tc, test_idle_system_sleeps);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,0 +1,35 @@
+// SPDX-License-Identifier: MIT
+// Helpers shared by the Check suites: bounded waits on counters, the test
+// scale (smaller under sanitizers), and a system with N threads.
+#ifndef TROUPE_TP_TEST_H
+#define TROUPE_TP_TEST_H
+
+#include <check.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <troupe.h>
+
+// Multiplier for message counts: TP_TEST_SCALE (default 1).
+double tpt_scale(void);
+long tpt_scaled(long n);
+
+// Polls until *v >= want or `seconds` pass; returns whether it got there.
+bool tpt_wait_ge(_Atomic long *v, long want, double seconds);
+
+// A started system with `threads` workers and the given overrides.
+tp_system *tpt_system(unsigned threads);
+tp_system *tpt_system_cfg(const tp_config *cfg);
+
+// Stops briefly (for polling loops only, never as synchronisation).
+void tpt_nap_us(long us);
+
+Suite *err_suite(void);
+Suite *pid_suite(void);
+Suite *lifecycle_suite(void);
+Suite *mailbox_suite(void);
+Suite *sched_suite(void);
+Suite *race_suite(void);
+Suite *api_suite(void);
+Suite *pack_suite(void);
+
+#endif
