@@ -102,7 +102,9 @@ maybe_mute(tp_actor *s, tp_actor *r)
     // muted receiver cannot drain, so muting on it could deadlock a cycle.
     if (s == r || !s->started ||
         atomic_load_explicit(&s->mute, memory_order_relaxed) != 0 ||
-        atomic_load_explicit(&s->listed, memory_order_relaxed) ||
+        // acquire: pairs with unmute_all's release, so its reads of our
+        // links are done before we reuse them.
+        atomic_load_explicit(&s->listed, memory_order_acquire) ||
         atomic_load_explicit(&r->mute, memory_order_relaxed) != 0)
         return;
     mute_lock(r);

@@ -394,6 +394,8 @@ tp__limbo_add(tp_system *sys, tp_actor *a)
         sys->limbo.tail->limbo_epoch > a->limbo_epoch)
         a->limbo_epoch = sys->limbo.tail->limbo_epoch;
     limbo_append(&sys->limbo, a);
+    // relaxed: a hint for worker 0; the lock guards the list itself.
+    atomic_fetch_add_explicit(&sys->limbo_waiting, 1, memory_order_relaxed);
     pthread_mutex_unlock(&sys->limbo_lock);
 }
 
@@ -455,9 +457,15 @@ worker_reclaim(tp__worker *w)
     uint64_t e = atomic_load_explicit(&sys->epoch, memory_order_seq_cst);
     free_ready(sys, limbo_take_ready(&w->limbo, e));
     // relaxed: a hint; the lock decides.
-    if (w->index == 0 && sys->limbo.head != NULL) {
+    if (w->index == 0 && atomic_load_explicit(&sys->limbo_waiting,
+                                              memory_order_relaxed) != 0) {
         pthread_mutex_lock(&sys->limbo_lock);
         tp_actor *ready = limbo_take_ready(&sys->limbo, e);
+        size_t n = 0;
+        for (tp_actor *a = ready; a != NULL; a = a->run_next)
+            n++;
+        atomic_fetch_sub_explicit(&sys->limbo_waiting, n,
+                                  memory_order_relaxed);
         pthread_mutex_unlock(&sys->limbo_lock);
         free_ready(sys, ready);
     }
@@ -628,7 +636,8 @@ worker_main(void *arg)
         tp_actor *a = local_next(w);
         if (a == NULL) {
             if (w->limbo.head != NULL ||
-                (w->index == 0 && sys->limbo.head != NULL))
+                (w->index == 0 && atomic_load_explicit(&sys->limbo_waiting,
+                                                       memory_order_relaxed)))
                 worker_reclaim(w);
             go_idle(w);
             atomic_fetch_add_explicit(&sys->nspinning, 1,

@@ -260,6 +260,7 @@ struct tp_system {
     pthread_rwlock_t ext_lock;
     pthread_mutex_t limbo_lock; // for actors that died outside workers
     tp__limbo limbo;
+    _Atomic size_t limbo_waiting; // actors in `limbo`
 
     // Actor table.
     TP__ALIGNED pthread_mutex_t slot_lock;
