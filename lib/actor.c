@@ -84,7 +84,7 @@ unmute_all(tp_actor *r)
     atomic_store_explicit(&r->mute_list, NULL, memory_order_relaxed);
     while (s != NULL) {
         tp_actor *next = s->mute_next;
-        s->mute_target = NULL;
+        atomic_store_explicit(&s->mute_target, NULL, memory_order_relaxed);
         atomic_store_explicit(&s->listed, 0, memory_order_release);
         unmute(s);
         s = next;
@@ -116,14 +116,15 @@ maybe_mute(tp_actor *s, tp_actor *r)
     // seq_cst: pairs with the receiver's seq_cst counter update and list
     // check in finish(): either it sees us listed or we see it drained.
     atomic_store_explicit(&r->mute_list, s, memory_order_seq_cst);
-    s->mute_target = r;
+    atomic_store_explicit(&s->mute_target, r, memory_order_relaxed);
     atomic_store_explicit(&s->listed, 1, memory_order_relaxed);
-    atomic_store_explicit(&s->mute, TP__MUTE_PENDING, memory_order_relaxed);
+    // seq_cst: see keep_muted.
+    atomic_store_explicit(&s->mute, TP__MUTE_PENDING, memory_order_seq_cst);
     uint64_t c = atomic_load_explicit(&r->count, memory_order_seq_cst);
     if (TP__CNT_USERS(c) < r->low_water) {
         atomic_store_explicit(&r->mute_list, s->mute_next,
                               memory_order_relaxed);
-        s->mute_target = NULL;
+        atomic_store_explicit(&s->mute_target, NULL, memory_order_relaxed);
         atomic_store_explicit(&s->listed, 0, memory_order_relaxed);
         atomic_store_explicit(&s->mute, TP__MUTE_NONE, memory_order_relaxed);
     }
@@ -136,7 +137,9 @@ unlist(tp_actor *s)
 {
     if (!atomic_load_explicit(&s->listed, memory_order_acquire))
         return;
-    tp_actor *r = s->mute_target;
+    // relaxed: only valid during the activation that muted us, when the
+    // receiver's memory is still protected; the lock settles the rest.
+    tp_actor *r = atomic_load_explicit(&s->mute_target, memory_order_relaxed);
     if (r != NULL) {
         mute_lock(r);
         if (atomic_load_explicit(&s->listed, memory_order_relaxed)) {
@@ -156,6 +159,22 @@ unlist(tp_actor *s)
         mute_unlock(r);
     }
     atomic_store_explicit(&s->mute, TP__MUTE_NONE, memory_order_relaxed);
+}
+
+// Whether the actor muted in this activation should stay muted: not when
+// its receiver is itself muted, since a muted receiver cannot drain (two
+// actors filling each other's mailboxes would otherwise both park forever).
+static bool
+keep_muted(tp_actor *a)
+{
+    tp_actor *r = atomic_load_explicit(&a->mute_target, memory_order_relaxed);
+    // seq_cst: pairs with the receiver's own mute store; of two actors
+    // muting on each other, at least one sees the other muted.
+    if (r == NULL ||
+        atomic_load_explicit(&r->mute, memory_order_seq_cst) == TP__MUTE_NONE)
+        return true;
+    unlist(a);
+    return false;
 }
 
 // ---- putting messages in mailboxes ------------------------------------------
@@ -483,8 +502,9 @@ process(tp__worker *w, tp_actor *a)
 static void
 finish(tp__worker *w, tp_actor *a)
 {
-    bool muting = atomic_load_explicit(&a->mute, memory_order_relaxed) ==
-                  TP__MUTE_PENDING;
+    bool muting = atomic_load_explicit(&a->mute, memory_order_seq_cst) ==
+                      TP__MUTE_PENDING &&
+                  keep_muted(a);
     uint64_t total = (uint64_t)w->done_total + a->hold - (muting ? 1 : 0);
     a->hold = muting ? 1 : 0;
     uint64_t sub = ((uint64_t)w->done_user << 32) + total;

@@ -133,7 +133,7 @@ struct tp_actor {
     // Backpressure: senders muted on this actor, guarded by mute_lock.
     _Atomic(tp_actor *) mute_list;
     tp_actor *mute_next;   // link in the receiver's list
-    tp_actor *mute_target; // receiver whose list holds us
+    _Atomic(tp_actor *) mute_target; // receiver whose list holds us
 
     tp_actor *run_next;     // link in the global run queue / limbo
     uint64_t limbo_epoch;

@@ -375,6 +375,65 @@ START_TEST(test_backpressure_between_actors)
 }
 END_TEST
 
+// Two actors flooding each other's small BACKPRESSURE mailboxes: neither
+// may stay muted on a receiver that is itself muted.
+static _Atomic long twin_received;
+
+typedef struct twin {
+    tp_pid peer;
+    long to_send;
+} twin;
+
+static int
+twin_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    twin *t = state;
+    if (msg->tag == 7)
+        atomic_fetch_add(&twin_received, 1);
+    else if (msg->tag == 1)
+        memcpy(t, msg->data, sizeof *t);
+    // Every message is a chance to send more; a full own mailbox also
+    // means we run again, so a refused reminder is harmless.
+    for (int i = 0; i < 50 && t->to_send > 0; i++) {
+        int rc = tp_send(ctx, t->peer, 7, NULL, 0);
+        if (rc == TP_EFULL)
+            break;
+        if (rc != 0)
+            return rc;
+        t->to_send--;
+    }
+    if (t->to_send > 0) {
+        int rc = tp_send(ctx, tp_self(ctx), 2, NULL, 0);
+        if (rc != 0 && rc != TP_EFULL)
+            return rc;
+    }
+    return TP_OK;
+}
+
+static const tp_behaviour twin_b = {
+    .name = "twin", .state_size = sizeof(twin), .handle = twin_handle};
+
+START_TEST(test_mutual_backpressure_no_deadlock)
+{
+    long n = tpt_scaled(300000);
+    for (unsigned threads = 1; threads <= 2; threads++) {
+        atomic_store(&twin_received, 0);
+        tp_system *sys = tpt_system(threads);
+        tp_pid a, b;
+        tp_spawn_opts o = {.mailbox_capacity = 16};
+        ck_assert_int_eq(tp_spawn(sys, &a, &twin_b, NULL, &o), 0);
+        ck_assert_int_eq(tp_spawn(sys, &b, &twin_b, NULL, &o), 0);
+        twin ta = {b, n}, tb = {a, n};
+        ck_assert_int_eq(tp_system_send(sys, a, 1, &ta, sizeof ta), 0);
+        ck_assert_int_eq(tp_system_send(sys, b, 1, &tb, sizeof tb), 0);
+        ck_assert_msg(tpt_wait_ge(&twin_received, 2 * n, 60),
+                      "stuck at %ld of %ld with %u threads",
+                      atomic_load(&twin_received), 2 * n, threads);
+        tp_system_destroy(&sys);
+    }
+}
+END_TEST
+
 Suite *
 mailbox_suite(void)
 {
@@ -386,6 +445,7 @@ mailbox_suite(void)
     tcase_add_test(tc, test_fifo_8_producers_small_mailbox);
     tcase_add_test(tc, test_fifo_external_threads);
     tcase_add_test(tc, test_backpressure_between_actors);
+    tcase_add_test(tc, test_mutual_backpressure_no_deadlock);
     suite_add_tcase(s, tc);
     tc = tcase_create("overflow");
     tcase_set_timeout(tc, 60);
