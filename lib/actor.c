@@ -457,6 +457,28 @@ handle_result(tp_actor *a, int r)
     return TP_EINVAL;
 }
 
+// Gives back the counts of the messages handled so far in this activation
+// without ending it, so senders see the mailbox as it is: a small mailbox
+// would otherwise look full of messages already handled, refusing or
+// dropping for nothing. One popped message stays counted so the total
+// cannot reach zero and let a sender schedule us while we run.
+static void
+settle(tp__worker *w, tp_actor *a)
+{
+    uint64_t sub = ((uint64_t)w->done_user << 32) + (w->done_total - 1);
+    // seq_cst: as in finish().
+    uint64_t old = atomic_fetch_sub_explicit(&a->count, sub,
+                                             memory_order_seq_cst);
+    tp__count(&a->handled, w->done_user);
+    tp__count(&w->messages, w->done_user);
+    uint32_t left_user = TP__CNT_USERS(old) - w->done_user;
+    w->done_user = 0;
+    w->done_total = 1;
+    if (left_user < a->low_water &&
+        atomic_load_explicit(&a->mute_list, memory_order_seq_cst) != NULL)
+        unmute_all(a);
+}
+
 // Handles up to one batch of messages. Returns CONTINUE or an exit reason.
 static int
 process(tp__worker *w, tp_actor *a)
@@ -481,6 +503,8 @@ process(tp__worker *w, tp_actor *a)
             atomic_fetch_sub_explicit(&a->drop_debt, 1, memory_order_relaxed);
             count_drop(a);
             tp__msg_retire(m);
+            if (w->done_user >= a->settle_every)
+                settle(w, a);
             continue;
         }
         budget--;
@@ -491,6 +515,8 @@ process(tp__worker *w, tp_actor *a)
             return r; // actor_exit reports and frees the message
         a->current = NULL;
         tp__msg_retire(m);
+        if (w->done_user >= a->settle_every)
+            settle(w, a);
         // relaxed: set by this thread in maybe_mute.
         if (atomic_load_explicit(&a->mute, memory_order_relaxed) != 0)
             return CONTINUE;
@@ -606,6 +632,7 @@ actor_new(tp_system *sys, const tp_behaviour *b, const tp_spawn_opts *o)
     a->capacity = o && o->mailbox_capacity ? o->mailbox_capacity
                                            : sys->cfg.mailbox_capacity;
     a->low_water = a->capacity / 2 ? a->capacity / 2 : 1;
+    a->settle_every = a->capacity / 4 ? a->capacity / 4 : 1;
     a->overflow = o && o->overflow ? o->overflow : sys->cfg.overflow;
     return a;
 }

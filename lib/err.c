@@ -4,6 +4,7 @@
 #include "troupe_impl.h"
 
 #include <stdio.h>
+#include <string.h>
 
 const char *
 tp_strerror(int err)
@@ -48,7 +49,9 @@ tp_reason_format(int reason, char *buf, size_t size)
     };
     if (reason >= 0 && (size_t)reason < sizeof names / sizeof names[0])
         return snprintf(buf, size, "%s", names[reason]);
-    if (reason < 0)
+    if (reason < 0 && strcmp(tp_err_name(reason), "TP_E?") != 0)
         return snprintf(buf, size, "%s", tp_err_name(reason));
+    if (reason < 0)
+        return snprintf(buf, size, "error_%d", reason);
     return snprintf(buf, size, "reason_%d", reason);
 }

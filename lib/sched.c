@@ -631,6 +631,10 @@ worker_main(void *arg)
     tp__self.worker = w;
     for (;;) {
         announce(w);
+        // A busy system must stop too: actors that keep each other
+        // runnable would otherwise never let us reach find_work.
+        if (stopping(sys))
+            break;
         if (w->limbo.head != NULL && w->tick % LIMBO_EVERY == 0)
             worker_reclaim(w);
         tp_actor *a = local_next(w);

@@ -119,6 +119,7 @@ struct tp_actor {
     void *state;
     uint32_t capacity;
     uint32_t low_water;
+    uint32_t settle_every; // user messages handled between count updates
     uint8_t overflow; // tp_overflow, never DEFAULT
     uint8_t started;  // init succeeded
     uint8_t stopping; // tp_stop was called

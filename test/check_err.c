@@ -31,6 +31,8 @@ START_TEST(test_reasons)
     ck_assert_str_eq(buf, "TP_EINVAL");
     tp_reason_format(77, buf, sizeof buf);
     ck_assert_str_eq(buf, "reason_77");
+    tp_reason_format(-4242, buf, sizeof buf);
+    ck_assert_str_eq(buf, "error_-4242");
 }
 END_TEST
 

@@ -372,6 +372,76 @@ START_TEST(test_crash_report_logged)
 }
 END_TEST
 
+// Actors that keep each other busy forever: destroy must still stop the
+// workers, run every terminate and free every queued message.
+enum { BUSY_N = 64 };
+static tp_pid busy_peer[BUSY_N];
+static _Atomic long busy_handled, busy_terminated;
+
+static int
+busy_init(tp_ctx *ctx, void *state, void *arg)
+{
+    (void)ctx;
+    *(tp_pid **)state = arg;
+    return TP_OK;
+}
+
+static int
+busy_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)msg;
+    tp_pid peer = **(tp_pid **)state;
+    atomic_fetch_add(&busy_handled, 1);
+    // Two messages for each one handled: mailboxes stay full.
+    for (int i = 0; i < 2; i++) {
+        int rc = tp_send(ctx, peer, 2, "payload", 7);
+        if (rc != 0 && rc != TP_EFULL)
+            return rc;
+    }
+    return TP_OK;
+}
+
+static void
+busy_terminate(tp_ctx *ctx, void *state, int reason)
+{
+    (void)ctx;
+    (void)state;
+    (void)reason;
+    atomic_fetch_add(&busy_terminated, 1);
+}
+
+static const tp_behaviour busy = {.name = "busy",
+                                  .state_size = sizeof(tp_pid *),
+                                  .init = busy_init,
+                                  .handle = busy_handle,
+                                  .terminate = busy_terminate};
+
+START_TEST(test_destroy_while_busy)
+{
+    enum { N = BUSY_N, H = BUSY_N / 2 };
+    atomic_store(&busy_handled, 0);
+    atomic_store(&busy_terminated, 0);
+    tp_system *sys = tpt_system(2);
+    tp_pid p[N];
+    tp_spawn_opts o = {.mailbox_capacity = 8};
+    for (int i = 0; i < N; i++) {
+        o.overflow = i % 2 ? TP_OVERFLOW_BACKPRESSURE : TP_OVERFLOW_DROP_OLDEST;
+        ck_assert_int_eq(tp_spawn(sys, &p[i], &busy, &busy_peer[i], &o), 0);
+    }
+    // Half the actors are their own peer, half form a ring.
+    for (int i = 0; i < N; i++)
+        busy_peer[i] = i < H ? p[i] : p[H + (i + 1) % H];
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(tp_system_send(sys, p[i], 1, NULL, 0), 0);
+    ck_assert_msg(tpt_wait_ge(&busy_handled, 100000, 30), "handled %ld",
+                  atomic_load(&busy_handled));
+    ck_assert_int_eq(tp_system_wait(sys, 0), TP_ETIMEDOUT);
+    ck_assert_int_eq(tp_system_destroy(&sys), 0);
+    ck_assert_ptr_null(sys);
+    ck_assert_int_eq(atomic_load(&busy_terminated), N);
+}
+END_TEST
+
 Suite *
 lifecycle_suite(void)
 {
@@ -391,6 +461,7 @@ lifecycle_suite(void)
     tcase_add_test(tc, test_names);
     tcase_add_test(tc, test_spawn_from_actor_and_self_send_in_init);
     tcase_add_test(tc, test_crash_report_logged);
+    tcase_add_test(tc, test_destroy_while_busy);
     suite_add_tcase(s, tc);
     return s;
 }

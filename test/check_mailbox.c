@@ -382,6 +382,7 @@ static _Atomic long twin_received;
 typedef struct twin {
     tp_pid peer;
     long to_send;
+    bool reminded; // a reminder to ourselves is queued
 } twin;
 
 static int
@@ -392,8 +393,10 @@ twin_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
         atomic_fetch_add(&twin_received, 1);
     else if (msg->tag == 1)
         memcpy(t, msg->data, sizeof *t);
-    // Every message is a chance to send more; a full own mailbox also
-    // means we run again, so a refused reminder is harmless.
+    else
+        t->reminded = false;
+    // Every message is a chance to send more; one reminder at a time keeps
+    // us going when nothing else arrives.
     for (int i = 0; i < 50 && t->to_send > 0; i++) {
         int rc = tp_send(ctx, t->peer, 7, NULL, 0);
         if (rc == TP_EFULL)
@@ -402,10 +405,11 @@ twin_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
             return rc;
         t->to_send--;
     }
-    if (t->to_send > 0) {
+    if (t->to_send > 0 && !t->reminded) {
         int rc = tp_send(ctx, tp_self(ctx), 2, NULL, 0);
         if (rc != 0 && rc != TP_EFULL)
             return rc;
+        t->reminded = rc == 0;
     }
     return TP_OK;
 }
@@ -423,12 +427,62 @@ START_TEST(test_mutual_backpressure_no_deadlock)
         tp_spawn_opts o = {.mailbox_capacity = 16};
         ck_assert_int_eq(tp_spawn(sys, &a, &twin_b, NULL, &o), 0);
         ck_assert_int_eq(tp_spawn(sys, &b, &twin_b, NULL, &o), 0);
-        twin ta = {b, n}, tb = {a, n};
+        twin ta = {b, n, false}, tb = {a, n, false};
         ck_assert_int_eq(tp_system_send(sys, a, 1, &ta, sizeof ta), 0);
         ck_assert_int_eq(tp_system_send(sys, b, 1, &tb, sizeof tb), 0);
         ck_assert_msg(tpt_wait_ge(&twin_received, 2 * n, 60),
                       "stuck at %ld of %ld with %u threads",
                       atomic_load(&twin_received), 2 * n, threads);
+        tp_system_destroy(&sys);
+    }
+}
+END_TEST
+
+// An actor that sends itself one message per message handled keeps one
+// queued: its small mailbox is never full, whatever the batch size, so no
+// send may be refused or dropped.
+static _Atomic long relay_left, relay_bad;
+
+static int
+relay_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)state;
+    (void)msg;
+    if (atomic_fetch_sub(&relay_left, 1) <= 1)
+        return TP_STOP;
+    int rc = tp_send(ctx, tp_self(ctx), 2, NULL, 0);
+    if (rc != 0) {
+        atomic_fetch_add(&relay_bad, 1);
+        return rc;
+    }
+    return TP_OK;
+}
+
+static const tp_behaviour relay = {.name = "relay", .handle = relay_handle};
+
+START_TEST(test_self_relay_small_mailbox)
+{
+    static const tp_overflow pol[] = {TP_OVERFLOW_BACKPRESSURE,
+                                      TP_OVERFLOW_REJECT,
+                                      TP_OVERFLOW_DROP_NEWEST,
+                                      TP_OVERFLOW_DROP_OLDEST};
+    for (size_t i = 0; i < sizeof pol / sizeof pol[0]; i++) {
+        atomic_store(&relay_left, tpt_scaled(200000));
+        atomic_store(&relay_bad, 0);
+        tp_system *sys =
+            tpt_system_cfg(&(tp_config){.threads = 1, .batch = 1000});
+        tp_pid p;
+        tp_spawn_opts o = {.mailbox_capacity = 4, .overflow = pol[i]};
+        ck_assert_int_eq(tp_spawn(sys, &p, &relay, NULL, &o), 0);
+        ck_assert_int_eq(tp_system_send(sys, p, 1, NULL, 0), 0);
+        ck_assert_int_eq(tp_system_wait(sys, 30000), 0);
+        ck_assert_msg(atomic_load(&relay_left) == 0 &&
+                          atomic_load(&relay_bad) == 0,
+                      "policy %d: %ld left, %ld refused", (int)pol[i],
+                      atomic_load(&relay_left), atomic_load(&relay_bad));
+        tp_system_stats st;
+        ck_assert_int_eq(tp_system_stats_get(sys, &st), 0);
+        ck_assert_uint_eq(st.dead_letters, 0);
         tp_system_destroy(&sys);
     }
 }
@@ -453,6 +507,7 @@ mailbox_suite(void)
     tcase_add_test(tc, test_drop_newest);
     tcase_add_test(tc, test_drop_oldest);
     tcase_add_test(tc, test_drop_oldest_memory_bounded);
+    tcase_add_test(tc, test_self_relay_small_mailbox);
     tcase_add_test(tc, test_exit_receiver_through_full_lane);
     tcase_add_test(tc, test_backpressure_thread_times_out);
     suite_add_tcase(s, tc);

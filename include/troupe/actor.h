@@ -93,8 +93,10 @@ TP_API int tp_spawn(tp_system *sys, tp_pid *out, const tp_behaviour *b,
 // running actor. Per pair of actors, messages arrive in send order.
 // Returns 0 when the message was accepted (under DROP_* and EXIT_RECEIVER
 // policies an accepted message may be discarded; it is then counted),
-// TP_ENOACTOR (`to` is dead or never existed), TP_EFULL (REJECT policy and
-// full; nothing was sent), TP_EINVAL (NULL ctx, reserved tag, NULL data with
+// TP_ENOACTOR (`to` is dead or never existed), TP_EFULL (nothing was sent:
+// REJECT policy and full, or BACKPRESSURE and already holding twice the
+// capacity, which only a callback that keeps sending after its first
+// over-capacity send can reach), TP_EINVAL (NULL ctx, reserved tag, NULL data with
 // a size), TP_EMSGSIZE (size over TP_MSG_MAX), TP_ENOMEM, or TP_EPERM (`ctx`
 // is not the actor running on this thread). Inside a callback of the actor.
 TP_API int tp_send(tp_ctx *ctx, tp_pid to, uint32_t tag, const void *data,
@@ -143,7 +145,8 @@ TP_API int tp_fail(tp_ctx *ctx, int reason, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 // Writes a human-readable form of exit reason `reason` into `buf` ("normal",
-// "shutdown", "mailbox_overflow", "TP_EINVAL", ...). Returns snprintf's count.
+// "shutdown", "mailbox_overflow", "TP_EINVAL", ...; "error_-N" for a
+// negative code troupe does not define). Returns snprintf's count. Any thread.
 TP_API int tp_reason_format(int reason, char *buf, size_t size);
 
 // Looks up the actor registered as `name`. Returns 0 with its pid in `*out`,

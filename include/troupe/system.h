@@ -22,13 +22,18 @@ typedef enum tp_overflow {
     TP_OVERFLOW_DEFAULT = 0,
     // Accept the message; a sending actor is muted (not scheduled) until the
     // receiver drains below half its capacity; a thread outside the system
-    // waits up to the configured send timeout and gets TP_ETIMEDOUT.
+    // waits up to the configured send timeout and gets TP_ETIMEDOUT. A
+    // callback that goes on sending to the full receiver gets TP_EFULL once
+    // it holds twice its capacity, so memory stays bounded.
     TP_OVERFLOW_BACKPRESSURE,
     // Refuse the message with TP_EFULL; the caller keeps it.
     TP_OVERFLOW_REJECT,
     // Accept and discard the new message, counting it as dropped.
     TP_OVERFLOW_DROP_NEWEST,
     // Accept the new message and discard the oldest queued one, counting it.
+    // The receiver discards lazily, before it handles its next message; if
+    // it falls behind by twice its capacity the newest are dropped instead,
+    // so memory stays bounded.
     TP_OVERFLOW_DROP_OLDEST,
     // Discard the message and crash the receiver with reason
     // TP_REASON_MAILBOX_OVERFLOW.
