@@ -50,7 +50,8 @@ else
 Q := @
 endif
 
-LIB_SRC := $(wildcard lib/*.c)
+# supervisors/ is part of the library but sees only the public headers.
+LIB_SRC := $(wildcard lib/*.c) $(wildcard supervisors/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/obj/%.o)
 TEST_SRC := $(wildcard test/*.c)
 TEST_OBJ := $(TEST_SRC:%.c=$(B)/obj/%.o)
@@ -89,6 +90,11 @@ $(B)/obj/lib/%.o: lib/%.c
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(LIB_CFLAGS) -MMD -MP -c $< -o $@
+
+$(B)/obj/supervisors/%.o: supervisors/%.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(BASE_CFLAGS) -fPIC -fvisibility=hidden -MMD -MP -c $< -o $@
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(@D)

@@ -13,6 +13,9 @@ extern "C" {
 #include "troupe/system.h"
 #include "troupe/actor.h"
 #include "troupe/pack.h"
+#include "troupe/link.h"
+#include "troupe/timer.h"
+#include "troupe/supervisor.h"
 
 #ifdef __cplusplus
 }

@@ -305,14 +305,19 @@ mailbox_put(tp_actor *r, tp_actor *sender, tp__msg *m)
     return 0;
 }
 
-// Frees everything queued in both lanes, counting dead letters.
+// Frees everything queued in both lanes, counting dead letters. With
+// `answer`, link and monitor requests still queued are answered as if they
+// had come after the exit with `reason`.
 static void
-drain(tp_actor *a)
+drain(tp_actor *a, bool answer, int reason)
 {
     tp__msg *m;
     uint64_t lost = 0;
-    while ((m = tp__mailbox_pop(&a->sys)) != NULL)
+    while ((m = tp__mailbox_pop(&a->sys)) != NULL) {
+        if (answer)
+            tp__answer_late(a, m, reason);
         tp__msg_retire(m);
+    }
     while ((m = tp__mailbox_pop(&a->user)) != NULL) {
         tp__msg_retire(m);
         lost++;
@@ -342,10 +347,12 @@ crash_report(tp_actor *a, int reason, const char *text)
     }
     if (a->behaviour->describe != NULL && a->state != NULL)
         a->behaviour->describe(a->state, state, sizeof state);
+    char name[TP_NAME_MAX + 1];
+    tp__reg_name(a, name);
     tp__log(a->system, TP_LOG_ERR,
             "crash actor=%s behaviour=%s name=%s reason=%s %s%s%s%s%s%s%s",
             pid, a->behaviour->name ? a->behaviour->name : "?",
-            a->name ? a->name : "-", why, msg, text ? " text=\"" : "",
+            name[0] ? name : "-", why, msg, text ? " text=\"" : "",
             text ? text : "", text ? "\"" : "", state[0] ? " state=\"" : "",
             state, state[0] ? "\"" : "");
 }
@@ -355,18 +362,17 @@ crash_report(tp_actor *a, int reason, const char *text)
 // Makes `a` unreachable and releases what it holds, except its memory,
 // which waits for a grace period in limbo.
 static void
-bury(tp_actor *a)
+bury(tp_actor *a, int reason)
 {
     tp_system *sys = a->system;
-    if (a->name != NULL)
-        tp__reg_remove(sys, a->name, a->pid);
+    tp__reg_drop(a);
     tp__slot_clear(sys, tp_pid_slot(a->pid));
     // seq_cst: after the slot is cleared, so maybe_mute and lookups that
     // still find the actor see it dead.
     atomic_store_explicit(&a->dead, 1, memory_order_seq_cst);
     unmute_all(a);
     unlist(a);
-    drain(a);
+    drain(a, true, reason);
     tp__slot_release(sys, tp_pid_slot(a->pid));
     tp__limbo_add(sys, a);
 }
@@ -386,21 +392,36 @@ run_terminate(tp_actor *a, int reason)
     tp__self = saved;
 }
 
+// Frees or retires the message `a` was handling.
+static void
+done_with_current(tp_actor *a)
+{
+    tp__msg *m = (tp__msg *)a->current;
+    a->current = NULL;
+    if (m == NULL)
+        return;
+    if (m->flags & TP__MSG_LOOSE)
+        tp__msg_free(m);
+    else
+        tp__msg_retire(m);
+}
+
 static void
 actor_exit(tp_actor *a, int reason, bool reported)
 {
     tp_system *sys = a->system;
+    // Actors that die of a signal did not crash themselves: no report, as
+    // in Erlang, or one crash would be logged once per linked actor.
     if (reason != TP_REASON_NORMAL && reason != TP_REASON_SHUTDOWN &&
-        !reported)
+        !reported && !a->by_signal)
         crash_report(a, reason, NULL);
-    if (a->current != NULL)
-        tp__msg_retire((tp__msg *)a->current);
-    a->current = NULL;
+    done_with_current(a);
     run_terminate(a, reason);
-    bury(a);
+    tp__notify_exit(a, reason);
+    bury(a, reason);
     atomic_fetch_add_explicit(&sys->exited, 1, memory_order_relaxed);
     if (reason < 0 || reason == TP_REASON_KILL ||
-        reason == TP_REASON_MAILBOX_OVERFLOW)
+        reason == TP_REASON_KILLED || reason == TP_REASON_MAILBOX_OVERFLOW)
         atomic_fetch_add_explicit(&sys->crashed, 1, memory_order_relaxed);
     tp__live_dec(sys);
 }
@@ -408,7 +429,13 @@ actor_exit(tp_actor *a, int reason, bool reported)
 void
 tp__actor_free(tp_actor *a)
 {
-    drain(a); // messages pushed by senders that raced with the death
+    // Messages pushed by senders that raced with the death; at system
+    // destruction (no workers) nobody is left to answer.
+    drain(a, a->system->started && !atomic_load_explicit(
+                                       &a->system->stop_workers,
+                                       memory_order_relaxed),
+          TP_REASON_NOPROC);
+    tp__ext_free(a);
     tp__mailbox_close(&a->sys);
     tp__mailbox_close(&a->user);
     free(a->name);
@@ -421,11 +448,10 @@ tp__actor_shutdown(tp_actor *a)
 {
     run_terminate(a, TP_REASON_SHUTDOWN);
     tp_system *sys = a->system;
-    if (a->name != NULL)
-        tp__reg_remove(sys, a->name, a->pid);
+    tp__reg_drop(a);
     tp__slot_clear(sys, tp_pid_slot(a->pid));
     atomic_store_explicit(&a->dead, 1, memory_order_relaxed);
-    drain(a);
+    drain(a, false, 0);
     atomic_fetch_add_explicit(&sys->exited, 1, memory_order_relaxed);
     atomic_fetch_sub_explicit(&sys->live, 1, memory_order_relaxed);
     tp__actor_free(a);
@@ -434,20 +460,10 @@ tp__actor_shutdown(tp_actor *a)
 // ---- the activation ----------------------------------------------------------------
 
 static int
-handle_system(tp__msg *m)
-{
-    int kind = m->kind;
-    tp__msg_retire(m);
-    if (kind == TP__MSG_OVERFLOW_KILL)
-        return TP_REASON_MAILBOX_OVERFLOW;
-    return CONTINUE;
-}
-
-static int
 handle_result(tp_actor *a, int r)
 {
     if (r == TP_OK)
-        return a->stopping ? TP_REASON_NORMAL : CONTINUE;
+        return a->stopping ? a->stop_reason : CONTINUE;
     if (r == TP_STOP)
         return TP_REASON_NORMAL;
     if (r < 0)
@@ -455,6 +471,50 @@ handle_result(tp_actor *a, int r)
     tp__log(a->system, TP_LOG_ERR, "behaviour %s: handle returned %d",
             a->behaviour->name ? a->behaviour->name : "?", r);
     return TP_EINVAL;
+}
+
+// Applies one system-lane message; exit signals and DOWN messages may
+// reach `handle`. Returns CONTINUE or an exit reason.
+static int
+handle_system(tp_actor *a, tp__msg *m)
+{
+    if (m->kind == TP__MSG_OVERFLOW_KILL) {
+        tp__msg_retire(m);
+        return TP_REASON_MAILBOX_OVERFLOW;
+    }
+    tp__msg *d;
+    int r = tp__system_signal(m, a, &d);
+    tp__msg_retire(m);
+    if (r != 0) {
+        a->by_signal = 1;
+        return r;
+    }
+    if (d == NULL)
+        return CONTINUE;
+    a->current = d;
+    r = handle_result(a, a->behaviour->handle(ctx_of(a), a->state, &d->pub));
+    if (r != CONTINUE)
+        return r; // actor_exit frees the message
+    done_with_current(a);
+    return CONTINUE;
+}
+
+// Whether user message `m` may be handled: a cancelled timer's message or
+// a reply nobody waits for any more is dropped here.
+static bool
+wanted(tp_actor *a, tp__msg *m)
+{
+    if ((m->flags & TP__MSG_TIMER) && !tp__timer_claim(m))
+        return false;
+    if (m->flags & TP__MSG_REPLY) {
+        uint64_t timer;
+        if (a->ext == NULL ||
+            !tp__map_del(&a->ext->requests, m->pub.ref, &timer))
+            return false;
+        if (timer != 0)
+            tp__timer_cancel(a->system, timer);
+    }
+    return true;
 }
 
 // Gives back the counts of the messages handled so far in this activation
@@ -488,7 +548,7 @@ process(tp__worker *w, tp_actor *a)
         tp__msg *m;
         while ((m = tp__mailbox_pop(&a->sys)) != NULL) {
             w->done_total++;
-            int r = handle_system(m);
+            int r = handle_system(a, m);
             if (r != CONTINUE)
                 return r;
         }
@@ -505,6 +565,11 @@ process(tp__worker *w, tp_actor *a)
             tp__msg_retire(m);
             if (w->done_user >= a->settle_every)
                 settle(w, a);
+            continue;
+        }
+        if (__builtin_expect(m->flags & (TP__MSG_TIMER | TP__MSG_REPLY), 0) &&
+            !wanted(a, m)) {
+            tp__msg_retire(m);
             continue;
         }
         budget--;
@@ -602,6 +667,9 @@ check_spawn(tp_system *sys, const tp_behaviour *b, const tp_spawn_opts *o)
         if (o->mailbox_capacity > (1u << 30) ||
             (unsigned)o->overflow > TP_OVERFLOW_EXIT_RECEIVER)
             return TP_EINVAL;
+        // Linking needs a spawning actor of the same system.
+        if (o->link && (tp__self.actor == NULL || tp__self.actor->system != sys))
+            return TP_EINVAL;
     }
     if (atomic_load_explicit(&sys->shutting_down, memory_order_acquire))
         return TP_ESHUTDOWN;
@@ -676,13 +744,26 @@ tp_spawn(tp_system *sys, tp_pid *out, const tp_behaviour *b, void *arg,
         tp__actor_free(a);
         return rc;
     }
+    tp_actor *parent = opts && opts->link ? tp__self.actor : NULL;
+    if (parent != NULL && (rc = tp__link_spawned(parent, a)) != 0) {
+        tp__reg_drop(a);
+        tp__slot_release(sys, slot);
+        tp__actor_free(a);
+        return rc;
+    }
     tp__slot_publish(sys, slot, a);
     rc = run_init(a, arg);
     if (rc == 0 && a->stopping)
         rc = TP_EINIT;
     if (rc != 0) {
-        bury(a);
-        return rc < 0 ? rc : TP_EINIT;
+        rc = rc < 0 ? rc : TP_EINIT;
+        // The spawner learns of the failure from the return value, not
+        // from a signal; others init linked to or monitored are told.
+        if (parent != NULL)
+            tp__unlink_spawned(parent, a);
+        tp__notify_exit(a, rc);
+        bury(a, rc);
+        return rc;
     }
     a->started = 1;
     atomic_fetch_add_explicit(&sys->live, 1, memory_order_relaxed);
@@ -716,6 +797,22 @@ on_own_worker(tp_system *sys)
     return tp__self.worker != NULL && tp__self.worker->sys == sys;
 }
 
+// Pushes system message `m` to `to`, from any thread. Consumes `m` on
+// success; TP_ENOACTOR when `to` is not alive.
+int
+tp__push_sys(tp_system *sys, tp_pid to, tp__msg *m)
+{
+    bool ext = !on_own_worker(sys);
+    if (ext)
+        pthread_rwlock_rdlock(&sys->ext_lock);
+    tp_actor *r = tp__actor_lookup(sys, to);
+    if (r != NULL)
+        push_system(r, m);
+    if (ext)
+        pthread_rwlock_unlock(&sys->ext_lock);
+    return r ? 0 : TP_ENOACTOR;
+}
+
 // Delivers `m` from actor `self` (or NULL). Consumes `m` on success.
 static int
 deliver(tp_system *sys, tp_actor *self, tp_pid to, tp__msg *m)
@@ -728,6 +825,49 @@ deliver(tp_system *sys, tp_actor *self, tp_pid to, tp__msg *m)
     if (ext)
         pthread_rwlock_unlock(&sys->ext_lock);
     return rc;
+}
+
+int
+tp__deliver(tp_system *sys, tp_actor *self, tp_pid to, tp__msg *m)
+{
+    return deliver(sys, self, to, m);
+}
+
+// Delivers for a sender that cannot wait (the timer thread): where a
+// thread would wait or be refused, the message is dropped and counted.
+int
+tp__deliver_nowait(tp_system *sys, tp_pid to, tp__msg *m)
+{
+    bool ext = !on_own_worker(sys);
+    if (ext)
+        pthread_rwlock_rdlock(&sys->ext_lock);
+    tp_actor *r = tp__actor_lookup(sys, to);
+    int rc = r ? mailbox_put(r, NULL, m) : TP_ENOACTOR;
+    if (rc == TP__EWAIT || rc == TP_EFULL) {
+        count_drop(r);
+        tp__msg_free(m);
+        rc = 0;
+    }
+    if (ext)
+        pthread_rwlock_unlock(&sys->ext_lock);
+    return rc;
+}
+
+// Delivers past the capacity (replies, which the receiver asked for and
+// which are bounded by its pending requests).
+int
+tp__deliver_force(tp_system *sys, tp_pid to, tp__msg *m)
+{
+    bool ext = !on_own_worker(sys);
+    if (ext)
+        pthread_rwlock_rdlock(&sys->ext_lock);
+    tp_actor *r = tp__actor_lookup(sys, to);
+    uint64_t old;
+    if (r != NULL && reserve(r, UINT32_MAX - 1, &old))
+        push_reserved(r, m, old);
+    if (ext)
+        pthread_rwlock_unlock(&sys->ext_lock);
+    return r ? 0 : TP_ENOACTOR;
 }
 
 static int
@@ -867,6 +1007,30 @@ tp_system_send_buf(tp_system *sys, tp_pid to, uint32_t tag, void *buf,
     return rc;
 }
 
+int
+tp_send_name(tp_ctx *ctx, const char *name, uint32_t tag, const void *data,
+             size_t size)
+{
+    int rc = check_ctx(ctx);
+    if (rc != 0)
+        return rc;
+    tp_pid to;
+    if ((rc = tp_whereis(((tp_actor *)ctx)->system, name, &to)) != 0)
+        return rc;
+    return tp_send(ctx, to, tag, data, size);
+}
+
+int
+tp_system_send_name(tp_system *sys, const char *name, uint32_t tag,
+                    const void *data, size_t size)
+{
+    tp_pid to;
+    int rc = check_system_send(sys, tag, data, size);
+    if (rc == 0)
+        rc = tp_whereis(sys, name, &to);
+    return rc != 0 ? rc : tp_system_send(sys, to, tag, data, size);
+}
+
 // ---- context ----------------------------------------------------------------------------------
 
 tp_pid
@@ -893,9 +1057,17 @@ tp_ctx_system(tp_ctx *ctx)
 int
 tp_stop(tp_ctx *ctx)
 {
+    return tp_stop_reason(ctx, TP_REASON_NORMAL);
+}
+
+int
+tp_stop_reason(tp_ctx *ctx, int reason)
+{
     int rc = check_ctx(ctx);
-    if (rc == 0)
+    if (rc == 0) {
         ((tp_actor *)ctx)->stopping = 1;
+        ((tp_actor *)ctx)->stop_reason = reason;
+    }
     return rc;
 }
 
@@ -915,6 +1087,9 @@ tp_fail(tp_ctx *ctx, int reason, const char *fmt, ...)
         va_end(ap);
     }
     crash_report(a, reason, text);
+    tp__ext *x = fmt != NULL ? tp__ext_of(a) : NULL;
+    if (x != NULL)
+        snprintf(x->exit_text, sizeof x->exit_text, "%s", text);
     tp__self.fail_reason = reason;
     longjmp(*tp__self.jb, 1);
 }
@@ -931,8 +1106,7 @@ tp_actor_stats_get(tp_system *sys, tp_pid pid, tp_actor_stats *out)
     if (a != NULL) {
         memset(out, 0, sizeof *out);
         out->behaviour = a->behaviour->name;
-        if (a->name != NULL)
-            snprintf(out->name, sizeof out->name, "%s", a->name);
+        tp__reg_name(a, out->name);
         out->capacity = a->capacity;
         out->overflow = (tp_overflow)a->overflow;
         // relaxed: statistics.

@@ -46,6 +46,7 @@ tp_reason_format(int reason, char *buf, size_t size)
         [TP_REASON_NOPROC] = "noproc",
         [TP_REASON_NOCONNECTION] = "noconnection",
         [TP_REASON_MAILBOX_OVERFLOW] = "mailbox_overflow",
+        [TP_REASON_KILLED] = "killed",
     };
     if (reason >= 0 && (size_t)reason < sizeof names / sizeof names[0])
         return snprintf(buf, size, "%s", names[reason]);

@@ -63,6 +63,10 @@ tp__mailbox_close(tp__mpscq *q)
 void
 tp__msg_retire(tp__msg *m)
 {
+    if (m->flags & TP__MSG_TIMER) {
+        m->flags &= (uint16_t)~TP__MSG_TIMER;
+        tp__timer_msg_gone(m);
+    }
     if (m->flags & TP__MSG_OWNS_BUF) {
         free((void *)m->pub.data);
         m->flags &= (uint16_t)~TP__MSG_OWNS_BUF;
@@ -210,8 +214,10 @@ tp__msg_new_copy(tp_system *sys, uint32_t tag, tp_pid from, const void *data,
     m->pub.from = from;
     m->pub.size = size;
     m->pub.data = (const void *)(m + 1);
+    m->pub.ref = 0;
     m->kind = TP__MSG_USER;
     m->flags = 0;
+    m->aux = NULL;
     if (size > 0)
         memcpy(m + 1, data, size);
     return m;
@@ -228,8 +234,10 @@ tp__msg_new_buf(tp_system *sys, uint32_t tag, tp_pid from, void *buf,
     m->pub.from = from;
     m->pub.size = size;
     m->pub.data = buf;
+    m->pub.ref = 0;
     m->kind = TP__MSG_USER;
     m->flags = TP__MSG_OWNS_BUF;
+    m->aux = NULL;
     return m;
 }
 
@@ -247,6 +255,8 @@ tp__msg_free(tp__msg *m)
 {
     if (m == NULL)
         return;
+    if (m->flags & TP__MSG_TIMER)
+        tp__timer_msg_gone(m);
     if (m->flags & TP__MSG_OWNS_BUF)
         free((void *)m->pub.data);
     msg_release(m);

@@ -4,6 +4,7 @@
 // lifetime calls (start, wait, stop, destroy, statistics).
 #include "troupe_impl.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -216,54 +217,172 @@ reg_grow(tp_system *sys)
     return 0;
 }
 
-int
-tp__reg_insert(tp_system *sys, const char *name, tp_pid pid)
+static int
+reg_insert_locked(tp_system *sys, const char *name, tp_pid pid)
 {
-    int rc = 0;
-    pthread_mutex_lock(&sys->reg_lock);
+    int rc;
     if (sys->reg_count >= sys->reg_size && (rc = reg_grow(sys)) != 0)
-        goto out;
+        return rc;
     size_t b = name_hash(name) & (sys->reg_size - 1);
-    for (tp__reg_entry *e = sys->reg[b]; e != NULL; e = e->next) {
-        if (strcmp(e->name, name) == 0) {
-            rc = TP_EEXIST;
-            goto out;
-        }
-    }
+    for (tp__reg_entry *e = sys->reg[b]; e != NULL; e = e->next)
+        if (strcmp(e->name, name) == 0)
+            return TP_EEXIST;
     size_t len = strlen(name);
     tp__reg_entry *e = malloc(sizeof *e + len + 1);
-    if (e == NULL) {
-        rc = TP_ENOMEM;
-        goto out;
-    }
+    if (e == NULL)
+        return TP_ENOMEM;
     memcpy(e->name, name, len + 1);
     e->pid = pid;
     e->next = sys->reg[b];
     sys->reg[b] = e;
     sys->reg_count++;
-out:
+    return 0;
+}
+
+int
+tp__reg_insert(tp_system *sys, const char *name, tp_pid pid)
+{
+    pthread_mutex_lock(&sys->reg_lock);
+    int rc = reg_insert_locked(sys, name, pid);
     pthread_mutex_unlock(&sys->reg_lock);
     return rc;
+}
+
+static int
+reg_find_locked(tp_system *sys, const char *name, tp_pid *out)
+{
+    if (sys->reg_size == 0)
+        return TP_ENOACTOR;
+    size_t b = name_hash(name) & (sys->reg_size - 1);
+    for (tp__reg_entry *e = sys->reg[b]; e != NULL; e = e->next) {
+        if (strcmp(e->name, name) == 0) {
+            *out = e->pid;
+            return 0;
+        }
+    }
+    return TP_ENOACTOR;
+}
+
+// Removes the entry `name` -> `pid`; reg_lock held.
+static bool
+reg_remove_locked(tp_system *sys, const char *name, tp_pid pid)
+{
+    if (sys->reg_size == 0)
+        return false;
+    size_t b = name_hash(name) & (sys->reg_size - 1);
+    for (tp__reg_entry **p = &sys->reg[b]; *p != NULL; p = &(*p)->next) {
+        tp__reg_entry *e = *p;
+        if (e->pid.v == pid.v && strcmp(e->name, name) == 0) {
+            *p = e->next;
+            free(e);
+            sys->reg_count--;
+            return true;
+        }
+    }
+    return false;
 }
 
 void
 tp__reg_remove(tp_system *sys, const char *name, tp_pid pid)
 {
     pthread_mutex_lock(&sys->reg_lock);
-    if (sys->reg_size > 0) {
-        size_t b = name_hash(name) & (sys->reg_size - 1);
-        for (tp__reg_entry **p = &sys->reg[b]; *p != NULL;
-             p = &(*p)->next) {
-            tp__reg_entry *e = *p;
-            if (e->pid.v == pid.v && strcmp(e->name, name) == 0) {
-                *p = e->next;
-                free(e);
-                sys->reg_count--;
-                break;
-            }
+    reg_remove_locked(sys, name, pid);
+    pthread_mutex_unlock(&sys->reg_lock);
+}
+
+// Releases the name of an actor that is going away.
+void
+tp__reg_drop(tp_actor *a)
+{
+    tp_system *sys = a->system;
+    pthread_mutex_lock(&sys->reg_lock);
+    if (a->name != NULL) {
+        reg_remove_locked(sys, a->name, a->pid);
+        free(a->name);
+        a->name = NULL;
+    }
+    pthread_mutex_unlock(&sys->reg_lock);
+}
+
+// Copies the actor's registered name ("" if none); names change under
+// reg_lock, from any thread.
+void
+tp__reg_name(tp_actor *a, char out[TP_NAME_MAX + 1])
+{
+    pthread_mutex_lock(&a->system->reg_lock);
+    snprintf(out, TP_NAME_MAX + 1, "%s", a->name ? a->name : "");
+    pthread_mutex_unlock(&a->system->reg_lock);
+}
+
+static bool
+on_worker_of(tp_system *sys)
+{
+    return tp__self.worker != NULL && tp__self.worker->sys == sys;
+}
+
+static bool
+name_ok(const char *name)
+{
+    return name != NULL && name[0] != '\0' && strlen(name) <= TP_NAME_MAX;
+}
+
+int
+tp_register(tp_system *sys, const char *name, tp_pid pid)
+{
+    if (sys == NULL || !name_ok(name))
+        return TP_EINVAL;
+    char *copy = strdup(name);
+    if (copy == NULL)
+        return TP_ENOMEM;
+    bool ext = !on_worker_of(sys);
+    if (ext)
+        pthread_rwlock_rdlock(&sys->ext_lock);
+    int rc = TP_ENOACTOR;
+    tp_actor *a = tp__actor_lookup(sys, pid);
+    if (a != NULL) {
+        pthread_mutex_lock(&sys->reg_lock);
+        // A dying actor has dropped its name already and must not get one.
+        if (atomic_load_explicit(&a->dead, memory_order_acquire))
+            rc = TP_ENOACTOR;
+        else if (a->name != NULL)
+            rc = TP_EEXIST;
+        else
+            rc = reg_insert_locked(sys, name, pid);
+        if (rc == 0) {
+            a->name = copy;
+            copy = NULL;
+        }
+        pthread_mutex_unlock(&sys->reg_lock);
+    }
+    if (ext)
+        pthread_rwlock_unlock(&sys->ext_lock);
+    free(copy);
+    return rc;
+}
+
+int
+tp_unregister(tp_system *sys, const char *name)
+{
+    if (sys == NULL || !name_ok(name))
+        return TP_EINVAL;
+    tp_pid pid;
+    bool ext = !on_worker_of(sys);
+    if (ext)
+        pthread_rwlock_rdlock(&sys->ext_lock);
+    pthread_mutex_lock(&sys->reg_lock);
+    int rc = reg_find_locked(sys, name, &pid);
+    if (rc == 0) {
+        reg_remove_locked(sys, name, pid);
+        tp_actor *a = tp__actor_lookup(sys, pid);
+        if (a != NULL && a->name != NULL && strcmp(a->name, name) == 0) {
+            free(a->name);
+            a->name = NULL;
         }
     }
     pthread_mutex_unlock(&sys->reg_lock);
+    if (ext)
+        pthread_rwlock_unlock(&sys->ext_lock);
+    return rc;
 }
 
 void
@@ -286,18 +405,8 @@ tp_whereis(tp_system *sys, const char *name, tp_pid *out)
 {
     if (sys == NULL || name == NULL || out == NULL)
         return TP_EINVAL;
-    int rc = TP_ENOACTOR;
     pthread_mutex_lock(&sys->reg_lock);
-    if (sys->reg_size > 0) {
-        size_t b = name_hash(name) & (sys->reg_size - 1);
-        for (tp__reg_entry *e = sys->reg[b]; e != NULL; e = e->next) {
-            if (strcmp(e->name, name) == 0) {
-                *out = e->pid;
-                rc = 0;
-                break;
-            }
-        }
-    }
+    int rc = reg_find_locked(sys, name, out);
     pthread_mutex_unlock(&sys->reg_lock);
     return rc;
 }
@@ -385,6 +494,12 @@ tp_system_new(tp_system **out, const tp_config *cfg)
     pthread_cond_init(&sys->wait_cond, &ca);
     pthread_condattr_destroy(&ca);
     pthread_rwlock_init(&sys->ext_lock, NULL);
+    if (tp__timers_new(sys) != 0) {
+        for (unsigned i = 0; i < sys->nworkers; i++)
+            tp__pool_free_all(&sys->workers[i], sys->nworkers);
+        system_free(sys);
+        return TP_ENOMEM;
+    }
     *out = sys;
     return 0;
 }
@@ -460,6 +575,7 @@ tp_system_destroy(tp_system **psys)
         return TP_EPERM;
     tp_system *sys = *psys;
     atomic_store_explicit(&sys->shutting_down, 1, memory_order_release);
+    tp__timers_stop(sys);
     if (sys->started)
         tp__sched_stop(sys);
     // No scheduler thread runs now. Terminate actors newest first, so an
@@ -473,6 +589,7 @@ tp_system_destroy(tp_system **psys)
             tp__actor_shutdown(a);
     }
     tp__limbo_reclaim_all(sys);
+    tp__timers_free(sys); // after every message that carried a timer
     for (unsigned i = 0; i < sys->nworkers; i++)
         tp__pool_free_all(&sys->workers[i], sys->nworkers);
     system_free(sys);
@@ -494,6 +611,7 @@ tp_system_stats_get(tp_system *sys, tp_system_stats *out)
     out->crashed = atomic_load_explicit(&sys->crashed, memory_order_relaxed);
     out->dead_letters =
         atomic_load_explicit(&sys->dead_letters, memory_order_relaxed);
+    out->timers = tp__timers_live(sys);
     for (unsigned i = 0; i < sys->nworkers; i++) {
         tp_worker_stats w;
         tp_worker_stats_get(sys, i, &w);

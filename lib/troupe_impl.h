@@ -29,9 +29,29 @@ typedef struct tp__node {
 enum {
     TP__MSG_USER = 0,
     TP__MSG_OVERFLOW_KILL, // the user lane overflowed under EXIT_RECEIVER
+    TP__MSG_LINK,          // from wants a link with us
+    TP__MSG_UNLINK,        // from dropped its link with us
+    TP__MSG_EXIT,          // an exit signal: tp__signal payload
+    TP__MSG_MONITOR,       // from monitors us: payload ref
+    TP__MSG_DEMONITOR,     // from dropped monitor ref
+    TP__MSG_DOWN,          // a monitored actor exited: tp__signal payload
+    TP__MSG_TIMEOUT,       // a request timed out: pub.ref
 };
 
-enum { TP__MSG_OWNS_BUF = 1 }; // data points to a malloc'ed buffer to free
+enum {
+    TP__MSG_OWNS_BUF = 1, // data points to a malloc'ed buffer to free
+    TP__MSG_TIMER = 2,    // sent by timer `aux`, checked before handling
+    TP__MSG_LOOSE = 4,    // made for `handle` outside the lanes: free it
+    TP__MSG_REPLY = 8,    // a reply to one of the receiver's requests
+};
+
+// The payload of exit signals and DOWN messages.
+typedef struct tp__signal {
+    uint64_t ref; // DOWN: the monitor
+    int32_t reason;
+    uint8_t linked; // EXIT: came through a link
+    char text[TP_REASON_TEXT_MAX];
+} tp__signal;
 
 typedef struct tp__worker tp__worker;
 
@@ -41,6 +61,7 @@ typedef struct tp__msg {
     uint16_t kind;
     uint16_t flags;
     tp__worker *origin; // worker whose pool it came from, or NULL (malloc)
+    void *aux;          // TP__MSG_TIMER: the timer that sent it
     // Inline payload follows for copied sends.
 } tp__msg;
 
@@ -124,6 +145,7 @@ struct tp_actor {
     uint8_t started;  // init succeeded
     uint8_t stopping; // tp_stop was called
     uint8_t hold;     // holds kept in `count` (init, mute)
+    uint8_t by_signal; // dying of an exit signal, not of its own doing
     _Atomic uint8_t dead;
     _Atomic uint8_t overflow_kill; // a kill is already on its way
     _Atomic uint8_t listed;        // on some receiver's mute list
@@ -140,7 +162,60 @@ struct tp_actor {
     uint64_t limbo_epoch;
     const tp__msg *current; // message being handled
     char *name;             // registered name or NULL
+    struct tp__ext *ext;    // links, monitors, requests; NULL until used
+    int stop_reason;        // exit reason once `stopping` is set
 };
+
+// ---- links, monitors and requests (link.c) ----------------------------
+
+// A set or map of 64-bit keys (never 0 or UINT64_MAX) by open addressing.
+typedef struct tp__map {
+    uint64_t *keys;
+    uint64_t *vals;
+    uint32_t cap, len, used; // used counts tombstones too
+} tp__map;
+
+bool tp__map_get(const tp__map *m, uint64_t key, uint64_t *val);
+int tp__map_put(tp__map *m, uint64_t key, uint64_t val);
+bool tp__map_del(tp__map *m, uint64_t key, uint64_t *val);
+void tp__map_free(tp__map *m);
+
+// Touched only by the actor's own activation (or its spawner before init
+// returns).
+typedef struct tp__ext {
+    bool trap_exit;
+    tp__map links;    // pid -> 1
+    tp__map watchers; // ref -> pid of the actor monitoring us
+    tp__map monitors; // ref -> pid we monitor
+    tp__map requests; // ref -> timer of our pending requests
+    char exit_text[TP_REASON_TEXT_MAX]; // tp_fail's text, for signals
+} tp__ext;
+
+tp__ext *tp__ext_of(tp_actor *a);
+int tp__link_spawned(tp_actor *parent, tp_actor *child);
+void tp__unlink_spawned(tp_actor *parent, tp_actor *child);
+int tp__system_signal(tp__msg *m, tp_actor *a, tp__msg **deliver);
+void tp__notify_exit(tp_actor *a, int reason);
+void tp__answer_late(tp_actor *a, tp__msg *m, int reason);
+void tp__ext_free(tp_actor *a);
+int tp__push_sys(tp_system *sys, tp_pid to, tp__msg *m);
+int tp__deliver(tp_system *sys, tp_actor *self, tp_pid to, tp__msg *m);
+int tp__deliver_nowait(tp_system *sys, tp_pid to, tp__msg *m);
+int tp__deliver_force(tp_system *sys, tp_pid to, tp__msg *m);
+uint64_t tp__new_ref(tp_system *sys);
+
+// ---- timers (timer.c) -------------------------------------------------
+
+typedef struct tp__timers tp__timers;
+int tp__timers_new(tp_system *sys);
+void tp__timers_stop(tp_system *sys);
+void tp__timers_free(tp_system *sys);
+uint64_t tp__timers_live(tp_system *sys);
+bool tp__timer_claim(tp__msg *m);
+void tp__timer_msg_gone(tp__msg *m);
+uint64_t tp__timer_add_timeout(tp_system *sys, tp_pid to, uint64_t ref,
+                               uint32_t ms);
+int tp__timer_cancel(tp_system *sys, uint64_t id);
 
 tp_actor *tp__actor_lookup(tp_system *sys, tp_pid pid);
 void tp__actor_run(tp__worker *w, tp_actor *a);
@@ -285,6 +360,8 @@ struct tp_system {
     _Atomic uint64_t exited;
     _Atomic uint64_t crashed;
     _Atomic uint64_t dead_letters;
+    _Atomic uint64_t next_ref;
+    tp__timers *timers;
 };
 
 int tp__slot_alloc(tp_system *sys, uint32_t *slot, uint32_t *gen);
@@ -295,6 +372,8 @@ void tp__live_dec(tp_system *sys);
 
 int tp__reg_insert(tp_system *sys, const char *name, tp_pid pid);
 void tp__reg_remove(tp_system *sys, const char *name, tp_pid pid);
+void tp__reg_drop(tp_actor *a);
+void tp__reg_name(tp_actor *a, char out[TP_NAME_MAX + 1]);
 void tp__reg_free(tp_system *sys);
 
 // ---- logging (log.c) --------------------------------------------------

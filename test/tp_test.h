@@ -31,5 +31,7 @@ Suite *sched_suite(void);
 Suite *race_suite(void);
 Suite *api_suite(void);
 Suite *pack_suite(void);
+Suite *link_suite(void);
+Suite *timer_suite(void);
 
 #endif

@@ -7,6 +7,7 @@
 #define TROUPE_ACTOR_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,6 +29,7 @@ typedef struct tp_msg {
     tp_pid from; // TP_PID_NIL when sent from outside any actor
     const void *data;
     size_t size;
+    uint64_t ref; // a request's or a reply's reference (tp_request), else 0
 } tp_msg;
 
 #define TP_TAG_RESERVED 0xffff0000u
@@ -44,6 +46,7 @@ enum {
     TP_REASON_NOPROC = 3,
     TP_REASON_NOCONNECTION = 4,
     TP_REASON_MAILBOX_OVERFLOW = 5,
+    TP_REASON_KILLED = 6, // what an actor killed with TP_REASON_KILL dies of
 };
 
 // Return values of `handle` besides errors.
@@ -74,6 +77,11 @@ typedef struct tp_spawn_opts {
     const char *name;          // registered name, or NULL; at most 63 bytes
     uint32_t mailbox_capacity; // 0 = the system's default (max 2^30)
     tp_overflow overflow;      // TP_OVERFLOW_DEFAULT = the system's default
+    // Link the new actor to the spawning actor before its init runs, so
+    // not even an immediate crash escapes the link (spawn_link). Only from
+    // an actor's callback; TP_EINVAL elsewhere. If init fails no exit
+    // signal is sent: spawn's return value says it.
+    bool link;
 } tp_spawn_opts;
 
 #define TP_NAME_MAX 63

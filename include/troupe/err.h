@@ -20,6 +20,7 @@
     X(ETIMEDOUT, -ETIMEDOUT, "timed out")                                  \
     X(EEXIST, -EEXIST, "already exists")                                   \
     X(EMSGSIZE, -EMSGSIZE, "message too large")                            \
+    X(ENOENT, -ENOENT, "no such entry")                                    \
     X(ENOACTOR, -4001, "no such actor (dead or never existed)")            \
     X(EFULL, -4002, "mailbox full")                                        \
     X(ESHUTDOWN, -4003, "system is shutting down")                         \

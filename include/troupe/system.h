@@ -105,6 +105,7 @@ typedef struct tp_system_stats {
     uint64_t exited;  // actors exited since creation
     uint64_t crashed; // of which exited abnormally
     uint64_t dead_letters; // messages discarded: dropped, or queued at death
+    uint64_t timers;       // timers pending (or whose message is queued)
     tp_worker_stats total; // the sum over workers
 } tp_system_stats;
 

@@ -1,0 +1,72 @@
+// SPDX-License-Identifier: MIT
+// Timers and request/reply.
+//
+// A timer sends a message later, once or every period. Timers live in one
+// heap per system, served by a timer thread; a pending timer costs about a
+// hundred bytes and nothing on the send path. A timer is cancelled
+// automatically when its destination exits. A cancelled timer never fires:
+// once tp_timer_cancel returns, its message is not handled, even if it was
+// already queued.
+//
+// A request is a message with a reference (msg->ref): the receiver answers
+// with tp_reply, and the requester receives the reply with the same ref, or
+// a TP_TAG_TIMEOUT message with that ref if no reply came in time. A reply
+// arriving after the timeout is discarded.
+#ifndef TROUPE_TIMER_H
+#define TROUPE_TIMER_H
+
+#include <stdint.h>
+
+#include "actor.h"
+
+typedef uint64_t tp_timer; // 0 is never a valid timer
+
+// Sends a copy of `data` to `to` with `tag` after `ms` milliseconds, from
+// the running actor, and stores the timer in `*out` (may be NULL). The
+// message goes through `to`'s overflow policy like any other, except that
+// it never waits: where a thread would wait it is dropped and counted.
+// Returns 0, TP_EINVAL (NULL ctx, reserved tag, NULL data with a size),
+// TP_EMSGSIZE, TP_ENOMEM, or TP_EPERM (not on the actor's thread).
+TP_API int tp_send_after(tp_ctx *ctx, tp_pid to, uint32_t ms, uint32_t tag,
+                         const void *data, size_t size, tp_timer *out);
+
+// As tp_send_after, every `ms` milliseconds (at least 1) until cancelled
+// or until `to` exits.
+TP_API int tp_send_interval(tp_ctx *ctx, tp_pid to, uint32_t ms,
+                            uint32_t tag, const void *data, size_t size,
+                            tp_timer *out);
+
+// Cancels timer `t`. Returns 0 when it was pending (its message will never
+// be handled), TP_ENOENT when it already fired, was cancelled or never
+// existed, or TP_EINVAL. Any thread; `sys` is the timer's system.
+TP_API int tp_timer_cancel(tp_system *sys, tp_timer t);
+
+// Sends a request to `to` and stores its reference in `*ref` (may be
+// NULL). Within `timeout_ms` (at least 1) the running actor receives either
+// the reply (msg->ref == *ref) or a TP_TAG_TIMEOUT message with that ref.
+// Returns tp_send's codes; on error no timeout message follows.
+TP_API int tp_request(tp_ctx *ctx, tp_pid to, uint32_t tag, const void *data,
+                      size_t size, uint32_t timeout_ms, uint64_t *ref);
+
+// Answers the message being handled, which must be a request (msg->ref set
+// and a sender): the requester receives `tag` and `data` with the request's
+// ref. Returns 0 (also when the requester is gone or stopped waiting),
+// TP_EINVAL (not handling a request, reserved tag), TP_EMSGSIZE, TP_ENOMEM
+// or TP_EPERM. A reply is never refused for a full mailbox.
+TP_API int tp_reply(tp_ctx *ctx, uint32_t tag, const void *data, size_t size);
+
+// A reply received by tp_call. `data` is malloc'ed; free it with free().
+typedef struct tp_call_reply {
+    uint32_t tag;
+    void *data;
+    size_t size;
+} tp_call_reply;
+
+// Sends a request from a thread that is not running an actor and blocks
+// until the reply arrives or `timeout_ms` pass. Returns 0 with the reply in
+// `*out`, TP_ETIMEDOUT, tp_system_send's codes, TP_ENOACTOR when `to` exits
+// without replying, or TP_EPERM inside an actor (use tp_request there).
+TP_API int tp_call(tp_system *sys, tp_pid to, uint32_t tag, const void *data,
+                   size_t size, int timeout_ms, tp_call_reply *out);
+
+#endif

@@ -1,0 +1,514 @@
+// SPDX-License-Identifier: MIT
+// Links, monitors and exit signals. Every request travels as a system-lane
+// message and is applied by the receiving actor's own activation, so each
+// actor's link and monitor tables have a single writer and need no lock.
+// An actor that dies answers the requests still queued for it: links get
+// its exit signal, monitors a DOWN, so no watcher waits forever.
+#include "troupe_impl.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+// ---- a small open-addressing map of 64-bit keys ---------------------------
+
+#define MAP_EMPTY 0
+#define MAP_GONE UINT64_MAX
+
+static uint32_t
+map_slot(uint64_t key, uint32_t cap)
+{
+    key ^= key >> 33;
+    key *= 0xff51afd7ed558ccdULL;
+    key ^= key >> 33;
+    return (uint32_t)key & (cap - 1);
+}
+
+bool
+tp__map_get(const tp__map *m, uint64_t key, uint64_t *val)
+{
+    if (m->cap == 0)
+        return false;
+    for (uint32_t i = map_slot(key, m->cap);; i = (i + 1) & (m->cap - 1)) {
+        if (m->keys[i] == key) {
+            if (val != NULL)
+                *val = m->vals[i];
+            return true;
+        }
+        if (m->keys[i] == MAP_EMPTY)
+            return false;
+    }
+}
+
+static int
+map_grow(tp__map *m)
+{
+    uint32_t cap = m->cap ? m->cap : 8;
+    // Grow only when live entries fill half; otherwise just sweep tombstones.
+    if (m->len * 2 >= cap)
+        cap *= 2;
+    uint64_t *keys = calloc(cap, sizeof *keys);
+    uint64_t *vals = malloc(cap * sizeof *vals);
+    if (keys == NULL || vals == NULL) {
+        free(keys);
+        free(vals);
+        return TP_ENOMEM;
+    }
+    for (uint32_t i = 0; i < m->cap; i++) {
+        uint64_t k = m->keys[i];
+        if (k == MAP_EMPTY || k == MAP_GONE)
+            continue;
+        uint32_t j = map_slot(k, cap);
+        while (keys[j] != MAP_EMPTY)
+            j = (j + 1) & (cap - 1);
+        keys[j] = k;
+        vals[j] = m->vals[i];
+    }
+    free(m->keys);
+    free(m->vals);
+    m->keys = keys;
+    m->vals = vals;
+    m->cap = cap;
+    m->used = m->len;
+    return 0;
+}
+
+int
+tp__map_put(tp__map *m, uint64_t key, uint64_t val)
+{
+    if ((m->used + 1) * 4 > m->cap * 3) {
+        int rc = map_grow(m);
+        if (rc != 0)
+            return rc;
+    }
+    uint32_t gone = UINT32_MAX;
+    for (uint32_t i = map_slot(key, m->cap);; i = (i + 1) & (m->cap - 1)) {
+        if (m->keys[i] == key) {
+            m->vals[i] = val;
+            return 0;
+        }
+        if (m->keys[i] == MAP_GONE && gone == UINT32_MAX)
+            gone = i;
+        if (m->keys[i] == MAP_EMPTY) {
+            if (gone != UINT32_MAX)
+                i = gone;
+            else
+                m->used++;
+            m->keys[i] = key;
+            m->vals[i] = val;
+            m->len++;
+            return 0;
+        }
+    }
+}
+
+bool
+tp__map_del(tp__map *m, uint64_t key, uint64_t *val)
+{
+    if (m->cap == 0)
+        return false;
+    for (uint32_t i = map_slot(key, m->cap);; i = (i + 1) & (m->cap - 1)) {
+        if (m->keys[i] == key) {
+            if (val != NULL)
+                *val = m->vals[i];
+            m->keys[i] = MAP_GONE;
+            m->len--;
+            return true;
+        }
+        if (m->keys[i] == MAP_EMPTY)
+            return false;
+    }
+}
+
+void
+tp__map_free(tp__map *m)
+{
+    free(m->keys);
+    free(m->vals);
+    memset(m, 0, sizeof *m);
+}
+
+// ---- per-actor tables -------------------------------------------------------
+
+tp__ext *
+tp__ext_of(tp_actor *a)
+{
+    if (a->ext == NULL)
+        a->ext = calloc(1, sizeof *a->ext);
+    return a->ext;
+}
+
+void
+tp__ext_free(tp_actor *a)
+{
+    tp__ext *x = a->ext;
+    if (x == NULL)
+        return;
+    tp__map_free(&x->links);
+    tp__map_free(&x->watchers);
+    tp__map_free(&x->monitors);
+    tp__map_free(&x->requests);
+    free(x);
+    a->ext = NULL;
+}
+
+uint64_t
+tp__new_ref(tp_system *sys)
+{
+    // relaxed: uniqueness is all that matters.
+    return atomic_fetch_add_explicit(&sys->next_ref, 1, memory_order_relaxed) +
+           1;
+}
+
+static int
+check_ctx(tp_ctx *ctx)
+{
+    if (ctx == NULL)
+        return TP_EINVAL;
+    if (tp__self.actor != (tp_actor *)ctx)
+        return TP_EPERM;
+    return 0;
+}
+
+// ---- sending signals ------------------------------------------------------------
+
+static tp__msg *
+signal_new(tp_system *sys, uint16_t kind, tp_pid from, uint64_t ref,
+           int reason, bool linked, const char *text)
+{
+    tp__signal s = {.ref = ref, .reason = reason, .linked = linked};
+    if (text != NULL)
+        snprintf(s.text, sizeof s.text, "%s", text);
+    tp__msg *m = tp__msg_new_copy(sys, 0, from, &s, sizeof s);
+    if (m != NULL)
+        m->kind = kind;
+    return m;
+}
+
+// Sends a system message of `kind` with `ref` as payload (or none).
+static int
+send_ref(tp_system *sys, uint16_t kind, tp_pid from, tp_pid to, uint64_t ref)
+{
+    tp__msg *m = tp__msg_new_copy(sys, 0, from, &ref, sizeof ref);
+    if (m == NULL)
+        return TP_ENOMEM;
+    m->kind = kind;
+    int rc = tp__push_sys(sys, to, m);
+    if (rc != 0)
+        tp__msg_free(m);
+    return rc;
+}
+
+static int
+send_signal(tp_system *sys, uint16_t kind, tp_pid from, tp_pid to,
+            uint64_t ref, int reason, bool linked, const char *text)
+{
+    tp__msg *m = signal_new(sys, kind, from, ref, reason, linked, text);
+    if (m == NULL)
+        return TP_ENOMEM;
+    int rc = tp__push_sys(sys, to, m);
+    if (rc != 0)
+        tp__msg_free(m);
+    return rc;
+}
+
+// ---- the public calls ------------------------------------------------------------
+
+int
+tp_link(tp_ctx *ctx, tp_pid pid)
+{
+    int rc = check_ctx(ctx);
+    if (rc != 0)
+        return rc;
+    tp_actor *a = (tp_actor *)ctx;
+    if (tp_pid_is_nil(pid))
+        return TP_ENOACTOR;
+    if (tp_pid_eq(pid, a->pid))
+        return 0;
+    tp__ext *x = tp__ext_of(a);
+    if (x == NULL)
+        return TP_ENOMEM;
+    if (tp__map_get(&x->links, pid.v, NULL))
+        return 0;
+    if ((rc = tp__map_put(&x->links, pid.v, 1)) != 0)
+        return rc;
+    if ((rc = send_ref(a->system, TP__MSG_LINK, a->pid, pid, 0)) != 0)
+        tp__map_del(&x->links, pid.v, NULL);
+    return rc;
+}
+
+int
+tp_unlink(tp_ctx *ctx, tp_pid pid)
+{
+    int rc = check_ctx(ctx);
+    if (rc != 0)
+        return rc;
+    tp_actor *a = (tp_actor *)ctx;
+    if (a->ext == NULL || !tp__map_del(&a->ext->links, pid.v, NULL))
+        return 0;
+    // The peer may be gone already; nothing to undo then.
+    send_ref(a->system, TP__MSG_UNLINK, a->pid, pid, 0);
+    return 0;
+}
+
+int
+tp_trap_exit(tp_ctx *ctx, bool on)
+{
+    int rc = check_ctx(ctx);
+    if (rc != 0)
+        return rc;
+    tp__ext *x = tp__ext_of((tp_actor *)ctx);
+    if (x == NULL)
+        return TP_ENOMEM;
+    int was = x->trap_exit;
+    x->trap_exit = on;
+    return was;
+}
+
+int
+tp_exit(tp_ctx *ctx, tp_pid pid, int reason)
+{
+    int rc = check_ctx(ctx);
+    if (rc != 0)
+        return rc;
+    tp_actor *a = (tp_actor *)ctx;
+    return send_signal(a->system, TP__MSG_EXIT, a->pid, pid, 0, reason, false,
+                       NULL);
+}
+
+int
+tp_system_exit(tp_system *sys, tp_pid pid, int reason)
+{
+    if (sys == NULL)
+        return TP_EINVAL;
+    if (tp__self.actor != NULL || tp__self.worker != NULL)
+        return TP_EPERM;
+    return send_signal(sys, TP__MSG_EXIT, TP_PID_NIL, pid, 0, reason, false,
+                       NULL);
+}
+
+int
+tp_monitor(tp_ctx *ctx, tp_pid pid, uint64_t *ref)
+{
+    int rc = check_ctx(ctx);
+    if (rc != 0)
+        return rc;
+    tp_actor *a = (tp_actor *)ctx;
+    tp__ext *x = tp__ext_of(a);
+    if (x == NULL)
+        return TP_ENOMEM;
+    uint64_t r = tp__new_ref(a->system);
+    if ((rc = tp__map_put(&x->monitors, r, pid.v)) != 0)
+        return rc;
+    rc = tp_pid_is_nil(pid) ? TP_ENOACTOR
+                            : send_ref(a->system, TP__MSG_MONITOR, a->pid, pid, r);
+    if (rc == TP_ENOACTOR) {
+        // Gone already: the DOWN says so, through our own system lane.
+        rc = send_signal(a->system, TP__MSG_DOWN, pid, a->pid, r,
+                         TP_REASON_NOPROC, false, NULL);
+    }
+    if (rc != 0) {
+        tp__map_del(&x->monitors, r, NULL);
+        return rc;
+    }
+    if (ref != NULL)
+        *ref = r;
+    return 0;
+}
+
+int
+tp_demonitor(tp_ctx *ctx, uint64_t ref)
+{
+    int rc = check_ctx(ctx);
+    if (rc != 0)
+        return rc;
+    tp_actor *a = (tp_actor *)ctx;
+    uint64_t target;
+    if (a->ext == NULL || !tp__map_del(&a->ext->monitors, ref, &target))
+        return 0;
+    send_ref(a->system, TP__MSG_DEMONITOR, a->pid, (tp_pid){target}, ref);
+    return 0;
+}
+
+// ---- spawn-time links ------------------------------------------------------------
+
+// Links a child being spawned to its spawner, which runs on this thread;
+// the child is not scheduled yet, so both tables are ours to write.
+int
+tp__link_spawned(tp_actor *parent, tp_actor *child)
+{
+    tp__ext *px = tp__ext_of(parent), *cx = tp__ext_of(child);
+    if (px == NULL || cx == NULL)
+        return TP_ENOMEM;
+    int rc = tp__map_put(&px->links, child->pid.v, 1);
+    if (rc == 0 && (rc = tp__map_put(&cx->links, parent->pid.v, 1)) != 0)
+        tp__map_del(&px->links, child->pid.v, NULL);
+    return rc;
+}
+
+void
+tp__unlink_spawned(tp_actor *parent, tp_actor *child)
+{
+    if (parent->ext != NULL)
+        tp__map_del(&parent->ext->links, child->pid.v, NULL);
+}
+
+// ---- receiving signals -----------------------------------------------------------
+
+// Makes a message for `handle` that lives outside the mailbox lanes.
+static int
+loose(tp_system *sys, uint32_t tag, tp_pid from, const void *data,
+      size_t size, tp__msg **out)
+{
+    tp__msg *n = tp__msg_new_copy(sys, tag, from, data, size);
+    if (n == NULL)
+        return TP_ENOMEM;
+    n->flags |= TP__MSG_LOOSE;
+    *out = n;
+    return 0;
+}
+
+// Applies system message `m` to actor `a`, its receiver. Returns 0 to go
+// on, or an exit reason (non-zero) to die with. Sets *deliver to a loose
+// message when `handle` should see one (the caller frees it).
+int
+tp__system_signal(tp__msg *m, tp_actor *a, tp__msg **deliver)
+{
+    tp__ext *x = a->ext;
+    tp_pid from = m->pub.from;
+    *deliver = NULL;
+    switch (m->kind) {
+    case TP__MSG_LINK:
+        if ((x = tp__ext_of(a)) == NULL ||
+            tp__map_put(&x->links, from.v, 1) != 0) {
+            // No memory to remember the link: keep the promise the other
+            // way, by telling the linker we are gone.
+            send_signal(a->system, TP__MSG_EXIT, a->pid, from, 0,
+                        TP_ENOMEM, true, "no memory for a link");
+        }
+        return 0;
+    case TP__MSG_UNLINK:
+        if (x != NULL)
+            tp__map_del(&x->links, from.v, NULL);
+        return 0;
+    case TP__MSG_MONITOR: {
+        uint64_t ref;
+        memcpy(&ref, m->pub.data, sizeof ref);
+        if ((x = tp__ext_of(a)) == NULL ||
+            tp__map_put(&x->watchers, ref, from.v) != 0)
+            send_signal(a->system, TP__MSG_DOWN, a->pid, from, ref, TP_ENOMEM,
+                        false, "no memory for a monitor");
+        return 0;
+    }
+    case TP__MSG_DEMONITOR: {
+        uint64_t ref;
+        memcpy(&ref, m->pub.data, sizeof ref);
+        if (x != NULL)
+            tp__map_del(&x->watchers, ref, NULL);
+        return 0;
+    }
+    case TP__MSG_DOWN: {
+        const tp__signal *s = m->pub.data;
+        // Demonitored meanwhile: flushed.
+        if (x == NULL || !tp__map_del(&x->monitors, s->ref, NULL))
+            return 0;
+        tp_down_msg d = {.ref = s->ref, .from = from, .reason = s->reason};
+        memcpy(d.text, s->text, sizeof d.text);
+        return loose(a->system, TP_TAG_DOWN, from, &d, sizeof d, deliver);
+    }
+    case TP__MSG_TIMEOUT:
+        // A reply that came first removed the request.
+        if (x == NULL || !tp__map_del(&x->requests, m->pub.ref, NULL))
+            return 0;
+        if (loose(a->system, TP_TAG_TIMEOUT, TP_PID_NIL, NULL, 0, deliver) !=
+            0)
+            return TP_ENOMEM;
+        (*deliver)->pub.ref = m->pub.ref;
+        return 0;
+    case TP__MSG_EXIT: {
+        const tp__signal *s = m->pub.data;
+        int reason = s->reason;
+        if (s->linked) {
+            if (x == NULL || !tp__map_del(&x->links, from.v, NULL))
+                return 0; // unlinked meanwhile
+        } else if (reason == TP_REASON_KILL) {
+            return TP_REASON_KILLED;
+        }
+        if (x != NULL && x->trap_exit) {
+            tp_exit_msg e = {.from = from, .reason = reason,
+                             .linked = s->linked};
+            memcpy(e.text, s->text, sizeof e.text);
+            return loose(a->system, TP_TAG_EXIT, from, &e, sizeof e, deliver);
+        }
+        if (reason == TP_REASON_NORMAL)
+            return 0;
+        if (x != NULL || (x = tp__ext_of(a)) != NULL)
+            memcpy(x->exit_text, s->text, sizeof x->exit_text);
+        return reason == TP_REASON_KILL ? TP_REASON_KILLED : reason;
+    }
+    default:
+        return 0;
+    }
+}
+
+// ---- dying -----------------------------------------------------------------------
+
+// Tells every linked actor and every watcher that `a` exited with `reason`,
+// and drops the monitors `a` held.
+void
+tp__notify_exit(tp_actor *a, int reason)
+{
+    tp__ext *x = a->ext;
+    if (x == NULL)
+        return;
+    tp_system *sys = a->system;
+    const char *text = x->exit_text[0] ? x->exit_text : NULL;
+    for (uint32_t i = 0; i < x->links.cap; i++) {
+        uint64_t k = x->links.keys[i];
+        if (k != MAP_EMPTY && k != MAP_GONE)
+            send_signal(sys, TP__MSG_EXIT, a->pid, (tp_pid){k}, 0, reason,
+                        true, text);
+    }
+    for (uint32_t i = 0; i < x->watchers.cap; i++) {
+        uint64_t k = x->watchers.keys[i];
+        if (k != MAP_EMPTY && k != MAP_GONE)
+            send_signal(sys, TP__MSG_DOWN, a->pid,
+                        (tp_pid){x->watchers.vals[i]}, k, reason, false, text);
+    }
+    for (uint32_t i = 0; i < x->monitors.cap; i++) {
+        uint64_t k = x->monitors.keys[i];
+        if (k != MAP_EMPTY && k != MAP_GONE)
+            send_ref(sys, TP__MSG_DEMONITOR, a->pid,
+                     (tp_pid){x->monitors.vals[i]}, k);
+    }
+    for (uint32_t i = 0; i < x->requests.cap; i++) {
+        uint64_t k = x->requests.keys[i];
+        if (k != MAP_EMPTY && k != MAP_GONE && x->requests.vals[i] != 0)
+            tp__timer_cancel(sys, x->requests.vals[i]);
+    }
+    tp__map_free(&x->links);
+    tp__map_free(&x->watchers);
+    tp__map_free(&x->monitors);
+    tp__map_free(&x->requests);
+}
+
+// Answers a link or monitor request found in the mailbox of `a`, which has
+// exited with `reason`, as if it had arrived just after the exit.
+void
+tp__answer_late(tp_actor *a, tp__msg *m, int reason)
+{
+    uint64_t ref;
+    switch (m->kind) {
+    case TP__MSG_LINK:
+        send_signal(a->system, TP__MSG_EXIT, a->pid, m->pub.from, 0, reason,
+                    true, NULL);
+        break;
+    case TP__MSG_MONITOR:
+        memcpy(&ref, m->pub.data, sizeof ref);
+        send_signal(a->system, TP__MSG_DOWN, a->pid, m->pub.from, ref, reason,
+                    false, NULL);
+        break;
+    default:
+        break;
+    }
+}

@@ -1,0 +1,717 @@
+// SPDX-License-Identifier: MIT
+// Timers, requests and calls. Pending timers sit in one binary heap per
+// system ordered by deadline, served by a timer thread started on first
+// use. A timer's message carries the timer, and the receiving actor claims
+// it just before handling: that is what lets tp_timer_cancel promise that
+// a cancelled timer's message is never handled, even one already queued.
+#include "troupe_impl.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum { KIND_USER, KIND_TIMEOUT };
+#define NOT_QUEUED UINT32_MAX
+#define CHUNK_BITS 12
+#define CHUNK (1u << CHUNK_BITS)
+
+typedef struct tmr {
+    int64_t due_ns;
+    uint32_t period_ms; // 0: once
+    uint32_t gen;       // bumped each time the entry is reused
+    uint32_t heap_at;   // index in the heap or NOT_QUEUED
+    uint32_t inflight;  // messages carrying this timer not yet retired
+    uint8_t kind;
+    uint8_t live;       // handed out and not yet freed
+    uint8_t cancelled;  // cancelled, or (once) its message was handled
+    uint32_t tag;
+    tp_pid to, from;
+    uint64_t ref; // KIND_TIMEOUT: the request
+    void *data;
+    size_t size;
+    tp__timers *tt;
+} tmr;
+
+struct tp__timers {
+    tp_system *sys;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    pthread_t thread;
+    bool running, stop;
+    tmr **heap;
+    uint32_t nheap, capheap;
+    tmr **chunks;
+    uint32_t nchunks, nentries; // entries ever made
+    uint64_t nlive;             // entries handed out and not yet freed
+    uint32_t *free_idx;
+    uint32_t nfree, capfree;
+};
+
+static int64_t
+now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static tmr *
+entry(tp__timers *t, uint32_t idx)
+{
+    return &t->chunks[idx >> CHUNK_BITS][idx & (CHUNK - 1)];
+}
+
+static uint32_t
+index_of(tp__timers *t, tmr *e)
+{
+    for (uint32_t c = 0; c < t->nchunks; c++)
+        if (e >= t->chunks[c] && e < t->chunks[c] + CHUNK)
+            return (c << CHUNK_BITS) | (uint32_t)(e - t->chunks[c]);
+    return UINT32_MAX;
+}
+
+// ---- the heap -------------------------------------------------------------------
+
+static void
+heap_set(tp__timers *t, uint32_t i, tmr *e)
+{
+    t->heap[i] = e;
+    e->heap_at = i;
+}
+
+static void
+heap_up(tp__timers *t, uint32_t i)
+{
+    tmr *e = t->heap[i];
+    while (i > 0) {
+        uint32_t p = (i - 1) / 2;
+        if (t->heap[p]->due_ns <= e->due_ns)
+            break;
+        heap_set(t, i, t->heap[p]);
+        i = p;
+    }
+    heap_set(t, i, e);
+}
+
+static void
+heap_down(tp__timers *t, uint32_t i)
+{
+    tmr *e = t->heap[i];
+    for (;;) {
+        uint32_t c = 2 * i + 1;
+        if (c >= t->nheap)
+            break;
+        if (c + 1 < t->nheap && t->heap[c + 1]->due_ns < t->heap[c]->due_ns)
+            c++;
+        if (t->heap[c]->due_ns >= e->due_ns)
+            break;
+        heap_set(t, i, t->heap[c]);
+        i = c;
+    }
+    heap_set(t, i, e);
+}
+
+static int
+heap_push(tp__timers *t, tmr *e)
+{
+    if (t->nheap == t->capheap) {
+        uint32_t cap = t->capheap ? t->capheap * 2 : 64;
+        tmr **h = realloc(t->heap, cap * sizeof *h);
+        if (h == NULL)
+            return TP_ENOMEM;
+        t->heap = h;
+        t->capheap = cap;
+    }
+    heap_set(t, t->nheap++, e);
+    heap_up(t, t->nheap - 1);
+    return 0;
+}
+
+static void
+heap_remove(tp__timers *t, tmr *e)
+{
+    uint32_t i = e->heap_at;
+    e->heap_at = NOT_QUEUED;
+    tmr *last = t->heap[--t->nheap];
+    if (i == t->nheap)
+        return;
+    heap_set(t, i, last);
+    heap_down(t, i);
+    heap_up(t, last->heap_at);
+}
+
+// ---- entries ---------------------------------------------------------------------
+
+static tmr *
+entry_new(tp__timers *t)
+{
+    uint32_t idx;
+    if (t->nfree > 0) {
+        idx = t->free_idx[--t->nfree];
+    } else {
+        if (t->nentries == t->nchunks * CHUNK) {
+            if (t->nchunks == (UINT32_MAX >> CHUNK_BITS))
+                return NULL;
+            tmr **c = realloc(t->chunks, (t->nchunks + 1) * sizeof *c);
+            if (c == NULL)
+                return NULL;
+            t->chunks = c;
+            if ((c[t->nchunks] = calloc(CHUNK, sizeof(tmr))) == NULL)
+                return NULL;
+            t->nchunks++;
+        }
+        idx = t->nentries++;
+    }
+    tmr *e = entry(t, idx);
+    uint32_t gen = e->gen;
+    memset(e, 0, sizeof *e);
+    e->gen = gen + 1 ? gen + 1 : 1;
+    e->heap_at = NOT_QUEUED;
+    e->live = 1;
+    e->tt = t;
+    t->nlive++;
+    return e;
+}
+
+// Frees `e` once nothing refers to it any more; lock held.
+static void
+entry_maybe_free(tp__timers *t, tmr *e)
+{
+    if (!e->live || e->heap_at != NOT_QUEUED || e->inflight > 0)
+        return;
+    if (e->period_ms != 0 && !e->cancelled)
+        return; // between firings
+    free(e->data);
+    e->data = NULL;
+    e->live = 0;
+    t->nlive--;
+    uint32_t idx = index_of(t, e);
+    if (t->nfree == t->capfree) {
+        uint32_t cap = t->capfree ? t->capfree * 2 : 64;
+        uint32_t *f = realloc(t->free_idx, cap * sizeof *f);
+        if (f == NULL)
+            return; // the entry is lost until the system goes, no worse
+        t->free_idx = f;
+        t->capfree = cap;
+    }
+    t->free_idx[t->nfree++] = idx;
+}
+
+static uint64_t
+id_of(tp__timers *t, tmr *e)
+{
+    return ((uint64_t)e->gen << 32) | (uint64_t)(index_of(t, e) + 1);
+}
+
+// Finds the live entry behind `id`; lock held.
+static tmr *
+lookup(tp__timers *t, uint64_t id)
+{
+    uint32_t idx = (uint32_t)id;
+    if (idx == 0 || idx > t->nentries)
+        return NULL;
+    tmr *e = entry(t, idx - 1);
+    return e->live && e->gen == (uint32_t)(id >> 32) ? e : NULL;
+}
+
+// ---- the thread --------------------------------------------------------------
+
+// Sends what `e` carries; lock not held. Returns whether the destination
+// is alive.
+static bool
+fire(tp_system *sys, tmr *e, tp__msg *m)
+{
+    if (m == NULL)
+        return true; // no memory: this firing is lost, the timer stays
+    if (e->kind == KIND_TIMEOUT) {
+        if (tp__push_sys(sys, e->to, m) == 0)
+            return true;
+        tp__msg_free(m);
+        return false;
+    }
+    int rc = tp__deliver_nowait(sys, e->to, m);
+    if (rc == 0)
+        return true;
+    tp__msg_free(m); // releases the timer
+    return rc != TP_ENOACTOR;
+}
+
+static void *
+timer_main(void *arg)
+{
+    tp__timers *t = arg;
+    pthread_mutex_lock(&t->lock);
+    while (!t->stop) {
+        if (t->nheap == 0) {
+            pthread_cond_wait(&t->cond, &t->lock);
+            continue;
+        }
+        tmr *e = t->heap[0];
+        int64_t now = now_ns();
+        if (e->due_ns > now) {
+            struct timespec ts = {(time_t)(e->due_ns / 1000000000),
+                                  (long)(e->due_ns % 1000000000)};
+            pthread_cond_timedwait(&t->cond, &t->lock, &ts);
+            continue;
+        }
+        heap_remove(t, e);
+        tp__msg *m;
+        if (e->kind == KIND_TIMEOUT) {
+            if ((m = tp__msg_new_sys(t->sys, TP__MSG_TIMEOUT, TP_PID_NIL)) !=
+                NULL)
+                m->pub.ref = e->ref;
+        } else if ((m = tp__msg_new_copy(t->sys, e->tag, e->from, e->data,
+                                         e->size)) != NULL) {
+            m->flags |= TP__MSG_TIMER;
+            m->aux = e;
+            e->inflight++;
+        }
+        if (e->period_ms != 0) {
+            int64_t p = (int64_t)e->period_ms * 1000000;
+            e->due_ns += p;
+            if (e->due_ns < now)
+                e->due_ns = now + p; // fell behind: skip, do not burst
+            if (heap_push(t, e) != 0)
+                e->cancelled = 1;
+        }
+        pthread_mutex_unlock(&t->lock);
+        bool alive = fire(t->sys, e, m);
+        pthread_mutex_lock(&t->lock);
+        if (!alive && !e->cancelled) {
+            // The destination is gone: so is its timer.
+            e->cancelled = 1;
+            if (e->heap_at != NOT_QUEUED)
+                heap_remove(t, e);
+        }
+        entry_maybe_free(t, e);
+    }
+    pthread_mutex_unlock(&t->lock);
+    return NULL;
+}
+
+// ---- the system's side --------------------------------------------------------
+
+static tp__timers *
+timers_of(tp_system *sys)
+{
+    return sys->timers;
+}
+
+int
+tp__timers_new(tp_system *sys)
+{
+    tp__timers *t = calloc(1, sizeof *t);
+    if (t == NULL)
+        return TP_ENOMEM;
+    t->sys = sys;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    if (pthread_mutex_init(&t->lock, NULL) != 0 ||
+        pthread_cond_init(&t->cond, &ca) != 0) {
+        pthread_condattr_destroy(&ca);
+        free(t);
+        return TP_ENOMEM;
+    }
+    pthread_condattr_destroy(&ca);
+    sys->timers = t;
+    return 0;
+}
+
+// Stops the timer thread; pending timers stay until tp__timers_free.
+void
+tp__timers_stop(tp_system *sys)
+{
+    tp__timers *t = timers_of(sys);
+    if (t == NULL)
+        return;
+    pthread_mutex_lock(&t->lock);
+    t->stop = true;
+    bool running = t->running;
+    t->running = false;
+    pthread_cond_signal(&t->cond);
+    pthread_mutex_unlock(&t->lock);
+    if (running)
+        pthread_join(t->thread, NULL);
+}
+
+uint64_t
+tp__timers_live(tp_system *sys)
+{
+    tp__timers *t = timers_of(sys);
+    pthread_mutex_lock(&t->lock);
+    uint64_t n = t->nlive;
+    pthread_mutex_unlock(&t->lock);
+    return n;
+}
+
+// Frees every timer; no message carrying one may remain.
+void
+tp__timers_free(tp_system *sys)
+{
+    tp__timers *t = timers_of(sys);
+    if (t == NULL)
+        return;
+    for (uint32_t i = 0; i < t->nentries; i++)
+        free(entry(t, i)->data);
+    for (uint32_t c = 0; c < t->nchunks; c++)
+        free(t->chunks[c]);
+    free(t->chunks);
+    free(t->heap);
+    free(t->free_idx);
+    pthread_mutex_destroy(&t->lock);
+    pthread_cond_destroy(&t->cond);
+    free(t);
+    sys->timers = NULL;
+}
+
+// Queues `e` due in `ms`; lock held. Starts the thread on first use.
+static int
+arm(tp__timers *t, tmr *e, uint32_t ms)
+{
+    if (t->stop)
+        return TP_ESHUTDOWN;
+    if (!t->running) {
+        if (pthread_create(&t->thread, NULL, timer_main, t) != 0)
+            return TP_EAGAIN;
+        t->running = true;
+    }
+    e->due_ns = now_ns() + (int64_t)ms * 1000000;
+    int rc = heap_push(t, e);
+    if (rc == 0 && e->heap_at == 0)
+        pthread_cond_signal(&t->cond);
+    return rc;
+}
+
+static void
+disarm_new(tp__timers *t, tmr *e)
+{
+    e->cancelled = 1;
+    entry_maybe_free(t, e);
+}
+
+bool
+tp__timer_claim(tp__msg *m)
+{
+    tmr *e = m->aux;
+    tp__timers *t = e->tt;
+    pthread_mutex_lock(&t->lock);
+    bool ok = !e->cancelled;
+    if (ok && e->period_ms == 0)
+        e->cancelled = 1; // handled: cancelling now is too late
+    pthread_mutex_unlock(&t->lock);
+    return ok;
+}
+
+void
+tp__timer_msg_gone(tp__msg *m)
+{
+    tmr *e = m->aux;
+    tp__timers *t = e->tt;
+    pthread_mutex_lock(&t->lock);
+    e->inflight--;
+    entry_maybe_free(t, e);
+    pthread_mutex_unlock(&t->lock);
+}
+
+uint64_t
+tp__timer_add_timeout(tp_system *sys, tp_pid to, uint64_t ref, uint32_t ms)
+{
+    tp__timers *t = timers_of(sys);
+    uint64_t id = 0;
+    pthread_mutex_lock(&t->lock);
+    tmr *e = entry_new(t);
+    if (e != NULL) {
+        e->kind = KIND_TIMEOUT;
+        e->to = to;
+        e->ref = ref;
+        if (arm(t, e, ms) == 0)
+            id = id_of(t, e);
+        else
+            disarm_new(t, e);
+    }
+    pthread_mutex_unlock(&t->lock);
+    return id;
+}
+
+int
+tp__timer_cancel(tp_system *sys, uint64_t id)
+{
+    tp__timers *t = timers_of(sys);
+    int rc = TP_ENOENT;
+    pthread_mutex_lock(&t->lock);
+    tmr *e = lookup(t, id);
+    if (e != NULL && !e->cancelled) {
+        e->cancelled = 1;
+        if (e->heap_at != NOT_QUEUED)
+            heap_remove(t, e);
+        entry_maybe_free(t, e);
+        rc = 0;
+    }
+    pthread_mutex_unlock(&t->lock);
+    return rc;
+}
+
+// ---- the public calls ------------------------------------------------------------
+
+static int
+check_actor(tp_ctx *ctx)
+{
+    if (ctx == NULL)
+        return TP_EINVAL;
+    if (tp__self.actor != (tp_actor *)ctx)
+        return TP_EPERM;
+    return 0;
+}
+
+static int
+check_payload(uint32_t tag, const void *data, size_t size)
+{
+    if (tag >= TP_TAG_RESERVED || (data == NULL && size > 0))
+        return TP_EINVAL;
+    if (size > TP_MSG_MAX)
+        return TP_EMSGSIZE;
+    return 0;
+}
+
+static int
+add_user_timer(tp_ctx *ctx, tp_pid to, uint32_t ms, uint32_t period,
+               uint32_t tag, const void *data, size_t size, tp_timer *out)
+{
+    int rc = check_actor(ctx);
+    if (rc == 0)
+        rc = check_payload(tag, data, size);
+    if (rc != 0)
+        return rc;
+    tp_actor *a = (tp_actor *)ctx;
+    void *copy = NULL;
+    if (size > 0) {
+        if ((copy = malloc(size)) == NULL)
+            return TP_ENOMEM;
+        memcpy(copy, data, size);
+    }
+    tp__timers *t = timers_of(a->system);
+    pthread_mutex_lock(&t->lock);
+    tmr *e = entry_new(t);
+    if (e == NULL) {
+        rc = TP_ENOMEM;
+    } else {
+        e->kind = KIND_USER;
+        e->period_ms = period;
+        e->tag = tag;
+        e->to = to;
+        e->from = a->pid;
+        e->data = copy;
+        e->size = size;
+        copy = NULL;
+        if ((rc = arm(t, e, ms)) != 0)
+            disarm_new(t, e);
+        else if (out != NULL)
+            *out = id_of(t, e);
+    }
+    pthread_mutex_unlock(&t->lock);
+    free(copy);
+    return rc;
+}
+
+int
+tp_send_after(tp_ctx *ctx, tp_pid to, uint32_t ms, uint32_t tag,
+              const void *data, size_t size, tp_timer *out)
+{
+    return add_user_timer(ctx, to, ms, 0, tag, data, size, out);
+}
+
+int
+tp_send_interval(tp_ctx *ctx, tp_pid to, uint32_t ms, uint32_t tag,
+                 const void *data, size_t size, tp_timer *out)
+{
+    if (ms == 0)
+        return TP_EINVAL;
+    return add_user_timer(ctx, to, ms, ms, tag, data, size, out);
+}
+
+int
+tp_timer_cancel(tp_system *sys, tp_timer t)
+{
+    if (sys == NULL || t == 0)
+        return TP_EINVAL;
+    return tp__timer_cancel(sys, t);
+}
+
+int
+tp_request(tp_ctx *ctx, tp_pid to, uint32_t tag, const void *data,
+           size_t size, uint32_t timeout_ms, uint64_t *ref)
+{
+    int rc = check_actor(ctx);
+    if (rc == 0)
+        rc = check_payload(tag, data, size);
+    if (rc == 0 && timeout_ms == 0)
+        rc = TP_EINVAL;
+    if (rc != 0)
+        return rc;
+    tp_actor *a = (tp_actor *)ctx;
+    tp__ext *x = tp__ext_of(a);
+    if (x == NULL)
+        return TP_ENOMEM;
+    uint64_t r = tp__new_ref(a->system);
+    uint64_t timer = tp__timer_add_timeout(a->system, a->pid, r, timeout_ms);
+    if (timer == 0)
+        return TP_ENOMEM;
+    if ((rc = tp__map_put(&x->requests, r, timer)) != 0) {
+        tp__timer_cancel(a->system, timer);
+        return rc;
+    }
+    tp__msg *m = tp__msg_new_copy(a->system, tag, a->pid, data, size);
+    if (m == NULL) {
+        rc = TP_ENOMEM;
+    } else {
+        m->pub.ref = r;
+        if ((rc = tp__deliver(a->system, a, to, m)) != 0)
+            tp__msg_free(m);
+    }
+    if (rc != 0) {
+        tp__map_del(&x->requests, r, NULL);
+        tp__timer_cancel(a->system, timer);
+        return rc;
+    }
+    if (ref != NULL)
+        *ref = r;
+    return 0;
+}
+
+int
+tp_reply(tp_ctx *ctx, uint32_t tag, const void *data, size_t size)
+{
+    int rc = check_actor(ctx);
+    if (rc == 0)
+        rc = check_payload(tag, data, size);
+    if (rc != 0)
+        return rc;
+    tp_actor *a = (tp_actor *)ctx;
+    const tp__msg *req = a->current;
+    if (req == NULL || req->pub.ref == 0 || (req->flags & TP__MSG_REPLY) ||
+        tp_pid_is_nil(req->pub.from))
+        return TP_EINVAL;
+    tp__msg *m = tp__msg_new_copy(a->system, tag, a->pid, data, size);
+    if (m == NULL)
+        return TP_ENOMEM;
+    m->pub.ref = req->pub.ref;
+    m->flags |= TP__MSG_REPLY;
+    if (tp__deliver_force(a->system, req->pub.from, m) != 0)
+        tp__msg_free(m); // the requester is gone: nobody to answer
+    return 0;
+}
+
+// ---- tp_call: a request made by a hidden actor on the caller's behalf ----
+
+typedef struct call_slot {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool done;
+    int rc;
+    tp_call_reply reply;
+    tp_pid to;
+    uint32_t tag, timeout_ms;
+    const void *data;
+    size_t size;
+    uint64_t ref, mon;
+} call_slot;
+
+static void
+call_finish(call_slot *c, int rc)
+{
+    pthread_mutex_lock(&c->lock);
+    if (!c->done) {
+        c->done = true;
+        c->rc = rc;
+        pthread_cond_signal(&c->cond);
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+static int
+call_init(tp_ctx *ctx, void *state, void *arg)
+{
+    call_slot *c = arg;
+    *(call_slot **)state = c;
+    int rc = tp_monitor(ctx, c->to, &c->mon);
+    if (rc == 0)
+        rc = tp_request(ctx, c->to, c->tag, c->data, c->size, c->timeout_ms,
+                        &c->ref);
+    return rc;
+}
+
+static int
+call_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)ctx;
+    call_slot *c = *(call_slot **)state;
+    if (c == NULL)
+        return TP_STOP;
+    if (msg->tag == TP_TAG_DOWN) {
+        call_finish(c, TP_ENOACTOR);
+    } else if (msg->tag == TP_TAG_TIMEOUT) {
+        call_finish(c, TP_ETIMEDOUT);
+    } else if (msg->ref == c->ref) {
+        void *copy = msg->size ? malloc(msg->size) : NULL;
+        if (msg->size && copy == NULL) {
+            call_finish(c, TP_ENOMEM);
+        } else {
+            if (msg->size)
+                memcpy(copy, msg->data, msg->size);
+            c->reply = (tp_call_reply){msg->tag, copy, msg->size};
+            call_finish(c, 0);
+        }
+    } else {
+        return TP_OK; // not ours to read
+    }
+    // The caller may return (and its slot vanish) from now on.
+    *(call_slot **)state = NULL;
+    return TP_STOP;
+}
+
+static void
+call_terminate(tp_ctx *ctx, void *state, int reason)
+{
+    (void)ctx;
+    (void)reason;
+    if (*(call_slot **)state != NULL)
+        call_finish(*(call_slot **)state, TP_ESHUTDOWN);
+}
+
+static const tp_behaviour call_proxy = {.name = "tp_call",
+                                        .state_size = sizeof(call_slot *),
+                                        .init = call_init,
+                                        .handle = call_handle,
+                                        .terminate = call_terminate};
+
+int
+tp_call(tp_system *sys, tp_pid to, uint32_t tag, const void *data,
+        size_t size, int timeout_ms, tp_call_reply *out)
+{
+    if (sys == NULL || out == NULL || timeout_ms < -1 || timeout_ms == 0)
+        return TP_EINVAL;
+    if (tp__self.actor != NULL || tp__self.worker != NULL)
+        return TP_EPERM;
+    int rc = check_payload(tag, data, size);
+    if (rc != 0)
+        return rc;
+    call_slot c = {.to = to, .tag = tag, .data = data, .size = size,
+                   .timeout_ms = timeout_ms < 0 ? UINT32_MAX
+                                                : (uint32_t)timeout_ms};
+    pthread_mutex_init(&c.lock, NULL);
+    pthread_cond_init(&c.cond, NULL);
+    rc = tp_spawn(sys, NULL, &call_proxy, &c, NULL);
+    if (rc == 0) {
+        pthread_mutex_lock(&c.lock);
+        while (!c.done)
+            pthread_cond_wait(&c.cond, &c.lock);
+        pthread_mutex_unlock(&c.lock);
+        rc = c.rc;
+    }
+    pthread_mutex_destroy(&c.lock);
+    pthread_cond_destroy(&c.cond);
+    if (rc == 0)
+        *out = c.reply;
+    return rc;
+}

@@ -1,0 +1,515 @@
+// SPDX-License-Identifier: MIT
+// Links, monitors, exit signals and names: Erlang's semantics through the
+// public API. Each test drives "probe" actors with command messages and
+// watches what they record.
+#include "tp_test.h"
+
+#include <pthread.h>
+#include <string.h>
+
+enum {
+    CMD_LINK = 1, // data: tp_pid
+    CMD_UNLINK,   // data: tp_pid
+    CMD_TRAP,     // data: int
+    CMD_MONITOR,  // data: tp_pid
+    CMD_DIE,      // data: int reason (via tp_stop_reason)
+    CMD_EXIT,     // data: struct exit_cmd
+    CMD_PING,     // records a ping
+    CMD_FLUSH,    // data: tp_pid to kill; waits for it, then demonitors
+};
+
+typedef struct exit_cmd {
+    tp_pid to;
+    int reason;
+} exit_cmd;
+
+#define NPROBES 8
+static _Atomic long pings[NPROBES];
+static _Atomic long exits_seen[NPROBES], downs_seen[NPROBES];
+static _Atomic long last_exit_reason[NPROBES], last_down_reason[NPROBES];
+static _Atomic long last_exit_linked[NPROBES];
+static tp_pid last_exit_from[NPROBES], last_down_from[NPROBES];
+static char last_text[NPROBES][TP_REASON_TEXT_MAX];
+static _Atomic long died[NPROBES], died_reason[NPROBES];
+static uint64_t refs[NPROBES];
+static tp_system *the_sys;
+
+static void
+reset(void)
+{
+    for (int i = 0; i < NPROBES; i++) {
+        pings[i] = exits_seen[i] = downs_seen[i] = died[i] = 0;
+        last_exit_reason[i] = last_down_reason[i] = died_reason[i] = 12345;
+        last_exit_linked[i] = -1;
+        last_text[i][0] = '\0';
+        refs[i] = 0;
+    }
+}
+
+static int
+probe_init(tp_ctx *ctx, void *state, void *arg)
+{
+    (void)ctx;
+    *(int *)state = (int)(intptr_t)arg;
+    return 0;
+}
+
+static int
+probe_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    int id = *(int *)state;
+    tp_pid pid;
+    switch (msg->tag) {
+    case CMD_LINK:
+        memcpy(&pid, msg->data, sizeof pid);
+        ck_assert_int_eq(tp_link(ctx, pid), 0);
+        return TP_OK;
+    case CMD_UNLINK:
+        memcpy(&pid, msg->data, sizeof pid);
+        ck_assert_int_eq(tp_unlink(ctx, pid), 0);
+        return TP_OK;
+    case CMD_TRAP: {
+        int on;
+        memcpy(&on, msg->data, sizeof on);
+        ck_assert_int_ge(tp_trap_exit(ctx, on), 0);
+        return TP_OK;
+    }
+    case CMD_MONITOR:
+        memcpy(&pid, msg->data, sizeof pid);
+        ck_assert_int_eq(tp_monitor(ctx, pid, &refs[id]), 0);
+        return TP_OK;
+    case CMD_DIE: {
+        int reason;
+        memcpy(&reason, msg->data, sizeof reason);
+        if (reason < 0)
+            tp_fail(ctx, reason, "probe %d told to crash", id);
+        tp_stop_reason(ctx, reason);
+        return TP_OK;
+    }
+    case CMD_EXIT: {
+        exit_cmd c;
+        memcpy(&c, msg->data, sizeof c);
+        ck_assert_int_eq(tp_exit(ctx, c.to, c.reason), 0);
+        return TP_OK;
+    }
+    case CMD_PING:
+        atomic_fetch_add(&pings[id], 1);
+        return TP_OK;
+    case CMD_FLUSH: {
+        // The target dies while we are busy here, so its DOWN is queued
+        // behind this message; demonitor must flush it.
+        memcpy(&pid, msg->data, sizeof pid);
+        ck_assert_int_eq(tp_exit(ctx, pid, TP_REASON_KILL), 0);
+        tp_actor_stats st;
+        for (int i = 0; i < 100000 &&
+                        tp_actor_stats_get(tp_ctx_system(ctx), pid, &st) == 0;
+             i++)
+            tpt_nap_us(100);
+        tpt_nap_us(20000); // let the DOWN reach our system lane
+        ck_assert_int_eq(tp_demonitor(ctx, refs[id]), 0);
+        ck_assert_int_eq(tp_send(ctx, tp_self(ctx), CMD_PING, NULL, 0), 0);
+        return TP_OK;
+    }
+    case TP_TAG_EXIT: {
+        const tp_exit_msg *e = msg->data;
+        ck_assert_uint_eq(msg->size, sizeof *e);
+        last_exit_from[id] = e->from;
+        memcpy(last_text[id], e->text, sizeof e->text);
+        atomic_store(&last_exit_linked[id], e->linked);
+        atomic_store(&last_exit_reason[id], e->reason);
+        atomic_fetch_add(&exits_seen[id], 1);
+        return TP_OK;
+    }
+    case TP_TAG_DOWN: {
+        const tp_down_msg *d = msg->data;
+        ck_assert_uint_eq(msg->size, sizeof *d);
+        ck_assert_uint_eq(d->ref, refs[id]);
+        last_down_from[id] = d->from;
+        memcpy(last_text[id], d->text, sizeof d->text);
+        atomic_store(&last_down_reason[id], d->reason);
+        atomic_fetch_add(&downs_seen[id], 1);
+        return TP_OK;
+    }
+    default:
+        return TP_EINVAL;
+    }
+}
+
+static void
+probe_terminate(tp_ctx *ctx, void *state, int reason)
+{
+    (void)ctx;
+    int id = *(int *)state;
+    atomic_store(&died_reason[id], reason);
+    atomic_fetch_add(&died[id], 1);
+}
+
+static const tp_behaviour probe = {.name = "probe",
+                                   .state_size = sizeof(int),
+                                   .init = probe_init,
+                                   .handle = probe_handle,
+                                   .terminate = probe_terminate};
+
+static tp_pid
+spawn_probe(int id)
+{
+    tp_pid p;
+    ck_assert_int_eq(tp_spawn(the_sys, &p, &probe, (void *)(intptr_t)id, NULL),
+                     0);
+    return p;
+}
+
+static void
+cmd(tp_pid to, uint32_t tag, const void *data, size_t size)
+{
+    ck_assert_int_eq(tp_system_send(the_sys, to, tag, data, size), 0);
+}
+
+static void
+cmd_pid(tp_pid to, uint32_t tag, tp_pid arg)
+{
+    cmd(to, tag, &arg, sizeof arg);
+}
+
+static void
+cmd_int(tp_pid to, uint32_t tag, int arg)
+{
+    cmd(to, tag, &arg, sizeof arg);
+}
+
+// Sends a ping and waits for it: everything sent before has been handled.
+static void
+sync_probe(tp_pid p, int id)
+{
+    long want = atomic_load(&pings[id]) + 1;
+    cmd(p, CMD_PING, NULL, 0);
+    ck_assert(tpt_wait_ge(&pings[id], want, 20));
+}
+
+static void
+setup(void)
+{
+    reset();
+    the_sys = tpt_system(2);
+}
+
+static void
+teardown(void)
+{
+    tp_system_destroy(&the_sys);
+}
+
+START_TEST(test_link_crash_kills_linked)
+{
+    tp_pid a = spawn_probe(0), b = spawn_probe(1), c = spawn_probe(2);
+    cmd_pid(a, CMD_LINK, b);
+    cmd_pid(b, CMD_LINK, c); // a - b - c
+    sync_probe(a, 0);
+    sync_probe(b, 1);
+    cmd_int(c, CMD_DIE, TP_EDECODE);
+    ck_assert(tpt_wait_ge(&died[0], 1, 20));
+    ck_assert(tpt_wait_ge(&died[1], 1, 20));
+    ck_assert_int_eq(died_reason[2], TP_EDECODE);
+    ck_assert_int_eq(died_reason[1], TP_EDECODE);
+    ck_assert_int_eq(died_reason[0], TP_EDECODE);
+}
+END_TEST
+
+START_TEST(test_trap_exit_gets_message_with_text)
+{
+    tp_pid a = spawn_probe(0), b = spawn_probe(1);
+    cmd_int(a, CMD_TRAP, 1);
+    cmd_pid(a, CMD_LINK, b);
+    sync_probe(a, 0);
+    cmd_int(b, CMD_DIE, TP_EDECODE);
+    ck_assert(tpt_wait_ge(&exits_seen[0], 1, 20));
+    ck_assert_int_eq(last_exit_reason[0], TP_EDECODE);
+    ck_assert_int_eq(last_exit_linked[0], 1);
+    ck_assert(tp_pid_eq(last_exit_from[0], b));
+    ck_assert_str_eq(last_text[0], "probe 1 told to crash");
+    sync_probe(a, 0);
+    ck_assert_int_eq(died[0], 0);
+}
+END_TEST
+
+START_TEST(test_normal_exit_does_not_kill)
+{
+    tp_pid a = spawn_probe(0), b = spawn_probe(1), c = spawn_probe(2);
+    cmd_pid(a, CMD_LINK, b);
+    cmd_int(c, CMD_TRAP, 1);
+    cmd_pid(c, CMD_LINK, b);
+    sync_probe(a, 0);
+    sync_probe(c, 2);
+    cmd_int(b, CMD_DIE, TP_REASON_NORMAL);
+    ck_assert(tpt_wait_ge(&exits_seen[2], 1, 20));
+    ck_assert_int_eq(last_exit_reason[2], TP_REASON_NORMAL);
+    sync_probe(a, 0);
+    ck_assert_int_eq(died[0], 0);
+    // tp_exit with normal is ignored by an actor that does not trap.
+    exit_cmd e = {a, TP_REASON_NORMAL};
+    cmd(c, CMD_EXIT, &e, sizeof e);
+    sync_probe(c, 2);
+    sync_probe(a, 0);
+    ck_assert_int_eq(died[0], 0);
+}
+END_TEST
+
+START_TEST(test_unlink_stops_propagation)
+{
+    tp_pid a = spawn_probe(0), b = spawn_probe(1);
+    cmd_pid(a, CMD_LINK, b);
+    cmd_pid(a, CMD_UNLINK, b);
+    sync_probe(a, 0);
+    sync_probe(b, 1);
+    cmd_int(b, CMD_DIE, TP_EINVAL);
+    ck_assert(tpt_wait_ge(&died[1], 1, 20));
+    sync_probe(a, 0);
+    ck_assert_int_eq(died[0], 0);
+}
+END_TEST
+
+START_TEST(test_kill_is_untrappable)
+{
+    tp_pid a = spawn_probe(0), b = spawn_probe(1), c = spawn_probe(2);
+    cmd_int(a, CMD_TRAP, 1);
+    cmd_int(c, CMD_TRAP, 1);
+    cmd_pid(c, CMD_LINK, a);
+    sync_probe(a, 0);
+    sync_probe(c, 2);
+    exit_cmd e = {a, TP_REASON_KILL};
+    cmd(b, CMD_EXIT, &e, sizeof e);
+    ck_assert(tpt_wait_ge(&died[0], 1, 20));
+    ck_assert_int_eq(died_reason[0], TP_REASON_KILLED);
+    ck_assert_int_eq(exits_seen[0], 0);
+    // Linked actors see `killed`, which they can trap.
+    ck_assert(tpt_wait_ge(&exits_seen[2], 1, 20));
+    ck_assert_int_eq(last_exit_reason[2], TP_REASON_KILLED);
+    // A trapped tp_exit with another reason is a message.
+    e = (exit_cmd){c, TP_REASON_SHUTDOWN};
+    cmd(b, CMD_EXIT, &e, sizeof e);
+    ck_assert(tpt_wait_ge(&exits_seen[2], 2, 20));
+    ck_assert_int_eq(last_exit_reason[2], TP_REASON_SHUTDOWN);
+    ck_assert_int_eq(last_exit_linked[2], 0);
+    ck_assert(tp_pid_eq(last_exit_from[2], b));
+}
+END_TEST
+
+START_TEST(test_system_exit_from_outside)
+{
+    tp_pid a = spawn_probe(0);
+    ck_assert_int_eq(tp_system_exit(the_sys, a, TP_REASON_SHUTDOWN), 0);
+    ck_assert(tpt_wait_ge(&died[0], 1, 20));
+    ck_assert_int_eq(died_reason[0], TP_REASON_SHUTDOWN);
+    ck_assert_int_eq(tp_system_exit(the_sys, a, TP_REASON_SHUTDOWN),
+                     TP_ENOACTOR);
+    ck_assert_int_eq(tp_system_exit(NULL, a, 1), TP_EINVAL);
+}
+END_TEST
+
+START_TEST(test_monitor_down_and_noproc)
+{
+    tp_pid a = spawn_probe(0), b = spawn_probe(1);
+    cmd_pid(a, CMD_MONITOR, b);
+    sync_probe(a, 0);
+    cmd_int(b, CMD_DIE, TP_REASON_SHUTDOWN);
+    ck_assert(tpt_wait_ge(&downs_seen[0], 1, 20));
+    ck_assert_int_eq(last_down_reason[0], TP_REASON_SHUTDOWN);
+    ck_assert(tp_pid_eq(last_down_from[0], b));
+    ck_assert_int_eq(died[0], 0); // monitors never kill
+    // b is gone now: a new monitor gets noproc at once.
+    cmd_pid(a, CMD_MONITOR, b);
+    ck_assert(tpt_wait_ge(&downs_seen[0], 2, 20));
+    ck_assert_int_eq(last_down_reason[0], TP_REASON_NOPROC);
+}
+END_TEST
+
+START_TEST(test_demonitor_flushes_queued_down)
+{
+    tp_pid a = spawn_probe(0), b = spawn_probe(1);
+    cmd_pid(a, CMD_MONITOR, b);
+    sync_probe(a, 0);
+    cmd_pid(a, CMD_FLUSH, b);
+    ck_assert(tpt_wait_ge(&pings[0], 2, 30));
+    ck_assert(tpt_wait_ge(&died[1], 1, 20));
+    sync_probe(a, 0);
+    ck_assert_int_eq(downs_seen[0], 0);
+}
+END_TEST
+
+// Signals travel in the system lane: a full user lane does not stop them.
+static _Atomic int gate;
+static _Atomic long gated_in;
+
+static int
+gated_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)ctx, (void)state, (void)msg;
+    atomic_fetch_add(&gated_in, 1);
+    while (!atomic_load(&gate))
+        tpt_nap_us(200);
+    return TP_OK;
+}
+
+static const tp_behaviour gated = {.name = "gated", .handle = gated_handle};
+
+START_TEST(test_exit_signal_passes_full_mailbox)
+{
+    atomic_store(&gate, 0);
+    atomic_store(&gated_in, 0);
+    tp_pid g, m = spawn_probe(0);
+    tp_spawn_opts o = {.mailbox_capacity = 4,
+                       .overflow = TP_OVERFLOW_REJECT};
+    ck_assert_int_eq(tp_spawn(the_sys, &g, &gated, NULL, &o), 0);
+    cmd_pid(m, CMD_MONITOR, g);
+    sync_probe(m, 0);
+    ck_assert_int_eq(tp_system_send(the_sys, g, 1, NULL, 0), 0);
+    ck_assert(tpt_wait_ge(&gated_in, 1, 20));
+    int rc = 0;
+    for (int i = 0; i < 100 && rc == 0; i++)
+        rc = tp_system_send(the_sys, g, 1, NULL, 0);
+    ck_assert_int_eq(rc, TP_EFULL);
+    ck_assert_int_eq(tp_system_exit(the_sys, g, TP_REASON_SHUTDOWN), 0);
+    atomic_store(&gate, 1);
+    ck_assert(tpt_wait_ge(&downs_seen[0], 1, 20));
+    ck_assert_int_eq(last_down_reason[0], TP_REASON_SHUTDOWN);
+    ck_assert_int_eq(gated_in, 1); // died before the queued messages
+}
+END_TEST
+
+START_TEST(test_link_to_dead_and_bad_args)
+{
+    tp_pid a = spawn_probe(0);
+    cmd_int(a, CMD_DIE, TP_REASON_NORMAL);
+    ck_assert(tpt_wait_ge(&died[0], 1, 20));
+    ck_assert_int_eq(tp_link(NULL, a), TP_EINVAL);
+    ck_assert_int_eq(tp_monitor(NULL, a, NULL), TP_EINVAL);
+    ck_assert_int_eq(tp_trap_exit(NULL, true), TP_EINVAL);
+    ck_assert_int_eq(tp_stop_reason(NULL, 1), TP_EINVAL);
+    ck_assert_int_eq(tp_demonitor(NULL, 1), TP_EINVAL);
+    ck_assert_int_eq(tp_exit(NULL, a, 1), TP_EINVAL);
+}
+END_TEST
+
+// A child linked at spawn cannot escape the link, even by dying at once.
+static _Atomic long parent_exits, parent_reason;
+
+static int
+dies_at_once_init(tp_ctx *ctx, void *state, void *arg)
+{
+    (void)state, (void)arg;
+    return tp_send(ctx, tp_self(ctx), 1, NULL, 0);
+}
+
+static int
+dies_at_once_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)ctx, (void)state, (void)msg;
+    return TP_ECRASH;
+}
+
+static const tp_behaviour dies_at_once = {.name = "short_lived",
+                                          .init = dies_at_once_init,
+                                          .handle = dies_at_once_handle};
+
+static int
+refuses_init(tp_ctx *ctx, void *state, void *arg)
+{
+    (void)ctx, (void)state, (void)arg;
+    return TP_EDECODE;
+}
+
+static const tp_behaviour refuses = {.name = "refuses",
+                                     .init = refuses_init,
+                                     .handle = dies_at_once_handle};
+
+static int
+parent_init(tp_ctx *ctx, void *state, void *arg)
+{
+    (void)state, (void)arg;
+    tp_trap_exit(ctx, true);
+    tp_spawn_opts o = {.link = true};
+    ck_assert_int_eq(tp_spawn(tp_ctx_system(ctx), NULL, &refuses, NULL, &o),
+                     TP_EDECODE);
+    return tp_spawn(tp_ctx_system(ctx), NULL, &dies_at_once, NULL, &o);
+}
+
+static int
+parent_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)ctx, (void)state;
+    if (msg->tag == TP_TAG_EXIT) {
+        atomic_store(&parent_reason,
+                     ((const tp_exit_msg *)msg->data)->reason);
+        atomic_fetch_add(&parent_exits, 1);
+    }
+    return TP_OK;
+}
+
+static const tp_behaviour parent = {
+    .name = "parent", .init = parent_init, .handle = parent_handle};
+
+START_TEST(test_spawn_link)
+{
+    atomic_store(&parent_exits, 0);
+    ck_assert_int_eq(tp_spawn(the_sys, NULL, &parent, NULL, NULL), 0);
+    ck_assert(tpt_wait_ge(&parent_exits, 1, 20));
+    ck_assert_int_eq(parent_reason, TP_ECRASH);
+    // The child whose init failed sent nothing.
+    tpt_nap_us(20000);
+    ck_assert_int_eq(parent_exits, 1);
+    // Outside an actor there is nobody to link to.
+    tp_spawn_opts o = {.link = true};
+    ck_assert_int_eq(tp_spawn(the_sys, NULL, &refuses, NULL, &o), TP_EINVAL);
+}
+END_TEST
+
+START_TEST(test_names)
+{
+    tp_pid a = spawn_probe(0), b = spawn_probe(1), w;
+    ck_assert_int_eq(tp_register(the_sys, "alpha", a), 0);
+    ck_assert_int_eq(tp_register(the_sys, "alpha", b), TP_EEXIST);
+    ck_assert_int_eq(tp_register(the_sys, "other", a), TP_EEXIST);
+    ck_assert_int_eq(tp_register(the_sys, "", b), TP_EINVAL);
+    ck_assert_int_eq(tp_register(NULL, "x", b), TP_EINVAL);
+    ck_assert_int_eq(tp_whereis(the_sys, "alpha", &w), 0);
+    ck_assert(tp_pid_eq(w, a));
+    ck_assert_int_eq(tp_system_send_name(the_sys, "alpha", CMD_PING, NULL, 0),
+                     0);
+    ck_assert(tpt_wait_ge(&pings[0], 1, 20));
+    ck_assert_int_eq(tp_system_send_name(the_sys, "nobody", CMD_PING, NULL, 0),
+                     TP_ENOACTOR);
+    ck_assert_int_eq(tp_unregister(the_sys, "alpha"), 0);
+    ck_assert_int_eq(tp_unregister(the_sys, "alpha"), TP_ENOACTOR);
+    ck_assert_int_eq(tp_whereis(the_sys, "alpha", &w), TP_ENOACTOR);
+    // Released at death.
+    ck_assert_int_eq(tp_register(the_sys, "beta", b), 0);
+    cmd_int(b, CMD_DIE, TP_REASON_NORMAL);
+    ck_assert(tpt_wait_ge(&died[1], 1, 20));
+    ck_assert_int_eq(tp_whereis(the_sys, "beta", &w), TP_ENOACTOR);
+    ck_assert_int_eq(tp_register(the_sys, "beta", a), 0);
+    ck_assert_int_eq(tp_register(the_sys, "gamma", b), TP_ENOACTOR);
+}
+END_TEST
+
+Suite *
+link_suite(void)
+{
+    Suite *s = suite_create("link");
+    TCase *tc = tcase_create("signals");
+    tcase_set_timeout(tc, 60);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_link_crash_kills_linked);
+    tcase_add_test(tc, test_trap_exit_gets_message_with_text);
+    tcase_add_test(tc, test_normal_exit_does_not_kill);
+    tcase_add_test(tc, test_unlink_stops_propagation);
+    tcase_add_test(tc, test_kill_is_untrappable);
+    tcase_add_test(tc, test_system_exit_from_outside);
+    tcase_add_test(tc, test_monitor_down_and_noproc);
+    tcase_add_test(tc, test_demonitor_flushes_queued_down);
+    tcase_add_test(tc, test_exit_signal_passes_full_mailbox);
+    tcase_add_test(tc, test_link_to_dead_and_bad_args);
+    tcase_add_test(tc, test_spawn_link);
+    tcase_add_test(tc, test_names);
+    suite_add_tcase(s, tc);
+    return s;
+}

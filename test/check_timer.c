@@ -1,0 +1,385 @@
+// SPDX-License-Identifier: MIT
+// Timers (order, cancel, intervals, the cancel-after-fire race, many
+// pending), requests with replies and timeouts, and tp_call.
+#include "tp_test.h"
+
+#include <string.h>
+
+enum {
+    T_ARM = 1,     // data: struct arm: start timers
+    T_TICK,        // a timer's message; data: int sequence
+    T_CANCEL,      // cancel the stored interval timer
+    T_REQUEST,     // data: struct req: send a request
+    T_ECHO,        // a request to answer
+    T_SILENT,      // a request never answered
+    T_LATE,        // answered only after the requester gave up
+    T_PING,
+    T_CALL_INSIDE, // try tp_call from inside an actor
+    T_REPLY = 100, // the server's answers
+};
+
+typedef struct arm {
+    int n;           // timers to start
+    uint32_t ms[8];  // their delays
+    int interval;    // start one interval timer of ms[0] instead
+} arm;
+
+typedef struct req {
+    tp_pid to;
+    uint32_t tag, timeout_ms;
+} req;
+
+static _Atomic long ticks, order_bad, last_seq, pings;
+static _Atomic long replies, timeouts, stray, call_inside_rc;
+static uint64_t last_ref;
+static tp_timer interval_timer;
+
+static int
+clock_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)state;
+    switch (msg->tag) {
+    case T_ARM: {
+        arm a;
+        memcpy(&a, msg->data, sizeof a);
+        if (a.interval)
+            return tp_send_interval(ctx, tp_self(ctx), a.ms[0], T_TICK, NULL,
+                                    0, &interval_timer);
+        for (int i = 0; i < a.n; i++) {
+            int rc = tp_send_after(ctx, tp_self(ctx), a.ms[i], T_TICK, &i,
+                                   sizeof i, NULL);
+            if (rc != 0)
+                return rc;
+        }
+        return TP_OK;
+    }
+    case T_TICK:
+        if (msg->size == sizeof(int)) {
+            int seq;
+            memcpy(&seq, msg->data, sizeof seq);
+            if (seq < atomic_load(&last_seq))
+                atomic_fetch_add(&order_bad, 1);
+            atomic_store(&last_seq, seq);
+        }
+        atomic_fetch_add(&ticks, 1);
+        return TP_OK;
+    case T_CANCEL:
+        return tp_timer_cancel(tp_ctx_system(ctx), interval_timer);
+    case T_PING:
+        atomic_fetch_add(&pings, 1);
+        return TP_OK;
+    case T_REQUEST: {
+        req r;
+        memcpy(&r, msg->data, sizeof r);
+        return tp_request(ctx, r.to, r.tag, "hi", 2, r.timeout_ms, &last_ref);
+    }
+    case TP_TAG_TIMEOUT:
+        if (msg->ref != last_ref)
+            atomic_fetch_add(&stray, 1);
+        atomic_fetch_add(&timeouts, 1);
+        return TP_OK;
+    case T_CALL_INSIDE: {
+        tp_call_reply rep;
+        atomic_store(&call_inside_rc,
+                     tp_call(tp_ctx_system(ctx), tp_self(ctx), T_ECHO, NULL,
+                             0, 100, &rep));
+        return TP_OK;
+    }
+    case T_REPLY:
+        if (msg->ref != 0) {
+            if (msg->ref != last_ref || msg->size != 2 ||
+                memcmp(msg->data, "HI", 2) != 0)
+                atomic_fetch_add(&stray, 1);
+            atomic_fetch_add(&replies, 1);
+            return TP_OK;
+        }
+        return TP_EINVAL;
+    default:
+        return TP_EINVAL;
+    }
+}
+
+static const tp_behaviour clock_b = {.name = "clock", .handle = clock_handle};
+
+// Answers T_ECHO at once, T_LATE after a delay, never T_SILENT.
+static int
+server_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)state;
+    if (msg->tag == T_ECHO || msg->tag == T_LATE) {
+        char up[16];
+        size_t n = msg->size < sizeof up ? msg->size : sizeof up;
+        for (size_t i = 0; i < n; i++)
+            up[i] = (char)(((const char *)msg->data)[i] - 32);
+        if (msg->tag == T_LATE)
+            tpt_nap_us(150000);
+        return tp_reply(ctx, T_REPLY, up, n);
+    }
+    if (msg->tag == T_PING) {
+        // Not a request: nothing to reply to.
+        ck_assert_int_eq(tp_reply(ctx, 1, NULL, 0), TP_EINVAL);
+        atomic_fetch_add(&pings, 1);
+    }
+    return TP_OK;
+}
+
+static const tp_behaviour server_b = {.name = "server",
+                                      .handle = server_handle};
+
+static tp_system *sys;
+
+static void
+setup(void)
+{
+    ticks = order_bad = last_seq = pings = 0;
+    replies = timeouts = stray = 0;
+    call_inside_rc = 12345;
+    sys = tpt_system(2);
+}
+
+static void
+teardown(void)
+{
+    tp_system_destroy(&sys);
+}
+
+static tp_pid
+spawn(const tp_behaviour *b)
+{
+    tp_pid p;
+    ck_assert_int_eq(tp_spawn(sys, &p, b, NULL, NULL), 0);
+    return p;
+}
+
+START_TEST(test_send_after_order)
+{
+    tp_pid c = spawn(&clock_b);
+    arm a = {.n = 5, .ms = {50, 40, 30, 20, 10}};
+    // Sequence numbers count down while delays shrink: they must arrive
+    // 4, 3, 2, 1, 0; flip the check by arming in reverse.
+    for (int i = 0; i < 5; i++)
+        a.ms[i] = (uint32_t)(10 + 10 * i);
+    ck_assert_int_eq(tp_system_send(sys, c, T_ARM, &a, sizeof a), 0);
+    ck_assert(tpt_wait_ge(&ticks, 5, 20));
+    ck_assert_int_eq(order_bad, 0);
+    ck_assert_int_eq(last_seq, 4);
+}
+END_TEST
+
+START_TEST(test_interval_and_cancel)
+{
+    tp_pid c = spawn(&clock_b);
+    arm a = {.ms = {5}, .interval = 1};
+    ck_assert_int_eq(tp_system_send(sys, c, T_ARM, &a, sizeof a), 0);
+    ck_assert(tpt_wait_ge(&ticks, 5, 20));
+    ck_assert_int_eq(tp_system_send(sys, c, T_CANCEL, NULL, 0), 0);
+    ck_assert_int_eq(tp_system_send(sys, c, T_PING, NULL, 0), 0);
+    ck_assert(tpt_wait_ge(&pings, 1, 20));
+    long after = atomic_load(&ticks);
+    tpt_nap_us(50000); // ten periods: a live timer would have ticked
+    ck_assert_int_eq(atomic_load(&ticks), after);
+    ck_assert_int_eq(tp_timer_cancel(sys, interval_timer), TP_ENOENT);
+    ck_assert_int_eq(tp_timer_cancel(sys, 0), TP_EINVAL);
+    ck_assert_int_eq(tp_timer_cancel(NULL, 1), TP_EINVAL);
+}
+END_TEST
+
+// The cancel-after-fire race: the timer's message is already queued behind
+// a busy handler when it is cancelled; it must not be handled.
+static _Atomic int gate;
+static _Atomic long gated_in, gated_ticks;
+static tp_timer gated_timer;
+
+static int
+gated_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)state;
+    if (msg->tag == T_TICK) {
+        atomic_fetch_add(&gated_ticks, 1);
+        return TP_OK;
+    }
+    if (msg->tag == T_ARM) {
+        int rc = tp_send_after(ctx, tp_self(ctx), 1, T_TICK, NULL, 0,
+                               &gated_timer);
+        if (rc != 0)
+            return rc;
+    }
+    atomic_fetch_add(&gated_in, 1);
+    while (!atomic_load(&gate))
+        tpt_nap_us(200);
+    return TP_OK;
+}
+
+static const tp_behaviour gated_b = {.name = "gated", .handle = gated_handle};
+
+START_TEST(test_cancelled_after_fire_is_never_handled)
+{
+    atomic_store(&gate, 0);
+    gated_in = gated_ticks = 0;
+    tp_pid g = spawn(&gated_b);
+    ck_assert_int_eq(tp_system_send(sys, g, T_ARM, NULL, 0), 0);
+    ck_assert(tpt_wait_ge(&gated_in, 1, 20));
+    tp_actor_stats st;
+    for (int i = 0; i < 2000; i++) { // the tick lands in the mailbox
+        ck_assert_int_eq(tp_actor_stats_get(sys, g, &st), 0);
+        if (st.length > 0)
+            break;
+        tpt_nap_us(1000);
+    }
+    ck_assert_uint_eq(st.length, 1);
+    ck_assert_int_eq(tp_timer_cancel(sys, gated_timer), 0);
+    ck_assert_int_eq(tp_timer_cancel(sys, gated_timer), TP_ENOENT);
+    atomic_store(&gate, 1);
+    ck_assert_int_eq(tp_system_send(sys, g, T_PING, NULL, 0), 0);
+    ck_assert(tpt_wait_ge(&gated_in, 2, 20));
+    ck_assert_int_eq(gated_ticks, 0);
+}
+END_TEST
+
+START_TEST(test_timer_dies_with_destination)
+{
+    tp_pid c = spawn(&clock_b);
+    arm a = {.ms = {2}, .interval = 1};
+    ck_assert_int_eq(tp_system_send(sys, c, T_ARM, &a, sizeof a), 0);
+    ck_assert(tpt_wait_ge(&ticks, 3, 20));
+    ck_assert_int_eq(tp_system_exit(sys, c, TP_REASON_KILL), 0);
+    // The next firing finds the destination gone and drops the timer.
+    tp_system_stats st;
+    for (int i = 0; i < 20000; i++) {
+        ck_assert_int_eq(tp_system_stats_get(sys, &st), 0);
+        if (st.timers == 0)
+            break;
+        tpt_nap_us(500);
+    }
+    ck_assert_uint_eq(st.timers, 0);
+    ck_assert_int_eq(tp_timer_cancel(sys, interval_timer), TP_ENOENT);
+}
+END_TEST
+
+// Many pending timers, all cancelled: nothing fires, nothing leaks.
+static _Atomic long many_armed;
+static tp_timer *many;
+
+static int
+many_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)state;
+    if (msg->tag == T_TICK)
+        return TP_EINVAL; // no timer may fire
+    long n;
+    memcpy(&n, msg->data, sizeof n);
+    for (long i = 0; i < n; i++) {
+        int rc = tp_send_after(ctx, tp_self(ctx), 600000 + (uint32_t)(i % 1000),
+                               T_TICK, NULL, 0, &many[i]);
+        if (rc != 0)
+            return rc;
+    }
+    atomic_store(&many_armed, n);
+    return TP_OK;
+}
+
+static const tp_behaviour many_b = {.name = "many", .handle = many_handle};
+
+START_TEST(test_many_pending_timers)
+{
+    long n = tpt_scaled(200000);
+    many = calloc((size_t)n, sizeof *many);
+    many_armed = 0;
+    tp_pid m = spawn(&many_b);
+    ck_assert_int_eq(tp_system_send(sys, m, 1, &n, sizeof n), 0);
+    ck_assert(tpt_wait_ge(&many_armed, n, 60));
+    tp_system_stats st;
+    ck_assert_int_eq(tp_system_stats_get(sys, &st), 0);
+    ck_assert_uint_eq(st.timers, (uint64_t)n);
+    for (long i = 0; i < n; i += 2)
+        ck_assert_int_eq(tp_timer_cancel(sys, many[i]), 0);
+    ck_assert_int_eq(tp_system_stats_get(sys, &st), 0);
+    ck_assert_uint_eq(st.timers, (uint64_t)(n / 2));
+    // The other half is freed by destroy (teardown), under ASan's eye.
+    free(many);
+}
+END_TEST
+
+START_TEST(test_request_reply_and_timeout)
+{
+    tp_pid c = spawn(&clock_b), s = spawn(&server_b);
+    req r = {s, T_ECHO, 5000};
+    ck_assert_int_eq(tp_system_send(sys, c, T_REQUEST, &r, sizeof r), 0);
+    ck_assert(tpt_wait_ge(&replies, 1, 20));
+    r = (req){s, T_SILENT, 20};
+    ck_assert_int_eq(tp_system_send(sys, c, T_REQUEST, &r, sizeof r), 0);
+    ck_assert(tpt_wait_ge(&timeouts, 1, 20));
+    // A reply after the timeout is discarded.
+    r = (req){s, T_LATE, 20};
+    ck_assert_int_eq(tp_system_send(sys, c, T_REQUEST, &r, sizeof r), 0);
+    ck_assert(tpt_wait_ge(&timeouts, 2, 20));
+    ck_assert_int_eq(tp_system_send(sys, s, T_PING, NULL, 0), 0);
+    ck_assert(tpt_wait_ge(&pings, 1, 20)); // the late reply was sent
+    ck_assert_int_eq(tp_system_send(sys, c, T_PING, NULL, 0), 0);
+    ck_assert(tpt_wait_ge(&pings, 2, 20)); // and reached c, which dropped it
+    ck_assert_int_eq(replies, 1);
+    ck_assert_int_eq(stray, 0);
+    // A reply that came in time cancels the timeout.
+    tpt_nap_us(30000);
+    ck_assert_int_eq(timeouts, 2);
+}
+END_TEST
+
+START_TEST(test_call)
+{
+    tp_pid s = spawn(&server_b), c = spawn(&clock_b);
+    tp_call_reply rep;
+    ck_assert_int_eq(tp_call(sys, s, T_ECHO, "abc", 3, 5000, &rep), 0);
+    ck_assert_uint_eq(rep.tag, T_REPLY);
+    ck_assert_uint_eq(rep.size, 3);
+    ck_assert(memcmp(rep.data, "ABC", 3) == 0);
+    free(rep.data);
+    ck_assert_int_eq(tp_call(sys, s, T_SILENT, NULL, 0, 30, &rep),
+                     TP_ETIMEDOUT);
+    // The callee dies without answering.
+    ck_assert_int_eq(tp_call(sys, c, 999, NULL, 0, 5000, &rep), TP_ENOACTOR);
+    ck_assert_int_eq(tp_call(sys, c, T_ECHO, NULL, 0, 5000, &rep),
+                     TP_ENOACTOR);
+    ck_assert_int_eq(tp_call(sys, s, T_ECHO, NULL, 0, 0, &rep), TP_EINVAL);
+    ck_assert_int_eq(tp_call(sys, s, TP_TAG_RESERVED, NULL, 0, 10, &rep),
+                     TP_EINVAL);
+    ck_assert_int_eq(tp_call(NULL, s, T_ECHO, NULL, 0, 10, &rep), TP_EINVAL);
+    // From inside an actor it is refused.
+    tp_pid c2 = spawn(&clock_b);
+    ck_assert_int_eq(tp_system_send(sys, c2, T_CALL_INSIDE, NULL, 0), 0);
+    for (int i = 0; i < 20000 && atomic_load(&call_inside_rc) == 12345; i++)
+        tpt_nap_us(500);
+    ck_assert_int_eq(call_inside_rc, TP_EPERM);
+}
+END_TEST
+
+START_TEST(test_timer_bad_args)
+{
+    ck_assert_int_eq(tp_send_after(NULL, TP_PID_NIL, 1, 1, NULL, 0, NULL),
+                     TP_EINVAL);
+    ck_assert_int_eq(
+        tp_send_interval(NULL, TP_PID_NIL, 1, 1, NULL, 0, NULL), TP_EINVAL);
+    ck_assert_int_eq(tp_request(NULL, TP_PID_NIL, 1, NULL, 0, 1, NULL),
+                     TP_EINVAL);
+    ck_assert_int_eq(tp_reply(NULL, 1, NULL, 0), TP_EINVAL);
+}
+END_TEST
+
+Suite *
+timer_suite(void)
+{
+    Suite *s = suite_create("timer");
+    TCase *tc = tcase_create("timers");
+    tcase_set_timeout(tc, 90);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_send_after_order);
+    tcase_add_test(tc, test_interval_and_cancel);
+    tcase_add_test(tc, test_cancelled_after_fire_is_never_handled);
+    tcase_add_test(tc, test_timer_dies_with_destination);
+    tcase_add_test(tc, test_many_pending_timers);
+    tcase_add_test(tc, test_request_reply_and_timeout);
+    tcase_add_test(tc, test_call);
+    tcase_add_test(tc, test_timer_bad_args);
+    suite_add_tcase(s, tc);
+    return s;
+}
