@@ -357,6 +357,19 @@ crash_report(tp_actor *a, int reason, const char *text)
             state, state[0] ? "\"" : "");
 }
 
+// Logs the crash report of a native fault caught in one of a's callbacks.
+static void
+report_fault(tp_actor *a)
+{
+    if (tp__self.fault_sig == 0)
+        return;
+    char text[768];
+    int n = snprintf(text, sizeof text, "backtrace: ");
+    tp__fault_backtrace(text + n, sizeof text - (size_t)n);
+    crash_report(a, TP_REASON_SIGNAL + tp__self.fault_sig, text);
+    tp__self.fault_sig = 0;
+}
+
 // ---- exit and burial ----------------------------------------------------------------
 
 // Makes `a` unreachable and releases what it holds, except its memory,
@@ -389,6 +402,8 @@ run_terminate(tp_actor *a, int reason)
     a->current = NULL;
     if (setjmp(jb) == 0)
         a->behaviour->terminate(ctx_of(a), a->state, reason);
+    else
+        report_fault(a);
     tp__self = saved;
 }
 
@@ -421,7 +436,8 @@ actor_exit(tp_actor *a, int reason, bool reported)
     bury(a, reason);
     atomic_fetch_add_explicit(&sys->exited, 1, memory_order_relaxed);
     if (reason < 0 || reason == TP_REASON_KILL ||
-        reason == TP_REASON_KILLED || reason == TP_REASON_MAILBOX_OVERFLOW)
+        reason == TP_REASON_KILLED || reason == TP_REASON_MAILBOX_OVERFLOW ||
+        reason > TP_REASON_SIGNAL)
         atomic_fetch_add_explicit(&sys->crashed, 1, memory_order_relaxed);
     tp__live_dec(sys);
 }
@@ -634,7 +650,8 @@ tp__actor_run(tp__worker *w, tp_actor *a)
     w->done_total = 0;
     tp__count(&w->activations, 1);
     if (setjmp(jb) != 0) {
-        // tp_fail: the crash report is already logged.
+        // tp_fail logged its crash report; a caught fault has not yet.
+        report_fault(a);
         tp__self.actor = NULL;
         tp__self.jb = NULL;
         tp__count(&w->messages, w->done_user);
@@ -715,10 +732,12 @@ run_init(tp_actor *a, void *arg)
     tp__tls saved = tp__self;
     tp__self.actor = a;
     tp__self.jb = &jb;
-    if (setjmp(jb) == 0)
+    if (setjmp(jb) == 0) {
         r = a->behaviour->init(ctx_of(a), a->state, arg);
-    else
+    } else {
+        report_fault(a);
         r = tp__self.fail_reason;
+    }
     tp__self = saved;
     return r;
 }

@@ -50,6 +50,8 @@ tp_reason_format(int reason, char *buf, size_t size)
     };
     if (reason >= 0 && (size_t)reason < sizeof names / sizeof names[0])
         return snprintf(buf, size, "%s", names[reason]);
+    if (reason > TP_REASON_SIGNAL && reason < TP_REASON_SIGNAL + 65)
+        return snprintf(buf, size, "signal %d", reason - TP_REASON_SIGNAL);
     if (reason < 0 && strcmp(tp_err_name(reason), "TP_E?") != 0)
         return snprintf(buf, size, "%s", tp_err_name(reason));
     if (reason < 0)

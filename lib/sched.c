@@ -629,6 +629,7 @@ worker_main(void *arg)
     tp__worker *w = arg;
     tp_system *sys = w->sys;
     tp__self.worker = w;
+    void *altstack = sys->cfg.catch_faults ? tp__fault_altstack_on() : NULL;
     for (;;) {
         announce(w);
         // A busy system must stop too: actors that keep each other
@@ -654,6 +655,7 @@ worker_main(void *arg)
         tp__actor_run(w, a);
     }
     go_idle(w);
+    tp__fault_altstack_off(altstack);
     tp__self.worker = NULL;
     return NULL;
 }

@@ -513,6 +513,11 @@ tp_system_start(tp_system *sys)
         return TP_EPERM;
     if (sys->started)
         return TP_EEXIST;
+    if (sys->cfg.catch_faults && !sys->faults_installed) {
+        if (tp__faults_install() != 0)
+            return TP_EINVAL;
+        sys->faults_installed = true;
+    }
     int rc = tp__sched_start(sys);
     if (rc == 0)
         sys->started = 1;
@@ -590,6 +595,8 @@ tp_system_destroy(tp_system **psys)
     }
     tp__limbo_reclaim_all(sys);
     tp__timers_free(sys); // after every message that carried a timer
+    if (sys->faults_installed)
+        tp__faults_uninstall();
     for (unsigned i = 0; i < sys->nworkers; i++)
         tp__pool_free_all(&sys->workers[i], sys->nworkers);
     system_free(sys);

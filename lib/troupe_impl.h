@@ -287,12 +287,25 @@ void tp__limbo_reclaim_all(tp_system *sys);
 
 // ---- thread-local context ---------------------------------------------
 
+#define TP__FRAMES 24
+
 typedef struct tp__tls {
     tp__worker *worker; // set on scheduler threads
     tp_actor *actor;    // actor whose callback is running, or NULL
     jmp_buf *jb;        // where tp_fail jumps to
     int fail_reason;
+    int fault_sig;      // the caught signal, when a fault jumped to jb
+    int fault_depth;
+    void *fault_frames[TP__FRAMES];
 } tp__tls;
+
+// ---- native faults (fault.c) ------------------------------------------
+
+int tp__faults_install(void);
+void tp__faults_uninstall(void);
+void *tp__fault_altstack_on(void);
+void tp__fault_altstack_off(void *mem);
+void tp__fault_backtrace(char *buf, size_t size);
 
 extern _Thread_local tp__tls tp__self;
 
@@ -362,6 +375,7 @@ struct tp_system {
     _Atomic uint64_t dead_letters;
     _Atomic uint64_t next_ref;
     tp__timers *timers;
+    bool faults_installed;
 };
 
 int tp__slot_alloc(tp_system *sys, uint32_t *slot, uint32_t *gen);

@@ -33,5 +33,6 @@ Suite *api_suite(void);
 Suite *pack_suite(void);
 Suite *link_suite(void);
 Suite *timer_suite(void);
+Suite *fault_suite(void);
 
 #endif

@@ -47,6 +47,7 @@ enum {
     TP_REASON_NOCONNECTION = 4,
     TP_REASON_MAILBOX_OVERFLOW = 5,
     TP_REASON_KILLED = 6, // what an actor killed with TP_REASON_KILL dies of
+    TP_REASON_SIGNAL = 128, // + N: a native fault caught (catch_faults)
 };
 
 // Return values of `handle` besides errors.

@@ -57,6 +57,13 @@ typedef struct tp_config {
                                // BACKPRESSURE mailbox; 0 = 5000, -1 = forever
     tp_log_fn log;             // NULL = stderr, journald priority prefixes
     void *log_userdata;
+    // Catch SIGSEGV, SIGBUS, SIGFPE, SIGILL and SIGABRT raised inside an
+    // actor's callbacks: that actor crashes with reason TP_REASON_SIGNAL +
+    // the signal number and a backtrace in its crash report. Installs
+    // process-wide handlers at tp_system_start; faults outside actors keep
+    // their previous action. The abandoned callback's locks and memory are
+    // not recovered: this keeps a node up, it does not make the bug safe.
+    bool catch_faults;
 } tp_config;
 
 // Creates a system in `*out` from `cfg` (NULL for all defaults). Scheduler
