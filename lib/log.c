@@ -6,18 +6,35 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-void
-tp__log(tp_system *sys, int level, const char *fmt, ...)
+static void
+log_v(tp_system *sys, int level, const char *fmt, va_list ap)
 {
     char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
     if (sys != NULL && sys->cfg.log != NULL) {
         sys->cfg.log(sys->cfg.log_userdata, level, line);
         return;
     }
     // One fprintf per line keeps lines from different threads whole.
     fprintf(stderr, "<%d>troupe: %s\n", level, line);
+}
+
+void
+tp__log(tp_system *sys, int level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_v(sys, level, fmt, ap);
+    va_end(ap);
+}
+
+void
+tp_log(tp_system *sys, int level, const char *fmt, ...)
+{
+    if (fmt == NULL)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    log_v(sys, level, fmt, ap);
+    va_end(ap);
 }

@@ -372,6 +372,33 @@ START_TEST(test_crash_report_logged)
 }
 END_TEST
 
+static _Atomic long sink_level;
+static char sink_line[64];
+
+static void
+sink(void *ud, int level, const char *line)
+{
+    ck_assert_ptr_eq(ud, &sink_level);
+    snprintf(sink_line, sizeof sink_line, "%s", line);
+    atomic_store(&sink_level, level);
+}
+
+START_TEST(test_tp_log_uses_the_sink)
+{
+    tp_system *sys = NULL;
+    ck_assert_int_eq(tp_system_new(&sys, &(tp_config){.log = sink,
+                                                      .log_userdata =
+                                                          &sink_level}),
+                     0);
+    tp_log(sys, TP_LOG_WARNING, "restart child=%s n=%d", "db", 3);
+    ck_assert_int_eq(atomic_load(&sink_level), TP_LOG_WARNING);
+    ck_assert_str_eq(sink_line, "restart child=db n=3");
+    tp_log(sys, TP_LOG_INFO, NULL); // ignored
+    ck_assert_int_eq(atomic_load(&sink_level), TP_LOG_WARNING);
+    tp_system_destroy(&sys);
+}
+END_TEST
+
 // Actors that keep each other busy forever: destroy must still stop the
 // workers, run every terminate and free every queued message.
 enum { BUSY_N = 64 };
@@ -462,6 +489,7 @@ lifecycle_suite(void)
     tcase_add_test(tc, test_spawn_from_actor_and_self_send_in_init);
     tcase_add_test(tc, test_crash_report_logged);
     tcase_add_test(tc, test_destroy_while_busy);
+    tcase_add_test(tc, test_tp_log_uses_the_sink);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -47,6 +47,12 @@ enum { TP_LOG_ERR = 3, TP_LOG_WARNING = 4, TP_LOG_INFO = 6, TP_LOG_DEBUG = 7 };
 // newline. Called from whichever thread logs, possibly several at once.
 typedef void (*tp_log_fn)(void *userdata, int level, const char *line);
 
+// Writes one line at `level` (TP_LOG_*) to `sys`'s log sink, or to stderr
+// with a journald priority prefix when `sys` is NULL or has none. Lines
+// are cut at 1023 bytes. Any thread.
+TP_API void tp_log(tp_system *sys, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 // System configuration. A zeroed struct means "all defaults".
 typedef struct tp_config {
     unsigned threads;          // scheduler threads; 0 = online CPUs (max 1024)
