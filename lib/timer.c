@@ -274,9 +274,14 @@ timer_main(void *arg)
             if (heap_push(t, e) != 0)
                 e->cancelled = 1;
         }
+        // Our own reference while the lock is down: without it the
+        // message could be handled and the entry freed and reused before
+        // we look at it again.
+        e->inflight++;
         pthread_mutex_unlock(&t->lock);
         bool alive = fire(t->sys, e, m);
         pthread_mutex_lock(&t->lock);
+        e->inflight--;
         if (!alive && !e->cancelled) {
             // The destination is gone: so is its timer.
             e->cancelled = 1;
