@@ -300,6 +300,75 @@ START_TEST(test_many_pending_timers)
 }
 END_TEST
 
+// Cancels racing with firings: for every timer, either cancel returned 0
+// and its message was never handled, or cancel found it gone (TP_ENOENT)
+// and its message was handled exactly once.
+#define RACE_N 4000
+static _Atomic long race_armed, race_handled[RACE_N];
+static tp_timer race_timer[RACE_N];
+
+static int
+race_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)state;
+    if (msg->tag == T_TICK) {
+        int i;
+        memcpy(&i, msg->data, sizeof i);
+        atomic_fetch_add(&race_handled[i], 1);
+        return TP_OK;
+    }
+    for (int i = 0; i < RACE_N; i++) {
+        int rc = tp_send_after(ctx, tp_self(ctx), (uint32_t)(i % 3), T_TICK,
+                               &i, sizeof i, &race_timer[i]);
+        if (rc != 0)
+            return rc;
+    }
+    atomic_store(&race_armed, 1);
+    return TP_OK;
+}
+
+static const tp_behaviour race_b = {.name = "race", .handle = race_handle};
+
+START_TEST(test_cancel_races_firing)
+{
+    for (int round = 0; round < 5; round++) {
+        atomic_store(&race_armed, 0);
+        for (int i = 0; i < RACE_N; i++)
+            atomic_store(&race_handled[i], 0);
+        // Room for every tick: a timer's message never waits, so one that
+        // met a full mailbox would be dropped, which is not this race.
+        tp_pid r;
+        tp_spawn_opts o = {.mailbox_capacity = 2 * RACE_N};
+        ck_assert_int_eq(tp_spawn(sys, &r, &race_b, NULL, &o), 0);
+        ck_assert_int_eq(tp_system_send(sys, r, 1, NULL, 0), 0);
+        ck_assert(tpt_wait_ge(&race_armed, 1, 20));
+        int cancelled[RACE_N];
+        for (int i = 0; i < RACE_N; i++)
+            cancelled[i] = tp_timer_cancel(sys, race_timer[i]);
+        // Whatever was not cancelled is handled soon; wait for all of it.
+        tp_system_stats st;
+        for (int k = 0; k < 20000; k++) {
+            ck_assert_int_eq(tp_system_stats_get(sys, &st), 0);
+            if (st.timers == 0)
+                break;
+            tpt_nap_us(500);
+        }
+        ck_assert_uint_eq(st.timers, 0);
+        ck_assert_uint_eq(st.dead_letters, 0);
+        ck_assert_int_eq(tp_system_exit(sys, r, TP_REASON_KILL), 0);
+        for (int i = 0; i < RACE_N; i++) {
+            long h = atomic_load(&race_handled[i]);
+            if (cancelled[i] == 0)
+                ck_assert_msg(h == 0, "timer %d cancelled yet handled", i);
+            else
+                ck_assert_msg(cancelled[i] == TP_ENOENT && h == 1,
+                              "timer %d: cancel %d, handled %ld", i,
+                              cancelled[i], h);
+        }
+    }
+}
+END_TEST
+
 START_TEST(test_request_reply_and_timeout)
 {
     tp_pid c = spawn(&clock_b), s = spawn(&server_b);
@@ -377,6 +446,7 @@ timer_suite(void)
     tcase_add_test(tc, test_cancelled_after_fire_is_never_handled);
     tcase_add_test(tc, test_timer_dies_with_destination);
     tcase_add_test(tc, test_many_pending_timers);
+    tcase_add_test(tc, test_cancel_races_firing);
     tcase_add_test(tc, test_request_reply_and_timeout);
     tcase_add_test(tc, test_call);
     tcase_add_test(tc, test_timer_bad_args);
