@@ -597,12 +597,27 @@ tp_reply(tp_ctx *ctx, uint32_t tag, const void *data, size_t size)
     if (req == NULL || req->pub.ref == 0 || (req->flags & TP__MSG_REPLY) ||
         tp_pid_is_nil(req->pub.from))
         return TP_EINVAL;
+    return tp_reply_to(ctx, req->pub.from, req->pub.ref, tag, data, size);
+}
+
+int
+tp_reply_to(tp_ctx *ctx, tp_pid to, uint64_t ref, uint32_t tag,
+            const void *data, size_t size)
+{
+    int rc = check_actor(ctx);
+    if (rc == 0)
+        rc = check_payload(tag, data, size);
+    if (rc == 0 && (ref == 0 || tp_pid_is_nil(to)))
+        rc = TP_EINVAL;
+    if (rc != 0)
+        return rc;
+    tp_actor *a = (tp_actor *)ctx;
     tp__msg *m = tp__msg_new_copy(a->system, tag, a->pid, data, size);
     if (m == NULL)
         return TP_ENOMEM;
-    m->pub.ref = req->pub.ref;
+    m->pub.ref = ref;
     m->flags |= TP__MSG_REPLY;
-    if (tp__deliver_force(a->system, req->pub.from, m) != 0)
+    if (tp__deliver_force(a->system, to, m) != 0)
         tp__msg_free(m); // the requester is gone: nobody to answer
     return 0;
 }

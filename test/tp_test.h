@@ -34,5 +34,6 @@ Suite *pack_suite(void);
 Suite *link_suite(void);
 Suite *timer_suite(void);
 Suite *fault_suite(void);
+Suite *supervisor_suite(void);
 
 #endif

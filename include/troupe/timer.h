@@ -55,6 +55,13 @@ TP_API int tp_request(tp_ctx *ctx, tp_pid to, uint32_t tag, const void *data,
 // or TP_EPERM. A reply is never refused for a full mailbox.
 TP_API int tp_reply(tp_ctx *ctx, uint32_t tag, const void *data, size_t size);
 
+// Answers a request later: `to` and `ref` are the request's msg->from and
+// msg->ref, kept from when it was handled. Otherwise as tp_reply. Returns
+// 0, TP_EINVAL (NULL ctx, nil pid, zero ref, reserved tag), TP_EMSGSIZE,
+// TP_ENOMEM or TP_EPERM.
+TP_API int tp_reply_to(tp_ctx *ctx, tp_pid to, uint64_t ref, uint32_t tag,
+                       const void *data, size_t size);
+
 // A reply received by tp_call. `data` is malloc'ed; free it with free().
 typedef struct tp_call_reply {
     uint32_t tag;

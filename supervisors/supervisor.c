@@ -1,0 +1,1112 @@
+// SPDX-License-Identifier: MIT
+// The supervisor behaviour, written only on the public API. It traps
+// exits, links to each child at spawn and reacts to their exit signals
+// with OTP's strategies and restart-intensity rule. Stopping children is a
+// sequence driven by messages (each child's exit signal, or its shutdown
+// timer), never a blocking wait: while a sequence runs, further exits are
+// noted and management calls queued, then handled when it ends.
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <troupe.h>
+
+// Private message tags (below TP_TAG_RESERVED).
+enum {
+    TAG_KILL_TIMER = 0x7fff0001, // data: tp_pid: its shutdown time is up
+    TAG_RESTART,                 // data: uint64_t child key: restart it now
+    TAG_CALL_START,              // data: struct start_req
+    TAG_CALL_TERMINATE,          // data: struct id_req
+    TAG_CALL_RESTART,            // data: struct id_req
+    TAG_CALL_DELETE,             // data: struct id_req
+    TAG_CALL_WHICH,              // no data
+    TAG_CALL_COUNT,              // no data
+    TAG_ANSWER,                  // replies
+};
+
+#define ID_MAX 64
+
+typedef struct start_req {
+    bool has_spec;
+    tp_child_spec spec;
+    void *arg;
+} start_req;
+
+typedef struct id_req {
+    char id[ID_MAX];
+    tp_pid pid;
+} id_req;
+
+typedef struct answer {
+    int32_t rc;
+    tp_pid pid;
+} answer;
+
+typedef struct child {
+    tp_child_spec spec; // id and opts.name are NULL: see id and name
+    char id[ID_MAX];
+    char name[TP_NAME_MAX + 1]; // registered name, or ""
+    uint64_t key;       // never reused: names the child in timers
+    tp_pid pid;         // TP_PID_NIL when not running
+    uint32_t restarts;
+    uint32_t streak;    // restarts in a row, for backoff
+    bool waiting;       // a delayed restart is pending
+    bool retry;         // its last start failed; the next try counts
+} child;
+
+// A pending management call, answered with tp_reply_to.
+typedef struct call {
+    tp_pid from;
+    uint64_t ref;
+    uint32_t tag;
+    size_t size;
+    unsigned char data[sizeof(start_req) > sizeof(id_req) ? sizeof(start_req)
+                                                          : sizeof(id_req)];
+} call;
+
+enum { CONT_NONE, CONT_RESTART, CONT_ANSWER, CONT_EXIT };
+
+typedef struct sup {
+    tp_sup_flags flags;
+    child *kids; // in start order
+    size_t n, cap;
+    uint64_t next_key;
+    int64_t *stamps; // restart times (ms), oldest first
+    size_t nstamps;
+    unsigned seed;
+
+    // The stop sequence in progress, if any.
+    bool busy;
+    uint64_t *stop; // child keys, in stopping order
+    size_t nstop, stop_at;
+    tp_pid target;   // child being stopped now, or nil
+    tp_timer kill_timer;
+    int cont;        // what to do when the sequence ends
+    int exit_reason; // CONT_EXIT
+    uint64_t *again; // CONT_RESTART: keys to restart, in start order
+    size_t nagain;
+    call answer_to;  // CONT_ANSWER: the terminate call
+
+    // Work that arrived during a sequence.
+    uint64_t *exited; // keys of children that exited meanwhile
+    int *exited_reason;
+    size_t nexited, capexited;
+    call *calls;
+    size_t ncalls, capcalls;
+} sup;
+
+static int64_t
+now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const char *
+strategy_name(tp_strategy s)
+{
+    static const char *const names[] = {"one_for_one", "one_for_all",
+                                        "rest_for_one", "simple_one_for_one"};
+    return (unsigned)s < 4 ? names[s] : "?";
+}
+
+#define NO_REASON INT32_MIN
+
+// One log line per event: supervisor, event, child id, pid, behaviour,
+// reason (unless NO_REASON) and the child's restart count.
+static void
+log_child(tp_ctx *ctx, int level, const char *what, const child *c,
+          int reason)
+{
+    char me[TP_PID_STRLEN], pid[TP_PID_STRLEN], why[80] = "";
+    tp_pid_format(tp_self(ctx), me, sizeof me);
+    tp_pid_format(c->pid, pid, sizeof pid);
+    if (reason != NO_REASON) {
+        memcpy(why, " reason=", 8);
+        tp_reason_format(reason, why + 8, sizeof why - 8);
+    }
+    tp_log(tp_ctx_system(ctx), level,
+           "supervisor %s: %s child=%s pid=%s behaviour=%s%s restarts=%u", me,
+           what, c->id, pid, c->spec.behaviour->name, why, c->restarts);
+}
+
+// ---- children ------------------------------------------------------------------
+
+static child *
+by_key(sup *s, uint64_t key)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->kids[i].key == key)
+            return &s->kids[i];
+    return NULL;
+}
+
+static child *
+by_pid(sup *s, tp_pid pid)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (tp_pid_eq(s->kids[i].pid, pid))
+            return &s->kids[i];
+    return NULL;
+}
+
+static child *
+by_id(sup *s, const char *id)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->kids[i].id, id) == 0)
+            return &s->kids[i];
+    return NULL;
+}
+
+static size_t
+index_of(sup *s, const child *c)
+{
+    return (size_t)(c - s->kids);
+}
+
+static void
+remove_child(sup *s, child *c)
+{
+    size_t i = index_of(s, c);
+    memmove(&s->kids[i], &s->kids[i + 1], (s->n - i - 1) * sizeof *c);
+    s->n--;
+}
+
+static int32_t
+shutdown_ms(const tp_child_spec *c)
+{
+    if (c->shutdown != TP_SHUTDOWN_DEFAULT)
+        return c->shutdown;
+    return c->type == TP_SUPERVISOR ? TP_SHUTDOWN_INFINITY : 5000;
+}
+
+// Checks one spec; logs and returns TP_EINVAL when it is bad.
+static int
+check_spec(tp_system *sys, const tp_child_spec *c)
+{
+    const char *why = NULL;
+    if (c->id == NULL || c->id[0] == '\0' || strlen(c->id) >= ID_MAX)
+        why = "id missing or longer than 63 bytes";
+    else if (c->behaviour == NULL || c->behaviour->handle == NULL)
+        why = "no behaviour";
+    else if ((unsigned)c->restart > TP_TEMPORARY)
+        why = "bad restart type";
+    else if ((unsigned)c->type > TP_SUPERVISOR)
+        why = "bad child type";
+    else if (c->shutdown < TP_SHUTDOWN_INFINITY)
+        why = "bad shutdown value";
+    else if (c->significant && c->restart == TP_PERMANENT)
+        why = "a permanent child cannot be significant";
+    if (why == NULL)
+        return 0;
+    tp_log(sys, TP_LOG_ERR, "supervisor: invalid child spec id=%s: %s",
+           c->id ? c->id : "(null)", why);
+    return TP_EINVAL;
+}
+
+static child *
+add_child(sup *s, const tp_child_spec *spec, void *arg)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 8;
+        child *k = realloc(s->kids, cap * sizeof *k);
+        if (k == NULL)
+            return NULL;
+        s->kids = k;
+        s->cap = cap;
+    }
+    child *c = &s->kids[s->n++];
+    memset(c, 0, sizeof *c);
+    c->spec = *spec;
+    snprintf(c->id, sizeof c->id, "%s", spec->id);
+    snprintf(c->name, sizeof c->name, "%s",
+             spec->opts.name ? spec->opts.name : "");
+    // The caller's strings may not outlive this call: keep copies.
+    c->spec.id = NULL;
+    c->spec.opts.name = NULL;
+    if (arg != NULL)
+        c->spec.arg = arg;
+    c->key = ++s->next_key;
+    return c;
+}
+
+// Starts `c`, linked to us. Returns 0 or the child's init error.
+static int
+start(tp_ctx *ctx, child *c)
+{
+    tp_spawn_opts o = c->spec.opts;
+    o.name = c->name[0] ? c->name : NULL;
+    o.link = true;
+    c->waiting = false;
+    int rc = tp_spawn(tp_ctx_system(ctx), &c->pid, c->spec.behaviour,
+                      c->spec.arg, &o);
+    if (rc != 0)
+        c->pid = TP_PID_NIL;
+    return rc;
+}
+
+// ---- restart intensity -------------------------------------------------------
+
+// Records a restart; returns false when more than `intensity` happened
+// within `period_ms` (counted across all children).
+static bool
+add_restart(sup *s)
+{
+    int64_t now = now_ms();
+    size_t keep = 0;
+    for (size_t i = 0; i < s->nstamps; i++)
+        if (now - s->stamps[i] < (int64_t)s->flags.period_ms)
+            s->stamps[keep++] = s->stamps[i];
+    s->nstamps = keep;
+    s->stamps[s->nstamps++] = now;
+    return s->nstamps <= (size_t)s->flags.intensity;
+}
+
+static size_t
+restarts_in_window(const sup *s)
+{
+    int64_t now = now_ms();
+    size_t n = 0;
+    for (size_t i = 0; i < s->nstamps; i++)
+        n += now - s->stamps[i] < (int64_t)s->flags.period_ms;
+    return n;
+}
+
+// ---- stop sequences -------------------------------------------------------------
+
+static void finish_sequence(tp_ctx *ctx, sup *s);
+
+// Sends the next child in the sequence its shutdown; ends the sequence
+// when none is left.
+static void
+stop_next(tp_ctx *ctx, sup *s)
+{
+    while (s->stop_at < s->nstop) {
+        child *c = by_key(s, s->stop[s->stop_at]);
+        if (c == NULL || tp_pid_is_nil(c->pid)) {
+            s->stop_at++;
+            continue;
+        }
+        int32_t ms = shutdown_ms(&c->spec);
+        s->target = c->pid;
+        s->kill_timer = 0;
+        if (ms == TP_SHUTDOWN_BRUTAL_KILL) {
+            tp_exit(ctx, c->pid, TP_REASON_KILL);
+        } else {
+            tp_exit(ctx, c->pid, TP_REASON_SHUTDOWN);
+            if (ms != TP_SHUTDOWN_INFINITY)
+                tp_send_after(ctx, tp_self(ctx), (uint32_t)ms, TAG_KILL_TIMER,
+                              &c->pid, sizeof c->pid, &s->kill_timer);
+        }
+        return; // its exit signal moves us on
+    }
+    s->target = TP_PID_NIL;
+    finish_sequence(ctx, s);
+}
+
+// Starts stopping the children with keys `keys` (in that order). Returns
+// TP_ENOMEM if it could not.
+static int
+begin_sequence(tp_ctx *ctx, sup *s, const uint64_t *keys, size_t n, int cont)
+{
+    uint64_t *stop = malloc((n ? n : 1) * sizeof *stop);
+    if (stop == NULL)
+        return TP_ENOMEM;
+    memcpy(stop, keys, n * sizeof *stop);
+    free(s->stop);
+    s->stop = stop;
+    s->nstop = n;
+    s->stop_at = 0;
+    s->busy = true;
+    s->cont = cont;
+    stop_next(ctx, s);
+    return 0;
+}
+
+// Keys of the running children from index `from` on, last started first.
+static uint64_t *
+running_reversed(sup *s, size_t from, size_t *n)
+{
+    uint64_t *k = malloc((s->n ? s->n : 1) * sizeof *k);
+    *n = 0;
+    if (k == NULL)
+        return NULL;
+    for (size_t i = s->n; i-- > from;)
+        if (!tp_pid_is_nil(s->kids[i].pid))
+            k[(*n)++] = s->kids[i].key;
+    return k;
+}
+
+// Stops every child, last started first, then exits with `reason`. A
+// sequence already running is taken over: its current child still stops.
+static void
+shut_down(tp_ctx *ctx, sup *s, int reason)
+{
+    size_t n;
+    uint64_t *keys = running_reversed(s, 0, &n);
+    s->exit_reason = reason;
+    if (keys == NULL) {
+        tp_stop_reason(ctx, reason);
+        return;
+    }
+    free(s->again);
+    s->again = NULL;
+    s->nagain = 0;
+    if (s->cont == CONT_ANSWER) { // the terminate call still gets its answer
+        answer a = {TP_ESHUTDOWN, TP_PID_NIL};
+        tp_reply_to(ctx, s->answer_to.from, s->answer_to.ref, TAG_ANSWER, &a,
+                    sizeof a);
+    }
+    if (s->busy && !tp_pid_is_nil(s->target)) {
+        // Keep waiting for the current one; the rest follow.
+        free(s->stop);
+        s->stop = keys;
+        s->nstop = n;
+        s->stop_at = 0;
+        s->cont = CONT_EXIT;
+        return;
+    }
+    begin_sequence(ctx, s, keys, n, CONT_EXIT);
+    free(keys);
+}
+
+// ---- restarting ---------------------------------------------------------------
+
+static void handle_exit_of(tp_ctx *ctx, sup *s, child *c, int reason);
+
+// Delay before a restart under backoff, in ms (0: at once).
+static uint32_t
+backoff_ms(sup *s, child *c)
+{
+    if (s->flags.backoff_min_ms == 0)
+        return 0;
+    uint64_t d = s->flags.backoff_min_ms;
+    for (uint32_t i = 1; i < c->streak && d < s->flags.backoff_max_ms; i++)
+        d *= 2;
+    if (s->flags.backoff_max_ms && d > s->flags.backoff_max_ms)
+        d = s->flags.backoff_max_ms;
+    // +-25 % jitter.
+    int64_t j = (int64_t)(d / 4);
+    if (j > 0)
+        d = (uint64_t)((int64_t)d - j + (int64_t)(rand_r(&s->seed) %
+                                                 (unsigned)(2 * j + 1)));
+    return (uint32_t)d;
+}
+
+// Restarts the children with keys `keys` in order; on a failure, the rest
+// wait for a retry (which counts toward the intensity like a restart).
+static void
+restart_set(tp_ctx *ctx, sup *s, const uint64_t *keys, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        child *c = by_key(s, keys[i]);
+        if (c == NULL || !tp_pid_is_nil(c->pid))
+            continue;
+        int rc = start(ctx, c);
+        if (rc == 0) {
+            c->restarts++;
+            log_child(ctx, TP_LOG_INFO, "restarted", c, NO_REASON);
+            continue;
+        }
+        log_child(ctx, TP_LOG_ERR, "restart failed", c, rc);
+        // Try again through our mailbox, from this child on.
+        c->waiting = true;
+        c->retry = true;
+        tp_send(ctx, tp_self(ctx), TAG_RESTART, &c->key, sizeof c->key);
+        for (size_t k = i + 1; k < n; k++) {
+            child *d = by_key(s, keys[k]);
+            if (d != NULL)
+                d->waiting = true; // restarted when c comes back
+        }
+        return;
+    }
+}
+
+// After a child exit that calls for a restart, applies the strategy.
+static void
+restart_for(tp_ctx *ctx, sup *s, child *c)
+{
+    if (!add_restart(s)) {
+        log_child(ctx, TP_LOG_ERR, "reached_max_restart_intensity", c,
+                  TP_REASON_SHUTDOWN);
+        shut_down(ctx, s, TP_REASON_SHUTDOWN);
+        return;
+    }
+    c->streak++;
+    switch (s->flags.strategy) {
+    case TP_ONE_FOR_ONE:
+    case TP_SIMPLE_ONE_FOR_ONE: {
+        uint32_t delay = backoff_ms(s, c);
+        c->waiting = true;
+        if (delay > 0)
+            tp_send_after(ctx, tp_self(ctx), delay, TAG_RESTART, &c->key,
+                          sizeof c->key, NULL);
+        else
+            restart_set(ctx, s, &c->key, 1);
+        return;
+    }
+    case TP_ONE_FOR_ALL:
+    case TP_REST_FOR_ONE: {
+        size_t from = s->flags.strategy == TP_ONE_FOR_ALL ? 0
+                                                          : index_of(s, c);
+        size_t n = 0;
+        uint64_t *again = malloc((s->n - from) * sizeof *again);
+        if (again == NULL) {
+            shut_down(ctx, s, TP_ENOMEM);
+            return;
+        }
+        for (size_t i = from; i < s->n; i++)
+            again[n++] = s->kids[i].key;
+        size_t nstop;
+        uint64_t *stop = running_reversed(s, from, &nstop);
+        if (stop == NULL) {
+            free(again);
+            shut_down(ctx, s, TP_ENOMEM);
+            return;
+        }
+        for (size_t i = from; i < s->n; i++)
+            s->kids[i].waiting = true;
+        free(s->again);
+        s->again = again;
+        s->nagain = n;
+        begin_sequence(ctx, s, stop, nstop, CONT_RESTART);
+        free(stop);
+        return;
+    }
+    }
+}
+
+// Whether `c`, having exited with `reason`, is to be restarted.
+static bool
+wants_restart(const child *c, int reason)
+{
+    switch (c->spec.restart) {
+    case TP_PERMANENT:
+        return true;
+    case TP_TRANSIENT:
+        return reason != TP_REASON_NORMAL && reason != TP_REASON_SHUTDOWN;
+    default:
+        return false;
+    }
+}
+
+static bool
+significant_alive(sup *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->kids[i].spec.significant && !tp_pid_is_nil(s->kids[i].pid))
+            return true;
+    return false;
+}
+
+static void
+handle_exit_of(tp_ctx *ctx, sup *s, child *c, int reason)
+{
+    int level = reason == TP_REASON_NORMAL || reason == TP_REASON_SHUTDOWN
+                    ? TP_LOG_INFO
+                    : TP_LOG_ERR;
+    log_child(ctx, level, "child_terminated", c, reason);
+    c->pid = TP_PID_NIL;
+    bool again = wants_restart(c, reason);
+    if (!again) {
+        bool sig = c->spec.significant;
+        if (c->spec.restart == TP_TEMPORARY ||
+            s->flags.strategy == TP_SIMPLE_ONE_FOR_ONE)
+            remove_child(s, c);
+        if (sig && (s->flags.auto_shutdown == TP_AUTO_SHUTDOWN_ANY_SIGNIFICANT ||
+                    (s->flags.auto_shutdown ==
+                         TP_AUTO_SHUTDOWN_ALL_SIGNIFICANT &&
+                     !significant_alive(s))))
+            shut_down(ctx, s, TP_REASON_SHUTDOWN);
+        return;
+    }
+    restart_for(ctx, s, c);
+}
+
+// ---- calls --------------------------------------------------------------------
+
+static void
+answer_call(tp_ctx *ctx, const call *k, int rc, tp_pid pid)
+{
+    answer a = {rc, pid};
+    tp_reply_to(ctx, k->from, k->ref, TAG_ANSWER, &a, sizeof a);
+}
+
+static void
+do_call(tp_ctx *ctx, sup *s, const call *k)
+{
+    const id_req *r = (const id_req *)k->data;
+    child *c;
+    switch (k->tag) {
+    case TAG_CALL_START: {
+        const start_req *q = (const start_req *)k->data;
+        const tp_child_spec *spec;
+        if (s->flags.strategy == TP_SIMPLE_ONE_FOR_ONE) {
+            spec = &s->kids[0].spec; // the template stays at index 0
+            if (q->has_spec) {
+                answer_call(ctx, k, TP_EINVAL, TP_PID_NIL);
+                return;
+            }
+        } else {
+            spec = &q->spec;
+            int rc = q->has_spec ? check_spec(tp_ctx_system(ctx), spec)
+                                 : TP_EINVAL;
+            if (rc == 0 && by_id(s, spec->id) != NULL)
+                rc = TP_EEXIST;
+            if (rc != 0) {
+                answer_call(ctx, k, rc, TP_PID_NIL);
+                return;
+            }
+        }
+        tp_child_spec copy = *spec;
+        c = add_child(s, &copy, s->flags.strategy == TP_SIMPLE_ONE_FOR_ONE
+                                    ? q->arg
+                                    : NULL);
+        if (c == NULL) {
+            answer_call(ctx, k, TP_ENOMEM, TP_PID_NIL);
+            return;
+        }
+        int rc = start(ctx, c);
+        tp_pid pid = c->pid;
+        if (rc != 0)
+            remove_child(s, c);
+        answer_call(ctx, k, rc, pid);
+        return;
+    }
+    case TAG_CALL_TERMINATE:
+        if (s->flags.strategy == TP_SIMPLE_ONE_FOR_ONE)
+            c = tp_pid_is_nil(r->pid) ? NULL : by_pid(s, r->pid);
+        else
+            c = by_id(s, r->id);
+        if (c == NULL) {
+            answer_call(ctx, k, TP_ENOENT, TP_PID_NIL);
+            return;
+        }
+        if (tp_pid_is_nil(c->pid)) {
+            c->waiting = false;
+            answer_call(ctx, k, 0, TP_PID_NIL);
+            return;
+        }
+        s->answer_to = *k;
+        begin_sequence(ctx, s, &c->key, 1, CONT_ANSWER);
+        return;
+    case TAG_CALL_RESTART:
+    case TAG_CALL_DELETE:
+        if (s->flags.strategy == TP_SIMPLE_ONE_FOR_ONE ||
+            (c = by_id(s, r->id)) == NULL) {
+            answer_call(ctx, k, TP_ENOENT, TP_PID_NIL);
+            return;
+        }
+        if (!tp_pid_is_nil(c->pid) || c->waiting) {
+            answer_call(ctx, k, TP_EEXIST, c->pid);
+            return;
+        }
+        if (k->tag == TAG_CALL_DELETE) {
+            remove_child(s, c);
+            answer_call(ctx, k, 0, TP_PID_NIL);
+        } else {
+            int rc = start(ctx, c);
+            answer_call(ctx, k, rc, c->pid);
+        }
+        return;
+    case TAG_CALL_WHICH: {
+        size_t first = s->flags.strategy == TP_SIMPLE_ONE_FOR_ONE;
+        size_t n = s->n - first;
+        tp_sup_child *out = calloc(n ? n : 1, sizeof *out);
+        if (out == NULL) {
+            answer a = {TP_ENOMEM, TP_PID_NIL};
+            tp_reply_to(ctx, k->from, k->ref, TAG_ANSWER, &a, sizeof a);
+            return;
+        }
+        for (size_t i = 0; i < n; i++) {
+            const child *ch = &s->kids[first + i];
+            snprintf(out[i].id, sizeof out[i].id, "%s", ch->id);
+            out[i].pid = ch->pid;
+            out[i].type = ch->spec.type;
+            out[i].restart = ch->spec.restart;
+            out[i].restarts = ch->restarts;
+        }
+        tp_reply_to(ctx, k->from, k->ref, TAG_ANSWER, out, n * sizeof *out);
+        free(out);
+        return;
+    }
+    case TAG_CALL_COUNT: {
+        tp_sup_counts n = {0};
+        for (size_t i = s->flags.strategy == TP_SIMPLE_ONE_FOR_ONE; i < s->n;
+             i++) {
+            const child *ch = &s->kids[i];
+            n.specs++;
+            n.active += !tp_pid_is_nil(ch->pid);
+            if (ch->spec.type == TP_SUPERVISOR)
+                n.supervisors++;
+            else
+                n.workers++;
+        }
+        tp_reply_to(ctx, k->from, k->ref, TAG_ANSWER, &n, sizeof n);
+        return;
+    }
+    }
+}
+
+static int
+queue_call(sup *s, const tp_msg *msg)
+{
+    if (s->ncalls == s->capcalls) {
+        size_t cap = s->capcalls ? s->capcalls * 2 : 4;
+        call *c = realloc(s->calls, cap * sizeof *c);
+        if (c == NULL)
+            return TP_ENOMEM;
+        s->calls = c;
+        s->capcalls = cap;
+    }
+    call *k = &s->calls[s->ncalls++];
+    k->from = msg->from;
+    k->ref = msg->ref;
+    k->tag = msg->tag;
+    k->size = msg->size < sizeof k->data ? msg->size : sizeof k->data;
+    memcpy(k->data, msg->data, k->size);
+    return 0;
+}
+
+static int
+note_exit(sup *s, uint64_t key, int reason)
+{
+    if (s->nexited == s->capexited) {
+        size_t cap = s->capexited ? s->capexited * 2 : 8;
+        uint64_t *k = realloc(s->exited, cap * sizeof *k);
+        if (k == NULL)
+            return TP_ENOMEM;
+        s->exited = k;
+        int *r = realloc(s->exited_reason, cap * sizeof *r);
+        if (r == NULL)
+            return TP_ENOMEM;
+        s->exited_reason = r;
+        s->capexited = cap;
+    }
+    s->exited[s->nexited] = key;
+    s->exited_reason[s->nexited++] = reason;
+    return 0;
+}
+
+// A sequence ended: continue as planned, then catch up with what waited.
+static void
+finish_sequence(tp_ctx *ctx, sup *s)
+{
+    int cont = s->cont;
+    s->busy = false;
+    s->cont = CONT_NONE;
+    switch (cont) {
+    case CONT_EXIT:
+        tp_stop_reason(ctx, s->exit_reason);
+        return;
+    case CONT_ANSWER:
+        answer_call(ctx, &s->answer_to, 0, TP_PID_NIL);
+        break;
+    case CONT_RESTART: {
+        uint64_t *again = s->again;
+        size_t n = s->nagain;
+        s->again = NULL;
+        s->nagain = 0;
+        for (size_t i = 0; i < n; i++) {
+            child *c = by_key(s, again[i]);
+            // Temporary children stopped for a sibling are not restarted.
+            if (c != NULL && c->spec.restart == TP_TEMPORARY &&
+                tp_pid_is_nil(c->pid))
+                remove_child(s, c);
+        }
+        restart_set(ctx, s, again, n);
+        free(again);
+        break;
+    }
+    default:
+        break;
+    }
+    while (!s->busy && s->nexited > 0) {
+        uint64_t key = s->exited[0];
+        int reason = s->exited_reason[0];
+        s->nexited--;
+        memmove(s->exited, s->exited + 1, s->nexited * sizeof *s->exited);
+        memmove(s->exited_reason, s->exited_reason + 1,
+                s->nexited * sizeof *s->exited_reason);
+        child *c = by_key(s, key);
+        if (c != NULL)
+            handle_exit_of(ctx, s, c, reason);
+    }
+    while (!s->busy && s->ncalls > 0) {
+        call k = s->calls[0];
+        s->ncalls--;
+        memmove(s->calls, s->calls + 1, s->ncalls * sizeof *s->calls);
+        do_call(ctx, s, &k);
+    }
+}
+
+// ---- the behaviour -------------------------------------------------------------
+
+static void
+sup_free(sup *s)
+{
+    free(s->kids);
+    free(s->stamps);
+    free(s->stop);
+    free(s->again);
+    free(s->exited);
+    free(s->exited_reason);
+    free(s->calls);
+    memset(s, 0, sizeof *s);
+}
+
+static int
+sup_init(tp_ctx *ctx, void *state, void *arg)
+{
+    sup *s = state;
+    const tp_sup_spec *spec = arg;
+    tp_system *sys = tp_ctx_system(ctx);
+    if (spec == NULL || (spec->nchildren > 0 && spec->children == NULL))
+        return TP_EINVAL;
+    s->flags = spec->flags;
+    if ((unsigned)s->flags.strategy > TP_SIMPLE_ONE_FOR_ONE ||
+        (unsigned)s->flags.auto_shutdown > TP_AUTO_SHUTDOWN_ALL_SIGNIFICANT ||
+        s->flags.intensity < TP_SUP_NO_RESTARTS ||
+        (s->flags.backoff_max_ms &&
+         s->flags.backoff_max_ms < s->flags.backoff_min_ms)) {
+        tp_log(sys, TP_LOG_ERR, "supervisor: invalid flags");
+        return TP_EINVAL;
+    }
+    if (s->flags.intensity == 0)
+        s->flags.intensity = 1;
+    else if (s->flags.intensity == TP_SUP_NO_RESTARTS)
+        s->flags.intensity = 0;
+    if (s->flags.period_ms == 0)
+        s->flags.period_ms = 5000;
+    if (s->flags.strategy == TP_SIMPLE_ONE_FOR_ONE && spec->nchildren != 1) {
+        tp_log(sys, TP_LOG_ERR,
+               "supervisor: simple_one_for_one needs exactly one child spec");
+        return TP_EINVAL;
+    }
+    for (size_t i = 0; i < spec->nchildren; i++) {
+        int rc = check_spec(sys, &spec->children[i]);
+        for (size_t j = 0; rc == 0 && j < i; j++)
+            if (strcmp(spec->children[i].id, spec->children[j].id) == 0) {
+                tp_log(sys, TP_LOG_ERR,
+                       "supervisor: invalid child spec id=%s: duplicate id",
+                       spec->children[i].id);
+                rc = TP_EINVAL;
+            }
+        if (rc != 0)
+            return rc;
+    }
+    s->seed = (unsigned)now_ms() ^ (unsigned)tp_self(ctx).v;
+    s->stamps = malloc(((size_t)s->flags.intensity + 1) * sizeof *s->stamps);
+    if (s->stamps == NULL)
+        return TP_ENOMEM;
+    tp_trap_exit(ctx, true);
+    for (size_t i = 0; i < spec->nchildren; i++) {
+        child *c = add_child(s, &spec->children[i], NULL);
+        if (c == NULL) {
+            sup_free(s);
+            return TP_ENOMEM;
+        }
+        if (s->flags.strategy == TP_SIMPLE_ONE_FOR_ONE)
+            continue; // the template; children come with start_child
+        int rc = start(ctx, c);
+        if (rc != 0) {
+            char why[64];
+            tp_reason_format(rc, why, sizeof why);
+            tp_log(sys, TP_LOG_ERR,
+                   "supervisor: start_error child=%s reason=%s", c->id, why);
+            for (size_t k = s->n - 1; k-- > 0;)
+                if (!tp_pid_is_nil(s->kids[k].pid))
+                    tp_exit(ctx, s->kids[k].pid,
+                            shutdown_ms(&s->kids[k].spec) ==
+                                    TP_SHUTDOWN_BRUTAL_KILL
+                                ? TP_REASON_KILL
+                                : TP_REASON_SHUTDOWN);
+            sup_free(s);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static int
+on_exit_signal(tp_ctx *ctx, sup *s, const tp_exit_msg *e)
+{
+    child *c = by_pid(s, e->from);
+    if (c == NULL) {
+        // Not a child: our parent, or someone outside, wants us gone.
+        if (e->reason != TP_REASON_NORMAL)
+            shut_down(ctx, s, e->reason);
+        return TP_OK;
+    }
+    if (s->busy && tp_pid_eq(e->from, s->target)) {
+        if (s->kill_timer != 0)
+            tp_timer_cancel(tp_ctx_system(ctx), s->kill_timer);
+        log_child(ctx, TP_LOG_INFO, "child_stopped", c, e->reason);
+        c->pid = TP_PID_NIL;
+        // terminate_child forgets dynamic and temporary children (OTP).
+        if (s->cont == CONT_ANSWER &&
+            (s->flags.strategy == TP_SIMPLE_ONE_FOR_ONE ||
+             c->spec.restart == TP_TEMPORARY))
+            remove_child(s, c);
+        stop_next(ctx, s); // moves past it and any other gone meanwhile
+        return TP_OK;
+    }
+    if (s->busy) {
+        // Is it one we were about to stop anyway?
+        for (size_t i = s->stop_at; i < s->nstop; i++)
+            if (s->stop[i] == c->key) {
+                c->pid = TP_PID_NIL;
+                return TP_OK;
+            }
+        c->pid = TP_PID_NIL;
+        return note_exit(s, c->key, e->reason);
+    }
+    handle_exit_of(ctx, s, c, e->reason);
+    return TP_OK;
+}
+
+static int
+sup_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    sup *s = state;
+    switch (msg->tag) {
+    case TP_TAG_EXIT:
+        return on_exit_signal(ctx, s, msg->data);
+    case TAG_KILL_TIMER: {
+        tp_pid pid;
+        memcpy(&pid, msg->data, sizeof pid);
+        if (s->busy && tp_pid_eq(pid, s->target))
+            tp_exit(ctx, pid, TP_REASON_KILL); // its time is up
+        return TP_OK;
+    }
+    case TAG_RESTART: {
+        uint64_t key;
+        memcpy(&key, msg->data, sizeof key);
+        child *c = by_key(s, key);
+        if (c == NULL || !c->waiting || s->busy || !tp_pid_is_nil(c->pid))
+            return TP_OK;
+        // A retry after a failed start counts like a restart.
+        if (c->retry) {
+            c->retry = false;
+            if (!add_restart(s)) {
+                log_child(ctx, TP_LOG_ERR, "reached_max_restart_intensity",
+                          c, TP_REASON_SHUTDOWN);
+                shut_down(ctx, s, TP_REASON_SHUTDOWN);
+                return TP_OK;
+            }
+        }
+        size_t n = 0;
+        uint64_t *keys = malloc(s->n * sizeof *keys);
+        if (keys == NULL)
+            return TP_ENOMEM;
+        for (size_t i = index_of(s, c); i < s->n; i++)
+            if (s->kids[i].waiting)
+                keys[n++] = s->kids[i].key;
+        restart_set(ctx, s, keys, n);
+        free(keys);
+        return TP_OK;
+    }
+    case TAG_CALL_START:
+    case TAG_CALL_TERMINATE:
+    case TAG_CALL_RESTART:
+    case TAG_CALL_DELETE:
+    case TAG_CALL_WHICH:
+    case TAG_CALL_COUNT: {
+        if (msg->ref == 0)
+            return TP_OK; // not a call
+        if (s->busy)
+            return queue_call(s, msg);
+        call k;
+        k.from = msg->from;
+        k.ref = msg->ref;
+        k.tag = msg->tag;
+        k.size = msg->size < sizeof k.data ? msg->size : sizeof k.data;
+        memcpy(k.data, msg->data, k.size);
+        do_call(ctx, s, &k);
+        return TP_OK;
+    }
+    default:
+        return TP_OK; // stray messages are ignored, as OTP's supervisor does
+    }
+}
+
+static void
+sup_terminate(tp_ctx *ctx, void *state, int reason)
+{
+    (void)reason;
+    sup *s = state;
+    // Normally every child is stopped already; when the system itself is
+    // going down, make sure none is left behind.
+    for (size_t i = s->n; i-- > 0;)
+        if (!tp_pid_is_nil(s->kids[i].pid))
+            tp_exit(ctx, s->kids[i].pid, TP_REASON_KILL);
+    sup_free(s);
+}
+
+static int
+sup_describe(const void *state, char *buf, size_t size)
+{
+    const sup *s = state;
+    size_t len = 0;
+    int w = snprintf(buf, size,
+                     "strategy=%s intensity=%d period_ms=%u "
+                     "restarts_in_window=%zu children=%zu",
+                     strategy_name(s->flags.strategy), s->flags.intensity,
+                     s->flags.period_ms, restarts_in_window(s), s->n);
+    if (w < 0)
+        return 0;
+    len = (size_t)w < size ? (size_t)w : size - 1;
+    for (size_t i = 0; i < s->n && len + 1 < size; i++) {
+        const child *c = &s->kids[i];
+        char pid[TP_PID_STRLEN];
+        tp_pid_format(c->pid, pid, sizeof pid);
+        w = snprintf(buf + len, size - len,
+                     " [id=%s pid=%s state=%s restarts=%u]", c->id, pid,
+                     !tp_pid_is_nil(c->pid) ? "running"
+                     : c->waiting          ? "restarting"
+                                           : "stopped",
+                     c->restarts);
+        if (w < 0)
+            break;
+        len += (size_t)w < size - len ? (size_t)w : size - len - 1;
+    }
+    return (int)len;
+}
+
+const tp_behaviour tp_supervisor = {.name = "supervisor",
+                                    .state_size = sizeof(sup),
+                                    .init = sup_init,
+                                    .handle = sup_handle,
+                                    .terminate = sup_terminate,
+                                    .describe = sup_describe};
+
+int
+tp_sup_start(tp_system *sys, tp_pid *out, const tp_sup_spec *spec,
+             const tp_spawn_opts *opts)
+{
+    return tp_spawn(sys, out, &tp_supervisor, (void *)spec, opts);
+}
+
+// ---- calls from outside -----------------------------------------------------------
+
+static int
+sup_call(tp_system *sys, tp_pid sup_pid, uint32_t tag, const void *data,
+         size_t size, int timeout_ms, void *out, size_t out_size,
+         size_t *got)
+{
+    tp_call_reply rep;
+    int rc = tp_call(sys, sup_pid, tag, data, size, timeout_ms, &rep);
+    if (rc != 0)
+        return rc;
+    if (got != NULL)
+        *got = rep.size;
+    if (out != NULL)
+        memcpy(out, rep.data, rep.size < out_size ? rep.size : out_size);
+    free(rep.data);
+    return 0;
+}
+
+static int
+answered(tp_system *sys, tp_pid sup_pid, uint32_t tag, const void *data,
+         size_t size, int timeout_ms, tp_pid *out)
+{
+    answer a = {TP_EINVAL, TP_PID_NIL};
+    int rc = sup_call(sys, sup_pid, tag, data, size, timeout_ms, &a,
+                      sizeof a, NULL);
+    if (rc != 0)
+        return rc;
+    if (out != NULL && a.rc == 0)
+        *out = a.pid;
+    return a.rc;
+}
+
+int
+tp_sup_start_child(tp_system *sys, tp_pid sup_pid, const tp_child_spec *spec,
+                   void *arg, tp_pid *out, int timeout_ms)
+{
+    start_req r = {.has_spec = spec != NULL, .arg = arg};
+    if (spec != NULL)
+        r.spec = *spec;
+    return answered(sys, sup_pid, TAG_CALL_START, &r, sizeof r, timeout_ms,
+                    out);
+}
+
+static int
+id_call(tp_system *sys, tp_pid sup_pid, uint32_t tag, const char *id,
+        tp_pid pid, tp_pid *out, int timeout_ms)
+{
+    id_req r = {.pid = pid};
+    if (id != NULL) {
+        if (strlen(id) >= sizeof r.id)
+            return TP_ENOENT;
+        snprintf(r.id, sizeof r.id, "%s", id);
+    }
+    return answered(sys, sup_pid, tag, &r, sizeof r, timeout_ms, out);
+}
+
+int
+tp_sup_terminate_child(tp_system *sys, tp_pid sup_pid, const char *id,
+                       tp_pid pid, int timeout_ms)
+{
+    return id_call(sys, sup_pid, TAG_CALL_TERMINATE, id, pid, NULL,
+                   timeout_ms);
+}
+
+int
+tp_sup_restart_child(tp_system *sys, tp_pid sup_pid, const char *id,
+                     tp_pid *out, int timeout_ms)
+{
+    if (id == NULL)
+        return TP_EINVAL;
+    return id_call(sys, sup_pid, TAG_CALL_RESTART, id, TP_PID_NIL, out,
+                   timeout_ms);
+}
+
+int
+tp_sup_delete_child(tp_system *sys, tp_pid sup_pid, const char *id,
+                    int timeout_ms)
+{
+    if (id == NULL)
+        return TP_EINVAL;
+    return id_call(sys, sup_pid, TAG_CALL_DELETE, id, TP_PID_NIL, NULL,
+                   timeout_ms);
+}
+
+int
+tp_sup_which_children(tp_system *sys, tp_pid sup_pid, tp_sup_child *out,
+                      size_t max, size_t *n, int timeout_ms)
+{
+    if (n == NULL || (out == NULL && max > 0))
+        return TP_EINVAL;
+    tp_call_reply rep;
+    int rc = tp_call(sys, sup_pid, TAG_CALL_WHICH, NULL, 0, timeout_ms, &rep);
+    if (rc != 0)
+        return rc;
+    if (rep.size % sizeof(tp_sup_child) != 0) { // an error answer
+        answer a = {TP_EINVAL, TP_PID_NIL};
+        memcpy(&a, rep.data, rep.size < sizeof a ? rep.size : sizeof a);
+        free(rep.data);
+        return a.rc;
+    }
+    *n = rep.size / sizeof(tp_sup_child);
+    if (max > 0)
+        memcpy(out, rep.data,
+               (*n < max ? *n : max) * sizeof(tp_sup_child));
+    free(rep.data);
+    return 0;
+}
+
+int
+tp_sup_count_children(tp_system *sys, tp_pid sup_pid, tp_sup_counts *out,
+                      int timeout_ms)
+{
+    if (out == NULL)
+        return TP_EINVAL;
+    size_t got = 0;
+    int rc = sup_call(sys, sup_pid, TAG_CALL_COUNT, NULL, 0, timeout_ms, out,
+                      sizeof *out, &got);
+    return rc == 0 && got != sizeof *out ? TP_EINVAL : rc;
+}

@@ -1,0 +1,650 @@
+// SPDX-License-Identifier: MIT
+// Supervisors: the scenarios of OTP's supervisor suite on troupe's API.
+// Children are "workers" registered under their id, so a test finds the
+// current incarnation with tp_whereis; each init and terminate is counted.
+#include "tp_test.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+enum { W_DIE = 1, W_PING };
+
+// How a worker behaves; one per child id, static for the whole test.
+typedef struct wcfg {
+    int init_rc;         // returned by init (after `ok_starts` good ones)
+    int ok_starts;       // starts that succeed before init_rc applies
+    bool trap;           // traps exits
+    bool ignore_exit;    // and then ignores the shutdown signal
+    _Atomic long starts; // inits that succeeded
+    _Atomic long stops;  // terminates
+    _Atomic long stop_seq; // when it last terminated (global order)
+} wcfg;
+
+static _Atomic long stop_clock, pings;
+
+static int
+w_init(tp_ctx *ctx, void *state, void *arg)
+{
+    wcfg *c = arg;
+    *(wcfg **)state = c;
+    if (c->init_rc != 0 && atomic_load(&c->starts) >= c->ok_starts)
+        return c->init_rc;
+    if (c->trap)
+        tp_trap_exit(ctx, true);
+    atomic_fetch_add(&c->starts, 1);
+    return 0;
+}
+
+static int
+w_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)state;
+    wcfg *c = *(wcfg **)state;
+    switch (msg->tag) {
+    case W_DIE: {
+        int reason;
+        memcpy(&reason, msg->data, sizeof reason);
+        if (reason < 0)
+            return reason;
+        tp_stop_reason(ctx, reason);
+        return TP_OK;
+    }
+    case W_PING:
+        atomic_fetch_add(&pings, 1);
+        return TP_OK;
+    case TP_TAG_EXIT:
+        if (c->ignore_exit)
+            return TP_OK;
+        tp_stop_reason(ctx, ((const tp_exit_msg *)msg->data)->reason);
+        return TP_OK;
+    default:
+        return TP_OK;
+    }
+}
+
+static void
+w_terminate(tp_ctx *ctx, void *state, int reason)
+{
+    (void)ctx, (void)reason;
+    wcfg *c = *(wcfg **)state;
+    atomic_store(&c->stop_seq, atomic_fetch_add(&stop_clock, 1) + 1);
+    atomic_fetch_add(&c->stops, 1);
+}
+
+static const tp_behaviour worker = {.name = "worker",
+                                    .state_size = sizeof(wcfg *),
+                                    .init = w_init,
+                                    .handle = w_handle,
+                                    .terminate = w_terminate};
+
+static tp_system *sys;
+static wcfg cfg[8];
+static _Atomic long log_errors;
+
+static void
+quiet_log(void *ud, int level, const char *line)
+{
+    (void)ud, (void)line;
+    if (level <= TP_LOG_ERR)
+        atomic_fetch_add(&log_errors, 1);
+}
+
+static void
+setup(void)
+{
+    memset(cfg, 0, sizeof cfg);
+    stop_clock = pings = log_errors = 0;
+    sys = tpt_system_cfg(&(tp_config){.threads = 2, .log = quiet_log});
+}
+
+static void
+teardown(void)
+{
+    tp_system_destroy(&sys);
+}
+
+static const char *const ids[] = {"a", "b", "c", "d", "e", "f", "g", "h"};
+
+static tp_child_spec
+spec(int i, tp_restart restart)
+{
+    return (tp_child_spec){.id = ids[i],
+                           .behaviour = &worker,
+                           .arg = &cfg[i],
+                           .opts = {.name = ids[i]},
+                           .restart = restart};
+}
+
+static tp_pid
+where(int i)
+{
+    tp_pid p = TP_PID_NIL;
+    tp_whereis(sys, ids[i], &p);
+    return p;
+}
+
+static void
+die(int i, int reason)
+{
+    ck_assert_int_eq(tp_system_send(sys, where(i), W_DIE, &reason,
+                                    sizeof reason),
+                     0);
+}
+
+// Watches an actor from outside: a monitor held by a small actor.
+static _Atomic long mon_downs, mon_reason;
+
+static int
+mon_init(tp_ctx *ctx, void *state, void *arg)
+{
+    (void)state;
+    return tp_monitor(ctx, *(tp_pid *)arg, NULL);
+}
+
+static int
+mon_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)ctx, (void)state;
+    if (msg->tag == TP_TAG_DOWN) {
+        atomic_store(&mon_reason, ((const tp_down_msg *)msg->data)->reason);
+        atomic_fetch_add(&mon_downs, 1);
+    }
+    return TP_OK;
+}
+
+static const tp_behaviour mon = {
+    .name = "mon", .init = mon_init, .handle = mon_handle};
+
+static void
+watch(tp_pid p)
+{
+    atomic_store(&mon_downs, 0);
+    ck_assert_int_eq(tp_spawn(sys, NULL, &mon, &p, NULL), 0);
+}
+
+static tp_pid
+start_sup(tp_sup_flags flags, const tp_child_spec *c, size_t n)
+{
+    tp_sup_spec s = {.flags = flags, .children = c, .nchildren = n};
+    tp_pid p;
+    ck_assert_int_eq(tp_sup_start(sys, &p, &s, NULL), 0);
+    return p;
+}
+
+static void
+wait_starts(int i, long n)
+{
+    ck_assert_msg(tpt_wait_ge(&cfg[i].starts, n, 20),
+                  "child %s started %ld times, want %ld", ids[i],
+                  atomic_load(&cfg[i].starts), n);
+    // Registered once init returned; wait for the name too.
+    for (int k = 0; k < 20000 && tp_pid_is_nil(where(i)); k++)
+        tpt_nap_us(200);
+}
+
+static tp_sup_counts
+counts(tp_pid sup)
+{
+    tp_sup_counts c;
+    ck_assert_int_eq(tp_sup_count_children(sys, sup, &c, 5000), 0);
+    return c;
+}
+
+// ---- strategies ------------------------------------------------------------
+
+START_TEST(test_one_for_one)
+{
+    tp_child_spec c[] = {spec(0, TP_PERMANENT), spec(1, TP_PERMANENT),
+                         spec(2, TP_PERMANENT)};
+    tp_pid sup = start_sup((tp_sup_flags){.intensity = 5}, c, 3);
+    tp_pid a = where(0), b = where(1), cc = where(2);
+    die(1, TP_EINVAL);
+    wait_starts(1, 2);
+    ck_assert(!tp_pid_eq(where(1), b));
+    ck_assert(tp_pid_eq(where(0), a));
+    ck_assert(tp_pid_eq(where(2), cc));
+    ck_assert_int_eq(cfg[0].starts, 1);
+    ck_assert_int_eq(counts(sup).active, 3);
+}
+END_TEST
+
+START_TEST(test_one_for_all_takes_temporary_bystander)
+{
+    tp_child_spec c[] = {spec(0, TP_PERMANENT), spec(1, TP_PERMANENT),
+                         spec(2, TP_TEMPORARY)};
+    tp_pid sup = start_sup(
+        (tp_sup_flags){.strategy = TP_ONE_FOR_ALL, .intensity = 5}, c, 3);
+    die(1, TP_EINVAL);
+    wait_starts(0, 2);
+    wait_starts(1, 2);
+    ck_assert(tpt_wait_ge(&cfg[2].stops, 1, 20));
+    tp_sup_counts n = counts(sup);
+    ck_assert_int_eq(n.specs, 2); // the temporary child is gone
+    ck_assert_int_eq(n.active, 2);
+    ck_assert_int_eq(cfg[2].starts, 1);
+    // Siblings stop last-started first: c before a.
+    ck_assert_int_lt(cfg[2].stop_seq, cfg[0].stop_seq);
+}
+END_TEST
+
+START_TEST(test_rest_for_one)
+{
+    tp_child_spec c[] = {spec(0, TP_PERMANENT), spec(1, TP_PERMANENT),
+                         spec(2, TP_PERMANENT), spec(3, TP_TEMPORARY)};
+    tp_pid sup = start_sup(
+        (tp_sup_flags){.strategy = TP_REST_FOR_ONE, .intensity = 5}, c, 4);
+    tp_pid a = where(0);
+    die(1, TP_EINVAL);
+    wait_starts(1, 2);
+    wait_starts(2, 2);
+    ck_assert(tpt_wait_ge(&cfg[3].stops, 1, 20));
+    ck_assert(tp_pid_eq(where(0), a));
+    ck_assert_int_eq(cfg[0].starts, 1);
+    ck_assert_int_lt(cfg[3].stop_seq, cfg[2].stop_seq);
+    tp_sup_counts n = counts(sup);
+    ck_assert_int_eq(n.specs, 3);
+    ck_assert_int_eq(n.active, 3);
+}
+END_TEST
+
+// ---- restart types --------------------------------------------------------
+
+START_TEST(test_restart_types)
+{
+    tp_child_spec c[] = {spec(0, TP_PERMANENT), spec(1, TP_TRANSIENT),
+                         spec(2, TP_TRANSIENT), spec(3, TP_TEMPORARY),
+                         spec(4, TP_TRANSIENT)};
+    tp_pid sup = start_sup((tp_sup_flags){.intensity = 10}, c, 5);
+    die(0, TP_REASON_NORMAL); // permanent: restarted even after normal
+    wait_starts(0, 2);
+    die(1, TP_REASON_NORMAL); // transient, normal: not restarted
+    die(2, TP_REASON_SHUTDOWN); // transient, shutdown: not restarted
+    die(4, TP_EDECODE);       // transient, abnormal: restarted
+    die(3, TP_EDECODE);       // temporary: never, and removed
+    wait_starts(4, 2);
+    ck_assert(tpt_wait_ge(&cfg[1].stops, 1, 20));
+    ck_assert(tpt_wait_ge(&cfg[2].stops, 1, 20));
+    ck_assert(tpt_wait_ge(&cfg[3].stops, 1, 20));
+    tp_sup_counts n = counts(sup);
+    ck_assert_int_eq(n.specs, 4);
+    ck_assert_int_eq(n.active, 2);
+    ck_assert_int_eq(cfg[1].starts, 1);
+    ck_assert_int_eq(cfg[2].starts, 1);
+    ck_assert_int_eq(cfg[3].starts, 1);
+}
+END_TEST
+
+// ---- intensity ----------------------------------------------------------------
+
+START_TEST(test_intensity_exceeded_shuts_down)
+{
+    static const tp_strategy strategies[] = {TP_ONE_FOR_ONE, TP_ONE_FOR_ALL,
+                                             TP_REST_FOR_ONE};
+    for (int k = 0; k < 3; k++) {
+        memset(cfg, 0, sizeof cfg);
+        tp_child_spec c[] = {spec(0, TP_PERMANENT), spec(1, TP_PERMANENT)};
+        tp_pid sup = start_sup((tp_sup_flags){.strategy = strategies[k],
+                                              .intensity = 2,
+                                              .period_ms = 60000},
+                               c, 2);
+        watch(sup);
+        for (long i = 1; i <= 3; i++) {
+            wait_starts(1, i);
+            die(1, TP_EINVAL);
+            if (i < 3)
+                wait_starts(1, i + 1);
+        }
+        ck_assert(tpt_wait_ge(&mon_downs, 1, 20));
+        ck_assert_int_eq(mon_reason, TP_REASON_SHUTDOWN);
+        // Everything was stopped on the way out.
+        ck_assert(tpt_wait_ge(&cfg[0].stops, cfg[0].starts, 20));
+        ck_assert_int_eq(cfg[1].starts, 3);
+    }
+}
+END_TEST
+
+START_TEST(test_restarts_outside_the_window)
+{
+    tp_child_spec c[] = {spec(0, TP_PERMANENT)};
+    tp_pid sup =
+        start_sup((tp_sup_flags){.intensity = 1, .period_ms = 40}, c, 1);
+    for (long i = 1; i <= 6; i++) {
+        wait_starts(0, i);
+        tpt_nap_us(60000); // let the previous restart leave the window
+        die(0, TP_EINVAL);
+    }
+    wait_starts(0, 7);
+    ck_assert_int_eq(counts(sup).active, 1);
+}
+END_TEST
+
+START_TEST(test_no_restarts_allowed)
+{
+    tp_child_spec c[] = {spec(0, TP_PERMANENT)};
+    tp_pid sup =
+        start_sup((tp_sup_flags){.intensity = TP_SUP_NO_RESTARTS}, c, 1);
+    watch(sup);
+    die(0, TP_EINVAL);
+    ck_assert(tpt_wait_ge(&mon_downs, 1, 20));
+    ck_assert_int_eq(mon_reason, TP_REASON_SHUTDOWN);
+    ck_assert_int_eq(cfg[0].starts, 1);
+}
+END_TEST
+
+// Three levels: top -> mid -> bottom -> worker. Each level allows one
+// restart; the worker crashing fast takes the levels down one by one, and
+// the top one exits when its own budget is gone.
+START_TEST(test_escalation_through_three_levels)
+{
+    tp_child_spec w[] = {spec(0, TP_PERMANENT)};
+    tp_sup_spec bottom = {.flags = {.intensity = 1, .period_ms = 60000},
+                          .children = w,
+                          .nchildren = 1};
+    tp_child_spec b[] = {{.id = "bottom",
+                          .behaviour = &tp_supervisor,
+                          .arg = &bottom,
+                          .type = TP_SUPERVISOR}};
+    tp_sup_spec mid = {.flags = {.intensity = 1, .period_ms = 60000},
+                       .children = b,
+                       .nchildren = 1};
+    tp_child_spec m[] = {{.id = "mid",
+                          .behaviour = &tp_supervisor,
+                          .arg = &mid,
+                          .type = TP_SUPERVISOR}};
+    tp_pid top = start_sup((tp_sup_flags){.intensity = 1, .period_ms = 60000},
+                           m, 1);
+    watch(top);
+    // Each pair of crashes exceeds bottom; bottom's restart counts against
+    // mid, and so on: 2 crashes per bottom, 2 bottoms per mid, 2 mids.
+    long n = 0;
+    while (atomic_load(&mon_downs) == 0 && n < 64) {
+        wait_starts(0, n + 1);
+        if (atomic_load(&mon_downs) != 0)
+            break;
+        die(0, TP_EINVAL);
+        n++;
+        // Either the worker comes back or the whole tree goes.
+        for (int k = 0; k < 40000 && atomic_load(&cfg[0].starts) == n &&
+                        atomic_load(&mon_downs) == 0;
+             k++)
+            tpt_nap_us(250);
+    }
+    ck_assert_int_eq(mon_downs, 1);
+    ck_assert_int_eq(mon_reason, TP_REASON_SHUTDOWN);
+    // worker restarts: 1 per bottom (2 bottoms per mid, 2 mids) + crashes
+    ck_assert_int_eq(n, 8);
+    ck_assert(tpt_wait_ge(&cfg[0].stops, cfg[0].starts, 20));
+}
+END_TEST
+
+// ---- failing starts ------------------------------------------------------------
+
+START_TEST(test_init_failure_at_start)
+{
+    cfg[2].init_rc = TP_EDECODE;
+    tp_child_spec c[] = {spec(0, TP_PERMANENT), spec(1, TP_PERMANENT),
+                         spec(2, TP_PERMANENT)};
+    tp_sup_spec s = {.children = c, .nchildren = 3};
+    ck_assert_int_eq(tp_sup_start(sys, NULL, &s, NULL), TP_EDECODE);
+    // The two that started are stopped again.
+    ck_assert(tpt_wait_ge(&cfg[0].stops, 1, 20));
+    ck_assert(tpt_wait_ge(&cfg[1].stops, 1, 20));
+    ck_assert_int_ge(log_errors, 1);
+}
+END_TEST
+
+START_TEST(test_restart_that_fails_gives_up)
+{
+    cfg[0].init_rc = TP_EDECODE;
+    cfg[0].ok_starts = 1; // starts once, then every init fails
+    tp_child_spec c[] = {spec(0, TP_PERMANENT)};
+    tp_pid sup =
+        start_sup((tp_sup_flags){.intensity = 5, .period_ms = 60000}, c, 1);
+    watch(sup);
+    die(0, TP_EINVAL);
+    // Each failed retry counts: the supervisor gives up after 5.
+    ck_assert(tpt_wait_ge(&mon_downs, 1, 20));
+    ck_assert_int_eq(mon_reason, TP_REASON_SHUTDOWN);
+    ck_assert_int_eq(cfg[0].starts, 1);
+}
+END_TEST
+
+START_TEST(test_invalid_specs)
+{
+    tp_child_spec dup[] = {spec(0, TP_PERMANENT), spec(0, TP_PERMANENT)};
+    tp_sup_spec s = {.children = dup, .nchildren = 2};
+    ck_assert_int_eq(tp_sup_start(sys, NULL, &s, NULL), TP_EINVAL);
+    tp_child_spec bad = spec(1, TP_PERMANENT);
+    bad.significant = true;
+    s = (tp_sup_spec){.children = &bad, .nchildren = 1};
+    ck_assert_int_eq(tp_sup_start(sys, NULL, &s, NULL), TP_EINVAL);
+    bad = spec(1, TP_PERMANENT);
+    bad.shutdown = -7;
+    ck_assert_int_eq(tp_sup_start(sys, NULL, &s, NULL), TP_EINVAL);
+    bad = spec(1, (tp_restart)9);
+    ck_assert_int_eq(tp_sup_start(sys, NULL, &s, NULL), TP_EINVAL);
+    bad = spec(1, TP_PERMANENT);
+    bad.id = NULL;
+    ck_assert_int_eq(tp_sup_start(sys, NULL, &s, NULL), TP_EINVAL);
+    tp_child_spec two[] = {spec(0, TP_PERMANENT), spec(1, TP_PERMANENT)};
+    s = (tp_sup_spec){.flags = {.strategy = TP_SIMPLE_ONE_FOR_ONE},
+                      .children = two,
+                      .nchildren = 2};
+    ck_assert_int_eq(tp_sup_start(sys, NULL, &s, NULL), TP_EINVAL);
+    s = (tp_sup_spec){.flags = {.strategy = (tp_strategy)7}};
+    ck_assert_int_eq(tp_sup_start(sys, NULL, &s, NULL), TP_EINVAL);
+    ck_assert_int_eq(tp_sup_start(sys, NULL, NULL, NULL), TP_EINVAL);
+    ck_assert_int_eq(cfg[0].starts + cfg[1].starts, 0);
+}
+END_TEST
+
+// ---- shutdown ---------------------------------------------------------------------
+
+START_TEST(test_ordered_shutdown_and_timeouts)
+{
+    cfg[1].trap = cfg[1].ignore_exit = true; // ignores shutdown: killed
+    cfg[2].trap = true;                      // traps, but stops
+    tp_child_spec c[] = {spec(0, TP_PERMANENT), spec(1, TP_PERMANENT),
+                         spec(2, TP_PERMANENT), spec(3, TP_PERMANENT)};
+    c[1].shutdown = 50;
+    c[2].shutdown = TP_SHUTDOWN_INFINITY;
+    c[3].shutdown = TP_SHUTDOWN_BRUTAL_KILL;
+    tp_pid sup = start_sup((tp_sup_flags){0}, c, 4);
+    watch(sup);
+    ck_assert_int_eq(tp_system_exit(sys, sup, TP_REASON_SHUTDOWN), 0);
+    ck_assert(tpt_wait_ge(&mon_downs, 1, 20));
+    ck_assert_int_eq(mon_reason, TP_REASON_SHUTDOWN);
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(cfg[i].stops, 1);
+    // Reverse start order.
+    ck_assert_int_lt(cfg[3].stop_seq, cfg[2].stop_seq);
+    ck_assert_int_lt(cfg[2].stop_seq, cfg[1].stop_seq);
+    ck_assert_int_lt(cfg[1].stop_seq, cfg[0].stop_seq);
+}
+END_TEST
+
+// ---- management calls ----------------------------------------------------------
+
+START_TEST(test_child_management)
+{
+    tp_child_spec c[] = {spec(0, TP_PERMANENT)};
+    tp_pid sup = start_sup((tp_sup_flags){.intensity = 5}, c, 1);
+    tp_child_spec b = spec(1, TP_TRANSIENT);
+    tp_pid pb;
+    ck_assert_int_eq(tp_sup_start_child(sys, sup, &b, NULL, &pb, 5000), 0);
+    ck_assert(tp_pid_eq(pb, where(1)));
+    ck_assert_int_eq(tp_sup_start_child(sys, sup, &b, NULL, NULL, 5000),
+                     TP_EEXIST);
+    tp_child_spec bad = spec(2, TP_PERMANENT);
+    bad.behaviour = NULL;
+    ck_assert_int_eq(tp_sup_start_child(sys, sup, &bad, NULL, NULL, 5000),
+                     TP_EINVAL);
+    cfg[3].init_rc = TP_EDECODE;
+    tp_child_spec failing = spec(3, TP_PERMANENT);
+    ck_assert_int_eq(
+        tp_sup_start_child(sys, sup, &failing, NULL, NULL, 5000), TP_EDECODE);
+    tp_sup_child kids[4];
+    size_t n;
+    ck_assert_int_eq(tp_sup_which_children(sys, sup, kids, 4, &n, 5000), 0);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_str_eq(kids[0].id, "a");
+    ck_assert_str_eq(kids[1].id, "b");
+    ck_assert(tp_pid_eq(kids[1].pid, pb));
+    // terminate keeps the spec; restart brings it back; delete removes it.
+    ck_assert_int_eq(tp_sup_restart_child(sys, sup, "b", NULL, 5000),
+                     TP_EEXIST);
+    ck_assert_int_eq(tp_sup_delete_child(sys, sup, "b", 5000), TP_EEXIST);
+    ck_assert_int_eq(tp_sup_terminate_child(sys, sup, "b", TP_PID_NIL, 5000),
+                     0);
+    ck_assert_int_eq(cfg[1].stops, 1);
+    tp_sup_counts k = counts(sup);
+    ck_assert_int_eq(k.specs, 2);
+    ck_assert_int_eq(k.active, 1);
+    ck_assert_int_eq(k.workers, 2);
+    ck_assert_int_eq(tp_sup_restart_child(sys, sup, "b", &pb, 5000), 0);
+    ck_assert(tp_pid_eq(pb, where(1)));
+    ck_assert_int_eq(tp_sup_terminate_child(sys, sup, "b", TP_PID_NIL, 5000),
+                     0);
+    ck_assert_int_eq(tp_sup_delete_child(sys, sup, "b", 5000), 0);
+    ck_assert_int_eq(tp_sup_delete_child(sys, sup, "b", 5000), TP_ENOENT);
+    ck_assert_int_eq(tp_sup_terminate_child(sys, sup, "zz", TP_PID_NIL, 5000),
+                     TP_ENOENT);
+    ck_assert_int_eq(counts(sup).specs, 1);
+    // A pid that is not a supervisor's, and calls from an actor.
+    ck_assert_int_eq(tp_sup_count_children(sys, TP_PID_NIL, &k, 1000),
+                     TP_ENOACTOR);
+}
+END_TEST
+
+START_TEST(test_simple_one_for_one_storm)
+{
+    long n = tpt_scaled(10000);
+    tp_child_spec t = {.id = "tmpl", .behaviour = &worker, .arg = &cfg[0]};
+    tp_pid sup = start_sup((tp_sup_flags){.strategy = TP_SIMPLE_ONE_FOR_ONE,
+                                          .intensity = (int32_t)(2 * n),
+                                          .period_ms = 60000},
+                           &t, 1);
+    tp_pid *kids = malloc((size_t)n * sizeof *kids);
+    for (long i = 0; i < n; i++)
+        ck_assert_int_eq(
+            tp_sup_start_child(sys, sup, NULL, &cfg[0], &kids[i], 5000), 0);
+    ck_assert_int_eq(counts(sup).active, n);
+    int reason = TP_EINVAL;
+    for (long i = 0; i < n; i++)
+        ck_assert_int_eq(
+            tp_system_send(sys, kids[i], W_DIE, &reason, sizeof reason), 0);
+    ck_assert(tpt_wait_ge(&cfg[0].starts, 2 * n, 60));
+    tp_sup_counts k = counts(sup);
+    ck_assert_int_eq(k.active, n);
+    ck_assert_int_eq(k.specs, n);
+    // Terminating one by pid removes it.
+    tp_sup_child *list = malloc((size_t)n * sizeof *list);
+    size_t got;
+    ck_assert_int_eq(
+        tp_sup_which_children(sys, sup, list, (size_t)n, &got, 5000), 0);
+    ck_assert_uint_eq(got, (size_t)n);
+    ck_assert_int_eq(tp_sup_terminate_child(sys, sup, NULL, list[0].pid, 5000),
+                     0);
+    ck_assert_int_eq(counts(sup).specs, n - 1);
+    ck_assert_int_eq(tp_sup_start_child(sys, sup, &t, NULL, NULL, 5000),
+                     TP_EINVAL);
+    free(list);
+    free(kids);
+}
+END_TEST
+
+START_TEST(test_auto_shutdown)
+{
+    tp_child_spec c[] = {spec(0, TP_PERMANENT), spec(1, TP_TRANSIENT),
+                         spec(2, TP_TEMPORARY)};
+    c[1].significant = c[2].significant = true;
+    tp_pid sup = start_sup(
+        (tp_sup_flags){.auto_shutdown = TP_AUTO_SHUTDOWN_ALL_SIGNIFICANT}, c,
+        3);
+    watch(sup);
+    die(1, TP_REASON_NORMAL);
+    ck_assert(tpt_wait_ge(&cfg[1].stops, 1, 20));
+    ck_assert_int_eq(counts(sup).active, 2); // c is still significant
+    die(2, TP_REASON_NORMAL);
+    ck_assert(tpt_wait_ge(&mon_downs, 1, 20));
+    ck_assert_int_eq(mon_reason, TP_REASON_SHUTDOWN);
+    ck_assert(tpt_wait_ge(&cfg[0].stops, 1, 20));
+
+    memset(cfg, 0, sizeof cfg);
+    sup = start_sup(
+        (tp_sup_flags){.auto_shutdown = TP_AUTO_SHUTDOWN_ANY_SIGNIFICANT}, c,
+        3);
+    watch(sup);
+    die(2, TP_REASON_NORMAL);
+    ck_assert(tpt_wait_ge(&mon_downs, 1, 20));
+    ck_assert(tpt_wait_ge(&cfg[1].stops, 1, 20));
+}
+END_TEST
+
+START_TEST(test_backoff_delays_restart)
+{
+    tp_child_spec c[] = {spec(0, TP_PERMANENT)};
+    tp_pid sup = start_sup((tp_sup_flags){.intensity = 5,
+                                          .backoff_min_ms = 80,
+                                          .backoff_max_ms = 200},
+                           c, 1);
+    die(0, TP_EINVAL);
+    ck_assert(tpt_wait_ge(&cfg[0].stops, 1, 20));
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    wait_starts(0, 2);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+                (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    ck_assert_msg(ms >= 55, "restarted after %.1f ms, before the backoff",
+                  ms);
+    ck_assert_int_eq(counts(sup).active, 1);
+}
+END_TEST
+
+// which_children reports each child's restart count.
+START_TEST(test_restart_counts)
+{
+    tp_child_spec c[] = {spec(0, TP_PERMANENT), spec(1, TP_PERMANENT)};
+    tp_pid sup = start_sup((tp_sup_flags){.intensity = 3}, c, 2);
+    die(1, TP_EINVAL);
+    wait_starts(1, 2);
+    tp_sup_child kids[2];
+    size_t n;
+    ck_assert_int_eq(tp_sup_which_children(sys, sup, kids, 2, &n, 5000), 0);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_uint_eq(kids[1].restarts, 1);
+    ck_assert_uint_eq(kids[0].restarts, 0);
+    ck_assert_int_eq(kids[0].restart, TP_PERMANENT);
+    ck_assert_int_eq(kids[0].type, TP_WORKER);
+}
+END_TEST
+
+Suite *
+supervisor_suite(void)
+{
+    Suite *s = suite_create("supervisor");
+    TCase *tc = tcase_create("otp");
+    tcase_set_timeout(tc, 120);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_one_for_one);
+    tcase_add_test(tc, test_one_for_all_takes_temporary_bystander);
+    tcase_add_test(tc, test_rest_for_one);
+    tcase_add_test(tc, test_restart_types);
+    tcase_add_test(tc, test_intensity_exceeded_shuts_down);
+    tcase_add_test(tc, test_restarts_outside_the_window);
+    tcase_add_test(tc, test_no_restarts_allowed);
+    tcase_add_test(tc, test_escalation_through_three_levels);
+    tcase_add_test(tc, test_init_failure_at_start);
+    tcase_add_test(tc, test_restart_that_fails_gives_up);
+    tcase_add_test(tc, test_invalid_specs);
+    tcase_add_test(tc, test_ordered_shutdown_and_timeouts);
+    tcase_add_test(tc, test_child_management);
+    tcase_add_test(tc, test_simple_one_for_one_storm);
+    tcase_add_test(tc, test_auto_shutdown);
+    tcase_add_test(tc, test_backoff_delays_restart);
+    tcase_add_test(tc, test_restart_counts);
+    suite_add_tcase(s, tc);
+    return s;
+}
