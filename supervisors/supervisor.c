@@ -72,8 +72,8 @@ typedef struct sup {
     child *kids; // in start order
     size_t n, cap;
     uint64_t next_key;
-    int64_t *stamps; // restart times (ms), oldest first
-    size_t nstamps;
+    int64_t *stamps; // restart times (ms) within the period, oldest first
+    size_t nstamps, capstamps;
     unsigned seed;
 
     // The stop sequence in progress, if any.
@@ -261,6 +261,16 @@ add_restart(sup *s)
         if (now - s->stamps[i] < (int64_t)s->flags.period_ms)
             s->stamps[keep++] = s->stamps[i];
     s->nstamps = keep;
+    if (s->nstamps == s->capstamps) {
+        // Grows with the restarts actually inside the window, not with the
+        // intensity, which may be huge.
+        size_t cap = s->capstamps ? s->capstamps * 2 : 8;
+        int64_t *st = realloc(s->stamps, cap * sizeof *st);
+        if (st == NULL)
+            return false; // no memory to count: give up as if exceeded
+        s->stamps = st;
+        s->capstamps = cap;
+    }
     s->stamps[s->nstamps++] = now;
     return s->nstamps <= (size_t)s->flags.intensity;
 }
@@ -799,9 +809,6 @@ sup_init(tp_ctx *ctx, void *state, void *arg)
             return rc;
     }
     s->seed = (unsigned)now_ms() ^ (unsigned)tp_self(ctx).v;
-    s->stamps = malloc(((size_t)s->flags.intensity + 1) * sizeof *s->stamps);
-    if (s->stamps == NULL)
-        return TP_ENOMEM;
     tp_trap_exit(ctx, true);
     for (size_t i = 0; i < spec->nchildren; i++) {
         child *c = add_child(s, &spec->children[i], NULL);

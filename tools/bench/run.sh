@@ -28,13 +28,16 @@ ops_for() {
     pingpong) echo 1000000 ;;
     big) echo 4000000 ;;
     spawn|idle) echo 1000000 ;;
+    restart) echo 100000 ;;
+    storm) echo 10000 ;;
     *) echo 10000000 ;;
     esac
 }
 
 printf '%-9s %7s %10s %9s %12s %8s %10s %s\n' workload threads ops seconds \
     rate ns/op peak_rss bytes/actor
-for w in ${WORKLOADS:-pingpong counting fanin8 fanin64 ring big spawn idle}; do
+for w in ${WORKLOADS:-pingpong counting fanin8 fanin64 ring big spawn idle \
+        restart storm}; do
     ops=$(( $(ops_for "$w") / div ))
     out=$(i=0; while [ "$i" -lt "$runs" ]; do
         timeout 300 "$bin" "$w" "$threads" "$ops" || echo "FAIL"
@@ -54,4 +57,14 @@ for w in ${WORKLOADS:-pingpong counting fanin8 fanin64 ring big spawn idle}; do
             printf "%-9s %7s %10s %9.4f %12s %8.1f %8.1fMB %s\n", $3, $4, $5,
                 $6, unit, $6 * 1e9 / $5, $7 / 1024, ($3 == "idle" ? $8 : "-")
         }'
+    # Restart latency: the medians over the runs of each run's median and
+    # 99th percentile.
+    if [ "$w" = restart ]; then
+        med=$(echo "$out" | awk '/^LATENCY/ {print $2}' | sort -g |
+            awk -v n="$runs" 'NR == int((n + 1) / 2)')
+        p99=$(echo "$out" | awk '/^LATENCY/ {print $3}' | sort -g |
+            awk -v n="$runs" 'NR == int((n + 1) / 2)')
+        printf '%-9s crash to replacement handling its first message: median %s us, p99 %s us\n' \
+            "" "$med" "$p99"
+    fi
 done

@@ -3,10 +3,12 @@
 //
 //   tbench WORKLOAD THREADS OPS
 //
-// WORKLOAD is pingpong, counting, fanin8, fanin64, ring, big, spawn or idle.
-// Prints one line, "RESULT troupe WORKLOAD THREADS OPS SECONDS PEAK_RSS_KB
-// BYTES_PER_ACTOR", which tools/bench/run.sh and compare.sh read.
+// WORKLOAD is pingpong, counting, fanin8, fanin64, ring, big, spawn, idle,
+// restart or storm. Prints one line, "RESULT troupe WORKLOAD THREADS OPS
+// SECONDS PEAK_RSS_KB BYTES_PER_ACTOR", which tools/bench/run.sh and
+// compare.sh read; restart also prints "LATENCY MEDIAN_US P99_US".
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -312,6 +314,133 @@ static const tp_behaviour idle_b = {
     .handle = child_handle,
 };
 
+// ---- restart: OPS crashes of a supervised child, each timed from the
+// crash to its replacement handling its first message ------------------------
+
+static double crash_at, *latency;
+static long restarts_done;
+static tp_pid driver;
+
+static int
+victim_init(tp_ctx *ctx, void *state, void *arg)
+{
+    (void)state, (void)arg;
+    return tp_send(ctx, tp_self(ctx), TAG_GO, NULL, 0);
+}
+
+static int
+victim_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)state;
+    if (msg->tag == TAG_MSG) { // crash now
+        crash_at = now();
+        return TP_ECRASH;
+    }
+    // Our first message: the restart is complete.
+    if (crash_at > 0)
+        latency[restarts_done++] = now() - crash_at;
+    return tp_send(ctx, driver, TAG_MORE, NULL, 0);
+}
+
+static const tp_behaviour victim_b = {.name = "victim",
+                                      .init = victim_init,
+                                      .handle = victim_handle};
+
+static int
+driver_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)state;
+    if (restarts_done >= ops) {
+        tp_system_stop(sys);
+        return TP_OK;
+    }
+    return tp_send(ctx, msg->from, TAG_MSG, NULL, 0);
+}
+
+static const tp_behaviour driver_b = {.name = "driver",
+                                      .handle = driver_handle};
+
+static int
+cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static void
+run_restart(void)
+{
+    latency = calloc((size_t)ops, sizeof *latency);
+    if (latency == NULL)
+        check(TP_ENOMEM, "latencies");
+    check(tp_spawn(sys, &driver, &driver_b, NULL, NULL), "spawn");
+    tp_child_spec c = {.id = "victim", .behaviour = &victim_b};
+    tp_sup_spec spec = {.flags = {.intensity = INT32_MAX, .period_ms = 1},
+                        .children = &c,
+                        .nchildren = 1};
+    check(tp_sup_start(sys, NULL, &spec, NULL), "supervisor");
+}
+
+static void
+report_latency(void)
+{
+    if (restarts_done == 0)
+        return;
+    qsort(latency, (size_t)restarts_done, sizeof *latency, cmp_double);
+    printf("LATENCY %.2f %.2f\n", latency[restarts_done / 2] * 1e6,
+           latency[(restarts_done * 99) / 100] * 1e6);
+}
+
+// ---- storm: OPS simple_one_for_one children crash at once; time until
+// every one is replaced --------------------------------------------------------
+
+static _Atomic long storm_inits;
+
+static int
+storm_init(tp_ctx *ctx, void *state, void *arg)
+{
+    (void)ctx, (void)state, (void)arg;
+    if (atomic_fetch_add(&storm_inits, 1) + 1 == 2 * ops)
+        tp_system_stop(sys);
+    return 0;
+}
+
+static int
+storm_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)ctx, (void)state, (void)msg;
+    return TP_ECRASH;
+}
+
+static const tp_behaviour storm_b = {
+    .name = "storm", .init = storm_init, .handle = storm_handle};
+
+static void
+quiet(void *ud, int level, const char *line)
+{
+    (void)ud, (void)level, (void)line;
+}
+
+static tp_pid
+storm_prepare(void)
+{
+    tp_child_spec c = {.id = "storm", .behaviour = &storm_b};
+    tp_sup_spec spec = {.flags = {.strategy = TP_SIMPLE_ONE_FOR_ONE,
+                                  .intensity = INT32_MAX,
+                                  .period_ms = 1},
+                        .children = &c,
+                        .nchildren = 1};
+    tp_pid sup;
+    check(tp_sup_start(sys, &sup, &spec, NULL), "supervisor");
+    pids = calloc((size_t)ops, sizeof *pids);
+    if (pids == NULL)
+        check(TP_ENOMEM, "pids");
+    for (long i = 0; i < ops; i++)
+        check(tp_sup_start_child(sys, sup, NULL, NULL, &pids[i], -1),
+              "start_child");
+    return sup;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -323,6 +452,9 @@ main(int argc, char **argv)
     unsigned threads = (unsigned)atoi(argv[2]);
     ops = atol(argv[3]);
     tp_config cfg = {.threads = threads};
+    // Restart workloads log a crash and a restart per operation.
+    if (strcmp(w, "restart") == 0 || strcmp(w, "storm") == 0)
+        cfg.log = quiet;
     check(tp_system_new(&sys, &cfg), "system");
     double bytes = 0, t0 = 0, t1 = 0;
     if (strcmp(w, "idle") == 0) {
@@ -332,6 +464,14 @@ main(int argc, char **argv)
             check(tp_spawn(sys, NULL, &idle_b, NULL, NULL), "spawn");
         t1 = now();
         bytes = (double)(proc_status_kb("VmRSS:") - before) * 1024.0 / ops;
+    } else if (strcmp(w, "storm") == 0) {
+        check(tp_system_start(sys), "start");
+        storm_prepare();
+        t0 = now();
+        for (long i = 0; i < ops; i++)
+            check(tp_system_send(sys, pids[i], TAG_MSG, NULL, 0), "send");
+        check(tp_system_wait(sys, -1), "wait");
+        t1 = now();
     } else {
         check(tp_system_start(sys), "start");
         t0 = now();
@@ -349,6 +489,8 @@ main(int argc, char **argv)
             run_big();
         else if (strcmp(w, "spawn") == 0)
             run_spawn();
+        else if (strcmp(w, "restart") == 0)
+            run_restart();
         else {
             fprintf(stderr, "tbench: unknown workload %s\n", w);
             return 2;
@@ -358,6 +500,8 @@ main(int argc, char **argv)
     }
     printf("RESULT troupe %s %u %ld %.6f %ld %.0f\n", w, threads, ops,
            t1 - t0, proc_status_kb("VmHWM:"), bytes);
+    if (latency != NULL)
+        report_latency();
     if (getenv("TBENCH_STATS") != NULL) {
         tp_system_stats st;
         tp_system_stats_get(sys, &st);
@@ -371,5 +515,6 @@ main(int argc, char **argv)
     }
     tp_system_destroy(&sys);
     free(pids);
+    free(latency);
     return 0;
 }
