@@ -775,7 +775,8 @@ tp_spawn(tp_system *sys, tp_pid *out, const tp_behaviour *b, void *arg,
     if (rc == 0 && a->stopping)
         rc = TP_EINIT;
     if (rc != 0) {
-        rc = rc < 0 ? rc : TP_EINIT;
+        rc = rc < 0 ? rc : rc == TP_IGNORE && !a->stopping ? TP_EIGNORED
+                                                           : TP_EINIT;
         // The spawner learns of the failure from the return value, not
         // from a signal; others init linked to or monitored are told.
         if (parent != NULL)

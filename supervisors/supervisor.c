@@ -233,7 +233,8 @@ add_child(sup *s, const tp_child_spec *spec, void *arg)
     return c;
 }
 
-// Starts `c`, linked to us. Returns 0 or the child's init error.
+// Starts `c`, linked to us. Returns 0 (also when its init declined: then
+// its pid stays nil) or the child's init error.
 static int
 start(tp_ctx *ctx, child *c)
 {
@@ -245,7 +246,9 @@ start(tp_ctx *ctx, child *c)
                       c->spec.arg, &o);
     if (rc != 0)
         c->pid = TP_PID_NIL;
-    return rc;
+    // A child whose init declines (OTP's ignore) keeps its spec, not
+    // running; that is not a failure.
+    return rc == TP_EIGNORED ? 0 : rc;
 }
 
 // ---- restart intensity -------------------------------------------------------
@@ -581,7 +584,8 @@ do_call(tp_ctx *ctx, sup *s, const call *k)
         }
         int rc = start(ctx, c);
         tp_pid pid = c->pid;
-        if (rc != 0)
+        if (rc != 0 || (tp_pid_is_nil(pid) &&
+                        s->flags.strategy == TP_SIMPLE_ONE_FOR_ONE))
             remove_child(s, c);
         answer_call(ctx, k, rc, pid);
         return;

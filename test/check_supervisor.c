@@ -394,6 +394,28 @@ START_TEST(test_init_failure_at_start)
 }
 END_TEST
 
+// A child whose init declines is kept, not running; nothing fails.
+START_TEST(test_init_that_ignores)
+{
+    cfg[1].init_rc = TP_IGNORE;
+    tp_child_spec c[] = {spec(0, TP_PERMANENT), spec(1, TP_PERMANENT),
+                         spec(2, TP_PERMANENT)};
+    tp_pid sup = start_sup((tp_sup_flags){0}, c, 3);
+    tp_sup_counts n = counts(sup);
+    ck_assert_int_eq(n.specs, 3);
+    ck_assert_int_eq(n.active, 2);
+    tp_sup_child kids[3];
+    size_t got;
+    ck_assert_int_eq(tp_sup_which_children(sys, sup, kids, 3, &got, 5000), 0);
+    ck_assert(tp_pid_is_nil(kids[1].pid));
+    ck_assert(!tp_pid_is_nil(kids[2].pid));
+    // tp_spawn reports it as such, and leaves nothing behind.
+    tp_pid p = TP_PID_NIL;
+    ck_assert_int_eq(tp_spawn(sys, &p, &worker, &cfg[1], NULL), TP_EIGNORED);
+    ck_assert(tp_pid_is_nil(p));
+}
+END_TEST
+
 START_TEST(test_restart_that_fails_gives_up)
 {
     cfg[0].init_rc = TP_EDECODE;
@@ -637,6 +659,7 @@ supervisor_suite(void)
     tcase_add_test(tc, test_no_restarts_allowed);
     tcase_add_test(tc, test_escalation_through_three_levels);
     tcase_add_test(tc, test_init_failure_at_start);
+    tcase_add_test(tc, test_init_that_ignores);
     tcase_add_test(tc, test_restart_that_fails_gives_up);
     tcase_add_test(tc, test_invalid_specs);
     tcase_add_test(tc, test_ordered_shutdown_and_timeouts);

@@ -50,16 +50,18 @@ enum {
     TP_REASON_SIGNAL = 128, // + N: a native fault caught (catch_faults)
 };
 
-// Return values of `handle` besides errors.
-enum { TP_OK = 0, TP_STOP = 1 };
+// Return values of `handle` besides errors; TP_IGNORE is for `init`.
+enum { TP_OK = 0, TP_STOP = 1, TP_IGNORE = 2 };
 
 // A behaviour. Keep it `const` and static; the runtime never copies it.
 typedef struct tp_behaviour {
     const char *name; // shown in logs and introspection
     size_t state_size; // bytes of private state, zeroed before init
     // Optional. Runs on the spawning thread before the actor is visible to
-    // anyone but itself. Return 0 to start, or a negative error code to
-    // refuse: spawn then fails with that code and nothing is left behind.
+    // anyone but itself. Return 0 to start, TP_IGNORE to decline without
+    // an error (spawn returns TP_EIGNORED; a supervisor keeps the child's
+    // spec, not running), or a negative error code to refuse: spawn then
+    // fails with that code. Either way nothing is left behind.
     int (*init)(tp_ctx *ctx, void *state, void *arg);
     // Required. Handles one message. Return TP_OK to go on, TP_STOP to exit
     // normally, or a negative error code to crash with that reason.
@@ -92,8 +94,10 @@ typedef struct tp_spawn_opts {
 // runs on the calling thread, so spawning never blocks a scheduler thread.
 // Returns 0, TP_EINVAL (NULL sys or b, no handle callback, state_size over
 // 1 GiB, a bad option), TP_EEXIST (the name is taken), TP_ENOMEM, TP_EAGAIN
-// (actor table full), TP_ESHUTDOWN (system being destroyed), or init's own
-// negative code (nothing is left behind and `*out` is untouched).
+// (actor table full), TP_ESHUTDOWN (system being destroyed), TP_EIGNORED
+// (init returned TP_IGNORE), TP_EINIT (init returned another positive value
+// or called tp_stop), or init's own negative code (in each of these cases
+// nothing is left behind and `*out` is untouched).
 // Any thread, actors included.
 TP_API int tp_spawn(tp_system *sys, tp_pid *out, const tp_behaviour *b,
                     void *arg, const tp_spawn_opts *opts);

@@ -26,7 +26,8 @@
     X(ESHUTDOWN, -4003, "system is shutting down")                         \
     X(EINIT, -4004, "actor init failed")                                   \
     X(EDECODE, -4005, "payload could not be decoded")                      \
-    X(ECRASH, -4006, "actor crashed")
+    X(ECRASH, -4006, "actor crashed")                                      \
+    X(EIGNORED, -4007, "actor init chose not to start")
 
 enum {
 #define TP__ERR_ENUM(name, value, msg) TP_##name = (value),
