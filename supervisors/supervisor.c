@@ -146,6 +146,8 @@ by_key(sup *s, uint64_t key)
 static child *
 by_pid(sup *s, tp_pid pid)
 {
+    if (tp_pid_is_nil(pid))
+        return NULL; // signals from outside, not from a stopped child
     for (size_t i = 0; i < s->n; i++)
         if (tp_pid_eq(s->kids[i].pid, pid))
             return &s->kids[i];

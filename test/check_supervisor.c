@@ -275,6 +275,67 @@ START_TEST(test_restart_types)
 }
 END_TEST
 
+// The restart types under each strategy: a transient child exiting normal
+// and a temporary one exiting abnormally are not restarted (the temporary
+// one is forgotten); a permanent one exiting shutdown is, and under
+// one_for_all and rest_for_one it takes the siblings after it along, the
+// stopped transient one included, as OTP does.
+START_TEST(test_restart_types_each_strategy)
+{
+    static const tp_strategy st[] = {TP_ONE_FOR_ONE, TP_ONE_FOR_ALL,
+                                     TP_REST_FOR_ONE};
+    for (int k = 0; k < 3; k++) {
+        memset(cfg, 0, sizeof cfg);
+        tp_child_spec c[] = {spec(0, TP_PERMANENT), spec(1, TP_TRANSIENT),
+                             spec(2, TP_TEMPORARY)};
+        tp_pid sup = start_sup(
+            (tp_sup_flags){.strategy = st[k], .intensity = 10}, c, 3);
+        die(1, TP_REASON_NORMAL);
+        ck_assert(tpt_wait_ge(&cfg[1].stops, 1, 20));
+        die(2, TP_EDECODE);
+        ck_assert(tpt_wait_ge(&cfg[2].stops, 1, 20));
+        tp_sup_counts n = counts(sup);
+        ck_assert_int_eq(n.specs, 2);
+        ck_assert_int_eq(n.active, 1);
+        ck_assert_int_eq(cfg[0].starts + cfg[1].starts + cfg[2].starts, 3);
+        die(0, TP_REASON_SHUTDOWN);
+        wait_starts(0, 2);
+        if (st[k] != TP_ONE_FOR_ONE)
+            wait_starts(1, 2);
+        n = counts(sup);
+        ck_assert_int_eq(n.active, st[k] == TP_ONE_FOR_ONE ? 1 : 2);
+        ck_assert_int_eq(cfg[1].starts, st[k] == TP_ONE_FOR_ONE ? 1 : 2);
+        ck_assert_int_eq(cfg[2].starts, 1);
+        watch(sup);
+        ck_assert_int_eq(tp_system_exit(sys, sup, TP_REASON_SHUTDOWN), 0);
+        ck_assert_msg(tpt_wait_ge(&mon_downs, 1, 20), "strategy %d", k);
+    }
+}
+END_TEST
+
+// A child that traps exits and never stops, with an infinite shutdown:
+// the supervisor waits for it (and answers nothing else meanwhile).
+START_TEST(test_infinity_waits)
+{
+    cfg[0].trap = cfg[0].ignore_exit = true;
+    tp_child_spec c[] = {spec(0, TP_PERMANENT)};
+    c[0].shutdown = TP_SHUTDOWN_INFINITY;
+    tp_pid sup = start_sup((tp_sup_flags){0}, c, 1);
+    watch(sup);
+    ck_assert_int_eq(tp_system_exit(sys, sup, TP_REASON_SHUTDOWN), 0);
+    tpt_nap_us(100000);
+    ck_assert_int_eq(mon_downs, 0); // still waiting
+    ck_assert_int_eq(cfg[0].stops, 0);
+    // Its calls wait too: they are answered once the sequence ends.
+    tp_sup_counts k;
+    ck_assert_int_eq(tp_sup_count_children(sys, sup, &k, 100), TP_ETIMEDOUT);
+    // Killing the child by hand ends the wait; the supervisor goes.
+    ck_assert_int_eq(tp_system_exit(sys, where(0), TP_REASON_KILL), 0);
+    ck_assert(tpt_wait_ge(&mon_downs, 1, 20));
+    ck_assert_int_eq(mon_reason, TP_REASON_SHUTDOWN);
+}
+END_TEST
+
 // ---- intensity ----------------------------------------------------------------
 
 START_TEST(test_intensity_exceeded_shuts_down)
@@ -654,6 +715,8 @@ supervisor_suite(void)
     tcase_add_test(tc, test_one_for_all_takes_temporary_bystander);
     tcase_add_test(tc, test_rest_for_one);
     tcase_add_test(tc, test_restart_types);
+    tcase_add_test(tc, test_restart_types_each_strategy);
+    tcase_add_test(tc, test_infinity_waits);
     tcase_add_test(tc, test_intensity_exceeded_shuts_down);
     tcase_add_test(tc, test_restarts_outside_the_window);
     tcase_add_test(tc, test_no_restarts_allowed);
