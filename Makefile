@@ -158,6 +158,7 @@ bench-compare: deps
 
 format:
 	clang-format -i include/*.h include/troupe/*.h lib/*.[ch] test/*.[ch] \
+		supervisors/*.c \
 		examples/*.c tools/bench/*.c
 
 clean:

@@ -161,9 +161,9 @@ main(int argc, char **argv)
 
     long items = 1000000;
     tp_pid c, p;
-    check(tp_spawn(sys, &c, &consumer_behaviour, &items,
-                   &(tp_spawn_opts){.name = "consumer",
-                                    .mailbox_capacity = 256}),
+    check(tp_spawn(
+              sys, &c, &consumer_behaviour, &items,
+              &(tp_spawn_opts){.name = "consumer", .mailbox_capacity = 256}),
           "spawn");
     check(tp_spawn(sys, &p, &producer_behaviour, &items, NULL), "spawn");
     t0 = now();

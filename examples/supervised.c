@@ -57,12 +57,12 @@ main(void)
     if (tp_system_new(&sys, NULL) != 0 || tp_system_start(sys) != 0)
         return 1;
     const tp_child_spec children[] = {
-        {.id = "counter", .behaviour = &counter,
-         .opts = {.name = "counter"}},
+        {.id = "counter", .behaviour = &counter, .opts = {.name = "counter"}},
         {.id = "worker", .behaviour = &flaky, .opts = {.name = "worker"}},
     };
     tp_sup_spec spec = {
-        .flags = {.strategy = TP_ONE_FOR_ONE, .intensity = 10,
+        .flags = {.strategy = TP_ONE_FOR_ONE,
+                  .intensity = 10,
                   .period_ms = 1000},
         .children = children,
         .nchildren = 2,
@@ -104,8 +104,7 @@ main(void)
     }
     tp_sup_counts counts;
     if (tp_sup_count_children(sys, sup, &counts, 1000) == 0)
-        printf("children: %u specs, %u active\n", counts.specs,
-               counts.active);
+        printf("children: %u specs, %u active\n", counts.specs, counts.active);
     // Ordered shutdown: the supervisor stops its children, last first.
     tp_system_exit(sys, sup, TP_REASON_SHUTDOWN);
     tp_system_wait(sys, 5000);

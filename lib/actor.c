@@ -143,8 +143,8 @@ unlist(tp_actor *s)
     if (r != NULL) {
         mute_lock(r);
         if (atomic_load_explicit(&s->listed, memory_order_relaxed)) {
-            tp_actor *p = atomic_load_explicit(&r->mute_list,
-                                               memory_order_relaxed);
+            tp_actor *p =
+                atomic_load_explicit(&r->mute_list, memory_order_relaxed);
             if (p == s) {
                 atomic_store_explicit(&r->mute_list, s->mute_next,
                                       memory_order_relaxed);
@@ -177,7 +177,7 @@ keep_muted(tp_actor *a)
     return false;
 }
 
-// ---- putting messages in mailboxes ------------------------------------------
+// ---- putting messages in mailboxes -----------------------------------------
 
 // Reserves a place in `r`'s user lane unless it already holds `limit`
 // messages. Returns true with the counter's previous value in *old.
@@ -327,7 +327,7 @@ drain(tp_actor *a, bool answer, int reason)
                                   memory_order_relaxed);
 }
 
-// ---- logging crashes -------------------------------------------------------------
+// ---- logging crashes -------------------------------------------------------
 
 // Logs one line: who crashed, why, the message being handled and the
 // actor's own description of its state.
@@ -370,7 +370,7 @@ report_fault(tp_actor *a)
     tp__self.fault_sig = 0;
 }
 
-// ---- exit and burial ----------------------------------------------------------------
+// ---- exit and burial -------------------------------------------------------
 
 // Makes `a` unreachable and releases what it holds, except its memory,
 // which waits for a grace period in limbo.
@@ -435,9 +435,8 @@ actor_exit(tp_actor *a, int reason, bool reported)
     tp__notify_exit(a, reason);
     bury(a, reason);
     atomic_fetch_add_explicit(&sys->exited, 1, memory_order_relaxed);
-    if (reason < 0 || reason == TP_REASON_KILL ||
-        reason == TP_REASON_KILLED || reason == TP_REASON_MAILBOX_OVERFLOW ||
-        reason > TP_REASON_SIGNAL)
+    if (reason < 0 || reason == TP_REASON_KILL || reason == TP_REASON_KILLED ||
+        reason == TP_REASON_MAILBOX_OVERFLOW || reason > TP_REASON_SIGNAL)
         atomic_fetch_add_explicit(&sys->crashed, 1, memory_order_relaxed);
     tp__live_dec(sys);
 }
@@ -447,9 +446,9 @@ tp__actor_free(tp_actor *a)
 {
     // Messages pushed by senders that raced with the death; at system
     // destruction (no workers) nobody is left to answer.
-    drain(a, a->system->started && !atomic_load_explicit(
-                                       &a->system->stop_workers,
-                                       memory_order_relaxed),
+    drain(a,
+          a->system->started && !atomic_load_explicit(&a->system->stop_workers,
+                                                      memory_order_relaxed),
           TP_REASON_NOPROC);
     tp__ext_free(a);
     tp__mailbox_close(&a->sys);
@@ -473,7 +472,7 @@ tp__actor_shutdown(tp_actor *a)
     tp__actor_free(a);
 }
 
-// ---- the activation ----------------------------------------------------------------
+// ---- the activation --------------------------------------------------------
 
 static int
 handle_result(tp_actor *a, int r)
@@ -543,8 +542,8 @@ settle(tp__worker *w, tp_actor *a)
 {
     uint64_t sub = ((uint64_t)w->done_user << 32) + (w->done_total - 1);
     // seq_cst: as in finish().
-    uint64_t old = atomic_fetch_sub_explicit(&a->count, sub,
-                                             memory_order_seq_cst);
+    uint64_t old =
+        atomic_fetch_sub_explicit(&a->count, sub, memory_order_seq_cst);
     tp__count(&a->handled, w->done_user);
     tp__count(&w->messages, w->done_user);
     uint32_t left_user = TP__CNT_USERS(old) - w->done_user;
@@ -616,8 +615,8 @@ finish(tp__worker *w, tp_actor *a)
     a->hold = muting ? 1 : 0;
     uint64_t sub = ((uint64_t)w->done_user << 32) + total;
     // seq_cst: pairs with maybe_mute's seq_cst list store and count load.
-    uint64_t old = atomic_fetch_sub_explicit(&a->count, sub,
-                                             memory_order_seq_cst);
+    uint64_t old =
+        atomic_fetch_sub_explicit(&a->count, sub, memory_order_seq_cst);
     uint32_t left_total = TP__CNT_TOTAL(old) - (uint32_t)total;
     uint32_t left_user = TP__CNT_USERS(old) - w->done_user;
     tp__count(&a->handled, w->done_user);
@@ -669,7 +668,7 @@ tp__actor_run(tp__worker *w, tp_actor *a)
     }
 }
 
-// ---- spawning ---------------------------------------------------------------------------
+// ---- spawning --------------------------------------------------------------
 
 static int
 check_spawn(tp_system *sys, const tp_behaviour *b, const tp_spawn_opts *o)
@@ -685,7 +684,8 @@ check_spawn(tp_system *sys, const tp_behaviour *b, const tp_spawn_opts *o)
             (unsigned)o->overflow > TP_OVERFLOW_EXIT_RECEIVER)
             return TP_EINVAL;
         // Linking needs a spawning actor of the same system.
-        if (o->link && (tp__self.actor == NULL || tp__self.actor->system != sys))
+        if (o->link &&
+            (tp__self.actor == NULL || tp__self.actor->system != sys))
             return TP_EINVAL;
     }
     if (atomic_load_explicit(&sys->shutting_down, memory_order_acquire))
@@ -775,8 +775,9 @@ tp_spawn(tp_system *sys, tp_pid *out, const tp_behaviour *b, void *arg,
     if (rc == 0 && a->stopping)
         rc = TP_EINIT;
     if (rc != 0) {
-        rc = rc < 0 ? rc : rc == TP_IGNORE && !a->stopping ? TP_EIGNORED
-                                                           : TP_EINIT;
+        rc = rc < 0                            ? rc
+             : rc == TP_IGNORE && !a->stopping ? TP_EIGNORED
+                                               : TP_EINIT;
         // The spawner learns of the failure from the return value, not
         // from a signal; others init linked to or monitored are told.
         if (parent != NULL)
@@ -799,7 +800,7 @@ tp_spawn(tp_system *sys, tp_pid *out, const tp_behaviour *b, void *arg,
     return 0;
 }
 
-// ---- sending ------------------------------------------------------------------------------
+// ---- sending ---------------------------------------------------------------
 
 static int
 check_send(uint32_t tag, const void *data, size_t size)
@@ -1051,7 +1052,7 @@ tp_system_send_name(tp_system *sys, const char *name, uint32_t tag,
     return rc != 0 ? rc : tp_system_send(sys, to, tag, data, size);
 }
 
-// ---- context ----------------------------------------------------------------------------------
+// ---- context ---------------------------------------------------------------
 
 tp_pid
 tp_self(tp_ctx *ctx)

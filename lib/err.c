@@ -12,8 +12,8 @@ tp_strerror(int err)
     if (err == 0)
         return "success";
     switch (err) {
-#define TP__ERR_MSG(name, value, msg)                                      \
-    case (value):                                                          \
+#define TP__ERR_MSG(name, value, msg)                                         \
+    case (value):                                                             \
         return msg;
         TP_ERRNO_MAP(TP__ERR_MSG)
 #undef TP__ERR_MSG
@@ -27,8 +27,8 @@ tp_err_name(int err)
     if (err == 0)
         return "TP_OK";
     switch (err) {
-#define TP__ERR_NAME(name, value, msg)                                     \
-    case (value):                                                          \
+#define TP__ERR_NAME(name, value, msg)                                        \
+    case (value):                                                             \
         return "TP_" #name;
         TP_ERRNO_MAP(TP__ERR_NAME)
 #undef TP__ERR_NAME

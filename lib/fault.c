@@ -126,8 +126,8 @@ void
 tp__fault_backtrace(char *buf, size_t size)
 {
     buf[0] = '\0';
-    char **names = backtrace_symbols(tp__self.fault_frames,
-                                     tp__self.fault_depth);
+    char **names =
+        backtrace_symbols(tp__self.fault_frames, tp__self.fault_depth);
     if (names == NULL)
         return;
     size_t len = 0;

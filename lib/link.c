@@ -128,7 +128,7 @@ tp__map_free(tp__map *m)
     memset(m, 0, sizeof *m);
 }
 
-// ---- per-actor tables -------------------------------------------------------
+// ---- per-actor tables ------------------------------------------------------
 
 tp__ext *
 tp__ext_of(tp_actor *a)
@@ -170,7 +170,7 @@ check_ctx(tp_ctx *ctx)
     return 0;
 }
 
-// ---- sending signals ------------------------------------------------------------
+// ---- sending signals -------------------------------------------------------
 
 static tp__msg *
 signal_new(tp_system *sys, uint16_t kind, tp_pid from, uint64_t ref,
@@ -212,7 +212,7 @@ send_signal(tp_system *sys, uint16_t kind, tp_pid from, tp_pid to,
     return rc;
 }
 
-// ---- the public calls ------------------------------------------------------------
+// ---- the public calls ------------------------------------------------------
 
 int
 tp_link(tp_ctx *ctx, tp_pid pid)
@@ -300,8 +300,9 @@ tp_monitor(tp_ctx *ctx, tp_pid pid, uint64_t *ref)
     uint64_t r = tp__new_ref(a->system);
     if ((rc = tp__map_put(&x->monitors, r, pid.v)) != 0)
         return rc;
-    rc = tp_pid_is_nil(pid) ? TP_ENOACTOR
-                            : send_ref(a->system, TP__MSG_MONITOR, a->pid, pid, r);
+    rc = tp_pid_is_nil(pid)
+             ? TP_ENOACTOR
+             : send_ref(a->system, TP__MSG_MONITOR, a->pid, pid, r);
     if (rc == TP_ENOACTOR) {
         // Gone already: the DOWN says so, through our own system lane.
         rc = send_signal(a->system, TP__MSG_DOWN, pid, a->pid, r,
@@ -330,7 +331,7 @@ tp_demonitor(tp_ctx *ctx, uint64_t ref)
     return 0;
 }
 
-// ---- spawn-time links ------------------------------------------------------------
+// ---- spawn-time links ------------------------------------------------------
 
 // Links a child being spawned to its spawner, which runs on this thread;
 // the child is not scheduled yet, so both tables are ours to write.
@@ -353,12 +354,12 @@ tp__unlink_spawned(tp_actor *parent, tp_actor *child)
         tp__map_del(&parent->ext->links, child->pid.v, NULL);
 }
 
-// ---- receiving signals -----------------------------------------------------------
+// ---- receiving signals -----------------------------------------------------
 
 // Makes a message for `handle` that lives outside the mailbox lanes.
 static int
-loose(tp_system *sys, uint32_t tag, tp_pid from, const void *data,
-      size_t size, tp__msg **out)
+loose(tp_system *sys, uint32_t tag, tp_pid from, const void *data, size_t size,
+      tp__msg **out)
 {
     tp__msg *n = tp__msg_new_copy(sys, tag, from, data, size);
     if (n == NULL)
@@ -383,8 +384,8 @@ tp__system_signal(tp__msg *m, tp_actor *a, tp__msg **deliver)
             tp__map_put(&x->links, from.v, 1) != 0) {
             // No memory to remember the link: keep the promise the other
             // way, by telling the linker we are gone.
-            send_signal(a->system, TP__MSG_EXIT, a->pid, from, 0,
-                        TP_ENOMEM, true, "no memory for a link");
+            send_signal(a->system, TP__MSG_EXIT, a->pid, from, 0, TP_ENOMEM,
+                        true, "no memory for a link");
         }
         return 0;
     case TP__MSG_UNLINK:
@@ -435,8 +436,8 @@ tp__system_signal(tp__msg *m, tp_actor *a, tp__msg **deliver)
             return TP_REASON_KILLED;
         }
         if (x != NULL && x->trap_exit) {
-            tp_exit_msg e = {.from = from, .reason = reason,
-                             .linked = s->linked};
+            tp_exit_msg e = {
+                .from = from, .reason = reason, .linked = s->linked};
             memcpy(e.text, s->text, sizeof e.text);
             return loose(a->system, TP_TAG_EXIT, from, &e, sizeof e, deliver);
         }
@@ -451,7 +452,7 @@ tp__system_signal(tp__msg *m, tp_actor *a, tp__msg **deliver)
     }
 }
 
-// ---- dying -----------------------------------------------------------------------
+// ---- dying -----------------------------------------------------------------
 
 // Tells every linked actor and every watcher that `a` exited with `reason`,
 // and drops the monitors `a` held.

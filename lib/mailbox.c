@@ -109,8 +109,8 @@ tp__pool_free_all(tp__worker *w, unsigned nworkers)
     free_list(w->pool);
     w->pool = NULL;
     w->pool_len = 0;
-    free_list(atomic_exchange_explicit(&w->remote, NULL,
-                                       memory_order_acquire));
+    free_list(
+        atomic_exchange_explicit(&w->remote, NULL, memory_order_acquire));
     for (unsigned i = 0; w->pending != NULL && i < nworkers; i++)
         free_list(w->pending[i].head);
     free(w->pending);
@@ -138,11 +138,11 @@ msg_alloc(tp_system *sys, size_t payload)
             m->origin = NULL;
         return m;
     }
-    if (w->pool == NULL && atomic_load_explicit(&w->remote,
-                                                memory_order_relaxed) != NULL) {
+    if (w->pool == NULL &&
+        atomic_load_explicit(&w->remote, memory_order_relaxed) != NULL) {
         // acquire: pairs with the release CAS of the returning worker.
-        w->pool = atomic_exchange_explicit(&w->remote, NULL,
-                                           memory_order_acquire);
+        w->pool =
+            atomic_exchange_explicit(&w->remote, NULL, memory_order_acquire);
         w->pool_len = POOL_KEEP / 2; // an estimate; only bounds caching
     }
     tp__msg *m;

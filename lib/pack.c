@@ -75,9 +75,9 @@ static int
 pack_header(const uint8_t *p, size_t left, size_t *skip, uint64_t *items)
 {
     static const uint8_t fixed[] = {
-        [0xc0] = 1, [0xc2] = 1, [0xc3] = 1, [0xca] = 5, [0xcb] = 9,
-        [0xcc] = 2, [0xcd] = 3, [0xce] = 5, [0xcf] = 9, [0xd0] = 2,
-        [0xd1] = 3, [0xd2] = 5, [0xd3] = 9, [0xd4] = 3, [0xd5] = 4,
+        [0xc0] = 1, [0xc2] = 1,  [0xc3] = 1, [0xca] = 5, [0xcb] = 9,
+        [0xcc] = 2, [0xcd] = 3,  [0xce] = 5, [0xcf] = 9, [0xd0] = 2,
+        [0xd1] = 3, [0xd2] = 5,  [0xd3] = 9, [0xd4] = 3, [0xd5] = 4,
         [0xd6] = 6, [0xd7] = 10, [0xd8] = 18};
     uint8_t b = p[0];
     int lenbytes = 0, extra = 0;
@@ -100,15 +100,37 @@ pack_header(const uint8_t *p, size_t left, size_t *skip, uint64_t *items)
         return 0;
     }
     switch (b) {
-    case 0xc4: case 0xd9: lenbytes = 1; break; // bin8, str8
-    case 0xc5: case 0xda: lenbytes = 2; break;
-    case 0xc6: case 0xdb: lenbytes = 4; break;
-    case 0xc7: lenbytes = 1, extra = 1; break; // ext8 (+ type byte)
-    case 0xc8: lenbytes = 2, extra = 1; break;
-    case 0xc9: lenbytes = 4, extra = 1; break;
-    case 0xdc: case 0xde: lenbytes = 2; break; // array16, map16
-    case 0xdd: case 0xdf: lenbytes = 4; break; // array32, map32
-    default: return -1; // 0xc1 is never used
+    case 0xc4:
+    case 0xd9:
+        lenbytes = 1;
+        break; // bin8, str8
+    case 0xc5:
+    case 0xda:
+        lenbytes = 2;
+        break;
+    case 0xc6:
+    case 0xdb:
+        lenbytes = 4;
+        break;
+    case 0xc7:
+        lenbytes = 1, extra = 1;
+        break; // ext8 (+ type byte)
+    case 0xc8:
+        lenbytes = 2, extra = 1;
+        break;
+    case 0xc9:
+        lenbytes = 4, extra = 1;
+        break;
+    case 0xdc:
+    case 0xde:
+        lenbytes = 2;
+        break; // array16, map16
+    case 0xdd:
+    case 0xdf:
+        lenbytes = 4;
+        break; // array32, map32
+    default:
+        return -1; // 0xc1 is never used
     }
     if (left < 1 + (size_t)lenbytes)
         return -1;

@@ -15,12 +15,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define SPIN_NS 100000      // how long an idle worker spins before parking
-#define STEAL_BULK 4        // a ring this long is stolen from at once
+#define SPIN_NS 100000       // how long an idle worker spins before parking
+#define STEAL_BULK 4         // a ring this long is stolen from at once
 #define STEAL_STUCK_NS 30000 // a shorter one only if its owner is stuck
-#define STREAK_MAX 32       // runnext picks before the ring gets a turn
-#define GLOBAL_EVERY 61     // ticks between forced inject-queue checks
-#define LIMBO_EVERY 16      // ticks between reclamation attempts
+#define STREAK_MAX 32        // runnext picks before the ring gets a turn
+#define GLOBAL_EVERY 61      // ticks between forced inject-queue checks
+#define LIMBO_EVERY 16       // ticks between reclamation attempts
 
 _Thread_local tp__tls tp__self;
 
@@ -36,11 +36,10 @@ futex_wait(_Atomic uint32_t *word, uint32_t expect)
 static void
 futex_wake(_Atomic uint32_t *word)
 {
-    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL,
-            0);
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
-// ---- inject queue -----------------------------------------------------------
+// ---- inject queue ----------------------------------------------------------
 
 static void
 inject_push(tp_system *sys, tp_actor *a)
@@ -74,14 +73,14 @@ limbo_append(tp__limbo *l, tp_actor *a)
     l->tail = a;
 }
 
-
 // Takes a fair share of the inject queue: one actor to run now, and up to
 // half a ring more into w's ring (when `w` is not NULL).
 static tp_actor *
 inject_pop(tp_system *sys, tp__worker *w)
 {
     // relaxed: a hint; the lock below gives the real answer.
-    uint32_t len = atomic_load_explicit(&sys->inject_len, memory_order_relaxed);
+    uint32_t len =
+        atomic_load_explicit(&sys->inject_len, memory_order_relaxed);
     if (len == 0)
         return NULL;
     uint32_t want = w ? len / sys->nworkers + 1 : 1;
@@ -110,7 +109,7 @@ inject_pop(tp_system *sys, tp__worker *w)
     return first;
 }
 
-// ---- waking and parking -----------------------------------------------------
+// ---- waking and parking ----------------------------------------------------
 
 // Wakes one parked worker if work is waiting and nobody is spinning to take
 // it. The woken worker starts out counted as spinning.
@@ -124,9 +123,9 @@ wake_one(tp_system *sys)
         return;
     uint32_t zero = 0;
     // seq_cst: only one waker at a time turns a sleeper into a spinner.
-    if (!atomic_compare_exchange_strong_explicit(
-            &sys->nspinning, &zero, 1, memory_order_seq_cst,
-            memory_order_relaxed))
+    if (!atomic_compare_exchange_strong_explicit(&sys->nspinning, &zero, 1,
+                                                 memory_order_seq_cst,
+                                                 memory_order_relaxed))
         return;
     pthread_mutex_lock(&sys->idle_lock);
     tp__worker *w = sys->idle;
@@ -158,7 +157,7 @@ wake_all(tp_system *sys)
     }
 }
 
-// ---- per-worker ring ----------------------------------------------------------
+// ---- per-worker ring -------------------------------------------------------
 
 // Appends `a` to w's ring; when the ring is full, to the worker's private
 // overflow list, which refills the ring in order as it drains. Returns how
@@ -272,8 +271,7 @@ static bool
 victim_stuck(tp__worker *w, tp__worker *v, int64_t now)
 {
     // relaxed: a heuristic.
-    uint64_t seq =
-        atomic_load_explicit(&v->activations, memory_order_relaxed);
+    uint64_t seq = atomic_load_explicit(&v->activations, memory_order_relaxed);
     if (seq != w->victim_seq[v->index]) {
         w->victim_seq[v->index] = seq;
         w->victim_since[v->index] = now;
@@ -315,7 +313,7 @@ work_visible(tp_system *sys)
     return false;
 }
 
-// ---- scheduling entry points ---------------------------------------------------
+// ---- scheduling entry points -----------------------------------------------
 
 void
 tp__sched_schedule(tp_system *sys, tp_actor *a)
@@ -374,7 +372,7 @@ tp__sched_requeue(tp__worker *w, tp_actor *a)
         wake_one(w->sys);
 }
 
-// ---- reclamation -------------------------------------------------------------------
+// ---- reclamation -----------------------------------------------------------
 
 void
 tp__limbo_add(tp_system *sys, tp_actor *a)
@@ -411,9 +409,8 @@ epoch_try_advance(tp_system *sys)
             return;
     }
     // seq_cst: orders the advance after the announcements read above.
-    atomic_compare_exchange_strong_explicit(&sys->epoch, &e, e + 1,
-                                            memory_order_seq_cst,
-                                            memory_order_relaxed);
+    atomic_compare_exchange_strong_explicit(
+        &sys->epoch, &e, e + 1, memory_order_seq_cst, memory_order_relaxed);
 }
 
 // Detaches the actors at the head of `l` whose grace period is over.
@@ -457,8 +454,8 @@ worker_reclaim(tp__worker *w)
     uint64_t e = atomic_load_explicit(&sys->epoch, memory_order_seq_cst);
     free_ready(sys, limbo_take_ready(&w->limbo, e));
     // relaxed: a hint; the lock decides.
-    if (w->index == 0 && atomic_load_explicit(&sys->limbo_waiting,
-                                              memory_order_relaxed) != 0) {
+    if (w->index == 0 &&
+        atomic_load_explicit(&sys->limbo_waiting, memory_order_relaxed) != 0) {
         pthread_mutex_lock(&sys->limbo_lock);
         tp_actor *ready = limbo_take_ready(&sys->limbo, e);
         size_t n = 0;
@@ -476,7 +473,8 @@ void
 tp__limbo_reclaim_all(tp_system *sys)
 {
     for (unsigned i = 0; i <= sys->nworkers; i++) {
-        tp__limbo *l = i < sys->nworkers ? &sys->workers[i].limbo : &sys->limbo;
+        tp__limbo *l =
+            i < sys->nworkers ? &sys->workers[i].limbo : &sys->limbo;
         while (l->head != NULL) {
             tp_actor *next = l->head->run_next;
             tp__actor_free(l->head);
@@ -486,7 +484,7 @@ tp__limbo_reclaim_all(tp_system *sys)
     }
 }
 
-// ---- the worker loop ------------------------------------------------------------------
+// ---- the worker loop -------------------------------------------------------
 
 static void
 announce(tp__worker *w)

@@ -183,7 +183,7 @@ tp__slot_release(tp_system *sys, uint32_t slot)
     w->slots[w->nslots++] = slot;
 }
 
-// ---- registry ------------------------------------------------------------------
+// ---- registry --------------------------------------------------------------
 
 static size_t
 name_hash(const char *s)
@@ -411,7 +411,7 @@ tp_whereis(tp_system *sys, const char *name, tp_pid *out)
     return rc;
 }
 
-// ---- lifetime -------------------------------------------------------------------------
+// ---- lifetime --------------------------------------------------------------
 
 void
 tp__live_dec(tp_system *sys)
@@ -451,9 +451,9 @@ tp_system_new(tp_system **out, const tp_config *cfg)
         return TP_EINVAL;
     if (tp__self.actor != NULL)
         return TP_EPERM;
-    tp_system *sys = aligned_alloc(TP__CACHELINE,
-                                   (sizeof *sys + TP__CACHELINE - 1) &
-                                       ~(size_t)(TP__CACHELINE - 1));
+    tp_system *sys =
+        aligned_alloc(TP__CACHELINE, (sizeof *sys + TP__CACHELINE - 1) &
+                                         ~(size_t)(TP__CACHELINE - 1));
     if (sys == NULL)
         return TP_ENOMEM;
     memset(sys, 0, sizeof *sys);
@@ -588,8 +588,8 @@ tp_system_destroy(tp_system **psys)
     for (uint32_t s = sys->slot_next; s-- > 0;) {
         tp__slot_chunk *c = atomic_load_explicit(
             &sys->chunks[s >> TP__SLOT_CHUNK_BITS], memory_order_relaxed);
-        tp_actor *a = atomic_load_explicit(
-            &c->actor[s & (TP__SLOT_CHUNK - 1)], memory_order_relaxed);
+        tp_actor *a = atomic_load_explicit(&c->actor[s & (TP__SLOT_CHUNK - 1)],
+                                           memory_order_relaxed);
         if (a != NULL)
             tp__actor_shutdown(a);
     }

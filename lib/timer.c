@@ -22,8 +22,8 @@ typedef struct tmr {
     uint32_t heap_at;   // index in the heap or NOT_QUEUED
     uint32_t inflight;  // messages carrying this timer not yet retired
     uint8_t kind;
-    uint8_t live;       // handed out and not yet freed
-    uint8_t cancelled;  // cancelled, or (once) its message was handled
+    uint8_t live;      // handed out and not yet freed
+    uint8_t cancelled; // cancelled, or (once) its message was handled
     uint32_t tag;
     tp_pid to, from;
     uint64_t ref; // KIND_TIMEOUT: the request
@@ -70,7 +70,7 @@ index_of(tp__timers *t, tmr *e)
     return UINT32_MAX;
 }
 
-// ---- the heap -------------------------------------------------------------------
+// ---- the heap --------------------------------------------------------------
 
 static void
 heap_set(tp__timers *t, uint32_t i, tmr *e)
@@ -140,7 +140,7 @@ heap_remove(tp__timers *t, tmr *e)
     heap_up(t, last->heap_at);
 }
 
-// ---- entries ---------------------------------------------------------------------
+// ---- entries ---------------------------------------------------------------
 
 static tmr *
 entry_new(tp__timers *t)
@@ -214,7 +214,7 @@ lookup(tp__timers *t, uint64_t id)
     return e->live && e->gen == (uint32_t)(id >> 32) ? e : NULL;
 }
 
-// ---- the thread --------------------------------------------------------------
+// ---- the thread ------------------------------------------------------------
 
 // Sends what `e` carries; lock not held. Returns whether the destination
 // is alive.
@@ -294,7 +294,7 @@ timer_main(void *arg)
     return NULL;
 }
 
-// ---- the system's side --------------------------------------------------------
+// ---- the system's side -----------------------------------------------------
 
 static tp__timers *
 timers_of(tp_system *sys)
@@ -457,7 +457,7 @@ tp__timer_cancel(tp_system *sys, uint64_t id)
     return rc;
 }
 
-// ---- the public calls ------------------------------------------------------------
+// ---- the public calls ------------------------------------------------------
 
 static int
 check_actor(tp_ctx *ctx)
@@ -544,8 +544,8 @@ tp_timer_cancel(tp_system *sys, tp_timer t)
 }
 
 int
-tp_request(tp_ctx *ctx, tp_pid to, uint32_t tag, const void *data,
-           size_t size, uint32_t timeout_ms, uint64_t *ref)
+tp_request(tp_ctx *ctx, tp_pid to, uint32_t tag, const void *data, size_t size,
+           uint32_t timeout_ms, uint64_t *ref)
 {
     int rc = check_actor(ctx);
     if (rc == 0)
@@ -706,8 +706,8 @@ static const tp_behaviour call_proxy = {.name = "tp_call",
                                         .terminate = call_terminate};
 
 int
-tp_call(tp_system *sys, tp_pid to, uint32_t tag, const void *data,
-        size_t size, int timeout_ms, tp_call_reply *out)
+tp_call(tp_system *sys, tp_pid to, uint32_t tag, const void *data, size_t size,
+        int timeout_ms, tp_call_reply *out)
 {
     if (sys == NULL || out == NULL || timeout_ms < -1 || timeout_ms == 0)
         return TP_EINVAL;
@@ -716,9 +716,12 @@ tp_call(tp_system *sys, tp_pid to, uint32_t tag, const void *data,
     int rc = check_payload(tag, data, size);
     if (rc != 0)
         return rc;
-    call_slot c = {.to = to, .tag = tag, .data = data, .size = size,
-                   .timeout_ms = timeout_ms < 0 ? UINT32_MAX
-                                                : (uint32_t)timeout_ms};
+    call_slot c = {.to = to,
+                   .tag = tag,
+                   .data = data,
+                   .size = size,
+                   .timeout_ms =
+                       timeout_ms < 0 ? UINT32_MAX : (uint32_t)timeout_ms};
     pthread_mutex_init(&c.lock, NULL);
     pthread_cond_init(&c.cond, NULL);
     rc = tp_spawn(sys, NULL, &call_proxy, &c, NULL);

@@ -141,11 +141,11 @@ struct tp_actor {
     uint32_t capacity;
     uint32_t low_water;
     uint32_t settle_every; // user messages handled between count updates
-    uint8_t overflow; // tp_overflow, never DEFAULT
-    uint8_t started;  // init succeeded
-    uint8_t stopping; // tp_stop was called
-    uint8_t hold;     // holds kept in `count` (init, mute)
-    uint8_t by_signal; // dying of an exit signal, not of its own doing
+    uint8_t overflow;      // tp_overflow, never DEFAULT
+    uint8_t started;       // init succeeded
+    uint8_t stopping;      // tp_stop was called
+    uint8_t hold;          // holds kept in `count` (init, mute)
+    uint8_t by_signal;     // dying of an exit signal, not of its own doing
     _Atomic uint8_t dead;
     _Atomic uint8_t overflow_kill; // a kill is already on its way
     _Atomic uint8_t listed;        // on some receiver's mute list
@@ -155,10 +155,10 @@ struct tp_actor {
 
     // Backpressure: senders muted on this actor, guarded by mute_lock.
     _Atomic(tp_actor *) mute_list;
-    tp_actor *mute_next;   // link in the receiver's list
+    tp_actor *mute_next;             // link in the receiver's list
     _Atomic(tp_actor *) mute_target; // receiver whose list holds us
 
-    tp_actor *run_next;     // link in the global run queue / limbo
+    tp_actor *run_next; // link in the global run queue / limbo
     uint64_t limbo_epoch;
     const tp__msg *current; // message being handled
     char *name;             // registered name or NULL
@@ -244,24 +244,24 @@ struct tp__worker {
     unsigned index;
     tp_actor *runnext;
     tp_actor *pinned, *pinned_tail; // runnable, not to be stolen
-    unsigned streak;   // consecutive runs taken from runnext
+    unsigned streak;                // consecutive runs taken from runnext
     unsigned tick;
     uint64_t seen_epoch;
-    tp__limbo limbo;   // dead actors waiting for a grace period
+    tp__limbo limbo;    // dead actors waiting for a grace period
     tp__limbo overflow; // runnable actors beyond the ring, in order
     uint32_t slots[TP__SLOT_CACHE]; // free actor-table slots, ours alone
     unsigned nslots;
     uint32_t rng;
     pthread_t thread;
-    jmp_buf *jb;        // where tp_fail jumps to
+    jmp_buf *jb; // where tp_fail jumps to
     tp__worker *idle_next;
     uint32_t done_user; // counts of the running activation
     uint32_t done_total;
-    tp__pool_block *pool;     // free message blocks
+    tp__pool_block *pool; // free message blocks
     unsigned pool_len;
-    tp__pool_batch *pending;  // blocks to return, per origin worker
-    uint64_t *victim_seq;     // per worker: activations when last looked at
-    int64_t *victim_since;    // per worker: when that run_seq was first seen
+    tp__pool_batch *pending; // blocks to return, per origin worker
+    uint64_t *victim_seq;    // per worker: activations when last looked at
+    int64_t *victim_since;   // per worker: when that run_seq was first seen
 
     // Pushed by other workers returning our blocks; taken by the owner.
     TP__ALIGNED _Atomic(tp__pool_block *) remote;
@@ -294,7 +294,7 @@ typedef struct tp__tls {
     tp_actor *actor;    // actor whose callback is running, or NULL
     jmp_buf *jb;        // where tp_fail jumps to
     int fail_reason;
-    int fault_sig;      // the caught signal, when a fault jumped to jb
+    int fault_sig; // the caught signal, when a fault jumped to jb
     int fault_depth;
     void *fault_frames[TP__FRAMES];
 } tp__tls;

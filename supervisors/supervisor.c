@@ -47,12 +47,12 @@ typedef struct child {
     tp_child_spec spec; // id and opts.name are NULL: see id and name
     char id[ID_MAX];
     char name[TP_NAME_MAX + 1]; // registered name, or ""
-    uint64_t key;       // never reused: names the child in timers
-    tp_pid pid;         // TP_PID_NIL when not running
+    uint64_t key;               // never reused: names the child in timers
+    tp_pid pid;                 // TP_PID_NIL when not running
     uint32_t restarts;
-    uint32_t streak;    // restarts in a row, for backoff
-    bool waiting;       // a delayed restart is pending
-    bool retry;         // its last start failed; the next try counts
+    uint32_t streak; // restarts in a row, for backoff
+    bool waiting;    // a delayed restart is pending
+    bool retry;      // its last start failed; the next try counts
 } child;
 
 // A pending management call, answered with tp_reply_to.
@@ -80,13 +80,13 @@ typedef struct sup {
     bool busy;
     uint64_t *stop; // child keys, in stopping order
     size_t nstop, stop_at;
-    tp_pid target;   // child being stopped now, or nil
+    tp_pid target; // child being stopped now, or nil
     tp_timer kill_timer;
     int cont;        // what to do when the sequence ends
     int exit_reason; // CONT_EXIT
     uint64_t *again; // CONT_RESTART: keys to restart, in start order
     size_t nagain;
-    call answer_to;  // CONT_ANSWER: the terminate call
+    call answer_to; // CONT_ANSWER: the terminate call
 
     // Work that arrived during a sequence.
     uint64_t *exited; // keys of children that exited meanwhile
@@ -117,8 +117,7 @@ strategy_name(tp_strategy s)
 // One log line per event: supervisor, event, child id, pid, behaviour,
 // reason (unless NO_REASON) and the child's restart count.
 static void
-log_child(tp_ctx *ctx, int level, const char *what, const child *c,
-          int reason)
+log_child(tp_ctx *ctx, int level, const char *what, const child *c, int reason)
 {
     char me[TP_PID_STRLEN], pid[TP_PID_STRLEN], why[80] = "";
     tp_pid_format(tp_self(ctx), me, sizeof me);
@@ -132,7 +131,7 @@ log_child(tp_ctx *ctx, int level, const char *what, const child *c,
            what, c->id, pid, c->spec.behaviour->name, why, c->restarts);
 }
 
-// ---- children ------------------------------------------------------------------
+// ---- children --------------------------------------------------------------
 
 static child *
 by_key(sup *s, uint64_t key)
@@ -253,7 +252,7 @@ start(tp_ctx *ctx, child *c)
     return rc == TP_EIGNORED ? 0 : rc;
 }
 
-// ---- restart intensity -------------------------------------------------------
+// ---- restart intensity -----------------------------------------------------
 
 // Records a restart; returns false when more than `intensity` happened
 // within `period_ms` (counted across all children).
@@ -290,7 +289,7 @@ restarts_in_window(const sup *s)
     return n;
 }
 
-// ---- stop sequences -------------------------------------------------------------
+// ---- stop sequences --------------------------------------------------------
 
 static void finish_sequence(tp_ctx *ctx, sup *s);
 
@@ -388,7 +387,7 @@ shut_down(tp_ctx *ctx, sup *s, int reason)
     free(keys);
 }
 
-// ---- restarting ---------------------------------------------------------------
+// ---- restarting ------------------------------------------------------------
 
 static void handle_exit_of(tp_ctx *ctx, sup *s, child *c, int reason);
 
@@ -406,8 +405,8 @@ backoff_ms(sup *s, child *c)
     // +-25 % jitter.
     int64_t j = (int64_t)(d / 4);
     if (j > 0)
-        d = (uint64_t)((int64_t)d - j + (int64_t)(rand_r(&s->seed) %
-                                                 (unsigned)(2 * j + 1)));
+        d = (uint64_t)((int64_t)d - j +
+                       (int64_t)(rand_r(&s->seed) % (unsigned)(2 * j + 1)));
     return (uint32_t)d;
 }
 
@@ -465,8 +464,7 @@ restart_for(tp_ctx *ctx, sup *s, child *c)
     }
     case TP_ONE_FOR_ALL:
     case TP_REST_FOR_ONE: {
-        size_t from = s->flags.strategy == TP_ONE_FOR_ALL ? 0
-                                                          : index_of(s, c);
+        size_t from = s->flags.strategy == TP_ONE_FOR_ALL ? 0 : index_of(s, c);
         size_t n = 0;
         uint64_t *again = malloc((s->n - from) * sizeof *again);
         if (again == NULL) {
@@ -531,17 +529,17 @@ handle_exit_of(tp_ctx *ctx, sup *s, child *c, int reason)
         if (c->spec.restart == TP_TEMPORARY ||
             s->flags.strategy == TP_SIMPLE_ONE_FOR_ONE)
             remove_child(s, c);
-        if (sig && (s->flags.auto_shutdown == TP_AUTO_SHUTDOWN_ANY_SIGNIFICANT ||
-                    (s->flags.auto_shutdown ==
-                         TP_AUTO_SHUTDOWN_ALL_SIGNIFICANT &&
-                     !significant_alive(s))))
+        if (sig &&
+            (s->flags.auto_shutdown == TP_AUTO_SHUTDOWN_ANY_SIGNIFICANT ||
+             (s->flags.auto_shutdown == TP_AUTO_SHUTDOWN_ALL_SIGNIFICANT &&
+              !significant_alive(s))))
             shut_down(ctx, s, TP_REASON_SHUTDOWN);
         return;
     }
     restart_for(ctx, s, c);
 }
 
-// ---- calls --------------------------------------------------------------------
+// ---- calls -----------------------------------------------------------------
 
 static void
 answer_call(tp_ctx *ctx, const call *k, int rc, tp_pid pid)
@@ -567,8 +565,8 @@ do_call(tp_ctx *ctx, sup *s, const call *k)
             }
         } else {
             spec = &q->spec;
-            int rc = q->has_spec ? check_spec(tp_ctx_system(ctx), spec)
-                                 : TP_EINVAL;
+            int rc =
+                q->has_spec ? check_spec(tp_ctx_system(ctx), spec) : TP_EINVAL;
             if (rc == 0 && by_id(s, spec->id) != NULL)
                 rc = TP_EEXIST;
             if (rc != 0) {
@@ -577,17 +575,17 @@ do_call(tp_ctx *ctx, sup *s, const call *k)
             }
         }
         tp_child_spec copy = *spec;
-        c = add_child(s, &copy, s->flags.strategy == TP_SIMPLE_ONE_FOR_ONE
-                                    ? q->arg
-                                    : NULL);
+        c = add_child(s, &copy,
+                      s->flags.strategy == TP_SIMPLE_ONE_FOR_ONE ? q->arg
+                                                                 : NULL);
         if (c == NULL) {
             answer_call(ctx, k, TP_ENOMEM, TP_PID_NIL);
             return;
         }
         int rc = start(ctx, c);
         tp_pid pid = c->pid;
-        if (rc != 0 || (tp_pid_is_nil(pid) &&
-                        s->flags.strategy == TP_SIMPLE_ONE_FOR_ONE))
+        if (rc != 0 ||
+            (tp_pid_is_nil(pid) && s->flags.strategy == TP_SIMPLE_ONE_FOR_ONE))
             remove_child(s, c);
         answer_call(ctx, k, rc, pid);
         return;
@@ -759,7 +757,7 @@ finish_sequence(tp_ctx *ctx, sup *s)
     }
 }
 
-// ---- the behaviour -------------------------------------------------------------
+// ---- the behaviour ---------------------------------------------------------
 
 static void
 sup_free(sup *s)
@@ -905,8 +903,8 @@ sup_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
         if (c->retry) {
             c->retry = false;
             if (!add_restart(s)) {
-                log_child(ctx, TP_LOG_ERR, "reached_max_restart_intensity",
-                          c, TP_REASON_SHUTDOWN);
+                log_child(ctx, TP_LOG_ERR, "reached_max_restart_intensity", c,
+                          TP_REASON_SHUTDOWN);
                 shut_down(ctx, s, TP_REASON_SHUTDOWN);
                 return TP_OK;
             }
@@ -979,8 +977,8 @@ sup_describe(const void *state, char *buf, size_t size)
         w = snprintf(buf + len, size - len,
                      " [id=%s pid=%s state=%s restarts=%u]", c->id, pid,
                      !tp_pid_is_nil(c->pid) ? "running"
-                     : c->waiting          ? "restarting"
-                                           : "stopped",
+                     : c->waiting           ? "restarting"
+                                            : "stopped",
                      c->restarts);
         if (w < 0)
             break;
@@ -1003,12 +1001,11 @@ tp_sup_start(tp_system *sys, tp_pid *out, const tp_sup_spec *spec,
     return tp_spawn(sys, out, &tp_supervisor, (void *)spec, opts);
 }
 
-// ---- calls from outside -----------------------------------------------------------
+// ---- calls from outside ----------------------------------------------------
 
 static int
 sup_call(tp_system *sys, tp_pid sup_pid, uint32_t tag, const void *data,
-         size_t size, int timeout_ms, void *out, size_t out_size,
-         size_t *got)
+         size_t size, int timeout_ms, void *out, size_t out_size, size_t *got)
 {
     tp_call_reply rep;
     int rc = tp_call(sys, sup_pid, tag, data, size, timeout_ms, &rep);
@@ -1027,8 +1024,8 @@ answered(tp_system *sys, tp_pid sup_pid, uint32_t tag, const void *data,
          size_t size, int timeout_ms, tp_pid *out)
 {
     answer a = {TP_EINVAL, TP_PID_NIL};
-    int rc = sup_call(sys, sup_pid, tag, data, size, timeout_ms, &a,
-                      sizeof a, NULL);
+    int rc = sup_call(sys, sup_pid, tag, data, size, timeout_ms, &a, sizeof a,
+                      NULL);
     if (rc != 0)
         return rc;
     if (out != NULL && a.rc == 0)
@@ -1106,8 +1103,7 @@ tp_sup_which_children(tp_system *sys, tp_pid sup_pid, tp_sup_child *out,
     }
     *n = rep.size / sizeof(tp_sup_child);
     if (max > 0)
-        memcpy(out, rep.data,
-               (*n < max ? *n : max) * sizeof(tp_sup_child));
+        memcpy(out, rep.data, (*n < max ? *n : max) * sizeof(tp_sup_child));
     free(rep.data);
     return 0;
 }

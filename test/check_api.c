@@ -72,12 +72,12 @@ START_TEST(test_spawn_errors)
     ck_assert_int_eq(tp_spawn(sys, &pid, NULL, NULL, NULL), TP_EINVAL);
     ck_assert_int_eq(tp_spawn(sys, &pid, &no_handle, NULL, NULL), TP_EINVAL);
     ck_assert_int_eq(tp_spawn(sys, &pid, &huge, NULL, NULL), TP_EINVAL);
-    ck_assert_int_eq(tp_spawn(sys, &pid, &ok_b, NULL,
-                              &(tp_spawn_opts){.name = longname}),
-                     TP_EINVAL);
-    ck_assert_int_eq(tp_spawn(sys, &pid, &ok_b, NULL,
-                              &(tp_spawn_opts){.name = ""}),
-                     TP_EINVAL);
+    ck_assert_int_eq(
+        tp_spawn(sys, &pid, &ok_b, NULL, &(tp_spawn_opts){.name = longname}),
+        TP_EINVAL);
+    ck_assert_int_eq(
+        tp_spawn(sys, &pid, &ok_b, NULL, &(tp_spawn_opts){.name = ""}),
+        TP_EINVAL);
     ck_assert_int_eq(
         tp_spawn(sys, &pid, &ok_b, NULL,
                  &(tp_spawn_opts){.mailbox_capacity = (1u << 30) + 1}),
@@ -108,8 +108,7 @@ START_TEST(test_send_errors)
     ck_assert_int_eq(tp_system_send(NULL, pid, 1, "x", 1), TP_EINVAL);
     ck_assert_int_eq(tp_system_send(sys, pid, TP_TAG_RESERVED, "x", 1),
                      TP_EINVAL);
-    ck_assert_int_eq(tp_system_send(sys, pid, 0xffffffffu, "x", 1),
-                     TP_EINVAL);
+    ck_assert_int_eq(tp_system_send(sys, pid, 0xffffffffu, "x", 1), TP_EINVAL);
     ck_assert_int_eq(tp_system_send(sys, pid, 1, NULL, 5), TP_EINVAL);
     ck_assert_int_eq(tp_system_send(sys, pid, 1, "x", TP_MSG_MAX + 1),
                      TP_EMSGSIZE);

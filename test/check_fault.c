@@ -36,8 +36,7 @@ faulty_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
     }
 }
 
-static const tp_behaviour faulty = {.name = "faulty",
-                                    .handle = faulty_handle};
+static const tp_behaviour faulty = {.name = "faulty", .handle = faulty_handle};
 
 // Monitors the actor named in its init argument and records its DOWN.
 static int
@@ -80,8 +79,8 @@ START_TEST(test_faults_crash_only_the_actor)
     return; // TSan owns synchronous signals; see README
 #endif
     static const int sig[] = {SIGSEGV, SIGFPE, SIGABRT, SIGILL};
-    tp_system *sys = tpt_system_cfg(&(tp_config){
-        .threads = 2, .catch_faults = true, .log = keep_log});
+    tp_system *sys = tpt_system_cfg(
+        &(tp_config){.threads = 2, .catch_faults = true, .log = keep_log});
     tp_pid bystander;
     ck_assert_int_eq(tp_spawn(sys, &bystander, &faulty, NULL, NULL), 0);
     for (int i = 0; i < 4; i++) {

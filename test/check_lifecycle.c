@@ -83,9 +83,9 @@ START_TEST(test_init_failure_leaves_nothing)
     tp_system *sys = tpt_system(2);
     int refuse = TP_EDECODE;
     tp_pid pid = tp_pid_make(0, 99, 99);
-    ck_assert_int_eq(tp_spawn(sys, &pid, &rec, &refuse,
-                              &(tp_spawn_opts){.name = "taken?"}),
-                     TP_EDECODE);
+    ck_assert_int_eq(
+        tp_spawn(sys, &pid, &rec, &refuse, &(tp_spawn_opts){.name = "taken?"}),
+        TP_EDECODE);
     ck_assert(tp_pid_eq(pid, tp_pid_make(0, 99, 99))); // untouched
     ck_assert_int_eq(atomic_load(&inits), 1);
     ck_assert_int_eq(atomic_load(&terminates), 0);
@@ -95,9 +95,9 @@ START_TEST(test_init_failure_leaves_nothing)
     ck_assert_uint_eq(st.spawned, 0);
     tp_pid w;
     ck_assert_int_eq(tp_whereis(sys, "taken?", &w), TP_ENOACTOR);
-    ck_assert_int_eq(tp_spawn(sys, &pid, &rec, NULL,
-                              &(tp_spawn_opts){.name = "taken?"}),
-                     0);
+    ck_assert_int_eq(
+        tp_spawn(sys, &pid, &rec, NULL, &(tp_spawn_opts){.name = "taken?"}),
+        0);
     tp_system_destroy(&sys);
     ck_assert_int_eq(atomic_load(&terminates), 1);
     ck_assert_int_eq(atomic_load(&last_reason), TP_REASON_SHUTDOWN);
@@ -312,8 +312,7 @@ parent_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
     return TP_STOP;
 }
 
-static const tp_behaviour parent = {.name = "parent",
-                                    .handle = parent_handle};
+static const tp_behaviour parent = {.name = "parent", .handle = parent_handle};
 
 START_TEST(test_spawn_from_actor_and_self_send_in_init)
 {
@@ -352,9 +351,9 @@ START_TEST(test_crash_report_logged)
     tp_system *sys =
         tpt_system_cfg(&(tp_config){.threads = 2, .log = capture_log});
     tp_pid pid;
-    ck_assert_int_eq(tp_spawn(sys, &pid, &rec, NULL,
-                              &(tp_spawn_opts){.name = "victim"}),
-                     0);
+    ck_assert_int_eq(
+        tp_spawn(sys, &pid, &rec, NULL, &(tp_spawn_opts){.name = "victim"}),
+        0);
     ck_assert_int_eq(tp_system_send(sys, pid, 4, "x", 1), 0);
     ck_assert_int_eq(tp_system_wait(sys, 20000), 0);
     ck_assert(tpt_wait_ge(&log_lines, 1, 5));
@@ -386,10 +385,10 @@ sink(void *ud, int level, const char *line)
 START_TEST(test_tp_log_uses_the_sink)
 {
     tp_system *sys = NULL;
-    ck_assert_int_eq(tp_system_new(&sys, &(tp_config){.log = sink,
-                                                      .log_userdata =
-                                                          &sink_level}),
-                     0);
+    ck_assert_int_eq(
+        tp_system_new(&sys,
+                      &(tp_config){.log = sink, .log_userdata = &sink_level}),
+        0);
     tp_log(sys, TP_LOG_WARNING, "restart child=%s n=%d", "db", 3);
     ck_assert_int_eq(atomic_load(&sink_level), TP_LOG_WARNING);
     ck_assert_str_eq(sink_line, "restart child=db n=3");
@@ -452,7 +451,8 @@ START_TEST(test_destroy_while_busy)
     tp_pid p[N];
     tp_spawn_opts o = {.mailbox_capacity = 8};
     for (int i = 0; i < N; i++) {
-        o.overflow = i % 2 ? TP_OVERFLOW_BACKPRESSURE : TP_OVERFLOW_DROP_OLDEST;
+        o.overflow =
+            i % 2 ? TP_OVERFLOW_BACKPRESSURE : TP_OVERFLOW_DROP_OLDEST;
         ck_assert_int_eq(tp_spawn(sys, &p[i], &busy, &busy_peer[i], &o), 0);
     }
     // Half the actors are their own peer, half form a ring.

@@ -357,8 +357,7 @@ START_TEST(test_exit_signal_passes_full_mailbox)
     atomic_store(&gate, 0);
     atomic_store(&gated_in, 0);
     tp_pid g, m = spawn_probe(0);
-    tp_spawn_opts o = {.mailbox_capacity = 4,
-                       .overflow = TP_OVERFLOW_REJECT};
+    tp_spawn_opts o = {.mailbox_capacity = 4, .overflow = TP_OVERFLOW_REJECT};
     ck_assert_int_eq(tp_spawn(the_sys, &g, &gated, NULL, &o), 0);
     cmd_pid(m, CMD_MONITOR, g);
     sync_probe(m, 0);
@@ -418,9 +417,8 @@ refuses_init(tp_ctx *ctx, void *state, void *arg)
     return TP_EDECODE;
 }
 
-static const tp_behaviour refuses = {.name = "refuses",
-                                     .init = refuses_init,
-                                     .handle = dies_at_once_handle};
+static const tp_behaviour refuses = {
+    .name = "refuses", .init = refuses_init, .handle = dies_at_once_handle};
 
 static int
 parent_init(tp_ctx *ctx, void *state, void *arg)
@@ -438,8 +436,7 @@ parent_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
 {
     (void)ctx, (void)state;
     if (msg->tag == TP_TAG_EXIT) {
-        atomic_store(&parent_reason,
-                     ((const tp_exit_msg *)msg->data)->reason);
+        atomic_store(&parent_reason, ((const tp_exit_msg *)msg->data)->reason);
         atomic_fetch_add(&parent_exits, 1);
     }
     return TP_OK;

@@ -29,16 +29,17 @@ consumer_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
         return TP_EINVAL;
     item it;
     memcpy(&it, msg->data, sizeof it);
-    if (it.producer < 0 || it.producer >= MAXP || it.seq != c->next[it.producer])
+    if (it.producer < 0 || it.producer >= MAXP ||
+        it.seq != c->next[it.producer])
         atomic_fetch_add(&order_errors, 1);
     c->next[it.producer] = it.seq + 1;
     atomic_fetch_add(&consumed, 1);
     return TP_OK;
 }
 
-static const tp_behaviour consumer_b = {
-    .name = "consumer", .state_size = sizeof(consumer),
-    .handle = consumer_handle};
+static const tp_behaviour consumer_b = {.name = "consumer",
+                                        .state_size = sizeof(consumer),
+                                        .handle = consumer_handle};
 
 typedef struct producer {
     tp_pid to;
@@ -65,9 +66,9 @@ producer_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
     return tp_send(ctx, tp_self(ctx), 2, NULL, 0);
 }
 
-static const tp_behaviour producer_b = {
-    .name = "producer", .state_size = sizeof(producer),
-    .handle = producer_handle};
+static const tp_behaviour producer_b = {.name = "producer",
+                                        .state_size = sizeof(producer),
+                                        .handle = producer_handle};
 
 static void
 fifo_with_actor_producers(long nprod, uint32_t capacity)
@@ -462,10 +463,9 @@ static const tp_behaviour relay = {.name = "relay", .handle = relay_handle};
 
 START_TEST(test_self_relay_small_mailbox)
 {
-    static const tp_overflow pol[] = {TP_OVERFLOW_BACKPRESSURE,
-                                      TP_OVERFLOW_REJECT,
-                                      TP_OVERFLOW_DROP_NEWEST,
-                                      TP_OVERFLOW_DROP_OLDEST};
+    static const tp_overflow pol[] = {
+        TP_OVERFLOW_BACKPRESSURE, TP_OVERFLOW_REJECT, TP_OVERFLOW_DROP_NEWEST,
+        TP_OVERFLOW_DROP_OLDEST};
     for (size_t i = 0; i < sizeof pol / sizeof pol[0]; i++) {
         atomic_store(&relay_left, tpt_scaled(200000));
         atomic_store(&relay_bad, 0);

@@ -81,8 +81,10 @@ START_TEST(test_unpack_rejects_malformed)
     struct {
         const void *p;
         size_t n;
-    } cases[] = {{truncated, sizeof truncated}, {trailing, sizeof trailing},
-                 {huge_array, sizeof huge_array}, {bad_byte, sizeof bad_byte},
+    } cases[] = {{truncated, sizeof truncated},
+                 {trailing, sizeof trailing},
+                 {huge_array, sizeof huge_array},
+                 {bad_byte, sizeof bad_byte},
                  {"", 0}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         ck_assert_int_eq(tp_system_send(sys, pid, 3, cases[i].p, cases[i].n),

@@ -22,10 +22,20 @@ END_TEST
 
 START_TEST(test_parse_rejects_garbage)
 {
-    const char *bad[] = {"",        "<>",         "<1.2>",      "<1.2.3",
-                         "1.2.3>",  "<1.2.3>x",   "<a.2.3>",    "<1..3>",
-                         "<65536.1.1>", "<0.16777216.1>", "<0.1.16777216>",
-                         "<-1.2.3>", "<1.2.3.4>", "<99999999999999999999.1.1>"};
+    const char *bad[] = {"",
+                         "<>",
+                         "<1.2>",
+                         "<1.2.3",
+                         "1.2.3>",
+                         "<1.2.3>x",
+                         "<a.2.3>",
+                         "<1..3>",
+                         "<65536.1.1>",
+                         "<0.16777216.1>",
+                         "<0.1.16777216>",
+                         "<-1.2.3>",
+                         "<1.2.3.4>",
+                         "<99999999999999999999.1.1>"};
     tp_pid keep = tp_pid_make(9, 9, 9), p = keep;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         ck_assert_msg(tp_pid_parse(&p, bad[i]) == TP_EINVAL, "accepted '%s'",
@@ -114,11 +124,10 @@ START_TEST(test_never_existing_pids)
 {
     tp_system *sys = tpt_system(1);
     tp_pid pids[] = {TP_PID_NIL, tp_pid_make(0, 12345, 1),
-                     tp_pid_make(0, 0, 999), tp_pid_make(0, 0xffffff, 0xffffff),
-                     tp_pid_make(7, 0, 1)};
+                     tp_pid_make(0, 0, 999),
+                     tp_pid_make(0, 0xffffff, 0xffffff), tp_pid_make(7, 0, 1)};
     for (size_t i = 0; i < sizeof pids / sizeof pids[0]; i++)
-        ck_assert_int_eq(tp_system_send(sys, pids[i], 1, "x", 1),
-                         TP_ENOACTOR);
+        ck_assert_int_eq(tp_system_send(sys, pids[i], 1, "x", 1), TP_ENOACTOR);
     tp_system_destroy(&sys);
 }
 END_TEST

@@ -32,9 +32,11 @@ mortal_terminate(tp_ctx *ctx, void *state, int reason)
     atomic_fetch_add(&deaths, 1);
 }
 
-static const tp_behaviour mortal_b = {
-    .name = "mortal", .state_size = sizeof(long), .init = mortal_init,
-    .handle = mortal_handle, .terminate = mortal_terminate};
+static const tp_behaviour mortal_b = {.name = "mortal",
+                                      .state_size = sizeof(long),
+                                      .init = mortal_init,
+                                      .handle = mortal_handle,
+                                      .terminate = mortal_terminate};
 
 enum { MORTALS = 256 };
 static tp_pid mortals[MORTALS];
@@ -61,9 +63,9 @@ hammer_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
     return h->left > 0 ? tp_send(ctx, tp_self(ctx), 2, NULL, 0) : TP_STOP;
 }
 
-static const tp_behaviour hammer_b = {
-    .name = "hammer", .state_size = sizeof(hammer_state),
-    .handle = hammer_handle};
+static const tp_behaviour hammer_b = {.name = "hammer",
+                                      .state_size = sizeof(hammer_state),
+                                      .handle = hammer_handle};
 
 typedef struct ext {
     tp_system *sys;
@@ -91,8 +93,8 @@ ext_hammer(void *p)
 
 START_TEST(test_sends_racing_with_death)
 {
-    tp_system *sys = tpt_system_cfg(
-        &(tp_config){.threads = 4, .send_timeout_ms = 5});
+    tp_system *sys =
+        tpt_system_cfg(&(tp_config){.threads = 4, .send_timeout_ms = 5});
     for (int i = 0; i < MORTALS; i++)
         ck_assert_int_eq(tp_spawn(sys, &mortals[i], &mortal_b,
                                   (void *)(intptr_t)(1 + i % 50), NULL),
@@ -127,9 +129,8 @@ START_TEST(test_churn_spawn_and_send)
     tp_pid prev = TP_PID_NIL;
     for (long i = 0; i < n; i++) {
         tp_pid p;
-        ck_assert_int_eq(tp_spawn(sys, &p, &mortal_b, (void *)(intptr_t)1,
-                                  NULL),
-                         0);
+        ck_assert_int_eq(
+            tp_spawn(sys, &p, &mortal_b, (void *)(intptr_t)1, NULL), 0);
         ck_assert_int_eq(tp_system_send(sys, p, 1, "x", 1), 0);
         int rc = tp_system_send(sys, prev, 1, "y", 1);
         ck_assert(rc == 0 || rc == TP_ENOACTOR);
@@ -169,10 +170,10 @@ START_TEST(test_shutdown_with_millions_queued)
     long per = tpt_scaled(2000000) / SINKS;
     tp_pid p[SINKS];
     for (int i = 0; i < SINKS; i++)
-        ck_assert_int_eq(tp_spawn(sys, &p[i], &sink_b, NULL,
-                                  &(tp_spawn_opts){.mailbox_capacity =
-                                                       (uint32_t)per}),
-                         0);
+        ck_assert_int_eq(
+            tp_spawn(sys, &p[i], &sink_b, NULL,
+                     &(tp_spawn_opts){.mailbox_capacity = (uint32_t)per}),
+            0);
     for (long k = 0; k < per; k++)
         for (int i = 0; i < SINKS; i++)
             ck_assert_int_eq(tp_system_send(sys, p[i], 1, &k, sizeof k), 0);

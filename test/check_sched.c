@@ -26,9 +26,9 @@ guard_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
     return TP_OK;
 }
 
-static const tp_behaviour guard_b = {
-    .name = "guard", .state_size = sizeof(guard_state),
-    .handle = guard_handle};
+static const tp_behaviour guard_b = {.name = "guard",
+                                     .state_size = sizeof(guard_state),
+                                     .handle = guard_handle};
 
 typedef struct spray {
     tp_pid targets[8];
@@ -104,9 +104,10 @@ pp_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
     if (n == 0)
         return TP_OK;
     n--;
-    tp_pid peer = msg->tag == 1 ? *(const tp_pid *)((const char *)msg->data +
-                                                    sizeof(long))
-                                : msg->from;
+    tp_pid peer =
+        msg->tag == 1
+            ? *(const tp_pid *)((const char *)msg->data + sizeof(long))
+            : msg->from;
     return tp_send(ctx, peer, 2, &n, sizeof n);
 }
 
@@ -120,8 +121,7 @@ flood_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
     return TP_OK;
 }
 
-static const tp_behaviour flood_b = {.name = "flood",
-                                     .handle = flood_handle};
+static const tp_behaviour flood_b = {.name = "flood", .handle = flood_handle};
 
 static void *
 flooder(void *p)
@@ -135,8 +135,8 @@ flooder(void *p)
 static void
 flood_vs_pingpong(unsigned threads)
 {
-    tp_system *sys = tpt_system_cfg(&(tp_config){
-        .threads = threads, .send_timeout_ms = 10});
+    tp_system *sys = tpt_system_cfg(
+        &(tp_config){.threads = threads, .send_timeout_ms = 10});
     tp_pid f, a, b;
     ck_assert_int_eq(tp_spawn(sys, &f, &flood_b, NULL, NULL), 0);
     ck_assert_int_eq(tp_spawn(sys, &a, &pp_b, NULL, NULL), 0);

@@ -12,12 +12,12 @@ enum { W_DIE = 1, W_PING };
 
 // How a worker behaves; one per child id, static for the whole test.
 typedef struct wcfg {
-    int init_rc;         // returned by init (after `ok_starts` good ones)
-    int ok_starts;       // starts that succeed before init_rc applies
-    bool trap;           // traps exits
-    bool ignore_exit;    // and then ignores the shutdown signal
-    _Atomic long starts; // inits that succeeded
-    _Atomic long stops;  // terminates
+    int init_rc;           // returned by init (after `ok_starts` good ones)
+    int ok_starts;         // starts that succeed before init_rc applies
+    bool trap;             // traps exits
+    bool ignore_exit;      // and then ignores the shutdown signal
+    _Atomic long starts;   // inits that succeeded
+    _Atomic long stops;    // terminates
     _Atomic long stop_seq; // when it last terminated (global order)
 } wcfg;
 
@@ -127,9 +127,8 @@ where(int i)
 static void
 die(int i, int reason)
 {
-    ck_assert_int_eq(tp_system_send(sys, where(i), W_DIE, &reason,
-                                    sizeof reason),
-                     0);
+    ck_assert_int_eq(
+        tp_system_send(sys, where(i), W_DIE, &reason, sizeof reason), 0);
 }
 
 // Watches an actor from outside: a monitor held by a small actor.
@@ -258,10 +257,10 @@ START_TEST(test_restart_types)
     tp_pid sup = start_sup((tp_sup_flags){.intensity = 10}, c, 5);
     die(0, TP_REASON_NORMAL); // permanent: restarted even after normal
     wait_starts(0, 2);
-    die(1, TP_REASON_NORMAL); // transient, normal: not restarted
+    die(1, TP_REASON_NORMAL);   // transient, normal: not restarted
     die(2, TP_REASON_SHUTDOWN); // transient, shutdown: not restarted
-    die(4, TP_EDECODE);       // transient, abnormal: restarted
-    die(3, TP_EDECODE);       // temporary: never, and removed
+    die(4, TP_EDECODE);         // transient, abnormal: restarted
+    die(3, TP_EDECODE);         // temporary: never, and removed
     wait_starts(4, 2);
     ck_assert(tpt_wait_ge(&cfg[1].stops, 1, 20));
     ck_assert(tpt_wait_ge(&cfg[2].stops, 1, 20));
@@ -336,7 +335,7 @@ START_TEST(test_infinity_waits)
 }
 END_TEST
 
-// ---- intensity ----------------------------------------------------------------
+// ---- intensity -------------------------------------------------------------
 
 START_TEST(test_intensity_exceeded_shuts_down)
 {
@@ -413,8 +412,8 @@ START_TEST(test_escalation_through_three_levels)
                           .behaviour = &tp_supervisor,
                           .arg = &mid,
                           .type = TP_SUPERVISOR}};
-    tp_pid top = start_sup((tp_sup_flags){.intensity = 1, .period_ms = 60000},
-                           m, 1);
+    tp_pid top =
+        start_sup((tp_sup_flags){.intensity = 1, .period_ms = 60000}, m, 1);
     watch(top);
     // Each pair of crashes exceeds bottom; bottom's restart counts against
     // mid, and so on: 2 crashes per bottom, 2 bottoms per mid, 2 mids.
@@ -439,7 +438,7 @@ START_TEST(test_escalation_through_three_levels)
 }
 END_TEST
 
-// ---- failing starts ------------------------------------------------------------
+// ---- failing starts --------------------------------------------------------
 
 START_TEST(test_init_failure_at_start)
 {
@@ -522,7 +521,7 @@ START_TEST(test_invalid_specs)
 }
 END_TEST
 
-// ---- shutdown ---------------------------------------------------------------------
+// ---- shutdown --------------------------------------------------------------
 
 START_TEST(test_ordered_shutdown_and_timeouts)
 {
@@ -547,7 +546,7 @@ START_TEST(test_ordered_shutdown_and_timeouts)
 }
 END_TEST
 
-// ---- management calls ----------------------------------------------------------
+// ---- management calls ------------------------------------------------------
 
 START_TEST(test_child_management)
 {
@@ -565,8 +564,8 @@ START_TEST(test_child_management)
                      TP_EINVAL);
     cfg[3].init_rc = TP_EDECODE;
     tp_child_spec failing = spec(3, TP_PERMANENT);
-    ck_assert_int_eq(
-        tp_sup_start_child(sys, sup, &failing, NULL, NULL, 5000), TP_EDECODE);
+    ck_assert_int_eq(tp_sup_start_child(sys, sup, &failing, NULL, NULL, 5000),
+                     TP_EDECODE);
     tp_sup_child kids[4];
     size_t n;
     ck_assert_int_eq(tp_sup_which_children(sys, sup, kids, 4, &n, 5000), 0);
@@ -680,8 +679,7 @@ START_TEST(test_backoff_delays_restart)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
                 (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
-    ck_assert_msg(ms >= 55, "restarted after %.1f ms, before the backoff",
-                  ms);
+    ck_assert_msg(ms >= 55, "restarted after %.1f ms, before the backoff", ms);
     ck_assert_int_eq(counts(sup).active, 1);
 }
 END_TEST

@@ -6,22 +6,22 @@
 #include <string.h>
 
 enum {
-    T_ARM = 1,     // data: struct arm: start timers
-    T_TICK,        // a timer's message; data: int sequence
-    T_CANCEL,      // cancel the stored interval timer
-    T_REQUEST,     // data: struct req: send a request
-    T_ECHO,        // a request to answer
-    T_SILENT,      // a request never answered
-    T_LATE,        // answered only after the requester gave up
+    T_ARM = 1, // data: struct arm: start timers
+    T_TICK,    // a timer's message; data: int sequence
+    T_CANCEL,  // cancel the stored interval timer
+    T_REQUEST, // data: struct req: send a request
+    T_ECHO,    // a request to answer
+    T_SILENT,  // a request never answered
+    T_LATE,    // answered only after the requester gave up
     T_PING,
     T_CALL_INSIDE, // try tp_call from inside an actor
     T_REPLY = 100, // the server's answers
 };
 
 typedef struct arm {
-    int n;           // timers to start
-    uint32_t ms[8];  // their delays
-    int interval;    // start one interval timer of ms[0] instead
+    int n;          // timers to start
+    uint32_t ms[8]; // their delays
+    int interval;   // start one interval timer of ms[0] instead
 } arm;
 
 typedef struct req {
@@ -80,9 +80,8 @@ clock_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
         return TP_OK;
     case T_CALL_INSIDE: {
         tp_call_reply rep;
-        atomic_store(&call_inside_rc,
-                     tp_call(tp_ctx_system(ctx), tp_self(ctx), T_ECHO, NULL,
-                             0, 100, &rep));
+        atomic_store(&call_inside_rc, tp_call(tp_ctx_system(ctx), tp_self(ctx),
+                                              T_ECHO, NULL, 0, 100, &rep));
         return TP_OK;
     }
     case T_REPLY:
@@ -199,8 +198,8 @@ gated_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
         return TP_OK;
     }
     if (msg->tag == T_ARM) {
-        int rc = tp_send_after(ctx, tp_self(ctx), 1, T_TICK, NULL, 0,
-                               &gated_timer);
+        int rc =
+            tp_send_after(ctx, tp_self(ctx), 1, T_TICK, NULL, 0, &gated_timer);
         if (rc != 0)
             return rc;
     }
@@ -269,8 +268,9 @@ many_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
     long n;
     memcpy(&n, msg->data, sizeof n);
     for (long i = 0; i < n; i++) {
-        int rc = tp_send_after(ctx, tp_self(ctx), 600000 + (uint32_t)(i % 1000),
-                               T_TICK, NULL, 0, &many[i]);
+        int rc =
+            tp_send_after(ctx, tp_self(ctx), 600000 + (uint32_t)(i % 1000),
+                          T_TICK, NULL, 0, &many[i]);
         if (rc != 0)
             return rc;
     }
@@ -426,8 +426,8 @@ START_TEST(test_timer_bad_args)
 {
     ck_assert_int_eq(tp_send_after(NULL, TP_PID_NIL, 1, 1, NULL, 0, NULL),
                      TP_EINVAL);
-    ck_assert_int_eq(
-        tp_send_interval(NULL, TP_PID_NIL, 1, 1, NULL, 0, NULL), TP_EINVAL);
+    ck_assert_int_eq(tp_send_interval(NULL, TP_PID_NIL, 1, 1, NULL, 0, NULL),
+                     TP_EINVAL);
     ck_assert_int_eq(tp_request(NULL, TP_PID_NIL, 1, NULL, 0, 1, NULL),
                      TP_EINVAL);
     ck_assert_int_eq(tp_reply(NULL, 1, NULL, 0), TP_EINVAL);

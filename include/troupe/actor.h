@@ -46,7 +46,7 @@ enum {
     TP_REASON_NOPROC = 3,
     TP_REASON_NOCONNECTION = 4,
     TP_REASON_MAILBOX_OVERFLOW = 5,
-    TP_REASON_KILLED = 6, // what an actor killed with TP_REASON_KILL dies of
+    TP_REASON_KILLED = 6,   // what an actor killed with TP_REASON_KILL dies of
     TP_REASON_SIGNAL = 128, // + N: a native fault caught (catch_faults)
 };
 
@@ -55,7 +55,7 @@ enum { TP_OK = 0, TP_STOP = 1, TP_IGNORE = 2 };
 
 // A behaviour. Keep it `const` and static; the runtime never copies it.
 typedef struct tp_behaviour {
-    const char *name; // shown in logs and introspection
+    const char *name;  // shown in logs and introspection
     size_t state_size; // bytes of private state, zeroed before init
     // Optional. Runs on the spawning thread before the actor is visible to
     // anyone but itself. Return 0 to start, TP_IGNORE to decline without
@@ -109,9 +109,10 @@ TP_API int tp_spawn(tp_system *sys, tp_pid *out, const tp_behaviour *b,
 // TP_ENOACTOR (`to` is dead or never existed), TP_EFULL (nothing was sent:
 // REJECT policy and full, or BACKPRESSURE and already holding twice the
 // capacity, which only a callback that keeps sending after its first
-// over-capacity send can reach), TP_EINVAL (NULL ctx, reserved tag, NULL data with
-// a size), TP_EMSGSIZE (size over TP_MSG_MAX), TP_ENOMEM, or TP_EPERM (`ctx`
-// is not the actor running on this thread). Inside a callback of the actor.
+// over-capacity send can reach), TP_EINVAL (NULL ctx, reserved tag, NULL data
+// with a size), TP_EMSGSIZE (size over TP_MSG_MAX), TP_ENOMEM, or TP_EPERM
+// (`ctx` is not the actor running on this thread). Inside a callback of the
+// actor.
 TP_API int tp_send(tp_ctx *ctx, tp_pid to, uint32_t tag, const void *data,
                    size_t size);
 
@@ -168,21 +169,20 @@ TP_API int tp_whereis(tp_system *sys, const char *name, tp_pid *out);
 
 // Mailbox and activity counters of one actor.
 typedef struct tp_actor_stats {
-    const char *behaviour; // the behaviour's name (static)
+    const char *behaviour;      // the behaviour's name (static)
     char name[TP_NAME_MAX + 1]; // registered name or ""
-    uint32_t capacity;     // user-lane capacity
-    tp_overflow overflow;  // its policy
-    uint32_t length;       // messages queued in the user lane now
-    uint32_t high_water;   // most messages the user lane has held
-    uint64_t dropped;      // discarded by DROP_* or EXIT_RECEIVER
-    uint64_t rejected;     // refused with TP_EFULL
-    uint64_t handled;      // messages handled so far
-    int muted;             // 1 while muted by backpressure
+    uint32_t capacity;          // user-lane capacity
+    tp_overflow overflow;       // its policy
+    uint32_t length;            // messages queued in the user lane now
+    uint32_t high_water;        // most messages the user lane has held
+    uint64_t dropped;           // discarded by DROP_* or EXIT_RECEIVER
+    uint64_t rejected;          // refused with TP_EFULL
+    uint64_t handled;           // messages handled so far
+    int muted;                  // 1 while muted by backpressure
 } tp_actor_stats;
 
 // Fills `*out` with `pid`'s counters. Returns 0, TP_ENOACTOR or TP_EINVAL.
 // Any thread.
-TP_API int tp_actor_stats_get(tp_system *sys, tp_pid pid,
-                              tp_actor_stats *out);
+TP_API int tp_actor_stats_get(tp_system *sys, tp_pid pid, tp_actor_stats *out);
 
 #endif

@@ -12,21 +12,21 @@
 #define TP_API __attribute__((visibility("default")))
 #endif
 
-#define TP_ERRNO_MAP(X)                                                    \
-    X(EINVAL, -EINVAL, "invalid argument")                                 \
-    X(ENOMEM, -ENOMEM, "out of memory")                                    \
-    X(EPERM, -EPERM, "not allowed from this thread or context")            \
-    X(EAGAIN, -EAGAIN, "resource temporarily unavailable")                 \
-    X(ETIMEDOUT, -ETIMEDOUT, "timed out")                                  \
-    X(EEXIST, -EEXIST, "already exists")                                   \
-    X(EMSGSIZE, -EMSGSIZE, "message too large")                            \
-    X(ENOENT, -ENOENT, "no such entry")                                    \
-    X(ENOACTOR, -4001, "no such actor (dead or never existed)")            \
-    X(EFULL, -4002, "mailbox full")                                        \
-    X(ESHUTDOWN, -4003, "system is shutting down")                         \
-    X(EINIT, -4004, "actor init failed")                                   \
-    X(EDECODE, -4005, "payload could not be decoded")                      \
-    X(ECRASH, -4006, "actor crashed")                                      \
+#define TP_ERRNO_MAP(X)                                                       \
+    X(EINVAL, -EINVAL, "invalid argument")                                    \
+    X(ENOMEM, -ENOMEM, "out of memory")                                       \
+    X(EPERM, -EPERM, "not allowed from this thread or context")               \
+    X(EAGAIN, -EAGAIN, "resource temporarily unavailable")                    \
+    X(ETIMEDOUT, -ETIMEDOUT, "timed out")                                     \
+    X(EEXIST, -EEXIST, "already exists")                                      \
+    X(EMSGSIZE, -EMSGSIZE, "message too large")                               \
+    X(ENOENT, -ENOENT, "no such entry")                                       \
+    X(ENOACTOR, -4001, "no such actor (dead or never existed)")               \
+    X(EFULL, -4002, "mailbox full")                                           \
+    X(ESHUTDOWN, -4003, "system is shutting down")                            \
+    X(EINIT, -4004, "actor init failed")                                      \
+    X(EDECODE, -4005, "payload could not be decoded")                         \
+    X(ECRASH, -4006, "actor crashed")                                         \
     X(EIGNORED, -4007, "actor init chose not to start")
 
 enum {

@@ -32,9 +32,9 @@
 
 // An exit signal received while trapping exits.
 typedef struct tp_exit_msg {
-    tp_pid from;  // the actor that exited (link) or sent it (tp_exit)
-    int reason;   // TP_REASON_* or a negative error code
-    bool linked;  // true when it came through a link
+    tp_pid from; // the actor that exited (link) or sent it (tp_exit)
+    int reason;  // TP_REASON_* or a negative error code
+    bool linked; // true when it came through a link
     char text[TP_REASON_TEXT_MAX]; // tp_fail's text, or ""
 } tp_exit_msg;
 
@@ -99,7 +99,7 @@ TP_API int tp_unregister(tp_system *sys, const char *name);
 // TP_ENOACTOR when no actor has the name.
 TP_API int tp_send_name(tp_ctx *ctx, const char *name, uint32_t tag,
                         const void *data, size_t size);
-TP_API int tp_system_send_name(tp_system *sys, const char *name,
-                               uint32_t tag, const void *data, size_t size);
+TP_API int tp_system_send_name(tp_system *sys, const char *name, uint32_t tag,
+                               const void *data, size_t size);
 
 #endif

@@ -19,10 +19,10 @@
 #include "actor.h"
 
 typedef enum tp_strategy {
-    TP_ONE_FOR_ONE = 0,     // restart the child that exited
-    TP_ONE_FOR_ALL,         // stop all children, restart all
-    TP_REST_FOR_ONE,        // stop and restart it and those started after it
-    TP_SIMPLE_ONE_FOR_ONE,  // one template, children added at run time
+    TP_ONE_FOR_ONE = 0,    // restart the child that exited
+    TP_ONE_FOR_ALL,        // stop all children, restart all
+    TP_REST_FOR_ONE,       // stop and restart it and those started after it
+    TP_SIMPLE_ONE_FOR_ONE, // one template, children added at run time
 } tp_strategy;
 
 typedef enum tp_restart {
@@ -40,7 +40,7 @@ typedef enum tp_auto_shutdown {
 } tp_auto_shutdown;
 
 // Shutdown values besides a timeout in milliseconds.
-#define TP_SHUTDOWN_DEFAULT 0    // 5000 ms for workers, infinity for supervisors
+#define TP_SHUTDOWN_DEFAULT 0 // 5000 ms for workers, infinity for supervisors
 #define TP_SHUTDOWN_BRUTAL_KILL (-1) // killed at once, untrappably
 #define TP_SHUTDOWN_INFINITY (-2)    // waited for as long as it takes
 
@@ -50,9 +50,9 @@ typedef struct tp_child_spec {
     void *arg;                     // passed to init; must outlive the child
     tp_spawn_opts opts;            // name, mailbox capacity, policy
     tp_restart restart;
-    int32_t shutdown;              // ms, or TP_SHUTDOWN_*
+    int32_t shutdown; // ms, or TP_SHUTDOWN_*
     tp_child_type type;
-    bool significant;              // not allowed with TP_PERMANENT
+    bool significant; // not allowed with TP_PERMANENT
 } tp_child_spec;
 
 // A zeroed struct means one_for_one, intensity 1 in 5 s, no auto shutdown,
@@ -91,10 +91,10 @@ TP_API int tp_sup_start(tp_system *sys, tp_pid *out, const tp_sup_spec *spec,
 // What which_children reports for one child.
 typedef struct tp_sup_child {
     char id[64];
-    tp_pid pid;          // TP_PID_NIL when not running
+    tp_pid pid; // TP_PID_NIL when not running
     tp_child_type type;
     tp_restart restart;
-    uint32_t restarts;   // times this child was restarted
+    uint32_t restarts; // times this child was restarted
 } tp_sup_child;
 
 typedef struct tp_sup_counts {
@@ -129,9 +129,8 @@ TP_API int tp_sup_delete_child(tp_system *sys, tp_pid sup, const char *id,
 
 // Fills `out` with up to `max` children in start order and stores how many
 // the supervisor has in `*n`.
-TP_API int tp_sup_which_children(tp_system *sys, tp_pid sup,
-                                 tp_sup_child *out, size_t max, size_t *n,
-                                 int timeout_ms);
+TP_API int tp_sup_which_children(tp_system *sys, tp_pid sup, tp_sup_child *out,
+                                 size_t max, size_t *n, int timeout_ms);
 
 TP_API int tp_sup_count_children(tp_system *sys, tp_pid sup,
                                  tp_sup_counts *out, int timeout_ms);

@@ -113,10 +113,10 @@ typedef struct tp_worker_stats {
 // System-wide figures.
 typedef struct tp_system_stats {
     unsigned threads;
-    uint64_t actors;  // live actors now
-    uint64_t spawned; // actors spawned since creation
-    uint64_t exited;  // actors exited since creation
-    uint64_t crashed; // of which exited abnormally
+    uint64_t actors;       // live actors now
+    uint64_t spawned;      // actors spawned since creation
+    uint64_t exited;       // actors exited since creation
+    uint64_t crashed;      // of which exited abnormally
     uint64_t dead_letters; // messages discarded: dropped, or queued at death
     uint64_t timers;       // timers pending (or whose message is queued)
     tp_worker_stats total; // the sum over workers

@@ -32,9 +32,8 @@ TP_API int tp_send_after(tp_ctx *ctx, tp_pid to, uint32_t ms, uint32_t tag,
 
 // As tp_send_after, every `ms` milliseconds (at least 1) until cancelled
 // or until `to` exits.
-TP_API int tp_send_interval(tp_ctx *ctx, tp_pid to, uint32_t ms,
-                            uint32_t tag, const void *data, size_t size,
-                            tp_timer *out);
+TP_API int tp_send_interval(tp_ctx *ctx, tp_pid to, uint32_t ms, uint32_t tag,
+                            const void *data, size_t size, tp_timer *out);
 
 // Cancels timer `t`. Returns 0 when it was pending (its message will never
 // be handled), TP_ENOENT when it already fired, was cancelled or never

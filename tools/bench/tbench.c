@@ -342,9 +342,8 @@ victim_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
     return tp_send(ctx, driver, TAG_MORE, NULL, 0);
 }
 
-static const tp_behaviour victim_b = {.name = "victim",
-                                      .init = victim_init,
-                                      .handle = victim_handle};
+static const tp_behaviour victim_b = {
+    .name = "victim", .init = victim_init, .handle = victim_handle};
 
 static int
 driver_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
@@ -392,7 +391,8 @@ report_latency(void)
 }
 
 // ---- storm: OPS simple_one_for_one children crash at once; time until
-// every one is replaced --------------------------------------------------------
+// every one is replaced
+// --------------------------------------------------------
 
 static _Atomic long storm_inits;
 
@@ -498,8 +498,8 @@ main(int argc, char **argv)
         check(tp_system_wait(sys, -1), "wait");
         t1 = now();
     }
-    printf("RESULT troupe %s %u %ld %.6f %ld %.0f\n", w, threads, ops,
-           t1 - t0, proc_status_kb("VmHWM:"), bytes);
+    printf("RESULT troupe %s %u %ld %.6f %ld %.0f\n", w, threads, ops, t1 - t0,
+           proc_status_kb("VmHWM:"), bytes);
     if (latency != NULL)
         report_latency();
     if (getenv("TBENCH_STATS") != NULL) {
