@@ -72,8 +72,11 @@ typedef struct sup {
     child *kids; // in start order
     size_t n, cap;
     uint64_t next_key;
-    int64_t *stamps; // restart times (ms) within the period, oldest first
-    size_t nstamps, capstamps;
+    // Restart times (ms) within the period, oldest first, in a ring that
+    // grows with the restarts inside the window (not with the intensity,
+    // which may be huge): expiring them is O(1) per restart.
+    int64_t *stamps;
+    size_t head, nstamps, capstamps;
     unsigned seed;
 
     // The stop sequence in progress, if any.
@@ -260,22 +263,24 @@ static bool
 add_restart(sup *s)
 {
     int64_t now = now_ms();
-    size_t keep = 0;
-    for (size_t i = 0; i < s->nstamps; i++)
-        if (now - s->stamps[i] < (int64_t)s->flags.period_ms)
-            s->stamps[keep++] = s->stamps[i];
-    s->nstamps = keep;
+    while (s->nstamps > 0 &&
+           now - s->stamps[s->head] >= (int64_t)s->flags.period_ms) {
+        s->head = (s->head + 1) % s->capstamps;
+        s->nstamps--;
+    }
     if (s->nstamps == s->capstamps) {
-        // Grows with the restarts actually inside the window, not with the
-        // intensity, which may be huge.
         size_t cap = s->capstamps ? s->capstamps * 2 : 8;
-        int64_t *st = realloc(s->stamps, cap * sizeof *st);
+        int64_t *st = malloc(cap * sizeof *st);
         if (st == NULL)
             return false; // no memory to count: give up as if exceeded
+        for (size_t i = 0; i < s->nstamps; i++)
+            st[i] = s->stamps[(s->head + i) % s->capstamps];
+        free(s->stamps);
         s->stamps = st;
         s->capstamps = cap;
+        s->head = 0;
     }
-    s->stamps[s->nstamps++] = now;
+    s->stamps[(s->head + s->nstamps++) % s->capstamps] = now;
     return s->nstamps <= (size_t)s->flags.intensity;
 }
 
@@ -285,7 +290,8 @@ restarts_in_window(const sup *s)
     int64_t now = now_ms();
     size_t n = 0;
     for (size_t i = 0; i < s->nstamps; i++)
-        n += now - s->stamps[i] < (int64_t)s->flags.period_ms;
+        n += now - s->stamps[(s->head + i) % s->capstamps] <
+             (int64_t)s->flags.period_ms;
     return n;
 }
 

@@ -113,6 +113,8 @@ default_ops() {
     case $1 in
     pingpong | spawn | idle) echo 1000000 ;;
     big) echo 4000000 ;;
+    restart) echo 100000 ;;
+    storm) echo 10000 ;;
     *) echo 10000000 ;;
     esac
 }
@@ -132,7 +134,11 @@ run_one() {
         fi
         cmd+=(-pa "$erl_dir" -run tbench main "$w" "$ops")
         ;;
-    caf) cmd=("$caf_bin" "$w" "$threads" "$ops") ;;
+    caf)
+        # The CAF program has no supervisor workloads.
+        case $w in restart | storm) echo skip; return ;; esac
+        cmd=("$caf_bin" "$w" "$threads" "$ops")
+        ;;
     esac
     echo "== $rt $w $threads $ops" >>"$log"
     out=$(timeout -k 5 "$limit" "${cmd[@]}" 2>>"$log") || rc=$?
@@ -184,7 +190,8 @@ ratio() {
 }
 
 declare -A state med_s med_rss med_bytes
-workloads=${WORKLOADS:-pingpong counting fanin8 fanin64 ring big spawn idle}
+workloads=${WORKLOADS:-pingpong counting fanin8 fanin64 ring big spawn idle \
+    restart storm}
 all_runtimes=(troupe erlang caf)
 
 fmt='%-9s %7s %9s %9s %9s %9s %10s %10s\n'

@@ -374,7 +374,7 @@ run_restart(void)
         check(TP_ENOMEM, "latencies");
     check(tp_spawn(sys, &driver, &driver_b, NULL, NULL), "spawn");
     tp_child_spec c = {.id = "victim", .behaviour = &victim_b};
-    tp_sup_spec spec = {.flags = {.intensity = INT32_MAX, .period_ms = 1},
+    tp_sup_spec spec = {.flags = {.intensity = INT32_MAX, .period_ms = 1000},
                         .children = &c,
                         .nchildren = 1};
     check(tp_sup_start(sys, NULL, &spec, NULL), "supervisor");
@@ -427,7 +427,7 @@ storm_prepare(void)
     tp_child_spec c = {.id = "storm", .behaviour = &storm_b};
     tp_sup_spec spec = {.flags = {.strategy = TP_SIMPLE_ONE_FOR_ONE,
                                   .intensity = INT32_MAX,
-                                  .period_ms = 1},
+                                  .period_ms = 1000},
                         .children = &c,
                         .nchildren = 1};
     tp_pid sup;

@@ -16,7 +16,8 @@
 %% As in troupe's tbench, the time includes spawning the workload's
 %% processes and ends when the last operation is done.
 -module(tbench).
--export([main/1]).
+-behaviour(supervisor).
+-export([main/1, init/1, start_victim/1, start_storm/3]).
 
 -define(RING, 1000).
 -define(BIG, 1000).
@@ -48,6 +49,8 @@ to_list(L) when is_list(L) -> L.
 %% Returns {Seconds, BytesPerActor}.
 measure("idle", Ops) ->
     idle(Ops);
+measure("storm", Ops) ->
+    storm(Ops);
 measure(W, Ops) ->
     Run = case W of
               "pingpong" -> fun() -> pingpong(Ops) end;
@@ -57,6 +60,7 @@ measure(W, Ops) ->
               "ring" -> fun() -> ring(Ops) end;
               "big" -> fun() -> big(Ops) end;
               "spawn" -> fun() -> spawner(Ops) end;
+              "restart" -> fun() -> restart(Ops) end;
               _ -> exit({unknown_workload, W})
           end,
     T0 = erlang:monotonic_time(),
@@ -231,3 +235,60 @@ wait_run_queues() ->
         0 -> ok;
         _ -> receive after 1 -> wait_run_queues() end
     end.
+
+%% ---- restart: a supervised child crashes OPS times; each replacement ------
+%% ---- tells the driver it is up, which crashes it again ----------------------
+
+%% Supervisor reports are switched off, as troupe's run logs to a sink that
+%% drops them.
+restart(Ops) ->
+    logger:set_primary_config(level, none),
+    {ok, Sup} = supervisor:start_link(?MODULE, {restart, self()}),
+    drive(Ops),
+    unlink(Sup),
+    exit(Sup, kill).
+
+drive(Left) ->
+    receive
+        {up, Pid} when Left > 0 -> Pid ! crash, drive(Left - 1);
+        {up, _} -> ok
+    end.
+
+init({restart, Driver}) ->
+    {ok, {#{strategy => one_for_one, intensity => 1000000000, period => 1},
+          [#{id => victim, start => {?MODULE, start_victim, [Driver]}}]}};
+init({storm, Top, Counter, N}) ->
+    {ok, {#{strategy => simple_one_for_one, intensity => 1000000000,
+            period => 1},
+          [#{id => storm, start => {?MODULE, start_storm, [Top, Counter, N]}}]}}.
+
+start_victim(Driver) ->
+    {ok, spawn_link(fun() -> Driver ! {up, self()}, victim() end)}.
+
+victim() -> receive crash -> exit(crash) end.
+
+%% ---- storm: OPS simple_one_for_one children crash together; the time ------
+%% ---- until every one is replaced (starting them is not timed) --------------
+
+storm(N) ->
+    logger:set_primary_config(level, none),
+    Counter = atomics:new(1, []),
+    {ok, Sup} = supervisor:start_link(?MODULE, {storm, self(), Counter, N}),
+    Pids = [element(2, supervisor:start_child(Sup, []))
+            || _ <- lists:seq(1, N)],
+    T0 = erlang:monotonic_time(),
+    [P ! crash || P <- Pids],
+    receive all_replaced -> ok end,
+    Secs = seconds_since(T0),
+    unlink(Sup),
+    exit(Sup, kill),
+    {Secs, 0}.
+
+start_storm(Top, Counter, N) ->
+    {ok, spawn_link(fun() ->
+                            case atomics:add_get(Counter, 1, 1) of
+                                M when M =:= 2 * N -> Top ! all_replaced;
+                                _ -> ok
+                            end,
+                            victim()
+                    end)}.
