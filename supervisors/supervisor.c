@@ -12,6 +12,8 @@
 #include <time.h>
 #include <troupe.h>
 
+#define ID_MAX 64
+
 // Private message tags (below TP_TAG_RESERVED).
 enum {
     TAG_KILL_TIMER = 0x7fff0001, // data: tp_pid: its shutdown time is up
@@ -25,11 +27,13 @@ enum {
     TAG_ANSWER,                  // replies
 };
 
-#define ID_MAX 64
-
+// The spec's strings travel by value: a caller whose call timed out may
+// free them before a busy supervisor gets to the request.
 typedef struct start_req {
-    bool has_spec;
-    tp_child_spec spec;
+    bool has_spec, has_id;
+    tp_child_spec spec; // id and opts.name: see id and name
+    char id[ID_MAX];
+    char name[TP_NAME_MAX + 1]; // "" for none
     void *arg;
 } start_req;
 
@@ -50,9 +54,11 @@ typedef struct child {
     uint64_t key;               // never reused: names the child in timers
     tp_pid pid;                 // TP_PID_NIL when not running
     uint32_t restarts;
-    uint32_t streak; // restarts in a row, for backoff
-    bool waiting;    // a delayed restart is pending
-    bool retry;      // its last start failed; the next try counts
+    uint32_t streak;    // restarts in a row, for backoff
+    int64_t started_at; // when it last started (ms), for backoff
+    bool waiting;       // a delayed restart is pending
+    bool retry;         // its last start failed; the next try counts
+    bool deferred;      // its restart came due during a stop sequence
 } child;
 
 // A pending management call, answered with tp_reply_to.
@@ -89,7 +95,8 @@ typedef struct sup {
     int exit_reason; // CONT_EXIT
     uint64_t *again; // CONT_RESTART: keys to restart, in start order
     size_t nagain;
-    call answer_to; // CONT_ANSWER: the terminate call
+    uint32_t again_delay; // CONT_RESTART: backoff before restarting them
+    call answer_to;       // CONT_ANSWER: the terminate call
 
     // Work that arrived during a sequence.
     uint64_t *exited; // keys of children that exited meanwhile
@@ -196,6 +203,8 @@ check_spec(tp_system *sys, const tp_child_spec *c)
         why = "id missing or longer than 63 bytes";
     else if (c->behaviour == NULL || c->behaviour->handle == NULL)
         why = "no behaviour";
+    else if (c->opts.name != NULL && strlen(c->opts.name) > TP_NAME_MAX)
+        why = "name longer than 63 bytes";
     else if ((unsigned)c->restart > TP_TEMPORARY)
         why = "bad restart type";
     else if ((unsigned)c->type > TP_SUPERVISOR)
@@ -246,10 +255,13 @@ start(tp_ctx *ctx, child *c)
     o.name = c->name[0] ? c->name : NULL;
     o.link = true;
     c->waiting = false;
+    c->retry = false;
     int rc = tp_spawn(tp_ctx_system(ctx), &c->pid, c->spec.behaviour,
                       c->spec.arg, &o);
     if (rc != 0)
         c->pid = TP_PID_NIL;
+    else
+        c->started_at = now_ms();
     // A child whose init declines (OTP's ignore) keeps its spec, not
     // running; that is not a failure.
     return rc == TP_EIGNORED ? 0 : rc;
@@ -397,7 +409,9 @@ shut_down(tp_ctx *ctx, sup *s, int reason)
 
 static void handle_exit_of(tp_ctx *ctx, sup *s, child *c, int reason);
 
-// Delay before a restart under backoff, in ms (0: at once).
+// Delay before `c`'s next restart under backoff, in ms (0: at once): the
+// minimum doubled for each restart in its streak, capped by the maximum
+// (a zero maximum keeps the minimum), with +-25 % jitter.
 static uint32_t
 backoff_ms(sup *s, child *c)
 {
@@ -416,8 +430,31 @@ backoff_ms(sup *s, child *c)
     return (uint32_t)d;
 }
 
+// Counts one more restart in `c`'s streak; a child that ran a whole period
+// since it last started begins a new streak (a failed start continues it).
+static void
+grow_streak(sup *s, child *c)
+{
+    if (!c->retry && now_ms() - c->started_at >= (int64_t)s->flags.period_ms)
+        c->streak = 0;
+    c->streak++;
+}
+
+// Asks ourselves to restart `c` (and, for one_for_all and rest_for_one,
+// the waiting children after it) after `delay` ms, or now if 0.
+static void
+schedule_restart(tp_ctx *ctx, const child *c, uint32_t delay)
+{
+    if (delay > 0)
+        tp_send_after(ctx, tp_self(ctx), delay, TAG_RESTART, &c->key,
+                      sizeof c->key, NULL);
+    else
+        tp_send(ctx, tp_self(ctx), TAG_RESTART, &c->key, sizeof c->key);
+}
+
 // Restarts the children with keys `keys` in order; on a failure, the rest
-// wait for a retry (which counts toward the intensity like a restart).
+// wait for a retry (which counts toward the intensity like a restart, and
+// is delayed like one under backoff).
 static void
 restart_set(tp_ctx *ctx, sup *s, const uint64_t *keys, size_t n)
 {
@@ -435,7 +472,8 @@ restart_set(tp_ctx *ctx, sup *s, const uint64_t *keys, size_t n)
         // Try again through our mailbox, from this child on.
         c->waiting = true;
         c->retry = true;
-        tp_send(ctx, tp_self(ctx), TAG_RESTART, &c->key, sizeof c->key);
+        grow_streak(s, c);
+        schedule_restart(ctx, c, backoff_ms(s, c));
         for (size_t k = i + 1; k < n; k++) {
             child *d = by_key(s, keys[k]);
             if (d != NULL)
@@ -455,19 +493,17 @@ restart_for(tp_ctx *ctx, sup *s, child *c)
         shut_down(ctx, s, TP_REASON_SHUTDOWN);
         return;
     }
-    c->streak++;
+    grow_streak(s, c);
+    uint32_t delay = backoff_ms(s, c);
     switch (s->flags.strategy) {
     case TP_ONE_FOR_ONE:
-    case TP_SIMPLE_ONE_FOR_ONE: {
-        uint32_t delay = backoff_ms(s, c);
+    case TP_SIMPLE_ONE_FOR_ONE:
         c->waiting = true;
         if (delay > 0)
-            tp_send_after(ctx, tp_self(ctx), delay, TAG_RESTART, &c->key,
-                          sizeof c->key, NULL);
+            schedule_restart(ctx, c, delay);
         else
             restart_set(ctx, s, &c->key, 1);
         return;
-    }
     case TP_ONE_FOR_ALL:
     case TP_REST_FOR_ONE: {
         size_t from = s->flags.strategy == TP_ONE_FOR_ALL ? 0 : index_of(s, c);
@@ -491,6 +527,7 @@ restart_for(tp_ctx *ctx, sup *s, child *c)
         free(s->again);
         s->again = again;
         s->nagain = n;
+        s->again_delay = delay;
         begin_sequence(ctx, s, stop, nstop, CONT_RESTART);
         free(stop);
         return;
@@ -563,6 +600,7 @@ do_call(tp_ctx *ctx, sup *s, const call *k)
     case TAG_CALL_START: {
         const start_req *q = (const start_req *)k->data;
         const tp_child_spec *spec;
+        tp_child_spec local;
         if (s->flags.strategy == TP_SIMPLE_ONE_FOR_ONE) {
             spec = &s->kids[0].spec; // the template stays at index 0
             if (q->has_spec) {
@@ -570,7 +608,10 @@ do_call(tp_ctx *ctx, sup *s, const call *k)
                 return;
             }
         } else {
-            spec = &q->spec;
+            local = q->spec;
+            local.id = q->has_id ? q->id : NULL;
+            local.opts.name = q->name[0] ? q->name : NULL;
+            spec = &local;
             int rc =
                 q->has_spec ? check_spec(tp_ctx_system(ctx), spec) : TP_EINVAL;
             if (rc == 0 && by_id(s, spec->id) != NULL)
@@ -730,6 +771,7 @@ finish_sequence(tp_ctx *ctx, sup *s)
         size_t n = s->nagain;
         s->again = NULL;
         s->nagain = 0;
+        child *first = NULL;
         for (size_t i = 0; i < n; i++) {
             child *c = by_key(s, again[i]);
             // Temporary children stopped for a sibling are not restarted.
@@ -737,13 +779,24 @@ finish_sequence(tp_ctx *ctx, sup *s)
                 tp_pid_is_nil(c->pid))
                 remove_child(s, c);
         }
-        restart_set(ctx, s, again, n);
+        for (size_t i = 0; i < n && first == NULL; i++)
+            first = by_key(s, again[i]);
+        if (s->again_delay > 0 && first != NULL)
+            schedule_restart(ctx, first, s->again_delay);
+        else
+            restart_set(ctx, s, again, n);
         free(again);
         break;
     }
     default:
         break;
     }
+    for (size_t i = 0; i < s->n && !s->busy; i++)
+        if (s->kids[i].deferred) {
+            s->kids[i].deferred = false;
+            tp_send(ctx, tp_self(ctx), TAG_RESTART, &s->kids[i].key,
+                    sizeof s->kids[i].key);
+        }
     while (!s->busy && s->nexited > 0) {
         uint64_t key = s->exited[0];
         int reason = s->exited_reason[0];
@@ -903,8 +956,12 @@ sup_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
         uint64_t key;
         memcpy(&key, msg->data, sizeof key);
         child *c = by_key(s, key);
-        if (c == NULL || !c->waiting || s->busy || !tp_pid_is_nil(c->pid))
+        if (c == NULL || !c->waiting || !tp_pid_is_nil(c->pid))
             return TP_OK;
+        if (s->busy) {
+            c->deferred = true; // asked again when the sequence ends
+            return TP_OK;
+        }
         // A retry after a failed start counts like a restart.
         if (c->retry) {
             c->retry = false;
@@ -914,6 +971,11 @@ sup_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
                 shut_down(ctx, s, TP_REASON_SHUTDOWN);
                 return TP_OK;
             }
+        }
+        if (s->flags.strategy == TP_ONE_FOR_ONE ||
+            s->flags.strategy == TP_SIMPLE_ONE_FOR_ONE) {
+            restart_set(ctx, s, &c->key, 1); // the others have their own
+            return TP_OK;
         }
         size_t n = 0;
         uint64_t *keys = malloc(s->n * sizeof *keys);
@@ -1044,8 +1106,20 @@ tp_sup_start_child(tp_system *sys, tp_pid sup_pid, const tp_child_spec *spec,
                    void *arg, tp_pid *out, int timeout_ms)
 {
     start_req r = {.has_spec = spec != NULL, .arg = arg};
-    if (spec != NULL)
+    if (spec != NULL) {
         r.spec = *spec;
+        r.spec.id = NULL;
+        r.spec.opts.name = NULL;
+        // Too long to copy: the supervisor refuses it as it would anyway.
+        if ((spec->id != NULL && strlen(spec->id) >= sizeof r.id) ||
+            (spec->opts.name != NULL &&
+             strlen(spec->opts.name) >= sizeof r.name))
+            return TP_EINVAL;
+        r.has_id = spec->id != NULL;
+        snprintf(r.id, sizeof r.id, "%s", spec->id ? spec->id : "");
+        snprintf(r.name, sizeof r.name, "%s",
+                 spec->opts.name ? spec->opts.name : "");
+    }
     return answered(sys, sup_pid, TAG_CALL_START, &r, sizeof r, timeout_ms,
                     out);
 }
