@@ -75,9 +75,14 @@ enum { CONT_NONE, CONT_RESTART, CONT_ANSWER, CONT_EXIT };
 
 typedef struct sup {
     tp_sup_flags flags;
-    child *kids; // in start order
+    child *kids; // in start order, which is also ascending key order
     size_t n, cap;
     uint64_t next_key;
+    // Running children's pids -> keys: open addressing, linear probing,
+    // at most half full, so that an exit in a storm of thousands is O(1).
+    tp_pid *map_pid; // TP_PID_NIL: free
+    uint64_t *map_key;
+    size_t map_cap, map_n;
     // Restart times (ms) within the period, oldest first, in a ring that
     // grows with the restarts inside the window (not with the intensity,
     // which may be huge): expiring them is O(1) per restart.
@@ -143,24 +148,123 @@ log_child(tp_ctx *ctx, int level, const char *what, const child *c, int reason)
 
 // ---- children --------------------------------------------------------------
 
+// Keys only grow and removals keep the order: a binary search finds one.
 static child *
 by_key(sup *s, uint64_t key)
 {
-    for (size_t i = 0; i < s->n; i++)
-        if (s->kids[i].key == key)
-            return &s->kids[i];
-    return NULL;
+    size_t lo = 0, hi = s->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->kids[mid].key < key)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < s->n && s->kids[lo].key == key ? &s->kids[lo] : NULL;
+}
+
+static size_t
+map_slot(const sup *s, tp_pid pid)
+{
+    // Fibonacci hashing spreads the slot and generation bits.
+    return (size_t)((pid.v * UINT64_C(0x9e3779b97f4a7c15)) >> 32) &
+           (s->map_cap - 1);
+}
+
+// Makes room for one more running child; TP_ENOMEM if there is none.
+static int
+map_reserve(sup *s)
+{
+    if (2 * (s->map_n + 1) <= s->map_cap)
+        return 0;
+    size_t cap = s->map_cap ? 2 * s->map_cap : 16;
+    tp_pid *pids = calloc(cap, sizeof *pids);
+    uint64_t *keys = calloc(cap, sizeof *keys);
+    if (pids == NULL || keys == NULL) {
+        free(pids);
+        free(keys);
+        return TP_ENOMEM;
+    }
+    tp_pid *old_pids = s->map_pid;
+    uint64_t *old_keys = s->map_key;
+    size_t old_cap = s->map_cap;
+    s->map_pid = pids;
+    s->map_key = keys;
+    s->map_cap = cap;
+    for (size_t i = 0; i < old_cap; i++) {
+        if (tp_pid_is_nil(old_pids[i]))
+            continue;
+        size_t j = map_slot(s, old_pids[i]);
+        while (!tp_pid_is_nil(pids[j]))
+            j = (j + 1) & (cap - 1);
+        pids[j] = old_pids[i];
+        keys[j] = old_keys[i];
+    }
+    free(old_pids);
+    free(old_keys);
+    return 0;
+}
+
+// Adds `pid` -> `key`; map_reserve made room.
+static void
+map_put(sup *s, tp_pid pid, uint64_t key)
+{
+    size_t j = map_slot(s, pid);
+    while (!tp_pid_is_nil(s->map_pid[j]))
+        j = (j + 1) & (s->map_cap - 1);
+    s->map_pid[j] = pid;
+    s->map_key[j] = key;
+    s->map_n++;
+}
+
+// The slot holding `pid`, or map_cap when it is not there.
+static size_t
+map_find(const sup *s, tp_pid pid)
+{
+    if (s->map_cap == 0 || tp_pid_is_nil(pid))
+        return s->map_cap;
+    for (size_t j = map_slot(s, pid); !tp_pid_is_nil(s->map_pid[j]);
+         j = (j + 1) & (s->map_cap - 1))
+        if (tp_pid_eq(s->map_pid[j], pid))
+            return j;
+    return s->map_cap;
+}
+
+// Removes `pid`, shifting back the entries after it that probed past it.
+static void
+map_del(sup *s, tp_pid pid)
+{
+    size_t hole = map_find(s, pid);
+    if (hole == s->map_cap)
+        return;
+    size_t mask = s->map_cap - 1;
+    for (size_t j = (hole + 1) & mask; !tp_pid_is_nil(s->map_pid[j]);
+         j = (j + 1) & mask) {
+        size_t home = map_slot(s, s->map_pid[j]);
+        // Movable when its home is not in (hole, j], cyclically.
+        if (((j - home) & mask) >= ((j - hole) & mask)) {
+            s->map_pid[hole] = s->map_pid[j];
+            s->map_key[hole] = s->map_key[j];
+            hole = j;
+        }
+    }
+    s->map_pid[hole] = TP_PID_NIL;
+    s->map_n--;
 }
 
 static child *
 by_pid(sup *s, tp_pid pid)
 {
-    if (tp_pid_is_nil(pid))
-        return NULL; // signals from outside, not from a stopped child
-    for (size_t i = 0; i < s->n; i++)
-        if (tp_pid_eq(s->kids[i].pid, pid))
-            return &s->kids[i];
-    return NULL;
+    size_t j = map_find(s, pid); // nil: from outside, not a stopped child
+    return j == s->map_cap ? NULL : by_key(s, s->map_key[j]);
+}
+
+// `c` is no longer running.
+static void
+set_down(sup *s, child *c)
+{
+    map_del(s, c->pid);
+    c->pid = TP_PID_NIL;
 }
 
 static child *
@@ -249,19 +353,25 @@ add_child(sup *s, const tp_child_spec *spec, void *arg)
 // Starts `c`, linked to us. Returns 0 (also when its init declined: then
 // its pid stays nil) or the child's init error.
 static int
-start(tp_ctx *ctx, child *c)
+start(tp_ctx *ctx, sup *s, child *c)
 {
     tp_spawn_opts o = c->spec.opts;
     o.name = c->name[0] ? c->name : NULL;
     o.link = true;
     c->waiting = false;
     c->retry = false;
-    int rc = tp_spawn(tp_ctx_system(ctx), &c->pid, c->spec.behaviour,
+    // Room in the pid map first: a running child we could not find would
+    // look like an outsider when it exits.
+    int rc = map_reserve(s);
+    if (rc == 0)
+        rc = tp_spawn(tp_ctx_system(ctx), &c->pid, c->spec.behaviour,
                       c->spec.arg, &o);
     if (rc != 0)
         c->pid = TP_PID_NIL;
-    else
+    if (!tp_pid_is_nil(c->pid)) {
+        map_put(s, c->pid, c->key);
         c->started_at = now_ms();
+    }
     // A child whose init declines (OTP's ignore) keeps its spec, not
     // running; that is not a failure.
     return rc == TP_EIGNORED ? 0 : rc;
@@ -462,7 +572,7 @@ restart_set(tp_ctx *ctx, sup *s, const uint64_t *keys, size_t n)
         child *c = by_key(s, keys[i]);
         if (c == NULL || !tp_pid_is_nil(c->pid))
             continue;
-        int rc = start(ctx, c);
+        int rc = start(ctx, s, c);
         if (rc == 0) {
             c->restarts++;
             log_child(ctx, TP_LOG_INFO, "restarted", c, NO_REASON);
@@ -565,7 +675,7 @@ handle_exit_of(tp_ctx *ctx, sup *s, child *c, int reason)
                     ? TP_LOG_INFO
                     : TP_LOG_ERR;
     log_child(ctx, level, "child_terminated", c, reason);
-    c->pid = TP_PID_NIL;
+    set_down(s, c);
     bool again = wants_restart(c, reason);
     if (!again) {
         bool sig = c->spec.significant;
@@ -629,7 +739,7 @@ do_call(tp_ctx *ctx, sup *s, const call *k)
             answer_call(ctx, k, TP_ENOMEM, TP_PID_NIL);
             return;
         }
-        int rc = start(ctx, c);
+        int rc = start(ctx, s, c);
         tp_pid pid = c->pid;
         if (rc != 0 ||
             (tp_pid_is_nil(pid) && s->flags.strategy == TP_SIMPLE_ONE_FOR_ONE))
@@ -669,7 +779,7 @@ do_call(tp_ctx *ctx, sup *s, const call *k)
             remove_child(s, c);
             answer_call(ctx, k, 0, TP_PID_NIL);
         } else {
-            int rc = start(ctx, c);
+            int rc = start(ctx, s, c);
             answer_call(ctx, k, rc, c->pid);
         }
         return;
@@ -822,6 +932,8 @@ static void
 sup_free(sup *s)
 {
     free(s->kids);
+    free(s->map_pid);
+    free(s->map_key);
     free(s->stamps);
     free(s->stop);
     free(s->again);
@@ -881,7 +993,7 @@ sup_init(tp_ctx *ctx, void *state, void *arg)
         }
         if (s->flags.strategy == TP_SIMPLE_ONE_FOR_ONE)
             continue; // the template; children come with start_child
-        int rc = start(ctx, c);
+        int rc = start(ctx, s, c);
         if (rc != 0) {
             char why[64];
             tp_reason_format(rc, why, sizeof why);
@@ -915,7 +1027,7 @@ on_exit_signal(tp_ctx *ctx, sup *s, const tp_exit_msg *e)
         if (s->kill_timer != 0)
             tp_timer_cancel(tp_ctx_system(ctx), s->kill_timer);
         log_child(ctx, TP_LOG_INFO, "child_stopped", c, e->reason);
-        c->pid = TP_PID_NIL;
+        set_down(s, c);
         // terminate_child forgets dynamic and temporary children (OTP).
         if (s->cont == CONT_ANSWER &&
             (s->flags.strategy == TP_SIMPLE_ONE_FOR_ONE ||
@@ -928,10 +1040,10 @@ on_exit_signal(tp_ctx *ctx, sup *s, const tp_exit_msg *e)
         // Is it one we were about to stop anyway?
         for (size_t i = s->stop_at; i < s->nstop; i++)
             if (s->stop[i] == c->key) {
-                c->pid = TP_PID_NIL;
+                set_down(s, c);
                 return TP_OK;
             }
-        c->pid = TP_PID_NIL;
+        set_down(s, c);
         return note_exit(s, c->key, e->reason);
     }
     handle_exit_of(ctx, s, c, e->reason);

@@ -703,6 +703,50 @@ START_TEST(test_simple_one_for_one_storm)
 }
 END_TEST
 
+// Dynamic transient children: those exiting normal are forgotten, those
+// crashing come back; each one left can be terminated by pid, after which
+// none is left. Exercises the supervisor's pid lookup under churn.
+START_TEST(test_simple_one_for_one_churn)
+{
+    long n = tpt_scaled(3000);
+    tp_child_spec t = {.id = "tmpl",
+                       .behaviour = &worker,
+                       .arg = &cfg[0],
+                       .restart = TP_TRANSIENT};
+    tp_pid sup = start_sup((tp_sup_flags){.strategy = TP_SIMPLE_ONE_FOR_ONE,
+                                          .intensity = (int32_t)n,
+                                          .period_ms = 60000},
+                           &t, 1);
+    tp_pid *kids = malloc((size_t)n * sizeof *kids);
+    for (long i = 0; i < n; i++)
+        ck_assert_int_eq(
+            tp_sup_start_child(sys, sup, NULL, &cfg[0], &kids[i], 5000), 0);
+    long gone = 0;
+    for (long i = 0; i < n; i++) {
+        int reason = i % 3 == 0 ? TP_REASON_NORMAL : TP_EINVAL;
+        gone += i % 3 == 0;
+        ck_assert_int_eq(
+            tp_system_send(sys, kids[i], W_DIE, &reason, sizeof reason), 0);
+    }
+    ck_assert(tpt_wait_ge(&cfg[0].starts, 2 * n - gone, 60));
+    settle(sup, (uint32_t)(n - gone), (uint32_t)(n - gone));
+    tp_sup_child *list = malloc((size_t)n * sizeof *list);
+    size_t got;
+    ck_assert_int_eq(
+        tp_sup_which_children(sys, sup, list, (size_t)n, &got, 5000), 0);
+    ck_assert_uint_eq(got, (size_t)(n - gone));
+    for (size_t i = 0; i < got; i++)
+        ck_assert_int_eq(
+            tp_sup_terminate_child(sys, sup, NULL, list[i].pid, 5000), 0);
+    ck_assert_int_eq(tp_sup_terminate_child(sys, sup, NULL, list[0].pid, 5000),
+                     TP_ENOENT);
+    settle(sup, 0, 0);
+    ck_assert_int_eq(cfg[0].stops, cfg[0].starts);
+    free(list);
+    free(kids);
+}
+END_TEST
+
 START_TEST(test_auto_shutdown)
 {
     tp_child_spec c[] = {spec(0, TP_PERMANENT), spec(1, TP_TRANSIENT),
@@ -964,6 +1008,7 @@ supervisor_suite(void)
     tcase_add_test(tc, test_ordered_shutdown_and_timeouts);
     tcase_add_test(tc, test_child_management);
     tcase_add_test(tc, test_simple_one_for_one_storm);
+    tcase_add_test(tc, test_simple_one_for_one_churn);
     tcase_add_test(tc, test_auto_shutdown);
     tcase_add_test(tc, test_backoff_delays_restart);
     tcase_add_test(tc, test_restart_counts);
