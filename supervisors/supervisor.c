@@ -53,6 +53,7 @@ typedef struct child {
     char name[TP_NAME_MAX + 1]; // registered name, or ""
     uint64_t key;               // never reused: names the child in timers
     tp_pid pid;                 // TP_PID_NIL when not running
+    tp_pid last_pid;            // its previous incarnation, or nil
     uint32_t restarts;
     uint32_t streak;    // restarts in a row, for backoff
     int64_t started_at; // when it last started (ms), for backoff
@@ -264,7 +265,20 @@ static void
 set_down(sup *s, child *c)
 {
     map_del(s, c->pid);
+    c->last_pid = c->pid;
     c->pid = TP_PID_NIL;
+}
+
+// Whether `c`'s registered name still belongs to its previous incarnation:
+// the runtime sends a dead actor's exit signals before it releases the
+// name, so restarting at once would fail with TP_EEXIST.
+static bool
+name_still_held(tp_ctx *ctx, const child *c)
+{
+    tp_pid holder;
+    return c->name[0] != '\0' && !tp_pid_is_nil(c->last_pid) &&
+           tp_whereis(tp_ctx_system(ctx), c->name, &holder) == 0 &&
+           tp_pid_eq(holder, c->last_pid);
 }
 
 static child *
@@ -562,6 +576,17 @@ schedule_restart(tp_ctx *ctx, const child *c, uint32_t delay)
         tp_send(ctx, tp_self(ctx), TAG_RESTART, &c->key, sizeof c->key);
 }
 
+// Marks the children keys[from..n) as waiting for the one before them.
+static void
+wait_behind(sup *s, const uint64_t *keys, size_t from, size_t n)
+{
+    for (size_t k = from; k < n; k++) {
+        child *d = by_key(s, keys[k]);
+        if (d != NULL)
+            d->waiting = true; // restarted when the one before comes back
+    }
+}
+
 // Restarts the children with keys `keys` in order; on a failure, the rest
 // wait for a retry (which counts toward the intensity like a restart, and
 // is delayed like one under backoff).
@@ -572,6 +597,13 @@ restart_set(tp_ctx *ctx, sup *s, const uint64_t *keys, size_t n)
         child *c = by_key(s, keys[i]);
         if (c == NULL || !tp_pid_is_nil(c->pid))
             continue;
+        if (name_still_held(ctx, c)) {
+            // Not a failure: ask again once the old one is fully gone.
+            c->waiting = true;
+            schedule_restart(ctx, c, 0);
+            wait_behind(s, keys, i + 1, n);
+            return;
+        }
         int rc = start(ctx, s, c);
         if (rc == 0) {
             c->restarts++;
@@ -584,11 +616,7 @@ restart_set(tp_ctx *ctx, sup *s, const uint64_t *keys, size_t n)
         c->retry = true;
         grow_streak(s, c);
         schedule_restart(ctx, c, backoff_ms(s, c));
-        for (size_t k = i + 1; k < n; k++) {
-            child *d = by_key(s, keys[k]);
-            if (d != NULL)
-                d->waiting = true; // restarted when c comes back
-        }
+        wait_behind(s, keys, i + 1, n);
         return;
     }
 }

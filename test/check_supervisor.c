@@ -966,6 +966,54 @@ START_TEST(test_backoff_streak)
 }
 END_TEST
 
+// A named child that monitors many actors: when it dies its exit signal
+// reaches the supervisor while it is still dropping its monitors, before
+// it releases its name. The restart waits for the name instead of failing
+// (and counting toward the intensity): ten crashes, ten restarts allowed.
+enum { NWATCHED = 1000 };
+static tp_pid watched[NWATCHED];
+
+static int
+idle_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)ctx, (void)state, (void)msg;
+    return TP_OK;
+}
+
+static const tp_behaviour idle = {.name = "idle", .handle = idle_handle};
+
+static int
+watcher_init(tp_ctx *ctx, void *state, void *arg)
+{
+    for (int i = 0; i < NWATCHED; i++)
+        ck_assert_int_eq(tp_monitor(ctx, watched[i], NULL), 0);
+    return w_init(ctx, state, arg);
+}
+
+static const tp_behaviour watcher = {.name = "watcher",
+                                     .state_size = sizeof(wcfg *),
+                                     .init = watcher_init,
+                                     .handle = w_handle,
+                                     .terminate = w_terminate};
+
+START_TEST(test_named_child_restarts_once_its_name_is_free)
+{
+    for (int i = 0; i < NWATCHED; i++)
+        ck_assert_int_eq(tp_spawn(sys, &watched[i], &idle, NULL, NULL), 0);
+    tp_child_spec c[] = {spec(0, TP_PERMANENT)};
+    c[0].behaviour = &watcher;
+    tp_pid sup =
+        start_sup((tp_sup_flags){.intensity = 10, .period_ms = 60000}, c, 1);
+    for (long i = 1; i <= 10; i++) {
+        wait_starts(0, i);
+        die(0, TP_EINVAL);
+    }
+    wait_starts(0, 11);
+    settle(sup, 1, 1);
+    ck_assert_msg(!logged("restart failed"), "%s", log_text);
+}
+END_TEST
+
 // which_children reports each child's restart count.
 START_TEST(test_restart_counts)
 {
@@ -1017,6 +1065,7 @@ supervisor_suite(void)
     tcase_add_test(tc, test_many_restarts_inside_the_window);
     tcase_add_test(tc, test_init_crashes_or_stops);
     tcase_add_test(tc, test_backoff_streak);
+    tcase_add_test(tc, test_named_child_restarts_once_its_name_is_free);
     suite_add_tcase(s, tc);
     return s;
 }
