@@ -1014,6 +1014,37 @@ START_TEST(test_named_child_restarts_once_its_name_is_free)
 }
 END_TEST
 
+// A supervisor that exits abnormally (an exit signal from outside) stops
+// its children first; its crash report carries the describe line:
+// strategy, intensity, restarts in the window, each child's state.
+START_TEST(test_describe)
+{
+    tp_child_spec c[] = {spec(0, TP_PERMANENT), spec(1, TP_PERMANENT)};
+    tp_pid sup =
+        start_sup((tp_sup_flags){.intensity = 4, .period_ms = 60000}, c, 2);
+    die(1, TP_EINVAL);
+    wait_starts(1, 2);
+    watch(sup);
+    ck_assert_int_eq(tp_system_exit(sys, sup, TP_EDECODE), 0);
+    ck_assert(tpt_wait_ge(&mon_downs, 1, 20));
+    ck_assert_int_eq(mon_reason, TP_EDECODE);
+    ck_assert_int_eq(cfg[0].stops, 1);
+    ck_assert_int_eq(cfg[1].stops, 2);
+    ck_assert_msg(logged("strategy=one_for_one intensity=4 period_ms=60000 "
+                         "restarts_in_window=1 children=2"),
+                  "%s", log_text);
+    ck_assert(logged("[id=a pid=<0.0.0> state=stopped restarts=0] "
+                     "[id=b pid=<0.0.0> state=stopped restarts=1]"));
+    // Cut to the buffer, NUL-terminated.
+    void *state = calloc(1, tp_supervisor.state_size);
+    char buf[12];
+    int n = tp_supervisor.describe(state, buf, sizeof buf);
+    ck_assert_int_eq(n, (int)strlen(buf));
+    ck_assert_str_eq(buf, "strategy=on");
+    free(state);
+}
+END_TEST
+
 // which_children reports each child's restart count.
 START_TEST(test_restart_counts)
 {
@@ -1066,6 +1097,7 @@ supervisor_suite(void)
     tcase_add_test(tc, test_init_crashes_or_stops);
     tcase_add_test(tc, test_backoff_streak);
     tcase_add_test(tc, test_named_child_restarts_once_its_name_is_free);
+    tcase_add_test(tc, test_describe);
     suite_add_tcase(s, tc);
     return s;
 }
