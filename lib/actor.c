@@ -432,6 +432,9 @@ actor_exit(tp_actor *a, int reason, bool reported)
         crash_report(a, reason, NULL);
     done_with_current(a);
     run_terminate(a, reason);
+    // The name goes before anyone hears of the exit (as in Erlang), so a
+    // supervisor can restart the actor under the same name at once.
+    tp__reg_drop(a);
     tp__notify_exit(a, reason);
     bury(a, reason);
     atomic_fetch_add_explicit(&sys->exited, 1, memory_order_relaxed);
@@ -782,6 +785,7 @@ tp_spawn(tp_system *sys, tp_pid *out, const tp_behaviour *b, void *arg,
         // from a signal; others init linked to or monitored are told.
         if (parent != NULL)
             tp__unlink_spawned(parent, a);
+        tp__reg_drop(a);
         tp__notify_exit(a, rc);
         bury(a, rc);
         return rc;
