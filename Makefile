@@ -26,6 +26,7 @@ CC ?= cc
 MSGPACK_PC = $(shell pkg-config --exists msgpack-c && echo msgpack-c || echo msgpack)
 MSGPACK_CFLAGS = $(shell pkg-config --cflags $(MSGPACK_PC))
 MSGPACK_LIBS = $(shell pkg-config --libs $(MSGPACK_PC))
+CRYPTO_LIBS = $(shell pkg-config --libs libcrypto)
 CHECK_CFLAGS = $(shell pkg-config --cflags check)
 CHECK_LIBS = $(shell pkg-config --libs check)
 
@@ -42,7 +43,7 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
 BASE_CFLAGS = -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) -pthread \
 	-Iinclude $(MSGPACK_CFLAGS) $(SAN_FLAGS) $(CFLAGS)
 LIB_CFLAGS = $(BASE_CFLAGS) -fPIC -fvisibility=hidden -Ilib
-LDLIBS_ALL = $(MSGPACK_LIBS) -pthread $(SAN_FLAGS) $(LDFLAGS)
+LDLIBS_ALL = $(MSGPACK_LIBS) -lev $(CRYPTO_LIBS) -pthread $(SAN_FLAGS) $(LDFLAGS)
 
 ifeq ($(V),1)
 Q :=
@@ -80,7 +81,7 @@ demo: deps
 check: deps
 	@$(MAKE) --no-print-directory check-run
 
-check-run: all $(B)/bin/check_troupe
+check-run: all $(B)/bin/check_troupe $(B)/bin/tnode
 	$(B)/bin/check_troupe
 ifeq ($(SAN),)
 	@sh test/install_test.sh "$(CC)" "$(MAKE)"
@@ -125,6 +126,11 @@ $(B)/bin/%: $(B)/obj/examples/%.o $(STATIC)
 	$(Q)$(CC) -o $@ $< $(STATIC) $(LDLIBS_ALL)
 
 $(BENCH): $(B)/obj/tools/bench/tbench.o $(STATIC)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) -o $@ $< $(STATIC) $(LDLIBS_ALL)
+
+$(B)/bin/tnode: $(B)/obj/test/node/tnode.o $(STATIC)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) -o $@ $< $(STATIC) $(LDLIBS_ALL)

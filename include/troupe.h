@@ -16,6 +16,7 @@ extern "C" {
 #include "troupe/link.h"
 #include "troupe/timer.h"
 #include "troupe/supervisor.h"
+#include "troupe/node.h"
 
 #ifdef __cplusplus
 }

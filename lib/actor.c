@@ -209,13 +209,24 @@ note_high_water(tp_actor *r, uint32_t len)
         ;
 }
 
+// Schedules `r` after its counter left zero; a peer's send queue wakes the
+// I/O thread instead.
+static inline void
+schedule(tp_actor *r)
+{
+    if (__builtin_expect(r->behaviour == &tp__proxy_behaviour, 0))
+        tp__node_kick(r);
+    else
+        tp__sched_schedule(r->system, r);
+}
+
 static void
 push_reserved(tp_actor *r, tp__msg *m, uint64_t old)
 {
     tp__mpscq_push(&r->user, &m->node);
     note_high_water(r, TP__CNT_USERS(old) + 1);
     if (TP__CNT_TOTAL(old) == 0)
-        tp__sched_schedule(r->system, r);
+        schedule(r);
 }
 
 static void
@@ -226,7 +237,7 @@ push_system(tp_actor *r, tp__msg *m)
                                              memory_order_acq_rel);
     tp__mpscq_push(&r->sys, &m->node);
     if (TP__CNT_TOTAL(old) == 0)
-        tp__sched_schedule(r->system, r);
+        schedule(r);
 }
 
 static void
@@ -236,8 +247,6 @@ count_drop(tp_actor *r)
     atomic_fetch_add_explicit(&r->system->dead_letters, 1,
                               memory_order_relaxed);
 }
-
-#define TP__EWAIT INT_MIN // internal: a thread should wait and retry
 
 // Handles a send to a full user lane according to r's policy.
 static int
@@ -303,6 +312,51 @@ mailbox_put(tp_actor *r, tp_actor *sender, tp__msg *m)
         TP__CNT_USERS(old) + 1 >= r->capacity)
         maybe_mute(sender, r);
     return 0;
+}
+
+// ---- peers' send queues (node.c) -------------------------------------------
+
+int
+tp__proxy_put(tp_actor *p, tp_actor *sender, tp__msg *m, int mode)
+{
+    uint64_t old;
+    int rc;
+    switch (mode) {
+    case TP__ROUTE_SYS:
+        push_system(p, m);
+        return 0;
+    case TP__ROUTE_FORCE:
+        if (!reserve(p, UINT32_MAX - 1, &old))
+            return TP_EFULL;
+        push_reserved(p, m, old);
+        return 0;
+    case TP__ROUTE_NOWAIT:
+        rc = mailbox_put(p, NULL, m);
+        if (rc == TP__EWAIT || rc == TP_EFULL) {
+            count_drop(p);
+            tp__msg_free(m);
+            rc = 0;
+        }
+        return rc;
+    default:
+        return mailbox_put(p, sender, m);
+    }
+}
+
+// Gives back the counts of frames the I/O thread took from a peer's queue
+// and releases muted senders once it is below half. Returns what is left.
+uint32_t
+tp__proxy_settle(tp_actor *p, uint32_t users, uint32_t total)
+{
+    uint64_t sub = ((uint64_t)users << 32) + total;
+    // seq_cst: as in finish().
+    uint64_t old =
+        atomic_fetch_sub_explicit(&p->count, sub, memory_order_seq_cst);
+    uint32_t left_user = TP__CNT_USERS(old) - users;
+    if (left_user < p->low_water &&
+        atomic_load_explicit(&p->mute_list, memory_order_seq_cst) != NULL)
+        unmute_all(p);
+    return TP__CNT_TOTAL(old) - total;
 }
 
 // Frees everything queued in both lanes, counting dead letters. With
@@ -827,6 +881,8 @@ on_own_worker(tp_system *sys)
 int
 tp__push_sys(tp_system *sys, tp_pid to, tp__msg *m)
 {
+    if (tp_pid_node(to) != 0)
+        return tp__node_route(sys, NULL, to, m, TP__ROUTE_SYS);
     bool ext = !on_own_worker(sys);
     if (ext)
         pthread_rwlock_rdlock(&sys->ext_lock);
@@ -842,6 +898,8 @@ tp__push_sys(tp_system *sys, tp_pid to, tp__msg *m)
 static int
 deliver(tp_system *sys, tp_actor *self, tp_pid to, tp__msg *m)
 {
+    if (__builtin_expect(tp_pid_node(to) != 0, 0))
+        return tp__node_route(sys, self, to, m, TP__ROUTE_NORMAL);
     bool ext = !on_own_worker(sys);
     if (ext)
         pthread_rwlock_rdlock(&sys->ext_lock);
@@ -863,6 +921,8 @@ tp__deliver(tp_system *sys, tp_actor *self, tp_pid to, tp__msg *m)
 int
 tp__deliver_nowait(tp_system *sys, tp_pid to, tp__msg *m)
 {
+    if (tp_pid_node(to) != 0)
+        return tp__node_route(sys, NULL, to, m, TP__ROUTE_NOWAIT);
     bool ext = !on_own_worker(sys);
     if (ext)
         pthread_rwlock_rdlock(&sys->ext_lock);
@@ -883,6 +943,8 @@ tp__deliver_nowait(tp_system *sys, tp_pid to, tp__msg *m)
 int
 tp__deliver_force(tp_system *sys, tp_pid to, tp__msg *m)
 {
+    if (tp_pid_node(to) != 0)
+        return tp__node_route(sys, NULL, to, m, TP__ROUTE_FORCE);
     bool ext = !on_own_worker(sys);
     if (ext)
         pthread_rwlock_rdlock(&sys->ext_lock);
@@ -893,6 +955,19 @@ tp__deliver_force(tp_system *sys, tp_pid to, tp__msg *m)
     if (ext)
         pthread_rwlock_unlock(&sys->ext_lock);
     return r ? 0 : TP_ENOACTOR;
+}
+
+// Delivers a message that arrived from a peer, on the I/O thread: where a
+// thread would wait (a full BACKPRESSURE mailbox) returns TP__EWAIT and the
+// caller keeps `m`; refusals and drops follow the receiver's policy.
+int
+tp__deliver_io(tp_system *sys, tp_pid to, tp__msg *m)
+{
+    pthread_rwlock_rdlock(&sys->ext_lock);
+    tp_actor *r = tp__actor_lookup(sys, to);
+    int rc = r ? mailbox_put(r, NULL, m) : TP_ENOACTOR;
+    pthread_rwlock_unlock(&sys->ext_lock);
+    return rc;
 }
 
 static int

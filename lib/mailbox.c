@@ -241,6 +241,24 @@ tp__msg_new_buf(tp_system *sys, uint32_t tag, tp_pid from, void *buf,
     return m;
 }
 
+// A message with `size` bytes of uninitialised inline payload.
+tp__msg *
+tp__msg_new_raw(tp_system *sys, size_t size)
+{
+    tp__msg *m = msg_alloc(sys, size);
+    if (m == NULL)
+        return NULL;
+    m->pub.tag = 0;
+    m->pub.from = TP_PID_NIL;
+    m->pub.size = size;
+    m->pub.data = (const void *)(m + 1);
+    m->pub.ref = 0;
+    m->kind = TP__MSG_USER;
+    m->flags = 0;
+    m->aux = NULL;
+    return m;
+}
+
 tp__msg *
 tp__msg_new_sys(tp_system *sys, uint16_t kind, tp_pid from)
 {

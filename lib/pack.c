@@ -196,3 +196,63 @@ tp_msg_unpack(const tp_msg *msg, msgpack_unpacked *out)
     }
     return 0;
 }
+
+// ---- pids inside payloads --------------------------------------------------
+
+// Extension body: name length (1 byte), the node's full name, its
+// incarnation (4 bytes, big-endian) and the node-local pid (8 bytes).
+#define PID_EXT_MAX (1 + 127 + 4 + 8)
+
+int
+tp_pack_pid(tp_system *sys, msgpack_packer *pk, tp_pid pid)
+{
+    if (sys == NULL || pk == NULL)
+        return TP_EINVAL;
+    const char *node;
+    uint32_t inc;
+    uint64_t local;
+    if (tp__node_pid_encode(sys, pid, &node, &inc, &local) != 0)
+        return TP_EINVAL;
+    size_t len = strlen(node);
+    if (len > 127)
+        return TP_EINVAL;
+    uint8_t body[PID_EXT_MAX];
+    size_t n = 0;
+    body[n++] = (uint8_t)len;
+    memcpy(body + n, node, len);
+    n += len;
+    for (int i = 3; i >= 0; i--)
+        body[n++] = (uint8_t)(inc >> (8 * i));
+    for (int i = 7; i >= 0; i--)
+        body[n++] = (uint8_t)(local >> (8 * i));
+    if (msgpack_pack_ext(pk, n, TP_PID_EXT_TYPE) != 0 ||
+        msgpack_pack_ext_body(pk, body, n) != 0)
+        return TP_ENOMEM;
+    return 0;
+}
+
+int
+tp_unpack_pid(tp_system *sys, const msgpack_object *obj, tp_pid *out)
+{
+    if (sys == NULL || obj == NULL || out == NULL ||
+        obj->type != MSGPACK_OBJECT_EXT ||
+        obj->via.ext.type != TP_PID_EXT_TYPE)
+        return TP_EINVAL;
+    const uint8_t *p = (const uint8_t *)obj->via.ext.ptr;
+    size_t n = obj->via.ext.size;
+    if (n < 1 + 12 || n != 1 + (size_t)p[0] + 12 || p[0] > 127)
+        return TP_EINVAL;
+    char node[128];
+    memcpy(node, p + 1, p[0]);
+    node[p[0]] = 0;
+    if (memchr(node, 0, p[0]) != NULL)
+        return TP_EINVAL;
+    const uint8_t *q = p + 1 + p[0];
+    uint32_t inc = 0;
+    uint64_t local = 0;
+    for (int i = 0; i < 4; i++)
+        inc = inc << 8 | q[i];
+    for (int i = 0; i < 8; i++)
+        local = local << 8 | q[4 + i];
+    return tp__node_pid_decode(sys, node, inc, local, out);
+}

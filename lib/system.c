@@ -580,6 +580,7 @@ tp_system_destroy(tp_system **psys)
         return TP_EPERM;
     tp_system *sys = *psys;
     atomic_store_explicit(&sys->shutting_down, 1, memory_order_release);
+    tp__node_stop(sys); // no more frames in; muted senders released
     tp__timers_stop(sys);
     if (sys->started)
         tp__sched_stop(sys);
@@ -594,6 +595,7 @@ tp_system_destroy(tp_system **psys)
             tp__actor_shutdown(a);
     }
     tp__limbo_reclaim_all(sys);
+    tp__node_free(sys);   // after every actor that could still send out
     tp__timers_free(sys); // after every message that carried a timer
     if (sys->faults_installed)
         tp__faults_uninstall();

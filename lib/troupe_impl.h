@@ -5,6 +5,7 @@
 #ifndef TROUPE_IMPL_H
 #define TROUPE_IMPL_H
 
+#include <limits.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdalign.h>
@@ -82,6 +83,7 @@ tp__msg *tp__msg_new_copy(tp_system *sys, uint32_t tag, tp_pid from,
 tp__msg *tp__msg_new_buf(tp_system *sys, uint32_t tag, tp_pid from, void *buf,
                          size_t size);
 tp__msg *tp__msg_new_sys(tp_system *sys, uint16_t kind, tp_pid from);
+tp__msg *tp__msg_new_raw(tp_system *sys, size_t size);
 void tp__msg_free(tp__msg *m);
 tp__msg *tp__mailbox_pop(tp__mpscq *q);
 void tp__mailbox_close(tp__mpscq *q);
@@ -203,6 +205,28 @@ int tp__deliver(tp_system *sys, tp_actor *self, tp_pid to, tp__msg *m);
 int tp__deliver_nowait(tp_system *sys, tp_pid to, tp__msg *m);
 int tp__deliver_force(tp_system *sys, tp_pid to, tp__msg *m);
 uint64_t tp__new_ref(tp_system *sys);
+
+#define TP__EWAIT INT_MIN // internal: a thread should wait and retry
+
+// ---- distribution (node.c) --------------------------------------------
+
+// How a message is put into a peer's send queue.
+enum { TP__ROUTE_NORMAL, TP__ROUTE_NOWAIT, TP__ROUTE_FORCE, TP__ROUTE_SYS };
+
+struct tp__dist;
+extern const tp_behaviour tp__proxy_behaviour;
+int tp__proxy_put(tp_actor *p, tp_actor *sender, tp__msg *m, int mode);
+uint32_t tp__proxy_settle(tp_actor *p, uint32_t users, uint32_t total);
+int tp__deliver_io(tp_system *sys, tp_pid to, tp__msg *m);
+int tp__node_route(tp_system *sys, tp_actor *self, tp_pid to, tp__msg *m,
+                   int mode);
+void tp__node_kick(tp_actor *proxy);
+void tp__node_stop(tp_system *sys);
+void tp__node_free(tp_system *sys);
+int tp__node_pid_encode(tp_system *sys, tp_pid pid, const char **node,
+                        uint32_t *inc, uint64_t *local);
+int tp__node_pid_decode(tp_system *sys, const char *node, uint32_t inc,
+                        uint64_t local, tp_pid *out);
 
 // ---- timers (timer.c) -------------------------------------------------
 
@@ -375,6 +399,7 @@ struct tp_system {
     _Atomic uint64_t dead_letters;
     _Atomic uint64_t next_ref;
     tp__timers *timers;
+    _Atomic(struct tp__dist *) node; // NULL until tp_node_start
     bool faults_installed;
 };
 

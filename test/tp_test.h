@@ -35,5 +35,6 @@ Suite *link_suite(void);
 Suite *timer_suite(void);
 Suite *fault_suite(void);
 Suite *supervisor_suite(void);
+Suite *node_suite(void);
 
 #endif

@@ -1,7 +1,8 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # Installs what building and testing troupe needs, when it is missing:
-# a C compiler, make, pkg-config, libev, msgpack-c and Check. Uses apt-get,
+# a C compiler, make, pkg-config, libev, msgpack-c, OpenSSL's libcrypto
+# and Check. Uses apt-get,
 # through sudo when not root. Does nothing when everything is present.
 set -eu
 
@@ -12,8 +13,9 @@ if command -v pkg-config >/dev/null 2>&1; then
     pkg-config --exists msgpack-c || pkg-config --exists msgpack ||
         missing="$missing libmsgpack-dev"
     pkg-config --exists check || missing="$missing check"
+    pkg-config --exists libcrypto || missing="$missing libssl-dev"
 else
-    missing="$missing libmsgpack-dev check"
+    missing="$missing libmsgpack-dev check libssl-dev"
 fi
 [ -e /usr/include/ev.h ] || [ -e /usr/local/include/ev.h ] ||
     missing="$missing libev-dev"

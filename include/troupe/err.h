@@ -27,7 +27,9 @@
     X(EINIT, -4004, "actor init failed")                                      \
     X(EDECODE, -4005, "payload could not be decoded")                         \
     X(ECRASH, -4006, "actor crashed")                                         \
-    X(EIGNORED, -4007, "actor init chose not to start")
+    X(EIGNORED, -4007, "actor init chose not to start")                       \
+    X(ENOTCONN, -ENOTCONN, "node not connected")                              \
+    X(EADDRINUSE, -EADDRINUSE, "address already in use")
 
 enum {
 #define TP__ERR_ENUM(name, value, msg) TP_##name = (value),

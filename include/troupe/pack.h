@@ -46,4 +46,22 @@ TP_API int tp_system_pack_send(tp_system *sys, tp_pid to, uint32_t tag,
 // `out` with msgpack_unpacked_destroy in every case.
 TP_API int tp_msg_unpack(const tp_msg *msg, msgpack_unpacked *out);
 
+// The msgpack extension type that carries a pid between nodes: the full
+// name of the pid's node, its incarnation and the node-local part, so the
+// pid can be used on any node that receives it.
+#define TP_PID_EXT_TYPE 1
+
+// Packs `pid` as a TP_PID_EXT_TYPE extension. `sys` is the system the pid
+// is valid in. Returns 0, TP_EINVAL (NULL, or a pid whose node `sys` does
+// not know) or TP_ENOMEM.
+TP_API int tp_pack_pid(tp_system *sys, msgpack_packer *pk, tp_pid pid);
+
+// Reads a pid packed by tp_pack_pid on any node into `*out`, valid in
+// `sys`: a pid of `sys`'s own node becomes local, any other names its node
+// (connected on first use). Returns 0, TP_EINVAL (not a pid extension, or
+// malformed), TP_ENOACTOR (a pid of an earlier incarnation of this node:
+// its actor is gone) or TP_EAGAIN (node table full).
+TP_API int tp_unpack_pid(tp_system *sys, const msgpack_object *obj,
+                         tp_pid *out);
+
 #endif

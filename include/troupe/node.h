@@ -1,0 +1,149 @@
+// SPDX-License-Identifier: MIT
+// Distribution: make a system a node that other nodes reach over TCP.
+//
+// Once tp_node_start has run, tp_send, tp_link, tp_monitor and tp_exit
+// accept pids of actors on other nodes and behave as they do locally:
+// per pair of actors messages arrive in send order, at most once. A
+// message's sender (msg->from) may be a remote pid, so a reply is a plain
+// tp_send. Pids travel inside payloads as a msgpack extension type
+// (tp_pack_pid and tp_unpack_pid in pack.h).
+//
+// A node's full name is "NAME@HOST:PORT" (the address it listens on), so
+// a pid or a name carries what is needed to connect to its node: the first
+// send to a node that is not connected connects to it. Nodes prove to each
+// other that they hold the same secret (HMAC-SHA256 challenge/response)
+// before any other frame is accepted. A peer silent for longer than the
+// configured timeout is declared down: every link across it gets an exit
+// signal and every monitor a DOWN with reason TP_REASON_NOCONNECTION.
+// lib/WIRE.md documents the protocol.
+#ifndef TROUPE_NODE_H
+#define TROUPE_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "actor.h"
+
+// Message tags delivered to actors that called tp_monitor_nodes.
+#define TP_TAG_NODEUP (TP_TAG_RESERVED + 16)   // data: tp_node_msg
+#define TP_TAG_NODEDOWN (TP_TAG_RESERVED + 17) // data: tp_node_msg
+
+// Longest full node name, NUL included.
+#define TP_NODE_NAME_MAX 128
+
+typedef struct tp_node_msg {
+    char node[TP_NODE_NAME_MAX]; // the peer's full name
+    uint32_t incarnation;
+    char why[96]; // nodedown: what happened ("heartbeat timeout", ...)
+} tp_node_msg;
+
+// Node configuration. A zeroed struct, apart from `name`, means defaults.
+typedef struct tp_node_config {
+    // Short name: 1 to 48 bytes of [A-Za-z0-9_.-]. Required.
+    const char *name;
+    // "HOST:PORT" to listen on (numeric IPv4); port 0 picks a free one.
+    // NULL means "127.0.0.1:0". Any address other than loopback needs a
+    // secret.
+    const char *listen;
+    // Path of a file holding the shared secret: at least 32 bytes, at most
+    // 4096, a regular file readable by its owner only (mode 0600 or 0400).
+    // NULL: no secret, only for nodes on loopback (every node must then
+    // have none).
+    const char *secret_file;
+    uint32_t max_frame;           // largest frame accepted; 0 = 1 MiB
+    int heartbeat_ms;             // ping an idle peer this often; 0 = 500
+    int timeout_ms;               // a peer silent this long is down; 0 = 3000
+    int handshake_timeout_ms;     // 0 = 2000
+    uint32_t send_queue;          // messages queued per peer; 0 = 8192
+    tp_overflow overflow;         // a full peer queue: DEFAULT = BACKPRESSURE;
+                                  // EXIT_RECEIVER is refused
+    unsigned max_unauthenticated; // connections mid-handshake; 0 = 64
+    int reconnect_max_ms;         // backoff cap between attempts; 0 = 5000
+} tp_node_config;
+
+// Turns `sys` into a node: loads the secret, opens the listening socket and
+// starts the I/O thread. Call it once, from outside any actor, before or
+// after tp_system_start. Returns 0, TP_EINVAL (a bad field, a non-loopback
+// address without a secret), TP_EPERM (secret file with loose permissions
+// or not a regular file; called from an actor), TP_ENOENT (no secret
+// file), TP_EEXIST (already a node), TP_EADDRINUSE, TP_ENOMEM or TP_EAGAIN.
+// Each refusal is logged with its reason.
+TP_API int tp_node_start(tp_system *sys, const tp_node_config *cfg);
+
+// The node's full name ("alpha@127.0.0.1:40123") or "" when `sys` is not a
+// node. Valid until the system is destroyed. Any thread.
+TP_API const char *tp_node_name(tp_system *sys);
+
+// The node's incarnation: a random non-zero number drawn at start, so pids
+// of a node that restarts under the same name never reach the new one.
+TP_API uint32_t tp_node_incarnation(tp_system *sys);
+
+// Connects to `node` ("NAME@HOST:PORT") and keeps reconnecting with
+// backoff whenever the connection is lost. With `timeout_ms` > 0, waits
+// until the connection is up (not from inside an actor: TP_EPERM). Returns
+// 0, TP_EINVAL (not a node, bad name), TP_ETIMEDOUT or TP_ENOTCONN (the
+// attempt failed: refused, wrong secret ...; the log says why).
+TP_API int tp_node_connect(tp_system *sys, const char *node, int timeout_ms);
+
+// Closes the connection to `node`, as if it had gone down, and stops
+// reconnecting to it. Returns 0, TP_EINVAL or TP_ENOENT.
+TP_API int tp_node_disconnect(tp_system *sys, const char *node);
+
+// The pid of the actor registered as `name` on `node` is not known in
+// advance; these send to it by name. Same codes as tp_send; a name that is
+// not registered there loses the message (counted in the peer's stats).
+TP_API int tp_send_name_at(tp_ctx *ctx, const char *name, const char *node,
+                           uint32_t tag, const void *data, size_t size);
+TP_API int tp_system_send_name_at(tp_system *sys, const char *name,
+                                  const char *node, uint32_t tag,
+                                  const void *data, size_t size);
+
+// Subscribes the running actor to TP_TAG_NODEUP and TP_TAG_NODEDOWN
+// messages for every peer (off with `on` false). Returns 0, TP_EINVAL
+// (NULL, not a node), TP_EPERM or TP_ENOMEM.
+TP_API int tp_monitor_nodes(tp_ctx *ctx, bool on);
+
+typedef enum tp_peer_state {
+    TP_PEER_IDLE = 0,   // known, not connected
+    TP_PEER_CONNECTING, // connecting or in the handshake
+    TP_PEER_UP,         // authenticated and connected
+    TP_PEER_BACKOFF,    // lost or refused; waiting before retrying
+} tp_peer_state;
+
+// A snapshot of one peer.
+typedef struct tp_peer_info {
+    char node[TP_NODE_NAME_MAX];
+    uint32_t incarnation; // 0 until first connected
+    tp_peer_state state;
+    uint32_t rtt_us;         // last heartbeat round trip, 0 if none yet
+    uint32_t queued;         // messages waiting in its send queue
+    uint64_t sent, received; // frames
+    uint64_t bytes_out, bytes_in;
+    uint64_t dropped;  // messages lost: queue policy, node down, no name
+    uint64_t connects; // times the connection came up
+} tp_peer_info;
+
+// Copies up to `max` peers into `out` and returns how many peers there
+// are (may exceed `max`), or TP_EINVAL. Any thread.
+TP_API int tp_node_peers(tp_system *sys, tp_peer_info *out, size_t max);
+
+// Node-wide counters.
+typedef struct tp_node_stats {
+    uint64_t peers_up;
+    uint64_t frames_in, frames_out;
+    uint64_t bytes_in, bytes_out;
+    uint64_t frames_rejected; // malformed or over a limit: connection closed
+    uint64_t auth_failures;   // handshakes refused for a bad proof
+    uint64_t handshakes_timed_out;
+    uint64_t connections_refused; // over the unauthenticated cap, etc.
+    uint64_t nodedowns;
+} tp_node_stats;
+
+TP_API int tp_node_stats_get(tp_system *sys, tp_node_stats *out);
+
+// Checks that a full node name is well formed ("NAME@A.B.C.D:PORT").
+// Returns 0 or TP_EINVAL. Any thread.
+TP_API int tp_node_name_check(const char *node);
+
+#endif
