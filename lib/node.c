@@ -798,7 +798,9 @@ set_state(tp__peer *p, int st)
     pthread_mutex_unlock(&n->lock);
 }
 
-static void
+// Writes what `c` has buffered. Returns false when a write error closed
+// (and freed) `c`.
+static bool
 conn_flush(conn *c)
 {
     while (c->out_off < c->out.len) {
@@ -810,7 +812,7 @@ conn_flush(conn *c)
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 break;
             conn_close(c, strerror(errno), true);
-            return;
+            return false;
         }
         c->out_off += (size_t)w;
         bump(&c->node->bytes_out, (uint64_t)w);
@@ -827,13 +829,17 @@ conn_flush(conn *c)
     } else {
         ev_io_start(c->node->loop, &c->wio);
     }
+    return true;
 }
 
+// Tells the peer why before `c` is closed: one best-effort write.
 static void
 conn_refuse(conn *c, const char *why)
 {
     tp__wire_refuse(&c->out, why);
-    conn_flush(c);
+    if (c->out.len > c->out_off &&
+        write(c->fd, c->out.p + c->out_off, c->out.len - c->out_off) > 0)
+        c->out_off = c->out.len;
 }
 
 static void
@@ -1097,7 +1103,7 @@ conn_attach(conn *c)
             p->name, c->peer_inc, c->outbound ? "connect" : "accept");
     notify_subs(n, p, TP_TAG_NODEUP, c->peer_inc, NULL);
     drain_proxy(p);
-    return true;
+    return p->conn == c; // a failed write may have closed it
 }
 
 // Local pid from a peer-local pid value.
@@ -1312,8 +1318,7 @@ handshake(conn *c, const tp__frame *f)
         tp__wire_hello(&c->out, TP__F_CHALLENGE, n->name, n->inc,
                        c->nonce_mine, mac);
         c->st = C_WAIT_REPLY;
-        conn_flush(c);
-        return true;
+        return conn_flush(c);
     case C_WAIT_CHALLENGE: {
         if (f->type == TP__F_REFUSE)
             goto refused;
@@ -1342,8 +1347,7 @@ handshake(conn *c, const tp__frame *f)
         }
         tp__wire_reply(&c->out, mac);
         c->st = C_WAIT_ACCEPT;
-        conn_flush(c);
-        return true;
+        return conn_flush(c);
     }
     case C_WAIT_REPLY:
         if (f->type != TP__F_REPLY)
@@ -1356,8 +1360,7 @@ handshake(conn *c, const tp__frame *f)
             return false;
         }
         tp__wire_simple(&c->out, TP__F_ACCEPT);
-        conn_flush(c);
-        return conn_attach(c);
+        return conn_flush(c) && conn_attach(c);
     case C_WAIT_ACCEPT:
         if (f->type == TP__F_REFUSE)
             goto refused;
@@ -1389,34 +1392,36 @@ refused : {
 }
 }
 
-// One frame. Returns false when the connection was closed or stalled.
-static bool
+// One frame: FR_OK, FR_CLOSED (c is freed) or FR_STALLED.
+enum { FR_OK, FR_CLOSED, FR_STALLED };
+
+static int
 handle_frame(conn *c, const uint8_t *p, size_t len)
 {
     tp__frame f;
     int why = tp__wire_decode(p, len, &f);
     if (why != TP__W_OK) {
         reject(c, "malformed frame", why);
-        return false;
+        return FR_CLOSED;
     }
     bump(&c->node->frames_in, 1);
     if (c->st != C_UP)
-        return handshake(c, &f);
+        return handshake(c, &f) ? FR_OK : FR_CLOSED;
     tp__peer *peer = c->peer;
     bump(&peer->received, 1);
     switch (f.type) {
     case TP__F_SEND:
     case TP__F_SEND_NAME:
-        return deliver_user(c, &f);
+        return deliver_user(c, &f) ? FR_OK : FR_STALLED;
     case TP__F_PING:
         tp__wire_ping(&c->out, TP__F_PONG, f.stamp);
-        return true;
+        return FR_OK;
     case TP__F_PONG: {
         uint64_t now = (uint64_t)(mono_now() * 1e6);
         if (f.stamp <= now && now - f.stamp < UINT32_MAX)
             atomic_store_explicit(&peer->rtt_us, (uint32_t)(now - f.stamp),
                                   memory_order_relaxed);
-        return true;
+        return FR_OK;
     }
     case TP__F_LINK:
     case TP__F_UNLINK:
@@ -1425,11 +1430,11 @@ handle_frame(conn *c, const uint8_t *p, size_t len)
     case TP__F_DEMONITOR:
     case TP__F_DOWN:
         handle_signal_frame(c, &f);
-        return true;
+        return FR_OK;
     }
     bump(&c->node->rejected, 1);
     conn_close(c, "handshake frame after authentication", true);
-    return false;
+    return FR_CLOSED;
 }
 
 // Handles every whole frame in the input buffer. Returns false when the
@@ -1468,8 +1473,11 @@ process_input(conn *c)
             break;
         }
         c->in_off += 4 + (size_t)len;
-        if (!handle_frame(c, h + 4, len))
-            return c->stalled != NULL;
+        int r = handle_frame(c, h + 4, len);
+        if (r == FR_CLOSED)
+            return false;
+        if (r == FR_STALLED)
+            break;
     }
     if (c->in_off > 0) {
         memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
@@ -1477,7 +1485,7 @@ process_input(conn *c)
         c->in_off = 0;
     }
     if (c->out.len > c->out_off)
-        conn_flush(c);
+        return conn_flush(c);
     return true;
 }
 
@@ -1579,8 +1587,8 @@ write_cb(struct ev_loop *loop, ev_io *w, int revents)
         conn_flush(c);
         return;
     }
-    conn_flush(c);
-    // conn_flush may have closed c; the peer's pointer tells.
+    if (!conn_flush(c))
+        return;
     tp__peer *p = c->peer;
     if (p != NULL && p->conn == c && c->st == C_UP &&
         c->out.len - c->out_off < OUT_HIGH / 2)
