@@ -568,16 +568,21 @@ encode(tp_system *sys, ent *e, tp_pid to, tp__msg *m, const char *name)
     if (type == 0)
         return NULL;
     bool user = type == TP__F_SEND;
-    size_t max = user ? TP__WIRE_SEND_MAX(m->pub.size) : TP__WIRE_SIG_MAX;
+    uint64_t from = tp_pid_node(m->pub.from) == 0 ? m->pub.from.v : 0;
+    uint32_t flags = (m->flags & TP__MSG_REPLY) ? TP__WF_REPLY : 0;
+    size_t max =
+        user && name == NULL
+            ? tp__wire_send_size(e->inc, to.v & REF_MASK, from, m->pub.tag,
+                                 m->pub.ref, flags, m->pub.size)
+        : user ? TP__WIRE_SEND_MAX(m->pub.size) + TP_NAME_MAX
+               : TP__WIRE_SIG_MAX;
     tp__msg *f = tp__msg_new_raw(sys, max);
     if (f == NULL)
         return NULL;
     uint8_t *out = (uint8_t *)(f + 1);
-    uint64_t from = tp_pid_node(m->pub.from) == 0 ? m->pub.from.v : 0;
     uint64_t ref = 0;
     size_t n;
     if (user) {
-        uint32_t flags = (m->flags & TP__MSG_REPLY) ? TP__WF_REPLY : 0;
         ref = m->pub.ref;
         n = name
                 ? tp__wire_send_name(out, name, from, m->pub.tag, ref, flags,

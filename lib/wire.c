@@ -207,6 +207,25 @@ tp__wire_ping(tp__wbuf *b, int type, uint64_t stamp)
     b->len += frame_close(out, o);
 }
 
+static size_t
+uint_len(uint64_t v)
+{
+    return v < 128            ? 1
+           : v <= 0xff        ? 2
+           : v <= 0xffff      ? 3
+           : v <= 0xffffffffu ? 5
+                              : 9;
+}
+
+size_t
+tp__wire_send_size(uint32_t to_inc, uint64_t to, uint64_t from, uint32_t tag,
+                   uint64_t ref, uint32_t flags, size_t size)
+{
+    size_t bin = size <= 0xff ? 2 : size <= 0xffff ? 3 : 5;
+    return 4 + 2 + uint_len(to_inc) + uint_len(to) + uint_len(from) +
+           uint_len(tag) + uint_len(ref) + uint_len(flags) + bin + size;
+}
+
 size_t
 tp__wire_send(uint8_t *out, uint32_t to_inc, uint64_t to, uint64_t from,
               uint32_t tag, uint64_t ref, uint32_t flags, const void *payload,

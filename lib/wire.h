@@ -101,6 +101,11 @@ void tp__wire_ping(tp__wbuf *b, int type, uint64_t stamp);
 #define TP__WIRE_SEND_MAX(size) ((size) + 64)
 #define TP__WIRE_SIG_MAX (64 + TP__WIRE_TEXT_MAX)
 
+// Exact bytes tp__wire_send writes for these fields.
+size_t tp__wire_send_size(uint32_t to_inc, uint64_t to, uint64_t from,
+                          uint32_t tag, uint64_t ref, uint32_t flags,
+                          size_t size);
+
 // Writes a whole frame into `out` (at least TP__WIRE_SEND_MAX(size) bytes,
 // or TP__WIRE_SIG_MAX for signals) and returns its length.
 size_t tp__wire_send(uint8_t *out, uint32_t to_inc, uint64_t to, uint64_t from,
