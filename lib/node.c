@@ -642,6 +642,10 @@ tp__node_route(tp_system *sys, tp_actor *self, tp_pid to, tp__msg *m, int mode)
     tp__msg *f = encode(sys, e, to, m, NULL);
     if (f == NULL)
         return TP_ENOMEM;
+    if (f->pub.size - 4 > n->cfg.max_frame) {
+        tp__msg_free(f); // the peer would refuse it and drop the link
+        return TP_EMSGSIZE;
+    }
     int rc = enqueue(p, self, f, mode);
     if (rc == TP_ENOTCONN && m->kind != TP__MSG_USER) {
         answer_lost(sys, m->kind, m->pub.from, to, f->pub.ref);
@@ -681,6 +685,10 @@ send_name_at(tp_system *sys, tp_actor *self, const char *name,
         return TP_ENOMEM;
     f->pub.size = tp__wire_send_name((uint8_t *)(f + 1), name, from.v, tag, 0,
                                      0, data, size);
+    if (f->pub.size - 4 > n->cfg.max_frame) {
+        tp__msg_free(f);
+        return TP_EMSGSIZE;
+    }
     f->kind = TP__MSG_USER;
     f->pub.from = from;
     f->aux = NULL;
@@ -809,8 +817,8 @@ static bool
 conn_flush(conn *c)
 {
     while (c->out_off < c->out.len) {
-        ssize_t w =
-            write(c->fd, c->out.p + c->out_off, c->out.len - c->out_off);
+        ssize_t w = send(c->fd, c->out.p + c->out_off, c->out.len - c->out_off,
+                         MSG_NOSIGNAL);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -843,7 +851,8 @@ conn_refuse(conn *c, const char *why)
 {
     tp__wire_refuse(&c->out, why);
     if (c->out.len > c->out_off &&
-        write(c->fd, c->out.p + c->out_off, c->out.len - c->out_off) > 0)
+        send(c->fd, c->out.p + c->out_off, c->out.len - c->out_off,
+             MSG_NOSIGNAL) > 0)
         c->out_off = c->out.len;
 }
 
@@ -894,7 +903,7 @@ backoff_cb(struct ev_loop *loop, ev_timer *w, int revents)
         connect_peer(p);
     } else {
         set_state(p, TP_PEER_IDLE);
-        drain_proxy(p); // anything queued since is dropped
+        drain_proxy(p); // connects again if senders queued meanwhile
     }
 }
 
@@ -972,8 +981,9 @@ conn_close(conn *c, const char *why, bool log_it)
     }
     if (atomic_exchange_explicit(&p->want_disconnect, 0,
                                  memory_order_acq_rel)) {
+        set_state(p, TP_PEER_BACKOFF);
+        drain_proxy(p); // drops what was queued
         set_state(p, TP_PEER_IDLE);
-        drain_proxy(p);
         return;
     }
     enter_backoff(p);
@@ -1612,6 +1622,15 @@ drain_proxy(tp__peer *p)
         bool up = c != NULL && c->st == C_UP;
         if (c != NULL && !up)
             return; // connecting: frames wait
+        if (c == NULL &&
+            atomic_load_explicit(&p->state, memory_order_relaxed) !=
+                TP_PEER_BACKOFF) {
+            // Idle: what is queued is the reason to connect.
+            if (TP__CNT_TOTAL(
+                    atomic_load_explicit(&q->count, memory_order_acquire)) > 0)
+                connect_peer(p);
+            return;
+        }
         uint32_t users = 0, total = 0;
         tp__msg *m;
         while (!(up && c->out.len - c->out_off > OUT_HIGH)) {
@@ -1929,7 +1948,7 @@ check_config(tp_system *sys, const tp_node_config *in, tp_node_config *cfg)
     if (cfg->heartbeat_ms == 0)
         cfg->heartbeat_ms = 500;
     if (cfg->timeout_ms == 0)
-        cfg->timeout_ms = 3000;
+        cfg->timeout_ms = 2500;
     if (cfg->handshake_timeout_ms == 0)
         cfg->handshake_timeout_ms = 2000;
     if (cfg->send_queue == 0)
@@ -2033,8 +2052,8 @@ tp_node_start(tp_system *sys, const tp_node_config *in)
     n->async.data = n;
     ev_async_start(n->loop, &n->async);
     double tick = n->cfg.heartbeat_ms;
-    if (tick > n->cfg.timeout_ms / 4.0)
-        tick = n->cfg.timeout_ms / 4.0;
+    if (tick > n->cfg.timeout_ms / 5.0)
+        tick = n->cfg.timeout_ms / 5.0;
     ev_timer_init(&n->tick, tick_cb, tick / 1000.0, tick / 1000.0);
     n->tick.data = n;
     ev_timer_start(n->loop, &n->tick);

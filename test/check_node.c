@@ -393,6 +393,30 @@ START_TEST(remote_send_and_reply)
     ck_assert_str_eq(pi[0].node, c.node);
     ck_assert_int_eq(pi[0].state, TP_PEER_UP);
     ck_assert_uint_ne(pi[0].incarnation, 0);
+    // A message the peer would refuse as oversized is refused here, and
+    // the connection stays up.
+    size_t big = (1u << 20) + 1;
+    char *buf = calloc(1, big);
+    ck_assert_int_eq(tp_system_send(sys, echo, 6, buf, big), TP_EMSGSIZE);
+    free(buf);
+    atomic_store(&nlog, 0);
+    ck_assert_int_eq(tp_system_send(sys, probe, P_SEND, &s, sizeof s), 0);
+    ck_assert_ptr_nonnull(await_tag(6, 10));
+    // Disconnecting: the peer goes idle and the next send reconnects.
+    ck_assert_int_eq(tp_node_disconnect(sys, "nobody@127.0.0.1:9"), TP_ENOENT);
+    ck_assert_int_eq(tp_node_disconnect(sys, c.node), 0);
+    for (int i = 0; i < 5000; i++) {
+        tp_node_peers(sys, pi, 1);
+        if (pi[0].state == TP_PEER_IDLE)
+            break;
+        tpt_nap_us(1000);
+    }
+    ck_assert_int_eq(pi[0].state, TP_PEER_IDLE);
+    atomic_store(&nlog, 0);
+    ck_assert_int_eq(tp_system_send(sys, probe, P_SEND, &s, sizeof s), 0);
+    ck_assert_ptr_nonnull(await_tag(6, 10));
+    tp_node_peers(sys, pi, 1);
+    ck_assert_uint_eq(pi[0].connects, 2);
     tp_system_destroy(&sys);
     tpn_stop(&c);
     tpn_teardown();
@@ -668,6 +692,40 @@ START_TEST(restarted_peer_new_incarnation)
 }
 END_TEST
 
+START_TEST(simultaneous_connect)
+{
+    tpn_setup();
+    tp_system *sys = tpn_local("alpha", NULL);
+    // Both nodes dial each other at once: one connection survives.
+    for (int round = 0; round < 3; round++) {
+        tpn_child c;
+        const char *name = round == 1 ? "aaa" : "zzz"; // either side wins
+        ck_assert_int_eq(
+            tpn_start(&c, (const char *[]){name, "-s", tpn_secret, "-c",
+                                           tp_node_name(sys), NULL}),
+            0);
+        ck_assert_int_eq(tp_node_connect(sys, c.node, 10000), 0);
+        tp_pid probe = probe_new(sys);
+        remote_pid(sys, probe, "echo", c.node);
+        tp_node_stats ns;
+        ck_assert_int_eq(tp_node_stats_get(sys, &ns), 0);
+        ck_assert_uint_eq(ns.peers_up, 1);
+        tp_system_exit(sys, probe, TP_REASON_KILL);
+        tp_node_disconnect(sys, c.node);
+        tpn_stop(&c);
+        for (int i = 0; i < 5000; i++) {
+            tp_node_stats_get(sys, &ns);
+            if (ns.peers_up == 0)
+                break;
+            tpt_nap_us(1000);
+        }
+        ck_assert_uint_eq(ns.peers_up, 0);
+    }
+    tp_system_destroy(&sys);
+    tpn_teardown();
+}
+END_TEST
+
 START_TEST(wrong_secret_refused)
 {
     tpn_setup();
@@ -782,6 +840,7 @@ node_suite(void)
     tcase_add_test(tc, kill9_fires_noconnection);
     tcase_add_test(tc, sigstop_detected_by_heartbeat);
     tcase_add_test(tc, restarted_peer_new_incarnation);
+    tcase_add_test(tc, simultaneous_connect);
     tcase_add_test(tc, wrong_secret_refused);
     tcase_add_test(tc, secret_file_checks);
     tcase_add_test(tc, unreachable_node_fails_fast);

@@ -53,7 +53,8 @@ typedef struct tp_node_config {
     const char *secret_file;
     uint32_t max_frame;           // largest frame accepted; 0 = 1 MiB
     int heartbeat_ms;             // ping an idle peer this often; 0 = 500
-    int timeout_ms;               // a peer silent this long is down; 0 = 3000
+    int timeout_ms;               // a peer silent this long is down (found
+                                  // within 1.2 times this); 0 = 2500
     int handshake_timeout_ms;     // 0 = 2000
     uint32_t send_queue;          // messages queued per peer; 0 = 8192
     tp_overflow overflow;         // a full peer queue: DEFAULT = BACKPRESSURE;

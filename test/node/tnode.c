@@ -4,7 +4,7 @@
 // exits when its standard input closes (the test went away) or on SIGTERM.
 //
 //   tnode NAME [-s SECRET_FILE] [-l HOST:PORT] [-t TIMEOUT_MS]
-//              [-b HEARTBEAT_MS] [-q SEND_QUEUE]
+//              [-b HEARTBEAT_MS] [-q SEND_QUEUE] [-c NODE_TO_CONNECT]
 //
 // Actors (tags are the test protocol):
 //   echo     replies to the sender with the same tag and payload
@@ -151,8 +151,9 @@ main(int argc, char **argv)
     }
     tp_node_config nc = {.name = argv[1]};
     int opt;
+    const char *dial = NULL;
     optind = 2;
-    while ((opt = getopt(argc, argv, "s:l:t:b:q:")) != -1) {
+    while ((opt = getopt(argc, argv, "s:l:t:b:q:c:")) != -1) {
         switch (opt) {
         case 's':
             nc.secret_file = optarg;
@@ -168,6 +169,9 @@ main(int argc, char **argv)
             break;
         case 'q':
             nc.send_queue = (uint32_t)atoi(optarg);
+            break;
+        case 'c':
+            dial = optarg;
             break;
         default:
             return 2;
@@ -195,6 +199,8 @@ main(int argc, char **argv)
              &(tp_spawn_opts){.name = "watcher"});
     printf("NODE %s\n", tp_node_name(sys));
     fflush(stdout);
+    if (dial != NULL)
+        tp_node_connect(sys, dial, 0);
     char buf[256];
     while (!stop && read(0, buf, sizeof buf) > 0)
         ;
