@@ -726,6 +726,44 @@ START_TEST(simultaneous_connect)
 }
 END_TEST
 
+// A peer that stops reading: the socket buffers fill, then our output
+// buffer, then the peer's send queue, whose policy then speaks.
+START_TEST(peer_queue_full)
+{
+    tpn_setup();
+    tpn_child c;
+    ck_assert_int_eq(tpn_start(&c, (const char *[]){"beta", "-s", tpn_secret,
+                                                    "-t", "60000", "-b",
+                                                    "10000", NULL}),
+                     0);
+    tp_system *sys = tpn_local(
+        "alpha", &(tp_node_config){.send_queue = 8,
+                                   .overflow = TP_OVERFLOW_REJECT,
+                                   .timeout_ms = 60000,
+                                   .heartbeat_ms = 10000});
+    tp_pid probe = probe_new(sys);
+    tp_pid echo = remote_pid(sys, probe, "victim", c.node);
+    tpn_kill(&c, SIGSTOP);
+    size_t size = 64 * 1024;
+    char *buf = calloc(1, size);
+    int rc = 0;
+    long sent = 0;
+    // At most a few hundred MB can be buffered before REJECT answers.
+    while (sent < 10000 && (rc = tp_system_send(sys, echo, 6, buf, size)) == 0)
+        sent++;
+    free(buf);
+    ck_assert_int_eq(rc, TP_EFULL);
+    tp_peer_info pi;
+    tp_node_peers(sys, &pi, 1);
+    ck_assert_uint_ge(pi.queued, 8);
+    ck_assert_int_eq(pi.state, TP_PEER_UP);
+    tpn_kill(&c, SIGCONT);
+    tpn_stop(&c);
+    tp_system_destroy(&sys);
+    tpn_teardown();
+}
+END_TEST
+
 START_TEST(wrong_secret_refused)
 {
     tpn_setup();
@@ -841,6 +879,7 @@ node_suite(void)
     tcase_add_test(tc, sigstop_detected_by_heartbeat);
     tcase_add_test(tc, restarted_peer_new_incarnation);
     tcase_add_test(tc, simultaneous_connect);
+    tcase_add_test(tc, peer_queue_full);
     tcase_add_test(tc, wrong_secret_refused);
     tcase_add_test(tc, secret_file_checks);
     tcase_add_test(tc, unreachable_node_fails_fast);
