@@ -535,7 +535,7 @@ END_TEST
 
 // An actor that streams sequence numbers to the counter on a node, a chunk
 // per activation so backpressure can mute it between chunks.
-static _Atomic long stream_done;
+static _Atomic long stream_done, stream_errors;
 
 static int
 streamer_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
@@ -551,7 +551,8 @@ streamer_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
         int rc = tp_send_name_at(ctx, "counter", s->node, 3, &s->next, 8);
         if (rc == TP_EFULL)
             break; // muted; resume on the next activation
-        ck_assert_int_eq(rc, 0);
+        if (rc != 0) // no ck_assert per message: each one writes a record
+            atomic_fetch_add(&stream_errors, 1);
         s->next++;
     }
     if (s->next < s->total) {
@@ -576,17 +577,22 @@ START_TEST(fifo_million)
     tp_system *sys = tpn_local("alpha", &(tp_node_config){.send_queue = 1024});
     atomic_store(&nlog, 0);
     atomic_store(&stream_done, 0);
+    atomic_store(&stream_errors, 0);
     tp_pid st;
     ck_assert_int_eq(tp_spawn(sys, &st, &streamer_b, NULL, NULL), 0);
     pstream ps = {.total = (uint64_t)tpt_scaled(1000000)};
     snprintf(ps.node, sizeof ps.node, "%s", c.node);
+    double t0 = now_s();
     ck_assert_int_eq(tp_system_send(sys, st, 1, &ps, sizeof ps), 0);
     entry *e = await_tag(5, 120);
+    fprintf(stderr, "node: %llu messages in order in %.2f s\n",
+            (unsigned long long)ps.total, now_s() - t0);
     ck_assert_ptr_nonnull(e);
     uint64_t r[2];
     memcpy(r, e->data, sizeof r);
     ck_assert_uint_eq(r[0], ps.total);
     ck_assert_uint_eq(r[1], 0);
+    ck_assert_int_eq(atomic_load(&stream_errors), 0);
     tp_system_destroy(&sys);
     tpn_stop(&c);
     tpn_teardown();
