@@ -69,7 +69,16 @@ PCFILE := $(B)/lib/pkgconfig/troupe.pc
 .DEFAULT_GOAL := all
 .SECONDARY:
 
-all: $(STATIC) $(SHARED) $(PCFILE) $(EXAMPLES) $(BENCH)
+# Tools and test directories add their own rules in *.mk files: programs
+# to build with everything (ALL_EXTRA), programs the tests need
+# (CHECK_DEPS) and scripts `make check` runs after the Check suites
+# (CHECK_SCRIPTS, each run as `sh SCRIPT BUILD_DIR`).
+ALL_EXTRA :=
+CHECK_DEPS :=
+CHECK_SCRIPTS :=
+include $(sort $(wildcard tools/*/*.mk test/*/*.mk))
+
+all: $(STATIC) $(SHARED) $(PCFILE) $(EXAMPLES) $(BENCH) $(ALL_EXTRA)
 
 deps:
 	@sh tools/deps.sh
@@ -81,8 +90,10 @@ demo: deps
 check: deps
 	@$(MAKE) --no-print-directory check-run
 
-check-run: all $(B)/bin/check_troupe $(B)/bin/tnode
+check-run: all $(B)/bin/check_troupe $(B)/bin/tnode $(CHECK_DEPS)
 	$(B)/bin/check_troupe
+	@for t in $(CHECK_SCRIPTS); do echo "  TEST    $$t"; \
+		sh $$t $(B) || exit 1; done
 ifeq ($(SAN),)
 	@sh test/install_test.sh "$(CC)" "$(MAKE)"
 endif

@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: MIT
+// Introspection: a snapshot of every actor of a system with its counters
+// and its place in the tree (the actor that spawned it), details only an
+// actor itself can give (links, monitors, its describe output), and a
+// control socket that serves all of it to tools such as actorctl.
+#ifndef TROUPE_INTROSPECT_H
+#define TROUPE_INTROSPECT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "actor.h"
+
+typedef enum tp_actor_status {
+    TP_ACTOR_WAITING = 0, // nothing queued
+    TP_ACTOR_RUNNABLE,    // messages queued or running
+    TP_ACTOR_MUTED,       // parked by backpressure
+    TP_ACTOR_EXITING,     // dead, not yet reclaimed
+} tp_actor_status;
+
+// One actor as the snapshot saw it.
+typedef struct tp_actor_info {
+    tp_pid pid;
+    tp_pid parent; // the actor that spawned it; nil if spawned from outside
+    char name[TP_NAME_MAX + 1]; // registered name or ""
+    char behaviour[48];
+    tp_actor_status status;
+    uint32_t mailbox;  // user messages queued now
+    uint32_t capacity; // user-lane capacity
+    uint32_t high_water;
+    uint64_t handled, dropped, rejected;
+    uint32_t restarts; // set by its supervisor: times this child restarted
+    uint64_t age_ms;   // since it was spawned
+} tp_actor_info;
+
+typedef struct tp_snapshot tp_snapshot;
+
+// Takes a snapshot of every live actor of `sys` and its statistics, in
+// pid-slot order, without stopping anything (each actor's counters are
+// read at a slightly different moment). Returns 0 with `*out` to free with
+// tp_snapshot_free, TP_EINVAL or TP_ENOMEM. Any thread.
+TP_API int tp_snapshot_take(tp_system *sys, tp_snapshot **out);
+TP_API size_t tp_snapshot_len(const tp_snapshot *s);
+// The i-th actor, or NULL past the end.
+TP_API const tp_actor_info *tp_snapshot_at(const tp_snapshot *s, size_t i);
+TP_API const tp_system_stats *tp_snapshot_stats(const tp_snapshot *s);
+// Milliseconds since the system was created.
+TP_API uint64_t tp_snapshot_uptime_ms(const tp_snapshot *s);
+TP_API void tp_snapshot_free(tp_snapshot *s);
+
+#define TP_DETAIL_PIDS 32 // pids listed per kind; counts are exact
+
+// What only the actor itself knows, asked of it between two messages.
+typedef struct tp_actor_detail {
+    tp_actor_info info;
+    bool trap_exit;
+    uint32_t nlinks, nmonitors, nwatchers;
+    tp_pid links[TP_DETAIL_PIDS];    // actors linked to it
+    tp_pid monitors[TP_DETAIL_PIDS]; // actors it monitors
+    tp_pid watchers[TP_DETAIL_PIDS]; // actors monitoring it
+    char describe[256];              // behaviour's describe(), or ""
+} tp_actor_detail;
+
+// Asks the actor `pid` for its details and waits up to `timeout_ms` for
+// the answer (an actor stuck in a long callback cannot answer). Returns 0,
+// TP_ENOACTOR, TP_ETIMEDOUT, TP_EINVAL, TP_ENOMEM, or TP_EPERM from inside
+// an actor (it would block a scheduler thread).
+TP_API int tp_actor_detail_get(tp_system *sys, tp_pid pid,
+                               tp_actor_detail *out, int timeout_ms);
+
+// Serves introspection on a Unix socket at `path` (see lib/CONTROL.md): the
+// socket is created with mode 0600 in a directory that must be, or is
+// created, mode 0700 and owned by the caller; only clients of the same
+// user or root are answered. A thread serves one request at a time; a
+// malformed or oversized request gets an error reply. Returns 0, TP_EINVAL
+// (path too long), TP_EPERM (directory owned by someone else or open to
+// others), TP_EEXIST (a live node already serves that path, or this system
+// already has a control socket), TP_EADDRINUSE or TP_EAGAIN. The socket is
+// removed when the system is destroyed.
+TP_API int tp_control_start(tp_system *sys, const char *path);
+
+#endif
