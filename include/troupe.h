@@ -17,6 +17,7 @@ extern "C" {
 #include "troupe/timer.h"
 #include "troupe/supervisor.h"
 #include "troupe/node.h"
+#include "troupe/introspect.h"
 
 #ifdef __cplusplus
 }

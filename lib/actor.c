@@ -554,6 +554,11 @@ handle_system(tp_actor *a, tp__msg *m)
         tp__msg_retire(m);
         return TP_REASON_MAILBOX_OVERFLOW;
     }
+    if (m->kind == TP__MSG_INFO) {
+        tp__info_answer(a, m);
+        tp__msg_retire(m);
+        return CONTINUE;
+    }
     tp__msg *d;
     int r = tp__system_signal(m, a, &d);
     tp__msg_retire(m);
@@ -776,6 +781,10 @@ actor_new(tp_system *sys, const tp_behaviour *b, const tp_spawn_opts *o)
     a->low_water = a->capacity / 2 ? a->capacity / 2 : 1;
     a->settle_every = a->capacity / 4 ? a->capacity / 4 : 1;
     a->overflow = o && o->overflow ? o->overflow : sys->cfg.overflow;
+    a->restarts = o ? o->restarts : 0;
+    if (tp__self.actor != NULL && tp__self.actor->system == sys)
+        a->parent = tp__self.actor->pid;
+    a->born_ms = tp__now_coarse_ms();
     return a;
 }
 

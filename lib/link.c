@@ -513,3 +513,33 @@ tp__answer_late(tp_actor *a, tp__msg *m, int reason)
         break;
     }
 }
+
+// ---- introspection ---------------------------------------------------------
+
+static uint32_t
+list_keys(const tp__map *m, bool vals, tp_pid *out)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < m->cap; i++) {
+        uint64_t k = m->keys[i];
+        if (k == MAP_EMPTY || k == MAP_GONE)
+            continue;
+        if (n < TP_DETAIL_PIDS)
+            out[n] = (tp_pid){vals ? m->vals[i] : k};
+        n++;
+    }
+    return n;
+}
+
+// Fills what only the running actor `a` may read: its tables.
+void
+tp__ext_detail(tp_actor *a, tp_actor_detail *d)
+{
+    tp__ext *x = a->ext;
+    if (x == NULL)
+        return;
+    d->trap_exit = x->trap_exit;
+    d->nlinks = list_keys(&x->links, false, d->links);
+    d->nmonitors = list_keys(&x->monitors, true, d->monitors);
+    d->nwatchers = list_keys(&x->watchers, true, d->watchers);
+}

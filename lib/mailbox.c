@@ -63,6 +63,8 @@ tp__mailbox_close(tp__mpscq *q)
 void
 tp__msg_retire(tp__msg *m)
 {
+    if (m->flags & TP__MSG_INFO_REQ)
+        tp__info_release(m);
     if (m->flags & TP__MSG_TIMER) {
         m->flags &= (uint16_t)~TP__MSG_TIMER;
         tp__timer_msg_gone(m);
@@ -273,6 +275,8 @@ tp__msg_free(tp__msg *m)
 {
     if (m == NULL)
         return;
+    if (m->flags & TP__MSG_INFO_REQ)
+        tp__info_release(m);
     if (m->flags & TP__MSG_TIMER)
         tp__timer_msg_gone(m);
     if (m->flags & TP__MSG_OWNS_BUF)

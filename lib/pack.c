@@ -177,6 +177,12 @@ pack_check(const uint8_t *p, size_t n)
 }
 
 int
+tp__pack_check(const uint8_t *p, size_t n)
+{
+    return n == 0 ? TP_EDECODE : pack_check(p, n);
+}
+
+int
 tp_msg_unpack(const tp_msg *msg, msgpack_unpacked *out)
 {
     if (out == NULL)

@@ -494,6 +494,7 @@ tp_system_new(tp_system **out, const tp_config *cfg)
     pthread_cond_init(&sys->wait_cond, &ca);
     pthread_condattr_destroy(&ca);
     pthread_rwlock_init(&sys->ext_lock, NULL);
+    sys->born_ms = tp__now_coarse_ms();
     if (tp__timers_new(sys) != 0) {
         for (unsigned i = 0; i < sys->nworkers; i++)
             tp__pool_free_all(&sys->workers[i], sys->nworkers);
@@ -580,6 +581,7 @@ tp_system_destroy(tp_system **psys)
         return TP_EPERM;
     tp_system *sys = *psys;
     atomic_store_explicit(&sys->shutting_down, 1, memory_order_release);
+    tp__control_stop(sys); // no more outside requests
     tp__node_stop(sys); // no more frames in; muted senders released
     tp__timers_stop(sys);
     if (sys->started)

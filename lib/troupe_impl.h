@@ -37,6 +37,7 @@ enum {
     TP__MSG_DEMONITOR,     // from dropped monitor ref
     TP__MSG_DOWN,          // a monitored actor exited: tp__signal payload
     TP__MSG_TIMEOUT,       // a request timed out: pub.ref
+    TP__MSG_INFO,          // introspection asks for details: tp__info *
 };
 
 enum {
@@ -44,6 +45,7 @@ enum {
     TP__MSG_TIMER = 2,    // sent by timer `aux`, checked before handling
     TP__MSG_LOOSE = 4,    // made for `handle` outside the lanes: free it
     TP__MSG_REPLY = 8,    // a reply to one of the receiver's requests
+    TP__MSG_INFO_REQ = 16, // holds a tp__info reference, released once
 };
 
 // The payload of exit signals and DOWN messages.
@@ -166,6 +168,9 @@ struct tp_actor {
     char *name;             // registered name or NULL
     struct tp__ext *ext;    // links, monitors, requests; NULL until used
     int stop_reason;        // exit reason once `stopping` is set
+    tp_pid parent;          // the spawning actor, for introspection
+    uint32_t restarts;      // from tp_spawn_opts, for introspection
+    int64_t born_ms;        // CLOCK_MONOTONIC_COARSE at spawn
 };
 
 // ---- links, monitors and requests (link.c) ----------------------------
@@ -227,6 +232,16 @@ int tp__node_pid_encode(tp_system *sys, tp_pid pid, const char **node,
                         uint32_t *inc, uint64_t *local);
 int tp__node_pid_decode(tp_system *sys, const char *node, uint32_t inc,
                         uint64_t local, tp_pid *out);
+
+// ---- introspection (introspect.c, control.c) ---------------------------
+
+struct tp__info;
+void tp__info_answer(tp_actor *a, tp__msg *m);
+void tp__info_release(tp__msg *m);
+void tp__ext_detail(tp_actor *a, tp_actor_detail *d);
+void tp__control_stop(tp_system *sys);
+int64_t tp__now_coarse_ms(void);
+int tp__pack_check(const uint8_t *p, size_t n);
 
 // ---- timers (timer.c) -------------------------------------------------
 
@@ -400,6 +415,8 @@ struct tp_system {
     _Atomic uint64_t next_ref;
     tp__timers *timers;
     _Atomic(struct tp__dist *) node; // NULL until tp_node_start
+    struct tp__control *control;     // NULL until tp_control_start
+    int64_t born_ms;                 // for uptime
     bool faults_installed;
 };
 

@@ -372,6 +372,7 @@ start(tp_ctx *ctx, sup *s, child *c)
     tp_spawn_opts o = c->spec.opts;
     o.name = c->name[0] ? c->name : NULL;
     o.link = true;
+    o.restarts = c->restarts;
     c->waiting = false;
     c->retry = false;
     // Room in the pid map first: a running child we could not find would
@@ -604,12 +605,13 @@ restart_set(tp_ctx *ctx, sup *s, const uint64_t *keys, size_t n)
             wait_behind(s, keys, i + 1, n);
             return;
         }
+        c->restarts++; // before the spawn: introspection shows it
         int rc = start(ctx, s, c);
         if (rc == 0) {
-            c->restarts++;
             log_child(ctx, TP_LOG_INFO, "restarted", c, NO_REASON);
             continue;
         }
+        c->restarts--;
         log_child(ctx, TP_LOG_ERR, "restart failed", c, rc);
         // Try again through our mailbox, from this child on.
         c->waiting = true;

@@ -36,5 +36,6 @@ Suite *timer_suite(void);
 Suite *fault_suite(void);
 Suite *supervisor_suite(void);
 Suite *node_suite(void);
+Suite *introspect_suite(void);
 
 #endif

@@ -85,6 +85,9 @@ typedef struct tp_spawn_opts {
     // an actor's callback; TP_EINVAL elsewhere. If init fails no exit
     // signal is sent: spawn's return value says it.
     bool link;
+    // Shown by introspection: how many times this child has been
+    // restarted. Supervisors set it; nothing else reads it.
+    uint32_t restarts;
 } tp_spawn_opts;
 
 #define TP_NAME_MAX 63

@@ -1,0 +1,260 @@
+// SPDX-License-Identifier: MIT
+// Introspection: a snapshot of every actor read from the actor table while
+// everything runs, and details an actor gives about itself between two
+// messages (its link and monitor tables have a single writer: itself).
+#include "troupe_impl.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int64_t
+tp__now_coarse_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct tp_snapshot {
+    tp_system_stats stats;
+    uint64_t uptime_ms;
+    size_t len;
+    tp_actor_info actors[];
+};
+
+// Reads what any thread may read of `a`: immutable fields and counters.
+static void
+fill_info(tp_actor *a, tp_actor_info *o, int64_t now)
+{
+    memset(o, 0, sizeof *o);
+    o->pid = a->pid;
+    o->parent = a->parent;
+    tp__reg_name(a, o->name);
+    snprintf(o->behaviour, sizeof o->behaviour, "%s",
+             a->behaviour->name ? a->behaviour->name : "?");
+    // relaxed: a snapshot of counters; each may be a little stale.
+    uint64_t c = atomic_load_explicit(&a->count, memory_order_relaxed);
+    if (atomic_load_explicit(&a->dead, memory_order_relaxed))
+        o->status = TP_ACTOR_EXITING;
+    else if (atomic_load_explicit(&a->mute, memory_order_relaxed) ==
+             TP__MUTE_PARKED)
+        o->status = TP_ACTOR_MUTED;
+    else if (TP__CNT_TOTAL(c) > 0)
+        o->status = TP_ACTOR_RUNNABLE;
+    else
+        o->status = TP_ACTOR_WAITING;
+    o->mailbox = TP__CNT_USERS(c);
+    o->capacity = a->capacity;
+    o->high_water = atomic_load_explicit(&a->high_water, memory_order_relaxed);
+    o->handled = atomic_load_explicit(&a->handled, memory_order_relaxed);
+    o->dropped = atomic_load_explicit(&a->dropped, memory_order_relaxed);
+    o->rejected = atomic_load_explicit(&a->rejected, memory_order_relaxed);
+    o->restarts = a->restarts;
+    o->age_ms = now > a->born_ms ? (uint64_t)(now - a->born_ms) : 0;
+}
+
+int
+tp_snapshot_take(tp_system *sys, tp_snapshot **out)
+{
+    if (sys == NULL || out == NULL)
+        return TP_EINVAL;
+    int64_t now = tp__now_coarse_ms();
+    bool ext = tp__self.worker == NULL || tp__self.worker->sys != sys;
+    if (ext)
+        pthread_rwlock_rdlock(&sys->ext_lock);
+    pthread_mutex_lock(&sys->slot_lock);
+    uint32_t slots = sys->slot_next;
+    pthread_mutex_unlock(&sys->slot_lock);
+    // Room for every live actor plus those spawned while we walk.
+    size_t cap = atomic_load_explicit(&sys->live, memory_order_relaxed) + 64;
+    tp_snapshot *s = malloc(sizeof *s + cap * sizeof s->actors[0]);
+    if (s == NULL) {
+        if (ext)
+            pthread_rwlock_unlock(&sys->ext_lock);
+        return TP_ENOMEM;
+    }
+    s->len = 0;
+    for (uint32_t i = 0; i < slots; i++) {
+        // acquire: pairs with the chunk's publication.
+        tp__slot_chunk *c = atomic_load_explicit(
+            &sys->chunks[i >> TP__SLOT_CHUNK_BITS], memory_order_acquire);
+        if (c == NULL)
+            continue;
+        tp_actor *a = atomic_load_explicit(&c->actor[i & (TP__SLOT_CHUNK - 1)],
+                                           memory_order_seq_cst);
+        if (a == NULL)
+            continue;
+        if (s->len == cap) {
+            size_t ncap = cap * 2;
+            tp_snapshot *g =
+                realloc(s, sizeof *s + ncap * sizeof s->actors[0]);
+            if (g == NULL)
+                break; // a partial snapshot rather than none
+            s = g;
+            cap = ncap;
+        }
+        fill_info(a, &s->actors[s->len++], now);
+    }
+    if (ext)
+        pthread_rwlock_unlock(&sys->ext_lock);
+    tp_system_stats_get(sys, &s->stats);
+    s->uptime_ms = now > sys->born_ms ? (uint64_t)(now - sys->born_ms) : 0;
+    *out = s;
+    return 0;
+}
+
+size_t
+tp_snapshot_len(const tp_snapshot *s)
+{
+    return s ? s->len : 0;
+}
+
+const tp_actor_info *
+tp_snapshot_at(const tp_snapshot *s, size_t i)
+{
+    return s && i < s->len ? &s->actors[i] : NULL;
+}
+
+const tp_system_stats *
+tp_snapshot_stats(const tp_snapshot *s)
+{
+    return s ? &s->stats : NULL;
+}
+
+uint64_t
+tp_snapshot_uptime_ms(const tp_snapshot *s)
+{
+    return s ? s->uptime_ms : 0;
+}
+
+void
+tp_snapshot_free(tp_snapshot *s)
+{
+    free(s);
+}
+
+// ---- details, asked of the actor ------------------------------------------
+
+// Shared by the asking thread and the message that carries the question;
+// whichever lets go last frees it.
+typedef struct tp__info {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int refs;
+    bool answered, gone;
+    tp_actor_detail detail;
+} tp__info;
+
+static tp__info *
+info_of(const tp__msg *m)
+{
+    tp__info *r;
+    memcpy(&r, m->pub.data, sizeof r);
+    return r;
+}
+
+static void
+info_put(tp__info *r)
+{
+    bool last = --r->refs == 0;
+    pthread_mutex_unlock(&r->lock);
+    if (last) {
+        pthread_mutex_destroy(&r->lock);
+        pthread_cond_destroy(&r->cond);
+        free(r);
+    }
+}
+
+// The actor `a` answers, in its own activation.
+void
+tp__info_answer(tp_actor *a, tp__msg *m)
+{
+    tp__info *r = info_of(m);
+    tp_actor_detail d;
+    memset(&d, 0, sizeof d);
+    fill_info(a, &d.info, tp__now_coarse_ms());
+    tp__ext_detail(a, &d);
+    if (a->behaviour->describe != NULL) {
+        tp__tls saved = tp__self;
+        tp__self.actor = a;
+        a->behaviour->describe(a->state, d.describe, sizeof d.describe);
+        tp__self = saved;
+        d.describe[sizeof d.describe - 1] = 0;
+    }
+    pthread_mutex_lock(&r->lock);
+    r->detail = d;
+    r->answered = true;
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->lock);
+}
+
+// The message is gone, answered or not (the actor died first).
+void
+tp__info_release(tp__msg *m)
+{
+    m->flags &= (uint16_t)~TP__MSG_INFO_REQ;
+    tp__info *r = info_of(m);
+    pthread_mutex_lock(&r->lock);
+    if (!r->answered)
+        r->gone = true;
+    pthread_cond_broadcast(&r->cond);
+    info_put(r);
+}
+
+int
+tp_actor_detail_get(tp_system *sys, tp_pid pid, tp_actor_detail *out,
+                    int timeout_ms)
+{
+    if (sys == NULL || out == NULL || timeout_ms < 0)
+        return TP_EINVAL;
+    if (tp__self.actor != NULL || tp__self.worker != NULL)
+        return TP_EPERM;
+    if (tp_pid_node(pid) != 0)
+        return TP_ENOACTOR; // another node's actor: ask that node
+    tp__info *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return TP_ENOMEM;
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&r->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    r->refs = 2;
+    tp__msg *m = tp__msg_new_copy(sys, 0, TP_PID_NIL, &r, sizeof r);
+    if (m == NULL) {
+        pthread_mutex_destroy(&r->lock);
+        pthread_cond_destroy(&r->cond);
+        free(r);
+        return TP_ENOMEM;
+    }
+    m->kind = TP__MSG_INFO;
+    m->flags |= TP__MSG_INFO_REQ;
+    if (tp__push_sys(sys, pid, m) != 0) {
+        tp__msg_free(m); // releases the message's reference
+        pthread_mutex_lock(&r->lock);
+        info_put(r);
+        return TP_ENOACTOR;
+    }
+    struct timespec dl;
+    clock_gettime(CLOCK_MONOTONIC, &dl);
+    dl.tv_sec += timeout_ms / 1000;
+    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+    if (dl.tv_nsec >= 1000000000) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000;
+    }
+    int rc = 0;
+    pthread_mutex_lock(&r->lock);
+    while (!r->answered && !r->gone)
+        if (pthread_cond_timedwait(&r->cond, &r->lock, &dl) != 0)
+            break;
+    if (r->answered)
+        *out = r->detail;
+    else
+        rc = r->gone ? TP_ENOACTOR : TP_ETIMEDOUT;
+    info_put(r);
+    return rc;
+}

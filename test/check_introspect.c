@@ -1,0 +1,469 @@
+// SPDX-License-Identifier: MIT
+// Introspection through the public API: snapshots of a supervision tree,
+// details asked of an actor, and the control socket spoken to raw.
+#include "tp_test.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static _Atomic long handled;
+
+static int
+worker_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)ctx;
+    (void)state;
+    (void)msg;
+    atomic_fetch_add(&handled, 1);
+    return TP_OK;
+}
+
+static int
+worker_describe(const void *state, char *buf, size_t size)
+{
+    (void)state;
+    return snprintf(buf, size, "job=test");
+}
+
+static const tp_behaviour worker_b = {
+    .name = "worker", .handle = worker_handle, .describe = worker_describe};
+
+static tp_pid
+start_tree(tp_system *sys)
+{
+    static const tp_child_spec kids[] = {
+        {.id = "a", .behaviour = &worker_b, .opts = {.name = "wa"}},
+        {.id = "b", .behaviour = &worker_b, .opts = {.name = "wb"}},
+    };
+    tp_sup_spec spec = {.flags = {.strategy = TP_ONE_FOR_ONE,
+                                  .intensity = 10,
+                                  .period_ms = 10000},
+                        .children = kids,
+                        .nchildren = 2};
+    tp_pid sup;
+    ck_assert_int_eq(
+        tp_sup_start(sys, &sup, &spec, &(tp_spawn_opts){.name = "root"}), 0);
+    return sup;
+}
+
+static const tp_actor_info *
+find(const tp_snapshot *s, const char *name)
+{
+    for (size_t i = 0; i < tp_snapshot_len(s); i++)
+        if (strcmp(tp_snapshot_at(s, i)->name, name) == 0)
+            return tp_snapshot_at(s, i);
+    return NULL;
+}
+
+START_TEST(snapshot_shows_the_tree)
+{
+    tp_system *sys = tpt_system(2);
+    tp_pid sup = start_tree(sys);
+    tp_snapshot *s;
+    ck_assert_int_eq(tp_snapshot_take(sys, &s), 0);
+    ck_assert_uint_eq(tp_snapshot_len(s), 3);
+    const tp_actor_info *root = find(s, "root"), *wa = find(s, "wa");
+    ck_assert_ptr_nonnull(root);
+    ck_assert_ptr_nonnull(wa);
+    ck_assert_uint_eq(root->pid.v, sup.v);
+    ck_assert(tp_pid_is_nil(root->parent));
+    ck_assert_uint_eq(wa->parent.v, sup.v);
+    ck_assert_str_eq(wa->behaviour, "worker");
+    ck_assert_uint_eq(wa->restarts, 0);
+    ck_assert_uint_eq(wa->capacity, 1024);
+    ck_assert_uint_eq(tp_snapshot_stats(s)->actors, 3);
+    tp_pid old = wa->pid;
+    tp_snapshot_free(s);
+    // A crash: the replacement has a new pid and one restart.
+    ck_assert_int_eq(tp_system_exit(sys, old, TP_ECRASH), 0);
+    for (int i = 0; i < 5000; i++) {
+        ck_assert_int_eq(tp_snapshot_take(sys, &s), 0);
+        wa = find(s, "wa");
+        if (wa != NULL && wa->pid.v != old.v && wa->restarts == 1)
+            break;
+        tp_snapshot_free(s);
+        s = NULL;
+        tpt_nap_us(1000);
+    }
+    ck_assert_ptr_nonnull(s);
+    ck_assert_uint_eq(wa->parent.v, sup.v);
+    tp_snapshot_free(s);
+    ck_assert_int_eq(tp_snapshot_take(NULL, &s), TP_EINVAL);
+    ck_assert_uint_eq(tp_snapshot_len(NULL), 0);
+    ck_assert_ptr_null(tp_snapshot_at(NULL, 0));
+    tp_system_destroy(&sys);
+}
+END_TEST
+
+START_TEST(detail_from_the_actor)
+{
+    tp_system *sys = tpt_system(2);
+    tp_pid sup = start_tree(sys), wa;
+    ck_assert_int_eq(tp_whereis(sys, "wa", &wa), 0);
+    tp_actor_detail d;
+    ck_assert_int_eq(tp_actor_detail_get(sys, sup, &d, 5000), 0);
+    ck_assert(d.trap_exit); // supervisors trap exits
+    ck_assert_uint_eq(d.nlinks, 2);
+    ck_assert_int_eq(tp_actor_detail_get(sys, wa, &d, 5000), 0);
+    ck_assert_uint_eq(d.nlinks, 1);
+    ck_assert_uint_eq(d.links[0].v, sup.v);
+    ck_assert_str_eq(d.describe, "job=test");
+    ck_assert_str_eq(d.info.name, "wa");
+    // A dead pid, a bad call.
+    ck_assert_int_eq(tp_system_exit(sys, wa, TP_REASON_KILL), 0);
+    int rc = 0;
+    for (int i = 0; i < 5000; i++) {
+        if ((rc = tp_actor_detail_get(sys, wa, &d, 5000)) == TP_ENOACTOR)
+            break;
+        tpt_nap_us(1000);
+    }
+    ck_assert_int_eq(rc, TP_ENOACTOR);
+    ck_assert_int_eq(tp_actor_detail_get(sys, wa, NULL, 10), TP_EINVAL);
+    tp_system_destroy(&sys);
+}
+END_TEST
+
+// ---- the control socket, spoken raw ----------------------------------------
+
+static char dir[32], sock[64];
+
+static void
+make_dir(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/tp-ctl-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(sock, sizeof sock, "%s/node.sock", dir);
+}
+
+static void
+remove_dir(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+static int
+dial(void)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", sock);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    return fd;
+}
+
+static void
+send_raw(int fd, const void *p, size_t n)
+{
+    ck_assert_int_eq(write(fd, p, n), (ssize_t)n);
+}
+
+static void
+send_frame(int fd, const void *p, size_t n)
+{
+    uint8_t h[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8),
+                    (uint8_t)n};
+    send_raw(fd, h, 4);
+    send_raw(fd, p, n);
+}
+
+static bool
+read_n(int fd, void *p, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        struct pollfd pf = {fd, POLLIN, 0};
+        if (poll(&pf, 1, 10000) <= 0)
+            return false;
+        ssize_t r = read(fd, (char *)p + got, n - got);
+        if (r <= 0)
+            return false;
+        got += (size_t)r;
+    }
+    return true;
+}
+
+// Reads one response into `u` (destroy it after). Strings in `u` point
+// into the frame, which stays until the next response is read.
+static char *frame;
+
+static void
+recv_frame(int fd, msgpack_unpacked *u)
+{
+    uint8_t h[4];
+    ck_assert(read_n(fd, h, 4));
+    size_t n =
+        (size_t)h[0] << 24 | (size_t)h[1] << 16 | (size_t)h[2] << 8 | h[3];
+    free(frame);
+    char *buf = frame = malloc(n);
+    ck_assert(read_n(fd, buf, n));
+    msgpack_unpacked_init(u);
+    size_t off = 0;
+    ck_assert_int_eq(msgpack_unpack_next(u, buf, n, &off),
+                     MSGPACK_UNPACK_SUCCESS);
+    if (getenv("TP_DEBUG_CTL")) {
+        msgpack_object_print(stderr, u->data);
+        fputc(10, stderr);
+    }
+    ck_assert_int_eq(u->data.type, MSGPACK_OBJECT_MAP);
+}
+
+static const msgpack_object *
+get(const msgpack_object *map, const char *key)
+{
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object_kv *kv = &map->via.map.ptr[i];
+        if (kv->key.type == MSGPACK_OBJECT_STR &&
+            kv->key.via.str.size == strlen(key) &&
+            memcmp(kv->key.via.str.ptr, key, strlen(key)) == 0)
+            return &kv->val;
+    }
+    return NULL;
+}
+
+static bool
+is_ok(const msgpack_object *m)
+{
+    const msgpack_object *ok = get(m, "ok");
+    const msgpack_object *err = get(m, "error");
+    if (err != NULL && err->type == MSGPACK_OBJECT_STR)
+        fprintf(stderr, "control: error \"%.*s\"\n", (int)err->via.str.size,
+                err->via.str.ptr);
+    return ok != NULL && ok->type == MSGPACK_OBJECT_BOOLEAN && ok->via.boolean;
+}
+
+static bool
+str_eq(const msgpack_object *o, const char *s)
+{
+    return o != NULL && o->type == MSGPACK_OBJECT_STR &&
+           o->via.str.size == strlen(s) &&
+           memcmp(o->via.str.ptr, s, o->via.str.size) == 0;
+}
+
+// Sends {"op": op[, "pid": pid][, "reason": reason]} and reads the reply.
+static void
+ask(int fd, const char *op, const char *pid, const char *reason,
+    msgpack_unpacked *u)
+{
+    tp_pack p;
+    tp_pack_init(&p);
+    msgpack_packer *pk = tp_pack_packer(&p);
+    msgpack_pack_map(pk, 1 + (pid != NULL) + (reason != NULL));
+    msgpack_pack_str_with_body(pk, "op", 2);
+    msgpack_pack_str_with_body(pk, op, strlen(op));
+    if (pid) {
+        msgpack_pack_str_with_body(pk, "pid", 3);
+        msgpack_pack_str_with_body(pk, pid, strlen(pid));
+    }
+    if (reason) {
+        msgpack_pack_str_with_body(pk, "reason", 6);
+        msgpack_pack_str_with_body(pk, reason, strlen(reason));
+    }
+    send_frame(fd, p.buf.data, p.buf.size);
+    tp_pack_destroy(&p);
+    recv_frame(fd, u);
+}
+
+START_TEST(control_socket_requests)
+{
+    make_dir();
+    tp_system *sys = tpt_system(2);
+    tp_pid sup = start_tree(sys), wa;
+    ck_assert_int_eq(tp_whereis(sys, "wa", &wa), 0);
+    ck_assert_int_eq(tp_control_start(sys, sock), 0);
+    ck_assert_int_eq(tp_control_start(sys, sock), TP_EEXIST);
+    struct stat st;
+    ck_assert_int_eq(stat(sock, &st), 0);
+    ck_assert_uint_eq(st.st_mode & 0777, 0600);
+    int fd = dial();
+    msgpack_unpacked u;
+    // snapshot
+    ask(fd, "snapshot", NULL, NULL, &u);
+    ck_assert(is_ok(&u.data));
+    const msgpack_object *actors = get(&u.data, "actors");
+    ck_assert_ptr_nonnull(actors);
+    ck_assert_int_eq(actors->type, MSGPACK_OBJECT_ARRAY);
+    ck_assert_uint_eq(actors->via.array.size, 3);
+    char sup_s[TP_PID_STRLEN], wa_s[TP_PID_STRLEN];
+    tp_pid_format(sup, sup_s, sizeof sup_s);
+    tp_pid_format(wa, wa_s, sizeof wa_s);
+    int seen = 0;
+    for (uint32_t i = 0; i < actors->via.array.size; i++) {
+        const msgpack_object *a = &actors->via.array.ptr[i];
+        if (str_eq(get(a, "name"), "wa")) {
+            ck_assert(str_eq(get(a, "pid"), wa_s));
+            ck_assert(str_eq(get(a, "parent"), sup_s));
+            ck_assert(str_eq(get(a, "behaviour"), "worker"));
+            ck_assert(str_eq(get(a, "status"), "waiting"));
+            ck_assert_uint_eq(get(a, "capacity")->via.u64, 1024);
+            ck_assert_uint_eq(get(a, "restarts")->via.u64, 0);
+            seen++;
+        }
+        if (str_eq(get(a, "name"), "root")) {
+            ck_assert_int_eq(get(a, "parent")->type, MSGPACK_OBJECT_NIL);
+            seen++;
+        }
+    }
+    ck_assert_int_eq(seen, 2);
+    msgpack_unpacked_destroy(&u);
+    // info
+    ask(fd, "info", wa_s, NULL, &u);
+    ck_assert(is_ok(&u.data));
+    const msgpack_object *a = get(&u.data, "actor");
+    ck_assert(str_eq(get(a, "describe"), "job=test"));
+    ck_assert_uint_eq(get(a, "links")->via.array.size, 1);
+    ck_assert(str_eq(&get(a, "links")->via.array.ptr[0], sup_s));
+    msgpack_unpacked_destroy(&u);
+    // stats and nodes
+    ask(fd, "stats", NULL, NULL, &u);
+    ck_assert(is_ok(&u.data));
+    ck_assert_uint_eq(get(&u.data, "actors")->via.u64, 3);
+    ck_assert_uint_eq(get(&u.data, "workers")->via.array.size, 2);
+    msgpack_unpacked_destroy(&u);
+    ask(fd, "nodes", NULL, NULL, &u);
+    ck_assert(is_ok(&u.data));
+    ck_assert(str_eq(get(&u.data, "node"), ""));
+    msgpack_unpacked_destroy(&u);
+    // kill: the supervisor restarts the child under a new pid
+    ask(fd, "kill", wa_s, "bogus", &u);
+    ck_assert(!is_ok(&u.data));
+    msgpack_unpacked_destroy(&u);
+    ask(fd, "kill", wa_s, NULL, &u);
+    ck_assert(is_ok(&u.data));
+    msgpack_unpacked_destroy(&u);
+    tp_pid now = wa;
+    for (int i = 0; i < 5000 && now.v == wa.v; i++) {
+        if (tp_whereis(sys, "wa", &now) != 0)
+            now = wa;
+        tpt_nap_us(1000);
+    }
+    ck_assert_uint_ne(now.v, wa.v);
+    // info and kill of the dead pid
+    ask(fd, "info", wa_s, NULL, &u);
+    ck_assert(!is_ok(&u.data));
+    ck_assert(str_eq(get(&u.data, "error"), "no such actor"));
+    msgpack_unpacked_destroy(&u);
+    ask(fd, "kill", wa_s, NULL, &u);
+    ck_assert(!is_ok(&u.data));
+    msgpack_unpacked_destroy(&u);
+    ask(fd, "info", "<nonsense>", NULL, &u);
+    ck_assert(!is_ok(&u.data));
+    msgpack_unpacked_destroy(&u);
+    ask(fd, "frobnicate", NULL, NULL, &u);
+    ck_assert(!is_ok(&u.data));
+    msgpack_unpacked_destroy(&u);
+    close(fd);
+    tp_system_destroy(&sys);
+    // The socket is gone with the system.
+    ck_assert_int_ne(stat(sock, &st), 0);
+    remove_dir();
+}
+END_TEST
+
+START_TEST(control_socket_bad_input)
+{
+    make_dir();
+    tp_system *sys = tpt_system(1);
+    ck_assert_int_eq(tp_control_start(sys, sock), 0);
+    msgpack_unpacked u;
+    static const uint8_t bad[][8] = {
+        {0xc1},                         // never used in msgpack
+        {0x93, 0x01, 0x02, 0x03},       // an array, not a map
+        {0xdd, 0xff, 0x00, 0x00, 0x00}, // four billion elements announced
+        {0x81, 0x01, 0x02},             // no "op"
+    };
+    static const size_t len[] = {1, 4, 5, 3};
+    for (size_t i = 0; i < 4; i++) {
+        int fd = dial();
+        send_frame(fd, bad[i], len[i]);
+        recv_frame(fd, &u);
+        ck_assert(!is_ok(&u.data));
+        msgpack_unpacked_destroy(&u);
+        char c;
+        ck_assert_int_eq(read(fd, &c, 1), 0); // closed after the error
+        close(fd);
+    }
+    // Oversized and zero-length frames.
+    int fd = dial();
+    send_raw(fd, "\x7f\xff\xff\xff", 4);
+    recv_frame(fd, &u);
+    ck_assert(!is_ok(&u.data));
+    msgpack_unpacked_destroy(&u);
+    close(fd);
+    fd = dial();
+    send_raw(fd, "\0\0\0\0", 4);
+    recv_frame(fd, &u);
+    ck_assert(!is_ok(&u.data));
+    msgpack_unpacked_destroy(&u);
+    close(fd);
+    // A client that sends half a frame and goes away.
+    fd = dial();
+    send_raw(fd, "\0\0\0\x10\x81", 5);
+    close(fd);
+    // The node still answers.
+    fd = dial();
+    ask(fd, "stats", NULL, NULL, &u);
+    ck_assert(is_ok(&u.data));
+    msgpack_unpacked_destroy(&u);
+    close(fd);
+    tp_system_destroy(&sys);
+    remove_dir();
+}
+END_TEST
+
+START_TEST(control_socket_refusals)
+{
+    make_dir();
+    tp_system *sys = tpt_system(1);
+    // A directory open to others is refused.
+    ck_assert_int_eq(chmod(dir, 0755), 0);
+    ck_assert_int_eq(tp_control_start(sys, sock), TP_EPERM);
+    ck_assert_int_eq(chmod(dir, 0700), 0);
+    // A missing directory is created 0700.
+    char sub[96];
+    snprintf(sub, sizeof sub, "%s/run/x.sock", dir);
+    ck_assert_int_eq(tp_control_start(sys, sub), 0);
+    struct stat st;
+    snprintf(sub, sizeof sub, "%s/run", dir);
+    ck_assert_int_eq(stat(sub, &st), 0);
+    ck_assert_uint_eq(st.st_mode & 0777, 0700);
+    // Another system may not take a live node's socket...
+    tp_system *other = tpt_system(1);
+    snprintf(sub, sizeof sub, "%s/run/x.sock", dir);
+    ck_assert_int_eq(tp_control_start(other, sub), TP_EEXIST);
+    tp_system_destroy(&sys);
+    // ...but takes over one left behind.
+    int lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", sub);
+    ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    close(lfd); // a stale socket file, nobody listening
+    ck_assert_int_eq(tp_control_start(other, sub), 0);
+    ck_assert_int_eq(tp_control_start(NULL, sub), TP_EINVAL);
+    tp_system_destroy(&other);
+    remove_dir();
+}
+END_TEST
+
+Suite *
+introspect_suite(void)
+{
+    Suite *s = suite_create("introspect");
+    TCase *tc = tcase_create("introspect");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, snapshot_shows_the_tree);
+    tcase_add_test(tc, detail_from_the_actor);
+    tcase_add_test(tc, control_socket_requests);
+    tcase_add_test(tc, control_socket_bad_input);
+    tcase_add_test(tc, control_socket_refusals);
+    suite_add_tcase(s, tc);
+    return s;
+}
