@@ -582,6 +582,7 @@ tp_system_destroy(tp_system **psys)
     tp_system *sys = *psys;
     atomic_store_explicit(&sys->shutting_down, 1, memory_order_release);
     tp__control_stop(sys); // no more outside requests
+    tp__metrics_stop(sys);
     tp__node_stop(sys); // no more frames in; muted senders released
     tp__timers_stop(sys);
     if (sys->started)

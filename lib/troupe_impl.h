@@ -240,6 +240,7 @@ void tp__info_answer(tp_actor *a, tp__msg *m);
 void tp__info_release(tp__msg *m);
 void tp__ext_detail(tp_actor *a, tp_actor_detail *d);
 void tp__control_stop(tp_system *sys);
+void tp__metrics_stop(tp_system *sys);
 int64_t tp__now_coarse_ms(void);
 int tp__pack_check(const uint8_t *p, size_t n);
 
@@ -416,6 +417,8 @@ struct tp_system {
     tp__timers *timers;
     _Atomic(struct tp__dist *) node; // NULL until tp_node_start
     struct tp__control *control;     // NULL until tp_control_start
+    struct tp__metrics *metrics;     // NULL until tp_metrics_start
+    _Atomic uint64_t events[2];      // tp_event counters
     int64_t born_ms;                 // for uptime
     bool faults_installed;
 };

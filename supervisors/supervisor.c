@@ -608,6 +608,7 @@ restart_set(tp_ctx *ctx, sup *s, const uint64_t *keys, size_t n)
         c->restarts++; // before the spawn: introspection shows it
         int rc = start(ctx, s, c);
         if (rc == 0) {
+            tp_count_event(tp_ctx_system(ctx), TP_EVENT_RESTART);
             log_child(ctx, TP_LOG_INFO, "restarted", c, NO_REASON);
             continue;
         }
@@ -628,6 +629,7 @@ static void
 restart_for(tp_ctx *ctx, sup *s, child *c)
 {
     if (!add_restart(s)) {
+        tp_count_event(tp_ctx_system(ctx), TP_EVENT_INTENSITY_EXCEEDED);
         log_child(ctx, TP_LOG_ERR, "reached_max_restart_intensity", c,
                   TP_REASON_SHUTDOWN);
         shut_down(ctx, s, TP_REASON_SHUTDOWN);
@@ -1108,6 +1110,8 @@ sup_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
         if (c->retry) {
             c->retry = false;
             if (!add_restart(s)) {
+                tp_count_event(tp_ctx_system(ctx),
+                               TP_EVENT_INTENSITY_EXCEEDED);
                 log_child(ctx, TP_LOG_ERR, "reached_max_restart_intensity", c,
                           TP_REASON_SHUTDOWN);
                 shut_down(ctx, s, TP_REASON_SHUTDOWN);

@@ -453,6 +453,135 @@ START_TEST(control_socket_refusals)
 }
 END_TEST
 
+// ---- metrics
+// ------------------------------------------------------------------
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+// GETs `path` from 127.0.0.1:port; returns the whole response (free it).
+static char *
+http_get(uint16_t port, const char *request)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    send_raw(fd, request, strlen(request));
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        struct pollfd pf = {fd, POLLIN, 0};
+        ck_assert_int_gt(poll(&pf, 1, 10000), 0);
+        ssize_t r = read(fd, buf + len, cap - 1 - len);
+        ck_assert_int_ge(r, 0);
+        if (r == 0)
+            break;
+        len += (size_t)r;
+        ck_assert_uint_lt(len, cap - 1);
+    }
+    buf[len] = 0;
+    close(fd);
+    return buf;
+}
+
+static bool
+metric_name_ok(const char *s, size_t n)
+{
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || s[i] == '_'))
+            return false;
+    return true;
+}
+
+// The value of the first sample line starting with `key` (name and
+// labels), or -1.
+static long
+sample(const char *body, const char *key)
+{
+    size_t kl = strlen(key);
+    for (const char *l = body; l && *l;
+         l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+        if (strncmp(l, key, kl) == 0 && l[kl] == ' ')
+            return atol(l + kl + 1);
+    return -1;
+}
+
+START_TEST(metrics_scrape)
+{
+    tp_system *sys = tpt_system(2);
+    start_tree(sys);
+    tp_pid wa;
+    ck_assert_int_eq(tp_whereis(sys, "wa", &wa), 0);
+    ck_assert_int_eq(tp_system_exit(sys, wa, TP_ECRASH), 0);
+    uint16_t port = 0;
+    ck_assert_int_eq(tp_metrics_start(sys, "10.1.2.3:0", false, NULL),
+                     TP_EINVAL);
+    ck_assert_int_eq(tp_metrics_start(sys, "nonsense", false, NULL),
+                     TP_EINVAL);
+    ck_assert_int_eq(tp_metrics_start(sys, "127.0.0.1:0", false, &port), 0);
+    ck_assert_uint_ne(port, 0);
+    ck_assert_int_eq(tp_metrics_start(sys, "127.0.0.1:0", false, NULL),
+                     TP_EEXIST);
+    char *r = NULL;
+    // Wait until the restart is counted.
+    for (int i = 0; i < 5000; i++) {
+        free(r);
+        r = http_get(port, "GET /metrics HTTP/1.0\r\n\r\n");
+        const char *b = strstr(r, "\r\n\r\n");
+        if (b && sample(b + 4, "troupe_restarts_total") == 1)
+            break;
+        tpt_nap_us(1000);
+    }
+    ck_assert_int_eq(strncmp(r, "HTTP/1.0 200 OK\r\n", 17), 0);
+    ck_assert_ptr_nonnull(strstr(r, "text/plain; version=0.0.4"));
+    char *body = strstr(r, "\r\n\r\n") + 4;
+    // Line by line: comments, or NAME[{labels}] VALUE.
+    int samples = 0;
+    for (char *l = body; *l;) {
+        char *nl = strchr(l, '\n');
+        ck_assert_ptr_nonnull(nl);
+        *nl = 0;
+        if (l[0] == '#') {
+            ck_assert(strncmp(l, "# HELP troupe_", 14) == 0 ||
+                      strncmp(l, "# TYPE troupe_", 14) == 0);
+        } else {
+            size_t n = strcspn(l, "{ ");
+            ck_assert_msg(metric_name_ok(l, n), "bad line: %s", l);
+            char *sp = strrchr(l, ' ');
+            ck_assert_ptr_nonnull(sp);
+            char *end;
+            strtoull(sp + 1, &end, 10);
+            ck_assert_msg(*end == 0 && end > sp + 1, "bad value: %s", l);
+            samples++;
+        }
+        l = nl + 1;
+    }
+    ck_assert_int_gt(samples, 10);
+    *strstr(r, "\r\n\r\n") = 0; // headers only from here
+    free(r);
+    r = http_get(port, "GET /metrics HTTP/1.0\r\n\r\n");
+    body = strstr(r, "\r\n\r\n") + 4;
+    ck_assert_int_eq(sample(body, "troupe_restarts_total"), 1);
+    ck_assert_int_eq(sample(body, "troupe_actors{status=\"waiting\"}") +
+                         sample(body, "troupe_actors{status=\"runnable\"}"),
+                     3);
+    ck_assert_int_eq(sample(body, "troupe_intensity_exceeded_total"), 0);
+    ck_assert_int_ge(sample(body, "troupe_run_queue{thread=\"1\"}"), 0);
+    free(r);
+    // Anything else.
+    r = http_get(port, "GET /other HTTP/1.0\r\n\r\n");
+    ck_assert_int_eq(strncmp(r, "HTTP/1.0 404", 12), 0);
+    free(r);
+    r = http_get(port, "POST /metrics HTTP/1.0\r\n\r\n");
+    ck_assert_int_eq(strncmp(r, "HTTP/1.0 400", 12), 0);
+    free(r);
+    tp_system_destroy(&sys);
+}
+END_TEST
+
 Suite *
 introspect_suite(void)
 {
@@ -464,6 +593,7 @@ introspect_suite(void)
     tcase_add_test(tc, control_socket_requests);
     tcase_add_test(tc, control_socket_bad_input);
     tcase_add_test(tc, control_socket_refusals);
+    tcase_add_test(tc, metrics_scrape);
     suite_add_tcase(s, tc);
     return s;
 }

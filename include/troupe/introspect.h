@@ -80,4 +80,24 @@ TP_API int tp_actor_detail_get(tp_system *sys, tp_pid pid,
 // removed when the system is destroyed.
 TP_API int tp_control_start(tp_system *sys, const char *path);
 
+// Events counted for metrics by code outside the runtime (supervisors).
+typedef enum tp_event {
+    TP_EVENT_RESTART = 0,        // a supervisor restarted a child
+    TP_EVENT_INTENSITY_EXCEEDED, // a supervisor gave up: too many restarts
+} tp_event;
+
+// Counts one `ev` on `sys`. Any thread.
+TP_API void tp_count_event(tp_system *sys, tp_event ev);
+
+// Serves GET /metrics in Prometheus text format (version 0.0.4) on
+// `addr` ("HOST:PORT", IPv4; port 0 picks one) from a thread of its own:
+// actors by status, messages handled, mailbox drops and rejections,
+// restarts, intensity exceeded, run queues, peers, frames rejected and
+// authentication failures. No per-actor labels. Anything but loopback
+// needs `allow_remote`. Stores the bound port in `*port` (may be NULL).
+// Returns 0, TP_EINVAL, TP_EEXIST (already serving), TP_EADDRINUSE or
+// TP_EAGAIN. Stopped when the system is destroyed.
+TP_API int tp_metrics_start(tp_system *sys, const char *addr,
+                            bool allow_remote, uint16_t *port);
+
 #endif

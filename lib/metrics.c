@@ -1,0 +1,364 @@
+// SPDX-License-Identifier: MIT
+// /metrics in Prometheus text format, served by a small HTTP/1.0 loop on a
+// thread of its own. Requests are read with a size limit and a deadline;
+// anything but GET /metrics gets 404 or 400. Counts are node-wide, never
+// per actor, so a scrape stays small however many actors run.
+#include "troupe_impl.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define REQ_MAX 4096
+#define IO_TIMEOUT_MS 2000
+
+typedef struct tp__metrics {
+    tp_system *sys;
+    int lfd;
+    int wake[2];
+    pthread_t thread;
+} tp__metrics;
+
+void
+tp_count_event(tp_system *sys, tp_event ev)
+{
+    if (sys == NULL || (unsigned)ev > TP_EVENT_INTENSITY_EXCEEDED)
+        return;
+    atomic_fetch_add_explicit(&sys->events[ev], 1, memory_order_relaxed);
+}
+
+// ---- the text
+// ---------------------------------------------------------------
+
+typedef struct text {
+    char *p;
+    size_t len, cap;
+    bool failed;
+} text;
+
+static void
+put(text *t, const char *fmt, ...)
+{
+    if (t->failed)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(t->p + t->len, t->cap - t->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            t->failed = true;
+            return;
+        }
+        if ((size_t)n < t->cap - t->len) {
+            t->len += (size_t)n;
+            return;
+        }
+        size_t cap = t->cap ? t->cap * 2 : 8192;
+        while (cap - t->len <= (size_t)n)
+            cap *= 2;
+        char *p = realloc(t->p, cap);
+        if (p == NULL) {
+            t->failed = true;
+            return;
+        }
+        t->p = p;
+        t->cap = cap;
+    }
+}
+
+static void
+head(text *t, const char *name, const char *type, const char *help)
+{
+    put(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void
+one(text *t, const char *name, const char *type, const char *help, uint64_t v)
+{
+    head(t, name, type, help);
+    put(t, "%s %llu\n", name, (unsigned long long)v);
+}
+
+static void
+render(tp_system *sys, text *t)
+{
+    tp_snapshot *s = NULL;
+    uint64_t by_status[4] = {0}, dropped = 0, rejected = 0, queued = 0;
+    if (tp_snapshot_take(sys, &s) == 0) {
+        for (size_t i = 0; i < tp_snapshot_len(s); i++) {
+            const tp_actor_info *a = tp_snapshot_at(s, i);
+            by_status[a->status & 3]++;
+            dropped += a->dropped;
+            rejected += a->rejected;
+            queued += a->mailbox;
+        }
+    }
+    tp_system_stats st;
+    tp_system_stats_get(sys, &st);
+    static const char *status[] = {"waiting", "runnable", "muted", "exiting"};
+    head(t, "troupe_actors", "gauge", "Live actors by status.");
+    for (int i = 0; i < 4; i++)
+        put(t, "troupe_actors{status=\"%s\"} %llu\n", status[i],
+            (unsigned long long)by_status[i]);
+    one(t, "troupe_actors_spawned_total", "counter",
+        "Actors spawned since the node started.", st.spawned);
+    one(t, "troupe_actors_crashed_total", "counter",
+        "Actors that exited abnormally.", st.crashed);
+    one(t, "troupe_messages_handled_total", "counter",
+        "Messages handled by actors.", st.total.messages);
+    one(t, "troupe_mailbox_queued", "gauge",
+        "User messages waiting in mailboxes.", queued);
+    one(t, "troupe_mailbox_dropped_total", "counter",
+        "Messages discarded by overflow policies (live actors).", dropped);
+    one(t, "troupe_mailbox_rejected_total", "counter",
+        "Sends refused with TP_EFULL (live actors).", rejected);
+    one(t, "troupe_dead_letters_total", "counter",
+        "Messages discarded: dropped, or queued when their actor died.",
+        st.dead_letters);
+    one(t, "troupe_restarts_total", "counter",
+        "Children restarted by supervisors.",
+        atomic_load_explicit(&sys->events[TP_EVENT_RESTART],
+                             memory_order_relaxed));
+    one(t, "troupe_intensity_exceeded_total", "counter",
+        "Supervisors that gave up after too many restarts.",
+        atomic_load_explicit(&sys->events[TP_EVENT_INTENSITY_EXCEEDED],
+                             memory_order_relaxed));
+    one(t, "troupe_timers", "gauge", "Pending timers.", st.timers);
+    head(t, "troupe_run_queue", "gauge",
+         "Actors waiting in each scheduler thread's run queue.");
+    for (unsigned i = 0; i < sys->nworkers; i++) {
+        tp__worker *w = &sys->workers[i];
+        // relaxed: a gauge; the two ends may be a little apart.
+        uint32_t tl = atomic_load_explicit(&w->tail, memory_order_relaxed);
+        uint32_t hd = atomic_load_explicit(&w->head, memory_order_relaxed);
+        put(t, "troupe_run_queue{thread=\"%u\"} %u\n", i, tl - hd);
+    }
+    tp_node_stats ns;
+    if (tp_node_stats_get(sys, &ns) == 0) {
+        one(t, "troupe_peers_up", "gauge", "Peers connected.", ns.peers_up);
+        one(t, "troupe_frames_in_total", "counter", "Frames received.",
+            ns.frames_in);
+        one(t, "troupe_frames_out_total", "counter", "Frames sent.",
+            ns.frames_out);
+        one(t, "troupe_frames_rejected_total", "counter",
+            "Malformed or oversized frames (connection closed).",
+            ns.frames_rejected);
+        one(t, "troupe_auth_failures_total", "counter",
+            "Handshakes refused for a bad proof.", ns.auth_failures);
+        one(t, "troupe_nodedowns_total", "counter",
+            "Connections to peers lost.", ns.nodedowns);
+    }
+    one(t, "troupe_uptime_seconds", "gauge", "Seconds since the node started.",
+        s ? tp_snapshot_uptime_ms(s) / 1000 : 0);
+    tp_snapshot_free(s);
+}
+
+// ---- HTTP -----------------------------------------------------------------
+
+static void
+reply(int fd, const char *status, const char *type, const char *body,
+      size_t len)
+{
+    char h[256];
+    int n = snprintf(h, sizeof h,
+                     "HTTP/1.0 %s\r\nContent-Type: %s\r\nContent-Length: "
+                     "%zu\r\nConnection: close\r\n\r\n",
+                     status, type, len);
+    struct iovec v[2] = {{h, (size_t)n}, {(void *)body, len}};
+    struct msghdr mh = {.msg_iov = v, .msg_iovlen = 2};
+    size_t left = (size_t)n + len;
+    while (left > 0) {
+        ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL);
+        if (w <= 0) {
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0 && errno == EAGAIN) {
+                struct pollfd pf = {fd, POLLOUT, 0};
+                if (poll(&pf, 1, IO_TIMEOUT_MS) > 0)
+                    continue;
+            }
+            return;
+        }
+        left -= (size_t)w;
+        while (w > 0 && mh.msg_iovlen > 0) {
+            size_t take = (size_t)w < mh.msg_iov->iov_len
+                              ? (size_t)w
+                              : mh.msg_iov->iov_len;
+            mh.msg_iov->iov_base = (char *)mh.msg_iov->iov_base + take;
+            mh.msg_iov->iov_len -= take;
+            w -= (ssize_t)take;
+            if (mh.msg_iov->iov_len == 0) {
+                mh.msg_iov++;
+                mh.msg_iovlen--;
+            }
+        }
+    }
+}
+
+static void
+serve(tp__metrics *m, int fd)
+{
+    char req[REQ_MAX + 1];
+    size_t len = 0;
+    // The request head, up to its blank line, within the limits.
+    while (len < REQ_MAX) {
+        struct pollfd pf[2] = {{fd, POLLIN, 0}, {m->wake[0], POLLIN, 0}};
+        if (poll(pf, 2, IO_TIMEOUT_MS) <= 0 || (pf[1].revents & POLLIN))
+            return;
+        ssize_t r = read(fd, req + len, REQ_MAX - len);
+        if (r <= 0)
+            return;
+        len += (size_t)r;
+        req[len] = 0;
+        if (strstr(req, "\r\n\r\n") != NULL || strstr(req, "\n\n") != NULL)
+            break;
+    }
+    req[len] = 0;
+    static const char bad[] = "bad request\n",
+                      nf[] = "not found: try /metrics\n";
+    if (len >= REQ_MAX) {
+        reply(fd, "431 Request Header Fields Too Large", "text/plain", bad,
+              sizeof bad - 1);
+        return;
+    }
+    if (strncmp(req, "GET ", 4) != 0) {
+        reply(fd, "400 Bad Request", "text/plain", bad, sizeof bad - 1);
+        return;
+    }
+    const char *path = req + 4;
+    size_t plen = strcspn(path, " \r\n?");
+    if (plen != 8 || strncmp(path, "/metrics", 8) != 0) {
+        reply(fd, "404 Not Found", "text/plain", nf, sizeof nf - 1);
+        return;
+    }
+    text t = {0};
+    render(m->sys, &t);
+    if (t.failed)
+        reply(fd, "500 Internal Server Error", "text/plain", bad,
+              sizeof bad - 1);
+    else
+        reply(fd, "200 OK", "text/plain; version=0.0.4", t.p, t.len);
+    free(t.p);
+}
+
+static void *
+metrics_main(void *arg)
+{
+    tp__metrics *m = arg;
+    for (;;) {
+        struct pollfd pf[2] = {{m->lfd, POLLIN, 0}, {m->wake[0], POLLIN, 0}};
+        if (poll(pf, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (pf[1].revents)
+            break;
+        int fd = accept4(m->lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0)
+            continue;
+        serve(m, fd);
+        close(fd);
+    }
+    return NULL;
+}
+
+int
+tp_metrics_start(tp_system *sys, const char *addr, bool allow_remote,
+                 uint16_t *port)
+{
+    if (sys == NULL || addr == NULL)
+        return TP_EINVAL;
+    if (tp__self.actor != NULL || tp__self.worker != NULL)
+        return TP_EPERM;
+    if (sys->metrics != NULL)
+        return TP_EEXIST;
+    const char *colon = strrchr(addr, ':');
+    char host[64];
+    if (colon == NULL || (size_t)(colon - addr) >= sizeof host)
+        return TP_EINVAL;
+    memcpy(host, addr, (size_t)(colon - addr));
+    host[colon - addr] = 0;
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    if (*end != 0 || colon[1] == 0 || p < 0 || p > 65535 ||
+        inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+        tp__log(sys, TP_LOG_ERR, "metrics: \"%s\" is not HOST:PORT (IPv4)",
+                addr);
+        return TP_EINVAL;
+    }
+    if ((ntohl(sa.sin_addr.s_addr) >> 24) != 127 && !allow_remote) {
+        tp__log(sys, TP_LOG_ERR,
+                "metrics: %s is not a loopback address (allow_remote is off)",
+                addr);
+        return TP_EINVAL;
+    }
+    sa.sin_port = htons((uint16_t)p);
+    tp__metrics *m = calloc(1, sizeof *m);
+    if (m == NULL)
+        return TP_ENOMEM;
+    m->sys = sys;
+    m->wake[0] = m->wake[1] = -1;
+    int rc = 0, one = 1;
+    m->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (m->lfd < 0 || pipe2(m->wake, O_CLOEXEC) != 0) {
+        rc = TP_EAGAIN;
+        goto fail;
+    }
+    setsockopt(m->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(m->lfd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        listen(m->lfd, 16) != 0) {
+        rc = errno == EADDRINUSE ? TP_EADDRINUSE : TP_EINVAL;
+        tp__log(sys, TP_LOG_ERR, "metrics: cannot listen on %s: %s", addr,
+                strerror(errno));
+        goto fail;
+    }
+    socklen_t sl = sizeof sa;
+    getsockname(m->lfd, (struct sockaddr *)&sa, &sl);
+    if (pthread_create(&m->thread, NULL, metrics_main, m) != 0) {
+        rc = TP_EAGAIN;
+        goto fail;
+    }
+    sys->metrics = m;
+    if (port != NULL)
+        *port = ntohs(sa.sin_port);
+    tp__log(sys, TP_LOG_INFO, "metrics: serving http://%s:%u/metrics", host,
+            ntohs(sa.sin_port));
+    return 0;
+fail:
+    if (m->lfd >= 0)
+        close(m->lfd);
+    if (m->wake[0] >= 0) {
+        close(m->wake[0]);
+        close(m->wake[1]);
+    }
+    free(m);
+    return rc;
+}
+
+void
+tp__metrics_stop(tp_system *sys)
+{
+    tp__metrics *m = sys->metrics;
+    if (m == NULL)
+        return;
+    sys->metrics = NULL;
+    if (write(m->wake[1], "x", 1) < 0) {
+        // An empty pipe of ours: cannot fail in practice.
+    }
+    pthread_join(m->thread, NULL);
+    close(m->lfd);
+    close(m->wake[0]);
+    close(m->wake[1]);
+    free(m);
+}
