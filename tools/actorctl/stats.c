@@ -1,0 +1,249 @@
+// SPDX-License-Identifier: MIT
+// The commands about the node as a whole: `stats` (the system's counters,
+// one `key value` line each under the protocol's key, then a table of
+// workers) and `nodes` (the peers of a distributed node).
+#include "actorctl.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+// Sends {"op": op} and reads the reply into `*r` (freed by the caller).
+static int
+simple_call(const ctl_target *t, const char *op, ctl_reply *r)
+{
+    ctl_conn c;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    memset(r, 0, sizeof *r);
+    msgpack_unpacked_init(&r->up);
+    int rc = ctl_connect(&c, t);
+    if (rc != CTL_OK)
+        return rc;
+    ctl_request_begin(&sb, &pk, op, 0);
+    rc = ctl_call(&c, &sb, r);
+    msgpack_sbuffer_destroy(&sb);
+    ctl_close(&c);
+    return rc;
+}
+
+// The counters of `stats`, in the order printed.
+static const char *const stat_keys[] = {
+    "uptime_ms", "threads",      "actors",    "spawned",  "exited",
+    "crashed",   "dead_letters", "timers",    "messages", "activations",
+    "steals",    "sleeps",       "rss_bytes",
+};
+#define NSTATS (sizeof stat_keys / sizeof stat_keys[0])
+
+static const char *const worker_keys[] = {"activations", "messages", "steals",
+                                          "sleeps"};
+
+typedef struct stats {
+    ctl_str node;
+    uint64_t v[NSTATS];
+    const msgpack_object_array *workers;
+} stats;
+
+static int
+stats_decode(const msgpack_object *r, stats *s)
+{
+    int rc = ctl_get_str(r, "node", "the stats", &s->node);
+    for (size_t i = 0; rc == CTL_OK && i < NSTATS; i++)
+        rc = ctl_get_uint(r, stat_keys[i], "the stats", &s->v[i]);
+    if (rc == CTL_OK)
+        rc = ctl_get_array(r, "workers", "the stats", &s->workers);
+    for (uint32_t w = 0; rc == CTL_OK && w < s->workers->size; w++) {
+        char where[32];
+        uint64_t v;
+        snprintf(where, sizeof where, "workers[%u]", w);
+        if (s->workers->ptr[w].type != MSGPACK_OBJECT_MAP)
+            return ctl_bad_reply(where, "is not a map");
+        for (size_t k = 0; rc == CTL_OK && k < 4; k++)
+            rc = ctl_get_uint(&s->workers->ptr[w], worker_keys[k], where, &v);
+    }
+    return rc;
+}
+
+static void
+stats_json(const stats *s)
+{
+    fputs("{\"node\":", stdout);
+    ctl_json_str(stdout, s->node);
+    for (size_t i = 0; i < NSTATS; i++)
+        printf(",\"%s\":%llu", stat_keys[i], (unsigned long long)s->v[i]);
+    fputs(",\"workers\":[", stdout);
+    for (uint32_t w = 0; w < s->workers->size; w++) {
+        for (size_t k = 0; k < 4; k++) {
+            uint64_t v =
+                ctl_field(&s->workers->ptr[w], worker_keys[k])->via.u64;
+            printf("%s\"%s\":%llu", k == 0 ? (w ? ",{" : "{") : ",",
+                   worker_keys[k], (unsigned long long)v);
+        }
+        fputc('}', stdout);
+    }
+    fputs("]}\n", stdout);
+}
+
+static void
+stats_text(const stats *s)
+{
+    char *node = ctl_clean(s->node), up[32];
+    printf("%-13s %s\n", "node", node[0] ? node : "-");
+    free(node);
+    ctl_duration(up, sizeof up, s->v[0]);
+    for (size_t i = 0; i < NSTATS; i++) {
+        printf("%-13s %llu", stat_keys[i], (unsigned long long)s->v[i]);
+        if (i == 0)
+            printf(" (%s)", up);
+        if (i == NSTATS - 1)
+            printf(" (%.1f MiB)", (double)s->v[i] / (1 << 20));
+        putchar('\n');
+    }
+    if (s->workers->size == 0)
+        return;
+    ctl_table tb;
+    ctl_table_init(&tb, 5, 0x1fu);
+    static const char *const cols[] = {"WORKER", "ACTIVATIONS", "MESSAGES",
+                                       "STEALS", "SLEEPS"};
+    for (size_t k = 0; k < 5; k++)
+        ctl_table_putf(&tb, NULL, "%s", cols[k]);
+    for (uint32_t w = 0; w < s->workers->size; w++) {
+        ctl_table_putf(&tb, NULL, "%u", w);
+        for (size_t k = 0; k < 4; k++)
+            ctl_table_putf(&tb, NULL, "%llu",
+                           (unsigned long long)ctl_field(&s->workers->ptr[w],
+                                                         worker_keys[k])
+                               ->via.u64);
+    }
+    putchar('\n');
+    ctl_table_print(&tb, stdout);
+    ctl_table_free(&tb);
+}
+
+int
+ctl_cmd_stats(const ctl_target *t, const ctl_opts *o)
+{
+    ctl_reply r;
+    stats s;
+    int rc = simple_call(t, "stats", &r);
+    if (rc == CTL_OK && (rc = stats_decode(r.root, &s)) == CTL_OK) {
+        if (o->json)
+            stats_json(&s);
+        else
+            stats_text(&s);
+    }
+    ctl_reply_free(&r);
+    return rc;
+}
+
+// ---- nodes
+// ------------------------------------------------------------------
+
+static const char *const peer_uints[] = {"incarnation", "rtt_us",   "queued",
+                                         "sent",        "received", "dropped",
+                                         "connects"};
+#define NPEER (sizeof peer_uints / sizeof peer_uints[0])
+
+typedef struct peer {
+    ctl_str node, state;
+    uint64_t v[NPEER];
+} peer;
+
+static int
+peer_decode(const msgpack_object *m, uint32_t i, peer *p)
+{
+    char where[32];
+    snprintf(where, sizeof where, "peers[%u]", i);
+    if (m->type != MSGPACK_OBJECT_MAP)
+        return ctl_bad_reply(where, "is not a map");
+    int rc = ctl_get_str(m, "node", where, &p->node);
+    if (rc == CTL_OK)
+        rc = ctl_get_str(m, "state", where, &p->state);
+    for (size_t k = 0; rc == CTL_OK && k < NPEER; k++)
+        rc = ctl_get_uint(m, peer_uints[k], where, &p->v[k]);
+    return rc;
+}
+
+static void
+peer_json(const peer *p, bool first)
+{
+    fputs(first ? "\n{\"node\":" : ",\n{\"node\":", stdout);
+    ctl_json_str(stdout, p->node);
+    fputs(",\"state\":", stdout);
+    ctl_json_str(stdout, p->state);
+    for (size_t k = 0; k < NPEER; k++)
+        printf(",\"%s\":%llu", peer_uints[k], (unsigned long long)p->v[k]);
+    fputc('}', stdout);
+}
+
+static void
+peer_row(ctl_table *tb, const peer *p)
+{
+    ctl_table_put(tb, NULL, ctl_clean(p->node));
+    ctl_table_put(tb,
+                  ctl_str_eq(p->state, "up")     ? SGR_GREEN
+                  : ctl_str_eq(p->state, "idle") ? NULL
+                                                 : SGR_YELLOW,
+                  ctl_clean(p->state));
+    for (size_t k = 0; k < NPEER; k++) {
+        if (k == 1 && p->v[k] >= 1000)
+            ctl_table_putf(tb, NULL, "%.1fms", (double)p->v[k] / 1000);
+        else
+            ctl_table_putf(tb, NULL, k == 1 ? "%lluus" : "%llu",
+                           (unsigned long long)p->v[k]);
+    }
+}
+
+static int
+nodes_print(const msgpack_object *r, bool json)
+{
+    ctl_str node;
+    const msgpack_object_array *peers;
+    int rc = ctl_get_str(r, "node", "the reply", &node);
+    if (rc != CTL_OK ||
+        (rc = ctl_get_array(r, "peers", "the reply", &peers)) != CTL_OK)
+        return rc;
+    peer *ps = calloc(peers->size + 1, sizeof *ps);
+    if (ps == NULL)
+        abort();
+    for (uint32_t i = 0; rc == CTL_OK && i < peers->size; i++)
+        rc = peer_decode(&peers->ptr[i], i, &ps[i]);
+    if (rc == CTL_OK && json) {
+        fputs("{\"node\":", stdout);
+        ctl_json_str(stdout, node);
+        fputs(",\"peers\":[", stdout);
+        for (uint32_t i = 0; i < peers->size; i++)
+            peer_json(&ps[i], i == 0);
+        fputs(peers->size ? "\n]}\n" : "]}\n", stdout);
+    } else if (rc == CTL_OK && node.n == 0) {
+        printf("this node is not distributed: it has no peers\n");
+    } else if (rc == CTL_OK && peers->size == 0) {
+        char *c = ctl_clean(node);
+        printf("%s has no peers\n", c);
+        free(c);
+    } else if (rc == CTL_OK) {
+        static const char *const cols[] = {
+            "NODE", "STATE",    "INCARNATION", "RTT",     "QUEUED",
+            "SENT", "RECEIVED", "DROPPED",     "CONNECTS"};
+        ctl_table tb;
+        ctl_table_init(&tb, 9, 0x1fcu);
+        for (size_t k = 0; k < 9; k++)
+            ctl_table_putf(&tb, NULL, "%s", cols[k]);
+        for (uint32_t i = 0; i < peers->size; i++)
+            peer_row(&tb, &ps[i]);
+        ctl_table_print(&tb, stdout);
+        ctl_table_free(&tb);
+    }
+    free(ps);
+    return rc;
+}
+
+int
+ctl_cmd_nodes(const ctl_target *t, const ctl_opts *o)
+{
+    ctl_reply r;
+    int rc = simple_call(t, "nodes", &r);
+    if (rc == CTL_OK)
+        rc = nodes_print(r.root, o->json);
+    ctl_reply_free(&r);
+    return rc;
+}

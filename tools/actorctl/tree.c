@@ -1,0 +1,246 @@
+// SPDX-License-Identifier: MIT
+// `actorctl tree`: the supervision tree, rebuilt from the parent link
+// each actor of a snapshot carries. An actor whose parent is nil or no
+// longer alive is a root; siblings keep snapshot (pid-slot) order, which
+// is start order for a supervisor's children. Whatever the node sends,
+// each actor is printed exactly once: a parent cycle, impossible from a
+// real node, is broken where it is found.
+#include "actorctl.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+// Indentation is drawn for this many levels; deeper actors are drawn at
+// this depth, marked with an ellipsis.
+#define DRAW_DEPTH 48
+
+typedef struct tree {
+    size_t n;
+    size_t *order;      // pre-order
+    unsigned *depth;    // by position in order
+    bool *last;         // by position in order: last among its siblings
+    long *first, *next; // children lists, by actor index
+} tree;
+
+static void *
+xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n + 1, size);
+    if (p == NULL)
+        abort();
+    return p;
+}
+
+static void
+tree_free(tree *t)
+{
+    free(t->order);
+    free(t->depth);
+    free(t->last);
+    free(t->first);
+    free(t->next);
+}
+
+// Links each actor to its parent, keeping snapshot order among siblings.
+static void
+link_children(ctl_snap *s, tree *t, bool *root)
+{
+    for (size_t i = 0; i < s->n; i++)
+        t->first[i] = t->next[i] = -1;
+    for (size_t k = s->n; k-- > 0;) {
+        long p =
+            s->actors[k].parent.n ? ctl_snap_find(s, s->actors[k].parent) : -1;
+        root[k] = p < 0 || (size_t)p == k;
+        if (!root[k]) {
+            t->next[k] = t->first[p];
+            t->first[p] = (long)k;
+        }
+    }
+}
+
+// Walks depth first from `start`, appending to the pre-order.
+static void
+walk(tree *t, size_t start, bool *seen, size_t *stack, unsigned *sdepth)
+{
+    size_t top = 0;
+    stack[top] = start, sdepth[top++] = 0;
+    while (top > 0) {
+        size_t i = stack[--top];
+        unsigned d = sdepth[top];
+        if (seen[i])
+            continue;
+        seen[i] = true;
+        t->order[t->n] = i;
+        t->depth[t->n] = d;
+        t->last[t->n++] = d == 0 || t->next[i] < 0;
+        // Push children last first so the first is popped first.
+        size_t mark = top;
+        for (long c = t->first[i]; c >= 0; c = t->next[c])
+            if (!seen[c])
+                stack[top] = (size_t)c, sdepth[top++] = d + 1;
+        for (size_t a = mark, b = top; b > a + 1; a++, b--) {
+            size_t tmp = stack[a];
+            stack[a] = stack[b - 1], stack[b - 1] = tmp;
+        }
+    }
+}
+
+static void
+tree_build(ctl_snap *s, tree *t)
+{
+    memset(t, 0, sizeof *t);
+    t->order = xcalloc(s->n, sizeof *t->order);
+    t->depth = xcalloc(s->n, sizeof *t->depth);
+    t->last = xcalloc(s->n, sizeof *t->last);
+    t->first = xcalloc(s->n, sizeof *t->first);
+    t->next = xcalloc(s->n, sizeof *t->next);
+    bool *root = xcalloc(s->n, sizeof *root);
+    bool *seen = xcalloc(s->n, sizeof *seen);
+    // Each actor is pushed at most once per parent link it has: n in all.
+    size_t *stack = xcalloc(s->n, sizeof *stack);
+    unsigned *sdepth = xcalloc(s->n, sizeof *sdepth);
+    link_children(s, t, root);
+    for (size_t i = 0; i < s->n; i++)
+        if (root[i])
+            walk(t, i, seen, stack, sdepth);
+    for (size_t i = 0; i < s->n; i++)
+        if (!seen[i])
+            walk(t, i, seen, stack, sdepth);
+    free(root);
+    free(seen);
+    free(stack);
+    free(sdepth);
+}
+
+// The tree-drawing prefix of row `k`; `lastat` tracks, per depth, whether
+// the ancestor there was the last of its siblings.
+static void
+prefix(const tree *t, size_t k, bool *lastat, char *buf, size_t size)
+{
+    static const char *const glyph[2][4] = {
+        {"|  ", "   ", "|- ", "`- "},
+        {"\u2502  ", "   ", "\u251c\u2500 ", "\u2514\u2500 "},
+    };
+    const char *const *g = glyph[ctl_utf8];
+    unsigned d = t->depth[k];
+    size_t used = 0;
+    buf[0] = '\0';
+    if (d < DRAW_DEPTH)
+        lastat[d] = t->last[k];
+    for (unsigned j = 1; j < d && j < DRAW_DEPTH; j++)
+        used += (size_t)snprintf(buf + used, size - used, "%s",
+                                 g[lastat[j] ? 1 : 0]);
+    if (d >= DRAW_DEPTH)
+        used += (size_t)snprintf(buf + used, size - used, "%s",
+                                 ctl_utf8 ? "\u2026 " : "... ");
+    if (d > 0)
+        snprintf(buf + used, size - used, "%s", g[t->last[k] ? 3 : 2]);
+}
+
+static void
+tree_text(const ctl_snap *s, const tree *t)
+{
+    ctl_table tb;
+    bool lastat[DRAW_DEPTH] = {false};
+    char pre[DRAW_DEPTH * 8 + 16];
+    ctl_table_init(&tb, 6, 1u << 3 | 1u << 4 | 1u << 5);
+    ctl_table_putf(&tb, NULL, "ACTOR");
+    ctl_table_putf(&tb, NULL, "BEHAVIOUR");
+    ctl_table_putf(&tb, NULL, "STATUS");
+    ctl_table_putf(&tb, NULL, "MAILBOX");
+    ctl_table_putf(&tb, NULL, "HANDLED");
+    ctl_table_putf(&tb, NULL, "RESTARTS");
+    for (size_t k = 0; k < t->n; k++) {
+        const ctl_actor *a = &s->actors[t->order[k]];
+        char *name = ctl_clean(a->name), *beh = ctl_clean(a->behaviour);
+        char *st = ctl_clean(a->status);
+        prefix(t, k, lastat, pre, sizeof pre);
+        ctl_table_putf(&tb, NULL, "%s%s%s%.*s%s%s%s%s", ctl_sgr(SGR_DIM), pre,
+                       ctl_sgr("0"), (int)a->pid.n, a->pid.p,
+                       name[0] ? " " : "", ctl_sgr(SGR_CYAN), name,
+                       ctl_sgr("0"));
+        ctl_table_put(&tb, NULL, beh);
+        ctl_table_put(&tb, ctl_status_colour(a->status), st);
+        ctl_table_putf(&tb, ctl_mailbox_colour(a->mailbox, a->capacity),
+                       "%llu/%llu", (unsigned long long)a->mailbox,
+                       (unsigned long long)a->capacity);
+        ctl_table_putf(&tb, NULL, "%llu", (unsigned long long)a->handled);
+        ctl_table_putf(&tb, a->restarts ? SGR_YELLOW : NULL, "%llu",
+                       (unsigned long long)a->restarts);
+        free(name);
+    }
+    ctl_table_print(&tb, stdout);
+    ctl_table_free(&tb);
+}
+
+// Writes `s` cleaned, as the inside of a Graphviz quoted string.
+static void
+dot_str(FILE *f, ctl_str s)
+{
+    char *c = ctl_clean(s);
+    for (const char *p = c; *p != '\0'; p++) {
+        if (*p == '"' || *p == '\\')
+            fputc('\\', f);
+        fputc(*p, f);
+    }
+    free(c);
+}
+
+static void
+tree_dot(const ctl_snap *s, const tree *t)
+{
+    printf("digraph troupe {\n"
+           "  node [shape=box, style=rounded, fontname=\"monospace\"];\n");
+    for (size_t k = 0; k < t->n; k++) {
+        const ctl_actor *a = &s->actors[t->order[k]];
+        printf("  \"%.*s\" [label=\"", (int)a->pid.n, a->pid.p);
+        if (a->name.n > 0) {
+            dot_str(stdout, a->name);
+            fputs("\\n", stdout);
+        }
+        dot_str(stdout, a->behaviour);
+        printf(" %.*s\\nmailbox %llu/%llu  restarts %llu\"", (int)a->pid.n,
+               a->pid.p, (unsigned long long)a->mailbox,
+               (unsigned long long)a->capacity,
+               (unsigned long long)a->restarts);
+        if (ctl_str_eq(a->behaviour, "supervisor"))
+            fputs(", style=\"rounded,bold\"", stdout);
+        if (ctl_mailbox_colour(a->mailbox, a->capacity) != NULL)
+            fputs(", color=red", stdout);
+        else if (a->restarts > 0)
+            fputs(", color=orange", stdout);
+        fputs("];\n", stdout);
+    }
+    for (size_t k = 0; k < t->n; k++) {
+        const ctl_actor *a = &s->actors[t->order[k]];
+        if (t->depth[k] > 0)
+            printf("  \"%.*s\" -> \"%.*s\";\n", (int)a->parent.n, a->parent.p,
+                   (int)a->pid.n, a->pid.p);
+    }
+    printf("}\n");
+}
+
+int
+ctl_cmd_tree(const ctl_target *target, const ctl_opts *o)
+{
+    ctl_conn c;
+    ctl_snap s;
+    int rc = ctl_connect(&c, target);
+    if (rc != CTL_OK)
+        return rc;
+    rc = ctl_snap_get(&c, &s);
+    ctl_close(&c);
+    if (rc == CTL_OK) {
+        tree t;
+        tree_build(&s, &t);
+        if (o->json)
+            ctl_snap_json(stdout, &s, t.order, t.n);
+        else if (o->dot)
+            tree_dot(&s, &t);
+        else
+            tree_text(&s, &t);
+        tree_free(&t);
+    }
+    ctl_snap_free(&s);
+    return rc;
+}
