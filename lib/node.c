@@ -105,6 +105,7 @@ struct tp__peer {
     _Atomic int state;    // tp_peer_state
     _Atomic int kicked;
     _Atomic int want_connect, want_disconnect;
+    _Atomic int want_flush; // a sender left bytes in the output buffer
     _Atomic int persistent;
     _Atomic uint64_t fails; // attempts that ended without coming up
     tp_actor *proxy;
@@ -140,6 +141,9 @@ struct tp__dist {
     conn *conns;
     unsigned unauth;
 
+    // Held by the I/O thread except while it waits for events; a sending
+    // thread that takes it may write to an idle connection itself.
+    pthread_mutex_t io_lock;
     pthread_mutex_t lock; // peers, ents, subscribers; cond for waiters
     pthread_cond_t cond;
     tp__peer *peers[PEERS_MAX];
@@ -608,6 +612,54 @@ encode(tp_system *sys, ent *e, tp_pid to, tp__msg *m, const char *name)
     return f;
 }
 
+// Writes frame `f` straight to `p`'s socket from the sending thread when
+// nothing is queued before it and the I/O thread is waiting for events:
+// a round trip then wakes no thread but the receiver's. Returns false when
+// the frame must go through the queue. Whatever the socket does not take
+// at once stays in the output buffer, in order, for the I/O thread.
+static bool
+write_direct(tp__dist *n, tp__peer *p, tp__msg *f)
+{
+    tp_actor *q = p->proxy;
+    // acquire: frames the I/O thread has taken are in the buffer before
+    // their counts are given back.
+    if (atomic_load_explicit(&p->state, memory_order_relaxed) != TP_PEER_UP ||
+        TP__CNT_TOTAL(atomic_load_explicit(&q->count, memory_order_acquire)) !=
+            0 ||
+        pthread_mutex_trylock(&n->io_lock) != 0)
+        return false;
+    conn *c = p->conn;
+    bool done = false;
+    if (c != NULL && c->st == C_UP && c->out.len == c->out_off &&
+        TP__CNT_TOTAL(atomic_load_explicit(&q->count, memory_order_acquire)) ==
+            0) {
+        ssize_t w =
+            send(c->fd, f->pub.data, f->pub.size, MSG_NOSIGNAL | MSG_DONTWAIT);
+        size_t sent = w > 0 ? (size_t)w : 0;
+        if (sent < f->pub.size) {
+            tp__wbuf_reserve(&c->out, f->pub.size - sent);
+            if (!c->out.failed) {
+                memcpy(c->out.p + c->out.len,
+                       (const uint8_t *)f->pub.data + sent,
+                       f->pub.size - sent);
+                c->out.len += f->pub.size - sent;
+            }
+            atomic_store_explicit(&p->want_flush, 1, memory_order_release);
+            kick(n, p);
+        }
+        if (sent > 0) {
+            bump(&n->bytes_out, sent);
+            bump(&p->bytes_out, sent);
+        }
+        bump(&p->sent, 1);
+        bump(&n->frames_out, 1);
+        c->last_tx = mono_now();
+        done = true;
+    }
+    pthread_mutex_unlock(&n->io_lock);
+    return done;
+}
+
 static int
 enqueue(tp__peer *p, tp_actor *self, tp__msg *f, int mode)
 {
@@ -645,6 +697,11 @@ tp__node_route(tp_system *sys, tp_actor *self, tp_pid to, tp__msg *m, int mode)
     if (f->pub.size - 4 > n->cfg.max_frame) {
         tp__msg_free(f); // the peer would refuse it and drop the link
         return TP_EMSGSIZE;
+    }
+    if (m->kind == TP__MSG_USER && write_direct(n, p, f)) {
+        tp__msg_free(f);
+        tp__msg_free(m);
+        return 0;
     }
     int rc = enqueue(p, self, f, mode);
     if (rc == TP_ENOTCONN && m->kind != TP__MSG_USER) {
@@ -1824,9 +1881,27 @@ async_cb(struct ev_loop *loop, ev_async *w, int revents)
                   atomic_load_explicit(&p->persistent, memory_order_relaxed))))
                 connect_peer(p);
         }
+        if (atomic_exchange_explicit(&p->want_flush, 0,
+                                     memory_order_acq_rel) &&
+            p->conn != NULL && p->conn->st == C_UP)
+            conn_flush(p->conn);
         if (atomic_exchange_explicit(&p->kicked, 0, memory_order_acq_rel))
             drain_proxy(p);
     }
+}
+
+static void
+io_release(struct ev_loop *loop)
+{
+    tp__dist *n = ev_userdata(loop);
+    pthread_mutex_unlock(&n->io_lock);
+}
+
+static void
+io_acquire(struct ev_loop *loop)
+{
+    tp__dist *n = ev_userdata(loop);
+    pthread_mutex_lock(&n->io_lock);
 }
 
 static void *
@@ -1834,7 +1909,9 @@ io_main(void *arg)
 {
     tp__dist *n = arg;
     tp__log(n->sys, TP_LOG_DEBUG, "node: I/O thread started");
+    pthread_mutex_lock(&n->io_lock);
     ev_run(n->loop, 0);
+    pthread_mutex_unlock(&n->io_lock);
     return NULL;
 }
 
@@ -1928,6 +2005,7 @@ node_free(tp__dist *n)
     if (n->loop != NULL)
         ev_loop_destroy(n->loop);
     pthread_mutex_destroy(&n->lock);
+    pthread_mutex_destroy(&n->io_lock);
     pthread_cond_destroy(&n->cond);
     free(n);
 }
@@ -2028,6 +2106,7 @@ tp_node_start(tp_system *sys, const tp_node_config *in)
     n->sys = sys;
     n->lfd = -1;
     pthread_mutex_init(&n->lock, NULL);
+    pthread_mutex_init(&n->io_lock, NULL);
     pthread_cond_init(&n->cond, NULL);
     int rc = check_config(sys, in, &n->cfg);
     if (rc != 0)
@@ -2048,6 +2127,8 @@ tp_node_start(tp_system *sys, const tp_node_config *in)
         rc = TP_EAGAIN;
         goto fail;
     }
+    ev_set_userdata(n->loop, n);
+    ev_set_loop_release_cb(n->loop, io_release, io_acquire);
     ev_async_init(&n->async, async_cb);
     n->async.data = n;
     ev_async_start(n->loop, &n->async);
@@ -2090,6 +2171,7 @@ tp__node_stop(tp_system *sys)
     ev_async_send(n->loop, &n->async);
     pthread_join(n->thread, NULL);
     n->thread_started = false;
+    pthread_mutex_lock(&n->io_lock); // senders may still try a direct write
     while (n->conns != NULL)
         conn_free(n->conns);
     uint32_t np = atomic_load_explicit(&n->npeers, memory_order_relaxed);
@@ -2101,6 +2183,7 @@ tp__node_stop(tp_system *sys)
                               memory_order_release);
         drain_proxy(p);
     }
+    pthread_mutex_unlock(&n->io_lock);
 }
 
 void

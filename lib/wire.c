@@ -88,7 +88,8 @@ put_str(uint8_t *o, const char *s, size_t n)
         *o++ = 0xd9;
         *o++ = (uint8_t)n; // callers keep strings under 256 bytes
     }
-    memcpy(o, s, n);
+    if (n > 0)
+        memcpy(o, s, n);
     return o + n;
 }
 
