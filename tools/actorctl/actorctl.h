@@ -67,6 +67,10 @@ typedef struct ctl_conn {
     const char *about; // what the request is about, for diagnostics, or NULL
 } ctl_conn;
 
+// Names the target of the last ctl_connect for a diagnostic: `node
+// "alpha"` or `the node at PATH`.
+const char *ctl_who(char *buf, size_t size);
+
 // Connects to the target. Returns CTL_OK, CTL_UNREACHABLE or CTL_DENIED.
 int ctl_connect(ctl_conn *c, const ctl_target *t);
 void ctl_close(ctl_conn *c);

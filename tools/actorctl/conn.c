@@ -22,6 +22,8 @@
 
 #define MAX_DIRS 3
 
+static const char *who(const ctl_target *t, char *buf, size_t size);
+
 // The directories a node's socket may be in, most specific first.
 static size_t
 socket_dirs(char dirs[MAX_DIRS][200])
@@ -146,6 +148,15 @@ ctl_target_resolve(ctl_target *t, const char *node, const char *socket)
     return resolve_only(t);
 }
 
+// The target of the last connection, for diagnostics.
+static const ctl_target *current;
+
+const char *
+ctl_who(char *buf, size_t size)
+{
+    return current != NULL ? who(current, buf, size) : "the node";
+}
+
 // Names the target at the start of a diagnostic.
 static const char *
 who(const ctl_target *t, char *buf, size_t size)
@@ -161,34 +172,42 @@ static int
 connect_failed(const ctl_target *t, int err)
 {
     char w[300];
+    bool named = t->name[0] != '\0';
     switch (err) {
     case ENOENT:
     case ENOTDIR:
-        if (t->name[0] != '\0')
+        if (named)
             return ctl_fail(CTL_UNREACHABLE,
                             "node \"%s\" is not running (no socket at %s)",
                             t->name, t->path);
         return ctl_fail(CTL_UNREACHABLE,
                         "no node is running at %s (no such socket)", t->path);
     case ECONNREFUSED:
+        if (named)
+            return ctl_fail(CTL_UNREACHABLE,
+                            "node \"%s\" is not running (%s refuses "
+                            "connections: a stale socket?)",
+                            t->name, t->path);
         return ctl_fail(CTL_UNREACHABLE,
-                        "%s is not running (%s refuses connections: a stale "
-                        "socket, or not a socket)",
-                        who(t, w, sizeof w), t->path);
+                        "no node is running at %s (it refuses connections: "
+                        "a stale socket?)",
+                        t->path);
     case EACCES:
     case EPERM:
         return ctl_fail(CTL_DENIED,
-                        "permission denied connecting to %s at %s (it belongs "
-                        "to another user: run actorctl as that user or root)",
-                        who(t, w, sizeof w), t->path);
+                        "permission denied connecting to %s%s%s (it "
+                        "belongs to another user: run actorctl as that user "
+                        "or root)",
+                        named ? who(t, w, sizeof w) : "", named ? " at " : "",
+                        t->path);
     case EAGAIN:
     case ETIMEDOUT:
         return ctl_fail(CTL_UNREACHABLE,
                         "%s did not accept the connection within %d ms",
                         who(t, w, sizeof w), t->timeout_ms);
     default:
-        return ctl_fail(CTL_UNREACHABLE, "cannot connect to %s at %s: %s",
-                        who(t, w, sizeof w), t->path, strerror(err));
+        return ctl_fail(CTL_UNREACHABLE, "cannot connect to %s: %s",
+                        named ? who(t, w, sizeof w) : t->path, strerror(err));
     }
 }
 
@@ -199,6 +218,7 @@ ctl_connect(ctl_conn *c, const ctl_target *t)
     memcpy(sa.sun_path, t->path, sizeof t->path);
     c->target = t;
     c->about = NULL;
+    current = t;
     c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (c->fd < 0)
         return ctl_fail(CTL_ERROR, "socket: %s", strerror(errno));
@@ -328,11 +348,11 @@ reply_decode(ctl_conn *c, ctl_reply *out)
         msgpack_unpack_next(&out->up, out->buf, out->len, &off) !=
             MSGPACK_UNPACK_SUCCESS ||
         off != out->len)
-        return ctl_bad_reply("the reply", "not one well-formed msgpack "
+        return ctl_bad_reply("the reply", "is not one well-formed msgpack "
                                           "object");
     out->root = &out->up.data;
     if (out->root->type != MSGPACK_OBJECT_MAP)
-        return ctl_bad_reply("the reply", "not a map");
+        return ctl_bad_reply("the reply", "is not a map");
     bool ok;
     int rc = ctl_get_bool(out->root, "ok", "the reply", &ok);
     if (rc != CTL_OK || ok)
@@ -343,10 +363,14 @@ reply_decode(ctl_conn *c, ctl_reply *out)
         err = (ctl_str){e->via.str.ptr, e->via.str.size};
     char *clean = ctl_clean(err), w[300];
     who(c->target, w, sizeof w);
-    rc =
-        ctl_fail(ctl_str_eq(err, "permission denied") ? CTL_DENIED : CTL_ERROR,
-                 "%s%s%s: %s", w, c->about ? ": " : "",
-                 c->about ? c->about : "", clean);
+    if (ctl_str_eq(err, "permission denied"))
+        rc = ctl_fail(CTL_DENIED,
+                      "permission denied: %s answers only its own user and "
+                      "root",
+                      w);
+    else
+        rc = ctl_fail(CTL_ERROR, "%s%s%s: %s", w, c->about ? ": " : "",
+                      c->about ? c->about : "", clean);
     free(clean);
     return rc;
 }
@@ -372,7 +396,7 @@ ctl_call(ctl_conn *c, const msgpack_sbuffer *req, ctl_reply *out)
     uint32_t len = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 |
                    (uint32_t)hdr[2] << 8 | hdr[3];
     if (len == 0)
-        return ctl_bad_reply("the reply", "an empty frame");
+        return ctl_bad_reply("the reply", "is an empty frame");
     if (len > CTL_REPLY_MAX)
         return ctl_bad_reply("the reply",
                              "a frame of %u bytes, over the limit of %u", len,

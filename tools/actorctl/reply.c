@@ -157,7 +157,9 @@ ctl_bad_reply(const char *where, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    return ctl_fail(CTL_ERROR, "bad reply from the node: %s %s", where, text);
+    char w[300];
+    return ctl_fail(CTL_ERROR, "bad reply from %s: %s %s",
+                    ctl_who(w, sizeof w), where, text);
 }
 
 static const char *
