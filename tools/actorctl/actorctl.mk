@@ -16,8 +16,12 @@ MANDIR ?= $(PREFIX)/share/man
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 
 ALL_EXTRA += $(ACTORCTL)
+CHECK_DEPS += $(ACTORCTL) $(ACTORCTL_TOOLS)
+CHECK_SCRIPTS += tools/actorctl/test.sh
 
 .PHONY: install-actorctl uninstall-actorctl
+install: install-actorctl
+uninstall: uninstall-actorctl
 
 $(ACTORCTL): $(ACTORCTL_OBJ)
 	@mkdir -p $(@D)

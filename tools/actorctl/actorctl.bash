@@ -1,0 +1,133 @@
+# SPDX-License-Identifier: MIT
+# bash completion for actorctl: commands, options, node names (the sockets
+# in the directories actorctl searches), and for info and kill the actors
+# of the chosen node (registered names and pids), asked of the node itself.
+# Install as /usr/share/bash-completion/completions/actorctl, or source it.
+
+_actorctl_nodes()
+{
+    local dir f
+    for dir in ${XDG_RUNTIME_DIR:+"$XDG_RUNTIME_DIR/troupe"} \
+        "/tmp/troupe-$UID" /run/troupe; do
+        for f in "$dir"/*.sock; do
+            [[ -S $f ]] || continue
+            f=${f##*/}
+            printf '%s\n' "${f%.sock}"
+        done
+    done
+}
+
+# The actors of the node chosen by the options in "$@": each registered
+# name and each pid, without angle brackets (which the shell would take
+# for redirections).
+_actorctl_actors()
+{
+    actorctl "$@" --timeout 1 ps --json 2>/dev/null |
+        sed -n 's/^{"pid":"<\([0-9.]*\)>".*"name":"\([^"]*\)".*/\1 \2/p' |
+        tr ' ' '\n' | sed '/^$/d'
+}
+
+_actorctl()
+{
+    local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
+    local cmd="" nargs=0 i w
+    local -a target=()
+    local global="-n --node -s --socket -t --timeout --color --json -h --help
+        -V --version"
+    local common="--node --socket --timeout --color --help"
+
+    # Find the command, the node options and how many arguments follow.
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        w=${COMP_WORDS[i]}
+        case $w in
+        -n)
+            if [[ -z $cmd || ($cmd != ps && $cmd != top) ]]; then
+                target+=(-n "${COMP_WORDS[i + 1]}")
+            fi
+            ((i++))
+            ;;
+        --node | -s | --socket)
+            target+=("$w" "${COMP_WORDS[i + 1]}")
+            ((i++))
+            ;;
+        -t | --timeout | --color | --colour | --sort | -d | --count) ((i++)) ;;
+        -*) ;;
+        *)
+            if [[ -z $cmd ]]; then
+                cmd=$w
+            else
+                ((nargs++))
+            fi
+            ;;
+        esac
+    done
+
+    case $prev in
+    --node)
+        mapfile -t COMPREPLY < <(compgen -W "$(_actorctl_nodes)" -- "$cur")
+        return
+        ;;
+    -n)
+        if [[ $cmd != ps && $cmd != top ]]; then
+            mapfile -t COMPREPLY < <(compgen -W "$(_actorctl_nodes)" -- "$cur")
+        fi
+        return
+        ;;
+    -s | --socket)
+        mapfile -t COMPREPLY < <(compgen -f -- "$cur")
+        return
+        ;;
+    --color | --colour)
+        mapfile -t COMPREPLY < <(compgen -W "auto always never" -- "$cur")
+        return
+        ;;
+    --sort)
+        mapfile -t COMPREPLY < <(compgen -W "mailbox msgs restarts age pid" \
+            -- "$cur")
+        return
+        ;;
+    -t | --timeout | -d | --count) return ;;
+    esac
+
+    if [[ -z $cmd ]]; then
+        if [[ $cur == -* ]]; then
+            mapfile -t COMPREPLY < <(compgen -W "$global" -- "$cur")
+        else
+            mapfile -t COMPREPLY < <(compgen -W \
+                "tree ps top info kill stats nodes help" -- "$cur")
+        fi
+        return
+    fi
+
+    local opts words=""
+    case $cmd in
+    tree) opts="--json --dot" ;;
+    ps) opts="--sort -n --count --json" ;;
+    top) opts="-d --delay -n --count" ;;
+    info) opts="--json" ;;
+    kill) opts="--json" ;;
+    stats | nodes) opts="--json" ;;
+    help)
+        ((nargs == 0)) && words="tree ps top info kill stats nodes"
+        opts=""
+        ;;
+    esac
+    if [[ $cur == -* ]]; then
+        [[ $cmd == help ]] || opts="$opts $common"
+        mapfile -t COMPREPLY < <(compgen -W "$opts" -- "$cur")
+        return
+    fi
+    case $cmd in
+    info) ((nargs == 0)) && words=$(_actorctl_actors "${target[@]}") ;;
+    kill)
+        if ((nargs == 0)); then
+            words=$(_actorctl_actors "${target[@]}")
+        elif ((nargs == 1)); then
+            words="kill shutdown normal"
+        fi
+        ;;
+    esac
+    mapfile -t COMPREPLY < <(compgen -W "$words" -- "$cur")
+}
+
+complete -F _actorctl actorctl

@@ -1,0 +1,459 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# actorctl against a real node: test/ctlnode runs a supervision tree and a
+# control socket; this script drives it through a pair of FIFOs (commands
+# in, one answer line out) and checks what actorctl prints and how it
+# exits. Then raw malformed requests must leave the node answering, a
+# node that misbehaves on purpose (test/ctlfake) must cost actorctl a
+# clear diagnostic and never a crash, and, as root, another user must be
+# refused. Every wait is bounded and waits for a condition.
+#
+#   sh tools/actorctl/test.sh BUILD_DIR      (make check runs it)
+set -u
+build=${1:?usage: test.sh BUILD_DIR}
+actorctl=$build/bin/actorctl
+tools=$build/test/actorctl
+tmp=$(mktemp -d)
+failures=0
+checks=0
+began=$(date +%s)
+
+unset ACTORCTL_SOCKET NO_COLOR
+export LC_ALL=C XDG_RUNTIME_DIR="$tmp/xdg"
+mkdir -m 700 "$tmp/xdg"
+sock=$tmp/xdg/troupe/alpha.sock
+
+cleanup() {
+    exec 3>&- 4<&- 5>&- 6<&-
+    wait
+    rm -rf "$tmp" ${bindir:+"$bindir"}
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+fail() {
+    printf "actorctl test: FAIL: %s\n" "$*" >&2
+    failures=$((failures + 1))
+}
+
+# Runs a command with its output in $tmp/out and $tmp/err, status in $rc.
+run() {
+    "$@" >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+}
+
+# expect STATUS WHAT COMMAND...: the command exits with STATUS.
+expect() {
+    want=$1 what=$2
+    shift 2
+    checks=$((checks + 1))
+    run "$@"
+    [ "$rc" = "$want" ] ||
+        fail "$what: exit $rc, expected $want; stderr: $(cat "$tmp/err")"
+}
+
+# has FILE PATTERN WHAT: a line of FILE matches the basic regex PATTERN.
+has() {
+    checks=$((checks + 1))
+    grep -q -- "$2" "$1" || {
+        fail "$3: no line matches '$2' in:"
+        sed 's/^/    /' "$1" >&2
+    }
+}
+
+# one_line WHAT: the diagnostic in $tmp/err is one "actorctl: " line.
+one_line() {
+    checks=$((checks + 1))
+    if ! { [ "$(wc -l <"$tmp/err")" -eq 1 ] &&
+        grep -q '^actorctl: ' "$tmp/err"; }; then
+        fail "$1: expected one diagnostic line, got: $(cat "$tmp/err")"
+    fi
+}
+
+# eventually COMMAND...: retries COMMAND until it succeeds, for 10 s.
+eventually() {
+    n=0
+    until "$@"; do
+        n=$((n + 1))
+        [ $n -lt 200 ] || return 1
+        sleep 0.05
+    done
+}
+
+# The value of KEY in one line of actorctl's JSON (quotes removed).
+field() {
+    printf '%s\n' "$1" | sed -n "s/.*\"$2\":\"\{0,1\}\([^\",}]*\).*/\1/p"
+}
+
+# The line of actor NAME in $tmp/out (tree --json or ps --json output).
+actor() {
+    grep "\"name\":\"$1\"" "$tmp/out"
+}
+
+# ---- the node -------------------------------------------------------------
+
+mkfifo "$tmp/node.in" "$tmp/node.out"
+timeout 100 "$tools/ctlnode" "$sock" <"$tmp/node.in" >"$tmp/node.out" \
+    2>"$tmp/node.log" &
+node=$!
+exec 3>"$tmp/node.in" 4<"$tmp/node.out"
+if ! read -r line <&4 || [ "$line" != ready ]; then
+    echo "actorctl test: the test node did not start:" >&2
+    cat "$tmp/node.log" >&2
+    exit 1
+fi
+
+# ask COMMAND: one command to the node; its answer in $answer.
+ask() {
+    echo "$*" >&3
+    read -r answer <&4 || answer="(the node went away)"
+}
+
+# ---- the command line -----------------------------------------------------
+
+expect 0 "--version" "$actorctl" --version
+has "$tmp/out" '^actorctl (troupe) [0-9]' "--version"
+expect 0 "--help" "$actorctl" --help
+has "$tmp/out" '^Usage: actorctl' "--help"
+expect 0 "help kill" "$actorctl" help kill
+has "$tmp/out" 'REASON' "help kill"
+expect 2 "no command" "$actorctl"
+expect 2 "an unknown command" "$actorctl" -n alpha frobnicate
+one_line "an unknown command"
+expect 2 "an unknown option" "$actorctl" -n alpha tree --frob
+expect 2 "ps --sort cpu" "$actorctl" -n alpha ps --sort cpu
+has "$tmp/err" 'does not report CPU time' "ps --sort cpu"
+expect 2 "ps --sort nonsense" "$actorctl" -n alpha ps --sort nonsense
+expect 2 "kill with a bad reason" "$actorctl" -n alpha kill victim explode
+expect 2 "kill with a positive code" "$actorctl" -n alpha kill victim 5
+expect 2 "info without an actor" "$actorctl" -n alpha info
+expect 2 "-n and --socket together" "$actorctl" -n alpha --socket "$sock" tree
+
+# ---- tree -----------------------------------------------------------------
+
+# Two gates held with 30 and 12 messages queued: mailboxes that stay put.
+ask fill gate_a 30
+[ "$answer" = ok ] || fail "fill gate_a: $answer"
+ask fill gate_b 12
+[ "$answer" = ok ] || fail "fill gate_b: $answer"
+
+expect 0 "tree" "$actorctl" -n alpha tree
+has "$tmp/out" '^ACTOR  *BEHAVIOUR  *STATUS  *MAILBOX  *HANDLED  *RESTARTS$' \
+    "tree header"
+has "$tmp/out" '^<0\.[0-9]*\.[0-9]*> root  *supervisor ' "tree root"
+has "$tmp/out" '^|- <0\.[0-9]*\.[0-9]*> gate_a  *gate  *[a-z]*  *3[01]/1024 ' \
+    "tree gate_a"
+has "$tmp/out" '^`- <0\.[0-9]*\.[0-9]*> sub  *supervisor ' "tree sub"
+has "$tmp/out" '^   `- <0\.[0-9]*\.[0-9]*> leaf  *leaf ' "tree leaf"
+has "$tmp/out" '^<0\.[0-9]*\.[0-9]*> loner  *loner ' "tree loner"
+
+expect 0 "tree --json" "$actorctl" -n alpha tree --json
+checks=$((checks + 1))
+"$tools/ctljson" <"$tmp/out" || fail "tree --json is not valid JSON"
+cp "$tmp/out" "$tmp/tree.json"
+# One actor per line, in tree order, every field of the protocol typed.
+pid='"<[0-9]*\.[0-9]*\.[0-9]*>"'
+schema="^{\"pid\":$pid,\"parent\":\\(null\\|$pid\\),\"name\":\"[a-z_]*\","
+schema="$schema\"behaviour\":\"[a-z]*\","
+schema="$schema\"status\":\"\\(waiting\\|runnable\\|muted\\|exiting\\)\""
+for k in mailbox capacity high_water handled dropped rejected restarts; do
+    schema="$schema,\"$k\":[0-9][0-9]*"
+done
+schema="$schema,\"age_ms\":[0-9][0-9]*},\\{0,1\\}\$"
+checks=$((checks + 1))
+[ "$(grep -c "$schema" "$tmp/out")" -eq 8 ] ||
+    fail "tree --json: not 8 actor lines of the protocol's schema: $(cat "$tmp/out")"
+order=$(sed -n 's/.*"name":"\([a-z_]*\)".*/\1/p' "$tmp/out" | tr '\n' ' ')
+checks=$((checks + 1))
+[ "$order" = "root counter gate_a gate_b victim sub leaf loner " ] ||
+    fail "tree --json order: $order"
+has "$tmp/out" '^{"node":"","uptime_ms":[0-9]*,"threads":4,"actors":\[$' \
+    "tree --json header"
+root=$(field "$(actor root)" pid)
+sub=$(field "$(actor sub)" pid)
+leaf=$(field "$(actor leaf)" pid)
+for name in root counter gate_a gate_b victim sub leaf loner; do
+    line=$(actor "$name")
+    case $name in
+    root | loner) parent=null ;;
+    leaf) parent=$sub ;;
+    *) parent=$root ;;
+    esac
+    ask pid "$name"
+    checks=$((checks + 4))
+    [ "$(field "$line" pid)" = "$answer" ] ||
+        fail "tree --json: $name has pid $(field "$line" pid), the node says $answer"
+    [ "$(field "$line" parent)" = "$parent" ] ||
+        fail "tree --json: $name's parent is $(field "$line" parent), not $parent"
+    [ "$(field "$line" capacity)" = 1024 ] ||
+        fail "tree --json: $name's capacity is $(field "$line" capacity)"
+    [ "$(field "$line" restarts)" = 0 ] ||
+        fail "tree --json: $name has restarted $(field "$line" restarts) times"
+done
+behaviour=$(field "$(actor sub)" behaviour)
+checks=$((checks + 1))
+[ "$behaviour" = supervisor ] || fail "tree --json: sub's behaviour: $behaviour"
+depth=$(field "$(actor gate_a)" mailbox)
+checks=$((checks + 1))
+if ! { [ "$depth" -ge 30 ] && [ "$depth" -le 31 ]; }; then
+    fail "tree --json: gate_a holds $depth messages, not 30 (or 31 with the one it handles)"
+fi
+
+expect 0 "tree --dot" "$actorctl" -n alpha tree --dot
+has "$tmp/out" '^digraph troupe {$' "tree --dot"
+has "$tmp/out" "^  \"$sub\" -> \"$leaf\";\$" "tree --dot edge"
+
+# ---- ps -------------------------------------------------------------------
+
+expect 0 "ps --sort mailbox" "$actorctl" -n alpha ps --sort mailbox
+has "$tmp/out" '^PID  *NAME  *BEHAVIOUR  *STATUS  *MAILBOX  *PEAK  *HANDLED  *RESTARTS  *AGE$' \
+    "ps header"
+rows=$(sed -n '2,3s/^<[0-9.]*>  *\([a-z_]*\) .*/\1/p' "$tmp/out" | tr '\n' ' ')
+checks=$((checks + 1))
+[ "$rows" = "gate_a gate_b " ] || fail "ps --sort mailbox begins with: $rows"
+expect 0 "ps --sort mailbox -n 2 --json" "$actorctl" -n alpha ps \
+    --sort mailbox -n 2 --json
+checks=$((checks + 2))
+"$tools/ctljson" <"$tmp/out" || fail "ps --json is not valid JSON"
+[ "$(sed -n 's/.*"name":"\([a-z_]*\)".*/\1/p' "$tmp/out" | tr '\n' ' ')" = \
+    "gate_a gate_b " ] || fail "ps --sort mailbox -n 2 --json: $(cat "$tmp/out")"
+expect 2 "ps -n with a name" "$actorctl" ps -n alpha
+has "$tmp/err" 'actorctl -n NODE ps' "ps -n with a name"
+
+ask release
+[ "$answer" = ok ] || fail "release: $answer"
+
+# ---- info -----------------------------------------------------------------
+
+cp "$tmp/tree.json" "$tmp/out"
+counter=$(field "$(actor counter)" pid)
+expect 0 "info counter" "$actorctl" -n alpha info counter
+has "$tmp/out" "^pid  *$counter\$" "info pid"
+has "$tmp/out" '^describe  *count=[0-9]*$' "info describe"
+has "$tmp/out" "^links  *$root\$" "info links"
+has "$tmp/out" '^trap_exit  *false$' "info trap_exit"
+bare=$(printf '%s' "$counter" | tr -d '<>')
+expect 0 "info by a bare pid, --json" "$actorctl" -n alpha info "$bare" --json
+checks=$((checks + 1))
+"$tools/ctljson" <"$tmp/out" || fail "info --json is not valid JSON"
+has "$tmp/out" "\"links\":\[\"$root\"\],\"monitors\":\[\],\"monitored_by\":\[\]" \
+    "info --json lists"
+has "$tmp/out" "\"trap_exit\":false" "info --json trap_exit"
+expect 1 "info of a name nobody has" "$actorctl" -n alpha info nobody_here
+one_line "info of a name nobody has"
+
+# ---- kill -----------------------------------------------------------------
+
+# kill_and_wait REASON: kills victim with REASON; its supervisor must
+# restart it under a new pid with its restart count one higher.
+kill_and_wait() {
+    run "$actorctl" -n alpha ps --json
+    before=$(actor victim)
+    old=$(field "$before" pid)
+    restarts=$(field "$before" restarts)
+    expect 0 "kill victim $*" "$actorctl" -n alpha kill "$old" "$@"
+    eventually restarted "$old" $((restarts + 1)) ||
+        fail "kill victim $*: no restart of $old (now: $(actor victim))"
+}
+
+restarted() {
+    run "$actorctl" -n alpha ps --json
+    line=$(actor victim)
+    [ -n "$line" ] && [ "$(field "$line" pid)" != "$1" ] &&
+        [ "$(field "$line" restarts)" = "$2" ]
+}
+
+checks=$((checks + 1))
+kill_and_wait
+dead=$old
+expect 1 "info of a dead pid" "$actorctl" -n alpha info "$dead"
+one_line "info of a dead pid"
+has "$tmp/err" "$dead: no such actor" "info of a dead pid"
+expect 1 "kill of a dead pid" "$actorctl" -n alpha kill "$dead"
+one_line "kill of a dead pid"
+checks=$((checks + 2))
+kill_and_wait shutdown
+kill_and_wait -22
+expect 0 "ps --sort restarts" "$actorctl" -n alpha ps --sort restarts -n 1
+has "$tmp/out" '^<[0-9.]*>  *victim .* 3  *[0-9.]*[a-z]*$' "ps --sort restarts"
+
+# ---- top, stats, nodes ----------------------------------------------------
+
+expect 0 "top, not on a terminal" "$actorctl" -n alpha top -d 0.1 -n 2
+checks=$((checks + 1))
+[ "$(grep -c '^node (not distributed)  uptime ' "$tmp/out")" -eq 2 ] ||
+    fail "top -n 2 printed: $(cat "$tmp/out")"
+has "$tmp/out" '^PID  *NAME  *BEHAVIOUR  *STATUS  *MSG/S  *MAILBOX' "top header"
+
+expect 0 "stats" "$actorctl" -n alpha stats
+has "$tmp/out" '^actors  *8$' "stats actors"
+has "$tmp/out" '^threads  *4$' "stats threads"
+has "$tmp/out" '^WORKER  *ACTIVATIONS  *MESSAGES  *STEALS  *SLEEPS$' "stats workers"
+expect 0 "stats --json" "$actorctl" -n alpha stats --json
+checks=$((checks + 1))
+"$tools/ctljson" <"$tmp/out" || fail "stats --json is not valid JSON"
+has "$tmp/out" '"actors":8,.*"workers":\[{"activations":' "stats --json"
+
+expect 0 "nodes" "$actorctl" -n alpha nodes
+has "$tmp/out" 'not distributed' "nodes"
+expect 0 "nodes --json" "$actorctl" -n alpha nodes --json
+has "$tmp/out" '^{"node":"","peers":\[\]}$' "nodes --json"
+
+# ---- choosing the node ----------------------------------------------------
+
+expect 0 "--socket" "$actorctl" --socket "$sock" stats
+expect 0 "ACTORCTL_SOCKET" env ACTORCTL_SOCKET="$sock" "$actorctl" stats
+# Other nodes of this user would make the choice ambiguous.
+if ! ls /tmp/troupe-"$(id -u)"/*.sock /run/troupe/*.sock >/dev/null 2>&1; then
+    expect 0 "the only node running" "$actorctl" stats
+fi
+expect 69 "a node that is not running" "$actorctl" -n nosuch tree
+one_line "a node that is not running"
+has "$tmp/err" "node \"nosuch\" is not running (no socket at $tmp/xdg/troupe/nosuch.sock" \
+    "a node that is not running"
+expect 69 "a missing socket" "$actorctl" --socket "$tmp/none.sock" tree
+one_line "a missing socket"
+: >"$tmp/xdg/troupe/stale.sock"
+expect 69 "a stale socket file" "$actorctl" -n stale tree
+one_line "a stale socket file"
+rm -f "$tmp/xdg/troupe/stale.sock"
+
+# ---- malformed requests ---------------------------------------------------
+
+# raw WANT HEX...: the node answers the raw bytes with WANT ("error" is
+# any error), then still serves actorctl.
+raw() {
+    want=$1
+    shift
+    checks=$((checks + 2))
+    got=$("$tools/ctlraw" "$sock" "$@")
+    case $got in
+    "$want"*) ;;
+    *) fail "raw request $*: '$got', expected '$want'" ;;
+    esac
+    "$actorctl" -n alpha stats >/dev/null 2>"$tmp/err" ||
+        fail "after raw request $*: $(cat "$tmp/err")"
+}
+
+raw ok 0000000a 81 a26f70 a57374617473                   # {"op":"stats"}
+raw error 00000003 c1c1c1                                # not msgpack
+raw error 00000001 93                                    # a cut array
+raw error 00000001 90                                    # not a map
+raw error 00000001 80                                    # no op
+raw error 00000005 81 a26f70 01                          # op not a string
+raw error 0000000a 81 a26f70 a5626f677573                # unknown op
+raw error 00000000                                       # empty frame
+raw error 00010001                                       # over 64 KiB
+raw error 00000006 81 a26f70 c0 c0                       # trailing byte
+raw error 00000015 82 a26f70 a4696e666f a3706964 a7676172626167 65 \
+    # {"op":"info","pid":"garbage"}
+raw error 00000024 83 a26f70 a46b696c6c a3706964 a73c302e392e393e \
+    a6726561736f6e a76578706c6f6465 # kill with reason "explode"
+checks=$((checks + 1))
+got=$("$tools/ctlraw" -s "$sock" 00000064 81a26f70)     # cut short
+case $got in
+closed | error*) ;;
+*) fail "a request cut short: $got" ;;
+esac
+expect 0 "tree after malformed requests" "$actorctl" -n alpha tree --json
+checks=$((checks + 1))
+[ "$(grep -c "$schema" "$tmp/out")" -eq 8 ] ||
+    fail "after malformed requests the tree is: $(cat "$tmp/out")"
+checks=$((checks + 1))
+kill -0 "$node" 2>/dev/null || fail "the node died"
+
+# ---- a node that misbehaves -----------------------------------------------
+
+mkdir -m 700 "$tmp/fake"
+mkfifo "$tmp/fake.in" "$tmp/fake.out"
+timeout 100 "$tools/ctlfake" "$tmp/fake" <"$tmp/fake.in" >"$tmp/fake.out" &
+exec 5>"$tmp/fake.in" 6<"$tmp/fake.out"
+read -r line <&6 || fail "the fake node did not start"
+
+# bad WANT MODE: actorctl tree against MODE.sock exits WANT, one line.
+bad() {
+    expect "$1" "a node answering '$2'" "$actorctl" -t 2 \
+        --socket "$tmp/fake/$2.sock" tree
+    one_line "a node answering '$2'"
+}
+bad 1 garbage
+bad 69 close
+bad 69 half
+bad 1 huge
+has "$tmp/err" 'over the limit' "a huge frame"
+bad 1 empty
+bad 1 notmap
+bad 1 bomb
+bad 1 deep
+bad 1 trailing
+bad 1 types
+has "$tmp/err" 'actors\[2\]\.mailbox is a string, expected an unsigned integer' \
+    "a field of the wrong type"
+bad 1 badpid
+bad 1 noreason
+bad 77 denied
+expect 69 "a node that never answers" "$actorctl" -t 0.3 \
+    --socket "$tmp/fake/silent.sock" tree
+has "$tmp/err" 'did not answer within 300 ms' "a node that never answers"
+
+good="$actorctl --socket $tmp/fake/good.sock"
+esc=$(printf '\033')
+for cmd in tree "tree --json" "tree --dot" ps "ps --json" "info 0.2.1" \
+    "info 0.2.1 --json" stats "stats --json" nodes "nodes --json" \
+    "top -n 2 -d 0.05" "kill 0.2.1"; do
+    # shellcheck disable=SC2086
+    expect 0 "$cmd against hostile content" $good $cmd
+    checks=$((checks + 1))
+    ! grep -q "$esc" "$tmp/out" || fail "$cmd printed an escape character"
+    case $cmd in
+    *--json)
+        checks=$((checks + 1))
+        "$tools/ctljson" <"$tmp/out" || fail "$cmd: not valid JSON"
+        ;;
+    esac
+done
+$good tree >"$tmp/out" 2>&1
+checks=$((checks + 1))
+[ "$(grep -c '^[-|` ]*<0\.' "$tmp/out")" -eq 7 ] ||
+    fail "a parent cycle: not each actor once: $(cat "$tmp/out")"
+$good --color=always tree >"$tmp/out" 2>&1
+has "$tmp/out" "$esc\\[" "--color=always"
+NO_COLOR=1 $good --color=always tree >"$tmp/out" 2>&1
+checks=$((checks + 1))
+! grep -q "$esc" "$tmp/out" || fail "NO_COLOR did not turn colour off"
+exec 5>&-
+
+# ---- another user ---------------------------------------------------------
+
+if [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1; then
+    bindir=$(mktemp -d)
+    chmod 755 "$bindir"
+    cp "$actorctl" "$bindir/"
+    as_nobody() {
+        if command -v setpriv >/dev/null; then
+            setpriv --reuid=nobody --regid="$(id -g nobody)" --clear-groups "$@"
+        else
+            # shellcheck disable=SC2016 # expanded by the user's shell
+            su -s /bin/sh nobody -c '"$0" "$@"' "$@"
+        fi
+    }
+    # The socket's directory is 0700: the kernel refuses nobody.
+    expect 77 "another user" as_nobody "$bindir/actorctl" --socket "$sock" tree
+    one_line "another user"
+    has "$tmp/err" 'permission denied' "another user"
+    # With the directory opened up, the node itself refuses nobody.
+    chmod 711 "$tmp" "$tmp/xdg" "$tmp/xdg/troupe"
+    chmod 666 "$sock"
+    expect 77 "another user, past the directory" as_nobody \
+        "$bindir/actorctl" --socket "$sock" tree
+    one_line "another user, past the directory"
+    has "$tmp/err" 'answers only its own user and root' \
+        "another user, past the directory"
+    chmod 700 "$tmp" "$tmp/xdg" "$tmp/xdg/troupe"
+    chmod 600 "$sock"
+fi
+
+exec 3>&-
+wait "$node" || fail "the node exited with status $?: $(cat "$tmp/node.log")"
+echo "actorctl test: $checks checks, $failures failed, $(($(date +%s) - began)) s"
+[ "$failures" -eq 0 ]
