@@ -31,8 +31,9 @@ enum {
     CTL_DENIED = 77,      // the socket or the node refused our user
 };
 
-// Largest reply accepted, in bytes; a longer frame is refused unread.
-#define CTL_REPLY_MAX ((uint32_t)128 << 20)
+// Largest reply accepted, in bytes; a longer frame is refused unread. A
+// snapshot takes about 200 bytes per actor: this is over a million.
+#define CTL_REPLY_MAX ((uint32_t)256 << 20)
 // Largest request the protocol allows.
 #define CTL_REQUEST_MAX 65536
 

@@ -5,6 +5,7 @@
 // with status 2.
 #include "actorctl.h"
 
+#include <ctype.h>
 #include <langinfo.h>
 #include <locale.h>
 #include <math.h>
@@ -69,6 +70,7 @@ static const char global_help[] =
     "                       (default: $ACTORCTL_SOCKET, else the only node\n"
     "                       running)\n"
     "  -t, --timeout SECS   how long to wait for each answer (default 5)\n"
+    "      --json           machine-readable output: one JSON document\n"
     "      --color WHEN     auto (default: on a terminal), always or never;\n"
     "                       never when NO_COLOR is set\n"
     "  -h, --help           this help; actorctl help COMMAND for a command's\n"
@@ -92,8 +94,9 @@ usage(FILE *f)
 static void
 command_help(const command *c)
 {
-    printf("Usage: actorctl [-n NODE | --socket PATH] %s %s\n\n%s.\n\n%s",
-           c->name, c->args, c->summary, c->help);
+    printf("Usage: actorctl [-n NODE | --socket PATH] %s %s\n\n%c%s.\n\n%s",
+           c->name, c->args, toupper((unsigned char)c->summary[0]),
+           c->summary + 1, c->help);
 }
 
 static const command *
