@@ -653,7 +653,7 @@ write_direct(tp__dist *n, tp__peer *p, tp__msg *f)
         }
         bump(&p->sent, 1);
         bump(&n->frames_out, 1);
-        c->last_tx = mono_now();
+        c->last_tx = ev_now(n->loop); // the loop waits: its clock is ours
         done = true;
     }
     pthread_mutex_unlock(&n->io_lock);
