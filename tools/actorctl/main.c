@@ -398,12 +398,11 @@ static void
 choose_output(const cli *c)
 {
     const char *no = getenv("NO_COLOR"), *term = getenv("TERM");
-    bool want = c->colour ? strcmp(c->colour, "always") == 0 ||
-                                (strcmp(c->colour, "auto") == 0 &&
-                                 isatty(STDOUT_FILENO))
-                          : isatty(STDOUT_FILENO);
-    if (c->colour == NULL || strcmp(c->colour, "auto") == 0)
-        want = want && !(term != NULL && strcmp(term, "dumb") == 0);
+    bool tty =
+        isatty(STDOUT_FILENO) && !(term != NULL && strcmp(term, "dumb") == 0);
+    bool want = c->colour == NULL || strcmp(c->colour, "auto") == 0
+                    ? tty
+                    : strcmp(c->colour, "always") == 0;
     ctl_colour = want && (no == NULL || no[0] == '\0');
     setlocale(LC_CTYPE, "");
     ctl_utf8 = strcmp(nl_langinfo(CODESET), "UTF-8") == 0;

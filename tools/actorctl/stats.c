@@ -193,6 +193,22 @@ peer_row(ctl_table *tb, const peer *p)
     }
 }
 
+static void
+peer_table(const peer *ps, uint32_t n)
+{
+    static const char *const cols[] = {"NODE",     "STATE",   "INCARNATION",
+                                       "RTT",      "QUEUED",  "SENT",
+                                       "RECEIVED", "DROPPED", "CONNECTS"};
+    ctl_table tb;
+    ctl_table_init(&tb, 9, 0x1fcu);
+    for (size_t k = 0; k < 9; k++)
+        ctl_table_putf(&tb, NULL, "%s", cols[k]);
+    for (uint32_t i = 0; i < n; i++)
+        peer_row(&tb, &ps[i]);
+    ctl_table_print(&tb, stdout);
+    ctl_table_free(&tb);
+}
+
 static int
 nodes_print(const msgpack_object *r, bool json)
 {
@@ -221,17 +237,7 @@ nodes_print(const msgpack_object *r, bool json)
         printf("%s has no peers\n", c);
         free(c);
     } else if (rc == CTL_OK) {
-        static const char *const cols[] = {
-            "NODE", "STATE",    "INCARNATION", "RTT",     "QUEUED",
-            "SENT", "RECEIVED", "DROPPED",     "CONNECTS"};
-        ctl_table tb;
-        ctl_table_init(&tb, 9, 0x1fcu);
-        for (size_t k = 0; k < 9; k++)
-            ctl_table_putf(&tb, NULL, "%s", cols[k]);
-        for (uint32_t i = 0; i < peers->size; i++)
-            peer_row(&tb, &ps[i]);
-        ctl_table_print(&tb, stdout);
-        ctl_table_free(&tb);
+        peer_table(ps, peers->size);
     }
     free(ps);
     return rc;
