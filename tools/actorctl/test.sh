@@ -279,11 +279,23 @@ has "$tmp/out" '^<[0-9.]*>  *victim .* 3  *[0-9.]*[a-z]*$' "ps --sort restarts"
 
 # ---- top, stats, nodes ----------------------------------------------------
 
-expect 0 "top, not on a terminal" "$actorctl" -n alpha top -d 0.1 -n 2
+# counter handles a message a millisecond: top must rank it first.
+ask tick
+[ "$answer" = ok ] || fail "tick: $answer"
+expect 0 "top, not on a terminal" "$actorctl" -n alpha top -d 0.2 -n 2
 checks=$((checks + 1))
 [ "$(grep -c '^node (not distributed)  uptime ' "$tmp/out")" -eq 2 ] ||
     fail "top -n 2 printed: $(cat "$tmp/out")"
 has "$tmp/out" '^PID  *NAME  *BEHAVIOUR  *STATUS  *MSG/S  *MAILBOX' "top header"
+first=$(sed -n '3p' "$tmp/out")
+rate=$(printf '%s\n' "$first" | awk '{print $5}')
+checks=$((checks + 1))
+case $first in
+*" counter "*) [ "$rate" -gt 0 ] || fail "top: counter handles $rate msg/s" ;;
+*) fail "top does not rank the busy counter first: $(cat "$tmp/out")" ;;
+esac
+expect 0 "ps --sort msgs" "$actorctl" -n alpha ps --sort msgs -n 1
+has "$tmp/out" '^<[0-9.]*>  *counter ' "ps --sort msgs"
 
 expect 0 "stats" "$actorctl" -n alpha stats
 has "$tmp/out" '^actors  *8$' "stats actors"

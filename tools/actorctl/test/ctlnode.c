@@ -14,6 +14,7 @@
 //                 until release; answers "ok"
 //   release       lets every held gate drain; answers "ok" once drained
 //   pid NAME      answers the pid registered as NAME, or "none"
+//   tick          makes counter busy: a message every millisecond
 //
 // A held gate spins inside its callback, which a real actor must never
 // do: it occupies a scheduler thread, so the system runs one thread more
@@ -26,7 +27,7 @@
 #include <string.h>
 #include <time.h>
 
-enum { TAG_WORK = 1, TAG_HOLD = 2 };
+enum { TAG_WORK = 1, TAG_HOLD = 2, TAG_TICK = 3 };
 
 // A gate's control block, shared with the main thread.
 typedef struct gate {
@@ -71,11 +72,14 @@ static const tp_behaviour gate_behaviour = {.name = "gate",
                                             .init = gate_init,
                                             .handle = gate_handle};
 
+// Counts what it handles; TAG_TICK starts a timer sending it a message
+// every millisecond, so top has a busy actor to find.
 static int
 counter_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
 {
-    (void)ctx, (void)msg;
     ++*(long *)state;
+    if (msg->tag == TAG_TICK)
+        return tp_send_interval(ctx, tp_self(ctx), 1, TAG_WORK, NULL, 0, NULL);
     return TP_OK;
 }
 
@@ -213,6 +217,11 @@ serve_commands(tp_system *sys)
             puts(fill(sys, arg, n));
         } else if (strncmp(line, "release", 7) == 0) {
             puts(release(sys));
+        } else if (strncmp(line, "tick", 4) == 0) {
+            puts(tp_whereis(sys, "counter", &pid) == 0 &&
+                         tp_system_send(sys, pid, TAG_TICK, NULL, 0) == 0
+                     ? "ok"
+                     : "error: no counter");
         } else if (sscanf(line, "pid %127s", arg) == 1) {
             if (tp_whereis(sys, arg, &pid) == 0) {
                 tp_pid_format(pid, text, sizeof text);
