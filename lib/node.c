@@ -20,6 +20,7 @@
 // When the connection goes, each local end receives the exit signal, DOWN
 // or cleanup it would have got had the remote actors died.
 #include "troupe_impl.h"
+#include "io.h"
 #include "wire.h"
 
 #include <arpa/inet.h>
@@ -131,19 +132,14 @@ struct tp__dist {
     uint8_t *secret;
     size_t secret_len;
     int lfd;
-    struct ev_loop *loop;
+    tp__io *io;           // the I/O thread; its lock guards what follows
+    struct ev_loop *loop; // io->loop
     ev_io lio;
-    ev_async async;
     ev_timer tick;
-    pthread_t thread;
-    bool thread_started;
-    _Atomic int stopping;
+    bool watching; // lio and tick are on the loop
     conn *conns;
     unsigned unauth;
 
-    // Held by the I/O thread except while it waits for events; a sending
-    // thread that takes it may write to an idle connection itself.
-    pthread_mutex_t io_lock;
     pthread_mutex_t lock; // peers, ents, subscribers; cond for waiters
     pthread_cond_t cond;
     tp__peer *peers[PEERS_MAX];
@@ -481,7 +477,7 @@ kick(tp__dist *n, tp__peer *p)
 {
     // release: the flag is read after the async wakes the I/O thread.
     atomic_store_explicit(&p->kicked, 1, memory_order_release);
-    ev_async_send(n->loop, &n->async);
+    tp__io_wake(n->io);
 }
 
 void
@@ -626,7 +622,7 @@ write_direct(tp__dist *n, tp__peer *p, tp__msg *f)
     if (atomic_load_explicit(&p->state, memory_order_relaxed) != TP_PEER_UP ||
         TP__CNT_TOTAL(atomic_load_explicit(&q->count, memory_order_acquire)) !=
             0 ||
-        pthread_mutex_trylock(&n->io_lock) != 0)
+        pthread_mutex_trylock(&n->io->lock) != 0)
         return false;
     conn *c = p->conn;
     bool done = false;
@@ -656,7 +652,7 @@ write_direct(tp__dist *n, tp__peer *p, tp__msg *f)
         c->last_tx = ev_now(n->loop); // the loop waits: its clock is ours
         done = true;
     }
-    pthread_mutex_unlock(&n->io_lock);
+    pthread_mutex_unlock(&n->io->lock);
     return done;
 }
 
@@ -1026,7 +1022,7 @@ conn_close(conn *c, const char *why, bool log_it)
     if (mine)
         p->conn = NULL;
     conn_free(c);
-    if (!mine || atomic_load_explicit(&n->stopping, memory_order_relaxed))
+    if (!mine || atomic_load_explicit(&n->io->stopping, memory_order_relaxed))
         return;
     if (was_up) {
         bump(&n->nodedowns, 1);
@@ -1848,15 +1844,12 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
     }
 }
 
+// On the I/O thread at each wake-up: requests flagged on peers.
 static void
-async_cb(struct ev_loop *loop, ev_async *w, int revents)
+node_wake(void *arg)
 {
-    (void)revents;
-    tp__dist *n = w->data;
-    if (atomic_load_explicit(&n->stopping, memory_order_acquire)) {
-        ev_break(loop, EVBREAK_ALL);
-        return;
-    }
+    tp__dist *n = arg;
+    struct ev_loop *loop = n->loop;
     uint32_t np = atomic_load_explicit(&n->npeers, memory_order_acquire);
     for (uint32_t i = 0; i < np; i++) {
         tp__peer *p = n->peers[i];
@@ -1888,31 +1881,6 @@ async_cb(struct ev_loop *loop, ev_async *w, int revents)
         if (atomic_exchange_explicit(&p->kicked, 0, memory_order_acq_rel))
             drain_proxy(p);
     }
-}
-
-static void
-io_release(struct ev_loop *loop)
-{
-    tp__dist *n = ev_userdata(loop);
-    pthread_mutex_unlock(&n->io_lock);
-}
-
-static void
-io_acquire(struct ev_loop *loop)
-{
-    tp__dist *n = ev_userdata(loop);
-    pthread_mutex_lock(&n->io_lock);
-}
-
-static void *
-io_main(void *arg)
-{
-    tp__dist *n = arg;
-    tp__log(n->sys, TP_LOG_DEBUG, "node: I/O thread started");
-    pthread_mutex_lock(&n->io_lock);
-    ev_run(n->loop, 0);
-    pthread_mutex_unlock(&n->io_lock);
-    return NULL;
 }
 
 // ---- secrets
@@ -2002,10 +1970,12 @@ node_free(tp__dist *n)
     free(n->subs);
     if (n->lfd >= 0)
         close(n->lfd);
-    if (n->loop != NULL)
-        ev_loop_destroy(n->loop);
+    if (n->watching) {
+        ev_timer_stop(n->loop, &n->tick);
+        if (n->lfd >= 0)
+            ev_io_stop(n->loop, &n->lio);
+    }
     pthread_mutex_destroy(&n->lock);
-    pthread_mutex_destroy(&n->io_lock);
     pthread_cond_destroy(&n->cond);
     free(n);
 }
@@ -2106,7 +2076,6 @@ tp_node_start(tp_system *sys, const tp_node_config *in)
     n->sys = sys;
     n->lfd = -1;
     pthread_mutex_init(&n->lock, NULL);
-    pthread_mutex_init(&n->io_lock, NULL);
     pthread_cond_init(&n->cond, NULL);
     int rc = check_config(sys, in, &n->cfg);
     if (rc != 0)
@@ -2122,35 +2091,31 @@ tp_node_start(tp_system *sys, const tp_node_config *in)
     while (n->inc == 0)
         if (getrandom(&n->inc, sizeof n->inc, 0) != sizeof n->inc)
             n->inc = 0;
-    n->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOENV);
-    if (n->loop == NULL) {
+    if ((n->io = tp__io_get(sys)) == NULL) {
         rc = TP_EAGAIN;
         goto fail;
     }
-    ev_set_userdata(n->loop, n);
-    ev_set_loop_release_cb(n->loop, io_release, io_acquire);
-    ev_async_init(&n->async, async_cb);
-    n->async.data = n;
-    ev_async_start(n->loop, &n->async);
+    n->loop = n->io->loop;
     double tick = n->cfg.heartbeat_ms;
     if (tick > n->cfg.timeout_ms / 5.0)
         tick = n->cfg.timeout_ms / 5.0;
     ev_timer_init(&n->tick, tick_cb, tick / 1000.0, tick / 1000.0);
     n->tick.data = n;
-    ev_timer_start(n->loop, &n->tick);
     if (n->lfd >= 0) {
         ev_io_init(&n->lio, accept_cb, n->lfd, EV_READ);
         n->lio.data = n;
-        ev_io_start(n->loop, &n->lio);
     }
+    // The loop runs already: register while it waits, then wake it.
+    pthread_mutex_lock(&n->io->lock);
+    ev_timer_start(n->loop, &n->tick);
+    if (n->lfd >= 0)
+        ev_io_start(n->loop, &n->lio);
+    n->watching = true;
+    tp__io_on_wake(n->io, TP__IO_NODE, node_wake, n);
     // release: routers and the I/O thread see the node complete.
     atomic_store_explicit(&sys->node, n, memory_order_release);
-    if (pthread_create(&n->thread, NULL, io_main, n) != 0) {
-        atomic_store_explicit(&sys->node, NULL, memory_order_release);
-        rc = TP_EAGAIN;
-        goto fail;
-    }
-    n->thread_started = true;
+    pthread_mutex_unlock(&n->io->lock);
+    tp__io_wake(n->io);
     tp__log(sys, TP_LOG_INFO, "node: started name=%s incarnation=%u%s",
             n->name, n->inc, n->secret ? " secret=yes" : " secret=no");
     return 0;
@@ -2159,19 +2124,15 @@ fail:
     return rc;
 }
 
-// Stops the I/O thread and closes every connection; run before the
-// scheduler stops, so muted senders are released.
+// Closes every connection once the I/O thread has stopped; run before
+// the scheduler stops, so muted senders are released.
 void
 tp__node_stop(tp_system *sys)
 {
     tp__dist *n = node_of(sys);
-    if (n == NULL || !n->thread_started)
+    if (n == NULL)
         return;
-    atomic_store_explicit(&n->stopping, 1, memory_order_release);
-    ev_async_send(n->loop, &n->async);
-    pthread_join(n->thread, NULL);
-    n->thread_started = false;
-    pthread_mutex_lock(&n->io_lock); // senders may still try a direct write
+    pthread_mutex_lock(&n->io->lock); // senders may still try a direct write
     while (n->conns != NULL)
         conn_free(n->conns);
     uint32_t np = atomic_load_explicit(&n->npeers, memory_order_relaxed);
@@ -2183,7 +2144,7 @@ tp__node_stop(tp_system *sys)
                               memory_order_release);
         drain_proxy(p);
     }
-    pthread_mutex_unlock(&n->io_lock);
+    pthread_mutex_unlock(&n->io->lock);
 }
 
 void

@@ -439,6 +439,7 @@ system_free(tp_system *sys)
     pthread_mutex_destroy(&sys->wait_lock);
     pthread_cond_destroy(&sys->wait_cond);
     pthread_rwlock_destroy(&sys->ext_lock);
+    pthread_mutex_destroy(&sys->io_init_lock);
     free(sys->workers);
     free(sys);
 }
@@ -494,6 +495,7 @@ tp_system_new(tp_system **out, const tp_config *cfg)
     pthread_cond_init(&sys->wait_cond, &ca);
     pthread_condattr_destroy(&ca);
     pthread_rwlock_init(&sys->ext_lock, NULL);
+    pthread_mutex_init(&sys->io_init_lock, NULL);
     sys->born_ms = tp__now_coarse_ms();
     if (tp__timers_new(sys) != 0) {
         for (unsigned i = 0; i < sys->nworkers; i++)
@@ -583,7 +585,8 @@ tp_system_destroy(tp_system **psys)
     atomic_store_explicit(&sys->shutting_down, 1, memory_order_release);
     tp__control_stop(sys); // no more outside requests
     tp__metrics_stop(sys);
-    tp__node_stop(sys); // no more frames in; muted senders released
+    tp__io_stop(sys);   // no more frames in
+    tp__node_stop(sys); // connections closed; muted senders released
     tp__timers_stop(sys);
     if (sys->started)
         tp__sched_stop(sys);
@@ -598,7 +601,8 @@ tp_system_destroy(tp_system **psys)
             tp__actor_shutdown(a);
     }
     tp__limbo_reclaim_all(sys);
-    tp__node_free(sys);   // after every actor that could still send out
+    tp__node_free(sys); // after every actor that could still send out
+    tp__io_free(sys);
     tp__timers_free(sys); // after every message that carried a timer
     if (sys->faults_installed)
         tp__faults_uninstall();

@@ -227,6 +227,8 @@ int tp__node_route(tp_system *sys, tp_actor *self, tp_pid to, tp__msg *m,
                    int mode);
 void tp__node_kick(tp_actor *proxy);
 void tp__node_stop(tp_system *sys);
+void tp__io_stop(tp_system *sys);
+void tp__io_free(tp_system *sys);
 void tp__node_free(tp_system *sys);
 int tp__node_pid_encode(tp_system *sys, tp_pid pid, const char **node,
                         uint32_t *inc, uint64_t *local);
@@ -416,6 +418,8 @@ struct tp_system {
     _Atomic uint64_t next_ref;
     tp__timers *timers;
     _Atomic(struct tp__dist *) node; // NULL until tp_node_start
+    _Atomic(struct tp__io *) io;     // the I/O thread, started on first use
+    pthread_mutex_t io_init_lock;
     struct tp__control *control;     // NULL until tp_control_start
     struct tp__metrics *metrics;     // NULL until tp_metrics_start
     _Atomic uint64_t events[2];      // tp_event counters
