@@ -101,7 +101,7 @@ _actorctl()
 
     local opts words=""
     case $cmd in
-    tree) opts="--json --dot" ;;
+    tree) opts="--describe --json --dot" ;;
     ps) opts="--sort -n --count --json" ;;
     top) opts="-d --delay -n --count" ;;
     info) opts="--json" ;;

@@ -29,6 +29,7 @@ enum {
     CTL_USAGE = 2,        // bad command line
     CTL_UNREACHABLE = 69, // no socket, nobody listening, no answer in time
     CTL_DENIED = 77,      // the socket or the node refused our user
+    CTL_REFUSED = -1,     // internal: the node answered an error (quiet)
 };
 
 // Largest reply accepted, in bytes; a longer frame is refused unread. A
@@ -66,6 +67,7 @@ typedef struct ctl_conn {
     int fd;
     const ctl_target *target;
     const char *about; // what the request is about, for diagnostics, or NULL
+    bool quiet;        // an error the node answers is CTL_REFUSED, unprinted
 } ctl_conn;
 
 // Names the target of the last ctl_connect for a diagnostic: `node
@@ -123,6 +125,8 @@ typedef struct ctl_snap {
     size_t n;
     ctl_actor *actors;
     size_t *by_pid; // indexes sorted by pid, built by ctl_snap_find
+    // tree --describe: each actor's describe() (malloc'ed), or p == NULL.
+    ctl_str *describe;
 } ctl_snap;
 
 // Requests a snapshot on `c` and decodes it into `*s` (freed with
@@ -211,18 +215,20 @@ void ctl_table_init(ctl_table *t, size_t ncols, unsigned right);
 void ctl_table_put(ctl_table *t, const char *colour, char *text);
 void ctl_table_putf(ctl_table *t, const char *colour, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+// Appends a note: a row of one cell printed alone, as wide as it is,
+// without widening the first column. Takes ownership of `text`.
+void ctl_table_note(ctl_table *t, const char *colour, char *text);
 // Prints every row; the first is a header, printed bold. The last column
 // is not padded.
 void ctl_table_print(const ctl_table *t, FILE *f);
 void ctl_table_free(ctl_table *t);
 
-// Writes an actor's protocol fields as one JSON object on one line; the
-// second form leaves out the braces.
-void ctl_actor_json(FILE *f, const ctl_actor *a);
+// Writes an actor's protocol fields as JSON members, without the braces.
 void ctl_actor_json_fields(FILE *f, const ctl_actor *a);
 // Writes {"node":..,"uptime_ms":..,"threads":..,"actors":[ then the
 // actors listed in `order` (or all, in snapshot order, when NULL), one per
-// line, and closes the document.
+// line, each with its "describe" when the snapshot has it, and closes the
+// document.
 void ctl_snap_json(FILE *f, const ctl_snap *s, const size_t *order, size_t n);
 
 // ---- commands
@@ -230,7 +236,7 @@ void ctl_snap_json(FILE *f, const ctl_snap *s, const size_t *order, size_t n);
 
 // Options the commands share, from the command line.
 typedef struct ctl_opts {
-    bool json, dot;
+    bool json, dot, describe;
     const char *sort;   // ps
     long count;         // ps -n; top -n (iterations); -1 = unset
     double delay;       // top -d, seconds

@@ -218,6 +218,7 @@ ctl_connect(ctl_conn *c, const ctl_target *t)
     memcpy(sa.sun_path, t->path, sizeof t->path);
     c->target = t;
     c->about = NULL;
+    c->quiet = false;
     current = t;
     c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (c->fd < 0)
@@ -357,6 +358,8 @@ reply_decode(ctl_conn *c, ctl_reply *out)
     int rc = ctl_get_bool(out->root, "ok", "the reply", &ok);
     if (rc != CTL_OK || ok)
         return rc;
+    if (c->quiet)
+        return CTL_REFUSED;
     ctl_str err = {"no reason given", 15};
     const msgpack_object *e = ctl_field(out->root, "error");
     if (e != NULL && e->type == MSGPACK_OBJECT_STR)

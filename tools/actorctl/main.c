@@ -24,8 +24,10 @@ typedef struct command {
 } command;
 
 static const command commands[] = {
-    {"tree", "[--json | --dot]",
+    {"tree", "[--describe] [--json | --dot]",
      "the supervision tree: mailboxes, messages, restarts",
+     "  --describe under each supervisor, its describe line: strategy,\n"
+     "             intensity, period and restarts in the current window\n"
      "  --json     one JSON document: the snapshot's actors in tree order,\n"
      "             one per line, fields named as in the control protocol\n"
      "  --dot      a Graphviz digraph (actorctl tree --dot | dot -Tsvg)\n",
@@ -132,6 +134,7 @@ enum {
     OPT_COLOUR,
     OPT_JSON,
     OPT_DOT,
+    OPT_DESCRIBE,
     OPT_SORT,
     OPT_DELAY,
     OPT_HELP,
@@ -156,6 +159,7 @@ static const optdef options[] = {
     {"colour", 0, true, OPT_COLOUR, IN_GLOBAL | IN_ALL},
     {"json", 0, false, OPT_JSON, IN_ALL & ~IN(TOP)},
     {"dot", 0, false, OPT_DOT, IN(TREE)},
+    {"describe", 0, false, OPT_DESCRIBE, IN(TREE)},
     {"sort", 0, true, OPT_SORT, IN(PS)},
     {"delay", 'd', true, OPT_DELAY, IN(TOP)},
     {"help", 'h', false, OPT_HELP, IN_GLOBAL | IN_ALL},
@@ -318,6 +322,9 @@ apply(cli *c, const command *cmd, const optdef *d, const char *val)
         return CTL_OK;
     case OPT_DOT:
         c->o.dot = true;
+        return CTL_OK;
+    case OPT_DESCRIBE:
+        c->o.describe = true;
         return CTL_OK;
     case OPT_SORT:
         return sort_option(c, val);

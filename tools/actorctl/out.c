@@ -237,18 +237,40 @@ ctl_table_putf(ctl_table *t, const char *colour, const char *fmt, ...)
 }
 
 void
+ctl_table_note(ctl_table *t, const char *colour, char *text)
+{
+    ctl_table_put(t, colour, text);
+    for (size_t i = 1; i < t->ncols; i++)
+        ctl_table_put(t, NULL, NULL);
+}
+
+// A row that is a note: its first cell only.
+static bool
+is_note(const ctl_table *t, size_t row)
+{
+    return t->ncols > 1 && t->cells[row * t->ncols + 1] == NULL;
+}
+
+void
 ctl_table_print(const ctl_table *t, FILE *f)
 {
     size_t w[CTL_TABLE_COLS] = {0}, nc = t->ncols;
     for (size_t i = 0; i < t->ncells; i++) {
-        size_t cw = width(t->cells[i]);
+        size_t cw = is_note(t, i / nc) ? 0 : width(t->cells[i]);
         if (cw > w[i % nc])
             w[i % nc] = cw;
     }
     for (size_t i = 0; i < t->ncells; i++) {
-        size_t col = i % nc, pad = w[col] - width(t->cells[i]);
-        bool right = t->right >> col & 1, last = col == nc - 1;
+        size_t col = i % nc;
         const char *colour = i < nc ? SGR_BOLD : t->colours[i];
+        if (is_note(t, i / nc)) {
+            if (col == 0)
+                fprintf(f, "%s%s%s\n", ctl_sgr(colour), t->cells[i],
+                        colour != NULL ? ctl_sgr("0") : "");
+            continue;
+        }
+        size_t pad = w[col] - width(t->cells[i]);
+        bool right = t->right >> col & 1, last = col == nc - 1;
         if (right)
             fprintf(f, "%*s", (int)pad, "");
         fprintf(f, "%s%s%s", ctl_sgr(colour), t->cells[i],
@@ -267,14 +289,6 @@ ctl_table_free(ctl_table *t)
     free(t->cells);
     free(t->colours);
     memset(t, 0, sizeof *t);
-}
-
-void
-ctl_actor_json(FILE *f, const ctl_actor *a)
-{
-    fputc('{', f);
-    ctl_actor_json_fields(f, a);
-    fputc('}', f);
 }
 
 void
@@ -311,8 +325,14 @@ ctl_snap_json(FILE *f, const ctl_snap *s, const size_t *order, size_t n)
     fprintf(f, ",\"uptime_ms\":%llu,\"threads\":%llu,\"actors\":[",
             (unsigned long long)s->uptime_ms, (unsigned long long)s->threads);
     for (size_t i = 0; i < n; i++) {
-        fputs(i == 0 ? "\n" : ",\n", f);
-        ctl_actor_json(f, &s->actors[order != NULL ? order[i] : i]);
+        size_t k = order != NULL ? order[i] : i;
+        fputs(i == 0 ? "\n{" : ",\n{", f);
+        ctl_actor_json_fields(f, &s->actors[k]);
+        if (s->describe != NULL && s->describe[k].p != NULL) {
+            fputs(",\"describe\":", f);
+            ctl_json_str(f, s->describe[k]);
+        }
+        fputc('}', f);
     }
     fputs("\n]}\n", f);
 }

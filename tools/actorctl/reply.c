@@ -410,6 +410,10 @@ ctl_snap_free(ctl_snap *s)
     ctl_reply_free(&s->reply);
     free(s->actors);
     free(s->by_pid);
+    for (size_t i = 0; s->describe != NULL && i < s->n; i++)
+        free((char *)s->describe[i].p);
+    free(s->describe);
+    s->describe = NULL;
     s->actors = NULL;
     s->by_pid = NULL;
     s->n = 0;

@@ -199,6 +199,17 @@ if ! { [ "$depth" -ge 30 ] && [ "$depth" -le 31 ]; }; then
     fail "tree --json: gate_a holds $depth messages, not 30 (or 31 with the one it handles)"
 fi
 
+expect 0 "tree --describe" "$actorctl" -n alpha tree --describe
+has "$tmp/out" '^|  strategy=one_for_one intensity=100 period_ms=1000 restarts_in_window=0 children=5$' \
+    "tree --describe, root"
+has "$tmp/out" '^   |  strategy=one_for_one intensity=1 period_ms=5000 ' \
+    "tree --describe, sub"
+expect 0 "tree --describe --json" "$actorctl" -n alpha tree --describe --json
+checks=$((checks + 2))
+"$tools/ctljson" <"$tmp/out" || fail "tree --describe --json is not valid JSON"
+[ "$(grep -c '"describe":"strategy=one_for_one ' "$tmp/out")" -eq 2 ] ||
+    fail "tree --describe --json: not two supervisors described: $(cat "$tmp/out")"
+
 expect 0 "tree --dot" "$actorctl" -n alpha tree --dot
 has "$tmp/out" '^digraph troupe {$' "tree --dot"
 has "$tmp/out" "^  \"$sub\" -> \"$leaf\";\$" "tree --dot edge"
@@ -410,7 +421,8 @@ has "$tmp/err" 'did not answer within 300 ms' "a node that never answers"
 
 good="$actorctl --socket $tmp/fake/good.sock"
 esc=$(printf '\033')
-for cmd in tree "tree --json" "tree --dot" ps "ps --json" "info 0.2.1" \
+for cmd in tree "tree --json" "tree --dot" "tree --describe" \
+    "tree --describe --json" ps "ps --json" "info 0.2.1" \
     "info 0.2.1 --json" stats "stats --json" nodes "nodes --json" \
     "top -n 2 -d 0.05" "kill 0.2.1"; do
     # shellcheck disable=SC2086

@@ -112,10 +112,12 @@ tree_build(ctl_snap *s, tree *t)
     free(sdepth);
 }
 
-// The tree-drawing prefix of row `k`; `lastat` tracks, per depth, whether
-// the ancestor there was the last of its siblings.
+// The drawing before row `k`, or with `note` before a note under it;
+// `lastat` tracks, per depth, whether the ancestor there was the last of
+// its siblings.
 static void
-prefix(const tree *t, size_t k, bool *lastat, char *buf, size_t size)
+prefix(const tree *t, size_t k, bool note, bool *lastat, char *buf,
+       size_t size)
 {
     static const char *const glyph[2][4] = {
         {"|  ", "   ", "|- ", "`- "},
@@ -125,7 +127,7 @@ prefix(const tree *t, size_t k, bool *lastat, char *buf, size_t size)
     unsigned d = t->depth[k];
     size_t used = 0;
     buf[0] = '\0';
-    if (d < DRAW_DEPTH)
+    if (!note && d < DRAW_DEPTH)
         lastat[d] = t->last[k];
     for (unsigned j = 1; j < d && j < DRAW_DEPTH; j++)
         used += (size_t)snprintf(buf + used, size - used, "%s",
@@ -133,8 +135,26 @@ prefix(const tree *t, size_t k, bool *lastat, char *buf, size_t size)
     if (d >= DRAW_DEPTH)
         used += (size_t)snprintf(buf + used, size - used, "%s",
                                  ctl_utf8 ? "\u2026 " : "... ");
-    if (d > 0)
+    if (note && d > 0)
+        used += (size_t)snprintf(buf + used, size - used, "%s",
+                                 g[t->last[k] ? 1 : 0]);
+    if (note)
+        snprintf(buf + used, size - used, "%s",
+                 g[t->first[t->order[k]] >= 0 ? 0 : 1]);
+    else if (d > 0)
         snprintf(buf + used, size - used, "%s", g[t->last[k] ? 3 : 2]);
+}
+
+// The part of a describe line before its first '[': a supervisor lists
+// its children after it, which the tree already shows.
+static ctl_str
+describe_head(ctl_str d)
+{
+    const char *bracket = memchr(d.p, '[', d.n);
+    uint32_t n = bracket != NULL ? (uint32_t)(bracket - d.p) : d.n;
+    while (n > 0 && d.p[n - 1] == ' ')
+        n--;
+    return (ctl_str){d.p, n};
 }
 
 static void
@@ -154,7 +174,7 @@ tree_text(const ctl_snap *s, const tree *t)
         const ctl_actor *a = &s->actors[t->order[k]];
         char *name = ctl_clean(a->name), *beh = ctl_clean(a->behaviour);
         char *st = ctl_clean(a->status);
-        prefix(t, k, lastat, pre, sizeof pre);
+        prefix(t, k, false, lastat, pre, sizeof pre);
         ctl_table_putf(&tb, NULL, "%s%s%s%.*s%s%s%s%s", ctl_sgr(SGR_DIM), pre,
                        ctl_sgr("0"), (int)a->pid.n, a->pid.p,
                        name[0] ? " " : "", ctl_sgr(SGR_CYAN), name,
@@ -168,6 +188,15 @@ tree_text(const ctl_snap *s, const tree *t)
         ctl_table_putf(&tb, a->restarts ? SGR_YELLOW : NULL, "%llu",
                        (unsigned long long)a->restarts);
         free(name);
+        const ctl_str *d = s->describe ? &s->describe[t->order[k]] : NULL;
+        if (d != NULL && d->p != NULL) {
+            char *text = ctl_clean(describe_head(*d)), *note;
+            prefix(t, k, true, lastat, pre, sizeof pre);
+            if (asprintf(&note, "%s%s", pre, text) < 0)
+                abort();
+            ctl_table_note(&tb, SGR_DIM, note);
+            free(text);
+        }
     }
     ctl_table_print(&tb, stdout);
     ctl_table_free(&tb);
@@ -199,10 +228,15 @@ tree_dot(const ctl_snap *s, const tree *t)
             fputs("\\n", stdout);
         }
         dot_str(stdout, a->behaviour);
-        printf(" %.*s\\nmailbox %llu/%llu  restarts %llu\"", (int)a->pid.n,
+        printf(" %.*s\\nmailbox %llu/%llu  restarts %llu", (int)a->pid.n,
                a->pid.p, (unsigned long long)a->mailbox,
                (unsigned long long)a->capacity,
                (unsigned long long)a->restarts);
+        if (s->describe != NULL && s->describe[t->order[k]].p != NULL) {
+            fputs("\\n", stdout);
+            dot_str(stdout, describe_head(s->describe[t->order[k]]));
+        }
+        fputc('"', stdout);
         if (ctl_str_eq(a->behaviour, "supervisor"))
             fputs(", style=\"rounded,bold\"", stdout);
         if (ctl_mailbox_colour(a->mailbox, a->capacity) != NULL)
@@ -220,6 +254,51 @@ tree_dot(const ctl_snap *s, const tree *t)
     printf("}\n");
 }
 
+// Asks the supervisor at index `i` for its describe line. One that died
+// since the snapshot or cannot answer in time simply has none.
+static int
+describe_one(ctl_conn *c, ctl_snap *s, size_t i)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    ctl_reply r;
+    const msgpack_object *m;
+    ctl_str d;
+    ctl_request_begin(&sb, &pk, "info", 1);
+    msgpack_pack_str_with_body(&pk, "pid", 3);
+    msgpack_pack_str_with_body(&pk, s->actors[i].pid.p, s->actors[i].pid.n);
+    int rc = ctl_call(c, &sb, &r);
+    msgpack_sbuffer_destroy(&sb);
+    if (rc == CTL_OK &&
+        (rc = ctl_get_map(r.root, "actor", "the reply", &m)) == CTL_OK &&
+        (rc = ctl_get_str(m, "describe", "actor", &d)) == CTL_OK) {
+        char *copy = malloc((size_t)d.n + 1);
+        if (copy == NULL)
+            abort();
+        memcpy(copy, d.p, d.n);
+        s->describe[i] = (ctl_str){copy, d.n};
+    }
+    ctl_reply_free(&r);
+    return rc == CTL_REFUSED ? CTL_OK : rc;
+}
+
+// tree --describe: each supervisor's describe line (its strategy,
+// intensity and restarts in the current window), asked of it on `c`.
+static int
+describe_supervisors(ctl_conn *c, ctl_snap *s)
+{
+    int rc = CTL_OK;
+    s->describe = calloc(s->n + 1, sizeof *s->describe);
+    if (s->describe == NULL)
+        abort();
+    c->quiet = true;
+    for (size_t i = 0; rc == CTL_OK && i < s->n; i++)
+        if (ctl_str_eq(s->actors[i].behaviour, "supervisor"))
+            rc = describe_one(c, s, i);
+    c->quiet = false;
+    return rc;
+}
+
 int
 ctl_cmd_tree(const ctl_target *target, const ctl_opts *o)
 {
@@ -229,6 +308,8 @@ ctl_cmd_tree(const ctl_target *target, const ctl_opts *o)
     if (rc != CTL_OK)
         return rc;
     rc = ctl_snap_get(&c, &s);
+    if (rc == CTL_OK && o->describe)
+        rc = describe_supervisors(&c, &s);
     ctl_close(&c);
     if (rc == CTL_OK) {
         tree t;
