@@ -232,8 +232,8 @@ scan_next(scan *s, unsigned where, const char *ctx, const optdef **opt,
         }
         *val = s->argv[s->i++];
     } else if (!(*opt)->arg && attached != NULL) {
-        ctl_fail(CTL_USAGE, "%s%soption %s takes no value", ctx,
-                 ctx[0] ? ": " : "", (*opt)->lng ? (*opt)->lng : a);
+        ctl_fail(CTL_USAGE, "%s%soption %.*s takes no value", ctx,
+                 ctx[0] ? ": " : "", (int)strcspn(a, "="), a);
         return SCAN_ERROR;
     }
     return SCAN_OPT;
