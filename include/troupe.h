@@ -18,6 +18,7 @@ extern "C" {
 #include "troupe/supervisor.h"
 #include "troupe/node.h"
 #include "troupe/introspect.h"
+#include "troupe/sock.h"
 
 #ifdef __cplusplus
 }

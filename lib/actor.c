@@ -437,6 +437,9 @@ bury(tp_actor *a, int reason)
     // seq_cst: after the slot is cleared, so maybe_mute and lookups that
     // still find the actor see it dead.
     atomic_store_explicit(&a->dead, 1, memory_order_seq_cst);
+    // seq_cst: pairs with tp_sock_give's mark and load of `dead`.
+    if (atomic_load_explicit(&a->socks, memory_order_seq_cst))
+        tp__sock_owner_died(a);
     unmute_all(a);
     unlist(a);
     drain(a, true, reason);

@@ -65,6 +65,8 @@ tp__msg_retire(tp__msg *m)
 {
     if (m->flags & TP__MSG_INFO_REQ)
         tp__info_release(m);
+    if (m->flags & (TP__MSG_SOCK_DATA | TP__MSG_SOCK_START))
+        tp__sock_data_done(m);
     if (m->flags & TP__MSG_TIMER) {
         m->flags &= (uint16_t)~TP__MSG_TIMER;
         tp__timer_msg_gone(m);
@@ -277,6 +279,8 @@ tp__msg_free(tp__msg *m)
         return;
     if (m->flags & TP__MSG_INFO_REQ)
         tp__info_release(m);
+    if (m->flags & (TP__MSG_SOCK_DATA | TP__MSG_SOCK_START))
+        tp__sock_data_done(m);
     if (m->flags & TP__MSG_TIMER)
         tp__timer_msg_gone(m);
     if (m->flags & TP__MSG_OWNS_BUF)

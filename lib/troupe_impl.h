@@ -46,6 +46,8 @@ enum {
     TP__MSG_LOOSE = 4,    // made for `handle` outside the lanes: free it
     TP__MSG_REPLY = 8,    // a reply to one of the receiver's requests
     TP__MSG_INFO_REQ = 16, // holds a tp__info reference, released once
+    TP__MSG_SOCK_DATA = 32, // counts in its socket's window until gone
+    TP__MSG_SOCK_START = 64, // accepted: the socket reads once it is gone
 };
 
 // The payload of exit signals and DOWN messages.
@@ -171,6 +173,7 @@ struct tp_actor {
     tp_pid parent;          // the spawning actor, for introspection
     uint32_t restarts;      // from tp_spawn_opts, for introspection
     int64_t born_ms;        // CLOCK_MONOTONIC_COARSE at spawn
+    _Atomic uint8_t socks;  // may own sockets: its exit closes them
 };
 
 // ---- links, monitors and requests (link.c) ----------------------------
@@ -242,6 +245,9 @@ void tp__info_answer(tp_actor *a, tp__msg *m);
 void tp__info_release(tp__msg *m);
 void tp__ext_detail(tp_actor *a, tp_actor_detail *d);
 void tp__control_stop(tp_system *sys);
+void tp__sock_data_done(tp__msg *m);
+void tp__sock_owner_died(tp_actor *a);
+void tp__sock_free(tp_system *sys);
 void tp__metrics_stop(tp_system *sys);
 int64_t tp__now_coarse_ms(void);
 int tp__pack_check(const uint8_t *p, size_t n);
@@ -419,6 +425,7 @@ struct tp_system {
     tp__timers *timers;
     _Atomic(struct tp__dist *) node; // NULL until tp_node_start
     _Atomic(struct tp__io *) io;     // the I/O thread, started on first use
+    _Atomic(struct tp__socks *) socks; // actors' sockets, on first use
     pthread_mutex_t io_init_lock;
     struct tp__control *control;     // NULL until tp_control_start
     struct tp__metrics *metrics;     // NULL until tp_metrics_start

@@ -1,8 +1,9 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # Installs troupe into a throwaway DESTDIR, then builds and runs a program
-# outside the tree against it using only `pkg-config --cflags --libs troupe`,
-# once linked statically and once against the shared library.
+# outside the tree against it using only pkg-config (`--static` for the
+# static link, which needs the private libev and libcrypto too), once linked
+# statically and once against the shared library.
 set -eu
 cc=${1:-cc}
 make=${2:-make}
@@ -13,6 +14,7 @@ $make --no-print-directory -s install DESTDIR="$dest" PREFIX=/usr/local >/dev/nu
 export PKG_CONFIG_PATH="$dest/usr/local/lib/pkgconfig"
 export PKG_CONFIG_SYSROOT_DIR="$dest"
 flags=$(pkg-config --cflags --libs troupe)
+static_flags=$(pkg-config --static --cflags --libs troupe)
 
 cat > "$dest/hello.c" <<'PROG'
 #include <stdio.h>
@@ -53,7 +55,7 @@ out=$(LD_LIBRARY_PATH="$dest/usr/local/lib" "$dest/hello-shared")
 }
 # shellcheck disable=SC2086
 $cc -o "$dest/hello-static" "$dest/hello.c" -static-libgcc \
-    $(echo "$flags" | sed "s|-ltroupe|$dest/usr/local/lib/libtroupe.a|")
+    $(echo "$static_flags" | sed "s|-ltroupe|$dest/usr/local/lib/libtroupe.a|")
 out=$("$dest/hello-static")
 [ "$out" = "hello from an installed troupe" ] || {
     echo "install test: static build printed '$out'" >&2

@@ -37,5 +37,6 @@ Suite *fault_suite(void);
 Suite *supervisor_suite(void);
 Suite *node_suite(void);
 Suite *introspect_suite(void);
+Suite *sock_suite(void);
 
 #endif

@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: MIT
+// Actors that serve sockets: TCP listening, accepting, connecting, reading
+// and writing through the I/O thread, with readiness, data and closure
+// arriving as messages to the socket's owner (like Erlang's gen_tcp in
+// active mode). Reading is flow-controlled: a socket has at most a few
+// data messages waiting in its owner's mailbox; it reads on once the owner
+// has handled them, so a slow owner slows its peer instead of growing
+// without bound. When the owner exits, its sockets are closed.
+#ifndef TROUPE_SOCK_H
+#define TROUPE_SOCK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "actor.h"
+
+// A socket's handle; 0 never names one. Messages about a socket carry it
+// in msg->ref.
+typedef uint64_t tp_sock;
+
+// Messages to the owner, in msg->tag.
+#define TP_TAG_SOCK_ACCEPTED (TP_TAG_RESERVED + 32)  // data: tp_sock_accepted
+#define TP_TAG_SOCK_CONNECTED (TP_TAG_RESERVED + 33) // no data
+#define TP_TAG_SOCK_DATA (TP_TAG_RESERVED + 34)      // data: the bytes read
+#define TP_TAG_SOCK_CLOSED (TP_TAG_RESERVED + 35)    // data: int32 error
+
+// A connection accepted by a listener (msg->ref names the listener); the
+// new socket belongs to the listener's owner.
+typedef struct tp_sock_accepted {
+    tp_sock sock;
+    char peer[48]; // "HOST:PORT"
+} tp_sock_accepted;
+
+// Data messages a socket may have waiting in its owner's mailbox before
+// it stops reading, and the most bytes one of them carries.
+#define TP_SOCK_WINDOW 4
+#define TP_SOCK_READ_MAX 65536
+
+// Bytes a socket may hold unsent before tp_sock_send refuses more.
+#define TP_SOCK_SEND_MAX ((size_t)4 << 20)
+
+// Listens on `addr` ("HOST:PORT", IPv4, port 0 picks one) for the running
+// actor, which receives TP_TAG_SOCK_ACCEPTED for each connection. Stores
+// the handle in `*out` and the bound port in `*port` (may be NULL).
+// Returns 0, TP_EINVAL, TP_EADDRINUSE, TP_EAGAIN (no socket, no I/O
+// thread, socket table full), TP_EPERM (not on the actor's thread).
+TP_API int tp_sock_listen(tp_ctx *ctx, const char *addr, tp_sock *out,
+                          uint16_t *port);
+
+// Connects to `addr` for the running actor, without waiting: the actor
+// receives TP_TAG_SOCK_CONNECTED, or TP_TAG_SOCK_CLOSED with the error.
+// Returns 0, TP_EINVAL, TP_EAGAIN or TP_EPERM.
+TP_API int tp_sock_connect(tp_ctx *ctx, const char *addr, tp_sock *out);
+
+// Queues `size` bytes (copied) for sending on `s`, which the running actor
+// must own. Returns 0, TP_EFULL (TP_SOCK_SEND_MAX bytes already wait:
+// try again later), TP_ENOENT (not an open socket: it closed, and a
+// TP_TAG_SOCK_CLOSED is or was on its way), TP_EPERM (owned by another
+// actor, or not on the actor's thread), TP_EINVAL or TP_ENOMEM.
+TP_API int tp_sock_send(tp_ctx *ctx, tp_sock s, const void *data,
+                        size_t size);
+
+// Closes `s` after what was queued has been sent; no TP_TAG_SOCK_CLOSED
+// follows. Returns 0, TP_ENOENT, TP_EPERM or TP_EINVAL.
+TP_API int tp_sock_close(tp_ctx *ctx, tp_sock s);
+
+// Hands `s` to the actor `owner` (of the same system): what is read from
+// now on goes to it, and it may send and close. Messages already queued
+// stay with the running actor. If `owner` is dead the socket is closed.
+// Returns 0, TP_ENOENT, TP_EPERM, TP_EINVAL or TP_ENOACTOR.
+TP_API int tp_sock_give(tp_ctx *ctx, tp_sock s, tp_pid owner);
+
+#endif
