@@ -949,8 +949,12 @@ backoff_cb(struct ev_loop *loop, ev_timer *w, int revents)
     (void)loop;
     (void)revents;
     tp__peer *p = w->data;
-    if (atomic_load_explicit(&p->state, memory_order_relaxed) !=
-        TP_PEER_BACKOFF)
+    int st = atomic_load_explicit(&p->state, memory_order_relaxed);
+    if (st == TP_PEER_CONNECTING && p->conn == NULL) {
+        connect_peer(p); // the connection we yielded to never came
+        return;
+    }
+    if (st != TP_PEER_BACKOFF)
         return;
     if (atomic_load_explicit(&p->persistent, memory_order_relaxed)) {
         connect_peer(p);
@@ -1114,9 +1118,11 @@ connect_peer(tp__peer *p)
 }
 
 // The connection to `c->peer_name` at `c->peer_inc` is authenticated: make
-// it the peer's. Returns false (and refuses it) when another one wins.
+// it the peer's. Returns false (and refuses it) when another one wins. The
+// acceptor (`accept`) sends ACCEPT only once it has decided, so a peer
+// never sees a connection accepted and then refused.
 static bool
-conn_attach(conn *c)
+conn_attach(conn *c, bool accept)
 {
     tp__dist *n = c->node;
     tp__peer *p = c->peer ? c->peer : peer_get(n, c->peer_name);
@@ -1150,9 +1156,12 @@ conn_attach(conn *c)
         }
         ev_timer_stop(n->loop, &p->backoff);
     }
+    if (accept)
+        tp__wire_simple(&c->out, TP__F_ACCEPT); // before any queued frame
     c->peer = p;
     p->conn = c;
     c->st = C_UP;
+    ev_timer_stop(n->loop, &p->backoff);
     unauth_release(c);
     uint32_t prev = atomic_load_explicit(&p->inc, memory_order_relaxed);
     pthread_mutex_lock(&n->lock);
@@ -1427,14 +1436,13 @@ handshake(conn *c, const tp__frame *f)
             auth_failed(c, "peer failed to prove the shared secret");
             return false;
         }
-        tp__wire_simple(&c->out, TP__F_ACCEPT);
-        return conn_flush(c) && conn_attach(c);
+        return conn_attach(c, true) && conn_flush(c);
     case C_WAIT_ACCEPT:
         if (f->type == TP__F_REFUSE)
             goto refused;
         if (f->type != TP__F_ACCEPT)
             break;
-        return conn_attach(c);
+        return conn_attach(c, false);
     }
     bump(&n->rejected, 1);
     conn_close(c, "unexpected frame before authentication", true);
@@ -1448,6 +1456,18 @@ refused : {
         if (why[i] < 32 || why[i] > 126)
             why[i] = '?';
     if (strcmp(why, "simultaneous connect") == 0) {
+        // The peer's own connection to us wins and is on its way: wait
+        // for it (as connecting), and dial again only if it never comes.
+        tp__peer *p = c->peer;
+        if (p != NULL && p->conn == c) {
+            p->conn = NULL;
+            conn_free(c);
+            ev_timer_stop(n->loop, &p->backoff);
+            ev_timer_set(&p->backoff, n->cfg.handshake_timeout_ms / 1000.0,
+                         0.0);
+            ev_timer_start(n->loop, &p->backoff);
+            return false;
+        }
         conn_close(c, why, false);
         return false;
     }
