@@ -146,7 +146,8 @@ $(B)/bin/tnode: $(B)/obj/test/node/tnode.o $(STATIC)
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) -o $@ $< $(STATIC) $(LDLIBS_ALL)
 
-$(B)/bin/check_troupe: $(TEST_OBJ) $(STATIC)
+# The distribution tests start tnode next to check_troupe.
+$(B)/bin/check_troupe: $(TEST_OBJ) $(STATIC) | $(B)/bin/tnode
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) -o $@ $(TEST_OBJ) $(STATIC) $(CHECK_LIBS) $(LDLIBS_ALL)
