@@ -147,7 +147,7 @@ $(B)/bin/tnode: $(B)/obj/test/node/tnode.o $(STATIC)
 	$(Q)$(CC) -o $@ $< $(STATIC) $(LDLIBS_ALL)
 
 # The distribution tests start tnode next to check_troupe.
-$(B)/bin/check_troupe: $(TEST_OBJ) $(STATIC) | $(B)/bin/tnode
+$(B)/bin/check_troupe: $(TEST_OBJ) $(STATIC) | $(B)/bin/tnode $(B)/bin/kvstore
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) -o $@ $(TEST_OBJ) $(STATIC) $(CHECK_LIBS) $(LDLIBS_ALL)

@@ -46,6 +46,7 @@ typedef struct slot {
     _Atomic uint64_t owner;    // pid
     _Atomic uint64_t pending;  // bytes queued to send
     _Atomic uint32_t inflight; // data messages in the owner's mailbox
+    _Atomic int held;          // accepted, not to read until given
     tsock *s;                  // I/O thread only
 } slot;
 
@@ -286,6 +287,7 @@ do_accept(tp__socks *t, uint32_t lidx)
             atomic_load_explicit(&t->slots[lidx].owner, memory_order_acquire),
             memory_order_release);
         atomic_store_explicit(&ns->inflight, 0, memory_order_relaxed);
+        atomic_store_explicit(&ns->held, 0, memory_order_relaxed);
         atomic_store_explicit(&ns->open, 1, memory_order_release);
         tp_sock_accepted a = {.sock = handle(ns, idx)};
         char ip[INET_ADDRSTRLEN] = "?";
@@ -695,6 +697,40 @@ tp_sock_close(tp_ctx *ctx, tp_sock s)
     return 0;
 }
 
+// A held socket starts reading.
+static void
+release_hold(tp__socks *t, slot *sl, uint32_t idx)
+{
+    if (!atomic_exchange_explicit(&sl->held, 0, memory_order_acq_rel))
+        return;
+    cmd *c = cmd_new(C_RESUME, idx,
+                     atomic_load_explicit(&sl->gen, memory_order_relaxed), 0);
+    if (c != NULL)
+        push_cmd(t, c);
+}
+
+int
+tp_sock_hold(tp_ctx *ctx, tp_sock s)
+{
+    tp__socks *t;
+    uint32_t idx;
+    int rc = owned(ctx, s, &t, &idx);
+    if (rc == 0)
+        atomic_store_explicit(&t->slots[idx].held, 1, memory_order_release);
+    return rc;
+}
+
+int
+tp_sock_activate(tp_ctx *ctx, tp_sock s)
+{
+    tp__socks *t;
+    uint32_t idx;
+    int rc = owned(ctx, s, &t, &idx);
+    if (rc == 0)
+        release_hold(t, &t->slots[idx], idx);
+    return rc;
+}
+
 int
 tp_sock_give(tp_ctx *ctx, tp_sock s, tp_pid owner)
 {
@@ -709,6 +745,7 @@ tp_sock_give(tp_ctx *ctx, tp_sock s, tp_pid owner)
         return TP_ENOACTOR;
     slot *sl = &t->slots[idx];
     atomic_store_explicit(&sl->owner, owner.v, memory_order_seq_cst);
+    release_hold(t, sl, idx);
     // The new owner may die at any moment: if it already has, close.
     atomic_store_explicit(&to->socks, 1, memory_order_seq_cst);
     if (atomic_load_explicit(&to->dead, memory_order_seq_cst)) {
@@ -732,6 +769,8 @@ tp__sock_data_done(tp__msg *m)
     tp__socks *t = sl->t;
     if (m->flags & TP__MSG_SOCK_START) {
         m->flags &= (uint16_t)~TP__MSG_SOCK_START;
+        if (atomic_load_explicit(&sl->held, memory_order_acquire))
+            return; // reads once given or activated
         cmd *c =
             cmd_new(C_RESUME, sl->idx,
                     atomic_load_explicit(&sl->gen, memory_order_relaxed), 0);

@@ -42,10 +42,7 @@ typedef struct id_req {
     tp_pid pid;
 } id_req;
 
-typedef struct answer {
-    int32_t rc;
-    tp_pid pid;
-} answer;
+typedef tp_sup_started answer; // the public reply of the async start
 
 typedef struct child {
     tp_child_spec spec; // id and opts.name are NULL: see id and name
@@ -1268,6 +1265,15 @@ tp_sup_start_child(tp_system *sys, tp_pid sup_pid, const tp_child_spec *spec,
     }
     return answered(sys, sup_pid, TAG_CALL_START, &r, sizeof r, timeout_ms,
                     out);
+}
+
+int
+tp_sup_start_child_async(tp_ctx *ctx, tp_pid sup_pid, void *arg,
+                         uint32_t timeout_ms, uint64_t *ref)
+{
+    start_req r = {.arg = arg};
+    return tp_request(ctx, sup_pid, TAG_CALL_START, &r, sizeof r, timeout_ms,
+                      ref);
 }
 
 static int

@@ -38,5 +38,6 @@ Suite *supervisor_suite(void);
 Suite *node_suite(void);
 Suite *introspect_suite(void);
 Suite *sock_suite(void);
+Suite *kvstore_suite(void);
 
 #endif

@@ -67,7 +67,17 @@ TP_API int tp_sock_close(tp_ctx *ctx, tp_sock s);
 // Hands `s` to the actor `owner` (of the same system): what is read from
 // now on goes to it, and it may send and close. Messages already queued
 // stay with the running actor. If `owner` is dead the socket is closed.
-// Returns 0, TP_ENOENT, TP_EPERM, TP_EINVAL or TP_ENOACTOR.
+// A held socket starts reading. Returns 0, TP_ENOENT, TP_EPERM, TP_EINVAL
+// or TP_ENOACTOR.
 TP_API int tp_sock_give(tp_ctx *ctx, tp_sock s, tp_pid owner);
+
+// An accepted socket starts reading once its TP_TAG_SOCK_ACCEPTED message
+// has been handled, so handing it over within that callback is enough. To
+// hand it over later (say, once a supervisor has started the actor that
+// will serve it), call tp_sock_hold in that callback: the socket then
+// reads nothing until tp_sock_give or tp_sock_activate. Both return 0,
+// TP_ENOENT, TP_EPERM or TP_EINVAL.
+TP_API int tp_sock_hold(tp_ctx *ctx, tp_sock s);
+TP_API int tp_sock_activate(tp_ctx *ctx, tp_sock s);
 
 #endif

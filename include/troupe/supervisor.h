@@ -115,6 +115,21 @@ TP_API int tp_sup_start_child(tp_system *sys, tp_pid sup,
 
 // Stops a child, keeping its spec (by id; for simple_one_for_one by pid,
 // with `id` NULL, and the child is removed). Errors: TP_ENOENT.
+// The reply to tp_sup_start_child_async: what tp_sup_start_child would
+// have returned, and the new child's pid when rc is 0.
+typedef struct tp_sup_started {
+    int32_t rc;
+    tp_pid pid;
+} tp_sup_started;
+
+// From inside an actor (where tp_sup_start_child would block): asks
+// simple_one_for_one supervisor `sup` to start a child with `arg` and
+// returns at once. Within `timeout_ms` the running actor receives a
+// message with msg->ref == *ref whose data is a tp_sup_started, or a
+// TP_TAG_TIMEOUT with that ref. Returns tp_request's codes.
+TP_API int tp_sup_start_child_async(tp_ctx *ctx, tp_pid sup, void *arg,
+                                    uint32_t timeout_ms, uint64_t *ref);
+
 TP_API int tp_sup_terminate_child(tp_system *sys, tp_pid sup, const char *id,
                                   tp_pid pid, int timeout_ms);
 
