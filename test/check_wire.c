@@ -1,0 +1,866 @@
+// SPDX-License-Identifier: MIT
+// The distribution layer against a hostile peer. The test speaks the wire
+// protocol itself (test/tp_wire_test.h), over raw TCP, to a node running
+// in the test process: handshakes with good and bad proofs, replays, then
+// frames malformed in each way the decoder must refuse. Every bad input
+// must close only its own connection and be counted, and the node must go
+// on serving: after each one an authenticated witness connection still
+// delivers, and a new node still completes a handshake. Waits end on a
+// closed socket, a counter or a delivery, each bounded.
+#include "tp_test.h"
+#include "tp_node_test.h"
+#include "tp_wire_test.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define MAX_FRAME 16384
+
+// The node under test and what the tests keep about it.
+static struct {
+    tp_system *sys;
+    tpw_node t;
+    tp_pid sink;
+    int witness; // an authenticated connection kept for the whole test
+    unsigned names;
+} node;
+
+static int
+dial(void)
+{
+    return tpw_dial(node.t.port);
+}
+
+static void
+send_bytes(int fd, const tpw_bytes *b)
+{
+    tpw_send(fd, b->p, b->len);
+}
+
+// A SEND to the sink: tag 1, a reference in its 8-byte form, `text` as
+// the payload.
+static void
+env_send(tpw_bytes *b, const char *text)
+{
+    tpw_put_byte(b, 0x98);
+    tpw_put_uint(b, TPW_F_SEND);
+    tpw_put_uint(b, node.t.inc);
+    tpw_put_uint(b, node.sink.v);
+    tpw_put_uint(b, 0x1234); // from: some actor on the sending node
+    tpw_put_uint(b, 1);
+    tpw_put_uint(b, 0x100000000ull);
+    tpw_put_uint(b, 0);
+    tpw_put_bin(b, text, strlen(text));
+}
+
+// Joins as a node no connection of this test has used yet.
+static int
+join(void)
+{
+    char name[64];
+    snprintf(name, sizeof name, "mallory%u@127.0.0.1:5", ++node.names);
+    return tpw_join(&node.t, name, 1, NULL);
+}
+
+// ---- the node under test ---------------------------------------------------
+
+static _Atomic long sunk; // user messages the sink received
+static char sunk_last[64];
+
+static int
+sink_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)ctx;
+    (void)state;
+    if (msg->tag != 1)
+        return TP_OK;
+    size_t n =
+        msg->size < sizeof sunk_last - 1 ? msg->size : sizeof sunk_last - 1;
+    memcpy(sunk_last, msg->data, n);
+    sunk_last[n] = 0;
+    atomic_fetch_add(&sunk, 1); // publishes sunk_last to the test
+    return TP_OK;
+}
+
+static const tp_behaviour sink_b = {.name = "sink", .handle = sink_handle};
+
+// The node logs each refusal; the test keeps the lines for its checks.
+static pthread_mutex_t lines_lock = PTHREAD_MUTEX_INITIALIZER;
+static char lines[64][256];
+static unsigned nlines;
+
+static void
+keep_line(void *userdata, int level, const char *line)
+{
+    (void)userdata;
+    (void)level;
+    pthread_mutex_lock(&lines_lock);
+    snprintf(lines[nlines++ % 64], sizeof lines[0], "%s", line);
+    pthread_mutex_unlock(&lines_lock);
+}
+
+static bool
+logged(const char *text)
+{
+    bool hit = false;
+    pthread_mutex_lock(&lines_lock);
+    for (unsigned i = 0; i < 64 && i < nlines && !hit; i++)
+        hit = strstr(lines[i], text) != NULL;
+    pthread_mutex_unlock(&lines_lock);
+    return hit;
+}
+
+static tp_node_stats
+stats(void)
+{
+    tp_node_stats s;
+    ck_assert_int_eq(tp_node_stats_get(node.sys, &s), 0);
+    return s;
+}
+
+// Starts the node with `over` (max_frame and timeouts default to the
+// suite's), its sink, and the witness connection.
+static void
+start(const tp_node_config *over)
+{
+    tpn_setup();
+    node.sys = tpt_system_cfg(&(tp_config){.threads = 2, .log = keep_line});
+    tp_node_config nc = over ? *over : (tp_node_config){0};
+    nc.name = "alpha";
+    nc.secret_file = tpn_secret;
+    if (nc.max_frame == 0)
+        nc.max_frame = MAX_FRAME;
+    if (nc.timeout_ms == 0)
+        nc.timeout_ms = 30000; // fake peers never ping
+    ck_assert_int_eq(tp_node_start(node.sys, &nc), 0);
+    tpw_node_of(&node.t, node.sys);
+    ck_assert_int_eq(tp_spawn(node.sys, &node.sink, &sink_b, NULL,
+                              &(tp_spawn_opts){.name = "sink"}),
+                     0);
+    atomic_store(&sunk, 0);
+    node.names = 0;
+    node.witness = tpw_join(&node.t, "witness@127.0.0.1:6", 7, NULL);
+}
+
+static void
+stop(void)
+{
+    close(node.witness);
+    tp_system_destroy(&node.sys);
+    tpn_teardown();
+}
+
+// A message over the witness connection still reaches the sink, and
+// nothing else did meanwhile.
+static void
+witness_delivers(void)
+{
+    long want = atomic_load(&sunk) + 1;
+    tpw_bytes env = {.len = 0}, fr = {.len = 0};
+    env_send(&env, "witness");
+    tpw_put_frame(&fr, env.p, env.len);
+    send_bytes(node.witness, &fr);
+    ck_assert(tpt_wait_ge(&sunk, want, TPW_WAIT_MS / 1000.0));
+    ck_assert_int_eq(atomic_load(&sunk), want);
+    ck_assert_str_eq(sunk_last, "witness");
+}
+
+// The node keeps serving: the witness delivers and a new node joins.
+static void
+still_serving(void)
+{
+    witness_delivers();
+    close(join());
+}
+
+// Writes `raw` on a new connection (authenticated first with `auth`) and
+// checks that the node closes it, counts one rejected frame and keeps
+// serving.
+static void
+rejected_raw(bool auth, const tpw_bytes *raw)
+{
+    tp_node_stats before = stats();
+    int fd = auth ? join() : dial();
+    send_bytes(fd, raw);
+    ck_assert_msg(tpw_closed(fd, NULL), "connection left open");
+    tp_node_stats after = stats();
+    ck_assert_uint_eq(after.frames_rejected, before.frames_rejected + 1);
+    ck_assert_uint_eq(after.auth_failures, before.auth_failures);
+    still_serving();
+}
+
+// The same for one frame holding the envelope given in hex.
+static void
+rejected_hex(bool auth, const char *hex)
+{
+    tpw_bytes env = {.len = 0}, fr = {.len = 0};
+    tpw_put_hex(&env, hex);
+    tpw_put_frame(&fr, env.p, env.len);
+    rejected_raw(auth, &fr);
+}
+
+// Writes handshake frames on a new connection and checks that the node
+// refuses the handshake with `why`, counted as an authentication failure,
+// and keeps serving.
+static void
+auth_refused(const tpw_bytes *frames, const char *why)
+{
+    tp_node_stats before = stats();
+    int fd = dial();
+    send_bytes(fd, frames);
+    tpw_bytes got;
+    ck_assert_msg(tpw_closed(fd, &got), "connection left open");
+    ck_assert_msg(tpw_refused_with(&got, why), "no REFUSE \"%s\"", why);
+    ck_assert_uint_eq(stats().auth_failures, before.auth_failures + 1);
+    still_serving();
+}
+
+static void
+hello_refused(uint32_t vsn, const char *name, size_t name_len, uint32_t inc,
+              const char *why)
+{
+    uint8_t na[TPW_NONCE];
+    tpw_nonce(na);
+    tpw_bytes env = {.len = 0}, fr = {.len = 0};
+    tpw_env_hello(&env, TPW_F_HELLO, vsn, name, name_len, inc, na, NULL);
+    tpw_put_frame(&fr, env.p, env.len);
+    auth_refused(&fr, why);
+}
+
+// ---- before authentication -------------------------------------------------
+
+START_TEST(send_before_handshake)
+{
+    start(NULL);
+    tpw_bytes env = {.len = 0}, fr = {.len = 0};
+    env_send(&env, "early");
+    tpw_put_frame(&fr, env.p, env.len);
+    rejected_raw(false, &fr);
+    ck_assert_int_eq(atomic_load(&sunk), 1); // the witness's
+    // A REPLY or an ACCEPT out of turn fares no better.
+    rejected_hex(false, "92 03 c4 20 00000000000000000000000000000000"
+                        "00000000000000000000000000000000");
+    rejected_hex(false, "91 04");
+    // Nor does a handshake frame over 1024 bytes.
+    fr.len = 0;
+    tpw_put_be(&fr, 1025, 4);
+    rejected_raw(false, &fr);
+    stop();
+}
+END_TEST
+
+START_TEST(replayed_handshake_refused)
+{
+    start(NULL);
+    tpw_transcript t;
+    int fd = tpw_join(&node.t, "mallory@127.0.0.1:5", 42, &t);
+    // An eavesdropper replays the initiator's bytes verbatim: the node's
+    // fresh nonce makes the recorded proof worthless.
+    tpw_bytes both = t.hello;
+    tpw_put(&both, t.reply.p, t.reply.len);
+    auth_refused(&both, "authentication failed");
+    // The same, after the original connection is gone.
+    close(fd);
+    auth_refused(&both, "authentication failed");
+    stop();
+}
+END_TEST
+
+START_TEST(wrong_mac_refused)
+{
+    start(NULL);
+    const char *name = "mallory@127.0.0.1:5";
+    for (int round = 0; round < 3; round++) {
+        tp_node_stats before = stats();
+        int fd = dial();
+        uint8_t na[TPW_NONCE], nb[TPW_NONCE], mac[TPW_MAC];
+        tpw_nonce(na);
+        tpw_bytes env = {.len = 0}, fr = {.len = 0}, in;
+        tpw_env_hello(&env, TPW_F_HELLO, 1, name, strlen(name), 9, na, NULL);
+        tpw_put_frame(&fr, env.p, env.len);
+        send_bytes(fd, &fr);
+        ck_assert(tpw_read_frame(fd, &in));
+        tpw_check_challenge(&node.t, &in, name, 9, na, nb);
+        if (round == 0) { // one bit off
+            tpw_proof(mac, 'a', na, nb, name, node.t.name, 9, node.t.inc);
+            mac[TPW_MAC - 1] ^= 1;
+        } else if (round == 1) { // the acceptor's label: a reflected proof
+            tpw_proof(mac, 'b', na, nb, name, node.t.name, 9, node.t.inc);
+        } else { // the node's own proof sent back
+            msgpack_unpacked u;
+            msgpack_object *f = tpw_envelope(&u, &in, TPW_F_CHALLENGE, 6);
+            tpw_field_bin(&f[5], TPW_MAC, mac);
+            msgpack_unpacked_destroy(&u);
+        }
+        env.len = fr.len = 0;
+        tpw_env_reply(&env, mac);
+        tpw_put_frame(&fr, env.p, env.len);
+        send_bytes(fd, &fr);
+        tpw_bytes got;
+        ck_assert(tpw_closed(fd, &got));
+        ck_assert(tpw_refused_with(&got, "authentication failed"));
+        ck_assert_uint_eq(stats().auth_failures, before.auth_failures + 1);
+        still_serving();
+    }
+    stop();
+}
+END_TEST
+
+START_TEST(wrong_version_refused)
+{
+    start(NULL);
+    const char *name = "mallory@127.0.0.1:5";
+    uint32_t versions[] = {0, 2, 0xffffffffu};
+    for (size_t i = 0; i < sizeof versions / sizeof versions[0]; i++)
+        hello_refused(versions[i], name, strlen(name), 1,
+                      "unsupported protocol version");
+    stop();
+}
+END_TEST
+
+START_TEST(bad_node_name_refused)
+{
+    start(NULL);
+    const char *names[] = {
+        "",
+        "mallory",
+        "@127.0.0.1:5",
+        "mallory@",
+        "mal lory@127.0.0.1:5",
+        "mallory@127.0.0.1",
+        "mallory@127.0.0.1:0",
+        "mallory@127.0.0.1:65536",
+        "mallory@localhost:5",
+        "mallory@::1:5",
+        "mallory@127.0.0.1:5 ",
+        "m\xc3\xa9llory@127.0.0.1:5",
+        node.t.name, // its own
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        hello_refused(1, names[i], strlen(names[i]), 1, "bad node name");
+    // A short name of 49 bytes, one over the limit.
+    char name[TP_NODE_NAME_MAX];
+    memset(name, 'a', 49);
+    snprintf(name + 49, sizeof name - 49, "@127.0.0.1:5");
+    hello_refused(1, name, strlen(name), 1, "bad node name");
+    // A good name with incarnation 0, which no node draws.
+    hello_refused(1, "mallory@127.0.0.1:5", 19, 0, "bad node name");
+    // A NUL inside the name.
+    hello_refused(1, "mallory\0@127.0.0.1:5", 20, 1, "bad node name");
+    // Past 127 bytes the frame itself is malformed.
+    char longer[160];
+    memset(longer, 'a', sizeof longer);
+    uint8_t na[TPW_NONCE] = {0};
+    tpw_bytes env = {.len = 0}, fr = {.len = 0};
+    tpw_env_hello(&env, TPW_F_HELLO, 1, longer, 128, 1, na, NULL);
+    tpw_put_frame(&fr, env.p, env.len);
+    rejected_raw(false, &fr);
+    stop();
+}
+END_TEST
+
+// ---- framing after authentication ------------------------------------------
+
+START_TEST(truncated_send_closed)
+{
+    start(NULL);
+    tpw_bytes env = {.len = 0};
+    env_send(&env, "cut");
+    // The length prefix tells the truth about an envelope cut short at
+    // each offset; every one closes its connection and delivers nothing.
+    for (size_t cut = 1; cut < env.len; cut++) {
+        tpw_bytes fr = {.len = 0};
+        tpw_put_frame(&fr, env.p, cut);
+        rejected_raw(true, &fr);
+    }
+    ck_assert_int_eq(atomic_load(&sunk), (long)(env.len - 1)); // witness
+    stop();
+}
+END_TEST
+
+// Waits until the node has read `want` bytes in all.
+static bool
+bytes_in_reach(uint64_t want)
+{
+    for (int i = 0; i < TPW_WAIT_MS * 5; i++) {
+        if (stats().bytes_in >= want)
+            return true;
+        tpt_nap_us(200);
+    }
+    return false;
+}
+
+START_TEST(split_send_delivered)
+{
+    start(NULL);
+    tpw_bytes env = {.len = 0}, fr = {.len = 0};
+    env_send(&env, "split");
+    tpw_put_frame(&fr, env.p, env.len);
+    int fd = join();
+    uint64_t rejected = stats().frames_rejected;
+    // The second part goes out only once the node has read the first.
+    for (size_t cut = 1; cut < fr.len; cut++) {
+        long want = atomic_load(&sunk) + 1;
+        uint64_t in = stats().bytes_in;
+        tpw_send(fd, fr.p, cut);
+        ck_assert(bytes_in_reach(in + cut));
+        tpw_send(fd, fr.p + cut, fr.len - cut);
+        ck_assert_msg(tpt_wait_ge(&sunk, want, TPW_WAIT_MS / 1000.0),
+                      "split at %zu not delivered", cut);
+        ck_assert_str_eq(sunk_last, "split");
+    }
+    ck_assert(tpw_open(fd));
+    ck_assert_uint_eq(stats().frames_rejected, rejected);
+    close(fd);
+    stop();
+}
+END_TEST
+
+START_TEST(frame_lengths)
+{
+    start(NULL);
+    tpw_bytes fr = {.len = 0};
+    tpw_put_be(&fr, 0, 4); // zero
+    rejected_raw(true, &fr);
+    fr.len = 0;
+    tpw_put_be(&fr, MAX_FRAME + 1, 4); // one over: refused before any body
+    rejected_raw(true, &fr);
+    ck_assert(logged("frame length 16385 outside 1..16384"));
+    fr.len = 0;
+    tpw_put_be(&fr, 0xffffffffu, 4);
+    rejected_raw(true, &fr);
+    // Exactly max_frame is delivered: a payload that fills the frame.
+    tpw_bytes env = {.len = 0};
+    env_send(&env, "");
+    size_t size = MAX_FRAME - env.len - 1; // bin16's header is one longer
+    char *text = malloc(size + 1);
+    memset(text, 'x', size);
+    text[size] = 0;
+    env.len = 0;
+    env_send(&env, text);
+    free(text);
+    ck_assert_uint_eq(env.len, MAX_FRAME);
+    fr.len = 0;
+    tpw_put_frame(&fr, env.p, env.len);
+    int fd = join();
+    long want = atomic_load(&sunk) + 1;
+    send_bytes(fd, &fr);
+    ck_assert(tpt_wait_ge(&sunk, want, TPW_WAIT_MS / 1000.0));
+    ck_assert(tpw_open(fd));
+    close(fd);
+    stop();
+}
+END_TEST
+
+START_TEST(nested_arrays_closed)
+{
+    start(NULL);
+    tpw_bytes env = {.len = 0}, fr = {.len = 0};
+    for (int i = 0; i < 10000; i++)
+        tpw_put_byte(&env, 0x91);
+    tpw_put_uint(&env, TPW_F_PING);
+    tpw_put_frame(&fr, env.p, env.len);
+    rejected_raw(true, &fr);
+    rejected_raw(false, &fr);
+    stop();
+}
+END_TEST
+
+START_TEST(malformed_envelopes_closed)
+{
+    start(NULL);
+    const char *bad[] = {
+        "dd ff 00 00 00",    // array32 claiming 4G elements
+        "dc ff ff",          // array16
+        "dd 00 00 00 01 20", // a one-element array32: not fixarray
+        "90",                // empty
+        "80",                // a map
+        "81 10 00",          // a map holding a frame type
+        "c0",                // nil
+        "a4 53 45 4e 44",    // a string
+        "91 c0",             // nil type
+        "91 ca 41 80 00 00", // float type
+        "91 e0",             // negative type
+        "92 20 a1 31",       // PING stamp as a string
+        "92 20 cb 00 00 00 00 00 00 00 00", // PING stamp as a double
+        "92 20 c3",                         // PING stamp as a boolean
+        "92 20 cf 00 00 00",                // PING stamp cut short
+        "91 20",                            // PING without a stamp
+        "93 20 01 02",                      // PING with one field too many
+        "97 10 01 01 00 01 00 00",          // SEND, one field short
+        "99 10 01 01 00 01 00 00 c4 00 00", // SEND, one too many
+        "98 10 01 01 00 01 00 00 c6 ff ff ff ff", // bin32 past the end
+        "98 10 01 01 00 01 00 00 a1 78",          // str payload
+        "98 10 01 01 00 01 00 02 c4 00",          // unknown flag
+        "98 10 01 cf 00 01 00 00 00 00 00 01 00 01 00 00 c4 00", // to >2^48
+        "98 10 cf 00 00 00 01 00 00 00 00 01 00 01 00 00 c4 00", // to_inc
+        "98 10 01 01 d0 ff 01 00 00 c4 00",                      // int8 from
+        "97 11 a0 00 01 00 00 c4 00",                // SEND_NAME, empty name
+        "94 12 01 01 c2",                            // LINK from as boolean
+        "95 15 01 01 00 cf 00 01 00 00 00 00 00 00", // MONITOR ref >2^48
+        "97 14 01 01 00 00 01 a0",                   // EXIT linked as int
+        "97 14 01 01 00 d3 00 00 00 00 00 00 00 00 c2 a0", // int64 reason
+        "97 14 01 01 00 ce 80 00 00 00 c2 a0", // reason over INT32_MAX
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        rejected_hex(true, bad[i]);
+    // A SEND_NAME whose name is 64 bytes, one over the limit.
+    tpw_bytes env = {.len = 0};
+    tpw_put_hex(&env, "97 11 d9 40");
+    for (int i = 0; i < 64; i++)
+        tpw_put_byte(&env, 'n');
+    tpw_put_hex(&env, "00 01 00 00 c4 00");
+    tpw_bytes fr = {.len = 0};
+    tpw_put_frame(&fr, env.p, env.len);
+    rejected_raw(true, &fr);
+    // An EXIT whose text is 96 bytes.
+    env.len = fr.len = 0;
+    tpw_put_hex(&env, "97 14 01 01 00 00 c2 d9 60");
+    for (int i = 0; i < 96; i++)
+        tpw_put_byte(&env, 't');
+    tpw_put_frame(&fr, env.p, env.len);
+    rejected_raw(true, &fr);
+    stop();
+}
+END_TEST
+
+START_TEST(extension_types_closed)
+{
+    start(NULL);
+    const char *bad[] = {
+        "c7 03 7f 01 02 03",                   // the envelope an ext8
+        "d4 01 00",                            // the envelope a fixext1
+        "d6 ff 00 00 00 00",                   // the envelope a timestamp
+        "91 d4 00 10",                         // the frame type a fixext1
+        "92 20 d7 ff 00 00 00 00 00 00 00 00", // a timestamp as the stamp
+        // A pid (extension type 1) where a SEND expects a bare pid.
+        "98 10 01 c7 1d 01 10 62 65 74 61 40 31 32 37 2e 30 2e 30 2e 31 3a"
+        "35 00 00 00 01 00 00 00 00 00 00 00 02 00 01 00 00 c4 00",
+        "98 10 01 01 00 01 00 00 c7 02 05 aa bb", // ext payload
+        "98 10 01 01 00 01 00 00 d5 05 aa bb",    // fixext2 payload
+        "98 10 01 01 d8 80 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00"
+        " 01 00 00 c4 00",                              // fixext16, type -128
+        "98 10 01 01 00 c8 00 01 40 00 01 00 c4 00",    // ext16 tag
+        "98 10 01 01 00 01 00 c9 00 00 00 00 01 c4 00", // ext32 flags
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        rejected_hex(true, bad[i]);
+    stop();
+}
+END_TEST
+
+START_TEST(trailing_bytes_closed)
+{
+    start(NULL);
+    tpw_bytes env = {.len = 0}, fr = {.len = 0};
+    env_send(&env, "trailing");
+    tpw_put_byte(&env, 0xc0);
+    tpw_put_frame(&fr, env.p, env.len);
+    rejected_raw(true, &fr);
+    // Two envelopes in one frame: neither is delivered.
+    env.len = fr.len = 0;
+    env_send(&env, "first");
+    size_t one = env.len;
+    tpw_put(&env, env.p, one);
+    tpw_put_frame(&fr, env.p, env.len);
+    rejected_raw(true, &fr);
+    ck_assert_int_eq(atomic_load(&sunk), 2); // the witness's
+    stop();
+}
+END_TEST
+
+START_TEST(unknown_frame_types_closed)
+{
+    start(NULL);
+    const char *bad[] = {
+        "91 00", "91 06", "91 0f",    "92 06 00", "91 18",       "92 1f 00",
+        "91 22", "91 7f", "91 cc 80", "91 cc ff", "91 cd 01 00", "92 d0 10 00",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        rejected_hex(true, bad[i]);
+    stop();
+}
+END_TEST
+
+START_TEST(handshake_frame_after_auth)
+{
+    start(NULL);
+    uint8_t na[TPW_NONCE] = {0}, mac[TPW_MAC] = {0};
+    tpw_bytes env = {.len = 0}, fr = {.len = 0};
+    const char *me = "eve@127.0.0.1:5";
+    tpw_env_hello(&env, TPW_F_HELLO, 1, me, strlen(me), 3, na, NULL);
+    tpw_put_frame(&fr, env.p, env.len);
+    rejected_raw(true, &fr);
+    env.len = fr.len = 0;
+    tpw_env_hello(&env, TPW_F_CHALLENGE, 1, me, strlen(me), 3, na, mac);
+    tpw_put_frame(&fr, env.p, env.len);
+    rejected_raw(true, &fr);
+    env.len = fr.len = 0;
+    tpw_env_reply(&env, mac);
+    tpw_put_frame(&fr, env.p, env.len);
+    rejected_raw(true, &fr);
+    rejected_hex(true, "91 04");             // ACCEPT
+    rejected_hex(true, "92 05 a3 62 79 65"); // REFUSE "bye"
+    ck_assert(logged("handshake frame after authentication"));
+    stop();
+}
+END_TEST
+
+// Well-formed frames that name nobody are dropped, not punished: the
+// connection stays and answers a PING.
+START_TEST(harmless_frames_kept)
+{
+    start(NULL);
+    int fd = join();
+    tpw_bytes fr = {.len = 0}, env = {.len = 0};
+    const char *kept[] = {
+        "98 10 01 01 00 01 00 00 c4 00", // an earlier incarnation
+        "97 11 a6 6e 6f 62 6f 64 79 00 01 00 00 c4 00", // unknown name
+        "94 12 01 01 00",                               // LINK, earlier life
+        "92 21 05", // a PONG nobody asked for
+    };
+    for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++) {
+        env.len = 0;
+        tpw_put_hex(&env, kept[i]);
+        tpw_put_frame(&fr, env.p, env.len);
+    }
+    // A SEND to a pid that never lived, and one with a reserved tag.
+    env.len = 0;
+    tpw_put_byte(&env, 0x98);
+    tpw_put_uint(&env, TPW_F_SEND);
+    tpw_put_uint(&env, node.t.inc);
+    tpw_put_uint(&env, 0xfffff0ffffffull);
+    tpw_put_hex(&env, "00 01 00 00 c4 00");
+    tpw_put_frame(&fr, env.p, env.len);
+    env.len = 0;
+    tpw_put_byte(&env, 0x98);
+    tpw_put_uint(&env, TPW_F_SEND);
+    tpw_put_uint(&env, node.t.inc);
+    tpw_put_uint(&env, node.sink.v);
+    tpw_put_hex(&env, "00 ce ff ff 00 00 00 00 c4 00");
+    tpw_put_frame(&fr, env.p, env.len);
+    env.len = 0;
+    tpw_put_byte(&env, 0x92);
+    tpw_put_uint(&env, TPW_F_PING);
+    tpw_put_uint(&env, 0xfeedfacecafeull);
+    tpw_put_frame(&fr, env.p, env.len);
+    send_bytes(fd, &fr);
+    bool pong = false;
+    tpw_bytes in;
+    while (!pong && tpw_read_frame(fd, &in)) {
+        msgpack_unpacked u;
+        size_t off = 0;
+        msgpack_unpacked_init(&u);
+        ck_assert_int_eq(
+            msgpack_unpack_next(&u, (const char *)in.p, in.len, &off),
+            MSGPACK_UNPACK_SUCCESS);
+        msgpack_object *f = u.data.via.array.ptr;
+        if (f[0].via.u64 == TPW_F_PONG) {
+            ck_assert_uint_eq(f[1].via.u64, 0xfeedfacecafeull);
+            pong = true;
+        }
+        msgpack_unpacked_destroy(&u);
+    }
+    ck_assert(pong);
+    ck_assert_uint_eq(stats().frames_rejected, 0);
+    ck_assert_int_eq(atomic_load(&sunk), 0);
+    close(fd);
+    witness_delivers();
+    stop();
+}
+END_TEST
+
+// ---- limits on connections -------------------------------------------------
+
+START_TEST(unauthenticated_cap)
+{
+    start(&(tp_node_config){.max_unauthenticated = 4,
+                            .handshake_timeout_ms = 20000});
+    int silent[4];
+    for (int i = 0; i < 4; i++)
+        silent[i] = dial();
+    // Connections are accepted in order, so the fifth is the one refused.
+    double t0 = tpw_now();
+    ck_assert(tpw_closed(dial(), NULL));
+    ck_assert_double_lt(tpw_now() - t0, 2.0); // at once, no timeout involved
+    tp_node_stats s = stats();
+    ck_assert_uint_eq(s.connections_refused, 1);
+    for (int i = 0; i < 4; i++)
+        ck_assert(tpw_open(silent[i]));
+    // Authenticated traffic is not affected; a sixth is refused as well.
+    witness_delivers();
+    ck_assert(tpw_closed(dial(), NULL));
+    ck_assert_uint_eq(stats().connections_refused, 2);
+    // One of the four misbehaves and is closed: its place is free again.
+    tpw_bytes fr = {.len = 0};
+    tpw_put_be(&fr, 0, 4);
+    send_bytes(silent[0], &fr);
+    ck_assert(tpw_closed(silent[0], NULL));
+    close(join());
+    ck_assert_uint_eq(stats().connections_refused, 2);
+    for (int i = 1; i < 4; i++)
+        close(silent[i]);
+    stop();
+}
+END_TEST
+
+START_TEST(handshake_timeout)
+{
+    start(&(tp_node_config){.handshake_timeout_ms = 300});
+    double t0 = tpw_now();
+    int silent = dial();
+    // The other sends its HELLO, reads the CHALLENGE and says no more.
+    int halfway = dial();
+    const char *name = "slow@127.0.0.1:5";
+    uint8_t na[TPW_NONCE], nb[TPW_NONCE];
+    tpw_nonce(na);
+    tpw_bytes env = {.len = 0}, fr = {.len = 0}, in;
+    tpw_env_hello(&env, TPW_F_HELLO, 1, name, strlen(name), 4, na, NULL);
+    tpw_put_frame(&fr, env.p, env.len);
+    send_bytes(halfway, &fr);
+    ck_assert(tpw_read_frame(halfway, &in));
+    tpw_check_challenge(&node.t, &in, name, 4, na, nb);
+    ck_assert(tpw_closed(silent, NULL));
+    ck_assert(tpw_closed(halfway, NULL));
+    double took = tpw_now() - t0;
+    ck_assert_double_ge(took, 0.25);
+    tp_node_stats s = stats();
+    ck_assert_uint_eq(s.handshakes_timed_out, 2);
+    ck_assert_uint_eq(s.auth_failures, 0);
+    // The witness, up since before, is not subject to it.
+    still_serving();
+    ck_assert_uint_eq(stats().handshakes_timed_out, 2);
+    stop();
+}
+END_TEST
+
+// ---- the node as initiator -------------------------------------------------
+
+// The node dials a fake acceptor listening here. Returns the accepted
+// socket and the node's HELLO nonce; checks the HELLO.
+static int
+accept_hello(int lfd, uint8_t *nonce_a)
+{
+    struct pollfd pf = {.fd = lfd, .events = POLLIN};
+    ck_assert_int_eq(poll(&pf, 1, TPW_WAIT_MS), 1);
+    int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    ck_assert_int_ge(fd, 0);
+    tpw_bytes in;
+    ck_assert(tpw_read_frame(fd, &in));
+    msgpack_unpacked u;
+    msgpack_object *f = tpw_envelope(&u, &in, TPW_F_HELLO, 5);
+    ck_assert_uint_eq(f[1].via.u64, 1);
+    char who[TP_NODE_NAME_MAX];
+    tpw_field_str(&f[2], who, sizeof who);
+    ck_assert_str_eq(who, node.t.name);
+    ck_assert_uint_eq(f[3].via.u64, node.t.inc);
+    tpw_field_bin(&f[4], TPW_NONCE, nonce_a);
+    msgpack_unpacked_destroy(&u);
+    return fd;
+}
+
+static void
+send_challenge(int fd, const char *me, const uint8_t *nb, const uint8_t *mac)
+{
+    tpw_bytes env = {.len = 0}, fr = {.len = 0};
+    tpw_env_hello(&env, TPW_F_CHALLENGE, 1, me, strlen(me), 11, nb, mac);
+    tpw_put_frame(&fr, env.p, env.len);
+    send_bytes(fd, &fr);
+}
+
+START_TEST(fake_acceptor)
+{
+    start(NULL);
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof sa;
+    ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    ck_assert_int_eq(listen(lfd, 4), 0);
+    ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+    char me[64];
+    snprintf(me, sizeof me, "fake@127.0.0.1:%u", ntohs(sa.sin_port));
+    ck_assert_int_eq(tp_node_connect(node.sys, me, 0), 0);
+    uint8_t na[TPW_NONCE], nb[TPW_NONCE], mac[TPW_MAC];
+    tpw_nonce(nb);
+    // First attempt: a proof one bit off.
+    int fd = accept_hello(lfd, na);
+    tpw_proof(mac, 'b', na, nb, node.t.name, me, node.t.inc, 11);
+    mac[0] ^= 0x80;
+    send_challenge(fd, me, nb, mac);
+    ck_assert(tpw_closed(fd, NULL));
+    ck_assert_uint_eq(stats().auth_failures, 1);
+    // Second: an honest acceptor under another name.
+    fd = accept_hello(lfd, na);
+    const char *other = "other@127.0.0.1:5";
+    tpw_proof(mac, 'b', na, nb, node.t.name, other, node.t.inc, 11);
+    send_challenge(fd, other, nb, mac);
+    ck_assert(tpw_closed(fd, NULL));
+    ck_assert_uint_eq(stats().auth_failures, 2);
+    // Third: honest. The node's REPLY carries the initiator's proof.
+    fd = accept_hello(lfd, na);
+    tpw_proof(mac, 'b', na, nb, node.t.name, me, node.t.inc, 11);
+    send_challenge(fd, me, nb, mac);
+    tpw_bytes in;
+    ck_assert(tpw_read_frame(fd, &in));
+    msgpack_unpacked u;
+    msgpack_object *f = tpw_envelope(&u, &in, TPW_F_REPLY, 2);
+    uint8_t got[TPW_MAC], want[TPW_MAC];
+    tpw_field_bin(&f[1], TPW_MAC, got);
+    msgpack_unpacked_destroy(&u);
+    tpw_proof(want, 'a', na, nb, node.t.name, me, node.t.inc, 11);
+    ck_assert(memcmp(got, want, TPW_MAC) == 0);
+    tpw_bytes fr = {.len = 0};
+    tpw_put_hex(&fr, "00 00 00 02 91 04");
+    send_bytes(fd, &fr);
+    tp_peer_info pi[4];
+    int up = 0;
+    for (int i = 0; i < TPW_WAIT_MS && up == 0; i++) {
+        int n = tp_node_peers(node.sys, pi, 4);
+        for (int j = 0; j < n && j < 4; j++)
+            up |= strcmp(pi[j].node, me) == 0 && pi[j].state == TP_PEER_UP;
+        tpt_nap_us(1000);
+    }
+    ck_assert(up);
+    ck_assert_int_eq(tp_node_disconnect(node.sys, me), 0);
+    ck_assert(tpw_closed(fd, NULL));
+    close(lfd);
+    ck_assert_uint_eq(stats().frames_rejected, 0);
+    stop();
+}
+END_TEST
+
+Suite *
+wire_suite(void)
+{
+    Suite *s = suite_create("wire");
+    TCase *tc = tcase_create("wire");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, send_before_handshake);
+    tcase_add_test(tc, replayed_handshake_refused);
+    tcase_add_test(tc, wrong_mac_refused);
+    tcase_add_test(tc, wrong_version_refused);
+    tcase_add_test(tc, bad_node_name_refused);
+    tcase_add_test(tc, truncated_send_closed);
+    tcase_add_test(tc, split_send_delivered);
+    tcase_add_test(tc, frame_lengths);
+    tcase_add_test(tc, nested_arrays_closed);
+    tcase_add_test(tc, malformed_envelopes_closed);
+    tcase_add_test(tc, extension_types_closed);
+    tcase_add_test(tc, trailing_bytes_closed);
+    tcase_add_test(tc, unknown_frame_types_closed);
+    tcase_add_test(tc, handshake_frame_after_auth);
+    tcase_add_test(tc, harmless_frames_kept);
+    tcase_add_test(tc, unauthenticated_cap);
+    tcase_add_test(tc, handshake_timeout);
+    tcase_add_test(tc, fake_acceptor);
+    suite_add_tcase(s, tc);
+    return s;
+}
