@@ -183,3 +183,43 @@ clean:
 	rm -rf build
 
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
+
+# ---- fuzzing ----------------------------------------------------------------
+# `make fuzz` builds test/fuzz/fuzz_wire.c with libFuzzer and AddressSanitizer
+# (clang only; Debian ships libFuzzer in libclang-rt-dev) under build/fuzz/,
+# the library compiled there with the same flags, and runs it for
+# FUZZ_SECONDS on a scratch copy of the seed corpus test/fuzz/corpus/.
+# Inputs that crash land in build/fuzz/crashes/.
+
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_B := build/fuzz
+FUZZ_FLAGS := -fsanitize=fuzzer,address -fno-omit-frame-pointer -g -O1
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) -pthread -Iinclude -Ilib \
+	$(MSGPACK_CFLAGS) $(FUZZ_FLAGS)
+FUZZ_OBJ := $(LIB_SRC:%.c=$(FUZZ_B)/obj/%.o) \
+	$(FUZZ_B)/obj/test/fuzz/fuzz_wire.o
+FUZZ_BIN := $(FUZZ_B)/fuzz_wire
+
+.PHONY: fuzz fuzz-run
+fuzz: deps
+	@$(MAKE) --no-print-directory fuzz-run
+
+fuzz-run: $(FUZZ_BIN)
+	@rm -rf $(FUZZ_B)/corpus && mkdir -p $(FUZZ_B)/corpus $(FUZZ_B)/crashes
+	@cp test/fuzz/corpus/* $(FUZZ_B)/corpus/
+	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -timeout=30 \
+		-print_final_stats=1 -artifact_prefix=$(FUZZ_B)/crashes/ \
+		$(FUZZ_B)/corpus
+
+$(FUZZ_B)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $< (fuzz)")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
+
+$(FUZZ_BIN): $(FUZZ_OBJ)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(MSGPACK_LIBS) -lev $(CRYPTO_LIBS) \
+		-pthread
+
+-include $(FUZZ_OBJ:.o=.d)
