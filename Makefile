@@ -166,13 +166,18 @@ uninstall:
 	rm -rf $(DESTDIR)$(INCLUDEDIR)/troupe $(DESTDIR)$(INCLUDEDIR)/troupe.h
 	rm -f $(DESTDIR)$(LIBDIR)/libtroupe.* $(DESTDIR)$(LIBDIR)/pkgconfig/troupe.pc
 
+# BENCH_DIST (tools/bench/bench.mk): the distribution benchmarks.
 bench: deps
-	@$(MAKE) --no-print-directory $(BENCH)
+	@$(MAKE) --no-print-directory $(BENCH) $(BENCH_DIST)
 	@sh tools/bench/run.sh $(BENCH)
+	@echo
+	@TDIST=$(B)/bin/tdist TBARE=$(B)/bin/tbare bash tools/bench/dist.sh
 
 bench-compare: deps
-	@$(MAKE) --no-print-directory $(BENCH)
+	@$(MAKE) --no-print-directory $(BENCH) $(BENCH_DIST)
 	@TBENCH=$(BENCH) bash tools/bench/compare.sh
+	@echo
+	@TDIST=$(B)/bin/tdist TBARE=$(B)/bin/tbare bash tools/bench/dist.sh -e
 
 format:
 	clang-format -i include/*.h include/troupe/*.h lib/*.[ch] test/*.[ch] \
