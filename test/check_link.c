@@ -489,6 +489,14 @@ START_TEST(test_names)
     ck_assert(tpt_wait_ge(&died[1], 1, 20));
     ck_assert_int_eq(tp_whereis(the_sys, "beta", &w), TP_ENOACTOR);
     ck_assert_int_eq(tp_register(the_sys, "beta", a), 0);
+    // died[1] is set by its terminate callback, before the actor is gone:
+    // wait until it is, then a name cannot be given to it.
+    tp_actor_stats bst;
+    for (int i = 0; i < 20000; i++) {
+        if (tp_actor_stats_get(the_sys, b, &bst) == TP_ENOACTOR)
+            break;
+        tpt_nap_us(200);
+    }
     ck_assert_int_eq(tp_register(the_sys, "gamma", b), TP_ENOACTOR);
     // Released before the exit is announced: whoever hears of it can
     // take the name at once.
