@@ -19,6 +19,7 @@ extern "C" {
 #include "troupe/node.h"
 #include "troupe/introspect.h"
 #include "troupe/sock.h"
+#include "troupe/app.h"
 
 #ifdef __cplusplus
 }
