@@ -1,0 +1,243 @@
+// SPDX-License-Identifier: MIT
+// actord's internal interface. actord is the node daemon: it reads an INI
+// configuration (config.c, with libinih), loads application modules and
+// starts and stops their supervision trees (apps.c), logs to stderr with
+// journald priority prefixes (log.c), speaks systemd's notify protocol
+// without libsystemd (notify.c), and runs the node: startup, signals,
+// reload and ordered shutdown (node.c). main.c parses the command line.
+//
+// Everything here runs on the main thread except the log sink, which the
+// library calls from any thread, and the watcher actors in apps.c.
+#ifndef TROUPE_ACTORD_H
+#define TROUPE_ACTORD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <signal.h>
+#include <sysexits.h>
+
+#include <troupe.h>
+
+// Exit statuses (documented in actord.8): 0, 1 when an application's root
+// supervisor exited on its own, and sysexits.h's EX_USAGE (64),
+// EX_UNAVAILABLE (69: an address or socket is taken), EX_SOFTWARE (70: an
+// application failed to start), EX_OSERR (71) and EX_CONFIG (78).
+enum { AD_EXIT_APP_DIED = 1 };
+
+// ---- diagnostics (log.c) --------------------------------------------------
+
+// A list of "FILE:LINE: reason" messages gathered while reading a
+// configuration, so that every mistake is reported at once.
+typedef struct ad_diag {
+    char **msg;
+    size_t n, cap;
+} ad_diag;
+
+// Appends one formatted message (a message that cannot be stored is
+// replaced by a note that memory ran out).
+void ad_diag_add(ad_diag *d, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+// Prints every message on stderr, one line each: plain, or as log lines at
+// TP_LOG_ERR when `as_log`.
+void ad_diag_print(const ad_diag *d, bool as_log);
+void ad_diag_free(ad_diag *d);
+
+// ---- logging (log.c) ------------------------------------------------------
+
+// Lines above this level (TP_LOG_*) are dropped. Any thread.
+void ad_log_set_level(int level);
+int ad_log_level(void);
+// "err", "warning", "info" or "debug"; NULL for another level.
+const char *ad_log_level_name(int level);
+// The level named `name`, or -1.
+int ad_log_level_parse(const char *name);
+
+// Writes "<LEVEL>actord: " and the formatted text as one line on stderr
+// (newlines inside become spaces). Any thread.
+void ad_log(int level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+// The library's log sink (tp_log_fn): the same filter, "troupe: " prefix.
+void ad_log_sink(void *userdata, int level, const char *line);
+
+// Writes `s` into `buf` as a log field value: unchanged when it is
+// non-empty and holds no space, quote, '=' or control character, else
+// double-quoted with '"' and '\' escaped and control characters dropped.
+// Returns `buf`.
+const char *ad_quote(char *buf, size_t size, const char *s);
+#define AD_Q(s) ad_quote((char[320]){0}, 320, (s))
+
+// ---- systemd notify (notify.c) --------------------------------------------
+
+// Takes NOTIFY_SOCKET (and WATCHDOG_USEC/WATCHDOG_PID) from the
+// environment and removes them, so that nothing actord starts inherits
+// them. Returns the watchdog interval in microseconds, 0 for none.
+uint64_t ad_notify_init(void);
+// Sends the formatted state ("READY=1\nSTATUS=...") to the service
+// manager; does nothing when NOTIFY_SOCKET was not set. A failure is
+// logged once, as a warning.
+void ad_notify(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+// ---- configuration (config.c) ---------------------------------------------
+
+typedef struct ad_kv {
+    char *key, *value;
+    int line;
+} ad_kv;
+
+// One [app NAME] section.
+typedef struct ad_app_conf {
+    char *name;
+    char *module; // resolved against the configuration's directory
+    int line;     // of the section header
+    int module_line;
+    ad_kv *args; // every other key, in file order
+    size_t nargs;
+} ad_app_conf;
+
+#define AD_INFINITY (-1)
+
+typedef struct ad_config {
+    char *path;   // as given, for messages
+    char *name;   // [node] name
+    char *listen; // NULL: not a distributed node
+    char *secret_file;
+    unsigned threads; // 0: one per online CPU
+    char *control;    // the socket's path (defaulted), NULL when off
+    char *metrics;    // NULL: no /metrics
+    bool metrics_allow_remote;
+    int log_level;           // TP_LOG_*
+    int shutdown_timeout_ms; // per application, or AD_INFINITY
+    int node_line;           // the [node] header's line, 0 if none
+    ad_app_conf *apps;       // in file order
+    size_t napps;
+} ad_config;
+
+// Reads the configuration at `path`. Returns 0 with `*out` to free with
+// ad_config_free, or EX_CONFIG with every problem found in `diag` ("PATH:
+// LINE: reason"), or EX_OSERR when memory ran out.
+int ad_config_load(ad_config **out, const char *path, ad_diag *diag);
+void ad_config_free(ad_config *cfg);
+
+// The control socket's default path for node `name`: $RUNTIME_DIRECTORY
+// (set by systemd's RuntimeDirectory=), /run/troupe for root,
+// $XDG_RUNTIME_DIR/troupe, else /tmp/troupe-UID; then "/NAME.sock".
+// Returns a malloc'ed string or NULL.
+char *ad_control_default(const char *name);
+
+// Deep copy of one application's section; NULL when memory ran out.
+ad_app_conf *ad_app_conf_dup(const ad_app_conf *a);
+// Frees what the section holds (clear) and the section itself (free).
+void ad_app_conf_clear(ad_app_conf *a);
+void ad_app_conf_free(ad_app_conf *a);
+// True when the two sections name the same module with the same
+// arguments in the same order.
+bool ad_app_conf_same(const ad_app_conf *a, const ad_app_conf *b);
+
+// ---- applications (apps.c) ------------------------------------------------
+
+typedef enum ad_app_state {
+    AD_APP_LOADED = 0, // module loaded and checked, not started
+    AD_APP_RUNNING,
+    AD_APP_STOPPED,
+} ad_app_state;
+
+// Where a watcher actor reports that a root supervisor exited.
+typedef struct ad_watch {
+    uint64_t id; // the application's run, unique in the process
+    tp_pid root;
+    int fd; // the write end of the node's event pipe
+} ad_watch;
+
+// What a watcher writes to the event pipe (less than PIPE_BUF: atomic).
+typedef struct ad_event {
+    uint64_t id;
+    int32_t reason;
+    char text[TP_REASON_TEXT_MAX];
+} ad_event;
+
+typedef struct ad_app {
+    ad_app_conf *conf; // owned copy
+    void *handle;      // dlopen's; never closed, since the system may run
+                       // the module's code until it is destroyed
+    const tp_app_descriptor *desc;
+    ad_app_state state;
+    tp_pid root;
+    void *state_ptr;     // tp_app_root.state
+    ad_watch watch;      // the watcher's argument; lives as long as this
+    int64_t started_ms;  // monotonic, when `start` was called
+    int64_t stopping_ms; // when the shutdown signal was sent, or 0
+} ad_app;
+
+// Loads `conf`'s module, checks its descriptor and ABI and runs its
+// `check`. Returns 0 with `*out` (free with ad_app_free), or EX_CONFIG
+// with the reason in `diag`, or EX_OSERR.
+int ad_app_load(ad_app **out, const ad_app_conf *conf, const char *path,
+                ad_diag *diag);
+// Frees an application that is not running. Accepts NULL.
+void ad_app_free(ad_app *app);
+
+// Spawns the actor that answers the watchdog's pings. Returns tp_spawn's
+// codes.
+int ad_health_start(tp_system *sys, tp_pid *out);
+// Asks the health actor to answer within `timeout_ms`. Returns 0 or
+// tp_call's codes.
+int ad_health_ping(tp_system *sys, tp_pid health, int timeout_ms);
+
+// Starts `app` in `sys`: calls its `start`, starts the root supervisor
+// from the spec it returned, registers the root under the app's name and
+// spawns a watcher that writes an ad_event to `event_fd` when the root
+// exits. Returns 0, or EX_SOFTWARE having logged why (nothing is left
+// running then). `id` must be unique in the process.
+int ad_app_start(ad_app *app, tp_system *sys, uint64_t id, int event_fd);
+// Runs the module's `stop` and marks the application stopped; called
+// once its root has exited.
+void ad_app_finish(ad_app *app);
+
+// ---- the node (node.c, reload.c) -----------------------------------------
+
+typedef struct ad_node {
+    ad_config *cfg; // the configuration in effect
+    tp_system *sys;
+    int sigfd;     // signalfd for `signals`
+    int event[2];  // pipe: watchers write ad_events, the main thread reads
+    ad_app **apps; // in start order; stopped ones stay (see ad_app.handle)
+    size_t napps, cap;
+    uint64_t next_id;
+    tp_pid health;
+    int64_t watchdog_ms, watchdog_next; // 0: no watchdog
+    int64_t started_ms;
+    int term_signal; // SIGTERM or SIGINT once asked to stop, else 0
+    bool term_again; // asked twice: kill what is left
+    bool hup;        // SIGHUP seen, reload pending
+    bool stopping;   // in the final shutdown
+    int status;      // the exit status so far
+} ad_node;
+
+// Milliseconds on the monotonic clock.
+int64_t ad_now_ms(void);
+
+// Runs the node that `cfg` describes with `apps` loaded (all taken over:
+// freed before returning) until a signal stops it. `signals` is the set
+// blocked in every thread; `watchdog_usec` what ad_notify_init returned.
+// Returns the process's exit status.
+int ad_node_run(ad_config *cfg, ad_app **apps, size_t napps,
+                const sigset_t *signals, uint64_t watchdog_usec);
+
+// Adds `app` (loaded) to the node and starts it. Returns 0 or EX_SOFTWARE
+// (or EX_OSERR); the application is kept, stopped, either way.
+int ad_node_start_app(ad_node *n, ad_app *app);
+// Stops a running application: its root gets TP_REASON_SHUTDOWN and is
+// waited for, up to the configured shutdown_timeout (then killed).
+// Signals and other applications' exits are handled meanwhile.
+void ad_node_stop_app(ad_node *n, ad_app *app);
+// Sends the service manager "READY=1" and a STATUS line naming the node
+// and its running applications.
+void ad_node_ready(ad_node *n);
+
+// Re-reads the configuration and applies what can change while running
+// (reload.c).
+void ad_node_reload(ad_node *n);
+
+#endif

@@ -1,0 +1,293 @@
+// SPDX-License-Identifier: MIT
+// Applications: loading a module with dlopen, checking its descriptor
+// (include/troupe/app.h), starting its root supervisor and watching it.
+//
+// A watcher actor per running application monitors the root supervisor
+// and, when it exits, writes an ad_event to the node's event pipe, where
+// the main thread (node.c) sees it next to the signals. That is how
+// actord waits for an ordered shutdown to finish without blocking a
+// scheduler thread, and how it notices a root that gave up on its own.
+#include "actord.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum { TAG_PING = 1, TAG_PONG };
+
+// ---- the actors ------------------------------------------------------------
+
+static int
+watch_init(tp_ctx *ctx, void *state, void *arg)
+{
+    ad_watch *w = state;
+    *w = *(const ad_watch *)arg;
+    return tp_monitor(ctx, w->root, NULL); // DOWN at once if already gone
+}
+
+static int
+watch_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)ctx;
+    const ad_watch *w = state;
+    if (msg->tag != TP_TAG_DOWN)
+        return TP_OK;
+    const tp_down_msg *down = msg->data;
+    ad_event ev = {.id = w->id, .reason = down->reason};
+    snprintf(ev.text, sizeof ev.text, "%s", down->text);
+    // One record under PIPE_BUF: written whole or not at all. The pipe is
+    // non-blocking, and it cannot fill: the main thread drains it and
+    // each application writes to it once.
+    ssize_t n;
+    do
+        n = write(w->fd, &ev, sizeof ev);
+    while (n < 0 && errno == EINTR);
+    return TP_STOP;
+}
+
+static const tp_behaviour watcher = {.name = "actord_watch",
+                                     .state_size = sizeof(ad_watch),
+                                     .init = watch_init,
+                                     .handle = watch_handle};
+
+static int
+health_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)state;
+    if (msg->tag == TAG_PING && msg->ref != 0)
+        return tp_reply(ctx, TAG_PONG, NULL, 0);
+    return TP_OK;
+}
+
+static const tp_behaviour health = {.name = "actord_health",
+                                    .handle = health_handle};
+
+int
+ad_health_start(tp_system *sys, tp_pid *out)
+{
+    return tp_spawn(sys, out, &health, NULL, NULL);
+}
+
+int
+ad_health_ping(tp_system *sys, tp_pid pid, int timeout_ms)
+{
+    tp_call_reply reply = {0};
+    int rc = tp_call(sys, pid, TAG_PING, NULL, 0, timeout_ms, &reply);
+    free(reply.data);
+    return rc;
+}
+
+// ---- loading ---------------------------------------------------------------
+
+// The arguments as the module sees them; they point into `conf`.
+static tp_app_arg *
+args_of(const ad_app_conf *conf, tp_app_args *out)
+{
+    tp_app_arg *v = calloc(conf->nargs ? conf->nargs : 1, sizeof *v);
+    if (v == NULL)
+        return NULL;
+    for (size_t i = 0; i < conf->nargs; i++)
+        v[i] = (tp_app_arg){conf->args[i].key, conf->args[i].value};
+    *out = (tp_app_args){.app = conf->name, .v = v, .n = conf->nargs};
+    return v;
+}
+
+// What is wrong with descriptor `d`, or NULL.
+static const char *
+descriptor_problem(const tp_app_descriptor *d, char *why, size_t size)
+{
+    if (d->abi != TP_APP_ABI)
+        snprintf(why, size,
+                 "built for application ABI %u, this actord loads ABI %d",
+                 (unsigned)d->abi, TP_APP_ABI);
+    else if (d->troupe_major != TP_VERSION_MAJOR ||
+             (TP_VERSION_MAJOR == 0 && d->troupe_minor != TP_VERSION_MINOR))
+        snprintf(why, size,
+                 "built against troupe %u.%u, this actord runs troupe %s",
+                 (unsigned)d->troupe_major, (unsigned)d->troupe_minor,
+                 TP_VERSION_STRING);
+    else if (d->start == NULL)
+        snprintf(why, size, "its descriptor has no start function");
+    else
+        return NULL;
+    return why;
+}
+
+// Runs the module's check, if it has one. Returns 0 or EX_CONFIG/EX_OSERR.
+static int
+check_args(ad_app *app, const char *path, ad_diag *diag)
+{
+    if (app->desc->check == NULL)
+        return 0;
+    tp_app_args args;
+    tp_app_arg *v = args_of(app->conf, &args);
+    if (v == NULL)
+        return EX_OSERR;
+    char err[256] = "";
+    int rc = app->desc->check(&args, err, sizeof err);
+    free(v);
+    if (rc == 0)
+        return 0;
+    ad_diag_add(diag, "%s:%d: application %s: %s", path, app->conf->line,
+                app->conf->name, err[0] ? err : tp_strerror(rc));
+    return EX_CONFIG;
+}
+
+int
+ad_app_load(ad_app **out, const ad_app_conf *conf, const char *path,
+            ad_diag *diag)
+{
+    ad_app *app = calloc(1, sizeof *app);
+    if (app == NULL || (app->conf = ad_app_conf_dup(conf)) == NULL) {
+        free(app);
+        return EX_OSERR;
+    }
+    int line = conf->module_line;
+    dlerror();
+    app->handle = dlopen(conf->module, RTLD_NOW | RTLD_LOCAL);
+    if (app->handle == NULL) {
+        ad_diag_add(diag, "%s:%d: application %s: cannot load module: %s",
+                    path, line, conf->name, dlerror());
+        ad_app_free(app);
+        return EX_CONFIG;
+    }
+    app->desc = dlsym(app->handle, TP_APP_SYMBOL);
+    char why[160];
+    int rc = 0;
+    if (app->desc == NULL) {
+        ad_diag_add(diag,
+                    "%s:%d: application %s: %s has no \"%s\" descriptor: "
+                    "not a troupe application module",
+                    path, line, conf->name, conf->module, TP_APP_SYMBOL);
+        rc = EX_CONFIG;
+    } else if (descriptor_problem(app->desc, why, sizeof why) != NULL) {
+        ad_diag_add(diag, "%s:%d: application %s: module %s: %s", path, line,
+                    conf->name, conf->module, why);
+        rc = EX_CONFIG;
+    } else {
+        rc = check_args(app, path, diag);
+    }
+    if (rc != 0) {
+        dlclose(app->handle); // nothing of it has run but constructors
+        app->handle = NULL;
+        ad_app_free(app);
+        return rc;
+    }
+    ad_log(TP_LOG_DEBUG, "module_loaded app=%s module=%s name=%s version=%s",
+           conf->name, AD_Q(conf->module), AD_Q(app->desc->name),
+           AD_Q(app->desc->version ? app->desc->version : "-"));
+    *out = app;
+    return 0;
+}
+
+void
+ad_app_free(ad_app *app)
+{
+    if (app == NULL)
+        return;
+    ad_app_conf_free(app->conf);
+    free(app);
+}
+
+// ---- starting --------------------------------------------------------------
+
+// Starts the root from what `start` returned. Returns 0 or a TP_E* code,
+// with what went wrong in `why`.
+static int
+start_root(ad_app *app, tp_system *sys, const tp_app_root *root, char *why,
+           size_t size)
+{
+    const char *name = app->conf->name;
+    if ((root->spec != NULL) == !tp_pid_is_nil(root->pid)) {
+        snprintf(why, size, "start must set exactly one of spec and pid");
+        if (!tp_pid_is_nil(root->pid))
+            tp_system_exit(sys, root->pid, TP_REASON_SHUTDOWN);
+        return TP_EINVAL;
+    }
+    int rc;
+    if (root->spec != NULL) {
+        rc = tp_sup_start(sys, &app->root, root->spec,
+                          &(tp_spawn_opts){.name = name});
+        if (rc != 0)
+            snprintf(why, size, "the root supervisor did not start");
+        return rc;
+    }
+    app->root = root->pid;
+    tp_pid named;
+    if (tp_whereis(sys, name, &named) == 0 && tp_pid_eq(named, root->pid))
+        return 0;
+    if ((rc = tp_register(sys, name, root->pid)) != 0) {
+        snprintf(why, size, "cannot register the root as %s", name);
+        tp_system_exit(sys, root->pid, TP_REASON_SHUTDOWN);
+    }
+    return rc;
+}
+
+static void
+log_started(ad_app *app, tp_system *sys)
+{
+    char pid[TP_PID_STRLEN], children[32] = "";
+    tp_sup_counts counts;
+    tp_pid_format(app->root, pid, sizeof pid);
+    if (tp_sup_count_children(sys, app->root, &counts, 1000) == 0)
+        snprintf(children, sizeof children, " children=%u", counts.active);
+    ad_log(TP_LOG_INFO, "app_started app=%s root=%s%s module=%s ms=%lld",
+           app->conf->name, pid, children, AD_Q(app->conf->module),
+           (long long)(ad_now_ms() - app->started_ms));
+}
+
+int
+ad_app_start(ad_app *app, tp_system *sys, uint64_t id, int event_fd)
+{
+    const ad_app_conf *conf = app->conf;
+    tp_app_args args;
+    tp_app_arg *v = args_of(conf, &args);
+    if (v == NULL)
+        return EX_OSERR;
+    ad_log(TP_LOG_INFO, "app_starting app=%s module=%s", conf->name,
+           AD_Q(conf->module));
+    app->started_ms = ad_now_ms();
+    app->stopping_ms = 0;
+    tp_app_root root = {0};
+    char err[256] = "";
+    int rc = app->desc->start(sys, &args, &root, err, sizeof err);
+    free(v);
+    if (rc == 0 && (rc = start_root(app, sys, &root, err, sizeof err)) != 0 &&
+        app->desc->stop != NULL)
+        app->desc->stop(root.state);
+    if (rc == 0) {
+        app->state_ptr = root.state;
+        app->watch = (ad_watch){.id = id, .root = app->root, .fd = event_fd};
+        rc = tp_spawn(sys, NULL, &watcher, &app->watch, NULL);
+        if (rc != 0) {
+            snprintf(err, sizeof err, "cannot watch the root supervisor");
+            tp_system_exit(sys, app->root, TP_REASON_KILL);
+            if (app->desc->stop != NULL)
+                app->desc->stop(root.state);
+        }
+    }
+    if (rc != 0) {
+        ad_log(TP_LOG_ERR, "app_start_failed app=%s module=%s error=%s%s%s",
+               conf->name, AD_Q(conf->module), tp_err_name(rc),
+               err[0] ? " reason=" : "", err[0] ? AD_Q(err) : "");
+        app->state = AD_APP_STOPPED;
+        return EX_SOFTWARE;
+    }
+    app->state = AD_APP_RUNNING;
+    log_started(app, sys);
+    return 0;
+}
+
+void
+ad_app_finish(ad_app *app)
+{
+    if (app->state != AD_APP_RUNNING)
+        return;
+    app->state = AD_APP_STOPPED;
+    if (app->desc->stop != NULL)
+        app->desc->stop(app->state_ptr);
+    app->state_ptr = NULL;
+}

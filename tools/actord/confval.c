@@ -1,0 +1,418 @@
+// SPDX-License-Identifier: MIT
+// The values of actord's configuration: one checker per [node] key, each
+// saying what it expected when a value is wrong, and the small string and
+// path helpers the reader uses. Also copies and comparisons of [app]
+// sections, which reload needs.
+#include "confval.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+const char *const ad_node_key_names[AD_NODE_KEYS + 1] = {
+    [AD_KEY_NAME] = "name",
+    [AD_KEY_LISTEN] = "listen",
+    [AD_KEY_SECRET_FILE] = "secret_file",
+    [AD_KEY_THREADS] = "threads",
+    [AD_KEY_CONTROL] = "control",
+    [AD_KEY_METRICS] = "metrics",
+    [AD_KEY_METRICS_ALLOW_REMOTE] = "metrics_allow_remote",
+    [AD_KEY_LOG_LEVEL] = "log_level",
+    [AD_KEY_SHUTDOWN_TIMEOUT] = "shutdown_timeout",
+    [AD_NODE_KEYS] = NULL,
+};
+
+int
+ad_node_key_find(const char *key)
+{
+    for (int k = 0; k < AD_NODE_KEYS; k++)
+        if (strcmp(ad_node_key_names[k], key) == 0)
+            return k;
+    return -1;
+}
+
+// ---- addresses -------------------------------------------------------------
+
+bool
+ad_addr_ok(const char *addr, char *why, size_t size)
+{
+    const char *colon = strrchr(addr, ':');
+    char host[INET_ADDRSTRLEN];
+    struct in_addr in;
+    size_t hl = colon ? (size_t)(colon - addr) : 0;
+    const char *port = colon ? colon + 1 : "";
+    char *end;
+    errno = 0;
+    unsigned long p = strtoul(port, &end, 10);
+    if (colon == NULL || hl == 0 || hl >= sizeof host || *port == 0 ||
+        *end != 0 || port[0] == '-' || port[0] == '+' || errno != 0 ||
+        p > 65535) {
+        snprintf(why, size,
+                 "expected HOST:PORT with a numeric IPv4 address and a port "
+                 "from 0 to 65535, such as 127.0.0.1:4370");
+        return false;
+    }
+    memcpy(host, addr, hl);
+    host[hl] = 0;
+    if (inet_pton(AF_INET, host, &in) != 1) {
+        snprintf(why, size, "\"%s\" is not a numeric IPv4 address", host);
+        return false;
+    }
+    return true;
+}
+
+bool
+ad_addr_is_loopback(const char *addr)
+{
+    return strncmp(addr, "127.", 4) == 0;
+}
+
+// ---- the [node] keys -------------------------------------------------------
+
+static bool
+set_str(char **field, const char *value)
+{
+    char *copy = strdup(value);
+    if (copy == NULL)
+        return false; // the caller sees the field still NULL
+    free(*field);
+    *field = copy;
+    return true;
+}
+
+static void
+set_name(ad_config *c, const char *v, char *why, size_t n)
+{
+    size_t len = strlen(v);
+    if (len > 48 ||
+        strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                  "0123456789_.-") != len)
+        snprintf(why, n, "a node name is 1 to 48 of A-Z a-z 0-9 _ . -");
+    else
+        set_str(&c->name, v);
+}
+
+static void
+set_listen(ad_config *c, const char *v, char *why, size_t n)
+{
+    if (ad_addr_ok(v, why, n))
+        set_str(&c->listen, v);
+}
+
+// The checks tp_node_start makes, made early so that --check finds them.
+static void
+set_secret(ad_config *c, const char *v, const char *dir, char *why, size_t n)
+{
+    char *path = ad_path_resolve(dir, v);
+    struct stat st;
+    if (path == NULL)
+        return;
+    if (stat(path, &st) != 0)
+        snprintf(why, n, "%s", strerror(errno));
+    else if (!S_ISREG(st.st_mode))
+        snprintf(why, n, "not a regular file");
+    else if ((st.st_mode & 077) != 0)
+        snprintf(why, n,
+                 "mode %03o: it must be readable by its owner only (0600 or "
+                 "0400)",
+                 (unsigned)(st.st_mode & 0777));
+    else if (st.st_size < 32 || st.st_size > 4096)
+        snprintf(why, n, "it holds %lld bytes: a secret is 32 to 4096",
+                 (long long)st.st_size);
+    else if (access(path, R_OK) != 0)
+        snprintf(why, n, "%s", strerror(errno));
+    if (why[0] == 0) {
+        free(c->secret_file);
+        c->secret_file = path;
+    } else {
+        free(path);
+    }
+}
+
+static void
+set_threads(ad_config *c, const char *v, char *why, size_t n)
+{
+    char *end;
+    errno = 0;
+    long t = strtol(v, &end, 10);
+    if (strcmp(v, "auto") == 0)
+        c->threads = 0;
+    else if (*end != 0 || errno != 0 || t < 1 || t > 1024)
+        snprintf(why, n, "expected auto or a whole number from 1 to 1024");
+    else
+        c->threads = (unsigned)t;
+}
+
+static void
+set_control(ad_config *c, const char *v, char *why, size_t n)
+{
+    if (strcmp(v, "off") == 0) {
+        free(c->control);
+        c->control = NULL;
+    } else if (v[0] != '/') {
+        snprintf(why, n, "expected off or an absolute path");
+    } else if (strlen(v) >= AD_SUN_PATH_MAX) {
+        snprintf(why, n, "a socket path is at most %d bytes",
+                 AD_SUN_PATH_MAX - 1);
+    } else {
+        set_str(&c->control, v);
+    }
+}
+
+static void
+set_metrics(ad_config *c, const char *v, char *why, size_t n)
+{
+    if (ad_addr_ok(v, why, n))
+        set_str(&c->metrics, v);
+}
+
+static void
+set_bool(bool *field, const char *v, char *why, size_t n)
+{
+    static const char *const yes[] = {"yes", "true", "on", "1"};
+    static const char *const no[] = {"no", "false", "off", "0"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcmp(v, yes[i]) == 0) {
+            *field = true;
+            return;
+        }
+        if (strcmp(v, no[i]) == 0) {
+            *field = false;
+            return;
+        }
+    }
+    snprintf(why, n, "expected yes or no");
+}
+
+static void
+set_log_level(ad_config *c, const char *v, char *why, size_t n)
+{
+    int level = ad_log_level_parse(v);
+    if (level < 0)
+        snprintf(why, n, "expected err, warning, info or debug");
+    else
+        c->log_level = level;
+}
+
+static void
+set_shutdown_timeout(ad_config *c, const char *v, char *why, size_t n)
+{
+    char *end;
+    errno = 0;
+    double s = strtod(v, &end);
+    if (strcmp(v, "infinity") == 0)
+        c->shutdown_timeout_ms = AD_INFINITY;
+    else if (*end != 0 || errno != 0 || !(s >= 0.001 && s <= 86400))
+        snprintf(why, n,
+                 "expected infinity or seconds from 0.001 to 86400 (one day)");
+    else
+        c->shutdown_timeout_ms = (int)lround(s * 1000);
+}
+
+void
+ad_node_key_set(ad_config *c, int k, const char *value, const char *dir,
+                char *why, size_t size)
+{
+    why[0] = 0;
+    switch (k) {
+    case AD_KEY_NAME:
+        set_name(c, value, why, size);
+        break;
+    case AD_KEY_LISTEN:
+        set_listen(c, value, why, size);
+        break;
+    case AD_KEY_SECRET_FILE:
+        set_secret(c, value, dir, why, size);
+        break;
+    case AD_KEY_THREADS:
+        set_threads(c, value, why, size);
+        break;
+    case AD_KEY_CONTROL:
+        set_control(c, value, why, size);
+        break;
+    case AD_KEY_METRICS:
+        set_metrics(c, value, why, size);
+        break;
+    case AD_KEY_METRICS_ALLOW_REMOTE:
+        set_bool(&c->metrics_allow_remote, value, why, size);
+        break;
+    case AD_KEY_LOG_LEVEL:
+        set_log_level(c, value, why, size);
+        break;
+    case AD_KEY_SHUTDOWN_TIMEOUT:
+        set_shutdown_timeout(c, value, why, size);
+        break;
+    }
+}
+
+char *
+ad_control_default(const char *name)
+{
+    const char *rd = getenv("RUNTIME_DIRECTORY");
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    char *path = NULL;
+    int n;
+    // systemd lists several directories separated by ':'; take one only.
+    if (rd != NULL && rd[0] == '/' && strchr(rd, ':') == NULL)
+        n = asprintf(&path, "%s/%s.sock", rd, name);
+    else if (geteuid() == 0)
+        n = asprintf(&path, "/run/troupe/%s.sock", name);
+    else if (xdg != NULL && xdg[0] == '/')
+        n = asprintf(&path, "%s/troupe/%s.sock", xdg, name);
+    else
+        n = asprintf(&path, "/tmp/troupe-%u/%s.sock", (unsigned)geteuid(),
+                     name);
+    return n < 0 ? NULL : path;
+}
+
+// ---- strings and paths -----------------------------------------------------
+
+char *
+ad_trim(char *s)
+{
+    s += strspn(s, " \t\r\n\v\f");
+    size_t n = strlen(s);
+    while (n > 0 && strchr(" \t\r\n\v\f", s[n - 1]) != NULL)
+        s[--n] = 0;
+    return s;
+}
+
+char *
+ad_unquote(const char *s)
+{
+    size_t n = strlen(s);
+    if (n >= 2 && s[0] == '"' && s[n - 1] == '"')
+        return strndup(s + 1, n - 2);
+    return strdup(s);
+}
+
+// Levenshtein distance, for words short enough to be keys.
+static size_t
+distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b), row[64];
+    if (la >= 64 || lb >= 64)
+        return SIZE_MAX;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+const char *
+ad_suggest(const char *word, const char *const *names)
+{
+    const char *best = NULL;
+    size_t best_d = 3; // two edits at most, and fewer than half the word
+    for (size_t i = 0; names[i] != NULL; i++) {
+        size_t d = distance(word, names[i]);
+        if (d < best_d && 2 * d < strlen(names[i])) {
+            best = names[i];
+            best_d = d;
+        }
+    }
+    return best;
+}
+
+char *
+ad_path_resolve(const char *dir, const char *path)
+{
+    char *out = NULL;
+    if (path[0] == '/')
+        return strdup(path);
+    return asprintf(&out, "%s/%s", dir, path) < 0 ? NULL : out;
+}
+
+char *
+ad_config_dir(const char *path)
+{
+    char *copy = strdup(path);
+    if (copy == NULL)
+        return NULL;
+    char *dir = realpath(dirname(copy), NULL);
+    free(copy);
+    return dir;
+}
+
+// ---- [app] sections --------------------------------------------------------
+
+void
+ad_app_conf_clear(ad_app_conf *a)
+{
+    free(a->name);
+    free(a->module);
+    for (size_t i = 0; i < a->nargs; i++) {
+        free(a->args[i].key);
+        free(a->args[i].value);
+    }
+    free(a->args);
+    *a = (ad_app_conf){0};
+}
+
+void
+ad_app_conf_free(ad_app_conf *a)
+{
+    if (a == NULL)
+        return;
+    ad_app_conf_clear(a);
+    free(a);
+}
+
+ad_app_conf *
+ad_app_conf_dup(const ad_app_conf *a)
+{
+    ad_app_conf *d = calloc(1, sizeof *d);
+    if (d == NULL)
+        return NULL;
+    d->line = a->line;
+    d->module_line = a->module_line;
+    d->name = strdup(a->name);
+    d->module = strdup(a->module);
+    d->args = calloc(a->nargs ? a->nargs : 1, sizeof *d->args);
+    bool ok = d->name != NULL && d->module != NULL && d->args != NULL;
+    for (size_t i = 0; ok && i < a->nargs; i++) {
+        ad_kv *kv = &d->args[i];
+        kv->key = strdup(a->args[i].key);
+        kv->value = strdup(a->args[i].value);
+        kv->line = a->args[i].line;
+        d->nargs++;
+        ok = kv->key != NULL && kv->value != NULL;
+    }
+    if (!ok) {
+        ad_app_conf_free(d);
+        return NULL;
+    }
+    return d;
+}
+
+bool
+ad_app_conf_same(const ad_app_conf *a, const ad_app_conf *b)
+{
+    if (strcmp(a->module, b->module) != 0 || a->nargs != b->nargs)
+        return false;
+    for (size_t i = 0; i < a->nargs; i++)
+        if (strcmp(a->args[i].key, b->args[i].key) != 0 ||
+            strcmp(a->args[i].value, b->args[i].value) != 0)
+            return false;
+    return true;
+}

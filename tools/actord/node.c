@@ -1,0 +1,428 @@
+// SPDX-License-Identifier: MIT
+// The node's life: create the system, make it a node, open the control
+// socket and /metrics, start the applications in configuration order, tell
+// systemd it is ready; then wait in one poll() on a signalfd and on the
+// pipe the watcher actors write to. SIGTERM and SIGINT stop the
+// applications in reverse start order, each waited for; SIGHUP reloads
+// (reload.c); a root supervisor that exits on its own stops the node with
+// status 1, as a permanent application does in Erlang/OTP.
+//
+// No signal handler runs here: the signals are blocked in every thread
+// from the start of main() and read from the signalfd by the main thread.
+#include "actord.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+int64_t
+ad_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+// ---- waiting ---------------------------------------------------------------
+
+static void
+on_signal(ad_node *n, int sig)
+{
+    if (sig == SIGHUP) {
+        if (n->stopping)
+            ad_log(TP_LOG_INFO, "reload_ignored signal=SIGHUP stopping=yes");
+        else
+            n->hup = true;
+        return;
+    }
+    const char *name = sig == SIGINT ? "SIGINT" : "SIGTERM";
+    if (n->term_signal == 0) {
+        n->term_signal = sig;
+        ad_log(TP_LOG_INFO, "stop_requested signal=%s", name);
+    } else if (!n->term_again) {
+        n->term_again = true;
+        ad_log(TP_LOG_WARNING,
+               "stop_requested_again signal=%s action=kill_remaining", name);
+    }
+}
+
+static ad_app *
+app_by_id(ad_node *n, uint64_t id)
+{
+    for (size_t i = 0; i < n->napps; i++)
+        if (n->apps[i]->watch.id == id)
+            return n->apps[i];
+    return NULL;
+}
+
+static void
+on_event(ad_node *n, const ad_event *ev)
+{
+    ad_app *app = app_by_id(n, ev->id);
+    if (app == NULL || app->state != AD_APP_RUNNING)
+        return;
+    char why[64];
+    tp_reason_format(ev->reason, why, sizeof why);
+    const char *text = ev->text[0] ? AD_Q(ev->text) : NULL;
+    if (app->stopping_ms != 0) {
+        ad_log(TP_LOG_INFO, "app_stopped app=%s reason=%s ms=%lld",
+               app->conf->name, why,
+               (long long)(ad_now_ms() - app->stopping_ms));
+    } else {
+        // Nobody asked: its supervisor gave up (or was killed).
+        ad_log(TP_LOG_ERR, "app_exited app=%s reason=%s%s%s action=%s",
+               app->conf->name, why, text ? " text=" : "", text ? text : "",
+               n->stopping ? "none" : "stop_node");
+        if (!n->stopping) {
+            n->status = AD_EXIT_APP_DIED;
+            if (n->term_signal == 0)
+                n->term_signal = -1; // stop, not for a signal
+        }
+    }
+    ad_app_finish(app);
+}
+
+// Waits up to `timeout_ms` (-1: no limit) for a signal or a watcher's
+// event and handles what came.
+static void
+wait_once(ad_node *n, int timeout_ms)
+{
+    struct pollfd pfd[2] = {{.fd = n->sigfd, .events = POLLIN},
+                            {.fd = n->event[0], .events = POLLIN}};
+    if (poll(pfd, 2, timeout_ms) < 0) {
+        if (errno != EINTR)
+            ad_log(TP_LOG_ERR, "poll_failed error=%s", AD_Q(strerror(errno)));
+        return;
+    }
+    struct signalfd_siginfo si;
+    while (pfd[0].revents != 0 && read(n->sigfd, &si, sizeof si) == sizeof si)
+        on_signal(n, (int)si.ssi_signo);
+    ad_event ev;
+    while (pfd[1].revents != 0 &&
+           read(n->event[0], &ev, sizeof ev) == sizeof ev)
+        on_event(n, &ev);
+}
+
+// ---- starting and stopping applications ------------------------------------
+
+int
+ad_node_start_app(ad_node *n, ad_app *app)
+{
+    if (n->napps == n->cap) {
+        size_t cap = n->cap ? 2 * n->cap : 8;
+        ad_app **apps = realloc(n->apps, cap * sizeof *apps);
+        if (apps == NULL) {
+            ad_app_free(app);
+            return EX_OSERR;
+        }
+        n->apps = apps;
+        n->cap = cap;
+    }
+    n->apps[n->napps++] = app;
+    ad_notify("STATUS=Starting application %s", app->conf->name);
+    return ad_app_start(app, n->sys, ++n->next_id, n->event[1]);
+}
+
+static void
+kill_root(ad_node *n, ad_app *app, const char *why)
+{
+    char pid[TP_PID_STRLEN];
+    tp_pid_format(app->root, pid, sizeof pid);
+    ad_log(TP_LOG_ERR, "app_killed app=%s root=%s why=%s", app->conf->name,
+           pid, why);
+    tp_system_exit(n->sys, app->root, TP_REASON_KILL);
+}
+
+void
+ad_node_stop_app(ad_node *n, ad_app *app)
+{
+    if (app->state != AD_APP_RUNNING)
+        return;
+    char pid[TP_PID_STRLEN];
+    tp_pid_format(app->root, pid, sizeof pid);
+    ad_log(TP_LOG_INFO, "app_stopping app=%s root=%s", app->conf->name, pid);
+    ad_notify("STATUS=Stopping application %s", app->conf->name);
+    app->stopping_ms = ad_now_ms();
+    bool killed = n->term_again;
+    // A root already gone is reported by its watcher's monitor all the same.
+    tp_system_exit(n->sys, app->root,
+                   killed ? TP_REASON_KILL : TP_REASON_SHUTDOWN);
+    int limit = n->cfg->shutdown_timeout_ms;
+    int64_t deadline = limit == AD_INFINITY ? -1 : app->stopping_ms + limit;
+    while (app->state == AD_APP_RUNNING) {
+        int64_t left = deadline < 0 ? -1 : deadline - ad_now_ms();
+        if (left <= 0 && deadline >= 0) {
+            if (killed) {
+                // A killed actor is gone at once; its DOWN cannot be lost.
+                // Should it be, the system's destruction finishes the job.
+                ad_log(TP_LOG_ERR, "app_stop_unconfirmed app=%s",
+                       app->conf->name);
+                ad_app_finish(app);
+                break;
+            }
+            kill_root(n, app, "shutdown_timeout");
+            killed = true;
+            deadline = ad_now_ms() + 5000;
+            continue;
+        }
+        wait_once(n, left > INT32_MAX ? INT32_MAX : (int)left);
+        if (n->term_again && !killed && app->state == AD_APP_RUNNING) {
+            kill_root(n, app, "second_signal");
+            killed = true;
+            deadline = ad_now_ms() + 5000;
+        }
+    }
+}
+
+// ---- readiness and the watchdog --------------------------------------------
+
+void
+ad_node_ready(ad_node *n)
+{
+    char list[512] = "";
+    size_t len = 0, running = 0;
+    for (size_t i = 0; i < n->napps; i++) {
+        if (n->apps[i]->state != AD_APP_RUNNING)
+            continue;
+        running++;
+        int w = snprintf(list + len, sizeof list - len, "%s%s",
+                         len ? ", " : "", n->apps[i]->conf->name);
+        if (w < 0 || (size_t)w >= sizeof list - len)
+            break;
+        len += (size_t)w;
+    }
+    const char *node = tp_node_name(n->sys);
+    ad_notify("READY=1\nSTATUS=Running: node %s, %zu application%s%s%s%s",
+              node[0] ? node : n->cfg->name, running, running == 1 ? "" : "s",
+              running ? " (" : "", list, running ? ")" : "");
+}
+
+static void
+watchdog(ad_node *n)
+{
+    if (n->watchdog_ms == 0 || ad_now_ms() < n->watchdog_next)
+        return;
+    // Pet the watchdog only when the schedulers still run actors.
+    int wait = (int)(n->watchdog_ms / 2 < 5000 ? n->watchdog_ms / 2 : 5000);
+    int rc = ad_health_ping(n->sys, n->health, wait > 0 ? wait : 1);
+    if (rc == 0)
+        ad_notify("WATCHDOG=1");
+    else
+        ad_log(TP_LOG_WARNING, "watchdog_skipped error=%s", tp_err_name(rc));
+    n->watchdog_next = ad_now_ms() + n->watchdog_ms;
+}
+
+static int
+next_timeout(const ad_node *n)
+{
+    if (n->watchdog_ms == 0)
+        return -1;
+    int64_t left = n->watchdog_next - ad_now_ms();
+    return left < 0 ? 0 : (int)left;
+}
+
+// ---- setting up ------------------------------------------------------------
+
+// The exit status for a failure to bind or create something the
+// configuration names.
+static int
+status_of(int rc)
+{
+    switch (rc) {
+    case TP_EADDRINUSE:
+    case TP_EEXIST:
+        return EX_UNAVAILABLE;
+    case TP_EINVAL:
+    case TP_EPERM:
+    case TP_ENOENT:
+        return EX_CONFIG;
+    default:
+        return EX_OSERR;
+    }
+}
+
+static int
+start_system(ad_node *n)
+{
+    const ad_config *c = n->cfg;
+    tp_config tc = {.threads = c->threads, .log = ad_log_sink};
+    int rc = tp_system_new(&n->sys, &tc);
+    if (rc == 0 && (rc = tp_system_start(n->sys)) != 0)
+        tp_system_destroy(&n->sys);
+    if (rc != 0) {
+        ad_log(TP_LOG_ERR, "system_failed error=%s", tp_err_name(rc));
+        return EX_OSERR;
+    }
+    tp_system_stats st;
+    tp_system_stats_get(n->sys, &st);
+    ad_log(TP_LOG_INFO, "system_started threads=%u", st.threads);
+    if (c->listen == NULL) {
+        ad_log(TP_LOG_INFO, "node name=%s distribution=off", c->name);
+        return 0;
+    }
+    tp_node_config nc = {
+        .name = c->name, .listen = c->listen, .secret_file = c->secret_file};
+    if ((rc = tp_node_start(n->sys, &nc)) != 0) {
+        ad_log(TP_LOG_ERR, "node_failed listen=%s error=%s", c->listen,
+               tp_err_name(rc));
+        return status_of(rc);
+    }
+    ad_log(TP_LOG_INFO, "node_started node=%s incarnation=%u secret=%s",
+           tp_node_name(n->sys), (unsigned)tp_node_incarnation(n->sys),
+           c->secret_file ? "yes" : "no");
+    return 0;
+}
+
+static int
+start_services(ad_node *n)
+{
+    const ad_config *c = n->cfg;
+    int rc;
+    if (c->control != NULL) {
+        if ((rc = tp_control_start(n->sys, c->control)) != 0) {
+            ad_log(TP_LOG_ERR, "control_failed path=%s error=%s",
+                   AD_Q(c->control), tp_err_name(rc));
+            return status_of(rc);
+        }
+        ad_log(TP_LOG_INFO, "control_listening path=%s", AD_Q(c->control));
+    }
+    if (c->metrics != NULL) {
+        uint16_t port = 0;
+        rc = tp_metrics_start(n->sys, c->metrics, c->metrics_allow_remote,
+                              &port);
+        if (rc != 0) {
+            ad_log(TP_LOG_ERR, "metrics_failed addr=%s error=%s", c->metrics,
+                   tp_err_name(rc));
+            return status_of(rc);
+        }
+        ad_log(TP_LOG_INFO, "metrics_listening addr=%.*s:%u",
+               (int)(strrchr(c->metrics, ':') - c->metrics), c->metrics,
+               (unsigned)port);
+    }
+    if ((rc = ad_health_start(n->sys, &n->health)) != 0) {
+        ad_log(TP_LOG_ERR, "health_failed error=%s", tp_err_name(rc));
+        return EX_OSERR;
+    }
+    return 0;
+}
+
+static int
+open_fds(ad_node *n, const sigset_t *signals)
+{
+    n->sigfd = signalfd(-1, signals, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (n->sigfd < 0 || pipe2(n->event, O_CLOEXEC | O_NONBLOCK) != 0) {
+        ad_log(TP_LOG_ERR, "setup_failed error=%s", AD_Q(strerror(errno)));
+        return EX_OSERR;
+    }
+    return 0;
+}
+
+// ---- the whole life
+// ----------------------------------------------------------
+
+static void
+stop_all(ad_node *n)
+{
+    for (size_t i = n->napps; i-- > 0;)
+        ad_node_stop_app(n, n->apps[i]);
+}
+
+static int
+start_all(ad_node *n, ad_app **apps, size_t napps)
+{
+    size_t i = 0;
+    int rc = 0;
+    for (; i < napps && rc == 0; i++)
+        rc = ad_node_start_app(n, apps[i]);
+    for (; i < napps; i++)
+        ad_app_free(apps[i]); // never started
+    return rc;
+}
+
+static void
+run_loop(ad_node *n)
+{
+    while (n->term_signal == 0) {
+        wait_once(n, next_timeout(n));
+        if (n->hup && n->term_signal == 0) {
+            n->hup = false;
+            ad_node_reload(n);
+        }
+        watchdog(n);
+    }
+}
+
+static void
+shut_down(ad_node *n)
+{
+    n->stopping = true;
+    int64_t t0 = ad_now_ms();
+    const char *why = n->term_signal == SIGINT    ? "SIGINT"
+                      : n->term_signal == SIGTERM ? "SIGTERM"
+                                                  : "app_exited";
+    ad_log(TP_LOG_INFO, "stopping reason=%s", why);
+    ad_notify("STOPPING=1\nSTATUS=Stopping (%s)", why);
+    stop_all(n);
+    ad_log(TP_LOG_INFO, "apps_stopped ms=%lld", (long long)(ad_now_ms() - t0));
+}
+
+static void
+tear_down(ad_node *n)
+{
+    tp_system_destroy(&n->sys); // what is left dies; modules stay loaded
+    for (size_t i = 0; i < n->napps; i++)
+        ad_app_free(n->apps[i]);
+    free(n->apps);
+    if (n->sigfd >= 0)
+        close(n->sigfd);
+    for (int i = 0; i < 2; i++)
+        if (n->event[i] >= 0)
+            close(n->event[i]);
+    ad_config_free(n->cfg);
+}
+
+int
+ad_node_run(ad_config *cfg, ad_app **apps, size_t napps,
+            const sigset_t *signals, uint64_t watchdog_usec)
+{
+    ad_node n = {.cfg = cfg, .sigfd = -1, .event = {-1, -1}};
+    n.started_ms = ad_now_ms();
+    if (watchdog_usec != 0) {
+        n.watchdog_ms = (int64_t)(watchdog_usec / 2000);
+        if (n.watchdog_ms == 0)
+            n.watchdog_ms = 1;
+    }
+    int rc = open_fds(&n, signals);
+    if (rc == 0)
+        rc = start_system(&n);
+    if (rc == 0)
+        rc = start_services(&n);
+    if (rc == 0) {
+        rc = start_all(&n, apps, napps);
+        napps = 0;
+    }
+    for (size_t i = 0; i < napps; i++)
+        ad_app_free(apps[i]);
+    free(apps);
+    if (rc == 0) {
+        ad_log(TP_LOG_INFO, "ready ms=%lld",
+               (long long)(ad_now_ms() - n.started_ms));
+        ad_node_ready(&n);
+        run_loop(&n);
+        shut_down(&n);
+        rc = n.status;
+    } else {
+        ad_notify("STATUS=Failed to start (exit status %d)", rc);
+        n.stopping = true;
+        stop_all(&n); // those that started, in reverse order
+    }
+    tear_down(&n);
+    ad_log(rc == 0 ? TP_LOG_INFO : TP_LOG_ERR, "stopped status=%d", rc);
+    return rc;
+}
