@@ -1,8 +1,8 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # Installs what building and testing troupe needs, when it is missing:
-# a C compiler, make, pkg-config, libev, msgpack-c, OpenSSL's libcrypto
-# and Check. Uses apt-get,
+# a C compiler, make, pkg-config, libev, msgpack-c, OpenSSL's libcrypto,
+# Check and libinih (actord's configuration). Uses apt-get,
 # through sudo when not root. Does nothing when everything is present.
 set -eu
 
@@ -14,8 +14,9 @@ if command -v pkg-config >/dev/null 2>&1; then
         missing="$missing libmsgpack-dev"
     pkg-config --exists check || missing="$missing check"
     pkg-config --exists libcrypto || missing="$missing libssl-dev"
+    pkg-config --exists inih || missing="$missing libinih-dev"
 else
-    missing="$missing libmsgpack-dev check libssl-dev"
+    missing="$missing libmsgpack-dev check libssl-dev libinih-dev"
 fi
 [ -e /usr/include/ev.h ] || [ -e /usr/local/include/ev.h ] ||
     missing="$missing libev-dev"
