@@ -27,7 +27,7 @@ map_slot(uint64_t key, uint32_t cap)
 bool
 tp__map_get(const tp__map *m, uint64_t key, uint64_t *val)
 {
-    if (m->cap == 0)
+    if (m->cap == 0 || key == MAP_EMPTY || key == MAP_GONE)
         return false;
     for (uint32_t i = map_slot(key, m->cap);; i = (i + 1) & (m->cap - 1)) {
         if (m->keys[i] == key) {
@@ -76,6 +76,10 @@ map_grow(tp__map *m)
 int
 tp__map_put(tp__map *m, uint64_t key, uint64_t val)
 {
+    // The two marker keys would corrupt the table (and a later lookup of
+    // a missing key could then loop forever): never store them.
+    if (key == MAP_EMPTY || key == MAP_GONE)
+        return TP_EINVAL;
     if ((m->used + 1) * 4 > m->cap * 3) {
         int rc = map_grow(m);
         if (rc != 0)
@@ -105,7 +109,7 @@ tp__map_put(tp__map *m, uint64_t key, uint64_t val)
 bool
 tp__map_del(tp__map *m, uint64_t key, uint64_t *val)
 {
-    if (m->cap == 0)
+    if (m->cap == 0 || key == MAP_EMPTY || key == MAP_GONE)
         return false;
     for (uint32_t i = map_slot(key, m->cap);; i = (i + 1) & (m->cap - 1)) {
         if (m->keys[i] == key) {

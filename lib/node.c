@@ -287,8 +287,8 @@ parse_addr(const char *s, struct sockaddr_in *sa, bool any_port)
     memcpy(host, s, (size_t)(colon - s));
     host[colon - s] = 0;
     const char *p = colon + 1;
-    if (*p == 0 || strlen(p) > 5)
-        return TP_EINVAL;
+    if (*p == 0 || strlen(p) > 5 || (p[0] == '0' && p[1] != 0))
+        return TP_EINVAL; // one spelling per port: no leading zeros
     unsigned long port = 0;
     for (; *p; p++) {
         if (*p < '0' || *p > '9')
@@ -702,7 +702,9 @@ tp__node_route(tp_system *sys, tp_actor *self, tp_pid to, tp__msg *m, int mode)
     int rc = enqueue(p, self, f, mode);
     if (rc == TP_ENOTCONN && m->kind != TP__MSG_USER) {
         answer_lost(sys, m->kind, m->pub.from, to, f->pub.ref);
-        rc = 0;
+        tp__msg_free(f); // never queued
+        tp__msg_free(m);
+        return 0;
     }
     if (rc != 0) {
         tp__msg_free(f);
@@ -1131,6 +1133,17 @@ conn_attach(conn *c, bool accept)
         conn_close(c, "too many peers", true);
         return false;
     }
+    // Its pids need a node-table index: a table full of incarnations (a
+    // peer that restarted 65,535 times) refuses the connection rather
+    // than let its pids pass for local ones.
+    pthread_mutex_lock(&n->lock);
+    uint16_t idx = ent_get_locked(n, p, c->peer_inc);
+    pthread_mutex_unlock(&n->lock);
+    if (idx == 0) {
+        conn_refuse(c, "node table full");
+        conn_close(c, "node table full", true);
+        return false;
+    }
     conn *old = p->conn;
     if (old != NULL && old != c) {
         uint32_t inc = atomic_load_explicit(&p->inc, memory_order_relaxed);
@@ -1164,9 +1177,6 @@ conn_attach(conn *c, bool accept)
     ev_timer_stop(n->loop, &p->backoff);
     unauth_release(c);
     uint32_t prev = atomic_load_explicit(&p->inc, memory_order_relaxed);
-    pthread_mutex_lock(&n->lock);
-    uint16_t idx = ent_get_locked(n, p, c->peer_inc);
-    pthread_mutex_unlock(&n->lock);
     atomic_store_explicit(&p->idx, idx, memory_order_release);
     atomic_store_explicit(&p->inc, c->peer_inc, memory_order_release);
     if (prev != 0 && prev != c->peer_inc) {
@@ -1268,6 +1278,9 @@ handle_signal_frame(conn *c, const tp__frame *f)
     if (f->to_inc != n->inc)
         return; // an earlier life of this node: nothing there any more
     tp_pid to = {f->to}, from = from_remote(p, f->from);
+    // Only an exit signal sent from outside any actor has no sender.
+    if (f->from == 0 && (f->type != TP__F_EXIT || f->linked))
+        return;
     uint16_t idx = atomic_load_explicit(&p->idx, memory_order_relaxed);
     int rc;
     switch (f->type) {

@@ -503,6 +503,8 @@ tp__wire_decode(const uint8_t *p, size_t n, tp__frame *f)
     case TP__F_CHALLENGE:
         f->vsn = (uint32_t)rd_uint(&c, UINT32_MAX);
         f->name = rd_bytes(&c, false, TP__WIRE_NODE_MAX, &f->name_len);
+        if (!c.err && memchr(f->name, 0, f->name_len) != NULL)
+            c.err = TP__W_BAD_FIELD; // names are text: no NUL inside
         f->inc = (uint32_t)rd_uint(&c, UINT32_MAX);
         f->nonce = rd_fixed_bin(&c, TP__WIRE_NONCE);
         if (f->type == TP__F_CHALLENGE)
@@ -527,7 +529,8 @@ tp__wire_decode(const uint8_t *p, size_t n, tp__frame *f)
             f->to = rd_uint(&c, PID_MAX);
         } else {
             f->name = rd_bytes(&c, false, TP_NAME_MAX_WIRE - 1, &f->name_len);
-            if (!c.err && f->name_len == 0)
+            if (!c.err && (f->name_len == 0 ||
+                           memchr(f->name, 0, f->name_len) != NULL))
                 c.err = TP__W_BAD_FIELD;
         }
         f->from = rd_uint(&c, PID_MAX);

@@ -517,6 +517,48 @@ START_TEST(test_names)
 }
 END_TEST
 
+// Nil pids and zero refs are never keys of an actor's tables: unlinking
+// nil or demonitoring 0 again and again must not wear the table out (it
+// once turned slots into tombstones until a lookup looped forever).
+static _Atomic long marker_ok;
+
+static int
+marker_init(tp_ctx *ctx, void *state, void *arg)
+{
+    (void)state;
+    tp_pid other = *(const tp_pid *)arg;
+    if (tp_link(ctx, other) != 0)
+        return TP_EINVAL;
+    for (int i = 0; i < 64; i++)
+        if (tp_unlink(ctx, TP_PID_NIL) != 0 || tp_demonitor(ctx, 0) != 0)
+            return TP_EINVAL;
+    if (tp_unlink(ctx, other) != 0 || tp_link(ctx, other) != 0)
+        return TP_EINVAL;
+    atomic_store(&marker_ok, 1);
+    return 0;
+}
+
+static int
+marker_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)ctx;
+    (void)state;
+    (void)msg;
+    return TP_OK;
+}
+
+static const tp_behaviour marker_b = {
+    .name = "marker", .init = marker_init, .handle = marker_handle};
+
+START_TEST(test_marker_keys)
+{
+    tp_pid other = spawn_probe(0), m;
+    marker_ok = 0;
+    ck_assert_int_eq(tp_spawn(the_sys, &m, &marker_b, &other, NULL), 0);
+    ck_assert_int_eq(atomic_load(&marker_ok), 1);
+}
+END_TEST
+
 Suite *
 link_suite(void)
 {
@@ -536,6 +578,7 @@ link_suite(void)
     tcase_add_test(tc, test_link_to_dead_and_bad_args);
     tcase_add_test(tc, test_spawn_link);
     tcase_add_test(tc, test_names);
+    tcase_add_test(tc, test_marker_keys);
     suite_add_tcase(s, tc);
     return s;
 }

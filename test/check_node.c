@@ -828,6 +828,7 @@ START_TEST(secret_file_checks)
     ck_assert_int_eq(tp_node_name_check(tp_node_name(sys)), 0);
     ck_assert_int_eq(tp_node_connect(sys, "nobody", 0), TP_EINVAL);
     ck_assert_int_eq(tp_node_connect(sys, "x@1.2.3.4:0", 0), TP_EINVAL);
+    ck_assert_int_eq(tp_node_connect(sys, "x@127.0.0.1:05", 0), TP_EINVAL);
     tp_system_destroy(&sys);
     tpn_teardown();
 }

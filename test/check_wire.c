@@ -352,13 +352,17 @@ START_TEST(bad_node_name_refused)
     hello_refused(1, name, strlen(name), 1, "bad node name");
     // A good name with incarnation 0, which no node draws.
     hello_refused(1, "mallory@127.0.0.1:5", 19, 0, "bad node name");
-    // A NUL inside the name.
-    hello_refused(1, "mallory\0@127.0.0.1:5", 20, 1, "bad node name");
-    // Past 127 bytes the frame itself is malformed.
-    char longer[160];
-    memset(longer, 'a', sizeof longer);
+    // A NUL inside the name, or past 127 bytes: the frame itself is
+    // malformed (names are text).
     uint8_t na[TPW_NONCE] = {0};
     tpw_bytes env = {.len = 0}, fr = {.len = 0};
+    tpw_env_hello(&env, TPW_F_HELLO, 1, "ok@127.0.0.1:5\0junk", 19, 1, na,
+                  NULL);
+    tpw_put_frame(&fr, env.p, env.len);
+    rejected_raw(false, &fr);
+    env.len = fr.len = 0;
+    char longer[160];
+    memset(longer, 'a', sizeof longer);
     tpw_env_hello(&env, TPW_F_HELLO, 1, longer, 128, 1, na, NULL);
     tpw_put_frame(&fr, env.p, env.len);
     rejected_raw(false, &fr);
