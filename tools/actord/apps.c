@@ -226,13 +226,15 @@ start_root(ad_app *app, tp_system *sys, const tp_app_root *root, char *why,
     return rc;
 }
 
+// Logs the start; counts the children of a root started from a spec (a
+// root the module spawned might be no supervisor and never answer).
 static void
-log_started(ad_app *app, tp_system *sys)
+log_started(ad_app *app, tp_system *sys, bool from_spec)
 {
     char pid[TP_PID_STRLEN], children[32] = "";
     tp_sup_counts counts;
     tp_pid_format(app->root, pid, sizeof pid);
-    if (tp_sup_count_children(sys, app->root, &counts, 1000) == 0)
+    if (from_spec && tp_sup_count_children(sys, app->root, &counts, 1000) == 0)
         snprintf(children, sizeof children, " children=%u", counts.active);
     ad_log(TP_LOG_INFO, "app_started app=%s root=%s%s module=%s ms=%lld",
            app->conf->name, pid, children, AD_Q(app->conf->module),
@@ -277,7 +279,7 @@ ad_app_start(ad_app *app, tp_system *sys, uint64_t id, int event_fd)
         return EX_SOFTWARE;
     }
     app->state = AD_APP_RUNNING;
-    log_started(app, sys);
+    log_started(app, sys, root.spec != NULL);
     return 0;
 }
 

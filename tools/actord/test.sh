@@ -1,0 +1,427 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# actord against itself: real actord processes started on temporary
+# configurations. Configurations with mistakes must exit 78 naming the
+# file and line; modules that cannot load or start must exit 78 or 70 and
+# leave nothing running; a good module's tree must start, systemd's notify
+# socket (test/sdnotify stands in for it) must hear READY=1, SIGHUP must
+# apply log_level and start and stop applications, SIGTERM must stop the
+# applications and their children in reverse order and exit 0, and a root
+# supervisor that dies must take the node down with status 1. Every wait
+# is bounded and waits for a condition (a log line, a file).
+#
+#   sh tools/actord/test.sh BUILD_DIR      (make check runs it)
+set -u
+build=$(cd "${1:?usage: test.sh BUILD_DIR}" && pwd)
+actord=$build/bin/actord
+actorctl=$build/bin/actorctl
+tools=$build/test/actord
+tmp=$(mktemp -d)
+failures=0
+checks=0
+began=$(date +%s)
+pid=""
+notify_pid=""
+
+export LC_ALL=C
+unset NOTIFY_SOCKET WATCHDOG_USEC WATCHDOG_PID RUNTIME_DIRECTORY
+
+cleanup() {
+    for p in $pid $notify_pid; do
+        kill -KILL "$p" 2>/dev/null
+    done
+    wait 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+fail() {
+    printf "actord test: FAIL: %s\n" "$*" >&2
+    failures=$((failures + 1))
+}
+
+# has FILE PATTERN WHAT: a line of FILE matches the basic regex PATTERN.
+has() {
+    checks=$((checks + 1))
+    grep -q -- "$2" "$1" || {
+        fail "$3: no line matches '$2' in:"
+        sed 's/^/    /' "$1" >&2
+    }
+}
+
+# lacks FILE PATTERN WHAT: no line of FILE matches PATTERN.
+lacks() {
+    checks=$((checks + 1))
+    ! grep -q -- "$2" "$1" || fail "$3: a line matches '$2'"
+}
+
+# eventually COMMAND...: retries COMMAND until it succeeds, for 10 s.
+eventually() {
+    n=0
+    until "$@"; do
+        n=$((n + 1))
+        [ $n -lt 200 ] || return 1
+        sleep 0.05
+    done
+}
+
+# wait_log PATTERN WHAT: waits until the node's log has a matching line.
+wait_log() {
+    checks=$((checks + 1))
+    eventually grep -q -- "$1" "$tmp/log" || {
+        fail "$2: no '$1' in the log within 10 s:"
+        sed 's/^/    /' "$tmp/log" >&2
+    }
+}
+
+# The line numbers at which PATTERN matches in the log, space-separated.
+lines_of() {
+    grep -n -- "$1" "$tmp/log" | cut -d: -f1 | tr '\n' ' '
+}
+
+# before A B WHAT: the first line matching A comes before the first
+# matching B.
+before() {
+    checks=$((checks + 1))
+    a=$(lines_of "$1" | cut -d' ' -f1)
+    b=$(lines_of "$2" | cut -d' ' -f1)
+    if [ -z "$a" ] || [ -z "$b" ] || [ "$a" -ge "$b" ]; then
+        fail "$3: '$1' (line ${a:-none}) not before '$2' (line ${b:-none})"
+        sed 's/^/    /' "$tmp/log" >&2
+    fi
+}
+
+# expect STATUS WHAT COMMAND...: runs COMMAND (output in $tmp/out and
+# $tmp/err) and checks its exit status.
+expect() {
+    want=$1 what=$2
+    shift 2
+    checks=$((checks + 1))
+    "$@" >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    [ "$rc" = "$want" ] ||
+        fail "$what: exit $rc, expected $want; stderr: $(cat "$tmp/err")"
+}
+
+# conf NAME: writes stdin to $tmp/NAME.conf, after a [node] header with
+# the name and control socket every node here uses unless told otherwise.
+conf() {
+    {
+        printf '[node]\nname = alpha\ncontrol = %s\n' "$tmp/run/alpha.sock"
+        cat
+    } >"$tmp/$1.conf"
+}
+
+# start CONF: starts actord on CONF in the background (log in $tmp/log)
+# and waits until it is ready.
+start() {
+    rm -f "$tmp/log" # not to find the last node's lines
+    timeout --foreground 60 "$actord" --config "$tmp/$1.conf" 2>"$tmp/log" &
+    pid=$!
+    wait_log 'actord: ready ' "$1: start"
+}
+
+# finish WHAT STATUS: waits for the node to exit and checks its status.
+finish() {
+    wait "$pid"
+    rc=$?
+    pid=""
+    checks=$((checks + 1))
+    [ "$rc" = "$2" ] || {
+        fail "$1: exit $rc, expected $2; log:"
+        sed 's/^/    /' "$tmp/log" >&2
+    }
+}
+
+mkdir -m 700 "$tmp/run"
+app=$tools/testapp.so
+
+# ---- the command line -----------------------------------------------------
+
+expect 0 "--version" "$actord" --version
+has "$tmp/out" '^actord [0-9]*\.[0-9]*\.[0-9]* (troupe .*, application ABI [0-9]*)$' \
+    "--version"
+expect 0 "--help" "$actord" --help
+has "$tmp/out" '^Usage: actord --config FILE' "--help"
+expect 64 "no configuration" "$actord"
+has "$tmp/err" 'actord: no configuration' "no configuration"
+expect 64 "an unknown option" "$actord" --frobnicate
+expect 64 "--config without a value" "$actord" --config
+expect 64 "a stray argument" "$actord" -c x.conf extra
+expect 78 "a missing file" "$actord" --config "$tmp/missing.conf"
+has "$tmp/err" "missing.conf: No such file or directory" "a missing file"
+
+# ---- configurations with one mistake each ---------------------------------
+
+# bad NAME LINE REASON: $tmp/NAME.conf (from stdin) must be refused with
+# status 78 and "NAME.conf:LINE: REASON", by --check and by a real start.
+bad() {
+    cat >"$tmp/$1.conf"
+    expect 78 "$1 (--check)" "$actord" --check -c "$tmp/$1.conf"
+    has "$tmp/err" "^$tmp/$1.conf:$2: $3" "$1 (--check)"
+    expect 78 "$1" "$actord" -c "$tmp/$1.conf"
+    has "$tmp/err" "^<3>actord: $tmp/$1.conf:$2: $3" "$1"
+}
+
+printf '[node]\nname = alpha\nthraeds = 2\n' |
+    bad typo 3 'unknown key "thraeds" in \[node\] (did you mean "threads"?)'
+printf '[node]\nname = alpha\nthreads = many\n' |
+    bad threads 3 'invalid threads "many": expected auto or a whole number'
+printf '[node]\nname = alpha\nlog_level = verbose\n' |
+    bad level 3 'invalid log_level "verbose": expected err, warning, info'
+printf '[node]\nname = alpha\nlisten = localhost:4370\n' |
+    bad listen 3 'invalid listen "localhost:4370": "localhost" is not a numeric'
+printf '[node]\nname = alpha\nlisten = 127.0.0.1:70000\n' |
+    bad port 3 'invalid listen "127.0.0.1:70000": expected HOST:PORT'
+printf '[node]\nname = alpha\nlisten = 0.0.0.0:4370\n' |
+    bad open 3 'listening on 0.0.0.0:4370 needs secret_file'
+printf '[node]\nname = alpha\nmetrics = 127.0.0.1\n' |
+    bad metrics 3 'invalid metrics "127.0.0.1": expected HOST:PORT'
+printf '[node]\nname = alpha\ncontrol = run/alpha.sock\n' |
+    bad control 3 'invalid control "run/alpha.sock": expected off or an absolute'
+printf '[node]\nname = alpha\nshutdown_timeout = soon\n' |
+    bad timeout 3 'invalid shutdown_timeout "soon"'
+printf '[node]\nname = al/pha\n' |
+    bad name 2 'invalid name "al/pha"'
+printf '; no name\n[node]\nthreads = 2\n' |
+    bad noname 2 '\[node\] has no name'
+printf 'threads = 2\n' | bad nonode 1 'key "threads" outside any section'
+printf '[node]\nname = alpha\n[nodes]\n' |
+    bad section 3 'unknown section \[nodes\] (did you mean \[node\]?)'
+printf '[node]\nname = alpha\nname = beta\n' |
+    bad dupkey 3 'duplicate key "name" in \[node\] (first at line 2)'
+printf '[node]\nname = alpha\n[app a]\nmodule = %s\n\n[app a]\nmodule = %s\n' \
+    "$app" "$app" | bad dupapp 6 'duplicate application "a" (first at line 3)'
+printf '[node]\nname = alpha\n[app]\n' | bad noapp 3 '\[app\] needs a name'
+printf '[node]\nname = alpha\n[app a]\nworkers = 2\n' |
+    bad nomodule 3 '\[app a\] has no module'
+printf '[node]\nname = alpha\nthreads 2\n' |
+    bad syntax 3 'expected "key = value" or "\[section\]"'
+printf '[node]\nname = alpha\n[app a]\nmodule = %s\nfail = check\n' "$app" |
+    bad check 3 'application a: fail = check: refusing as asked'
+printf '[node]\nname = alpha\n[app a]\nmodule = %s\ncolour = blue\n' "$app" |
+    bad arg 3 'application a: unknown argument "colour"'
+printf 'a secret of more than thirty-two bytes\n' >"$tmp/secret"
+chmod 644 "$tmp/secret"
+printf '[node]\nname = alpha\nlisten = 127.0.0.1:0\nsecret_file = secret\n' |
+    bad secret 4 'invalid secret_file "secret": mode 644'
+
+# Several mistakes: every one reported, in line order.
+printf '[node]\nname = alpha\nthreads = 0\nbogus = 1\nlog_level = loud\n' >"$tmp/many.conf"
+expect 78 "several mistakes" "$actord" --check -c "$tmp/many.conf"
+checks=$((checks + 1))
+[ "$(cut -d: -f2 "$tmp/err" | tr '\n' ' ')" = "3 4 5 " ] ||
+    fail "several mistakes: expected lines 3 4 5, got: $(cat "$tmp/err")"
+
+# A good one, with comments, blanks, quotes and indentation.
+chmod 600 "$tmp/secret"
+cat >"$tmp/good.conf" <<EOF
+# actord test node
+[node]
+    name = alpha ; inline comment
+    listen = 127.0.0.1:0
+    secret_file = secret
+    threads = 2
+    control = "$tmp/run/alpha.sock"
+    log_level = debug
+
+[app first]
+module = $app
+workers = 3
+EOF
+expect 0 "a good configuration (--check)" "$actord" --check -c "$tmp/good.conf"
+has "$tmp/out" 'configuration valid: node alpha, 1 application$' \
+    "a good configuration (--check)"
+checks=$((checks + 1))
+[ ! -e "$tmp/run/alpha.sock" ] || fail "--check opened the control socket"
+
+# ---- modules that do not load or do not start -----------------------------
+
+printf '[app a]\nmodule = %s\n' "$tmp/none.so" | conf nofile
+expect 78 "a module that does not exist" "$actord" -c "$tmp/nofile.conf"
+has "$tmp/err" "nofile.conf:5: application a: cannot load module: .*none.so" \
+    "a module that does not exist"
+printf '[app a]\nmodule = %s\n' "$tools/nodesc.so" | conf nodesc
+expect 78 "a module without a descriptor" "$actord" -c "$tmp/nodesc.conf"
+has "$tmp/err" 'nodesc.conf:5: application a: .*nodesc.so has no "tp_app" descriptor' \
+    "a module without a descriptor"
+printf '[app a]\nmodule = %s\n' "$tools/badabi.so" | conf badabi
+expect 78 "a module of another ABI" "$actord" -c "$tmp/badabi.conf"
+has "$tmp/err" 'badabi.conf:5: application a: .*built for application ABI 99' \
+    "a module of another ABI"
+
+# fail_start WHAT: the second application fails to start (fail = WHAT);
+# the first, started, must be stopped, and the node exit 70.
+fail_start() {
+    printf '[app first]\nmodule = %s\n[app second]\nmodule = %s\nfail = %s\n' \
+        "$app" "$app" "$1" | conf "fail$1"
+    expect 70 "fail = $1" timeout --foreground 60 "$actord" -c "$tmp/fail$1.conf"
+    cp "$tmp/err" "$tmp/log"
+    has "$tmp/log" "app_start_failed app=second .*error=TP_EINVAL" "fail = $1"
+    before 'app_started app=first' 'app_start_failed app=second' "fail = $1"
+    before 'app_start_failed app=second' 'app_stopped app=first' "fail = $1"
+    has "$tmp/log" 'stopped status=70' "fail = $1"
+    checks=$((checks + 1))
+    [ ! -e "$tmp/run/alpha.sock" ] || fail "fail = $1: the control socket stayed"
+}
+fail_start start
+fail_start init
+has "$tmp/log" 'supervisor: start_error child=w3' "fail = init"
+
+# ---- a node that runs: readiness, reload, ordered shutdown ----------------
+
+rm -f "$tmp/notified"
+"$tools/sdnotify" "$tmp/notify" 60 >"$tmp/notified" &
+notify_pid=$!
+eventually grep -q '^bound$' "$tmp/notified" || fail "sdnotify did not bind"
+export NOTIFY_SOCKET="$tmp/notify"
+
+# ready COUNT WHAT: waits until the notify socket has had COUNT READY=1.
+ready_seen() {
+    [ "$(grep -c 'READY=1' "$tmp/notified")" -ge "$1" ]
+}
+ready() {
+    checks=$((checks + 1))
+    eventually ready_seen "$1" ||
+        fail "$2: READY=1 not received $1 times: $(cat "$tmp/notified")"
+}
+
+printf '[app first]\nmodule = %s\nworkers = 3\n' "$app" | conf run
+start run
+ready 1 "start"
+has "$tmp/notified" '^READY=1|STATUS=Running: node alpha, 1 application (first)$' \
+    "READY=1 with a status"
+has "$tmp/log" '^<6>actord: app_started app=first root=<0\.[0-9]*\.[0-9]*> children=3 ' \
+    "the tree started"
+lacks "$tmp/log" '^<7>' "log_level info hides debug lines"
+if [ -x "$actorctl" ]; then
+    expect 0 "actorctl tree" "$actorctl" --socket "$tmp/run/alpha.sock" tree
+    has "$tmp/out" '^<0\.[0-9]*\.[0-9]*> first  *supervisor ' "the root in the tree"
+    checks=$((checks + 1))
+    [ "$(grep -c 'testapp_worker' "$tmp/out")" = 3 ] ||
+        fail "actorctl tree: not 3 workers: $(cat "$tmp/out")"
+fi
+
+# SIGHUP: log_level and a second application apply at once.
+printf 'log_level = debug\n[app first]\nmodule = %s\nworkers = 3\n[app second]\nmodule = %s\nworkers = 2\n' \
+    "$app" "$app" | conf run
+kill -HUP "$pid"
+ready 2 "reload"
+has "$tmp/log" 'reload_applied key=log_level old=info new=debug' "reload: log_level"
+has "$tmp/log" '^<7>actord: module_loaded app=second' "reload: debug lines shown"
+has "$tmp/log" 'app_started app=second root=.* children=2' "reload: a new application"
+has "$tmp/notified" 'RELOADING=1|MONOTONIC_USEC=[0-9]*|STATUS=Reloading' \
+    "reload: RELOADING=1"
+has "$tmp/notified" 'STATUS=Running: node alpha, 2 applications (first, second)$' \
+    "reload: the status names both applications"
+
+# What needs a restart is reported and kept; a bad file changes nothing.
+printf 'threads = 3\n[app first]\nmodule = %s\nworkers = 4\n[app second]\nmodule = %s\nworkers = 2\n' \
+    "$app" "$app" | conf run
+kill -HUP "$pid"
+ready 3 "reload needing a restart"
+has "$tmp/log" 'reload_needs_restart key=threads running=.* new=3' \
+    "reload: threads needs a restart"
+has "$tmp/log" 'reload_needs_restart app=first what=module_or_arguments' \
+    "reload: changed arguments need a restart"
+has "$tmp/log" 'reload_applied key=log_level old=debug new=info' \
+    "reload: log_level back to info"
+printf 'thraeds = 3\n' | conf run
+kill -HUP "$pid"
+ready 4 "a bad reload"
+has "$tmp/log" "run.conf:4: unknown key \"thraeds\" in \\[node\\]" "a bad reload"
+has "$tmp/log" 'reload_failed errors=1 action=keep_running' "a bad reload"
+
+# SIGTERM: the applications stop last first, each tree last child first.
+root=$(sed -n 's/.*app_started app=first root=\(<[0-9.]*>\) .*/\1/p' "$tmp/log")
+kill -TERM "$pid"
+finish "SIGTERM" 0
+has "$tmp/notified" '^STOPPING=1' "STOPPING=1"
+before 'stopping reason=SIGTERM' 'app_stopping app=second' "shutdown order"
+before 'app_stopping app=second' 'app_stopped app=second' "shutdown order"
+before 'app_stopped app=second' 'app_stopping app=first' "shutdown order"
+sup="supervisor $root: child_stopped"
+before 'app_stopping app=first' "$sup child=w3 " "shutdown order"
+before "$sup child=w3 " "$sup child=w2 " "shutdown order"
+before "$sup child=w2 " "$sup child=w1 " "shutdown order"
+before "$sup child=w1 " 'app_stopped app=first reason=shutdown' \
+    "shutdown order"
+before 'app_stopped app=first' 'testapp: stop app=first' "the module's stop"
+has "$tmp/log" 'stopped status=0$' "SIGTERM"
+checks=$((checks + 1))
+[ ! -e "$tmp/run/alpha.sock" ] || fail "SIGTERM: the control socket stayed"
+
+# ---- applications removed by reload, roots that die, SIGINT ----------------
+
+printf '[app first]\nmodule = %s\n[app second]\nmodule = %s\n' "$app" "$app" |
+    conf two
+start two
+printf '[app first]\nmodule = %s\n' "$app" | conf two
+kill -HUP "$pid"
+wait_log 'reloaded applied=1 ' "reload removing an application"
+before 'reload_app_removed app=second' 'app_stopped app=second reason=shutdown' \
+    "reload removing an application"
+lacks "$tmp/log" 'app_stopping app=first' "reload removing an application"
+kill -INT "$pid"
+finish "SIGINT" 0
+has "$tmp/log" 'stopping reason=SIGINT' "SIGINT"
+
+if [ -x "$actorctl" ]; then
+    printf '[app first]\nmodule = %s\n[app second]\nmodule = %s\n' "$app" "$app" |
+        conf dies
+    start dies
+    "$actorctl" --socket "$tmp/run/alpha.sock" kill second >/dev/null 2>&1 ||
+        fail "actorctl kill second"
+    finish "a root that dies" 1
+    has "$tmp/log" 'app_exited app=second reason=killed action=stop_node' \
+        "a root that dies"
+    has "$tmp/log" 'app_stopped app=first reason=shutdown' "a root that dies"
+    has "$tmp/log" 'stopped status=1$' "a root that dies"
+fi
+
+# A root that ignores the shutdown signal is killed after shutdown_timeout;
+# the notify socket in the abstract namespace is served as well.
+abstract="@troupe-actord-test-$$"
+kill "$notify_pid"
+wait "$notify_pid" 2>/dev/null
+rm -f "$tmp/notified"
+"$tools/sdnotify" "$abstract" 60 >"$tmp/notified" &
+notify_pid=$!
+eventually grep -q '^bound$' "$tmp/notified" || fail "sdnotify did not bind"
+export NOTIFY_SOCKET="$abstract"
+printf 'shutdown_timeout = 0.2\n[app stubborn]\nmodule = %s\nroot = stubborn\n' \
+    "$app" | conf stubborn
+rm -f "$tmp/log"
+timeout --foreground 60 "$actord" --config "$tmp/stubborn.conf" 2>"$tmp/log" &
+pid=$!
+ready 1 "an abstract notify socket"
+kill -TERM "$pid"
+finish "a stubborn root" 0
+has "$tmp/log" 'app_killed app=stubborn root=.* why=shutdown_timeout' \
+    "a stubborn root"
+has "$tmp/log" 'app_stopped app=stubborn reason=killed' "a stubborn root"
+unset NOTIFY_SOCKET
+
+# ---- addresses and sockets already taken ----------------------------------
+
+printf 'listen = 127.0.0.1:0\n[app first]\nmodule = %s\n' "$app" | conf listen
+start listen
+port=$(sed -n 's/.*node_started node=alpha@127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$tmp/log")
+cp "$tmp/log" "$tmp/log.first"
+expect 69 "a control socket in use" "$actord" -c "$tmp/listen.conf"
+has "$tmp/err" 'control_failed path=.* error=TP_EEXIST' "a control socket in use"
+printf '[node]\nname = beta\ncontrol = %s\nlisten = 127.0.0.1:%s\n' \
+    "$tmp/run/beta.sock" "$port" >"$tmp/beta.conf"
+expect 69 "a port in use" "$actord" -c "$tmp/beta.conf"
+has "$tmp/err" 'node_failed listen=127.0.0.1:[0-9]* error=TP_EADDRINUSE' \
+    "a port in use"
+kill -TERM "$pid"
+finish "listen" 0
+
+elapsed=$(($(date +%s) - began))
+if [ "$failures" -ne 0 ]; then
+    echo "actord test: $failures of $checks checks failed (${elapsed} s)" >&2
+    exit 1
+fi
+echo "actord test: $checks checks passed (${elapsed} s)"
