@@ -109,6 +109,53 @@ wait_once(ad_node *n, int timeout_ms)
         on_event(n, &ev);
 }
 
+// ---- readiness and the watchdog --------------------------------------------
+
+void
+ad_node_ready(ad_node *n)
+{
+    char list[512] = "";
+    size_t len = 0, running = 0;
+    for (size_t i = 0; i < n->napps; i++) {
+        if (n->apps[i]->state != AD_APP_RUNNING)
+            continue;
+        running++;
+        int w = snprintf(list + len, sizeof list - len, "%s%s",
+                         len ? ", " : "", n->apps[i]->conf->name);
+        if (w < 0 || (size_t)w >= sizeof list - len)
+            break;
+        len += (size_t)w;
+    }
+    const char *node = tp_node_name(n->sys);
+    ad_notify("READY=1\nSTATUS=Running: node %s, %zu application%s%s%s%s",
+              node[0] ? node : n->cfg->name, running, running == 1 ? "" : "s",
+              running ? " (" : "", list, running ? ")" : "");
+}
+
+static void
+watchdog(ad_node *n)
+{
+    if (n->watchdog_ms == 0 || ad_now_ms() < n->watchdog_next)
+        return;
+    // Pet the watchdog only when the schedulers still run actors.
+    int wait = (int)(n->watchdog_ms / 2 < 5000 ? n->watchdog_ms / 2 : 5000);
+    int rc = ad_health_ping(n->sys, n->health, wait > 0 ? wait : 1);
+    if (rc == 0)
+        ad_notify("WATCHDOG=1");
+    else
+        ad_log(TP_LOG_WARNING, "watchdog_skipped error=%s", tp_err_name(rc));
+    n->watchdog_next = ad_now_ms() + n->watchdog_ms;
+}
+
+static int
+next_timeout(const ad_node *n)
+{
+    if (n->watchdog_ms == 0)
+        return -1;
+    int64_t left = n->watchdog_next - ad_now_ms();
+    return left < 0 ? 0 : (int)left;
+}
+
 // ---- starting and stopping applications ------------------------------------
 
 int
@@ -171,60 +218,16 @@ ad_node_stop_app(ad_node *n, ad_app *app)
             deadline = ad_now_ms() + 5000;
             continue;
         }
-        wait_once(n, left > INT32_MAX ? INT32_MAX : (int)left);
+        int wait = left > INT32_MAX ? INT32_MAX : (int)left;
+        int pet = next_timeout(n);
+        wait_once(n, pet >= 0 && (wait < 0 || pet < wait) ? pet : wait);
+        watchdog(n);
         if (n->term_again && !killed && app->state == AD_APP_RUNNING) {
             kill_root(n, app, "second_signal");
             killed = true;
             deadline = ad_now_ms() + 5000;
         }
     }
-}
-
-// ---- readiness and the watchdog --------------------------------------------
-
-void
-ad_node_ready(ad_node *n)
-{
-    char list[512] = "";
-    size_t len = 0, running = 0;
-    for (size_t i = 0; i < n->napps; i++) {
-        if (n->apps[i]->state != AD_APP_RUNNING)
-            continue;
-        running++;
-        int w = snprintf(list + len, sizeof list - len, "%s%s",
-                         len ? ", " : "", n->apps[i]->conf->name);
-        if (w < 0 || (size_t)w >= sizeof list - len)
-            break;
-        len += (size_t)w;
-    }
-    const char *node = tp_node_name(n->sys);
-    ad_notify("READY=1\nSTATUS=Running: node %s, %zu application%s%s%s%s",
-              node[0] ? node : n->cfg->name, running, running == 1 ? "" : "s",
-              running ? " (" : "", list, running ? ")" : "");
-}
-
-static void
-watchdog(ad_node *n)
-{
-    if (n->watchdog_ms == 0 || ad_now_ms() < n->watchdog_next)
-        return;
-    // Pet the watchdog only when the schedulers still run actors.
-    int wait = (int)(n->watchdog_ms / 2 < 5000 ? n->watchdog_ms / 2 : 5000);
-    int rc = ad_health_ping(n->sys, n->health, wait > 0 ? wait : 1);
-    if (rc == 0)
-        ad_notify("WATCHDOG=1");
-    else
-        ad_log(TP_LOG_WARNING, "watchdog_skipped error=%s", tp_err_name(rc));
-    n->watchdog_next = ad_now_ms() + n->watchdog_ms;
-}
-
-static int
-next_timeout(const ad_node *n)
-{
-    if (n->watchdog_ms == 0)
-        return -1;
-    int64_t left = n->watchdog_next - ad_now_ms();
-    return left < 0 ? 0 : (int)left;
 }
 
 // ---- setting up ------------------------------------------------------------
@@ -323,8 +326,7 @@ open_fds(ad_node *n, const sigset_t *signals)
     return 0;
 }
 
-// ---- the whole life
-// ----------------------------------------------------------
+// ---- the whole life --------------------------------------------------------
 
 static void
 stop_all(ad_node *n)

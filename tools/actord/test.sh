@@ -381,7 +381,8 @@ if [ -x "$actorctl" ]; then
 fi
 
 # A root that ignores the shutdown signal is killed after shutdown_timeout;
-# the notify socket in the abstract namespace is served as well.
+# the notify socket in the abstract namespace is served as well, and the
+# watchdog petted while the node runs and while it stops.
 abstract="@troupe-actord-test-$$"
 kill "$notify_pid"
 wait "$notify_pid" 2>/dev/null
@@ -393,9 +394,12 @@ export NOTIFY_SOCKET="$abstract"
 printf 'shutdown_timeout = 0.2\n[app stubborn]\nmodule = %s\nroot = stubborn\n' \
     "$app" | conf stubborn
 rm -f "$tmp/log"
-timeout --foreground 60 "$actord" --config "$tmp/stubborn.conf" 2>"$tmp/log" &
+WATCHDOG_USEC=100000 timeout --foreground 60 "$actord" \
+    --config "$tmp/stubborn.conf" 2>"$tmp/log" &
 pid=$!
 ready 1 "an abstract notify socket"
+checks=$((checks + 1))
+eventually grep -q '^WATCHDOG=1$' "$tmp/notified" || fail "no WATCHDOG=1"
 kill -TERM "$pid"
 finish "a stubborn root" 0
 has "$tmp/log" 'app_killed app=stubborn root=.* why=shutdown_timeout' \
