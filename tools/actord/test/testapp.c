@@ -31,7 +31,7 @@ typedef struct app {
     tp_system *sys;
     char name[TP_NAME_MAX + 1];
     worker_arg wargs[MAX_WORKERS];
-    char id[MAX_WORKERS][8];
+    char id[MAX_WORKERS][16]; // "w" and any int: no truncation
     tp_child_spec children[MAX_WORKERS];
     tp_sup_spec spec; // must outlive start(): actord starts the root later
 } app;
