@@ -58,8 +58,8 @@ typedef struct tp_app_root {
     // them in `state`, or static); the supervisor copies them as it
     // starts. The children's `arg`s must outlive the children.
     const tp_sup_spec *spec;
-    // Or the root supervisor `start` spawned itself (actord registers it
-    // under the app's name unless it already has that name).
+    // Or the root supervisor `start` spawned itself: actord registers it
+    // under the app's name, so it must have no other name.
     tp_pid pid;
     // Handed to `stop` once the root has exited; may be NULL.
     void *state;

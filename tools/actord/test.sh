@@ -69,7 +69,7 @@ eventually() {
 # wait_log PATTERN WHAT: waits until the node's log has a matching line.
 wait_log() {
     checks=$((checks + 1))
-    eventually grep -q -- "$1" "$tmp/log" || {
+    eventually grep -qs -- "$1" "$tmp/log" || {
         fail "$2: no '$1' in the log within 10 s:"
         sed 's/^/    /' "$tmp/log" >&2
     }
@@ -409,8 +409,11 @@ unset NOTIFY_SOCKET
 
 # ---- addresses and sockets already taken ----------------------------------
 
-printf 'listen = 127.0.0.1:0\n[app first]\nmodule = %s\n' "$app" | conf listen
+printf 'listen = 127.0.0.1:0\nmetrics = 127.0.0.1:0\n[app first]\nmodule = %s\n' \
+    "$app" | conf listen
 start listen
+has "$tmp/log" 'node_started node=alpha@127\.0\.0\.1:[1-9][0-9]* ' "listen"
+has "$tmp/log" 'metrics_listening addr=127\.0\.0\.1:[1-9][0-9]*$' "metrics"
 port=$(sed -n 's/.*node_started node=alpha@127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$tmp/log")
 cp "$tmp/log" "$tmp/log.first"
 expect 69 "a control socket in use" "$actord" -c "$tmp/listen.conf"
