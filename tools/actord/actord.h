@@ -225,8 +225,8 @@ int64_t ad_now_ms(void);
 int ad_node_run(ad_config *cfg, ad_app **apps, size_t napps,
                 const sigset_t *signals, uint64_t watchdog_usec);
 
-// Adds `app` (loaded) to the node and starts it. Returns 0 or EX_SOFTWARE
-// (or EX_OSERR); the application is kept, stopped, either way.
+// Starts `app` (loaded) and adds it to the node. Returns 0, or EX_SOFTWARE
+// or EX_OSERR having freed it.
 int ad_node_start_app(ad_node *n, ad_app *app);
 // Stops a running application: its root gets TP_REASON_SHUTDOWN and is
 // waited for, up to the configured shutdown_timeout (then killed).

@@ -171,9 +171,14 @@ ad_node_start_app(ad_node *n, ad_app *app)
         n->apps = apps;
         n->cap = cap;
     }
-    n->apps[n->napps++] = app;
     ad_notify("STATUS=Starting application %s", app->conf->name);
-    return ad_app_start(app, n->sys, ++n->next_id, n->event[1]);
+    int rc = ad_app_start(app, n->sys, ++n->next_id, n->event[1]);
+    if (rc != 0) {
+        ad_app_free(app); // nothing of it runs; its module stays loaded
+        return rc;
+    }
+    n->apps[n->napps++] = app;
+    return 0;
 }
 
 static void
