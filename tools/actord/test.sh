@@ -363,6 +363,13 @@ wait_log 'reloaded applied=1 ' "reload removing an application"
 before 'reload_app_removed app=second' 'app_stopped app=second reason=shutdown' \
     "reload removing an application"
 lacks "$tmp/log" 'app_stopping app=first' "reload removing an application"
+printf '[app first]\nmodule = %s\n[app broken]\nmodule = none.so\n' "$app" |
+    conf two
+kill -HUP "$pid"
+wait_log 'reloaded applied=0 needs_restart=0 failed=1 ' \
+    "reload adding an application that does not load"
+has "$tmp/log" 'two.conf:7: application broken: cannot load module' \
+    "reload adding an application that does not load"
 kill -INT "$pid"
 finish "SIGINT" 0
 has "$tmp/log" 'stopping reason=SIGINT' "SIGINT"
