@@ -66,8 +66,13 @@ mkdir -p build
 note() { echo "dist.sh: $*" >&2; }
 
 impls=()
-[ -x "$tdist" ] && impls+=(troupe) || note "no $tdist (make $tdist)"
-[ -x "$tbare" ] && impls+=(tcp) || note "no $tbare (make $tbare)"
+for pair in "troupe:$tdist" "tcp:$tbare"; do
+    if [ -x "${pair#*:}" ]; then
+        impls+=("${pair%%:*}")
+    else
+        note "no ${pair#*:} (make ${pair#*:})"
+    fi
+done
 
 # ---- Erlang: compile, and an epmd we stop again if we started it ---------
 
