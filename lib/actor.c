@@ -719,15 +719,35 @@ tp__actor_run(tp__worker *w, tp_actor *a)
         tp__self.actor = NULL;
         tp__self.jb = NULL;
         tp__count(&w->messages, w->done_user);
+        // relaxed: as below; a dead actor's clock stops.
+        atomic_store_explicit(&a->running_since, 0, memory_order_relaxed);
         actor_exit(a, tp__self.fail_reason, true);
         return;
+    }
+    bool timed = a->system->cfg.cpu_time;
+    uint64_t t0 = 0;
+    if (timed) {
+        t0 = tp__ticks();
+        // relaxed: only this activation writes these two; snapshots read
+        // them for display and tolerate seeing one updated before the
+        // other (an activation counted twice for an instant).
+        atomic_store_explicit(&a->running_since, t0, memory_order_relaxed);
     }
     reason = process(w, a);
     tp__self.actor = NULL;
     tp__self.jb = NULL;
     if (reason == CONTINUE) {
+        if (timed) {
+            atomic_store_explicit(
+                &a->ran,
+                atomic_load_explicit(&a->ran, memory_order_relaxed) +
+                    (tp__ticks() - t0),
+                memory_order_relaxed);
+            atomic_store_explicit(&a->running_since, 0, memory_order_relaxed);
+        }
         finish(w, a);
     } else {
+        atomic_store_explicit(&a->running_since, 0, memory_order_relaxed);
         tp__count(&w->messages, w->done_user);
         actor_exit(a, reason, false);
     }

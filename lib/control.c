@@ -153,7 +153,7 @@ status_name(tp_actor_status s)
     return "?";
 }
 
-#define ACTOR_KEYS 13
+#define ACTOR_KEYS 14
 
 static void
 pk_actor_fields(msgpack_packer *pk, const tp_actor_info *a)
@@ -176,6 +176,7 @@ pk_actor_fields(msgpack_packer *pk, const tp_actor_info *a)
     pk_key_u64(pk, "rejected", a->rejected);
     pk_key_u64(pk, "restarts", a->restarts);
     pk_key_u64(pk, "age_ms", a->age_ms);
+    pk_key_u64(pk, "cpu_us", a->cpu_ns / 1000);
 }
 
 static void
@@ -199,12 +200,17 @@ op_snapshot(tp__control *c, msgpack_packer *pk)
         pk_error(pk, "out of memory");
         return;
     }
-    msgpack_pack_map(pk, 5);
+    msgpack_pack_map(pk, 6);
     pk_str(pk, "ok");
     msgpack_pack_true(pk);
     pk_key_str(pk, "node", tp_node_name(c->sys));
     pk_key_u64(pk, "uptime_ms", tp_snapshot_uptime_ms(s));
     pk_key_u64(pk, "threads", tp_snapshot_stats(s)->threads);
+    pk_str(pk, "cpu_time");
+    if (c->sys->cfg.cpu_time)
+        msgpack_pack_true(pk);
+    else
+        msgpack_pack_false(pk);
     pk_str(pk, "actors");
     size_t n = tp_snapshot_len(s);
     msgpack_pack_array(pk, n);

@@ -41,12 +41,12 @@ enum {
 };
 
 enum {
-    TP__MSG_OWNS_BUF = 1, // data points to a malloc'ed buffer to free
-    TP__MSG_TIMER = 2,    // sent by timer `aux`, checked before handling
-    TP__MSG_LOOSE = 4,    // made for `handle` outside the lanes: free it
-    TP__MSG_REPLY = 8,    // a reply to one of the receiver's requests
-    TP__MSG_INFO_REQ = 16, // holds a tp__info reference, released once
-    TP__MSG_SOCK_DATA = 32, // counts in its socket's window until gone
+    TP__MSG_OWNS_BUF = 1,    // data points to a malloc'ed buffer to free
+    TP__MSG_TIMER = 2,       // sent by timer `aux`, checked before handling
+    TP__MSG_LOOSE = 4,       // made for `handle` outside the lanes: free it
+    TP__MSG_REPLY = 8,       // a reply to one of the receiver's requests
+    TP__MSG_INFO_REQ = 16,   // holds a tp__info reference, released once
+    TP__MSG_SOCK_DATA = 32,  // counts in its socket's window until gone
     TP__MSG_SOCK_START = 64, // accepted: the socket reads once it is gone
 };
 
@@ -172,8 +172,10 @@ struct tp_actor {
     int stop_reason;        // exit reason once `stopping` is set
     tp_pid parent;          // the spawning actor, for introspection
     uint32_t restarts;      // from tp_spawn_opts, for introspection
-    int64_t born_ms;        // CLOCK_MONOTONIC_COARSE at spawn
-    _Atomic uint8_t socks;  // may own sockets: its exit closes them
+    _Atomic uint64_t ran;   // tp__ticks spent in its activations
+    _Atomic uint64_t running_since; // tp__ticks; 0 between activations
+    int64_t born_ms;                // CLOCK_MONOTONIC_COARSE at spawn
+    _Atomic uint8_t socks;          // may own sockets: its exit closes them
 };
 
 // ---- links, monitors and requests (link.c) ----------------------------
@@ -229,6 +231,7 @@ int tp__deliver_io(tp_system *sys, tp_pid to, tp__msg *m);
 int tp__node_route(tp_system *sys, tp_actor *self, tp_pid to, tp__msg *m,
                    int mode);
 void tp__node_kick(tp_actor *proxy);
+void tp__node_uncork(void);
 void tp__node_stop(tp_system *sys);
 void tp__io_stop(tp_system *sys);
 void tp__io_free(tp_system *sys);
@@ -250,6 +253,28 @@ void tp__sock_owner_died(tp_actor *a);
 void tp__sock_free(tp_system *sys);
 void tp__metrics_stop(tp_system *sys);
 int64_t tp__now_coarse_ms(void);
+int64_t tp__now_ns(void);
+
+// A cheap, monotonic tick count for timing activations (actors' run
+// time): the time-stamp counter on x86-64, where it is invariant on every
+// CPU this runtime targets and costs a few nanoseconds, CLOCK_MONOTONIC
+// nanoseconds elsewhere. tp__ticks_ns converts a count of ticks to
+// nanoseconds with the rate measured since the system was created.
+#if defined(__x86_64__)
+#include <x86intrin.h>
+static inline uint64_t
+tp__ticks(void)
+{
+    return __rdtsc();
+}
+#else
+static inline uint64_t
+tp__ticks(void)
+{
+    return (uint64_t)tp__now_ns();
+}
+#endif
+uint64_t tp__ticks_ns(tp_system *sys, uint64_t ticks);
 int tp__pack_check(const uint8_t *p, size_t n);
 
 // ---- timers (timer.c) -------------------------------------------------
@@ -423,14 +448,16 @@ struct tp_system {
     _Atomic uint64_t dead_letters;
     _Atomic uint64_t next_ref;
     tp__timers *timers;
-    _Atomic(struct tp__dist *) node; // NULL until tp_node_start
-    _Atomic(struct tp__io *) io;     // the I/O thread, started on first use
+    _Atomic(struct tp__dist *) node;   // NULL until tp_node_start
+    _Atomic(struct tp__io *) io;       // the I/O thread, started on first use
     _Atomic(struct tp__socks *) socks; // actors' sockets, on first use
     pthread_mutex_t io_init_lock;
-    struct tp__control *control;     // NULL until tp_control_start
-    struct tp__metrics *metrics;     // NULL until tp_metrics_start
-    _Atomic uint64_t events[2];      // tp_event counters
-    int64_t born_ms;                 // for uptime
+    struct tp__control *control; // NULL until tp_control_start
+    struct tp__metrics *metrics; // NULL until tp_metrics_start
+    _Atomic uint64_t events[2];  // tp_event counters
+    int64_t born_ms;             // for uptime
+    int64_t born_ns;             // CLOCK_MONOTONIC, with born_ticks:
+    uint64_t born_ticks;         // the tick rate (tp__ticks_ns)
     bool faults_installed;
 };
 

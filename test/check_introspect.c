@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 static _Atomic long handled;
@@ -99,6 +100,75 @@ START_TEST(snapshot_shows_the_tree)
     ck_assert_uint_eq(tp_snapshot_len(NULL), 0);
     ck_assert_ptr_null(tp_snapshot_at(NULL, 0));
     tp_system_destroy(&sys);
+}
+END_TEST
+
+static _Atomic long burned;
+
+// Spins for 5 ms of wall time per message: at least that much run time.
+static int
+burner_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)ctx, (void)state, (void)msg;
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    while ((t.tv_sec - t0.tv_sec) * 1000000000L + t.tv_nsec - t0.tv_nsec <
+           5000000L);
+    atomic_fetch_add(&burned, 1);
+    return TP_OK;
+}
+
+static const tp_behaviour burner_b = {.name = "burner",
+                                      .handle = burner_handle};
+
+// Spawns a burner and a worker, gives the burner 4 messages and the
+// worker 100, and returns their run times as a snapshot sees them.
+static void
+run_times(bool on, uint64_t *burner_ns, uint64_t *worker_ns, uint64_t *age_ms)
+{
+    tp_system *sys =
+        tpt_system_cfg(&(tp_config){.threads = 2, .cpu_time = on});
+    tp_pid b, w;
+    atomic_store(&burned, 0);
+    atomic_store(&handled, 0);
+    ck_assert_int_eq(tp_spawn(sys, &b, &burner_b, NULL, NULL), 0);
+    ck_assert_int_eq(tp_spawn(sys, &w, &worker_b, NULL, NULL), 0);
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(tp_system_send(sys, b, 1, NULL, 0), 0);
+    for (int i = 0; i < 100; i++)
+        ck_assert_int_eq(tp_system_send(sys, w, 1, NULL, 0), 0);
+    ck_assert(tpt_wait_ge(&burned, 4, 10));
+    ck_assert(tpt_wait_ge(&handled, 100, 10));
+    tp_snapshot *s;
+    ck_assert_int_eq(tp_snapshot_take(sys, &s), 0);
+    for (size_t i = 0; i < tp_snapshot_len(s); i++) {
+        const tp_actor_info *a = tp_snapshot_at(s, i);
+        if (a->pid.v == b.v) {
+            *burner_ns = a->cpu_ns;
+            *age_ms = a->age_ms;
+        } else if (a->pid.v == w.v) {
+            *worker_ns = a->cpu_ns;
+        }
+    }
+    tp_snapshot_free(s);
+    tp_system_destroy(&sys);
+}
+
+START_TEST(snapshot_cpu_time)
+{
+    uint64_t burner = 0, worker = 0, age = 0;
+    run_times(true, &burner, &worker, &age);
+    // 4 x 5 ms spun inside callbacks; no more than the actor's whole life
+    // (age is read from a coarse clock: a few ms of slack).
+    ck_assert_uint_ge(burner, 20000000);
+    ck_assert_uint_le(burner / 1000000, age + 20);
+    ck_assert_uint_lt(worker, burner);
+    burner = worker = 1;
+    run_times(false, &burner, &worker, &age);
+    ck_assert_uint_eq(burner, 0);
+    ck_assert_uint_eq(worker, 0);
 }
 END_TEST
 
@@ -589,6 +659,7 @@ introspect_suite(void)
     TCase *tc = tcase_create("introspect");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, snapshot_shows_the_tree);
+    tcase_add_test(tc, snapshot_cpu_time);
     tcase_add_test(tc, detail_from_the_actor);
     tcase_add_test(tc, control_socket_requests);
     tcase_add_test(tc, control_socket_bad_input);

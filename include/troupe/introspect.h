@@ -32,6 +32,11 @@ typedef struct tp_actor_info {
     uint64_t handled, dropped, rejected;
     uint32_t restarts; // set by its supervisor: times this child restarted
     uint64_t age_ms;   // since it was spawned
+    // Time its callbacks have run on scheduler threads (wall time of its
+    // activations, the one in progress included: CPU time unless the
+    // thread was preempted or blocked meanwhile). 0 unless the system's
+    // tp_config.cpu_time is set.
+    uint64_t cpu_ns;
 } tp_actor_info;
 
 typedef struct tp_snapshot tp_snapshot;

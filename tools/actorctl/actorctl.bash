@@ -82,7 +82,7 @@ _actorctl()
         return
         ;;
     --sort)
-        mapfile -t COMPREPLY < <(compgen -W "mailbox msgs restarts age pid" \
+        mapfile -t COMPREPLY < <(compgen -W "mailbox msgs cpu restarts age pid" \
             -- "$cur")
         return
         ;;

@@ -116,12 +116,14 @@ typedef struct ctl_actor {
     ctl_str name, behaviour, status;
     uint64_t mailbox, capacity, high_water, handled, dropped, rejected;
     uint64_t restarts, age_ms;
+    uint64_t cpu_us; // 0 from a node that does not measure it
 } ctl_actor;
 
 typedef struct ctl_snap {
     ctl_reply reply;
     ctl_str node;
     uint64_t uptime_ms, threads;
+    bool cpu_time; // the node measures actors' cpu_us
     size_t n;
     ctl_actor *actors;
     size_t *by_pid; // indexes sorted by pid, built by ctl_snap_find

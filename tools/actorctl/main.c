@@ -34,7 +34,8 @@ static const command commands[] = {
      0, 0},
     {"ps", "[--sort KEY] [-n N] [--json]", "the actors as a table",
      "  --sort KEY  largest first by mailbox, msgs (messages handled),\n"
-     "              restarts or age (oldest first); default pid order\n"
+     "              cpu (time run on scheduler threads), restarts or\n"
+     "              age (oldest first); default pid order\n"
      "  -n N        only the first N rows\n"
      "  --json      one JSON document, one actor per line\n",
      0, 0},
@@ -272,14 +273,9 @@ count_option(cli *c, const command *cmd, const char *arg)
 static int
 sort_option(cli *c, const char *key)
 {
-    if (strcmp(key, "cpu") == 0)
-        return ctl_fail(CTL_USAGE,
-                        "ps: cannot sort by cpu: the control protocol does "
-                        "not report CPU time yet (sort by mailbox, msgs, "
-                        "restarts or age)");
     if (!ctl_sort_known(key))
         return ctl_fail(CTL_USAGE,
-                        "ps: unknown sort key \"%s\" (mailbox, msgs, "
+                        "ps: unknown sort key \"%s\" (mailbox, msgs, cpu, "
                         "restarts, age or pid)",
                         key);
     c->o.sort = key;

@@ -310,11 +310,12 @@ ctl_actor_json_fields(FILE *f, const ctl_actor *a)
     fprintf(f,
             ",\"mailbox\":%llu,\"capacity\":%llu,\"high_water\":%llu,"
             "\"handled\":%llu,\"dropped\":%llu,\"rejected\":%llu,"
-            "\"restarts\":%llu,\"age_ms\":%llu",
+            "\"restarts\":%llu,\"age_ms\":%llu,\"cpu_us\":%llu",
             (unsigned long long)a->mailbox, (unsigned long long)a->capacity,
             (unsigned long long)a->high_water, (unsigned long long)a->handled,
             (unsigned long long)a->dropped, (unsigned long long)a->rejected,
-            (unsigned long long)a->restarts, (unsigned long long)a->age_ms);
+            (unsigned long long)a->restarts, (unsigned long long)a->age_ms,
+            (unsigned long long)a->cpu_us);
 }
 
 void
@@ -322,8 +323,11 @@ ctl_snap_json(FILE *f, const ctl_snap *s, const size_t *order, size_t n)
 {
     fputs("{\"node\":", f);
     ctl_json_str(f, s->node);
-    fprintf(f, ",\"uptime_ms\":%llu,\"threads\":%llu,\"actors\":[",
-            (unsigned long long)s->uptime_ms, (unsigned long long)s->threads);
+    fprintf(f,
+            ",\"uptime_ms\":%llu,\"threads\":%llu,\"cpu_time\":%s,"
+            "\"actors\":[",
+            (unsigned long long)s->uptime_ms, (unsigned long long)s->threads,
+            s->cpu_time ? "true" : "false");
     for (size_t i = 0; i < n; i++) {
         size_t k = order != NULL ? order[i] : i;
         fputs(i == 0 ? "\n{" : ",\n{", f);

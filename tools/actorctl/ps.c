@@ -22,7 +22,8 @@ typedef enum sort_key {
     BY_MAILBOX,
     BY_MSGS,
     BY_RESTARTS,
-    BY_AGE
+    BY_AGE,
+    BY_CPU
 } sort_key;
 
 static const struct {
@@ -31,7 +32,7 @@ static const struct {
 } sort_names[] = {
     {"pid", BY_PID},       {"mailbox", BY_MAILBOX}, {"msgs", BY_MSGS},
     {"messages", BY_MSGS}, {"handled", BY_MSGS},    {"restarts", BY_RESTARTS},
-    {"age", BY_AGE},
+    {"age", BY_AGE},       {"cpu", BY_CPU},
 };
 
 bool
@@ -71,6 +72,8 @@ sort_value(size_t i)
         return a->restarts;
     case BY_AGE:
         return a->age_ms;
+    case BY_CPU:
+        return a->cpu_us;
     default:
         return 0;
     }
@@ -104,44 +107,76 @@ sorted(const ctl_snap *s, sort_key by, const double *rate)
     return order;
 }
 
-// One table row for actor `a`; `rate` < 0 leaves out the MSG/S column.
+// Run time for the CPU column: "850us", "12ms", "1.53s", then as ages.
 static void
-row(ctl_table *tb, const ctl_actor *a, double rate, bool age)
+cpu_format(char *buf, size_t size, uint64_t us)
 {
-    char dur[32];
+    if (us < 1000)
+        snprintf(buf, size, "%uus", (unsigned)us);
+    else if (us < 1000000)
+        snprintf(buf, size, "%ums", (unsigned)(us / 1000));
+    else if (us < 60000000)
+        snprintf(buf, size, "%.2fs", (double)us / 1e6);
+    else
+        ctl_duration(buf, size, us / 1000);
+}
+
+// What top adds to a row: messages per second and the share of one
+// scheduler thread the actor used since the last report (< 0: unknown).
+typedef struct top_extra {
+    double rate, cpu;
+} top_extra;
+
+// One table row for actor `a`: ps's columns, or top's when `top` is set.
+// `cpu_time`: the node measures run time (else CPU shows "-").
+static void
+row(ctl_table *tb, const ctl_actor *a, bool cpu_time, const top_extra *top)
+{
+    char buf[32];
     ctl_table_putf(tb, NULL, "%.*s", (int)a->pid.n, a->pid.p);
     ctl_table_put(tb, SGR_CYAN, a->name.n ? ctl_clean(a->name) : strdup("-"));
     ctl_table_put(tb, NULL, ctl_clean(a->behaviour));
     ctl_table_put(tb, ctl_status_colour(a->status), ctl_clean(a->status));
-    if (rate >= 0)
-        ctl_table_putf(tb, rate >= 0.5 ? SGR_BOLD : NULL, "%.0f", rate);
+    if (top != NULL) {
+        ctl_table_putf(tb, top->rate >= 0.5 ? SGR_BOLD : NULL, "%.0f",
+                       top->rate);
+        if (top->cpu >= 0)
+            ctl_table_putf(tb, top->cpu >= 0.5 ? SGR_BOLD : NULL, "%.1f",
+                           top->cpu * 100);
+        else
+            ctl_table_putf(tb, NULL, "-");
+    }
     ctl_table_putf(tb, ctl_mailbox_colour(a->mailbox, a->capacity),
                    "%llu/%llu", (unsigned long long)a->mailbox,
                    (unsigned long long)a->capacity);
-    if (age)
+    if (top == NULL)
         ctl_table_putf(tb, NULL, "%llu", (unsigned long long)a->high_water);
     ctl_table_putf(tb, NULL, "%llu", (unsigned long long)a->handled);
+    if (top == NULL) {
+        cpu_format(buf, sizeof buf, a->cpu_us);
+        ctl_table_putf(tb, NULL, "%s", cpu_time ? buf : "-");
+    }
     ctl_table_putf(tb, a->restarts ? SGR_YELLOW : NULL, "%llu",
                    (unsigned long long)a->restarts);
-    if (age) {
-        ctl_duration(dur, sizeof dur, a->age_ms);
-        ctl_table_putf(tb, NULL, "%s", dur);
+    if (top == NULL) {
+        ctl_duration(buf, sizeof buf, a->age_ms);
+        ctl_table_putf(tb, NULL, "%s", buf);
     }
 }
 
 static void
 header(ctl_table *tb, bool top)
 {
-    static const char *const ps_cols[] = {"PID",     "NAME",     "BEHAVIOUR",
-                                          "STATUS",  "MAILBOX",  "PEAK",
-                                          "HANDLED", "RESTARTS", "AGE"};
-    static const char *const top_cols[] = {"PID",     "NAME",    "BEHAVIOUR",
-                                           "STATUS",  "MSG/S",   "MAILBOX",
-                                           "HANDLED", "RESTARTS"};
-    const char *const *cols = top ? top_cols : ps_cols;
-    size_t n = top ? 8 : 9;
+    static const char *const ps_cols[] = {
+        "PID",  "NAME",    "BEHAVIOUR", "STATUS",   "MAILBOX",
+        "PEAK", "HANDLED", "CPU",       "RESTARTS", "AGE"};
+    static const char *const top_names[] = {"PID",     "NAME",    "BEHAVIOUR",
+                                            "STATUS",  "MSG/S",   "CPU%",
+                                            "MAILBOX", "HANDLED", "RESTARTS"};
+    const char *const *cols = top ? top_names : ps_cols;
+    size_t n = top ? 9 : 10;
     // Numbers are right-aligned: MAILBOX and after for ps, MSG/S for top.
-    ctl_table_init(tb, n, top ? 0xf0u : 0x1f0u);
+    ctl_table_init(tb, n, top ? 0x1f0u : 0x3f0u);
     for (size_t i = 0; i < n; i++)
         ctl_table_putf(tb, NULL, "%s", cols[i]);
 }
@@ -166,7 +201,7 @@ ctl_cmd_ps(const ctl_target *target, const ctl_opts *o)
             ctl_table tb;
             header(&tb, false);
             for (size_t i = 0; i < n; i++)
-                row(&tb, &s.actors[order[i]], -1, true);
+                row(&tb, &s.actors[order[i]], s.cpu_time, NULL);
             ctl_table_print(&tb, stdout);
             ctl_table_free(&tb);
         }
@@ -202,10 +237,12 @@ clock_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-// Messages per second of each actor of `cur` since `prev`, `ms` apart.
-// An actor not in `prev` (new, or restarted under a new pid) counts from 0.
+// Messages per second of each actor of `cur` since `prev`, `ms` apart,
+// into the returned array, and its share of a thread into `cpu` (-1 when
+// the node does not measure it). An actor not in `prev` (new, or restarted
+// under a new pid) counts from 0.
 static double *
-rates(ctl_snap *prev, const ctl_snap *cur, double ms)
+rates(ctl_snap *prev, const ctl_snap *cur, double ms, double *cpu)
 {
     double *r = calloc(cur->n + 1, sizeof *r);
     if (r == NULL)
@@ -214,7 +251,11 @@ rates(ctl_snap *prev, const ctl_snap *cur, double ms)
         const ctl_actor *a = &cur->actors[i];
         long p = ctl_snap_find(prev, a->pid);
         uint64_t before = p >= 0 ? prev->actors[p].handled : 0;
+        uint64_t ran = p >= 0 ? prev->actors[p].cpu_us : 0;
         r[i] = a->handled > before ? (double)(a->handled - before) * 1000 / ms
+                                   : 0;
+        cpu[i] = !cur->cpu_time    ? -1
+                 : a->cpu_us > ran ? (double)(a->cpu_us - ran) / 1000 / ms
                                    : 0;
     }
     return r;
@@ -223,7 +264,10 @@ rates(ctl_snap *prev, const ctl_snap *cur, double ms)
 static void
 top_render(top_state *t, double ms, FILE *f, size_t rows)
 {
-    double *r = rates(&t->prev, &t->cur, ms), total = 0;
+    double *cpu = calloc(t->cur.n + 1, sizeof *cpu), total = 0;
+    if (cpu == NULL)
+        abort();
+    double *r = rates(&t->prev, &t->cur, ms, cpu);
     size_t *order = sorted(&t->cur, BY_PID, r);
     char up[32], *node = ctl_clean(t->cur.node);
     for (size_t i = 0; i < t->cur.n; i++)
@@ -237,13 +281,16 @@ top_render(top_state *t, double ms, FILE *f, size_t rows)
             total, t->live ? "   (q quits)" : "");
     ctl_table tb;
     header(&tb, true);
-    for (size_t i = 0; i < t->cur.n && i < rows; i++)
-        row(&tb, &t->cur.actors[order[i]], r[order[i]], false);
+    for (size_t i = 0; i < t->cur.n && i < rows; i++) {
+        top_extra tc = {r[order[i]], cpu[order[i]]};
+        row(&tb, &t->cur.actors[order[i]], t->cur.cpu_time, &tc);
+    }
     ctl_table_print(&tb, f);
     ctl_table_free(&tb);
     free(node);
     free(order);
     free(r);
+    free(cpu);
 }
 
 // Waits `ms`, returning early with true when the user asked to quit.

@@ -367,6 +367,10 @@ ctl_actor_decode(const msgpack_object *m, const char *where, ctl_actor *a)
         if (ctl_get_uint(m, actor_uints[i].key, where, field) != CTL_OK)
             return CTL_ERROR;
     }
+    // Optional: nodes that do not measure it may leave it out.
+    if (ctl_field(m, "cpu_us") != NULL &&
+        ctl_get_uint(m, "cpu_us", where, &a->cpu_us) != CTL_OK)
+        return CTL_ERROR;
     return CTL_OK;
 }
 
@@ -388,6 +392,10 @@ ctl_snap_get(ctl_conn *c, ctl_snap *s)
         (rc = ctl_get_uint(r, "threads", "the snapshot", &s->threads)) !=
             CTL_OK ||
         (rc = ctl_get_array(r, "actors", "the snapshot", &actors)) != CTL_OK)
+        return rc;
+    if (ctl_field(r, "cpu_time") != NULL &&
+        (rc = ctl_get_bool(r, "cpu_time", "the snapshot", &s->cpu_time)) !=
+            CTL_OK)
         return rc;
     s->actors = calloc(actors->size + 1, sizeof *s->actors);
     if (s->actors == NULL)

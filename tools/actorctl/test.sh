@@ -121,8 +121,6 @@ expect 2 "no command" "$actorctl"
 expect 2 "an unknown command" "$actorctl" -n alpha frobnicate
 one_line "an unknown command"
 expect 2 "an unknown option" "$actorctl" -n alpha tree --frob
-expect 2 "ps --sort cpu" "$actorctl" -n alpha ps --sort cpu
-has "$tmp/err" 'does not report CPU time' "ps --sort cpu"
 expect 2 "ps --sort nonsense" "$actorctl" -n alpha ps --sort nonsense
 expect 2 "kill with a bad reason" "$actorctl" -n alpha kill victim explode
 expect 2 "kill with a positive code" "$actorctl" -n alpha kill victim 5
@@ -159,7 +157,7 @@ schema="$schema\"status\":\"\\(waiting\\|runnable\\|muted\\|exiting\\)\""
 for k in mailbox capacity high_water handled dropped rejected restarts; do
     schema="$schema,\"$k\":[0-9][0-9]*"
 done
-schema="$schema,\"age_ms\":[0-9][0-9]*},\\{0,1\\}\$"
+schema="$schema,\"age_ms\":[0-9][0-9]*,\"cpu_us\":[0-9][0-9]*},\\{0,1\\}\$"
 checks=$((checks + 1))
 [ "$(grep -c "$schema" "$tmp/out")" -eq 8 ] ||
     fail "tree --json: not 8 actor lines of the protocol's schema: $(cat "$tmp/out")"
@@ -167,7 +165,7 @@ order=$(sed -n 's/.*"name":"\([a-z_]*\)".*/\1/p' "$tmp/out" | tr '\n' ' ')
 checks=$((checks + 1))
 [ "$order" = "root counter gate_a gate_b victim sub leaf loner " ] ||
     fail "tree --json order: $order"
-has "$tmp/out" '^{"node":"","uptime_ms":[0-9]*,"threads":4,"actors":\[$' \
+has "$tmp/out" '^{"node":"","uptime_ms":[0-9]*,"threads":4,"cpu_time":true,"actors":\[$' \
     "tree --json header"
 root=$(field "$(actor root)" pid)
 sub=$(field "$(actor sub)" pid)
@@ -217,7 +215,7 @@ has "$tmp/out" "^  \"$sub\" -> \"$leaf\";\$" "tree --dot edge"
 # ---- ps -------------------------------------------------------------------
 
 expect 0 "ps --sort mailbox" "$actorctl" -n alpha ps --sort mailbox
-has "$tmp/out" '^PID  *NAME  *BEHAVIOUR  *STATUS  *MAILBOX  *PEAK  *HANDLED  *RESTARTS  *AGE$' \
+has "$tmp/out" '^PID  *NAME  *BEHAVIOUR  *STATUS  *MAILBOX  *PEAK  *HANDLED  *CPU  *RESTARTS  *AGE$' \
     "ps header"
 rows=$(sed -n '2,3s/^<[0-9.]*>  *\([a-z_]*\) .*/\1/p' "$tmp/out" | tr '\n' ' ')
 checks=$((checks + 1))
@@ -228,6 +226,17 @@ checks=$((checks + 2))
 "$tools/ctljson" <"$tmp/out" || fail "ps --json is not valid JSON"
 [ "$(sed -n 's/.*"name":"\([a-z_]*\)".*/\1/p' "$tmp/out" | tr '\n' ' ')" = \
     "gate_a gate_b " ] || fail "ps --sort mailbox -n 2 --json: $(cat "$tmp/out")"
+# The gates are inside a callback: their activations, still running, have
+# taken more scheduler time than any other actor's.
+expect 0 "ps --sort cpu" "$actorctl" -n alpha ps --sort cpu -n 2
+rows=$(sed -n '2,3s/^<[0-9.]*>  *\([a-z_]*\) .*/\1/p' "$tmp/out" | sort |
+    tr '\n' ' ')
+checks=$((checks + 1))
+[ "$rows" = "gate_a gate_b " ] || fail "ps --sort cpu begins with: $rows"
+expect 0 "ps --json for cpu_us" "$actorctl" -n alpha ps --sort cpu --json
+cpu=$(field "$(actor gate_a)" cpu_us)
+checks=$((checks + 1))
+[ "${cpu:-0}" -ge 1000 ] || fail "gate_a held in a callback: cpu_us=$cpu"
 expect 2 "ps -n with a name" "$actorctl" ps -n alpha
 has "$tmp/err" 'actorctl -n NODE ps' "ps -n with a name"
 
@@ -297,7 +306,7 @@ expect 0 "top, not on a terminal" "$actorctl" -n alpha top -d 0.2 -n 2
 checks=$((checks + 1))
 [ "$(grep -c '^node (not distributed)  uptime ' "$tmp/out")" -eq 2 ] ||
     fail "top -n 2 printed: $(cat "$tmp/out")"
-has "$tmp/out" '^PID  *NAME  *BEHAVIOUR  *STATUS  *MSG/S  *MAILBOX' "top header"
+has "$tmp/out" '^PID  *NAME  *BEHAVIOUR  *STATUS  *MSG/S  *CPU%  *MAILBOX' "top header"
 first=$(sed -n '3p' "$tmp/out")
 rate=$(printf '%s\n' "$first" | awk '{print $5}')
 checks=$((checks + 1))

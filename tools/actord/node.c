@@ -259,7 +259,9 @@ static int
 start_system(ad_node *n)
 {
     const ad_config *c = n->cfg;
-    tp_config tc = {.threads = c->threads, .log = ad_log_sink};
+    // Operators sort by CPU (actorctl ps --sort cpu): measure run time.
+    tp_config tc = {
+        .threads = c->threads, .log = ad_log_sink, .cpu_time = true};
     int rc = tp_system_new(&n->sys, &tc);
     if (rc == 0 && (rc = tp_system_start(n->sys)) != 0)
         tp_system_destroy(&n->sys);

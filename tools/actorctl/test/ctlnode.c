@@ -244,7 +244,7 @@ main(int argc, char **argv)
         return 2;
     }
     tp_system *sys;
-    tp_config cfg = {.threads = 4};
+    tp_config cfg = {.threads = 4, .cpu_time = true};
     int rc = tp_system_new(&sys, &cfg);
     if (rc == 0 && (rc = tp_system_start(sys)) == 0 &&
         (rc = start_tree(sys)) == 0)
