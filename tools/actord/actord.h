@@ -4,10 +4,12 @@
 // starts and stops their supervision trees (apps.c), logs to stderr with
 // journald priority prefixes (log.c), speaks systemd's notify protocol
 // without libsystemd (notify.c), and runs the node: startup, signals,
-// reload and ordered shutdown (node.c). main.c parses the command line.
+// reload and ordered shutdown (node.c), its peers and the log of their
+// nodeups and nodedowns (peers.c). main.c parses the command line.
 //
 // Everything here runs on the main thread except the log sink, which the
-// library calls from any thread, and the watcher actors in apps.c.
+// library calls from any thread, and the watcher actors in apps.c and
+// peers.c.
 #ifndef TROUPE_ACTORD_H
 #define TROUPE_ACTORD_H
 
@@ -98,6 +100,14 @@ typedef struct ad_app_conf {
 
 #define AD_INFINITY (-1)
 
+// One entry of [node] peers: a full node name ("beta@127.0.0.1:4371").
+typedef struct ad_peer {
+    char *node;
+    int line;
+} ad_peer;
+
+#define AD_PEERS_MAX 64
+
 typedef struct ad_config {
     char *path;   // as given, for messages
     char *name;   // [node] name
@@ -112,6 +122,8 @@ typedef struct ad_config {
     int node_line;           // the [node] header's line, 0 if none
     ad_app_conf *apps;       // in file order
     size_t napps;
+    ad_peer *peers; // [node] peers, in file order
+    size_t npeers;
 } ad_config;
 
 // Reads the configuration at `path`. Returns 0 with `*out` to free with
@@ -178,6 +190,11 @@ int ad_app_load(ad_app **out, const ad_app_conf *conf, const char *path,
 // Frees an application that is not running. Accepts NULL.
 void ad_app_free(ad_app *app);
 
+// Spawns an actor that monitors `w->root` and writes an ad_event with
+// `w->id` to `w->fd` when it exits (at once if it is already gone); `*w`
+// is copied. Returns tp_spawn's codes.
+int ad_watch_start(tp_system *sys, ad_watch *w);
+
 // Spawns the actor that answers the watchdog's pings. Returns tp_spawn's
 // codes.
 int ad_health_start(tp_system *sys, tp_pid *out);
@@ -206,6 +223,9 @@ typedef struct ad_node {
     size_t napps, cap;
     uint64_t next_id;
     tp_pid health;
+    ad_watch nodes;           // how the nodes watcher (peers.c) is watched
+    bool nodes_running;       // the nodes watcher is alive
+    int64_t nodes_started_ms; // when it was last spawned
     int64_t watchdog_ms, watchdog_next; // 0: no watchdog
     int64_t started_ms;
     int term_signal; // SIGTERM or SIGINT once asked to stop, else 0
@@ -225,6 +245,10 @@ int64_t ad_now_ms(void);
 int ad_node_run(ad_config *cfg, ad_app **apps, size_t napps,
                 const sigset_t *signals, uint64_t watchdog_usec);
 
+// Waits up to `timeout_ms` (-1: no limit) for a signal or a watcher's
+// event and handles what came.
+void ad_node_wait(ad_node *n, int timeout_ms);
+
 // Starts `app` (loaded) and adds it to the node. Returns 0, or EX_SOFTWARE
 // or EX_OSERR having freed it.
 int ad_node_start_app(ad_node *n, ad_app *app);
@@ -239,5 +263,23 @@ void ad_node_ready(ad_node *n);
 // Re-reads the configuration and applies what can change while running
 // (reload.c).
 void ad_node_reload(ad_node *n);
+
+// ---- peers (peers.c) ------------------------------------------------------
+
+// On a node that listens: spawns the nodes watcher, the actor registered
+// as "actord_nodes" that logs every nodeup and nodedown, then connects to
+// each configured peer. Does nothing on a node that does not listen.
+// Returns 0 or EX_OSERR having logged why.
+int ad_peers_start(ad_node *n);
+// Connects to `node` (a configured peer) and keeps reconnecting; logged.
+void ad_peer_connect(ad_node *n, const char *node);
+// Stops reconnecting to `node` and closes the connection; logged.
+void ad_peer_disconnect(ad_node *n, const char *node);
+// Handles `ev` when it says the nodes watcher exited: restarts it unless
+// the node is stopping or it died young. Returns false for another event.
+bool ad_peers_event(ad_node *n, const ad_event *ev);
+// Stops the nodes watcher and waits (a second at most) until it is gone;
+// called once the applications have stopped.
+void ad_peers_stop(ad_node *n);
 
 #endif

@@ -53,6 +53,12 @@ static const tp_behaviour watcher = {.name = "actord_watch",
                                      .init = watch_init,
                                      .handle = watch_handle};
 
+int
+ad_watch_start(tp_system *sys, ad_watch *w)
+{
+    return tp_spawn(sys, NULL, &watcher, w, NULL);
+}
+
 static int
 health_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
 {
@@ -263,7 +269,7 @@ ad_app_start(ad_app *app, tp_system *sys, uint64_t id, int event_fd)
     if (rc == 0) {
         app->state_ptr = root.state;
         app->watch = (ad_watch){.id = id, .root = app->root, .fd = event_fd};
-        rc = tp_spawn(sys, NULL, &watcher, &app->watch, NULL);
+        rc = ad_watch_start(sys, &app->watch);
         if (rc != 0) {
             snprintf(err, sizeof err, "cannot watch the root supervisor");
             tp_system_exit(sys, app->root, TP_REASON_KILL);

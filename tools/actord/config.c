@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // actord's configuration: an INI file read with libinih. A [node] section
-// sets the node's name, addresses, threads and logging; each [app NAME]
-// section names a module and the arguments passed to it.
+// sets the node's name, addresses, peers, threads and logging; each
+// [app NAME] section names a module and the arguments passed to it.
 //
 // libinih splits "key = value" lines, strips inline comments and calls
 // back for each pair. It is fed through a reader of our own that counts
@@ -187,15 +187,19 @@ node_key(parse *p, const char *key, const char *value)
             like ? "\"?)" : "");
         return;
     }
-    if (p->seen[k] != 0) {
+    // peers may take several lines (a line holds 197 bytes): they add up.
+    if (p->seen[k] != 0 && k != AD_KEY_PEERS) {
         ERR(p, "%s:%d: duplicate key \"%s\" in [node] (first at line %d)",
             p->cfg->path, p->line, key, p->seen[k]);
         return;
     }
-    p->seen[k] = p->line;
+    if (p->seen[k] == 0)
+        p->seen[k] = p->line;
     char why[256] = "";
     if (*value == 0)
         snprintf(why, sizeof why, "empty value");
+    else if (k == AD_KEY_PEERS)
+        p->oom |= !ad_peers_add(p->cfg, value, p->line, why, sizeof why);
     else
         ad_node_key_set(p->cfg, k, value, p->dir, why, sizeof why);
     if (why[0] != 0)
@@ -300,6 +304,18 @@ check_whole(parse *p)
             "%s:%d: secret_file is set but listen is not: only a node that "
             "listens uses a secret",
             c->path, sl);
+    if (c->npeers != 0 && c->listen == NULL && ll == 0)
+        ERR(p,
+            "%s:%d: peers is set but listen is not: only a node that listens "
+            "connects to peers",
+            c->path, c->peers[0].line);
+    for (size_t i = 0; i < c->npeers && c->name != NULL && c->listen != NULL;
+         i++)
+        if (ad_peer_is_self(c->peers[i].node, c->name, c->listen))
+            ERR(p,
+                "%s:%d: invalid peers: \"%s\" is this node itself (name and "
+                "listen)",
+                c->path, c->peers[i].line, c->peers[i].node);
     if (c->listen != NULL && c->secret_file == NULL && sl == 0 &&
         !ad_addr_is_loopback(c->listen))
         ERR(p,
@@ -422,6 +438,9 @@ ad_config_free(ad_config *c)
     for (size_t i = 0; i < c->napps; i++)
         ad_app_conf_clear(&c->apps[i]);
     free(c->apps);
+    for (size_t i = 0; i < c->npeers; i++)
+        free(c->peers[i].node);
+    free(c->peers);
     free(c->path);
     free(c->name);
     free(c->listen);

@@ -26,6 +26,7 @@ const char *const ad_node_key_names[AD_NODE_KEYS + 1] = {
     [AD_KEY_METRICS_ALLOW_REMOTE] = "metrics_allow_remote",
     [AD_KEY_LOG_LEVEL] = "log_level",
     [AD_KEY_SHUTDOWN_TIMEOUT] = "shutdown_timeout",
+    [AD_KEY_PEERS] = "peers",
     [AD_NODE_KEYS] = NULL,
 };
 
@@ -74,6 +75,148 @@ ad_addr_is_loopback(const char *addr)
     return strncmp(addr, "127.", 4) == 0;
 }
 
+#define NAME_WHY "a node name is 1 to 48 of A-Z a-z 0-9 _ . -"
+
+// The short name of `len` bytes at `s` (not NUL-terminated).
+static bool
+name_ok(const char *s, size_t len)
+{
+    static const char chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                "abcdefghijklmnopqrstuvwxyz0123456789_.-";
+    if (len == 0 || len > 48)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (s[i] == 0 || strchr(chars, s[i]) == NULL)
+            return false;
+    return true;
+}
+
+// ---- peers -----------------------------------------------------------------
+
+// Checks one entry of peers: "NAME@HOST:PORT" as tp_node_connect takes
+// it (and as tp_node_name writes it: no leading zeros in the port).
+static bool
+peer_ok(const char *e, char *why, size_t n)
+{
+    const char *at = strchr(e, '@');
+    const char *addr = at != NULL ? at + 1 : "";
+    const char *colon = strrchr(addr, ':');
+    if (at == NULL || at == e || strchr(addr, '@') != NULL || colon == NULL) {
+        snprintf(why, n,
+                 "expected NAME@HOST:PORT, such as beta@127.0.0.1:4371");
+        return false;
+    }
+    if (!name_ok(e, (size_t)(at - e))) {
+        snprintf(why, n, NAME_WHY);
+        return false;
+    }
+    const char *port = colon + 1;
+    size_t pl = strlen(port);
+    unsigned long p = 0;
+    if (pl > 0 && pl <= 5 && strspn(port, "0123456789") == pl)
+        p = strtoul(port, NULL, 10);
+    if (p == 0 || p > 65535) {
+        snprintf(why, n, "port \"%s\": a peer's port is 1 to 65535", port);
+        return false;
+    }
+    if (port[0] == '0') {
+        snprintf(why, n, "port \"%s\": write it without leading zeros", port);
+        return false;
+    }
+    if (!ad_addr_ok(addr, why, n))
+        return false;
+    if (tp_node_name_check(e) != 0) { // what is left: the library's view
+        snprintf(why, n, "not a node name troupe accepts");
+        return false;
+    }
+    return true;
+}
+
+static const ad_peer *
+peer_find(const ad_peer *v, size_t nv, const char *node)
+{
+    for (size_t i = 0; i < nv; i++)
+        if (strcmp(v[i].node, node) == 0)
+            return &v[i];
+    return NULL;
+}
+
+bool
+ad_peers_add(ad_config *c, const char *value, int line, char *why, size_t n)
+{
+    static const char sep[] = " \t,";
+    why[0] = 0;
+    char *copy = strdup(value);
+    ad_peer *v = NULL;
+    size_t nv = 0;
+    bool oom = copy == NULL;
+    char *save = NULL;
+    for (char *e = copy ? strtok_r(copy, sep, &save) : NULL;
+         e != NULL && !oom && why[0] == 0; e = strtok_r(NULL, sep, &save)) {
+        const ad_peer *twice = peer_find(c->peers, c->npeers, e);
+        if (twice == NULL)
+            twice = peer_find(v, nv, e);
+        char bad[160];
+        if (!peer_ok(e, bad, sizeof bad)) {
+            // Name the entry when the line lists more than one.
+            if (strcmp(e, value) == 0)
+                snprintf(why, n, "%s", bad);
+            else
+                snprintf(why, n, "\"%s\": %s", e, bad);
+        } else if (twice != NULL) {
+            snprintf(why, n, "\"%s\" is listed twice (first at line %d)", e,
+                     twice->line);
+        } else if (c->npeers + nv >= AD_PEERS_MAX) {
+            snprintf(why, n, "at most %d peers", AD_PEERS_MAX);
+        } else {
+            ad_peer *grown = realloc(v, (nv + 1) * sizeof *v);
+            if (grown == NULL || (grown[nv].node = strdup(e)) == NULL) {
+                v = grown != NULL ? grown : v;
+                oom = true;
+                break;
+            }
+            v = grown;
+            v[nv++].line = line;
+        }
+    }
+    if (!oom && why[0] == 0 && nv == 0)
+        snprintf(why, n, "no peer listed");
+    ad_peer *all = NULL;
+    if (!oom && why[0] == 0 &&
+        (all = realloc(c->peers, (c->npeers + nv) * sizeof *all)) == NULL)
+        oom = true;
+    if (all != NULL) {
+        memcpy(all + c->npeers, v, nv * sizeof *v);
+        c->peers = all;
+        c->npeers += nv;
+    } else {
+        for (size_t i = 0; i < nv; i++)
+            free(v[i].node);
+    }
+    free(v);
+    free(copy);
+    return !oom;
+}
+
+bool
+ad_peer_is_self(const char *node, const char *name, const char *listen)
+{
+    const char *at = strchr(node, '@');
+    size_t nl = (size_t)(at - node);
+    if (strlen(name) != nl || strncmp(node, name, nl) != 0)
+        return false;
+    // Compare addresses as numbers: listen may spell its port 04370.
+    const char *a = at + 1, *ac = strrchr(a, ':'), *lc = strrchr(listen, ':');
+    char ha[INET_ADDRSTRLEN], hl[INET_ADDRSTRLEN];
+    struct in_addr ia, il;
+    snprintf(ha, sizeof ha, "%.*s", (int)(ac - a), a);
+    snprintf(hl, sizeof hl, "%.*s", (int)(lc - listen), listen);
+    return inet_pton(AF_INET, ha, &ia) == 1 &&
+           inet_pton(AF_INET, hl, &il) == 1 && ia.s_addr == il.s_addr &&
+           strtoul(ac + 1, NULL, 10) == strtoul(lc + 1, NULL, 10) &&
+           strtoul(lc + 1, NULL, 10) != 0;
+}
+
 // ---- the [node] keys -------------------------------------------------------
 
 static bool
@@ -90,11 +233,8 @@ set_str(char **field, const char *value)
 static void
 set_name(ad_config *c, const char *v, char *why, size_t n)
 {
-    size_t len = strlen(v);
-    if (len > 48 ||
-        strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                  "0123456789_.-") != len)
-        snprintf(why, n, "a node name is 1 to 48 of A-Z a-z 0-9 _ . -");
+    if (!name_ok(v, strlen(v)))
+        snprintf(why, n, NAME_WHY);
     else
         set_str(&c->name, v);
 }

@@ -21,6 +21,7 @@ enum {
     AD_KEY_METRICS_ALLOW_REMOTE,
     AD_KEY_LOG_LEVEL,
     AD_KEY_SHUTDOWN_TIMEOUT,
+    AD_KEY_PEERS,
     AD_NODE_KEYS
 };
 
@@ -39,6 +40,16 @@ int ad_node_key_find(const char *key);
 // notices the NULL field).
 void ad_node_key_set(ad_config *cfg, int k, const char *value, const char *dir,
                      char *why, size_t size);
+
+// Adds the peers that `value` (line `line`) lists, separated by blanks
+// and/or commas, to `cfg`. On a bad entry, a duplicate or too many adds
+// none of them and writes why into `why` (left empty on success, also
+// when memory ran out: then returns false).
+bool ad_peers_add(ad_config *cfg, const char *value, int line, char *why,
+                  size_t size);
+// True when peer `node` (well formed) is the node that `name` and
+// `listen` (well formed, port not 0) describe.
+bool ad_peer_is_self(const char *node, const char *name, const char *listen);
 
 // Strips blanks at both ends, in place. Returns the first non-blank.
 char *ad_trim(char *s);

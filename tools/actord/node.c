@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The node's life: create the system, make it a node, open the control
-// socket and /metrics, start the applications in configuration order, tell
+// socket and /metrics, spawn the nodes watcher and connect to the peers
+// (peers.c), start the applications in configuration order, tell
 // systemd it is ready; then wait in one poll() on a signalfd and on the
 // pipe the watcher actors write to. SIGTERM and SIGINT stop the
 // applications in reverse start order, each waited for; SIGHUP reloads
@@ -64,6 +65,8 @@ app_by_id(ad_node *n, uint64_t id)
 static void
 on_event(ad_node *n, const ad_event *ev)
 {
+    if (ad_peers_event(n, ev))
+        return;
     ad_app *app = app_by_id(n, ev->id);
     if (app == NULL || app->state != AD_APP_RUNNING)
         return;
@@ -88,10 +91,8 @@ on_event(ad_node *n, const ad_event *ev)
     ad_app_finish(app);
 }
 
-// Waits up to `timeout_ms` (-1: no limit) for a signal or a watcher's
-// event and handles what came.
-static void
-wait_once(ad_node *n, int timeout_ms)
+void
+ad_node_wait(ad_node *n, int timeout_ms)
 {
     struct pollfd pfd[2] = {{.fd = n->sigfd, .events = POLLIN},
                             {.fd = n->event[0], .events = POLLIN}};
@@ -225,7 +226,7 @@ ad_node_stop_app(ad_node *n, ad_app *app)
         }
         int wait = left > INT32_MAX ? INT32_MAX : (int)left;
         int pet = next_timeout(n);
-        wait_once(n, pet >= 0 && (wait < 0 || pet < wait) ? pet : wait);
+        ad_node_wait(n, pet >= 0 && (wait < 0 || pet < wait) ? pet : wait);
         watchdog(n);
         if (n->term_again && !killed && app->state == AD_APP_RUNNING) {
             kill_root(n, app, "second_signal");
@@ -319,7 +320,7 @@ start_services(ad_node *n)
         ad_log(TP_LOG_ERR, "health_failed error=%s", tp_err_name(rc));
         return EX_OSERR;
     }
-    return 0;
+    return ad_peers_start(n);
 }
 
 static int
@@ -358,7 +359,7 @@ static void
 run_loop(ad_node *n)
 {
     while (n->term_signal == 0) {
-        wait_once(n, next_timeout(n));
+        ad_node_wait(n, next_timeout(n));
         if (n->hup && n->term_signal == 0) {
             n->hup = false;
             ad_node_reload(n);
@@ -379,6 +380,7 @@ shut_down(ad_node *n)
     ad_notify("STOPPING=1\nSTATUS=Stopping (%s)", why);
     stop_all(n);
     ad_log(TP_LOG_INFO, "apps_stopped ms=%lld", (long long)(ad_now_ms() - t0));
+    ad_peers_stop(n); // nodedowns are logged until the applications are gone
 }
 
 static void
@@ -430,6 +432,7 @@ ad_node_run(ad_config *cfg, ad_app **apps, size_t napps,
         ad_notify("STATUS=Failed to start (exit status %d)", rc);
         n.stopping = true;
         stop_all(&n); // those that started, in reverse order
+        ad_peers_stop(&n);
     }
     tear_down(&n);
     ad_log(rc == 0 ? TP_LOG_INFO : TP_LOG_ERR, "stopped status=%d", rc);

@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: MIT
 // SIGHUP: read the configuration again and apply what can change while
-// the node runs. log_level and shutdown_timeout take effect at once; an
-// [app] section that is new starts its application, one that is gone
-// stops its application (reverse start order, as at shutdown). What the
-// running node cannot change (its name, addresses, secret, threads,
-// control socket, an application's module or arguments) is logged as
-// needing a restart and the running value is kept, so the next reload
-// reports it again. A configuration with errors changes nothing: the
-// errors are logged and the node goes on as it was.
+// the node runs. log_level and shutdown_timeout take effect at once, and
+// so does peers: the peers added are connected to, those removed
+// disconnected from. An [app] section that is new starts its application,
+// one that is gone stops its application (reverse start order, as at
+// shutdown). What the running node cannot change (its name, addresses,
+// secret, threads, control socket, an application's module or arguments)
+// is logged as needing a restart and the running value is kept, so the
+// next reload reports it again. A configuration with errors changes
+// nothing: the errors are logged and the node goes on as it was.
 #include "actord.h"
 
 #include <stdio.h>
@@ -73,6 +74,55 @@ node_keys(ad_node *n, const ad_config *next, int *applied, int *pending)
     fixed("metrics", cur->metrics, next->metrics, pending);
     fixed_num("metrics_allow_remote", cur->metrics_allow_remote,
               next->metrics_allow_remote, pending);
+}
+
+static bool
+has_peer(const ad_config *c, const char *node)
+{
+    for (size_t i = 0; i < c->npeers; i++)
+        if (strcmp(c->peers[i].node, node) == 0)
+            return true;
+    return false;
+}
+
+// [node] peers: disconnects from the peers dropped, connects to the new
+// ones, and keeps the new list (taken from `next`).
+static void
+peers(ad_node *n, ad_config *next, int *applied, int *pending)
+{
+    ad_config *cur = n->cfg;
+    if (cur->listen == NULL) {
+        // Not distributed: peers need listen, and listen a restart.
+        if (next->npeers != 0) {
+            ad_log(TP_LOG_WARNING,
+                   "reload_needs_restart key=peers running=none new=%zu",
+                   next->npeers);
+            ++*pending;
+        }
+        return;
+    }
+    for (size_t i = 0; i < cur->npeers; i++) {
+        const char *node = cur->peers[i].node;
+        if (has_peer(next, node))
+            continue;
+        ad_log(TP_LOG_INFO, "reload_peer_removed node=%s", AD_Q(node));
+        ad_peer_disconnect(n, node);
+        ++*applied;
+    }
+    for (size_t i = 0; i < next->npeers; i++) {
+        const char *node = next->peers[i].node;
+        if (has_peer(cur, node))
+            continue;
+        ad_log(TP_LOG_INFO, "reload_peer_added node=%s", AD_Q(node));
+        ad_peer_connect(n, node);
+        ++*applied;
+    }
+    ad_peer *v = cur->peers;
+    size_t nv = cur->npeers;
+    cur->peers = next->peers;
+    cur->npeers = next->npeers;
+    next->peers = v; // freed with `next`
+    next->npeers = nv;
 }
 
 static const ad_app_conf *
@@ -160,6 +210,7 @@ ad_node_reload(ad_node *n)
     ad_diag_free(&diag);
     int applied = 0, pending = 0, failed = 0;
     node_keys(n, next, &applied, &pending);
+    peers(n, next, &applied, &pending);
     old_apps(n, next, &applied, &pending);
     new_apps(n, next, &applied, &failed);
     ad_config_free(next);

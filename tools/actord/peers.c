@@ -1,0 +1,160 @@
+// SPDX-License-Identifier: MIT
+// Peers: the nodes a listening actord connects to at start ([node] peers)
+// and the nodes watcher, the actor registered as "actord_nodes" that logs
+// every peer coming up or going down.
+//
+// The watcher subscribes to TP_TAG_NODEUP and TP_TAG_NODEDOWN in its init,
+// which runs on the spawning thread before tp_spawn returns: the main
+// thread connects to the peers only after that, so not even the first
+// nodeup escapes it. Connecting is the main thread's business
+// (tp_node_connect with no timeout: the library keeps reconnecting with
+// backoff), so is disconnecting on reload; the watcher only logs.
+//
+// The watcher belongs to no application and is linked to nothing: spawned
+// from outside any actor, its exit reaches no one, so a crash of it can
+// take down neither an application nor the node, and the connections go
+// on (they are the library's). Only the log of nodeups and nodedowns
+// would stop, so the main thread watches it as it watches a root
+// supervisor (an ad_watch writing to the event pipe) and spawns it again;
+// a watcher that dies within a second of its start is not restarted, as
+// it would only fill the log. At shutdown it is stopped once the
+// applications are, and waited for, so that nothing it logs races with
+// the system's destruction.
+#include "actord.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define NODES_NAME "actord_nodes"
+#define NODES_YOUNG_MS 1000
+
+// ---- the watcher -----------------------------------------------------------
+
+static int
+nodes_init(tp_ctx *ctx, void *state, void *arg)
+{
+    (void)state;
+    (void)arg;
+    return tp_monitor_nodes(ctx, true);
+}
+
+static int
+nodes_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)ctx;
+    (void)state;
+    if ((msg->tag != TP_TAG_NODEUP && msg->tag != TP_TAG_NODEDOWN) ||
+        msg->size < sizeof(tp_node_msg))
+        return TP_OK;
+    const tp_node_msg *m = msg->data;
+    char node[sizeof m->node], why[sizeof m->why];
+    snprintf(node, sizeof node, "%.*s", (int)sizeof m->node - 1, m->node);
+    snprintf(why, sizeof why, "%.*s", (int)sizeof m->why - 1, m->why);
+    if (msg->tag == TP_TAG_NODEUP)
+        ad_log(TP_LOG_INFO, "nodeup node=%s incarnation=%u", AD_Q(node),
+               (unsigned)m->incarnation);
+    else
+        ad_log(TP_LOG_WARNING, "nodedown node=%s incarnation=%u reason=%s",
+               AD_Q(node), (unsigned)m->incarnation,
+               AD_Q(why[0] ? why : "unknown"));
+    return TP_OK;
+}
+
+static const tp_behaviour nodes_watcher = {
+    .name = NODES_NAME, .handle = nodes_handle, .init = nodes_init};
+
+// Spawns the watcher and the actor that tells the main thread of its exit.
+static int
+spawn_watcher(ad_node *n)
+{
+    tp_pid pid;
+    int rc = tp_spawn(n->sys, &pid, &nodes_watcher, NULL,
+                      &(tp_spawn_opts){.name = NODES_NAME});
+    if (rc != 0)
+        return rc;
+    n->nodes = (ad_watch){.id = ++n->next_id, .root = pid, .fd = n->event[1]};
+    if ((rc = ad_watch_start(n->sys, &n->nodes)) != 0) {
+        tp_system_exit(n->sys, pid, TP_REASON_KILL);
+        return rc;
+    }
+    n->nodes_running = true;
+    n->nodes_started_ms = ad_now_ms();
+    char p[TP_PID_STRLEN];
+    tp_pid_format(pid, p, sizeof p);
+    ad_log(TP_LOG_DEBUG, "nodes_watcher_started pid=%s name=%s", p,
+           NODES_NAME);
+    return 0;
+}
+
+// ---- connecting ------------------------------------------------------------
+
+void
+ad_peer_connect(ad_node *n, const char *node)
+{
+    ad_log(TP_LOG_INFO, "peer_connecting node=%s", AD_Q(node));
+    int rc = tp_node_connect(n->sys, node, 0);
+    if (rc != 0) // this node itself (its port picked at start), or no memory
+        ad_log(TP_LOG_WARNING, "peer_connect_failed node=%s error=%s",
+               AD_Q(node), tp_err_name(rc));
+}
+
+void
+ad_peer_disconnect(ad_node *n, const char *node)
+{
+    ad_log(TP_LOG_INFO, "peer_disconnecting node=%s", AD_Q(node));
+    int rc = tp_node_disconnect(n->sys, node);
+    if (rc != 0 && rc != TP_ENOENT) // ENOENT: never known, nothing to close
+        ad_log(TP_LOG_WARNING, "peer_disconnect_failed node=%s error=%s",
+               AD_Q(node), tp_err_name(rc));
+}
+
+int
+ad_peers_start(ad_node *n)
+{
+    if (tp_node_name(n->sys)[0] == 0)
+        return 0; // not distributed: no peers, no nodeups
+    int rc = spawn_watcher(n);
+    if (rc != 0) {
+        ad_log(TP_LOG_ERR, "nodes_watcher_failed error=%s", tp_err_name(rc));
+        return EX_OSERR;
+    }
+    for (size_t i = 0; i < n->cfg->npeers; i++)
+        ad_peer_connect(n, n->cfg->peers[i].node);
+    return 0;
+}
+
+// ---- its exit --------------------------------------------------------------
+
+bool
+ad_peers_event(ad_node *n, const ad_event *ev)
+{
+    if (!n->nodes_running || ev->id != n->nodes.id)
+        return false;
+    n->nodes_running = false;
+    if (n->stopping && ev->reason == TP_REASON_SHUTDOWN)
+        return true; // ad_peers_stop asked
+    char why[64];
+    tp_reason_format(ev->reason, why, sizeof why);
+    int64_t lived = ad_now_ms() - n->nodes_started_ms;
+    bool again = !n->stopping && lived >= NODES_YOUNG_MS;
+    ad_log(TP_LOG_ERR, "nodes_watcher_exited reason=%s ms=%lld action=%s", why,
+           (long long)lived, again ? "restart" : "none");
+    int rc;
+    if (again && (rc = spawn_watcher(n)) != 0)
+        ad_log(TP_LOG_ERR, "nodes_watcher_failed error=%s", tp_err_name(rc));
+    return true;
+}
+
+void
+ad_peers_stop(ad_node *n)
+{
+    if (!n->nodes_running)
+        return;
+    tp_system_exit(n->sys, n->nodes.root, TP_REASON_SHUTDOWN);
+    int64_t deadline = ad_now_ms() + 1000;
+    int64_t left;
+    while (n->nodes_running && (left = deadline - ad_now_ms()) > 0)
+        ad_node_wait(n, (int)left);
+    if (n->nodes_running) // the system's destruction finishes it
+        ad_log(TP_LOG_WARNING, "nodes_watcher_stop_unconfirmed");
+}
