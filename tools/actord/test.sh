@@ -17,17 +17,16 @@ actord=$build/bin/actord
 actorctl=$build/bin/actorctl
 tools=$build/test/actord
 tmp=$(mktemp -d)
-failures=0
-checks=0
 began=$(date +%s)
 pid=""
 notify_pid=""
+beta_pid=""
 
 export LC_ALL=C
 unset NOTIFY_SOCKET WATCHDOG_USEC WATCHDOG_PID RUNTIME_DIRECTORY
 
 cleanup() {
-    for p in $pid $notify_pid; do
+    for p in $pid $notify_pid $beta_pid; do
         kill -KILL "$p" 2>/dev/null
     done
     wait 2>/dev/null
@@ -36,14 +35,20 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
+# Checks and failures are counted in files: `printf ... | bad ...` runs
+# bad in a subshell, where a variable's change is lost.
+tick() {
+    printf . >>"$tmp/checks"
+}
+
 fail() {
     printf "actord test: FAIL: %s\n" "$*" >&2
-    failures=$((failures + 1))
+    printf 'x\n' >>"$tmp/failures"
 }
 
 # has FILE PATTERN WHAT: a line of FILE matches the basic regex PATTERN.
 has() {
-    checks=$((checks + 1))
+    tick
     grep -q -- "$2" "$1" || {
         fail "$3: no line matches '$2' in:"
         sed 's/^/    /' "$1" >&2
@@ -52,7 +57,7 @@ has() {
 
 # lacks FILE PATTERN WHAT: no line of FILE matches PATTERN.
 lacks() {
-    checks=$((checks + 1))
+    tick
     ! grep -q -- "$2" "$1" || fail "$3: a line matches '$2'"
 }
 
@@ -66,12 +71,31 @@ eventually() {
     done
 }
 
+# wait_in FILE PATTERN WHAT: waits until FILE has a matching line.
+wait_in() {
+    tick
+    eventually grep -qs -- "$2" "$1" || {
+        fail "$3: no '$2' in $(basename "$1") within 10 s:"
+        sed 's/^/    /' "$1" >&2
+    }
+}
+
 # wait_log PATTERN WHAT: waits until the node's log has a matching line.
 wait_log() {
-    checks=$((checks + 1))
-    eventually grep -qs -- "$1" "$tmp/log" || {
-        fail "$2: no '$1' in the log within 10 s:"
-        sed 's/^/    /' "$tmp/log" >&2
+    wait_in "$tmp/log" "$1" "$2"
+}
+
+# wait_count FILE COUNT PATTERN WHAT: waits until FILE has at least COUNT
+# lines matching PATTERN.
+count_ge() {
+    c=$(grep -c -- "$3" "$1" 2>/dev/null)
+    [ "${c:-0}" -ge "$2" ]
+}
+wait_count() {
+    tick
+    eventually count_ge "$1" "$2" "$3" || {
+        fail "$4: fewer than $2 '$3' in $(basename "$1") within 10 s:"
+        sed 's/^/    /' "$1" >&2
     }
 }
 
@@ -83,7 +107,7 @@ lines_of() {
 # before A B WHAT: the first line matching A comes before the first
 # matching B.
 before() {
-    checks=$((checks + 1))
+    tick
     a=$(lines_of "$1" | cut -d' ' -f1)
     b=$(lines_of "$2" | cut -d' ' -f1)
     if [ -z "$a" ] || [ -z "$b" ] || [ "$a" -ge "$b" ]; then
@@ -97,7 +121,7 @@ before() {
 expect() {
     want=$1 what=$2
     shift 2
-    checks=$((checks + 1))
+    tick
     "$@" >"$tmp/out" 2>"$tmp/err"
     rc=$?
     [ "$rc" = "$want" ] ||
@@ -127,7 +151,7 @@ finish() {
     wait "$pid"
     rc=$?
     pid=""
-    checks=$((checks + 1))
+    tick
     [ "$rc" = "$2" ] || {
         fail "$1: exit $rc, expected $2; log:"
         sed 's/^/    /' "$tmp/log" >&2
@@ -207,10 +231,46 @@ chmod 644 "$tmp/secret"
 printf '[node]\nname = alpha\nlisten = 127.0.0.1:0\nsecret_file = secret\n' |
     bad secret 4 'invalid secret_file "secret": mode 644'
 
+# peers: each entry NAME@HOST:PORT, as tp_node_connect takes it.
+peers() {
+    printf '[node]\nname = alpha\nlisten = 127.0.0.1:4370\n'
+    for p in "$@"; do printf 'peers = %s\n' "$p"; done
+}
+peers beta | bad peerform 4 'invalid peers "beta": expected NAME@HOST:PORT'
+peers 'be/ta@127.0.0.1:4371' |
+    bad peername 4 'invalid peers "be/ta@127.0.0.1:4371": a node name is 1 to 48'
+peers beta@localhost:4371 |
+    bad peerhost 4 'invalid peers "beta@localhost:4371": "localhost" is not a numeric'
+peers beta@127.0.0.1:0 |
+    bad peerport 4 "invalid peers \"beta@127.0.0.1:0\": port \"0\": a peer's port is 1 to 65535"
+peers 'beta@127.0.0.1:4371, gamma@127.0.0.1:70000' |
+    bad peerport2 4 'invalid peers ".*": "gamma@127.0.0.1:70000": port "70000"'
+peers beta@127.0.0.1:04371 |
+    bad peerzero 4 'invalid peers "beta@127.0.0.1:04371": port "04371": write it without leading zeros'
+peers 'beta@127.0.0.1:4371,beta@127.0.0.1:4371' |
+    bad peerdup 4 'invalid peers ".*": "beta@127.0.0.1:4371" is listed twice (first at line 4)'
+peers beta@127.0.0.1:4371 'gamma@127.0.0.1:4372 beta@127.0.0.1:4371' |
+    bad peerdup2 5 'invalid peers ".*": "beta@127.0.0.1:4371" is listed twice (first at line 4)'
+peers alpha@127.0.0.1:4370 |
+    bad peerself 4 'invalid peers: "alpha@127.0.0.1:4370" is this node itself'
+peers , | bad peernone 4 'invalid peers ",": no peer listed'
+printf '[node]\nname = alpha\npeers = beta@127.0.0.1:4371\n' |
+    bad peerlisten 3 'peers is set but listen is not'
+# 64 peers on 16 lines (a line holds 197 bytes) are fine, 65 are not.
+lines=""
+for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16; do
+    lines="$lines p$i-1@127.0.0.1:$((4400 + i)),p$i-2@127.0.0.1:$((4400 + i)),p$i-3@127.0.0.1:$((4400 + i)),p$i-4@127.0.0.1:$((4400 + i))"
+done
+# shellcheck disable=SC2086 # one argument per line of peers
+peers $lines >"$tmp/peers64.conf"
+expect 0 "64 peers (--check)" "$actord" --check -c "$tmp/peers64.conf"
+# shellcheck disable=SC2086
+peers $lines q@127.0.0.1:1 | bad peers65 20 'invalid peers "q@127.0.0.1:1": at most 64 peers'
+
 # Several mistakes: every one reported, in line order.
 printf '[node]\nname = alpha\nthreads = 0\nbogus = 1\nlog_level = loud\n' >"$tmp/many.conf"
 expect 78 "several mistakes" "$actord" --check -c "$tmp/many.conf"
-checks=$((checks + 1))
+tick
 [ "$(cut -d: -f2 "$tmp/err" | tr '\n' ' ')" = "3 4 5 " ] ||
     fail "several mistakes: expected lines 3 4 5, got: $(cat "$tmp/err")"
 
@@ -233,7 +293,7 @@ EOF
 expect 0 "a good configuration (--check)" "$actord" --check -c "$tmp/good.conf"
 has "$tmp/out" 'configuration valid: node alpha, 1 application$' \
     "a good configuration (--check)"
-checks=$((checks + 1))
+tick
 [ ! -e "$tmp/run/alpha.sock" ] || fail "--check opened the control socket"
 
 # ---- modules that do not load or do not start -----------------------------
@@ -262,7 +322,7 @@ fail_start() {
     before 'app_started app=first' 'app_start_failed app=second' "fail = $1"
     before 'app_start_failed app=second' 'app_stopped app=first' "fail = $1"
     has "$tmp/log" 'stopped status=70' "fail = $1"
-    checks=$((checks + 1))
+    tick
     [ ! -e "$tmp/run/alpha.sock" ] || fail "fail = $1: the control socket stayed"
 }
 fail_start start
@@ -282,7 +342,7 @@ ready_seen() {
     [ "$(grep -c 'READY=1' "$tmp/notified")" -ge "$1" ]
 }
 ready() {
-    checks=$((checks + 1))
+    tick
     eventually ready_seen "$1" ||
         fail "$2: READY=1 not received $1 times: $(cat "$tmp/notified")"
 }
@@ -298,7 +358,7 @@ lacks "$tmp/log" '^<7>' "log_level info hides debug lines"
 if [ -x "$actorctl" ]; then
     expect 0 "actorctl tree" "$actorctl" --socket "$tmp/run/alpha.sock" tree
     has "$tmp/out" '^<0\.[0-9]*\.[0-9]*> first  *supervisor ' "the root in the tree"
-    checks=$((checks + 1))
+    tick
     [ "$(grep -c 'testapp_worker' "$tmp/out")" = 3 ] ||
         fail "actorctl tree: not 3 workers: $(cat "$tmp/out")"
 fi
@@ -349,7 +409,7 @@ before "$sup child=w1 " 'app_stopped app=first reason=shutdown' \
     "shutdown order"
 before 'app_stopped app=first' 'testapp: stop app=first' "the module's stop"
 has "$tmp/log" 'stopped status=0$' "SIGTERM"
-checks=$((checks + 1))
+tick
 [ ! -e "$tmp/run/alpha.sock" ] || fail "SIGTERM: the control socket stayed"
 
 # ---- applications removed by reload, roots that die, SIGINT ----------------
@@ -405,7 +465,7 @@ WATCHDOG_USEC=100000 timeout --foreground 60 "$actord" \
     --config "$tmp/stubborn.conf" 2>"$tmp/log" &
 pid=$!
 ready 1 "an abstract notify socket"
-checks=$((checks + 1))
+tick
 eventually grep -q '^WATCHDOG=1$' "$tmp/notified" || fail "no WATCHDOG=1"
 kill -TERM "$pid"
 finish "a stubborn root" 0
@@ -434,6 +494,9 @@ kill -TERM "$pid"
 finish "listen" 0
 
 elapsed=$(($(date +%s) - began))
+touch "$tmp/checks" "$tmp/failures"
+checks=$(($(wc -c <"$tmp/checks")))
+failures=$(($(wc -l <"$tmp/failures")))
 if [ "$failures" -ne 0 ]; then
     echo "actord test: $failures of $checks checks failed (${elapsed} s)" >&2
     exit 1
