@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 # troupe's build. `make` builds the libraries, examples and benchmarks under
-# build/; `make check` runs the tests; `make demo` runs the ping-pong demo;
+# build/; `make check` runs the tests; `make demo` runs the two-node demo
+# (examples/demo.sh: actord, actorctl and the kvstore module);
 # `make bench` runs the benchmark suite. SAN=address|undefined|thread builds
 # everything with that sanitizer under build/san-$(SAN)/. V=1 shows commands.
 
@@ -57,6 +58,8 @@ LIB_OBJ := $(LIB_SRC:%.c=$(B)/obj/%.o)
 TEST_SRC := $(wildcard test/*.c)
 TEST_OBJ := $(TEST_SRC:%.c=$(B)/obj/%.o)
 EXAMPLES := $(patsubst examples/%.c,$(B)/bin/%,$(wildcard examples/*.c))
+# The kvstore example is also built as an application module for actord.
+KVSTORE_SO := $(B)/bin/kvstore.so
 BENCH := $(B)/bin/tbench
 
 STATIC := $(B)/lib/libtroupe.a
@@ -78,22 +81,28 @@ CHECK_DEPS :=
 CHECK_SCRIPTS :=
 include $(sort $(wildcard tools/*/*.mk test/*/*.mk))
 
-all: $(STATIC) $(SHARED) $(PCFILE) $(EXAMPLES) $(BENCH) $(ALL_EXTRA)
+all: $(STATIC) $(SHARED) $(PCFILE) $(EXAMPLES) $(KVSTORE_SO) $(BENCH) \
+	$(ALL_EXTRA)
 
 deps:
 	@sh tools/deps.sh
 
 demo: deps
-	@$(MAKE) --no-print-directory $(B)/bin/pingpong
-	$(B)/bin/pingpong
+	@$(MAKE) --no-print-directory $(B)/bin/actord $(B)/bin/actorctl \
+		$(KVSTORE_SO) $(B)/bin/kvload
+	@sh examples/demo.sh $(B)
 
 check: deps
 	@$(MAKE) --no-print-directory check-run
 
-check-run: all $(B)/bin/check_troupe $(B)/bin/tnode $(CHECK_DEPS)
+check-run: all $(B)/bin/check_troupe $(B)/bin/tnode $(CHECK_DEPS) \
+	$(KVSTORE_SO) $(B)/bin/kvload
 	$(B)/bin/check_troupe
 	@for t in $(CHECK_SCRIPTS); do echo "  TEST    $$t"; \
 		sh $$t $(B) || exit 1; done
+	@echo "  TEST    examples/demo.sh"
+	@sh examples/demo.sh $(B) >$(B)/demo.log 2>&1 || \
+		{ cat $(B)/demo.log; echo "demo failed"; exit 1; }
 ifeq ($(SAN),)
 	@sh test/install_test.sh "$(CC)" "$(MAKE)"
 endif
@@ -135,6 +144,12 @@ $(B)/bin/%: $(B)/obj/examples/%.o $(STATIC)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) -o $@ $< $(STATIC) $(LDLIBS_ALL)
+
+# Resolves tp_* against actord when loaded, like any application module.
+$(KVSTORE_SO): examples/kvstore.c $(wildcard include/*.h include/troupe/*.h)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(BASE_CFLAGS) -DKVSTORE_MODULE -fPIC -shared -o $@ $<
 
 $(BENCH): $(B)/obj/tools/bench/tbench.o $(STATIC)
 	@mkdir -p $(@D)

@@ -18,6 +18,18 @@
 //
 //   kvstore [-l HOST:PORT] [-s SHARDS] [-c CONTROL_SOCKET]
 // prints "LISTENING <port>" when ready and runs until SIGTERM or SIGINT.
+//
+// Built with -DKVSTORE_MODULE (build/bin/kvstore.so) it is instead an
+// application module for actord, started from a section such as
+//
+//   [app kv]
+//   module = kvstore.so
+//   listen = 127.0.0.1:7070     ; default 127.0.0.1:0, the port is logged
+//   shards = 8                  ; 1 to 64, default 4
+//
+// which runs the same tree with the root registered as the section's name.
+// Its actors' names (kv_shards, kv_conns, kv_acceptor, kv_shard_N) are
+// global to the node, so a node runs one kvstore.
 #include <troupe.h>
 
 #include <signal.h>
@@ -394,8 +406,9 @@ static const tp_child_spec conn_template[] = {
     {.id = "kv_conn", .behaviour = &conn_b, .restart = TP_TEMPORARY}};
 static tp_child_spec root_children[3];
 
-static int
-start_tree(tp_system *sys, kv_config *cfg, tp_pid *root)
+// Fills the specs of the whole tree from `cfg`, which must outlive it.
+static const tp_sup_spec *
+tree_spec(kv_config *cfg)
 {
     for (unsigned i = 0; i < cfg->shards; i++) {
         snprintf(shard_ids[i], sizeof shard_ids[i], "kv_shard_%u", i);
@@ -432,10 +445,75 @@ start_tree(tp_system *sys, kv_config *cfg, tp_pid *root)
                                         .period_ms = 10000},
                               .children = root_children,
                               .nchildren = 3};
-    return tp_sup_start(sys, root, &root_spec,
-                        &(tp_spawn_opts){.name = "kv_root"});
+    return &root_spec;
 }
 
+#ifdef KVSTORE_MODULE
+// ---- the actord module
+// -----------------------------------------------------------
+
+// Reads the section's arguments into `cfg`; an unknown key or a bad value
+// is refused with a one-line reason.
+static int
+kv_args(const tp_app_args *args, kv_config *cfg, char *err, size_t size)
+{
+    *cfg = (kv_config){.listen = "127.0.0.1:0", .shards = 4};
+    for (size_t i = 0; i < args->n; i++) {
+        const char *k = args->v[i].key, *v = args->v[i].value;
+        char *end;
+        if (strcmp(k, "listen") == 0) {
+            const char *colon = strrchr(v, ':');
+            unsigned long port = colon ? strtoul(colon + 1, &end, 10) : 0;
+            if (colon == NULL || colon == v || colon[1] == 0 || *end != 0 ||
+                port > 65535 || strlen(v) >= sizeof cfg->listen) {
+                snprintf(err, size,
+                         "listen must be HOST:PORT, such as 127.0.0.1:7070");
+                return TP_EINVAL;
+            }
+            snprintf(cfg->listen, sizeof cfg->listen, "%s", v);
+        } else if (strcmp(k, "shards") == 0) {
+            unsigned long n = strtoul(v, &end, 10);
+            if (*v < '0' || *v > '9' || *end != 0 || n < 1 || n > SHARDS_MAX) {
+                snprintf(err, size, "shards must be 1 to %d", SHARDS_MAX);
+                return TP_EINVAL;
+            }
+            cfg->shards = (unsigned)n;
+        } else {
+            snprintf(err, size,
+                     "unknown argument \"%s\" (kvstore takes listen and "
+                     "shards)",
+                     k);
+            return TP_EINVAL;
+        }
+    }
+    return 0;
+}
+
+static int
+kv_check(const tp_app_args *args, char *err, size_t size)
+{
+    kv_config cfg;
+    return kv_args(args, &cfg, err, size);
+}
+
+// actord starts the tree from the spec once this returns; the acceptor's
+// init (which listens) failing makes that start fail with its reason.
+static int
+kv_start(tp_system *sys, const tp_app_args *args, tp_app_root *root, char *err,
+         size_t size)
+{
+    static kv_config cfg;
+    (void)sys;
+    int rc = kv_args(args, &cfg, err, size);
+    if (rc == 0)
+        root->spec = tree_spec(&cfg);
+    return rc;
+}
+
+TP_APP_DESCRIPTOR(.name = "kvstore", .version = "1.0", .check = kv_check,
+                  .start = kv_start);
+
+#else
 // ---- the program
 // ----------------------------------------------------------------
 
@@ -479,7 +557,8 @@ main(int argc, char **argv)
     if (rc == 0 && control != NULL)
         rc = tp_control_start(sys, control);
     if (rc == 0)
-        rc = start_tree(sys, &cfg, &root);
+        rc = tp_sup_start(sys, &root, tree_spec(&cfg),
+                          &(tp_spawn_opts){.name = "kv_root"});
     if (rc != 0) {
         fprintf(stderr, "kvstore: cannot start: %s\n", tp_strerror(rc));
         tp_system_destroy(&sys);
@@ -496,3 +575,4 @@ main(int argc, char **argv)
     tp_system_destroy(&sys);
     return 0;
 }
+#endif

@@ -195,6 +195,8 @@ void ctl_json_cstr(FILE *f, const char *s);
 // Formats a duration in milliseconds as "3d 4h", "2h 05m", "1m 03s",
 // "4.2s" or "120ms".
 void ctl_duration(char *buf, size_t size, uint64_t ms);
+// A run time: "850us", "12ms", "1.53s", then as ctl_duration.
+void ctl_cpu_format(char *buf, size_t size, uint64_t us);
 
 // The colour for an actor's status and for a mailbox filled to `depth` of
 // `capacity`.

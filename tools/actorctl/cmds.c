@@ -149,6 +149,8 @@ info_text(const detail *d)
           (unsigned long long)a->restarts);
     ctl_duration(age, sizeof age, a->age_ms);
     field("age", NULL, "%s", age);
+    ctl_cpu_format(age, sizeof age, a->cpu_us);
+    field("cpu", NULL, "%s", a->cpu_us ? age : "-");
     field("trap_exit", NULL, "%s", d->trap_exit ? "true" : "false");
     for (size_t k = 0; k < 3; k++) {
         const msgpack_object_array *l = d->lists[k];

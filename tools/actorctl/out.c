@@ -177,6 +177,19 @@ ctl_duration(char *buf, size_t size, uint64_t ms)
                  (unsigned)(s / 3600 % 24));
 }
 
+void
+ctl_cpu_format(char *buf, size_t size, uint64_t us)
+{
+    if (us < 1000)
+        snprintf(buf, size, "%uus", (unsigned)us);
+    else if (us < 1000000)
+        snprintf(buf, size, "%ums", (unsigned)(us / 1000));
+    else if (us < 60000000)
+        snprintf(buf, size, "%.2fs", (double)us / 1e6);
+    else
+        ctl_duration(buf, size, us / 1000);
+}
+
 const char *
 ctl_status_colour(ctl_str status)
 {

@@ -107,20 +107,6 @@ sorted(const ctl_snap *s, sort_key by, const double *rate)
     return order;
 }
 
-// Run time for the CPU column: "850us", "12ms", "1.53s", then as ages.
-static void
-cpu_format(char *buf, size_t size, uint64_t us)
-{
-    if (us < 1000)
-        snprintf(buf, size, "%uus", (unsigned)us);
-    else if (us < 1000000)
-        snprintf(buf, size, "%ums", (unsigned)(us / 1000));
-    else if (us < 60000000)
-        snprintf(buf, size, "%.2fs", (double)us / 1e6);
-    else
-        ctl_duration(buf, size, us / 1000);
-}
-
 // What top adds to a row: messages per second and the share of one
 // scheduler thread the actor used since the last report (< 0: unknown).
 typedef struct top_extra {
@@ -153,7 +139,7 @@ row(ctl_table *tb, const ctl_actor *a, bool cpu_time, const top_extra *top)
         ctl_table_putf(tb, NULL, "%llu", (unsigned long long)a->high_water);
     ctl_table_putf(tb, NULL, "%llu", (unsigned long long)a->handled);
     if (top == NULL) {
-        cpu_format(buf, sizeof buf, a->cpu_us);
+        ctl_cpu_format(buf, sizeof buf, a->cpu_us);
         ctl_table_putf(tb, NULL, "%s", cpu_time ? buf : "-");
     }
     ctl_table_putf(tb, a->restarts ? SGR_YELLOW : NULL, "%llu",

@@ -252,6 +252,7 @@ has "$tmp/out" "^pid  *$counter\$" "info pid"
 has "$tmp/out" '^describe  *count=[0-9]*$' "info describe"
 has "$tmp/out" "^links  *$root\$" "info links"
 has "$tmp/out" '^trap_exit  *false$' "info trap_exit"
+has "$tmp/out" '^cpu  *\([0-9.]*[mu]*s\|-\)$' "info cpu"
 bare=$(printf '%s' "$counter" | tr -d '<>')
 expect 0 "info by a bare pid, --json" "$actorctl" -n alpha info "$bare" --json
 checks=$((checks + 1))
