@@ -893,6 +893,13 @@ conn_flush(conn *c)
         if (c->out.cap > 4 * OUT_HIGH) {
             tp__wbuf_free(&c->out);
         }
+        // drain_proxy may have left frames queued for write_cb, which will
+        // not come now that this flush (a PONG's, a PING's) emptied the
+        // buffer: without a kick they would wait for the next sender whose
+        // frame finds the queue empty, which a muted one never is.
+        if (ev_is_active(&c->wio) && c->st == C_UP && c->peer != NULL &&
+            c->peer->conn == c)
+            kick(c->node, c->peer);
         ev_io_stop(c->node->loop, &c->wio);
     } else {
         ev_io_start(c->node->loop, &c->wio);
