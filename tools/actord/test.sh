@@ -21,12 +21,13 @@ began=$(date +%s)
 pid=""
 notify_pid=""
 beta_pid=""
+beta_actord=""
 
 export LC_ALL=C
 unset NOTIFY_SOCKET WATCHDOG_USEC WATCHDOG_PID RUNTIME_DIRECTORY
 
 cleanup() {
-    for p in $pid $notify_pid $beta_pid; do
+    for p in $pid $notify_pid $beta_pid $beta_actord; do
         kill -KILL "$p" 2>/dev/null
     done
     wait 2>/dev/null
@@ -492,6 +493,88 @@ has "$tmp/err" 'node_failed listen=127.0.0.1:[0-9]* error=TP_EADDRINUSE' \
     "a port in use"
 kill -TERM "$pid"
 finish "listen" 0
+
+# ---- peers: two nodes that find each other ---------------------------------
+
+# alpha listens on a port picked at start; beta lists it in peers. Both
+# prove the same secret. beta's log is $tmp/log.beta.
+printf 'listen = 127.0.0.1:0\nsecret_file = %s\n' "$tmp/secret" | conf alpha
+start alpha
+aport=$(sed -n 's/.*node_started node=alpha@127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$tmp/log")
+alpha="alpha@127.0.0.1:$aport"
+# beta_conf [PEERS]: writes beta's configuration, with PEERS if given.
+beta_conf() {
+    printf '[node]\nname = beta\ncontrol = %s\nlisten = 127.0.0.1:0\nsecret_file = %s\n' \
+        "$tmp/run/beta.sock" "$tmp/secret" >"$tmp/beta.conf"
+    [ $# -eq 0 ] || printf 'peers = %s\n' "$1" >>"$tmp/beta.conf"
+}
+beta_conf "$alpha"
+blog=$tmp/log.beta
+timeout --foreground 60 "$actord" --config "$tmp/beta.conf" 2>"$blog" &
+beta_pid=$!
+wait_in "$blog" 'actord: ready ' "beta: start"
+# Its own pid, for kill -9 (beta_pid is timeout's, which would leave it).
+beta_actord=$(sed -n 's/.*actord: starting .* pid=\([0-9]*\)$/\1/p' "$blog")
+bport=$(sed -n 's/.*node_started node=beta@127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$blog")
+beta="beta@127.0.0.1:$bport"
+has "$blog" "^<6>actord: peer_connecting node=$alpha\$" "beta connects to alpha"
+wait_in "$blog" "^<6>actord: nodeup node=$alpha incarnation=[1-9][0-9]*\$" \
+    "beta: nodeup for alpha"
+wait_in "$tmp/log" "^<6>actord: nodeup node=$beta incarnation=[1-9][0-9]*\$" \
+    "alpha: nodeup for beta"
+before 'node_started ' 'nodeup ' "alpha: nodeup after the node started"
+if [ -x "$actorctl" ]; then
+    expect 0 "actorctl nodes" "$actorctl" --socket "$tmp/run/alpha.sock" nodes
+    has "$tmp/out" "^$beta  *up  " "actorctl nodes: beta is up"
+    expect 0 "actorctl ps" "$actorctl" --socket "$tmp/run/alpha.sock" ps
+    has "$tmp/out" '^<[0-9.]*>  *actord_nodes  *actord_nodes ' \
+        "the nodes watcher is registered"
+fi
+
+# SIGHUP: a peer removed is disconnected from, a peer added connected to.
+beta_conf
+kill -HUP "$beta_pid"
+wait_in "$blog" 'reloaded applied=1 needs_restart=0 failed=0 ' \
+    "reload removing a peer"
+has "$blog" "^<6>actord: reload_peer_removed node=$alpha\$" \
+    "reload removing a peer"
+wait_in "$blog" "^<4>actord: nodedown node=$alpha incarnation=[1-9][0-9]* reason=" \
+    "reload removing a peer: beta's nodedown"
+wait_in "$tmp/log" "^<4>actord: nodedown node=$beta incarnation=[1-9][0-9]* reason=" \
+    "reload removing a peer: alpha's nodedown"
+if [ -x "$actorctl" ]; then
+    expect 0 "actorctl nodes (beta)" "$actorctl" --socket "$tmp/run/beta.sock" nodes
+    lacks "$tmp/out" "^$alpha  *up  " "reload removing a peer: not reconnected"
+fi
+beta_conf "$alpha"
+kill -HUP "$beta_pid"
+wait_count "$blog" 2 'reloaded applied=1 needs_restart=0 failed=0 ' \
+    "reload adding a peer"
+has "$blog" "^<6>actord: reload_peer_added node=$alpha\$" "reload adding a peer"
+wait_count "$blog" 2 "^<6>actord: nodeup node=$alpha " \
+    "reload adding a peer: beta's nodeup"
+wait_count "$tmp/log" 2 "^<6>actord: nodeup node=$beta " \
+    "reload adding a peer: alpha's nodeup"
+
+# The watcher killed is spawned again and goes on logging; the node stays.
+if [ -x "$actorctl" ]; then
+    "$actorctl" --socket "$tmp/run/alpha.sock" kill actord_nodes >/dev/null 2>&1 ||
+        fail "actorctl kill actord_nodes"
+    wait_log 'nodes_watcher_exited reason=killed action=restart$' \
+        "the nodes watcher killed"
+    lacks "$tmp/log" 'stopping reason=' "the nodes watcher killed: alpha runs"
+fi
+
+# beta killed: alpha's nodedown comes within seconds (its connection closes).
+kill -KILL "$beta_actord"
+wait "$beta_pid" 2>/dev/null
+beta_pid="" beta_actord=""
+wait_count "$tmp/log" 2 "^<4>actord: nodedown node=$beta incarnation=[1-9][0-9]* reason=" \
+    "alpha: nodedown for beta killed"
+kill -TERM "$pid"
+finish "alpha with a peer" 0
+lacks "$tmp/log" 'nodes_watcher_stop_unconfirmed' "the nodes watcher stopped"
+has "$tmp/log" 'stopped status=0$' "alpha with a peer"
 
 elapsed=$(($(date +%s) - began))
 touch "$tmp/checks" "$tmp/failures"
