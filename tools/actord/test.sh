@@ -6,9 +6,11 @@
 # leave nothing running; a good module's tree must start, systemd's notify
 # socket (test/sdnotify stands in for it) must hear READY=1, SIGHUP must
 # apply log_level and start and stop applications, SIGTERM must stop the
-# applications and their children in reverse order and exit 0, and a root
-# supervisor that dies must take the node down with status 1. Every wait
-# is bounded and waits for a condition (a log line, a file).
+# applications and their children in reverse order and exit 0, a root
+# supervisor that dies must take the node down with status 1, and two
+# nodes, one listing the other in peers, must log nodeup and nodedown for
+# each other, also when SIGHUP drops or adds the peer. Every wait is
+# bounded and waits for a condition (a log line, a file).
 #
 #   sh tools/actord/test.sh BUILD_DIR      (make check runs it)
 set -u
