@@ -223,9 +223,10 @@ typedef struct ad_node {
     size_t napps, cap;
     uint64_t next_id;
     tp_pid health;
-    ad_watch nodes;           // how the nodes watcher (peers.c) is watched
-    bool nodes_running;       // the nodes watcher is alive
-    int64_t nodes_started_ms; // when it was last spawned
+    ad_watch nodes;          // how the nodes watcher (peers.c) is watched
+    bool nodes_running;      // the nodes watcher is alive
+    int nodes_restarts;      // restarts since nodes_window_ms
+    int64_t nodes_window_ms; // when the current restart window began
     int64_t watchdog_ms, watchdog_next; // 0: no watchdog
     int64_t started_ms;
     int term_signal; // SIGTERM or SIGINT once asked to stop, else 0
@@ -276,7 +277,7 @@ void ad_peer_connect(ad_node *n, const char *node);
 // Stops reconnecting to `node` and closes the connection; logged.
 void ad_peer_disconnect(ad_node *n, const char *node);
 // Handles `ev` when it says the nodes watcher exited: restarts it unless
-// the node is stopping or it died young. Returns false for another event.
+// the node is stopping or it keeps dying. Returns false for another event.
 bool ad_peers_event(ad_node *n, const ad_event *ev);
 // Stops the nodes watcher and waits (a second at most) until it is gone;
 // called once the applications have stopped.

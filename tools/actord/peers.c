@@ -15,18 +15,19 @@
 // take down neither an application nor the node, and the connections go
 // on (they are the library's). Only the log of nodeups and nodedowns
 // would stop, so the main thread watches it as it watches a root
-// supervisor (an ad_watch writing to the event pipe) and spawns it again;
-// a watcher that dies within a second of its start is not restarted, as
-// it would only fill the log. At shutdown it is stopped once the
-// applications are, and waited for, so that nothing it logs races with
-// the system's destruction.
+// supervisor (an ad_watch writing to the event pipe) and spawns it again,
+// up to 5 times in 10 seconds as a supervisor would: a watcher that keeps
+// dying is left dead rather than fill the log. At shutdown it is stopped once
+// the applications are, and waited for, so that nothing it logs races with the
+// system's destruction.
 #include "actord.h"
 
 #include <stdio.h>
 #include <string.h>
 
 #define NODES_NAME "actord_nodes"
-#define NODES_YOUNG_MS 1000
+#define NODES_RESTARTS 5 // at most, in
+#define NODES_WINDOW_MS 10000
 
 // ---- the watcher -----------------------------------------------------------
 
@@ -78,7 +79,6 @@ spawn_watcher(ad_node *n)
         return rc;
     }
     n->nodes_running = true;
-    n->nodes_started_ms = ad_now_ms();
     char p[TP_PID_STRLEN];
     tp_pid_format(pid, p, sizeof p);
     ad_log(TP_LOG_DEBUG, "nodes_watcher_started pid=%s name=%s", p,
@@ -135,13 +135,21 @@ ad_peers_event(ad_node *n, const ad_event *ev)
         return true; // ad_peers_stop asked
     char why[64];
     tp_reason_format(ev->reason, why, sizeof why);
-    int64_t lived = ad_now_ms() - n->nodes_started_ms;
-    bool again = !n->stopping && lived >= NODES_YOUNG_MS;
-    ad_log(TP_LOG_ERR, "nodes_watcher_exited reason=%s ms=%lld action=%s", why,
-           (long long)lived, again ? "restart" : "none");
-    int rc;
-    if (again && (rc = spawn_watcher(n)) != 0)
-        ad_log(TP_LOG_ERR, "nodes_watcher_failed error=%s", tp_err_name(rc));
+    int64_t now = ad_now_ms();
+    if (now - n->nodes_window_ms > NODES_WINDOW_MS) {
+        n->nodes_window_ms = now;
+        n->nodes_restarts = 0;
+    }
+    bool again = !n->stopping && n->nodes_restarts < NODES_RESTARTS;
+    ad_log(TP_LOG_ERR, "nodes_watcher_exited reason=%s action=%s", why,
+           again ? "restart" : "none");
+    if (again) {
+        n->nodes_restarts++;
+        int rc = spawn_watcher(n);
+        if (rc != 0)
+            ad_log(TP_LOG_ERR, "nodes_watcher_failed error=%s",
+                   tp_err_name(rc));
+    }
     return true;
 }
 
