@@ -472,6 +472,8 @@ tp__node_pid_decode(tp_system *sys, const char *node, uint32_t inc,
 
 // ---- routing: any thread ---------------------------------------------------
 
+static uint32_t take_frames(tp__peer *p, struct conn *c, uint32_t *left);
+
 static void
 kick(tp__dist *n, tp__peer *p)
 {
@@ -480,11 +482,119 @@ kick(tp__dist *n, tp__peer *p)
     tp__io_wake(n->io);
 }
 
+// ---- corking: an activation's remote sends leave when it ends ----------
+//
+// A frame that an actor's callback puts into an idle peer queue does not
+// wake the I/O thread: the worker notes the peer, and when the activation
+// ends (tp__node_uncork, from the scheduler) or CORK_FRAMES frames later it
+// moves what is queued into the connection's output itself and writes it
+// with one send(), if the I/O thread is waiting for events and nothing is
+// pending before it; otherwise it wakes the I/O thread as any sender does.
+// A stream of small messages so costs one system call per batch instead of
+// one per message, and a reply in a ping-pong still leaves at once, from
+// the replying thread, with no other thread woken.
+
+#define CORK_PEERS 8    // peers one activation may hold back; more wake
+#define CORK_FRAMES 512 // frames after which an activation writes early
+
+typedef struct corkset {
+    tp__peer *peers[CORK_PEERS];
+    unsigned npeers, frames;
+} corkset;
+
+static _Thread_local corkset corked;
+
+// Whether remote sends on this thread wait for the activation's end.
+static bool
+corking(tp_system *sys)
+{
+    tp__worker *w = tp__self.worker;
+    return w != NULL && w->sys == sys && tp__self.actor != NULL;
+}
+
+// Holds back the wake-up for `p`'s queue, which just left empty. Returns
+// false when the caller must wake the I/O thread now.
+static bool
+cork_add(tp__peer *p)
+{
+    if (!corking(p->node->sys))
+        return false;
+    corkset *k = &corked;
+    for (unsigned i = 0; i < k->npeers; i++)
+        if (k->peers[i] == p)
+            return true;
+    if (k->npeers == CORK_PEERS)
+        return false;
+    k->peers[k->npeers++] = p;
+    return true;
+}
+
+// Writes what `c` has buffered with one non-blocking send, from a thread
+// holding the I/O lock while the loop waits. Returns false when bytes are
+// left for the I/O thread (flagged in want_flush).
+static bool
+send_now(tp__dist *n, tp__peer *p, conn *c)
+{
+    ssize_t w = send(c->fd, c->out.p + c->out_off, c->out.len - c->out_off,
+                     MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w > 0) {
+        c->out_off += (size_t)w;
+        bump(&n->bytes_out, (uint64_t)w);
+        bump(&p->bytes_out, (uint64_t)w);
+        c->last_tx = ev_now(n->loop); // the loop waits: its clock is ours
+    }
+    if (c->out_off == c->out.len) {
+        c->out.len = c->out_off = 0;
+        return true;
+    }
+    // release: the I/O thread reads the buffer after it sees the flag.
+    atomic_store_explicit(&p->want_flush, 1, memory_order_release);
+    return false;
+}
+
+// Sends what `p`'s queue holds from this thread when the I/O thread is
+// waiting and the connection has nothing pending; else wakes the I/O
+// thread to do it.
+static void
+uncork_peer(tp__peer *p)
+{
+    tp__dist *n = p->node;
+    // relaxed: a hint; the connection's state is checked under the lock.
+    if (atomic_load_explicit(&p->state, memory_order_relaxed) != TP_PEER_UP ||
+        pthread_mutex_trylock(&n->io->lock) != 0) {
+        kick(n, p);
+        return;
+    }
+    conn *c = p->conn;
+    bool wake = true;
+    if (c != NULL && c->st == C_UP && c->out.len == c->out_off) {
+        uint32_t left;
+        take_frames(p, c, &left);
+        wake = !send_now(n, p, c) || left != 0;
+    }
+    pthread_mutex_unlock(&n->io->lock);
+    if (wake)
+        kick(n, p);
+}
+
+void
+tp__node_uncork(void)
+{
+    corkset *k = &corked;
+    unsigned np = k->npeers;
+    tp__peer *peers[CORK_PEERS];
+    memcpy(peers, k->peers, np * sizeof *peers);
+    k->npeers = k->frames = 0;
+    for (unsigned i = 0; i < np; i++)
+        uncork_peer(peers[i]);
+}
+
 void
 tp__node_kick(tp_actor *proxy)
 {
     tp__peer *p = proxy->state;
-    kick(p->node, p);
+    if (!cork_add(p))
+        kick(p->node, p);
 }
 
 static tp__msg *
@@ -694,7 +804,8 @@ tp__node_route(tp_system *sys, tp_actor *self, tp_pid to, tp__msg *m, int mode)
         tp__msg_free(f); // the peer would refuse it and drop the link
         return TP_EMSGSIZE;
     }
-    if (m->kind == TP__MSG_USER && write_direct(n, p, f)) {
+    bool cork = corking(sys);
+    if (m->kind == TP__MSG_USER && !cork && write_direct(n, p, f)) {
         tp__msg_free(f);
         tp__msg_free(m);
         return 0;
@@ -711,6 +822,8 @@ tp__node_route(tp_system *sys, tp_actor *self, tp_pid to, tp__msg *m, int mode)
         return rc;
     }
     tp__msg_free(m);
+    if (cork && corked.npeers > 0 && ++corked.frames >= CORK_FRAMES)
+        tp__node_uncork();
     return 0;
 }
 
@@ -1703,6 +1816,93 @@ write_cb(struct ev_loop *loop, ev_io *w, int revents)
         drain_proxy(p);
 }
 
+// Keeps the pairs that link and monitor frames set up across the
+// connection, as frame `m` (to `remote`) leaves for the peer.
+static void
+note_pairs(tp__peer *p, const tp__msg *m, tp_pid remote)
+{
+    tp_pid local = m->pub.from;
+    switch (m->kind) {
+    case TP__MSG_LINK:
+        pairset_put(&p->links, pair_key(local.v, remote.v), local.v, remote.v,
+                    0);
+        break;
+    case TP__MSG_UNLINK:
+    case TP__MSG_EXIT:
+        pairset_del(&p->links, pair_key(local.v, remote.v), NULL);
+        break;
+    case TP__MSG_MONITOR:
+        pairset_put(&p->mon_out, m->pub.ref, local.v, remote.v, m->pub.ref);
+        break;
+    case TP__MSG_DEMONITOR:
+        pairset_del(&p->mon_out, m->pub.ref, NULL);
+        break;
+    case TP__MSG_DOWN: {
+        uint16_t idx = atomic_load_explicit(&p->idx, memory_order_relaxed);
+        pairset_del(&p->mon_in, ((uint64_t)idx << 48) | m->pub.ref, NULL);
+        break;
+    }
+    }
+}
+
+// Moves frames from `p`'s proxy into `c`'s output buffer until it holds
+// OUT_HIGH bytes or the queue is empty, or, with `c` NULL, drops them
+// (answering link and monitor requests). The proxy's one consumer is
+// whoever holds the I/O lock: the I/O thread, or a worker uncorking. Sets
+// *left to what the queue still counts; returns how many frames it took.
+static uint32_t
+take_frames(tp__peer *p, conn *c, uint32_t *left)
+{
+    tp__dist *n = p->node;
+    tp_actor *q = p->proxy;
+    bool up = c != NULL;
+    uint32_t users = 0, total = 0, sent = 0;
+    tp__msg *m;
+    while (!(up && c->out.len - c->out_off > OUT_HIGH)) {
+        bool user = false;
+        if ((m = tp__mailbox_pop(&q->sys)) == NULL) {
+            if ((m = tp__mailbox_pop(&q->user)) == NULL)
+                break;
+            user = true;
+        }
+        total++;
+        users += user;
+        // relaxed: only this consumer decrements the debt.
+        if (user &&
+            atomic_load_explicit(&q->drop_debt, memory_order_relaxed) > 0) {
+            atomic_fetch_sub_explicit(&q->drop_debt, 1, memory_order_relaxed);
+            bump(&p->dropped, 1);
+            tp__msg_retire(m);
+            continue;
+        }
+        tp_pid remote = {(uint64_t)(uintptr_t)m->aux};
+        if (up) {
+            tp__wbuf_reserve(&c->out, m->pub.size);
+            if (!c->out.failed) {
+                memcpy(c->out.p + c->out.len, m->pub.data, m->pub.size);
+                c->out.len += m->pub.size;
+            }
+            note_pairs(p, m, remote);
+            sent++;
+        } else {
+            answer_lost(n->sys, m->kind, m->pub.from, remote, m->pub.ref);
+            if (user) {
+                bump(&p->dropped, 1);
+                bump(&n->sys->dead_letters, 1);
+            }
+        }
+        tp__msg_retire(m);
+    }
+    if (sent > 0) {
+        bump(&p->sent, sent);
+        bump(&n->frames_out, sent);
+    }
+    *left = total ? tp__proxy_settle(q, users, total)
+                  : TP__CNT_TOTAL(
+                        atomic_load_explicit(&q->count, memory_order_acquire));
+    return total;
+}
+
 // Moves queued frames from `p`'s proxy into its connection's output, or
 // drops them (answering link and monitor requests) when it has none.
 static void
@@ -1724,74 +1924,8 @@ drain_proxy(tp__peer *p)
                 connect_peer(p);
             return;
         }
-        uint32_t users = 0, total = 0;
-        tp__msg *m;
-        while (!(up && c->out.len - c->out_off > OUT_HIGH)) {
-            bool user = false;
-            if ((m = tp__mailbox_pop(&q->sys)) == NULL) {
-                if ((m = tp__mailbox_pop(&q->user)) == NULL)
-                    break;
-                user = true;
-            }
-            total++;
-            users += user;
-            // relaxed: only this consumer decrements the debt.
-            if (user && atomic_load_explicit(&q->drop_debt,
-                                             memory_order_relaxed) > 0) {
-                atomic_fetch_sub_explicit(&q->drop_debt, 1,
-                                          memory_order_relaxed);
-                bump(&p->dropped, 1);
-                tp__msg_retire(m);
-                continue;
-            }
-            tp_pid remote = {(uint64_t)(uintptr_t)m->aux};
-            if (up) {
-                tp__wbuf_reserve(&c->out, m->pub.size);
-                if (!c->out.failed) {
-                    memcpy(c->out.p + c->out.len, m->pub.data, m->pub.size);
-                    c->out.len += m->pub.size;
-                }
-                bump(&p->sent, 1);
-                bump(&n->frames_out, 1);
-                tp_pid local = m->pub.from;
-                switch (m->kind) {
-                case TP__MSG_LINK:
-                    pairset_put(&p->links, pair_key(local.v, remote.v),
-                                local.v, remote.v, 0);
-                    break;
-                case TP__MSG_UNLINK:
-                    pairset_del(&p->links, pair_key(local.v, remote.v), NULL);
-                    break;
-                case TP__MSG_EXIT:
-                    pairset_del(&p->links, pair_key(local.v, remote.v), NULL);
-                    break;
-                case TP__MSG_MONITOR:
-                    pairset_put(&p->mon_out, m->pub.ref, local.v, remote.v,
-                                m->pub.ref);
-                    break;
-                case TP__MSG_DEMONITOR:
-                    pairset_del(&p->mon_out, m->pub.ref, NULL);
-                    break;
-                case TP__MSG_DOWN: {
-                    uint16_t idx =
-                        atomic_load_explicit(&p->idx, memory_order_relaxed);
-                    pairset_del(&p->mon_in, ((uint64_t)idx << 48) | m->pub.ref,
-                                NULL);
-                    break;
-                }
-                }
-            } else {
-                answer_lost(n->sys, m->kind, m->pub.from, remote, m->pub.ref);
-                if (user) {
-                    bump(&p->dropped, 1);
-                    bump(&n->sys->dead_letters, 1);
-                }
-            }
-            tp__msg_retire(m);
-        }
-        uint32_t left = total ? tp__proxy_settle(q, users, total)
-                              : TP__CNT_TOTAL(atomic_load_explicit(
-                                    &q->count, memory_order_acquire));
+        uint32_t left;
+        uint32_t total = take_frames(p, up ? c : NULL, &left);
         if (up && c->out.len > c->out_off) {
             conn_flush(c);
             if (p->conn != c)

@@ -651,6 +651,7 @@ worker_main(void *arg)
             announce(w);
         }
         tp__actor_run(w, a);
+        tp__node_uncork(); // remote sends held back by the activation
     }
     go_idle(w);
     tp__fault_altstack_off(altstack);
