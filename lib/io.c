@@ -42,6 +42,7 @@ static void *
 io_main(void *arg)
 {
     tp__io *io = arg;
+    tp__self.io_pool = io->pool;
     pthread_mutex_lock(&io->lock);
     ev_run(io->loop, 0);
     pthread_mutex_unlock(&io->lock);
@@ -63,6 +64,7 @@ tp__io_get(tp_system *sys)
     if (io == NULL)
         goto fail;
     io->sys = sys;
+    io->pool = tp__pool_io_new(sys); // NULL: messages come from malloc
     pthread_mutex_init(&io->lock, NULL);
     io->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOENV);
     if (io->loop == NULL)
@@ -83,6 +85,7 @@ fail:
         if (io->loop != NULL)
             ev_loop_destroy(io->loop);
         pthread_mutex_destroy(&io->lock);
+        tp__pool_io_free(&io->pool);
         free(io);
     }
     pthread_mutex_unlock(&sys->io_init_lock);
@@ -126,5 +129,6 @@ tp__io_free(tp_system *sys)
     atomic_store_explicit(&sys->io, NULL, memory_order_release);
     ev_loop_destroy(io->loop);
     pthread_mutex_destroy(&io->lock);
+    tp__pool_io_free(&io->pool); // workers and I/O thread have stopped
     free(io);
 }

@@ -21,6 +21,7 @@ typedef struct tp__io {
     bool stopped;
     void (*wake[TP__IO_CLIENTS])(void *);
     void *wake_arg[TP__IO_CLIENTS];
+    tp__worker *pool; // the I/O thread's message pool (mailbox.c)
 } tp__io;
 
 tp__io *tp__io_get(tp_system *sys);

@@ -87,10 +87,14 @@ tp__msg_retire(tp__msg *m)
 #define POOL_KEEP 16384 // blocks a worker keeps before returning to malloc
 #define POOL_BATCH 64   // blocks returned to another worker at once
 
+// The I/O thread allocates every message that arrives from a peer and a
+// worker frees it, so it has a pool too: a worker record that only its
+// pool fields are used of, with index `nworkers`. Each pool therefore
+// keeps a pending batch for nworkers + 1 origins.
 int
 tp__pool_init(tp__worker *w, unsigned nworkers)
 {
-    w->pending = calloc(nworkers, sizeof *w->pending);
+    w->pending = calloc(nworkers + 1, sizeof *w->pending);
     w->victim_seq = calloc(nworkers, sizeof *w->victim_seq);
     w->victim_since = calloc(nworkers, sizeof *w->victim_since);
     return w->pending && w->victim_seq && w->victim_since ? 0 : TP_ENOMEM;
@@ -115,7 +119,7 @@ tp__pool_free_all(tp__worker *w, unsigned nworkers)
     w->pool_len = 0;
     free_list(
         atomic_exchange_explicit(&w->remote, NULL, memory_order_acquire));
-    for (unsigned i = 0; w->pending != NULL && i < nworkers; i++)
+    for (unsigned i = 0; w->pending != NULL && i <= nworkers; i++)
         free_list(w->pending[i].head);
     free(w->pending);
     w->pending = NULL;
@@ -125,10 +129,48 @@ tp__pool_free_all(tp__worker *w, unsigned nworkers)
     w->victim_since = NULL;
 }
 
+// The I/O thread's pool record, for the I/O thread of `sys`; NULL when
+// out of memory (its thread then allocates with malloc). Its blocks go
+// back to malloc in tp__pool_io_free, once no thread of the system runs.
+tp__worker *
+tp__pool_io_new(tp_system *sys)
+{
+    tp__worker *w = calloc(1, sizeof *w);
+    if (w == NULL)
+        return NULL;
+    w->sys = sys;
+    w->index = sys->nworkers;
+    if (tp__pool_init(w, sys->nworkers) != 0) {
+        tp__pool_free_all(w, sys->nworkers);
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+void
+tp__pool_io_free(tp__worker **wp)
+{
+    tp__worker *w = *wp;
+    if (w == NULL)
+        return;
+    tp__pool_free_all(w, w->sys->nworkers);
+    free(w);
+    *wp = NULL;
+}
+
+// The pool this thread allocates from and frees into: its worker's, or
+// the I/O thread's; NULL on any other thread.
+static inline tp__worker *
+thread_pool(void)
+{
+    return tp__self.worker != NULL ? tp__self.worker : tp__self.io_pool;
+}
+
 static tp__worker *
 pool_owner(tp_system *sys)
 {
-    tp__worker *w = tp__self.worker;
+    tp__worker *w = thread_pool();
     return w != NULL && w->sys == sys ? w : NULL;
 }
 
@@ -182,7 +224,7 @@ static void
 msg_release(tp__msg *m)
 {
     tp__worker *origin = m->origin;
-    tp__worker *w = tp__self.worker;
+    tp__worker *w = thread_pool();
     if (origin == NULL || w == NULL || w->sys != origin->sys) {
         free(m);
         return;

@@ -106,6 +106,8 @@ typedef struct tp__pool_batch {
 
 int tp__pool_init(tp__worker *w, unsigned nworkers);
 void tp__pool_free_all(tp__worker *w, unsigned nworkers);
+tp__worker *tp__pool_io_new(tp_system *sys);
+void tp__pool_io_free(tp__worker **w);
 
 // ---- actors (actor.c) -------------------------------------------------
 
@@ -363,7 +365,8 @@ void tp__limbo_reclaim_all(tp_system *sys);
 #define TP__FRAMES 24
 
 typedef struct tp__tls {
-    tp__worker *worker; // set on scheduler threads
+    tp__worker *worker;  // set on scheduler threads
+    tp__worker *io_pool; // set on the I/O thread: its message pool's record
     tp_actor *actor;    // actor whose callback is running, or NULL
     jmp_buf *jb;        // where tp_fail jumps to
     int fail_reason;
