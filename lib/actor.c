@@ -198,6 +198,23 @@ reserve(tp_actor *r, uint32_t limit, uint64_t *old)
     return true;
 }
 
+// As reserve, for `n` places at once, all or none.
+static bool
+reserve_n(tp_actor *r, uint32_t limit, uint32_t n, uint64_t *old)
+{
+    // relaxed: the CAS below validates the value.
+    uint64_t c = atomic_load_explicit(&r->count, memory_order_relaxed);
+    do {
+        if (TP__CNT_USERS(c) > limit || limit - TP__CNT_USERS(c) < n)
+            return false;
+        // acq_rel: as in reserve().
+    } while (!atomic_compare_exchange_weak_explicit(
+        &r->count, &c, c + n * (TP__CNT_USER + TP__CNT_ONE),
+        memory_order_acq_rel, memory_order_relaxed));
+    *old = c;
+    return true;
+}
+
 static void
 note_high_water(tp_actor *r, uint32_t len)
 {
@@ -998,6 +1015,31 @@ tp__deliver_io(tp_system *sys, tp_pid to, tp__msg *m)
     pthread_rwlock_rdlock(&sys->ext_lock);
     tp_actor *r = tp__actor_lookup(sys, to);
     int rc = r ? mailbox_put(r, NULL, m) : TP_ENOACTOR;
+    pthread_rwlock_unlock(&sys->ext_lock);
+    return rc;
+}
+
+// Delivers `n` user messages from a peer, linked first to last through
+// their queue nodes, on the I/O thread: one lookup, one reservation and
+// one push for all of them, as n sends that each found room would have.
+// Returns 0 when the chain was consumed; TP_EFULL when they do not all fit
+// below the capacity, or TP_ENOACTOR, and the caller keeps the chain.
+int
+tp__deliver_io_chain(tp_system *sys, tp_pid to, tp__msg *first,
+                     tp__msg *last, uint32_t n)
+{
+    pthread_rwlock_rdlock(&sys->ext_lock);
+    tp_actor *r = tp__actor_lookup(sys, to);
+    uint64_t old;
+    int rc = r == NULL ? TP_ENOACTOR
+             : reserve_n(r, r->capacity, n, &old) ? 0
+                                                  : TP_EFULL;
+    if (rc == 0) {
+        tp__mpscq_push_chain(&r->user, &first->node, &last->node);
+        note_high_water(r, TP__CNT_USERS(old) + n);
+        if (TP__CNT_TOTAL(old) == 0)
+            schedule(r);
+    }
     pthread_rwlock_unlock(&sys->ext_lock);
     return rc;
 }

@@ -29,6 +29,22 @@ tp__mpscq_push(tp__mpscq *q, tp__node *n)
     atomic_store_explicit(&prev->next, n, memory_order_release);
 }
 
+// Pushes the nodes first..last, already linked in order through `next`
+// by the caller (relaxed stores will do: the exchange publishes them), as
+// one: the consumer sees them in that order, after earlier pushes.
+void
+tp__mpscq_push_chain(tp__mpscq *q, tp__node *first, tp__node *last)
+{
+    // relaxed: as in tp__mpscq_push.
+    atomic_store_explicit(&last->next, NULL, memory_order_relaxed);
+    // acq_rel: as in tp__mpscq_push; the release also covers the links
+    // the caller stored between first and last.
+    tp__node *prev =
+        atomic_exchange_explicit(&q->head, last, memory_order_acq_rel);
+    // release: the consumer's acquire load of prev->next sees the chain.
+    atomic_store_explicit(&prev->next, first, memory_order_release);
+}
+
 // The consumer side of a mailbox lane. A popped message stays linked as the
 // queue's stub until the next pop frees it, so a lane never has to put its
 // own stub back (which would cost an extra atomic exchange each time a

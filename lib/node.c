@@ -92,8 +92,8 @@ typedef struct conn {
     size_t in_len, in_off, in_cap;
     tp__wbuf out;
     size_t out_off;
-    tp__msg *stalled; // a frame's message waiting for mailbox room
-    tp_pid stalled_to;
+    tp__msg *stalled; // frames' messages waiting for mailbox room, linked
+    tp_pid stalled_to; // through their queue nodes; all for this actor
     struct conn *next; // in node->conns
 } conn;
 
@@ -966,6 +966,7 @@ notify_subs(tp__dist *n, tp__peer *p, uint32_t tag, uint32_t inc,
 // ---- connections: I/O thread only -----------------------------------------
 
 static void conn_close(conn *c, const char *why, bool log_it);
+static void free_chain(tp__msg *m);
 static void drain_proxy(tp__peer *p);
 static void connect_peer(tp__peer *p);
 
@@ -1124,8 +1125,7 @@ conn_free(conn *c)
         close(c->fd);
     unauth_release(c);
     conn_unlink(c);
-    if (c->stalled != NULL)
-        tp__msg_free(c->stalled);
+    free_chain(c->stalled);
     free(c->in);
     tp__wbuf_free(&c->out);
     free(c);
@@ -1336,10 +1336,97 @@ send_direct_signal(conn *c, int type, uint64_t to, uint64_t from, uint64_t ref,
     bump(&c->node->frames_out, 1);
 }
 
-// Delivers a user message from a SEND frame. Returns false when the
-// receiver's mailbox is full under backpressure: the caller stalls.
+// Messages from consecutive SEND frames for one actor, linked through
+// their queue nodes, go into its mailbox together: one lookup, one
+// reservation and one push for up to IN_BATCH of them, and the receiver
+// wakes once for all. Only SEND frames that are not replies join a batch,
+// and a batch is delivered before any other frame is handled, so frames
+// still take effect in their order on the wire.
+#define IN_BATCH 64
+
+typedef struct inbatch {
+    tp__msg *first, *last;
+    tp_pid to;
+    uint32_t n;
+} inbatch;
+
+static tp__msg *
+chain_next(tp__msg *m)
+{
+    // relaxed: chains are built and read by the I/O thread alone.
+    return (tp__msg *)atomic_load_explicit(&m->node.next,
+                                           memory_order_relaxed);
+}
+
+static void
+free_chain(tp__msg *m)
+{
+    while (m != NULL) {
+        tp__msg *next = chain_next(m);
+        tp__msg_free(m);
+        m = next;
+    }
+}
+
+// Whether frame `f` may join batch `b` (or start one when it is empty).
 static bool
-deliver_user(conn *c, const tp__frame *f)
+batch_fits(const conn *c, const inbatch *b, const tp__frame *f)
+{
+    bool mine = c->st == C_UP && f->type == TP__F_SEND &&
+                !(f->flags & TP__WF_REPLY);
+    return b->n == 0 ? mine : mine && f->to == b->to.v && b->n < IN_BATCH;
+}
+
+// Delivers the chain from `m` on to `to` one message at a time, as the
+// frames would have been alone. Returns false when one finds the mailbox
+// full under backpressure: it and the rest wait in c->stalled.
+static bool
+deliver_each(conn *c, tp_pid to, tp__msg *m)
+{
+    while (m != NULL) {
+        tp__msg *next = chain_next(m); // a push overwrites the link
+        int rc = tp__deliver_io(c->node->sys, to, m);
+        if (rc == TP__EWAIT) {
+            c->stalled = m;
+            c->stalled_to = to;
+            return false;
+        }
+        if (rc != 0) {
+            tp__msg_free(m);
+            bump(&c->peer->dropped, 1);
+        }
+        m = next;
+    }
+    return true;
+}
+
+// Delivers and empties batch `b`. Returns false when the receiver's
+// mailbox is full under backpressure: the caller stalls.
+static bool
+batch_flush(conn *c, inbatch *b)
+{
+    if (b->n == 0)
+        return true;
+    tp__msg *first = b->first, *last = b->last;
+    uint32_t n = b->n;
+    b->first = b->last = NULL;
+    b->n = 0;
+    int rc = tp__deliver_io_chain(c->node->sys, b->to, first, last, n);
+    if (rc == 0)
+        return true;
+    if (rc == TP_ENOACTOR) {
+        free_chain(first);
+        bump(&c->peer->dropped, n);
+        return true;
+    }
+    return deliver_each(c, b->to, first); // TP_EFULL: not all fit
+}
+
+// Delivers a user message from a SEND frame, or adds it to batch `b` when
+// batch_fits said it may. Returns false when the receiver's mailbox is
+// full under backpressure: the caller stalls.
+static bool
+deliver_user(conn *c, const tp__frame *f, inbatch *b)
 {
     tp__dist *n = c->node;
     tp__peer *p = c->peer;
@@ -1370,22 +1457,27 @@ deliver_user(conn *c, const tp__frame *f)
         return true;
     }
     m->pub.ref = f->ref;
-    int rc;
+    // relaxed: as in chain_next.
+    atomic_store_explicit(&m->node.next, NULL, memory_order_relaxed);
     if (f->flags & TP__WF_REPLY) {
         m->flags |= TP__MSG_REPLY;
-        rc = tp__deliver_force(n->sys, to, m);
+        if (tp__deliver_force(n->sys, to, m) != 0) {
+            tp__msg_free(m);
+            bump(&p->dropped, 1);
+        }
+        return true;
+    }
+    if (f->type == TP__F_SEND_NAME)
+        return deliver_each(c, to, m);
+    if (b->n == 0) {
+        b->first = m;
+        b->to = to;
     } else {
-        rc = tp__deliver_io(n->sys, to, m);
+        atomic_store_explicit(&b->last->node.next, &m->node,
+                              memory_order_relaxed);
     }
-    if (rc == TP__EWAIT) {
-        c->stalled = m;
-        c->stalled_to = to;
-        return false;
-    }
-    if (rc != 0) {
-        tp__msg_free(m);
-        bump(&p->dropped, 1);
-    }
+    b->last = m;
+    b->n++;
     return true;
 }
 
@@ -1616,31 +1708,26 @@ refused : {
 // One frame: FR_OK, FR_CLOSED (c is freed) or FR_STALLED.
 enum { FR_OK, FR_CLOSED, FR_STALLED };
 
+// Handles decoded frame `f`; a SEND frame may join batch `b`.
 static int
-handle_frame(conn *c, const uint8_t *p, size_t len)
+handle_frame(conn *c, const tp__frame *f, inbatch *b)
 {
-    tp__frame f;
-    int why = tp__wire_decode(p, len, &f);
-    if (why != TP__W_OK) {
-        reject(c, "malformed frame", why);
-        return FR_CLOSED;
-    }
     bump(&c->node->frames_in, 1);
     if (c->st != C_UP)
-        return handshake(c, &f) ? FR_OK : FR_CLOSED;
+        return handshake(c, f) ? FR_OK : FR_CLOSED;
     tp__peer *peer = c->peer;
     bump(&peer->received, 1);
-    switch (f.type) {
+    switch (f->type) {
     case TP__F_SEND:
     case TP__F_SEND_NAME:
-        return deliver_user(c, &f) ? FR_OK : FR_STALLED;
+        return deliver_user(c, f, b) ? FR_OK : FR_STALLED;
     case TP__F_PING:
-        tp__wire_ping(&c->out, TP__F_PONG, f.stamp);
+        tp__wire_ping(&c->out, TP__F_PONG, f->stamp);
         return FR_OK;
     case TP__F_PONG: {
         uint64_t now = (uint64_t)(mono_now() * 1e6);
-        if (f.stamp <= now && now - f.stamp < UINT32_MAX)
-            atomic_store_explicit(&peer->rtt_us, (uint32_t)(now - f.stamp),
+        if (f->stamp <= now && now - f->stamp < UINT32_MAX)
+            atomic_store_explicit(&peer->rtt_us, (uint32_t)(now - f->stamp),
                                   memory_order_relaxed);
         return FR_OK;
     }
@@ -1650,7 +1737,7 @@ handle_frame(conn *c, const uint8_t *p, size_t len)
     case TP__F_MONITOR:
     case TP__F_DEMONITOR:
     case TP__F_DOWN:
-        handle_signal_frame(c, &f);
+        handle_signal_frame(c, f);
         return FR_OK;
     }
     bump(&c->node->rejected, 1);
@@ -1659,11 +1746,14 @@ handle_frame(conn *c, const uint8_t *p, size_t len)
 }
 
 // Handles every whole frame in the input buffer. Returns false when the
-// connection was closed.
+// connection was closed. A frame is decoded before it is consumed: one
+// that cannot join the batch waits, unconsumed, if delivering the batch
+// before it stalls.
 static bool
 process_input(conn *c)
 {
     tp__dist *n = c->node;
+    inbatch b = {0};
     while (c->stalled == NULL && c->in_len - c->in_off >= 4) {
         const uint8_t *h = c->in + c->in_off;
         uint32_t len = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 |
@@ -1693,13 +1783,23 @@ process_input(conn *c)
             }
             break;
         }
+        tp__frame f;
+        int why = tp__wire_decode(h + 4, len, &f);
+        if (why != TP__W_OK) {
+            batch_flush(c, &b); // what came before still counts
+            reject(c, "malformed frame", why);
+            return false;
+        }
+        if (!batch_fits(c, &b, &f) && !batch_flush(c, &b))
+            break;
         c->in_off += 4 + (size_t)len;
-        int r = handle_frame(c, h + 4, len);
+        int r = handle_frame(c, &f, &b);
         if (r == FR_CLOSED)
             return false;
         if (r == FR_STALLED)
             break;
     }
+    batch_flush(c, &b); // a stall it meets leaves c->stalled set
     if (c->in_off > 0) {
         memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
         c->in_len -= c->in_off;
@@ -1722,14 +1822,10 @@ retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)revents;
     conn *c = w->data;
-    int rc = tp__deliver_io(c->node->sys, c->stalled_to, c->stalled);
-    if (rc == TP__EWAIT)
-        return; // still full: the timer fires again
-    if (rc != 0) {
-        tp__msg_free(c->stalled);
-        bump(&c->peer->dropped, 1);
-    }
+    tp__msg *m = c->stalled;
     c->stalled = NULL;
+    if (!deliver_each(c, c->stalled_to, m))
+        return; // still full: the timer fires again
     ev_timer_stop(loop, w);
     ev_io_start(loop, &c->rio);
     if (process_input(c) && c->stalled != NULL)

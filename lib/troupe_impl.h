@@ -81,6 +81,7 @@ typedef struct tp__mpscq {
 
 void tp__mpscq_init(tp__mpscq *q);
 void tp__mpscq_push(tp__mpscq *q, tp__node *n);
+void tp__mpscq_push_chain(tp__mpscq *q, tp__node *first, tp__node *last);
 
 tp__msg *tp__msg_new_copy(tp_system *sys, uint32_t tag, tp_pid from,
                           const void *data, size_t size);
@@ -230,6 +231,8 @@ extern const tp_behaviour tp__proxy_behaviour;
 int tp__proxy_put(tp_actor *p, tp_actor *sender, tp__msg *m, int mode);
 uint32_t tp__proxy_settle(tp_actor *p, uint32_t users, uint32_t total);
 int tp__deliver_io(tp_system *sys, tp_pid to, tp__msg *m);
+int tp__deliver_io_chain(tp_system *sys, tp_pid to, tp__msg *first,
+                         tp__msg *last, uint32_t n);
 int tp__node_route(tp_system *sys, tp_actor *self, tp_pid to, tp__msg *m,
                    int mode);
 void tp__node_kick(tp_actor *proxy);
