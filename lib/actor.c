@@ -92,6 +92,19 @@ unmute_all(tp_actor *r)
     mute_unlock(r);
 }
 
+// The I/O thread, like a muted sender, waits for a full mailbox to drain
+// below its low-water mark (a message from a peer it could not deliver):
+// tell it when it has. Called by the consumer after its count update.
+static inline void
+io_unwait(tp_actor *a)
+{
+    // seq_cst: pairs with tp__io_wait_room's store and count load: either
+    // we see its flag or it sees our count.
+    if (atomic_load_explicit(&a->io_waiting, memory_order_seq_cst) &&
+        atomic_exchange_explicit(&a->io_waiting, 0, memory_order_acq_rel))
+        tp__node_unstall(a->system);
+}
+
 // Mutes the running actor `s` after it filled `r`'s mailbox: once its
 // current callback returns it is not scheduled again until `r` drains
 // below its low-water mark.
@@ -631,9 +644,11 @@ settle(tp__worker *w, tp_actor *a)
     uint32_t left_user = TP__CNT_USERS(old) - w->done_user;
     w->done_user = 0;
     w->done_total = 1;
-    if (left_user < a->low_water &&
-        atomic_load_explicit(&a->mute_list, memory_order_seq_cst) != NULL)
-        unmute_all(a);
+    if (left_user < a->low_water) {
+        if (atomic_load_explicit(&a->mute_list, memory_order_seq_cst) != NULL)
+            unmute_all(a);
+        io_unwait(a);
+    }
 }
 
 // Handles up to one batch of messages. Returns CONTINUE or an exit reason.
@@ -703,9 +718,11 @@ finish(tp__worker *w, tp_actor *a)
     uint32_t left_user = TP__CNT_USERS(old) - w->done_user;
     tp__count(&a->handled, w->done_user);
     tp__count(&w->messages, w->done_user);
-    if (left_user < a->low_water &&
-        atomic_load_explicit(&a->mute_list, memory_order_seq_cst) != NULL)
-        unmute_all(a);
+    if (left_user < a->low_water) {
+        if (atomic_load_explicit(&a->mute_list, memory_order_seq_cst) != NULL)
+            unmute_all(a);
+        io_unwait(a);
+    }
     if (muting) {
         uint32_t expect = TP__MUTE_PENDING;
         // acq_rel: if an unmute already happened we keep running.
@@ -1042,6 +1059,25 @@ tp__deliver_io_chain(tp_system *sys, tp_pid to, tp__msg *first,
     }
     pthread_rwlock_unlock(&sys->ext_lock);
     return rc;
+}
+
+// On the I/O thread, after a delivery to `to` returned TP__EWAIT: asks the
+// actor to call tp__node_unstall once it has drained below its low-water
+// mark. Returns true when it already has (or is gone): retry at once.
+bool
+tp__io_wait_room(tp_system *sys, tp_pid to)
+{
+    pthread_rwlock_rdlock(&sys->ext_lock);
+    tp_actor *r = tp__actor_lookup(sys, to);
+    bool now = true;
+    if (r != NULL) {
+        // seq_cst: see io_unwait.
+        atomic_store_explicit(&r->io_waiting, 1, memory_order_seq_cst);
+        uint64_t c = atomic_load_explicit(&r->count, memory_order_seq_cst);
+        now = TP__CNT_USERS(c) < r->low_water;
+    }
+    pthread_rwlock_unlock(&sys->ext_lock);
+    return now;
 }
 
 static int

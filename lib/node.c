@@ -149,6 +149,7 @@ struct tp__dist {
     tp_pid *subs;
     size_t nsubs, subs_cap;
 
+    _Atomic int want_retry; // an actor a connection stalled on has room
     _Atomic uint64_t frames_in, frames_out, bytes_in, bytes_out;
     _Atomic uint64_t rejected, auth_failures, hs_timeouts, refused, nodedowns;
 };
@@ -1810,11 +1811,41 @@ process_input(conn *c)
     return true;
 }
 
+// Stops reading from `c` until its stalled messages fit: the receiver
+// calls tp__node_unstall once it drains below its low-water mark; the
+// timer retries anyway, in case it died meanwhile.
 static void
 stall(conn *c)
 {
     ev_io_stop(c->node->loop, &c->rio);
     ev_timer_again(c->node->loop, &c->retry);
+    if (tp__io_wait_room(c->node->sys, c->stalled_to))
+        tp__node_unstall(c->node->sys); // drained meanwhile: next round
+}
+
+void
+tp__node_unstall(tp_system *sys)
+{
+    tp__dist *n = node_of(sys);
+    if (n == NULL)
+        return;
+    // release: nothing to publish but the flag; the wake-up follows it.
+    atomic_store_explicit(&n->want_retry, 1, memory_order_release);
+    tp__io_wake(n->io);
+}
+
+// On the I/O thread: retries the stalled connections.
+static void
+retry_stalled(tp__dist *n)
+{
+    // acquire: pairs with tp__node_unstall's store.
+    if (!atomic_exchange_explicit(&n->want_retry, 0, memory_order_acquire))
+        return;
+    for (conn *c = n->conns, *next; c != NULL; c = next) {
+        next = c->next; // retrying may close and free c
+        if (c->stalled != NULL)
+            retry_cb(n->loop, &c->retry, 0);
+    }
 }
 
 static void
@@ -1824,8 +1855,12 @@ retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
     conn *c = w->data;
     tp__msg *m = c->stalled;
     c->stalled = NULL;
-    if (!deliver_each(c, c->stalled_to, m))
-        return; // still full: the timer fires again
+    if (!deliver_each(c, c->stalled_to, m)) {
+        // Still full: wait for the receiver again (or the timer).
+        if (tp__io_wait_room(c->node->sys, c->stalled_to))
+            tp__node_unstall(c->node->sys);
+        return;
+    }
     ev_timer_stop(loop, w);
     ev_io_start(loop, &c->rio);
     if (process_input(c) && c->stalled != NULL)
@@ -2151,6 +2186,7 @@ node_wake(void *arg)
         if (atomic_exchange_explicit(&p->kicked, 0, memory_order_acq_rel))
             drain_proxy(p);
     }
+    retry_stalled(n);
 }
 
 // ---- secrets

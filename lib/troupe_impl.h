@@ -158,6 +158,7 @@ struct tp_actor {
     _Atomic uint8_t dead;
     _Atomic uint8_t overflow_kill; // a kill is already on its way
     _Atomic uint8_t listed;        // on some receiver's mute list
+    _Atomic uint8_t io_waiting;    // the I/O thread waits for room here
     _Atomic uint32_t mute;         // TP__MUTE_*
     _Atomic int mute_lock;         // guards mute_list
     _Atomic uint64_t handled;
@@ -233,6 +234,8 @@ uint32_t tp__proxy_settle(tp_actor *p, uint32_t users, uint32_t total);
 int tp__deliver_io(tp_system *sys, tp_pid to, tp__msg *m);
 int tp__deliver_io_chain(tp_system *sys, tp_pid to, tp__msg *first,
                          tp__msg *last, uint32_t n);
+bool tp__io_wait_room(tp_system *sys, tp_pid to);
+void tp__node_unstall(tp_system *sys);
 int tp__node_route(tp_system *sys, tp_actor *self, tp_pid to, tp__msg *m,
                    int mode);
 void tp__node_kick(tp_actor *proxy);
