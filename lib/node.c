@@ -8,7 +8,13 @@
 // peer pushes back on local senders exactly as a slow actor would. When
 // the proxy's counter leaves zero the I/O thread is woken (once, not per
 // message); it copies queued frames into the connection's output buffer
-// and writes them with one system call per batch.
+// and writes them with one system call per batch. Frames sent from an
+// actor's callback wake nobody: the worker writes them itself, in one
+// batch, when the activation ends (corking, below).
+//
+// Incoming, messages from consecutive SEND frames for one actor enter its
+// mailbox together; a connection whose receiver is full stops reading
+// until the receiver drains, which wakes it as it would a muted sender.
 //
 // The I/O thread (libev) owns every socket and connection; other threads
 // reach it through flags on peers and one ev_async. Pids of remote actors
