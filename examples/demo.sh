@@ -22,9 +22,10 @@ done
 
 tmp=$(mktemp -d /tmp/troupe-demo.XXXXXX) || exit 1
 chmod 700 "$tmp"
-alpha="" beta=""
+# Every process started in the background, as soon as it is started.
+pids=""
 cleanup() {
-    for p in $alpha $beta; do kill -KILL "$p" 2>/dev/null; done
+    for p in $pids; do kill -KILL "$p" 2>/dev/null; done
     wait 2>/dev/null
     rm -rf "$tmp"
 }
@@ -48,7 +49,7 @@ say() {
 }
 # show COMMAND...: prints the command as typed, then runs it.
 show() {
-    printf '%s$ %s%s\n' "$dim" "$*" "$off" | sed "s|$build/bin/||g"
+    printf '%s$ %s%s\n' "$dim" "$*" "$off" | sed "s|$build/bin/||g; s|$tmp/||g"
     "$@"
 }
 die() {
@@ -59,12 +60,14 @@ die() {
     exit 1
 }
 
-# wait_log FILE PATTERN [SECONDS]: until a line of FILE matches PATTERN.
+# wait_log FILE PATTERN SECONDS [PID]: until a line of FILE matches
+# PATTERN; fails after SECONDS, or at once when process PID has exited.
 wait_log() {
-    n=0 limit=$((${3:-10} * 20))
+    n=0 limit=$(($3 * 20))
     until grep -q -- "$2" "$1" 2>/dev/null; do
         n=$((n + 1))
         [ $n -lt $limit ] || return 1
+        [ -z "${4:-}" ] || kill -0 "$4" 2>/dev/null || return 1
         sleep 0.05
     done
 }
@@ -74,10 +77,14 @@ log_value() {
     grep -- "$2" "$1" | head -1 | sed -n "s/.* $3=\([^ ]*\).*/\1/p"
 }
 
-# The pid (<...>) actorctl's JSON lists under NAME.
+# The control sockets, named explicitly: should a node of the demo die,
+# `-n NAME` would find another node of that name on this machine.
+ctl_alpha=$XDG_RUNTIME_DIR/troupe/alpha.sock
+
+# The pid (<...>) actorctl's JSON lists under NAME on alpha.
 pid_of() {
-    "$actorctl" -n "$1" ps --json |
-        sed -n "s/.*\"pid\":\"\(<[0-9.]*>\)\".*\"name\":\"$2\".*/\1/p"
+    "$actorctl" --socket "$ctl_alpha" ps --json |
+        sed -n "s/.*\"pid\":\"\(<[0-9.]*>\)\".*\"name\":\"$1\".*/\1/p"
 }
 
 # ---- 1. the secret ---------------------------------------------------------
@@ -104,7 +111,8 @@ start_node() {
     } >"$tmp/$1.conf"
     "$actord" --config "$tmp/$1.conf" >"$tmp/$1.log" 2>&1 &
     last=$!
-    wait_log "$tmp/$1.log" 'actord: ready' 10 || die "$1 did not start"
+    pids="$pids $last"
+    wait_log "$tmp/$1.log" 'actord: ready' 10 $last || die "$1 did not start"
 }
 
 say "Start node alpha: actord running the kvstore application"
@@ -114,7 +122,7 @@ printf '%s$ actord --config alpha.conf%s\n' "$dim" "$off"
 sed "s|$tmp/||; s|$build/bin/||; s/^/    /" "$tmp/alpha.conf"
 alpha_node=$(log_value "$tmp/alpha.log" node_started node)
 alpha_kv=$(log_value "$tmp/alpha.log" 'kvstore: listening' port)
-[ -n "$alpha_node" ] && [ -n "$alpha_kv" ] || die "alpha logged no ports"
+{ [ -n "$alpha_node" ] && [ -n "$alpha_kv" ]; } || die "alpha logged no ports"
 echo "alpha is $alpha_node, kvstore on port $alpha_kv"
 
 say "Start node beta, which lists alpha as a peer"
@@ -122,6 +130,7 @@ start_node beta "$alpha_node"
 beta=$last
 beta_node=$(log_value "$tmp/beta.log" node_started node)
 beta_kv=$(log_value "$tmp/beta.log" 'kvstore: listening' port)
+{ [ -n "$beta_node" ] && [ -n "$beta_kv" ]; } || die "beta logged no ports"
 echo "beta is $beta_node, kvstore on port $beta_kv"
 wait_log "$tmp/alpha.log" "nodeup node=beta@" 10 ||
     die "alpha did not see beta come up"
@@ -134,64 +143,68 @@ say "Client load: 8 clients write 2000 keys each into alpha and read them back, 
 printf '%s$ kvload 127.0.0.1:%s -c 8 -n 2000 -g &%s\n' "$dim" "$alpha_kv" "$off"
 "$kvload" "127.0.0.1:$alpha_kv" -c 8 -n 2000 -g >"$tmp/load.out" 2>&1 &
 load=$!
+pids="$pids $load"
 sleep 0.2
-show "$actorctl" -n alpha top -d 0.5 -n 1 | head -12
+show "$actorctl" --socket "$ctl_alpha" top -d 0.5 -n 1 | head -12
 wait $load || { cat "$tmp/load.out"; die "lost writes on alpha"; }
 cat "$tmp/load.out"
 show "$kvload" "127.0.0.1:$beta_kv" -c 4 -n 500 || die "lost writes on beta"
 
 say "The live supervision tree of alpha"
-show "$actorctl" -n alpha tree
+show "$actorctl" --socket "$ctl_alpha" tree
 
 # ---- 4. kill a shard -------------------------------------------------------
 
-old=$(pid_of alpha kv_shard_2)
+old=$(pid_of kv_shard_2)
 say "Kill shard kv_shard_2 ($old); its one_for_one supervisor restarts it"
-show "$actorctl" -n alpha kill kv_shard_2 || die "kill failed"
+show "$actorctl" --socket "$ctl_alpha" kill kv_shard_2 || die "kill failed"
 n=0
-until new=$(pid_of alpha kv_shard_2) && [ -n "$new" ] && [ "$new" != "$old" ]; do
+until new=$(pid_of kv_shard_2) && [ -n "$new" ] && [ "$new" != "$old" ]; do
     n=$((n + 1))
     [ $n -lt 200 ] || die "kv_shard_2 was not restarted"
     sleep 0.05
 done
-show "$actorctl" -n alpha tree
+show "$actorctl" --socket "$ctl_alpha" tree
 echo "kv_shard_2 is back as $new with RESTARTS 1; its siblings kept their pids."
 grep 'restarted child=kv_shard_2' "$tmp/alpha.log" | sed 's/^<[0-9]>//'
-show "$actorctl" -n alpha info kv_shard_2
+show "$actorctl" --socket "$ctl_alpha" info kv_shard_2
 echo "Its keys were in its memory and are gone; the store keeps serving:"
 show "$kvload" "127.0.0.1:$alpha_kv" -c 4 -n 500 -p after || die "alpha stopped serving"
 say "The actors that ran longest on alpha's schedulers"
-show "$actorctl" -n alpha ps --sort cpu -n 6
+show "$actorctl" --socket "$ctl_alpha" ps --sort cpu -n 6
 
 # ---- 5. lose a node --------------------------------------------------------
 
 say "alpha's peers: beta is up, its round trip measured by heartbeats"
 n=0
-until "$actorctl" -n alpha nodes --json | grep -q '"rtt_us":[1-9]'; do
+until "$actorctl" --socket "$ctl_alpha" nodes --json | grep -q '"rtt_us":[1-9]'; do
     n=$((n + 1))
-    [ $n -lt 100 ] || break
+    [ $n -lt 60 ] || break
     sleep 0.05
 done
-show "$actorctl" -n alpha nodes
+show "$actorctl" --socket "$ctl_alpha" nodes
 
 say "SIGKILL node beta: alpha must report it down"
 t0=$(date +%s%N)
 show kill -KILL "$beta"
 wait "$beta" 2>/dev/null
-beta=""
 wait_log "$tmp/alpha.log" "nodedown node=beta@" 10 || die "alpha did not notice"
 t1=$(date +%s%N)
 grep 'nodedown' "$tmp/alpha.log" | sed 's/^<[0-9]>//'
 echo "alpha noticed in $(((t1 - t0) / 1000000)) ms"
-show "$actorctl" -n alpha nodes
+show "$actorctl" --socket "$ctl_alpha" nodes
 
 # ---- 6. ordered shutdown ---------------------------------------------------
 
 say "SIGTERM node alpha: the tree stops in reverse start order"
 show kill -TERM "$alpha"
+# Bounded: a shutdown stuck for 20 s is killed, and the demo fails.
+(sleep 20 && kill -KILL "$alpha" 2>/dev/null) &
+watchdog=$!
+pids="$pids $watchdog"
 wait "$alpha"
 status=$?
-alpha=""
+kill "$watchdog" 2>/dev/null
 grep -E 'stop_requested|app_stopping|child_stopped|app_stopped|stopped status' \
     "$tmp/alpha.log" | sed 's/^<[0-9]>//; s/^troupe: //'
 [ "$status" -eq 0 ] || die "alpha exited with status $status"

@@ -13,9 +13,11 @@
 // exits 0 when every acknowledged write was read back, 1 otherwise, 2 on
 // bad arguments. Every read waits at most 5 s.
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +31,7 @@
 static struct sockaddr_in server;
 static long keys = 1000;
 static const char *prefix = "k";
+static _Atomic long progress; // writes acknowledged so far, all clients
 
 typedef struct client {
     pthread_t thread;
@@ -75,9 +78,10 @@ send_all(conn *c, const char *p, size_t n)
 }
 
 // Reads one answer line into `out` (without the newline). Returns false
-// when the connection closed, failed or stayed silent for 5 s.
+// when the connection closed (`*closed` set, when not NULL), failed or
+// stayed silent for 5 s.
 static bool
-read_line(conn *c, char *out, size_t size)
+read_line_or_close(conn *c, char *out, size_t size, bool *closed)
 {
     for (;;) {
         char *nl = memchr(c->buf, '\n', c->len);
@@ -91,10 +95,19 @@ read_line(conn *c, char *out, size_t size)
         if (c->len == sizeof c->buf)
             return false; // a line longer than any answer we expect
         ssize_t r = recv(c->fd, c->buf + c->len, sizeof c->buf - c->len, 0);
-        if (r <= 0)
+        if (r <= 0) {
+            if (closed != NULL)
+                *closed = r == 0 || errno == ECONNRESET;
             return false;
+        }
         c->len += (size_t)r;
     }
+}
+
+static bool
+read_line(conn *c, char *out, size_t size)
+{
+    return read_line_or_close(c, out, size, NULL);
 }
 
 // One request and its answer; false when no answer came.
@@ -104,43 +117,77 @@ ask(conn *c, const char *req, char *answer, size_t size)
     return send_all(c, req, strlen(req)) && read_line(c, answer, size);
 }
 
+// Writes every key of the client; marks in `acked` those answered OK.
+// Returns false when the connection broke.
+static bool
+write_keys(client *cl, conn *c, char *acked)
+{
+    char req[256], answer[256];
+    for (long i = 0; i < keys; i++) {
+        snprintf(req, sizeof req, "PUT %s-%d-%ld value-%d-%ld\n", prefix,
+                 cl->id, i, cl->id, i);
+        if (!ask(c, req, answer, sizeof answer)) {
+            snprintf(cl->why, sizeof cl->why, "no answer to a PUT");
+            cl->failed += keys - i;
+            return false;
+        }
+        acked[i] = strcmp(answer, "OK") == 0;
+        if (!acked[i]) {
+            cl->failed++;
+            continue;
+        }
+        cl->acked++;
+        atomic_fetch_add_explicit(&progress, 1, memory_order_relaxed);
+    }
+    return true;
+}
+
+// Reads back every acknowledged key; one that does not come back is lost.
+static void
+read_keys(client *cl, conn *c, const char *acked)
+{
+    char req[256], answer[256], want[128];
+    for (long i = 0; i < keys; i++) {
+        if (!acked[i])
+            continue;
+        snprintf(req, sizeof req, "GET %s-%d-%ld\n", prefix, cl->id, i);
+        snprintf(want, sizeof want, "VALUE value-%d-%ld", cl->id, i);
+        if (!ask(c, req, answer, sizeof answer)) {
+            snprintf(cl->why, sizeof cl->why, "no answer to a GET");
+            for (; i < keys; i++)
+                cl->lost += acked[i];
+            return;
+        }
+        if (strcmp(answer, want) != 0)
+            cl->lost++;
+    }
+}
+
 static void *
 client_main(void *arg)
 {
     client *cl = arg;
     conn c;
-    char req[256], answer[256], want[128];
-    if (conn_open(&c) != 0) {
+    char *acked = calloc((size_t)keys, 1);
+    if (acked == NULL || conn_open(&c) != 0) {
         snprintf(cl->why, sizeof cl->why, "cannot connect");
         cl->failed = keys;
+        free(acked);
         return NULL;
     }
-    for (long i = 0; i < keys; i++) {
-        snprintf(req, sizeof req, "PUT %s-%d-%ld value-%d-%ld\n", prefix,
-                 cl->id, i, cl->id, i);
-        if (!ask(&c, req, answer, sizeof answer)) {
-            snprintf(cl->why, sizeof cl->why, "no answer to a PUT");
-            cl->failed += keys - i;
-            goto out;
+    if (!write_keys(cl, &c, acked)) {
+        // What was acknowledged must still be there: read it back on a
+        // new connection.
+        close(c.fd);
+        if (conn_open(&c) != 0) {
+            cl->lost = cl->acked;
+            free(acked);
+            return NULL;
         }
-        if (strcmp(answer, "OK") == 0)
-            cl->acked++;
-        else
-            cl->failed++;
     }
-    for (long i = 0; i < keys; i++) {
-        snprintf(req, sizeof req, "GET %s-%d-%ld\n", prefix, cl->id, i);
-        snprintf(want, sizeof want, "VALUE value-%d-%ld", cl->id, i);
-        if (!ask(&c, req, answer, sizeof answer)) {
-            snprintf(cl->why, sizeof cl->why, "no answer to a GET");
-            cl->lost += keys - i;
-            goto out;
-        }
-        if (strcmp(answer, want) != 0)
-            cl->lost++;
-    }
-out:
+    read_keys(cl, &c, acked);
     close(c.fd);
+    free(acked);
     return NULL;
 }
 
@@ -153,8 +200,9 @@ garbage(void)
     char answer[64];
     if (conn_open(&c) != 0)
         return false;
-    bool closed = send_all(&c, "FROB \x01\x02\x03\n", 9) &&
-                  !read_line(&c, answer, sizeof answer);
+    bool closed = false;
+    if (send_all(&c, "FROB \x01\x02\x03\n", 9))
+        read_line_or_close(&c, answer, sizeof answer, &closed);
     close(c.fd);
     return closed;
 }
@@ -232,6 +280,13 @@ main(int argc, char **argv)
             return 1;
         }
     }
+    // The garbage goes in the middle: once a quarter of the writes are in
+    // (or after 2 s, whatever happened).
+    for (int i = 0; with_garbage && i < 2000 &&
+                    atomic_load_explicit(&progress, memory_order_relaxed) <
+                        keys * nclients / 4;
+         i++)
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
     bool garbage_closed = with_garbage ? garbage() : true;
     long acked = 0, lost = 0, failed = 0;
     for (int i = 0; i < nclients; i++) {

@@ -32,7 +32,9 @@
 // global to the node, so a node runs one kvstore.
 #include <troupe.h>
 
+#include <arpa/inet.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -463,11 +465,18 @@ kv_args(const tp_app_args *args, kv_config *cfg, char *err, size_t size)
         char *end;
         if (strcmp(k, "listen") == 0) {
             const char *colon = strrchr(v, ':');
-            unsigned long port = colon ? strtoul(colon + 1, &end, 10) : 0;
-            if (colon == NULL || colon == v || colon[1] == 0 || *end != 0 ||
-                port > 65535 || strlen(v) >= sizeof cfg->listen) {
+            char host[INET_ADDRSTRLEN] = "";
+            struct in_addr in;
+            unsigned long port = 65536;
+            if (colon != NULL && colon[1] >= '0' && colon[1] <= '9')
+                port = strtoul(colon + 1, &end, 10);
+            if (colon != NULL && (size_t)(colon - v) < sizeof host)
+                memcpy(host, v, (size_t)(colon - v));
+            if (port > 65535 || *end != 0 || strlen(v) >= sizeof cfg->listen ||
+                inet_pton(AF_INET, host, &in) != 1) {
                 snprintf(err, size,
-                         "listen must be HOST:PORT, such as 127.0.0.1:7070");
+                         "listen must be a numeric IPv4 HOST:PORT, such as "
+                         "127.0.0.1:7070");
                 return TP_EINVAL;
             }
             snprintf(cfg->listen, sizeof cfg->listen, "%s", v);
@@ -496,6 +505,10 @@ kv_check(const tp_app_args *args, char *err, size_t size)
     return kv_args(args, &cfg, err, size);
 }
 
+// The tree's specs are static: one kvstore per node (actord loads the
+// module once, however many sections name it). Main thread only.
+static bool kv_running;
+
 // actord starts the tree from the spec once this returns; the acceptor's
 // init (which listens) failing makes that start fail with its reason.
 static int
@@ -504,14 +517,28 @@ kv_start(tp_system *sys, const tp_app_args *args, tp_app_root *root, char *err,
 {
     static kv_config cfg;
     (void)sys;
+    if (kv_running) {
+        snprintf(err, size, "kvstore already runs on this node");
+        return TP_EEXIST;
+    }
     int rc = kv_args(args, &cfg, err, size);
-    if (rc == 0)
+    if (rc == 0) {
         root->spec = tree_spec(&cfg);
+        kv_running = true;
+    }
     return rc;
 }
 
+// The root exited (or did not start): the specs are free again.
+static void
+kv_stop(void *state)
+{
+    (void)state;
+    kv_running = false;
+}
+
 TP_APP_DESCRIPTOR(.name = "kvstore", .version = "1.0", .check = kv_check,
-                  .start = kv_start);
+                  .start = kv_start, .stop = kv_stop);
 
 #else
 // ---- the program

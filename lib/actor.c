@@ -737,6 +737,23 @@ finish(tp__worker *w, tp_actor *a)
         tp__sched_requeue(w, a);
 }
 
+// Adds the activation that began at `t0` to the actor's run time.
+static void
+account(tp_actor *a, uint64_t t0)
+{
+    uint64_t t1 = tp__ticks();
+    // relaxed: only the actor's activation writes these two; snapshots
+    // read them for display and tolerate seeing one updated before the
+    // other (an activation counted twice for an instant). An activation
+    // that migrated between CPUs whose counters disagree adds nothing.
+    if (t1 > t0)
+        atomic_store_explicit(
+            &a->ran,
+            atomic_load_explicit(&a->ran, memory_order_relaxed) + (t1 - t0),
+            memory_order_relaxed);
+    atomic_store_explicit(&a->running_since, 0, memory_order_relaxed);
+}
+
 void
 tp__actor_run(tp__worker *w, tp_actor *a)
 {
@@ -753,7 +770,7 @@ tp__actor_run(tp__worker *w, tp_actor *a)
         tp__self.actor = NULL;
         tp__self.jb = NULL;
         tp__count(&w->messages, w->done_user);
-        // relaxed: as below; a dead actor's clock stops.
+        // relaxed: as in account(); a dead actor's clock stops.
         atomic_store_explicit(&a->running_since, 0, memory_order_relaxed);
         actor_exit(a, tp__self.fail_reason, true);
         return;
@@ -762,25 +779,18 @@ tp__actor_run(tp__worker *w, tp_actor *a)
     uint64_t t0 = 0;
     if (timed) {
         t0 = tp__ticks();
-        // relaxed: only this activation writes these two; snapshots read
-        // them for display and tolerate seeing one updated before the
-        // other (an activation counted twice for an instant).
+        // relaxed: as in account().
         atomic_store_explicit(&a->running_since, t0, memory_order_relaxed);
     }
     reason = process(w, a);
     tp__self.actor = NULL;
     tp__self.jb = NULL;
     if (reason == CONTINUE) {
-        if (timed) {
-            atomic_store_explicit(
-                &a->ran,
-                atomic_load_explicit(&a->ran, memory_order_relaxed) +
-                    (tp__ticks() - t0),
-                memory_order_relaxed);
-            atomic_store_explicit(&a->running_since, 0, memory_order_relaxed);
-        }
+        if (timed)
+            account(a, t0);
         finish(w, a);
     } else {
+        // relaxed: as in account(); a dead actor's clock stops.
         atomic_store_explicit(&a->running_since, 0, memory_order_relaxed);
         tp__count(&w->messages, w->done_user);
         actor_exit(a, reason, false);
@@ -1042,13 +1052,13 @@ tp__deliver_io(tp_system *sys, tp_pid to, tp__msg *m)
 // Returns 0 when the chain was consumed; TP_EFULL when they do not all fit
 // below the capacity, or TP_ENOACTOR, and the caller keeps the chain.
 int
-tp__deliver_io_chain(tp_system *sys, tp_pid to, tp__msg *first,
-                     tp__msg *last, uint32_t n)
+tp__deliver_io_chain(tp_system *sys, tp_pid to, tp__msg *first, tp__msg *last,
+                     uint32_t n)
 {
     pthread_rwlock_rdlock(&sys->ext_lock);
     tp_actor *r = tp__actor_lookup(sys, to);
     uint64_t old;
-    int rc = r == NULL ? TP_ENOACTOR
+    int rc = r == NULL                            ? TP_ENOACTOR
              : reserve_n(r, r->capacity, n, &old) ? 0
                                                   : TP_EFULL;
     if (rc == 0) {

@@ -235,9 +235,14 @@ op_info(tp__control *c, msgpack_packer *pk, tp_pid pid)
                                         : tp_strerror(rc));
         return;
     }
-    msgpack_pack_map(pk, 2);
+    msgpack_pack_map(pk, 3);
     pk_str(pk, "ok");
     msgpack_pack_true(pk);
+    pk_str(pk, "cpu_time");
+    if (c->sys->cfg.cpu_time)
+        msgpack_pack_true(pk);
+    else
+        msgpack_pack_false(pk);
     pk_str(pk, "actor");
     msgpack_pack_map(pk, ACTOR_KEYS + 5);
     pk_actor_fields(pk, &d.info);

@@ -497,8 +497,7 @@ tp_system_new(tp_system **out, const tp_config *cfg)
     pthread_rwlock_init(&sys->ext_lock, NULL);
     pthread_mutex_init(&sys->io_init_lock, NULL);
     sys->born_ms = tp__now_coarse_ms();
-    sys->born_ns = tp__now_ns();
-    sys->born_ticks = tp__ticks();
+    tp__tick_calibrate(sys);
     if (tp__timers_new(sys) != 0) {
         for (unsigned i = 0; i < sys->nworkers; i++)
             tp__pool_free_all(&sys->workers[i], sys->nworkers);

@@ -266,8 +266,9 @@ int64_t tp__now_ns(void);
 // A cheap, monotonic tick count for timing activations (actors' run
 // time): the time-stamp counter on x86-64, where it is invariant on every
 // CPU this runtime targets and costs a few nanoseconds, CLOCK_MONOTONIC
-// nanoseconds elsewhere. tp__ticks_ns converts a count of ticks to
-// nanoseconds with the rate measured since the system was created.
+// nanoseconds elsewhere. tp__tick_ns gives the nanoseconds per tick,
+// measured since the system was created (tp__tick_calibrate, from
+// tp_system_new).
 #if defined(__x86_64__)
 #include <x86intrin.h>
 static inline uint64_t
@@ -282,7 +283,8 @@ tp__ticks(void)
     return (uint64_t)tp__now_ns();
 }
 #endif
-uint64_t tp__ticks_ns(tp_system *sys, uint64_t ticks);
+void tp__tick_calibrate(tp_system *sys);
+double tp__tick_ns(tp_system *sys);
 int tp__pack_check(const uint8_t *p, size_t n);
 
 // ---- timers (timer.c) -------------------------------------------------
@@ -466,7 +468,8 @@ struct tp_system {
     _Atomic uint64_t events[2];  // tp_event counters
     int64_t born_ms;             // for uptime
     int64_t born_ns;             // CLOCK_MONOTONIC, with born_ticks:
-    uint64_t born_ticks;         // the tick rate (tp__ticks_ns)
+    uint64_t born_ticks;         // the tick rate (tp__tick_ns)
+    double tick_ns0;             // a first, short measurement of it
     bool faults_installed;
 };
 

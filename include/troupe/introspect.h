@@ -34,8 +34,9 @@ typedef struct tp_actor_info {
     uint64_t age_ms;   // since it was spawned
     // Time its callbacks have run on scheduler threads (wall time of its
     // activations, the one in progress included: CPU time unless the
-    // thread was preempted or blocked meanwhile). 0 unless the system's
-    // tp_config.cpu_time is set.
+    // thread was preempted or blocked meanwhile). An init called from an
+    // activation (a supervisor starting a child) counts for the caller.
+    // 0 unless the system's tp_config.cpu_time is set.
     uint64_t cpu_ns;
 } tp_actor_info;
 

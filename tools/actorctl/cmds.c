@@ -53,6 +53,7 @@ static const char *const pid_lists[] = {"links", "monitors", "monitored_by"};
 
 typedef struct detail {
     ctl_actor a;
+    bool cpu_time; // the node measures run time (optional in the reply)
     bool trap_exit;
     const msgpack_object_array *lists[3];
     ctl_str describe;
@@ -67,6 +68,11 @@ detail_decode(const msgpack_object *root, detail *d)
         (rc = ctl_get_bool(m, "trap_exit", "actor", &d->trap_exit)) !=
             CTL_OK ||
         (rc = ctl_get_str(m, "describe", "actor", &d->describe)) != CTL_OK)
+        return rc;
+    d->cpu_time = false;
+    if (ctl_field(root, "cpu_time") != NULL &&
+        (rc = ctl_get_bool(root, "cpu_time", "the reply", &d->cpu_time)) !=
+            CTL_OK)
         return rc;
     for (size_t k = 0; k < 3; k++) {
         if ((rc = ctl_get_array(m, pid_lists[k], "actor", &d->lists[k])) !=
@@ -150,7 +156,7 @@ info_text(const detail *d)
     ctl_duration(age, sizeof age, a->age_ms);
     field("age", NULL, "%s", age);
     ctl_cpu_format(age, sizeof age, a->cpu_us);
-    field("cpu", NULL, "%s", a->cpu_us ? age : "-");
+    field("cpu", NULL, "%s", d->cpu_time ? age : "-");
     field("trap_exit", NULL, "%s", d->trap_exit ? "true" : "false");
     for (size_t k = 0; k < 3; k++) {
         const msgpack_object_array *l = d->lists[k];
