@@ -98,7 +98,7 @@ typedef struct conn {
     size_t in_len, in_off, in_cap;
     tp__wbuf out;
     size_t out_off;
-    tp__msg *stalled; // frames' messages waiting for mailbox room, linked
+    tp__msg *stalled;  // frames' messages waiting for mailbox room, linked
     tp_pid stalled_to; // through their queue nodes; all for this actor
     struct conn *next; // in node->conns
 } conn;
@@ -1379,8 +1379,8 @@ free_chain(tp__msg *m)
 static bool
 batch_fits(const conn *c, const inbatch *b, const tp__frame *f)
 {
-    bool mine = c->st == C_UP && f->type == TP__F_SEND &&
-                !(f->flags & TP__WF_REPLY);
+    bool mine =
+        c->st == C_UP && f->type == TP__F_SEND && !(f->flags & TP__WF_REPLY);
     return b->n == 0 ? mine : mine && f->to == b->to.v && b->n < IN_BATCH;
 }
 
