@@ -375,8 +375,8 @@ void tp__limbo_reclaim_all(tp_system *sys);
 typedef struct tp__tls {
     tp__worker *worker;  // set on scheduler threads
     tp__worker *io_pool; // set on the I/O thread: its message pool's record
-    tp_actor *actor;    // actor whose callback is running, or NULL
-    jmp_buf *jb;        // where tp_fail jumps to
+    tp_actor *actor;     // actor whose callback is running, or NULL
+    jmp_buf *jb;         // where tp_fail jumps to
     int fail_reason;
     int fault_sig; // the caught signal, when a fault jumped to jb
     int fault_depth;
