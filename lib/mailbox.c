@@ -151,9 +151,13 @@ tp__pool_free_all(tp__worker *w, unsigned nworkers)
 tp__worker *
 tp__pool_io_new(tp_system *sys)
 {
-    tp__worker *w = calloc(1, sizeof *w);
+    // Cache-line aligned, as tp__worker's fields are declared.
+    size_t size = (sizeof(tp__worker) + TP__CACHELINE - 1) &
+                  ~(size_t)(TP__CACHELINE - 1);
+    tp__worker *w = aligned_alloc(TP__CACHELINE, size);
     if (w == NULL)
         return NULL;
+    memset(w, 0, size);
     w->sys = sys;
     w->index = sys->nworkers;
     if (tp__pool_init(w, sys->nworkers) != 0) {
