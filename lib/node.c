@@ -89,7 +89,7 @@ typedef struct conn {
     bool counted_unauth;
     ev_io rio, wio;
     ev_timer retry; // a delivery refused by a full mailbox, retried
-    double born, last_rx, last_tx;
+    double born, last_rx, last_ping;
     char addr[64];
     uint8_t nonce_mine[TP__WIRE_NONCE], nonce_peer[TP__WIRE_NONCE];
     char peer_name[TP_NODE_NAME_MAX];
@@ -548,7 +548,6 @@ send_now(tp__dist *n, tp__peer *p, conn *c)
         c->out_off += (size_t)w;
         bump(&n->bytes_out, (uint64_t)w);
         bump(&p->bytes_out, (uint64_t)w);
-        c->last_tx = ev_now(n->loop); // the loop waits: its clock is ours
     }
     if (c->out_off == c->out.len) {
         c->out.len = c->out_off = 0;
@@ -766,7 +765,6 @@ write_direct(tp__dist *n, tp__peer *p, tp__msg *f)
         }
         bump(&p->sent, 1);
         bump(&n->frames_out, 1);
-        c->last_tx = ev_now(n->loop); // the loop waits: its clock is ours
         done = true;
     }
     pthread_mutex_unlock(&n->io->lock);
@@ -1008,7 +1006,6 @@ conn_flush(conn *c)
         if (c->peer != NULL && c->st == C_UP)
             bump(&c->peer->bytes_out, (uint64_t)w);
     }
-    c->last_tx = ev_now(c->node->loop);
     if (c->out_off == c->out.len) {
         c->out.len = c->out_off = 0;
         if (c->out.cap > 4 * OUT_HIGH) {
@@ -1184,7 +1181,7 @@ conn_new(tp__dist *n, int fd, bool outbound)
     c->node = n;
     c->fd = fd;
     c->outbound = outbound;
-    c->born = c->last_rx = c->last_tx = ev_now(n->loop);
+    c->born = c->last_rx = c->last_ping = ev_now(n->loop);
     c->next = n->conns;
     n->conns = c;
     return c;
@@ -2147,7 +2144,11 @@ tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
             conn_close(c, "heartbeat timeout", true);
             continue;
         }
-        if (now - c->last_tx >= hb * 0.9) {
+        // Both sides ping every interval, busy or idle: were pings only
+        // sent on idle links, each side's PONGs would keep the other one
+        // from ever pinging, and it would never measure a round trip.
+        if (now - c->last_ping >= hb * 0.9) {
+            c->last_ping = now;
             tp__wire_ping(&c->out, TP__F_PING, (uint64_t)(mono_now() * 1e6));
             bump(&n->frames_out, 1);
             conn_flush(c);

@@ -550,7 +550,7 @@ streamer_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
     for (int i = 0; i < 2000 && s->next < s->total; i++) {
         int rc = tp_send_name_at(ctx, "counter", s->node, 3, &s->next, 8);
         if (rc == TP_EFULL)
-            break; // muted; resume on the next activation
+            break;   // muted; resume on the next activation
         if (rc != 0) // no ck_assert per message: each one writes a record
             atomic_fetch_add(&stream_errors, 1);
         s->next++;
@@ -663,6 +663,32 @@ START_TEST(sigstop_detected_by_heartbeat)
 }
 END_TEST
 
+// Both ends measure the round trip, even when the peer pings far more
+// often (its PINGs make us answer, so we are never idle).
+START_TEST(both_sides_measure_rtt)
+{
+    tpn_setup();
+    tpn_child c;
+    ck_assert_int_eq(tpn_start(&c, (const char *[]){"beta", "-s", tpn_secret,
+                                                    "-b", "20", NULL}),
+                     0);
+    tp_system *sys =
+        tpn_local("alpha", &(tp_node_config){.heartbeat_ms = 200});
+    ck_assert_int_eq(tp_node_connect(sys, c.node, 10000), 0);
+    tp_peer_info pi = {0};
+    for (int i = 0; i < 5000; i++) {
+        ck_assert_int_eq(tp_node_peers(sys, &pi, 1), 1);
+        if (pi.rtt_us > 0)
+            break;
+        tpt_nap_us(1000);
+    }
+    ck_assert_uint_gt(pi.rtt_us, 0);
+    tp_system_destroy(&sys);
+    tpn_stop(&c);
+    tpn_teardown();
+}
+END_TEST
+
 START_TEST(restarted_peer_new_incarnation)
 {
     tpn_setup();
@@ -739,15 +765,15 @@ START_TEST(peer_queue_full)
 {
     tpn_setup();
     tpn_child c;
-    ck_assert_int_eq(tpn_start(&c, (const char *[]){"beta", "-s", tpn_secret,
-                                                    "-t", "60000", "-b",
-                                                    "10000", NULL}),
-                     0);
-    tp_system *sys = tpn_local(
-        "alpha", &(tp_node_config){.send_queue = 8,
-                                   .overflow = TP_OVERFLOW_REJECT,
-                                   .timeout_ms = 60000,
-                                   .heartbeat_ms = 10000});
+    ck_assert_int_eq(
+        tpn_start(&c, (const char *[]){"beta", "-s", tpn_secret, "-t", "60000",
+                                       "-b", "10000", NULL}),
+        0);
+    tp_system *sys =
+        tpn_local("alpha", &(tp_node_config){.send_queue = 8,
+                                             .overflow = TP_OVERFLOW_REJECT,
+                                             .timeout_ms = 60000,
+                                             .heartbeat_ms = 10000});
     tp_pid probe = probe_new(sys);
     tp_pid echo = remote_pid(sys, probe, "victim", c.node);
     tpn_kill(&c, SIGSTOP);
@@ -887,6 +913,7 @@ node_suite(void)
     tcase_add_test(tc, fifo_million);
     tcase_add_test(tc, kill9_fires_noconnection);
     tcase_add_test(tc, sigstop_detected_by_heartbeat);
+    tcase_add_test(tc, both_sides_measure_rtt);
     tcase_add_test(tc, restarted_peer_new_incarnation);
     tcase_add_test(tc, simultaneous_connect);
     tcase_add_test(tc, peer_queue_full);
