@@ -4,11 +4,112 @@
 // except while it waits for events, so another thread that takes the lock
 // (a sender writing to an idle connection, a module registering watchers)
 // touches loop state safely; it then wakes the loop with tp__io_wake.
+// The only file of the runtime that includes <ev.h>: io.h's watchers wrap
+// libev's here.
 #include "troupe_impl.h"
 #include "io.h"
 
+#include <ev.h>
 #include <stdlib.h>
 #include <string.h>
+
+_Static_assert(sizeof(ev_io) <= sizeof(tp__io_raw), "ev_io fits");
+_Static_assert(sizeof(ev_timer) <= sizeof(tp__io_raw), "ev_timer fits");
+_Static_assert(sizeof(ev_async) <= sizeof(tp__io_raw), "ev_async fits");
+_Static_assert((int)TP__IO_READ == (int)EV_READ &&
+                   (int)TP__IO_WRITE == (int)EV_WRITE,
+               "readiness bits are libev's");
+_Static_assert(offsetof(tp__io_fd, ev) == 0 && offsetof(tp__io_timer, ev) == 0,
+               "a wrapper starts with its libev watcher");
+
+#define EVIO(w) ((ev_io *)(void *)&(w)->ev)
+#define EVTIMER(t) ((ev_timer *)(void *)&(t)->ev)
+#define EVASYNC(io) ((ev_async *)(void *)&(io)->async)
+
+static void
+fd_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    tp__io_fd *f = (tp__io_fd *)(void *)w;
+    f->cb(f, revents & (EV_READ | EV_WRITE));
+}
+
+static void
+timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop, (void)revents;
+    tp__io_timer *t = (tp__io_timer *)(void *)w;
+    t->cb(t);
+}
+
+void
+tp__io_fd_init(tp__io_fd *w, tp__io_fd_cb cb, int fd, int events)
+{
+    ev_io_init(EVIO(w), fd_cb, fd, events);
+    w->cb = cb;
+}
+
+void
+tp__io_fd_start(tp__io *io, tp__io_fd *w)
+{
+    ev_io_start(io->loop, EVIO(w));
+}
+
+void
+tp__io_fd_stop(tp__io *io, tp__io_fd *w)
+{
+    ev_io_stop(io->loop, EVIO(w));
+}
+
+bool
+tp__io_fd_active(const tp__io_fd *w)
+{
+    return ev_is_active((const ev_io *)(const void *)&w->ev);
+}
+
+void
+tp__io_timer_init(tp__io_timer *t, tp__io_timer_cb cb, double after,
+                  double repeat)
+{
+    ev_timer_init(EVTIMER(t), timer_cb, after, repeat);
+    t->cb = cb;
+}
+
+void
+tp__io_timer_set(tp__io_timer *t, double after, double repeat)
+{
+    ev_timer_set(EVTIMER(t), after, repeat);
+}
+
+void
+tp__io_timer_start(tp__io *io, tp__io_timer *t)
+{
+    ev_timer_start(io->loop, EVTIMER(t));
+}
+
+void
+tp__io_timer_stop(tp__io *io, tp__io_timer *t)
+{
+    ev_timer_stop(io->loop, EVTIMER(t));
+}
+
+void
+tp__io_timer_again(tp__io *io, tp__io_timer *t)
+{
+    ev_timer_again(io->loop, EVTIMER(t));
+}
+
+double
+tp__io_now(tp__io *io)
+{
+    return ev_now(io->loop);
+}
+
+void
+tp__io_now_update(tp__io *io)
+{
+    ev_now_update(io->loop);
+}
 
 static void
 io_release(struct ev_loop *loop)
@@ -71,9 +172,9 @@ tp__io_get(tp_system *sys)
         goto fail;
     ev_set_userdata(io->loop, io);
     ev_set_loop_release_cb(io->loop, io_release, io_acquire);
-    ev_async_init(&io->async, async_cb);
-    io->async.data = io;
-    ev_async_start(io->loop, &io->async);
+    ev_async_init(EVASYNC(io), async_cb);
+    EVASYNC(io)->data = io;
+    ev_async_start(io->loop, EVASYNC(io));
     if (pthread_create(&io->thread, NULL, io_main, io) != 0)
         goto fail;
     // release: readers of sys->io see it built.
@@ -104,7 +205,7 @@ tp__io_on_wake(tp__io *io, int client, void (*fn)(void *), void *arg)
 void
 tp__io_wake(tp__io *io)
 {
-    ev_async_send(io->loop, &io->async);
+    ev_async_send(io->loop, EVASYNC(io));
 }
 
 // Stops the I/O thread; the loop and its watchers stay until tp__io_free.
@@ -115,7 +216,7 @@ tp__io_stop(tp_system *sys)
     if (io == NULL || io->stopped)
         return;
     atomic_store_explicit(&io->stopping, 1, memory_order_release);
-    ev_async_send(io->loop, &io->async);
+    ev_async_send(io->loop, EVASYNC(io));
     pthread_join(io->thread, NULL);
     io->stopped = true;
 }

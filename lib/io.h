@@ -1,19 +1,56 @@
 // SPDX-License-Identifier: MIT
 // The I/O thread shared by distribution (node.c) and actors' sockets
-// (sock.c): one libev loop per system. See io.c.
+// (sock.c): one libev loop per system, and the runtime's only window onto
+// libev: io.c is the one file that includes <ev.h>. A watcher lives inside
+// the object it serves (no allocation per watcher) as storage the size of
+// libev's own, which io.c checks when it is compiled. Watchers are
+// started, stopped and changed with io->lock held: on the I/O thread (in a
+// callback or a wake-up) or by a thread that took the lock.
 #ifndef TROUPE_IO_H
 #define TROUPE_IO_H
 
-#include <ev.h>
+#include <stdbool.h>
+#include <stddef.h>
 
 #include "troupe_impl.h"
 
 enum { TP__IO_NODE = 0, TP__IO_SOCK = 1, TP__IO_CLIENTS = 2 };
 
+// Readiness, as tp__io_fd_init takes it and callbacks receive it.
+enum { TP__IO_READ = 1, TP__IO_WRITE = 2 };
+
+// Storage for one libev watcher; first in each wrapper, so libev's
+// watcher and the wrapper share an address.
+typedef union tp__io_raw {
+    max_align_t align;
+    unsigned char bytes[64];
+} tp__io_raw;
+
+typedef struct tp__io_fd tp__io_fd;
+typedef struct tp__io_timer tp__io_timer;
+
+// `events`: the TP__IO_* that are ready.
+typedef void (*tp__io_fd_cb)(tp__io_fd *w, int events);
+typedef void (*tp__io_timer_cb)(tp__io_timer *t);
+
+// Watches a file descriptor for readiness.
+struct tp__io_fd {
+    tp__io_raw ev;
+    tp__io_fd_cb cb;
+    void *data; // the owner's, for the callback
+};
+
+// Fires `after` seconds after it is started, then every `repeat` (0: once).
+struct tp__io_timer {
+    tp__io_raw ev;
+    tp__io_timer_cb cb;
+    void *data;
+};
+
 typedef struct tp__io {
     tp_system *sys;
-    struct ev_loop *loop;
-    ev_async async;
+    struct ev_loop *loop; // opaque outside io.c
+    tp__io_raw async;     // the wake-up watcher
     pthread_t thread;
     // Held by the I/O thread except while it waits for events.
     pthread_mutex_t lock;
@@ -27,5 +64,23 @@ typedef struct tp__io {
 tp__io *tp__io_get(tp_system *sys);
 void tp__io_on_wake(tp__io *io, int client, void (*fn)(void *), void *arg);
 void tp__io_wake(tp__io *io);
+
+void tp__io_fd_init(tp__io_fd *w, tp__io_fd_cb cb, int fd, int events);
+void tp__io_fd_start(tp__io *io, tp__io_fd *w);
+void tp__io_fd_stop(tp__io *io, tp__io_fd *w);
+bool tp__io_fd_active(const tp__io_fd *w);
+
+void tp__io_timer_init(tp__io_timer *t, tp__io_timer_cb cb, double after,
+                       double repeat);
+// Changes when a stopped timer fires.
+void tp__io_timer_set(tp__io_timer *t, double after, double repeat);
+void tp__io_timer_start(tp__io *io, tp__io_timer *t);
+void tp__io_timer_stop(tp__io *io, tp__io_timer *t);
+// Restarts a repeating timer from now (libev's ev_timer_again).
+void tp__io_timer_again(tp__io *io, tp__io_timer *t);
+
+// The loop's clock in seconds, as of its last wake-up or update.
+double tp__io_now(tp__io *io);
+void tp__io_now_update(tp__io *io);
 
 #endif

@@ -31,7 +31,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <ev.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -87,8 +86,8 @@ typedef struct conn {
     int st;
     bool outbound;
     bool counted_unauth;
-    ev_io rio, wio;
-    ev_timer retry; // a delivery refused by a full mailbox, retried
+    tp__io_fd rio, wio;
+    tp__io_timer retry; // a delivery refused by a full mailbox, retried
     double born, last_rx, last_ping;
     char addr[64];
     uint8_t nonce_mine[TP__WIRE_NONCE], nonce_peer[TP__WIRE_NONCE];
@@ -118,7 +117,7 @@ struct tp__peer {
     tp_actor *proxy;
     conn *conn; // I/O thread: live or connecting connection
     int backoff_ms;
-    ev_timer backoff;
+    tp__io_timer backoff;
     pairset links, mon_out, mon_in;
     _Atomic uint32_t rtt_us;
     _Atomic uint64_t sent, received, bytes_out, bytes_in, dropped, connects;
@@ -138,10 +137,9 @@ struct tp__dist {
     uint8_t *secret;
     size_t secret_len;
     int lfd;
-    tp__io *io;           // the I/O thread; its lock guards what follows
-    struct ev_loop *loop; // io->loop
-    ev_io lio;
-    ev_timer tick;
+    tp__io *io; // the I/O thread; its lock guards what follows
+    tp__io_fd lio;
+    tp__io_timer tick;
     bool watching; // lio and tick are on the loop
     conn *conns;
     unsigned unauth;
@@ -264,7 +262,7 @@ pairset_free(pairset *s)
     memset(s, 0, sizeof *s);
 }
 
-static void backoff_cb(struct ev_loop *loop, ev_timer *w, int revents);
+static void backoff_cb(tp__io_timer *w);
 
 // ---- names and the node table ----------------------------------------------
 
@@ -363,7 +361,7 @@ peer_new_locked(tp__dist *n, const char *name)
     snprintf(p->name, sizeof p->name, "%s", name);
     parse_addr(strchr(name, '@') + 1, &p->addr, false);
     p->backoff_ms = 100;
-    ev_timer_init(&p->backoff, backoff_cb, 0.0, 0.0);
+    tp__io_timer_init(&p->backoff, backoff_cb, 0.0, 0.0);
     p->backoff.data = p;
     tp__mpscq_init(&q->user);
     tp__mpscq_init(&q->sys);
@@ -1015,12 +1013,12 @@ conn_flush(conn *c)
         // not come now that this flush (a PONG's, a PING's) emptied the
         // buffer: without a kick they would wait for the next sender whose
         // frame finds the queue empty, which a muted one never is.
-        if (ev_is_active(&c->wio) && c->st == C_UP && c->peer != NULL &&
+        if (tp__io_fd_active(&c->wio) && c->st == C_UP && c->peer != NULL &&
             c->peer->conn == c)
             kick(c->node, c->peer);
-        ev_io_stop(c->node->loop, &c->wio);
+        tp__io_fd_stop(c->node->io, &c->wio);
     } else {
-        ev_io_start(c->node->loop, &c->wio);
+        tp__io_fd_start(c->node->io, &c->wio);
     }
     return true;
 }
@@ -1071,10 +1069,8 @@ fire_noconnection(tp__peer *p)
 }
 
 static void
-backoff_cb(struct ev_loop *loop, ev_timer *w, int revents)
+backoff_cb(tp__io_timer *w)
 {
-    (void)loop;
-    (void)revents;
     tp__peer *p = w->data;
     int st = atomic_load_explicit(&p->state, memory_order_relaxed);
     if (st == TP_PEER_CONNECTING && p->conn == NULL) {
@@ -1102,9 +1098,9 @@ enter_backoff(tp__peer *p)
     double delay = p->backoff_ms * (0.75 + (r % 512) / 1024.0) / 1000.0;
     int cap = n->cfg.reconnect_max_ms;
     p->backoff_ms = p->backoff_ms * 2 > cap ? cap : p->backoff_ms * 2;
-    ev_timer_stop(n->loop, &p->backoff);
-    ev_timer_set(&p->backoff, delay, 0.0);
-    ev_timer_start(n->loop, &p->backoff);
+    tp__io_timer_stop(n->io, &p->backoff);
+    tp__io_timer_set(&p->backoff, delay, 0.0);
+    tp__io_timer_start(n->io, &p->backoff);
 }
 
 static void
@@ -1122,9 +1118,9 @@ static void
 conn_free(conn *c)
 {
     tp__dist *n = c->node;
-    ev_io_stop(n->loop, &c->rio);
-    ev_io_stop(n->loop, &c->wio);
-    ev_timer_stop(n->loop, &c->retry);
+    tp__io_fd_stop(n->io, &c->rio);
+    tp__io_fd_stop(n->io, &c->wio);
+    tp__io_timer_stop(n->io, &c->retry);
     if (c->fd >= 0)
         close(c->fd);
     unauth_release(c);
@@ -1181,22 +1177,22 @@ conn_new(tp__dist *n, int fd, bool outbound)
     c->node = n;
     c->fd = fd;
     c->outbound = outbound;
-    c->born = c->last_rx = c->last_ping = ev_now(n->loop);
+    c->born = c->last_rx = c->last_ping = tp__io_now(n->io);
     c->next = n->conns;
     n->conns = c;
     return c;
 }
 
-static void read_cb(struct ev_loop *loop, ev_io *w, int revents);
-static void write_cb(struct ev_loop *loop, ev_io *w, int revents);
-static void retry_cb(struct ev_loop *loop, ev_timer *w, int revents);
+static void read_cb(tp__io_fd *w, int revents);
+static void write_cb(tp__io_fd *w, int revents);
+static void retry_cb(tp__io_timer *w);
 
 static void
 conn_watch(conn *c)
 {
-    ev_io_init(&c->rio, read_cb, c->fd, EV_READ);
-    ev_io_init(&c->wio, write_cb, c->fd, EV_WRITE);
-    ev_timer_init(&c->retry, retry_cb, 0.001, 0.001);
+    tp__io_fd_init(&c->rio, read_cb, c->fd, TP__IO_READ);
+    tp__io_fd_init(&c->wio, write_cb, c->fd, TP__IO_WRITE);
+    tp__io_timer_init(&c->retry, retry_cb, 0.001, 0.001);
     c->rio.data = c->wio.data = c->retry.data = c;
 }
 
@@ -1240,7 +1236,7 @@ connect_peer(tp__peer *p)
         conn_close(c, strerror(errno), true);
         return;
     }
-    ev_io_start(n->loop, &c->wio); // completion shows as writability
+    tp__io_fd_start(n->io, &c->wio); // completion shows as writability
 }
 
 // The connection to `c->peer_name` at `c->peer_inc` is authenticated: make
@@ -1291,14 +1287,14 @@ conn_attach(conn *c, bool accept)
             p->conn = NULL;
             conn_free(old);
         }
-        ev_timer_stop(n->loop, &p->backoff);
+        tp__io_timer_stop(n->io, &p->backoff);
     }
     if (accept)
         tp__wire_simple(&c->out, TP__F_ACCEPT); // before any queued frame
     c->peer = p;
     p->conn = c;
     c->st = C_UP;
-    ev_timer_stop(n->loop, &p->backoff);
+    tp__io_timer_stop(n->io, &p->backoff);
     unauth_release(c);
     uint32_t prev = atomic_load_explicit(&p->inc, memory_order_relaxed);
     atomic_store_explicit(&p->idx, idx, memory_order_release);
@@ -1691,10 +1687,10 @@ refused : {
         if (p != NULL && p->conn == c) {
             p->conn = NULL;
             conn_free(c);
-            ev_timer_stop(n->loop, &p->backoff);
-            ev_timer_set(&p->backoff, n->cfg.handshake_timeout_ms / 1000.0,
-                         0.0);
-            ev_timer_start(n->loop, &p->backoff);
+            tp__io_timer_stop(n->io, &p->backoff);
+            tp__io_timer_set(&p->backoff, n->cfg.handshake_timeout_ms / 1000.0,
+                             0.0);
+            tp__io_timer_start(n->io, &p->backoff);
             return false;
         }
         conn_close(c, why, false);
@@ -1820,8 +1816,8 @@ process_input(conn *c)
 static void
 stall(conn *c)
 {
-    ev_io_stop(c->node->loop, &c->rio);
-    ev_timer_again(c->node->loop, &c->retry);
+    tp__io_fd_stop(c->node->io, &c->rio);
+    tp__io_timer_again(c->node->io, &c->retry);
     if (tp__io_wait_room(c->node->sys, c->stalled_to))
         tp__node_unstall(c->node->sys); // drained meanwhile: next round
 }
@@ -1847,14 +1843,13 @@ retry_stalled(tp__dist *n)
     for (conn *c = n->conns, *next; c != NULL; c = next) {
         next = c->next; // retrying may close and free c
         if (c->stalled != NULL)
-            retry_cb(n->loop, &c->retry, 0);
+            retry_cb(&c->retry);
     }
 }
 
 static void
-retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+retry_cb(tp__io_timer *w)
 {
-    (void)revents;
     conn *c = w->data;
     tp__msg *m = c->stalled;
     c->stalled = NULL;
@@ -1864,14 +1859,14 @@ retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
             tp__node_unstall(c->node->sys);
         return;
     }
-    ev_timer_stop(loop, w);
-    ev_io_start(loop, &c->rio);
+    tp__io_timer_stop(c->node->io, w);
+    tp__io_fd_start(c->node->io, &c->rio);
     if (process_input(c) && c->stalled != NULL)
         stall(c);
 }
 
 static void
-read_cb(struct ev_loop *loop, ev_io *w, int revents)
+read_cb(tp__io_fd *w, int revents)
 {
     (void)revents;
     conn *c = w->data;
@@ -1902,7 +1897,7 @@ read_cb(struct ev_loop *loop, ev_io *w, int revents)
             return;
         }
         c->in_len += (size_t)r;
-        c->last_rx = ev_now(loop);
+        c->last_rx = tp__io_now(c->node->io);
         bump(&c->node->bytes_in, (uint64_t)r);
         if (c->peer && c->st == C_UP)
             bump(&c->peer->bytes_in, (uint64_t)r);
@@ -1918,9 +1913,8 @@ read_cb(struct ev_loop *loop, ev_io *w, int revents)
 }
 
 static void
-write_cb(struct ev_loop *loop, ev_io *w, int revents)
+write_cb(tp__io_fd *w, int revents)
 {
-    (void)loop;
     (void)revents;
     conn *c = w->data;
     tp__dist *n = c->node;
@@ -1932,13 +1926,13 @@ write_cb(struct ev_loop *loop, ev_io *w, int revents)
             conn_close(c, strerror(err), true);
             return;
         }
-        ev_io_stop(loop, &c->wio);
-        ev_io_start(loop, &c->rio);
+        tp__io_fd_stop(n->io, &c->wio);
+        tp__io_fd_start(n->io, &c->rio);
         c->st = C_WAIT_CHALLENGE;
         fill_nonce(c->nonce_mine);
         tp__wire_hello(&c->out, TP__F_HELLO, n->name, n->inc, c->nonce_mine,
                        NULL);
-        c->born = ev_now(loop);
+        c->born = tp__io_now(n->io);
         conn_flush(c);
         return;
     }
@@ -2081,7 +2075,7 @@ drain_proxy(tp__peer *p)
 // ---- the I/O thread's watchers ---------------------------------------------
 
 static void
-accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+accept_cb(tp__io_fd *w, int revents)
 {
     (void)revents;
     tp__dist *n = w->data;
@@ -2117,17 +2111,16 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         c->counted_unauth = true;
         n->unauth++;
         conn_watch(c);
-        ev_io_start(loop, &c->rio);
+        tp__io_fd_start(n->io, &c->rio);
     }
 }
 
 static void
-tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+tick_cb(tp__io_timer *w)
 {
-    (void)revents;
     tp__dist *n = w->data;
-    ev_now_update(loop);
-    double now = ev_now(loop);
+    tp__io_now_update(n->io);
+    double now = tp__io_now(n->io);
     double hb = n->cfg.heartbeat_ms / 1000.0;
     double to = n->cfg.timeout_ms / 1000.0;
     double hs = n->cfg.handshake_timeout_ms / 1000.0;
@@ -2161,14 +2154,14 @@ static void
 node_wake(void *arg)
 {
     tp__dist *n = arg;
-    struct ev_loop *loop = n->loop;
+    tp__io *io = n->io;
     uint32_t np = atomic_load_explicit(&n->npeers, memory_order_acquire);
     for (uint32_t i = 0; i < np; i++) {
         tp__peer *p = n->peers[i];
         if (atomic_exchange_explicit(&p->want_disconnect, 0,
                                      memory_order_acq_rel)) {
             atomic_store_explicit(&p->persistent, 0, memory_order_relaxed);
-            ev_timer_stop(loop, &p->backoff);
+            tp__io_timer_stop(io, &p->backoff);
             if (p->conn != NULL) {
                 atomic_store_explicit(&p->want_disconnect, 1,
                                       memory_order_relaxed);
@@ -2284,9 +2277,9 @@ node_free(tp__dist *n)
     if (n->lfd >= 0)
         close(n->lfd);
     if (n->watching) {
-        ev_timer_stop(n->loop, &n->tick);
+        tp__io_timer_stop(n->io, &n->tick);
         if (n->lfd >= 0)
-            ev_io_stop(n->loop, &n->lio);
+            tp__io_fd_stop(n->io, &n->lio);
     }
     pthread_mutex_destroy(&n->lock);
     pthread_cond_destroy(&n->cond);
@@ -2408,21 +2401,20 @@ tp_node_start(tp_system *sys, const tp_node_config *in)
         rc = TP_EAGAIN;
         goto fail;
     }
-    n->loop = n->io->loop;
     double tick = n->cfg.heartbeat_ms;
     if (tick > n->cfg.timeout_ms / 5.0)
         tick = n->cfg.timeout_ms / 5.0;
-    ev_timer_init(&n->tick, tick_cb, tick / 1000.0, tick / 1000.0);
+    tp__io_timer_init(&n->tick, tick_cb, tick / 1000.0, tick / 1000.0);
     n->tick.data = n;
     if (n->lfd >= 0) {
-        ev_io_init(&n->lio, accept_cb, n->lfd, EV_READ);
+        tp__io_fd_init(&n->lio, accept_cb, n->lfd, TP__IO_READ);
         n->lio.data = n;
     }
     // The loop runs already: register while it waits, then wake it.
     pthread_mutex_lock(&n->io->lock);
-    ev_timer_start(n->loop, &n->tick);
+    tp__io_timer_start(n->io, &n->tick);
     if (n->lfd >= 0)
-        ev_io_start(n->loop, &n->lio);
+        tp__io_fd_start(n->io, &n->lio);
     n->watching = true;
     tp__io_on_wake(n->io, TP__IO_NODE, node_wake, n);
     // release: routers and the I/O thread see the node complete.
@@ -2452,7 +2444,7 @@ tp__node_stop(tp_system *sys)
     for (uint32_t i = 0; i < np; i++) {
         tp__peer *p = n->peers[i];
         p->conn = NULL;
-        ev_timer_stop(n->loop, &p->backoff);
+        tp__io_timer_stop(n->io, &p->backoff);
         atomic_store_explicit(&p->state, TP_PEER_BACKOFF,
                               memory_order_release);
         drain_proxy(p);

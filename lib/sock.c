@@ -30,7 +30,7 @@ typedef struct tsock {
     int kind;
     bool paused;  // stopped reading: the owner has a window's worth
     bool closing; // close once the output is written
-    ev_io rio, wio;
+    tp__io_fd rio, wio;
     tp__wbuf out;
     size_t out_off;
 } tsock;
@@ -139,8 +139,8 @@ cmd_new(int op, uint32_t idx, uint32_t gen, size_t size)
 // ---- the I/O thread
 // ---------------------------------------------------------
 
-static void sock_read_cb(struct ev_loop *loop, ev_io *w, int revents);
-static void sock_write_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void sock_read_cb(tp__io_fd *w, int revents);
+static void sock_write_cb(tp__io_fd *w, int revents);
 
 // Frees the socket in slot `idx`; tells its owner unless `quiet`.
 static void
@@ -151,9 +151,8 @@ sock_free(tp__socks *t, uint32_t idx, int err, bool quiet)
     if (s == NULL)
         return;
     tp_sock h = handle(sl, idx);
-    struct ev_loop *loop = t->io->loop;
-    ev_io_stop(loop, &s->rio);
-    ev_io_stop(loop, &s->wio);
+    tp__io_fd_stop(t->io, &s->rio);
+    tp__io_fd_stop(t->io, &s->wio);
     close(s->fd);
     tp__wbuf_free(&s->out);
     free(s);
@@ -218,11 +217,11 @@ sock_flush(tp__socks *t, uint32_t idx)
     }
     if (s->out_off == s->out.len) {
         s->out.len = s->out_off = 0;
-        ev_io_stop(t->io->loop, &s->wio);
+        tp__io_fd_stop(t->io, &s->wio);
         if (s->closing)
             sock_free(t, idx, 0, true);
     } else {
-        ev_io_start(t->io->loop, &s->wio);
+        tp__io_fd_start(t->io, &s->wio);
     }
 }
 
@@ -248,8 +247,8 @@ tsock_new(tp__socks *t, uint32_t idx, int fd, int kind)
     s->idx = idx;
     s->fd = fd;
     s->kind = kind;
-    ev_io_init(&s->rio, sock_read_cb, fd, EV_READ);
-    ev_io_init(&s->wio, sock_write_cb, fd, EV_WRITE);
+    tp__io_fd_init(&s->rio, sock_read_cb, fd, TP__IO_READ);
+    tp__io_fd_init(&s->wio, sock_write_cb, fd, TP__IO_WRITE);
     s->rio.data = s->wio.data = t;
     return s;
 }
@@ -318,7 +317,7 @@ do_read(tp__socks *t, uint32_t idx)
     tsock *s = sl->s;
     if (atomic_load_explicit(&sl->inflight, memory_order_acquire) >=
         TP_SOCK_WINDOW) {
-        ev_io_stop(t->io->loop, &s->rio);
+        tp__io_fd_stop(t->io, &s->rio);
         s->paused = true; // resumed when the owner has caught up
         return;
     }
@@ -342,9 +341,8 @@ do_read(tp__socks *t, uint32_t idx)
 }
 
 static void
-sock_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+sock_read_cb(tp__io_fd *w, int revents)
 {
-    (void)loop;
     (void)revents;
     tp__socks *t = w->data;
     tsock *s = (tsock *)((char *)w - offsetof(tsock, rio));
@@ -355,7 +353,7 @@ sock_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 }
 
 static void
-sock_write_cb(struct ev_loop *loop, ev_io *w, int revents)
+sock_write_cb(tp__io_fd *w, int revents)
 {
     (void)revents;
     tp__socks *t = w->data;
@@ -370,12 +368,12 @@ sock_write_cb(struct ev_loop *loop, ev_io *w, int revents)
             return;
         }
         s->kind = K_STREAM;
-        ev_io_stop(loop, &s->wio);
+        tp__io_fd_stop(t->io, &s->wio);
         tp__msg *m = tp__msg_new_copy(t->sys, TP_TAG_SOCK_CONNECTED,
                                       TP_PID_NIL, NULL, 0);
         if (m == NULL || !to_owner(t, idx, m))
             return;
-        ev_io_start(loop, &s->rio);
+        tp__io_fd_start(t->io, &s->rio);
         if (s->out.len > s->out_off)
             sock_flush(t, idx);
         return;
@@ -402,9 +400,9 @@ run_cmd(tp__socks *t, cmd *c)
     switch (c->op) {
     case C_WATCH:
         if (s->kind == K_CONNECTING)
-            ev_io_start(t->io->loop, &s->wio);
+            tp__io_fd_start(t->io, &s->wio);
         else
-            ev_io_start(t->io->loop, &s->rio);
+            tp__io_fd_start(t->io, &s->rio);
         break;
     case C_SEND:
         tp__wbuf_reserve(&s->out, c->size);
@@ -427,7 +425,7 @@ run_cmd(tp__socks *t, cmd *c)
             atomic_load_explicit(&sl->inflight, memory_order_acquire) <
                 TP_SOCK_WINDOW) {
             s->paused = false;
-            ev_io_start(t->io->loop, &s->rio);
+            tp__io_fd_start(t->io, &s->rio);
         }
         break;
     case C_GIVEN: {
