@@ -1749,6 +1749,15 @@ handle_frame(conn *c, const tp__frame *f, inbatch *b)
 // connection was closed. A frame is decoded before it is consumed: one
 // that cannot join the batch waits, unconsumed, if delivering the batch
 // before it stalls.
+// Closes `c` for `why` once the messages batched before delivered: they
+// came in good frames, and the batch is the only thing holding them.
+static void
+close_after_batch(conn *c, inbatch *b, const char *why)
+{
+    batch_flush(c, b); // a stall leaves them in c->stalled, freed with c
+    conn_close(c, why, true);
+}
+
 static bool
 process_input(conn *c)
 {
@@ -1763,19 +1772,19 @@ process_input(conn *c)
             char buf[96];
             snprintf(buf, sizeof buf, "frame length %u outside 1..%u", len,
                      n->cfg.max_frame);
-            conn_close(c, buf, true);
+            close_after_batch(c, &b, buf);
             return false;
         }
         if (c->st != C_UP && len > 1024) {
             bump(&n->rejected, 1);
-            conn_close(c, "oversized handshake frame", true);
+            close_after_batch(c, &b, "oversized handshake frame");
             return false;
         }
         if (c->in_len - c->in_off - 4 < len) {
             if (c->in_cap < (size_t)len + 4 && c->in_off == 0) {
                 uint8_t *in = realloc(c->in, (size_t)len + 4);
                 if (in == NULL) {
-                    conn_close(c, "out of memory", true);
+                    close_after_batch(c, &b, "out of memory");
                     return false;
                 }
                 c->in = in;

@@ -463,6 +463,29 @@ START_TEST(frame_lengths)
 }
 END_TEST
 
+// A good SEND and a bad length in one read: the connection closes, and
+// the message that came before still reaches the sink (the reader had
+// batched it; it must neither be lost nor leak).
+START_TEST(send_then_bad_length)
+{
+    start(NULL);
+    for (int i = 0; i < 20; i++) {
+        tpw_bytes env = {.len = 0}, fr = {.len = 0};
+        env_send(&env, "before");
+        tpw_put_frame(&fr, env.p, env.len);
+        tpw_put_be(&fr, i % 2 ? 0 : MAX_FRAME + 1, 4);
+        long want = atomic_load(&sunk) + 1;
+        int fd = join();
+        send_bytes(fd, &fr);
+        ck_assert_msg(tpt_wait_ge(&sunk, want, TPW_WAIT_MS / 1000.0),
+                      "round %d: the SEND before the bad length was lost", i);
+        ck_assert_str_eq(sunk_last, "before");
+        ck_assert(tpw_closed(fd, NULL)); // and closes fd
+    }
+    stop();
+}
+END_TEST
+
 START_TEST(nested_arrays_closed)
 {
     start(NULL);
@@ -855,6 +878,7 @@ wire_suite(void)
     tcase_add_test(tc, truncated_send_closed);
     tcase_add_test(tc, split_send_delivered);
     tcase_add_test(tc, frame_lengths);
+    tcase_add_test(tc, send_then_bad_length);
     tcase_add_test(tc, nested_arrays_closed);
     tcase_add_test(tc, malformed_envelopes_closed);
     tcase_add_test(tc, extension_types_closed);
