@@ -20,8 +20,7 @@ for f in "$actord" "$actorctl" "$kvload" "$module"; do
     [ -e "$f" ] || { echo "demo: $f is not built (make demo builds it)" >&2; exit 1; }
 done
 
-tmp=$(mktemp -d /tmp/troupe-demo.XXXXXX) || exit 1
-chmod 700 "$tmp"
+tmp=$(mktemp -d) || exit 1 # mode 0700, under $TMPDIR or /tmp
 # Every process started in the background, as soon as it is started.
 pids=""
 cleanup() {

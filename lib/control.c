@@ -179,6 +179,17 @@ pk_actor_fields(msgpack_packer *pk, const tp_actor_info *a)
     pk_key_u64(pk, "cpu_us", a->cpu_ns / 1000);
 }
 
+// "cpu_time": whether the node measures its actors' run time.
+static void
+pk_cpu_time(msgpack_packer *pk, tp_system *sys)
+{
+    pk_str(pk, "cpu_time");
+    if (sys->cfg.cpu_time)
+        msgpack_pack_true(pk);
+    else
+        msgpack_pack_false(pk);
+}
+
 static void
 pk_pids(msgpack_packer *pk, const char *key, const tp_pid *p, uint32_t n)
 {
@@ -206,11 +217,7 @@ op_snapshot(tp__control *c, msgpack_packer *pk)
     pk_key_str(pk, "node", tp_node_name(c->sys));
     pk_key_u64(pk, "uptime_ms", tp_snapshot_uptime_ms(s));
     pk_key_u64(pk, "threads", tp_snapshot_stats(s)->threads);
-    pk_str(pk, "cpu_time");
-    if (c->sys->cfg.cpu_time)
-        msgpack_pack_true(pk);
-    else
-        msgpack_pack_false(pk);
+    pk_cpu_time(pk, c->sys);
     pk_str(pk, "actors");
     size_t n = tp_snapshot_len(s);
     msgpack_pack_array(pk, n);
@@ -238,11 +245,7 @@ op_info(tp__control *c, msgpack_packer *pk, tp_pid pid)
     msgpack_pack_map(pk, 3);
     pk_str(pk, "ok");
     msgpack_pack_true(pk);
-    pk_str(pk, "cpu_time");
-    if (c->sys->cfg.cpu_time)
-        msgpack_pack_true(pk);
-    else
-        msgpack_pack_false(pk);
+    pk_cpu_time(pk, c->sys);
     pk_str(pk, "actor");
     msgpack_pack_map(pk, ACTOR_KEYS + 5);
     pk_actor_fields(pk, &d.info);

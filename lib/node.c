@@ -499,15 +499,11 @@ kick(tp__dist *n, tp__peer *p)
 // one per message, and a reply in a ping-pong still leaves at once, from
 // the replying thread, with no other thread woken.
 
-#define CORK_PEERS 8    // peers one activation may hold back; more wake
 #define CORK_FRAMES 512 // frames after which an activation writes early
 
-typedef struct corkset {
-    tp__peer *peers[CORK_PEERS];
-    unsigned npeers, frames;
-} corkset;
-
-static _Thread_local corkset corked;
+// TP__CORK_PEERS (troupe_impl.h): peers one activation may hold back;
+// more wake the I/O thread.
+_Thread_local tp__corkset tp__corked;
 
 // Whether remote sends on this thread wait for the activation's end.
 static bool
@@ -524,11 +520,11 @@ cork_add(tp__peer *p)
 {
     if (!corking(p->node->sys))
         return false;
-    corkset *k = &corked;
+    tp__corkset *k = &tp__corked;
     for (unsigned i = 0; i < k->npeers; i++)
         if (k->peers[i] == p)
             return true;
-    if (k->npeers == CORK_PEERS)
+    if (k->npeers == TP__CORK_PEERS)
         return false;
     k->peers[k->npeers++] = p;
     return true;
@@ -584,9 +580,9 @@ uncork_peer(tp__peer *p)
 void
 tp__node_uncork(void)
 {
-    corkset *k = &corked;
+    tp__corkset *k = &tp__corked;
     unsigned np = k->npeers;
-    tp__peer *peers[CORK_PEERS];
+    tp__peer *peers[TP__CORK_PEERS];
     memcpy(peers, k->peers, np * sizeof *peers);
     k->npeers = k->frames = 0;
     for (unsigned i = 0; i < np; i++)
@@ -825,7 +821,7 @@ tp__node_route(tp_system *sys, tp_actor *self, tp_pid to, tp__msg *m, int mode)
         return rc;
     }
     tp__msg_free(m);
-    if (cork && corked.npeers > 0 && ++corked.frames >= CORK_FRAMES)
+    if (cork && tp__corked.npeers > 0 && ++tp__corked.frames >= CORK_FRAMES)
         tp__node_uncork();
     return 0;
 }

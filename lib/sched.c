@@ -257,14 +257,6 @@ runq_steal(tp__worker *w, tp__worker *victim, bool short_ok)
     }
 }
 
-static int64_t
-now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 // Whether `v` has been inside one activation for a while, so the actors
 // queued behind it are stuck and worth taking even a few at a time.
 static bool
@@ -553,8 +545,8 @@ find_work(tp__worker *w)
 {
     tp_system *sys = w->sys;
     for (;;) {
-        int64_t start = now_ns(), now = start;
-        for (int i = 0; now - start < SPIN_NS; i++, now = now_ns()) {
+        int64_t start = tp__now_ns(), now = start;
+        for (int i = 0; now - start < SPIN_NS; i++, now = tp__now_ns()) {
             tp_actor *a = inject_pop(sys, w);
             if (a == NULL)
                 a = steal_any(w, now);
@@ -651,7 +643,8 @@ worker_main(void *arg)
             announce(w);
         }
         tp__actor_run(w, a);
-        tp__node_uncork(); // remote sends held back by the activation
+        if (tp__corked.npeers > 0) // remote sends held back by the activation
+            tp__node_uncork();
     }
     go_idle(w);
     tp__fault_altstack_off(altstack);

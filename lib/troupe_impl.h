@@ -239,6 +239,16 @@ void tp__node_unstall(tp_system *sys);
 int tp__node_route(tp_system *sys, tp_actor *self, tp_pid to, tp__msg *m,
                    int mode);
 void tp__node_kick(tp_actor *proxy);
+// The peers whose queued frames this thread's activation held back
+// (node.c's corking); the scheduler calls tp__node_uncork after an
+// activation that left any. Only in TLS of its own, not in tp__self, which
+// callbacks run inside an activation (init, terminate) save and restore.
+#define TP__CORK_PEERS 8
+typedef struct tp__corkset {
+    struct tp__peer *peers[TP__CORK_PEERS];
+    unsigned npeers, frames;
+} tp__corkset;
+extern _Thread_local tp__corkset tp__corked;
 void tp__node_uncork(void);
 void tp__node_stop(tp_system *sys);
 void tp__io_stop(tp_system *sys);
