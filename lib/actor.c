@@ -259,13 +259,22 @@ push_reserved(tp_actor *r, tp__msg *m, uint64_t old)
         schedule(r);
 }
 
+// Queues a signal or a runtime request, never refused and never counted
+// against the capacity. Signals an actor causes go behind what their
+// sender queued before them (tp__msg_ordered); the rest jump the queue.
 static void
 push_system(tp_actor *r, tp__msg *m)
 {
-    // acq_rel: as in reserve(); the system lane has no capacity.
+    // acq_rel: as in reserve(); neither lane has a capacity for these.
     uint64_t old = atomic_fetch_add_explicit(&r->count, TP__CNT_ONE,
                                              memory_order_acq_rel);
-    tp__mpscq_push(&r->sys, &m->node);
+    bool ordered = tp__msg_ordered(m);
+    tp__mpscq_push(ordered ? &r->user : &r->sys, &m->node);
+    if (ordered && m->kind == TP__MSG_EXIT &&
+        ((const tp__signal *)m->pub.data)->reason != TP_REASON_NORMAL)
+        // release: after the push, so whoever sees the count finds the
+        // signal linked in the lane (exit_queued).
+        atomic_fetch_add_explicit(&r->exits_pushed, 1, memory_order_release);
     if (TP__CNT_TOTAL(old) == 0)
         schedule(r);
 }
@@ -316,13 +325,17 @@ overflow(tp_actor *r, tp_actor *sender, tp__msg *m)
     default: // BACKPRESSURE
         if (sender == NULL)
             return TP__EWAIT;
-        // An actor's message is accepted and the actor muted; a callback
-        // that keeps sending past twice the capacity is refused.
-        if (!reserve(r, r->capacity * 2, &old)) {
+        // An actor's message is accepted and the actor muted. The bound
+        // is the sender's own, so that any number of senders each get
+        // their first message through: one activation (or init) may put
+        // up to a capacity's worth into full mailboxes, then is refused.
+        if (sender->overshoot >= r->capacity ||
+            !reserve(r, UINT32_MAX - 1, &old)) {
             atomic_fetch_add_explicit(&r->rejected, 1, memory_order_relaxed);
             maybe_mute(sender, r);
             return TP_EFULL;
         }
+        sender->overshoot++;
         push_reserved(r, m, old);
         maybe_mute(sender, r);
         return 0;
@@ -403,8 +416,13 @@ drain(tp_actor *a, bool answer, int reason)
         tp__msg_retire(m);
     }
     while ((m = tp__mailbox_pop(&a->user)) != NULL) {
+        if (m->kind != TP__MSG_USER) {
+            if (answer)
+                tp__answer_late(a, m, reason);
+        } else {
+            lost++;
+        }
         tp__msg_retire(m);
-        lost++;
     }
     if (lost)
         atomic_fetch_add_explicit(&a->system->dead_letters, lost,
@@ -519,9 +537,15 @@ actor_exit(tp_actor *a, int reason, bool reported)
         crash_report(a, reason, NULL);
     done_with_current(a);
     run_terminate(a, reason);
-    // The name goes before anyone hears of the exit (as in Erlang), so a
-    // supervisor can restart the actor under the same name at once.
+    // What it owns goes before anyone hears of the exit: its name (as in
+    // Erlang) and its sockets, closed here rather than later by the I/O
+    // thread, so a supervisor can restart it under the same name and on
+    // the same port at once; notify_exit drops its monitors and timers
+    // before the signals go out.
     tp__reg_drop(a);
+    // seq_cst: pairs with mark_owner's store of the mark (sock.c).
+    if (atomic_load_explicit(&a->socks, memory_order_seq_cst))
+        tp__sock_owner_died(a);
     tp__notify_exit(a, reason);
     bury(a, reason);
     atomic_fetch_add_explicit(&sys->exited, 1, memory_order_relaxed);
@@ -617,12 +641,11 @@ wanted(tp_actor *a, tp__msg *m)
     if ((m->flags & TP__MSG_TIMER) && !tp__timer_claim(m))
         return false;
     if (m->flags & TP__MSG_REPLY) {
-        uint64_t timer;
-        if (a->ext == NULL ||
-            !tp__map_del(&a->ext->requests, m->pub.ref, &timer))
-            return false;
-        if (timer != 0)
-            tp__timer_cancel(a->system, timer);
+        if (m->flags & TP__MSG_FORCED)
+            // relaxed: a bound (see tp__deliver_reply).
+            atomic_fetch_sub_explicit(&a->req_forced, 1,
+                                      memory_order_relaxed);
+        return tp__request_done(a, m->pub.ref, m->pub.from);
     }
     return true;
 }
@@ -651,6 +674,46 @@ settle(tp__worker *w, tp_actor *a)
     }
 }
 
+// An exit signal that ends its receiver does so as soon as it arrives, as
+// in Erlang, even though it waits in the user lane behind its sender's
+// messages: an actor that does not trap exits would never handle those
+// anyway. One that traps exits receives it in order, as a message. Looks
+// through the lane only when an exit signal came since the last look.
+static int
+exit_queued(tp_actor *a)
+{
+    // acquire: pairs with push_system's release: the signal is linked.
+    uint32_t pushed =
+        atomic_load_explicit(&a->exits_pushed, memory_order_acquire);
+    if (pushed == a->exits_scanned)
+        return CONTINUE;
+    a->exits_scanned = pushed;
+    tp__ext *x = a->ext;
+    if (x != NULL && x->trap_exit)
+        return CONTINUE;
+    // acquire: pairs with each producer's release store of the link.
+    for (tp__node *n = atomic_load_explicit(&a->user.tail->next,
+                                            memory_order_acquire);
+         n != NULL; n = atomic_load_explicit(&n->next, memory_order_acquire)) {
+        const tp__msg *m = (const tp__msg *)n;
+        if (m->kind != TP__MSG_EXIT)
+            continue;
+        const tp__signal *s = m->pub.data;
+        if (s->reason == TP_REASON_NORMAL ||
+            (s->linked &&
+             (x == NULL || !tp__map_get(&x->links, m->pub.from.v, NULL))))
+            continue; // ignored, or from a link since undone
+        if (x != NULL || (x = tp__ext_of(a)) != NULL) {
+            if (s->linked) // the linked actor is gone: nothing to tell it
+                tp__map_del(&x->links, m->pub.from.v, NULL);
+            memcpy(x->exit_text, s->text, sizeof x->exit_text);
+        }
+        a->by_signal = 1;
+        return s->reason == TP_REASON_KILL ? TP_REASON_KILLED : s->reason;
+    }
+    return CONTINUE;
+}
+
 // Handles up to one batch of messages. Returns CONTINUE or an exit reason.
 static int
 process(tp__worker *w, tp_actor *a)
@@ -666,9 +729,29 @@ process(tp__worker *w, tp_actor *a)
         }
         if (budget == 0)
             return CONTINUE;
+        // relaxed: a hint; exit_queued reads it again with acquire.
+        if (__builtin_expect(
+                atomic_load_explicit(&a->exits_pushed, memory_order_relaxed) !=
+                    a->exits_scanned,
+                0)) {
+            int r = exit_queued(a);
+            if (r != CONTINUE)
+                return r;
+        }
         if ((m = tp__mailbox_pop(&a->user)) == NULL)
             return CONTINUE;
         w->done_total++;
+        if (__builtin_expect(m->kind != TP__MSG_USER, 0)) {
+            // A signal that kept its place behind its sender's messages.
+            budget--;
+            int r = handle_system(a, m);
+            if (r != CONTINUE)
+                return r;
+            // relaxed: set by this thread in maybe_mute.
+            if (atomic_load_explicit(&a->mute, memory_order_relaxed) != 0)
+                return CONTINUE;
+            continue;
+        }
         w->done_user++;
         // relaxed: only this consumer decrements the debt.
         if (atomic_load_explicit(&a->drop_debt, memory_order_relaxed) > 0) {
@@ -763,6 +846,7 @@ tp__actor_run(tp__worker *w, tp_actor *a)
     tp__self.jb = &jb;
     w->done_user = 0;
     w->done_total = 0;
+    a->overshoot = 0;
     tp__count(&w->activations, 1);
     if (setjmp(jb) != 0) {
         // tp_fail logged its crash report; a caught fault has not yet.
@@ -952,11 +1036,27 @@ on_own_worker(tp_system *sys)
     return tp__self.worker != NULL && tp__self.worker->sys == sys;
 }
 
+// Whether `self`, a running actor, was killed while it ran: what it sends
+// from then on is discarded, as if it had died at once.
+static inline bool
+killed(tp_actor *self)
+{
+    // relaxed: set once by the killer; a send racing with the kill may
+    // go either way, as it would have had the kill come a moment later.
+    return self != NULL && atomic_load_explicit(&self->dead,
+                                                memory_order_relaxed);
+}
+
 // Pushes system message `m` to `to`, from any thread. Consumes `m` on
 // success; TP_ENOACTOR when `to` is not alive.
 int
 tp__push_sys(tp_system *sys, tp_pid to, tp__msg *m)
 {
+    tp_actor *self = tp__self.actor;
+    if (__builtin_expect(killed(self), 0) && tp_pid_eq(m->pub.from, self->pid)) {
+        tp__msg_free(m);
+        return 0;
+    }
     if (tp_pid_node(to) != 0)
         return tp__node_route(sys, NULL, to, m, TP__ROUTE_SYS);
     bool ext = !on_own_worker(sys);
@@ -974,6 +1074,10 @@ tp__push_sys(tp_system *sys, tp_pid to, tp__msg *m)
 static int
 deliver(tp_system *sys, tp_actor *self, tp_pid to, tp__msg *m)
 {
+    if (__builtin_expect(killed(self), 0)) {
+        tp__msg_free(m);
+        return 0;
+    }
     if (__builtin_expect(tp_pid_node(to) != 0, 0))
         return tp__node_route(sys, self, to, m, TP__ROUTE_NORMAL);
     bool ext = !on_own_worker(sys);
@@ -1031,6 +1135,80 @@ tp__deliver_force(tp_system *sys, tp_pid to, tp__msg *m)
     if (ext)
         pthread_rwlock_unlock(&sys->ext_lock);
     return r ? 0 : TP_ENOACTOR;
+}
+
+// Delivers reply `m` from actor `self` (or, with NULL, from a peer on the
+// I/O thread). A reply passes a full mailbox only while its receiver has
+// requests pending that no reply has yet been let through for; otherwise
+// it is an ordinary message, so nobody can grow a mailbox without bound
+// by calling what they send replies. Consumes `m` on success.
+int
+tp__deliver_reply(tp_system *sys, tp_actor *self, tp_pid to, tp__msg *m)
+{
+    if (__builtin_expect(killed(self), 0)) {
+        tp__msg_free(m);
+        return 0;
+    }
+    if (tp_pid_node(to) != 0)
+        return tp__node_route(sys, self, to, m, TP__ROUTE_FORCE);
+    bool ext = !on_own_worker(sys);
+    if (ext)
+        pthread_rwlock_rdlock(&sys->ext_lock);
+    tp_actor *r = tp__actor_lookup(sys, to);
+    int rc = TP_ENOACTOR;
+    if (r != NULL) {
+        // relaxed: a bound, not a synchronisation; the CAS keeps the
+        // replies let through at most the requests seen pending.
+        uint32_t pending =
+            atomic_load_explicit(&r->req_pending, memory_order_relaxed);
+        uint32_t forced =
+            atomic_load_explicit(&r->req_forced, memory_order_relaxed);
+        uint64_t old;
+        bool credit = false;
+        while (forced < pending &&
+               !(credit = atomic_compare_exchange_weak_explicit(
+                     &r->req_forced, &forced, forced + 1,
+                     memory_order_relaxed, memory_order_relaxed)))
+            ;
+        if (credit && reserve(r, UINT32_MAX - 1, &old)) {
+            m->flags |= TP__MSG_FORCED;
+            push_reserved(r, m, old);
+            rc = 0;
+        } else {
+            if (credit) // a counter at its limit: give the credit back
+                atomic_fetch_sub_explicit(&r->req_forced, 1,
+                                          memory_order_relaxed);
+            rc = mailbox_put(r, self, m);
+        }
+    }
+    if (ext)
+        pthread_rwlock_unlock(&sys->ext_lock);
+    return rc;
+}
+
+// Makes actor `pid`, killed with TP_REASON_KILL, unreachable at once even
+// while one of its callbacks runs: lookups and sends find it dead, its
+// name is free, and what it sends from now on is discarded. Its kill
+// signal, already queued, ends it when the callback returns. Any thread.
+void
+tp__actor_kill_now(tp_system *sys, tp_pid pid)
+{
+    if (tp_pid_node(pid) != 0)
+        return;
+    bool ext = !on_own_worker(sys);
+    if (ext)
+        pthread_rwlock_rdlock(&sys->ext_lock);
+    tp_actor *r = tp__actor_lookup(sys, pid);
+    if (r != NULL) {
+        // seq_cst: as in bury(): lookups after this see it dead.
+        atomic_store_explicit(&r->dead, 1, memory_order_seq_cst);
+        tp__reg_drop(r);
+        // A muted actor is not scheduled by the kill's push: let it run,
+        // so that its death is announced without waiting for a drain.
+        unmute(r);
+    }
+    if (ext)
+        pthread_rwlock_unlock(&sys->ext_lock);
 }
 
 // Delivers a message that arrived from a peer, on the I/O thread: where a

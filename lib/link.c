@@ -269,6 +269,16 @@ tp_trap_exit(tp_ctx *ctx, bool on)
     return was;
 }
 
+// After a kill signal is queued: the target is unreachable from now on,
+// even if it is busy in a callback.
+static int
+killed_now(tp_system *sys, tp_pid pid, int reason, int rc)
+{
+    if (rc == 0 && reason == TP_REASON_KILL)
+        tp__actor_kill_now(sys, pid);
+    return rc;
+}
+
 int
 tp_exit(tp_ctx *ctx, tp_pid pid, int reason)
 {
@@ -276,8 +286,18 @@ tp_exit(tp_ctx *ctx, tp_pid pid, int reason)
     if (rc != 0)
         return rc;
     tp_actor *a = (tp_actor *)ctx;
-    return send_signal(a->system, TP__MSG_EXIT, a->pid, pid, 0, reason, false,
-                       NULL);
+    // As erlang:exit/2: a normal exit sent to oneself, when not trapping
+    // exits, ends the caller with reason normal (when its callback
+    // returns) instead of being ignored.
+    if (tp_pid_eq(pid, a->pid) && reason == TP_REASON_NORMAL &&
+        (a->ext == NULL || !a->ext->trap_exit)) {
+        a->stopping = 1;
+        a->stop_reason = TP_REASON_NORMAL;
+        return 0;
+    }
+    rc = send_signal(a->system, TP__MSG_EXIT, a->pid, pid, 0, reason, false,
+                     NULL);
+    return killed_now(a->system, pid, reason, rc);
 }
 
 int
@@ -287,8 +307,9 @@ tp_system_exit(tp_system *sys, tp_pid pid, int reason)
         return TP_EINVAL;
     if (tp__self.actor != NULL || tp__self.worker != NULL)
         return TP_EPERM;
-    return send_signal(sys, TP__MSG_EXIT, TP_PID_NIL, pid, 0, reason, false,
-                       NULL);
+    int rc = send_signal(sys, TP__MSG_EXIT, TP_PID_NIL, pid, 0, reason, false,
+                         NULL);
+    return killed_now(sys, pid, reason, rc);
 }
 
 int
@@ -333,6 +354,65 @@ tp_demonitor(tp_ctx *ctx, uint64_t ref)
         return 0;
     send_ref(a->system, TP__MSG_DEMONITOR, a->pid, (tp_pid){target}, ref);
     return 0;
+}
+
+// ---- requests --------------------------------------------------------------
+
+// Monitors the callee of request `ref` from `a`, under the request's own
+// ref, before the request is sent: the callee's death then reaches `a` as
+// a DOWN behind anything the callee answered, and fails the request at
+// once. Sets *gone when `to` is not alive: the failure is already queued.
+int
+tp__request_monitor(tp_actor *a, tp_pid to, uint64_t ref, bool *gone)
+{
+    tp__ext *x = tp__ext_of(a);
+    if (x == NULL)
+        return TP_ENOMEM;
+    int rc = tp__map_put(&x->monitors, ref, to.v);
+    if (rc != 0)
+        return rc;
+    rc = tp_pid_is_nil(to) ? TP_ENOACTOR
+                           : send_ref(a->system, TP__MSG_MONITOR, a->pid, to,
+                                      ref);
+    *gone = rc == TP_ENOACTOR;
+    if (*gone)
+        rc = send_signal(a->system, TP__MSG_DOWN, to, a->pid, ref,
+                         TP_REASON_NOPROC, false, NULL);
+    if (rc != 0)
+        tp__map_del(&x->monitors, ref, NULL);
+    return rc;
+}
+
+// Ends pending request `ref` of `a`, answered by `from` (nil for a
+// timeout or a failure): cancels its timer and drops its monitor, telling
+// the callee unless the callee dropped its end itself when it replied.
+// Returns false when the request was no longer pending.
+bool
+tp__request_done(tp_actor *a, uint64_t ref, tp_pid from)
+{
+    tp__ext *x = a->ext;
+    uint64_t timer, target;
+    if (x == NULL || !tp__map_del(&x->requests, ref, &timer))
+        return false;
+    if (timer != 0)
+        tp__timer_cancel(a->system, timer);
+    // relaxed: a bound for tp__deliver_reply; only we decrement it.
+    atomic_fetch_sub_explicit(&a->req_pending, 1, memory_order_relaxed);
+    if (tp__map_del(&x->monitors, ref, &target) &&
+        (target != from.v || tp_pid_node(from) != 0))
+        send_ref(a->system, TP__MSG_DEMONITOR, a->pid, (tp_pid){target}, ref);
+    return true;
+}
+
+// The callee's side: replying to request `ref` from `to` ends the
+// monitor the requester set for it, so no DEMONITOR has to follow.
+void
+tp__request_answered(tp_actor *a, tp_pid to, uint64_t ref)
+{
+    uint64_t watcher;
+    if (a->ext != NULL && tp__map_get(&a->ext->watchers, ref, &watcher) &&
+        watcher == to.v)
+        tp__map_del(&a->ext->watchers, ref, NULL);
 }
 
 // ---- spawn-time links ------------------------------------------------------
@@ -419,11 +499,17 @@ tp__system_signal(tp__msg *m, tp_actor *a, tp__msg **deliver)
             return 0;
         tp_down_msg d = {.ref = s->ref, .from = from, .reason = s->reason};
         memcpy(d.text, s->text, sizeof d.text);
-        return loose(a->system, TP_TAG_DOWN, from, &d, sizeof d, deliver);
+        // The callee of a pending request died: the request fails.
+        uint32_t tag = tp__request_done(a, s->ref, TP_PID_NIL) ? TP_TAG_FAILED
+                                                               : TP_TAG_DOWN;
+        if (loose(a->system, tag, from, &d, sizeof d, deliver) != 0)
+            return TP_ENOMEM;
+        (*deliver)->pub.ref = tag == TP_TAG_FAILED ? s->ref : 0;
+        return 0;
     }
     case TP__MSG_TIMEOUT:
-        // A reply that came first removed the request.
-        if (x == NULL || !tp__map_del(&x->requests, m->pub.ref, NULL))
+        // A reply or a failure that came first ended the request.
+        if (!tp__request_done(a, m->pub.ref, TP_PID_NIL))
             return 0;
         if (loose(a->system, TP_TAG_TIMEOUT, TP_PID_NIL, NULL, 0, deliver) !=
             0)
@@ -468,6 +554,18 @@ tp__notify_exit(tp_actor *a, int reason)
         return;
     tp_system *sys = a->system;
     const char *text = x->exit_text[0] ? x->exit_text : NULL;
+    // What it held goes first: its monitors and its requests' timers.
+    for (uint32_t i = 0; i < x->monitors.cap; i++) {
+        uint64_t k = x->monitors.keys[i];
+        if (k != MAP_EMPTY && k != MAP_GONE)
+            send_ref(sys, TP__MSG_DEMONITOR, a->pid,
+                     (tp_pid){x->monitors.vals[i]}, k);
+    }
+    for (uint32_t i = 0; i < x->requests.cap; i++) {
+        uint64_t k = x->requests.keys[i];
+        if (k != MAP_EMPTY && k != MAP_GONE && x->requests.vals[i] != 0)
+            tp__timer_cancel(sys, x->requests.vals[i]);
+    }
     for (uint32_t i = 0; i < x->links.cap; i++) {
         uint64_t k = x->links.keys[i];
         if (k != MAP_EMPTY && k != MAP_GONE)
@@ -479,17 +577,6 @@ tp__notify_exit(tp_actor *a, int reason)
         if (k != MAP_EMPTY && k != MAP_GONE)
             send_signal(sys, TP__MSG_DOWN, a->pid,
                         (tp_pid){x->watchers.vals[i]}, k, reason, false, text);
-    }
-    for (uint32_t i = 0; i < x->monitors.cap; i++) {
-        uint64_t k = x->monitors.keys[i];
-        if (k != MAP_EMPTY && k != MAP_GONE)
-            send_ref(sys, TP__MSG_DEMONITOR, a->pid,
-                     (tp_pid){x->monitors.vals[i]}, k);
-    }
-    for (uint32_t i = 0; i < x->requests.cap; i++) {
-        uint64_t k = x->requests.keys[i];
-        if (k != MAP_EMPTY && k != MAP_GONE && x->requests.vals[i] != 0)
-            tp__timer_cancel(sys, x->requests.vals[i]);
     }
     tp__map_free(&x->links);
     tp__map_free(&x->watchers);

@@ -1456,8 +1456,16 @@ deliver_user(conn *c, const tp__frame *f, inbatch *b)
     // relaxed: as in chain_next.
     atomic_store_explicit(&m->node.next, NULL, memory_order_relaxed);
     if (f->flags & TP__WF_REPLY) {
+        // Past a full mailbox only on a pending request's credit;
+        // otherwise it waits for room like any message.
         m->flags |= TP__MSG_REPLY;
-        if (tp__deliver_force(n->sys, to, m) != 0) {
+        int rc = tp__deliver_reply(n->sys, NULL, to, m);
+        if (rc == TP__EWAIT) {
+            c->stalled = m;
+            c->stalled_to = to;
+            return false;
+        }
+        if (rc != 0) {
             tp__msg_free(m);
             bump(&p->dropped, 1);
         }
@@ -1996,7 +2004,8 @@ take_frames(tp__peer *p, conn *c, uint32_t *left)
         if ((m = tp__mailbox_pop(&q->sys)) == NULL) {
             if ((m = tp__mailbox_pop(&q->user)) == NULL)
                 break;
-            user = true;
+            // Signals share the user lane to keep their place.
+            user = m->kind == TP__MSG_USER;
         }
         total++;
         users += user;

@@ -381,17 +381,27 @@ sock_write_cb(tp__io_fd *w, int revents)
     sock_flush(t, idx);
 }
 
+// Closes every socket `pid` owns, quietly; io->lock held.
+static void
+close_owned(tp__socks *t, uint64_t pid)
+{
+    pthread_mutex_lock(&t->lock);
+    uint32_t n = t->next_idx;
+    pthread_mutex_unlock(&t->lock);
+    for (uint32_t i = 0; i < n; i++)
+        if (t->slots[i].s != NULL &&
+            atomic_load_explicit(&t->slots[i].owner, memory_order_acquire) ==
+                pid)
+            sock_free(t, i, 0, true);
+}
+
 static void
 run_cmd(tp__socks *t, cmd *c)
 {
     slot *sl = &t->slots[c->idx];
     tsock *s = sl->s;
     if (c->op == C_OWNER_DIED) {
-        for (uint32_t i = 0; i < t->next_idx; i++)
-            if (t->slots[i].s != NULL &&
-                atomic_load_explicit(&t->slots[i].owner,
-                                     memory_order_acquire) == c->pid)
-                sock_free(t, i, 0, true);
+        close_owned(t, c->pid);
         return;
     }
     if (s == NULL ||
@@ -803,11 +813,13 @@ tp__sock_owner_died(tp_actor *a)
     tp__socks *t = socks_of(a->system);
     if (t == NULL)
         return;
-    cmd *c = cmd_new(C_OWNER_DIED, 0, 0, 0);
-    if (c == NULL)
-        return;
-    c->pid = a->pid.v;
-    push_cmd(t, c);
+    // Closed now, on the dying actor's thread, not later by the I/O
+    // thread: its links and monitors hear of the death only after its
+    // ports are free. The I/O lock makes this thread the loop's owner for
+    // the moment (io.h); it waits at most for one round of I/O callbacks.
+    pthread_mutex_lock(&t->io->lock);
+    close_owned(t, a->pid.v);
+    pthread_mutex_unlock(&t->io->lock);
 }
 
 // With the I/O thread stopped: closes every socket and frees the table.

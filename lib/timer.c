@@ -566,18 +566,31 @@ tp_request(tp_ctx *ctx, tp_pid to, uint32_t tag, const void *data, size_t size,
         tp__timer_cancel(a->system, timer);
         return rc;
     }
+    bool gone = false;
     tp__msg *m = tp__msg_new_copy(a->system, tag, a->pid, data, size);
-    if (m == NULL) {
-        rc = TP_ENOMEM;
-    } else {
-        m->pub.ref = r;
-        if ((rc = tp__deliver(a->system, a, to, m)) != 0)
-            tp__msg_free(m);
-    }
-    if (rc != 0) {
+    if (m == NULL || (rc = tp__request_monitor(a, to, r, &gone)) != 0) {
+        rc = m == NULL ? TP_ENOMEM : rc;
+        tp__msg_free(m);
         tp__map_del(&x->requests, r, NULL);
         tp__timer_cancel(a->system, timer);
         return rc;
+    }
+    // relaxed: a bound for tp__deliver_reply; only we increment it.
+    atomic_fetch_add_explicit(&a->req_pending, 1, memory_order_relaxed);
+    if (gone) {
+        tp__msg_free(m); // the failure (noproc) is on its way to us
+    } else {
+        m->pub.ref = r;
+        rc = tp__deliver(a->system, a, to, m);
+        if (rc != 0)
+            tp__msg_free(m);
+        // The callee died or its node was lost after the monitor went
+        // out: the monitor's DOWN fails the request. Anything else
+        // refused the request itself.
+        if (rc != 0 && rc != TP_ENOACTOR && rc != TP_ENOTCONN) {
+            tp__request_done(a, r, TP_PID_NIL);
+            return rc;
+        }
     }
     if (ref != NULL)
         *ref = r;
@@ -617,7 +630,8 @@ tp_reply_to(tp_ctx *ctx, tp_pid to, uint64_t ref, uint32_t tag,
         return TP_ENOMEM;
     m->pub.ref = ref;
     m->flags |= TP__MSG_REPLY;
-    if (tp__deliver_force(a->system, to, m) != 0)
+    tp__request_answered(a, to, ref);
+    if (tp__deliver_reply(a->system, a, to, m) != 0)
         tp__msg_free(m); // the requester is gone: nobody to answer
     return 0;
 }
@@ -634,7 +648,7 @@ typedef struct call_slot {
     uint32_t tag, timeout_ms;
     const void *data;
     size_t size;
-    uint64_t ref, mon;
+    uint64_t ref;
 } call_slot;
 
 static void
@@ -654,11 +668,8 @@ call_init(tp_ctx *ctx, void *state, void *arg)
 {
     call_slot *c = arg;
     *(call_slot **)state = c;
-    int rc = tp_monitor(ctx, c->to, &c->mon);
-    if (rc == 0)
-        rc = tp_request(ctx, c->to, c->tag, c->data, c->size, c->timeout_ms,
-                        &c->ref);
-    return rc;
+    return tp_request(ctx, c->to, c->tag, c->data, c->size, c->timeout_ms,
+                      &c->ref);
 }
 
 static int
@@ -668,7 +679,7 @@ call_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
     call_slot *c = *(call_slot **)state;
     if (c == NULL)
         return TP_STOP;
-    if (msg->tag == TP_TAG_DOWN) {
+    if (msg->tag == TP_TAG_FAILED) {
         call_finish(c, TP_ENOACTOR);
     } else if (msg->tag == TP_TAG_TIMEOUT) {
         call_finish(c, TP_ETIMEDOUT);

@@ -48,6 +48,7 @@ enum {
     TP__MSG_INFO_REQ = 16,   // holds a tp__info reference, released once
     TP__MSG_SOCK_DATA = 32,  // counts in its socket's window until gone
     TP__MSG_SOCK_START = 64, // accepted: the socket reads once it is gone
+    TP__MSG_FORCED = 128,    // a reply let past the capacity on credit
 };
 
 // The payload of exit signals and DOWN messages.
@@ -91,6 +92,24 @@ tp__msg *tp__msg_new_sys(tp_system *sys, uint16_t kind, tp_pid from);
 tp__msg *tp__msg_new_raw(tp_system *sys, size_t size);
 void tp__msg_free(tp__msg *m);
 tp__msg *tp__mailbox_pop(tp__mpscq *q);
+
+// Whether signal `m` keeps its place among its sender's messages: it then
+// travels in the receiver's user lane, counted in the total but never
+// against the capacity, so it is neither refused nor dropped yet cannot
+// overtake what the same sender queued before it. Only an untrappable
+// kill, which ends the receiver whatever precedes it, and the runtime's
+// own requests (introspection, overflow kill, request timeouts) take the
+// system lane, which the receiver reads first.
+static inline bool
+tp__msg_ordered(const tp__msg *m)
+{
+    if (m->kind < TP__MSG_LINK || m->kind > TP__MSG_DOWN)
+        return false;
+    if (m->kind != TP__MSG_EXIT)
+        return true;
+    const tp__signal *s = m->pub.data;
+    return s->linked || s->reason != TP_REASON_KILL;
+}
 void tp__mailbox_close(tp__mpscq *q);
 void tp__msg_retire(tp__msg *m);
 
@@ -139,6 +158,7 @@ struct tp_actor {
     _Atomic uint32_t drop_debt; // DROP_OLDEST: queued messages to discard
     _Atomic uint64_t dropped;
     _Atomic uint64_t rejected;
+    _Atomic uint32_t exits_pushed; // exit signals queued that may kill us
 
     // Written by the actor's own activation (the one thread running it),
     // read by senders.
@@ -180,6 +200,13 @@ struct tp_actor {
     _Atomic uint64_t running_since; // tp__ticks; 0 between activations
     int64_t born_ms;                // CLOCK_MONOTONIC_COARSE at spawn
     _Atomic uint8_t socks;          // may own sockets: its exit closes them
+    // Requests this actor made that are still pending, and replies let
+    // past the capacity for them (tp__deliver_reply): a reply may skip
+    // the queue's bound only while the second is below the first.
+    _Atomic uint32_t req_pending;
+    _Atomic uint32_t req_forced;
+    uint32_t overshoot;     // sends past full mailboxes in this activation
+    uint32_t exits_scanned; // exits_pushed when the user lane was last read
 };
 
 // ---- links, monitors and requests (link.c) ----------------------------
@@ -218,6 +245,11 @@ int tp__push_sys(tp_system *sys, tp_pid to, tp__msg *m);
 int tp__deliver(tp_system *sys, tp_actor *self, tp_pid to, tp__msg *m);
 int tp__deliver_nowait(tp_system *sys, tp_pid to, tp__msg *m);
 int tp__deliver_force(tp_system *sys, tp_pid to, tp__msg *m);
+int tp__deliver_reply(tp_system *sys, tp_actor *self, tp_pid to, tp__msg *m);
+void tp__actor_kill_now(tp_system *sys, tp_pid pid);
+bool tp__request_done(tp_actor *a, uint64_t ref, tp_pid from);
+int tp__request_monitor(tp_actor *a, tp_pid to, uint64_t ref, bool *gone);
+void tp__request_answered(tp_actor *a, tp_pid to, uint64_t ref);
 uint64_t tp__new_ref(tp_system *sys);
 
 #define TP__EWAIT INT_MIN // internal: a thread should wait and retry

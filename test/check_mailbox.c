@@ -87,7 +87,8 @@ fifo_with_actor_producers(long nprod, uint32_t capacity)
     ck_assert(tpt_wait_ge(&consumed, per * nprod, 120));
     tp_actor_stats st;
     ck_assert_int_eq(tp_actor_stats_get(sys, c, &st), 0);
-    ck_assert_uint_le(st.high_water, capacity * 2);
+    // Each sender may overshoot a full mailbox by a capacity per activation.
+    ck_assert_uint_le(st.high_water, capacity * (uint32_t)(nprod + 1));
     ck_assert_uint_eq(st.dropped, 0);
     tp_system_destroy(&sys);
     ck_assert_int_eq(atomic_load(&consumed), per * nprod);

@@ -26,6 +26,10 @@
 #define TP_TAG_EXIT (TP_TAG_RESERVED + 1)    // data: tp_exit_msg
 #define TP_TAG_DOWN (TP_TAG_RESERVED + 2)    // data: tp_down_msg
 #define TP_TAG_TIMEOUT (TP_TAG_RESERVED + 3) // msg->ref: the request's ref
+// A request's callee was not alive, died before replying, or its node was
+// lost: msg->ref is the request's ref, data a tp_down_msg whose reason is
+// TP_REASON_NOPROC, the callee's exit reason, or TP_REASON_NOCONNECTION.
+#define TP_TAG_FAILED (TP_TAG_RESERVED + 4)
 
 // Longest text an exit reason carries (from tp_fail), NUL included.
 #define TP_REASON_TEXT_MAX 96
