@@ -975,19 +975,20 @@ tp_spawn(tp_system *sys, tp_pid *out, const tp_behaviour *b, void *arg,
         return rc;
     }
     a->pid = tp_pid_make(0, slot, gen);
-    if (a->name != NULL && (rc = tp__reg_insert(sys, a->name, a->pid)) != 0) {
-        tp__slot_release(sys, slot);
-        tp__actor_free(a);
-        return rc;
-    }
     tp_actor *parent = opts && opts->link ? tp__self.actor : NULL;
     if (parent != NULL && (rc = tp__link_spawned(parent, a)) != 0) {
-        tp__reg_drop(a);
         tp__slot_release(sys, slot);
         tp__actor_free(a);
         return rc;
     }
+    // Published before its name, so a pid found by name is reachable.
     tp__slot_publish(sys, slot, a);
+    if (a->name != NULL && (rc = tp__reg_insert(sys, a->name, a->pid)) != 0) {
+        if (parent != NULL)
+            tp__unlink_spawned(parent, a);
+        bury(a, rc);
+        return rc;
+    }
     rc = run_init(a, arg);
     if (rc == 0 && a->stopping)
         rc = TP_EINIT;

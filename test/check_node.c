@@ -183,7 +183,10 @@ enum {
     P_WATCH,           // data: struct pwatch
     P_STREAM,          // data: struct pstream
     P_NODES,
+    P_REQUEST, // data: struct psend; records the ref in last_ref
 };
+
+static _Atomic uint64_t last_ref;
 
 typedef struct psend {
     tp_pid to;
@@ -217,10 +220,12 @@ record(const tp_msg *msg)
             e->reason = x->reason;
             e->linked = x->linked;
             e->from = x->from;
-        } else if (msg->tag == TP_TAG_DOWN) {
+        } else if (msg->tag == TP_TAG_DOWN || msg->tag == TP_TAG_FAILED) {
             const tp_down_msg *d = msg->data;
             e->reason = d->reason;
             e->from = d->from;
+            e->size = sizeof msg->ref;
+            memcpy(e->data, &msg->ref, sizeof msg->ref);
         } else {
             e->size = msg->size < sizeof e->data ? msg->size : sizeof e->data;
             memcpy(e->data, msg->data, e->size);
@@ -303,6 +308,14 @@ probe_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
     case P_NODES:
         ck_assert_int_eq(tp_monitor_nodes(ctx, true), 0);
         return TP_OK;
+    case P_REQUEST: {
+        const psend *s = msg->data;
+        uint64_t ref;
+        ck_assert_int_eq(
+            tp_request(ctx, s->to, s->tag, s->data, s->size, 600000, &ref), 0);
+        atomic_store(&last_ref, ref);
+        return TP_OK;
+    }
     }
     record(msg);
     return TP_OK;
@@ -488,6 +501,96 @@ START_TEST(remote_link_and_monitor)
     ck_assert_int_eq(d->reason, TP_REASON_NOPROC);
     tp_system_destroy(&sys);
     tpn_stop(&c);
+    tpn_teardown();
+}
+END_TEST
+
+// Index of the first entry with `tag`, or -1.
+static long
+index_of(uint32_t tag)
+{
+    long n = atomic_load(&nlog);
+    for (long i = 0; i < n; i++)
+        if (log_[i].tag == tag)
+            return i;
+    return -1;
+}
+
+// A remote actor that sends and then exits: its message arrives before
+// its exit signal and its DOWN, as locally.
+START_TEST(remote_message_then_exit_in_order)
+{
+    tpn_setup();
+    tpn_child c;
+    ck_assert_int_eq(
+        tpn_start(&c, (const char *[]){"beta", "-s", tpn_secret, NULL}), 0);
+    tp_system *sys = tpn_local("alpha", NULL);
+    tp_pid probe = probe_new(sys);
+    {
+        tp_pid victim = remote_pid(sys, probe, "victim", c.node);
+        atomic_store(&nlog, 0);
+        ask_pid(sys, probe, P_LINK, victim);
+        ask_pid(sys, probe, P_MONITOR, victim);
+        psend s = {.to = victim, .tag = 10, .size = 4};
+        int32_t reason = TP_EINVAL;
+        memcpy(s.data, &reason, 4);
+        ck_assert_int_eq(tp_system_send(sys, probe, P_SEND, &s, sizeof s), 0);
+        ck_assert_ptr_nonnull(await_tag(TP_TAG_EXIT, 10));
+        ck_assert_ptr_nonnull(await_tag(TP_TAG_DOWN, 10));
+        long bye = index_of(11), x = index_of(TP_TAG_EXIT),
+             d = index_of(TP_TAG_DOWN);
+        ck_assert_msg(bye >= 0 && bye < x && bye < d,
+                      "message at %ld, EXIT at %ld, DOWN at %ld", bye, x, d);
+        ck_assert_int_eq(log_[x].reason, reason);
+    }
+    tp_system_destroy(&sys);
+    tpn_stop(&c);
+    tpn_teardown();
+}
+END_TEST
+
+// A request to a remote actor fails at once when the actor dies without
+// replying, and when its node is lost.
+START_TEST(remote_request_fails_fast)
+{
+    tpn_setup();
+    tpn_child c;
+    ck_assert_int_eq(
+        tpn_start(&c, (const char *[]){"beta", "-s", tpn_secret, NULL}), 0);
+    tp_system *sys = tpn_local("alpha", NULL);
+    tp_pid probe = probe_new(sys);
+    tp_pid victim = remote_pid(sys, probe, "victim", c.node);
+    atomic_store(&nlog, 0);
+    psend s = {.to = victim, .tag = 9, .size = 4};
+    int32_t reason = TP_EINVAL;
+    memcpy(s.data, &reason, 4);
+    ck_assert_int_eq(tp_system_send(sys, probe, P_REQUEST, &s, sizeof s), 0);
+    entry *f = await_tag(TP_TAG_FAILED, 10);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(f->reason, TP_EINVAL);
+    ck_assert_uint_eq(f->from.v, victim.v);
+    uint64_t ref;
+    memcpy(&ref, f->data, sizeof ref);
+    ck_assert_uint_eq(ref, atomic_load(&last_ref));
+    // Dead now: noproc, from the peer.
+    atomic_store(&nlog, 0);
+    ck_assert_int_eq(tp_system_send(sys, probe, P_REQUEST, &s, sizeof s), 0);
+    f = await_tag(TP_TAG_FAILED, 10);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(f->reason, TP_REASON_NOPROC);
+    // A request the echo answers with a plain message, not a reply: still
+    // pending when the node dies, then failed with noconnection.
+    tp_pid echo = remote_pid(sys, probe, "echo", c.node);
+    atomic_store(&nlog, 0);
+    psend e = {.to = echo, .tag = 20, .data = "q", .size = 1};
+    ck_assert_int_eq(tp_system_send(sys, probe, P_REQUEST, &e, sizeof e), 0);
+    ck_assert_ptr_nonnull(await_tag(20, 10));
+    ck_assert_int_lt(index_of(TP_TAG_FAILED), 0);
+    tpn_kill(&c, SIGKILL);
+    f = await_tag(TP_TAG_FAILED, 30);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(f->reason, TP_REASON_NOCONNECTION);
+    tp_system_destroy(&sys);
     tpn_teardown();
 }
 END_TEST
@@ -916,6 +1019,8 @@ node_suite(void)
     tcase_add_test(tc, remote_send_and_reply);
     tcase_add_test(tc, reply_through_pid_in_payload);
     tcase_add_test(tc, remote_link_and_monitor);
+    tcase_add_test(tc, remote_message_then_exit_in_order);
+    tcase_add_test(tc, remote_request_fails_fast);
     tcase_add_test(tc, remote_watcher_sees_local_exit);
     tcase_add_test(tc, fifo_million);
     tcase_add_test(tc, kill9_fires_noconnection);

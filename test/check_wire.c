@@ -427,6 +427,69 @@ START_TEST(split_send_delivered)
 }
 END_TEST
 
+// A SEND with the reply flag passes a full mailbox only as the answer to
+// a request pending at its receiver; a peer that calls everything a reply
+// meets the capacity like any sender.
+static _Atomic int reply_gate;
+static _Atomic long reply_gated;
+
+static int
+reply_gated_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)ctx, (void)state, (void)msg;
+    atomic_fetch_add(&reply_gated, 1);
+    while (!atomic_load(&reply_gate))
+        tpt_nap_us(200);
+    return TP_OK;
+}
+
+static const tp_behaviour reply_gated_b = {.name = "gated",
+                                           .handle = reply_gated_handle};
+
+START_TEST(reply_flag_without_request_counts)
+{
+    start(NULL);
+    atomic_store(&reply_gate, 0);
+    atomic_store(&reply_gated, 0);
+    tp_pid g;
+    tp_spawn_opts o = {.mailbox_capacity = 4};
+    ck_assert_int_eq(tp_spawn(node.sys, &g, &reply_gated_b, NULL, &o), 0);
+    int fd = join();
+    tpw_bytes fr = {.len = 0};
+    long n = 40;
+    for (long i = 0; i < n; i++) {
+        tpw_bytes env = {.len = 0};
+        tpw_put_byte(&env, 0x98);
+        tpw_put_uint(&env, TPW_F_SEND);
+        tpw_put_uint(&env, node.t.inc);
+        tpw_put_uint(&env, g.v);
+        tpw_put_uint(&env, 0x1234);
+        tpw_put_uint(&env, 1);
+        tpw_put_uint(&env, 1000 + (uint64_t)i); // a ref nobody asked for
+        tpw_put_uint(&env, i == 0 ? 0 : 1);     // the reply flag
+        tpw_put_bin(&env, "r", 1);
+        tpw_put_frame(&fr, env.p, env.len);
+    }
+    uint64_t in = stats().bytes_in;
+    send_bytes(fd, &fr);
+    ck_assert(tpt_wait_ge(&reply_gated, 1, TPW_WAIT_MS / 1000.0));
+    ck_assert(bytes_in_reach(in + fr.len));
+    // The I/O thread is done with those frames once it has served the
+    // witness after them.
+    witness_delivers();
+    tp_actor_stats st;
+    ck_assert_int_eq(tp_actor_stats_get(node.sys, g, &st), 0);
+    ck_assert_uint_le(st.length, 4);
+    ck_assert_uint_le(st.high_water, 4);
+    // Refusing to force them past the capacity lost no connection.
+    atomic_store(&reply_gate, 1);
+    witness_delivers();
+    ck_assert(tpw_open(fd));
+    close(fd);
+    stop();
+}
+END_TEST
+
 START_TEST(frame_lengths)
 {
     start(NULL);
@@ -889,6 +952,7 @@ wire_suite(void)
     tcase_add_test(tc, unauthenticated_cap);
     tcase_add_test(tc, handshake_timeout);
     tcase_add_test(tc, fake_acceptor);
+    tcase_add_test(tc, reply_flag_without_request_counts);
     suite_add_tcase(s, tc);
     return s;
 }

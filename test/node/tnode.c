@@ -11,7 +11,8 @@
 //   pinger   tag 2, payload a msgpack pid: sends tag 7 "pong" to that pid
 //   counter  tag 3, payload a uint64 sequence number per sender, checked
 //            to increase by one; tag 4: replies tag 5 with {count, errors}
-//   victim   tag 9, payload an int32: exits with that reason; echoes
+//   victim   tag 9, payload an int32: exits with that reason; tag 10,
+//            the same after sending tag 11 "bye" to the sender; echoes
 //            any other tag
 //   watcher  tag 12, payload a msgpack array [target pid, report pid]:
 //            links to and monitors the target while trapping exits, answers
@@ -75,9 +76,11 @@ static int
 victim_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
 {
     (void)state;
-    if (msg->tag == 9 && msg->size == 4) {
+    if ((msg->tag == 9 || msg->tag == 10) && msg->size == 4) {
         int32_t reason;
         memcpy(&reason, msg->data, 4);
+        if (msg->tag == 10)
+            tp_send(ctx, msg->from, 11, "bye", 3);
         if (reason < 0)
             return reason;
         tp_stop_reason(ctx, reason);
