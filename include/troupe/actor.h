@@ -106,13 +106,15 @@ TP_API int tp_spawn(tp_system *sys, tp_pid *out, const tp_behaviour *b,
                     void *arg, const tp_spawn_opts *opts);
 
 // Sends a copy of `size` bytes at `data` to `to` with tag `tag`, from the
-// running actor. Per pair of actors, messages arrive in send order.
-// Returns 0 when the message was accepted (under DROP_* and EXIT_RECEIVER
-// policies an accepted message may be discarded; it is then counted),
-// TP_ENOACTOR (`to` is dead or never existed), TP_EFULL (nothing was sent:
-// REJECT policy and full, or BACKPRESSURE and already holding twice the
-// capacity, which only a callback that keeps sending after its first
-// over-capacity send can reach), TP_EINVAL (NULL ctx, reserved tag, NULL data
+// running actor. Per pair of actors, messages and signals arrive in the
+// order they were caused. Returns 0 when the message was accepted (under
+// DROP_* and EXIT_RECEIVER policies an accepted message may be discarded;
+// it is then counted; a message from an actor killed while its callback
+// runs is discarded too), TP_ENOACTOR (`to` is dead or never existed),
+// TP_EFULL (nothing was sent: REJECT policy and full, or BACKPRESSURE and
+// this activation of the sender has already put `to`'s capacity's worth
+// of messages into full mailboxes; a sender's first send past a full
+// mailbox always succeeds), TP_EINVAL (NULL ctx, reserved tag, NULL data
 // with a size), TP_EMSGSIZE (size over TP_MSG_MAX), TP_ENOMEM, or TP_EPERM
 // (`ctx` is not the actor running on this thread). Inside a callback of the
 // actor.

@@ -12,8 +12,13 @@
 // gone) the watcher receives a message with tag TP_TAG_DOWN. Monitors never
 // kill the watcher.
 //
-// Exit signals, DOWN messages and link and monitor requests travel in the
-// system lane: they are never dropped, whatever the user lane holds.
+// Exit signals, DOWN messages and link and monitor requests are never
+// refused or dropped, whatever the user lane holds, and they keep their
+// place: between two actors, everything one causes the other to receive
+// (messages, replies, signals) arrives in the order it was caused,
+// locally and across nodes. An exit signal that kills a receiver not
+// trapping exits takes effect as soon as it arrives, ahead of messages
+// the receiver would never handle; so does TP_REASON_KILL.
 #ifndef TROUPE_LINK_H
 #define TROUPE_LINK_H
 
@@ -65,8 +70,14 @@ TP_API int tp_unlink(tp_ctx *ctx, tp_pid pid);
 TP_API int tp_trap_exit(tp_ctx *ctx, bool on);
 
 // Sends an exit signal with `reason` (TP_REASON_* or a negative code) to
-// `pid`, from the running actor. Returns 0, TP_ENOACTOR, TP_EINVAL,
-// TP_EPERM or TP_ENOMEM. Inside an actor's callbacks.
+// `pid`, from the running actor. With TP_REASON_KILL the target is
+// unreachable at once, even while one of its callbacks runs: tp_whereis no
+// longer finds it, sends to it return TP_ENOACTOR and what it sends from
+// then on is discarded; its EXIT and DOWN go out when its callback
+// returns. As erlang:exit/2, TP_REASON_NORMAL sent to the caller itself,
+// when it does not trap exits, ends it with reason normal once the
+// callback returns. Returns 0, TP_ENOACTOR, TP_EINVAL, TP_EPERM or
+// TP_ENOMEM. Inside an actor's callbacks.
 TP_API int tp_exit(tp_ctx *ctx, tp_pid pid, int reason);
 
 // As tp_exit, from a thread that is not running an actor; the signal's

@@ -22,9 +22,10 @@ typedef enum tp_overflow {
     TP_OVERFLOW_DEFAULT = 0,
     // Accept the message; a sending actor is muted (not scheduled) until the
     // receiver drains below half its capacity; a thread outside the system
-    // waits up to the configured send timeout and gets TP_ETIMEDOUT. A
-    // callback that goes on sending to the full receiver gets TP_EFULL once
-    // it holds twice its capacity, so memory stays bounded.
+    // waits up to the configured send timeout and gets TP_ETIMEDOUT. The
+    // bound is per sender: one activation (or init) of an actor may put up
+    // to the receiver's capacity into full mailboxes, then gets TP_EFULL,
+    // so memory stays bounded by what muted senders sent.
     TP_OVERFLOW_BACKPRESSURE,
     // Refuse the message with TP_EFULL; the caller keeps it.
     TP_OVERFLOW_REJECT,

@@ -9,9 +9,12 @@
 // already queued.
 //
 // A request is a message with a reference (msg->ref): the receiver answers
-// with tp_reply, and the requester receives the reply with the same ref, or
-// a TP_TAG_TIMEOUT message with that ref if no reply came in time. A reply
-// arriving after the timeout is discarded.
+// with tp_reply, and the requester receives exactly one answer with that
+// ref: the reply, a TP_TAG_TIMEOUT message if no reply came in time, or a
+// TP_TAG_FAILED message (a tp_down_msg) as soon as the callee is found
+// dead, dies before replying or its node is lost. A request monitors its
+// callee under its own ref until it is answered; nothing is left behind.
+// A reply arriving after the request ended is discarded.
 #ifndef TROUPE_TIMER_H
 #define TROUPE_TIMER_H
 
@@ -41,9 +44,13 @@ TP_API int tp_send_interval(tp_ctx *ctx, tp_pid to, uint32_t ms, uint32_t tag,
 TP_API int tp_timer_cancel(tp_system *sys, tp_timer t);
 
 // Sends a request to `to` and stores its reference in `*ref` (may be
-// NULL). Within `timeout_ms` (at least 1) the running actor receives either
-// the reply (msg->ref == *ref) or a TP_TAG_TIMEOUT message with that ref.
-// Returns tp_send's codes; on error no timeout message follows.
+// NULL). Within `timeout_ms` (at least 1) the running actor receives one of:
+// the reply (msg->ref == *ref); TP_TAG_FAILED with that ref, whose
+// tp_down_msg reason is TP_REASON_NOPROC (`to` was not alive: then 0 is
+// returned too), the callee's exit reason, or TP_REASON_NOCONNECTION; or
+// TP_TAG_TIMEOUT with that ref. Returns 0, or tp_send's other codes
+// (TP_EFULL, TP_EINVAL, TP_EMSGSIZE, TP_ENOMEM, TP_EPERM), in which case
+// nothing follows.
 TP_API int tp_request(tp_ctx *ctx, tp_pid to, uint32_t tag, const void *data,
                       size_t size, uint32_t timeout_ms, uint64_t *ref);
 
@@ -51,7 +58,8 @@ TP_API int tp_request(tp_ctx *ctx, tp_pid to, uint32_t tag, const void *data,
 // and a sender): the requester receives `tag` and `data` with the request's
 // ref. Returns 0 (also when the requester is gone or stopped waiting),
 // TP_EINVAL (not handling a request, reserved tag), TP_EMSGSIZE, TP_ENOMEM
-// or TP_EPERM. A reply is never refused for a full mailbox.
+// or TP_EPERM. A reply passes its requester's full mailbox while the
+// requester has a request pending that no reply has passed for yet.
 TP_API int tp_reply(tp_ctx *ctx, uint32_t tag, const void *data, size_t size);
 
 // Answers a request later: `to` and `ref` are the request's msg->from and
