@@ -271,6 +271,9 @@ conn_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
         c->pending = 0;
         if (msg->tag == TP_TAG_TIMEOUT) {
             tp_sock_send(ctx, c->sock, "ERROR timeout\n", 14);
+        } else if (msg->tag == TP_TAG_FAILED) {
+            // The shard died before answering: its supervisor restarts it.
+            tp_sock_send(ctx, c->sock, "ERROR busy\n", 11);
         } else if (msg->tag == TAG_KV_REPLY && msg->size >= 1) {
             const char *r = msg->data;
             if (r[0] == ST_NOT_FOUND) {
@@ -377,7 +380,8 @@ acceptor_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
             continue;
         a->ref[i] = 0;
         const tp_sup_started *st = msg->data;
-        if (msg->tag == TP_TAG_TIMEOUT || msg->size < sizeof *st ||
+        if (msg->tag == TP_TAG_TIMEOUT || msg->tag == TP_TAG_FAILED ||
+            msg->size < sizeof *st ||
             st->rc != 0 || tp_sock_give(ctx, a->sock[i], st->pid) != 0)
             tp_sock_close(ctx, a->sock[i]);
         break;
