@@ -474,11 +474,27 @@ report_fault(tp_actor *a)
 
 // ---- exit and burial -------------------------------------------------------
 
+// Releases what `a` owns before anyone hears of its exit: its name (as in
+// Erlang), its sockets, closed here rather than later by the I/O thread,
+// and the timers it set for itself, so a supervisor can restart it under
+// the same name and on the same port at once. tp__notify_exit drops its
+// monitors and request timers before the signals go out.
+static void
+release_owned(tp_actor *a)
+{
+    tp__reg_drop(a);
+    // seq_cst: pairs with mark_owner's store of the mark (sock.c).
+    if (atomic_load_explicit(&a->socks, memory_order_seq_cst))
+        tp__sock_owner_died(a);
+    tp__timers_owner_died(a);
+}
+
 // Makes `a` unreachable and releases what it holds, except its memory,
 // which waits for a grace period in limbo.
 static void
 bury(tp_actor *a, int reason)
 {
+    tp__timers_owner_died(a);
     tp_system *sys = a->system;
     tp__reg_drop(a);
     tp__slot_clear(sys, tp_pid_slot(a->pid));
@@ -537,15 +553,7 @@ actor_exit(tp_actor *a, int reason, bool reported)
         crash_report(a, reason, NULL);
     done_with_current(a);
     run_terminate(a, reason);
-    // What it owns goes before anyone hears of the exit: its name (as in
-    // Erlang) and its sockets, closed here rather than later by the I/O
-    // thread, so a supervisor can restart it under the same name and on
-    // the same port at once; notify_exit drops its monitors and timers
-    // before the signals go out.
-    tp__reg_drop(a);
-    // seq_cst: pairs with mark_owner's store of the mark (sock.c).
-    if (atomic_load_explicit(&a->socks, memory_order_seq_cst))
-        tp__sock_owner_died(a);
+    release_owned(a);
     tp__notify_exit(a, reason);
     bury(a, reason);
     atomic_fetch_add_explicit(&sys->exited, 1, memory_order_relaxed);
@@ -577,6 +585,7 @@ tp__actor_shutdown(tp_actor *a)
 {
     run_terminate(a, TP_REASON_SHUTDOWN);
     tp_system *sys = a->system;
+    tp__timers_owner_died(a);
     tp__reg_drop(a);
     tp__slot_clear(sys, tp_pid_slot(a->pid));
     atomic_store_explicit(&a->dead, 1, memory_order_relaxed);
@@ -1000,7 +1009,7 @@ tp_spawn(tp_system *sys, tp_pid *out, const tp_behaviour *b, void *arg,
         // from a signal; others init linked to or monitored are told.
         if (parent != NULL)
             tp__unlink_spawned(parent, a);
-        tp__reg_drop(a);
+        release_owned(a);
         tp__notify_exit(a, rc);
         bury(a, rc);
         return rc;

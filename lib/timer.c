@@ -27,6 +27,10 @@ typedef struct tmr {
     uint32_t tag;
     tp_pid to, from;
     uint64_t ref; // KIND_TIMEOUT: the request
+    // A timer an actor set for itself is on that actor's list (its
+    // `timers`, under the lock), so that its exit cancels it at once.
+    tp_actor *self_of;
+    struct tmr *self_prev, *self_next;
     void *data;
     size_t size;
     tp__timers *tt;
@@ -173,6 +177,22 @@ entry_new(tp__timers *t)
     return e;
 }
 
+// Takes `e` off its actor's list of timers set for itself; lock held.
+static void
+self_unlink(tmr *e)
+{
+    if (e->self_of == NULL)
+        return;
+    if (e->self_prev != NULL)
+        e->self_prev->self_next = e->self_next;
+    else
+        e->self_of->timers = e->self_next;
+    if (e->self_next != NULL)
+        e->self_next->self_prev = e->self_prev;
+    e->self_of = NULL;
+    e->self_prev = e->self_next = NULL;
+}
+
 // Frees `e` once nothing refers to it any more; lock held.
 static void
 entry_maybe_free(tp__timers *t, tmr *e)
@@ -181,6 +201,7 @@ entry_maybe_free(tp__timers *t, tmr *e)
         return;
     if (e->period_ms != 0 && !e->cancelled)
         return; // between firings
+    self_unlink(e);
     free(e->data);
     e->data = NULL;
     e->live = 0;
@@ -509,14 +530,45 @@ add_user_timer(tp_ctx *ctx, tp_pid to, uint32_t ms, uint32_t period,
         e->data = copy;
         e->size = size;
         copy = NULL;
-        if ((rc = arm(t, e, ms)) != 0)
+        if ((rc = arm(t, e, ms)) != 0) {
             disarm_new(t, e);
-        else if (out != NULL)
-            *out = id_of(t, e);
+        } else {
+            if (tp_pid_eq(to, a->pid)) {
+                e->self_of = a;
+                e->self_next = a->timers;
+                if (a->timers != NULL)
+                    a->timers->self_prev = e;
+                a->timers = e;
+            }
+            if (out != NULL)
+                *out = id_of(t, e);
+        }
     }
     pthread_mutex_unlock(&t->lock);
     free(copy);
     return rc;
+}
+
+// Cancels every timer `a` set for itself: it is exiting, and they are
+// released before its exit is announced.
+void
+tp__timers_owner_died(tp_actor *a)
+{
+    tp__timers *t = timers_of(a->system);
+    if (t == NULL)
+        return;
+    pthread_mutex_lock(&t->lock);
+    tmr *e;
+    while ((e = a->timers) != NULL) {
+        self_unlink(e);
+        if (!e->cancelled) {
+            e->cancelled = 1;
+            if (e->heap_at != NOT_QUEUED)
+                heap_remove(t, e);
+        }
+        entry_maybe_free(t, e);
+    }
+    pthread_mutex_unlock(&t->lock);
 }
 
 int

@@ -205,6 +205,7 @@ struct tp_actor {
     // the queue's bound only while the second is below the first.
     _Atomic uint32_t req_pending;
     _Atomic uint32_t req_forced;
+    struct tmr *timers;     // timers set for itself, under the timers' lock
     uint32_t overshoot;     // sends past full mailboxes in this activation
     uint32_t exits_scanned; // exits_pushed when the user lane was last read
 };
@@ -341,6 +342,7 @@ void tp__timer_msg_gone(tp__msg *m);
 uint64_t tp__timer_add_timeout(tp_system *sys, tp_pid to, uint64_t ref,
                                uint32_t ms);
 int tp__timer_cancel(tp_system *sys, uint64_t id);
+void tp__timers_owner_died(tp_actor *a);
 
 tp_actor *tp__actor_lookup(tp_system *sys, tp_pid pid);
 void tp__actor_run(tp__worker *w, tp_actor *a);

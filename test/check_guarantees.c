@@ -510,10 +510,51 @@ START_TEST(test_restarted_listener_listens_at_once)
         ck_assert_int_eq(rc, 0);
         ck_assert_msg(!tp_pid_eq(next, cur), "no restart after kill %ld", i);
     }
+    // The last one may still be in init: wait for its listen.
+    ck_assert(tpt_wait_ge(&listen_ok, n + 1, 20));
     ck_assert_int_eq(atomic_load(&listen_failed), 0);
     ck_assert_int_eq(atomic_load(&listen_ok), n + 1);
     tp_actor_stats st;
     ck_assert_int_eq(tp_actor_stats_get(sys_, sup, &st), 0); // still up
+}
+END_TEST
+
+// The timers an actor set for itself are cancelled before its DOWN goes
+// out: by then cancelling one finds nothing left to cancel.
+static _Atomic uint64_t self_timer, other_timer;
+
+static int
+ticker_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)state;
+    if (msg->tag != T_DO)
+        return TP_OK;
+    tp_timer t1, t2;
+    ck_assert_int_eq(tp_send_interval(ctx, tp_self(ctx), 3600000, 1, NULL, 0,
+                                      &t1),
+                     0);
+    ck_assert_int_eq(tp_send_after(ctx, tp_self(ctx), 3600000, 1, NULL, 0,
+                                   &t2),
+                     0);
+    atomic_store(&self_timer, t1);
+    atomic_store(&other_timer, t2);
+    return TP_STOP;
+}
+
+static const tp_behaviour ticker_b = {.name = "ticker",
+                                      .handle = ticker_handle};
+
+START_TEST(test_own_timers_gone_before_down)
+{
+    tp_pid obs = spawn(&obs_b, NULL), t = spawn(&ticker_b, NULL);
+    obs_watch(obs, t);
+    ck_assert_int_eq(tp_system_send(sys_, t, T_DO, NULL, 0), 0);
+    ck_assert_int_ge(await(TP_TAG_DOWN, t, 20), 0);
+    ck_assert_uint_ne(atomic_load(&self_timer), 0);
+    ck_assert_int_eq(tp_timer_cancel(sys_, atomic_load(&self_timer)),
+                     TP_ENOENT);
+    ck_assert_int_eq(tp_timer_cancel(sys_, atomic_load(&other_timer)),
+                     TP_ENOENT);
 }
 END_TEST
 
@@ -693,6 +734,7 @@ guarantees_suite(void)
     tcase_add_checked_fixture(t, setup, teardown);
     tcase_set_timeout(t, 240);
     tcase_add_test(t, test_restarted_listener_listens_at_once);
+    tcase_add_test(t, test_own_timers_gone_before_down);
     suite_add_tcase(s, t);
     t = tcase_create("sends");
     tcase_add_checked_fixture(t, setup, teardown);

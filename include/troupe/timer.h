@@ -3,8 +3,9 @@
 //
 // A timer sends a message later, once or every period. Timers live in one
 // heap per system, served by a timer thread; a pending timer costs about a
-// hundred bytes and nothing on the send path. A timer is cancelled
-// automatically when its destination exits. A cancelled timer never fires:
+// hundred bytes and nothing on the send path. A timer an actor set for
+// itself is cancelled when it exits, before its exit is announced; one
+// aimed at an actor that has exited is dropped when it comes due. A cancelled timer never fires:
 // once tp_timer_cancel returns, its message is not handled, even if it was
 // already queued.
 //
