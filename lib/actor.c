@@ -4,6 +4,19 @@
 // (see TP__CNT_* in troupe_impl.h): that thread schedules it, and exactly
 // one worker runs it at a time. A dead actor's pointer stays valid until
 // every scheduler thread has passed a quiescent point (sched.c).
+//
+// Ordering. A mailbox has two MPSC lanes, each FIFO per producer. The user
+// lane carries messages and, in their place among them, every signal one
+// actor causes another to receive (link, unlink, exit, monitor, demonitor,
+// DOWN): a signal is counted in the total but not against the capacity, so
+// it is never refused or dropped, yet it cannot overtake what the same
+// sender queued before it; remote signals keep their place the same way,
+// in the peer's send queue and in frame order on arrival. The system lane,
+// read first, carries only what needs no order: the runtime's own requests
+// and the untrappable kill. An exit signal that would kill a receiver that
+// does not trap exits is found in the user lane as soon as it arrives
+// (exit_queued), as Erlang applies signals on arrival: the messages it
+// passes would never be handled anyway.
 #include "troupe_impl.h"
 
 #include <limits.h>

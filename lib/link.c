@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
-// Links, monitors and exit signals. Every request travels as a system-lane
-// message and is applied by the receiving actor's own activation, so each
-// actor's link and monitor tables have a single writer and need no lock.
+// Links, monitors, exit signals and the monitors behind requests. Every
+// signal travels as a message of its own kind (in the user lane, in order
+// with its sender's messages: see actor.c) and is applied by the receiving
+// actor's own activation, so each actor's link and monitor tables have a
+// single writer and need no lock.
 // An actor that dies answers the requests still queued for it: links get
 // its exit signal, monitors a DOWN, so no watcher waits forever.
 #include "troupe_impl.h"
