@@ -705,7 +705,7 @@ static int
 exit_queued(tp_actor *a)
 {
     // acquire: pairs with push_system's release: the signal is linked.
-    uint32_t pushed =
+    uint16_t pushed =
         atomic_load_explicit(&a->exits_pushed, memory_order_acquire);
     if (pushed == a->exits_scanned)
         return CONTINUE;

@@ -186,7 +186,7 @@ self_unlink(tmr *e)
     if (e->self_prev != NULL)
         e->self_prev->self_next = e->self_next;
     else
-        e->self_of->timers = e->self_next;
+        e->self_of->ext->timers = e->self_next;
     if (e->self_next != NULL)
         e->self_next->self_prev = e->self_prev;
     e->self_of = NULL;
@@ -510,6 +510,10 @@ add_user_timer(tp_ctx *ctx, tp_pid to, uint32_t ms, uint32_t period,
     if (rc != 0)
         return rc;
     tp_actor *a = (tp_actor *)ctx;
+    // A timer for itself goes on its list, cancelled when it exits.
+    tp__ext *x = NULL;
+    if (tp_pid_eq(to, a->pid) && (x = tp__ext_of(a)) == NULL)
+        return TP_ENOMEM;
     void *copy = NULL;
     if (size > 0) {
         if ((copy = malloc(size)) == NULL)
@@ -533,12 +537,13 @@ add_user_timer(tp_ctx *ctx, tp_pid to, uint32_t ms, uint32_t period,
         if ((rc = arm(t, e, ms)) != 0) {
             disarm_new(t, e);
         } else {
-            if (tp_pid_eq(to, a->pid)) {
+            if (x != NULL) {
                 e->self_of = a;
-                e->self_next = a->timers;
-                if (a->timers != NULL)
-                    a->timers->self_prev = e;
-                a->timers = e;
+                e->self_next = x->timers;
+                if (x->timers != NULL)
+                    x->timers->self_prev = e;
+                x->timers = e;
+                x->own_timers = true;
             }
             if (out != NULL)
                 *out = id_of(t, e);
@@ -555,11 +560,13 @@ void
 tp__timers_owner_died(tp_actor *a)
 {
     tp__timers *t = timers_of(a->system);
-    if (t == NULL)
+    // The flag is the actor's own (set on its thread): most actors never
+    // set a timer for themselves and take no lock here.
+    if (t == NULL || a->ext == NULL || !a->ext->own_timers)
         return;
     pthread_mutex_lock(&t->lock);
     tmr *e;
-    while ((e = a->timers) != NULL) {
+    while ((e = a->ext->timers) != NULL) {
         self_unlink(e);
         if (!e->cancelled) {
             e->cancelled = 1;

@@ -158,7 +158,11 @@ struct tp_actor {
     _Atomic uint32_t drop_debt; // DROP_OLDEST: queued messages to discard
     _Atomic uint64_t dropped;
     _Atomic uint64_t rejected;
-    _Atomic uint32_t exits_pushed; // exit signals queued that may kill us
+    // Requests this actor made that are still pending, and replies let
+    // past the capacity for them (tp__deliver_reply): a reply may skip
+    // the queue's bound only while the second is below the first.
+    _Atomic uint32_t req_pending;
+    _Atomic uint32_t req_forced;
 
     // Written by the actor's own activation (the one thread running it),
     // read by senders.
@@ -179,6 +183,9 @@ struct tp_actor {
     _Atomic uint8_t overflow_kill; // a kill is already on its way
     _Atomic uint8_t listed;        // on some receiver's mute list
     _Atomic uint8_t io_waiting;    // the I/O thread waits for room here
+    _Atomic uint8_t socks;         // may own sockets: its exit closes them
+    // Exit signals queued that may kill us (it wraps; only a change counts).
+    _Atomic uint16_t exits_pushed;
     _Atomic uint32_t mute;         // TP__MUTE_*
     _Atomic int mute_lock;         // guards mute_list
     _Atomic uint64_t handled;
@@ -194,20 +201,13 @@ struct tp_actor {
     char *name;             // registered name or NULL
     struct tp__ext *ext;    // links, monitors, requests; NULL until used
     int stop_reason;        // exit reason once `stopping` is set
+    uint32_t overshoot;     // sends past full mailboxes in this activation
     tp_pid parent;          // the spawning actor, for introspection
     uint32_t restarts;      // from tp_spawn_opts, for introspection
+    uint16_t exits_scanned; // exits_pushed when the user lane was last read
     _Atomic uint64_t ran;   // tp__ticks spent in its activations
     _Atomic uint64_t running_since; // tp__ticks; 0 between activations
     int64_t born_ms;                // CLOCK_MONOTONIC_COARSE at spawn
-    _Atomic uint8_t socks;          // may own sockets: its exit closes them
-    // Requests this actor made that are still pending, and replies let
-    // past the capacity for them (tp__deliver_reply): a reply may skip
-    // the queue's bound only while the second is below the first.
-    _Atomic uint32_t req_pending;
-    _Atomic uint32_t req_forced;
-    struct tmr *timers;     // timers set for itself, under the timers' lock
-    uint32_t overshoot;     // sends past full mailboxes in this activation
-    uint32_t exits_scanned; // exits_pushed when the user lane was last read
 };
 
 // ---- links, monitors and requests (link.c) ----------------------------
@@ -232,6 +232,8 @@ typedef struct tp__ext {
     tp__map watchers; // ref -> pid of the actor monitoring us
     tp__map monitors; // ref -> pid we monitor
     tp__map requests; // ref -> timer of our pending requests
+    struct tmr *timers; // timers set for ourselves, under the timers' lock
+    bool own_timers;    // we set one: our exit walks `timers`
     char exit_text[TP_REASON_TEXT_MAX]; // tp_fail's text, for signals
 } tp__ext;
 
