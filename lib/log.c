@@ -9,7 +9,7 @@
 static void
 log_v(tp_system *sys, int level, const char *fmt, va_list ap)
 {
-    char line[1024];
+    char line[TP_LOG_MAX + 1];
     vsnprintf(line, sizeof line, fmt, ap);
     if (sys != NULL && sys->cfg.log != NULL) {
         sys->cfg.log(sys->cfg.log_userdata, level, line);

@@ -200,6 +200,72 @@ START_TEST(detail_from_the_actor)
 }
 END_TEST
 
+// Describes itself as `*state` bytes of 'x': as long as it is asked to.
+static int
+long_init(tp_ctx *ctx, void *state, void *arg)
+{
+    (void)ctx;
+    *(size_t *)state = *(size_t *)arg;
+    return 0;
+}
+
+static int
+long_describe(const void *state, char *buf, size_t size)
+{
+    size_t want = *(const size_t *)state, n = want < size ? want : size - 1;
+    memset(buf, 'x', n);
+    buf[n] = '\0';
+    return (int)n;
+}
+
+static const tp_behaviour long_b = {.name = "long",
+                                    .state_size = sizeof(size_t),
+                                    .init = long_init,
+                                    .handle = worker_handle,
+                                    .describe = long_describe};
+
+static size_t
+described_len(tp_system *sys, size_t want)
+{
+    tp_pid pid;
+    tp_actor_detail d;
+    ck_assert_int_eq(tp_spawn(sys, &pid, &long_b, &want, NULL), 0);
+    ck_assert_int_eq(tp_actor_detail_get(sys, pid, &d, 5000), 0);
+    ck_assert_int_eq(tp_system_exit(sys, pid, TP_REASON_KILL), 0);
+    return strspn(d.describe, "x") == strlen(d.describe) ? strlen(d.describe)
+                                                         : 0;
+}
+
+START_TEST(detail_describe_whole_up_to_the_limit)
+{
+    ck_assert_uint_ge(TP_DESCRIBE_MAX, 4096);
+    tp_system *sys = tpt_system(2);
+    ck_assert_uint_eq(described_len(sys, 300), 300);
+    ck_assert_uint_eq(described_len(sys, TP_DESCRIBE_MAX), TP_DESCRIBE_MAX);
+    ck_assert_uint_eq(described_len(sys, TP_DESCRIBE_MAX + 100),
+                      TP_DESCRIBE_MAX);
+    // A supervisor of 12 children lists every one of them.
+    tp_child_spec kids[12];
+    char ids[12][8];
+    for (int i = 0; i < 12; i++) {
+        snprintf(ids[i], sizeof ids[i], "kid%d", i);
+        kids[i] = (tp_child_spec){.id = ids[i], .behaviour = &worker_b};
+    }
+    tp_sup_spec spec = {.children = kids, .nchildren = 12};
+    tp_pid sup;
+    ck_assert_int_eq(tp_sup_start(sys, &sup, &spec, NULL), 0);
+    tp_actor_detail d;
+    ck_assert_int_eq(tp_actor_detail_get(sys, sup, &d, 5000), 0);
+    ck_assert_uint_gt(strlen(d.describe), 256);
+    ck_assert_ptr_nonnull(strstr(d.describe, "children=12 [id=kid0 "));
+    const char *last = strstr(d.describe, " [id=kid11 ");
+    ck_assert_ptr_nonnull(last);
+    ck_assert_ptr_nonnull(strstr(last, " state=running restarts=0]"));
+    ck_assert_int_eq(d.describe[strlen(d.describe) - 1], ']');
+    tp_system_destroy(&sys);
+}
+END_TEST
+
 // ---- the control socket, spoken raw ----------------------------------------
 
 static char dir[32], sock[64];
@@ -429,6 +495,18 @@ START_TEST(control_socket_requests)
     msgpack_unpacked_destroy(&u);
     ask(fd, "frobnicate", NULL, NULL, &u);
     ck_assert(!is_ok(&u.data));
+    msgpack_unpacked_destroy(&u);
+    // A description of TP_DESCRIBE_MAX bytes arrives whole.
+    size_t want = TP_DESCRIBE_MAX;
+    tp_pid talker;
+    char talker_s[TP_PID_STRLEN];
+    ck_assert_int_eq(tp_spawn(sys, &talker, &long_b, &want, NULL), 0);
+    tp_pid_format(talker, talker_s, sizeof talker_s);
+    ask(fd, "info", talker_s, NULL, &u);
+    ck_assert(is_ok(&u.data));
+    const msgpack_object *desc = get(get(&u.data, "actor"), "describe");
+    ck_assert_int_eq(desc->type, MSGPACK_OBJECT_STR);
+    ck_assert_uint_eq(desc->via.str.size, TP_DESCRIBE_MAX);
     msgpack_unpacked_destroy(&u);
     close(fd);
     tp_system_destroy(&sys);
@@ -661,6 +739,7 @@ introspect_suite(void)
     tcase_add_test(tc, snapshot_shows_the_tree);
     tcase_add_test(tc, snapshot_cpu_time);
     tcase_add_test(tc, detail_from_the_actor);
+    tcase_add_test(tc, detail_describe_whole_up_to_the_limit);
     tcase_add_test(tc, control_socket_requests);
     tcase_add_test(tc, control_socket_bad_input);
     tcase_add_test(tc, control_socket_refusals);

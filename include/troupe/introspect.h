@@ -65,7 +65,7 @@ typedef struct tp_actor_detail {
     tp_pid links[TP_DETAIL_PIDS];    // actors linked to it
     tp_pid monitors[TP_DETAIL_PIDS]; // actors it monitors
     tp_pid watchers[TP_DETAIL_PIDS]; // actors monitoring it
-    char describe[256];              // behaviour's describe(), or ""
+    char describe[TP_DESCRIBE_MAX + 1]; // behaviour's describe(), or ""
 } tp_actor_detail;
 
 // Asks the actor `pid` for its details and waits up to `timeout_ms` for

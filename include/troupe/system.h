@@ -47,9 +47,13 @@ enum { TP_LOG_ERR = 3, TP_LOG_WARNING = 4, TP_LOG_INFO = 6, TP_LOG_DEBUG = 7 };
 // newline. Called from whichever thread logs, possibly several at once.
 typedef void (*tp_log_fn)(void *userdata, int level, const char *line);
 
+// The longest log line, in bytes without its NUL: a crash report carries
+// its actor's whole describe output (TP_DESCRIBE_MAX bytes).
+#define TP_LOG_MAX 8191
+
 // Writes one line at `level` (TP_LOG_*) to `sys`'s log sink, or to stderr
 // with a journald priority prefix when `sys` is NULL or has none. Lines
-// are cut at 1023 bytes. Any thread.
+// are cut at TP_LOG_MAX bytes. Any thread.
 TP_API void tp_log(tp_system *sys, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -253,6 +253,10 @@ has "$tmp/out" '^describe  *count=[0-9]*$' "info describe"
 has "$tmp/out" "^links  *$root\$" "info links"
 has "$tmp/out" '^trap_exit  *false$' "info trap_exit"
 has "$tmp/out" '^cpu  *\([0-9.]*[mu]*s\|-\)$' "info cpu"
+# The root lists its five children: longer than the 256 bytes once kept.
+expect 0 "info root" "$actorctl" -n alpha info root
+has "$tmp/out" '^describe  *strategy=one_for_one .* \[id=sub pid=<[0-9.]*> state=running restarts=0\]$' \
+    "info root: the whole describe line"
 bare=$(printf '%s' "$counter" | tr -d '<>')
 expect 0 "info by a bare pid, --json" "$actorctl" -n alpha info "$bare" --json
 checks=$((checks + 1))

@@ -58,7 +58,7 @@ ad_log_level_parse(const char *name)
 static void
 emit(int level, const char *prefix, const char *text)
 {
-    char line[1200];
+    char line[TP_LOG_MAX + 64];
     int n = snprintf(line, sizeof line - 1, "<%d>%s: ", level, prefix);
     size_t len = (size_t)n;
     for (const char *s = text; *s != 0 && len < sizeof line - 2; s++)
