@@ -71,8 +71,14 @@ START_TEST(snapshot_shows_the_tree)
     ck_assert_int_eq(tp_snapshot_take(sys, &s), 0);
     ck_assert_uint_eq(tp_snapshot_len(s), 3);
     const tp_actor_info *root = find(s, "root"), *wa = find(s, "wa");
+    const tp_actor_info *wb = find(s, "wb");
     ck_assert_ptr_nonnull(root);
     ck_assert_ptr_nonnull(wa);
+    ck_assert_ptr_nonnull(wb);
+    // Numbered in start order: the supervisor, then its children in order.
+    ck_assert_uint_gt(wa->start_order, root->start_order);
+    ck_assert_uint_gt(wb->start_order, wa->start_order);
+    uint64_t wb_order = wb->start_order;
     ck_assert_uint_eq(root->pid.v, sup.v);
     ck_assert(tp_pid_is_nil(root->parent));
     ck_assert_uint_eq(wa->parent.v, sup.v);
@@ -95,6 +101,25 @@ START_TEST(snapshot_shows_the_tree)
     }
     ck_assert_ptr_nonnull(s);
     ck_assert_uint_eq(wa->parent.v, sup.v);
+    ck_assert_uint_gt(wa->start_order, wb_order); // restarted: started last
+    // Actors spawned from outside, siblings as roots, in spawn order.
+    tp_snapshot_free(s);
+    tp_pid x, y;
+    ck_assert_int_eq(tp_spawn(sys, &x, &worker_b, NULL, NULL), 0);
+    ck_assert_int_eq(tp_spawn(sys, &y, &worker_b, NULL, NULL), 0);
+    ck_assert_int_eq(tp_snapshot_take(sys, &s), 0);
+    uint64_t xo = 0, yo = 0, ro = 0;
+    for (size_t i = 0; i < tp_snapshot_len(s); i++) {
+        const tp_actor_info *a = tp_snapshot_at(s, i);
+        if (a->pid.v == x.v)
+            xo = a->start_order;
+        else if (a->pid.v == y.v)
+            yo = a->start_order;
+        else if (a->pid.v == sup.v)
+            ro = a->start_order;
+    }
+    ck_assert_uint_gt(xo, ro);
+    ck_assert_uint_gt(yo, xo);
     tp_snapshot_free(s);
     ck_assert_int_eq(tp_snapshot_take(NULL, &s), TP_EINVAL);
     ck_assert_uint_eq(tp_snapshot_len(NULL), 0);
@@ -441,6 +466,7 @@ START_TEST(control_socket_requests)
             ck_assert(str_eq(get(a, "status"), "waiting"));
             ck_assert_uint_eq(get(a, "capacity")->via.u64, 1024);
             ck_assert_uint_eq(get(a, "restarts")->via.u64, 0);
+            ck_assert_uint_gt(get(a, "start_order")->via.u64, 0);
             seen++;
         }
         if (str_eq(get(a, "name"), "root")) {

@@ -157,7 +157,8 @@ schema="$schema\"status\":\"\\(waiting\\|runnable\\|muted\\|exiting\\)\""
 for k in mailbox capacity high_water handled dropped rejected restarts; do
     schema="$schema,\"$k\":[0-9][0-9]*"
 done
-schema="$schema,\"age_ms\":[0-9][0-9]*,\"cpu_us\":[0-9][0-9]*},\\{0,1\\}\$"
+schema="$schema,\"age_ms\":[0-9][0-9]*,\"cpu_us\":[0-9][0-9]*"
+schema="$schema,\"start_order\":[1-9][0-9]*},\\{0,1\\}\$"
 checks=$((checks + 1))
 [ "$(grep -c "$schema" "$tmp/out")" -eq 8 ] ||
     fail "tree --json: not 8 actor lines of the protocol's schema: $(cat "$tmp/out")"
@@ -301,6 +302,12 @@ kill_and_wait shutdown
 kill_and_wait -22
 expect 0 "ps --sort restarts" "$actorctl" -n alpha ps --sort restarts -n 1
 has "$tmp/out" '^<[0-9.]*>  *victim .* 3  *[0-9.]*[a-z]*$' "ps --sort restarts"
+# Siblings in start order: the restarted victim now comes after sub.
+expect 0 "tree --json after restarts" "$actorctl" -n alpha tree --json
+order=$(sed -n 's/.*"name":"\([a-z_]*\)".*/\1/p' "$tmp/out" | tr '\n' ' ')
+checks=$((checks + 1))
+[ "$order" = "root counter gate_a gate_b sub leaf victim loner " ] ||
+    fail "tree --json order after restarts: $order"
 
 # ---- top, stats, nodes ----------------------------------------------------
 
@@ -454,6 +461,12 @@ $good tree >"$tmp/out" 2>&1
 checks=$((checks + 1))
 [ "$(grep -c '^[-|` ]*<0\.' "$tmp/out")" -eq 7 ] ||
     fail "a parent cycle: not each actor once: $(cat "$tmp/out")"
+# Siblings and roots in start order (start_order), not the snapshot's.
+$good tree --json >"$tmp/out" 2>&1
+order=$(sed -n 's/.*"pid":"\(<[0-9.]*>\)".*/\1/p' "$tmp/out" | tr '\n' ' ')
+checks=$((checks + 1))
+[ "$order" = "<0.1.1> <0.3.1> <0.2.1> <0.6.1> <0.7.1> <0.4.1> <0.5.1> " ] ||
+    fail "tree: not in start order: $order"
 $good --color=always tree >"$tmp/out" 2>&1
 has "$tmp/out" "$esc\\[" "--color=always"
 NO_COLOR=1 $good --color=always tree >"$tmp/out" 2>&1
