@@ -278,6 +278,13 @@ kill_and_wait() {
     old=$(field "$before" pid)
     restarts=$(field "$before" restarts)
     expect 0 "kill victim $*" "$actorctl" -n alpha kill "$old" "$@"
+    case ${1:-kill} in
+    kill) said="killed $old (reason kill)" ;;
+    *) said="sent $old an exit signal (reason $1)" ;;
+    esac
+    checks=$((checks + 1))
+    [ "$(cat "$tmp/out")" = "$said" ] ||
+        fail "kill victim $*: printed '$(cat "$tmp/out")', not '$said'"
     eventually restarted "$old" $((restarts + 1)) ||
         fail "kill victim $*: no restart of $old (now: $(actor victim))"
 }
@@ -308,6 +315,21 @@ order=$(sed -n 's/.*"name":"\([a-z_]*\)".*/\1/p' "$tmp/out" | tr '\n' ' ')
 checks=$((checks + 1))
 [ "$order" = "root counter gate_a gate_b sub leaf victim loner " ] ||
     fail "tree --json order after restarts: $order"
+# By name, as JSON: the pid it resolved to and the reason.
+run "$actorctl" -n alpha ps --json
+old=$(field "$(actor victim)" pid)
+expect 0 "kill victim by name --json" "$actorctl" -n alpha kill victim \
+    --json
+checks=$((checks + 1))
+[ "$(cat "$tmp/out")" = "{\"ok\":true,\"pid\":\"$old\",\"reason\":\"kill\"}" ] ||
+    fail "kill victim --json printed: $(cat "$tmp/out")"
+eventually restarted "$old" 4 || fail "kill victim by name: no restart"
+old=$(field "$(actor victim)" pid)
+expect 0 "kill victim by name, reason -22" "$actorctl" -n alpha kill victim -22
+checks=$((checks + 1))
+[ "$(cat "$tmp/out")" = "sent $old victim an exit signal (reason -22)" ] ||
+    fail "kill victim -22 printed: $(cat "$tmp/out")"
+eventually restarted "$old" 5 || fail "kill victim by name: no restart"
 
 # ---- top, stats, nodes ----------------------------------------------------
 
