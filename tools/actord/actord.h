@@ -55,13 +55,16 @@ const char *ad_log_level_name(int level);
 // The level named `name`, or -1.
 int ad_log_level_parse(const char *name);
 
-// Writes "<LEVEL>actord: " and the formatted text as one line on stderr
-// (newlines inside become spaces). Any thread.
+// Writes the formatted text as one line on stderr with tp_log_stderr,
+// origin "actord". Any thread.
 void ad_log(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-// The library's log sink (tp_log_fn): the same filter, "troupe: " prefix.
-void ad_log_sink(void *userdata, int level, const char *line);
+// The library's log sink (tp_log_fn): the same filter, then tp_log_stderr
+// with the line's origin, "app" for an application's line logged outside
+// any actor.
+void ad_log_sink(void *userdata, int level, const char *origin,
+                 const char *line);
 
 // Writes `s` into `buf` as a log field value: unchanged when it is
 // non-empty and holds no space, quote, '=' or control character, else
