@@ -69,6 +69,7 @@ static const char global_help[] =
     "Options (before the command; --socket, --node, --timeout and --color\n"
     "may also follow it):\n"
     "  -n, --node NAME      the node whose control socket is NAME.sock in\n"
+    "                       $TROUPE_RUNTIME_DIR if set, else in\n"
     "                       $XDG_RUNTIME_DIR/troupe, /tmp/troupe-UID or, for\n"
     "                       root, /run/troupe (the first that exists)\n"
     "  -s, --socket PATH    the control socket itself\n"

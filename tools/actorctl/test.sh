@@ -19,7 +19,9 @@ checks=0
 began=$(date +%s)
 
 unset ACTORCTL_SOCKET NO_COLOR
-export LC_ALL=C XDG_RUNTIME_DIR="$tmp/xdg"
+# Only this test's nodes: with TROUPE_RUNTIME_DIR set actorctl looks
+# nowhere else, whatever runs in /run/troupe or /tmp/troupe-UID.
+export LC_ALL=C XDG_RUNTIME_DIR="$tmp/xdg" TROUPE_RUNTIME_DIR="$tmp/xdg/troupe"
 mkdir -m 700 "$tmp/xdg"
 sock=$tmp/xdg/troupe/alpha.sock
 
@@ -369,10 +371,20 @@ has "$tmp/out" '^{"node":"","peers":\[\]}$' "nodes --json"
 
 expect 0 "--socket" "$actorctl" --socket "$sock" stats
 expect 0 "ACTORCTL_SOCKET" env ACTORCTL_SOCKET="$sock" "$actorctl" stats
-# Other nodes of this user would make the choice ambiguous.
-if ! ls /tmp/troupe-"$(id -u)"/*.sock /run/troupe/*.sock >/dev/null 2>&1; then
-    expect 0 "the only node running" "$actorctl" stats
-fi
+expect 0 "the only node running" "$actorctl" stats
+mkdir -m 700 "$tmp/empty"
+expect 69 "no node running" env TROUPE_RUNTIME_DIR="$tmp/empty" "$actorctl" stats
+has "$tmp/err" "no node is running (no socket in $tmp/empty); choose" \
+    "no node running"
+expect 69 "TROUPE_RUNTIME_DIR elsewhere" env TROUPE_RUNTIME_DIR="$tmp/empty" \
+    "$actorctl" -n alpha stats
+has "$tmp/err" "node \"alpha\" is not running (no socket at $tmp/empty/alpha.sock)\$" \
+    "TROUPE_RUNTIME_DIR elsewhere"
+expect 2 "TROUPE_RUNTIME_DIR relative" env TROUPE_RUNTIME_DIR=xdg/troupe \
+    "$actorctl" -n alpha stats
+one_line "TROUPE_RUNTIME_DIR relative"
+expect 0 "-n in XDG_RUNTIME_DIR/troupe" env -u TROUPE_RUNTIME_DIR \
+    "$actorctl" -n alpha stats
 expect 69 "a node that is not running" "$actorctl" -n nosuch tree
 one_line "a node that is not running"
 has "$tmp/err" "node \"nosuch\" is not running (no socket at $tmp/xdg/troupe/nosuch.sock" \

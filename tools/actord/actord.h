@@ -135,10 +135,10 @@ typedef struct ad_config {
 int ad_config_load(ad_config **out, const char *path, ad_diag *diag);
 void ad_config_free(ad_config *cfg);
 
-// The control socket's default path for node `name`: $RUNTIME_DIRECTORY
-// (set by systemd's RuntimeDirectory=), /run/troupe for root,
-// $XDG_RUNTIME_DIR/troupe, else /tmp/troupe-UID; then "/NAME.sock".
-// Returns a malloc'ed string or NULL.
+// The control socket's default path for node `name`: $TROUPE_RUNTIME_DIR,
+// else $RUNTIME_DIRECTORY (set by systemd's RuntimeDirectory=),
+// /run/troupe for root, $XDG_RUNTIME_DIR/troupe, else /tmp/troupe-UID; then
+// "/NAME.sock". Returns a malloc'ed string or NULL (out of memory).
 char *ad_control_default(const char *name);
 
 // Deep copy of one application's section; NULL when memory ran out.

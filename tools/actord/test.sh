@@ -25,7 +25,8 @@ notify_pid=""
 beta_pid=""
 beta_actord=""
 
-export LC_ALL=C
+# TROUPE_RUNTIME_DIR: a control socket left to its default is this test's.
+export LC_ALL=C TROUPE_RUNTIME_DIR="$tmp/run"
 unset NOTIFY_SOCKET WATCHDOG_USEC WATCHDOG_PID RUNTIME_DIRECTORY JOURNAL_STREAM
 # A log line's timestamp, when stderr is not the journal.
 T='[0-9]\{4\}-[0-1][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9]\.[0-9]\{3\}Z '
@@ -425,6 +426,25 @@ before 'app_stopped app=first' 'testapp: stop app=first' "the module's stop"
 has "$tmp/log" 'stopped status=0$' "SIGTERM"
 tick
 [ ! -e "$tmp/run/alpha.sock" ] || fail "SIGTERM: the control socket stayed"
+
+# ---- the default control socket ----------------------------------------------
+
+# Without a control setting the socket is $TROUPE_RUNTIME_DIR/NAME.sock,
+# where actorctl -n NAME looks.
+printf '[node]\nname = gamma\n[app first]\nmodule = %s\n' "$app" \
+    >"$tmp/gamma.conf"
+start gamma
+tick
+[ -S "$tmp/run/gamma.sock" ] || fail "no control socket at $tmp/run/gamma.sock"
+if [ -x "$actorctl" ]; then
+    expect 0 "actorctl -n gamma" "$actorctl" -n gamma stats
+fi
+kill -TERM "$pid"
+finish "the default control socket" 0
+expect 78 "a relative TROUPE_RUNTIME_DIR" env TROUPE_RUNTIME_DIR=run \
+    "$actord" --check -c "$tmp/gamma.conf"
+has "$tmp/err" "gamma.conf:1: the default control socket run/gamma.sock is not an absolute path" \
+    "a relative TROUPE_RUNTIME_DIR"
 
 # ---- journald ---------------------------------------------------------------
 
