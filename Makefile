@@ -134,11 +134,16 @@ $(SHARED): $(LIB_OBJ)
 	$(Q)ln -sf libtroupe.so.$(VERSION) $(B)/lib/$(SONAME)
 	$(Q)ln -sf $(SONAME) $(B)/lib/libtroupe.so
 
+# troupe.pc.in with this invocation's PREFIX, LIBDIR and INCLUDEDIR filled
+# in: `install` writes its own, so the installed .pc names the directories
+# of the install command, whatever the build used.
+PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	-e 's|@MSGPACK@|$(MSGPACK_PC)|g' troupe.pc.in
+
 $(PCFILE): troupe.pc.in $(VERSION_H)
 	@mkdir -p $(@D)
-	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
-		-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
-		-e 's|@MSGPACK@|$(MSGPACK_PC)|g' $< > $@
+	$(Q)$(PC_SED) > $@
 
 $(B)/bin/%: $(B)/obj/examples/%.o $(STATIC)
 	@mkdir -p $(@D)
@@ -167,7 +172,7 @@ $(B)/bin/check_troupe: $(TEST_OBJ) $(STATIC) | $(B)/bin/tnode $(B)/bin/kvstore
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) -o $@ $(TEST_OBJ) $(STATIC) $(CHECK_LIBS) $(LDLIBS_ALL)
 
-install: $(STATIC) $(SHARED) $(PCFILE)
+install: $(STATIC) $(SHARED)
 	install -d $(DESTDIR)$(INCLUDEDIR)/troupe $(DESTDIR)$(LIBDIR)/pkgconfig
 	install -m 644 include/troupe.h $(DESTDIR)$(INCLUDEDIR)/
 	install -m 644 include/troupe/*.h $(DESTDIR)$(INCLUDEDIR)/troupe/
@@ -175,7 +180,8 @@ install: $(STATIC) $(SHARED) $(PCFILE)
 	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/
 	ln -sf libtroupe.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libtroupe.so
-	install -m 644 $(PCFILE) $(DESTDIR)$(LIBDIR)/pkgconfig/
+	$(PC_SED) > $(DESTDIR)$(LIBDIR)/pkgconfig/troupe.pc
+	chmod 644 $(DESTDIR)$(LIBDIR)/pkgconfig/troupe.pc
 
 uninstall:
 	rm -rf $(DESTDIR)$(INCLUDEDIR)/troupe $(DESTDIR)$(INCLUDEDIR)/troupe.h

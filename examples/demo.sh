@@ -71,6 +71,9 @@ wait_log() {
     done
 }
 
+# A log line without its priority prefix and timestamp, for reading.
+plain='s/^<[0-9]>//; s/^[0-9:.T-]*Z //'
+
 # The value of KEY=... in the first line of FILE matching PATTERN.
 log_value() {
     grep -- "$2" "$1" | head -1 | sed -n "s/.* $3=\([^ ]*\).*/\1/p"
@@ -120,7 +123,7 @@ alpha=$last
 printf '%s$ actord --config alpha.conf%s\n' "$dim" "$off"
 sed "s|$tmp/||; s|$build/bin/||; s/^/    /" "$tmp/alpha.conf"
 alpha_node=$(log_value "$tmp/alpha.log" node_started node)
-alpha_kv=$(log_value "$tmp/alpha.log" 'kvstore: listening' port)
+alpha_kv=$(log_value "$tmp/alpha.log" 'kv_acceptor <[0-9.]*>: listening' port)
 { [ -n "$alpha_node" ] && [ -n "$alpha_kv" ]; } || die "alpha logged no ports"
 echo "alpha is $alpha_node, kvstore on port $alpha_kv"
 
@@ -128,12 +131,12 @@ say "Start node beta, which lists alpha as a peer"
 start_node beta "$alpha_node"
 beta=$last
 beta_node=$(log_value "$tmp/beta.log" node_started node)
-beta_kv=$(log_value "$tmp/beta.log" 'kvstore: listening' port)
+beta_kv=$(log_value "$tmp/beta.log" 'kv_acceptor <[0-9.]*>: listening' port)
 { [ -n "$beta_node" ] && [ -n "$beta_kv" ]; } || die "beta logged no ports"
 echo "beta is $beta_node, kvstore on port $beta_kv"
 wait_log "$tmp/alpha.log" "nodeup node=beta@" 10 ||
     die "alpha did not see beta come up"
-grep -h 'nodeup' "$tmp/alpha.log" "$tmp/beta.log" | sed 's/^<[0-9]>//'
+grep -h 'nodeup' "$tmp/alpha.log" "$tmp/beta.log" | sed "$plain"
 
 
 # ---- 3. load ---------------------------------------------------------------
@@ -165,7 +168,7 @@ until new=$(pid_of kv_shard_2) && [ -n "$new" ] && [ "$new" != "$old" ]; do
 done
 show "$actorctl" --socket "$ctl_alpha" tree
 echo "kv_shard_2 is back as $new with RESTARTS 1; its siblings kept their pids."
-grep 'restarted child=kv_shard_2' "$tmp/alpha.log" | sed 's/^<[0-9]>//'
+grep 'restarted child=kv_shard_2' "$tmp/alpha.log" | sed "$plain"
 show "$actorctl" --socket "$ctl_alpha" info kv_shard_2
 echo "Its keys were in its memory and are gone; the store keeps serving:"
 show "$kvload" "127.0.0.1:$alpha_kv" -c 4 -n 500 -p after || die "alpha stopped serving"
@@ -189,7 +192,7 @@ show kill -KILL "$beta"
 wait "$beta" 2>/dev/null
 wait_log "$tmp/alpha.log" "nodedown node=beta@" 10 || die "alpha did not notice"
 t1=$(date +%s%N)
-grep 'nodedown' "$tmp/alpha.log" | sed 's/^<[0-9]>//'
+grep 'nodedown' "$tmp/alpha.log" | sed "$plain"
 echo "alpha noticed in $(((t1 - t0) / 1000000)) ms"
 show "$actorctl" --socket "$ctl_alpha" nodes
 
@@ -205,6 +208,6 @@ wait "$alpha"
 status=$?
 kill "$watchdog" 2>/dev/null
 grep -E 'stop_requested|app_stopping|child_stopped|app_stopped|stopped status' \
-    "$tmp/alpha.log" | sed 's/^<[0-9]>//; s/^troupe: //'
+    "$tmp/alpha.log" | sed "$plain; s/^troupe: //"
 [ "$status" -eq 0 ] || die "alpha exited with status $status"
 printf '\n%sactord exited with status 0. Demo over.%s\n' "$bold" "$off"

@@ -345,8 +345,8 @@ acceptor_init(tp_ctx *ctx, void *state, void *arg)
     int rc = tp_sock_listen(ctx, cfg->listen, &a->listener, &port);
     if (rc == 0) {
         atomic_store(&bound_port, port);
-        tp_log(tp_ctx_system(ctx), TP_LOG_INFO,
-               "kvstore: listening port=%u shards=%u", port, cfg->shards);
+        tp_log(tp_ctx_system(ctx), TP_LOG_INFO, "listening port=%u shards=%u",
+               port, cfg->shards);
     }
     return rc;
 }
@@ -600,7 +600,7 @@ main(int argc, char **argv)
     fflush(stdout);
     int sig;
     sigwait(&set, &sig);
-    tp_log(sys, TP_LOG_INFO, "kvstore: signal %d: stopping", sig);
+    tp_log_as(sys, TP_LOG_INFO, "kvstore", "signal %d: stopping", sig);
     tp_system_exit(sys, root, TP_REASON_SHUTDOWN);
     tp_system_wait(sys, 5000);
     tp_system_destroy(&sys);

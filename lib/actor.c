@@ -450,7 +450,7 @@ static void
 crash_report(tp_actor *a, int reason, const char *text)
 {
     char pid[TP_PID_STRLEN], from[TP_PID_STRLEN], why[64], msg[64];
-    char state[256] = "";
+    char state[TP_DESCRIBE_MAX + 1] = "";
     tp_pid_format(a->pid, pid, sizeof pid);
     tp_reason_format(reason, why, sizeof why);
     if (a->current != NULL) {

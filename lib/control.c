@@ -153,7 +153,7 @@ status_name(tp_actor_status s)
     return "?";
 }
 
-#define ACTOR_KEYS 14
+#define ACTOR_KEYS 15
 
 static void
 pk_actor_fields(msgpack_packer *pk, const tp_actor_info *a)
@@ -177,6 +177,7 @@ pk_actor_fields(msgpack_packer *pk, const tp_actor_info *a)
     pk_key_u64(pk, "restarts", a->restarts);
     pk_key_u64(pk, "age_ms", a->age_ms);
     pk_key_u64(pk, "cpu_us", a->cpu_ns / 1000);
+    pk_key_u64(pk, "start_order", a->start_order);
 }
 
 // "cpu_time": whether the node measures its actors' run time.

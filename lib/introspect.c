@@ -111,6 +111,7 @@ fill_info(tp_actor *a, tp_actor_info *o, int64_t now, double tick_ns)
         ran += t - since;
     o->cpu_ns = (uint64_t)((double)ran * tick_ns);
     o->age_ms = now > a->born_ms ? (uint64_t)(now - a->born_ms) : 0;
+    o->start_order = (uint64_t)a->born_ms << 16 | a->spawn_seq;
 }
 
 int

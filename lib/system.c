@@ -127,9 +127,16 @@ slot_ref(tp_system *sys, uint32_t slot)
     return &c->actor[slot & (TP__SLOT_CHUNK - 1)];
 }
 
+// Also numbers the actor among the system's spawns (modulo 2^16): with
+// born_ms, its place in spawn order for introspection, in two bytes that
+// were padding.
 void
 tp__slot_publish(tp_system *sys, uint32_t slot, tp_actor *a)
 {
+    // relaxed: only increasing numbers are needed; the store below
+    // publishes this one with the actor.
+    a->spawn_seq = (uint16_t)atomic_fetch_add_explicit(&sys->spawn_seq, 1,
+                                                       memory_order_relaxed);
     // seq_cst: see tp__actor_lookup.
     atomic_store_explicit(slot_ref(sys, slot), a, memory_order_seq_cst);
 }

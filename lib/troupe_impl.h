@@ -205,6 +205,7 @@ struct tp_actor {
     tp_pid parent;          // the spawning actor, for introspection
     uint32_t restarts;      // from tp_spawn_opts, for introspection
     uint16_t exits_scanned; // exits_pushed when the user lane was last read
+    uint16_t spawn_seq;     // set at publication: orders spawns in a tick
     _Atomic uint64_t ran;   // tp__ticks spent in its activations
     _Atomic uint64_t running_since; // tp__ticks; 0 between activations
     int64_t born_ms;                // CLOCK_MONOTONIC_COARSE at spawn
@@ -500,6 +501,7 @@ struct tp_system {
     _Atomic int shutting_down;
     TP__ALIGNED _Atomic uint64_t live;
     _Atomic uint64_t spawned;
+    _Atomic uint32_t spawn_seq; // counts publications, for actors' spawn_seq
     _Atomic uint64_t exited;
     _Atomic uint64_t crashed;
     _Atomic uint64_t dead_letters;

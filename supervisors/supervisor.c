@@ -139,9 +139,9 @@ log_child(tp_ctx *ctx, int level, const char *what, const child *c, int reason)
         memcpy(why, " reason=", 8);
         tp_reason_format(reason, why + 8, sizeof why - 8);
     }
-    tp_log(tp_ctx_system(ctx), level,
-           "supervisor %s: %s child=%s pid=%s behaviour=%s%s restarts=%u", me,
-           what, c->id, pid, c->spec.behaviour->name, why, c->restarts);
+    tp_log_as(tp_ctx_system(ctx), level, TP_LOG_RUNTIME,
+              "supervisor %s: %s child=%s pid=%s behaviour=%s%s restarts=%u",
+              me, what, c->id, pid, c->spec.behaviour->name, why, c->restarts);
 }
 
 // ---- children --------------------------------------------------------------
@@ -330,8 +330,9 @@ check_spec(tp_system *sys, const tp_child_spec *c)
         why = "a permanent child cannot be significant";
     if (why == NULL)
         return 0;
-    tp_log(sys, TP_LOG_ERR, "supervisor: invalid child spec id=%s: %s",
-           c->id ? c->id : "(null)", why);
+    tp_log_as(sys, TP_LOG_ERR, TP_LOG_RUNTIME,
+              "supervisor: invalid child spec id=%s: %s",
+              c->id ? c->id : "(null)", why);
     return TP_EINVAL;
 }
 
@@ -986,7 +987,8 @@ sup_init(tp_ctx *ctx, void *state, void *arg)
         s->flags.intensity < TP_SUP_NO_RESTARTS ||
         (s->flags.backoff_max_ms &&
          s->flags.backoff_max_ms < s->flags.backoff_min_ms)) {
-        tp_log(sys, TP_LOG_ERR, "supervisor: invalid flags");
+        tp_log_as(sys, TP_LOG_ERR, TP_LOG_RUNTIME,
+                  "supervisor: invalid flags");
         return TP_EINVAL;
     }
     if (s->flags.intensity == 0)
@@ -996,17 +998,18 @@ sup_init(tp_ctx *ctx, void *state, void *arg)
     if (s->flags.period_ms == 0)
         s->flags.period_ms = 5000;
     if (s->flags.strategy == TP_SIMPLE_ONE_FOR_ONE && spec->nchildren != 1) {
-        tp_log(sys, TP_LOG_ERR,
-               "supervisor: simple_one_for_one needs exactly one child spec");
+        tp_log_as(
+            sys, TP_LOG_ERR, TP_LOG_RUNTIME,
+            "supervisor: simple_one_for_one needs exactly one child spec");
         return TP_EINVAL;
     }
     for (size_t i = 0; i < spec->nchildren; i++) {
         int rc = check_spec(sys, &spec->children[i]);
         for (size_t j = 0; rc == 0 && j < i; j++)
             if (strcmp(spec->children[i].id, spec->children[j].id) == 0) {
-                tp_log(sys, TP_LOG_ERR,
-                       "supervisor: invalid child spec id=%s: duplicate id",
-                       spec->children[i].id);
+                tp_log_as(sys, TP_LOG_ERR, TP_LOG_RUNTIME,
+                          "supervisor: invalid child spec id=%s: duplicate id",
+                          spec->children[i].id);
                 rc = TP_EINVAL;
             }
         if (rc != 0)
@@ -1026,8 +1029,9 @@ sup_init(tp_ctx *ctx, void *state, void *arg)
         if (rc != 0) {
             char why[64];
             tp_reason_format(rc, why, sizeof why);
-            tp_log(sys, TP_LOG_ERR,
-                   "supervisor: start_error child=%s reason=%s", c->id, why);
+            tp_log_as(sys, TP_LOG_ERR, TP_LOG_RUNTIME,
+                      "supervisor: start_error child=%s reason=%s", c->id,
+                      why);
             for (size_t k = s->n - 1; k-- > 0;)
                 if (!tp_pid_is_nil(s->kids[k].pid))
                     tp_exit(ctx, s->kids[k].pid,

@@ -64,9 +64,9 @@ static char log_line[1024];
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void
-keep_log(void *ud, int level, const char *line)
+keep_log(void *ud, int level, const char *origin, const char *line)
 {
-    (void)ud, (void)level;
+    (void)ud, (void)level, (void)origin;
     pthread_mutex_lock(&log_lock);
     if (strstr(line, "signal") != NULL)
         snprintf(log_line, sizeof log_line, "%s", line);

@@ -71,8 +71,14 @@ START_TEST(snapshot_shows_the_tree)
     ck_assert_int_eq(tp_snapshot_take(sys, &s), 0);
     ck_assert_uint_eq(tp_snapshot_len(s), 3);
     const tp_actor_info *root = find(s, "root"), *wa = find(s, "wa");
+    const tp_actor_info *wb = find(s, "wb");
     ck_assert_ptr_nonnull(root);
     ck_assert_ptr_nonnull(wa);
+    ck_assert_ptr_nonnull(wb);
+    // Numbered in start order: the supervisor, then its children in order.
+    ck_assert_uint_gt(wa->start_order, root->start_order);
+    ck_assert_uint_gt(wb->start_order, wa->start_order);
+    uint64_t wb_order = wb->start_order;
     ck_assert_uint_eq(root->pid.v, sup.v);
     ck_assert(tp_pid_is_nil(root->parent));
     ck_assert_uint_eq(wa->parent.v, sup.v);
@@ -95,6 +101,25 @@ START_TEST(snapshot_shows_the_tree)
     }
     ck_assert_ptr_nonnull(s);
     ck_assert_uint_eq(wa->parent.v, sup.v);
+    ck_assert_uint_gt(wa->start_order, wb_order); // restarted: started last
+    // Actors spawned from outside, siblings as roots, in spawn order.
+    tp_snapshot_free(s);
+    tp_pid x, y;
+    ck_assert_int_eq(tp_spawn(sys, &x, &worker_b, NULL, NULL), 0);
+    ck_assert_int_eq(tp_spawn(sys, &y, &worker_b, NULL, NULL), 0);
+    ck_assert_int_eq(tp_snapshot_take(sys, &s), 0);
+    uint64_t xo = 0, yo = 0, ro = 0;
+    for (size_t i = 0; i < tp_snapshot_len(s); i++) {
+        const tp_actor_info *a = tp_snapshot_at(s, i);
+        if (a->pid.v == x.v)
+            xo = a->start_order;
+        else if (a->pid.v == y.v)
+            yo = a->start_order;
+        else if (a->pid.v == sup.v)
+            ro = a->start_order;
+    }
+    ck_assert_uint_gt(xo, ro);
+    ck_assert_uint_gt(yo, xo);
     tp_snapshot_free(s);
     ck_assert_int_eq(tp_snapshot_take(NULL, &s), TP_EINVAL);
     ck_assert_uint_eq(tp_snapshot_len(NULL), 0);
@@ -196,6 +221,72 @@ START_TEST(detail_from_the_actor)
     }
     ck_assert_int_eq(rc, TP_ENOACTOR);
     ck_assert_int_eq(tp_actor_detail_get(sys, wa, NULL, 10), TP_EINVAL);
+    tp_system_destroy(&sys);
+}
+END_TEST
+
+// Describes itself as `*state` bytes of 'x': as long as it is asked to.
+static int
+long_init(tp_ctx *ctx, void *state, void *arg)
+{
+    (void)ctx;
+    *(size_t *)state = *(size_t *)arg;
+    return 0;
+}
+
+static int
+long_describe(const void *state, char *buf, size_t size)
+{
+    size_t want = *(const size_t *)state, n = want < size ? want : size - 1;
+    memset(buf, 'x', n);
+    buf[n] = '\0';
+    return (int)n;
+}
+
+static const tp_behaviour long_b = {.name = "long",
+                                    .state_size = sizeof(size_t),
+                                    .init = long_init,
+                                    .handle = worker_handle,
+                                    .describe = long_describe};
+
+static size_t
+described_len(tp_system *sys, size_t want)
+{
+    tp_pid pid;
+    tp_actor_detail d;
+    ck_assert_int_eq(tp_spawn(sys, &pid, &long_b, &want, NULL), 0);
+    ck_assert_int_eq(tp_actor_detail_get(sys, pid, &d, 5000), 0);
+    ck_assert_int_eq(tp_system_exit(sys, pid, TP_REASON_KILL), 0);
+    return strspn(d.describe, "x") == strlen(d.describe) ? strlen(d.describe)
+                                                         : 0;
+}
+
+START_TEST(detail_describe_whole_up_to_the_limit)
+{
+    ck_assert_uint_ge(TP_DESCRIBE_MAX, 4096);
+    tp_system *sys = tpt_system(2);
+    ck_assert_uint_eq(described_len(sys, 300), 300);
+    ck_assert_uint_eq(described_len(sys, TP_DESCRIBE_MAX), TP_DESCRIBE_MAX);
+    ck_assert_uint_eq(described_len(sys, TP_DESCRIBE_MAX + 100),
+                      TP_DESCRIBE_MAX);
+    // A supervisor of 12 children lists every one of them.
+    tp_child_spec kids[12];
+    char ids[12][8];
+    for (int i = 0; i < 12; i++) {
+        snprintf(ids[i], sizeof ids[i], "kid%d", i);
+        kids[i] = (tp_child_spec){.id = ids[i], .behaviour = &worker_b};
+    }
+    tp_sup_spec spec = {.children = kids, .nchildren = 12};
+    tp_pid sup;
+    ck_assert_int_eq(tp_sup_start(sys, &sup, &spec, NULL), 0);
+    tp_actor_detail d;
+    ck_assert_int_eq(tp_actor_detail_get(sys, sup, &d, 5000), 0);
+    ck_assert_uint_gt(strlen(d.describe), 256);
+    ck_assert_ptr_nonnull(strstr(d.describe, "children=12 [id=kid0 "));
+    const char *last = strstr(d.describe, " [id=kid11 ");
+    ck_assert_ptr_nonnull(last);
+    ck_assert_ptr_nonnull(strstr(last, " state=running restarts=0]"));
+    ck_assert_int_eq(d.describe[strlen(d.describe) - 1], ']');
     tp_system_destroy(&sys);
 }
 END_TEST
@@ -375,6 +466,7 @@ START_TEST(control_socket_requests)
             ck_assert(str_eq(get(a, "status"), "waiting"));
             ck_assert_uint_eq(get(a, "capacity")->via.u64, 1024);
             ck_assert_uint_eq(get(a, "restarts")->via.u64, 0);
+            ck_assert_uint_gt(get(a, "start_order")->via.u64, 0);
             seen++;
         }
         if (str_eq(get(a, "name"), "root")) {
@@ -429,6 +521,18 @@ START_TEST(control_socket_requests)
     msgpack_unpacked_destroy(&u);
     ask(fd, "frobnicate", NULL, NULL, &u);
     ck_assert(!is_ok(&u.data));
+    msgpack_unpacked_destroy(&u);
+    // A description of TP_DESCRIBE_MAX bytes arrives whole.
+    size_t want = TP_DESCRIBE_MAX;
+    tp_pid talker;
+    char talker_s[TP_PID_STRLEN];
+    ck_assert_int_eq(tp_spawn(sys, &talker, &long_b, &want, NULL), 0);
+    tp_pid_format(talker, talker_s, sizeof talker_s);
+    ask(fd, "info", talker_s, NULL, &u);
+    ck_assert(is_ok(&u.data));
+    const msgpack_object *desc = get(get(&u.data, "actor"), "describe");
+    ck_assert_int_eq(desc->type, MSGPACK_OBJECT_STR);
+    ck_assert_uint_eq(desc->via.str.size, TP_DESCRIBE_MAX);
     msgpack_unpacked_destroy(&u);
     close(fd);
     tp_system_destroy(&sys);
@@ -661,6 +765,7 @@ introspect_suite(void)
     tcase_add_test(tc, snapshot_shows_the_tree);
     tcase_add_test(tc, snapshot_cpu_time);
     tcase_add_test(tc, detail_from_the_actor);
+    tcase_add_test(tc, detail_describe_whole_up_to_the_limit);
     tcase_add_test(tc, control_socket_requests);
     tcase_add_test(tc, control_socket_bad_input);
     tcase_add_test(tc, control_socket_refusals);

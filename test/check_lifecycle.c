@@ -335,9 +335,9 @@ static _Atomic long log_lines;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void
-capture_log(void *ud, int level, const char *line)
+capture_log(void *ud, int level, const char *origin, const char *line)
 {
-    (void)ud;
+    (void)ud, (void)origin;
     if (level != TP_LOG_ERR || strstr(line, "crash ") != line)
         return;
     pthread_mutex_lock(&log_lock);
@@ -375,8 +375,9 @@ static _Atomic long sink_level;
 static char sink_line[64];
 
 static void
-sink(void *ud, int level, const char *line)
+sink(void *ud, int level, const char *origin, const char *line)
 {
+    (void)origin;
     ck_assert_ptr_eq(ud, &sink_level);
     snprintf(sink_line, sizeof sink_line, "%s", line);
     atomic_store(&sink_level, level);

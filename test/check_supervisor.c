@@ -94,9 +94,9 @@ static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static char log_text[8192]; // the error lines, as far as they fit
 
 static void
-quiet_log(void *ud, int level, const char *line)
+quiet_log(void *ud, int level, const char *origin, const char *line)
 {
-    (void)ud;
+    (void)ud, (void)origin;
     if (level > TP_LOG_ERR)
         return;
     atomic_fetch_add(&log_errors, 1);
@@ -960,7 +960,7 @@ START_TEST(test_backoff_streak)
     // The sibling came back each time (it starts just after child 0).
     wait_starts(1, 5);
     ck_assert_int_eq(cfg[1].starts, 5);
-    tpt_nap_us(250000);                 // runs longer than the period
+    tpt_nap_us(250000); // runs longer than the period
     double fresh = timed_restart(6);
     ck_assert_msg(fresh >= 22 && fresh < 150, "after a calm period: %.1f ms",
                   fresh);

@@ -97,10 +97,11 @@ static char lines[64][256];
 static unsigned nlines;
 
 static void
-keep_line(void *userdata, int level, const char *line)
+keep_line(void *userdata, int level, const char *origin, const char *line)
 {
     (void)userdata;
     (void)level;
+    (void)origin;
     pthread_mutex_lock(&lines_lock);
     snprintf(lines[nlines++ % 64], sizeof lines[0], "%s", line);
     pthread_mutex_unlock(&lines_lock);

@@ -1,20 +1,41 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# Installs troupe into a throwaway DESTDIR, then builds and runs a program
-# outside the tree against it using only pkg-config (`--static` for the
-# static link, which needs the private libev and libcrypto too), once linked
-# statically and once against the shared library.
+# Installs troupe under a throwaway prefix that is not the default, after
+# a normal build has already generated a troupe.pc for /usr/local (make
+# check runs this after building everything), then checks that the
+# installed troupe.pc names the install command's directories and builds
+# and runs a program outside the tree against it using only pkg-config
+# (`--static` for the static link, which needs the private libev and
+# libcrypto too), once linked statically and once against the shared
+# library, found through an rpath. A second install, staged with DESTDIR
+# and its own LIBDIR and INCLUDEDIR, must name those.
 set -eu
 cc=${1:-cc}
 make=${2:-make}
 dest=$(mktemp -d)
 trap 'rm -rf "$dest"' EXIT
 
-$make --no-print-directory -s install DESTDIR="$dest" PREFIX=/usr/local >/dev/null
-export PKG_CONFIG_PATH="$dest/usr/local/lib/pkgconfig"
-export PKG_CONFIG_SYSROOT_DIR="$dest"
+fail() {
+    echo "install test: $*" >&2
+    exit 1
+}
+
+# pc_is VARIABLE VALUE: the installed troupe.pc's VARIABLE is VALUE.
+pc_is() {
+    got=$(pkg-config --variable="$1" troupe)
+    [ "$got" = "$2" ] || fail "troupe.pc has $1=$got, expected $2"
+}
+
+$make --no-print-directory -s all >/dev/null
+prefix=$dest/opt/troupe
+$make --no-print-directory -s install PREFIX="$prefix" >/dev/null
+export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
+pc_is prefix "$prefix"
+pc_is libdir "$prefix/lib"
+pc_is includedir "$prefix/include"
 flags=$(pkg-config --cflags --libs troupe)
 static_flags=$(pkg-config --static --cflags --libs troupe)
+libdir=$(pkg-config --variable=libdir troupe)
 
 cat > "$dest/hello.c" <<'PROG'
 #include <stdio.h>
@@ -47,18 +68,23 @@ main(void)
 PROG
 
 # shellcheck disable=SC2086
-$cc -o "$dest/hello-shared" "$dest/hello.c" $flags
-out=$(LD_LIBRARY_PATH="$dest/usr/local/lib" "$dest/hello-shared")
-[ "$out" = "hello from an installed troupe" ] || {
-    echo "install test: shared build printed '$out'" >&2
-    exit 1
-}
+$cc -o "$dest/hello-shared" "$dest/hello.c" $flags -Wl,-rpath,"$libdir"
+out=$(env -u LD_LIBRARY_PATH "$dest/hello-shared")
+[ "$out" = "hello from an installed troupe" ] ||
+    fail "shared build printed '$out'"
 # shellcheck disable=SC2086
 $cc -o "$dest/hello-static" "$dest/hello.c" -static-libgcc \
-    $(echo "$static_flags" | sed "s|-ltroupe|$dest/usr/local/lib/libtroupe.a|")
+    $(echo "$static_flags" | sed "s|-ltroupe|$libdir/libtroupe.a|")
 out=$("$dest/hello-static")
-[ "$out" = "hello from an installed troupe" ] || {
-    echo "install test: static build printed '$out'" >&2
-    exit 1
-}
-echo "install test: shared and static builds against the installed library work"
+[ "$out" = "hello from an installed troupe" ] ||
+    fail "static build printed '$out'"
+
+$make --no-print-directory -s install DESTDIR="$dest/stage" PREFIX=/opt/tp \
+    LIBDIR=/opt/tp/lib64 INCLUDEDIR=/opt/tp/inc >/dev/null
+export PKG_CONFIG_PATH="$dest/stage/opt/tp/lib64/pkgconfig"
+pc_is prefix /opt/tp
+pc_is libdir /opt/tp/lib64
+pc_is includedir /opt/tp/inc
+[ -f "$dest/stage/opt/tp/inc/troupe.h" ] || fail "no troupe.h in INCLUDEDIR"
+[ -f "$dest/stage/opt/tp/lib64/libtroupe.a" ] || fail "no libtroupe.a in LIBDIR"
+echo "install test: the .pc follows PREFIX, LIBDIR and INCLUDEDIR; shared and static builds against it work"

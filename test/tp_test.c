@@ -71,6 +71,7 @@ main(void)
     srunner_add_suite(sr, api_suite());
     srunner_add_suite(sr, pack_suite());
     srunner_add_suite(sr, lifecycle_suite());
+    srunner_add_suite(sr, log_suite());
     srunner_add_suite(sr, mailbox_suite());
     srunner_add_suite(sr, sched_suite());
     srunner_add_suite(sr, race_suite());

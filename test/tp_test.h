@@ -26,6 +26,7 @@ void tpt_nap_us(long us);
 Suite *err_suite(void);
 Suite *pid_suite(void);
 Suite *lifecycle_suite(void);
+Suite *log_suite(void);
 Suite *mailbox_suite(void);
 Suite *sched_suite(void);
 Suite *race_suite(void);

@@ -69,11 +69,18 @@ typedef struct tp_behaviour {
     // Optional. Runs exactly once when an actor that started exits, for any
     // reason, before its state is freed. Must not send to itself.
     void (*terminate)(tp_ctx *ctx, void *state, int reason);
-    // Optional. Writes a short "key=value ..." description of the state into
-    // `buf` (at most `size` bytes, NUL-terminated) for introspection, and
-    // returns the length written. Runs inside the actor, between messages.
+    // Optional. Writes a "key=value ..." description of the state into
+    // `buf` (at most `size` bytes, NUL-terminated) for introspection and
+    // crash reports, and returns the length written. `size` is
+    // TP_DESCRIBE_MAX + 1: up to TP_DESCRIBE_MAX bytes reach
+    // tp_actor_detail_get, the control socket and crash reports whole.
+    // Runs inside the actor, between messages.
     int (*describe)(const void *state, char *buf, size_t size);
 } tp_behaviour;
+
+// The longest description (without its NUL) a behaviour's describe can
+// hand to introspection and crash reports.
+#define TP_DESCRIBE_MAX 4096
 
 // Options for spawning. A zeroed struct (or NULL) means "defaults".
 typedef struct tp_spawn_opts {

@@ -32,6 +32,12 @@ typedef struct tp_actor_info {
     uint64_t handled, dropped, rejected;
     uint32_t restarts; // set by its supervisor: times this child restarted
     uint64_t age_ms;   // since it was spawned
+    // Larger for an actor spawned later: the millisecond of its spawn
+    // (CLOCK_MONOTONIC_COARSE) times 65536 plus its number among the
+    // system's spawns modulo 65536. Siblings sorted by it are in start
+    // order (a restarted child comes last) unless 65536 spawns happened in
+    // one clock tick.
+    uint64_t start_order;
     // Time its callbacks have run on scheduler threads (wall time of its
     // activations, the one in progress included: CPU time unless the
     // thread was preempted or blocked meanwhile). An init called from an
@@ -43,9 +49,10 @@ typedef struct tp_actor_info {
 typedef struct tp_snapshot tp_snapshot;
 
 // Takes a snapshot of every live actor of `sys` and its statistics, in
-// pid-slot order, without stopping anything (each actor's counters are
-// read at a slightly different moment). Returns 0 with `*out` to free with
-// tp_snapshot_free, TP_EINVAL or TP_ENOMEM. Any thread.
+// pid-slot order (slots are reused: sort by start_order for start order),
+// without stopping anything (each actor's counters are read at a slightly
+// different moment). Returns 0 with `*out` to free with tp_snapshot_free,
+// TP_EINVAL or TP_ENOMEM. Any thread.
 TP_API int tp_snapshot_take(tp_system *sys, tp_snapshot **out);
 TP_API size_t tp_snapshot_len(const tp_snapshot *s);
 // The i-th actor, or NULL past the end.
@@ -62,10 +69,10 @@ typedef struct tp_actor_detail {
     tp_actor_info info;
     bool trap_exit;
     uint32_t nlinks, nmonitors, nwatchers;
-    tp_pid links[TP_DETAIL_PIDS];    // actors linked to it
-    tp_pid monitors[TP_DETAIL_PIDS]; // actors it monitors
-    tp_pid watchers[TP_DETAIL_PIDS]; // actors monitoring it
-    char describe[256];              // behaviour's describe(), or ""
+    tp_pid links[TP_DETAIL_PIDS];       // actors linked to it
+    tp_pid monitors[TP_DETAIL_PIDS];    // actors it monitors
+    tp_pid watchers[TP_DETAIL_PIDS];    // actors monitoring it
+    char describe[TP_DESCRIBE_MAX + 1]; // behaviour's describe(), or ""
 } tp_actor_detail;
 
 // Asks the actor `pid` for its details and waits up to `timeout_ms` for

@@ -44,15 +44,47 @@ typedef enum tp_overflow {
 // Log levels, numbered as syslog and journald number them.
 enum { TP_LOG_ERR = 3, TP_LOG_WARNING = 4, TP_LOG_INFO = 6, TP_LOG_DEBUG = 7 };
 
-// Receives every log line (crash reports included), without a trailing
-// newline. Called from whichever thread logs, possibly several at once.
-typedef void (*tp_log_fn)(void *userdata, int level, const char *line);
+// The origin of the runtime's own log lines: crash reports, supervisors,
+// distribution, the control socket and metrics.
+#define TP_LOG_RUNTIME "troupe"
 
-// Writes one line at `level` (TP_LOG_*) to `sys`'s log sink, or to stderr
-// with a journald priority prefix when `sys` is NULL or has none. Lines
-// are cut at 1023 bytes. Any thread.
+// Receives every log line (crash reports included), without a trailing
+// newline, and where it comes from: `origin` is TP_LOG_RUNTIME for the
+// runtime's own lines; for an application's, "BEHAVIOUR <PID>" of the actor
+// that called tp_log, the origin given to tp_log_as, or "" (tp_log outside
+// any actor). Never NULL. Called from whichever thread logs, possibly
+// several at once.
+typedef void (*tp_log_fn)(void *userdata, int level, const char *origin,
+                          const char *line);
+
+// The longest log line, in bytes without its NUL: a crash report carries
+// its actor's whole describe output (TP_DESCRIBE_MAX bytes).
+#define TP_LOG_MAX 8191
+
+// The default sink (a tp_log_fn; `userdata` is unused): writes
+// "<LEVEL>ORIGIN: LINE" to stderr, "ORIGIN: " left out when `origin` is
+// "" or NULL and cut at 63 bytes, newlines in `line` written as spaces,
+// with one write(2) so lines from several threads stay whole. When stderr
+// is not journald's stream (JOURNAL_STREAM unset, or naming another file
+// than stderr) a UTC timestamp with milliseconds follows the priority
+// prefix: "<6>2026-12-04T10:11:12.345Z troupe: ...". Any thread.
+TP_API void tp_log_stderr(void *userdata, int level, const char *origin,
+                          const char *line);
+
+// Writes one line at `level` (TP_LOG_*) to `sys`'s log sink, or with
+// tp_log_stderr when `sys` is NULL or has none. Its origin is the calling
+// actor, "BEHAVIOUR <PID>", when called inside one of `sys`'s actors (or
+// any actor when `sys` is NULL), else "": the runtime's own lines never
+// come from tp_log, so no tp_log line is taken for one of them.
+// Lines are cut at TP_LOG_MAX bytes. Any thread.
 TP_API void tp_log(tp_system *sys, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+// tp_log with an origin of the caller's choosing (NULL for ""), such as an
+// application's or a library's name. The supervisors use TP_LOG_RUNTIME.
+TP_API void tp_log_as(tp_system *sys, int level, const char *origin,
+                      const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 // System configuration. A zeroed struct means "all defaults".
 typedef struct tp_config {
@@ -62,7 +94,7 @@ typedef struct tp_config {
     unsigned batch;            // messages per activation; 0 = 64 (max 65536)
     int send_timeout_ms;       // how long a non-actor thread waits on a full
                                // BACKPRESSURE mailbox; 0 = 5000, -1 = forever
-    tp_log_fn log;             // NULL = stderr, journald priority prefixes
+    tp_log_fn log;             // NULL = tp_log_stderr
     void *log_userdata;
     // Catch SIGSEGV, SIGBUS, SIGFPE, SIGILL and SIGABRT raised inside an
     // actor's callbacks: that actor crashes with reason TP_REASON_SIGNAL +

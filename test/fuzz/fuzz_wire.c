@@ -250,10 +250,11 @@ sink_stop(tp_pid sink)
 }
 
 static void
-quiet(void *userdata, int level, const char *line)
+quiet(void *userdata, int level, const char *origin, const char *line)
 {
     (void)userdata;
     (void)level;
+    (void)origin;
     (void)line;
 }
 

@@ -6,9 +6,14 @@
 
 _actorctl_nodes()
 {
-    local dir f
-    for dir in ${XDG_RUNTIME_DIR:+"$XDG_RUNTIME_DIR/troupe"} \
-        "/tmp/troupe-$UID" /run/troupe; do
+    local dir f dirs
+    if [[ -n $TROUPE_RUNTIME_DIR ]]; then
+        dirs=("$TROUPE_RUNTIME_DIR")
+    else
+        dirs=(${XDG_RUNTIME_DIR:+"$XDG_RUNTIME_DIR/troupe"} \
+            "/tmp/troupe-$UID" /run/troupe)
+    fi
+    for dir in "${dirs[@]}"; do
         for f in "$dir"/*.sock; do
             [[ -S $f ]] || continue
             f=${f##*/}

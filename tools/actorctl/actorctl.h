@@ -117,6 +117,8 @@ typedef struct ctl_actor {
     uint64_t mailbox, capacity, high_water, handled, dropped, rejected;
     uint64_t restarts, age_ms;
     uint64_t cpu_us; // 0 from a node that does not measure it
+    uint64_t
+        start_order; // among siblings; 0 from a node that does not send it
 } ctl_actor;
 
 typedef struct ctl_snap {

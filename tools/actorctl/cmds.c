@@ -200,6 +200,38 @@ ctl_cmd_info(const ctl_target *t, const ctl_opts *o, const char *who)
 // ---- kill
 // -------------------------------------------------------------------
 
+// Says what kill did: "killed <0.5.1> (reason kill)", or for a trappable
+// reason "sent <0.5.1> an exit signal (reason shutdown)", the name after
+// the pid when the actor was named; with --json the same as data.
+static void
+kill_report(bool json, const char *pid, const char *name, const char *reason,
+            const long *code)
+{
+    if (json) {
+        printf("{\"ok\":true,\"pid\":\"%s\",\"reason\":", pid);
+        if (code != NULL)
+            printf("%ld", *code);
+        else
+            ctl_json_str(stdout, (ctl_str){reason, (uint32_t)strlen(reason)});
+        fputs("}\n", stdout);
+        return;
+    }
+    char *clean =
+        name ? ctl_clean((ctl_str){name, (uint32_t)strlen(name)}) : NULL;
+    char who[300], why[32];
+    snprintf(who, sizeof who, "%s%s%s", pid, clean ? " " : "",
+             clean ? clean : "");
+    free(clean);
+    if (code != NULL)
+        snprintf(why, sizeof why, "%ld", *code);
+    else
+        snprintf(why, sizeof why, "%s", reason);
+    if (strcmp(why, "kill") == 0)
+        printf("killed %s (reason kill)\n", who);
+    else
+        printf("sent %s an exit signal (reason %s)\n", who, why);
+}
+
 int
 ctl_cmd_kill(const ctl_target *t, const ctl_opts *o, const char *who)
 {
@@ -234,7 +266,10 @@ ctl_cmd_kill(const ctl_target *t, const ctl_opts *o, const char *who)
     msgpack_sbuffer_destroy(&sb);
     ctl_close(&c);
     ctl_reply_free(&r);
-    if (rc == CTL_OK && o->json)
-        printf("{\"ok\":true,\"pid\":\"%s\"}\n", pid);
+    char named[40];
+    if (rc == CTL_OK)
+        kill_report(o->json, pid,
+                    ctl_pid_normalise(who, named, sizeof named) ? NULL : who,
+                    reason, numeric ? &code : NULL);
     return rc;
 }

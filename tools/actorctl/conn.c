@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 // Finding a node's control socket and talking to it. A node named NAME
-// listens at $XDG_RUNTIME_DIR/troupe/NAME.sock, /tmp/troupe-UID/NAME.sock
-// or, for root, /run/troupe/NAME.sock; the first that exists wins. Frames
+// listens at $TROUPE_RUNTIME_DIR/NAME.sock when that is set (and nowhere
+// else is looked at then), else at $XDG_RUNTIME_DIR/troupe/NAME.sock,
+// /tmp/troupe-UID/NAME.sock or, for root, /run/troupe/NAME.sock; the
+// first that exists wins. Frames
 // are a 4-byte big-endian length and one msgpack map (lib/CONTROL.md).
 // Each request has one deadline for its whole exchange, and a reply is
 // checked to be one well-formed msgpack map before msgpack-c unpacks it,
@@ -24,11 +26,17 @@
 
 static const char *who(const ctl_target *t, char *buf, size_t size);
 
-// The directories a node's socket may be in, most specific first.
+// The directories a node's socket may be in, most specific first; only
+// TROUPE_RUNTIME_DIR when it is set (runtime_dir_check has vetted it).
 static size_t
 socket_dirs(char dirs[MAX_DIRS][200])
 {
     size_t n = 0;
+    const char *own = getenv("TROUPE_RUNTIME_DIR");
+    if (own != NULL && own[0] != '\0') {
+        snprintf(dirs[n++], 200, "%s", own);
+        return n;
+    }
     const char *xdg = getenv("XDG_RUNTIME_DIR");
     if (xdg != NULL && xdg[0] == '/' && strlen(xdg) < 180)
         snprintf(dirs[n++], 200, "%s/troupe", xdg);
@@ -57,6 +65,24 @@ set_path(ctl_target *t, const char *path)
     if (strlen(path) >= sizeof t->path)
         return ctl_fail(CTL_USAGE, "socket path too long: %s", path);
     memcpy(t->path, path, strlen(path) + 1);
+    return CTL_OK;
+}
+
+// TROUPE_RUNTIME_DIR, when set, must be an absolute path that leaves room
+// for a socket's name.
+static int
+runtime_dir_check(void)
+{
+    const char *own = getenv("TROUPE_RUNTIME_DIR");
+    if (own == NULL || own[0] == '\0')
+        return CTL_OK;
+    if (own[0] != '/')
+        return ctl_fail(CTL_USAGE,
+                        "TROUPE_RUNTIME_DIR must be an absolute path, not "
+                        "\"%s\"",
+                        own);
+    if (strlen(own) >= 180)
+        return ctl_fail(CTL_USAGE, "TROUPE_RUNTIME_DIR is too long: %s", own);
     return CTL_OK;
 }
 
@@ -140,6 +166,9 @@ ctl_target_resolve(ctl_target *t, const char *node, const char *socket)
                         "not both");
     if (socket != NULL)
         return set_path(t, socket);
+    int rc = runtime_dir_check();
+    if (rc != CTL_OK)
+        return rc;
     if (node != NULL)
         return resolve_name(t, node);
     const char *env = getenv("ACTORCTL_SOCKET");

@@ -53,7 +53,9 @@ static const command commands[] = {
      1, 1},
     {"kill", "PID|NAME [REASON]", "send an actor an exit signal",
      "  REASON is kill (default; cannot be trapped), shutdown, normal or a\n"
-     "  negative error code. Its supervisor, if any, restarts it.\n",
+     "  negative error code. Its supervisor, if any, restarts it. Prints\n"
+     "  what it did (\"killed <0.5.1> (reason kill)\").\n"
+     "  --json     one JSON object: the pid and the reason\n",
      1, 2},
     {"stats", "[--json]", "the node's counters and its workers",
      "  --json     one JSON object, keys named as in the control protocol\n",
@@ -67,6 +69,7 @@ static const char global_help[] =
     "Options (before the command; --socket, --node, --timeout and --color\n"
     "may also follow it):\n"
     "  -n, --node NAME      the node whose control socket is NAME.sock in\n"
+    "                       $TROUPE_RUNTIME_DIR if set, else in\n"
     "                       $XDG_RUNTIME_DIR/troupe, /tmp/troupe-UID or, for\n"
     "                       root, /run/troupe (the first that exists)\n"
     "  -s, --socket PATH    the control socket itself\n"

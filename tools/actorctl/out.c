@@ -323,12 +323,13 @@ ctl_actor_json_fields(FILE *f, const ctl_actor *a)
     fprintf(f,
             ",\"mailbox\":%llu,\"capacity\":%llu,\"high_water\":%llu,"
             "\"handled\":%llu,\"dropped\":%llu,\"rejected\":%llu,"
-            "\"restarts\":%llu,\"age_ms\":%llu,\"cpu_us\":%llu",
+            "\"restarts\":%llu,\"age_ms\":%llu,\"cpu_us\":%llu,"
+            "\"start_order\":%llu",
             (unsigned long long)a->mailbox, (unsigned long long)a->capacity,
             (unsigned long long)a->high_water, (unsigned long long)a->handled,
             (unsigned long long)a->dropped, (unsigned long long)a->rejected,
             (unsigned long long)a->restarts, (unsigned long long)a->age_ms,
-            (unsigned long long)a->cpu_us);
+            (unsigned long long)a->cpu_us, (unsigned long long)a->start_order);
 }
 
 void

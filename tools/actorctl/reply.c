@@ -371,6 +371,10 @@ ctl_actor_decode(const msgpack_object *m, const char *where, ctl_actor *a)
     if (ctl_field(m, "cpu_us") != NULL &&
         ctl_get_uint(m, "cpu_us", where, &a->cpu_us) != CTL_OK)
         return CTL_ERROR;
+    // Optional: older nodes do not send it.
+    if (ctl_field(m, "start_order") != NULL &&
+        ctl_get_uint(m, "start_order", where, &a->start_order) != CTL_OK)
+        return CTL_ERROR;
     return CTL_OK;
 }
 

@@ -19,7 +19,9 @@ checks=0
 began=$(date +%s)
 
 unset ACTORCTL_SOCKET NO_COLOR
-export LC_ALL=C XDG_RUNTIME_DIR="$tmp/xdg"
+# Only this test's nodes: with TROUPE_RUNTIME_DIR set actorctl looks
+# nowhere else, whatever runs in /run/troupe or /tmp/troupe-UID.
+export LC_ALL=C XDG_RUNTIME_DIR="$tmp/xdg" TROUPE_RUNTIME_DIR="$tmp/xdg/troupe"
 mkdir -m 700 "$tmp/xdg"
 sock=$tmp/xdg/troupe/alpha.sock
 
@@ -157,7 +159,8 @@ schema="$schema\"status\":\"\\(waiting\\|runnable\\|muted\\|exiting\\)\""
 for k in mailbox capacity high_water handled dropped rejected restarts; do
     schema="$schema,\"$k\":[0-9][0-9]*"
 done
-schema="$schema,\"age_ms\":[0-9][0-9]*,\"cpu_us\":[0-9][0-9]*},\\{0,1\\}\$"
+schema="$schema,\"age_ms\":[0-9][0-9]*,\"cpu_us\":[0-9][0-9]*"
+schema="$schema,\"start_order\":[1-9][0-9]*},\\{0,1\\}\$"
 checks=$((checks + 1))
 [ "$(grep -c "$schema" "$tmp/out")" -eq 8 ] ||
     fail "tree --json: not 8 actor lines of the protocol's schema: $(cat "$tmp/out")"
@@ -253,6 +256,10 @@ has "$tmp/out" '^describe  *count=[0-9]*$' "info describe"
 has "$tmp/out" "^links  *$root\$" "info links"
 has "$tmp/out" '^trap_exit  *false$' "info trap_exit"
 has "$tmp/out" '^cpu  *\([0-9.]*[mu]*s\|-\)$' "info cpu"
+# The root lists its five children: longer than the 256 bytes once kept.
+expect 0 "info root" "$actorctl" -n alpha info root
+has "$tmp/out" '^describe  *strategy=one_for_one .* \[id=sub pid=<[0-9.]*> state=running restarts=0\]$' \
+    "info root: the whole describe line"
 bare=$(printf '%s' "$counter" | tr -d '<>')
 expect 0 "info by a bare pid, --json" "$actorctl" -n alpha info "$bare" --json
 checks=$((checks + 1))
@@ -273,6 +280,13 @@ kill_and_wait() {
     old=$(field "$before" pid)
     restarts=$(field "$before" restarts)
     expect 0 "kill victim $*" "$actorctl" -n alpha kill "$old" "$@"
+    case ${1:-kill} in
+    kill) said="killed $old (reason kill)" ;;
+    *) said="sent $old an exit signal (reason $1)" ;;
+    esac
+    checks=$((checks + 1))
+    [ "$(cat "$tmp/out")" = "$said" ] ||
+        fail "kill victim $*: printed '$(cat "$tmp/out")', not '$said'"
     eventually restarted "$old" $((restarts + 1)) ||
         fail "kill victim $*: no restart of $old (now: $(actor victim))"
 }
@@ -297,6 +311,27 @@ kill_and_wait shutdown
 kill_and_wait -22
 expect 0 "ps --sort restarts" "$actorctl" -n alpha ps --sort restarts -n 1
 has "$tmp/out" '^<[0-9.]*>  *victim .* 3  *[0-9.]*[a-z]*$' "ps --sort restarts"
+# Siblings in start order: the restarted victim now comes after sub.
+expect 0 "tree --json after restarts" "$actorctl" -n alpha tree --json
+order=$(sed -n 's/.*"name":"\([a-z_]*\)".*/\1/p' "$tmp/out" | tr '\n' ' ')
+checks=$((checks + 1))
+[ "$order" = "root counter gate_a gate_b sub leaf victim loner " ] ||
+    fail "tree --json order after restarts: $order"
+# By name, as JSON: the pid it resolved to and the reason.
+run "$actorctl" -n alpha ps --json
+old=$(field "$(actor victim)" pid)
+expect 0 "kill victim by name --json" "$actorctl" -n alpha kill victim \
+    --json
+checks=$((checks + 1))
+[ "$(cat "$tmp/out")" = "{\"ok\":true,\"pid\":\"$old\",\"reason\":\"kill\"}" ] ||
+    fail "kill victim --json printed: $(cat "$tmp/out")"
+eventually restarted "$old" 4 || fail "kill victim by name: no restart"
+old=$(field "$(actor victim)" pid)
+expect 0 "kill victim by name, reason -22" "$actorctl" -n alpha kill victim -22
+checks=$((checks + 1))
+[ "$(cat "$tmp/out")" = "sent $old victim an exit signal (reason -22)" ] ||
+    fail "kill victim -22 printed: $(cat "$tmp/out")"
+eventually restarted "$old" 5 || fail "kill victim by name: no restart"
 
 # ---- top, stats, nodes ----------------------------------------------------
 
@@ -336,10 +371,20 @@ has "$tmp/out" '^{"node":"","peers":\[\]}$' "nodes --json"
 
 expect 0 "--socket" "$actorctl" --socket "$sock" stats
 expect 0 "ACTORCTL_SOCKET" env ACTORCTL_SOCKET="$sock" "$actorctl" stats
-# Other nodes of this user would make the choice ambiguous.
-if ! ls /tmp/troupe-"$(id -u)"/*.sock /run/troupe/*.sock >/dev/null 2>&1; then
-    expect 0 "the only node running" "$actorctl" stats
-fi
+expect 0 "the only node running" "$actorctl" stats
+mkdir -m 700 "$tmp/empty"
+expect 69 "no node running" env TROUPE_RUNTIME_DIR="$tmp/empty" "$actorctl" stats
+has "$tmp/err" "no node is running (no socket in $tmp/empty); choose" \
+    "no node running"
+expect 69 "TROUPE_RUNTIME_DIR elsewhere" env TROUPE_RUNTIME_DIR="$tmp/empty" \
+    "$actorctl" -n alpha stats
+has "$tmp/err" "node \"alpha\" is not running (no socket at $tmp/empty/alpha.sock)\$" \
+    "TROUPE_RUNTIME_DIR elsewhere"
+expect 2 "TROUPE_RUNTIME_DIR relative" env TROUPE_RUNTIME_DIR=xdg/troupe \
+    "$actorctl" -n alpha stats
+one_line "TROUPE_RUNTIME_DIR relative"
+expect 0 "-n in XDG_RUNTIME_DIR/troupe" env -u TROUPE_RUNTIME_DIR \
+    "$actorctl" -n alpha stats
 expect 69 "a node that is not running" "$actorctl" -n nosuch tree
 one_line "a node that is not running"
 has "$tmp/err" "node \"nosuch\" is not running (no socket at $tmp/xdg/troupe/nosuch.sock" \
@@ -450,6 +495,12 @@ $good tree >"$tmp/out" 2>&1
 checks=$((checks + 1))
 [ "$(grep -c '^[-|` ]*<0\.' "$tmp/out")" -eq 7 ] ||
     fail "a parent cycle: not each actor once: $(cat "$tmp/out")"
+# Siblings and roots in start order (start_order), not the snapshot's.
+$good tree --json >"$tmp/out" 2>&1
+order=$(sed -n 's/.*"pid":"\(<[0-9.]*>\)".*/\1/p' "$tmp/out" | tr '\n' ' ')
+checks=$((checks + 1))
+[ "$order" = "<0.1.1> <0.3.1> <0.2.1> <0.6.1> <0.7.1> <0.4.1> <0.5.1> " ] ||
+    fail "tree: not in start order: $order"
 $good --color=always tree >"$tmp/out" 2>&1
 has "$tmp/out" "$esc\\[" "--color=always"
 NO_COLOR=1 $good --color=always tree >"$tmp/out" 2>&1

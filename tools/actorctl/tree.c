@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT
 // `actorctl tree`: the supervision tree, rebuilt from the parent link
 // each actor of a snapshot carries. An actor whose parent is nil or no
-// longer alive is a root; siblings keep snapshot (pid-slot) order, which
-// is start order for a supervisor's children. Whatever the node sends,
-// each actor is printed exactly once: a parent cycle, impossible from a
-// real node, is broken where it is found.
+// longer alive is a root; roots and siblings are listed in start order
+// (their start_order; a snapshot lists actors by pid slot, and slots are
+// reused), so a restarted child comes after its siblings. Whatever the
+// node sends, each actor is printed exactly once: a parent cycle,
+// impossible from a real node, is broken where it is found.
 #include "actorctl.h"
 
 #include <stdlib.h>
@@ -41,13 +42,29 @@ tree_free(tree *t)
     free(t->next);
 }
 
-// Links each actor to its parent, keeping snapshot order among siblings.
+// qsort has no context argument: the snapshot being ordered.
+static const ctl_snap *sorting;
+
+// By start_order, then snapshot order (a node that sends no start_order).
+static int
+by_start(const void *a, const void *b)
+{
+    size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    uint64_t si = sorting->actors[i].start_order;
+    uint64_t sj = sorting->actors[j].start_order;
+    if (si != sj)
+        return si < sj ? -1 : 1;
+    return i < j ? -1 : i > j;
+}
+
+// Links each actor to its parent, siblings in start order (`start`).
 static void
-link_children(ctl_snap *s, tree *t, bool *root)
+link_children(ctl_snap *s, tree *t, const size_t *start, bool *root)
 {
     for (size_t i = 0; i < s->n; i++)
         t->first[i] = t->next[i] = -1;
-    for (size_t k = s->n; k-- > 0;) {
+    for (size_t j = s->n; j-- > 0;) {
+        size_t k = start[j];
         long p =
             s->actors[k].parent.n ? ctl_snap_find(s, s->actors[k].parent) : -1;
         root[k] = p < 0 || (size_t)p == k;
@@ -99,13 +116,19 @@ tree_build(ctl_snap *s, tree *t)
     // Each actor is pushed at most once per parent link it has: n in all.
     size_t *stack = xcalloc(s->n, sizeof *stack);
     unsigned *sdepth = xcalloc(s->n, sizeof *sdepth);
-    link_children(s, t, root);
+    size_t *start = xcalloc(s->n, sizeof *start);
     for (size_t i = 0; i < s->n; i++)
-        if (root[i])
-            walk(t, i, seen, stack, sdepth);
-    for (size_t i = 0; i < s->n; i++)
-        if (!seen[i])
-            walk(t, i, seen, stack, sdepth);
+        start[i] = i;
+    sorting = s;
+    qsort(start, s->n, sizeof *start, by_start);
+    link_children(s, t, start, root);
+    for (size_t j = 0; j < s->n; j++)
+        if (root[start[j]])
+            walk(t, start[j], seen, stack, sdepth);
+    for (size_t j = 0; j < s->n; j++)
+        if (!seen[start[j]])
+            walk(t, start[j], seen, stack, sdepth);
+    free(start);
     free(root);
     free(seen);
     free(stack);

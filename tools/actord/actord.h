@@ -55,13 +55,16 @@ const char *ad_log_level_name(int level);
 // The level named `name`, or -1.
 int ad_log_level_parse(const char *name);
 
-// Writes "<LEVEL>actord: " and the formatted text as one line on stderr
-// (newlines inside become spaces). Any thread.
+// Writes the formatted text as one line on stderr with tp_log_stderr,
+// origin "actord". Any thread.
 void ad_log(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-// The library's log sink (tp_log_fn): the same filter, "troupe: " prefix.
-void ad_log_sink(void *userdata, int level, const char *line);
+// The library's log sink (tp_log_fn): the same filter, then tp_log_stderr
+// with the line's origin, "app" for an application's line logged outside
+// any actor.
+void ad_log_sink(void *userdata, int level, const char *origin,
+                 const char *line);
 
 // Writes `s` into `buf` as a log field value: unchanged when it is
 // non-empty and holds no space, quote, '=' or control character, else
@@ -132,10 +135,10 @@ typedef struct ad_config {
 int ad_config_load(ad_config **out, const char *path, ad_diag *diag);
 void ad_config_free(ad_config *cfg);
 
-// The control socket's default path for node `name`: $RUNTIME_DIRECTORY
-// (set by systemd's RuntimeDirectory=), /run/troupe for root,
-// $XDG_RUNTIME_DIR/troupe, else /tmp/troupe-UID; then "/NAME.sock".
-// Returns a malloc'ed string or NULL.
+// The control socket's default path for node `name`: $TROUPE_RUNTIME_DIR,
+// else $RUNTIME_DIRECTORY (set by systemd's RuntimeDirectory=),
+// /run/troupe for root, $XDG_RUNTIME_DIR/troupe, else /tmp/troupe-UID; then
+// "/NAME.sock". Returns a malloc'ed string or NULL (out of memory).
 char *ad_control_default(const char *name);
 
 // Deep copy of one application's section; NULL when memory ran out.

@@ -336,6 +336,11 @@ check_whole(parse *p)
         c->control = ad_control_default(c->name);
         if (c->control == NULL)
             p->oom = true;
+        else if (c->control[0] != '/')
+            ERR(p,
+                "%s:%d: the default control socket %s is not an absolute "
+                "path: TROUPE_RUNTIME_DIR must be one",
+                c->path, c->node_line, c->control);
         else if (strlen(c->control) >= AD_SUN_PATH_MAX)
             ERR(p,
                 "%s:%d: the default control socket %s is too long: set "

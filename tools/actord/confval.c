@@ -395,12 +395,15 @@ ad_node_key_set(ad_config *c, int k, const char *value, const char *dir,
 char *
 ad_control_default(const char *name)
 {
+    const char *own = getenv("TROUPE_RUNTIME_DIR");
     const char *rd = getenv("RUNTIME_DIRECTORY");
     const char *xdg = getenv("XDG_RUNTIME_DIR");
     char *path = NULL;
     int n;
     // systemd lists several directories separated by ':'; take one only.
-    if (rd != NULL && rd[0] == '/' && strchr(rd, ':') == NULL)
+    if (own != NULL && own[0] != '\0')
+        n = asprintf(&path, "%s/%s.sock", own, name);
+    else if (rd != NULL && rd[0] == '/' && strchr(rd, ':') == NULL)
         n = asprintf(&path, "%s/%s.sock", rd, name);
     else if (geteuid() == 0)
         n = asprintf(&path, "/run/troupe/%s.sock", name);

@@ -1,19 +1,20 @@
 // SPDX-License-Identifier: MIT
-// actord's logging: one line per event on stderr, "<N>" journald priority
-// prefix first (systemd turns it into the entry's priority), then
-// "actord: " or, for lines from the library, "troupe: ", then the event
-// and its key=value fields. A level filter set from the configuration
-// (and changed by SIGHUP) drops lines above it. Also the diagnostics list
-// the configuration reader fills.
+// actord's logging: one line per event on stderr, written by the
+// library's tp_log_stderr: "<N>" journald priority prefix first (systemd
+// turns it into the entry's priority), a timestamp unless stderr is the
+// journal, then the origin: "actord: " for actord's own lines, "troupe: "
+// for the runtime's, the logging actor ("kv_acceptor <0.10.1>: ") or
+// "app: " for an application's, then the event and its key=value fields.
+// A level filter set from the configuration (and changed by SIGHUP) drops
+// lines above it. Also the diagnostics list the configuration reader
+// fills.
 #include "actord.h"
 
-#include <errno.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 // Read by every thread that logs, written by the main thread on reload.
 // Relaxed: a line racing with a change may use either level, and nothing
@@ -54,26 +55,6 @@ ad_log_level_parse(const char *name)
     return -1;
 }
 
-// One write(2) per line keeps lines from several threads whole.
-static void
-emit(int level, const char *prefix, const char *text)
-{
-    char line[1200];
-    int n = snprintf(line, sizeof line - 1, "<%d>%s: ", level, prefix);
-    size_t len = (size_t)n;
-    for (const char *s = text; *s != 0 && len < sizeof line - 2; s++)
-        line[len++] = *s == '\n' || *s == '\r' ? ' ' : *s;
-    line[len++] = '\n';
-    for (size_t off = 0; off < len;) {
-        ssize_t w = write(STDERR_FILENO, line + off, len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return; // nowhere to complain to
-        off += (size_t)w;
-    }
-}
-
 void
 ad_log(int level, const char *fmt, ...)
 {
@@ -84,15 +65,14 @@ ad_log(int level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    emit(level, "actord", text);
+    tp_log_stderr(NULL, level, "actord", text);
 }
 
 void
-ad_log_sink(void *userdata, int level, const char *line)
+ad_log_sink(void *userdata, int level, const char *origin, const char *line)
 {
-    (void)userdata;
     if (level <= ad_log_level())
-        emit(level, "troupe", line);
+        tp_log_stderr(userdata, level, origin[0] ? origin : "app", line);
 }
 
 const char *

@@ -25,8 +25,11 @@ notify_pid=""
 beta_pid=""
 beta_actord=""
 
-export LC_ALL=C
-unset NOTIFY_SOCKET WATCHDOG_USEC WATCHDOG_PID RUNTIME_DIRECTORY
+# TROUPE_RUNTIME_DIR: a control socket left to its default is this test's.
+export LC_ALL=C TROUPE_RUNTIME_DIR="$tmp/run"
+unset NOTIFY_SOCKET WATCHDOG_USEC WATCHDOG_PID RUNTIME_DIRECTORY JOURNAL_STREAM
+# A log line's timestamp, when stderr is not the journal.
+T='[0-9]\{4\}-[0-1][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9]\.[0-9]\{3\}Z '
 
 cleanup() {
     for p in $pid $notify_pid $beta_pid $beta_actord; do
@@ -188,7 +191,7 @@ bad() {
     expect 78 "$1 (--check)" "$actord" --check -c "$tmp/$1.conf"
     has "$tmp/err" "^$tmp/$1.conf:$2: $3" "$1 (--check)"
     expect 78 "$1" "$actord" -c "$tmp/$1.conf"
-    has "$tmp/err" "^<3>actord: $tmp/$1.conf:$2: $3" "$1"
+    has "$tmp/err" "^<3>${T}actord: $tmp/$1.conf:$2: $3" "$1"
 }
 
 printf '[node]\nname = alpha\nthraeds = 2\n' |
@@ -355,9 +358,17 @@ start run
 ready 1 "start"
 has "$tmp/notified" '^READY=1|STATUS=Running: node alpha, 1 application (first)$' \
     "READY=1 with a status"
-has "$tmp/log" '^<6>actord: app_started app=first root=<0\.[0-9]*\.[0-9]*> children=3 ' \
+has "$tmp/log" "^<6>${T}actord: app_started app=first root=<0\\.[0-9]*\\.[0-9]*> children=3 " \
     "the tree started"
 lacks "$tmp/log" '^<7>' "log_level info hides debug lines"
+# Whose line is it: an application's names the actor that logged it, or
+# "app" when no actor did; only the runtime's say "troupe".
+has "$tmp/log" "^<6>${T}app: testapp: start app=first workers=3\$" \
+    "an application's line outside any actor"
+has "$tmp/log" "^<6>${T}testapp_worker <0\\.[0-9]*\\.[0-9]*>: worker_ready\$" \
+    "an application's line inside an actor"
+lacks "$tmp/log" 'troupe: testapp\|troupe: worker_ready' \
+    "an application's lines are not the runtime's"
 if [ -x "$actorctl" ]; then
     expect 0 "actorctl tree" "$actorctl" --socket "$tmp/run/alpha.sock" tree
     has "$tmp/out" '^<0\.[0-9]*\.[0-9]*> first  *supervisor ' "the root in the tree"
@@ -372,7 +383,7 @@ printf 'log_level = debug\n[app first]\nmodule = %s\nworkers = 3\n[app second]\n
 kill -HUP "$pid"
 ready 2 "reload"
 has "$tmp/log" 'reload_applied key=log_level old=info new=debug' "reload: log_level"
-has "$tmp/log" '^<7>actord: module_loaded app=second' "reload: debug lines shown"
+has "$tmp/log" "^<7>${T}actord: module_loaded app=second" "reload: debug lines shown"
 has "$tmp/log" 'app_started app=second root=.* children=2' "reload: a new application"
 has "$tmp/notified" 'RELOADING=1|MONOTONIC_USEC=[0-9]*|STATUS=Reloading' \
     "reload: RELOADING=1"
@@ -410,10 +421,59 @@ before "$sup child=w3 " "$sup child=w2 " "shutdown order"
 before "$sup child=w2 " "$sup child=w1 " "shutdown order"
 before "$sup child=w1 " 'app_stopped app=first reason=shutdown' \
     "shutdown order"
+has "$tmp/log" "^<6>${T}troupe: $sup child=w1 " "the runtime's lines"
 before 'app_stopped app=first' 'testapp: stop app=first' "the module's stop"
 has "$tmp/log" 'stopped status=0$' "SIGTERM"
 tick
 [ ! -e "$tmp/run/alpha.sock" ] || fail "SIGTERM: the control socket stayed"
+
+# ---- the default control socket ----------------------------------------------
+
+# Without a control setting the socket is $TROUPE_RUNTIME_DIR/NAME.sock,
+# where actorctl -n NAME looks.
+printf '[node]\nname = gamma\n[app first]\nmodule = %s\n' "$app" \
+    >"$tmp/gamma.conf"
+start gamma
+tick
+[ -S "$tmp/run/gamma.sock" ] || fail "no control socket at $tmp/run/gamma.sock"
+if [ -x "$actorctl" ]; then
+    expect 0 "actorctl -n gamma" "$actorctl" -n gamma stats
+fi
+kill -TERM "$pid"
+finish "the default control socket" 0
+expect 78 "a relative TROUPE_RUNTIME_DIR" env TROUPE_RUNTIME_DIR=run \
+    "$actord" --check -c "$tmp/gamma.conf"
+has "$tmp/err" "gamma.conf:1: the default control socket run/gamma.sock is not an absolute path" \
+    "a relative TROUPE_RUNTIME_DIR"
+
+# ---- journald ---------------------------------------------------------------
+
+# JOURNAL_STREAM naming stderr (DEVICE:INODE) means journald reads it: the
+# priority prefix stays, the timestamp goes. Naming another file, it stays.
+printf '[node]\nname = alpha\nthraeds = 2\n' >"$tmp/typo.conf"
+: >"$tmp/err"
+JOURNAL_STREAM=$(stat -c '%d:%i' "$tmp/secret") "$actord" -c "$tmp/typo.conf" \
+    2>>"$tmp/err"
+has "$tmp/err" "^<3>${T}actord: $tmp/typo.conf:3: " \
+    "JOURNAL_STREAM of another file: a timestamp"
+: >"$tmp/err"
+JOURNAL_STREAM=$(stat -c '%d:%i' "$tmp/err") "$actord" -c "$tmp/typo.conf" \
+    2>>"$tmp/err"
+has "$tmp/err" "^<3>actord: $tmp/typo.conf:3: " "under journald: no timestamp"
+printf '[app first]\nmodule = %s\nworkers = 1\n' "$app" | conf journal
+: >"$tmp/log"
+JOURNAL_STREAM=$(stat -c '%d:%i' "$tmp/log") timeout --foreground 60 \
+    "$actord" --config "$tmp/journal.conf" 2>>"$tmp/log" &
+pid=$!
+wait_log 'actord: ready ' "under journald: start"
+kill -TERM "$pid"
+finish "under journald" 0
+has "$tmp/log" '^<6>actord: app_started app=first ' "under journald: actord"
+has "$tmp/log" '^<6>troupe: supervisor <[0-9.]*>: child_stopped child=w1 ' \
+    "under journald: the runtime"
+has "$tmp/log" '^<6>testapp_worker <[0-9.]*>: worker_ready$' \
+    "under journald: an application"
+lacks "$tmp/log" "$T" "under journald: no timestamp"
 
 # ---- applications removed by reload, roots that die, SIGINT ----------------
 
@@ -519,10 +579,10 @@ wait_in "$blog" 'actord: ready ' "beta: start"
 beta_actord=$(sed -n 's/.*actord: starting .* pid=\([0-9]*\)$/\1/p' "$blog")
 bport=$(sed -n 's/.*node_started node=beta@127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$blog")
 beta="beta@127.0.0.1:$bport"
-has "$blog" "^<6>actord: peer_connecting node=$alpha\$" "beta connects to alpha"
-wait_in "$blog" "^<6>actord: nodeup node=$alpha incarnation=[1-9][0-9]*\$" \
+has "$blog" "^<6>${T}actord: peer_connecting node=$alpha\$" "beta connects to alpha"
+wait_in "$blog" "^<6>${T}actord: nodeup node=$alpha incarnation=[1-9][0-9]*\$" \
     "beta: nodeup for alpha"
-wait_in "$tmp/log" "^<6>actord: nodeup node=$beta incarnation=[1-9][0-9]*\$" \
+wait_in "$tmp/log" "^<6>${T}actord: nodeup node=$beta incarnation=[1-9][0-9]*\$" \
     "alpha: nodeup for beta"
 before 'node_started ' 'nodeup ' "alpha: nodeup after the node started"
 if [ -x "$actorctl" ]; then
@@ -538,11 +598,11 @@ beta_conf
 kill -HUP "$beta_pid"
 wait_in "$blog" 'reloaded applied=1 needs_restart=0 failed=0 ' \
     "reload removing a peer"
-has "$blog" "^<6>actord: reload_peer_removed node=$alpha\$" \
+has "$blog" "^<6>${T}actord: reload_peer_removed node=$alpha\$" \
     "reload removing a peer"
-wait_in "$blog" "^<4>actord: nodedown node=$alpha incarnation=[1-9][0-9]* reason=" \
+wait_in "$blog" "^<4>${T}actord: nodedown node=$alpha incarnation=[1-9][0-9]* reason=" \
     "reload removing a peer: beta's nodedown"
-wait_in "$tmp/log" "^<4>actord: nodedown node=$beta incarnation=[1-9][0-9]* reason=" \
+wait_in "$tmp/log" "^<4>${T}actord: nodedown node=$beta incarnation=[1-9][0-9]* reason=" \
     "reload removing a peer: alpha's nodedown"
 if [ -x "$actorctl" ]; then
     expect 0 "actorctl nodes (beta)" "$actorctl" --socket "$tmp/run/beta.sock" nodes
@@ -552,10 +612,10 @@ beta_conf "$alpha"
 kill -HUP "$beta_pid"
 wait_count "$blog" 2 'reloaded applied=1 needs_restart=0 failed=0 ' \
     "reload adding a peer"
-has "$blog" "^<6>actord: reload_peer_added node=$alpha\$" "reload adding a peer"
-wait_count "$blog" 2 "^<6>actord: nodeup node=$alpha " \
+has "$blog" "^<6>${T}actord: reload_peer_added node=$alpha\$" "reload adding a peer"
+wait_count "$blog" 2 "^<6>${T}actord: nodeup node=$alpha " \
     "reload adding a peer: beta's nodeup"
-wait_count "$tmp/log" 2 "^<6>actord: nodeup node=$beta " \
+wait_count "$tmp/log" 2 "^<6>${T}actord: nodeup node=$beta " \
     "reload adding a peer: alpha's nodeup"
 
 # The watcher killed is spawned again and goes on logging; the node stays.
@@ -571,7 +631,7 @@ fi
 kill -KILL "$beta_actord"
 wait "$beta_pid" 2>/dev/null
 beta_pid="" beta_actord=""
-wait_count "$tmp/log" 2 "^<4>actord: nodedown node=$beta incarnation=[1-9][0-9]* reason=" \
+wait_count "$tmp/log" 2 "^<4>${T}actord: nodedown node=$beta incarnation=[1-9][0-9]* reason=" \
     "alpha: nodedown for beta killed"
 kill -TERM "$pid"
 finish "alpha with a peer" 0

@@ -416,9 +416,9 @@ static const tp_behaviour storm_b = {
     .name = "storm", .init = storm_init, .handle = storm_handle};
 
 static void
-quiet(void *ud, int level, const char *line)
+quiet(void *ud, int level, const char *origin, const char *line)
 {
-    (void)ud, (void)level, (void)line;
+    (void)ud, (void)level, (void)origin, (void)line;
 }
 
 static tp_pid

@@ -93,17 +93,18 @@ ok(msgpack_packer *pk, size_t more)
 typedef struct fake_actor {
     const char *pid, *parent, *name, *behaviour, *status;
     uint64_t mailbox, handled, restarts;
+    uint64_t start_order; // <0.3.1> before <0.2.1>, unlike their slots
 } fake_actor;
 
 static const fake_actor actors[] = {
-    {"<0.1.1>", NULL, "root", "supervisor", "waiting", 0, 5, 0},
+    {"<0.1.1>", NULL, "root", "supervisor", "waiting", 0, 5, 0, 1},
     {"<0.2.1>", "<0.1.1>", "\033[2J\033[31mevil", "bad\xff\xfe", "runnable", 3,
-     100, 2},
-    {"<0.3.1>", "<0.1.1>", "q\"uo\\te\ttab", "worker", "muted", 1000, 7, 0},
-    {"<0.4.1>", "<0.5.1>", "cycle_a", "worker", "waiting", 0, 0, 0},
-    {"<0.5.1>", "<0.4.1>", "cycle_b", "worker", "waiting", 0, 0, 0},
-    {"<0.6.1>", "<0.99.1>", "orphan", "worker", "exiting", 0, 0, 0},
-    {"<0.7.1>", "<0.7.1>", "", "self", "waiting", 0, 0, 0},
+     100, 2, 5},
+    {"<0.3.1>", "<0.1.1>", "q\"uo\\te\ttab", "worker", "muted", 1000, 7, 0, 2},
+    {"<0.4.1>", "<0.5.1>", "cycle_a", "worker", "waiting", 0, 0, 0, 3},
+    {"<0.5.1>", "<0.4.1>", "cycle_b", "worker", "waiting", 0, 0, 0, 4},
+    {"<0.6.1>", "<0.99.1>", "orphan", "worker", "exiting", 0, 0, 0, 6},
+    {"<0.7.1>", "<0.7.1>", "", "self", "waiting", 0, 0, 0, 7},
 };
 #define NACTORS (sizeof actors / sizeof actors[0])
 
@@ -112,7 +113,7 @@ static void
 actor(msgpack_packer *pk, const fake_actor *a, size_t extra,
       const char *mailbox_type)
 {
-    msgpack_pack_map(pk, 13 + extra);
+    msgpack_pack_map(pk, 14 + extra);
     kv_str(pk, "pid", a->pid);
     kv_str(pk, "parent", a->parent);
     kv_str(pk, "name", a->name);
@@ -130,6 +131,7 @@ actor(msgpack_packer *pk, const fake_actor *a, size_t extra,
     kv_u(pk, "rejected", 0);
     kv_u(pk, "restarts", a->restarts);
     kv_u(pk, "age_ms", 90061000);
+    kv_u(pk, "start_order", a->start_order);
 }
 
 static void

@@ -39,8 +39,11 @@ typedef struct app {
 static int
 worker_init(tp_ctx *ctx, void *state, void *arg)
 {
-    (void)ctx, (void)state;
-    return ((const worker_arg *)arg)->fail ? TP_EINVAL : 0;
+    (void)state;
+    if (((const worker_arg *)arg)->fail)
+        return TP_EINVAL;
+    tp_log(tp_ctx_system(ctx), TP_LOG_INFO, "worker_ready");
+    return 0;
 }
 
 static int
