@@ -834,11 +834,13 @@ do_call(tp_ctx *ctx, sup *s, const call *k)
         return;
     }
     case TAG_CALL_COUNT: {
-        tp_sup_counts n = {0};
-        for (size_t i = s->flags.strategy == TP_SIMPLE_ONE_FOR_ONE; i < s->n;
-             i++) {
+        // A simple_one_for_one supervisor has one spec, the template at
+        // index 0, and counts its children by the template's type (OTP).
+        bool simple = s->flags.strategy == TP_SIMPLE_ONE_FOR_ONE;
+        tp_sup_counts n = {.specs = simple};
+        for (size_t i = simple; i < s->n; i++) {
             const child *ch = &s->kids[i];
-            n.specs++;
+            n.specs += !simple;
             n.active += !tp_pid_is_nil(ch->pid);
             if (ch->spec.type == TP_SUPERVISOR)
                 n.supervisors++;

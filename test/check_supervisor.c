@@ -255,6 +255,22 @@ settle(tp_pid sup, uint32_t specs, uint32_t active)
                   active);
 }
 
+// As settle, for a simple_one_for_one supervisor of workers: one spec
+// (the template) and `kids` children, `active` of them running.
+static void
+settle_dyn(tp_pid sup, uint32_t kids, uint32_t active)
+{
+    tp_sup_counts c = counts(sup);
+    for (int k = 0; k < 20000 && (c.workers != kids || c.active != active);
+         k++) {
+        tpt_nap_us(500);
+        c = counts(sup);
+    }
+    ck_assert_msg(c.specs == 1 && c.workers == kids && c.active == active,
+                  "%u specs, %u children, %u active; want 1, %u, %u", c.specs,
+                  c.workers, c.active, kids, active);
+}
+
 // ---- strategies ------------------------------------------------------------
 
 START_TEST(test_one_for_one)
@@ -686,7 +702,8 @@ START_TEST(test_simple_one_for_one_storm)
     ck_assert(tpt_wait_ge(&cfg[0].starts, 2 * n, 60));
     tp_sup_counts k = counts(sup);
     ck_assert_int_eq(k.active, n);
-    ck_assert_int_eq(k.specs, n);
+    ck_assert_int_eq(k.workers, n);
+    ck_assert_int_eq(k.specs, 1);
     // Terminating one by pid removes it.
     tp_sup_child *list = malloc((size_t)n * sizeof *list);
     size_t got;
@@ -695,7 +712,7 @@ START_TEST(test_simple_one_for_one_storm)
     ck_assert_uint_eq(got, (size_t)n);
     ck_assert_int_eq(tp_sup_terminate_child(sys, sup, NULL, list[0].pid, 5000),
                      0);
-    ck_assert_int_eq(counts(sup).specs, n - 1);
+    ck_assert_int_eq(counts(sup).workers, n - 1);
     ck_assert_int_eq(tp_sup_start_child(sys, sup, &t, NULL, NULL, 5000),
                      TP_EINVAL);
     free(list);
@@ -729,7 +746,7 @@ START_TEST(test_simple_one_for_one_churn)
             tp_system_send(sys, kids[i], W_DIE, &reason, sizeof reason), 0);
     }
     ck_assert(tpt_wait_ge(&cfg[0].starts, 2 * n - gone, 60));
-    settle(sup, (uint32_t)(n - gone), (uint32_t)(n - gone));
+    settle_dyn(sup, (uint32_t)(n - gone), (uint32_t)(n - gone));
     tp_sup_child *list = malloc((size_t)n * sizeof *list);
     size_t got;
     ck_assert_int_eq(
@@ -740,7 +757,7 @@ START_TEST(test_simple_one_for_one_churn)
             tp_sup_terminate_child(sys, sup, NULL, list[i].pid, 5000), 0);
     ck_assert_int_eq(tp_sup_terminate_child(sys, sup, NULL, list[0].pid, 5000),
                      TP_ENOENT);
-    settle(sup, 0, 0);
+    settle_dyn(sup, 0, 0);
     ck_assert_int_eq(cfg[0].stops, cfg[0].starts);
     free(list);
     free(kids);
@@ -960,7 +977,7 @@ START_TEST(test_backoff_streak)
     // The sibling came back each time (it starts just after child 0).
     wait_starts(1, 5);
     ck_assert_int_eq(cfg[1].starts, 5);
-    tpt_nap_us(250000);                 // runs longer than the period
+    tpt_nap_us(250000); // runs longer than the period
     double fresh = timed_restart(6);
     ck_assert_msg(fresh >= 22 && fresh < 150, "after a calm period: %.1f ms",
                   fresh);
@@ -1065,6 +1082,59 @@ START_TEST(test_restart_counts)
 }
 END_TEST
 
+// ---- simple_one_for_one ----------------------------------------------------
+
+// count_children of a simple_one_for_one supervisor reports one spec, the
+// template, as OTP does; `workers` (or `supervisors`, after the template's
+// type) counts its children and `active` those running, so a child
+// waiting out its backoff counts in the one and not in the other.
+START_TEST(test_simple_one_for_one_counts)
+{
+    tp_child_spec t = {.id = "tmpl", .behaviour = &worker, .arg = &cfg[0]};
+    tp_pid sup = start_sup((tp_sup_flags){.strategy = TP_SIMPLE_ONE_FOR_ONE,
+                                          .intensity = 5,
+                                          .backoff_min_ms = 400},
+                           &t, 1);
+    tp_sup_counts k = counts(sup);
+    ck_assert_uint_eq(k.specs, 1);
+    ck_assert_uint_eq(k.active + k.workers + k.supervisors, 0);
+    tp_pid kids[3];
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(
+            tp_sup_start_child(sys, sup, NULL, &cfg[0], &kids[i], 5000), 0);
+    k = counts(sup);
+    ck_assert_uint_eq(k.specs, 1);
+    ck_assert_uint_eq(k.active, 3);
+    ck_assert_uint_eq(k.workers, 3);
+    ck_assert_uint_eq(k.supervisors, 0);
+    int reason = TP_EINVAL;
+    ck_assert_int_eq(
+        tp_system_send(sys, kids[1], W_DIE, &reason, sizeof reason), 0);
+    settle_dyn(sup, 3, 2); // it waits 300 ms or more before its restart
+    ck_assert(tpt_wait_ge(&cfg[0].starts, 4, 20));
+    settle_dyn(sup, 3, 3);
+
+    // A template of type supervisor: its children count as supervisors.
+    tp_sup_spec inner = {.flags = {.strategy = TP_SIMPLE_ONE_FOR_ONE},
+                         .children = &t,
+                         .nchildren = 1};
+    tp_child_spec st = {.id = "subs",
+                        .behaviour = &tp_supervisor,
+                        .arg = &inner,
+                        .type = TP_SUPERVISOR};
+    tp_pid sup2 =
+        start_sup((tp_sup_flags){.strategy = TP_SIMPLE_ONE_FOR_ONE}, &st, 1);
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(
+            tp_sup_start_child(sys, sup2, NULL, &inner, NULL, 5000), 0);
+    k = counts(sup2);
+    ck_assert_uint_eq(k.specs, 1);
+    ck_assert_uint_eq(k.active, 2);
+    ck_assert_uint_eq(k.supervisors, 2);
+    ck_assert_uint_eq(k.workers, 0);
+}
+END_TEST
+
 Suite *
 supervisor_suite(void)
 {
@@ -1100,6 +1170,7 @@ supervisor_suite(void)
     tcase_add_test(tc, test_backoff_streak);
     tcase_add_test(tc, test_named_child_restarts_once_its_name_is_free);
     tcase_add_test(tc, test_describe);
+    tcase_add_test(tc, test_simple_one_for_one_counts);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -97,6 +97,10 @@ typedef struct tp_sup_child {
     uint32_t restarts; // times this child was restarted
 } tp_sup_child;
 
+// What count_children reports, as OTP does: `specs` child specs (1, the
+// template, under simple_one_for_one), `active` children running, and
+// the children of type supervisor and worker (running or not; under
+// simple_one_for_one, its children counted by the template's type).
 typedef struct tp_sup_counts {
     uint32_t specs, active, supervisors, workers;
 } tp_sup_counts;
