@@ -127,8 +127,9 @@ strategy_name(tp_strategy s)
 
 #define NO_REASON INT32_MIN
 
-// One log line per event: supervisor, event, child id, pid, behaviour,
-// reason (unless NO_REASON) and the child's restart count.
+// One log line per event: supervisor, event, child id (a
+// simple_one_for_one child's is its template's), pid, behaviour, reason
+// (unless NO_REASON) and the child's restart count.
 static void
 log_child(tp_ctx *ctx, int level, const char *what, const child *c, int reason)
 {
@@ -335,9 +336,17 @@ check_spec(tp_system *sys, const tp_child_spec *c)
     return TP_EINVAL;
 }
 
+// Appends a child from `spec`, named `id` and registered as `name` (NULL
+// for none); a non-NULL `arg` replaces the spec's. Any of them may point
+// into s->kids, which this may move: they are copied first.
 static child *
-add_child(sup *s, const tp_child_spec *spec, void *arg)
+add_child(sup *s, const tp_child_spec *spec, const char *id, const char *name,
+          void *arg)
 {
+    tp_child_spec sp = *spec;
+    char idc[ID_MAX], namec[TP_NAME_MAX + 1];
+    snprintf(idc, sizeof idc, "%s", id);
+    snprintf(namec, sizeof namec, "%s", name ? name : "");
     if (s->n == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 8;
         child *k = realloc(s->kids, cap * sizeof *k);
@@ -348,10 +357,9 @@ add_child(sup *s, const tp_child_spec *spec, void *arg)
     }
     child *c = &s->kids[s->n++];
     memset(c, 0, sizeof *c);
-    c->spec = *spec;
-    snprintf(c->id, sizeof c->id, "%s", spec->id);
-    snprintf(c->name, sizeof c->name, "%s",
-             spec->opts.name ? spec->opts.name : "");
+    c->spec = sp;
+    memcpy(c->id, idc, sizeof c->id);
+    memcpy(c->name, namec, sizeof c->name);
     // The caller's strings may not outlive this call: keep copies.
     c->spec.id = NULL;
     c->spec.opts.name = NULL;
@@ -760,10 +768,10 @@ do_call(tp_ctx *ctx, sup *s, const call *k)
                 return;
             }
         }
-        tp_child_spec copy = *spec;
-        c = add_child(s, &copy,
-                      s->flags.strategy == TP_SIMPLE_ONE_FOR_ONE ? q->arg
-                                                                 : NULL);
+        if (s->flags.strategy == TP_SIMPLE_ONE_FOR_ONE)
+            c = add_child(s, spec, s->kids[0].id, s->kids[0].name, q->arg);
+        else
+            c = add_child(s, spec, spec->id, spec->opts.name, NULL);
         if (c == NULL) {
             answer_call(ctx, k, TP_ENOMEM, TP_PID_NIL);
             return;
@@ -1017,7 +1025,8 @@ sup_init(tp_ctx *ctx, void *state, void *arg)
     s->seed = (unsigned)now_ms() ^ (unsigned)tp_self(ctx).v;
     tp_trap_exit(ctx, true);
     for (size_t i = 0; i < spec->nchildren; i++) {
-        child *c = add_child(s, &spec->children[i], NULL);
+        const tp_child_spec *cs = &spec->children[i];
+        child *c = add_child(s, cs, cs->id, cs->opts.name, NULL);
         if (c == NULL) {
             sup_free(s);
             return TP_ENOMEM;

@@ -90,16 +90,18 @@ static const tp_behaviour worker = {.name = "worker",
 static tp_system *sys;
 static wcfg cfg[8];
 static _Atomic long log_errors;
+static _Atomic bool log_all; // keep the info lines too
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
-static char log_text[8192]; // the error lines, as far as they fit
+static char log_text[8192]; // the error lines (all with log_all), as far
+                            // as they fit
 
 static void
 quiet_log(void *ud, int level, const char *line)
 {
     (void)ud;
-    if (level > TP_LOG_ERR)
+    if (level > TP_LOG_ERR && !atomic_load(&log_all))
         return;
-    atomic_fetch_add(&log_errors, 1);
+    atomic_fetch_add(&log_errors, level <= TP_LOG_ERR);
     pthread_mutex_lock(&log_lock);
     size_t len = strlen(log_text);
     snprintf(log_text + len, sizeof log_text - len, "%s\n", line);
@@ -121,6 +123,7 @@ setup(void)
 {
     memset(cfg, 0, sizeof cfg);
     stop_clock = pings = log_errors = 0;
+    log_all = false;
     log_text[0] = '\0';
     sys = tpt_system_cfg(&(tp_config){.threads = 2, .log = quiet_log});
 }
@@ -1135,6 +1138,38 @@ START_TEST(test_simple_one_for_one_counts)
 }
 END_TEST
 
+// A simple_one_for_one child is named by its template's id, in
+// which_children and, with its pid, in the supervisor's log lines.
+START_TEST(test_simple_one_for_one_names)
+{
+    atomic_store(&log_all, true);
+    tp_child_spec t = {.id = "tmpl", .behaviour = &worker, .arg = &cfg[0]};
+    tp_pid sup = start_sup(
+        (tp_sup_flags){.strategy = TP_SIMPLE_ONE_FOR_ONE, .intensity = 5}, &t,
+        1);
+    tp_pid kid;
+    ck_assert_int_eq(tp_sup_start_child(sys, sup, NULL, &cfg[0], &kid, 5000),
+                     0);
+    tp_sup_child kids[2];
+    size_t n;
+    ck_assert_int_eq(tp_sup_which_children(sys, sup, kids, 2, &n, 5000), 0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_str_eq(kids[0].id, "tmpl");
+    ck_assert(tp_pid_eq(kids[0].pid, kid));
+    int reason = TP_EINVAL;
+    ck_assert_int_eq(tp_system_send(sys, kid, W_DIE, &reason, sizeof reason),
+                     0);
+    ck_assert(tpt_wait_ge(&cfg[0].starts, 2, 20));
+    settle_dyn(sup, 1, 1);
+    char pid[TP_PID_STRLEN], want[128];
+    tp_pid_format(kid, pid, sizeof pid);
+    snprintf(want, sizeof want, "child_terminated child=tmpl pid=%s ", pid);
+    ck_assert_msg(logged(want), "%s", log_text);
+    ck_assert_msg(logged("restarted child=tmpl pid=<"), "%s", log_text);
+    ck_assert_msg(!logged("(null)"), "%s", log_text);
+}
+END_TEST
+
 Suite *
 supervisor_suite(void)
 {
@@ -1171,6 +1206,7 @@ supervisor_suite(void)
     tcase_add_test(tc, test_named_child_restarts_once_its_name_is_free);
     tcase_add_test(tc, test_describe);
     tcase_add_test(tc, test_simple_one_for_one_counts);
+    tcase_add_test(tc, test_simple_one_for_one_names);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -90,8 +90,8 @@ TP_API int tp_sup_start(tp_system *sys, tp_pid *out, const tp_sup_spec *spec,
 
 // What which_children reports for one child.
 typedef struct tp_sup_child {
-    char id[64];
-    tp_pid pid; // TP_PID_NIL when not running
+    char id[64]; // a simple_one_for_one child's is its template's
+    tp_pid pid;  // TP_PID_NIL when not running
     tp_child_type type;
     tp_restart restart;
     uint32_t restarts; // times this child was restarted
