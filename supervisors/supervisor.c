@@ -53,6 +53,7 @@ typedef struct child {
     tp_pid last_pid;            // its previous incarnation, or nil
     uint32_t restarts;
     uint32_t streak;    // restarts in a row, for backoff
+    uint32_t backoff;   // ms its pending restart waited for backoff (log)
     int64_t started_at; // when it last started (ms), for backoff
     bool waiting;       // a delayed restart is pending
     bool retry;         // its last start failed; the next try counts
@@ -129,9 +130,10 @@ strategy_name(tp_strategy s)
 
 // One log line per event: supervisor, event, child id (a
 // simple_one_for_one child's is its template's), pid, behaviour, reason
-// (unless NO_REASON) and the child's restart count.
+// (unless NO_REASON), the child's restart count, then `tail`.
 static void
-log_child(tp_ctx *ctx, int level, const char *what, const child *c, int reason)
+log_line(tp_ctx *ctx, int level, const char *what, const child *c, int reason,
+         const char *tail)
 {
     char me[TP_PID_STRLEN], pid[TP_PID_STRLEN], why[80] = "";
     tp_pid_format(tp_self(ctx), me, sizeof me);
@@ -141,8 +143,24 @@ log_child(tp_ctx *ctx, int level, const char *what, const child *c, int reason)
         tp_reason_format(reason, why + 8, sizeof why - 8);
     }
     tp_log(tp_ctx_system(ctx), level,
-           "supervisor %s: %s child=%s pid=%s behaviour=%s%s restarts=%u", me,
-           what, c->id, pid, c->spec.behaviour->name, why, c->restarts);
+           "supervisor %s: %s child=%s pid=%s behaviour=%s%s restarts=%u%s",
+           me, what, c->id, pid, c->spec.behaviour->name, why, c->restarts,
+           tail);
+}
+
+static void
+log_child(tp_ctx *ctx, int level, const char *what, const child *c, int reason)
+{
+    log_line(ctx, level, what, c, reason, "");
+}
+
+// A restart's line also says how long backoff delayed it.
+static void
+log_restarted(tp_ctx *ctx, const child *c)
+{
+    char tail[32];
+    snprintf(tail, sizeof tail, " backoff_ms=%u", c->backoff);
+    log_line(ctx, TP_LOG_INFO, "restarted", c, NO_REASON, tail);
 }
 
 // ---- children --------------------------------------------------------------
@@ -582,14 +600,18 @@ schedule_restart(tp_ctx *ctx, const child *c, uint32_t delay)
         tp_send(ctx, tp_self(ctx), TAG_RESTART, &c->key, sizeof c->key);
 }
 
-// Marks the children keys[from..n) as waiting for the one before them.
+// Marks the children keys[from..n) as waiting for the one before them,
+// which comes back after `backoff` ms of backoff.
 static void
-wait_behind(sup *s, const uint64_t *keys, size_t from, size_t n)
+wait_behind(sup *s, const uint64_t *keys, size_t from, size_t n,
+            uint32_t backoff)
 {
     for (size_t k = from; k < n; k++) {
         child *d = by_key(s, keys[k]);
-        if (d != NULL)
+        if (d != NULL) {
             d->waiting = true; // restarted when the one before comes back
+            d->backoff = backoff;
+        }
     }
 }
 
@@ -607,14 +629,15 @@ restart_set(tp_ctx *ctx, sup *s, const uint64_t *keys, size_t n)
             // Not a failure: ask again once the old one is fully gone.
             c->waiting = true;
             schedule_restart(ctx, c, 0);
-            wait_behind(s, keys, i + 1, n);
+            wait_behind(s, keys, i + 1, n, c->backoff);
             return;
         }
         c->restarts++; // before the spawn: introspection shows it
         int rc = start(ctx, s, c);
         if (rc == 0) {
             tp_count_event(tp_ctx_system(ctx), TP_EVENT_RESTART);
-            log_child(ctx, TP_LOG_INFO, "restarted", c, NO_REASON);
+            log_restarted(ctx, c);
+            c->backoff = 0;
             continue;
         }
         c->restarts--;
@@ -623,8 +646,9 @@ restart_set(tp_ctx *ctx, sup *s, const uint64_t *keys, size_t n)
         c->waiting = true;
         c->retry = true;
         grow_streak(s, c);
-        schedule_restart(ctx, c, backoff_ms(s, c));
-        wait_behind(s, keys, i + 1, n);
+        c->backoff = backoff_ms(s, c);
+        schedule_restart(ctx, c, c->backoff);
+        wait_behind(s, keys, i + 1, n, c->backoff);
         return;
     }
 }
@@ -646,6 +670,7 @@ restart_for(tp_ctx *ctx, sup *s, child *c)
     case TP_ONE_FOR_ONE:
     case TP_SIMPLE_ONE_FOR_ONE:
         c->waiting = true;
+        c->backoff = delay;
         if (delay > 0)
             schedule_restart(ctx, c, delay);
         else
@@ -927,6 +952,8 @@ finish_sequence(tp_ctx *ctx, sup *s)
             if (c != NULL && c->spec.restart == TP_TEMPORARY &&
                 tp_pid_is_nil(c->pid))
                 remove_child(s, c);
+            else if (c != NULL)
+                c->backoff = s->again_delay;
         }
         for (size_t i = 0; i < n && first == NULL; i++)
             first = by_key(s, again[i]);

@@ -6,6 +6,7 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum { W_DIE = 1, W_PING };
@@ -116,6 +117,26 @@ logged(const char *needle)
     bool found = strstr(log_text, needle) != NULL;
     pthread_mutex_unlock(&log_lock);
     return found;
+}
+
+// The number after `key` on the last logged line containing `needle`, or
+// -1 when there is no such line or it lacks `key`.
+static long
+logged_value(const char *needle, const char *key)
+{
+    long v = -1;
+    pthread_mutex_lock(&log_lock);
+    const char *line = NULL;
+    for (const char *p = log_text; (p = strstr(p, needle)) != NULL; p++)
+        line = p;
+    if (line != NULL) {
+        const char *end = strchr(line, '\n');
+        const char *k = strstr(line, key);
+        if (k != NULL && (end == NULL || k < end))
+            v = strtol(k + strlen(key), NULL, 10);
+    }
+    pthread_mutex_unlock(&log_lock);
+    return v;
 }
 
 static void
@@ -1170,6 +1191,31 @@ START_TEST(test_simple_one_for_one_names)
 }
 END_TEST
 
+// The restarted line says how long the restart waited for backoff:
+// backoff_ms=0 without backoff, the delay (with its jitter) with it.
+START_TEST(test_restart_log_names_backoff)
+{
+    atomic_store(&log_all, true);
+    tp_child_spec a[] = {spec(0, TP_PERMANENT)};
+    tp_pid sup = start_sup((tp_sup_flags){.intensity = 5}, a, 1);
+    die(0, TP_EINVAL);
+    wait_starts(0, 2);
+    settle(sup, 1, 1);
+    ck_assert_msg(logged_value("restarted child=a ", " backoff_ms=") == 0,
+                  "%s", log_text);
+    tp_child_spec b[] = {spec(1, TP_PERMANENT)};
+    sup = start_sup((tp_sup_flags){.intensity = 5,
+                                   .backoff_min_ms = 80,
+                                   .backoff_max_ms = 80},
+                    b, 1);
+    die(1, TP_EINVAL);
+    wait_starts(1, 2);
+    settle(sup, 1, 1);
+    long ms = logged_value("restarted child=b ", " backoff_ms=");
+    ck_assert_msg(ms >= 60 && ms <= 100, "backoff_ms=%ld in %s", ms, log_text);
+}
+END_TEST
+
 Suite *
 supervisor_suite(void)
 {
@@ -1207,6 +1253,7 @@ supervisor_suite(void)
     tcase_add_test(tc, test_describe);
     tcase_add_test(tc, test_simple_one_for_one_counts);
     tcase_add_test(tc, test_simple_one_for_one_names);
+    tcase_add_test(tc, test_restart_log_names_backoff);
     suite_add_tcase(s, tc);
     return s;
 }
