@@ -563,6 +563,17 @@ tp_system_wait(tp_system *sys, int timeout_ms)
     return rc;
 }
 
+bool
+tp_system_may_block(tp_system *sys)
+{
+    // `started` is written once, by tp_system_start, which its contract
+    // orders before this call. acquire: pairs with tp_system_destroy's
+    // release store, after which no scheduler thread will run.
+    return sys != NULL && tp__self.worker == NULL &&
+           tp__self.io_pool == NULL && sys->started &&
+           !atomic_load_explicit(&sys->shutting_down, memory_order_acquire);
+}
+
 int
 tp_system_stop(tp_system *sys)
 {

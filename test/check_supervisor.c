@@ -1216,6 +1216,40 @@ START_TEST(test_restart_log_names_backoff)
 }
 END_TEST
 
+// tp_system_may_block, which decides whether a failed start waits, is
+// true on this thread while the system runs, false before it runs and
+// inside an actor (on a scheduler thread).
+static _Atomic long may_block_inside = -1;
+
+static int
+probe_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)state, (void)msg;
+    atomic_store(&may_block_inside, tp_system_may_block(tp_ctx_system(ctx)));
+    return TP_STOP;
+}
+
+static const tp_behaviour probe = {.name = "probe", .handle = probe_handle};
+
+START_TEST(test_may_block)
+{
+    ck_assert(tp_system_may_block(sys));
+    ck_assert(!tp_system_may_block(NULL));
+    tp_pid p;
+    ck_assert_int_eq(tp_spawn(sys, &p, &probe, NULL, NULL), 0);
+    ck_assert_int_eq(tp_system_send(sys, p, W_PING, NULL, 0), 0);
+    for (int k = 0; k < 20000 && atomic_load(&may_block_inside) < 0; k++)
+        tpt_nap_us(200);
+    ck_assert_int_eq(may_block_inside, 0);
+    tp_system *idle_sys;
+    ck_assert_int_eq(tp_system_new(&idle_sys, NULL), 0);
+    ck_assert(!tp_system_may_block(idle_sys));
+    ck_assert_int_eq(tp_system_start(idle_sys), 0);
+    ck_assert(tp_system_may_block(idle_sys));
+    ck_assert_int_eq(tp_system_destroy(&idle_sys), 0);
+}
+END_TEST
+
 Suite *
 supervisor_suite(void)
 {
@@ -1254,6 +1288,7 @@ supervisor_suite(void)
     tcase_add_test(tc, test_simple_one_for_one_counts);
     tcase_add_test(tc, test_simple_one_for_one_names);
     tcase_add_test(tc, test_restart_log_names_backoff);
+    tcase_add_test(tc, test_may_block);
     suite_add_tcase(s, tc);
     return s;
 }
