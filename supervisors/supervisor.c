@@ -12,6 +12,8 @@
 #include <time.h>
 #include <troupe.h>
 
+#include "sup_impl.h"
+
 #define ID_MAX 64
 
 // Private message tags (below TP_TAG_RESERVED).
@@ -992,6 +994,86 @@ finish_sequence(tp_ctx *ctx, sup *s)
     }
 }
 
+// ---- a failed start --------------------------------------------------------
+
+// Waits until `pid` has exited (its terminate has run), up to `ms`
+// milliseconds, or for ever if negative. Returns whether it exited.
+// Polls: this is only for a failed start, on a thread that may block.
+static bool
+wait_gone(tp_system *sys, tp_pid pid, int32_t ms)
+{
+    int64_t until = ms < 0 ? INT64_MAX : now_ms() + ms;
+    long nap_ns = 50000;
+    tp_actor_stats st;
+    while (tp_actor_stats_get(sys, pid, &st) == 0) {
+        if (now_ms() >= until)
+            return false;
+        nanosleep(&(struct timespec){0, nap_ns}, NULL);
+        if (nap_ns < 2000000)
+            nap_ns *= 2;
+    }
+    return true;
+}
+
+// Stops `v` from init, as a stop sequence would, and waits until it is.
+static void
+stop_and_wait(tp_ctx *ctx, const tp__sup_victim *v)
+{
+    tp_system *sys = tp_ctx_system(ctx);
+    if (v->shutdown != TP_SHUTDOWN_BRUTAL_KILL) {
+        tp_exit(ctx, v->pid, TP_REASON_SHUTDOWN);
+        if (wait_gone(sys, v->pid, v->shutdown))
+            return;
+    }
+    tp_exit(ctx, v->pid, TP_REASON_KILL);
+    wait_gone(sys, v->pid, -1);
+}
+
+// A start failed in init: stops the children already started, last
+// started first, each sent shutdown and killed when its shutdown time is
+// up. Init cannot read its mailbox, so where it may block it waits for
+// each child to be gone before it returns; elsewhere (on a scheduler
+// thread, or before the system runs) a reaper does the same after init
+// returned, and the children are unlinked so that our exit with the start
+// error does not overtake their shutdown.
+static void
+stop_started(tp_ctx *ctx, sup *s)
+{
+    tp_system *sys = tp_ctx_system(ctx);
+    tp__sup_victim *v = malloc((s->n ? s->n : 1) * sizeof *v);
+    size_t n = 0;
+    for (size_t i = s->n; i-- > 0;) {
+        if (tp_pid_is_nil(s->kids[i].pid))
+            continue;
+        tp__sup_victim w = {s->kids[i].pid, shutdown_ms(&s->kids[i].spec)};
+        if (v == NULL) // no memory for the list: stop it the old way
+            tp_exit(ctx, w.pid,
+                    w.shutdown == TP_SHUTDOWN_BRUTAL_KILL
+                        ? TP_REASON_KILL
+                        : TP_REASON_SHUTDOWN);
+        else
+            v[n++] = w;
+    }
+    if (n > 0 && tp_system_may_block(sys)) {
+        for (size_t i = 0; i < n; i++)
+            stop_and_wait(ctx, &v[i]);
+    } else if (n > 0) {
+        for (size_t i = 0; i < n; i++)
+            tp_unlink(ctx, v[i].pid);
+        if (tp__sup_reap(sys, v, n) == 0)
+            return; // the reaper owns v now
+        tp_log(sys, TP_LOG_ERR,
+               "supervisor: no reaper; children sent "
+               "shutdown without a kill timeout");
+        for (size_t i = 0; i < n; i++)
+            tp_exit(ctx, v[i].pid,
+                    v[i].shutdown == TP_SHUTDOWN_BRUTAL_KILL
+                        ? TP_REASON_KILL
+                        : TP_REASON_SHUTDOWN);
+    }
+    free(v);
+}
+
 // ---- the behaviour ---------------------------------------------------------
 
 static void
@@ -1055,6 +1137,7 @@ sup_init(tp_ctx *ctx, void *state, void *arg)
         const tp_child_spec *cs = &spec->children[i];
         child *c = add_child(s, cs, cs->id, cs->opts.name, NULL);
         if (c == NULL) {
+            stop_started(ctx, s);
             sup_free(s);
             return TP_ENOMEM;
         }
@@ -1066,13 +1149,7 @@ sup_init(tp_ctx *ctx, void *state, void *arg)
             tp_reason_format(rc, why, sizeof why);
             tp_log(sys, TP_LOG_ERR,
                    "supervisor: start_error child=%s reason=%s", c->id, why);
-            for (size_t k = s->n - 1; k-- > 0;)
-                if (!tp_pid_is_nil(s->kids[k].pid))
-                    tp_exit(ctx, s->kids[k].pid,
-                            shutdown_ms(&s->kids[k].spec) ==
-                                    TP_SHUTDOWN_BRUTAL_KILL
-                                ? TP_REASON_KILL
-                                : TP_REASON_SHUTDOWN);
+            stop_started(ctx, s);
             sup_free(s);
             return rc;
         }

@@ -24,6 +24,7 @@ typedef struct wcfg {
     _Atomic long starts;   // inits that succeeded
     _Atomic long stops;    // terminates
     _Atomic long stop_seq; // when it last terminated (global order)
+    _Atomic int reason;    // the reason its terminate last saw
 } wcfg;
 
 static _Atomic long stop_clock, pings;
@@ -76,8 +77,9 @@ w_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
 static void
 w_terminate(tp_ctx *ctx, void *state, int reason)
 {
-    (void)ctx, (void)reason;
+    (void)ctx;
     wcfg *c = *(wcfg **)state;
+    atomic_store(&c->reason, reason);
     atomic_store(&c->stop_seq, atomic_fetch_add(&stop_clock, 1) + 1);
     atomic_fetch_add(&c->stops, 1);
 }
@@ -1216,6 +1218,102 @@ START_TEST(test_restart_log_names_backoff)
 }
 END_TEST
 
+// ---- cleaning up after a failed start -------------------------------------
+
+// A child that fails to start makes the supervisor stop the children it
+// had started, as it stops children anywhere else (last started first,
+// each sent shutdown and killed when its shutdown time is up), and all
+// of that is done when tp_sup_start returns its error.
+START_TEST(test_failed_start_stops_the_started)
+{
+    cfg[1].trap = true;                      // traps exits, stops on shutdown
+    cfg[2].trap = cfg[2].ignore_exit = true; // ignores shutdown: killed
+    cfg[4].init_rc = TP_EDECODE;
+    tp_child_spec c[] = {spec(0, TP_PERMANENT), spec(1, TP_PERMANENT),
+                         spec(2, TP_PERMANENT), spec(3, TP_PERMANENT),
+                         spec(4, TP_PERMANENT)};
+    c[2].shutdown = 150;
+    c[3].shutdown = TP_SHUTDOWN_BRUTAL_KILL;
+    tp_sup_spec s = {.children = c, .nchildren = 5};
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    ck_assert_int_eq(tp_sup_start(sys, NULL, &s, NULL), TP_EDECODE);
+    double ms = ms_since(&t0);
+    // Done already, not merely under way.
+    for (int i = 0; i < 4; i++)
+        ck_assert_msg(cfg[i].stops == 1, "%s stopped %ld times", ids[i],
+                      cfg[i].stops);
+    ck_assert_int_eq(cfg[0].reason, TP_REASON_SHUTDOWN);
+    ck_assert_int_eq(cfg[1].reason, TP_REASON_SHUTDOWN);
+    ck_assert_int_eq(cfg[2].reason, TP_REASON_KILLED);
+    ck_assert_int_eq(cfg[3].reason, TP_REASON_KILLED);
+    ck_assert_int_lt(cfg[3].stop_seq, cfg[2].stop_seq);
+    ck_assert_int_lt(cfg[2].stop_seq, cfg[1].stop_seq);
+    ck_assert_int_lt(cfg[1].stop_seq, cfg[0].stop_seq);
+    ck_assert_msg(ms >= 140, "c was killed after %.1f ms, before 150", ms);
+    ck_assert(logged("start_error child=e reason=TP_EDECODE"));
+    ck_assert_int_eq(cfg[4].starts + cfg[4].stops, 0);
+}
+END_TEST
+
+// The same on a scheduler thread, where init must not wait: a supervisor
+// child, started by its parent, whose own child fails. start_child
+// reports the error, and the children that had started are stopped in
+// the same order and with the same timeouts, by an actor the failed
+// supervisor left the work to.
+START_TEST(test_failed_nested_start_stops_the_started)
+{
+    cfg[1].trap = cfg[1].ignore_exit = true;
+    cfg[2].trap = true;
+    cfg[3].init_rc = TP_EDECODE;
+    tp_child_spec kids[] = {spec(0, TP_PERMANENT), spec(1, TP_PERMANENT),
+                            spec(2, TP_PERMANENT), spec(3, TP_PERMANENT)};
+    kids[1].shutdown = 150;
+    tp_sup_spec inner = {.children = kids, .nchildren = 4};
+    tp_pid top = start_sup((tp_sup_flags){0}, NULL, 0);
+    tp_child_spec sub = {.id = "sub",
+                         .behaviour = &tp_supervisor,
+                         .arg = &inner,
+                         .type = TP_SUPERVISOR};
+    ck_assert_int_eq(tp_sup_start_child(sys, top, &sub, NULL, NULL, 5000),
+                     TP_EDECODE);
+    for (int i = 0; i < 3; i++)
+        ck_assert(tpt_wait_ge(&cfg[i].stops, 1, 20));
+    ck_assert_int_eq(cfg[0].reason, TP_REASON_SHUTDOWN);
+    ck_assert_int_eq(cfg[1].reason, TP_REASON_KILLED);
+    ck_assert_int_eq(cfg[2].reason, TP_REASON_SHUTDOWN);
+    ck_assert_int_lt(cfg[2].stop_seq, cfg[1].stop_seq);
+    ck_assert_int_lt(cfg[1].stop_seq, cfg[0].stop_seq);
+    ck_assert_int_eq(counts(top).specs, 0);
+}
+END_TEST
+
+// Before the system runs nothing could stop the children, so a failed
+// start does not wait for them: it returns, and they are stopped, in
+// order, once the system starts.
+START_TEST(test_failed_start_before_the_system_runs)
+{
+    tp_system *idle_sys;
+    ck_assert_int_eq(
+        tp_system_new(&idle_sys, &(tp_config){.threads = 2, .log = quiet_log}),
+        0);
+    cfg[1].trap = cfg[1].ignore_exit = true;
+    cfg[2].init_rc = TP_EDECODE;
+    tp_child_spec c[] = {spec(0, TP_PERMANENT), spec(1, TP_PERMANENT),
+                         spec(2, TP_PERMANENT)};
+    c[1].shutdown = 50;
+    tp_sup_spec s = {.children = c, .nchildren = 3};
+    ck_assert_int_eq(tp_sup_start(idle_sys, NULL, &s, NULL), TP_EDECODE);
+    ck_assert_int_eq(cfg[0].stops + cfg[1].stops, 0);
+    ck_assert_int_eq(tp_system_start(idle_sys), 0);
+    ck_assert(tpt_wait_ge(&cfg[0].stops, 1, 20));
+    ck_assert_int_eq(cfg[1].stops, 1);
+    ck_assert_int_eq(cfg[1].reason, TP_REASON_KILLED);
+    ck_assert_int_lt(cfg[1].stop_seq, cfg[0].stop_seq);
+    ck_assert_int_eq(tp_system_destroy(&idle_sys), 0);
+}
+END_TEST
+
 // tp_system_may_block, which decides whether a failed start waits, is
 // true on this thread while the system runs, false before it runs and
 // inside an actor (on a scheduler thread).
@@ -1288,6 +1386,9 @@ supervisor_suite(void)
     tcase_add_test(tc, test_simple_one_for_one_counts);
     tcase_add_test(tc, test_simple_one_for_one_names);
     tcase_add_test(tc, test_restart_log_names_backoff);
+    tcase_add_test(tc, test_failed_start_stops_the_started);
+    tcase_add_test(tc, test_failed_nested_start_stops_the_started);
+    tcase_add_test(tc, test_failed_start_before_the_system_runs);
     tcase_add_test(tc, test_may_block);
     suite_add_tcase(s, tc);
     return s;

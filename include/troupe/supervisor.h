@@ -82,9 +82,21 @@ typedef struct tp_sup_spec {
 // type TP_SUPERVISOR to nest supervisors. Its init fails with TP_EINVAL on
 // an invalid spec (logging which child and why), or with the first child's
 // init error when a child fails to start (logging the child's id).
+//
+// Before failing, it stops the children it had started as it stops
+// children anywhere else: last started first, each sent
+// TP_REASON_SHUTDOWN and killed when its shutdown timeout runs out. Where
+// the spawning thread may block (tp_system_may_block: a thread outside
+// the system, once the system runs) they are all gone when spawn returns,
+// which can take as long as their timeouts. On a scheduler thread (a
+// supervisor started by its parent, or by another actor), or before
+// tp_system_start, spawn returns at once and a helper actor stops them in
+// the same way afterwards; they are unlinked from the failed supervisor
+// first, so its exit does not reach them.
 TP_API extern const tp_behaviour tp_supervisor;
 
 // Spawns a supervisor; tp_spawn(sys, out, &tp_supervisor, spec, opts).
+// Returns tp_spawn's codes, among them the supervisor's init error.
 TP_API int tp_sup_start(tp_system *sys, tp_pid *out, const tp_sup_spec *spec,
                         const tp_spawn_opts *opts);
 
