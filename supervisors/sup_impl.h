@@ -4,9 +4,43 @@
 #ifndef TROUPE_SUP_IMPL_H
 #define TROUPE_SUP_IMPL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <troupe.h>
+
+#define TP__SUP_ID_MAX 64 // a child id's bytes, NUL included
+
+// Private message tags (below TP_TAG_RESERVED) of supervisors.
+enum {
+    TP__SUP_KILL_TIMER = 0x7fff0001, // supervisor.c's own
+    TP__SUP_RESTART,                 // supervisor.c's own
+    TP__SUP_CALL_START,              // data: tp__sup_start_req
+    TP__SUP_CALL_TERMINATE,          // data: tp__sup_id_req
+    TP__SUP_CALL_RESTART,            // data: tp__sup_id_req
+    TP__SUP_CALL_DELETE,             // data: tp__sup_id_req
+    TP__SUP_CALL_WHICH,              // no data
+    TP__SUP_CALL_COUNT,              // no data
+    TP__SUP_ANSWER,                  // replies
+};
+
+// A start_child request. The spec's strings travel by value: a caller
+// whose call timed out may free them before a busy supervisor gets to it.
+typedef struct tp__sup_start_req {
+    bool has_spec, has_id;
+    tp_child_spec spec; // id and opts.name: see id and name
+    char id[TP__SUP_ID_MAX];
+    char name[TP_NAME_MAX + 1]; // "" for none
+    void *arg;
+} tp__sup_start_req;
+
+// A terminate, restart or delete request: by id, or by pid.
+typedef struct tp__sup_id_req {
+    char id[TP__SUP_ID_MAX];
+    tp_pid pid;
+} tp__sup_id_req;
+
+typedef tp_sup_started tp__sup_answer; // the public reply of the async start
 
 // A child to stop, and how: a timeout in ms, TP_SHUTDOWN_BRUTAL_KILL or
 // TP_SHUTDOWN_INFINITY (never TP_SHUTDOWN_DEFAULT: resolved already).

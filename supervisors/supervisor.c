@@ -14,37 +14,18 @@
 
 #include "sup_impl.h"
 
-#define ID_MAX 64
+#define ID_MAX TP__SUP_ID_MAX
 
-// Private message tags (below TP_TAG_RESERVED).
+// Private message tags of the supervisor alone; the calls' are in
+// sup_impl.h.
 enum {
-    TAG_KILL_TIMER = 0x7fff0001, // data: tp_pid: its shutdown time is up
-    TAG_RESTART,                 // data: uint64_t child key: restart it now
-    TAG_CALL_START,              // data: struct start_req
-    TAG_CALL_TERMINATE,          // data: struct id_req
-    TAG_CALL_RESTART,            // data: struct id_req
-    TAG_CALL_DELETE,             // data: struct id_req
-    TAG_CALL_WHICH,              // no data
-    TAG_CALL_COUNT,              // no data
-    TAG_ANSWER,                  // replies
+    TAG_KILL_TIMER = TP__SUP_KILL_TIMER, // data: tp_pid: its time is up
+    TAG_RESTART = TP__SUP_RESTART,       // data: uint64_t child key
 };
 
-// The spec's strings travel by value: a caller whose call timed out may
-// free them before a busy supervisor gets to the request.
-typedef struct start_req {
-    bool has_spec, has_id;
-    tp_child_spec spec; // id and opts.name: see id and name
-    char id[ID_MAX];
-    char name[TP_NAME_MAX + 1]; // "" for none
-    void *arg;
-} start_req;
-
-typedef struct id_req {
-    char id[ID_MAX];
-    tp_pid pid;
-} id_req;
-
-typedef tp_sup_started answer; // the public reply of the async start
+typedef tp__sup_start_req start_req;
+typedef tp__sup_id_req id_req;
+typedef tp__sup_answer answer;
 
 typedef struct child {
     tp_child_spec spec; // id and opts.name are NULL: see id and name
@@ -539,8 +520,8 @@ shut_down(tp_ctx *ctx, sup *s, int reason)
     s->nagain = 0;
     if (s->cont == CONT_ANSWER) { // the terminate call still gets its answer
         answer a = {TP_ESHUTDOWN, TP_PID_NIL};
-        tp_reply_to(ctx, s->answer_to.from, s->answer_to.ref, TAG_ANSWER, &a,
-                    sizeof a);
+        tp_reply_to(ctx, s->answer_to.from, s->answer_to.ref, TP__SUP_ANSWER,
+                    &a, sizeof a);
     }
     if (s->busy && !tp_pid_is_nil(s->target)) {
         // Keep waiting for the current one; the rest follow.
@@ -762,7 +743,7 @@ static void
 answer_call(tp_ctx *ctx, const call *k, int rc, tp_pid pid)
 {
     answer a = {rc, pid};
-    tp_reply_to(ctx, k->from, k->ref, TAG_ANSWER, &a, sizeof a);
+    tp_reply_to(ctx, k->from, k->ref, TP__SUP_ANSWER, &a, sizeof a);
 }
 
 static void
@@ -771,7 +752,7 @@ do_call(tp_ctx *ctx, sup *s, const call *k)
     const id_req *r = (const id_req *)k->data;
     child *c;
     switch (k->tag) {
-    case TAG_CALL_START: {
+    case TP__SUP_CALL_START: {
         const start_req *q = (const start_req *)k->data;
         const tp_child_spec *spec;
         tp_child_spec local;
@@ -811,7 +792,7 @@ do_call(tp_ctx *ctx, sup *s, const call *k)
         answer_call(ctx, k, rc, pid);
         return;
     }
-    case TAG_CALL_TERMINATE:
+    case TP__SUP_CALL_TERMINATE:
         if (s->flags.strategy == TP_SIMPLE_ONE_FOR_ONE)
             c = tp_pid_is_nil(r->pid) ? NULL : by_pid(s, r->pid);
         else
@@ -828,8 +809,8 @@ do_call(tp_ctx *ctx, sup *s, const call *k)
         s->answer_to = *k;
         begin_sequence(ctx, s, &c->key, 1, CONT_ANSWER);
         return;
-    case TAG_CALL_RESTART:
-    case TAG_CALL_DELETE:
+    case TP__SUP_CALL_RESTART:
+    case TP__SUP_CALL_DELETE:
         if (s->flags.strategy == TP_SIMPLE_ONE_FOR_ONE ||
             (c = by_id(s, r->id)) == NULL) {
             answer_call(ctx, k, TP_ENOENT, TP_PID_NIL);
@@ -839,7 +820,7 @@ do_call(tp_ctx *ctx, sup *s, const call *k)
             answer_call(ctx, k, TP_EEXIST, c->pid);
             return;
         }
-        if (k->tag == TAG_CALL_DELETE) {
+        if (k->tag == TP__SUP_CALL_DELETE) {
             remove_child(s, c);
             answer_call(ctx, k, 0, TP_PID_NIL);
         } else {
@@ -847,13 +828,13 @@ do_call(tp_ctx *ctx, sup *s, const call *k)
             answer_call(ctx, k, rc, c->pid);
         }
         return;
-    case TAG_CALL_WHICH: {
+    case TP__SUP_CALL_WHICH: {
         size_t first = s->flags.strategy == TP_SIMPLE_ONE_FOR_ONE;
         size_t n = s->n - first;
         tp_sup_child *out = calloc(n ? n : 1, sizeof *out);
         if (out == NULL) {
             answer a = {TP_ENOMEM, TP_PID_NIL};
-            tp_reply_to(ctx, k->from, k->ref, TAG_ANSWER, &a, sizeof a);
+            tp_reply_to(ctx, k->from, k->ref, TP__SUP_ANSWER, &a, sizeof a);
             return;
         }
         for (size_t i = 0; i < n; i++) {
@@ -864,11 +845,12 @@ do_call(tp_ctx *ctx, sup *s, const call *k)
             out[i].restart = ch->spec.restart;
             out[i].restarts = ch->restarts;
         }
-        tp_reply_to(ctx, k->from, k->ref, TAG_ANSWER, out, n * sizeof *out);
+        tp_reply_to(ctx, k->from, k->ref, TP__SUP_ANSWER, out,
+                    n * sizeof *out);
         free(out);
         return;
     }
-    case TAG_CALL_COUNT: {
+    case TP__SUP_CALL_COUNT: {
         // A simple_one_for_one supervisor has one spec, the template at
         // index 0, and counts its children by the template's type (OTP).
         bool simple = s->flags.strategy == TP_SIMPLE_ONE_FOR_ONE;
@@ -882,7 +864,7 @@ do_call(tp_ctx *ctx, sup *s, const call *k)
             else
                 n.workers++;
         }
-        tp_reply_to(ctx, k->from, k->ref, TAG_ANSWER, &n, sizeof n);
+        tp_reply_to(ctx, k->from, k->ref, TP__SUP_ANSWER, &n, sizeof n);
         return;
     }
     }
@@ -1246,12 +1228,12 @@ sup_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
         free(keys);
         return TP_OK;
     }
-    case TAG_CALL_START:
-    case TAG_CALL_TERMINATE:
-    case TAG_CALL_RESTART:
-    case TAG_CALL_DELETE:
-    case TAG_CALL_WHICH:
-    case TAG_CALL_COUNT: {
+    case TP__SUP_CALL_START:
+    case TP__SUP_CALL_TERMINATE:
+    case TP__SUP_CALL_RESTART:
+    case TP__SUP_CALL_DELETE:
+    case TP__SUP_CALL_WHICH:
+    case TP__SUP_CALL_COUNT: {
         if (msg->ref == 0)
             return TP_OK; // not a call
         if (s->busy)
@@ -1325,144 +1307,4 @@ tp_sup_start(tp_system *sys, tp_pid *out, const tp_sup_spec *spec,
              const tp_spawn_opts *opts)
 {
     return tp_spawn(sys, out, &tp_supervisor, (void *)spec, opts);
-}
-
-// ---- calls from outside ----------------------------------------------------
-
-static int
-sup_call(tp_system *sys, tp_pid sup_pid, uint32_t tag, const void *data,
-         size_t size, int timeout_ms, void *out, size_t out_size, size_t *got)
-{
-    tp_call_reply rep;
-    int rc = tp_call(sys, sup_pid, tag, data, size, timeout_ms, &rep);
-    if (rc != 0)
-        return rc;
-    if (got != NULL)
-        *got = rep.size;
-    if (out != NULL)
-        memcpy(out, rep.data, rep.size < out_size ? rep.size : out_size);
-    free(rep.data);
-    return 0;
-}
-
-static int
-answered(tp_system *sys, tp_pid sup_pid, uint32_t tag, const void *data,
-         size_t size, int timeout_ms, tp_pid *out)
-{
-    answer a = {TP_EINVAL, TP_PID_NIL};
-    int rc = sup_call(sys, sup_pid, tag, data, size, timeout_ms, &a, sizeof a,
-                      NULL);
-    if (rc != 0)
-        return rc;
-    if (out != NULL && a.rc == 0)
-        *out = a.pid;
-    return a.rc;
-}
-
-int
-tp_sup_start_child(tp_system *sys, tp_pid sup_pid, const tp_child_spec *spec,
-                   void *arg, tp_pid *out, int timeout_ms)
-{
-    start_req r = {.has_spec = spec != NULL, .arg = arg};
-    if (spec != NULL) {
-        r.spec = *spec;
-        r.spec.id = NULL;
-        r.spec.opts.name = NULL;
-        // Too long to copy: the supervisor refuses it as it would anyway.
-        if ((spec->id != NULL && strlen(spec->id) >= sizeof r.id) ||
-            (spec->opts.name != NULL &&
-             strlen(spec->opts.name) >= sizeof r.name))
-            return TP_EINVAL;
-        r.has_id = spec->id != NULL;
-        snprintf(r.id, sizeof r.id, "%s", spec->id ? spec->id : "");
-        snprintf(r.name, sizeof r.name, "%s",
-                 spec->opts.name ? spec->opts.name : "");
-    }
-    return answered(sys, sup_pid, TAG_CALL_START, &r, sizeof r, timeout_ms,
-                    out);
-}
-
-int
-tp_sup_start_child_async(tp_ctx *ctx, tp_pid sup_pid, void *arg,
-                         uint32_t timeout_ms, uint64_t *ref)
-{
-    start_req r = {.arg = arg};
-    return tp_request(ctx, sup_pid, TAG_CALL_START, &r, sizeof r, timeout_ms,
-                      ref);
-}
-
-static int
-id_call(tp_system *sys, tp_pid sup_pid, uint32_t tag, const char *id,
-        tp_pid pid, tp_pid *out, int timeout_ms)
-{
-    id_req r = {.pid = pid};
-    if (id != NULL) {
-        if (strlen(id) >= sizeof r.id)
-            return TP_ENOENT;
-        snprintf(r.id, sizeof r.id, "%s", id);
-    }
-    return answered(sys, sup_pid, tag, &r, sizeof r, timeout_ms, out);
-}
-
-int
-tp_sup_terminate_child(tp_system *sys, tp_pid sup_pid, const char *id,
-                       tp_pid pid, int timeout_ms)
-{
-    return id_call(sys, sup_pid, TAG_CALL_TERMINATE, id, pid, NULL,
-                   timeout_ms);
-}
-
-int
-tp_sup_restart_child(tp_system *sys, tp_pid sup_pid, const char *id,
-                     tp_pid *out, int timeout_ms)
-{
-    if (id == NULL)
-        return TP_EINVAL;
-    return id_call(sys, sup_pid, TAG_CALL_RESTART, id, TP_PID_NIL, out,
-                   timeout_ms);
-}
-
-int
-tp_sup_delete_child(tp_system *sys, tp_pid sup_pid, const char *id,
-                    int timeout_ms)
-{
-    if (id == NULL)
-        return TP_EINVAL;
-    return id_call(sys, sup_pid, TAG_CALL_DELETE, id, TP_PID_NIL, NULL,
-                   timeout_ms);
-}
-
-int
-tp_sup_which_children(tp_system *sys, tp_pid sup_pid, tp_sup_child *out,
-                      size_t max, size_t *n, int timeout_ms)
-{
-    if (n == NULL || (out == NULL && max > 0))
-        return TP_EINVAL;
-    tp_call_reply rep;
-    int rc = tp_call(sys, sup_pid, TAG_CALL_WHICH, NULL, 0, timeout_ms, &rep);
-    if (rc != 0)
-        return rc;
-    if (rep.size % sizeof(tp_sup_child) != 0) { // an error answer
-        answer a = {TP_EINVAL, TP_PID_NIL};
-        memcpy(&a, rep.data, rep.size < sizeof a ? rep.size : sizeof a);
-        free(rep.data);
-        return a.rc;
-    }
-    *n = rep.size / sizeof(tp_sup_child);
-    if (max > 0)
-        memcpy(out, rep.data, (*n < max ? *n : max) * sizeof(tp_sup_child));
-    free(rep.data);
-    return 0;
-}
-
-int
-tp_sup_count_children(tp_system *sys, tp_pid sup_pid, tp_sup_counts *out,
-                      int timeout_ms)
-{
-    if (out == NULL)
-        return TP_EINVAL;
-    size_t got = 0;
-    int rc = sup_call(sys, sup_pid, TAG_CALL_COUNT, NULL, 0, timeout_ms, out,
-                      sizeof *out, &got);
-    return rc == 0 && got != sizeof *out ? TP_EINVAL : rc;
 }
