@@ -21,7 +21,9 @@ enum {
     TP__SUP_CALL_DELETE,             // data: tp__sup_id_req
     TP__SUP_CALL_WHICH,              // no data
     TP__SUP_CALL_COUNT,              // no data
-    TP__SUP_ANSWER,                  // replies
+    TP__SUP_ANSWER,                  // data: tp__sup_answer
+    TP__SUP_CHILDREN,                // data: tp_sup_child[n], n >= 0
+    TP__SUP_COUNTS,                  // data: tp_sup_counts
 };
 
 // A start_child request. The spec's strings travel by value: a caller
@@ -40,7 +42,13 @@ typedef struct tp__sup_id_req {
     tp_pid pid;
 } tp__sup_id_req;
 
-typedef tp_sup_started tp__sup_answer; // the public reply of the async start
+// The answer to a start, terminate, restart or delete call, and to a
+// which_children call that failed: the result and, after a start or a
+// restart, the child's pid.
+typedef struct tp__sup_answer {
+    int32_t rc;
+    tp_pid pid;
+} tp__sup_answer;
 
 // A child to stop, and how: a timeout in ms, TP_SHUTDOWN_BRUTAL_KILL or
 // TP_SHUTDOWN_INFINITY (never TP_SHUTDOWN_DEFAULT: resolved already).

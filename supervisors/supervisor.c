@@ -48,9 +48,10 @@ typedef struct call {
     tp_pid from;
     uint64_t ref;
     uint32_t tag;
-    size_t size;
-    unsigned char data[sizeof(start_req) > sizeof(id_req) ? sizeof(start_req)
-                                                          : sizeof(id_req)];
+    union {
+        start_req start; // TP__SUP_CALL_START
+        id_req id;       // TP__SUP_CALL_TERMINATE, _RESTART, _DELETE
+    } req;
 } call;
 
 enum { CONT_NONE, CONT_RESTART, CONT_ANSWER, CONT_EXIT };
@@ -749,11 +750,11 @@ answer_call(tp_ctx *ctx, const call *k, int rc, tp_pid pid)
 static void
 do_call(tp_ctx *ctx, sup *s, const call *k)
 {
-    const id_req *r = (const id_req *)k->data;
+    const id_req *r = &k->req.id;
     child *c;
     switch (k->tag) {
     case TP__SUP_CALL_START: {
-        const start_req *q = (const start_req *)k->data;
+        const start_req *q = &k->req.start;
         const tp_child_spec *spec;
         tp_child_spec local;
         if (s->flags.strategy == TP_SIMPLE_ONE_FOR_ONE) {
@@ -845,7 +846,7 @@ do_call(tp_ctx *ctx, sup *s, const call *k)
             out[i].restart = ch->spec.restart;
             out[i].restarts = ch->restarts;
         }
-        tp_reply_to(ctx, k->from, k->ref, TP__SUP_ANSWER, out,
+        tp_reply_to(ctx, k->from, k->ref, TP__SUP_CHILDREN, out,
                     n * sizeof *out);
         free(out);
         return;
@@ -864,14 +865,43 @@ do_call(tp_ctx *ctx, sup *s, const call *k)
             else
                 n.workers++;
         }
-        tp_reply_to(ctx, k->from, k->ref, TP__SUP_ANSWER, &n, sizeof n);
+        tp_reply_to(ctx, k->from, k->ref, TP__SUP_COUNTS, &n, sizeof n);
         return;
     }
     }
 }
 
+// Copies the call in `msg` into `k`. Returns TP_EPERM for a call from
+// another node (requests carry pointers, which mean something only in
+// this process) or TP_EINVAL when the payload is not the request the tag
+// names; whoever built it, its strings end inside their arrays.
 static int
-queue_call(sup *s, const tp_msg *msg)
+take_call(call *k, const tp_msg *msg)
+{
+    size_t want =
+        msg->tag == TP__SUP_CALL_START ? sizeof k->req.start
+        : msg->tag == TP__SUP_CALL_WHICH || msg->tag == TP__SUP_CALL_COUNT
+            ? 0
+            : sizeof k->req.id;
+    if (tp_pid_node(msg->from) != 0)
+        return TP_EPERM;
+    if (msg->size != want)
+        return TP_EINVAL;
+    k->from = msg->from;
+    k->ref = msg->ref;
+    k->tag = msg->tag;
+    memcpy(&k->req, msg->data, want);
+    if (msg->tag == TP__SUP_CALL_START) {
+        k->req.start.id[ID_MAX - 1] = '\0';
+        k->req.start.name[TP_NAME_MAX] = '\0';
+    } else if (want > 0) {
+        k->req.id.id[ID_MAX - 1] = '\0';
+    }
+    return 0;
+}
+
+static int
+queue_call(sup *s, const call *k)
 {
     if (s->ncalls == s->capcalls) {
         size_t cap = s->capcalls ? s->capcalls * 2 : 4;
@@ -881,12 +911,7 @@ queue_call(sup *s, const tp_msg *msg)
         s->calls = c;
         s->capcalls = cap;
     }
-    call *k = &s->calls[s->ncalls++];
-    k->from = msg->from;
-    k->ref = msg->ref;
-    k->tag = msg->tag;
-    k->size = msg->size < sizeof k->data ? msg->size : sizeof k->data;
-    memcpy(k->data, msg->data, k->size);
+    s->calls[s->ncalls++] = *k;
     return 0;
 }
 
@@ -1185,6 +1210,8 @@ sup_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
         return on_exit_signal(ctx, s, msg->data);
     case TAG_KILL_TIMER: {
         tp_pid pid;
+        if (msg->size != sizeof pid)
+            return TP_OK; // not ours
         memcpy(&pid, msg->data, sizeof pid);
         if (s->busy && tp_pid_eq(pid, s->target))
             tp_exit(ctx, pid, TP_REASON_KILL); // its time is up
@@ -1192,6 +1219,8 @@ sup_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
     }
     case TAG_RESTART: {
         uint64_t key;
+        if (msg->size != sizeof key)
+            return TP_OK; // not ours
         memcpy(&key, msg->data, sizeof key);
         child *c = by_key(s, key);
         if (c == NULL || !c->waiting || !tp_pid_is_nil(c->pid))
@@ -1236,14 +1265,16 @@ sup_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
     case TP__SUP_CALL_COUNT: {
         if (msg->ref == 0)
             return TP_OK; // not a call
-        if (s->busy)
-            return queue_call(s, msg);
         call k;
-        k.from = msg->from;
-        k.ref = msg->ref;
-        k.tag = msg->tag;
-        k.size = msg->size < sizeof k.data ? msg->size : sizeof k.data;
-        memcpy(k.data, msg->data, k.size);
+        int rc = take_call(&k, msg);
+        if (rc != 0) {
+            answer a = {rc, TP_PID_NIL};
+            tp_reply_to(ctx, msg->from, msg->ref, TP__SUP_ANSWER, &a,
+                        sizeof a);
+            return TP_OK;
+        }
+        if (s->busy)
+            return queue_call(s, &k);
         do_call(ctx, s, &k);
         return TP_OK;
     }

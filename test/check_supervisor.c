@@ -1348,6 +1348,307 @@ START_TEST(test_may_block)
 }
 END_TEST
 
+// ---- calls from actors -----------------------------------------------------
+
+// A client actor makes one _async call per C_DO message (its data: a
+// pointer to the test's `aop`, alive until the answer is in) and decodes
+// the answer into `res`, then bumps `answers`; the test thread reads `res`
+// after that.
+enum { C_DO = 10 };
+enum { OP_START, OP_TERMINATE, OP_RESTART, OP_DELETE, OP_WHICH, OP_COUNT };
+enum { OP_BLOCKING_COUNT = 100 }; // the blocking form, from the actor
+
+typedef struct aop {
+    int op;
+    tp_pid sup;
+    const tp_child_spec *spec; // start_child
+    void *arg;                 // start_child
+    const char *id;
+    tp_pid pid; // terminate_child under simple_one_for_one
+    uint32_t timeout_ms;
+} aop;
+
+typedef struct ares {
+    int call_rc;  // what the _async call returned
+    int rc;       // what its decoder made of the answer
+    int wrong;    // what the decoder of another kind of call made of it
+    uint32_t tag; // the answer's tag
+    tp_pid pid;   // tp_sup_result's
+    tp_sup_counts counts;
+    tp_sup_child kids[4];
+    size_t n;
+} ares;
+
+static ares res;
+static _Atomic long answers, issued;
+
+typedef struct client {
+    int op;
+    uint64_t ref;
+} client;
+
+static int
+client_call(tp_ctx *ctx, client *c, const aop *o)
+{
+    uint32_t t = o->timeout_ms ? o->timeout_ms : 5000;
+    switch (o->op) {
+    case OP_START:
+        return tp_sup_start_child_async(ctx, &c->ref, o->sup, o->spec, o->arg,
+                                        t);
+    case OP_TERMINATE:
+        return tp_sup_terminate_child_async(ctx, &c->ref, o->sup, o->id,
+                                            o->pid, t);
+    case OP_RESTART:
+        return tp_sup_restart_child_async(ctx, &c->ref, o->sup, o->id, t);
+    case OP_DELETE:
+        return tp_sup_delete_child_async(ctx, &c->ref, o->sup, o->id, t);
+    case OP_WHICH:
+        return tp_sup_which_children_async(ctx, &c->ref, o->sup, t);
+    case OP_COUNT:
+        return tp_sup_count_children_async(ctx, &c->ref, o->sup, t);
+    default: {
+        tp_sup_counts k;
+        int rc = tp_sup_count_children(tp_ctx_system(ctx), o->sup, &k, 1000);
+        return rc == 0 ? TP_EINVAL : rc; // it must not have worked
+    }
+    }
+}
+
+static void
+client_decode(client *c, const tp_msg *msg)
+{
+    tp_sup_counts junk;
+    res.tag = msg->tag;
+    switch (c->op) {
+    case OP_WHICH:
+        res.rc = tp_sup_result_children(msg, res.kids, 4, &res.n);
+        res.wrong = tp_sup_result_counts(msg, &junk);
+        break;
+    case OP_COUNT:
+        res.rc = tp_sup_result_counts(msg, &res.counts);
+        res.wrong = tp_sup_result(msg, NULL);
+        break;
+    default:
+        res.rc = tp_sup_result(msg, &res.pid);
+        res.wrong = tp_sup_result_counts(msg, &junk);
+        break;
+    }
+}
+
+static int
+client_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    client *c = state;
+    if (msg->tag == C_DO) {
+        const aop *o;
+        memcpy(&o, msg->data, sizeof o);
+        memset(&res, 0, sizeof res);
+        c->op = o->op;
+        c->ref = 0;
+        res.call_rc = client_call(ctx, c, o);
+        atomic_fetch_add(&issued, 1);
+        if (res.call_rc != 0 || o->op == OP_BLOCKING_COUNT)
+            atomic_fetch_add(&answers, 1); // no answer follows
+        return TP_OK;
+    }
+    if (c->ref != 0 && msg->ref == c->ref) {
+        client_decode(c, msg);
+        c->ref = 0;
+        atomic_fetch_add(&answers, 1);
+    }
+    return TP_OK;
+}
+
+static const tp_behaviour client_b = {
+    .name = "client", .state_size = sizeof(client), .handle = client_handle};
+
+// Has `cl` make the call `o` and returns what it saw, once it saw it.
+static ares
+ask(tp_pid cl, aop o)
+{
+    long before = atomic_load(&answers);
+    const aop *p = &o;
+    ck_assert_int_eq(tp_system_send(sys, cl, C_DO, &p, sizeof p), 0);
+    ck_assert(tpt_wait_ge(&answers, before + 1, 30));
+    return res;
+}
+
+// Asks and expects the call to be sent and answered with `rc`.
+static ares
+ask_rc(tp_pid cl, aop o, int rc)
+{
+    ares r = ask(cl, o);
+    ck_assert_msg(r.call_rc == 0, "op %d: call returned %s", o.op,
+                  tp_err_name(r.call_rc));
+    ck_assert_msg(r.rc == rc, "op %d: answer %s, want %s", o.op,
+                  tp_err_name(r.rc), tp_err_name(rc));
+    return r;
+}
+
+// Every call under one_for_one, one_for_all and rest_for_one, from an
+// actor: the answer arrives as a message with the call's ref, and its
+// decoder returns what the blocking form returns; another kind's decoder
+// refuses it.
+START_TEST(test_async_calls_each_strategy)
+{
+    static const tp_strategy st[] = {TP_ONE_FOR_ONE, TP_ONE_FOR_ALL,
+                                     TP_REST_FOR_ONE};
+    tp_pid cl;
+    ck_assert_int_eq(tp_spawn(sys, &cl, &client_b, NULL, NULL), 0);
+    for (int k = 0; k < 3; k++) {
+        memset(cfg, 0, sizeof cfg);
+        tp_child_spec a[] = {spec(0, TP_PERMANENT)};
+        tp_pid sup =
+            start_sup((tp_sup_flags){.strategy = st[k], .intensity = 5}, a, 1);
+        tp_child_spec b = spec(1, TP_PERMANENT), bad = spec(2, TP_PERMANENT);
+        bad.behaviour = NULL;
+
+        ares r = ask_rc(cl, (aop){.op = OP_START, .sup = sup, .spec = &b}, 0);
+        ck_assert(tp_pid_eq(r.pid, where(1)));
+        ck_assert_int_eq(r.wrong, TP_EDECODE);
+        ck_assert_int_eq(r.tag < TP_TAG_RESERVED, 1);
+        ask_rc(cl, (aop){.op = OP_START, .sup = sup, .spec = &b}, TP_EEXIST);
+        ask_rc(cl, (aop){.op = OP_START, .sup = sup, .spec = &bad}, TP_EINVAL);
+        ask_rc(cl, (aop){.op = OP_START, .sup = sup, .spec = NULL}, TP_EINVAL);
+
+        r = ask_rc(cl, (aop){.op = OP_WHICH, .sup = sup}, 0);
+        ck_assert_uint_eq(r.n, 2);
+        ck_assert_str_eq(r.kids[0].id, "a");
+        ck_assert_str_eq(r.kids[1].id, "b");
+        ck_assert(tp_pid_eq(r.kids[1].pid, where(1)));
+        ck_assert_int_eq(r.wrong, TP_EDECODE);
+        r = ask_rc(cl, (aop){.op = OP_COUNT, .sup = sup}, 0);
+        ck_assert_uint_eq(r.counts.specs, 2);
+        ck_assert_uint_eq(r.counts.active, 2);
+        ck_assert_uint_eq(r.counts.workers, 2);
+        ck_assert_int_eq(r.wrong, TP_EDECODE);
+
+        ask_rc(cl, (aop){.op = OP_RESTART, .sup = sup, .id = "b"}, TP_EEXIST);
+        ask_rc(cl, (aop){.op = OP_DELETE, .sup = sup, .id = "b"}, TP_EEXIST);
+        ask_rc(cl, (aop){.op = OP_TERMINATE, .sup = sup, .id = "b"}, 0);
+        ck_assert_int_eq(cfg[1].stops, 1); // stopped before the answer
+        ck_assert_uint_eq(
+            ask_rc(cl, (aop){.op = OP_COUNT, .sup = sup}, 0).counts.active, 1);
+        r = ask_rc(cl, (aop){.op = OP_RESTART, .sup = sup, .id = "b"}, 0);
+        ck_assert_int_eq(cfg[1].starts, 2);
+        ck_assert(tp_pid_eq(r.pid, where(1)));
+        ask_rc(cl, (aop){.op = OP_TERMINATE, .sup = sup, .id = "b"}, 0);
+        ask_rc(cl, (aop){.op = OP_DELETE, .sup = sup, .id = "b"}, 0);
+        ask_rc(cl, (aop){.op = OP_DELETE, .sup = sup, .id = "b"}, TP_ENOENT);
+        ask_rc(cl, (aop){.op = OP_RESTART, .sup = sup, .id = "zz"}, TP_ENOENT);
+        ask_rc(cl, (aop){.op = OP_TERMINATE, .sup = sup, .id = "zz"},
+               TP_ENOENT);
+        ck_assert_uint_eq(
+            ask_rc(cl, (aop){.op = OP_COUNT, .sup = sup}, 0).counts.specs, 1);
+
+        // Refused before anything is sent: no answer follows.
+        ck_assert_int_eq(
+            ask(cl, (aop){.op = OP_RESTART, .sup = sup, .id = NULL}).call_rc,
+            TP_EINVAL);
+        ck_assert_int_eq(
+            ask(cl, (aop){.op = OP_TERMINATE,
+                          .sup = sup,
+                          .id = "an id longer than any child's: it has more "
+                                "than sixty-three bytes"})
+                .call_rc,
+            TP_ENOENT);
+        // The blocking forms refuse to run inside an actor.
+        ck_assert_int_eq(
+            ask(cl, (aop){.op = OP_BLOCKING_COUNT, .sup = sup}).call_rc,
+            TP_EPERM);
+        watch(sup);
+        ck_assert_int_eq(tp_system_exit(sys, sup, TP_REASON_SHUTDOWN), 0);
+        ck_assert(tpt_wait_ge(&mon_downs, 1, 20));
+    }
+}
+END_TEST
+
+// The same under simple_one_for_one: children are started from the
+// template with an argument and terminated by pid; restart and delete do
+// not apply.
+START_TEST(test_async_calls_simple_one_for_one)
+{
+    tp_pid cl;
+    ck_assert_int_eq(tp_spawn(sys, &cl, &client_b, NULL, NULL), 0);
+    tp_child_spec t = {.id = "tmpl", .behaviour = &worker, .arg = &cfg[1]};
+    tp_pid sup = start_sup(
+        (tp_sup_flags){.strategy = TP_SIMPLE_ONE_FOR_ONE, .intensity = 5}, &t,
+        1);
+    ares r = ask_rc(cl, (aop){.op = OP_START, .sup = sup, .arg = &cfg[0]}, 0);
+    tp_pid kid = r.pid;
+    ck_assert(!tp_pid_is_nil(kid));
+    ck_assert_int_eq(cfg[0].starts, 1); // with the argument given
+    ck_assert_int_eq(cfg[1].starts, 0);
+    ask_rc(cl, (aop){.op = OP_START, .sup = sup, .spec = &t}, TP_EINVAL);
+    r = ask_rc(cl, (aop){.op = OP_WHICH, .sup = sup}, 0);
+    ck_assert_uint_eq(r.n, 1);
+    ck_assert_str_eq(r.kids[0].id, "tmpl");
+    ck_assert(tp_pid_eq(r.kids[0].pid, kid));
+    r = ask_rc(cl, (aop){.op = OP_COUNT, .sup = sup}, 0);
+    ck_assert_uint_eq(r.counts.specs, 1);
+    ck_assert_uint_eq(r.counts.active, 1);
+    ck_assert_uint_eq(r.counts.workers, 1);
+    ask_rc(cl, (aop){.op = OP_RESTART, .sup = sup, .id = "tmpl"}, TP_ENOENT);
+    ask_rc(cl, (aop){.op = OP_DELETE, .sup = sup, .id = "tmpl"}, TP_ENOENT);
+    ask_rc(cl, (aop){.op = OP_TERMINATE, .sup = sup, .pid = kid}, 0);
+    ck_assert_int_eq(cfg[0].stops, 1);
+    ask_rc(cl, (aop){.op = OP_TERMINATE, .sup = sup, .pid = kid}, TP_ENOENT);
+    r = ask_rc(cl, (aop){.op = OP_COUNT, .sup = sup}, 0);
+    ck_assert_uint_eq(r.counts.specs, 1);
+    ck_assert_uint_eq(r.counts.active + r.counts.workers, 0);
+    ck_assert_int_eq(
+        ask(cl, (aop){.op = OP_BLOCKING_COUNT, .sup = sup}).call_rc, TP_EPERM);
+}
+END_TEST
+
+// A supervisor that is dead, or dies before answering, is never silence:
+// the call fails at once, or the message tp_request sends instead of an
+// answer comes with the call's ref and decodes as a failure.
+START_TEST(test_async_call_to_a_gone_supervisor)
+{
+    tp_pid cl;
+    ck_assert_int_eq(tp_spawn(sys, &cl, &client_b, NULL, NULL), 0);
+    tp_child_spec a[] = {spec(0, TP_PERMANENT)};
+    tp_pid sup = start_sup((tp_sup_flags){0}, a, 1);
+    watch(sup);
+    ck_assert_int_eq(tp_system_exit(sys, sup, TP_REASON_SHUTDOWN), 0);
+    ck_assert(tpt_wait_ge(&mon_downs, 1, 20));
+    ares r = ask(cl, (aop){.op = OP_COUNT, .sup = sup, .timeout_ms = 200});
+    ck_assert_msg(
+        r.call_rc == TP_ENOACTOR || (r.call_rc == 0 && r.rc == TP_ENOACTOR),
+        "call %s, answer %s", tp_err_name(r.call_rc), tp_err_name(r.rc));
+
+    // A supervisor busy stopping a child that ignores its shutdown
+    // answers nothing meanwhile: the call times out.
+    memset(cfg, 0, sizeof cfg);
+    cfg[1].trap = cfg[1].ignore_exit = true;
+    tp_child_spec b[] = {spec(1, TP_PERMANENT)};
+    b[0].shutdown = TP_SHUTDOWN_INFINITY;
+    sup = start_sup((tp_sup_flags){0}, b, 1);
+    ck_assert_int_eq(tp_system_exit(sys, sup, TP_REASON_SHUTDOWN), 0);
+    r = ask(cl, (aop){.op = OP_WHICH, .sup = sup, .timeout_ms = 100});
+    ck_assert_int_eq(r.call_rc, 0);
+    ck_assert_int_eq(r.tag, TP_TAG_TIMEOUT);
+    ck_assert_int_eq(r.rc, TP_ETIMEDOUT);
+    ck_assert_int_eq(r.wrong, TP_ETIMEDOUT);
+
+    // Killed while a call waits: the call fails, at once where tp_request
+    // reports a dead callee, at its timeout otherwise.
+    long before = atomic_load(&answers), sent = atomic_load(&issued);
+    aop o = {.op = OP_START, .sup = sup, .spec = &a[0], .timeout_ms = 300};
+    const aop *p = &o;
+    ck_assert_int_eq(tp_system_send(sys, cl, C_DO, &p, sizeof p), 0);
+    ck_assert(tpt_wait_ge(&issued, sent + 1, 20));
+    ck_assert_int_eq(tp_system_exit(sys, sup, TP_REASON_KILL), 0);
+    ck_assert(tpt_wait_ge(&answers, before + 1, 20));
+    ck_assert_int_eq(res.call_rc, 0);
+    ck_assert_int_ge(res.tag, TP_TAG_RESERVED);
+    ck_assert_msg(res.rc == TP_ETIMEDOUT || res.rc == TP_ENOACTOR, "%s",
+                  tp_err_name(res.rc));
+    ck_assert_int_eq(cfg[0].starts, 0);
+}
+END_TEST
+
 Suite *
 supervisor_suite(void)
 {
@@ -1390,6 +1691,9 @@ supervisor_suite(void)
     tcase_add_test(tc, test_failed_nested_start_stops_the_started);
     tcase_add_test(tc, test_failed_start_before_the_system_runs);
     tcase_add_test(tc, test_may_block);
+    tcase_add_test(tc, test_async_calls_each_strategy);
+    tcase_add_test(tc, test_async_calls_simple_one_for_one);
+    tcase_add_test(tc, test_async_call_to_a_gone_supervisor);
     suite_add_tcase(s, tc);
     return s;
 }
