@@ -50,18 +50,33 @@ typedef struct tp__sup_answer {
     tp_pid pid;
 } tp__sup_answer;
 
-// A child to stop, and how: a timeout in ms, TP_SHUTDOWN_BRUTAL_KILL or
-// TP_SHUTDOWN_INFINITY (never TP_SHUTDOWN_DEFAULT: resolved already).
+#define TP__SUP_NO_REASON INT32_MIN
+
+// Logs one line about child `id` of supervisor `sup`: the event, the
+// child's pid and behaviour, `reason` unless TP__SUP_NO_REASON, its
+// restart count, then `tail`. Any thread.
+void tp__sup_log(tp_system *sys, int level, tp_pid sup, const char *what,
+                 const char *id, tp_pid child, const char *behaviour,
+                 int reason, uint32_t restarts, const char *tail);
+
+// A child to stop, how (a timeout in ms, TP_SHUTDOWN_BRUTAL_KILL or
+// TP_SHUTDOWN_INFINITY, never TP_SHUTDOWN_DEFAULT), and what to log.
 typedef struct tp__sup_victim {
     tp_pid pid;
     int32_t shutdown;
+    uint32_t restarts;
+    const char *behaviour; // its behaviour's name (static)
+    char id[TP__SUP_ID_MAX];
 } tp__sup_victim;
 
-// Spawns a reaper: an actor that stops the `n` (at least 1) children in
-// `v`, in that order and one at a time, as a supervisor stops its
-// children (shutdown, then kill when the time is up), then exits. Takes
-// ownership of `v`, which must come from malloc, on success; on failure
-// the caller still owns it. Returns 0 or tp_spawn's codes. Any thread.
-int tp__sup_reap(tp_system *sys, tp__sup_victim *v, size_t n);
+// Spawns a reaper for supervisor `sup`: an actor that stops the `n` (at
+// least 1) children in `v`, in that order and one at a time, as a
+// supervisor stops its children (shutdown, then kill when the time is
+// up), logs each exit as `sup`'s, then exits. Stores its pid in `*out`.
+// Takes ownership of `v`, which must come from malloc, on success; on
+// failure the caller still owns it. Returns 0 or tp_spawn's codes. Any
+// thread.
+int tp__sup_reap(tp_system *sys, tp_pid sup, tp__sup_victim *v, size_t n,
+                 tp_pid *out);
 
 #endif

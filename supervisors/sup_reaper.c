@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: MIT
-// The reaper finishes what a supervisor whose start failed could not wait
-// for. Such a supervisor stops the children it had started before its
-// init returns when the thread may block (tp_system_may_block); on a
-// scheduler thread, or before the system runs, it must return at once and
-// hands the children to a reaper instead. The reaper stops them as a
-// supervisor would, one at a time: it monitors the child, sends it
-// shutdown (or kill, for brutal_kill), kills it when its shutdown time is
-// up, and moves on at its DOWN. When the last is gone, the reaper exits.
+// The reaper stops the children of a supervisor whose start failed. The
+// supervisor's init cannot read its mailbox, so it cannot run a stop
+// sequence itself: it hands the children it had started to a reaper and,
+// where the thread may block (tp_system_may_block), waits for the reaper
+// to be done; on a scheduler thread, or before the system runs, it
+// returns at once. The reaper stops them as a supervisor would, one at a
+// time: it monitors the child, sends it shutdown (or kill, for
+// brutal_kill), kills it when its shutdown time is up, logs its exit at
+// its DOWN and moves on. When the last is gone, the reaper exits.
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,7 @@
 enum { TAG_REAP_KILL = 0x7fff0101 };
 
 typedef struct reaper {
+    tp_pid sup;        // whose children these were
     tp__sup_victim *v; // owned
     size_t n, at;      // v[at] is being stopped
     uint64_t mon;      // the monitor on v[at]
@@ -50,6 +52,7 @@ reap_next(tp_ctx *ctx, reaper *r)
 }
 
 typedef struct reap_arg {
+    tp_pid sup;
     tp__sup_victim *v;
     size_t n;
 } reap_arg;
@@ -59,6 +62,7 @@ reap_init(tp_ctx *ctx, void *state, void *arg)
 {
     reaper *r = state;
     const reap_arg *a = arg;
+    r->sup = a->sup;
     r->v = a->v;
     r->n = a->n;
     reap_next(ctx, r);
@@ -74,8 +78,12 @@ reap_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
         return TP_OK;
     if (msg->tag == TP_TAG_DOWN &&
         ((const tp_down_msg *)msg->data)->ref == r->mon) {
+        const tp__sup_victim *v = &r->v[r->at];
         if (r->timer != 0)
             tp_timer_cancel(tp_ctx_system(ctx), r->timer);
+        tp__sup_log(tp_ctx_system(ctx), TP_LOG_INFO, r->sup, "child_stopped",
+                    v->id, v->pid, v->behaviour,
+                    ((const tp_down_msg *)msg->data)->reason, v->restarts, "");
         r->at++;
         reap_next(ctx, r);
     } else if (msg->tag == TAG_REAP_KILL && msg->size == sizeof ref) {
@@ -100,8 +108,9 @@ static const tp_behaviour reaper_b = {.name = "supervisor_reaper",
                                       .terminate = reap_terminate};
 
 int
-tp__sup_reap(tp_system *sys, tp__sup_victim *v, size_t n)
+tp__sup_reap(tp_system *sys, tp_pid sup, tp__sup_victim *v, size_t n,
+             tp_pid *out)
 {
-    reap_arg a = {v, n};
-    return tp_spawn(sys, NULL, &reaper_b, &a, NULL);
+    reap_arg a = {sup, v, n};
+    return tp_spawn(sys, out, &reaper_b, &a, NULL);
 }

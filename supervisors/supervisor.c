@@ -4,7 +4,11 @@
 // with OTP's strategies and restart-intensity rule. Stopping children is a
 // sequence driven by messages (each child's exit signal, or its shutdown
 // timer), never a blocking wait: while a sequence runs, further exits are
-// noted and management calls queued, then handled when it ends.
+// noted and management calls queued, then handled when it ends. The one
+// exception is a start that fails in init, which cannot receive messages:
+// a reaper (sup_reaper.c) stops the children started so far, and init
+// waits for it only where the thread may block. The calls' client side is
+// in sup_calls.c.
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,26 +114,33 @@ strategy_name(tp_strategy s)
     return (unsigned)s < 4 ? names[s] : "?";
 }
 
-#define NO_REASON INT32_MIN
+#define NO_REASON TP__SUP_NO_REASON
 
-// One log line per event: supervisor, event, child id (a
-// simple_one_for_one child's is its template's), pid, behaviour, reason
-// (unless NO_REASON), the child's restart count, then `tail`.
-static void
-log_line(tp_ctx *ctx, int level, const char *what, const child *c, int reason,
-         const char *tail)
+void
+tp__sup_log(tp_system *sys, int level, tp_pid sup_pid, const char *what,
+            const char *id, tp_pid child_pid, const char *behaviour,
+            int reason, uint32_t restarts, const char *tail)
 {
     char me[TP_PID_STRLEN], pid[TP_PID_STRLEN], why[80] = "";
-    tp_pid_format(tp_self(ctx), me, sizeof me);
-    tp_pid_format(c->pid, pid, sizeof pid);
+    tp_pid_format(sup_pid, me, sizeof me);
+    tp_pid_format(child_pid, pid, sizeof pid);
     if (reason != NO_REASON) {
         memcpy(why, " reason=", 8);
         tp_reason_format(reason, why + 8, sizeof why - 8);
     }
-    tp_log(tp_ctx_system(ctx), level,
+    tp_log(sys, level,
            "supervisor %s: %s child=%s pid=%s behaviour=%s%s restarts=%u%s",
-           me, what, c->id, pid, c->spec.behaviour->name, why, c->restarts,
-           tail);
+           me, what, id, pid, behaviour, why, restarts, tail);
+}
+
+// One log line per event about child `c` (its id is a simple_one_for_one
+// child's template's), ending in `tail`.
+static void
+log_line(tp_ctx *ctx, int level, const char *what, const child *c, int reason,
+         const char *tail)
+{
+    tp__sup_log(tp_ctx_system(ctx), level, tp_self(ctx), what, c->id, c->pid,
+                c->spec.behaviour->name, reason, c->restarts, tail);
 }
 
 static void
@@ -1003,46 +1014,26 @@ finish_sequence(tp_ctx *ctx, sup *s)
 
 // ---- a failed start --------------------------------------------------------
 
-// Waits until `pid` has exited (its terminate has run), up to `ms`
-// milliseconds, or for ever if negative. Returns whether it exited.
-// Polls: this is only for a failed start, on a thread that may block.
-static bool
-wait_gone(tp_system *sys, tp_pid pid, int32_t ms)
+// Waits until `pid` has exited (its terminate has run). Polls: this is
+// only for a failed start, on a thread that may block.
+static void
+wait_gone(tp_system *sys, tp_pid pid)
 {
-    int64_t until = ms < 0 ? INT64_MAX : now_ms() + ms;
     long nap_ns = 50000;
     tp_actor_stats st;
     while (tp_actor_stats_get(sys, pid, &st) == 0) {
-        if (now_ms() >= until)
-            return false;
         nanosleep(&(struct timespec){0, nap_ns}, NULL);
         if (nap_ns < 2000000)
             nap_ns *= 2;
     }
-    return true;
-}
-
-// Stops `v` from init, as a stop sequence would, and waits until it is.
-static void
-stop_and_wait(tp_ctx *ctx, const tp__sup_victim *v)
-{
-    tp_system *sys = tp_ctx_system(ctx);
-    if (v->shutdown != TP_SHUTDOWN_BRUTAL_KILL) {
-        tp_exit(ctx, v->pid, TP_REASON_SHUTDOWN);
-        if (wait_gone(sys, v->pid, v->shutdown))
-            return;
-    }
-    tp_exit(ctx, v->pid, TP_REASON_KILL);
-    wait_gone(sys, v->pid, -1);
 }
 
 // A start failed in init: stops the children already started, last
 // started first, each sent shutdown and killed when its shutdown time is
-// up. Init cannot read its mailbox, so where it may block it waits for
-// each child to be gone before it returns; elsewhere (on a scheduler
-// thread, or before the system runs) a reaper does the same after init
-// returned, and the children are unlinked so that our exit with the start
-// error does not overtake their shutdown.
+// up. Init cannot read its mailbox, so a reaper actor (sup_reaper.c) runs
+// that sequence and logs each exit; where the thread may block, init
+// waits for the reaper to finish. The children are unlinked first, so
+// that our exit with the start error does not overtake their shutdown.
 static void
 stop_started(tp_ctx *ctx, sup *s)
 {
@@ -1050,25 +1041,31 @@ stop_started(tp_ctx *ctx, sup *s)
     tp__sup_victim *v = malloc((s->n ? s->n : 1) * sizeof *v);
     size_t n = 0;
     for (size_t i = s->n; i-- > 0;) {
-        if (tp_pid_is_nil(s->kids[i].pid))
+        const child *c = &s->kids[i];
+        if (tp_pid_is_nil(c->pid))
             continue;
-        tp__sup_victim w = {s->kids[i].pid, shutdown_ms(&s->kids[i].spec)};
-        if (v == NULL) // no memory for the list: stop it the old way
-            tp_exit(ctx, w.pid,
-                    w.shutdown == TP_SHUTDOWN_BRUTAL_KILL
+        tp_unlink(ctx, c->pid);
+        if (v == NULL) { // no memory for the list: stop it the old way
+            tp_exit(ctx, c->pid,
+                    shutdown_ms(&c->spec) == TP_SHUTDOWN_BRUTAL_KILL
                         ? TP_REASON_KILL
                         : TP_REASON_SHUTDOWN);
-        else
-            v[n++] = w;
+            continue;
+        }
+        tp__sup_victim *w = &v[n++];
+        w->pid = c->pid;
+        w->shutdown = shutdown_ms(&c->spec);
+        w->restarts = c->restarts;
+        w->behaviour = c->spec.behaviour->name;
+        memcpy(w->id, c->id, sizeof w->id);
     }
-    if (n > 0 && tp_system_may_block(sys)) {
-        for (size_t i = 0; i < n; i++)
-            stop_and_wait(ctx, &v[i]);
-    } else if (n > 0) {
-        for (size_t i = 0; i < n; i++)
-            tp_unlink(ctx, v[i].pid);
-        if (tp__sup_reap(sys, v, n) == 0)
-            return; // the reaper owns v now
+    tp_pid reaper;
+    if (n > 0 && tp__sup_reap(sys, tp_self(ctx), v, n, &reaper) == 0) {
+        if (tp_system_may_block(sys))
+            wait_gone(sys, reaper);
+        return; // the reaper owns v
+    }
+    if (n > 0) {
         tp_log(sys, TP_LOG_ERR,
                "supervisor: no reaper; children sent "
                "shutdown without a kill timeout");

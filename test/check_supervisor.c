@@ -121,6 +121,20 @@ logged(const char *needle)
     return found;
 }
 
+// Whether one logged line contains both `a` and, after it, `b`.
+static bool
+logged_both(const char *a, const char *b)
+{
+    bool found = false;
+    pthread_mutex_lock(&log_lock);
+    for (const char *p = log_text; !found && (p = strstr(p, a)) != NULL; p++) {
+        const char *end = strchr(p, '\n'), *q = strstr(p, b);
+        found = q != NULL && (end == NULL || q < end);
+    }
+    pthread_mutex_unlock(&log_lock);
+    return found;
+}
+
 // The number after `key` on the last logged line containing `needle`, or
 // -1 when there is no such line or it lacks `key`.
 static long
@@ -1229,6 +1243,7 @@ START_TEST(test_failed_start_stops_the_started)
     cfg[1].trap = true;                      // traps exits, stops on shutdown
     cfg[2].trap = cfg[2].ignore_exit = true; // ignores shutdown: killed
     cfg[4].init_rc = TP_EDECODE;
+    atomic_store(&log_all, true);
     tp_child_spec c[] = {spec(0, TP_PERMANENT), spec(1, TP_PERMANENT),
                          spec(2, TP_PERMANENT), spec(3, TP_PERMANENT),
                          spec(4, TP_PERMANENT)};
@@ -1253,6 +1268,12 @@ START_TEST(test_failed_start_stops_the_started)
     ck_assert_msg(ms >= 140, "c was killed after %.1f ms, before 150", ms);
     ck_assert(logged("start_error child=e reason=TP_EDECODE"));
     ck_assert_int_eq(cfg[4].starts + cfg[4].stops, 0);
+    // Each exit logged, as the supervisor logs its children's.
+    ck_assert_msg(logged_both("child_stopped child=c pid=", " reason=killed"),
+                  "%s", log_text);
+    ck_assert_msg(
+        logged_both("child_stopped child=a pid=", " reason=shutdown "), "%s",
+        log_text);
 }
 END_TEST
 

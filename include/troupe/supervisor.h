@@ -85,14 +85,15 @@ typedef struct tp_sup_spec {
 //
 // Before failing, it stops the children it had started as it stops
 // children anywhere else: last started first, each sent
-// TP_REASON_SHUTDOWN and killed when its shutdown timeout runs out. Where
-// the spawning thread may block (tp_system_may_block: a thread outside
-// the system, once the system runs) they are all gone when spawn returns,
+// TP_REASON_SHUTDOWN and killed when its shutdown timeout runs out, each
+// exit logged. As init cannot receive messages, a helper actor (behaviour
+// "supervisor_reaper") sends those signals and watches the exits, the
+// children being unlinked from the failed supervisor first. Where the
+// spawning thread may block (tp_system_may_block: a thread outside the
+// system, once the system runs), they are all gone when spawn returns,
 // which can take as long as their timeouts. On a scheduler thread (a
 // supervisor started by its parent, or by another actor), or before
-// tp_system_start, spawn returns at once and a helper actor stops them in
-// the same way afterwards; they are unlinked from the failed supervisor
-// first, so its exit does not reach them.
+// tp_system_start, spawn returns at once and the helper finishes later.
 TP_API extern const tp_behaviour tp_supervisor;
 
 // Spawns a supervisor; tp_spawn(sys, out, &tp_supervisor, spec, opts).
