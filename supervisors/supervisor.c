@@ -1188,6 +1188,7 @@ on_exit_signal(tp_ctx *ctx, sup *s, const tp_exit_msg *e)
         // Is it one we were about to stop anyway?
         for (size_t i = s->stop_at; i < s->nstop; i++)
             if (s->stop[i] == c->key) {
+                log_child(ctx, TP_LOG_INFO, "child_stopped", c, e->reason);
                 set_down(s, c);
                 return TP_OK;
             }

@@ -25,6 +25,7 @@ typedef struct wcfg {
     _Atomic long stops;    // terminates
     _Atomic long stop_seq; // when it last terminated (global order)
     _Atomic int reason;    // the reason its terminate last saw
+    _Atomic long exits;    // exit signals received while trapping
 } wcfg;
 
 static _Atomic long stop_clock, pings;
@@ -65,6 +66,7 @@ w_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
         atomic_fetch_add(&pings, 1);
         return TP_OK;
     case TP_TAG_EXIT:
+        atomic_fetch_add(&c->exits, 1);
         if (c->ignore_exit)
             return TP_OK;
         tp_stop_reason(ctx, ((const tp_exit_msg *)msg->data)->reason);
@@ -666,6 +668,27 @@ START_TEST(test_ordered_shutdown_and_timeouts)
     ck_assert_int_lt(cfg[3].stop_seq, cfg[2].stop_seq);
     ck_assert_int_lt(cfg[2].stop_seq, cfg[1].stop_seq);
     ck_assert_int_lt(cfg[1].stop_seq, cfg[0].stop_seq);
+}
+END_TEST
+
+// A child that exits on its own while the supervisor is stopping another
+// one, before its own turn, is logged like every other exit.
+START_TEST(test_exit_during_a_stop_is_logged)
+{
+    atomic_store(&log_all, true);
+    cfg[1].trap = cfg[1].ignore_exit = true;
+    tp_child_spec c[] = {spec(0, TP_PERMANENT), spec(1, TP_PERMANENT)};
+    c[1].shutdown = 300;
+    tp_pid sup = start_sup((tp_sup_flags){0}, c, 2);
+    watch(sup);
+    ck_assert_int_eq(tp_system_exit(sys, sup, TP_REASON_SHUTDOWN), 0);
+    ck_assert(tpt_wait_ge(&cfg[1].exits, 1, 20)); // b is being stopped
+    die(0, TP_EDECODE); // while b is given its 300 ms
+    ck_assert(tpt_wait_ge(&mon_downs, 1, 20));
+    ck_assert_int_eq(cfg[0].reason, TP_EDECODE);
+    ck_assert_msg(
+        logged_both("child_stopped child=a pid=<0.", " reason=TP_EDECODE "),
+        "%s", log_text);
 }
 END_TEST
 
@@ -1715,6 +1738,7 @@ supervisor_suite(void)
     tcase_add_test(tc, test_async_calls_each_strategy);
     tcase_add_test(tc, test_async_calls_simple_one_for_one);
     tcase_add_test(tc, test_async_call_to_a_gone_supervisor);
+    tcase_add_test(tc, test_exit_during_a_stop_is_logged);
     suite_add_tcase(s, tc);
     return s;
 }
