@@ -522,9 +522,12 @@ tp_system_start(tp_system *sys)
             return TP_EINVAL;
         sys->faults_installed = true;
     }
+    // Set before the workers exist, so they read it without a race
+    // (tp__actor_free does); they are all joined again if one fails.
+    sys->started = 1;
     int rc = tp__sched_start(sys);
-    if (rc == 0)
-        sys->started = 1;
+    if (rc != 0)
+        sys->started = 0;
     return rc;
 }
 
