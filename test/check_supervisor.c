@@ -1670,6 +1670,7 @@ START_TEST(test_async_call_to_a_gone_supervisor)
     b[0].shutdown = TP_SHUTDOWN_INFINITY;
     sup = start_sup((tp_sup_flags){0}, b, 1);
     ck_assert_int_eq(tp_system_exit(sys, sup, TP_REASON_SHUTDOWN), 0);
+    ck_assert(tpt_wait_ge(&cfg[1].exits, 1, 20)); // it is stopping b
     r = ask(cl, (aop){.op = OP_WHICH, .sup = sup, .timeout_ms = 100});
     ck_assert_int_eq(r.call_rc, 0);
     ck_assert_int_eq(r.tag, TP_TAG_TIMEOUT);
