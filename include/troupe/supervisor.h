@@ -189,9 +189,9 @@ TP_API int tp_sup_count_children(tp_system *sys, tp_pid sup,
 // which no answer comes: TP_EINVAL (an argument the blocking form refuses
 // the same way), TP_ENOENT (for terminate, restart or delete, an id of 64
 // bytes or more, which no child has), or tp_request's codes, among them
-// TP_ENOACTOR (`sup` is not
-// alive), TP_EPERM (`ctx` is not the actor running on this thread) and
-// TP_EINVAL (`timeout_ms` 0). Inside a callback of the running actor.
+// TP_ENOACTOR (`sup` is not alive), TP_EPERM (`ctx` is not the actor
+// running on this thread) and TP_EINVAL (`timeout_ms` 0). Inside a
+// callback of the running actor.
 //
 // After 0, the running actor receives one message with msg->ref == *ref:
 // the supervisor's answer (a private tag below TP_TAG_RESERVED), or
@@ -239,8 +239,9 @@ TP_API int tp_sup_count_children_async(tp_ctx *ctx, uint64_t *ref, tp_pid sup,
 // thread.
 
 // Decodes the answer to a start, terminate, restart or delete call. On 0
-// after a start or a restart, stores the child's pid in `*pid` (may be
-// NULL; TP_PID_NIL when its init declined).
+// it stores in `*pid` (`pid` may be NULL) the child's pid after a start or
+// a restart (TP_PID_NIL when its init declined), TP_PID_NIL after a
+// terminate or a delete.
 TP_API int tp_sup_result(const tp_msg *msg, tp_pid *pid);
 
 // Decodes the answer to a which_children call: on 0, fills `out` with up
