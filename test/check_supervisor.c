@@ -4,6 +4,8 @@
 // current incarnation with tp_whereis; each init and terminate is counted.
 #include "tp_test.h"
 
+#include "../supervisors/sup_impl.h" // the private tags, for bad requests
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1392,6 +1394,31 @@ START_TEST(test_may_block)
 }
 END_TEST
 
+// Requests are checked: one whose payload is not what its tag names is
+// answered TP_EINVAL, and the supervisor's own messages of the wrong size
+// are ignored; either way it goes on serving.
+START_TEST(test_malformed_requests)
+{
+    tp_child_spec a[] = {spec(0, TP_PERMANENT)};
+    tp_pid sup = start_sup((tp_sup_flags){0}, a, 1);
+    static const uint32_t tags[] = {
+        TP__SUP_CALL_START,  TP__SUP_CALL_TERMINATE, TP__SUP_CALL_RESTART,
+        TP__SUP_CALL_DELETE, TP__SUP_CALL_WHICH,     TP__SUP_CALL_COUNT};
+    char junk[3] = "ab";
+    for (size_t i = 0; i < sizeof tags / sizeof *tags; i++) {
+        tp_call_reply rep;
+        ck_assert_int_eq(
+            tp_call(sys, sup, tags[i], junk, sizeof junk, 5000, &rep), 0);
+        tp_msg msg = {.tag = rep.tag, .data = rep.data, .size = rep.size};
+        ck_assert_int_eq(tp_sup_result(&msg, NULL), TP_EINVAL);
+        free(rep.data);
+    }
+    ck_assert_int_eq(tp_system_send(sys, sup, TP__SUP_KILL_TIMER, junk, 1), 0);
+    ck_assert_int_eq(tp_system_send(sys, sup, TP__SUP_RESTART, junk, 1), 0);
+    settle(sup, 1, 1);
+}
+END_TEST
+
 // ---- calls from actors -----------------------------------------------------
 
 // A client actor makes one _async call per C_DO message (its data: a
@@ -1740,6 +1767,7 @@ supervisor_suite(void)
     tcase_add_test(tc, test_async_calls_simple_one_for_one);
     tcase_add_test(tc, test_async_call_to_a_gone_supervisor);
     tcase_add_test(tc, test_exit_during_a_stop_is_logged);
+    tcase_add_test(tc, test_malformed_requests);
     suite_add_tcase(s, tc);
     return s;
 }
