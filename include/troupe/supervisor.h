@@ -189,17 +189,18 @@ TP_API int tp_sup_count_children(tp_system *sys, tp_pid sup,
 // which no answer comes: TP_EINVAL (an argument the blocking form refuses
 // the same way), TP_ENOENT (for terminate, restart or delete, an id of 64
 // bytes or more, which no child has), or tp_request's codes, among them
-// TP_ENOACTOR (`sup` is not alive), TP_EPERM (`ctx` is not the actor
-// running on this thread) and TP_EINVAL (`timeout_ms` 0). Inside a
-// callback of the running actor.
+// TP_EPERM (`ctx` is not the actor running on this thread) and TP_EINVAL
+// (`timeout_ms` 0). Inside a callback of the running actor.
 //
 // After 0, the running actor receives one message with msg->ref == *ref:
 // the supervisor's answer (a private tag below TP_TAG_RESERVED), or
 // tp_request's message that none came: TP_TAG_TIMEOUT once `timeout_ms`
 // passed, or whatever tp_request delivers when the supervisor is dead or
-// dies before answering. Hand that message to the decoder named with the
-// call: it returns what the blocking form would have returned and fills
-// the same out-parameters.
+// dies before answering. (A supervisor that is not alive is reported as
+// tp_request reports a dead callee: TP_ENOACTOR from the call, or such a
+// message.) Hand that message to the decoder named with the call: it
+// returns what the blocking form would have returned and fills the same
+// out-parameters.
 
 // As tp_sup_start_child; decode with tp_sup_result (the child's pid). The
 // spec is copied into the request: it need not outlive the call.
