@@ -364,8 +364,9 @@ acceptor_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
                 slot = i;
         if (slot < 0 || tp_whereis(tp_ctx_system(ctx), "kv_conns", &conns) ||
             tp_sock_hold(ctx, acc->sock) != 0 ||
-            tp_sup_start_child_async(ctx, conns, (void *)(uintptr_t)a->shards,
-                                     5000, &a->ref[slot]) != 0) {
+            tp_sup_start_child_async(ctx, &a->ref[slot], conns, NULL,
+                                     (void *)(uintptr_t)a->shards,
+                                     5000) != 0) {
             tp_sock_close(ctx, acc->sock); // too busy: turn it away
             if (slot >= 0)
                 a->ref[slot] = 0;
@@ -379,10 +380,9 @@ acceptor_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
         if (a->ref[i] != msg->ref)
             continue;
         a->ref[i] = 0;
-        const tp_sup_started *st = msg->data;
-        if (msg->tag == TP_TAG_TIMEOUT || msg->tag == TP_TAG_FAILED ||
-            msg->size < sizeof *st ||
-            st->rc != 0 || tp_sock_give(ctx, a->sock[i], st->pid) != 0)
+        tp_pid pid;
+        if (tp_sup_result(msg, &pid) != 0 ||
+            tp_sock_give(ctx, a->sock[i], pid) != 0)
             tp_sock_close(ctx, a->sock[i]);
         break;
     }

@@ -529,9 +529,12 @@ tp_system_start(tp_system *sys)
             return TP_EINVAL;
         sys->faults_installed = true;
     }
+    // Set before the workers exist, so they read it without a race
+    // (tp__actor_free does); they are all joined again if one fails.
+    sys->started = 1;
     int rc = tp__sched_start(sys);
-    if (rc == 0)
-        sys->started = 1;
+    if (rc != 0)
+        sys->started = 0;
     return rc;
 }
 
@@ -568,6 +571,17 @@ tp_system_wait(tp_system *sys, int timeout_ms)
     }
     pthread_mutex_unlock(&sys->wait_lock);
     return rc;
+}
+
+bool
+tp_system_may_block(tp_system *sys)
+{
+    // `started` is written once, by tp_system_start, which its contract
+    // orders before this call. acquire: pairs with tp_system_destroy's
+    // release store, after which no scheduler thread will run.
+    return sys != NULL && tp__self.worker == NULL &&
+           tp__self.io_pool == NULL && sys->started &&
+           !atomic_load_explicit(&sys->shutting_down, memory_order_acquire);
 }
 
 int

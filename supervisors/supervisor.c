@@ -4,7 +4,11 @@
 // with OTP's strategies and restart-intensity rule. Stopping children is a
 // sequence driven by messages (each child's exit signal, or its shutdown
 // timer), never a blocking wait: while a sequence runs, further exits are
-// noted and management calls queued, then handled when it ends.
+// noted and management calls queued, then handled when it ends. The one
+// exception is a start that fails in init, which cannot receive messages:
+// a reaper (sup_reaper.c) stops the children started so far, and init
+// waits for it only where the thread may block. The calls' client side is
+// in sup_calls.c.
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,37 +16,20 @@
 #include <time.h>
 #include <troupe.h>
 
-#define ID_MAX 64
+#include "sup_impl.h"
 
-// Private message tags (below TP_TAG_RESERVED).
+#define ID_MAX TP__SUP_ID_MAX
+
+// Private message tags of the supervisor alone; the calls' are in
+// sup_impl.h.
 enum {
-    TAG_KILL_TIMER = 0x7fff0001, // data: tp_pid: its shutdown time is up
-    TAG_RESTART,                 // data: uint64_t child key: restart it now
-    TAG_CALL_START,              // data: struct start_req
-    TAG_CALL_TERMINATE,          // data: struct id_req
-    TAG_CALL_RESTART,            // data: struct id_req
-    TAG_CALL_DELETE,             // data: struct id_req
-    TAG_CALL_WHICH,              // no data
-    TAG_CALL_COUNT,              // no data
-    TAG_ANSWER,                  // replies
+    TAG_KILL_TIMER = TP__SUP_KILL_TIMER, // data: tp_pid: its time is up
+    TAG_RESTART = TP__SUP_RESTART,       // data: uint64_t child key
 };
 
-// The spec's strings travel by value: a caller whose call timed out may
-// free them before a busy supervisor gets to the request.
-typedef struct start_req {
-    bool has_spec, has_id;
-    tp_child_spec spec; // id and opts.name: see id and name
-    char id[ID_MAX];
-    char name[TP_NAME_MAX + 1]; // "" for none
-    void *arg;
-} start_req;
-
-typedef struct id_req {
-    char id[ID_MAX];
-    tp_pid pid;
-} id_req;
-
-typedef tp_sup_started answer; // the public reply of the async start
+typedef tp__sup_start_req start_req;
+typedef tp__sup_id_req id_req;
+typedef tp__sup_answer answer;
 
 typedef struct child {
     tp_child_spec spec; // id and opts.name are NULL: see id and name
@@ -53,6 +40,7 @@ typedef struct child {
     tp_pid last_pid;            // its previous incarnation, or nil
     uint32_t restarts;
     uint32_t streak;    // restarts in a row, for backoff
+    uint32_t backoff;   // ms its pending restart waited for backoff (log)
     int64_t started_at; // when it last started (ms), for backoff
     bool waiting;       // a delayed restart is pending
     bool retry;         // its last start failed; the next try counts
@@ -64,9 +52,10 @@ typedef struct call {
     tp_pid from;
     uint64_t ref;
     uint32_t tag;
-    size_t size;
-    unsigned char data[sizeof(start_req) > sizeof(id_req) ? sizeof(start_req)
-                                                          : sizeof(id_req)];
+    union {
+        start_req start; // TP__SUP_CALL_START
+        id_req id;       // TP__SUP_CALL_TERMINATE, _RESTART, _DELETE
+    } req;
 } call;
 
 enum { CONT_NONE, CONT_RESTART, CONT_ANSWER, CONT_EXIT };
@@ -125,23 +114,48 @@ strategy_name(tp_strategy s)
     return (unsigned)s < 4 ? names[s] : "?";
 }
 
-#define NO_REASON INT32_MIN
+#define NO_REASON TP__SUP_NO_REASON
 
-// One log line per event: supervisor, event, child id, pid, behaviour,
-// reason (unless NO_REASON) and the child's restart count.
-static void
-log_child(tp_ctx *ctx, int level, const char *what, const child *c, int reason)
+void
+tp__sup_log(tp_system *sys, int level, tp_pid sup_pid, const char *what,
+            const char *id, tp_pid child_pid, const char *behaviour,
+            int reason, uint32_t restarts, const char *tail)
 {
     char me[TP_PID_STRLEN], pid[TP_PID_STRLEN], why[80] = "";
-    tp_pid_format(tp_self(ctx), me, sizeof me);
-    tp_pid_format(c->pid, pid, sizeof pid);
+    tp_pid_format(sup_pid, me, sizeof me);
+    tp_pid_format(child_pid, pid, sizeof pid);
     if (reason != NO_REASON) {
         memcpy(why, " reason=", 8);
         tp_reason_format(reason, why + 8, sizeof why - 8);
     }
-    tp_log_as(tp_ctx_system(ctx), level, TP_LOG_RUNTIME,
-              "supervisor %s: %s child=%s pid=%s behaviour=%s%s restarts=%u",
-              me, what, c->id, pid, c->spec.behaviour->name, why, c->restarts);
+    tp_log_as(sys, level, TP_LOG_RUNTIME,
+           "supervisor %s: %s child=%s pid=%s behaviour=%s%s restarts=%u%s",
+           me, what, id, pid, behaviour, why, restarts, tail);
+}
+
+// One log line per event about child `c` (its id is a simple_one_for_one
+// child's template's), ending in `tail`.
+static void
+log_line(tp_ctx *ctx, int level, const char *what, const child *c, int reason,
+         const char *tail)
+{
+    tp__sup_log(tp_ctx_system(ctx), level, tp_self(ctx), what, c->id, c->pid,
+                c->spec.behaviour->name, reason, c->restarts, tail);
+}
+
+static void
+log_child(tp_ctx *ctx, int level, const char *what, const child *c, int reason)
+{
+    log_line(ctx, level, what, c, reason, "");
+}
+
+// A restart's line also says how long backoff delayed it.
+static void
+log_restarted(tp_ctx *ctx, const child *c)
+{
+    char tail[32];
+    snprintf(tail, sizeof tail, " backoff_ms=%u", c->backoff);
+    log_line(ctx, TP_LOG_INFO, "restarted", c, NO_REASON, tail);
 }
 
 // ---- children --------------------------------------------------------------
@@ -336,9 +350,17 @@ check_spec(tp_system *sys, const tp_child_spec *c)
     return TP_EINVAL;
 }
 
+// Appends a child from `spec`, named `id` and registered as `name` (NULL
+// for none); a non-NULL `arg` replaces the spec's. Any of them may point
+// into s->kids, which this may move: they are copied first.
 static child *
-add_child(sup *s, const tp_child_spec *spec, void *arg)
+add_child(sup *s, const tp_child_spec *spec, const char *id, const char *name,
+          void *arg)
 {
+    tp_child_spec sp = *spec;
+    char idc[ID_MAX], namec[TP_NAME_MAX + 1];
+    snprintf(idc, sizeof idc, "%s", id);
+    snprintf(namec, sizeof namec, "%s", name ? name : "");
     if (s->n == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 8;
         child *k = realloc(s->kids, cap * sizeof *k);
@@ -349,10 +371,9 @@ add_child(sup *s, const tp_child_spec *spec, void *arg)
     }
     child *c = &s->kids[s->n++];
     memset(c, 0, sizeof *c);
-    c->spec = *spec;
-    snprintf(c->id, sizeof c->id, "%s", spec->id);
-    snprintf(c->name, sizeof c->name, "%s",
-             spec->opts.name ? spec->opts.name : "");
+    c->spec = sp;
+    memcpy(c->id, idc, sizeof c->id);
+    memcpy(c->name, namec, sizeof c->name);
     // The caller's strings may not outlive this call: keep copies.
     c->spec.id = NULL;
     c->spec.opts.name = NULL;
@@ -512,8 +533,8 @@ shut_down(tp_ctx *ctx, sup *s, int reason)
     s->nagain = 0;
     if (s->cont == CONT_ANSWER) { // the terminate call still gets its answer
         answer a = {TP_ESHUTDOWN, TP_PID_NIL};
-        tp_reply_to(ctx, s->answer_to.from, s->answer_to.ref, TAG_ANSWER, &a,
-                    sizeof a);
+        tp_reply_to(ctx, s->answer_to.from, s->answer_to.ref, TP__SUP_ANSWER,
+                    &a, sizeof a);
     }
     if (s->busy && !tp_pid_is_nil(s->target)) {
         // Keep waiting for the current one; the rest follow.
@@ -575,14 +596,18 @@ schedule_restart(tp_ctx *ctx, const child *c, uint32_t delay)
         tp_send(ctx, tp_self(ctx), TAG_RESTART, &c->key, sizeof c->key);
 }
 
-// Marks the children keys[from..n) as waiting for the one before them.
+// Marks the children keys[from..n) as waiting for the one before them,
+// which comes back after `backoff` ms of backoff.
 static void
-wait_behind(sup *s, const uint64_t *keys, size_t from, size_t n)
+wait_behind(sup *s, const uint64_t *keys, size_t from, size_t n,
+            uint32_t backoff)
 {
     for (size_t k = from; k < n; k++) {
         child *d = by_key(s, keys[k]);
-        if (d != NULL)
+        if (d != NULL) {
             d->waiting = true; // restarted when the one before comes back
+            d->backoff = backoff;
+        }
     }
 }
 
@@ -600,14 +625,15 @@ restart_set(tp_ctx *ctx, sup *s, const uint64_t *keys, size_t n)
             // Not a failure: ask again once the old one is fully gone.
             c->waiting = true;
             schedule_restart(ctx, c, 0);
-            wait_behind(s, keys, i + 1, n);
+            wait_behind(s, keys, i + 1, n, c->backoff);
             return;
         }
         c->restarts++; // before the spawn: introspection shows it
         int rc = start(ctx, s, c);
         if (rc == 0) {
             tp_count_event(tp_ctx_system(ctx), TP_EVENT_RESTART);
-            log_child(ctx, TP_LOG_INFO, "restarted", c, NO_REASON);
+            log_restarted(ctx, c);
+            c->backoff = 0;
             continue;
         }
         c->restarts--;
@@ -616,8 +642,9 @@ restart_set(tp_ctx *ctx, sup *s, const uint64_t *keys, size_t n)
         c->waiting = true;
         c->retry = true;
         grow_streak(s, c);
-        schedule_restart(ctx, c, backoff_ms(s, c));
-        wait_behind(s, keys, i + 1, n);
+        c->backoff = backoff_ms(s, c);
+        schedule_restart(ctx, c, c->backoff);
+        wait_behind(s, keys, i + 1, n, c->backoff);
         return;
     }
 }
@@ -639,6 +666,7 @@ restart_for(tp_ctx *ctx, sup *s, child *c)
     case TP_ONE_FOR_ONE:
     case TP_SIMPLE_ONE_FOR_ONE:
         c->waiting = true;
+        c->backoff = delay;
         if (delay > 0)
             schedule_restart(ctx, c, delay);
         else
@@ -728,17 +756,17 @@ static void
 answer_call(tp_ctx *ctx, const call *k, int rc, tp_pid pid)
 {
     answer a = {rc, pid};
-    tp_reply_to(ctx, k->from, k->ref, TAG_ANSWER, &a, sizeof a);
+    tp_reply_to(ctx, k->from, k->ref, TP__SUP_ANSWER, &a, sizeof a);
 }
 
 static void
 do_call(tp_ctx *ctx, sup *s, const call *k)
 {
-    const id_req *r = (const id_req *)k->data;
+    const id_req *r = &k->req.id;
     child *c;
     switch (k->tag) {
-    case TAG_CALL_START: {
-        const start_req *q = (const start_req *)k->data;
+    case TP__SUP_CALL_START: {
+        const start_req *q = &k->req.start;
         const tp_child_spec *spec;
         tp_child_spec local;
         if (s->flags.strategy == TP_SIMPLE_ONE_FOR_ONE) {
@@ -761,10 +789,10 @@ do_call(tp_ctx *ctx, sup *s, const call *k)
                 return;
             }
         }
-        tp_child_spec copy = *spec;
-        c = add_child(s, &copy,
-                      s->flags.strategy == TP_SIMPLE_ONE_FOR_ONE ? q->arg
-                                                                 : NULL);
+        if (s->flags.strategy == TP_SIMPLE_ONE_FOR_ONE)
+            c = add_child(s, spec, s->kids[0].id, s->kids[0].name, q->arg);
+        else
+            c = add_child(s, spec, spec->id, spec->opts.name, NULL);
         if (c == NULL) {
             answer_call(ctx, k, TP_ENOMEM, TP_PID_NIL);
             return;
@@ -777,7 +805,7 @@ do_call(tp_ctx *ctx, sup *s, const call *k)
         answer_call(ctx, k, rc, pid);
         return;
     }
-    case TAG_CALL_TERMINATE:
+    case TP__SUP_CALL_TERMINATE:
         if (s->flags.strategy == TP_SIMPLE_ONE_FOR_ONE)
             c = tp_pid_is_nil(r->pid) ? NULL : by_pid(s, r->pid);
         else
@@ -794,8 +822,8 @@ do_call(tp_ctx *ctx, sup *s, const call *k)
         s->answer_to = *k;
         begin_sequence(ctx, s, &c->key, 1, CONT_ANSWER);
         return;
-    case TAG_CALL_RESTART:
-    case TAG_CALL_DELETE:
+    case TP__SUP_CALL_RESTART:
+    case TP__SUP_CALL_DELETE:
         if (s->flags.strategy == TP_SIMPLE_ONE_FOR_ONE ||
             (c = by_id(s, r->id)) == NULL) {
             answer_call(ctx, k, TP_ENOENT, TP_PID_NIL);
@@ -805,7 +833,7 @@ do_call(tp_ctx *ctx, sup *s, const call *k)
             answer_call(ctx, k, TP_EEXIST, c->pid);
             return;
         }
-        if (k->tag == TAG_CALL_DELETE) {
+        if (k->tag == TP__SUP_CALL_DELETE) {
             remove_child(s, c);
             answer_call(ctx, k, 0, TP_PID_NIL);
         } else {
@@ -813,13 +841,13 @@ do_call(tp_ctx *ctx, sup *s, const call *k)
             answer_call(ctx, k, rc, c->pid);
         }
         return;
-    case TAG_CALL_WHICH: {
+    case TP__SUP_CALL_WHICH: {
         size_t first = s->flags.strategy == TP_SIMPLE_ONE_FOR_ONE;
         size_t n = s->n - first;
         tp_sup_child *out = calloc(n ? n : 1, sizeof *out);
         if (out == NULL) {
             answer a = {TP_ENOMEM, TP_PID_NIL};
-            tp_reply_to(ctx, k->from, k->ref, TAG_ANSWER, &a, sizeof a);
+            tp_reply_to(ctx, k->from, k->ref, TP__SUP_ANSWER, &a, sizeof a);
             return;
         }
         for (size_t i = 0; i < n; i++) {
@@ -830,30 +858,62 @@ do_call(tp_ctx *ctx, sup *s, const call *k)
             out[i].restart = ch->spec.restart;
             out[i].restarts = ch->restarts;
         }
-        tp_reply_to(ctx, k->from, k->ref, TAG_ANSWER, out, n * sizeof *out);
+        tp_reply_to(ctx, k->from, k->ref, TP__SUP_CHILDREN, out,
+                    n * sizeof *out);
         free(out);
         return;
     }
-    case TAG_CALL_COUNT: {
-        tp_sup_counts n = {0};
-        for (size_t i = s->flags.strategy == TP_SIMPLE_ONE_FOR_ONE; i < s->n;
-             i++) {
+    case TP__SUP_CALL_COUNT: {
+        // A simple_one_for_one supervisor has one spec, the template at
+        // index 0, and counts its children by the template's type (OTP).
+        bool simple = s->flags.strategy == TP_SIMPLE_ONE_FOR_ONE;
+        tp_sup_counts n = {.specs = simple};
+        for (size_t i = simple; i < s->n; i++) {
             const child *ch = &s->kids[i];
-            n.specs++;
+            n.specs += !simple;
             n.active += !tp_pid_is_nil(ch->pid);
             if (ch->spec.type == TP_SUPERVISOR)
                 n.supervisors++;
             else
                 n.workers++;
         }
-        tp_reply_to(ctx, k->from, k->ref, TAG_ANSWER, &n, sizeof n);
+        tp_reply_to(ctx, k->from, k->ref, TP__SUP_COUNTS, &n, sizeof n);
         return;
     }
     }
 }
 
+// Copies the call in `msg` into `k`. Returns TP_EPERM for a call from
+// another node (requests carry pointers, which mean something only in
+// this process) or TP_EINVAL when the payload is not the request the tag
+// names; whoever built it, its strings end inside their arrays.
 static int
-queue_call(sup *s, const tp_msg *msg)
+take_call(call *k, const tp_msg *msg)
+{
+    size_t want =
+        msg->tag == TP__SUP_CALL_START ? sizeof k->req.start
+        : msg->tag == TP__SUP_CALL_WHICH || msg->tag == TP__SUP_CALL_COUNT
+            ? 0
+            : sizeof k->req.id;
+    if (tp_pid_node(msg->from) != 0)
+        return TP_EPERM;
+    if (msg->size != want)
+        return TP_EINVAL;
+    k->from = msg->from;
+    k->ref = msg->ref;
+    k->tag = msg->tag;
+    memcpy(&k->req, msg->data, want);
+    if (msg->tag == TP__SUP_CALL_START) {
+        k->req.start.id[ID_MAX - 1] = '\0';
+        k->req.start.name[TP_NAME_MAX] = '\0';
+    } else if (want > 0) {
+        k->req.id.id[ID_MAX - 1] = '\0';
+    }
+    return 0;
+}
+
+static int
+queue_call(sup *s, const call *k)
 {
     if (s->ncalls == s->capcalls) {
         size_t cap = s->capcalls ? s->capcalls * 2 : 4;
@@ -863,12 +923,7 @@ queue_call(sup *s, const tp_msg *msg)
         s->calls = c;
         s->capcalls = cap;
     }
-    call *k = &s->calls[s->ncalls++];
-    k->from = msg->from;
-    k->ref = msg->ref;
-    k->tag = msg->tag;
-    k->size = msg->size < sizeof k->data ? msg->size : sizeof k->data;
-    memcpy(k->data, msg->data, k->size);
+    s->calls[s->ncalls++] = *k;
     return 0;
 }
 
@@ -918,6 +973,8 @@ finish_sequence(tp_ctx *ctx, sup *s)
             if (c != NULL && c->spec.restart == TP_TEMPORARY &&
                 tp_pid_is_nil(c->pid))
                 remove_child(s, c);
+            else if (c != NULL)
+                c->backoff = s->again_delay;
         }
         for (size_t i = 0; i < n && first == NULL; i++)
             first = by_key(s, again[i]);
@@ -954,6 +1011,72 @@ finish_sequence(tp_ctx *ctx, sup *s)
         memmove(s->calls, s->calls + 1, s->ncalls * sizeof *s->calls);
         do_call(ctx, s, &k);
     }
+}
+
+// ---- a failed start --------------------------------------------------------
+
+// Waits until `pid` has exited (its terminate has run). Polls: this is
+// only for a failed start, on a thread that may block.
+static void
+wait_gone(tp_system *sys, tp_pid pid)
+{
+    long nap_ns = 50000;
+    tp_actor_stats st;
+    while (tp_actor_stats_get(sys, pid, &st) == 0) {
+        nanosleep(&(struct timespec){0, nap_ns}, NULL);
+        if (nap_ns < 2000000)
+            nap_ns *= 2;
+    }
+}
+
+// A start failed in init: stops the children already started, last
+// started first, each sent shutdown and killed when its shutdown time is
+// up. Init cannot read its mailbox, so a reaper actor (sup_reaper.c) runs
+// that sequence and logs each exit; where the thread may block, init
+// waits for the reaper to finish. The children are unlinked first, so
+// that our exit with the start error does not overtake their shutdown.
+static void
+stop_started(tp_ctx *ctx, sup *s)
+{
+    tp_system *sys = tp_ctx_system(ctx);
+    tp__sup_victim *v = malloc((s->n ? s->n : 1) * sizeof *v);
+    size_t n = 0;
+    for (size_t i = s->n; i-- > 0;) {
+        const child *c = &s->kids[i];
+        if (tp_pid_is_nil(c->pid))
+            continue;
+        tp_unlink(ctx, c->pid);
+        if (v == NULL) { // no memory for the list: stop it the old way
+            tp_exit(ctx, c->pid,
+                    shutdown_ms(&c->spec) == TP_SHUTDOWN_BRUTAL_KILL
+                        ? TP_REASON_KILL
+                        : TP_REASON_SHUTDOWN);
+            continue;
+        }
+        tp__sup_victim *w = &v[n++];
+        w->pid = c->pid;
+        w->shutdown = shutdown_ms(&c->spec);
+        w->restarts = c->restarts;
+        w->behaviour = c->spec.behaviour->name;
+        memcpy(w->id, c->id, sizeof w->id);
+    }
+    tp_pid reaper;
+    if (n > 0 && tp__sup_reap(sys, tp_self(ctx), v, n, &reaper) == 0) {
+        if (tp_system_may_block(sys))
+            wait_gone(sys, reaper);
+        return; // the reaper owns v
+    }
+    if (n > 0) {
+        tp_log_as(sys, TP_LOG_ERR, TP_LOG_RUNTIME,
+                  "supervisor: no reaper; children sent "
+                  "shutdown without a kill timeout");
+        for (size_t i = 0; i < n; i++)
+            tp_exit(ctx, v[i].pid,
+                    v[i].shutdown == TP_SHUTDOWN_BRUTAL_KILL
+                        ? TP_REASON_KILL
+                        : TP_REASON_SHUTDOWN);
+    }
+    free(v);
 }
 
 // ---- the behaviour ---------------------------------------------------------
@@ -1018,8 +1141,10 @@ sup_init(tp_ctx *ctx, void *state, void *arg)
     s->seed = (unsigned)now_ms() ^ (unsigned)tp_self(ctx).v;
     tp_trap_exit(ctx, true);
     for (size_t i = 0; i < spec->nchildren; i++) {
-        child *c = add_child(s, &spec->children[i], NULL);
+        const tp_child_spec *cs = &spec->children[i];
+        child *c = add_child(s, cs, cs->id, cs->opts.name, NULL);
         if (c == NULL) {
+            stop_started(ctx, s);
             sup_free(s);
             return TP_ENOMEM;
         }
@@ -1030,15 +1155,8 @@ sup_init(tp_ctx *ctx, void *state, void *arg)
             char why[64];
             tp_reason_format(rc, why, sizeof why);
             tp_log_as(sys, TP_LOG_ERR, TP_LOG_RUNTIME,
-                      "supervisor: start_error child=%s reason=%s", c->id,
-                      why);
-            for (size_t k = s->n - 1; k-- > 0;)
-                if (!tp_pid_is_nil(s->kids[k].pid))
-                    tp_exit(ctx, s->kids[k].pid,
-                            shutdown_ms(&s->kids[k].spec) ==
-                                    TP_SHUTDOWN_BRUTAL_KILL
-                                ? TP_REASON_KILL
-                                : TP_REASON_SHUTDOWN);
+                   "supervisor: start_error child=%s reason=%s", c->id, why);
+            stop_started(ctx, s);
             sup_free(s);
             return rc;
         }
@@ -1073,6 +1191,7 @@ on_exit_signal(tp_ctx *ctx, sup *s, const tp_exit_msg *e)
         // Is it one we were about to stop anyway?
         for (size_t i = s->stop_at; i < s->nstop; i++)
             if (s->stop[i] == c->key) {
+                log_child(ctx, TP_LOG_INFO, "child_stopped", c, e->reason);
                 set_down(s, c);
                 return TP_OK;
             }
@@ -1092,6 +1211,8 @@ sup_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
         return on_exit_signal(ctx, s, msg->data);
     case TAG_KILL_TIMER: {
         tp_pid pid;
+        if (msg->size != sizeof pid)
+            return TP_OK; // not ours
         memcpy(&pid, msg->data, sizeof pid);
         if (s->busy && tp_pid_eq(pid, s->target))
             tp_exit(ctx, pid, TP_REASON_KILL); // its time is up
@@ -1099,6 +1220,8 @@ sup_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
     }
     case TAG_RESTART: {
         uint64_t key;
+        if (msg->size != sizeof key)
+            return TP_OK; // not ours
         memcpy(&key, msg->data, sizeof key);
         child *c = by_key(s, key);
         if (c == NULL || !c->waiting || !tp_pid_is_nil(c->pid))
@@ -1135,22 +1258,24 @@ sup_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
         free(keys);
         return TP_OK;
     }
-    case TAG_CALL_START:
-    case TAG_CALL_TERMINATE:
-    case TAG_CALL_RESTART:
-    case TAG_CALL_DELETE:
-    case TAG_CALL_WHICH:
-    case TAG_CALL_COUNT: {
+    case TP__SUP_CALL_START:
+    case TP__SUP_CALL_TERMINATE:
+    case TP__SUP_CALL_RESTART:
+    case TP__SUP_CALL_DELETE:
+    case TP__SUP_CALL_WHICH:
+    case TP__SUP_CALL_COUNT: {
         if (msg->ref == 0)
             return TP_OK; // not a call
-        if (s->busy)
-            return queue_call(s, msg);
         call k;
-        k.from = msg->from;
-        k.ref = msg->ref;
-        k.tag = msg->tag;
-        k.size = msg->size < sizeof k.data ? msg->size : sizeof k.data;
-        memcpy(k.data, msg->data, k.size);
+        int rc = take_call(&k, msg);
+        if (rc != 0) {
+            answer a = {rc, TP_PID_NIL};
+            tp_reply_to(ctx, msg->from, msg->ref, TP__SUP_ANSWER, &a,
+                        sizeof a);
+            return TP_OK;
+        }
+        if (s->busy)
+            return queue_call(s, &k);
         do_call(ctx, s, &k);
         return TP_OK;
     }
@@ -1214,144 +1339,4 @@ tp_sup_start(tp_system *sys, tp_pid *out, const tp_sup_spec *spec,
              const tp_spawn_opts *opts)
 {
     return tp_spawn(sys, out, &tp_supervisor, (void *)spec, opts);
-}
-
-// ---- calls from outside ----------------------------------------------------
-
-static int
-sup_call(tp_system *sys, tp_pid sup_pid, uint32_t tag, const void *data,
-         size_t size, int timeout_ms, void *out, size_t out_size, size_t *got)
-{
-    tp_call_reply rep;
-    int rc = tp_call(sys, sup_pid, tag, data, size, timeout_ms, &rep);
-    if (rc != 0)
-        return rc;
-    if (got != NULL)
-        *got = rep.size;
-    if (out != NULL)
-        memcpy(out, rep.data, rep.size < out_size ? rep.size : out_size);
-    free(rep.data);
-    return 0;
-}
-
-static int
-answered(tp_system *sys, tp_pid sup_pid, uint32_t tag, const void *data,
-         size_t size, int timeout_ms, tp_pid *out)
-{
-    answer a = {TP_EINVAL, TP_PID_NIL};
-    int rc = sup_call(sys, sup_pid, tag, data, size, timeout_ms, &a, sizeof a,
-                      NULL);
-    if (rc != 0)
-        return rc;
-    if (out != NULL && a.rc == 0)
-        *out = a.pid;
-    return a.rc;
-}
-
-int
-tp_sup_start_child(tp_system *sys, tp_pid sup_pid, const tp_child_spec *spec,
-                   void *arg, tp_pid *out, int timeout_ms)
-{
-    start_req r = {.has_spec = spec != NULL, .arg = arg};
-    if (spec != NULL) {
-        r.spec = *spec;
-        r.spec.id = NULL;
-        r.spec.opts.name = NULL;
-        // Too long to copy: the supervisor refuses it as it would anyway.
-        if ((spec->id != NULL && strlen(spec->id) >= sizeof r.id) ||
-            (spec->opts.name != NULL &&
-             strlen(spec->opts.name) >= sizeof r.name))
-            return TP_EINVAL;
-        r.has_id = spec->id != NULL;
-        snprintf(r.id, sizeof r.id, "%s", spec->id ? spec->id : "");
-        snprintf(r.name, sizeof r.name, "%s",
-                 spec->opts.name ? spec->opts.name : "");
-    }
-    return answered(sys, sup_pid, TAG_CALL_START, &r, sizeof r, timeout_ms,
-                    out);
-}
-
-int
-tp_sup_start_child_async(tp_ctx *ctx, tp_pid sup_pid, void *arg,
-                         uint32_t timeout_ms, uint64_t *ref)
-{
-    start_req r = {.arg = arg};
-    return tp_request(ctx, sup_pid, TAG_CALL_START, &r, sizeof r, timeout_ms,
-                      ref);
-}
-
-static int
-id_call(tp_system *sys, tp_pid sup_pid, uint32_t tag, const char *id,
-        tp_pid pid, tp_pid *out, int timeout_ms)
-{
-    id_req r = {.pid = pid};
-    if (id != NULL) {
-        if (strlen(id) >= sizeof r.id)
-            return TP_ENOENT;
-        snprintf(r.id, sizeof r.id, "%s", id);
-    }
-    return answered(sys, sup_pid, tag, &r, sizeof r, timeout_ms, out);
-}
-
-int
-tp_sup_terminate_child(tp_system *sys, tp_pid sup_pid, const char *id,
-                       tp_pid pid, int timeout_ms)
-{
-    return id_call(sys, sup_pid, TAG_CALL_TERMINATE, id, pid, NULL,
-                   timeout_ms);
-}
-
-int
-tp_sup_restart_child(tp_system *sys, tp_pid sup_pid, const char *id,
-                     tp_pid *out, int timeout_ms)
-{
-    if (id == NULL)
-        return TP_EINVAL;
-    return id_call(sys, sup_pid, TAG_CALL_RESTART, id, TP_PID_NIL, out,
-                   timeout_ms);
-}
-
-int
-tp_sup_delete_child(tp_system *sys, tp_pid sup_pid, const char *id,
-                    int timeout_ms)
-{
-    if (id == NULL)
-        return TP_EINVAL;
-    return id_call(sys, sup_pid, TAG_CALL_DELETE, id, TP_PID_NIL, NULL,
-                   timeout_ms);
-}
-
-int
-tp_sup_which_children(tp_system *sys, tp_pid sup_pid, tp_sup_child *out,
-                      size_t max, size_t *n, int timeout_ms)
-{
-    if (n == NULL || (out == NULL && max > 0))
-        return TP_EINVAL;
-    tp_call_reply rep;
-    int rc = tp_call(sys, sup_pid, TAG_CALL_WHICH, NULL, 0, timeout_ms, &rep);
-    if (rc != 0)
-        return rc;
-    if (rep.size % sizeof(tp_sup_child) != 0) { // an error answer
-        answer a = {TP_EINVAL, TP_PID_NIL};
-        memcpy(&a, rep.data, rep.size < sizeof a ? rep.size : sizeof a);
-        free(rep.data);
-        return a.rc;
-    }
-    *n = rep.size / sizeof(tp_sup_child);
-    if (max > 0)
-        memcpy(out, rep.data, (*n < max ? *n : max) * sizeof(tp_sup_child));
-    free(rep.data);
-    return 0;
-}
-
-int
-tp_sup_count_children(tp_system *sys, tp_pid sup_pid, tp_sup_counts *out,
-                      int timeout_ms)
-{
-    if (out == NULL)
-        return TP_EINVAL;
-    size_t got = 0;
-    int rc = sup_call(sys, sup_pid, TAG_CALL_COUNT, NULL, 0, timeout_ms, out,
-                      sizeof *out, &got);
-    return rc == 0 && got != sizeof *out ? TP_EINVAL : rc;
 }

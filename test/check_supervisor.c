@@ -4,8 +4,11 @@
 // current incarnation with tp_whereis; each init and terminate is counted.
 #include "tp_test.h"
 
+#include "../supervisors/sup_impl.h" // the private tags, for bad requests
+
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum { W_DIE = 1, W_PING };
@@ -23,6 +26,8 @@ typedef struct wcfg {
     _Atomic long starts;   // inits that succeeded
     _Atomic long stops;    // terminates
     _Atomic long stop_seq; // when it last terminated (global order)
+    _Atomic int reason;    // the reason its terminate last saw
+    _Atomic long exits;    // exit signals received while trapping
 } wcfg;
 
 static _Atomic long stop_clock, pings;
@@ -63,6 +68,7 @@ w_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
         atomic_fetch_add(&pings, 1);
         return TP_OK;
     case TP_TAG_EXIT:
+        atomic_fetch_add(&c->exits, 1);
         if (c->ignore_exit)
             return TP_OK;
         tp_stop_reason(ctx, ((const tp_exit_msg *)msg->data)->reason);
@@ -75,8 +81,9 @@ w_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
 static void
 w_terminate(tp_ctx *ctx, void *state, int reason)
 {
-    (void)ctx, (void)reason;
+    (void)ctx;
     wcfg *c = *(wcfg **)state;
+    atomic_store(&c->reason, reason);
     atomic_store(&c->stop_seq, atomic_fetch_add(&stop_clock, 1) + 1);
     atomic_fetch_add(&c->stops, 1);
 }
@@ -90,16 +97,18 @@ static const tp_behaviour worker = {.name = "worker",
 static tp_system *sys;
 static wcfg cfg[8];
 static _Atomic long log_errors;
+static _Atomic bool log_all; // keep the info lines too
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
-static char log_text[8192]; // the error lines, as far as they fit
+static char log_text[8192]; // the error lines (all with log_all), as far
+                            // as they fit
 
 static void
 quiet_log(void *ud, int level, const char *origin, const char *line)
 {
     (void)ud, (void)origin;
-    if (level > TP_LOG_ERR)
+    if (level > TP_LOG_ERR && !atomic_load(&log_all))
         return;
-    atomic_fetch_add(&log_errors, 1);
+    atomic_fetch_add(&log_errors, level <= TP_LOG_ERR);
     pthread_mutex_lock(&log_lock);
     size_t len = strlen(log_text);
     snprintf(log_text + len, sizeof log_text - len, "%s\n", line);
@@ -116,11 +125,46 @@ logged(const char *needle)
     return found;
 }
 
+// Whether one logged line contains both `a` and, after it, `b`.
+static bool
+logged_both(const char *a, const char *b)
+{
+    bool found = false;
+    pthread_mutex_lock(&log_lock);
+    for (const char *p = log_text; !found && (p = strstr(p, a)) != NULL; p++) {
+        const char *end = strchr(p, '\n'), *q = strstr(p, b);
+        found = q != NULL && (end == NULL || q < end);
+    }
+    pthread_mutex_unlock(&log_lock);
+    return found;
+}
+
+// The number after `key` on the last logged line containing `needle`, or
+// -1 when there is no such line or it lacks `key`.
+static long
+logged_value(const char *needle, const char *key)
+{
+    long v = -1;
+    pthread_mutex_lock(&log_lock);
+    const char *line = NULL;
+    for (const char *p = log_text; (p = strstr(p, needle)) != NULL; p++)
+        line = p;
+    if (line != NULL) {
+        const char *end = strchr(line, '\n');
+        const char *k = strstr(line, key);
+        if (k != NULL && (end == NULL || k < end))
+            v = strtol(k + strlen(key), NULL, 10);
+    }
+    pthread_mutex_unlock(&log_lock);
+    return v;
+}
+
 static void
 setup(void)
 {
     memset(cfg, 0, sizeof cfg);
     stop_clock = pings = log_errors = 0;
+    log_all = false;
     log_text[0] = '\0';
     sys = tpt_system_cfg(&(tp_config){.threads = 2, .log = quiet_log});
 }
@@ -253,6 +297,22 @@ settle(tp_pid sup, uint32_t specs, uint32_t active)
     ck_assert_msg(c.specs == specs && c.active == active,
                   "%u specs, %u active; want %u, %u", c.specs, c.active, specs,
                   active);
+}
+
+// As settle, for a simple_one_for_one supervisor of workers: one spec
+// (the template) and `kids` children, `active` of them running.
+static void
+settle_dyn(tp_pid sup, uint32_t kids, uint32_t active)
+{
+    tp_sup_counts c = counts(sup);
+    for (int k = 0; k < 20000 && (c.workers != kids || c.active != active);
+         k++) {
+        tpt_nap_us(500);
+        c = counts(sup);
+    }
+    ck_assert_msg(c.specs == 1 && c.workers == kids && c.active == active,
+                  "%u specs, %u children, %u active; want 1, %u, %u", c.specs,
+                  c.workers, c.active, kids, active);
 }
 
 // ---- strategies ------------------------------------------------------------
@@ -613,6 +673,27 @@ START_TEST(test_ordered_shutdown_and_timeouts)
 }
 END_TEST
 
+// A child that exits on its own while the supervisor is stopping another
+// one, before its own turn, is logged like every other exit.
+START_TEST(test_exit_during_a_stop_is_logged)
+{
+    atomic_store(&log_all, true);
+    cfg[1].trap = cfg[1].ignore_exit = true;
+    tp_child_spec c[] = {spec(0, TP_PERMANENT), spec(1, TP_PERMANENT)};
+    c[1].shutdown = 300;
+    tp_pid sup = start_sup((tp_sup_flags){0}, c, 2);
+    watch(sup);
+    ck_assert_int_eq(tp_system_exit(sys, sup, TP_REASON_SHUTDOWN), 0);
+    ck_assert(tpt_wait_ge(&cfg[1].exits, 1, 20)); // b is being stopped
+    die(0, TP_EDECODE); // while b is given its 300 ms
+    ck_assert(tpt_wait_ge(&mon_downs, 1, 20));
+    ck_assert_int_eq(cfg[0].reason, TP_EDECODE);
+    ck_assert_msg(
+        logged_both("child_stopped child=a pid=<0.", " reason=TP_EDECODE "),
+        "%s", log_text);
+}
+END_TEST
+
 // ---- management calls ------------------------------------------------------
 
 START_TEST(test_child_management)
@@ -686,7 +767,8 @@ START_TEST(test_simple_one_for_one_storm)
     ck_assert(tpt_wait_ge(&cfg[0].starts, 2 * n, 60));
     tp_sup_counts k = counts(sup);
     ck_assert_int_eq(k.active, n);
-    ck_assert_int_eq(k.specs, n);
+    ck_assert_int_eq(k.workers, n);
+    ck_assert_int_eq(k.specs, 1);
     // Terminating one by pid removes it.
     tp_sup_child *list = malloc((size_t)n * sizeof *list);
     size_t got;
@@ -695,7 +777,7 @@ START_TEST(test_simple_one_for_one_storm)
     ck_assert_uint_eq(got, (size_t)n);
     ck_assert_int_eq(tp_sup_terminate_child(sys, sup, NULL, list[0].pid, 5000),
                      0);
-    ck_assert_int_eq(counts(sup).specs, n - 1);
+    ck_assert_int_eq(counts(sup).workers, n - 1);
     ck_assert_int_eq(tp_sup_start_child(sys, sup, &t, NULL, NULL, 5000),
                      TP_EINVAL);
     free(list);
@@ -729,7 +811,7 @@ START_TEST(test_simple_one_for_one_churn)
             tp_system_send(sys, kids[i], W_DIE, &reason, sizeof reason), 0);
     }
     ck_assert(tpt_wait_ge(&cfg[0].starts, 2 * n - gone, 60));
-    settle(sup, (uint32_t)(n - gone), (uint32_t)(n - gone));
+    settle_dyn(sup, (uint32_t)(n - gone), (uint32_t)(n - gone));
     tp_sup_child *list = malloc((size_t)n * sizeof *list);
     size_t got;
     ck_assert_int_eq(
@@ -740,7 +822,7 @@ START_TEST(test_simple_one_for_one_churn)
             tp_sup_terminate_child(sys, sup, NULL, list[i].pid, 5000), 0);
     ck_assert_int_eq(tp_sup_terminate_child(sys, sup, NULL, list[0].pid, 5000),
                      TP_ENOENT);
-    settle(sup, 0, 0);
+    settle_dyn(sup, 0, 0);
     ck_assert_int_eq(cfg[0].stops, cfg[0].starts);
     free(list);
     free(kids);
@@ -1065,6 +1147,580 @@ START_TEST(test_restart_counts)
 }
 END_TEST
 
+// ---- simple_one_for_one ----------------------------------------------------
+
+// count_children of a simple_one_for_one supervisor reports one spec, the
+// template, as OTP does; `workers` (or `supervisors`, after the template's
+// type) counts its children and `active` those running, so a child
+// waiting out its backoff counts in the one and not in the other.
+START_TEST(test_simple_one_for_one_counts)
+{
+    tp_child_spec t = {.id = "tmpl", .behaviour = &worker, .arg = &cfg[0]};
+    tp_pid sup = start_sup((tp_sup_flags){.strategy = TP_SIMPLE_ONE_FOR_ONE,
+                                          .intensity = 5,
+                                          .backoff_min_ms = 400},
+                           &t, 1);
+    tp_sup_counts k = counts(sup);
+    ck_assert_uint_eq(k.specs, 1);
+    ck_assert_uint_eq(k.active + k.workers + k.supervisors, 0);
+    tp_pid kids[3];
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(
+            tp_sup_start_child(sys, sup, NULL, &cfg[0], &kids[i], 5000), 0);
+    k = counts(sup);
+    ck_assert_uint_eq(k.specs, 1);
+    ck_assert_uint_eq(k.active, 3);
+    ck_assert_uint_eq(k.workers, 3);
+    ck_assert_uint_eq(k.supervisors, 0);
+    int reason = TP_EINVAL;
+    ck_assert_int_eq(
+        tp_system_send(sys, kids[1], W_DIE, &reason, sizeof reason), 0);
+    settle_dyn(sup, 3, 2); // it waits 300 ms or more before its restart
+    ck_assert(tpt_wait_ge(&cfg[0].starts, 4, 20));
+    settle_dyn(sup, 3, 3);
+
+    // A template of type supervisor: its children count as supervisors.
+    tp_sup_spec inner = {.flags = {.strategy = TP_SIMPLE_ONE_FOR_ONE},
+                         .children = &t,
+                         .nchildren = 1};
+    tp_child_spec st = {.id = "subs",
+                        .behaviour = &tp_supervisor,
+                        .arg = &inner,
+                        .type = TP_SUPERVISOR};
+    tp_pid sup2 =
+        start_sup((tp_sup_flags){.strategy = TP_SIMPLE_ONE_FOR_ONE}, &st, 1);
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(
+            tp_sup_start_child(sys, sup2, NULL, &inner, NULL, 5000), 0);
+    k = counts(sup2);
+    ck_assert_uint_eq(k.specs, 1);
+    ck_assert_uint_eq(k.active, 2);
+    ck_assert_uint_eq(k.supervisors, 2);
+    ck_assert_uint_eq(k.workers, 0);
+}
+END_TEST
+
+// A simple_one_for_one child is named by its template's id, in
+// which_children and, with its pid, in the supervisor's log lines.
+START_TEST(test_simple_one_for_one_names)
+{
+    atomic_store(&log_all, true);
+    tp_child_spec t = {.id = "tmpl", .behaviour = &worker, .arg = &cfg[0]};
+    tp_pid sup = start_sup(
+        (tp_sup_flags){.strategy = TP_SIMPLE_ONE_FOR_ONE, .intensity = 5}, &t,
+        1);
+    tp_pid kid;
+    ck_assert_int_eq(tp_sup_start_child(sys, sup, NULL, &cfg[0], &kid, 5000),
+                     0);
+    tp_sup_child kids[2];
+    size_t n;
+    ck_assert_int_eq(tp_sup_which_children(sys, sup, kids, 2, &n, 5000), 0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_str_eq(kids[0].id, "tmpl");
+    ck_assert(tp_pid_eq(kids[0].pid, kid));
+    int reason = TP_EINVAL;
+    ck_assert_int_eq(tp_system_send(sys, kid, W_DIE, &reason, sizeof reason),
+                     0);
+    ck_assert(tpt_wait_ge(&cfg[0].starts, 2, 20));
+    settle_dyn(sup, 1, 1);
+    char pid[TP_PID_STRLEN], want[128];
+    tp_pid_format(kid, pid, sizeof pid);
+    snprintf(want, sizeof want, "child_terminated child=tmpl pid=%s ", pid);
+    ck_assert_msg(logged(want), "%s", log_text);
+    ck_assert_msg(logged("restarted child=tmpl pid=<"), "%s", log_text);
+    ck_assert_msg(!logged("(null)"), "%s", log_text);
+}
+END_TEST
+
+// The restarted line says how long the restart waited for backoff:
+// backoff_ms=0 without backoff, the delay (with its jitter) with it.
+START_TEST(test_restart_log_names_backoff)
+{
+    atomic_store(&log_all, true);
+    tp_child_spec a[] = {spec(0, TP_PERMANENT)};
+    tp_pid sup = start_sup((tp_sup_flags){.intensity = 5}, a, 1);
+    die(0, TP_EINVAL);
+    wait_starts(0, 2);
+    settle(sup, 1, 1);
+    ck_assert_msg(logged_value("restarted child=a ", " backoff_ms=") == 0,
+                  "%s", log_text);
+    tp_child_spec b[] = {spec(1, TP_PERMANENT)};
+    sup = start_sup((tp_sup_flags){.intensity = 5,
+                                   .backoff_min_ms = 80,
+                                   .backoff_max_ms = 80},
+                    b, 1);
+    die(1, TP_EINVAL);
+    wait_starts(1, 2);
+    settle(sup, 1, 1);
+    long ms = logged_value("restarted child=b ", " backoff_ms=");
+    ck_assert_msg(ms >= 60 && ms <= 100, "backoff_ms=%ld in %s", ms, log_text);
+}
+END_TEST
+
+// ---- cleaning up after a failed start -------------------------------------
+
+// A child that fails to start makes the supervisor stop the children it
+// had started, as it stops children anywhere else (last started first,
+// each sent shutdown and killed when its shutdown time is up), and all
+// of that is done when tp_sup_start returns its error.
+START_TEST(test_failed_start_stops_the_started)
+{
+    cfg[1].trap = true;                      // traps exits, stops on shutdown
+    cfg[2].trap = cfg[2].ignore_exit = true; // ignores shutdown: killed
+    cfg[4].init_rc = TP_EDECODE;
+    atomic_store(&log_all, true);
+    tp_child_spec c[] = {spec(0, TP_PERMANENT), spec(1, TP_PERMANENT),
+                         spec(2, TP_PERMANENT), spec(3, TP_PERMANENT),
+                         spec(4, TP_PERMANENT)};
+    c[2].shutdown = 150;
+    c[3].shutdown = TP_SHUTDOWN_BRUTAL_KILL;
+    tp_sup_spec s = {.children = c, .nchildren = 5};
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    ck_assert_int_eq(tp_sup_start(sys, NULL, &s, NULL), TP_EDECODE);
+    double ms = ms_since(&t0);
+    // Done already, not merely under way.
+    for (int i = 0; i < 4; i++)
+        ck_assert_msg(cfg[i].stops == 1, "%s stopped %ld times", ids[i],
+                      cfg[i].stops);
+    ck_assert_int_eq(cfg[0].reason, TP_REASON_SHUTDOWN);
+    ck_assert_int_eq(cfg[1].reason, TP_REASON_SHUTDOWN);
+    ck_assert_int_eq(cfg[2].reason, TP_REASON_KILLED);
+    ck_assert_int_eq(cfg[3].reason, TP_REASON_KILLED);
+    ck_assert_int_lt(cfg[3].stop_seq, cfg[2].stop_seq);
+    ck_assert_int_lt(cfg[2].stop_seq, cfg[1].stop_seq);
+    ck_assert_int_lt(cfg[1].stop_seq, cfg[0].stop_seq);
+    ck_assert_msg(ms >= 140, "c was killed after %.1f ms, before 150", ms);
+    ck_assert(logged("start_error child=e reason=TP_EDECODE"));
+    ck_assert_int_eq(cfg[4].starts + cfg[4].stops, 0);
+    // Each exit logged, as the supervisor logs its children's.
+    ck_assert_msg(logged_both("child_stopped child=c pid=", " reason=killed"),
+                  "%s", log_text);
+    ck_assert_msg(
+        logged_both("child_stopped child=a pid=", " reason=shutdown "), "%s",
+        log_text);
+}
+END_TEST
+
+// The same on a scheduler thread, where init must not wait: a supervisor
+// child, started by its parent, whose own child fails. start_child
+// reports the error, and the children that had started are stopped in
+// the same order and with the same timeouts, by an actor the failed
+// supervisor left the work to.
+START_TEST(test_failed_nested_start_stops_the_started)
+{
+    cfg[1].trap = cfg[1].ignore_exit = true;
+    cfg[2].trap = true;
+    cfg[3].init_rc = TP_EDECODE;
+    tp_child_spec kids[] = {spec(0, TP_PERMANENT), spec(1, TP_PERMANENT),
+                            spec(2, TP_PERMANENT), spec(3, TP_PERMANENT)};
+    kids[1].shutdown = 150;
+    tp_sup_spec inner = {.children = kids, .nchildren = 4};
+    tp_pid top = start_sup((tp_sup_flags){0}, NULL, 0);
+    tp_child_spec sub = {.id = "sub",
+                         .behaviour = &tp_supervisor,
+                         .arg = &inner,
+                         .type = TP_SUPERVISOR};
+    ck_assert_int_eq(tp_sup_start_child(sys, top, &sub, NULL, NULL, 5000),
+                     TP_EDECODE);
+    for (int i = 0; i < 3; i++)
+        ck_assert(tpt_wait_ge(&cfg[i].stops, 1, 20));
+    ck_assert_int_eq(cfg[0].reason, TP_REASON_SHUTDOWN);
+    ck_assert_int_eq(cfg[1].reason, TP_REASON_KILLED);
+    ck_assert_int_eq(cfg[2].reason, TP_REASON_SHUTDOWN);
+    ck_assert_int_lt(cfg[2].stop_seq, cfg[1].stop_seq);
+    ck_assert_int_lt(cfg[1].stop_seq, cfg[0].stop_seq);
+    ck_assert_int_eq(counts(top).specs, 0);
+}
+END_TEST
+
+// Before the system runs nothing could stop the children, so a failed
+// start does not wait for them: it returns, and they are stopped, in
+// order, once the system starts.
+START_TEST(test_failed_start_before_the_system_runs)
+{
+    tp_system *idle_sys;
+    ck_assert_int_eq(
+        tp_system_new(&idle_sys, &(tp_config){.threads = 2, .log = quiet_log}),
+        0);
+    cfg[1].trap = cfg[1].ignore_exit = true;
+    cfg[2].init_rc = TP_EDECODE;
+    tp_child_spec c[] = {spec(0, TP_PERMANENT), spec(1, TP_PERMANENT),
+                         spec(2, TP_PERMANENT)};
+    c[1].shutdown = 50;
+    tp_sup_spec s = {.children = c, .nchildren = 3};
+    ck_assert_int_eq(tp_sup_start(idle_sys, NULL, &s, NULL), TP_EDECODE);
+    ck_assert_int_eq(cfg[0].stops + cfg[1].stops, 0);
+    ck_assert_int_eq(tp_system_start(idle_sys), 0);
+    ck_assert(tpt_wait_ge(&cfg[0].stops, 1, 20));
+    ck_assert_int_eq(cfg[1].stops, 1);
+    ck_assert_int_eq(cfg[1].reason, TP_REASON_KILLED);
+    ck_assert_int_lt(cfg[1].stop_seq, cfg[0].stop_seq);
+    ck_assert_int_eq(tp_system_destroy(&idle_sys), 0);
+}
+END_TEST
+
+// tp_system_may_block, which decides whether a failed start waits, is
+// true on this thread while the system runs, false before it runs and
+// inside an actor (on a scheduler thread).
+static _Atomic long may_block_inside = -1;
+
+static int
+probe_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)state, (void)msg;
+    atomic_store(&may_block_inside, tp_system_may_block(tp_ctx_system(ctx)));
+    return TP_STOP;
+}
+
+static const tp_behaviour probe = {.name = "probe", .handle = probe_handle};
+
+START_TEST(test_may_block)
+{
+    ck_assert(tp_system_may_block(sys));
+    ck_assert(!tp_system_may_block(NULL));
+    tp_pid p;
+    ck_assert_int_eq(tp_spawn(sys, &p, &probe, NULL, NULL), 0);
+    ck_assert_int_eq(tp_system_send(sys, p, W_PING, NULL, 0), 0);
+    for (int k = 0; k < 20000 && atomic_load(&may_block_inside) < 0; k++)
+        tpt_nap_us(200);
+    ck_assert_int_eq(may_block_inside, 0);
+    tp_system *idle_sys;
+    ck_assert_int_eq(tp_system_new(&idle_sys, NULL), 0);
+    ck_assert(!tp_system_may_block(idle_sys));
+    ck_assert_int_eq(tp_system_start(idle_sys), 0);
+    ck_assert(tp_system_may_block(idle_sys));
+    ck_assert_int_eq(tp_system_destroy(&idle_sys), 0);
+}
+END_TEST
+
+// Requests are checked: one whose payload is not what its tag names is
+// answered TP_EINVAL, and the supervisor's own messages of the wrong size
+// are ignored; either way it goes on serving.
+START_TEST(test_malformed_requests)
+{
+    tp_child_spec a[] = {spec(0, TP_PERMANENT)};
+    tp_pid sup = start_sup((tp_sup_flags){0}, a, 1);
+    static const uint32_t tags[] = {
+        TP__SUP_CALL_START,  TP__SUP_CALL_TERMINATE, TP__SUP_CALL_RESTART,
+        TP__SUP_CALL_DELETE, TP__SUP_CALL_WHICH,     TP__SUP_CALL_COUNT};
+    char junk[3] = "ab";
+    for (size_t i = 0; i < sizeof tags / sizeof *tags; i++) {
+        tp_call_reply rep;
+        ck_assert_int_eq(
+            tp_call(sys, sup, tags[i], junk, sizeof junk, 5000, &rep), 0);
+        tp_msg msg = {.tag = rep.tag, .data = rep.data, .size = rep.size};
+        ck_assert_int_eq(tp_sup_result(&msg, NULL), TP_EINVAL);
+        free(rep.data);
+    }
+    ck_assert_int_eq(tp_system_send(sys, sup, TP__SUP_KILL_TIMER, junk, 1), 0);
+    ck_assert_int_eq(tp_system_send(sys, sup, TP__SUP_RESTART, junk, 1), 0);
+    settle(sup, 1, 1);
+}
+END_TEST
+
+// ---- calls from actors -----------------------------------------------------
+
+// A client actor makes one _async call per C_DO message (its data: a
+// pointer to the test's `aop`, alive until the answer is in) and decodes
+// the answer into `res`, then bumps `answers`; the test thread reads `res`
+// after that.
+enum { C_DO = 10 };
+enum { OP_START, OP_TERMINATE, OP_RESTART, OP_DELETE, OP_WHICH, OP_COUNT };
+enum { OP_BLOCKING_COUNT = 100 }; // the blocking form, from the actor
+
+typedef struct aop {
+    int op;
+    tp_pid sup;
+    const tp_child_spec *spec; // start_child
+    void *arg;                 // start_child
+    const char *id;
+    tp_pid pid; // terminate_child under simple_one_for_one
+    uint32_t timeout_ms;
+} aop;
+
+typedef struct ares {
+    int call_rc;  // what the _async call returned
+    int rc;       // what its decoder made of the answer
+    int wrong;    // what the decoder of another kind of call made of it
+    uint32_t tag; // the answer's tag
+    tp_pid pid;   // tp_sup_result's
+    tp_sup_counts counts;
+    tp_sup_child kids[4];
+    size_t n;
+} ares;
+
+static ares res;
+static _Atomic long answers, issued;
+
+typedef struct client {
+    int op;
+    uint64_t ref;
+} client;
+
+static int
+client_call(tp_ctx *ctx, client *c, const aop *o)
+{
+    uint32_t t = o->timeout_ms ? o->timeout_ms : 5000;
+    switch (o->op) {
+    case OP_START:
+        return tp_sup_start_child_async(ctx, &c->ref, o->sup, o->spec, o->arg,
+                                        t);
+    case OP_TERMINATE:
+        return tp_sup_terminate_child_async(ctx, &c->ref, o->sup, o->id,
+                                            o->pid, t);
+    case OP_RESTART:
+        return tp_sup_restart_child_async(ctx, &c->ref, o->sup, o->id, t);
+    case OP_DELETE:
+        return tp_sup_delete_child_async(ctx, &c->ref, o->sup, o->id, t);
+    case OP_WHICH:
+        return tp_sup_which_children_async(ctx, &c->ref, o->sup, t);
+    case OP_COUNT:
+        return tp_sup_count_children_async(ctx, &c->ref, o->sup, t);
+    default: {
+        tp_sup_counts k;
+        int rc = tp_sup_count_children(tp_ctx_system(ctx), o->sup, &k, 1000);
+        return rc == 0 ? TP_EINVAL : rc; // it must not have worked
+    }
+    }
+}
+
+static void
+client_decode(client *c, const tp_msg *msg)
+{
+    tp_sup_counts junk;
+    res.tag = msg->tag;
+    switch (c->op) {
+    case OP_WHICH:
+        res.rc = tp_sup_result_children(msg, res.kids, 4, &res.n);
+        res.wrong = tp_sup_result_counts(msg, &junk);
+        break;
+    case OP_COUNT:
+        res.rc = tp_sup_result_counts(msg, &res.counts);
+        res.wrong = tp_sup_result(msg, NULL);
+        break;
+    default:
+        res.rc = tp_sup_result(msg, &res.pid);
+        res.wrong = tp_sup_result_counts(msg, &junk);
+        break;
+    }
+}
+
+static int
+client_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    client *c = state;
+    if (msg->tag == C_DO) {
+        const aop *o;
+        memcpy(&o, msg->data, sizeof o);
+        memset(&res, 0, sizeof res);
+        c->op = o->op;
+        c->ref = 0;
+        res.call_rc = client_call(ctx, c, o);
+        atomic_fetch_add(&issued, 1);
+        if (res.call_rc != 0 || o->op == OP_BLOCKING_COUNT)
+            atomic_fetch_add(&answers, 1); // no answer follows
+        return TP_OK;
+    }
+    if (c->ref != 0 && msg->ref == c->ref) {
+        client_decode(c, msg);
+        c->ref = 0;
+        atomic_fetch_add(&answers, 1);
+    }
+    return TP_OK;
+}
+
+static const tp_behaviour client_b = {
+    .name = "client", .state_size = sizeof(client), .handle = client_handle};
+
+// Has `cl` make the call `o` and returns what it saw, once it saw it.
+static ares
+ask(tp_pid cl, aop o)
+{
+    long before = atomic_load(&answers);
+    const aop *p = &o;
+    ck_assert_int_eq(tp_system_send(sys, cl, C_DO, &p, sizeof p), 0);
+    ck_assert(tpt_wait_ge(&answers, before + 1, 30));
+    return res;
+}
+
+// Asks and expects the call to be sent and answered with `rc`.
+static ares
+ask_rc(tp_pid cl, aop o, int rc)
+{
+    ares r = ask(cl, o);
+    ck_assert_msg(r.call_rc == 0, "op %d: call returned %s", o.op,
+                  tp_err_name(r.call_rc));
+    ck_assert_msg(r.rc == rc, "op %d: answer %s, want %s", o.op,
+                  tp_err_name(r.rc), tp_err_name(rc));
+    return r;
+}
+
+// Every call under one_for_one, one_for_all and rest_for_one, from an
+// actor: the answer arrives as a message with the call's ref, and its
+// decoder returns what the blocking form returns; another kind's decoder
+// refuses it.
+START_TEST(test_async_calls_each_strategy)
+{
+    static const tp_strategy st[] = {TP_ONE_FOR_ONE, TP_ONE_FOR_ALL,
+                                     TP_REST_FOR_ONE};
+    tp_pid cl;
+    ck_assert_int_eq(tp_spawn(sys, &cl, &client_b, NULL, NULL), 0);
+    for (int k = 0; k < 3; k++) {
+        memset(cfg, 0, sizeof cfg);
+        tp_child_spec a[] = {spec(0, TP_PERMANENT)};
+        tp_pid sup =
+            start_sup((tp_sup_flags){.strategy = st[k], .intensity = 5}, a, 1);
+        tp_child_spec b = spec(1, TP_PERMANENT), bad = spec(2, TP_PERMANENT);
+        bad.behaviour = NULL;
+
+        ares r = ask_rc(cl, (aop){.op = OP_START, .sup = sup, .spec = &b}, 0);
+        ck_assert(tp_pid_eq(r.pid, where(1)));
+        ck_assert_int_eq(r.wrong, TP_EDECODE);
+        ck_assert_int_eq(r.tag < TP_TAG_RESERVED, 1);
+        ask_rc(cl, (aop){.op = OP_START, .sup = sup, .spec = &b}, TP_EEXIST);
+        ask_rc(cl, (aop){.op = OP_START, .sup = sup, .spec = &bad}, TP_EINVAL);
+        ask_rc(cl, (aop){.op = OP_START, .sup = sup, .spec = NULL}, TP_EINVAL);
+
+        r = ask_rc(cl, (aop){.op = OP_WHICH, .sup = sup}, 0);
+        ck_assert_uint_eq(r.n, 2);
+        ck_assert_str_eq(r.kids[0].id, "a");
+        ck_assert_str_eq(r.kids[1].id, "b");
+        ck_assert(tp_pid_eq(r.kids[1].pid, where(1)));
+        ck_assert_int_eq(r.wrong, TP_EDECODE);
+        r = ask_rc(cl, (aop){.op = OP_COUNT, .sup = sup}, 0);
+        ck_assert_uint_eq(r.counts.specs, 2);
+        ck_assert_uint_eq(r.counts.active, 2);
+        ck_assert_uint_eq(r.counts.workers, 2);
+        ck_assert_int_eq(r.wrong, TP_EDECODE);
+
+        ask_rc(cl, (aop){.op = OP_RESTART, .sup = sup, .id = "b"}, TP_EEXIST);
+        ask_rc(cl, (aop){.op = OP_DELETE, .sup = sup, .id = "b"}, TP_EEXIST);
+        ask_rc(cl, (aop){.op = OP_TERMINATE, .sup = sup, .id = "b"}, 0);
+        ck_assert_int_eq(cfg[1].stops, 1); // stopped before the answer
+        ck_assert_uint_eq(
+            ask_rc(cl, (aop){.op = OP_COUNT, .sup = sup}, 0).counts.active, 1);
+        r = ask_rc(cl, (aop){.op = OP_RESTART, .sup = sup, .id = "b"}, 0);
+        ck_assert_int_eq(cfg[1].starts, 2);
+        ck_assert(tp_pid_eq(r.pid, where(1)));
+        ask_rc(cl, (aop){.op = OP_TERMINATE, .sup = sup, .id = "b"}, 0);
+        ask_rc(cl, (aop){.op = OP_DELETE, .sup = sup, .id = "b"}, 0);
+        ask_rc(cl, (aop){.op = OP_DELETE, .sup = sup, .id = "b"}, TP_ENOENT);
+        ask_rc(cl, (aop){.op = OP_RESTART, .sup = sup, .id = "zz"}, TP_ENOENT);
+        ask_rc(cl, (aop){.op = OP_TERMINATE, .sup = sup, .id = "zz"},
+               TP_ENOENT);
+        ck_assert_uint_eq(
+            ask_rc(cl, (aop){.op = OP_COUNT, .sup = sup}, 0).counts.specs, 1);
+
+        // Refused before anything is sent: no answer follows.
+        ck_assert_int_eq(
+            ask(cl, (aop){.op = OP_RESTART, .sup = sup, .id = NULL}).call_rc,
+            TP_EINVAL);
+        ck_assert_int_eq(
+            ask(cl, (aop){.op = OP_TERMINATE,
+                          .sup = sup,
+                          .id = "an id longer than any child's: it has more "
+                                "than sixty-three bytes"})
+                .call_rc,
+            TP_ENOENT);
+        // The blocking forms refuse to run inside an actor.
+        ck_assert_int_eq(
+            ask(cl, (aop){.op = OP_BLOCKING_COUNT, .sup = sup}).call_rc,
+            TP_EPERM);
+        watch(sup);
+        ck_assert_int_eq(tp_system_exit(sys, sup, TP_REASON_SHUTDOWN), 0);
+        ck_assert(tpt_wait_ge(&mon_downs, 1, 20));
+    }
+}
+END_TEST
+
+// The same under simple_one_for_one: children are started from the
+// template with an argument and terminated by pid; restart and delete do
+// not apply.
+START_TEST(test_async_calls_simple_one_for_one)
+{
+    tp_pid cl;
+    ck_assert_int_eq(tp_spawn(sys, &cl, &client_b, NULL, NULL), 0);
+    tp_child_spec t = {.id = "tmpl", .behaviour = &worker, .arg = &cfg[1]};
+    tp_pid sup = start_sup(
+        (tp_sup_flags){.strategy = TP_SIMPLE_ONE_FOR_ONE, .intensity = 5}, &t,
+        1);
+    ares r = ask_rc(cl, (aop){.op = OP_START, .sup = sup, .arg = &cfg[0]}, 0);
+    tp_pid kid = r.pid;
+    ck_assert(!tp_pid_is_nil(kid));
+    ck_assert_int_eq(cfg[0].starts, 1); // with the argument given
+    ck_assert_int_eq(cfg[1].starts, 0);
+    ask_rc(cl, (aop){.op = OP_START, .sup = sup, .spec = &t}, TP_EINVAL);
+    r = ask_rc(cl, (aop){.op = OP_WHICH, .sup = sup}, 0);
+    ck_assert_uint_eq(r.n, 1);
+    ck_assert_str_eq(r.kids[0].id, "tmpl");
+    ck_assert(tp_pid_eq(r.kids[0].pid, kid));
+    r = ask_rc(cl, (aop){.op = OP_COUNT, .sup = sup}, 0);
+    ck_assert_uint_eq(r.counts.specs, 1);
+    ck_assert_uint_eq(r.counts.active, 1);
+    ck_assert_uint_eq(r.counts.workers, 1);
+    ask_rc(cl, (aop){.op = OP_RESTART, .sup = sup, .id = "tmpl"}, TP_ENOENT);
+    ask_rc(cl, (aop){.op = OP_DELETE, .sup = sup, .id = "tmpl"}, TP_ENOENT);
+    ask_rc(cl, (aop){.op = OP_TERMINATE, .sup = sup, .pid = kid}, 0);
+    ck_assert_int_eq(cfg[0].stops, 1);
+    ask_rc(cl, (aop){.op = OP_TERMINATE, .sup = sup, .pid = kid}, TP_ENOENT);
+    r = ask_rc(cl, (aop){.op = OP_COUNT, .sup = sup}, 0);
+    ck_assert_uint_eq(r.counts.specs, 1);
+    ck_assert_uint_eq(r.counts.active + r.counts.workers, 0);
+    ck_assert_int_eq(
+        ask(cl, (aop){.op = OP_BLOCKING_COUNT, .sup = sup}).call_rc, TP_EPERM);
+}
+END_TEST
+
+// A supervisor that is dead, or dies before answering, is never silence:
+// the call fails at once, or the message tp_request sends instead of an
+// answer comes with the call's ref and decodes as a failure.
+START_TEST(test_async_call_to_a_gone_supervisor)
+{
+    tp_pid cl;
+    ck_assert_int_eq(tp_spawn(sys, &cl, &client_b, NULL, NULL), 0);
+    tp_child_spec a[] = {spec(0, TP_PERMANENT)};
+    tp_pid sup = start_sup((tp_sup_flags){0}, a, 1);
+    watch(sup);
+    ck_assert_int_eq(tp_system_exit(sys, sup, TP_REASON_SHUTDOWN), 0);
+    ck_assert(tpt_wait_ge(&mon_downs, 1, 20));
+    ares r = ask(cl, (aop){.op = OP_COUNT, .sup = sup, .timeout_ms = 200});
+    ck_assert_msg(
+        r.call_rc == TP_ENOACTOR || (r.call_rc == 0 && r.rc == TP_ENOACTOR),
+        "call %s, answer %s", tp_err_name(r.call_rc), tp_err_name(r.rc));
+
+    // A supervisor busy stopping a child that ignores its shutdown
+    // answers nothing meanwhile: the call times out.
+    memset(cfg, 0, sizeof cfg);
+    cfg[1].trap = cfg[1].ignore_exit = true;
+    tp_child_spec b[] = {spec(1, TP_PERMANENT)};
+    b[0].shutdown = TP_SHUTDOWN_INFINITY;
+    sup = start_sup((tp_sup_flags){0}, b, 1);
+    ck_assert_int_eq(tp_system_exit(sys, sup, TP_REASON_SHUTDOWN), 0);
+    ck_assert(tpt_wait_ge(&cfg[1].exits, 1, 20)); // it is stopping b
+    r = ask(cl, (aop){.op = OP_WHICH, .sup = sup, .timeout_ms = 100});
+    ck_assert_int_eq(r.call_rc, 0);
+    ck_assert_int_eq(r.tag, TP_TAG_TIMEOUT);
+    ck_assert_int_eq(r.rc, TP_ETIMEDOUT);
+    ck_assert_int_eq(r.wrong, TP_ETIMEDOUT);
+
+    // Killed while a call waits: the call fails, at once where tp_request
+    // reports a dead callee, at its timeout otherwise.
+    long before = atomic_load(&answers), sent = atomic_load(&issued);
+    aop o = {.op = OP_START, .sup = sup, .spec = &a[0], .timeout_ms = 300};
+    const aop *p = &o;
+    ck_assert_int_eq(tp_system_send(sys, cl, C_DO, &p, sizeof p), 0);
+    ck_assert(tpt_wait_ge(&issued, sent + 1, 20));
+    ck_assert_int_eq(tp_system_exit(sys, sup, TP_REASON_KILL), 0);
+    ck_assert(tpt_wait_ge(&answers, before + 1, 20));
+    ck_assert_int_eq(res.call_rc, 0);
+    ck_assert_int_ge(res.tag, TP_TAG_RESERVED);
+    ck_assert_msg(res.rc == TP_ETIMEDOUT || res.rc == TP_ENOACTOR, "%s",
+                  tp_err_name(res.rc));
+    ck_assert_int_eq(cfg[0].starts, 0);
+}
+END_TEST
+
 Suite *
 supervisor_suite(void)
 {
@@ -1100,6 +1756,18 @@ supervisor_suite(void)
     tcase_add_test(tc, test_backoff_streak);
     tcase_add_test(tc, test_named_child_restarts_once_its_name_is_free);
     tcase_add_test(tc, test_describe);
+    tcase_add_test(tc, test_simple_one_for_one_counts);
+    tcase_add_test(tc, test_simple_one_for_one_names);
+    tcase_add_test(tc, test_restart_log_names_backoff);
+    tcase_add_test(tc, test_failed_start_stops_the_started);
+    tcase_add_test(tc, test_failed_nested_start_stops_the_started);
+    tcase_add_test(tc, test_failed_start_before_the_system_runs);
+    tcase_add_test(tc, test_may_block);
+    tcase_add_test(tc, test_async_calls_each_strategy);
+    tcase_add_test(tc, test_async_calls_simple_one_for_one);
+    tcase_add_test(tc, test_async_call_to_a_gone_supervisor);
+    tcase_add_test(tc, test_exit_during_a_stop_is_logged);
+    tcase_add_test(tc, test_malformed_requests);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -82,72 +82,176 @@ typedef struct tp_sup_spec {
 // type TP_SUPERVISOR to nest supervisors. Its init fails with TP_EINVAL on
 // an invalid spec (logging which child and why), or with the first child's
 // init error when a child fails to start (logging the child's id).
+//
+// Before failing, it stops the children it had started as it stops
+// children anywhere else: last started first, each sent
+// TP_REASON_SHUTDOWN and killed when its shutdown timeout runs out, each
+// exit logged. As init cannot receive messages, a helper actor (behaviour
+// "supervisor_reaper") sends those signals and watches the exits, the
+// children being unlinked from the failed supervisor first. Where the
+// spawning thread may block (tp_system_may_block: a thread outside the
+// system, once the system runs), they are all gone when spawn returns,
+// which can take as long as their timeouts. On a scheduler thread (a
+// supervisor started by its parent, or by another actor), or before
+// tp_system_start, spawn returns at once and the helper finishes later.
 TP_API extern const tp_behaviour tp_supervisor;
 
 // Spawns a supervisor; tp_spawn(sys, out, &tp_supervisor, spec, opts).
+// Returns tp_spawn's codes, among them the supervisor's init error.
 TP_API int tp_sup_start(tp_system *sys, tp_pid *out, const tp_sup_spec *spec,
                         const tp_spawn_opts *opts);
 
 // What which_children reports for one child.
 typedef struct tp_sup_child {
-    char id[64];
-    tp_pid pid; // TP_PID_NIL when not running
+    char id[64]; // a simple_one_for_one child's is its template's
+    tp_pid pid;  // TP_PID_NIL when not running
     tp_child_type type;
     tp_restart restart;
     uint32_t restarts; // times this child was restarted
 } tp_sup_child;
 
+// What count_children reports, as OTP does: `specs` child specs (1, the
+// template, under simple_one_for_one), `active` children running, and
+// the children of type supervisor and worker (running or not; under
+// simple_one_for_one, its children counted by the template's type).
 typedef struct tp_sup_counts {
     uint32_t specs, active, supervisors, workers;
 } tp_sup_counts;
 
-// Calls on a running supervisor from a thread that is not running an actor
-// (they block until the supervisor answers, up to `timeout_ms`, -1 for no
-// limit). Each returns 0, TP_ETIMEDOUT, TP_ENOACTOR (no such supervisor),
-// TP_EPERM (called inside an actor), or the error named with it.
+// ---- calls from threads outside the system ---------------------------------
+//
+// These block until the supervisor answers, up to `timeout_ms` (-1: no
+// limit), so they are for threads that are not running an actor; inside
+// an actor use the _async forms below. Each returns 0, the errors named
+// with it, or tp_call's: TP_ETIMEDOUT, TP_ENOACTOR (`sup` is not alive, or
+// exited before answering), TP_EPERM (called inside an actor), TP_EINVAL
+// (NULL `sys`, `timeout_ms` 0 or below -1), TP_ESHUTDOWN, TP_ENOMEM. A
+// supervisor answers calls that arrive while it stops children (which may
+// take their shutdown timeouts) once it is done. Calls carry pointers, so
+// they come from this process only: one from another node is answered
+// TP_EPERM.
 
-// Adds and starts a child. For simple_one_for_one, `spec` is NULL and `arg`
-// is the new child's init argument; otherwise `arg` is ignored. Errors:
-// TP_EEXIST (the id is taken), TP_EINVAL (bad spec), the child's init error.
+// Adds a child and starts it, storing its pid in `*out` (may be NULL), or
+// TP_PID_NIL when its init declined (TP_IGNORE). For simple_one_for_one,
+// `spec` is NULL, the child is made from the template, and `arg` replaces
+// the template's init argument unless NULL; otherwise `spec` is copied
+// (with its strings) and `arg` is ignored. A child that fails to start is
+// not kept; one whose init declined is kept, not running (under
+// simple_one_for_one, not kept either). Errors: TP_EEXIST (the id is
+// taken), TP_EINVAL (a bad spec, logged; a spec given to a
+// simple_one_for_one supervisor, or none to another), TP_ENOMEM, or what
+// tp_spawn returned for the child (its init's error, TP_EEXIST for a
+// registered name taken, ...).
 TP_API int tp_sup_start_child(tp_system *sys, tp_pid sup,
                               const tp_child_spec *spec, void *arg,
                               tp_pid *out, int timeout_ms);
 
-// Stops a child, keeping its spec (by id; for simple_one_for_one by pid,
-// with `id` NULL, and the child is removed). Errors: TP_ENOENT.
-// The reply to tp_sup_start_child_async: what tp_sup_start_child would
-// have returned, and the new child's pid when rc is 0.
-typedef struct tp_sup_started {
-    int32_t rc;
-    tp_pid pid;
-} tp_sup_started;
-
-// From inside an actor (where tp_sup_start_child would block): asks
-// simple_one_for_one supervisor `sup` to start a child with `arg` and
-// returns at once. Within `timeout_ms` the running actor receives a
-// message with msg->ref == *ref whose data is a tp_sup_started, or a
-// TP_TAG_TIMEOUT with that ref. Returns tp_request's codes.
-TP_API int tp_sup_start_child_async(tp_ctx *ctx, tp_pid sup, void *arg,
-                                    uint32_t timeout_ms, uint64_t *ref);
-
+// Stops a child, as the supervisor stops children (shutdown, then kill
+// when its shutdown timeout runs out), and keeps its spec: by `id` (`pid`
+// is ignored), or, for simple_one_for_one, by `pid` (`id` is ignored). A
+// temporary or simple_one_for_one child is forgotten once stopped, as in
+// OTP. A child that is not running is left so, and a pending restart of
+// it cancelled. Errors:
+// TP_ENOENT (no such child), TP_ESHUTDOWN (the supervisor began shutting
+// down before the child was stopped).
 TP_API int tp_sup_terminate_child(tp_system *sys, tp_pid sup, const char *id,
                                   tp_pid pid, int timeout_ms);
 
-// Restarts a stopped child from its spec. Errors: TP_ENOENT, TP_EEXIST (it
-// is running), the child's init error.
+// Starts a stopped child again from its spec, storing its pid in `*out`
+// (may be NULL; TP_PID_NIL when its init declined). Errors: TP_EINVAL
+// (NULL id), TP_ENOENT (no such child; always for simple_one_for_one),
+// TP_EEXIST (it is running, or a restart of it is pending), TP_ENOMEM,
+// what tp_spawn returned for the child.
 TP_API int tp_sup_restart_child(tp_system *sys, tp_pid sup, const char *id,
                                 tp_pid *out, int timeout_ms);
 
-// Removes a stopped child's spec. Errors: TP_ENOENT, TP_EEXIST (running).
+// Removes a stopped child's spec. Errors: TP_EINVAL (NULL id), TP_ENOENT
+// (no such child; always for simple_one_for_one), TP_EEXIST (it is
+// running, or a restart of it is pending).
 TP_API int tp_sup_delete_child(tp_system *sys, tp_pid sup, const char *id,
                                int timeout_ms);
 
 // Fills `out` with up to `max` children in start order and stores how many
-// the supervisor has in `*n`.
+// the supervisor has in `*n`. Errors: TP_EINVAL (NULL `n`, NULL `out` with
+// a `max`), TP_ENOMEM.
 TP_API int tp_sup_which_children(tp_system *sys, tp_pid sup, tp_sup_child *out,
                                  size_t max, size_t *n, int timeout_ms);
 
+// Stores the supervisor's counts in `*out`. Errors: TP_EINVAL (NULL out).
 TP_API int tp_sup_count_children(tp_system *sys, tp_pid sup,
                                  tp_sup_counts *out, int timeout_ms);
+
+// ---- calls from actors -----------------------------------------------------
+//
+// The same calls for actors, which must not block. Each sends its request
+// with tp_request and returns at once: 0, with the request's reference in
+// `*ref` (may be NULL when the answer does not matter), or an error, after
+// which no answer comes: TP_EINVAL (an argument the blocking form refuses
+// the same way), TP_ENOENT (for terminate, restart or delete, an id of 64
+// bytes or more, which no child has), or tp_request's codes, among them
+// TP_EPERM (`ctx` is not the actor running on this thread) and TP_EINVAL
+// (`timeout_ms` 0). Inside a callback of the running actor.
+//
+// After 0, the running actor receives one message with msg->ref == *ref:
+// the supervisor's answer (a private tag below TP_TAG_RESERVED), or
+// tp_request's message that none came: TP_TAG_TIMEOUT once `timeout_ms`
+// passed, or whatever tp_request delivers when the supervisor is dead or
+// dies before answering. (A supervisor that is not alive is reported as
+// tp_request reports a dead callee: TP_ENOACTOR from the call, or such a
+// message.) Hand that message to the decoder named with the call: it
+// returns what the blocking form would have returned and fills the same
+// out-parameters.
+
+// As tp_sup_start_child; decode with tp_sup_result (the child's pid). The
+// spec is copied into the request: it need not outlive the call.
+TP_API int tp_sup_start_child_async(tp_ctx *ctx, uint64_t *ref, tp_pid sup,
+                                    const tp_child_spec *spec, void *arg,
+                                    uint32_t timeout_ms);
+
+// As tp_sup_terminate_child; decode with tp_sup_result.
+TP_API int tp_sup_terminate_child_async(tp_ctx *ctx, uint64_t *ref, tp_pid sup,
+                                        const char *id, tp_pid pid,
+                                        uint32_t timeout_ms);
+
+// As tp_sup_restart_child; decode with tp_sup_result (the child's pid).
+TP_API int tp_sup_restart_child_async(tp_ctx *ctx, uint64_t *ref, tp_pid sup,
+                                      const char *id, uint32_t timeout_ms);
+
+// As tp_sup_delete_child; decode with tp_sup_result.
+TP_API int tp_sup_delete_child_async(tp_ctx *ctx, uint64_t *ref, tp_pid sup,
+                                     const char *id, uint32_t timeout_ms);
+
+// As tp_sup_which_children; decode with tp_sup_result_children.
+TP_API int tp_sup_which_children_async(tp_ctx *ctx, uint64_t *ref, tp_pid sup,
+                                       uint32_t timeout_ms);
+
+// As tp_sup_count_children; decode with tp_sup_result_counts.
+TP_API int tp_sup_count_children_async(tp_ctx *ctx, uint64_t *ref, tp_pid sup,
+                                       uint32_t timeout_ms);
+
+// The decoders. Each reads `msg`, the message with an _async call's ref,
+// and returns the call's result: 0, or the error its blocking form names
+// (TP_ENOENT, TP_EEXIST, a child's init error, ...); TP_ETIMEDOUT for a
+// TP_TAG_TIMEOUT; TP_ENOACTOR for any other message with a tag at or above
+// TP_TAG_RESERVED (tp_request telling that the supervisor is gone);
+// TP_EDECODE when `msg` answers another kind of call or is no answer at
+// all; TP_EINVAL for a NULL pointer, as named. They copy out what they
+// return and leave out-parameters untouched unless they return 0. Any
+// thread.
+
+// Decodes the answer to a start, terminate, restart or delete call. On 0
+// it stores in `*pid` (`pid` may be NULL) the child's pid after a start or
+// a restart (TP_PID_NIL when its init declined), TP_PID_NIL after a
+// terminate or a delete.
+TP_API int tp_sup_result(const tp_msg *msg, tp_pid *pid);
+
+// Decodes the answer to a which_children call: on 0, fills `out` with up
+// to `max` children in start order and stores how many the supervisor has
+// in `*n`. TP_EINVAL for a NULL `msg` or `n`, or a NULL `out` with a `max`.
+TP_API int tp_sup_result_children(const tp_msg *msg, tp_sup_child *out,
+                                  size_t max, size_t *n);
+
+// Decodes the answer to a count_children call into `*out` (not NULL).
+TP_API int tp_sup_result_counts(const tp_msg *msg, tp_sup_counts *out);
 
 #endif

@@ -129,6 +129,15 @@ TP_API int tp_system_start(tp_system *sys);
 // when called from inside an actor (it would block a scheduler thread).
 TP_API int tp_system_wait(tp_system *sys, int timeout_ms);
 
+// Whether the calling thread may block until actors of `sys` have run:
+// true on a thread that is none of the runtime's own (scheduler threads
+// and I/O threads of any system must never block) while `sys` runs, that
+// is once tp_system_start has returned and until tp_system_destroy
+// begins; false otherwise, and for NULL. For code that can either wait
+// for actors or leave the waiting to an actor, such as a supervisor whose
+// start failed. Any thread, but not concurrently with tp_system_start.
+TP_API bool tp_system_may_block(tp_system *sys);
+
 // Asks the system to stop: wakes every tp_system_wait. Actors keep running
 // until tp_system_destroy. Returns 0 or TP_EINVAL. Any thread, actors too.
 TP_API int tp_system_stop(tp_system *sys);

@@ -1,0 +1,294 @@
+// SPDX-License-Identifier: MIT
+// The supervisor's calls, from the caller's side. Each call builds a
+// request (sup_impl.h), sends it to the supervisor and decodes the
+// answer supervisor.c sends back. The blocking forms send it with tp_call
+// from a thread outside the system; the _async forms with tp_request from
+// an actor, which later hands the answer (or tp_request's message that
+// none came) to a decoder. Both read answers with the same decoders, so
+// the two forms return the same results. Written on the public API only,
+// as the supervisor is.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sup_impl.h"
+
+// ---- requests --------------------------------------------------------------
+
+// Fills a start request from `spec` (NULL for simple_one_for_one) and
+// `arg`. Returns 0, or TP_EINVAL for strings too long to copy (the
+// supervisor would refuse them anyway).
+static int
+start_request(tp__sup_start_req *r, const tp_child_spec *spec, void *arg)
+{
+    memset(r, 0, sizeof *r);
+    r->has_spec = spec != NULL;
+    r->arg = arg;
+    if (spec == NULL)
+        return 0;
+    if ((spec->id != NULL && strlen(spec->id) >= sizeof r->id) ||
+        (spec->opts.name != NULL && strlen(spec->opts.name) >= sizeof r->name))
+        return TP_EINVAL;
+    r->spec = *spec;
+    r->spec.id = NULL;
+    r->spec.opts.name = NULL;
+    r->has_id = spec->id != NULL;
+    snprintf(r->id, sizeof r->id, "%s", spec->id ? spec->id : "");
+    snprintf(r->name, sizeof r->name, "%s",
+             spec->opts.name ? spec->opts.name : "");
+    return 0;
+}
+
+// Fills a terminate, restart or delete request. Returns 0, or TP_ENOENT
+// for an id too long for any child to have.
+static int
+id_request(tp__sup_id_req *r, const char *id, tp_pid pid)
+{
+    memset(r, 0, sizeof *r);
+    r->pid = pid;
+    if (id == NULL)
+        return 0;
+    if (strlen(id) >= sizeof r->id)
+        return TP_ENOENT;
+    snprintf(r->id, sizeof r->id, "%s", id);
+    return 0;
+}
+
+// ---- decoding answers ------------------------------------------------------
+
+// What a message that is not the answer `tag` says: tp_request's news
+// that none came, a failed call's error, or that it answers something
+// else (TP_EDECODE).
+static int
+not_answer(const tp_msg *msg)
+{
+    if (msg->tag == TP_TAG_TIMEOUT)
+        return TP_ETIMEDOUT;
+    if (msg->tag >= TP_TAG_RESERVED)
+        return TP_ENOACTOR;
+    tp__sup_answer a;
+    if (msg->tag != TP__SUP_ANSWER || msg->size != sizeof a)
+        return TP_EDECODE;
+    memcpy(&a, msg->data, sizeof a);
+    return a.rc != 0 ? a.rc : TP_EDECODE; // success answers other calls
+}
+
+int
+tp_sup_result(const tp_msg *msg, tp_pid *pid)
+{
+    if (msg == NULL)
+        return TP_EINVAL;
+    tp__sup_answer a;
+    if (msg->tag != TP__SUP_ANSWER || msg->size != sizeof a)
+        return not_answer(msg);
+    memcpy(&a, msg->data, sizeof a);
+    if (a.rc == 0 && pid != NULL)
+        *pid = a.pid;
+    return a.rc;
+}
+
+int
+tp_sup_result_children(const tp_msg *msg, tp_sup_child *out, size_t max,
+                       size_t *n)
+{
+    if (msg == NULL || n == NULL || (out == NULL && max > 0))
+        return TP_EINVAL;
+    if (msg->tag != TP__SUP_CHILDREN || msg->size % sizeof *out != 0)
+        return not_answer(msg);
+    *n = msg->size / sizeof *out;
+    if (max > 0)
+        memcpy(out, msg->data, (*n < max ? *n : max) * sizeof *out);
+    return 0;
+}
+
+int
+tp_sup_result_counts(const tp_msg *msg, tp_sup_counts *out)
+{
+    if (msg == NULL || out == NULL)
+        return TP_EINVAL;
+    if (msg->tag != TP__SUP_COUNTS || msg->size != sizeof *out)
+        return not_answer(msg);
+    memcpy(out, msg->data, sizeof *out);
+    return 0;
+}
+
+// ---- blocking calls, from threads outside the system -----------------------
+
+// Sends a request with tp_call and hands the answer to the caller as a
+// message. Returns 0 with `*msg` set (free msg->data with free()), or
+// tp_call's error.
+static int
+call(tp_system *sys, tp_pid sup_pid, uint32_t tag, const void *data,
+     size_t size, int timeout_ms, tp_msg *msg)
+{
+    tp_call_reply rep;
+    int rc = tp_call(sys, sup_pid, tag, data, size, timeout_ms, &rep);
+    if (rc != 0)
+        return rc;
+    *msg = (tp_msg){
+        .tag = rep.tag, .from = sup_pid, .data = rep.data, .size = rep.size};
+    return 0;
+}
+
+// A call answered with a tp__sup_answer.
+static int
+call_pid(tp_system *sys, tp_pid sup_pid, uint32_t tag, const void *data,
+         size_t size, int timeout_ms, tp_pid *out)
+{
+    tp_msg msg;
+    int rc = call(sys, sup_pid, tag, data, size, timeout_ms, &msg);
+    if (rc != 0)
+        return rc;
+    rc = tp_sup_result(&msg, out);
+    free((void *)msg.data);
+    return rc;
+}
+
+int
+tp_sup_start_child(tp_system *sys, tp_pid sup_pid, const tp_child_spec *spec,
+                   void *arg, tp_pid *out, int timeout_ms)
+{
+    tp__sup_start_req r;
+    int rc = start_request(&r, spec, arg);
+    if (rc != 0)
+        return rc;
+    return call_pid(sys, sup_pid, TP__SUP_CALL_START, &r, sizeof r, timeout_ms,
+                    out);
+}
+
+int
+tp_sup_terminate_child(tp_system *sys, tp_pid sup_pid, const char *id,
+                       tp_pid pid, int timeout_ms)
+{
+    tp__sup_id_req r;
+    int rc = id_request(&r, id, pid);
+    if (rc != 0)
+        return rc;
+    return call_pid(sys, sup_pid, TP__SUP_CALL_TERMINATE, &r, sizeof r,
+                    timeout_ms, NULL);
+}
+
+int
+tp_sup_restart_child(tp_system *sys, tp_pid sup_pid, const char *id,
+                     tp_pid *out, int timeout_ms)
+{
+    tp__sup_id_req r;
+    int rc = id == NULL ? TP_EINVAL : id_request(&r, id, TP_PID_NIL);
+    if (rc != 0)
+        return rc;
+    return call_pid(sys, sup_pid, TP__SUP_CALL_RESTART, &r, sizeof r,
+                    timeout_ms, out);
+}
+
+int
+tp_sup_delete_child(tp_system *sys, tp_pid sup_pid, const char *id,
+                    int timeout_ms)
+{
+    tp__sup_id_req r;
+    int rc = id == NULL ? TP_EINVAL : id_request(&r, id, TP_PID_NIL);
+    if (rc != 0)
+        return rc;
+    return call_pid(sys, sup_pid, TP__SUP_CALL_DELETE, &r, sizeof r,
+                    timeout_ms, NULL);
+}
+
+int
+tp_sup_which_children(tp_system *sys, tp_pid sup_pid, tp_sup_child *out,
+                      size_t max, size_t *n, int timeout_ms)
+{
+    if (n == NULL || (out == NULL && max > 0))
+        return TP_EINVAL;
+    tp_msg msg;
+    int rc = call(sys, sup_pid, TP__SUP_CALL_WHICH, NULL, 0, timeout_ms, &msg);
+    if (rc != 0)
+        return rc;
+    rc = tp_sup_result_children(&msg, out, max, n);
+    free((void *)msg.data);
+    return rc;
+}
+
+int
+tp_sup_count_children(tp_system *sys, tp_pid sup_pid, tp_sup_counts *out,
+                      int timeout_ms)
+{
+    if (out == NULL)
+        return TP_EINVAL;
+    tp_msg msg;
+    int rc = call(sys, sup_pid, TP__SUP_CALL_COUNT, NULL, 0, timeout_ms, &msg);
+    if (rc != 0)
+        return rc;
+    rc = tp_sup_result_counts(&msg, out);
+    free((void *)msg.data);
+    return rc;
+}
+
+// ---- asynchronous calls, from actors ---------------------------------------
+
+int
+tp_sup_start_child_async(tp_ctx *ctx, uint64_t *ref, tp_pid sup_pid,
+                         const tp_child_spec *spec, void *arg,
+                         uint32_t timeout_ms)
+{
+    tp__sup_start_req r;
+    int rc = start_request(&r, spec, arg);
+    if (rc != 0)
+        return rc;
+    return tp_request(ctx, sup_pid, TP__SUP_CALL_START, &r, sizeof r,
+                      timeout_ms, ref);
+}
+
+// Sends a terminate, restart or delete request.
+static int
+id_async(tp_ctx *ctx, uint64_t *ref, tp_pid sup_pid, uint32_t tag,
+         const char *id, tp_pid pid, uint32_t timeout_ms)
+{
+    tp__sup_id_req r;
+    int rc = id_request(&r, id, pid);
+    if (rc != 0)
+        return rc;
+    return tp_request(ctx, sup_pid, tag, &r, sizeof r, timeout_ms, ref);
+}
+
+int
+tp_sup_terminate_child_async(tp_ctx *ctx, uint64_t *ref, tp_pid sup_pid,
+                             const char *id, tp_pid pid, uint32_t timeout_ms)
+{
+    return id_async(ctx, ref, sup_pid, TP__SUP_CALL_TERMINATE, id, pid,
+                    timeout_ms);
+}
+
+int
+tp_sup_restart_child_async(tp_ctx *ctx, uint64_t *ref, tp_pid sup_pid,
+                           const char *id, uint32_t timeout_ms)
+{
+    if (id == NULL)
+        return TP_EINVAL;
+    return id_async(ctx, ref, sup_pid, TP__SUP_CALL_RESTART, id, TP_PID_NIL,
+                    timeout_ms);
+}
+
+int
+tp_sup_delete_child_async(tp_ctx *ctx, uint64_t *ref, tp_pid sup_pid,
+                          const char *id, uint32_t timeout_ms)
+{
+    if (id == NULL)
+        return TP_EINVAL;
+    return id_async(ctx, ref, sup_pid, TP__SUP_CALL_DELETE, id, TP_PID_NIL,
+                    timeout_ms);
+}
+
+int
+tp_sup_which_children_async(tp_ctx *ctx, uint64_t *ref, tp_pid sup_pid,
+                            uint32_t timeout_ms)
+{
+    return tp_request(ctx, sup_pid, TP__SUP_CALL_WHICH, NULL, 0, timeout_ms,
+                      ref);
+}
+
+int
+tp_sup_count_children_async(tp_ctx *ctx, uint64_t *ref, tp_pid sup_pid,
+                            uint32_t timeout_ms)
+{
+    return tp_request(ctx, sup_pid, TP__SUP_CALL_COUNT, NULL, 0, timeout_ms,
+                      ref);
+}
