@@ -282,9 +282,12 @@ push_system(tp_actor *r, tp__msg *m)
     uint64_t old = atomic_fetch_add_explicit(&r->count, TP__CNT_ONE,
                                              memory_order_acq_rel);
     bool ordered = tp__msg_ordered(m);
+    // Read before the push: from then on the receiver may free `m`.
+    bool may_kill =
+        ordered && m->kind == TP__MSG_EXIT &&
+        ((const tp__signal *)m->pub.data)->reason != TP_REASON_NORMAL;
     tp__mpscq_push(ordered ? &r->user : &r->sys, &m->node);
-    if (ordered && m->kind == TP__MSG_EXIT &&
-        ((const tp__signal *)m->pub.data)->reason != TP_REASON_NORMAL)
+    if (may_kill)
         // release: after the push, so whoever sees the count finds the
         // signal linked in the lane (exit_queued).
         atomic_fetch_add_explicit(&r->exits_pushed, 1, memory_order_release);
