@@ -332,10 +332,13 @@ struct tp__worker {
     _Atomic uint32_t tail;
     _Atomic(tp_actor *) ring[TP__RUNQ_SIZE];
 
-    // Owner only.
+    // Owner only, but for `runnext`, which a thief may take from an owner
+    // stuck in one long activation: see rn_lock in sched.c.
     TP__ALIGNED tp_system *sys;
     unsigned index;
-    tp_actor *runnext;
+    _Atomic(tp_actor *) runnext;
+    _Atomic uint32_t rn_busy;       // the owner is reading or writing runnext
+    _Atomic uint32_t rn_thief;      // a thief is about to take runnext
     tp_actor *pinned, *pinned_tail; // runnable, not to be stolen
     unsigned streak;                // consecutive runs taken from runnext
     unsigned tick;
@@ -365,8 +368,13 @@ struct tp__worker {
     _Atomic uint64_t messages;
     _Atomic uint64_t steals;
     _Atomic uint64_t sleeps;
-    _Atomic uint32_t wake; // futex word
+    _Atomic uint32_t wake; // futex word: TP__WAKE_*
 };
+
+// Values of a parked worker's `wake`: still asleep, chosen by a waker (it
+// counted the worker as spinning), or poked: asked to look around (the
+// sentry, see sched.c), nothing more.
+enum { TP__WAKE_NONE = 0, TP__WAKE_CHOSEN = 1, TP__WAKE_POKED = 2 };
 
 #define TP__EPOCH_IDLE UINT64_MAX
 
@@ -434,6 +442,8 @@ struct tp_system {
     _Atomic uint32_t nidle;
     pthread_mutex_t idle_lock;
     tp__worker *idle;
+    tp__worker *sentry; // the parked worker on watch (idle_lock)
+    bool sentry_deep;   // it sleeps untimed: every worker is parked
     _Atomic int stop_workers;
     int started;
 
