@@ -905,7 +905,15 @@ worker_main(void *arg)
                 break;
             announce(w);
         }
+        // For the stall watch (watch.c). relaxed: published by the release
+        // store of `running` just after.
+        tp__count(&w->run_seq, 1);
+        // release: the watch that sees `a` sees run_seq and a's fields.
+        atomic_store_explicit(&w->running, a, memory_order_release);
         tp__actor_run(w, a);
+        // release: before anything this worker frees next, so a watch
+        // still seeing `a` (under ext_lock) reads valid memory.
+        atomic_store_explicit(&w->running, NULL, memory_order_release);
         if (tp__corked.npeers > 0) // remote sends held back by the activation
             tp__node_uncork();
     }

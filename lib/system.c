@@ -25,7 +25,7 @@ config_fill(tp_config *c, const tp_config *in)
         memset(c, 0, sizeof *c);
     if (c->threads > 1024 || c->mailbox_capacity > (1u << 30) ||
         (unsigned)c->overflow > TP_OVERFLOW_EXIT_RECEIVER ||
-        c->batch > 65536 || c->send_timeout_ms < -1)
+        c->batch > 65536 || c->send_timeout_ms < -1 || c->stall_ms < -1)
         return TP_EINVAL;
     if (c->threads == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -522,7 +522,9 @@ tp_system_start(tp_system *sys)
             return TP_EINVAL;
         sys->faults_installed = true;
     }
-    int rc = tp__sched_start(sys);
+    int rc = tp__watch_start(sys);
+    if (rc == 0)
+        rc = tp__sched_start(sys);
     if (rc == 0)
         sys->started = 1;
     return rc;
@@ -605,6 +607,7 @@ tp_system_destroy(tp_system **psys)
     tp__node_free(sys); // after every actor that could still send out
     tp__sock_free(sys); // after every data message
     tp__io_free(sys);
+    tp__watch_free(sys);  // after the loop that ran its timer
     tp__timers_free(sys); // after every message that carried a timer
     if (sys->faults_installed)
         tp__faults_uninstall();
@@ -630,6 +633,7 @@ tp_system_stats_get(tp_system *sys, tp_system_stats *out)
     out->dead_letters =
         atomic_load_explicit(&sys->dead_letters, memory_order_relaxed);
     out->timers = tp__timers_live(sys);
+    out->stalls = tp__watch_stalls(sys);
     for (unsigned i = 0; i < sys->nworkers; i++) {
         tp_worker_stats w;
         tp_worker_stats_get(sys, i, &w);

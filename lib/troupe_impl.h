@@ -365,6 +365,13 @@ struct tp__worker {
     // Written by the owner, read by anyone.
     TP__ALIGNED _Atomic uint64_t announce; // epoch seen; UINT64_MAX = idle
     _Atomic uint64_t activations;
+    // For the stall watch (watch.c): the actor being run (NULL between
+    // activations), a count of the activations begun, and the tag and
+    // sender of the message being handled.
+    _Atomic(tp_actor *) running;
+    _Atomic uint64_t run_seq;
+    _Atomic uint64_t msg_from;
+    _Atomic uint32_t msg_tag;
     _Atomic uint64_t messages;
     _Atomic uint64_t steals;
     _Atomic uint64_t sleeps;
@@ -377,6 +384,19 @@ struct tp__worker {
 enum { TP__WAKE_NONE = 0, TP__WAKE_CHOSEN = 1, TP__WAKE_POKED = 2 };
 
 #define TP__EPOCH_IDLE UINT64_MAX
+
+// Notes the message the running activation handles now, for the stall
+// watch; `w` may be NULL (no worker's).
+static inline void
+tp__sched_handling(tp__worker *w, const tp__msg *m)
+{
+    if (w == NULL)
+        return;
+    // relaxed: read together with `running` and `run_seq`, which say
+    // whether the activation they belong to still runs.
+    atomic_store_explicit(&w->msg_tag, m->pub.tag, memory_order_relaxed);
+    atomic_store_explicit(&w->msg_from, m->pub.from.v, memory_order_relaxed);
+}
 
 void tp__sched_schedule(tp_system *sys, tp_actor *a);
 void tp__sched_requeue(tp__worker *w, tp_actor *a);
@@ -485,6 +505,7 @@ struct tp_system {
     pthread_mutex_t io_init_lock;
     struct tp__control *control; // NULL until tp_control_start
     struct tp__metrics *metrics; // NULL until tp_metrics_start
+    struct tp__watch *watch;     // the stall watch; NULL when off
     _Atomic uint64_t events[2];  // tp_event counters
     int64_t born_ms;             // for uptime
     int64_t born_ns;             // CLOCK_MONOTONIC, with born_ticks:
@@ -504,6 +525,24 @@ void tp__reg_remove(tp_system *sys, const char *name, tp_pid pid);
 void tp__reg_drop(tp_actor *a);
 void tp__reg_name(tp_actor *a, char out[TP_NAME_MAX + 1]);
 void tp__reg_free(tp_system *sys);
+
+// ---- the stall watch (watch.c) -----------------------------------------
+
+int tp__watch_start(tp_system *sys);
+void tp__watch_free(tp_system *sys);
+uint64_t tp__watch_stalls(tp_system *sys);
+
+// The actors a snapshot shows as busy: those in an activation the watch
+// found stalled, which still runs.
+typedef struct tp__busy {
+    unsigned n;
+    struct {
+        const tp_actor *actor;
+        int64_t since_ns; // tp__now_ns clock
+    } at[];
+} tp__busy;
+
+tp__busy *tp__watch_busy(tp_system *sys);
 
 // ---- logging (log.c) --------------------------------------------------
 
