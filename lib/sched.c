@@ -374,7 +374,7 @@ runq_get(tp__worker *w)
 // which makes every running thread of the process execute a full barrier.
 // After it, either the thief sees the owner's rn_busy, or the owner's next
 // check sees rn_thief and waits. Without membarrier (old kernels, seccomp)
-// both sides use full fences instead, correct but slower.
+// both sides use seq_cst stores and loads instead: correct, slower.
 
 static bool asym_ok;
 static pthread_once_t asym_once = PTHREAD_ONCE_INIT;
@@ -386,23 +386,34 @@ asym_init(void)
                       MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
 }
 
-// The owner's half of the barrier: free when the thief's half is
-// membarrier.
-static inline void
-asym_light(void)
+// The owner's half: raises rn_busy and says whether a thief is at work.
+static inline bool
+rn_raise(tp__worker *w)
 {
-    if (__builtin_expect(asym_ok, 1))
+    if (__builtin_expect(asym_ok, 1)) {
+        // relaxed, both: the compiler barrier between them is all the
+        // owner needs against the thief's membarrier (see above); what
+        // they guard is runnext, an atomic with its own release/acquire.
+        atomic_store_explicit(&w->rn_busy, 1, memory_order_relaxed);
         atomic_signal_fence(memory_order_seq_cst);
-    else
-        atomic_thread_fence(memory_order_seq_cst);
+        return atomic_load_explicit(&w->rn_thief, memory_order_relaxed);
+    }
+    // seq_cst, both: Dekker's plain form, against the thief's seq_cst
+    // exchange and load.
+    atomic_store_explicit(&w->rn_busy, 1, memory_order_seq_cst);
+    return atomic_load_explicit(&w->rn_thief, memory_order_seq_cst);
 }
 
-static void
-asym_heavy(void)
+// The thief's half, with rn_thief raised: whether the owner is touching
+// runnext (or may be: membarrier failed).
+static bool
+rn_owner_busy(tp__worker *v)
 {
-    if (!asym_ok ||
+    if (asym_ok &&
         syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0)
-        atomic_thread_fence(memory_order_seq_cst);
+        return true;
+    // seq_cst: see rn_raise.
+    return atomic_load_explicit(&v->rn_busy, memory_order_seq_cst);
 }
 
 static __attribute__((noinline)) void
@@ -419,12 +430,7 @@ static inline void
 rn_lock(tp__worker *w)
 {
     for (;;) {
-        // relaxed, both: ordered by asym_light against the thief's
-        // membarrier (see above); what they protect is runnext, an atomic
-        // with its own release and acquire.
-        atomic_store_explicit(&w->rn_busy, 1, memory_order_relaxed);
-        asym_light();
-        if (!atomic_load_explicit(&w->rn_thief, memory_order_relaxed))
+        if (!rn_raise(w))
             return;
         rn_wait(w);
     }
@@ -469,17 +475,16 @@ static tp_actor *
 runnext_steal(tp__worker *v)
 {
     uint32_t zero = 0;
-    // acquire: after a previous thief's release of the flag.
+    // seq_cst: the thief's store in Dekker's plain form (see rn_raise);
+    // thieves also exclude each other with it.
     if (runnext_peek(v) == NULL ||
         !atomic_compare_exchange_strong_explicit(&v->rn_thief, &zero, 1,
-                                                 memory_order_acquire,
+                                                 memory_order_seq_cst,
                                                  memory_order_relaxed))
         return NULL;
-    asym_heavy();
     tp_actor *a = NULL;
-    // relaxed: ordered by asym_heavy; acq_rel on the exchange pairs with
-    // the owner's release store of the actor.
-    if (!atomic_load_explicit(&v->rn_busy, memory_order_relaxed))
+    // acq_rel: pairs with the owner's release store of the actor.
+    if (!rn_owner_busy(v))
         a = atomic_exchange_explicit(&v->runnext, NULL, memory_order_acq_rel);
     // release: the owner waiting in rn_wait sees runnext emptied.
     atomic_store_explicit(&v->rn_thief, 0, memory_order_release);
