@@ -601,6 +601,10 @@ work_visible(tp_system *sys)
 void
 tp__sched_schedule(tp_system *sys, tp_actor *a)
 {
+    if (__builtin_expect(a->ded != NULL, 0)) { // it runs on its own thread
+        tp__ded_wake(a);
+        return;
+    }
     tp__worker *w = tp__self.worker;
     if (w != NULL && w->sys == sys) {
         // Keep the woken actor on this worker so a conversation stays in
@@ -621,7 +625,7 @@ void
 tp__sched_pin(tp_system *sys, tp_actor *a)
 {
     tp__worker *w = tp__self.worker;
-    if (w == NULL || w->sys != sys) {
+    if (w == NULL || w->sys != sys || a->ded != NULL) {
         tp__sched_schedule(sys, a);
         return;
     }
@@ -650,6 +654,10 @@ pinned_pop(tp__worker *w)
 void
 tp__sched_requeue(tp__worker *w, tp_actor *a)
 {
+    if (w->ded != NULL) { // a dedicated actor's thread runs it again
+        tp__ded_again(w);
+        return;
+    }
     if (runq_put(w, a) + (runnext_peek(w) != NULL) >= 2)
         wake_one(w->sys);
 }
@@ -659,6 +667,8 @@ tp__sched_requeue(tp__worker *w, tp_actor *a)
 void
 tp__limbo_add(tp_system *sys, tp_actor *a)
 {
+    if (a->ded != NULL && tp__ded_defer(a))
+        return; // its own thread adds it once done with it
     // seq_cst: read after the actor's slot was cleared (seq_cst), so any
     // worker that still saw the actor announced an epoch <= this one.
     a->limbo_epoch = atomic_load_explicit(&sys->epoch, memory_order_seq_cst);

@@ -440,6 +440,7 @@ system_free(tp_system *sys)
     pthread_cond_destroy(&sys->wait_cond);
     pthread_rwlock_destroy(&sys->ext_lock);
     pthread_mutex_destroy(&sys->io_init_lock);
+    pthread_mutex_destroy(&sys->ded_lock);
     free(sys->workers);
     free(sys);
 }
@@ -496,6 +497,7 @@ tp_system_new(tp_system **out, const tp_config *cfg)
     pthread_condattr_destroy(&ca);
     pthread_rwlock_init(&sys->ext_lock, NULL);
     pthread_mutex_init(&sys->io_init_lock, NULL);
+    pthread_mutex_init(&sys->ded_lock, NULL);
     sys->born_ms = tp__now_coarse_ms();
     tp__tick_calibrate(sys);
     if (tp__timers_new(sys) != 0) {
@@ -593,14 +595,16 @@ tp_system_destroy(tp_system **psys)
     tp__timers_stop(sys);
     if (sys->started)
         tp__sched_stop(sys);
-    // No scheduler thread runs now. Terminate actors newest first, so an
-    // actor outlives the ones it spawned, then free what they left.
+    tp__ded_quiesce_all(sys);
+    // No scheduler thread runs now, nor any dedicated actor's callback.
+    // Terminate actors newest first, so an actor outlives the ones it
+    // spawned (a dedicated one on its own thread), then free what they left.
     for (uint32_t s = sys->slot_next; s-- > 0;) {
         tp__slot_chunk *c = atomic_load_explicit(
             &sys->chunks[s >> TP__SLOT_CHUNK_BITS], memory_order_relaxed);
         tp_actor *a = atomic_load_explicit(&c->actor[s & (TP__SLOT_CHUNK - 1)],
                                            memory_order_relaxed);
-        if (a != NULL)
+        if (a != NULL && !tp__ded_shutdown(a))
             tp__actor_shutdown(a);
     }
     tp__limbo_reclaim_all(sys);

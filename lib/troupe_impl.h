@@ -146,6 +146,7 @@ struct tp_actor {
     tp_pid pid;
     tp_system *system;
     const tp_behaviour *behaviour;
+    struct tp__ded *ded; // its own thread (dedicated.c), or NULL
     void *state;
     uint32_t capacity;
     uint32_t low_water;
@@ -351,7 +352,8 @@ struct tp__worker {
     pthread_t thread;
     jmp_buf *jb; // where tp_fail jumps to
     tp__worker *idle_next;
-    uint32_t done_user; // counts of the running activation
+    struct tp__ded *ded; // a dedicated actor's private record: its thread
+    uint32_t done_user;  // counts of the running activation
     uint32_t done_total;
     tp__pool_block *pool; // free message blocks
     unsigned pool_len;
@@ -506,6 +508,8 @@ struct tp_system {
     struct tp__control *control; // NULL until tp_control_start
     struct tp__metrics *metrics; // NULL until tp_metrics_start
     struct tp__watch *watch;     // the stall watch; NULL when off
+    pthread_mutex_t ded_lock;    // guards `deds`
+    struct tp__ded *deds;        // dedicated actors' threads not yet joined
     _Atomic uint64_t events[2];  // tp_event counters
     int64_t born_ms;             // for uptime
     int64_t born_ns;             // CLOCK_MONOTONIC, with born_ticks:
@@ -525,6 +529,16 @@ void tp__reg_remove(tp_system *sys, const char *name, tp_pid pid);
 void tp__reg_drop(tp_actor *a);
 void tp__reg_name(tp_actor *a, char out[TP_NAME_MAX + 1]);
 void tp__reg_free(tp_system *sys);
+
+// ---- dedicated actors (dedicated.c) -------------------------------------
+
+int tp__ded_start(tp_actor *a);
+void tp__ded_wake(tp_actor *a);
+void tp__ded_again(tp__worker *w);
+bool tp__ded_defer(tp_actor *a);
+void tp__ded_release(tp_actor *a);
+void tp__ded_quiesce_all(tp_system *sys);
+bool tp__ded_shutdown(tp_actor *a);
 
 // ---- the stall watch (watch.c) -----------------------------------------
 

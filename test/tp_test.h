@@ -40,5 +40,6 @@ Suite *wire_suite(void);
 Suite *introspect_suite(void);
 Suite *sock_suite(void);
 Suite *kvstore_suite(void);
+Suite *dedicated_suite(void);
 
 #endif
