@@ -109,8 +109,8 @@ TP_API void tp_count_event(tp_system *sys, tp_event ev);
 // Serves GET /metrics in Prometheus text format (version 0.0.4) on
 // `addr` ("HOST:PORT", IPv4; port 0 picks one) from a thread of its own:
 // actors by status, messages handled, mailbox drops and rejections,
-// restarts, intensity exceeded, run queues, peers, frames rejected and
-// authentication failures. No per-actor labels. Anything but loopback
+// restarts, intensity exceeded, stalls, run queues, peers, frames rejected
+// and authentication failures. No per-actor labels. Anything but loopback
 // needs `allow_remote`. Stores the bound port in `*port` (may be NULL).
 // Returns 0, TP_EINVAL, TP_EEXIST (already serving), TP_EADDRINUSE or
 // TP_EAGAIN. Stopped when the system is destroyed.
