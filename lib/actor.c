@@ -619,7 +619,8 @@ handle_system(tp_actor *a, tp__msg *m)
     if (d == NULL)
         return CONTINUE;
     a->current = d;
-    tp__sched_handling(tp__self.worker, d);
+    if (tp__self.worker != NULL)
+        tp__sched_handling(tp__self.worker, d);
     r = handle_result(a, a->behaviour->handle(ctx_of(a), a->state, &d->pub));
     if (r != CONTINUE)
         return r; // actor_exit frees the message

@@ -90,7 +90,7 @@ static int64_t
 busy_ms(const busy_view *v, const tp_actor *a)
 {
     for (unsigned i = 0; v != NULL && v->busy != NULL && i < v->busy->n; i++)
-        if (v->busy->at[i].actor == a)
+        if (v->busy->at[i].pid == a->pid.v)
             return (v->now_ns - v->busy->at[i].since_ns) / 1000000;
     return -1;
 }

@@ -367,14 +367,16 @@ runq_get(tp__worker *w)
 // runnext is the ping-pong hot path: the owner sets it in every send that
 // wakes an actor and takes it before every activation, so those must stay
 // plain loads and stores. Yet an owner stuck in one long callback must not
-// keep what it woke: a thief then takes runnext. The two are kept apart by
-// an asymmetric Dekker lock: around each of its runnext accesses the owner
-// raises rn_busy and checks rn_thief, with only a compiler barrier between
-// the two; the rare thief raises rn_thief and then runs membarrier(2),
-// which makes every running thread of the process execute a full barrier.
-// After it, either the thief sees the owner's rn_busy, or the owner's next
-// check sees rn_thief and waits. Without membarrier (old kernels, seccomp)
-// both sides use seq_cst stores and loads instead: correct, slower.
+// keep what it woke: a thief then takes runnext. Setting an empty runnext
+// needs no care (a thief only ever replaces an actor with NULL); taking it,
+// or replacing an actor, is kept apart from thieves by an asymmetric
+// Dekker lock: the owner raises rn_busy and checks rn_thief with only a
+// compiler barrier between the two; the rare thief raises rn_thief and
+// then runs membarrier(2), which makes every running thread of the process
+// execute a full barrier. After it, either the thief sees the owner's
+// rn_busy, or the owner's check sees rn_thief and waits. Without
+// membarrier (kernels before 4.14, some seccomp filters) runnext is never
+// stolen: a stuck owner's ring still is.
 
 static bool asym_ok;
 static pthread_once_t asym_once = PTHREAD_ONCE_INIT;
@@ -386,54 +388,35 @@ asym_init(void)
                       MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
 }
 
-// The owner's half: raises rn_busy and says whether a thief is at work.
+// Raises rn_busy; returns whether a thief was at work (then try again).
 static inline bool
-rn_raise(tp__worker *w)
+rn_try_lock(tp__worker *w)
 {
-    if (__builtin_expect(asym_ok, 1)) {
-        // relaxed, both: the compiler barrier between them is all the
-        // owner needs against the thief's membarrier (see above); what
-        // they guard is runnext, an atomic with its own release/acquire.
-        atomic_store_explicit(&w->rn_busy, 1, memory_order_relaxed);
-        atomic_signal_fence(memory_order_seq_cst);
-        return atomic_load_explicit(&w->rn_thief, memory_order_relaxed);
-    }
-    // seq_cst, both: Dekker's plain form, against the thief's seq_cst
-    // exchange and load.
-    atomic_store_explicit(&w->rn_busy, 1, memory_order_seq_cst);
-    return atomic_load_explicit(&w->rn_thief, memory_order_seq_cst);
-}
-
-// The thief's half, with rn_thief raised: whether the owner is touching
-// runnext (or may be: membarrier failed).
-static bool
-rn_owner_busy(tp__worker *v)
-{
-    if (asym_ok &&
-        syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0)
-        return true;
-    // seq_cst: see rn_raise.
-    return atomic_load_explicit(&v->rn_busy, memory_order_seq_cst);
+    // relaxed, both: the compiler barrier between them is all the owner
+    // needs against the thief's membarrier (see above); what they guard is
+    // runnext, an atomic with its own release and acquire.
+    atomic_store_explicit(&w->rn_busy, 1, memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst);
+    return atomic_load_explicit(&w->rn_thief, memory_order_relaxed) == 0;
 }
 
 static __attribute__((noinline)) void
-rn_wait(tp__worker *w)
+rn_lock_slow(tp__worker *w)
 {
-    // relaxed: we hold nothing; the loop in rn_lock raises it again.
-    atomic_store_explicit(&w->rn_busy, 0, memory_order_relaxed);
-    // acquire: once the thief is done, its exchange of runnext is visible.
-    while (atomic_load_explicit(&w->rn_thief, memory_order_acquire))
-        tp__cpu_relax();
+    do {
+        // relaxed: we hold nothing meanwhile.
+        atomic_store_explicit(&w->rn_busy, 0, memory_order_relaxed);
+        // acquire: once the thief is done, its exchange of runnext shows.
+        while (atomic_load_explicit(&w->rn_thief, memory_order_acquire))
+            tp__cpu_relax();
+    } while (!rn_try_lock(w));
 }
 
 static inline void
 rn_lock(tp__worker *w)
 {
-    for (;;) {
-        if (!rn_raise(w))
-            return;
-        rn_wait(w);
-    }
+    if (__builtin_expect(!rn_try_lock(w), 0))
+        rn_lock_slow(w);
 }
 
 static inline void
@@ -441,6 +424,13 @@ rn_unlock(tp__worker *w)
 {
     // release: a thief that sees us done also sees what we wrote.
     atomic_store_explicit(&w->rn_busy, 0, memory_order_release);
+}
+
+static inline tp_actor *
+runnext_peek(tp__worker *w)
+{
+    // relaxed: a hint; only the owner makes it non-NULL.
+    return atomic_load_explicit(&w->runnext, memory_order_relaxed);
 }
 
 // Owner only: replaces runnext with `a` and returns what it held.
@@ -456,11 +446,16 @@ runnext_swap(tp__worker *w, tp_actor *a)
     return old;
 }
 
+// Owner only: puts `a` in runnext and returns the actor it displaced.
 static inline tp_actor *
-runnext_peek(tp__worker *w)
+runnext_put(tp__worker *w, tp_actor *a)
 {
-    // relaxed: a hint; only the owner makes it non-NULL.
-    return atomic_load_explicit(&w->runnext, memory_order_relaxed);
+    if (runnext_peek(w) != NULL)
+        return runnext_swap(w, a);
+    // Empty, and only we make it non-empty: no thief can take anything
+    // from under us. release: as in runnext_swap.
+    atomic_store_explicit(&w->runnext, a, memory_order_release);
+    return NULL;
 }
 
 // Owner only: takes runnext.
@@ -475,16 +470,17 @@ static tp_actor *
 runnext_steal(tp__worker *v)
 {
     uint32_t zero = 0;
-    // seq_cst: the thief's store in Dekker's plain form (see rn_raise);
-    // thieves also exclude each other with it.
-    if (runnext_peek(v) == NULL ||
+    // acquire: after a previous thief's release of the flag.
+    if (!asym_ok || runnext_peek(v) == NULL ||
         !atomic_compare_exchange_strong_explicit(&v->rn_thief, &zero, 1,
-                                                 memory_order_seq_cst,
+                                                 memory_order_acquire,
                                                  memory_order_relaxed))
         return NULL;
     tp_actor *a = NULL;
-    // acq_rel: pairs with the owner's release store of the actor.
-    if (!rn_owner_busy(v))
+    // relaxed: ordered by the membarrier before it (see above). acq_rel
+    // on the exchange: pairs with the owner's release store of the actor.
+    if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0 &&
+        !atomic_load_explicit(&v->rn_busy, memory_order_relaxed))
         a = atomic_exchange_explicit(&v->runnext, NULL, memory_order_acq_rel);
     // release: the owner waiting in rn_wait sees runnext emptied.
     atomic_store_explicit(&v->rn_thief, 0, memory_order_release);
@@ -598,24 +594,39 @@ work_visible(tp_system *sys)
 
 // ---- scheduling entry points -----------------------------------------------
 
-void
-tp__sched_schedule(tp_system *sys, tp_actor *a)
+// Schedules `a` from outside the pool, or on its own thread.
+static __attribute__((noinline)) void
+schedule_elsewhere(tp_system *sys, tp_actor *a)
 {
-    if (__builtin_expect(a->ded != NULL, 0)) { // it runs on its own thread
+    if (a->ded != NULL) { // a dedicated actor: its thread runs it
         tp__ded_wake(a);
-        return;
-    }
-    tp__worker *w = tp__self.worker;
-    if (w != NULL && w->sys == sys) {
-        // Keep the woken actor on this worker so a conversation stays in
-        // this core's cache; the actor it displaces goes to the ring.
-        tp_actor *old = runnext_swap(w, a);
-        if (old != NULL && runq_put(w, old) + 1 >= 2)
-            wake_one(sys);
         return;
     }
     inject_push(sys, a);
     wake_one(sys);
+}
+
+// The actor that `a` displaced from w's runnext goes to the ring.
+static __attribute__((noinline)) void
+displaced(tp__worker *w, tp_actor *old)
+{
+    if (runq_put(w, old) + 1 >= 2)
+        wake_one(w->sys);
+}
+
+void
+tp__sched_schedule(tp_system *sys, tp_actor *a)
+{
+    tp__worker *w = tp__self.worker;
+    if (__builtin_expect(w == NULL || w->sys != sys || a->ded != NULL, 0)) {
+        schedule_elsewhere(sys, a);
+        return;
+    }
+    // Keep the woken actor on this worker so a conversation stays in this
+    // core's cache; the actor it displaces goes to the ring.
+    tp_actor *old = runnext_put(w, a);
+    if (__builtin_expect(old != NULL, 0))
+        displaced(w, old);
 }
 
 // Queues `a` on this worker where no thief takes it: for senders released
@@ -742,6 +753,8 @@ static void
 worker_reclaim(tp__worker *w)
 {
     tp_system *sys = w->sys;
+    // relaxed: as in go_idle; waiting for ext_lock here is no activation.
+    atomic_store_explicit(&w->running, 0, memory_order_relaxed);
     epoch_try_advance(sys);
     uint64_t e = atomic_load_explicit(&sys->epoch, memory_order_seq_cst);
     free_ready(sys, limbo_take_ready(&w->limbo, e));
@@ -796,6 +809,8 @@ go_idle(tp__worker *w)
 {
     w->seen_epoch = TP__EPOCH_IDLE;
     atomic_store_explicit(&w->announce, TP__EPOCH_IDLE, memory_order_release);
+    // relaxed: a hint to the stall watch, which runs nothing meanwhile.
+    atomic_store_explicit(&w->running, 0, memory_order_relaxed);
 }
 
 static tp_actor *
@@ -920,15 +935,10 @@ worker_main(void *arg)
                 break;
             announce(w);
         }
-        // For the stall watch (watch.c). relaxed: published by the release
-        // store of `running` just after.
-        tp__count(&w->run_seq, 1);
-        // release: the watch that sees `a` sees run_seq and a's fields.
-        atomic_store_explicit(&w->running, a, memory_order_release);
+        // relaxed: for the stall watch, which looks the pid up and tells
+        // one activation from the next by `activations`, bumped just after.
+        atomic_store_explicit(&w->running, a->pid.v, memory_order_relaxed);
         tp__actor_run(w, a);
-        // release: before anything this worker frees next, so a watch
-        // still seeing `a` (under ext_lock) reads valid memory.
-        atomic_store_explicit(&w->running, NULL, memory_order_release);
         if (tp__corked.npeers > 0) // remote sends held back by the activation
             tp__node_uncork();
     }

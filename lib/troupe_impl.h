@@ -367,11 +367,9 @@ struct tp__worker {
     // Written by the owner, read by anyone.
     TP__ALIGNED _Atomic uint64_t announce; // epoch seen; UINT64_MAX = idle
     _Atomic uint64_t activations;
-    // For the stall watch (watch.c): the actor being run (NULL between
-    // activations), a count of the activations begun, and the tag and
-    // sender of the message being handled.
-    _Atomic(tp_actor *) running;
-    _Atomic uint64_t run_seq;
+    // For the stall watch (watch.c): the pid of the actor run last (0
+    // while idle), and the tag and sender of the message being handled.
+    _Atomic uint64_t running;
     _Atomic uint64_t msg_from;
     _Atomic uint32_t msg_tag;
     _Atomic uint64_t messages;
@@ -388,13 +386,11 @@ enum { TP__WAKE_NONE = 0, TP__WAKE_CHOSEN = 1, TP__WAKE_POKED = 2 };
 #define TP__EPOCH_IDLE UINT64_MAX
 
 // Notes the message the running activation handles now, for the stall
-// watch; `w` may be NULL (no worker's).
+// watch.
 static inline void
 tp__sched_handling(tp__worker *w, const tp__msg *m)
 {
-    if (w == NULL)
-        return;
-    // relaxed: read together with `running` and `run_seq`, which say
+    // relaxed: read together with `running` and `activations`, which say
     // whether the activation they belong to still runs.
     atomic_store_explicit(&w->msg_tag, m->pub.tag, memory_order_relaxed);
     atomic_store_explicit(&w->msg_from, m->pub.from.v, memory_order_relaxed);
@@ -551,7 +547,7 @@ uint64_t tp__watch_stalls(tp_system *sys);
 typedef struct tp__busy {
     unsigned n;
     struct {
-        const tp_actor *actor;
+        uint64_t pid;
         int64_t since_ns; // tp__now_ns clock
     } at[];
 } tp__busy;

@@ -2,10 +2,11 @@
 // The stall watch. Callbacks are not preempted, so an activation that runs
 // past tp_config.stall_ms is reported instead: logged once with the actor
 // and the message it handles, counted (tp_system_stats, /metrics) and
-// shown busy by introspection. Each worker publishes the actor it runs, a
-// count of activations begun (sched.c) and the message being handled
-// (actor.c): two stores per activation and two per message, nothing more
-// on the hot path. The watch samples them eight times per stall_ms.
+// shown busy by introspection. Each worker publishes the pid of the actor
+// it runs (sched.c) and the message being handled (actor.c), and already
+// counts its activations: one store per activation and two per message,
+// nothing more on the hot path. The watch samples them eight times per
+// stall_ms.
 //
 // It runs on the I/O thread, as a libev timer, which tp_system_start
 // starts for it: of the threads already there, the only one that sees a
@@ -26,10 +27,10 @@
 
 // What the watch last saw of one worker's activation.
 typedef struct seen {
-    const tp_actor *actor; // NULL between activations
-    uint64_t seq;          // the worker's run_seq then
-    int64_t since_ns;      // when the watch first saw this activation
-    bool stalled;          // logged and counted
+    uint64_t pid;     // its actor's; 0: the worker was idle
+    uint64_t seq;     // the worker's activation count then
+    int64_t since_ns; // when the watch first saw this activation
+    bool stalled;     // logged and counted
 } seen;
 
 typedef struct tp__watch {
@@ -41,53 +42,61 @@ typedef struct tp__watch {
     seen seen[];          // one per worker
 } tp__watch;
 
-// Logs the stall of `a`, running on `w` for `ns`. The caller holds
-// ext_lock for reading and saw `a` running, so `a` is not freed meanwhile.
-static void
-report(tp_system *sys, tp__worker *w, const tp_actor *a, int64_t ns)
+// Logs the stall of actor `pid`, running on `w` for `ns`; false when it
+// is gone (the activation ended meanwhile). The caller holds ext_lock for
+// reading, which keeps what the lookup finds alive.
+static bool
+report(tp_system *sys, tp__worker *w, uint64_t pid, int64_t ns)
 {
-    char pid[TP_PID_STRLEN], from[TP_PID_STRLEN], name[TP_NAME_MAX + 1];
-    tp_pid_format(a->pid, pid, sizeof pid);
+    tp_actor *a = tp__actor_lookup(sys, (tp_pid){pid});
+    if (a == NULL)
+        return false;
+    char text[TP_PID_STRLEN], from[TP_PID_STRLEN], name[TP_NAME_MAX + 1];
+    tp_pid_format(a->pid, text, sizeof text);
     // relaxed: the worker's own notes of what it handles; a message later
     // in the same activation would do as well.
     tp_pid_format(
         (tp_pid){atomic_load_explicit(&w->msg_from, memory_order_relaxed)},
         from, sizeof from);
     uint32_t tag = atomic_load_explicit(&w->msg_tag, memory_order_relaxed);
-    tp__reg_name((tp_actor *)a, name);
+    tp__reg_name(a, name);
     tp__log(sys, TP_LOG_WARNING,
             "stall actor=%s behaviour=%s name=%s msg_tag=%u msg_from=%s "
             "running_ms=%lld",
-            pid, a->behaviour->name ? a->behaviour->name : "?",
+            text, a->behaviour->name ? a->behaviour->name : "?",
             name[0] ? name : "-", (unsigned)tag, from,
             (long long)(ns / 1000000));
+    return true;
+}
+
+// The activation worker `w` is in, as (pid, activation count); pid 0 when
+// idle. The worker stores the pid just before it counts the activation,
+// so a new activation of the same actor may read as the old one for a few
+// instructions: within the watch's precision.
+static void
+sample(tp__worker *w, uint64_t *pid, uint64_t *seq)
+{
+    // relaxed, both: hints; a pid is looked up before it is trusted.
+    *pid = atomic_load_explicit(&w->running, memory_order_relaxed);
+    *seq = atomic_load_explicit(&w->activations, memory_order_relaxed);
 }
 
 // Looks at worker `w` once; `s` is what the watch saw of it before.
 static void
 look(tp__watch *wa, tp__worker *w, seen *s, int64_t now)
 {
-    // acquire: pairs with worker_main's release store, so run_seq is at
-    // least that of the activation `a` began and a's fields are visible.
-    // A worker stores NULL before it can free what it ran, and the caller
-    // holds ext_lock, so an `a` seen here stays valid until it lets go.
-    const tp_actor *a =
-        atomic_load_explicit(&w->running, memory_order_acquire);
-    // relaxed: ordered by the acquire above.
-    uint64_t seq = atomic_load_explicit(&w->run_seq, memory_order_relaxed);
+    uint64_t pid, seq;
+    sample(w, &pid, &seq);
     bool stalled = false;
     pthread_mutex_lock(&wa->lock);
-    if (a == NULL || a != s->actor || seq != s->seq) {
-        *s = (seen){.actor = a, .seq = seq, .since_ns = now};
-    } else if (!s->stalled && now - s->since_ns >= wa->stall_ns) {
+    if (pid == 0 || pid != s->pid || seq != s->seq)
+        *s = (seen){.pid = pid, .seq = seq, .since_ns = now};
+    else if (!s->stalled && now - s->since_ns >= wa->stall_ns)
         s->stalled = stalled = true;
-    }
     pthread_mutex_unlock(&wa->lock);
-    if (stalled) {
+    if (stalled && report(wa->sys, w, pid, now - s->since_ns))
         // relaxed: a statistic.
         atomic_fetch_add_explicit(&wa->stalls, 1, memory_order_relaxed);
-        report(wa->sys, w, a, now - s->since_ns);
-    }
 }
 
 static void
@@ -170,12 +179,9 @@ tp__watch_busy(tp_system *sys)
     pthread_mutex_lock(&wa->lock);
     for (unsigned i = 0; i < sys->nworkers; i++) {
         const seen *s = &wa->seen[i];
-        tp__worker *w = &sys->workers[i];
-        // acquire/relaxed: as in look(); only compared, never followed.
-        if (!s->stalled ||
-            atomic_load_explicit(&w->running, memory_order_acquire) !=
-                s->actor ||
-            atomic_load_explicit(&w->run_seq, memory_order_relaxed) != s->seq)
+        uint64_t pid, seq;
+        sample(&sys->workers[i], &pid, &seq);
+        if (!s->stalled || pid != s->pid || seq != s->seq)
             continue;
         if (b == NULL) {
             b = malloc(sizeof *b + sys->nworkers * sizeof b->at[0]);
@@ -183,7 +189,7 @@ tp__watch_busy(tp_system *sys)
                 break;
             b->n = 0;
         }
-        b->at[b->n].actor = s->actor;
+        b->at[b->n].pid = s->pid;
         b->at[b->n++].since_ns = s->since_ns;
     }
     pthread_mutex_unlock(&wa->lock);
