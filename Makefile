@@ -208,7 +208,9 @@ format:
 clean:
 	rm -rf build
 
--include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) \
+	$(EXAMPLES:$(B)/bin/%=$(B)/obj/examples/%.d) \
+	$(B)/obj/tools/bench/tbench.d $(B)/obj/test/node/tnode.d
 
 # ---- fuzzing ----------------------------------------------------------------
 # `make fuzz` builds test/fuzz/fuzz_wire.c with libFuzzer and AddressSanitizer

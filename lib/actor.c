@@ -157,12 +157,20 @@ maybe_mute(tp_actor *s, tp_actor *r)
     mute_unlock(r);
 }
 
+static bool on_own_worker(tp_system *sys);
+
 // Takes `s` off its receiver's list when it dies while still listed.
 static void
 unlist(tp_actor *s)
 {
     if (!atomic_load_explicit(&s->listed, memory_order_acquire))
         return;
+    // Outside the pool (a dedicated actor's thread) the receiver's memory
+    // is kept by ext_lock, not by the epochs: a receiver freed before we
+    // took it cleared mute_target first.
+    bool ext = !on_own_worker(s->system);
+    if (ext)
+        pthread_rwlock_rdlock(&s->system->ext_lock);
     // relaxed: only valid during the activation that muted us, when the
     // receiver's memory is still protected; the lock settles the rest.
     tp_actor *r = atomic_load_explicit(&s->mute_target, memory_order_relaxed);
@@ -184,6 +192,8 @@ unlist(tp_actor *s)
         }
         mute_unlock(r);
     }
+    if (ext)
+        pthread_rwlock_unlock(&s->system->ext_lock);
     atomic_store_explicit(&s->mute, TP__MUTE_NONE, memory_order_relaxed);
 }
 
@@ -193,14 +203,20 @@ unlist(tp_actor *s)
 static bool
 keep_muted(tp_actor *a)
 {
+    bool ext = !on_own_worker(a->system); // as in unlist
+    if (ext)
+        pthread_rwlock_rdlock(&a->system->ext_lock);
     tp_actor *r = atomic_load_explicit(&a->mute_target, memory_order_relaxed);
     // seq_cst: pairs with the receiver's own mute store; of two actors
     // muting on each other, at least one sees the other muted.
-    if (r == NULL ||
-        atomic_load_explicit(&r->mute, memory_order_seq_cst) == TP__MUTE_NONE)
-        return true;
-    unlist(a);
-    return false;
+    bool keep =
+        r == NULL ||
+        atomic_load_explicit(&r->mute, memory_order_seq_cst) == TP__MUTE_NONE;
+    if (ext)
+        pthread_rwlock_unlock(&a->system->ext_lock);
+    if (!keep)
+        unlist(a);
+    return keep;
 }
 
 // ---- putting messages in mailboxes -----------------------------------------
@@ -589,6 +605,7 @@ tp__actor_free(tp_actor *a)
                                                       memory_order_relaxed),
           TP_REASON_NOPROC);
     tp__ext_free(a);
+    tp__ded_release(a); // ends and joins its thread, if it has one
     tp__mailbox_close(&a->sys);
     tp__mailbox_close(&a->user);
     free(a->name);
@@ -651,6 +668,8 @@ handle_system(tp_actor *a, tp__msg *m)
     if (d == NULL)
         return CONTINUE;
     a->current = d;
+    if (tp__self.worker != NULL)
+        tp__sched_handling(tp__self.worker, d);
     r = handle_result(a, a->behaviour->handle(ctx_of(a), a->state, &d->pub));
     if (r != CONTINUE)
         return r; // actor_exit frees the message
@@ -794,6 +813,7 @@ process(tp__worker *w, tp_actor *a)
         }
         budget--;
         a->current = m;
+        tp__sched_handling(w, m);
         int r = a->behaviour->handle(ctx_of(a), a->state, &m->pub);
         r = handle_result(a, r);
         if (r != CONTINUE)
@@ -994,6 +1014,10 @@ tp_spawn(tp_system *sys, tp_pid *out, const tp_behaviour *b, void *arg,
     tp_actor *a = actor_new(sys, b, opts);
     if (a == NULL)
         return TP_ENOMEM;
+    if (opts != NULL && opts->dedicated && (rc = tp__ded_start(a)) != 0) {
+        tp__actor_free(a);
+        return rc;
+    }
     uint32_t slot, gen;
     if ((rc = tp__slot_alloc(sys, &slot, &gen)) != 0) {
         tp__actor_free(a);

@@ -149,11 +149,13 @@ status_name(tp_actor_status s)
         return "muted";
     case TP_ACTOR_EXITING:
         return "exiting";
+    case TP_ACTOR_BUSY:
+        return "busy";
     }
     return "?";
 }
 
-#define ACTOR_KEYS 15
+#define ACTOR_KEYS 16 // pk_actor_fields
 
 static void
 pk_actor_fields(msgpack_packer *pk, const tp_actor_info *a)
@@ -178,6 +180,7 @@ pk_actor_fields(msgpack_packer *pk, const tp_actor_info *a)
     pk_key_u64(pk, "age_ms", a->age_ms);
     pk_key_u64(pk, "cpu_us", a->cpu_ns / 1000);
     pk_key_u64(pk, "start_order", a->start_order);
+    pk_key_u64(pk, "busy_ms", a->busy_ms);
 }
 
 // "cpu_time": whether the node measures its actors' run time.
@@ -229,11 +232,35 @@ op_snapshot(tp__control *c, msgpack_packer *pk)
     tp_snapshot_free(s);
 }
 
+// An actor stuck in a callback cannot say what only it knows: the reply
+// then holds what a snapshot shows of it, without the detail keys.
+static void
+info_busy(tp__control *c, msgpack_packer *pk, const tp_actor_info *info)
+{
+    msgpack_pack_map(pk, 3);
+    pk_str(pk, "ok");
+    msgpack_pack_true(pk);
+    pk_cpu_time(pk, c->sys);
+    pk_str(pk, "actor");
+    msgpack_pack_map(pk, ACTOR_KEYS);
+    pk_actor_fields(pk, info);
+}
+
 static void
 op_info(tp__control *c, msgpack_packer *pk, tp_pid pid)
 {
     tp_actor_detail d;
-    int rc = tp_actor_detail_get(c->sys, pid, &d, INFO_TIMEOUT_MS);
+    int rc = tp_actor_info_get(c->sys, pid, &d.info);
+    if (rc == 0 && d.info.status == TP_ACTOR_BUSY) {
+        info_busy(c, pk, &d.info);
+        return;
+    }
+    if (rc == 0)
+        rc = tp_actor_detail_get(c->sys, pid, &d, INFO_TIMEOUT_MS);
+    if (rc == TP_ETIMEDOUT && tp_actor_info_get(c->sys, pid, &d.info) == 0) {
+        info_busy(c, pk, &d.info);
+        return;
+    }
     if (rc == TP_ENOACTOR) {
         pk_error(pk, "no such actor");
         return;
@@ -328,7 +355,7 @@ op_stats(tp__control *c, msgpack_packer *pk)
     tp_system_stats st;
     tp_system_stats_get(c->sys, &st);
     int64_t now = tp__now_coarse_ms();
-    msgpack_pack_map(pk, 16);
+    msgpack_pack_map(pk, 17);
     pk_str(pk, "ok");
     msgpack_pack_true(pk);
     pk_key_str(pk, "node", tp_node_name(c->sys));
@@ -340,6 +367,7 @@ op_stats(tp__control *c, msgpack_packer *pk)
     pk_key_u64(pk, "crashed", st.crashed);
     pk_key_u64(pk, "dead_letters", st.dead_letters);
     pk_key_u64(pk, "timers", st.timers);
+    pk_key_u64(pk, "stalls", st.stalls);
     pk_key_u64(pk, "messages", st.total.messages);
     pk_key_u64(pk, "activations", st.total.activations);
     pk_key_u64(pk, "steals", st.total.steals);

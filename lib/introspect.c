@@ -72,9 +72,33 @@ struct tp_snapshot {
     tp_actor_info actors[];
 };
 
+// The busy actors as the stall watch found them, for fill_info.
+typedef struct busy_view {
+    tp__busy *busy; // NULL: none
+    int64_t now_ns;
+} busy_view;
+
+static busy_view
+busy_take(tp_system *sys)
+{
+    return (busy_view){tp__watch_busy(sys), tp__now_ns()};
+}
+
+// How long `a` has been busy in a stalled activation, in ms; -1 if it is
+// not.
+static int64_t
+busy_ms(const busy_view *v, const tp_actor *a)
+{
+    for (unsigned i = 0; v != NULL && v->busy != NULL && i < v->busy->n; i++)
+        if (v->busy->at[i].pid == a->pid.v)
+            return (v->now_ns - v->busy->at[i].since_ns) / 1000000;
+    return -1;
+}
+
 // Reads what any thread may read of `a`: immutable fields and counters.
 static void
-fill_info(tp_actor *a, tp_actor_info *o, int64_t now, double tick_ns)
+fill_info(tp_actor *a, tp_actor_info *o, int64_t now, double tick_ns,
+          const busy_view *view)
 {
     memset(o, 0, sizeof *o);
     o->pid = a->pid;
@@ -84,8 +108,11 @@ fill_info(tp_actor *a, tp_actor_info *o, int64_t now, double tick_ns)
              a->behaviour->name ? a->behaviour->name : "?");
     // relaxed: a snapshot of counters; each may be a little stale.
     uint64_t c = atomic_load_explicit(&a->count, memory_order_relaxed);
+    int64_t busy = busy_ms(view, a);
     if (atomic_load_explicit(&a->dead, memory_order_relaxed))
         o->status = TP_ACTOR_EXITING;
+    else if (busy >= 0)
+        o->status = TP_ACTOR_BUSY;
     else if (atomic_load_explicit(&a->mute, memory_order_relaxed) ==
              TP__MUTE_PARKED)
         o->status = TP_ACTOR_MUTED;
@@ -93,6 +120,7 @@ fill_info(tp_actor *a, tp_actor_info *o, int64_t now, double tick_ns)
         o->status = TP_ACTOR_RUNNABLE;
     else
         o->status = TP_ACTOR_WAITING;
+    o->busy_ms = busy >= 0 ? (uint64_t)busy : 0;
     o->mailbox = TP__CNT_USERS(c);
     o->capacity = a->capacity;
     o->high_water = atomic_load_explicit(&a->high_water, memory_order_relaxed);
@@ -136,6 +164,7 @@ tp_snapshot_take(tp_system *sys, tp_snapshot **out)
         return TP_ENOMEM;
     }
     s->len = 0;
+    busy_view busy = busy_take(sys);
     for (uint32_t i = 0; i < slots; i++) {
         // acquire: pairs with the chunk's publication.
         tp__slot_chunk *c = atomic_load_explicit(
@@ -155,14 +184,35 @@ tp_snapshot_take(tp_system *sys, tp_snapshot **out)
             s = g;
             cap = ncap;
         }
-        fill_info(a, &s->actors[s->len++], now, tick_ns);
+        fill_info(a, &s->actors[s->len++], now, tick_ns, &busy);
     }
     if (ext)
         pthread_rwlock_unlock(&sys->ext_lock);
+    free(busy.busy);
     tp_system_stats_get(sys, &s->stats);
     s->uptime_ms = now > sys->born_ms ? (uint64_t)(now - sys->born_ms) : 0;
     *out = s;
     return 0;
+}
+
+int
+tp_actor_info_get(tp_system *sys, tp_pid pid, tp_actor_info *out)
+{
+    if (sys == NULL || out == NULL)
+        return TP_EINVAL;
+    int64_t now = tp__now_coarse_ms();
+    double tick_ns = tp__tick_ns(sys);
+    busy_view busy = busy_take(sys);
+    bool ext = tp__self.worker == NULL || tp__self.worker->sys != sys;
+    if (ext)
+        pthread_rwlock_rdlock(&sys->ext_lock);
+    tp_actor *a = tp__actor_lookup(sys, pid);
+    if (a != NULL)
+        fill_info(a, out, now, tick_ns, &busy);
+    if (ext)
+        pthread_rwlock_unlock(&sys->ext_lock);
+    free(busy.busy);
+    return a != NULL ? 0 : TP_ENOACTOR;
 }
 
 size_t
@@ -234,7 +284,8 @@ tp__info_answer(tp_actor *a, tp__msg *m)
     tp__info *r = info_of(m);
     tp_actor_detail d;
     memset(&d, 0, sizeof d);
-    fill_info(a, &d.info, tp__now_coarse_ms(), tp__tick_ns(a->system));
+    fill_info(a, &d.info, tp__now_coarse_ms(), tp__tick_ns(a->system),
+              NULL); // answering, so not busy
     tp__ext_detail(a, &d);
     if (a->behaviour->describe != NULL) {
         tp__tls saved = tp__self;

@@ -92,11 +92,15 @@ static void
 render(tp_system *sys, text *t)
 {
     tp_snapshot *s = NULL;
-    uint64_t by_status[4] = {0}, dropped = 0, rejected = 0, queued = 0;
+    static const char *status[] = {"waiting", "runnable", "muted", "exiting",
+                                   "busy"};
+    enum { NSTATUS = sizeof status / sizeof status[0] };
+    uint64_t by_status[NSTATUS] = {0}, dropped = 0, rejected = 0, queued = 0;
     if (tp_snapshot_take(sys, &s) == 0) {
         for (size_t i = 0; i < tp_snapshot_len(s); i++) {
             const tp_actor_info *a = tp_snapshot_at(s, i);
-            by_status[a->status & 3]++;
+            if ((unsigned)a->status < NSTATUS)
+                by_status[a->status]++;
             dropped += a->dropped;
             rejected += a->rejected;
             queued += a->mailbox;
@@ -104,9 +108,8 @@ render(tp_system *sys, text *t)
     }
     tp_system_stats st;
     tp_system_stats_get(sys, &st);
-    static const char *status[] = {"waiting", "runnable", "muted", "exiting"};
     head(t, "troupe_actors", "gauge", "Live actors by status.");
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < NSTATUS; i++)
         put(t, "troupe_actors{status=\"%s\"} %llu\n", status[i],
             (unsigned long long)by_status[i]);
     one(t, "troupe_actors_spawned_total", "counter",
@@ -133,6 +136,9 @@ render(tp_system *sys, text *t)
         atomic_load_explicit(&sys->events[TP_EVENT_INTENSITY_EXCEEDED],
                              memory_order_relaxed));
     one(t, "troupe_timers", "gauge", "Pending timers.", st.timers);
+    one(t, "troupe_stalls_total", "counter",
+        "Activations that ran past the stall threshold (tp_config.stall_ms).",
+        st.stalls);
     head(t, "troupe_run_queue", "gauge",
          "Actors waiting in each scheduler thread's run queue.");
     for (unsigned i = 0; i < sys->nworkers; i++) {

@@ -4,20 +4,26 @@
 // bounded FIFO ring that others may steal half of, and a shared inject
 // queue for work from outside the pool. Idle workers spin briefly, then
 // park on a futex; a sleeper is woken only when work appears that no
-// spinning worker will take. Dead actors wait in per-worker limbo lists
-// until every worker has passed a quiescent point (epoch-based reclamation),
-// so a sender holding a stale pointer never touches freed memory.
+// spinning worker will take. Callbacks are not preempted, so a worker can
+// sit in one activation for long: one parked worker, the sentry, then
+// looks every millisecond and takes what waits behind it, runnext
+// included. Dead actors wait in per-worker limbo lists until every worker
+// has passed a quiescent point (epoch-based reclamation), so a sender
+// holding a stale pointer never touches freed memory.
 #include "troupe_impl.h"
 
 #include <linux/futex.h>
+#include <linux/membarrier.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SPIN_NS 100000       // how long an idle worker spins before parking
 #define STEAL_BULK 4         // a ring this long is stolen from at once
 #define STEAL_STUCK_NS 30000 // a shorter one only if its owner is stuck
+#define RESCUE_NS 1000000    // runnext too if stuck this long; sentry period
 #define STREAK_MAX 32        // runnext picks before the ring gets a turn
 #define GLOBAL_EVERY 61      // ticks between forced inject-queue checks
 #define LIMBO_EVERY 16       // ticks between reclamation attempts
@@ -31,6 +37,14 @@ futex_wait(_Atomic uint32_t *word, uint32_t expect)
 {
     syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, expect, NULL,
             NULL, 0);
+}
+
+static void
+futex_wait_ns(_Atomic uint32_t *word, uint32_t expect, long ns)
+{
+    struct timespec ts = {ns / 1000000000, ns % 1000000000};
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, expect, &ts, NULL,
+            0);
 }
 
 static void
@@ -110,6 +124,69 @@ inject_pop(tp_system *sys, tp__worker *w)
 }
 
 // ---- waking and parking ----------------------------------------------------
+//
+// Every parked worker but one sleeps until a waker chooses it. That one,
+// the sentry, wakes every RESCUE_NS while another worker runs and looks
+// for a worker stuck in one activation with actors waiting behind it (in
+// runnext, or in a ring nobody spins to steal from); it then leaves the
+// idle list and takes them as a spinning worker would (steal_any). It
+// sleeps untimed only while every worker is parked, when nothing can be
+// stuck, and whoever takes a worker off the idle list then pokes it.
+// Wakers choose another parked worker before the sentry, so it stays on
+// watch; when it leaves, the watch passes to another parked worker. The
+// cost: one parked thread waking a thousand times a second while the
+// system works, none while it is idle, and no wake-up on the hot path.
+
+// Asks parked worker `w` (or nobody, for NULL) to look around.
+static void
+poke(tp__worker *w)
+{
+    uint32_t none = TP__WAKE_NONE;
+    // relaxed: a poke carries nothing; a waker's CHOSEN overrides it.
+    if (w != NULL && atomic_compare_exchange_strong_explicit(
+                         &w->wake, &none, TP__WAKE_POKED, memory_order_relaxed,
+                         memory_order_relaxed))
+        futex_wake(&w->wake);
+}
+
+// idle_lock held: takes the worker linked at `*link` off the idle list.
+// Returns the worker to poke, or NULL: the next sentry when it was the
+// sentry, or the sentry asleep untimed, which must watch now.
+static tp__worker *
+idle_take_locked(tp_system *sys, tp__worker **link)
+{
+    tp__worker *w = *link;
+    *link = w->idle_next;
+    atomic_fetch_sub_explicit(&sys->nidle, 1, memory_order_relaxed);
+    tp__worker *p = NULL;
+    if (sys->sentry == w)
+        p = sys->sentry = sys->idle; // NULL when no one else is parked
+    else if (sys->sentry_deep)
+        p = sys->sentry;
+    sys->sentry_deep = false;
+    return p;
+}
+
+// Takes parked worker `w` off the idle list by its own decision and counts
+// it as spinning. Returns false when a waker chose it first.
+static bool
+leave_idle(tp__worker *w)
+{
+    tp_system *sys = w->sys;
+    tp__worker *p = NULL, **link;
+    pthread_mutex_lock(&sys->idle_lock);
+    for (link = &sys->idle; *link != NULL && *link != w;
+         link = &(*link)->idle_next)
+        ;
+    bool found = *link != NULL;
+    if (found)
+        p = idle_take_locked(sys, link);
+    pthread_mutex_unlock(&sys->idle_lock);
+    poke(p);
+    if (found)
+        atomic_fetch_add_explicit(&sys->nspinning, 1, memory_order_seq_cst);
+    return found;
+}
 
 // Wakes one parked worker if work is waiting and nobody is spinning to take
 // it. The woken worker starts out counted as spinning.
@@ -122,25 +199,27 @@ wake_one(tp_system *sys)
         atomic_load_explicit(&sys->nidle, memory_order_seq_cst) == 0)
         return;
     uint32_t zero = 0;
-    // seq_cst: only one waker at a time turns a sleeper into a spinner.
+    // seq_cst: only one waker at a time turns a sleeper into a spinner; a
+    // sentry deciding to sleep untimed sees it (see sentry_watching).
     if (!atomic_compare_exchange_strong_explicit(&sys->nspinning, &zero, 1,
                                                  memory_order_seq_cst,
                                                  memory_order_relaxed))
         return;
+    tp__worker *w = NULL, *p = NULL, **link = &sys->idle;
     pthread_mutex_lock(&sys->idle_lock);
-    tp__worker *w = sys->idle;
-    if (w != NULL) {
-        sys->idle = w->idle_next;
-        atomic_fetch_sub_explicit(&sys->nidle, 1, memory_order_relaxed);
-    }
+    if (*link != NULL && *link == sys->sentry && (*link)->idle_next != NULL)
+        link = &(*link)->idle_next; // the sentry stays on watch
+    if ((w = *link) != NULL)
+        p = idle_take_locked(sys, link);
     pthread_mutex_unlock(&sys->idle_lock);
     if (w == NULL) {
         atomic_fetch_sub_explicit(&sys->nspinning, 1, memory_order_seq_cst);
         return;
     }
     // release: the sleeper's acquire load of `wake` sees it chosen.
-    atomic_store_explicit(&w->wake, 1, memory_order_release);
+    atomic_store_explicit(&w->wake, TP__WAKE_CHOSEN, memory_order_release);
     futex_wake(&w->wake);
+    poke(p);
 }
 
 static void
@@ -149,11 +228,69 @@ wake_all(tp_system *sys)
     pthread_mutex_lock(&sys->idle_lock);
     tp__worker *w = sys->idle;
     sys->idle = NULL;
+    sys->sentry = NULL;
+    sys->sentry_deep = false;
     atomic_store_explicit(&sys->nidle, 0, memory_order_relaxed);
     pthread_mutex_unlock(&sys->idle_lock);
-    for (; w != NULL; w = w->idle_next) {
-        atomic_store_explicit(&w->wake, 1, memory_order_release);
+    while (w != NULL) {
+        tp__worker *next = w->idle_next; // before it can park again
+        atomic_store_explicit(&w->wake, TP__WAKE_CHOSEN, memory_order_release);
         futex_wake(&w->wake);
+        w = next;
+    }
+}
+
+// Whether parked worker `w` is the sentry and must watch: not while every
+// worker is parked (it then sleeps untimed until poked).
+static bool
+sentry_watching(tp__worker *w)
+{
+    tp_system *sys = w->sys;
+    pthread_mutex_lock(&sys->idle_lock);
+    bool watch = sys->sentry == w;
+    if (watch) {
+        // seq_cst: against wake_one's seq_cst CAS of nspinning before it
+        // takes this lock: either we see it spinning, or it sees us deep.
+        sys->sentry_deep =
+            atomic_load_explicit(&sys->nidle, memory_order_relaxed) ==
+                sys->nworkers &&
+            atomic_load_explicit(&sys->nspinning, memory_order_seq_cst) == 0;
+        watch = !sys->sentry_deep;
+    }
+    pthread_mutex_unlock(&sys->idle_lock);
+    return watch;
+}
+
+static bool rescue_due(tp__worker *w, int64_t now);
+
+// Sleeps until a waker chooses `w` (returns true: it counted `w` as
+// spinning) or, as the sentry, until it leaves the idle list to rescue a
+// stuck worker's actors (returns false, counted as spinning by itself).
+static bool
+park(tp__worker *w)
+{
+    for (;;) {
+        // acquire: pairs with the waker's release store.
+        uint32_t v = atomic_load_explicit(&w->wake, memory_order_acquire);
+        if (v == TP__WAKE_CHOSEN)
+            return true;
+        if (v == TP__WAKE_POKED) {
+            // relaxed: fails only for a waker's CHOSEN, seen next round.
+            atomic_compare_exchange_strong_explicit(
+                &w->wake, &v, TP__WAKE_NONE, memory_order_relaxed,
+                memory_order_relaxed);
+            continue;
+        }
+        if (!sentry_watching(w)) {
+            futex_wait(&w->wake, TP__WAKE_NONE);
+            continue;
+        }
+        futex_wait_ns(&w->wake, TP__WAKE_NONE, RESCUE_NS);
+        // relaxed: CHOSEN is read again, with acquire, at the loop's top.
+        if (atomic_load_explicit(&w->wake, memory_order_relaxed) ==
+                TP__WAKE_NONE &&
+            rescue_due(w, tp__now_ns()) && leave_idle(w))
+            return false;
     }
 }
 
@@ -225,6 +362,131 @@ runq_get(tp__worker *w)
     }
 }
 
+// ---- runnext, and taking it from a stuck owner ----------------------------
+//
+// runnext is the ping-pong hot path: the owner sets it in every send that
+// wakes an actor and takes it before every activation, so those must stay
+// plain loads and stores. Yet an owner stuck in one long callback must not
+// keep what it woke: a thief then takes runnext. Setting an empty runnext
+// needs no care (a thief only ever replaces an actor with NULL); taking it,
+// or replacing an actor, is kept apart from thieves by an asymmetric
+// Dekker lock: the owner raises rn_busy and checks rn_thief with only a
+// compiler barrier between the two; the rare thief raises rn_thief and
+// then runs membarrier(2), which makes every running thread of the process
+// execute a full barrier. After it, either the thief sees the owner's
+// rn_busy, or the owner's check sees rn_thief and waits. Without
+// membarrier (kernels before 4.14, some seccomp filters) runnext is never
+// stolen: a stuck owner's ring still is.
+
+static bool asym_ok;
+static pthread_once_t asym_once = PTHREAD_ONCE_INIT;
+
+static void
+asym_init(void)
+{
+    asym_ok = syscall(SYS_membarrier,
+                      MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+}
+
+// Raises rn_busy; returns whether a thief was at work (then try again).
+static inline bool
+rn_try_lock(tp__worker *w)
+{
+    // relaxed, both: the compiler barrier between them is all the owner
+    // needs against the thief's membarrier (see above); what they guard is
+    // runnext, an atomic with its own release and acquire.
+    atomic_store_explicit(&w->rn_busy, 1, memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst);
+    return atomic_load_explicit(&w->rn_thief, memory_order_relaxed) == 0;
+}
+
+static __attribute__((noinline)) void
+rn_lock_slow(tp__worker *w)
+{
+    do {
+        // relaxed: we hold nothing meanwhile.
+        atomic_store_explicit(&w->rn_busy, 0, memory_order_relaxed);
+        // acquire: once the thief is done, its exchange of runnext shows.
+        while (atomic_load_explicit(&w->rn_thief, memory_order_acquire))
+            tp__cpu_relax();
+    } while (!rn_try_lock(w));
+}
+
+static inline void
+rn_lock(tp__worker *w)
+{
+    if (__builtin_expect(!rn_try_lock(w), 0))
+        rn_lock_slow(w);
+}
+
+static inline void
+rn_unlock(tp__worker *w)
+{
+    // release: a thief that sees us done also sees what we wrote.
+    atomic_store_explicit(&w->rn_busy, 0, memory_order_release);
+}
+
+static inline tp_actor *
+runnext_peek(tp__worker *w)
+{
+    // relaxed: a hint; only the owner makes it non-NULL.
+    return atomic_load_explicit(&w->runnext, memory_order_relaxed);
+}
+
+// Owner only: replaces runnext with `a` and returns what it held.
+static inline tp_actor *
+runnext_swap(tp__worker *w, tp_actor *a)
+{
+    rn_lock(w);
+    // relaxed: only a thief writes it besides us, and it writes NULL.
+    tp_actor *old = atomic_load_explicit(&w->runnext, memory_order_relaxed);
+    // release: a thief that takes `a` sees it as it was scheduled.
+    atomic_store_explicit(&w->runnext, a, memory_order_release);
+    rn_unlock(w);
+    return old;
+}
+
+// Owner only: puts `a` in runnext and returns the actor it displaced.
+static inline tp_actor *
+runnext_put(tp__worker *w, tp_actor *a)
+{
+    if (runnext_peek(w) != NULL)
+        return runnext_swap(w, a);
+    // Empty, and only we make it non-empty: no thief can take anything
+    // from under us. release: as in runnext_swap.
+    atomic_store_explicit(&w->runnext, a, memory_order_release);
+    return NULL;
+}
+
+// Owner only: takes runnext.
+static inline tp_actor *
+runnext_take(tp__worker *w)
+{
+    return runnext_peek(w) != NULL ? runnext_swap(w, NULL) : NULL;
+}
+
+// A thief's half: takes v's runnext unless the owner is touching it.
+static tp_actor *
+runnext_steal(tp__worker *v)
+{
+    uint32_t zero = 0;
+    // acquire: after a previous thief's release of the flag.
+    if (!asym_ok || runnext_peek(v) == NULL ||
+        !atomic_compare_exchange_strong_explicit(&v->rn_thief, &zero, 1,
+                                                 memory_order_acquire,
+                                                 memory_order_relaxed))
+        return NULL;
+    tp_actor *a = NULL;
+    // relaxed: ordered by the membarrier before it (see above). acq_rel
+    // on the exchange: pairs with the owner's release store of the actor.
+    if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0 &&
+        !atomic_load_explicit(&v->rn_busy, memory_order_relaxed))
+        a = atomic_exchange_explicit(&v->runnext, NULL, memory_order_acq_rel);
+    // release: the owner waiting in rn_wait sees runnext emptied.
+    atomic_store_explicit(&v->rn_thief, 0, memory_order_release);
+    return a;
+}
+
 // Steals half of `victim`'s ring into w's ring and returns one actor to run.
 // A short ring is left alone unless `short_ok`: its owner will get to it
 // soon, and moving a conversation between cores costs more than it gains.
@@ -257,19 +519,20 @@ runq_steal(tp__worker *w, tp__worker *victim, bool short_ok)
     }
 }
 
-// Whether `v` has been inside one activation for a while, so the actors
-// queued behind it are stuck and worth taking even a few at a time.
-static bool
-victim_stuck(tp__worker *w, tp__worker *v, int64_t now)
+// How long `v` has been inside one activation as far as w has watched it
+// (0 when it has moved on since w last looked): the actors queued behind a
+// stuck owner are worth taking even a few at a time, runnext included.
+static int64_t
+victim_stuck_ns(tp__worker *w, tp__worker *v, int64_t now)
 {
     // relaxed: a heuristic.
     uint64_t seq = atomic_load_explicit(&v->activations, memory_order_relaxed);
     if (seq != w->victim_seq[v->index]) {
         w->victim_seq[v->index] = seq;
         w->victim_since[v->index] = now;
-        return false;
+        return 0;
     }
-    return now - w->victim_since[v->index] >= STEAL_STUCK_NS;
+    return now - w->victim_since[v->index];
 }
 
 static tp_actor *
@@ -283,11 +546,35 @@ steal_any(tp__worker *w, int64_t now)
         tp__worker *v = &sys->workers[(start + i) % n];
         if (v == w)
             continue;
-        tp_actor *a = runq_steal(w, v, victim_stuck(w, v, now));
+        int64_t stuck = victim_stuck_ns(w, v, now);
+        tp_actor *a = runq_steal(w, v, stuck >= STEAL_STUCK_NS);
+        if (a == NULL && stuck >= RESCUE_NS && (a = runnext_steal(v))) {
+            tp__count(&w->steals, 1);
+            w->victim_since[v->index] = now; // the next one waits as long
+        }
         if (a != NULL)
             return a;
     }
     return NULL;
+}
+
+// Whether some worker has been inside one activation for RESCUE_NS with
+// actors waiting behind it that a thief could take.
+static bool
+rescue_due(tp__worker *w, int64_t now)
+{
+    tp_system *sys = w->sys;
+    for (unsigned i = 0; i < sys->nworkers; i++) {
+        tp__worker *v = &sys->workers[i];
+        if (v == w || victim_stuck_ns(w, v, now) < RESCUE_NS)
+            continue;
+        // relaxed: hints; the steal itself decides.
+        if (runnext_peek(v) != NULL ||
+            atomic_load_explicit(&v->tail, memory_order_relaxed) !=
+                atomic_load_explicit(&v->head, memory_order_relaxed))
+            return true;
+    }
+    return false;
 }
 
 static bool
@@ -307,21 +594,39 @@ work_visible(tp_system *sys)
 
 // ---- scheduling entry points -----------------------------------------------
 
-void
-tp__sched_schedule(tp_system *sys, tp_actor *a)
+// Schedules `a` from outside the pool, or on its own thread.
+static __attribute__((noinline)) void
+schedule_elsewhere(tp_system *sys, tp_actor *a)
 {
-    tp__worker *w = tp__self.worker;
-    if (w != NULL && w->sys == sys) {
-        // Keep the woken actor on this worker so a conversation stays in
-        // this core's cache; the actor it displaces goes to the ring.
-        tp_actor *old = w->runnext;
-        w->runnext = a;
-        if (old != NULL && runq_put(w, old) + 1 >= 2)
-            wake_one(sys);
+    if (a->ded != NULL) { // a dedicated actor: its thread runs it
+        tp__ded_wake(a);
         return;
     }
     inject_push(sys, a);
     wake_one(sys);
+}
+
+// The actor that `a` displaced from w's runnext goes to the ring.
+static __attribute__((noinline)) void
+displaced(tp__worker *w, tp_actor *old)
+{
+    if (runq_put(w, old) + 1 >= 2)
+        wake_one(w->sys);
+}
+
+void
+tp__sched_schedule(tp_system *sys, tp_actor *a)
+{
+    tp__worker *w = tp__self.worker;
+    if (__builtin_expect(w == NULL || w->sys != sys || a->ded != NULL, 0)) {
+        schedule_elsewhere(sys, a);
+        return;
+    }
+    // Keep the woken actor on this worker so a conversation stays in this
+    // core's cache; the actor it displaces goes to the ring.
+    tp_actor *old = runnext_put(w, a);
+    if (__builtin_expect(old != NULL, 0))
+        displaced(w, old);
 }
 
 // Queues `a` on this worker where no thief takes it: for senders released
@@ -331,7 +636,7 @@ void
 tp__sched_pin(tp_system *sys, tp_actor *a)
 {
     tp__worker *w = tp__self.worker;
-    if (w == NULL || w->sys != sys) {
+    if (w == NULL || w->sys != sys || a->ded != NULL) {
         tp__sched_schedule(sys, a);
         return;
     }
@@ -360,7 +665,11 @@ pinned_pop(tp__worker *w)
 void
 tp__sched_requeue(tp__worker *w, tp_actor *a)
 {
-    if (runq_put(w, a) + (w->runnext != NULL) >= 2)
+    if (w->ded != NULL) { // a dedicated actor's thread runs it again
+        tp__ded_again(w);
+        return;
+    }
+    if (runq_put(w, a) + (runnext_peek(w) != NULL) >= 2)
         wake_one(w->sys);
 }
 
@@ -369,6 +678,8 @@ tp__sched_requeue(tp__worker *w, tp_actor *a)
 void
 tp__limbo_add(tp_system *sys, tp_actor *a)
 {
+    if (a->ded != NULL && tp__ded_defer(a))
+        return; // its own thread adds it once done with it
     // seq_cst: read after the actor's slot was cleared (seq_cst), so any
     // worker that still saw the actor announced an epoch <= this one.
     a->limbo_epoch = atomic_load_explicit(&sys->epoch, memory_order_seq_cst);
@@ -442,6 +753,8 @@ static void
 worker_reclaim(tp__worker *w)
 {
     tp_system *sys = w->sys;
+    // relaxed: as in go_idle; waiting for ext_lock here is no activation.
+    atomic_store_explicit(&w->running, 0, memory_order_relaxed);
     epoch_try_advance(sys);
     uint64_t e = atomic_load_explicit(&sys->epoch, memory_order_seq_cst);
     free_ready(sys, limbo_take_ready(&w->limbo, e));
@@ -496,6 +809,8 @@ go_idle(tp__worker *w)
 {
     w->seen_epoch = TP__EPOCH_IDLE;
     atomic_store_explicit(&w->announce, TP__EPOCH_IDLE, memory_order_release);
+    // relaxed: a hint to the stall watch, which runs nothing meanwhile.
+    atomic_store_explicit(&w->running, 0, memory_order_relaxed);
 }
 
 static tp_actor *
@@ -506,9 +821,7 @@ local_next(tp__worker *w)
         return a;
     if (w->overflow.head != NULL)
         runq_refill(w);
-    if (w->runnext != NULL && w->streak < STREAK_MAX) {
-        a = w->runnext;
-        w->runnext = NULL;
+    if (w->streak < STREAK_MAX && (a = runnext_take(w)) != NULL) {
         w->streak++;
         return a;
     }
@@ -518,11 +831,8 @@ local_next(tp__worker *w)
         return a;
     if ((a = runq_get(w)) != NULL || (a = pinned_pop(w)) != NULL)
         return a;
-    if (w->runnext != NULL) {
-        a = w->runnext;
-        w->runnext = NULL;
+    if ((a = runnext_take(w)) != NULL)
         return a;
-    }
     // Thieves may have emptied the ring right after it was refilled.
     while (w->overflow.head != NULL) {
         runq_refill(w);
@@ -572,38 +882,21 @@ find_work(tp__worker *w)
         // Park: become idle first, stop spinning, then look once more so a
         // producer that saw us spinning cannot leave its work unnoticed.
         go_idle(w);
-        atomic_store_explicit(&w->wake, 0, memory_order_relaxed);
+        atomic_store_explicit(&w->wake, TP__WAKE_NONE, memory_order_relaxed);
         pthread_mutex_lock(&sys->idle_lock);
         w->idle_next = sys->idle;
         sys->idle = w;
+        if (sys->sentry == NULL)
+            sys->sentry = w;
         atomic_fetch_add_explicit(&sys->nidle, 1, memory_order_seq_cst);
         pthread_mutex_unlock(&sys->idle_lock);
         atomic_fetch_sub_explicit(&sys->nspinning, 1, memory_order_seq_cst);
-        if (work_visible(sys) || stopping(sys)) {
-            bool removed = false;
-            pthread_mutex_lock(&sys->idle_lock);
-            for (tp__worker **p = &sys->idle; *p != NULL;
-                 p = &(*p)->idle_next) {
-                if (*p == w) {
-                    *p = w->idle_next;
-                    atomic_fetch_sub_explicit(&sys->nidle, 1,
-                                              memory_order_relaxed);
-                    removed = true;
-                    break;
-                }
-            }
-            pthread_mutex_unlock(&sys->idle_lock);
-            if (removed) {
-                atomic_fetch_add_explicit(&sys->nspinning, 1,
-                                          memory_order_seq_cst);
-                continue;
-            }
-            // A waker already chose us: fall through and take its wake.
-        }
+        // Unless a waker already chose us: then we take its wake.
+        if ((work_visible(sys) || stopping(sys)) && leave_idle(w))
+            continue;
         tp__count(&w->sleeps, 1);
-        // acquire: pairs with the waker's release store.
-        while (atomic_load_explicit(&w->wake, memory_order_acquire) == 0)
-            futex_wait(&w->wake, 0);
+        if (!park(w))
+            continue; // the sentry, off to take a stuck worker's actors
         // The waker counted us as spinning.
         if (stopping(sys)) {
             atomic_fetch_sub_explicit(&sys->nspinning, 1,
@@ -642,6 +935,9 @@ worker_main(void *arg)
                 break;
             announce(w);
         }
+        // relaxed: for the stall watch, which looks the pid up and tells
+        // one activation from the next by `activations`, bumped just after.
+        atomic_store_explicit(&w->running, a->pid.v, memory_order_relaxed);
         tp__actor_run(w, a);
         if (tp__corked.npeers > 0) // remote sends held back by the activation
             tp__node_uncork();
@@ -655,6 +951,7 @@ worker_main(void *arg)
 int
 tp__sched_start(tp_system *sys)
 {
+    pthread_once(&asym_once, asym_init);
     for (unsigned i = 0; i < sys->nworkers; i++) {
         tp__worker *w = &sys->workers[i];
         if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {

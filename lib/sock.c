@@ -748,9 +748,17 @@ tp_sock_give(tp_ctx *ctx, tp_sock s, tp_pid owner)
     if (rc != 0)
         return rc;
     tp_actor *a = (tp_actor *)ctx;
+    // A dedicated actor's thread is outside the pool: `to` stays valid
+    // while it holds ext_lock, as on a worker until its next activation.
+    bool ext = tp__self.worker == NULL;
+    if (ext)
+        pthread_rwlock_rdlock(&a->system->ext_lock);
     tp_actor *to = tp__actor_lookup(a->system, owner);
-    if (to == NULL)
+    if (to == NULL) {
+        if (ext)
+            pthread_rwlock_unlock(&a->system->ext_lock);
         return TP_ENOACTOR;
+    }
     slot *sl = &t->slots[idx];
     atomic_store_explicit(&sl->owner, owner.v, memory_order_seq_cst);
     release_hold(t, sl, idx);
@@ -763,6 +771,8 @@ tp_sock_give(tp_ctx *ctx, tp_sock s, tp_pid owner)
             push_cmd(t, c);
         }
     }
+    if (ext)
+        pthread_rwlock_unlock(&a->system->ext_lock);
     return 0;
 }
 

@@ -25,7 +25,7 @@ config_fill(tp_config *c, const tp_config *in)
         memset(c, 0, sizeof *c);
     if (c->threads > 1024 || c->mailbox_capacity > (1u << 30) ||
         (unsigned)c->overflow > TP_OVERFLOW_EXIT_RECEIVER ||
-        c->batch > 65536 || c->send_timeout_ms < -1)
+        c->batch > 65536 || c->send_timeout_ms < -1 || c->stall_ms < -1)
         return TP_EINVAL;
     if (c->threads == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -447,6 +447,7 @@ system_free(tp_system *sys)
     pthread_cond_destroy(&sys->wait_cond);
     pthread_rwlock_destroy(&sys->ext_lock);
     pthread_mutex_destroy(&sys->io_init_lock);
+    pthread_mutex_destroy(&sys->ded_lock);
     free(sys->workers);
     free(sys);
 }
@@ -503,6 +504,7 @@ tp_system_new(tp_system **out, const tp_config *cfg)
     pthread_condattr_destroy(&ca);
     pthread_rwlock_init(&sys->ext_lock, NULL);
     pthread_mutex_init(&sys->io_init_lock, NULL);
+    pthread_mutex_init(&sys->ded_lock, NULL);
     sys->born_ms = tp__now_coarse_ms();
     tp__tick_calibrate(sys);
     if (tp__timers_new(sys) != 0) {
@@ -530,9 +532,11 @@ tp_system_start(tp_system *sys)
         sys->faults_installed = true;
     }
     // Set before the workers exist, so they read it without a race
-    // (tp__actor_free does); they are all joined again if one fails.
+    // (tp__actor_free does); reset if starting fails.
     sys->started = 1;
-    int rc = tp__sched_start(sys);
+    int rc = tp__watch_start(sys);
+    if (rc == 0)
+        rc = tp__sched_start(sys);
     if (rc != 0)
         sys->started = 0;
     return rc;
@@ -612,20 +616,23 @@ tp_system_destroy(tp_system **psys)
     tp__timers_stop(sys);
     if (sys->started)
         tp__sched_stop(sys);
-    // No scheduler thread runs now. Terminate actors newest first, so an
-    // actor outlives the ones it spawned, then free what they left.
+    tp__ded_quiesce_all(sys);
+    // No scheduler thread runs now, nor any dedicated actor's callback.
+    // Terminate actors newest first, so an actor outlives the ones it
+    // spawned (a dedicated one on its own thread), then free what they left.
     for (uint32_t s = sys->slot_next; s-- > 0;) {
         tp__slot_chunk *c = atomic_load_explicit(
             &sys->chunks[s >> TP__SLOT_CHUNK_BITS], memory_order_relaxed);
         tp_actor *a = atomic_load_explicit(&c->actor[s & (TP__SLOT_CHUNK - 1)],
                                            memory_order_relaxed);
-        if (a != NULL)
+        if (a != NULL && !tp__ded_shutdown(a))
             tp__actor_shutdown(a);
     }
     tp__limbo_reclaim_all(sys);
     tp__node_free(sys); // after every actor that could still send out
     tp__sock_free(sys); // after every data message
     tp__io_free(sys);
+    tp__watch_free(sys);  // after the loop that ran its timer
     tp__timers_free(sys); // after every message that carried a timer
     if (sys->faults_installed)
         tp__faults_uninstall();
@@ -651,6 +658,7 @@ tp_system_stats_get(tp_system *sys, tp_system_stats *out)
     out->dead_letters =
         atomic_load_explicit(&sys->dead_letters, memory_order_relaxed);
     out->timers = tp__timers_live(sys);
+    out->stalls = tp__watch_stalls(sys);
     for (unsigned i = 0; i < sys->nworkers; i++) {
         tp_worker_stats w;
         tp_worker_stats_get(sys, i, &w);

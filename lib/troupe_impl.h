@@ -170,6 +170,7 @@ struct tp_actor {
     tp_pid pid;
     tp_system *system;
     const tp_behaviour *behaviour;
+    struct tp__ded *ded; // its own thread (dedicated.c), or NULL
     void *state;
     uint32_t capacity;
     uint32_t low_water;
@@ -369,10 +370,13 @@ struct tp__worker {
     _Atomic uint32_t tail;
     _Atomic(tp_actor *) ring[TP__RUNQ_SIZE];
 
-    // Owner only.
+    // Owner only, but for `runnext`, which a thief may take from an owner
+    // stuck in one long activation: see rn_lock in sched.c.
     TP__ALIGNED tp_system *sys;
     unsigned index;
-    tp_actor *runnext;
+    _Atomic(tp_actor *) runnext;
+    _Atomic uint32_t rn_busy;       // the owner is reading or writing runnext
+    _Atomic uint32_t rn_thief;      // a thief is about to take runnext
     tp_actor *pinned, *pinned_tail; // runnable, not to be stolen
     unsigned streak;                // consecutive runs taken from runnext
     unsigned tick;
@@ -385,7 +389,8 @@ struct tp__worker {
     pthread_t thread;
     jmp_buf *jb; // where tp_fail jumps to
     tp__worker *idle_next;
-    uint32_t done_user; // counts of the running activation
+    struct tp__ded *ded; // a dedicated actor's private record: its thread
+    uint32_t done_user;  // counts of the running activation
     uint32_t done_total;
     tp__pool_block *pool; // free message blocks
     unsigned pool_len;
@@ -399,13 +404,34 @@ struct tp__worker {
     // Written by the owner, read by anyone.
     TP__ALIGNED _Atomic uint64_t announce; // epoch seen; UINT64_MAX = idle
     _Atomic uint64_t activations;
+    // For the stall watch (watch.c): the pid of the actor run last (0
+    // while idle), and the tag and sender of the message being handled.
+    _Atomic uint64_t running;
+    _Atomic uint64_t msg_from;
+    _Atomic uint32_t msg_tag;
     _Atomic uint64_t messages;
     _Atomic uint64_t steals;
     _Atomic uint64_t sleeps;
-    _Atomic uint32_t wake; // futex word
+    _Atomic uint32_t wake; // futex word: TP__WAKE_*
 };
 
+// Values of a parked worker's `wake`: still asleep, chosen by a waker (it
+// counted the worker as spinning), or poked: asked to look around (the
+// sentry, see sched.c), nothing more.
+enum { TP__WAKE_NONE = 0, TP__WAKE_CHOSEN = 1, TP__WAKE_POKED = 2 };
+
 #define TP__EPOCH_IDLE UINT64_MAX
+
+// Notes the message the running activation handles now, for the stall
+// watch.
+static inline void
+tp__sched_handling(tp__worker *w, const tp__msg *m)
+{
+    // relaxed: read together with `running` and `activations`, which say
+    // whether the activation they belong to still runs.
+    atomic_store_explicit(&w->msg_tag, m->pub.tag, memory_order_relaxed);
+    atomic_store_explicit(&w->msg_from, m->pub.from.v, memory_order_relaxed);
+}
 
 void tp__sched_schedule(tp_system *sys, tp_actor *a);
 void tp__sched_requeue(tp__worker *w, tp_actor *a);
@@ -471,6 +497,8 @@ struct tp_system {
     _Atomic uint32_t nidle;
     pthread_mutex_t idle_lock;
     tp__worker *idle;
+    tp__worker *sentry; // the parked worker on watch (idle_lock)
+    bool sentry_deep;   // it sleeps untimed: every worker is parked
     _Atomic int stop_workers;
     int started;
 
@@ -513,6 +541,9 @@ struct tp_system {
     pthread_mutex_t io_init_lock;
     struct tp__control *control; // NULL until tp_control_start
     struct tp__metrics *metrics; // NULL until tp_metrics_start
+    struct tp__watch *watch;     // the stall watch; NULL when off
+    pthread_mutex_t ded_lock;    // guards `deds`
+    struct tp__ded *deds;        // dedicated actors' threads not yet joined
     _Atomic uint64_t events[2];  // tp_event counters
     int64_t born_ms;             // for uptime
     int64_t born_ns;             // CLOCK_MONOTONIC, with born_ticks:
@@ -532,6 +563,34 @@ void tp__reg_remove(tp_system *sys, const char *name, tp_pid pid);
 void tp__reg_drop(tp_actor *a);
 void tp__reg_name(tp_actor *a, char out[TP_NAME_MAX + 1]);
 void tp__reg_free(tp_system *sys);
+
+// ---- dedicated actors (dedicated.c) -------------------------------------
+
+int tp__ded_start(tp_actor *a);
+void tp__ded_wake(tp_actor *a);
+void tp__ded_again(tp__worker *w);
+bool tp__ded_defer(tp_actor *a);
+void tp__ded_release(tp_actor *a);
+void tp__ded_quiesce_all(tp_system *sys);
+bool tp__ded_shutdown(tp_actor *a);
+
+// ---- the stall watch (watch.c) -----------------------------------------
+
+int tp__watch_start(tp_system *sys);
+void tp__watch_free(tp_system *sys);
+uint64_t tp__watch_stalls(tp_system *sys);
+
+// The actors a snapshot shows as busy: those in an activation the watch
+// found stalled, which still runs.
+typedef struct tp__busy {
+    unsigned n;
+    struct {
+        uint64_t pid;
+        int64_t since_ns; // tp__now_ns clock
+    } at[];
+} tp__busy;
+
+tp__busy *tp__watch_busy(tp_system *sys);
 
 // ---- logging (log.c) --------------------------------------------------
 

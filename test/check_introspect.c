@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -756,6 +757,228 @@ START_TEST(metrics_scrape)
 }
 END_TEST
 
+// ---- busy actors: the stall watch ------------------------------------------
+
+// An actor that spins in its callback until told to stop (at most 20 s).
+static _Atomic int stuck_hold, stuck_inside;
+
+static double
+mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int
+stuck_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)ctx, (void)state;
+    if (msg->tag != 7)
+        return TP_OK;
+    atomic_store(&stuck_inside, 1);
+    double end = mono_s() + 20;
+    while (atomic_load(&stuck_hold) && mono_s() < end)
+        ;
+    atomic_store(&stuck_inside, 0);
+    return TP_OK;
+}
+
+static const tp_behaviour stuck_b = {.name = "stuck", .handle = stuck_handle};
+
+// Sends tag 7 to the pid it is given, so the stuck actor's message has an
+// actor for its sender.
+static int
+poker_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)state;
+    return tp_send(ctx, *(const tp_pid *)msg->data, 7, NULL, 0);
+}
+
+static const tp_behaviour poker_b = {.name = "poker", .handle = poker_handle};
+
+static char stall_line[1024];
+static _Atomic long stall_lines;
+static pthread_mutex_t stall_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void
+keep_stall(void *ud, int level, const char *origin, const char *line)
+{
+    (void)ud, (void)origin;
+    if (strncmp(line, "stall ", 6) != 0)
+        return;
+    ck_assert_int_eq(level, TP_LOG_WARNING);
+    pthread_mutex_lock(&stall_lock);
+    snprintf(stall_line, sizeof stall_line, "%s", line);
+    pthread_mutex_unlock(&stall_lock);
+    atomic_fetch_add(&stall_lines, 1);
+}
+
+// Spawns a stuck actor (named "stuck_one") and a poker, and makes the
+// first spin in a callback. Returns their pids.
+static void
+get_stuck(tp_system *sys, tp_pid *stuck, tp_pid *poker)
+{
+    atomic_store(&stuck_hold, 1);
+    ck_assert_int_eq(tp_spawn(sys, stuck, &stuck_b, NULL,
+                              &(tp_spawn_opts){.name = "stuck_one"}),
+                     0);
+    ck_assert_int_eq(tp_spawn(sys, poker, &poker_b, NULL, NULL), 0);
+    ck_assert_int_eq(tp_system_send(sys, *poker, 1, stuck, sizeof *stuck), 0);
+    for (int i = 0; i < 10000 && !atomic_load(&stuck_inside); i++)
+        tpt_nap_us(1000);
+    ck_assert(atomic_load(&stuck_inside));
+}
+
+static void
+unstick(void)
+{
+    atomic_store(&stuck_hold, 0);
+    for (int i = 0; i < 10000 && atomic_load(&stuck_inside); i++)
+        tpt_nap_us(1000);
+    ck_assert(!atomic_load(&stuck_inside));
+}
+
+// With one scheduler thread, the stuck one: the watch still reports.
+START_TEST(stall_logged_and_shown)
+{
+    tp_system *sys = tpt_system_cfg(
+        &(tp_config){.threads = 1, .stall_ms = 100, .log = keep_stall});
+    tp_pid stuck, poker;
+    get_stuck(sys, &stuck, &poker);
+    ck_assert(tpt_wait_ge(&stall_lines, 1, 10));
+    char want[256], pid[TP_PID_STRLEN], from[TP_PID_STRLEN];
+    tp_pid_format(stuck, pid, sizeof pid);
+    tp_pid_format(poker, from, sizeof from);
+    snprintf(want, sizeof want,
+             "stall actor=%s behaviour=stuck name=stuck_one msg_tag=7 "
+             "msg_from=%s running_ms=",
+             pid, from);
+    pthread_mutex_lock(&stall_lock);
+    ck_assert_msg(strncmp(stall_line, want, strlen(want)) == 0, "got: %s",
+                  stall_line);
+    long ran = atol(stall_line + strlen(want));
+    pthread_mutex_unlock(&stall_lock);
+    ck_assert_int_ge(ran, 100);
+    ck_assert_int_lt(ran, 5000);
+    // Shown busy, by the snapshot and by tp_actor_info_get.
+    tp_actor_info info;
+    ck_assert_int_eq(tp_actor_info_get(sys, stuck, &info), 0);
+    ck_assert_int_eq(info.status, TP_ACTOR_BUSY);
+    ck_assert_uint_ge(info.busy_ms, 100);
+    ck_assert_int_eq(tp_actor_info_get(sys, poker, &info), 0);
+    ck_assert_int_ne(info.status, TP_ACTOR_BUSY);
+    ck_assert_uint_eq(info.busy_ms, 0);
+    tp_snapshot *s;
+    ck_assert_int_eq(tp_snapshot_take(sys, &s), 0);
+    const tp_actor_info *a = find(s, "stuck_one");
+    ck_assert_ptr_nonnull(a);
+    ck_assert_int_eq(a->status, TP_ACTOR_BUSY);
+    ck_assert_uint_ge(a->busy_ms, 100);
+    tp_snapshot_free(s);
+    // Once per activation, however long it lasts.
+    tpt_nap_us(400000);
+    tp_system_stats st;
+    ck_assert_int_eq(tp_system_stats_get(sys, &st), 0);
+    ck_assert_uint_eq(st.stalls, 1);
+    ck_assert_int_eq(atomic_load(&stall_lines), 1);
+    unstick();
+    for (int i = 0; i < 5000; i++) {
+        ck_assert_int_eq(tp_actor_info_get(sys, stuck, &info), 0);
+        if (info.status != TP_ACTOR_BUSY)
+            break;
+        tpt_nap_us(1000);
+    }
+    ck_assert_int_ne(info.status, TP_ACTOR_BUSY);
+    ck_assert_int_eq(tp_actor_info_get(sys, TP_PID_NIL, &info), TP_ENOACTOR);
+    ck_assert_int_eq(tp_actor_info_get(sys, stuck, NULL), TP_EINVAL);
+    // A second stuck activation is a second stall.
+    atomic_store(&stuck_hold, 1);
+    ck_assert_int_eq(tp_system_send(sys, poker, 1, &stuck, sizeof stuck), 0);
+    ck_assert(tpt_wait_ge(&stall_lines, 2, 10));
+    unstick();
+    ck_assert_int_eq(tp_system_stats_get(sys, &st), 0);
+    ck_assert_uint_eq(st.stalls, 2);
+    tp_system_destroy(&sys);
+}
+END_TEST
+
+START_TEST(stall_watch_off)
+{
+    tp_config bad = {.stall_ms = -2};
+    tp_system *sys = NULL;
+    ck_assert_int_eq(tp_system_new(&sys, &bad), TP_EINVAL);
+    sys = tpt_system_cfg(
+        &(tp_config){.threads = 1, .stall_ms = -1, .log = keep_stall});
+    tp_pid stuck, poker;
+    get_stuck(sys, &stuck, &poker);
+    tpt_nap_us(300000);
+    tp_actor_info info;
+    ck_assert_int_eq(tp_actor_info_get(sys, stuck, &info), 0);
+    ck_assert_int_eq(info.status, TP_ACTOR_RUNNABLE);
+    unstick();
+    tp_system_stats st;
+    ck_assert_int_eq(tp_system_stats_get(sys, &st), 0);
+    ck_assert_uint_eq(st.stalls, 0);
+    ck_assert_int_eq(atomic_load(&stall_lines), 0);
+    tp_system_destroy(&sys);
+}
+END_TEST
+
+// The control socket answers `info` about a busy actor at once, from what
+// a snapshot shows; /metrics counts the stall and the busy actor.
+START_TEST(stall_over_control_and_metrics)
+{
+    tp_system *sys = tpt_system_cfg(
+        &(tp_config){.threads = 2, .stall_ms = 100, .log = keep_stall});
+    make_dir();
+    ck_assert_int_eq(tp_control_start(sys, sock), 0);
+    uint16_t port = 0;
+    ck_assert_int_eq(tp_metrics_start(sys, "127.0.0.1:0", false, &port), 0);
+    tp_pid stuck, poker;
+    get_stuck(sys, &stuck, &poker);
+    ck_assert(tpt_wait_ge(&stall_lines, 1, 10));
+    char pid[TP_PID_STRLEN];
+    tp_pid_format(stuck, pid, sizeof pid);
+    int fd = dial();
+    msgpack_unpacked u;
+    double t0 = mono_s();
+    ask(fd, "info", pid, NULL, &u);
+    ck_assert(mono_s() - t0 < 1.5); // not the 2 s the actor is given
+    ck_assert(is_ok(&u.data));
+    const msgpack_object *a = get(&u.data, "actor");
+    ck_assert_ptr_nonnull(a);
+    ck_assert(str_eq(get(a, "status"), "busy"));
+    const msgpack_object *busy = get(a, "busy_ms");
+    ck_assert_ptr_nonnull(busy);
+    ck_assert_uint_ge(busy->via.u64, 100);
+    ck_assert_ptr_null(get(a, "links")); // only the actor could tell
+    msgpack_unpacked_destroy(&u);
+    ask(fd, "snapshot", NULL, NULL, &u);
+    const msgpack_object *actors = get(&u.data, "actors");
+    ck_assert_ptr_nonnull(actors);
+    int busy_seen = 0;
+    for (uint32_t i = 0; i < actors->via.array.size; i++)
+        busy_seen += str_eq(get(&actors->via.array.ptr[i], "status"), "busy");
+    ck_assert_int_eq(busy_seen, 1);
+    msgpack_unpacked_destroy(&u);
+    ask(fd, "stats", NULL, NULL, &u);
+    const msgpack_object *stalls = get(&u.data, "stalls");
+    ck_assert_ptr_nonnull(stalls);
+    ck_assert_uint_eq(stalls->via.u64, 1);
+    msgpack_unpacked_destroy(&u);
+    close(fd);
+    char *r = http_get(port, "GET /metrics HTTP/1.0\r\n\r\n");
+    char *body = strstr(r, "\r\n\r\n") + 4;
+    ck_assert_int_eq(sample(body, "troupe_stalls_total"), 1);
+    ck_assert_int_eq(sample(body, "troupe_actors{status=\"busy\"}"), 1);
+    free(r);
+    unstick();
+    tp_system_destroy(&sys);
+    remove_dir();
+}
+END_TEST
+
 Suite *
 introspect_suite(void)
 {
@@ -770,6 +993,9 @@ introspect_suite(void)
     tcase_add_test(tc, control_socket_bad_input);
     tcase_add_test(tc, control_socket_refusals);
     tcase_add_test(tc, metrics_scrape);
+    tcase_add_test(tc, stall_logged_and_shown);
+    tcase_add_test(tc, stall_watch_off);
+    tcase_add_test(tc, stall_over_control_and_metrics);
     suite_add_tcase(s, tc);
     return s;
 }

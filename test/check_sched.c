@@ -254,6 +254,91 @@ START_TEST(test_idle_system_sleeps)
 }
 END_TEST
 
+// An actor woken by a long callback runs elsewhere meanwhile: A sends to
+// B, then spins for 300 ms; B must have been handled long before A's
+// callback returns, though the send put it in the runnext slot of A's
+// worker and every other worker was asleep.
+static _Atomic long woken_handled, long_cb_done;
+static _Atomic int woken_seen_before_return;
+
+static int
+woken_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)ctx, (void)state, (void)msg;
+    atomic_fetch_add(&woken_handled, 1);
+    return TP_OK;
+}
+
+static const tp_behaviour woken_b = {.name = "woken", .handle = woken_handle};
+
+static double
+mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int
+long_cb_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)state;
+    tp_pid b = *(const tp_pid *)msg->data;
+    if (tp_send(ctx, b, 1, NULL, 0) != 0)
+        return TP_EINVAL;
+    double end = mono_s() + 0.3;
+    while (mono_s() < end && atomic_load(&woken_handled) == 0)
+        ;
+    if (atomic_load(&woken_handled) > 0)
+        atomic_store(&woken_seen_before_return, 1);
+    while (mono_s() < end) // the whole 300 ms, as a stuck callback would
+        ;
+    atomic_fetch_add(&long_cb_done, 1);
+    return TP_OK;
+}
+
+static const tp_behaviour long_cb_b = {.name = "long_cb",
+                                       .handle = long_cb_handle};
+
+static void
+woken_runs_elsewhere(unsigned threads)
+{
+    tp_system *sys = tpt_system(threads);
+    // Every worker asleep first, so no spinning worker happens by.
+    tp_system_stats st;
+    for (int tries = 0; tries < 2000; tries++) {
+        tp_system_stats_get(sys, &st);
+        if (st.total.sleeps >= threads)
+            break;
+        tpt_nap_us(1000);
+    }
+    for (int round = 0; round < 3; round++) {
+        tp_pid a, b;
+        atomic_store(&woken_handled, 0);
+        atomic_store(&woken_seen_before_return, 0);
+        ck_assert_int_eq(tp_spawn(sys, &a, &long_cb_b, NULL, NULL), 0);
+        ck_assert_int_eq(tp_spawn(sys, &b, &woken_b, NULL, NULL), 0);
+        ck_assert_int_eq(tp_system_send(sys, a, 1, &b, sizeof b), 0);
+        ck_assert(tpt_wait_ge(&long_cb_done, round + 1, 30));
+        ck_assert_msg(atomic_load(&woken_seen_before_return),
+                      "round %d: B waited for A's 300 ms callback", round);
+        tpt_nap_us(20000); // let the workers park again
+    }
+    tp_system_destroy(&sys);
+}
+
+START_TEST(test_woken_runs_elsewhere_2)
+{
+    woken_runs_elsewhere(2);
+}
+END_TEST
+
+START_TEST(test_woken_runs_elsewhere_4)
+{
+    woken_runs_elsewhere(4);
+}
+END_TEST
+
 Suite *
 sched_suite(void)
 {
@@ -266,6 +351,8 @@ sched_suite(void)
     tcase_add_test(tc, test_all_workers_get_work_2);
     tcase_add_test(tc, test_all_workers_get_work_4);
     tcase_add_test(tc, test_idle_system_sleeps);
+    tcase_add_test(tc, test_woken_runs_elsewhere_2);
+    tcase_add_test(tc, test_woken_runs_elsewhere_4);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -42,5 +42,6 @@ Suite *introspect_suite(void);
 Suite *sock_suite(void);
 Suite *kvstore_suite(void);
 Suite *guarantees_suite(void);
+Suite *dedicated_suite(void);
 
 #endif

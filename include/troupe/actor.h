@@ -2,7 +2,10 @@
 // Actors: behaviours, spawning, sending and the context a callback runs in.
 // An actor is private state plus a behaviour (a const struct of callbacks).
 // Its callbacks never run on two threads at once, and they must not block:
-// a full mailbox parks the sending actor, never the thread.
+// a full mailbox parks the sending actor, never the thread. They are not
+// preempted either: a long one holds its scheduler thread (and is reported,
+// see tp_config.stall_ms). An actor that must block or compute for long is
+// spawned dedicated, with a thread of its own (tp_spawn_opts.dedicated).
 #ifndef TROUPE_ACTOR_H
 #define TROUPE_ACTOR_H
 
@@ -95,6 +98,17 @@ typedef struct tp_spawn_opts {
     // Shown by introspection: how many times this child has been
     // restarted. Supervisors set it; nothing else reads it.
     uint32_t restarts;
+    // Give the actor an OS thread of its own, where its callbacks (init
+    // excepted, which runs on the spawning thread) run and may block:
+    // CPU-heavy work, blocking libraries. It is an ordinary actor in every
+    // other way: same mailbox and overflow policies, links, monitors,
+    // supervision; a send to it wakes its thread; a muted one waits there.
+    // It runs as soon as it has messages, before tp_system_start too, and
+    // the stall watch leaves it alone. Cost: one thread (with its stack)
+    // per actor, a thread wake-up per message that finds it idle, and its
+    // sends take the lock threads outside the pool take. Its thread ends
+    // when it exits; tp_system_destroy waits for a callback it is in.
+    bool dedicated;
 } tp_spawn_opts;
 
 #define TP_NAME_MAX 63

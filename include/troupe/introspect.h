@@ -17,6 +17,7 @@ typedef enum tp_actor_status {
     TP_ACTOR_RUNNABLE,    // messages queued or running
     TP_ACTOR_MUTED,       // parked by backpressure
     TP_ACTOR_EXITING,     // dead, not yet reclaimed
+    TP_ACTOR_BUSY,        // in one activation for over tp_config.stall_ms
 } tp_actor_status;
 
 // One actor as the snapshot saw it.
@@ -44,6 +45,10 @@ typedef struct tp_actor_info {
     // activation (a supervisor starting a child) counts for the caller.
     // 0 unless the system's tp_config.cpu_time is set.
     uint64_t cpu_ns;
+    // TP_ACTOR_BUSY: how long its activation has run so far, at least (as
+    // the stall watch measures it: short by up to an eighth of
+    // tp_config.stall_ms). 0 otherwise.
+    uint64_t busy_ms;
 } tp_actor_info;
 
 typedef struct tp_snapshot tp_snapshot;
@@ -62,6 +67,11 @@ TP_API const tp_system_stats *tp_snapshot_stats(const tp_snapshot *s);
 TP_API uint64_t tp_snapshot_uptime_ms(const tp_snapshot *s);
 TP_API void tp_snapshot_free(tp_snapshot *s);
 
+// Fills `*out` with what a snapshot shows of the live actor `pid`, without
+// asking the actor (so it answers at once, busy or not). Returns 0,
+// TP_ENOACTOR or TP_EINVAL. Any thread.
+TP_API int tp_actor_info_get(tp_system *sys, tp_pid pid, tp_actor_info *out);
+
 #define TP_DETAIL_PIDS 32 // pids listed per kind; counts are exact
 
 // What only the actor itself knows, asked of it between two messages.
@@ -76,7 +86,8 @@ typedef struct tp_actor_detail {
 } tp_actor_detail;
 
 // Asks the actor `pid` for its details and waits up to `timeout_ms` for
-// the answer (an actor stuck in a long callback cannot answer). Returns 0,
+// the answer (an actor stuck in a long callback cannot answer: ask
+// tp_actor_info_get first to see whether it is TP_ACTOR_BUSY). Returns 0,
 // TP_ENOACTOR, TP_ETIMEDOUT, TP_EINVAL, TP_ENOMEM, or TP_EPERM from inside
 // an actor (it would block a scheduler thread).
 TP_API int tp_actor_detail_get(tp_system *sys, tp_pid pid,
@@ -105,8 +116,8 @@ TP_API void tp_count_event(tp_system *sys, tp_event ev);
 // Serves GET /metrics in Prometheus text format (version 0.0.4) on
 // `addr` ("HOST:PORT", IPv4; port 0 picks one) from a thread of its own:
 // actors by status, messages handled, mailbox drops and rejections,
-// restarts, intensity exceeded, run queues, peers, frames rejected and
-// authentication failures. No per-actor labels. Anything but loopback
+// restarts, intensity exceeded, stalls, run queues, peers, frames rejected
+// and authentication failures. No per-actor labels. Anything but loopback
 // needs `allow_remote`. Stores the bound port in `*port` (may be NULL).
 // Returns 0, TP_EINVAL, TP_EEXIST (already serving), TP_EADDRINUSE or
 // TP_EAGAIN. Stopped when the system is destroyed.

@@ -108,6 +108,15 @@ typedef struct tp_config {
     // activation, about 20 ns: a quarter of a one-message activation's
     // cost, nothing next to real work. Off, cpu_ns stays 0.
     bool cpu_time;
+    // Callbacks are not preempted: one that runs long holds its scheduler
+    // thread (what it woke runs on another one). An activation still
+    // running after `stall_ms` is logged once, as a warning naming the
+    // actor and the message it handles; introspection shows the actor as
+    // TP_ACTOR_BUSY and tp_system_stats counts it. 0 = 1000, -1 = off.
+    // The I/O thread watches, from tp_system_start on, eight times per
+    // `stall_ms` (capped at 125 ms): a stall is reported by 1.25 times
+    // `stall_ms` after the activation began.
+    int stall_ms;
 } tp_config;
 
 // Creates a system in `*out` from `cfg` (NULL for all defaults). Scheduler
@@ -166,6 +175,7 @@ typedef struct tp_system_stats {
     uint64_t crashed;      // of which exited abnormally
     uint64_t dead_letters; // messages discarded: dropped, or queued at death
     uint64_t timers;       // timers pending (or whose message is queued)
+    uint64_t stalls;       // activations that ran past tp_config.stall_ms
     tp_worker_stats total; // the sum over workers
 } tp_system_stats;
 

@@ -116,9 +116,9 @@ typedef struct ctl_actor {
     ctl_str name, behaviour, status;
     uint64_t mailbox, capacity, high_water, handled, dropped, rejected;
     uint64_t restarts, age_ms;
-    uint64_t cpu_us; // 0 from a node that does not measure it
-    uint64_t
-        start_order; // among siblings; 0 from a node that does not send it
+    uint64_t cpu_us;      // 0 from a node that does not measure it
+    uint64_t start_order; // among siblings; 0 from a node that does not send it
+    uint64_t busy_ms;     // status "busy": for how long; 0 from older nodes
 } ctl_actor;
 
 typedef struct ctl_snap {
@@ -203,6 +203,9 @@ void ctl_cpu_format(char *buf, size_t size, uint64_t us);
 // The colour for an actor's status and for a mailbox filled to `depth` of
 // `capacity`.
 const char *ctl_status_colour(ctl_str status);
+// An actor's status for a terminal, "busy 1.2s" for a busy one. The caller
+// frees it.
+char *ctl_status_text(const ctl_actor *a);
 const char *ctl_mailbox_colour(uint64_t depth, uint64_t capacity);
 
 // A table printed with aligned columns: add cells row by row, then print.

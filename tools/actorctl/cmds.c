@@ -54,6 +54,7 @@ static const char *const pid_lists[] = {"links", "monitors", "monitored_by"};
 typedef struct detail {
     ctl_actor a;
     bool cpu_time; // the node measures run time (optional in the reply)
+    bool partial;  // busy: what only the actor knows is missing
     bool trap_exit;
     const msgpack_object_array *lists[3];
     ctl_str describe;
@@ -64,15 +65,20 @@ detail_decode(const msgpack_object *root, detail *d)
 {
     const msgpack_object *m;
     int rc = ctl_get_map(root, "actor", "the reply", &m);
-    if (rc != CTL_OK || (rc = ctl_actor_decode(m, "actor", &d->a)) != CTL_OK ||
-        (rc = ctl_get_bool(m, "trap_exit", "actor", &d->trap_exit)) !=
-            CTL_OK ||
-        (rc = ctl_get_str(m, "describe", "actor", &d->describe)) != CTL_OK)
+    if (rc != CTL_OK || (rc = ctl_actor_decode(m, "actor", &d->a)) != CTL_OK)
         return rc;
     d->cpu_time = false;
     if (ctl_field(root, "cpu_time") != NULL &&
         (rc = ctl_get_bool(root, "cpu_time", "the reply", &d->cpu_time)) !=
             CTL_OK)
+        return rc;
+    // A busy actor cannot answer: the node sends what a snapshot shows.
+    d->partial = ctl_field(m, "trap_exit") == NULL;
+    if (d->partial)
+        return CTL_OK;
+    if ((rc = ctl_get_bool(m, "trap_exit", "actor", &d->trap_exit)) !=
+            CTL_OK ||
+        (rc = ctl_get_str(m, "describe", "actor", &d->describe)) != CTL_OK)
         return rc;
     for (size_t k = 0; k < 3; k++) {
         if ((rc = ctl_get_array(m, pid_lists[k], "actor", &d->lists[k])) !=
@@ -96,6 +102,10 @@ info_json(const detail *d)
 {
     fputc('{', stdout);
     ctl_actor_json_fields(stdout, &d->a);
+    if (d->partial) {
+        fputs("}\n", stdout);
+        return;
+    }
     printf(",\"trap_exit\":%s", d->trap_exit ? "true" : "false");
     for (size_t k = 0; k < 3; k++) {
         printf(",\"%s\":[", pid_lists[k]);
@@ -144,7 +154,9 @@ info_text(const detail *d)
     field_str("name", SGR_CYAN, a->name);
     field_str("behaviour", NULL, a->behaviour);
     field_str("parent", NULL, a->parent);
-    field_str("status", ctl_status_colour(a->status), a->status);
+    char *st = ctl_status_text(a);
+    field("status", ctl_status_colour(a->status), "%s", st);
+    free(st);
     field("mailbox", ctl_mailbox_colour(a->mailbox, a->capacity),
           "%llu/%llu (peak %llu)", (unsigned long long)a->mailbox,
           (unsigned long long)a->capacity, (unsigned long long)a->high_water);
@@ -157,6 +169,11 @@ info_text(const detail *d)
     field("age", NULL, "%s", age);
     ctl_cpu_format(age, sizeof age, a->cpu_us);
     field("cpu", NULL, "%s", d->cpu_time ? age : "-");
+    if (d->partial) {
+        // Only the actor knows the rest, and it is stuck in a callback.
+        field("detail", SGR_RED, "unavailable: busy in a callback");
+        return;
+    }
     field("trap_exit", NULL, "%s", d->trap_exit ? "true" : "false");
     for (size_t k = 0; k < 3; k++) {
         const msgpack_object_array *l = d->lists[k];

@@ -197,9 +197,22 @@ ctl_status_colour(ctl_str status)
         return SGR_GREEN;
     if (ctl_str_eq(status, "muted"))
         return SGR_YELLOW;
-    if (ctl_str_eq(status, "exiting"))
+    if (ctl_str_eq(status, "exiting") || ctl_str_eq(status, "busy"))
         return SGR_RED;
     return NULL;
+}
+
+char *
+ctl_status_text(const ctl_actor *a)
+{
+    char *s = ctl_clean(a->status), *out, d[32];
+    if (!ctl_str_eq(a->status, "busy"))
+        return s;
+    ctl_duration(d, sizeof d, a->busy_ms);
+    if (asprintf(&out, "%s %s", s, d) < 0)
+        abort();
+    free(s);
+    return out;
 }
 
 const char *
@@ -324,12 +337,13 @@ ctl_actor_json_fields(FILE *f, const ctl_actor *a)
             ",\"mailbox\":%llu,\"capacity\":%llu,\"high_water\":%llu,"
             "\"handled\":%llu,\"dropped\":%llu,\"rejected\":%llu,"
             "\"restarts\":%llu,\"age_ms\":%llu,\"cpu_us\":%llu,"
-            "\"start_order\":%llu",
+            "\"start_order\":%llu,\"busy_ms\":%llu",
             (unsigned long long)a->mailbox, (unsigned long long)a->capacity,
             (unsigned long long)a->high_water, (unsigned long long)a->handled,
             (unsigned long long)a->dropped, (unsigned long long)a->rejected,
             (unsigned long long)a->restarts, (unsigned long long)a->age_ms,
-            (unsigned long long)a->cpu_us, (unsigned long long)a->start_order);
+            (unsigned long long)a->cpu_us, (unsigned long long)a->start_order,
+            (unsigned long long)a->busy_ms);
 }
 
 void

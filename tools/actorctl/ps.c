@@ -122,7 +122,7 @@ row(ctl_table *tb, const ctl_actor *a, bool cpu_time, const top_extra *top)
     ctl_table_putf(tb, NULL, "%.*s", (int)a->pid.n, a->pid.p);
     ctl_table_put(tb, SGR_CYAN, a->name.n ? ctl_clean(a->name) : strdup("-"));
     ctl_table_put(tb, NULL, ctl_clean(a->behaviour));
-    ctl_table_put(tb, ctl_status_colour(a->status), ctl_clean(a->status));
+    ctl_table_put(tb, ctl_status_colour(a->status), ctl_status_text(a));
     if (top != NULL) {
         ctl_table_putf(tb, top->rate >= 0.5 ? SGR_BOLD : NULL, "%.0f",
                        top->rate);

@@ -371,9 +371,12 @@ ctl_actor_decode(const msgpack_object *m, const char *where, ctl_actor *a)
     if (ctl_field(m, "cpu_us") != NULL &&
         ctl_get_uint(m, "cpu_us", where, &a->cpu_us) != CTL_OK)
         return CTL_ERROR;
-    // Optional: older nodes do not send it.
+    // Optional: older nodes do not send them.
     if (ctl_field(m, "start_order") != NULL &&
         ctl_get_uint(m, "start_order", where, &a->start_order) != CTL_OK)
+        return CTL_ERROR;
+    if (ctl_field(m, "busy_ms") != NULL &&
+        ctl_get_uint(m, "busy_ms", where, &a->busy_ms) != CTL_OK)
         return CTL_ERROR;
     return CTL_OK;
 }

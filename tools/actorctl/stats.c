@@ -28,9 +28,9 @@ simple_call(const ctl_target *t, const char *op, ctl_reply *r)
 
 // The counters of `stats`, in the order printed.
 static const char *const stat_keys[] = {
-    "uptime_ms", "threads",      "actors",    "spawned",  "exited",
-    "crashed",   "dead_letters", "timers",    "messages", "activations",
-    "steals",    "sleeps",       "rss_bytes",
+    "uptime_ms",   "threads",      "actors", "spawned",   "exited",
+    "crashed",     "dead_letters", "timers", "stalls",    "messages",
+    "activations", "steals",       "sleeps", "rss_bytes",
 };
 #define NSTATS (sizeof stat_keys / sizeof stat_keys[0])
 
@@ -47,8 +47,13 @@ static int
 stats_decode(const msgpack_object *r, stats *s)
 {
     int rc = ctl_get_str(r, "node", "the stats", &s->node);
-    for (size_t i = 0; rc == CTL_OK && i < NSTATS; i++)
-        rc = ctl_get_uint(r, stat_keys[i], "the stats", &s->v[i]);
+    for (size_t i = 0; rc == CTL_OK && i < NSTATS; i++) {
+        s->v[i] = 0;
+        // Nodes older than the stall watch send no "stalls".
+        if (strcmp(stat_keys[i], "stalls") != 0 ||
+            ctl_field(r, stat_keys[i]) != NULL)
+            rc = ctl_get_uint(r, stat_keys[i], "the stats", &s->v[i]);
+    }
     if (rc == CTL_OK)
         rc = ctl_get_array(r, "workers", "the stats", &s->workers);
     for (uint32_t w = 0; rc == CTL_OK && w < s->workers->size; w++) {

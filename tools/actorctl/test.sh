@@ -141,7 +141,9 @@ expect 0 "tree" "$actorctl" -n alpha tree
 has "$tmp/out" '^ACTOR  *BEHAVIOUR  *STATUS  *MAILBOX  *HANDLED  *RESTARTS$' \
     "tree header"
 has "$tmp/out" '^<0\.[0-9]*\.[0-9]*> root  *supervisor ' "tree root"
-has "$tmp/out" '^|- <0\.[0-9]*\.[0-9]*> gate_a  *gate  *[a-z]*  *3[01]/1024 ' \
+# A held gate is "runnable", or "busy 312ms" once held for 300 ms.
+status_re='[a-z]*\( [0-9.]*m*s\)\{0,1\}'
+has "$tmp/out" "^|- <0\\.[0-9]*\\.[0-9]*> gate_a  *gate  *$status_re  *3[01]/1024 " \
     "tree gate_a"
 has "$tmp/out" '^`- <0\.[0-9]*\.[0-9]*> sub  *supervisor ' "tree sub"
 has "$tmp/out" '^   `- <0\.[0-9]*\.[0-9]*> leaf  *leaf ' "tree leaf"
@@ -155,12 +157,12 @@ cp "$tmp/out" "$tmp/tree.json"
 pid='"<[0-9]*\.[0-9]*\.[0-9]*>"'
 schema="^{\"pid\":$pid,\"parent\":\\(null\\|$pid\\),\"name\":\"[a-z_]*\","
 schema="$schema\"behaviour\":\"[a-z]*\","
-schema="$schema\"status\":\"\\(waiting\\|runnable\\|muted\\|exiting\\)\""
+schema="$schema\"status\":\"\\(waiting\\|runnable\\|muted\\|exiting\\|busy\\)\""
 for k in mailbox capacity high_water handled dropped rejected restarts; do
     schema="$schema,\"$k\":[0-9][0-9]*"
 done
 schema="$schema,\"age_ms\":[0-9][0-9]*,\"cpu_us\":[0-9][0-9]*"
-schema="$schema,\"start_order\":[1-9][0-9]*},\\{0,1\\}\$"
+schema="$schema,\"start_order\":[1-9][0-9]*,\"busy_ms\":[0-9][0-9]*},\\{0,1\\}\$"
 checks=$((checks + 1))
 [ "$(grep -c "$schema" "$tmp/out")" -eq 8 ] ||
     fail "tree --json: not 8 actor lines of the protocol's schema: $(cat "$tmp/out")"
@@ -242,6 +244,27 @@ checks=$((checks + 1))
 [ "${cpu:-0}" -ge 1000 ] || fail "gate_a held in a callback: cpu_us=$cpu"
 expect 2 "ps -n with a name" "$actorctl" ps -n alpha
 has "$tmp/err" 'actorctl -n NODE ps' "ps -n with a name"
+
+# A gate held in its callback for over the node's stall_ms (300 ms) is
+# busy: ps and tree say for how long, and info answers at once with what
+# a snapshot shows (the actor itself cannot answer).
+gate_busy() {
+    run "$actorctl" -n alpha ps
+    grep -q '^<[0-9.]*>  *gate_a  *gate  *busy [0-9.]*m*s  ' "$tmp/out"
+}
+checks=$((checks + 1))
+eventually gate_busy || fail "ps: gate_a not busy: $(cat "$tmp/out")"
+expect 0 "info of a busy actor" "$actorctl" -n alpha info gate_a
+has "$tmp/out" '^status  *busy [0-9.]*m*s$' "info of a busy actor: status"
+has "$tmp/out" '^detail  *unavailable: busy in a callback$' \
+    "info of a busy actor: detail"
+expect 0 "info of a busy actor, --json" "$actorctl" -n alpha info gate_a --json
+checks=$((checks + 1))
+"$tools/ctljson" <"$tmp/out" || fail "info --json of a busy actor: not JSON"
+has "$tmp/out" '"status":"busy",.*"busy_ms":[1-9][0-9]*}$' \
+    "info --json of a busy actor"
+expect 0 "stats of a node with stalls" "$actorctl" -n alpha stats
+has "$tmp/out" '^stalls  *[1-9][0-9]*$' "stats counts stalls"
 
 ask release
 [ "$answer" = ok ] || fail "release: $answer"

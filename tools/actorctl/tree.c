@@ -196,7 +196,7 @@ tree_text(const ctl_snap *s, const tree *t)
     for (size_t k = 0; k < t->n; k++) {
         const ctl_actor *a = &s->actors[t->order[k]];
         char *name = ctl_clean(a->name), *beh = ctl_clean(a->behaviour);
-        char *st = ctl_clean(a->status);
+        char *st = ctl_status_text(a);
         prefix(t, k, false, lastat, pre, sizeof pre);
         ctl_table_putf(&tb, NULL, "%s%s%s%.*s%s%s%s%s", ctl_sgr(SGR_DIM), pre,
                        ctl_sgr("0"), (int)a->pid.n, a->pid.p,

@@ -38,17 +38,20 @@ $(ACTORD): $(ACTORD_OBJ) $(STATIC) tools/actord/exports.list
 		$(INIH_LIBS) -ldl -lm $(LDLIBS_ALL)
 
 # Application modules resolve tp_* against actord when it loads them.
-$(ACTORD_TDIR)/testapp.so: tools/actord/test/testapp.c include/troupe/app.h
+# They are built against every public header: a struct they pass (a child
+# spec) may change in any of them.
+PUBLIC_H := $(wildcard include/*.h include/troupe/*.h)
+$(ACTORD_TDIR)/testapp.so: tools/actord/test/testapp.c $(PUBLIC_H)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $@")
 	$(Q)$(CC) $(BASE_CFLAGS) -fPIC -shared -o $@ $<
 
-$(ACTORD_TDIR)/nodesc.so: tools/actord/test/testapp.c include/troupe/app.h
+$(ACTORD_TDIR)/nodesc.so: tools/actord/test/testapp.c $(PUBLIC_H)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $@")
 	$(Q)$(CC) $(BASE_CFLAGS) -DTESTAPP_NO_DESCRIPTOR -fPIC -shared -o $@ $<
 
-$(ACTORD_TDIR)/badabi.so: tools/actord/test/testapp.c include/troupe/app.h
+$(ACTORD_TDIR)/badabi.so: tools/actord/test/testapp.c $(PUBLIC_H)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $@")
 	$(Q)$(CC) $(BASE_CFLAGS) -DTESTAPP_ABI=99 -fPIC -shared -o $@ $<

@@ -18,7 +18,7 @@
 //
 // A held gate spins inside its callback, which a real actor must never
 // do: it occupies a scheduler thread, so the system runs one thread more
-// than the gates.
+// than the gates, and after 300 ms it is reported busy.
 #include <troupe.h>
 
 #include <stdatomic.h>
@@ -244,7 +244,8 @@ main(int argc, char **argv)
         return 2;
     }
     tp_system *sys;
-    tp_config cfg = {.threads = 4, .cpu_time = true};
+    // A gate held over 300 ms shows busy.
+    tp_config cfg = {.threads = 4, .cpu_time = true, .stall_ms = 300};
     int rc = tp_system_new(&sys, &cfg);
     if (rc == 0 && (rc = tp_system_start(sys)) == 0 &&
         (rc = start_tree(sys)) == 0)
