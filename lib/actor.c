@@ -668,8 +668,6 @@ handle_system(tp_actor *a, tp__msg *m)
     if (d == NULL)
         return CONTINUE;
     a->current = d;
-    if (tp__self.worker != NULL)
-        tp__sched_handling(tp__self.worker, d);
     r = handle_result(a, a->behaviour->handle(ctx_of(a), a->state, &d->pub));
     if (r != CONTINUE)
         return r; // actor_exit frees the message
@@ -813,7 +811,6 @@ process(tp__worker *w, tp_actor *a)
         }
         budget--;
         a->current = m;
-        tp__sched_handling(w, m);
         int r = a->behaviour->handle(ctx_of(a), a->state, &m->pub);
         r = handle_result(a, r);
         if (r != CONTINUE)

@@ -753,8 +753,6 @@ static void
 worker_reclaim(tp__worker *w)
 {
     tp_system *sys = w->sys;
-    // relaxed: as in go_idle; waiting for ext_lock here is no activation.
-    atomic_store_explicit(&w->running, 0, memory_order_relaxed);
     epoch_try_advance(sys);
     uint64_t e = atomic_load_explicit(&sys->epoch, memory_order_seq_cst);
     free_ready(sys, limbo_take_ready(&w->limbo, e));
@@ -809,8 +807,6 @@ go_idle(tp__worker *w)
 {
     w->seen_epoch = TP__EPOCH_IDLE;
     atomic_store_explicit(&w->announce, TP__EPOCH_IDLE, memory_order_release);
-    // relaxed: a hint to the stall watch, which runs nothing meanwhile.
-    atomic_store_explicit(&w->running, 0, memory_order_relaxed);
 }
 
 static tp_actor *
@@ -912,6 +908,9 @@ worker_main(void *arg)
     tp__worker *w = arg;
     tp_system *sys = w->sys;
     tp__self.worker = w;
+    // release: the stall watch reads our tp__self (what it points to, it
+    // reads through the kernel: see watch.c).
+    atomic_store_explicit(&w->tls, &tp__self, memory_order_release);
     void *altstack = sys->cfg.catch_faults ? tp__fault_altstack_on() : NULL;
     for (;;) {
         announce(w);
@@ -935,14 +934,13 @@ worker_main(void *arg)
                 break;
             announce(w);
         }
-        // relaxed: for the stall watch, which looks the pid up and tells
-        // one activation from the next by `activations`, bumped just after.
-        atomic_store_explicit(&w->running, a->pid.v, memory_order_relaxed);
         tp__actor_run(w, a);
         if (tp__corked.npeers > 0) // remote sends held back by the activation
             tp__node_uncork();
     }
     go_idle(w);
+    // release: as at the start; our tp__self goes with the thread.
+    atomic_store_explicit(&w->tls, NULL, memory_order_release);
     tp__fault_altstack_off(altstack);
     tp__self.worker = NULL;
     return NULL;

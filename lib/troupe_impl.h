@@ -404,11 +404,9 @@ struct tp__worker {
     // Written by the owner, read by anyone.
     TP__ALIGNED _Atomic uint64_t announce; // epoch seen; UINT64_MAX = idle
     _Atomic uint64_t activations;
-    // For the stall watch (watch.c): the pid of the actor run last (0
-    // while idle), and the tag and sender of the message being handled.
-    _Atomic uint64_t running;
-    _Atomic uint64_t msg_from;
-    _Atomic uint32_t msg_tag;
+    // For the stall watch (watch.c): the worker thread's tp__self, set
+    // once, whose `actor` names the actor running (NULL between them).
+    _Atomic(struct tp__tls *) tls;
     _Atomic uint64_t messages;
     _Atomic uint64_t steals;
     _Atomic uint64_t sleeps;
@@ -421,17 +419,6 @@ struct tp__worker {
 enum { TP__WAKE_NONE = 0, TP__WAKE_CHOSEN = 1, TP__WAKE_POKED = 2 };
 
 #define TP__EPOCH_IDLE UINT64_MAX
-
-// Notes the message the running activation handles now, for the stall
-// watch.
-static inline void
-tp__sched_handling(tp__worker *w, const tp__msg *m)
-{
-    // relaxed: read together with `running` and `activations`, which say
-    // whether the activation they belong to still runs.
-    atomic_store_explicit(&w->msg_tag, m->pub.tag, memory_order_relaxed);
-    atomic_store_explicit(&w->msg_from, m->pub.from.v, memory_order_relaxed);
-}
 
 void tp__sched_schedule(tp_system *sys, tp_actor *a);
 void tp__sched_requeue(tp__worker *w, tp_actor *a);

@@ -2,11 +2,12 @@
 // The stall watch. Callbacks are not preempted, so an activation that runs
 // past tp_config.stall_ms is reported instead: logged once with the actor
 // and the message it handles, counted (tp_system_stats, /metrics) and
-// shown busy by introspection. Each worker publishes the pid of the actor
-// it runs (sched.c) and the message being handled (actor.c), and already
-// counts its activations: one store per activation and two per message,
-// nothing more on the hot path. The watch samples them eight times per
-// stall_ms.
+// shown busy by introspection. It costs the hot path nothing: a worker
+// already notes in its tp__self which actor it runs and in `activations`
+// how many activations it began, and the watch samples those eight times
+// per stall_ms. What a worker writes without telling anyone (tp__self, the
+// actor's current message) the watch reads through the kernel (peek), then
+// checks it was still current: a debugger's reading, without data races.
 //
 // It runs on the I/O thread, as a libev timer, which tp_system_start
 // starts for it: of the threads already there, the only one that sees a
@@ -20,6 +21,8 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #define DEFAULT_STALL_MS 1000
 #define PERIOD_MIN_NS 1000000LL   // the watch looks at most every 1 ms
@@ -27,10 +30,11 @@
 
 // What the watch last saw of one worker's activation.
 typedef struct seen {
-    uint64_t pid;     // its actor's; 0: the worker was idle
-    uint64_t seq;     // the worker's activation count then
-    int64_t since_ns; // when the watch first saw this activation
-    bool stalled;     // logged and counted
+    const void *actor; // the address of the actor it ran; NULL: none
+    uint64_t seq;      // the worker's activation count then
+    int64_t since_ns;  // when the watch first saw this activation
+    bool stalled;      // seen running past stall_ms (reported once)
+    uint64_t pid;      // once stalled and reported: the actor's pid
 } seen;
 
 typedef struct tp__watch {
@@ -42,61 +46,118 @@ typedef struct tp__watch {
     seen seen[];          // one per worker
 } tp__watch;
 
-// Logs the stall of actor `pid`, running on `w` for `ns`; false when it
-// is gone (the activation ended meanwhile). The caller holds ext_lock for
-// reading, which keeps what the lookup finds alive.
+// Copies `n` bytes at `p` into `out` through the kernel, as a debugger
+// reads a process: memory another thread may be writing, or may have
+// freed, is read without a data race or a fault (false when it could not
+// be: unmapped, or the system call is not allowed). The caller checks
+// afterwards that what it read was still current.
 static bool
-report(tp_system *sys, tp__worker *w, uint64_t pid, int64_t ns)
+peek(void *out, const void *p, size_t n)
 {
-    tp_actor *a = tp__actor_lookup(sys, (tp_pid){pid});
-    if (a == NULL)
-        return false;
-    char text[TP_PID_STRLEN], from[TP_PID_STRLEN], name[TP_NAME_MAX + 1];
-    tp_pid_format(a->pid, text, sizeof text);
-    // relaxed: the worker's own notes of what it handles; a message later
-    // in the same activation would do as well.
-    tp_pid_format(
-        (tp_pid){atomic_load_explicit(&w->msg_from, memory_order_relaxed)},
-        from, sizeof from);
-    uint32_t tag = atomic_load_explicit(&w->msg_tag, memory_order_relaxed);
-    tp__reg_name(a, name);
-    tp__log(sys, TP_LOG_WARNING,
-            "stall actor=%s behaviour=%s name=%s msg_tag=%u msg_from=%s "
-            "running_ms=%lld",
-            text, a->behaviour->name ? a->behaviour->name : "?",
-            name[0] ? name : "-", (unsigned)tag, from,
-            (long long)(ns / 1000000));
-    return true;
+    struct iovec mine = {out, n}, theirs = {(void *)p, n};
+    return process_vm_readv(getpid(), &mine, 1, &theirs, 1, 0) == (ssize_t)n;
 }
 
-// The activation worker `w` is in, as (pid, activation count); pid 0 when
-// idle. The worker stores the pid just before it counts the activation,
-// so a new activation of the same actor may read as the old one for a few
+// What worker `w` runs: the address of the actor in its activation (NULL
+// between activations) and its activation count. tp__actor_run sets
+// tp__self.actor just before it counts the activation, so a new
+// activation of the same actor may read as the old one for a few
 // instructions: within the watch's precision.
 static void
-sample(tp__worker *w, uint64_t *pid, uint64_t *seq)
+sample(tp__worker *w, const void **actor, uint64_t *seq)
 {
-    // relaxed, both: hints; a pid is looked up before it is trusted.
-    *pid = atomic_load_explicit(&w->running, memory_order_relaxed);
+    // acquire: pairs with worker_main's release store of its tp__self.
+    tp__tls *t = atomic_load_explicit(&w->tls, memory_order_acquire);
+    // relaxed: a count, checked again before anything is trusted.
     *seq = atomic_load_explicit(&w->activations, memory_order_relaxed);
+    tp_actor *a = NULL;
+    if (t == NULL || !peek(&a, &t->actor, sizeof a))
+        a = NULL;
+    *actor = a;
+}
+
+static bool
+still(tp__worker *w, const void *actor, uint64_t seq)
+{
+    const void *a;
+    uint64_t n;
+    sample(w, &a, &n);
+    return a == actor && n == seq;
+}
+
+// Describes the message `a`, stalled on `w` in activation `seq`, handles:
+// "msg_tag=7 msg_from=<0.3.1>", "msg=none" (in terminate, say), or "msg=?"
+// when it could not be read. The worker sets a->current without telling
+// anyone and frees the message when the callback returns: it is read
+// through peek, then found unchanged, in the same activation.
+static void
+describe_msg(tp__worker *w, const tp_actor *a, uint64_t seq, char *buf,
+             size_t size)
+{
+    const tp__msg *m, *again;
+    tp_msg pub;
+    if (!peek(&m, &a->current, sizeof m)) {
+        snprintf(buf, size, "msg=?");
+    } else if (m == NULL) {
+        snprintf(buf, size, "msg=none");
+    } else if (!peek(&pub, &m->pub, sizeof pub) ||
+               !peek(&again, &a->current, sizeof again) || again != m ||
+               !still(w, a, seq)) {
+        snprintf(buf, size, "msg=?");
+    } else {
+        char from[TP_PID_STRLEN];
+        tp_pid_format(pub.from, from, sizeof from);
+        snprintf(buf, size, "msg_tag=%u msg_from=%s", (unsigned)pub.tag, from);
+    }
+}
+
+// Logs the stall of the actor at `actor`, running on `w` in activation
+// `seq` for `ns`, and stores its pid in *pid. Returns false when the
+// activation ended meanwhile. The caller holds ext_lock for reading: what
+// the lookup finds stays alive until it lets go.
+static bool
+report(tp_system *sys, tp__worker *w, const void *actor, uint64_t seq,
+       int64_t ns, uint64_t *pid)
+{
+    tp_pid p;
+    if (!peek(&p, &((const tp_actor *)actor)->pid, sizeof p))
+        return false;
+    tp_actor *a = tp__actor_lookup(sys, p);
+    if (a != actor || !still(w, actor, seq))
+        return false; // gone, or not the actor that ran there
+    char text[TP_PID_STRLEN], name[TP_NAME_MAX + 1], msg[64];
+    tp_pid_format(p, text, sizeof text);
+    tp__reg_name(a, name);
+    describe_msg(w, a, seq, msg, sizeof msg);
+    tp__log(sys, TP_LOG_WARNING,
+            "stall actor=%s behaviour=%s name=%s %s running_ms=%lld", text,
+            a->behaviour->name ? a->behaviour->name : "?",
+            name[0] ? name : "-", msg, (long long)(ns / 1000000));
+    *pid = p.v;
+    return true;
 }
 
 // Looks at worker `w` once; `s` is what the watch saw of it before.
 static void
 look(tp__watch *wa, tp__worker *w, seen *s, int64_t now)
 {
-    uint64_t pid, seq;
-    sample(w, &pid, &seq);
+    const void *a;
+    uint64_t seq, pid = 0;
+    sample(w, &a, &seq);
     bool stalled = false;
     pthread_mutex_lock(&wa->lock);
-    if (pid == 0 || pid != s->pid || seq != s->seq)
-        *s = (seen){.pid = pid, .seq = seq, .since_ns = now};
+    if (a == NULL || a != s->actor || seq != s->seq)
+        *s = (seen){.actor = a, .seq = seq, .since_ns = now};
     else if (!s->stalled && now - s->since_ns >= wa->stall_ns)
         s->stalled = stalled = true;
     pthread_mutex_unlock(&wa->lock);
-    if (stalled && report(wa->sys, w, pid, now - s->since_ns))
-        // relaxed: a statistic.
-        atomic_fetch_add_explicit(&wa->stalls, 1, memory_order_relaxed);
+    if (!stalled || !report(wa->sys, w, a, seq, now - s->since_ns, &pid))
+        return;
+    // relaxed: a statistic.
+    atomic_fetch_add_explicit(&wa->stalls, 1, memory_order_relaxed);
+    pthread_mutex_lock(&wa->lock);
+    s->pid = pid;
+    pthread_mutex_unlock(&wa->lock);
 }
 
 static void
@@ -179,9 +240,8 @@ tp__watch_busy(tp_system *sys)
     pthread_mutex_lock(&wa->lock);
     for (unsigned i = 0; i < sys->nworkers; i++) {
         const seen *s = &wa->seen[i];
-        uint64_t pid, seq;
-        sample(&sys->workers[i], &pid, &seq);
-        if (!s->stalled || pid != s->pid || seq != s->seq)
+        if (!s->stalled || s->pid == 0 ||
+            !still(&sys->workers[i], s->actor, s->seq))
             continue;
         if (b == NULL) {
             b = malloc(sizeof *b + sys->nworkers * sizeof b->at[0]);
