@@ -87,8 +87,11 @@ fifo_with_actor_producers(long nprod, uint32_t capacity)
     ck_assert(tpt_wait_ge(&consumed, per * nprod, 120));
     tp_actor_stats st;
     ck_assert_int_eq(tp_actor_stats_get(sys, c, &st), 0);
-    // Each sender may overshoot a full mailbox by a capacity per activation.
-    ck_assert_uint_le(st.high_water, capacity * (uint32_t)(nprod + 1));
+    // Each sender may overshoot a full mailbox by a capacity per activation,
+    // and the count includes up to a quarter capacity handled but not yet
+    // given back by the receiver.
+    ck_assert_uint_le(st.high_water,
+                      capacity * (uint32_t)(nprod + 1) + capacity / 4);
     ck_assert_uint_eq(st.dropped, 0);
     tp_system_destroy(&sys);
     ck_assert_int_eq(atomic_load(&consumed), per * nprod);
