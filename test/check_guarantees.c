@@ -123,10 +123,10 @@ obs_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
         req r;
         memcpy(&r, msg->data, sizeof r);
         uint64_t ref = 0;
-        atomic_store(&last_request_rc, tp_request(ctx, r.to, r.tag, &r.a,
-                                                  sizeof r.a, r.timeout_ms,
-                                                  &ref));
-        atomic_store(&last_ref, ref);
+        int rc = tp_request(ctx, r.to, r.tag, &r.a, sizeof r.a, r.timeout_ms,
+                            &ref);
+        atomic_store(&last_ref, ref); // before the code the test waits on
+        atomic_store(&last_request_rc, rc);
         return TP_OK;
     }
     record(msg);
