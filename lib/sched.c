@@ -367,16 +367,22 @@ runq_get(tp__worker *w)
 // runnext is the ping-pong hot path: the owner sets it in every send that
 // wakes an actor and takes it before every activation, so those must stay
 // plain loads and stores. Yet an owner stuck in one long callback must not
-// keep what it woke: a thief then takes runnext. Setting an empty runnext
-// needs no care (a thief only ever replaces an actor with NULL); taking it,
-// or replacing an actor, is kept apart from thieves by an asymmetric
-// Dekker lock: the owner raises rn_busy and checks rn_thief with only a
-// compiler barrier between the two; the rare thief raises rn_thief and
-// then runs membarrier(2), which makes every running thread of the process
-// execute a full barrier. After it, either the thief sees the owner's
-// rn_busy, or the owner's check sees rn_thief and waits. Without
-// membarrier (kernels before 4.14, some seccomp filters) runnext is never
-// stolen: a stuck owner's ring still is.
+// keep what it woke: a thief then takes runnext, but only from an owner
+// inside an activation (tp__self.actor set). The rare thief raises
+// rn_thief and runs membarrier(2), which makes every running thread of the
+// process execute a full barrier, then reads the owner's tp__self.actor
+// (through the kernel: tp__peek) and rn_busy. So:
+//  - Setting an empty runnext needs no care: a thief only ever replaces
+//    an actor with NULL.
+//  - Taking runnext happens between activations: the owner's last store
+//    to tp__self.actor was NULL, when the activation ended, and it checks
+//    rn_thief before it reads runnext. Either the thief sees that NULL and
+//    leaves runnext alone, or the owner sees rn_thief and waits.
+//  - Replacing an actor happens inside an activation: the owner raises
+//    rn_busy around it (an asymmetric Dekker lock: a compiler barrier on
+//    the owner's side, membarrier on the thief's).
+// Without membarrier (kernels before 4.14, some seccomp filters) runnext
+// is never stolen: a stuck owner's ring still is.
 
 static bool asym_ok;
 static pthread_once_t asym_once = PTHREAD_ONCE_INIT;
@@ -458,14 +464,43 @@ runnext_put(tp__worker *w, tp_actor *a)
     return NULL;
 }
 
-// Owner only: takes runnext.
+static __attribute__((noinline)) void
+rn_thief_wait(tp__worker *w)
+{
+    // acquire: once the thief is done, its exchange of runnext shows.
+    while (atomic_load_explicit(&w->rn_thief, memory_order_acquire))
+        tp__cpu_relax();
+}
+
+// Owner only, between activations (see above): takes runnext.
 static inline tp_actor *
 runnext_take(tp__worker *w)
 {
-    return runnext_peek(w) != NULL ? runnext_swap(w, NULL) : NULL;
+    if (runnext_peek(w) == NULL)
+        return NULL;
+    // relaxed: ordered after the end of the last activation by the
+    // thief's membarrier and the call boundary (see above).
+    if (__builtin_expect(
+            atomic_load_explicit(&w->rn_thief, memory_order_relaxed), 0))
+        rn_thief_wait(w);
+    // relaxed, both: a thief writes it only inside our activations.
+    tp_actor *a = atomic_load_explicit(&w->runnext, memory_order_relaxed);
+    atomic_store_explicit(&w->runnext, NULL, memory_order_relaxed);
+    return a;
 }
 
-// A thief's half: takes v's runnext unless the owner is touching it.
+// Whether v runs an activation now, read after membarrier.
+static bool
+in_activation(tp__worker *v)
+{
+    // acquire: pairs with worker_main's release store of its tp__self.
+    tp__tls *t = atomic_load_explicit(&v->tls, memory_order_acquire);
+    tp_actor *a = NULL;
+    return t != NULL && tp__peek(&a, &t->actor, sizeof a) && a != NULL;
+}
+
+// A thief's half: takes v's runnext unless the owner is between
+// activations or replacing it.
 static tp_actor *
 runnext_steal(tp__worker *v)
 {
@@ -480,9 +515,11 @@ runnext_steal(tp__worker *v)
     // relaxed: ordered by the membarrier before it (see above). acq_rel
     // on the exchange: pairs with the owner's release store of the actor.
     if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0 &&
+        in_activation(v) &&
         !atomic_load_explicit(&v->rn_busy, memory_order_relaxed))
         a = atomic_exchange_explicit(&v->runnext, NULL, memory_order_acq_rel);
-    // release: the owner waiting in rn_wait sees runnext emptied.
+    // release: an owner waiting in rn_thief_wait or rn_lock_slow sees
+    // runnext as we left it.
     atomic_store_explicit(&v->rn_thief, 0, memory_order_release);
     return a;
 }

@@ -563,6 +563,7 @@ bool tp__ded_shutdown(tp_actor *a);
 
 // ---- the stall watch (watch.c) -----------------------------------------
 
+bool tp__peek(void *out, const void *p, size_t n);
 int tp__watch_start(tp_system *sys);
 void tp__watch_free(tp_system *sys);
 uint64_t tp__watch_stalls(tp_system *sys);

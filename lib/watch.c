@@ -6,8 +6,8 @@
 // already notes in its tp__self which actor it runs and in `activations`
 // how many activations it began, and the watch samples those eight times
 // per stall_ms. What a worker writes without telling anyone (tp__self, the
-// actor's current message) the watch reads through the kernel (peek), then
-// checks it was still current: a debugger's reading, without data races.
+// actor's current message) the watch reads through the kernel (tp__peek),
+// then checks it was still current: a debugger's reading, without races.
 //
 // It runs on the I/O thread, as a libev timer, which tp_system_start
 // starts for it: of the threads already there, the only one that sees a
@@ -50,9 +50,10 @@ typedef struct tp__watch {
 // reads a process: memory another thread may be writing, or may have
 // freed, is read without a data race or a fault (false when it could not
 // be: unmapped, or the system call is not allowed). The caller checks
-// afterwards that what it read was still current.
-static bool
-peek(void *out, const void *p, size_t n)
+// afterwards that what it read was still current, or orders the read
+// otherwise (sched.c's thieves, after membarrier).
+bool
+tp__peek(void *out, const void *p, size_t n)
 {
     struct iovec mine = {out, n}, theirs = {(void *)p, n};
     return process_vm_readv(getpid(), &mine, 1, &theirs, 1, 0) == (ssize_t)n;
@@ -71,7 +72,7 @@ sample(tp__worker *w, const void **actor, uint64_t *seq)
     // relaxed: a count, checked again before anything is trusted.
     *seq = atomic_load_explicit(&w->activations, memory_order_relaxed);
     tp_actor *a = NULL;
-    if (t == NULL || !peek(&a, &t->actor, sizeof a))
+    if (t == NULL || !tp__peek(&a, &t->actor, sizeof a))
         a = NULL;
     *actor = a;
 }
@@ -89,19 +90,19 @@ still(tp__worker *w, const void *actor, uint64_t seq)
 // "msg_tag=7 msg_from=<0.3.1>", "msg=none" (in terminate, say), or "msg=?"
 // when it could not be read. The worker sets a->current without telling
 // anyone and frees the message when the callback returns: it is read
-// through peek, then found unchanged, in the same activation.
+// through tp__peek, then found unchanged, in the same activation.
 static void
 describe_msg(tp__worker *w, const tp_actor *a, uint64_t seq, char *buf,
              size_t size)
 {
     const tp__msg *m, *again;
     tp_msg pub;
-    if (!peek(&m, &a->current, sizeof m)) {
+    if (!tp__peek(&m, &a->current, sizeof m)) {
         snprintf(buf, size, "msg=?");
     } else if (m == NULL) {
         snprintf(buf, size, "msg=none");
-    } else if (!peek(&pub, &m->pub, sizeof pub) ||
-               !peek(&again, &a->current, sizeof again) || again != m ||
+    } else if (!tp__peek(&pub, &m->pub, sizeof pub) ||
+               !tp__peek(&again, &a->current, sizeof again) || again != m ||
                !still(w, a, seq)) {
         snprintf(buf, size, "msg=?");
     } else {
@@ -120,7 +121,7 @@ report(tp_system *sys, tp__worker *w, const void *actor, uint64_t seq,
        int64_t ns, uint64_t *pid)
 {
     tp_pid p;
-    if (!peek(&p, &((const tp_actor *)actor)->pid, sizeof p))
+    if (!tp__peek(&p, &((const tp_actor *)actor)->pid, sizeof p))
         return false;
     tp_actor *a = tp__actor_lookup(sys, p);
     if (a != actor || !still(w, actor, seq))

@@ -340,6 +340,64 @@ START_TEST(test_woken_runs_elsewhere_4)
 }
 END_TEST
 
+// Thieves take runnext from owners stuck in callbacks that end, around a
+// millisecond, just as the thief decides: an actor must still never run on
+// two threads at once, and no token may be lost or doubled.
+typedef struct relay {
+    _Atomic int inside;
+    tp_pid next;
+    unsigned seed;
+} relay;
+
+static _Atomic long relay_violations, relay_hops;
+
+static int
+relay_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    relay *r = state;
+    if (msg->tag == 1) {
+        r->next = *(const tp_pid *)msg->data;
+        return TP_OK;
+    }
+    if (atomic_exchange(&r->inside, 1) != 0)
+        atomic_fetch_add(&relay_violations, 1);
+    long hop = atomic_fetch_add(&relay_hops, 1);
+    int rc = tp_send(ctx, r->next, 2, NULL, 0);
+    r->seed = r->seed * 1103515245u + 12345u + (unsigned)hop;
+    if ((r->seed >> 16) % 3 == 0) { // spin 0.8 to 1.4 ms after the send
+        double end = mono_s() + 0.0008 + (double)((r->seed >> 8) % 600) / 1e6;
+        while (mono_s() < end)
+            ;
+    }
+    atomic_store(&r->inside, 0);
+    return rc;
+}
+
+static const tp_behaviour relay_b = {
+    .name = "relay", .state_size = sizeof(relay), .handle = relay_handle};
+
+START_TEST(test_runnext_steals_race_activations)
+{
+    tp_system *sys = tpt_system(4);
+    enum { N = 8, TOKENS = 3 };
+    tp_pid p[N];
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(tp_spawn(sys, &p[i], &relay_b, NULL, NULL), 0);
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(
+            tp_system_send(sys, p[i], 1, &p[(i + 1) % N], sizeof p[0]), 0);
+    for (int t = 0; t < TOKENS; t++)
+        ck_assert_int_eq(tp_system_send(sys, p[t * N / TOKENS], 2, NULL, 0),
+                         0);
+    ck_assert(tpt_wait_ge(&relay_hops, tpt_scaled(3000), 120));
+    ck_assert_int_eq(atomic_load(&relay_violations), 0);
+    tp_system_stats st;
+    tp_system_stats_get(sys, &st);
+    ck_assert_uint_gt(st.total.steals, 0);
+    tp_system_destroy(&sys);
+}
+END_TEST
+
 Suite *
 sched_suite(void)
 {
@@ -354,6 +412,7 @@ sched_suite(void)
     tcase_add_test(tc, test_idle_system_sleeps);
     tcase_add_test(tc, test_woken_runs_elsewhere_2);
     tcase_add_test(tc, test_woken_runs_elsewhere_4);
+    tcase_add_test(tc, test_runnext_steals_race_activations);
     suite_add_tcase(s, tc);
     return s;
 }
