@@ -476,15 +476,19 @@ rn_thief_wait(tp__worker *w)
 static inline tp_actor *
 runnext_take(tp__worker *w)
 {
-    if (runnext_peek(w) == NULL)
+    // relaxed: a thief writes it only inside our activations.
+    tp_actor *a = atomic_load_explicit(&w->runnext, memory_order_relaxed);
+    if (a == NULL)
         return NULL;
     // relaxed: ordered after the end of the last activation by the
-    // thief's membarrier and the call boundary (see above).
+    // thief's membarrier and the call boundary (see above). A thief that
+    // was at work may have taken `a`: read it again once it is done.
     if (__builtin_expect(
-            atomic_load_explicit(&w->rn_thief, memory_order_relaxed), 0))
+            atomic_load_explicit(&w->rn_thief, memory_order_relaxed), 0)) {
         rn_thief_wait(w);
-    // relaxed, both: a thief writes it only inside our activations.
-    tp_actor *a = atomic_load_explicit(&w->runnext, memory_order_relaxed);
+        a = atomic_load_explicit(&w->runnext, memory_order_relaxed);
+    }
+    // relaxed: as above.
     atomic_store_explicit(&w->runnext, NULL, memory_order_relaxed);
     return a;
 }
@@ -631,39 +635,24 @@ work_visible(tp_system *sys)
 
 // ---- scheduling entry points -----------------------------------------------
 
-// Schedules `a` from outside the pool, or on its own thread.
-static __attribute__((noinline)) void
-schedule_elsewhere(tp_system *sys, tp_actor *a)
+void
+tp__sched_schedule(tp_system *sys, tp_actor *a)
 {
-    if (a->ded != NULL) { // a dedicated actor: its thread runs it
+    tp__worker *w = tp__self.worker;
+    if (w != NULL && w->sys == sys && a->ded == NULL) {
+        // Keep the woken actor on this worker so a conversation stays in
+        // this core's cache; the actor it displaces goes to the ring.
+        tp_actor *old = runnext_put(w, a);
+        if (old != NULL && runq_put(w, old) + 1 >= 2)
+            wake_one(sys);
+        return;
+    }
+    if (a->ded != NULL) { // a dedicated actor: its own thread runs it
         tp__ded_wake(a);
         return;
     }
     inject_push(sys, a);
     wake_one(sys);
-}
-
-// The actor that `a` displaced from w's runnext goes to the ring.
-static __attribute__((noinline)) void
-displaced(tp__worker *w, tp_actor *old)
-{
-    if (runq_put(w, old) + 1 >= 2)
-        wake_one(w->sys);
-}
-
-void
-tp__sched_schedule(tp_system *sys, tp_actor *a)
-{
-    tp__worker *w = tp__self.worker;
-    if (__builtin_expect(w == NULL || w->sys != sys || a->ded != NULL, 0)) {
-        schedule_elsewhere(sys, a);
-        return;
-    }
-    // Keep the woken actor on this worker so a conversation stays in this
-    // core's cache; the actor it displaces goes to the ring.
-    tp_actor *old = runnext_put(w, a);
-    if (__builtin_expect(old != NULL, 0))
-        displaced(w, old);
 }
 
 // Queues `a` on this worker where no thief takes it: for senders released
