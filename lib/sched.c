@@ -157,6 +157,8 @@ idle_take_locked(tp_system *sys, tp__worker **link)
 {
     tp__worker *w = *link;
     *link = w->idle_next;
+    // relaxed: changed under idle_lock; its lock-free readers (wake_one's
+    // first look) only take a hint from it.
     atomic_fetch_sub_explicit(&sys->nidle, 1, memory_order_relaxed);
     tp__worker *p = NULL;
     if (sys->sentry == w)
@@ -183,6 +185,8 @@ leave_idle(tp__worker *w)
         p = idle_take_locked(sys, link);
     pthread_mutex_unlock(&sys->idle_lock);
     poke(p);
+    // seq_cst: as every change of nspinning (see wake_one): a waker that
+    // sees us spinning leaves the work to us.
     if (found)
         atomic_fetch_add_explicit(&sys->nspinning, 1, memory_order_seq_cst);
     return found;
@@ -230,10 +234,12 @@ wake_all(tp_system *sys)
     sys->idle = NULL;
     sys->sentry = NULL;
     sys->sentry_deep = false;
+    // relaxed: as in idle_take_locked.
     atomic_store_explicit(&sys->nidle, 0, memory_order_relaxed);
     pthread_mutex_unlock(&sys->idle_lock);
     while (w != NULL) {
         tp__worker *next = w->idle_next; // before it can park again
+        // release: as in wake_one.
         atomic_store_explicit(&w->wake, TP__WAKE_CHOSEN, memory_order_release);
         futex_wake(&w->wake);
         w = next;
@@ -249,8 +255,9 @@ sentry_watching(tp__worker *w)
     pthread_mutex_lock(&sys->idle_lock);
     bool watch = sys->sentry == w;
     if (watch) {
-        // seq_cst: against wake_one's seq_cst CAS of nspinning before it
-        // takes this lock: either we see it spinning, or it sees us deep.
+        // relaxed on nidle: changed under the lock we hold. seq_cst on
+        // nspinning: against wake_one's seq_cst CAS of it before it takes
+        // this lock: either we see it spinning, or it sees us deep.
         sys->sentry_deep =
             atomic_load_explicit(&sys->nidle, memory_order_relaxed) ==
                 sys->nworkers &&
