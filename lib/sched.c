@@ -157,6 +157,8 @@ idle_take_locked(tp_system *sys, tp__worker **link)
 {
     tp__worker *w = *link;
     *link = w->idle_next;
+    // relaxed: changed under idle_lock; its lock-free readers (wake_one's
+    // first look) only take a hint from it.
     atomic_fetch_sub_explicit(&sys->nidle, 1, memory_order_relaxed);
     tp__worker *p = NULL;
     if (sys->sentry == w)
@@ -183,6 +185,8 @@ leave_idle(tp__worker *w)
         p = idle_take_locked(sys, link);
     pthread_mutex_unlock(&sys->idle_lock);
     poke(p);
+    // seq_cst: as every change of nspinning (see wake_one): a waker that
+    // sees us spinning leaves the work to us.
     if (found)
         atomic_fetch_add_explicit(&sys->nspinning, 1, memory_order_seq_cst);
     return found;
@@ -230,10 +234,12 @@ wake_all(tp_system *sys)
     sys->idle = NULL;
     sys->sentry = NULL;
     sys->sentry_deep = false;
+    // relaxed: as in idle_take_locked.
     atomic_store_explicit(&sys->nidle, 0, memory_order_relaxed);
     pthread_mutex_unlock(&sys->idle_lock);
     while (w != NULL) {
         tp__worker *next = w->idle_next; // before it can park again
+        // release: as in wake_one.
         atomic_store_explicit(&w->wake, TP__WAKE_CHOSEN, memory_order_release);
         futex_wake(&w->wake);
         w = next;
@@ -249,8 +255,9 @@ sentry_watching(tp__worker *w)
     pthread_mutex_lock(&sys->idle_lock);
     bool watch = sys->sentry == w;
     if (watch) {
-        // seq_cst: against wake_one's seq_cst CAS of nspinning before it
-        // takes this lock: either we see it spinning, or it sees us deep.
+        // relaxed on nidle: changed under the lock we hold. seq_cst on
+        // nspinning: against wake_one's seq_cst CAS of it before it takes
+        // this lock: either we see it spinning, or it sees us deep.
         sys->sentry_deep =
             atomic_load_explicit(&sys->nidle, memory_order_relaxed) ==
                 sys->nworkers &&
@@ -476,15 +483,19 @@ rn_thief_wait(tp__worker *w)
 static inline tp_actor *
 runnext_take(tp__worker *w)
 {
-    if (runnext_peek(w) == NULL)
+    // relaxed: a thief writes it only inside our activations.
+    tp_actor *a = atomic_load_explicit(&w->runnext, memory_order_relaxed);
+    if (a == NULL)
         return NULL;
     // relaxed: ordered after the end of the last activation by the
-    // thief's membarrier and the call boundary (see above).
+    // thief's membarrier and the call boundary (see above). A thief that
+    // was at work may have taken `a`: read it again once it is done.
     if (__builtin_expect(
-            atomic_load_explicit(&w->rn_thief, memory_order_relaxed), 0))
+            atomic_load_explicit(&w->rn_thief, memory_order_relaxed), 0)) {
         rn_thief_wait(w);
-    // relaxed, both: a thief writes it only inside our activations.
-    tp_actor *a = atomic_load_explicit(&w->runnext, memory_order_relaxed);
+        a = atomic_load_explicit(&w->runnext, memory_order_relaxed);
+    }
+    // relaxed: as above.
     atomic_store_explicit(&w->runnext, NULL, memory_order_relaxed);
     return a;
 }
@@ -631,39 +642,24 @@ work_visible(tp_system *sys)
 
 // ---- scheduling entry points -----------------------------------------------
 
-// Schedules `a` from outside the pool, or on its own thread.
-static __attribute__((noinline)) void
-schedule_elsewhere(tp_system *sys, tp_actor *a)
+void
+tp__sched_schedule(tp_system *sys, tp_actor *a)
 {
-    if (a->ded != NULL) { // a dedicated actor: its thread runs it
+    tp__worker *w = tp__self.worker;
+    if (w != NULL && w->sys == sys && a->ded == NULL) {
+        // Keep the woken actor on this worker so a conversation stays in
+        // this core's cache; the actor it displaces goes to the ring.
+        tp_actor *old = runnext_put(w, a);
+        if (old != NULL && runq_put(w, old) + 1 >= 2)
+            wake_one(sys);
+        return;
+    }
+    if (a->ded != NULL) { // a dedicated actor: its own thread runs it
         tp__ded_wake(a);
         return;
     }
     inject_push(sys, a);
     wake_one(sys);
-}
-
-// The actor that `a` displaced from w's runnext goes to the ring.
-static __attribute__((noinline)) void
-displaced(tp__worker *w, tp_actor *old)
-{
-    if (runq_put(w, old) + 1 >= 2)
-        wake_one(w->sys);
-}
-
-void
-tp__sched_schedule(tp_system *sys, tp_actor *a)
-{
-    tp__worker *w = tp__self.worker;
-    if (__builtin_expect(w == NULL || w->sys != sys || a->ded != NULL, 0)) {
-        schedule_elsewhere(sys, a);
-        return;
-    }
-    // Keep the woken actor on this worker so a conversation stays in this
-    // core's cache; the actor it displaces goes to the ring.
-    tp_actor *old = runnext_put(w, a);
-    if (__builtin_expect(old != NULL, 0))
-        displaced(w, old);
 }
 
 // Queues `a` on this worker where no thief takes it: for senders released
