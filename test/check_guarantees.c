@@ -318,8 +318,12 @@ START_TEST(test_down_passes_full_mailbox)
     for (int i = 0; i < 100 && rc == 0; i++)
         rc = tp_system_send(sys_, g, T_MSG, NULL, 0);
     ck_assert_int_eq(rc, TP_EFULL);
-    act a = {.mode = M_STOP, .to = g};
+    // The talker's own message goes elsewhere: g refuses messages now.
+    tp_pid obs = spawn(&obs_b, NULL);
+    act a = {.mode = M_STOP, .to = obs};
     ck_assert_int_eq(tp_system_send(sys_, t, T_DO, &a, sizeof a), 0);
+    // g's DOWN is queued behind a full user lane, and still gets there.
+    ck_assert_int_ge(await(T_MSG, TP_PID_NIL, 20), 0);
     atomic_store(&gate, 1);
     ck_assert_int_ge(await(TP_TAG_DOWN, t, 20), 0);
 }
