@@ -522,13 +522,13 @@ release_owned(tp_actor *a)
 }
 
 // Makes `a` unreachable and releases what it holds, except its memory,
-// which waits for a grace period in limbo.
+// which waits for a grace period in limbo. Callers have released its name
+// and timers (release_owned) first, or it never had them; its sockets are
+// looked at again for one given to it while it was dying.
 static void
 bury(tp_actor *a, int reason)
 {
-    tp__timers_owner_died(a);
     tp_system *sys = a->system;
-    tp__reg_drop(a);
     tp__slot_clear(sys, tp_pid_slot(a->pid));
     // seq_cst: after the slot is cleared, so maybe_mute and lookups that
     // still find the actor see it dead.

@@ -575,6 +575,7 @@ tp__timers_owner_died(tp_actor *a)
         }
         entry_maybe_free(t, e);
     }
+    a->ext->own_timers = false; // a second call takes no lock
     pthread_mutex_unlock(&t->lock);
 }
 
