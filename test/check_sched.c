@@ -397,7 +397,9 @@ START_TEST(test_runnext_steals_race_activations)
     ck_assert_int_eq(atomic_load(&relay_violations), 0);
     tp_system_stats st;
     tp_system_stats_get(sys, &st);
+#ifndef __SANITIZE_THREAD__ // no runnext stealing under TSan (sched.c)
     ck_assert_uint_gt(st.total.steals, 0);
+#endif
     tp_system_destroy(&sys);
 }
 END_TEST
