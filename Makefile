@@ -17,7 +17,7 @@ PATCH := $(shell sed -n 's/^\#define TP_VERSION_PATCH \([0-9]*\)/\1/p' $(VERSION
 VERSION := $(MAJOR).$(MINOR).$(PATCH)
 
 ifeq ($(SAN),)
-B := build
+B := build$(if $(DEBUG),/debug)
 else
 B := build/san-$(SAN)
 endif
@@ -40,10 +40,17 @@ SAN_FLAGS += -fno-sanitize-recover=undefined
 endif
 endif
 
+# Runtime invariants (TP_ASSERT in lib/core/core.h) are checked in
+# sanitizer builds and with DEBUG=1, compiled out otherwise.
+ASSERT_FLAGS :=
+ifneq ($(SAN)$(DEBUG),)
+ASSERT_FLAGS := -DTP_ASSERTS
+endif
+
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
 BASE_CFLAGS = -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) -pthread \
 	-Iinclude $(MSGPACK_CFLAGS) $(SAN_FLAGS) $(CFLAGS)
-LIB_CFLAGS = $(BASE_CFLAGS) -fPIC -fvisibility=hidden -Ilib
+LIB_CFLAGS = $(BASE_CFLAGS) $(ASSERT_FLAGS) -fPIC -fvisibility=hidden -Ilib
 LDLIBS_ALL = $(MSGPACK_LIBS) -lev $(CRYPTO_LIBS) -pthread $(SAN_FLAGS) $(LDFLAGS)
 
 ifeq ($(V),1)
@@ -53,7 +60,7 @@ Q := @
 endif
 
 # supervisors/ is part of the library but sees only the public headers.
-LIB_SRC := $(wildcard lib/*.c) $(wildcard supervisors/*.c)
+LIB_SRC := $(wildcard lib/*/*.c) $(wildcard supervisors/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/obj/%.o)
 TEST_SRC := $(wildcard test/*.c)
 TEST_OBJ := $(TEST_SRC:%.c=$(B)/obj/%.o)
@@ -201,8 +208,8 @@ bench-compare: deps
 	@TDIST=$(B)/bin/tdist TBARE=$(B)/bin/tbare bash tools/bench/dist.sh -e
 
 format:
-	clang-format -i include/*.h include/troupe/*.h lib/*.[ch] test/*.[ch] \
-		supervisors/*.c \
+	clang-format -i include/*.h include/troupe/*.h lib/*/*.[ch] test/*.[ch] \
+		supervisors/*.[ch] \
 		examples/*.c tools/bench/*.c
 
 clean:

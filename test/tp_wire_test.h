@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // A fake node for the wire suite: envelopes built byte by byte, handshake
-// proofs computed with OpenSSL from the transcript lib/WIRE.md specifies
+// proofs computed with OpenSSL from the transcript lib/dist/WIRE.md specifies
 // (not with the library's code), and blocking socket helpers whose every
 // wait is bounded by TPW_WAIT_MS. Failures are Check assertions.
 #ifndef TROUPE_TP_WIRE_TEST_H

@@ -93,7 +93,7 @@ typedef struct tp_actor_detail {
 TP_API int tp_actor_detail_get(tp_system *sys, tp_pid pid,
                                tp_actor_detail *out, int timeout_ms);
 
-// Serves introspection on a Unix socket at `path` (see lib/CONTROL.md): the
+// Serves introspection on a Unix socket at `path` (see lib/observe/CONTROL.md): the
 // socket is created with mode 0600 in a directory that must be, or is
 // created, mode 0700 and owned by the caller; only clients of the same
 // user or root are answered. A thread serves one request at a time; a

@@ -15,7 +15,7 @@
 // before any other frame is accepted. A peer silent for longer than the
 // configured timeout is declared down: every link across it gets an exit
 // signal and every monitor a DOWN with reason TP_REASON_NOCONNECTION.
-// lib/WIRE.md documents the protocol.
+// lib/dist/WIRE.md documents the protocol.
 #ifndef TROUPE_NODE_H
 #define TROUPE_NODE_H
 

@@ -10,7 +10,7 @@
 // is shut, and the harness reads until the node closes the connection.
 // Delivered messages go to an actor that unpacks their payload and echoes
 // them, so the answer path runs too.
-#include "wire.h"
+#include "dist/wire.h"
 
 #include <troupe.h>
 

@@ -3,7 +3,7 @@
 # Writes the seed corpus of test/fuzz/fuzz_wire.c into test/fuzz/corpus/.
 # An input is one byte of mode (bit 0: handshake first; bit 1: frames
 # addressed to a live actor) followed by the bytes written to the node:
-# frames, good and bad, as lib/WIRE.md has them. The files are committed;
+# frames, good and bad, as lib/dist/WIRE.md has them. The files are committed;
 # after changing this, run `python3 test/fuzz/mkcorpus.py` and commit them.
 import os
 import struct

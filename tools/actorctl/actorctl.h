@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // actorctl's internal interface. actorctl is a client of the control
-// socket protocol (lib/CONTROL.md) and nothing else: it links msgpack-c,
+// socket protocol (lib/observe/CONTROL.md) and nothing else: it links msgpack-c,
 // not libtroupe, so it can inspect a node built from any version that
 // speaks the protocol. The modules: conn.c finds the socket and exchanges
 // frames, reply.c checks and decodes replies, out.c formats (tables,

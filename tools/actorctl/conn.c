@@ -4,7 +4,7 @@
 // else is looked at then), else at $XDG_RUNTIME_DIR/troupe/NAME.sock,
 // /tmp/troupe-UID/NAME.sock or, for root, /run/troupe/NAME.sock; the
 // first that exists wins. Frames
-// are a 4-byte big-endian length and one msgpack map (lib/CONTROL.md).
+// are a 4-byte big-endian length and one msgpack map (lib/observe/CONTROL.md).
 // Each request has one deadline for its whole exchange, and a reply is
 // checked to be one well-formed msgpack map before msgpack-c unpacks it,
 // so a node that sends garbage or closes early costs a diagnostic, never

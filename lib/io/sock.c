@@ -5,9 +5,9 @@
 // so checking a handle and its owner never waits for the I/O thread. A
 // handle is the slot's index and generation: a closed socket's handle
 // stays dead when its slot is reused.
-#include "troupe_impl.h"
-#include "io.h"
-#include "wire.h"
+#include "core/core.h"
+#include "dist/wire.h"
+#include "io/io.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -504,16 +504,6 @@ socks_get(tp_system *sys)
 }
 
 static int
-check_ctx(tp_ctx *ctx)
-{
-    if (ctx == NULL)
-        return TP_EINVAL;
-    if (tp__self.actor != (tp_actor *)ctx)
-        return TP_EPERM;
-    return 0;
-}
-
-static int
 parse(const char *addr, struct sockaddr_in *sa, bool any_port)
 {
     if (addr == NULL)
@@ -590,7 +580,7 @@ open_sock(tp_actor *a, tp__socks *t, int fd, int kind, tp_sock *out)
 int
 tp_sock_listen(tp_ctx *ctx, const char *addr, tp_sock *out, uint16_t *port)
 {
-    int rc = check_ctx(ctx);
+    int rc = tp__check_ctx(ctx);
     if (rc != 0)
         return rc;
     tp_actor *a = (tp_actor *)ctx;
@@ -621,7 +611,7 @@ tp_sock_listen(tp_ctx *ctx, const char *addr, tp_sock *out, uint16_t *port)
 int
 tp_sock_connect(tp_ctx *ctx, const char *addr, tp_sock *out)
 {
-    int rc = check_ctx(ctx);
+    int rc = tp__check_ctx(ctx);
     if (rc != 0)
         return rc;
     tp_actor *a = (tp_actor *)ctx;
@@ -649,7 +639,7 @@ tp_sock_connect(tp_ctx *ctx, const char *addr, tp_sock *out)
 static int
 owned(tp_ctx *ctx, tp_sock s, tp__socks **tp, uint32_t *idx)
 {
-    int rc = check_ctx(ctx);
+    int rc = tp__check_ctx(ctx);
     if (rc != 0)
         return rc;
     tp_actor *a = (tp_actor *)ctx;

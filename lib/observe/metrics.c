@@ -3,7 +3,8 @@
 // thread of its own. Requests are read with a size limit and a deadline;
 // anything but GET /metrics gets 404 or 400. Counts are node-wide, never
 // per actor, so a scrape stays small however many actors run.
-#include "troupe_impl.h"
+#include "core/core.h"
+#include "observe/observe.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -3,7 +3,10 @@
 // one atomic exchange plus one release store; a pop touches only the
 // consumer's side until the queue runs dry. Small messages come from a
 // per-scheduler-thread free list so the hot path rarely reaches malloc.
-#include "troupe_impl.h"
+#include "core/core.h"
+#include "io/io.h"
+#include "observe/observe.h"
+#include "signals/signals.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT
-// Timers, requests and calls. Pending timers sit in one binary heap per
+// Timers. Pending timers sit in one binary heap per
 // system ordered by deadline, served by a timer thread started on first
 // use. A timer's message carries the timer, and the receiving actor claims
 // it just before handling: that is what lets tp_timer_cancel promise that
 // a cancelled timer's message is never handled, even one already queued.
-#include "troupe_impl.h"
+#include "core/core.h"
+#include "signals/signals.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -50,14 +51,6 @@ struct tp__timers {
     uint32_t *free_idx;
     uint32_t nfree, capfree;
 };
-
-static int64_t
-now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static tmr *
 entry(tp__timers *t, uint32_t idx)
@@ -268,7 +261,7 @@ timer_main(void *arg)
             continue;
         }
         tmr *e = t->heap[0];
-        int64_t now = now_ns();
+        int64_t now = tp__now_ns();
         if (e->due_ns > now) {
             struct timespec ts = {(time_t)(e->due_ns / 1000000000),
                                   (long)(e->due_ns % 1000000000)};
@@ -330,16 +323,15 @@ tp__timers_new(tp_system *sys)
     if (t == NULL)
         return TP_ENOMEM;
     t->sys = sys;
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    if (pthread_mutex_init(&t->lock, NULL) != 0 ||
-        pthread_cond_init(&t->cond, &ca) != 0) {
-        pthread_condattr_destroy(&ca);
+    if (pthread_mutex_init(&t->lock, NULL) != 0) {
         free(t);
         return TP_ENOMEM;
     }
-    pthread_condattr_destroy(&ca);
+    if (tp__cond_init(&t->cond) != 0) {
+        pthread_mutex_destroy(&t->lock);
+        free(t);
+        return TP_ENOMEM;
+    }
     sys->timers = t;
     return 0;
 }
@@ -402,7 +394,7 @@ arm(tp__timers *t, tmr *e, uint32_t ms)
             return TP_EAGAIN;
         t->running = true;
     }
-    e->due_ns = now_ns() + (int64_t)ms * 1000000;
+    e->due_ns = tp__now_ns() + (int64_t)ms * 1000000;
     int rc = heap_push(t, e);
     if (rc == 0 && e->heap_at == 0)
         pthread_cond_signal(&t->cond);
@@ -481,32 +473,12 @@ tp__timer_cancel(tp_system *sys, uint64_t id)
 // ---- the public calls ------------------------------------------------------
 
 static int
-check_actor(tp_ctx *ctx)
-{
-    if (ctx == NULL)
-        return TP_EINVAL;
-    if (tp__self.actor != (tp_actor *)ctx)
-        return TP_EPERM;
-    return 0;
-}
-
-static int
-check_payload(uint32_t tag, const void *data, size_t size)
-{
-    if (tag >= TP_TAG_RESERVED || (data == NULL && size > 0))
-        return TP_EINVAL;
-    if (size > TP_MSG_MAX)
-        return TP_EMSGSIZE;
-    return 0;
-}
-
-static int
 add_user_timer(tp_ctx *ctx, tp_pid to, uint32_t ms, uint32_t period,
                uint32_t tag, const void *data, size_t size, tp_timer *out)
 {
-    int rc = check_actor(ctx);
+    int rc = tp__check_ctx(ctx);
     if (rc == 0)
-        rc = check_payload(tag, data, size);
+        rc = tp__check_payload(tag, data, size);
     if (rc != 0)
         return rc;
     tp_actor *a = (tp_actor *)ctx;
@@ -601,211 +573,4 @@ tp_timer_cancel(tp_system *sys, tp_timer t)
     if (sys == NULL || t == 0)
         return TP_EINVAL;
     return tp__timer_cancel(sys, t);
-}
-
-int
-tp_request(tp_ctx *ctx, tp_pid to, uint32_t tag, const void *data, size_t size,
-           uint32_t timeout_ms, uint64_t *ref)
-{
-    int rc = check_actor(ctx);
-    if (rc == 0)
-        rc = check_payload(tag, data, size);
-    if (rc == 0 && timeout_ms == 0)
-        rc = TP_EINVAL;
-    if (rc != 0)
-        return rc;
-    tp_actor *a = (tp_actor *)ctx;
-    tp__ext *x = tp__ext_of(a);
-    if (x == NULL)
-        return TP_ENOMEM;
-    uint64_t r = tp__new_ref(a->system);
-    uint64_t timer = tp__timer_add_timeout(a->system, a->pid, r, timeout_ms);
-    if (timer == 0)
-        return TP_ENOMEM;
-    if ((rc = tp__map_put(&x->requests, r, timer)) != 0) {
-        tp__timer_cancel(a->system, timer);
-        return rc;
-    }
-    bool gone = false;
-    tp__msg *m = tp__msg_new_copy(a->system, tag, a->pid, data, size);
-    if (m == NULL || (rc = tp__request_monitor(a, to, r, &gone)) != 0) {
-        rc = m == NULL ? TP_ENOMEM : rc;
-        tp__msg_free(m);
-        tp__map_del(&x->requests, r, NULL);
-        tp__timer_cancel(a->system, timer);
-        return rc;
-    }
-    // relaxed: a bound for tp__deliver_reply; only we increment it.
-    atomic_fetch_add_explicit(&a->req_pending, 1, memory_order_relaxed);
-    if (gone) {
-        tp__msg_free(m); // the failure (noproc) is on its way to us
-    } else {
-        m->pub.ref = r;
-        rc = tp__deliver(a->system, a, to, m);
-        if (rc != 0)
-            tp__msg_free(m);
-        // The callee died or its node was lost after the monitor went
-        // out: the monitor's DOWN fails the request. Anything else
-        // refused the request itself.
-        if (rc != 0 && rc != TP_ENOACTOR && rc != TP_ENOTCONN) {
-            tp__request_done(a, r, TP_PID_NIL);
-            return rc;
-        }
-    }
-    if (ref != NULL)
-        *ref = r;
-    return 0;
-}
-
-int
-tp_reply(tp_ctx *ctx, uint32_t tag, const void *data, size_t size)
-{
-    int rc = check_actor(ctx);
-    if (rc == 0)
-        rc = check_payload(tag, data, size);
-    if (rc != 0)
-        return rc;
-    tp_actor *a = (tp_actor *)ctx;
-    const tp__msg *req = a->current;
-    if (req == NULL || req->pub.ref == 0 || (req->flags & TP__MSG_REPLY) ||
-        tp_pid_is_nil(req->pub.from))
-        return TP_EINVAL;
-    return tp_reply_to(ctx, req->pub.from, req->pub.ref, tag, data, size);
-}
-
-int
-tp_reply_to(tp_ctx *ctx, tp_pid to, uint64_t ref, uint32_t tag,
-            const void *data, size_t size)
-{
-    int rc = check_actor(ctx);
-    if (rc == 0)
-        rc = check_payload(tag, data, size);
-    if (rc == 0 && (ref == 0 || tp_pid_is_nil(to)))
-        rc = TP_EINVAL;
-    if (rc != 0)
-        return rc;
-    tp_actor *a = (tp_actor *)ctx;
-    tp__msg *m = tp__msg_new_copy(a->system, tag, a->pid, data, size);
-    if (m == NULL)
-        return TP_ENOMEM;
-    m->pub.ref = ref;
-    m->flags |= TP__MSG_REPLY;
-    tp__request_answered(a, to, ref);
-    if (tp__deliver_reply(a->system, a, to, m) != 0)
-        tp__msg_free(m); // the requester is gone: nobody to answer
-    return 0;
-}
-
-// ---- tp_call: a request made by a hidden actor on the caller's behalf ----
-
-typedef struct call_slot {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    bool done;
-    int rc;
-    tp_call_reply reply;
-    tp_pid to;
-    uint32_t tag, timeout_ms;
-    const void *data;
-    size_t size;
-    uint64_t ref;
-} call_slot;
-
-static void
-call_finish(call_slot *c, int rc)
-{
-    pthread_mutex_lock(&c->lock);
-    if (!c->done) {
-        c->done = true;
-        c->rc = rc;
-        pthread_cond_signal(&c->cond);
-    }
-    pthread_mutex_unlock(&c->lock);
-}
-
-static int
-call_init(tp_ctx *ctx, void *state, void *arg)
-{
-    call_slot *c = arg;
-    *(call_slot **)state = c;
-    return tp_request(ctx, c->to, c->tag, c->data, c->size, c->timeout_ms,
-                      &c->ref);
-}
-
-static int
-call_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
-{
-    (void)ctx;
-    call_slot *c = *(call_slot **)state;
-    if (c == NULL)
-        return TP_STOP;
-    if (msg->tag == TP_TAG_FAILED) {
-        call_finish(c, TP_ENOACTOR);
-    } else if (msg->tag == TP_TAG_TIMEOUT) {
-        call_finish(c, TP_ETIMEDOUT);
-    } else if (msg->ref == c->ref) {
-        void *copy = msg->size ? malloc(msg->size) : NULL;
-        if (msg->size && copy == NULL) {
-            call_finish(c, TP_ENOMEM);
-        } else {
-            if (msg->size)
-                memcpy(copy, msg->data, msg->size);
-            c->reply = (tp_call_reply){msg->tag, copy, msg->size};
-            call_finish(c, 0);
-        }
-    } else {
-        return TP_OK; // not ours to read
-    }
-    // The caller may return (and its slot vanish) from now on.
-    *(call_slot **)state = NULL;
-    return TP_STOP;
-}
-
-static void
-call_terminate(tp_ctx *ctx, void *state, int reason)
-{
-    (void)ctx;
-    (void)reason;
-    if (*(call_slot **)state != NULL)
-        call_finish(*(call_slot **)state, TP_ESHUTDOWN);
-}
-
-static const tp_behaviour call_proxy = {.name = "tp_call",
-                                        .state_size = sizeof(call_slot *),
-                                        .init = call_init,
-                                        .handle = call_handle,
-                                        .terminate = call_terminate};
-
-int
-tp_call(tp_system *sys, tp_pid to, uint32_t tag, const void *data, size_t size,
-        int timeout_ms, tp_call_reply *out)
-{
-    if (sys == NULL || out == NULL || timeout_ms < -1 || timeout_ms == 0)
-        return TP_EINVAL;
-    if (tp__self.actor != NULL || tp__self.worker != NULL)
-        return TP_EPERM;
-    int rc = check_payload(tag, data, size);
-    if (rc != 0)
-        return rc;
-    call_slot c = {.to = to,
-                   .tag = tag,
-                   .data = data,
-                   .size = size,
-                   .timeout_ms =
-                       timeout_ms < 0 ? UINT32_MAX : (uint32_t)timeout_ms};
-    pthread_mutex_init(&c.lock, NULL);
-    pthread_cond_init(&c.cond, NULL);
-    rc = tp_spawn(sys, NULL, &call_proxy, &c, NULL);
-    if (rc == 0) {
-        pthread_mutex_lock(&c.lock);
-        while (!c.done)
-            pthread_cond_wait(&c.cond, &c.lock);
-        pthread_mutex_unlock(&c.lock);
-        rc = c.rc;
-    }
-    pthread_mutex_destroy(&c.lock);
-    pthread_cond_destroy(&c.cond);
-    if (rc == 0)
-        *out = c.reply;
-    return rc;
 }

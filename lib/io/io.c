@@ -6,8 +6,9 @@
 // touches loop state safely; it then wakes the loop with tp__io_wake.
 // The only file of the runtime that includes <ev.h>: io.h's watchers wrap
 // libev's here.
-#include "troupe_impl.h"
-#include "io.h"
+#include "core/core.h"
+#include "dist/dist.h"
+#include "io/io.h"
 
 #include <ev.h>
 #include <stdlib.h>

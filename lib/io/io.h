@@ -12,7 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "troupe_impl.h"
+#include "core/core.h"
 
 enum { TP__IO_NODE = 0, TP__IO_SOCK = 1, TP__IO_CLIENTS = 2 };
 
@@ -82,5 +82,10 @@ void tp__io_timer_again(tp__io *io, tp__io_timer *t);
 // The loop's clock in seconds, as of its last wake-up or update.
 double tp__io_now(tp__io *io);
 void tp__io_now_update(tp__io *io);
+
+// Actors' sockets (sock.c), as the core and the I/O thread call them.
+void tp__sock_data_done(tp__msg *m);
+void tp__sock_owner_died(tp_actor *a);
+void tp__sock_free(tp_system *sys);
 
 #endif

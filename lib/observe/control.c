@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 // The control socket: a Unix stream socket answering msgpack requests with
-// introspection data (lib/CONTROL.md). One thread serves one client at a
+// introspection data (lib/observe/CONTROL.md). One thread serves one client at a
 // time; every read has a deadline and every frame a size limit, so a bad
 // client costs at most a few seconds of this thread, never the node.
-#include "troupe_impl.h"
+#include "core/core.h"
+#include "observe/observe.h"
 
 #include <errno.h>
 #include <fcntl.h>

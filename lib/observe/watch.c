@@ -16,8 +16,10 @@
 // the only one; the timer thread starts on first use and exists for
 // timers; the I/O thread already serves the runtime's periodic chores and
 // never runs actors' callbacks, so it is free whenever a callback is not.
-#include "troupe_impl.h"
-#include "io.h"
+#include "core/core.h"
+#include "dist/dist.h"
+#include "io/io.h"
+#include "observe/observe.h"
 
 #include <stdio.h>
 #include <stdlib.h>

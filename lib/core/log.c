@@ -5,7 +5,7 @@
 // origin it named. tp_log_stderr, the default sink, writes a line as
 // journald reads it ("<3>" priority prefix) and adds a timestamp when
 // stderr is not the journal.
-#include "troupe_impl.h"
+#include "core/core.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// The distribution wire format (lib/WIRE.md describes it for humans): a
+// The distribution wire format (lib/dist/WIRE.md describes it for humans): a
 // frame is a 4-byte big-endian length followed by one msgpack array, the
 // envelope, whose first element is the frame type. Encoding writes into a
 // caller's buffer; decoding reads a frame in place and allocates nothing,

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
-// Private declarations shared by the runtime's modules: the actor record,
-// messages and their intrusive MPSC queues, scheduler workers, the actor
-// table and the system. Every lib/*.c includes this header first.
-#ifndef TROUPE_IMPL_H
-#define TROUPE_IMPL_H
+// The core subsystem's internal header: messages and their intrusive MPSC
+// queues, the actor record, scheduler workers, the actor table, the
+// registry, clocks, logging and the system record. Every lib/*/*.c
+// includes it first; lib/README.md says which subsystem may call which.
+#ifndef TROUPE_CORE_H
+#define TROUPE_CORE_H
 
 #include <limits.h>
 #include <pthread.h>
@@ -15,6 +16,20 @@
 #include <stdint.h>
 
 #include "troupe.h"
+
+// Says an invariant of the runtime in code: checked in debug and sanitizer
+// builds (the Makefile defines TP_ASSERTS for SAN=... and DEBUG=1), where
+// a broken one aborts with its place and text; compiled out in release
+// builds, where the expression is not evaluated. Only for the runtime's own
+// invariants: bad input from users, files or peers is an error code.
+#ifdef TP_ASSERTS
+#define TP_ASSERT(cond)                                                        \
+    ((cond) ? (void)0 : tp__assert_fail(#cond, __FILE__, __LINE__, __func__))
+#else
+#define TP_ASSERT(cond) ((void)sizeof(!(cond)))
+#endif
+_Noreturn void tp__assert_fail(const char *expr, const char *file, int line,
+                               const char *func);
 
 #define TP__CACHELINE 64
 #define TP__ALIGNED alignas(TP__CACHELINE)
@@ -145,6 +160,7 @@ void tp__pool_io_free(tp__worker **w);
 enum { TP__MUTE_NONE = 0, TP__MUTE_PENDING = 1, TP__MUTE_PARKED = 2 };
 
 typedef struct tp_actor tp_actor;
+typedef struct tp__timers tp__timers;
 
 // Fields are grouped by the thread that writes them. The record is not
 // cache-line aligned: a million idle actors matter more than the false
@@ -212,103 +228,47 @@ struct tp_actor {
     int64_t born_ms;                // CLOCK_MONOTONIC_COARSE at spawn
 };
 
-// ---- links, monitors and requests (link.c) ----------------------------
+tp_actor *tp__actor_lookup(tp_system *sys, tp_pid pid);
+void tp__actor_run(tp__worker *w, tp_actor *a);
+void tp__actor_free(tp_actor *a);
+void tp__actor_shutdown(tp_actor *a);
 
-// A set or map of 64-bit keys (never 0 or UINT64_MAX) by open addressing.
-typedef struct tp__map {
-    uint64_t *keys;
-    uint64_t *vals;
-    uint32_t cap, len, used; // used counts tombstones too
-} tp__map;
 
-bool tp__map_get(const tp__map *m, uint64_t key, uint64_t *val);
-int tp__map_put(tp__map *m, uint64_t key, uint64_t val);
-bool tp__map_del(tp__map *m, uint64_t key, uint64_t *val);
-void tp__map_free(tp__map *m);
+// Checks a user message's tag and payload: TP_EINVAL for a reserved tag or
+// NULL data with a size, TP_EMSGSIZE past TP_MSG_MAX.
+static inline int
+tp__check_payload(uint32_t tag, const void *data, size_t size)
+{
+    if (tag >= TP_TAG_RESERVED || (data == NULL && size > 0))
+        return TP_EINVAL;
+    if (size > TP_MSG_MAX)
+        return TP_EMSGSIZE;
+    return 0;
+}
 
-// Touched only by the actor's own activation (or its spawner before init
-// returns).
-typedef struct tp__ext {
-    bool trap_exit;
-    tp__map links;    // pid -> 1
-    tp__map watchers; // ref -> pid of the actor monitoring us
-    tp__map monitors; // ref -> pid we monitor
-    tp__map requests; // ref -> timer of our pending requests
-    struct tmr *timers; // timers set for ourselves, under the timers' lock
-    bool own_timers;    // we set one: our exit walks `timers`
-    char exit_text[TP_REASON_TEXT_MAX]; // tp_fail's text, for signals
-} tp__ext;
+// ---- delivery (actor.c) ----------------------------------------------
 
-tp__ext *tp__ext_of(tp_actor *a);
-int tp__link_spawned(tp_actor *parent, tp_actor *child);
-void tp__unlink_spawned(tp_actor *parent, tp_actor *child);
-int tp__system_signal(tp__msg *m, tp_actor *a, tp__msg **deliver);
-void tp__notify_exit(tp_actor *a, int reason);
-void tp__answer_late(tp_actor *a, tp__msg *m, int reason);
-void tp__ext_free(tp_actor *a);
 int tp__push_sys(tp_system *sys, tp_pid to, tp__msg *m);
 int tp__deliver(tp_system *sys, tp_actor *self, tp_pid to, tp__msg *m);
 int tp__deliver_nowait(tp_system *sys, tp_pid to, tp__msg *m);
 int tp__deliver_force(tp_system *sys, tp_pid to, tp__msg *m);
 int tp__deliver_reply(tp_system *sys, tp_actor *self, tp_pid to, tp__msg *m);
 void tp__actor_kill_now(tp_system *sys, tp_pid pid);
-bool tp__request_done(tp_actor *a, uint64_t ref, tp_pid from);
-int tp__request_monitor(tp_actor *a, tp_pid to, uint64_t ref, bool *gone);
-void tp__request_answered(tp_actor *a, tp_pid to, uint64_t ref);
 uint64_t tp__new_ref(tp_system *sys);
-
 #define TP__EWAIT INT_MIN // internal: a thread should wait and retry
 
-// ---- distribution (node.c) --------------------------------------------
+// ---- clocks (clock.c) -------------------------------------------------
 
-// How a message is put into a peer's send queue.
-enum { TP__ROUTE_NORMAL, TP__ROUTE_NOWAIT, TP__ROUTE_FORCE, TP__ROUTE_SYS };
-
-struct tp__dist;
-extern const tp_behaviour tp__proxy_behaviour;
-int tp__proxy_put(tp_actor *p, tp_actor *sender, tp__msg *m, int mode);
-uint32_t tp__proxy_settle(tp_actor *p, uint32_t users, uint32_t total);
-int tp__deliver_io(tp_system *sys, tp_pid to, tp__msg *m);
-int tp__deliver_io_chain(tp_system *sys, tp_pid to, tp__msg *first,
-                         tp__msg *last, uint32_t n);
-bool tp__io_wait_room(tp_system *sys, tp_pid to);
-void tp__node_unstall(tp_system *sys);
-int tp__node_route(tp_system *sys, tp_actor *self, tp_pid to, tp__msg *m,
-                   int mode);
-void tp__node_kick(tp_actor *proxy);
-// The peers whose queued frames this thread's activation held back
-// (node.c's corking); the scheduler calls tp__node_uncork after an
-// activation that left any. Only in TLS of its own, not in tp__self, which
-// callbacks run inside an activation (init, terminate) save and restore.
-#define TP__CORK_PEERS 8
-typedef struct tp__corkset {
-    struct tp__peer *peers[TP__CORK_PEERS];
-    unsigned npeers, frames;
-} tp__corkset;
-extern _Thread_local tp__corkset tp__corked;
-void tp__node_uncork(void);
-void tp__node_stop(tp_system *sys);
-void tp__io_stop(tp_system *sys);
-void tp__io_free(tp_system *sys);
-void tp__node_free(tp_system *sys);
-int tp__node_pid_encode(tp_system *sys, tp_pid pid, const char **node,
-                        uint32_t *inc, uint64_t *local);
-int tp__node_pid_decode(tp_system *sys, const char *node, uint32_t inc,
-                        uint64_t local, tp_pid *out);
-
-// ---- introspection (introspect.c, control.c) ---------------------------
-
-struct tp__info;
-void tp__info_answer(tp_actor *a, tp__msg *m);
-void tp__info_release(tp__msg *m);
-void tp__ext_detail(tp_actor *a, tp_actor_detail *d);
-void tp__control_stop(tp_system *sys);
-void tp__sock_data_done(tp__msg *m);
-void tp__sock_owner_died(tp_actor *a);
-void tp__sock_free(tp_system *sys);
-void tp__metrics_stop(tp_system *sys);
+struct timespec;
 int64_t tp__now_coarse_ms(void);
 int64_t tp__now_ns(void);
+int64_t tp__now_ms(void);
+// Sets *dl to CLOCK_MONOTONIC now plus `timeout_ms` (>= 0), for condition
+// variables made by tp__cond_init.
+void tp__deadline(struct timespec *dl, int timeout_ms);
+// Initialises a condition variable that waits on CLOCK_MONOTONIC; returns 0
+// or a negative errno.
+int tp__cond_init(pthread_cond_t *c);
 
 // A cheap, monotonic tick count for timing activations (actors' run
 // time): the time-stamp counter on x86-64, where it is invariant on every
@@ -332,27 +292,6 @@ tp__ticks(void)
 #endif
 void tp__tick_calibrate(tp_system *sys);
 double tp__tick_ns(tp_system *sys);
-int tp__pack_check(const uint8_t *p, size_t n);
-
-// ---- timers (timer.c) -------------------------------------------------
-
-typedef struct tp__timers tp__timers;
-int tp__timers_new(tp_system *sys);
-void tp__timers_stop(tp_system *sys);
-void tp__timers_free(tp_system *sys);
-uint64_t tp__timers_live(tp_system *sys);
-bool tp__timer_claim(tp__msg *m);
-void tp__timer_msg_gone(tp__msg *m);
-uint64_t tp__timer_add_timeout(tp_system *sys, tp_pid to, uint64_t ref,
-                               uint32_t ms);
-int tp__timer_cancel(tp_system *sys, uint64_t id);
-void tp__timers_owner_died(tp_actor *a);
-
-tp_actor *tp__actor_lookup(tp_system *sys, tp_pid pid);
-void tp__actor_run(tp__worker *w, tp_actor *a);
-void tp__actor_free(tp_actor *a);
-void tp__actor_shutdown(tp_actor *a);
-
 // ---- scheduler (sched.c) ----------------------------------------------
 
 #define TP__RUNQ_SIZE 1024
@@ -452,6 +391,18 @@ void tp__fault_altstack_off(void *mem);
 void tp__fault_backtrace(char *buf, size_t size);
 
 extern _Thread_local tp__tls tp__self;
+
+// The check every call made "inside the actor only" starts with: a NULL
+// context is bad input, another actor's (or none) is the wrong thread.
+static inline int
+tp__check_ctx(tp_ctx *ctx)
+{
+    if (ctx == NULL)
+        return TP_EINVAL;
+    if (tp__self.actor != (tp_actor *)ctx)
+        return TP_EPERM;
+    return 0;
+}
 
 // ---- the system (system.c) --------------------------------------------
 
@@ -560,25 +511,6 @@ bool tp__ded_defer(tp_actor *a);
 void tp__ded_release(tp_actor *a);
 void tp__ded_quiesce_all(tp_system *sys);
 bool tp__ded_shutdown(tp_actor *a);
-
-// ---- the stall watch (watch.c) -----------------------------------------
-
-bool tp__peek(void *out, const void *p, size_t n);
-int tp__watch_start(tp_system *sys);
-void tp__watch_free(tp_system *sys);
-uint64_t tp__watch_stalls(tp_system *sys);
-
-// The actors a snapshot shows as busy: those in an activation the watch
-// found stalled, which still runs.
-typedef struct tp__busy {
-    unsigned n;
-    struct {
-        uint64_t pid;
-        int64_t since_ns; // tp__now_ns clock
-    } at[];
-} tp__busy;
-
-tp__busy *tp__watch_busy(tp_system *sys);
 
 // ---- logging (log.c) --------------------------------------------------
 

@@ -6,7 +6,9 @@
 // single writer and need no lock.
 // An actor that dies answers the requests still queued for it: links get
 // its exit signal, monitors a DOWN, so no watcher waits forever.
-#include "troupe_impl.h"
+#include "core/core.h"
+#include "observe/observe.h"
+#include "signals/signals.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -166,16 +168,6 @@ tp__new_ref(tp_system *sys)
            1;
 }
 
-static int
-check_ctx(tp_ctx *ctx)
-{
-    if (ctx == NULL)
-        return TP_EINVAL;
-    if (tp__self.actor != (tp_actor *)ctx)
-        return TP_EPERM;
-    return 0;
-}
-
 // ---- sending signals -------------------------------------------------------
 
 static tp__msg *
@@ -223,7 +215,7 @@ send_signal(tp_system *sys, uint16_t kind, tp_pid from, tp_pid to,
 int
 tp_link(tp_ctx *ctx, tp_pid pid)
 {
-    int rc = check_ctx(ctx);
+    int rc = tp__check_ctx(ctx);
     if (rc != 0)
         return rc;
     tp_actor *a = (tp_actor *)ctx;
@@ -246,7 +238,7 @@ tp_link(tp_ctx *ctx, tp_pid pid)
 int
 tp_unlink(tp_ctx *ctx, tp_pid pid)
 {
-    int rc = check_ctx(ctx);
+    int rc = tp__check_ctx(ctx);
     if (rc != 0)
         return rc;
     tp_actor *a = (tp_actor *)ctx;
@@ -260,7 +252,7 @@ tp_unlink(tp_ctx *ctx, tp_pid pid)
 int
 tp_trap_exit(tp_ctx *ctx, bool on)
 {
-    int rc = check_ctx(ctx);
+    int rc = tp__check_ctx(ctx);
     if (rc != 0)
         return rc;
     tp__ext *x = tp__ext_of((tp_actor *)ctx);
@@ -284,7 +276,7 @@ killed_now(tp_system *sys, tp_pid pid, int reason, int rc)
 int
 tp_exit(tp_ctx *ctx, tp_pid pid, int reason)
 {
-    int rc = check_ctx(ctx);
+    int rc = tp__check_ctx(ctx);
     if (rc != 0)
         return rc;
     tp_actor *a = (tp_actor *)ctx;
@@ -317,7 +309,7 @@ tp_system_exit(tp_system *sys, tp_pid pid, int reason)
 int
 tp_monitor(tp_ctx *ctx, tp_pid pid, uint64_t *ref)
 {
-    int rc = check_ctx(ctx);
+    int rc = tp__check_ctx(ctx);
     if (rc != 0)
         return rc;
     tp_actor *a = (tp_actor *)ctx;
@@ -347,7 +339,7 @@ tp_monitor(tp_ctx *ctx, tp_pid pid, uint64_t *ref)
 int
 tp_demonitor(tp_ctx *ctx, uint64_t ref)
 {
-    int rc = check_ctx(ctx);
+    int rc = tp__check_ctx(ctx);
     if (rc != 0)
         return rc;
     tp_actor *a = (tp_actor *)ctx;

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Printing and parsing pids as "<node.slot.gen>".
-#include "troupe_impl.h"
+#include "core/core.h"
 
 #include <ctype.h>
 #include <inttypes.h>

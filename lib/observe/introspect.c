@@ -2,68 +2,13 @@
 // Introspection: a snapshot of every actor read from the actor table while
 // everything runs, and details an actor gives about itself between two
 // messages (its link and monitor tables have a single writer: itself).
-#include "troupe_impl.h"
+#include "core/core.h"
+#include "observe/observe.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-int64_t
-tp__now_coarse_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t
-tp__now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-// Marks the start of the system's life for the tick rate and, when run
-// time is measured on x86-64, takes a first measurement over 200 us
-// (within about 1 %) for snapshots of a system younger than a second.
-void
-tp__tick_calibrate(tp_system *sys)
-{
-    sys->born_ns = tp__now_ns();
-    sys->born_ticks = tp__ticks();
-    sys->tick_ns0 = 1.0;
-#if defined(__x86_64__)
-    if (!sys->cfg.cpu_time)
-        return;
-    int64_t ns;
-    uint64_t t;
-    do {
-        ns = tp__now_ns() - sys->born_ns;
-        t = tp__ticks() - sys->born_ticks;
-    } while (ns < 200000);
-    if (t > 0)
-        sys->tick_ns0 = (double)ns / (double)t;
-#endif
-}
-
-// Measured over the system's whole life once it is a second old: exact to
-// a few parts per million after that.
-double
-tp__tick_ns(tp_system *sys)
-{
-#if defined(__x86_64__)
-    int64_t ns = tp__now_ns() - sys->born_ns;
-    uint64_t t = tp__ticks() - sys->born_ticks;
-    if (ns >= 1000000000 && t > 0)
-        return (double)ns / (double)t;
-    return sys->tick_ns0;
-#else
-    (void)sys;
-    return 1.0; // ticks are nanoseconds
-#endif
-}
 
 struct tp_snapshot {
     tp_system_stats stats;
@@ -327,12 +272,15 @@ tp_actor_detail_get(tp_system *sys, tp_pid pid, tp_actor_detail *out,
     tp__info *r = calloc(1, sizeof *r);
     if (r == NULL)
         return TP_ENOMEM;
-    pthread_mutex_init(&r->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&r->cond, &ca);
-    pthread_condattr_destroy(&ca);
+    if (pthread_mutex_init(&r->lock, NULL) != 0) {
+        free(r);
+        return TP_ENOMEM;
+    }
+    if (tp__cond_init(&r->cond) != 0) {
+        pthread_mutex_destroy(&r->lock);
+        free(r);
+        return TP_ENOMEM;
+    }
     r->refs = 2;
     tp__msg *m = tp__msg_new_copy(sys, 0, TP_PID_NIL, &r, sizeof r);
     if (m == NULL) {
@@ -350,13 +298,7 @@ tp_actor_detail_get(tp_system *sys, tp_pid pid, tp_actor_detail *out,
         return TP_ENOACTOR;
     }
     struct timespec dl;
-    clock_gettime(CLOCK_MONOTONIC, &dl);
-    dl.tv_sec += timeout_ms / 1000;
-    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-    if (dl.tv_nsec >= 1000000000) {
-        dl.tv_sec++;
-        dl.tv_nsec -= 1000000000;
-    }
+    tp__deadline(&dl, timeout_ms);
     int rc = 0;
     pthread_mutex_lock(&r->lock);
     while (!r->answered && !r->gone)

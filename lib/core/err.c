@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 // Error names and messages, generated from the list in troupe/err.h, and
 // the text of exit reasons.
-#include "troupe_impl.h"
+#include "core/core.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 const char *
@@ -57,4 +58,12 @@ tp_reason_format(int reason, char *buf, size_t size)
     if (reason < 0)
         return snprintf(buf, size, "error_%d", reason);
     return snprintf(buf, size, "reason_%d", reason);
+}
+
+void
+tp__assert_fail(const char *expr, const char *file, int line, const char *func)
+{
+    fprintf(stderr, "troupe: %s:%d: %s: invariant broken: %s\n", file, line,
+            func, expr);
+    abort();
 }

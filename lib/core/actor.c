@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Actors: spawning, the activation that drains a mailbox in batches, exit
 // and burial. An actor is owned by whoever moved its mailbox counter from 0
-// (see TP__CNT_* in troupe_impl.h): that thread schedules it, and exactly
+// (see TP__CNT_* in core.h): that thread schedules it, and exactly
 // one worker runs it at a time. A dead actor's pointer stays valid until
 // every scheduler thread has passed a quiescent point (sched.c).
 //
@@ -17,7 +17,11 @@
 // does not trap exits is found in the user lane as soon as it arrives
 // (exit_queued), as Erlang applies signals on arrival: the messages it
 // passes would never be handled anyway.
-#include "troupe_impl.h"
+#include "core/core.h"
+#include "dist/dist.h"
+#include "io/io.h"
+#include "observe/observe.h"
+#include "signals/signals.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -1067,16 +1071,6 @@ tp_spawn(tp_system *sys, tp_pid *out, const tp_behaviour *b, void *arg,
 
 // ---- sending ---------------------------------------------------------------
 
-static int
-check_send(uint32_t tag, const void *data, size_t size)
-{
-    if (tag >= TP_TAG_RESERVED || (data == NULL && size > 0))
-        return TP_EINVAL;
-    if (size > TP_MSG_MAX)
-        return TP_EMSGSIZE;
-    return 0;
-}
-
 static bool
 on_own_worker(tp_system *sys)
 {
@@ -1334,25 +1328,17 @@ backoff(unsigned round)
     nanosleep(&ts, NULL);
 }
 
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 // Delivers from a thread outside the system, waiting on BACKPRESSURE.
 static int
 system_send(tp_system *sys, tp_pid to, tp__msg *m)
 {
     int timeout = sys->cfg.send_timeout_ms;
-    int64_t deadline = timeout < 0 ? INT64_MAX : now_ms() + timeout;
+    int64_t deadline = timeout < 0 ? INT64_MAX : tp__now_ms() + timeout;
     for (unsigned round = 0;; round++) {
         int rc = deliver(sys, NULL, to, m);
         if (rc != TP__EWAIT)
             return rc;
-        if (now_ms() >= deadline)
+        if (tp__now_ms() >= deadline)
             return TP_ETIMEDOUT;
         if (atomic_load_explicit(&sys->shutting_down, memory_order_acquire))
             return TP_ESHUTDOWN;
@@ -1360,22 +1346,12 @@ system_send(tp_system *sys, tp_pid to, tp__msg *m)
     }
 }
 
-static int
-check_ctx(tp_ctx *ctx)
-{
-    if (ctx == NULL)
-        return TP_EINVAL;
-    if (tp__self.actor != (tp_actor *)ctx)
-        return TP_EPERM;
-    return 0;
-}
-
 int
 tp_send(tp_ctx *ctx, tp_pid to, uint32_t tag, const void *data, size_t size)
 {
-    int rc = check_ctx(ctx);
+    int rc = tp__check_ctx(ctx);
     if (rc == 0)
-        rc = check_send(tag, data, size);
+        rc = tp__check_payload(tag, data, size);
     if (rc != 0)
         return rc;
     tp_actor *self = (tp_actor *)ctx;
@@ -1398,9 +1374,9 @@ give_back(tp__msg *m)
 int
 tp_send_buf(tp_ctx *ctx, tp_pid to, uint32_t tag, void *buf, size_t size)
 {
-    int rc = check_ctx(ctx);
+    int rc = tp__check_ctx(ctx);
     if (rc == 0)
-        rc = check_send(tag, buf, size);
+        rc = tp__check_payload(tag, buf, size);
     if (rc != 0)
         return rc;
     tp_actor *self = (tp_actor *)ctx;
@@ -1419,7 +1395,7 @@ check_system_send(tp_system *sys, uint32_t tag, const void *data, size_t size)
         return TP_EINVAL;
     if (tp__self.actor != NULL || tp__self.worker != NULL)
         return TP_EPERM;
-    return check_send(tag, data, size);
+    return tp__check_payload(tag, data, size);
 }
 
 int
@@ -1456,7 +1432,7 @@ int
 tp_send_name(tp_ctx *ctx, const char *name, uint32_t tag, const void *data,
              size_t size)
 {
-    int rc = check_ctx(ctx);
+    int rc = tp__check_ctx(ctx);
     if (rc != 0)
         return rc;
     tp_pid to;
@@ -1508,7 +1484,7 @@ tp_stop(tp_ctx *ctx)
 int
 tp_stop_reason(tp_ctx *ctx, int reason)
 {
-    int rc = check_ctx(ctx);
+    int rc = tp__check_ctx(ctx);
     if (rc == 0) {
         ((tp_actor *)ctx)->stopping = 1;
         ((tp_actor *)ctx)->stop_reason = reason;

@@ -2,7 +2,9 @@
 // The msgpack payload helpers: the one core file that includes msgpack-c's
 // headers (through troupe/pack.h). Packing writes into an sbuffer whose
 // malloc'ed bytes are handed to the zero-copy send.
-#include "troupe_impl.h"
+#include "core/core.h"
+#include "dist/dist.h"
+#include "observe/observe.h"
 
 #include <stdlib.h>
 #include <string.h>

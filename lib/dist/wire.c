@@ -3,7 +3,7 @@
 // cursor over the frame's bytes that understands only the msgpack types the
 // envelope uses; anything else is refused, so a peer cannot make us build
 // nested structures or allocate by announcing large counts.
-#include "wire.h"
+#include "dist/wire.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>

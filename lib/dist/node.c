@@ -25,9 +25,11 @@
 // that cross each connection and keeps, per peer, the pairs they set up.
 // When the connection goes, each local end receives the exit signal, DOWN
 // or cleanup it would have got had the remote actors died.
-#include "troupe_impl.h"
-#include "io.h"
-#include "wire.h"
+#include "core/core.h"
+#include "dist/dist.h"
+#include "dist/wire.h"
+#include "io/io.h"
+#include "signals/signals.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -176,14 +178,6 @@ bump(_Atomic uint64_t *c, uint64_t n)
 {
     // relaxed: statistics.
     atomic_fetch_add_explicit(c, n, memory_order_relaxed);
-}
-
-static double
-mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 // ---- pair sets ------------------------------------------------------------
@@ -501,7 +495,7 @@ kick(tp__dist *n, tp__peer *p)
 
 #define CORK_FRAMES 512 // frames after which an activation writes early
 
-// TP__CORK_PEERS (troupe_impl.h): peers one activation may hold back;
+// TP__CORK_PEERS (dist.h): peers one activation may hold back;
 // more wake the I/O thread.
 _Thread_local tp__corkset tp__corked;
 
@@ -1729,7 +1723,7 @@ handle_frame(conn *c, const tp__frame *f, inbatch *b)
         tp__wire_ping(&c->out, TP__F_PONG, f->stamp);
         return FR_OK;
     case TP__F_PONG: {
-        uint64_t now = (uint64_t)(mono_now() * 1e6);
+        uint64_t now = (uint64_t)(tp__now_ns() / 1000);
         if (f->stamp <= now && now - f->stamp < UINT32_MAX)
             atomic_store_explicit(&peer->rtt_us, (uint32_t)(now - f->stamp),
                                   memory_order_relaxed);
@@ -2156,7 +2150,7 @@ tick_cb(tp__io_timer *w)
         // from ever pinging, and it would never measure a round trip.
         if (now - c->last_ping >= hb * 0.9) {
             c->last_ping = now;
-            tp__wire_ping(&c->out, TP__F_PING, (uint64_t)(mono_now() * 1e6));
+            tp__wire_ping(&c->out, TP__F_PING, (uint64_t)(tp__now_ns() / 1000));
             bump(&n->frames_out, 1);
             conn_flush(c);
         }
@@ -2396,7 +2390,7 @@ tp_node_start(tp_system *sys, const tp_node_config *in)
     n->sys = sys;
     n->lfd = -1;
     pthread_mutex_init(&n->lock, NULL);
-    pthread_cond_init(&n->cond, NULL);
+    tp__cond_init(&n->cond);
     int rc = check_config(sys, in, &n->cfg);
     if (rc != 0)
         goto fail;
@@ -2512,13 +2506,7 @@ tp_node_connect(tp_system *sys, const char *node, int timeout_ms)
     if (timeout_ms == 0)
         return 0;
     struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += timeout_ms / 1000;
-    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-    if (dl.tv_nsec >= 1000000000) {
-        dl.tv_sec++;
-        dl.tv_nsec -= 1000000000;
-    }
+    tp__deadline(&dl, timeout_ms);
     int rc = 0;
     pthread_mutex_lock(&n->lock);
     for (;;) {

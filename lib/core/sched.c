@@ -10,7 +10,9 @@
 // included. Dead actors wait in per-worker limbo lists until every worker
 // has passed a quiescent point (epoch-based reclamation), so a sender
 // holding a stale pointer never touches freed memory.
-#include "troupe_impl.h"
+#include "core/core.h"
+#include "dist/dist.h"
+#include "observe/observe.h"
 
 #include <linux/futex.h>
 #include <linux/membarrier.h>

@@ -10,7 +10,7 @@
 // inside malloc or another library may leave that library broken; memory
 // the bug corrupted stays corrupted. It keeps a node serving while its
 // supervisors replace the broken actor; it does not make the bug safe.
-#include "troupe_impl.h"
+#include "core/core.h"
 
 #include <execinfo.h>
 #include <signal.h>

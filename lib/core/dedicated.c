@@ -14,7 +14,7 @@
 // actor is safe without the lock because only it can bury the actor, and
 // it hands the actor to limbo only when it has let go of it. When the actor
 // dies the thread ends; whoever frees the actor joins it.
-#include "troupe_impl.h"
+#include "core/core.h"
 
 #include <linux/futex.h>
 #include <stdlib.h>

@@ -2,9 +2,14 @@
 // The system: configuration, the actor table (slots with generations, so a
 // stale pid never matches a reused slot), the name registry, and the
 // lifetime calls (start, wait, stop, destroy, statistics).
-#include "troupe_impl.h"
+#include "core/core.h"
+#include "dist/dist.h"
+#include "io/io.h"
+#include "observe/observe.h"
+#include "signals/signals.h"
 
 #include <stdio.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -491,20 +496,25 @@ tp_system_new(tp_system **out, const tp_config *cfg)
         }
     }
     atomic_init(&sys->epoch, 1);
-    pthread_mutex_init(&sys->inject_lock, NULL);
-    pthread_mutex_init(&sys->idle_lock, NULL);
-    pthread_mutex_init(&sys->limbo_lock, NULL);
-    pthread_mutex_init(&sys->slot_lock, NULL);
-    pthread_mutex_init(&sys->reg_lock, NULL);
-    pthread_mutex_init(&sys->wait_lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&sys->wait_cond, &ca);
-    pthread_condattr_destroy(&ca);
-    pthread_rwlock_init(&sys->ext_lock, NULL);
-    pthread_mutex_init(&sys->io_init_lock, NULL);
-    pthread_mutex_init(&sys->ded_lock, NULL);
+    // Each is checked: a failure (out of memory or of some other resource)
+    // leaves nothing behind and is reported as what it was.
+    int rc = pthread_mutex_init(&sys->inject_lock, NULL);
+    pthread_mutex_t *mx[] = {&sys->idle_lock, &sys->limbo_lock,
+                             &sys->slot_lock, &sys->reg_lock, &sys->wait_lock,
+                             &sys->io_init_lock, &sys->ded_lock};
+    for (size_t i = 0; rc == 0 && i < sizeof mx / sizeof mx[0]; i++)
+        rc = pthread_mutex_init(mx[i], NULL);
+    if (rc == 0)
+        rc = -tp__cond_init(&sys->wait_cond);
+    if (rc == 0)
+        rc = pthread_rwlock_init(&sys->ext_lock, NULL);
+    if (rc != 0) {
+        for (unsigned i = 0; i < sys->nworkers; i++)
+            tp__pool_free_all(&sys->workers[i], sys->nworkers);
+        free(sys->workers);
+        free(sys);
+        return rc == ENOMEM ? TP_ENOMEM : TP_EAGAIN;
+    }
     sys->born_ms = tp__now_coarse_ms();
     tp__tick_calibrate(sys);
     if (tp__timers_new(sys) != 0) {
@@ -550,13 +560,8 @@ tp_system_wait(tp_system *sys, int timeout_ms)
     if (tp__self.actor != NULL || tp__self.worker != NULL)
         return TP_EPERM;
     struct timespec dl;
-    clock_gettime(CLOCK_MONOTONIC, &dl);
-    dl.tv_sec += timeout_ms / 1000;
-    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-    if (dl.tv_nsec >= 1000000000) {
-        dl.tv_sec++;
-        dl.tv_nsec -= 1000000000;
-    }
+    if (timeout_ms >= 0)
+        tp__deadline(&dl, timeout_ms);
     int rc = 0;
     pthread_mutex_lock(&sys->wait_lock);
     // acquire: pairs with the release halves of tp__live_dec and stop.

@@ -1,0 +1,219 @@
+// SPDX-License-Identifier: MIT
+// Requests and replies: tp_request sends a message under a fresh ref,
+// arms the request's timeout (a timer, timer.c) and monitors the callee
+// under the same ref (link.c), so the requester hears of a dead callee at
+// once (TP_TAG_FAILED) instead of at the timeout; tp_reply answers the
+// message being handled. tp_call makes a request from a thread outside
+// the actors through a hidden actor that waits for the answer.
+#include "core/core.h"
+#include "signals/signals.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int
+tp_request(tp_ctx *ctx, tp_pid to, uint32_t tag, const void *data, size_t size,
+           uint32_t timeout_ms, uint64_t *ref)
+{
+    int rc = tp__check_ctx(ctx);
+    if (rc == 0)
+        rc = tp__check_payload(tag, data, size);
+    if (rc == 0 && timeout_ms == 0)
+        rc = TP_EINVAL;
+    if (rc != 0)
+        return rc;
+    tp_actor *a = (tp_actor *)ctx;
+    tp__ext *x = tp__ext_of(a);
+    if (x == NULL)
+        return TP_ENOMEM;
+    uint64_t r = tp__new_ref(a->system);
+    uint64_t timer = tp__timer_add_timeout(a->system, a->pid, r, timeout_ms);
+    if (timer == 0)
+        return TP_ENOMEM;
+    if ((rc = tp__map_put(&x->requests, r, timer)) != 0) {
+        tp__timer_cancel(a->system, timer);
+        return rc;
+    }
+    bool gone = false;
+    tp__msg *m = tp__msg_new_copy(a->system, tag, a->pid, data, size);
+    if (m == NULL || (rc = tp__request_monitor(a, to, r, &gone)) != 0) {
+        rc = m == NULL ? TP_ENOMEM : rc;
+        tp__msg_free(m);
+        tp__map_del(&x->requests, r, NULL);
+        tp__timer_cancel(a->system, timer);
+        return rc;
+    }
+    // relaxed: a bound for tp__deliver_reply; only we increment it.
+    atomic_fetch_add_explicit(&a->req_pending, 1, memory_order_relaxed);
+    if (gone) {
+        tp__msg_free(m); // the failure (noproc) is on its way to us
+    } else {
+        m->pub.ref = r;
+        rc = tp__deliver(a->system, a, to, m);
+        if (rc != 0)
+            tp__msg_free(m);
+        // The callee died or its node was lost after the monitor went
+        // out: the monitor's DOWN fails the request. Anything else
+        // refused the request itself.
+        if (rc != 0 && rc != TP_ENOACTOR && rc != TP_ENOTCONN) {
+            tp__request_done(a, r, TP_PID_NIL);
+            return rc;
+        }
+    }
+    if (ref != NULL)
+        *ref = r;
+    return 0;
+}
+
+int
+tp_reply(tp_ctx *ctx, uint32_t tag, const void *data, size_t size)
+{
+    int rc = tp__check_ctx(ctx);
+    if (rc == 0)
+        rc = tp__check_payload(tag, data, size);
+    if (rc != 0)
+        return rc;
+    tp_actor *a = (tp_actor *)ctx;
+    const tp__msg *req = a->current;
+    if (req == NULL || req->pub.ref == 0 || (req->flags & TP__MSG_REPLY) ||
+        tp_pid_is_nil(req->pub.from))
+        return TP_EINVAL;
+    return tp_reply_to(ctx, req->pub.from, req->pub.ref, tag, data, size);
+}
+
+int
+tp_reply_to(tp_ctx *ctx, tp_pid to, uint64_t ref, uint32_t tag,
+            const void *data, size_t size)
+{
+    int rc = tp__check_ctx(ctx);
+    if (rc == 0)
+        rc = tp__check_payload(tag, data, size);
+    if (rc == 0 && (ref == 0 || tp_pid_is_nil(to)))
+        rc = TP_EINVAL;
+    if (rc != 0)
+        return rc;
+    tp_actor *a = (tp_actor *)ctx;
+    tp__msg *m = tp__msg_new_copy(a->system, tag, a->pid, data, size);
+    if (m == NULL)
+        return TP_ENOMEM;
+    m->pub.ref = ref;
+    m->flags |= TP__MSG_REPLY;
+    tp__request_answered(a, to, ref);
+    if (tp__deliver_reply(a->system, a, to, m) != 0)
+        tp__msg_free(m); // the requester is gone: nobody to answer
+    return 0;
+}
+
+// ---- tp_call: a request made by a hidden actor on the caller's behalf ----
+
+typedef struct call_slot {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool done;
+    int rc;
+    tp_call_reply reply;
+    tp_pid to;
+    uint32_t tag, timeout_ms;
+    const void *data;
+    size_t size;
+    uint64_t ref;
+} call_slot;
+
+static void
+call_finish(call_slot *c, int rc)
+{
+    pthread_mutex_lock(&c->lock);
+    if (!c->done) {
+        c->done = true;
+        c->rc = rc;
+        pthread_cond_signal(&c->cond);
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+static int
+call_init(tp_ctx *ctx, void *state, void *arg)
+{
+    call_slot *c = arg;
+    *(call_slot **)state = c;
+    return tp_request(ctx, c->to, c->tag, c->data, c->size, c->timeout_ms,
+                      &c->ref);
+}
+
+static int
+call_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)ctx;
+    call_slot *c = *(call_slot **)state;
+    if (c == NULL)
+        return TP_STOP;
+    if (msg->tag == TP_TAG_FAILED) {
+        call_finish(c, TP_ENOACTOR);
+    } else if (msg->tag == TP_TAG_TIMEOUT) {
+        call_finish(c, TP_ETIMEDOUT);
+    } else if (msg->ref == c->ref) {
+        void *copy = msg->size ? malloc(msg->size) : NULL;
+        if (msg->size && copy == NULL) {
+            call_finish(c, TP_ENOMEM);
+        } else {
+            if (msg->size)
+                memcpy(copy, msg->data, msg->size);
+            c->reply = (tp_call_reply){msg->tag, copy, msg->size};
+            call_finish(c, 0);
+        }
+    } else {
+        return TP_OK; // not ours to read
+    }
+    // The caller may return (and its slot vanish) from now on.
+    *(call_slot **)state = NULL;
+    return TP_STOP;
+}
+
+static void
+call_terminate(tp_ctx *ctx, void *state, int reason)
+{
+    (void)ctx;
+    (void)reason;
+    if (*(call_slot **)state != NULL)
+        call_finish(*(call_slot **)state, TP_ESHUTDOWN);
+}
+
+static const tp_behaviour call_proxy = {.name = "tp_call",
+                                        .state_size = sizeof(call_slot *),
+                                        .init = call_init,
+                                        .handle = call_handle,
+                                        .terminate = call_terminate};
+
+int
+tp_call(tp_system *sys, tp_pid to, uint32_t tag, const void *data, size_t size,
+        int timeout_ms, tp_call_reply *out)
+{
+    if (sys == NULL || out == NULL || timeout_ms < -1 || timeout_ms == 0)
+        return TP_EINVAL;
+    if (tp__self.actor != NULL || tp__self.worker != NULL)
+        return TP_EPERM;
+    int rc = tp__check_payload(tag, data, size);
+    if (rc != 0)
+        return rc;
+    call_slot c = {.to = to,
+                   .tag = tag,
+                   .data = data,
+                   .size = size,
+                   .timeout_ms =
+                       timeout_ms < 0 ? UINT32_MAX : (uint32_t)timeout_ms};
+    pthread_mutex_init(&c.lock, NULL);
+    pthread_cond_init(&c.cond, NULL);
+    rc = tp_spawn(sys, NULL, &call_proxy, &c, NULL);
+    if (rc == 0) {
+        pthread_mutex_lock(&c.lock);
+        while (!c.done)
+            pthread_cond_wait(&c.cond, &c.lock);
+        pthread_mutex_unlock(&c.lock);
+        rc = c.rc;
+    }
+    pthread_mutex_destroy(&c.lock);
+    pthread_cond_destroy(&c.cond);
+    if (rc == 0)
+        *out = c.reply;
+    return rc;
+}

@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: MIT
+// The signals subsystem's internal header: links, monitors and exit
+// signals (link.c), timers (timer.c) and requests (request.c). It sits on
+// the core and is called by it only through the hooks core.h declares.
+#ifndef TROUPE_SIGNALS_H
+#define TROUPE_SIGNALS_H
+
+#include "core/core.h"
+
+// ---- links, monitors and requests (link.c) ----------------------------
+
+// A set or map of 64-bit keys (never 0 or UINT64_MAX) by open addressing.
+typedef struct tp__map {
+    uint64_t *keys;
+    uint64_t *vals;
+    uint32_t cap, len, used; // used counts tombstones too
+} tp__map;
+
+bool tp__map_get(const tp__map *m, uint64_t key, uint64_t *val);
+int tp__map_put(tp__map *m, uint64_t key, uint64_t val);
+bool tp__map_del(tp__map *m, uint64_t key, uint64_t *val);
+void tp__map_free(tp__map *m);
+
+// Touched only by the actor's own activation (or its spawner before init
+// returns).
+typedef struct tp__ext {
+    bool trap_exit;
+    tp__map links;    // pid -> 1
+    tp__map watchers; // ref -> pid of the actor monitoring us
+    tp__map monitors; // ref -> pid we monitor
+    tp__map requests; // ref -> timer of our pending requests
+    struct tmr *timers; // timers set for ourselves, under the timers' lock
+    bool own_timers;    // we set one: our exit walks `timers`
+    char exit_text[TP_REASON_TEXT_MAX]; // tp_fail's text, for signals
+} tp__ext;
+
+tp__ext *tp__ext_of(tp_actor *a);
+int tp__link_spawned(tp_actor *parent, tp_actor *child);
+void tp__unlink_spawned(tp_actor *parent, tp_actor *child);
+int tp__system_signal(tp__msg *m, tp_actor *a, tp__msg **deliver);
+void tp__notify_exit(tp_actor *a, int reason);
+void tp__answer_late(tp_actor *a, tp__msg *m, int reason);
+void tp__ext_free(tp_actor *a);
+bool tp__request_done(tp_actor *a, uint64_t ref, tp_pid from);
+int tp__request_monitor(tp_actor *a, tp_pid to, uint64_t ref, bool *gone);
+void tp__request_answered(tp_actor *a, tp_pid to, uint64_t ref);
+
+
+
+// ---- timers (timer.c) -------------------------------------------------
+
+typedef struct tp__timers tp__timers;
+int tp__timers_new(tp_system *sys);
+void tp__timers_stop(tp_system *sys);
+void tp__timers_free(tp_system *sys);
+uint64_t tp__timers_live(tp_system *sys);
+bool tp__timer_claim(tp__msg *m);
+void tp__timer_msg_gone(tp__msg *m);
+uint64_t tp__timer_add_timeout(tp_system *sys, tp_pid to, uint64_t ref,
+                               uint32_t ms);
+int tp__timer_cancel(tp_system *sys, uint64_t id);
+void tp__timers_owner_died(tp_actor *a);
+
+#endif
