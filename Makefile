@@ -75,6 +75,7 @@ SHARED := $(B)/lib/libtroupe.so.$(VERSION)
 PCFILE := $(B)/lib/pkgconfig/troupe.pc
 
 .PHONY: all deps demo check check-run install uninstall bench bench-compare \
+	bench-scale \
 	clean format
 .DEFAULT_GOAL := all
 .SECONDARY:
@@ -200,6 +201,11 @@ bench: deps
 	@sh tools/bench/run.sh $(BENCH)
 	@echo
 	@TDIST=$(B)/bin/tdist TBARE=$(B)/bin/tbare bash tools/bench/dist.sh
+
+# How the scheduler scales from 1 to 16 threads (tools/bench/scale.sh).
+bench-scale: deps
+	@$(MAKE) --no-print-directory $(BENCH)
+	@sh tools/bench/scale.sh $(BENCH)
 
 bench-compare: deps
 	@$(MAKE) --no-print-directory $(BENCH) $(BENCH_DIST)
