@@ -447,6 +447,66 @@ loose(tp_system *sys, uint32_t tag, tp_pid from, const void *data, size_t size,
     return 0;
 }
 
+// A DOWN for one of our monitors: a TP_TAG_DOWN message, or TP_TAG_FAILED
+// when the monitor was a pending request's (its callee died).
+static int
+on_down(tp__msg *m, tp_actor *a, tp__msg **deliver)
+{
+    tp__ext *x = a->ext;
+    const tp__signal *s = m->pub.data;
+    // Demonitored meanwhile: flushed.
+    if (x == NULL || !tp__map_del(&x->monitors, s->ref, NULL))
+        return 0;
+    tp_down_msg d = {.ref = s->ref, .from = m->pub.from, .reason = s->reason};
+    memcpy(d.text, s->text, sizeof d.text);
+    uint32_t tag = tp__request_done(a, s->ref, TP_PID_NIL) ? TP_TAG_FAILED
+                                                           : TP_TAG_DOWN;
+    if (loose(a->system, tag, m->pub.from, &d, sizeof d, deliver) != 0)
+        return TP_ENOMEM;
+    (*deliver)->pub.ref = tag == TP_TAG_FAILED ? s->ref : 0;
+    return 0;
+}
+
+// A request's timeout fired: TP_TAG_TIMEOUT, unless a reply or a failure
+// that came first ended the request.
+static int
+on_timeout(tp__msg *m, tp_actor *a, tp__msg **deliver)
+{
+    if (!tp__request_done(a, m->pub.ref, TP_PID_NIL))
+        return 0;
+    if (loose(a->system, TP_TAG_TIMEOUT, TP_PID_NIL, NULL, 0, deliver) != 0)
+        return TP_ENOMEM;
+    (*deliver)->pub.ref = m->pub.ref;
+    return 0;
+}
+
+// An exit signal: ignored (an unlinked link's, or a normal one), a
+// TP_TAG_EXIT message when trapping, else the reason to die with.
+static int
+on_exit_signal(tp__msg *m, tp_actor *a, tp__msg **deliver)
+{
+    tp__ext *x = a->ext;
+    const tp__signal *s = m->pub.data;
+    tp_pid from = m->pub.from;
+    int reason = s->reason;
+    if (s->linked) {
+        if (x == NULL || !tp__map_del(&x->links, from.v, NULL))
+            return 0; // unlinked meanwhile
+    } else if (reason == TP_REASON_KILL) {
+        return TP_REASON_KILLED;
+    }
+    if (x != NULL && x->trap_exit) {
+        tp_exit_msg e = {.from = from, .reason = reason, .linked = s->linked};
+        memcpy(e.text, s->text, sizeof e.text);
+        return loose(a->system, TP_TAG_EXIT, from, &e, sizeof e, deliver);
+    }
+    if (reason == TP_REASON_NORMAL)
+        return 0;
+    if (x != NULL || (x = tp__ext_of(a)) != NULL)
+        memcpy(x->exit_text, s->text, sizeof x->exit_text);
+    return reason == TP_REASON_KILL ? TP_REASON_KILLED : reason;
+}
+
 // Applies system message `m` to actor `a`, its receiver. Returns 0 to go
 // on, or an exit reason (non-zero) to die with. Sets *deliver to a loose
 // message when `handle` should see one (the caller frees it).
@@ -486,51 +546,12 @@ tp__system_signal(tp__msg *m, tp_actor *a, tp__msg **deliver)
             tp__map_del(&x->watchers, ref, NULL);
         return 0;
     }
-    case TP__MSG_DOWN: {
-        const tp__signal *s = m->pub.data;
-        // Demonitored meanwhile: flushed.
-        if (x == NULL || !tp__map_del(&x->monitors, s->ref, NULL))
-            return 0;
-        tp_down_msg d = {.ref = s->ref, .from = from, .reason = s->reason};
-        memcpy(d.text, s->text, sizeof d.text);
-        // The callee of a pending request died: the request fails.
-        uint32_t tag = tp__request_done(a, s->ref, TP_PID_NIL) ? TP_TAG_FAILED
-                                                               : TP_TAG_DOWN;
-        if (loose(a->system, tag, from, &d, sizeof d, deliver) != 0)
-            return TP_ENOMEM;
-        (*deliver)->pub.ref = tag == TP_TAG_FAILED ? s->ref : 0;
-        return 0;
-    }
+    case TP__MSG_DOWN:
+        return on_down(m, a, deliver);
     case TP__MSG_TIMEOUT:
-        // A reply or a failure that came first ended the request.
-        if (!tp__request_done(a, m->pub.ref, TP_PID_NIL))
-            return 0;
-        if (loose(a->system, TP_TAG_TIMEOUT, TP_PID_NIL, NULL, 0, deliver) !=
-            0)
-            return TP_ENOMEM;
-        (*deliver)->pub.ref = m->pub.ref;
-        return 0;
-    case TP__MSG_EXIT: {
-        const tp__signal *s = m->pub.data;
-        int reason = s->reason;
-        if (s->linked) {
-            if (x == NULL || !tp__map_del(&x->links, from.v, NULL))
-                return 0; // unlinked meanwhile
-        } else if (reason == TP_REASON_KILL) {
-            return TP_REASON_KILLED;
-        }
-        if (x != NULL && x->trap_exit) {
-            tp_exit_msg e = {
-                .from = from, .reason = reason, .linked = s->linked};
-            memcpy(e.text, s->text, sizeof e.text);
-            return loose(a->system, TP_TAG_EXIT, from, &e, sizeof e, deliver);
-        }
-        if (reason == TP_REASON_NORMAL)
-            return 0;
-        if (x != NULL || (x = tp__ext_of(a)) != NULL)
-            memcpy(x->exit_text, s->text, sizeof x->exit_text);
-        return reason == TP_REASON_KILL ? TP_REASON_KILLED : reason;
-    }
+        return on_timeout(m, a, deliver);
+    case TP__MSG_EXIT:
+        return on_exit_signal(m, a, deliver);
     default:
         return 0;
     }
