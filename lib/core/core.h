@@ -497,7 +497,6 @@ void tp__slot_release(tp_system *sys, uint32_t slot);
 void tp__live_dec(tp_system *sys);
 
 int tp__reg_insert(tp_system *sys, const char *name, tp_pid pid);
-void tp__reg_remove(tp_system *sys, const char *name, tp_pid pid);
 void tp__reg_drop(tp_actor *a);
 void tp__reg_name(tp_actor *a, char out[TP_NAME_MAX + 1]);
 void tp__reg_free(tp_system *sys);

@@ -294,14 +294,6 @@ reg_remove_locked(tp_system *sys, const char *name, tp_pid pid)
     return false;
 }
 
-void
-tp__reg_remove(tp_system *sys, const char *name, tp_pid pid)
-{
-    pthread_mutex_lock(&sys->reg_lock);
-    reg_remove_locked(sys, name, pid);
-    pthread_mutex_unlock(&sys->reg_lock);
-}
-
 // Releases the name of an actor that is going away.
 void
 tp__reg_drop(tp_actor *a)
