@@ -59,8 +59,13 @@ else
 Q := @
 endif
 
-# supervisors/ is part of the library but sees only the public headers.
-LIB_SRC := $(wildcard lib/*/*.c) $(wildcard supervisors/*.c)
+# Behaviour folders (supervisors/ today) are part of the library but see
+# only the public headers: they are compiled without -Ilib, and
+# test/layout.sh fails `make check` if one includes a header from outside
+# its own folder and include/.
+BEHAVIOUR_DIRS := supervisors
+LIB_SRC := $(wildcard lib/*/*.c) \
+	$(foreach d,$(BEHAVIOUR_DIRS),$(wildcard $(d)/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/obj/%.o)
 TEST_SRC := $(wildcard test/*.c)
 TEST_OBJ := $(TEST_SRC:%.c=$(B)/obj/%.o)
@@ -120,10 +125,13 @@ $(B)/obj/lib/%.o: lib/%.c
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(LIB_CFLAGS) -MMD -MP -c $< -o $@
 
-$(B)/obj/supervisors/%.o: supervisors/%.c
-	@mkdir -p $(@D)
-	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(BASE_CFLAGS) -fPIC -fvisibility=hidden -MMD -MP -c $< -o $@
+define BEHAVIOUR_RULE
+$$(B)/obj/$(1)/%.o: $(1)/%.c
+	@mkdir -p $$(@D)
+	@$$(if $$(Q),echo "  CC      $$<")
+	$$(Q)$$(CC) $$(BASE_CFLAGS) -fPIC -fvisibility=hidden -MMD -MP -c $$< -o $$@
+endef
+$(foreach d,$(BEHAVIOUR_DIRS),$(eval $(call BEHAVIOUR_RULE,$(d))))
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(@D)

@@ -1,0 +1,305 @@
+// SPDX-License-Identifier: MIT
+// The supervisor's children: the table in start order, the pid -> child
+// map that keeps an exit O(1) in a storm, starting one child, and the
+// restart-intensity window.
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <troupe.h>
+
+#include "sup_server.h"
+
+// ---- children --------------------------------------------------------------
+
+// Keys only grow and removals keep the order: a binary search finds one.
+child *
+tp__sup_by_key(sup *s, uint64_t key)
+{
+    size_t lo = 0, hi = s->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->kids[mid].key < key)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < s->n && s->kids[lo].key == key ? &s->kids[lo] : NULL;
+}
+
+static size_t
+map_slot(const sup *s, tp_pid pid)
+{
+    // Fibonacci hashing spreads the slot and generation bits.
+    return (size_t)((pid.v * UINT64_C(0x9e3779b97f4a7c15)) >> 32) &
+           (s->map_cap - 1);
+}
+
+// Makes room for one more running child; TP_ENOMEM if there is none.
+static int
+map_reserve(sup *s)
+{
+    if (2 * (s->map_n + 1) <= s->map_cap)
+        return 0;
+    size_t cap = s->map_cap ? 2 * s->map_cap : 16;
+    tp_pid *pids = calloc(cap, sizeof *pids);
+    uint64_t *keys = calloc(cap, sizeof *keys);
+    if (pids == NULL || keys == NULL) {
+        free(pids);
+        free(keys);
+        return TP_ENOMEM;
+    }
+    tp_pid *old_pids = s->map_pid;
+    uint64_t *old_keys = s->map_key;
+    size_t old_cap = s->map_cap;
+    s->map_pid = pids;
+    s->map_key = keys;
+    s->map_cap = cap;
+    for (size_t i = 0; i < old_cap; i++) {
+        if (tp_pid_is_nil(old_pids[i]))
+            continue;
+        size_t j = map_slot(s, old_pids[i]);
+        while (!tp_pid_is_nil(pids[j]))
+            j = (j + 1) & (cap - 1);
+        pids[j] = old_pids[i];
+        keys[j] = old_keys[i];
+    }
+    free(old_pids);
+    free(old_keys);
+    return 0;
+}
+
+// Adds `pid` -> `key`; map_reserve made room.
+static void
+map_put(sup *s, tp_pid pid, uint64_t key)
+{
+    size_t j = map_slot(s, pid);
+    while (!tp_pid_is_nil(s->map_pid[j]))
+        j = (j + 1) & (s->map_cap - 1);
+    s->map_pid[j] = pid;
+    s->map_key[j] = key;
+    s->map_n++;
+}
+
+// The slot holding `pid`, or map_cap when it is not there.
+static size_t
+map_find(const sup *s, tp_pid pid)
+{
+    if (s->map_cap == 0 || tp_pid_is_nil(pid))
+        return s->map_cap;
+    for (size_t j = map_slot(s, pid); !tp_pid_is_nil(s->map_pid[j]);
+         j = (j + 1) & (s->map_cap - 1))
+        if (tp_pid_eq(s->map_pid[j], pid))
+            return j;
+    return s->map_cap;
+}
+
+// Removes `pid`, shifting back the entries after it that probed past it.
+static void
+map_del(sup *s, tp_pid pid)
+{
+    size_t hole = map_find(s, pid);
+    if (hole == s->map_cap)
+        return;
+    size_t mask = s->map_cap - 1;
+    for (size_t j = (hole + 1) & mask; !tp_pid_is_nil(s->map_pid[j]);
+         j = (j + 1) & mask) {
+        size_t home = map_slot(s, s->map_pid[j]);
+        // Movable when its home is not in (hole, j], cyclically.
+        if (((j - home) & mask) >= ((j - hole) & mask)) {
+            s->map_pid[hole] = s->map_pid[j];
+            s->map_key[hole] = s->map_key[j];
+            hole = j;
+        }
+    }
+    s->map_pid[hole] = TP_PID_NIL;
+    s->map_n--;
+}
+
+child *
+tp__sup_by_pid(sup *s, tp_pid pid)
+{
+    size_t j = map_find(s, pid); // nil: from outside, not a stopped child
+    return j == s->map_cap ? NULL : tp__sup_by_key(s, s->map_key[j]);
+}
+
+// `c` is no longer running.
+void
+tp__sup_set_down(sup *s, child *c)
+{
+    map_del(s, c->pid);
+    c->last_pid = c->pid;
+    c->pid = TP_PID_NIL;
+}
+
+// Whether `c`'s registered name still belongs to its previous incarnation:
+// the runtime sends a dead actor's exit signals before it releases the
+// name, so restarting at once would fail with TP_EEXIST.
+bool
+tp__sup_name_still_held(tp_ctx *ctx, const child *c)
+{
+    tp_pid holder;
+    return c->name[0] != '\0' && !tp_pid_is_nil(c->last_pid) &&
+           tp_whereis(tp_ctx_system(ctx), c->name, &holder) == 0 &&
+           tp_pid_eq(holder, c->last_pid);
+}
+
+child *
+tp__sup_by_id(sup *s, const char *id)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->kids[i].id, id) == 0)
+            return &s->kids[i];
+    return NULL;
+}
+
+size_t
+tp__sup_index_of(sup *s, const child *c)
+{
+    return (size_t)(c - s->kids);
+}
+
+void
+tp__sup_remove_child(sup *s, child *c)
+{
+    size_t i = tp__sup_index_of(s, c);
+    memmove(&s->kids[i], &s->kids[i + 1], (s->n - i - 1) * sizeof *c);
+    s->n--;
+}
+
+int32_t
+tp__sup_shutdown_ms(const tp_child_spec *c)
+{
+    if (c->shutdown != TP_SHUTDOWN_DEFAULT)
+        return c->shutdown;
+    return c->type == TP_SUPERVISOR ? TP_SHUTDOWN_INFINITY : 5000;
+}
+
+// Checks one spec; logs and returns TP_EINVAL when it is bad.
+int
+tp__sup_check_spec(tp_system *sys, const tp_child_spec *c)
+{
+    const char *why = NULL;
+    if (c->id == NULL || c->id[0] == '\0' || strlen(c->id) >= ID_MAX)
+        why = "id missing or longer than 63 bytes";
+    else if (c->behaviour == NULL || c->behaviour->handle == NULL)
+        why = "no behaviour";
+    else if (c->opts.name != NULL && strlen(c->opts.name) > TP_NAME_MAX)
+        why = "name longer than 63 bytes";
+    else if ((unsigned)c->restart > TP_TEMPORARY)
+        why = "bad restart type";
+    else if ((unsigned)c->type > TP_SUPERVISOR)
+        why = "bad child type";
+    else if (c->shutdown < TP_SHUTDOWN_INFINITY)
+        why = "bad shutdown value";
+    else if (c->significant && c->restart == TP_PERMANENT)
+        why = "a permanent child cannot be significant";
+    if (why == NULL)
+        return 0;
+    tp_log_as(sys, TP_LOG_ERR, TP_LOG_RUNTIME,
+              "supervisor: invalid child spec id=%s: %s",
+              c->id ? c->id : "(null)", why);
+    return TP_EINVAL;
+}
+
+// Appends a child from `spec`, named `id` and registered as `name` (NULL
+// for none); a non-NULL `arg` replaces the spec's. Any of them may point
+// into s->kids, which this may move: they are copied first.
+child *
+tp__sup_add_child(sup *s, const tp_child_spec *spec, const char *id,
+                  const char *name, void *arg)
+{
+    tp_child_spec sp = *spec;
+    char idc[ID_MAX], namec[TP_NAME_MAX + 1];
+    snprintf(idc, sizeof idc, "%s", id);
+    snprintf(namec, sizeof namec, "%s", name ? name : "");
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 8;
+        child *k = realloc(s->kids, cap * sizeof *k);
+        if (k == NULL)
+            return NULL;
+        s->kids = k;
+        s->cap = cap;
+    }
+    child *c = &s->kids[s->n++];
+    memset(c, 0, sizeof *c);
+    c->spec = sp;
+    memcpy(c->id, idc, sizeof c->id);
+    memcpy(c->name, namec, sizeof c->name);
+    // The caller's strings may not outlive this call: keep copies.
+    c->spec.id = NULL;
+    c->spec.opts.name = NULL;
+    if (arg != NULL)
+        c->spec.arg = arg;
+    c->key = ++s->next_key;
+    return c;
+}
+
+// Starts `c`, linked to us. Returns 0 (also when its init declined: then
+// its pid stays nil) or the child's init error.
+int
+tp__sup_start(tp_ctx *ctx, sup *s, child *c)
+{
+    tp_spawn_opts o = c->spec.opts;
+    o.name = c->name[0] ? c->name : NULL;
+    o.link = true;
+    o.restarts = c->restarts;
+    c->waiting = false;
+    c->retry = false;
+    // Room in the pid map first: a running child we could not find would
+    // look like an outsider when it exits.
+    int rc = map_reserve(s);
+    if (rc == 0)
+        rc = tp_spawn(tp_ctx_system(ctx), &c->pid, c->spec.behaviour,
+                      c->spec.arg, &o);
+    if (rc != 0)
+        c->pid = TP_PID_NIL;
+    if (!tp_pid_is_nil(c->pid)) {
+        map_put(s, c->pid, c->key);
+        c->started_at = tp__sup_now_ms();
+    }
+    // A child whose init declines (OTP's ignore) keeps its spec, not
+    // running; that is not a failure.
+    return rc == TP_EIGNORED ? 0 : rc;
+}
+
+// ---- restart intensity -----------------------------------------------------
+
+// Records a restart; returns false when more than `intensity` happened
+// within `period_ms` (counted across all children).
+bool
+tp__sup_add_restart(sup *s)
+{
+    int64_t now = tp__sup_now_ms();
+    while (s->nstamps > 0 &&
+           now - s->stamps[s->head] >= (int64_t)s->flags.period_ms) {
+        s->head = (s->head + 1) % s->capstamps;
+        s->nstamps--;
+    }
+    if (s->nstamps == s->capstamps) {
+        size_t cap = s->capstamps ? s->capstamps * 2 : 8;
+        int64_t *st = malloc(cap * sizeof *st);
+        if (st == NULL)
+            return false; // no memory to count: give up as if exceeded
+        for (size_t i = 0; i < s->nstamps; i++)
+            st[i] = s->stamps[(s->head + i) % s->capstamps];
+        free(s->stamps);
+        s->stamps = st;
+        s->capstamps = cap;
+        s->head = 0;
+    }
+    s->stamps[(s->head + s->nstamps++) % s->capstamps] = now;
+    return s->nstamps <= (size_t)s->flags.intensity;
+}
+
+size_t
+tp__sup_restarts_in_window(const sup *s)
+{
+    int64_t now = tp__sup_now_ms();
+    size_t n = 0;
+    for (size_t i = 0; i < s->nstamps; i++)
+        n += now - s->stamps[(s->head + i) % s->capstamps] <
+             (int64_t)s->flags.period_ms;
+    return n;
+}
