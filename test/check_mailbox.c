@@ -230,7 +230,7 @@ nothing_after_eight(tp_system *sys, tp_pid pid)
 {
     ck_assert_int_eq(tp_system_send(sys, pid, 2, NULL, 0), 0);
     ck_assert(tpt_wait_ge(&seen_at_marker, 0, 20));
-    ck_assert_int_eq(atomic_load(&seen_at_marker), 8);
+    ck_assert_int_eq(seen_at_marker, 8);
 }
 
 START_TEST(test_reject)

@@ -122,7 +122,7 @@ START_TEST(test_stale_pid_after_reuse_of_slot)
     // would be counted before this marker.
     ck_assert_int_eq(tp_system_send(sys, fresh, 2, NULL, 0), 0);
     ck_assert(tpt_wait_ge(&got_at_marker, 0, 20));
-    ck_assert_int_eq(atomic_load(&got_at_marker), 2);
+    ck_assert_int_eq(got_at_marker, 2);
     tp_system_destroy(&sys);
 }
 END_TEST
