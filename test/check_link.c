@@ -477,8 +477,8 @@ START_TEST(test_spawn_link)
     ck_assert_int_eq(tp_spawn(the_sys, &p, &parent, NULL, NULL), 0);
     ck_assert(tpt_wait_ge(&parent_exits, 1, 20));
     ck_assert_int_eq(parent_reason, TP_ECRASH);
-    // The child whose init failed sent nothing: whatever it sent was
-    // queued while the parent's init ran, ahead of this message.
+    // The child whose init failed sent nothing: anything it sent would
+    // have been queued while the parent's init ran, ahead of this ping.
     ck_assert_int_eq(tp_system_send(the_sys, p, CMD_PING, NULL, 0), 0);
     ck_assert(tpt_wait_ge(&parent_others, 1, 20));
     ck_assert_int_eq(parent_exits, 1);
