@@ -876,7 +876,9 @@ START_TEST(stall_logged_and_shown)
     ck_assert_int_eq(a->status, TP_ACTOR_BUSY);
     ck_assert_uint_ge(a->busy_ms, 100);
     tp_snapshot_free(s);
-    // Once per activation, however long it lasts.
+    // Once per activation, however long it lasts. A window, not a
+    // synchronisation: the watch looks every 12.5 ms, so 400 ms more of
+    // the same activation are 32 looks that must not report it again.
     tpt_nap_us(400000);
     tp_system_stats st;
     ck_assert_int_eq(tp_system_stats_get(sys, &st), 0);
@@ -912,6 +914,9 @@ START_TEST(stall_watch_off)
         &(tp_config){.threads = 1, .stall_ms = -1, .log = keep_stall});
     tp_pid stuck, poker;
     get_stuck(sys, &stuck, &poker);
+    // A window, not a synchronisation: with the watch off nothing may
+    // report or show busy in 300 ms, three times the stall_ms that gets a
+    // report in stall_logged_and_shown.
     tpt_nap_us(300000);
     tp_actor_info info;
     ck_assert_int_eq(tp_actor_info_get(sys, stuck, &info), 0);

@@ -231,10 +231,15 @@ START_TEST(test_wait_timeout_and_stop)
 }
 END_TEST
 
+static pid_t waiter_tid;
+static _Atomic int waiter_asleep;
+
+// Stops the system once the waiter sleeps in tp_system_wait (it sleeps
+// nowhere else after starting this thread).
 static void *
 stopper_thread(void *arg)
 {
-    tpt_nap_us(50000);
+    atomic_store(&waiter_asleep, tpt_wait_asleep(waiter_tid, 20));
     tp_system_stop(arg);
     return NULL;
 }
@@ -244,9 +249,11 @@ START_TEST(test_stop_wakes_a_waiter)
     tp_system *sys = tpt_system(1);
     ck_assert_int_eq(tp_spawn(sys, NULL, &rec, NULL, NULL), 0);
     pthread_t t;
+    waiter_tid = tpt_tid();
     pthread_create(&t, NULL, stopper_thread, sys);
     ck_assert_int_eq(tp_system_wait(sys, 30000), 0);
     pthread_join(t, NULL);
+    ck_assert(atomic_load(&waiter_asleep));
     tp_system_destroy(&sys);
 }
 END_TEST

@@ -15,7 +15,7 @@ enum {
     CMD_DIE,      // data: int reason (via tp_stop_reason)
     CMD_EXIT,     // data: struct exit_cmd
     CMD_PING,     // records a ping
-    CMD_FLUSH,    // data: tp_pid to kill; waits for it, then demonitors
+    CMD_FLUSH,    // waits for one more actor to exit, then demonitors
 };
 
 typedef struct exit_cmd {
@@ -34,10 +34,12 @@ static _Atomic long died[NPROBES], died_reason[NPROBES];
 static uint64_t refs[NPROBES];
 static _Atomic long name_at_down = 12345; // tp_whereis("held") in a DOWN
 static tp_system *the_sys;
+static _Atomic long flushing; // CMD_FLUSH began
 
 static void
 reset(void)
 {
+    flushing = 0;
     for (int i = 0; i < NPROBES; i++) {
         pings[i] = exits_seen[i] = downs_seen[i] = died[i] = 0;
         last_exit_reason[i] = last_down_reason[i] = died_reason[i] = 12345;
@@ -53,6 +55,22 @@ probe_init(tp_ctx *ctx, void *state, void *arg)
     (void)ctx;
     *(int *)state = (int)(intptr_t)arg;
     return 0;
+}
+
+static uint64_t exited_before;
+
+static uint64_t
+exited_now(tp_system *sys)
+{
+    tp_system_stats st;
+    ck_assert_int_eq(tp_system_stats_get(sys, &st), 0);
+    return st.exited;
+}
+
+static bool
+one_more_exited(void *sys)
+{
+    return exited_now(sys) > exited_before;
 }
 
 static int
@@ -97,16 +115,12 @@ probe_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
         atomic_fetch_add(&pings[id], 1);
         return TP_OK;
     case CMD_FLUSH: {
-        // The target dies while we are busy here, so its DOWN is queued
-        // behind this message; demonitor must flush it.
-        memcpy(&pid, msg->data, sizeof pid);
-        ck_assert_int_eq(tp_exit(ctx, pid, TP_REASON_KILL), 0);
-        tp_actor_stats st;
-        for (int i = 0; i < 100000 &&
-                        tp_actor_stats_get(tp_ctx_system(ctx), pid, &st) == 0;
-             i++)
-            tpt_nap_us(100);
-        tpt_nap_us(20000); // let the DOWN reach our system lane
+        // The test kills the target while we are busy here, so its DOWN
+        // is queued behind this message; demonitor must flush it. An
+        // actor counts as exited once its DOWN went out. (Killed from
+        // here, the target could wait in this worker's runnext slot.)
+        atomic_fetch_add(&flushing, 1);
+        ck_assert(tpt_wait_until(one_more_exited, tp_ctx_system(ctx), 20));
         ck_assert_int_eq(tp_demonitor(ctx, refs[id]), 0);
         ck_assert_int_eq(tp_send(ctx, tp_self(ctx), CMD_PING, NULL, 0), 0);
         return TP_OK;
@@ -333,7 +347,10 @@ START_TEST(test_demonitor_flushes_queued_down)
     tp_pid a = spawn_probe(0), b = spawn_probe(1);
     cmd_pid(a, CMD_MONITOR, b);
     sync_probe(a, 0);
-    cmd_pid(a, CMD_FLUSH, b);
+    exited_before = exited_now(the_sys);
+    cmd(a, CMD_FLUSH, NULL, 0);
+    ck_assert(tpt_wait_ge(&flushing, 1, 20));
+    ck_assert_int_eq(tp_system_exit(the_sys, b, TP_REASON_KILL), 0);
     ck_assert(tpt_wait_ge(&pings[0], 2, 30));
     ck_assert(tpt_wait_ge(&died[1], 1, 20));
     sync_probe(a, 0);
@@ -395,7 +412,7 @@ START_TEST(test_link_to_dead_and_bad_args)
 END_TEST
 
 // A child linked at spawn cannot escape the link, even by dying at once.
-static _Atomic long parent_exits, parent_reason;
+static _Atomic long parent_exits, parent_reason, parent_others;
 
 static int
 dies_at_once_init(tp_ctx *ctx, void *state, void *arg)
@@ -443,6 +460,8 @@ parent_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
     if (msg->tag == TP_TAG_EXIT) {
         atomic_store(&parent_reason, ((const tp_exit_msg *)msg->data)->reason);
         atomic_fetch_add(&parent_exits, 1);
+    } else {
+        atomic_fetch_add(&parent_others, 1);
     }
     return TP_OK;
 }
@@ -453,11 +472,15 @@ static const tp_behaviour parent = {
 START_TEST(test_spawn_link)
 {
     atomic_store(&parent_exits, 0);
-    ck_assert_int_eq(tp_spawn(the_sys, NULL, &parent, NULL, NULL), 0);
+    atomic_store(&parent_others, 0);
+    tp_pid p;
+    ck_assert_int_eq(tp_spawn(the_sys, &p, &parent, NULL, NULL), 0);
     ck_assert(tpt_wait_ge(&parent_exits, 1, 20));
     ck_assert_int_eq(parent_reason, TP_ECRASH);
-    // The child whose init failed sent nothing.
-    tpt_nap_us(20000);
+    // The child whose init failed sent nothing: anything it sent would
+    // have been queued while the parent's init ran, ahead of this ping.
+    ck_assert_int_eq(tp_system_send(the_sys, p, CMD_PING, NULL, 0), 0);
+    ck_assert(tpt_wait_ge(&parent_others, 1, 20));
     ck_assert_int_eq(parent_exits, 1);
     // Outside an actor there is nobody to link to.
     tp_spawn_opts o = {.link = true};

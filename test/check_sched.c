@@ -247,7 +247,7 @@ START_TEST(test_idle_system_sleeps)
     }
     ck_assert_uint_ge(before.total.sleeps, 2);
     double c0 = cpu_seconds();
-    tpt_nap_us(1000000);
+    tpt_nap_us(1000000); // the window measured, not a synchronisation
     double used = cpu_seconds() - c0;
     ck_assert_msg(used < 0.05, "idle system used %.3f s of CPU in 1 s", used);
     tp_system_destroy(&sys);
@@ -309,13 +309,7 @@ woken_runs_elsewhere(unsigned threads)
 #endif
     tp_system *sys = tpt_system(threads);
     // Every worker asleep first, so no spinning worker happens by.
-    tp_system_stats st;
-    for (int tries = 0; tries < 2000; tries++) {
-        tp_system_stats_get(sys, &st);
-        if (st.total.sleeps >= threads)
-            break;
-        tpt_nap_us(1000);
-    }
+    ck_assert(tpt_wait_asleep(0, 20));
     long done = atomic_load(&long_cb_done);
     for (int round = 0; round < 3; round++) {
         tp_pid a, b;
@@ -327,7 +321,8 @@ woken_runs_elsewhere(unsigned threads)
         ck_assert(tpt_wait_ge(&long_cb_done, done + round + 1, 30));
         ck_assert_msg(atomic_load(&woken_seen_before_return),
                       "round %d: B waited for A's 300 ms callback", round);
-        tpt_nap_us(20000); // let the workers park again
+        // Every worker parked again before the next round.
+        ck_assert(tpt_wait_asleep(0, 20));
     }
     tp_system_destroy(&sys);
 }

@@ -443,12 +443,13 @@ START_TEST(test_infinity_waits)
     tp_pid sup = start_sup((tp_sup_flags){0}, c, 1);
     watch(sup);
     ck_assert_int_eq(tp_system_exit(sys, sup, TP_REASON_SHUTDOWN), 0);
-    tpt_nap_us(100000);
-    ck_assert_int_eq(mon_downs, 0); // still waiting
-    ck_assert_int_eq(cfg[0].stops, 0);
-    // Its calls wait too: they are answered once the sequence ends.
+    ck_assert(tpt_wait_ge(&cfg[0].exits, 1, 20)); // the child was told
+    // Its calls wait too: they are answered once the sequence ends. The
+    // call's 100 ms are also the window in which nothing may end.
     tp_sup_counts k;
     ck_assert_int_eq(tp_sup_count_children(sys, sup, &k, 100), TP_ETIMEDOUT);
+    ck_assert_int_eq(mon_downs, 0); // still waiting
+    ck_assert_int_eq(cfg[0].stops, 0);
     // Killing the child by hand ends the wait; the supervisor goes.
     ck_assert_int_eq(tp_system_exit(sys, where(0), TP_REASON_KILL), 0);
     ck_assert(tpt_wait_ge(&mon_downs, 1, 20));
@@ -492,7 +493,9 @@ START_TEST(test_restarts_outside_the_window)
         start_sup((tp_sup_flags){.intensity = 1, .period_ms = 40}, c, 1);
     for (long i = 1; i <= 6; i++) {
         wait_starts(0, i);
-        tpt_nap_us(60000); // let the previous restart leave the window
+        // Time passing is the scenario: the previous restart must be
+        // older than the 40 ms period.
+        tpt_nap_us(60000);
         die(0, TP_EINVAL);
     }
     wait_starts(0, 7);
@@ -1042,7 +1045,7 @@ START_TEST(test_backoff_streak)
     // The sibling came back each time (it starts just after child 0).
     wait_starts(1, 5);
     ck_assert_int_eq(cfg[1].starts, 5);
-    tpt_nap_us(250000); // runs longer than the period
+    tpt_nap_us(250000); // runs longer than the period: time is the input
     double fresh = timed_restart(6);
     ck_assert_msg(fresh >= 22 && fresh < 150, "after a calm period: %.1f ms",
                   fresh);

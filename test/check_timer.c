@@ -110,7 +110,7 @@ server_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
         size_t n = msg->size < sizeof up ? msg->size : sizeof up;
         for (size_t i = 0; i < n; i++)
             up[i] = (char)(((const char *)msg->data)[i] - 32);
-        if (msg->tag == T_LATE)
+        if (msg->tag == T_LATE) // busy past the 20 ms timeout, on purpose
             tpt_nap_us(150000);
         return tp_reply(ctx, T_REPLY, up, n);
     }
@@ -373,10 +373,18 @@ START_TEST(test_cancel_races_firing)
 }
 END_TEST
 
+static bool
+no_timers(void *system)
+{
+    tp_system_stats st;
+    ck_assert_int_eq(tp_system_stats_get(system, &st), 0);
+    return st.timers == 0;
+}
+
 START_TEST(test_request_reply_and_timeout)
 {
     tp_pid c = spawn(&clock_b), s = spawn(&server_b);
-    req r = {s, T_ECHO, 5000};
+    req r = {s, T_ECHO, 60000};
     ck_assert_int_eq(tp_system_send(sys, c, T_REQUEST, &r, sizeof r), 0);
     ck_assert(tpt_wait_ge(&replies, 1, 20));
     r = (req){s, T_SILENT, 20};
@@ -392,8 +400,9 @@ START_TEST(test_request_reply_and_timeout)
     ck_assert(tpt_wait_ge(&pings, 2, 20)); // and reached c, which dropped it
     ck_assert_int_eq(replies, 1);
     ck_assert_int_eq(stray, 0);
-    // A reply that came in time cancels the timeout.
-    tpt_nap_us(30000);
+    // A reply that came in time cancels the timeout: no timer is left,
+    // though the first one had a minute to run.
+    ck_assert(tpt_wait_until(no_timers, sys, 20));
     ck_assert_int_eq(timeouts, 2);
 }
 END_TEST

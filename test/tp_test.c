@@ -2,9 +2,13 @@
 // Helpers for the suites, and the runner: every suite, fork mode on.
 #include "tp_test.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 double
 tpt_scale(void)
@@ -46,6 +50,74 @@ tpt_wait_ge(_Atomic long *v, long want, double seconds)
         tpt_nap_us(200);
     }
     return true;
+}
+
+bool
+tpt_wait_until(bool (*pred)(void *), void *arg, double seconds)
+{
+    double end = now_s() + seconds;
+    while (!pred(arg)) {
+        if (now_s() > end)
+            return false;
+        tpt_nap_us(200);
+    }
+    return true;
+}
+
+pid_t
+tpt_tid(void)
+{
+    return (pid_t)syscall(SYS_gettid);
+}
+
+// Whether thread `tid` is asleep: state S in its stat line, which follows
+// the last ')' (the name before it may hold anything). A thread gone
+// meanwhile counts as asleep.
+static bool
+thread_asleep(long tid)
+{
+    char path[64], line[512];
+    snprintf(path, sizeof path, "/proc/self/task/%ld/stat", tid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return true;
+    bool ok = fgets(line, sizeof line, f) != NULL;
+    fclose(f);
+    char *p = ok ? strrchr(line, ')') : NULL;
+    return p == NULL || (p[1] == ' ' && p[2] == 'S');
+}
+
+static bool
+all_asleep(pid_t tid)
+{
+    if (tid != 0)
+        return thread_asleep(tid);
+    DIR *d = opendir("/proc/self/task");
+    ck_assert_ptr_nonnull(d);
+    long me = tpt_tid();
+    bool all = true;
+    struct dirent *e;
+    while (all && (e = readdir(d)) != NULL) {
+        long t = atol(e->d_name);
+        if (t > 0 && t != me)
+            all = thread_asleep(t);
+    }
+    closedir(d);
+    return all;
+}
+
+bool
+tpt_wait_asleep(pid_t tid, double seconds)
+{
+    double end = now_s() + seconds;
+    for (int seen = 0;;) {
+        seen = all_asleep(tid) ? seen + 1 : 0;
+        if (seen == 2)
+            return true;
+        if (now_s() > end)
+            return false;
+        tpt_nap_us(1000);
+    }
 }
 
 tp_system *

@@ -7,6 +7,7 @@
 #include <check.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <sys/types.h>
 #include <troupe.h>
 
 // Multiplier for message counts: TP_TEST_SCALE (default 1).
@@ -22,6 +23,19 @@ tp_system *tpt_system_cfg(const tp_config *cfg);
 
 // Stops briefly (for polling loops only, never as synchronisation).
 void tpt_nap_us(long us);
+
+// Polls until pred(arg) is true or `seconds` pass; returns whether it got
+// there.
+bool tpt_wait_until(bool (*pred)(void *), void *arg, double seconds);
+
+// The calling thread's kernel id, for tpt_wait_asleep.
+pid_t tpt_tid(void);
+
+// Polls until thread `tid` of this process (0: every thread but the
+// caller) is asleep in the kernel, as a thread blocked on a condition
+// variable or parked for lack of work is, on two looks in a row; returns
+// whether it got there within `seconds`. Linux's /proc/self/task.
+bool tpt_wait_asleep(pid_t tid, double seconds);
 
 Suite *err_suite(void);
 Suite *pid_suite(void);

@@ -38,6 +38,7 @@ typedef struct gate {
 
 static gate gates[] = {{.name = "gate_a"}, {.name = "gate_b"}};
 
+// For polling loops only, never as synchronisation.
 static void
 pause_ms(long ms)
 {
