@@ -251,8 +251,8 @@ tp__sup_start(tp_ctx *ctx, sup *s, child *c)
     // look like an outsider when it exits.
     int rc = map_reserve(s);
     if (rc == 0)
-        rc = tp_spawn(tp_ctx_system(ctx), &c->pid, c->spec.behaviour,
-                      c->spec.arg, &o);
+        rc = tp_spawn(tp_ctx_system(ctx), c->spec.behaviour, c->spec.arg, &o,
+                      &c->pid);
     if (rc != 0)
         c->pid = TP_PID_NIL;
     if (!tp_pid_is_nil(c->pid)) {

@@ -146,7 +146,7 @@ static tp_pid
 spawn(const tp_behaviour *b)
 {
     tp_pid p;
-    ck_assert_int_eq(tp_spawn(sys, &p, b, NULL, NULL), 0);
+    ck_assert_int_eq(tp_spawn(sys, b, NULL, NULL, &p), 0);
     return p;
 }
 
@@ -343,7 +343,7 @@ START_TEST(test_cancel_races_firing)
         // met a full mailbox would be dropped, which is not this race.
         tp_pid r;
         tp_spawn_opts o = {.mailbox_capacity = 2 * RACE_N};
-        ck_assert_int_eq(tp_spawn(sys, &r, &race_b, NULL, &o), 0);
+        ck_assert_int_eq(tp_spawn(sys, &race_b, NULL, &o, &r), 0);
         ck_assert_int_eq(tp_system_send(sys, r, 1, NULL, 0), 0);
         ck_assert(tpt_wait_ge(&race_armed, 1, 20));
         int cancelled[RACE_N];

@@ -142,8 +142,8 @@ start(const tp_node_config *over)
         nc.timeout_ms = 30000; // fake peers never ping
     ck_assert_int_eq(tp_node_start(node.sys, &nc), 0);
     tpw_node_of(&node.t, node.sys);
-    ck_assert_int_eq(tp_spawn(node.sys, &node.sink, &sink_b, NULL,
-                              &(tp_spawn_opts){.name = "sink"}),
+    ck_assert_int_eq(tp_spawn(node.sys, &sink_b, NULL,
+                              &(tp_spawn_opts){.name = "sink"}, &node.sink),
                      0);
     atomic_store(&sunk, 0);
     node.names = 0;
@@ -454,7 +454,7 @@ START_TEST(reply_flag_without_request_counts)
     atomic_store(&reply_gated, 0);
     tp_pid g;
     tp_spawn_opts o = {.mailbox_capacity = 4};
-    ck_assert_int_eq(tp_spawn(node.sys, &g, &reply_gated_b, NULL, &o), 0);
+    ck_assert_int_eq(tp_spawn(node.sys, &reply_gated_b, NULL, &o, &g), 0);
     int fd = join();
     tpw_bytes fr = {.len = 0};
     long n = 40;

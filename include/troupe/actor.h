@@ -123,8 +123,8 @@ typedef struct tp_spawn_opts {
 // or called tp_stop), or init's own negative code (in each of these cases
 // nothing is left behind and `*out` is untouched).
 // Any thread, actors included.
-TP_API int tp_spawn(tp_system *sys, tp_pid *out, const tp_behaviour *b,
-                    void *arg, const tp_spawn_opts *opts);
+TP_API int tp_spawn(tp_system *sys, const tp_behaviour *b, void *arg,
+                    const tp_spawn_opts *opts, tp_pid *out);
 
 // Sends a copy of `size` bytes at `data` to `to` with tag `tag`, from the
 // running actor. Per pair of actors, messages and signals arrive in the

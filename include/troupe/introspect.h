@@ -90,8 +90,8 @@ typedef struct tp_actor_detail {
 // tp_actor_info_get first to see whether it is TP_ACTOR_BUSY). Returns 0,
 // TP_ENOACTOR, TP_ETIMEDOUT, TP_EINVAL, TP_ENOMEM, or TP_EPERM from inside
 // an actor (it would block a scheduler thread).
-TP_API int tp_actor_detail_get(tp_system *sys, tp_pid pid,
-                               tp_actor_detail *out, int timeout_ms);
+TP_API int tp_actor_detail_get(tp_system *sys, tp_pid pid, int timeout_ms,
+                               tp_actor_detail *out);
 
 // Serves introspection on a Unix socket at `path` (see lib/observe/CONTROL.md): the
 // socket is created with mode 0600 in a directory that must be, or is

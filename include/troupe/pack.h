@@ -51,10 +51,10 @@ TP_API int tp_msg_unpack(const tp_msg *msg, msgpack_unpacked *out);
 // pid can be used on any node that receives it.
 #define TP_PID_EXT_TYPE 1
 
-// Packs `pid` as a TP_PID_EXT_TYPE extension. `sys` is the system the pid
-// is valid in. Returns 0, TP_EINVAL (NULL, or a pid whose node `sys` does
-// not know) or TP_ENOMEM.
-TP_API int tp_pack_pid(tp_system *sys, msgpack_packer *pk, tp_pid pid);
+// Packs `pid` as a TP_PID_EXT_TYPE extension into `pk`. `sys` is the system
+// the pid is valid in. Returns 0, TP_EINVAL (NULL, or a pid whose node `sys`
+// does not know) or TP_ENOMEM.
+TP_API int tp_pack_pid(tp_system *sys, tp_pid pid, msgpack_packer *pk);
 
 // Reads a pid packed by tp_pack_pid on any node into `*out`, valid in
 // `sys`: a pid of `sys`'s own node becomes local, any other names its node

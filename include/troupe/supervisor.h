@@ -96,10 +96,10 @@ typedef struct tp_sup_spec {
 // tp_system_start, spawn returns at once and the helper finishes later.
 TP_API extern const tp_behaviour tp_supervisor;
 
-// Spawns a supervisor; tp_spawn(sys, out, &tp_supervisor, spec, opts).
+// Spawns a supervisor; tp_spawn(sys, &tp_supervisor, spec, opts, out).
 // Returns tp_spawn's codes, among them the supervisor's init error.
-TP_API int tp_sup_start(tp_system *sys, tp_pid *out, const tp_sup_spec *spec,
-                        const tp_spawn_opts *opts);
+TP_API int tp_sup_start(tp_system *sys, const tp_sup_spec *spec,
+                        const tp_spawn_opts *opts, tp_pid *out);
 
 // What which_children reports for one child.
 typedef struct tp_sup_child {
@@ -144,7 +144,7 @@ typedef struct tp_sup_counts {
 // registered name taken, ...).
 TP_API int tp_sup_start_child(tp_system *sys, tp_pid sup,
                               const tp_child_spec *spec, void *arg,
-                              tp_pid *out, int timeout_ms);
+                              int timeout_ms, tp_pid *out);
 
 // Stops a child, as the supervisor stops children (shutdown, then kill
 // when its shutdown timeout runs out), and keeps its spec: by `id` (`pid`
@@ -163,7 +163,7 @@ TP_API int tp_sup_terminate_child(tp_system *sys, tp_pid sup, const char *id,
 // TP_EEXIST (it is running, or a restart of it is pending), TP_ENOMEM,
 // what tp_spawn returned for the child.
 TP_API int tp_sup_restart_child(tp_system *sys, tp_pid sup, const char *id,
-                                tp_pid *out, int timeout_ms);
+                                int timeout_ms, tp_pid *out);
 
 // Removes a stopped child's spec. Errors: TP_EINVAL (NULL id), TP_ENOENT
 // (no such child; always for simple_one_for_one), TP_EEXIST (it is
@@ -174,12 +174,12 @@ TP_API int tp_sup_delete_child(tp_system *sys, tp_pid sup, const char *id,
 // Fills `out` with up to `max` children in start order and stores how many
 // the supervisor has in `*n`. Errors: TP_EINVAL (NULL `n`, NULL `out` with
 // a `max`), TP_ENOMEM.
-TP_API int tp_sup_which_children(tp_system *sys, tp_pid sup, tp_sup_child *out,
-                                 size_t max, size_t *n, int timeout_ms);
+TP_API int tp_sup_which_children(tp_system *sys, tp_pid sup, int timeout_ms,
+                                 tp_sup_child *out, size_t max, size_t *n);
 
 // Stores the supervisor's counts in `*out`. Errors: TP_EINVAL (NULL out).
-TP_API int tp_sup_count_children(tp_system *sys, tp_pid sup,
-                                 tp_sup_counts *out, int timeout_ms);
+TP_API int tp_sup_count_children(tp_system *sys, tp_pid sup, int timeout_ms,
+                                 tp_sup_counts *out);
 
 // ---- calls from actors -----------------------------------------------------
 //
@@ -204,30 +204,30 @@ TP_API int tp_sup_count_children(tp_system *sys, tp_pid sup,
 
 // As tp_sup_start_child; decode with tp_sup_result (the child's pid). The
 // spec is copied into the request: it need not outlive the call.
-TP_API int tp_sup_start_child_async(tp_ctx *ctx, uint64_t *ref, tp_pid sup,
+TP_API int tp_sup_start_child_async(tp_ctx *ctx, tp_pid sup,
                                     const tp_child_spec *spec, void *arg,
-                                    uint32_t timeout_ms);
+                                    uint32_t timeout_ms, uint64_t *ref);
 
 // As tp_sup_terminate_child; decode with tp_sup_result.
-TP_API int tp_sup_terminate_child_async(tp_ctx *ctx, uint64_t *ref, tp_pid sup,
+TP_API int tp_sup_terminate_child_async(tp_ctx *ctx, tp_pid sup,
                                         const char *id, tp_pid pid,
-                                        uint32_t timeout_ms);
+                                        uint32_t timeout_ms, uint64_t *ref);
 
 // As tp_sup_restart_child; decode with tp_sup_result (the child's pid).
-TP_API int tp_sup_restart_child_async(tp_ctx *ctx, uint64_t *ref, tp_pid sup,
-                                      const char *id, uint32_t timeout_ms);
+TP_API int tp_sup_restart_child_async(tp_ctx *ctx, tp_pid sup, const char *id,
+                                      uint32_t timeout_ms, uint64_t *ref);
 
 // As tp_sup_delete_child; decode with tp_sup_result.
-TP_API int tp_sup_delete_child_async(tp_ctx *ctx, uint64_t *ref, tp_pid sup,
-                                     const char *id, uint32_t timeout_ms);
+TP_API int tp_sup_delete_child_async(tp_ctx *ctx, tp_pid sup, const char *id,
+                                     uint32_t timeout_ms, uint64_t *ref);
 
 // As tp_sup_which_children; decode with tp_sup_result_children.
-TP_API int tp_sup_which_children_async(tp_ctx *ctx, uint64_t *ref, tp_pid sup,
-                                       uint32_t timeout_ms);
+TP_API int tp_sup_which_children_async(tp_ctx *ctx, tp_pid sup,
+                                       uint32_t timeout_ms, uint64_t *ref);
 
 // As tp_sup_count_children; decode with tp_sup_result_counts.
-TP_API int tp_sup_count_children_async(tp_ctx *ctx, uint64_t *ref, tp_pid sup,
-                                       uint32_t timeout_ms);
+TP_API int tp_sup_count_children_async(tp_ctx *ctx, tp_pid sup,
+                                       uint32_t timeout_ms, uint64_t *ref);
 
 // The decoders. Each reads `msg`, the message with an _async call's ref,
 // and returns the call's result: 0, or the error its blocking form names

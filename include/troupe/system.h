@@ -119,13 +119,14 @@ typedef struct tp_config {
     int stall_ms;
 } tp_config;
 
-// Creates a system in `*out` from `cfg` (NULL for all defaults). Scheduler
+// Creates a system from `cfg` (NULL for all defaults) and stores it in
+// `*out`. Scheduler
 // threads start with tp_system_start; actors may be spawned before that and
 // run once it is called. The caller owns the system and releases it with
 // tp_system_destroy. Returns 0, TP_EINVAL (NULL `out`, a field out of range;
 // `*out` untouched), TP_ENOMEM or TP_EAGAIN (threads could not be created).
 // Any thread outside an actor.
-TP_API int tp_system_new(tp_system **out, const tp_config *cfg);
+TP_API int tp_system_new(const tp_config *cfg, tp_system **out);
 
 // Starts the scheduler threads. Returns 0, TP_EINVAL for NULL, TP_EEXIST if
 // already started, TP_EAGAIN if a thread could not be created (the system is

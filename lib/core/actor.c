@@ -1006,8 +1006,8 @@ run_init(tp_actor *a, void *arg)
 }
 
 int
-tp_spawn(tp_system *sys, tp_pid *out, const tp_behaviour *b, void *arg,
-         const tp_spawn_opts *opts)
+tp_spawn(tp_system *sys, const tp_behaviour *b, void *arg,
+         const tp_spawn_opts *opts, tp_pid *out)
 {
     int rc = check_spawn(sys, b, opts);
     if (rc != 0)

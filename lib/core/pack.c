@@ -212,7 +212,7 @@ tp_msg_unpack(const tp_msg *msg, msgpack_unpacked *out)
 #define PID_EXT_MAX (1 + 127 + 4 + 8)
 
 int
-tp_pack_pid(tp_system *sys, msgpack_packer *pk, tp_pid pid)
+tp_pack_pid(tp_system *sys, tp_pid pid, msgpack_packer *pk)
 {
     if (sys == NULL || pk == NULL)
         return TP_EINVAL;

@@ -260,8 +260,8 @@ tp__info_release(tp__msg *m)
 }
 
 int
-tp_actor_detail_get(tp_system *sys, tp_pid pid, tp_actor_detail *out,
-                    int timeout_ms)
+tp_actor_detail_get(tp_system *sys, tp_pid pid, int timeout_ms,
+                    tp_actor_detail *out)
 {
     if (sys == NULL || out == NULL || timeout_ms < 0)
         return TP_EINVAL;

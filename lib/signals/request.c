@@ -203,7 +203,7 @@ tp_call(tp_system *sys, tp_pid to, uint32_t tag, const void *data, size_t size,
                        timeout_ms < 0 ? UINT32_MAX : (uint32_t)timeout_ms};
     pthread_mutex_init(&c.lock, NULL);
     pthread_cond_init(&c.cond, NULL);
-    rc = tp_spawn(sys, NULL, &call_proxy, &c, NULL);
+    rc = tp_spawn(sys, &call_proxy, &c, NULL, NULL);
     if (rc == 0) {
         pthread_mutex_lock(&c.lock);
         while (!c.done)
