@@ -226,8 +226,8 @@ tp_sup_count_children(tp_system *sys, tp_pid sup_pid, int timeout_ms,
 
 int
 tp_sup_start_child_async(tp_ctx *ctx, tp_pid sup_pid,
-                         const tp_child_spec *spec, void *arg,
-                         uint32_t timeout_ms, uint64_t *ref)
+                         const tp_child_spec *spec, void *arg, int timeout_ms,
+                         uint64_t *ref)
 {
     tp__sup_start_req r;
     int rc = start_request(&r, spec, arg);
@@ -240,7 +240,7 @@ tp_sup_start_child_async(tp_ctx *ctx, tp_pid sup_pid,
 // Sends a terminate, restart or delete request.
 static int
 id_async(tp_ctx *ctx, uint64_t *ref, tp_pid sup_pid, uint32_t tag,
-         const char *id, tp_pid pid, uint32_t timeout_ms)
+         const char *id, tp_pid pid, int timeout_ms)
 {
     tp__sup_id_req r;
     int rc = id_request(&r, id, pid);
@@ -251,7 +251,7 @@ id_async(tp_ctx *ctx, uint64_t *ref, tp_pid sup_pid, uint32_t tag,
 
 int
 tp_sup_terminate_child_async(tp_ctx *ctx, tp_pid sup_pid, const char *id,
-                             tp_pid pid, uint32_t timeout_ms, uint64_t *ref)
+                             tp_pid pid, int timeout_ms, uint64_t *ref)
 {
     return id_async(ctx, ref, sup_pid, TP__SUP_CALL_TERMINATE, id, pid,
                     timeout_ms);
@@ -259,7 +259,7 @@ tp_sup_terminate_child_async(tp_ctx *ctx, tp_pid sup_pid, const char *id,
 
 int
 tp_sup_restart_child_async(tp_ctx *ctx, tp_pid sup_pid, const char *id,
-                           uint32_t timeout_ms, uint64_t *ref)
+                           int timeout_ms, uint64_t *ref)
 {
     if (id == NULL)
         return TP_EINVAL;
@@ -269,7 +269,7 @@ tp_sup_restart_child_async(tp_ctx *ctx, tp_pid sup_pid, const char *id,
 
 int
 tp_sup_delete_child_async(tp_ctx *ctx, tp_pid sup_pid, const char *id,
-                          uint32_t timeout_ms, uint64_t *ref)
+                          int timeout_ms, uint64_t *ref)
 {
     if (id == NULL)
         return TP_EINVAL;
@@ -278,7 +278,7 @@ tp_sup_delete_child_async(tp_ctx *ctx, tp_pid sup_pid, const char *id,
 }
 
 int
-tp_sup_which_children_async(tp_ctx *ctx, tp_pid sup_pid, uint32_t timeout_ms,
+tp_sup_which_children_async(tp_ctx *ctx, tp_pid sup_pid, int timeout_ms,
                             uint64_t *ref)
 {
     return tp_request(ctx, sup_pid, TP__SUP_CALL_WHICH, NULL, 0, timeout_ms,
@@ -286,7 +286,7 @@ tp_sup_which_children_async(tp_ctx *ctx, tp_pid sup_pid, uint32_t timeout_ms,
 }
 
 int
-tp_sup_count_children_async(tp_ctx *ctx, tp_pid sup_pid, uint32_t timeout_ms,
+tp_sup_count_children_async(tp_ctx *ctx, tp_pid sup_pid, int timeout_ms,
                             uint64_t *ref)
 {
     return tp_request(ctx, sup_pid, TP__SUP_CALL_COUNT, NULL, 0, timeout_ms,

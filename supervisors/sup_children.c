@@ -191,7 +191,7 @@ tp__sup_check_spec(tp_system *sys, const tp_child_spec *c)
         why = "bad restart type";
     else if ((unsigned)c->type > TP_SUPERVISOR)
         why = "bad child type";
-    else if (c->shutdown < TP_SHUTDOWN_INFINITY)
+    else if (c->shutdown < TP_SHUTDOWN_BRUTAL_KILL)
         why = "bad shutdown value";
     else if (c->significant && c->restart == TP_PERMANENT)
         why = "a permanent child cannot be significant";

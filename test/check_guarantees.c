@@ -99,7 +99,7 @@ typedef struct act {
 typedef struct req {
     tp_pid to;
     uint32_t tag;
-    uint32_t timeout_ms;
+    int timeout_ms;
     act a;
 } req;
 
@@ -209,7 +209,7 @@ obs_watch(tp_pid obs, tp_pid target)
 
 // Has `obs` request `to` and waits until it has; returns the request's ref.
 static uint64_t
-obs_request(tp_pid obs, tp_pid to, uint32_t tag, act a, uint32_t timeout_ms)
+obs_request(tp_pid obs, tp_pid to, uint32_t tag, act a, int timeout_ms)
 {
     atomic_store(&last_request_rc, 12345);
     req r = {.to = to, .tag = tag, .timeout_ms = timeout_ms, .a = a};

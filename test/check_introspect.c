@@ -207,7 +207,7 @@ START_TEST(detail_from_the_actor)
     ck_assert_int_eq(tp_actor_detail_get(sys, sup, 5000, &d), 0);
     ck_assert(d.trap_exit); // supervisors trap exits
     ck_assert_uint_eq(d.nlinks, 2);
-    ck_assert_int_eq(tp_actor_detail_get(sys, wa, 5000, &d), 0);
+    ck_assert_int_eq(tp_actor_detail_get(sys, wa, TP_FOREVER, &d), 0);
     ck_assert_uint_eq(d.nlinks, 1);
     ck_assert_uint_eq(d.links[0].v, sup.v);
     ck_assert_str_eq(d.describe, "job=test");
@@ -222,6 +222,7 @@ START_TEST(detail_from_the_actor)
     }
     ck_assert_int_eq(rc, TP_ENOACTOR);
     ck_assert_int_eq(tp_actor_detail_get(sys, wa, 10, NULL), TP_EINVAL);
+    ck_assert_int_eq(tp_actor_detail_get(sys, sup, -2, &d), TP_EINVAL);
     tp_system_destroy(&sys);
 }
 END_TEST

@@ -777,7 +777,7 @@ START_TEST(both_sides_measure_rtt)
                      0);
     tp_system *sys =
         tpn_local("alpha", &(tp_node_config){.heartbeat_ms = 200});
-    ck_assert_int_eq(tp_node_connect(sys, c.node, 10000), 0);
+    ck_assert_int_eq(tp_node_connect(sys, c.node, TP_FOREVER), 0);
     tp_peer_info pi = {0};
     for (int i = 0; i < 5000; i++) {
         ck_assert_int_eq(tp_node_peers(sys, &pi, 1), 1);
@@ -919,7 +919,7 @@ START_TEST(wrong_secret_refused)
     ck_assert_int_eq(
         tpn_start(&c, (const char *[]){"beta", "-s", other, NULL}), 0);
     tp_system *sys = tpn_local("alpha", NULL);
-    ck_assert_int_eq(tp_node_connect(sys, c.node, 10000), TP_ENOTCONN);
+    ck_assert_int_eq(tp_node_connect(sys, c.node, TP_FOREVER), TP_ENOTCONN);
     tp_node_stats ns;
     ck_assert_int_eq(tp_node_stats_get(sys, &ns), 0);
     ck_assert_uint_ge(ns.auth_failures, 1);
@@ -965,6 +965,7 @@ START_TEST(secret_file_checks)
     ck_assert_int_eq(tp_node_connect(sys, "nobody", 0), TP_EINVAL);
     ck_assert_int_eq(tp_node_connect(sys, "x@1.2.3.4:0", 0), TP_EINVAL);
     ck_assert_int_eq(tp_node_connect(sys, "x@127.0.0.1:05", 0), TP_EINVAL);
+    ck_assert_int_eq(tp_node_connect(sys, "x@127.0.0.1:5", -2), TP_EINVAL);
     tp_system_destroy(&sys);
     tpn_teardown();
 }

@@ -278,7 +278,7 @@ static tp_sup_counts
 counts(tp_pid sup)
 {
     tp_sup_counts c;
-    ck_assert_int_eq(tp_sup_count_children(sys, sup, 5000, &c), 0);
+    ck_assert_int_eq(tp_sup_count_children(sys, sup, TP_FOREVER, &c), 0);
     return c;
 }
 
@@ -448,6 +448,8 @@ START_TEST(test_infinity_waits)
     // call's 100 ms are also the window in which nothing may end.
     tp_sup_counts k;
     ck_assert_int_eq(tp_sup_count_children(sys, sup, 100, &k), TP_ETIMEDOUT);
+    ck_assert_int_eq(tp_sup_count_children(sys, sup, 0, &k), TP_ETIMEDOUT);
+    ck_assert_int_eq(tp_sup_count_children(sys, sup, -2, &k), TP_EINVAL);
     ck_assert_int_eq(mon_downs, 0); // still waiting
     ck_assert_int_eq(cfg[0].stops, 0);
     // Killing the child by hand ends the wait; the supervisor goes.
@@ -1439,7 +1441,7 @@ typedef struct aop {
     void *arg;                 // start_child
     const char *id;
     tp_pid pid; // terminate_child under simple_one_for_one
-    uint32_t timeout_ms;
+    int timeout_ms;
 } aop;
 
 typedef struct ares {
@@ -1464,7 +1466,7 @@ typedef struct client {
 static int
 client_call(tp_ctx *ctx, client *c, const aop *o)
 {
-    uint32_t t = o->timeout_ms ? o->timeout_ms : 5000;
+    int t = o->timeout_ms ? o->timeout_ms : 5000;
     switch (o->op) {
     case OP_START:
         return tp_sup_start_child_async(ctx, o->sup, o->spec, o->arg, t,

@@ -39,10 +39,13 @@ typedef enum tp_auto_shutdown {
     TP_AUTO_SHUTDOWN_ALL_SIGNIFICANT, // exit when all significant ones have
 } tp_auto_shutdown;
 
-// Shutdown values besides a timeout in milliseconds.
+// Shutdown values besides a timeout in milliseconds (> 0). A zeroed spec
+// gets the default, so 0 does not mean "no wait" here: that is
+// TP_SHUTDOWN_BRUTAL_KILL. TP_SHUTDOWN_INFINITY is -1, "forever", as for
+// every timeout. Anything below -2 is refused (TP_EINVAL).
 #define TP_SHUTDOWN_DEFAULT 0 // 5000 ms for workers, infinity for supervisors
-#define TP_SHUTDOWN_BRUTAL_KILL (-1) // killed at once, untrappably
-#define TP_SHUTDOWN_INFINITY (-2)    // waited for as long as it takes
+#define TP_SHUTDOWN_INFINITY TP_FOREVER // waited for as long as it takes
+#define TP_SHUTDOWN_BRUTAL_KILL (-2)    // killed at once, untrappably
 
 typedef struct tp_child_spec {
     const char *id;                // unique among the children, required
@@ -50,7 +53,7 @@ typedef struct tp_child_spec {
     void *arg;                     // passed to init; must outlive the child
     tp_spawn_opts opts;            // name, mailbox capacity, policy
     tp_restart restart;
-    int32_t shutdown; // ms, or TP_SHUTDOWN_*
+    int shutdown; // ms, or TP_SHUTDOWN_*
     tp_child_type type;
     bool significant; // not allowed with TP_PERMANENT
 } tp_child_spec;
@@ -121,11 +124,14 @@ typedef struct tp_sup_counts {
 // ---- calls from threads outside the system ---------------------------------
 //
 // These block until the supervisor answers, up to `timeout_ms` (-1: no
-// limit), so they are for threads that are not running an actor; inside
-// an actor use the _async forms below. Each returns 0, the errors named
-// with it, or tp_call's: TP_ETIMEDOUT, TP_ENOACTOR (`sup` is not alive, or
-// exited before answering), TP_EPERM (called inside an actor), TP_EINVAL
-// (NULL `sys`, `timeout_ms` 0 or below -1), TP_ESHUTDOWN, TP_ENOMEM. A
+// limit; 0: no wait, which gives TP_ETIMEDOUT unless the answer beat the
+// timeout, as with tp_call), so they are for threads that are not running
+// an actor; inside an actor use the _async forms below. Each returns 0,
+// the errors named with it, or tp_call's: TP_ETIMEDOUT, TP_ENOACTOR
+// (`sup` is not alive, or exited before answering), TP_EPERM (called
+// inside an actor), TP_EINVAL (NULL `sys`, `timeout_ms` below -1),
+// TP_ESHUTDOWN, TP_ENOMEM. Outputs come last and are written only on
+// success. A
 // supervisor answers calls that arrive while it stops children (which may
 // take their shutdown timeouts) once it is done. Calls carry pointers, so
 // they come from this process only: one from another node is answered
@@ -190,7 +196,9 @@ TP_API int tp_sup_count_children(tp_system *sys, tp_pid sup, int timeout_ms,
 // the same way), TP_ENOENT (for terminate, restart or delete, an id of 64
 // bytes or more, which no child has), or tp_request's codes, among them
 // TP_EPERM (`ctx` is not the actor running on this thread) and TP_EINVAL
-// (`timeout_ms` 0). Inside a callback of the running actor.
+// (`timeout_ms` below -1). `timeout_ms` means what it means for
+// tp_request: -1 sends no TP_TAG_TIMEOUT ever, 0 makes it due at once.
+// Inside a callback of the running actor.
 //
 // After 0, the running actor receives one message with msg->ref == *ref:
 // the supervisor's answer (a private tag below TP_TAG_RESERVED), or
@@ -206,28 +214,28 @@ TP_API int tp_sup_count_children(tp_system *sys, tp_pid sup, int timeout_ms,
 // spec is copied into the request: it need not outlive the call.
 TP_API int tp_sup_start_child_async(tp_ctx *ctx, tp_pid sup,
                                     const tp_child_spec *spec, void *arg,
-                                    uint32_t timeout_ms, uint64_t *ref);
+                                    int timeout_ms, uint64_t *ref);
 
 // As tp_sup_terminate_child; decode with tp_sup_result.
 TP_API int tp_sup_terminate_child_async(tp_ctx *ctx, tp_pid sup,
                                         const char *id, tp_pid pid,
-                                        uint32_t timeout_ms, uint64_t *ref);
+                                        int timeout_ms, uint64_t *ref);
 
 // As tp_sup_restart_child; decode with tp_sup_result (the child's pid).
 TP_API int tp_sup_restart_child_async(tp_ctx *ctx, tp_pid sup, const char *id,
-                                      uint32_t timeout_ms, uint64_t *ref);
+                                      int timeout_ms, uint64_t *ref);
 
 // As tp_sup_delete_child; decode with tp_sup_result.
 TP_API int tp_sup_delete_child_async(tp_ctx *ctx, tp_pid sup, const char *id,
-                                     uint32_t timeout_ms, uint64_t *ref);
+                                     int timeout_ms, uint64_t *ref);
 
 // As tp_sup_which_children; decode with tp_sup_result_children.
-TP_API int tp_sup_which_children_async(tp_ctx *ctx, tp_pid sup,
-                                       uint32_t timeout_ms, uint64_t *ref);
+TP_API int tp_sup_which_children_async(tp_ctx *ctx, tp_pid sup, int timeout_ms,
+                                       uint64_t *ref);
 
 // As tp_sup_count_children; decode with tp_sup_result_counts.
-TP_API int tp_sup_count_children_async(tp_ctx *ctx, tp_pid sup,
-                                       uint32_t timeout_ms, uint64_t *ref);
+TP_API int tp_sup_count_children_async(tp_ctx *ctx, tp_pid sup, int timeout_ms,
+                                       uint64_t *ref);
 
 // The decoders. Each reads `msg`, the message with an _async call's ref,
 // and returns the call's result: 0, or the error its blocking form names
