@@ -2,6 +2,7 @@
 // Introspection through the public API: snapshots of a supervision tree,
 // details asked of an actor, and the control socket spoken to raw.
 #include "tp_test.h"
+#include <troupe/msgpack.h>
 
 #include <errno.h>
 #include <poll.h>

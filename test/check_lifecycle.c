@@ -4,6 +4,8 @@
 #include "tp_test.h"
 
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static _Atomic long inits, handled, terminates, last_reason = 12345;

@@ -5,6 +5,7 @@
 #include "tp_test.h"
 
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct item {

@@ -3,6 +3,7 @@
 // test/node/tnode (started and killed here) the other, both on 127.0.0.1
 // with ephemeral ports. Every wait is bounded and keyed on a message.
 #include "tp_test.h"
+#include <troupe/msgpack.h>
 #include "tp_node_test.h"
 
 #include <errno.h>

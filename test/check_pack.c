@@ -2,6 +2,7 @@
 // msgpack helpers: pack and send without touching buffers, unpack and
 // refuse malformed payloads.
 #include "tp_test.h"
+#include <troupe/msgpack.h>
 
 #include <string.h>
 

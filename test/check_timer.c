@@ -3,6 +3,7 @@
 // pending), requests with replies and timeouts, and tp_call.
 #include "tp_test.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 enum {

@@ -8,6 +8,7 @@
 // delivers, and a new node still completes a handshake. Waits end on a
 // closed socket, a counter or a delivery, each bounded.
 #include "tp_test.h"
+#include <troupe/msgpack.h>
 #include "tp_node_test.h"
 #include "tp_wire_test.h"
 

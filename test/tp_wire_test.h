@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <troupe.h>
+#include <troupe/msgpack.h>
 
 #define TPW_NONCE 32
 #define TPW_MAC 32

@@ -6,7 +6,7 @@
 // per pair of actors messages arrive in send order, at most once. A
 // message's sender (msg->from) may be a remote pid, so a reply is a plain
 // tp_send. Pids travel inside payloads as a msgpack extension type
-// (tp_pack_pid and tp_unpack_pid in pack.h).
+// (tp_pack_pid and tp_unpack_pid in the opt-in <troupe/msgpack.h>).
 //
 // A node's full name is "NAME@HOST:PORT" (the address it listens on), so
 // a pid or a name carries what is needed to connect to its node: the first

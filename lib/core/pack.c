@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT
 // The msgpack payload helpers: the one core file that includes msgpack-c's
-// headers (through troupe/pack.h). Packing writes into an sbuffer whose
+// headers (through troupe/msgpack.h). Packing writes into an sbuffer whose
 // malloc'ed bytes are handed to the zero-copy send.
 #include "core/core.h"
 #include "dist/dist.h"
 #include "observe/observe.h"
+
+#include <troupe/msgpack.h>
 
 #include <stdlib.h>
 #include <string.h>

@@ -6,6 +6,8 @@
 #include "core/core.h"
 #include "observe/observe.h"
 
+#include <troupe/msgpack.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>

@@ -13,6 +13,7 @@
 #include "dist/wire.h"
 
 #include <troupe.h>
+#include <troupe/msgpack.h>
 
 #include <dirent.h>
 #include <errno.h>

@@ -19,6 +19,7 @@
 //            tag 15; then reports tag 13 {int32 reason} for each exit
 //            signal and tag 14 {int32 reason} for each DOWN to the report pid
 #include <troupe.h>
+#include <troupe/msgpack.h>
 
 #include <signal.h>
 #include <stdio.h>

@@ -1,9 +1,13 @@
 // SPDX-License-Identifier: MIT
-// msgpack helpers: pack a payload with msgpack-c's packer and send it without
-// touching buffers, and unpack a received payload. Including this header
-// requires msgpack-c's headers (pkg-config's `troupe` adds them).
-#ifndef TROUPE_PACK_H
-#define TROUPE_PACK_H
+// msgpack helpers, opt-in: pack a payload with msgpack-c's packer and send
+// it without touching buffers, unpack a received payload, and carry pids
+// between nodes. <troupe.h> does not include this header, so programs that
+// do not use msgpack need none of its headers; those that do include it
+// after <troupe.h>, and build with msgpack-c's flags too:
+// `pkg-config --cflags --libs troupe msgpack` (msgpack-c on distributions
+// newer than Debian 12).
+#ifndef TROUPE_MSGPACK_H
+#define TROUPE_MSGPACK_H
 
 #include <msgpack.h>
 
