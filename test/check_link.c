@@ -316,6 +316,17 @@ END_TEST
 START_TEST(test_system_exit_from_outside)
 {
     tp_pid a = spawn_probe(0);
+    // Values that are no reason are refused, and nothing is sent: 0, what
+    // callbacks return, and the bases of the reason ranges.
+    int bad[] = {0,
+                 TP_STOP,
+                 TP_IGNORE,
+                 1000,
+                 TP_REASON_KILLED + 1,
+                 TP_REASON_SIGNAL,
+                 TP_REASON_SIGNAL + 65};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_int_eq(tp_system_exit(the_sys, a, bad[i]), TP_EINVAL);
     ck_assert_int_eq(tp_system_exit(the_sys, a, TP_REASON_SHUTDOWN), 0);
     ck_assert(tpt_wait_ge(&died[0], 1, 20));
     ck_assert_int_eq(died_reason[0], TP_REASON_SHUTDOWN);

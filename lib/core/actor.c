@@ -1485,6 +1485,8 @@ int
 tp_stop_reason(tp_ctx *ctx, int reason)
 {
     int rc = tp__check_ctx(ctx);
+    if (rc == 0 && !tp__reason_ok(reason))
+        rc = TP_EINVAL;
     if (rc == 0) {
         ((tp_actor *)ctx)->stopping = 1;
         ((tp_actor *)ctx)->stop_reason = reason;
