@@ -26,7 +26,9 @@
 typedef uint64_t tp_timer; // 0 is never a valid timer
 
 // Sends a copy of `data` to `to` with `tag` after `ms` milliseconds, from
-// the running actor, and stores the timer in `*out` (may be NULL). The
+// the running actor, and stores the timer in `*out` (may be NULL). `ms` is
+// a delay, not a timeout (nothing waits for it), hence unsigned: 0 sends
+// at the timer thread's next turn. The
 // message goes through `to`'s overflow policy like any other, except that
 // it never waits: where a thread would wait it is dropped and counted.
 // Returns 0, TP_EINVAL (NULL ctx, reserved tag, NULL data with a size),
