@@ -53,10 +53,10 @@ enum {
     TP_REASON_NOPROC = 1004,
     TP_REASON_NOCONNECTION = 1005,
     TP_REASON_MAILBOX_OVERFLOW = 1006,
-    TP_REASON_KILLED =
-        1007, // what an actor killed with TP_REASON_KILL dies of
-    TP_REASON_SIGNAL = 1100, // + N (1 to 64): a native fault caught
-                             // (catch_faults)
+    // What an actor killed with TP_REASON_KILL dies of.
+    TP_REASON_KILLED = 1007,
+    // + N (1 to 64): a native fault caught (tp_config.catch_faults).
+    TP_REASON_SIGNAL = 1100,
 };
 
 // Return values of `handle` besides errors; TP_IGNORE is for `init`.

@@ -131,11 +131,10 @@ typedef struct tp_sup_counts {
 // (`sup` is not alive, or exited before answering), TP_EPERM (called
 // inside an actor), TP_EINVAL (NULL `sys`, `timeout_ms` below -1),
 // TP_ESHUTDOWN, TP_ENOMEM. Outputs come last and are written only on
-// success. A
-// supervisor answers calls that arrive while it stops children (which may
-// take their shutdown timeouts) once it is done. Calls carry pointers, so
-// they come from this process only: one from another node is answered
-// TP_EPERM.
+// success. A supervisor answers calls that arrive while it stops children
+// (which may take their shutdown timeouts) once it is done. Calls carry
+// pointers, so they come from this process only: one from another node is
+// answered TP_EPERM.
 
 // Adds a child and starts it, storing its pid in `*out` (may be NULL), or
 // TP_PID_NIL when its init declined (TP_IGNORE). For simple_one_for_one,

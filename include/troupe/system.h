@@ -130,10 +130,9 @@ typedef struct tp_config {
 } tp_config;
 
 // Creates a system from `cfg` (NULL for all defaults) and stores it in
-// `*out`. Scheduler
-// threads start with tp_system_start; actors may be spawned before that and
-// run once it is called. The caller owns the system and releases it with
-// tp_system_destroy. Returns 0, TP_EINVAL (NULL `out`, a field out of range;
+// `*out`. Scheduler threads start with tp_system_start; actors may be
+// spawned before that and run once it is called. The caller owns the
+// system and releases it with tp_system_destroy. Returns 0, TP_EINVAL (NULL `out`, a field out of range;
 // `*out` untouched), TP_ENOMEM or TP_EAGAIN (threads could not be created).
 // Any thread outside an actor.
 TP_API int tp_system_new(const tp_config *cfg, tp_system **out);

@@ -28,9 +28,9 @@ typedef uint64_t tp_timer; // 0 is never a valid timer
 // Sends a copy of `data` to `to` with `tag` after `ms` milliseconds, from
 // the running actor, and stores the timer in `*out` (may be NULL). `ms` is
 // a delay, not a timeout (nothing waits for it), hence unsigned: 0 sends
-// at the timer thread's next turn. The
-// message goes through `to`'s overflow policy like any other, except that
-// it never waits: where a thread would wait it is dropped and counted.
+// at the timer thread's next turn. The message goes through `to`'s
+// overflow policy like any other, except that it never waits: where a
+// thread would wait it is dropped and counted.
 // Returns 0, TP_EINVAL (NULL ctx, reserved tag, NULL data with a size),
 // TP_EMSGSIZE, TP_ENOMEM, or TP_EPERM (not on the actor's thread).
 TP_API int tp_send_after(tp_ctx *ctx, tp_pid to, uint32_t ms, uint32_t tag,
