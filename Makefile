@@ -75,7 +75,10 @@ KVSTORE_SO := $(B)/bin/kvstore.so
 BENCH := $(B)/bin/tbench
 
 STATIC := $(B)/lib/libtroupe.a
-SONAME := libtroupe.so.$(MAJOR)
+# While the major version is 0 a minor version may break the API and the
+# ABI (0.2 did), so the soname carries it: a program linked against 0.1
+# never loads 0.2.
+SONAME := libtroupe.so.$(if $(filter 0,$(MAJOR)),$(MAJOR).$(MINOR),$(MAJOR))
 SHARED := $(B)/lib/libtroupe.so.$(VERSION)
 PCFILE := $(B)/lib/pkgconfig/troupe.pc
 

@@ -364,9 +364,9 @@ acceptor_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
                 slot = i;
         if (slot < 0 || tp_whereis(tp_ctx_system(ctx), "kv_conns", &conns) ||
             tp_sock_hold(ctx, acc->sock) != 0 ||
-            tp_sup_start_child_async(ctx, &a->ref[slot], conns, NULL,
-                                     (void *)(uintptr_t)a->shards,
-                                     5000) != 0) {
+            tp_sup_start_child_async(ctx, conns, NULL,
+                                     (void *)(uintptr_t)a->shards, 5000,
+                                     &a->ref[slot]) != 0) {
             tp_sock_close(ctx, acc->sock); // too busy: turn it away
             if (slot >= 0)
                 a->ref[slot] = 0;
@@ -582,14 +582,14 @@ main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL); // threads inherit the mask
     tp_system *sys = NULL;
     tp_pid root;
-    int rc = tp_system_new(&sys, NULL);
+    int rc = tp_system_new(NULL, &sys);
     if (rc == 0)
         rc = tp_system_start(sys);
     if (rc == 0 && control != NULL)
         rc = tp_control_start(sys, control);
     if (rc == 0)
-        rc = tp_sup_start(sys, &root, tree_spec(&cfg),
-                          &(tp_spawn_opts){.name = "kv_root"});
+        rc = tp_sup_start(sys, tree_spec(&cfg),
+                          &(tp_spawn_opts){.name = "kv_root"}, &root);
     if (rc != 0) {
         fprintf(stderr, "kvstore: cannot start: %s\n", tp_strerror(rc));
         tp_system_destroy(&sys);

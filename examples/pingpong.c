@@ -145,12 +145,12 @@ main(int argc, char **argv)
         return 2;
     }
     tp_system *sys;
-    check(tp_system_new(&sys, &(tp_config){.threads = 2}), "system");
+    check(tp_system_new(&(tp_config){.threads = 2}, &sys), "system");
     check(tp_system_start(sys), "start");
 
     tp_pid a, b;
-    check(tp_spawn(sys, &a, &player_behaviour, &rounds, NULL), "spawn");
-    check(tp_spawn(sys, &b, &player_behaviour, NULL, NULL), "spawn");
+    check(tp_spawn(sys, &player_behaviour, &rounds, NULL, &a), "spawn");
+    check(tp_spawn(sys, &player_behaviour, NULL, NULL, &b), "spawn");
     double t0 = now();
     check(tp_system_send(sys, a, TAG_START, &b, sizeof b), "send");
     check(tp_system_wait(sys, -1), "wait");
@@ -161,11 +161,12 @@ main(int argc, char **argv)
 
     long items = 1000000;
     tp_pid c, p;
-    check(tp_spawn(
-              sys, &c, &consumer_behaviour, &items,
-              &(tp_spawn_opts){.name = "consumer", .mailbox_capacity = 256}),
-          "spawn");
-    check(tp_spawn(sys, &p, &producer_behaviour, &items, NULL), "spawn");
+    check(
+        tp_spawn(sys, &consumer_behaviour, &items,
+                 &(tp_spawn_opts){.name = "consumer", .mailbox_capacity = 256},
+                 &c),
+        "spawn");
+    check(tp_spawn(sys, &producer_behaviour, &items, NULL, &p), "spawn");
     t0 = now();
     check(tp_system_send(sys, p, TAG_START, &c, sizeof c), "send");
     tp_actor_stats st;

@@ -54,7 +54,7 @@ int
 main(void)
 {
     tp_system *sys;
-    if (tp_system_new(&sys, NULL) != 0 || tp_system_start(sys) != 0)
+    if (tp_system_new(NULL, &sys) != 0 || tp_system_start(sys) != 0)
         return 1;
     const tp_child_spec children[] = {
         {.id = "counter", .behaviour = &counter, .opts = {.name = "counter"}},
@@ -68,7 +68,7 @@ main(void)
         .nchildren = 2,
     };
     tp_pid sup;
-    int rc = tp_sup_start(sys, &sup, &spec, NULL);
+    int rc = tp_sup_start(sys, &spec, NULL, &sup);
     if (rc != 0) {
         fprintf(stderr, "supervisor: %s\n", tp_strerror(rc));
         return 1;
@@ -103,7 +103,7 @@ main(void)
         free(rep.data);
     }
     tp_sup_counts counts;
-    if (tp_sup_count_children(sys, sup, &counts, 1000) == 0)
+    if (tp_sup_count_children(sys, sup, 1000, &counts) == 0)
         printf("children: %u specs, %u active\n", counts.specs, counts.active);
     // Ordered shutdown: the supervisor stops its children, last first.
     tp_system_exit(sys, sup, TP_REASON_SHUTDOWN);

@@ -38,12 +38,12 @@ static int
 run_pong(const char *secret, int report_fd)
 {
     tp_system *sys = NULL;
-    if (tp_system_new(&sys, &(tp_config){.threads = 1}) != 0 ||
+    if (tp_system_new(&(tp_config){.threads = 1}, &sys) != 0 ||
         tp_system_start(sys) != 0)
         return 1;
     tp_node_config nc = {.name = "pong", .secret_file = secret};
     if (tp_node_start(sys, &nc) != 0 ||
-        tp_spawn(sys, NULL, &pong_b, NULL, &(tp_spawn_opts){.name = "pong"}) !=
+        tp_spawn(sys, &pong_b, NULL, &(tp_spawn_opts){.name = "pong"}, NULL) !=
             0)
         return 1;
     dprintf(report_fd, "%s\n", tp_node_name(sys));
@@ -184,7 +184,7 @@ main(int argc, char **argv)
 
     tp_system *sys = NULL;
     int rc = 1;
-    if (tp_system_new(&sys, &(tp_config){.threads = 1}) == 0 &&
+    if (tp_system_new(&(tp_config){.threads = 1}, &sys) == 0 &&
         tp_system_start(sys) == 0 &&
         tp_node_start(sys, &(tp_node_config){.name = "ping",
                                              .secret_file = secret}) == 0) {
@@ -192,7 +192,7 @@ main(int argc, char **argv)
         tp_pid p;
         ping start = {.rounds = rounds, .child = child};
         snprintf(start.node, sizeof start.node, "%s", node);
-        if (tp_spawn(sys, &p, &ping_b, NULL, NULL) == 0 &&
+        if (tp_spawn(sys, &ping_b, NULL, NULL, &p) == 0 &&
             tp_system_send(sys, p, START, &start, sizeof start) == 0 &&
             tp_system_wait(sys, 30000) == 0)
             rc = 0;

@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: MIT
-// troupe: an actor runtime for C. This is the only header users include.
+// troupe: an actor runtime for C. This is the header users include; it
+// needs no other library's headers. The msgpack helpers (tp_pack_*,
+// tp_msg_unpack, tp_pack_pid, tp_unpack_pid) are opt-in: include
+// <troupe/msgpack.h> after this header to use them.
 #ifndef TROUPE_H
 #define TROUPE_H
 
@@ -12,7 +15,6 @@ extern "C" {
 #include "troupe/pid.h"
 #include "troupe/system.h"
 #include "troupe/actor.h"
-#include "troupe/pack.h"
 #include "troupe/link.h"
 #include "troupe/timer.h"
 #include "troupe/supervisor.h"

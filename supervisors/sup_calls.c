@@ -146,7 +146,7 @@ call_pid(tp_system *sys, tp_pid sup_pid, uint32_t tag, const void *data,
 
 int
 tp_sup_start_child(tp_system *sys, tp_pid sup_pid, const tp_child_spec *spec,
-                   void *arg, tp_pid *out, int timeout_ms)
+                   void *arg, int timeout_ms, tp_pid *out)
 {
     tp__sup_start_req r;
     int rc = start_request(&r, spec, arg);
@@ -170,7 +170,7 @@ tp_sup_terminate_child(tp_system *sys, tp_pid sup_pid, const char *id,
 
 int
 tp_sup_restart_child(tp_system *sys, tp_pid sup_pid, const char *id,
-                     tp_pid *out, int timeout_ms)
+                     int timeout_ms, tp_pid *out)
 {
     tp__sup_id_req r;
     int rc = id == NULL ? TP_EINVAL : id_request(&r, id, TP_PID_NIL);
@@ -193,8 +193,8 @@ tp_sup_delete_child(tp_system *sys, tp_pid sup_pid, const char *id,
 }
 
 int
-tp_sup_which_children(tp_system *sys, tp_pid sup_pid, tp_sup_child *out,
-                      size_t max, size_t *n, int timeout_ms)
+tp_sup_which_children(tp_system *sys, tp_pid sup_pid, int timeout_ms,
+                      tp_sup_child *out, size_t max, size_t *n)
 {
     if (n == NULL || (out == NULL && max > 0))
         return TP_EINVAL;
@@ -208,8 +208,8 @@ tp_sup_which_children(tp_system *sys, tp_pid sup_pid, tp_sup_child *out,
 }
 
 int
-tp_sup_count_children(tp_system *sys, tp_pid sup_pid, tp_sup_counts *out,
-                      int timeout_ms)
+tp_sup_count_children(tp_system *sys, tp_pid sup_pid, int timeout_ms,
+                      tp_sup_counts *out)
 {
     if (out == NULL)
         return TP_EINVAL;
@@ -225,9 +225,9 @@ tp_sup_count_children(tp_system *sys, tp_pid sup_pid, tp_sup_counts *out,
 // ---- asynchronous calls, from actors ---------------------------------------
 
 int
-tp_sup_start_child_async(tp_ctx *ctx, uint64_t *ref, tp_pid sup_pid,
-                         const tp_child_spec *spec, void *arg,
-                         uint32_t timeout_ms)
+tp_sup_start_child_async(tp_ctx *ctx, tp_pid sup_pid,
+                         const tp_child_spec *spec, void *arg, int timeout_ms,
+                         uint64_t *ref)
 {
     tp__sup_start_req r;
     int rc = start_request(&r, spec, arg);
@@ -240,7 +240,7 @@ tp_sup_start_child_async(tp_ctx *ctx, uint64_t *ref, tp_pid sup_pid,
 // Sends a terminate, restart or delete request.
 static int
 id_async(tp_ctx *ctx, uint64_t *ref, tp_pid sup_pid, uint32_t tag,
-         const char *id, tp_pid pid, uint32_t timeout_ms)
+         const char *id, tp_pid pid, int timeout_ms)
 {
     tp__sup_id_req r;
     int rc = id_request(&r, id, pid);
@@ -250,16 +250,16 @@ id_async(tp_ctx *ctx, uint64_t *ref, tp_pid sup_pid, uint32_t tag,
 }
 
 int
-tp_sup_terminate_child_async(tp_ctx *ctx, uint64_t *ref, tp_pid sup_pid,
-                             const char *id, tp_pid pid, uint32_t timeout_ms)
+tp_sup_terminate_child_async(tp_ctx *ctx, tp_pid sup_pid, const char *id,
+                             tp_pid pid, int timeout_ms, uint64_t *ref)
 {
     return id_async(ctx, ref, sup_pid, TP__SUP_CALL_TERMINATE, id, pid,
                     timeout_ms);
 }
 
 int
-tp_sup_restart_child_async(tp_ctx *ctx, uint64_t *ref, tp_pid sup_pid,
-                           const char *id, uint32_t timeout_ms)
+tp_sup_restart_child_async(tp_ctx *ctx, tp_pid sup_pid, const char *id,
+                           int timeout_ms, uint64_t *ref)
 {
     if (id == NULL)
         return TP_EINVAL;
@@ -268,8 +268,8 @@ tp_sup_restart_child_async(tp_ctx *ctx, uint64_t *ref, tp_pid sup_pid,
 }
 
 int
-tp_sup_delete_child_async(tp_ctx *ctx, uint64_t *ref, tp_pid sup_pid,
-                          const char *id, uint32_t timeout_ms)
+tp_sup_delete_child_async(tp_ctx *ctx, tp_pid sup_pid, const char *id,
+                          int timeout_ms, uint64_t *ref)
 {
     if (id == NULL)
         return TP_EINVAL;
@@ -278,16 +278,16 @@ tp_sup_delete_child_async(tp_ctx *ctx, uint64_t *ref, tp_pid sup_pid,
 }
 
 int
-tp_sup_which_children_async(tp_ctx *ctx, uint64_t *ref, tp_pid sup_pid,
-                            uint32_t timeout_ms)
+tp_sup_which_children_async(tp_ctx *ctx, tp_pid sup_pid, int timeout_ms,
+                            uint64_t *ref)
 {
     return tp_request(ctx, sup_pid, TP__SUP_CALL_WHICH, NULL, 0, timeout_ms,
                       ref);
 }
 
 int
-tp_sup_count_children_async(tp_ctx *ctx, uint64_t *ref, tp_pid sup_pid,
-                            uint32_t timeout_ms)
+tp_sup_count_children_async(tp_ctx *ctx, tp_pid sup_pid, int timeout_ms,
+                            uint64_t *ref)
 {
     return tp_request(ctx, sup_pid, TP__SUP_CALL_COUNT, NULL, 0, timeout_ms,
                       ref);

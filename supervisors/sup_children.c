@@ -191,7 +191,7 @@ tp__sup_check_spec(tp_system *sys, const tp_child_spec *c)
         why = "bad restart type";
     else if ((unsigned)c->type > TP_SUPERVISOR)
         why = "bad child type";
-    else if (c->shutdown < TP_SHUTDOWN_INFINITY)
+    else if (c->shutdown < TP_SHUTDOWN_BRUTAL_KILL)
         why = "bad shutdown value";
     else if (c->significant && c->restart == TP_PERMANENT)
         why = "a permanent child cannot be significant";
@@ -251,8 +251,8 @@ tp__sup_start(tp_ctx *ctx, sup *s, child *c)
     // look like an outsider when it exits.
     int rc = map_reserve(s);
     if (rc == 0)
-        rc = tp_spawn(tp_ctx_system(ctx), &c->pid, c->spec.behaviour,
-                      c->spec.arg, &o);
+        rc = tp_spawn(tp_ctx_system(ctx), c->spec.behaviour, c->spec.arg, &o,
+                      &c->pid);
     if (rc != 0)
         c->pid = TP_PID_NIL;
     if (!tp_pid_is_nil(c->pid)) {

@@ -112,5 +112,5 @@ tp__sup_reap(tp_system *sys, tp_pid sup, tp__sup_victim *v, size_t n,
              tp_pid *out)
 {
     reap_arg a = {sup, v, n};
-    return tp_spawn(sys, out, &reaper_b, &a, NULL);
+    return tp_spawn(sys, &reaper_b, &a, NULL, out);
 }

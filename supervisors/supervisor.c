@@ -338,8 +338,8 @@ const tp_behaviour tp_supervisor = {.name = "supervisor",
                                     .describe = sup_describe};
 
 int
-tp_sup_start(tp_system *sys, tp_pid *out, const tp_sup_spec *spec,
-             const tp_spawn_opts *opts)
+tp_sup_start(tp_system *sys, const tp_sup_spec *spec,
+             const tp_spawn_opts *opts, tp_pid *out)
 {
-    return tp_spawn(sys, out, &tp_supervisor, (void *)spec, opts);
+    return tp_spawn(sys, &tp_supervisor, (void *)spec, opts, out);
 }

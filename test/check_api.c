@@ -26,7 +26,7 @@ START_TEST(test_config_errors)
         {.mailbox_capacity = (1u << 30) + 1},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        ck_assert_int_eq(tp_system_new(&sys, &bad[i]), TP_EINVAL);
+        ck_assert_int_eq(tp_system_new(&bad[i], &sys), TP_EINVAL);
         ck_assert_ptr_eq(sys, keep);
     }
     ck_assert_int_eq(tp_system_new(NULL, NULL), TP_EINVAL);
@@ -68,22 +68,23 @@ START_TEST(test_spawn_errors)
     char longname[TP_NAME_MAX + 2];
     memset(longname, 'n', sizeof longname - 1);
     longname[sizeof longname - 1] = '\0';
-    ck_assert_int_eq(tp_spawn(NULL, &pid, &ok_b, NULL, NULL), TP_EINVAL);
-    ck_assert_int_eq(tp_spawn(sys, &pid, NULL, NULL, NULL), TP_EINVAL);
-    ck_assert_int_eq(tp_spawn(sys, &pid, &no_handle, NULL, NULL), TP_EINVAL);
-    ck_assert_int_eq(tp_spawn(sys, &pid, &huge, NULL, NULL), TP_EINVAL);
+    ck_assert_int_eq(tp_spawn(NULL, &ok_b, NULL, NULL, &pid), TP_EINVAL);
+    ck_assert_int_eq(tp_spawn(sys, NULL, NULL, NULL, &pid), TP_EINVAL);
+    ck_assert_int_eq(tp_spawn(sys, &no_handle, NULL, NULL, &pid), TP_EINVAL);
+    ck_assert_int_eq(tp_spawn(sys, &huge, NULL, NULL, &pid), TP_EINVAL);
     ck_assert_int_eq(
-        tp_spawn(sys, &pid, &ok_b, NULL, &(tp_spawn_opts){.name = longname}),
+        tp_spawn(sys, &ok_b, NULL, &(tp_spawn_opts){.name = longname}, &pid),
         TP_EINVAL);
     ck_assert_int_eq(
-        tp_spawn(sys, &pid, &ok_b, NULL, &(tp_spawn_opts){.name = ""}),
+        tp_spawn(sys, &ok_b, NULL, &(tp_spawn_opts){.name = ""}, &pid),
         TP_EINVAL);
     ck_assert_int_eq(
-        tp_spawn(sys, &pid, &ok_b, NULL,
-                 &(tp_spawn_opts){.mailbox_capacity = (1u << 30) + 1}),
+        tp_spawn(sys, &ok_b, NULL,
+                 &(tp_spawn_opts){.mailbox_capacity = (1u << 30) + 1}, &pid),
         TP_EINVAL);
-    ck_assert_int_eq(tp_spawn(sys, &pid, &ok_b, NULL,
-                              &(tp_spawn_opts){.overflow = (tp_overflow)9}),
+    ck_assert_int_eq(tp_spawn(sys, &ok_b, NULL,
+                              &(tp_spawn_opts){.overflow = (tp_overflow)9},
+                              &pid),
                      TP_EINVAL);
     ck_assert(tp_pid_eq(pid, tp_pid_make(0, 5, 5)));
     tp_system_stats st;
@@ -104,7 +105,7 @@ START_TEST(test_send_errors)
 {
     tp_system *sys = tpt_system(1);
     tp_pid pid;
-    ck_assert_int_eq(tp_spawn(sys, &pid, &ok_b, NULL, NULL), 0);
+    ck_assert_int_eq(tp_spawn(sys, &ok_b, NULL, NULL, &pid), 0);
     ck_assert_int_eq(tp_system_send(NULL, pid, 1, "x", 1), TP_EINVAL);
     ck_assert_int_eq(tp_system_send(sys, pid, TP_TAG_RESERVED, "x", 1),
                      TP_EINVAL);
@@ -153,7 +154,7 @@ nosy_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
     inside_codes[3] = tp_system_start(sys);
     inside_codes[4] = tp_fail(ctx, 5, "not an error code");
     tp_system *other;
-    inside_codes[5] = tp_system_new(&other, NULL);
+    inside_codes[5] = tp_system_new(NULL, &other);
     atomic_store(&checks_done, 1);
     return TP_OK;
 }
@@ -164,7 +165,7 @@ START_TEST(test_wrong_thread)
 {
     tp_system *sys = tpt_system(1);
     tp_pid pid;
-    ck_assert_int_eq(tp_spawn(sys, &pid, &nosy_b, NULL, NULL), 0);
+    ck_assert_int_eq(tp_spawn(sys, &nosy_b, NULL, NULL, &pid), 0);
     ck_assert_int_eq(tp_system_send(sys, pid, 1, NULL, 0), 0);
     ck_assert(tpt_wait_ge(&checks_done, 1, 20));
     ck_assert_int_eq(inside_codes[0], TP_EPERM);

@@ -29,8 +29,17 @@ START_TEST(test_reasons)
     ck_assert_str_eq(buf, "mailbox_overflow");
     tp_reason_format(TP_EINVAL, buf, sizeof buf);
     ck_assert_str_eq(buf, "TP_EINVAL");
+    tp_reason_format(TP_REASON_KILLED, buf, sizeof buf);
+    ck_assert_str_eq(buf, "killed");
+    tp_reason_format(TP_REASON_SIGNAL + 11, buf, sizeof buf);
+    ck_assert_str_eq(buf, "signal 11");
     tp_reason_format(77, buf, sizeof buf);
     ck_assert_str_eq(buf, "reason_77");
+    // What callbacks return is no reason: 0 and TP_STOP are not "normal".
+    tp_reason_format(0, buf, sizeof buf);
+    ck_assert_str_eq(buf, "reason_0");
+    tp_reason_format(TP_STOP, buf, sizeof buf);
+    ck_assert_str_eq(buf, "reason_1");
     tp_reason_format(-4242, buf, sizeof buf);
     ck_assert_str_eq(buf, "error_-4242");
 }

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -82,12 +83,12 @@ START_TEST(test_faults_crash_only_the_actor)
     tp_system *sys = tpt_system_cfg(
         &(tp_config){.threads = 2, .catch_faults = true, .log = keep_log});
     tp_pid bystander;
-    ck_assert_int_eq(tp_spawn(sys, &bystander, &faulty, NULL, NULL), 0);
+    ck_assert_int_eq(tp_spawn(sys, &faulty, NULL, NULL, &bystander), 0);
     for (int i = 0; i < 4; i++) {
         atomic_store(&downs, 0);
         tp_pid f, w;
-        ck_assert_int_eq(tp_spawn(sys, &f, &faulty, NULL, NULL), 0);
-        ck_assert_int_eq(tp_spawn(sys, &w, &watcher, &f, NULL), 0);
+        ck_assert_int_eq(tp_spawn(sys, &faulty, NULL, NULL, &f), 0);
+        ck_assert_int_eq(tp_spawn(sys, &watcher, &f, NULL, &w), 0);
         ck_assert_int_eq(tp_system_send(sys, f, (uint32_t)(i + 1), NULL, 0),
                          0);
         ck_assert(tpt_wait_ge(&downs, 1, 20));
@@ -118,10 +119,10 @@ START_TEST(test_faults_kill_the_process_when_not_caught)
     if (child == 0) {
         alarm(20);
         tp_system *sys = NULL;
-        tp_system_new(&sys, &(tp_config){.threads = 1});
+        tp_system_new(&(tp_config){.threads = 1}, &sys);
         tp_system_start(sys);
         tp_pid f;
-        tp_spawn(sys, &f, &faulty, NULL, NULL);
+        tp_spawn(sys, &faulty, NULL, NULL, &f);
         tp_system_send(sys, f, 2, NULL, 0);
         tp_system_wait(sys, 10000);
         _exit(0);

@@ -99,7 +99,7 @@ typedef struct act {
 typedef struct req {
     tp_pid to;
     uint32_t tag;
-    uint32_t timeout_ms;
+    int timeout_ms;
     act a;
 } req;
 
@@ -187,7 +187,7 @@ static tp_pid
 spawn(const tp_behaviour *b, void *arg)
 {
     tp_pid p;
-    ck_assert_int_eq(tp_spawn(sys_, &p, b, arg, NULL), 0);
+    ck_assert_int_eq(tp_spawn(sys_, b, arg, NULL, &p), 0);
     return p;
 }
 
@@ -209,7 +209,7 @@ obs_watch(tp_pid obs, tp_pid target)
 
 // Has `obs` request `to` and waits until it has; returns the request's ref.
 static uint64_t
-obs_request(tp_pid obs, tp_pid to, uint32_t tag, act a, uint32_t timeout_ms)
+obs_request(tp_pid obs, tp_pid to, uint32_t tag, act a, int timeout_ms)
 {
     atomic_store(&last_request_rc, 12345);
     req r = {.to = to, .tag = tag, .timeout_ms = timeout_ms, .a = a};
@@ -310,7 +310,7 @@ START_TEST(test_down_passes_full_mailbox)
     atomic_store(&gated_in, 0);
     tp_pid g, t = spawn(&talker_b, NULL);
     tp_spawn_opts o = {.mailbox_capacity = 4, .overflow = TP_OVERFLOW_REJECT};
-    ck_assert_int_eq(tp_spawn(sys_, &g, &gated_b, NULL, &o), 0);
+    ck_assert_int_eq(tp_spawn(sys_, &gated_b, NULL, &o, &g), 0);
     ck_assert_int_eq(tp_system_send(sys_, g, T_WATCH, &t, sizeof t), 0);
     ck_assert_int_eq(tp_system_send(sys_, g, T_MSG, NULL, 0), 0);
     ck_assert(tpt_wait_ge(&gated_in, 1, 20));
@@ -399,13 +399,13 @@ assert_no_monitors(tp_pid obs, tp_pid callee)
 {
     tp_actor_detail d;
     for (int i = 0; i < 2000; i++) {
-        ck_assert_int_eq(tp_actor_detail_get(sys_, callee, &d, 5000), 0);
+        ck_assert_int_eq(tp_actor_detail_get(sys_, callee, 5000, &d), 0);
         if (d.nwatchers == 0)
             break;
         tpt_nap_us(1000);
     }
     ck_assert_uint_eq(d.nwatchers, 0);
-    ck_assert_int_eq(tp_actor_detail_get(sys_, obs, &d, 5000), 0);
+    ck_assert_int_eq(tp_actor_detail_get(sys_, obs, 5000, &d), 0);
     ck_assert_uint_eq(d.nmonitors, 0);
 }
 
@@ -498,7 +498,7 @@ START_TEST(test_restarted_listener_listens_at_once)
                         .children = &c,
                         .nchildren = 1};
     tp_pid sup;
-    ck_assert_int_eq(tp_sup_start(sys_, &sup, &spec, NULL), 0);
+    ck_assert_int_eq(tp_sup_start(sys_, &spec, NULL, &sup), 0);
     for (long i = 0; i < n; i++) {
         tp_pid cur, next;
         ck_assert_int_eq(tp_whereis(sys_, "acceptor", &cur), 0);
@@ -604,11 +604,11 @@ START_TEST(test_first_sends_of_fresh_actors)
     atomic_store(&collected, 0);
     tp_pid col;
     tp_spawn_opts o = {.mailbox_capacity = 16};
-    ck_assert_int_eq(tp_spawn(sys_, &col, &collector_b, NULL, &o), 0);
+    ck_assert_int_eq(tp_spawn(sys_, &collector_b, NULL, &o, &col), 0);
     long n = tpt_scaled(100000);
     for (long i = 0; i < n; i++) {
         tp_pid p;
-        int rc = tp_spawn(sys_, &p, &once_b, &col, NULL);
+        int rc = tp_spawn(sys_, &once_b, &col, NULL, &p);
         ck_assert_msg(rc == 0, "spawn %ld: %s", i, tp_err_name(rc));
     }
     atomic_store(&gate, 1);
@@ -646,7 +646,7 @@ START_TEST(test_sender_bound_is_its_own)
     atomic_store(&flood_rc, 1);
     tp_pid col;
     tp_spawn_opts o = {.mailbox_capacity = 16};
-    ck_assert_int_eq(tp_spawn(sys_, &col, &collector_b, NULL, &o), 0);
+    ck_assert_int_eq(tp_spawn(sys_, &collector_b, NULL, &o, &col), 0);
     tp_pid f = spawn(&flooder_b, NULL);
     ck_assert_int_eq(tp_system_send(sys_, f, 1, &col, sizeof col), 0);
     for (int i = 0; i < 20000 && atomic_load(&flood_rc) == 1; i++)
@@ -688,7 +688,7 @@ START_TEST(test_kill_busy_actor_unreachable_at_once)
     atomic_store(&busy_in, 0);
     tp_pid obs = spawn(&obs_b, NULL), b, found;
     tp_spawn_opts o = {.name = "busy"};
-    ck_assert_int_eq(tp_spawn(sys_, &b, &busy_b, NULL, &o), 0);
+    ck_assert_int_eq(tp_spawn(sys_, &busy_b, NULL, &o, &b), 0);
     obs_watch(obs, b);
     ck_assert_int_eq(tp_system_send(sys_, b, T_BUSY, &obs, sizeof obs), 0);
     ck_assert(tpt_wait_ge(&busy_in, 1, 20));
@@ -701,7 +701,7 @@ START_TEST(test_kill_busy_actor_unreachable_at_once)
     ck_assert_int_eq(tp_actor_stats_get(sys_, b, &st), TP_ENOACTOR);
     // The name is free for someone else already.
     tp_pid other;
-    ck_assert_int_eq(tp_spawn(sys_, &other, &holder_b, NULL, &o), 0);
+    ck_assert_int_eq(tp_spawn(sys_, &holder_b, NULL, &o, &other), 0);
     ck_assert_int_eq(tp_whereis(sys_, "busy", &found), 0);
     ck_assert_uint_eq(found.v, other.v);
     ck_assert_int_lt(find(TP_TAG_DOWN, b), 0); // announced only when done

@@ -2,6 +2,7 @@
 // Introspection through the public API: snapshots of a supervision tree,
 // details asked of an actor, and the control socket spoken to raw.
 #include "tp_test.h"
+#include <troupe/msgpack.h>
 
 #include <errno.h>
 #include <poll.h>
@@ -51,7 +52,7 @@ start_tree(tp_system *sys)
                         .nchildren = 2};
     tp_pid sup;
     ck_assert_int_eq(
-        tp_sup_start(sys, &sup, &spec, &(tp_spawn_opts){.name = "root"}), 0);
+        tp_sup_start(sys, &spec, &(tp_spawn_opts){.name = "root"}, &sup), 0);
     return sup;
 }
 
@@ -106,8 +107,8 @@ START_TEST(snapshot_shows_the_tree)
     // Actors spawned from outside, siblings as roots, in spawn order.
     tp_snapshot_free(s);
     tp_pid x, y;
-    ck_assert_int_eq(tp_spawn(sys, &x, &worker_b, NULL, NULL), 0);
-    ck_assert_int_eq(tp_spawn(sys, &y, &worker_b, NULL, NULL), 0);
+    ck_assert_int_eq(tp_spawn(sys, &worker_b, NULL, NULL, &x), 0);
+    ck_assert_int_eq(tp_spawn(sys, &worker_b, NULL, NULL, &y), 0);
     ck_assert_int_eq(tp_snapshot_take(sys, &s), 0);
     uint64_t xo = 0, yo = 0, ro = 0;
     for (size_t i = 0; i < tp_snapshot_len(s); i++) {
@@ -159,8 +160,8 @@ run_times(bool on, uint64_t *burner_ns, uint64_t *worker_ns, uint64_t *age_ms)
     tp_pid b, w;
     atomic_store(&burned, 0);
     atomic_store(&handled, 0);
-    ck_assert_int_eq(tp_spawn(sys, &b, &burner_b, NULL, NULL), 0);
-    ck_assert_int_eq(tp_spawn(sys, &w, &worker_b, NULL, NULL), 0);
+    ck_assert_int_eq(tp_spawn(sys, &burner_b, NULL, NULL, &b), 0);
+    ck_assert_int_eq(tp_spawn(sys, &worker_b, NULL, NULL, &w), 0);
     for (int i = 0; i < 4; i++)
         ck_assert_int_eq(tp_system_send(sys, b, 1, NULL, 0), 0);
     for (int i = 0; i < 100; i++)
@@ -204,10 +205,10 @@ START_TEST(detail_from_the_actor)
     tp_pid sup = start_tree(sys), wa;
     ck_assert_int_eq(tp_whereis(sys, "wa", &wa), 0);
     tp_actor_detail d;
-    ck_assert_int_eq(tp_actor_detail_get(sys, sup, &d, 5000), 0);
+    ck_assert_int_eq(tp_actor_detail_get(sys, sup, 5000, &d), 0);
     ck_assert(d.trap_exit); // supervisors trap exits
     ck_assert_uint_eq(d.nlinks, 2);
-    ck_assert_int_eq(tp_actor_detail_get(sys, wa, &d, 5000), 0);
+    ck_assert_int_eq(tp_actor_detail_get(sys, wa, TP_FOREVER, &d), 0);
     ck_assert_uint_eq(d.nlinks, 1);
     ck_assert_uint_eq(d.links[0].v, sup.v);
     ck_assert_str_eq(d.describe, "job=test");
@@ -216,12 +217,13 @@ START_TEST(detail_from_the_actor)
     ck_assert_int_eq(tp_system_exit(sys, wa, TP_REASON_KILL), 0);
     int rc = 0;
     for (int i = 0; i < 5000; i++) {
-        if ((rc = tp_actor_detail_get(sys, wa, &d, 5000)) == TP_ENOACTOR)
+        if ((rc = tp_actor_detail_get(sys, wa, 5000, &d)) == TP_ENOACTOR)
             break;
         tpt_nap_us(1000);
     }
     ck_assert_int_eq(rc, TP_ENOACTOR);
-    ck_assert_int_eq(tp_actor_detail_get(sys, wa, NULL, 10), TP_EINVAL);
+    ck_assert_int_eq(tp_actor_detail_get(sys, wa, 10, NULL), TP_EINVAL);
+    ck_assert_int_eq(tp_actor_detail_get(sys, sup, -2, &d), TP_EINVAL);
     tp_system_destroy(&sys);
 }
 END_TEST
@@ -255,8 +257,8 @@ described_len(tp_system *sys, size_t want)
 {
     tp_pid pid;
     tp_actor_detail d;
-    ck_assert_int_eq(tp_spawn(sys, &pid, &long_b, &want, NULL), 0);
-    ck_assert_int_eq(tp_actor_detail_get(sys, pid, &d, 5000), 0);
+    ck_assert_int_eq(tp_spawn(sys, &long_b, &want, NULL, &pid), 0);
+    ck_assert_int_eq(tp_actor_detail_get(sys, pid, 5000, &d), 0);
     ck_assert_int_eq(tp_system_exit(sys, pid, TP_REASON_KILL), 0);
     return strspn(d.describe, "x") == strlen(d.describe) ? strlen(d.describe)
                                                          : 0;
@@ -279,9 +281,9 @@ START_TEST(detail_describe_whole_up_to_the_limit)
     }
     tp_sup_spec spec = {.children = kids, .nchildren = 12};
     tp_pid sup;
-    ck_assert_int_eq(tp_sup_start(sys, &sup, &spec, NULL), 0);
+    ck_assert_int_eq(tp_sup_start(sys, &spec, NULL, &sup), 0);
     tp_actor_detail d;
-    ck_assert_int_eq(tp_actor_detail_get(sys, sup, &d, 5000), 0);
+    ck_assert_int_eq(tp_actor_detail_get(sys, sup, 5000, &d), 0);
     ck_assert_uint_gt(strlen(d.describe), 256);
     ck_assert_ptr_nonnull(strstr(d.describe, "children=12 [id=kid0 "));
     const char *last = strstr(d.describe, " [id=kid11 ");
@@ -527,7 +529,7 @@ START_TEST(control_socket_requests)
     size_t want = TP_DESCRIBE_MAX;
     tp_pid talker;
     char talker_s[TP_PID_STRLEN];
-    ck_assert_int_eq(tp_spawn(sys, &talker, &long_b, &want, NULL), 0);
+    ck_assert_int_eq(tp_spawn(sys, &long_b, &want, NULL, &talker), 0);
     tp_pid_format(talker, talker_s, sizeof talker_s);
     ask(fd, "info", talker_s, NULL, &u);
     ck_assert(is_ok(&u.data));
@@ -820,10 +822,10 @@ static void
 get_stuck(tp_system *sys, tp_pid *stuck, tp_pid *poker)
 {
     atomic_store(&stuck_hold, 1);
-    ck_assert_int_eq(tp_spawn(sys, stuck, &stuck_b, NULL,
-                              &(tp_spawn_opts){.name = "stuck_one"}),
+    ck_assert_int_eq(tp_spawn(sys, &stuck_b, NULL,
+                              &(tp_spawn_opts){.name = "stuck_one"}, stuck),
                      0);
-    ck_assert_int_eq(tp_spawn(sys, poker, &poker_b, NULL, NULL), 0);
+    ck_assert_int_eq(tp_spawn(sys, &poker_b, NULL, NULL, poker), 0);
     ck_assert_int_eq(tp_system_send(sys, *poker, 1, stuck, sizeof *stuck), 0);
     for (int i = 0; i < 10000 && !atomic_load(&stuck_inside); i++)
         tpt_nap_us(1000);
@@ -909,7 +911,7 @@ START_TEST(stall_watch_off)
 {
     tp_config bad = {.stall_ms = -2};
     tp_system *sys = NULL;
-    ck_assert_int_eq(tp_system_new(&sys, &bad), TP_EINVAL);
+    ck_assert_int_eq(tp_system_new(&bad, &sys), TP_EINVAL);
     sys = tpt_system_cfg(
         &(tp_config){.threads = 1, .stall_ms = -1, .log = keep_stall});
     tp_pid stuck, poker;

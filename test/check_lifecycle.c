@@ -4,6 +4,8 @@
 #include "tp_test.h"
 
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static _Atomic long inits, handled, terminates, last_reason = 12345;
@@ -84,7 +86,7 @@ START_TEST(test_init_failure_leaves_nothing)
     int refuse = TP_EDECODE;
     tp_pid pid = tp_pid_make(0, 99, 99);
     ck_assert_int_eq(
-        tp_spawn(sys, &pid, &rec, &refuse, &(tp_spawn_opts){.name = "taken?"}),
+        tp_spawn(sys, &rec, &refuse, &(tp_spawn_opts){.name = "taken?"}, &pid),
         TP_EDECODE);
     ck_assert(tp_pid_eq(pid, tp_pid_make(0, 99, 99))); // untouched
     ck_assert_int_eq(atomic_load(&inits), 1);
@@ -96,7 +98,7 @@ START_TEST(test_init_failure_leaves_nothing)
     tp_pid w;
     ck_assert_int_eq(tp_whereis(sys, "taken?", &w), TP_ENOACTOR);
     ck_assert_int_eq(
-        tp_spawn(sys, &pid, &rec, NULL, &(tp_spawn_opts){.name = "taken?"}),
+        tp_spawn(sys, &rec, NULL, &(tp_spawn_opts){.name = "taken?"}, &pid),
         0);
     tp_system_destroy(&sys);
     ck_assert_int_eq(atomic_load(&terminates), 1);
@@ -117,7 +119,7 @@ static const tp_behaviour quitter = {
 START_TEST(test_stop_in_init_is_einit)
 {
     tp_system *sys = tpt_system(1);
-    ck_assert_int_eq(tp_spawn(sys, NULL, &quitter, NULL, NULL), TP_EINIT);
+    ck_assert_int_eq(tp_spawn(sys, &quitter, NULL, NULL, NULL), TP_EINIT);
     tp_system_destroy(&sys);
 }
 END_TEST
@@ -128,7 +130,7 @@ exit_with(unsigned tag, tp_system_stats *st)
 {
     tp_system *sys = tpt_system(2);
     tp_pid pid;
-    ck_assert_int_eq(tp_spawn(sys, &pid, &rec, NULL, NULL), 0);
+    ck_assert_int_eq(tp_spawn(sys, &rec, NULL, NULL, &pid), 0);
     ck_assert_int_eq(tp_system_send(sys, pid, tag, "x", 1), 0);
     ck_assert_int_eq(tp_system_wait(sys, 20000), 0);
     ck_assert_int_eq(atomic_load(&terminates), 1);
@@ -202,7 +204,7 @@ START_TEST(test_queued_messages_freed_at_death)
 {
     tp_system *sys = tpt_system(2);
     tp_pid pid;
-    ck_assert_int_eq(tp_spawn(sys, &pid, &gated, NULL, NULL), 0);
+    ck_assert_int_eq(tp_spawn(sys, &gated, NULL, NULL, &pid), 0);
     ck_assert_int_eq(tp_system_send(sys, pid, 2, "bye", 3), 0);
     ck_assert(tpt_wait_ge(&gate_entered, 1, 20));
     for (int i = 0; i < 100; i++) // queued behind the stop
@@ -222,7 +224,7 @@ START_TEST(test_wait_timeout_and_stop)
 {
     tp_system *sys = tpt_system(2);
     ck_assert_int_eq(tp_system_wait(sys, 0), 0); // no actors yet
-    ck_assert_int_eq(tp_spawn(sys, NULL, &rec, NULL, NULL), 0);
+    ck_assert_int_eq(tp_spawn(sys, &rec, NULL, NULL, NULL), 0);
     ck_assert_int_eq(tp_system_wait(sys, 50), TP_ETIMEDOUT);
     ck_assert_int_eq(tp_system_stop(sys), 0);
     ck_assert_int_eq(tp_system_wait(sys, -1), 0);
@@ -247,7 +249,7 @@ stopper_thread(void *arg)
 START_TEST(test_stop_wakes_a_waiter)
 {
     tp_system *sys = tpt_system(1);
-    ck_assert_int_eq(tp_spawn(sys, NULL, &rec, NULL, NULL), 0);
+    ck_assert_int_eq(tp_spawn(sys, &rec, NULL, NULL, NULL), 0);
     pthread_t t;
     waiter_tid = tpt_tid();
     pthread_create(&t, NULL, stopper_thread, sys);
@@ -263,10 +265,10 @@ START_TEST(test_names)
     tp_system *sys = tpt_system(2);
     tp_pid a, b, found;
     tp_spawn_opts o = {.name = "keeper"};
-    ck_assert_int_eq(tp_spawn(sys, &a, &rec, NULL, &o), 0);
+    ck_assert_int_eq(tp_spawn(sys, &rec, NULL, &o, &a), 0);
     ck_assert_int_eq(tp_whereis(sys, "keeper", &found), 0);
     ck_assert(tp_pid_eq(found, a));
-    ck_assert_int_eq(tp_spawn(sys, &b, &rec, NULL, &o), TP_EEXIST);
+    ck_assert_int_eq(tp_spawn(sys, &rec, NULL, &o, &b), TP_EEXIST);
     tp_actor_stats st;
     ck_assert_int_eq(tp_actor_stats_get(sys, a, &st), 0);
     ck_assert_str_eq(st.name, "keeper");
@@ -274,7 +276,7 @@ START_TEST(test_names)
     ck_assert_int_eq(tp_system_send(sys, a, 2, "x", 1), 0);
     ck_assert_int_eq(tp_system_wait(sys, 20000), 0);
     ck_assert_int_eq(tp_whereis(sys, "keeper", &found), TP_ENOACTOR);
-    ck_assert_int_eq(tp_spawn(sys, &b, &rec, NULL, &o), 0); // released
+    ck_assert_int_eq(tp_spawn(sys, &rec, NULL, &o, &b), 0); // released
     ck_assert_int_eq(tp_whereis(sys, "keeper", &found), 0);
     ck_assert(tp_pid_eq(found, b));
     tp_system_destroy(&sys);
@@ -314,7 +316,7 @@ parent_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
 {
     (void)state, (void)msg;
     tp_pid c;
-    ck_assert_int_eq(tp_spawn(tp_ctx_system(ctx), &c, &child, NULL, NULL), 0);
+    ck_assert_int_eq(tp_spawn(tp_ctx_system(ctx), &child, NULL, NULL, &c), 0);
     ck_assert_int_eq(tp_send(ctx, c, 2, NULL, 0), 0);
     return TP_STOP;
 }
@@ -325,7 +327,7 @@ START_TEST(test_spawn_from_actor_and_self_send_in_init)
 {
     tp_system *sys = tpt_system(2);
     tp_pid p;
-    ck_assert_int_eq(tp_spawn(sys, &p, &parent, NULL, NULL), 0);
+    ck_assert_int_eq(tp_spawn(sys, &parent, NULL, NULL, &p), 0);
     ck_assert_int_eq(tp_system_send(sys, p, 1, NULL, 0), 0);
     ck_assert_int_eq(tp_system_wait(sys, 20000), 0);
     ck_assert_int_eq(atomic_load(&child_got_self), 1);
@@ -359,7 +361,7 @@ START_TEST(test_crash_report_logged)
         tpt_system_cfg(&(tp_config){.threads = 2, .log = capture_log});
     tp_pid pid;
     ck_assert_int_eq(
-        tp_spawn(sys, &pid, &rec, NULL, &(tp_spawn_opts){.name = "victim"}),
+        tp_spawn(sys, &rec, NULL, &(tp_spawn_opts){.name = "victim"}, &pid),
         0);
     ck_assert_int_eq(tp_system_send(sys, pid, 4, "x", 1), 0);
     ck_assert_int_eq(tp_system_wait(sys, 20000), 0);
@@ -394,8 +396,8 @@ START_TEST(test_tp_log_uses_the_sink)
 {
     tp_system *sys = NULL;
     ck_assert_int_eq(
-        tp_system_new(&sys,
-                      &(tp_config){.log = sink, .log_userdata = &sink_level}),
+        tp_system_new(&(tp_config){.log = sink, .log_userdata = &sink_level},
+                      &sys),
         0);
     tp_log(sys, TP_LOG_WARNING, "restart child=%s n=%d", "db", 3);
     ck_assert_int_eq(atomic_load(&sink_level), TP_LOG_WARNING);
@@ -461,7 +463,7 @@ START_TEST(test_destroy_while_busy)
     for (int i = 0; i < N; i++) {
         o.overflow =
             i % 2 ? TP_OVERFLOW_BACKPRESSURE : TP_OVERFLOW_DROP_OLDEST;
-        ck_assert_int_eq(tp_spawn(sys, &p[i], &busy, &busy_peer[i], &o), 0);
+        ck_assert_int_eq(tp_spawn(sys, &busy, &busy_peer[i], &o, &p[i]), 0);
     }
     // Half the actors are their own peer, half form a ring.
     for (int i = 0; i < N; i++)

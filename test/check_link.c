@@ -173,7 +173,7 @@ static tp_pid
 spawn_probe(int id)
 {
     tp_pid p;
-    ck_assert_int_eq(tp_spawn(the_sys, &p, &probe, (void *)(intptr_t)id, NULL),
+    ck_assert_int_eq(tp_spawn(the_sys, &probe, (void *)(intptr_t)id, NULL, &p),
                      0);
     return p;
 }
@@ -316,6 +316,17 @@ END_TEST
 START_TEST(test_system_exit_from_outside)
 {
     tp_pid a = spawn_probe(0);
+    // Values that are no reason are refused, and nothing is sent: 0, what
+    // callbacks return, and the bases of the reason ranges.
+    int bad[] = {0,
+                 TP_STOP,
+                 TP_IGNORE,
+                 1000,
+                 TP_REASON_KILLED + 1,
+                 TP_REASON_SIGNAL,
+                 TP_REASON_SIGNAL + 65};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_int_eq(tp_system_exit(the_sys, a, bad[i]), TP_EINVAL);
     ck_assert_int_eq(tp_system_exit(the_sys, a, TP_REASON_SHUTDOWN), 0);
     ck_assert(tpt_wait_ge(&died[0], 1, 20));
     ck_assert_int_eq(died_reason[0], TP_REASON_SHUTDOWN);
@@ -380,7 +391,7 @@ START_TEST(test_exit_signal_passes_full_mailbox)
     atomic_store(&gated_in, 0);
     tp_pid g, m = spawn_probe(0);
     tp_spawn_opts o = {.mailbox_capacity = 4, .overflow = TP_OVERFLOW_REJECT};
-    ck_assert_int_eq(tp_spawn(the_sys, &g, &gated, NULL, &o), 0);
+    ck_assert_int_eq(tp_spawn(the_sys, &gated, NULL, &o, &g), 0);
     cmd_pid(m, CMD_MONITOR, g);
     sync_probe(m, 0);
     ck_assert_int_eq(tp_system_send(the_sys, g, 1, NULL, 0), 0);
@@ -448,9 +459,9 @@ parent_init(tp_ctx *ctx, void *state, void *arg)
     (void)state, (void)arg;
     tp_trap_exit(ctx, true);
     tp_spawn_opts o = {.link = true};
-    ck_assert_int_eq(tp_spawn(tp_ctx_system(ctx), NULL, &refuses, NULL, &o),
+    ck_assert_int_eq(tp_spawn(tp_ctx_system(ctx), &refuses, NULL, &o, NULL),
                      TP_EDECODE);
-    return tp_spawn(tp_ctx_system(ctx), NULL, &dies_at_once, NULL, &o);
+    return tp_spawn(tp_ctx_system(ctx), &dies_at_once, NULL, &o, NULL);
 }
 
 static int
@@ -474,7 +485,7 @@ START_TEST(test_spawn_link)
     atomic_store(&parent_exits, 0);
     atomic_store(&parent_others, 0);
     tp_pid p;
-    ck_assert_int_eq(tp_spawn(the_sys, &p, &parent, NULL, NULL), 0);
+    ck_assert_int_eq(tp_spawn(the_sys, &parent, NULL, NULL, &p), 0);
     ck_assert(tpt_wait_ge(&parent_exits, 1, 20));
     ck_assert_int_eq(parent_reason, TP_ECRASH);
     // The child whose init failed sent nothing: anything it sent would
@@ -484,7 +495,7 @@ START_TEST(test_spawn_link)
     ck_assert_int_eq(parent_exits, 1);
     // Outside an actor there is nobody to link to.
     tp_spawn_opts o = {.link = true};
-    ck_assert_int_eq(tp_spawn(the_sys, NULL, &refuses, NULL, &o), TP_EINVAL);
+    ck_assert_int_eq(tp_spawn(the_sys, &refuses, NULL, &o, NULL), TP_EINVAL);
 }
 END_TEST
 
@@ -577,7 +588,7 @@ START_TEST(test_marker_keys)
 {
     tp_pid other = spawn_probe(0), m;
     marker_ok = 0;
-    ck_assert_int_eq(tp_spawn(the_sys, &m, &marker_b, &other, NULL), 0);
+    ck_assert_int_eq(tp_spawn(the_sys, &marker_b, &other, NULL, &m), 0);
     ck_assert_int_eq(atomic_load(&marker_ok), 1);
 }
 END_TEST

@@ -68,7 +68,7 @@ START_TEST(crash_report_carries_the_whole_description)
         tpt_system_cfg(&(tp_config){.threads = 2, .log = keep_crash});
     size_t want = TP_DESCRIBE_MAX;
     tp_pid pid;
-    ck_assert_int_eq(tp_spawn(sys, &pid, &wordy, &want, NULL), 0);
+    ck_assert_int_eq(tp_spawn(sys, &wordy, &want, NULL, &pid), 0);
     ck_assert_int_eq(tp_system_send(sys, pid, 1, NULL, 0), 0);
     ck_assert(tpt_wait_ge(&crash_lines, 1, 10));
     pthread_mutex_lock(&lock);
@@ -139,7 +139,7 @@ START_TEST(origins_tell_the_runtime_from_applications)
                          .opts = {.name = "chatty"}};
     tp_sup_spec spec = {.children = &kid, .nchildren = 1};
     tp_pid sup, c;
-    ck_assert_int_eq(tp_sup_start(sys, &sup, &spec, NULL), 0);
+    ck_assert_int_eq(tp_sup_start(sys, &spec, NULL, &sup), 0);
     ck_assert_int_eq(tp_whereis(sys, "chatty", &c), 0);
     tp_log(sys, TP_LOG_INFO, "outside n=2");
     tp_log_as(sys, TP_LOG_WARNING, "myapp", "named n=3");

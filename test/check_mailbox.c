@@ -5,6 +5,7 @@
 #include "tp_test.h"
 
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct item {
@@ -77,11 +78,11 @@ fifo_with_actor_producers(long nprod, uint32_t capacity)
     tp_system *sys = tpt_system(nprod > 1 ? 4 : 2);
     tp_pid c;
     tp_spawn_opts o = {.mailbox_capacity = capacity};
-    ck_assert_int_eq(tp_spawn(sys, &c, &consumer_b, NULL, &o), 0);
+    ck_assert_int_eq(tp_spawn(sys, &consumer_b, NULL, &o, &c), 0);
     for (long i = 0; i < nprod; i++) {
         tp_pid p;
         producer init = {c, i, 0, per};
-        ck_assert_int_eq(tp_spawn(sys, &p, &producer_b, NULL, NULL), 0);
+        ck_assert_int_eq(tp_spawn(sys, &producer_b, NULL, NULL, &p), 0);
         ck_assert_int_eq(tp_system_send(sys, p, 1, &init, sizeof init), 0);
     }
     ck_assert(tpt_wait_ge(&consumed, per * nprod, 120));
@@ -143,8 +144,8 @@ START_TEST(test_fifo_external_threads)
     long per = tpt_scaled(400000) / N;
     tp_system *sys = tpt_system(2);
     tp_pid c;
-    ck_assert_int_eq(tp_spawn(sys, &c, &consumer_b, NULL,
-                              &(tp_spawn_opts){.mailbox_capacity = 64}),
+    ck_assert_int_eq(tp_spawn(sys, &consumer_b, NULL,
+                              &(tp_spawn_opts){.mailbox_capacity = 64}, &c),
                      0);
     pthread_t t[N];
     ext_arg a[N];
@@ -202,7 +203,7 @@ unstarted(void)
 {
     tp_system *sys;
     ck_assert_int_eq(
-        tp_system_new(&sys, &(tp_config){.threads = 2, .send_timeout_ms = 50}),
+        tp_system_new(&(tp_config){.threads = 2, .send_timeout_ms = 50}, &sys),
         0);
     return sys;
 }
@@ -212,7 +213,7 @@ spawn_policy(tp_system *sys, tp_overflow policy)
 {
     tp_pid pid;
     tp_spawn_opts o = {.mailbox_capacity = 8, .overflow = policy};
-    ck_assert_int_eq(tp_spawn(sys, &pid, &record_b, NULL, &o), 0);
+    ck_assert_int_eq(tp_spawn(sys, &record_b, NULL, &o, &pid), 0);
     return pid;
 }
 
@@ -376,10 +377,10 @@ START_TEST(test_backpressure_between_actors)
     long n = tpt_scaled(1000000);
     tp_system *sys = tpt_system(2);
     tp_pid c, p;
-    ck_assert_int_eq(tp_spawn(sys, &c, &slow_b, NULL,
-                              &(tp_spawn_opts){.mailbox_capacity = 64}),
+    ck_assert_int_eq(tp_spawn(sys, &slow_b, NULL,
+                              &(tp_spawn_opts){.mailbox_capacity = 64}, &c),
                      0);
-    ck_assert_int_eq(tp_spawn(sys, &p, &producer_b, NULL, NULL), 0);
+    ck_assert_int_eq(tp_spawn(sys, &producer_b, NULL, NULL, &p), 0);
     producer init = {c, 0, 0, n};
     ck_assert_int_eq(tp_system_send(sys, p, 1, &init, sizeof init), 0);
     ck_assert(tpt_wait_ge(&consumed, n, 120));
@@ -443,8 +444,8 @@ START_TEST(test_mutual_backpressure_no_deadlock)
         tp_system *sys = tpt_system(threads);
         tp_pid a, b;
         tp_spawn_opts o = {.mailbox_capacity = 16};
-        ck_assert_int_eq(tp_spawn(sys, &a, &twin_b, NULL, &o), 0);
-        ck_assert_int_eq(tp_spawn(sys, &b, &twin_b, NULL, &o), 0);
+        ck_assert_int_eq(tp_spawn(sys, &twin_b, NULL, &o, &a), 0);
+        ck_assert_int_eq(tp_spawn(sys, &twin_b, NULL, &o, &b), 0);
         twin ta = {b, n, false}, tb = {a, n, false};
         ck_assert_int_eq(tp_system_send(sys, a, 1, &ta, sizeof ta), 0);
         ck_assert_int_eq(tp_system_send(sys, b, 1, &tb, sizeof tb), 0);
@@ -490,7 +491,7 @@ START_TEST(test_self_relay_small_mailbox)
             tpt_system_cfg(&(tp_config){.threads = 1, .batch = 1000});
         tp_pid p;
         tp_spawn_opts o = {.mailbox_capacity = 4, .overflow = pol[i]};
-        ck_assert_int_eq(tp_spawn(sys, &p, &relay, NULL, &o), 0);
+        ck_assert_int_eq(tp_spawn(sys, &relay, NULL, &o, &p), 0);
         ck_assert_int_eq(tp_system_send(sys, p, 1, NULL, 0), 0);
         ck_assert_int_eq(tp_system_wait(sys, 30000), 0);
         ck_assert_msg(atomic_load(&relay_left) == 0 &&

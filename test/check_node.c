@@ -3,6 +3,7 @@
 // test/node/tnode (started and killed here) the other, both on 127.0.0.1
 // with ephemeral ports. Every wait is bounded and keyed on a message.
 #include "tp_test.h"
+#include <troupe/msgpack.h>
 #include "tp_node_test.h"
 
 #include <errno.h>
@@ -282,7 +283,7 @@ probe_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
         tp_pack pk;
         tp_pack_init(&pk);
         ck_assert_int_eq(
-            tp_pack_pid(tp_ctx_system(ctx), tp_pack_packer(&pk), tp_self(ctx)),
+            tp_pack_pid(tp_ctx_system(ctx), tp_self(ctx), tp_pack_packer(&pk)),
             0);
         ck_assert_int_eq(tp_send_name_at(ctx, "pinger", msg->data, 2,
                                          pk.buf.data, pk.buf.size),
@@ -296,8 +297,8 @@ probe_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
         tp_pack pk;
         tp_pack_init(&pk);
         msgpack_pack_array(tp_pack_packer(&pk), 2);
-        ck_assert_int_eq(tp_pack_pid(sys, tp_pack_packer(&pk), w->target), 0);
-        ck_assert_int_eq(tp_pack_pid(sys, tp_pack_packer(&pk), tp_self(ctx)),
+        ck_assert_int_eq(tp_pack_pid(sys, w->target, tp_pack_packer(&pk)), 0);
+        ck_assert_int_eq(tp_pack_pid(sys, tp_self(ctx), tp_pack_packer(&pk)),
                          0);
         ck_assert_int_eq(tp_send_name_at(ctx, "watcher", w->node, 12,
                                          pk.buf.data, pk.buf.size),
@@ -329,7 +330,7 @@ probe_new(tp_system *sys)
     atomic_store(&nlog, 0);
     the_sys = sys;
     tp_pid p;
-    ck_assert_int_eq(tp_spawn(sys, &p, &probe_b, NULL, NULL), 0);
+    ck_assert_int_eq(tp_spawn(sys, &probe_b, NULL, NULL, &p), 0);
     return p;
 }
 
@@ -454,7 +455,7 @@ START_TEST(reply_through_pid_in_payload)
     // A pid of our own node round-trips to a local pid.
     tp_pack pk;
     tp_pack_init(&pk);
-    ck_assert_int_eq(tp_pack_pid(sys, tp_pack_packer(&pk), probe), 0);
+    ck_assert_int_eq(tp_pack_pid(sys, probe, tp_pack_packer(&pk)), 0);
     msgpack_unpacked u;
     tp_msg m = {.data = pk.buf.data, .size = pk.buf.size};
     ck_assert_int_eq(tp_msg_unpack(&m, &u), 0);
@@ -606,7 +607,7 @@ START_TEST(remote_watcher_sees_local_exit)
     // The remote watcher links to and monitors a local actor, reporting
     // to the probe; the local actor then crashes.
     tp_pid local;
-    ck_assert_int_eq(tp_spawn(sys, &local, &probe_b, NULL, NULL), 0);
+    ck_assert_int_eq(tp_spawn(sys, &probe_b, NULL, NULL, &local), 0);
     pwatch w = {.target = local};
     snprintf(w.node, sizeof w.node, "%s", c.node);
     ck_assert_int_eq(tp_system_send(sys, probe, P_WATCH, &w, sizeof w), 0);
@@ -682,7 +683,7 @@ START_TEST(fifo_million)
     atomic_store(&stream_done, 0);
     atomic_store(&stream_errors, 0);
     tp_pid st;
-    ck_assert_int_eq(tp_spawn(sys, &st, &streamer_b, NULL, NULL), 0);
+    ck_assert_int_eq(tp_spawn(sys, &streamer_b, NULL, NULL, &st), 0);
     pstream ps = {.total = (uint64_t)tpt_scaled(1000000)};
     snprintf(ps.node, sizeof ps.node, "%s", c.node);
     double t0 = now_s();
@@ -777,7 +778,7 @@ START_TEST(both_sides_measure_rtt)
                      0);
     tp_system *sys =
         tpn_local("alpha", &(tp_node_config){.heartbeat_ms = 200});
-    ck_assert_int_eq(tp_node_connect(sys, c.node, 10000), 0);
+    ck_assert_int_eq(tp_node_connect(sys, c.node, TP_FOREVER), 0);
     tp_peer_info pi = {0};
     for (int i = 0; i < 5000; i++) {
         ck_assert_int_eq(tp_node_peers(sys, &pi, 1), 1);
@@ -919,7 +920,7 @@ START_TEST(wrong_secret_refused)
     ck_assert_int_eq(
         tpn_start(&c, (const char *[]){"beta", "-s", other, NULL}), 0);
     tp_system *sys = tpn_local("alpha", NULL);
-    ck_assert_int_eq(tp_node_connect(sys, c.node, 10000), TP_ENOTCONN);
+    ck_assert_int_eq(tp_node_connect(sys, c.node, TP_FOREVER), TP_ENOTCONN);
     tp_node_stats ns;
     ck_assert_int_eq(tp_node_stats_get(sys, &ns), 0);
     ck_assert_uint_ge(ns.auth_failures, 1);
@@ -965,6 +966,7 @@ START_TEST(secret_file_checks)
     ck_assert_int_eq(tp_node_connect(sys, "nobody", 0), TP_EINVAL);
     ck_assert_int_eq(tp_node_connect(sys, "x@1.2.3.4:0", 0), TP_EINVAL);
     ck_assert_int_eq(tp_node_connect(sys, "x@127.0.0.1:05", 0), TP_EINVAL);
+    ck_assert_int_eq(tp_node_connect(sys, "x@127.0.0.1:5", -2), TP_EINVAL);
     tp_system_destroy(&sys);
     tpn_teardown();
 }

@@ -2,6 +2,7 @@
 // msgpack helpers: pack and send without touching buffers, unpack and
 // refuse malformed payloads.
 #include "tp_test.h"
+#include <troupe/msgpack.h>
 
 #include <string.h>
 
@@ -46,7 +47,7 @@ START_TEST(test_pack_round_trip)
 {
     tp_system *sys = tpt_system(2);
     tp_pid pid;
-    ck_assert_int_eq(tp_spawn(sys, &pid, &reader_b, NULL, NULL), 0);
+    ck_assert_int_eq(tp_spawn(sys, &reader_b, NULL, NULL, &pid), 0);
     tp_pack p;
     tp_pack_init(&p);
     ck_assert_int_eq(tp_system_pack_send(sys, pid, 1, &p), TP_EINVAL); // empty
@@ -73,7 +74,7 @@ START_TEST(test_unpack_rejects_malformed)
 {
     tp_system *sys = tpt_system(1);
     tp_pid pid;
-    ck_assert_int_eq(tp_spawn(sys, &pid, &reader_b, NULL, NULL), 0);
+    ck_assert_int_eq(tp_spawn(sys, &reader_b, NULL, NULL, &pid), 0);
     static const unsigned char truncated[] = {0x93, 0x01, 0x02};
     static const unsigned char trailing[] = {0x01, 0x02};
     static const unsigned char huge_array[] = {0xdd, 0xff, 0x00, 0x00, 0x00};

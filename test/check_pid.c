@@ -10,7 +10,7 @@ START_TEST(test_format_parse_round_trip)
     char buf[TP_PID_STRLEN];
     ck_assert_int_eq(tp_pid_format(p, buf, sizeof buf), 11);
     ck_assert_str_eq(buf, "<3.4242.77>");
-    ck_assert_int_eq(tp_pid_parse(&q, "  <3.4242.77> "), 0);
+    ck_assert_int_eq(tp_pid_parse("  <3.4242.77> ", &q), 0);
     ck_assert(tp_pid_eq(p, q));
     ck_assert_uint_eq(tp_pid_node(q), 3);
     ck_assert_uint_eq(tp_pid_slot(q), 4242);
@@ -38,12 +38,12 @@ START_TEST(test_parse_rejects_garbage)
                          "<99999999999999999999.1.1>"};
     tp_pid keep = tp_pid_make(9, 9, 9), p = keep;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        ck_assert_msg(tp_pid_parse(&p, bad[i]) == TP_EINVAL, "accepted '%s'",
+        ck_assert_msg(tp_pid_parse(bad[i], &p) == TP_EINVAL, "accepted '%s'",
                       bad[i]);
         ck_assert(tp_pid_eq(p, keep)); // unchanged on failure
     }
-    ck_assert_int_eq(tp_pid_parse(NULL, "<1.2.3>"), TP_EINVAL);
-    ck_assert_int_eq(tp_pid_parse(&p, NULL), TP_EINVAL);
+    ck_assert_int_eq(tp_pid_parse("<1.2.3>", NULL), TP_EINVAL);
+    ck_assert_int_eq(tp_pid_parse(NULL, &p), TP_EINVAL);
 }
 END_TEST
 
@@ -77,7 +77,7 @@ START_TEST(test_stale_pid_after_reuse)
 {
     tp_system *sys = tpt_system(2);
     tp_pid old;
-    ck_assert_int_eq(tp_spawn(sys, &old, &stopper, NULL, NULL), 0);
+    ck_assert_int_eq(tp_spawn(sys, &stopper, NULL, NULL, &old), 0);
     ck_assert_int_eq(tp_system_send(sys, old, 1, NULL, 0), 0);
     ck_assert_int_eq(tp_system_wait(sys, 20000), 0);
     ck_assert_int_eq(tp_system_send(sys, old, 1, NULL, 0), TP_ENOACTOR);
@@ -106,10 +106,10 @@ static const tp_behaviour refuser = {
 START_TEST(test_stale_pid_after_reuse_of_slot)
 {
     tp_system *sys = tpt_system(2);
-    ck_assert_int_eq(tp_spawn(sys, NULL, &refuser, NULL, NULL), TP_EINVAL);
+    ck_assert_int_eq(tp_spawn(sys, &refuser, NULL, NULL, NULL), TP_EINVAL);
     tp_pid old = init_self, fresh;
     ck_assert(!tp_pid_is_nil(old));
-    ck_assert_int_eq(tp_spawn(sys, &fresh, &counter, NULL, NULL), 0);
+    ck_assert_int_eq(tp_spawn(sys, &counter, NULL, NULL, &fresh), 0);
     ck_assert_uint_eq(tp_pid_slot(fresh), tp_pid_slot(old));
     ck_assert(!tp_pid_eq(fresh, old));
     ck_assert_int_eq(tp_system_send(sys, old, 1, NULL, 0), TP_ENOACTOR);

@@ -96,13 +96,14 @@ START_TEST(test_sends_racing_with_death)
     tp_system *sys =
         tpt_system_cfg(&(tp_config){.threads = 4, .send_timeout_ms = 5});
     for (int i = 0; i < MORTALS; i++)
-        ck_assert_int_eq(tp_spawn(sys, &mortals[i], &mortal_b,
-                                  (void *)(intptr_t)(1 + i % 50), NULL),
+        ck_assert_int_eq(tp_spawn(sys, &mortal_b,
+                                  (void *)(intptr_t)(1 + i % 50), NULL,
+                                  &mortals[i]),
                          0);
     for (int i = 0; i < 8; i++) {
         tp_pid h;
         hammer_state hs = {tpt_scaled(50000), (uint32_t)i * 7919u + 1};
-        ck_assert_int_eq(tp_spawn(sys, &h, &hammer_b, NULL, NULL), 0);
+        ck_assert_int_eq(tp_spawn(sys, &hammer_b, NULL, NULL, &h), 0);
         ck_assert_int_eq(tp_system_send(sys, h, 1, &hs, sizeof hs), 0);
     }
     pthread_t t[2];
@@ -130,7 +131,7 @@ START_TEST(test_churn_spawn_and_send)
     for (long i = 0; i < n; i++) {
         tp_pid p;
         ck_assert_int_eq(
-            tp_spawn(sys, &p, &mortal_b, (void *)(intptr_t)1, NULL), 0);
+            tp_spawn(sys, &mortal_b, (void *)(intptr_t)1, NULL, &p), 0);
         ck_assert_int_eq(tp_system_send(sys, p, 1, "x", 1), 0);
         int rc = tp_system_send(sys, prev, 1, "y", 1);
         ck_assert(rc == 0 || rc == TP_ENOACTOR);
@@ -165,14 +166,15 @@ static const tp_behaviour sink_b = {
 START_TEST(test_shutdown_with_millions_queued)
 {
     tp_system *sys;
-    ck_assert_int_eq(tp_system_new(&sys, &(tp_config){.threads = 2}), 0);
+    ck_assert_int_eq(tp_system_new(&(tp_config){.threads = 2}, &sys), 0);
     enum { SINKS = 100 };
     long per = tpt_scaled(2000000) / SINKS;
     tp_pid p[SINKS];
     for (int i = 0; i < SINKS; i++)
         ck_assert_int_eq(
-            tp_spawn(sys, &p[i], &sink_b, NULL,
-                     &(tp_spawn_opts){.mailbox_capacity = (uint32_t)per}),
+            tp_spawn(sys, &sink_b, NULL,
+                     &(tp_spawn_opts){.mailbox_capacity = (uint32_t)per},
+                     &p[i]),
             0);
     for (long k = 0; k < per; k++)
         for (int i = 0; i < SINKS; i++)

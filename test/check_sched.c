@@ -71,12 +71,13 @@ START_TEST(test_never_two_threads_at_once)
     tp_system *sys = tpt_system(4);
     spray sp = {.left = tpt_scaled(200000)};
     for (int i = 0; i < 8; i++)
-        ck_assert_int_eq(tp_spawn(sys, &sp.targets[i], &guard_b, NULL,
-                                  &(tp_spawn_opts){.mailbox_capacity = 32}),
+        ck_assert_int_eq(tp_spawn(sys, &guard_b, NULL,
+                                  &(tp_spawn_opts){.mailbox_capacity = 32},
+                                  &sp.targets[i]),
                          0);
     for (int i = 0; i < 8; i++) {
         tp_pid p;
-        ck_assert_int_eq(tp_spawn(sys, &p, &spray_b, NULL, NULL), 0);
+        ck_assert_int_eq(tp_spawn(sys, &spray_b, NULL, NULL, &p), 0);
         ck_assert_int_eq(tp_system_send(sys, p, 1, &sp, sizeof sp), 0);
     }
     ext_spray e = {sys, sp.targets, tpt_scaled(50000)};
@@ -138,9 +139,9 @@ flood_vs_pingpong(unsigned threads)
     tp_system *sys = tpt_system_cfg(
         &(tp_config){.threads = threads, .send_timeout_ms = 10});
     tp_pid f, a, b;
-    ck_assert_int_eq(tp_spawn(sys, &f, &flood_b, NULL, NULL), 0);
-    ck_assert_int_eq(tp_spawn(sys, &a, &pp_b, NULL, NULL), 0);
-    ck_assert_int_eq(tp_spawn(sys, &b, &pp_b, NULL, NULL), 0);
+    ck_assert_int_eq(tp_spawn(sys, &flood_b, NULL, NULL, &f), 0);
+    ck_assert_int_eq(tp_spawn(sys, &pp_b, NULL, NULL, &a), 0);
+    ck_assert_int_eq(tp_spawn(sys, &pp_b, NULL, NULL, &b), 0);
     ext_spray e = {sys, &f, 0};
     pthread_t t[2];
     for (int i = 0; i < 2; i++)
@@ -199,7 +200,7 @@ all_workers_busy(unsigned threads)
     tp_system *sys = tpt_system(threads);
     for (int i = 0; i < 64; i++) {
         tp_pid p;
-        ck_assert_int_eq(tp_spawn(sys, &p, &busy_b, NULL, NULL), 0);
+        ck_assert_int_eq(tp_spawn(sys, &busy_b, NULL, NULL, &p), 0);
         ck_assert_int_eq(tp_system_send(sys, p, 1, NULL, 0), 0);
     }
     ck_assert_int_eq(tp_system_wait(sys, 120000), 0);
@@ -237,7 +238,7 @@ START_TEST(test_idle_system_sleeps)
 {
     tp_system *sys = tpt_system(2);
     for (int i = 0; i < 1000; i++) // idle actors cost no CPU
-        ck_assert_int_eq(tp_spawn(sys, NULL, &flood_b, NULL, NULL), 0);
+        ck_assert_int_eq(tp_spawn(sys, &flood_b, NULL, NULL, NULL), 0);
     tp_system_stats before;
     for (int tries = 0;; tries++) { // until both workers have parked
         tp_system_stats_get(sys, &before);
@@ -315,8 +316,8 @@ woken_runs_elsewhere(unsigned threads)
         tp_pid a, b;
         atomic_store(&woken_handled, 0);
         atomic_store(&woken_seen_before_return, 0);
-        ck_assert_int_eq(tp_spawn(sys, &a, &long_cb_b, NULL, NULL), 0);
-        ck_assert_int_eq(tp_spawn(sys, &b, &woken_b, NULL, NULL), 0);
+        ck_assert_int_eq(tp_spawn(sys, &long_cb_b, NULL, NULL, &a), 0);
+        ck_assert_int_eq(tp_spawn(sys, &woken_b, NULL, NULL, &b), 0);
         ck_assert_int_eq(tp_system_send(sys, a, 1, &b, sizeof b), 0);
         ck_assert(tpt_wait_ge(&long_cb_done, done + round + 1, 30));
         ck_assert_msg(atomic_load(&woken_seen_before_return),
@@ -381,7 +382,7 @@ START_TEST(test_runnext_steals_race_activations)
     enum { N = 8, TOKENS = 3 };
     tp_pid p[N];
     for (int i = 0; i < N; i++)
-        ck_assert_int_eq(tp_spawn(sys, &p[i], &relay_b, NULL, NULL), 0);
+        ck_assert_int_eq(tp_spawn(sys, &relay_b, NULL, NULL, &p[i]), 0);
     for (int i = 0; i < N; i++)
         ck_assert_int_eq(
             tp_system_send(sys, p[i], 1, &p[(i + 1) % N], sizeof p[0]), 0);

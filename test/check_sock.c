@@ -67,7 +67,7 @@ acceptor_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
         return TP_OK;
     const tp_sock_accepted *a = msg->data;
     tp_pid c;
-    int rc = tp_spawn(tp_ctx_system(ctx), &c, &conn_b, NULL, NULL);
+    int rc = tp_spawn(tp_ctx_system(ctx), &conn_b, NULL, NULL, &c);
     if (rc != 0)
         return rc;
     conn_pid = c;
@@ -136,7 +136,7 @@ START_TEST(echo_and_close)
 {
     reset();
     tp_system *sys = tpt_system(2);
-    ck_assert_int_eq(tp_spawn(sys, NULL, &acceptor_b, NULL, NULL), 0);
+    ck_assert_int_eq(tp_spawn(sys, &acceptor_b, NULL, NULL, NULL), 0);
     ck_assert_uint_ne(atomic_load(&port), 0);
     int fd = dial();
     ck_assert_int_eq(write(fd, "hello", 5), 5);
@@ -164,7 +164,7 @@ START_TEST(owner_death_closes)
 {
     reset();
     tp_system *sys = tpt_system(2);
-    ck_assert_int_eq(tp_spawn(sys, NULL, &acceptor_b, NULL, NULL), 0);
+    ck_assert_int_eq(tp_spawn(sys, &acceptor_b, NULL, NULL, NULL), 0);
     int fd = dial();
     ck_assert_int_eq(write(fd, "die", 3), 3);
     ck_assert(closed_by_peer(fd));
@@ -187,7 +187,7 @@ START_TEST(flow_control)
 {
     reset();
     tp_system *sys = tpt_system(2);
-    ck_assert_int_eq(tp_spawn(sys, NULL, &acceptor_b, NULL, NULL), 0);
+    ck_assert_int_eq(tp_spawn(sys, &acceptor_b, NULL, NULL, NULL), 0);
     int fd = dial();
     ck_assert_int_eq(write(fd, "a", 1), 1);
     char c;
@@ -269,9 +269,9 @@ START_TEST(client_connects)
     reset();
     client_connected = client_refused = client_err = 0;
     tp_system *sys = tpt_system(2);
-    ck_assert_int_eq(tp_spawn(sys, NULL, &acceptor_b, NULL, NULL), 0);
+    ck_assert_int_eq(tp_spawn(sys, &acceptor_b, NULL, NULL, NULL), 0);
     tp_pid cl;
-    ck_assert_int_eq(tp_spawn(sys, &cl, &client_b, NULL, NULL), 0);
+    ck_assert_int_eq(tp_spawn(sys, &client_b, NULL, NULL, &cl), 0);
     char addr[32];
     int n = snprintf(addr, sizeof addr, "127.0.0.1:%u", atomic_load(&port));
     ck_assert_int_eq(tp_system_send(sys, cl, 1, addr, (size_t)n), 0);
@@ -313,7 +313,7 @@ START_TEST(bad_arguments)
 {
     tp_system *sys = tpt_system(1);
     bad_args_ok = 0;
-    ck_assert_int_eq(tp_spawn(sys, NULL, &bad_b, NULL, NULL), 0);
+    ck_assert_int_eq(tp_spawn(sys, &bad_b, NULL, NULL, NULL), 0);
     ck_assert_int_eq(atomic_load(&bad_args_ok), 1);
     tp_system_destroy(&sys);
 }

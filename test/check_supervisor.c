@@ -216,7 +216,7 @@ child_pid(tp_pid sup, const char *id)
 {
     tp_sup_child kids[8];
     size_t n;
-    ck_assert_int_eq(tp_sup_which_children(sys, sup, kids, 8, &n, 5000), 0);
+    ck_assert_int_eq(tp_sup_which_children(sys, sup, 5000, kids, 8, &n), 0);
     for (size_t i = 0; i < n && i < 8; i++)
         if (strcmp(kids[i].id, id) == 0)
             return kids[i].pid;
@@ -251,7 +251,7 @@ static void
 watch(tp_pid p)
 {
     atomic_store(&mon_downs, 0);
-    ck_assert_int_eq(tp_spawn(sys, NULL, &mon, &p, NULL), 0);
+    ck_assert_int_eq(tp_spawn(sys, &mon, &p, NULL, NULL), 0);
 }
 
 static tp_pid
@@ -259,7 +259,7 @@ start_sup(tp_sup_flags flags, const tp_child_spec *c, size_t n)
 {
     tp_sup_spec s = {.flags = flags, .children = c, .nchildren = n};
     tp_pid p;
-    ck_assert_int_eq(tp_sup_start(sys, &p, &s, NULL), 0);
+    ck_assert_int_eq(tp_sup_start(sys, &s, NULL, &p), 0);
     return p;
 }
 
@@ -278,7 +278,7 @@ static tp_sup_counts
 counts(tp_pid sup)
 {
     tp_sup_counts c;
-    ck_assert_int_eq(tp_sup_count_children(sys, sup, &c, 5000), 0);
+    ck_assert_int_eq(tp_sup_count_children(sys, sup, TP_FOREVER, &c), 0);
     return c;
 }
 
@@ -447,7 +447,9 @@ START_TEST(test_infinity_waits)
     // Its calls wait too: they are answered once the sequence ends. The
     // call's 100 ms are also the window in which nothing may end.
     tp_sup_counts k;
-    ck_assert_int_eq(tp_sup_count_children(sys, sup, &k, 100), TP_ETIMEDOUT);
+    ck_assert_int_eq(tp_sup_count_children(sys, sup, 100, &k), TP_ETIMEDOUT);
+    ck_assert_int_eq(tp_sup_count_children(sys, sup, 0, &k), TP_ETIMEDOUT);
+    ck_assert_int_eq(tp_sup_count_children(sys, sup, -2, &k), TP_EINVAL);
     ck_assert_int_eq(mon_downs, 0); // still waiting
     ck_assert_int_eq(cfg[0].stops, 0);
     // Killing the child by hand ends the wait; the supervisor goes.
@@ -574,7 +576,7 @@ START_TEST(test_init_failure_at_start)
     tp_child_spec c[] = {spec(0, TP_PERMANENT), spec(1, TP_PERMANENT),
                          spec(2, TP_PERMANENT)};
     tp_sup_spec s = {.children = c, .nchildren = 3};
-    ck_assert_int_eq(tp_sup_start(sys, NULL, &s, NULL), TP_EDECODE);
+    ck_assert_int_eq(tp_sup_start(sys, &s, NULL, NULL), TP_EDECODE);
     // The two that started are stopped again.
     ck_assert(tpt_wait_ge(&cfg[0].stops, 1, 20));
     ck_assert(tpt_wait_ge(&cfg[1].stops, 1, 20));
@@ -594,12 +596,12 @@ START_TEST(test_init_that_ignores)
     ck_assert_int_eq(n.active, 2);
     tp_sup_child kids[3];
     size_t got;
-    ck_assert_int_eq(tp_sup_which_children(sys, sup, kids, 3, &got, 5000), 0);
+    ck_assert_int_eq(tp_sup_which_children(sys, sup, 5000, kids, 3, &got), 0);
     ck_assert(tp_pid_is_nil(kids[1].pid));
     ck_assert(!tp_pid_is_nil(kids[2].pid));
     // tp_spawn reports it as such, and leaves nothing behind.
     tp_pid p = TP_PID_NIL;
-    ck_assert_int_eq(tp_spawn(sys, &p, &worker, &cfg[1], NULL), TP_EIGNORED);
+    ck_assert_int_eq(tp_spawn(sys, &worker, &cfg[1], NULL, &p), TP_EIGNORED);
     ck_assert(tp_pid_is_nil(p));
 }
 END_TEST
@@ -624,28 +626,28 @@ START_TEST(test_invalid_specs)
 {
     tp_child_spec dup[] = {spec(0, TP_PERMANENT), spec(0, TP_PERMANENT)};
     tp_sup_spec s = {.children = dup, .nchildren = 2};
-    ck_assert_int_eq(tp_sup_start(sys, NULL, &s, NULL), TP_EINVAL);
+    ck_assert_int_eq(tp_sup_start(sys, &s, NULL, NULL), TP_EINVAL);
     ck_assert(logged("id=a: duplicate id"));
     tp_child_spec bad = spec(1, TP_PERMANENT);
     bad.significant = true;
     s = (tp_sup_spec){.children = &bad, .nchildren = 1};
-    ck_assert_int_eq(tp_sup_start(sys, NULL, &s, NULL), TP_EINVAL);
+    ck_assert_int_eq(tp_sup_start(sys, &s, NULL, NULL), TP_EINVAL);
     ck_assert(logged("id=b: a permanent child cannot be significant"));
     bad = spec(1, TP_PERMANENT);
     bad.shutdown = -7;
-    ck_assert_int_eq(tp_sup_start(sys, NULL, &s, NULL), TP_EINVAL);
+    ck_assert_int_eq(tp_sup_start(sys, &s, NULL, NULL), TP_EINVAL);
     bad = spec(1, (tp_restart)9);
-    ck_assert_int_eq(tp_sup_start(sys, NULL, &s, NULL), TP_EINVAL);
+    ck_assert_int_eq(tp_sup_start(sys, &s, NULL, NULL), TP_EINVAL);
     bad = spec(1, TP_PERMANENT);
     bad.id = NULL;
-    ck_assert_int_eq(tp_sup_start(sys, NULL, &s, NULL), TP_EINVAL);
+    ck_assert_int_eq(tp_sup_start(sys, &s, NULL, NULL), TP_EINVAL);
     tp_child_spec two[] = {spec(0, TP_PERMANENT), spec(1, TP_PERMANENT)};
     s = (tp_sup_spec){.flags = {.strategy = TP_SIMPLE_ONE_FOR_ONE},
                       .children = two,
                       .nchildren = 2};
-    ck_assert_int_eq(tp_sup_start(sys, NULL, &s, NULL), TP_EINVAL);
+    ck_assert_int_eq(tp_sup_start(sys, &s, NULL, NULL), TP_EINVAL);
     s = (tp_sup_spec){.flags = {.strategy = (tp_strategy)7}};
-    ck_assert_int_eq(tp_sup_start(sys, NULL, &s, NULL), TP_EINVAL);
+    ck_assert_int_eq(tp_sup_start(sys, &s, NULL, NULL), TP_EINVAL);
     ck_assert_int_eq(tp_sup_start(sys, NULL, NULL, NULL), TP_EINVAL);
     ck_assert_int_eq(cfg[0].starts + cfg[1].starts, 0);
 }
@@ -705,27 +707,27 @@ START_TEST(test_child_management)
     tp_pid sup = start_sup((tp_sup_flags){.intensity = 5}, c, 1);
     tp_child_spec b = spec(1, TP_TRANSIENT);
     tp_pid pb;
-    ck_assert_int_eq(tp_sup_start_child(sys, sup, &b, NULL, &pb, 5000), 0);
+    ck_assert_int_eq(tp_sup_start_child(sys, sup, &b, NULL, 5000, &pb), 0);
     ck_assert(tp_pid_eq(pb, where(1)));
-    ck_assert_int_eq(tp_sup_start_child(sys, sup, &b, NULL, NULL, 5000),
+    ck_assert_int_eq(tp_sup_start_child(sys, sup, &b, NULL, 5000, NULL),
                      TP_EEXIST);
     tp_child_spec bad = spec(2, TP_PERMANENT);
     bad.behaviour = NULL;
-    ck_assert_int_eq(tp_sup_start_child(sys, sup, &bad, NULL, NULL, 5000),
+    ck_assert_int_eq(tp_sup_start_child(sys, sup, &bad, NULL, 5000, NULL),
                      TP_EINVAL);
     cfg[3].init_rc = TP_EDECODE;
     tp_child_spec failing = spec(3, TP_PERMANENT);
-    ck_assert_int_eq(tp_sup_start_child(sys, sup, &failing, NULL, NULL, 5000),
+    ck_assert_int_eq(tp_sup_start_child(sys, sup, &failing, NULL, 5000, NULL),
                      TP_EDECODE);
     tp_sup_child kids[4];
     size_t n;
-    ck_assert_int_eq(tp_sup_which_children(sys, sup, kids, 4, &n, 5000), 0);
+    ck_assert_int_eq(tp_sup_which_children(sys, sup, 5000, kids, 4, &n), 0);
     ck_assert_uint_eq(n, 2);
     ck_assert_str_eq(kids[0].id, "a");
     ck_assert_str_eq(kids[1].id, "b");
     ck_assert(tp_pid_eq(kids[1].pid, pb));
     // terminate keeps the spec; restart brings it back; delete removes it.
-    ck_assert_int_eq(tp_sup_restart_child(sys, sup, "b", NULL, 5000),
+    ck_assert_int_eq(tp_sup_restart_child(sys, sup, "b", 5000, NULL),
                      TP_EEXIST);
     ck_assert_int_eq(tp_sup_delete_child(sys, sup, "b", 5000), TP_EEXIST);
     ck_assert_int_eq(tp_sup_terminate_child(sys, sup, "b", TP_PID_NIL, 5000),
@@ -735,7 +737,7 @@ START_TEST(test_child_management)
     ck_assert_int_eq(k.specs, 2);
     ck_assert_int_eq(k.active, 1);
     ck_assert_int_eq(k.workers, 2);
-    ck_assert_int_eq(tp_sup_restart_child(sys, sup, "b", &pb, 5000), 0);
+    ck_assert_int_eq(tp_sup_restart_child(sys, sup, "b", 5000, &pb), 0);
     ck_assert(tp_pid_eq(pb, where(1)));
     ck_assert_int_eq(tp_sup_terminate_child(sys, sup, "b", TP_PID_NIL, 5000),
                      0);
@@ -745,7 +747,7 @@ START_TEST(test_child_management)
                      TP_ENOENT);
     ck_assert_int_eq(counts(sup).specs, 1);
     // A pid that is not a supervisor's, and calls from an actor.
-    ck_assert_int_eq(tp_sup_count_children(sys, TP_PID_NIL, &k, 1000),
+    ck_assert_int_eq(tp_sup_count_children(sys, TP_PID_NIL, 1000, &k),
                      TP_ENOACTOR);
 }
 END_TEST
@@ -761,7 +763,7 @@ START_TEST(test_simple_one_for_one_storm)
     tp_pid *kids = malloc((size_t)n * sizeof *kids);
     for (long i = 0; i < n; i++)
         ck_assert_int_eq(
-            tp_sup_start_child(sys, sup, NULL, &cfg[0], &kids[i], 5000), 0);
+            tp_sup_start_child(sys, sup, NULL, &cfg[0], 5000, &kids[i]), 0);
     ck_assert_int_eq(counts(sup).active, n);
     int reason = TP_EINVAL;
     for (long i = 0; i < n; i++)
@@ -776,12 +778,12 @@ START_TEST(test_simple_one_for_one_storm)
     tp_sup_child *list = malloc((size_t)n * sizeof *list);
     size_t got;
     ck_assert_int_eq(
-        tp_sup_which_children(sys, sup, list, (size_t)n, &got, 5000), 0);
+        tp_sup_which_children(sys, sup, 5000, list, (size_t)n, &got), 0);
     ck_assert_uint_eq(got, (size_t)n);
     ck_assert_int_eq(tp_sup_terminate_child(sys, sup, NULL, list[0].pid, 5000),
                      0);
     ck_assert_int_eq(counts(sup).workers, n - 1);
-    ck_assert_int_eq(tp_sup_start_child(sys, sup, &t, NULL, NULL, 5000),
+    ck_assert_int_eq(tp_sup_start_child(sys, sup, &t, NULL, 5000, NULL),
                      TP_EINVAL);
     free(list);
     free(kids);
@@ -805,7 +807,7 @@ START_TEST(test_simple_one_for_one_churn)
     tp_pid *kids = malloc((size_t)n * sizeof *kids);
     for (long i = 0; i < n; i++)
         ck_assert_int_eq(
-            tp_sup_start_child(sys, sup, NULL, &cfg[0], &kids[i], 5000), 0);
+            tp_sup_start_child(sys, sup, NULL, &cfg[0], 5000, &kids[i]), 0);
     long gone = 0;
     for (long i = 0; i < n; i++) {
         int reason = i % 3 == 0 ? TP_REASON_NORMAL : TP_EINVAL;
@@ -818,7 +820,7 @@ START_TEST(test_simple_one_for_one_churn)
     tp_sup_child *list = malloc((size_t)n * sizeof *list);
     size_t got;
     ck_assert_int_eq(
-        tp_sup_which_children(sys, sup, list, (size_t)n, &got, 5000), 0);
+        tp_sup_which_children(sys, sup, 5000, list, (size_t)n, &got), 0);
     ck_assert_uint_eq(got, (size_t)(n - gone));
     for (size_t i = 0; i < got; i++)
         ck_assert_int_eq(
@@ -895,7 +897,7 @@ START_TEST(test_delayed_restart_while_busy)
     tp_sup_child kids[2];
     size_t n = 0;
     for (int k = 0; k < 20000; k++) {
-        ck_assert_int_eq(tp_sup_which_children(sys, sup, kids, 2, &n, 5000),
+        ck_assert_int_eq(tp_sup_which_children(sys, sup, 5000, kids, 2, &n),
                          0);
         if (tp_pid_is_nil(kids[1].pid))
             break;
@@ -993,11 +995,11 @@ START_TEST(test_init_crashes_or_stops)
     tp_sup_spec s = {.children = c, .nchildren = 2};
     cfg[1].init_rc = TP_EDECODE;
     cfg[1].init_how = INIT_CRASHES;
-    ck_assert_int_eq(tp_sup_start(sys, NULL, &s, NULL), TP_EDECODE);
+    ck_assert_int_eq(tp_sup_start(sys, &s, NULL, NULL), TP_EDECODE);
     ck_assert(tpt_wait_ge(&cfg[0].stops, 1, 20));
     ck_assert(logged("start_error child=b"));
     cfg[1].init_how = INIT_STOPS;
-    ck_assert_int_eq(tp_sup_start(sys, NULL, &s, NULL), TP_EINIT);
+    ck_assert_int_eq(tp_sup_start(sys, &s, NULL, NULL), TP_EINIT);
     ck_assert(tpt_wait_ge(&cfg[0].stops, 2, 20));
     ck_assert_int_eq(cfg[1].starts, 0);
 }
@@ -1086,7 +1088,7 @@ static const tp_behaviour watcher = {.name = "watcher",
 START_TEST(test_named_child_restarts_once_its_name_is_free)
 {
     for (int i = 0; i < NWATCHED; i++)
-        ck_assert_int_eq(tp_spawn(sys, &watched[i], &idle, NULL, NULL), 0);
+        ck_assert_int_eq(tp_spawn(sys, &idle, NULL, NULL, &watched[i]), 0);
     tp_child_spec c[] = {spec(0, TP_PERMANENT)};
     c[0].behaviour = &watcher;
     tp_pid sup =
@@ -1141,7 +1143,7 @@ START_TEST(test_restart_counts)
     wait_starts(1, 2);
     tp_sup_child kids[2];
     size_t n;
-    ck_assert_int_eq(tp_sup_which_children(sys, sup, kids, 2, &n, 5000), 0);
+    ck_assert_int_eq(tp_sup_which_children(sys, sup, 5000, kids, 2, &n), 0);
     ck_assert_uint_eq(n, 2);
     ck_assert_uint_eq(kids[1].restarts, 1);
     ck_assert_uint_eq(kids[0].restarts, 0);
@@ -1169,7 +1171,7 @@ START_TEST(test_simple_one_for_one_counts)
     tp_pid kids[3];
     for (int i = 0; i < 3; i++)
         ck_assert_int_eq(
-            tp_sup_start_child(sys, sup, NULL, &cfg[0], &kids[i], 5000), 0);
+            tp_sup_start_child(sys, sup, NULL, &cfg[0], 5000, &kids[i]), 0);
     k = counts(sup);
     ck_assert_uint_eq(k.specs, 1);
     ck_assert_uint_eq(k.active, 3);
@@ -1194,7 +1196,7 @@ START_TEST(test_simple_one_for_one_counts)
         start_sup((tp_sup_flags){.strategy = TP_SIMPLE_ONE_FOR_ONE}, &st, 1);
     for (int i = 0; i < 2; i++)
         ck_assert_int_eq(
-            tp_sup_start_child(sys, sup2, NULL, &inner, NULL, 5000), 0);
+            tp_sup_start_child(sys, sup2, NULL, &inner, 5000, NULL), 0);
     k = counts(sup2);
     ck_assert_uint_eq(k.specs, 1);
     ck_assert_uint_eq(k.active, 2);
@@ -1213,11 +1215,11 @@ START_TEST(test_simple_one_for_one_names)
         (tp_sup_flags){.strategy = TP_SIMPLE_ONE_FOR_ONE, .intensity = 5}, &t,
         1);
     tp_pid kid;
-    ck_assert_int_eq(tp_sup_start_child(sys, sup, NULL, &cfg[0], &kid, 5000),
+    ck_assert_int_eq(tp_sup_start_child(sys, sup, NULL, &cfg[0], 5000, &kid),
                      0);
     tp_sup_child kids[2];
     size_t n;
-    ck_assert_int_eq(tp_sup_which_children(sys, sup, kids, 2, &n, 5000), 0);
+    ck_assert_int_eq(tp_sup_which_children(sys, sup, 5000, kids, 2, &n), 0);
     ck_assert_uint_eq(n, 1);
     ck_assert_str_eq(kids[0].id, "tmpl");
     ck_assert(tp_pid_eq(kids[0].pid, kid));
@@ -1280,7 +1282,7 @@ START_TEST(test_failed_start_stops_the_started)
     tp_sup_spec s = {.children = c, .nchildren = 5};
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    ck_assert_int_eq(tp_sup_start(sys, NULL, &s, NULL), TP_EDECODE);
+    ck_assert_int_eq(tp_sup_start(sys, &s, NULL, NULL), TP_EDECODE);
     double ms = ms_since(&t0);
     // Done already, not merely under way.
     for (int i = 0; i < 4; i++)
@@ -1324,7 +1326,7 @@ START_TEST(test_failed_nested_start_stops_the_started)
                          .behaviour = &tp_supervisor,
                          .arg = &inner,
                          .type = TP_SUPERVISOR};
-    ck_assert_int_eq(tp_sup_start_child(sys, top, &sub, NULL, NULL, 5000),
+    ck_assert_int_eq(tp_sup_start_child(sys, top, &sub, NULL, 5000, NULL),
                      TP_EDECODE);
     for (int i = 0; i < 3; i++)
         ck_assert(tpt_wait_ge(&cfg[i].stops, 1, 20));
@@ -1344,7 +1346,7 @@ START_TEST(test_failed_start_before_the_system_runs)
 {
     tp_system *idle_sys;
     ck_assert_int_eq(
-        tp_system_new(&idle_sys, &(tp_config){.threads = 2, .log = quiet_log}),
+        tp_system_new(&(tp_config){.threads = 2, .log = quiet_log}, &idle_sys),
         0);
     cfg[1].trap = cfg[1].ignore_exit = true;
     cfg[2].init_rc = TP_EDECODE;
@@ -1352,7 +1354,7 @@ START_TEST(test_failed_start_before_the_system_runs)
                          spec(2, TP_PERMANENT)};
     c[1].shutdown = 50;
     tp_sup_spec s = {.children = c, .nchildren = 3};
-    ck_assert_int_eq(tp_sup_start(idle_sys, NULL, &s, NULL), TP_EDECODE);
+    ck_assert_int_eq(tp_sup_start(idle_sys, &s, NULL, NULL), TP_EDECODE);
     ck_assert_int_eq(cfg[0].stops + cfg[1].stops, 0);
     ck_assert_int_eq(tp_system_start(idle_sys), 0);
     ck_assert(tpt_wait_ge(&cfg[0].stops, 1, 20));
@@ -1383,13 +1385,13 @@ START_TEST(test_may_block)
     ck_assert(tp_system_may_block(sys));
     ck_assert(!tp_system_may_block(NULL));
     tp_pid p;
-    ck_assert_int_eq(tp_spawn(sys, &p, &probe, NULL, NULL), 0);
+    ck_assert_int_eq(tp_spawn(sys, &probe, NULL, NULL, &p), 0);
     ck_assert_int_eq(tp_system_send(sys, p, W_PING, NULL, 0), 0);
     for (int k = 0; k < 20000 && atomic_load(&may_block_inside) < 0; k++)
         tpt_nap_us(200);
     ck_assert_int_eq(may_block_inside, 0);
     tp_system *idle_sys;
-    ck_assert_int_eq(tp_system_new(&idle_sys, NULL), 0);
+    ck_assert_int_eq(tp_system_new(NULL, &idle_sys), 0);
     ck_assert(!tp_system_may_block(idle_sys));
     ck_assert_int_eq(tp_system_start(idle_sys), 0);
     ck_assert(tp_system_may_block(idle_sys));
@@ -1439,7 +1441,7 @@ typedef struct aop {
     void *arg;                 // start_child
     const char *id;
     tp_pid pid; // terminate_child under simple_one_for_one
-    uint32_t timeout_ms;
+    int timeout_ms;
 } aop;
 
 typedef struct ares {
@@ -1464,25 +1466,25 @@ typedef struct client {
 static int
 client_call(tp_ctx *ctx, client *c, const aop *o)
 {
-    uint32_t t = o->timeout_ms ? o->timeout_ms : 5000;
+    int t = o->timeout_ms ? o->timeout_ms : 5000;
     switch (o->op) {
     case OP_START:
-        return tp_sup_start_child_async(ctx, &c->ref, o->sup, o->spec, o->arg,
-                                        t);
+        return tp_sup_start_child_async(ctx, o->sup, o->spec, o->arg, t,
+                                        &c->ref);
     case OP_TERMINATE:
-        return tp_sup_terminate_child_async(ctx, &c->ref, o->sup, o->id,
-                                            o->pid, t);
+        return tp_sup_terminate_child_async(ctx, o->sup, o->id, o->pid, t,
+                                            &c->ref);
     case OP_RESTART:
-        return tp_sup_restart_child_async(ctx, &c->ref, o->sup, o->id, t);
+        return tp_sup_restart_child_async(ctx, o->sup, o->id, t, &c->ref);
     case OP_DELETE:
-        return tp_sup_delete_child_async(ctx, &c->ref, o->sup, o->id, t);
+        return tp_sup_delete_child_async(ctx, o->sup, o->id, t, &c->ref);
     case OP_WHICH:
-        return tp_sup_which_children_async(ctx, &c->ref, o->sup, t);
+        return tp_sup_which_children_async(ctx, o->sup, t, &c->ref);
     case OP_COUNT:
-        return tp_sup_count_children_async(ctx, &c->ref, o->sup, t);
+        return tp_sup_count_children_async(ctx, o->sup, t, &c->ref);
     default: {
         tp_sup_counts k;
-        int rc = tp_sup_count_children(tp_ctx_system(ctx), o->sup, &k, 1000);
+        int rc = tp_sup_count_children(tp_ctx_system(ctx), o->sup, 1000, &k);
         return rc == 0 ? TP_EINVAL : rc; // it must not have worked
     }
     }
@@ -1568,7 +1570,7 @@ START_TEST(test_async_calls_each_strategy)
     static const tp_strategy st[] = {TP_ONE_FOR_ONE, TP_ONE_FOR_ALL,
                                      TP_REST_FOR_ONE};
     tp_pid cl;
-    ck_assert_int_eq(tp_spawn(sys, &cl, &client_b, NULL, NULL), 0);
+    ck_assert_int_eq(tp_spawn(sys, &client_b, NULL, NULL, &cl), 0);
     for (int k = 0; k < 3; k++) {
         memset(cfg, 0, sizeof cfg);
         tp_child_spec a[] = {spec(0, TP_PERMANENT)};
@@ -1643,7 +1645,7 @@ END_TEST
 START_TEST(test_async_calls_simple_one_for_one)
 {
     tp_pid cl;
-    ck_assert_int_eq(tp_spawn(sys, &cl, &client_b, NULL, NULL), 0);
+    ck_assert_int_eq(tp_spawn(sys, &client_b, NULL, NULL, &cl), 0);
     tp_child_spec t = {.id = "tmpl", .behaviour = &worker, .arg = &cfg[1]};
     tp_pid sup = start_sup(
         (tp_sup_flags){.strategy = TP_SIMPLE_ONE_FOR_ONE, .intensity = 5}, &t,
@@ -1681,7 +1683,7 @@ END_TEST
 START_TEST(test_async_call_to_a_gone_supervisor)
 {
     tp_pid cl;
-    ck_assert_int_eq(tp_spawn(sys, &cl, &client_b, NULL, NULL), 0);
+    ck_assert_int_eq(tp_spawn(sys, &client_b, NULL, NULL, &cl), 0);
     tp_child_spec a[] = {spec(0, TP_PERMANENT)};
     tp_pid sup = start_sup((tp_sup_flags){0}, a, 1);
     watch(sup);

@@ -3,6 +3,7 @@
 // pending), requests with replies and timeouts, and tp_call.
 #include "tp_test.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 enum {
@@ -26,11 +27,12 @@ typedef struct arm {
 
 typedef struct req {
     tp_pid to;
-    uint32_t tag, timeout_ms;
+    uint32_t tag;
+    int timeout_ms;
 } req;
 
 static _Atomic long ticks, order_bad, last_seq, pings;
-static _Atomic long replies, timeouts, stray, call_inside_rc;
+static _Atomic long replies, timeouts, stray, call_inside_rc, request_rc;
 static uint64_t last_ref;
 static tp_timer interval_timer;
 
@@ -71,7 +73,10 @@ clock_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
     case T_REQUEST: {
         req r;
         memcpy(&r, msg->data, sizeof r);
-        return tp_request(ctx, r.to, r.tag, "hi", 2, r.timeout_ms, &last_ref);
+        int rc =
+            tp_request(ctx, r.to, r.tag, "hi", 2, r.timeout_ms, &last_ref);
+        atomic_store(&request_rc, rc);
+        return rc == TP_EINVAL ? TP_OK : rc;
     }
     case TP_TAG_TIMEOUT:
         if (msg->ref != last_ref)
@@ -132,7 +137,7 @@ setup(void)
 {
     ticks = order_bad = last_seq = pings = 0;
     replies = timeouts = stray = 0;
-    call_inside_rc = 12345;
+    call_inside_rc = request_rc = 12345;
     sys = tpt_system(2);
 }
 
@@ -146,7 +151,7 @@ static tp_pid
 spawn(const tp_behaviour *b)
 {
     tp_pid p;
-    ck_assert_int_eq(tp_spawn(sys, &p, b, NULL, NULL), 0);
+    ck_assert_int_eq(tp_spawn(sys, b, NULL, NULL, &p), 0);
     return p;
 }
 
@@ -343,7 +348,7 @@ START_TEST(test_cancel_races_firing)
         // met a full mailbox would be dropped, which is not this race.
         tp_pid r;
         tp_spawn_opts o = {.mailbox_capacity = 2 * RACE_N};
-        ck_assert_int_eq(tp_spawn(sys, &r, &race_b, NULL, &o), 0);
+        ck_assert_int_eq(tp_spawn(sys, &race_b, NULL, &o, &r), 0);
         ck_assert_int_eq(tp_system_send(sys, r, 1, NULL, 0), 0);
         ck_assert(tpt_wait_ge(&race_armed, 1, 20));
         int cancelled[RACE_N];
@@ -407,6 +412,44 @@ START_TEST(test_request_reply_and_timeout)
 }
 END_TEST
 
+// What the clock's last tp_request returned, once it has run.
+static long
+request_result(void)
+{
+    for (int i = 0; i < 40000 && atomic_load(&request_rc) == 12345; i++)
+        tpt_nap_us(500);
+    return atomic_exchange(&request_rc, 12345);
+}
+
+// -1 never times out: no timer is armed and the request waits for the
+// reply; 0 times out at once; below -1 is refused and nothing follows.
+START_TEST(test_request_timeout_values)
+{
+    tp_pid c = spawn(&clock_b), s = spawn(&server_b);
+    req r = {s, T_SILENT, TP_FOREVER};
+    ck_assert_int_eq(tp_system_send(sys, c, T_REQUEST, &r, sizeof r), 0);
+    ck_assert_int_eq(request_result(), 0);
+    ck_assert(tpt_wait_until(no_timers, sys, 20));
+    r = (req){s, T_ECHO, -1};
+    ck_assert_int_eq(tp_system_send(sys, c, T_REQUEST, &r, sizeof r), 0);
+    ck_assert_int_eq(request_result(), 0);
+    ck_assert(tpt_wait_ge(&replies, 1, 20));
+    ck_assert_int_eq(timeouts, 0);
+    r = (req){s, T_SILENT, 0};
+    ck_assert_int_eq(tp_system_send(sys, c, T_REQUEST, &r, sizeof r), 0);
+    ck_assert_int_eq(request_result(), 0);
+    ck_assert(tpt_wait_ge(&timeouts, 1, 20));
+    r = (req){s, T_ECHO, -2};
+    ck_assert_int_eq(tp_system_send(sys, c, T_REQUEST, &r, sizeof r), 0);
+    ck_assert_int_eq(request_result(), TP_EINVAL);
+    ck_assert_int_eq(tp_system_send(sys, c, T_PING, NULL, 0), 0);
+    ck_assert(tpt_wait_ge(&pings, 1, 20));
+    ck_assert_int_eq(replies, 1);
+    ck_assert_int_eq(timeouts, 1);
+    ck_assert_int_eq(stray, 0);
+}
+END_TEST
+
 START_TEST(test_call)
 {
     tp_pid s = spawn(&server_b), c = spawn(&clock_b);
@@ -422,7 +465,11 @@ START_TEST(test_call)
     ck_assert_int_eq(tp_call(sys, c, 999, NULL, 0, 5000, &rep), TP_ENOACTOR);
     ck_assert_int_eq(tp_call(sys, c, T_ECHO, NULL, 0, 5000, &rep),
                      TP_ENOACTOR);
-    ck_assert_int_eq(tp_call(sys, s, T_ECHO, NULL, 0, 0, &rep), TP_EINVAL);
+    ck_assert_int_eq(tp_call(sys, s, T_SILENT, NULL, 0, 0, &rep),
+                     TP_ETIMEDOUT);
+    ck_assert_int_eq(tp_call(sys, s, T_ECHO, "x", 1, TP_FOREVER, &rep), 0);
+    free(rep.data);
+    ck_assert_int_eq(tp_call(sys, s, T_ECHO, NULL, 0, -2, &rep), TP_EINVAL);
     ck_assert_int_eq(tp_call(sys, s, TP_TAG_RESERVED, NULL, 0, 10, &rep),
                      TP_EINVAL);
     ck_assert_int_eq(tp_call(NULL, s, T_ECHO, NULL, 0, 10, &rep), TP_EINVAL);
@@ -461,6 +508,7 @@ timer_suite(void)
     tcase_add_test(tc, test_many_pending_timers);
     tcase_add_test(tc, test_cancel_races_firing);
     tcase_add_test(tc, test_request_reply_and_timeout);
+    tcase_add_test(tc, test_request_timeout_values);
     tcase_add_test(tc, test_call);
     tcase_add_test(tc, test_timer_bad_args);
     suite_add_tcase(s, tc);

@@ -8,6 +8,7 @@
 // delivers, and a new node still completes a handshake. Waits end on a
 // closed socket, a counter or a delivery, each bounded.
 #include "tp_test.h"
+#include <troupe/msgpack.h>
 #include "tp_node_test.h"
 #include "tp_wire_test.h"
 
@@ -142,8 +143,8 @@ start(const tp_node_config *over)
         nc.timeout_ms = 30000; // fake peers never ping
     ck_assert_int_eq(tp_node_start(node.sys, &nc), 0);
     tpw_node_of(&node.t, node.sys);
-    ck_assert_int_eq(tp_spawn(node.sys, &node.sink, &sink_b, NULL,
-                              &(tp_spawn_opts){.name = "sink"}),
+    ck_assert_int_eq(tp_spawn(node.sys, &sink_b, NULL,
+                              &(tp_spawn_opts){.name = "sink"}, &node.sink),
                      0);
     atomic_store(&sunk, 0);
     node.names = 0;
@@ -284,7 +285,8 @@ START_TEST(wrong_mac_refused)
         uint8_t na[TPW_NONCE], nb[TPW_NONCE], mac[TPW_MAC];
         tpw_nonce(na);
         tpw_bytes env = {.len = 0}, fr = {.len = 0}, in;
-        tpw_env_hello(&env, TPW_F_HELLO, 1, name, strlen(name), 9, na, NULL);
+        tpw_env_hello(&env, TPW_F_HELLO, TPW_VSN, name, strlen(name), 9, na,
+                      NULL);
         tpw_put_frame(&fr, env.p, env.len);
         send_bytes(fd, &fr);
         ck_assert(tpw_read_frame(fd, &in));
@@ -318,7 +320,8 @@ START_TEST(wrong_version_refused)
 {
     start(NULL);
     const char *name = "mallory@127.0.0.1:5";
-    uint32_t versions[] = {0, 2, 0xffffffffu};
+    // 1 is troupe 0.1's: its exit reasons mean something else.
+    uint32_t versions[] = {0, 1, 3, 0xffffffffu};
     for (size_t i = 0; i < sizeof versions / sizeof versions[0]; i++)
         hello_refused(versions[i], name, strlen(name), 1,
                       "unsupported protocol version");
@@ -345,26 +348,26 @@ START_TEST(bad_node_name_refused)
         node.t.name, // its own
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        hello_refused(1, names[i], strlen(names[i]), 1, "bad node name");
+        hello_refused(TPW_VSN, names[i], strlen(names[i]), 1, "bad node name");
     // A short name of 49 bytes, one over the limit.
     char name[TP_NODE_NAME_MAX];
     memset(name, 'a', 49);
     snprintf(name + 49, sizeof name - 49, "@127.0.0.1:5");
-    hello_refused(1, name, strlen(name), 1, "bad node name");
+    hello_refused(TPW_VSN, name, strlen(name), 1, "bad node name");
     // A good name with incarnation 0, which no node draws.
-    hello_refused(1, "mallory@127.0.0.1:5", 19, 0, "bad node name");
+    hello_refused(TPW_VSN, "mallory@127.0.0.1:5", 19, 0, "bad node name");
     // A NUL inside the name, or past 127 bytes: the frame itself is
     // malformed (names are text).
     uint8_t na[TPW_NONCE] = {0};
     tpw_bytes env = {.len = 0}, fr = {.len = 0};
-    tpw_env_hello(&env, TPW_F_HELLO, 1, "ok@127.0.0.1:5\0junk", 19, 1, na,
-                  NULL);
+    tpw_env_hello(&env, TPW_F_HELLO, TPW_VSN, "ok@127.0.0.1:5\0junk", 19, 1,
+                  na, NULL);
     tpw_put_frame(&fr, env.p, env.len);
     rejected_raw(false, &fr);
     env.len = fr.len = 0;
     char longer[160];
     memset(longer, 'a', sizeof longer);
-    tpw_env_hello(&env, TPW_F_HELLO, 1, longer, 128, 1, na, NULL);
+    tpw_env_hello(&env, TPW_F_HELLO, TPW_VSN, longer, 128, 1, na, NULL);
     tpw_put_frame(&fr, env.p, env.len);
     rejected_raw(false, &fr);
     stop();
@@ -454,7 +457,7 @@ START_TEST(reply_flag_without_request_counts)
     atomic_store(&reply_gated, 0);
     tp_pid g;
     tp_spawn_opts o = {.mailbox_capacity = 4};
-    ck_assert_int_eq(tp_spawn(node.sys, &g, &reply_gated_b, NULL, &o), 0);
+    ck_assert_int_eq(tp_spawn(node.sys, &reply_gated_b, NULL, &o, &g), 0);
     int fd = join();
     tpw_bytes fr = {.len = 0};
     long n = 40;
@@ -686,11 +689,11 @@ START_TEST(handshake_frame_after_auth)
     uint8_t na[TPW_NONCE] = {0}, mac[TPW_MAC] = {0};
     tpw_bytes env = {.len = 0}, fr = {.len = 0};
     const char *me = "eve@127.0.0.1:5";
-    tpw_env_hello(&env, TPW_F_HELLO, 1, me, strlen(me), 3, na, NULL);
+    tpw_env_hello(&env, TPW_F_HELLO, TPW_VSN, me, strlen(me), 3, na, NULL);
     tpw_put_frame(&fr, env.p, env.len);
     rejected_raw(true, &fr);
     env.len = fr.len = 0;
-    tpw_env_hello(&env, TPW_F_CHALLENGE, 1, me, strlen(me), 3, na, mac);
+    tpw_env_hello(&env, TPW_F_CHALLENGE, TPW_VSN, me, strlen(me), 3, na, mac);
     tpw_put_frame(&fr, env.p, env.len);
     rejected_raw(true, &fr);
     env.len = fr.len = 0;
@@ -813,7 +816,7 @@ START_TEST(handshake_timeout)
     uint8_t na[TPW_NONCE], nb[TPW_NONCE];
     tpw_nonce(na);
     tpw_bytes env = {.len = 0}, fr = {.len = 0}, in;
-    tpw_env_hello(&env, TPW_F_HELLO, 1, name, strlen(name), 4, na, NULL);
+    tpw_env_hello(&env, TPW_F_HELLO, TPW_VSN, name, strlen(name), 4, na, NULL);
     tpw_put_frame(&fr, env.p, env.len);
     send_bytes(halfway, &fr);
     ck_assert(tpw_read_frame(halfway, &in));
@@ -847,7 +850,7 @@ accept_hello(int lfd, uint8_t *nonce_a)
     ck_assert(tpw_read_frame(fd, &in));
     msgpack_unpacked u;
     msgpack_object *f = tpw_envelope(&u, &in, TPW_F_HELLO, 5);
-    ck_assert_uint_eq(f[1].via.u64, 1);
+    ck_assert_uint_eq(f[1].via.u64, TPW_VSN);
     char who[TP_NODE_NAME_MAX];
     tpw_field_str(&f[2], who, sizeof who);
     ck_assert_str_eq(who, node.t.name);
@@ -861,7 +864,7 @@ static void
 send_challenge(int fd, const char *me, const uint8_t *nb, const uint8_t *mac)
 {
     tpw_bytes env = {.len = 0}, fr = {.len = 0};
-    tpw_env_hello(&env, TPW_F_CHALLENGE, 1, me, strlen(me), 11, nb, mac);
+    tpw_env_hello(&env, TPW_F_CHALLENGE, TPW_VSN, me, strlen(me), 11, nb, mac);
     tpw_put_frame(&fr, env.p, env.len);
     send_bytes(fd, &fr);
 }

@@ -124,7 +124,7 @@ tp_system *
 tpt_system_cfg(const tp_config *cfg)
 {
     tp_system *sys = NULL;
-    ck_assert_int_eq(tp_system_new(&sys, cfg), 0);
+    ck_assert_int_eq(tp_system_new(cfg, &sys), 0);
     ck_assert_int_eq(tp_system_start(sys), 0);
     return sys;
 }

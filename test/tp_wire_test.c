@@ -377,7 +377,7 @@ tpw_check_challenge(const tpw_node *n, const tpw_bytes *in, const char *name,
 {
     msgpack_unpacked u;
     msgpack_object *f = tpw_envelope(&u, in, TPW_F_CHALLENGE, 6);
-    ck_assert_uint_eq(f[1].via.u64, 1);
+    ck_assert_uint_eq(f[1].via.u64, TPW_VSN);
     char who[TP_NODE_NAME_MAX];
     tpw_field_str(&f[2], who, sizeof who);
     ck_assert_str_eq(who, n->name);
@@ -398,7 +398,8 @@ tpw_join(const tpw_node *n, const char *name, uint32_t inc,
     uint8_t na[TPW_NONCE], nb[TPW_NONCE], mac[TPW_MAC];
     tpw_nonce(na);
     tpw_bytes env = {.len = 0}, hello = {.len = 0}, reply = {.len = 0}, in;
-    tpw_env_hello(&env, TPW_F_HELLO, 1, name, strlen(name), inc, na, NULL);
+    tpw_env_hello(&env, TPW_F_HELLO, TPW_VSN, name, strlen(name), inc, na,
+                  NULL);
     tpw_put_frame(&hello, env.p, env.len);
     tpw_send(fd, hello.p, hello.len);
     ck_assert_msg(tpw_read_frame(fd, &in), "no CHALLENGE for %s", name);

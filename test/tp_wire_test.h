@@ -10,7 +10,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <troupe.h>
+#include <troupe/msgpack.h>
 
+#define TPW_VSN 2 // the protocol version this troupe speaks
 #define TPW_NONCE 32
 #define TPW_MAC 32
 #define TPW_WAIT_MS 5000

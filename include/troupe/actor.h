@@ -40,17 +40,23 @@ typedef struct tp_msg {
 // Largest payload one message may carry.
 #define TP_MSG_MAX ((size_t)64 << 20)
 
-// Exit reasons. Zero and positive values are the runtime's reasons; a
-// negative value is an error code (a crash), as returned by `handle`.
+// Exit reasons. The runtime's reasons are the positive values below, from
+// 1001 on: far from 0 and from TP_OK, TP_STOP and TP_IGNORE (what
+// callbacks return), so that one is never taken for the other. A negative
+// value is an error code (a crash), as returned by `handle`. Nothing else
+// is a reason: 0 is none, and calls that take a reason refuse any other
+// value with TP_EINVAL.
 enum {
-    TP_REASON_NORMAL = 0,
-    TP_REASON_SHUTDOWN = 1,
-    TP_REASON_KILL = 2,
-    TP_REASON_NOPROC = 3,
-    TP_REASON_NOCONNECTION = 4,
-    TP_REASON_MAILBOX_OVERFLOW = 5,
-    TP_REASON_KILLED = 6,   // what an actor killed with TP_REASON_KILL dies of
-    TP_REASON_SIGNAL = 128, // + N: a native fault caught (catch_faults)
+    TP_REASON_NORMAL = 1001,
+    TP_REASON_SHUTDOWN = 1002,
+    TP_REASON_KILL = 1003,
+    TP_REASON_NOPROC = 1004,
+    TP_REASON_NOCONNECTION = 1005,
+    TP_REASON_MAILBOX_OVERFLOW = 1006,
+    // What an actor killed with TP_REASON_KILL dies of.
+    TP_REASON_KILLED = 1007,
+    // + N (1 to 64): a native fault caught (tp_config.catch_faults).
+    TP_REASON_SIGNAL = 1100,
 };
 
 // Return values of `handle` besides errors; TP_IGNORE is for `init`.
@@ -123,8 +129,8 @@ typedef struct tp_spawn_opts {
 // or called tp_stop), or init's own negative code (in each of these cases
 // nothing is left behind and `*out` is untouched).
 // Any thread, actors included.
-TP_API int tp_spawn(tp_system *sys, tp_pid *out, const tp_behaviour *b,
-                    void *arg, const tp_spawn_opts *opts);
+TP_API int tp_spawn(tp_system *sys, const tp_behaviour *b, void *arg,
+                    const tp_spawn_opts *opts, tp_pid *out);
 
 // Sends a copy of `size` bytes at `data` to `to` with tag `tag`, from the
 // running actor. Per pair of actors, messages and signals arrive in the

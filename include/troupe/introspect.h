@@ -86,12 +86,14 @@ typedef struct tp_actor_detail {
 } tp_actor_detail;
 
 // Asks the actor `pid` for its details and waits up to `timeout_ms` for
-// the answer (an actor stuck in a long callback cannot answer: ask
-// tp_actor_info_get first to see whether it is TP_ACTOR_BUSY). Returns 0,
-// TP_ENOACTOR, TP_ETIMEDOUT, TP_EINVAL, TP_ENOMEM, or TP_EPERM from inside
-// an actor (it would block a scheduler thread).
-TP_API int tp_actor_detail_get(tp_system *sys, tp_pid pid,
-                               tp_actor_detail *out, int timeout_ms);
+// the answer (-1: as long as it takes; 0: no wait, so TP_ETIMEDOUT unless
+// the answer is already there). An actor stuck in a long callback cannot
+// answer: ask tp_actor_info_get first to see whether it is TP_ACTOR_BUSY.
+// Returns 0, TP_ENOACTOR, TP_ETIMEDOUT, TP_EINVAL (NULL `sys` or `out`,
+// `timeout_ms` below -1), TP_ENOMEM, or TP_EPERM from inside an actor (it
+// would block a scheduler thread).
+TP_API int tp_actor_detail_get(tp_system *sys, tp_pid pid, int timeout_ms,
+                               tp_actor_detail *out);
 
 // Serves introspection on a Unix socket at `path` (see lib/observe/CONTROL.md): the
 // socket is created with mode 0600 in a directory that must be, or is

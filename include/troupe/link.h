@@ -76,8 +76,9 @@ TP_API int tp_trap_exit(tp_ctx *ctx, bool on);
 // then on is discarded; its EXIT and DOWN go out when its callback
 // returns. As erlang:exit/2, TP_REASON_NORMAL sent to the caller itself,
 // when it does not trap exits, ends it with reason normal once the
-// callback returns. Returns 0, TP_ENOACTOR, TP_EINVAL, TP_EPERM or
-// TP_ENOMEM. Inside an actor's callbacks.
+// callback returns. Returns 0, TP_ENOACTOR, TP_EINVAL (NULL ctx, or
+// `reason` neither a TP_REASON_* nor negative), TP_EPERM or TP_ENOMEM.
+// Inside an actor's callbacks.
 TP_API int tp_exit(tp_ctx *ctx, tp_pid pid, int reason);
 
 // As tp_exit, from a thread that is not running an actor; the signal's
@@ -97,7 +98,8 @@ TP_API int tp_demonitor(tp_ctx *ctx, uint64_t ref);
 
 // Asks the running actor to exit with `reason` once the current callback
 // returns (in init: spawn fails with TP_EINIT). tp_stop is
-// tp_stop_reason(ctx, TP_REASON_NORMAL). Returns 0, TP_EINVAL or TP_EPERM.
+// tp_stop_reason(ctx, TP_REASON_NORMAL). Returns 0, TP_EINVAL (NULL ctx,
+// or `reason` neither a TP_REASON_* nor negative) or TP_EPERM.
 TP_API int tp_stop_reason(tp_ctx *ctx, int reason);
 
 // Registers `pid` under `name` (1 to TP_NAME_MAX bytes). An actor has at

@@ -6,7 +6,7 @@
 // per pair of actors messages arrive in send order, at most once. A
 // message's sender (msg->from) may be a remote pid, so a reply is a plain
 // tp_send. Pids travel inside payloads as a msgpack extension type
-// (tp_pack_pid and tp_unpack_pid in pack.h).
+// (tp_pack_pid and tp_unpack_pid in the opt-in <troupe/msgpack.h>).
 //
 // A node's full name is "NAME@HOST:PORT" (the address it listens on), so
 // a pid or a name carries what is needed to connect to its node: the first
@@ -38,7 +38,9 @@ typedef struct tp_node_msg {
     char why[96]; // nodedown: what happened ("heartbeat timeout", ...)
 } tp_node_msg;
 
-// Node configuration. A zeroed struct, apart from `name`, means defaults.
+// Node configuration. A zeroed struct, apart from `name`, means defaults:
+// a time field left 0 takes the default named with it (not "no wait"), and
+// one below its minimum, negative values included, is TP_EINVAL.
 typedef struct tp_node_config {
     // Short name: 1 to 48 bytes of [A-Za-z0-9_.-]. Required.
     const char *name;
@@ -81,10 +83,13 @@ TP_API const char *tp_node_name(tp_system *sys);
 TP_API uint32_t tp_node_incarnation(tp_system *sys);
 
 // Connects to `node` ("NAME@HOST:PORT") and keeps reconnecting with
-// backoff whenever the connection is lost. With `timeout_ms` > 0, waits
-// until the connection is up (not from inside an actor: TP_EPERM). Returns
-// 0, TP_EINVAL (not a node, bad name), TP_ETIMEDOUT or TP_ENOTCONN (the
-// attempt failed: refused, wrong secret ...; the log says why).
+// backoff whenever the connection is lost. With `timeout_ms` 0 it returns
+// at once, the connection being made in the background (any thread,
+// actors too); otherwise it waits until the connection is up, up to
+// `timeout_ms` or, with -1, until it is up or the attempt failed (not from
+// inside an actor: TP_EPERM). Returns 0, TP_EINVAL (not a node, bad name,
+// `timeout_ms` below -1), TP_ETIMEDOUT or TP_ENOTCONN (the attempt failed:
+// refused, wrong secret ...; the log says why).
 TP_API int tp_node_connect(tp_system *sys, const char *node, int timeout_ms);
 
 // Closes the connection to `node`, as if it had gone down, and stops

@@ -77,8 +77,7 @@ TP_API int tp_pid_format(tp_pid p, char *buf, size_t size);
 
 // Parses "<node.slot.gen>" (surrounding spaces allowed) into `*out`. Returns
 // 0, or TP_EINVAL for NULL arguments, bad syntax or a field out of range,
-// leaving
-// `*out` unchanged. Any thread.
-TP_API int tp_pid_parse(tp_pid *out, const char *text);
+// leaving `*out` unchanged. Any thread.
+TP_API int tp_pid_parse(const char *text, tp_pid *out);
 
 #endif

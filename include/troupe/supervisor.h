@@ -39,10 +39,13 @@ typedef enum tp_auto_shutdown {
     TP_AUTO_SHUTDOWN_ALL_SIGNIFICANT, // exit when all significant ones have
 } tp_auto_shutdown;
 
-// Shutdown values besides a timeout in milliseconds.
+// Shutdown values besides a timeout in milliseconds (> 0). A zeroed spec
+// gets the default, so 0 does not mean "no wait" here: that is
+// TP_SHUTDOWN_BRUTAL_KILL. TP_SHUTDOWN_INFINITY is -1, "forever", as for
+// every timeout. Anything below -2 is refused (TP_EINVAL).
 #define TP_SHUTDOWN_DEFAULT 0 // 5000 ms for workers, infinity for supervisors
-#define TP_SHUTDOWN_BRUTAL_KILL (-1) // killed at once, untrappably
-#define TP_SHUTDOWN_INFINITY (-2)    // waited for as long as it takes
+#define TP_SHUTDOWN_INFINITY TP_FOREVER // waited for as long as it takes
+#define TP_SHUTDOWN_BRUTAL_KILL (-2)    // killed at once, untrappably
 
 typedef struct tp_child_spec {
     const char *id;                // unique among the children, required
@@ -50,7 +53,7 @@ typedef struct tp_child_spec {
     void *arg;                     // passed to init; must outlive the child
     tp_spawn_opts opts;            // name, mailbox capacity, policy
     tp_restart restart;
-    int32_t shutdown; // ms, or TP_SHUTDOWN_*
+    int shutdown; // ms, or TP_SHUTDOWN_*
     tp_child_type type;
     bool significant; // not allowed with TP_PERMANENT
 } tp_child_spec;
@@ -96,10 +99,10 @@ typedef struct tp_sup_spec {
 // tp_system_start, spawn returns at once and the helper finishes later.
 TP_API extern const tp_behaviour tp_supervisor;
 
-// Spawns a supervisor; tp_spawn(sys, out, &tp_supervisor, spec, opts).
+// Spawns a supervisor; tp_spawn(sys, &tp_supervisor, spec, opts, out).
 // Returns tp_spawn's codes, among them the supervisor's init error.
-TP_API int tp_sup_start(tp_system *sys, tp_pid *out, const tp_sup_spec *spec,
-                        const tp_spawn_opts *opts);
+TP_API int tp_sup_start(tp_system *sys, const tp_sup_spec *spec,
+                        const tp_spawn_opts *opts, tp_pid *out);
 
 // What which_children reports for one child.
 typedef struct tp_sup_child {
@@ -121,15 +124,17 @@ typedef struct tp_sup_counts {
 // ---- calls from threads outside the system ---------------------------------
 //
 // These block until the supervisor answers, up to `timeout_ms` (-1: no
-// limit), so they are for threads that are not running an actor; inside
-// an actor use the _async forms below. Each returns 0, the errors named
-// with it, or tp_call's: TP_ETIMEDOUT, TP_ENOACTOR (`sup` is not alive, or
-// exited before answering), TP_EPERM (called inside an actor), TP_EINVAL
-// (NULL `sys`, `timeout_ms` 0 or below -1), TP_ESHUTDOWN, TP_ENOMEM. A
-// supervisor answers calls that arrive while it stops children (which may
-// take their shutdown timeouts) once it is done. Calls carry pointers, so
-// they come from this process only: one from another node is answered
-// TP_EPERM.
+// limit; 0: no wait, which gives TP_ETIMEDOUT unless the answer beat the
+// timeout, as with tp_call), so they are for threads that are not running
+// an actor; inside an actor use the _async forms below. Each returns 0,
+// the errors named with it, or tp_call's: TP_ETIMEDOUT, TP_ENOACTOR
+// (`sup` is not alive, or exited before answering), TP_EPERM (called
+// inside an actor), TP_EINVAL (NULL `sys`, `timeout_ms` below -1),
+// TP_ESHUTDOWN, TP_ENOMEM. Outputs come last and are written only on
+// success. A supervisor answers calls that arrive while it stops children
+// (which may take their shutdown timeouts) once it is done. Calls carry
+// pointers, so they come from this process only: one from another node is
+// answered TP_EPERM.
 
 // Adds a child and starts it, storing its pid in `*out` (may be NULL), or
 // TP_PID_NIL when its init declined (TP_IGNORE). For simple_one_for_one,
@@ -144,7 +149,7 @@ typedef struct tp_sup_counts {
 // registered name taken, ...).
 TP_API int tp_sup_start_child(tp_system *sys, tp_pid sup,
                               const tp_child_spec *spec, void *arg,
-                              tp_pid *out, int timeout_ms);
+                              int timeout_ms, tp_pid *out);
 
 // Stops a child, as the supervisor stops children (shutdown, then kill
 // when its shutdown timeout runs out), and keeps its spec: by `id` (`pid`
@@ -163,7 +168,7 @@ TP_API int tp_sup_terminate_child(tp_system *sys, tp_pid sup, const char *id,
 // TP_EEXIST (it is running, or a restart of it is pending), TP_ENOMEM,
 // what tp_spawn returned for the child.
 TP_API int tp_sup_restart_child(tp_system *sys, tp_pid sup, const char *id,
-                                tp_pid *out, int timeout_ms);
+                                int timeout_ms, tp_pid *out);
 
 // Removes a stopped child's spec. Errors: TP_EINVAL (NULL id), TP_ENOENT
 // (no such child; always for simple_one_for_one), TP_EEXIST (it is
@@ -174,12 +179,12 @@ TP_API int tp_sup_delete_child(tp_system *sys, tp_pid sup, const char *id,
 // Fills `out` with up to `max` children in start order and stores how many
 // the supervisor has in `*n`. Errors: TP_EINVAL (NULL `n`, NULL `out` with
 // a `max`), TP_ENOMEM.
-TP_API int tp_sup_which_children(tp_system *sys, tp_pid sup, tp_sup_child *out,
-                                 size_t max, size_t *n, int timeout_ms);
+TP_API int tp_sup_which_children(tp_system *sys, tp_pid sup, int timeout_ms,
+                                 tp_sup_child *out, size_t max, size_t *n);
 
 // Stores the supervisor's counts in `*out`. Errors: TP_EINVAL (NULL out).
-TP_API int tp_sup_count_children(tp_system *sys, tp_pid sup,
-                                 tp_sup_counts *out, int timeout_ms);
+TP_API int tp_sup_count_children(tp_system *sys, tp_pid sup, int timeout_ms,
+                                 tp_sup_counts *out);
 
 // ---- calls from actors -----------------------------------------------------
 //
@@ -190,7 +195,9 @@ TP_API int tp_sup_count_children(tp_system *sys, tp_pid sup,
 // the same way), TP_ENOENT (for terminate, restart or delete, an id of 64
 // bytes or more, which no child has), or tp_request's codes, among them
 // TP_EPERM (`ctx` is not the actor running on this thread) and TP_EINVAL
-// (`timeout_ms` 0). Inside a callback of the running actor.
+// (`timeout_ms` below -1). `timeout_ms` means what it means for
+// tp_request: -1 sends no TP_TAG_TIMEOUT ever, 0 makes it due at once.
+// Inside a callback of the running actor.
 //
 // After 0, the running actor receives one message with msg->ref == *ref:
 // the supervisor's answer (a private tag below TP_TAG_RESERVED), or
@@ -204,30 +211,30 @@ TP_API int tp_sup_count_children(tp_system *sys, tp_pid sup,
 
 // As tp_sup_start_child; decode with tp_sup_result (the child's pid). The
 // spec is copied into the request: it need not outlive the call.
-TP_API int tp_sup_start_child_async(tp_ctx *ctx, uint64_t *ref, tp_pid sup,
+TP_API int tp_sup_start_child_async(tp_ctx *ctx, tp_pid sup,
                                     const tp_child_spec *spec, void *arg,
-                                    uint32_t timeout_ms);
+                                    int timeout_ms, uint64_t *ref);
 
 // As tp_sup_terminate_child; decode with tp_sup_result.
-TP_API int tp_sup_terminate_child_async(tp_ctx *ctx, uint64_t *ref, tp_pid sup,
+TP_API int tp_sup_terminate_child_async(tp_ctx *ctx, tp_pid sup,
                                         const char *id, tp_pid pid,
-                                        uint32_t timeout_ms);
+                                        int timeout_ms, uint64_t *ref);
 
 // As tp_sup_restart_child; decode with tp_sup_result (the child's pid).
-TP_API int tp_sup_restart_child_async(tp_ctx *ctx, uint64_t *ref, tp_pid sup,
-                                      const char *id, uint32_t timeout_ms);
+TP_API int tp_sup_restart_child_async(tp_ctx *ctx, tp_pid sup, const char *id,
+                                      int timeout_ms, uint64_t *ref);
 
 // As tp_sup_delete_child; decode with tp_sup_result.
-TP_API int tp_sup_delete_child_async(tp_ctx *ctx, uint64_t *ref, tp_pid sup,
-                                     const char *id, uint32_t timeout_ms);
+TP_API int tp_sup_delete_child_async(tp_ctx *ctx, tp_pid sup, const char *id,
+                                     int timeout_ms, uint64_t *ref);
 
 // As tp_sup_which_children; decode with tp_sup_result_children.
-TP_API int tp_sup_which_children_async(tp_ctx *ctx, uint64_t *ref, tp_pid sup,
-                                       uint32_t timeout_ms);
+TP_API int tp_sup_which_children_async(tp_ctx *ctx, tp_pid sup, int timeout_ms,
+                                       uint64_t *ref);
 
 // As tp_sup_count_children; decode with tp_sup_result_counts.
-TP_API int tp_sup_count_children_async(tp_ctx *ctx, uint64_t *ref, tp_pid sup,
-                                       uint32_t timeout_ms);
+TP_API int tp_sup_count_children_async(tp_ctx *ctx, tp_pid sup, int timeout_ms,
+                                       uint64_t *ref);
 
 // The decoders. Each reads `msg`, the message with an _async call's ref,
 // and returns the call's result: 0, or the error its blocking form names

@@ -41,6 +41,13 @@ typedef enum tp_overflow {
     TP_OVERFLOW_EXIT_RECEIVER,
 } tp_overflow;
 
+// Every call that waits takes `int timeout_ms`: -1 (TP_FOREVER) waits for
+// as long as it takes, 0 does not wait (it tries once, or arms a timeout
+// that is due at once), a positive value waits that many milliseconds, and
+// anything below -1 is refused with TP_EINVAL. Configuration fields are
+// the exception for 0, which there means "the default" (each says so).
+#define TP_FOREVER (-1)
+
 // Log levels, numbered as syslog and journald number them.
 enum { TP_LOG_ERR = 3, TP_LOG_WARNING = 4, TP_LOG_INFO = 6, TP_LOG_DEBUG = 7 };
 
@@ -92,8 +99,11 @@ typedef struct tp_config {
     uint32_t mailbox_capacity; // default user-lane capacity; 0 = 1024
     tp_overflow overflow;      // default overflow policy; 0 = BACKPRESSURE
     unsigned batch;            // messages per activation; 0 = 64 (max 65536)
-    int send_timeout_ms;       // how long a non-actor thread waits on a full
-                               // BACKPRESSURE mailbox; 0 = 5000, -1 = forever
+    // How long a non-actor thread waits on a full BACKPRESSURE mailbox:
+    // -1 = forever, > 0 = that many ms; 0 = the default, 5000 (a zeroed
+    // config means defaults, so 0 cannot mean "no wait" here: use the
+    // REJECT policy for that). Below -1: TP_EINVAL.
+    int send_timeout_ms;
     tp_log_fn log;             // NULL = tp_log_stderr
     void *log_userdata;
     // Catch SIGSEGV, SIGBUS, SIGFPE, SIGILL and SIGABRT raised inside an
@@ -119,13 +129,13 @@ typedef struct tp_config {
     int stall_ms;
 } tp_config;
 
-// Creates a system in `*out` from `cfg` (NULL for all defaults). Scheduler
-// threads start with tp_system_start; actors may be spawned before that and
-// run once it is called. The caller owns the system and releases it with
-// tp_system_destroy. Returns 0, TP_EINVAL (NULL `out`, a field out of range;
+// Creates a system from `cfg` (NULL for all defaults) and stores it in
+// `*out`. Scheduler threads start with tp_system_start; actors may be
+// spawned before that and run once it is called. The caller owns the
+// system and releases it with tp_system_destroy. Returns 0, TP_EINVAL (NULL `out`, a field out of range;
 // `*out` untouched), TP_ENOMEM or TP_EAGAIN (threads could not be created).
 // Any thread outside an actor.
-TP_API int tp_system_new(tp_system **out, const tp_config *cfg);
+TP_API int tp_system_new(const tp_config *cfg, tp_system **out);
 
 // Starts the scheduler threads. Returns 0, TP_EINVAL for NULL, TP_EEXIST if
 // already started, TP_EAGAIN if a thread could not be created (the system is
@@ -133,9 +143,10 @@ TP_API int tp_system_new(tp_system **out, const tp_config *cfg);
 TP_API int tp_system_start(tp_system *sys);
 
 // Blocks until every actor has exited or tp_system_stop was called, or until
-// `timeout_ms` passes (-1 waits forever). Returns 0 when one of those
-// happened, TP_ETIMEDOUT, TP_EINVAL (NULL, timeout below -1), or TP_EPERM
-// when called from inside an actor (it would block a scheduler thread).
+// `timeout_ms` passes (-1 waits forever, 0 only checks). Returns 0 when one
+// of those happened, TP_ETIMEDOUT, TP_EINVAL (NULL, timeout below -1), or
+// TP_EPERM when called from inside an actor (it would block a scheduler
+// thread).
 TP_API int tp_system_wait(tp_system *sys, int timeout_ms);
 
 // Whether the calling thread may block until actors of `sys` have run:

@@ -26,9 +26,11 @@
 typedef uint64_t tp_timer; // 0 is never a valid timer
 
 // Sends a copy of `data` to `to` with `tag` after `ms` milliseconds, from
-// the running actor, and stores the timer in `*out` (may be NULL). The
-// message goes through `to`'s overflow policy like any other, except that
-// it never waits: where a thread would wait it is dropped and counted.
+// the running actor, and stores the timer in `*out` (may be NULL). `ms` is
+// a delay, not a timeout (nothing waits for it), hence unsigned: 0 sends
+// at the timer thread's next turn. The message goes through `to`'s
+// overflow policy like any other, except that it never waits: where a
+// thread would wait it is dropped and counted.
 // Returns 0, TP_EINVAL (NULL ctx, reserved tag, NULL data with a size),
 // TP_EMSGSIZE, TP_ENOMEM, or TP_EPERM (not on the actor's thread).
 TP_API int tp_send_after(tp_ctx *ctx, tp_pid to, uint32_t ms, uint32_t tag,
@@ -45,15 +47,21 @@ TP_API int tp_send_interval(tp_ctx *ctx, tp_pid to, uint32_t ms, uint32_t tag,
 TP_API int tp_timer_cancel(tp_system *sys, tp_timer t);
 
 // Sends a request to `to` and stores its reference in `*ref` (may be
-// NULL). Within `timeout_ms` (at least 1) the running actor receives one of:
-// the reply (msg->ref == *ref); TP_TAG_FAILED with that ref, whose
-// tp_down_msg reason is TP_REASON_NOPROC (`to` was not alive: then 0 is
-// returned too), the callee's exit reason, or TP_REASON_NOCONNECTION; or
-// TP_TAG_TIMEOUT with that ref. Returns 0, or tp_send's other codes
-// (TP_EFULL, TP_EINVAL, TP_EMSGSIZE, TP_ENOMEM, TP_EPERM), in which case
-// nothing follows.
+// NULL). The running actor then receives exactly one of: the reply
+// (msg->ref == *ref); TP_TAG_FAILED with that ref, whose tp_down_msg
+// reason is TP_REASON_NOPROC (`to` was not alive: then 0 is returned too),
+// the callee's exit reason, or TP_REASON_NOCONNECTION; or TP_TAG_TIMEOUT
+// with that ref once `timeout_ms` has passed. With `timeout_ms` -1 no
+// TP_TAG_TIMEOUT is ever sent: the request waits for the reply or the
+// failure as long as it takes. With 0 it does not wait: the timeout is due
+// at once, so TP_TAG_TIMEOUT follows unless the reply or the failure
+// reached the requester first (a reply cannot be there yet when the call
+// returns, so 0 only suits a callee that need not answer). Returns 0, or
+// TP_EINVAL (`timeout_ms` below -1) or tp_send's other codes (TP_EFULL,
+// TP_EINVAL, TP_EMSGSIZE, TP_ENOMEM, TP_EPERM), in which case nothing
+// follows.
 TP_API int tp_request(tp_ctx *ctx, tp_pid to, uint32_t tag, const void *data,
-                      size_t size, uint32_t timeout_ms, uint64_t *ref);
+                      size_t size, int timeout_ms, uint64_t *ref);
 
 // Answers the message being handled, which must be a request (msg->ref set
 // and a sender): the requester receives `tag` and `data` with the request's
@@ -78,9 +86,12 @@ typedef struct tp_call_reply {
 } tp_call_reply;
 
 // Sends a request from a thread that is not running an actor and blocks
-// until the reply arrives or `timeout_ms` pass. Returns 0 with the reply in
-// `*out`, TP_ETIMEDOUT, tp_system_send's codes, TP_ENOACTOR when `to` exits
-// without replying, or TP_EPERM inside an actor (use tp_request there).
+// until the reply arrives or `timeout_ms` pass (-1: as long as it takes; 0:
+// the request is sent and the call gives up at once unless the reply beat
+// the timeout, as with tp_request). Returns 0 with the reply in `*out`,
+// TP_ETIMEDOUT, tp_system_send's codes, TP_ENOACTOR when `to` exits
+// without replying, TP_EINVAL (NULL `sys` or `out`, `timeout_ms` below
+// -1), or TP_EPERM inside an actor (use tp_request there).
 TP_API int tp_call(tp_system *sys, tp_pid to, uint32_t tag, const void *data,
                    size_t size, int timeout_ms, tp_call_reply *out);
 

@@ -5,9 +5,9 @@
 #define TROUPE_VERSION_H
 
 #define TP_VERSION_MAJOR 0
-#define TP_VERSION_MINOR 1
+#define TP_VERSION_MINOR 2
 #define TP_VERSION_PATCH 0
 
-#define TP_VERSION_STRING "0.1.0"
+#define TP_VERSION_STRING "0.2.0"
 
 #endif

@@ -1006,8 +1006,8 @@ run_init(tp_actor *a, void *arg)
 }
 
 int
-tp_spawn(tp_system *sys, tp_pid *out, const tp_behaviour *b, void *arg,
-         const tp_spawn_opts *opts)
+tp_spawn(tp_system *sys, const tp_behaviour *b, void *arg,
+         const tp_spawn_opts *opts, tp_pid *out)
 {
     int rc = check_spawn(sys, b, opts);
     if (rc != 0)
@@ -1485,6 +1485,8 @@ int
 tp_stop_reason(tp_ctx *ctx, int reason)
 {
     int rc = tp__check_ctx(ctx);
+    if (rc == 0 && !tp__reason_ok(reason))
+        rc = TP_EINVAL;
     if (rc == 0) {
         ((tp_actor *)ctx)->stopping = 1;
         ((tp_actor *)ctx)->stop_reason = reason;

@@ -66,6 +66,15 @@ enum {
     TP__MSG_FORCED = 128,    // a reply let past the capacity on credit
 };
 
+// Whether `r` is an exit reason a caller may give: an error code or one of
+// the runtime's TP_REASON_* values (see actor.h).
+static inline bool
+tp__reason_ok(int r)
+{
+    return r < 0 || (r >= TP_REASON_NORMAL && r <= TP_REASON_KILLED) ||
+           (r > TP_REASON_SIGNAL && r <= TP_REASON_SIGNAL + 64);
+}
+
 // The payload of exit signals and DOWN messages.
 typedef struct tp__signal {
     uint64_t ref; // DOWN: the monitor

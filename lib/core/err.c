@@ -41,16 +41,17 @@ int
 tp_reason_format(int reason, char *buf, size_t size)
 {
     static const char *const names[] = {
-        [TP_REASON_NORMAL] = "normal",
-        [TP_REASON_SHUTDOWN] = "shutdown",
-        [TP_REASON_KILL] = "kill",
-        [TP_REASON_NOPROC] = "noproc",
-        [TP_REASON_NOCONNECTION] = "noconnection",
-        [TP_REASON_MAILBOX_OVERFLOW] = "mailbox_overflow",
-        [TP_REASON_KILLED] = "killed",
+        [TP_REASON_NORMAL - TP_REASON_NORMAL] = "normal",
+        [TP_REASON_SHUTDOWN - TP_REASON_NORMAL] = "shutdown",
+        [TP_REASON_KILL - TP_REASON_NORMAL] = "kill",
+        [TP_REASON_NOPROC - TP_REASON_NORMAL] = "noproc",
+        [TP_REASON_NOCONNECTION - TP_REASON_NORMAL] = "noconnection",
+        [TP_REASON_MAILBOX_OVERFLOW - TP_REASON_NORMAL] = "mailbox_overflow",
+        [TP_REASON_KILLED - TP_REASON_NORMAL] = "killed",
     };
-    if (reason >= 0 && (size_t)reason < sizeof names / sizeof names[0])
-        return snprintf(buf, size, "%s", names[reason]);
+    if (reason >= TP_REASON_NORMAL &&
+        (size_t)(reason - TP_REASON_NORMAL) < sizeof names / sizeof names[0])
+        return snprintf(buf, size, "%s", names[reason - TP_REASON_NORMAL]);
     if (reason > TP_REASON_SIGNAL && reason < TP_REASON_SIGNAL + 65)
         return snprintf(buf, size, "signal %d", reason - TP_REASON_SIGNAL);
     if (reason < 0 && strcmp(tp_err_name(reason), "TP_E?") != 0)

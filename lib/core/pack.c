@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT
 // The msgpack payload helpers: the one core file that includes msgpack-c's
-// headers (through troupe/pack.h). Packing writes into an sbuffer whose
+// headers (through troupe/msgpack.h). Packing writes into an sbuffer whose
 // malloc'ed bytes are handed to the zero-copy send.
 #include "core/core.h"
 #include "dist/dist.h"
 #include "observe/observe.h"
+
+#include <troupe/msgpack.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -212,7 +214,7 @@ tp_msg_unpack(const tp_msg *msg, msgpack_unpacked *out)
 #define PID_EXT_MAX (1 + 127 + 4 + 8)
 
 int
-tp_pack_pid(tp_system *sys, msgpack_packer *pk, tp_pid pid)
+tp_pack_pid(tp_system *sys, tp_pid pid, msgpack_packer *pk)
 {
     if (sys == NULL || pk == NULL)
         return TP_EINVAL;

@@ -33,7 +33,7 @@ field(const char **s, uint32_t max, uint32_t *out)
 }
 
 int
-tp_pid_parse(tp_pid *out, const char *text)
+tp_pid_parse(const char *text, tp_pid *out)
 {
     if (out == NULL || text == NULL)
         return TP_EINVAL;

@@ -450,7 +450,7 @@ system_free(tp_system *sys)
 }
 
 int
-tp_system_new(tp_system **out, const tp_config *cfg)
+tp_system_new(const tp_config *cfg, tp_system **out)
 {
     tp_config c;
     if (out == NULL || config_fill(&c, cfg) != 0)

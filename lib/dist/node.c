@@ -2492,9 +2492,9 @@ tp_node_connect(tp_system *sys, const char *node, int timeout_ms)
 {
     tp__dist *n = node_of(sys);
     if (n == NULL || tp_node_name_check(node) != 0 ||
-        strcmp(node, n->name) == 0 || timeout_ms < 0)
+        strcmp(node, n->name) == 0 || timeout_ms < -1)
         return TP_EINVAL;
-    if (timeout_ms > 0 && (tp__self.actor != NULL || tp__self.worker != NULL))
+    if (timeout_ms != 0 && (tp__self.actor != NULL || tp__self.worker != NULL))
         return TP_EPERM;
     tp__peer *p = peer_get(n, node);
     if (p == NULL)
@@ -2506,7 +2506,8 @@ tp_node_connect(tp_system *sys, const char *node, int timeout_ms)
     if (timeout_ms == 0)
         return 0;
     struct timespec dl;
-    tp__deadline(&dl, timeout_ms);
+    if (timeout_ms > 0)
+        tp__deadline(&dl, timeout_ms);
     int rc = 0;
     pthread_mutex_lock(&n->lock);
     for (;;) {
@@ -2517,7 +2518,10 @@ tp_node_connect(tp_system *sys, const char *node, int timeout_ms)
             rc = TP_ENOTCONN;
             break;
         }
-        if (pthread_cond_timedwait(&n->cond, &n->lock, &dl) == ETIMEDOUT) {
+        if (timeout_ms < 0)
+            pthread_cond_wait(&n->cond, &n->lock);
+        else if (pthread_cond_timedwait(&n->cond, &n->lock, &dl) ==
+                 ETIMEDOUT) {
             rc = TP_ETIMEDOUT;
             break;
         }

@@ -11,7 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TP__WIRE_VERSION 1
+// 2 since troupe 0.2, whose exit reasons (carried by EXIT and DOWN) took
+// new values; a peer speaking another version is refused in the handshake.
+#define TP__WIRE_VERSION 2
 #define TP__WIRE_NONCE 32
 #define TP__WIRE_MAC 32
 #define TP__WIRE_NODE_MAX 127 // longest full node name, bytes

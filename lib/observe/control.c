@@ -6,6 +6,8 @@
 #include "core/core.h"
 #include "observe/observe.h"
 
+#include <troupe/msgpack.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -257,7 +259,7 @@ op_info(tp__control *c, msgpack_packer *pk, tp_pid pid)
         return;
     }
     if (rc == 0)
-        rc = tp_actor_detail_get(c->sys, pid, &d, INFO_TIMEOUT_MS);
+        rc = tp_actor_detail_get(c->sys, pid, INFO_TIMEOUT_MS, &d);
     if (rc == TP_ETIMEDOUT && tp_actor_info_get(c->sys, pid, &d.info) == 0) {
         info_busy(c, pk, &d.info);
         return;
@@ -504,7 +506,7 @@ dispatch(tp__control *c, const uint8_t *req, size_t n, msgpack_packer *pk)
         }
         memcpy(buf, p->via.str.ptr, p->via.str.size);
         buf[p->via.str.size] = 0;
-        if (tp_pid_parse(&pid, buf) != 0 || tp_pid_is_nil(pid)) {
+        if (tp_pid_parse(buf, &pid) != 0 || tp_pid_is_nil(pid)) {
             pk_error(pk, "malformed pid: expected <node.slot.generation>");
             goto out;
         }

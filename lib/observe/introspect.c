@@ -260,10 +260,10 @@ tp__info_release(tp__msg *m)
 }
 
 int
-tp_actor_detail_get(tp_system *sys, tp_pid pid, tp_actor_detail *out,
-                    int timeout_ms)
+tp_actor_detail_get(tp_system *sys, tp_pid pid, int timeout_ms,
+                    tp_actor_detail *out)
 {
-    if (sys == NULL || out == NULL || timeout_ms < 0)
+    if (sys == NULL || out == NULL || timeout_ms < -1)
         return TP_EINVAL;
     if (tp__self.actor != NULL || tp__self.worker != NULL)
         return TP_EPERM;
@@ -298,12 +298,16 @@ tp_actor_detail_get(tp_system *sys, tp_pid pid, tp_actor_detail *out,
         return TP_ENOACTOR;
     }
     struct timespec dl;
-    tp__deadline(&dl, timeout_ms);
+    if (timeout_ms >= 0)
+        tp__deadline(&dl, timeout_ms);
     int rc = 0;
     pthread_mutex_lock(&r->lock);
-    while (!r->answered && !r->gone)
-        if (pthread_cond_timedwait(&r->cond, &r->lock, &dl) != 0)
+    while (!r->answered && !r->gone) {
+        if (timeout_ms < 0)
+            pthread_cond_wait(&r->cond, &r->lock);
+        else if (pthread_cond_timedwait(&r->cond, &r->lock, &dl) != 0)
             break;
+    }
     if (r->answered)
         *out = r->detail;
     else

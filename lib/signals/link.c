@@ -277,6 +277,8 @@ int
 tp_exit(tp_ctx *ctx, tp_pid pid, int reason)
 {
     int rc = tp__check_ctx(ctx);
+    if (rc == 0 && !tp__reason_ok(reason))
+        rc = TP_EINVAL;
     if (rc != 0)
         return rc;
     tp_actor *a = (tp_actor *)ctx;
@@ -297,7 +299,7 @@ tp_exit(tp_ctx *ctx, tp_pid pid, int reason)
 int
 tp_system_exit(tp_system *sys, tp_pid pid, int reason)
 {
-    if (sys == NULL)
+    if (sys == NULL || !tp__reason_ok(reason))
         return TP_EINVAL;
     if (tp__self.actor != NULL || tp__self.worker != NULL)
         return TP_EPERM;

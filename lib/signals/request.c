@@ -13,12 +13,12 @@
 
 int
 tp_request(tp_ctx *ctx, tp_pid to, uint32_t tag, const void *data, size_t size,
-           uint32_t timeout_ms, uint64_t *ref)
+           int timeout_ms, uint64_t *ref)
 {
     int rc = tp__check_ctx(ctx);
     if (rc == 0)
         rc = tp__check_payload(tag, data, size);
-    if (rc == 0 && timeout_ms == 0)
+    if (rc == 0 && timeout_ms < -1)
         rc = TP_EINVAL;
     if (rc != 0)
         return rc;
@@ -27,11 +27,16 @@ tp_request(tp_ctx *ctx, tp_pid to, uint32_t tag, const void *data, size_t size,
     if (x == NULL)
         return TP_ENOMEM;
     uint64_t r = tp__new_ref(a->system);
-    uint64_t timer = tp__timer_add_timeout(a->system, a->pid, r, timeout_ms);
-    if (timer == 0)
-        return TP_ENOMEM;
+    uint64_t timer = 0; // none: -1 waits for the answer as long as it takes
+    if (timeout_ms >= 0) {
+        timer =
+            tp__timer_add_timeout(a->system, a->pid, r, (uint32_t)timeout_ms);
+        if (timer == 0)
+            return TP_ENOMEM;
+    }
     if ((rc = tp__map_put(&x->requests, r, timer)) != 0) {
-        tp__timer_cancel(a->system, timer);
+        if (timer != 0)
+            tp__timer_cancel(a->system, timer);
         return rc;
     }
     bool gone = false;
@@ -40,7 +45,8 @@ tp_request(tp_ctx *ctx, tp_pid to, uint32_t tag, const void *data, size_t size,
         rc = m == NULL ? TP_ENOMEM : rc;
         tp__msg_free(m);
         tp__map_del(&x->requests, r, NULL);
-        tp__timer_cancel(a->system, timer);
+        if (timer != 0)
+            tp__timer_cancel(a->system, timer);
         return rc;
     }
     // relaxed: a bound for tp__deliver_reply; only we increment it.
@@ -113,7 +119,8 @@ typedef struct call_slot {
     int rc;
     tp_call_reply reply;
     tp_pid to;
-    uint32_t tag, timeout_ms;
+    uint32_t tag;
+    int timeout_ms;
     const void *data;
     size_t size;
     uint64_t ref;
@@ -188,7 +195,7 @@ int
 tp_call(tp_system *sys, tp_pid to, uint32_t tag, const void *data, size_t size,
         int timeout_ms, tp_call_reply *out)
 {
-    if (sys == NULL || out == NULL || timeout_ms < -1 || timeout_ms == 0)
+    if (sys == NULL || out == NULL || timeout_ms < -1)
         return TP_EINVAL;
     if (tp__self.actor != NULL || tp__self.worker != NULL)
         return TP_EPERM;
@@ -199,11 +206,10 @@ tp_call(tp_system *sys, tp_pid to, uint32_t tag, const void *data, size_t size,
                    .tag = tag,
                    .data = data,
                    .size = size,
-                   .timeout_ms =
-                       timeout_ms < 0 ? UINT32_MAX : (uint32_t)timeout_ms};
+                   .timeout_ms = timeout_ms};
     pthread_mutex_init(&c.lock, NULL);
     pthread_cond_init(&c.cond, NULL);
-    rc = tp_spawn(sys, NULL, &call_proxy, &c, NULL);
+    rc = tp_spawn(sys, &call_proxy, &c, NULL, NULL);
     if (rc == 0) {
         pthread_mutex_lock(&c.lock);
         while (!c.done)

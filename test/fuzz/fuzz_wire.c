@@ -13,6 +13,7 @@
 #include "dist/wire.h"
 
 #include <troupe.h>
+#include <troupe/msgpack.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -231,7 +232,7 @@ static tp_pid
 sink_start(void)
 {
     tp_pid p;
-    CHECK(tp_spawn(sys, &p, &sink_b, NULL, &(tp_spawn_opts){.name = "sink"}) ==
+    CHECK(tp_spawn(sys, &sink_b, NULL, &(tp_spawn_opts){.name = "sink"}, &p) ==
           0);
     return p;
 }
@@ -279,7 +280,7 @@ start_node(void)
     if (fd < 0 || write(fd, secret, strlen(secret)) != (ssize_t)strlen(secret))
         die("secret file");
     close(fd);
-    if (tp_system_new(&sys, &(tp_config){.threads = 1, .log = quiet}) != 0 ||
+    if (tp_system_new(&(tp_config){.threads = 1, .log = quiet}, &sys) != 0 ||
         tp_system_start(sys) != 0)
         die("system");
     tp_node_config nc = {.name = "fuzz",

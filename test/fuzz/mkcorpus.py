@@ -51,7 +51,7 @@ MAC = bytes(32)
 PEER = "seed@127.0.0.1:2"
 
 
-def hello(vsn=1, name=PEER, inc=5):
+def hello(vsn=2, name=PEER, inc=5):
     return frame(env(uint(1), uint(vsn), text(name), uint(inc), binary(NONCE)))
 
 
@@ -79,7 +79,7 @@ def signals():
     for t in (21, 22):  # MONITOR, DEMONITOR
         out += frame(env(uint(t), uint(1), uint(1), uint(0x1234), uint(9)))
     out += frame(env(uint(23), uint(1), uint(1), uint(0x1234), uint(9),
-                     uint(3), text("noproc")))
+                     uint(1004), text("noproc")))
     return out
 
 
@@ -88,7 +88,7 @@ AUTH, RAW = b"\x01", b"\x00"
 SEEDS = {
     "hello": RAW + hello(),
     "hello-reply": RAW + hello() + frame(env(uint(3), binary(MAC))),
-    "hello-version-2": RAW + hello(vsn=2),
+    "hello-version-1": RAW + hello(vsn=1),
     "hello-bad-name": RAW + hello(name="seed@localhost:2"),
     "send-before-auth": RAW + frame(send()),
     "send": AUTH + frame(send()),

@@ -19,6 +19,7 @@
 //            tag 15; then reports tag 13 {int32 reason} for each exit
 //            signal and tag 14 {int32 reason} for each DOWN to the report pid
 #include <troupe.h>
+#include <troupe/msgpack.h>
 
 #include <signal.h>
 #include <stdio.h>
@@ -183,7 +184,7 @@ main(int argc, char **argv)
     signal(SIGTERM, on_term);
     signal(SIGPIPE, SIG_IGN);
     tp_system *sys = NULL;
-    if (tp_system_new(&sys, &(tp_config){.threads = 2}) != 0 ||
+    if (tp_system_new(&(tp_config){.threads = 2}, &sys) != 0 ||
         tp_system_start(sys) != 0)
         return 1;
     int rc = tp_node_start(sys, &nc);
@@ -193,13 +194,13 @@ main(int argc, char **argv)
         tp_system_destroy(&sys);
         return 1;
     }
-    tp_spawn(sys, NULL, &echo_b, NULL, &(tp_spawn_opts){.name = "echo"});
-    tp_spawn(sys, NULL, &pinger_b, NULL, &(tp_spawn_opts){.name = "pinger"});
-    tp_spawn(sys, NULL, &counter_b, NULL,
-             &(tp_spawn_opts){.name = "counter", .mailbox_capacity = 4096});
-    tp_spawn(sys, NULL, &victim_b, NULL, &(tp_spawn_opts){.name = "victim"});
-    tp_spawn(sys, NULL, &watcher_b, NULL,
-             &(tp_spawn_opts){.name = "watcher"});
+    tp_spawn(sys, &echo_b, NULL, &(tp_spawn_opts){.name = "echo"}, NULL);
+    tp_spawn(sys, &pinger_b, NULL, &(tp_spawn_opts){.name = "pinger"}, NULL);
+    tp_spawn(sys, &counter_b, NULL,
+             &(tp_spawn_opts){.name = "counter", .mailbox_capacity = 4096},
+             NULL);
+    tp_spawn(sys, &victim_b, NULL, &(tp_spawn_opts){.name = "victim"}, NULL);
+    tp_spawn(sys, &watcher_b, NULL, &(tp_spawn_opts){.name = "watcher"}, NULL);
     printf("NODE %s\n", tp_node_name(sys));
     fflush(stdout);
     if (dial != NULL)

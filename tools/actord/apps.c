@@ -56,7 +56,7 @@ static const tp_behaviour watcher = {.name = "actord_watch",
 int
 ad_watch_start(tp_system *sys, ad_watch *w)
 {
-    return tp_spawn(sys, NULL, &watcher, w, NULL);
+    return tp_spawn(sys, &watcher, w, NULL, NULL);
 }
 
 static int
@@ -74,7 +74,7 @@ static const tp_behaviour health = {.name = "actord_health",
 int
 ad_health_start(tp_system *sys, tp_pid *out)
 {
-    return tp_spawn(sys, out, &health, NULL, NULL);
+    return tp_spawn(sys, &health, NULL, NULL, out);
 }
 
 int
@@ -215,8 +215,8 @@ start_root(ad_app *app, tp_system *sys, const tp_app_root *root, char *why,
     }
     int rc;
     if (root->spec != NULL) {
-        rc = tp_sup_start(sys, &app->root, root->spec,
-                          &(tp_spawn_opts){.name = name});
+        rc = tp_sup_start(sys, root->spec, &(tp_spawn_opts){.name = name},
+                          &app->root);
         if (rc != 0)
             snprintf(why, size, "the root supervisor did not start");
         return rc;
@@ -240,7 +240,7 @@ log_started(ad_app *app, tp_system *sys, bool from_spec)
     char pid[TP_PID_STRLEN], children[32] = "";
     tp_sup_counts counts;
     tp_pid_format(app->root, pid, sizeof pid);
-    if (from_spec && tp_sup_count_children(sys, app->root, &counts, 1000) == 0)
+    if (from_spec && tp_sup_count_children(sys, app->root, 1000, &counts) == 0)
         snprintf(children, sizeof children, " children=%u", counts.active);
     ad_log(TP_LOG_INFO, "app_started app=%s root=%s%s module=%s ms=%lld",
            app->conf->name, pid, children, AD_Q(app->conf->module),

@@ -263,7 +263,7 @@ start_system(ad_node *n)
     // Operators sort by CPU (actorctl ps --sort cpu): measure run time.
     tp_config tc = {
         .threads = c->threads, .log = ad_log_sink, .cpu_time = true};
-    int rc = tp_system_new(&n->sys, &tc);
+    int rc = tp_system_new(&tc, &n->sys);
     if (rc == 0 && (rc = tp_system_start(n->sys)) != 0)
         tp_system_destroy(&n->sys);
     if (rc != 0) {

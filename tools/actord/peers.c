@@ -69,8 +69,8 @@ static int
 spawn_watcher(ad_node *n)
 {
     tp_pid pid;
-    int rc = tp_spawn(n->sys, &pid, &nodes_watcher, NULL,
-                      &(tp_spawn_opts){.name = NODES_NAME});
+    int rc = tp_spawn(n->sys, &nodes_watcher, NULL,
+                      &(tp_spawn_opts){.name = NODES_NAME}, &pid);
     if (rc != 0)
         return rc;
     n->nodes = (ad_watch){.id = ++n->next_id, .root = pid, .fd = n->event[1]};

@@ -86,8 +86,8 @@ static void
 run_pingpong(void)
 {
     pids = calloc(2, sizeof *pids);
-    check(tp_spawn(sys, &pids[0], &pp_b, NULL, NULL), "spawn");
-    check(tp_spawn(sys, &pids[1], &pp_b, NULL, NULL), "spawn");
+    check(tp_spawn(sys, &pp_b, NULL, NULL, &pids[0]), "spawn");
+    check(tp_spawn(sys, &pp_b, NULL, NULL, &pids[1]), "spawn");
     check(tp_system_send(sys, pids[0], TAG_GO, &ops, sizeof ops), "send");
 }
 
@@ -146,9 +146,9 @@ run_fanin(long producers)
 {
     nproducers = producers;
     pids = calloc((size_t)producers + 1, sizeof *pids);
-    check(tp_spawn(sys, &pids[0], &count_b, NULL, NULL), "spawn");
+    check(tp_spawn(sys, &count_b, NULL, NULL, &pids[0]), "spawn");
     for (long i = 1; i <= producers; i++)
-        check(tp_spawn(sys, &pids[i], &prod_b, NULL, NULL), "spawn");
+        check(tp_spawn(sys, &prod_b, NULL, NULL, &pids[i]), "spawn");
     for (long i = 1; i <= producers; i++)
         check(tp_system_send(sys, pids[i], TAG_GO, NULL, 0), "send");
 }
@@ -190,7 +190,7 @@ run_ring(void)
 {
     pids = calloc(RING, sizeof *pids);
     for (long i = 0; i < RING; i++)
-        check(tp_spawn(sys, &pids[i], &ring_b, (void *)(intptr_t)i, NULL),
+        check(tp_spawn(sys, &ring_b, (void *)(intptr_t)i, NULL, &pids[i]),
               "spawn");
     check(tp_system_send(sys, pids[0], TAG_MSG, &ops, sizeof ops), "send");
 }
@@ -256,7 +256,7 @@ run_big(void)
 {
     pids = calloc(BIG, sizeof *pids);
     for (long i = 0; i < BIG; i++)
-        check(tp_spawn(sys, &pids[i], &big_b, (void *)(intptr_t)i, NULL),
+        check(tp_spawn(sys, &big_b, (void *)(intptr_t)i, NULL, &pids[i]),
               "spawn");
     for (long i = 0; i < BIG; i++)
         check(tp_system_send(sys, pids[i], TAG_GO, NULL, 0), "send");
@@ -284,7 +284,7 @@ spawner_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
         *left = ops;
     for (int i = 0; i < 256 && *left > 0; i++, (*left)--) {
         tp_pid c;
-        check(tp_spawn(sys, &c, &child_b, NULL, NULL), "spawn child");
+        check(tp_spawn(sys, &child_b, NULL, NULL, &c), "spawn child");
         check(tp_send(ctx, c, TAG_GO, NULL, 0), "send child");
     }
     if (*left == 0)
@@ -302,7 +302,7 @@ static void
 run_spawn(void)
 {
     tp_pid s;
-    check(tp_spawn(sys, &s, &spawner_b, NULL, NULL), "spawn");
+    check(tp_spawn(sys, &spawner_b, NULL, NULL, &s), "spawn");
     check(tp_system_send(sys, s, TAG_GO, NULL, 0), "send");
 }
 
@@ -372,12 +372,12 @@ run_restart(void)
     latency = calloc((size_t)ops, sizeof *latency);
     if (latency == NULL)
         check(TP_ENOMEM, "latencies");
-    check(tp_spawn(sys, &driver, &driver_b, NULL, NULL), "spawn");
+    check(tp_spawn(sys, &driver_b, NULL, NULL, &driver), "spawn");
     tp_child_spec c = {.id = "victim", .behaviour = &victim_b};
     tp_sup_spec spec = {.flags = {.intensity = INT32_MAX, .period_ms = 1000},
                         .children = &c,
                         .nchildren = 1};
-    check(tp_sup_start(sys, NULL, &spec, NULL), "supervisor");
+    check(tp_sup_start(sys, &spec, NULL, NULL), "supervisor");
 }
 
 static void
@@ -431,12 +431,12 @@ storm_prepare(void)
                         .children = &c,
                         .nchildren = 1};
     tp_pid sup;
-    check(tp_sup_start(sys, &sup, &spec, NULL), "supervisor");
+    check(tp_sup_start(sys, &spec, NULL, &sup), "supervisor");
     pids = calloc((size_t)ops, sizeof *pids);
     if (pids == NULL)
         check(TP_ENOMEM, "pids");
     for (long i = 0; i < ops; i++)
-        check(tp_sup_start_child(sys, sup, NULL, NULL, &pids[i], -1),
+        check(tp_sup_start_child(sys, sup, NULL, NULL, -1, &pids[i]),
               "start_child");
     return sup;
 }
@@ -455,13 +455,13 @@ main(int argc, char **argv)
     // Restart workloads log a crash and a restart per operation.
     if (strcmp(w, "restart") == 0 || strcmp(w, "storm") == 0)
         cfg.log = quiet;
-    check(tp_system_new(&sys, &cfg), "system");
+    check(tp_system_new(&cfg, &sys), "system");
     double bytes = 0, t0 = 0, t1 = 0;
     if (strcmp(w, "idle") == 0) {
         long before = proc_status_kb("VmRSS:");
         t0 = now();
         for (long i = 0; i < ops; i++)
-            check(tp_spawn(sys, NULL, &idle_b, NULL, NULL), "spawn");
+            check(tp_spawn(sys, &idle_b, NULL, NULL, NULL), "spawn");
         t1 = now();
         bytes = (double)(proc_status_kb("VmRSS:") - before) * 1024.0 / ops;
     } else if (strcmp(w, "storm") == 0) {

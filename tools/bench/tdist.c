@@ -140,13 +140,13 @@ static int
 run_peer(unsigned threads, const tp_node_config *nc, uint32_t counter_cap,
          int report, int hold)
 {
-    check(tp_system_new(&sys, &(tp_config){.threads = threads}), "system");
+    check(tp_system_new(&(tp_config){.threads = threads}, &sys), "system");
     check(tp_system_start(sys), "start");
     check(tp_node_start(sys, nc), "node");
     tp_spawn_opts eo = {.name = "echo"};
     tp_spawn_opts co = {.name = "counter", .mailbox_capacity = counter_cap};
-    check(tp_spawn(sys, NULL, &echo_b, NULL, &eo), "spawn echo");
-    check(tp_spawn(sys, NULL, &counter_b, NULL, &co), "spawn counter");
+    check(tp_spawn(sys, &echo_b, NULL, &eo, NULL), "spawn echo");
+    check(tp_spawn(sys, &counter_b, NULL, &co, NULL), "spawn counter");
     dprintf(report, "%s\n", tp_node_name(sys));
     close(report);
     char c;
@@ -261,13 +261,13 @@ run_driver(const char *w, unsigned threads, tp_node_config *nc)
     const tp_behaviour *b = strcmp(w, "pingpong") == 0 ? &pp_b : &stream_b;
     if (b == &pp_b && (latency = calloc((size_t)ops, sizeof *latency)) == NULL)
         check(TP_ENOMEM, "latencies");
-    check(tp_system_new(&sys, &(tp_config){.threads = threads}), "system");
+    check(tp_system_new(&(tp_config){.threads = threads}, &sys), "system");
     check(tp_system_start(sys), "start");
     nc->name = "tdista";
     check(tp_node_start(sys, nc), "node");
     check(tp_node_connect(sys, peer_node, 5000), "connect");
     tp_pid d;
-    check(tp_spawn(sys, &d, b, NULL, NULL), "spawn driver");
+    check(tp_spawn(sys, b, NULL, NULL, &d), "spawn driver");
     check(tp_system_send(sys, d, TAG_GO, NULL, 0), "go");
     check(tp_system_wait(sys, -1), "wait");
     if (stream_errors != 0) {

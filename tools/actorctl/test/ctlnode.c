@@ -147,9 +147,9 @@ start_tree(tp_system *sys)
         .nchildren = sizeof root_children / sizeof root_children[0],
     };
     tp_spawn_opts root = {.name = "root"}, loner = {.name = "loner"};
-    int rc = tp_sup_start(sys, NULL, &spec, &root);
+    int rc = tp_sup_start(sys, &spec, &root, NULL);
     if (rc == 0)
-        rc = tp_spawn(sys, NULL, &loner_behaviour, NULL, &loner);
+        rc = tp_spawn(sys, &loner_behaviour, NULL, &loner, NULL);
     return rc;
 }
 
@@ -247,7 +247,7 @@ main(int argc, char **argv)
     tp_system *sys;
     // A gate held over 300 ms shows busy.
     tp_config cfg = {.threads = 4, .cpu_time = true, .stall_ms = 300};
-    int rc = tp_system_new(&sys, &cfg);
+    int rc = tp_system_new(&cfg, &sys);
     if (rc == 0 && (rc = tp_system_start(sys)) == 0 &&
         (rc = start_tree(sys)) == 0)
         rc = tp_control_start(sys, argv[1]);

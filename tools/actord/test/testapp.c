@@ -116,7 +116,7 @@ testapp_start(tp_system *sys, const tp_app_args *args, tp_app_root *root,
         return TP_EINVAL;
     }
     if (how != NULL && strcmp(how, "stubborn") == 0)
-        return tp_spawn(sys, &root->pid, &stubborn, NULL, NULL);
+        return tp_spawn(sys, &stubborn, NULL, NULL, &root->pid);
     app *a = calloc(1, sizeof *a);
     if (a == NULL)
         return TP_ENOMEM;
@@ -138,7 +138,7 @@ testapp_start(tp_system *sys, const tp_app_args *args, tp_app_root *root,
     tp_log(sys, TP_LOG_INFO, "testapp: start app=%s workers=%d", a->name, n);
     root->state = a;
     if (how != NULL && strcmp(how, "self") == 0) {
-        int rc = tp_sup_start(sys, &root->pid, &a->spec, NULL);
+        int rc = tp_sup_start(sys, &a->spec, NULL, &root->pid);
         if (rc != 0)
             free(a); // a failed start leaves nothing behind
         return rc;

@@ -1,9 +1,13 @@
 // SPDX-License-Identifier: MIT
-// msgpack helpers: pack a payload with msgpack-c's packer and send it without
-// touching buffers, and unpack a received payload. Including this header
-// requires msgpack-c's headers (pkg-config's `troupe` adds them).
-#ifndef TROUPE_PACK_H
-#define TROUPE_PACK_H
+// msgpack helpers, opt-in: pack a payload with msgpack-c's packer and send
+// it without touching buffers, unpack a received payload, and carry pids
+// between nodes. <troupe.h> does not include this header, so programs that
+// do not use msgpack need none of its headers; those that do include it
+// after <troupe.h>, and build with msgpack-c's flags too:
+// `pkg-config --cflags --libs troupe msgpack` (msgpack-c on distributions
+// newer than Debian 12).
+#ifndef TROUPE_MSGPACK_H
+#define TROUPE_MSGPACK_H
 
 #include <msgpack.h>
 
@@ -51,10 +55,10 @@ TP_API int tp_msg_unpack(const tp_msg *msg, msgpack_unpacked *out);
 // pid can be used on any node that receives it.
 #define TP_PID_EXT_TYPE 1
 
-// Packs `pid` as a TP_PID_EXT_TYPE extension. `sys` is the system the pid
-// is valid in. Returns 0, TP_EINVAL (NULL, or a pid whose node `sys` does
-// not know) or TP_ENOMEM.
-TP_API int tp_pack_pid(tp_system *sys, msgpack_packer *pk, tp_pid pid);
+// Packs `pid` as a TP_PID_EXT_TYPE extension into `pk`. `sys` is the system
+// the pid is valid in. Returns 0, TP_EINVAL (NULL, or a pid whose node `sys`
+// does not know) or TP_ENOMEM.
+TP_API int tp_pack_pid(tp_system *sys, tp_pid pid, msgpack_packer *pk);
 
 // Reads a pid packed by tp_pack_pid on any node into `*out`, valid in
 // `sys`: a pid of `sys`'s own node becomes local, any other names its node
