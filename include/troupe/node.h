@@ -42,7 +42,7 @@ typedef struct tp_node_msg {
 typedef struct tp_node_config {
     // Short name: 1 to 48 bytes of [A-Za-z0-9_.-]. Required.
     const char *name;
-    // "HOST:PORT" to listen on (numeric IPv4); port 0 picks a free one.
+    // "A.B.C.D:PORT" or "[IPv6]:PORT" to listen on; port 0 picks one.
     // NULL means "127.0.0.1:0". Any address other than loopback needs a
     // secret.
     const char *listen;
@@ -68,7 +68,9 @@ typedef struct tp_node_config {
 // after tp_system_start. Returns 0, TP_EINVAL (a bad field, a non-loopback
 // address without a secret), TP_EPERM (secret file with loose permissions
 // or not a regular file; called from an actor), TP_ENOENT (no secret
-// file), TP_EEXIST (already a node), TP_EADDRINUSE, TP_ENOMEM or TP_EAGAIN.
+// file), TP_EEXIST (already a node), the error socket(2), bind(2) or
+// listen(2) gave (TP_EADDRINUSE, TP_EADDRNOTAVAIL, TP_EACCES,
+// TP_EAFNOSUPPORT, ...), TP_ENOMEM or TP_EAGAIN.
 // Each refusal is logged with its reason.
 TP_API int tp_node_start(tp_system *sys, const tp_node_config *cfg);
 
@@ -143,7 +145,9 @@ typedef struct tp_node_stats {
 
 TP_API int tp_node_stats_get(tp_system *sys, tp_node_stats *out);
 
-// Checks that a full node name is well formed ("NAME@A.B.C.D:PORT").
+// Checks that a full node name is well formed: "NAME@A.B.C.D:PORT" or
+// "NAME@[IPv6]:PORT", the IPv6 address spelled as tp_node_name would spell
+// it ("[::1]", not "[0:0:0:0:0:0:0:1]"), the port without leading zeros.
 // Returns 0 or TP_EINVAL. Any thread.
 TP_API int tp_node_name_check(const char *node);
 

@@ -7,7 +7,6 @@
 #include "dist/node_impl.h"
 #include "signals/signals.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -170,13 +169,17 @@ tp__peer_connect(tp__peer *p)
     tp__dist *n = p->node;
     if (p->conn != NULL)
         return;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = socket(p->addr.ss_family,
+                    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int e = errno;
     conn *c = fd >= 0 ? conn_new(n, fd, true) : NULL;
     if (c == NULL) {
-        if (fd >= 0)
+        if (fd >= 0) {
             close(fd);
+            e = ENOMEM;
+        }
         tp__log(n->sys, TP_LOG_ERR, "node: cannot connect to %s: %s", p->name,
-                strerror(errno));
+                strerror(e));
         enter_backoff(p);
         return;
     }
@@ -188,9 +191,9 @@ tp__peer_connect(tp__peer *p)
     p->conn = c;
     tp__peer_set_state(p, TP_PEER_CONNECTING);
     conn_watch(c);
-    if (connect(fd, (struct sockaddr *)&p->addr, sizeof p->addr) != 0 &&
-        errno != EINPROGRESS) {
-        tp__conn_close(c, strerror(errno), true);
+    if (connect(fd, (struct sockaddr *)&p->addr, p->addr_len) != 0 &&
+        (e = errno) != EINPROGRESS) {
+        tp__conn_close(c, strerror(e), true);
         return;
     }
     tp__io_fd_start(n->io, &c->wio); // completion shows as writability
@@ -221,16 +224,14 @@ tp__node_accept_cb(tp__io_fd *w, int revents)
     (void)revents;
     tp__dist *n = w->data;
     for (int i = 0; i < TP__NODE_ACCEPT_BATCH; i++) {
-        struct sockaddr_in sa;
+        struct sockaddr_storage sa;
         socklen_t sl = sizeof sa;
         int fd = accept4(n->lfd, (struct sockaddr *)&sa, &sl,
                          SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             return;
-        char addr[64];
-        char ip[INET_ADDRSTRLEN] = "?";
-        inet_ntop(AF_INET, &sa.sin_addr, ip, sizeof ip);
-        snprintf(addr, sizeof addr, "%s:%u", ip, ntohs(sa.sin_port));
+        char addr[TP__ADDR_STRLEN];
+        tp__addr_format((struct sockaddr *)&sa, addr, sizeof addr);
         if (n->unauth >= n->cfg.max_unauthenticated) {
             bump(&n->refused, 1);
             tp__log(n->sys, TP_LOG_WARNING,
@@ -256,46 +257,55 @@ tp__node_accept_cb(tp__io_fd *w, int revents)
     }
 }
 
+// Says why listening on the configured address failed; returns `e` as a
+// TP_E* code.
+static int
+listen_failed(tp__dist *n, const char *what, int e)
+{
+    tp__log(n->sys, TP_LOG_ERR, "node: cannot listen on %s: %s: %s",
+            n->cfg.listen, what, strerror(e));
+    return tp__err_from_errno(e);
+}
+
 int
 tp__node_listen(tp__dist *n)
 {
-    struct sockaddr_in sa;
+    struct sockaddr_storage sa;
+    socklen_t sl;
     if (n->cfg.listen[0] == 0) {
         snprintf(n->name, sizeof n->name, "%s@127.0.0.1:0", n->short_name);
         return 0; // no listener; peers cannot dial us
     }
-    if (tp__parse_addr(n->cfg.listen, &sa, true) != 0) {
+    if (tp__addr_parse(n->cfg.listen, TP__ADDR_PORT0, &sa, &sl) != 0) {
         tp__log(n->sys, TP_LOG_ERR,
-                "node: listen address \"%s\" is not HOST:PORT (IPv4)",
+                "node: listen address \"%s\" is not HOST:PORT (IPv4 "
+                "A.B.C.D:PORT or IPv6 [ADDR]:PORT)",
                 n->cfg.listen);
         return TP_EINVAL;
     }
-    bool loopback = (ntohl(sa.sin_addr.s_addr) >> 24) == 127;
-    if (!loopback && n->secret == NULL) {
+    if (!tp__addr_is_loopback(&sa) && n->secret == NULL) {
         tp__log(n->sys, TP_LOG_ERR,
                 "node: listening on %s needs a secret file (only loopback "
                 "may go without)",
                 n->cfg.listen);
         return TP_EINVAL;
     }
-    n->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    n->lfd =
+        socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (n->lfd < 0)
-        return TP_EAGAIN;
+        return listen_failed(n, "socket", errno);
     int one = 1;
     setsockopt(n->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(n->lfd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
-        listen(n->lfd, TP__NODE_BACKLOG) != 0) {
-        int e = errno;
-        tp__log(n->sys, TP_LOG_ERR, "node: cannot listen on %s: %s",
-                n->cfg.listen, strerror(e));
-        return e == EADDRINUSE ? TP_EADDRINUSE : TP_EINVAL;
-    }
-    socklen_t sl = sizeof sa;
-    getsockname(n->lfd, (struct sockaddr *)&sa, &sl);
-    char ip[INET_ADDRSTRLEN];
-    inet_ntop(AF_INET, &sa.sin_addr, ip, sizeof ip);
-    snprintf(n->name, sizeof n->name, "%s@%s:%u", n->short_name, ip,
-             ntohs(sa.sin_port));
+    if (bind(n->lfd, (struct sockaddr *)&sa, sl) != 0)
+        return listen_failed(n, "bind", errno);
+    if (listen(n->lfd, TP__NODE_BACKLOG) != 0)
+        return listen_failed(n, "listen", errno);
+    sl = sizeof sa;
+    if (getsockname(n->lfd, (struct sockaddr *)&sa, &sl) != 0)
+        return listen_failed(n, "getsockname", errno);
+    char addr[TP__ADDR_STRLEN];
+    tp__addr_format((struct sockaddr *)&sa, addr, sizeof addr);
+    snprintf(n->name, sizeof n->name, "%s@%s", n->short_name, addr);
     return 0;
 }
 

@@ -140,7 +140,7 @@ typedef struct conn {
     tp__io_fd rio, wio;
     tp__io_timer retry; // a delivery refused by a full mailbox, retried
     double born, last_rx, last_ping;
-    char addr[64];
+    char addr[TP__ADDR_STRLEN]; // the peer's, for logs
     uint8_t nonce_mine[TP__WIRE_NONCE], nonce_peer[TP__WIRE_NONCE];
     char peer_name[TP_NODE_NAME_MAX];
     uint32_t peer_inc;
@@ -157,7 +157,8 @@ typedef struct conn {
 struct tp__peer {
     tp__dist *node;
     char name[TP_NODE_NAME_MAX];
-    struct sockaddr_in addr;
+    struct sockaddr_storage addr; // where to dial it
+    socklen_t addr_len;
     _Atomic uint32_t inc; // incarnation of the current or last connection
     _Atomic uint16_t idx; // node-table index of that incarnation, 0 = none
     _Atomic int state;    // tp_peer_state
@@ -228,8 +229,6 @@ node_of(tp_system *sys)
 // ---- table.c: names, peers, the node table (any thread) ----------------
 
 bool tp__short_name_ok(const char *s);
-// Splits "HOST:PORT" into an IPv4 address. Port 0 allowed with `any_port`.
-int tp__parse_addr(const char *s, struct sockaddr_in *sa, bool any_port);
 // The peer named `name` (a full node name); node->lock held.
 tp__peer *tp__peer_find_locked(tp__dist *n, const char *name);
 // The peer named `name` (a full node name), created if new.

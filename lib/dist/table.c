@@ -9,7 +9,6 @@
 #include "dist/node_impl.h"
 #include "signals/signals.h"
 
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,35 +41,6 @@ tp__short_name_ok(const char *s)
     return true;
 }
 
-// Splits "HOST:PORT" into an IPv4 address. Port 0 allowed with `any_port`.
-int
-tp__parse_addr(const char *s, struct sockaddr_in *sa, bool any_port)
-{
-    const char *colon = strrchr(s, ':');
-    if (colon == NULL || colon == s || (size_t)(colon - s) >= 40)
-        return TP_EINVAL;
-    char host[40];
-    memcpy(host, s, (size_t)(colon - s));
-    host[colon - s] = 0;
-    const char *p = colon + 1;
-    if (*p == 0 || strlen(p) > 5 || (p[0] == '0' && p[1] != 0))
-        return TP_EINVAL; // one spelling per port: no leading zeros
-    unsigned long port = 0;
-    for (; *p; p++) {
-        if (*p < '0' || *p > '9')
-            return TP_EINVAL;
-        port = port * 10 + (unsigned long)(*p - '0');
-    }
-    if (port > 65535 || (port == 0 && !any_port))
-        return TP_EINVAL;
-    memset(sa, 0, sizeof *sa);
-    sa->sin_family = AF_INET;
-    sa->sin_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
-        return TP_EINVAL;
-    return 0;
-}
-
 int
 tp_node_name_check(const char *node)
 {
@@ -84,8 +54,9 @@ tp_node_name_check(const char *node)
     shortn[at - node] = 0;
     if (!tp__short_name_ok(shortn))
         return TP_EINVAL;
-    struct sockaddr_in sa;
-    return tp__parse_addr(at + 1, &sa, false);
+    struct sockaddr_storage sa;
+    socklen_t sl;
+    return tp__addr_parse(at + 1, TP__ADDR_CANON, &sa, &sl);
 }
 
 tp__peer *
@@ -113,7 +84,9 @@ peer_new_locked(tp__dist *n, const char *name)
     }
     p->node = n;
     snprintf(p->name, sizeof p->name, "%s", name);
-    tp__parse_addr(strchr(name, '@') + 1, &p->addr, false);
+    // Checked by the caller: a full name's address parses.
+    tp__addr_parse(strchr(name, '@') + 1, TP__ADDR_CANON, &p->addr,
+                   &p->addr_len);
     p->backoff_ms = TP__NODE_BACKOFF_FIRST_MS;
     tp__io_timer_init(&p->backoff, tp__peer_backoff_cb, 0.0, 0.0);
     p->backoff.data = p;

@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "core/core.h"
+#include "io/addr.h"
 
 enum { TP__IO_NODE = 0, TP__IO_SOCK = 1, TP__IO_CLIENTS = 2 };
 

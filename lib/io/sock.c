@@ -9,7 +9,6 @@
 #include "dist/wire.h"
 #include "io/io.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -20,6 +19,8 @@
 #include <unistd.h>
 
 #define SLOTS_MAX 65536
+#define SOCK_BACKLOG 128 // listen(2)'s
+#define ACCEPT_BATCH 16  // accepts per readiness event
 
 enum { K_LISTEN, K_CONNECTING, K_STREAM };
 enum { C_WATCH, C_SEND, C_CLOSE, C_RESUME, C_OWNER_DIED, C_GIVEN };
@@ -204,11 +205,12 @@ sock_flush(tp__socks *t, uint32_t idx)
         ssize_t w = send(s->fd, s->out.p + s->out_off, s->out.len - s->out_off,
                          MSG_NOSIGNAL | MSG_DONTWAIT);
         if (w < 0) {
-            if (errno == EINTR)
+            int e = errno;
+            if (e == EINTR)
                 continue;
-            if (errno == EAGAIN)
+            if (e == EAGAIN)
                 break;
-            sock_free(t, idx, -errno, false);
+            sock_free(t, idx, tp__err_from_errno(e), false);
             return;
         }
         s->out_off += (size_t)w;
@@ -257,8 +259,8 @@ static void
 do_accept(tp__socks *t, uint32_t lidx)
 {
     tsock *l = t->slots[lidx].s;
-    for (int i = 0; i < 16; i++) {
-        struct sockaddr_in sa;
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        struct sockaddr_storage sa;
         socklen_t sl = sizeof sa;
         int fd = accept4(l->fd, (struct sockaddr *)&sa, &sl,
                          SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -289,9 +291,9 @@ do_accept(tp__socks *t, uint32_t lidx)
         atomic_store_explicit(&ns->held, 0, memory_order_relaxed);
         atomic_store_explicit(&ns->open, 1, memory_order_release);
         tp_sock_accepted a = {.sock = handle(ns, idx)};
-        char ip[INET_ADDRSTRLEN] = "?";
-        inet_ntop(AF_INET, &sa.sin_addr, ip, sizeof ip);
-        snprintf(a.peer, sizeof a.peer, "%s:%u", ip, ntohs(sa.sin_port));
+        // The longest IPv6 forms do not fit tp_sock_accepted's 48 bytes:
+        // they are cut short.
+        tp__addr_format((struct sockaddr *)&sa, a.peer, sizeof a.peer);
         tp__msg *m = tp__msg_new_copy(t->sys, TP_TAG_SOCK_ACCEPTED, TP_PID_NIL,
                                       &a, sizeof a);
         if (m == NULL) {
@@ -326,10 +328,11 @@ do_read(tp__socks *t, uint32_t idx)
         return;
     ssize_t r = read(s->fd, (void *)m->pub.data, TP_SOCK_READ_MAX);
     if (r <= 0) {
+        int e = r < 0 ? errno : 0; // before the free may change it
         tp__msg_free(m);
-        if (r < 0 && (errno == EAGAIN || errno == EINTR))
+        if (e == EAGAIN || e == EINTR)
             return;
-        sock_free(t, idx, r == 0 ? 0 : -errno, false);
+        sock_free(t, idx, e == 0 ? 0 : tp__err_from_errno(e), false);
         return;
     }
     m->pub.tag = TP_TAG_SOCK_DATA;
@@ -503,28 +506,6 @@ socks_get(tp_system *sys)
     return t;
 }
 
-static int
-parse(const char *addr, struct sockaddr_in *sa, bool any_port)
-{
-    if (addr == NULL)
-        return TP_EINVAL;
-    const char *colon = strrchr(addr, ':');
-    char host[INET_ADDRSTRLEN];
-    if (colon == NULL || (size_t)(colon - addr) >= sizeof host)
-        return TP_EINVAL;
-    memcpy(host, addr, (size_t)(colon - addr));
-    host[colon - addr] = 0;
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (colon[1] == 0 || *end != 0 || port < 0 || port > 65535 ||
-        (port == 0 && !any_port))
-        return TP_EINVAL;
-    memset(sa, 0, sizeof *sa);
-    sa->sin_family = AF_INET;
-    sa->sin_port = htons((uint16_t)port);
-    return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : TP_EINVAL;
-}
-
 // Records that `a` may own sockets, so its exit closes them.
 static void
 mark_owner(tp__socks *t, tp_actor *a)
@@ -584,27 +565,29 @@ tp_sock_listen(tp_ctx *ctx, const char *addr, tp_sock *out, uint16_t *port)
     if (rc != 0)
         return rc;
     tp_actor *a = (tp_actor *)ctx;
-    struct sockaddr_in sa;
-    if ((rc = parse(addr, &sa, true)) != 0)
+    struct sockaddr_storage sa;
+    socklen_t sl;
+    if ((rc = tp__addr_parse(addr, TP__ADDR_PORT0, &sa, &sl)) != 0)
         return rc;
     tp__socks *t = socks_get(a->system);
     if (t == NULL)
         return TP_EAGAIN;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd =
+        socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
-        return TP_EAGAIN;
+        return tp__err_from_errno(errno);
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
-        listen(fd, 128) != 0) {
-        rc = errno == EADDRINUSE ? TP_EADDRINUSE : TP_EINVAL;
+    if (bind(fd, (struct sockaddr *)&sa, sl) != 0 ||
+        listen(fd, SOCK_BACKLOG) != 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &(socklen_t){sizeof sa}) !=
+            0) {
+        rc = tp__err_from_errno(errno); // before close() may change it
         close(fd);
         return rc;
     }
-    socklen_t sl = sizeof sa;
-    getsockname(fd, (struct sockaddr *)&sa, &sl);
     if ((rc = open_sock(a, t, fd, K_LISTEN, out)) == 0 && port != NULL)
-        *port = ntohs(sa.sin_port);
+        *port = (uint16_t)tp__addr_port(&sa);
     return rc;
 }
 
@@ -615,22 +598,24 @@ tp_sock_connect(tp_ctx *ctx, const char *addr, tp_sock *out)
     if (rc != 0)
         return rc;
     tp_actor *a = (tp_actor *)ctx;
-    struct sockaddr_in sa;
-    if ((rc = parse(addr, &sa, false)) != 0)
+    struct sockaddr_storage sa;
+    socklen_t sl;
+    if ((rc = tp__addr_parse(addr, 0, &sa, &sl)) != 0)
         return rc;
     tp__socks *t = socks_get(a->system);
     if (t == NULL)
         return TP_EAGAIN;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd =
+        socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
-        return TP_EAGAIN;
+        return tp__err_from_errno(errno);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     // Completion (or failure) shows as writability on the I/O thread.
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 &&
-        errno != EINPROGRESS) {
+    if (connect(fd, (struct sockaddr *)&sa, sl) != 0 && errno != EINPROGRESS) {
+        rc = tp__err_from_errno(errno); // before close() may change it
         close(fd);
-        return TP_EINVAL;
+        return rc;
     }
     return open_sock(a, t, fd, K_CONNECTING, out);
 }
