@@ -85,8 +85,9 @@ TP_API uint32_t tp_node_incarnation(tp_system *sys);
 // Connects to `node` ("NAME@HOST:PORT") and keeps reconnecting with
 // backoff whenever the connection is lost. With `timeout_ms` > 0, waits
 // until the connection is up (not from inside an actor: TP_EPERM). Returns
-// 0, TP_EINVAL (not a node, bad name), TP_ETIMEDOUT or TP_ENOTCONN (the
-// attempt failed: refused, wrong secret ...; the log says why).
+// 0, TP_EINVAL (not a node, bad name), TP_EAGAIN (the node knows 4096
+// peers already), TP_ENOMEM, TP_ETIMEDOUT or TP_ENOTCONN (the attempt
+// failed: refused, wrong secret ...; the log says why).
 TP_API int tp_node_connect(tp_system *sys, const char *node, int timeout_ms);
 
 // Closes the connection to `node`, as if it had gone down, and stops
@@ -94,8 +95,10 @@ TP_API int tp_node_connect(tp_system *sys, const char *node, int timeout_ms);
 TP_API int tp_node_disconnect(tp_system *sys, const char *node);
 
 // The pid of the actor registered as `name` on `node` is not known in
-// advance; these send to it by name. Same codes as tp_send; a name that is
-// not registered there loses the message (counted in the peer's stats).
+// advance; these send to it by name. Same codes as tp_send, and those of
+// tp_node_connect for a node not known yet (TP_EINVAL for a malformed
+// one); a name that is not registered there loses the message (counted
+// in the peer's stats).
 TP_API int tp_send_name_at(tp_ctx *ctx, const char *name, const char *node,
                            uint32_t tag, const void *data, size_t size);
 TP_API int tp_system_send_name_at(tp_system *sys, const char *name,

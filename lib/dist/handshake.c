@@ -106,17 +106,23 @@ static bool
 conn_attach(conn *c, bool accept)
 {
     tp__dist *n = c->node;
-    tp__peer *p = c->peer ? c->peer : tp__peer_get(n, c->peer_name);
-    if (p == NULL)
+    tp__peer *p = c->peer;
+    uint16_t idx;
+    int rc = p != NULL ? 0 : tp__peer_get(n, c->peer_name, &p);
+    if (rc == TP_EAGAIN)
         return refuse(c, "too many peers", "too many peers", true);
+    if (rc != 0) // the name was checked on HELLO: out of memory
+        return refuse(c, "out of memory", tp_strerror(rc), true);
     // Its pids need a node-table index: a table full of incarnations (a
     // peer that restarted 65,535 times) refuses the connection rather
     // than let its pids pass for local ones.
     pthread_mutex_lock(&n->lock);
-    uint16_t idx = tp__ent_get_locked(n, p, c->peer_inc);
+    rc = tp__ent_get_locked(n, p, c->peer_inc, &idx);
     pthread_mutex_unlock(&n->lock);
-    if (idx == 0)
+    if (rc == TP_EAGAIN)
         return refuse(c, "node table full", "node table full", true);
+    if (rc != 0)
+        return refuse(c, "out of memory", tp_strerror(rc), true);
     if (!settle_duplicate(c, p))
         return false;
     if (accept)

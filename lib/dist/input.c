@@ -216,8 +216,8 @@ handle_signal_frame(conn *c, const tp__frame *f)
                                TP_REASON_NOPROC, true);
             return;
         }
-        tp__pairset_put(&p->links, tp__pair_key(to.v, from.v), to.v, from.v,
-                        0);
+        tp__pairs_put(p, &p->links, tp__pair_key(to.v, from.v), to.v, from.v,
+                      0);
         return;
     }
     case TP__F_UNLINK:
@@ -242,7 +242,7 @@ handle_signal_frame(conn *c, const tp__frame *f)
                                TP_REASON_NOPROC, false);
             return;
         }
-        tp__pairset_put(&p->mon_in, ref, to.v, from.v, ref);
+        tp__pairs_put(p, &p->mon_in, ref, to.v, from.v, ref);
         return;
     }
     case TP__F_DEMONITOR: {
@@ -462,11 +462,12 @@ tp__conn_read_cb(tp__io_fd *w, int revents)
             return;
         }
         if (r < 0) {
-            if (errno == EINTR)
+            int e = errno;
+            if (e == EINTR)
                 continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
+            if (e == EAGAIN || e == EWOULDBLOCK)
                 break;
-            tp__conn_close(c, strerror(errno), true);
+            tp__conn_close(c, strerror(e), true);
             return;
         }
         c->in_len += (size_t)r;

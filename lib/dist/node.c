@@ -118,54 +118,97 @@ node_wake(void *arg)
     tp__node_retry_stalled(n);
 }
 
+// The code for a secret file open(2) refused with errno `e`: a missing
+// file is TP_ENOENT and one we may not read TP_EPERM, as documented; a
+// lack of descriptors or memory keeps its errno; any other failure is a
+// bad path, TP_EINVAL.
 static int
-load_secret(tp__dist *n, const char *path)
+open_error(int e)
 {
-    tp_system *sys = n->sys;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-        int e = errno;
-        tp__log(sys, TP_LOG_ERR, "node: secret file %s: %s", path,
-                strerror(e));
-        return e == ENOENT ? TP_ENOENT : e == EACCES ? TP_EPERM : TP_EINVAL;
-    }
-    struct stat st;
-    int rc = 0;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (e == ENOENT)
+        return TP_ENOENT;
+    if (e == EACCES)
+        return TP_EPERM;
+    if (e == EMFILE || e == ENFILE || e == ENOMEM)
+        return tp__err_from_errno(e);
+    return TP_EINVAL;
+}
+
+// Checks what fstat(2) says of the secret file at `path`.
+static int
+check_secret_stat(tp_system *sys, const char *path, const struct stat *st)
+{
+    if (!S_ISREG(st->st_mode)) {
         tp__log(sys, TP_LOG_ERR, "node: secret file %s is not a regular file",
                 path);
-        rc = TP_EPERM;
-    } else if ((st.st_mode & 077) != 0) {
+        return TP_EPERM;
+    }
+    if ((st->st_mode & 077) != 0) {
         tp__log(sys, TP_LOG_ERR,
                 "node: secret file %s has mode %03o: it must be readable by "
                 "its owner only (0600 or 0400)",
-                path, (unsigned)(st.st_mode & 0777));
-        rc = TP_EPERM;
-    } else if (st.st_size < TP__NODE_SECRET_MIN ||
-               st.st_size > TP__NODE_SECRET_MAX) {
+                path, (unsigned)(st->st_mode & 0777));
+        return TP_EPERM;
+    }
+    if (st->st_size < TP__NODE_SECRET_MIN ||
+        st->st_size > TP__NODE_SECRET_MAX) {
         tp__log(sys, TP_LOG_ERR,
                 "node: secret file %s holds %lld bytes: it needs %d to %d",
-                path, (long long)st.st_size, TP__NODE_SECRET_MIN,
+                path, (long long)st->st_size, TP__NODE_SECRET_MIN,
                 TP__NODE_SECRET_MAX);
-        rc = TP_EINVAL;
-    } else if ((n->secret = malloc((size_t)st.st_size)) == NULL) {
-        rc = TP_ENOMEM;
-    } else {
-        size_t got = 0;
-        while (got < (size_t)st.st_size) {
-            ssize_t r = read(fd, n->secret + got, (size_t)st.st_size - got);
-            if (r <= 0) {
-                if (r < 0 && errno == EINTR)
-                    continue;
-                break;
-            }
-            got += (size_t)r;
+        return TP_EINVAL;
+    }
+    return 0;
+}
+
+// Reads `size` bytes of the secret from `fd` into n->secret.
+static int
+read_secret(tp__dist *n, int fd, const char *path, size_t size)
+{
+    if ((n->secret = malloc(size)) == NULL)
+        return TP_ENOMEM;
+    size_t got = 0;
+    while (got < size) {
+        ssize_t r = read(fd, n->secret + got, size - got);
+        if (r < 0) {
+            int e = errno;
+            if (e == EINTR)
+                continue;
+            tp__log(n->sys, TP_LOG_ERR, "node: secret file %s: %s", path,
+                    strerror(e));
+            return tp__err_from_errno(e);
         }
-        if (got < TP__NODE_SECRET_MIN) {
-            tp__log(sys, TP_LOG_ERR, "node: secret file %s: short read", path);
-            rc = TP_EINVAL;
-        }
-        n->secret_len = got;
+        if (r == 0)
+            break;
+        got += (size_t)r;
+    }
+    n->secret_len = got;
+    if (got < TP__NODE_SECRET_MIN) {
+        tp__log(n->sys, TP_LOG_ERR, "node: secret file %s: short read", path);
+        return TP_EINVAL;
+    }
+    return 0;
+}
+
+static int
+load_secret(tp__dist *n, const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        int e = errno;
+        tp__log(n->sys, TP_LOG_ERR, "node: secret file %s: %s", path,
+                strerror(e));
+        return open_error(e);
+    }
+    struct stat st;
+    int rc = 0;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        tp__log(n->sys, TP_LOG_ERR, "node: secret file %s: %s", path,
+                strerror(e));
+        rc = tp__err_from_errno(e);
+    } else if ((rc = check_secret_stat(n->sys, path, &st)) == 0) {
+        rc = read_secret(n, fd, path, (size_t)st.st_size);
     }
     close(fd);
     return rc;
@@ -360,9 +403,10 @@ tp_node_connect(tp_system *sys, const char *node, int timeout_ms)
         return TP_EINVAL;
     if (timeout_ms > 0 && (tp__self.actor != NULL || tp__self.worker != NULL))
         return TP_EPERM;
-    tp__peer *p = tp__peer_get(n, node);
-    if (p == NULL)
-        return TP_ENOMEM;
+    tp__peer *p;
+    int rc = tp__peer_get(n, node, &p);
+    if (rc != 0)
+        return rc;
     uint64_t fails = atomic_load_explicit(&p->fails, memory_order_acquire);
     atomic_store_explicit(&p->persistent, 1, memory_order_relaxed);
     atomic_store_explicit(&p->want_connect, 1, memory_order_release);
@@ -371,7 +415,7 @@ tp_node_connect(tp_system *sys, const char *node, int timeout_ms)
         return 0;
     struct timespec dl;
     tp__deadline(&dl, timeout_ms);
-    int rc = 0;
+    rc = 0;
     pthread_mutex_lock(&n->lock);
     for (;;) {
         if (atomic_load_explicit(&p->state, memory_order_acquire) ==

@@ -231,11 +231,14 @@ node_of(tp_system *sys)
 bool tp__short_name_ok(const char *s);
 // The peer named `name` (a full node name); node->lock held.
 tp__peer *tp__peer_find_locked(tp__dist *n, const char *name);
-// The peer named `name` (a full node name), created if new.
-tp__peer *tp__peer_get(tp__dist *n, const char *name);
-// The node-table index for `p` at incarnation `inc`, created if new;
-// node->lock held. 0 when the table is full or memory ran out.
-uint16_t tp__ent_get_locked(tp__dist *n, tp__peer *p, uint32_t inc);
+// Sets *out to the peer named `name` (a full node name), created if new.
+// Returns 0, TP_EINVAL (a malformed name, or this node's own), TP_EAGAIN
+// (TP__NODE_PEERS_MAX peers already) or TP_ENOMEM.
+int tp__peer_get(tp__dist *n, const char *name, tp__peer **out);
+// Sets *idx to the node-table index for `p` at incarnation `inc`, created
+// if new; node->lock held. Returns 0, TP_EAGAIN (the table is full) or
+// TP_ENOMEM.
+int tp__ent_get_locked(tp__dist *n, tp__peer *p, uint32_t inc, uint16_t *idx);
 ent *tp__ent_at(tp__dist *n, uint32_t idx);
 // Frees a peer and what its proxy still holds (the node is stopping).
 void tp__peer_free(tp__peer *p);
@@ -289,8 +292,14 @@ void tp__peer_drain(tp__peer *p);
 // ---- pairs.c (I/O thread, but for the pushes) ----------------------------
 
 uint64_t tp__pair_key(uint64_t a, uint64_t b);
-void tp__pairset_put(pairset *s, uint64_t key, uint64_t a, uint64_t b,
-                     uint64_t ref);
+// Records pair (a, b, ref) under `key`. Returns 0 or TP_ENOMEM (then `s`
+// is as it was).
+int tp__pairset_put(pairset *s, uint64_t key, uint64_t a, uint64_t b,
+                    uint64_t ref);
+// tp__pairset_put into `s` of `p`, logging a pair that memory could not
+// hold: its local end would not hear of a lost connection.
+void tp__pairs_put(tp__peer *p, pairset *s, uint64_t key, uint64_t a,
+                   uint64_t b, uint64_t ref);
 bool tp__pairset_del(pairset *s, uint64_t key, pair *out);
 void tp__pairset_free(pairset *s);
 void tp__pairs_note(tp__peer *p, const tp__msg *m, tp_pid remote);

@@ -20,11 +20,12 @@ tp__conn_flush(conn *c)
         ssize_t w = send(c->fd, c->out.p + c->out_off, c->out.len - c->out_off,
                          MSG_NOSIGNAL);
         if (w < 0) {
-            if (errno == EINTR)
+            int e = errno;
+            if (e == EINTR)
                 continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
+            if (e == EAGAIN || e == EWOULDBLOCK)
                 break;
-            tp__conn_close(c, strerror(errno), true);
+            tp__conn_close(c, strerror(e), true);
             return false;
         }
         c->out_off += (size_t)w;

@@ -24,42 +24,65 @@ tp__pair_key(uint64_t a, uint64_t b)
     return k;
 }
 
-void
+#define PAIRS_FIRST_CAP 16
+
+// Grows `s` by doubling. Returns 0 or TP_ENOMEM (`s` still usable).
+static int
+pairset_grow(pairset *s)
+{
+    uint32_t cap = s->cap ? s->cap * 2 : PAIRS_FIRST_CAP;
+    pair *p = realloc(s->slots, cap * sizeof *p);
+    if (p == NULL)
+        return TP_ENOMEM;
+    s->slots = p;
+    uint64_t *k = realloc(s->keys, cap * sizeof *k);
+    if (k == NULL)
+        return TP_ENOMEM;
+    s->keys = k;
+    uint32_t *f = realloc(s->free, cap * sizeof *f);
+    if (f == NULL)
+        return TP_ENOMEM;
+    s->free = f;
+    s->cap = cap;
+    return 0;
+}
+
+int
 tp__pairset_put(pairset *s, uint64_t key, uint64_t a, uint64_t b, uint64_t ref)
 {
     uint64_t v;
     if (tp__map_get(&s->index, key, &v)) {
         s->slots[v - 1] = (pair){a, b, ref};
-        return;
+        return 0;
     }
     uint32_t i;
     if (s->nfree > 0) {
         i = s->free[--s->nfree];
     } else {
-        if (s->len == s->cap) {
-            uint32_t cap = s->cap ? s->cap * 2 : 16;
-            pair *p = realloc(s->slots, cap * sizeof *p);
-            if (p == NULL)
-                return;
-            s->slots = p;
-            uint64_t *k = realloc(s->keys, cap * sizeof *k);
-            if (k == NULL)
-                return;
-            s->keys = k;
-            uint32_t *f = realloc(s->free, cap * sizeof *f);
-            if (f == NULL)
-                return;
-            s->free = f;
-            s->cap = cap;
-        }
+        if (s->len == s->cap && pairset_grow(s) != 0)
+            return TP_ENOMEM;
         i = s->len++;
     }
     if (tp__map_put(&s->index, key, (uint64_t)i + 1) != 0) {
+        s->keys[i] = 0; // a free slot, skipped by tp__pairs_fire
         s->free[s->nfree++] = i;
-        return;
+        return TP_ENOMEM;
     }
     s->slots[i] = (pair){a, b, ref};
     s->keys[i] = key;
+    return 0;
+}
+
+void
+tp__pairs_put(tp__peer *p, pairset *s, uint64_t key, uint64_t a, uint64_t b,
+              uint64_t ref)
+{
+    if (tp__pairset_put(s, key, a, b, ref) != 0)
+        tp__log(p->node->sys, TP_LOG_WARNING,
+                "node: out of memory: a link or monitor across %s is not "
+                "tracked, and will not fire noconnection if the connection "
+                "goes",
+                p->name);
 }
 
 bool
@@ -172,16 +195,16 @@ tp__pairs_note(tp__peer *p, const tp__msg *m, tp_pid remote)
     tp_pid local = m->pub.from;
     switch (m->kind) {
     case TP__MSG_LINK:
-        tp__pairset_put(&p->links, tp__pair_key(local.v, remote.v), local.v,
-                        remote.v, 0);
+        tp__pairs_put(p, &p->links, tp__pair_key(local.v, remote.v), local.v,
+                      remote.v, 0);
         break;
     case TP__MSG_UNLINK:
     case TP__MSG_EXIT:
         tp__pairset_del(&p->links, tp__pair_key(local.v, remote.v), NULL);
         break;
     case TP__MSG_MONITOR:
-        tp__pairset_put(&p->mon_out, m->pub.ref, local.v, remote.v,
-                        m->pub.ref);
+        tp__pairs_put(p, &p->mon_out, m->pub.ref, local.v, remote.v,
+                      m->pub.ref);
         break;
     case TP__MSG_DEMONITOR:
         tp__pairset_del(&p->mon_out, m->pub.ref, NULL);

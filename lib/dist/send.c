@@ -331,9 +331,10 @@ send_name_at(tp_system *sys, tp_actor *self, const char *name,
         return self ? tp_send_name((tp_ctx *)self, name, tag, data, size)
                     : tp_system_send_name(sys, name, tag, data, size);
     }
-    tp__peer *p = tp__peer_get(n, node);
-    if (p == NULL)
-        return TP_EINVAL;
+    tp__peer *p;
+    int rc = tp__peer_get(n, node, &p);
+    if (rc != 0)
+        return rc;
     tp_pid from = self ? self->pid : TP_PID_NIL;
     tp__msg *f = tp__msg_new_raw(sys, TP__WIRE_SEND_MAX(size) + TP_NAME_MAX);
     if (f == NULL)
@@ -347,7 +348,6 @@ send_name_at(tp_system *sys, tp_actor *self, const char *name,
     f->kind = TP__MSG_USER;
     f->pub.from = from;
     f->aux = NULL;
-    int rc;
     for (unsigned round = 0;; round++) {
         rc = enqueue(p, self, f, TP__ROUTE_NORMAL);
         if (rc != TP__EWAIT || self != NULL)

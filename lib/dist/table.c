@@ -69,17 +69,22 @@ tp__peer_find_locked(tp__dist *n, const char *name)
     return NULL;
 }
 
+// Adds the peer `name`. Returns it, or NULL with *rc TP_EAGAIN (the
+// list is full) or TP_ENOMEM.
 static tp__peer *
-peer_new_locked(tp__dist *n, const char *name)
+peer_new_locked(tp__dist *n, const char *name, int *rc)
 {
     uint32_t np = atomic_load_explicit(&n->npeers, memory_order_relaxed);
-    if (np >= TP__NODE_PEERS_MAX)
+    if (np >= TP__NODE_PEERS_MAX) {
+        *rc = TP_EAGAIN;
         return NULL;
+    }
     tp__peer *p = calloc(1, sizeof *p);
     tp_actor *q = calloc(1, sizeof *q);
     if (p == NULL || q == NULL) {
         free(p);
         free(q);
+        *rc = TP_ENOMEM;
         return NULL;
     }
     p->node = n;
@@ -107,40 +112,43 @@ peer_new_locked(tp__dist *n, const char *name)
     return p;
 }
 
-// The peer named `name` (a full node name), created if new.
-tp__peer *
-tp__peer_get(tp__dist *n, const char *name)
+int
+tp__peer_get(tp__dist *n, const char *name, tp__peer **out)
 {
     if (tp_node_name_check(name) != 0 || strcmp(name, n->name) == 0)
-        return NULL;
+        return TP_EINVAL;
+    int rc = 0;
     pthread_mutex_lock(&n->lock);
     tp__peer *p = tp__peer_find_locked(n, name);
     if (p == NULL)
-        p = peer_new_locked(n, name);
+        p = peer_new_locked(n, name, &rc);
     pthread_mutex_unlock(&n->lock);
-    return p;
+    *out = p;
+    return rc;
 }
 
-// The node-table index for `peer` at incarnation `inc`, created if new.
-uint16_t
-tp__ent_get_locked(tp__dist *n, tp__peer *p, uint32_t inc)
+int
+tp__ent_get_locked(tp__dist *n, tp__peer *p, uint32_t inc, uint16_t *idx)
 {
     for (uint32_t i = n->nents; i > 0; i--) {
         ent *e = atomic_load_explicit(&n->ents[i], memory_order_relaxed);
-        if (e->peer == p && e->inc == inc)
-            return (uint16_t)i;
+        if (e->peer == p && e->inc == inc) {
+            *idx = (uint16_t)i;
+            return 0;
+        }
     }
     if (n->nents >= TP__NODE_ENTS_MAX)
-        return 0;
+        return TP_EAGAIN;
     ent *e = malloc(sizeof *e);
     if (e == NULL)
-        return 0;
+        return TP_ENOMEM;
     e->peer = p;
     e->inc = inc;
     n->nents++;
     // release: routers load the entry with acquire.
     atomic_store_explicit(&n->ents[n->nents], e, memory_order_release);
-    return (uint16_t)n->nents;
+    *idx = (uint16_t)n->nents;
+    return 0;
 }
 
 ent *
@@ -190,14 +198,16 @@ tp__node_pid_decode(tp_system *sys, const char *node, uint32_t inc,
     }
     if (n == NULL || inc == 0)
         return TP_EINVAL;
-    tp__peer *p = tp__peer_get(n, node);
-    if (p == NULL)
-        return TP_EINVAL;
+    tp__peer *p;
+    uint16_t idx;
+    int rc = tp__peer_get(n, node, &p);
+    if (rc != 0)
+        return rc;
     pthread_mutex_lock(&n->lock);
-    uint16_t idx = tp__ent_get_locked(n, p, inc);
+    rc = tp__ent_get_locked(n, p, inc, &idx);
     pthread_mutex_unlock(&n->lock);
-    if (idx == 0)
-        return TP_EAGAIN;
+    if (rc != 0)
+        return rc;
     out->v = ((uint64_t)idx << TP__NODE_IDX_SHIFT) | local;
     return 0;
 }

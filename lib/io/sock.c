@@ -365,9 +365,10 @@ sock_write_cb(tp__io_fd *w, int revents)
     if (s->kind == K_CONNECTING) {
         int err = 0;
         socklen_t len = sizeof err;
-        getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+            err = errno;
         if (err != 0) {
-            sock_free(t, idx, -err, false);
+            sock_free(t, idx, tp__err_from_errno(err), false);
             return;
         }
         s->kind = K_STREAM;
