@@ -14,6 +14,7 @@
 
 #include "core/core.h"
 #include "io/addr.h"
+#include "io/wbuf.h"
 
 enum { TP__IO_NODE = 0, TP__IO_SOCK = 1, TP__IO_CLIENTS = 2 };
 
@@ -63,6 +64,10 @@ typedef struct tp__io {
 } tp__io;
 
 tp__io *tp__io_get(tp_system *sys);
+// Stops the I/O thread (system.c, at shutdown); the loop and its
+// watchers stay until tp__io_free, once nothing uses them.
+void tp__io_stop(tp_system *sys);
+void tp__io_free(tp_system *sys);
 void tp__io_on_wake(tp__io *io, int client, void (*fn)(void *), void *arg);
 void tp__io_wake(tp__io *io);
 

@@ -6,7 +6,6 @@
 // handle is the slot's index and generation: a closed socket's handle
 // stays dead when its slot is reused.
 #include "core/core.h"
-#include "dist/wire.h"
 #include "io/io.h"
 
 #include <errno.h>
@@ -95,11 +94,7 @@ slot_of(tp__socks *t, tp_sock s, uint32_t *idx)
     uint32_t i = (uint32_t)s;
     if (t == NULL || i == 0 || i > SLOTS_MAX)
         return NULL;
-    i--;
-    // acquire: the table grows only under the lock; next_idx is read
-    // racily but every index below it points into allocated slots.
-    if (i >= SLOTS_MAX)
-        return NULL;
+    i--; // the table holds SLOTS_MAX slots from the start
     slot *sl = &t->slots[i];
     if (atomic_load_explicit(&sl->gen, memory_order_acquire) !=
             (uint32_t)(s >> 32) ||
