@@ -190,6 +190,31 @@ deliver_user(conn *c, const tp__frame *f, inbatch *b)
     return true;
 }
 
+// Pushes the link or monitor request `kind` (payload `ref`) of frame `f`
+// from `from` to `to`. When `to` is not alive, answers the peer as the
+// actor would have, with an exit signal or DOWN of reason noproc. Returns
+// whether the request was pushed.
+static bool
+push_request(conn *c, const tp__frame *f, uint16_t kind, tp_pid to,
+             tp_pid from, uint64_t ref)
+{
+    tp_system *sys = c->node->sys;
+    tp__msg *m = tp__msg_new_copy(sys, 0, from, &ref, sizeof ref);
+    if (m == NULL)
+        return false;
+    m->kind = kind;
+    if (tp__push_sys(sys, to, m) == 0)
+        return true;
+    tp__msg_free(m);
+    if (kind == TP__MSG_LINK)
+        send_direct_signal(c, TP__F_EXIT, f->from, f->to, 0, TP_REASON_NOPROC,
+                           true);
+    else
+        send_direct_signal(c, TP__F_DOWN, f->from, f->to, f->ref,
+                           TP_REASON_NOPROC, false);
+    return false;
+}
+
 static void
 handle_signal_frame(conn *c, const tp__frame *f)
 {
@@ -203,23 +228,12 @@ handle_signal_frame(conn *c, const tp__frame *f)
     if (f->from == 0 && (f->type != TP__F_EXIT || f->linked))
         return;
     uint16_t idx = atomic_load_explicit(&p->idx, memory_order_relaxed);
-    int rc;
     switch (f->type) {
-    case TP__F_LINK: {
-        tp__msg *m = tp__msg_new_copy(sys, 0, from, &(uint64_t){0}, 8);
-        if (m == NULL)
-            return;
-        m->kind = TP__MSG_LINK;
-        if ((rc = tp__push_sys(sys, to, m)) != 0) {
-            tp__msg_free(m);
-            send_direct_signal(c, TP__F_EXIT, f->from, f->to, 0,
-                               TP_REASON_NOPROC, true);
-            return;
-        }
-        tp__pairs_put(p, &p->links, tp__pair_key(to.v, from.v), to.v, from.v,
-                      0);
+    case TP__F_LINK:
+        if (push_request(c, f, TP__MSG_LINK, to, from, 0))
+            tp__pairs_put(p, &p->links, tp__pair_key(to.v, from.v), to.v,
+                          from.v, 0);
         return;
-    }
     case TP__F_UNLINK:
         tp__pairset_del(&p->links, tp__pair_key(to.v, from.v), NULL);
         tp__push_ref(sys, to, TP__MSG_UNLINK, from, 0);
@@ -232,17 +246,8 @@ handle_signal_frame(conn *c, const tp__frame *f)
         return;
     case TP__F_MONITOR: {
         uint64_t ref = ((uint64_t)idx << TP__NODE_IDX_SHIFT) | f->ref;
-        tp__msg *m = tp__msg_new_copy(sys, 0, from, &ref, sizeof ref);
-        if (m == NULL)
-            return;
-        m->kind = TP__MSG_MONITOR;
-        if ((rc = tp__push_sys(sys, to, m)) != 0) {
-            tp__msg_free(m);
-            send_direct_signal(c, TP__F_DOWN, f->from, f->to, f->ref,
-                               TP_REASON_NOPROC, false);
-            return;
-        }
-        tp__pairs_put(p, &p->mon_in, ref, to.v, from.v, ref);
+        if (push_request(c, f, TP__MSG_MONITOR, to, from, ref))
+            tp__pairs_put(p, &p->mon_in, ref, to.v, from.v, ref);
         return;
     }
     case TP__F_DEMONITOR: {
