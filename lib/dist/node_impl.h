@@ -74,8 +74,8 @@
 #define TP__NODE_BACKOFF_JITTER_MIN 0.75
 #define TP__NODE_BACKOFF_JITTER_STEPS 512 // of 1/1024 each above the min
 
-// Output: a proxy is not drained past OUT_HIGH buffered bytes; write_cb
-// drains again below half of it; a buffer grown past OUT_SHRINK bytes is
+// Output: a proxy is not drained past OUT_HIGH buffered bytes; the write
+// callback drains again below half of it; a buffer grown past OUT_SHRINK bytes is
 // freed once empty. A drain makes at most DRAIN_PASSES passes before it
 // lets the loop run.
 #define TP__NODE_OUT_HIGH (256 * 1024)

@@ -38,10 +38,11 @@ tp__conn_flush(conn *c)
         if (c->out.cap > TP__NODE_OUT_SHRINK) {
             tp__wbuf_free(&c->out);
         }
-        // tp__peer_drain may have left frames queued for tp__conn_write_cb,
-        // which will not come now that this flush (a PONG's, a PING's) emptied
-        // the buffer: without a kick they would wait for the next sender whose
-        // frame finds the queue empty, which a muted one never is.
+        // A drain may have left frames queued for the write callback,
+        // which will not come now that this flush (a PONG's, a PING's)
+        // emptied the buffer: without a kick they would wait for the next
+        // sender whose frame finds the queue empty, which a muted one
+        // never is.
         if (tp__io_fd_active(&c->wio) && c->st == C_UP && c->peer != NULL &&
             c->peer->conn == c)
             tp__peer_kick(c->node, c->peer);
@@ -159,8 +160,7 @@ tp__peer_drain(tp__peer *p)
         if (left == 0)
             return;
         if (up && c->out.len - c->out_off > TP__NODE_OUT_HIGH)
-            return; // tp__conn_write_cb drains again once the socket takes
-                    // more
+            return; // the write callback drains again as the socket drains
         if (total == 0) {
             // A sender is between publishing and linking its frame.
             tp__peer_kick(n, p);

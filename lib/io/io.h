@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// The I/O thread shared by distribution (node.c) and actors' sockets
+// The I/O thread shared by distribution (lib/dist) and actors' sockets
 // (sock.c): one libev loop per system, and the runtime's only window onto
 // libev: io.c is the one file that includes <ev.h>. A watcher lives inside
 // the object it serves (no allocation per watcher) as storage the size of
