@@ -17,6 +17,12 @@ START_TEST(test_names_and_messages)
     ck_assert_str_eq(tp_strerror(0), "success");
     ck_assert_int_eq(TP_EINVAL, -EINVAL);
     ck_assert_int_eq(TP_ETIMEDOUT, -ETIMEDOUT);
+    // The socket errors a node or a socket reports keep their errno.
+    ck_assert_int_eq(TP_EADDRNOTAVAIL, -EADDRNOTAVAIL);
+    ck_assert_str_eq(tp_err_name(-EADDRNOTAVAIL), "TP_EADDRNOTAVAIL");
+    ck_assert_str_eq(tp_err_name(-EAFNOSUPPORT), "TP_EAFNOSUPPORT");
+    ck_assert_str_eq(tp_err_name(-ECONNREFUSED), "TP_ECONNREFUSED");
+    ck_assert_str_eq(tp_strerror(TP_EACCES), "permission denied");
 }
 END_TEST
 

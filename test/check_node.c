@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // Distribution between real node processes: the test process is one node,
 // test/node/tnode (started and killed here) the other, both on 127.0.0.1
-// with ephemeral ports. Every wait is bounded and keyed on a message.
+// with ephemeral ports (and on ::1 for the IPv6 pair). Every wait is bounded
+// and keyed on a message.
 #include "tp_test.h"
 #include <troupe/msgpack.h>
 #include "tp_node_test.h"
@@ -13,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1012,6 +1015,128 @@ START_TEST(unreachable_node_fails_fast)
 }
 END_TEST
 
+// Whether this machine can listen on the IPv6 loopback address.
+static bool
+have_ipv6_loopback(void)
+{
+    int fd = socket(AF_INET6, SOCK_STREAM, 0);
+    if (fd < 0)
+        return false;
+    struct sockaddr_in6 sa = {.sin6_family = AF_INET6,
+                              .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    bool ok = bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    close(fd);
+    return ok;
+}
+
+START_TEST(ipv6_pair)
+{
+    if (!have_ipv6_loopback()) {
+        fprintf(stderr, "ipv6_pair: no IPv6 loopback here, skipped\n");
+        return;
+    }
+    tpn_setup();
+    tpn_child c;
+    ck_assert_int_eq(tpn_start(&c, (const char *[]){"beta", "-s", tpn_secret,
+                                                    "-l", "[::1]:0", NULL}),
+                     0);
+    ck_assert_int_eq(strncmp(c.node, "beta@[::1]:", 11), 0);
+    tp_node_config nc = {.listen = "[::1]:0"};
+    tp_system *sys = tpn_local("alpha", &nc);
+    ck_assert_int_eq(strncmp(tp_node_name(sys), "alpha@[::1]:", 12), 0);
+    ck_assert_int_eq(tp_node_name_check(tp_node_name(sys)), 0);
+    // Dial, handshake, and a round trip by name and by pid.
+    ck_assert_int_eq(tp_node_connect(sys, c.node, 10000), 0);
+    tp_pid probe = probe_new(sys);
+    tp_pid echo = remote_pid(sys, probe, "echo", c.node);
+    psend s = {.to = echo, .tag = 6, .data = "v6", .size = 2};
+    ck_assert_int_eq(tp_system_send(sys, probe, P_SEND, &s, sizeof s), 0);
+    entry *e = await_tag(6, 10);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_int_eq(memcmp(e->data, "v6", 2), 0);
+    tp_peer_info pi;
+    ck_assert_int_eq(tp_node_peers(sys, &pi, 1), 1);
+    ck_assert_str_eq(pi.node, c.node);
+    ck_assert_int_eq(pi.state, TP_PEER_UP);
+    tp_system_destroy(&sys);
+    tpn_stop(&c);
+    tpn_teardown();
+}
+END_TEST
+
+START_TEST(bad_addresses)
+{
+    // Names carry one spelling of their address: IPv6 in brackets and
+    // as inet_ntop writes it, ports without sign or leading zeros.
+    ck_assert_int_eq(tp_node_name_check("a@127.0.0.1:4370"), 0);
+    ck_assert_int_eq(tp_node_name_check("a@[::1]:4370"), 0);
+    ck_assert_int_eq(tp_node_name_check("a@[2001:db8::7]:1"), 0);
+    const char *bad[] = {
+        "a@::1:4370",
+        "a@[::1]4370",
+        "a@[::1]:",
+        "a@[::1:4370",
+        "a@[0:0:0:0:0:0:0:1]:4370",
+        "a@[::1%lo]:4370",
+        "a@[2001:DB8::7]:1",
+        "a@[127.0.0.1]:1",
+        "a@127.0.0.1:65536",
+        "a@127.0.0.1:+1",
+        "a@127.0.0.1:-1",
+        "a@127.0.0.1:04370",
+        "a@127.0.0.01:4370",
+        "a@127.1:4370",
+        "a@localhost:4370",
+        "a@127.0.0.1:0",
+        "a@[::1]:0",
+        "a@:4370",
+        "a@[]:4370",
+        "@127.0.0.1:4370",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(tp_node_name_check(bad[i]) == TP_EINVAL,
+                      "%s was accepted", bad[i]);
+    tpn_setup();
+    tp_system *sys = tpt_system(1);
+    const char *listen[] = {"[::1",      "::1:0",           "localhost:0",
+                            "127.0.0.1", "127.0.0.1:65536", "[::1]:x"};
+    for (size_t i = 0; i < sizeof listen / sizeof listen[0]; i++) {
+        tp_node_config nc = {.name = "alpha", .listen = listen[i]};
+        ck_assert_msg(tp_node_start(sys, &nc) == TP_EINVAL,
+                      "listen %s was accepted", listen[i]);
+    }
+    ck_assert_str_eq(tp_node_name(sys), "");
+    tp_system_destroy(&sys);
+    tpn_teardown();
+}
+END_TEST
+
+START_TEST(listen_errors_keep_errno)
+{
+    tpn_setup();
+    tp_system *sys = tpt_system(1);
+    // 192.0.2.1 (TEST-NET-1) is on no interface of this machine.
+    tp_node_config nc = {
+        .name = "alpha", .listen = "192.0.2.1:0", .secret_file = tpn_secret};
+    ck_assert_int_eq(tp_node_start(sys, &nc), TP_EADDRNOTAVAIL);
+    if (have_ipv6_loopback()) {
+        nc.listen = "[2001:db8::1]:0"; // the documentation prefix
+        ck_assert_int_eq(tp_node_start(sys, &nc), TP_EADDRNOTAVAIL);
+    }
+    // A port in use is still TP_EADDRINUSE.
+    tp_system *other = tpn_local("beta", NULL);
+    const char *at = strchr(tp_node_name(other), '@');
+    nc.listen = at + 1;
+    ck_assert_int_eq(tp_node_start(sys, &nc), TP_EADDRINUSE);
+    tp_system_destroy(&other);
+    // The failures left nothing behind: the node starts.
+    nc.listen = NULL;
+    ck_assert_int_eq(tp_node_start(sys, &nc), 0);
+    tp_system_destroy(&sys);
+    tpn_teardown();
+}
+END_TEST
+
 Suite *
 node_suite(void)
 {
@@ -1034,6 +1159,9 @@ node_suite(void)
     tcase_add_test(tc, wrong_secret_refused);
     tcase_add_test(tc, secret_file_checks);
     tcase_add_test(tc, unreachable_node_fails_fast);
+    tcase_add_test(tc, ipv6_pair);
+    tcase_add_test(tc, bad_addresses);
+    tcase_add_test(tc, listen_errors_keep_errno);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -299,6 +299,10 @@ bad_init(tp_ctx *ctx, void *state, void *arg)
     if (tp_sock_listen(ctx, "nonsense", &s, NULL) == TP_EINVAL &&
         tp_sock_listen(ctx, "1.2.3.4.5:80", &s, NULL) == TP_EINVAL &&
         tp_sock_connect(ctx, "127.0.0.1:0", &s) == TP_EINVAL &&
+        tp_sock_listen(ctx, "[::1", &s, NULL) == TP_EINVAL &&
+        tp_sock_connect(ctx, "::1:80", &s) == TP_EINVAL &&
+        // An address on no interface of this machine keeps its errno.
+        tp_sock_listen(ctx, "192.0.2.1:0", &s, NULL) == TP_EADDRNOTAVAIL &&
         tp_sock_send(ctx, 0, "x", 1) == TP_ENOENT &&
         tp_sock_close(ctx, 77) == TP_ENOENT &&
         tp_sock_give(ctx, 77, tp_self(ctx)) == TP_ENOENT)

@@ -29,7 +29,16 @@
     X(ECRASH, -4006, "actor crashed")                                         \
     X(EIGNORED, -4007, "actor init chose not to start")                       \
     X(ENOTCONN, -ENOTCONN, "node not connected")                              \
-    X(EADDRINUSE, -EADDRINUSE, "address already in use")
+    X(EADDRINUSE, -EADDRINUSE, "address already in use")                     \
+    X(EADDRNOTAVAIL, -EADDRNOTAVAIL, "address not available on this host")    \
+    X(EACCES, -EACCES, "permission denied")                                   \
+    X(EAFNOSUPPORT, -EAFNOSUPPORT, "address family not supported")            \
+    X(ENETUNREACH, -ENETUNREACH, "network unreachable")                       \
+    X(EHOSTUNREACH, -EHOSTUNREACH, "host unreachable")                        \
+    X(ECONNREFUSED, -ECONNREFUSED, "connection refused")                      \
+    X(ECONNRESET, -ECONNRESET, "connection reset by peer")                    \
+    X(EPIPE, -EPIPE, "connection closed for writing")                         \
+    X(EMFILE, -EMFILE, "too many open files")
 
 enum {
 #define TP__ERR_ENUM(name, value, msg) TP_##name = (value),

@@ -44,7 +44,7 @@ typedef struct tp_node_msg {
 typedef struct tp_node_config {
     // Short name: 1 to 48 bytes of [A-Za-z0-9_.-]. Required.
     const char *name;
-    // "HOST:PORT" to listen on (numeric IPv4); port 0 picks a free one.
+    // "A.B.C.D:PORT" or "[IPv6]:PORT" to listen on; port 0 picks one.
     // NULL means "127.0.0.1:0". Any address other than loopback needs a
     // secret.
     const char *listen;
@@ -70,7 +70,9 @@ typedef struct tp_node_config {
 // after tp_system_start. Returns 0, TP_EINVAL (a bad field, a non-loopback
 // address without a secret), TP_EPERM (secret file with loose permissions
 // or not a regular file; called from an actor), TP_ENOENT (no secret
-// file), TP_EEXIST (already a node), TP_EADDRINUSE, TP_ENOMEM or TP_EAGAIN.
+// file), TP_EEXIST (already a node), the error socket(2), bind(2) or
+// listen(2) gave (TP_EADDRINUSE, TP_EADDRNOTAVAIL, TP_EACCES,
+// TP_EAFNOSUPPORT, ...), TP_ENOMEM or TP_EAGAIN.
 // Each refusal is logged with its reason.
 TP_API int tp_node_start(tp_system *sys, const tp_node_config *cfg);
 
@@ -88,8 +90,9 @@ TP_API uint32_t tp_node_incarnation(tp_system *sys);
 // actors too); otherwise it waits until the connection is up, up to
 // `timeout_ms` or, with -1, until it is up or the attempt failed (not from
 // inside an actor: TP_EPERM). Returns 0, TP_EINVAL (not a node, bad name,
-// `timeout_ms` below -1), TP_ETIMEDOUT or TP_ENOTCONN (the attempt failed:
-// refused, wrong secret ...; the log says why).
+// `timeout_ms` below -1), TP_EAGAIN (the node knows 4096 peers already),
+// TP_ENOMEM, TP_ETIMEDOUT or TP_ENOTCONN (the attempt failed: refused,
+// wrong secret ...; the log says why).
 TP_API int tp_node_connect(tp_system *sys, const char *node, int timeout_ms);
 
 // Closes the connection to `node`, as if it had gone down, and stops
@@ -97,8 +100,10 @@ TP_API int tp_node_connect(tp_system *sys, const char *node, int timeout_ms);
 TP_API int tp_node_disconnect(tp_system *sys, const char *node);
 
 // The pid of the actor registered as `name` on `node` is not known in
-// advance; these send to it by name. Same codes as tp_send; a name that is
-// not registered there loses the message (counted in the peer's stats).
+// advance; these send to it by name. Same codes as tp_send, and those of
+// tp_node_connect for a node not known yet (TP_EINVAL for a malformed
+// one); a name that is not registered there loses the message (counted
+// in the peer's stats).
 TP_API int tp_send_name_at(tp_ctx *ctx, const char *name, const char *node,
                            uint32_t tag, const void *data, size_t size);
 TP_API int tp_system_send_name_at(tp_system *sys, const char *name,
@@ -148,7 +153,9 @@ typedef struct tp_node_stats {
 
 TP_API int tp_node_stats_get(tp_system *sys, tp_node_stats *out);
 
-// Checks that a full node name is well formed ("NAME@A.B.C.D:PORT").
+// Checks that a full node name is well formed: "NAME@A.B.C.D:PORT" or
+// "NAME@[IPv6]:PORT", the IPv6 address spelled as tp_node_name would spell
+// it ("[::1]", not "[0:0:0:0:0:0:0:1]"), the port without leading zeros.
 // Returns 0 or TP_EINVAL. Any thread.
 TP_API int tp_node_name_check(const char *node);
 

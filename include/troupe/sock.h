@@ -28,7 +28,7 @@ typedef uint64_t tp_sock;
 // new socket belongs to the listener's owner.
 typedef struct tp_sock_accepted {
     tp_sock sock;
-    char peer[48]; // "HOST:PORT"
+    char peer[48]; // "HOST:PORT" (a long IPv6 address is cut short)
 } tp_sock_accepted;
 
 // Data messages a socket may have waiting in its owner's mailbox before
@@ -39,17 +39,21 @@ typedef struct tp_sock_accepted {
 // Bytes a socket may hold unsent before tp_sock_send refuses more.
 #define TP_SOCK_SEND_MAX ((size_t)4 << 20)
 
-// Listens on `addr` ("HOST:PORT", IPv4, port 0 picks one) for the running
-// actor, which receives TP_TAG_SOCK_ACCEPTED for each connection. Stores
-// the handle in `*out` and the bound port in `*port` (may be NULL).
-// Returns 0, TP_EINVAL, TP_EADDRINUSE, TP_EAGAIN (no socket, no I/O
-// thread, socket table full), TP_EPERM (not on the actor's thread).
+// Listens on `addr` ("A.B.C.D:PORT" or "[IPv6]:PORT", port 0 picks one)
+// for the running actor, which receives TP_TAG_SOCK_ACCEPTED for each
+// connection. Stores the handle in `*out` and the bound port in `*port`
+// (may be NULL). Returns 0, TP_EINVAL (a malformed address), the error
+// socket(2), bind(2) or listen(2) gave (TP_EADDRINUSE, TP_EADDRNOTAVAIL,
+// TP_EACCES, TP_EAFNOSUPPORT, TP_EMFILE, ...), TP_EAGAIN (no I/O thread,
+// socket table full), TP_ENOMEM, TP_EPERM (not on the actor's thread).
 TP_API int tp_sock_listen(tp_ctx *ctx, const char *addr, tp_sock *out,
                           uint16_t *port);
 
 // Connects to `addr` for the running actor, without waiting: the actor
 // receives TP_TAG_SOCK_CONNECTED, or TP_TAG_SOCK_CLOSED with the error.
-// Returns 0, TP_EINVAL, TP_EAGAIN or TP_EPERM.
+// Returns 0, TP_EINVAL, the error socket(2) or connect(2) gave at once
+// (TP_ENETUNREACH, TP_EAFNOSUPPORT, ...), TP_EAGAIN, TP_ENOMEM or
+// TP_EPERM.
 TP_API int tp_sock_connect(tp_ctx *ctx, const char *addr, tp_sock *out);
 
 // Queues `size` bytes (copied) for sending on `s`, which the running actor

@@ -266,6 +266,12 @@ void tp__actor_kill_now(tp_system *sys, tp_pid pid);
 uint64_t tp__new_ref(tp_system *sys);
 #define TP__EWAIT INT_MIN // internal: a thread should wait and retry
 
+// The TP_E* code for errno value `e` (err.c), for a caller that read errno
+// right after the call that failed: codes reuse errno values, so this is
+// -e, which tp_err_name names when err.h lists it. An `e` of 0, from a
+// call that failed without saying why, gives TP_EINVAL.
+int tp__err_from_errno(int e);
+
 // ---- clocks (clock.c) -------------------------------------------------
 
 struct timespec;

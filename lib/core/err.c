@@ -38,6 +38,12 @@ tp_err_name(int err)
 }
 
 int
+tp__err_from_errno(int e)
+{
+    return e > 0 ? -e : TP_EINVAL;
+}
+
+int
 tp_reason_format(int reason, char *buf, size_t size)
 {
     static const char *const names[] = {

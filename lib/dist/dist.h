@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: MIT
 // The distribution subsystem's internal header: what the rest of the
-// runtime calls of node.c (routing to peers, the proxy actors, corking).
+// runtime calls of the node (routing to peers, the proxy actors and
+// corking in send.c, pids in table.c, stalls in input.c, stop and free in
+// node.c). The node's own structs and calls are in node_impl.h.
 #ifndef TROUPE_DIST_H
 #define TROUPE_DIST_H
 
 #include "core/core.h"
 
-// ---- distribution (node.c) --------------------------------------------
+// ---- distribution ------------------------------------------------------
 
 // How a message is put into a peer's send queue.
 enum { TP__ROUTE_NORMAL, TP__ROUTE_NOWAIT, TP__ROUTE_FORCE, TP__ROUTE_SYS };
@@ -24,7 +26,7 @@ int tp__node_route(tp_system *sys, tp_actor *self, tp_pid to, tp__msg *m,
                    int mode);
 void tp__node_kick(tp_actor *proxy);
 // The peers whose queued frames this thread's activation held back
-// (node.c's corking); the scheduler calls tp__node_uncork after an
+// (send.c's corking); the scheduler calls tp__node_uncork after an
 // activation that left any. Only in TLS of its own, not in tp__self, which
 // callbacks run inside an activation (init, terminate) save and restore.
 #define TP__CORK_PEERS 8
@@ -35,8 +37,6 @@ typedef struct tp__corkset {
 extern _Thread_local tp__corkset tp__corked;
 void tp__node_uncork(void);
 void tp__node_stop(tp_system *sys);
-void tp__io_stop(tp_system *sys);
-void tp__io_free(tp_system *sys);
 void tp__node_free(tp_system *sys);
 int tp__node_pid_encode(tp_system *sys, tp_pid pid, const char **node,
                         uint32_t *inc, uint64_t *local);

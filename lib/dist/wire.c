@@ -13,30 +13,6 @@
 
 // ---- output ---------------------------------------------------------------
 
-void
-tp__wbuf_reserve(tp__wbuf *b, size_t more)
-{
-    if (b->failed || b->cap - b->len >= more)
-        return;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap - b->len < more)
-        cap *= 2;
-    uint8_t *p = realloc(b->p, cap);
-    if (p == NULL) {
-        b->failed = true;
-        return;
-    }
-    b->p = p;
-    b->cap = cap;
-}
-
-void
-tp__wbuf_free(tp__wbuf *b)
-{
-    free(b->p);
-    memset(b, 0, sizeof *b);
-}
-
 static uint8_t *
 put_be(uint8_t *o, uint64_t v, int bytes)
 {
@@ -475,6 +451,60 @@ arity(uint32_t type)
     return 0;
 }
 
+// The fields of HELLO and CHALLENGE.
+static void
+rd_hello(cur *c, tp__frame *f)
+{
+    f->vsn = (uint32_t)rd_uint(c, UINT32_MAX);
+    f->name = rd_bytes(c, false, TP__WIRE_NODE_MAX, &f->name_len);
+    if (!c->err && memchr(f->name, 0, f->name_len) != NULL)
+        c->err = TP__W_BAD_FIELD; // names are text: no NUL inside
+    f->inc = (uint32_t)rd_uint(c, UINT32_MAX);
+    f->nonce = rd_fixed_bin(c, TP__WIRE_NONCE);
+    if (f->type == TP__F_CHALLENGE)
+        f->mac = rd_fixed_bin(c, TP__WIRE_MAC);
+}
+
+// The fields of SEND and SEND_NAME.
+static void
+rd_send(cur *c, tp__frame *f)
+{
+    if (f->type == TP__F_SEND) {
+        f->to_inc = (uint32_t)rd_uint(c, UINT32_MAX);
+        f->to = rd_uint(c, PID_MAX);
+    } else {
+        f->name = rd_bytes(c, false, TP_NAME_MAX_WIRE - 1, &f->name_len);
+        if (!c->err &&
+            (f->name_len == 0 || memchr(f->name, 0, f->name_len) != NULL))
+            c->err = TP__W_BAD_FIELD;
+    }
+    f->from = rd_uint(c, PID_MAX);
+    f->tag = (uint32_t)rd_uint(c, UINT32_MAX);
+    f->ref = rd_uint(c, UINT64_MAX);
+    f->flags = (uint32_t)rd_uint(c, TP__WF_REPLY);
+    f->payload = rd_bytes(c, true, SIZE_MAX, &f->payload_len);
+}
+
+// The fields of LINK to DOWN.
+static void
+rd_signal(cur *c, tp__frame *f)
+{
+    f->to_inc = (uint32_t)rd_uint(c, UINT32_MAX);
+    f->to = rd_uint(c, PID_MAX);
+    f->from = rd_uint(c, PID_MAX);
+    if (f->type == TP__F_EXIT) {
+        f->reason = rd_int(c);
+        f->linked = rd_bool(c);
+        f->text = rd_bytes(c, false, TP__WIRE_TEXT_MAX, &f->text_len);
+    } else if (f->type == TP__F_MONITOR || f->type == TP__F_DEMONITOR) {
+        f->ref = rd_uint(c, REF_MAX);
+    } else if (f->type == TP__F_DOWN) {
+        f->ref = rd_uint(c, UINT64_MAX);
+        f->reason = rd_int(c);
+        f->text = rd_bytes(c, false, TP__WIRE_TEXT_MAX, &f->text_len);
+    }
+}
+
 int
 tp__wire_decode(const uint8_t *p, size_t n, tp__frame *f)
 {
@@ -501,14 +531,7 @@ tp__wire_decode(const uint8_t *p, size_t n, tp__frame *f)
     switch (f->type) {
     case TP__F_HELLO:
     case TP__F_CHALLENGE:
-        f->vsn = (uint32_t)rd_uint(&c, UINT32_MAX);
-        f->name = rd_bytes(&c, false, TP__WIRE_NODE_MAX, &f->name_len);
-        if (!c.err && memchr(f->name, 0, f->name_len) != NULL)
-            c.err = TP__W_BAD_FIELD; // names are text: no NUL inside
-        f->inc = (uint32_t)rd_uint(&c, UINT32_MAX);
-        f->nonce = rd_fixed_bin(&c, TP__WIRE_NONCE);
-        if (f->type == TP__F_CHALLENGE)
-            f->mac = rd_fixed_bin(&c, TP__WIRE_MAC);
+        rd_hello(&c, f);
         break;
     case TP__F_REPLY:
         f->mac = rd_fixed_bin(&c, TP__WIRE_MAC);
@@ -524,36 +547,10 @@ tp__wire_decode(const uint8_t *p, size_t n, tp__frame *f)
         break;
     case TP__F_SEND:
     case TP__F_SEND_NAME:
-        if (f->type == TP__F_SEND) {
-            f->to_inc = (uint32_t)rd_uint(&c, UINT32_MAX);
-            f->to = rd_uint(&c, PID_MAX);
-        } else {
-            f->name = rd_bytes(&c, false, TP_NAME_MAX_WIRE - 1, &f->name_len);
-            if (!c.err && (f->name_len == 0 ||
-                           memchr(f->name, 0, f->name_len) != NULL))
-                c.err = TP__W_BAD_FIELD;
-        }
-        f->from = rd_uint(&c, PID_MAX);
-        f->tag = (uint32_t)rd_uint(&c, UINT32_MAX);
-        f->ref = rd_uint(&c, UINT64_MAX);
-        f->flags = (uint32_t)rd_uint(&c, TP__WF_REPLY);
-        f->payload = rd_bytes(&c, true, SIZE_MAX, &f->payload_len);
+        rd_send(&c, f);
         break;
-    default: // signals
-        f->to_inc = (uint32_t)rd_uint(&c, UINT32_MAX);
-        f->to = rd_uint(&c, PID_MAX);
-        f->from = rd_uint(&c, PID_MAX);
-        if (f->type == TP__F_EXIT) {
-            f->reason = rd_int(&c);
-            f->linked = rd_bool(&c);
-            f->text = rd_bytes(&c, false, TP__WIRE_TEXT_MAX, &f->text_len);
-        } else if (f->type == TP__F_MONITOR || f->type == TP__F_DEMONITOR) {
-            f->ref = rd_uint(&c, REF_MAX);
-        } else if (f->type == TP__F_DOWN) {
-            f->ref = rd_uint(&c, UINT64_MAX);
-            f->reason = rd_int(&c);
-            f->text = rd_bytes(&c, false, TP__WIRE_TEXT_MAX, &f->text_len);
-        }
+    default:
+        rd_signal(&c, f);
         break;
     }
     if (c.err)

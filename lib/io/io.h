@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// The I/O thread shared by distribution (node.c) and actors' sockets
+// The I/O thread shared by distribution (lib/dist) and actors' sockets
 // (sock.c): one libev loop per system, and the runtime's only window onto
 // libev: io.c is the one file that includes <ev.h>. A watcher lives inside
 // the object it serves (no allocation per watcher) as storage the size of
@@ -13,6 +13,8 @@
 #include <stddef.h>
 
 #include "core/core.h"
+#include "io/addr.h"
+#include "io/wbuf.h"
 
 enum { TP__IO_NODE = 0, TP__IO_SOCK = 1, TP__IO_CLIENTS = 2 };
 
@@ -62,6 +64,10 @@ typedef struct tp__io {
 } tp__io;
 
 tp__io *tp__io_get(tp_system *sys);
+// Stops the I/O thread (system.c, at shutdown); the loop and its
+// watchers stay until tp__io_free, once nothing uses them.
+void tp__io_stop(tp_system *sys);
+void tp__io_free(tp_system *sys);
 void tp__io_on_wake(tp__io *io, int client, void (*fn)(void *), void *arg);
 void tp__io_wake(tp__io *io);
 

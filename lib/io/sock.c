@@ -1,15 +1,10 @@
 // SPDX-License-Identifier: MIT
-// Actors' sockets. The I/O thread owns every socket's state; actors reach
-// it through a command list and a table of slots whose few shared fields
-// (generation, owner, bytes waiting, data messages in flight) are atomics,
-// so checking a handle and its owner never waits for the I/O thread. A
-// handle is the slot's index and generation: a closed socket's handle
-// stays dead when its slot is reused.
+// Actors' sockets, the actors' side: handles, the command list to the I/O
+// thread (sockio.c), the public calls and the runtime's hooks.
+// sock_impl.h has the shared structs and says how the two sides meet.
 #include "core/core.h"
-#include "dist/wire.h"
-#include "io/io.h"
+#include "io/sock_impl.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -19,67 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define SLOTS_MAX 65536
-
-enum { K_LISTEN, K_CONNECTING, K_STREAM };
-enum { C_WATCH, C_SEND, C_CLOSE, C_RESUME, C_OWNER_DIED, C_GIVEN };
-
-typedef struct tsock {
-    uint32_t idx;
-    int fd;
-    int kind;
-    bool paused;  // stopped reading: the owner has a window's worth
-    bool closing; // close once the output is written
-    tp__io_fd rio, wio;
-    tp__wbuf out;
-    size_t out_off;
-} tsock;
-
-typedef struct tp__socks tp__socks;
-
-typedef struct slot {
-    tp__socks *t;
-    uint32_t idx;
-    bool zombie; // closed with data messages still out; under t->lock
-    _Atomic uint32_t gen;
-    _Atomic int open;
-    _Atomic uint64_t owner;    // pid
-    _Atomic uint64_t pending;  // bytes queued to send
-    _Atomic uint32_t inflight; // data messages in the owner's mailbox
-    _Atomic int held;          // accepted, not to read until given
-    tsock *s;                  // I/O thread only
-} slot;
-
-typedef struct cmd {
-    struct cmd *next;
-    int op;
-    uint32_t idx, gen;
-    uint64_t pid;
-    size_t size;
-    uint8_t data[];
-} cmd;
-
-struct tp__socks {
-    tp_system *sys;
-    tp__io *io;
-    pthread_mutex_t lock; // slot allocation and the command list
-    slot *slots;
-    uint32_t next_idx;
-    uint32_t *free_idx;
-    uint32_t nfree;
-    cmd *head, *tail;
-};
-
 // ---- handles --------------------------------------------------------------
-
-static tp_sock
-handle(const slot *sl, uint32_t idx)
-{
-    // relaxed: the generation only changes on the I/O thread, at close.
-    return ((uint64_t)atomic_load_explicit(&sl->gen, memory_order_relaxed)
-            << 32) |
-           (idx + 1);
-}
 
 static tp__socks *
 socks_of(tp_system *sys)
@@ -94,11 +29,7 @@ slot_of(tp__socks *t, tp_sock s, uint32_t *idx)
     uint32_t i = (uint32_t)s;
     if (t == NULL || i == 0 || i > SLOTS_MAX)
         return NULL;
-    i--;
-    // acquire: the table grows only under the lock; next_idx is read
-    // racily but every index below it points into allocated slots.
-    if (i >= SLOTS_MAX)
-        return NULL;
+    i--; // the table holds SLOTS_MAX slots from the start
     slot *sl = &t->slots[i];
     if (atomic_load_explicit(&sl->gen, memory_order_acquire) !=
             (uint32_t)(s >> 32) ||
@@ -136,335 +67,6 @@ cmd_new(int op, uint32_t idx, uint32_t gen, size_t size)
     return c;
 }
 
-// ---- the I/O thread
-// ---------------------------------------------------------
-
-static void sock_read_cb(tp__io_fd *w, int revents);
-static void sock_write_cb(tp__io_fd *w, int revents);
-
-// Frees the socket in slot `idx`; tells its owner unless `quiet`.
-static void
-sock_free(tp__socks *t, uint32_t idx, int err, bool quiet)
-{
-    slot *sl = &t->slots[idx];
-    tsock *s = sl->s;
-    if (s == NULL)
-        return;
-    tp_sock h = handle(sl, idx);
-    tp__io_fd_stop(t->io, &s->rio);
-    tp__io_fd_stop(t->io, &s->wio);
-    close(s->fd);
-    tp__wbuf_free(&s->out);
-    free(s);
-    sl->s = NULL;
-    tp_pid owner = {atomic_load_explicit(&sl->owner, memory_order_acquire)};
-    atomic_store_explicit(&sl->open, 0, memory_order_release);
-    if (!quiet) {
-        int32_t e = err;
-        tp__msg *m = tp__msg_new_copy(t->sys, TP_TAG_SOCK_CLOSED, TP_PID_NIL,
-                                      &e, sizeof e);
-        if (m != NULL) {
-            m->pub.ref = h;
-            if (tp__deliver_force(t->sys, owner, m) != 0)
-                tp__msg_free(m);
-        }
-    }
-    pthread_mutex_lock(&t->lock);
-    // release: a handle of the old generation is dead from here on.
-    atomic_fetch_add_explicit(&sl->gen, 1, memory_order_release);
-    atomic_store_explicit(&sl->pending, 0, memory_order_relaxed);
-    // A slot with data messages still out is reused only once they are
-    // gone, so their accounting never reaches a newer socket.
-    if (atomic_load_explicit(&sl->inflight, memory_order_acquire) == 0)
-        t->free_idx[t->nfree++] = idx;
-    else
-        sl->zombie = true;
-    pthread_mutex_unlock(&t->lock);
-}
-
-// Delivers `m` about slot `idx` to its owner; a dead owner closes it.
-static bool
-to_owner(tp__socks *t, uint32_t idx, tp__msg *m)
-{
-    slot *sl = &t->slots[idx];
-    m->pub.ref = handle(sl, idx);
-    tp_pid owner = {atomic_load_explicit(&sl->owner, memory_order_acquire)};
-    if (tp__deliver_force(t->sys, owner, m) == 0)
-        return true;
-    tp__msg_free(m);
-    sock_free(t, idx, 0, true);
-    return false;
-}
-
-static void
-sock_flush(tp__socks *t, uint32_t idx)
-{
-    tsock *s = t->slots[idx].s;
-    while (s->out_off < s->out.len) {
-        ssize_t w = send(s->fd, s->out.p + s->out_off, s->out.len - s->out_off,
-                         MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN)
-                break;
-            sock_free(t, idx, -errno, false);
-            return;
-        }
-        s->out_off += (size_t)w;
-        atomic_fetch_sub_explicit(&t->slots[idx].pending, (uint64_t)w,
-                                  memory_order_relaxed);
-    }
-    if (s->out_off == s->out.len) {
-        s->out.len = s->out_off = 0;
-        tp__io_fd_stop(t->io, &s->wio);
-        if (s->closing)
-            sock_free(t, idx, 0, true);
-    } else {
-        tp__io_fd_start(t->io, &s->wio);
-    }
-}
-
-static uint32_t
-slot_alloc(tp__socks *t)
-{
-    uint32_t idx = UINT32_MAX;
-    pthread_mutex_lock(&t->lock);
-    if (t->nfree > 0)
-        idx = t->free_idx[--t->nfree];
-    else if (t->next_idx < SLOTS_MAX)
-        idx = t->next_idx++;
-    pthread_mutex_unlock(&t->lock);
-    return idx;
-}
-
-static tsock *
-tsock_new(tp__socks *t, uint32_t idx, int fd, int kind)
-{
-    tsock *s = calloc(1, sizeof *s);
-    if (s == NULL)
-        return NULL;
-    s->idx = idx;
-    s->fd = fd;
-    s->kind = kind;
-    tp__io_fd_init(&s->rio, sock_read_cb, fd, TP__IO_READ);
-    tp__io_fd_init(&s->wio, sock_write_cb, fd, TP__IO_WRITE);
-    s->rio.data = s->wio.data = t;
-    return s;
-}
-
-static void
-do_accept(tp__socks *t, uint32_t lidx)
-{
-    tsock *l = t->slots[lidx].s;
-    for (int i = 0; i < 16; i++) {
-        struct sockaddr_in sa;
-        socklen_t sl = sizeof sa;
-        int fd = accept4(l->fd, (struct sockaddr *)&sa, &sl,
-                         SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0)
-            return;
-        uint32_t idx = slot_alloc(t);
-        tsock *s = idx == UINT32_MAX ? NULL : tsock_new(t, idx, fd, K_STREAM);
-        if (s == NULL) {
-            if (idx != UINT32_MAX) {
-                pthread_mutex_lock(&t->lock);
-                t->free_idx[t->nfree++] = idx;
-                pthread_mutex_unlock(&t->lock);
-            }
-            close(fd);
-            tp__log(t->sys, TP_LOG_WARNING,
-                    "sock: connection refused: socket table full");
-            continue;
-        }
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        slot *ns = &t->slots[idx];
-        ns->s = s;
-        atomic_store_explicit(
-            &ns->owner,
-            atomic_load_explicit(&t->slots[lidx].owner, memory_order_acquire),
-            memory_order_release);
-        atomic_store_explicit(&ns->inflight, 0, memory_order_relaxed);
-        atomic_store_explicit(&ns->held, 0, memory_order_relaxed);
-        atomic_store_explicit(&ns->open, 1, memory_order_release);
-        tp_sock_accepted a = {.sock = handle(ns, idx)};
-        char ip[INET_ADDRSTRLEN] = "?";
-        inet_ntop(AF_INET, &sa.sin_addr, ip, sizeof ip);
-        snprintf(a.peer, sizeof a.peer, "%s:%u", ip, ntohs(sa.sin_port));
-        tp__msg *m = tp__msg_new_copy(t->sys, TP_TAG_SOCK_ACCEPTED, TP_PID_NIL,
-                                      &a, sizeof a);
-        if (m == NULL) {
-            sock_free(t, idx, 0, true);
-            continue;
-        }
-        // Reading starts once the owner has handled this message, so data
-        // goes to whoever it handed the socket to.
-        s->paused = true;
-        m->flags |= TP__MSG_SOCK_START;
-        m->aux = ns;
-        if (!to_owner(t, lidx, m)) {
-            sock_free(t, idx, 0, true);
-            return; // the listener's owner is gone: so is the listener
-        }
-    }
-}
-
-static void
-do_read(tp__socks *t, uint32_t idx)
-{
-    slot *sl = &t->slots[idx];
-    tsock *s = sl->s;
-    if (atomic_load_explicit(&sl->inflight, memory_order_acquire) >=
-        TP_SOCK_WINDOW) {
-        tp__io_fd_stop(t->io, &s->rio);
-        s->paused = true; // resumed when the owner has caught up
-        return;
-    }
-    tp__msg *m = tp__msg_new_raw(t->sys, TP_SOCK_READ_MAX);
-    if (m == NULL)
-        return;
-    ssize_t r = read(s->fd, (void *)m->pub.data, TP_SOCK_READ_MAX);
-    if (r <= 0) {
-        tp__msg_free(m);
-        if (r < 0 && (errno == EAGAIN || errno == EINTR))
-            return;
-        sock_free(t, idx, r == 0 ? 0 : -errno, false);
-        return;
-    }
-    m->pub.tag = TP_TAG_SOCK_DATA;
-    m->pub.size = (size_t)r;
-    m->flags |= TP__MSG_SOCK_DATA;
-    m->aux = sl;
-    atomic_fetch_add_explicit(&sl->inflight, 1, memory_order_acq_rel);
-    to_owner(t, idx, m);
-}
-
-static void
-sock_read_cb(tp__io_fd *w, int revents)
-{
-    (void)revents;
-    tp__socks *t = w->data;
-    tsock *s = (tsock *)((char *)w - offsetof(tsock, rio));
-    if (s->kind == K_LISTEN)
-        do_accept(t, s->idx);
-    else
-        do_read(t, s->idx);
-}
-
-static void
-sock_write_cb(tp__io_fd *w, int revents)
-{
-    (void)revents;
-    tp__socks *t = w->data;
-    tsock *s = (tsock *)((char *)w - offsetof(tsock, wio));
-    uint32_t idx = s->idx;
-    if (s->kind == K_CONNECTING) {
-        int err = 0;
-        socklen_t len = sizeof err;
-        getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len);
-        if (err != 0) {
-            sock_free(t, idx, -err, false);
-            return;
-        }
-        s->kind = K_STREAM;
-        tp__io_fd_stop(t->io, &s->wio);
-        tp__msg *m = tp__msg_new_copy(t->sys, TP_TAG_SOCK_CONNECTED,
-                                      TP_PID_NIL, NULL, 0);
-        if (m == NULL || !to_owner(t, idx, m))
-            return;
-        tp__io_fd_start(t->io, &s->rio);
-        if (s->out.len > s->out_off)
-            sock_flush(t, idx);
-        return;
-    }
-    sock_flush(t, idx);
-}
-
-// Closes every socket `pid` owns, quietly; io->lock held.
-static void
-close_owned(tp__socks *t, uint64_t pid)
-{
-    pthread_mutex_lock(&t->lock);
-    uint32_t n = t->next_idx;
-    pthread_mutex_unlock(&t->lock);
-    for (uint32_t i = 0; i < n; i++)
-        if (t->slots[i].s != NULL &&
-            atomic_load_explicit(&t->slots[i].owner, memory_order_acquire) ==
-                pid)
-            sock_free(t, i, 0, true);
-}
-
-static void
-run_cmd(tp__socks *t, cmd *c)
-{
-    slot *sl = &t->slots[c->idx];
-    tsock *s = sl->s;
-    if (c->op == C_OWNER_DIED) {
-        close_owned(t, c->pid);
-        return;
-    }
-    if (s == NULL ||
-        atomic_load_explicit(&sl->gen, memory_order_relaxed) != c->gen)
-        return; // closed meanwhile
-    switch (c->op) {
-    case C_WATCH:
-        if (s->kind == K_CONNECTING)
-            tp__io_fd_start(t->io, &s->wio);
-        else
-            tp__io_fd_start(t->io, &s->rio);
-        break;
-    case C_SEND:
-        tp__wbuf_reserve(&s->out, c->size);
-        if (s->out.failed) {
-            sock_free(t, c->idx, TP_ENOMEM, false);
-            return;
-        }
-        memcpy(s->out.p + s->out.len, c->data, c->size);
-        s->out.len += c->size;
-        if (s->kind == K_STREAM)
-            sock_flush(t, c->idx);
-        break;
-    case C_CLOSE:
-        s->closing = true;
-        if (s->out.len == s->out_off || s->kind != K_STREAM)
-            sock_free(t, c->idx, 0, true);
-        break;
-    case C_RESUME:
-        if (s->paused &&
-            atomic_load_explicit(&sl->inflight, memory_order_acquire) <
-                TP_SOCK_WINDOW) {
-            s->paused = false;
-            tp__io_fd_start(t->io, &s->rio);
-        }
-        break;
-    case C_GIVEN: {
-        // The new owner turned out dead: close.
-        tp_pid owner = {
-            atomic_load_explicit(&sl->owner, memory_order_acquire)};
-        if (tp_pid_eq(owner, (tp_pid){c->pid}))
-            sock_free(t, c->idx, 0, true);
-        break;
-    }
-    }
-}
-
-static void
-socks_wake(void *arg)
-{
-    tp__socks *t = arg;
-    pthread_mutex_lock(&t->lock);
-    cmd *c = t->head;
-    t->head = t->tail = NULL;
-    pthread_mutex_unlock(&t->lock);
-    while (c != NULL) {
-        cmd *next = c->next;
-        run_cmd(t, c);
-        free(c);
-        c = next;
-    }
-}
-
 // ---- setup
 // ------------------------------------------------------------------
 
@@ -495,34 +97,12 @@ socks_get(tp_system *sys)
             free(t);
             t = NULL;
         } else {
-            tp__io_on_wake(io, TP__IO_SOCK, socks_wake, t);
+            tp__io_on_wake(io, TP__IO_SOCK, tp__socks_wake, t);
             atomic_store_explicit(&sys->socks, t, memory_order_release);
         }
     }
     pthread_mutex_unlock(&io->lock);
     return t;
-}
-
-static int
-parse(const char *addr, struct sockaddr_in *sa, bool any_port)
-{
-    if (addr == NULL)
-        return TP_EINVAL;
-    const char *colon = strrchr(addr, ':');
-    char host[INET_ADDRSTRLEN];
-    if (colon == NULL || (size_t)(colon - addr) >= sizeof host)
-        return TP_EINVAL;
-    memcpy(host, addr, (size_t)(colon - addr));
-    host[colon - addr] = 0;
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (colon[1] == 0 || *end != 0 || port < 0 || port > 65535 ||
-        (port == 0 && !any_port))
-        return TP_EINVAL;
-    memset(sa, 0, sizeof *sa);
-    sa->sin_family = AF_INET;
-    sa->sin_port = htons((uint16_t)port);
-    return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : TP_EINVAL;
 }
 
 // Records that `a` may own sockets, so its exit closes them.
@@ -546,12 +126,12 @@ mark_owner(tp__socks *t, tp_actor *a)
 static int
 open_sock(tp_actor *a, tp__socks *t, int fd, int kind, tp_sock *out)
 {
-    uint32_t idx = slot_alloc(t);
+    uint32_t idx = tp__sock_slot_alloc(t);
     if (idx == UINT32_MAX) {
         close(fd);
         return TP_EAGAIN;
     }
-    tsock *s = tsock_new(t, idx, fd, kind);
+    tsock *s = tp__tsock_new(t, idx, fd, kind);
     cmd *c = cmd_new(C_WATCH, idx, 0, 0);
     if (s == NULL || c == NULL) {
         free(s);
@@ -584,27 +164,29 @@ tp_sock_listen(tp_ctx *ctx, const char *addr, tp_sock *out, uint16_t *port)
     if (rc != 0)
         return rc;
     tp_actor *a = (tp_actor *)ctx;
-    struct sockaddr_in sa;
-    if ((rc = parse(addr, &sa, true)) != 0)
+    struct sockaddr_storage sa;
+    socklen_t sl;
+    if ((rc = tp__addr_parse(addr, TP__ADDR_PORT0, &sa, &sl)) != 0)
         return rc;
     tp__socks *t = socks_get(a->system);
     if (t == NULL)
         return TP_EAGAIN;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd =
+        socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
-        return TP_EAGAIN;
+        return tp__err_from_errno(errno);
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
-        listen(fd, 128) != 0) {
-        rc = errno == EADDRINUSE ? TP_EADDRINUSE : TP_EINVAL;
+    if (bind(fd, (struct sockaddr *)&sa, sl) != 0 ||
+        listen(fd, SOCK_BACKLOG) != 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &(socklen_t){sizeof sa}) !=
+            0) {
+        rc = tp__err_from_errno(errno); // before close() may change it
         close(fd);
         return rc;
     }
-    socklen_t sl = sizeof sa;
-    getsockname(fd, (struct sockaddr *)&sa, &sl);
     if ((rc = open_sock(a, t, fd, K_LISTEN, out)) == 0 && port != NULL)
-        *port = ntohs(sa.sin_port);
+        *port = (uint16_t)tp__addr_port(&sa);
     return rc;
 }
 
@@ -615,22 +197,24 @@ tp_sock_connect(tp_ctx *ctx, const char *addr, tp_sock *out)
     if (rc != 0)
         return rc;
     tp_actor *a = (tp_actor *)ctx;
-    struct sockaddr_in sa;
-    if ((rc = parse(addr, &sa, false)) != 0)
+    struct sockaddr_storage sa;
+    socklen_t sl;
+    if ((rc = tp__addr_parse(addr, 0, &sa, &sl)) != 0)
         return rc;
     tp__socks *t = socks_get(a->system);
     if (t == NULL)
         return TP_EAGAIN;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd =
+        socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
-        return TP_EAGAIN;
+        return tp__err_from_errno(errno);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     // Completion (or failure) shows as writability on the I/O thread.
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 &&
-        errno != EINPROGRESS) {
+    if (connect(fd, (struct sockaddr *)&sa, sl) != 0 && errno != EINPROGRESS) {
+        rc = tp__err_from_errno(errno); // before close() may change it
         close(fd);
-        return TP_EINVAL;
+        return rc;
     }
     return open_sock(a, t, fd, K_CONNECTING, out);
 }
@@ -818,7 +402,7 @@ tp__sock_owner_died(tp_actor *a)
     // ports are free. The I/O lock makes this thread the loop's owner for
     // the moment (io.h); it waits at most for one round of I/O callbacks.
     pthread_mutex_lock(&t->io->lock);
-    close_owned(t, a->pid.v);
+    tp__sock_close_owned(t, a->pid.v);
     pthread_mutex_unlock(&t->io->lock);
 }
 

@@ -29,6 +29,9 @@ install: install-actord
 uninstall: uninstall-actord
 
 $(B)/obj/tools/actord/%.o: CFLAGS += $(INIH_CFLAGS)
+# confval.c checks addresses with the library's parser (lib/io/addr.h,
+# which needs only system headers).
+$(B)/obj/tools/actord/confval.o: CFLAGS += -Ilib
 
 $(ACTORD): $(ACTORD_OBJ) $(STATIC) tools/actord/exports.list
 	@mkdir -p $(@D)

@@ -4,8 +4,8 @@
 // path helpers the reader uses. Also copies and comparisons of [app]
 // sections, which reload needs.
 #include "confval.h"
+#include "io/addr.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
@@ -41,38 +41,52 @@ ad_node_key_find(const char *key)
 
 // ---- addresses -------------------------------------------------------------
 
+// The library's own parser (lib/io/addr.c, linked into actord with the
+// rest of the static library), so that what --check accepts is what
+// tp_node_start and the metrics endpoint accept.
+static bool
+addr_parse(const char *addr, int flags, struct sockaddr_storage *sa)
+{
+    socklen_t len;
+    return tp__addr_parse(addr, flags, sa, &len) == 0;
+}
+
 bool
 ad_addr_ok(const char *addr, char *why, size_t size)
 {
+    struct sockaddr_storage sa;
+    if (addr_parse(addr, TP__ADDR_PORT0, &sa))
+        return true;
+    // Say which half is wrong: is the host good with a good port?
     const char *colon = strrchr(addr, ':');
-    char host[INET_ADDRSTRLEN];
-    struct in_addr in;
-    size_t hl = colon ? (size_t)(colon - addr) : 0;
+    if (addr[0] == '[') { // IPv6: the port follows the bracket
+        colon = strstr(addr, "]:");
+        colon = colon ? colon + 1 : NULL;
+    }
     const char *port = colon ? colon + 1 : "";
-    char *end;
-    errno = 0;
-    unsigned long p = strtoul(port, &end, 10);
-    if (colon == NULL || hl == 0 || hl >= sizeof host || *port == 0 ||
-        *end != 0 || port[0] == '-' || port[0] == '+' || errno != 0 ||
-        p > 65535) {
+    char probe[TP__ADDR_STRLEN + 8];
+    int hl = colon ? (int)(colon - addr) : 0;
+    snprintf(probe, sizeof probe, "%.*s:1", hl, addr);
+    if (hl > 0 && *port != 0 && strspn(port, "0123456789") == strlen(port) &&
+        hl < TP__ADDR_STRLEN && !addr_parse(probe, 0, &sa)) {
         snprintf(why, size,
-                 "expected HOST:PORT with a numeric IPv4 address and a port "
-                 "from 0 to 65535, such as 127.0.0.1:4370");
+                 "\"%.*s\" is not a numeric IPv4 address or an IPv6 "
+                 "address in brackets",
+                 hl, addr);
         return false;
     }
-    memcpy(host, addr, hl);
-    host[hl] = 0;
-    if (inet_pton(AF_INET, host, &in) != 1) {
-        snprintf(why, size, "\"%s\" is not a numeric IPv4 address", host);
-        return false;
-    }
-    return true;
+    snprintf(why, size,
+             "expected HOST:PORT with a numeric IPv4 address or an IPv6 "
+             "address in brackets and a port from 0 to 65535 without "
+             "leading zeros, such as 127.0.0.1:4370 or [::1]:4370");
+    return false;
 }
 
 bool
 ad_addr_is_loopback(const char *addr)
 {
-    return strncmp(addr, "127.", 4) == 0;
+    struct sockaddr_storage sa;
+    return addr_parse(addr, TP__ADDR_PORT0, &sa) && tp__addr_is_loopback(&sa);
 }
 
 #define NAME_WHY "a node name is 1 to 48 of A-Z a-z 0-9 _ . -"
@@ -126,7 +140,9 @@ peer_ok(const char *e, char *why, size_t n)
     if (!ad_addr_ok(addr, why, n))
         return false;
     if (tp_node_name_check(e) != 0) { // what is left: the library's view
-        snprintf(why, n, "not a node name troupe accepts");
+        snprintf(why, n,
+                 "not a node name troupe accepts (an IPv6 address is "
+                 "written as the node writes it: [::1], not [0:0::1])");
         return false;
     }
     return true;
@@ -205,16 +221,13 @@ ad_peer_is_self(const char *node, const char *name, const char *listen)
     size_t nl = (size_t)(at - node);
     if (strlen(name) != nl || strncmp(node, name, nl) != 0)
         return false;
-    // Compare addresses as numbers: listen may spell its port 04370.
-    const char *a = at + 1, *ac = strrchr(a, ':'), *lc = strrchr(listen, ':');
-    char ha[INET_ADDRSTRLEN], hl[INET_ADDRSTRLEN];
-    struct in_addr ia, il;
-    snprintf(ha, sizeof ha, "%.*s", (int)(ac - a), a);
-    snprintf(hl, sizeof hl, "%.*s", (int)(lc - listen), listen);
-    return inet_pton(AF_INET, ha, &ia) == 1 &&
-           inet_pton(AF_INET, hl, &il) == 1 && ia.s_addr == il.s_addr &&
-           strtoul(ac + 1, NULL, 10) == strtoul(lc + 1, NULL, 10) &&
-           strtoul(lc + 1, NULL, 10) != 0;
+    // Compare addresses as addresses: listen may spell an IPv6 address
+    // another way than the peer's name does.
+    struct sockaddr_storage a, l;
+    socklen_t al, ll;
+    return tp__addr_parse(at + 1, 0, &a, &al) == 0 &&
+           tp__addr_parse(listen, 0, &l, &ll) == 0 && al == ll &&
+           memcmp(&a, &l, al) == 0;
 }
 
 // ---- the [node] keys -------------------------------------------------------

@@ -62,10 +62,11 @@ const char *ad_suggest(const char *word, const char *const *names);
 char *ad_path_resolve(const char *dir, const char *path);
 // The absolute directory of the file at `path`, malloc'ed, or NULL.
 char *ad_config_dir(const char *path);
-// Checks "A.B.C.D:PORT". Returns true and fills `why` with nothing when
-// it is well formed.
+// Checks "A.B.C.D:PORT" or "[IPv6]:PORT" (port 0 allowed) as the library
+// parses it. Returns true when it is well formed, else false with why in
+// `why`.
 bool ad_addr_ok(const char *addr, char *why, size_t size);
-// True when `addr` (well formed) is on 127.0.0.0/8.
+// True when `addr` (well formed) is a loopback address (127.0.0.0/8, ::1).
 bool ad_addr_is_loopback(const char *addr);
 
 #endif

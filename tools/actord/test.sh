@@ -259,6 +259,12 @@ peers beta@127.0.0.1:4371 'gamma@127.0.0.1:4372 beta@127.0.0.1:4371' |
     bad peerdup2 5 'invalid peers ".*": "beta@127.0.0.1:4371" is listed twice (first at line 4)'
 peers alpha@127.0.0.1:4370 |
     bad peerself 4 'invalid peers: "alpha@127.0.0.1:4370" is this node itself'
+peers 'beta@[0:0::1]:4371' |
+    bad peer6 4 'invalid peers "beta@\[0:0::1\]:4371": not a node name troupe accepts'
+printf '[node]\nname = alpha\nlisten = [::1]:4370\npeers = alpha@[::1]:4370\n' |
+    bad peerself6 4 'invalid peers: "alpha@\[::1\]:4370" is this node itself'
+printf '[node]\nname = alpha\nlisten = [::1\n' |
+    bad listen6 3 'invalid listen "\[::1": expected HOST:PORT'
 peers , | bad peernone 4 'invalid peers ",": no peer listed'
 printf '[node]\nname = alpha\npeers = beta@127.0.0.1:4371\n' |
     bad peerlisten 3 'peers is set but listen is not'

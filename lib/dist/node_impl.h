@@ -1,0 +1,324 @@
+// SPDX-License-Identifier: MIT
+// The node's private header, shared by the files of lib/dist that make up
+// distribution and by nothing else: the node, its peers, their
+// connections and the pairs links and monitors set up across them, the
+// node's defaults and limits, and the calls the files make of each other.
+//
+//   table.c      names, the peer list and the node table (pids' node bits)
+//   send.c       routing to peers, corking, sending by name
+//   connect.c    listening, accepting, dialling, backoff, closing
+//   handshake.c  the authentication state machine
+//   input.c      reading, decoding and delivering frames, stalls
+//   output.c     moving queued frames into connections and writing them
+//   pairs.c      links and monitors across connections, noconnection
+//   node.c       the node's life, configuration, queries, subscribers
+//
+// Threads: the I/O thread owns connections and everything marked "I/O
+// thread"; a thread holding io->lock while the loop waits may stand in for
+// it (corking, direct writes). node->lock guards the peer list, the node
+// table and the subscribers.
+#ifndef TROUPE_DIST_NODE_IMPL_H
+#define TROUPE_DIST_NODE_IMPL_H
+
+#include "core/core.h"
+#include "dist/dist.h"
+#include "dist/wire.h"
+#include "io/io.h"
+#include "signals/signals.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+// ---- defaults, limits and timings ------------------------------------
+
+// What a zero field of tp_node_config means.
+#define TP__NODE_LISTEN_DEFAULT "127.0.0.1:0"
+#define TP__NODE_MAX_FRAME_DEFAULT (1u << 20)
+#define TP__NODE_HEARTBEAT_MS_DEFAULT 500
+#define TP__NODE_TIMEOUT_MS_DEFAULT 2500
+#define TP__NODE_HANDSHAKE_MS_DEFAULT 2000
+#define TP__NODE_SEND_QUEUE_DEFAULT 8192
+#define TP__NODE_MAX_UNAUTH_DEFAULT 64
+#define TP__NODE_RECONNECT_MAX_MS_DEFAULT 5000
+
+// The ranges check_config (node.c) accepts.
+#define TP__NODE_MAX_FRAME_MIN 256
+#define TP__NODE_MAX_FRAME_MAX (1u << 30)
+#define TP__NODE_HEARTBEAT_MS_MIN 10
+#define TP__NODE_HANDSHAKE_MS_MIN 10
+#define TP__NODE_SEND_QUEUE_MAX (1u << 24)
+#define TP__NODE_MAX_UNAUTH_MAX 65536
+#define TP__NODE_RECONNECT_MAX_MS_MIN 100
+// A peer's timeout covers at least this many heartbeats; the tick that
+// checks them runs at least this often per timeout.
+#define TP__NODE_TIMEOUT_BEATS 2
+#define TP__NODE_TICKS_PER_TIMEOUT 5.0
+// A ping is due a little before a full interval has passed, so that a
+// tick landing just short of it does not put the ping off by a whole tick.
+#define TP__NODE_PING_SLACK 0.9
+
+#define TP__NODE_SHORT_MAX 48   // a node's short name, bytes
+#define TP__NODE_PEERS_MAX 4096 // peers a node knows
+#define TP__NODE_ENTS_MAX 65535 // node-table entries; 0 is local
+#define TP__NODE_IDX_SHIFT 48   // a pid's node-table index, above it
+#define TP__NODE_REF_MASK                                                     \
+    ((1ull << TP__NODE_IDX_SHIFT) - 1) // local pids, refs
+#define TP__NODE_SECRET_MIN 32         // secret file, bytes
+#define TP__NODE_SECRET_MAX 4096
+#define TP__NODE_BACKLOG 128     // listen(2)'s backlog
+#define TP__NODE_ACCEPT_BATCH 16 // accepts per readiness event
+
+// Reconnecting: the first delay after a failure, doubled per failure up to
+// reconnect_max_ms, each drawn from [0.75, 1.25) times the current one.
+#define TP__NODE_BACKOFF_FIRST_MS 100
+#define TP__NODE_BACKOFF_JITTER_MIN 0.75
+#define TP__NODE_BACKOFF_JITTER_STEPS 512 // of 1/1024 each above the min
+
+// Output: a proxy is not drained past OUT_HIGH buffered bytes; the write
+// callback drains again below half of it; a buffer grown past OUT_SHRINK bytes is
+// freed once empty. A drain makes at most DRAIN_PASSES passes before it
+// lets the loop run.
+#define TP__NODE_OUT_HIGH (256 * 1024)
+#define TP__NODE_OUT_SHRINK (4 * TP__NODE_OUT_HIGH)
+#define TP__NODE_DRAIN_PASSES 64
+
+// Input: the buffer starts at IN_START bytes and keeps READ_ROOM free
+// for each read; a readiness event reads at most READ_ROUNDS times.
+// Before authentication a frame is at most HS_FRAME_MAX bytes.
+#define TP__NODE_IN_START (64 * 1024)
+#define TP__NODE_READ_ROOM 4096
+#define TP__NODE_READ_ROUNDS 8
+#define TP__NODE_HS_FRAME_MAX 1024
+// A connection stalled on a full mailbox retries this often (seconds)
+// even when no wake-up comes.
+#define TP__NODE_RETRY_S 0.001
+
+// A thread outside any actor sending by name to a full peer queue retries
+// every SEND_WAIT_NS, at most SEND_WAIT_ROUNDS times (about 5 s).
+#define TP__NODE_SEND_WAIT_NS 100000
+#define TP__NODE_SEND_WAIT_ROUNDS 50000
+
+// ---- the node, its peers and connections -------------------------------
+
+// A connection's state: dialling, then the handshake (WIRE.md) from the
+// initiator's or the acceptor's side, then up.
+enum {
+    C_CONNECTING,
+    C_WAIT_HELLO,
+    C_WAIT_CHALLENGE,
+    C_WAIT_REPLY,
+    C_WAIT_ACCEPT,
+    C_UP
+};
+
+typedef struct tp__dist tp__dist;
+typedef struct tp__peer tp__peer;
+
+// A pair a link or monitor across a connection set up; `a` is local.
+typedef struct pair {
+    uint64_t a, b, ref;
+} pair;
+
+// Pairs indexed by a 64-bit key, with slot reuse. I/O thread only.
+typedef struct pairset {
+    tp__map index; // key -> slot + 1
+    pair *slots;
+    uint64_t *keys;
+    uint32_t len, cap;
+    uint32_t *free;
+    uint32_t nfree;
+} pairset;
+
+// One TCP connection, inbound or outbound. I/O thread (or io->lock).
+typedef struct conn {
+    tp__dist *node;
+    tp__peer *peer; // outbound: from the start; inbound: once named
+    int fd;
+    int st;
+    bool outbound;
+    bool counted_unauth;
+    tp__io_fd rio, wio;
+    tp__io_timer retry; // a delivery refused by a full mailbox, retried
+    double born, last_rx, last_ping;
+    char addr[TP__ADDR_STRLEN]; // the peer's, for logs
+    uint8_t nonce_mine[TP__WIRE_NONCE], nonce_peer[TP__WIRE_NONCE];
+    char peer_name[TP_NODE_NAME_MAX];
+    uint32_t peer_inc;
+    uint8_t *in;
+    size_t in_len, in_off, in_cap;
+    tp__wbuf out;
+    size_t out_off;
+    tp__msg *stalled;  // frames' messages waiting for mailbox room, linked
+    tp_pid stalled_to; // through their queue nodes; all for this actor
+    struct conn *next; // in node->conns
+} conn;
+
+// A remote node we know of. Its proxy is its send queue (send.c).
+struct tp__peer {
+    tp__dist *node;
+    char name[TP_NODE_NAME_MAX];
+    struct sockaddr_storage addr; // where to dial it
+    socklen_t addr_len;
+    _Atomic uint32_t inc; // incarnation of the current or last connection
+    _Atomic uint16_t idx; // node-table index of that incarnation, 0 = none
+    _Atomic int state;    // tp_peer_state
+    _Atomic int kicked;
+    _Atomic int want_connect, want_disconnect;
+    _Atomic int want_flush; // a sender left bytes in the output buffer
+    _Atomic int persistent;
+    _Atomic uint64_t fails; // attempts that ended without coming up
+    tp_actor *proxy;
+    conn *conn; // I/O thread: live or connecting connection
+    int backoff_ms;
+    tp__io_timer backoff;
+    pairset links, mon_out, mon_in;
+    _Atomic uint32_t rtt_us;
+    _Atomic uint64_t sent, received, bytes_out, bytes_in, dropped, connects;
+};
+
+// A node-table entry: what a remote pid's node bits name.
+typedef struct ent {
+    tp__peer *peer;
+    uint32_t inc;
+} ent;
+
+struct tp__dist {
+    tp_system *sys;
+    tp_node_config cfg;
+    char name[TP_NODE_NAME_MAX];
+    char short_name[64];
+    uint32_t inc;
+    uint8_t *secret;
+    size_t secret_len;
+    int lfd;
+    tp__io *io; // the I/O thread; its lock guards what follows
+    tp__io_fd lio;
+    tp__io_timer tick;
+    bool watching; // lio and tick are on the loop
+    conn *conns;
+    unsigned unauth;
+
+    pthread_mutex_t lock; // peers, ents, subscribers; cond for waiters
+    pthread_cond_t cond;
+    tp__peer *peers[TP__NODE_PEERS_MAX];
+    _Atomic uint32_t npeers;
+    _Atomic(ent *) ents[TP__NODE_ENTS_MAX + 1];
+    uint32_t nents;
+    tp_pid *subs;
+    size_t nsubs, subs_cap;
+
+    _Atomic int want_retry; // an actor a connection stalled on has room
+    _Atomic uint64_t frames_in, frames_out, bytes_in, bytes_out;
+    _Atomic uint64_t rejected, auth_failures, hs_timeouts, refused, nodedowns;
+};
+
+static inline void
+bump(_Atomic uint64_t *c, uint64_t n)
+{
+    // relaxed: statistics.
+    atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+static inline tp__dist *
+node_of(tp_system *sys)
+{
+    // acquire: the node is fully built before it is published.
+    return sys ? atomic_load_explicit(&sys->node, memory_order_acquire) : NULL;
+}
+
+// ---- table.c: names, peers, the node table (any thread) ----------------
+
+bool tp__short_name_ok(const char *s);
+// The peer named `name` (a full node name); node->lock held.
+tp__peer *tp__peer_find_locked(tp__dist *n, const char *name);
+// Sets *out to the peer named `name` (a full node name), created if new.
+// Returns 0, TP_EINVAL (a malformed name, or this node's own), TP_EAGAIN
+// (TP__NODE_PEERS_MAX peers already) or TP_ENOMEM.
+int tp__peer_get(tp__dist *n, const char *name, tp__peer **out);
+// Sets *idx to the node-table index for `p` at incarnation `inc`, created
+// if new; node->lock held. Returns 0, TP_EAGAIN (the table is full) or
+// TP_ENOMEM.
+int tp__ent_get_locked(tp__dist *n, tp__peer *p, uint32_t inc, uint16_t *idx);
+ent *tp__ent_at(tp__dist *n, uint32_t idx);
+// Frees a peer and what its proxy still holds (the node is stopping).
+void tp__peer_free(tp__peer *p);
+
+// ---- send.c ----------------------------------------------------------
+
+// Flags `p` for the I/O thread and wakes it. Any thread.
+void tp__peer_kick(tp__dist *n, tp__peer *p);
+
+// ---- connect.c (I/O thread) --------------------------------------------
+
+// Sets `p`'s state and wakes threads waiting in tp_node_connect.
+void tp__peer_set_state(tp__peer *p, int st);
+void tp__peer_backoff_cb(tp__io_timer *w);
+void tp__peer_connect(tp__peer *p);
+// An authenticated connection no longer counts against the cap.
+void tp__conn_unauth_release(conn *c);
+void tp__conn_free(conn *c);
+// Closes `c`. If it was its peer's connection, the peer goes down (an up
+// connection: nodedown and noconnection) and backs off.
+void tp__conn_close(conn *c, const char *why, bool log_it);
+void tp__conn_dialled(conn *c);
+void tp__node_accept_cb(tp__io_fd *w, int revents);
+void tp__node_tick_cb(tp__io_timer *w);
+// Opens the listening socket and sets the node's full name.
+int tp__node_listen(tp__dist *n);
+
+// ---- handshake.c (I/O thread) ------------------------------------------
+
+// An outbound connection is established: send HELLO.
+void tp__handshake_start(conn *c);
+// A frame before authentication. Returns false if `c` was closed.
+bool tp__handshake(conn *c, const tp__frame *f);
+
+// ---- input.c (I/O thread) ----------------------------------------------
+
+void tp__msg_chain_free(tp__msg *m);
+void tp__node_retry_stalled(tp__dist *n);
+void tp__conn_retry_cb(tp__io_timer *w);
+void tp__conn_read_cb(tp__io_fd *w, int revents);
+
+// ---- output.c (I/O thread, or io->lock) --------------------------------
+
+// Writes what `c` has buffered. Returns false when a write error closed
+// (and freed) `c`.
+bool tp__conn_flush(conn *c);
+void tp__conn_write_cb(tp__io_fd *w, int revents);
+uint32_t tp__peer_take(tp__peer *p, conn *c, uint32_t *left);
+void tp__peer_drain(tp__peer *p);
+
+// ---- pairs.c (I/O thread, but for the pushes) ----------------------------
+
+uint64_t tp__pair_key(uint64_t a, uint64_t b);
+// Records pair (a, b, ref) under `key`. Returns 0 or TP_ENOMEM (then `s`
+// is as it was).
+int tp__pairset_put(pairset *s, uint64_t key, uint64_t a, uint64_t b,
+                    uint64_t ref);
+// tp__pairset_put into `s` of `p`, logging a pair that memory could not
+// hold: its local end would not hear of a lost connection.
+void tp__pairs_put(tp__peer *p, pairset *s, uint64_t key, uint64_t a,
+                   uint64_t b, uint64_t ref);
+bool tp__pairset_del(pairset *s, uint64_t key, pair *out);
+void tp__pairset_free(pairset *s);
+void tp__pairs_note(tp__peer *p, const tp__msg *m, tp_pid remote);
+void tp__pairs_fire(tp__peer *p);
+// Pushes an exit signal or DOWN (tp__signal payload) into `to`'s system
+// lane; any thread.
+void tp__push_signal(tp_system *sys, tp_pid to, uint16_t kind, tp_pid from,
+                     uint64_t ref, int reason, bool linked, const char *text,
+                     size_t text_len);
+// Pushes a system message whose payload is `ref`; any thread.
+void tp__push_ref(tp_system *sys, tp_pid to, uint16_t kind, tp_pid from,
+                  uint64_t ref);
+void tp__answer_lost(tp_system *sys, uint16_t kind, tp_pid local,
+                     tp_pid remote, uint64_t ref);
+
+// ---- node.c ------------------------------------------------------------
+
+// Tells the subscribers of tp_monitor_nodes that `p` went up or down.
+void tp__node_notify(tp__dist *n, tp__peer *p, uint32_t tag, uint32_t inc,
+                     const char *why);
+
+#endif
