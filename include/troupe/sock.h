@@ -28,7 +28,7 @@ typedef uint64_t tp_sock;
 // new socket belongs to the listener's owner.
 typedef struct tp_sock_accepted {
     tp_sock sock;
-    char peer[48]; // "HOST:PORT" (a long IPv6 address is cut short)
+    char peer[64]; // "HOST:PORT", or "[IPV6]:PORT"
 } tp_sock_accepted;
 
 // Data messages a socket may have waiting in its owner's mailbox before
