@@ -87,52 +87,48 @@ fill_info(tp_actor *a, tp_actor_info *o, int64_t now, double tick_ns,
     o->start_order = (uint64_t)a->born_ms << 16 | a->spawn_seq;
 }
 
+// What a walk of the table fills in: the snapshot grows as it goes.
+typedef struct snap_walk {
+    tp_snapshot *s;
+    size_t cap;
+    int64_t now;
+    double tick_ns;
+    const busy_view *busy;
+} snap_walk;
+
+static bool
+snap_one(tp_actor *a, void *arg)
+{
+    snap_walk *w = arg;
+    if (w->s->len == w->cap) {
+        size_t ncap = w->cap * 2;
+        tp_snapshot *g =
+            realloc(w->s, sizeof *w->s + ncap * sizeof w->s->actors[0]);
+        if (g == NULL)
+            return false; // a partial snapshot rather than none
+        w->s = g;
+        w->cap = ncap;
+    }
+    fill_info(a, &w->s->actors[w->s->len++], w->now, w->tick_ns, w->busy);
+    return true;
+}
+
 int
 tp_snapshot_take(tp_system *sys, tp_snapshot **out)
 {
     if (sys == NULL || out == NULL)
         return TP_EINVAL;
     int64_t now = tp__now_coarse_ms();
-    double tick_ns = tp__tick_ns(sys);
-    bool ext = tp__self.worker == NULL || tp__self.worker->sys != sys;
-    if (ext)
-        pthread_rwlock_rdlock(&sys->ext_lock);
-    pthread_mutex_lock(&sys->slot_lock);
-    uint32_t slots = sys->slot_next;
-    pthread_mutex_unlock(&sys->slot_lock);
     // Room for every live actor plus those spawned while we walk.
-    size_t cap = atomic_load_explicit(&sys->live, memory_order_relaxed) + 64;
+    size_t cap = tp__actor_count(sys) + 64;
     tp_snapshot *s = malloc(sizeof *s + cap * sizeof s->actors[0]);
-    if (s == NULL) {
-        if (ext)
-            pthread_rwlock_unlock(&sys->ext_lock);
+    if (s == NULL)
         return TP_ENOMEM;
-    }
     s->len = 0;
     busy_view busy = busy_take(sys);
-    for (uint32_t i = 0; i < slots; i++) {
-        // acquire: pairs with the chunk's publication.
-        tp__slot_chunk *c = atomic_load_explicit(
-            &sys->chunks[i >> TP__SLOT_CHUNK_BITS], memory_order_acquire);
-        if (c == NULL)
-            continue;
-        tp_actor *a = atomic_load_explicit(&c->actor[i & (TP__SLOT_CHUNK - 1)],
-                                           memory_order_seq_cst);
-        if (a == NULL)
-            continue;
-        if (s->len == cap) {
-            size_t ncap = cap * 2;
-            tp_snapshot *g =
-                realloc(s, sizeof *s + ncap * sizeof s->actors[0]);
-            if (g == NULL)
-                break; // a partial snapshot rather than none
-            s = g;
-            cap = ncap;
-        }
-        fill_info(a, &s->actors[s->len++], now, tick_ns, &busy);
-    }
-    if (ext)
-        pthread_rwlock_unlock(&sys->ext_lock);
+    snap_walk w = {s, cap, now, tp__tick_ns(sys), &busy};
+    tp__actor_each(sys, snap_one, &w);
+    s = w.s;
     free(busy.busy);
     tp_system_stats_get(sys, &s->stats);
     s->uptime_ms = now > sys->born_ms ? (uint64_t)(now - sys->born_ms) : 0;
@@ -140,24 +136,30 @@ tp_snapshot_take(tp_system *sys, tp_snapshot **out)
     return 0;
 }
 
+typedef struct info_walk {
+    tp_actor_info *out;
+    int64_t now;
+    double tick_ns;
+    const busy_view *busy;
+} info_walk;
+
+static void
+info_one(tp_actor *a, void *arg)
+{
+    info_walk *w = arg;
+    fill_info(a, w->out, w->now, w->tick_ns, w->busy);
+}
+
 int
 tp_actor_info_get(tp_system *sys, tp_pid pid, tp_actor_info *out)
 {
     if (sys == NULL || out == NULL)
         return TP_EINVAL;
-    int64_t now = tp__now_coarse_ms();
-    double tick_ns = tp__tick_ns(sys);
     busy_view busy = busy_take(sys);
-    bool ext = tp__self.worker == NULL || tp__self.worker->sys != sys;
-    if (ext)
-        pthread_rwlock_rdlock(&sys->ext_lock);
-    tp_actor *a = tp__actor_lookup(sys, pid);
-    if (a != NULL)
-        fill_info(a, out, now, tick_ns, &busy);
-    if (ext)
-        pthread_rwlock_unlock(&sys->ext_lock);
+    info_walk w = {out, tp__now_coarse_ms(), tp__tick_ns(sys), &busy};
+    int rc = tp__actor_with(sys, pid, info_one, &w);
     free(busy.busy);
-    return a != NULL ? 0 : TP_ENOACTOR;
+    return rc;
 }
 
 size_t

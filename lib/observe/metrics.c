@@ -142,12 +142,10 @@ render(tp_system *sys, text *t)
         st.stalls);
     head(t, "troupe_run_queue", "gauge",
          "Actors waiting in each scheduler thread's run queue.");
-    for (unsigned i = 0; i < sys->nworkers; i++) {
-        tp__worker *w = &sys->workers[i];
-        // relaxed: a gauge; the two ends may be a little apart.
-        uint32_t tl = atomic_load_explicit(&w->tail, memory_order_relaxed);
-        uint32_t hd = atomic_load_explicit(&w->head, memory_order_relaxed);
-        put(t, "troupe_run_queue{thread=\"%u\"} %u\n", i, tl - hd);
+    for (unsigned i = 0; i < tp__worker_count(sys); i++) {
+        tp__worker_counts w;
+        if (tp__worker_counters(sys, i, &w) == 0)
+            put(t, "troupe_run_queue{thread=\"%u\"} %u\n", i, w.run_queue);
     }
     tp_node_stats ns;
     if (tp_node_stats_get(sys, &ns) == 0) {
