@@ -14,7 +14,15 @@
 
 #include "core/core.h"
 
-enum { TP__IO_NODE = 0, TP__IO_SOCK = 1, TP__IO_CLIENTS = 2 };
+// The modules that run code at each wake-up of the loop (tp__io_on_wake):
+// distribution, actors' sockets, and the two servers of observe/serve.c.
+enum {
+    TP__IO_NODE = 0,
+    TP__IO_SOCK = 1,
+    TP__IO_CONTROL = 2,
+    TP__IO_METRICS = 3,
+    TP__IO_CLIENTS = 4
+};
 
 // Readiness, as tp__io_fd_init takes it and callbacks receive it.
 enum { TP__IO_READ = 1, TP__IO_WRITE = 2 };
@@ -66,6 +74,8 @@ void tp__io_on_wake(tp__io *io, int client, void (*fn)(void *), void *arg);
 void tp__io_wake(tp__io *io);
 
 void tp__io_fd_init(tp__io_fd *w, tp__io_fd_cb cb, int fd, int events);
+// Changes which readiness a stopped watcher waits for (TP__IO_*).
+void tp__io_fd_set(tp__io_fd *w, int events);
 void tp__io_fd_start(tp__io *io, tp__io_fd *w);
 void tp__io_fd_stop(tp__io *io, tp__io_fd *w);
 bool tp__io_fd_active(const tp__io_fd *w);

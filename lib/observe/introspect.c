@@ -194,13 +194,16 @@ tp_snapshot_free(tp_snapshot *s)
 
 // ---- details, asked of the actor ------------------------------------------
 
-// Shared by the asking thread and the message that carries the question;
-// whichever lets go last frees it.
+// Shared by the asker and the message that carries the question; whichever
+// lets go last frees it. A blocking asker (tp_actor_detail_get) waits on
+// `cond`; one on the I/O thread (the control socket) is told by `done`.
 typedef struct tp__info {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     int refs;
     bool answered, gone;
+    void (*done)(void *); // NULL once the asker let go
+    void *done_arg;
     tp_actor_detail detail;
 } tp__info;
 
@@ -224,6 +227,15 @@ info_put(tp__info *r)
     }
 }
 
+// Tells the asker, with r->lock held, that the question is settled.
+static void
+info_settled(tp__info *r)
+{
+    pthread_cond_broadcast(&r->cond);
+    if (r->done != NULL)
+        r->done(r->done_arg);
+}
+
 // The actor `a` answers, in its own activation.
 void
 tp__info_answer(tp_actor *a, tp__msg *m)
@@ -244,7 +256,7 @@ tp__info_answer(tp_actor *a, tp__msg *m)
     pthread_mutex_lock(&r->lock);
     r->detail = d;
     r->answered = true;
-    pthread_cond_broadcast(&r->cond);
+    info_settled(r);
     pthread_mutex_unlock(&r->lock);
 }
 
@@ -255,9 +267,76 @@ tp__info_release(tp__msg *m)
     m->flags &= (uint16_t)~TP__MSG_INFO_REQ;
     tp__info *r = info_of(m);
     pthread_mutex_lock(&r->lock);
-    if (!r->answered)
+    if (!r->answered) {
         r->gone = true;
-    pthread_cond_broadcast(&r->cond);
+        info_settled(r);
+    }
+    info_put(r);
+}
+
+tp__info *
+tp__info_ask(tp_system *sys, tp_pid pid, void (*done)(void *), void *arg,
+             int *rc)
+{
+    *rc = TP_ENOMEM;
+    if (tp_pid_node(pid) != 0) {
+        *rc = TP_ENOACTOR; // another node's actor: ask that node
+        return NULL;
+    }
+    tp__info *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return NULL;
+    if (pthread_mutex_init(&r->lock, NULL) != 0) {
+        free(r);
+        return NULL;
+    }
+    if (tp__cond_init(&r->cond) != 0) {
+        pthread_mutex_destroy(&r->lock);
+        free(r);
+        return NULL;
+    }
+    r->refs = 2;
+    r->done = done;
+    r->done_arg = arg;
+    tp__msg *m = tp__msg_new_copy(sys, 0, TP_PID_NIL, &r, sizeof r);
+    if (m == NULL) {
+        pthread_mutex_destroy(&r->lock);
+        pthread_cond_destroy(&r->cond);
+        free(r);
+        return NULL;
+    }
+    m->kind = TP__MSG_INFO;
+    m->flags |= TP__MSG_INFO_REQ;
+    if (tp__push_sys(sys, pid, m) != 0) {
+        r->done = NULL;  // settled before it was asked: no news to give
+        tp__msg_free(m); // releases the message's reference
+        pthread_mutex_lock(&r->lock);
+        info_put(r);
+        *rc = TP_ENOACTOR;
+        return NULL;
+    }
+    *rc = 0;
+    return r;
+}
+
+int
+tp__info_poll(tp__info *r, tp_actor_detail *out)
+{
+    pthread_mutex_lock(&r->lock);
+    int rc = r->answered ? 0 : r->gone ? TP_ENOACTOR : TP_EAGAIN;
+    if (r->answered)
+        *out = r->detail;
+    pthread_mutex_unlock(&r->lock);
+    return rc;
+}
+
+void
+tp__info_drop(tp__info *r)
+{
+    if (r == NULL)
+        return;
+    pthread_mutex_lock(&r->lock);
+    r->done = NULL;
     info_put(r);
 }
 
@@ -269,39 +348,12 @@ tp_actor_detail_get(tp_system *sys, tp_pid pid, tp_actor_detail *out,
         return TP_EINVAL;
     if (tp__self.actor != NULL || tp__self.worker != NULL)
         return TP_EPERM;
-    if (tp_pid_node(pid) != 0)
-        return TP_ENOACTOR; // another node's actor: ask that node
-    tp__info *r = calloc(1, sizeof *r);
+    int rc;
+    tp__info *r = tp__info_ask(sys, pid, NULL, NULL, &rc);
     if (r == NULL)
-        return TP_ENOMEM;
-    if (pthread_mutex_init(&r->lock, NULL) != 0) {
-        free(r);
-        return TP_ENOMEM;
-    }
-    if (tp__cond_init(&r->cond) != 0) {
-        pthread_mutex_destroy(&r->lock);
-        free(r);
-        return TP_ENOMEM;
-    }
-    r->refs = 2;
-    tp__msg *m = tp__msg_new_copy(sys, 0, TP_PID_NIL, &r, sizeof r);
-    if (m == NULL) {
-        pthread_mutex_destroy(&r->lock);
-        pthread_cond_destroy(&r->cond);
-        free(r);
-        return TP_ENOMEM;
-    }
-    m->kind = TP__MSG_INFO;
-    m->flags |= TP__MSG_INFO_REQ;
-    if (tp__push_sys(sys, pid, m) != 0) {
-        tp__msg_free(m); // releases the message's reference
-        pthread_mutex_lock(&r->lock);
-        info_put(r);
-        return TP_ENOACTOR;
-    }
+        return rc;
     struct timespec dl;
     tp__deadline(&dl, timeout_ms);
-    int rc = 0;
     pthread_mutex_lock(&r->lock);
     while (!r->answered && !r->gone)
         if (pthread_cond_timedwait(&r->cond, &r->lock, &dl) != 0)
