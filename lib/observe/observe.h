@@ -56,6 +56,7 @@ typedef struct tp__serve_ops {
     double reply_s;   // to take a whole reply
     int wake_client;  // its TP__IO_* slot for tp__io_on_wake
     // A client connected: it may be answered at once (a refusal).
+    // Optional, as is close.
     void (*open)(tp__conn *c);
     // Bytes arrived (tp__conn_input): if they hold a whole request, answer
     // it (tp__conn_send, or tp__conn_wait for an answer that comes later)
@@ -63,7 +64,8 @@ typedef struct tp__serve_ops {
     void (*input)(tp__conn *c);
     // A connection in tp__conn_wait: at each wake-up of the loop, which
     // may bring its answer (expired false), and when its wait is over
-    // (expired true, when it must be answered).
+    // (expired true, when it must be answered). Needed only by a protocol
+    // that calls tp__conn_wait.
     void (*poll)(tp__conn *c, bool expired);
     // The connection closes: release what tp__conn_data holds.
     void (*close)(tp__conn *c);

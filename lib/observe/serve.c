@@ -128,7 +128,8 @@ conn_close(tp__conn *c)
     tp__io_timer_stop(s->io, &c->deadline);
     close(c->fd);
     c->fd = -1;
-    s->ops->close(c);
+    if (s->ops->close != NULL)
+        s->ops->close(c);
     unlink_conn(&s->conns, c);
     s->nconns--;
     push_conn(&s->dead, c);
@@ -293,7 +294,7 @@ tp__conn_send(tp__conn *c, const void *head, size_t hlen, const void *body,
 void
 tp__conn_wait(tp__conn *c, double timeout_s)
 {
-    TP_ASSERT(c->state == ST_READING);
+    TP_ASSERT(c->state == ST_READING && c->srv->ops->poll != NULL);
     set_state(c, ST_WAITING);
     watch(c, 0);
     arm(c, timeout_s);
@@ -396,7 +397,8 @@ conn_open(tp__server *s, int fd)
     push_conn(&s->conns, c);
     s->nconns++;
     enter_reading(c);
-    s->ops->open(c);
+    if (s->ops->open != NULL)
+        s->ops->open(c);
 }
 
 static void
