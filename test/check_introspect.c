@@ -4,6 +4,7 @@
 #include "tp_test.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -984,6 +985,281 @@ START_TEST(stall_over_control_and_metrics)
 }
 END_TEST
 
+// ---- many clients at once: deadlines, the cap, nobody waits for another ---
+
+// Connects without waiting: a server that does not accept fails the test
+// instead of hanging it.
+static int
+dial_nb(void)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", sock);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    ck_assert_int_eq(fcntl(fd, F_SETFL, 0), 0);
+    return fd;
+}
+
+// Writes what it can: the node may have closed the connection already.
+static void
+send_quiet(int fd, const void *p, size_t n)
+{
+    if (send(fd, p, n, MSG_NOSIGNAL) < 0) {
+        // EPIPE or ECONNRESET: the caller looks for the close itself.
+    }
+}
+
+// Whether the node closes `fd` within `seconds`, reading what comes first.
+static bool
+closed_within(int fd, double seconds)
+{
+    double end = mono_s() + seconds;
+    char buf[256];
+    while (mono_s() < end) {
+        struct pollfd pf = {fd, POLLIN, 0};
+        if (poll(&pf, 1, 100) > 0) {
+            ssize_t r = read(fd, buf, sizeof buf);
+            if (r == 0 || (r < 0 && errno == ECONNRESET))
+                return true;
+        }
+    }
+    return false;
+}
+
+// Asks `op` on a fresh connection; the answer must come within `seconds`.
+static void
+ask_within(const char *op, double seconds)
+{
+    int fd = dial_nb();
+    double t0 = mono_s();
+    msgpack_unpacked u;
+    ask(fd, op, NULL, NULL, &u);
+    double took = mono_s() - t0;
+    if (took >= seconds)
+        fprintf(stderr, "control: %s took %.2f s\n", op, took);
+    ck_assert(took < seconds);
+    ck_assert(is_ok(&u.data));
+    msgpack_unpacked_destroy(&u);
+    close(fd);
+}
+
+// A client that sends nothing, one that sends a byte now and then, and an
+// info request waiting for a stuck actor: others are answered at once.
+START_TEST(control_slow_clients_block_nobody)
+{
+    make_dir();
+    tp_system *sys = tpt_system_cfg(
+        &(tp_config){.threads = 2, .stall_ms = 60000}); // never "busy"
+    ck_assert_int_eq(tp_control_start(sys, sock), 0);
+    int silent = dial_nb(), drip = dial_nb();
+    send_raw(drip, "\0", 1);
+    tp_pid stuck, poker;
+    get_stuck(sys, &stuck, &poker);
+    char stuck_s[TP_PID_STRLEN];
+    tp_pid_format(stuck, stuck_s, sizeof stuck_s);
+    int asker = dial_nb();
+    tp_pack p;
+    tp_pack_init(&p);
+    msgpack_packer *pk = tp_pack_packer(&p);
+    msgpack_pack_map(pk, 2);
+    msgpack_pack_str_with_body(pk, "op", 2);
+    msgpack_pack_str_with_body(pk, "info", 4);
+    msgpack_pack_str_with_body(pk, "pid", 3);
+    msgpack_pack_str_with_body(pk, stuck_s, strlen(stuck_s));
+    double asked = mono_s();
+    send_frame(asker, p.buf.data, p.buf.size);
+    tp_pack_destroy(&p);
+    for (int i = 0; i < 3; i++) {
+        send_quiet(drip, "\0", 1);
+        ask_within("stats", 1.5);
+        ask_within("snapshot", 1.5);
+    }
+    // The info comes after the actor's 2 s, with what a snapshot shows.
+    msgpack_unpacked u;
+    recv_frame(asker, &u);
+    ck_assert(mono_s() - asked > 1.5);
+    ck_assert(is_ok(&u.data));
+    const msgpack_object *a = get(&u.data, "actor");
+    ck_assert(str_eq(get(a, "pid"), stuck_s));
+    ck_assert_ptr_null(get(a, "describe"));
+    msgpack_unpacked_destroy(&u);
+    unstick();
+    close(silent);
+    close(drip);
+    close(asker);
+    tp_system_destroy(&sys);
+    remove_dir();
+}
+END_TEST
+
+// A client that does not finish its request within 5 s of connecting is
+// disconnected, however steadily it trickles bytes; so is a silent one.
+START_TEST(control_deadline_closes_dawdlers)
+{
+    make_dir();
+    tp_system *sys = tpt_system(1);
+    ck_assert_int_eq(tp_control_start(sys, sock), 0);
+    int silent = dial_nb(), drip = dial_nb();
+    double t0 = mono_s();
+    send_raw(drip, "\0\0\0\x64", 4); // announces 100 bytes
+    bool closed = false;
+    while (!closed && mono_s() - t0 < 9) {
+        send_quiet(drip, "\x81", 1); // one more byte each 0.4 s
+        closed = closed_within(drip, 0.4);
+    }
+    double took = mono_s() - t0;
+    ck_assert(closed);
+    ck_assert(took > 4.5 && took < 8);
+    ck_assert(closed_within(silent, 2));
+    close(drip);
+    close(silent);
+    // The node still serves.
+    ask_within("stats", 1.5);
+    tp_system_destroy(&sys);
+    remove_dir();
+}
+END_TEST
+
+// 64 clients are served at once; the next is told so and disconnected,
+// and a place that frees up is taken again.
+START_TEST(control_client_cap)
+{
+    make_dir();
+    tp_system *sys = tpt_system(1);
+    ck_assert_int_eq(tp_control_start(sys, sock), 0);
+    enum { CAP = 64 };
+    int fds[CAP];
+    msgpack_unpacked u;
+    for (int i = 0; i < CAP; i++) {
+        fds[i] = dial_nb();
+        ask(fds[i], "stats", NULL, NULL, &u); // accepted and held
+        ck_assert(is_ok(&u.data));
+        msgpack_unpacked_destroy(&u);
+    }
+    int extra = dial_nb();
+    recv_frame(extra, &u);
+    ck_assert(!is_ok(&u.data));
+    const msgpack_object *err = get(&u.data, "error");
+    ck_assert(err != NULL && err->type == MSGPACK_OBJECT_STR);
+    ck_assert_ptr_nonnull(
+        memmem(err->via.str.ptr, err->via.str.size, "too many clients", 16));
+    msgpack_unpacked_destroy(&u);
+    ck_assert(closed_within(extra, 2));
+    close(extra);
+    // Those held are still served.
+    ask(fds[CAP - 1], "nodes", NULL, NULL, &u);
+    ck_assert(is_ok(&u.data));
+    msgpack_unpacked_destroy(&u);
+    // One leaves: a newcomer gets its place once the node saw it go.
+    close(fds[0]);
+    bool served = false;
+    for (int i = 0; i < 200 && !served; i++) {
+        int fd = dial_nb();
+        ask(fd, "stats", NULL, NULL, &u);
+        const msgpack_object *ok = get(&u.data, "ok");
+        served = ok != NULL && ok->type == MSGPACK_OBJECT_BOOLEAN &&
+                 ok->via.boolean;
+        msgpack_unpacked_destroy(&u);
+        close(fd);
+        if (!served)
+            tpt_nap_us(10000);
+    }
+    ck_assert(served);
+    for (int i = 1; i < CAP; i++)
+        close(fds[i]);
+    tp_system_destroy(&sys);
+    remove_dir();
+}
+END_TEST
+
+// Several requests written at once are answered in order; a bad pid gets
+// an error and the connection goes on.
+START_TEST(control_requests_in_one_write)
+{
+    make_dir();
+    tp_system *sys = tpt_system(1);
+    ck_assert_int_eq(tp_control_start(sys, sock), 0);
+    int fd = dial_nb();
+    static const uint8_t two[] = {
+        0, 0, 0, 10, 0x81, 0xa2, 'o', 'p', 0xa5, 's', 't', 'a', 't', 's',
+        0, 0, 0, 10, 0x81, 0xa2, 'o', 'p', 0xa5, 'n', 'o', 'd', 'e', 's'};
+    send_raw(fd, two, sizeof two);
+    msgpack_unpacked u;
+    recv_frame(fd, &u);
+    ck_assert(is_ok(&u.data));
+    ck_assert_ptr_nonnull(get(&u.data, "workers")); // stats
+    msgpack_unpacked_destroy(&u);
+    recv_frame(fd, &u);
+    ck_assert(is_ok(&u.data));
+    ck_assert_ptr_nonnull(get(&u.data, "peers")); // nodes
+    msgpack_unpacked_destroy(&u);
+    ask(fd, "info", "<0.99999.1>", NULL, &u);
+    ck_assert(str_eq(get(&u.data, "error"), "no such actor"));
+    msgpack_unpacked_destroy(&u);
+    ask(fd, "stats", NULL, NULL, &u);
+    ck_assert(is_ok(&u.data));
+    msgpack_unpacked_destroy(&u);
+    close(fd);
+    tp_system_destroy(&sys);
+    remove_dir();
+}
+END_TEST
+
+static int
+tcp_dial(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    return fd;
+}
+
+// Scrapes go on while control and metrics clients dawdle, and bad
+// requests get their status.
+START_TEST(metrics_while_clients_dawdle)
+{
+    make_dir();
+    tp_system *sys = tpt_system(1);
+    uint16_t port;
+    ck_assert_int_eq(tp_control_start(sys, sock), 0);
+    ck_assert_int_eq(tp_metrics_start(sys, "127.0.0.1:0", false, &port), 0);
+    int ctl = dial_nb();
+    send_raw(ctl, "\0", 1);
+    int m1 = tcp_dial(port), m2 = tcp_dial(port);
+    send_raw(m1, "GET /met", 8);
+    send_raw(m2, "G", 1);
+    for (int i = 0; i < 2; i++) {
+        double t0 = mono_s();
+        char *r = http_get(port, "GET /metrics HTTP/1.0\r\n\r\n");
+        ck_assert(mono_s() - t0 < 1.5);
+        ck_assert_ptr_nonnull(strstr(r, "HTTP/1.0 200 OK\r\n"));
+        ck_assert_ptr_nonnull(strstr(r, "troupe_actors{status=\"waiting\"}"));
+        free(r);
+        ask_within("stats", 1.5);
+    }
+    // A head past 4096 bytes without its blank line.
+    char big[5000];
+    memset(big, 'x', sizeof big);
+    memcpy(big, "GET /metrics HTTP/1.0\r\nX: ", 26);
+    big[sizeof big - 1] = 0;
+    char *r = http_get(port, big);
+    ck_assert_ptr_nonnull(strstr(r, "HTTP/1.0 431 "));
+    free(r);
+    // The dawdlers are let go (2 s for a request head).
+    ck_assert(closed_within(m1, 4));
+    ck_assert(closed_within(m2, 1));
+    r = http_get(port, "GET /metrics HTTP/1.0\r\n\r\n");
+    ck_assert_ptr_nonnull(strstr(r, "HTTP/1.0 200 OK\r\n"));
+    free(r);
+    close(m1);
+    close(m2);
+    close(ctl);
+    tp_system_destroy(&sys);
+    remove_dir();
+}
+END_TEST
+
 Suite *
 introspect_suite(void)
 {
@@ -1001,6 +1277,14 @@ introspect_suite(void)
     tcase_add_test(tc, stall_logged_and_shown);
     tcase_add_test(tc, stall_watch_off);
     tcase_add_test(tc, stall_over_control_and_metrics);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("serve");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, control_slow_clients_block_nobody);
+    tcase_add_test(tc, control_deadline_closes_dawdlers);
+    tcase_add_test(tc, control_client_cap);
+    tcase_add_test(tc, control_requests_in_one_write);
+    tcase_add_test(tc, metrics_while_clients_dawdle);
     suite_add_tcase(s, tc);
     return s;
 }

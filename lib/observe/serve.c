@@ -5,7 +5,7 @@
 // buffers and one deadline timer:
 //
 //   READING --whole request--> (WAITING --answer-->) WRITING --sent-->
-//   READING again, or closed after a last reply.
+//   READING again, or DRAINING then closed after a last reply.
 //
 // READING lasts at most ops->request_s, WRITING ops->reply_s, WAITING what
 // the protocol asked for: a client that dawdles loses its connection, and
@@ -28,7 +28,11 @@
 // The first read buffer; it grows up to ops->in_max.
 #define IN_FIRST 512
 
-enum { ST_READING, ST_WAITING, ST_WRITING, ST_CLOSED };
+// DRAINING follows a last reply: the client may still be sending (a
+// request refused for its size), and closing with its bytes unread would
+// reset the connection and lose the reply; so the server stops writing and
+// reads until the client closes, for at most ops->reply_s.
+enum { ST_READING, ST_WAITING, ST_WRITING, ST_DRAINING, ST_CLOSED };
 
 struct tp__conn {
     tp__io_fd w;
@@ -158,6 +162,33 @@ enter_reading(tp__conn *c)
     arm(c, c->srv->ops->request_s);
 }
 
+static void
+enter_draining(tp__conn *c)
+{
+    set_state(c, ST_DRAINING);
+    shutdown(c->fd, SHUT_WR);
+    watch(c, TP__IO_READ);
+    arm(c, c->srv->ops->reply_s);
+}
+
+// Discards what a client sends after its last reply, until it closes.
+static void
+drain(tp__conn *c)
+{
+    char junk[4096];
+    for (;;) {
+        ssize_t n = read(c->fd, junk, sizeof junk);
+        if (n > 0)
+            continue;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        conn_close(c);
+        return;
+    }
+}
+
 // Writes what the reply still holds. Returns when it is all out (then
 // reading again, or closed), the socket is full, or it failed (closed).
 static void
@@ -177,7 +208,7 @@ flush(tp__conn *c)
         c->out_off += (size_t)n;
     }
     if (c->last)
-        conn_close(c);
+        enter_draining(c);
     else
         enter_reading(c);
 }
@@ -232,6 +263,8 @@ conn_cb(tp__io_fd *w, int events)
     tp__server *s = c->srv;
     if (c->state == ST_WRITING && (events & TP__IO_WRITE))
         flush(c);
+    else if (c->state == ST_DRAINING)
+        drain(c);
     else if (c->state == ST_READING && (events & TP__IO_READ) && take_input(c))
         pump(c);
     if (c->state == ST_READING)
@@ -248,6 +281,8 @@ deadline_cb(tp__io_timer *t)
         s->ops->poll(c, true);
         if (c->state == ST_WAITING)
             conn_close(c); // the protocol should have answered
+    } else if (c->state == ST_DRAINING) {
+        conn_close(c);
     } else {
         tp__log(s->sys, TP_LOG_INFO,
                 "%s: closed a client that took over %g s "
