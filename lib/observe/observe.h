@@ -110,7 +110,6 @@ bool tp__conn_send(tp__conn *c, const void *head, size_t hlen,
 // it calls tp__conn_send, and with `expired` once `timeout_s` has passed.
 void tp__conn_wait(tp__conn *c, double timeout_s);
 
-
 // ---- the stall watch (watch.c) -----------------------------------------
 
 bool tp__peek(void *out, const void *p, size_t n);

@@ -27,6 +27,10 @@
 #define ACCEPT_BURST 16
 // The first read buffer; it grows up to ops->in_max.
 #define IN_FIRST 512
+// How long the listener rests when the process is out of descriptors or
+// memory: the pending client stays queued, and a level-triggered watcher
+// would otherwise spin.
+#define ACCEPT_REST_S 0.5
 
 // DRAINING follows a last reply: the client may still be sending (a
 // request refused for its size), and closing with its bytes unread would
@@ -56,11 +60,12 @@ struct tp__server {
     void *arg;
     int lfd;
     tp__io_fd listen;
-    tp__conn *conns;  // open connections
-    tp__conn *dead;   // closed, to be freed by reap
-    unsigned nconns;  // in conns
-    unsigned waiting; // in conns, in ST_WAITING
-    uint64_t refused; // clients past the cap, for the log
+    tp__io_timer rest; // restarts the listener after ACCEPT_REST_S
+    tp__conn *conns;   // open connections
+    tp__conn *dead;    // closed, to be freed by reap
+    unsigned nconns;   // in conns
+    unsigned waiting;  // in conns, in ST_WAITING
+    uint64_t refused;  // clients past the cap, for the log
 };
 
 // ---- connections
@@ -437,12 +442,36 @@ conn_open(tp__server *s, int fd)
 }
 
 static void
+rest_cb(tp__io_timer *t)
+{
+    tp__server *s = t->data;
+    tp__io_fd_start(s->io, &s->listen);
+}
+
+// Stops accepting for a while: see ACCEPT_REST_S.
+static void
+rest(tp__server *s, int err)
+{
+    tp__log(s->sys, TP_LOG_WARNING, "%s: cannot accept a client: %s",
+            s->ops->name, strerror(err));
+    tp__io_fd_stop(s->io, &s->listen);
+    tp__io_timer_stop(s->io, &s->rest);
+    tp__io_timer_set(&s->rest, ACCEPT_REST_S, 0);
+    tp__io_timer_start(s->io, &s->rest);
+}
+
+static void
 listen_cb(tp__io_fd *w, int events)
 {
     (void)events;
     tp__server *s = w->data;
     for (int i = 0; i < ACCEPT_BURST; i++) {
         int fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd < 0 && (errno == EMFILE || errno == ENFILE ||
+                       errno == ENOBUFS || errno == ENOMEM)) {
+            rest(s, errno);
+            break;
+        }
         if (fd < 0)
             break; // EAGAIN, or a client that left before we took it
         if (s->nconns >= TP__SERVE_CLIENTS_MAX)
@@ -494,6 +523,8 @@ tp__server_start(tp__server **out, tp_system *sys, int lfd,
     s->lfd = lfd;
     tp__io_fd_init(&s->listen, listen_cb, lfd, TP__IO_READ);
     s->listen.data = s;
+    tp__io_timer_init(&s->rest, rest_cb, ACCEPT_REST_S, 0);
+    s->rest.data = s;
     pthread_mutex_lock(&io->lock);
     tp__io_on_wake(io, ops->wake_client, wake_cb, s);
     tp__io_fd_start(io, &s->listen);
@@ -514,6 +545,7 @@ tp__server_stop(tp__server **ps)
     pthread_mutex_lock(&io->lock);
     tp__io_on_wake(io, s->ops->wake_client, NULL, NULL);
     tp__io_fd_stop(io, &s->listen);
+    tp__io_timer_stop(io, &s->rest);
     close(s->lfd);
     while (s->conns != NULL)
         conn_close(s->conns);
