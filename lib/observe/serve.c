@@ -290,9 +290,7 @@ deadline_cb(tp__io_timer *t)
         conn_close(c);
     } else {
         tp__log(s->sys, TP_LOG_INFO,
-                "%s: closed a client that took over %g s "
-                "to %s",
-                s->ops->name,
+                "%s: closed a client that took over %g s to %s", s->ops->name,
                 c->state == ST_READING ? s->ops->request_s : s->ops->reply_s,
                 c->state == ST_READING ? "send its request"
                                        : "take its reply");
