@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// The I/O thread shared by distribution (node.c) and actors' sockets
-// (sock.c): one libev loop per system, and the runtime's only window onto
+// The I/O thread shared by distribution (node.c), actors' sockets
+// (sock.c), the control socket and metrics endpoint (observe/serve.c) and
+// the stall watch's timer: one libev loop per system, and the runtime's only window onto
 // libev: io.c is the one file that includes <ev.h>. A watcher lives inside
 // the object it serves (no allocation per watcher) as storage the size of
 // libev's own, which io.c checks when it is compiled. Watchers are

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // The observation subsystem's internal header: introspection answers
-// (introspect.c), the control socket (control.c), metrics (metrics.c)
-// and the stall watch (watch.c).
+// (introspect.c), the servers on the I/O thread (serve.c) behind the
+// control socket (control.c) and metrics (metrics.c), and the stall watch
+// (watch.c).
 #ifndef TROUPE_OBSERVE_H
 #define TROUPE_OBSERVE_H
 
