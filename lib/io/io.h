@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
 // The I/O thread shared by distribution (node.c), actors' sockets
 // (sock.c), the control socket and metrics endpoint (observe/serve.c) and
-// the stall watch's timer: one libev loop per system, and the runtime's only window onto
-// libev: io.c is the one file that includes <ev.h>. A watcher lives inside
-// the object it serves (no allocation per watcher) as storage the size of
-// libev's own, which io.c checks when it is compiled. Watchers are
+// the stall watch's timer: one libev loop per system, and the runtime's only
+// window onto libev: io.c is the one file that includes <ev.h>. A watcher
+// lives inside the object it serves (no allocation per watcher) as storage the
+// size of libev's own, which io.c checks when it is compiled. Watchers are
 // started, stopped and changed with io->lock held: on the I/O thread (in a
 // callback or a wake-up) or by a thread that took the lock.
 #ifndef TROUPE_IO_H
