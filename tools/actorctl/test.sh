@@ -514,6 +514,8 @@ has "$tmp/err" 'actors\[2\]\.mailbox is a string, expected an unsigned integer' 
 bad 1 badpid
 bad 1 noreason
 bad 77 denied
+bad 69 busy
+has "$tmp/err" 'too many clients (64): try again later' "a node with no room"
 expect 69 "a node that never answers" "$actorctl" -t 0.3 \
     --socket "$tmp/fake/silent.sock" tree
 has "$tmp/err" 'did not answer within 300 ms' "a node that never answers"
