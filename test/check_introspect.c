@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -1205,6 +1206,57 @@ START_TEST(control_requests_in_one_write)
 }
 END_TEST
 
+static _Atomic long accept_fails;
+
+static void
+count_accept_fails(void *ud, int level, const char *origin, const char *line)
+{
+    (void)ud, (void)level, (void)origin;
+    if (strstr(line, "control: cannot accept a client") != NULL)
+        atomic_fetch_add(&accept_fails, 1);
+}
+
+// Out of descriptors, the listener rests between tries instead of
+// spinning, and serves the waiting client once one is free again.
+START_TEST(control_out_of_descriptors)
+{
+    make_dir();
+    tp_system *sys = tpt_system_cfg(
+        &(tp_config){.threads = 1, .log = count_accept_fails});
+    ck_assert_int_eq(tp_control_start(sys, sock), 0);
+    ask_within("stats", 1.5); // the I/O thread has all it needs open
+    struct rlimit old, low;
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = old;
+    low.rlim_cur = 256;
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+    // Take every descriptor but one, which the client's socket takes.
+    int spare[256], nspare = 0, fd;
+    while (nspare < 256 && (fd = dup(0)) >= 0)
+        spare[nspare++] = fd;
+    ck_assert_int_gt(nspare, 1);
+    close(spare[--nspare]);
+    int client = dial_nb();
+    double t0 = mono_s();
+    while (mono_s() - t0 < 1.2)
+        tpt_nap_us(10000);
+    long fails = atomic_load(&accept_fails);
+    ck_assert_int_ge(fails, 1);
+    ck_assert_int_le(fails, 6); // a try each 0.5 s, not a spin
+    close(spare[--nspare]);
+    msgpack_unpacked u;
+    ask(client, "stats", NULL, NULL, &u);
+    ck_assert(is_ok(&u.data));
+    msgpack_unpacked_destroy(&u);
+    close(client);
+    while (nspare > 0)
+        close(spare[--nspare]);
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+    tp_system_destroy(&sys);
+    remove_dir();
+}
+END_TEST
+
 static int
 tcp_dial(uint16_t port)
 {
@@ -1284,6 +1336,7 @@ introspect_suite(void)
     tcase_add_test(tc, control_deadline_closes_dawdlers);
     tcase_add_test(tc, control_client_cap);
     tcase_add_test(tc, control_requests_in_one_write);
+    tcase_add_test(tc, control_out_of_descriptors);
     tcase_add_test(tc, metrics_while_clients_dawdle);
     suite_add_tcase(s, tc);
     return s;
