@@ -1221,8 +1221,8 @@ count_accept_fails(void *ud, int level, const char *origin, const char *line)
 START_TEST(control_out_of_descriptors)
 {
     make_dir();
-    tp_system *sys = tpt_system_cfg(
-        &(tp_config){.threads = 1, .log = count_accept_fails});
+    tp_system *sys =
+        tpt_system_cfg(&(tp_config){.threads = 1, .log = count_accept_fails});
     ck_assert_int_eq(tp_control_start(sys, sock), 0);
     ask_within("stats", 1.5); // the I/O thread has all it needs open
     struct rlimit old, low;
