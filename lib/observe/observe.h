@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: MIT
 // The observation subsystem's internal header: introspection answers
 // (introspect.c), the servers on the I/O thread (serve.c) behind the
-// control socket (control.c) and metrics (metrics.c), and the stall watch
-// (watch.c).
+// control socket (control.c, its replies packed by answer.c) and metrics
+// (metrics.c), and the stall watch (watch.c).
 #ifndef TROUPE_OBSERVE_H
 #define TROUPE_OBSERVE_H
 
 #include "core/core.h"
-#include "io/io.h"
+
+struct tp__io;
 
 // ---- introspection (introspect.c, control.c) ---------------------------
 
@@ -35,6 +36,26 @@ int tp__info_poll(tp__info *r, tp_actor_detail *out);
 // returns. Accepts NULL.
 void tp__info_drop(tp__info *r);
 
+// ---- the control socket's answers (answer.c) ---------------------------
+
+// Each packs one whole reply map into `pk` (CONTROL.md says what each
+// holds). Run on the I/O thread; none blocks.
+void tp__ans_error(msgpack_packer *pk, const char *why);
+void tp__ans_snapshot(tp_system *sys, msgpack_packer *pk);
+void tp__ans_stats(tp_system *sys, msgpack_packer *pk);
+void tp__ans_nodes(tp_system *sys, msgpack_packer *pk);
+// `reason`: the request's, or NULL for the default (kill).
+void tp__ans_kill(tp_system *sys, msgpack_packer *pk, tp_pid pid,
+                  const msgpack_object *reason);
+// What a snapshot shows of an actor that cannot answer for itself.
+void tp__ans_info_busy(tp_system *sys, msgpack_packer *pk,
+                       const tp_actor_info *info);
+// The answer to `info` once its question is settled: rc is tp__info_poll's
+// (TP_EAGAIN: the actor did not answer in time; `d` is then unused) or
+// tp__info_ask's.
+void tp__ans_info(tp_system *sys, msgpack_packer *pk, tp_pid pid, int rc,
+                  const tp_actor_detail *d);
+
 // ---- serving clients from the I/O thread (serve.c) ---------------------
 
 // A server answers the clients of one listening socket on the I/O thread:
@@ -55,7 +76,7 @@ typedef struct tp__serve_ops {
     double request_s; // to send a whole request: from the connect, or from
                       // the end of the previous reply
     double reply_s;   // to take a whole reply
-    int wake_client;  // its TP__IO_* slot for tp__io_on_wake
+    int wake_client;  // its TP__IO_* slot for tp__io_on_wake (io/io.h)
     // A client connected: it may be answered at once (a refusal).
     // Optional, as is close.
     void (*open)(tp__conn *c);
@@ -89,7 +110,7 @@ void tp__server_stop(tp__server **ps);
 
 tp_system *tp__server_sys(const tp__server *s);
 void *tp__server_arg(const tp__server *s);
-tp__io *tp__server_io(const tp__server *s);
+struct tp__io *tp__server_io(const tp__server *s);
 
 // The server and the protocol's pointer for the connection.
 tp__server *tp__conn_server(const tp__conn *c);
