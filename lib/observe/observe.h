@@ -123,9 +123,9 @@ const uint8_t *tp__conn_input(const tp__conn *c, size_t *len);
 // Drops the first n bytes received (n at most what tp__conn_input gave).
 void tp__conn_consume(tp__conn *c, size_t n);
 // Answers: copies head then body (either may be empty) out to the client
-// within ops->reply_s, then reads its next request, or closes the
-// connection when `last`. Returns false when out of memory: the connection
-// is then closed.
+// within ops->reply_s, then reads its next request; or, when `last`, stops
+// writing and closes the connection once the client has (or ops->reply_s
+// later). Returns false when out of memory: the connection is then closed.
 bool tp__conn_send(tp__conn *c, const void *head, size_t hlen,
                    const void *body, size_t blen, bool last);
 // The answer comes later: ops->poll runs at each wake-up of the loop until
