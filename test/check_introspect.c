@@ -5,11 +5,13 @@
 #include <troupe/msgpack.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -686,6 +688,50 @@ sample(const char *body, const char *key)
     return -1;
 }
 
+// /metrics on the IPv6 loopback, and the addresses it refuses.
+START_TEST(metrics_ipv6)
+{
+    int probe = socket(AF_INET6, SOCK_STREAM, 0);
+    struct sockaddr_in6 lo = {.sin6_family = AF_INET6,
+                              .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    bool have6 = probe >= 0 &&
+                 bind(probe, (struct sockaddr *)&lo, sizeof lo) == 0;
+    if (probe >= 0)
+        close(probe);
+    tp_system *sys = tpt_system(1);
+    ck_assert_int_eq(tp_metrics_start(sys, "[::1", false, NULL), TP_EINVAL);
+    ck_assert_int_eq(tp_metrics_start(sys, "::1:80", false, NULL), TP_EINVAL);
+    ck_assert_int_eq(tp_metrics_start(sys, "[2001:db8::1]:0", false, NULL),
+                     TP_EINVAL); // not loopback, allow_remote off
+    ck_assert_int_eq(tp_metrics_start(sys, "127.0.0.1:-1", false, NULL),
+                     TP_EINVAL);
+    if (!have6) { // no IPv6 loopback here: the refusals are what we check
+        tp_system_destroy(&sys);
+        return;
+    }
+    uint16_t port = 0;
+    ck_assert_int_eq(tp_metrics_start(sys, "[::1]:0", false, &port), 0);
+    ck_assert_uint_ne(port, 0);
+    int fd = socket(AF_INET6, SOCK_STREAM, 0);
+    lo.sin6_port = htons(port);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&lo, sizeof lo), 0);
+    const char *req = "GET /metrics HTTP/1.0\r\n\r\n";
+    send_raw(fd, req, strlen(req));
+    char buf[64] = {0};
+    size_t len = 0;
+    while (len < 17) {
+        struct pollfd pf = {fd, POLLIN, 0};
+        ck_assert_int_gt(poll(&pf, 1, 10000), 0);
+        ssize_t r = read(fd, buf + len, sizeof buf - 1 - len);
+        ck_assert_int_gt(r, 0);
+        len += (size_t)r;
+    }
+    ck_assert_int_eq(strncmp(buf, "HTTP/1.0 200 OK\r\n", 17), 0);
+    close(fd);
+    tp_system_destroy(&sys);
+}
+END_TEST
+
 START_TEST(metrics_scrape)
 {
     tp_system *sys = tpt_system(2);
@@ -986,6 +1032,332 @@ START_TEST(stall_over_control_and_metrics)
 }
 END_TEST
 
+// ---- many clients at once: deadlines, the cap, nobody waits for another ---
+
+// Connects without waiting: a server that does not accept fails the test
+// instead of hanging it.
+static int
+dial_nb(void)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", sock);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    ck_assert_int_eq(fcntl(fd, F_SETFL, 0), 0);
+    return fd;
+}
+
+// Writes what it can: the node may have closed the connection already.
+static void
+send_quiet(int fd, const void *p, size_t n)
+{
+    if (send(fd, p, n, MSG_NOSIGNAL) < 0) {
+        // EPIPE or ECONNRESET: the caller looks for the close itself.
+    }
+}
+
+// Whether the node closes `fd` within `seconds`, reading what comes first.
+static bool
+closed_within(int fd, double seconds)
+{
+    double end = mono_s() + seconds;
+    char buf[256];
+    while (mono_s() < end) {
+        struct pollfd pf = {fd, POLLIN, 0};
+        if (poll(&pf, 1, 100) > 0) {
+            ssize_t r = read(fd, buf, sizeof buf);
+            if (r == 0 || (r < 0 && errno == ECONNRESET))
+                return true;
+        }
+    }
+    return false;
+}
+
+// Asks `op` on a fresh connection; the answer must come within `seconds`.
+static void
+ask_within(const char *op, double seconds)
+{
+    int fd = dial_nb();
+    double t0 = mono_s();
+    msgpack_unpacked u;
+    ask(fd, op, NULL, NULL, &u);
+    double took = mono_s() - t0;
+    if (took >= seconds)
+        fprintf(stderr, "control: %s took %.2f s\n", op, took);
+    ck_assert(took < seconds);
+    ck_assert(is_ok(&u.data));
+    msgpack_unpacked_destroy(&u);
+    close(fd);
+}
+
+// A client that sends nothing, one that sends a byte now and then, and an
+// info request waiting for a stuck actor: others are answered at once.
+START_TEST(control_slow_clients_block_nobody)
+{
+    make_dir();
+    tp_system *sys = tpt_system_cfg(
+        &(tp_config){.threads = 2, .stall_ms = 60000}); // never "busy"
+    ck_assert_int_eq(tp_control_start(sys, sock), 0);
+    int silent = dial_nb(), drip = dial_nb();
+    send_raw(drip, "\0", 1);
+    tp_pid stuck, poker;
+    get_stuck(sys, &stuck, &poker);
+    char stuck_s[TP_PID_STRLEN];
+    tp_pid_format(stuck, stuck_s, sizeof stuck_s);
+    int asker = dial_nb();
+    tp_pack p;
+    tp_pack_init(&p);
+    msgpack_packer *pk = tp_pack_packer(&p);
+    msgpack_pack_map(pk, 2);
+    msgpack_pack_str_with_body(pk, "op", 2);
+    msgpack_pack_str_with_body(pk, "info", 4);
+    msgpack_pack_str_with_body(pk, "pid", 3);
+    msgpack_pack_str_with_body(pk, stuck_s, strlen(stuck_s));
+    double asked = mono_s();
+    send_frame(asker, p.buf.data, p.buf.size);
+    tp_pack_destroy(&p);
+    for (int i = 0; i < 3; i++) {
+        send_quiet(drip, "\0", 1);
+        ask_within("stats", 1.5);
+        ask_within("snapshot", 1.5);
+    }
+    // The info comes after the actor's 2 s, with what a snapshot shows.
+    msgpack_unpacked u;
+    recv_frame(asker, &u);
+    ck_assert(mono_s() - asked > 1.5);
+    ck_assert(is_ok(&u.data));
+    const msgpack_object *a = get(&u.data, "actor");
+    ck_assert(str_eq(get(a, "pid"), stuck_s));
+    ck_assert_ptr_null(get(a, "describe"));
+    msgpack_unpacked_destroy(&u);
+    unstick();
+    close(silent);
+    close(drip);
+    close(asker);
+    tp_system_destroy(&sys);
+    remove_dir();
+}
+END_TEST
+
+// A client that does not finish its request within 5 s of connecting is
+// disconnected, however steadily it trickles bytes; so is a silent one.
+START_TEST(control_deadline_closes_dawdlers)
+{
+    make_dir();
+    tp_system *sys = tpt_system(1);
+    ck_assert_int_eq(tp_control_start(sys, sock), 0);
+    int silent = dial_nb(), drip = dial_nb();
+    double t0 = mono_s();
+    send_raw(drip, "\0\0\0\x64", 4); // announces 100 bytes
+    bool closed = false;
+    while (!closed && mono_s() - t0 < 9) {
+        send_quiet(drip, "\x81", 1); // one more byte each 0.4 s
+        closed = closed_within(drip, 0.4);
+    }
+    double took = mono_s() - t0;
+    ck_assert(closed);
+    ck_assert(took > 4.5 && took < 8);
+    ck_assert(closed_within(silent, 2));
+    close(drip);
+    close(silent);
+    // The node still serves.
+    ask_within("stats", 1.5);
+    tp_system_destroy(&sys);
+    remove_dir();
+}
+END_TEST
+
+// 64 clients are served at once; the next is told so and disconnected,
+// and a place that frees up is taken again.
+START_TEST(control_client_cap)
+{
+    make_dir();
+    tp_system *sys = tpt_system(1);
+    ck_assert_int_eq(tp_control_start(sys, sock), 0);
+    enum { CAP = 64 };
+    int fds[CAP];
+    msgpack_unpacked u;
+    for (int i = 0; i < CAP; i++) {
+        fds[i] = dial_nb();
+        ask(fds[i], "stats", NULL, NULL, &u); // accepted and held
+        ck_assert(is_ok(&u.data));
+        msgpack_unpacked_destroy(&u);
+    }
+    int extra = dial_nb();
+    recv_frame(extra, &u);
+    ck_assert(!is_ok(&u.data));
+    const msgpack_object *err = get(&u.data, "error");
+    ck_assert(err != NULL && err->type == MSGPACK_OBJECT_STR);
+    ck_assert_ptr_nonnull(
+        memmem(err->via.str.ptr, err->via.str.size, "too many clients", 16));
+    msgpack_unpacked_destroy(&u);
+    ck_assert(closed_within(extra, 2));
+    close(extra);
+    // Those held are still served.
+    ask(fds[CAP - 1], "nodes", NULL, NULL, &u);
+    ck_assert(is_ok(&u.data));
+    msgpack_unpacked_destroy(&u);
+    // One leaves: a newcomer gets its place once the node saw it go.
+    close(fds[0]);
+    bool served = false;
+    for (int i = 0; i < 200 && !served; i++) {
+        int fd = dial_nb();
+        ask(fd, "stats", NULL, NULL, &u);
+        const msgpack_object *ok = get(&u.data, "ok");
+        served = ok != NULL && ok->type == MSGPACK_OBJECT_BOOLEAN &&
+                 ok->via.boolean;
+        msgpack_unpacked_destroy(&u);
+        close(fd);
+        if (!served)
+            tpt_nap_us(10000);
+    }
+    ck_assert(served);
+    for (int i = 1; i < CAP; i++)
+        close(fds[i]);
+    tp_system_destroy(&sys);
+    remove_dir();
+}
+END_TEST
+
+// Several requests written at once are answered in order; a bad pid gets
+// an error and the connection goes on.
+START_TEST(control_requests_in_one_write)
+{
+    make_dir();
+    tp_system *sys = tpt_system(1);
+    ck_assert_int_eq(tp_control_start(sys, sock), 0);
+    int fd = dial_nb();
+    static const uint8_t two[] = {
+        0, 0, 0, 10, 0x81, 0xa2, 'o', 'p', 0xa5, 's', 't', 'a', 't', 's',
+        0, 0, 0, 10, 0x81, 0xa2, 'o', 'p', 0xa5, 'n', 'o', 'd', 'e', 's'};
+    send_raw(fd, two, sizeof two);
+    msgpack_unpacked u;
+    recv_frame(fd, &u);
+    ck_assert(is_ok(&u.data));
+    ck_assert_ptr_nonnull(get(&u.data, "workers")); // stats
+    msgpack_unpacked_destroy(&u);
+    recv_frame(fd, &u);
+    ck_assert(is_ok(&u.data));
+    ck_assert_ptr_nonnull(get(&u.data, "peers")); // nodes
+    msgpack_unpacked_destroy(&u);
+    ask(fd, "info", "<0.99999.1>", NULL, &u);
+    ck_assert(str_eq(get(&u.data, "error"), "no such actor"));
+    msgpack_unpacked_destroy(&u);
+    ask(fd, "stats", NULL, NULL, &u);
+    ck_assert(is_ok(&u.data));
+    msgpack_unpacked_destroy(&u);
+    close(fd);
+    tp_system_destroy(&sys);
+    remove_dir();
+}
+END_TEST
+
+static _Atomic long accept_fails;
+
+static void
+count_accept_fails(void *ud, int level, const char *origin, const char *line)
+{
+    (void)ud, (void)level, (void)origin;
+    if (strstr(line, "control: cannot accept a client") != NULL)
+        atomic_fetch_add(&accept_fails, 1);
+}
+
+// Out of descriptors, the listener rests between tries instead of
+// spinning, and serves the waiting client once one is free again.
+START_TEST(control_out_of_descriptors)
+{
+    make_dir();
+    tp_system *sys =
+        tpt_system_cfg(&(tp_config){.threads = 1, .log = count_accept_fails});
+    ck_assert_int_eq(tp_control_start(sys, sock), 0);
+    ask_within("stats", 1.5); // the I/O thread has all it needs open
+    struct rlimit old, low;
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = old;
+    low.rlim_cur = 256;
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+    // Take every descriptor but one, which the client's socket takes.
+    int spare[256], nspare = 0, fd;
+    while (nspare < 256 && (fd = dup(0)) >= 0)
+        spare[nspare++] = fd;
+    ck_assert_int_gt(nspare, 1);
+    close(spare[--nspare]);
+    int client = dial_nb();
+    double t0 = mono_s();
+    while (mono_s() - t0 < 1.2)
+        tpt_nap_us(10000);
+    long fails = atomic_load(&accept_fails);
+    ck_assert_int_ge(fails, 1);
+    ck_assert_int_le(fails, 6); // a try each 0.5 s, not a spin
+    close(spare[--nspare]);
+    msgpack_unpacked u;
+    ask(client, "stats", NULL, NULL, &u);
+    ck_assert(is_ok(&u.data));
+    msgpack_unpacked_destroy(&u);
+    close(client);
+    while (nspare > 0)
+        close(spare[--nspare]);
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+    tp_system_destroy(&sys);
+    remove_dir();
+}
+END_TEST
+
+static int
+tcp_dial(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    return fd;
+}
+
+// Scrapes go on while control and metrics clients dawdle, and bad
+// requests get their status.
+START_TEST(metrics_while_clients_dawdle)
+{
+    make_dir();
+    tp_system *sys = tpt_system(1);
+    uint16_t port;
+    ck_assert_int_eq(tp_control_start(sys, sock), 0);
+    ck_assert_int_eq(tp_metrics_start(sys, "127.0.0.1:0", false, &port), 0);
+    int ctl = dial_nb();
+    send_raw(ctl, "\0", 1);
+    int m1 = tcp_dial(port), m2 = tcp_dial(port);
+    send_raw(m1, "GET /met", 8);
+    send_raw(m2, "G", 1);
+    for (int i = 0; i < 2; i++) {
+        double t0 = mono_s();
+        char *r = http_get(port, "GET /metrics HTTP/1.0\r\n\r\n");
+        ck_assert(mono_s() - t0 < 1.5);
+        ck_assert_ptr_nonnull(strstr(r, "HTTP/1.0 200 OK\r\n"));
+        ck_assert_ptr_nonnull(strstr(r, "troupe_actors{status=\"waiting\"}"));
+        free(r);
+        ask_within("stats", 1.5);
+    }
+    // A head past 4096 bytes without its blank line.
+    char big[5000];
+    memset(big, 'x', sizeof big);
+    memcpy(big, "GET /metrics HTTP/1.0\r\nX: ", 26);
+    big[sizeof big - 1] = 0;
+    char *r = http_get(port, big);
+    ck_assert_ptr_nonnull(strstr(r, "HTTP/1.0 431 "));
+    free(r);
+    // The dawdlers are let go (2 s for a request head).
+    ck_assert(closed_within(m1, 4));
+    ck_assert(closed_within(m2, 1));
+    r = http_get(port, "GET /metrics HTTP/1.0\r\n\r\n");
+    ck_assert_ptr_nonnull(strstr(r, "HTTP/1.0 200 OK\r\n"));
+    free(r);
+    close(m1);
+    close(m2);
+    close(ctl);
+    tp_system_destroy(&sys);
+    remove_dir();
+}
+END_TEST
+
 Suite *
 introspect_suite(void)
 {
@@ -1000,9 +1372,19 @@ introspect_suite(void)
     tcase_add_test(tc, control_socket_bad_input);
     tcase_add_test(tc, control_socket_refusals);
     tcase_add_test(tc, metrics_scrape);
+    tcase_add_test(tc, metrics_ipv6);
     tcase_add_test(tc, stall_logged_and_shown);
     tcase_add_test(tc, stall_watch_off);
     tcase_add_test(tc, stall_over_control_and_metrics);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("serve");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, control_slow_clients_block_nobody);
+    tcase_add_test(tc, control_deadline_closes_dawdlers);
+    tcase_add_test(tc, control_client_cap);
+    tcase_add_test(tc, control_requests_in_one_write);
+    tcase_add_test(tc, control_out_of_descriptors);
+    tcase_add_test(tc, metrics_while_clients_dawdle);
     suite_add_tcase(s, tc);
     return s;
 }

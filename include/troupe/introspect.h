@@ -116,13 +116,15 @@ typedef enum tp_event {
 TP_API void tp_count_event(tp_system *sys, tp_event ev);
 
 // Serves GET /metrics in Prometheus text format (version 0.0.4) on
-// `addr` ("HOST:PORT", IPv4; port 0 picks one) from a thread of its own:
-// actors by status, messages handled, mailbox drops and rejections,
-// restarts, intensity exceeded, stalls, run queues, peers, frames rejected
-// and authentication failures. No per-actor labels. Anything but loopback
-// needs `allow_remote`. Stores the bound port in `*port` (may be NULL).
-// Returns 0, TP_EINVAL, TP_EEXIST (already serving), TP_EADDRINUSE or
-// TP_EAGAIN. Stopped when the system is destroyed.
+// `addr` ("HOST:PORT" or "[IPV6]:PORT"; port 0 picks one), from the
+// system's I/O thread: actors by status, messages handled, mailbox drops
+// and rejections, restarts, intensity exceeded, stalls, run queues,
+// peers, frames rejected and authentication failures. No per-actor
+// labels. Anything but loopback needs `allow_remote`. Stores the bound
+// port in `*port` (may be NULL). Returns 0, TP_EINVAL, TP_EPERM (from an
+// actor), TP_EEXIST (already serving), TP_ENOMEM, or the socket's error
+// (TP_EADDRINUSE, TP_EADDRNOTAVAIL, TP_EACCES, TP_EMFILE ...). Stopped
+// when the system is destroyed.
 TP_API int tp_metrics_start(tp_system *sys, const char *addr,
                             bool allow_remote, uint16_t *port);
 

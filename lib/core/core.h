@@ -516,6 +516,39 @@ void tp__reg_drop(tp_actor *a);
 void tp__reg_name(tp_actor *a, char out[TP_NAME_MAX + 1]);
 void tp__reg_free(tp_system *sys);
 
+// ---- reading the actor table and the workers (table.c) ---------------
+// For the subsystems above the core: they read the table and the workers
+// only through these calls.
+
+// Calls fn(a, arg) for each actor in the table, dying ones included, in
+// slot order, until fn returns false; returns how many it called fn for.
+// Each `a` stays valid until fn returns. fn must not block, spawn, or
+// take sys->ext_lock; it may read what any thread may read of `a` (its
+// immutable fields and counters). Any thread but an actor of another
+// system.
+size_t tp__actor_each(tp_system *sys, bool (*fn)(tp_actor *a, void *arg),
+                      void *arg);
+// Calls fn(a, arg) for the live actor `pid` names, under the same rules;
+// returns 0, or TP_ENOACTOR (fn not called).
+int tp__actor_with(tp_system *sys, tp_pid pid,
+                   void (*fn)(tp_actor *a, void *arg), void *arg);
+// Live actors, as the table counts them (relaxed: may be a little stale).
+uint64_t tp__actor_count(tp_system *sys);
+
+typedef struct tp__worker_counts {
+    uint64_t activations, messages, steals, sleeps;
+    uint32_t run_queue; // actors waiting in its run queue's ring now
+} tp__worker_counts;
+
+// Scheduler threads of the system.
+unsigned tp__worker_count(tp_system *sys);
+// Reads worker `index`'s counters into *out. Returns 0, or TP_EINVAL for
+// an index past the last worker (*out unchanged). Any thread.
+int tp__worker_counters(tp_system *sys, unsigned index,
+                        tp__worker_counts *out);
+
+// ---- end of table.c ---------------------------------------------------
+
 // ---- dedicated actors (dedicated.c) -------------------------------------
 
 int tp__ded_start(tp_actor *a);

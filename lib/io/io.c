@@ -50,6 +50,12 @@ tp__io_fd_init(tp__io_fd *w, tp__io_fd_cb cb, int fd, int events)
 }
 
 void
+tp__io_fd_set(tp__io_fd *w, int events)
+{
+    ev_io_set(EVIO(w), EVIO(w)->fd, events);
+}
+
+void
 tp__io_fd_start(tp__io *io, tp__io_fd *w)
 {
     ev_io_start(io->loop, EVIO(w));
@@ -193,8 +199,9 @@ fail:
     return NULL;
 }
 
-// Registers `fn(arg)` to run on the I/O thread at every wake-up. Call with
-// io->lock held (or before anything can wake the loop).
+// Registers `fn(arg)` to run on the I/O thread at every wake-up, or with
+// fn NULL unregisters it. Call with io->lock held (or before anything can
+// wake the loop).
 void
 tp__io_on_wake(tp__io *io, int client, void (*fn)(void *), void *arg)
 {

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
-// The I/O thread shared by distribution (lib/dist) and actors' sockets
-// (sock.c): one libev loop per system, and the runtime's only window onto
-// libev: io.c is the one file that includes <ev.h>. A watcher lives inside
-// the object it serves (no allocation per watcher) as storage the size of
-// libev's own, which io.c checks when it is compiled. Watchers are
+// The I/O thread shared by distribution (lib/dist), actors' sockets
+// (sock.c), the control socket and metrics endpoint (observe/serve.c) and
+// the stall watch's timer: one libev loop per system, and the runtime's only
+// window onto libev: io.c is the one file that includes <ev.h>. A watcher
+// lives inside the object it serves (no allocation per watcher) as storage the
+// size of libev's own, which io.c checks when it is compiled. Watchers are
 // started, stopped and changed with io->lock held: on the I/O thread (in a
 // callback or a wake-up) or by a thread that took the lock.
 #ifndef TROUPE_IO_H
@@ -16,7 +17,15 @@
 #include "io/addr.h"
 #include "io/wbuf.h"
 
-enum { TP__IO_NODE = 0, TP__IO_SOCK = 1, TP__IO_CLIENTS = 2 };
+// The modules that run code at each wake-up of the loop (tp__io_on_wake):
+// distribution, actors' sockets, and the two servers of observe/serve.c.
+enum {
+    TP__IO_NODE = 0,
+    TP__IO_SOCK = 1,
+    TP__IO_CONTROL = 2,
+    TP__IO_METRICS = 3,
+    TP__IO_CLIENTS = 4
+};
 
 // Readiness, as tp__io_fd_init takes it and callbacks receive it.
 enum { TP__IO_READ = 1, TP__IO_WRITE = 2 };
@@ -72,6 +81,8 @@ void tp__io_on_wake(tp__io *io, int client, void (*fn)(void *), void *arg);
 void tp__io_wake(tp__io *io);
 
 void tp__io_fd_init(tp__io_fd *w, tp__io_fd_cb cb, int fd, int events);
+// Changes which readiness a stopped watcher waits for (TP__IO_*).
+void tp__io_fd_set(tp__io_fd *w, int events);
 void tp__io_fd_start(tp__io *io, tp__io_fd *w);
 void tp__io_fd_stop(tp__io *io, tp__io_fd *w);
 bool tp__io_fd_active(const tp__io_fd *w);

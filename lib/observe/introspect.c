@@ -87,52 +87,48 @@ fill_info(tp_actor *a, tp_actor_info *o, int64_t now, double tick_ns,
     o->start_order = (uint64_t)a->born_ms << 16 | a->spawn_seq;
 }
 
+// What a walk of the table fills in: the snapshot grows as it goes.
+typedef struct snap_walk {
+    tp_snapshot *s;
+    size_t cap;
+    int64_t now;
+    double tick_ns;
+    const busy_view *busy;
+} snap_walk;
+
+static bool
+snap_one(tp_actor *a, void *arg)
+{
+    snap_walk *w = arg;
+    if (w->s->len == w->cap) {
+        size_t ncap = w->cap * 2;
+        tp_snapshot *g =
+            realloc(w->s, sizeof *w->s + ncap * sizeof w->s->actors[0]);
+        if (g == NULL)
+            return false; // a partial snapshot rather than none
+        w->s = g;
+        w->cap = ncap;
+    }
+    fill_info(a, &w->s->actors[w->s->len++], w->now, w->tick_ns, w->busy);
+    return true;
+}
+
 int
 tp_snapshot_take(tp_system *sys, tp_snapshot **out)
 {
     if (sys == NULL || out == NULL)
         return TP_EINVAL;
     int64_t now = tp__now_coarse_ms();
-    double tick_ns = tp__tick_ns(sys);
-    bool ext = tp__self.worker == NULL || tp__self.worker->sys != sys;
-    if (ext)
-        pthread_rwlock_rdlock(&sys->ext_lock);
-    pthread_mutex_lock(&sys->slot_lock);
-    uint32_t slots = sys->slot_next;
-    pthread_mutex_unlock(&sys->slot_lock);
     // Room for every live actor plus those spawned while we walk.
-    size_t cap = atomic_load_explicit(&sys->live, memory_order_relaxed) + 64;
+    size_t cap = tp__actor_count(sys) + 64;
     tp_snapshot *s = malloc(sizeof *s + cap * sizeof s->actors[0]);
-    if (s == NULL) {
-        if (ext)
-            pthread_rwlock_unlock(&sys->ext_lock);
+    if (s == NULL)
         return TP_ENOMEM;
-    }
     s->len = 0;
     busy_view busy = busy_take(sys);
-    for (uint32_t i = 0; i < slots; i++) {
-        // acquire: pairs with the chunk's publication.
-        tp__slot_chunk *c = atomic_load_explicit(
-            &sys->chunks[i >> TP__SLOT_CHUNK_BITS], memory_order_acquire);
-        if (c == NULL)
-            continue;
-        tp_actor *a = atomic_load_explicit(&c->actor[i & (TP__SLOT_CHUNK - 1)],
-                                           memory_order_seq_cst);
-        if (a == NULL)
-            continue;
-        if (s->len == cap) {
-            size_t ncap = cap * 2;
-            tp_snapshot *g =
-                realloc(s, sizeof *s + ncap * sizeof s->actors[0]);
-            if (g == NULL)
-                break; // a partial snapshot rather than none
-            s = g;
-            cap = ncap;
-        }
-        fill_info(a, &s->actors[s->len++], now, tick_ns, &busy);
-    }
-    if (ext)
-        pthread_rwlock_unlock(&sys->ext_lock);
+    snap_walk w = {s, cap, now, tp__tick_ns(sys), &busy};
+    tp__actor_each(sys, snap_one, &w);
+    s = w.s;
     free(busy.busy);
     tp_system_stats_get(sys, &s->stats);
     s->uptime_ms = now > sys->born_ms ? (uint64_t)(now - sys->born_ms) : 0;
@@ -140,24 +136,30 @@ tp_snapshot_take(tp_system *sys, tp_snapshot **out)
     return 0;
 }
 
+typedef struct info_walk {
+    tp_actor_info *out;
+    int64_t now;
+    double tick_ns;
+    const busy_view *busy;
+} info_walk;
+
+static void
+info_one(tp_actor *a, void *arg)
+{
+    info_walk *w = arg;
+    fill_info(a, w->out, w->now, w->tick_ns, w->busy);
+}
+
 int
 tp_actor_info_get(tp_system *sys, tp_pid pid, tp_actor_info *out)
 {
     if (sys == NULL || out == NULL)
         return TP_EINVAL;
-    int64_t now = tp__now_coarse_ms();
-    double tick_ns = tp__tick_ns(sys);
     busy_view busy = busy_take(sys);
-    bool ext = tp__self.worker == NULL || tp__self.worker->sys != sys;
-    if (ext)
-        pthread_rwlock_rdlock(&sys->ext_lock);
-    tp_actor *a = tp__actor_lookup(sys, pid);
-    if (a != NULL)
-        fill_info(a, out, now, tick_ns, &busy);
-    if (ext)
-        pthread_rwlock_unlock(&sys->ext_lock);
+    info_walk w = {out, tp__now_coarse_ms(), tp__tick_ns(sys), &busy};
+    int rc = tp__actor_with(sys, pid, info_one, &w);
     free(busy.busy);
-    return a != NULL ? 0 : TP_ENOACTOR;
+    return rc;
 }
 
 size_t
@@ -192,13 +194,16 @@ tp_snapshot_free(tp_snapshot *s)
 
 // ---- details, asked of the actor ------------------------------------------
 
-// Shared by the asking thread and the message that carries the question;
-// whichever lets go last frees it.
+// Shared by the asker and the message that carries the question; whichever
+// lets go last frees it. A blocking asker (tp_actor_detail_get) waits on
+// `cond`; one on the I/O thread (the control socket) is told by `done`.
 typedef struct tp__info {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     int refs;
     bool answered, gone;
+    void (*done)(void *); // NULL once the asker let go
+    void *done_arg;
     tp_actor_detail detail;
 } tp__info;
 
@@ -222,6 +227,15 @@ info_put(tp__info *r)
     }
 }
 
+// Tells the asker, with r->lock held, that the question is settled.
+static void
+info_settled(tp__info *r)
+{
+    pthread_cond_broadcast(&r->cond);
+    if (r->done != NULL)
+        r->done(r->done_arg);
+}
+
 // The actor `a` answers, in its own activation.
 void
 tp__info_answer(tp_actor *a, tp__msg *m)
@@ -242,7 +256,7 @@ tp__info_answer(tp_actor *a, tp__msg *m)
     pthread_mutex_lock(&r->lock);
     r->detail = d;
     r->answered = true;
-    pthread_cond_broadcast(&r->cond);
+    info_settled(r);
     pthread_mutex_unlock(&r->lock);
 }
 
@@ -253,9 +267,76 @@ tp__info_release(tp__msg *m)
     m->flags &= (uint16_t)~TP__MSG_INFO_REQ;
     tp__info *r = info_of(m);
     pthread_mutex_lock(&r->lock);
-    if (!r->answered)
+    if (!r->answered) {
         r->gone = true;
-    pthread_cond_broadcast(&r->cond);
+        info_settled(r);
+    }
+    info_put(r);
+}
+
+tp__info *
+tp__info_ask(tp_system *sys, tp_pid pid, void (*done)(void *), void *arg,
+             int *rc)
+{
+    *rc = TP_ENOMEM;
+    if (tp_pid_node(pid) != 0) {
+        *rc = TP_ENOACTOR; // another node's actor: ask that node
+        return NULL;
+    }
+    tp__info *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return NULL;
+    if (pthread_mutex_init(&r->lock, NULL) != 0) {
+        free(r);
+        return NULL;
+    }
+    if (tp__cond_init(&r->cond) != 0) {
+        pthread_mutex_destroy(&r->lock);
+        free(r);
+        return NULL;
+    }
+    r->refs = 2;
+    r->done = done;
+    r->done_arg = arg;
+    tp__msg *m = tp__msg_new_copy(sys, 0, TP_PID_NIL, &r, sizeof r);
+    if (m == NULL) {
+        pthread_mutex_destroy(&r->lock);
+        pthread_cond_destroy(&r->cond);
+        free(r);
+        return NULL;
+    }
+    m->kind = TP__MSG_INFO;
+    m->flags |= TP__MSG_INFO_REQ;
+    if (tp__push_sys(sys, pid, m) != 0) {
+        r->done = NULL;  // settled before it was asked: no news to give
+        tp__msg_free(m); // releases the message's reference
+        pthread_mutex_lock(&r->lock);
+        info_put(r);
+        *rc = TP_ENOACTOR;
+        return NULL;
+    }
+    *rc = 0;
+    return r;
+}
+
+int
+tp__info_poll(tp__info *r, tp_actor_detail *out)
+{
+    pthread_mutex_lock(&r->lock);
+    int rc = r->answered ? 0 : r->gone ? TP_ENOACTOR : TP_EAGAIN;
+    if (r->answered)
+        *out = r->detail;
+    pthread_mutex_unlock(&r->lock);
+    return rc;
+}
+
+void
+tp__info_drop(tp__info *r)
+{
+    if (r == NULL)
+        return;
+    pthread_mutex_lock(&r->lock);
+    r->done = NULL;
     info_put(r);
 }
 
@@ -267,40 +348,13 @@ tp_actor_detail_get(tp_system *sys, tp_pid pid, int timeout_ms,
         return TP_EINVAL;
     if (tp__self.actor != NULL || tp__self.worker != NULL)
         return TP_EPERM;
-    if (tp_pid_node(pid) != 0)
-        return TP_ENOACTOR; // another node's actor: ask that node
-    tp__info *r = calloc(1, sizeof *r);
+    int rc;
+    tp__info *r = tp__info_ask(sys, pid, NULL, NULL, &rc);
     if (r == NULL)
-        return TP_ENOMEM;
-    if (pthread_mutex_init(&r->lock, NULL) != 0) {
-        free(r);
-        return TP_ENOMEM;
-    }
-    if (tp__cond_init(&r->cond) != 0) {
-        pthread_mutex_destroy(&r->lock);
-        free(r);
-        return TP_ENOMEM;
-    }
-    r->refs = 2;
-    tp__msg *m = tp__msg_new_copy(sys, 0, TP_PID_NIL, &r, sizeof r);
-    if (m == NULL) {
-        pthread_mutex_destroy(&r->lock);
-        pthread_cond_destroy(&r->cond);
-        free(r);
-        return TP_ENOMEM;
-    }
-    m->kind = TP__MSG_INFO;
-    m->flags |= TP__MSG_INFO_REQ;
-    if (tp__push_sys(sys, pid, m) != 0) {
-        tp__msg_free(m); // releases the message's reference
-        pthread_mutex_lock(&r->lock);
-        info_put(r);
-        return TP_ENOACTOR;
-    }
+        return rc;
     struct timespec dl;
     if (timeout_ms >= 0)
         tp__deadline(&dl, timeout_ms);
-    int rc = 0;
     pthread_mutex_lock(&r->lock);
     while (!r->answered && !r->gone) {
         if (timeout_ms < 0)

@@ -1,16 +1,17 @@
 // SPDX-License-Identifier: MIT
-// /metrics in Prometheus text format, served by a small HTTP/1.0 loop on a
-// thread of its own. Requests are read with a size limit and a deadline;
-// anything but GET /metrics gets 404 or 400. Counts are node-wide, never
-// per actor, so a scrape stays small however many actors run.
+// /metrics in Prometheus text format over HTTP/1.0, one request per
+// connection, served on the I/O thread by serve.c: a client has a few
+// seconds to send its request head (at most REQ_MAX bytes) and to take the
+// reply, and waits for nobody else. Anything but GET /metrics gets 404 or
+// 400. Counts are node-wide, never per actor, so a scrape stays small
+// however many actors run.
 #include "core/core.h"
+#include "io/io.h"
 #include "observe/observe.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,14 +19,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+// A request head's most bytes.
 #define REQ_MAX 4096
-#define IO_TIMEOUT_MS 2000
+// A client has this long to send its request head, and this long to take
+// the reply.
+#define REQUEST_S 2.0
+#define REPLY_S 2.0
 
 typedef struct tp__metrics {
-    tp_system *sys;
-    int lfd;
-    int wake[2];
-    pthread_t thread;
+    tp__server *srv;
 } tp__metrics;
 
 void
@@ -142,12 +144,10 @@ render(tp_system *sys, text *t)
         st.stalls);
     head(t, "troupe_run_queue", "gauge",
          "Actors waiting in each scheduler thread's run queue.");
-    for (unsigned i = 0; i < sys->nworkers; i++) {
-        tp__worker *w = &sys->workers[i];
-        // relaxed: a gauge; the two ends may be a little apart.
-        uint32_t tl = atomic_load_explicit(&w->tail, memory_order_relaxed);
-        uint32_t hd = atomic_load_explicit(&w->head, memory_order_relaxed);
-        put(t, "troupe_run_queue{thread=\"%u\"} %u\n", i, tl - hd);
+    for (unsigned i = 0; i < tp__worker_count(sys); i++) {
+        tp__worker_counts w;
+        if (tp__worker_counters(sys, i, &w) == 0)
+            put(t, "troupe_run_queue{thread=\"%u\"} %u\n", i, w.run_queue);
     }
     tp_node_stats ns;
     if (tp_node_stats_get(sys, &ns) == 0) {
@@ -172,7 +172,7 @@ render(tp_system *sys, text *t)
 // ---- HTTP -----------------------------------------------------------------
 
 static void
-reply(int fd, const char *status, const char *type, const char *body,
+reply(tp__conn *c, const char *status, const char *type, const char *body,
       size_t len)
 {
     char h[256];
@@ -180,104 +180,74 @@ reply(int fd, const char *status, const char *type, const char *body,
                      "HTTP/1.0 %s\r\nContent-Type: %s\r\nContent-Length: "
                      "%zu\r\nConnection: close\r\n\r\n",
                      status, type, len);
-    struct iovec v[2] = {{h, (size_t)n}, {(void *)body, len}};
-    struct msghdr mh = {.msg_iov = v, .msg_iovlen = 2};
-    size_t left = (size_t)n + len;
-    while (left > 0) {
-        ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL);
-        if (w <= 0) {
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w < 0 && errno == EAGAIN) {
-                struct pollfd pf = {fd, POLLOUT, 0};
-                if (poll(&pf, 1, IO_TIMEOUT_MS) > 0)
-                    continue;
-            }
-            return;
-        }
-        left -= (size_t)w;
-        while (w > 0 && mh.msg_iovlen > 0) {
-            size_t take = (size_t)w < mh.msg_iov->iov_len
-                              ? (size_t)w
-                              : mh.msg_iov->iov_len;
-            mh.msg_iov->iov_base = (char *)mh.msg_iov->iov_base + take;
-            mh.msg_iov->iov_len -= take;
-            w -= (ssize_t)take;
-            if (mh.msg_iov->iov_len == 0) {
-                mh.msg_iov++;
-                mh.msg_iovlen--;
-            }
-        }
-    }
+    tp__conn_send(c, h, (size_t)n, body, len, true);
 }
 
+// Answers once the request head is whole (up to its blank line), or once
+// it has outgrown REQ_MAX.
 static void
-serve(tp__metrics *m, int fd)
+m_input(tp__conn *c)
 {
+    size_t len;
+    const uint8_t *in = tp__conn_input(c, &len);
     char req[REQ_MAX + 1];
-    size_t len = 0;
-    // The request head, up to its blank line, within the limits.
-    while (len < REQ_MAX) {
-        struct pollfd pf[2] = {{fd, POLLIN, 0}, {m->wake[0], POLLIN, 0}};
-        if (poll(pf, 2, IO_TIMEOUT_MS) <= 0 || (pf[1].revents & POLLIN))
-            return;
-        ssize_t r = read(fd, req + len, REQ_MAX - len);
-        if (r <= 0)
-            return;
-        len += (size_t)r;
-        req[len] = 0;
-        if (strstr(req, "\r\n\r\n") != NULL || strstr(req, "\n\n") != NULL)
-            break;
-    }
+    memcpy(req, in, len);
     req[len] = 0;
     static const char bad[] = "bad request\n",
                       nf[] = "not found: try /metrics\n";
-    if (len >= REQ_MAX) {
-        reply(fd, "431 Request Header Fields Too Large", "text/plain", bad,
+    bool whole =
+        strstr(req, "\r\n\r\n") != NULL || strstr(req, "\n\n") != NULL;
+    if (!whole && len < REQ_MAX)
+        return;
+    tp__conn_consume(c, len);
+    if (!whole) {
+        reply(c, "431 Request Header Fields Too Large", "text/plain", bad,
               sizeof bad - 1);
         return;
     }
     if (strncmp(req, "GET ", 4) != 0) {
-        reply(fd, "400 Bad Request", "text/plain", bad, sizeof bad - 1);
+        reply(c, "400 Bad Request", "text/plain", bad, sizeof bad - 1);
         return;
     }
     const char *path = req + 4;
     size_t plen = strcspn(path, " \r\n?");
     if (plen != 8 || strncmp(path, "/metrics", 8) != 0) {
-        reply(fd, "404 Not Found", "text/plain", nf, sizeof nf - 1);
+        reply(c, "404 Not Found", "text/plain", nf, sizeof nf - 1);
         return;
     }
     text t = {0};
-    render(m->sys, &t);
+    render(tp__server_sys(tp__conn_server(c)), &t);
     if (t.failed)
-        reply(fd, "500 Internal Server Error", "text/plain", bad,
+        reply(c, "500 Internal Server Error", "text/plain", bad,
               sizeof bad - 1);
     else
-        reply(fd, "200 OK", "text/plain; version=0.0.4", t.p, t.len);
+        reply(c, "200 OK", "text/plain; version=0.0.4", t.p, t.len);
     free(t.p);
 }
 
-static void *
-metrics_main(void *arg)
+// Past the cap: a short 503, written without waiting.
+static void
+m_refuse(int fd)
 {
-    tp__metrics *m = arg;
-    for (;;) {
-        struct pollfd pf[2] = {{m->lfd, POLLIN, 0}, {m->wake[0], POLLIN, 0}};
-        if (poll(pf, 2, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            break;
-        }
-        if (pf[1].revents)
-            break;
-        int fd = accept4(m->lfd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd < 0)
-            continue;
-        serve(m, fd);
-        close(fd);
+    static const char busy[] = "HTTP/1.0 503 Service Unavailable\r\n"
+                               "Content-Type: text/plain\r\n"
+                               "Content-Length: 18\r\n"
+                               "Connection: close\r\n\r\n"
+                               "too many clients\r\n";
+    if (send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+        // The client left already: nothing to tell it.
     }
-    return NULL;
 }
+
+static const tp__serve_ops m_ops = {
+    .name = "metrics",
+    .in_max = REQ_MAX,
+    .request_s = REQUEST_S,
+    .reply_s = REPLY_S,
+    .wake_client = TP__IO_METRICS,
+    .input = m_input,
+    .refuse = m_refuse,
+};
 
 int
 tp_metrics_start(tp_system *sys, const char *addr, bool allow_remote,
@@ -289,66 +259,51 @@ tp_metrics_start(tp_system *sys, const char *addr, bool allow_remote,
         return TP_EPERM;
     if (sys->metrics != NULL)
         return TP_EEXIST;
-    const char *colon = strrchr(addr, ':');
-    char host[64];
-    if (colon == NULL || (size_t)(colon - addr) >= sizeof host)
-        return TP_EINVAL;
-    memcpy(host, addr, (size_t)(colon - addr));
-    host[colon - addr] = 0;
-    char *end;
-    long p = strtol(colon + 1, &end, 10);
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    if (*end != 0 || colon[1] == 0 || p < 0 || p > 65535 ||
-        inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
-        tp__log(sys, TP_LOG_ERR, "metrics: \"%s\" is not HOST:PORT (IPv4)",
-                addr);
+    struct sockaddr_storage sa;
+    socklen_t sl;
+    if (tp__addr_parse(addr, TP__ADDR_PORT0, &sa, &sl) != 0) {
+        tp__log(sys, TP_LOG_ERR,
+                "metrics: \"%s\" is not HOST:PORT (IPv4, or [IPv6])", addr);
         return TP_EINVAL;
     }
-    if ((ntohl(sa.sin_addr.s_addr) >> 24) != 127 && !allow_remote) {
+    if (!allow_remote && !tp__addr_is_loopback(&sa)) {
         tp__log(sys, TP_LOG_ERR,
                 "metrics: %s is not a loopback address (allow_remote is off)",
                 addr);
         return TP_EINVAL;
     }
-    sa.sin_port = htons((uint16_t)p);
     tp__metrics *m = calloc(1, sizeof *m);
     if (m == NULL)
         return TP_ENOMEM;
-    m->sys = sys;
-    m->wake[0] = m->wake[1] = -1;
     int rc = 0, one = 1;
-    m->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (m->lfd < 0 || pipe2(m->wake, O_CLOEXEC) != 0) {
-        rc = TP_EAGAIN;
-        goto fail;
+    int lfd = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (lfd < 0) {
+        rc = tp__err_from_errno(errno);
+        free(m);
+        return rc;
     }
-    setsockopt(m->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(m->lfd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
-        listen(m->lfd, 16) != 0) {
-        rc = errno == EADDRINUSE ? TP_EADDRINUSE : TP_EINVAL;
+    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(lfd, (struct sockaddr *)&sa, sl) != 0 ||
+        listen(lfd, TP__SERVE_CLIENTS_MAX) != 0) {
+        int e = errno;
+        rc = tp__err_from_errno(e);
         tp__log(sys, TP_LOG_ERR, "metrics: cannot listen on %s: %s", addr,
-                strerror(errno));
+                strerror(e));
         goto fail;
     }
-    socklen_t sl = sizeof sa;
-    getsockname(m->lfd, (struct sockaddr *)&sa, &sl);
-    if (pthread_create(&m->thread, NULL, metrics_main, m) != 0) {
-        rc = TP_EAGAIN;
+    sl = sizeof sa;
+    getsockname(lfd, (struct sockaddr *)&sa, &sl);
+    if ((rc = tp__server_start(&m->srv, sys, lfd, &m_ops, m)) != 0)
         goto fail;
-    }
     sys->metrics = m;
     if (port != NULL)
-        *port = ntohs(sa.sin_port);
-    tp__log(sys, TP_LOG_INFO, "metrics: serving http://%s:%u/metrics", host,
-            ntohs(sa.sin_port));
+        *port = (uint16_t)tp__addr_port(&sa);
+    char where[TP__ADDR_STRLEN];
+    tp__addr_format((struct sockaddr *)&sa, where, sizeof where);
+    tp__log(sys, TP_LOG_INFO, "metrics: serving http://%s/metrics", where);
     return 0;
 fail:
-    if (m->lfd >= 0)
-        close(m->lfd);
-    if (m->wake[0] >= 0) {
-        close(m->wake[0]);
-        close(m->wake[1]);
-    }
+    close(lfd);
     free(m);
     return rc;
 }
@@ -360,12 +315,6 @@ tp__metrics_stop(tp_system *sys)
     if (m == NULL)
         return;
     sys->metrics = NULL;
-    if (write(m->wake[1], "x", 1) < 0) {
-        // An empty pipe of ours: cannot fail in practice.
-    }
-    pthread_join(m->thread, NULL);
-    close(m->lfd);
-    close(m->wake[0]);
-    close(m->wake[1]);
+    tp__server_stop(&m->srv);
     free(m);
 }

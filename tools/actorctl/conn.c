@@ -400,6 +400,8 @@ reply_decode(ctl_conn *c, ctl_reply *out)
                       "permission denied: %s answers only its own user and "
                       "root",
                       w);
+    else if (err.n >= 16 && memcmp(err.p, "too many clients", 16) == 0)
+        rc = ctl_fail(CTL_UNREACHABLE, "%s: %s", w, clean); // a full node
     else
         rc = ctl_fail(CTL_ERROR, "%s%s%s: %s", w, c->about ? ": " : "",
                       c->about ? c->about : "", clean);

@@ -356,8 +356,8 @@ top_draw(top_state *t, double ms)
     free(buf);
 }
 
-// One snapshot on a connection of its own: the node serves one client at
-// a time, and top must not keep others waiting between two snapshots.
+// One snapshot on a connection of its own: the node closes a connection
+// that sends no request for 5 s, and top may wait longer than that.
 static int
 snap_once(const ctl_target *target, ctl_snap *s)
 {

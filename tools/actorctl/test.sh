@@ -463,6 +463,27 @@ checks=$((checks + 1))
 checks=$((checks + 1))
 kill -0 "$node" 2>/dev/null || fail "the node died"
 
+# ---- clients that dawdle ---------------------------------------------------
+
+# One client sends a byte of a request and nothing more, another sends
+# nothing: actorctl is answered at once beside them, and the node closes
+# both when their 5 s to send a request are up.
+"$tools/ctlraw" -p "$sock" 00 >"$tmp/slow1" &
+slow1=$!
+"$tools/ctlraw" -p "$sock" "" >"$tmp/slow2" &
+slow2=$!
+both_sent() { grep -q '^sent$' "$tmp/slow1" && grep -q '^sent$' "$tmp/slow2"; }
+checks=$((checks + 1))
+eventually both_sent || fail "the dawdling clients did not connect"
+for cmd in stats "tree --json" ps nodes; do
+    # shellcheck disable=SC2086
+    expect 0 "$cmd beside dawdling clients" "$actorctl" -t 2 -n alpha $cmd
+done
+wait "$slow1"
+wait "$slow2"
+has "$tmp/slow1" '^closed$' "a client that stops mid-request is let go"
+has "$tmp/slow2" '^closed$' "a silent client is let go"
+
 # ---- a node that misbehaves -----------------------------------------------
 
 mkdir -m 700 "$tmp/fake"
@@ -493,6 +514,8 @@ has "$tmp/err" 'actors\[2\]\.mailbox is a string, expected an unsigned integer' 
 bad 1 badpid
 bad 1 noreason
 bad 77 denied
+bad 69 busy
+has "$tmp/err" 'too many clients (64): try again later' "a node with no room"
 expect 69 "a node that never answers" "$actorctl" -t 0.3 \
     --socket "$tmp/fake/silent.sock" tree
 has "$tmp/err" 'did not answer within 300 ms' "a node that never answers"

@@ -23,6 +23,8 @@
 //   noreason.sock  {"ok": false} without an error
 //   denied.sock    {"ok": false, "error": "permission denied"}, then closes
 //   silent.sock    reads the request and never answers
+//   busy.sock      {"ok": false, "error": "too many clients (64): ..."},
+//                  then closes, as a node serving its most clients does
 #include <msgpack.h>
 #include <poll.h>
 #include <stdbool.h>
@@ -34,9 +36,9 @@
 #include <unistd.h>
 
 static const char *const modes[] = {
-    "good",   "garbage",  "close",  "half",     "huge",
-    "empty",  "notmap",   "bomb",   "trailing", "types",
-    "badpid", "noreason", "denied", "silent",   "deep",
+    "good",   "garbage", "close",    "half",  "huge",   "empty",
+    "notmap", "bomb",    "trailing", "types", "badpid", "noreason",
+    "denied", "silent",  "deep",     "busy",
 };
 #define NMODES (sizeof modes / sizeof modes[0])
 
@@ -338,6 +340,10 @@ answer(int fd, const char *mode, const char *op)
         put_frame(fd, sb.data, sb.size);
     } else if (strcmp(mode, "denied") == 0) {
         error(&pk, "permission denied");
+        put_frame(fd, sb.data, sb.size);
+        keep = false;
+    } else if (strcmp(mode, "busy") == 0) {
+        error(&pk, "too many clients (64): try again later");
         put_frame(fd, sb.data, sb.size);
         keep = false;
     } else if (strcmp(mode, "silent") == 0) {

@@ -3,11 +3,14 @@
 // in hex, well formed or not, and reports the node's answer on one line:
 // "ok", "error: TEXT", "closed" (no answer) or "bad: WHY".
 //
-//   ctlraw [-s] SOCKET HEX...
+//   ctlraw [-s] [-p] SOCKET HEX...
 //
-// HEX is the bytes to write, frame headers included ("00000001 80").
+// HEX is the bytes to write, frame headers included ("00000001 80"), or
+// "" for none.
 // -s shuts down the writing side afterwards, so the node sees the end of
 // a request cut short at once.
+// -p prints "sent" once the bytes are written, before the answer, so a
+// script knows this client is connected.
 #include <errno.h>
 #include <msgpack.h>
 #include <poll.h>
@@ -104,10 +107,16 @@ report(const unsigned char *buf, size_t len)
 int
 main(int argc, char **argv)
 {
-    bool shut = argc > 1 && strcmp(argv[1], "-s") == 0;
-    argv += shut, argc -= shut;
+    bool shut = false, said = false;
+    for (; argc > 1 && argv[1][0] == '-' && argv[1][1] != 0; argv++, argc--)
+        if (strcmp(argv[1], "-s") == 0)
+            shut = true;
+        else if (strcmp(argv[1], "-p") == 0)
+            said = true;
+        else
+            break;
     if (argc < 3) {
-        fprintf(stderr, "usage: ctlraw [-s] SOCKET HEX...\n");
+        fprintf(stderr, "usage: ctlraw [-s] [-p] SOCKET HEX...\n");
         return 2;
     }
     static unsigned char req[1 << 20];
@@ -127,6 +136,10 @@ main(int argc, char **argv)
     }
     if (shut)
         shutdown(fd, SHUT_WR);
+    if (said) {
+        printf("sent\n");
+        fflush(stdout);
+    }
     unsigned char hdr[4];
     if (read_n(fd, hdr, 4) < 4) {
         printf("closed\n");
