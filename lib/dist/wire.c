@@ -339,6 +339,8 @@ rd_uint(cur *c, uint64_t max)
     return v;
 }
 
+// An int32 in any msgpack integer form: fixints, uint 8 to 64 and int 8
+// to 64, as long as the value fits.
 static int32_t
 rd_int(cur *c)
 {
@@ -349,11 +351,19 @@ rd_int(cur *c)
         c->p++;
         return (int8_t)t;
     }
-    if (t == 0xd2) {
+    if (t >= 0xd0 && t <= 0xd3) {
         c->p++;
-        if (!need(c, 4))
+        int bytes = 1 << (t - 0xd0);
+        if (!need(c, (size_t)bytes))
             return 0;
-        return (int32_t)(uint32_t)get_be(c, 4);
+        // Sign-extend the big-endian value from its width.
+        unsigned shift = 64 - 8 * (unsigned)bytes;
+        int64_t v = (int64_t)(get_be(c, bytes) << shift) >> shift;
+        if (v < INT32_MIN || v > INT32_MAX) {
+            c->err = TP__W_BAD_FIELD;
+            return 0;
+        }
+        return (int32_t)v;
     }
     return (int32_t)rd_uint(c, INT32_MAX);
 }
