@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: MIT
+// WHITE-BOX COUPLING: the one place where the unit tests include a library
+// source file. The run queues and epoch reclamation are static functions
+// of lib/core/sched.c, so this file compiles sched.c into the test binary
+// (which then never pulls sched.o from libtroupe.a: every symbol it
+// defines is defined here first) and wraps each function the tests need
+// in a unit_ shim (unit.h). When those functions move or change name (the
+// epoch code is due to move to lib/core/epoch.c), only this file changes.
+//
+// tp__actor_free is renamed for the included code only, so the tests see
+// which actors the reclamation frees instead of the real destructor
+// running on their fake actors.
+#define tp__actor_free unit_actor_free_hook
+#include "core/sched.c"
+#undef tp__actor_free
+
+#include "unit.h"
+
+void (*unit_actor_freed)(tp_actor *a);
+
+void
+unit_actor_free_hook(tp_actor *a)
+{
+    ck_assert_ptr_nonnull(unit_actor_freed);
+    unit_actor_freed(a);
+}
+
+uint32_t
+unit_runq_put(tp__worker *w, tp_actor *a)
+{
+    return runq_put(w, a);
+}
+
+tp_actor *
+unit_runq_get(tp__worker *w)
+{
+    return runq_get(w);
+}
+
+tp_actor *
+unit_runq_steal(tp__worker *w, tp__worker *victim, bool short_ok)
+{
+    return runq_steal(w, victim, short_ok);
+}
+
+void
+unit_runq_refill(tp__worker *w)
+{
+    runq_refill(w);
+}
+
+void
+unit_announce(tp__worker *w)
+{
+    announce(w);
+}
+
+void
+unit_go_idle(tp__worker *w)
+{
+    go_idle(w);
+}
+
+void
+unit_worker_reclaim(tp__worker *w)
+{
+    worker_reclaim(w);
+}
