@@ -80,6 +80,7 @@ main(void)
     SRunner *sr = srunner_create(mailbox_unit_suite());
     srunner_add_suite(sr, runq_unit_suite());
     srunner_add_suite(sr, epoch_unit_suite());
+    srunner_add_suite(sr, map_unit_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
