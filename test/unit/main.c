@@ -81,6 +81,7 @@ main(void)
     srunner_add_suite(sr, runq_unit_suite());
     srunner_add_suite(sr, epoch_unit_suite());
     srunner_add_suite(sr, map_unit_suite());
+    srunner_add_suite(sr, wire_unit_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
