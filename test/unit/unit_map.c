@@ -147,7 +147,7 @@ START_TEST(map_churn_sweeps_tombstones)
 }
 END_TEST
 
-// ---- the registry -----------------------------------------------------------
+// ---- the registry ----------------------------------------------------------
 
 static tp_pid
 pid_of(uint64_t i)

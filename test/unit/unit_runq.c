@@ -212,8 +212,8 @@ START_TEST(no_actor_lost_or_duplicated_under_stealing)
     }
     for (uint32_t round = 0; round < ROUNDS; round++) {
         for (unsigned i = 0; i < ACTORS; i++) {
-            while (atomic_load_explicit(&race.runs[i],
-                                        memory_order_acquire) < round)
+            while (atomic_load_explicit(&race.runs[i], memory_order_acquire) <
+                   round)
                 owner_pop(race.owner);
             unit_runq_put(race.owner, &race.actors[i]);
             if (i % 3 == 0)

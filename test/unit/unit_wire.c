@@ -14,7 +14,7 @@
 
 #define PID_MAX ((1ULL << 48) - 1)
 
-// ---- helpers ----------------------------------------------------------------
+// ---- helpers ---------------------------------------------------------------
 
 static uint32_t
 be32(const uint8_t *p)
@@ -122,7 +122,7 @@ decode_hex(const char *hex, tp__frame *f)
     return decode_env(&e, f);
 }
 
-// ---- round trips ------------------------------------------------------------
+// ---- round trips -----------------------------------------------------------
 
 START_TEST(handshake_frames_round_trip)
 {
@@ -210,10 +210,9 @@ END_TEST
 
 START_TEST(ping_pong_round_trip)
 {
-    static const uint64_t stamps[] = {0,          127,        128,
-                                      255,        256,        65535,
-                                      65536,      UINT32_MAX, 1ULL << 32,
-                                      UINT64_MAX};
+    static const uint64_t stamps[] = {0,          127,       128,   255,
+                                      256,        65535,     65536, UINT32_MAX,
+                                      1ULL << 32, UINT64_MAX};
     for (size_t i = 0; i < sizeof stamps / sizeof *stamps; i++) {
         tp__wbuf b = {0};
         tp__wire_ping(&b, i % 2 ? TP__F_PONG : TP__F_PING, stamps[i]);
@@ -229,9 +228,8 @@ END_TEST
 
 // Integers at each edge of the msgpack forms, and at the edges of the
 // fields' ranges.
-static const uint64_t edges[] = {0,     1,     127,        128,
-                                 255,   256,   65535,      65536,
-                                 65537, 1u << 31, UINT32_MAX};
+static const uint64_t edges[] = {0,     1,     127,   128,      255,       256,
+                                 65535, 65536, 65537, 1u << 31, UINT32_MAX};
 #define NEDGES (sizeof edges / sizeof *edges)
 
 static void
@@ -245,8 +243,8 @@ send_round_trip(uint32_t to_inc, uint64_t to, uint64_t from, uint32_t tag,
     size_t len =
         tp__wire_send(out, to_inc, to, from, tag, ref, flags, payload, size);
     ck_assert_uint_le(len, TP__WIRE_SEND_MAX(size));
-    ck_assert_uint_eq(len, tp__wire_send_size(to_inc, to, from, tag, ref,
-                                              flags, size));
+    ck_assert_uint_eq(
+        len, tp__wire_send_size(to_inc, to, from, tag, ref, flags, size));
     tp__frame f;
     uint8_t *c;
     if (size > 300) { // cutting every prefix of a big frame takes too long
@@ -280,8 +278,7 @@ START_TEST(send_round_trip_edges)
     for (size_t i = 0; i < NEDGES; i++) {
         uint64_t v = edges[i];
         send_round_trip((uint32_t)v, v, v, (uint32_t)v, v, 0, i * 3);
-        send_round_trip(0, PID_MAX - v, v, 1, UINT64_MAX - v, TP__WF_REPLY,
-                        0);
+        send_round_trip(0, PID_MAX - v, v, 1, UINT64_MAX - v, TP__WF_REPLY, 0);
     }
     send_round_trip(UINT32_MAX, PID_MAX, PID_MAX, UINT32_MAX, UINT64_MAX,
                     TP__WF_REPLY, 1);
@@ -313,8 +310,8 @@ START_TEST(send_name_round_trip)
         tp__frame f;
         uint8_t *c = decode_frame(out, len, &f);
         ck_assert_uint_eq(f.type, TP__F_SEND_NAME);
-        size_t want = lens[i] < TP_NAME_MAX_WIRE ? lens[i]
-                                                 : TP_NAME_MAX_WIRE - 1;
+        size_t want =
+            lens[i] < TP_NAME_MAX_WIRE ? lens[i] : TP_NAME_MAX_WIRE - 1;
         ck_assert_uint_eq(f.name_len, want);
         ck_assert_mem_eq(f.name, name, want);
         ck_assert_uint_eq(f.from, PID_MAX);
@@ -343,8 +340,7 @@ signal_round_trip(int type, uint32_t to_inc, uint64_t to, uint64_t from,
     ck_assert_uint_eq(f.to_inc, to_inc);
     ck_assert_uint_eq(f.to, to);
     ck_assert_uint_eq(f.from, from);
-    if (type == TP__F_MONITOR || type == TP__F_DEMONITOR ||
-        type == TP__F_DOWN)
+    if (type == TP__F_MONITOR || type == TP__F_DEMONITOR || type == TP__F_DOWN)
         ck_assert_uint_eq(f.ref, ref);
     if (type == TP__F_EXIT || type == TP__F_DOWN) {
         ck_assert_int_eq(f.reason, reason);
@@ -362,12 +358,10 @@ signal_round_trip(int type, uint32_t to_inc, uint64_t to, uint64_t from,
 
 START_TEST(signals_round_trip)
 {
-    static const int types[] = {TP__F_LINK,    TP__F_UNLINK,
-                                TP__F_EXIT,    TP__F_MONITOR,
-                                TP__F_DEMONITOR, TP__F_DOWN};
-    static const int32_t reasons[] = {INT32_MIN, -129, -128, -33, -32, -1,
-                                      0,         1,    127,  128, 65536,
-                                      INT32_MAX};
+    static const int types[] = {TP__F_LINK,    TP__F_UNLINK,    TP__F_EXIT,
+                                TP__F_MONITOR, TP__F_DEMONITOR, TP__F_DOWN};
+    static const int32_t reasons[] = {
+        INT32_MIN, -129, -128, -33, -32, -1, 0, 1, 127, 128, 65536, INT32_MAX};
     char longtext[TP__WIRE_TEXT_MAX + 10];
     memset(longtext, 'x', sizeof longtext - 1);
     longtext[sizeof longtext - 1] = '\0';
@@ -496,10 +490,14 @@ START_TEST(int32_field_any_form)
         {"d3 000000007fffffff", INT32_MAX},
     };
     static const char *bad[] = {
-        "ce 80000000",         "cf 0000000080000000",
-        "d3 ffffffff7fffffff", "d3 0000000080000000",
-        "c0",                  "c2",
-        "ca 00000000",         "a1 41",
+        "ce 80000000",
+        "cf 0000000080000000",
+        "d3 ffffffff7fffffff",
+        "d3 0000000080000000",
+        "c0",
+        "c2",
+        "ca 00000000",
+        "a1 41",
     };
     for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
         env e = {.n = 0};
@@ -525,7 +523,7 @@ START_TEST(int32_field_any_form)
 }
 END_TEST
 
-// ---- malformed envelopes ------------------------------------------------------
+// ---- malformed envelopes ---------------------------------------------------
 
 START_TEST(envelope_shape_refused)
 {
@@ -626,19 +624,19 @@ END_TEST
 static void
 corrupt_each_byte(const uint8_t *good, size_t n)
 {
-    static const uint8_t vals[] = {0x00, 0x01, 0x1f, 0x20, 0x7f, 0x80,
-                                   0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xc2,
-                                   0xc4, 0xc5, 0xc6, 0xcc, 0xcd, 0xce,
-                                   0xcf, 0xd0, 0xd2, 0xd3, 0xd9, 0xda,
-                                   0xdb, 0xdc, 0xe0, 0xff};
+    static const uint8_t vals[] = {0x00, 0x01, 0x1f, 0x20, 0x7f, 0x80, 0x90,
+                                   0x9f, 0xa0, 0xbf, 0xc0, 0xc2, 0xc4, 0xc5,
+                                   0xc6, 0xcc, 0xcd, 0xce, 0xcf, 0xd0, 0xd2,
+                                   0xd3, 0xd9, 0xda, 0xdb, 0xdc, 0xe0, 0xff};
     uint8_t *p = malloc(n);
     ck_assert_ptr_nonnull(p);
     for (size_t i = 0; i < n; i++) {
         for (size_t v = 0; v < sizeof vals / sizeof *vals + 2; v++) {
             memcpy(p, good, n);
             p[i] = v < sizeof vals / sizeof *vals ? vals[v]
-                   : v == sizeof vals / sizeof *vals ? (uint8_t)(good[i] ^ 1)
-                                                     : (uint8_t)(good[i] ^ 0x80);
+                   : v == sizeof vals / sizeof *vals
+                       ? (uint8_t)(good[i] ^ 1)
+                       : (uint8_t)(good[i] ^ 0x80);
             tp__frame f;
             int why = tp__wire_decode(p, n, &f);
             ck_assert_int_ge(why, TP__W_OK);
@@ -685,9 +683,8 @@ START_TEST(corrupted_frames_refused_safely)
     tp__wbuf_reserve(&b, len);
     memcpy(b.p + b.len, frame, len);
     b.len += len;
-    static const int sigs[] = {TP__F_LINK,    TP__F_UNLINK,
-                               TP__F_EXIT,    TP__F_MONITOR,
-                               TP__F_DEMONITOR, TP__F_DOWN};
+    static const int sigs[] = {TP__F_LINK,    TP__F_UNLINK,    TP__F_EXIT,
+                               TP__F_MONITOR, TP__F_DEMONITOR, TP__F_DOWN};
     for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) {
         len = tp__wire_signal(frame, sigs[i], 1, 300, 70000, 99, -200, true,
                               "the reason");
