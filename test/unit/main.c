@@ -3,8 +3,18 @@
 // they share. Check's fork mode stays on: a crash stays inside one test.
 #include "unit.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+void
+unit_fail(const char *file, int line, const char *what, uint64_t a, uint64_t b)
+{
+    fprintf(stderr, "%s:%d: %s failed (%" PRIu64 ", %" PRIu64 ")\n", file,
+            line, what, a, b);
+    abort();
+}
 
 // Rounds `size` up to whole cache lines, for aligned_alloc.
 static size_t

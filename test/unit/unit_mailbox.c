@@ -22,14 +22,14 @@ msg_of(uint32_t producer, uint32_t seq)
 {
     item it = {producer, seq};
     tp__msg *m = tp__msg_new_copy(NULL, 1, TP_PID_NIL, &it, sizeof it);
-    ck_assert_ptr_nonnull(m);
+    UNIT_TRUE(m != NULL);
     return m;
 }
 
 static item
 item_of(const tp__msg *m)
 {
-    ck_assert_uint_eq(m->pub.size, sizeof(item));
+    UNIT_EQ(m->pub.size, sizeof(item));
     return *(const item *)m->pub.data;
 }
 
@@ -76,9 +76,9 @@ START_TEST(single_producer_fifo)
             tp__mpscq_push(&q, &msg_of(round, i)->node);
         for (uint32_t i = 0; i < 1000; i++) {
             tp__msg *m = tp__mailbox_pop(&q);
-            ck_assert_ptr_nonnull(m);
-            ck_assert_uint_eq(item_of(m).producer, round);
-            ck_assert_uint_eq(item_of(m).seq, i);
+            UNIT_TRUE(m != NULL);
+            UNIT_EQ(item_of(m).producer, round);
+            UNIT_EQ(item_of(m).seq, i);
             tp__msg_retire(m);
         }
         ck_assert_ptr_null(tp__mailbox_pop(&q));
@@ -180,8 +180,8 @@ drain_lane(tp__mpscq *q, uint32_t *next, uint32_t step)
     tp__msg *m;
     while ((m = tp__mailbox_pop(q)) != NULL) {
         item it = item_of(m);
-        ck_assert_uint_lt(it.producer, PRODUCERS);
-        ck_assert_uint_eq(it.seq, next[it.producer]);
+        UNIT_TRUE(it.producer < PRODUCERS);
+        UNIT_EQ(it.seq, next[it.producer]);
         next[it.producer] += step;
         tp__msg_retire(m);
         n++;

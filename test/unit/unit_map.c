@@ -76,17 +76,17 @@ START_TEST(map_grows)
     const uint64_t n = 20000;
     uint32_t cap = 0;
     for (uint64_t i = 0; i < n; i++) {
-        ck_assert_int_eq(tp__map_put(&m, key_of(i), i), 0);
-        ck_assert_uint_eq(m.len, i + 1);
-        ck_assert_uint_ge(m.cap, cap);
+        UNIT_EQ(tp__map_put(&m, key_of(i), i), 0);
+        UNIT_EQ(m.len, i + 1);
+        UNIT_TRUE(m.cap >= cap);
         cap = m.cap;
-        ck_assert_uint_le((uint64_t)m.used * 4, (uint64_t)m.cap * 3);
+        UNIT_TRUE((uint64_t)m.used * 4 <= (uint64_t)m.cap * 3);
     }
     ck_assert_uint_eq(m.cap & (m.cap - 1), 0); // a power of two
     for (uint64_t i = 0; i < n; i++) {
         uint64_t v;
-        ck_assert(tp__map_get(&m, key_of(i), &v));
-        ck_assert_uint_eq(v, i);
+        UNIT_TRUE(tp__map_get(&m, key_of(i), &v));
+        UNIT_EQ(v, i);
     }
     ck_assert(!tp__map_get(&m, key_of(n), NULL));
     tp__map_free(&m);
@@ -100,26 +100,26 @@ START_TEST(map_tombstones_keep_chains)
     tp__map m = {0};
     const uint64_t n = 1000;
     for (uint64_t i = 0; i < n; i++)
-        ck_assert_int_eq(tp__map_put(&m, key_of(i), i), 0);
+        UNIT_EQ(tp__map_put(&m, key_of(i), i), 0);
     for (uint64_t i = 0; i < n; i += 2)
-        ck_assert(tp__map_del(&m, key_of(i), NULL));
+        UNIT_TRUE(tp__map_del(&m, key_of(i), NULL));
     ck_assert_uint_eq(m.len, n / 2);
     for (uint64_t i = 0; i < n; i++) {
         uint64_t v = UINT64_MAX;
-        ck_assert_int_eq(tp__map_get(&m, key_of(i), &v), i % 2 == 1);
+        UNIT_EQ(tp__map_get(&m, key_of(i), &v), i % 2 == 1);
         if (i % 2 == 1)
-            ck_assert_uint_eq(v, i);
+            UNIT_EQ(v, i);
     }
     // Putting a key back fills a tombstone, or a fresh slot.
     uint32_t used = m.used;
     for (uint64_t i = 0; i < n; i += 2)
-        ck_assert_int_eq(tp__map_put(&m, key_of(i), i + 1), 0);
+        UNIT_EQ(tp__map_put(&m, key_of(i), i + 1), 0);
     ck_assert_uint_le(m.used, used + n / 2);
     ck_assert_uint_eq(m.len, n);
     for (uint64_t i = 0; i < n; i++) {
         uint64_t v;
-        ck_assert(tp__map_get(&m, key_of(i), &v));
-        ck_assert_uint_eq(v, i % 2 == 0 ? i + 1 : i);
+        UNIT_TRUE(tp__map_get(&m, key_of(i), &v));
+        UNIT_EQ(v, i % 2 == 0 ? i + 1 : i);
     }
     tp__map_free(&m);
 }
@@ -132,15 +132,15 @@ START_TEST(map_churn_sweeps_tombstones)
 {
     tp__map m = {0};
     for (uint64_t i = 0; i < 4; i++)
-        ck_assert_int_eq(tp__map_put(&m, key_of(i), i), 0);
+        UNIT_EQ(tp__map_put(&m, key_of(i), i), 0);
     for (uint64_t i = 100; i < 100000; i++) {
-        ck_assert_int_eq(tp__map_put(&m, key_of(i), i), 0);
-        ck_assert(tp__map_del(&m, key_of(i), NULL));
-        ck_assert_uint_le(m.cap, 16);
+        UNIT_EQ(tp__map_put(&m, key_of(i), i), 0);
+        UNIT_TRUE(tp__map_del(&m, key_of(i), NULL));
+        UNIT_TRUE(m.cap <= 16);
     }
     ck_assert_uint_eq(m.len, 4);
     for (uint64_t i = 0; i < 4; i++)
-        ck_assert(tp__map_get(&m, key_of(i), NULL));
+        UNIT_TRUE(tp__map_get(&m, key_of(i), NULL));
     ck_assert(!tp__map_get(&m, key_of(7), NULL));
     ck_assert(!tp__map_del(&m, key_of(7), NULL));
     tp__map_free(&m);
@@ -182,7 +182,7 @@ START_TEST(registry_grows)
     const unsigned n = 5000;
     for (unsigned i = 0; i < n; i++) {
         snprintf(name, sizeof name, "actor-%u", i);
-        ck_assert_int_eq(tp__reg_insert(sys, name, pid_of(i)), 0);
+        UNIT_EQ(tp__reg_insert(sys, name, pid_of(i)), 0);
     }
     ck_assert_uint_eq(sys->reg_count, n);
     ck_assert_uint_ge(sys->reg_size, n);
@@ -190,8 +190,8 @@ START_TEST(registry_grows)
     for (unsigned i = 0; i < n; i++) {
         tp_pid p;
         snprintf(name, sizeof name, "actor-%u", i);
-        ck_assert_int_eq(tp_whereis(sys, name, &p), 0);
-        ck_assert_uint_eq(p.v, pid_of(i).v);
+        UNIT_EQ(tp_whereis(sys, name, &p), 0);
+        UNIT_EQ(p.v, pid_of(i).v);
     }
     tp__reg_free(sys);
     unit_system_free(sys);

@@ -43,8 +43,8 @@ START_TEST(ring_wraps)
     for (unsigned i = 0; i < 5 * TP__RUNQ_SIZE; i++) {
         unit_runq_put(w, &a[i % 3]);
         unit_runq_put(w, &a[(i + 1) % 3]);
-        ck_assert_ptr_eq(unit_runq_get(w), &a[i % 3]);
-        ck_assert_ptr_eq(unit_runq_get(w), &a[(i + 1) % 3]);
+        UNIT_EQ(unit_runq_get(w), &a[i % 3]);
+        UNIT_EQ(unit_runq_get(w), &a[(i + 1) % 3]);
     }
     ck_assert_ptr_null(unit_runq_get(w));
     free(a);
@@ -61,7 +61,7 @@ START_TEST(overflow_keeps_order)
     tp_actor *a = actors_new(n + 1);
     for (unsigned i = 0; i < n; i++) {
         uint32_t len = unit_runq_put(w, &a[i]);
-        ck_assert_uint_eq(len, i < TP__RUNQ_SIZE ? i + 1 : TP__RUNQ_SIZE);
+        UNIT_EQ(len, i < TP__RUNQ_SIZE ? i + 1 : TP__RUNQ_SIZE);
     }
     ck_assert_ptr_eq(w->overflow.head, &a[TP__RUNQ_SIZE]);
     for (unsigned i = 0; i < n; i++) {
@@ -69,7 +69,7 @@ START_TEST(overflow_keeps_order)
             unit_runq_put(w, &a[n]);
         if (w->overflow.head != NULL)
             unit_runq_refill(w);
-        ck_assert_ptr_eq(unit_runq_get(w), &a[i]);
+        UNIT_EQ(unit_runq_get(w), &a[i]);
     }
     ck_assert_ptr_eq(unit_runq_get(w), &a[n]);
     ck_assert_ptr_null(unit_runq_get(w));
@@ -132,12 +132,12 @@ START_TEST(steal_leaves_overflow_to_owner)
         unit_runq_put(v, &a[i]);
     ck_assert_ptr_eq(unit_runq_steal(t, v, false), &a[0]);
     for (unsigned i = 1; i < TP__RUNQ_SIZE / 2; i++)
-        ck_assert_ptr_eq(unit_runq_get(t), &a[i]);
+        UNIT_EQ(unit_runq_get(t), &a[i]);
     ck_assert_ptr_null(unit_runq_get(t));
     for (unsigned i = TP__RUNQ_SIZE / 2; i < n; i++) {
         if (v->overflow.head != NULL)
             unit_runq_refill(v);
-        ck_assert_ptr_eq(unit_runq_get(v), &a[i]);
+        UNIT_EQ(unit_runq_get(v), &a[i]);
     }
     ck_assert_ptr_null(unit_runq_get(v));
     free(a);
@@ -164,7 +164,7 @@ static void
 ran(tp_actor *a)
 {
     size_t i = (size_t)(a - race.actors);
-    ck_assert_uint_lt(i, ACTORS);
+    UNIT_TRUE(i < ACTORS);
     // release: the owner's acquire load sees the run done before it
     // queues the actor again (and reuses its run_next).
     atomic_fetch_add_explicit(&race.runs[i], 1, memory_order_release);
@@ -229,7 +229,7 @@ START_TEST(no_actor_lost_or_duplicated_under_stealing)
         free(t[i]);
     }
     for (unsigned i = 0; i < ACTORS; i++)
-        ck_assert_uint_eq(atomic_load(&race.runs[i]), ROUNDS);
+        UNIT_EQ(atomic_load(&race.runs[i]), ROUNDS);
     ck_assert_uint_eq(atomic_load(&race.total), ROUNDS * ACTORS);
     ck_assert_ptr_null(unit_runq_get(race.owner));
     ck_assert_ptr_null(race.owner->overflow.head);

@@ -29,7 +29,7 @@ static int
 decode_copy(const uint8_t *env, size_t n, tp__frame *f, uint8_t **copy)
 {
     *copy = malloc(n > 0 ? n : 1);
-    ck_assert_ptr_nonnull(*copy);
+    UNIT_TRUE(*copy != NULL);
     if (n > 0)
         memcpy(*copy, env, n);
     return tp__wire_decode(*copy, n, f);
@@ -44,7 +44,8 @@ check_cut_and_padded(const uint8_t *env, size_t n)
     uint8_t *copy;
     for (size_t cut = 0; cut < n; cut++) {
         int why = decode_copy(env, cut, &f, &copy);
-        ck_assert_msg(why != TP__W_OK, "prefix %zu of %zu accepted", cut, n);
+        if (why == TP__W_OK)
+            unit_fail(__FILE__, __LINE__, "a proper prefix accepted", cut, n);
         free(copy);
     }
     uint8_t *padded = malloc(n + 1);
@@ -89,8 +90,8 @@ put(env *e, const char *hex)
         if (*hex == ' ')
             continue;
         unsigned v;
-        ck_assert_int_eq(sscanf(hex, "%2x", &v), 1);
-        ck_assert_uint_lt(e->n, sizeof e->p);
+        UNIT_EQ(sscanf(hex, "%2x", &v), 1);
+        UNIT_TRUE(e->n < sizeof e->p);
         e->p[e->n++] = (uint8_t)v;
         hex++;
     }
@@ -639,22 +640,21 @@ corrupt_each_byte(const uint8_t *good, size_t n)
                        : (uint8_t)(good[i] ^ 0x80);
             tp__frame f;
             int why = tp__wire_decode(p, n, &f);
-            ck_assert_int_ge(why, TP__W_OK);
-            ck_assert_int_le(why, TP__W_BAD_ARITY);
-            ck_assert_str_ne(tp__wire_why(why), "?");
+            UNIT_TRUE(why >= TP__W_OK && why <= TP__W_BAD_ARITY);
+            UNIT_TRUE(strcmp(tp__wire_why(why), "?") != 0);
             if (why != TP__W_OK)
                 continue;
             const uint8_t *end = p + n;
             if (f.name)
-                ck_assert(f.name >= p && f.name + f.name_len <= end);
+                UNIT_TRUE(f.name >= p && f.name + f.name_len <= end);
             if (f.text)
-                ck_assert(f.text >= p && f.text + f.text_len <= end);
+                UNIT_TRUE(f.text >= p && f.text + f.text_len <= end);
             if (f.payload)
-                ck_assert(f.payload >= p && f.payload + f.payload_len <= end);
+                UNIT_TRUE(f.payload >= p && f.payload + f.payload_len <= end);
             if (f.nonce)
-                ck_assert(f.nonce >= p && f.nonce + TP__WIRE_NONCE <= end);
+                UNIT_TRUE(f.nonce >= p && f.nonce + TP__WIRE_NONCE <= end);
             if (f.mac)
-                ck_assert(f.mac >= p && f.mac + TP__WIRE_MAC <= end);
+                UNIT_TRUE(f.mac >= p && f.mac + TP__WIRE_MAC <= end);
         }
     }
     free(p);
