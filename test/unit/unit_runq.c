@@ -9,7 +9,7 @@
 #include <stdlib.h>
 
 #define THIEVES 2
-#define ROUNDS 40
+#define ROUNDS 400
 #define ACTORS 2048
 
 static tp_actor *
@@ -149,13 +149,18 @@ END_TEST
 // ---- an owner and thieves at once -----------------------------------------
 //
 // The owner queues each of ACTORS actors ROUNDS times, popping some as it
-// goes; thieves steal from it and run what they took. Every take counts
-// in `runs`; an actor is queued again only once its last run is counted,
-// as the runtime schedules an actor only once it is idle again.
+// goes; thieves steal from it and run what they took. Every queueing
+// counts in `queued` and every take in `runs`, which must never pass it
+// (run twice) and must catch up with it in bounded time (lost). An actor
+// is queued again only once its last run is counted, as the runtime
+// schedules an actor only once it is idle again.
+
+#define WAIT_NS 10000000000 // an actor not run by then was lost
 
 static struct {
     tp__worker *owner;
     tp_actor *actors;
+    _Atomic uint32_t queued[ACTORS];
     _Atomic uint32_t runs[ACTORS];
     _Atomic uint32_t total;
 } race;
@@ -165,9 +170,15 @@ ran(tp_actor *a)
 {
     size_t i = (size_t)(a - race.actors);
     UNIT_TRUE(i < ACTORS);
+    // acquire: pairs with the owner's release before it queued a.
+    uint32_t queued =
+        atomic_load_explicit(&race.queued[i], memory_order_acquire);
     // release: the owner's acquire load sees the run done before it
     // queues the actor again (and reuses its run_next).
-    atomic_fetch_add_explicit(&race.runs[i], 1, memory_order_release);
+    uint32_t runs =
+        atomic_fetch_add_explicit(&race.runs[i], 1, memory_order_release);
+    if (runs + 1 > queued) // run twice for one queueing
+        unit_fail(__FILE__, __LINE__, "runs <= queued", runs + 1, queued);
     atomic_fetch_add_explicit(&race.total, 1, memory_order_release);
 }
 
@@ -179,6 +190,19 @@ owner_pop(tp__worker *w)
     tp_actor *a = unit_runq_get(w);
     if (a != NULL)
         ran(a);
+}
+
+// Pops and runs from the owner's queue until actor i has run `round`
+// times; fails if that takes so long the actor must have been lost.
+static void
+owner_wait(unsigned i, uint32_t round)
+{
+    int64_t deadline = tp__now_ns() + WAIT_NS;
+    while (atomic_load_explicit(&race.runs[i], memory_order_acquire) < round) {
+        owner_pop(race.owner);
+        if (tp__now_ns() > deadline)
+            unit_fail(__FILE__, __LINE__, "actor lost", i, round);
+    }
 }
 
 static void *
@@ -212,17 +236,17 @@ START_TEST(no_actor_lost_or_duplicated_under_stealing)
     }
     for (uint32_t round = 0; round < ROUNDS; round++) {
         for (unsigned i = 0; i < ACTORS; i++) {
-            while (atomic_load_explicit(&race.runs[i], memory_order_acquire) <
-                   round)
-                owner_pop(race.owner);
+            owner_wait(i, round);
+            // release: a thief that runs it sees it counted as queued.
+            atomic_fetch_add_explicit(&race.queued[i], 1,
+                                      memory_order_release);
             unit_runq_put(race.owner, &race.actors[i]);
             if (i % 3 == 0)
                 owner_pop(race.owner);
         }
     }
-    while (atomic_load_explicit(&race.total, memory_order_acquire) <
-           ROUNDS * ACTORS)
-        owner_pop(race.owner);
+    for (unsigned i = 0; i < ACTORS; i++)
+        owner_wait(i, ROUNDS);
     for (unsigned i = 0; i < THIEVES; i++) {
         pthread_join(th[i], NULL);
         ck_assert_ptr_null(unit_runq_get(t[i]));
