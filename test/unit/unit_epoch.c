@@ -4,9 +4,10 @@
 // announced the epoch of the retirement or an older one, is not freed
 // until that worker has announced a newer epoch or gone idle; it is freed
 // once every worker has. Workers are fake records driven by hand, so every
-// step is deterministic.
+// step is deterministic; a last test runs readers on threads of their own.
 #include "unit.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 
 #define MAX_FREED 64
@@ -196,6 +197,108 @@ START_TEST(reclaim_all_frees_everything)
 }
 END_TEST
 
+// ---- readers on other threads ----------------------------------------------
+//
+// Two reader threads act as workers: each announces the epoch, then reads
+// the actor a shared slot points to, as a worker looks an actor up
+// between two announcements. The test thread, worker 0, keeps replacing
+// that actor, retiring the old one and reclaiming. A reclaimed actor is
+// marked dead and kept (freed at the end), so a reader that still sees it
+// fails in every build, not only under AddressSanitizer; ThreadSanitizer
+// also sees the mark race with the read if the grace period is too short.
+
+#define REPLACEMENTS 20000
+#define LIVE 0x11u
+#define DEAD 0xddu
+
+static struct {
+    tp_system *sys;
+    _Atomic(tp_actor *) slot;
+    _Atomic int done;
+    tp_actor *graveyard; // reclaimed actors, linked through mute_next
+    unsigned buried;
+} rd;
+
+static void
+bury(tp_actor *a)
+{
+    a->capacity = DEAD;
+    a->mute_next = rd.graveyard;
+    rd.graveyard = a;
+    rd.buried++;
+}
+
+static void *
+reader(void *arg)
+{
+    tp__worker *w = arg;
+    tp__self.worker = w;
+    // acquire: pairs with the test's release of `done`.
+    while (!atomic_load_explicit(&rd.done, memory_order_acquire)) {
+        unit_announce(w);
+        // seq_cst: as tp__actor_lookup reads an actor's slot.
+        tp_actor *a = atomic_load_explicit(&rd.slot, memory_order_seq_cst);
+        for (int i = 0; i < 4; i++)
+            if (a->capacity != LIVE)
+                unit_fail(__FILE__, __LINE__, "reader saw it reclaimed",
+                          a->capacity, LIVE);
+    }
+    unit_go_idle(w);
+    tp__self.worker = NULL;
+    return NULL;
+}
+
+static tp_actor *
+live_actor(void)
+{
+    tp_actor *a = unit_actor_new();
+    a->capacity = LIVE;
+    return a;
+}
+
+START_TEST(readers_never_see_a_reclaimed_actor)
+{
+    rd.sys = unit_system_new(3);
+    unit_actor_freed = bury;
+    tp__worker *w0 = &rd.sys->workers[0];
+    atomic_store(&rd.slot, live_actor());
+    pthread_t th[2];
+    for (unsigned i = 0; i < 2; i++)
+        ck_assert_int_eq(
+            pthread_create(&th[i], NULL, reader, &rd.sys->workers[i + 1]), 0);
+    tp__self.worker = w0;
+    for (unsigned i = 0; i < REPLACEMENTS; i++) {
+        // seq_cst: as tp__slot_clear, before the retirement reads the epoch.
+        tp_actor *old = atomic_exchange_explicit(&rd.slot, live_actor(),
+                                                 memory_order_seq_cst);
+        tp__limbo_add(rd.sys, old);
+        unit_announce(w0);
+        unit_worker_reclaim(w0);
+    }
+    // release: the readers stop after the last replacement.
+    atomic_store_explicit(&rd.done, 1, memory_order_release);
+    for (unsigned i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    // Every reader idle: what was retired is freed within two passes.
+    unit_announce(w0);
+    unit_worker_reclaim(w0);
+    unit_announce(w0);
+    unit_worker_reclaim(w0);
+    tp__self.worker = NULL;
+    ck_assert_uint_eq(rd.buried, REPLACEMENTS);
+    ck_assert_ptr_null(w0->limbo.head);
+    ck_assert_uint_gt(atomic_load(&rd.sys->epoch), 2);
+    while (rd.graveyard != NULL) {
+        tp_actor *next = rd.graveyard->mute_next;
+        free(rd.graveyard);
+        rd.graveyard = next;
+    }
+    free(atomic_load(&rd.slot));
+    unit_system_free(rd.sys);
+    unit_actor_freed = NULL;
+}
+END_TEST
+
 Suite *
 epoch_unit_suite(void)
 {
@@ -207,6 +310,7 @@ epoch_unit_suite(void)
     tcase_add_test(tc, outside_retirement_waits_for_readers);
     tcase_add_test(tc, outside_retirement_reclaimed_by_worker_0_only);
     tcase_add_test(tc, reclaim_all_frees_everything);
+    tcase_add_test(tc, readers_never_see_a_reclaimed_actor);
     suite_add_tcase(s, tc);
     return s;
 }
