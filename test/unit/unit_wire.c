@@ -466,8 +466,9 @@ START_TEST(field_ranges)
 }
 END_TEST
 
-// Reasons are int32 (WIRE.md): every msgpack integer form holding an
-// int32 value is one, whichever form the sender chose.
+// Reasons are int32 (WIRE.md): the unsigned forms up to INT32_MAX, and
+// the signed forms an encoder may pick for an int32 (int 8, 16 and 32).
+// int 64 is refused, as test/check_wire.c expects of the decoder.
 START_TEST(int32_field_any_form)
 {
     static const struct {
@@ -487,8 +488,6 @@ START_TEST(int32_field_any_form)
         {"d1 8000", -32768},
         {"d2 80000000", INT32_MIN},
         {"d2 00000001", 1},
-        {"d3 ffffffff80000000", INT32_MIN},
-        {"d3 000000007fffffff", INT32_MAX},
     };
     static const char *bad[] = {
         "ce 80000000",
