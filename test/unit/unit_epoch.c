@@ -238,10 +238,13 @@ reader(void *arg)
         unit_announce(w);
         // seq_cst: as tp__actor_lookup reads an actor's slot.
         tp_actor *a = atomic_load_explicit(&rd.slot, memory_order_seq_cst);
-        for (int i = 0; i < 4; i++)
+        // Hold it a while, as an activation would.
+        for (int i = 0; i < 64; i++) {
             if (a->capacity != LIVE)
                 unit_fail(__FILE__, __LINE__, "reader saw it reclaimed",
                           a->capacity, LIVE);
+            tp__cpu_relax();
+        }
     }
     unit_go_idle(w);
     tp__self.worker = NULL;
@@ -304,6 +307,7 @@ epoch_unit_suite(void)
 {
     Suite *s = suite_create("unit_epoch");
     TCase *tc = tcase_create("epoch");
+    tcase_set_timeout(tc, 30);
     tcase_add_test(tc, reader_in_epoch_holds_back_free);
     tcase_add_test(tc, idle_reader_does_not_hold_back);
     tcase_add_test(tc, later_retirements_wait_their_turn);

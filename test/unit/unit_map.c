@@ -240,6 +240,7 @@ map_unit_suite(void)
 {
     Suite *s = suite_create("unit_map");
     TCase *tc = tcase_create("map");
+    tcase_set_timeout(tc, 30);
     tcase_add_test(tc, map_empty);
     tcase_add_test(tc, map_put_get_update_del);
     tcase_add_test(tc, map_refuses_marker_keys);
@@ -248,6 +249,7 @@ map_unit_suite(void)
     tcase_add_test(tc, map_churn_sweeps_tombstones);
     suite_add_tcase(s, tc);
     tc = tcase_create("registry");
+    tcase_set_timeout(tc, 30);
     tcase_add_test(tc, registry_insert_find);
     tcase_add_test(tc, registry_grows);
     tcase_add_test(tc, registry_drop_removes_own_entry_only);
