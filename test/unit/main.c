@@ -47,6 +47,7 @@ unit_system_new(unsigned nworkers)
     pthread_mutex_init(&sys->idle_lock, NULL);
     pthread_mutex_init(&sys->limbo_lock, NULL);
     pthread_mutex_init(&sys->reg_lock, NULL);
+    pthread_mutex_init(&sys->slot_lock, NULL);
     pthread_rwlock_init(&sys->ext_lock, NULL);
     return sys;
 }
@@ -60,6 +61,10 @@ unit_system_free(tp_system *sys)
     pthread_mutex_destroy(&sys->idle_lock);
     pthread_mutex_destroy(&sys->limbo_lock);
     pthread_mutex_destroy(&sys->reg_lock);
+    pthread_mutex_destroy(&sys->slot_lock);
+    for (size_t i = 0; i < TP__SLOT_CHUNKS; i++)
+        free(atomic_load(&sys->chunks[i]));
+    free(sys->slot_free);
     pthread_rwlock_destroy(&sys->ext_lock);
     free(sys->workers);
     free(sys);
@@ -91,6 +96,7 @@ main(void)
     srunner_add_suite(sr, runq_unit_suite());
     srunner_add_suite(sr, epoch_unit_suite());
     srunner_add_suite(sr, map_unit_suite());
+    srunner_add_suite(sr, table_unit_suite());
     srunner_add_suite(sr, wire_unit_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

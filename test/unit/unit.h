@@ -32,11 +32,13 @@ Suite *mailbox_unit_suite(void);
 Suite *runq_unit_suite(void);
 Suite *epoch_unit_suite(void);
 Suite *map_unit_suite(void);
+Suite *table_unit_suite(void);
 Suite *wire_unit_suite(void);
 
 // A zeroed system record with `nworkers` zeroed workers and the locks the
 // tested modules take initialised; no thread runs. Free it with
-// unit_system_free.
+// unit_system_free, which also frees the actor table's chunks and free
+// list.
 tp_system *unit_system_new(unsigned nworkers);
 void unit_system_free(tp_system *sys);
 
