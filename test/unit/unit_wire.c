@@ -248,17 +248,15 @@ send_round_trip(uint32_t to_inc, uint64_t to, uint64_t from, uint32_t tag,
         len, tp__wire_send_size(to_inc, to, from, tag, ref, flags, size));
     tp__frame f;
     uint8_t *c;
-    if (size > 300) { // cutting every prefix of a big frame takes too long
+    if (size <= 300) {
+        c = decode_frame(out, len, &f);
+    } else { // cutting every prefix of a big frame takes too long: one cut
         ck_assert_uint_eq(be32(out), len - 4);
-        ck_assert_int_eq(decode_copy(out + 4, len - 4, &f, &c), TP__W_OK);
-        free(c);
         ck_assert_int_eq(decode_copy(out + 4, len - 5, &f, &c),
                          TP__W_TRUNCATED);
         free(c);
-    }
-    c = size > 300 ? NULL : decode_frame(out, len, &f);
-    if (c == NULL)
         ck_assert_int_eq(decode_copy(out + 4, len - 4, &f, &c), TP__W_OK);
+    }
     ck_assert_uint_eq(f.type, TP__F_SEND);
     ck_assert_uint_eq(f.to_inc, to_inc);
     ck_assert_uint_eq(f.to, to);
