@@ -41,68 +41,78 @@ unit_actor_free_hook(tp_actor *a)
     unit_actor_freed(a);
 }
 
+// Each shim runs its function as the owner of `w`, as the functions
+// require (and assert, in builds with TP_ASSERTS): on w's thread.
+static tp__worker *
+own(tp__worker *w)
+{
+    tp__worker *was = tp__self.worker;
+    tp__self.worker = w;
+    return was;
+}
+
 uint32_t
 unit_runq_put(tp__worker *w, tp_actor *a)
 {
-    return runq_put(w, a);
+    tp__worker *was = own(w);
+    uint32_t n = runq_put(w, a);
+    tp__self.worker = was;
+    return n;
 }
 
 tp_actor *
 unit_runq_get(tp__worker *w)
 {
-    return runq_get(w);
+    tp__worker *was = own(w);
+    tp_actor *a = runq_get(w);
+    tp__self.worker = was;
+    return a;
 }
 
 tp_actor *
 unit_runq_steal(tp__worker *w, tp__worker *victim, bool short_ok)
 {
-    return runq_steal(w, victim, short_ok);
+    tp__worker *was = own(w);
+    tp_actor *a = runq_steal(w, victim, short_ok);
+    tp__self.worker = was;
+    return a;
 }
 
 void
 unit_runq_refill(tp__worker *w)
 {
+    tp__worker *was = own(w);
     runq_refill(w);
+    tp__self.worker = was;
 }
 
+// The split layout's names for the same three functions.
 #ifdef UNIT_EPOCH_SPLIT
-
-void
-unit_announce(tp__worker *w)
-{
-    tp__announce(w);
-}
-
-void
-unit_go_idle(tp__worker *w)
-{
-    tp__go_idle(w);
-}
-
-void
-unit_worker_reclaim(tp__worker *w)
-{
-    tp__worker_reclaim(w);
-}
-
-#else
-
-void
-unit_announce(tp__worker *w)
-{
-    announce(w);
-}
-
-void
-unit_go_idle(tp__worker *w)
-{
-    go_idle(w);
-}
-
-void
-unit_worker_reclaim(tp__worker *w)
-{
-    worker_reclaim(w);
-}
-
+#define announce tp__announce
+#define go_idle tp__go_idle
+#define worker_reclaim tp__worker_reclaim
 #endif
+
+void
+unit_announce(tp__worker *w)
+{
+    tp__worker *was = own(w);
+    announce(w);
+    tp__self.worker = was;
+}
+
+void
+unit_go_idle(tp__worker *w)
+{
+    tp__worker *was = own(w);
+    go_idle(w);
+    tp__self.worker = was;
+}
+
+void
+unit_worker_reclaim(tp__worker *w)
+{
+    tp__worker *was = own(w);
+    worker_reclaim(w);
+    tp__self.worker = was;
+}
