@@ -226,7 +226,7 @@ bench-compare: deps
 
 format:
 	clang-format -i include/*.h include/troupe/*.h lib/*/*.[ch] test/*.[ch] \
-		supervisors/*.[ch] \
+		test/unit/*.[ch] supervisors/*.[ch] \
 		examples/*.c tools/bench/*.c
 
 clean:

@@ -1,0 +1,258 @@
+// SPDX-License-Identifier: MIT
+// The side tables: the open-addressing map of 64-bit keys behind each
+// actor's links, monitors and requests (lib/signals/link.c), and the
+// registry's chained hash table of names (lib/core/system.c): insert,
+// lookup, update, remove, growth, and the tombstones removal leaves.
+#include "signals/signals.h"
+#include "unit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+// Keys spread over the whole 64-bit range, never 0 or UINT64_MAX.
+static uint64_t
+key_of(uint64_t i)
+{
+    return (i + 1) * 0x9e3779b97f4a7c15ULL | 1;
+}
+
+START_TEST(map_empty)
+{
+    tp__map m = {0};
+    uint64_t v = 7;
+    ck_assert(!tp__map_get(&m, 1, &v));
+    ck_assert(!tp__map_del(&m, 1, &v));
+    ck_assert_uint_eq(v, 7);
+    tp__map_free(&m);
+    tp__map_free(&m); // a freed map is an empty one
+    ck_assert_uint_eq(m.cap, 0);
+}
+END_TEST
+
+START_TEST(map_put_get_update_del)
+{
+    tp__map m = {0};
+    uint64_t v;
+    ck_assert_int_eq(tp__map_put(&m, 42, 1), 0);
+    ck_assert(tp__map_get(&m, 42, &v));
+    ck_assert_uint_eq(v, 1);
+    ck_assert(tp__map_get(&m, 42, NULL));
+    ck_assert(!tp__map_get(&m, 43, &v));
+
+    ck_assert_int_eq(tp__map_put(&m, 42, 2), 0); // update, not a second
+    ck_assert_uint_eq(m.len, 1);
+    ck_assert(tp__map_get(&m, 42, &v));
+    ck_assert_uint_eq(v, 2);
+
+    ck_assert(tp__map_del(&m, 42, &v));
+    ck_assert_uint_eq(v, 2);
+    ck_assert_uint_eq(m.len, 0);
+    ck_assert(!tp__map_get(&m, 42, &v));
+    ck_assert(!tp__map_del(&m, 42, NULL));
+    tp__map_free(&m);
+}
+END_TEST
+
+// The marker keys are refused, and never found.
+START_TEST(map_refuses_marker_keys)
+{
+    tp__map m = {0};
+    ck_assert_int_eq(tp__map_put(&m, 0, 1), TP_EINVAL);
+    ck_assert_int_eq(tp__map_put(&m, UINT64_MAX, 1), TP_EINVAL);
+    ck_assert_int_eq(tp__map_put(&m, 5, 1), 0);
+    ck_assert(!tp__map_get(&m, 0, NULL));
+    ck_assert(!tp__map_get(&m, UINT64_MAX, NULL));
+    ck_assert(!tp__map_del(&m, 0, NULL));
+    ck_assert(!tp__map_del(&m, UINT64_MAX, NULL));
+    ck_assert_uint_eq(m.len, 1);
+    tp__map_free(&m);
+}
+END_TEST
+
+START_TEST(map_grows)
+{
+    tp__map m = {0};
+    const uint64_t n = 20000;
+    uint32_t cap = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        UNIT_EQ(tp__map_put(&m, key_of(i), i), 0);
+        UNIT_EQ(m.len, i + 1);
+        UNIT_TRUE(m.cap >= cap);
+        cap = m.cap;
+        UNIT_TRUE((uint64_t)m.used * 4 <= (uint64_t)m.cap * 3);
+    }
+    ck_assert_uint_eq(m.cap & (m.cap - 1), 0); // a power of two
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t v;
+        UNIT_TRUE(tp__map_get(&m, key_of(i), &v));
+        UNIT_EQ(v, i);
+    }
+    ck_assert(!tp__map_get(&m, key_of(n), NULL));
+    tp__map_free(&m);
+}
+END_TEST
+
+// Removing keys from the middle of probe chains leaves tombstones that
+// keep the keys behind them reachable, and puts reuse them.
+START_TEST(map_tombstones_keep_chains)
+{
+    tp__map m = {0};
+    const uint64_t n = 1000;
+    for (uint64_t i = 0; i < n; i++)
+        UNIT_EQ(tp__map_put(&m, key_of(i), i), 0);
+    for (uint64_t i = 0; i < n; i += 2)
+        UNIT_TRUE(tp__map_del(&m, key_of(i), NULL));
+    ck_assert_uint_eq(m.len, n / 2);
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t v = UINT64_MAX;
+        UNIT_EQ(tp__map_get(&m, key_of(i), &v), i % 2 == 1);
+        if (i % 2 == 1)
+            UNIT_EQ(v, i);
+    }
+    // Putting a key back fills a tombstone, or a fresh slot.
+    uint32_t used = m.used;
+    for (uint64_t i = 0; i < n; i += 2)
+        UNIT_EQ(tp__map_put(&m, key_of(i), i + 1), 0);
+    ck_assert_uint_le(m.used, used + n / 2);
+    ck_assert_uint_eq(m.len, n);
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t v;
+        UNIT_TRUE(tp__map_get(&m, key_of(i), &v));
+        UNIT_EQ(v, i % 2 == 0 ? i + 1 : i);
+    }
+    tp__map_free(&m);
+}
+END_TEST
+
+// Churn (a key put and removed, again and again, as monitors come and
+// go) sweeps tombstones instead of growing: the table stays small, and a
+// lookup of a missing key still ends.
+START_TEST(map_churn_sweeps_tombstones)
+{
+    tp__map m = {0};
+    for (uint64_t i = 0; i < 4; i++)
+        UNIT_EQ(tp__map_put(&m, key_of(i), i), 0);
+    for (uint64_t i = 100; i < 100000; i++) {
+        UNIT_EQ(tp__map_put(&m, key_of(i), i), 0);
+        UNIT_TRUE(tp__map_del(&m, key_of(i), NULL));
+        UNIT_TRUE(m.cap <= 16);
+    }
+    ck_assert_uint_eq(m.len, 4);
+    for (uint64_t i = 0; i < 4; i++)
+        UNIT_TRUE(tp__map_get(&m, key_of(i), NULL));
+    ck_assert(!tp__map_get(&m, key_of(7), NULL));
+    ck_assert(!tp__map_del(&m, key_of(7), NULL));
+    tp__map_free(&m);
+}
+END_TEST
+
+// ---- the registry ----------------------------------------------------------
+
+static tp_pid
+pid_of(uint64_t i)
+{
+    return (tp_pid){i + 1};
+}
+
+START_TEST(registry_insert_find)
+{
+    tp_system *sys = unit_system_new(0);
+    tp_pid p;
+    ck_assert_int_eq(tp_whereis(sys, "a", &p), TP_ENOACTOR);
+    ck_assert_int_eq(tp__reg_insert(sys, "a", pid_of(1)), 0);
+    ck_assert_int_eq(tp__reg_insert(sys, "b", pid_of(2)), 0);
+    ck_assert_int_eq(tp__reg_insert(sys, "a", pid_of(3)), TP_EEXIST);
+    ck_assert_int_eq(tp_whereis(sys, "a", &p), 0);
+    ck_assert_uint_eq(p.v, pid_of(1).v);
+    ck_assert_int_eq(tp_whereis(sys, "b", &p), 0);
+    ck_assert_uint_eq(p.v, pid_of(2).v);
+    ck_assert_int_eq(tp_whereis(sys, "c", &p), TP_ENOACTOR);
+    ck_assert_uint_eq(sys->reg_count, 2);
+    tp__reg_free(sys);
+    ck_assert_int_eq(tp_whereis(sys, "a", &p), TP_ENOACTOR);
+    unit_system_free(sys);
+}
+END_TEST
+
+START_TEST(registry_grows)
+{
+    tp_system *sys = unit_system_new(0);
+    char name[32];
+    const unsigned n = 5000;
+    for (unsigned i = 0; i < n; i++) {
+        snprintf(name, sizeof name, "actor-%u", i);
+        UNIT_EQ(tp__reg_insert(sys, name, pid_of(i)), 0);
+    }
+    ck_assert_uint_eq(sys->reg_count, n);
+    ck_assert_uint_ge(sys->reg_size, n);
+    ck_assert_uint_eq(sys->reg_size & (sys->reg_size - 1), 0);
+    for (unsigned i = 0; i < n; i++) {
+        tp_pid p;
+        snprintf(name, sizeof name, "actor-%u", i);
+        UNIT_EQ(tp_whereis(sys, name, &p), 0);
+        UNIT_EQ(p.v, pid_of(i).v);
+    }
+    tp__reg_free(sys);
+    unit_system_free(sys);
+}
+END_TEST
+
+// A dying actor drops its own name, and only its own: the entry must
+// name its pid too.
+START_TEST(registry_drop_removes_own_entry_only)
+{
+    tp_system *sys = unit_system_new(0);
+    tp_actor *a = unit_actor_new(), *b = unit_actor_new();
+    a->system = b->system = sys;
+    a->pid = pid_of(1);
+    b->pid = pid_of(2);
+    ck_assert_int_eq(tp__reg_insert(sys, "x", a->pid), 0);
+    a->name = strdup("x");
+    b->name = strdup("x"); // as if b had lost a race for the name
+    char out[TP_NAME_MAX + 1];
+    tp__reg_name(a, out);
+    ck_assert_str_eq(out, "x");
+
+    tp__reg_drop(b);
+    ck_assert_ptr_null(b->name);
+    tp_pid p;
+    ck_assert_int_eq(tp_whereis(sys, "x", &p), 0);
+    ck_assert_uint_eq(p.v, a->pid.v);
+
+    tp__reg_drop(a);
+    ck_assert_ptr_null(a->name);
+    ck_assert_int_eq(tp_whereis(sys, "x", &p), TP_ENOACTOR);
+    ck_assert_uint_eq(sys->reg_count, 0);
+    tp__reg_name(a, out);
+    ck_assert_str_eq(out, "");
+    tp__reg_drop(a); // nothing left to drop
+    ck_assert_int_eq(tp__reg_insert(sys, "x", b->pid), 0);
+    tp__reg_free(sys);
+    free(a);
+    free(b);
+    unit_system_free(sys);
+}
+END_TEST
+
+Suite *
+map_unit_suite(void)
+{
+    Suite *s = suite_create("unit_map");
+    TCase *tc = tcase_create("map");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, map_empty);
+    tcase_add_test(tc, map_put_get_update_del);
+    tcase_add_test(tc, map_refuses_marker_keys);
+    tcase_add_test(tc, map_grows);
+    tcase_add_test(tc, map_tombstones_keep_chains);
+    tcase_add_test(tc, map_churn_sweeps_tombstones);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("registry");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, registry_insert_find);
+    tcase_add_test(tc, registry_grows);
+    tcase_add_test(tc, registry_drop_removes_own_entry_only);
+    suite_add_tcase(s, tc);
+    return s;
+}

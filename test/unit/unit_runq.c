@@ -1,0 +1,280 @@
+// SPDX-License-Identifier: MIT
+// A worker's run queue (lib/core/sched.c, through sched_shim.c): FIFO
+// order, the overflow list beyond a full ring and its refill in order,
+// stealing half of another worker's ring, and no actor lost or run twice
+// while an owner pushes and pops and thieves steal from it.
+#include "unit.h"
+
+#include <sched.h>
+#include <stdlib.h>
+
+#define THIEVES 2
+#define ROUNDS 400
+#define ACTORS 2048
+
+static tp_actor *
+actors_new(unsigned n)
+{
+    tp_actor *a = calloc(n, sizeof *a);
+    ck_assert_ptr_nonnull(a);
+    return a;
+}
+
+START_TEST(ring_is_fifo)
+{
+    tp__worker *w = unit_worker_new(NULL, 0);
+    tp_actor *a = actors_new(100);
+    ck_assert_ptr_null(unit_runq_get(w));
+    for (unsigned i = 0; i < 100; i++)
+        ck_assert_uint_eq(unit_runq_put(w, &a[i]), i + 1);
+    for (unsigned i = 0; i < 100; i++)
+        ck_assert_ptr_eq(unit_runq_get(w), &a[i]);
+    ck_assert_ptr_null(unit_runq_get(w));
+    free(a);
+    free(w);
+}
+END_TEST
+
+// The ring's indices wrap around its size many times.
+START_TEST(ring_wraps)
+{
+    tp__worker *w = unit_worker_new(NULL, 0);
+    tp_actor *a = actors_new(3);
+    for (unsigned i = 0; i < 5 * TP__RUNQ_SIZE; i++) {
+        unit_runq_put(w, &a[i % 3]);
+        unit_runq_put(w, &a[(i + 1) % 3]);
+        UNIT_EQ(unit_runq_get(w), &a[i % 3]);
+        UNIT_EQ(unit_runq_get(w), &a[(i + 1) % 3]);
+    }
+    ck_assert_ptr_null(unit_runq_get(w));
+    free(a);
+    free(w);
+}
+END_TEST
+
+// Beyond a full ring, actors wait in the overflow list; refills move them
+// into the ring in order, and later puts queue behind them.
+START_TEST(overflow_keeps_order)
+{
+    tp__worker *w = unit_worker_new(NULL, 0);
+    unsigned n = TP__RUNQ_SIZE + 300;
+    tp_actor *a = actors_new(n + 1);
+    for (unsigned i = 0; i < n; i++) {
+        uint32_t len = unit_runq_put(w, &a[i]);
+        UNIT_EQ(len, i < TP__RUNQ_SIZE ? i + 1 : TP__RUNQ_SIZE);
+    }
+    ck_assert_ptr_eq(w->overflow.head, &a[TP__RUNQ_SIZE]);
+    for (unsigned i = 0; i < n; i++) {
+        if (i == 10) // room in the ring now, yet order stays
+            unit_runq_put(w, &a[n]);
+        if (w->overflow.head != NULL)
+            unit_runq_refill(w);
+        UNIT_EQ(unit_runq_get(w), &a[i]);
+    }
+    ck_assert_ptr_eq(unit_runq_get(w), &a[n]);
+    ck_assert_ptr_null(unit_runq_get(w));
+    ck_assert_ptr_null(w->overflow.head);
+    ck_assert_ptr_null(w->overflow.tail);
+    free(a);
+    free(w);
+}
+END_TEST
+
+// A thief takes the older half (rounded up) of the ring: one actor to run
+// now, the rest into its own ring, in order.
+START_TEST(steal_takes_older_half)
+{
+    tp__worker *v = unit_worker_new(NULL, 0), *t = unit_worker_new(NULL, 1);
+    tp_actor *a = actors_new(9);
+    for (unsigned i = 0; i < 9; i++)
+        unit_runq_put(v, &a[i]);
+    ck_assert_ptr_eq(unit_runq_steal(t, v, false), &a[0]);
+    ck_assert_uint_eq(atomic_load(&t->steals), 5);
+    for (unsigned i = 1; i < 5; i++)
+        ck_assert_ptr_eq(unit_runq_get(t), &a[i]);
+    ck_assert_ptr_null(unit_runq_get(t));
+    for (unsigned i = 5; i < 9; i++)
+        ck_assert_ptr_eq(unit_runq_get(v), &a[i]);
+    ck_assert_ptr_null(unit_runq_get(v));
+    ck_assert_ptr_null(unit_runq_steal(t, v, true));
+    free(a);
+    free(v);
+    free(t);
+}
+END_TEST
+
+// A short ring is left to its owner unless the thief says it may take it.
+START_TEST(short_ring_stolen_only_when_allowed)
+{
+    tp__worker *v = unit_worker_new(NULL, 0), *t = unit_worker_new(NULL, 1);
+    tp_actor *a = actors_new(3);
+    for (unsigned i = 0; i < 3; i++)
+        unit_runq_put(v, &a[i]);
+    ck_assert_ptr_null(unit_runq_steal(t, v, false));
+    ck_assert_ptr_eq(unit_runq_steal(t, v, true), &a[0]);
+    ck_assert_ptr_eq(unit_runq_get(t), &a[1]);
+    ck_assert_ptr_eq(unit_runq_get(v), &a[2]);
+    ck_assert_ptr_null(unit_runq_get(v));
+    ck_assert_ptr_null(unit_runq_get(t));
+    free(a);
+    free(v);
+    free(t);
+}
+END_TEST
+
+// A thief never takes what waits in the owner's overflow list.
+START_TEST(steal_leaves_overflow_to_owner)
+{
+    tp__worker *v = unit_worker_new(NULL, 0), *t = unit_worker_new(NULL, 1);
+    unsigned n = TP__RUNQ_SIZE + 2;
+    tp_actor *a = actors_new(n);
+    for (unsigned i = 0; i < n; i++)
+        unit_runq_put(v, &a[i]);
+    ck_assert_ptr_eq(unit_runq_steal(t, v, false), &a[0]);
+    for (unsigned i = 1; i < TP__RUNQ_SIZE / 2; i++)
+        UNIT_EQ(unit_runq_get(t), &a[i]);
+    ck_assert_ptr_null(unit_runq_get(t));
+    for (unsigned i = TP__RUNQ_SIZE / 2; i < n; i++) {
+        if (v->overflow.head != NULL)
+            unit_runq_refill(v);
+        UNIT_EQ(unit_runq_get(v), &a[i]);
+    }
+    ck_assert_ptr_null(unit_runq_get(v));
+    free(a);
+    free(v);
+    free(t);
+}
+END_TEST
+
+// ---- an owner and thieves at once -----------------------------------------
+//
+// The owner queues each of ACTORS actors ROUNDS times, popping some as it
+// goes; thieves steal from it and run what they took. Every queueing
+// counts in `queued` and every take in `runs`, which must never pass it
+// (run twice) and must catch up with it in bounded time (lost). An actor
+// is queued again only once its last run is counted, as the runtime
+// schedules an actor only once it is idle again.
+
+#define WAIT_NS 10000000000 // an actor not run by then was lost
+
+static struct {
+    tp__worker *owner;
+    tp_actor *actors;
+    _Atomic uint32_t queued[ACTORS];
+    _Atomic uint32_t runs[ACTORS];
+    _Atomic uint32_t total;
+} race;
+
+static void
+ran(tp_actor *a)
+{
+    size_t i = (size_t)(a - race.actors);
+    UNIT_TRUE(i < ACTORS);
+    // acquire: pairs with the owner's release before it queued a.
+    uint32_t queued =
+        atomic_load_explicit(&race.queued[i], memory_order_acquire);
+    // release: the owner's acquire load sees the run done before it
+    // queues the actor again (and reuses its run_next).
+    uint32_t runs =
+        atomic_fetch_add_explicit(&race.runs[i], 1, memory_order_release);
+    if (runs + 1 > queued) // run twice for one queueing
+        unit_fail(__FILE__, __LINE__, "runs <= queued", runs + 1, queued);
+    atomic_fetch_add_explicit(&race.total, 1, memory_order_release);
+}
+
+static void
+owner_pop(tp__worker *w)
+{
+    if (w->overflow.head != NULL)
+        unit_runq_refill(w);
+    tp_actor *a = unit_runq_get(w);
+    if (a != NULL)
+        ran(a);
+}
+
+// Pops and runs from the owner's queue until actor i has run `round`
+// times; fails if that takes so long the actor must have been lost.
+static void
+owner_wait(unsigned i, uint32_t round)
+{
+    int64_t deadline = tp__now_ns() + WAIT_NS;
+    while (atomic_load_explicit(&race.runs[i], memory_order_acquire) < round) {
+        owner_pop(race.owner);
+        if (tp__now_ns() > deadline)
+            unit_fail(__FILE__, __LINE__, "actor lost", i, round);
+    }
+}
+
+static void *
+thief(void *arg)
+{
+    tp__worker *t = arg;
+    // acquire: pairs with ran()'s release, for nothing more than the end.
+    while (atomic_load_explicit(&race.total, memory_order_acquire) <
+           ROUNDS * ACTORS) {
+        tp_actor *a = unit_runq_steal(t, race.owner, true);
+        if (a == NULL) {
+            sched_yield();
+            continue;
+        }
+        ran(a);
+        while ((a = unit_runq_get(t)) != NULL)
+            ran(a);
+    }
+    return NULL;
+}
+
+START_TEST(no_actor_lost_or_duplicated_under_stealing)
+{
+    race.owner = unit_worker_new(NULL, 0);
+    race.actors = actors_new(ACTORS);
+    tp__worker *t[THIEVES];
+    pthread_t th[THIEVES];
+    for (unsigned i = 0; i < THIEVES; i++) {
+        t[i] = unit_worker_new(NULL, i + 1);
+        ck_assert_int_eq(pthread_create(&th[i], NULL, thief, t[i]), 0);
+    }
+    for (uint32_t round = 0; round < ROUNDS; round++) {
+        for (unsigned i = 0; i < ACTORS; i++) {
+            owner_wait(i, round);
+            // release: a thief that runs it sees it counted as queued.
+            atomic_fetch_add_explicit(&race.queued[i], 1,
+                                      memory_order_release);
+            unit_runq_put(race.owner, &race.actors[i]);
+            if (i % 3 == 0)
+                owner_pop(race.owner);
+        }
+    }
+    for (unsigned i = 0; i < ACTORS; i++)
+        owner_wait(i, ROUNDS);
+    for (unsigned i = 0; i < THIEVES; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_ptr_null(unit_runq_get(t[i]));
+        free(t[i]);
+    }
+    for (unsigned i = 0; i < ACTORS; i++)
+        UNIT_EQ(atomic_load(&race.runs[i]), ROUNDS);
+    ck_assert_uint_eq(atomic_load(&race.total), ROUNDS * ACTORS);
+    ck_assert_ptr_null(unit_runq_get(race.owner));
+    ck_assert_ptr_null(race.owner->overflow.head);
+    free(race.actors);
+    free(race.owner);
+}
+END_TEST
+
+Suite *
+runq_unit_suite(void)
+{
+    Suite *s = suite_create("unit_runq");
+    TCase *tc = tcase_create("runq");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, ring_is_fifo);
+    tcase_add_test(tc, ring_wraps);
+    tcase_add_test(tc, overflow_keeps_order);
+    tcase_add_test(tc, steal_takes_older_half);
+    tcase_add_test(tc, short_ring_stolen_only_when_allowed);
+    tcase_add_test(tc, steal_leaves_overflow_to_owner);
+    tcase_add_test(tc, no_actor_lost_or_duplicated_under_stealing);
+    suite_add_tcase(s, tc);
+    return s;
+}
