@@ -321,6 +321,7 @@ struct tp__worker {
     unsigned tick;
     uint64_t seen_epoch;
     tp__limbo limbo;    // dead actors waiting for a grace period
+    tp__limbo ready;    // past it, waiting for ext_lock's readers to leave
     tp__limbo overflow; // runnable actors beyond the ring, in order
     uint32_t slots[TP__SLOT_CACHE]; // free actor-table slots, ours alone
     unsigned nslots;

@@ -773,19 +773,48 @@ limbo_take_ready(tp__limbo *l, uint64_t epoch)
     return first;
 }
 
+// Moves the actors detached by limbo_take_ready onto w->ready, in order.
 static void
-free_ready(tp_system *sys, tp_actor *ready)
+ready_append(tp__worker *w, tp_actor *first)
 {
-    if (ready == NULL)
+    if (first == NULL)
         return;
-    // Threads outside the pool hold this lock for reading while they touch
-    // an actor; taking it once waits them out.
-    pthread_rwlock_wrlock(&sys->ext_lock);
-    pthread_rwlock_unlock(&sys->ext_lock);
-    while (ready != NULL) {
-        tp_actor *next = ready->run_next;
-        tp__actor_free(ready);
-        ready = next;
+    tp_actor *last = first;
+    while (last->run_next != NULL)
+        last = last->run_next;
+    if (w->ready.tail != NULL)
+        w->ready.tail->run_next = first;
+    else
+        w->ready.head = first;
+    w->ready.tail = last;
+}
+
+// Frees the actors on w->ready, whose grace period is over for the
+// workers. Threads outside the pool (a snapshot walk, the I/O thread
+// delivering) hold ext_lock for reading while they touch an actor; taking
+// it for writing once waits them out. A scheduler thread must never block
+// on them, so it only tries: while a reader holds the lock the actors stay
+// on w->ready for the next attempt (tp__limbo_reclaim_all frees what is
+// left at shutdown).
+static void
+free_ready(tp__worker *w)
+{
+    if (w->ready.head == NULL)
+        return;
+    int rc = pthread_rwlock_trywrlock(&w->sys->ext_lock);
+    if (rc != 0) {
+        // EBUSY: a reader holds it. EDEADLK cannot happen: workers hold it
+        // for reading only around single calls, never across this one.
+        TP_ASSERT(rc == EBUSY);
+        return;
+    }
+    pthread_rwlock_unlock(&w->sys->ext_lock);
+    tp_actor *a = w->ready.head;
+    w->ready.head = w->ready.tail = NULL;
+    while (a != NULL) {
+        tp_actor *next = a->run_next;
+        tp__actor_free(a);
+        a = next;
     }
 }
 
@@ -794,8 +823,9 @@ worker_reclaim(tp__worker *w)
 {
     tp_system *sys = w->sys;
     epoch_try_advance(sys);
+    // seq_cst: as every access to the epoch (see announce).
     uint64_t e = atomic_load_explicit(&sys->epoch, memory_order_seq_cst);
-    free_ready(sys, limbo_take_ready(&w->limbo, e));
+    ready_append(w, limbo_take_ready(&w->limbo, e));
     // relaxed: a hint; the lock decides.
     if (w->index == 0 &&
         atomic_load_explicit(&sys->limbo_waiting, memory_order_relaxed) != 0) {
@@ -804,20 +834,23 @@ worker_reclaim(tp__worker *w)
         size_t n = 0;
         for (tp_actor *a = ready; a != NULL; a = a->run_next)
             n++;
+        // relaxed: the count is a hint; the lock guards the list.
         atomic_fetch_sub_explicit(&sys->limbo_waiting, n,
                                   memory_order_relaxed);
         pthread_mutex_unlock(&sys->limbo_lock);
-        free_ready(sys, ready);
+        ready_append(w, ready);
     }
+    free_ready(w);
 }
 
 // Called with no scheduler threads running: frees every actor in limbo.
 void
 tp__limbo_reclaim_all(tp_system *sys)
 {
-    for (unsigned i = 0; i <= sys->nworkers; i++) {
-        tp__limbo *l =
-            i < sys->nworkers ? &sys->workers[i].limbo : &sys->limbo;
+    for (unsigned i = 0; i <= 2 * sys->nworkers; i++) {
+        tp__limbo *l = i == 2 * sys->nworkers ? &sys->limbo
+                       : i % 2 == 0           ? &sys->workers[i / 2].limbo
+                                              : &sys->workers[i / 2].ready;
         while (l->head != NULL) {
             tp_actor *next = l->head->run_next;
             tp__actor_free(l->head);
@@ -832,13 +865,21 @@ tp__limbo_reclaim_all(tp_system *sys)
 static void
 announce(tp__worker *w)
 {
-    // seq_cst: see tp__limbo_add; this load orders the actor lookups of the
-    // next activation after the epoch we announce.
+    // seq_cst: see tp__limbo_add.
     uint64_t e = atomic_load_explicit(&w->sys->epoch, memory_order_seq_cst);
     if (e != w->seen_epoch) {
         w->seen_epoch = e;
-        // release: an advancer reading it knows our older pointers are gone.
-        atomic_store_explicit(&w->announce, e, memory_order_release);
+        // seq_cst, not release: this store is followed by the loads of the
+        // next activation (slot lookups, the actor's fields), a store->load
+        // (Dekker) pattern. A release store may be reordered after those
+        // loads, so an advancer could read our old announcement while we
+        // already hold a pointer to an actor that is being retired, advance
+        // twice and free it under us. As a seq_cst store it is ordered
+        // before our later seq_cst loads (the slot table's lookups), and an
+        // advancer's seq_cst load of it (epoch_try_advance) either sees it
+        // or comes first in the single total order, in which case the
+        // retirer's seq_cst slot clear is seen by our lookup.
+        atomic_store_explicit(&w->announce, e, memory_order_seq_cst);
     }
 }
 
@@ -846,6 +887,10 @@ static void
 go_idle(tp__worker *w)
 {
     w->seen_epoch = TP__EPOCH_IDLE;
+    // release: everything this worker did with actors happens before an
+    // advancer's seq_cst load that sees it idle. Going idle is a promise to
+    // hold no pointer, so no later load needs ordering here: announce()
+    // orders the next activation's loads when the worker comes back.
     atomic_store_explicit(&w->announce, TP__EPOCH_IDLE, memory_order_release);
 }
 
@@ -958,11 +1003,12 @@ worker_main(void *arg)
         // runnable would otherwise never let us reach find_work.
         if (stopping(sys))
             break;
-        if (w->limbo.head != NULL && w->tick % LIMBO_EVERY == 0)
+        if ((w->limbo.head != NULL || w->ready.head != NULL) &&
+            w->tick % LIMBO_EVERY == 0)
             worker_reclaim(w);
         tp_actor *a = local_next(w);
         if (a == NULL) {
-            if (w->limbo.head != NULL ||
+            if (w->limbo.head != NULL || w->ready.head != NULL ||
                 (w->index == 0 && atomic_load_explicit(&sys->limbo_waiting,
                                                        memory_order_relaxed)))
                 worker_reclaim(w);
