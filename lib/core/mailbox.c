@@ -272,10 +272,25 @@ msg_release(tp__msg *m)
         pool_return(origin, p);
 }
 
+// A payload that fits a pool block travels inline; a larger one gets a
+// buffer of its own (TP__MSG_OWNS_BUF), which tp__msg_retire frees as soon
+// as the message is handled. A lane keeps its last message as its stub
+// (see tp__mailbox_pop), so a stub never holds more than one pool block:
+// an idle actor that was sent 16 MiB does not keep 16 MiB.
 tp__msg *
 tp__msg_new_copy(tp_system *sys, uint32_t tag, tp_pid from, const void *data,
                  size_t size)
 {
+    if (size > POOL_PAYLOAD) {
+        void *buf = malloc(size);
+        if (buf == NULL)
+            return NULL;
+        memcpy(buf, data, size);
+        tp__msg *m = tp__msg_new_buf(sys, tag, from, buf, size);
+        if (m == NULL)
+            free(buf);
+        return m;
+    }
     tp__msg *m = msg_alloc(sys, size);
     if (m == NULL)
         return NULL;
@@ -310,7 +325,11 @@ tp__msg_new_buf(tp_system *sys, uint32_t tag, tp_pid from, void *buf,
     return m;
 }
 
-// A message with `size` bytes of uninitialised inline payload.
+// A message with `size` bytes of uninitialised inline payload. Inline
+// whatever its size: the distribution layer writes frames right after the
+// header. Such a message stays allocated, payload and all, while a lane
+// keeps it as its stub, so it is for frames and other short-lived queues,
+// not for what an actor's mailbox receives in bulk.
 tp__msg *
 tp__msg_new_raw(tp_system *sys, size_t size)
 {
