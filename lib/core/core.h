@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "troupe.h"
+#include "core/buf.h"
 
 // Says an invariant of the runtime in code: checked in debug and sanitizer
 // builds (the Makefile defines TP_ASSERTS for SAN=... and DEBUG=1), where
@@ -390,6 +391,8 @@ void tp__faults_uninstall(void);
 void *tp__fault_altstack_on(void);
 void tp__fault_altstack_off(void *mem);
 void tp__fault_backtrace(char *buf, size_t size);
+// Reads memory that may be changing or gone without a race or a fault.
+bool tp__peek(void *out, const void *p, size_t n);
 
 extern _Thread_local tp__tls tp__self;
 

@@ -35,12 +35,16 @@ typedef struct tp__corkset {
 extern _Thread_local tp__corkset tp__corked;
 void tp__node_uncork(void);
 void tp__node_stop(tp_system *sys);
-void tp__io_stop(tp_system *sys);
-void tp__io_free(tp_system *sys);
 void tp__node_free(tp_system *sys);
 int tp__node_pid_encode(tp_system *sys, tp_pid pid, const char **node,
                         uint32_t *inc, uint64_t *local);
 int tp__node_pid_decode(tp_system *sys, const char *node, uint32_t inc,
                         uint64_t local, tp_pid *out);
+
+// ---- msgpack helpers (pack.c) ------------------------------------------
+
+// Checks that p[0..n) is one whole msgpack object within the decoder's
+// limits: 0, or TP_EDECODE.
+int tp__pack_check(const uint8_t *p, size_t n);
 
 #endif

@@ -13,30 +13,6 @@
 
 // ---- output ---------------------------------------------------------------
 
-void
-tp__wbuf_reserve(tp__wbuf *b, size_t more)
-{
-    if (b->failed || b->cap - b->len >= more)
-        return;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap - b->len < more)
-        cap *= 2;
-    uint8_t *p = realloc(b->p, cap);
-    if (p == NULL) {
-        b->failed = true;
-        return;
-    }
-    b->p = p;
-    b->cap = cap;
-}
-
-void
-tp__wbuf_free(tp__wbuf *b)
-{
-    free(b->p);
-    memset(b, 0, sizeof *b);
-}
-
 static uint8_t *
 put_be(uint8_t *o, uint64_t v, int bytes)
 {

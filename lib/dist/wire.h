@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/buf.h"
+
 #define TP__WIRE_VERSION 1
 #define TP__WIRE_NONCE 32
 #define TP__WIRE_MAC 32
@@ -78,16 +80,6 @@ const char *tp__wire_why(int why);
 // Decodes the envelope at `p` (`n` bytes, the length prefix excluded).
 // Returns TP__W_OK or a reason; never reads outside [p, p+n).
 int tp__wire_decode(const uint8_t *p, size_t n, tp__frame *f);
-
-// A growable output buffer.
-typedef struct tp__wbuf {
-    uint8_t *p;
-    size_t len, cap;
-    bool failed; // an allocation failed; contents are unusable
-} tp__wbuf;
-
-void tp__wbuf_reserve(tp__wbuf *b, size_t more);
-void tp__wbuf_free(tp__wbuf *b);
 
 // Builders. Each appends a whole frame (length prefix included) to `b`.
 void tp__wire_hello(tp__wbuf *b, int type, const char *name, uint32_t inc,

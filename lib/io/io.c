@@ -7,7 +7,6 @@
 // The only file of the runtime that includes <ev.h>: io.h's watchers wrap
 // libev's here.
 #include "core/core.h"
-#include "dist/dist.h"
 #include "io/io.h"
 
 #include <ev.h>

@@ -6,7 +6,6 @@
 // handle is the slot's index and generation: a closed socket's handle
 // stays dead when its slot is reused.
 #include "core/core.h"
-#include "dist/wire.h"
 #include "io/io.h"
 
 #include <arpa/inet.h>

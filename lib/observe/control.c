@@ -4,6 +4,7 @@
 // time; every read has a deadline and every frame a size limit, so a bad
 // client costs at most a few seconds of this thread, never the node.
 #include "core/core.h"
+#include "dist/dist.h"
 #include "observe/observe.h"
 
 #include <errno.h>

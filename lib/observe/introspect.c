@@ -4,6 +4,7 @@
 // messages (its link and monitor tables have a single writer: itself).
 #include "core/core.h"
 #include "observe/observe.h"
+#include "signals/signals.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -7,7 +7,6 @@
 // An actor that dies answers the requests still queued for it: links get
 // its exit signal, monitors a DOWN, so no watcher waits forever.
 #include "core/core.h"
-#include "observe/observe.h"
 #include "signals/signals.h"
 
 #include <stdio.h>
