@@ -18,10 +18,6 @@
 // (exit_queued), as Erlang applies signals on arrival: the messages it
 // passes would never be handled anyway.
 #include "core/core.h"
-#include "dist/dist.h"
-#include "io/io.h"
-#include "observe/observe.h"
-#include "signals/signals.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -34,6 +30,28 @@ static inline tp_ctx *
 ctx_of(tp_actor *a)
 {
     return (tp_ctx *)a;
+}
+
+// The distribution hooks, on paths that only a started node reaches: a
+// peer's proxy, the I/O thread waiting for room.
+static inline const tp__dist_ops *
+dist_ops(tp_system *sys)
+{
+    // acquire: pairs with tp__dist_hooks_install's release store.
+    const tp__dist_ops *d =
+        atomic_load_explicit(&sys->dist, memory_order_acquire);
+    TP_ASSERT(d != NULL);
+    return d;
+}
+
+// Routes `m` to remote pid `to`: TP_ENOACTOR while no node was started.
+static int
+route_remote(tp_system *sys, tp_actor *self, tp_pid to, tp__msg *m, int mode)
+{
+    // acquire: pairs with tp__dist_hooks_install's release store.
+    const tp__dist_ops *d =
+        atomic_load_explicit(&sys->dist, memory_order_acquire);
+    return d != NULL ? d->route(sys, self, to, m, mode) : TP_ENOACTOR;
 }
 
 // ---- lookup ---------------------------------------------------------------
@@ -119,7 +137,7 @@ io_unwait(tp_actor *a)
     // we see its flag or it sees our count.
     if (atomic_load_explicit(&a->io_waiting, memory_order_seq_cst) &&
         atomic_exchange_explicit(&a->io_waiting, 0, memory_order_acq_rel))
-        tp__node_unstall(a->system);
+        dist_ops(a->system)->unstall(a->system);
 }
 
 // Mutes the running actor `s` after it filled `r`'s mailbox: once its
@@ -277,10 +295,17 @@ note_high_water(tp_actor *r, uint32_t len)
 static inline void
 schedule(tp_actor *r)
 {
-    if (__builtin_expect(r->behaviour == &tp__proxy_behaviour, 0))
-        tp__node_kick(r);
+    tp_system *sys = r->system;
+    // relaxed: a proxy is reached only through its spawn, published after
+    // the node installed its hooks; for any other actor the compare fails
+    // whatever value is read.
+    if (__builtin_expect(r->behaviour == atomic_load_explicit(
+                                             &sys->proxy_behaviour,
+                                             memory_order_relaxed),
+                         0))
+        dist_ops(sys)->kick(r);
     else
-        tp__sched_schedule(r->system, r);
+        tp__sched_schedule(sys, r);
 }
 
 static void
@@ -448,13 +473,13 @@ drain(tp_actor *a, bool answer, int reason)
     uint64_t lost = 0;
     while ((m = tp__mailbox_pop(&a->sys)) != NULL) {
         if (answer)
-            tp__answer_late(a, m, reason);
+            a->system->up->answer_late(a, m, reason);
         tp__msg_retire(m);
     }
     while ((m = tp__mailbox_pop(&a->user)) != NULL) {
         if (m->kind != TP__MSG_USER) {
             if (answer)
-                tp__answer_late(a, m, reason);
+                a->system->up->answer_late(a, m, reason);
         } else {
             lost++;
         }
@@ -521,8 +546,9 @@ release_owned(tp_actor *a)
     tp__reg_drop(a);
     // seq_cst: pairs with mark_owner's store of the mark (sock.c).
     if (atomic_load_explicit(&a->socks, memory_order_seq_cst))
-        tp__sock_owner_died(a);
-    tp__timers_owner_died(a);
+        a->system->up->sock_owner_died(a);
+    if (a->ext != NULL)
+        a->system->up->timers_owner_died(a);
 }
 
 // Makes `a` unreachable and releases what it holds, except its memory,
@@ -539,7 +565,7 @@ bury(tp_actor *a, int reason)
     atomic_store_explicit(&a->dead, 1, memory_order_seq_cst);
     // seq_cst: pairs with tp_sock_give's mark and load of `dead`.
     if (atomic_load_explicit(&a->socks, memory_order_seq_cst))
-        tp__sock_owner_died(a);
+        a->system->up->sock_owner_died(a);
     unmute_all(a);
     unlist(a);
     drain(a, true, reason);
@@ -590,7 +616,8 @@ actor_exit(tp_actor *a, int reason, bool reported)
     done_with_current(a);
     run_terminate(a, reason);
     release_owned(a);
-    tp__notify_exit(a, reason);
+    if (a->ext != NULL)
+        sys->up->notify_exit(a, reason);
     bury(a, reason);
     atomic_fetch_add_explicit(&sys->exited, 1, memory_order_relaxed);
     if (reason < 0 || reason == TP_REASON_KILL || reason == TP_REASON_KILLED ||
@@ -608,7 +635,8 @@ tp__actor_free(tp_actor *a)
           a->system->started && !atomic_load_explicit(&a->system->stop_workers,
                                                       memory_order_relaxed),
           TP_REASON_NOPROC);
-    tp__ext_free(a);
+    if (a->ext != NULL)
+        a->system->up->ext_free(a);
     tp__ded_release(a); // ends and joins its thread, if it has one
     tp__mailbox_close(&a->sys);
     tp__mailbox_close(&a->user);
@@ -622,7 +650,8 @@ tp__actor_shutdown(tp_actor *a)
 {
     run_terminate(a, TP_REASON_SHUTDOWN);
     tp_system *sys = a->system;
-    tp__timers_owner_died(a);
+    if (a->ext != NULL)
+        sys->up->timers_owner_died(a);
     tp__reg_drop(a);
     tp__slot_clear(sys, tp_pid_slot(a->pid));
     atomic_store_explicit(&a->dead, 1, memory_order_relaxed);
@@ -658,12 +687,12 @@ handle_system(tp_actor *a, tp__msg *m)
         return TP_REASON_MAILBOX_OVERFLOW;
     }
     if (m->kind == TP__MSG_INFO) {
-        tp__info_answer(a, m);
+        a->system->up->info_answer(a, m);
         tp__msg_retire(m);
         return CONTINUE;
     }
     tp__msg *d;
-    int r = tp__system_signal(m, a, &d);
+    int r = a->system->up->system_signal(m, a, &d);
     tp__msg_retire(m);
     if (r != 0) {
         a->by_signal = 1;
@@ -684,14 +713,14 @@ handle_system(tp_actor *a, tp__msg *m)
 static bool
 wanted(tp_actor *a, tp__msg *m)
 {
-    if ((m->flags & TP__MSG_TIMER) && !tp__timer_claim(m))
+    if ((m->flags & TP__MSG_TIMER) && !a->system->up->timer_claim(m))
         return false;
     if (m->flags & TP__MSG_REPLY) {
         if (m->flags & TP__MSG_FORCED)
             // relaxed: a bound (see tp__deliver_reply).
             atomic_fetch_sub_explicit(&a->req_forced, 1,
                                       memory_order_relaxed);
-        return tp__request_done(a, m->pub.ref, m->pub.from);
+        return a->system->up->request_done(a, m->pub.ref, m->pub.from);
     }
     return true;
 }
@@ -734,30 +763,8 @@ exit_queued(tp_actor *a)
     if (pushed == a->exits_scanned)
         return CONTINUE;
     a->exits_scanned = pushed;
-    tp__ext *x = a->ext;
-    if (x != NULL && x->trap_exit)
-        return CONTINUE;
-    // acquire: pairs with each producer's release store of the link.
-    for (tp__node *n = atomic_load_explicit(&a->user.tail->next,
-                                            memory_order_acquire);
-         n != NULL; n = atomic_load_explicit(&n->next, memory_order_acquire)) {
-        const tp__msg *m = (const tp__msg *)n;
-        if (m->kind != TP__MSG_EXIT)
-            continue;
-        const tp__signal *s = m->pub.data;
-        if (s->reason == TP_REASON_NORMAL ||
-            (s->linked &&
-             (x == NULL || !tp__map_get(&x->links, m->pub.from.v, NULL))))
-            continue; // ignored, or from a link since undone
-        if (x != NULL || (x = tp__ext_of(a)) != NULL) {
-            if (s->linked) // the linked actor is gone: nothing to tell it
-                tp__map_del(&x->links, m->pub.from.v, NULL);
-            memcpy(x->exit_text, s->text, sizeof x->exit_text);
-        }
-        a->by_signal = 1;
-        return s->reason == TP_REASON_KILL ? TP_REASON_KILLED : s->reason;
-    }
-    return CONTINUE;
+    int r = a->system->up->exit_queued(a);
+    return r == TP__NO_EXIT ? CONTINUE : r;
 }
 
 // Handles up to one batch of messages. Returns CONTINUE or an exit reason.
@@ -1026,7 +1033,7 @@ tp_spawn(tp_system *sys, tp_pid *out, const tp_behaviour *b, void *arg,
     }
     a->pid = tp_pid_make(0, slot, gen);
     tp_actor *parent = opts && opts->link ? tp__self.actor : NULL;
-    if (parent != NULL && (rc = tp__link_spawned(parent, a)) != 0) {
+    if (parent != NULL && (rc = sys->up->link_spawned(parent, a)) != 0) {
         tp__slot_release(sys, slot);
         tp__actor_free(a);
         return rc;
@@ -1035,7 +1042,7 @@ tp_spawn(tp_system *sys, tp_pid *out, const tp_behaviour *b, void *arg,
     tp__slot_publish(sys, slot, a);
     if (a->name != NULL && (rc = tp__reg_insert(sys, a->name, a->pid)) != 0) {
         if (parent != NULL)
-            tp__unlink_spawned(parent, a);
+            sys->up->unlink_spawned(parent, a);
         bury(a, rc);
         return rc;
     }
@@ -1049,9 +1056,10 @@ tp_spawn(tp_system *sys, tp_pid *out, const tp_behaviour *b, void *arg,
         // The spawner learns of the failure from the return value, not
         // from a signal; others init linked to or monitored are told.
         if (parent != NULL)
-            tp__unlink_spawned(parent, a);
+            sys->up->unlink_spawned(parent, a);
         release_owned(a);
-        tp__notify_exit(a, rc);
+        if (a->ext != NULL)
+            sys->up->notify_exit(a, rc);
         bury(a, rc);
         return rc;
     }
@@ -1099,7 +1107,7 @@ tp__push_sys(tp_system *sys, tp_pid to, tp__msg *m)
         return 0;
     }
     if (tp_pid_node(to) != 0)
-        return tp__node_route(sys, NULL, to, m, TP__ROUTE_SYS);
+        return route_remote(sys, NULL, to, m, TP__ROUTE_SYS);
     bool ext = !on_own_worker(sys);
     if (ext)
         pthread_rwlock_rdlock(&sys->ext_lock);
@@ -1120,7 +1128,7 @@ deliver(tp_system *sys, tp_actor *self, tp_pid to, tp__msg *m)
         return 0;
     }
     if (__builtin_expect(tp_pid_node(to) != 0, 0))
-        return tp__node_route(sys, self, to, m, TP__ROUTE_NORMAL);
+        return route_remote(sys, self, to, m, TP__ROUTE_NORMAL);
     bool ext = !on_own_worker(sys);
     if (ext)
         pthread_rwlock_rdlock(&sys->ext_lock);
@@ -1143,7 +1151,7 @@ int
 tp__deliver_nowait(tp_system *sys, tp_pid to, tp__msg *m)
 {
     if (tp_pid_node(to) != 0)
-        return tp__node_route(sys, NULL, to, m, TP__ROUTE_NOWAIT);
+        return route_remote(sys, NULL, to, m, TP__ROUTE_NOWAIT);
     bool ext = !on_own_worker(sys);
     if (ext)
         pthread_rwlock_rdlock(&sys->ext_lock);
@@ -1165,7 +1173,7 @@ int
 tp__deliver_force(tp_system *sys, tp_pid to, tp__msg *m)
 {
     if (tp_pid_node(to) != 0)
-        return tp__node_route(sys, NULL, to, m, TP__ROUTE_FORCE);
+        return route_remote(sys, NULL, to, m, TP__ROUTE_FORCE);
     bool ext = !on_own_worker(sys);
     if (ext)
         pthread_rwlock_rdlock(&sys->ext_lock);
@@ -1191,7 +1199,7 @@ tp__deliver_reply(tp_system *sys, tp_actor *self, tp_pid to, tp__msg *m)
         return 0;
     }
     if (tp_pid_node(to) != 0)
-        return tp__node_route(sys, self, to, m, TP__ROUTE_FORCE);
+        return route_remote(sys, self, to, m, TP__ROUTE_FORCE);
     bool ext = !on_own_worker(sys);
     if (ext)
         pthread_rwlock_rdlock(&sys->ext_lock);
@@ -1508,9 +1516,8 @@ tp_fail(tp_ctx *ctx, int reason, const char *fmt, ...)
         va_end(ap);
     }
     crash_report(a, reason, text);
-    tp__ext *x = fmt != NULL ? tp__ext_of(a) : NULL;
-    if (x != NULL)
-        snprintf(x->exit_text, sizeof x->exit_text, "%s", text);
+    if (fmt != NULL)
+        a->system->up->exit_text(a, text);
     tp__self.fail_reason = reason;
     longjmp(*tp__self.jb, 1);
 }

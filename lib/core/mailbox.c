@@ -4,9 +4,6 @@
 // consumer's side until the queue runs dry. Small messages come from a
 // per-scheduler-thread free list so the hot path rarely reaches malloc.
 #include "core/core.h"
-#include "io/io.h"
-#include "observe/observe.h"
-#include "signals/signals.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -77,19 +74,54 @@ tp__mailbox_close(tp__mpscq *q)
     tp__mpscq_init(q);
 }
 
+// ---- release hooks ------------------------------------------------------
+
+static _Atomic(tp__msg_release_fn) releasers[TP__REL_N];
+
+void
+tp__msg_on_release(int which, tp__msg_release_fn fn)
+{
+    TP_ASSERT(which >= 0 && which < TP__REL_N && fn != NULL);
+    // release: pairs with release_hook's acquire; the subsystem registers
+    // before it makes a message with the flag, so the hook is always there.
+    atomic_store_explicit(&releasers[which], fn, memory_order_release);
+}
+
+// Calls the hook of class `which` on `m`: rare, only for flagged messages.
+static void
+release_hook(int which, tp__msg *m)
+{
+    // acquire: pairs with tp__msg_on_release.
+    tp__msg_release_fn fn =
+        atomic_load_explicit(&releasers[which], memory_order_acquire);
+    TP_ASSERT(fn != NULL); // flagged only by a subsystem that registered
+    fn(m);
+}
+
+#define UPPER_FLAGS                                                            \
+    (TP__MSG_INFO_REQ | TP__MSG_SOCK_DATA | TP__MSG_SOCK_START | TP__MSG_TIMER)
+
+// Lets the upper subsystems release what `m` holds of theirs.
+static void
+release_upper(tp__msg *m)
+{
+    if (m->flags & TP__MSG_INFO_REQ)
+        release_hook(TP__REL_INFO, m);
+    if (m->flags & (TP__MSG_SOCK_DATA | TP__MSG_SOCK_START))
+        release_hook(TP__REL_SOCK, m);
+    if (m->flags & TP__MSG_TIMER) {
+        m->flags &= (uint16_t)~TP__MSG_TIMER;
+        release_hook(TP__REL_TIMER, m);
+    }
+}
+
 // Releases what a handled message owns except the block itself, which the
 // lane keeps until its next pop.
 void
 tp__msg_retire(tp__msg *m)
 {
-    if (m->flags & TP__MSG_INFO_REQ)
-        tp__info_release(m);
-    if (m->flags & (TP__MSG_SOCK_DATA | TP__MSG_SOCK_START))
-        tp__sock_data_done(m);
-    if (m->flags & TP__MSG_TIMER) {
-        m->flags &= (uint16_t)~TP__MSG_TIMER;
-        tp__timer_msg_gone(m);
-    }
+    if (__builtin_expect(m->flags & UPPER_FLAGS, 0))
+        release_upper(m);
     if (m->flags & TP__MSG_OWNS_BUF) {
         free((void *)m->pub.data);
         m->flags &= (uint16_t)~TP__MSG_OWNS_BUF;
@@ -361,12 +393,8 @@ tp__msg_free(tp__msg *m)
 {
     if (m == NULL)
         return;
-    if (m->flags & TP__MSG_INFO_REQ)
-        tp__info_release(m);
-    if (m->flags & (TP__MSG_SOCK_DATA | TP__MSG_SOCK_START))
-        tp__sock_data_done(m);
-    if (m->flags & TP__MSG_TIMER)
-        tp__timer_msg_gone(m);
+    if (__builtin_expect(m->flags & UPPER_FLAGS, 0))
+        release_upper(m);
     if (m->flags & TP__MSG_OWNS_BUF)
         free((void *)m->pub.data);
     msg_release(m);

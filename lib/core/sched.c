@@ -11,8 +11,6 @@
 // has passed a quiescent point (epoch-based reclamation), so a sender
 // holding a stale pointer never touches freed memory.
 #include "core/core.h"
-#include "dist/dist.h"
-#include "observe/observe.h"
 
 #include <linux/futex.h>
 #include <linux/membarrier.h>
@@ -1021,8 +1019,11 @@ worker_main(void *arg)
             announce(w);
         }
         tp__actor_run(w, a);
-        if (tp__corked.npeers > 0) // remote sends held back by the activation
-            tp__node_uncork();
+        // Remote sends held back by the activation: only a started node
+        // corks, so its hooks are there. acquire: pairs with
+        // tp__dist_hooks_install's release store.
+        if (__builtin_expect(tp__corked.npeers > 0, 0))
+            atomic_load_explicit(&sys->dist, memory_order_acquire)->uncork();
     }
     go_idle(w);
     // release: as at the start; our tp__self goes with the thread.

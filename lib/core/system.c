@@ -2,6 +2,12 @@
 // The system: configuration, the actor table (slots with generations, so a
 // stale pid never matches a reused slot), the name registry, and the
 // lifetime calls (start, wait, stop, destroy, statistics).
+//
+// It is also the composition root, the one core file that includes the
+// headers of the subsystems above the core (test/layout.sh allows it by
+// name): creating and destroying a system creates and destroys every
+// subsystem in order, and it hands the rest of the core the table of hooks
+// (tp__up_ops) through which the core reaches signals, io and observe.
 #include "core/core.h"
 #include "dist/dist.h"
 #include "io/io.h"
@@ -449,6 +455,25 @@ system_free(tp_system *sys)
     free(sys);
 }
 
+// The hooks the core calls upward (core.h): the same table for every
+// system. The distribution layer installs its own (tp__dist_ops) when a
+// node starts.
+static const tp__up_ops up_ops = {
+    .link_spawned = tp__link_spawned,
+    .unlink_spawned = tp__unlink_spawned,
+    .system_signal = tp__system_signal,
+    .exit_queued = tp__exit_queued,
+    .exit_text = tp__exit_text,
+    .notify_exit = tp__notify_exit,
+    .answer_late = tp__answer_late,
+    .ext_free = tp__ext_free,
+    .request_done = tp__request_done,
+    .timer_claim = tp__timer_claim,
+    .timers_owner_died = tp__timers_owner_died,
+    .sock_owner_died = tp__sock_owner_died,
+    .info_answer = tp__info_answer,
+};
+
 int
 tp_system_new(tp_system **out, const tp_config *cfg)
 {
@@ -463,6 +488,7 @@ tp_system_new(tp_system **out, const tp_config *cfg)
     if (sys == NULL)
         return TP_ENOMEM;
     memset(sys, 0, sizeof *sys);
+    sys->up = &up_ops;
     sys->cfg = c;
     sys->nworkers = c.threads;
     size_t wsize = sizeof(tp__worker) * c.threads;

@@ -291,6 +291,7 @@ tp_actor_detail_get(tp_system *sys, tp_pid pid, tp_actor_detail *out,
         return TP_ENOMEM;
     }
     m->kind = TP__MSG_INFO;
+    tp__msg_on_release(TP__REL_INFO, tp__info_release);
     m->flags |= TP__MSG_INFO_REQ;
     if (tp__push_sys(sys, pid, m) != 0) {
         tp__msg_free(m); // releases the message's reference

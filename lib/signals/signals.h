@@ -39,6 +39,8 @@ int tp__link_spawned(tp_actor *parent, tp_actor *child);
 void tp__unlink_spawned(tp_actor *parent, tp_actor *child);
 int tp__system_signal(tp__msg *m, tp_actor *a, tp__msg **deliver);
 void tp__notify_exit(tp_actor *a, int reason);
+int tp__exit_queued(tp_actor *a);
+void tp__exit_text(tp_actor *a, const char *text);
 void tp__answer_late(tp_actor *a, tp__msg *m, int reason);
 void tp__ext_free(tp_actor *a);
 // Fills the links, monitors and trap flag of `a` into `d` (introspection).
