@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 // A growable byte buffer for pending writes (buf.c). Standalone, so the
 // wire codec's header can use it without the rest of the core.
-#ifndef TROUPE_BUF_H
-#define TROUPE_BUF_H
+#ifndef TROUPE_CORE_BUF_H
+#define TROUPE_CORE_BUF_H
 
 #include <stdbool.h>
 #include <stddef.h>
