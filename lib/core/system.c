@@ -455,6 +455,30 @@ system_free(tp_system *sys)
     free(sys);
 }
 
+// Initialises the system's locks and condition variable. Each call is
+// checked: a failure (out of memory or of some other resource) destroys
+// what was made before it and returns the positive errno.
+static int
+locks_init(tp_system *sys)
+{
+    pthread_mutex_t *mx[] = {&sys->inject_lock, &sys->idle_lock,
+                             &sys->limbo_lock,  &sys->slot_lock,
+                             &sys->reg_lock,    &sys->wait_lock,
+                             &sys->io_init_lock, &sys->ded_lock};
+    size_t n = 0;
+    int rc = 0;
+    while (rc == 0 && n < sizeof mx / sizeof mx[0])
+        if ((rc = pthread_mutex_init(mx[n], NULL)) == 0)
+            n++;
+    if (rc == 0 && (rc = -tp__cond_init(&sys->wait_cond)) == 0 &&
+        (rc = pthread_rwlock_init(&sys->ext_lock, NULL)) != 0)
+        pthread_cond_destroy(&sys->wait_cond);
+    if (rc != 0)
+        while (n > 0)
+            pthread_mutex_destroy(mx[--n]);
+    return rc;
+}
+
 // The hooks the core calls upward (core.h): the same table for every
 // system. The distribution layer installs its own (tp__dist_ops) when a
 // node starts.
@@ -514,18 +538,7 @@ tp_system_new(tp_system **out, const tp_config *cfg)
         }
     }
     atomic_init(&sys->epoch, 1);
-    // Each is checked: a failure (out of memory or of some other resource)
-    // leaves nothing behind and is reported as what it was.
-    int rc = pthread_mutex_init(&sys->inject_lock, NULL);
-    pthread_mutex_t *mx[] = {&sys->idle_lock, &sys->limbo_lock,
-                             &sys->slot_lock, &sys->reg_lock, &sys->wait_lock,
-                             &sys->io_init_lock, &sys->ded_lock};
-    for (size_t i = 0; rc == 0 && i < sizeof mx / sizeof mx[0]; i++)
-        rc = pthread_mutex_init(mx[i], NULL);
-    if (rc == 0)
-        rc = -tp__cond_init(&sys->wait_cond);
-    if (rc == 0)
-        rc = pthread_rwlock_init(&sys->ext_lock, NULL);
+    int rc = locks_init(sys);
     if (rc != 0) {
         for (unsigned i = 0; i < sys->nworkers; i++)
             tp__pool_free_all(&sys->workers[i], sys->nworkers);
