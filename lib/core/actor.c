@@ -113,9 +113,13 @@ wanted(tp_actor *a, tp__msg *m)
         return false;
     if (m->flags & TP__MSG_REPLY) {
         if (m->flags & TP__MSG_FORCED)
+        {
             // relaxed: a bound (see tp__deliver_reply).
-            atomic_fetch_sub_explicit(&a->req_forced, 1,
-                                      memory_order_relaxed);
+            uint32_t was = atomic_fetch_sub_explicit(&a->req_forced, 1,
+                                                     memory_order_relaxed);
+            TP_ASSERT(was > 0); // one credit per forced reply: never negative
+            (void)was;
+        }
         return a->system->up->request_done(a, m->pub.ref, m->pub.from);
     }
     return true;
@@ -133,6 +137,10 @@ settle(tp__worker *w, tp_actor *a)
     // seq_cst: as in finish().
     uint64_t old =
         atomic_fetch_sub_explicit(&a->count, sub, memory_order_seq_cst);
+    // Never negative, and the popped message we keep counted leaves the
+    // total above zero: no sender can schedule us while we run.
+    TP_ASSERT(TP__CNT_USERS(old) >= w->done_user &&
+              TP__CNT_TOTAL(old) > w->done_total - 1);
     tp__count(&a->handled, w->done_user);
     tp__count(&w->messages, w->done_user);
     uint32_t left_user = TP__CNT_USERS(old) - w->done_user;
@@ -204,7 +212,11 @@ process(tp__worker *w, tp_actor *a)
         w->done_user++;
         // relaxed: only this consumer decrements the debt.
         if (atomic_load_explicit(&a->drop_debt, memory_order_relaxed) > 0) {
-            atomic_fetch_sub_explicit(&a->drop_debt, 1, memory_order_relaxed);
+            // relaxed: as above; senders only add to it.
+            uint32_t debt = atomic_fetch_sub_explicit(&a->drop_debt, 1,
+                                                      memory_order_relaxed);
+            TP_ASSERT(debt > 0); // one consumer: the debt never goes negative
+            (void)debt;
             tp__count_drop(a);
             tp__msg_retire(m);
             if (w->done_user >= a->settle_every)
@@ -246,6 +258,9 @@ finish(tp__worker *w, tp_actor *a)
     // seq_cst: pairs with maybe_mute's seq_cst list store and count load.
     uint64_t old =
         atomic_fetch_sub_explicit(&a->count, sub, memory_order_seq_cst);
+    // Never negative: we give back only what this activation counted.
+    TP_ASSERT(TP__CNT_TOTAL(old) >= total &&
+              TP__CNT_USERS(old) >= w->done_user);
     uint32_t left_total = TP__CNT_TOTAL(old) - (uint32_t)total;
     uint32_t left_user = TP__CNT_USERS(old) - w->done_user;
     tp__count(&a->handled, w->done_user);
@@ -291,6 +306,16 @@ tp__actor_run(tp__worker *w, tp_actor *a)
 {
     jmp_buf jb;
     int reason;
+    // One activation at a time, on the thread that owns the actor: none is
+    // running here, on w's own thread (a worker, or a dedicated actor's
+    // thread with its private record), and the counter that made us its
+    // owner is held.
+    TP_ASSERT(tp__self.actor == NULL &&
+              (tp__self.worker == w ||
+               (tp__self.worker == NULL && w->ded != NULL)));
+    // relaxed: only checks the hold; the ownership came with the schedule.
+    TP_ASSERT(TP__CNT_TOTAL(atomic_load_explicit(
+                  &a->count, memory_order_relaxed)) > 0);
     tp__self.actor = a;
     tp__self.jb = &jb;
     w->done_user = 0;
@@ -466,6 +491,7 @@ tp_spawn(tp_system *sys, tp_pid *out, const tp_behaviour *b, void *arg,
     // the one to schedule the actor.
     uint64_t old = atomic_fetch_sub_explicit(&a->count, TP__CNT_ONE,
                                              memory_order_acq_rel);
+    TP_ASSERT(TP__CNT_TOTAL(old) >= 1); // the init hold, dropped once
     if (TP__CNT_TOTAL(old) > 1)
         tp__sched_schedule(sys, a);
     if (out != NULL)

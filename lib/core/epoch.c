@@ -23,6 +23,9 @@ tp__limbo_add(tp_system *sys, tp_actor *a)
     a->limbo_epoch = atomic_load_explicit(&sys->epoch, memory_order_seq_cst);
     tp__worker *w = tp__self.worker;
     if (w != NULL && w->sys == sys) {
+        // This thread's epoch reads never go back: the list stays sorted.
+        TP_ASSERT(w->limbo.tail == NULL ||
+                  w->limbo.tail->limbo_epoch <= a->limbo_epoch);
         tp__limbo_append(&w->limbo, a);
         return;
     }
@@ -50,6 +53,7 @@ epoch_try_advance(tp_system *sys)
             return;
     }
     // seq_cst: orders the advance after the announcements read above.
+    // relaxed on failure: another worker advanced it; nothing to order.
     atomic_compare_exchange_strong_explicit(
         &sys->epoch, &e, e + 1, memory_order_seq_cst, memory_order_relaxed);
 }
@@ -120,6 +124,7 @@ void
 tp__worker_reclaim(tp__worker *w)
 {
     tp_system *sys = w->sys;
+    TP_ASSERT(tp__self.worker == w); // limbo and ready are the owner's alone
     epoch_try_advance(sys);
     // seq_cst: as every access to the epoch (see announce).
     uint64_t e = atomic_load_explicit(&sys->epoch, memory_order_seq_cst);
@@ -133,8 +138,10 @@ tp__worker_reclaim(tp__worker *w)
         for (tp_actor *a = ready; a != NULL; a = a->run_next)
             n++;
         // relaxed: the count is a hint; the lock guards the list.
-        atomic_fetch_sub_explicit(&sys->limbo_waiting, n,
-                                  memory_order_relaxed);
+        size_t was = atomic_fetch_sub_explicit(&sys->limbo_waiting, n,
+                                               memory_order_relaxed);
+        TP_ASSERT(was >= n); // counted under the lock: never negative
+        (void)was;
         pthread_mutex_unlock(&sys->limbo_lock);
         ready_append(w, ready);
     }

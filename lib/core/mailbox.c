@@ -69,6 +69,12 @@ tp__mailbox_pop(tp__mpscq *q)
 void
 tp__mailbox_close(tp__mpscq *q)
 {
+    // Drained, and no producer between its exchange and its link. relaxed:
+    // no producer is left to order against.
+    TP_ASSERT(atomic_load_explicit(&q->head, memory_order_relaxed) ==
+                  q->tail &&
+              atomic_load_explicit(&q->tail->next, memory_order_relaxed) ==
+                  NULL);
     if (q->tail != &q->stub)
         tp__msg_free((tp__msg *)q->tail);
     tp__mpscq_init(q);

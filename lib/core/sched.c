@@ -92,6 +92,7 @@ inject_pop(tp_system *sys, tp__worker *w)
 static uint32_t
 runq_put(tp__worker *w, tp_actor *a)
 {
+    TP_ASSERT(tp__self.worker == w); // owner thread only
     if (w->overflow.head != NULL) {
         tp__limbo_append(&w->overflow, a);
         return TP__RUNQ_SIZE;
@@ -117,6 +118,7 @@ runq_put(tp__worker *w, tp_actor *a)
 static void
 runq_refill(tp__worker *w)
 {
+    TP_ASSERT(tp__self.worker == w); // owner thread only
     uint32_t t = atomic_load_explicit(&w->tail, memory_order_relaxed);
     uint32_t h = atomic_load_explicit(&w->head, memory_order_acquire);
     uint32_t room = TP__RUNQ_SIZE - (t - h);
@@ -136,6 +138,7 @@ runq_refill(tp__worker *w)
 static tp_actor *
 runq_get(tp__worker *w)
 {
+    TP_ASSERT(tp__self.worker == w); // owner thread only
     for (;;) {
         // acquire: pairs with the owner's tail store and thieves' CAS.
         uint32_t h = atomic_load_explicit(&w->head, memory_order_acquire);
@@ -238,6 +241,7 @@ runnext_peek(tp__worker *w)
 static inline tp_actor *
 runnext_swap(tp__worker *w, tp_actor *a)
 {
+    TP_ASSERT(tp__self.worker == w); // owner thread only
     rn_lock(w);
     // relaxed: only a thief writes it besides us, and it writes NULL.
     tp_actor *old = atomic_load_explicit(&w->runnext, memory_order_relaxed);
@@ -251,6 +255,7 @@ runnext_swap(tp__worker *w, tp_actor *a)
 static inline tp_actor *
 runnext_put(tp__worker *w, tp_actor *a)
 {
+    TP_ASSERT(tp__self.worker == w); // owner thread only
     if (runnext_peek(w) != NULL)
         return runnext_swap(w, a);
     // Empty, and only we make it non-empty: no thief can take anything
@@ -271,6 +276,7 @@ rn_thief_wait(tp__worker *w)
 static inline tp_actor *
 runnext_take(tp__worker *w)
 {
+    TP_ASSERT(tp__self.worker == w); // owner thread only
     // relaxed: a thief writes it only inside our activations.
     tp_actor *a = atomic_load_explicit(&w->runnext, memory_order_relaxed);
     if (a == NULL)
@@ -472,6 +478,7 @@ tp__sched_pin(tp_system *sys, tp_actor *a)
 static tp_actor *
 pinned_pop(tp__worker *w)
 {
+    TP_ASSERT(tp__self.worker == w); // owner thread only
     tp_actor *a = w->pinned;
     if (a != NULL) {
         w->pinned = a->run_next;
@@ -499,6 +506,7 @@ tp__sched_requeue(tp__worker *w, tp_actor *a)
 static tp_actor *
 local_next(tp__worker *w)
 {
+    TP_ASSERT(tp__self.worker == w); // owner thread only
     tp_actor *a;
     if (++w->tick % GLOBAL_EVERY == 0 && (a = inject_pop(w->sys, w)) != NULL)
         return a;

@@ -207,6 +207,8 @@ tp__proxy_settle(tp_actor *p, uint32_t users, uint32_t total)
     // seq_cst: as in finish().
     uint64_t old =
         atomic_fetch_sub_explicit(&p->count, sub, memory_order_seq_cst);
+    // Never negative: the I/O thread gives back only frames it took.
+    TP_ASSERT(TP__CNT_TOTAL(old) >= total && TP__CNT_USERS(old) >= users);
     uint32_t left_user = TP__CNT_USERS(old) - users;
     if (left_user < p->low_water &&
         atomic_load_explicit(&p->mute_list, memory_order_seq_cst) != NULL)
