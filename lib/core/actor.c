@@ -147,6 +147,7 @@ settle(tp__worker *w, tp_actor *a)
     w->done_user = 0;
     w->done_total = 1;
     if (left_user < a->low_water) {
+        // seq_cst: pairs with maybe_mute's seq_cst list store (see finish()).
         if (atomic_load_explicit(&a->mute_list, memory_order_seq_cst) != NULL)
             tp__unmute_all(a);
         io_unwait(a);
@@ -249,6 +250,8 @@ process(tp__worker *w, tp_actor *a)
 static void
 finish(tp__worker *w, tp_actor *a)
 {
+    // seq_cst: see keep_muted: of two actors muting on each other, one
+    // sees the other muted.
     bool muting = atomic_load_explicit(&a->mute, memory_order_seq_cst) ==
                       TP__MUTE_PENDING &&
                   tp__keep_muted(a);
@@ -266,6 +269,7 @@ finish(tp__worker *w, tp_actor *a)
     tp__count(&a->handled, w->done_user);
     tp__count(&w->messages, w->done_user);
     if (left_user < a->low_water) {
+        // seq_cst: pairs with maybe_mute's seq_cst list store (see finish()).
         if (atomic_load_explicit(&a->mute_list, memory_order_seq_cst) != NULL)
             tp__unmute_all(a);
         io_unwait(a);
@@ -298,6 +302,7 @@ account(tp_actor *a, uint64_t t0)
             &a->ran,
             atomic_load_explicit(&a->ran, memory_order_relaxed) + (t1 - t0),
             memory_order_relaxed);
+    // relaxed: as above.
     atomic_store_explicit(&a->running_since, 0, memory_order_relaxed);
 }
 
@@ -375,6 +380,7 @@ check_spawn(tp_system *sys, const tp_behaviour *b, const tp_spawn_opts *o)
             (tp__self.actor == NULL || tp__self.actor->system != sys))
             return TP_EINVAL;
     }
+    // acquire: pairs with tp_system_destroy's release store.
     if (atomic_load_explicit(&sys->shutting_down, memory_order_acquire))
         return TP_ESHUTDOWN;
     return 0;
@@ -485,6 +491,7 @@ tp_spawn(tp_system *sys, tp_pid *out, const tp_behaviour *b, void *arg,
         return rc;
     }
     a->started = 1;
+    // relaxed: counters; tp_system_wait reads `live` under wait_lock.
     atomic_fetch_add_explicit(&sys->live, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&sys->spawned, 1, memory_order_relaxed);
     // acq_rel: drops the init hold; messages that arrived meanwhile make us

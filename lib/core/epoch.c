@@ -45,6 +45,8 @@ tp__limbo_add(tp_system *sys, tp_actor *a)
 static void
 epoch_try_advance(tp_system *sys)
 {
+    // seq_cst, the epoch and each announcement: see tp__announce; these
+    // loads and the advance belong to the same single total order.
     uint64_t e = atomic_load_explicit(&sys->epoch, memory_order_seq_cst);
     for (unsigned i = 0; i < sys->nworkers; i++) {
         uint64_t seen = atomic_load_explicit(&sys->workers[i].announce,

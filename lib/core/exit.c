@@ -32,6 +32,7 @@ tp__drain(tp_actor *a, bool answer, int reason)
         tp__msg_retire(m);
     }
     if (lost)
+        // relaxed: a statistic.
         atomic_fetch_add_explicit(&a->system->dead_letters, lost,
                                   memory_order_relaxed);
 }
@@ -165,6 +166,7 @@ tp__actor_exit(tp_actor *a, int reason, bool reported)
     if (a->ext != NULL)
         sys->up->notify_exit(a, reason);
     tp__bury(a, reason);
+    // relaxed: statistics.
     atomic_fetch_add_explicit(&sys->exited, 1, memory_order_relaxed);
     if (reason < 0 || reason == TP_REASON_KILL || reason == TP_REASON_KILLED ||
         reason == TP_REASON_MAILBOX_OVERFLOW || reason > TP_REASON_SIGNAL)
@@ -177,10 +179,12 @@ tp__actor_free(tp_actor *a)
 {
     // Messages pushed by senders that raced with the death; at system
     // destruction (no workers) nobody is left to answer.
-    tp__drain(a,
-          a->system->started && !atomic_load_explicit(&a->system->stop_workers,
-                                                      memory_order_relaxed),
-          TP_REASON_NOPROC);
+    // relaxed: workers were stopped and joined when it is set (joining
+    // orders it), or run and never set it: the value read is current.
+    bool answer = a->system->started &&
+                  !atomic_load_explicit(&a->system->stop_workers,
+                                        memory_order_relaxed);
+    tp__drain(a, answer, TP_REASON_NOPROC);
     if (a->ext != NULL)
         a->system->up->ext_free(a);
     tp__ded_release(a); // ends and joins its thread, if it has one
@@ -200,8 +204,10 @@ tp__actor_shutdown(tp_actor *a)
         sys->up->timers_owner_died(a);
     tp__reg_drop(a);
     tp__slot_clear(sys, tp_pid_slot(a->pid));
+    // relaxed: no scheduler thread runs at system destruction.
     atomic_store_explicit(&a->dead, 1, memory_order_relaxed);
     tp__drain(a, false, 0);
+    // relaxed: statistics.
     atomic_fetch_add_explicit(&sys->exited, 1, memory_order_relaxed);
     atomic_fetch_sub_explicit(&sys->live, 1, memory_order_relaxed);
     tp__actor_free(a);

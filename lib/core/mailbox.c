@@ -175,6 +175,7 @@ tp__pool_free_all(tp__worker *w, unsigned nworkers)
     w->pool = NULL;
     w->pool_len = 0;
     free_list(
+        // acquire: pairs with pool_return's release CAS: the links are seen.
         atomic_exchange_explicit(&w->remote, NULL, memory_order_acquire));
     for (unsigned i = 0; w->pending != NULL && i <= nworkers; i++)
         free_list(w->pending[i].head);
@@ -245,6 +246,7 @@ msg_alloc(tp_system *sys, size_t payload)
             m->origin = NULL;
         return m;
     }
+    // relaxed on `remote`: a hint; the exchange below takes it with acquire.
     if (w->pool == NULL &&
         atomic_load_explicit(&w->remote, memory_order_relaxed) != NULL) {
         // acquire: pairs with the release CAS of the returning worker.
@@ -269,6 +271,7 @@ msg_alloc(tp_system *sys, size_t payload)
 static void
 pool_return(tp__worker *origin, tp__pool_batch *b)
 {
+    // relaxed: the CAS below publishes with release; a stale head fails it.
     tp__pool_block *head =
         atomic_load_explicit(&origin->remote, memory_order_relaxed);
     do {

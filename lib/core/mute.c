@@ -37,11 +37,17 @@ void
 tp__unmute_all(tp_actor *r)
 {
     mute_lock(r);
+    // relaxed: the list and its links are guarded by mute_lock, whose
+    // acquire and release order them; they are atomics only because
+    // maybe_mute's lock-free first look reads them.
     tp_actor *s = atomic_load_explicit(&r->mute_list, memory_order_relaxed);
     atomic_store_explicit(&r->mute_list, NULL, memory_order_relaxed);
     while (s != NULL) {
         tp_actor *next = s->mute_next;
+        // relaxed: read only under this lock, or by s itself while listed.
         atomic_store_explicit(&s->mute_target, NULL, memory_order_relaxed);
+        // release: s may list itself again once it sees 0 (maybe_mute's
+        // acquire), after our read of its mute_next above.
         atomic_store_explicit(&s->listed, 0, memory_order_release);
         tp__unmute(s);
         s = next;
@@ -65,20 +71,28 @@ tp__maybe_mute(tp_actor *s, tp_actor *r)
         atomic_load_explicit(&r->mute, memory_order_relaxed) != 0)
         return;
     mute_lock(r);
+    // relaxed: the dying receiver empties its list under this lock after
+    // setting `dead` (tp__bury: dead, then unmute_all), so either we see it
+    // dead or it sees us listed.
     if (atomic_load_explicit(&r->dead, memory_order_relaxed)) {
         mute_unlock(r);
         return;
     }
+    // relaxed: guarded by mute_lock (see tp__unmute_all).
     s->mute_next = atomic_load_explicit(&r->mute_list, memory_order_relaxed);
     // seq_cst: pairs with the receiver's seq_cst counter update and list
     // check in finish(): either it sees us listed or we see it drained.
     atomic_store_explicit(&r->mute_list, s, memory_order_seq_cst);
+    // relaxed: both guarded by mute_lock; s reads them on its own thread.
     atomic_store_explicit(&s->mute_target, r, memory_order_relaxed);
     atomic_store_explicit(&s->listed, 1, memory_order_relaxed);
     // seq_cst: see keep_muted.
     atomic_store_explicit(&s->mute, TP__MUTE_PENDING, memory_order_seq_cst);
+    // seq_cst: the other half of the list store's pairing with finish().
     uint64_t c = atomic_load_explicit(&r->count, memory_order_seq_cst);
     if (TP__CNT_USERS(c) < r->low_water) {
+        // relaxed: undoing our own stores under the same lock; `mute` is
+        // read by s itself, on this thread.
         atomic_store_explicit(&r->mute_list, s->mute_next,
                               memory_order_relaxed);
         atomic_store_explicit(&s->mute_target, NULL, memory_order_relaxed);
@@ -94,6 +108,7 @@ static bool on_own_worker(tp_system *sys);
 void
 tp__unlist(tp_actor *s)
 {
+    // acquire: pairs with unmute_all's release: unlisted, and done with us.
     if (!atomic_load_explicit(&s->listed, memory_order_acquire))
         return;
     // Outside the pool (a dedicated actor's thread) the receiver's memory
@@ -107,6 +122,7 @@ tp__unlist(tp_actor *s)
     tp_actor *r = atomic_load_explicit(&s->mute_target, memory_order_relaxed);
     if (r != NULL) {
         mute_lock(r);
+        // relaxed: all three are guarded by the lock we hold.
         if (atomic_load_explicit(&s->listed, memory_order_relaxed)) {
             tp_actor *p =
                 atomic_load_explicit(&r->mute_list, memory_order_relaxed);
@@ -125,6 +141,7 @@ tp__unlist(tp_actor *s)
     }
     if (ext)
         pthread_rwlock_unlock(&s->system->ext_lock);
+    // relaxed: s is dying on this thread; nobody schedules it from here on.
     atomic_store_explicit(&s->mute, TP__MUTE_NONE, memory_order_relaxed);
 }
 
@@ -137,6 +154,7 @@ tp__keep_muted(tp_actor *a)
     bool ext = !on_own_worker(a->system); // as in unlist
     if (ext)
         pthread_rwlock_rdlock(&a->system->ext_lock);
+    // relaxed: as in unlist.
     tp_actor *r = atomic_load_explicit(&a->mute_target, memory_order_relaxed);
     // seq_cst: pairs with the receiver's own mute store; of two actors
     // muting on each other, at least one sees the other muted.

@@ -122,6 +122,7 @@ tp__wake_one_slow(tp_system *sys)
         p = idle_take_locked(sys, link);
     pthread_mutex_unlock(&sys->idle_lock);
     if (w == NULL) {
+        // seq_cst: undoes our CAS above, in the same total order.
         atomic_fetch_sub_explicit(&sys->nspinning, 1, memory_order_seq_cst);
         return;
     }

@@ -71,6 +71,8 @@ inject_pop(tp_system *sys, tp__worker *w)
         if (sys->inject_head == NULL)
             sys->inject_tail = NULL;
         last->run_next = NULL;
+        // relaxed: a count kept under inject_lock; lock-free readers take
+        // a hint from it (a missed decrement only costs a look).
         atomic_fetch_sub_explicit(&sys->inject_len, n, memory_order_relaxed);
     }
     pthread_mutex_unlock(&sys->inject_lock);
@@ -119,6 +121,7 @@ static void
 runq_refill(tp__worker *w)
 {
     TP_ASSERT(tp__self.worker == w); // owner thread only
+    // relaxed on tail, acquire on head: as in runq_put.
     uint32_t t = atomic_load_explicit(&w->tail, memory_order_relaxed);
     uint32_t h = atomic_load_explicit(&w->head, memory_order_acquire);
     uint32_t room = TP__RUNQ_SIZE - (t - h);
@@ -127,6 +130,7 @@ runq_refill(tp__worker *w)
         w->overflow.head = a->run_next;
         if (w->overflow.head == NULL)
             w->overflow.tail = NULL;
+        // relaxed: published by the seq_cst tail store below.
         atomic_store_explicit(&w->ring[t % TP__RUNQ_SIZE], a,
                               memory_order_relaxed);
         t++;
@@ -142,9 +146,11 @@ runq_get(tp__worker *w)
     for (;;) {
         // acquire: pairs with the owner's tail store and thieves' CAS.
         uint32_t h = atomic_load_explicit(&w->head, memory_order_acquire);
+        // relaxed: only this thread writes tail.
         uint32_t t = atomic_load_explicit(&w->tail, memory_order_relaxed);
         if (t == h)
             return NULL;
+        // relaxed: our own store; the CAS below decides whether it is ours.
         tp_actor *a = atomic_load_explicit(&w->ring[h % TP__RUNQ_SIZE],
                                            memory_order_relaxed);
         // acq_rel: takes the slot against concurrent thieves.
@@ -287,6 +293,7 @@ runnext_take(tp__worker *w)
     if (__builtin_expect(
             atomic_load_explicit(&w->rn_thief, memory_order_relaxed), 0)) {
         rn_thief_wait(w);
+        // relaxed: rn_thief_wait's acquire ordered it after the theft.
         a = atomic_load_explicit(&w->runnext, memory_order_relaxed);
     }
     // relaxed: as above.
@@ -337,6 +344,7 @@ runq_steal(tp__worker *w, tp__worker *victim, bool short_ok)
 {
     tp_actor *batch[TP__RUNQ_SIZE / 2];
     for (;;) {
+        // acquire: pairs with other thieves' and the owner's head CAS.
         uint32_t h = atomic_load_explicit(&victim->head, memory_order_acquire);
         // acquire: pairs with the owner's tail store, so slots are filled.
         uint32_t t = atomic_load_explicit(&victim->tail, memory_order_acquire);
@@ -346,6 +354,8 @@ runq_steal(tp__worker *w, tp__worker *victim, bool short_ok)
         n -= n / 2;
         if (n > TP__RUNQ_SIZE / 2)
             n = TP__RUNQ_SIZE / 2;
+        // relaxed: the tail's acquire above made the slots visible; a copy
+        // is ours only if the claim below succeeds.
         for (uint32_t i = 0; i < n; i++)
             batch[i] = atomic_load_explicit(
                 &victim->ring[(h + i) % TP__RUNQ_SIZE], memory_order_relaxed);
@@ -536,6 +546,7 @@ local_next(tp__worker *w)
 static bool
 stopping(tp_system *sys)
 {
+    // acquire: pairs with tp__sched_stop's release store.
     return atomic_load_explicit(&sys->stop_workers, memory_order_acquire);
 }
 
@@ -560,6 +571,7 @@ find_work(tp__worker *w)
                 return a;
             }
             if (stopping(sys)) {
+                // seq_cst: as every change of nspinning (see wake_one).
                 atomic_fetch_sub_explicit(&sys->nspinning, 1,
                                           memory_order_seq_cst);
                 return NULL;
@@ -573,12 +585,15 @@ find_work(tp__worker *w)
         // Park: become idle first, stop spinning, then look once more so a
         // producer that saw us spinning cannot leave its work unnoticed.
         tp__go_idle(w);
+        // relaxed: idle_lock, taken next, publishes it to any waker.
         atomic_store_explicit(&w->wake, TP__WAKE_NONE, memory_order_relaxed);
         pthread_mutex_lock(&sys->idle_lock);
         w->idle_next = sys->idle;
         sys->idle = w;
         if (sys->sentry == NULL)
             sys->sentry = w;
+        // seq_cst, both: a waker reads nspinning then nidle (wake_one);
+        // counted idle before we stop spinning, we are never invisible.
         atomic_fetch_add_explicit(&sys->nidle, 1, memory_order_seq_cst);
         pthread_mutex_unlock(&sys->idle_lock);
         atomic_fetch_sub_explicit(&sys->nspinning, 1, memory_order_seq_cst);
@@ -590,6 +605,7 @@ find_work(tp__worker *w)
             continue; // the sentry, off to take a stuck worker's actors
         // The waker counted us as spinning.
         if (stopping(sys)) {
+            // seq_cst: as every change of nspinning (see wake_one).
             atomic_fetch_sub_explicit(&sys->nspinning, 1,
                                       memory_order_seq_cst);
             return NULL;
@@ -618,11 +634,13 @@ worker_main(void *arg)
             tp__worker_reclaim(w);
         tp_actor *a = local_next(w);
         if (a == NULL) {
+            // relaxed: limbo_waiting is a hint (see tp__worker_reclaim).
             if (w->limbo.head != NULL || w->ready.head != NULL ||
                 (w->index == 0 && atomic_load_explicit(&sys->limbo_waiting,
                                                        memory_order_relaxed)))
                 tp__worker_reclaim(w);
             tp__go_idle(w);
+            // seq_cst: as every change of nspinning (see wake_one).
             atomic_fetch_add_explicit(&sys->nspinning, 1,
                                       memory_order_seq_cst);
             a = find_work(w);
@@ -652,10 +670,12 @@ tp__sched_start(tp_system *sys)
     for (unsigned i = 0; i < sys->nworkers; i++) {
         tp__worker *w = &sys->workers[i];
         if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+            // release: as in tp__sched_stop; reset once they are joined.
             atomic_store_explicit(&sys->stop_workers, 1, memory_order_release);
             tp__wake_all(sys);
             for (unsigned j = 0; j < i; j++)
                 pthread_join(sys->workers[j].thread, NULL);
+            // release: no worker runs; a later start's threads see it.
             atomic_store_explicit(&sys->stop_workers, 0, memory_order_release);
             return TP_EAGAIN;
         }

@@ -53,6 +53,7 @@ note_high_water(tp_actor *r, uint32_t len)
 {
     // relaxed: a statistic; the CAS only keeps the maximum.
     uint32_t hw = atomic_load_explicit(&r->high_water, memory_order_relaxed);
+    // relaxed: as above, both orders.
     while (len > hw && !atomic_compare_exchange_weak_explicit(
                            &r->high_water, &hw, len, memory_order_relaxed,
                            memory_order_relaxed))
@@ -94,6 +95,7 @@ tp__push_system(tp_actor *r, tp__msg *m)
 void
 tp__count_drop(tp_actor *r)
 {
+    // relaxed: statistics.
     atomic_fetch_add_explicit(&r->dropped, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&r->system->dead_letters, 1,
                               memory_order_relaxed);
@@ -106,6 +108,7 @@ overflow(tp_actor *r, tp_actor *sender, tp__msg *m)
     uint64_t old;
     switch (r->overflow) {
     case TP_OVERFLOW_REJECT:
+        // relaxed: a statistic.
         atomic_fetch_add_explicit(&r->rejected, 1, memory_order_relaxed);
         return TP_EFULL;
     case TP_OVERFLOW_DROP_OLDEST:
@@ -113,6 +116,8 @@ overflow(tp_actor *r, tp_actor *sender, tp__msg *m)
         // handles the next one. Past twice the capacity drop the newest,
         // so memory stays bounded while the receiver is not running.
         if (reserve(r, r->capacity * 2, &old)) {
+            // relaxed: the receiver reads the debt after the push that follows
+            // (its count went up first), and acts on it only then.
             atomic_fetch_add_explicit(&r->drop_debt, 1, memory_order_relaxed);
             push_reserved(r, m, old);
             return 0;
@@ -143,6 +148,8 @@ overflow(tp_actor *r, tp_actor *sender, tp__msg *m)
         // up to a capacity's worth into full mailboxes, then is refused.
         if (sender->overshoot >= r->capacity ||
             !reserve(r, UINT32_MAX - 1, &old)) {
+            // relaxed: a statistic.
+            // relaxed: a statistic.
             atomic_fetch_add_explicit(&r->rejected, 1, memory_order_relaxed);
             tp__maybe_mute(sender, r);
             return TP_EFULL;
@@ -211,6 +218,7 @@ tp__proxy_settle(tp_actor *p, uint32_t users, uint32_t total)
     TP_ASSERT(TP__CNT_TOTAL(old) >= total && TP__CNT_USERS(old) >= users);
     uint32_t left_user = TP__CNT_USERS(old) - users;
     if (left_user < p->low_water &&
+        // seq_cst: as in finish().
         atomic_load_explicit(&p->mute_list, memory_order_seq_cst) != NULL)
         tp__unmute_all(p);
     return TP__CNT_TOTAL(old) - total;
@@ -356,6 +364,7 @@ tp__deliver_reply(tp_system *sys, tp_actor *self, tp_pid to, tp__msg *m)
             rc = 0;
         } else {
             if (credit) // a counter at its limit: give the credit back
+                // relaxed: as above.
                 atomic_fetch_sub_explicit(&r->req_forced, 1,
                                           memory_order_relaxed);
             rc = mailbox_put(r, self, m);
@@ -441,6 +450,7 @@ tp__io_wait_room(tp_system *sys, tp_pid to)
     if (r != NULL) {
         // seq_cst: see io_unwait.
         atomic_store_explicit(&r->io_waiting, 1, memory_order_seq_cst);
+        // seq_cst: the other half of the pairing with io_unwait.
         uint64_t c = atomic_load_explicit(&r->count, memory_order_seq_cst);
         now = TP__CNT_USERS(c) < r->low_water;
     }
@@ -479,6 +489,7 @@ system_send(tp_system *sys, tp_pid to, tp__msg *m)
             return rc;
         if (tp__now_ms() >= deadline)
             return TP_ETIMEDOUT;
+        // acquire: pairs with tp_system_destroy's release store.
         if (atomic_load_explicit(&sys->shutting_down, memory_order_acquire))
             return TP_ESHUTDOWN;
         backoff(round);
