@@ -19,7 +19,9 @@
 #endif
 #endif
 #ifdef TPT_SAN_MALLOC
-#include <sanitizer/allocator_interface.h>
+// From the sanitizer runtime (sanitizer/allocator_interface.h, which not
+// every toolchain installs).
+size_t __sanitizer_get_current_allocated_bytes(void);
 #endif
 
 typedef struct item {
