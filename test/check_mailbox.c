@@ -4,25 +4,10 @@
 // backpressure keeping memory bounded.
 #include "tp_test.h"
 
-#include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-// Under AddressSanitizer and ThreadSanitizer malloc is theirs, and
-// mallinfo2 does not see it: ask the sanitizer's allocator instead.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define TPT_SAN_MALLOC 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define TPT_SAN_MALLOC 1
-#endif
-#endif
-#ifdef TPT_SAN_MALLOC
-// From the sanitizer runtime (sanitizer/allocator_interface.h, which not
-// every toolchain installs).
-size_t __sanitizer_get_current_allocated_bytes(void);
-#endif
 
 typedef struct item {
     long producer, seq;
@@ -522,19 +507,6 @@ START_TEST(test_self_relay_small_mailbox)
 }
 END_TEST
 
-// Heap bytes the process has allocated and not freed, whatever the
-// allocator keeps cached or has yet to give back to the kernel.
-static size_t
-heap_in_use(void)
-{
-#ifdef TPT_SAN_MALLOC
-    return __sanitizer_get_current_allocated_bytes();
-#else
-    struct mallinfo2 mi = mallinfo2();
-    return mi.uordblks + mi.hblkhd;
-#endif
-}
-
 static _Atomic long big_handled;
 
 static int
@@ -554,7 +526,7 @@ typedef struct heap_below {
 static bool
 heap_is_below(void *p)
 {
-    return heap_in_use() < ((heap_below *)p)->limit;
+    return tpt_heap_in_use() < ((heap_below *)p)->limit;
 }
 
 // A handled payload is freed when its handler returns, not when the next
@@ -576,14 +548,14 @@ START_TEST(test_handled_payload_freed)
     tp_pid p[N];
     for (int i = 0; i < N; i++)
         ck_assert_int_eq(tp_spawn(sys, &p[i], &big_b, NULL, NULL), 0);
-    size_t before = heap_in_use();
+    size_t before = tpt_heap_in_use();
     for (int i = 0; i < N; i++)
         ck_assert_int_eq(tp_system_send(sys, p[i], 1, payload, size), 0);
     ck_assert(tpt_wait_ge(&big_handled, N, 60));
     heap_below hb = {before + size};
     bool freed = tpt_wait_until(heap_is_below, &hb, 10);
     ck_assert_msg(freed, "%zu bytes still allocated after %d messages of %zu "
-                  "were handled", heap_in_use() - before, N, size);
+                  "were handled", tpt_heap_in_use() - before, N, size);
     tp_system_destroy(&sys);
     free(payload);
 }
