@@ -95,7 +95,7 @@ PCFILE := $(B)/lib/pkgconfig/troupe.pc
 ALL_EXTRA :=
 CHECK_DEPS :=
 CHECK_SCRIPTS :=
-include $(sort $(wildcard tools/*/*.mk test/*/*.mk))
+include $(sort $(wildcard tools/*/*.mk test/*.mk test/*/*.mk))
 
 all: $(STATIC) $(SHARED) $(PCFILE) $(EXAMPLES) $(KVSTORE_SO) $(BENCH) \
 	$(ALL_EXTRA)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+
 typedef struct item {
     long producer, seq;
 } item;
@@ -506,6 +507,60 @@ START_TEST(test_self_relay_small_mailbox)
 }
 END_TEST
 
+static _Atomic long big_handled;
+
+static int
+big_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)ctx, (void)state, (void)msg;
+    atomic_fetch_add(&big_handled, 1);
+    return TP_OK;
+}
+
+static const tp_behaviour big_b = {.name = "big", .handle = big_handle};
+
+typedef struct heap_below {
+    size_t limit;
+} heap_below;
+
+static bool
+heap_is_below(void *p)
+{
+    return tpt_heap_in_use() < ((heap_below *)p)->limit;
+}
+
+// A handled payload is freed when its handler returns, not when the next
+// message arrives: an actor keeps its last message as a lane's stub, and
+// that must not keep a large payload alive. Eight idle actors, each sent
+// one big message, end up holding less than one of them.
+START_TEST(test_handled_payload_freed)
+{
+    enum { N = 8 };
+#ifdef TPT_SAN_MALLOC
+    size_t size = (size_t)4 << 20; // the sanitizers' shadow grows with it
+#else
+    size_t size = (size_t)16 << 20;
+#endif
+    char *payload = malloc(size);
+    ck_assert_ptr_nonnull(payload);
+    memset(payload, 0x5a, size);
+    tp_system *sys = tpt_system(2);
+    tp_pid p[N];
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(tp_spawn(sys, &big_b, NULL, NULL, &p[i]), 0);
+    size_t before = tpt_heap_in_use();
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(tp_system_send(sys, p[i], 1, payload, size), 0);
+    ck_assert(tpt_wait_ge(&big_handled, N, 60));
+    heap_below hb = {before + size};
+    bool freed = tpt_wait_until(heap_is_below, &hb, 10);
+    ck_assert_msg(freed, "%zu bytes still allocated after %d messages of %zu "
+                  "were handled", tpt_heap_in_use() - before, N, size);
+    tp_system_destroy(&sys);
+    free(payload);
+}
+END_TEST
+
 Suite *
 mailbox_suite(void)
 {
@@ -528,6 +583,10 @@ mailbox_suite(void)
     tcase_add_test(tc, test_self_relay_small_mailbox);
     tcase_add_test(tc, test_exit_receiver_through_full_lane);
     tcase_add_test(tc, test_backpressure_thread_times_out);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("memory");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_handled_payload_freed);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -323,6 +323,46 @@ START_TEST(bad_arguments)
 }
 END_TEST
 
+typedef struct heap_below {
+    size_t limit;
+} heap_below;
+
+static bool
+heap_is_below(void *p)
+{
+    return tpt_heap_in_use() < ((heap_below *)p)->limit;
+}
+
+// What a connection read is freed once its owner has handled it: an idle
+// owner keeps its last message as a lane's stub, and that must not keep a
+// read buffer (up to 64 KiB) alive per connection.
+START_TEST(handled_reads_freed)
+{
+    enum { N = 32 };
+    reset();
+    tp_system *sys = tpt_system(2);
+    ck_assert_int_eq(tp_spawn(sys, &acceptor_b, NULL, NULL, NULL), 0);
+    size_t before = tpt_heap_in_use();
+    int fd[N];
+    for (int i = 0; i < N; i++) {
+        fd[i] = dial();
+        ck_assert_int_eq(write(fd[i], "a", 1), 1);
+        char c;
+        ck_assert_uint_eq(read_upto(fd[i], &c, 1), 1);
+    }
+    // Each connection costs its actor, its socket and an output buffer,
+    // a few KiB at most; a kept read buffer alone would be 64 KiB.
+    heap_below hb = {before + (size_t)N * 16384};
+    bool freed = tpt_wait_until(heap_is_below, &hb, 10);
+    ck_assert_msg(freed, "%zu bytes still allocated for %d idle connections",
+                  tpt_heap_in_use() - before, N);
+    for (int i = 0; i < N; i++)
+        close(fd[i]);
+    ck_assert(tpt_wait_ge(&conn_closed, N, 20));
+    tp_system_destroy(&sys);
+}
+END_TEST
+
 Suite *
 sock_suite(void)
 {
@@ -330,6 +370,7 @@ sock_suite(void)
     TCase *tc = tcase_create("sock");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, echo_and_close);
+    tcase_add_test(tc, handled_reads_freed);
     tcase_add_test(tc, owner_death_closes);
     tcase_add_test(tc, flow_control);
     tcase_add_test(tc, client_connects);

@@ -3,6 +3,7 @@
 #include "tp_test.h"
 
 #include <dirent.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,6 +134,25 @@ tp_system *
 tpt_system(unsigned threads)
 {
     return tpt_system_cfg(&(tp_config){.threads = threads});
+}
+
+#ifdef TPT_SAN_MALLOC
+// From the sanitizer runtime (sanitizer/allocator_interface.h, which not
+// every toolchain installs).
+size_t __sanitizer_get_current_allocated_bytes(void);
+#endif
+
+// Heap bytes the process has allocated and not freed, whatever the
+// allocator keeps cached or has yet to give back to the kernel.
+size_t
+tpt_heap_in_use(void)
+{
+#ifdef TPT_SAN_MALLOC
+    return __sanitizer_get_current_allocated_bytes();
+#else
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+#endif
 }
 
 int

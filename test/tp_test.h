@@ -10,6 +10,16 @@
 #include <sys/types.h>
 #include <troupe.h>
 
+// Under AddressSanitizer and ThreadSanitizer malloc is theirs, and
+// mallinfo2 does not see it (TPT_SAN_MALLOC then says so).
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define TPT_SAN_MALLOC 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define TPT_SAN_MALLOC 1
+#endif
+#endif
+
 // Multiplier for message counts: TP_TEST_SCALE (default 1).
 double tpt_scale(void);
 long tpt_scaled(long n);
@@ -27,6 +37,11 @@ void tpt_nap_us(long us);
 // Polls until pred(arg) is true or `seconds` pass; returns whether it got
 // there.
 bool tpt_wait_until(bool (*pred)(void *), void *arg, double seconds);
+
+// Heap bytes the process has allocated and not yet freed, whatever the
+// allocator caches (mallinfo2, or the sanitizer's allocator under ASan and
+// TSan).
+size_t tpt_heap_in_use(void);
 
 // The calling thread's kernel id, for tpt_wait_asleep.
 pid_t tpt_tid(void);

@@ -272,6 +272,107 @@ uint64_t tp__new_ref(tp_system *sys);
 // call that failed without saying why, gives TP_EINVAL.
 int tp__err_from_errno(int e);
 
+// ---- hooks: how the core reaches the subsystems above it -------------
+//
+// The core never calls signals, io, dist or observe by name (lib/README.md,
+// test/layout.sh). Where it must reach them, it calls through one of these
+// tables. Each indirect call sits on a rare path (a flagged message, an
+// actor with links or timers, a remote pid): local sends, the mailbox and
+// the scheduler loop make none.
+
+// Messages that hold something of an upper subsystem name it in their
+// flags; the subsystem registers the function that lets go of it before
+// it makes the first such message (tp__msg_on_release). The mailbox calls
+// it when the message is retired or freed.
+enum {
+    TP__REL_INFO,  // TP__MSG_INFO_REQ: observe's tp__info reference
+    TP__REL_SOCK,  // TP__MSG_SOCK_DATA / SOCK_START: io's socket window
+    TP__REL_TIMER, // TP__MSG_TIMER: the signals subsystem's timer entry
+    TP__REL_N
+};
+typedef void (*tp__msg_release_fn)(tp__msg *m);
+// Registers `fn` for class `which`; any thread, any number of times (the
+// same function each time).
+void tp__msg_on_release(int which, tp__msg_release_fn fn);
+
+// What the core asks of links, monitors, timers and requests (signals),
+// of sockets (io) and of introspection (observe). The composition root
+// (system.c) installs one table in every system it creates.
+typedef struct tp__up_ops {
+    // signals: a spawn_link's link, made before init runs and undone when
+    // init fails.
+    int (*link_spawned)(tp_actor *parent, tp_actor *child);
+    void (*unlink_spawned)(tp_actor *parent, tp_actor *child);
+    // signals: applies system-lane message `m` to `a`: 0, with *deliver
+    // set to a message for `handle` or NULL, or an exit reason.
+    int (*system_signal)(tp__msg *m, tp_actor *a, tp__msg **deliver);
+    // signals: the exit signal queued in `a`'s user lane that ends it now,
+    // as an exit reason, or TP__NO_EXIT.
+    int (*exit_queued)(tp_actor *a);
+    // signals: records the text of a tp_fail for the exit signals.
+    void (*exit_text)(tp_actor *a, const char *text);
+    // signals: tells links and monitors that `a` exited (a->ext set).
+    void (*notify_exit)(tp_actor *a, int reason);
+    // signals: answers link, monitor and request messages left in the
+    // lanes of dead `a`.
+    void (*answer_late)(tp_actor *a, tp__msg *m, int reason);
+    // signals: frees a->ext (set).
+    void (*ext_free)(tp_actor *a);
+    // signals: whether reply `ref` from `from` is still awaited by `a`.
+    bool (*request_done)(tp_actor *a, uint64_t ref, tp_pid from);
+    // signals: whether timer message `m` may still be delivered.
+    bool (*timer_claim)(tp__msg *m);
+    // signals: cancels the timers `a` set for itself (a->ext set).
+    void (*timers_owner_died)(tp_actor *a);
+    // io: closes the sockets `a` owns.
+    void (*sock_owner_died)(tp_actor *a);
+    // observe: answers introspection request `m` about `a`.
+    void (*info_answer)(tp_actor *a, tp__msg *m);
+} tp__up_ops;
+
+#define TP__NO_EXIT INT_MIN // tp__up_ops.exit_queued: nothing ends it
+
+// What the core asks of the distribution layer, installed by dist when a
+// node starts (tp__dist_hooks_install, lib/dist/hooks.c); until then a
+// remote pid names no actor.
+typedef struct tp__dist_ops {
+    // Routes `m` for remote `to` into its peer's queue (TP__ROUTE_*);
+    // consumes `m` on success.
+    int (*route)(tp_system *sys, tp_actor *self, tp_pid to, tp__msg *m,
+                 int mode);
+    // Wakes the I/O thread for peer proxy `proxy`, whose queue left empty.
+    void (*kick)(tp_actor *proxy);
+    // Tells the I/O thread a mailbox it waited on has room again.
+    void (*unstall)(tp_system *sys);
+    // Sends the frames this thread's activation held back (tp__corked).
+    void (*uncork)(void);
+} tp__dist_ops;
+
+// How a message is put into a peer's send queue (tp__dist_ops.route).
+enum { TP__ROUTE_NORMAL, TP__ROUTE_NOWAIT, TP__ROUTE_FORCE, TP__ROUTE_SYS };
+
+// The peers whose queued frames this thread's activation held back (dist's
+// corking); the scheduler calls tp__dist_ops.uncork after an activation
+// that left any, so a plain activation pays one TLS load. Only in TLS of
+// its own, not in tp__self, which callbacks run inside an activation
+// (init, terminate) save and restore. Defined by dist.
+#define TP__CORK_PEERS 8
+typedef struct tp__corkset {
+    struct tp__peer *peers[TP__CORK_PEERS];
+    unsigned npeers, frames;
+} tp__corkset;
+extern _Thread_local tp__corkset tp__corked;
+
+// What the core offers the distribution layer: a peer's proxy actor's
+// queue (tp__proxy_put, tp__proxy_settle) and delivery from the I/O thread
+// (tp__deliver_io*, tp__io_wait_room), in actor.c.
+int tp__proxy_put(tp_actor *p, tp_actor *sender, tp__msg *m, int mode);
+uint32_t tp__proxy_settle(tp_actor *p, uint32_t users, uint32_t total);
+int tp__deliver_io(tp_system *sys, tp_pid to, tp__msg *m);
+int tp__deliver_io_chain(tp_system *sys, tp_pid to, tp__msg *first,
+                         tp__msg *last, uint32_t n);
+bool tp__io_wait_room(tp_system *sys, tp_pid to);
+
 // ---- clocks (clock.c) -------------------------------------------------
 
 struct timespec;
@@ -336,6 +437,7 @@ struct tp__worker {
     unsigned tick;
     uint64_t seen_epoch;
     tp__limbo limbo;    // dead actors waiting for a grace period
+    tp__limbo ready;    // past it, waiting for ext_lock's readers to leave
     tp__limbo overflow; // runnable actors beyond the ring, in order
     uint32_t slots[TP__SLOT_CACHE]; // free actor-table slots, ours alone
     unsigned nslots;
@@ -404,6 +506,8 @@ void tp__faults_uninstall(void);
 void *tp__fault_altstack_on(void);
 void tp__fault_altstack_off(void *mem);
 void tp__fault_backtrace(char *buf, size_t size);
+// Reads memory that may be changing or gone without a race or a fault.
+bool tp__peek(void *out, const void *p, size_t n);
 
 extern _Thread_local tp__tls tp__self;
 
@@ -488,6 +592,11 @@ struct tp_system {
     _Atomic uint64_t dead_letters;
     _Atomic uint64_t next_ref;
     tp__timers *timers;
+    const tp__up_ops *up; // set by tp_system_new, before any actor runs
+    // NULL until tp_node_start; its proxy behaviour alongside, so that
+    // scheduling an actor can tell a peer's proxy by one compare.
+    _Atomic(const tp__dist_ops *) dist;
+    _Atomic(const tp_behaviour *) proxy_behaviour;
     _Atomic(struct tp__dist *) node;   // NULL until tp_node_start
     _Atomic(struct tp__io *) io;       // the I/O thread, started on first use
     _Atomic(struct tp__socks *) socks; // actors' sockets, on first use

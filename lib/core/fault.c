@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 static const int fault_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
 #define NSIG_FAULT (sizeof fault_signals / sizeof fault_signals[0])
@@ -142,4 +144,17 @@ tp__fault_backtrace(char *buf, size_t size)
         len += (size_t)w;
     }
     free(names);
+}
+
+// Copies `n` bytes at `p` into `out` through the kernel, as a debugger
+// reads a process: memory another thread may be writing, or may have
+// freed, is read without a data race or a fault (false when it could not
+// be: unmapped, or the system call is not allowed). The caller checks
+// afterwards that what it read was still current, or orders the read
+// otherwise (sched.c's thieves, after membarrier).
+bool
+tp__peek(void *out, const void *p, size_t n)
+{
+    struct iovec mine = {out, n}, theirs = {(void *)p, n};
+    return process_vm_readv(getpid(), &mine, 1, &theirs, 1, 0) == (ssize_t)n;
 }

@@ -4,9 +4,6 @@
 // consumer's side until the queue runs dry. Small messages come from a
 // per-scheduler-thread free list so the hot path rarely reaches malloc.
 #include "core/core.h"
-#include "io/io.h"
-#include "observe/observe.h"
-#include "signals/signals.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -72,9 +69,56 @@ tp__mailbox_pop(tp__mpscq *q)
 void
 tp__mailbox_close(tp__mpscq *q)
 {
+    // Drained, and no producer between its exchange and its link. relaxed:
+    // no producer is left to order against.
+    TP_ASSERT(atomic_load_explicit(&q->head, memory_order_relaxed) ==
+                  q->tail &&
+              atomic_load_explicit(&q->tail->next, memory_order_relaxed) ==
+                  NULL);
     if (q->tail != &q->stub)
         tp__msg_free((tp__msg *)q->tail);
     tp__mpscq_init(q);
+}
+
+// ---- release hooks ------------------------------------------------------
+
+static _Atomic(tp__msg_release_fn) releasers[TP__REL_N];
+
+void
+tp__msg_on_release(int which, tp__msg_release_fn fn)
+{
+    TP_ASSERT(which >= 0 && which < TP__REL_N && fn != NULL);
+    // release: pairs with release_hook's acquire; the subsystem registers
+    // before it makes a message with the flag, so the hook is always there.
+    atomic_store_explicit(&releasers[which], fn, memory_order_release);
+}
+
+// Calls the hook of class `which` on `m`: rare, only for flagged messages.
+static void
+release_hook(int which, tp__msg *m)
+{
+    // acquire: pairs with tp__msg_on_release.
+    tp__msg_release_fn fn =
+        atomic_load_explicit(&releasers[which], memory_order_acquire);
+    TP_ASSERT(fn != NULL); // flagged only by a subsystem that registered
+    fn(m);
+}
+
+#define UPPER_FLAGS                                                            \
+    (TP__MSG_INFO_REQ | TP__MSG_SOCK_DATA | TP__MSG_SOCK_START | TP__MSG_TIMER)
+
+// Lets the upper subsystems release what `m` holds of theirs.
+static void
+release_upper(tp__msg *m)
+{
+    if (m->flags & TP__MSG_INFO_REQ)
+        release_hook(TP__REL_INFO, m);
+    if (m->flags & (TP__MSG_SOCK_DATA | TP__MSG_SOCK_START))
+        release_hook(TP__REL_SOCK, m);
+    if (m->flags & TP__MSG_TIMER) {
+        m->flags &= (uint16_t)~TP__MSG_TIMER;
+        release_hook(TP__REL_TIMER, m);
+    }
 }
 
 // Releases what a handled message owns except the block itself, which the
@@ -82,14 +126,8 @@ tp__mailbox_close(tp__mpscq *q)
 void
 tp__msg_retire(tp__msg *m)
 {
-    if (m->flags & TP__MSG_INFO_REQ)
-        tp__info_release(m);
-    if (m->flags & (TP__MSG_SOCK_DATA | TP__MSG_SOCK_START))
-        tp__sock_data_done(m);
-    if (m->flags & TP__MSG_TIMER) {
-        m->flags &= (uint16_t)~TP__MSG_TIMER;
-        tp__timer_msg_gone(m);
-    }
+    if (__builtin_expect(m->flags & UPPER_FLAGS, 0))
+        release_upper(m);
     if (m->flags & TP__MSG_OWNS_BUF) {
         free((void *)m->pub.data);
         m->flags &= (uint16_t)~TP__MSG_OWNS_BUF;
@@ -137,6 +175,7 @@ tp__pool_free_all(tp__worker *w, unsigned nworkers)
     w->pool = NULL;
     w->pool_len = 0;
     free_list(
+        // acquire: pairs with pool_return's release CAS: the links are seen.
         atomic_exchange_explicit(&w->remote, NULL, memory_order_acquire));
     for (unsigned i = 0; w->pending != NULL && i <= nworkers; i++)
         free_list(w->pending[i].head);
@@ -207,6 +246,7 @@ msg_alloc(tp_system *sys, size_t payload)
             m->origin = NULL;
         return m;
     }
+    // relaxed on `remote`: a hint; the exchange below takes it with acquire.
     if (w->pool == NULL &&
         atomic_load_explicit(&w->remote, memory_order_relaxed) != NULL) {
         // acquire: pairs with the release CAS of the returning worker.
@@ -231,6 +271,7 @@ msg_alloc(tp_system *sys, size_t payload)
 static void
 pool_return(tp__worker *origin, tp__pool_batch *b)
 {
+    // relaxed: the CAS below publishes with release; a stale head fails it.
     tp__pool_block *head =
         atomic_load_explicit(&origin->remote, memory_order_relaxed);
     do {
@@ -272,10 +313,25 @@ msg_release(tp__msg *m)
         pool_return(origin, p);
 }
 
+// A payload that fits a pool block travels inline; a larger one gets a
+// buffer of its own (TP__MSG_OWNS_BUF), which tp__msg_retire frees as soon
+// as the message is handled. A lane keeps its last message as its stub
+// (see tp__mailbox_pop), so a stub never holds more than one pool block:
+// an idle actor that was sent 16 MiB does not keep 16 MiB.
 tp__msg *
 tp__msg_new_copy(tp_system *sys, uint32_t tag, tp_pid from, const void *data,
                  size_t size)
 {
+    if (size > POOL_PAYLOAD) {
+        void *buf = malloc(size);
+        if (buf == NULL)
+            return NULL;
+        memcpy(buf, data, size);
+        tp__msg *m = tp__msg_new_buf(sys, tag, from, buf, size);
+        if (m == NULL)
+            free(buf);
+        return m;
+    }
     tp__msg *m = msg_alloc(sys, size);
     if (m == NULL)
         return NULL;
@@ -310,7 +366,11 @@ tp__msg_new_buf(tp_system *sys, uint32_t tag, tp_pid from, void *buf,
     return m;
 }
 
-// A message with `size` bytes of uninitialised inline payload.
+// A message with `size` bytes of uninitialised inline payload. Inline
+// whatever its size: the distribution layer writes frames right after the
+// header. Such a message stays allocated, payload and all, while a lane
+// keeps it as its stub, so it is for frames and other short-lived queues,
+// not for what an actor's mailbox receives in bulk.
 tp__msg *
 tp__msg_new_raw(tp_system *sys, size_t size)
 {
@@ -342,12 +402,8 @@ tp__msg_free(tp__msg *m)
 {
     if (m == NULL)
         return;
-    if (m->flags & TP__MSG_INFO_REQ)
-        tp__info_release(m);
-    if (m->flags & (TP__MSG_SOCK_DATA | TP__MSG_SOCK_START))
-        tp__sock_data_done(m);
-    if (m->flags & TP__MSG_TIMER)
-        tp__timer_msg_gone(m);
+    if (__builtin_expect(m->flags & UPPER_FLAGS, 0))
+        release_upper(m);
     if (m->flags & TP__MSG_OWNS_BUF)
         free((void *)m->pub.data);
     msg_release(m);

@@ -3,18 +3,15 @@
 // actor its running actor just woke, run next while caches are warm), a
 // bounded FIFO ring that others may steal half of, and a shared inject
 // queue for work from outside the pool. Idle workers spin briefly, then
-// park on a futex; a sleeper is woken only when work appears that no
-// spinning worker will take. Callbacks are not preempted, so a worker can
+// park on a futex (park.c); a sleeper is woken only when work appears that
+// no spinning worker will take. Callbacks are not preempted, so a worker can
 // sit in one activation for long: one parked worker, the sentry, then
 // looks every millisecond and takes what waits behind it, runnext
 // included. Dead actors wait in per-worker limbo lists until every worker
-// has passed a quiescent point (epoch-based reclamation), so a sender
-// holding a stale pointer never touches freed memory.
-#include "core/core.h"
-#include "dist/dist.h"
-#include "observe/observe.h"
+// has passed a quiescent point (epoch-based reclamation, epoch.c), so a
+// sender holding a stale pointer never touches freed memory.
+#include "core/sched.h"
 
-#include <linux/futex.h>
 #include <linux/membarrier.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -25,35 +22,11 @@
 #define SPIN_NS 100000       // how long an idle worker spins before parking
 #define STEAL_BULK 4         // a ring this long is stolen from at once
 #define STEAL_STUCK_NS 30000 // a shorter one only if its owner is stuck
-#define RESCUE_NS 1000000    // runnext too if stuck this long; sentry period
 #define STREAK_MAX 32        // runnext picks before the ring gets a turn
 #define GLOBAL_EVERY 61      // ticks between forced inject-queue checks
 #define LIMBO_EVERY 16       // ticks between reclamation attempts
 
 _Thread_local tp__tls tp__self;
-
-// ---- futex ----------------------------------------------------------------
-
-static void
-futex_wait(_Atomic uint32_t *word, uint32_t expect)
-{
-    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, expect, NULL,
-            NULL, 0);
-}
-
-static void
-futex_wait_ns(_Atomic uint32_t *word, uint32_t expect, long ns)
-{
-    struct timespec ts = {ns / 1000000000, ns % 1000000000};
-    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, expect, &ts, NULL,
-            0);
-}
-
-static void
-futex_wake(_Atomic uint32_t *word)
-{
-    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-}
 
 // ---- inject queue ----------------------------------------------------------
 
@@ -74,20 +47,6 @@ inject_push(tp_system *sys, tp_actor *a)
 }
 
 static uint32_t runq_put(tp__worker *w, tp_actor *a);
-
-// Appends `a` to a FIFO list of actors (limbo, overflow). Epochs never
-// decrease, so a limbo list stays sorted by epoch and reclamation only ever
-// looks at its head.
-static void
-limbo_append(tp__limbo *l, tp_actor *a)
-{
-    a->run_next = NULL;
-    if (l->tail != NULL)
-        l->tail->run_next = a;
-    else
-        l->head = a;
-    l->tail = a;
-}
 
 // Takes a fair share of the inject queue: one actor to run now, and up to
 // half a ring more into w's ring (when `w` is not NULL).
@@ -112,6 +71,8 @@ inject_pop(tp_system *sys, tp__worker *w)
         if (sys->inject_head == NULL)
             sys->inject_tail = NULL;
         last->run_next = NULL;
+        // relaxed: a count kept under inject_lock; lock-free readers take
+        // a hint from it (a missed decrement only costs a look).
         atomic_fetch_sub_explicit(&sys->inject_len, n, memory_order_relaxed);
     }
     pthread_mutex_unlock(&sys->inject_lock);
@@ -125,184 +86,6 @@ inject_pop(tp_system *sys, tp__worker *w)
     return first;
 }
 
-// ---- waking and parking ----------------------------------------------------
-//
-// Every parked worker but one sleeps until a waker chooses it. That one,
-// the sentry, wakes every RESCUE_NS while another worker runs and looks
-// for a worker stuck in one activation with actors waiting behind it (in
-// runnext, or in a ring nobody spins to steal from); it then leaves the
-// idle list and takes them as a spinning worker would (steal_any). It
-// sleeps untimed only while every worker is parked, when nothing can be
-// stuck, and whoever takes a worker off the idle list then pokes it.
-// Wakers choose another parked worker before the sentry, so it stays on
-// watch; when it leaves, the watch passes to another parked worker. The
-// cost: one parked thread waking a thousand times a second while the
-// system works, none while it is idle, and no wake-up on the hot path.
-
-// Asks parked worker `w` (or nobody, for NULL) to look around.
-static void
-poke(tp__worker *w)
-{
-    uint32_t none = TP__WAKE_NONE;
-    // relaxed: a poke carries nothing; a waker's CHOSEN overrides it.
-    if (w != NULL && atomic_compare_exchange_strong_explicit(
-                         &w->wake, &none, TP__WAKE_POKED, memory_order_relaxed,
-                         memory_order_relaxed))
-        futex_wake(&w->wake);
-}
-
-// idle_lock held: takes the worker linked at `*link` off the idle list.
-// Returns the worker to poke, or NULL: the next sentry when it was the
-// sentry, or the sentry asleep untimed, which must watch now.
-static tp__worker *
-idle_take_locked(tp_system *sys, tp__worker **link)
-{
-    tp__worker *w = *link;
-    *link = w->idle_next;
-    // relaxed: changed under idle_lock; its lock-free readers (wake_one's
-    // first look) only take a hint from it.
-    atomic_fetch_sub_explicit(&sys->nidle, 1, memory_order_relaxed);
-    tp__worker *p = NULL;
-    if (sys->sentry == w)
-        p = sys->sentry = sys->idle; // NULL when no one else is parked
-    else if (sys->sentry_deep)
-        p = sys->sentry;
-    sys->sentry_deep = false;
-    return p;
-}
-
-// Takes parked worker `w` off the idle list by its own decision and counts
-// it as spinning. Returns false when a waker chose it first.
-static bool
-leave_idle(tp__worker *w)
-{
-    tp_system *sys = w->sys;
-    tp__worker *p = NULL, **link;
-    pthread_mutex_lock(&sys->idle_lock);
-    for (link = &sys->idle; *link != NULL && *link != w;
-         link = &(*link)->idle_next)
-        ;
-    bool found = *link != NULL;
-    if (found)
-        p = idle_take_locked(sys, link);
-    pthread_mutex_unlock(&sys->idle_lock);
-    poke(p);
-    // seq_cst: as every change of nspinning (see wake_one): a waker that
-    // sees us spinning leaves the work to us.
-    if (found)
-        atomic_fetch_add_explicit(&sys->nspinning, 1, memory_order_seq_cst);
-    return found;
-}
-
-// Wakes one parked worker if work is waiting and nobody is spinning to take
-// it. The woken worker starts out counted as spinning.
-static void
-wake_one(tp_system *sys)
-{
-    // seq_cst: after our seq_cst publication of the work, so either we see
-    // a spinner/no idler, or the parking worker sees our work.
-    if (atomic_load_explicit(&sys->nspinning, memory_order_seq_cst) != 0 ||
-        atomic_load_explicit(&sys->nidle, memory_order_seq_cst) == 0)
-        return;
-    uint32_t zero = 0;
-    // seq_cst: only one waker at a time turns a sleeper into a spinner; a
-    // sentry deciding to sleep untimed sees it (see sentry_watching).
-    if (!atomic_compare_exchange_strong_explicit(&sys->nspinning, &zero, 1,
-                                                 memory_order_seq_cst,
-                                                 memory_order_relaxed))
-        return;
-    tp__worker *w = NULL, *p = NULL, **link = &sys->idle;
-    pthread_mutex_lock(&sys->idle_lock);
-    if (*link != NULL && *link == sys->sentry && (*link)->idle_next != NULL)
-        link = &(*link)->idle_next; // the sentry stays on watch
-    if ((w = *link) != NULL)
-        p = idle_take_locked(sys, link);
-    pthread_mutex_unlock(&sys->idle_lock);
-    if (w == NULL) {
-        atomic_fetch_sub_explicit(&sys->nspinning, 1, memory_order_seq_cst);
-        return;
-    }
-    // release: the sleeper's acquire load of `wake` sees it chosen.
-    atomic_store_explicit(&w->wake, TP__WAKE_CHOSEN, memory_order_release);
-    futex_wake(&w->wake);
-    poke(p);
-}
-
-static void
-wake_all(tp_system *sys)
-{
-    pthread_mutex_lock(&sys->idle_lock);
-    tp__worker *w = sys->idle;
-    sys->idle = NULL;
-    sys->sentry = NULL;
-    sys->sentry_deep = false;
-    // relaxed: as in idle_take_locked.
-    atomic_store_explicit(&sys->nidle, 0, memory_order_relaxed);
-    pthread_mutex_unlock(&sys->idle_lock);
-    while (w != NULL) {
-        tp__worker *next = w->idle_next; // before it can park again
-        // release: as in wake_one.
-        atomic_store_explicit(&w->wake, TP__WAKE_CHOSEN, memory_order_release);
-        futex_wake(&w->wake);
-        w = next;
-    }
-}
-
-// Whether parked worker `w` is the sentry and must watch: not while every
-// worker is parked (it then sleeps untimed until poked).
-static bool
-sentry_watching(tp__worker *w)
-{
-    tp_system *sys = w->sys;
-    pthread_mutex_lock(&sys->idle_lock);
-    bool watch = sys->sentry == w;
-    if (watch) {
-        // relaxed on nidle: changed under the lock we hold. seq_cst on
-        // nspinning: against wake_one's seq_cst CAS of it before it takes
-        // this lock: either we see it spinning, or it sees us deep.
-        sys->sentry_deep =
-            atomic_load_explicit(&sys->nidle, memory_order_relaxed) ==
-                sys->nworkers &&
-            atomic_load_explicit(&sys->nspinning, memory_order_seq_cst) == 0;
-        watch = !sys->sentry_deep;
-    }
-    pthread_mutex_unlock(&sys->idle_lock);
-    return watch;
-}
-
-static bool rescue_due(tp__worker *w, int64_t now);
-
-// Sleeps until a waker chooses `w` (returns true: it counted `w` as
-// spinning) or, as the sentry, until it leaves the idle list to rescue a
-// stuck worker's actors (returns false, counted as spinning by itself).
-static bool
-park(tp__worker *w)
-{
-    for (;;) {
-        // acquire: pairs with the waker's release store.
-        uint32_t v = atomic_load_explicit(&w->wake, memory_order_acquire);
-        if (v == TP__WAKE_CHOSEN)
-            return true;
-        if (v == TP__WAKE_POKED) {
-            // relaxed: fails only for a waker's CHOSEN, seen next round.
-            atomic_compare_exchange_strong_explicit(
-                &w->wake, &v, TP__WAKE_NONE, memory_order_relaxed,
-                memory_order_relaxed);
-            continue;
-        }
-        if (!sentry_watching(w)) {
-            futex_wait(&w->wake, TP__WAKE_NONE);
-            continue;
-        }
-        futex_wait_ns(&w->wake, TP__WAKE_NONE, RESCUE_NS);
-        // relaxed: CHOSEN is read again, with acquire, at the loop's top.
-        if (atomic_load_explicit(&w->wake, memory_order_relaxed) ==
-                TP__WAKE_NONE &&
-            rescue_due(w, tp__now_ns()) && leave_idle(w))
-            return false;
-    }
-}
-
 // ---- per-worker ring -------------------------------------------------------
 
 // Appends `a` to w's ring; when the ring is full, to the worker's private
@@ -311,8 +94,9 @@ park(tp__worker *w)
 static uint32_t
 runq_put(tp__worker *w, tp_actor *a)
 {
+    TP_ASSERT(tp__self.worker == w); // owner thread only
     if (w->overflow.head != NULL) {
-        limbo_append(&w->overflow, a);
+        tp__limbo_append(&w->overflow, a);
         return TP__RUNQ_SIZE;
     }
     // relaxed on tail: only the owner writes it. acquire on head: slots
@@ -320,7 +104,7 @@ runq_put(tp__worker *w, tp_actor *a)
     uint32_t t = atomic_load_explicit(&w->tail, memory_order_relaxed);
     uint32_t h = atomic_load_explicit(&w->head, memory_order_acquire);
     if (t - h >= TP__RUNQ_SIZE) {
-        limbo_append(&w->overflow, a);
+        tp__limbo_append(&w->overflow, a);
         return TP__RUNQ_SIZE;
     }
     // relaxed: published by the seq_cst tail store below.
@@ -336,6 +120,8 @@ runq_put(tp__worker *w, tp_actor *a)
 static void
 runq_refill(tp__worker *w)
 {
+    TP_ASSERT(tp__self.worker == w); // owner thread only
+    // relaxed on tail, acquire on head: as in runq_put.
     uint32_t t = atomic_load_explicit(&w->tail, memory_order_relaxed);
     uint32_t h = atomic_load_explicit(&w->head, memory_order_acquire);
     uint32_t room = TP__RUNQ_SIZE - (t - h);
@@ -344,6 +130,7 @@ runq_refill(tp__worker *w)
         w->overflow.head = a->run_next;
         if (w->overflow.head == NULL)
             w->overflow.tail = NULL;
+        // relaxed: published by the seq_cst tail store below.
         atomic_store_explicit(&w->ring[t % TP__RUNQ_SIZE], a,
                               memory_order_relaxed);
         t++;
@@ -355,12 +142,15 @@ runq_refill(tp__worker *w)
 static tp_actor *
 runq_get(tp__worker *w)
 {
+    TP_ASSERT(tp__self.worker == w); // owner thread only
     for (;;) {
         // acquire: pairs with the owner's tail store and thieves' CAS.
         uint32_t h = atomic_load_explicit(&w->head, memory_order_acquire);
+        // relaxed: only this thread writes tail.
         uint32_t t = atomic_load_explicit(&w->tail, memory_order_relaxed);
         if (t == h)
             return NULL;
+        // relaxed: our own store; the CAS below decides whether it is ours.
         tp_actor *a = atomic_load_explicit(&w->ring[h % TP__RUNQ_SIZE],
                                            memory_order_relaxed);
         // acq_rel: takes the slot against concurrent thieves.
@@ -457,6 +247,7 @@ runnext_peek(tp__worker *w)
 static inline tp_actor *
 runnext_swap(tp__worker *w, tp_actor *a)
 {
+    TP_ASSERT(tp__self.worker == w); // owner thread only
     rn_lock(w);
     // relaxed: only a thief writes it besides us, and it writes NULL.
     tp_actor *old = atomic_load_explicit(&w->runnext, memory_order_relaxed);
@@ -470,6 +261,7 @@ runnext_swap(tp__worker *w, tp_actor *a)
 static inline tp_actor *
 runnext_put(tp__worker *w, tp_actor *a)
 {
+    TP_ASSERT(tp__self.worker == w); // owner thread only
     if (runnext_peek(w) != NULL)
         return runnext_swap(w, a);
     // Empty, and only we make it non-empty: no thief can take anything
@@ -490,6 +282,7 @@ rn_thief_wait(tp__worker *w)
 static inline tp_actor *
 runnext_take(tp__worker *w)
 {
+    TP_ASSERT(tp__self.worker == w); // owner thread only
     // relaxed: a thief writes it only inside our activations.
     tp_actor *a = atomic_load_explicit(&w->runnext, memory_order_relaxed);
     if (a == NULL)
@@ -500,6 +293,7 @@ runnext_take(tp__worker *w)
     if (__builtin_expect(
             atomic_load_explicit(&w->rn_thief, memory_order_relaxed), 0)) {
         rn_thief_wait(w);
+        // relaxed: rn_thief_wait's acquire ordered it after the theft.
         a = atomic_load_explicit(&w->runnext, memory_order_relaxed);
     }
     // relaxed: as above.
@@ -550,6 +344,7 @@ runq_steal(tp__worker *w, tp__worker *victim, bool short_ok)
 {
     tp_actor *batch[TP__RUNQ_SIZE / 2];
     for (;;) {
+        // acquire: pairs with other thieves' and the owner's head CAS.
         uint32_t h = atomic_load_explicit(&victim->head, memory_order_acquire);
         // acquire: pairs with the owner's tail store, so slots are filled.
         uint32_t t = atomic_load_explicit(&victim->tail, memory_order_acquire);
@@ -559,6 +354,8 @@ runq_steal(tp__worker *w, tp__worker *victim, bool short_ok)
         n -= n / 2;
         if (n > TP__RUNQ_SIZE / 2)
             n = TP__RUNQ_SIZE / 2;
+        // relaxed: the tail's acquire above made the slots visible; a copy
+        // is ours only if the claim below succeeds.
         for (uint32_t i = 0; i < n; i++)
             batch[i] = atomic_load_explicit(
                 &victim->ring[(h + i) % TP__RUNQ_SIZE], memory_order_relaxed);
@@ -615,8 +412,8 @@ steal_any(tp__worker *w, int64_t now)
 
 // Whether some worker has been inside one activation for RESCUE_NS with
 // actors waiting behind it that a thief could take.
-static bool
-rescue_due(tp__worker *w, int64_t now)
+bool
+tp__rescue_due(tp__worker *w, int64_t now)
 {
     tp_system *sys = w->sys;
     for (unsigned i = 0; i < sys->nworkers; i++) {
@@ -658,7 +455,7 @@ tp__sched_schedule(tp_system *sys, tp_actor *a)
         // this core's cache; the actor it displaces goes to the ring.
         tp_actor *old = runnext_put(w, a);
         if (old != NULL && runq_put(w, old) + 1 >= 2)
-            wake_one(sys);
+            tp__wake_one(sys);
         return;
     }
     if (a->ded != NULL) { // a dedicated actor: its own thread runs it
@@ -666,7 +463,7 @@ tp__sched_schedule(tp_system *sys, tp_actor *a)
         return;
     }
     inject_push(sys, a);
-    wake_one(sys);
+    tp__wake_one(sys);
 }
 
 // Queues `a` on this worker where no thief takes it: for senders released
@@ -691,6 +488,7 @@ tp__sched_pin(tp_system *sys, tp_actor *a)
 static tp_actor *
 pinned_pop(tp__worker *w)
 {
+    TP_ASSERT(tp__self.worker == w); // owner thread only
     tp_actor *a = w->pinned;
     if (a != NULL) {
         w->pinned = a->run_next;
@@ -710,148 +508,15 @@ tp__sched_requeue(tp__worker *w, tp_actor *a)
         return;
     }
     if (runq_put(w, a) + (runnext_peek(w) != NULL) >= 2)
-        wake_one(w->sys);
-}
-
-// ---- reclamation -----------------------------------------------------------
-
-void
-tp__limbo_add(tp_system *sys, tp_actor *a)
-{
-    if (a->ded != NULL && tp__ded_defer(a))
-        return; // its own thread adds it once done with it
-    // seq_cst: read after the actor's slot was cleared (seq_cst), so any
-    // worker that still saw the actor announced an epoch <= this one.
-    a->limbo_epoch = atomic_load_explicit(&sys->epoch, memory_order_seq_cst);
-    tp__worker *w = tp__self.worker;
-    if (w != NULL && w->sys == sys) {
-        limbo_append(&w->limbo, a);
-        return;
-    }
-    pthread_mutex_lock(&sys->limbo_lock);
-    // Another thread may have read an older epoch and appended later; keep
-    // the order by taking the larger of the two.
-    if (sys->limbo.tail != NULL &&
-        sys->limbo.tail->limbo_epoch > a->limbo_epoch)
-        a->limbo_epoch = sys->limbo.tail->limbo_epoch;
-    limbo_append(&sys->limbo, a);
-    // relaxed: a hint for worker 0; the lock guards the list itself.
-    atomic_fetch_add_explicit(&sys->limbo_waiting, 1, memory_order_relaxed);
-    pthread_mutex_unlock(&sys->limbo_lock);
-}
-
-// Advances the global epoch when every active worker has seen it.
-static void
-epoch_try_advance(tp_system *sys)
-{
-    uint64_t e = atomic_load_explicit(&sys->epoch, memory_order_seq_cst);
-    for (unsigned i = 0; i < sys->nworkers; i++) {
-        uint64_t seen = atomic_load_explicit(&sys->workers[i].announce,
-                                             memory_order_seq_cst);
-        if (seen != e && seen != TP__EPOCH_IDLE)
-            return;
-    }
-    // seq_cst: orders the advance after the announcements read above.
-    atomic_compare_exchange_strong_explicit(
-        &sys->epoch, &e, e + 1, memory_order_seq_cst, memory_order_relaxed);
-}
-
-// Detaches the actors at the head of `l` whose grace period is over.
-static tp_actor *
-limbo_take_ready(tp__limbo *l, uint64_t epoch)
-{
-    tp_actor *first = l->head, *last = NULL;
-    for (tp_actor *a = first; a != NULL && a->limbo_epoch + 2 <= epoch;
-         a = a->run_next)
-        last = a;
-    if (last == NULL)
-        return NULL;
-    l->head = last->run_next;
-    if (l->head == NULL)
-        l->tail = NULL;
-    last->run_next = NULL;
-    return first;
-}
-
-static void
-free_ready(tp_system *sys, tp_actor *ready)
-{
-    if (ready == NULL)
-        return;
-    // Threads outside the pool hold this lock for reading while they touch
-    // an actor; taking it once waits them out.
-    pthread_rwlock_wrlock(&sys->ext_lock);
-    pthread_rwlock_unlock(&sys->ext_lock);
-    while (ready != NULL) {
-        tp_actor *next = ready->run_next;
-        tp__actor_free(ready);
-        ready = next;
-    }
-}
-
-static void
-worker_reclaim(tp__worker *w)
-{
-    tp_system *sys = w->sys;
-    epoch_try_advance(sys);
-    uint64_t e = atomic_load_explicit(&sys->epoch, memory_order_seq_cst);
-    free_ready(sys, limbo_take_ready(&w->limbo, e));
-    // relaxed: a hint; the lock decides.
-    if (w->index == 0 &&
-        atomic_load_explicit(&sys->limbo_waiting, memory_order_relaxed) != 0) {
-        pthread_mutex_lock(&sys->limbo_lock);
-        tp_actor *ready = limbo_take_ready(&sys->limbo, e);
-        size_t n = 0;
-        for (tp_actor *a = ready; a != NULL; a = a->run_next)
-            n++;
-        atomic_fetch_sub_explicit(&sys->limbo_waiting, n,
-                                  memory_order_relaxed);
-        pthread_mutex_unlock(&sys->limbo_lock);
-        free_ready(sys, ready);
-    }
-}
-
-// Called with no scheduler threads running: frees every actor in limbo.
-void
-tp__limbo_reclaim_all(tp_system *sys)
-{
-    for (unsigned i = 0; i <= sys->nworkers; i++) {
-        tp__limbo *l =
-            i < sys->nworkers ? &sys->workers[i].limbo : &sys->limbo;
-        while (l->head != NULL) {
-            tp_actor *next = l->head->run_next;
-            tp__actor_free(l->head);
-            l->head = next;
-        }
-        l->tail = NULL;
-    }
+        tp__wake_one(w->sys);
 }
 
 // ---- the worker loop -------------------------------------------------------
 
-static void
-announce(tp__worker *w)
-{
-    // seq_cst: see tp__limbo_add; this load orders the actor lookups of the
-    // next activation after the epoch we announce.
-    uint64_t e = atomic_load_explicit(&w->sys->epoch, memory_order_seq_cst);
-    if (e != w->seen_epoch) {
-        w->seen_epoch = e;
-        // release: an advancer reading it knows our older pointers are gone.
-        atomic_store_explicit(&w->announce, e, memory_order_release);
-    }
-}
-
-static void
-go_idle(tp__worker *w)
-{
-    w->seen_epoch = TP__EPOCH_IDLE;
-    atomic_store_explicit(&w->announce, TP__EPOCH_IDLE, memory_order_release);
-}
-
 static tp_actor *
 local_next(tp__worker *w)
 {
+    TP_ASSERT(tp__self.worker == w); // owner thread only
     tp_actor *a;
     if (++w->tick % GLOBAL_EVERY == 0 && (a = inject_pop(w->sys, w)) != NULL)
         return a;
@@ -881,6 +546,7 @@ local_next(tp__worker *w)
 static bool
 stopping(tp_system *sys)
 {
+    // acquire: pairs with tp__sched_stop's release store.
     return atomic_load_explicit(&sys->stop_workers, memory_order_acquire);
 }
 
@@ -901,10 +567,11 @@ find_work(tp__worker *w)
                 // over spinning in case more work is queued.
                 if (atomic_fetch_sub_explicit(&sys->nspinning, 1,
                                               memory_order_seq_cst) == 1)
-                    wake_one(sys);
+                    tp__wake_one(sys);
                 return a;
             }
             if (stopping(sys)) {
+                // seq_cst: as every change of nspinning (see wake_one).
                 atomic_fetch_sub_explicit(&sys->nspinning, 1,
                                           memory_order_seq_cst);
                 return NULL;
@@ -917,24 +584,28 @@ find_work(tp__worker *w)
         }
         // Park: become idle first, stop spinning, then look once more so a
         // producer that saw us spinning cannot leave its work unnoticed.
-        go_idle(w);
+        tp__go_idle(w);
+        // relaxed: idle_lock, taken next, publishes it to any waker.
         atomic_store_explicit(&w->wake, TP__WAKE_NONE, memory_order_relaxed);
         pthread_mutex_lock(&sys->idle_lock);
         w->idle_next = sys->idle;
         sys->idle = w;
         if (sys->sentry == NULL)
             sys->sentry = w;
+        // seq_cst, both: a waker reads nspinning then nidle (wake_one);
+        // counted idle before we stop spinning, we are never invisible.
         atomic_fetch_add_explicit(&sys->nidle, 1, memory_order_seq_cst);
         pthread_mutex_unlock(&sys->idle_lock);
         atomic_fetch_sub_explicit(&sys->nspinning, 1, memory_order_seq_cst);
         // Unless a waker already chose us: then we take its wake.
-        if ((work_visible(sys) || stopping(sys)) && leave_idle(w))
+        if ((work_visible(sys) || stopping(sys)) && tp__leave_idle(w))
             continue;
         tp__count(&w->sleeps, 1);
-        if (!park(w))
+        if (!tp__park(w))
             continue; // the sentry, off to take a stuck worker's actors
         // The waker counted us as spinning.
         if (stopping(sys)) {
+            // seq_cst: as every change of nspinning (see wake_one).
             atomic_fetch_sub_explicit(&sys->nspinning, 1,
                                       memory_order_seq_cst);
             return NULL;
@@ -953,32 +624,38 @@ worker_main(void *arg)
     atomic_store_explicit(&w->tls, &tp__self, memory_order_release);
     void *altstack = sys->cfg.catch_faults ? tp__fault_altstack_on() : NULL;
     for (;;) {
-        announce(w);
+        tp__announce(w);
         // A busy system must stop too: actors that keep each other
         // runnable would otherwise never let us reach find_work.
         if (stopping(sys))
             break;
-        if (w->limbo.head != NULL && w->tick % LIMBO_EVERY == 0)
-            worker_reclaim(w);
+        if ((w->limbo.head != NULL || w->ready.head != NULL) &&
+            w->tick % LIMBO_EVERY == 0)
+            tp__worker_reclaim(w);
         tp_actor *a = local_next(w);
         if (a == NULL) {
-            if (w->limbo.head != NULL ||
+            // relaxed: limbo_waiting is a hint (see tp__worker_reclaim).
+            if (w->limbo.head != NULL || w->ready.head != NULL ||
                 (w->index == 0 && atomic_load_explicit(&sys->limbo_waiting,
                                                        memory_order_relaxed)))
-                worker_reclaim(w);
-            go_idle(w);
+                tp__worker_reclaim(w);
+            tp__go_idle(w);
+            // seq_cst: as every change of nspinning (see wake_one).
             atomic_fetch_add_explicit(&sys->nspinning, 1,
                                       memory_order_seq_cst);
             a = find_work(w);
             if (a == NULL)
                 break;
-            announce(w);
+            tp__announce(w);
         }
         tp__actor_run(w, a);
-        if (tp__corked.npeers > 0) // remote sends held back by the activation
-            tp__node_uncork();
+        // Remote sends held back by the activation: only a started node
+        // corks, so its hooks are there. acquire: pairs with
+        // tp__dist_hooks_install's release store.
+        if (__builtin_expect(tp__corked.npeers > 0, 0))
+            atomic_load_explicit(&sys->dist, memory_order_acquire)->uncork();
     }
-    go_idle(w);
+    tp__go_idle(w);
     // release: as at the start; our tp__self goes with the thread.
     atomic_store_explicit(&w->tls, NULL, memory_order_release);
     tp__fault_altstack_off(altstack);
@@ -993,10 +670,12 @@ tp__sched_start(tp_system *sys)
     for (unsigned i = 0; i < sys->nworkers; i++) {
         tp__worker *w = &sys->workers[i];
         if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+            // release: as in tp__sched_stop; reset once they are joined.
             atomic_store_explicit(&sys->stop_workers, 1, memory_order_release);
-            wake_all(sys);
+            tp__wake_all(sys);
             for (unsigned j = 0; j < i; j++)
                 pthread_join(sys->workers[j].thread, NULL);
+            // release: no worker runs; a later start's threads see it.
             atomic_store_explicit(&sys->stop_workers, 0, memory_order_release);
             return TP_EAGAIN;
         }
@@ -1010,7 +689,7 @@ tp__sched_stop(tp_system *sys)
     // release: workers that see the flag also see everything before it.
     atomic_store_explicit(&sys->stop_workers, 1, memory_order_release);
     for (unsigned i = 0; i < sys->nworkers; i++)
-        wake_all(sys);
+        tp__wake_all(sys);
     for (unsigned i = 0; i < sys->nworkers; i++)
         pthread_join(sys->workers[i].thread, NULL);
 }

@@ -2,6 +2,12 @@
 // The system: configuration, the actor table (slots with generations, so a
 // stale pid never matches a reused slot), the name registry, and the
 // lifetime calls (start, wait, stop, destroy, statistics).
+//
+// It is also the composition root, the one core file that includes the
+// headers of the subsystems above the core (test/layout.sh allows it by
+// name): creating and destroying a system creates and destroys every
+// subsystem in order, and it hands the rest of the core the table of hooks
+// (tp__up_ops) through which the core reaches signals, io and observe.
 #include "core/core.h"
 #include "dist/dist.h"
 #include "io/io.h"
@@ -449,6 +455,49 @@ system_free(tp_system *sys)
     free(sys);
 }
 
+// Initialises the system's locks and condition variable. Each call is
+// checked: a failure (out of memory or of some other resource) destroys
+// what was made before it and returns the positive errno.
+static int
+locks_init(tp_system *sys)
+{
+    pthread_mutex_t *mx[] = {&sys->inject_lock, &sys->idle_lock,
+                             &sys->limbo_lock,  &sys->slot_lock,
+                             &sys->reg_lock,    &sys->wait_lock,
+                             &sys->io_init_lock, &sys->ded_lock};
+    size_t n = 0;
+    int rc = 0;
+    while (rc == 0 && n < sizeof mx / sizeof mx[0])
+        if ((rc = pthread_mutex_init(mx[n], NULL)) == 0)
+            n++;
+    if (rc == 0 && (rc = -tp__cond_init(&sys->wait_cond)) == 0 &&
+        (rc = pthread_rwlock_init(&sys->ext_lock, NULL)) != 0)
+        pthread_cond_destroy(&sys->wait_cond);
+    if (rc != 0)
+        while (n > 0)
+            pthread_mutex_destroy(mx[--n]);
+    return rc;
+}
+
+// The hooks the core calls upward (core.h): the same table for every
+// system. The distribution layer installs its own (tp__dist_ops) when a
+// node starts.
+static const tp__up_ops up_ops = {
+    .link_spawned = tp__link_spawned,
+    .unlink_spawned = tp__unlink_spawned,
+    .system_signal = tp__system_signal,
+    .exit_queued = tp__exit_queued,
+    .exit_text = tp__exit_text,
+    .notify_exit = tp__notify_exit,
+    .answer_late = tp__answer_late,
+    .ext_free = tp__ext_free,
+    .request_done = tp__request_done,
+    .timer_claim = tp__timer_claim,
+    .timers_owner_died = tp__timers_owner_died,
+    .sock_owner_died = tp__sock_owner_died,
+    .info_answer = tp__info_answer,
+};
+
 int
 tp_system_new(const tp_config *cfg, tp_system **out)
 {
@@ -463,6 +512,7 @@ tp_system_new(const tp_config *cfg, tp_system **out)
     if (sys == NULL)
         return TP_ENOMEM;
     memset(sys, 0, sizeof *sys);
+    sys->up = &up_ops;
     sys->cfg = c;
     sys->nworkers = c.threads;
     size_t wsize = sizeof(tp__worker) * c.threads;
@@ -488,18 +538,7 @@ tp_system_new(const tp_config *cfg, tp_system **out)
         }
     }
     atomic_init(&sys->epoch, 1);
-    // Each is checked: a failure (out of memory or of some other resource)
-    // leaves nothing behind and is reported as what it was.
-    int rc = pthread_mutex_init(&sys->inject_lock, NULL);
-    pthread_mutex_t *mx[] = {&sys->idle_lock, &sys->limbo_lock,
-                             &sys->slot_lock, &sys->reg_lock, &sys->wait_lock,
-                             &sys->io_init_lock, &sys->ded_lock};
-    for (size_t i = 0; rc == 0 && i < sizeof mx / sizeof mx[0]; i++)
-        rc = pthread_mutex_init(mx[i], NULL);
-    if (rc == 0)
-        rc = -tp__cond_init(&sys->wait_cond);
-    if (rc == 0)
-        rc = pthread_rwlock_init(&sys->ext_lock, NULL);
+    int rc = locks_init(sys);
     if (rc != 0) {
         for (unsigned i = 0; i < sys->nworkers; i++)
             tp__pool_free_all(&sys->workers[i], sys->nworkers);

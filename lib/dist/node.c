@@ -335,6 +335,7 @@ tp_node_start(tp_system *sys, const tp_node_config *in)
         tp__io_fd_start(n->io, &n->lio);
     n->watching = true;
     tp__io_on_wake(n->io, TP__IO_NODE, node_wake, n);
+    tp__dist_hooks_install(sys);
     // release: routers and the I/O thread see the node complete.
     atomic_store_explicit(&sys->node, n, memory_order_release);
     pthread_mutex_unlock(&n->io->lock);

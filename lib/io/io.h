@@ -104,5 +104,9 @@ void tp__io_now_update(tp__io *io);
 void tp__sock_data_done(tp__msg *m);
 void tp__sock_owner_died(tp_actor *a);
 void tp__sock_free(tp_system *sys);
+// Stops the I/O thread (tp__io_stop); frees its loop and watchers once
+// nothing else uses them (tp__io_free). The system calls both at its end.
+void tp__io_stop(tp_system *sys);
+void tp__io_free(tp_system *sys);
 
 #endif

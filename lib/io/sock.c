@@ -81,6 +81,8 @@ socks_get(tp_system *sys)
         return NULL;
     pthread_mutex_lock(&io->lock);
     if ((t = socks_of(sys)) == NULL && (t = calloc(1, sizeof *t)) != NULL) {
+        // Before any socket message exists: the mailbox releases them.
+        tp__msg_on_release(TP__REL_SOCK, tp__sock_data_done);
         t->sys = sys;
         t->io = io;
         pthread_mutex_init(&t->lock, NULL);

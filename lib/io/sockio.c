@@ -198,10 +198,19 @@ do_read(tp__socks *t, uint32_t idx)
         s->paused = true; // resumed when the owner has caught up
         return;
     }
-    tp__msg *m = tp__msg_new_raw(t->sys, TP_SOCK_READ_MAX);
-    if (m == NULL)
+    // The bytes go in a buffer of their own, which the mailbox frees as
+    // soon as the owner has handled them (TP__MSG_OWNS_BUF): inline, a
+    // full read's 64 KiB would stay allocated while the message is kept
+    // as its lane's stub, for as long as the owner stays idle.
+    void *buf = malloc(TP_SOCK_READ_MAX);
+    tp__msg *m = buf != NULL ? tp__msg_new_buf(t->sys, TP_TAG_SOCK_DATA,
+                                               TP_PID_NIL, buf, 0)
+                             : NULL;
+    if (m == NULL) {
+        free(buf);
         return;
-    ssize_t r = read(s->fd, (void *)m->pub.data, TP_SOCK_READ_MAX);
+    }
+    ssize_t r = read(s->fd, buf, TP_SOCK_READ_MAX);
     if (r <= 0) {
         int e = r < 0 ? errno : 0; // before the free may change it
         tp__msg_free(m);
@@ -210,7 +219,6 @@ do_read(tp__socks *t, uint32_t idx)
         sock_free(t, idx, e == 0 ? 0 : tp__err_from_errno(e), false);
         return;
     }
-    m->pub.tag = TP_TAG_SOCK_DATA;
     m->pub.size = (size_t)r;
     m->flags |= TP__MSG_SOCK_DATA;
     m->aux = sl;

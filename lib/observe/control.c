@@ -6,6 +6,7 @@
 // request that needs an actor's answer (info) waits for it without
 // holding up the I/O thread.
 #include "core/core.h"
+#include "dist/dist.h"
 #include "io/io.h"
 #include "observe/observe.h"
 

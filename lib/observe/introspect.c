@@ -4,6 +4,7 @@
 // messages (its link and monitor tables have a single writer: itself).
 #include "core/core.h"
 #include "observe/observe.h"
+#include "signals/signals.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -306,6 +307,7 @@ tp__info_ask(tp_system *sys, tp_pid pid, void (*done)(void *), void *arg,
         return NULL;
     }
     m->kind = TP__MSG_INFO;
+    tp__msg_on_release(TP__REL_INFO, tp__info_release);
     m->flags |= TP__MSG_INFO_REQ;
     if (tp__push_sys(sys, pid, m) != 0) {
         r->done = NULL;  // settled before it was asked: no news to give

@@ -17,10 +17,8 @@ struct tp__io;
 typedef struct tp__info tp__info;
 void tp__info_answer(tp_actor *a, tp__msg *m);
 void tp__info_release(tp__msg *m);
-void tp__ext_detail(tp_actor *a, tp_actor_detail *d);
 void tp__control_stop(tp_system *sys);
 void tp__metrics_stop(tp_system *sys);
-int tp__pack_check(const uint8_t *p, size_t n);
 
 // Asks the local actor `pid` for its details (what tp_actor_detail_get
 // returns) without waiting for them. done(arg) runs once the question is
@@ -136,7 +134,6 @@ void tp__conn_wait(tp__conn *c, double timeout_s);
 
 // ---- the stall watch (watch.c) -----------------------------------------
 
-bool tp__peek(void *out, const void *p, size_t n);
 int tp__watch_start(tp_system *sys);
 void tp__watch_free(tp_system *sys);
 uint64_t tp__watch_stalls(tp_system *sys);

@@ -23,7 +23,6 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #define DEFAULT_STALL_MS 1000
@@ -47,19 +46,6 @@ typedef struct tp__watch {
     pthread_mutex_t lock; // `seen`: written by the watch, read by snapshots
     seen seen[];          // one per worker
 } tp__watch;
-
-// Copies `n` bytes at `p` into `out` through the kernel, as a debugger
-// reads a process: memory another thread may be writing, or may have
-// freed, is read without a data race or a fault (false when it could not
-// be: unmapped, or the system call is not allowed). The caller checks
-// afterwards that what it read was still current, or orders the read
-// otherwise (sched.c's thieves, after membarrier).
-bool
-tp__peek(void *out, const void *p, size_t n)
-{
-    struct iovec mine = {out, n}, theirs = {(void *)p, n};
-    return process_vm_readv(getpid(), &mine, 1, &theirs, 1, 0) == (ssize_t)n;
-}
 
 // What worker `w` runs: the address of the actor in its activation (NULL
 // between activations) and its activation count. tp__actor_run sets

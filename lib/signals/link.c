@@ -7,7 +7,6 @@
 // An actor that dies answers the requests still queued for it: links get
 // its exit signal, monitors a DOWN, so no watcher waits forever.
 #include "core/core.h"
-#include "observe/observe.h"
 #include "signals/signals.h"
 
 #include <stdio.h>
@@ -144,6 +143,50 @@ tp__ext_of(tp_actor *a)
     if (a->ext == NULL)
         a->ext = calloc(1, sizeof *a->ext);
     return a->ext;
+}
+
+// The core's hook (tp__up_ops.exit_queued), called on `a`'s own thread
+// when an exit signal was pushed into its user lane since the last look:
+// finds the first one that ends `a` now, as Erlang applies signals on
+// arrival, and returns its exit reason, or TP__NO_EXIT. An actor that
+// traps exits receives them in order, as messages, instead.
+int
+tp__exit_queued(tp_actor *a)
+{
+    tp__ext *x = a->ext;
+    if (x != NULL && x->trap_exit)
+        return TP__NO_EXIT;
+    // acquire: pairs with each producer's release store of the link.
+    for (tp__node *n = atomic_load_explicit(&a->user.tail->next,
+                                            memory_order_acquire);
+         n != NULL; n = atomic_load_explicit(&n->next, memory_order_acquire)) {
+        const tp__msg *m = (const tp__msg *)n;
+        if (m->kind != TP__MSG_EXIT)
+            continue;
+        const tp__signal *s = m->pub.data;
+        if (s->reason == TP_REASON_NORMAL ||
+            (s->linked &&
+             (x == NULL || !tp__map_get(&x->links, m->pub.from.v, NULL))))
+            continue; // ignored, or from a link since undone
+        if (x != NULL || (x = tp__ext_of(a)) != NULL) {
+            if (s->linked) // the linked actor is gone: nothing to tell it
+                tp__map_del(&x->links, m->pub.from.v, NULL);
+            memcpy(x->exit_text, s->text, sizeof x->exit_text);
+        }
+        a->by_signal = 1;
+        return s->reason == TP_REASON_KILL ? TP_REASON_KILLED : s->reason;
+    }
+    return TP__NO_EXIT;
+}
+
+// The core's hook (tp__up_ops.exit_text): keeps tp_fail's text for the
+// exit signals `a` sends when it dies.
+void
+tp__exit_text(tp_actor *a, const char *text)
+{
+    tp__ext *x = tp__ext_of(a);
+    if (x != NULL)
+        snprintf(x->exit_text, sizeof x->exit_text, "%s", text);
 }
 
 void

@@ -8,6 +8,7 @@
 #include "core/core.h"
 #include "signals/signals.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -207,8 +208,12 @@ tp_call(tp_system *sys, tp_pid to, uint32_t tag, const void *data, size_t size,
                    .data = data,
                    .size = size,
                    .timeout_ms = timeout_ms};
-    pthread_mutex_init(&c.lock, NULL);
-    pthread_cond_init(&c.cond, NULL);
+    if ((rc = pthread_mutex_init(&c.lock, NULL)) != 0)
+        return rc == ENOMEM ? TP_ENOMEM : TP_EAGAIN;
+    if ((rc = pthread_cond_init(&c.cond, NULL)) != 0) {
+        pthread_mutex_destroy(&c.lock);
+        return rc == ENOMEM ? TP_ENOMEM : TP_EAGAIN;
+    }
     rc = tp_spawn(sys, &call_proxy, &c, NULL, NULL);
     if (rc == 0) {
         pthread_mutex_lock(&c.lock);

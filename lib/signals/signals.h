@@ -39,8 +39,12 @@ int tp__link_spawned(tp_actor *parent, tp_actor *child);
 void tp__unlink_spawned(tp_actor *parent, tp_actor *child);
 int tp__system_signal(tp__msg *m, tp_actor *a, tp__msg **deliver);
 void tp__notify_exit(tp_actor *a, int reason);
+int tp__exit_queued(tp_actor *a);
+void tp__exit_text(tp_actor *a, const char *text);
 void tp__answer_late(tp_actor *a, tp__msg *m, int reason);
 void tp__ext_free(tp_actor *a);
+// Fills the links, monitors and trap flag of `a` into `d` (introspection).
+void tp__ext_detail(tp_actor *a, tp_actor_detail *d);
 bool tp__request_done(tp_actor *a, uint64_t ref, tp_pid from);
 int tp__request_monitor(tp_actor *a, tp_pid to, uint64_t ref, bool *gone);
 void tp__request_answered(tp_actor *a, tp_pid to, uint64_t ref);

@@ -322,6 +322,8 @@ tp__timers_new(tp_system *sys)
     tp__timers *t = calloc(1, sizeof *t);
     if (t == NULL)
         return TP_ENOMEM;
+    // Before any timer message exists: the mailbox releases them.
+    tp__msg_on_release(TP__REL_TIMER, tp__timer_msg_gone);
     t->sys = sys;
     if (pthread_mutex_init(&t->lock, NULL) != 0) {
         free(t);

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT
-// The msgpack payload helpers: the one core file that includes msgpack-c's
-// headers (through troupe/msgpack.h). Packing writes into an sbuffer whose
+// The msgpack payload helpers, beside the wire codec in dist because a pid
+// packs as its node name, incarnation and local part: the one file that
+// includes msgpack-c's headers (through troupe/msgpack.h). Packing writes
+// into an sbuffer whose
 // malloc'ed bytes are handed to the zero-copy send.
 #include "core/core.h"
 #include "dist/dist.h"
-#include "observe/observe.h"
 
 #include <troupe/msgpack.h>
 
