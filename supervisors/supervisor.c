@@ -203,6 +203,64 @@ on_exit_signal(tp_ctx *ctx, sup *s, const tp_exit_msg *e)
     return TP_OK;
 }
 
+// A child's shutdown timeout ran out: it is killed if it is still the one
+// the stop sequence waits for.
+static int
+on_kill_timer(tp_ctx *ctx, sup *s, const tp_msg *msg)
+{
+    tp_pid pid;
+    if (msg->size != sizeof pid)
+        return TP_OK; // not ours
+    memcpy(&pid, msg->data, sizeof pid);
+    if (s->busy && tp_pid_eq(pid, s->target))
+        tp_exit(ctx, pid, TP_REASON_KILL); // its time is up
+    return TP_OK;
+}
+
+// A child's restart delay ran out (or a failed start is retried): it is
+// started again, with the children its strategy restarts beside it.
+static int
+on_restart_timer(tp_ctx *ctx, sup *s, const tp_msg *msg)
+{
+    uint64_t key;
+    if (msg->size != sizeof key)
+        return TP_OK; // not ours
+    memcpy(&key, msg->data, sizeof key);
+    child *c = tp__sup_by_key(s, key);
+    if (c == NULL || !c->waiting || !tp_pid_is_nil(c->pid))
+        return TP_OK;
+    if (s->busy) {
+        c->deferred = true; // asked again when the sequence ends
+        return TP_OK;
+    }
+    // A retry after a failed start counts like a restart.
+    if (c->retry) {
+        c->retry = false;
+        if (!tp__sup_add_restart(s)) {
+            tp_count_event(tp_ctx_system(ctx), TP_EVENT_INTENSITY_EXCEEDED);
+            tp__sup_log_child(ctx, TP_LOG_ERR, "reached_max_restart_intensity",
+                              c, TP_REASON_SHUTDOWN);
+            tp__sup_shut_down(ctx, s, TP_REASON_SHUTDOWN);
+            return TP_OK;
+        }
+    }
+    if (s->flags.strategy == TP_ONE_FOR_ONE ||
+        s->flags.strategy == TP_SIMPLE_ONE_FOR_ONE) {
+        tp__sup_restart_set(ctx, s, &c->key, 1); // the others have their own
+        return TP_OK;
+    }
+    size_t n = 0;
+    uint64_t *keys = malloc(s->n * sizeof *keys);
+    if (keys == NULL)
+        return TP_ENOMEM;
+    for (size_t i = tp__sup_index_of(s, c); i < s->n; i++)
+        if (s->kids[i].waiting)
+            keys[n++] = s->kids[i].key;
+    tp__sup_restart_set(ctx, s, keys, n);
+    free(keys);
+    return TP_OK;
+}
+
 static int
 sup_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
 {
@@ -210,57 +268,10 @@ sup_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
     switch (msg->tag) {
     case TP_TAG_EXIT:
         return on_exit_signal(ctx, s, msg->data);
-    case TAG_KILL_TIMER: {
-        tp_pid pid;
-        if (msg->size != sizeof pid)
-            return TP_OK; // not ours
-        memcpy(&pid, msg->data, sizeof pid);
-        if (s->busy && tp_pid_eq(pid, s->target))
-            tp_exit(ctx, pid, TP_REASON_KILL); // its time is up
-        return TP_OK;
-    }
-    case TAG_RESTART: {
-        uint64_t key;
-        if (msg->size != sizeof key)
-            return TP_OK; // not ours
-        memcpy(&key, msg->data, sizeof key);
-        child *c = tp__sup_by_key(s, key);
-        if (c == NULL || !c->waiting || !tp_pid_is_nil(c->pid))
-            return TP_OK;
-        if (s->busy) {
-            c->deferred = true; // asked again when the sequence ends
-            return TP_OK;
-        }
-        // A retry after a failed start counts like a restart.
-        if (c->retry) {
-            c->retry = false;
-            if (!tp__sup_add_restart(s)) {
-                tp_count_event(tp_ctx_system(ctx),
-                               TP_EVENT_INTENSITY_EXCEEDED);
-                tp__sup_log_child(ctx, TP_LOG_ERR,
-                                  "reached_max_restart_intensity", c,
-                                  TP_REASON_SHUTDOWN);
-                tp__sup_shut_down(ctx, s, TP_REASON_SHUTDOWN);
-                return TP_OK;
-            }
-        }
-        if (s->flags.strategy == TP_ONE_FOR_ONE ||
-            s->flags.strategy == TP_SIMPLE_ONE_FOR_ONE) {
-            tp__sup_restart_set(ctx, s, &c->key,
-                                1); // the others have their own
-            return TP_OK;
-        }
-        size_t n = 0;
-        uint64_t *keys = malloc(s->n * sizeof *keys);
-        if (keys == NULL)
-            return TP_ENOMEM;
-        for (size_t i = tp__sup_index_of(s, c); i < s->n; i++)
-            if (s->kids[i].waiting)
-                keys[n++] = s->kids[i].key;
-        tp__sup_restart_set(ctx, s, keys, n);
-        free(keys);
-        return TP_OK;
-    }
+    case TAG_KILL_TIMER:
+        return on_kill_timer(ctx, s, msg);
+    case TAG_RESTART:
+        return on_restart_timer(ctx, s, msg);
     case TP__SUP_CALL_START:
     case TP__SUP_CALL_TERMINATE:
     case TP__SUP_CALL_RESTART:

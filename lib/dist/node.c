@@ -298,8 +298,15 @@ tp_node_start(tp_system *sys, const tp_node_config *in)
         return TP_ENOMEM;
     n->sys = sys;
     n->lfd = -1;
-    pthread_mutex_init(&n->lock, NULL);
-    tp__cond_init(&n->cond);
+    if (pthread_mutex_init(&n->lock, NULL) != 0) {
+        free(n);
+        return TP_EAGAIN;
+    }
+    if (tp__cond_init(&n->cond) != 0) {
+        pthread_mutex_destroy(&n->lock);
+        free(n);
+        return TP_EAGAIN;
+    }
     int rc = check_config(sys, in, &n->cfg);
     if (rc != 0)
         goto fail;

@@ -172,7 +172,12 @@ tp__io_get(tp_system *sys)
         goto fail;
     io->sys = sys;
     io->pool = tp__pool_io_new(sys); // NULL: messages come from malloc
-    pthread_mutex_init(&io->lock, NULL);
+    if (pthread_mutex_init(&io->lock, NULL) != 0) {
+        tp__pool_io_free(&io->pool);
+        free(io);
+        io = NULL;
+        goto fail;
+    }
     io->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOENV);
     if (io->loop == NULL)
         goto fail;

@@ -85,17 +85,18 @@ socks_get(tp_system *sys)
         tp__msg_on_release(TP__REL_SOCK, tp__sock_data_done);
         t->sys = sys;
         t->io = io;
-        pthread_mutex_init(&t->lock, NULL);
+        bool locked = pthread_mutex_init(&t->lock, NULL) == 0;
         t->slots = calloc(SLOTS_MAX, sizeof *t->slots);
         t->free_idx = malloc(SLOTS_MAX * sizeof *t->free_idx);
         for (uint32_t i = 0; t->slots != NULL && i < SLOTS_MAX; i++) {
             t->slots[i].t = t;
             t->slots[i].idx = i;
         }
-        if (t->slots == NULL || t->free_idx == NULL) {
+        if (!locked || t->slots == NULL || t->free_idx == NULL) {
             free(t->slots);
             free(t->free_idx);
-            pthread_mutex_destroy(&t->lock);
+            if (locked)
+                pthread_mutex_destroy(&t->lock);
             free(t);
             t = NULL;
         } else {

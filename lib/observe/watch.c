@@ -178,9 +178,12 @@ tp__watch_start(tp_system *sys)
         free(wa);
         return TP_EAGAIN;
     }
+    if (pthread_mutex_init(&wa->lock, NULL) != 0) {
+        free(wa);
+        return TP_EAGAIN;
+    }
     wa->sys = sys;
     wa->stall_ns = ms * 1000000;
-    pthread_mutex_init(&wa->lock, NULL);
     int64_t period = wa->stall_ns / 8;
     if (period < PERIOD_MIN_NS)
         period = PERIOD_MIN_NS;
