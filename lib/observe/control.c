@@ -412,7 +412,7 @@ tp_control_start(tp_system *sys, const char *path)
             unlink(path);
         goto fail;
     }
-    if ((rc = tp__server_start(&c->srv, sys, lfd, &ctl_ops, c)) != 0) {
+    if ((rc = tp__server_start(&c->srv, sys, lfd, &ctl_ops)) != 0) {
         unlink(path);
         goto fail;
     }

@@ -293,7 +293,7 @@ tp_metrics_start(tp_system *sys, const char *addr, bool allow_remote,
     }
     sl = sizeof sa;
     getsockname(lfd, (struct sockaddr *)&sa, &sl);
-    if ((rc = tp__server_start(&m->srv, sys, lfd, &m_ops, m)) != 0)
+    if ((rc = tp__server_start(&m->srv, sys, lfd, &m_ops)) != 0)
         goto fail;
     sys->metrics = m;
     if (port != NULL)

@@ -97,19 +97,18 @@ typedef struct tp__serve_ops {
 } tp__serve_ops;
 
 // Serves `lfd`, a listening socket, with `ops` (which must outlive the
-// server); `arg` is the protocol's, for tp__server_arg. Takes ownership of
-// lfd on success; on failure the caller still owns it. Returns 0, or
+// server). Takes ownership of lfd on success; on failure the caller still
+// owns it. Returns 0, or
 // TP_EAGAIN when the I/O thread cannot start, or TP_ENOMEM. Any thread
 // outside actors and the I/O thread.
 int tp__server_start(tp__server **out, tp_system *sys, int lfd,
-                     const tp__serve_ops *ops, void *arg);
+                     const tp__serve_ops *ops);
 // Closes the listening socket and every connection (their ops->close
 // runs), and frees the server; sets *ps to NULL. Accepts NULL. The thread
 // that started it, with the I/O thread still running.
 void tp__server_stop(tp__server **ps);
 
 tp_system *tp__server_sys(const tp__server *s);
-void *tp__server_arg(const tp__server *s);
 struct tp__io *tp__server_io(const tp__server *s);
 
 // The server and the protocol's pointer for the connection.

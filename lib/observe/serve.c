@@ -57,7 +57,6 @@ struct tp__server {
     tp_system *sys;
     tp__io *io;
     const tp__serve_ops *ops;
-    void *arg;
     int lfd;
     tp__io_fd listen;
     tp__io_timer rest; // restarts the listener after ACCEPT_REST_S
@@ -383,12 +382,6 @@ tp__server_sys(const tp__server *s)
     return s->sys;
 }
 
-void *
-tp__server_arg(const tp__server *s)
-{
-    return s->arg;
-}
-
 tp__io *
 tp__server_io(const tp__server *s)
 {
@@ -501,7 +494,7 @@ wake_cb(void *arg)
 
 int
 tp__server_start(tp__server **out, tp_system *sys, int lfd,
-                 const tp__serve_ops *ops, void *arg)
+                 const tp__serve_ops *ops)
 {
     tp__io *io = tp__io_get(sys);
     if (io == NULL)
@@ -517,7 +510,6 @@ tp__server_start(tp__server **out, tp_system *sys, int lfd,
     s->sys = sys;
     s->io = io;
     s->ops = ops;
-    s->arg = arg;
     s->lfd = lfd;
     tp__io_fd_init(&s->listen, listen_cb, lfd, TP__IO_READ);
     s->listen.data = s;
