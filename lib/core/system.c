@@ -709,14 +709,15 @@ tp_system_stats_get(tp_system *sys, tp_system_stats *out)
 int
 tp_worker_stats_get(tp_system *sys, unsigned index, tp_worker_stats *out)
 {
-    if (sys == NULL || out == NULL || index >= sys->nworkers)
+    if (sys == NULL || out == NULL)
         return TP_EINVAL;
-    tp__worker *w = &sys->workers[index];
-    // relaxed: statistics.
-    out->activations =
-        atomic_load_explicit(&w->activations, memory_order_relaxed);
-    out->messages = atomic_load_explicit(&w->messages, memory_order_relaxed);
-    out->steals = atomic_load_explicit(&w->steals, memory_order_relaxed);
-    out->sleeps = atomic_load_explicit(&w->sleeps, memory_order_relaxed);
+    tp__worker_counts c;
+    int rc = tp__worker_counters(sys, index, &c); // TP_EINVAL past the last
+    if (rc != 0)
+        return rc;
+    *out = (tp_worker_stats){.activations = c.activations,
+                             .messages = c.messages,
+                             .steals = c.steals,
+                             .sleeps = c.sleeps};
     return 0;
 }
