@@ -1167,6 +1167,27 @@ START_TEST(control_deadline_closes_dawdlers)
 }
 END_TEST
 
+// As ask(op) with no arguments, for a connection the node may have
+// refused and closed already: the write may fail (EPIPE, no signal), and
+// the frame read is then the refusal the node sent before closing.
+static void
+ask_quiet(int fd, const char *op, msgpack_unpacked *u)
+{
+    tp_pack p;
+    tp_pack_init(&p);
+    msgpack_packer *pk = tp_pack_packer(&p);
+    msgpack_pack_map(pk, 1);
+    msgpack_pack_str_with_body(pk, "op", 2);
+    msgpack_pack_str_with_body(pk, op, strlen(op));
+    size_t n = p.buf.size;
+    uint8_t h[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8),
+                    (uint8_t)n};
+    send_quiet(fd, h, 4);
+    send_quiet(fd, p.buf.data, n);
+    tp_pack_destroy(&p);
+    recv_frame(fd, u);
+}
+
 // 64 clients are served at once; the next is told so and disconnected,
 // and a place that frees up is taken again.
 START_TEST(control_client_cap)
@@ -1202,7 +1223,7 @@ START_TEST(control_client_cap)
     bool served = false;
     for (int i = 0; i < 200 && !served; i++) {
         int fd = dial_nb();
-        ask(fd, "stats", NULL, NULL, &u);
+        ask_quiet(fd, "stats", &u);
         const msgpack_object *ok = get(&u.data, "ok");
         served = ok != NULL && ok->type == MSGPACK_OBJECT_BOOLEAN &&
                  ok->via.boolean;
