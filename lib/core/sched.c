@@ -563,10 +563,17 @@ find_work(tp__worker *w)
             if (a == NULL)
                 a = steal_any(w, now);
             if (a != NULL) {
-                // seq_cst: if we were the last spinner, someone must take
-                // over spinning in case more work is queued.
+                // seq_cst: if we were the last spinner and more work is
+                // queued, someone must take it. A producer that queued
+                // it saw us spinning and woke nobody; its seq_cst
+                // publication and our seq_cst decrement, each followed
+                // by a look at the other, mean one of us sees the other
+                // (as in parking, below). Waking someone for nothing
+                // would put a futex wake-up before every hand-off from
+                // the I/O thread, on the critical path of a round trip.
                 if (atomic_fetch_sub_explicit(&sys->nspinning, 1,
-                                              memory_order_seq_cst) == 1)
+                                              memory_order_seq_cst) == 1 &&
+                    work_visible(sys))
                     tp__wake_one(sys);
                 return a;
             }
