@@ -14,8 +14,9 @@
 //             order and answers when it has all of them
 //
 // THREADS is each node's number of scheduler threads, 0 for the system's
-// default (one per online CPU); each node also runs its I/O thread. -q sets the peer send queue (default the node's, 8192),
-// -m the counter's mailbox capacity (default the system's, 1024).
+// default (one per online CPU); each node also runs its I/O thread. -q sets
+// the peer send queue (default the node's, 8192), -m the counter's mailbox
+// capacity (default the system's, 1024).
 //
 // Prints "RESULT troupe WORKLOAD THREADS OPS SECONDS PEAK_RSS_KB 0" as
 // tbench does (the peak is node A's), and for pingpong "LATENCY MEAN_US
@@ -299,8 +300,7 @@ int
 main(int argc, char **argv)
 {
     if (argc < 4 || argv[2][0] == 0 ||
-        argv[2][strspn(argv[2], "0123456789")] != 0 ||
-        atol(argv[3]) <= 0 ||
+        argv[2][strspn(argv[2], "0123456789")] != 0 || atol(argv[3]) <= 0 ||
         (strcmp(argv[1], "pingpong") != 0 && strcmp(argv[1], "stream") != 0))
         usage();
     unsigned threads = (unsigned)atoi(argv[2]);
