@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #define SPIN_NS 100000       // how long an idle worker spins before parking
+#define SPIN_RELAX 64        // pauses between its looks for work
 #define STEAL_BULK 4         // a ring this long is stolen from at once
 #define STEAL_STUCK_NS 30000 // a shorter one only if its owner is stuck
 #define STREAK_MAX 32        // runnext picks before the ring gets a turn
@@ -558,15 +559,22 @@ find_work(tp__worker *w)
     tp_system *sys = w->sys;
     for (;;) {
         int64_t start = tp__now_ns(), now = start;
-        for (int i = 0; now - start < SPIN_NS; i++, now = tp__now_ns()) {
+        for (; now - start < SPIN_NS; now = tp__now_ns()) {
             tp_actor *a = inject_pop(sys, w);
             if (a == NULL)
                 a = steal_any(w, now);
             if (a != NULL) {
-                // seq_cst: if we were the last spinner, someone must take
-                // over spinning in case more work is queued.
+                // seq_cst: if we were the last spinner and more work is
+                // queued, someone must take it. A producer that queued
+                // it saw us spinning and woke nobody; its seq_cst
+                // publication and our seq_cst decrement, each followed
+                // by a look at the other, mean one of us sees the other
+                // (as in parking, below). Waking someone for nothing
+                // would put a futex wake-up before every hand-off from
+                // the I/O thread, on the critical path of a round trip.
                 if (atomic_fetch_sub_explicit(&sys->nspinning, 1,
-                                              memory_order_seq_cst) == 1)
+                                              memory_order_seq_cst) == 1 &&
+                    work_visible(sys))
                     tp__wake_one(sys);
                 return a;
             }
@@ -576,11 +584,15 @@ find_work(tp__worker *w)
                                           memory_order_seq_cst);
                 return NULL;
             }
-            if (i % 8 == 7)
-                sched_yield();
-            else
-                for (int k = 0; k < 64; k++)
-                    tp__cpu_relax();
+            // Yield after every look: a thread woken on this CPU (the I/O
+            // thread with a message for us, the other end of a round
+            // trip) would otherwise wait for the rest of our time slice,
+            // since a scheduler such as Linux's EEVDF does not preempt a
+            // running thread for a woken one before its slice ends. One
+            // yield in eight held such a thread back by some 17 us.
+            for (int k = 0; k < SPIN_RELAX; k++)
+                tp__cpu_relax();
+            sched_yield();
         }
         // Park: become idle first, stop spinning, then look once more so a
         // producer that saw us spinning cannot leave its work unnoticed.

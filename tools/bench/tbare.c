@@ -3,17 +3,27 @@
 // tdist, in plain C over TCP on 127.0.0.1 with no runtime at all, between
 // two processes (the parent connects to a child it forks):
 //
-//   tbare pingpong OPS   OPS round trips of one 12-byte frame (a 4-byte
-//                        length and an 8-byte payload), blocking read and
-//                        write, TCP_NODELAY, one frame in flight
-//   tbare stream OPS     OPS frames of the same shape, written in 64 KiB
-//                        batches; the child parses every frame, checks the
-//                        sequence numbers and answers one byte at the end
+//   tbare [-s] pingpong OPS   OPS round trips of one 12-byte frame (a
+//                             4-byte length and an 8-byte payload),
+//                             TCP_NODELAY, one frame in flight
+//   tbare [-s] stream OPS     OPS frames of the same shape, written in
+//                             64 KiB batches; the child parses every frame,
+//                             checks the sequence numbers and answers one
+//                             byte at the end
 //
-// Prints "RESULT bare WORKLOAD 1 OPS SECONDS PEAK_RSS_KB 0", as tbench and
-// tdist do, and for pingpong "LATENCY MEAN_US MEDIAN_US P99_US".
+// By default both processes block in read and write, so each hop of a
+// round trip pays the kernel's wake-up of the reader. With -s (spin) the
+// sockets are non-blocking and both processes busy-poll them, retrying
+// at once on EAGAIN and never sleeping: no thread is ever woken, which is
+// the floor for a round trip on this host (and costs a core per process
+// while it runs).
+//
+// Prints "RESULT IMPL WORKLOAD 1 OPS SECONDS PEAK_RSS_KB 0", as tbench and
+// tdist do, with IMPL "bare" or, with -s, "bare-spin"; for pingpong also
+// "LATENCY MEAN_US MEDIAN_US P99_US".
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -30,6 +40,8 @@
 #define FRAME 12 // 4-byte big-endian length, 8-byte payload
 #define BATCH (64 * 1024 / FRAME * FRAME)
 #define WARMUP 1000
+
+static bool spin; // -s: non-blocking sockets, busy-polled
 
 static double
 now(void)
@@ -60,13 +72,22 @@ peak_rss_kb(void)
     return kb;
 }
 
+// Whether a failed read or write is to be retried at once: interrupted,
+// or, when spinning, nothing to read or no room to write yet.
+static bool
+again(void)
+{
+    return errno == EINTR ||
+           (spin && (errno == EAGAIN || errno == EWOULDBLOCK));
+}
+
 static void
 write_all(int fd, const void *buf, size_t len)
 {
     const char *p = buf;
     while (len > 0) {
         ssize_t w = write(fd, p, len);
-        if (w < 0 && errno == EINTR)
+        if (w < 0 && again())
             continue;
         if (w <= 0)
             die("write");
@@ -83,7 +104,7 @@ read_all(int fd, void *buf, size_t len)
     size_t got = 0;
     while (got < len) {
         ssize_t r = read(fd, p + got, len - got);
-        if (r < 0 && errno == EINTR)
+        if (r < 0 && again())
             continue;
         if (r == 0 && got == 0)
             return false;
@@ -102,12 +123,16 @@ frame_put(unsigned char *out, uint64_t v)
     memcpy(out + 4, &v, 8);
 }
 
+// Sets TCP_NODELAY and, when spinning, O_NONBLOCK.
 static void
-nodelay(int fd)
+sock_setup(int fd)
 {
     int one = 1;
     if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0)
         die("TCP_NODELAY");
+    int fl = fcntl(fd, F_GETFL);
+    if (spin && (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0))
+        die("O_NONBLOCK");
 }
 
 // ---- the child: echo or count ---------------------------------------------
@@ -132,7 +157,7 @@ count_loop(int fd, long ops)
         die("malloc");
     while ((long)next < ops) {
         ssize_t r = read(fd, buf + len, cap - len);
-        if (r < 0 && errno == EINTR)
+        if (r < 0 && again())
             continue;
         if (r <= 0)
             die("read");
@@ -233,10 +258,15 @@ listener(struct sockaddr_in *sa)
 int
 main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "-s") == 0) {
+        spin = true;
+        argv++;
+        argc--;
+    }
     long ops = argc == 3 ? atol(argv[2]) : 0;
     bool pp = argc == 3 && strcmp(argv[1], "pingpong") == 0;
     if (ops <= 0 || (!pp && strcmp(argv[1], "stream") != 0)) {
-        fprintf(stderr, "usage: tbare pingpong|stream OPS\n");
+        fprintf(stderr, "usage: tbare [-s] pingpong|stream OPS\n");
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -250,7 +280,7 @@ main(int argc, char **argv)
         if (fd < 0)
             die("accept");
         close(lfd);
-        nodelay(fd);
+        sock_setup(fd);
         if (pp)
             echo_loop(fd);
         else
@@ -261,7 +291,7 @@ main(int argc, char **argv)
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0)
         die("connect");
-    nodelay(fd);
+    sock_setup(fd);
     double secs = pp ? run_pingpong(fd, ops) : run_stream(fd, ops);
     close(fd);
     int status;
@@ -270,7 +300,7 @@ main(int argc, char **argv)
         fprintf(stderr, "tbare: the child failed\n");
         return 1;
     }
-    printf("RESULT bare %s 1 %ld %.6f %ld 0\n", argv[1], ops, secs,
-           peak_rss_kb());
+    printf("RESULT %s %s 1 %ld %.6f %ld 0\n", spin ? "bare-spin" : "bare",
+           argv[1], ops, secs, peak_rss_kb());
     return 0;
 }

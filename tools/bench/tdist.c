@@ -13,9 +13,10 @@
 //             mailbox when tp_send says TP_EFULL; the counter checks their
 //             order and answers when it has all of them
 //
-// THREADS is each node's number of scheduler threads (each node also runs
-// its I/O thread). -q sets the peer send queue (default the node's, 8192),
-// -m the counter's mailbox capacity (default the system's, 1024).
+// THREADS is each node's number of scheduler threads, 0 for the system's
+// default (one per online CPU); each node also runs its I/O thread. -q sets
+// the peer send queue (default the node's, 8192), -m the counter's mailbox
+// capacity (default the system's, 1024).
 //
 // Prints "RESULT troupe WORKLOAD THREADS OPS SECONDS PEAK_RSS_KB 0" as
 // tbench does (the peak is node A's), and for pingpong "LATENCY MEAN_US
@@ -275,7 +276,9 @@ run_driver(const char *w, unsigned threads, tp_node_config *nc)
                 (unsigned long long)stream_errors);
         return 1;
     }
-    printf("RESULT troupe %s %u %ld %.6f %ld 0\n", w, threads, ops,
+    tp_system_stats st;
+    check(tp_system_stats_get(sys, &st), "stats");
+    printf("RESULT troupe %s %u %ld %.6f %ld 0\n", w, st.threads, ops,
            t_end - t_start, peak_rss_kb());
     if (latency != NULL)
         report_latency();
@@ -296,7 +299,8 @@ usage(void)
 int
 main(int argc, char **argv)
 {
-    if (argc < 4 || atoi(argv[2]) <= 0 || atol(argv[3]) <= 0 ||
+    if (argc < 4 || argv[2][0] == 0 ||
+        argv[2][strspn(argv[2], "0123456789")] != 0 || atol(argv[3]) <= 0 ||
         (strcmp(argv[1], "pingpong") != 0 && strcmp(argv[1], "stream") != 0))
         usage();
     unsigned threads = (unsigned)atoi(argv[2]);
