@@ -57,14 +57,34 @@ tp__cond_init(pthread_cond_t *c)
     return -rc;
 }
 
+// Reads the monotonic clock and the tick count as one pair: the clock
+// read bracketed by two tick reads, retried while a preemption or an
+// interrupt widened the bracket, so the pair is never a time slice apart.
+static void
+tick_pair(int64_t *ns, uint64_t *ticks)
+{
+    uint64_t best = UINT64_MAX;
+    for (int i = 0; i < 16; i++) {
+        uint64_t a = tp__ticks();
+        int64_t n = tp__now_ns();
+        uint64_t b = tp__ticks();
+        if (b - a < best) {
+            best = b - a;
+            *ns = n;
+            *ticks = a + (b - a) / 2;
+        }
+        if (best < 20000)
+            break;
+    }
+}
+
 // Marks the start of the system's life for the tick rate and, when run
 // time is measured on x86-64, takes a first measurement over 200 us
 // (within about 1 %) for snapshots of a system younger than a second.
 void
 tp__tick_calibrate(tp_system *sys)
 {
-    sys->born_ns = tp__now_ns();
-    sys->born_ticks = tp__ticks();
+    tick_pair(&sys->born_ns, &sys->born_ticks);
     sys->tick_ns0 = 1.0;
 #if defined(__x86_64__)
     if (!sys->cfg.cpu_time)
@@ -72,8 +92,9 @@ tp__tick_calibrate(tp_system *sys)
     int64_t ns;
     uint64_t t;
     do {
-        ns = tp__now_ns() - sys->born_ns;
-        t = tp__ticks() - sys->born_ticks;
+        tick_pair(&ns, &t);
+        ns -= sys->born_ns;
+        t -= sys->born_ticks;
     } while (ns < 200000);
     if (t > 0)
         sys->tick_ns0 = (double)ns / (double)t;
@@ -86,8 +107,11 @@ double
 tp__tick_ns(tp_system *sys)
 {
 #if defined(__x86_64__)
-    int64_t ns = tp__now_ns() - sys->born_ns;
-    uint64_t t = tp__ticks() - sys->born_ticks;
+    int64_t ns;
+    uint64_t t;
+    tick_pair(&ns, &t);
+    ns -= sys->born_ns;
+    t -= sys->born_ticks;
     if (ns >= 1000000000 && t > 0)
         return (double)ns / (double)t;
     return sys->tick_ns0;
