@@ -97,7 +97,7 @@ handle_system(tp_actor *a, tp__msg *m)
     if (d == NULL)
         return CONTINUE;
     a->current = d;
-    r = handle_result(a, a->behaviour->handle(ctx_of(a), a->state, &d->pub));
+    r = handle_result(a, a->behaviour->handle(ctx_of(a), tp__state(a), &d->pub));
     if (r != CONTINUE)
         return r; // actor_exit frees the message
     tp__done_with_current(a);
@@ -146,7 +146,7 @@ settle(tp__worker *w, tp_actor *a)
     uint32_t left_user = TP__CNT_USERS(old) - w->done_user;
     w->done_user = 0;
     w->done_total = 1;
-    if (left_user < a->low_water) {
+    if (left_user < tp__low_water(a)) {
         // seq_cst: pairs with maybe_mute's seq_cst list store (see finish()).
         if (atomic_load_explicit(&a->mute_list, memory_order_seq_cst) != NULL)
             tp__unmute_all(a);
@@ -177,6 +177,7 @@ static int
 process(tp__worker *w, tp_actor *a)
 {
     unsigned budget = a->system->cfg.batch;
+    uint32_t every = tp__settle_every(a);
     for (;;) {
         tp__msg *m;
         while ((m = tp__mailbox_pop(&a->sys)) != NULL) {
@@ -220,7 +221,7 @@ process(tp__worker *w, tp_actor *a)
             (void)debt;
             tp__count_drop(a);
             tp__msg_retire(m);
-            if (w->done_user >= a->settle_every)
+            if (w->done_user >= every)
                 settle(w, a);
             continue;
         }
@@ -231,13 +232,13 @@ process(tp__worker *w, tp_actor *a)
         }
         budget--;
         a->current = m;
-        int r = a->behaviour->handle(ctx_of(a), a->state, &m->pub);
+        int r = a->behaviour->handle(ctx_of(a), tp__state(a), &m->pub);
         r = handle_result(a, r);
         if (r != CONTINUE)
             return r; // actor_exit reports and frees the message
         a->current = NULL;
         tp__msg_retire(m);
-        if (w->done_user >= a->settle_every)
+        if (w->done_user >= every)
             settle(w, a);
         // relaxed: set by this thread in maybe_mute.
         if (atomic_load_explicit(&a->mute, memory_order_relaxed) != 0)
@@ -268,7 +269,7 @@ finish(tp__worker *w, tp_actor *a)
     uint32_t left_user = TP__CNT_USERS(old) - w->done_user;
     tp__count(&a->handled, w->done_user);
     tp__count(&w->messages, w->done_user);
-    if (left_user < a->low_water) {
+    if (left_user < tp__low_water(a)) {
         // seq_cst: pairs with maybe_mute's seq_cst list store (see finish()).
         if (atomic_load_explicit(&a->mute_list, memory_order_seq_cst) != NULL)
             tp__unmute_all(a);
@@ -389,8 +390,7 @@ check_spawn(tp_system *sys, const tp_behaviour *b, const tp_spawn_opts *o)
 static tp_actor *
 actor_new(tp_system *sys, const tp_behaviour *b, const tp_spawn_opts *o)
 {
-    size_t head = (sizeof(tp_actor) + 15) & ~(size_t)15;
-    size_t size = head + b->state_size;
+    size_t size = TP__HEAD + b->state_size;
     tp_actor *a = malloc(size);
     if (a == NULL)
         return NULL;
@@ -406,11 +406,8 @@ actor_new(tp_system *sys, const tp_behaviour *b, const tp_spawn_opts *o)
     atomic_init(&a->count, TP__CNT_ONE);
     a->system = sys;
     a->behaviour = b;
-    a->state = b->state_size ? (char *)a + head : NULL;
     a->capacity = o && o->mailbox_capacity ? o->mailbox_capacity
                                            : sys->cfg.mailbox_capacity;
-    a->low_water = a->capacity / 2 ? a->capacity / 2 : 1;
-    a->settle_every = a->capacity / 4 ? a->capacity / 4 : 1;
     a->overflow = o && o->overflow ? o->overflow : sys->cfg.overflow;
     a->restarts = o ? o->restarts : 0;
     if (tp__self.actor != NULL && tp__self.actor->system == sys)
@@ -430,7 +427,7 @@ run_init(tp_actor *a, void *arg)
     tp__self.actor = a;
     tp__self.jb = &jb;
     if (setjmp(jb) == 0) {
-        r = a->behaviour->init(ctx_of(a), a->state, arg);
+        r = a->behaviour->init(ctx_of(a), tp__state(a), arg);
     } else {
         tp__report_fault(a);
         r = tp__self.fail_reason;

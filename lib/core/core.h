@@ -196,10 +196,7 @@ struct tp_actor {
     tp_system *system;
     const tp_behaviour *behaviour;
     struct tp__ded *ded; // its own thread (dedicated.c), or NULL
-    void *state;
-    uint32_t capacity;
-    uint32_t low_water;
-    uint32_t settle_every; // user messages handled between count updates
+    uint32_t capacity;   // low water and settling follow from it, below
     uint8_t overflow;      // tp_overflow, never DEFAULT
     uint8_t started;       // init succeeded
     uint8_t stopping;      // tp_stop was called
@@ -236,6 +233,38 @@ struct tp_actor {
     _Atomic uint64_t running_since; // tp__ticks; 0 between activations
     int64_t born_ms;                // CLOCK_MONOTONIC_COARSE at spawn
 };
+
+// Where the user's state starts: the record rounded up to the alignment
+// malloc gives, so the state is aligned as if allocated on its own.
+#define TP__HEAD ((sizeof(tp_actor) + 15) & ~(size_t)15)
+
+// The actor's state, allocated with the record (state_size bytes), or NULL
+// for a behaviour without one. Derived, not kept: the behaviour is read on
+// the same paths anyway.
+static inline void *
+tp__state(const tp_actor *a)
+{
+    return a->behaviour->state_size ? (char *)a + TP__HEAD : NULL;
+}
+
+// A full mailbox unmutes its senders and tells the I/O thread once it has
+// drained below half its capacity (at least one message).
+static inline uint32_t
+tp__low_water(const tp_actor *a)
+{
+    uint32_t l = a->capacity / 2;
+    return l ? l : 1;
+}
+
+// User messages an activation handles between updates of the counter: a
+// quarter of the capacity (at least one), so room shows before it is
+// needed.
+static inline uint32_t
+tp__settle_every(const tp_actor *a)
+{
+    uint32_t n = a->capacity / 4;
+    return n ? n : 1;
+}
 
 tp_actor *tp__actor_lookup(tp_system *sys, tp_pid pid);
 void tp__actor_run(tp__worker *w, tp_actor *a);

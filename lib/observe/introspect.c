@@ -250,7 +250,7 @@ tp__info_answer(tp_actor *a, tp__msg *m)
     if (a->behaviour->describe != NULL) {
         tp__tls saved = tp__self;
         tp__self.actor = a;
-        a->behaviour->describe(a->state, d.describe, sizeof d.describe);
+        a->behaviour->describe(tp__state(a), d.describe, sizeof d.describe);
         tp__self = saved;
         d.describe[sizeof d.describe - 1] = 0;
     }
