@@ -291,7 +291,7 @@ finish(tp__worker *w, tp_actor *a)
 
 // Adds the activation that began at `t0` to the actor's run time.
 static void
-account(tp_actor *a, uint64_t t0)
+account(tp__clock *k, uint64_t t0)
 {
     uint64_t t1 = tp__ticks();
     // relaxed: only the actor's activation writes these two; snapshots
@@ -300,11 +300,20 @@ account(tp_actor *a, uint64_t t0)
     // that migrated between CPUs whose counters disagree adds nothing.
     if (t1 > t0)
         atomic_store_explicit(
-            &a->ran,
-            atomic_load_explicit(&a->ran, memory_order_relaxed) + (t1 - t0),
+            &k->ran,
+            atomic_load_explicit(&k->ran, memory_order_relaxed) + (t1 - t0),
             memory_order_relaxed);
     // relaxed: as above.
-    atomic_store_explicit(&a->running_since, 0, memory_order_relaxed);
+    atomic_store_explicit(&k->running_since, 0, memory_order_relaxed);
+}
+
+// Stops the clock of an actor dying in its activation.
+static void
+clock_stop(tp__clock *k)
+{
+    // relaxed: as in account().
+    if (k != NULL)
+        atomic_store_explicit(&k->running_since, 0, memory_order_relaxed);
 }
 
 void
@@ -322,6 +331,7 @@ tp__actor_run(tp__worker *w, tp_actor *a)
     // relaxed: only checks the hold; the ownership came with the schedule.
     TP_ASSERT(TP__CNT_TOTAL(atomic_load_explicit(
                   &a->count, memory_order_relaxed)) > 0);
+    tp__clock *k = tp__clock_of(a); // NULL unless the system measures
     tp__self.actor = a;
     tp__self.jb = &jb;
     w->done_user = 0;
@@ -334,28 +344,25 @@ tp__actor_run(tp__worker *w, tp_actor *a)
         tp__self.actor = NULL;
         tp__self.jb = NULL;
         tp__count(&w->messages, w->done_user);
-        // relaxed: as in account(); a dead actor's clock stops.
-        atomic_store_explicit(&a->running_since, 0, memory_order_relaxed);
+        clock_stop(k);
         tp__actor_exit(a, tp__self.fail_reason, true);
         return;
     }
-    bool timed = a->system->cfg.cpu_time;
     uint64_t t0 = 0;
-    if (timed) {
+    if (k != NULL) {
         t0 = tp__ticks();
         // relaxed: as in account().
-        atomic_store_explicit(&a->running_since, t0, memory_order_relaxed);
+        atomic_store_explicit(&k->running_since, t0, memory_order_relaxed);
     }
     reason = process(w, a);
     tp__self.actor = NULL;
     tp__self.jb = NULL;
     if (reason == CONTINUE) {
-        if (timed)
-            account(a, t0);
+        if (k != NULL)
+            account(k, t0);
         finish(w, a);
     } else {
-        // relaxed: as in account(); a dead actor's clock stops.
-        atomic_store_explicit(&a->running_since, 0, memory_order_relaxed);
+        clock_stop(k);
         tp__count(&w->messages, w->done_user);
         tp__actor_exit(a, reason, false);
     }
@@ -390,11 +397,16 @@ check_spawn(tp_system *sys, const tp_behaviour *b, const tp_spawn_opts *o)
 static tp_actor *
 actor_new(tp_system *sys, const tp_behaviour *b, const tp_spawn_opts *o)
 {
-    size_t size = TP__HEAD + b->state_size;
+    unsigned tails = (sys->cfg.cpu_time ? TP__TAIL_CLOCK : 0) |
+                     (o && o->dedicated ? TP__TAIL_DED : 0) |
+                     (o && o->restarts ? TP__TAIL_RESTARTS : 0);
+    size_t size = TP__HEAD + ((b->state_size + 7) & ~(size_t)7) +
+                  tp__tail_below(tails, TP__TAIL_RESTARTS << 1);
     tp_actor *a = malloc(size);
     if (a == NULL)
         return NULL;
     memset(a, 0, size);
+    a->tails = (uint8_t)tails;
     a->name = NULL;
     if (o != NULL && o->name != NULL && (a->name = strdup(o->name)) == NULL) {
         free(a);
@@ -409,7 +421,8 @@ actor_new(tp_system *sys, const tp_behaviour *b, const tp_spawn_opts *o)
     a->capacity = o && o->mailbox_capacity ? o->mailbox_capacity
                                            : sys->cfg.mailbox_capacity;
     a->overflow = o && o->overflow ? o->overflow : sys->cfg.overflow;
-    a->restarts = o ? o->restarts : 0;
+    if (tails & TP__TAIL_RESTARTS)
+        *(uint32_t *)tp__tail(a, TP__TAIL_RESTARTS) = o->restarts;
     if (tp__self.actor != NULL && tp__self.actor->system == sys)
         a->parent = tp__self.actor->pid;
     a->born_ms = tp__now_coarse_ms();

@@ -170,6 +170,7 @@ enum { TP__MUTE_NONE = 0, TP__MUTE_PENDING = 1, TP__MUTE_PARKED = 2 };
 
 typedef struct tp_actor tp_actor;
 typedef struct tp__timers tp__timers;
+struct tp__ded;
 
 // Fields are grouped by the thread that writes them. The record is not
 // cache-line aligned: a million idle actors matter more than the false
@@ -195,13 +196,13 @@ struct tp_actor {
     tp_pid pid;
     tp_system *system;
     const tp_behaviour *behaviour;
-    struct tp__ded *ded; // its own thread (dedicated.c), or NULL
     uint32_t capacity;   // low water and settling follow from it, below
     uint8_t overflow;      // tp_overflow, never DEFAULT
     uint8_t started;       // init succeeded
     uint8_t stopping;      // tp_stop was called
     uint8_t hold;          // holds kept in `count` (init, mute)
     uint8_t by_signal;     // dying of an exit signal, not of its own doing
+    uint8_t tails;         // TP__TAIL_*: fixed before publication
     _Atomic uint8_t dead;
     _Atomic uint8_t overflow_kill; // a kill is already on its way
     _Atomic uint8_t listed;        // on some receiver's mute list
@@ -226,12 +227,9 @@ struct tp_actor {
     int stop_reason;        // exit reason once `stopping` is set
     uint32_t overshoot;     // sends past full mailboxes in this activation
     tp_pid parent;          // the spawning actor, for introspection
-    uint32_t restarts;      // from tp_spawn_opts, for introspection
     uint16_t exits_scanned; // exits_pushed when the user lane was last read
     uint16_t spawn_seq;     // set at publication: orders spawns in a tick
-    _Atomic uint64_t ran;   // tp__ticks spent in its activations
-    _Atomic uint64_t running_since; // tp__ticks; 0 between activations
-    int64_t born_ms;                // CLOCK_MONOTONIC_COARSE at spawn
+    int64_t born_ms;        // CLOCK_MONOTONIC_COARSE at spawn
 };
 
 // Where the user's state starts: the record rounded up to the alignment
@@ -245,6 +243,69 @@ static inline void *
 tp__state(const tp_actor *a)
 {
     return a->behaviour->state_size ? (char *)a + TP__HEAD : NULL;
+}
+
+// Parts of the record that only some actors have, known at spawn: they
+// follow the state, in this order, each there when its bit is set in
+// `tails`, so an actor without them pays nothing for them.
+enum {
+    TP__TAIL_CLOCK = 1,    // tp__clock: the system measures run time
+    TP__TAIL_DED = 2,      // struct tp__ded *: a thread of its own
+    TP__TAIL_RESTARTS = 4, // uint32_t: tp_spawn_opts.restarts, not 0
+};
+
+// An actor's run time, kept when the system's cfg.cpu_time is set.
+typedef struct tp__clock {
+    _Atomic uint64_t ran;           // tp__ticks spent in its activations
+    _Atomic uint64_t running_since; // tp__ticks; 0 between activations
+} tp__clock;
+
+// Bytes of the tail parts in `tails` (TP__TAIL_*) below `part`.
+static inline size_t
+tp__tail_below(unsigned tails, unsigned part)
+{
+    size_t n = 0;
+    if (TP__TAIL_CLOCK < part && (tails & TP__TAIL_CLOCK))
+        n += sizeof(tp__clock);
+    if (TP__TAIL_DED < part && (tails & TP__TAIL_DED))
+        n += sizeof(struct tp__ded *);
+    if (TP__TAIL_RESTARTS < part && (tails & TP__TAIL_RESTARTS))
+        n += sizeof(uint32_t);
+    return n;
+}
+
+// Where tail part `part` of `a` is; `a` must have it.
+static inline void *
+tp__tail(const tp_actor *a, unsigned part)
+{
+    TP_ASSERT(a->tails & part);
+    size_t state = (a->behaviour->state_size + 7) & ~(size_t)7;
+    return (char *)a + TP__HEAD + state + tp__tail_below(a->tails, part);
+}
+
+// The actor's run time, or NULL when the system does not measure it.
+static inline tp__clock *
+tp__clock_of(const tp_actor *a)
+{
+    return (a->tails & TP__TAIL_CLOCK) ? tp__tail(a, TP__TAIL_CLOCK) : NULL;
+}
+
+// The dedicated actor's thread (dedicated.c), or NULL: none, or released.
+static inline struct tp__ded *
+tp__ded_of(const tp_actor *a)
+{
+    if (!(a->tails & TP__TAIL_DED))
+        return NULL;
+    return *(struct tp__ded **)tp__tail(a, TP__TAIL_DED);
+}
+
+// The restarts tp_spawn_opts gave, for introspection.
+static inline uint32_t
+tp__restarts_of(const tp_actor *a)
+{
+    if (!(a->tails & TP__TAIL_RESTARTS))
+        return 0;
+    return *(uint32_t *)tp__tail(a, TP__TAIL_RESTARTS);
 }
 
 // A full mailbox unmutes its senders and tells the I/O thread once it has

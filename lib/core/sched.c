@@ -450,7 +450,7 @@ void
 tp__sched_schedule(tp_system *sys, tp_actor *a)
 {
     tp__worker *w = tp__self.worker;
-    if (w != NULL && w->sys == sys && a->ded == NULL) {
+    if (w != NULL && w->sys == sys && tp__ded_of(a) == NULL) {
         // Keep the woken actor on this worker so a conversation stays in
         // this core's cache; the actor it displaces goes to the ring.
         tp_actor *old = runnext_put(w, a);
@@ -458,7 +458,7 @@ tp__sched_schedule(tp_system *sys, tp_actor *a)
             tp__wake_one(sys);
         return;
     }
-    if (a->ded != NULL) { // a dedicated actor: its own thread runs it
+    if (tp__ded_of(a) != NULL) { // a dedicated actor: its own thread runs it
         tp__ded_wake(a);
         return;
     }
@@ -473,7 +473,7 @@ void
 tp__sched_pin(tp_system *sys, tp_actor *a)
 {
     tp__worker *w = tp__self.worker;
-    if (w == NULL || w->sys != sys || a->ded != NULL) {
+    if (w == NULL || w->sys != sys || tp__ded_of(a) != NULL) {
         tp__sched_schedule(sys, a);
         return;
     }
