@@ -407,11 +407,6 @@ actor_new(tp_system *sys, const tp_behaviour *b, const tp_spawn_opts *o)
         return NULL;
     memset(a, 0, size);
     a->tails = (uint8_t)tails;
-    a->name = NULL;
-    if (o != NULL && o->name != NULL && (a->name = strdup(o->name)) == NULL) {
-        free(a);
-        return NULL;
-    }
     tp__mpscq_init(&a->user);
     tp__mpscq_init(&a->sys);
     // The init hold: nobody schedules the actor before init has finished.
@@ -477,7 +472,8 @@ tp_spawn(tp_system *sys, const tp_behaviour *b, void *arg,
     }
     // Published before its name, so a pid found by name is reachable.
     tp__slot_publish(sys, slot, a);
-    if (a->name != NULL && (rc = tp__reg_insert(sys, a->name, a->pid)) != 0) {
+    if (opts != NULL && opts->name != NULL &&
+        (rc = tp__reg_insert(sys, opts->name, a->pid)) != 0) {
         if (parent != NULL)
             sys->up->unlink_spawned(parent, a);
         tp__bury(a, rc);

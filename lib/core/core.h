@@ -222,7 +222,6 @@ struct tp_actor {
     tp_actor *run_next; // link in the global run queue / limbo
     uint64_t limbo_epoch;
     const tp__msg *current; // message being handled
-    char *name;             // registered name or NULL
     struct tp__ext *ext;    // links, monitors, requests; NULL until used
     int stop_reason;        // exit reason once `stopping` is set
     uint32_t overshoot;     // sends past full mailboxes in this activation
@@ -626,7 +625,8 @@ typedef struct tp__slot_chunk {
 } tp__slot_chunk;
 
 typedef struct tp__reg_entry {
-    struct tp__reg_entry *next;
+    struct tp__reg_entry *next;     // in its name's bucket
+    struct tp__reg_entry *pid_next; // in its pid's bucket
     tp_pid pid;
     char name[];
 } tp__reg_entry;
@@ -666,7 +666,8 @@ struct tp_system {
 
     // Registry.
     pthread_mutex_t reg_lock;
-    tp__reg_entry **reg;
+    tp__reg_entry **reg;     // by name
+    tp__reg_entry **reg_pid; // the same entries by pid, as many buckets
     size_t reg_size, reg_count;
 
     // Lifetime.

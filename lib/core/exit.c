@@ -190,7 +190,6 @@ tp__actor_free(tp_actor *a)
     tp__ded_release(a); // ends and joins its thread, if it has one
     tp__mailbox_close(&a->sys);
     tp__mailbox_close(&a->user);
-    free(a->name);
     free(a);
 }
 
