@@ -276,7 +276,7 @@ finish(tp__worker *w, tp_actor *a)
         io_unwait(a);
     }
     if (muting) {
-        uint32_t expect = TP__MUTE_PENDING;
+        uint8_t expect = TP__MUTE_PENDING;
         // acq_rel: if an unmute already happened we keep running.
         if (atomic_compare_exchange_strong_explicit(
                 &a->mute, &expect, TP__MUTE_PARKED, memory_order_acq_rel,

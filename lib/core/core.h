@@ -175,7 +175,11 @@ struct tp__ded;
 // Fields are grouped by the thread that writes them. The record is not
 // cache-line aligned: a million idle actors matter more than the false
 // sharing a few hot ones would avoid, and senders touch only the first
-// group (plus the queue links), the running actor mostly the second.
+// group (plus the queue links), the running actor mostly the second. What
+// only some actors have follows the state (TP__TAIL_*), and two pairs of
+// fields share their place, each pair never in use at once: see run_next
+// and limbo_epoch. 208 bytes on x86-64, served with a small state as a
+// 224-byte malloc chunk.
 struct tp_actor {
     // Written by senders on any thread.
     _Atomic uint64_t count;
@@ -196,7 +200,7 @@ struct tp_actor {
     tp_pid pid;
     tp_system *system;
     const tp_behaviour *behaviour;
-    uint32_t capacity;   // low water and settling follow from it, below
+    uint32_t capacity;     // low water and settling follow from it, below
     uint8_t overflow;      // tp_overflow, never DEFAULT
     uint8_t started;       // init succeeded
     uint8_t stopping;      // tp_stop was called
@@ -208,26 +212,38 @@ struct tp_actor {
     _Atomic uint8_t listed;        // on some receiver's mute list
     _Atomic uint8_t io_waiting;    // the I/O thread waits for room here
     _Atomic uint8_t socks;         // may own sockets: its exit closes them
+    _Atomic uint8_t mute;          // TP__MUTE_*
     // Exit signals queued that may kill us (it wraps; only a change counts).
     _Atomic uint16_t exits_pushed;
-    _Atomic uint32_t mute;         // TP__MUTE_*
-    _Atomic int mute_lock;         // guards mute_list
+    uint16_t exits_scanned; // exits_pushed when the user lane was last read
+    uint16_t spawn_seq;     // set at publication: orders spawns in a tick
+    _Atomic uint8_t mute_lock; // guards mute_list
     _Atomic uint64_t handled;
 
     // Backpressure: senders muted on this actor, guarded by mute_lock.
     _Atomic(tp_actor *) mute_list;
-    tp_actor *mute_next;             // link in the receiver's list
+    // An actor is linked in a run queue (overflow, pinned, inject) or a
+    // limbo list only while no receiver lists it as muted: it is listed
+    // by its own activation, and taken off the list (its link read) before
+    // anyone may schedule it again, or before it dies.
+    union {
+        tp_actor *run_next;  // link in a run queue or limbo
+        tp_actor *mute_next; // link in the receiver's list
+    };
     _Atomic(tp_actor *) mute_target; // receiver whose list holds us
 
-    tp_actor *run_next; // link in the global run queue / limbo
-    uint64_t limbo_epoch;
+    // Used only by the actor's activations, of which a dead actor in
+    // limbo has no more; the epoch it died in is set only then.
+    union {
+        uint64_t limbo_epoch;
+        struct {
+            int stop_reason;    // exit reason once `stopping` is set
+            uint32_t overshoot; // sends past full mailboxes this activation
+        };
+    };
     const tp__msg *current; // message being handled
     struct tp__ext *ext;    // links, monitors, requests; NULL until used
-    int stop_reason;        // exit reason once `stopping` is set
-    uint32_t overshoot;     // sends past full mailboxes in this activation
     tp_pid parent;          // the spawning actor, for introspection
-    uint16_t exits_scanned; // exits_pushed when the user lane was last read
-    uint16_t spawn_seq;     // set at publication: orders spawns in a tick
     int64_t born_ms;        // CLOCK_MONOTONIC_COARSE at spawn
 };
 
@@ -238,6 +254,12 @@ struct tp_actor {
 // The actor's state, allocated with the record (state_size bytes), or NULL
 // for a behaviour without one. Derived, not kept: the behaviour is read on
 // the same paths anyway.
+// Whether `a` may be linked through run_next: no receiver lists it as muted
+// (mute_next shares its place). relaxed: whoever queues it has seen it
+// unlisted (its own activation, or the receiver that unlisted it).
+#define TP__LINKABLE(a)                                                        \
+    (!atomic_load_explicit(&(a)->listed, memory_order_relaxed))
+
 static inline void *
 tp__state(const tp_actor *a)
 {

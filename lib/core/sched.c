@@ -33,6 +33,7 @@ _Thread_local tp__tls tp__self;
 static void
 inject_push(tp_system *sys, tp_actor *a)
 {
+    TP_ASSERT(TP__LINKABLE(a));
     pthread_mutex_lock(&sys->inject_lock);
     a->run_next = NULL;
     if (sys->inject_tail != NULL)
@@ -477,6 +478,7 @@ tp__sched_pin(tp_system *sys, tp_actor *a)
         tp__sched_schedule(sys, a);
         return;
     }
+    TP_ASSERT(TP__LINKABLE(a));
     a->run_next = NULL;
     if (w->pinned_tail != NULL)
         w->pinned_tail->run_next = a;
