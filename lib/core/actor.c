@@ -97,7 +97,8 @@ handle_system(tp_actor *a, tp__msg *m)
     if (d == NULL)
         return CONTINUE;
     a->current = d;
-    r = handle_result(a, a->behaviour->handle(ctx_of(a), tp__state(a), &d->pub));
+    r = handle_result(a,
+                      a->behaviour->handle(ctx_of(a), tp__state(a), &d->pub));
     if (r != CONTINUE)
         return r; // actor_exit frees the message
     tp__done_with_current(a);

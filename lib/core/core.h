@@ -200,24 +200,24 @@ struct tp_actor {
     tp_pid pid;
     tp_system *system;
     const tp_behaviour *behaviour;
-    uint32_t capacity;     // low water and settling follow from it, below
-    uint8_t overflow;      // tp_overflow, never DEFAULT
-    uint8_t started;       // init succeeded
-    uint8_t stopping;      // tp_stop was called
-    uint8_t hold;          // holds kept in `count` (init, mute)
-    uint8_t by_signal;     // dying of an exit signal, not of its own doing
-    uint8_t tails;         // TP__TAIL_*: fixed before publication
+    uint32_t capacity; // low water and settling follow from it, below
+    uint8_t overflow;  // tp_overflow, never DEFAULT
+    uint8_t started;   // init succeeded
+    uint8_t stopping;  // tp_stop was called
+    uint8_t hold;      // holds kept in `count` (init, mute)
+    uint8_t by_signal; // dying of an exit signal, not of its own doing
+    uint8_t tails;     // TP__TAIL_*: fixed before publication
     _Atomic uint8_t dead;
     _Atomic uint8_t overflow_kill; // a kill is already on its way
     _Atomic uint8_t listed;        // on some receiver's mute list
     _Atomic uint8_t io_waiting;    // the I/O thread waits for room here
     _Atomic uint8_t socks;         // may own sockets: its exit closes them
     _Atomic uint8_t mute;          // TP__MUTE_*
+    _Atomic uint8_t mute_lock;     // guards mute_list
     // Exit signals queued that may kill us (it wraps; only a change counts).
     _Atomic uint16_t exits_pushed;
     uint16_t exits_scanned; // exits_pushed when the user lane was last read
     uint16_t spawn_seq;     // set at publication: orders spawns in a tick
-    _Atomic uint8_t mute_lock; // guards mute_list
     _Atomic uint64_t handled;
 
     // Backpressure: senders muted on this actor, guarded by mute_lock.
@@ -247,19 +247,26 @@ struct tp_actor {
     int64_t born_ms;        // CLOCK_MONOTONIC_COARSE at spawn
 };
 
+#if defined(__x86_64__)
+// What an idle actor costs is a documented figure (README, "Memory"): a
+// field added here should find its place in a hole, a tail part or a side
+// table, or the README should say what it costs.
+_Static_assert(sizeof(tp_actor) == 208, "the actor record grew or shrank");
+#endif
+
 // Where the user's state starts: the record rounded up to the alignment
 // malloc gives, so the state is aligned as if allocated on its own.
 #define TP__HEAD ((sizeof(tp_actor) + 15) & ~(size_t)15)
 
-// The actor's state, allocated with the record (state_size bytes), or NULL
-// for a behaviour without one. Derived, not kept: the behaviour is read on
-// the same paths anyway.
 // Whether `a` may be linked through run_next: no receiver lists it as muted
 // (mute_next shares its place). relaxed: whoever queues it has seen it
 // unlisted (its own activation, or the receiver that unlisted it).
 #define TP__LINKABLE(a)                                                        \
     (!atomic_load_explicit(&(a)->listed, memory_order_relaxed))
 
+// The actor's state, allocated with the record (state_size bytes), or NULL
+// for a behaviour without one. Derived, not kept: the behaviour is read on
+// the same paths anyway.
 static inline void *
 tp__state(const tp_actor *a)
 {

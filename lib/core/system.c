@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The system: configuration, the actor table (slots with generations, so a
-// stale pid never matches a reused slot), and the lifetime calls (start, wait, stop, destroy, statistics).
+// stale pid never matches a reused slot), and the lifetime calls (start,
+// wait, stop, destroy, statistics). The name registry is in registry.c.
 //
 // It is also the composition root, the one core file that includes the
 // headers of the subsystems above the core (test/layout.sh allows it by

@@ -24,9 +24,8 @@ proxy_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
 }
 
 // A proxy's state is its peer's pointer, set when the peer is made.
-const tp_behaviour tp__proxy_behaviour = {.name = "$peer",
-                                          .state_size = sizeof(tp__peer *),
-                                          .handle = proxy_handle};
+const tp_behaviour tp__proxy_behaviour = {
+    .name = "$peer", .state_size = sizeof(tp__peer *), .handle = proxy_handle};
 
 bool
 tp__short_name_ok(const char *s)
