@@ -402,7 +402,7 @@ actor_new(tp_system *sys, const tp_behaviour *b, const tp_spawn_opts *o)
                      (o && o->dedicated ? TP__TAIL_DED : 0) |
                      (o && o->restarts ? TP__TAIL_RESTARTS : 0);
     size_t size = TP__HEAD + ((b->state_size + 7) & ~(size_t)7) +
-                  tp__tail_below(tails, TP__TAIL_RESTARTS << 1);
+                  tp__tail_below(tails, TP__TAIL_END);
     tp_actor *a = malloc(size);
     if (a == NULL)
         return NULL;

@@ -280,6 +280,7 @@ enum {
     TP__TAIL_CLOCK = 1,    // tp__clock: the system measures run time
     TP__TAIL_DED = 2,      // struct tp__ded *: a thread of its own
     TP__TAIL_RESTARTS = 4, // uint32_t: tp_spawn_opts.restarts, not 0
+    TP__TAIL_END = 8,      // past the last: tp__tail_below gives the total
 };
 
 // An actor's run time, kept when the system's cfg.cpu_time is set.
