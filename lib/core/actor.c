@@ -147,7 +147,7 @@ settle(tp__worker *w, tp_actor *a)
     uint32_t left_user = TP__CNT_USERS(old) - w->done_user;
     w->done_user = 0;
     w->done_total = 1;
-    if (left_user < tp__low_water(a)) {
+    if (tp__below_low_water(a, left_user)) {
         // seq_cst: pairs with maybe_mute's seq_cst list store (see finish()).
         if (atomic_load_explicit(&a->mute_list, memory_order_seq_cst) != NULL)
             tp__unmute_all(a);
@@ -178,7 +178,7 @@ static int
 process(tp__worker *w, tp_actor *a)
 {
     unsigned budget = a->system->cfg.batch;
-    uint32_t every = tp__settle_every(a);
+    uint32_t every = tp__settle_every(a); // done_user is >= 1 where compared
     for (;;) {
         tp__msg *m;
         while ((m = tp__mailbox_pop(&a->sys)) != NULL) {
@@ -270,7 +270,7 @@ finish(tp__worker *w, tp_actor *a)
     uint32_t left_user = TP__CNT_USERS(old) - w->done_user;
     tp__count(&a->handled, w->done_user);
     tp__count(&w->messages, w->done_user);
-    if (left_user < tp__low_water(a)) {
+    if (tp__below_low_water(a, left_user)) {
         // seq_cst: pairs with maybe_mute's seq_cst list store (see finish()).
         if (atomic_load_explicit(&a->mute_list, memory_order_seq_cst) != NULL)
             tp__unmute_all(a);

@@ -346,14 +346,22 @@ tp__low_water(const tp_actor *a)
     return l ? l : 1;
 }
 
+// Whether `left` user messages are below the low-water mark: what the
+// consumer asks after each count update, so an empty lane answers first.
+static inline bool
+tp__below_low_water(const tp_actor *a, uint32_t left)
+{
+    return left == 0 || left < a->capacity / 2;
+}
+
 // User messages an activation handles between updates of the counter: a
-// quarter of the capacity (at least one), so room shows before it is
-// needed.
+// quarter of the capacity, so room shows before it is needed. Compared
+// with a count of at least one, so a capacity below 4 settles after every
+// message without a select here.
 static inline uint32_t
 tp__settle_every(const tp_actor *a)
 {
-    uint32_t n = a->capacity / 4;
-    return n ? n : 1;
+    return a->capacity / 4;
 }
 
 tp_actor *tp__actor_lookup(tp_system *sys, tp_pid pid);

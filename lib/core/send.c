@@ -217,7 +217,7 @@ tp__proxy_settle(tp_actor *p, uint32_t users, uint32_t total)
     // Never negative: the I/O thread gives back only frames it took.
     TP_ASSERT(TP__CNT_TOTAL(old) >= total && TP__CNT_USERS(old) >= users);
     uint32_t left_user = TP__CNT_USERS(old) - users;
-    if (left_user < tp__low_water(p) &&
+    if (tp__below_low_water(p, left_user) &&
         // seq_cst: as in finish().
         atomic_load_explicit(&p->mute_list, memory_order_seq_cst) != NULL)
         tp__unmute_all(p);
