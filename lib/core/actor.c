@@ -97,7 +97,8 @@ handle_system(tp_actor *a, tp__msg *m)
     if (d == NULL)
         return CONTINUE;
     a->current = d;
-    r = handle_result(a, a->behaviour->handle(ctx_of(a), a->state, &d->pub));
+    r = handle_result(a,
+                      a->behaviour->handle(ctx_of(a), tp__state(a), &d->pub));
     if (r != CONTINUE)
         return r; // actor_exit frees the message
     tp__done_with_current(a);
@@ -146,7 +147,7 @@ settle(tp__worker *w, tp_actor *a)
     uint32_t left_user = TP__CNT_USERS(old) - w->done_user;
     w->done_user = 0;
     w->done_total = 1;
-    if (left_user < a->low_water) {
+    if (tp__below_low_water(a, left_user)) {
         // seq_cst: pairs with maybe_mute's seq_cst list store (see finish()).
         if (atomic_load_explicit(&a->mute_list, memory_order_seq_cst) != NULL)
             tp__unmute_all(a);
@@ -177,6 +178,7 @@ static int
 process(tp__worker *w, tp_actor *a)
 {
     unsigned budget = a->system->cfg.batch;
+    uint32_t every = tp__settle_every(a); // done_user is >= 1 where compared
     for (;;) {
         tp__msg *m;
         while ((m = tp__mailbox_pop(&a->sys)) != NULL) {
@@ -220,7 +222,7 @@ process(tp__worker *w, tp_actor *a)
             (void)debt;
             tp__count_drop(a);
             tp__msg_retire(m);
-            if (w->done_user >= a->settle_every)
+            if (w->done_user >= every)
                 settle(w, a);
             continue;
         }
@@ -231,13 +233,13 @@ process(tp__worker *w, tp_actor *a)
         }
         budget--;
         a->current = m;
-        int r = a->behaviour->handle(ctx_of(a), a->state, &m->pub);
+        int r = a->behaviour->handle(ctx_of(a), tp__state(a), &m->pub);
         r = handle_result(a, r);
         if (r != CONTINUE)
             return r; // actor_exit reports and frees the message
         a->current = NULL;
         tp__msg_retire(m);
-        if (w->done_user >= a->settle_every)
+        if (w->done_user >= every)
             settle(w, a);
         // relaxed: set by this thread in maybe_mute.
         if (atomic_load_explicit(&a->mute, memory_order_relaxed) != 0)
@@ -268,14 +270,14 @@ finish(tp__worker *w, tp_actor *a)
     uint32_t left_user = TP__CNT_USERS(old) - w->done_user;
     tp__count(&a->handled, w->done_user);
     tp__count(&w->messages, w->done_user);
-    if (left_user < a->low_water) {
+    if (tp__below_low_water(a, left_user)) {
         // seq_cst: pairs with maybe_mute's seq_cst list store (see finish()).
         if (atomic_load_explicit(&a->mute_list, memory_order_seq_cst) != NULL)
             tp__unmute_all(a);
         io_unwait(a);
     }
     if (muting) {
-        uint32_t expect = TP__MUTE_PENDING;
+        uint8_t expect = TP__MUTE_PENDING;
         // acq_rel: if an unmute already happened we keep running.
         if (atomic_compare_exchange_strong_explicit(
                 &a->mute, &expect, TP__MUTE_PARKED, memory_order_acq_rel,
@@ -290,7 +292,7 @@ finish(tp__worker *w, tp_actor *a)
 
 // Adds the activation that began at `t0` to the actor's run time.
 static void
-account(tp_actor *a, uint64_t t0)
+account(tp__clock *k, uint64_t t0)
 {
     uint64_t t1 = tp__ticks();
     // relaxed: only the actor's activation writes these two; snapshots
@@ -299,11 +301,20 @@ account(tp_actor *a, uint64_t t0)
     // that migrated between CPUs whose counters disagree adds nothing.
     if (t1 > t0)
         atomic_store_explicit(
-            &a->ran,
-            atomic_load_explicit(&a->ran, memory_order_relaxed) + (t1 - t0),
+            &k->ran,
+            atomic_load_explicit(&k->ran, memory_order_relaxed) + (t1 - t0),
             memory_order_relaxed);
     // relaxed: as above.
-    atomic_store_explicit(&a->running_since, 0, memory_order_relaxed);
+    atomic_store_explicit(&k->running_since, 0, memory_order_relaxed);
+}
+
+// Stops the clock of an actor dying in its activation.
+static void
+clock_stop(tp__clock *k)
+{
+    // relaxed: as in account().
+    if (k != NULL)
+        atomic_store_explicit(&k->running_since, 0, memory_order_relaxed);
 }
 
 void
@@ -321,6 +332,7 @@ tp__actor_run(tp__worker *w, tp_actor *a)
     // relaxed: only checks the hold; the ownership came with the schedule.
     TP_ASSERT(TP__CNT_TOTAL(atomic_load_explicit(
                   &a->count, memory_order_relaxed)) > 0);
+    tp__clock *k = tp__clock_of(a); // NULL unless the system measures
     tp__self.actor = a;
     tp__self.jb = &jb;
     w->done_user = 0;
@@ -333,28 +345,25 @@ tp__actor_run(tp__worker *w, tp_actor *a)
         tp__self.actor = NULL;
         tp__self.jb = NULL;
         tp__count(&w->messages, w->done_user);
-        // relaxed: as in account(); a dead actor's clock stops.
-        atomic_store_explicit(&a->running_since, 0, memory_order_relaxed);
+        clock_stop(k);
         tp__actor_exit(a, tp__self.fail_reason, true);
         return;
     }
-    bool timed = a->system->cfg.cpu_time;
     uint64_t t0 = 0;
-    if (timed) {
+    if (k != NULL) {
         t0 = tp__ticks();
         // relaxed: as in account().
-        atomic_store_explicit(&a->running_since, t0, memory_order_relaxed);
+        atomic_store_explicit(&k->running_since, t0, memory_order_relaxed);
     }
     reason = process(w, a);
     tp__self.actor = NULL;
     tp__self.jb = NULL;
     if (reason == CONTINUE) {
-        if (timed)
-            account(a, t0);
+        if (k != NULL)
+            account(k, t0);
         finish(w, a);
     } else {
-        // relaxed: as in account(); a dead actor's clock stops.
-        atomic_store_explicit(&a->running_since, 0, memory_order_relaxed);
+        clock_stop(k);
         tp__count(&w->messages, w->done_user);
         tp__actor_exit(a, reason, false);
     }
@@ -389,30 +398,27 @@ check_spawn(tp_system *sys, const tp_behaviour *b, const tp_spawn_opts *o)
 static tp_actor *
 actor_new(tp_system *sys, const tp_behaviour *b, const tp_spawn_opts *o)
 {
-    size_t head = (sizeof(tp_actor) + 15) & ~(size_t)15;
-    size_t size = head + b->state_size;
+    unsigned tails = (sys->cfg.cpu_time ? TP__TAIL_CLOCK : 0) |
+                     (o && o->dedicated ? TP__TAIL_DED : 0) |
+                     (o && o->restarts ? TP__TAIL_RESTARTS : 0);
+    size_t size = TP__HEAD + ((b->state_size + 7) & ~(size_t)7) +
+                  tp__tail_below(tails, TP__TAIL_END);
     tp_actor *a = malloc(size);
     if (a == NULL)
         return NULL;
     memset(a, 0, size);
-    a->name = NULL;
-    if (o != NULL && o->name != NULL && (a->name = strdup(o->name)) == NULL) {
-        free(a);
-        return NULL;
-    }
+    a->tails = (uint8_t)tails;
     tp__mpscq_init(&a->user);
     tp__mpscq_init(&a->sys);
     // The init hold: nobody schedules the actor before init has finished.
     atomic_init(&a->count, TP__CNT_ONE);
     a->system = sys;
     a->behaviour = b;
-    a->state = b->state_size ? (char *)a + head : NULL;
     a->capacity = o && o->mailbox_capacity ? o->mailbox_capacity
                                            : sys->cfg.mailbox_capacity;
-    a->low_water = a->capacity / 2 ? a->capacity / 2 : 1;
-    a->settle_every = a->capacity / 4 ? a->capacity / 4 : 1;
     a->overflow = o && o->overflow ? o->overflow : sys->cfg.overflow;
-    a->restarts = o ? o->restarts : 0;
+    if (tails & TP__TAIL_RESTARTS)
+        *(uint32_t *)tp__tail(a, TP__TAIL_RESTARTS) = o->restarts;
     if (tp__self.actor != NULL && tp__self.actor->system == sys)
         a->parent = tp__self.actor->pid;
     a->born_ms = tp__now_coarse_ms();
@@ -430,7 +436,7 @@ run_init(tp_actor *a, void *arg)
     tp__self.actor = a;
     tp__self.jb = &jb;
     if (setjmp(jb) == 0) {
-        r = a->behaviour->init(ctx_of(a), a->state, arg);
+        r = a->behaviour->init(ctx_of(a), tp__state(a), arg);
     } else {
         tp__report_fault(a);
         r = tp__self.fail_reason;
@@ -467,7 +473,8 @@ tp_spawn(tp_system *sys, const tp_behaviour *b, void *arg,
     }
     // Published before its name, so a pid found by name is reachable.
     tp__slot_publish(sys, slot, a);
-    if (a->name != NULL && (rc = tp__reg_insert(sys, a->name, a->pid)) != 0) {
+    if (opts != NULL && opts->name != NULL &&
+        (rc = tp__reg_insert(sys, opts->name, a->pid)) != 0) {
         if (parent != NULL)
             sys->up->unlink_spawned(parent, a);
         tp__bury(a, rc);

@@ -170,11 +170,16 @@ enum { TP__MUTE_NONE = 0, TP__MUTE_PENDING = 1, TP__MUTE_PARKED = 2 };
 
 typedef struct tp_actor tp_actor;
 typedef struct tp__timers tp__timers;
+struct tp__ded;
 
 // Fields are grouped by the thread that writes them. The record is not
 // cache-line aligned: a million idle actors matter more than the false
 // sharing a few hot ones would avoid, and senders touch only the first
-// group (plus the queue links), the running actor mostly the second.
+// group (plus the queue links), the running actor mostly the second. What
+// only some actors have follows the state (TP__TAIL_*), and two pairs of
+// fields share their place, each pair never in use at once: see run_next
+// and limbo_epoch. 208 bytes on x86-64, served with a small state as a
+// 224-byte malloc chunk.
 struct tp_actor {
     // Written by senders on any thread.
     _Atomic uint64_t count;
@@ -195,47 +200,169 @@ struct tp_actor {
     tp_pid pid;
     tp_system *system;
     const tp_behaviour *behaviour;
-    struct tp__ded *ded; // its own thread (dedicated.c), or NULL
-    void *state;
-    uint32_t capacity;
-    uint32_t low_water;
-    uint32_t settle_every; // user messages handled between count updates
-    uint8_t overflow;      // tp_overflow, never DEFAULT
-    uint8_t started;       // init succeeded
-    uint8_t stopping;      // tp_stop was called
-    uint8_t hold;          // holds kept in `count` (init, mute)
-    uint8_t by_signal;     // dying of an exit signal, not of its own doing
+    uint32_t capacity; // low water and settling follow from it, below
+    uint8_t overflow;  // tp_overflow, never DEFAULT
+    uint8_t started;   // init succeeded
+    uint8_t stopping;  // tp_stop was called
+    uint8_t hold;      // holds kept in `count` (init, mute)
+    uint8_t by_signal; // dying of an exit signal, not of its own doing
+    uint8_t tails;     // TP__TAIL_*: fixed before publication
     _Atomic uint8_t dead;
     _Atomic uint8_t overflow_kill; // a kill is already on its way
     _Atomic uint8_t listed;        // on some receiver's mute list
     _Atomic uint8_t io_waiting;    // the I/O thread waits for room here
     _Atomic uint8_t socks;         // may own sockets: its exit closes them
+    _Atomic uint8_t mute;          // TP__MUTE_*
+    _Atomic uint8_t mute_lock;     // guards mute_list
     // Exit signals queued that may kill us (it wraps; only a change counts).
     _Atomic uint16_t exits_pushed;
-    _Atomic uint32_t mute;         // TP__MUTE_*
-    _Atomic int mute_lock;         // guards mute_list
+    uint16_t exits_scanned; // exits_pushed when the user lane was last read
+    uint16_t spawn_seq;     // set at publication: orders spawns in a tick
     _Atomic uint64_t handled;
 
     // Backpressure: senders muted on this actor, guarded by mute_lock.
     _Atomic(tp_actor *) mute_list;
-    tp_actor *mute_next;             // link in the receiver's list
+    // An actor is linked in a run queue (overflow, pinned, inject) or a
+    // limbo list only while no receiver lists it as muted: it is listed
+    // by its own activation, and taken off the list (its link read) before
+    // anyone may schedule it again, or before it dies.
+    union {
+        tp_actor *run_next;  // link in a run queue or limbo
+        tp_actor *mute_next; // link in the receiver's list
+    };
     _Atomic(tp_actor *) mute_target; // receiver whose list holds us
 
-    tp_actor *run_next; // link in the global run queue / limbo
-    uint64_t limbo_epoch;
+    // Used only by the actor's activations, of which a dead actor in
+    // limbo has no more; the epoch it died in is set only then.
+    union {
+        uint64_t limbo_epoch;
+        struct {
+            int stop_reason;    // exit reason once `stopping` is set
+            uint32_t overshoot; // sends past full mailboxes this activation
+        };
+    };
     const tp__msg *current; // message being handled
-    char *name;             // registered name or NULL
     struct tp__ext *ext;    // links, monitors, requests; NULL until used
-    int stop_reason;        // exit reason once `stopping` is set
-    uint32_t overshoot;     // sends past full mailboxes in this activation
     tp_pid parent;          // the spawning actor, for introspection
-    uint32_t restarts;      // from tp_spawn_opts, for introspection
-    uint16_t exits_scanned; // exits_pushed when the user lane was last read
-    uint16_t spawn_seq;     // set at publication: orders spawns in a tick
-    _Atomic uint64_t ran;   // tp__ticks spent in its activations
-    _Atomic uint64_t running_since; // tp__ticks; 0 between activations
-    int64_t born_ms;                // CLOCK_MONOTONIC_COARSE at spawn
+    int64_t born_ms;        // CLOCK_MONOTONIC_COARSE at spawn
 };
+
+#if defined(__x86_64__)
+// What an idle actor costs is a documented figure (README, "Memory"): a
+// field added here should find its place in a hole, a tail part or a side
+// table, or the README should say what it costs.
+_Static_assert(sizeof(tp_actor) == 208, "the actor record grew or shrank");
+#endif
+
+// Where the user's state starts: the record rounded up to the alignment
+// malloc gives, so the state is aligned as if allocated on its own.
+#define TP__HEAD ((sizeof(tp_actor) + 15) & ~(size_t)15)
+
+// Whether `a` may be linked through run_next: no receiver lists it as muted
+// (mute_next shares its place). relaxed: whoever queues it has seen it
+// unlisted (its own activation, or the receiver that unlisted it).
+#define TP__LINKABLE(a)                                                        \
+    (!atomic_load_explicit(&(a)->listed, memory_order_relaxed))
+
+// The actor's state, allocated with the record (state_size bytes), or NULL
+// for a behaviour without one. Derived, not kept: the behaviour is read on
+// the same paths anyway.
+static inline void *
+tp__state(const tp_actor *a)
+{
+    return a->behaviour->state_size ? (char *)a + TP__HEAD : NULL;
+}
+
+// Parts of the record that only some actors have, known at spawn: they
+// follow the state, in this order, each there when its bit is set in
+// `tails`, so an actor without them pays nothing for them.
+enum {
+    TP__TAIL_CLOCK = 1,    // tp__clock: the system measures run time
+    TP__TAIL_DED = 2,      // struct tp__ded *: a thread of its own
+    TP__TAIL_RESTARTS = 4, // uint32_t: tp_spawn_opts.restarts, not 0
+    TP__TAIL_END = 8,      // past the last: tp__tail_below gives the total
+};
+
+// An actor's run time, kept when the system's cfg.cpu_time is set.
+typedef struct tp__clock {
+    _Atomic uint64_t ran;           // tp__ticks spent in its activations
+    _Atomic uint64_t running_since; // tp__ticks; 0 between activations
+} tp__clock;
+
+// Bytes of the tail parts in `tails` (TP__TAIL_*) below `part`.
+static inline size_t
+tp__tail_below(unsigned tails, unsigned part)
+{
+    size_t n = 0;
+    if (TP__TAIL_CLOCK < part && (tails & TP__TAIL_CLOCK))
+        n += sizeof(tp__clock);
+    if (TP__TAIL_DED < part && (tails & TP__TAIL_DED))
+        n += sizeof(struct tp__ded *);
+    if (TP__TAIL_RESTARTS < part && (tails & TP__TAIL_RESTARTS))
+        n += sizeof(uint32_t);
+    return n;
+}
+
+// Where tail part `part` of `a` is; `a` must have it.
+static inline void *
+tp__tail(const tp_actor *a, unsigned part)
+{
+    TP_ASSERT(a->tails & part);
+    size_t state = (a->behaviour->state_size + 7) & ~(size_t)7;
+    return (char *)a + TP__HEAD + state + tp__tail_below(a->tails, part);
+}
+
+// The actor's run time, or NULL when the system does not measure it.
+static inline tp__clock *
+tp__clock_of(const tp_actor *a)
+{
+    return (a->tails & TP__TAIL_CLOCK) ? tp__tail(a, TP__TAIL_CLOCK) : NULL;
+}
+
+// The dedicated actor's thread (dedicated.c), or NULL: none, or released.
+static inline struct tp__ded *
+tp__ded_of(const tp_actor *a)
+{
+    if (!(a->tails & TP__TAIL_DED))
+        return NULL;
+    return *(struct tp__ded **)tp__tail(a, TP__TAIL_DED);
+}
+
+// The restarts tp_spawn_opts gave, for introspection.
+static inline uint32_t
+tp__restarts_of(const tp_actor *a)
+{
+    if (!(a->tails & TP__TAIL_RESTARTS))
+        return 0;
+    return *(uint32_t *)tp__tail(a, TP__TAIL_RESTARTS);
+}
+
+// A full mailbox unmutes its senders and tells the I/O thread once it has
+// drained below half its capacity (at least one message).
+static inline uint32_t
+tp__low_water(const tp_actor *a)
+{
+    uint32_t l = a->capacity / 2;
+    return l ? l : 1;
+}
+
+// Whether `left` user messages are below the low-water mark: what the
+// consumer asks after each count update, so an empty lane answers first.
+static inline bool
+tp__below_low_water(const tp_actor *a, uint32_t left)
+{
+    return left == 0 || left < a->capacity / 2;
+}
+
+// User messages an activation handles between updates of the counter: a
+// quarter of the capacity, so room shows before it is needed. Compared
+// with a count of at least one, so a capacity below 4 settles after every
+// message without a select here.
+static inline uint32_t
+tp__settle_every(const tp_actor *a)
+{
+    return a->capacity / 4;
+}
 
 tp_actor *tp__actor_lookup(tp_system *sys, tp_pid pid);
 void tp__actor_run(tp__worker *w, tp_actor *a);
@@ -536,7 +663,8 @@ typedef struct tp__slot_chunk {
 } tp__slot_chunk;
 
 typedef struct tp__reg_entry {
-    struct tp__reg_entry *next;
+    struct tp__reg_entry *next;     // in its name's bucket
+    struct tp__reg_entry *pid_next; // in its pid's bucket
     tp_pid pid;
     char name[];
 } tp__reg_entry;
@@ -576,7 +704,8 @@ struct tp_system {
 
     // Registry.
     pthread_mutex_t reg_lock;
-    tp__reg_entry **reg;
+    tp__reg_entry **reg;     // by name
+    tp__reg_entry **reg_pid; // the same entries by pid, as many buckets
     size_t reg_size, reg_count;
 
     // Lifetime.

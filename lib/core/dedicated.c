@@ -217,7 +217,7 @@ tp__ded_start(tp_actor *a)
         return TP_EAGAIN;
     }
     list_add(d);
-    a->ded = d;
+    *(tp__ded **)tp__tail(a, TP__TAIL_DED) = d;
     return 0;
 }
 
@@ -225,7 +225,7 @@ tp__ded_start(tp_actor *a)
 void
 tp__ded_wake(tp_actor *a)
 {
-    post(a->ded, ST_RUN);
+    post(tp__ded_of(a), ST_RUN);
 }
 
 // The scheduler's hook: the activation on `w` asks to run again.
@@ -240,7 +240,7 @@ tp__ded_again(tp__worker *w)
 bool
 tp__ded_defer(tp_actor *a)
 {
-    tp__ded *d = a->ded;
+    tp__ded *d = tp__ded_of(a);
     if (d != ded_self || d->deferred)
         return false;
     d->deferred = true;
@@ -253,10 +253,10 @@ tp__ded_defer(tp_actor *a)
 void
 tp__ded_release(tp_actor *a)
 {
-    tp__ded *d = a->ded;
+    tp__ded *d = tp__ded_of(a);
     if (d == NULL)
         return;
-    a->ded = NULL;
+    *(tp__ded **)tp__tail(a, TP__TAIL_DED) = NULL;
     if (d == ded_self)
         return;
     ask(d, CTL_DEAD);
@@ -295,7 +295,7 @@ tp__ded_quiesce_all(tp_system *sys)
 bool
 tp__ded_shutdown(tp_actor *a)
 {
-    tp__ded *d = a->ded;
+    tp__ded *d = tp__ded_of(a);
     if (d == NULL)
         return false;
     ask(d, CTL_SHUTDOWN);

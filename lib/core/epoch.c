@@ -16,7 +16,7 @@
 void
 tp__limbo_add(tp_system *sys, tp_actor *a)
 {
-    if (a->ded != NULL && tp__ded_defer(a))
+    if (tp__ded_of(a) != NULL && tp__ded_defer(a))
         return; // its own thread adds it once done with it
     // seq_cst: read after the actor's slot was cleared (seq_cst), so any
     // worker that still saw the actor announced an epoch <= this one.

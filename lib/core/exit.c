@@ -55,8 +55,8 @@ tp__crash_report(tp_actor *a, int reason, const char *text)
     } else {
         snprintf(msg, sizeof msg, "msg=none");
     }
-    if (a->behaviour->describe != NULL && a->state != NULL)
-        a->behaviour->describe(a->state, state, sizeof state);
+    if (a->behaviour->describe != NULL && a->behaviour->state_size != 0)
+        a->behaviour->describe(tp__state(a), state, sizeof state);
     char name[TP_NAME_MAX + 1];
     tp__reg_name(a, name);
     tp__log(a->system, TP_LOG_ERR,
@@ -131,7 +131,7 @@ run_terminate(tp_actor *a, int reason)
     tp__self.jb = &jb;
     a->current = NULL;
     if (setjmp(jb) == 0)
-        a->behaviour->terminate(ctx_of(a), a->state, reason);
+        a->behaviour->terminate(ctx_of(a), tp__state(a), reason);
     else
         tp__report_fault(a);
     tp__self = saved;
@@ -190,7 +190,6 @@ tp__actor_free(tp_actor *a)
     tp__ded_release(a); // ends and joins its thread, if it has one
     tp__mailbox_close(&a->sys);
     tp__mailbox_close(&a->user);
-    free(a->name);
     free(a);
 }
 

@@ -90,7 +90,7 @@ tp__maybe_mute(tp_actor *s, tp_actor *r)
     atomic_store_explicit(&s->mute, TP__MUTE_PENDING, memory_order_seq_cst);
     // seq_cst: the other half of the list store's pairing with finish().
     uint64_t c = atomic_load_explicit(&r->count, memory_order_seq_cst);
-    if (TP__CNT_USERS(c) < r->low_water) {
+    if (TP__CNT_USERS(c) < tp__low_water(r)) {
         // relaxed: undoing our own stores under the same lock; `mute` is
         // read by s itself, on this thread.
         atomic_store_explicit(&r->mute_list, s->mute_next,

@@ -34,6 +34,7 @@ _Thread_local tp__tls tp__self;
 static void
 inject_push(tp_system *sys, tp_actor *a)
 {
+    TP_ASSERT(TP__LINKABLE(a));
     pthread_mutex_lock(&sys->inject_lock);
     a->run_next = NULL;
     if (sys->inject_tail != NULL)
@@ -451,7 +452,7 @@ void
 tp__sched_schedule(tp_system *sys, tp_actor *a)
 {
     tp__worker *w = tp__self.worker;
-    if (w != NULL && w->sys == sys && a->ded == NULL) {
+    if (w != NULL && w->sys == sys && tp__ded_of(a) == NULL) {
         // Keep the woken actor on this worker so a conversation stays in
         // this core's cache; the actor it displaces goes to the ring.
         tp_actor *old = runnext_put(w, a);
@@ -459,7 +460,7 @@ tp__sched_schedule(tp_system *sys, tp_actor *a)
             tp__wake_one(sys);
         return;
     }
-    if (a->ded != NULL) { // a dedicated actor: its own thread runs it
+    if (tp__ded_of(a) != NULL) { // a dedicated actor: its own thread runs it
         tp__ded_wake(a);
         return;
     }
@@ -474,10 +475,11 @@ void
 tp__sched_pin(tp_system *sys, tp_actor *a)
 {
     tp__worker *w = tp__self.worker;
-    if (w == NULL || w->sys != sys || a->ded != NULL) {
+    if (w == NULL || w->sys != sys || tp__ded_of(a) != NULL) {
         tp__sched_schedule(sys, a);
         return;
     }
+    TP_ASSERT(TP__LINKABLE(a));
     a->run_next = NULL;
     if (w->pinned_tail != NULL)
         w->pinned_tail->run_next = a;

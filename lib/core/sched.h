@@ -43,6 +43,7 @@ void tp__worker_reclaim(tp__worker *w);
 static inline void
 tp__limbo_append(tp__limbo *l, tp_actor *a)
 {
+    TP_ASSERT(TP__LINKABLE(a));
     a->run_next = NULL;
     if (l->tail != NULL)
         l->tail->run_next = a;

@@ -217,7 +217,7 @@ tp__proxy_settle(tp_actor *p, uint32_t users, uint32_t total)
     // Never negative: the I/O thread gives back only frames it took.
     TP_ASSERT(TP__CNT_TOTAL(old) >= total && TP__CNT_USERS(old) >= users);
     uint32_t left_user = TP__CNT_USERS(old) - users;
-    if (left_user < p->low_water &&
+    if (tp__below_low_water(p, left_user) &&
         // seq_cst: as in finish().
         atomic_load_explicit(&p->mute_list, memory_order_seq_cst) != NULL)
         tp__unmute_all(p);
@@ -452,7 +452,7 @@ tp__io_wait_room(tp_system *sys, tp_pid to)
         atomic_store_explicit(&r->io_waiting, 1, memory_order_seq_cst);
         // seq_cst: the other half of the pairing with io_unwait.
         uint64_t c = atomic_load_explicit(&r->count, memory_order_seq_cst);
-        now = TP__CNT_USERS(c) < r->low_water;
+        now = TP__CNT_USERS(c) < tp__low_water(r);
     }
     pthread_rwlock_unlock(&sys->ext_lock);
     return now;

@@ -131,7 +131,7 @@ tp__node_uncork(void)
 void
 tp__node_kick(tp_actor *proxy)
 {
-    tp__peer *p = proxy->state;
+    tp__peer *p = *(tp__peer **)tp__state(proxy);
     if (!cork_add(p))
         tp__peer_kick(p->node, p);
 }

@@ -23,8 +23,9 @@ proxy_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
     return TP_OK;
 }
 
-const tp_behaviour tp__proxy_behaviour = {.name = "$peer",
-                                          .handle = proxy_handle};
+// A proxy's state is its peer's pointer, set when the peer is made.
+const tp_behaviour tp__proxy_behaviour = {
+    .name = "$peer", .state_size = sizeof(tp__peer *), .handle = proxy_handle};
 
 bool
 tp__short_name_ok(const char *s)
@@ -80,7 +81,7 @@ peer_new_locked(tp__dist *n, const char *name, int *rc)
         return NULL;
     }
     tp__peer *p = calloc(1, sizeof *p);
-    tp_actor *q = calloc(1, sizeof *q);
+    tp_actor *q = calloc(1, TP__HEAD + sizeof p);
     if (p == NULL || q == NULL) {
         free(p);
         free(q);
@@ -99,10 +100,8 @@ peer_new_locked(tp__dist *n, const char *name, int *rc)
     tp__mpscq_init(&q->sys);
     q->system = n->sys;
     q->behaviour = &tp__proxy_behaviour;
-    q->state = p;
+    *(tp__peer **)tp__state(q) = p;
     q->capacity = n->cfg.send_queue;
-    q->low_water = q->capacity / 2;
-    q->settle_every = UINT32_MAX;
     q->overflow = (uint8_t)n->cfg.overflow;
     q->started = 1;
     p->proxy = q;

@@ -73,17 +73,20 @@ fill_info(tp_actor *a, tp_actor_info *o, int64_t now, double tick_ns,
     o->handled = atomic_load_explicit(&a->handled, memory_order_relaxed);
     o->dropped = atomic_load_explicit(&a->dropped, memory_order_relaxed);
     o->rejected = atomic_load_explicit(&a->rejected, memory_order_relaxed);
-    o->restarts = a->restarts;
+    o->restarts = tp__restarts_of(a);
     // relaxed: counters with a single writer, read for display. An
     // activation still running counts up to now, so an actor stuck in a
     // callback shows.
-    uint64_t ran = atomic_load_explicit(&a->ran, memory_order_relaxed);
-    uint64_t since =
-        atomic_load_explicit(&a->running_since, memory_order_relaxed);
-    uint64_t t = tp__ticks();
-    if (since != 0 && t > since)
-        ran += t - since;
-    o->cpu_ns = (uint64_t)((double)ran * tick_ns);
+    tp__clock *k = tp__clock_of(a);
+    if (k != NULL) {
+        uint64_t ran = atomic_load_explicit(&k->ran, memory_order_relaxed);
+        uint64_t since =
+            atomic_load_explicit(&k->running_since, memory_order_relaxed);
+        uint64_t t = tp__ticks();
+        if (since != 0 && t > since)
+            ran += t - since;
+        o->cpu_ns = (uint64_t)((double)ran * tick_ns);
+    }
     o->age_ms = now > a->born_ms ? (uint64_t)(now - a->born_ms) : 0;
     o->start_order = (uint64_t)a->born_ms << 16 | a->spawn_seq;
 }
@@ -250,7 +253,7 @@ tp__info_answer(tp_actor *a, tp__msg *m)
     if (a->behaviour->describe != NULL) {
         tp__tls saved = tp__self;
         tp__self.actor = a;
-        a->behaviour->describe(a->state, d.describe, sizeof d.describe);
+        a->behaviour->describe(tp__state(a), d.describe, sizeof d.describe);
         tp__self = saved;
         d.describe[sizeof d.describe - 1] = 0;
     }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The side tables: the open-addressing map of 64-bit keys behind each
 // actor's links, monitors and requests (lib/signals/link.c), and the
-// registry's chained hash table of names (lib/core/system.c): insert,
+// registry's chained hash table of names (lib/core/registry.c): insert,
 // lookup, update, remove, growth, and the tombstones removal leaves.
 #include "signals/signals.h"
 #include "unit.h"
@@ -198,8 +198,8 @@ START_TEST(registry_grows)
 }
 END_TEST
 
-// A dying actor drops its own name, and only its own: the entry must
-// name its pid too.
+// A dying actor drops its own name, and only its own: the registry finds
+// an actor's name by its pid, and a pid holds one name at most.
 START_TEST(registry_drop_removes_own_entry_only)
 {
     tp_system *sys = unit_system_new(0);
@@ -208,29 +208,65 @@ START_TEST(registry_drop_removes_own_entry_only)
     a->pid = pid_of(1);
     b->pid = pid_of(2);
     ck_assert_int_eq(tp__reg_insert(sys, "x", a->pid), 0);
-    a->name = strdup("x");
-    b->name = strdup("x"); // as if b had lost a race for the name
+    ck_assert_int_eq(tp__reg_insert(sys, "y", a->pid), TP_EEXIST);
     char out[TP_NAME_MAX + 1];
     tp__reg_name(a, out);
     ck_assert_str_eq(out, "x");
+    tp__reg_name(b, out);
+    ck_assert_str_eq(out, "");
 
-    tp__reg_drop(b);
-    ck_assert_ptr_null(b->name);
+    tp__reg_drop(b); // b has no name: x stays
     tp_pid p;
     ck_assert_int_eq(tp_whereis(sys, "x", &p), 0);
     ck_assert_uint_eq(p.v, a->pid.v);
 
     tp__reg_drop(a);
-    ck_assert_ptr_null(a->name);
     ck_assert_int_eq(tp_whereis(sys, "x", &p), TP_ENOACTOR);
     ck_assert_uint_eq(sys->reg_count, 0);
     tp__reg_name(a, out);
     ck_assert_str_eq(out, "");
     tp__reg_drop(a); // nothing left to drop
     ck_assert_int_eq(tp__reg_insert(sys, "x", b->pid), 0);
+    tp__reg_name(b, out);
+    ck_assert_str_eq(out, "x");
     tp__reg_free(sys);
     free(a);
     free(b);
+    unit_system_free(sys);
+}
+END_TEST
+
+// Both chains follow the table as it grows: each name is still found by
+// its pid after many inserts and some removals.
+START_TEST(registry_pid_chains_survive_growth)
+{
+    tp_system *sys = unit_system_new(0);
+    tp_actor *a = unit_actor_new();
+    a->system = sys;
+    char name[32], out[TP_NAME_MAX + 1];
+    const unsigned n = 3000;
+    for (unsigned i = 0; i < n; i++) {
+        snprintf(name, sizeof name, "actor-%u", i);
+        UNIT_EQ(tp__reg_insert(sys, name, pid_of(i)), 0);
+    }
+    for (unsigned i = 0; i < n; i += 2) {
+        a->pid = pid_of(i);
+        tp__reg_drop(a);
+    }
+    ck_assert_uint_eq(sys->reg_count, n / 2);
+    for (unsigned i = 0; i < n; i++) {
+        a->pid = pid_of(i);
+        tp__reg_name(a, out);
+        snprintf(name, sizeof name, "actor-%u", i);
+        UNIT_TRUE(strcmp(out, i % 2 ? name : "") == 0);
+    }
+    ck_assert_int_eq(tp_unregister(sys, "actor-1"), 0);
+    ck_assert_int_eq(tp_unregister(sys, "actor-1"), TP_ENOACTOR);
+    a->pid = pid_of(1);
+    tp__reg_name(a, out);
+    ck_assert_str_eq(out, "");
+    tp__reg_free(sys);
+    free(a);
     unit_system_free(sys);
 }
 END_TEST
@@ -253,6 +289,7 @@ map_unit_suite(void)
     tcase_add_test(tc, registry_insert_find);
     tcase_add_test(tc, registry_grows);
     tcase_add_test(tc, registry_drop_removes_own_entry_only);
+    tcase_add_test(tc, registry_pid_chains_survive_growth);
     suite_add_tcase(s, tc);
     return s;
 }
