@@ -23,7 +23,7 @@
 // builds, where the expression is not evaluated. Only for the runtime's own
 // invariants: bad input from users, files or peers is an error code.
 #ifdef TP_ASSERTS
-#define TP_ASSERT(cond)                                                        \
+#define TP_ASSERT(cond)                                                       \
     ((cond) ? (void)0 : tp__assert_fail(#cond, __FILE__, __LINE__, __func__))
 #else
 #define TP_ASSERT(cond) ((void)sizeof(!(cond)))
@@ -261,7 +261,7 @@ _Static_assert(sizeof(tp_actor) == 208, "the actor record grew or shrank");
 // Whether `a` may be linked through run_next: no receiver lists it as muted
 // (mute_next shares its place). relaxed: whoever queues it has seen it
 // unlisted (its own activation, or the receiver that unlisted it).
-#define TP__LINKABLE(a)                                                        \
+#define TP__LINKABLE(a)                                                       \
     (!atomic_load_explicit(&(a)->listed, memory_order_relaxed))
 
 // The actor's state, allocated with the record (state_size bytes), or NULL
@@ -368,7 +368,6 @@ tp_actor *tp__actor_lookup(tp_system *sys, tp_pid pid);
 void tp__actor_run(tp__worker *w, tp_actor *a);
 void tp__actor_free(tp_actor *a);
 void tp__actor_shutdown(tp_actor *a);
-
 
 // Checks a user message's tag and payload: TP_EINVAL for a reserved tag or
 // NULL data with a size, TP_EMSGSIZE past TP_MSG_MAX.
@@ -546,6 +545,22 @@ typedef struct tp__limbo {
     tp_actor *head, *tail;
 } tp__limbo;
 
+// What a worker has seen of another, as a thief (sched.c).
+typedef struct tp__victim {
+    uint64_t seq;       // its activations when last looked at
+    int64_t since;      // when that count was first seen
+    int64_t hold_until; // no taking from a busy v before this
+    int64_t hold_ns;    // how long the last hold was; 0: none
+} tp__victim;
+
+// A thief's watch over the actors it last took from a busy worker.
+typedef struct tp__stolen {
+    tp__worker *from; // NULL: none watched
+    int64_t at;       // when they were taken
+    uint64_t acts;    // our activations then
+    uint64_t n;       // how many were taken
+} tp__stolen;
+
 struct tp__worker {
     // Read and CASed by thieves; tail written by the owner only.
     TP__ALIGNED _Atomic uint32_t head;
@@ -577,9 +592,9 @@ struct tp__worker {
     uint32_t done_total;
     tp__pool_block *pool; // free message blocks
     unsigned pool_len;
-    tp__pool_batch *pending; // blocks to return, per origin worker
-    uint64_t *victim_seq;    // per worker: activations when last looked at
-    int64_t *victim_since;   // per worker: when that run_seq was first seen
+    tp__pool_batch *pending;    // blocks to return, per origin worker
+    struct tp__victim *victims; // per worker: what we saw of it (sched.c)
+    tp__stolen stolen;
 
     // Pushed by other workers returning our blocks; taken by the owner.
     TP__ALIGNED _Atomic(tp__pool_block *) remote;

@@ -101,7 +101,7 @@ ready_append(tp__worker *w, tp_actor *first)
 // on w->ready for the next attempt (tp__limbo_reclaim_all frees what is
 // left at shutdown).
 static void
-free_ready(tp__worker *w)
+free_ready(tp__worker *w, size_t most)
 {
     if (w->ready.head == NULL)
         return;
@@ -114,16 +114,18 @@ free_ready(tp__worker *w)
     }
     pthread_rwlock_unlock(&w->sys->ext_lock);
     tp_actor *a = w->ready.head;
-    w->ready.head = w->ready.tail = NULL;
-    while (a != NULL) {
+    for (size_t n = 0; a != NULL && n < most; n++) {
         tp_actor *next = a->run_next;
         tp__actor_free(a);
         a = next;
     }
+    w->ready.head = a;
+    if (a == NULL)
+        w->ready.tail = NULL;
 }
 
 void
-tp__worker_reclaim(tp__worker *w)
+tp__worker_reclaim_some(tp__worker *w, size_t most)
 {
     tp_system *sys = w->sys;
     TP_ASSERT(tp__self.worker == w); // limbo and ready are the owner's alone
@@ -147,7 +149,13 @@ tp__worker_reclaim(tp__worker *w)
         pthread_mutex_unlock(&sys->limbo_lock);
         ready_append(w, ready);
     }
-    free_ready(w);
+    free_ready(w, most);
+}
+
+void
+tp__worker_reclaim(tp__worker *w)
+{
+    tp__worker_reclaim_some(w, SIZE_MAX);
 }
 
 // Called with no scheduler threads running: frees every actor in limbo.
@@ -166,4 +174,3 @@ tp__limbo_reclaim_all(tp_system *sys)
         l->tail = NULL;
     }
 }
-

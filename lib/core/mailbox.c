@@ -71,10 +71,9 @@ tp__mailbox_close(tp__mpscq *q)
 {
     // Drained, and no producer between its exchange and its link. relaxed:
     // no producer is left to order against.
-    TP_ASSERT(atomic_load_explicit(&q->head, memory_order_relaxed) ==
-                  q->tail &&
-              atomic_load_explicit(&q->tail->next, memory_order_relaxed) ==
-                  NULL);
+    TP_ASSERT(
+        atomic_load_explicit(&q->head, memory_order_relaxed) == q->tail &&
+        atomic_load_explicit(&q->tail->next, memory_order_relaxed) == NULL);
     if (q->tail != &q->stub)
         tp__msg_free((tp__msg *)q->tail);
     tp__mpscq_init(q);
@@ -104,7 +103,7 @@ release_hook(int which, tp__msg *m)
     fn(m);
 }
 
-#define UPPER_FLAGS                                                            \
+#define UPPER_FLAGS                                                           \
     (TP__MSG_INFO_REQ | TP__MSG_SOCK_DATA | TP__MSG_SOCK_START | TP__MSG_TIMER)
 
 // Lets the upper subsystems release what `m` holds of theirs.
@@ -152,9 +151,8 @@ int
 tp__pool_init(tp__worker *w, unsigned nworkers)
 {
     w->pending = calloc(nworkers + 1, sizeof *w->pending);
-    w->victim_seq = calloc(nworkers, sizeof *w->victim_seq);
-    w->victim_since = calloc(nworkers, sizeof *w->victim_since);
-    return w->pending && w->victim_seq && w->victim_since ? 0 : TP_ENOMEM;
+    w->victims = calloc(nworkers, sizeof *w->victims);
+    return w->pending && w->victims ? 0 : TP_ENOMEM;
 }
 
 static void
@@ -181,10 +179,8 @@ tp__pool_free_all(tp__worker *w, unsigned nworkers)
         free_list(w->pending[i].head);
     free(w->pending);
     w->pending = NULL;
-    free(w->victim_seq);
-    free(w->victim_since);
-    w->victim_seq = NULL;
-    w->victim_since = NULL;
+    free(w->victims);
+    w->victims = NULL;
 }
 
 // The I/O thread's pool record, for the I/O thread of `sys`; NULL when

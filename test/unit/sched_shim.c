@@ -73,7 +73,7 @@ tp_actor *
 unit_runq_steal(tp__worker *w, tp__worker *victim, bool short_ok)
 {
     tp__worker *was = own(w);
-    tp_actor *a = runq_steal(w, victim, short_ok);
+    tp_actor *a = runq_steal(w, victim, short_ok, TP__RUNQ_SIZE / 2);
     tp__self.worker = was;
     return a;
 }
