@@ -222,6 +222,8 @@ bench-compare: deps
 	@$(MAKE) --no-print-directory $(BENCH) $(BENCH_DIST)
 	@TBENCH=$(BENCH) bash tools/bench/compare.sh
 	@echo
+	@TBENCH=$(BENCH) bash tools/bench/compare.sh -s
+	@echo
 	@TDIST=$(B)/bin/tdist TBARE=$(B)/bin/tbare bash tools/bench/dist.sh -e
 
 format:

@@ -93,6 +93,33 @@ unit_runq_refill(tp__worker *w)
 #define worker_reclaim tp__worker_reclaim
 #endif
 
+tp_actor *
+unit_steal_any(tp__worker *w, int64_t now)
+{
+    tp__worker *was = own(w);
+    tp_actor *a = steal_any(w, now);
+    tp__self.worker = was;
+    return a;
+}
+
+void
+unit_stolen_judge(tp__worker *w, bool done)
+{
+    tp__worker *was = own(w);
+    stolen_judge(w, done);
+    tp__self.worker = was;
+}
+
+const int64_t unit_hold_min_ns = HOLD_MIN_NS, unit_rescue_ns = RESCUE_NS,
+              unit_worth_moves = WORTH_MOVES;
+const uint32_t unit_probe_actors = PROBE_ACTORS;
+
+int64_t
+unit_move_cost(void)
+{
+    return move_cost();
+}
+
 void
 unit_announce(tp__worker *w)
 {

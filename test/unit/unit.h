@@ -59,6 +59,13 @@ uint32_t unit_runq_put(tp__worker *w, tp_actor *a);
 tp_actor *unit_runq_get(tp__worker *w);
 tp_actor *unit_runq_steal(tp__worker *w, tp__worker *victim, bool short_ok);
 void unit_runq_refill(tp__worker *w);
+// steal_any and the verdict on what it took (sched.c), and the cost of a
+// move they weigh.
+tp_actor *unit_steal_any(tp__worker *w, int64_t now);
+void unit_stolen_judge(tp__worker *w, bool done);
+int64_t unit_move_cost(void);
+extern const int64_t unit_hold_min_ns, unit_rescue_ns, unit_worth_moves;
+extern const uint32_t unit_probe_actors;
 
 void unit_announce(tp__worker *w);
 void unit_go_idle(tp__worker *w);

@@ -262,6 +262,63 @@ START_TEST(no_actor_lost_or_duplicated_under_stealing)
 }
 END_TEST
 
+// A thief that took actors from a busy worker and ran them in less time
+// than moving them costs leaves that worker's ring alone for a while, then
+// tries again with a few; a batch that was worth moving lifts the hold; a
+// worker stuck in one activation for RESCUE_NS is stolen from regardless.
+START_TEST(cheap_steals_hold_the_thief_back)
+{
+    tp_system *sys = unit_system_new(2);
+    tp__worker *v = &sys->workers[0], *t = &sys->workers[1];
+    t->victims = calloc(2, sizeof *t->victims);
+    tp_actor *a = actors_new(64);
+    for (unsigned i = 0; i < 64; i++)
+        unit_runq_put(v, &a[i]);
+    int64_t now = tp__now_ns();
+    // Not stuck: v's activation count is new to the thief.
+    atomic_store(&v->activations, 1);
+    ck_assert_ptr_eq(unit_steal_any(t, now), &a[0]);
+    ck_assert_ptr_eq(t->stolen.from, v);
+    ck_assert_uint_eq(t->stolen.n, 32);
+    // The thief runs all 32 at once: far less than 32 moves.
+    atomic_store(&t->activations, 32);
+    t->stolen.at = tp__now_ns();
+    unit_stolen_judge(t, false);
+    ck_assert_ptr_null(t->stolen.from);
+    ck_assert_int_eq(t->victims[0].hold_ns, unit_hold_min_ns);
+    // Held: v is busy (its count moved on) and its ring long.
+    atomic_store(&v->activations, 2);
+    int64_t held = t->victims[0].hold_until;
+    ck_assert_ptr_null(unit_steal_any(t, held - 1));
+    // Then a probe of unit_probe_actors, also cheap: the hold doubles.
+    atomic_store(&v->activations, 3);
+    ck_assert_ptr_eq(unit_steal_any(t, held), &a[32]);
+    ck_assert_uint_eq(t->stolen.n, unit_probe_actors);
+    atomic_store(&t->activations, 32 + unit_probe_actors);
+    t->stolen.at = tp__now_ns();
+    unit_stolen_judge(t, false);
+    ck_assert_int_eq(t->victims[0].hold_ns, 2 * unit_hold_min_ns);
+    // Stuck for unit_rescue_ns: taken from, held or not, half the ring.
+    int64_t since = t->victims[0].since;
+    ck_assert_int_lt(since + unit_rescue_ns, t->victims[0].hold_until);
+    ck_assert_ptr_eq(unit_steal_any(t, since + unit_rescue_ns),
+                     &a[32 + unit_probe_actors]);
+    // A probe that took long per activation lifts the hold step by step.
+    t->victims[0].hold_until = 0;
+    atomic_store(&v->activations, 4);
+    ck_assert_ptr_nonnull(unit_steal_any(t, since + unit_rescue_ns + 1));
+    uint64_t ran = atomic_load(&t->activations) + t->stolen.n;
+    atomic_store(&t->activations, ran);
+    t->stolen.at = tp__now_ns() - (int64_t)t->stolen.n * unit_worth_moves *
+                                      unit_move_cost() * 2;
+    unit_stolen_judge(t, false);
+    ck_assert_int_eq(t->victims[0].hold_ns, unit_hold_min_ns);
+    free(t->victims);
+    free(a);
+    unit_system_free(sys);
+}
+END_TEST
+
 Suite *
 runq_unit_suite(void)
 {
@@ -274,6 +331,7 @@ runq_unit_suite(void)
     tcase_add_test(tc, steal_takes_older_half);
     tcase_add_test(tc, short_ring_stolen_only_when_allowed);
     tcase_add_test(tc, steal_leaves_overflow_to_owner);
+    tcase_add_test(tc, cheap_steals_hold_the_thief_back);
     tcase_add_test(tc, no_actor_lost_or_duplicated_under_stealing);
     suite_add_tcase(s, tc);
     return s;

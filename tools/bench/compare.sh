@@ -3,9 +3,13 @@
 # Runs the benchmark workloads on troupe, Erlang/OTP and CAF and prints one
 # row per workload with each runtime's median rate and troupe's ratios.
 #
-#   tools/bench/compare.sh [-r RUNS] [-t THREADS] [-q]
+#   tools/bench/compare.sh [-r RUNS] [-t THREADS] [-q] [-s]
 #
 # RUNS defaults to 5, THREADS to 2; -q divides the operation counts by 10.
+# -s (scaling) runs each workload at 1 thread and at THREADS, interleaved,
+# and prints each runtime's two rates and the second over the first (above
+# 1: the extra threads help); its WORKLOADS default to big, spawn and
+# fanin64.
 # WORKLOADS="pingpong ring" restricts the set. TBENCH names the troupe
 # program (default build/bin/tbench), BENCH_TIMEOUT the per-run limit in
 # seconds (default 120).
@@ -33,16 +37,17 @@
 set -euo pipefail
 
 usage() {
-    echo "usage: compare.sh [-r RUNS] [-t THREADS] [-q]" >&2
+    echo "usage: compare.sh [-r RUNS] [-t THREADS] [-q] [-s]" >&2
     exit 2
 }
 
-runs=5 threads=2 div=1
-while getopts r:t:qh opt; do
+runs=5 threads=2 div=1 scaling=0
+while getopts r:t:qsh opt; do
     case $opt in
     r) runs=$OPTARG ;;
     t) threads=$OPTARG ;;
     q) div=10 ;;
+    s) scaling=1 ;;
     *) usage ;;
     esac
 done
@@ -120,8 +125,9 @@ default_ops() {
 }
 
 # One run: prints "SECONDS PEAK_RSS_KB BYTES_PER_ACTOR", "fail" or "skip".
+# A fourth argument overrides the thread count.
 run_one() {
-    local rt=$1 w=$2 ops=$3 out rc=0 procs
+    local rt=$1 w=$2 ops=$3 threads=${4:-$threads} out rc=0 procs
     local -a cmd
     case $rt in
     troupe) cmd=("$tbench" "$w" "$threads" "$ops") ;;
@@ -190,9 +196,54 @@ ratio() {
 }
 
 declare -A state med_s med_rss med_bytes
+all_runtimes=(troupe erlang caf)
+
+# -s: each workload at 1 thread and at THREADS, runs interleaved.
+if [ "$scaling" = 1 ]; then
+    sfmt='%-9s %9s %-7s %9s %9s %9s\n'
+    # shellcheck disable=SC2059 # the format is ours
+    printf "$sfmt" workload ops runtime "1 thread" "$threads thr" "ratio"
+    for w in ${WORKLOADS:-big spawn fanin64}; do
+        ops=$(($(default_ops "$w") / div))
+        declare -A one=() more=() bad=()
+        for ((i = 1; i <= runs; i++)); do
+            for rt in "${runtimes[@]}"; do
+                [ -z "${bad[$rt]:-}" ] || continue
+                for t in 1 "$threads"; do
+                    [ ! -t 2 ] || printf '%s run %d/%d: %s %s   \r' \
+                        "$w" "$i" "$runs" "$rt" "$t" >&2
+                    r=$(run_one "$rt" "$w" "$ops" "$t")
+                    case $r in
+                    fail | skip) bad[$rt]=$r ;;
+                    *) if [ "$t" = 1 ]; then one[$rt]+="$r"$'\n'
+                       else more[$rt]+="$r"$'\n'; fi ;;
+                    esac
+                done
+            done
+        done
+        [ ! -t 2 ] || printf '%-40s\r' "" >&2
+        for rt in "${all_runtimes[@]}"; do
+            if [ -n "${bad[$rt]:-}" ] || [ -z "${one[$rt]:-}" ]; then
+                # shellcheck disable=SC2059 # the format is ours
+                printf "$sfmt" "$w" "$ops" "$rt" - - "${bad[$rt]:--}"
+                continue
+            fi
+            s1=$(column 1 "${one[$rt]}" | median)
+            sn=$(column 1 "${more[$rt]}" | median)
+            # shellcheck disable=SC2059 # the format is ours
+            printf "$sfmt" "$w" "$ops" "$rt" "$(rate "$ops" "$s1")" \
+                "$(rate "$ops" "$sn")" "$(ratio "$s1" "$sn")"
+        done
+        unset one more bad
+    done
+    echo
+    echo "rates in operations/s, medians of $runs; ratio = rate at $threads" \
+        "threads over rate at 1 (below 1: the extra threads slow it down)"
+    exit 0
+fi
+
 workloads=${WORKLOADS:-pingpong counting fanin8 fanin64 ring big spawn idle \
     restart storm}
-all_runtimes=(troupe erlang caf)
 
 fmt='%-9s %7s %9s %9s %9s %9s %10s %10s\n'
 # shellcheck disable=SC2059 # the format is ours
