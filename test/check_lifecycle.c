@@ -339,6 +339,80 @@ START_TEST(test_spawn_from_actor_and_self_send_in_init)
 }
 END_TEST
 
+// A worker reuses the records of actors that died on it: a spawn must
+// still find its state zeroed, whatever the size, whichever worker.
+#define ZERO_KINDS 4
+static _Atomic long zero_inits, zero_dirty, zero_exits;
+static long zero_rounds;
+
+static int
+zero_init(tp_ctx *ctx, void *state, void *arg)
+{
+    (void)ctx;
+    const tp_behaviour *b = arg;
+    unsigned char *p = state;
+    for (size_t i = 0; i < b->state_size; i++)
+        if (p[i] != 0) {
+            atomic_fetch_add(&zero_dirty, 1);
+            break;
+        }
+    memset(p, 0xa5, b->state_size);
+    atomic_fetch_add(&zero_inits, 1);
+    return 0;
+}
+
+static int
+zero_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)ctx, (void)state, (void)msg;
+    atomic_fetch_add(&zero_exits, 1);
+    return TP_STOP;
+}
+
+static const tp_behaviour zero_kinds[ZERO_KINDS] = {
+    {.name = "z8", .state_size = 8, .init = zero_init, .handle = zero_handle},
+    {.name = "z100", .state_size = 100, .init = zero_init,
+     .handle = zero_handle},
+    {.name = "z500", .state_size = 500, .init = zero_init,
+     .handle = zero_handle},
+    {.name = "z3000", .state_size = 3000, .init = zero_init,
+     .handle = zero_handle},
+};
+
+static int
+zero_spawner(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)msg;
+    long *round = state;
+    for (int i = 0; i < 64; i++) {
+        tp_pid c;
+        const tp_behaviour *b = &zero_kinds[i % ZERO_KINDS];
+        if (tp_spawn(tp_ctx_system(ctx), b, (void *)b, NULL, &c) != 0 ||
+            tp_send(ctx, c, 1, NULL, 0) != 0)
+            atomic_fetch_add(&zero_dirty, 1000000);
+    }
+    if (++*round == zero_rounds)
+        return TP_STOP;
+    return tp_send(ctx, tp_self(ctx), 1, NULL, 0);
+}
+
+START_TEST(test_reused_records_start_zeroed)
+{
+    zero_rounds = tpt_scaled(400);
+    tp_system *sys = tpt_system(2);
+    static const tp_behaviour spawner = {
+        .name = "zspawner", .state_size = sizeof(long), .handle = zero_spawner};
+    tp_pid p;
+    ck_assert_int_eq(tp_spawn(sys, &spawner, NULL, NULL, &p), 0);
+    ck_assert_int_eq(tp_system_send(sys, p, 1, NULL, 0), 0);
+    ck_assert_int_eq(tp_system_wait(sys, 60000), 0);
+    ck_assert_int_eq(atomic_load(&zero_dirty), 0);
+    ck_assert_int_eq(atomic_load(&zero_inits), 64 * zero_rounds);
+    ck_assert_int_eq(atomic_load(&zero_exits), 64 * zero_rounds);
+    tp_system_destroy(&sys);
+}
+END_TEST
+
 static char log_line[1024];
 static _Atomic long log_lines;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -497,6 +571,7 @@ lifecycle_suite(void)
     tcase_add_test(tc, test_stop_wakes_a_waiter);
     tcase_add_test(tc, test_names);
     tcase_add_test(tc, test_spawn_from_actor_and_self_send_in_init);
+    tcase_add_test(tc, test_reused_records_start_zeroed);
     tcase_add_test(tc, test_crash_report_logged);
     tcase_add_test(tc, test_destroy_while_busy);
     tcase_add_test(tc, test_tp_log_uses_the_sink);

@@ -214,6 +214,7 @@ struct tp_actor {
     _Atomic uint8_t socks;         // may own sockets: its exit closes them
     _Atomic uint8_t mute;          // TP__MUTE_*
     _Atomic uint8_t mute_lock;     // guards mute_list
+    uint8_t rec_class; // the record's size in 16 bytes (actor.c); 0: large
     // Exit signals queued that may kill us (it wraps; only a change counts).
     _Atomic uint16_t exits_pushed;
     uint16_t exits_scanned; // exits_pushed when the user lane was last read
@@ -548,10 +549,21 @@ typedef struct tp__limbo {
 // What a worker has seen of another, as a thief (sched.c).
 typedef struct tp__victim {
     uint64_t seq;       // its activations when last looked at
+    uint32_t tail;      // and its ring's tail
     int64_t since;      // when that count was first seen
     int64_t hold_until; // no taking from a busy v before this
     int64_t hold_ns;    // how long the last hold was; 0: none
+    int64_t next_look;  // held off: when to look at it again
 } tp__victim;
+
+// Free actor records a worker keeps for its next spawns, per size class
+// (actor.c): spawning and freeing an actor then touches neither malloc nor
+// its arena lock, which a thief freeing actors it took contends for.
+#define TP__REC_CLASSES 48 // records up to 16 * 48 - 8 = 760 bytes
+typedef struct tp__recs {
+    void *head[TP__REC_CLASSES]; // linked through each record's first word
+    uint16_t n[TP__REC_CLASSES];
+} tp__recs;
 
 // A thief's watch over the actors it last took from a busy worker.
 typedef struct tp__stolen {
@@ -595,6 +607,7 @@ struct tp__worker {
     tp__pool_batch *pending;    // blocks to return, per origin worker
     struct tp__victim *victims; // per worker: what we saw of it (sched.c)
     tp__stolen stolen;
+    tp__recs recs; // free actor records (actor.c)
 
     // Pushed by other workers returning our blocks; taken by the owner.
     TP__ALIGNED _Atomic(tp__pool_block *) remote;
@@ -617,6 +630,12 @@ struct tp__worker {
 enum { TP__WAKE_NONE = 0, TP__WAKE_CHOSEN = 1, TP__WAKE_POKED = 2 };
 
 #define TP__EPOCH_IDLE UINT64_MAX
+
+// Actor records: from this worker's free records or malloc, and back.
+tp_actor *tp__rec_alloc(size_t size);
+void tp__rec_free(tp_actor *a);
+void tp__recs_free_all(tp__worker *w);
+void tp__rec_depot_free(tp_system *sys);
 
 void tp__sched_schedule(tp_system *sys, tp_actor *a);
 void tp__sched_requeue(tp__worker *w, tp_actor *a);
@@ -709,6 +728,11 @@ struct tp_system {
     pthread_mutex_t limbo_lock; // for actors that died outside workers
     tp__limbo limbo;
     _Atomic size_t limbo_waiting; // actors in `limbo`
+
+    // Free actor records beyond what workers keep, in batches (actor.c).
+    TP__ALIGNED pthread_mutex_t rec_lock;
+    void *rec_depot[TP__REC_CLASSES];
+    size_t rec_depot_bytes;
 
     // Actor table.
     TP__ALIGNED pthread_mutex_t slot_lock;

@@ -190,7 +190,7 @@ tp__actor_free(tp_actor *a)
     tp__ded_release(a); // ends and joins its thread, if it has one
     tp__mailbox_close(&a->sys);
     tp__mailbox_close(&a->user);
-    free(a);
+    tp__rec_free(a);
 }
 
 // Terminates an actor at system destruction; no scheduler thread runs.

@@ -181,6 +181,7 @@ tp__pool_free_all(tp__worker *w, unsigned nworkers)
     w->pending = NULL;
     free(w->victims);
     w->victims = NULL;
+    tp__recs_free_all(w);
 }
 
 // The I/O thread's pool record, for the I/O thread of `sys`; NULL when

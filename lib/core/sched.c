@@ -388,8 +388,9 @@ runq_steal(tp__worker *w, tp__worker *victim, bool short_ok, uint32_t most)
 // the actors it took from a busy worker ran, on our side, no longer per
 // activation than WORTH_MOVES moves cost, the moving was most of the work,
 // and the thief leaves that worker's ring alone for a while (1 ms, doubling
-// while it stays so, up to 16 ms). A worker stuck in one activation for
-// RESCUE_NS is stolen from whatever the verdict.
+// while it stays so, up to 16 ms), looking at it meanwhile only every
+// HELD_LOOK_NS. A worker stuck in one activation for RESCUE_NS, queueing
+// nothing, is stolen from whatever the verdict.
 //
 // The cost of a move is measured once per process: the first two workers
 // to start bounce a cache line between them and keep the fastest round
@@ -399,6 +400,7 @@ runq_steal(tp__worker *w, tp__worker *victim, bool short_ok, uint32_t most)
 #define HOLD_MIN_NS 1000000  // a verdict against stealing holds this long
 #define HOLD_MAX_NS 16000000 // and doubles up to this
 #define PROBE_ACTORS 4       // taken to try again once a hold is over
+#define HELD_LOOK_NS 50000   // how often a held-off thief looks, for rescue
 #define MOVE_LINES 4         // lines an actor brings with it, about
 #define MOVE_DEFAULT_NS 1000 // until measured
 #define MOVE_MIN_NS 200      // bounds on what a measure may conclude
@@ -503,17 +505,24 @@ move_cost(void)
     return ns != 0 ? ns : MOVE_DEFAULT_NS;
 }
 
-// How long `v` has been inside one activation as far as w has watched it
-// (0 when it has moved on since w last looked): the actors queued behind a
-// stuck owner are worth taking even a few at a time, runnext included.
+// How long `v` has been inside one activation without queueing anything,
+// as far as w has watched it (0 when it has moved on since w last looked):
+// the actors queued behind a stuck owner are worth taking even a few at a
+// time, runnext included. An owner whose activation keeps queueing actors
+// (a spawner, a router fanning out) is not stuck but producing: what it
+// queues is taken by the ordinary steals, as their verdicts allow. Rescuing
+// it took its cheap products at a cost of several microseconds each, and
+// the traffic slowed it down until it looked stuck again.
 static int64_t
 victim_stuck_ns(tp__worker *w, tp__worker *v, int64_t now)
 {
     tp__victim *x = &w->victims[v->index];
-    // relaxed: a heuristic.
+    // relaxed, both: a heuristic.
     uint64_t seq = atomic_load_explicit(&v->activations, memory_order_relaxed);
-    if (seq != x->seq) {
+    uint32_t tail = atomic_load_explicit(&v->tail, memory_order_relaxed);
+    if (seq != x->seq || tail != x->tail) {
         x->seq = seq;
+        x->tail = tail;
         x->since = now;
         return 0;
     }
@@ -558,18 +567,27 @@ steal_any(tp__worker *w, int64_t now)
         tp__worker *v = &sys->workers[(start + i) % n];
         if (v == w)
             continue;
+        // Held off a busy worker, we look at it only every HELD_LOOK_NS,
+        // for a stuck activation: each look pulls its counters' and
+        // ring's lines to us, and it pays for each when it next writes
+        // them, which from a thief looking once a microsecond made a
+        // spawner 1.5 times slower.
+        tp__victim *x = &w->victims[v->index];
+        bool held = now < x->hold_until;
+        if (held && now < x->next_look)
+            continue;
+        if (held)
+            x->next_look = now + HELD_LOOK_NS;
         int64_t stuck = victim_stuck_ns(w, v, now);
         tp_actor *a = NULL;
-        if (stuck >= RESCUE_NS)
+        if (stuck >= RESCUE_NS) {
             a = runq_steal(w, v, true, TP__RUNQ_SIZE / 2);
-        else if (now >= w->victims[v->index].hold_until) {
+        } else if (!held) {
             // relaxed: our own counter.
             uint64_t before =
                 atomic_load_explicit(&w->steals, memory_order_relaxed);
             // After a verdict against it, a few are taken to try again.
-            uint32_t most = w->victims[v->index].hold_ns != 0
-                                ? PROBE_ACTORS
-                                : TP__RUNQ_SIZE / 2;
+            uint32_t most = x->hold_ns != 0 ? PROBE_ACTORS : TP__RUNQ_SIZE / 2;
             if ((a = runq_steal(w, v, stuck >= STEAL_STUCK_NS, most)) != NULL)
                 w->stolen = (tp__stolen){
                     v, now,
@@ -580,7 +598,7 @@ steal_any(tp__worker *w, int64_t now)
         }
         if (a == NULL && stuck >= RESCUE_NS && (a = runnext_steal(v))) {
             tp__count(&w->steals, 1);
-            w->victims[v->index].since = now; // the next one waits as long
+            x->since = now; // the next one waits as long
         }
         if (a != NULL)
             return a;

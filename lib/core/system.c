@@ -231,6 +231,8 @@ system_free(tp_system *sys)
     pthread_rwlock_destroy(&sys->ext_lock);
     pthread_mutex_destroy(&sys->io_init_lock);
     pthread_mutex_destroy(&sys->ded_lock);
+    tp__rec_depot_free(sys);
+    pthread_mutex_destroy(&sys->rec_lock);
     free(sys->workers);
     free(sys);
 }
@@ -244,7 +246,8 @@ locks_init(tp_system *sys)
     pthread_mutex_t *mx[] = {&sys->inject_lock, &sys->idle_lock,
                              &sys->limbo_lock,  &sys->slot_lock,
                              &sys->reg_lock,    &sys->wait_lock,
-                             &sys->io_init_lock, &sys->ded_lock};
+                             &sys->io_init_lock, &sys->ded_lock,
+                             &sys->rec_lock};
     size_t n = 0;
     int rc = 0;
     while (rc == 0 && n < sizeof mx / sizeof mx[0])

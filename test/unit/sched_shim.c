@@ -113,6 +113,7 @@ unit_stolen_judge(tp__worker *w, bool done)
 const int64_t unit_hold_min_ns = HOLD_MIN_NS, unit_rescue_ns = RESCUE_NS,
               unit_worth_moves = WORTH_MOVES;
 const uint32_t unit_probe_actors = PROBE_ACTORS;
+const int64_t unit_held_look_ns = HELD_LOOK_NS;
 
 int64_t
 unit_move_cost(void)

@@ -66,6 +66,7 @@ void unit_stolen_judge(tp__worker *w, bool done);
 int64_t unit_move_cost(void);
 extern const int64_t unit_hold_min_ns, unit_rescue_ns, unit_worth_moves;
 extern const uint32_t unit_probe_actors;
+extern const int64_t unit_held_look_ns;
 
 void unit_announce(tp__worker *w);
 void unit_go_idle(tp__worker *w);

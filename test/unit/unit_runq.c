@@ -319,6 +319,46 @@ START_TEST(cheap_steals_hold_the_thief_back)
 }
 END_TEST
 
+// A held-off thief looks at its victim only every unit_held_look_ns, and
+// an owner whose one activation keeps queueing actors is producing, not
+// stuck: it is rescued only once it has queued nothing for
+// unit_rescue_ns.
+START_TEST(a_producing_owner_is_not_rescued)
+{
+    tp_system *sys = unit_system_new(2);
+    tp__worker *v = &sys->workers[0], *t = &sys->workers[1];
+    t->victims = calloc(2, sizeof *t->victims);
+    tp_actor *a = actors_new(64);
+    for (unsigned i = 0; i < 32; i++)
+        unit_runq_put(v, &a[i]);
+    int64_t now = tp__now_ns();
+    tp__victim *x = &t->victims[0];
+    x->hold_ns = unit_hold_min_ns;
+    x->hold_until = now + 100 * unit_rescue_ns;
+    atomic_store(&v->activations, 1);
+    ck_assert_ptr_null(unit_steal_any(t, now));
+    ck_assert_uint_eq(x->seq, 1);
+    // Between looks, a new activation goes unseen.
+    atomic_store(&v->activations, 2);
+    ck_assert_ptr_null(unit_steal_any(t, now + unit_held_look_ns - 1));
+    ck_assert_uint_eq(x->seq, 1);
+    ck_assert_ptr_null(unit_steal_any(t, now + unit_held_look_ns));
+    ck_assert_uint_eq(x->seq, 2);
+    int64_t since = x->since;
+    ck_assert_int_eq(since, now + unit_held_look_ns);
+    // Inside that activation v queues another actor before RESCUE_NS:
+    // producing, so the clock starts again.
+    unit_runq_put(v, &a[32]);
+    ck_assert_ptr_null(unit_steal_any(t, since + unit_rescue_ns));
+    ck_assert_int_eq(x->since, since + unit_rescue_ns);
+    // Then nothing for RESCUE_NS: stuck, and rescued despite the hold.
+    ck_assert_ptr_eq(unit_steal_any(t, since + 2 * unit_rescue_ns), &a[0]);
+    free(t->victims);
+    free(a);
+    unit_system_free(sys);
+}
+END_TEST
+
 Suite *
 runq_unit_suite(void)
 {
@@ -332,6 +372,7 @@ runq_unit_suite(void)
     tcase_add_test(tc, short_ring_stolen_only_when_allowed);
     tcase_add_test(tc, steal_leaves_overflow_to_owner);
     tcase_add_test(tc, cheap_steals_hold_the_thief_back);
+    tcase_add_test(tc, a_producing_owner_is_not_rescued);
     tcase_add_test(tc, no_actor_lost_or_duplicated_under_stealing);
     suite_add_tcase(s, tc);
     return s;
