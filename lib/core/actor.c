@@ -477,7 +477,8 @@ rec_spill(tp__worker *w, unsigned cls)
     }
 }
 
-// Returns a zeroed record of at least `size` bytes, its class noted.
+// Returns a zeroed record of at least `size` bytes, its class noted; from
+// this worker's list (its own, no lock) when the thread is a worker.
 tp_actor *
 tp__rec_alloc(size_t size)
 {
@@ -503,12 +504,15 @@ tp__rec_alloc(size_t size)
     return a;
 }
 
+// On the thread that frees `a`: a worker of a's system keeps it (its own
+// list, no lock; the depot under rec_lock); any other thread, or a record
+// too large for a class, gives it back to malloc.
 void
 tp__rec_free(tp_actor *a)
 {
     tp__worker *w = tp__self.worker;
     unsigned cls = a->rec_class;
-    if (!REC_CACHE || w == NULL || cls == 0) {
+    if (!REC_CACHE || w == NULL || w->sys != a->system || cls == 0) {
         free(a);
         return;
     }

@@ -729,7 +729,8 @@ struct tp_system {
     tp__limbo limbo;
     _Atomic size_t limbo_waiting; // actors in `limbo`
 
-    // Free actor records beyond what workers keep, in batches (actor.c).
+    // Free actor records beyond what workers keep, in batches (actor.c);
+    // any worker takes rec_lock, for one batch's push or pop.
     TP__ALIGNED pthread_mutex_t rec_lock;
     void *rec_depot[TP__REC_CLASSES];
     size_t rec_depot_bytes;
