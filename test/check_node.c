@@ -1137,6 +1137,95 @@ START_TEST(listen_errors_keep_errno)
 }
 END_TEST
 
+// ---- worker polling --------------------------------------------------------
+//
+// While messages from another node flow, a scheduler thread that looks for
+// work reads the node's connections itself. When it then runs a long
+// activation, the input must not wait for it to end.
+
+enum { R_START = 210, R_BALL = 7, R_LATE = 9 };
+
+#define RALLY_BUSY_S 5.0 // longest the busy activation holds its thread
+
+static tp_pid rally_echo, rally_probe;
+static _Atomic int rally_outcome; // 0 running, 1 reply seen while busy, 2 not
+
+// Sends a ball to the remote echo and back `left` times; the last return
+// asks the dedicated probe to send to the echo, then keeps this node's only
+// scheduler thread busy until the probe has the answer (or RALLY_BUSY_S).
+static int
+rally_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    int *left = state;
+    if (msg->tag == R_START) {
+        memcpy(left, msg->data, sizeof *left);
+        ck_assert_int_eq(tp_send(ctx, rally_echo, R_BALL, "b", 1), 0);
+        return TP_OK;
+    }
+    if (msg->tag != R_BALL)
+        return TP_OK;
+    if (--*left > 0) {
+        ck_assert_int_eq(tp_send(ctx, rally_echo, R_BALL, "b", 1), 0);
+        return TP_OK;
+    }
+    psend s = {.to = rally_echo, .tag = R_LATE, .data = "late", .size = 4};
+    ck_assert_int_eq(tp_send(ctx, rally_probe, P_SEND, &s, sizeof s), 0);
+    double t0 = now_s();
+    int outcome = 2;
+    while (now_s() - t0 < RALLY_BUSY_S) {
+        long n = atomic_load(&nlog);
+        for (long i = 0; i < n; i++)
+            if (log_[i].tag == R_LATE)
+                outcome = 1;
+        if (outcome == 1)
+            break;
+    }
+    atomic_store(&rally_outcome, outcome);
+    return TP_OK;
+}
+
+static const tp_behaviour rally_b = {
+    .name = "rally", .state_size = sizeof(int), .handle = rally_handle};
+
+START_TEST(busy_polling_worker_does_not_hold_input)
+{
+    tpn_setup();
+    tpn_child c;
+    ck_assert_int_eq(
+        tpn_start(&c, (const char *[]){"beta", "-s", tpn_secret, NULL}), 0);
+    tp_system *sys = tpt_system(1);
+    tp_node_config nc = {.name = "alpha", .secret_file = tpn_secret};
+    ck_assert_int_eq(tp_node_start(sys, &nc), 0);
+    atomic_store(&nlog, 0);
+    the_sys = sys;
+    ck_assert_int_eq(tp_spawn(sys, &probe_b, NULL,
+                              &(tp_spawn_opts){.dedicated = true},
+                              &rally_probe),
+                     0);
+    rally_echo = remote_pid(sys, rally_probe, "echo", c.node);
+    atomic_store(&nlog, 0);
+    atomic_store(&rally_outcome, 0);
+    tp_pid rally;
+    ck_assert_int_eq(tp_spawn(sys, &rally_b, NULL, NULL, &rally), 0);
+    int rounds = 500;
+    ck_assert_int_eq(
+        tp_system_send(sys, rally, R_START, &rounds, sizeof rounds), 0);
+    for (int i = 0; i < 30000 && atomic_load(&rally_outcome) == 0; i++)
+        tpt_nap_us(1000);
+    ck_assert_msg(atomic_load(&rally_outcome) == 1,
+                  "the answer waited for the busy activation to end");
+    // The rally's returns were read by the scheduler thread, not only by
+    // the I/O thread: the case above is the one polling creates.
+    tp_node_stats ns;
+    ck_assert_int_eq(tp_node_stats_get(sys, &ns), 0);
+    ck_assert_uint_gt(ns.frames_in_polled, 0);
+    ck_assert_uint_le(ns.frames_in_polled, ns.frames_in);
+    tp_system_destroy(&sys);
+    tpn_stop(&c);
+    tpn_teardown();
+}
+END_TEST
+
 Suite *
 node_suite(void)
 {
@@ -1162,6 +1251,7 @@ node_suite(void)
     tcase_add_test(tc, ipv6_pair);
     tcase_add_test(tc, bad_addresses);
     tcase_add_test(tc, listen_errors_keep_errno);
+    tcase_add_test(tc, busy_polling_worker_does_not_hold_input);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -149,6 +149,11 @@ typedef struct tp_node_stats {
     uint64_t handshakes_timed_out;
     uint64_t connections_refused; // over the unauthenticated cap, etc.
     uint64_t nodedowns;
+    // Of frames_in, those read by a scheduler thread that was looking for
+    // work (it polls the node's connections while messages flow, so a
+    // message reaches its actor without waking another thread) rather than
+    // by the I/O thread.
+    uint64_t frames_in_polled;
 } tp_node_stats;
 
 TP_API int tp_node_stats_get(tp_system *sys, tp_node_stats *out);

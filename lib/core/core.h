@@ -473,6 +473,14 @@ typedef struct tp__dist_ops {
     void (*unstall)(tp_system *sys);
     // Sends the frames this thread's activation held back (tp__corked).
     void (*uncork)(void);
+    // Worker polling (lib/dist/poll.c), from a worker spinning for work
+    // at time `now`: whether it polls the node's connections and input is
+    // ready (poll_ready, no lock taken but to take the watch over); reading
+    // it, announced to the epoch (poll_read); handing the watch back before
+    // it parks or stops (unpoll).
+    bool (*poll_ready)(tp_system *sys, tp__worker *w, int64_t now);
+    void (*poll_read)(tp_system *sys, tp__worker *w);
+    void (*unpoll)(tp_system *sys, tp__worker *w);
 } tp__dist_ops;
 
 // How a message is put into a peer's send queue (tp__dist_ops.route).

@@ -754,11 +754,22 @@ find_work(tp__worker *w)
 {
     tp_system *sys = w->sys;
     for (;;) {
+        // acquire: pairs with tp__dist_hooks_install's release store.
+        const tp__dist_ops *dist =
+            atomic_load_explicit(&sys->dist, memory_order_acquire);
         int64_t start = tp__now_ns(), now = start;
         for (; now - start < SPIN_NS; now = tp__now_ns()) {
             tp_actor *a = inject_pop(sys, w);
             if (a == NULL)
                 a = steal_any(w, now);
+            if (a == NULL && dist != NULL && dist->poll_ready(sys, w, now)) {
+                // Input from other nodes, read here: the actors it wakes
+                // are queued on this worker.
+                tp__announce(w);
+                dist->poll_read(sys, w);
+                tp__go_idle(w);
+                a = local_next(w);
+            }
             if (a != NULL) {
                 // seq_cst: if we were the last spinner and more work is
                 // queued, someone must take it. A producer that queued
@@ -775,6 +786,8 @@ find_work(tp__worker *w)
                 return a;
             }
             if (stopping(sys)) {
+                if (dist != NULL)
+                    dist->unpoll(sys, w);
                 // seq_cst: as every change of nspinning (see wake_one).
                 atomic_fetch_sub_explicit(&sys->nspinning, 1,
                                           memory_order_seq_cst);
@@ -792,6 +805,9 @@ find_work(tp__worker *w)
         }
         // Park: become idle first, stop spinning, then look once more so a
         // producer that saw us spinning cannot leave its work unnoticed.
+        // The loop watches the node's connections again.
+        if (dist != NULL)
+            dist->unpoll(sys, w);
         tp__go_idle(w);
         // relaxed: idle_lock, taken next, publishes it to any waker.
         atomic_store_explicit(&w->wake, TP__WAKE_NONE, memory_order_relaxed);

@@ -87,7 +87,7 @@ void
 tp__conn_free(conn *c)
 {
     tp__dist *n = c->node;
-    tp__io_fd_stop(n->io, &c->rio);
+    tp__conn_read_off(c);
     tp__io_fd_stop(n->io, &c->wio);
     tp__io_timer_stop(n->io, &c->retry);
     if (c->fd >= 0)
@@ -156,11 +156,10 @@ conn_new(tp__dist *n, int fd, bool outbound)
 static void
 conn_watch(conn *c)
 {
-    tp__io_fd_init(&c->rio, tp__conn_read_cb, c->fd, TP__IO_READ);
     tp__io_fd_init(&c->wio, tp__conn_write_cb, c->fd, TP__IO_WRITE);
     tp__io_timer_init(&c->retry, tp__conn_retry_cb, TP__NODE_RETRY_S,
                       TP__NODE_RETRY_S);
-    c->rio.data = c->wio.data = c->retry.data = c;
+    c->wio.data = c->retry.data = c;
 }
 
 void
@@ -214,7 +213,10 @@ tp__conn_dialled(conn *c)
         return;
     }
     tp__io_fd_stop(n->io, &c->wio);
-    tp__io_fd_start(n->io, &c->rio);
+    if (!tp__conn_read_on(c)) {
+        tp__conn_close(c, "cannot watch the socket", true);
+        return;
+    }
     tp__handshake_start(c);
 }
 
@@ -253,7 +255,8 @@ tp__node_accept_cb(tp__io_fd *w, int revents)
         c->counted_unauth = true;
         n->unauth++;
         conn_watch(c);
-        tp__io_fd_start(n->io, &c->rio);
+        if (!tp__conn_read_on(c))
+            tp__conn_close(c, "cannot watch the socket", true);
     }
 }
 

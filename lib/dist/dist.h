@@ -19,6 +19,9 @@ int tp__node_route(tp_system *sys, tp_actor *self, tp_pid to, tp__msg *m,
                    int mode);
 void tp__node_kick(tp_actor *proxy);
 void tp__node_uncork(void);
+bool tp__node_poll_ready(tp_system *sys, tp__worker *w, int64_t now);
+void tp__node_poll_read(tp_system *sys, tp__worker *w);
+void tp__node_unpoll(tp_system *sys, tp__worker *w);
 // Installs the hooks the core calls (tp__dist_ops) in `sys`: hooks.c.
 void tp__dist_hooks_install(tp_system *sys);
 void tp__node_stop(tp_system *sys);

@@ -11,6 +11,9 @@ static const tp__dist_ops ops = {
     .kick = tp__node_kick,
     .unstall = tp__node_unstall,
     .uncork = tp__node_uncork,
+    .poll_ready = tp__node_poll_ready,
+    .poll_read = tp__node_poll_read,
+    .unpoll = tp__node_unpoll,
 };
 
 // Installs the table in `sys`, before the node is published: routers find

@@ -394,7 +394,7 @@ process_input(conn *c)
 static void
 stall(conn *c)
 {
-    tp__io_fd_stop(c->node->io, &c->rio);
+    tp__conn_read_off(c);
     tp__io_timer_again(c->node->io, &c->retry);
     if (tp__io_wait_room(c->node->sys, c->stalled_to))
         tp__node_unstall(c->node->sys); // drained meanwhile: next round
@@ -438,16 +438,17 @@ tp__conn_retry_cb(tp__io_timer *w)
         return;
     }
     tp__io_timer_stop(c->node->io, w);
-    tp__io_fd_start(c->node->io, &c->rio);
+    if (!tp__conn_read_on(c)) {
+        tp__conn_close(c, "cannot watch the socket", true);
+        return;
+    }
     if (process_input(c) && c->stalled != NULL)
         stall(c);
 }
 
 void
-tp__conn_read_cb(tp__io_fd *w, int revents)
+tp__conn_read(conn *c)
 {
-    (void)revents;
-    conn *c = w->data;
     for (int round = 0; round < TP__NODE_READ_ROUNDS; round++) {
         if (c->in_cap - c->in_len < TP__NODE_READ_ROOM) {
             size_t cap = c->in_cap ? c->in_cap * 2 : TP__NODE_IN_START;
@@ -477,6 +478,9 @@ tp__conn_read_cb(tp__io_fd *w, int revents)
         }
         c->in_len += (size_t)r;
         c->last_rx = tp__io_now(c->node->io);
+        // relaxed: a hint for worker polling (poll.c).
+        atomic_store_explicit(&c->node->last_input, tp__now_ns(),
+                              memory_order_relaxed);
         bump(&c->node->bytes_in, (uint64_t)r);
         if (c->peer && c->st == C_UP)
             bump(&c->peer->bytes_in, (uint64_t)r);

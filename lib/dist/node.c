@@ -237,6 +237,7 @@ node_free(tp__dist *n)
         if (n->lfd >= 0)
             tp__io_fd_stop(n->io, &n->lio);
     }
+    tp__poll_free(n);
     pthread_mutex_destroy(&n->lock);
     pthread_cond_destroy(&n->cond);
     free(n);
@@ -298,6 +299,7 @@ tp_node_start(tp_system *sys, const tp_node_config *in)
         return TP_ENOMEM;
     n->sys = sys;
     n->lfd = -1;
+    n->pfd = -1;
     if (pthread_mutex_init(&n->lock, NULL) != 0) {
         free(n);
         return TP_EAGAIN;
@@ -325,6 +327,8 @@ tp_node_start(tp_system *sys, const tp_node_config *in)
         rc = TP_EAGAIN;
         goto fail;
     }
+    if ((rc = tp__poll_init(n)) != 0)
+        goto fail;
     double tick = n->cfg.heartbeat_ms;
     if (tick > n->cfg.timeout_ms / TP__NODE_TICKS_PER_TIMEOUT)
         tick = n->cfg.timeout_ms / TP__NODE_TICKS_PER_TIMEOUT;
@@ -340,6 +344,7 @@ tp_node_start(tp_system *sys, const tp_node_config *in)
     tp__io_timer_start(n->io, &n->tick);
     if (n->lfd >= 0)
         tp__io_fd_start(n->io, &n->lio);
+    tp__poll_start(n);
     n->watching = true;
     tp__io_on_wake(n->io, TP__IO_NODE, node_wake, n);
     tp__dist_hooks_install(sys);
@@ -364,6 +369,7 @@ tp__node_stop(tp_system *sys)
     if (n == NULL)
         return;
     pthread_mutex_lock(&n->io->lock); // senders may still try a direct write
+    tp__poll_reclaim(n);              // a worker may poll: no more
     while (n->conns != NULL)
         tp__conn_free(n->conns);
     uint32_t np = atomic_load_explicit(&n->npeers, memory_order_relaxed);
@@ -505,6 +511,8 @@ tp_node_stats_get(tp_system *sys, tp_node_stats *out)
             TP_PEER_UP;
     // relaxed: statistics.
     out->frames_in = atomic_load_explicit(&n->frames_in, memory_order_relaxed);
+    out->frames_in_polled =
+        atomic_load_explicit(&n->frames_polled, memory_order_relaxed);
     out->frames_out =
         atomic_load_explicit(&n->frames_out, memory_order_relaxed);
     out->bytes_in = atomic_load_explicit(&n->bytes_in, memory_order_relaxed);

@@ -75,8 +75,8 @@
 #define TP__NODE_BACKOFF_JITTER_STEPS 512 // of 1/1024 each above the min
 
 // Output: a proxy is not drained past OUT_HIGH buffered bytes; the write
-// callback drains again below half of it; a buffer grown past OUT_SHRINK bytes is
-// freed once empty. A drain makes at most DRAIN_PASSES passes before it
+// callback drains again below half of it; a buffer grown past OUT_SHRINK bytes
+// is freed once empty. A drain makes at most DRAIN_PASSES passes before it
 // lets the loop run.
 #define TP__NODE_OUT_HIGH (256 * 1024)
 #define TP__NODE_OUT_SHRINK (4 * TP__NODE_OUT_HIGH)
@@ -137,7 +137,8 @@ typedef struct conn {
     int st;
     bool outbound;
     bool counted_unauth;
-    tp__io_fd rio, wio;
+    bool reading; // in node->pfd (poll.c)
+    tp__io_fd wio;
     tp__io_timer retry; // a delivery refused by a full mailbox, retried
     double born, last_rx, last_ping;
     char addr[TP__ADDR_STRLEN]; // the peer's, for logs
@@ -197,6 +198,16 @@ struct tp__dist {
     bool watching; // lio and tick are on the loop
     conn *conns;
     unsigned unauth;
+    // Reading (poll.c): the connections' sockets, in an epoll set the loop
+    // watches with pio, unless worker `poller` (a tp__worker) polls it;
+    // pwatch then checks that it still does.
+    int pfd;
+    unsigned nreading; // connections in it
+    tp__io_fd pio;
+    tp__io_timer pwatch;
+    _Atomic(void *) poller;     // written under io->lock
+    _Atomic int64_t poll_seen;  // ns: the poller's last look
+    _Atomic int64_t last_input; // ns: the last read that got bytes
 
     pthread_mutex_t lock; // peers, ents, subscribers; cond for waiters
     pthread_cond_t cond;
@@ -209,6 +220,7 @@ struct tp__dist {
 
     _Atomic int want_retry; // an actor a connection stalled on has room
     _Atomic uint64_t frames_in, frames_out, bytes_in, bytes_out;
+    _Atomic uint64_t frames_polled; // of frames_in, read by a worker
     _Atomic uint64_t rejected, auth_failures, hs_timeouts, refused, nodedowns;
 };
 
@@ -278,7 +290,21 @@ bool tp__handshake(conn *c, const tp__frame *f);
 void tp__msg_chain_free(tp__msg *m);
 void tp__node_retry_stalled(tp__dist *n);
 void tp__conn_retry_cb(tp__io_timer *w);
-void tp__conn_read_cb(tp__io_fd *w, int revents);
+// Reads what `c`'s socket holds and acts on it.
+void tp__conn_read(conn *c);
+
+// ---- poll.c (I/O thread, or io->lock) -------------------------------------
+
+// Sets up and tears down the node's epoll set and its watchers (pfd).
+int tp__poll_init(tp__dist *n);
+void tp__poll_start(tp__dist *n);
+void tp__poll_free(tp__dist *n);
+// Starts or stops reading `c`. read_on returns false when the socket
+// cannot join the set (no memory): the caller closes `c`.
+bool tp__conn_read_on(conn *c);
+void tp__conn_read_off(conn *c);
+// io->lock held: the loop watches the set again.
+void tp__poll_reclaim(tp__dist *n);
 
 // ---- output.c (I/O thread, or io->lock) --------------------------------
 

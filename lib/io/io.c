@@ -58,12 +58,14 @@ tp__io_fd_set(tp__io_fd *w, int events)
 void
 tp__io_fd_start(tp__io *io, tp__io_fd *w)
 {
+    io->changes += !ev_is_active(EVIO(w));
     ev_io_start(io->loop, EVIO(w));
 }
 
 void
 tp__io_fd_stop(tp__io *io, tp__io_fd *w)
 {
+    io->changes += ev_is_active(EVIO(w));
     ev_io_stop(io->loop, EVIO(w));
 }
 
@@ -90,6 +92,7 @@ tp__io_timer_set(tp__io_timer *t, double after, double repeat)
 void
 tp__io_timer_start(tp__io *io, tp__io_timer *t)
 {
+    io->changes++;
     ev_timer_start(io->loop, EVTIMER(t));
 }
 
@@ -102,6 +105,7 @@ tp__io_timer_stop(tp__io *io, tp__io_timer *t)
 void
 tp__io_timer_again(tp__io *io, tp__io_timer *t)
 {
+    io->changes++;
     ev_timer_again(io->loop, EVTIMER(t));
 }
 

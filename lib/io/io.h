@@ -65,6 +65,10 @@ typedef struct tp__io {
     pthread_t thread;
     // Held by the I/O thread except while it waits for events.
     pthread_mutex_t lock;
+    // Under lock: counts watchers started or stopped and timers (re)armed.
+    // A thread that took the lock and ran callbacks (dist's worker polling)
+    // compares it before and after, and wakes the loop to apply changes.
+    unsigned changes;
     _Atomic int stopping;
     bool stopped;
     void (*wake[TP__IO_CLIENTS])(void *);

@@ -154,6 +154,9 @@ render(tp_system *sys, text *t)
         one(t, "troupe_peers_up", "gauge", "Peers connected.", ns.peers_up);
         one(t, "troupe_frames_in_total", "counter", "Frames received.",
             ns.frames_in);
+        one(t, "troupe_frames_in_polled_total", "counter",
+            "Frames received that a scheduler thread read while polling.",
+            ns.frames_in_polled);
         one(t, "troupe_frames_out_total", "counter", "Frames sent.",
             ns.frames_out);
         one(t, "troupe_frames_rejected_total", "counter",

@@ -87,13 +87,14 @@ print_stats(const char *who)
     tp_node_stats_get(sys, &ns);
     fprintf(stderr,
             "%s: activations=%llu messages=%llu sleeps=%llu frames_out=%llu "
-            "frames_in=%llu bytes_out=%llu bytes_in=%llu\n",
+            "frames_in=%llu polled=%llu bytes_out=%llu bytes_in=%llu\n",
             who, (unsigned long long)st.total.activations,
             (unsigned long long)st.total.messages,
             (unsigned long long)st.total.sleeps,
             (unsigned long long)ns.frames_out,
-            (unsigned long long)ns.frames_in, (unsigned long long)ns.bytes_out,
-            (unsigned long long)ns.bytes_in);
+            (unsigned long long)ns.frames_in,
+            (unsigned long long)ns.frames_in_polled,
+            (unsigned long long)ns.bytes_out, (unsigned long long)ns.bytes_in);
 }
 
 // ---- node B: echo and counter ----------------------------------------------
