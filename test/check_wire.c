@@ -13,6 +13,7 @@
 #include "tp_wire_test.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -780,27 +781,156 @@ START_TEST(unauthenticated_cap)
     int silent[4];
     for (int i = 0; i < 4; i++)
         silent[i] = dial();
-    // Connections are accepted in order, so the fifth is the one refused.
+    // A fifth is accepted: the oldest of the four makes room for it.
+    // Connections are accepted in order, so that is silent[0].
     double t0 = tpw_now();
-    ck_assert(tpw_closed(dial(), NULL));
+    int fifth = dial();
+    ck_assert(tpw_closed(silent[0], NULL));
     ck_assert_double_lt(tpw_now() - t0, 2.0); // at once, no timeout involved
     tp_node_stats s = stats();
-    ck_assert_uint_eq(s.connections_refused, 1);
-    for (int i = 0; i < 4; i++)
-        ck_assert(tpw_open(silent[i]));
-    // Authenticated traffic is not affected; a sixth is refused as well.
-    witness_delivers();
-    ck_assert(tpw_closed(dial(), NULL));
-    ck_assert_uint_eq(stats().connections_refused, 2);
-    // One of the four misbehaves and is closed: its place is free again.
-    tpw_bytes fr = {.len = 0};
-    tpw_put_be(&fr, 0, 4);
-    send_bytes(silent[0], &fr);
-    ck_assert(tpw_closed(silent[0], NULL));
-    close(join());
-    ck_assert_uint_eq(stats().connections_refused, 2);
+    ck_assert_uint_eq(s.connections_evicted, 1);
+    ck_assert_uint_eq(s.connections_refused, 0);
+    ck_assert(tpw_open(fifth));
     for (int i = 1; i < 4; i++)
-        close(silent[i]);
+        ck_assert(tpw_open(silent[i]));
+    // A connection that sent its HELLO goes after every silent one, even
+    // younger ones: the next newcomer evicts silent[2], not silent[1].
+    const char *name = "early@127.0.0.1:5";
+    uint8_t na[TPW_NONCE], nb[TPW_NONCE];
+    tpw_nonce(na);
+    tpw_bytes env = {.len = 0}, fr = {.len = 0}, in;
+    tpw_env_hello(&env, TPW_F_HELLO, TPW_VSN, name, strlen(name), 4, na, NULL);
+    tpw_put_frame(&fr, env.p, env.len);
+    send_bytes(silent[1], &fr);
+    ck_assert(tpw_read_frame(silent[1], &in));
+    tpw_check_challenge(&node.t, &in, name, 4, na, nb);
+    int sixth = dial();
+    ck_assert(tpw_closed(silent[2], NULL));
+    ck_assert(tpw_open(silent[1]));
+    ck_assert(tpw_open(silent[3]));
+    ck_assert(tpw_open(fifth));
+    ck_assert_uint_eq(stats().connections_evicted, 2);
+    // Authenticated traffic is not affected, and a peer gets in although
+    // every slot is taken (it evicts silent[3]).
+    witness_delivers();
+    close(join());
+    ck_assert(tpw_closed(silent[3], NULL));
+    ck_assert(tpw_open(silent[1]));
+    ck_assert_uint_eq(stats().connections_evicted, 3);
+    ck_assert_uint_eq(stats().connections_refused, 0);
+    // One of them misbehaves and is closed: its place is free again, and
+    // the next newcomer evicts nobody.
+    tpw_bytes bad = {.len = 0};
+    tpw_put_be(&bad, 0, 4);
+    send_bytes(fifth, &bad);
+    ck_assert(tpw_closed(fifth, NULL));
+    close(join());
+    ck_assert_uint_eq(stats().connections_evicted, 3);
+    close(silent[1]);
+    close(sixth);
+    stop();
+}
+END_TEST
+
+// ---- a reconnecting flood of silent connections
+// -----------------------------
+//
+// An attacker without the secret keeps FLOOD_CONNS connections open and
+// opens a new one as soon as the node closes one. Peers must still get in,
+// and the warnings must come as summaries, not one line per connection.
+
+#define FLOOD_CONNS 500
+
+static _Atomic int flood_stop;
+
+static int
+flood_dial(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connect(fd, (struct sockaddr *)&sa, sizeof sa); // EINPROGRESS
+    return fd;
+}
+
+static void *
+flood_main(void *arg)
+{
+    uint16_t port = *(uint16_t *)arg;
+    static struct pollfd pf[FLOOD_CONNS];
+    for (int i = 0; i < FLOOD_CONNS; i++)
+        pf[i] = (struct pollfd){.fd = flood_dial(port), .events = POLLIN};
+    while (!atomic_load(&flood_stop)) {
+        if (poll(pf, FLOOD_CONNS, 10) <= 0)
+            continue;
+        for (int i = 0; i < FLOOD_CONNS; i++) {
+            if (pf[i].revents == 0)
+                continue;
+            char buf[256];
+            ssize_t r = read(pf[i].fd, buf, sizeof buf);
+            if (r > 0 || (r < 0 && (errno == EAGAIN || errno == EINTR)))
+                continue;
+            close(pf[i].fd); // closed by the node: open another at once
+            pf[i].fd = flood_dial(port);
+        }
+    }
+    for (int i = 0; i < FLOOD_CONNS; i++)
+        if (pf[i].fd >= 0)
+            close(pf[i].fd);
+    return NULL;
+}
+
+START_TEST(reconnecting_flood_does_not_lock_peers_out)
+{
+    start(NULL); // the default 64 slots for unauthenticated connections
+    unsigned lines0 = nlines;
+    atomic_store(&flood_stop, 0);
+    uint16_t port = node.t.port;
+    pthread_t flood;
+    ck_assert_int_eq(pthread_create(&flood, NULL, flood_main, &port), 0);
+    // The flood holds every slot and turns them over.
+    for (int i = 0; i < 20000 && stats().connections_evicted < 1000; i++)
+        tpt_nap_us(1000);
+    ck_assert_uint_ge(stats().connections_evicted, 1000);
+    // A real node connects and disconnects 20 times.
+    tp_system *peer = tpn_local("legit", NULL);
+    const char *target = tp_node_name(node.sys);
+    int ok = 0;
+    for (int round = 0; round < 20; round++) {
+        ok += tp_node_connect(peer, target, 2000) == 0;
+        ck_assert_int_eq(tp_node_disconnect(peer, target), 0);
+        tp_peer_info pi;
+        for (int i = 0; i < 5000; i++) {
+            ck_assert_int_eq(tp_node_peers(peer, &pi, 1), 1);
+            if (pi.state == TP_PEER_IDLE)
+                break;
+            tpt_nap_us(1000);
+        }
+        ck_assert_int_eq(pi.state, TP_PEER_IDLE);
+    }
+    ck_assert_msg(ok >= 19, "the peer got in %d times of 20", ok);
+    // Authenticated traffic went on throughout.
+    witness_delivers();
+    // Evictions are logged one by one only at first, then summed up once
+    // the window ends.
+    bool summed = false;
+    for (int i = 0; i < 20000 && !summed; i++) {
+        summed = logged("more unauthenticated connections evicted");
+        if (!summed)
+            tpt_nap_us(1000);
+    }
+    ck_assert_msg(summed, "no summary of the evictions");
+    atomic_store(&flood_stop, 1);
+    pthread_join(flood, NULL);
+    tp_node_stats s = stats();
+    ck_assert_uint_ge(s.connections_evicted, 1000);
+    ck_assert_uint_eq(s.connections_refused, 0);
+    // Some lines per kind and window, a summary each: nowhere near one a
+    // connection.
+    ck_assert_uint_lt(nlines - lines0, 100);
+    tp_system_destroy(&peer);
     stop();
 }
 END_TEST
@@ -954,6 +1084,7 @@ wire_suite(void)
     tcase_add_test(tc, handshake_frame_after_auth);
     tcase_add_test(tc, harmless_frames_kept);
     tcase_add_test(tc, unauthenticated_cap);
+    tcase_add_test(tc, reconnecting_flood_does_not_lock_peers_out);
     tcase_add_test(tc, handshake_timeout);
     tcase_add_test(tc, fake_acceptor);
     tcase_add_test(tc, reply_flag_without_request_counts);

@@ -61,7 +61,8 @@ typedef struct tp_node_config {
     uint32_t send_queue;          // messages queued per peer; 0 = 8192
     tp_overflow overflow;         // a full peer queue: DEFAULT = BACKPRESSURE;
                                   // EXIT_RECEIVER is refused
-    unsigned max_unauthenticated; // connections mid-handshake; 0 = 64
+    unsigned max_unauthenticated; // connections mid-handshake; 0 = 64;
+                                  // a new one past it evicts the oldest
     int reconnect_max_ms;         // backoff cap between attempts; 0 = 5000
 } tp_node_config;
 
@@ -147,7 +148,10 @@ typedef struct tp_node_stats {
     uint64_t frames_rejected; // malformed or over a limit: connection closed
     uint64_t auth_failures;   // handshakes refused for a bad proof
     uint64_t handshakes_timed_out;
-    uint64_t connections_refused; // over the unauthenticated cap, etc.
+    uint64_t connections_refused; // not accepted (no memory, no slot)
+    // Unauthenticated connections closed to make room for a newer one when
+    // all max_unauthenticated slots were taken.
+    uint64_t connections_evicted;
     uint64_t nodedowns;
     // Of frames_in, those read by a scheduler thread that was looking for
     // work (it polls the node's connections while messages flow, so a

@@ -54,6 +54,48 @@ tp__peer_backoff_cb(tp__io_timer *w)
     }
 }
 
+// ---- warnings about unauthenticated connections, rate-limited ------------
+
+static const char *const hs_what[TP__HS_KINDS] = {
+    [TP__HS_EVICTED] = "unauthenticated connections evicted",
+    [TP__HS_REFUSED] = "connections refused",
+    [TP__HS_TIMEOUT] = "handshakes timed out",
+    [TP__HS_CLOSED] = "connections closed before authenticating",
+    [TP__HS_AUTH] = "handshakes failed",
+};
+
+// Reports what `kind`'s window held back, if anything, and opens a new one.
+static void
+hslog_roll(tp__dist *n, int kind, double now)
+{
+    hslog *l = &n->hslogs[kind];
+    if (l->held > 0)
+        tp__log(n->sys, TP_LOG_WARNING,
+                "node: %llu more %s in the last %.0f s, not logged one by "
+                "one; the latest from %s",
+                (unsigned long long)l->held, hs_what[kind], now - l->start,
+                l->last);
+    l->start = now;
+    l->logged = 0;
+    l->held = 0;
+}
+
+bool
+tp__hslog_ok(tp__dist *n, int kind, const char *addr)
+{
+    hslog *l = &n->hslogs[kind];
+    double now = tp__io_now(n->io);
+    if (now - l->start >= TP__NODE_LOG_WINDOW_S)
+        hslog_roll(n, kind, now);
+    if (l->logged < TP__NODE_LOG_BURST) {
+        l->logged++;
+        return true;
+    }
+    l->held++;
+    snprintf(l->last, sizeof l->last, "%s", addr);
+    return false;
+}
+
 static void
 enter_backoff(tp__peer *p)
 {
@@ -100,10 +142,11 @@ tp__conn_free(conn *c)
     free(c);
 }
 
-// Closes `c`. If it was its peer's connection, the peer goes down (an up
-// connection: nodedown and noconnection) and backs off.
-void
-tp__conn_close(conn *c, const char *why, bool log_it)
+// Closes `c`, saying why in the log when `log_it`. If it was its peer's
+// connection, the peer goes down (an up connection: nodedown and
+// noconnection) and backs off.
+static void
+conn_close(conn *c, const char *why, bool log_it)
 {
     tp__dist *n = c->node;
     tp__peer *p = c->peer;
@@ -138,6 +181,15 @@ tp__conn_close(conn *c, const char *why, bool log_it)
     enter_backoff(p);
 }
 
+void
+tp__conn_close(conn *c, const char *why, bool log_it)
+{
+    // An inbound connection that never authenticated: rate-limited.
+    conn_close(c, why,
+               log_it && (!c->counted_unauth ||
+                          tp__hslog_ok(c->node, TP__HS_CLOSED, c->addr)));
+}
+
 static conn *
 conn_new(tp__dist *n, int fd, bool outbound)
 {
@@ -148,6 +200,7 @@ conn_new(tp__dist *n, int fd, bool outbound)
     c->fd = fd;
     c->outbound = outbound;
     c->born = c->last_rx = c->last_ping = tp__io_now(n->io);
+    c->seq = ++n->conn_seq;
     c->next = n->conns;
     n->conns = c;
     return c;
@@ -220,6 +273,37 @@ tp__conn_dialled(conn *c)
     tp__handshake_start(c);
 }
 
+// Makes room for a new connection when every slot for unauthenticated ones
+// is taken: closes the one that has shown least, the oldest of those that
+// have not even sent a HELLO, else the oldest. A peer's handshake takes
+// one round trip, so connections opened to keep the slots full push out
+// each other and not the peer that comes in among them, which a refusal
+// of newcomers would keep out for as long as they kept trying. Returns
+// false when no connection could go.
+static bool
+evict_one(tp__dist *n)
+{
+    conn *victim = NULL;
+    for (conn *c = n->conns; c != NULL; c = c->next) {
+        if (!c->counted_unauth)
+            continue;
+        bool silent = c->st == C_WAIT_HELLO;
+        if (victim == NULL || (silent && victim->st != C_WAIT_HELLO) ||
+            (silent == (victim->st == C_WAIT_HELLO) && c->seq < victim->seq))
+            victim = c;
+    }
+    if (victim == NULL)
+        return false;
+    bump(&n->evicted, 1);
+    if (tp__hslog_ok(n, TP__HS_EVICTED, victim->addr))
+        tp__log(n->sys, TP_LOG_WARNING,
+                "node: connection from %s evicted: reason=\"too many "
+                "unauthenticated connections\" limit=%u",
+                victim->addr, n->cfg.max_unauthenticated);
+    conn_close(victim, "evicted", false);
+    return true;
+}
+
 void
 tp__node_accept_cb(tp__io_fd *w, int revents)
 {
@@ -234,12 +318,13 @@ tp__node_accept_cb(tp__io_fd *w, int revents)
             return;
         char addr[TP__ADDR_STRLEN];
         tp__addr_format((struct sockaddr *)&sa, addr, sizeof addr);
-        if (n->unauth >= n->cfg.max_unauthenticated) {
+        if (n->unauth >= n->cfg.max_unauthenticated && !evict_one(n)) {
             bump(&n->refused, 1);
-            tp__log(n->sys, TP_LOG_WARNING,
-                    "node: connection from %s refused: reason=\"too many "
-                    "unauthenticated connections\" limit=%u",
-                    addr, n->cfg.max_unauthenticated);
+            if (tp__hslog_ok(n, TP__HS_REFUSED, addr))
+                tp__log(n->sys, TP_LOG_WARNING,
+                        "node: connection from %s refused: reason=\"too many "
+                        "unauthenticated connections\" limit=%u",
+                        addr, n->cfg.max_unauthenticated);
             close(fd);
             continue;
         }
@@ -321,12 +406,18 @@ tp__node_tick_cb(tp__io_timer *w)
     double hb = n->cfg.heartbeat_ms / 1000.0;
     double to = n->cfg.timeout_ms / 1000.0;
     double hs = n->cfg.handshake_timeout_ms / 1000.0;
+    for (int k = 0; k < TP__HS_KINDS; k++)
+        if (n->hslogs[k].held > 0 &&
+            now - n->hslogs[k].start >= TP__NODE_LOG_WINDOW_S)
+            hslog_roll(n, k, now);
     for (conn *c = n->conns, *next; c != NULL; c = next) {
         next = c->next;
         if (c->st != C_UP) {
             if (now - c->born > hs) {
                 bump(&n->hs_timeouts, 1);
-                tp__conn_close(c, "handshake timeout", true);
+                conn_close(c, "handshake timeout",
+                           !c->counted_unauth ||
+                               tp__hslog_ok(n, TP__HS_TIMEOUT, c->addr));
             }
             continue;
         }

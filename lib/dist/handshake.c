@@ -153,10 +153,11 @@ static void
 auth_failed(conn *c, const char *why)
 {
     bump(&c->node->auth_failures, 1);
-    tp__log(c->node->sys, TP_LOG_WARNING,
-            "node: handshake %s %s failed: reason=\"%s\"",
-            c->outbound ? "to" : "from",
-            c->peer_name[0] ? c->peer_name : c->addr, why);
+    if (tp__hslog_ok(c->node, TP__HS_AUTH, c->addr))
+        tp__log(c->node->sys, TP_LOG_WARNING,
+                "node: handshake %s %s failed: reason=\"%s\"",
+                c->outbound ? "to" : "from",
+                c->peer_name[0] ? c->peer_name : c->addr, why);
     tp__conn_close(c, why, false);
 }
 

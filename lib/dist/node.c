@@ -511,6 +511,8 @@ tp_node_stats_get(tp_system *sys, tp_node_stats *out)
             TP_PEER_UP;
     // relaxed: statistics.
     out->frames_in = atomic_load_explicit(&n->frames_in, memory_order_relaxed);
+    out->connections_evicted =
+        atomic_load_explicit(&n->evicted, memory_order_relaxed);
     out->frames_in_polled =
         atomic_load_explicit(&n->frames_polled, memory_order_relaxed);
     out->frames_out =

@@ -49,6 +49,20 @@
 #define TP__NODE_SEND_QUEUE_MAX (1u << 24)
 #define TP__NODE_MAX_UNAUTH_MAX 65536
 #define TP__NODE_RECONNECT_MAX_MS_MIN 100
+// Warnings about connections that never authenticated are rate-limited
+// per kind (connect.c): the first LOG_BURST in a window of LOG_WINDOW_S
+// seconds are logged one by one, the rest counted and reported in one
+// summary line when the window ends.
+#define TP__NODE_LOG_BURST 5
+#define TP__NODE_LOG_WINDOW_S 10.0
+enum {
+    TP__HS_EVICTED, // dropped to make room for a newer connection
+    TP__HS_REFUSED, // not accepted
+    TP__HS_TIMEOUT, // handshake deadline passed
+    TP__HS_CLOSED,  // closed, or broke the protocol, before authenticating
+    TP__HS_AUTH,    // a proof of the secret that failed
+    TP__HS_KINDS
+};
 // A peer's timeout covers at least this many heartbeats; the tick that
 // checks them runs at least this often per timeout.
 #define TP__NODE_TIMEOUT_BEATS 2
@@ -141,6 +155,7 @@ typedef struct conn {
     tp__io_fd wio;
     tp__io_timer retry; // a delivery refused by a full mailbox, retried
     double born, last_rx, last_ping;
+    uint64_t seq;               // order of creation, for eviction
     char addr[TP__ADDR_STRLEN]; // the peer's, for logs
     uint8_t nonce_mine[TP__WIRE_NONCE], nonce_peer[TP__WIRE_NONCE];
     char peer_name[TP_NODE_NAME_MAX];
@@ -183,6 +198,14 @@ typedef struct ent {
     uint32_t inc;
 } ent;
 
+// One kind's window of rate-limited warnings. I/O thread (or io->lock).
+typedef struct hslog {
+    double start;
+    unsigned logged;
+    uint64_t held; // events not logged in this window
+    char last[TP__ADDR_STRLEN];
+} hslog;
+
 struct tp__dist {
     tp_system *sys;
     tp_node_config cfg;
@@ -197,7 +220,9 @@ struct tp__dist {
     tp__io_timer tick;
     bool watching; // lio and tick are on the loop
     conn *conns;
+    uint64_t conn_seq;
     unsigned unauth;
+    hslog hslogs[TP__HS_KINDS];
     // Reading (poll.c): the connections' sockets, in an epoll set the loop
     // watches with pio, unless worker `poller` (a tp__worker) polls it;
     // pwatch then checks that it still does.
@@ -222,6 +247,7 @@ struct tp__dist {
     _Atomic uint64_t frames_in, frames_out, bytes_in, bytes_out;
     _Atomic uint64_t frames_polled; // of frames_in, read by a worker
     _Atomic uint64_t rejected, auth_failures, hs_timeouts, refused, nodedowns;
+    _Atomic uint64_t evicted;
 };
 
 static inline void
@@ -268,6 +294,9 @@ void tp__peer_backoff_cb(tp__io_timer *w);
 void tp__peer_connect(tp__peer *p);
 // An authenticated connection no longer counts against the cap.
 void tp__conn_unauth_release(conn *c);
+// Whether a warning of kind TP__HS_* about a connection from `addr` is
+// logged now; if not, it is counted for the window's summary.
+bool tp__hslog_ok(tp__dist *n, int kind, const char *addr);
 void tp__conn_free(conn *c);
 // Closes `c`. If it was its peer's connection, the peer goes down (an up
 // connection: nodedown and noconnection) and backs off.
