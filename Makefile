@@ -27,7 +27,7 @@ CC ?= cc
 MSGPACK_PC = $(shell pkg-config --exists msgpack-c && echo msgpack-c || echo msgpack)
 MSGPACK_CFLAGS = $(shell pkg-config --cflags $(MSGPACK_PC))
 MSGPACK_LIBS = $(shell pkg-config --libs $(MSGPACK_PC))
-CRYPTO_LIBS = $(shell pkg-config --libs libcrypto)
+CRYPTO_LIBS = $(shell pkg-config --libs libssl libcrypto)
 CHECK_CFLAGS = $(shell pkg-config --cflags check)
 CHECK_LIBS = $(shell pkg-config --libs check)
 

@@ -173,6 +173,7 @@ main(void)
     srunner_add_suite(sr, supervisor_suite());
     srunner_add_suite(sr, node_suite());
     srunner_add_suite(sr, wire_suite());
+    srunner_add_suite(sr, tls_suite());
     srunner_add_suite(sr, introspect_suite());
     srunner_add_suite(sr, sock_suite());
     srunner_add_suite(sr, kvstore_suite());

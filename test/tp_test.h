@@ -67,6 +67,7 @@ Suite *fault_suite(void);
 Suite *supervisor_suite(void);
 Suite *node_suite(void);
 Suite *wire_suite(void);
+Suite *tls_suite(void);
 Suite *introspect_suite(void);
 Suite *sock_suite(void);
 Suite *kvstore_suite(void);

@@ -1,7 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # Installs what building and testing troupe needs, when it is missing:
-# a C compiler, make, pkg-config, libev, msgpack-c, OpenSSL's libcrypto,
+# a C compiler, make, pkg-config, libev, msgpack-c, OpenSSL (libssl and libcrypto),
 # Check and libinih (actord's configuration). Uses apt-get,
 # through sudo when not root. Does nothing when everything is present.
 set -eu
@@ -13,7 +13,7 @@ if command -v pkg-config >/dev/null 2>&1; then
     pkg-config --exists msgpack-c || pkg-config --exists msgpack ||
         missing="$missing libmsgpack-dev"
     pkg-config --exists check || missing="$missing check"
-    pkg-config --exists libcrypto || missing="$missing libssl-dev"
+    pkg-config --exists libssl libcrypto || missing="$missing libssl-dev"
     pkg-config --exists inih || missing="$missing libinih-dev"
 else
     missing="$missing libmsgpack-dev check libssl-dev libinih-dev"

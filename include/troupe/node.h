@@ -64,6 +64,16 @@ typedef struct tp_node_config {
     unsigned max_unauthenticated; // connections mid-handshake; 0 = 64;
                                   // a new one past it evicts the oldest
     int reconnect_max_ms;         // backoff cap between attempts; 0 = 5000
+    // TLS 1.3 for every connection: this node's certificate (PEM, with any
+    // intermediate CA certificates after it), its private key (PEM), and the
+    // CA certificates (PEM) a peer's certificate must chain to. All three or
+    // none. With them the node neither accepts nor makes a plaintext
+    // connection, and both sides verify each other's certificate; the
+    // secret's handshake runs inside TLS. Without them, a node listening on
+    // an address other than loopback logs a warning at start.
+    const char *tls_cert_file;
+    const char *tls_key_file;
+    const char *tls_ca_file;
 } tp_node_config;
 
 // Turns `sys` into a node: loads the secret, opens the listening socket and

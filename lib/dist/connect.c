@@ -132,6 +132,7 @@ tp__conn_free(conn *c)
     tp__conn_read_off(c);
     tp__io_fd_stop(n->io, &c->wio);
     tp__io_timer_stop(n->io, &c->retry);
+    tp__tls_detach(c);
     if (c->fd >= 0)
         close(c->fd);
     tp__conn_unauth_release(c);
@@ -270,7 +271,27 @@ tp__conn_dialled(conn *c)
         tp__conn_close(c, "cannot watch the socket", true);
         return;
     }
-    tp__handshake_start(c);
+    if (n->tls == NULL) {
+        tp__handshake_start(c);
+        return;
+    }
+    c->st = C_WAIT_CHALLENGE; // once TLS is up, HELLO goes out
+    if (!tp__tls_attach(c)) {
+        tp__conn_close(c, "TLS: cannot set up the connection", true);
+        return;
+    }
+    tp__conn_tls_advance(c);
+}
+
+bool
+tp__conn_tls_advance(conn *c)
+{
+    int r = tp__tls_step(c);
+    if (r <= 0)
+        return false; // more to come, or failed and closed
+    if (c->outbound)
+        tp__handshake_start(c); // HELLO, now inside TLS
+    return true;
 }
 
 // Makes room for a new connection when every slot for unauthenticated ones
@@ -342,6 +363,8 @@ tp__node_accept_cb(tp__io_fd *w, int revents)
         conn_watch(c);
         if (!tp__conn_read_on(c))
             tp__conn_close(c, "cannot watch the socket", true);
+        else if (n->tls != NULL && !tp__tls_attach(c))
+            tp__conn_close(c, "TLS: cannot set up the connection", true);
     }
 }
 
@@ -378,6 +401,12 @@ tp__node_listen(tp__dist *n)
                 n->cfg.listen);
         return TP_EINVAL;
     }
+    if (!tp__addr_is_loopback(&sa) && n->tls == NULL)
+        tp__log(n->sys, TP_LOG_WARNING,
+                "node: listening on %s without TLS: after the handshake, "
+                "traffic is neither encrypted nor authenticated (set "
+                "tls_cert_file, tls_key_file and tls_ca_file)",
+                n->cfg.listen);
     n->lfd =
         socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (n->lfd < 0)

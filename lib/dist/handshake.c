@@ -18,8 +18,7 @@ conn_refuse(conn *c, const char *why)
 {
     tp__wire_refuse(&c->out, why);
     if (c->out.len > c->out_off &&
-        send(c->fd, c->out.p + c->out_off, c->out.len - c->out_off,
-             MSG_NOSIGNAL) > 0)
+        tp__conn_write(c, c->out.p + c->out_off, c->out.len - c->out_off) > 0)
         c->out_off = c->out.len;
 }
 

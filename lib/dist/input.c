@@ -442,14 +442,24 @@ tp__conn_retry_cb(tp__io_timer *w)
         tp__conn_close(c, "cannot watch the socket", true);
         return;
     }
-    if (process_input(c) && c->stalled != NULL)
+    if (!process_input(c))
+        return;
+    if (c->stalled != NULL)
         stall(c);
+    else if (tp__conn_pending(c))
+        tp__conn_read(c); // what TLS holds, readiness will not announce
 }
 
 void
 tp__conn_read(conn *c)
 {
-    for (int round = 0; round < TP__NODE_READ_ROUNDS; round++) {
+    if (c->ssl != NULL && c->tls_st == TP__TLS_HANDSHAKE &&
+        !tp__conn_tls_advance(c))
+        return;
+    // Under TLS, a record read in part leaves the rest inside the TLS
+    // layer, where readiness of the socket will not announce it.
+    for (int round = 0; round < TP__NODE_READ_ROUNDS || tp__conn_pending(c);
+         round++) {
         if (c->in_cap - c->in_len < TP__NODE_READ_ROOM) {
             size_t cap = c->in_cap ? c->in_cap * 2 : TP__NODE_IN_START;
             if (c->in_len + TP__NODE_READ_ROOM > cap)
@@ -462,7 +472,7 @@ tp__conn_read(conn *c)
             c->in = in;
             c->in_cap = cap;
         }
-        ssize_t r = read(c->fd, c->in + c->in_len, c->in_cap - c->in_len);
+        ssize_t r = tp__conn_recv(c, c->in + c->in_len, c->in_cap - c->in_len);
         if (r == 0) {
             tp__conn_close(c, "closed by peer", true);
             return;
@@ -490,7 +500,7 @@ tp__conn_read(conn *c)
             stall(c);
             return;
         }
-        if ((size_t)r < TP__NODE_READ_ROOM)
+        if ((size_t)r < TP__NODE_READ_ROOM && !tp__conn_pending(c))
             break;
     }
 }

@@ -238,6 +238,7 @@ node_free(tp__dist *n)
             tp__io_fd_stop(n->io, &n->lio);
     }
     tp__poll_free(n);
+    tp__tls_free(n);
     pthread_mutex_destroy(&n->lock);
     pthread_cond_destroy(&n->cond);
     free(n);
@@ -317,6 +318,9 @@ tp_node_start(tp_system *sys, const tp_node_config *in)
     if (in->secret_file != NULL && (rc = load_secret(n, in->secret_file)) != 0)
         goto fail;
     n->cfg.secret_file = NULL;
+    if ((rc = tp__tls_init(n, in)) != 0)
+        goto fail;
+    n->cfg.tls_cert_file = n->cfg.tls_key_file = n->cfg.tls_ca_file = NULL;
     if ((rc = tp__node_listen(n)) != 0)
         goto fail;
     n->cfg.listen = NULL;
@@ -352,8 +356,9 @@ tp_node_start(tp_system *sys, const tp_node_config *in)
     atomic_store_explicit(&sys->node, n, memory_order_release);
     pthread_mutex_unlock(&n->io->lock);
     tp__io_wake(n->io);
-    tp__log(sys, TP_LOG_INFO, "node: started name=%s incarnation=%u%s",
-            n->name, n->inc, n->secret ? " secret=yes" : " secret=no");
+    tp__log(sys, TP_LOG_INFO, "node: started name=%s incarnation=%u%s%s",
+            n->name, n->inc, n->secret ? " secret=yes" : " secret=no",
+            n->tls ? " tls=yes" : " tls=no");
     return 0;
 fail:
     node_free(n);

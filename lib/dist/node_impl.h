@@ -151,7 +151,9 @@ typedef struct conn {
     int st;
     bool outbound;
     bool counted_unauth;
-    bool reading; // in node->pfd (poll.c)
+    bool reading;       // in node->pfd (poll.c)
+    int tls_st;         // TP__TLS_* while ssl is set
+    struct ssl_st *ssl; // TLS (tls.c), or NULL
     tp__io_fd wio;
     tp__io_timer retry; // a delivery refused by a full mailbox, retried
     double born, last_rx, last_ping;
@@ -226,6 +228,7 @@ struct tp__dist {
     // Reading (poll.c): the connections' sockets, in an epoll set the loop
     // watches with pio, unless worker `poller` (a tp__worker) polls it;
     // pwatch then checks that it still does.
+    struct ssl_ctx_st *tls; // TLS for every connection (tls.c), or NULL
     int pfd;
     unsigned nreading; // connections in it
     tp__io_fd pio;
@@ -321,6 +324,32 @@ void tp__node_retry_stalled(tp__dist *n);
 void tp__conn_retry_cb(tp__io_timer *w);
 // Reads what `c`'s socket holds and acts on it.
 void tp__conn_read(conn *c);
+
+// ---- tls.c (I/O thread, or io->lock) --------------------------------------
+
+enum { TP__TLS_HANDSHAKE = 1, TP__TLS_UP };
+
+// Sets up n->tls from cfg's three files when they are given (all or none).
+// Returns 0, TP_EINVAL (a partial set; a certificate, key or CA that does
+// not load, match or verify), TP_ENOENT or another TP_E* for a file that
+// cannot be read; each refusal logged.
+int tp__tls_init(tp__dist *n, const tp_node_config *cfg);
+void tp__tls_free(tp__dist *n);
+// Gives `c` its TLS layer, as client when it dialled. False: no memory.
+bool tp__tls_attach(conn *c);
+void tp__tls_detach(conn *c);
+// Moves `c`'s TLS handshake on. Returns 1 when it is done, 0 when it
+// waits for the socket, -1 when it failed and closed `c` (logged).
+int tp__tls_step(conn *c);
+// tp__tls_step, then the node's handshake when TLS is up: HELLO from the
+// side that dialled (connect.c). Returns true when TLS is up and `c` open.
+bool tp__conn_tls_advance(conn *c);
+// Reads into or writes from `c`'s socket, through TLS when it has it: as
+// read(2) and a non-blocking send(2) with MSG_NOSIGNAL.
+ssize_t tp__conn_recv(conn *c, void *buf, size_t size);
+ssize_t tp__conn_write(conn *c, const void *buf, size_t size);
+// Whether TLS holds bytes of `c` already read from its socket.
+bool tp__conn_pending(const conn *c);
 
 // ---- poll.c (I/O thread, or io->lock) -------------------------------------
 

@@ -17,8 +17,8 @@ bool
 tp__conn_flush(conn *c)
 {
     while (c->out_off < c->out.len) {
-        ssize_t w = send(c->fd, c->out.p + c->out_off, c->out.len - c->out_off,
-                         MSG_NOSIGNAL);
+        ssize_t w =
+            tp__conn_write(c, c->out.p + c->out_off, c->out.len - c->out_off);
         if (w < 0) {
             int e = errno;
             if (e == EINTR)
@@ -60,6 +60,10 @@ tp__conn_write_cb(tp__io_fd *w, int revents)
     conn *c = w->data;
     if (c->st == C_CONNECTING) {
         tp__conn_dialled(c);
+        return;
+    }
+    if (c->ssl != NULL && c->tls_st == TP__TLS_HANDSHAKE) {
+        tp__conn_tls_advance(c);
         return;
     }
     if (!tp__conn_flush(c))

@@ -75,8 +75,8 @@ cork_add(tp__peer *p)
 static bool
 send_now(tp__dist *n, tp__peer *p, conn *c)
 {
-    ssize_t w = send(c->fd, c->out.p + c->out_off, c->out.len - c->out_off,
-                     MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t w =
+        tp__conn_write(c, c->out.p + c->out_off, c->out.len - c->out_off);
     if (w > 0) {
         c->out_off += (size_t)w;
         bump(&n->bytes_out, (uint64_t)w);
@@ -227,8 +227,7 @@ write_direct(tp__dist *n, tp__peer *p, tp__msg *f)
     if (c != NULL && c->st == C_UP && c->out.len == c->out_off &&
         TP__CNT_TOTAL(atomic_load_explicit(&q->count, memory_order_acquire)) ==
             0) {
-        ssize_t w =
-            send(c->fd, f->pub.data, f->pub.size, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t w = tp__conn_write(c, f->pub.data, f->pub.size);
         size_t sent = w > 0 ? (size_t)w : 0;
         if (sent < f->pub.size) {
             tp__wbuf_reserve(&c->out, f->pub.size - sent);

@@ -4,7 +4,7 @@
 // B, which serves an echo and a counter actor, and the parent is node A,
 // which connects to B (the handshake is not timed) and drives one workload:
 //
-//   tdist WORKLOAD THREADS OPS [-q SEND_QUEUE] [-m COUNTER_MAILBOX]
+//   tdist WORKLOAD THREADS OPS [-q SEND_QUEUE] [-m COUNTER_MAILBOX] [-t DIR]
 //
 //   pingpong  a driver on A and the echo actor on B exchange an 8-byte
 //             message OPS times, one in flight (after 1000 untimed ones)
@@ -16,7 +16,9 @@
 // THREADS is each node's number of scheduler threads, 0 for the system's
 // default (one per online CPU); each node also runs its I/O thread. -q sets
 // the peer send queue (default the node's, 8192), -m the counter's mailbox
-// capacity (default the system's, 1024).
+// capacity (default the system's, 1024). -t runs both nodes over TLS with
+// DIR/node.pem, DIR/node.key and DIR/ca.pem (both present the same
+// certificate).
 //
 // Prints "RESULT troupe WORKLOAD THREADS OPS SECONDS PEAK_RSS_KB 0" as
 // tbench does (the peak is node A's), and for pingpong "LATENCY MEAN_US
@@ -293,7 +295,7 @@ static void
 usage(void)
 {
     fprintf(stderr, "usage: tdist pingpong|stream THREADS OPS "
-                    "[-q SEND_QUEUE] [-m COUNTER_MAILBOX]\n");
+                    "[-q SEND_QUEUE] [-m COUNTER_MAILBOX] [-t DIR]\n");
     exit(2);
 }
 
@@ -310,13 +312,22 @@ main(int argc, char **argv)
     uint32_t counter_cap = 0;
     int opt;
     optind = 4;
-    while ((opt = getopt(argc, argv, "q:m:")) != -1) {
-        if (opt == 'q')
+    static char cert[4096], key[4096], ca[4096];
+    while ((opt = getopt(argc, argv, "q:m:t:")) != -1) {
+        if (opt == 'q') {
             nc.send_queue = (uint32_t)atol(optarg);
-        else if (opt == 'm')
+        } else if (opt == 'm') {
             counter_cap = (uint32_t)atol(optarg);
-        else
+        } else if (opt == 't') {
+            snprintf(cert, sizeof cert, "%s/node.pem", optarg);
+            snprintf(key, sizeof key, "%s/node.key", optarg);
+            snprintf(ca, sizeof ca, "%s/ca.pem", optarg);
+            nc.tls_cert_file = cert;
+            nc.tls_key_file = key;
+            nc.tls_ca_file = ca;
+        } else {
             usage();
+        }
     }
     signal(SIGPIPE, SIG_IGN);
     int report[2], hold[2];
