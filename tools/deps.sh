@@ -1,7 +1,8 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # Installs what building and testing troupe needs, when it is missing:
-# a C compiler, make, pkg-config, libev, msgpack-c, OpenSSL (libssl and libcrypto),
+# a C compiler, make, pkg-config, libev, msgpack-c, OpenSSL (libssl and
+# libcrypto, and the openssl command the TLS tests make certificates with),
 # Check and libinih (actord's configuration). Uses apt-get,
 # through sudo when not root. Does nothing when everything is present.
 set -eu
@@ -9,6 +10,8 @@ set -eu
 missing=""
 command -v cc >/dev/null 2>&1 || missing="$missing gcc"
 command -v pkg-config >/dev/null 2>&1 || missing="$missing pkg-config"
+# The TLS tests make their certificates with the openssl command.
+command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 if command -v pkg-config >/dev/null 2>&1; then
     pkg-config --exists msgpack-c || pkg-config --exists msgpack ||
         missing="$missing libmsgpack-dev"

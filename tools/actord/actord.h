@@ -116,9 +116,10 @@ typedef struct ad_config {
     char *name;   // [node] name
     char *listen; // NULL: not a distributed node
     char *secret_file;
-    unsigned threads; // 0: one per online CPU
-    char *control;    // the socket's path (defaulted), NULL when off
-    char *metrics;    // NULL: no /metrics
+    char *tls_cert, *tls_key, *tls_ca; // all or none: TLS between nodes
+    unsigned threads;                  // 0: one per online CPU
+    char *control; // the socket's path (defaulted), NULL when off
+    char *metrics; // NULL: no /metrics
     bool metrics_allow_remote;
     int log_level;           // TP_LOG_*
     int shutdown_timeout_ms; // per application, or AD_INFINITY

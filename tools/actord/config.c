@@ -304,6 +304,19 @@ check_whole(parse *p)
             "%s:%d: secret_file is set but listen is not: only a node that "
             "listens uses a secret",
             c->path, sl);
+    int tl = p->seen[AD_KEY_TLS_CERT]  ? p->seen[AD_KEY_TLS_CERT]
+             : p->seen[AD_KEY_TLS_KEY] ? p->seen[AD_KEY_TLS_KEY]
+                                       : p->seen[AD_KEY_TLS_CA];
+    int tn = (p->seen[AD_KEY_TLS_CERT] != 0) + (p->seen[AD_KEY_TLS_KEY] != 0) +
+             (p->seen[AD_KEY_TLS_CA] != 0);
+    if (tn != 0 && tn != 3)
+        ERR(p, "%s:%d: TLS needs tls_cert, tls_key and tls_ca together",
+            c->path, tl);
+    if (tn != 0 && c->listen == NULL && ll == 0)
+        ERR(p,
+            "%s:%d: tls_cert is set but listen is not: only a node that "
+            "listens talks to peers",
+            c->path, tl);
     if (c->npeers != 0 && c->listen == NULL && ll == 0)
         ERR(p,
             "%s:%d: peers is set but listen is not: only a node that listens "
@@ -450,6 +463,9 @@ ad_config_free(ad_config *c)
     free(c->name);
     free(c->listen);
     free(c->secret_file);
+    free(c->tls_cert);
+    free(c->tls_key);
+    free(c->tls_ca);
     free(c->control);
     free(c->metrics);
     free(c);

@@ -27,6 +27,9 @@ const char *const ad_node_key_names[AD_NODE_KEYS + 1] = {
     [AD_KEY_LOG_LEVEL] = "log_level",
     [AD_KEY_SHUTDOWN_TIMEOUT] = "shutdown_timeout",
     [AD_KEY_PEERS] = "peers",
+    [AD_KEY_TLS_CERT] = "tls_cert",
+    [AD_KEY_TLS_KEY] = "tls_key",
+    [AD_KEY_TLS_CA] = "tls_ca",
     [AD_NODE_KEYS] = NULL,
 };
 
@@ -289,6 +292,29 @@ set_secret(ad_config *c, const char *v, const char *dir, char *why, size_t n)
     }
 }
 
+// A TLS file: it must be there and readable (tp_node_start checks what it
+// holds).
+static void
+set_tls_file(char **slot, const char *v, const char *dir, char *why, size_t n)
+{
+    char *path = ad_path_resolve(dir, v);
+    if (path == NULL)
+        return;
+    struct stat st;
+    if (stat(path, &st) != 0)
+        snprintf(why, n, "%s", strerror(errno));
+    else if (!S_ISREG(st.st_mode))
+        snprintf(why, n, "not a regular file");
+    else if (access(path, R_OK) != 0)
+        snprintf(why, n, "%s", strerror(errno));
+    if (why[0] == 0) {
+        free(*slot);
+        *slot = path;
+    } else {
+        free(path);
+    }
+}
+
 static void
 set_threads(ad_config *c, const char *v, char *why, size_t n)
 {
@@ -383,6 +409,15 @@ ad_node_key_set(ad_config *c, int k, const char *value, const char *dir,
         break;
     case AD_KEY_SECRET_FILE:
         set_secret(c, value, dir, why, size);
+        break;
+    case AD_KEY_TLS_CERT:
+        set_tls_file(&c->tls_cert, value, dir, why, size);
+        break;
+    case AD_KEY_TLS_KEY:
+        set_tls_file(&c->tls_key, value, dir, why, size);
+        break;
+    case AD_KEY_TLS_CA:
+        set_tls_file(&c->tls_ca, value, dir, why, size);
         break;
     case AD_KEY_THREADS:
         set_threads(c, value, why, size);

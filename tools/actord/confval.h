@@ -22,6 +22,9 @@ enum {
     AD_KEY_LOG_LEVEL,
     AD_KEY_SHUTDOWN_TIMEOUT,
     AD_KEY_PEERS,
+    AD_KEY_TLS_CERT,
+    AD_KEY_TLS_KEY,
+    AD_KEY_TLS_CA,
     AD_NODE_KEYS
 };
 

@@ -277,16 +277,20 @@ start_system(ad_node *n)
         ad_log(TP_LOG_INFO, "node name=%s distribution=off", c->name);
         return 0;
     }
-    tp_node_config nc = {
-        .name = c->name, .listen = c->listen, .secret_file = c->secret_file};
+    tp_node_config nc = {.name = c->name,
+                         .listen = c->listen,
+                         .secret_file = c->secret_file,
+                         .tls_cert_file = c->tls_cert,
+                         .tls_key_file = c->tls_key,
+                         .tls_ca_file = c->tls_ca};
     if ((rc = tp_node_start(n->sys, &nc)) != 0) {
         ad_log(TP_LOG_ERR, "node_failed listen=%s error=%s", c->listen,
                tp_err_name(rc));
         return status_of(rc);
     }
-    ad_log(TP_LOG_INFO, "node_started node=%s incarnation=%u secret=%s",
+    ad_log(TP_LOG_INFO, "node_started node=%s incarnation=%u secret=%s tls=%s",
            tp_node_name(n->sys), (unsigned)tp_node_incarnation(n->sys),
-           c->secret_file ? "yes" : "no");
+           c->secret_file ? "yes" : "no", c->tls_cert ? "yes" : "no");
     return 0;
 }
 

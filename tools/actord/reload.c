@@ -69,6 +69,9 @@ node_keys(ad_node *n, const ad_config *next, int *applied, int *pending)
     fixed("name", cur->name, next->name, pending);
     fixed("listen", cur->listen, next->listen, pending);
     fixed("secret_file", cur->secret_file, next->secret_file, pending);
+    fixed("tls_cert", cur->tls_cert, next->tls_cert, pending);
+    fixed("tls_key", cur->tls_key, next->tls_key, pending);
+    fixed("tls_ca", cur->tls_ca, next->tls_ca, pending);
     fixed_num("threads", (long)cur->threads, (long)next->threads, pending);
     fixed("control", cur->control, next->control, pending);
     fixed("metrics", cur->metrics, next->metrics, pending);

@@ -644,6 +644,56 @@ finish "alpha with a peer" 0
 lacks "$tmp/log" 'nodes_watcher_stop_unconfirmed' "the nodes watcher stopped"
 has "$tmp/log" 'stopped status=0$' "alpha with a peer"
 
+# ---- TLS between two nodes --------------------------------------------------
+
+# Certificates made with the openssl command, as the README shows.
+src=$(cd "$(dirname "$0")/../.." && pwd)
+sh "$src/test/tls_certs.sh" "$tmp/tls" || fail "making certificates"
+printf '[node]\nname = alpha\nlisten = 127.0.0.1:0\ntls_cert = %s\n' \
+    "$tmp/tls/a.pem" | bad tlspart 4 'TLS needs tls_cert, tls_key and tls_ca together'
+printf '[node]\nname = alpha\nlisten = 127.0.0.1:0\ntls_ca = %s\n' \
+    "$tmp/tls/none.pem" | bad tlsnone 4 'invalid tls_ca ".*none.pem": No such file'
+# tls_conf NAME CERT [PEERS]: a node presenting CERT.
+tls_conf() {
+    printf '[node]\nname = %s\ncontrol = %s\nlisten = 127.0.0.1:0\nsecret_file = %s\n' \
+        "$1" "$tmp/run/$1.sock" "$tmp/secret" >"$tmp/$1.conf"
+    printf 'tls_cert = %s\ntls_key = %s\ntls_ca = %s\n' \
+        "$tmp/tls/$2.pem" "$tmp/tls/$2.key" "$tmp/tls/ca.pem" >>"$tmp/$1.conf"
+    [ $# -lt 3 ] || printf 'peers = %s\n' "$3" >>"$tmp/$1.conf"
+}
+# An expired certificate: refused at start, saying why.
+tls_conf alpha old
+expect 78 "an expired certificate" "$actord" -c "$tmp/alpha.conf"
+has "$tmp/err" 'node: TLS: certificate .*old.pem: certificate has expired' \
+    "an expired certificate"
+tls_conf alpha a
+start alpha
+has "$tmp/log" 'node_started node=alpha@127\.0\.0\.1:[1-9][0-9]* .* tls=yes$' \
+    "alpha with TLS"
+aport=$(sed -n 's/.*node_started node=alpha@127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$tmp/log")
+alpha="alpha@127.0.0.1:$aport"
+tls_conf beta b "$alpha"
+blog=$tmp/log.beta
+timeout --foreground 60 "$actord" --config "$tmp/beta.conf" 2>"$blog" &
+beta_pid=$!
+wait_in "$blog" 'actord: ready ' "beta with TLS: start"
+wait_in "$blog" "^<6>${T}actord: nodeup node=$alpha incarnation=[1-9][0-9]*\$" \
+    "beta with TLS: nodeup for alpha"
+kill -TERM "$beta_pid"
+wait "$beta_pid" 2>/dev/null
+beta_pid=""
+# A certificate the CA did not sign: refused at start, saying why.
+printf '[node]\nname = gamma\ncontrol = %s\nlisten = 127.0.0.1:0\nsecret_file = %s\n' \
+    "$tmp/run/gamma.sock" "$tmp/secret" >"$tmp/gamma.conf"
+printf 'tls_cert = %s\ntls_key = %s\ntls_ca = %s\npeers = %s\n' \
+    "$tmp/tls/stranger.pem" "$tmp/tls/stranger.key" "$tmp/tls/ca.pem" \
+    "$alpha" >>"$tmp/gamma.conf"
+expect 78 "a certificate of another CA" "$actord" -c "$tmp/gamma.conf"
+has "$tmp/err" 'certificate .*stranger.pem: unable to get local issuer' \
+    "a certificate of another CA"
+kill -TERM "$pid"
+finish "alpha with TLS" 0
+
 elapsed=$(($(date +%s) - began))
 touch "$tmp/checks" "$tmp/failures"
 checks=$(($(wc -c <"$tmp/checks")))
