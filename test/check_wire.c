@@ -17,6 +17,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -935,6 +936,57 @@ START_TEST(reconnecting_flood_does_not_lock_peers_out)
 }
 END_TEST
 
+// The state the node under test has for peer `name`, or -1 if unknown.
+static int
+peer_state(const char *name)
+{
+    tp_peer_info pi[8];
+    int n = tp_node_peers(node.sys, pi, 8);
+    for (int i = 0; i < n && i < 8; i++)
+        if (strcmp(pi[i].node, name) == 0)
+            return (int)pi[i].state;
+    return -1;
+}
+
+START_TEST(paused_peer_gets_back_in_during_flood)
+{
+    // Peers are found down within about a second here.
+    start(&(tp_node_config){.timeout_ms = 1000, .heartbeat_ms = 200});
+    atomic_store(&flood_stop, 0);
+    uint16_t port = node.t.port;
+    pthread_t flood;
+    ck_assert_int_eq(pthread_create(&flood, NULL, flood_main, &port), 0);
+    for (int i = 0; i < 20000 && stats().connections_evicted < 500; i++)
+        tpt_nap_us(1000);
+    ck_assert_uint_ge(stats().connections_evicted, 500);
+    // A peer process that dials the node and keeps reconnecting to it.
+    tpn_child c;
+    const char *argv[] = {
+        "beta", "-s",   tpn_secret, "-c",  tp_node_name(node.sys),
+        "-t",   "1000", "-b",       "200", NULL};
+    ck_assert_int_eq(tpn_start(&c, argv), 0);
+    for (int i = 0; i < 10000 && peer_state(c.node) != TP_PEER_UP; i++)
+        tpt_nap_us(1000);
+    ck_assert_int_eq(peer_state(c.node), TP_PEER_UP);
+    // Paused, it is found down; resumed, it is back in within a second.
+    tpn_kill(&c, SIGSTOP);
+    for (int i = 0; i < 10000 && peer_state(c.node) == TP_PEER_UP; i++)
+        tpt_nap_us(1000);
+    ck_assert_int_ne(peer_state(c.node), TP_PEER_UP);
+    double t0 = tpw_now();
+    tpn_kill(&c, SIGCONT);
+    for (int i = 0; i < 10000 && peer_state(c.node) != TP_PEER_UP; i++)
+        tpt_nap_us(1000);
+    double took = tpw_now() - t0;
+    ck_assert_int_eq(peer_state(c.node), TP_PEER_UP);
+    ck_assert_msg(took < 1.0, "back in after %.2f s", took);
+    atomic_store(&flood_stop, 1);
+    pthread_join(flood, NULL);
+    tpn_stop(&c);
+    stop();
+}
+END_TEST
+
 START_TEST(handshake_timeout)
 {
     start(&(tp_node_config){.handshake_timeout_ms = 300});
@@ -1085,6 +1137,7 @@ wire_suite(void)
     tcase_add_test(tc, harmless_frames_kept);
     tcase_add_test(tc, unauthenticated_cap);
     tcase_add_test(tc, reconnecting_flood_does_not_lock_peers_out);
+    tcase_add_test(tc, paused_peer_gets_back_in_during_flood);
     tcase_add_test(tc, handshake_timeout);
     tcase_add_test(tc, fake_acceptor);
     tcase_add_test(tc, reply_flag_without_request_counts);

@@ -12,6 +12,8 @@
 #
 #   troupe    build/bin/tdist (TDIST): two troupe nodes, default node
 #             configuration
+#   troupe-tls  the same over TLS 1.3 (tdist -t), with certificates made by
+#             test/tls_certs.sh (needs the openssl command)
 #   tcp       build/bin/tbare (TBARE): the same over a bare TCP socket, no
 #             runtime, blocking reads: each hop pays the kernel's wake-up
 #             of the reader
@@ -79,6 +81,18 @@ for pair in "troupe:$tdist" "tcp:$tbare" "tcp-spin:$tbare"; do
         note "no ${pair#*:} (make ${pair#*:})"
     fi
 done
+tls_dir=build/bench-tls
+if [ -x "$tdist" ]; then
+    if command -v openssl >/dev/null &&
+        { [ -f "$tls_dir/node.pem" ] ||
+            { sh test/tls_certs.sh "$tls_dir" >>"$log" 2>&1 &&
+                cp "$tls_dir/a.pem" "$tls_dir/node.pem" &&
+                cp "$tls_dir/a.key" "$tls_dir/node.key"; }; }; then
+        impls+=(troupe-tls)
+    else
+        note "no certificates for TLS (needs openssl); skipping troupe-tls"
+    fi
+fi
 
 # ---- Erlang: compile, and an epmd we stop again if we started it ---------
 
@@ -130,7 +144,7 @@ default_ops() {
     case $1:$2 in
     pingpong:tcp | pingpong:tcp-spin) echo 50000 ;;
     pingpong:*) echo 20000 ;;
-    stream:troupe) echo 1000000 ;;
+    stream:troupe | stream:troupe-tls) echo 1000000 ;;
     stream:tcp) echo 50000000 ;;
     stream:erlang) echo 500000 ;;
     esac
@@ -145,6 +159,10 @@ run_one() {
     troupe)
         out=$(timeout -k 5 "$limit" "$tdist" "$w" "$threads" "$ops" \
             </dev/null 2>>"$log") || rc=$?
+        ;;
+    troupe-tls)
+        out=$(timeout -k 5 "$limit" "$tdist" "$w" "$threads" "$ops" \
+            -t "$tls_dir" </dev/null 2>>"$log") || rc=$?
         ;;
     tcp)
         out=$(timeout -k 5 "$limit" "$tbare" "$w" "$ops" \
@@ -208,7 +226,7 @@ declare -A ops med
 # for a round trip.
 takes_part() { [ "$1" != tcp-spin ] || [ "$2" = pingpong ]; }
 
-fmt='%-9s %-8s %9s %9s %10s %8s %9s %8s\n'
+fmt='%-9s %-10s %9s %9s %10s %8s %9s %8s\n'
 if [ "$threads" = 0 ]; then
     tdesc="the runtimes' default scheduler threads ($(nproc) online CPUs)"
 else
@@ -303,6 +321,17 @@ for other in erlang tcp; do
         "$(ratio "$(stream_rate troupe)" "$(stream_rate "$other")")" \
         "$([ "$other" = erlang ] && echo '   [>= 10x]')"
 done
+if [ -n "${med[pingpong:troupe-tls:med]:-}" ] ||
+    [ -n "${med[stream:troupe-tls:s]:-}" ]; then
+    echo "TLS (troupe-tls over troupe):"
+    [ -z "${med[pingpong:troupe-tls:med]:-}" ] ||
+        printf '  pingpong round trip, median %s\n' \
+            "$(ratio "${med[pingpong:troupe-tls:med]}" \
+                "${med[pingpong:troupe:med]:--}")"
+    [ -z "${med[stream:troupe-tls:s]:-}" ] ||
+        printf '  stream rate,         %s\n' \
+            "$(ratio "$(stream_rate troupe-tls)" "$(stream_rate troupe)")"
+fi
 echo
 echo "# raw medians: DMEDIAN workload impl threads ops seconds mean_us" \
     "median_us p99_us"
