@@ -340,6 +340,39 @@ START_TEST(tls_configuration_refused)
 }
 END_TEST
 
+START_TEST(listening_beyond_loopback_without_tls_warns)
+{
+    tpn_setup();
+    // 0.0.0.0 is every address, not loopback.
+    tp_system *sys =
+        tpt_system_cfg(&(tp_config){.threads = 1, .log = keep_line});
+    tp_node_config nc = {
+        .name = "open", .listen = "0.0.0.0:0", .secret_file = tpn_secret};
+    ck_assert_int_eq(tp_node_start(sys, &nc), 0);
+    ck_assert(logged("listening on 0.0.0.0:0 without TLS", NULL));
+    tp_system_destroy(&sys);
+    // With TLS, no warning; on loopback, none either.
+    sys = tpt_system_cfg(&(tp_config){.threads = 1, .log = keep_line});
+    nc.name = "closed";
+    nc.tls_cert_file = cert_path("a", "pem");
+    nc.tls_key_file = cert_path("a", "key");
+    nc.tls_ca_file = cert_path("ca", "pem");
+    ck_assert_int_eq(tp_node_start(sys, &nc), 0);
+    tp_system_destroy(&sys);
+    sys = tpt_system_cfg(&(tp_config){.threads = 1, .log = keep_line});
+    tp_node_config lo = {.name = "local", .secret_file = tpn_secret};
+    ck_assert_int_eq(tp_node_start(sys, &lo), 0);
+    tp_system_destroy(&sys);
+    unsigned warned = 0;
+    pthread_mutex_lock(&lines_lock);
+    for (unsigned k = 0; k < 256 && k < nlines; k++)
+        warned += strstr(lines[k], "without TLS") != NULL;
+    pthread_mutex_unlock(&lines_lock);
+    ck_assert_uint_eq(warned, 1);
+    tpn_teardown();
+}
+END_TEST
+
 Suite *
 tls_suite(void)
 {
@@ -351,6 +384,7 @@ tls_suite(void)
     tcase_add_test(tc, tls_refuses_bad_peers);
     tcase_add_test(tc, tls_node_dialling_plaintext_is_refused);
     tcase_add_test(tc, tls_configuration_refused);
+    tcase_add_test(tc, listening_beyond_loopback_without_tls_warns);
     suite_add_tcase(s, tc);
     return s;
 }
