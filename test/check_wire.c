@@ -883,18 +883,28 @@ flood_main(void *arg)
     return NULL;
 }
 
+// Starts the flood on the node under test and waits until it has made the
+// node evict `evicted` connections.
+static pthread_t
+flood_start(uint64_t evicted)
+{
+    static uint16_t port;
+    port = node.t.port;
+    atomic_store(&flood_stop, 0);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, flood_main, &port), 0);
+    for (int i = 0; i < 20000 && stats().connections_evicted < evicted; i++)
+        tpt_nap_us(1000);
+    ck_assert_uint_ge(stats().connections_evicted, evicted);
+    return t;
+}
+
 START_TEST(reconnecting_flood_does_not_lock_peers_out)
 {
     start(NULL); // the default 64 slots for unauthenticated connections
     unsigned lines0 = nlines;
-    atomic_store(&flood_stop, 0);
-    uint16_t port = node.t.port;
-    pthread_t flood;
-    ck_assert_int_eq(pthread_create(&flood, NULL, flood_main, &port), 0);
     // The flood holds every slot and turns them over.
-    for (int i = 0; i < 20000 && stats().connections_evicted < 1000; i++)
-        tpt_nap_us(1000);
-    ck_assert_uint_ge(stats().connections_evicted, 1000);
+    pthread_t flood = flood_start(1000);
     // A real node connects and disconnects 20 times.
     tp_system *peer = tpn_local("legit", NULL);
     const char *target = tp_node_name(node.sys);
@@ -952,13 +962,7 @@ START_TEST(paused_peer_gets_back_in_during_flood)
 {
     // Peers are found down within about a second here.
     start(&(tp_node_config){.timeout_ms = 1000, .heartbeat_ms = 200});
-    atomic_store(&flood_stop, 0);
-    uint16_t port = node.t.port;
-    pthread_t flood;
-    ck_assert_int_eq(pthread_create(&flood, NULL, flood_main, &port), 0);
-    for (int i = 0; i < 20000 && stats().connections_evicted < 500; i++)
-        tpt_nap_us(1000);
-    ck_assert_uint_ge(stats().connections_evicted, 500);
+    pthread_t flood = flood_start(500);
     // A peer process that dials the node and keeps reconnecting to it.
     tpn_child c;
     const char *argv[] = {
