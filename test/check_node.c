@@ -159,6 +159,46 @@ tpn_local(const char *name, const tp_node_config *over)
     return sys;
 }
 
+// ---- certificates (test/tls_certs.sh), made once per test case -------------
+
+char tpn_certs[64];
+
+void
+tpn_certs_make(void)
+{
+    char self[512], cmd[1200];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    ck_assert_int_gt(n, 0);
+    self[n] = 0;
+    *strrchr(self, '/') = 0; // BUILD/bin
+    snprintf(tpn_certs, sizeof tpn_certs, "/tmp/tp-tls-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tpn_certs));
+    // The binary is in BUILD/bin; the script in the source tree's test/.
+    snprintf(cmd, sizeof cmd,
+             "s=%s/../../test/tls_certs.sh; [ -f \"$s\" ] || "
+             "s=test/tls_certs.sh; sh \"$s\" %s",
+             self, tpn_certs);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+void
+tpn_certs_remove(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tpn_certs);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+const char *
+tpn_cert(const char *name, const char *ext)
+{
+    static char paths[8][160];
+    static int next;
+    char *p = paths[next++ % 8];
+    snprintf(p, sizeof paths[0], "%s/%s.%s", tpn_certs, name, ext);
+    return p;
+}
+
 // ---- the probe: an actor that records what it receives
 // ----------------------
 

@@ -19,46 +19,6 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-// ---- certificates, made once for the suite ---------------------------------
-
-static char certs[64];
-
-static void
-certs_make(void)
-{
-    char self[512], cmd[1200];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    ck_assert_int_gt(n, 0);
-    self[n] = 0;
-    *strrchr(self, '/') = 0; // BUILD/bin
-    snprintf(certs, sizeof certs, "/tmp/tp-tls-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(certs));
-    // The binary is in BUILD/bin; the script in the source tree's test/.
-    snprintf(cmd, sizeof cmd,
-             "s=%s/../../test/tls_certs.sh; [ -f \"$s\" ] || "
-             "s=test/tls_certs.sh; sh \"$s\" %s",
-             self, certs);
-    ck_assert_int_eq(system(cmd), 0);
-}
-
-static void
-certs_remove(void)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", certs);
-    ck_assert_int_eq(system(cmd), 0);
-}
-
-static const char *
-cert_path(const char *name, const char *ext)
-{
-    static char paths[8][160];
-    static int next;
-    char *p = paths[next++ % 8];
-    snprintf(p, sizeof paths[0], "%s/%s.%s", certs, name, ext);
-    return p;
-}
-
 // ---- log lines, kept
 // ---------------------------------------------------------
 
@@ -106,9 +66,9 @@ node_try(const char *name, const char *cert, const char *ca, tp_system **out)
         tpt_system_cfg(&(tp_config){.threads = 2, .log = keep_line});
     tp_node_config nc = {.name = name, .secret_file = tpn_secret};
     if (cert != NULL) {
-        nc.tls_cert_file = cert_path(cert, "pem");
-        nc.tls_key_file = cert_path(cert, "key");
-        nc.tls_ca_file = cert_path(ca, "pem");
+        nc.tls_cert_file = tpn_cert(cert, "pem");
+        nc.tls_key_file = tpn_cert(cert, "key");
+        nc.tls_ca_file = tpn_cert(ca, "pem");
     }
     int rc = tp_node_start(sys, &nc);
     if (rc != 0)
@@ -188,13 +148,13 @@ bare_client_refused(uint16_t port, const char *cert)
     ck_assert_ptr_nonnull(ctx);
     SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
     ck_assert_int_eq(
-        SSL_CTX_load_verify_locations(ctx, cert_path("ca", "pem"), NULL), 1);
+        SSL_CTX_load_verify_locations(ctx, tpn_cert("ca", "pem"), NULL), 1);
     if (cert != NULL) {
         ck_assert_int_eq(SSL_CTX_use_certificate_file(
-                             ctx, cert_path(cert, "pem"), SSL_FILETYPE_PEM),
+                             ctx, tpn_cert(cert, "pem"), SSL_FILETYPE_PEM),
                          1);
         ck_assert_int_eq(SSL_CTX_use_PrivateKey_file(
-                             ctx, cert_path(cert, "key"), SSL_FILETYPE_PEM),
+                             ctx, tpn_cert(cert, "key"), SSL_FILETYPE_PEM),
                          1);
     }
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -306,34 +266,34 @@ START_TEST(tls_configuration_refused)
         tpt_system_cfg(&(tp_config){.threads = 1, .log = keep_line});
     tp_node_config nc = {.name = "alpha", .secret_file = tpn_secret};
     // Not all three files.
-    nc.tls_cert_file = cert_path("a", "pem");
+    nc.tls_cert_file = tpn_cert("a", "pem");
     ck_assert_int_eq(tp_node_start(sys, &nc), TP_EINVAL);
     ck_assert(logged("tls_cert_file, tls_key_file and tls_ca_file", NULL));
     // A file that is not there.
-    nc.tls_key_file = cert_path("a", "key");
-    nc.tls_ca_file = cert_path("nothere", "pem");
+    nc.tls_key_file = tpn_cert("a", "key");
+    nc.tls_ca_file = tpn_cert("nothere", "pem");
     ck_assert_int_eq(tp_node_start(sys, &nc), TP_ENOENT);
     ck_assert(logged("nothere.pem", "No such file"));
     // A key that is not the certificate's.
-    nc.tls_ca_file = cert_path("ca", "pem");
-    nc.tls_key_file = cert_path("b", "key");
+    nc.tls_ca_file = tpn_cert("ca", "pem");
+    nc.tls_key_file = tpn_cert("b", "key");
     ck_assert_int_eq(tp_node_start(sys, &nc), TP_EINVAL);
     ck_assert(logged("b.key", "mismatch"));
     // An expired certificate, or one the CA did not sign.
-    nc.tls_cert_file = cert_path("old", "pem");
-    nc.tls_key_file = cert_path("old", "key");
+    nc.tls_cert_file = tpn_cert("old", "pem");
+    nc.tls_key_file = tpn_cert("old", "key");
     ck_assert_int_eq(tp_node_start(sys, &nc), TP_EINVAL);
     ck_assert(logged("old.pem", "certificate has expired"));
-    nc.tls_cert_file = cert_path("stranger", "pem");
-    nc.tls_key_file = cert_path("stranger", "key");
+    nc.tls_cert_file = tpn_cert("stranger", "pem");
+    nc.tls_key_file = tpn_cert("stranger", "key");
     ck_assert_int_eq(tp_node_start(sys, &nc), TP_EINVAL);
     ck_assert(logged("stranger.pem", "local issuer"));
     // Not a certificate at all.
     nc.tls_cert_file = tpn_secret;
     ck_assert_int_eq(tp_node_start(sys, &nc), TP_EINVAL);
     // Each refusal left nothing behind: a good configuration starts.
-    nc.tls_cert_file = cert_path("a", "pem");
-    nc.tls_key_file = cert_path("a", "key");
+    nc.tls_cert_file = tpn_cert("a", "pem");
+    nc.tls_key_file = tpn_cert("a", "key");
     ck_assert_int_eq(tp_node_start(sys, &nc), 0);
     tp_system_destroy(&sys);
     tpn_teardown();
@@ -354,9 +314,9 @@ START_TEST(listening_beyond_loopback_without_tls_warns)
     // With TLS, no warning; on loopback, none either.
     sys = tpt_system_cfg(&(tp_config){.threads = 1, .log = keep_line});
     nc.name = "closed";
-    nc.tls_cert_file = cert_path("a", "pem");
-    nc.tls_key_file = cert_path("a", "key");
-    nc.tls_ca_file = cert_path("ca", "pem");
+    nc.tls_cert_file = tpn_cert("a", "pem");
+    nc.tls_key_file = tpn_cert("a", "key");
+    nc.tls_ca_file = tpn_cert("ca", "pem");
     ck_assert_int_eq(tp_node_start(sys, &nc), 0);
     tp_system_destroy(&sys);
     sys = tpt_system_cfg(&(tp_config){.threads = 1, .log = keep_line});
@@ -379,7 +339,7 @@ tls_suite(void)
     Suite *s = suite_create("tls");
     TCase *tc = tcase_create("tls");
     tcase_set_timeout(tc, 120);
-    tcase_add_unchecked_fixture(tc, certs_make, certs_remove);
+    tcase_add_unchecked_fixture(tc, tpn_certs_make, tpn_certs_remove);
     tcase_add_test(tc, tls_nodes_talk);
     tcase_add_test(tc, tls_refuses_bad_peers);
     tcase_add_test(tc, tls_node_dialling_plaintext_is_refused);

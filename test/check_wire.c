@@ -143,6 +143,11 @@ start(const tp_node_config *over)
         nc.max_frame = MAX_FRAME;
     if (nc.timeout_ms == 0)
         nc.timeout_ms = 30000; // fake peers never ping
+    if (tpw_tls_on()) {        // the wire-tls case: every test again, over TLS
+        nc.tls_cert_file = tpn_cert("b", "pem");
+        nc.tls_key_file = tpn_cert("b", "key");
+        nc.tls_ca_file = tpn_cert("ca", "pem");
+    }
     ck_assert_int_eq(tp_node_start(node.sys, &nc), 0);
     tpw_node_of(&node.t, node.sys);
     ck_assert_int_eq(tp_spawn(node.sys, &sink_b, NULL,
@@ -158,6 +163,7 @@ stop(void)
 {
     close(node.witness);
     tp_system_destroy(&node.sys);
+    tpw_tls_forget();
     tpn_teardown();
 }
 
@@ -1117,6 +1123,12 @@ START_TEST(fake_acceptor)
 }
 END_TEST
 
+static void
+tls_on(void)
+{
+    tpw_tls(tpn_cert("ca", "pem"), tpn_cert("a", "pem"), tpn_cert("a", "key"));
+}
+
 Suite *
 wire_suite(void)
 {
@@ -1144,6 +1156,32 @@ wire_suite(void)
     tcase_add_test(tc, paused_peer_gets_back_in_during_flood);
     tcase_add_test(tc, handshake_timeout);
     tcase_add_test(tc, fake_acceptor);
+    tcase_add_test(tc, reply_flag_without_request_counts);
+    suite_add_tcase(s, tc);
+    // The same byte-level tests with the node and the fake peers over TLS:
+    // what reaches the decoder is the same, through another layer.
+    tc = tcase_create("wire-tls");
+    tcase_set_timeout(tc, 60);
+    tcase_add_unchecked_fixture(tc, tpn_certs_make, tpn_certs_remove);
+    tcase_add_checked_fixture(tc, tls_on, NULL);
+    tcase_add_test(tc, send_before_handshake);
+    tcase_add_test(tc, replayed_handshake_refused);
+    tcase_add_test(tc, wrong_mac_refused);
+    tcase_add_test(tc, wrong_version_refused);
+    tcase_add_test(tc, bad_node_name_refused);
+    tcase_add_test(tc, truncated_send_closed);
+    tcase_add_test(tc, split_send_delivered);
+    tcase_add_test(tc, frame_lengths);
+    tcase_add_test(tc, send_then_bad_length);
+    tcase_add_test(tc, nested_arrays_closed);
+    tcase_add_test(tc, malformed_envelopes_closed);
+    tcase_add_test(tc, extension_types_closed);
+    tcase_add_test(tc, trailing_bytes_closed);
+    tcase_add_test(tc, unknown_frame_types_closed);
+    tcase_add_test(tc, handshake_frame_after_auth);
+    tcase_add_test(tc, harmless_frames_kept);
+    tcase_add_test(tc, unauthenticated_cap);
+    tcase_add_test(tc, handshake_timeout);
     tcase_add_test(tc, reply_flag_without_request_counts);
     suite_add_tcase(s, tc);
     return s;

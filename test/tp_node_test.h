@@ -24,4 +24,11 @@ void tpn_stop(tpn_child *c);
 void tpn_kill(tpn_child *c, int sig);
 tp_system *tpn_local(const char *name, const tp_node_config *over);
 
+// Certificates made by test/tls_certs.sh into tpn_certs, for a test case's
+// unchecked fixture; tpn_cert("a", "pem") is a path in it.
+extern char tpn_certs[64];
+void tpn_certs_make(void);
+void tpn_certs_remove(void);
+const char *tpn_cert(const char *name, const char *ext);
+
 #endif

@@ -7,13 +7,17 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/ssl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -189,6 +193,59 @@ tpw_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+// ---- TLS
+// ----------------------------------------------------------------------
+
+#define TLS_FDS 4096
+
+static SSL_CTX *tls_ctx;
+static SSL *tls_of[TLS_FDS]; // by descriptor
+
+void
+tpw_tls(const char *ca, const char *cert, const char *key)
+{
+    tpw_tls_forget();
+    SSL_CTX_free(tls_ctx);
+    tls_ctx = NULL;
+    if (cert == NULL)
+        return;
+    signal(SIGPIPE, SIG_IGN); // writes to connections the node closed
+    tls_ctx = SSL_CTX_new(TLS_client_method());
+    ck_assert_ptr_nonnull(tls_ctx);
+    SSL_CTX_set_min_proto_version(tls_ctx, TLS1_3_VERSION);
+    ck_assert_int_eq(SSL_CTX_load_verify_locations(tls_ctx, ca, NULL), 1);
+    ck_assert_int_eq(
+        SSL_CTX_use_certificate_file(tls_ctx, cert, SSL_FILETYPE_PEM), 1);
+    ck_assert_int_eq(
+        SSL_CTX_use_PrivateKey_file(tls_ctx, key, SSL_FILETYPE_PEM), 1);
+    SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_PEER, NULL);
+}
+
+bool
+tpw_tls_on(void)
+{
+    return tls_ctx != NULL;
+}
+
+void
+tpw_tls_forget(void)
+{
+    for (int i = 0; i < TLS_FDS; i++) {
+        SSL_free(tls_of[i]);
+        tls_of[i] = NULL;
+    }
+    ERR_clear_error();
+}
+
+static SSL *
+tls(int fd)
+{
+    return fd >= 0 && fd < TLS_FDS ? tls_of[fd] : NULL;
+}
+
+// ---- sockets
+// -------------------------------------------------------------------
+
 int
 tpw_dial(uint16_t port)
 {
@@ -197,7 +254,45 @@ tpw_dial(uint16_t port)
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    if (fd < TLS_FDS) {
+        SSL_free(tls_of[fd]); // of a descriptor closed with close(2)
+        tls_of[fd] = NULL;
+    }
+    if (tls_ctx != NULL) {
+        ck_assert_int_lt(fd, TLS_FDS);
+        SSL *s = SSL_new(tls_ctx);
+        ck_assert_ptr_nonnull(s);
+        SSL_set_fd(s, fd);
+        struct timeval tv = {.tv_sec = TPW_WAIT_MS / 1000};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        ck_assert_msg(SSL_connect(s) == 1, "TLS handshake failed");
+        tv.tv_sec = 0;
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        tls_of[fd] = s;
+    }
     return fd;
+}
+
+// read(2) or recv(2), through TLS when `fd` has it.
+static ssize_t
+fd_read(int fd, void *p, size_t n)
+{
+    SSL *s = tls(fd);
+    if (s == NULL)
+        return read(fd, p, n);
+    ERR_clear_error();
+    int r = SSL_read(s, p, (int)n);
+    if (r > 0)
+        return r;
+    int e = SSL_get_error(s, r);
+    ERR_clear_error();
+    if (e == SSL_ERROR_ZERO_RETURN)
+        return 0;
+    if (e == SSL_ERROR_SYSCALL && errno == 0)
+        return 0;
+    if (e != SSL_ERROR_SYSCALL)
+        errno = ECONNRESET; // an alert: the node refused
+    return -1;
 }
 
 void
@@ -205,7 +300,17 @@ tpw_send(int fd, const void *p, size_t n)
 {
     const uint8_t *s = p;
     while (n > 0) {
-        ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
+        ssize_t w;
+        SSL *t = tls(fd);
+        if (t != NULL) {
+            int k = SSL_write(t, s, (int)n);
+            ERR_clear_error();
+            w = k;
+            if (k <= 0 && errno == 0)
+                errno = EPIPE;
+        } else {
+            w = send(fd, s, n, MSG_NOSIGNAL);
+        }
         if (w < 0 && errno == EINTR)
             continue;
         ck_assert_msg(w > 0, "send: %s", strerror(errno));
@@ -222,6 +327,8 @@ readable(int fd, double deadline)
         int left = (int)((deadline - tpw_now()) * 1000);
         if (left <= 0)
             return false;
+        if (tls(fd) != NULL && SSL_pending(tls(fd)) > 0)
+            return true;
         struct pollfd pf = {.fd = fd, .events = POLLIN};
         int r = poll(&pf, 1, left);
         if (r > 0)
@@ -238,7 +345,7 @@ read_n(int fd, uint8_t *p, size_t n, double deadline)
     while (got < n) {
         if (!readable(fd, deadline))
             return false;
-        ssize_t r = read(fd, p + got, n - got);
+        ssize_t r = fd_read(fd, p + got, n - got);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
@@ -275,7 +382,7 @@ tpw_closed(int fd, tpw_bytes *got)
         got->len = 0;
     while (readable(fd, deadline)) {
         uint8_t buf[4096];
-        ssize_t r = read(fd, buf, sizeof buf);
+        ssize_t r = fd_read(fd, buf, sizeof buf);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0) {
@@ -287,6 +394,10 @@ tpw_closed(int fd, tpw_bytes *got)
             tpw_put(got, buf, (size_t)r < room ? (size_t)r : room);
         }
     }
+    if (tls(fd) != NULL) {
+        SSL_free(tls_of[fd]);
+        tls_of[fd] = NULL;
+    }
     close(fd);
     return closed;
 }
@@ -294,6 +405,8 @@ tpw_closed(int fd, tpw_bytes *got)
 bool
 tpw_open(int fd)
 {
+    if (tls(fd) != NULL && SSL_pending(tls(fd)) > 0)
+        return false;
     struct pollfd pf = {.fd = fd, .events = POLLIN};
     return poll(&pf, 1, 0) == 0;
 }

@@ -69,6 +69,10 @@ void tpw_proof(uint8_t out[TPW_MAC], char role, const uint8_t *nonce_a,
 void tpw_nonce(uint8_t nonce[TPW_NONCE]);
 
 double tpw_now(void);
+// Under TLS (tpw_tls), a dialled connection has finished its TLS
+// handshake, and the other helpers read and write through it; a test that
+// closes a connection with close(2) leaves its TLS state to the next dial
+// of that descriptor or to tpw_tls_forget.
 int tpw_dial(uint16_t port);
 void tpw_send(int fd, const void *p, size_t n);
 // Reads one frame's envelope. False when the connection ended or the
@@ -80,6 +84,14 @@ bool tpw_read_frame(int fd, tpw_bytes *b);
 bool tpw_closed(int fd, tpw_bytes *got);
 // Whether `fd` is still open with nothing to read.
 bool tpw_open(int fd);
+
+// From now on, connections use TLS 1.3, presenting certificate `cert` with
+// key `key` and trusting the CA in `ca` (three paths), or plain TCP again
+// when `cert` is NULL. tpw_tls_on says which.
+void tpw_tls(const char *ca, const char *cert, const char *key);
+bool tpw_tls_on(void);
+// Frees the TLS state of every connection (closed or not).
+void tpw_tls_forget(void);
 
 // Unpacks `b` as an envelope of `fields` elements of frame type `type`
 // and returns its elements. The caller destroys `u`.
