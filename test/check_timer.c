@@ -3,6 +3,7 @@
 // pending), requests with replies and timeouts, and tp_call.
 #include "tp_test.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -494,6 +495,149 @@ START_TEST(test_timer_bad_args)
 }
 END_TEST
 
+// ---- continuations (tp_request_then)
+// ----------------------------------------
+
+enum { A_GO = 300, A_ONE, A_STOPPER };
+
+typedef struct go {
+    tp_pid server, dead, silent;
+} go;
+
+// Whether the actor at *arg (a pid of `sys`) is gone.
+static bool
+gone(void *arg)
+{
+    tp_actor_stats st;
+    return tp_actor_stats_get(sys, *(tp_pid *)arg, &st) == TP_ENOACTOR;
+}
+
+static _Atomic long then_replies, then_timeouts, then_failed, then_sum,
+    then_in_handle, then_reason;
+
+// Counts the answers; `arg` tells the requests apart.
+static int
+then_count(tp_ctx *ctx, void *state, const tp_msg *answer, void *arg)
+{
+    (void)ctx, (void)state;
+    if (answer->tag == T_REPLY) {
+        ck_assert_uint_eq(answer->size, 4);
+        ck_assert_int_eq(memcmp(answer->data, "ECHO", 4), 0);
+        atomic_fetch_add(&then_sum, (long)(intptr_t)arg);
+        atomic_fetch_add(&then_replies, 1);
+    } else if (answer->tag == TP_TAG_TIMEOUT) {
+        atomic_fetch_add(&then_timeouts, 1);
+    } else if (answer->tag == TP_TAG_FAILED) {
+        const tp_down_msg *d = answer->data;
+        atomic_store(&then_reason, d->reason);
+        atomic_fetch_add(&then_failed, 1);
+    }
+    return TP_OK;
+}
+
+static int
+then_stop(tp_ctx *ctx, void *state, const tp_msg *answer, void *arg)
+{
+    (void)ctx, (void)state, (void)answer, (void)arg;
+    return TP_STOP;
+}
+
+static int
+asker_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)state;
+    if (msg->tag == A_GO) {
+        const go *g = msg->data;
+        // Three replies, each to its own continuation.
+        for (int i = 0; i < 3; i++)
+            ck_assert_int_eq(tp_request_then(ctx, g->server, T_ECHO, "echo", 4,
+                                             60000, then_count,
+                                             (void *)(intptr_t)(1 << i), NULL),
+                             0);
+        // A timeout, a callee not alive, a callee killed while it waits.
+        ck_assert_int_eq(tp_request_then(ctx, g->server, T_SILENT, NULL, 0, 20,
+                                         then_count, NULL, NULL),
+                         0);
+        ck_assert_int_eq(tp_request_then(ctx, g->dead, T_ECHO, "x", 1, 60000,
+                                         then_count, NULL, NULL),
+                         0);
+        ck_assert_int_eq(tp_request_then(ctx, g->silent, T_SILENT, NULL, 0,
+                                         TP_FOREVER, then_count, NULL, NULL),
+                         0);
+        // Refused: no continuation.
+        uint64_t ref = 7;
+        ck_assert_int_eq(tp_request_then(ctx, g->server, T_ECHO, "x", 1, 10,
+                                         NULL, NULL, &ref),
+                         TP_EINVAL);
+        ck_assert_int_eq(tp_request_then(ctx, g->server, T_ECHO, "x", 1, -2,
+                                         then_count, NULL, &ref),
+                         TP_EINVAL);
+        ck_assert_uint_eq(ref, 7);
+        return TP_OK;
+    }
+    if (msg->tag == A_ONE) { // one slow request, then stop before its answer
+        const go *g = msg->data;
+        ck_assert_int_eq(tp_request_then(ctx, g->server, T_LATE, "late", 4,
+                                         TP_FOREVER, then_count, NULL, NULL),
+                         0);
+        return TP_STOP;
+    }
+    if (msg->tag == A_STOPPER) { // stops when the answer comes
+        const go *g = msg->data;
+        ck_assert_int_eq(tp_request_then(ctx, g->server, T_ECHO, "echo", 4,
+                                         60000, then_stop, NULL, NULL),
+                         0);
+        return TP_OK;
+    }
+    atomic_fetch_add(&then_in_handle, 1); // an answer that missed its way
+    return TP_OK;
+}
+
+static const tp_behaviour asker_b = {.name = "asker", .handle = asker_handle};
+
+START_TEST(test_request_continuations)
+{
+    then_replies = then_timeouts = then_failed = then_sum = 0;
+    then_in_handle = then_reason = 0;
+    tp_pid a = spawn(&asker_b), s = spawn(&server_b), q = spawn(&server_b);
+    tp_pid dead = spawn(&server_b);
+    ck_assert_int_eq(tp_system_exit(sys, dead, TP_REASON_KILL), 0);
+    ck_assert(tpt_wait_until(gone, &dead, 20));
+    go g = {s, dead, q};
+    ck_assert_int_eq(tp_system_send(sys, a, A_GO, &g, sizeof g), 0);
+    ck_assert(tpt_wait_ge(&then_replies, 3, 20));
+    ck_assert_int_eq(atomic_load(&then_sum), 7); // 1, 2 and 4: each its own
+    ck_assert(tpt_wait_ge(&then_timeouts, 1, 20));
+    ck_assert(tpt_wait_ge(&then_failed, 1, 20));
+    ck_assert_int_eq(atomic_load(&then_reason), TP_REASON_NOPROC);
+    // The callee killed while the request waits: its reason.
+    ck_assert_int_eq(tp_system_exit(sys, q, TP_REASON_KILL), 0);
+    ck_assert(tpt_wait_ge(&then_failed, 2, 20));
+    ck_assert_int_eq(atomic_load(&then_reason), TP_REASON_KILLED);
+    ck_assert_int_eq(atomic_load(&then_replies), 3);
+    ck_assert_int_eq(atomic_load(&then_timeouts), 1);
+    ck_assert_int_eq(atomic_load(&then_in_handle), 0);
+    // An actor that stopped is never called back: the late reply is
+    // dropped, its continuation freed with the actor.
+    tp_pid b = spawn(&asker_b);
+    ck_assert_int_eq(tp_system_send(sys, b, A_ONE, &g, sizeof g), 0);
+    ck_assert(tpt_wait_until(gone, &b, 20));
+    ck_assert_int_eq(tp_system_send(sys, s, T_PING, NULL, 0), 0);
+    ck_assert(tpt_wait_ge(&pings, 1, 20)); // the server replied meanwhile
+    ck_assert_int_eq(atomic_load(&then_replies), 3);
+    // A continuation that returns TP_STOP stops its actor.
+    tp_pid c = spawn(&asker_b);
+    ck_assert_int_eq(tp_system_send(sys, c, A_STOPPER, &g, sizeof g), 0);
+    ck_assert(tpt_wait_until(gone, &c, 20));
+    ck_assert_int_eq(atomic_load(&then_in_handle), 0);
+    // Outside any actor: refused.
+    ck_assert_int_ne(
+        tp_request_then(NULL, s, T_ECHO, "x", 1, 10, then_count, NULL, NULL),
+        0);
+    ck_assert(tpt_wait_until(no_timers, sys, 20));
+}
+END_TEST
+
 Suite *
 timer_suite(void)
 {
@@ -510,6 +654,7 @@ timer_suite(void)
     tcase_add_test(tc, test_request_reply_and_timeout);
     tcase_add_test(tc, test_request_timeout_values);
     tcase_add_test(tc, test_call);
+    tcase_add_test(tc, test_request_continuations);
     tcase_add_test(tc, test_timer_bad_args);
     suite_add_tcase(s, tc);
     return s;

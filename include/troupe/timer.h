@@ -5,9 +5,9 @@
 // heap per system, served by a timer thread; a pending timer costs about a
 // hundred bytes and nothing on the send path. A timer an actor set for
 // itself is cancelled when it exits, before its exit is announced; one
-// aimed at an actor that has exited is dropped when it comes due. A cancelled timer never fires:
-// once tp_timer_cancel returns, its message is not handled, even if it was
-// already queued.
+// aimed at an actor that has exited is dropped when it comes due. A cancelled
+// timer never fires: once tp_timer_cancel returns, its message is not handled,
+// even if it was already queued.
 //
 // A request is a message with a reference (msg->ref): the receiver answers
 // with tp_reply, and the requester receives exactly one answer with that
@@ -62,6 +62,25 @@ TP_API int tp_timer_cancel(tp_system *sys, tp_timer t);
 // follows.
 TP_API int tp_request(tp_ctx *ctx, tp_pid to, uint32_t tag, const void *data,
                       size_t size, int timeout_ms, uint64_t *ref);
+
+// A request's continuation: it receives the request's answer (the reply,
+// TP_TAG_TIMEOUT or TP_TAG_FAILED, msg->ref the request's) instead of the
+// behaviour's handle, in the requester's activation, with its state and
+// the `arg` given to tp_request_then. It returns what handle would
+// (TP_OK, TP_STOP, or an error that crashes the actor).
+typedef int (*tp_then_fn)(tp_ctx *ctx, void *state, const tp_msg *answer,
+                          void *arg);
+
+// tp_request whose answer goes to `then` instead of handle: exactly one
+// call, with the reply, TP_TAG_TIMEOUT or TP_TAG_FAILED as tp_request
+// describes, and nothing reaches handle. Any number may be in flight, each
+// with its own continuation. A continuation never runs after its actor
+// ended: those still pending end with it, uncalled (the runtime does not
+// free `arg`). `ref` may be NULL. Returns tp_request's codes, and TP_EINVAL
+// for a NULL `then`; after an error nothing is called.
+TP_API int tp_request_then(tp_ctx *ctx, tp_pid to, uint32_t tag,
+                           const void *data, size_t size, int timeout_ms,
+                           tp_then_fn then, void *arg, uint64_t *ref);
 
 // Answers the message being handled, which must be a request (msg->ref set
 // and a sender): the requester receives `tag` and `data` with the request's

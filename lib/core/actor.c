@@ -28,7 +28,6 @@
 
 #define CONTINUE INT_MIN // process(): keep the actor alive
 
-
 // ---- lookup ---------------------------------------------------------------
 
 // Finds the live actor named by `pid`. On a scheduler thread the result is
@@ -73,6 +72,19 @@ handle_result(tp_actor *a, int r)
     return TP_EINVAL;
 }
 
+// Hands the answer to a request (a reply, or its TP_TAG_TIMEOUT or
+// TP_TAG_FAILED) to the request's continuation when it has one
+// (tp_request_then), else to handle.
+static int
+handle_answer(tp_actor *a, tp__msg *m)
+{
+    tp_then_fn fn;
+    void *arg;
+    if (a->system->up->then_take(a, m->pub.ref, &fn, &arg))
+        return fn(ctx_of(a), tp__state(a), &m->pub, arg);
+    return a->behaviour->handle(ctx_of(a), tp__state(a), &m->pub);
+}
+
 // Applies one system-lane message; exit signals and DOWN messages may
 // reach `handle`. Returns CONTINUE or an exit reason.
 static int
@@ -97,8 +109,11 @@ handle_system(tp_actor *a, tp__msg *m)
     if (d == NULL)
         return CONTINUE;
     a->current = d;
-    r = handle_result(a,
-                      a->behaviour->handle(ctx_of(a), tp__state(a), &d->pub));
+    bool answer = d->pub.ref != 0 && (d->pub.tag == TP_TAG_TIMEOUT ||
+                                      d->pub.tag == TP_TAG_FAILED);
+    r = handle_result(
+        a, answer ? handle_answer(a, d)
+                  : a->behaviour->handle(ctx_of(a), tp__state(a), &d->pub));
     if (r != CONTINUE)
         return r; // actor_exit frees the message
     tp__done_with_current(a);
@@ -113,8 +128,7 @@ wanted(tp_actor *a, tp__msg *m)
     if ((m->flags & TP__MSG_TIMER) && !a->system->up->timer_claim(m))
         return false;
     if (m->flags & TP__MSG_REPLY) {
-        if (m->flags & TP__MSG_FORCED)
-        {
+        if (m->flags & TP__MSG_FORCED) {
             // relaxed: a bound (see tp__deliver_reply).
             uint32_t was = atomic_fetch_sub_explicit(&a->req_forced, 1,
                                                      memory_order_relaxed);
@@ -233,7 +247,9 @@ process(tp__worker *w, tp_actor *a)
         }
         budget--;
         a->current = m;
-        int r = a->behaviour->handle(ctx_of(a), tp__state(a), &m->pub);
+        int r = __builtin_expect(m->flags & TP__MSG_REPLY, 0)
+                    ? handle_answer(a, m)
+                    : a->behaviour->handle(ctx_of(a), tp__state(a), &m->pub);
         r = handle_result(a, r);
         if (r != CONTINUE)
             return r; // actor_exit reports and frees the message
@@ -326,12 +342,12 @@ tp__actor_run(tp__worker *w, tp_actor *a)
     // running here, on w's own thread (a worker, or a dedicated actor's
     // thread with its private record), and the counter that made us its
     // owner is held.
-    TP_ASSERT(tp__self.actor == NULL &&
-              (tp__self.worker == w ||
-               (tp__self.worker == NULL && w->ded != NULL)));
+    TP_ASSERT(
+        tp__self.actor == NULL &&
+        (tp__self.worker == w || (tp__self.worker == NULL && w->ded != NULL)));
     // relaxed: only checks the hold; the ownership came with the schedule.
-    TP_ASSERT(TP__CNT_TOTAL(atomic_load_explicit(
-                  &a->count, memory_order_relaxed)) > 0);
+    TP_ASSERT(TP__CNT_TOTAL(
+                  atomic_load_explicit(&a->count, memory_order_relaxed)) > 0);
     tp__clock *k = tp__clock_of(a); // NULL unless the system measures
     tp__self.actor = a;
     tp__self.jb = &jb;

@@ -447,6 +447,9 @@ typedef struct tp__up_ops {
     void (*ext_free)(tp_actor *a);
     // signals: whether reply `ref` from `from` is still awaited by `a`.
     bool (*request_done)(tp_actor *a, uint64_t ref, tp_pid from);
+    // signals: takes the continuation of `a`'s request `ref`, if it has
+    // one: the answer goes to it instead of handle.
+    bool (*then_take)(tp_actor *a, uint64_t ref, tp_then_fn *fn, void **arg);
     // signals: whether timer message `m` may still be delivered.
     bool (*timer_claim)(tp__msg *m);
     // signals: cancels the timers `a` set for itself (a->ext set).

@@ -275,6 +275,7 @@ static const tp__up_ops up_ops = {
     .answer_late = tp__answer_late,
     .ext_free = tp__ext_free,
     .request_done = tp__request_done,
+    .then_take = tp__then_take,
     .timer_claim = tp__timer_claim,
     .timers_owner_died = tp__timers_owner_died,
     .sock_owner_died = tp__sock_owner_died,

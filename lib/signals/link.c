@@ -157,8 +157,8 @@ tp__exit_queued(tp_actor *a)
     if (x != NULL && x->trap_exit)
         return TP__NO_EXIT;
     // acquire: pairs with each producer's release store of the link.
-    for (tp__node *n = atomic_load_explicit(&a->user.tail->next,
-                                            memory_order_acquire);
+    for (tp__node *n =
+             atomic_load_explicit(&a->user.tail->next, memory_order_acquire);
          n != NULL; n = atomic_load_explicit(&n->next, memory_order_acquire)) {
         const tp__msg *m = (const tp__msg *)n;
         if (m->kind != TP__MSG_EXIT)
@@ -199,6 +199,10 @@ tp__ext_free(tp_actor *a)
     tp__map_free(&x->watchers);
     tp__map_free(&x->monitors);
     tp__map_free(&x->requests);
+    for (uint32_t i = 0; i < x->thens.cap; i++)
+        if (x->thens.keys[i] != 0 && x->thens.keys[i] != MAP_GONE)
+            free((void *)(uintptr_t)x->thens.vals[i]);
+    tp__map_free(&x->thens);
     free(x);
     a->ext = NULL;
 }
@@ -410,9 +414,9 @@ tp__request_monitor(tp_actor *a, tp_pid to, uint64_t ref, bool *gone)
     int rc = tp__map_put(&x->monitors, ref, to.v);
     if (rc != 0)
         return rc;
-    rc = tp_pid_is_nil(to) ? TP_ENOACTOR
-                           : send_ref(a->system, TP__MSG_MONITOR, a->pid, to,
-                                      ref);
+    rc = tp_pid_is_nil(to)
+             ? TP_ENOACTOR
+             : send_ref(a->system, TP__MSG_MONITOR, a->pid, to, ref);
     *gone = rc == TP_ENOACTOR;
     if (*gone)
         rc = send_signal(a->system, TP__MSG_DOWN, to, a->pid, ref,
@@ -504,8 +508,8 @@ on_down(tp__msg *m, tp_actor *a, tp__msg **deliver)
         return 0;
     tp_down_msg d = {.ref = s->ref, .from = m->pub.from, .reason = s->reason};
     memcpy(d.text, s->text, sizeof d.text);
-    uint32_t tag = tp__request_done(a, s->ref, TP_PID_NIL) ? TP_TAG_FAILED
-                                                           : TP_TAG_DOWN;
+    uint32_t tag =
+        tp__request_done(a, s->ref, TP_PID_NIL) ? TP_TAG_FAILED : TP_TAG_DOWN;
     if (loose(a->system, tag, m->pub.from, &d, sizeof d, deliver) != 0)
         return TP_ENOMEM;
     (*deliver)->pub.ref = tag == TP_TAG_FAILED ? s->ref : 0;

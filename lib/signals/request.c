@@ -73,6 +73,51 @@ tp_request(tp_ctx *ctx, tp_pid to, uint32_t tag, const void *data, size_t size,
 }
 
 int
+tp_request_then(tp_ctx *ctx, tp_pid to, uint32_t tag, const void *data,
+                size_t size, int timeout_ms, tp_then_fn then, void *arg,
+                uint64_t *ref)
+{
+    int rc = tp__check_ctx(ctx);
+    if (rc == 0 && then == NULL)
+        rc = TP_EINVAL;
+    if (rc != 0)
+        return rc;
+    tp_actor *a = (tp_actor *)ctx;
+    tp__then *t = malloc(sizeof *t);
+    if (t == NULL)
+        return TP_ENOMEM;
+    *t = (tp__then){then, arg};
+    uint64_t r;
+    if ((rc = tp_request(ctx, to, tag, data, size, timeout_ms, &r)) != 0) {
+        free(t);
+        return rc;
+    }
+    // The answer cannot come before this: answers are handled by this
+    // actor's activations, and this is one.
+    if ((rc = tp__map_put(&a->ext->thens, r, (uint64_t)(uintptr_t)t)) != 0) {
+        free(t);
+        tp__request_done(a, r, TP_PID_NIL); // no answer will come, to anyone
+        return rc;
+    }
+    if (ref != NULL)
+        *ref = r;
+    return 0;
+}
+
+bool
+tp__then_take(tp_actor *a, uint64_t ref, tp_then_fn *fn, void **arg)
+{
+    uint64_t v;
+    if (a->ext == NULL || ref == 0 || !tp__map_del(&a->ext->thens, ref, &v))
+        return false;
+    tp__then *t = (tp__then *)(uintptr_t)v;
+    *fn = t->fn;
+    *arg = t->arg;
+    free(t);
+    return true;
+}
+
+int
 tp_reply(tp_ctx *ctx, uint32_t tag, const void *data, size_t size)
 {
     int rc = tp__check_ctx(ctx);

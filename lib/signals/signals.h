@@ -25,10 +25,11 @@ void tp__map_free(tp__map *m);
 // returns).
 typedef struct tp__ext {
     bool trap_exit;
-    tp__map links;    // pid -> 1
-    tp__map watchers; // ref -> pid of the actor monitoring us
-    tp__map monitors; // ref -> pid we monitor
-    tp__map requests; // ref -> timer of our pending requests
+    tp__map links;      // pid -> 1
+    tp__map watchers;   // ref -> pid of the actor monitoring us
+    tp__map monitors;   // ref -> pid we monitor
+    tp__map requests;   // ref -> timer of our pending requests
+    tp__map thens;      // ref -> tp__then * of those with a continuation
     struct tmr *timers; // timers set for ourselves, under the timers' lock
     bool own_timers;    // we set one: our exit walks `timers`
     char exit_text[TP_REASON_TEXT_MAX]; // tp_fail's text, for signals
@@ -46,10 +47,14 @@ void tp__ext_free(tp_actor *a);
 // Fills the links, monitors and trap flag of `a` into `d` (introspection).
 void tp__ext_detail(tp_actor *a, tp_actor_detail *d);
 bool tp__request_done(tp_actor *a, uint64_t ref, tp_pid from);
+// A pending request's continuation (tp_request_then).
+typedef struct tp__then {
+    tp_then_fn fn;
+    void *arg;
+} tp__then;
+bool tp__then_take(tp_actor *a, uint64_t ref, tp_then_fn *fn, void **arg);
 int tp__request_monitor(tp_actor *a, tp_pid to, uint64_t ref, bool *gone);
 void tp__request_answered(tp_actor *a, tp_pid to, uint64_t ref);
-
-
 
 // ---- timers (timer.c) -------------------------------------------------
 
