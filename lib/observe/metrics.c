@@ -164,6 +164,9 @@ render(tp_system *sys, text *t)
             ns.frames_rejected);
         one(t, "troupe_auth_failures_total", "counter",
             "Handshakes refused for a bad proof.", ns.auth_failures);
+        one(t, "troupe_connections_evicted_total", "counter",
+            "Unauthenticated connections closed to make room for newer ones.",
+            ns.connections_evicted);
         one(t, "troupe_nodedowns_total", "counter",
             "Connections to peers lost.", ns.nodedowns);
     }
