@@ -7,6 +7,7 @@
 #include "tp_test.h"
 #include "tp_node_test.h"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -333,6 +334,90 @@ START_TEST(listening_beyond_loopback_without_tls_warns)
 }
 END_TEST
 
+// ---- a peer that goes away as TLS comes up
+// ------------------------------------
+
+typedef struct vanishing {
+    int lfd;
+    int rounds;
+} vanishing;
+
+// Accepts `rounds` connections; on each, answers the client's hello with
+// the server's whole flight, then closes before the client's answer.
+static void *
+vanishing_main(void *arg)
+{
+    vanishing *v = arg;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    SSL_CTX_use_certificate_file(ctx, tpn_cert("c", "pem"), SSL_FILETYPE_PEM);
+    SSL_CTX_use_PrivateKey_file(ctx, tpn_cert("c", "key"), SSL_FILETYPE_PEM);
+    SSL_CTX_load_verify_locations(ctx, tpn_cert("ca", "pem"), NULL);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_num_tickets(ctx, 0);
+    for (int i = 0; i < v->rounds; i++) {
+        int fd = accept(v->lfd, NULL, NULL);
+        if (fd < 0)
+            break;
+        struct timeval tv = {.tv_sec = 5};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        SSL *t = SSL_new(ctx);
+        SSL_set_fd(t, fd);
+        // Non-blocking: SSL_accept says WANT_READ once our flight is out
+        // and it waits for the client's.
+        BIO_set_nbio(SSL_get_rbio(t), 1);
+        for (int k = 0; k < 5000; k++) {
+            int r = SSL_accept(t);
+            if (r == 1)
+                break;
+            int e = SSL_get_error(t, r);
+            if (e == SSL_ERROR_WANT_READ &&
+                BIO_number_written(SSL_get_wbio(t)) > 0)
+                break; // our flight is out
+            if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+                break;
+            usleep(1000);
+        }
+        close(fd); // gone before the client's flight arrives
+        SSL_free(t);
+        ERR_clear_error();
+    }
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+START_TEST(tls_peer_gone_after_its_flight)
+{
+    tpn_setup();
+    tp_system *a = node_new("alpha", "a");
+    vanishing v = {.rounds = 10};
+    v.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(v.lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    ck_assert_int_eq(listen(v.lfd, 8), 0);
+    socklen_t sl = sizeof sa;
+    ck_assert_int_eq(getsockname(v.lfd, (struct sockaddr *)&sa, &sl), 0);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, vanishing_main, &v), 0);
+    char peer[64];
+    snprintf(peer, sizeof peer, "ghost@127.0.0.1:%u", ntohs(sa.sin_port));
+    // Each attempt fails, with a reason, and leaves the node as it was.
+    for (int i = 0; i < v.rounds; i++) {
+        ck_assert_int_ne(tp_node_connect(a, peer, 5000), 0);
+        ck_assert_int_eq(tp_node_disconnect(a, peer), 0);
+    }
+    pthread_join(t, NULL);
+    close(v.lfd);
+    ck_assert(logged("connection to ghost@", NULL));
+    tp_system *b = node_new("beta", "b");
+    ck_assert_int_eq(tp_node_connect(b, tp_node_name(a), 10000), 0);
+    round_trip(b, a);
+    tp_system_destroy(&b);
+    tp_system_destroy(&a);
+    tpn_teardown();
+}
+END_TEST
+
 Suite *
 tls_suite(void)
 {
@@ -345,6 +430,7 @@ tls_suite(void)
     tcase_add_test(tc, tls_node_dialling_plaintext_is_refused);
     tcase_add_test(tc, tls_configuration_refused);
     tcase_add_test(tc, listening_beyond_loopback_without_tls_warns);
+    tcase_add_test(tc, tls_peer_gone_after_its_flight);
     suite_add_tcase(s, tc);
     return s;
 }

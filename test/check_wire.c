@@ -14,6 +14,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -810,8 +811,8 @@ START_TEST(unauthenticated_cap)
     ck_assert(tpw_open(fifth));
     for (int i = 1; i < 4; i++)
         ck_assert(tpw_open(silent[i]));
-    // A connection that sent its HELLO goes after every silent one, even
-    // younger ones: the next newcomer evicts silent[2], not silent[1].
+    // Age alone decides, since a HELLO costs nothing without the secret:
+    // one that sent its HELLO goes first when it is the oldest.
     const char *name = "early@127.0.0.1:5";
     uint8_t na[TPW_NONCE], nb[TPW_NONCE];
     tpw_nonce(na);
@@ -822,17 +823,17 @@ START_TEST(unauthenticated_cap)
     ck_assert(tpw_read_frame(silent[1], &in));
     tpw_check_challenge(&node.t, &in, name, 4, na, nb);
     int sixth = dial();
-    ck_assert(tpw_closed(silent[2], NULL));
-    ck_assert(tpw_open(silent[1]));
+    ck_assert(tpw_closed(silent[1], NULL));
+    ck_assert(tpw_open(silent[2]));
     ck_assert(tpw_open(silent[3]));
     ck_assert(tpw_open(fifth));
     ck_assert_uint_eq(stats().connections_evicted, 2);
     // Authenticated traffic is not affected, and a peer gets in although
-    // every slot is taken (it evicts silent[3]).
+    // every slot is taken (it evicts silent[2]).
     witness_delivers();
     close(join());
-    ck_assert(tpw_closed(silent[3], NULL));
-    ck_assert(tpw_open(silent[1]));
+    ck_assert(tpw_closed(silent[2], NULL));
+    ck_assert(tpw_open(silent[3]));
     ck_assert_uint_eq(stats().connections_evicted, 3);
     ck_assert_uint_eq(stats().connections_refused, 0);
     // One of them misbehaves and is closed: its place is free again, and
@@ -843,7 +844,7 @@ START_TEST(unauthenticated_cap)
     ck_assert(tpw_closed(fifth, NULL));
     close(join());
     ck_assert_uint_eq(stats().connections_evicted, 3);
-    close(silent[1]);
+    close(silent[3]);
     close(sixth);
     stop();
 }
@@ -859,16 +860,28 @@ END_TEST
 #define FLOOD_CONNS 500
 
 static _Atomic int flood_stop;
+// With flood_hello set, each connection sends this HELLO, which anyone can
+// make without the secret, and says nothing more.
+static bool flood_hello;
+static tpw_bytes flood_hello_frame;
 
 static int
 flood_dial(uint16_t port)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = socket(
+        AF_INET,
+        SOCK_STREAM | SOCK_CLOEXEC | (flood_hello ? 0 : SOCK_NONBLOCK), 0);
     if (fd < 0)
         return -1;
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    connect(fd, (struct sockaddr *)&sa, sizeof sa); // EINPROGRESS
+    int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa); // EINPROGRESS
+    if (flood_hello) {
+        if (rc == 0)
+            send(fd, flood_hello_frame.p, flood_hello_frame.len,
+                 MSG_NOSIGNAL | MSG_DONTWAIT);
+        fcntl(fd, F_SETFL, O_NONBLOCK);
+    }
     return fd;
 }
 
@@ -902,10 +915,21 @@ flood_main(void *arg)
 // Starts the flood on the node under test and waits until it has made the
 // node evict `evicted` connections.
 static pthread_t
-flood_start(uint64_t evicted)
+flood_start(uint64_t evicted, bool hello)
 {
     static uint16_t port;
     port = node.t.port;
+    flood_hello = hello;
+    if (hello) {
+        const char *name = "mallory@127.0.0.1:5";
+        uint8_t na[TPW_NONCE];
+        tpw_nonce(na);
+        tpw_bytes env = {.len = 0};
+        tpw_env_hello(&env, TPW_F_HELLO, TPW_VSN, name, strlen(name), 9, na,
+                      NULL);
+        flood_hello_frame.len = 0;
+        tpw_put_frame(&flood_hello_frame, env.p, env.len);
+    }
     atomic_store(&flood_stop, 0);
     pthread_t t;
     ck_assert_int_eq(pthread_create(&t, NULL, flood_main, &port), 0);
@@ -915,13 +939,11 @@ flood_start(uint64_t evicted)
     return t;
 }
 
-START_TEST(reconnecting_flood_does_not_lock_peers_out)
+// A real node connects and disconnects 20 times; returns how many times it
+// got in.
+static int
+peer_attempts(void)
 {
-    start(NULL); // the default 64 slots for unauthenticated connections
-    unsigned lines0 = line_count();
-    // The flood holds every slot and turns them over.
-    pthread_t flood = flood_start(1000);
-    // A real node connects and disconnects 20 times.
     tp_system *peer = tpn_local("legit", NULL);
     const char *target = tp_node_name(node.sys);
     int ok = 0;
@@ -937,6 +959,34 @@ START_TEST(reconnecting_flood_does_not_lock_peers_out)
         }
         ck_assert_int_eq(pi.state, TP_PEER_IDLE);
     }
+    tp_system_destroy(&peer);
+    return ok;
+}
+
+// The flood's connections send a HELLO, which needs no secret: they must
+// not outrank the peer's for it.
+START_TEST(hello_flood_does_not_lock_peers_out)
+{
+    start(NULL);
+    pthread_t flood = flood_start(500, true);
+    int ok = peer_attempts();
+    ck_assert_msg(ok >= 19, "the peer got in %d times of 20", ok);
+    witness_delivers();
+    atomic_store(&flood_stop, 1);
+    pthread_join(flood, NULL);
+    ck_assert_uint_eq(stats().connections_refused, 0);
+    stop();
+}
+END_TEST
+
+START_TEST(reconnecting_flood_does_not_lock_peers_out)
+{
+    start(NULL); // the default 64 slots for unauthenticated connections
+    unsigned lines0 = line_count();
+    // The flood holds every slot and turns them over.
+    pthread_t flood = flood_start(1000, false);
+    // A real node connects and disconnects 20 times.
+    int ok = peer_attempts();
     ck_assert_msg(ok >= 19, "the peer got in %d times of 20", ok);
     // Authenticated traffic went on throughout.
     witness_delivers();
@@ -957,7 +1007,6 @@ START_TEST(reconnecting_flood_does_not_lock_peers_out)
     // Some lines per kind and window, a summary each: nowhere near one a
     // connection.
     ck_assert_uint_lt(line_count() - lines0, 100);
-    tp_system_destroy(&peer);
     stop();
 }
 END_TEST
@@ -978,7 +1027,7 @@ START_TEST(paused_peer_gets_back_in_during_flood)
 {
     // Peers are found down within about a second here.
     start(&(tp_node_config){.timeout_ms = 1000, .heartbeat_ms = 200});
-    pthread_t flood = flood_start(500);
+    pthread_t flood = flood_start(500, false);
     // A peer process that dials the node and keeps reconnecting to it.
     tpn_child c;
     const char *argv[] = {
@@ -1163,6 +1212,7 @@ wire_suite(void)
     tcase_add_test(tc, harmless_frames_kept);
     tcase_add_test(tc, unauthenticated_cap);
     tcase_add_test(tc, reconnecting_flood_does_not_lock_peers_out);
+    tcase_add_test(tc, hello_flood_does_not_lock_peers_out);
     tcase_add_test(tc, paused_peer_gets_back_in_during_flood);
     tcase_add_test(tc, handshake_timeout);
     tcase_add_test(tc, fake_acceptor);

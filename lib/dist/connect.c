@@ -289,30 +289,24 @@ tp__conn_tls_advance(conn *c)
     int r = tp__tls_step(c);
     if (r <= 0)
         return false; // more to come, or failed and closed
-    if (c->outbound)
-        tp__handshake_start(c); // HELLO, now inside TLS
-    return true;
+    // HELLO, now inside TLS; writing it may find the peer gone and free c.
+    return !c->outbound || tp__handshake_start(c);
 }
 
 // Makes room for a new connection when every slot for unauthenticated ones
-// is taken: closes the one that has shown least, the oldest of those that
-// have not even sent a HELLO, else the oldest. A peer's handshake takes
-// one round trip, so connections opened to keep the slots full push out
-// each other and not the peer that comes in among them, which a refusal
-// of newcomers would keep out for as long as they kept trying. Returns
+// is taken: closes the oldest of them. A peer's handshake takes one round
+// trip, so connections opened to keep the slots full push out each other
+// and not the peer that comes in among them, which a refusal of newcomers
+// would keep out for as long as they kept trying. Age is the one rank an
+// attacker cannot fake: a HELLO costs nothing without the secret. Returns
 // false when no connection could go.
 static bool
 evict_one(tp__dist *n)
 {
     conn *victim = NULL;
-    for (conn *c = n->conns; c != NULL; c = c->next) {
-        if (!c->counted_unauth)
-            continue;
-        bool silent = c->st == C_WAIT_HELLO;
-        if (victim == NULL || (silent && victim->st != C_WAIT_HELLO) ||
-            (silent == (victim->st == C_WAIT_HELLO) && c->seq < victim->seq))
+    for (conn *c = n->conns; c != NULL; c = c->next)
+        if (c->counted_unauth && (victim == NULL || c->seq < victim->seq))
             victim = c;
-    }
     if (victim == NULL)
         return false;
     bump(&n->evicted, 1);

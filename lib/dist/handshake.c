@@ -160,7 +160,7 @@ auth_failed(conn *c, const char *why)
     tp__conn_close(c, why, false);
 }
 
-void
+bool
 tp__handshake_start(conn *c)
 {
     tp__dist *n = c->node;
@@ -168,7 +168,7 @@ tp__handshake_start(conn *c)
     fill_nonce(c->nonce_mine);
     tp__wire_hello(&c->out, TP__F_HELLO, n->name, n->inc, c->nonce_mine, NULL);
     c->born = tp__io_now(n->io);
-    tp__conn_flush(c);
+    return tp__conn_flush(c);
 }
 
 // b: HELLO from the initiator; answer with CHALLENGE.

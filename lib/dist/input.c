@@ -456,10 +456,8 @@ tp__conn_read(conn *c)
     if (c->ssl != NULL && c->tls_st == TP__TLS_HANDSHAKE &&
         !tp__conn_tls_advance(c))
         return;
-    // Under TLS, a record read in part leaves the rest inside the TLS
-    // layer, where readiness of the socket will not announce it.
-    for (int round = 0; round < TP__NODE_READ_ROUNDS || tp__conn_pending(c);
-         round++) {
+    int round;
+    for (round = 0; round < TP__NODE_READ_ROUNDS; round++) {
         if (c->in_cap - c->in_len < TP__NODE_READ_ROOM) {
             size_t cap = c->in_cap ? c->in_cap * 2 : TP__NODE_IN_START;
             if (c->in_len + TP__NODE_READ_ROOM > cap)
@@ -500,7 +498,35 @@ tp__conn_read(conn *c)
             stall(c);
             return;
         }
+        // Under TLS, what the socket gave may hold more than one read
+        // takes: it waits inside the TLS layer.
         if ((size_t)r < TP__NODE_READ_ROOM && !tp__conn_pending(c))
             break;
+    }
+    if (round == TP__NODE_READ_ROUNDS && tp__conn_pending(c)) {
+        // Readiness of the socket will not announce what TLS holds: the
+        // I/O thread comes back for it once it has run the others.
+        c->tls_more = true;
+        // release: node_wake reads the flags after it sees this.
+        atomic_store_explicit(&c->node->want_more, 1, memory_order_release);
+        tp__io_wake(c->node->io);
+    }
+}
+
+// On the I/O thread: reads on the connections a capped read left with
+// input inside TLS.
+void
+tp__node_read_more(tp__dist *n)
+{
+    // acquire: pairs with tp__conn_read's store.
+    if (!atomic_exchange_explicit(&n->want_more, 0, memory_order_acquire))
+        return;
+    for (conn *c = n->conns, *next; c != NULL; c = next) {
+        next = c->next; // reading may close and free c, not the next one
+        if (c->tls_more) {
+            c->tls_more = false;
+            if (c->reading && c->stalled == NULL)
+                tp__conn_read(c);
+        }
     }
 }

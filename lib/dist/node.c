@@ -116,6 +116,7 @@ node_wake(void *arg)
             tp__peer_drain(p);
     }
     tp__node_retry_stalled(n);
+    tp__node_read_more(n);
 }
 
 // The code for a secret file open(2) refused with errno `e`: a missing

@@ -79,7 +79,10 @@ enum {
     ((1ull << TP__NODE_IDX_SHIFT) - 1) // local pids, refs
 #define TP__NODE_SECRET_MIN 32         // secret file, bytes
 #define TP__NODE_SECRET_MAX 4096
-#define TP__NODE_BACKLOG 128     // listen(2)'s backlog
+// listen(2)'s backlog: room for a flood of connections (the kernel caps it
+// at net.core.somaxconn), so that a peer's SYN is queued behind them, not
+// dropped and retried a second later.
+#define TP__NODE_BACKLOG 4096
 #define TP__NODE_ACCEPT_BATCH 16 // accepts per readiness event
 
 // Reconnecting: the first delay after a failure, doubled per failure up to
@@ -151,9 +154,11 @@ typedef struct conn {
     int st;
     bool outbound;
     bool counted_unauth;
-    bool reading;       // in node->pfd (poll.c)
-    int tls_st;         // TP__TLS_* while ssl is set
-    struct ssl_st *ssl; // TLS (tls.c), or NULL
+    bool reading;         // in node->pfd (poll.c)
+    int tls_st;           // TP__TLS_* while ssl is set
+    bool tls_more;        // TLS holds input a capped read left (node_wake)
+    bool tls_read_writes; // a read waits for TLS to write: wio reads again
+    struct ssl_st *ssl;   // TLS (tls.c), or NULL
     tp__io_fd wio;
     tp__io_timer retry; // a delivery refused by a full mailbox, retried
     double born, last_rx, last_ping;
@@ -247,6 +252,7 @@ struct tp__dist {
     size_t nsubs, subs_cap;
 
     _Atomic int want_retry; // an actor a connection stalled on has room
+    _Atomic int want_more;  // a connection has tls_more set
     _Atomic uint64_t frames_in, frames_out, bytes_in, bytes_out;
     _Atomic uint64_t frames_polled; // of frames_in, read by a worker
     _Atomic uint64_t rejected, auth_failures, hs_timeouts, refused, nodedowns;
@@ -313,7 +319,8 @@ int tp__node_listen(tp__dist *n);
 // ---- handshake.c (I/O thread) ------------------------------------------
 
 // An outbound connection is established: send HELLO.
-void tp__handshake_start(conn *c);
+// Returns false when writing it failed and closed (freed) `c`.
+bool tp__handshake_start(conn *c);
 // A frame before authentication. Returns false if `c` was closed.
 bool tp__handshake(conn *c, const tp__frame *f);
 
@@ -324,10 +331,14 @@ void tp__node_retry_stalled(tp__dist *n);
 void tp__conn_retry_cb(tp__io_timer *w);
 // Reads what `c`'s socket holds and acts on it.
 void tp__conn_read(conn *c);
+// On the I/O thread: reads again where tp__conn_read left input in TLS.
+void tp__node_read_more(tp__dist *n);
 
 // ---- tls.c (I/O thread, or io->lock) --------------------------------------
 
-enum { TP__TLS_HANDSHAKE = 1, TP__TLS_UP };
+// A connection's TLS: handshaking, up, or broken by a fatal error (no
+// close_notify is sent then).
+enum { TP__TLS_HANDSHAKE = 1, TP__TLS_UP, TP__TLS_BROKEN };
 
 // Sets up n->tls from cfg's three files when they are given (all or none).
 // Returns 0, TP_EINVAL (a partial set; a certificate, key or CA that does

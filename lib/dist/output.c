@@ -63,11 +63,19 @@ tp__conn_write_cb(tp__io_fd *w, int revents)
         return;
     }
     if (c->ssl != NULL && c->tls_st == TP__TLS_HANDSHAKE) {
-        tp__conn_tls_advance(c);
+        // Input may have come with the last of the handshake, inside TLS
+        // where readiness will not announce it.
+        if (tp__conn_tls_advance(c) && tp__conn_pending(c))
+            tp__conn_read(c);
         return;
     }
     if (!tp__conn_flush(c))
         return;
+    if (c->tls_read_writes) { // a TLS read waited for this writability
+        c->tls_read_writes = false;
+        tp__conn_read(c);
+        return; // c may be gone
+    }
     tp__peer *p = c->peer;
     if (p != NULL && p->conn == c && c->st == C_UP &&
         c->out.len - c->out_off < TP__NODE_OUT_HIGH / 2)

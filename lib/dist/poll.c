@@ -185,9 +185,12 @@ tp__node_poll_ready(tp_system *sys, tp__worker *w, int64_t now)
                     n->nreading > 0,
              from_loop = false;
         if (take) {
+            // relaxed: a hint, read by pwatch under this lock.
+            atomic_store_explicit(&n->poll_seen, now, memory_order_relaxed);
             if (atomic_load_explicit(&n->poller, memory_order_relaxed) ==
                 NULL) {
                 tp__io_fd_stop(n->io, &n->pio);
+                tp__io_now_update(n->io); // the timer counts from now
                 tp__io_timer_again(n->io, &n->pwatch);
                 from_loop = true;
             }

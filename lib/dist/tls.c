@@ -232,7 +232,7 @@ tp__tls_detach(conn *c)
         return;
     // A close_notify, if the socket takes it at once; nobody waits for the
     // answer.
-    if (c->tls_st == TP__TLS_UP)
+    if (c->tls_st == TP__TLS_UP) // not after a fatal error: OpenSSL says no
         SSL_shutdown(c->ssl);
     SSL_free(c->ssl);
     c->ssl = NULL;
@@ -305,15 +305,19 @@ tp__conn_recv(conn *c, void *buf, size_t size)
         return -1;
     case SSL_ERROR_WANT_WRITE:
         // A message of the TLS layer waits to go out (a key update's
-        // answer): the write callback will read again.
+        // answer): once the socket takes it, the write callback reads
+        // again (tls_read_writes).
+        c->tls_read_writes = true;
         tp__io_fd_start(c->node->io, &c->wio);
         errno = EAGAIN;
         return -1;
     case SSL_ERROR_SYSCALL:
+        c->tls_st = TP__TLS_BROKEN;
         if (errno == 0)
             return 0; // closed without close_notify
         return -1;
     default:
+        c->tls_st = TP__TLS_BROKEN;
         ERR_clear_error();
         errno = EPROTO;
         return -1;
@@ -335,10 +339,12 @@ tp__conn_write(conn *c, const void *buf, size_t size)
         errno = EAGAIN;
         return -1;
     case SSL_ERROR_SYSCALL:
+        c->tls_st = TP__TLS_BROKEN;
         if (errno == 0)
             errno = EPIPE;
         return -1;
     default:
+        c->tls_st = TP__TLS_BROKEN;
         ERR_clear_error();
         errno = EPROTO;
         return -1;
