@@ -195,6 +195,33 @@ TP_API int tp_fail(tp_ctx *ctx, int reason, const char *fmt, ...)
 // negative code troupe does not define). Returns snprintf's count. Any thread.
 TP_API int tp_reason_format(int reason, char *buf, size_t size);
 
+// ---- stashing
+// ---------------------------------------------------------------
+//
+// An actor can set a message aside while it cannot handle it yet (waiting
+// for its own initialisation, a lock, a reply) and take everything it set
+// aside back later, in order, ahead of what arrived meanwhile: Akka's
+// StashBuffer. A stash holds at most TP_STASH_MAX messages; what it holds
+// dies with the actor, as its mailbox does, and shows in tp_actor_detail.
+
+#define TP_STASH_MAX 4096
+
+// Keeps a copy of the message being handled (tag, sender, ref, data) in the
+// running actor's stash. Returns 0, TP_EFULL (TP_STASH_MAX already
+// stashed: not kept), TP_EINVAL (NULL ctx; not handling a message: init,
+// terminate), TP_ENOMEM, or TP_EPERM (not the running actor).
+TP_API int tp_stash(tp_ctx *ctx);
+
+// Puts every stashed message back, in the order they were stashed: they
+// are handled next, before the mailbox (and before those an earlier
+// unstash put back that are not handled yet). Returns how many, or
+// TP_EINVAL / TP_EPERM as tp_stash (init and terminate included).
+TP_API int tp_unstash_all(tp_ctx *ctx);
+
+// How many messages the running actor has stashed, or TP_EINVAL /
+// TP_EPERM as tp_stash.
+TP_API int tp_stash_size(tp_ctx *ctx);
+
 // Looks up the actor registered as `name`. Returns 0 with its pid in `*out`,
 // TP_ENOACTOR when no live actor has the name, or TP_EINVAL. Any thread.
 TP_API int tp_whereis(tp_system *sys, const char *name, tp_pid *out);

@@ -82,6 +82,7 @@ typedef struct tp_actor_detail {
     tp_pid links[TP_DETAIL_PIDS];       // actors linked to it
     tp_pid monitors[TP_DETAIL_PIDS];    // actors it monitors
     tp_pid watchers[TP_DETAIL_PIDS];    // actors monitoring it
+    uint32_t stashed;                   // messages in its stash (tp_stash)
     char describe[TP_DESCRIBE_MAX + 1]; // behaviour's describe(), or ""
 } tp_actor_detail;
 
@@ -95,13 +96,13 @@ typedef struct tp_actor_detail {
 TP_API int tp_actor_detail_get(tp_system *sys, tp_pid pid, int timeout_ms,
                                tp_actor_detail *out);
 
-// Serves introspection on a Unix socket at `path` (see lib/observe/CONTROL.md): the
-// socket is created with mode 0600 in a directory that must be, or is
-// created, mode 0700 and owned by the caller; only clients of the same
-// user or root are answered. A thread serves one request at a time; a
-// malformed or oversized request gets an error reply. Returns 0, TP_EINVAL
-// (path too long), TP_EPERM (directory owned by someone else or open to
-// others), TP_EEXIST (a live node already serves that path, or this system
+// Serves introspection on a Unix socket at `path` (see
+// lib/observe/CONTROL.md): the socket is created with mode 0600 in a directory
+// that must be, or is created, mode 0700 and owned by the caller; only clients
+// of the same user or root are answered. A thread serves one request at a
+// time; a malformed or oversized request gets an error reply. Returns 0,
+// TP_EINVAL (path too long), TP_EPERM (directory owned by someone else or open
+// to others), TP_EEXIST (a live node already serves that path, or this system
 // already has a control socket), TP_EADDRINUSE or TP_EAGAIN. The socket is
 // removed when the system is destroyed.
 TP_API int tp_control_start(tp_system *sys, const char *path);

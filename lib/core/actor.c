@@ -212,6 +212,30 @@ process(tp__worker *w, tp_actor *a)
             if (r != CONTINUE)
                 return r;
         }
+        if (__builtin_expect(tp__self.replay != NULL, 0)) {
+            // Put back by tp_unstash_all: before the mailbox, in order.
+            m = tp__self.replay;
+            // relaxed: the list is this activation's own.
+            tp__self.replay = (tp__msg *)atomic_load_explicit(
+                &m->node.next, memory_order_relaxed);
+            if (tp__self.replay == NULL)
+                tp__self.replay_tail = NULL;
+            w->done_total++;
+            w->done_user++;
+            budget--;
+            a->current = m;
+            int r = handle_result(
+                a, a->behaviour->handle(ctx_of(a), tp__state(a), &m->pub));
+            if (r != CONTINUE)
+                return r; // actor_exit frees the message
+            tp__done_with_current(a);
+            if (w->done_user >= every)
+                settle(w, a);
+            // relaxed: set by this thread in maybe_mute.
+            if (atomic_load_explicit(&a->mute, memory_order_relaxed) != 0)
+                return CONTINUE;
+            continue;
+        }
         if ((m = tp__mailbox_pop(&a->user)) == NULL)
             return CONTINUE;
         w->done_total++;
@@ -333,6 +357,22 @@ clock_stop(tp__clock *k)
         atomic_store_explicit(&k->running_since, 0, memory_order_relaxed);
 }
 
+// Ends the activation's list of messages put back by tp_unstash_all:
+// kept for the next one when the actor lives on (they are counted in its
+// mailbox, so it runs again), freed with it when it exits.
+static void
+replay_end(tp_actor *a, bool lives)
+{
+    tp__msg *m = tp__self.replay;
+    if (__builtin_expect(m == NULL, 1))
+        return;
+    if (lives)
+        a->system->up->replay_save(a, m, tp__self.replay_tail);
+    else
+        a->system->up->replay_drop(m);
+    tp__self.replay = tp__self.replay_tail = NULL;
+}
+
 void
 tp__actor_run(tp__worker *w, tp_actor *a)
 {
@@ -355,9 +395,13 @@ tp__actor_run(tp__worker *w, tp_actor *a)
     w->done_total = 0;
     a->overshoot = 0;
     tp__count(&w->activations, 1);
+    tp__self.replay = tp__self.replay_tail = NULL;
+    if (__builtin_expect(a->ext != NULL, 0)) // what an unstash left
+        a->system->up->replay_load(a, &tp__self.replay, &tp__self.replay_tail);
     if (setjmp(jb) != 0) {
         // tp_fail logged its crash report; a caught fault has not yet.
         tp__report_fault(a);
+        replay_end(a, false);
         tp__self.actor = NULL;
         tp__self.jb = NULL;
         tp__count(&w->messages, w->done_user);
@@ -372,6 +416,7 @@ tp__actor_run(tp__worker *w, tp_actor *a)
         atomic_store_explicit(&k->running_since, t0, memory_order_relaxed);
     }
     reason = process(w, a);
+    replay_end(a, reason == CONTINUE);
     tp__self.actor = NULL;
     tp__self.jb = NULL;
     if (reason == CONTINUE) {

@@ -450,6 +450,12 @@ typedef struct tp__up_ops {
     // signals: takes the continuation of `a`'s request `ref`, if it has
     // one: the answer goes to it instead of handle.
     bool (*then_take)(tp_actor *a, uint64_t ref, tp_then_fn *fn, void **arg);
+    // signals: keeps between activations the messages tp_unstash_all put
+    // back that one left unhandled (a->ext set), gives them to the next,
+    // and frees a list of them.
+    void (*replay_save)(tp_actor *a, tp__msg *head, tp__msg *tail);
+    void (*replay_load)(tp_actor *a, tp__msg **head, tp__msg **tail);
+    void (*replay_drop)(tp__msg *m);
     // signals: whether timer message `m` may still be delivered.
     bool (*timer_claim)(tp__msg *m);
     // signals: cancels the timers `a` set for itself (a->ext set).
@@ -666,6 +672,9 @@ typedef struct tp__tls {
     tp_actor *actor;     // actor whose callback is running, or NULL
     jmp_buf *jb;         // where tp_fail jumps to
     int fail_reason;
+    // The running actor's messages put back by tp_unstash_all, handled
+    // before its mailbox (actor.c, signals/stash.c).
+    struct tp__msg *replay, *replay_tail;
     int fault_sig; // the caught signal, when a fault jumped to jb
     int fault_depth;
     void *fault_frames[TP__FRAMES];

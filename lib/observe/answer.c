@@ -187,7 +187,7 @@ tp__ans_info(tp_system *sys, msgpack_packer *pk, tp_pid pid, int rc,
     msgpack_pack_true(pk);
     pk_cpu_time(pk, sys);
     pk_str(pk, "actor");
-    msgpack_pack_map(pk, ACTOR_KEYS + 5);
+    msgpack_pack_map(pk, ACTOR_KEYS + 6);
     pk_actor_fields(pk, &d->info);
     pk_str(pk, "trap_exit");
     if (d->trap_exit)
@@ -197,6 +197,8 @@ tp__ans_info(tp_system *sys, msgpack_packer *pk, tp_pid pid, int rc,
     pk_pids(pk, "links", d->links, d->nlinks);
     pk_pids(pk, "monitors", d->monitors, d->nmonitors);
     pk_pids(pk, "monitored_by", d->watchers, d->nwatchers);
+    pk_str(pk, "stashed");
+    msgpack_pack_uint32(pk, d->stashed);
     pk_key_str(pk, "describe", d->describe);
 }
 

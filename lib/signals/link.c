@@ -203,6 +203,7 @@ tp__ext_free(tp_actor *a)
         if (x->thens.keys[i] != 0 && x->thens.keys[i] != MAP_GONE)
             free((void *)(uintptr_t)x->thens.vals[i]);
     tp__map_free(&x->thens);
+    tp__stash_free(x);
     free(x);
     a->ext = NULL;
 }
@@ -697,4 +698,5 @@ tp__ext_detail(tp_actor *a, tp_actor_detail *d)
     d->nlinks = list_keys(&x->links, false, d->links);
     d->nmonitors = list_keys(&x->monitors, true, d->monitors);
     d->nwatchers = list_keys(&x->watchers, true, d->watchers);
+    d->stashed = x->nstash;
 }

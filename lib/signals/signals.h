@@ -25,11 +25,15 @@ void tp__map_free(tp__map *m);
 // returns).
 typedef struct tp__ext {
     bool trap_exit;
-    tp__map links;      // pid -> 1
-    tp__map watchers;   // ref -> pid of the actor monitoring us
-    tp__map monitors;   // ref -> pid we monitor
-    tp__map requests;   // ref -> timer of our pending requests
-    tp__map thens;      // ref -> tp__then * of those with a continuation
+    tp__map links;    // pid -> 1
+    tp__map watchers; // ref -> pid of the actor monitoring us
+    tp__map monitors; // ref -> pid we monitor
+    tp__map requests; // ref -> timer of our pending requests
+    tp__map thens;    // ref -> tp__then * of those with a continuation
+    // Stashed messages (stash.c), and those put back that the last
+    // activation left unhandled; linked through their queue nodes.
+    struct tp__msg *stash, *stash_tail, *replay, *replay_tail;
+    uint32_t nstash;
     struct tmr *timers; // timers set for ourselves, under the timers' lock
     bool own_timers;    // we set one: our exit walks `timers`
     char exit_text[TP_REASON_TEXT_MAX]; // tp_fail's text, for signals
@@ -53,6 +57,11 @@ typedef struct tp__then {
     void *arg;
 } tp__then;
 bool tp__then_take(tp_actor *a, uint64_t ref, tp_then_fn *fn, void **arg);
+// stash.c
+void tp__replay_save(tp_actor *a, tp__msg *head, tp__msg *tail);
+void tp__replay_load(tp_actor *a, tp__msg **head, tp__msg **tail);
+void tp__replay_drop(tp__msg *m);
+void tp__stash_free(tp__ext *x);
 int tp__request_monitor(tp_actor *a, tp_pid to, uint64_t ref, bool *gone);
 void tp__request_answered(tp_actor *a, tp_pid to, uint64_t ref);
 

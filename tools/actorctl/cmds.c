@@ -56,6 +56,7 @@ typedef struct detail {
     bool cpu_time; // the node measures run time (optional in the reply)
     bool partial;  // busy: what only the actor knows is missing
     bool trap_exit;
+    uint64_t stashed; // 0 from a node that does not say
     const msgpack_object_array *lists[3];
     ctl_str describe;
 } detail;
@@ -79,6 +80,10 @@ detail_decode(const msgpack_object *root, detail *d)
     if ((rc = ctl_get_bool(m, "trap_exit", "actor", &d->trap_exit)) !=
             CTL_OK ||
         (rc = ctl_get_str(m, "describe", "actor", &d->describe)) != CTL_OK)
+        return rc;
+    d->stashed = 0;
+    if (ctl_field(m, "stashed") != NULL &&
+        (rc = ctl_get_uint(m, "stashed", "actor", &d->stashed)) != CTL_OK)
         return rc;
     for (size_t k = 0; k < 3; k++) {
         if ((rc = ctl_get_array(m, pid_lists[k], "actor", &d->lists[k])) !=
@@ -117,6 +122,7 @@ info_json(const detail *d)
         }
         fputc(']', stdout);
     }
+    printf(",\"stashed\":%llu", (unsigned long long)d->stashed);
     fputs(",\"describe\":", stdout);
     ctl_json_str(stdout, d->describe);
     fputs("}\n", stdout);
@@ -175,6 +181,8 @@ info_text(const detail *d)
         return;
     }
     field("trap_exit", NULL, "%s", d->trap_exit ? "true" : "false");
+    field("stashed", d->stashed ? SGR_YELLOW : NULL, "%llu",
+          (unsigned long long)d->stashed);
     for (size_t k = 0; k < 3; k++) {
         const msgpack_object_array *l = d->lists[k];
         printf("%s%-13s%s", ctl_sgr(SGR_BOLD), pid_lists[k], ctl_sgr("0"));

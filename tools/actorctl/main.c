@@ -49,7 +49,7 @@ static const command commands[] = {
     {"info", "PID|NAME [--json]", "everything about one actor",
      "  PID is <0.42.1> or 0.42.1; NAME a registered name.\n"
      "  --json     one JSON object: the actor's fields, trap_exit, links,\n"
-     "             monitors, monitored_by and describe\n",
+     "             monitors, monitored_by, stashed and describe\n",
      1, 1},
     {"kill", "PID|NAME [REASON]", "send an actor an exit signal",
      "  REASON is kill (default; cannot be trapped), shutdown, normal or a\n"
