@@ -811,8 +811,8 @@ START_TEST(unauthenticated_cap)
     ck_assert(tpw_open(fifth));
     for (int i = 1; i < 4; i++)
         ck_assert(tpw_open(silent[i]));
-    // Age alone decides, since a HELLO costs nothing without the secret:
-    // one that sent its HELLO goes first when it is the oldest.
+    // A connection that sent its HELLO goes after every silent one, even
+    // younger ones: the next newcomer evicts silent[2], not silent[1].
     const char *name = "early@127.0.0.1:5";
     uint8_t na[TPW_NONCE], nb[TPW_NONCE];
     tpw_nonce(na);
@@ -823,29 +823,41 @@ START_TEST(unauthenticated_cap)
     ck_assert(tpw_read_frame(silent[1], &in));
     tpw_check_challenge(&node.t, &in, name, 4, na, nb);
     int sixth = dial();
-    ck_assert(tpw_closed(silent[1], NULL));
-    ck_assert(tpw_open(silent[2]));
+    ck_assert(tpw_closed(silent[2], NULL));
+    ck_assert(tpw_open(silent[1]));
     ck_assert(tpw_open(silent[3]));
     ck_assert(tpw_open(fifth));
     ck_assert_uint_eq(stats().connections_evicted, 2);
     // Authenticated traffic is not affected, and a peer gets in although
-    // every slot is taken (it evicts silent[2]).
+    // every slot is taken (its HELLO is read as it is accepted, so it
+    // evicts silent[3], the oldest silent one, and is not evicted itself).
     witness_delivers();
     close(join());
-    ck_assert(tpw_closed(silent[2], NULL));
-    ck_assert(tpw_open(silent[3]));
+    ck_assert(tpw_closed(silent[3], NULL));
+    ck_assert(tpw_open(silent[1]));
     ck_assert_uint_eq(stats().connections_evicted, 3);
     ck_assert_uint_eq(stats().connections_refused, 0);
-    // One of them misbehaves and is closed: its place is free again, and
-    // the next newcomer evicts nobody.
-    tpw_bytes bad = {.len = 0};
-    tpw_put_be(&bad, 0, 4);
-    send_bytes(fifth, &bad);
-    ck_assert(tpw_closed(fifth, NULL));
-    close(join());
-    ck_assert_uint_eq(stats().connections_evicted, 3);
-    close(silent[3]);
+    // Among those that sent a HELLO, age decides: silent[1] before fifth
+    // once fifth has sent one too.
+    tpw_bytes env2 = {.len = 0}, fr2 = {.len = 0};
+    tpw_nonce(na);
+    tpw_env_hello(&env2, TPW_F_HELLO, TPW_VSN, "late@127.0.0.1:5", 16, 4, na,
+                  NULL);
+    tpw_put_frame(&fr2, env2.p, env2.len);
+    send_bytes(fifth, &fr2);
+    ck_assert(tpw_read_frame(fifth, &in));
+    send_bytes(sixth, &fr2);
+    ck_assert(tpw_read_frame(sixth, &in));
+    int seventh = dial(); // four: silent[1], fifth, sixth and seventh
+    send_bytes(seventh, &fr2);
+    ck_assert(tpw_read_frame(seventh, &in));
+    close(join()); // evicts silent[1], the oldest that said HELLO
+    ck_assert(tpw_closed(silent[1], NULL));
+    ck_assert(tpw_open(fifth));
+    ck_assert_uint_eq(stats().connections_evicted, 4);
+    close(fifth);
     close(sixth);
+    close(seventh);
     stop();
 }
 END_TEST

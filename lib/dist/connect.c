@@ -293,20 +293,49 @@ tp__conn_tls_advance(conn *c)
     return !c->outbound || tp__handshake_start(c);
 }
 
+// How much an unauthenticated connection has shown, for eviction: 0 for
+// nothing (no HELLO yet), 1 for a HELLO, 2 for a HELLO naming a peer that
+// was up before which no other connection here names too. A HELLO costs
+// nothing without the secret, nor does a name, but an attacker who does
+// not know a peer's name cannot outrank it, and one who does only takes
+// the peer's rank away (two claims to a name rank 1).
+static int
+rank(tp__dist *n, const conn *c)
+{
+    if (c->st == C_WAIT_HELLO)
+        return 0;
+    if (!c->known)
+        return 1;
+    for (const conn *o = n->conns; o != NULL; o = o->next)
+        if (o != c && o->counted_unauth && o->st != C_WAIT_HELLO &&
+            strcmp(o->peer_name, c->peer_name) == 0)
+            return 1;
+    return 2;
+}
+
 // Makes room for a new connection when every slot for unauthenticated ones
-// is taken: closes the oldest of them. A peer's handshake takes one round
-// trip, so connections opened to keep the slots full push out each other
-// and not the peer that comes in among them, which a refusal of newcomers
-// would keep out for as long as they kept trying. Age is the one rank an
-// attacker cannot fake: a HELLO costs nothing without the secret. Returns
-// false when no connection could go.
+// is taken: closes the oldest of those of the lowest rank. A peer's
+// handshake takes one round trip, so connections opened to keep the slots
+// full push out each other and not the peer that comes in among them,
+// which a refusal of newcomers would keep out for as long as they kept
+// trying. A peer's HELLO is read as its connection is accepted (it waited
+// in the backlog behind the flood), so it ranks at once. Returns false
+// when no connection could go.
 static bool
 evict_one(tp__dist *n)
 {
     conn *victim = NULL;
-    for (conn *c = n->conns; c != NULL; c = c->next)
-        if (c->counted_unauth && (victim == NULL || c->seq < victim->seq))
+    int vrank = 0;
+    for (conn *c = n->conns; c != NULL; c = c->next) {
+        if (!c->counted_unauth)
+            continue;
+        int r = rank(n, c);
+        if (victim == NULL || r < vrank ||
+            (r == vrank && c->seq < victim->seq)) {
             victim = c;
+            vrank = r;
+        }
+    }
     if (victim == NULL)
         return false;
     bump(&n->evicted, 1);
@@ -359,6 +388,8 @@ tp__node_accept_cb(tp__io_fd *w, int revents)
             tp__conn_close(c, "cannot watch the socket", true);
         else if (n->tls != NULL && !tp__tls_attach(c))
             tp__conn_close(c, "TLS: cannot set up the connection", true);
+        else
+            tp__conn_read(c); // what came meanwhile: a HELLO that ranks it
     }
 }
 

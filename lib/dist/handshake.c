@@ -190,6 +190,14 @@ on_hello(conn *c, const tp__frame *f)
         return false;
     }
     c->peer_inc = f->inc;
+    // A peer that was up before outranks strangers for a slot (connect.c).
+    pthread_mutex_lock(&n->lock);
+    tp__peer *before = tp__peer_find_locked(n, c->peer_name);
+    c->known =
+        before != NULL &&
+        // relaxed: a statistic, read as a hint.
+        atomic_load_explicit(&before->connects, memory_order_relaxed) > 0;
+    pthread_mutex_unlock(&n->lock);
     memcpy(c->nonce_peer, f->nonce, TP__WIRE_NONCE);
     fill_nonce(c->nonce_mine);
     if (!make_mac(n, mac, 'b', c->nonce_peer, c->nonce_mine, c->peer_name,

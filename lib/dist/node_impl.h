@@ -154,9 +154,10 @@ typedef struct conn {
     int st;
     bool outbound;
     bool counted_unauth;
-    bool reading;         // in node->pfd (poll.c)
-    int tls_st;           // TP__TLS_* while ssl is set
-    bool tls_more;        // TLS holds input a capped read left (node_wake)
+    bool known;    // its HELLO named a peer that was up before (eviction)
+    bool reading;  // in node->pfd (poll.c)
+    int tls_st;    // TP__TLS_* while ssl is set
+    bool tls_more; // TLS holds input a capped read left (node_wake)
     bool tls_read_writes; // a read waits for TLS to write: wio reads again
     struct ssl_st *ssl;   // TLS (tls.c), or NULL
     tp__io_fd wio;
