@@ -22,7 +22,8 @@ static void
 link_to(tp__msg *m, tp__msg *next)
 {
     // relaxed: as in next_of.
-    atomic_store_explicit(&m->node.next, &next->node, memory_order_relaxed);
+    atomic_store_explicit(&m->node.next, next != NULL ? &next->node : NULL,
+                          memory_order_relaxed);
 }
 
 static void
