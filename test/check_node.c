@@ -30,6 +30,7 @@ char tpn_secret[128];
 void
 tpn_setup(void)
 {
+    // mkdtemp's template: it replaces the Xs with a unique suffix.
     snprintf(tpn_dir, sizeof tpn_dir, "/tmp/tp-node-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(tpn_dir));
     snprintf(tpn_secret, sizeof tpn_secret, "%s/secret", tpn_dir);
@@ -171,6 +172,7 @@ tpn_certs_make(void)
     ck_assert_int_gt(n, 0);
     self[n] = 0;
     *strrchr(self, '/') = 0; // BUILD/bin
+    // mkdtemp's template: it replaces the Xs with a unique suffix.
     snprintf(tpn_certs, sizeof tpn_certs, "/tmp/tp-tls-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(tpn_certs));
     // The binary is in BUILD/bin; the script in the source tree's test/.

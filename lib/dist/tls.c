@@ -288,6 +288,21 @@ tp__tls_step(conn *c)
     }
 }
 
+// A fatal error of `c`'s TLS, from SSL_read or SSL_write's result `r`: no
+// close_notify will follow. Returns true for an error of the socket
+// (errno says which, 0 for an end without close_notify); otherwise sets
+// errno to EPROTO.
+static bool
+broken(conn *c, int r)
+{
+    c->tls_st = TP__TLS_BROKEN;
+    if (SSL_get_error(c->ssl, r) == SSL_ERROR_SYSCALL)
+        return true;
+    ERR_clear_error();
+    errno = EPROTO;
+    return false;
+}
+
 ssize_t
 tp__conn_recv(conn *c, void *buf, size_t size)
 {
@@ -311,15 +326,9 @@ tp__conn_recv(conn *c, void *buf, size_t size)
         tp__io_fd_start(c->node->io, &c->wio);
         errno = EAGAIN;
         return -1;
-    case SSL_ERROR_SYSCALL:
-        c->tls_st = TP__TLS_BROKEN;
-        if (errno == 0)
-            return 0; // closed without close_notify
-        return -1;
     default:
-        c->tls_st = TP__TLS_BROKEN;
-        ERR_clear_error();
-        errno = EPROTO;
+        if (broken(c, r) && errno == 0)
+            return 0; // closed without close_notify
         return -1;
     }
 }
@@ -338,15 +347,9 @@ tp__conn_write(conn *c, const void *buf, size_t size)
     case SSL_ERROR_WANT_WRITE:
         errno = EAGAIN;
         return -1;
-    case SSL_ERROR_SYSCALL:
-        c->tls_st = TP__TLS_BROKEN;
-        if (errno == 0)
-            errno = EPIPE;
-        return -1;
     default:
-        c->tls_st = TP__TLS_BROKEN;
-        ERR_clear_error();
-        errno = EPROTO;
+        if (broken(c, r) && errno == 0)
+            errno = EPIPE;
         return -1;
     }
 }
