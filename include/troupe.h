@@ -19,6 +19,7 @@ extern "C" {
 #include "troupe/timer.h"
 #include "troupe/supervisor.h"
 #include "troupe/node.h"
+#include "troupe/group.h"
 #include "troupe/introspect.h"
 #include "troupe/sock.h"
 #include "troupe/app.h"

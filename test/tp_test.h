@@ -73,5 +73,6 @@ Suite *sock_suite(void);
 Suite *kvstore_suite(void);
 Suite *guarantees_suite(void);
 Suite *dedicated_suite(void);
+Suite *group_suite(void);
 
 #endif

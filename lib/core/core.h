@@ -464,6 +464,9 @@ typedef struct tp__up_ops {
     void (*sock_owner_died)(tp_actor *a);
     // observe: answers introspection request `m` about `a`.
     void (*info_answer)(tp_actor *a, tp__msg *m);
+    // cluster: `sys` became a node (end of tp_node_start): the group
+    // server starts, or starts watching nodes.
+    void (*node_started)(tp_system *sys);
 } tp__up_ops;
 
 #define TP__NO_EXIT INT_MIN // tp__up_ops.exit_queued: nothing ends it
@@ -789,6 +792,7 @@ struct tp_system {
     _Atomic(struct tp__dist *) node;   // NULL until tp_node_start
     _Atomic(struct tp__io *) io;       // the I/O thread, started on first use
     _Atomic(struct tp__socks *) socks; // actors' sockets, on first use
+    _Atomic(struct tp__groups *) groups; // process groups, on first use
     pthread_mutex_t io_init_lock;
     struct tp__control *control; // NULL until tp_control_start
     struct tp__metrics *metrics; // NULL until tp_metrics_start

@@ -11,6 +11,7 @@
 #include "core/core.h"
 #include "dist/dist.h"
 #include "io/io.h"
+#include "cluster/cluster.h"
 #include "observe/observe.h"
 #include "signals/signals.h"
 
@@ -283,6 +284,7 @@ static const tp__up_ops up_ops = {
     .timers_owner_died = tp__timers_owner_died,
     .sock_owner_died = tp__sock_owner_died,
     .info_answer = tp__info_answer,
+    .node_started = tp__groups_node_started,
 };
 
 int
@@ -452,6 +454,7 @@ tp_system_destroy(tp_system **psys)
             tp__actor_shutdown(a);
     }
     tp__limbo_reclaim_all(sys);
+    tp__groups_free(sys);
     tp__node_free(sys); // after every actor that could still send out
     tp__sock_free(sys); // after every data message
     tp__io_free(sys);

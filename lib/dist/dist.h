@@ -26,6 +26,10 @@ void tp__node_unpoll(tp_system *sys, tp__worker *w);
 void tp__dist_hooks_install(tp_system *sys);
 void tp__node_stop(tp_system *sys);
 void tp__node_free(tp_system *sys);
+// Whether the peer of remote pid `pid` (when `node` is NULL) or the peer
+// named `node` is connected: for senders that must not make a connection
+// (a send to a peer not connected dials it). Any thread.
+bool tp__node_peer_up(tp_system *sys, tp_pid pid, const char *node);
 int tp__node_pid_encode(tp_system *sys, tp_pid pid, const char **node,
                         uint32_t *inc, uint64_t *local);
 int tp__node_pid_decode(tp_system *sys, const char *node, uint32_t inc,

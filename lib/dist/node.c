@@ -360,6 +360,7 @@ tp_node_start(tp_system *sys, const tp_node_config *in)
     tp__log(sys, TP_LOG_INFO, "node: started name=%s incarnation=%u%s%s",
             n->name, n->inc, n->secret ? " secret=yes" : " secret=no",
             n->tls ? " tls=yes" : " tls=no");
+    sys->up->node_started(sys); // the group server
     return 0;
 fail:
     node_free(n);
@@ -501,6 +502,32 @@ tp_node_peers(tp_system *sys, tp_peer_info *out, size_t max)
         o->connects = atomic_load_explicit(&p->connects, memory_order_relaxed);
     }
     return (int)np;
+}
+
+bool
+tp__node_peer_up(tp_system *sys, tp_pid pid, const char *node)
+{
+    tp__dist *n = node_of(sys);
+    if (n == NULL)
+        return false;
+    tp__peer *p = NULL;
+    if (node == NULL) {
+        ent *e = tp__ent_at(n, tp_pid_node(pid));
+        if (e == NULL)
+            return false;
+        p = e->peer;
+        // acquire: as in tp__node_route.
+        if (atomic_load_explicit(&p->inc, memory_order_acquire) != e->inc)
+            return false; // a pid of the peer's earlier life
+    } else {
+        pthread_mutex_lock(&n->lock);
+        p = tp__peer_find_locked(n, node);
+        pthread_mutex_unlock(&n->lock);
+        if (p == NULL)
+            return false;
+    }
+    // relaxed: a hint; the send that follows checks again.
+    return atomic_load_explicit(&p->state, memory_order_relaxed) == TP_PEER_UP;
 }
 
 int

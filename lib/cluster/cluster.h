@@ -1,0 +1,28 @@
+// SPDX-License-Identifier: MIT
+// The cluster subsystem's internal header: process groups (groups.c) and
+// routers (router.c). It sits above distribution: the group server is an
+// actor that talks to the other nodes' group servers with ordinary
+// messages, so it needs no frame of its own.
+#ifndef TROUPE_CLUSTER_H
+#define TROUPE_CLUSTER_H
+
+#include "core/core.h"
+
+// tp_node_start's hook (tp__up_ops.node_started): starts the group
+// server, or tells the running one that the system became a node.
+void tp__groups_node_started(tp_system *sys);
+// Frees the group table: tp_system_destroy, once every actor has ended.
+void tp__groups_free(tp_system *sys);
+
+// A change counter of `sys`'s group table (0 before any group call): a
+// router's copy of a group's members is current while it is unchanged.
+uint64_t tp__groups_version(tp_system *sys);
+// Copies `group`'s members into *pids (grown with realloc, capacity in
+// *cap) and sets *n; *version gets the counter the copy matches. Returns 0
+// or TP_ENOMEM (*pids as it was).
+int tp__groups_snapshot(tp_system *sys, const char *group, tp_pid **pids,
+                        size_t *n, size_t *cap, uint64_t *version);
+// Whether `group` is a valid group name.
+bool tp__group_name_ok(const char *group);
+
+#endif
