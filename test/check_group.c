@@ -632,6 +632,109 @@ START_TEST(killed_server_restarts)
 }
 END_TEST
 
+START_TEST(restarted_server_without_members_asks_again)
+{
+    tp_system *s[2] = {tpn_local("ra", NULL), tpn_local("rb", NULL)};
+    connect_all(s, 2);
+    // Node a only watches the group; node b has the member.
+    atomic_store(&nevents, 0);
+    tp_pid w;
+    ck_assert_int_eq(
+        tp_spawn(s[0], &watcher_b, &(watch_arg){"pool"}, NULL, &w), 0);
+    ck_assert_int_eq(tp_group_join(s[1], "pool", spawn_worker(s[1], 0)), 0);
+    ck_assert(await_count(s[0], "pool", 1));
+    tp_pid server;
+    ck_assert_int_eq(tp_whereis(s[0], "troupe.groups", &server), 0);
+    ck_assert_int_eq(tp_system_exit(s[0], server, TP_REASON_KILL), 0);
+    for (int i = 0;
+         i < 10000 && tp_whereis(s[0], "troupe.groups", &server) == 0; i++)
+        tpt_nap_us(500);
+    // A subscription starts a new server, which drops what the old one was
+    // told, then asks b again (b has forgotten the old server).
+    tp_pid w2;
+    ck_assert_int_eq(
+        tp_spawn(s[0], &watcher_b, &(watch_arg){"pool"}, NULL, &w2), 0);
+    ck_assert(await_count(s[0], "pool", 1));
+    for (int i = 2; i-- > 0;)
+        ck_assert_int_eq(tp_system_destroy(&s[i]), 0);
+}
+END_TEST
+
+START_TEST(many_members_cross_small_frames)
+{
+    // Node a's frames are small: its memberships cross in many chunks.
+    tp_system *s[2] = {tpn_local("fa", &(tp_node_config){.max_frame = 4096}),
+                       tpn_local("fb", NULL)};
+    enum { N = 300 };
+    for (long i = 0; i < N; i++) {
+        char group[16];
+        snprintf(group, sizeof group, "g%ld", i % 3);
+        ck_assert_int_eq(tp_group_join(s[0], group, spawn_worker(s[0], 0)), 0);
+    }
+    connect_all(s, 2);
+    for (int k = 0; k < 3; k++) {
+        char group[16];
+        snprintf(group, sizeof group, "g%d", k);
+        ck_assert(await_count(s[1], group, N / 3));
+    }
+    for (int i = 2; i-- > 0;)
+        ck_assert_int_eq(tp_system_destroy(&s[i]), 0);
+}
+END_TEST
+
+// ---- a mesh of nodes joined from one seed -------------------------------
+
+#define MESH_N 8
+
+typedef struct up_arg {
+    tp_system *sys;
+    int want;
+} up_arg;
+
+static bool
+peers_up_is(void *arg)
+{
+    up_arg *u = arg;
+    tp_peer_info info[MESH_N];
+    int n = tp_node_peers(u->sys, info, MESH_N);
+    int up = 0;
+    for (int i = 0; i < n && i < MESH_N; i++)
+        up += info[i].state == TP_PEER_UP;
+    return up == u->want;
+}
+
+START_TEST(mesh_forms_from_one_seed)
+{
+    tp_system *s[MESH_N];
+    char name[16];
+    for (int i = 0; i < MESH_N; i++) {
+        snprintf(name, sizeof name, "m%d", i);
+        s[i] = tpn_local(name, &(tp_node_config){.mesh = true});
+    }
+    // Each node is told of the first only; the mesh does the rest.
+    for (int i = 1; i < MESH_N; i++)
+        ck_assert_int_eq(tp_node_connect(s[i], tp_node_name(s[0]), 0), 0);
+    for (int i = 0; i < MESH_N; i++) {
+        up_arg u = {s[i], MESH_N - 1};
+        ck_assert(tpt_wait_until(peers_up_is, &u, 20.0));
+    }
+    // A group over the mesh: every node sees every member.
+    for (int i = 0; i < MESH_N; i++)
+        ck_assert_int_eq(tp_group_join(s[i], "all", spawn_worker(s[i], i)), 0);
+    for (int i = 0; i < MESH_N; i++)
+        ck_assert(await_count(s[i], "all", MESH_N));
+    // A member node goes: the others see it down and its member gone.
+    ck_assert_int_eq(tp_system_destroy(&s[MESH_N - 1]), 0);
+    for (int i = 0; i < MESH_N - 1; i++) {
+        up_arg u = {s[i], MESH_N - 2};
+        ck_assert(tpt_wait_until(peers_up_is, &u, 20.0));
+        ck_assert(await_count(s[i], "all", MESH_N - 1));
+    }
+    for (int i = MESH_N - 1; i-- > 0;)
+        ck_assert_int_eq(tp_system_destroy(&s[i]), 0);
+}
+END_TEST
+
 static void
 nodes_setup(void)
 {
@@ -666,6 +769,9 @@ group_suite(void)
     tcase_add_test(tn, groups_span_nodes);
     tcase_add_test(tn, killed_server_restarts);
     tcase_add_test(tn, lost_node_members_leave_and_come_back);
+    tcase_add_test(tn, mesh_forms_from_one_seed);
+    tcase_add_test(tn, restarted_server_without_members_asks_again);
+    tcase_add_test(tn, many_members_cross_small_frames);
     suite_add_tcase(s, tn);
     return s;
 }

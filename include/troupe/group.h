@@ -10,10 +10,12 @@
 // calls starts another, which takes over the table), which watches the local
 // members and exchanges memberships with the group servers of the other nodes:
 //
-// - A local member leaves every group when it exits, whatever the reason.
-// - When a node comes up, the two nodes send each other their local
-//   memberships; when a connection is lost, every member of that node
-//   leaves the other's view (and comes back when it reconnects).
+// - A local member leaves every group when it exits, whatever the reason
+//   (seen by the group server: while a killed server has not been
+//   replaced, exits are taken into account when the next one starts).
+// - When a node comes up, a node with members sends them to it, and it
+//   answers with its own; when a connection is lost, every member of that
+//   node leaves the other's view (and comes back when it reconnects).
 // - Changes made on a node reach the others in the order they were made
 //   there, a little later: two nodes may see different members for the
 //   time a message takes to cross. There is no lock across the cluster.
@@ -95,9 +97,11 @@ typedef enum tp_route {
     // remote member's mailbox cannot be read, so remote members are used,
     // in turn, only when no member is local.
     TP_ROUTE_LEAST_LOADED,
-    // The member the message's key maps to (rendezvous hashing): the same
-    // key goes to the same member while the members stay; when one
-    // leaves, only its keys move, and a new member takes over only keys.
+    // The member the message's key maps to (rendezvous hashing): with this
+    // router, the same key goes to the same member while the members stay;
+    // when one leaves only its keys move, and one that joins takes keys
+    // from the others without moving any between them. (Two routers on
+    // different nodes may map a key to different members.)
     TP_ROUTE_HASH,
 } tp_route;
 
@@ -114,17 +118,21 @@ TP_API int tp_router_pids(tp_system *sys, const tp_pid *pids, size_t n,
                           tp_route how, tp_router **out);
 
 // Picks the member the next message goes to, by the router's policy
-// (`key` is used by TP_ROUTE_HASH only). Returns 0, TP_ENOENT (no member)
-// or TP_EINVAL.
+// (`key` is used by TP_ROUTE_HASH only). Returns 0, TP_ENOENT (no member),
+// TP_EINVAL or TP_ENOMEM.
 TP_API int tp_router_pick(tp_router *r, uint64_t key, tp_pid *out);
 
 // Sends a copy of the message to the member tp_router_pick gives, from the
-// running actor; when that send fails because the member's mailbox is full
-// (TP_EFULL) or it is gone (TP_ENOACTOR), the other members are tried in
-// the policy's order (for TP_ROUTE_HASH: the key's next choices), so a
-// message is refused only when no member takes it. Stores the member that
-// took it in `*to` (may be NULL). Returns 0, TP_ENOENT (no member), or the
-// last failure's tp_send code.
+// running actor. When tp_send refuses it there because the member has
+// exited (TP_ENOACTOR) or is full (TP_EFULL: a REJECT mailbox that is
+// full; under BACKPRESSURE a full mailbox takes a sender's first message
+// and mutes the sender, so TP_EFULL only comes past that), the other
+// members are tried, each once, in turn from the chosen one (for
+// TP_ROUTE_HASH: in the key's order of preference), so a message is
+// refused only when no member takes it. Stores the member that took it in
+// `*to` (may be NULL). Returns 0, TP_ENOENT (no member), TP_EINVAL, TP_EPERM
+// (not on the actor's thread), TP_EMSGSIZE, TP_ENOMEM, or the last
+// member's TP_EFULL or TP_ENOACTOR.
 TP_API int tp_router_send(tp_ctx *ctx, tp_router *r, uint64_t key,
                           uint32_t tag, const void *data, size_t size,
                           tp_pid *to);

@@ -74,6 +74,12 @@ typedef struct tp_node_config {
     const char *tls_cert_file;
     const char *tls_key_file;
     const char *tls_ca_file;
+    // A full mesh: when a node comes up, each side tells the other the
+    // nodes it is connected to, and each connects to those it was not
+    // (kept up as tp_node_connect keeps a connection), so a node that
+    // reaches any member of a cluster ends connected to every member. Every
+    // node of the cluster needs it on (a node without it answers nothing).
+    bool mesh;
 } tp_node_config;
 
 // Turns `sys` into a node: loads the secret, opens the listening socket and

@@ -8,8 +8,10 @@
 
 #include "core/core.h"
 
-// tp_node_start's hook (tp__up_ops.node_started): starts the group
-// server, or tells the running one that the system became a node.
+// tp_node_start's hook (tp__up_ops.node_started), mesh.c: starts the
+// group server (or tells the running one that the system became a node)
+// and, for tp_node_config.mesh, the mesh actor.
+void tp__cluster_node_started(tp_system *sys);
 void tp__groups_node_started(tp_system *sys);
 // Frees the group table: tp_system_destroy, once every actor has ended.
 void tp__groups_free(tp_system *sys);

@@ -40,7 +40,9 @@
 
 #define SERVER_NAME "troupe.groups"
 #define SERVER_CAPACITY (1u << 20) // remote messages; local notes force in
-#define SYNC_CHUNK 1024            // memberships per SYNC message
+#define SYNC_BYTES (256 * 1024)    // a SYNC chunk, at most
+#define SYNC_SLACK 256             // of a frame, for the envelope and header
+#define PENDING_TRIES 3            // whole SYNCs by name to a silent server
 #define RESYNC_MS 100              // retry of a failed send to a peer
 #define BUCKETS_FIRST 64
 #define PEERS_LIST_MAX 4096 // as many as a node knows
@@ -52,6 +54,8 @@ enum {
     T_NOTE_JOIN,
     T_NOTE_LEAVE,
     T_NOTE_NODE,
+    T_NOTE_RESCAN,
+    T_NOTE_SUB,
     T_SYNC,
     T_JOIN,
     T_LEAVE,
@@ -410,20 +414,31 @@ tp__groups_snapshot(tp_system *sys, const char *name, tp_pid **pids, size_t *n,
 
 // ---- the server ------------------------------------------------------------
 
+// Another node's server, heard from.
+typedef struct peer {
+    tp_pid pid;
+    uint64_t ref;   // our monitor of it
+    uint32_t epoch; // its sync being read, counted from 1
+    bool dirty;     // a send to it failed: it gets the whole SYNC again
+} peer;
+
+// A node up whose server has not been heard from.
+typedef struct pend {
+    char node[TP_NODE_NAME_MAX];
+    unsigned tries; // whole SYNCs sent to it by name
+} pend;
+
 typedef struct server {
     tp__groups *g;
-    tp__map watched;  // local member -> 1 while monitored
-    tp_pid *peers;    // other nodes' servers heard from
-    uint64_t *refs;   // the monitor of each
-    uint32_t *epochs; // the sync of each being read, counted from 1
-    bool *dirty;      // a send to it failed: SYNC again
+    tp__map watched; // local members and subscribers, monitored
+    peer *peers;
     uint32_t npeers, peers_cap;
-    // Nodes up whose server has not been heard from: each is sent the
-    // whole SYNC again at every local change until it answers.
-    char (*pending)[TP_NODE_NAME_MAX];
+    pend *pending;
     uint32_t npending, pending_cap;
-    bool resync_due; // a T_RESYNC timer is pending
+    bool resync_due;    // a T_RESYNC timer is set
+    bool retry_pending; // a SYNC by name failed: T_RESYNC sends them again
     bool watching_nodes;
+    bool warned_size; // logged that a SYNC chunk is over the frame limit
 } server;
 
 static int server_init(tp_ctx *ctx, void *state, void *arg);
@@ -445,6 +460,30 @@ alive(tp_system *sys, uint64_t pid)
     return pid != 0 && tp_actor_stats_get(sys, (tp_pid){pid}, &st) == 0;
 }
 
+// Queues note `tag` about `pid` in `group` for the server. Under g->lock
+// for changes, so their notes enter its mailbox in the order they were
+// made. Returns false when it could not (no server, no memory).
+static bool
+note_server(tp__groups *g, uint32_t tag, const char *name, tp_pid pid)
+{
+    // acquire: pairs with ensure_server's store.
+    uint64_t s = atomic_load_explicit(&g->server, memory_order_acquire);
+    if (s == 0)
+        return false;
+    note nt;
+    memset(&nt, 0, sizeof nt);
+    snprintf(nt.group, sizeof nt.group, "%s", name);
+    nt.pid = pid;
+    tp__msg *m = tp__msg_new_copy(g->sys, tag, TP_PID_NIL, &nt, sizeof nt);
+    if (m == NULL)
+        return false;
+    if (tp__deliver_force(g->sys, (tp_pid){s}, m) != 0) {
+        tp__msg_free(m); // the server is gone: the next call starts one
+        return false;
+    }
+    return true;
+}
+
 // Starts the server unless it runs. Returns 0 or tp_spawn's code.
 static int
 ensure_server(tp__groups *g)
@@ -460,46 +499,43 @@ ensure_server(tp__groups *g)
         tp_spawn_opts o = {.name = SERVER_NAME,
                            .mailbox_capacity = SERVER_CAPACITY};
         rc = tp_spawn(g->sys, &server_b, g, &o, &pid);
-        if (rc == 0)
+        if (rc == 0) {
             atomic_store_explicit(&g->server, pid.v, memory_order_release);
+            // Changes made while its init ran noted a dead server: it
+            // reads the table again.
+            note_server(g, T_NOTE_RESCAN, "", TP_PID_NIL);
+        }
     }
     pthread_mutex_unlock(&g->start_lock);
     return rc;
 }
 
-// Queues note `tag` about `pid` in `group` for the server. g->lock held,
-// so notes enter its mailbox in the order of the changes.
 static void
-note_server(tp__groups *g, uint32_t tag, const char *name, tp_pid pid)
+schedule_resync(tp_ctx *ctx, server *s)
 {
-    uint64_t s = atomic_load_explicit(&g->server, memory_order_acquire);
-    if (s == 0)
+    if (!s->resync_due && tp_send_after(ctx, tp_self(ctx), RESYNC_MS, T_RESYNC,
+                                        NULL, 0, NULL) == 0)
+        s->resync_due = true;
+}
+
+// A send to peer `i` failed: it gets the whole SYNC later, and nothing
+// else until then. A message too big for a frame never fits: no retry.
+static void
+peer_failed(tp_ctx *ctx, server *s, uint32_t i, int rc)
+{
+    if (rc == TP_EMSGSIZE)
         return;
-    note nt;
-    memset(&nt, 0, sizeof nt);
-    snprintf(nt.group, sizeof nt.group, "%s", name);
-    nt.pid = pid;
-    tp__msg *m = tp__msg_new_copy(g->sys, tag, TP_PID_NIL, &nt, sizeof nt);
-    if (m != NULL && tp__deliver_force(g->sys, (tp_pid){s}, m) != 0)
-        tp__msg_free(m); // the server is gone: the next call restarts it
+    s->peers[i].dirty = true;
+    schedule_resync(ctx, s);
 }
 
 static int
 peer_find(const server *s, tp_pid pid)
 {
     for (uint32_t i = 0; i < s->npeers; i++)
-        if (s->peers[i].v == pid.v)
+        if (s->peers[i].pid.v == pid.v)
             return (int)i;
     return -1;
-}
-
-static void
-peer_failed(tp_ctx *ctx, server *s, uint32_t i)
-{
-    s->dirty[i] = true;
-    if (!s->resync_due && tp_send_after(ctx, tp_self(ctx), RESYNC_MS, T_RESYNC,
-                                        NULL, 0, NULL) == 0)
-        s->resync_due = true;
 }
 
 // Sends JOIN or LEAVE of `pid` in `name` to every peer server.
@@ -517,39 +553,38 @@ broadcast(tp_ctx *ctx, server *s, uint32_t tag, const char *name, tp_pid pid)
     msgpack_pack_str(pk, len);
     msgpack_pack_str_body(pk, name, len);
     if (tp_pack_pid(sys, pid, pk) == 0)
-        for (uint32_t i = 0; i < s->npeers; i++)
-            if (!s->dirty[i] && tp__node_peer_up(sys, s->peers[i], NULL) &&
-                tp_send(ctx, s->peers[i], tag, p.buf.data, p.buf.size) != 0)
-                peer_failed(ctx, s, i);
+        for (uint32_t i = 0; i < s->npeers; i++) {
+            if (s->peers[i].dirty ||
+                !tp__node_peer_up(sys, s->peers[i].pid, NULL))
+                continue;
+            int rc =
+                tp_send(ctx, s->peers[i].pid, tag, p.buf.data, p.buf.size);
+            if (rc != 0)
+                peer_failed(ctx, s, i, rc);
+        }
     tp_pack_destroy(&p);
 }
 
-// Sends this node's local memberships to `to` (by pid) or to the server
-// named on `node`, unless that node is not connected (a send would dial
-// it): its server hears of them when it comes up. Returns 0 or the failed
-// send's code.
+typedef struct item {
+    char name[TP_GROUP_NAME_MAX + 1];
+    tp_pid pid;
+} item;
+
+// The local memberships, copied under the lock. Returns 0 or TP_ENOMEM.
 static int
-send_sync(tp_ctx *ctx, server *s, tp_pid to, const char *node, bool want_reply)
+local_items(tp__groups *g, item **out, size_t *n)
 {
-    tp__groups *g = s->g;
-    tp_system *sys = tp_ctx_system(ctx);
-    if (!tp__node_peer_up(sys, to, node))
-        return 0;
-    // The memberships, copied under the lock, packed outside it.
-    typedef struct item {
-        char name[TP_GROUP_NAME_MAX + 1];
-        tp_pid pid;
-    } item;
     item *items = NULL;
-    size_t n = 0, cap = 0;
+    size_t cap = 0;
+    *n = 0;
     int rc = 0;
     pthread_mutex_lock(&g->lock);
     for (uint32_t b = 0; b < g->nbuckets && rc == 0; b++)
         for (group *gr = g->buckets[b]; gr && rc == 0; gr = gr->next)
-            for (uint32_t i = 0; i < gr->n; i++) {
+            for (uint32_t i = 0; i < gr->n && rc == 0; i++) {
                 if (gr->origins[i] != 0)
                     continue;
-                if (n == cap) {
+                if (*n == cap) {
                     size_t c = cap ? cap * 2 : 64;
                     item *it = realloc(items, c * sizeof *it);
                     if (it == NULL) {
@@ -559,48 +594,107 @@ send_sync(tp_ctx *ctx, server *s, tp_pid to, const char *node, bool want_reply)
                     items = it;
                     cap = c;
                 }
-                memcpy(items[n].name, gr->name, sizeof items[n].name);
-                items[n++].pid = gr->pids[i];
+                memcpy(items[*n].name, gr->name, sizeof items[*n].name);
+                items[(*n)++].pid = gr->pids[i];
             }
     pthread_mutex_unlock(&g->lock);
-    size_t at = 0;
-    bool first = true;
-    while (rc == 0 && (first || at < n)) {
-        size_t k = n - at < SYNC_CHUNK ? n - at : SYNC_CHUNK;
-        tp_pack p;
-        tp_pack_init(&p);
-        msgpack_packer *pk = tp_pack_packer(&p);
-        bool last = at + k == n;
-        msgpack_pack_array(pk, 4);
-        if (want_reply)
-            msgpack_pack_true(pk);
-        else
-            msgpack_pack_false(pk);
-        if (first)
-            msgpack_pack_true(pk);
-        else
-            msgpack_pack_false(pk);
-        if (last)
-            msgpack_pack_true(pk);
-        else
-            msgpack_pack_false(pk);
-        msgpack_pack_array(pk, (uint32_t)(2 * k));
-        for (size_t i = at; i < at + k && rc == 0; i++) {
-            size_t len = strlen(items[i].name);
-            msgpack_pack_str(pk, len);
-            msgpack_pack_str_body(pk, items[i].name, len);
-            rc = tp_pack_pid(sys, items[i].pid, pk);
-        }
-        if (rc == 0)
-            rc = node != NULL
-                     ? tp_send_name_at(ctx, SERVER_NAME, node, T_SYNC,
-                                       p.buf.data, p.buf.size)
-                     : tp_send(ctx, to, T_SYNC, p.buf.data, p.buf.size);
-        tp_pack_destroy(&p);
-        at += k;
-        first = false;
+    if (rc != 0) {
+        free(items);
+        *n = 0;
+        items = NULL;
     }
+    *out = items;
+    return rc;
+}
+
+// Sends one SYNC chunk: the header, then `count` entries already packed.
+static int
+sync_chunk(tp_ctx *ctx, tp_pid to, const char *node, bool want_reply,
+           bool first, bool last, const msgpack_sbuffer *entries,
+           uint32_t count)
+{
+    tp_pack p;
+    tp_pack_init(&p);
+    msgpack_packer *pk = tp_pack_packer(&p);
+    msgpack_pack_array(pk, 4);
+    if (want_reply)
+        msgpack_pack_true(pk);
+    else
+        msgpack_pack_false(pk);
+    if (first)
+        msgpack_pack_true(pk);
+    else
+        msgpack_pack_false(pk);
+    if (last)
+        msgpack_pack_true(pk);
+    else
+        msgpack_pack_false(pk);
+    msgpack_pack_array(pk, 2 * count);
+    msgpack_sbuffer_write(&p.buf, entries->data, entries->size);
+    int rc = node != NULL ? tp_send_name_at(ctx, SERVER_NAME, node, T_SYNC,
+                                            p.buf.data, p.buf.size)
+                          : tp_send(ctx, to, T_SYNC, p.buf.data, p.buf.size);
+    tp_pack_destroy(&p);
+    return rc;
+}
+
+// Sends this node's local memberships to `to` (by pid) or to the server
+// named on `node`, in chunks that fit the node's frames, unless that node
+// is not connected (a send would dial it): its server hears of them when
+// it comes up. Returns 0 or the failed send's code.
+static int
+send_sync(tp_ctx *ctx, server *s, tp_pid to, const char *node, bool want_reply)
+{
+    tp_system *sys = tp_ctx_system(ctx);
+    if (!tp__node_peer_up(sys, to, node))
+        return 0;
+    item *items;
+    size_t n;
+    int rc = local_items(s->g, &items, &n);
+    if (rc != 0)
+        return rc;
+    // Room for the entries in a frame: the limit, less the envelope and
+    // the chunk's header.
+    uint32_t max = tp__node_max_frame(sys);
+    size_t budget = max > SYNC_BYTES ? SYNC_BYTES : max;
+    budget = budget > SYNC_SLACK * 2 ? budget - SYNC_SLACK : SYNC_SLACK;
+    msgpack_sbuffer entries, one;
+    msgpack_sbuffer_init(&entries);
+    msgpack_sbuffer_init(&one);
+    msgpack_packer pe;
+    msgpack_packer_init(&pe, &one, msgpack_sbuffer_write);
+    bool first = true;
+    uint32_t count = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        msgpack_sbuffer_clear(&one);
+        size_t len = strlen(items[i].name);
+        msgpack_pack_str(&pe, len);
+        msgpack_pack_str_body(&pe, items[i].name, len);
+        if (tp_pack_pid(sys, items[i].pid, &pe) != 0)
+            continue; // cannot happen for a local pid; skip it
+        if (count > 0 && entries.size + one.size > budget) {
+            rc = sync_chunk(ctx, to, node, want_reply, first, false, &entries,
+                            count);
+            first = false;
+            count = 0;
+            msgpack_sbuffer_clear(&entries);
+        }
+        msgpack_sbuffer_write(&entries, one.data, one.size);
+        count++;
+    }
+    if (rc == 0)
+        rc = sync_chunk(ctx, to, node, want_reply, first, true, &entries,
+                        count);
+    msgpack_sbuffer_destroy(&entries);
+    msgpack_sbuffer_destroy(&one);
     free(items);
+    if (rc == TP_EMSGSIZE && !s->warned_size) {
+        s->warned_size = true;
+        tp_log(sys, TP_LOG_WARNING,
+               "groups: a membership does not fit in a frame of %u bytes "
+               "(max_frame): other nodes do not see this node's members",
+               max);
+    }
     return rc;
 }
 
@@ -613,38 +707,60 @@ have_local(server *s)
     return any;
 }
 
-static void
+// Takes `node` off the pending list. Returns whether it was on it.
+static bool
 pending_del(server *s, const char *node)
 {
     for (uint32_t i = 0; i < s->npending; i++)
-        if (strcmp(s->pending[i], node) == 0) {
-            memcpy(s->pending[i], s->pending[--s->npending],
-                   sizeof s->pending[i]);
-            return;
+        if (strcmp(s->pending[i].node, node) == 0) {
+            s->pending[i] = s->pending[--s->npending];
+            return true;
         }
+    return false;
 }
 
-// Node `node` came up: it is told this node's memberships now, or, while
-// there are none, at the first local join; until its server answers, at
-// every local change. A node with no members sends nothing: the nodes
-// with some tell it theirs, and it answers.
+// Sends the whole SYNC by name to pending node `i`, asking for theirs.
 static void
-node_up(tp_ctx *ctx, server *s, const char *node)
+tell_one(tp_ctx *ctx, server *s, uint32_t i)
 {
-    if (have_local(s))
-        send_sync(ctx, s, TP_PID_NIL, node, true);
-    for (uint32_t i = 0; i < s->npending; i++)
-        if (strcmp(s->pending[i], node) == 0)
-            return;
-    if (s->npending == s->pending_cap) {
-        uint32_t cap = s->pending_cap ? s->pending_cap * 2 : 8;
-        void *p = realloc(s->pending, cap * sizeof *s->pending);
-        if (p == NULL)
-            return; // it hears of them when one of its own joins
-        s->pending = p;
-        s->pending_cap = cap;
+    s->pending[i].tries++;
+    int rc = send_sync(ctx, s, TP_PID_NIL, s->pending[i].node, true);
+    if (rc != 0 && rc != TP_EMSGSIZE) {
+        s->retry_pending = true;
+        schedule_resync(ctx, s);
     }
-    snprintf(s->pending[s->npending++], sizeof *s->pending, "%s", node);
+}
+
+// Node `node` is up and its server unknown: it is told this node's
+// memberships now when there are some (or when `ask`: this server wants
+// theirs), and again at local changes until its server answers, at most
+// PENDING_TRIES times. A node with no members sends nothing unasked: the
+// nodes with some tell it theirs, and it answers.
+static void
+node_up(tp_ctx *ctx, server *s, const char *node, bool ask)
+{
+    uint32_t i;
+    for (i = 0; i < s->npending; i++)
+        if (strcmp(s->pending[i].node, node) == 0)
+            break;
+    if (i == s->npending) {
+        if (s->npending == s->pending_cap) {
+            uint32_t cap = s->pending_cap ? s->pending_cap * 2 : 8;
+            pend *p = realloc(s->pending, cap * sizeof *p);
+            if (p == NULL) {
+                if (ask || have_local(s))
+                    send_sync(ctx, s, TP_PID_NIL, node, true);
+                return;
+            }
+            s->pending = p;
+            s->pending_cap = cap;
+        }
+        snprintf(s->pending[i].node, sizeof s->pending[i].node, "%s", node);
+        s->pending[i].tries = 0;
+        s->npending++;
+    }
+    if (ask || have_local(s))
+        tell_one(ctx, s, i);
 }
 
 // A local change: the nodes whose server has not answered yet get the
@@ -653,10 +769,11 @@ static void
 tell_pending(tp_ctx *ctx, server *s)
 {
     for (uint32_t i = 0; i < s->npending; i++)
-        send_sync(ctx, s, TP_PID_NIL, s->pending[i], true);
+        if (s->pending[i].tries < PENDING_TRIES)
+            tell_one(ctx, s, i);
 }
 
-// Tells every node that is up this node's memberships.
+// Every node up now: asked for its memberships and told ours.
 static void
 sync_up_peers(tp_ctx *ctx, server *s)
 {
@@ -672,7 +789,7 @@ sync_up_peers(tp_ctx *ctx, server *s)
     int got = tp_node_peers(sys, info, max);
     for (int i = 0; i < got && (size_t)i < max; i++)
         if (info[i].state == TP_PEER_UP)
-            node_up(ctx, s, info[i].node);
+            node_up(ctx, s, info[i].node, true);
     free(info);
 }
 
@@ -685,13 +802,14 @@ watch_nodes(tp_ctx *ctx, server *s)
     sync_up_peers(ctx, s);
 }
 
+// Monitors local member or subscriber `pid` once: its exit takes it out.
 static void
-watch_member(tp_ctx *ctx, server *s, tp_pid pid)
+watch(tp_ctx *ctx, server *s, tp_pid pid)
 {
     uint64_t v;
     if (tp__map_get(&s->watched, pid.v, &v))
         return;
-    // A member that is already gone answers with DOWN (noproc).
+    // One already gone answers with DOWN (noproc).
     if (tp__map_put(&s->watched, pid.v, 1) == 0 &&
         tp_monitor(ctx, pid, NULL) != 0)
         tp__map_del(&s->watched, pid.v, NULL);
@@ -705,6 +823,22 @@ collect_local(tp__groups *g, group *gr, void *arg)
     for (uint32_t i = 0; i < gr->n; i++)
         if (gr->origins[i] == 0)
             tp__map_put(pids, gr->pids[i].v, 1);
+    for (uint32_t i = 0; i < gr->nsubs; i++)
+        tp__map_put(pids, gr->subs[i].v, 1);
+}
+
+// Watches every local member and subscriber in the table.
+static void
+watch_table(tp_ctx *ctx, server *s)
+{
+    tp__map local = {0};
+    pthread_mutex_lock(&s->g->lock);
+    each_group(s->g, collect_local, &local);
+    pthread_mutex_unlock(&s->g->lock);
+    for (uint32_t i = 0; i < local.cap; i++)
+        if (local.keys[i] != 0 && local.keys[i] != UINT64_MAX)
+            watch(ctx, s, (tp_pid){local.keys[i]});
+    tp__map_free(&local);
 }
 
 static int
@@ -715,16 +849,11 @@ server_init(tp_ctx *ctx, void *state, void *arg)
     // A server started again after its predecessor died: what other nodes
     // told that one is dropped (they tell this one again), and the local
     // members are watched anew.
-    tp__map local = {0};
-    pthread_mutex_lock(&s->g->lock);
     dropping every_remote = {.origin = UINT64_MAX};
+    pthread_mutex_lock(&s->g->lock);
     each_group(s->g, drop_origin, &every_remote);
-    each_group(s->g, collect_local, &local);
     pthread_mutex_unlock(&s->g->lock);
-    for (uint32_t i = 0; i < local.cap; i++)
-        if (local.keys[i] != 0 && local.keys[i] != UINT64_MAX)
-            watch_member(ctx, s, (tp_pid){local.keys[i]});
-    tp__map_free(&local);
+    watch_table(ctx, s);
     watch_nodes(ctx, s);
     return 0;
 }
@@ -737,9 +866,6 @@ server_terminate(tp_ctx *ctx, void *state, int reason)
     server *s = state;
     tp__map_free(&s->watched);
     free(s->peers);
-    free(s->refs);
-    free(s->epochs);
-    free(s->dirty);
     free(s->pending);
 }
 
@@ -747,46 +873,28 @@ server_terminate(tp_ctx *ctx, void *state, int reason)
 static int
 peer_add(tp_ctx *ctx, server *s, tp_pid pid)
 {
+    if (s->npeers >= PEERS_LIST_MAX)
+        return -1;
     if (s->npeers == s->peers_cap) {
         uint32_t cap = s->peers_cap ? s->peers_cap * 2 : 8;
-        tp_pid *p = realloc(s->peers, cap * sizeof *p);
+        peer *p = realloc(s->peers, cap * sizeof *p);
         if (p == NULL)
             return -1;
         s->peers = p;
-        uint64_t *r = realloc(s->refs, cap * sizeof *r);
-        if (r == NULL)
-            return -1;
-        s->refs = r;
-        bool *d = realloc(s->dirty, cap * sizeof *d);
-        if (d == NULL)
-            return -1;
-        s->dirty = d;
-        uint32_t *e = realloc(s->epochs, cap * sizeof *e);
-        if (e == NULL)
-            return -1;
-        s->epochs = e;
         s->peers_cap = cap;
     }
     uint64_t ref;
     if (tp_monitor(ctx, pid, &ref) != 0)
         return -1;
-    s->peers[s->npeers] = pid;
-    s->refs[s->npeers] = ref;
-    s->dirty[s->npeers] = false;
-    s->epochs[s->npeers] = 0;
+    s->peers[s->npeers] = (peer){.pid = pid, .ref = ref};
     return (int)s->npeers++;
 }
 
 static void
 peer_drop(server *s, uint32_t i)
 {
-    uint64_t origin = s->peers[i].v;
-    s->npeers--;
-    s->peers[i] = s->peers[s->npeers];
-    s->refs[i] = s->refs[s->npeers];
-    s->dirty[i] = s->dirty[s->npeers];
-    s->epochs[i] = s->epochs[s->npeers];
-    dropping d = {.origin = origin};
+    dropping d = {.origin = s->peers[i].pid.v};
+    s->peers[i] = s->peers[--s->npeers];
     pthread_mutex_lock(&s->g->lock);
     each_group(s->g, drop_origin, &d);
     pthread_mutex_unlock(&s->g->lock);
@@ -839,18 +947,22 @@ handle_remote(tp_ctx *ctx, server *s, const tp_msg *msg)
     }
     const msgpack_object_array *a = &u.data.via.array;
     int i = peer_find(s, msg->from);
-    bool fresh = i < 0;
-    if (fresh && (i = peer_add(ctx, s, msg->from)) < 0) {
-        msgpack_unpacked_destroy(&u);
-        return;
+    bool fresh = i < 0, was_pending = false;
+    if (fresh) {
+        if ((i = peer_add(ctx, s, msg->from)) < 0) {
+            msgpack_unpacked_destroy(&u);
+            return;
+        }
+        const char *node;
+        uint32_t inc;
+        uint64_t local;
+        if (tp__node_pid_encode(sys, msg->from, &node, &inc, &local) == 0)
+            was_pending = pending_del(s, node); // it knows of us now
     }
-    const char *node;
-    uint32_t inc;
-    uint64_t local;
-    if (fresh && tp__node_pid_encode(sys, msg->from, &node, &inc, &local) == 0)
-        pending_del(s, node); // it knows of this server now
+    peer *pr = &s->peers[i];
     char name[TP_GROUP_NAME_MAX + 1];
     tp_pid member;
+    bool reply = false, ask = false;
     if (msg->tag == T_SYNC) {
         if (a->size != 4 || a->ptr[0].type != MSGPACK_OBJECT_BOOLEAN ||
             a->ptr[1].type != MSGPACK_OBJECT_BOOLEAN ||
@@ -860,42 +972,45 @@ handle_remote(tp_ctx *ctx, server *s, const tp_msg *msg)
             msgpack_unpacked_destroy(&u);
             return;
         }
-        bool want_reply = a->ptr[0].via.boolean, first = a->ptr[1].via.boolean,
-             last = a->ptr[2].via.boolean;
+        bool first = a->ptr[1].via.boolean, last = a->ptr[2].via.boolean;
+        reply = a->ptr[0].via.boolean && first;
         // A sync is read as a difference: members it tells again keep
         // their place (no leave and join for subscribers), those it no
         // longer tells leave when its last chunk is read.
         if (first)
-            s->epochs[i]++;
+            pr->epoch++;
         const msgpack_object_array *l = &a->ptr[3].via.array;
         for (uint32_t k = 0; k + 1 < l->size; k += 2)
             if (read_membership(sys, &l->ptr[k], &l->ptr[k + 1], name,
                                 &member))
-                apply_remote(s, msg->from.v, s->epochs[i], true, name, member);
+                apply_remote(s, pr->pid.v, pr->epoch, true, name, member);
         if (last) {
-            dropping d = {.origin = msg->from.v,
-                          .stale_only = true,
-                          .keep = s->epochs[i]};
+            dropping d = {
+                .origin = pr->pid.v, .stale_only = true, .keep = pr->epoch};
             pthread_mutex_lock(&s->g->lock);
             each_group(s->g, drop_origin, &d);
             pthread_mutex_unlock(&s->g->lock);
         }
-        if (want_reply && first &&
-            send_sync(ctx, s, msg->from, NULL, false) != 0)
-            peer_failed(ctx, s, (uint32_t)i);
     } else {
         if (a->size == 2 &&
             read_membership(sys, &a->ptr[0], &a->ptr[1], name, &member))
-            apply_remote(s, msg->from.v, s->epochs[i], msg->tag == T_JOIN,
-                         name, member);
+            apply_remote(s, pr->pid.v, pr->epoch, msg->tag == T_JOIN, name,
+                         member);
         // A server first heard of by a change: ask for all it holds.
-        if (fresh && send_sync(ctx, s, msg->from, NULL, true) != 0)
-            peer_failed(ctx, s, (uint32_t)i);
+        ask = fresh;
     }
     msgpack_unpacked_destroy(&u);
+    // Asked, asking, or a node told by name before its server answered
+    // (changes since the last telling would be missing): the whole SYNC.
+    if (reply || ask || was_pending) {
+        int rc = send_sync(ctx, s, msg->from, NULL, ask);
+        if (rc != 0)
+            peer_failed(ctx, s, (uint32_t)i, rc);
+    }
 }
 
-// A note from this system: broadcast what the table holds now.
+// A note from this system: what it says is read from the table now, so
+// notes read in any order still leave the other nodes with the last state.
 static void
 handle_note(tp_ctx *ctx, server *s, const tp_msg *msg)
 {
@@ -904,8 +1019,20 @@ handle_note(tp_ctx *ctx, server *s, const tp_msg *msg)
     note nt;
     memcpy(&nt, msg->data, sizeof nt);
     nt.group[TP_GROUP_NAME_MAX] = 0;
-    if (msg->tag == T_NOTE_NODE) {
+    switch (msg->tag) {
+    case T_NOTE_NODE:
         watch_nodes(ctx, s);
+        return;
+    case T_NOTE_RESCAN:
+        watch_table(ctx, s);
+        for (uint32_t i = 0; i < s->npeers; i++)
+            s->peers[i].dirty = true;
+        schedule_resync(ctx, s);
+        tell_pending(ctx, s);
+        return;
+    case T_NOTE_SUB:
+        if (tp_pid_node(nt.pid) == 0 && !tp_pid_is_nil(nt.pid))
+            watch(ctx, s, nt.pid);
         return;
     }
     if (tp_pid_node(nt.pid) != 0 || !tp__group_name_ok(nt.group))
@@ -919,7 +1046,7 @@ handle_note(tp_ctx *ctx, server *s, const tp_msg *msg)
         member = gr->origins[v - 1] == 0;
     pthread_mutex_unlock(&g->lock);
     if (member)
-        watch_member(ctx, s, nt.pid);
+        watch(ctx, s, nt.pid);
     if (member == (msg->tag == T_NOTE_JOIN)) {
         broadcast(ctx, s, member ? T_JOIN : T_LEAVE, nt.group, nt.pid);
         tell_pending(ctx, s);
@@ -927,26 +1054,35 @@ handle_note(tp_ctx *ctx, server *s, const tp_msg *msg)
 }
 
 typedef struct gone_ctx {
-    tp_ctx *ctx;
-    server *s;
     tp_pid pid;
     char (*names)[TP_GROUP_NAME_MAX + 1];
     size_t n, cap;
+    bool lost; // a name could not be kept: the peers get the whole SYNC
 } gone_ctx;
 
+// Takes exited actor gc->pid out of `gr`'s members and subscribers.
 static void
-drop_member(tp__groups *g, group *gr, void *arg)
+drop_gone(tp__groups *g, group *gr, void *arg)
 {
     gone_ctx *gc = arg;
+    for (uint32_t i = 0; i < gr->nsubs; i++)
+        if (gr->subs[i].v == gc->pid.v) {
+            gr->subs[i] = gr->subs[--gr->nsubs];
+            break;
+        }
     char name[TP_GROUP_NAME_MAX + 1];
     memcpy(name, gr->name, sizeof name);
-    if (!del(g, gr, gc->pid, 0))
+    if (!del(g, gr, gc->pid, 0)) { // may free gr
+        drop_if_empty(g, gr);
         return;
+    }
     if (gc->n == gc->cap) {
         size_t cap = gc->cap ? gc->cap * 2 : 4;
         void *p = realloc(gc->names, cap * sizeof *gc->names);
-        if (p == NULL)
-            return; // that node hears of it when it syncs next
+        if (p == NULL) {
+            gc->lost = true;
+            return;
+        }
         gc->names = p;
         gc->cap = cap;
     }
@@ -957,19 +1093,24 @@ static void
 handle_down(tp_ctx *ctx, server *s, const tp_down_msg *d)
 {
     for (uint32_t i = 0; i < s->npeers; i++)
-        if (s->refs[i] == d->ref) {
+        if (s->peers[i].ref == d->ref) {
             peer_drop(s, i);
             return;
         }
     if (!tp__map_del(&s->watched, d->from.v, NULL))
         return;
-    gone_ctx gc = {.ctx = ctx, .s = s, .pid = d->from};
+    gone_ctx gc = {.pid = d->from};
     pthread_mutex_lock(&s->g->lock);
-    each_group(s->g, drop_member, &gc);
+    each_group(s->g, drop_gone, &gc);
     pthread_mutex_unlock(&s->g->lock);
     for (size_t i = 0; i < gc.n; i++)
         broadcast(ctx, s, T_LEAVE, gc.names[i], d->from);
-    if (gc.n > 0)
+    if (gc.lost) {
+        for (uint32_t i = 0; i < s->npeers; i++)
+            s->peers[i].dirty = true;
+        schedule_resync(ctx, s);
+    }
+    if (gc.n > 0 || gc.lost)
         tell_pending(ctx, s);
     free(gc.names);
 }
@@ -982,6 +1123,8 @@ server_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
     case T_NOTE_JOIN:
     case T_NOTE_LEAVE:
     case T_NOTE_NODE:
+    case T_NOTE_RESCAN:
+    case T_NOTE_SUB:
         handle_note(ctx, s, msg);
         break;
     case T_SYNC:
@@ -994,11 +1137,16 @@ server_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
             break;
         s->resync_due = false;
         for (uint32_t i = 0; i < s->npeers; i++)
-            if (s->dirty[i]) {
-                s->dirty[i] = false;
-                if (send_sync(ctx, s, s->peers[i], NULL, false) != 0)
-                    peer_failed(ctx, s, i);
+            if (s->peers[i].dirty) {
+                s->peers[i].dirty = false;
+                int rc = send_sync(ctx, s, s->peers[i].pid, NULL, false);
+                if (rc != 0)
+                    peer_failed(ctx, s, i, rc);
             }
+        if (s->retry_pending) {
+            s->retry_pending = false;
+            tell_pending(ctx, s);
+        }
         break;
     case TP_TAG_DOWN:
         if (msg->size == sizeof(tp_down_msg)) {
@@ -1008,20 +1156,16 @@ server_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
         }
         break;
     case TP_TAG_NODEUP:
-        if (msg->size == sizeof(tp_node_msg)) {
-            tp_node_msg nm;
-            memcpy(&nm, msg->data, sizeof nm);
-            nm.node[sizeof nm.node - 1] = 0;
-            node_up(ctx, s, nm.node);
-        }
-        break;
     case TP_TAG_NODEDOWN:
-        // A server of that node heard from goes with its DOWN.
         if (msg->size == sizeof(tp_node_msg)) {
             tp_node_msg nm;
             memcpy(&nm, msg->data, sizeof nm);
             nm.node[sizeof nm.node - 1] = 0;
-            pending_del(s, nm.node);
+            // A server of that node heard from goes with its DOWN.
+            if (msg->tag == TP_TAG_NODEUP)
+                node_up(ctx, s, nm.node, false);
+            else
+                pending_del(s, nm.node);
         }
         break;
     default:
@@ -1034,22 +1178,15 @@ void
 tp__groups_node_started(tp_system *sys)
 {
     tp__groups *g = table(sys);
-    if (g == NULL)
-        return;
-    // acquire: as in ensure_server.
-    bool was =
-        alive(sys, atomic_load_explicit(&g->server, memory_order_acquire));
-    if (ensure_server(g) != 0) {
+    if (g == NULL || ensure_server(g) != 0) {
         tp_log(sys, TP_LOG_WARNING,
                "groups: the group server could not start: groups stay local "
-               "until the next group call starts it");
+               "until a tp_group_join or tp_group_monitor starts it");
         return;
     }
-    if (was) {
-        pthread_mutex_lock(&g->lock);
-        note_server(g, T_NOTE_NODE, "", TP_PID_NIL);
-        pthread_mutex_unlock(&g->lock);
-    }
+    // A server that started before the node (or is starting for a join
+    // on another thread) watches nodes from now on.
+    note_server(g, T_NOTE_NODE, "", TP_PID_NIL);
 }
 
 // ---- the API -------------------------------------------------------------
@@ -1081,8 +1218,13 @@ tp_group_join(tp_system *sys, const char *group_name, tp_pid pid)
     if (gr == NULL) {
         rc = TP_ENOMEM;
     } else if ((rc = add(g, gr, pid, 0, 0)) > 0) {
-        note_server(g, T_NOTE_JOIN, group_name, pid);
         rc = 0;
+        // Without its note the server would neither watch the member nor
+        // tell the other nodes: the join is undone.
+        if (!note_server(g, T_NOTE_JOIN, group_name, pid)) {
+            del(g, gr, pid, 0);
+            rc = TP_ENOMEM;
+        }
     } else if (rc < 0) {
         drop_if_empty(g, gr);
     }
@@ -1201,9 +1343,11 @@ tp_group_monitor(tp_ctx *ctx, const char *group_name, bool on)
                 else if (tp__deliver_force(sys, self, m) != 0)
                     tp__msg_free(m);
             }
-            if (rc == 0)
+            if (rc == 0) {
                 gr->subs[gr->nsubs++] = self;
-            else
+                // The server watches it: its exit ends the subscription.
+                note_server(g, T_NOTE_SUB, gr->name, self);
+            } else
                 drop_if_empty(g, gr);
         } else {
             drop_if_empty(g, gr);

@@ -229,6 +229,8 @@ tp_router_send(tp_ctx *ctx, tp_router *r, uint64_t key, uint32_t tag,
         if (rc == 0) {
             if (to != NULL)
                 *to = r->pids[i];
+            if (r->how == TP_ROUTE_ROUND_ROBIN)
+                r->next = i + 1; // the next turn is after the one that took it
             break;
         }
         if (rc != TP_EFULL && rc != TP_ENOACTOR)

@@ -284,7 +284,7 @@ static const tp__up_ops up_ops = {
     .timers_owner_died = tp__timers_owner_died,
     .sock_owner_died = tp__sock_owner_died,
     .info_answer = tp__info_answer,
-    .node_started = tp__groups_node_started,
+    .node_started = tp__cluster_node_started,
 };
 
 int

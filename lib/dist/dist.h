@@ -30,6 +30,11 @@ void tp__node_free(tp_system *sys);
 // named `node` is connected: for senders that must not make a connection
 // (a send to a peer not connected dials it). Any thread.
 bool tp__node_peer_up(tp_system *sys, tp_pid pid, const char *node);
+// The largest frame `sys`'s node accepts (tp_node_config.max_frame), 0
+// when it is not a node. A node sends frames of that size at most too.
+uint32_t tp__node_max_frame(tp_system *sys);
+// Whether `sys` is a node started with tp_node_config.mesh.
+bool tp__node_mesh(tp_system *sys);
 int tp__node_pid_encode(tp_system *sys, tp_pid pid, const char **node,
                         uint32_t *inc, uint64_t *local);
 int tp__node_pid_decode(tp_system *sys, const char *node, uint32_t inc,

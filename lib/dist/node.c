@@ -504,6 +504,20 @@ tp_node_peers(tp_system *sys, tp_peer_info *out, size_t max)
     return (int)np;
 }
 
+uint32_t
+tp__node_max_frame(tp_system *sys)
+{
+    tp__dist *n = node_of(sys);
+    return n != NULL ? n->cfg.max_frame : 0;
+}
+
+bool
+tp__node_mesh(tp_system *sys)
+{
+    tp__dist *n = node_of(sys);
+    return n != NULL && n->cfg.mesh;
+}
+
 bool
 tp__node_peer_up(tp_system *sys, tp_pid pid, const char *node)
 {

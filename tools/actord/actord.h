@@ -121,6 +121,7 @@ typedef struct ad_config {
     char *control; // the socket's path (defaulted), NULL when off
     char *metrics; // NULL: no /metrics
     bool metrics_allow_remote;
+    bool mesh;               // connect to every node a peer is connected to
     int log_level;           // TP_LOG_*
     int shutdown_timeout_ms; // per application, or AD_INFINITY
     int node_line;           // the [node] header's line, 0 if none

@@ -322,6 +322,11 @@ check_whole(parse *p)
             "%s:%d: peers is set but listen is not: only a node that listens "
             "connects to peers",
             c->path, c->peers[0].line);
+    if (c->mesh && c->listen == NULL && ll == 0)
+        ERR(p,
+            "%s:%d: mesh is on but listen is not: only a node that listens "
+            "joins a mesh",
+            c->path, p->seen[AD_KEY_MESH]);
     for (size_t i = 0; i < c->npeers && c->name != NULL && c->listen != NULL;
          i++)
         if (ad_peer_is_self(c->peers[i].node, c->name, c->listen))

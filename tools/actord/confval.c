@@ -30,6 +30,7 @@ const char *const ad_node_key_names[AD_NODE_KEYS + 1] = {
     [AD_KEY_TLS_CERT] = "tls_cert",
     [AD_KEY_TLS_KEY] = "tls_key",
     [AD_KEY_TLS_CA] = "tls_ca",
+    [AD_KEY_MESH] = "mesh",
     [AD_NODE_KEYS] = NULL,
 };
 
@@ -430,6 +431,9 @@ ad_node_key_set(ad_config *c, int k, const char *value, const char *dir,
         break;
     case AD_KEY_METRICS_ALLOW_REMOTE:
         set_bool(&c->metrics_allow_remote, value, why, size);
+        break;
+    case AD_KEY_MESH:
+        set_bool(&c->mesh, value, why, size);
         break;
     case AD_KEY_LOG_LEVEL:
         set_log_level(c, value, why, size);

@@ -25,6 +25,7 @@ enum {
     AD_KEY_TLS_CERT,
     AD_KEY_TLS_KEY,
     AD_KEY_TLS_CA,
+    AD_KEY_MESH,
     AD_NODE_KEYS
 };
 

@@ -23,6 +23,7 @@ began=$(date +%s)
 pid=""
 notify_pid=""
 beta_pid=""
+gamma_pid=""
 beta_actord=""
 
 # TROUPE_RUNTIME_DIR: a control socket left to its default is this test's.
@@ -32,7 +33,7 @@ unset NOTIFY_SOCKET WATCHDOG_USEC WATCHDOG_PID RUNTIME_DIRECTORY JOURNAL_STREAM
 T='[0-9]\{4\}-[0-1][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9]\.[0-9]\{3\}Z '
 
 cleanup() {
-    for p in $pid $notify_pid $beta_pid $beta_actord; do
+    for p in $pid $notify_pid $beta_pid $gamma_pid $beta_actord; do
         kill -KILL "$p" 2>/dev/null
     done
     wait 2>/dev/null
@@ -693,6 +694,49 @@ has "$tmp/err" 'certificate .*stranger.pem: unable to get local issuer' \
     "a certificate of another CA"
 kill -TERM "$pid"
 finish "alpha with TLS" 0
+
+# ---- mesh: nodes that only know a seed find each other -------------------
+
+# alpha is the seed; beta and gamma list only alpha, and with mesh = yes
+# on all three, beta and gamma connect to each other.
+printf 'listen = 127.0.0.1:0\nsecret_file = %s\nmesh = yes\n' "$tmp/secret" |
+    conf alpha
+start alpha
+aport=$(sed -n 's/.*node_started node=alpha@127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$tmp/log")
+alpha="alpha@127.0.0.1:$aport"
+for n in beta gamma; do
+    printf '[node]\nname = %s\ncontrol = %s\nlisten = 127.0.0.1:0\nsecret_file = %s\nmesh = yes\npeers = %s\n' \
+        "$n" "$tmp/run/$n.sock" "$tmp/secret" "$alpha" >"$tmp/$n.conf"
+    timeout --foreground 60 "$actord" --config "$tmp/$n.conf" \
+        2>"$tmp/log.$n" &
+    eval "${n}_pid=\$!"
+    wait_in "$tmp/log.$n" 'actord: ready ' "$n in a mesh: start"
+done
+bport=$(sed -n 's/.*node_started node=beta@127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$tmp/log.beta")
+gport=$(sed -n 's/.*node_started node=gamma@127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$tmp/log.gamma")
+wait_in "$tmp/log.beta" "^<6>${T}actord: nodeup node=gamma@127.0.0.1:$gport " \
+    "mesh: beta finds gamma through alpha"
+wait_in "$tmp/log.gamma" "^<6>${T}actord: nodeup node=beta@127.0.0.1:$bport " \
+    "mesh: gamma finds beta through alpha"
+if [ -x "$actorctl" ]; then
+    expect 0 "actorctl nodes in a mesh" "$actorctl" --socket \
+        "$tmp/run/beta.sock" nodes
+    has "$tmp/out" "^gamma@127.0.0.1:$gport  *up  " \
+        "actorctl nodes: beta sees gamma up"
+fi
+kill -TERM "$gamma_pid" "$beta_pid"
+wait "$gamma_pid" "$beta_pid" 2>/dev/null
+beta_pid=""
+gamma_pid=""
+# mesh without listen is a mistake.
+printf 'mesh = yes\n' | conf nolisten
+expect 78 "mesh without listen" "$actord" -c "$tmp/nolisten.conf"
+has "$tmp/err" 'mesh is on but listen is not' "mesh without listen"
+printf 'listen = 127.0.0.1:0\nmesh = maybe\n' | conf badmesh
+expect 78 "mesh = maybe" "$actord" -c "$tmp/badmesh.conf"
+has "$tmp/err" 'invalid mesh "maybe": expected yes or no' "mesh = maybe"
+kill -TERM "$pid"
+finish "alpha in a mesh" 0
 
 elapsed=$(($(date +%s) - began))
 touch "$tmp/checks" "$tmp/failures"
