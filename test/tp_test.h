@@ -74,5 +74,6 @@ Suite *kvstore_suite(void);
 Suite *guarantees_suite(void);
 Suite *dedicated_suite(void);
 Suite *group_suite(void);
+Suite *remote_suite(void);
 
 #endif

@@ -127,6 +127,81 @@ TP_API int tp_system_send_name_at(tp_system *sys, const char *name,
                                   const char *node, uint32_t tag,
                                   const void *data, size_t size);
 
+// ---- names and spawning on other nodes ---------------------------------
+//
+// Each node runs an actor registered as "troupe.remote" (started by
+// tp_node_start) that answers the other nodes' lookups and spawns, and
+// carries this node's own requests: one message each way.
+
+// Answers delivered to the actor that asked, msg->ref the request's ref.
+#define TP_TAG_WHEREIS (TP_TAG_RESERVED + 20) // data: tp_remote_answer
+#define TP_TAG_SPAWNED (TP_TAG_RESERVED + 21) // data: tp_remote_answer
+
+typedef struct tp_remote_answer {
+    // 0 with `pid` set, or why not: TP_ENOACTOR (no actor has the name
+    // there), TP_ENOENT (no behaviour is spawnable under that name there),
+    // the code tp_spawn returned there (TP_EINIT, init's own code, ...),
+    // TP_ETIMEDOUT (no answer within the timeout), TP_ENOTCONN (the
+    // connection to the node was lost before the answer came, or the node
+    // is down and backing off), TP_EMSGSIZE (the request is larger than a
+    // frame), TP_ENOMEM, or another code sending the request failed with.
+    int error;
+    tp_pid pid;
+} tp_remote_answer;
+
+// Asks `node` ("NAME@HOST:PORT", this node's own name included) for the
+// actor registered there as `name`. The running actor receives exactly
+// one TP_TAG_WHEREIS message with msg->ref == *ref (`ref` may be NULL):
+// the pid, usable as any remote pid, or the reason there is none, within
+// `timeout_ms` (-1: as long as it takes; a node that never comes up then
+// never answers). A node not connected yet is connected to. Returns 0,
+// TP_EINVAL (NULL, bad name or node, `timeout_ms` below -1, not a node),
+// TP_EPERM (not on the actor's thread) or TP_ENOMEM, in which case nothing
+// follows.
+TP_API int tp_whereis_at(tp_ctx *ctx, const char *name, const char *node,
+                         int timeout_ms, uint64_t *ref);
+
+// As tp_whereis_at from a thread outside the system, waiting for the
+// answer: returns 0 with the pid in `*out`, the answer's error, or
+// tp_whereis_at's codes (TP_EPERM inside an actor).
+TP_API int tp_system_whereis_at(tp_system *sys, const char *name,
+                                const char *node, int timeout_ms, tp_pid *out);
+
+// Makes behaviour `b` spawnable by other nodes under `name` (1 to 63
+// bytes), as an application module registers what it offers. The
+// behaviour's init then receives a `const tp_spawn_arg *` (valid during
+// init only) holding the bytes the spawning node sent. Returns 0,
+// TP_EINVAL, TP_EEXIST (the name is taken) or TP_ENOMEM. Any thread.
+TP_API int tp_spawnable(tp_system *sys, const char *name,
+                        const tp_behaviour *b);
+
+// Withdraws `name`: later spawns of it fail with TP_ENOENT. Returns 0,
+// TP_ENOENT or TP_EINVAL.
+TP_API int tp_spawnable_remove(tp_system *sys, const char *name);
+
+typedef struct tp_spawn_arg {
+    const void *data; // as sent (msgpack, by convention), NULL when empty
+    size_t size;
+} tp_spawn_arg;
+
+// Spawns an actor of the behaviour registered as `behaviour` on `node`,
+// its init given a copy of `size` bytes at `arg`. The running actor
+// receives exactly one TP_TAG_SPAWNED message with msg->ref == *ref: the
+// new actor's pid, or why there is none (see tp_remote_answer). To link
+// to it or monitor it, call tp_link or tp_monitor with that pid: if it has
+// exited by then, the link's exit signal or the monitor's DOWN says
+// noproc. Returns tp_whereis_at's codes, and TP_EMSGSIZE for an argument
+// over TP_MSG_MAX.
+TP_API int tp_spawn_at(tp_ctx *ctx, const char *node, const char *behaviour,
+                       const void *arg, size_t size, int timeout_ms,
+                       uint64_t *ref);
+
+// As tp_spawn_at from a thread outside the system, waiting for the
+// answer: 0 with the pid in `*out`, or as tp_system_whereis_at.
+TP_API int tp_system_spawn_at(tp_system *sys, const char *node,
+                              const char *behaviour, const void *arg,
+                              size_t size, int timeout_ms, tp_pid *out);
+
 // Subscribes the running actor to TP_TAG_NODEUP and TP_TAG_NODEDOWN
 // messages for every peer (off with `on` false). Returns 0, TP_EINVAL
 // (NULL, not a node), TP_EPERM or TP_ENOMEM.

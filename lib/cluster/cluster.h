@@ -15,6 +15,10 @@ void tp__cluster_node_started(tp_system *sys);
 void tp__groups_node_started(tp_system *sys);
 // Frees the group table: tp_system_destroy, once every actor has ended.
 void tp__groups_free(tp_system *sys);
+// remote.c: starts the "troupe.remote" service (tp_spawn's code), and
+// frees the spawnables at tp_system_destroy.
+int tp__remote_start(tp_system *sys);
+void tp__remote_free(tp_system *sys);
 
 // A change counter of `sys`'s group table (0 before any group call): a
 // router's copy of a group's members is current while it is unchanged.

@@ -162,10 +162,17 @@ void
 tp__cluster_node_started(tp_system *sys)
 {
     tp__groups_node_started(sys);
+    int rc = tp__remote_start(sys);
+    if (rc != 0)
+        tp_log(sys, TP_LOG_ERR,
+               "remote: the troupe.remote actor could not start (%s): other "
+               "nodes' lookups and spawns here go unanswered, and this "
+               "node's fail",
+               tp_err_name(rc));
     if (!tp__node_mesh(sys))
         return;
     tp_spawn_opts o = {.name = MESH_NAME, .mailbox_capacity = MESH_CAPACITY};
-    int rc = tp_spawn(sys, &mesh_b, NULL, &o, NULL);
+    rc = tp_spawn(sys, &mesh_b, NULL, &o, NULL);
     if (rc != 0)
         tp_log(sys, TP_LOG_ERR,
                "mesh: the mesh actor could not start (%s): this node "

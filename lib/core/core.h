@@ -793,6 +793,7 @@ struct tp_system {
     _Atomic(struct tp__io *) io;       // the I/O thread, started on first use
     _Atomic(struct tp__socks *) socks; // actors' sockets, on first use
     _Atomic(struct tp__groups *) groups; // process groups, on first use
+    _Atomic(struct tp__remote *) remote; // spawnable behaviours, on first use
     pthread_mutex_t io_init_lock;
     struct tp__control *control; // NULL until tp_control_start
     struct tp__metrics *metrics; // NULL until tp_metrics_start

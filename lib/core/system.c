@@ -455,6 +455,7 @@ tp_system_destroy(tp_system **psys)
     }
     tp__limbo_reclaim_all(sys);
     tp__groups_free(sys);
+    tp__remote_free(sys);
     tp__node_free(sys); // after every actor that could still send out
     tp__sock_free(sys); // after every data message
     tp__io_free(sys);

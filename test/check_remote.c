@@ -1,0 +1,348 @@
+// SPDX-License-Identifier: MIT
+// Names and spawning on other nodes through the public API, between nodes
+// in this process: tp_whereis_at and tp_spawn_at answered as messages,
+// their blocking forms, and every way a request ends without a pid (no
+// such name or behaviour, a failing init, a timeout, a lost node).
+#include "tp_test.h"
+#include "tp_node_test.h"
+
+#include <troupe/msgpack.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TAG_PING 1
+#define TAG_PONG 2
+
+static _Atomic long pongs, last_value;
+
+// ---- an echo behaviour, spawnable: init takes a number (msgpack) ---------
+
+static int
+echo_init(tp_ctx *ctx, void *state, void *arg)
+{
+    (void)ctx;
+    const tp_spawn_arg *sa = arg;
+    long v = 0;
+    if (sa != NULL && sa->size > 0) {
+        msgpack_unpacked u;
+        size_t off = 0;
+        msgpack_unpacked_init(&u);
+        if (msgpack_unpack_next(&u, sa->data, sa->size, &off) ==
+                MSGPACK_UNPACK_SUCCESS &&
+            u.data.type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+            v = (long)u.data.via.u64;
+        msgpack_unpacked_destroy(&u);
+    }
+    if (v == 666)
+        return TP_EINVAL; // a failing init, on request
+    *(long *)state = v;
+    return 0;
+}
+
+static int
+echo_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    if (msg->tag == TAG_PING)
+        return tp_send(ctx, msg->from, TAG_PONG, state, sizeof(long));
+    return TP_OK;
+}
+
+static const tp_behaviour echo_b = {.name = "echo",
+                                    .state_size = sizeof(long),
+                                    .init = echo_init,
+                                    .handle = echo_handle};
+
+// ---- an asker: asks in init, records the answer, pings what it got -------
+
+typedef struct ask_arg {
+    const char *node, *name;
+    bool spawn;
+    long value;
+    int timeout_ms;
+} ask_arg;
+
+static _Atomic int answered, answer_error;
+static _Atomic uint64_t answer_ref, asked_ref;
+static _Atomic uint64_t answer_pid;
+
+typedef struct asker {
+    uint64_t ref;
+} asker;
+
+static int
+asker_init(tp_ctx *ctx, void *state, void *arg)
+{
+    ask_arg *a = arg;
+    asker *s = state;
+    if (!a->spawn)
+        return tp_whereis_at(ctx, a->name, a->node, a->timeout_ms, &s->ref);
+    uint8_t buf[16];
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_uint64(&pk, (uint64_t)a->value);
+    memcpy(buf, sb.data, sb.size);
+    size_t n = sb.size;
+    msgpack_sbuffer_destroy(&sb);
+    int rc =
+        tp_spawn_at(ctx, a->node, a->name, buf, n, a->timeout_ms, &s->ref);
+    atomic_store(&asked_ref, s->ref);
+    return rc;
+}
+
+static int
+asker_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    asker *s = state;
+    if (msg->tag == TP_TAG_WHEREIS || msg->tag == TP_TAG_SPAWNED) {
+        ck_assert_uint_eq(msg->size, sizeof(tp_remote_answer));
+        const tp_remote_answer *ans = msg->data;
+        atomic_store(&answer_ref, msg->ref);
+        atomic_store(&answer_error, ans->error);
+        atomic_store(&answer_pid, ans->pid.v);
+        ck_assert_uint_eq(msg->ref, s->ref);
+        atomic_store(&answered, 1);
+        if (ans->error == 0)
+            return tp_send(ctx, ans->pid, TAG_PING, NULL, 0);
+        return TP_OK;
+    }
+    if (msg->tag == TAG_PONG) {
+        atomic_store(&last_value, *(const long *)msg->data);
+        atomic_fetch_add(&pongs, 1);
+    }
+    return TP_OK;
+}
+
+static const tp_behaviour asker_b = {.name = "asker",
+                                     .state_size = sizeof(asker),
+                                     .init = asker_init,
+                                     .handle = asker_handle};
+
+static void
+reset(void)
+{
+    atomic_store(&answered, 0);
+    atomic_store(&answer_error, 1);
+    atomic_store(&pongs, 0);
+    atomic_store(&last_value, -1);
+}
+
+static bool
+got_answer(void *arg)
+{
+    (void)arg;
+    return atomic_load(&answered) != 0;
+}
+
+static bool
+got_pong(void *arg)
+{
+    (void)arg;
+    return atomic_load(&pongs) > 0;
+}
+
+static tp_system *s[2];
+
+static void
+two_nodes(void)
+{
+    tpn_setup();
+    s[0] = tpn_local("qa", NULL);
+    s[1] = tpn_local("qb", NULL);
+    ck_assert_int_eq(tp_node_connect(s[0], tp_node_name(s[1]), 5000), 0);
+}
+
+static void
+two_nodes_down(void)
+{
+    for (int i = 2; i-- > 0;)
+        if (s[i] != NULL)
+            ck_assert_int_eq(tp_system_destroy(&s[i]), 0);
+    tpn_teardown();
+}
+
+START_TEST(whereis_at_finds_a_remote_name)
+{
+    ck_assert_int_eq(
+        tp_spawn(s[1], &echo_b, NULL, &(tp_spawn_opts){.name = "kv"}, NULL),
+        0);
+    reset();
+    ask_arg a = {.node = tp_node_name(s[1]), .name = "kv", .timeout_ms = 5000};
+    ck_assert_int_eq(tp_spawn(s[0], &asker_b, &a, NULL, NULL), 0);
+    ck_assert(tpt_wait_until(got_answer, NULL, 10.0));
+    ck_assert_int_eq(atomic_load(&answer_error), 0);
+    ck_assert_uint_ne(tp_pid_node((tp_pid){atomic_load(&answer_pid)}), 0);
+    // The pid it got reaches the actor: it answers the ping.
+    ck_assert(tpt_wait_until(got_pong, NULL, 10.0));
+    // No such name there.
+    reset();
+    ask_arg b = {.node = tp_node_name(s[1]), .name = "nope", .timeout_ms = -1};
+    ck_assert_int_eq(tp_spawn(s[0], &asker_b, &b, NULL, NULL), 0);
+    ck_assert(tpt_wait_until(got_answer, NULL, 10.0));
+    ck_assert_int_eq(atomic_load(&answer_error), TP_ENOACTOR);
+    // Blocking, from outside: remote, missing, and this node's own name.
+    tp_pid pid, local;
+    ck_assert_int_eq(
+        tp_system_whereis_at(s[0], "kv", tp_node_name(s[1]), 5000, &pid), 0);
+    ck_assert_uint_ne(tp_pid_node(pid), 0);
+    ck_assert_int_eq(
+        tp_system_whereis_at(s[0], "nope", tp_node_name(s[1]), 5000, &pid),
+        TP_ENOACTOR);
+    ck_assert_int_eq(tp_whereis(s[1], "kv", &local), 0);
+    ck_assert_int_eq(
+        tp_system_whereis_at(s[1], "kv", tp_node_name(s[1]), 5000, &pid), 0);
+    ck_assert(tp_pid_eq(pid, local));
+}
+END_TEST
+
+START_TEST(spawn_at_starts_a_remote_actor)
+{
+    ck_assert_int_eq(tp_spawnable(s[1], "echo", &echo_b), 0);
+    ck_assert_int_eq(tp_spawnable(s[1], "echo", &echo_b), TP_EEXIST);
+    reset();
+    ask_arg a = {.node = tp_node_name(s[1]),
+                 .name = "echo",
+                 .spawn = true,
+                 .value = 42,
+                 .timeout_ms = 5000};
+    ck_assert_int_eq(tp_spawn(s[0], &asker_b, &a, NULL, NULL), 0);
+    ck_assert(tpt_wait_until(got_answer, NULL, 10.0));
+    ck_assert_int_eq(atomic_load(&answer_error), 0);
+    ck_assert_uint_eq(atomic_load(&answer_ref), atomic_load(&asked_ref));
+    // It runs on node b, with the argument a sent.
+    ck_assert(tpt_wait_until(got_pong, NULL, 10.0));
+    ck_assert_int_eq(atomic_load(&last_value), 42);
+    // A failing init: its code comes back.
+    reset();
+    a.value = 666;
+    ck_assert_int_eq(tp_spawn(s[0], &asker_b, &a, NULL, NULL), 0);
+    ck_assert(tpt_wait_until(got_answer, NULL, 10.0));
+    ck_assert_int_eq(atomic_load(&answer_error), TP_EINVAL);
+    // Blocking forms: a spawn, an unknown behaviour, a withdrawn one.
+    tp_pid pid;
+    uint8_t seven = 7; // msgpack positive fixint 7
+    ck_assert_int_eq(tp_system_spawn_at(s[0], tp_node_name(s[1]), "echo",
+                                        &seven, 1, 5000, &pid),
+                     0);
+    ck_assert_uint_ne(tp_pid_node(pid), 0);
+    ck_assert_int_eq(tp_system_spawn_at(s[0], tp_node_name(s[1]), "nope", NULL,
+                                        0, 5000, &pid),
+                     TP_ENOENT);
+    ck_assert_int_eq(tp_spawnable_remove(s[1], "echo"), 0);
+    ck_assert_int_eq(tp_spawnable_remove(s[1], "echo"), TP_ENOENT);
+    ck_assert_int_eq(tp_system_spawn_at(s[0], tp_node_name(s[1]), "echo", NULL,
+                                        0, 5000, &pid),
+                     TP_ENOENT);
+    // Spawning on this node itself goes through the same table.
+    ck_assert_int_eq(tp_spawnable(s[0], "here", &echo_b), 0);
+    ck_assert_int_eq(tp_system_spawn_at(s[0], tp_node_name(s[0]), "here", NULL,
+                                        0, 5000, &pid),
+                     0);
+    ck_assert_uint_eq(tp_pid_node(pid), 0);
+}
+END_TEST
+
+START_TEST(lost_node_and_timeout_end_a_request)
+{
+    // Node b's service is gone: a's request waits, until the node is lost.
+    tp_pid svc;
+    ck_assert_int_eq(tp_whereis(s[1], "troupe.remote", &svc), 0);
+    ck_assert_int_eq(tp_system_exit(s[1], svc, TP_REASON_KILL), 0);
+    for (int i = 0; i < 10000 && tp_whereis(s[1], "troupe.remote", &svc) == 0;
+         i++)
+        tpt_nap_us(500);
+    reset();
+    ask_arg a = {.node = tp_node_name(s[1]), .name = "kv", .timeout_ms = -1};
+    ck_assert_int_eq(tp_spawn(s[0], &asker_b, &a, NULL, NULL), 0);
+    // The request crossed before the disconnection.
+    tp_peer_info pi;
+    for (int i = 0; i < 10000; i++) {
+        ck_assert_int_eq(tp_node_peers(s[0], &pi, 1), 1);
+        if (pi.sent >= 1 && pi.queued == 0)
+            break;
+        tpt_nap_us(500);
+    }
+    ck_assert_int_eq(tp_node_disconnect(s[0], tp_node_name(s[1])), 0);
+    ck_assert(tpt_wait_until(got_answer, NULL, 10.0));
+    ck_assert_int_eq(atomic_load(&answer_error), TP_ENOTCONN);
+    // Connected again, a timeout ends the wait for the silent service.
+    ck_assert_int_eq(tp_node_connect(s[0], tp_node_name(s[1]), 5000), 0);
+    tp_pid pid;
+    ck_assert_int_eq(
+        tp_system_whereis_at(s[0], "kv", tp_node_name(s[1]), 200, &pid),
+        TP_ETIMEDOUT);
+}
+END_TEST
+
+static int
+blocking_inside_init(tp_ctx *ctx, void *state, void *arg)
+{
+    (void)state;
+    (void)arg;
+    tp_pid pid;
+    tp_system *sys = tp_ctx_system(ctx);
+    ck_assert_int_eq(
+        tp_system_whereis_at(sys, "kv", tp_node_name(sys), 100, &pid),
+        TP_EPERM);
+    ck_assert_int_eq(tp_whereis_at(ctx, "kv", "bad node", 100, NULL),
+                     TP_EINVAL);
+    ck_assert_int_eq(tp_whereis_at(ctx, "", tp_node_name(sys), 100, NULL),
+                     TP_EINVAL);
+    ck_assert_int_eq(tp_whereis_at(ctx, "kv", tp_node_name(sys), -2, NULL),
+                     TP_EINVAL);
+    ck_assert_int_eq(
+        tp_spawn_at(ctx, tp_node_name(sys), "x", NULL, 3, 100, NULL),
+        TP_EINVAL);
+    return TP_IGNORE;
+}
+
+static const tp_behaviour checker_b = {
+    .name = "checker", .init = blocking_inside_init, .handle = echo_handle};
+
+START_TEST(bad_arguments)
+{
+    tp_pid pid;
+    ck_assert_int_eq(
+        tp_system_whereis_at(NULL, "kv", tp_node_name(s[1]), 100, &pid),
+        TP_EINVAL);
+    ck_assert_int_eq(
+        tp_system_whereis_at(s[0], "kv", tp_node_name(s[1]), 100, NULL),
+        TP_EINVAL);
+    ck_assert_int_eq(
+        tp_system_whereis_at(s[0], NULL, tp_node_name(s[1]), 100, &pid),
+        TP_EINVAL);
+    ck_assert_int_eq(
+        tp_system_whereis_at(s[0], "kv", "nobody@nowhere", 100, &pid),
+        TP_EINVAL);
+    ck_assert_int_eq(tp_spawn(s[0], &checker_b, NULL, NULL, NULL),
+                     TP_EIGNORED);
+    ck_assert_int_eq(tp_spawnable(NULL, "x", &echo_b), TP_EINVAL);
+    ck_assert_int_eq(tp_spawnable(s[0], "", &echo_b), TP_EINVAL);
+    ck_assert_int_eq(tp_spawnable(s[0], "x", NULL), TP_EINVAL);
+    ck_assert_int_eq(tp_spawnable_remove(s[0], NULL), TP_EINVAL);
+    // A system that is not a node asks nobody.
+    tp_system *plain = tpt_system(1);
+    ck_assert_int_eq(
+        tp_system_whereis_at(plain, "kv", tp_node_name(s[1]), 100, &pid),
+        TP_EINVAL);
+    ck_assert_int_eq(tp_system_destroy(&plain), 0);
+}
+END_TEST
+
+Suite *
+remote_suite(void)
+{
+    Suite *su = suite_create("remote");
+    TCase *tc = tcase_create("two nodes");
+    tcase_set_timeout(tc, 60);
+    tcase_add_checked_fixture(tc, two_nodes, two_nodes_down);
+    tcase_add_test(tc, whereis_at_finds_a_remote_name);
+    tcase_add_test(tc, spawn_at_starts_a_remote_actor);
+    tcase_add_test(tc, lost_node_and_timeout_end_a_request);
+    tcase_add_test(tc, bad_arguments);
+    suite_add_tcase(su, tc);
+    return su;
+}
