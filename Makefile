@@ -72,6 +72,8 @@ TEST_OBJ := $(TEST_SRC:%.c=$(B)/obj/%.o)
 EXAMPLES := $(patsubst examples/%.c,$(B)/bin/%,$(wildcard examples/*.c))
 # The kvstore example is also built as an application module for actord.
 KVSTORE_SO := $(B)/bin/kvstore.so
+# So is the cluster example (examples/cluster.sh runs three nodes of it).
+CLUSTER_SO := $(B)/bin/cluster.so
 BENCH := $(B)/bin/tbench
 
 STATIC := $(B)/lib/libtroupe.a
@@ -97,7 +99,7 @@ CHECK_DEPS :=
 CHECK_SCRIPTS :=
 include $(sort $(wildcard tools/*/*.mk test/*.mk test/*/*.mk))
 
-all: $(STATIC) $(SHARED) $(PCFILE) $(EXAMPLES) $(KVSTORE_SO) $(BENCH) \
+all: $(STATIC) $(SHARED) $(PCFILE) $(EXAMPLES) $(KVSTORE_SO) $(CLUSTER_SO) $(BENCH) \
 	$(ALL_EXTRA)
 
 deps:
@@ -112,13 +114,16 @@ check: deps
 	@$(MAKE) --no-print-directory check-run
 
 check-run: all $(B)/bin/check_troupe $(B)/bin/tnode $(CHECK_DEPS) \
-	$(KVSTORE_SO) $(B)/bin/kvload
+	$(KVSTORE_SO) $(CLUSTER_SO) $(B)/bin/kvload
 	$(B)/bin/check_troupe
 	@for t in $(CHECK_SCRIPTS); do echo "  TEST    $$t"; \
 		sh $$t $(B) || exit 1; done
 	@echo "  TEST    examples/demo.sh"
 	@sh examples/demo.sh $(B) >$(B)/demo.log 2>&1 || \
 		{ cat $(B)/demo.log; echo "demo failed"; exit 1; }
+	@echo "  TEST    examples/cluster.sh"
+	@sh examples/cluster.sh $(B) >$(B)/cluster.log 2>&1 || \
+		{ cat $(B)/cluster.log; echo "cluster example failed"; exit 1; }
 ifeq ($(SAN),)
 	@sh test/install_test.sh "$(CC)" "$(MAKE)"
 endif
@@ -174,6 +179,11 @@ $(KVSTORE_SO): examples/kvstore.c $(wildcard include/*.h include/troupe/*.h)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $@")
 	$(Q)$(CC) $(BASE_CFLAGS) -DKVSTORE_MODULE -fPIC -shared -o $@ $<
+
+$(CLUSTER_SO): examples/cluster.c $(wildcard include/*.h include/troupe/*.h)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(BASE_CFLAGS) -DCLUSTER_MODULE -fPIC -shared -o $@ $<
 
 $(BENCH): $(B)/obj/tools/bench/tbench.o $(STATIC)
 	@mkdir -p $(@D)
