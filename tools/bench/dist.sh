@@ -8,7 +8,9 @@
 #
 # Each run is two processes on 127.0.0.1. pingpong is one small message
 # echoed back OPS times, one in flight; stream is OPS small messages sent
-# one way as fast as flow control allows. The implementations:
+# one way as fast as flow control allows; spawn is OPS actors started on
+# the other node one at a time (tp_spawn_at, Erlang's spawn/4). The
+# implementations:
 #
 #   troupe    build/bin/tdist (TDIST): two troupe nodes, default node
 #             configuration
@@ -147,6 +149,7 @@ default_ops() {
     stream:troupe | stream:troupe-tls) echo 1000000 ;;
     stream:tcp) echo 50000000 ;;
     stream:erlang) echo 500000 ;;
+    spawn:troupe | spawn:troupe-tls | spawn:erlang) echo 20000 ;;
     esac
 }
 
@@ -223,8 +226,13 @@ us() { [ "$1" = - ] && echo - || printf '%.1f' "$1"; }
 
 declare -A ops med
 # Whether implementation $1 runs workload $2: busy-polling only matters
-# for a round trip.
-takes_part() { [ "$1" != tcp-spin ] || [ "$2" = pingpong ]; }
+# for a round trip, and bare TCP spawns nothing.
+takes_part() {
+    case $1:$2 in
+    tcp-spin:pingpong) return 0 ;;
+    tcp-spin:* | tcp:spawn) return 1 ;;
+    esac
+}
 
 fmt='%-9s %-10s %9s %9s %10s %8s %9s %8s\n'
 if [ "$threads" = 0 ]; then
@@ -237,7 +245,7 @@ echo "distribution: two processes on 127.0.0.1, $tdesc per node," \
 # shellcheck disable=SC2059 # the format is ours
 printf "$fmt" workload impl ops seconds rate mean_us median_us p99_us
 raw=""
-for w in ${DIST_WORKLOADS:-pingpong stream}; do
+for w in ${DIST_WORKLOADS:-pingpong stream spawn}; do
     declare -A samples=() state=()
     for impl in "${impls[@]}"; do
         state[$impl]=skip
@@ -286,11 +294,12 @@ for w in ${DIST_WORKLOADS:-pingpong stream}; do
     unset samples state
 done
 
-# Rates of the median runs, for the stream ratios.
+# Rates of the median runs of workload $2 (default stream), for ratios.
 stream_rate() {
-    local s=${med[stream:$1:s]:--}
+    local w=${2:-stream}
+    local s=${med[$w:$1:s]:--}
     [ "$s" != - ] || { echo -; return; }
-    awk -v o="${ops[stream:$1]}" -v s="$s" 'BEGIN { print o / s }'
+    awk -v o="${ops[$w:$1]}" -v s="$s" 'BEGIN { print o / s }'
 }
 
 # "met" or "not met" for ratio $1 (like 1.23x) against at most $2, "" if
@@ -321,6 +330,10 @@ for other in erlang tcp; do
         "$(ratio "$(stream_rate troupe)" "$(stream_rate "$other")")" \
         "$([ "$other" = erlang ] && echo '   [>= 10x]')"
 done
+if [ -n "${med[spawn:erlang:s]:-}" ]; then
+    printf '  remote spawn rate,   troupe/%-8s %s\n' erlang \
+        "$(ratio "$(stream_rate troupe spawn)" "$(stream_rate erlang spawn)")"
+fi
 if [ -n "${med[pingpong:troupe-tls:med]:-}" ] ||
     [ -n "${med[stream:troupe-tls:s]:-}" ]; then
     echo "TLS (troupe-tls over troupe):"

@@ -12,6 +12,10 @@
 //             B in slices of 256 per activation, yielding through its own
 //             mailbox when tp_send says TP_EFULL; the counter checks their
 //             order and answers when it has all of them
+//   spawn     a driver on A spawns OPS actors on B with tp_spawn_at, one at
+//             a time (the next when the answer with its pid has come, as
+//             Erlang's spawn/4 returns the pid), after 100 untimed ones;
+//             the actors stay until the end
 //
 // THREADS is each node's number of scheduler threads, 0 for the system's
 // default (one per online CPU); each node also runs its I/O thread. -q sets
@@ -139,6 +143,18 @@ static const tp_behaviour counter_b = {.name = "counter",
                                        .state_size = sizeof(counter),
                                        .handle = counter_handle};
 
+// What the spawn workload starts on B: an actor that only waits.
+static int
+idle_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)ctx;
+    (void)state;
+    (void)msg;
+    return TP_OK;
+}
+
+static const tp_behaviour idle_b = {.name = "idle", .handle = idle_handle};
+
 // Runs node B until the parent closes `hold` (it exited or is done).
 static int
 run_peer(unsigned threads, const tp_node_config *nc, uint32_t counter_cap,
@@ -151,6 +167,7 @@ run_peer(unsigned threads, const tp_node_config *nc, uint32_t counter_cap,
     tp_spawn_opts co = {.name = "counter", .mailbox_capacity = counter_cap};
     check(tp_spawn(sys, &echo_b, NULL, &eo, NULL), "spawn echo");
     check(tp_spawn(sys, &counter_b, NULL, &co, NULL), "spawn counter");
+    check(tp_spawnable(sys, "idle", &idle_b), "spawnable");
     dprintf(report, "%s\n", tp_node_name(sys));
     close(report);
     char c;
@@ -240,6 +257,31 @@ stream_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
 static const tp_behaviour stream_b = {
     .name = "producer", .state_size = sizeof(driver), .handle = stream_handle};
 
+#define SPAWN_WARMUP 100
+
+static int
+spawn_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    driver *d = state;
+    if (msg->tag == TP_TAG_SPAWNED) {
+        const tp_remote_answer *a = msg->data;
+        check(a->error, "remote spawn");
+        if (++d->round == SPAWN_WARMUP)
+            t_start = now();
+        if (d->round == SPAWN_WARMUP + ops) {
+            t_end = now();
+            tp_system_stop(sys);
+            return TP_OK;
+        }
+    } else if (msg->tag != TAG_GO) {
+        return TP_OK;
+    }
+    return tp_spawn_at(ctx, peer_node, "idle", NULL, 0, 10000, NULL);
+}
+
+static const tp_behaviour spawn_b = {
+    .name = "spawner", .state_size = sizeof(driver), .handle = spawn_handle};
+
 static int
 cmp_double(const void *a, const void *b)
 {
@@ -262,7 +304,9 @@ report_latency(void)
 static int
 run_driver(const char *w, unsigned threads, tp_node_config *nc)
 {
-    const tp_behaviour *b = strcmp(w, "pingpong") == 0 ? &pp_b : &stream_b;
+    const tp_behaviour *b = strcmp(w, "pingpong") == 0 ? &pp_b
+                            : strcmp(w, "spawn") == 0  ? &spawn_b
+                                                       : &stream_b;
     if (b == &pp_b && (latency = calloc((size_t)ops, sizeof *latency)) == NULL)
         check(TP_ENOMEM, "latencies");
     check(tp_system_new(&(tp_config){.threads = threads}, &sys), "system");
@@ -294,7 +338,7 @@ run_driver(const char *w, unsigned threads, tp_node_config *nc)
 static void
 usage(void)
 {
-    fprintf(stderr, "usage: tdist pingpong|stream THREADS OPS "
+    fprintf(stderr, "usage: tdist pingpong|stream|spawn THREADS OPS "
                     "[-q SEND_QUEUE] [-m COUNTER_MAILBOX] [-t DIR]\n");
     exit(2);
 }
@@ -304,7 +348,8 @@ main(int argc, char **argv)
 {
     if (argc < 4 || argv[2][0] == 0 ||
         argv[2][strspn(argv[2], "0123456789")] != 0 || atol(argv[3]) <= 0 ||
-        (strcmp(argv[1], "pingpong") != 0 && strcmp(argv[1], "stream") != 0))
+        (strcmp(argv[1], "pingpong") != 0 && strcmp(argv[1], "stream") != 0 &&
+         strcmp(argv[1], "spawn") != 0))
         usage();
     unsigned threads = (unsigned)atoi(argv[2]);
     ops = atol(argv[3]);

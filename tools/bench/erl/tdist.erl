@@ -18,6 +18,9 @@
 %%             which acks every ?WINDOW messages; the sender waits for the
 %%             ack of the window before the one it has just sent, so at
 %%             most two windows are in flight and B's mailbox stays small
+%%   spawn     OPS processes spawned on B with spawn/4 (which returns once
+%%             B has answered with the pid), one at a time, after 100
+%%             untimed ones; they wait until the end
 %%
 %% main/1 prints, as tdist does,
 %%
@@ -27,7 +30,7 @@
 %% and halts both nodes. peer/0 halts node B when node A goes away, or
 %% after 60 s if no node ever connects.
 -module(tdist).
--export([main/1, peer/0, echo/0, counter/3]).
+-export([main/1, peer/0, echo/0, counter/3, idle/0]).
 
 -define(WARMUP, 1000).
 -define(WINDOW, 4096).
@@ -98,6 +101,7 @@ now_ns() -> erlang:monotonic_time(nanosecond).
 %% Returns {Seconds, Latencies in ns or none}.
 measure("pingpong", Ops, B) -> pingpong(Ops, B);
 measure("stream", Ops, B) -> stream(Ops, B);
+measure("spawn", Ops, B) -> spawns(Ops, B);
 measure(W, _, _) -> exit({unknown_workload, W}).
 
 %% ---- pingpong ---------------------------------------------------------------
@@ -126,6 +130,22 @@ print_latency(Lat) ->
     io:format("LATENCY ~.2f ~.2f ~.2f~n",
               [lists:sum(Lat) / N / 1000, lists:nth(N div 2 + 1, Sorted) / 1000,
                lists:nth(N * 99 div 100 + 1, Sorted) / 1000]).
+
+%% ---- spawn ----------------------------------------------------------------
+
+spawns(Ops, B) ->
+    spawn_n(B, 100),
+    T0 = now_ns(),
+    spawn_n(B, Ops),
+    {(now_ns() - T0) / 1.0e9, none}.
+
+spawn_n(_, 0) -> ok;
+spawn_n(B, N) ->
+    _ = spawn(B, ?MODULE, idle, []),
+    spawn_n(B, N - 1).
+
+idle() ->
+    receive stop -> ok end.
 
 %% ---- stream -----------------------------------------------------------------
 
