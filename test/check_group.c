@@ -206,6 +206,11 @@ START_TEST(join_leave_members)
     ck_assert_int_eq(tp_group_members(sys, "pool", out, 4), 1);
     ck_assert(tp_pid_eq(out[0], b));
     ck_assert_int_eq(tp_group_members(sys, "other", out, 4), 1);
+    char names[4][TP_GROUP_NAME_MAX + 1];
+    ck_assert_int_eq(tp_group_names(sys, names, 4), 2);
+    ck_assert(strcmp(names[0], "pool") == 0 || strcmp(names[1], "pool") == 0);
+    ck_assert_int_eq(tp_group_names(sys, NULL, 0), 2);
+    ck_assert_int_eq(tp_group_names(NULL, names, 4), TP_EINVAL);
     // The group server is an actor with a registered name.
     tp_pid server;
     ck_assert_int_eq(tp_whereis(sys, "troupe.groups", &server), 0);
@@ -227,6 +232,16 @@ START_TEST(bad_arguments)
     long_name[TP_GROUP_NAME_MAX] = 0; // exactly the longest
     ck_assert_int_eq(tp_group_join(sys, long_name, a), 0);
     ck_assert_int_eq(tp_group_join(sys, "g", TP_PID_NIL), TP_EINVAL);
+    ck_assert_int_eq(tp_group_join(sys, "\x1fg", a), TP_EINVAL); // global's
+    ck_assert_int_eq(tp_global_register(sys, NULL, a), TP_EINVAL);
+    ck_assert_int_eq(tp_global_register(sys, "", a), TP_EINVAL);
+    ck_assert_int_eq(tp_global_register(sys, long_name, a), TP_EINVAL); // 63
+    ck_assert_int_eq(tp_global_register(sys, "x", TP_PID_NIL), TP_EINVAL);
+    ck_assert_int_eq(tp_global_unregister(sys, "x"), TP_ENOENT);
+    tp_pid who;
+    ck_assert_int_eq(tp_global_whereis(sys, "x", &who), TP_ENOACTOR);
+    ck_assert_int_eq(tp_global_whereis(sys, "x", NULL), TP_EINVAL);
+    ck_assert_int_eq(tp_global_send(NULL, "x", 1, NULL, 0), TP_EINVAL);
     ck_assert_int_eq(tp_group_join(sys, "g", tp_pid_make(3, 1, 1)),
                      TP_EINVAL); // not local
     ck_assert_int_eq(tp_group_join(sys, "g", tp_pid_make(0, 9999, 7)),
@@ -682,6 +697,129 @@ START_TEST(many_members_cross_small_frames)
 }
 END_TEST
 
+// ---- global names ---------------------------------------------------------
+
+typedef struct holder_state {
+    long me;
+} holder_state;
+
+static _Atomic long lost_count;
+static _Atomic uint64_t lost_to;
+
+static int
+holder_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)ctx;
+    (void)state;
+    if (msg->tag == TP_TAG_GLOBAL_LOST) {
+        ck_assert_uint_eq(msg->size, sizeof(tp_global_msg));
+        const tp_global_msg *gm = msg->data;
+        ck_assert_str_eq(gm->name, "boss");
+        atomic_store(&lost_to, gm->holder.v);
+        atomic_fetch_add(&lost_count, 1);
+    }
+    return TP_OK;
+}
+
+static const tp_behaviour holder_b = {.name = "holder",
+                                      .handle = holder_handle};
+
+typedef struct where_arg {
+    tp_system *sys;
+    const char *name;
+    tp_pid want; // nil: nobody
+} where_arg;
+
+static bool
+whereis_is(void *arg)
+{
+    where_arg *w = arg;
+    tp_pid p;
+    int rc = tp_global_whereis(w->sys, w->name, &p);
+    return tp_pid_is_nil(w->want) ? rc == TP_ENOACTOR
+                                  : rc == 0 && tp_pid_eq(p, w->want);
+}
+
+// A sender that reaches a global name from an actor.
+static int
+gsend_init(tp_ctx *ctx, void *state, void *arg)
+{
+    (void)state;
+    return tp_global_send(ctx, arg, TAG_WORK, NULL, 0);
+}
+
+static const tp_behaviour gsend_b = {
+    .name = "gsend", .init = gsend_init, .handle = holder_handle};
+
+START_TEST(global_name_has_one_holder)
+{
+    tp_system *s[2] = {tpn_local("na", NULL), tpn_local("nb", NULL)};
+    connect_all(s, 2);
+    reset_counts();
+    tp_pid a = spawn_worker(s[0], 0), b = spawn_worker(s[1], 1);
+    ck_assert_int_eq(tp_global_register(s[0], "leader", a), 0);
+    ck_assert_int_eq(tp_global_register(s[0], "leader", a), 0); // again
+    tp_pid who;
+    ck_assert_int_eq(tp_global_whereis(s[0], "leader", &who), 0);
+    ck_assert(tp_pid_eq(who, a));
+    // Node b sees it as a remote pid, and cannot take the name.
+    ck_assert_int_eq(tp_global_register(s[0], "leader", spawn_worker(s[0], 2)),
+                     TP_EEXIST);
+    for (int i = 0; i < 10000 && tp_global_whereis(s[1], "leader", &who) != 0;
+         i++)
+        tpt_nap_us(500);
+    ck_assert_int_eq(tp_global_whereis(s[1], "leader", &who), 0);
+    ck_assert_uint_ne(tp_pid_node(who), 0);
+    ck_assert_int_eq(tp_global_register(s[1], "leader", b), TP_EEXIST);
+    ck_assert_int_eq(tp_global_unregister(s[1], "leader"), TP_ENOENT);
+    // A message sent to the name from node b reaches the holder on a.
+    ck_assert_int_eq(tp_spawn(s[1], &gsend_b, "leader", NULL, NULL), 0);
+    ck_assert(tpt_wait_ge(&handled[0], 1, 10.0));
+    // The holder exits: the name is free on both nodes; b takes it.
+    ck_assert_int_eq(tp_system_send(s[0], a, TAG_STOP, NULL, 0), 0);
+    where_arg none0 = {s[0], "leader", TP_PID_NIL},
+              none1 = {s[1], "leader", TP_PID_NIL};
+    ck_assert(tpt_wait_until(whereis_is, &none0, 10.0));
+    ck_assert(tpt_wait_until(whereis_is, &none1, 10.0));
+    ck_assert_int_eq(tp_global_register(s[1], "leader", b), 0);
+    ck_assert_int_eq(tp_global_unregister(s[1], "leader"), 0);
+    ck_assert(tpt_wait_until(whereis_is, &none0, 10.0));
+    for (int i = 2; i-- > 0;)
+        ck_assert_int_eq(tp_system_destroy(&s[i]), 0);
+}
+END_TEST
+
+START_TEST(global_name_conflict_after_partition)
+{
+    // "pa@..." sorts before "pb@...": a's holder keeps the name.
+    tp_system *s[2] = {tpn_local("pa", NULL), tpn_local("pb", NULL)};
+    atomic_store(&lost_count, 0);
+    tp_pid ha, hb;
+    ck_assert_int_eq(tp_spawn(s[0], &holder_b, NULL, NULL, &ha), 0);
+    ck_assert_int_eq(tp_spawn(s[1], &holder_b, NULL, NULL, &hb), 0);
+    // Apart, each registers the name.
+    ck_assert_int_eq(tp_global_register(s[0], "boss", ha), 0);
+    ck_assert_int_eq(tp_global_register(s[1], "boss", hb), 0);
+    connect_all(s, 2);
+    where_arg w0 = {s[0], "boss", ha};
+    ck_assert(tpt_wait_until(whereis_is, &w0, 10.0));
+    // On b the rule gives it to a's holder too; b's holder hears it lost.
+    for (int i = 0; i < 20000 && atomic_load(&lost_count) == 0; i++)
+        tpt_nap_us(500);
+    ck_assert_int_eq(atomic_load(&lost_count), 1);
+    tp_pid who;
+    ck_assert_int_eq(tp_global_whereis(s[1], "boss", &who), 0);
+    ck_assert_uint_ne(tp_pid_node(who), 0);
+    ck_assert_uint_eq(atomic_load(&lost_to), who.v);
+    ck_assert_int_eq(tp_global_unregister(s[1], "boss"), TP_ENOENT);
+    // And a's view holds a's holder alone.
+    ck_assert_int_eq(tp_global_whereis(s[0], "boss", &who), 0);
+    ck_assert(tp_pid_eq(who, ha));
+    for (int i = 2; i-- > 0;)
+        ck_assert_int_eq(tp_system_destroy(&s[i]), 0);
+}
+END_TEST
+
 // ---- a mesh of nodes joined from one seed -------------------------------
 
 #define MESH_N 8
@@ -772,6 +910,8 @@ group_suite(void)
     tcase_add_test(tn, mesh_forms_from_one_seed);
     tcase_add_test(tn, restarted_server_without_members_asks_again);
     tcase_add_test(tn, many_members_cross_small_frames);
+    tcase_add_test(tn, global_name_has_one_holder);
+    tcase_add_test(tn, global_name_conflict_after_partition);
     suite_add_tcase(s, tn);
     return s;
 }

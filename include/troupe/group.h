@@ -49,11 +49,12 @@ typedef struct tp_group_msg {
 } tp_group_msg;
 
 // Makes local actor `pid` a member of `group` (1 to TP_GROUP_NAME_MAX
-// bytes, any but NUL). Joining a group it is already in does nothing: a
-// group holds each actor once. Returns 0, TP_EINVAL (NULL or a bad name,
-// nil or a remote pid), TP_ENOACTOR (`pid` is not alive), TP_ENOMEM, or
-// tp_spawn's codes when the group server had to be started and could not
-// (TP_EEXIST: another actor holds its name). Any thread, actors included.
+// bytes, any but NUL; the first not 0x1F, which marks global names). Joining a
+// group it is already in does nothing: a group holds each actor once. Returns
+// 0, TP_EINVAL (NULL or a bad name, nil or a remote pid), TP_ENOACTOR (`pid`
+// is not alive), TP_ENOMEM, or tp_spawn's codes when the group server had to
+// be started and could not (TP_EEXIST: another actor holds its name). Any
+// thread, actors included.
 TP_API int tp_group_join(tp_system *sys, const char *group, tp_pid pid);
 
 // Takes local actor `pid` out of `group`. Returns 0, TP_ENOENT (it was not
@@ -70,6 +71,13 @@ TP_API int tp_group_members(tp_system *sys, const char *group, tp_pid *out,
 TP_API int tp_group_local_members(tp_system *sys, const char *group,
                                   tp_pid *out, size_t max);
 
+// Copies the names of up to `max` groups that have members (local or
+// remote) into `names`, in no particular order, and returns how many such
+// groups there are (may exceed `max`), or TP_EINVAL (NULL `sys`, NULL
+// `names` with `max` > 0). Any thread.
+TP_API int tp_group_names(tp_system *sys, char (*names)[TP_GROUP_NAME_MAX + 1],
+                          size_t max);
+
 // Subscribes the running actor to `group`'s membership (off with `on`
 // false): it receives TP_TAG_GROUP_JOIN at once for each current member,
 // then TP_TAG_GROUP_JOIN and TP_TAG_GROUP_LEAVE for every change, in the
@@ -85,6 +93,50 @@ TP_API int tp_group_monitor(tp_ctx *ctx, const char *group, bool on);
 // exited) is skipped.
 TP_API int tp_group_send(tp_ctx *ctx, const char *group, uint32_t tag,
                          const void *data, size_t size);
+
+// ---- global names -------------------------------------------------------
+//
+// A global name is held by one actor among the connected nodes, as OTP's
+// global: registering it on one node makes it visible on the others, as a
+// group's membership is (the same group server carries it). An actor's
+// exit releases its names; a lost connection releases that node's on the
+// other side. There is no lock across the cluster: two nodes may register
+// the same name at once, or each while a partition keeps them apart. When
+// they see both, every node applies one rule: the holder whose node's
+// full name sorts first (bytewise; then the lower pid) keeps the name, and
+// the other's node unregisters it and sends it TP_TAG_GLOBAL_LOST (OTP's
+// global kills one of the two by default; here the loser decides what to
+// do, such as exiting).
+
+#define TP_GLOBAL_NAME_MAX 62
+#define TP_TAG_GLOBAL_LOST (TP_TAG_RESERVED + 22) // data: tp_global_msg
+
+typedef struct tp_global_msg {
+    char name[TP_GLOBAL_NAME_MAX + 1];
+    tp_pid holder; // the actor that keeps it
+} tp_global_msg;
+
+// Registers local actor `pid` under global `name` (1 to TP_GLOBAL_NAME_MAX
+// bytes, any but NUL). Returns 0 (also when `pid` holds it already),
+// TP_EEXIST (another actor holds it, as this node sees it), TP_EINVAL,
+// TP_ENOACTOR (`pid` is not alive), TP_ENOMEM, or tp_group_join's codes
+// for starting the group server. An actor may hold several names. Any
+// thread.
+TP_API int tp_global_register(tp_system *sys, const char *name, tp_pid pid);
+
+// Releases global `name` held by an actor of this node. Returns 0,
+// TP_ENOENT (no local actor holds it) or TP_EINVAL.
+TP_API int tp_global_unregister(tp_system *sys, const char *name);
+
+// The holder of global `name`, as this node sees it: 0 with the pid in
+// `*out` (local or remote), TP_ENOACTOR (no one holds it) or TP_EINVAL.
+// While two actors hold it, the rule's choice. Any thread.
+TP_API int tp_global_whereis(tp_system *sys, const char *name, tp_pid *out);
+
+// tp_global_whereis, then tp_send to the holder from the running actor:
+// its codes (TP_ENOACTOR for a name no one holds).
+TP_API int tp_global_send(tp_ctx *ctx, const char *name, uint32_t tag,
+                          const void *data, size_t size);
 
 // ---- routers ----------------------------------------------------------
 

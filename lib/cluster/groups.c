@@ -91,13 +91,24 @@ typedef struct note {
     tp_pid pid;
 } note;
 
-bool
-tp__group_name_ok(const char *name)
+// A global name's entry in the table is a group named GLOBAL_MARK and the
+// name; a user's group name may not start with it.
+#define GLOBAL_MARK '\x1f'
+
+// A name of the table: a group's, or a global name's entry.
+static bool
+entry_name_ok(const char *name)
 {
     if (name == NULL)
         return false;
     size_t n = strnlen(name, TP_GROUP_NAME_MAX + 1);
     return n >= 1 && n <= TP_GROUP_NAME_MAX;
+}
+
+bool
+tp__group_name_ok(const char *name)
+{
+    return entry_name_ok(name) && name[0] != GLOBAL_MARK;
 }
 
 static uint64_t
@@ -915,22 +926,40 @@ read_membership(tp_system *sys, const msgpack_object *name,
     return tp_unpack_pid(sys, pid, member) == 0 && tp_pid_node(*member) != 0;
 }
 
+static uint32_t global_winner(tp__groups *g, const group *gr);
+static void global_lost(tp_ctx *ctx, server *s, const char *entry,
+                        tp_pid loser, tp_pid winner);
+
 static void
-apply_remote(server *s, uint64_t origin, uint32_t epoch, bool join,
-             const char *name, tp_pid pid)
+apply_remote(tp_ctx *ctx, server *s, uint64_t origin, uint32_t epoch,
+             bool join, const char *name, tp_pid pid)
 {
     tp__groups *g = s->g;
+    tp_pid loser = TP_PID_NIL, winner = TP_PID_NIL;
     pthread_mutex_lock(&g->lock);
     if (join) {
         group *gr = find_or_add(g, name);
-        if (gr != NULL && add(g, gr, pid, origin, epoch) < 0)
+        if (gr != NULL && add(g, gr, pid, origin, epoch) < 0) {
             drop_if_empty(g, gr);
+        } else if (gr != NULL && name[0] == GLOBAL_MARK && gr->n > 1) {
+            // A global name two actors hold: the rule picks one, the same
+            // on every node; a local holder that lost gives it up.
+            uint32_t w = global_winner(g, gr);
+            winner = gr->pids[w];
+            for (uint32_t i = 0; i < gr->n; i++)
+                if (i != w && gr->origins[i] == 0)
+                    loser = gr->pids[i];
+            if (!tp_pid_is_nil(loser))
+                del(g, gr, loser, 0);
+        }
     } else {
         group *gr = find(g, name);
         if (gr != NULL)
             del(g, gr, pid, origin);
     }
     pthread_mutex_unlock(&g->lock);
+    if (!tp_pid_is_nil(loser))
+        global_lost(ctx, s, name, loser, winner);
 }
 
 // A message from another node's server: SYNC, JOIN or LEAVE.
@@ -983,7 +1012,7 @@ handle_remote(tp_ctx *ctx, server *s, const tp_msg *msg)
         for (uint32_t k = 0; k + 1 < l->size; k += 2)
             if (read_membership(sys, &l->ptr[k], &l->ptr[k + 1], name,
                                 &member))
-                apply_remote(s, pr->pid.v, pr->epoch, true, name, member);
+                apply_remote(ctx, s, pr->pid.v, pr->epoch, true, name, member);
         if (last) {
             dropping d = {
                 .origin = pr->pid.v, .stale_only = true, .keep = pr->epoch};
@@ -994,8 +1023,8 @@ handle_remote(tp_ctx *ctx, server *s, const tp_msg *msg)
     } else {
         if (a->size == 2 &&
             read_membership(sys, &a->ptr[0], &a->ptr[1], name, &member))
-            apply_remote(s, pr->pid.v, pr->epoch, msg->tag == T_JOIN, name,
-                         member);
+            apply_remote(ctx, s, pr->pid.v, pr->epoch, msg->tag == T_JOIN,
+                         name, member);
         // A server first heard of by a change: ask for all it holds.
         ask = fresh;
     }
@@ -1035,7 +1064,7 @@ handle_note(tp_ctx *ctx, server *s, const tp_msg *msg)
             watch(ctx, s, nt.pid);
         return;
     }
-    if (tp_pid_node(nt.pid) != 0 || !tp__group_name_ok(nt.group))
+    if (tp_pid_node(nt.pid) != 0 || !entry_name_ok(nt.group))
         return;
     tp__groups *g = s->g;
     bool member = false;
@@ -1200,11 +1229,11 @@ check_local(tp_system *sys, tp_pid pid)
     return tp_actor_stats_get(sys, pid, &st);
 }
 
-int
-tp_group_join(tp_system *sys, const char *group_name, tp_pid pid)
+// Adds local `pid` to table entry `name`; with `alone`, only while the
+// entry holds no one else (a global name).
+static int
+join_entry(tp_system *sys, const char *group_name, tp_pid pid, bool alone)
 {
-    if (sys == NULL || !tp__group_name_ok(group_name))
-        return TP_EINVAL;
     int rc = check_local(sys, pid);
     if (rc != 0)
         return rc;
@@ -1215,8 +1244,11 @@ tp_group_join(tp_system *sys, const char *group_name, tp_pid pid)
         return rc;
     pthread_mutex_lock(&g->lock);
     group *gr = find_or_add(g, group_name);
+    uint64_t v;
     if (gr == NULL) {
         rc = TP_ENOMEM;
+    } else if (alone && gr->n > 0 && !tp__map_get(&gr->index, pid.v, &v)) {
+        rc = TP_EEXIST;
     } else if ((rc = add(g, gr, pid, 0, 0)) > 0) {
         rc = 0;
         // Without its note the server would neither watch the member nor
@@ -1233,11 +1265,16 @@ tp_group_join(tp_system *sys, const char *group_name, tp_pid pid)
 }
 
 int
-tp_group_leave(tp_system *sys, const char *group_name, tp_pid pid)
+tp_group_join(tp_system *sys, const char *group_name, tp_pid pid)
 {
-    if (sys == NULL || !tp__group_name_ok(group_name) || tp_pid_is_nil(pid) ||
-        tp_pid_node(pid) != 0)
+    if (sys == NULL || !tp__group_name_ok(group_name))
         return TP_EINVAL;
+    return join_entry(sys, group_name, pid, false);
+}
+
+static int
+leave_entry(tp_system *sys, const char *group_name, tp_pid pid)
+{
     tp__groups *g = table(sys);
     if (g == NULL)
         return TP_ENOMEM;
@@ -1250,6 +1287,15 @@ tp_group_leave(tp_system *sys, const char *group_name, tp_pid pid)
     }
     pthread_mutex_unlock(&g->lock);
     return rc;
+}
+
+int
+tp_group_leave(tp_system *sys, const char *group_name, tp_pid pid)
+{
+    if (sys == NULL || !tp__group_name_ok(group_name) || tp_pid_is_nil(pid) ||
+        tp_pid_node(pid) != 0)
+        return TP_EINVAL;
+    return leave_entry(sys, group_name, pid);
 }
 
 static int
@@ -1288,6 +1334,29 @@ tp_group_local_members(tp_system *sys, const char *group_name, tp_pid *out,
                        size_t max)
 {
     return members(sys, group_name, out, max, true);
+}
+
+int
+tp_group_names(tp_system *sys, char (*names)[TP_GROUP_NAME_MAX + 1],
+               size_t max)
+{
+    if (sys == NULL || (names == NULL && max > 0))
+        return TP_EINVAL;
+    tp__groups *g = atomic_load_explicit(&sys->groups, memory_order_acquire);
+    if (g == NULL)
+        return 0;
+    size_t n = 0;
+    pthread_mutex_lock(&g->lock);
+    for (uint32_t b = 0; b < g->nbuckets; b++)
+        for (group *gr = g->buckets[b]; gr; gr = gr->next) {
+            if (gr->n == 0 || !tp__group_name_ok(gr->name))
+                continue; // only watched, or a global name's (global.c)
+            if (n < max)
+                memcpy(names[n], gr->name, sizeof names[n]);
+            n++;
+        }
+    pthread_mutex_unlock(&g->lock);
+    return n > INT32_MAX ? INT32_MAX : (int)n;
 }
 
 int
@@ -1384,4 +1453,138 @@ tp_group_send(tp_ctx *ctx, const char *group_name, uint32_t tag,
     }
     free(pids);
     return rc == TP_ENOMEM && reached == 0 ? rc : reached;
+}
+
+// ---- global names --------------------------------------------------------
+
+static bool
+global_entry(const char *name, char *entry)
+{
+    if (name == NULL)
+        return false;
+    size_t n = strnlen(name, TP_GLOBAL_NAME_MAX + 1);
+    if (n < 1 || n > TP_GLOBAL_NAME_MAX)
+        return false;
+    entry[0] = GLOBAL_MARK;
+    memcpy(entry + 1, name, n + 1);
+    return true;
+}
+
+// The full name of `pid`'s node ("" for a pid of no node).
+static const char *
+node_of_pid(tp_system *sys, tp_pid pid)
+{
+    if (tp_pid_node(pid) == 0)
+        return tp_node_name(sys);
+    const char *node;
+    uint32_t inc;
+    uint64_t local;
+    return tp__node_pid_encode(sys, pid, &node, &inc, &local) == 0 ? node : "";
+}
+
+// The holder the rule picks among gr's: the one whose node's full name
+// sorts first, then the lowest pid. g->lock held; gr->n > 0.
+static uint32_t
+global_winner(tp__groups *g, const group *gr)
+{
+    uint32_t w = 0;
+    const char *wn = node_of_pid(g->sys, gr->pids[0]);
+    for (uint32_t i = 1; i < gr->n; i++) {
+        const char *n = node_of_pid(g->sys, gr->pids[i]);
+        int c = strcmp(n, wn);
+        if (c < 0 || (c == 0 && gr->pids[i].v < gr->pids[w].v)) {
+            w = i;
+            wn = n;
+        }
+    }
+    return w;
+}
+
+// Local `loser` gave up global name entry `entry` to `winner`: the other
+// nodes hear of it, and the loser gets TP_TAG_GLOBAL_LOST.
+static void
+global_lost(tp_ctx *ctx, server *s, const char *entry, tp_pid loser,
+            tp_pid winner)
+{
+    broadcast(ctx, s, T_LEAVE, entry, loser);
+    tell_pending(ctx, s);
+    tp_global_msg gm;
+    memset(&gm, 0, sizeof gm);
+    snprintf(gm.name, sizeof gm.name, "%s", entry + 1);
+    gm.holder = winner;
+    tp_system *sys = tp_ctx_system(ctx);
+    tp__msg *m =
+        tp__msg_new_copy(sys, TP_TAG_GLOBAL_LOST, TP_PID_NIL, &gm, sizeof gm);
+    if (m != NULL && tp__deliver_force(sys, loser, m) != 0)
+        tp__msg_free(m);
+    char text[TP_PID_STRLEN], by[TP_PID_STRLEN];
+    tp_pid_format(loser, text, sizeof text);
+    tp_pid_format(winner, by, sizeof by);
+    tp_log(sys, TP_LOG_WARNING,
+           "groups: global name \"%s\" held twice: %s gives it up to %s "
+           "(of %s)",
+           gm.name, text, by, node_of_pid(sys, winner));
+}
+
+int
+tp_global_register(tp_system *sys, const char *name, tp_pid pid)
+{
+    char entry[TP_GROUP_NAME_MAX + 1];
+    if (sys == NULL || !global_entry(name, entry))
+        return TP_EINVAL;
+    return join_entry(sys, entry, pid, true);
+}
+
+int
+tp_global_unregister(tp_system *sys, const char *name)
+{
+    char entry[TP_GROUP_NAME_MAX + 1];
+    if (sys == NULL || !global_entry(name, entry))
+        return TP_EINVAL;
+    tp__groups *g = atomic_load_explicit(&sys->groups, memory_order_acquire);
+    tp_pid holder = TP_PID_NIL;
+    if (g != NULL) {
+        pthread_mutex_lock(&g->lock);
+        group *gr = find(g, entry);
+        for (uint32_t i = 0; gr != NULL && i < gr->n; i++)
+            if (gr->origins[i] == 0)
+                holder = gr->pids[i];
+        pthread_mutex_unlock(&g->lock);
+    }
+    if (tp_pid_is_nil(holder))
+        return TP_ENOENT;
+    return leave_entry(sys, entry, holder);
+}
+
+int
+tp_global_whereis(tp_system *sys, const char *name, tp_pid *out)
+{
+    char entry[TP_GROUP_NAME_MAX + 1];
+    if (sys == NULL || out == NULL || !global_entry(name, entry))
+        return TP_EINVAL;
+    tp__groups *g = atomic_load_explicit(&sys->groups, memory_order_acquire);
+    if (g == NULL)
+        return TP_ENOACTOR;
+    int rc = TP_ENOACTOR;
+    pthread_mutex_lock(&g->lock);
+    group *gr = find(g, entry);
+    if (gr != NULL && gr->n > 0) {
+        *out = gr->pids[global_winner(g, gr)];
+        rc = 0;
+    }
+    pthread_mutex_unlock(&g->lock);
+    return rc;
+}
+
+int
+tp_global_send(tp_ctx *ctx, const char *name, uint32_t tag, const void *data,
+               size_t size)
+{
+    int rc = tp__check_ctx(ctx);
+    if (rc != 0)
+        return rc;
+    tp_pid to;
+    if ((rc = tp_global_whereis(tp_ctx_system(ctx), name, &to)) != 0)
+        return rc;
+    return tp_send(ctx, to, tag, data, size);
 }
