@@ -873,6 +873,46 @@ START_TEST(mesh_forms_from_one_seed)
 }
 END_TEST
 
+START_TEST(seeds_by_address_and_by_dns_name)
+{
+    tp_system *a = tpn_local("dn", NULL);
+    const char *an = tp_node_name(a); // dn@127.0.0.1:PORT
+    char seeds[128];
+    // "localhost" resolves (/etc/hosts) to 127.0.0.1: node dn there.
+    snprintf(seeds, sizeof seeds, " other@127.0.0.1:1 ,dn@localhost:%s",
+             strrchr(an, ':') + 1);
+    tp_system *b = tpn_local("ds", &(tp_node_config){.seeds = seeds});
+    tp_system *c = tpn_local("dt", &(tp_node_config){.seeds = an});
+    for (int k = 0; k < 2; k++) {
+        tp_system *sys = k == 0 ? b : c;
+        up_arg u = {sys, 1};
+        ck_assert(tpt_wait_until(peers_up_is, &u, 10.0));
+        tp_peer_info pi[4];
+        int n = tp_node_peers(sys, pi, 4);
+        bool found = false;
+        for (int i = 0; i < n && i < 4; i++)
+            found |= strcmp(pi[i].node, an) == 0 && pi[i].state == TP_PEER_UP;
+        ck_assert(found);
+    }
+    ck_assert_int_eq(tp_node_seeds_check(NULL), 0);
+    ck_assert_int_eq(tp_node_seeds_check(""), 0);
+    ck_assert_int_eq(tp_node_seeds_check("a@b.example:4370, c@[::1]:1"), 0);
+    const char *bad[] = {"a@b",       "a@:1",    "@b:1",    "a@b:0",
+                         "a@b:65536", "a@b:01",  "a@-b:1",  "a@b-.c:1",
+                         "a@b..c:1",  "a b@c:1", "a@b_c:1", "a@[::1:1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(tp_node_seeds_check(bad[i]) == TP_EINVAL, "%s", bad[i]);
+    tp_system *d = tpt_system(1);
+    ck_assert_int_eq(
+        tp_node_start(d, &(tp_node_config){.name = "dx", .seeds = "a@b"}),
+        TP_EINVAL);
+    ck_assert_int_eq(tp_system_destroy(&d), 0);
+    ck_assert_int_eq(tp_system_destroy(&c), 0);
+    ck_assert_int_eq(tp_system_destroy(&b), 0);
+    ck_assert_int_eq(tp_system_destroy(&a), 0);
+}
+END_TEST
+
 static void
 nodes_setup(void)
 {
@@ -912,6 +952,7 @@ group_suite(void)
     tcase_add_test(tn, many_members_cross_small_frames);
     tcase_add_test(tn, global_name_has_one_holder);
     tcase_add_test(tn, global_name_conflict_after_partition);
+    tcase_add_test(tn, seeds_by_address_and_by_dns_name);
     suite_add_tcase(s, tn);
     return s;
 }

@@ -80,6 +80,16 @@ typedef struct tp_node_config {
     // reaches any member of a cluster ends connected to every member. Every
     // node of the cluster needs it on (a node without it answers nothing).
     bool mesh;
+    // Seeds: nodes to connect to at start and keep connected (as
+    // tp_node_connect does), "NAME@HOST:PORT" entries separated by commas
+    // or blanks. HOST is an address as in a node's full name, or a DNS
+    // name: each of its A or AAAA records, of the family this node listens
+    // on, is taken as node NAME@ADDRESS:PORT (so the nodes behind one DNS
+    // name share a short name and a port), resolved when the node starts
+    // and every 10 s again, so nodes added behind the name are found (a
+    // Kubernetes headless service, Consul's DNS or /etc/hosts serve). NULL:
+    // none. A malformed entry is TP_EINVAL (tp_node_seeds_check).
+    const char *seeds;
 } tp_node_config;
 
 // Turns `sys` into a node: loads the secret, opens the listening socket and
@@ -252,6 +262,10 @@ typedef struct tp_node_stats {
 } tp_node_stats;
 
 TP_API int tp_node_stats_get(tp_system *sys, tp_node_stats *out);
+
+// Checks a seeds list (tp_node_config.seeds): 0, or TP_EINVAL for a
+// malformed entry (NULL is an empty list). Any thread.
+TP_API int tp_node_seeds_check(const char *seeds);
 
 // Checks that a full node name is well formed: "NAME@A.B.C.D:PORT" or
 // "NAME@[IPv6]:PORT", the IPv6 address spelled as tp_node_name would spell

@@ -18,6 +18,9 @@ void tp__groups_free(tp_system *sys);
 // remote.c: starts the "troupe.remote" service (tp_spawn's code), and
 // frees the spawnables at tp_system_destroy.
 int tp__remote_start(tp_system *sys);
+// seeds.c: connects to tp_node_config.seeds, and starts the actor that
+// resolves the DNS ones again and again.
+void tp__seeds_start(tp_system *sys);
 void tp__remote_free(tp_system *sys);
 
 // A change counter of `sys`'s group table (0 before any group call): a

@@ -169,6 +169,7 @@ tp__cluster_node_started(tp_system *sys)
                "nodes' lookups and spawns here go unanswered, and this "
                "node's fail",
                tp_err_name(rc));
+    tp__seeds_start(sys);
     if (!tp__node_mesh(sys))
         return;
     tp_spawn_opts o = {.name = MESH_NAME, .mailbox_capacity = MESH_CAPACITY};

@@ -33,6 +33,19 @@ bool tp__node_peer_up(tp_system *sys, tp_pid pid, const char *node);
 // The largest frame `sys`'s node accepts (tp_node_config.max_frame), 0
 // when it is not a node. A node sends frames of that size at most too.
 uint32_t tp__node_max_frame(tp_system *sys);
+// One seed of a seeds list: its short name, host (an address or a DNS
+// name) and port, and whether the host is a DNS name.
+typedef struct tp__seed {
+    char name[64];
+    char host[256];
+    unsigned port;
+    bool dns;
+} tp__seed;
+// Parses the next entry of seeds list *s into *out and moves *s past it.
+// Returns 1 for an entry, 0 at the end, TP_EINVAL for a malformed one.
+int tp__seed_next(const char **s, tp__seed *out);
+// The node's seeds list (a copy), NULL for none or not a node.
+const char *tp__node_seeds(tp_system *sys);
 // Whether `sys` is a node started with tp_node_config.mesh.
 bool tp__node_mesh(tp_system *sys);
 int tp__node_pid_encode(tp_system *sys, tp_pid pid, const char **node,

@@ -231,6 +231,7 @@ node_free(tp__dist *n)
         free(n->secret);
     }
     free(n->subs);
+    free(n->seeds);
     if (n->lfd >= 0)
         close(n->lfd);
     if (n->watching) {
@@ -314,6 +315,21 @@ tp_node_start(tp_system *sys, const tp_node_config *in)
     int rc = check_config(sys, in, &n->cfg);
     if (rc != 0)
         goto fail;
+    if (in->seeds != NULL) {
+        if (tp_node_seeds_check(in->seeds) != 0) {
+            tp__log(sys, TP_LOG_ERR,
+                    "node: seeds must be NAME@HOST:PORT entries separated by "
+                    "commas or blanks, HOST an address or a DNS name: \"%s\"",
+                    in->seeds);
+            rc = TP_EINVAL;
+            goto fail;
+        }
+        if ((n->seeds = strdup(in->seeds)) == NULL) {
+            rc = TP_ENOMEM;
+            goto fail;
+        }
+        n->cfg.seeds = n->seeds;
+    }
     snprintf(n->short_name, sizeof n->short_name, "%s", in->name);
     n->cfg.name = n->short_name;
     if (in->secret_file != NULL && (rc = load_secret(n, in->secret_file)) != 0)
@@ -502,6 +518,96 @@ tp_node_peers(tp_system *sys, tp_peer_info *out, size_t max)
         o->connects = atomic_load_explicit(&p->connects, memory_order_relaxed);
     }
     return (int)np;
+}
+
+// A DNS name: labels of [A-Za-z0-9-], not starting or ending with '-',
+// joined by dots, at most 253 bytes.
+static bool
+dns_name_ok(const char *h)
+{
+    size_t n = strlen(h), label = 0;
+    if (n == 0 || n > 253 || h[0] == '.' || h[n - 1] == '.')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = h[i];
+        if (c == '.') {
+            if (label == 0 || h[i - 1] == '-')
+                return false;
+            label = 0;
+        } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                   (c >= '0' && c <= '9') || (c == '-' && label > 0)) {
+            if (++label > 63)
+                return false;
+        } else {
+            return false;
+        }
+    }
+    return h[n - 1] != '-';
+}
+
+int
+tp__seed_next(const char **s, tp__seed *out)
+{
+    const char *p = *s;
+    while (*p == ',' || *p == ' ' || *p == '\t')
+        p++;
+    if (*p == 0) {
+        *s = p;
+        return 0;
+    }
+    size_t len = strcspn(p, ", \t");
+    *s = p + len;
+    char entry[TP_NODE_NAME_MAX + 256];
+    if (len >= sizeof entry)
+        return TP_EINVAL;
+    memcpy(entry, p, len);
+    entry[len] = 0;
+    memset(out, 0, sizeof *out);
+    char *at = strchr(entry, '@'), *colon = strrchr(entry, ':');
+    if (at == NULL || colon == NULL || colon < at ||
+        (size_t)(at - entry) > TP__NODE_SHORT_MAX)
+        return TP_EINVAL;
+    memcpy(out->name, entry, (size_t)(at - entry));
+    if (!tp__short_name_ok(out->name))
+        return TP_EINVAL;
+    if (tp_node_name_check(entry) == 0) {
+        *colon = 0;
+        snprintf(out->host, sizeof out->host, "%s", at + 1);
+        out->port = (unsigned)atoi(colon + 1);
+        return 1;
+    }
+    // NAME@DNSNAME:PORT, the port 1 to 65535 without leading zeros.
+    const char *port = colon + 1;
+    size_t pl = strlen(port);
+    if (pl == 0 || pl > 5 || port[0] == '0' ||
+        strspn(port, "0123456789") != pl || atoi(port) > 65535)
+        return TP_EINVAL;
+    *colon = 0;
+    if (!dns_name_ok(at + 1))
+        return TP_EINVAL;
+    snprintf(out->host, sizeof out->host, "%s", at + 1);
+    out->port = (unsigned)atoi(port);
+    out->dns = true;
+    return 1;
+}
+
+int
+tp_node_seeds_check(const char *seeds)
+{
+    tp__seed sd;
+    int rc;
+    if (seeds == NULL)
+        return 0;
+    while ((rc = tp__seed_next(&seeds, &sd)) == 1)
+        ;
+    return rc;
+}
+
+const char *
+tp__node_seeds(tp_system *sys)
+{
+    tp__dist *n = node_of(sys);
+    return n != NULL ? n->seeds : NULL;
 }
 
 uint32_t

@@ -221,6 +221,7 @@ struct tp__dist {
     char short_name[64];
     uint32_t inc;
     uint8_t *secret;
+    char *seeds; // cfg.seeds points here: the caller's may go
     size_t secret_len;
     int lfd;
     tp__io *io; // the I/O thread; its lock guards what follows

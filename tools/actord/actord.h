@@ -122,6 +122,7 @@ typedef struct ad_config {
     char *metrics; // NULL: no /metrics
     bool metrics_allow_remote;
     bool mesh;               // connect to every node a peer is connected to
+    char *seeds;             // tp_node_config.seeds, DNS names allowed
     int log_level;           // TP_LOG_*
     int shutdown_timeout_ms; // per application, or AD_INFINITY
     int node_line;           // the [node] header's line, 0 if none

@@ -322,6 +322,11 @@ check_whole(parse *p)
             "%s:%d: peers is set but listen is not: only a node that listens "
             "connects to peers",
             c->path, c->peers[0].line);
+    if (c->seeds != NULL && c->listen == NULL && ll == 0)
+        ERR(p,
+            "%s:%d: seeds is set but listen is not: only a node that listens "
+            "connects to seeds",
+            c->path, p->seen[AD_KEY_SEEDS]);
     if (c->mesh && c->listen == NULL && ll == 0)
         ERR(p,
             "%s:%d: mesh is on but listen is not: only a node that listens "
@@ -471,6 +476,7 @@ ad_config_free(ad_config *c)
     free(c->tls_cert);
     free(c->tls_key);
     free(c->tls_ca);
+    free(c->seeds);
     free(c->control);
     free(c->metrics);
     free(c);

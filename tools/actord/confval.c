@@ -31,6 +31,7 @@ const char *const ad_node_key_names[AD_NODE_KEYS + 1] = {
     [AD_KEY_TLS_KEY] = "tls_key",
     [AD_KEY_TLS_CA] = "tls_ca",
     [AD_KEY_MESH] = "mesh",
+    [AD_KEY_SEEDS] = "seeds",
     [AD_NODE_KEYS] = NULL,
 };
 
@@ -434,6 +435,14 @@ ad_node_key_set(ad_config *c, int k, const char *value, const char *dir,
         break;
     case AD_KEY_MESH:
         set_bool(&c->mesh, value, why, size);
+        break;
+    case AD_KEY_SEEDS:
+        if (tp_node_seeds_check(value) != 0)
+            snprintf(why, size,
+                     "expected NAME@HOST:PORT entries separated by commas "
+                     "or blanks, HOST an address or a DNS name");
+        else
+            set_str(&c->seeds, value);
         break;
     case AD_KEY_LOG_LEVEL:
         set_log_level(c, value, why, size);

@@ -26,6 +26,7 @@ enum {
     AD_KEY_TLS_KEY,
     AD_KEY_TLS_CA,
     AD_KEY_MESH,
+    AD_KEY_SEEDS,
     AD_NODE_KEYS
 };
 

@@ -283,7 +283,8 @@ start_system(ad_node *n)
                          .tls_cert_file = c->tls_cert,
                          .tls_key_file = c->tls_key,
                          .tls_ca_file = c->tls_ca,
-                         .mesh = c->mesh};
+                         .mesh = c->mesh,
+                         .seeds = c->seeds};
     if ((rc = tp_node_start(n->sys, &nc)) != 0) {
         ad_log(TP_LOG_ERR, "node_failed listen=%s error=%s", c->listen,
                tp_err_name(rc));

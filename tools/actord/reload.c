@@ -78,6 +78,7 @@ node_keys(ad_node *n, const ad_config *next, int *applied, int *pending)
     fixed_num("metrics_allow_remote", cur->metrics_allow_remote,
               next->metrics_allow_remote, pending);
     fixed_num("mesh", cur->mesh, next->mesh, pending);
+    fixed("seeds", cur->seeds, next->seeds, pending);
 }
 
 static bool

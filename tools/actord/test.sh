@@ -697,16 +697,19 @@ finish "alpha with TLS" 0
 
 # ---- mesh: nodes that only know a seed find each other -------------------
 
-# alpha is the seed; beta and gamma list only alpha, and with mesh = yes
-# on all three, beta and gamma connect to each other.
+# alpha is the seed; beta lists it in peers, gamma in seeds by a DNS name
+# (localhost, from /etc/hosts), and with mesh = yes on all three, beta and
+# gamma connect to each other.
 printf 'listen = 127.0.0.1:0\nsecret_file = %s\nmesh = yes\n' "$tmp/secret" |
     conf alpha
 start alpha
 aport=$(sed -n 's/.*node_started node=alpha@127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$tmp/log")
 alpha="alpha@127.0.0.1:$aport"
 for n in beta gamma; do
-    printf '[node]\nname = %s\ncontrol = %s\nlisten = 127.0.0.1:0\nsecret_file = %s\nmesh = yes\npeers = %s\n' \
-        "$n" "$tmp/run/$n.sock" "$tmp/secret" "$alpha" >"$tmp/$n.conf"
+    seed="peers = $alpha"
+    [ "$n" = beta ] || seed="seeds = alpha@localhost:$aport"
+    printf '[node]\nname = %s\ncontrol = %s\nlisten = 127.0.0.1:0\nsecret_file = %s\nmesh = yes\n%s\n' \
+        "$n" "$tmp/run/$n.sock" "$tmp/secret" "$seed" >"$tmp/$n.conf"
     timeout --foreground 60 "$actord" --config "$tmp/$n.conf" \
         2>"$tmp/log.$n" &
     eval "${n}_pid=\$!"
@@ -732,6 +735,15 @@ gamma_pid=""
 printf 'mesh = yes\n' | conf nolisten
 expect 78 "mesh without listen" "$actord" -c "$tmp/nolisten.conf"
 has "$tmp/err" 'mesh is on but listen is not' "mesh without listen"
+has "$tmp/log.gamma" "seeds: connecting to $alpha\$" \
+    "gamma resolves its seed alpha@localhost"
+printf 'seeds = alpha@localhost:1\n' | conf noseedlisten
+expect 78 "seeds without listen" "$actord" -c "$tmp/noseedlisten.conf"
+has "$tmp/err" 'seeds is set but listen is not' "seeds without listen"
+printf 'listen = 127.0.0.1:0\nseeds = alpha@local_host:1\n' | conf badseeds
+expect 78 "a bad seed" "$actord" -c "$tmp/badseeds.conf"
+has "$tmp/err" 'invalid seeds "alpha@local_host:1": expected NAME@HOST:PORT' \
+    "a bad seed"
 printf 'listen = 127.0.0.1:0\nmesh = maybe\n' | conf badmesh
 expect 78 "mesh = maybe" "$actord" -c "$tmp/badmesh.conf"
 has "$tmp/err" 'invalid mesh "maybe": expected yes or no' "mesh = maybe"
