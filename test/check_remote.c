@@ -332,6 +332,103 @@ START_TEST(bad_arguments)
 }
 END_TEST
 
+// ---- a supervisor whose child runs on the other node ---------------------
+
+static _Atomic long rw_started, rw_alive;
+static _Atomic uint64_t rw_last;
+
+static int
+rw_init(tp_ctx *ctx, void *state, void *arg)
+{
+    (void)state;
+    (void)arg;
+    atomic_store(&rw_last, tp_self(ctx).v);
+    atomic_fetch_add(&rw_started, 1);
+    atomic_fetch_add(&rw_alive, 1);
+    return 0;
+}
+
+static void
+rw_terminate(tp_ctx *ctx, void *state, int reason)
+{
+    (void)ctx;
+    (void)state;
+    (void)reason;
+    atomic_fetch_sub(&rw_alive, 1);
+}
+
+static const tp_behaviour rw_b = {.name = "rworker",
+                                  .init = rw_init,
+                                  .handle = echo_handle,
+                                  .terminate = rw_terminate};
+
+static bool
+alive_is(void *arg)
+{
+    return atomic_load(&rw_alive) == (long)(intptr_t)arg;
+}
+
+static bool
+started_ge(void *arg)
+{
+    return atomic_load(&rw_started) >= (long)(intptr_t)arg;
+}
+
+static bool
+gone(void *arg)
+{
+    tp_actor_stats st;
+    return tp_actor_stats_get(s[0], *(tp_pid *)arg, &st) == TP_ENOACTOR;
+}
+
+START_TEST(supervised_child_on_another_node)
+{
+    atomic_store(&rw_started, 0);
+    atomic_store(&rw_alive, 0);
+    ck_assert_int_eq(tp_spawnable(s[1], "rworker", &rw_b), 0);
+    tp_remote_child_arg ra = {.node = tp_node_name(s[1]),
+                              .behaviour = "rworker"};
+    tp_child_spec child = {.id = "remote",
+                           .behaviour = &tp_remote_child,
+                           .arg = &ra,
+                           .shutdown = 3000};
+    tp_sup_spec spec = {.flags = {.strategy = TP_ONE_FOR_ONE, .intensity = 5},
+                        .children = &child,
+                        .nchildren = 1};
+    tp_pid sup;
+    ck_assert_int_eq(tp_sup_start(s[0], &spec, NULL, &sup), 0);
+    ck_assert(tpt_wait_until(alive_is, (void *)1, 10.0));
+    // The remote actor is killed: the supervisor on node a restarts it.
+    tp_pid first = {atomic_load(&rw_last)};
+    ck_assert_int_eq(tp_system_exit(s[1], first, TP_REASON_KILL), 0);
+    ck_assert(tpt_wait_until(started_ge, (void *)2, 10.0));
+    ck_assert(tpt_wait_until(alive_is, (void *)1, 10.0));
+    ck_assert_uint_ne(atomic_load(&rw_last), first.v);
+    tp_sup_child kids[2];
+    size_t nkids;
+    ck_assert_int_eq(tp_sup_which_children(s[0], sup, 5000, kids, 2, &nkids),
+                     0);
+    ck_assert_uint_eq(nkids, 1);
+    ck_assert_uint_eq(kids[0].restarts, 1);
+    // The supervisor's shutdown reaches the remote actor.
+    ck_assert_int_eq(tp_system_exit(s[0], sup, TP_REASON_SHUTDOWN), 0);
+    ck_assert(tpt_wait_until(alive_is, (void *)0, 10.0));
+    ck_assert(tpt_wait_until(gone, &sup, 10.0));
+    // A behaviour the node does not offer: each start fails, until the
+    // supervisor gives up.
+    tp_remote_child_arg bad = {.node = tp_node_name(s[1]),
+                               .behaviour = "nope"};
+    child.arg = &bad;
+    spec.flags.intensity = 2;
+    ck_assert_int_eq(tp_sup_start(s[0], &spec, NULL, &sup), 0);
+    ck_assert(tpt_wait_until(gone, &sup, 10.0));
+    // Bad arguments fail the start at once.
+    tp_remote_child_arg none = {.node = NULL, .behaviour = "rworker"};
+    child.arg = &none;
+    ck_assert_int_eq(tp_sup_start(s[0], &spec, NULL, &sup), TP_EINVAL);
+}
+END_TEST
+
 Suite *
 remote_suite(void)
 {
@@ -343,6 +440,7 @@ remote_suite(void)
     tcase_add_test(tc, spawn_at_starts_a_remote_actor);
     tcase_add_test(tc, lost_node_and_timeout_end_a_request);
     tcase_add_test(tc, bad_arguments);
+    tcase_add_test(tc, supervised_child_on_another_node);
     suite_add_tcase(su, tc);
     return su;
 }

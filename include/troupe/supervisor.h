@@ -99,6 +99,29 @@ typedef struct tp_sup_spec {
 // tp_system_start, spawn returns at once and the helper finishes later.
 TP_API extern const tp_behaviour tp_supervisor;
 
+// A child on another node: name tp_remote_child as a child spec's
+// behaviour, with a `tp_remote_child_arg *` as its `arg` (which must
+// outlive the child), and the supervisor's tree spans nodes. The local
+// actor it starts asks `node` to spawn `behaviour` (registered there with
+// tp_spawnable; its init gets the `size` bytes at `arg`) and links to the
+// actor spawned. The remote actor's exit ends the local one with the same
+// reason (noconnection when its node is lost), so the supervisor restarts
+// it by the child's restart type, spawning a new remote actor; a spawn
+// that fails ends it with the error (TP_ENOENT, TP_ENOTCONN,
+// TP_ETIMEDOUT...). The supervisor's shutdown is passed on to the remote
+// actor, and the local one exits once the remote has: give the child a
+// shutdown time that covers the round trip. Its init fails with TP_EINVAL
+// for a NULL node or behaviour, or with tp_spawn_at's error.
+typedef struct tp_remote_child_arg {
+    const char *node;      // "NAME@HOST:PORT"
+    const char *behaviour; // spawnable there
+    const void *arg;       // bytes for its init, or NULL
+    size_t size;
+    int spawn_timeout_ms; // the spawn's answer, at most; 0 = 5000
+} tp_remote_child_arg;
+
+TP_API extern const tp_behaviour tp_remote_child;
+
 // Spawns a supervisor; tp_spawn(sys, &tp_supervisor, spec, opts, out).
 // Returns tp_spawn's codes, among them the supervisor's init error.
 TP_API int tp_sup_start(tp_system *sys, const tp_sup_spec *spec,
