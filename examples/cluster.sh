@@ -98,6 +98,10 @@ until [ "$(report_value members)" = 12 ] && [ "$(report_value gamma)" -gt 0 ] 2>
     sleep 0.05
 done
 last_report | sed 's/^/    /'
+echo "$ actorctl groups    (on alpha)"
+"$actorctl" --socket "$tmp/run/alpha.sock" groups | sed 's/^/    /'
+"$actorctl" --socket "$tmp/run/alpha.sock" groups | grep -q '^jobs  *4  *12 ' ||
+    die "actorctl groups does not show 4 of 12 members on alpha"
 
 say "SIGKILL gamma: its workers leave the group, its jobs go to the others"
 kill -KILL "$gamma"

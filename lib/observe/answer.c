@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // What the control socket answers (lib/observe/CONTROL.md): each request's
-// reply packed as a msgpack map, from snapshots, node statistics, peers
-// and actors' details. control.c frames them and serves the connections.
+// reply packed as a msgpack map, from snapshots, node statistics, peers,
+// process groups and actors' details. control.c frames them and serves
+// the connections.
 #include "core/core.h"
 #include "observe/observe.h"
 
@@ -353,4 +354,103 @@ tp__ans_nodes(tp_system *sys, msgpack_packer *pk)
         pk_key_u64(pk, "connects", pi[i].connects);
     }
     free(pi);
+}
+
+// ---- groups
+// ---------------------------------------------------------------------
+
+// Members listed per group in the answer to `groups`; its counts are exact.
+#define GROUP_PIDS 128
+
+static int
+name_order(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+// Local members first (node 0), then by node, slot and generation.
+static int
+pid_order(const void *a, const void *b)
+{
+    tp_pid x = *(const tp_pid *)a, y = *(const tp_pid *)b;
+    uint64_t kx = (uint64_t)tp_pid_node(x) << 48 |
+                  (uint64_t)tp_pid_slot(x) << 24 | tp_pid_gen(x);
+    uint64_t ky = (uint64_t)tp_pid_node(y) << 48 |
+                  (uint64_t)tp_pid_slot(y) << 24 | tp_pid_gen(y);
+    return kx < ky ? -1 : kx > ky;
+}
+
+// Packs group `name` into `pk`, using `pids` (GROUP_PIDS long). Returns
+// false, packing nothing, for a group its last member left meanwhile.
+static bool
+pk_group(tp_system *sys, msgpack_packer *pk, const char *name, tp_pid *pids)
+{
+    int total = tp_group_members(sys, name, pids, GROUP_PIDS);
+    int local = tp_group_local_members(sys, name, NULL, 0);
+    if (total <= 0)
+        return false;
+    // Members may join or leave between the two calls.
+    if (local < 0)
+        local = 0;
+    if (local > total)
+        local = total;
+    size_t shown = total < GROUP_PIDS ? (size_t)total : GROUP_PIDS;
+    qsort(pids, shown, sizeof *pids, pid_order);
+    msgpack_pack_map(pk, 5);
+    pk_key_str(pk, "name", name);
+    pk_key_u64(pk, "local", (uint64_t)local);
+    pk_key_u64(pk, "total", (uint64_t)total);
+    pk_str(pk, "members");
+    msgpack_pack_array(pk, shown);
+    for (size_t i = 0; i < shown; i++)
+        pk_pid(pk, pids[i]);
+    pk_str(pk, "truncated");
+    if (shown < (size_t)total)
+        msgpack_pack_true(pk);
+    else
+        msgpack_pack_false(pk);
+    return true;
+}
+
+void
+tp__ans_groups(tp_system *sys, msgpack_packer *pk)
+{
+    int n = tp_group_names(sys, NULL, 0);
+    if (n < 0)
+        n = 0;
+    char(*names)[TP_GROUP_NAME_MAX + 1] =
+        n ? calloc((size_t)n, sizeof *names) : NULL;
+    tp_pid *pids = malloc(GROUP_PIDS * sizeof *pids);
+    if ((n > 0 && names == NULL) || pids == NULL) {
+        free(names);
+        free(pids);
+        tp__ans_error(pk, "out of memory");
+        return;
+    }
+    int got = n ? tp_group_names(sys, names, (size_t)n) : 0;
+    if (got > n)
+        got = n; // groups added meanwhile wait for the next request
+    if (got < 0)
+        got = 0;
+    qsort(names, (size_t)got, sizeof *names, name_order);
+    // The groups are packed apart first: one may have emptied meanwhile,
+    // and the array's length comes before them.
+    msgpack_sbuffer body;
+    msgpack_packer bp;
+    msgpack_sbuffer_init(&body);
+    msgpack_packer_init(&bp, &body, msgpack_sbuffer_write);
+    size_t listed = 0;
+    for (int i = 0; i < got; i++)
+        listed += pk_group(sys, &bp, names[i], pids);
+    msgpack_pack_map(pk, 3);
+    pk_str(pk, "ok");
+    msgpack_pack_true(pk);
+    pk_key_str(pk, "node", tp_node_name(sys));
+    pk_str(pk, "groups");
+    msgpack_pack_array(pk, listed);
+    if (body.size > 0)
+        pk->callback(pk->data, body.data, body.size);
+    msgpack_sbuffer_destroy(&body);
+    free(names);
+    free(pids);
 }

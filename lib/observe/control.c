@@ -210,6 +210,8 @@ run_op(tp__conn *c, const msgpack_object *req, const msgpack_object *op)
         tp__ans_stats(sys, &r.pk);
     else if (str_is(op, "nodes"))
         tp__ans_nodes(sys, &r.pk);
+    else if (str_is(op, "groups"))
+        tp__ans_groups(sys, &r.pk);
     else if (str_is(op, "kill"))
         tp__ans_kill(sys, &r.pk, pid, field(req, "reason"));
     else

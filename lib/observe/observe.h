@@ -44,6 +44,7 @@ void tp__ans_error(msgpack_packer *pk, const char *why);
 void tp__ans_snapshot(tp_system *sys, msgpack_packer *pk);
 void tp__ans_stats(tp_system *sys, msgpack_packer *pk);
 void tp__ans_nodes(tp_system *sys, msgpack_packer *pk);
+void tp__ans_groups(tp_system *sys, msgpack_packer *pk);
 // `reason`: the request's, or NULL for the default (kill).
 void tp__ans_kill(tp_system *sys, msgpack_packer *pk, tp_pid pid,
                   const msgpack_object *reason);

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: MIT
 # bash completion for actorctl: commands, options, node names (the sockets
 # in the directories actorctl searches), and for info and kill the actors
-# of the chosen node (registered names and pids), asked of the node itself.
+# of the chosen node (registered names and pids) and for groups its
+# process groups, asked of the node itself.
 # Install as /usr/share/bash-completion/completions/actorctl, or source it.
 
 _actorctl_nodes()
@@ -30,6 +31,13 @@ _actorctl_actors()
     actorctl "$@" --timeout 1 ps --json 2>/dev/null |
         sed -n 's/^{"pid":"<\([0-9.]*\)>".*"name":"\([^"]*\)".*/\1 \2/p' |
         tr ' ' '\n' | sed '/^$/d'
+}
+
+# The process groups of the node chosen by the options in "$@".
+_actorctl_groups()
+{
+    actorctl "$@" --timeout 1 groups --json 2>/dev/null |
+        sed -n 's/^{"name":"\([^"]*\)".*/\1/p'
 }
 
 _actorctl()
@@ -99,7 +107,7 @@ _actorctl()
             mapfile -t COMPREPLY < <(compgen -W "$global" -- "$cur")
         else
             mapfile -t COMPREPLY < <(compgen -W \
-                "tree ps top info kill stats nodes help" -- "$cur")
+                "tree ps top info kill stats nodes groups help" -- "$cur")
         fi
         return
     fi
@@ -111,9 +119,9 @@ _actorctl()
     top) opts="-d --delay -n --count" ;;
     info) opts="--json" ;;
     kill) opts="--json" ;;
-    stats | nodes) opts="--json" ;;
+    stats | nodes | groups) opts="--json" ;;
     help)
-        ((nargs == 0)) && words="tree ps top info kill stats nodes"
+        ((nargs == 0)) && words="tree ps top info kill stats nodes groups"
         opts=""
         ;;
     esac
@@ -124,6 +132,7 @@ _actorctl()
     fi
     case $cmd in
     info) ((nargs == 0)) && words=$(_actorctl_actors "${target[@]}") ;;
+    groups) ((nargs == 0)) && words=$(_actorctl_groups "${target[@]}") ;;
     kill)
         if ((nargs == 0)); then
             words=$(_actorctl_actors "${target[@]}")

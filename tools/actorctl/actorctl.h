@@ -259,6 +259,8 @@ int ctl_cmd_info(const ctl_target *t, const ctl_opts *o, const char *who);
 int ctl_cmd_kill(const ctl_target *t, const ctl_opts *o, const char *who);
 int ctl_cmd_stats(const ctl_target *t, const ctl_opts *o);
 int ctl_cmd_nodes(const ctl_target *t, const ctl_opts *o);
+// `name`: the one group to show, or NULL for every group.
+int ctl_cmd_groups(const ctl_target *t, const ctl_opts *o, const char *name);
 
 // Resolves `who` (a pid, with or without brackets, or a registered name)
 // into a pid "<N.N.N>" in `buf`, asking for a snapshot on `c` for a name.

@@ -62,6 +62,13 @@ static const command commands[] = {
      0, 0},
     {"nodes", "[--json]", "the peers of a distributed node",
      "  --json     one JSON object with the peers, one per line\n", 0, 0},
+    {"groups", "[GROUP] [--json]", "the process groups and their members",
+     "  A table of every group with members: its members on this node and\n"
+     "  in all, and their pids (\"...\" when they do not all fit).\n"
+     "  GROUP      that group's members only, one pid per line\n"
+     "  --json     one JSON object with the groups, one per line (with\n"
+     "             GROUP: that group's object)\n",
+     0, 1},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -124,10 +131,10 @@ typedef struct cli {
 } cli;
 
 // Where an option is valid: bit i for commands[i], and the global place.
-#define IN_ALL 0x7fu
-#define IN_GLOBAL 0x80u
+#define IN_ALL 0xffu
+#define IN_GLOBAL 0x100u
 #define IN(c) (1u << (c))
-enum { TREE, PS, TOP, INFO, KILL, STATS, NODES };
+enum { TREE, PS, TOP, INFO, KILL, STATS, NODES, GROUPS };
 
 enum {
     OPT_NODE = 1,
@@ -438,8 +445,10 @@ run(const command *cmd, const cli *c)
     }
     case STATS:
         return ctl_cmd_stats(&t, &c->o);
-    default:
+    case NODES:
         return ctl_cmd_nodes(&t, &c->o);
+    default:
+        return ctl_cmd_groups(&t, &c->o, c->args[0]);
     }
 }
 

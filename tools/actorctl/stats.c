@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // The commands about the node as a whole: `stats` (the system's counters,
 // one `key value` line each under the protocol's key, then a table of
-// workers) and `nodes` (the peers of a distributed node).
+// workers), `nodes` (the peers of a distributed node) and `groups` (its
+// process groups, or one group's members).
 #include "actorctl.h"
 
 #include <stdlib.h>
@@ -255,6 +256,205 @@ ctl_cmd_nodes(const ctl_target *t, const ctl_opts *o)
     int rc = simple_call(t, "nodes", &r);
     if (rc == CTL_OK)
         rc = nodes_print(r.root, o->json);
+    ctl_reply_free(&r);
+    return rc;
+}
+
+// ---- groups
+// -----------------------------------------------------------------
+
+// Widest MEMBERS cell: the pids that fit, then "...".
+#define MEMBERS_WIDTH 48
+
+typedef struct group {
+    ctl_str name;
+    uint64_t local, total;
+    bool truncated; // the node listed only some members
+    const msgpack_object_array *members;
+} group;
+
+static int
+group_decode(const msgpack_object *m, uint32_t i, group *g)
+{
+    char where[32];
+    snprintf(where, sizeof where, "groups[%u]", i);
+    if (m->type != MSGPACK_OBJECT_MAP)
+        return ctl_bad_reply(where, "is not a map");
+    int rc = ctl_get_str(m, "name", where, &g->name);
+    if (rc == CTL_OK)
+        rc = ctl_get_uint(m, "local", where, &g->local);
+    if (rc == CTL_OK)
+        rc = ctl_get_uint(m, "total", where, &g->total);
+    if (rc == CTL_OK)
+        rc = ctl_get_bool(m, "truncated", where, &g->truncated);
+    if (rc == CTL_OK)
+        rc = ctl_get_array(m, "members", where, &g->members);
+    for (uint32_t k = 0; rc == CTL_OK && k < g->members->size; k++) {
+        const msgpack_object *p = &g->members->ptr[k];
+        if (p->type != MSGPACK_OBJECT_STR ||
+            !ctl_pid_valid(p->via.str.ptr, p->via.str.size))
+            return ctl_bad_reply(where,
+                                 "has \"members\"[%u] that is not a pid", k);
+    }
+    return rc;
+}
+
+// Bytewise by name, as the node sorts them.
+static int
+group_order(const void *a, const void *b)
+{
+    const group *x = a, *y = b;
+    uint32_t n = x->name.n < y->name.n ? x->name.n : y->name.n;
+    int c = n ? memcmp(x->name.p, y->name.p, n) : 0;
+    return c ? c : (x->name.n > y->name.n) - (x->name.n < y->name.n);
+}
+
+static ctl_str
+member(const group *g, uint32_t k)
+{
+    const msgpack_object *p = &g->members->ptr[k];
+    return (ctl_str){p->via.str.ptr, p->via.str.size};
+}
+
+static void
+group_json(const group *g)
+{
+    fputs("{\"name\":", stdout);
+    ctl_json_str(stdout, g->name);
+    printf(",\"local\":%llu,\"total\":%llu,\"members\":[",
+           (unsigned long long)g->local, (unsigned long long)g->total);
+    for (uint32_t k = 0; k < g->members->size; k++) {
+        if (k > 0)
+            fputc(',', stdout);
+        ctl_json_str(stdout, member(g, k));
+    }
+    printf("],\"truncated\":%s}", g->truncated ? "true" : "false");
+}
+
+// The members that fit in MEMBERS_WIDTH, then "..." when some do not or
+// the node did not list them all. The caller frees it.
+static char *
+members_text(const group *g)
+{
+    char buf[MEMBERS_WIDTH + 1];
+    size_t len = 0;
+    bool cut = g->truncated || g->members->size < g->total;
+    for (uint32_t k = 0; k < g->members->size; k++) {
+        ctl_str p = member(g, k);
+        bool last = k + 1 == g->members->size && !cut;
+        size_t need = (len ? 1 : 0) + p.n;
+        if (len + need > MEMBERS_WIDTH - (last ? 0 : 4)) {
+            cut = true;
+            break;
+        }
+        len += (size_t)snprintf(buf + len, sizeof buf - len, "%s%.*s",
+                                len ? " " : "", (int)p.n, p.p);
+    }
+    if (cut)
+        snprintf(buf + len, sizeof buf - len, "%s...", len ? " " : "");
+    else if (len == 0)
+        snprintf(buf, sizeof buf, "-");
+    char *s = strdup(buf);
+    if (s == NULL)
+        abort();
+    return s;
+}
+
+static void
+group_table(const group *gs, uint32_t n)
+{
+    static const char *const cols[] = {"GROUP", "LOCAL", "TOTAL", "MEMBERS"};
+    ctl_table tb;
+    ctl_table_init(&tb, 4, 0x6u);
+    for (size_t k = 0; k < 4; k++)
+        ctl_table_putf(&tb, NULL, "%s", cols[k]);
+    for (uint32_t i = 0; i < n; i++) {
+        ctl_table_put(&tb, SGR_CYAN, ctl_clean(gs[i].name));
+        ctl_table_putf(&tb, NULL, "%llu", (unsigned long long)gs[i].local);
+        ctl_table_putf(&tb, NULL, "%llu", (unsigned long long)gs[i].total);
+        ctl_table_put(&tb, NULL, members_text(&gs[i]));
+    }
+    ctl_table_print(&tb, stdout);
+    ctl_table_free(&tb);
+}
+
+static void
+groups_all(ctl_str node, const group *gs, uint32_t n, bool json)
+{
+    if (json) {
+        fputs("{\"node\":", stdout);
+        ctl_json_str(stdout, node);
+        fputs(",\"groups\":[", stdout);
+        for (uint32_t i = 0; i < n; i++) {
+            fputs(i ? ",\n" : "\n", stdout);
+            group_json(&gs[i]);
+        }
+        fputs(n ? "\n]}\n" : "]}\n", stdout);
+    } else if (n == 0) {
+        char *c = ctl_clean(node);
+        printf("%s has no process groups\n", c[0] ? c : "this node");
+        free(c);
+    } else {
+        group_table(gs, n);
+    }
+}
+
+// One group: its members one per line, then how many the node left out.
+static int
+groups_one(const group *gs, uint32_t n, const char *name, bool json)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        if (!ctl_str_eq(gs[i].name, name))
+            continue;
+        if (json) {
+            group_json(&gs[i]);
+            fputc('\n', stdout);
+            return CTL_OK;
+        }
+        for (uint32_t k = 0; k < gs[i].members->size; k++)
+            printf("%.*s\n", (int)member(&gs[i], k).n, member(&gs[i], k).p);
+        if (gs[i].members->size < gs[i].total)
+            printf("... %llu more\n",
+                   (unsigned long long)(gs[i].total - gs[i].members->size));
+        return CTL_OK;
+    }
+    char w[300];
+    return ctl_fail(CTL_ERROR, "%s: group \"%s\": no such group",
+                    ctl_who(w, sizeof w), name);
+}
+
+static int
+groups_print(const msgpack_object *r, const char *name, bool json)
+{
+    ctl_str node;
+    const msgpack_object_array *arr;
+    int rc = ctl_get_str(r, "node", "the reply", &node);
+    if (rc != CTL_OK ||
+        (rc = ctl_get_array(r, "groups", "the reply", &arr)) != CTL_OK)
+        return rc;
+    group *gs = calloc(arr->size + 1, sizeof *gs);
+    if (gs == NULL)
+        abort();
+    for (uint32_t i = 0; rc == CTL_OK && i < arr->size; i++)
+        rc = group_decode(&arr->ptr[i], i, &gs[i]);
+    if (rc == CTL_OK) {
+        qsort(gs, arr->size, sizeof *gs, group_order);
+        if (name != NULL)
+            rc = groups_one(gs, arr->size, name, json);
+        else
+            groups_all(node, gs, arr->size, json);
+    }
+    free(gs);
+    return rc;
+}
+
+int
+ctl_cmd_groups(const ctl_target *t, const ctl_opts *o, const char *name)
+{
+    ctl_reply r;
+    int rc = simple_call(t, "groups", &r);
+    if (rc == CTL_OK)
+        rc = groups_print(r.root, name, o->json);
     ctl_reply_free(&r);
     return rc;
 }

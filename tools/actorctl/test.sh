@@ -390,6 +390,75 @@ has "$tmp/out" 'not distributed' "nodes"
 expect 0 "nodes --json" "$actorctl" -n alpha nodes --json
 has "$tmp/out" '^{"node":"","peers":\[\]}$' "nodes --json"
 
+# ---- groups ---------------------------------------------------------------
+
+# pids NAME...: the pids of the actors registered as NAME..., in slot order
+# (the order the node lists a group's local members in), one per line.
+pids() {
+    for name in "$@"; do
+        ask pid "$name"
+        echo "$answer"
+    done | sort -t. -k2,2n
+}
+
+expect 0 "groups, none yet" "$actorctl" -n alpha groups
+has "$tmp/out" '^this node has no process groups$' "groups, none yet"
+expect 0 "groups --json, none yet" "$actorctl" -n alpha groups --json
+has "$tmp/out" '^{"node":"","groups":\[\]}$' "groups --json, none yet"
+
+for join in "beta gate_b victim" "alpha-pool loner counter leaf" \
+    "crowd root counter gate_a gate_b sub leaf loner"; do
+    ask join "$join"
+    [ "$answer" = ok ] || fail "join $join: $answer"
+done
+alpha_pool=$(pids counter leaf loner)
+beta=$(pids gate_b victim)
+row=$(printf '%s' "$alpha_pool" | tr '\n' ' ')
+expect 0 "groups" "$actorctl" -n alpha groups
+has "$tmp/out" '^GROUP  *LOCAL  *TOTAL  *MEMBERS$' "groups header"
+has "$tmp/out" "^alpha-pool  *3  *3  *$row\$" "groups alpha-pool"
+has "$tmp/out" "^beta  *2  *2  *$(printf '%s' "$beta" | tr '\n' ' ')\$" \
+    "groups beta"
+has "$tmp/out" '^crowd  *7  *7  *\(<0\.[0-9]*\.[0-9]*> \)\{2,\}\.\.\.$' \
+    "groups: a long list cut"
+order=$(sed -n '2,$s/ .*//p' "$tmp/out" | tr '\n' ' ')
+checks=$((checks + 1))
+[ "$order" = "alpha-pool beta crowd " ] || fail "groups order: $order"
+expect 0 "groups --json" "$actorctl" -n alpha groups --json
+checks=$((checks + 1))
+"$tools/ctljson" <"$tmp/out" || fail "groups --json is not valid JSON"
+has "$tmp/out" '^{"node":"","groups":\[$' "groups --json header"
+members=$(printf '%s\n' "$alpha_pool" | sed 's/.*/"&"/' | tr '\n' ,)
+has "$tmp/out" "^{\"name\":\"alpha-pool\",\"local\":3,\"total\":3,\"members\":\[${members%,}\],\"truncated\":false},\$" \
+    "groups --json alpha-pool"
+has "$tmp/out" '^{"name":"crowd","local":7,"total":7,"members":\["<[0-9.]*>"\(,"<[0-9.]*>"\)\{6\}\],"truncated":false}$' \
+    "groups --json crowd: every member"
+expect 0 "groups alpha-pool" "$actorctl" -n alpha groups alpha-pool
+checks=$((checks + 1))
+[ "$(cat "$tmp/out")" = "$alpha_pool" ] ||
+    fail "groups alpha-pool printed: $(cat "$tmp/out")"
+expect 0 "groups alpha-pool --json" "$actorctl" -n alpha groups alpha-pool \
+    --json
+has "$tmp/out" "^{\"name\":\"alpha-pool\",\"local\":3,.*\"truncated\":false}\$" \
+    "groups alpha-pool --json"
+expect 1 "groups of a group nobody is in" "$actorctl" -n alpha groups nosuch
+one_line "groups of a group nobody is in"
+has "$tmp/err" 'node "alpha": group "nosuch": no such group$' \
+    "groups of a group nobody is in"
+expect 2 "groups with two groups" "$actorctl" -n alpha groups alpha-pool beta
+one_line "groups with two groups"
+expect 2 "groups with an unknown option" "$actorctl" -n alpha groups --sort age
+# A member leaves its groups when it exits: the restarted victim is not in
+# beta.
+old=$(pids victim)
+expect 0 "kill a member" "$actorctl" -n alpha kill victim
+beta_left() {
+    run "$actorctl" -n alpha groups beta
+    [ "$(cat "$tmp/out")" = "$(pids gate_b)" ] && [ "$(pids victim)" != "$old" ]
+}
+checks=$((checks + 1))
+eventually beta_left || fail "a killed member stays in beta: $(cat "$tmp/out")"
+
 # ---- choosing the node ----------------------------------------------------
 
 expect 0 "--socket" "$actorctl" --socket "$sock" stats
@@ -442,6 +511,7 @@ raw error 00000001 93                                    # a cut array
 raw error 00000001 90                                    # not a map
 raw error 00000001 80                                    # no op
 raw error 00000005 81 a26f70 01                          # op not a string
+raw ok 0000000b 81 a26f70 a667726f757073               # {"op":"groups"}
 raw error 0000000a 81 a26f70 a5626f677573                # unknown op
 raw error 00000000                                       # empty frame
 raw error 00010001                                       # over 64 KiB
@@ -525,7 +595,7 @@ esc=$(printf '\033')
 for cmd in tree "tree --json" "tree --dot" "tree --describe" \
     "tree --describe --json" ps "ps --json" "info 0.2.1" \
     "info 0.2.1 --json" stats "stats --json" nodes "nodes --json" \
-    "top -n 2 -d 0.05" "kill 0.2.1"; do
+    groups "groups --json" "top -n 2 -d 0.05" "kill 0.2.1"; do
     # shellcheck disable=SC2086
     expect 0 "$cmd against hostile content" $good $cmd
     checks=$((checks + 1))
@@ -547,6 +617,16 @@ order=$(sed -n 's/.*"pid":"\(<[0-9.]*>\)".*/\1/p' "$tmp/out" | tr '\n' ' ')
 checks=$((checks + 1))
 [ "$order" = "<0.1.1> <0.3.1> <0.2.1> <0.6.1> <0.7.1> <0.4.1> <0.5.1> " ] ||
     fail "tree: not in start order: $order"
+# A group the node listed in part: "..." in the table, a count after the
+# pids of one group, each name cleaned.
+$good groups >"$tmp/out" 2>&1
+has "$tmp/out" '^q"uo\\te  *1  *1  *<0\.2\.1>$' "groups: a quoted name"
+has "$tmp/out" '^z?\[2Jpool  *2  *500  *<0\.2\.1> <0\.3\.1> <1\.9\.1> \.\.\.$' \
+    "groups: a list the node cut"
+$good groups "$(printf 'z\033[2Jpool')" >"$tmp/out" 2>&1
+checks=$((checks + 1))
+[ "$(tr '\n' ' ' <"$tmp/out")" = "<0.2.1> <0.3.1> <1.9.1> ... 497 more " ] ||
+    fail "groups GROUP of a list the node cut: $(cat "$tmp/out")"
 $good --color=always tree >"$tmp/out" 2>&1
 has "$tmp/out" "$esc\\[" "--color=always"
 NO_COLOR=1 $good --color=always tree >"$tmp/out" 2>&1

@@ -8,7 +8,8 @@
 //   good.sock      valid replies to every op, with hostile content: names
 //                  holding escape sequences, quotes and bytes that are not
 //                  UTF-8, a parent cycle, an actor that is its own parent,
-//                  an orphan, two peers
+//                  an orphan, two peers, two groups (one listed in
+//                  part)
 //   garbage.sock   a frame of bytes that are not msgpack
 //   close.sock     reads the request, closes without a word
 //   half.sock      announces 100 bytes, sends 10, closes
@@ -220,6 +221,33 @@ nodes(msgpack_packer *pk)
     }
 }
 
+// A group listed in part (the node's cap) and one with a hostile name.
+static void
+groups(msgpack_packer *pk)
+{
+    static const char *const names[] = {"z\033[2Jpool", "q\"uo\\te"};
+    static const char *const pids[] = {"<0.2.1>", "<0.3.1>", "<1.9.1>"};
+    ok(pk, 2);
+    kv_str(pk, "node", "fake@127.0.0.1:1");
+    str(pk, "groups");
+    msgpack_pack_array(pk, 2);
+    for (int i = 0; i < 2; i++) {
+        msgpack_pack_map(pk, 5);
+        kv_str(pk, "name", names[i]);
+        kv_u(pk, "local", i ? 1 : 2);
+        kv_u(pk, "total", i ? 1 : 500);
+        str(pk, "members");
+        msgpack_pack_array(pk, i ? 1 : 3);
+        for (int k = 0; k < (i ? 1 : 3); k++)
+            str(pk, pids[k]);
+        str(pk, "truncated");
+        if (i)
+            msgpack_pack_false(pk);
+        else
+            msgpack_pack_true(pk);
+    }
+}
+
 static void
 error(msgpack_packer *pk, const char *why)
 {
@@ -307,6 +335,8 @@ answer(int fd, const char *mode, const char *op)
             stats(&pk);
         else if (strcmp(op, "nodes") == 0)
             nodes(&pk);
+        else if (strcmp(op, "groups") == 0)
+            groups(&pk);
         else if (strcmp(op, "kill") == 0)
             ok(&pk, 0);
         else

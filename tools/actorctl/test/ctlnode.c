@@ -15,6 +15,10 @@
 //   release       lets every held gate drain; answers "ok" once drained
 //   pid NAME      answers the pid registered as NAME, or "none"
 //   tick          makes counter busy: a message every millisecond
+//   join GROUP NAME...
+//                 makes the actors registered as NAME... members of
+//                 process group GROUP (starting the group server, one
+//                 actor more, on the first join); answers "ok"
 //
 // A held gate spins inside its callback, which a real actor must never
 // do: it occupies a scheduler thread, so the system runs one thread more
@@ -206,6 +210,18 @@ release(tp_system *sys)
     return "ok";
 }
 
+// `names`: the actors' registered names, separated by blanks.
+static const char *
+join(tp_system *sys, const char *group, char *names)
+{
+    tp_pid pid;
+    for (char *n = strtok(names, " \t\n"); n; n = strtok(NULL, " \t\n"))
+        if (tp_whereis(sys, n, &pid) != 0 ||
+            tp_group_join(sys, group, pid) != 0)
+            return "error: cannot join";
+    return "ok";
+}
+
 static void
 serve_commands(tp_system *sys)
 {
@@ -223,6 +239,8 @@ serve_commands(tp_system *sys)
                          tp_system_send(sys, pid, TAG_TICK, NULL, 0) == 0
                      ? "ok"
                      : "error: no counter");
+        } else if (sscanf(line, "join %127s %n", arg, &n) == 1) {
+            puts(join(sys, arg, line + n));
         } else if (sscanf(line, "pid %127s", arg) == 1) {
             if (tp_whereis(sys, arg, &pid) == 0) {
                 tp_pid_format(pid, text, sizeof text);
