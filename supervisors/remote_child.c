@@ -59,8 +59,10 @@ rc_spawned(tp_ctx *ctx, remote_child *r, const tp_remote_answer *ans)
     // A remote actor that exited meanwhile answers the link with an exit
     // signal (noproc), which ends us as its exit would.
     int rc = tp_link(ctx, r->remote);
-    if (rc != 0)
+    if (rc != 0) {
+        tp_exit(ctx, r->remote, TP_REASON_KILL); // not left unwatched
         return rc;
+    }
     if (r->stopping)
         return tp_exit(ctx, r->remote, r->stop_reason);
     return TP_OK;
@@ -74,8 +76,9 @@ rc_exit(tp_ctx *ctx, remote_child *r, const tp_exit_msg *x)
         // asked it to stop.
         return tp_stop_reason(ctx, r->stopping ? r->stop_reason : x->reason);
     // Anyone else's exit signal, our supervisor's shutdown above all:
-    // passed on to the remote actor, whose exit then ends us.
-    if (r->stopping)
+    // passed on to the remote actor, whose exit then ends us. A normal one
+    // would not end an actor that does not trap exits: ignored.
+    if (r->stopping || x->reason == TP_REASON_NORMAL)
         return TP_OK;
     r->stopping = true;
     r->stop_reason = x->reason;

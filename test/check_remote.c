@@ -429,6 +429,51 @@ START_TEST(supervised_child_on_another_node)
 }
 END_TEST
 
+// A spawnable whose init takes longer than its caller waits.
+static int
+slow_init(tp_ctx *ctx, void *state, void *arg)
+{
+    rw_init(ctx, state, arg);
+    tpt_nap_us(400000); // holds node b's troupe.remote: a test only
+    return 0;
+}
+
+static const tp_behaviour slow_b = {.name = "slow",
+                                    .init = slow_init,
+                                    .handle = echo_handle,
+                                    .terminate = rw_terminate};
+
+START_TEST(late_spawn_is_killed_and_requests_wait_for_their_node)
+{
+    atomic_store(&rw_started, 0);
+    atomic_store(&rw_alive, 0);
+    ck_assert_int_eq(tp_spawnable(s[1], "slow", &slow_b), 0);
+    tp_pid pid;
+    ck_assert_int_eq(tp_system_spawn_at(s[0], tp_node_name(s[1]), "slow", NULL,
+                                        0, 100, &pid),
+                     TP_ETIMEDOUT);
+    // The actor came up after its caller gave up: it is killed.
+    ck_assert(tpt_wait_until(started_ge, (void *)1, 10.0));
+    ck_assert(tpt_wait_until(alive_is, (void *)0, 10.0));
+    // A request to a node not connected waits for it to come up.
+    ck_assert_int_eq(
+        tp_spawn(s[1], &echo_b, NULL, &(tp_spawn_opts){.name = "kv"}, NULL),
+        0);
+    ck_assert_int_eq(tp_node_disconnect(s[0], tp_node_name(s[1])), 0);
+    tp_peer_info pi;
+    for (int i = 0; i < 10000; i++) {
+        ck_assert_int_eq(tp_node_peers(s[0], &pi, 1), 1);
+        if (pi.state == TP_PEER_IDLE)
+            break;
+        tpt_nap_us(500);
+    }
+    ck_assert_int_eq(pi.state, TP_PEER_IDLE);
+    ck_assert_int_eq(
+        tp_system_whereis_at(s[0], "kv", tp_node_name(s[1]), 5000, &pid), 0);
+    ck_assert_uint_ne(tp_pid_node(pid), 0);
+}
+END_TEST
+
 Suite *
 remote_suite(void)
 {
@@ -441,6 +486,7 @@ remote_suite(void)
     tcase_add_test(tc, lost_node_and_timeout_end_a_request);
     tcase_add_test(tc, bad_arguments);
     tcase_add_test(tc, supervised_child_on_another_node);
+    tcase_add_test(tc, late_spawn_is_killed_and_requests_wait_for_their_node);
     suite_add_tcase(su, tc);
     return su;
 }

@@ -29,7 +29,7 @@
     X(ECRASH, -4006, "actor crashed")                                         \
     X(EIGNORED, -4007, "actor init chose not to start")                       \
     X(ENOTCONN, -ENOTCONN, "node not connected")                              \
-    X(EADDRINUSE, -EADDRINUSE, "address already in use")                     \
+    X(EADDRINUSE, -EADDRINUSE, "address already in use")                      \
     X(EADDRNOTAVAIL, -EADDRNOTAVAIL, "address not available on this host")    \
     X(EACCES, -EACCES, "permission denied")                                   \
     X(EAFNOSUPPORT, -EAFNOSUPPORT, "address family not supported")            \

@@ -102,11 +102,12 @@ TP_API int tp_group_send(tp_ctx *ctx, const char *group, uint32_t tag,
 // exit releases its names; a lost connection releases that node's on the
 // other side. There is no lock across the cluster: two nodes may register
 // the same name at once, or each while a partition keeps them apart. When
-// they see both, every node applies one rule: the holder whose node's
-// full name sorts first (bytewise; then the lower pid) keeps the name, and
+// two nodes connected to each other see both, each applies one rule: the
+// holder whose node's full name sorts first (bytewise) keeps the name, and
 // the other's node unregisters it and sends it TP_TAG_GLOBAL_LOST (OTP's
 // global kills one of the two by default; here the loser decides what to
-// do, such as exiting).
+// do, such as exiting). Holders on two nodes that are not connected to
+// each other both keep it: connect the cluster's nodes as a mesh.
 
 #define TP_GLOBAL_NAME_MAX 62
 #define TP_TAG_GLOBAL_LOST (TP_TAG_RESERVED + 22) // data: tp_global_msg

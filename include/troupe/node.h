@@ -79,6 +79,8 @@ typedef struct tp_node_config {
     // (kept up as tp_node_connect keeps a connection), so a node that
     // reaches any member of a cluster ends connected to every member. Every
     // node of the cluster needs it on (a node without it answers nothing).
+    // A node disconnected with tp_node_disconnect is connected to again
+    // when a peer names it.
     bool mesh;
     // Seeds: nodes to connect to at start and keep connected (as
     // tp_node_connect does), "NAME@HOST:PORT" entries separated by commas
@@ -86,9 +88,11 @@ typedef struct tp_node_config {
     // name: each of its A or AAAA records, of the family this node listens
     // on, is taken as node NAME@ADDRESS:PORT (so the nodes behind one DNS
     // name share a short name and a port), resolved when the node starts
-    // and every 10 s again, so nodes added behind the name are found (a
-    // Kubernetes headless service, Consul's DNS or /etc/hosts serve). NULL:
-    // none. A malformed entry is TP_EINVAL (tp_node_seeds_check).
+    // and every 10 s again, on a thread of its own, so nodes added behind
+    // the name are found (a Kubernetes headless service, Consul's DNS or
+    // /etc/hosts serve); one missing from three answers in a row while it is
+    // down is disconnected from (tp_node_disconnect). NULL: none. A
+    // malformed entry is TP_EINVAL (tp_node_seeds_check).
     const char *seeds;
 } tp_node_config;
 
@@ -164,7 +168,9 @@ typedef struct tp_remote_answer {
 // one TP_TAG_WHEREIS message with msg->ref == *ref (`ref` may be NULL):
 // the pid, usable as any remote pid, or the reason there is none, within
 // `timeout_ms` (-1: as long as it takes; a node that never comes up then
-// never answers). A node not connected yet is connected to. Returns 0,
+// never answers). A request to a node not connected waits for it to come
+// up, the node connecting to it (and keeping it connected, as
+// tp_node_connect does). Returns 0,
 // TP_EINVAL (NULL, bad name or node, `timeout_ms` below -1, not a node),
 // TP_EPERM (not on the actor's thread) or TP_ENOMEM, in which case nothing
 // follows.
@@ -189,6 +195,9 @@ TP_API int tp_spawnable(tp_system *sys, const char *name,
 // TP_ENOENT or TP_EINVAL.
 TP_API int tp_spawnable_remove(tp_system *sys, const char *name);
 
+// Room a remote spawn's request keeps beside its argument.
+#define TP_REMOTE_ARG_SLACK 256
+
 typedef struct tp_spawn_arg {
     const void *data; // as sent (msgpack, by convention), NULL when empty
     size_t size;
@@ -197,11 +206,16 @@ typedef struct tp_spawn_arg {
 // Spawns an actor of the behaviour registered as `behaviour` on `node`,
 // its init given a copy of `size` bytes at `arg`. The running actor
 // receives exactly one TP_TAG_SPAWNED message with msg->ref == *ref: the
-// new actor's pid, or why there is none (see tp_remote_answer). To link
-// to it or monitor it, call tp_link or tp_monitor with that pid: if it has
-// exited by then, the link's exit signal or the monitor's DOWN says
-// noproc. Returns tp_whereis_at's codes, and TP_EMSGSIZE for an argument
-// over TP_MSG_MAX.
+// new actor's pid, or why there is none (see tp_remote_answer); an actor
+// spawned for a request that ended first (its timeout, a lost connection)
+// or for a caller that has exited is killed when its answer comes. The
+// behaviour's init runs on that node's "troupe.remote" actor, which
+// serves every request there: keep it short. To link to the new actor or
+// monitor it, call tp_link or tp_monitor with its pid: if it has exited by
+// then, the link's exit signal or the monitor's DOWN says noproc. Returns
+// tp_whereis_at's codes, and TP_EMSGSIZE for an argument over TP_MSG_MAX
+// less TP_REMOTE_ARG_SLACK bytes (a request over this node's frame limit
+// is answered with TP_EMSGSIZE).
 TP_API int tp_spawn_at(tp_ctx *ctx, const char *node, const char *behaviour,
                        const void *arg, size_t size, int timeout_ms,
                        uint64_t *ref);

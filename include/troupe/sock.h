@@ -61,8 +61,7 @@ TP_API int tp_sock_connect(tp_ctx *ctx, const char *addr, tp_sock *out);
 // try again later), TP_ENOENT (not an open socket: it closed, and a
 // TP_TAG_SOCK_CLOSED is or was on its way), TP_EPERM (owned by another
 // actor, or not on the actor's thread), TP_EINVAL or TP_ENOMEM.
-TP_API int tp_sock_send(tp_ctx *ctx, tp_sock s, const void *data,
-                        size_t size);
+TP_API int tp_sock_send(tp_ctx *ctx, tp_sock s, const void *data, size_t size);
 
 // Closes `s` after what was queued has been sent; no TP_TAG_SOCK_CLOSED
 // follows. Returns 0, TP_ENOENT, TP_EPERM or TP_EINVAL.

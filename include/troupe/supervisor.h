@@ -110,8 +110,12 @@ TP_API extern const tp_behaviour tp_supervisor;
 // that fails ends it with the error (TP_ENOENT, TP_ENOTCONN,
 // TP_ETIMEDOUT...). The supervisor's shutdown is passed on to the remote
 // actor, and the local one exits once the remote has: give the child a
-// shutdown time that covers the round trip. Its init fails with TP_EINVAL
-// for a NULL node or behaviour, or with tp_spawn_at's error.
+// shutdown time that covers the round trip. A kill (brutal_kill, or the
+// shutdown time running out) ends the local actor at once; the link then
+// kills the remote one, without the supervisor waiting for it, and an
+// actor whose spawn was still under way is killed when its answer comes.
+// Its init fails with TP_EINVAL for a NULL node or behaviour, or with
+// tp_spawn_at's error.
 typedef struct tp_remote_child_arg {
     const char *node;      // "NAME@HOST:PORT"
     const char *behaviour; // spawnable there

@@ -104,7 +104,7 @@ typedef struct tp_config {
     // config means defaults, so 0 cannot mean "no wait" here: use the
     // REJECT policy for that). Below -1: TP_EINVAL.
     int send_timeout_ms;
-    tp_log_fn log;             // NULL = tp_log_stderr
+    tp_log_fn log; // NULL = tp_log_stderr
     void *log_userdata;
     // Catch SIGSEGV, SIGBUS, SIGFPE, SIGILL and SIGABRT raised inside an
     // actor's callbacks: that actor crashes with reason TP_REASON_SIGNAL +
@@ -133,7 +133,8 @@ typedef struct tp_config {
 // Creates a system from `cfg` (NULL for all defaults) and stores it in
 // `*out`. Scheduler threads start with tp_system_start; actors may be
 // spawned before that and run once it is called. The caller owns the
-// system and releases it with tp_system_destroy. Returns 0, TP_EINVAL (NULL `out`, a field out of range;
+// system and releases it with tp_system_destroy. Returns 0, TP_EINVAL (NULL
+// `out`, a field out of range;
 // `*out` untouched), TP_ENOMEM or TP_EAGAIN (threads could not be created).
 // Any thread outside an actor.
 TP_API int tp_system_new(const tp_config *cfg, tp_system **out);

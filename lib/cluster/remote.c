@@ -193,18 +193,24 @@ do_here(tp_system *sys, uint32_t op, const char *name, const void *arg,
     ans->error = tp_spawn(sys, b, &sa, NULL, &ans->pid);
 }
 
-// Delivers answer `ans` to the caller under its ref.
+// Delivers answer `ans` to the caller under its ref. An actor spawned for
+// a caller that cannot be told (it has exited; no memory) is killed: no
+// one would know it is there.
 static void
-answer(tp_system *sys, uint32_t op, tp_pid caller, uint64_t ref,
+answer(tp_ctx *ctx, uint32_t op, tp_pid caller, uint64_t ref,
        const tp_remote_answer *ans)
 {
+    tp_system *sys = tp_ctx_system(ctx);
     uint32_t tag = op == OP_WHEREIS ? TP_TAG_WHEREIS : TP_TAG_SPAWNED;
     tp__msg *m = tp__msg_new_copy(sys, tag, TP_PID_NIL, ans, sizeof *ans);
-    if (m == NULL)
-        return; // out of memory: the caller's timeout, if any, answers
-    m->pub.ref = ref;
-    if (tp__deliver_force(sys, caller, m) != 0)
+    if (m != NULL) {
+        m->pub.ref = ref;
+        if (tp__deliver_force(sys, caller, m) == 0)
+            return;
         tp__msg_free(m); // the caller has exited
+    }
+    if (op == OP_SPAWN && ans->error == 0)
+        tp_exit(ctx, ans->pid, TP_REASON_KILL);
 }
 
 // ---- the service ---------------------------------------------------------
@@ -215,12 +221,22 @@ typedef struct pending {
     uint32_t op;
     tp_timer timer;
     char node[TP_NODE_NAME_MAX];
+    // The request, until it is sent: a request waits for its node to be
+    // up, since one queued for a connection attempt that fails is lost.
+    uint8_t *req;
+    size_t req_len;
 } pending;
+
+// Spawn requests that ended without their answer (timeout, lost node):
+// an answer that still comes has its actor killed.
+#define TOMBS 256
 
 typedef struct service {
     pending *p;
     size_t n, cap;
     uint64_t next_id;
+    uint64_t tombs[TOMBS];
+    unsigned next_tomb;
 } service;
 
 static pending *
@@ -239,8 +255,27 @@ finish(tp_ctx *ctx, service *s, pending *p, const tp_remote_answer *ans)
     tp_system *sys = tp_ctx_system(ctx);
     if (p->timer != 0)
         tp_timer_cancel(sys, p->timer);
-    answer(sys, p->op, p->caller, p->ref, ans);
+    if (p->op == OP_SPAWN && p->req == NULL && ans->error != 0) {
+        s->tombs[s->next_tomb] = p->id; // sent, and not answered
+        s->next_tomb = (s->next_tomb + 1) % TOMBS;
+    }
+    free(p->req);
+    answer(ctx, p->op, p->caller, p->ref, ans);
     *p = s->p[--s->n];
+}
+
+// Sends pending request `p`. Returns 0 or the send's code.
+static int
+send_request(tp_ctx *ctx, pending *p)
+{
+    int rc = tp_send_name_at(ctx, REMOTE_NAME, p->node,
+                             p->op == OP_WHEREIS ? R_WHEREIS : R_SPAWN, p->req,
+                             p->req_len);
+    if (rc == 0) {
+        free(p->req);
+        p->req = NULL;
+    }
+    return rc;
 }
 
 static void
@@ -267,7 +302,7 @@ handle_note(tp_ctx *ctx, service *s, const tp_msg *msg)
     tp_remote_answer ans;
     if (strcmp(nt.node, tp_node_name(sys)) == 0) {
         do_here(sys, nt.op, nt.name, arg, nt.size, &ans);
-        answer(sys, nt.op, nt.caller, nt.ref, &ans);
+        answer(ctx, nt.op, nt.caller, nt.ref, &ans);
         return;
     }
     if (s->n == s->cap) {
@@ -275,7 +310,7 @@ handle_note(tp_ctx *ctx, service *s, const tp_msg *msg)
         pending *p = realloc(s->p, cap * sizeof *p);
         if (p == NULL) {
             ans = (tp_remote_answer){.error = TP_ENOMEM};
-            answer(sys, nt.op, nt.caller, nt.ref, &ans);
+            answer(ctx, nt.op, nt.caller, nt.ref, &ans);
             return;
         }
         s->p = p;
@@ -294,22 +329,30 @@ handle_note(tp_ctx *ctx, service *s, const tp_msg *msg)
         msgpack_pack_bin(p, nt.size);
         msgpack_pack_bin_body(p, arg, nt.size);
     }
-    int rc = tp_send_name_at(ctx, REMOTE_NAME, nt.node,
-                             nt.op == OP_WHEREIS ? R_WHEREIS : R_SPAWN,
-                             pk.buf.data, pk.buf.size);
-    tp_pack_destroy(&pk);
-    if (rc != 0) {
-        ans = (tp_remote_answer){.error = rc};
-        answer(sys, nt.op, nt.caller, nt.ref, &ans);
-        return;
-    }
     pending *q = &s->p[s->n++];
-    *q = (pending){.id = id, .ref = nt.ref, .caller = nt.caller, .op = nt.op};
+    *q = (pending){.id = id,
+                   .ref = nt.ref,
+                   .caller = nt.caller,
+                   .op = nt.op,
+                   .req = (uint8_t *)pk.buf.data,
+                   .req_len = pk.buf.size};
+    pk.buf.data = NULL; // the pending request owns the bytes now
+    pk.buf.size = pk.buf.alloc = 0;
+    tp_pack_destroy(&pk);
     snprintf(q->node, sizeof q->node, "%s", nt.node);
     if (nt.timeout_ms >= 0 &&
         tp_send_after(ctx, tp_self(ctx), (uint32_t)nt.timeout_ms, R_TIMEOUT,
-                      &id, sizeof id, &q->timer) != 0)
+                      &id, sizeof id, &q->timer) != 0) {
         fail(ctx, s, q, TP_ENOMEM);
+        return;
+    }
+    // Sent now if its node is up; otherwise at its nodeup (connecting to
+    // it now), or never, if the timeout comes first.
+    int rc = tp__node_peer_up(sys, TP_PID_NIL, nt.node)
+                 ? send_request(ctx, q)
+                 : tp_node_connect(sys, nt.node, 0);
+    if (rc != 0)
+        fail(ctx, s, q, rc);
 }
 
 // Packs and sends ANSWER [id, error, pid or nil] to `to`.
@@ -368,13 +411,27 @@ handle_answer(tp_ctx *ctx, service *s, const tp_msg *msg,
     tp_system *sys = tp_ctx_system(ctx);
     if (a->size != 3 || a->ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
         return;
-    pending *p = pending_find(s, a->ptr[0].via.u64);
+    uint64_t id = a->ptr[0].via.u64;
+    pending *p = pending_find(s, id);
     const char *node;
     uint32_t inc;
     uint64_t local;
+    if (p == NULL) {
+        // A spawn's answer after the request ended: its actor is killed.
+        tp_pid orphan;
+        for (unsigned i = 0; i < TOMBS && id != 0; i++)
+            if (s->tombs[i] == id) {
+                s->tombs[i] = 0;
+                if (a->ptr[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+                    a->ptr[1].via.u64 == 0 &&
+                    tp_unpack_pid(sys, &a->ptr[2], &orphan) == 0 &&
+                    tp_pid_node(orphan) == tp_pid_node(msg->from))
+                    tp_exit(ctx, orphan, TP_REASON_KILL);
+            }
+        return;
+    }
     // Only the node asked answers.
-    if (p == NULL ||
-        tp__node_pid_encode(sys, msg->from, &node, &inc, &local) != 0 ||
+    if (tp__node_pid_encode(sys, msg->from, &node, &inc, &local) != 0 ||
         strcmp(node, p->node) != 0)
         return;
     tp_remote_answer ans = {.error = TP_EINVAL};
@@ -385,8 +442,8 @@ handle_answer(tp_ctx *ctx, service *s, const tp_msg *msg,
             tp_pid_node(ans.pid) == tp_pid_node(msg->from))
             ans.error = 0;
     } else if (e->type == MSGPACK_OBJECT_NEGATIVE_INTEGER &&
-               e->via.i64 >= INT32_MIN) {
-        ans.error = (int)e->via.i64;
+               e->via.i64 > INT32_MIN) {
+        ans.error = (int)e->via.i64; // INT32_MIN is no code of ours
     }
     finish(ctx, s, p, &ans);
 }
@@ -427,18 +484,29 @@ service_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
         msgpack_unpacked_destroy(&u);
         break;
     }
+    case TP_TAG_NODEUP:
     case TP_TAG_NODEDOWN:
         if (msg->size == sizeof(tp_node_msg)) {
             tp_node_msg nm;
             memcpy(&nm, msg->data, sizeof nm);
             nm.node[sizeof nm.node - 1] = 0;
-            for (size_t i = s->n; i-- > 0;)
-                if (strcmp(s->p[i].node, nm.node) == 0)
-                    fail(ctx, s, &s->p[i], TP_ENOTCONN);
+            // Downwards: finish moves the last entry, already seen, here.
+            for (size_t i = s->n; i-- > 0;) {
+                pending *p = &s->p[i];
+                if (strcmp(p->node, nm.node) != 0)
+                    continue;
+                if (msg->tag == TP_TAG_NODEDOWN && p->req == NULL) {
+                    fail(ctx, s, p, TP_ENOTCONN); // sent, now lost
+                } else if (msg->tag == TP_TAG_NODEUP && p->req != NULL) {
+                    int rc = send_request(ctx, p);
+                    if (rc != 0)
+                        fail(ctx, s, p, rc);
+                }
+            }
         }
         break;
     default:
-        break; // NODEUP, strays
+        break; // strays
     }
     return TP_OK;
 }
@@ -457,6 +525,8 @@ service_terminate(tp_ctx *ctx, void *state, int reason)
     (void)ctx;
     (void)reason;
     service *s = state;
+    for (size_t i = 0; i < s->n; i++)
+        free(s->p[i].req);
     free(s->p);
 }
 
@@ -490,7 +560,8 @@ ask(tp_ctx *ctx, uint32_t op, const char *node, const char *name,
         timeout_ms < -1 || (arg == NULL && size > 0) ||
         tp_node_name(sys)[0] == 0)
         return TP_EINVAL;
-    if (size > TP_MSG_MAX - sizeof(rnote))
+    _Static_assert(sizeof(rnote) <= TP_REMOTE_ARG_SLACK, "a note's header");
+    if (size > TP_MSG_MAX - TP_REMOTE_ARG_SLACK)
         return TP_EMSGSIZE;
     tp_pid svc;
     if (tp_whereis(sys, REMOTE_NAME, &svc) != 0)

@@ -4,7 +4,9 @@
 // DNS name go to an actor registered as "troupe.seeds", on a thread of its
 // own since getaddrinfo blocks: it resolves them at start and every
 // SEEDS_REFRESH_MS, and connects to each node an address names (of the
-// family this node listens on) that it has not connected to before.
+// family this node listens on) that it has not connected to before. A node
+// whose address has been missing from the answers for SEEDS_FORGET rounds
+// and that is not up is disconnected from, so it is no longer dialled.
 #include "cluster/cluster.h"
 #include "core/core.h"
 #include "dist/dist.h"
@@ -20,40 +22,51 @@
 #define SEEDS_NAME "troupe.seeds"
 #define SEEDS_REFRESH_MS 10000
 #define SEEDS_KNOWN_MAX 4096 // nodes it connects to, as many as peers
+#define SEEDS_FORGET 3       // rounds an address may be missing
 
 enum { S_TICK = 0x74707301u }; // "tps", below the reserved tags
+
+// A node an address named, connected to.
+typedef struct known_node {
+    char name[TP_NODE_NAME_MAX];
+    unsigned unseen; // rounds since an answer last named it
+} known_node;
 
 typedef struct seeder {
     tp__seed *dns; // the seeds to resolve
     size_t ndns;
     bool *failing; // resolving it failed last time (logged once)
-    char (*known)[TP_NODE_NAME_MAX]; // connected to already
+    known_node *known;
     size_t nknown, known_cap;
     int family; // of this node's listening address
 } seeder;
 
-static bool
-known(const seeder *s, const char *node)
+static known_node *
+known(seeder *s, const char *node)
 {
     for (size_t i = 0; i < s->nknown; i++)
-        if (strcmp(s->known[i], node) == 0)
-            return true;
-    return false;
+        if (strcmp(s->known[i].name, node) == 0)
+            return &s->known[i];
+    return NULL;
 }
 
 // Connects to `node` once, from here on kept connected by the node.
 static void
 connect_once(tp_system *sys, seeder *s, const char *node)
 {
-    if (known(s, node) || strcmp(node, tp_node_name(sys)) == 0 ||
-        s->nknown >= SEEDS_KNOWN_MAX)
+    known_node *k = known(s, node);
+    if (k != NULL) {
+        k->unseen = 0;
+        return;
+    }
+    if (strcmp(node, tp_node_name(sys)) == 0 || s->nknown >= SEEDS_KNOWN_MAX)
         return;
     if (s->nknown == s->known_cap) {
         size_t cap = s->known_cap ? s->known_cap * 2 : 16;
-        void *k = realloc(s->known, cap * sizeof *s->known);
-        if (k == NULL)
+        known_node *grown = realloc(s->known, cap * sizeof *s->known);
+        if (grown == NULL)
             return; // the next round tries again
-        s->known = k;
+        s->known = grown;
         s->known_cap = cap;
     }
     int rc = tp_node_connect(sys, node, 0);
@@ -62,15 +75,20 @@ connect_once(tp_system *sys, seeder *s, const char *node)
                tp_err_name(rc));
         return;
     }
-    size_t len = strnlen(node, sizeof s->known[0] - 1); // checked: shorter
-    memcpy(s->known[s->nknown], node, len);
-    s->known[s->nknown++][len] = 0;
+    known_node *n = &s->known[s->nknown++];
+    size_t len = strnlen(node, sizeof n->name - 1); // checked: shorter
+    memcpy(n->name, node, len);
+    n->name[len] = 0;
+    n->unseen = 0;
     tp_log(sys, TP_LOG_INFO, "seeds: connecting to %s", node);
 }
 
 static void
 resolve_all(tp_system *sys, seeder *s)
 {
+    bool answered = false; // by every name: then absence means gone
+    for (size_t i = 0; i < s->nknown; i++)
+        s->known[i].unseen++;
     for (size_t i = 0; i < s->ndns; i++) {
         const tp__seed *sd = &s->dns[i];
         struct addrinfo hints = {.ai_family = s->family,
@@ -87,6 +105,7 @@ resolve_all(tp_system *sys, seeder *s)
             continue;
         }
         s->failing[i] = false;
+        answered = true;
         for (struct addrinfo *a = res; a != NULL; a = a->ai_next) {
             char host[INET6_ADDRSTRLEN], node[TP_NODE_NAME_MAX + 64];
             if (a->ai_family == AF_INET) {
@@ -109,6 +128,19 @@ resolve_all(tp_system *sys, seeder *s)
         }
         freeaddrinfo(res);
     }
+    // Nodes the names no longer list, and that are down: forgotten.
+    for (size_t i = s->nknown; answered && i-- > 0;) {
+        known_node *k = &s->known[i];
+        if (k->unseen < SEEDS_FORGET ||
+            tp__node_peer_up(sys, TP_PID_NIL, k->name))
+            continue;
+        tp_node_disconnect(sys, k->name);
+        tp_log(sys, TP_LOG_INFO,
+               "seeds: %s is no longer named by the seeds, and down: no "
+               "longer dialled",
+               k->name);
+        *k = s->known[--s->nknown];
+    }
 }
 
 static int
@@ -117,8 +149,11 @@ seeder_init(tp_ctx *ctx, void *state, void *arg)
     seeder *s = state;
     seeder *from = arg;
     *s = *from; // takes over the lists
-    return tp_send_interval(ctx, tp_self(ctx), SEEDS_REFRESH_MS, S_TICK, NULL,
-                            0, NULL);
+    int rc = tp_send_interval(ctx, tp_self(ctx), SEEDS_REFRESH_MS, S_TICK,
+                              NULL, 0, NULL);
+    if (rc == 0) // the first round, on this actor's thread
+        rc = tp_send(ctx, tp_self(ctx), S_TICK, NULL, 0);
+    return rc;
 }
 
 static int
@@ -161,6 +196,8 @@ tp__seeds_start(tp_system *sys)
         if (!sd.dns) {
             char node[sizeof sd.name + sizeof sd.host + 8];
             snprintf(node, sizeof node, "%s@%s:%u", sd.name, sd.host, sd.port);
+            if (strcmp(node, tp_node_name(sys)) == 0)
+                continue; // a list shared by every node names this one too
             int rc = tp_node_connect(sys, node, 0);
             if (rc != 0)
                 tp_log(sys, TP_LOG_WARNING, "seeds: cannot connect to %s: %s",
@@ -186,9 +223,6 @@ tp__seeds_start(tp_system *sys)
         free(s.failing);
         return;
     }
-    // The first resolution, here: tp_node_start returns with the seeds
-    // being connected to.
-    resolve_all(sys, &s);
     tp_spawn_opts o = {.name = SEEDS_NAME, .dedicated = true};
     int rc = tp_spawn(sys, &seeder_b, &s, &o, NULL);
     if (rc != 0) {
