@@ -5,7 +5,8 @@
 # each runs the jobs application of examples/cluster.c (workers in the
 # group "jobs"), and alpha's dispatcher spreads jobs over all of them with
 # a router. gamma is then killed with SIGKILL: its jobs are sent again to
-# the others and the work goes on. Everything lives in a temporary
+# the others and the work goes on. beta is then stopped with SIGSTOP, so
+# alpha declares it down, and resumed: it rejoins and takes jobs again. Everything lives in a temporary
 # directory removed at the end; every wait is bounded. `make check` runs
 # it and fails when a step does.
 #
@@ -127,6 +128,31 @@ last_report | sed 's/^/    /'
 [ "$(report_value wrong)" = 0 ] || die "a job came back wrong"
 echo "The work goes on on alpha and beta. A job gamma held when it died came"
 echo "back to the dispatcher as TP_TAG_FAILED and was sent again: resent=$(report_value resent)."
+
+say "SIGSTOP beta: silent, it is declared down; SIGCONT: it comes back"
+beta_pid=$(sed -n 's/.*actord: starting .* pid=\([0-9]*\)$/\1/p' "$tmp/beta.log")
+[ -n "$beta_pid" ] || die "beta logged no pid"
+kill -STOP "$beta_pid"
+wait_log "$tmp/alpha.log" 'nodedown node=beta@' 10 || die "alpha did not see beta go silent"
+grep -h 'nodedown node=beta@' "$tmp/alpha.log" | sed "$plain; s/^/    alpha: /"
+n=0
+until [ "$(report_value members)" = 4 ] 2>/dev/null; do
+    n=$((n + 1))
+    [ $n -lt 200 ] || die "beta's workers did not leave alpha's view"
+    sleep 0.05
+done
+last_report | sed 's/^/    /'
+beta_then=$(report_value beta)
+kill -CONT "$beta_pid"
+n=0
+until [ "$(report_value members)" = 8 ] && [ "$(report_value beta)" -gt "$beta_then" ] 2>/dev/null; do
+    n=$((n + 1))
+    [ $n -lt 300 ] || die "beta did not come back into the group"
+    sleep 0.05
+done
+grep -h 'nodeup node=beta@' "$tmp/alpha.log" | tail -1 | sed "$plain; s/^/    alpha: /"
+last_report | sed 's/^/    /'
+echo "beta's workers are members again and take jobs: the partition healed."
 
 say "Stop alpha and beta (SIGTERM)"
 for n in alpha beta; do

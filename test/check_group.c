@@ -7,7 +7,10 @@
 #include "tp_test.h"
 #include "tp_node_test.h"
 
+#include <netinet/in.h>
 #include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -913,6 +916,52 @@ START_TEST(seeds_by_address_and_by_dns_name)
 }
 END_TEST
 
+// Whether this machine can listen on the IPv6 loopback address.
+static bool
+have_ipv6_loopback(void)
+{
+    int fd = socket(AF_INET6, SOCK_STREAM, 0);
+    if (fd < 0)
+        return false;
+    struct sockaddr_in6 sa = {.sin6_family = AF_INET6,
+                              .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    bool ok = bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    close(fd);
+    return ok;
+}
+
+START_TEST(groups_over_ipv6)
+{
+    if (!have_ipv6_loopback()) {
+        fprintf(stderr, "groups_over_ipv6: no IPv6 loopback here, skipped\n");
+        return;
+    }
+    tp_node_config v6 = {.listen = "[::1]:0", .mesh = true};
+    tp_system *s[3] = {tpn_local("va", &v6), tpn_local("vb", &v6),
+                       tpn_local("vc", &v6)};
+    ck_assert_int_eq(strncmp(tp_node_name(s[0]), "va@[::1]:", 9), 0);
+    // One seed, the mesh does the rest, over IPv6.
+    for (int i = 1; i < 3; i++)
+        ck_assert_int_eq(tp_node_connect(s[i], tp_node_name(s[0]), 5000), 0);
+    for (int i = 0; i < 3; i++) {
+        up_arg u = {s[i], 2};
+        ck_assert(tpt_wait_until(peers_up_is, &u, 10.0));
+        ck_assert_int_eq(tp_group_join(s[i], "v6", spawn_worker(s[i], i)), 0);
+    }
+    for (int i = 0; i < 3; i++)
+        ck_assert(await_count(s[i], "v6", 3));
+    tp_pid a = spawn_worker(s[2], 9);
+    ck_assert_int_eq(tp_global_register(s[2], "v6-leader", a), 0);
+    where_arg w = {s[0], "v6-leader", TP_PID_NIL};
+    for (int i = 0;
+         i < 10000 && tp_global_whereis(s[0], "v6-leader", &w.want) != 0; i++)
+        tpt_nap_us(500);
+    ck_assert_uint_ne(tp_pid_node(w.want), 0);
+    for (int i = 3; i-- > 0;)
+        ck_assert_int_eq(tp_system_destroy(&s[i]), 0);
+}
+END_TEST
+
 static void
 nodes_setup(void)
 {
@@ -953,6 +1002,7 @@ group_suite(void)
     tcase_add_test(tn, global_name_has_one_holder);
     tcase_add_test(tn, global_name_conflict_after_partition);
     tcase_add_test(tn, seeds_by_address_and_by_dns_name);
+    tcase_add_test(tn, groups_over_ipv6);
     suite_add_tcase(s, tn);
     return s;
 }

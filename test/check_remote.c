@@ -386,8 +386,10 @@ START_TEST(supervised_child_on_another_node)
     atomic_store(&rw_started, 0);
     atomic_store(&rw_alive, 0);
     ck_assert_int_eq(tp_spawnable(s[1], "rworker", &rw_b), 0);
-    tp_remote_child_arg ra = {.node = tp_node_name(s[1]),
-                              .behaviour = "rworker"};
+    // The child's arg outlives node b (whose name string goes with it).
+    static char node_b[TP_NODE_NAME_MAX];
+    snprintf(node_b, sizeof node_b, "%s", tp_node_name(s[1]));
+    tp_remote_child_arg ra = {.node = node_b, .behaviour = "rworker"};
     tp_child_spec child = {.id = "remote",
                            .behaviour = &tp_remote_child,
                            .arg = &ra,
@@ -414,10 +416,20 @@ START_TEST(supervised_child_on_another_node)
     ck_assert_int_eq(tp_system_exit(s[0], sup, TP_REASON_SHUTDOWN), 0);
     ck_assert(tpt_wait_until(alive_is, (void *)0, 10.0));
     ck_assert(tpt_wait_until(gone, &sup, 10.0));
+    // The remote node dies: the local child exits with noconnection, and
+    // its restarts, whose spawns time out, use up the intensity.
+    ck_assert_int_eq(tp_sup_start(s[0], &spec, NULL, &sup), 0);
+    ck_assert(tpt_wait_until(alive_is, (void *)1, 10.0));
+    ra.spawn_timeout_ms = 100;
+    ck_assert_int_eq(tp_system_destroy(&s[1]), 0);
+    ck_assert(tpt_wait_until(gone, &sup, 20.0));
+    s[1] = tpn_local("qb2", NULL);
+    snprintf(node_b, sizeof node_b, "%s", tp_node_name(s[1]));
+    ra.spawn_timeout_ms = 0;
+    ck_assert_int_eq(tp_spawnable(s[1], "rworker", &rw_b), 0);
     // A behaviour the node does not offer: each start fails, until the
     // supervisor gives up.
-    tp_remote_child_arg bad = {.node = tp_node_name(s[1]),
-                               .behaviour = "nope"};
+    tp_remote_child_arg bad = {.node = ra.node, .behaviour = "nope"};
     child.arg = &bad;
     spec.flags.intensity = 2;
     ck_assert_int_eq(tp_sup_start(s[0], &spec, NULL, &sup), 0);
