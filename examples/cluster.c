@@ -215,7 +215,7 @@ static const tp_behaviour dispatcher_b = {.name = "jobs_dispatcher",
 
 typedef struct jobs_tree {
     tp_child_spec children[WORKERS_MAX + 1];
-    char ids[WORKERS_MAX][16];
+    char ids[WORKERS_MAX][24];
     tp_sup_spec spec;
 } jobs_tree;
 
