@@ -432,7 +432,8 @@ tp__ans_groups(tp_system *sys, msgpack_packer *pk)
         got = n; // groups added meanwhile wait for the next request
     if (got < 0)
         got = 0;
-    qsort(names, (size_t)got, sizeof *names, name_order);
+    if (got > 0) // qsort's array may not be NULL, even when empty
+        qsort(names, (size_t)got, sizeof *names, name_order);
     // The groups are packed apart first: one may have emptied meanwhile,
     // and the array's length comes before them.
     msgpack_sbuffer body;
