@@ -59,12 +59,12 @@ else
 Q := @
 endif
 
-# Behaviour folders (supervisors/ today) are part of the library but see
+# Behaviour folders (supervisors/, lib/behaviours/) are part of the library but see
 # only the public headers: they are compiled without -Ilib, and
 # test/layout.sh fails `make check` if one includes a header from outside
 # its own folder and include/.
-BEHAVIOUR_DIRS := supervisors
-LIB_SRC := $(wildcard lib/*/*.c) \
+BEHAVIOUR_DIRS := supervisors lib/behaviours
+LIB_SRC := $(filter-out lib/behaviours/%,$(wildcard lib/*/*.c)) \
 	$(foreach d,$(BEHAVIOUR_DIRS),$(wildcard $(d)/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/obj/%.o)
 TEST_SRC := $(wildcard test/*.c)
@@ -238,7 +238,7 @@ bench-compare: deps
 
 format:
 	clang-format -i include/*.h include/troupe/*.h lib/*/*.[ch] test/*.[ch] \
-		test/unit/*.[ch] supervisors/*.[ch] \
+		test/unit/*.[ch] supervisors/*.[ch] lib/behaviours/*.[ch] \
 		examples/*.c tools/bench/*.c
 
 clean:

@@ -18,6 +18,7 @@ extern "C" {
 #include "troupe/link.h"
 #include "troupe/timer.h"
 #include "troupe/supervisor.h"
+#include "troupe/statem.h"
 #include "troupe/node.h"
 #include "troupe/group.h"
 #include "troupe/introspect.h"

@@ -75,5 +75,6 @@ Suite *guarantees_suite(void);
 Suite *dedicated_suite(void);
 Suite *group_suite(void);
 Suite *remote_suite(void);
+Suite *statem_suite(void);
 
 #endif

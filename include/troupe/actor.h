@@ -176,6 +176,11 @@ TP_API tp_pid tp_sender(tp_ctx *ctx);
 // The system the actor belongs to, or NULL when `ctx` is NULL.
 TP_API tp_system *tp_ctx_system(tp_ctx *ctx);
 
+// The running actor's behaviour, or NULL when `ctx` is NULL. A behaviour
+// embedded first in a larger const struct (tp_statem_spec) finds that
+// struct through it.
+TP_API const tp_behaviour *tp_ctx_behaviour(tp_ctx *ctx);
+
 // Asks the running actor to exit normally once the current callback
 // returns (init included: spawn then fails with TP_EINIT). Returns 0,
 // TP_EINVAL for NULL, or TP_EPERM from any other thread.

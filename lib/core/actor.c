@@ -761,6 +761,12 @@ tp_ctx_system(tp_ctx *ctx)
     return ctx ? ((tp_actor *)ctx)->system : NULL;
 }
 
+const tp_behaviour *
+tp_ctx_behaviour(tp_ctx *ctx)
+{
+    return ctx ? ((tp_actor *)ctx)->behaviour : NULL;
+}
+
 int
 tp_stop(tp_ctx *ctx)
 {

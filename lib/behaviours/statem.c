@@ -1,0 +1,475 @@
+// SPDX-License-Identifier: MIT
+// State machines (statem.h), written on <troupe.h> alone.
+//
+// The actor's state is one pointer to a machine: the spec (found from the
+// running actor's behaviour, the spec's first member), the current state,
+// the armed timeouts and the user's data, in one allocation made by init
+// and freed by terminate.
+//
+// Timeouts are timers the machine sets for itself (tp_send_after) with the
+// tag TP_SM_TAG_TIMER and, as data, a 64-bit serial that no other timeout
+// of this machine ever had. What was given with it (tag, data, a name) is
+// kept here; the message names it by serial. A timeout cancelled with
+// tp_timer_cancel never arrives, so a change of state cancels its state
+// timeout exactly; a serial matching nothing is dropped all the same.
+//
+// Postponed messages are the actor's stash: a change of state unstashes
+// them all, so they come back ahead of the mailbox in their order, as
+// gen_statem retries postponed events.
+//
+// The actions (tp_sm_*) find the machine whose callback runs on this
+// thread through a thread-local pointer, saved and restored around each
+// callback: a state function may spawn another machine, whose init runs on
+// the same thread.
+#include <stdalign.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <troupe.h>
+
+typedef struct sm_timeout {
+    tp_timer timer; // 0 when not armed
+    uint64_t serial;
+    uint32_t tag;
+    void *data; // malloc'ed copy, or NULL
+    size_t size;
+    char name[TP_SM_TIMEOUT_NAME_MAX + 1]; // named ones only
+} sm_timeout;
+
+// Which callback of the machine runs.
+enum { IN_NONE, IN_INIT, IN_ENTER, IN_HANDLE };
+
+typedef struct machine {
+    const tp_statem_spec *spec;
+    const tp_state *state;
+    tp_ctx *ctx; // the running callback's
+    int in;      // IN_*
+    // Set by the running state function.
+    const tp_state *next;
+    bool repeat;
+    bool state_set; // the state timeout was set during this callback
+    const tp_sm_event *event;
+    void *fired; // the data of the timeout being handled
+    uint64_t serials;
+    sm_timeout state_to;
+    sm_timeout event_to;
+    sm_timeout *named; // nnamed of them, armed or not
+    size_t nnamed;
+    uint64_t transitions;
+    alignas(max_align_t) unsigned char data[];
+} machine;
+
+static _Thread_local machine *running;
+
+static machine *
+current(tp_ctx *ctx)
+{
+    machine *m = running;
+    return ctx != NULL && m != NULL && m->ctx == ctx ? m : NULL;
+}
+
+static void
+timeout_clear(sm_timeout *t)
+{
+    free(t->data);
+    t->data = NULL;
+    t->size = 0;
+    t->timer = 0;
+    t->serial = 0;
+}
+
+static void
+timeout_cancel(machine *m, sm_timeout *t)
+{
+    if (t->timer != 0)
+        tp_timer_cancel(tp_ctx_system(m->ctx), t->timer);
+    timeout_clear(t);
+}
+
+static int
+timeout_arm(machine *m, sm_timeout *t, uint32_t ms, uint32_t tag,
+            const void *data, size_t size)
+{
+    if (data == NULL && size != 0)
+        return TP_EINVAL;
+    if (size > TP_MSG_MAX)
+        return TP_EMSGSIZE;
+    void *copy = NULL;
+    if (size != 0) {
+        copy = malloc(size);
+        if (copy == NULL)
+            return TP_ENOMEM;
+        memcpy(copy, data, size);
+    }
+    uint64_t serial = ++m->serials;
+    tp_timer timer;
+    int rc = tp_send_after(m->ctx, tp_self(m->ctx), ms, TP_SM_TAG_TIMER,
+                           &serial, sizeof serial, &timer);
+    if (rc != 0) {
+        free(copy);
+        return rc;
+    }
+    timeout_cancel(m, t); // the one it replaces
+    t->timer = timer;
+    t->serial = serial;
+    t->tag = tag;
+    t->data = copy;
+    t->size = size;
+    return 0;
+}
+
+static void
+log_transition(machine *m, const tp_state *from, const tp_state *to)
+{
+    if (m->spec->log_transitions) // the line's origin names the actor
+        tp_log(tp_ctx_system(m->ctx), TP_LOG_INFO, "statem: %s -> %s",
+               from ? from->name : "(start)", to->name);
+}
+
+// Runs the current state's enter, if any, with `from`.
+static int
+enter(machine *m, const tp_state *from)
+{
+    if (m->state->enter == NULL)
+        return TP_OK;
+    int saved = m->in;
+    m->in = IN_ENTER;
+    int rc = m->state->enter(m->ctx, m->data, from);
+    m->in = saved;
+    return rc;
+}
+
+int
+tp_statem_init(tp_ctx *ctx, void *state, void *arg)
+{
+    const tp_statem_spec *spec = (const tp_statem_spec *)tp_ctx_behaviour(ctx);
+    if (spec == NULL || spec->behaviour.init != tp_statem_init ||
+        spec->data_size > ((size_t)1 << 30))
+        return TP_EINVAL;
+    machine *m = calloc(1, sizeof *m + spec->data_size);
+    if (m == NULL)
+        return TP_ENOMEM;
+    m->spec = spec;
+    m->ctx = ctx;
+    m->in = IN_INIT;
+    machine *saved = running;
+    running = m;
+    const tp_state *first = spec->initial;
+    int rc = spec->init ? spec->init(ctx, m->data, arg, &first) : 0;
+    if (rc == 0 && (first == NULL || first->handle == NULL)) {
+        tp_log(tp_ctx_system(ctx), TP_LOG_ERR,
+               "statem: no first state, or one without handle");
+        rc = TP_EINVAL;
+    }
+    if (rc == 0) {
+        m->state = first;
+        log_transition(m, NULL, first);
+        rc = enter(m, NULL); // TP_STOP here: spawn fails with TP_EINIT
+    }
+    running = saved;
+    m->in = IN_NONE;
+    if (rc != 0) {
+        // Not started: terminate will not run. Timers set so far die with
+        // the actor that never was.
+        timeout_clear(&m->state_to);
+        timeout_clear(&m->event_to);
+        for (size_t i = 0; i < m->nnamed; i++)
+            timeout_clear(&m->named[i]);
+        free(m->named);
+        free(m);
+        return rc;
+    }
+    *(machine **)state = m;
+    return 0;
+}
+
+// The timeout a timer message names, or NULL.
+static sm_timeout *
+timeout_of(machine *m, const tp_msg *msg, tp_sm_event_kind *kind)
+{
+    uint64_t serial;
+    if (msg->size != sizeof serial || !tp_pid_eq(msg->from, tp_self(m->ctx)))
+        return NULL;
+    memcpy(&serial, msg->data, sizeof serial);
+    if (serial == 0)
+        return NULL;
+    if (m->state_to.serial == serial) {
+        *kind = TP_SM_STATE_TIMEOUT;
+        return &m->state_to;
+    }
+    if (m->event_to.serial == serial) {
+        *kind = TP_SM_EVENT_TIMEOUT;
+        return &m->event_to;
+    }
+    for (size_t i = 0; i < m->nnamed; i++)
+        if (m->named[i].serial == serial) {
+            *kind = TP_SM_TIMEOUT;
+            return &m->named[i];
+        }
+    return NULL;
+}
+
+// After a state function returned TP_OK: the change of state or the
+// repeat it asked for.
+static int
+transition(machine *m)
+{
+    const tp_state *next = m->next;
+    if (next != NULL && next != m->state) {
+        const tp_state *from = m->state;
+        if (!m->state_set)
+            timeout_cancel(m, &m->state_to);
+        m->state = next;
+        m->transitions++;
+        log_transition(m, from, next);
+        int n = tp_unstash_all(m->ctx);
+        if (n < 0)
+            return n;
+        return enter(m, from);
+    }
+    if (m->repeat)
+        return enter(m, m->state);
+    return TP_OK;
+}
+
+int
+tp_statem_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    machine *m = *(machine **)state;
+    m->ctx = ctx;
+    tp_sm_event ev = {.kind = TP_SM_MESSAGE, .msg = msg};
+    tp_msg tmsg;
+    // A state function that left through tp_fail left this behind.
+    free(m->fired);
+    m->fired = NULL;
+    sm_timeout fired = {0};
+    if (msg->tag == TP_SM_TAG_TIMER) {
+        sm_timeout *t = timeout_of(m, msg, &ev.kind);
+        if (t == NULL && tp_pid_eq(msg->from, tp_self(ctx)))
+            return TP_OK; // a cancelled timeout's: never delivered
+        if (t != NULL) {
+            fired = *t; // the data is the event's until the call returns
+            m->fired = t->data;
+            t->data = NULL;
+            timeout_clear(t);
+            tmsg = (tp_msg){.tag = fired.tag,
+                            .from = msg->from,
+                            .data = fired.data,
+                            .size = fired.size};
+            ev.msg = &tmsg;
+            if (ev.kind == TP_SM_TIMEOUT)
+                ev.name = fired.name;
+        }
+    }
+    // Any event cancels the event timeout (the one firing is already
+    // cleared).
+    timeout_cancel(m, &m->event_to);
+    machine *saved = running;
+    running = m;
+    m->in = IN_HANDLE;
+    m->next = NULL;
+    m->repeat = false;
+    m->state_set = false;
+    m->event = &ev;
+    int rc = m->state->handle(ctx, m->data, &ev);
+    m->in = IN_NONE;
+    m->event = NULL;
+    if (rc == TP_OK)
+        rc = transition(m);
+    m->in = IN_NONE;
+    running = saved;
+    free(m->fired);
+    m->fired = NULL;
+    return rc;
+}
+
+void
+tp_statem_terminate(tp_ctx *ctx, void *state, int reason)
+{
+    machine *m = *(machine **)state;
+    if (m == NULL)
+        return;
+    m->ctx = ctx;
+    if (m->spec->terminate) {
+        machine *saved = running;
+        running = m;
+        m->in = IN_ENTER; // no change of state, no postponing
+        m->spec->terminate(ctx, m->data, m->state, reason);
+        m->in = IN_NONE;
+        running = saved;
+    }
+    // A crash (tp_fail) left the callback without restoring the pointer.
+    if (running == m)
+        running = NULL;
+    free(m->fired);
+    // The actor's own timers are cancelled as it exits.
+    timeout_clear(&m->state_to);
+    timeout_clear(&m->event_to);
+    for (size_t i = 0; i < m->nnamed; i++)
+        timeout_clear(&m->named[i]);
+    free(m->named);
+    free(m);
+    *(machine **)state = NULL;
+}
+
+int
+tp_statem_describe(const void *state, char *buf, size_t size)
+{
+    const machine *m = *(machine *const *)state;
+    if (m == NULL)
+        return snprintf(buf, size, "state=(none)");
+    int n = snprintf(buf, size, "state=%s transitions=%llu", m->state->name,
+                     (unsigned long long)m->transitions);
+    if (n < 0 || (size_t)n >= size)
+        return n;
+    if (m->spec->describe != NULL && (size_t)n + 2 < size) {
+        buf[n] = ' ';
+        int u = m->spec->describe(m->data, buf + n + 1, size - (size_t)n - 1);
+        if (u > 0)
+            n += 1 + u;
+        else
+            buf[n] = '\0';
+    }
+    return n;
+}
+
+// ---- actions
+
+int
+tp_sm_next(tp_ctx *ctx, const tp_state *state)
+{
+    machine *m = current(ctx);
+    if (m == NULL || state == NULL || state->handle == NULL)
+        return TP_EINVAL;
+    if (m->in != IN_HANDLE)
+        return TP_EPERM;
+    m->next = state;
+    return 0;
+}
+
+int
+tp_sm_repeat(tp_ctx *ctx)
+{
+    machine *m = current(ctx);
+    if (m == NULL)
+        return TP_EINVAL;
+    if (m->in != IN_HANDLE)
+        return TP_EPERM;
+    m->repeat = true;
+    return 0;
+}
+
+int
+tp_sm_postpone(tp_ctx *ctx)
+{
+    machine *m = current(ctx);
+    if (m == NULL)
+        return TP_EINVAL;
+    if (m->in != IN_HANDLE)
+        return TP_EPERM;
+    if (m->event == NULL || m->event->kind != TP_SM_MESSAGE)
+        return TP_EINVAL;
+    return tp_stash(ctx);
+}
+
+int
+tp_sm_state_timeout(tp_ctx *ctx, uint32_t ms, uint32_t tag, const void *data,
+                    size_t size)
+{
+    machine *m = current(ctx);
+    if (m == NULL)
+        return TP_EINVAL;
+    int rc = timeout_arm(m, &m->state_to, ms, tag, data, size);
+    if (rc == 0)
+        m->state_set = true;
+    return rc;
+}
+
+int
+tp_sm_state_timeout_cancel(tp_ctx *ctx)
+{
+    machine *m = current(ctx);
+    if (m == NULL)
+        return TP_EINVAL;
+    if (m->state_to.serial == 0)
+        return TP_ENOENT;
+    timeout_cancel(m, &m->state_to);
+    m->state_set = false;
+    return 0;
+}
+
+int
+tp_sm_event_timeout(tp_ctx *ctx, uint32_t ms, uint32_t tag, const void *data,
+                    size_t size)
+{
+    machine *m = current(ctx);
+    if (m == NULL)
+        return TP_EINVAL;
+    return timeout_arm(m, &m->event_to, ms, tag, data, size);
+}
+
+static sm_timeout *
+named(machine *m, const char *name)
+{
+    for (size_t i = 0; i < m->nnamed; i++)
+        if (m->named[i].serial != 0 && strcmp(m->named[i].name, name) == 0)
+            return &m->named[i];
+    return NULL;
+}
+
+static bool
+name_ok(const char *name)
+{
+    if (name == NULL)
+        return false;
+    size_t n = strnlen(name, TP_SM_TIMEOUT_NAME_MAX + 1);
+    return n > 0 && n <= TP_SM_TIMEOUT_NAME_MAX;
+}
+
+int
+tp_sm_timeout(tp_ctx *ctx, const char *name, uint32_t ms, uint32_t tag,
+              const void *data, size_t size)
+{
+    machine *m = current(ctx);
+    if (m == NULL || !name_ok(name))
+        return TP_EINVAL;
+    sm_timeout *t = named(m, name);
+    if (t == NULL) {
+        for (size_t i = 0; i < m->nnamed && t == NULL; i++)
+            if (m->named[i].serial == 0)
+                t = &m->named[i]; // a free slot
+    }
+    if (t == NULL) {
+        sm_timeout *grown =
+            realloc(m->named, (m->nnamed + 1) * sizeof *m->named);
+        if (grown == NULL)
+            return TP_ENOMEM;
+        m->named = grown;
+        t = &m->named[m->nnamed++];
+        memset(t, 0, sizeof *t);
+    }
+    int rc = timeout_arm(m, t, ms, tag, data, size);
+    if (rc == 0)
+        snprintf(t->name, sizeof t->name, "%s", name);
+    return rc;
+}
+
+int
+tp_sm_timeout_cancel(tp_ctx *ctx, const char *name)
+{
+    machine *m = current(ctx);
+    if (m == NULL || !name_ok(name))
+        return TP_EINVAL;
+    sm_timeout *t = named(m, name);
+    if (t == NULL)
+        return TP_ENOENT;
+    timeout_cancel(m, t);
+    return 0;
+}
+
+const tp_state *
+tp_sm_state(tp_ctx *ctx)
+{
+    machine *m = current(ctx);
+    return m ? m->state : NULL;
+}
