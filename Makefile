@@ -124,6 +124,9 @@ check-run: all $(B)/bin/check_troupe $(B)/bin/tnode $(CHECK_DEPS) \
 	@echo "  TEST    examples/cluster.sh"
 	@sh examples/cluster.sh $(B) >$(B)/cluster.log 2>&1 || \
 		{ cat $(B)/cluster.log; echo "cluster example failed"; exit 1; }
+	@echo "  TEST    examples/statem"
+	@$(B)/bin/statem >$(B)/statem.log 2>&1 || \
+		{ cat $(B)/statem.log; echo "statem example failed"; exit 1; }
 ifeq ($(SAN),)
 	@sh test/install_test.sh "$(CC)" "$(MAKE)"
 endif
