@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The supervisor's side of the management calls (start_child,
 // terminate_child, restart_child, delete_child, which_children,
-// count_children): checking a request, queueing it while a stop sequence
+// count_children): checking a request, stashing it while a stop sequence
 // runs, and answering it. The client side is in sup_calls.c.
 #include <stdint.h>
 #include <stdio.h>
@@ -212,21 +212,6 @@ tp__sup_take_call(call *k, const tp_msg *msg)
     } else if (want > 0) {
         k->req.id.id[ID_MAX - 1] = '\0';
     }
-    return 0;
-}
-
-int
-tp__sup_queue_call(sup *s, const call *k)
-{
-    if (s->ncalls == s->capcalls) {
-        size_t cap = s->capcalls ? s->capcalls * 2 : 4;
-        call *c = realloc(s->calls, cap * sizeof *c);
-        if (c == NULL)
-            return TP_ENOMEM;
-        s->calls = c;
-        s->capcalls = cap;
-    }
-    s->calls[s->ncalls++] = *k;
     return 0;
 }
 

@@ -88,12 +88,11 @@ typedef struct sup {
     uint32_t again_delay; // CONT_RESTART: backoff before restarting them
     call answer_to;       // CONT_ANSWER: the terminate call
 
-    // Work that arrived during a sequence.
+    // Work that arrived during a sequence. Calls wait in the actor's
+    // stash (tp_stash), put back when the sequence ends.
     uint64_t *exited; // keys of children that exited meanwhile
     int *exited_reason;
     size_t nexited, capexited;
-    call *calls;
-    size_t ncalls, capcalls;
 } sup;
 
 #define NO_REASON TP__SUP_NO_REASON
@@ -131,7 +130,6 @@ void tp__sup_stop_started(tp_ctx *ctx, sup *s);
 void tp__sup_answer_call(tp_ctx *ctx, const call *k, int rc, tp_pid pid);
 void tp__sup_do_call(tp_ctx *ctx, sup *s, const call *k);
 int tp__sup_take_call(call *k, const tp_msg *msg);
-int tp__sup_queue_call(sup *s, const call *k);
 int tp__sup_note_exit(sup *s, uint64_t key, int reason);
 
 // supervisor.c

@@ -172,12 +172,10 @@ finish_sequence(tp_ctx *ctx, sup *s)
         if (c != NULL)
             tp__sup_handle_exit_of(ctx, s, c, reason);
     }
-    while (!s->busy && s->ncalls > 0) {
-        call k = s->calls[0];
-        s->ncalls--;
-        memmove(s->calls, s->calls + 1, s->ncalls * sizeof *s->calls);
-        tp__sup_do_call(ctx, s, &k);
-    }
+    // The calls that waited come back ahead of the mailbox, in order; one
+    // that starts another sequence stashes the rest again.
+    if (!s->busy && tp_stash_size(ctx) > 0)
+        tp_unstash_all(ctx);
 }
 
 // ---- a failed start --------------------------------------------------------

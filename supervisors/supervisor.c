@@ -4,7 +4,7 @@
 // with OTP's strategies and restart-intensity rule. Stopping children is a
 // sequence driven by messages (each child's exit signal, or its shutdown
 // timer), never a blocking wait: while a sequence runs, further exits are
-// noted and management calls queued, then handled when it ends. The one
+// noted and management calls stashed, then handled when it ends. The one
 // exception is a start that fails in init, which cannot receive messages:
 // a reaper (sup_reaper.c) stops the children started so far, and init
 // waits for it only where the thread may block. The other files
@@ -90,7 +90,6 @@ sup_free(sup *s)
     free(s->again);
     free(s->exited);
     free(s->exited_reason);
-    free(s->calls);
     memset(s, 0, sizeof *s);
 }
 
@@ -288,8 +287,15 @@ sup_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
                         sizeof a);
             return TP_OK;
         }
-        if (s->busy)
-            return tp__sup_queue_call(s, &k);
+        if (s->busy) {
+            // Handled when the stop sequence ends, in the order they came,
+            // before anything newer (tp_unstash_all in sup_stop.c). Past
+            // TP_STASH_MAX waiting, the caller is told TP_EFULL.
+            rc = tp_stash(ctx);
+            if (rc != 0)
+                tp__sup_answer_call(ctx, &k, rc, TP_PID_NIL);
+            return TP_OK;
+        }
         tp__sup_do_call(ctx, s, &k);
         return TP_OK;
     }

@@ -1726,6 +1726,89 @@ START_TEST(test_async_call_to_a_gone_supervisor)
 }
 END_TEST
 
+// ---- calls waiting in the stash --------------------------------------------
+
+// A flooder makes FLOOD count_children calls, FLOOD_STEP per activation,
+// while its supervisor is busy stopping a child; it records each call's
+// ref and checks the answers against them.
+#define FLOOD (TP_STASH_MAX + 8)
+#define FLOOD_STEP 256
+enum { F_GO = 20, F_MORE };
+
+static uint64_t flood_refs[FLOOD];
+static _Atomic long flood_sent, flood_ok, flood_full, flood_bad;
+static tp_pid flood_sup;
+
+static int
+flood_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)state;
+    if (msg->tag == F_GO || msg->tag == F_MORE) {
+        long i = atomic_load(&flood_sent);
+        for (int k = 0; k < FLOOD_STEP && i < FLOOD; k++) {
+            int rc = tp_sup_count_children_async(ctx, flood_sup, -1,
+                                                 &flood_refs[i]);
+            if (rc == TP_EFULL)
+                break; // its mailbox is full: again next time
+            if (rc != 0)
+                atomic_fetch_add(&flood_bad, 1);
+            atomic_store(&flood_sent, ++i);
+        }
+        if (i < FLOOD)
+            return tp_send(ctx, tp_self(ctx), F_MORE, NULL, 0);
+        return TP_OK;
+    }
+    tp_sup_counts k;
+    int rc = tp_sup_result_counts(msg, &k);
+    // The first TP_STASH_MAX calls wait and are answered in order; those
+    // past the stash's bound are refused at once.
+    long ok = atomic_load(&flood_ok), full = atomic_load(&flood_full);
+    if (rc == 0 && msg->ref == flood_refs[ok] && ok < TP_STASH_MAX)
+        atomic_store(&flood_ok, ok + 1);
+    else if (rc == TP_EFULL && msg->ref == flood_refs[TP_STASH_MAX + full])
+        atomic_store(&flood_full, full + 1);
+    else
+        atomic_fetch_add(&flood_bad, 1);
+    return TP_OK;
+}
+
+static const tp_behaviour flood_b = {.name = "flooder",
+                                     .handle = flood_handle};
+
+// Calls that come while a stop sequence runs wait in the supervisor's
+// stash, bounded and counted, and are answered in order once it ends.
+START_TEST(test_calls_wait_in_the_stash)
+{
+    cfg[0].trap = cfg[0].ignore_exit = true;
+    tp_child_spec c[] = {spec(0, TP_PERMANENT), spec(1, TP_PERMANENT)};
+    c[0].shutdown = TP_SHUTDOWN_INFINITY;
+    flood_sup = start_sup((tp_sup_flags){0}, c, 2);
+    // Terminating a: the sequence waits for a, which ignores its shutdown.
+    ck_assert_int_eq(
+        tp_sup_terminate_child(sys, flood_sup, "a", TP_PID_NIL, 0),
+        TP_ETIMEDOUT);
+    ck_assert(tpt_wait_ge(&cfg[0].exits, 1, 20));
+    tp_pid fl;
+    ck_assert_int_eq(tp_spawn(sys, &flood_b, NULL, NULL, &fl), 0);
+    ck_assert_int_eq(tp_system_send(sys, fl, F_GO, NULL, 0), 0);
+    ck_assert(tpt_wait_ge(&flood_sent, FLOOD, 60));
+    ck_assert(tpt_wait_ge(&flood_full, FLOOD - TP_STASH_MAX, 60));
+    tp_actor_detail d;
+    ck_assert_int_eq(tp_actor_detail_get(sys, flood_sup, 10000, &d), 0);
+    ck_assert_uint_eq(d.stashed, TP_STASH_MAX);
+    ck_assert_int_eq(atomic_load(&flood_ok), 0);
+    // a is killed by hand: the sequence ends and the calls are answered.
+    ck_assert_int_eq(tp_system_exit(sys, where(0), TP_REASON_KILL), 0);
+    ck_assert(tpt_wait_ge(&flood_ok, TP_STASH_MAX, 60));
+    ck_assert_int_eq(atomic_load(&flood_bad), 0);
+    ck_assert_int_eq(tp_actor_detail_get(sys, flood_sup, 10000, &d), 0);
+    ck_assert_uint_eq(d.stashed, 0);
+    tp_sup_counts k;
+    ck_assert_int_eq(tp_sup_count_children(sys, flood_sup, 10000, &k), 0);
+    ck_assert_uint_eq(k.active, 1);
+}
+END_TEST
+
 Suite *
 supervisor_suite(void)
 {
@@ -1771,6 +1854,7 @@ supervisor_suite(void)
     tcase_add_test(tc, test_async_calls_each_strategy);
     tcase_add_test(tc, test_async_calls_simple_one_for_one);
     tcase_add_test(tc, test_async_call_to_a_gone_supervisor);
+    tcase_add_test(tc, test_calls_wait_in_the_stash);
     tcase_add_test(tc, test_exit_during_a_stop_is_logged);
     tcase_add_test(tc, test_malformed_requests);
     suite_add_tcase(s, tc);

@@ -159,7 +159,9 @@ typedef struct tp_sup_counts {
 // inside an actor), TP_EINVAL (NULL `sys`, `timeout_ms` below -1),
 // TP_ESHUTDOWN, TP_ENOMEM. Outputs come last and are written only on
 // success. A supervisor answers calls that arrive while it stops children
-// (which may take their shutdown timeouts) once it is done. Calls carry
+// (which may take their shutdown timeouts) once it is done, in the order
+// they came: they wait in its stash (tp_stash), and one past TP_STASH_MAX
+// waiting is answered TP_EFULL at once. Calls carry
 // pointers, so they come from this process only: one from another node is
 // answered TP_EPERM.
 
