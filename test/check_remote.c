@@ -381,6 +381,239 @@ gone(void *arg)
     return tp_actor_stats_get(s[0], *(tp_pid *)arg, &st) == TP_ENOACTOR;
 }
 
+// ---- requests by name ------------------------------------------------------
+
+enum { TAG_ASK = 10, TAG_ASK_DIE, TAG_ASK_IGNORE, TAG_ANSWER, RQ_GO };
+
+// What the requester is told to do: one request by name.
+typedef struct rq_cmd {
+    char node[TP_NODE_NAME_MAX];
+    char name[32];
+    uint32_t tag;
+    int timeout_ms;
+    bool then; // through tp_request_name_at_then
+} rq_cmd;
+
+#define RQ_MAX 16
+typedef struct rq_out {
+    uint64_t ref;
+    uint32_t tag;
+    int reason;    // TP_TAG_FAILED's
+    uint64_t from; // TP_TAG_FAILED's tp_down_msg.from
+    long value;    // the reply's
+    bool via_then;
+} rq_out;
+
+static rq_out rq_outs[RQ_MAX];
+static uint64_t rq_refs[RQ_MAX];
+static _Atomic long rq_answers, rq_asked, rq_call_rc;
+
+static void
+rq_record(const tp_msg *msg, bool via_then)
+{
+    long i = atomic_load(&rq_answers);
+    if (i >= RQ_MAX)
+        return;
+    rq_out *o = &rq_outs[i];
+    o->ref = msg->ref;
+    o->tag = msg->tag;
+    o->via_then = via_then;
+    if (msg->tag == TP_TAG_FAILED) {
+        const tp_down_msg *d = msg->data;
+        o->reason = d->reason;
+        o->from = d->from.v;
+    } else if (msg->tag == TAG_ANSWER && msg->size == sizeof(long)) {
+        memcpy(&o->value, msg->data, sizeof(long));
+    }
+    atomic_store(&rq_answers, i + 1);
+}
+
+static int
+rq_then(tp_ctx *ctx, void *state, const tp_msg *answer, void *arg)
+{
+    (void)ctx, (void)state;
+    ck_assert_ptr_eq(arg, rq_outs);
+    rq_record(answer, true);
+    return TP_OK;
+}
+
+static int
+requester_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)state;
+    if (msg->tag == RQ_GO) {
+        const rq_cmd *c = msg->data;
+        long i = atomic_load(&rq_asked);
+        long v = 7;
+        int rc =
+            c->then ? tp_request_name_at_then(ctx, c->name, c->node, c->tag,
+                                              &v, sizeof v, c->timeout_ms,
+                                              rq_then, rq_outs, &rq_refs[i])
+                    : tp_request_name_at(ctx, c->name, c->node, c->tag, &v,
+                                         sizeof v, c->timeout_ms, &rq_refs[i]);
+        atomic_store(&rq_call_rc, rc);
+        atomic_store(&rq_asked, i + 1);
+        return TP_OK;
+    }
+    rq_record(msg, false);
+    return TP_OK;
+}
+
+static const tp_behaviour requester_b = {.name = "requester",
+                                         .handle = requester_handle};
+
+static int
+rserver_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)state;
+    long v = 42;
+    switch (msg->tag) {
+    case TAG_ASK:
+        if (msg->size != sizeof v || *(const long *)msg->data != 7)
+            v = -1; // the request's data did not come through
+        return tp_reply(ctx, TAG_ANSWER, &v, sizeof v);
+    case TAG_ASK_DIE:
+        return TP_ECRASH; // crashes without answering
+    default:
+        return TP_OK; // TAG_ASK_IGNORE: never answered
+    }
+}
+
+static const tp_behaviour rserver_b = {.name = "rserver",
+                                       .handle = rserver_handle};
+
+static tp_pid requester;
+
+// Has the requester ask `name` on `node` with `tag`, and waits for the
+// answer; returns it.
+static rq_out
+ask_by_name(const char *node, const char *name, uint32_t tag, int timeout_ms,
+            bool then)
+{
+    rq_cmd c = {.tag = tag, .timeout_ms = timeout_ms, .then = then};
+    snprintf(c.node, sizeof c.node, "%s", node);
+    snprintf(c.name, sizeof c.name, "%s", name);
+    long n = atomic_load(&rq_answers), asked = atomic_load(&rq_asked);
+    ck_assert_int_eq(tp_system_send(s[0], requester, RQ_GO, &c, sizeof c), 0);
+    ck_assert(tpt_wait_ge(&rq_asked, asked + 1, 10.0));
+    ck_assert_int_eq(atomic_load(&rq_call_rc), 0);
+    ck_assert(tpt_wait_ge(&rq_answers, n + 1, 20.0));
+    rq_out o = rq_outs[n];
+    ck_assert_uint_eq(o.ref, rq_refs[asked]);
+    ck_assert_int_eq(o.via_then, then);
+    return o;
+}
+
+START_TEST(requests_by_name_get_exactly_one_answer)
+{
+    atomic_store(&rq_answers, 0);
+    atomic_store(&rq_asked, 0);
+    ck_assert_int_eq(tp_spawn(s[0], &requester_b, NULL, NULL, &requester), 0);
+    tp_pid server, here;
+    ck_assert_int_eq(tp_spawn(s[1], &rserver_b, NULL,
+                              &(tp_spawn_opts){.name = "srv"}, &server),
+                     0);
+    ck_assert_int_eq(tp_spawn(s[0], &rserver_b, NULL,
+                              &(tp_spawn_opts){.name = "srv"}, &here),
+                     0);
+    const char *b = tp_node_name(s[1]), *a = tp_node_name(s[0]);
+    // Answered, on the other node and on this one, to handle or to a
+    // continuation.
+    rq_out o = ask_by_name(b, "srv", TAG_ASK, 5000, false);
+    ck_assert_uint_eq(o.tag, TAG_ANSWER);
+    ck_assert_int_eq(o.value, 42);
+    o = ask_by_name(a, "srv", TAG_ASK, 5000, false);
+    ck_assert_uint_eq(o.tag, TAG_ANSWER);
+    o = ask_by_name(b, "srv", TAG_ASK, -1, true);
+    ck_assert_uint_eq(o.tag, TAG_ANSWER);
+    ck_assert_int_eq(o.value, 42);
+    // No such name there: told at once (noproc, from nil), not at the
+    // timeout.
+    o = ask_by_name(b, "nobody", TAG_ASK, -1, false);
+    ck_assert_uint_eq(o.tag, TP_TAG_FAILED);
+    ck_assert_int_eq(o.reason, TP_REASON_NOPROC);
+    ck_assert_uint_eq(o.from, 0);
+    o = ask_by_name(a, "nobody", TAG_ASK, -1, true);
+    ck_assert_uint_eq(o.tag, TP_TAG_FAILED);
+    ck_assert_int_eq(o.reason, TP_REASON_NOPROC);
+    // Never answered: the timeout.
+    o = ask_by_name(b, "srv", TAG_ASK_IGNORE, 200, false);
+    ck_assert_uint_eq(o.tag, TP_TAG_TIMEOUT);
+    // The callee dies before answering: its reason, from its pid.
+    tp_pid remote_srv;
+    ck_assert_int_eq(tp_system_whereis_at(s[0], "srv", b, 5000, &remote_srv),
+                     0);
+    o = ask_by_name(b, "srv", TAG_ASK_DIE, -1, false);
+    ck_assert_uint_eq(o.tag, TP_TAG_FAILED);
+    ck_assert_int_eq(o.reason, TP_ECRASH);
+    ck_assert_uint_eq(o.from, remote_srv.v);
+    // Its node is lost while a request waits: noconnection.
+    ck_assert_int_eq(tp_spawn(s[1], &rserver_b, NULL,
+                              &(tp_spawn_opts){.name = "srv"}, &server),
+                     0);
+    rq_cmd c = {.tag = TAG_ASK_IGNORE, .timeout_ms = -1};
+    snprintf(c.node, sizeof c.node, "%s", b);
+    snprintf(c.name, sizeof c.name, "srv");
+    long n = atomic_load(&rq_answers);
+    ck_assert_int_eq(tp_system_send(s[0], requester, RQ_GO, &c, sizeof c), 0);
+    // Once the request reached the server, the node goes.
+    for (int i = 0; i < 2000; i++) {
+        tp_actor_stats st;
+        if (tp_actor_stats_get(s[1], server, &st) == 0 && st.handled == 1)
+            break;
+        tpt_nap_us(5000);
+    }
+    ck_assert_int_eq(tp_system_destroy(&s[1]), 0);
+    ck_assert(tpt_wait_ge(&rq_answers, n + 1, 20.0));
+    ck_assert_uint_eq(rq_outs[n].tag, TP_TAG_FAILED);
+    ck_assert_int_eq(rq_outs[n].reason, TP_REASON_NOCONNECTION);
+    // Exactly one answer each: nothing came late (the timeout of the
+    // failed ones would have by now: the last one took 200 ms).
+    ck_assert_int_eq(atomic_load(&rq_answers), atomic_load(&rq_asked));
+}
+END_TEST
+
+// Bad arguments are refused before anything is sent.
+static _Atomic int bad_checked;
+
+static int
+bad_rq_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)state, (void)msg;
+    const char *node = tp_node_name(tp_ctx_system(ctx));
+    int ok = tp_request_name_at(ctx, NULL, node, 1, NULL, 0, 10, NULL) ==
+                 TP_EINVAL &&
+             tp_request_name_at(ctx, "x", "not a node", 1, NULL, 0, 10,
+                                NULL) == TP_EINVAL &&
+             tp_request_name_at(ctx, "x", node, TP_TAG_RESERVED, NULL, 0, 10,
+                                NULL) == TP_EINVAL &&
+             tp_request_name_at(ctx, "x", node, 1, NULL, 4, 10, NULL) ==
+                 TP_EINVAL &&
+             tp_request_name_at(ctx, "x", node, 1, NULL, 0, -2, NULL) ==
+                 TP_EINVAL &&
+             tp_request_name_at_then(ctx, "x", node, 1, NULL, 0, 10, NULL,
+                                     NULL, NULL) == TP_EINVAL;
+    atomic_store(&bad_checked, ok ? 1 : -1);
+    return TP_OK;
+}
+
+static const tp_behaviour bad_rq_b = {.name = "bad_rq",
+                                      .handle = bad_rq_handle};
+
+START_TEST(requests_by_name_refuse_bad_arguments)
+{
+    tp_pid p;
+    ck_assert_int_eq(tp_spawn(s[0], &bad_rq_b, NULL, NULL, &p), 0);
+    ck_assert_int_eq(tp_system_send(s[0], p, 1, NULL, 0), 0);
+    for (int i = 0; i < 2000 && atomic_load(&bad_checked) == 0; i++)
+        tpt_nap_us(5000);
+    ck_assert_int_eq(atomic_load(&bad_checked), 1);
+    ck_assert_int_eq(tp_request_name_at(NULL, "x", tp_node_name(s[0]), 1, NULL,
+                                        0, 10, NULL),
+                     TP_EINVAL);
+}
+END_TEST
+
 START_TEST(supervised_child_on_another_node)
 {
     atomic_store(&rw_started, 0);
@@ -502,6 +735,8 @@ remote_suite(void)
     tcase_add_test(tc, lost_node_and_timeout_end_a_request);
     tcase_add_test(tc, bad_arguments);
     tcase_add_test(tc, supervised_child_on_another_node);
+    tcase_add_test(tc, requests_by_name_get_exactly_one_answer);
+    tcase_add_test(tc, requests_by_name_refuse_bad_arguments);
     tcase_add_test(tc, late_spawn_is_killed_and_requests_wait_for_their_node);
     suite_add_tcase(su, tc);
     return su;

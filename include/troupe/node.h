@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "actor.h"
+#include "timer.h"
 
 // Message tags delivered to actors that called tp_monitor_nodes.
 #define TP_TAG_NODEUP (TP_TAG_RESERVED + 16)   // data: tp_node_msg
@@ -134,7 +135,7 @@ TP_API int tp_node_disconnect(tp_system *sys, const char *node);
 // advance; these send to it by name. Same codes as tp_send, and those of
 // tp_node_connect for a node not known yet (TP_EINVAL for a malformed
 // one); a name that is not registered there loses the message (counted
-// in the peer's stats).
+// in the peer's stats): tp_request_name_at below is told instead.
 TP_API int tp_send_name_at(tp_ctx *ctx, const char *name, const char *node,
                            uint32_t tag, const void *data, size_t size);
 TP_API int tp_system_send_name_at(tp_system *sys, const char *name,
@@ -182,6 +183,34 @@ TP_API int tp_whereis_at(tp_ctx *ctx, const char *name, const char *node,
 // tp_whereis_at's codes (TP_EPERM inside an actor).
 TP_API int tp_system_whereis_at(tp_system *sys, const char *name,
                                 const char *node, int timeout_ms, tp_pid *out);
+
+// Sends a request (as tp_request) to the actor registered as `name` on
+// `node` (this node's own name included), and stores its reference in
+// `*ref` (may be NULL). The name is looked up there first, through the
+// nodes' "troupe.remote" actors, and the request sent to the actor found,
+// monitored as tp_request monitors its callee. The running actor then
+// receives exactly one answer with that ref: the reply; TP_TAG_FAILED,
+// whose tp_down_msg says TP_REASON_NOPROC when no actor has the name
+// there (`from` nil) or the callee exited before replying (`from` its
+// pid), TP_REASON_NOCONNECTION when the node was lost, or another error
+// (the request could not be sent); or TP_TAG_TIMEOUT once `timeout_ms` has
+// passed (-1: none; a node that never comes up then never answers), the
+// lookup's time included. A node not connected is connected to, as
+// tp_whereis_at does. Returns 0, TP_EINVAL (NULL, bad name or node,
+// `timeout_ms` below -1, reserved tag, NULL data with a size, not a
+// node), TP_EMSGSIZE, TP_EPERM or TP_ENOMEM, in which case nothing
+// follows.
+TP_API int tp_request_name_at(tp_ctx *ctx, const char *name, const char *node,
+                              uint32_t tag, const void *data, size_t size,
+                              int timeout_ms, uint64_t *ref);
+
+// tp_request_name_at whose answer goes to continuation `then`, as with
+// tp_request_then (TP_EINVAL for a NULL `then`).
+TP_API int tp_request_name_at_then(tp_ctx *ctx, const char *name,
+                                   const char *node, uint32_t tag,
+                                   const void *data, size_t size,
+                                   int timeout_ms, tp_then_fn then, void *arg,
+                                   uint64_t *ref);
 
 // Makes behaviour `b` spawnable by other nodes under `name` (1 to 63
 // bytes), as an application module registers what it offers. The

@@ -33,7 +33,10 @@ enum {
     R_TIMEOUT,
 };
 
-enum { OP_WHEREIS = 1, OP_SPAWN };
+// OP_RESOLVE is a lookup made for a request by name
+// (tp_request_name_at): the same WHEREIS between nodes, answered to the
+// caller's request instead of as a message.
+enum { OP_WHEREIS = 1, OP_SPAWN, OP_RESOLVE };
 
 typedef struct spawnable {
     char name[TP_NAME_MAX + 1];
@@ -180,7 +183,7 @@ do_here(tp_system *sys, uint32_t op, const char *name, const void *arg,
         size_t size, tp_remote_answer *ans)
 {
     memset(ans, 0, sizeof *ans);
-    if (op == OP_WHEREIS) {
+    if (op != OP_SPAWN) {
         ans->error = tp_whereis(sys, name, &ans->pid);
         return;
     }
@@ -201,6 +204,11 @@ answer(tp_ctx *ctx, uint32_t op, tp_pid caller, uint64_t ref,
        const tp_remote_answer *ans)
 {
     tp_system *sys = tp_ctx_system(ctx);
+    if (op == OP_RESOLVE) {
+        // Lost only for want of memory: the request's timeout answers.
+        tp__request_resolved(sys, caller, ref, ans->error, ans->pid);
+        return;
+    }
     uint32_t tag = op == OP_WHEREIS ? TP_TAG_WHEREIS : TP_TAG_SPAWNED;
     tp__msg *m = tp__msg_new_copy(sys, tag, TP_PID_NIL, ans, sizeof *ans);
     if (m != NULL) {
@@ -269,7 +277,7 @@ static int
 send_request(tp_ctx *ctx, pending *p)
 {
     int rc = tp_send_name_at(ctx, REMOTE_NAME, p->node,
-                             p->op == OP_WHEREIS ? R_WHEREIS : R_SPAWN, p->req,
+                             p->op != OP_SPAWN ? R_WHEREIS : R_SPAWN, p->req,
                              p->req_len);
     if (rc == 0) {
         free(p->req);
@@ -321,7 +329,7 @@ handle_note(tp_ctx *ctx, service *s, const tp_msg *msg)
     tp_pack_init(&pk);
     msgpack_packer *p = tp_pack_packer(&pk);
     size_t len = strlen(nt.name);
-    msgpack_pack_array(p, nt.op == OP_WHEREIS ? 2 : 3);
+    msgpack_pack_array(p, nt.op != OP_SPAWN ? 2 : 3);
     msgpack_pack_uint64(p, id);
     msgpack_pack_str(p, len);
     msgpack_pack_str_body(p, nt.name, len);
@@ -548,17 +556,31 @@ tp__remote_start(tp_system *sys)
 
 // ---- asking ----------------------------------------------------------------
 
+// Whether a lookup or spawn of `name` on `node` may be asked.
 static int
-ask(tp_ctx *ctx, uint32_t op, const char *node, const char *name,
-    const void *arg, size_t size, int timeout_ms, uint64_t *ref)
+ask_check(tp_ctx *ctx, const char *node, const char *name, int timeout_ms)
 {
     int rc = tp__check_ctx(ctx);
     if (rc != 0)
         return rc;
-    tp_system *sys = tp_ctx_system(ctx);
     if (!name_ok(name) || node == NULL || tp_node_name_check(node) != 0 ||
-        timeout_ms < -1 || (arg == NULL && size > 0) ||
-        tp_node_name(sys)[0] == 0)
+        timeout_ms < -1 || tp_node_name(tp_ctx_system(ctx))[0] == 0)
+        return TP_EINVAL;
+    return 0;
+}
+
+// Queues the caller's note for the service, under `given` as its ref or,
+// when 0, a new one stored in *ref.
+static int
+ask(tp_ctx *ctx, uint32_t op, const char *node, const char *name,
+    const void *arg, size_t size, int timeout_ms, uint64_t given,
+    uint64_t *ref)
+{
+    int rc = ask_check(ctx, node, name, timeout_ms);
+    if (rc != 0)
+        return rc;
+    tp_system *sys = tp_ctx_system(ctx);
+    if (arg == NULL && size > 0)
         return TP_EINVAL;
     _Static_assert(sizeof(rnote) <= TP_REMOTE_ARG_SLACK, "a note's header");
     if (size > TP_MSG_MAX - TP_REMOTE_ARG_SLACK)
@@ -571,7 +593,7 @@ ask(tp_ctx *ctx, uint32_t op, const char *node, const char *name,
     nt.op = op;
     nt.timeout_ms = timeout_ms;
     nt.caller = tp_self(ctx);
-    nt.ref = tp__new_ref(sys);
+    nt.ref = given != 0 ? given : tp__new_ref(sys);
     snprintf(nt.node, sizeof nt.node, "%s", node);
     snprintf(nt.name, sizeof nt.name, "%s", name);
     nt.size = (uint32_t)size;
@@ -599,14 +621,86 @@ int
 tp_whereis_at(tp_ctx *ctx, const char *name, const char *node, int timeout_ms,
               uint64_t *ref)
 {
-    return ask(ctx, OP_WHEREIS, node, name, NULL, 0, timeout_ms, ref);
+    return ask(ctx, OP_WHEREIS, node, name, NULL, 0, timeout_ms, 0, ref);
 }
 
 int
 tp_spawn_at(tp_ctx *ctx, const char *node, const char *behaviour,
             const void *arg, size_t size, int timeout_ms, uint64_t *ref)
 {
-    return ask(ctx, OP_SPAWN, node, behaviour, arg, size, timeout_ms, ref);
+    return ask(ctx, OP_SPAWN, node, behaviour, arg, size, timeout_ms, 0, ref);
+}
+
+// ---- requests by name ------------------------------------------------------
+
+// The request waits in the caller's tables (signals' tp__request_by_name)
+// while the service looks the name up (OP_RESOLVE); the answer, a system
+// message to the caller, sends it from there or fails it, in the caller's
+// own activation.
+static int
+request_name(tp_ctx *ctx, const char *name, const char *node, uint32_t tag,
+             const void *data, size_t size, int timeout_ms, tp_then_fn then,
+             void *arg, uint64_t *ref)
+{
+    int rc = ask_check(ctx, node, name, timeout_ms);
+    if (rc == 0)
+        rc = tp__check_payload(tag, data, size);
+    if (rc != 0)
+        return rc;
+    tp_actor *a = (tp_actor *)ctx;
+    tp__then *t = NULL;
+    if (then != NULL && (t = malloc(sizeof *t)) == NULL)
+        return TP_ENOMEM;
+    tp__msg *m = tp__msg_new_copy(a->system, tag, a->pid, data, size);
+    if (m == NULL) {
+        free(t);
+        return TP_ENOMEM;
+    }
+    uint64_t r;
+    if ((rc = tp__request_by_name(a, m, timeout_ms, &r)) != 0) {
+        tp__msg_free(m);
+        free(t);
+        return rc;
+    }
+    // From here `m` is the request's: tp__request_done frees it.
+    if (t != NULL) {
+        *t = (tp__then){then, arg};
+        rc = tp__map_put(&a->ext->thens, r, (uint64_t)(uintptr_t)t);
+        if (rc != 0)
+            free(t);
+    }
+    if (rc == 0)
+        rc = ask(ctx, OP_RESOLVE, node, name, NULL, 0, timeout_ms, r, NULL);
+    if (rc != 0) {
+        if (t != NULL)
+            tp__then_take(a, r, &then, &arg);
+        tp__request_done(a, r, TP_PID_NIL); // nothing follows
+        return rc;
+    }
+    if (ref != NULL)
+        *ref = r;
+    return 0;
+}
+
+int
+tp_request_name_at(tp_ctx *ctx, const char *name, const char *node,
+                   uint32_t tag, const void *data, size_t size, int timeout_ms,
+                   uint64_t *ref)
+{
+    return request_name(ctx, name, node, tag, data, size, timeout_ms, NULL,
+                        NULL, ref);
+}
+
+int
+tp_request_name_at_then(tp_ctx *ctx, const char *name, const char *node,
+                        uint32_t tag, const void *data, size_t size,
+                        int timeout_ms, tp_then_fn then, void *arg,
+                        uint64_t *ref)
+{
+    if (then == NULL)
+        return tp__check_ctx(ctx) ? tp__check_ctx(ctx) : TP_EINVAL;
+    return request_name(ctx, name, node, tag, data, size, timeout_ms, then,
+                        arg, ref);
 }
 
 // ---- asking from outside the system: a hidden actor waits --------------
@@ -641,7 +735,7 @@ waiter_init(tp_ctx *ctx, void *state, void *arg)
 {
     wait_slot *w = arg;
     *(wait_slot **)state = w;
-    return ask(ctx, w->op, w->node, w->name, w->arg, w->size, w->timeout_ms,
+    return ask(ctx, w->op, w->node, w->name, w->arg, w->size, w->timeout_ms, 0,
                &w->ref);
 }
 

@@ -53,6 +53,7 @@ enum {
     TP__MSG_DOWN,          // a monitored actor exited: tp__signal payload
     TP__MSG_TIMEOUT,       // a request timed out: pub.ref
     TP__MSG_INFO,          // introspection asks for details: tp__info *
+    TP__MSG_RESOLVED,      // a request by name found its callee: pub.ref
 };
 
 enum {

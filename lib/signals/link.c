@@ -189,6 +189,16 @@ tp__exit_text(tp_actor *a, const char *text)
         snprintf(x->exit_text, sizeof x->exit_text, "%s", text);
 }
 
+// Frees the messages of requests by name that never found their callee.
+static void
+free_byname(tp__ext *x)
+{
+    for (uint32_t i = 0; i < x->byname.cap; i++)
+        if (x->byname.keys[i] != MAP_EMPTY && x->byname.keys[i] != MAP_GONE)
+            tp__msg_free((tp__msg *)(uintptr_t)x->byname.vals[i]);
+    tp__map_free(&x->byname);
+}
+
 void
 tp__ext_free(tp_actor *a)
 {
@@ -203,6 +213,7 @@ tp__ext_free(tp_actor *a)
         if (x->thens.keys[i] != 0 && x->thens.keys[i] != MAP_GONE)
             free((void *)(uintptr_t)x->thens.vals[i]);
     tp__map_free(&x->thens);
+    free_byname(x);
     tp__stash_free(x);
     free(x);
     a->ext = NULL;
@@ -440,6 +451,9 @@ tp__request_done(tp_actor *a, uint64_t ref, tp_pid from)
         return false;
     if (timer != 0)
         tp__timer_cancel(a->system, timer);
+    uint64_t unsent;
+    if (x->byname.len != 0 && tp__map_del(&x->byname, ref, &unsent))
+        tp__msg_free((tp__msg *)(uintptr_t)unsent); // its callee never found
     // relaxed: a bound for tp__deliver_reply; only we decrement it.
     atomic_fetch_sub_explicit(&a->req_pending, 1, memory_order_relaxed);
     if (tp__map_del(&x->monitors, ref, &target) &&
@@ -530,6 +544,78 @@ on_timeout(tp__msg *m, tp_actor *a, tp__msg **deliver)
     return 0;
 }
 
+// What a request by name resolved to (TP__MSG_RESOLVED's payload).
+typedef struct resolved {
+    int32_t error;
+    uint64_t pid;
+} resolved;
+
+int
+tp__request_resolved(tp_system *sys, tp_pid caller, uint64_t ref, int error,
+                     tp_pid pid)
+{
+    resolved r = {.error = error, .pid = pid.v};
+    tp__msg *m = tp__msg_new_copy(sys, 0, TP_PID_NIL, &r, sizeof r);
+    if (m == NULL)
+        return TP_ENOMEM;
+    m->kind = TP__MSG_RESOLVED;
+    m->pub.ref = ref;
+    int rc = tp__push_sys(sys, caller, m);
+    if (rc != 0)
+        tp__msg_free(m);
+    return rc;
+}
+
+// A request by name learnt its callee: sent as tp_request sends, under the
+// monitor that fails it if the callee dies; or failed at once: with
+// TP_REASON_NOPROC when the name is not registered there,
+// TP_REASON_NOCONNECTION when its node was lost, the error otherwise. A
+// lookup that timed out leaves the answer to the request's own timeout.
+static int
+on_resolved(tp__msg *m, tp_actor *a, tp__msg **deliver)
+{
+    tp__ext *x = a->ext;
+    uint64_t ref = m->pub.ref, v;
+    resolved r;
+    if (x == NULL || m->pub.size != sizeof r ||
+        !tp__map_del(&x->byname, ref, &v))
+        return 0; // the request ended first (its timeout)
+    memcpy(&r, m->pub.data, sizeof r);
+    tp__msg *req = (tp__msg *)(uintptr_t)v;
+    tp_pid to = {r.error == 0 ? r.pid : 0};
+    int err = r.error;
+    if (err == 0) {
+        bool gone = false;
+        err = tp__request_monitor(a, to, ref, &gone);
+        if (err == 0 && gone) {
+            tp__msg_free(req); // the DOWN (noproc) fails it
+            return 0;
+        }
+        if (err == 0 && (err = tp__deliver(a->system, a, to, req)) == 0)
+            return 0;
+        tp__msg_free(req);
+        // The callee died or its node was lost after the monitor went
+        // out: the monitor's DOWN fails the request.
+        if (err == TP_ENOACTOR || err == TP_ENOTCONN)
+            return 0;
+    } else {
+        tp__msg_free(req);
+        if (err == TP_ETIMEDOUT)
+            return 0; // the request's own timeout answers it
+    }
+    if (!tp__request_done(a, ref, TP_PID_NIL))
+        return 0;
+    tp_down_msg d = {.ref = ref,
+                     .from = to,
+                     .reason = err == TP_ENOACTOR   ? TP_REASON_NOPROC
+                               : err == TP_ENOTCONN ? TP_REASON_NOCONNECTION
+                                                    : err};
+    if (loose(a->system, TP_TAG_FAILED, to, &d, sizeof d, deliver) != 0)
+        return TP_ENOMEM;
+    (*deliver)->pub.ref = ref;
+    return 0;
+}
+
 // An exit signal: ignored (an unlinked link's, or a normal one), a
 // TP_TAG_EXIT message when trapping, else the reason to die with.
 static int
@@ -602,6 +688,8 @@ tp__system_signal(tp__msg *m, tp_actor *a, tp__msg **deliver)
         return on_timeout(m, a, deliver);
     case TP__MSG_EXIT:
         return on_exit_signal(m, a, deliver);
+    case TP__MSG_RESOLVED:
+        return on_resolved(m, a, deliver);
     default:
         return 0;
     }

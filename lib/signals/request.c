@@ -73,6 +73,36 @@ tp_request(tp_ctx *ctx, tp_pid to, uint32_t tag, const void *data, size_t size,
 }
 
 int
+tp__request_by_name(tp_actor *a, tp__msg *m, int timeout_ms, uint64_t *ref)
+{
+    tp__ext *x = tp__ext_of(a);
+    if (x == NULL)
+        return TP_ENOMEM;
+    uint64_t r = tp__new_ref(a->system);
+    uint64_t timer = 0;
+    if (timeout_ms >= 0) {
+        timer =
+            tp__timer_add_timeout(a->system, a->pid, r, (uint32_t)timeout_ms);
+        if (timer == 0)
+            return TP_ENOMEM;
+    }
+    int rc = tp__map_put(&x->requests, r, timer);
+    if (rc == 0 &&
+        (rc = tp__map_put(&x->byname, r, (uint64_t)(uintptr_t)m)) != 0)
+        tp__map_del(&x->requests, r, NULL);
+    if (rc != 0) {
+        if (timer != 0)
+            tp__timer_cancel(a->system, timer);
+        return rc;
+    }
+    // relaxed: a bound for tp__deliver_reply; only we increment it.
+    atomic_fetch_add_explicit(&a->req_pending, 1, memory_order_relaxed);
+    m->pub.ref = r;
+    *ref = r;
+    return 0;
+}
+
+int
 tp_request_then(tp_ctx *ctx, tp_pid to, uint32_t tag, const void *data,
                 size_t size, int timeout_ms, tp_then_fn then, void *arg,
                 uint64_t *ref)

@@ -30,6 +30,7 @@ typedef struct tp__ext {
     tp__map monitors; // ref -> pid we monitor
     tp__map requests; // ref -> timer of our pending requests
     tp__map thens;    // ref -> tp__then * of those with a continuation
+    tp__map byname;   // ref -> tp__msg * of requests by name not yet sent
     // Stashed messages (stash.c), and those put back that the last
     // activation left unhandled; linked through their queue nodes.
     struct tp__msg *stash, *stash_tail, *replay, *replay_tail;
@@ -51,6 +52,16 @@ void tp__ext_free(tp_actor *a);
 // Fills the links, monitors and trap flag of `a` into `d` (introspection).
 void tp__ext_detail(tp_actor *a, tp_actor_detail *d);
 bool tp__request_done(tp_actor *a, uint64_t ref, tp_pid from);
+// A request by name (tp_request_name_at, cluster/remote.c): registers
+// request `m` of `a` (its timeout armed, the request pending) without a
+// callee yet; `m` belongs to the request from then on, sent once
+// tp__request_resolved names the callee. Returns 0 with the ref in *ref.
+int tp__request_by_name(tp_actor *a, tp__msg *m, int timeout_ms,
+                        uint64_t *ref);
+// Tells `caller` what its request `ref` by name resolved to: 0 and the
+// callee's pid, or the lookup's error (TP_ENOACTOR: not registered).
+int tp__request_resolved(tp_system *sys, tp_pid caller, uint64_t ref,
+                         int error, tp_pid pid);
 // A pending request's continuation (tp_request_then).
 typedef struct tp__then {
     tp_then_fn fn;
