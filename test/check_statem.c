@@ -31,6 +31,8 @@ enum {
     TAG_GO_ARMED,   // GO B and a state timeout of 0 ms, in one callback
     TAG_GO_NAMED,   // GO to the other state and "keep" of 0 ms, likewise
     TAG_EV_NAMED,   // event timeout 30 ms, "n0" 0 ms and "late" 100 ms
+    TAG_REPLACE,    // "slow" 100 ms, replaced by 0 ms, and "late" 300 ms
+    TAG_TERM_CHECK, // terminate records what the actions return there
     TAG_NOTE,       // traced, nothing else
     TAG_CRASH,      // returns TP_EINVAL
     TAG_STOP,       // returns TP_STOP
@@ -172,6 +174,13 @@ probe_handle(tp_ctx *ctx, void *data, const tp_sm_event *ev)
         return rc ? rc
                   : tp_sm_timeout(ctx, "late", 100, TAG_TO_NAMED, "late", 4);
     }
+    case TAG_REPLACE: {
+        int rc = tp_sm_timeout(ctx, "slow", 100, TAG_TO_NAMED, "slow", 4);
+        if (rc == 0)
+            rc = tp_sm_timeout(ctx, "slow", 0, TAG_TO_NAMED, "slow", 4);
+        return rc ? rc
+                  : tp_sm_timeout(ctx, "late", 300, TAG_TO_NAMED, "late", 4);
+    }
     case TAG_NOTE:
         trace(p, "%s:note ", st);
         return TP_OK;
@@ -213,11 +222,20 @@ static const tp_state st_a = {
 static const tp_state st_b = {
     .name = "B", .handle = probe_handle, .enter = probe_enter};
 
+static _Atomic long term_actions; // 1: as documented in terminate
+
 static void
 probe_terminate(tp_ctx *ctx, void *data, const tp_state *state, int reason)
 {
-    (void)ctx;
     (void)data;
+    atomic_store(&term_actions,
+                 tp_sm_state(ctx) == state &&
+                         tp_sm_state_timeout(ctx, 1, 1, NULL, 0) == TP_EPERM &&
+                         tp_sm_timeout(ctx, "t", 1, 1, NULL, 0) == TP_EPERM &&
+                         tp_sm_next(ctx, &st_a) == TP_EPERM &&
+                         tp_sm_postpone(ctx) == TP_EPERM
+                     ? 1
+                     : -1);
     snprintf(term_state, sizeof term_state, "%s", state->name);
     atomic_store(&term_reason, reason);
     atomic_fetch_add(&terminated, 1);
@@ -388,24 +406,21 @@ END_TEST
 START_TEST(named_timeouts_outlive_state_changes_and_are_replaced_by_name)
 {
     tp_pid pid = start();
-    // "slow" is replaced by a 0 ms one of the same name before it fires;
-    // "gone" is cancelled; "keep" fires in B although set in A.
-    send(pid, TAG_NAMED_TO, &(cmd_named){.ms = 60000, .name = "slow"},
-         sizeof(cmd_named));
+    // "gone" is cancelled; "slow" is replaced by a 0 ms one of the same
+    // name before it fires; "keep" fires in B although set in A.
     send(pid, TAG_NAMED_TO, &(cmd_named){.ms = 60000, .name = "gone"},
          sizeof(cmd_named));
     send(pid, TAG_NAMED_STOP, "gone", 4);
     send(pid, TAG_NAMED_STOP, "gone", 4);
     send(pid, TAG_GO, "B", 1);
-    send(pid, TAG_NAMED_TO, &(cmd_named){.ms = 0, .name = "slow"},
-         sizeof(cmd_named));
-    ASSERT_TRACE(pid, "A:cancel(gone)=0 A:cancel(gone)=-2 A:goB B:enter<A "
-                      "B:to(slow,slow) ");
+    ASSERT_TRACE(pid, "A:cancel(gone)=0 A:cancel(gone)=-2 A:goB B:enter<A ");
+    // The 100 ms "slow" would come before "late" (300 ms): it never does.
+    atomic_store(&named_fired, 0);
+    send(pid, TAG_REPLACE, NULL, 0);
+    ck_assert(tpt_wait_ge(&named_fired, 2, 10.0));
+    ASSERT_TRACE(pid, "B:enter<A B:to(slow,slow) B:to(late,late) ");
     send(pid, TAG_GO_NAMED, NULL, 0);
     ASSERT_TRACE(pid, "B:goA+keep A:enter<B A:to(keep,keep) ");
-    // "slow" fired once: its 60 s timer was cancelled when replaced.
-    send(pid, TAG_NOTE, NULL, 0);
-    ASSERT_TRACE(pid, "A:to(keep,keep) A:note ");
 }
 END_TEST
 
@@ -449,6 +464,7 @@ START_TEST(transitions_are_logged_and_terminate_sees_the_state)
     ck_assert(tpt_wait_ge(&terminated, 1, 10.0));
     ck_assert_int_eq(atomic_load(&term_reason), TP_EINVAL);
     ck_assert_str_eq(term_state, "B");
+    ck_assert_int_eq(atomic_load(&term_actions), 1);
     pthread_mutex_lock(&log_lock);
     char pidtxt[TP_PID_STRLEN], want[128];
     tp_pid_format(pid, pidtxt, sizeof pidtxt);
@@ -492,6 +508,67 @@ START_TEST(a_supervised_machine_restarts_in_its_first_state)
     }
     ck_assert(!tp_pid_eq(kid.pid, first));
     ASSERT_TRACE(kid.pid, "A:enter<- ");
+}
+END_TEST
+
+// ---- a timeout while the mailbox is over its capacity --------------------
+
+enum { F_POST = 1, F_GO };
+static _Atomic long full_fired, full_b_posts;
+static const tp_state full_b;
+
+static int
+full_a_handle(tp_ctx *ctx, void *data, const tp_sm_event *ev)
+{
+    (void)data;
+    if (ev->kind == TP_SM_MESSAGE && ev->msg->tag == F_POST)
+        return tp_sm_postpone(ctx);
+    if (ev->kind == TP_SM_MESSAGE && ev->msg->tag == F_GO)
+        return tp_sm_next(ctx, &full_b);
+    return TP_OK;
+}
+
+static int
+full_b_enter(tp_ctx *ctx, void *data, const tp_state *from)
+{
+    (void)data, (void)from;
+    return tp_sm_state_timeout(ctx, 0, 7, NULL, 0);
+}
+
+static int
+full_b_handle(tp_ctx *ctx, void *data, const tp_sm_event *ev)
+{
+    (void)ctx, (void)data;
+    if (ev->kind == TP_SM_STATE_TIMEOUT)
+        atomic_fetch_add(&full_fired, 1);
+    else if (ev->msg->tag == F_POST) {
+        tpt_nap_us(2000); // slow, so the timeout fires while they wait
+        atomic_fetch_add(&full_b_posts, 1);
+    }
+    return TP_OK;
+}
+
+static const tp_state full_a = {.name = "A", .handle = full_a_handle};
+static const tp_state full_b = {
+    .name = "B", .handle = full_b_handle, .enter = full_b_enter};
+static const tp_statem_spec full_m = {.behaviour = TP_STATEM_BEHAVIOUR("full"),
+                                      .initial = &full_a};
+
+// Twenty postponed messages come back to a mailbox of capacity 4 with a
+// state timeout of 0 ms: the timeout passes the full mailbox, as every
+// timer an actor sets for itself does.
+START_TEST(a_timeout_passes_a_full_mailbox)
+{
+    tp_pid pid;
+    ck_assert_int_eq(tp_spawn(sys, &full_m.behaviour, NULL,
+                              &(tp_spawn_opts){.mailbox_capacity = 4}, &pid),
+                     0);
+    for (int n = 0; n < 20;) // the default policy: waits while it is full
+        if (tp_system_send(sys, pid, F_POST, NULL, 0) == 0)
+            n++;
+    ck_assert_int_eq(tp_system_send(sys, pid, F_GO, NULL, 0), 0);
+    ck_assert(tpt_wait_ge(&full_b_posts, 20, 10.0));
+    ck_assert(tpt_wait_ge(&full_fired, 1, 10.0));
 }
 END_TEST
 
@@ -606,6 +683,7 @@ statem_suite(void)
     tcase_add_test(tc, transitions_are_logged_and_terminate_sees_the_state);
     tcase_add_test(tc, a_supervised_machine_restarts_in_its_first_state);
     tcase_add_test(tc, machines_that_do_not_start_and_actions_outside_one);
+    tcase_add_test(tc, a_timeout_passes_a_full_mailbox);
     suite_add_tcase(su, tc);
     return su;
 }

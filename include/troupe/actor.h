@@ -181,6 +181,10 @@ TP_API tp_system *tp_ctx_system(tp_ctx *ctx);
 // struct through it.
 TP_API const tp_behaviour *tp_ctx_behaviour(tp_ctx *ctx);
 
+// The running actor's state (what its callbacks receive), or NULL when
+// `ctx` is NULL or the behaviour has no state.
+TP_API void *tp_ctx_state(tp_ctx *ctx);
+
 // Asks the running actor to exit normally once the current callback
 // returns (init included: spawn then fails with TP_EINIT). Returns 0,
 // TP_EINVAL for NULL, or TP_EPERM from any other thread.

@@ -191,11 +191,15 @@ TP_API int tp_system_whereis_at(tp_system *sys, const char *name,
 // monitored as tp_request monitors its callee. The running actor then
 // receives exactly one answer with that ref: the reply; TP_TAG_FAILED,
 // whose tp_down_msg says TP_REASON_NOPROC when no actor has the name
-// there (`from` nil) or the callee exited before replying (`from` its
-// pid), TP_REASON_NOCONNECTION when the node was lost, or another error
-// (the request could not be sent); or TP_TAG_TIMEOUT once `timeout_ms` has
-// passed (-1: none; a node that never comes up then never answers), the
-// lookup's time included. A node not connected is connected to, as
+// there (`from` nil) or the actor found had exited by the time of the
+// request, the callee's exit reason when it exits before replying (`from`
+// its pid), TP_REASON_NOCONNECTION when the node was lost, or another
+// error (the request could not be sent); or TP_TAG_TIMEOUT once
+// `timeout_ms` has passed (-1: none; a node that never comes up then never
+// answers, nor does a request whose lookup's answer found no memory), the
+// lookup's time included. The request leaves once the lookup has
+// answered, so a message the caller sends that actor meanwhile by other
+// means may arrive before it. A node not connected is connected to, as
 // tp_whereis_at does. Returns 0, TP_EINVAL (NULL, bad name or node,
 // `timeout_ms` below -1, reserved tag, NULL data with a size, not a
 // node), TP_EMSGSIZE, TP_EPERM or TP_ENOMEM, in which case nothing

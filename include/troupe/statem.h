@@ -78,14 +78,18 @@ typedef struct tp_statem_spec {
     // enter runs after it.
     int (*init)(tp_ctx *ctx, void *data, void *arg, const tp_state **state);
     // Optional. Runs once when a machine that started exits, in the state
-    // it was in, as a behaviour's terminate.
+    // it was in, as a behaviour's terminate. Of the actions only
+    // tp_sm_state works there (the others return TP_EPERM). A tp_fail in
+    // init or in the first state's enter ends the spawn without terminate
+    // and loses the machine's memory.
     void (*terminate)(tp_ctx *ctx, void *data, const tp_state *state,
                       int reason);
     // Optional. Describes the user data ("key=value ..."); introspection
-    // shows "state=NAME" and the postponed count before it.
+    // shows "state=NAME transitions=N" before it.
     int (*describe)(const void *data, char *buf, size_t size);
-    // Log every change of state at TP_LOG_INFO: "statem NAME PID: FROM ->
-    // TO".
+    // Log every change of state at TP_LOG_INFO, from the actor: a line
+    // "NAME PID: statem: FROM -> TO" ("(start)" for the first state, once
+    // the machine has started).
     bool log_transitions;
 } tp_statem_spec;
 
@@ -109,8 +113,9 @@ TP_API int tp_statem_describe(const void *state, char *buf, size_t size);
 
 // ---- actions: from a state function, an enter or the spec's init, with
 // the ctx it was given. Each returns 0 or an error: TP_EINVAL for a NULL
-// ctx, or one that is not running a state machine's callback, unless said
-// otherwise.
+// ctx, or one that is not running a state machine's callback (a
+// tp_request_then continuation of a machine is not one), TP_EPERM in the
+// spec's terminate, unless said otherwise.
 
 // Goes to `state` once this state function returns TP_OK (it is ignored
 // when it returns anything else; the last call wins). A change of state
@@ -141,6 +146,11 @@ TP_API int tp_sm_postpone(tp_ctx *ctx);
 // machine receives TP_SM_STATE_TIMEOUT with `tag` and a copy of `data`.
 // Setting it again replaces it; a change of state cancels it. Returns 0,
 // TP_EINVAL (also NULL data with a size), TP_EMSGSIZE, TP_ENOMEM.
+//
+// Every timeout is a timer the machine sets for itself, so it passes a
+// full mailbox (tp_send_after) and is never lost; it is queued behind the
+// messages already in the mailbox, even with `ms` 0 (where OTP 24 and
+// later handle a zero timeout first).
 TP_API int tp_sm_state_timeout(tp_ctx *ctx, uint32_t ms, uint32_t tag,
                                const void *data, size_t size);
 
@@ -149,7 +159,9 @@ TP_API int tp_sm_state_timeout_cancel(tp_ctx *ctx);
 
 // Sets the event timeout: TP_SM_EVENT_TIMEOUT (with `tag` and `data`)
 // comes after `ms` milliseconds unless an event (a message or another
-// timeout) comes first, which cancels it. Returns as tp_sm_state_timeout.
+// timeout, as a state function receives them) comes first, which cancels
+// it; an answer that goes to a tp_request_then continuation does not.
+// Returns as tp_sm_state_timeout.
 TP_API int tp_sm_event_timeout(tp_ctx *ctx, uint32_t ms, uint32_t tag,
                                const void *data, size_t size);
 

@@ -30,7 +30,9 @@ typedef uint64_t tp_timer; // 0 is never a valid timer
 // a delay, not a timeout (nothing waits for it), hence unsigned: 0 sends
 // at the timer thread's next turn. The message goes through `to`'s
 // overflow policy like any other, except that it never waits: where a
-// thread would wait it is dropped and counted.
+// thread would wait it is dropped and counted. A timer an actor set for
+// itself (`to` its own pid) is the exception: it passes its full mailbox,
+// as a reply does, so an actor's own timeouts are never lost.
 // Returns 0, TP_EINVAL (NULL ctx, reserved tag, NULL data with a size),
 // TP_EMSGSIZE, TP_ENOMEM, or TP_EPERM (not on the actor's thread).
 TP_API int tp_send_after(tp_ctx *ctx, tp_pid to, uint32_t ms, uint32_t tag,

@@ -17,10 +17,12 @@
 // them all, so they come back ahead of the mailbox in their order, as
 // gen_statem retries postponed events.
 //
-// The actions (tp_sm_*) find the machine whose callback runs on this
-// thread through a thread-local pointer, saved and restored around each
-// callback: a state function may spawn another machine, whose init runs on
-// the same thread.
+// The actions (tp_sm_*) find the machine from their ctx: the running
+// actor's behaviour tells a machine, its state holds the pointer, and the
+// machine notes which of its callbacks runs. Nothing is kept per thread,
+// so a state function that spawns another machine (whose init runs on the
+// same thread), or a callback that leaves through tp_fail, leaves nothing
+// stale behind.
 #include <stdalign.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +39,7 @@ typedef struct sm_timeout {
 } sm_timeout;
 
 // Which callback of the machine runs.
-enum { IN_NONE, IN_INIT, IN_ENTER, IN_HANDLE };
+enum { IN_NONE, IN_INIT, IN_ENTER, IN_HANDLE, IN_TERMINATE };
 
 typedef struct machine {
     const tp_statem_spec *spec;
@@ -49,7 +51,8 @@ typedef struct machine {
     bool repeat;
     bool state_set; // the state timeout was set during this callback
     const tp_sm_event *event;
-    void *fired; // the data of the timeout being handled
+    void *fired; // the data of the timeout being handled (terminate frees
+                 // it after a tp_fail)
     uint64_t serials;
     sm_timeout state_to;
     sm_timeout event_to;
@@ -59,13 +62,26 @@ typedef struct machine {
     alignas(max_align_t) unsigned char data[];
 } machine;
 
-static _Thread_local machine *running;
-
+// The machine whose callback runs with `ctx`, or NULL.
 static machine *
 current(tp_ctx *ctx)
 {
-    machine *m = running;
-    return ctx != NULL && m != NULL && m->ctx == ctx ? m : NULL;
+    const tp_behaviour *b = tp_ctx_behaviour(ctx);
+    if (b == NULL || b->init != tp_statem_init)
+        return NULL;
+    machine *m = *(machine **)tp_ctx_state(ctx);
+    return m != NULL && m->ctx == ctx && m->in != IN_NONE ? m : NULL;
+}
+
+// current(), for the actions that set timeouts: not in terminate.
+static int
+timeouts_ok(tp_ctx *ctx, machine **out)
+{
+    machine *m = current(ctx);
+    if (m == NULL)
+        return TP_EINVAL;
+    *out = m;
+    return m->in == IN_TERMINATE ? TP_EPERM : 0;
 }
 
 static void
@@ -152,8 +168,9 @@ tp_statem_init(tp_ctx *ctx, void *state, void *arg)
     m->spec = spec;
     m->ctx = ctx;
     m->in = IN_INIT;
-    machine *saved = running;
-    running = m;
+    // Found by the actions from here on. A tp_fail in init or the first
+    // enter ends the spawn without terminate: the machine is then lost.
+    *(machine **)state = m;
     const tp_state *first = spec->initial;
     int rc = spec->init ? spec->init(ctx, m->data, arg, &first) : 0;
     if (rc == 0 && (first == NULL || first->handle == NULL)) {
@@ -163,10 +180,10 @@ tp_statem_init(tp_ctx *ctx, void *state, void *arg)
     }
     if (rc == 0) {
         m->state = first;
-        log_transition(m, NULL, first);
         rc = enter(m, NULL); // TP_STOP here: spawn fails with TP_EINIT
+        if (rc == 0)
+            log_transition(m, NULL, first);
     }
-    running = saved;
     m->in = IN_NONE;
     if (rc != 0) {
         // Not started: terminate will not run. Timers set so far die with
@@ -177,9 +194,9 @@ tp_statem_init(tp_ctx *ctx, void *state, void *arg)
             timeout_clear(&m->named[i]);
         free(m->named);
         free(m);
+        *(machine **)state = NULL;
         return rc;
     }
-    *(machine **)state = m;
     return 0;
 }
 
@@ -239,9 +256,6 @@ tp_statem_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
     m->ctx = ctx;
     tp_sm_event ev = {.kind = TP_SM_MESSAGE, .msg = msg};
     tp_msg tmsg;
-    // A state function that left through tp_fail left this behind.
-    free(m->fired);
-    m->fired = NULL;
     sm_timeout fired = {0};
     if (msg->tag == TP_SM_TAG_TIMER) {
         sm_timeout *t = timeout_of(m, msg, &ev.kind);
@@ -264,8 +278,6 @@ tp_statem_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
     // Any event cancels the event timeout (the one firing is already
     // cleared).
     timeout_cancel(m, &m->event_to);
-    machine *saved = running;
-    running = m;
     m->in = IN_HANDLE;
     m->next = NULL;
     m->repeat = false;
@@ -277,7 +289,6 @@ tp_statem_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
     if (rc == TP_OK)
         rc = transition(m);
     m->in = IN_NONE;
-    running = saved;
     free(m->fired);
     m->fired = NULL;
     return rc;
@@ -291,16 +302,9 @@ tp_statem_terminate(tp_ctx *ctx, void *state, int reason)
         return;
     m->ctx = ctx;
     if (m->spec->terminate) {
-        machine *saved = running;
-        running = m;
-        m->in = IN_ENTER; // no change of state, no postponing
+        m->in = IN_TERMINATE; // tp_sm_state only
         m->spec->terminate(ctx, m->data, m->state, reason);
-        m->in = IN_NONE;
-        running = saved;
     }
-    // A crash (tp_fail) left the callback without restoring the pointer.
-    if (running == m)
-        running = NULL;
     free(m->fired);
     // The actor's own timers are cancelled as it exits.
     timeout_clear(&m->state_to);
@@ -341,6 +345,7 @@ tp_sm_next(tp_ctx *ctx, const tp_state *state)
     machine *m = current(ctx);
     if (m == NULL || state == NULL || state->handle == NULL)
         return TP_EINVAL;
+    // Not in init (it picks the first state), enter or terminate.
     if (m->in != IN_HANDLE)
         return TP_EPERM;
     m->next = state;
@@ -376,10 +381,11 @@ int
 tp_sm_state_timeout(tp_ctx *ctx, uint32_t ms, uint32_t tag, const void *data,
                     size_t size)
 {
-    machine *m = current(ctx);
-    if (m == NULL)
-        return TP_EINVAL;
-    int rc = timeout_arm(m, &m->state_to, ms, tag, data, size);
+    machine *m;
+    int rc = timeouts_ok(ctx, &m);
+    if (rc != 0)
+        return rc;
+    rc = timeout_arm(m, &m->state_to, ms, tag, data, size);
     if (rc == 0)
         m->state_set = true;
     return rc;
@@ -388,9 +394,10 @@ tp_sm_state_timeout(tp_ctx *ctx, uint32_t ms, uint32_t tag, const void *data,
 int
 tp_sm_state_timeout_cancel(tp_ctx *ctx)
 {
-    machine *m = current(ctx);
-    if (m == NULL)
-        return TP_EINVAL;
+    machine *m;
+    int rc = timeouts_ok(ctx, &m);
+    if (rc != 0)
+        return rc;
     if (m->state_to.serial == 0)
         return TP_ENOENT;
     timeout_cancel(m, &m->state_to);
@@ -402,9 +409,10 @@ int
 tp_sm_event_timeout(tp_ctx *ctx, uint32_t ms, uint32_t tag, const void *data,
                     size_t size)
 {
-    machine *m = current(ctx);
-    if (m == NULL)
-        return TP_EINVAL;
+    machine *m;
+    int rc = timeouts_ok(ctx, &m);
+    if (rc != 0)
+        return rc;
     return timeout_arm(m, &m->event_to, ms, tag, data, size);
 }
 
@@ -430,9 +438,10 @@ int
 tp_sm_timeout(tp_ctx *ctx, const char *name, uint32_t ms, uint32_t tag,
               const void *data, size_t size)
 {
-    machine *m = current(ctx);
-    if (m == NULL || !name_ok(name))
-        return TP_EINVAL;
+    machine *m;
+    int rc = timeouts_ok(ctx, &m);
+    if (rc != 0 || !name_ok(name))
+        return rc != 0 ? rc : TP_EINVAL;
     sm_timeout *t = named(m, name);
     if (t == NULL) {
         for (size_t i = 0; i < m->nnamed && t == NULL; i++)
@@ -448,7 +457,7 @@ tp_sm_timeout(tp_ctx *ctx, const char *name, uint32_t ms, uint32_t tag,
         t = &m->named[m->nnamed++];
         memset(t, 0, sizeof *t);
     }
-    int rc = timeout_arm(m, t, ms, tag, data, size);
+    rc = timeout_arm(m, t, ms, tag, data, size);
     if (rc == 0)
         snprintf(t->name, sizeof t->name, "%s", name);
     return rc;
@@ -457,9 +466,10 @@ tp_sm_timeout(tp_ctx *ctx, const char *name, uint32_t ms, uint32_t tag,
 int
 tp_sm_timeout_cancel(tp_ctx *ctx, const char *name)
 {
-    machine *m = current(ctx);
-    if (m == NULL || !name_ok(name))
-        return TP_EINVAL;
+    machine *m;
+    int rc = timeouts_ok(ctx, &m);
+    if (rc != 0 || !name_ok(name))
+        return rc != 0 ? rc : TP_EINVAL;
     sm_timeout *t = named(m, name);
     if (t == NULL)
         return TP_ENOENT;

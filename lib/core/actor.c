@@ -767,6 +767,12 @@ tp_ctx_behaviour(tp_ctx *ctx)
     return ctx ? ((tp_actor *)ctx)->behaviour : NULL;
 }
 
+void *
+tp_ctx_state(tp_ctx *ctx)
+{
+    return ctx ? tp__state((tp_actor *)ctx) : NULL;
+}
+
 int
 tp_stop(tp_ctx *ctx)
 {

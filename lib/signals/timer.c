@@ -243,7 +243,13 @@ fire(tp_system *sys, tmr *e, tp__msg *m)
         tp__msg_free(m);
         return false;
     }
-    int rc = tp__deliver_nowait(sys, e->to, m);
+    // A timer an actor set for itself passes its own full mailbox, as a
+    // reply does: a state machine's timeouts and a supervisor's kill and
+    // restart timers are never lost, and each timer adds at most one
+    // message per firing.
+    int rc = tp_pid_eq(e->to, e->from) && tp_pid_node(e->to) == 0
+                 ? tp__deliver_force(sys, e->to, m)
+                 : tp__deliver_nowait(sys, e->to, m);
     if (rc == 0)
         return true;
     tp__msg_free(m); // releases the timer
