@@ -33,6 +33,7 @@ enum {
     TAG_EV_NAMED,   // event timeout 30 ms, "n0" 0 ms and "late" 100 ms
     TAG_REPLACE,    // "slow" 100 ms, replaced by 0 ms, and "late" 300 ms
     TAG_TERM_CHECK, // terminate records what the actions return there
+    TAG_INSERT,     // inserts events 201 and 202, and goes to the other
     TAG_NOTE,       // traced, nothing else
     TAG_CRASH,      // returns TP_EINVAL
     TAG_STOP,       // returns TP_STOP
@@ -83,7 +84,8 @@ probe_enter(tp_ctx *ctx, void *data, const tp_state *from)
     trace(p, "%s:enter<%s ", tp_sm_state(ctx)->name, from ? from->name : "-");
     // Neither a change of state nor postponing belongs in enter.
     if (tp_sm_next(ctx, &st_a) != TP_EPERM || tp_sm_repeat(ctx) != TP_EPERM ||
-        tp_sm_postpone(ctx) != TP_EPERM)
+        tp_sm_postpone(ctx) != TP_EPERM ||
+        tp_sm_next_event(ctx, 1, NULL, 0) != TP_EPERM)
         p->enter_checks++;
     return TP_OK;
 }
@@ -110,6 +112,13 @@ probe_handle(tp_ctx *ctx, void *data, const tp_sm_event *ev)
         if (tp_sm_postpone(ctx) != TP_EINVAL)
             trace(p, "POSTPONED-A-TIMEOUT ");
         return TP_OK;
+    case TP_SM_INTERNAL:
+        trace(p, "%s:in%u", st, m->tag);
+        if (m->tag == 201) // an inserted event cannot be postponed
+            trace(p, "(pp=%d)", tp_sm_postpone(ctx));
+        trace(p, " ");
+        // One inserted while handling one comes before the older ones.
+        return m->tag == 201 ? tp_sm_next_event(ctx, 203, NULL, 0) : TP_OK;
     case TP_SM_MESSAGE:
         break;
     }
@@ -173,6 +182,15 @@ probe_handle(tp_ctx *ctx, void *data, const tp_sm_event *ev)
             rc = tp_sm_timeout(ctx, "n0", 0, TAG_TO_NAMED, "n0", 2);
         return rc ? rc
                   : tp_sm_timeout(ctx, "late", 100, TAG_TO_NAMED, "late", 4);
+    }
+    case TAG_INSERT: {
+        trace(p, "%s:insert ", st);
+        int rc = tp_sm_next_event(ctx, 201, "x", 1);
+        if (rc == 0)
+            rc = tp_sm_next_event(ctx, 202, NULL, 0);
+        if (rc == 0 && tp_sm_next_event(ctx, 1, NULL, 5) != TP_EINVAL)
+            rc = TP_ECRASH;
+        return rc ? rc : tp_sm_next(ctx, st[0] == 'A' ? &st_b : &st_a);
     }
     case TAG_REPLACE: {
         int rc = tp_sm_timeout(ctx, "slow", 100, TAG_TO_NAMED, "slow", 4);
@@ -455,6 +473,20 @@ START_TEST(postponed_messages_come_back_in_order_after_a_change_of_state)
 }
 END_TEST
 
+// Inserted events come right after the change of state, before the
+// postponed messages and the mailbox; one inserted while handling another
+// comes before the rest.
+START_TEST(inserted_events_come_first)
+{
+    tp_pid pid = start();
+    send(pid, TAG_POSTPONE, "1", 1);
+    send(pid, TAG_INSERT, NULL, 0);
+    send(pid, TAG_NOTE, NULL, 0);
+    ASSERT_TRACE(pid, "A:1(postponed) A:insert B:enter<A B:in201(pp=-22) "
+                      "B:in203 B:in202 B:1 B:note ");
+}
+END_TEST
+
 START_TEST(transitions_are_logged_and_terminate_sees_the_state)
 {
     tp_pid pid = start();
@@ -680,6 +712,7 @@ statem_suite(void)
         tc, named_timeouts_outlive_state_changes_and_are_replaced_by_name);
     tcase_add_test(
         tc, postponed_messages_come_back_in_order_after_a_change_of_state);
+    tcase_add_test(tc, inserted_events_come_first);
     tcase_add_test(tc, transitions_are_logged_and_terminate_sees_the_state);
     tcase_add_test(tc, a_supervised_machine_restarts_in_its_first_state);
     tcase_add_test(tc, machines_that_do_not_start_and_actions_outside_one);

@@ -40,6 +40,8 @@ typedef enum tp_sm_event_kind {
     TP_SM_EVENT_TIMEOUT,
     // A named timeout ran out (tp_sm_timeout); `name` says which.
     TP_SM_TIMEOUT,
+    // An event the machine inserted itself (tp_sm_next_event).
+    TP_SM_INTERNAL,
 } tp_sm_event_kind;
 
 typedef struct tp_sm_event {
@@ -134,12 +136,25 @@ TP_API int tp_sm_next(tp_ctx *ctx, const tp_state *state);
 // and init.
 TP_API int tp_sm_repeat(tp_ctx *ctx);
 
+// Inserts an event (gen_statem's next_event): once this state function
+// returns TP_OK and its change of state (with enter) is made, the
+// machine's state function receives TP_SM_INTERNAL with `tag` and a copy
+// of `data`, before anything else: postponed messages, the mailbox, and
+// the events inserted earlier. Several from one callback come in the
+// order they were inserted; if it returns anything else they are dropped
+// with the machine. An inserted event cannot be postponed. Returns 0,
+// TP_EINVAL (also NULL data with a size), TP_EPERM (in enter, init or
+// terminate), TP_EMSGSIZE, TP_ENOMEM.
+TP_API int tp_sm_next_event(tp_ctx *ctx, uint32_t tag, const void *data,
+                            size_t size);
+
 // Postpones the message being handled: it is handled again after the next
 // change of state, before what arrived meanwhile. Postponed messages are
 // the actor's stash (tp_stash): at most TP_STASH_MAX, counted in
 // tp_actor_detail; a machine does not call tp_unstash_all itself. Returns
 // 0, TP_EFULL (the stash is full: not postponed), TP_EINVAL (the event is
-// a timeout, not a message), TP_EPERM (in enter or init), TP_ENOMEM.
+// a timeout or an inserted event, not a message), TP_EPERM (in enter or
+// init), TP_ENOMEM.
 TP_API int tp_sm_postpone(tp_ctx *ctx);
 
 // Sets the state timeout: after `ms` milliseconds in this state the
@@ -158,8 +173,9 @@ TP_API int tp_sm_state_timeout(tp_ctx *ctx, uint32_t ms, uint32_t tag,
 TP_API int tp_sm_state_timeout_cancel(tp_ctx *ctx);
 
 // Sets the event timeout: TP_SM_EVENT_TIMEOUT (with `tag` and `data`)
-// comes after `ms` milliseconds unless an event (a message or another
-// timeout, as a state function receives them) comes first, which cancels
+// comes after `ms` milliseconds unless an event (a message, another
+// timeout or an inserted event, as a state function receives them) comes
+// first, which cancels
 // it; an answer that goes to a tp_request_then continuation does not.
 // Returns as tp_sm_state_timeout.
 TP_API int tp_sm_event_timeout(tp_ctx *ctx, uint32_t ms, uint32_t tag,

@@ -41,6 +41,15 @@ typedef struct sm_timeout {
 // Which callback of the machine runs.
 enum { IN_NONE, IN_INIT, IN_ENTER, IN_HANDLE, IN_TERMINATE };
 
+// An event inserted by tp_sm_next_event: handled right after the callback
+// that inserted it, before anything else.
+typedef struct sm_inserted {
+    struct sm_inserted *next;
+    uint32_t tag;
+    size_t size;
+    alignas(max_align_t) unsigned char data[];
+} sm_inserted;
+
 typedef struct machine {
     const tp_statem_spec *spec;
     const tp_state *state;
@@ -53,14 +62,28 @@ typedef struct machine {
     const tp_sm_event *event;
     void *fired; // the data of the timeout being handled (terminate frees
                  // it after a tp_fail)
+    struct sm_inserted *handling; // the inserted event being handled, too
     uint64_t serials;
     sm_timeout state_to;
     sm_timeout event_to;
     sm_timeout *named; // nnamed of them, armed or not
     size_t nnamed;
     uint64_t transitions;
+    // Inserted events not yet handled, oldest first, and those the running
+    // callback inserts (kept apart: they go before the older ones).
+    sm_inserted *inserted, *adding, *adding_tail;
     alignas(max_align_t) unsigned char data[];
 } machine;
+
+static void
+inserted_free(sm_inserted *e)
+{
+    while (e != NULL) {
+        sm_inserted *next = e->next;
+        free(e);
+        e = next;
+    }
+}
 
 // The machine whose callback runs with `ctx`, or NULL.
 static machine *
@@ -249,6 +272,33 @@ transition(machine *m)
     return TP_OK;
 }
 
+// Hands `ev` to the current state's function, then makes the change of
+// state or the repeat it asked for.
+static int
+dispatch(machine *m, const tp_sm_event *ev)
+{
+    // Any event cancels the event timeout (one firing is already cleared).
+    timeout_cancel(m, &m->event_to);
+    m->in = IN_HANDLE;
+    m->next = NULL;
+    m->repeat = false;
+    m->state_set = false;
+    m->event = ev;
+    int rc = m->state->handle(m->ctx, m->data, ev);
+    m->in = IN_NONE;
+    m->event = NULL;
+    // What this callback inserted comes before what earlier ones did.
+    if (m->adding != NULL) {
+        m->adding_tail->next = m->inserted;
+        m->inserted = m->adding;
+        m->adding = m->adding_tail = NULL;
+    }
+    if (rc == TP_OK)
+        rc = transition(m);
+    m->in = IN_NONE;
+    return rc;
+}
+
 int
 tp_statem_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
 {
@@ -275,22 +325,22 @@ tp_statem_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
                 ev.name = fired.name;
         }
     }
-    // Any event cancels the event timeout (the one firing is already
-    // cleared).
-    timeout_cancel(m, &m->event_to);
-    m->in = IN_HANDLE;
-    m->next = NULL;
-    m->repeat = false;
-    m->state_set = false;
-    m->event = &ev;
-    int rc = m->state->handle(ctx, m->data, &ev);
-    m->in = IN_NONE;
-    m->event = NULL;
-    if (rc == TP_OK)
-        rc = transition(m);
-    m->in = IN_NONE;
+    int rc = dispatch(m, &ev);
     free(m->fired);
     m->fired = NULL;
+    // Inserted events, each before anything else that waits.
+    while (rc == TP_OK && m->inserted != NULL) {
+        sm_inserted *e = m->handling = m->inserted;
+        m->inserted = e->next;
+        tp_msg imsg = {.tag = e->tag,
+                       .from = tp_self(ctx),
+                       .data = e->size ? e->data : NULL,
+                       .size = e->size};
+        tp_sm_event iev = {.kind = TP_SM_INTERNAL, .msg = &imsg};
+        rc = dispatch(m, &iev);
+        free(e);
+        m->handling = NULL;
+    }
     return rc;
 }
 
@@ -306,6 +356,9 @@ tp_statem_terminate(tp_ctx *ctx, void *state, int reason)
         m->spec->terminate(ctx, m->data, m->state, reason);
     }
     free(m->fired);
+    inserted_free(m->inserted);
+    inserted_free(m->adding);
+    free(m->handling);
     // The actor's own timers are cancelled as it exits.
     timeout_clear(&m->state_to);
     timeout_clear(&m->event_to);
@@ -361,6 +414,32 @@ tp_sm_repeat(tp_ctx *ctx)
     if (m->in != IN_HANDLE)
         return TP_EPERM;
     m->repeat = true;
+    return 0;
+}
+
+int
+tp_sm_next_event(tp_ctx *ctx, uint32_t tag, const void *data, size_t size)
+{
+    machine *m = current(ctx);
+    if (m == NULL || (data == NULL && size != 0))
+        return TP_EINVAL;
+    if (m->in != IN_HANDLE)
+        return TP_EPERM;
+    if (size > TP_MSG_MAX)
+        return TP_EMSGSIZE;
+    sm_inserted *e = malloc(sizeof *e + size);
+    if (e == NULL)
+        return TP_ENOMEM;
+    e->next = NULL;
+    e->tag = tag;
+    e->size = size;
+    if (size != 0)
+        memcpy(e->data, data, size);
+    if (m->adding_tail != NULL)
+        m->adding_tail->next = e;
+    else
+        m->adding = e;
+    m->adding_tail = e;
     return 0;
 }
 
