@@ -211,7 +211,8 @@ TP_API int tp_reason_format(int reason, char *buf, size_t size);
 // for its own initialisation, a lock, a reply) and take everything it set
 // aside back later, in order, ahead of what arrived meanwhile: Akka's
 // StashBuffer. A stash holds at most TP_STASH_MAX messages; what it holds
-// dies with the actor, as its mailbox does, and shows in tp_actor_detail.
+// dies with the actor, as its mailbox does (counted as dead letters), and
+// shows in tp_actor_detail.
 
 #define TP_STASH_MAX 4096
 
@@ -227,8 +228,9 @@ TP_API int tp_stash(tp_ctx *ctx);
 // TP_EINVAL / TP_EPERM as tp_stash (init and terminate included).
 TP_API int tp_unstash_all(tp_ctx *ctx);
 
-// How many messages the running actor has stashed, or TP_EINVAL /
-// TP_EPERM as tp_stash.
+// How many messages the running actor has stashed (in init and terminate
+// too: 0 in init), or TP_EINVAL (NULL ctx) / TP_EPERM (not the running
+// actor).
 TP_API int tp_stash_size(tp_ctx *ctx);
 
 // Looks up the actor registered as `name`. Returns 0 with its pid in `*out`,
@@ -241,12 +243,18 @@ typedef struct tp_actor_stats {
     char name[TP_NAME_MAX + 1]; // registered name or ""
     uint32_t capacity;          // user-lane capacity
     tp_overflow overflow;       // its policy
-    uint32_t length;            // messages queued in the user lane now
-    uint32_t high_water;        // most messages the user lane has held
-    uint64_t dropped;           // discarded by DROP_* or EXIT_RECEIVER
-    uint64_t rejected;          // refused with TP_EFULL
-    uint64_t handled;           // messages handled so far
-    int muted;                  // 1 while muted by backpressure
+    // Messages in the user lane now, the one being handled included (it
+    // counts against the capacity until its callback returns).
+    uint32_t length;
+    uint32_t high_water; // most messages the user lane has held
+    // Discarded by DROP_* or EXIT_RECEIVER, and timer messages that found
+    // a full BACKPRESSURE mailbox (the timer thread never waits).
+    uint64_t dropped;
+    // Refused with TP_EFULL, timer messages a full REJECT mailbox refused
+    // included.
+    uint64_t rejected;
+    uint64_t handled; // messages handled so far
+    int muted;        // 1 while muted by backpressure
 } tp_actor_stats;
 
 // Fills `*out` with `pid`'s counters. Returns 0, TP_ENOACTOR or TP_EINVAL.

@@ -369,7 +369,7 @@ replay_end(tp_actor *a, bool lives)
     if (lives)
         a->system->up->replay_save(a, m, tp__self.replay_tail);
     else
-        a->system->up->replay_drop(m);
+        a->system->up->replay_drop(a, m);
     tp__self.replay = tp__self.replay_tail = NULL;
 }
 

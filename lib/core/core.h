@@ -456,7 +456,7 @@ typedef struct tp__up_ops {
     // and frees a list of them.
     void (*replay_save)(tp_actor *a, tp__msg *head, tp__msg *tail);
     void (*replay_load)(tp_actor *a, tp__msg **head, tp__msg **tail);
-    void (*replay_drop)(tp__msg *m);
+    void (*replay_drop)(tp_actor *a, tp__msg *m);
     // signals: whether timer message `m` may still be delivered.
     bool (*timer_claim)(tp__msg *m);
     // signals: cancels the timers `a` set for itself (a->ext set).

@@ -181,9 +181,9 @@ tp__actor_free(tp_actor *a)
     // destruction (no workers) nobody is left to answer.
     // relaxed: workers were stopped and joined when it is set (joining
     // orders it), or run and never set it: the value read is current.
-    bool answer = a->system->started &&
-                  !atomic_load_explicit(&a->system->stop_workers,
-                                        memory_order_relaxed);
+    bool answer =
+        a->system->started &&
+        !atomic_load_explicit(&a->system->stop_workers, memory_order_relaxed);
     tp__drain(a, answer, TP_REASON_NOPROC);
     if (a->ext != NULL)
         a->system->up->ext_free(a);

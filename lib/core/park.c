@@ -204,4 +204,3 @@ tp__park(tp__worker *w)
             return false;
     }
 }
-

@@ -149,7 +149,6 @@ overflow(tp_actor *r, tp_actor *sender, tp__msg *m)
         if (sender->overshoot >= r->capacity ||
             !reserve(r, UINT32_MAX - 1, &old)) {
             // relaxed: a statistic.
-            // relaxed: a statistic.
             atomic_fetch_add_explicit(&r->rejected, 1, memory_order_relaxed);
             tp__maybe_mute(sender, r);
             return TP_EFULL;
@@ -241,7 +240,8 @@ int
 tp__push_sys(tp_system *sys, tp_pid to, tp__msg *m)
 {
     tp_actor *self = tp__self.actor;
-    if (__builtin_expect(killed(self), 0) && tp_pid_eq(m->pub.from, self->pid)) {
+    if (__builtin_expect(killed(self), 0) &&
+        tp_pid_eq(m->pub.from, self->pid)) {
         tp__msg_free(m);
         return 0;
     }
@@ -297,7 +297,10 @@ tp__deliver_nowait(tp_system *sys, tp_pid to, tp__msg *m)
     tp_actor *r = tp__actor_lookup(sys, to);
     int rc = r ? mailbox_put(r, NULL, m) : TP_ENOACTOR;
     if (rc == TP__EWAIT || rc == TP_EFULL) {
-        tp__count_drop(r);
+        // A REJECT mailbox counted it as rejected; a BACKPRESSURE one,
+        // where a thread would wait, did not: it is dropped.
+        if (rc == TP__EWAIT)
+            tp__count_drop(r);
         tp__msg_free(m);
         rc = 0;
     }
@@ -355,8 +358,8 @@ tp__deliver_reply(tp_system *sys, tp_actor *self, tp_pid to, tp__msg *m)
         bool credit = false;
         while (forced < pending &&
                !(credit = atomic_compare_exchange_weak_explicit(
-                     &r->req_forced, &forced, forced + 1,
-                     memory_order_relaxed, memory_order_relaxed)))
+                     &r->req_forced, &forced, forced + 1, memory_order_relaxed,
+                     memory_order_relaxed)))
             ;
         if (credit && reserve(r, UINT32_MAX - 1, &old)) {
             m->flags |= TP__MSG_FORCED;

@@ -244,11 +244,10 @@ system_free(tp_system *sys)
 static int
 locks_init(tp_system *sys)
 {
-    pthread_mutex_t *mx[] = {&sys->inject_lock, &sys->idle_lock,
-                             &sys->limbo_lock,  &sys->slot_lock,
-                             &sys->reg_lock,    &sys->wait_lock,
-                             &sys->io_init_lock, &sys->ded_lock,
-                             &sys->rec_lock};
+    pthread_mutex_t *mx[] = {
+        &sys->inject_lock,  &sys->idle_lock, &sys->limbo_lock,
+        &sys->slot_lock,    &sys->reg_lock,  &sys->wait_lock,
+        &sys->io_init_lock, &sys->ded_lock,  &sys->rec_lock};
     size_t n = 0;
     int rc = 0;
     while (rc == 0 && n < sizeof mx / sizeof mx[0])

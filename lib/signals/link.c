@@ -214,7 +214,7 @@ tp__ext_free(tp_actor *a)
             free((void *)(uintptr_t)x->thens.vals[i]);
     tp__map_free(&x->thens);
     free_byname(x);
-    tp__stash_free(x);
+    tp__stash_free(x); // empty but for an actor that never ran
     free(x);
     a->ext = NULL;
 }
@@ -707,6 +707,13 @@ tp__notify_exit(tp_actor *a, int reason)
         return;
     tp_system *sys = a->system;
     const char *text = x->exit_text[0] ? x->exit_text : NULL;
+    // Stashed messages die with the actor, dead letters as what its
+    // mailbox holds (those are counted when it is buried).
+    uint64_t lost = tp__stash_free(x);
+    if (lost != 0)
+        // relaxed: a statistic.
+        atomic_fetch_add_explicit(&sys->dead_letters, lost,
+                                  memory_order_relaxed);
     // What it held goes first: its monitors and its requests' timers.
     for (uint32_t i = 0; i < x->monitors.cap; i++) {
         uint64_t k = x->monitors.keys[i];

@@ -71,8 +71,9 @@ bool tp__then_take(tp_actor *a, uint64_t ref, tp_then_fn *fn, void **arg);
 // stash.c
 void tp__replay_save(tp_actor *a, tp__msg *head, tp__msg *tail);
 void tp__replay_load(tp_actor *a, tp__msg **head, tp__msg **tail);
-void tp__replay_drop(tp__msg *m);
-void tp__stash_free(tp__ext *x);
+void tp__replay_drop(tp_actor *a, tp__msg *m);
+// Frees the stash and what was put back; returns how many messages.
+uint64_t tp__stash_free(tp__ext *x);
 int tp__request_monitor(tp_actor *a, tp_pid to, uint64_t ref, bool *gone);
 void tp__request_answered(tp_actor *a, tp_pid to, uint64_t ref);
 

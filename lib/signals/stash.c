@@ -26,14 +26,18 @@ link_to(tp__msg *m, tp__msg *next)
                           memory_order_relaxed);
 }
 
-static void
+// Frees list `m`; returns how many it held.
+static uint64_t
 list_free(tp__msg *m)
 {
+    uint64_t n = 0;
     while (m != NULL) {
         tp__msg *next = next_of(m);
         tp__msg_free(m);
         m = next;
+        n++;
     }
+    return n;
 }
 
 int
@@ -124,17 +128,22 @@ tp__replay_load(tp_actor *a, tp__msg **head, tp__msg **tail)
     x->replay = x->replay_tail = NULL;
 }
 
-void
+uint64_t
 tp__stash_free(tp__ext *x)
 {
-    list_free(x->stash);
-    list_free(x->replay);
+    uint64_t n = list_free(x->stash) + list_free(x->replay);
     x->stash = x->stash_tail = x->replay = x->replay_tail = NULL;
     x->nstash = 0;
+    return n;
 }
 
+// Messages put back that `a` will not handle: it is exiting. They are
+// dead letters, as what its mailbox still holds.
 void
-tp__replay_drop(tp__msg *m)
+tp__replay_drop(tp_actor *a, tp__msg *m)
 {
-    list_free(m);
+    uint64_t n = list_free(m);
+    // relaxed: a statistic.
+    atomic_fetch_add_explicit(&a->system->dead_letters, n,
+                              memory_order_relaxed);
 }
