@@ -621,7 +621,8 @@ init_no_state(tp_ctx *ctx, void *data, void *arg, const tp_state **state)
     return 0;
 }
 
-// Picks B from the spawn's argument, and arms a timeout at once.
+// Picks B from the spawn's argument, and arms a timeout at once; with
+// "F", then fails (the timeouts armed go with the machine that never was).
 static int
 init_pick(tp_ctx *ctx, void *data, void *arg, const tp_state **state)
 {
@@ -630,7 +631,13 @@ init_pick(tp_ctx *ctx, void *data, void *arg, const tp_state **state)
         *state = &st_b;
     if (tp_sm_next(ctx, &st_a) != TP_EPERM)
         return TP_EINVAL;
-    return tp_sm_timeout(ctx, "boot", 0, TAG_TO_NAMED, "boot", 4);
+    int rc = tp_sm_timeout(ctx, "boot", 0, TAG_TO_NAMED, "boot", 4);
+    if (rc == 0 && arg != NULL && *(const char *)arg == 'F') {
+        tp_sm_state_timeout(ctx, 0, 1, "s", 1);
+        tp_sm_event_timeout(ctx, 60000, 1, NULL, 0);
+        return TP_ECRASH;
+    }
+    return rc;
 }
 
 static int
@@ -685,6 +692,8 @@ START_TEST(machines_that_do_not_start_and_actions_outside_one)
                      TP_EINVAL);
     ck_assert_int_eq(tp_spawn(sys, &stop_m.behaviour, NULL, NULL, &pid),
                      TP_EINIT);
+    ck_assert_int_eq(tp_spawn(sys, &pick_m.behaviour, "F", NULL, &pid),
+                     TP_ECRASH);
     ck_assert_int_eq(tp_spawn(sys, &pick_m.behaviour, "B", NULL, &pid), 0);
     ASSERT_TRACE(pid, "B:enter<- B:to(boot,boot) ");
     ck_assert_int_eq(tp_spawn(sys, &plain_b, NULL, NULL, &pid), 0);

@@ -209,12 +209,12 @@ tp_statem_init(tp_ctx *ctx, void *state, void *arg)
     }
     m->in = IN_NONE;
     if (rc != 0) {
-        // Not started: terminate will not run. Timers set so far die with
-        // the actor that never was.
-        timeout_clear(&m->state_to);
-        timeout_clear(&m->event_to);
+        // Not started: terminate will not run. Timers set so far are
+        // cancelled, as the actor that never was cannot take them.
+        timeout_cancel(m, &m->state_to);
+        timeout_cancel(m, &m->event_to);
         for (size_t i = 0; i < m->nnamed; i++)
-            timeout_clear(&m->named[i]);
+            timeout_cancel(m, &m->named[i]);
         free(m->named);
         free(m);
         *(machine **)state = NULL;
