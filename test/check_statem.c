@@ -658,6 +658,13 @@ static const tp_statem_spec nostate_m = {
     .behaviour = TP_STATEM_BEHAVIOUR("nostate"), .init = init_no_state};
 static const tp_statem_spec stop_m = {.behaviour = TP_STATEM_BEHAVIOUR("stop"),
                                       .initial = &st_stop};
+// A state without a name: logged and described as "?".
+static const tp_state st_anon = {.handle = probe_handle};
+static const tp_statem_spec anon_m = {.behaviour = TP_STATEM_BEHAVIOUR("anon"),
+                                      .data_size = sizeof(probe),
+                                      .initial = &st_anon,
+                                      .log_transitions = true};
+
 static const tp_statem_spec pick_m = {.behaviour = TP_STATEM_BEHAVIOUR("pick"),
                                       .data_size = sizeof(probe),
                                       .initial = &st_a,
@@ -696,6 +703,10 @@ START_TEST(machines_that_do_not_start_and_actions_outside_one)
                      TP_ECRASH);
     ck_assert_int_eq(tp_spawn(sys, &pick_m.behaviour, "B", NULL, &pid), 0);
     ASSERT_TRACE(pid, "B:enter<- B:to(boot,boot) ");
+    ck_assert_int_eq(tp_spawn(sys, &anon_m.behaviour, NULL, NULL, &pid), 0);
+    tp_actor_detail d;
+    ck_assert_int_eq(tp_actor_detail_get(sys, pid, 10000, &d), 0);
+    ck_assert_str_eq(d.describe, "state=? transitions=0");
     ck_assert_int_eq(tp_spawn(sys, &plain_b, NULL, NULL, &pid), 0);
     send(pid, 1, NULL, 0);
     for (int i = 0; i < 1000 && atomic_load(&plain_checked) == 0; i++)

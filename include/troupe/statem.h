@@ -58,7 +58,7 @@ typedef struct tp_state tp_state;
 // A state. Keep it `const` and static, like a behaviour: the machine
 // holds a pointer to it and compares pointers to tell states apart.
 struct tp_state {
-    const char *name; // in logs, describe and introspection
+    const char *name; // in logs, describe and introspection ("?" if NULL)
     // Required. Handles one event in this state. Returns what a
     // behaviour's handle does: TP_OK, TP_STOP, or an error (a crash).
     int (*handle)(tp_ctx *ctx, void *data, const tp_sm_event *ev);

@@ -107,6 +107,17 @@ timeouts_ok(tp_ctx *ctx, machine **out)
     return m->in == IN_TERMINATE ? TP_EPERM : 0;
 }
 
+// current(), for the actions that belong to a state function only.
+static int
+handling(tp_ctx *ctx, machine **out)
+{
+    machine *m = current(ctx);
+    if (m == NULL)
+        return TP_EINVAL;
+    *out = m;
+    return m->in == IN_HANDLE ? 0 : TP_EPERM;
+}
+
 static void
 timeout_clear(sm_timeout *t)
 {
@@ -157,12 +168,19 @@ timeout_arm(machine *m, sm_timeout *t, uint32_t ms, uint32_t tag,
     return 0;
 }
 
+// A state's name for logs and describe: a state without one is "?".
+static const char *
+state_name(const tp_state *s)
+{
+    return s->name != NULL ? s->name : "?";
+}
+
 static void
 log_transition(machine *m, const tp_state *from, const tp_state *to)
 {
     if (m->spec->log_transitions) // the line's origin names the actor
         tp_log(tp_ctx_system(m->ctx), TP_LOG_INFO, "statem: %s -> %s",
-               from ? from->name : "(start)", to->name);
+               from ? state_name(from) : "(start)", state_name(to));
 }
 
 // Runs the current state's enter, if any, with `from`.
@@ -176,6 +194,24 @@ enter(machine *m, const tp_state *from)
     int rc = m->state->enter(m->ctx, m->data, from);
     m->in = saved;
     return rc;
+}
+
+// Frees `m` with its timeouts (cancelled: those of a machine whose init
+// failed would otherwise outlive it), its inserted events and the data of
+// an event a tp_fail left behind.
+static void
+machine_free(machine *m)
+{
+    timeout_cancel(m, &m->state_to);
+    timeout_cancel(m, &m->event_to);
+    for (size_t i = 0; i < m->nnamed; i++)
+        timeout_cancel(m, &m->named[i]);
+    free(m->named);
+    free(m->fired);
+    inserted_free(m->inserted);
+    inserted_free(m->adding);
+    free(m->handling);
+    free(m);
 }
 
 int
@@ -209,14 +245,8 @@ tp_statem_init(tp_ctx *ctx, void *state, void *arg)
     }
     m->in = IN_NONE;
     if (rc != 0) {
-        // Not started: terminate will not run. Timers set so far are
-        // cancelled, as the actor that never was cannot take them.
-        timeout_cancel(m, &m->state_to);
-        timeout_cancel(m, &m->event_to);
-        for (size_t i = 0; i < m->nnamed; i++)
-            timeout_cancel(m, &m->named[i]);
-        free(m->named);
-        free(m);
+        // Not started: terminate will not run.
+        machine_free(m);
         *(machine **)state = NULL;
         return rc;
     }
@@ -355,17 +385,7 @@ tp_statem_terminate(tp_ctx *ctx, void *state, int reason)
         m->in = IN_TERMINATE; // tp_sm_state only
         m->spec->terminate(ctx, m->data, m->state, reason);
     }
-    free(m->fired);
-    inserted_free(m->inserted);
-    inserted_free(m->adding);
-    free(m->handling);
-    // The actor's own timers are cancelled as it exits.
-    timeout_clear(&m->state_to);
-    timeout_clear(&m->event_to);
-    for (size_t i = 0; i < m->nnamed; i++)
-        timeout_clear(&m->named[i]);
-    free(m->named);
-    free(m);
+    machine_free(m);
     *(machine **)state = NULL;
 }
 
@@ -375,8 +395,8 @@ tp_statem_describe(const void *state, char *buf, size_t size)
     const machine *m = *(machine *const *)state;
     if (m == NULL)
         return snprintf(buf, size, "state=(none)");
-    int n = snprintf(buf, size, "state=%s transitions=%llu", m->state->name,
-                     (unsigned long long)m->transitions);
+    int n = snprintf(buf, size, "state=%s transitions=%llu",
+                     state_name(m->state), (unsigned long long)m->transitions);
     if (n < 0 || (size_t)n >= size)
         return n;
     if (m->spec->describe != NULL && (size_t)n + 2 < size) {
@@ -395,36 +415,35 @@ tp_statem_describe(const void *state, char *buf, size_t size)
 int
 tp_sm_next(tp_ctx *ctx, const tp_state *state)
 {
-    machine *m = current(ctx);
-    if (m == NULL || state == NULL || state->handle == NULL)
+    machine *m;
+    if (state == NULL || state->handle == NULL)
         return TP_EINVAL;
     // Not in init (it picks the first state), enter or terminate.
-    if (m->in != IN_HANDLE)
-        return TP_EPERM;
-    m->next = state;
-    return 0;
+    int rc = handling(ctx, &m);
+    if (rc == 0)
+        m->next = state;
+    return rc;
 }
 
 int
 tp_sm_repeat(tp_ctx *ctx)
 {
-    machine *m = current(ctx);
-    if (m == NULL)
-        return TP_EINVAL;
-    if (m->in != IN_HANDLE)
-        return TP_EPERM;
-    m->repeat = true;
-    return 0;
+    machine *m;
+    int rc = handling(ctx, &m);
+    if (rc == 0)
+        m->repeat = true;
+    return rc;
 }
 
 int
 tp_sm_next_event(tp_ctx *ctx, uint32_t tag, const void *data, size_t size)
 {
-    machine *m = current(ctx);
-    if (m == NULL || (data == NULL && size != 0))
+    machine *m;
+    if (data == NULL && size != 0)
         return TP_EINVAL;
-    if (m->in != IN_HANDLE)
-        return TP_EPERM;
+    int rc = handling(ctx, &m);
+    if (rc != 0)
+        return rc;
     if (size > TP_MSG_MAX)
         return TP_EMSGSIZE;
     sm_inserted *e = malloc(sizeof *e + size);
@@ -446,11 +465,10 @@ tp_sm_next_event(tp_ctx *ctx, uint32_t tag, const void *data, size_t size)
 int
 tp_sm_postpone(tp_ctx *ctx)
 {
-    machine *m = current(ctx);
-    if (m == NULL)
-        return TP_EINVAL;
-    if (m->in != IN_HANDLE)
-        return TP_EPERM;
+    machine *m;
+    int rc = handling(ctx, &m);
+    if (rc != 0)
+        return rc;
     if (m->event == NULL || m->event->kind != TP_SM_MESSAGE)
         return TP_EINVAL;
     return tp_stash(ctx);

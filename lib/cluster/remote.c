@@ -648,31 +648,21 @@ request_name(tp_ctx *ctx, const char *name, const char *node, uint32_t tag,
     if (rc != 0)
         return rc;
     tp_actor *a = (tp_actor *)ctx;
-    tp__then *t = NULL;
-    if (then != NULL && (t = malloc(sizeof *t)) == NULL)
-        return TP_ENOMEM;
     tp__msg *m = tp__msg_new_copy(a->system, tag, a->pid, data, size);
-    if (m == NULL) {
-        free(t);
+    if (m == NULL)
         return TP_ENOMEM;
-    }
     uint64_t r;
     if ((rc = tp__request_by_name(a, m, timeout_ms, &r)) != 0) {
         tp__msg_free(m);
-        free(t);
         return rc;
     }
     // From here `m` is the request's: tp__request_done frees it.
-    if (t != NULL) {
-        *t = (tp__then){then, arg};
-        rc = tp__map_put(&a->ext->thens, r, (uint64_t)(uintptr_t)t);
-        if (rc != 0)
-            free(t);
-    }
+    if (then != NULL)
+        rc = tp__then_attach(a, r, then, arg);
     if (rc == 0)
         rc = ask(ctx, OP_RESOLVE, node, name, NULL, 0, timeout_ms, r, NULL);
     if (rc != 0) {
-        if (t != NULL)
+        if (then != NULL)
             tp__then_take(a, r, &then, &arg);
         tp__request_done(a, r, TP_PID_NIL); // nothing follows
         return rc;

@@ -585,25 +585,13 @@ on_resolved(tp__msg *m, tp_actor *a, tp__msg **deliver)
     tp_pid to = {r.error == 0 ? r.pid : 0};
     int err = r.error;
     if (err == 0) {
-        bool gone = false;
-        err = tp__request_monitor(a, to, ref, &gone);
-        if (err == 0 && gone) {
-            tp__msg_free(req); // the DOWN (noproc) fails it
-            return 0;
-        }
-        if (err == 0 && (err = tp__deliver(a->system, a, to, req)) == 0)
-            return 0;
-        tp__msg_free(req);
-        // The callee died or its node was lost after the monitor went
-        // out: the monitor's DOWN fails the request.
-        if (err == TP_ENOACTOR || err == TP_ENOTCONN)
-            return 0;
+        err = tp__request_send(a, to, ref, req);
     } else {
         tp__msg_free(req);
         if (err == TP_ETIMEDOUT)
             return 0; // the request's own timeout answers it
     }
-    if (!tp__request_done(a, ref, TP_PID_NIL))
+    if (err == 0 || !tp__request_done(a, ref, TP_PID_NIL))
         return 0;
     tp_down_msg d = {.ref = ref,
                      .from = to,

@@ -12,6 +12,53 @@
 #include <stdlib.h>
 #include <string.h>
 
+// Opens a request of `a`: a fresh ref, its timeout armed (none for -1),
+// noted as pending. Returns 0 with the ref in *ref; tp__request_done
+// closes it.
+static int
+request_open(tp_actor *a, int timeout_ms, uint64_t *ref)
+{
+    tp__ext *x = tp__ext_of(a);
+    if (x == NULL)
+        return TP_ENOMEM;
+    uint64_t r = tp__new_ref(a->system);
+    uint64_t timer = 0; // none: -1 waits for the answer as long as it takes
+    if (timeout_ms >= 0) {
+        timer =
+            tp__timer_add_timeout(a->system, a->pid, r, (uint32_t)timeout_ms);
+        if (timer == 0)
+            return TP_ENOMEM;
+    }
+    int rc = tp__map_put(&x->requests, r, timer);
+    if (rc != 0) {
+        if (timer != 0)
+            tp__timer_cancel(a->system, timer);
+        return rc;
+    }
+    // relaxed: a bound for tp__deliver_reply; only we increment it.
+    atomic_fetch_add_explicit(&a->req_pending, 1, memory_order_relaxed);
+    *ref = r;
+    return 0;
+}
+
+int
+tp__request_send(tp_actor *a, tp_pid to, uint64_t ref, tp__msg *m)
+{
+    bool gone = false;
+    int rc = tp__request_monitor(a, to, ref, &gone);
+    if (rc != 0 || gone) {
+        tp__msg_free(m); // when gone, the failure (noproc) is on its way
+        return rc;
+    }
+    m->pub.ref = ref;
+    if ((rc = tp__deliver(a->system, a, to, m)) == 0)
+        return 0;
+    tp__msg_free(m);
+    // The callee died or its node was lost after the monitor went out:
+    // the monitor's DOWN fails the request. Anything else refused it.
+    return rc == TP_ENOACTOR || rc == TP_ENOTCONN ? 0 : rc;
+}
+
 int
 tp_request(tp_ctx *ctx, tp_pid to, uint32_t tag, const void *data, size_t size,
            int timeout_ms, uint64_t *ref)
@@ -24,48 +71,17 @@ tp_request(tp_ctx *ctx, tp_pid to, uint32_t tag, const void *data, size_t size,
     if (rc != 0)
         return rc;
     tp_actor *a = (tp_actor *)ctx;
-    tp__ext *x = tp__ext_of(a);
-    if (x == NULL)
-        return TP_ENOMEM;
-    uint64_t r = tp__new_ref(a->system);
-    uint64_t timer = 0; // none: -1 waits for the answer as long as it takes
-    if (timeout_ms >= 0) {
-        timer =
-            tp__timer_add_timeout(a->system, a->pid, r, (uint32_t)timeout_ms);
-        if (timer == 0)
-            return TP_ENOMEM;
-    }
-    if ((rc = tp__map_put(&x->requests, r, timer)) != 0) {
-        if (timer != 0)
-            tp__timer_cancel(a->system, timer);
-        return rc;
-    }
-    bool gone = false;
     tp__msg *m = tp__msg_new_copy(a->system, tag, a->pid, data, size);
-    if (m == NULL || (rc = tp__request_monitor(a, to, r, &gone)) != 0) {
-        rc = m == NULL ? TP_ENOMEM : rc;
+    if (m == NULL)
+        return TP_ENOMEM;
+    uint64_t r;
+    if ((rc = request_open(a, timeout_ms, &r)) != 0) {
         tp__msg_free(m);
-        tp__map_del(&x->requests, r, NULL);
-        if (timer != 0)
-            tp__timer_cancel(a->system, timer);
         return rc;
     }
-    // relaxed: a bound for tp__deliver_reply; only we increment it.
-    atomic_fetch_add_explicit(&a->req_pending, 1, memory_order_relaxed);
-    if (gone) {
-        tp__msg_free(m); // the failure (noproc) is on its way to us
-    } else {
-        m->pub.ref = r;
-        rc = tp__deliver(a->system, a, to, m);
-        if (rc != 0)
-            tp__msg_free(m);
-        // The callee died or its node was lost after the monitor went
-        // out: the monitor's DOWN fails the request. Anything else
-        // refused the request itself.
-        if (rc != 0 && rc != TP_ENOACTOR && rc != TP_ENOTCONN) {
-            tp__request_done(a, r, TP_PID_NIL);
-            return rc;
-        }
+    if ((rc = tp__request_send(a, to, r, m)) != 0) {
+        tp__request_done(a, r, TP_PID_NIL); // nothing follows
+        return rc;
     }
     if (ref != NULL)
         *ref = r;
@@ -75,31 +91,30 @@ tp_request(tp_ctx *ctx, tp_pid to, uint32_t tag, const void *data, size_t size,
 int
 tp__request_by_name(tp_actor *a, tp__msg *m, int timeout_ms, uint64_t *ref)
 {
-    tp__ext *x = tp__ext_of(a);
-    if (x == NULL)
-        return TP_ENOMEM;
-    uint64_t r = tp__new_ref(a->system);
-    uint64_t timer = 0;
-    if (timeout_ms >= 0) {
-        timer =
-            tp__timer_add_timeout(a->system, a->pid, r, (uint32_t)timeout_ms);
-        if (timer == 0)
-            return TP_ENOMEM;
-    }
-    int rc = tp__map_put(&x->requests, r, timer);
-    if (rc == 0 &&
-        (rc = tp__map_put(&x->byname, r, (uint64_t)(uintptr_t)m)) != 0)
-        tp__map_del(&x->requests, r, NULL);
-    if (rc != 0) {
-        if (timer != 0)
-            tp__timer_cancel(a->system, timer);
+    uint64_t r;
+    int rc = request_open(a, timeout_ms, &r);
+    if (rc != 0)
+        return rc;
+    if ((rc = tp__map_put(&a->ext->byname, r, (uint64_t)(uintptr_t)m)) != 0) {
+        tp__request_done(a, r, TP_PID_NIL);
         return rc;
     }
-    // relaxed: a bound for tp__deliver_reply; only we increment it.
-    atomic_fetch_add_explicit(&a->req_pending, 1, memory_order_relaxed);
     m->pub.ref = r;
     *ref = r;
     return 0;
+}
+
+int
+tp__then_attach(tp_actor *a, uint64_t ref, tp_then_fn fn, void *arg)
+{
+    tp__then *t = malloc(sizeof *t);
+    if (t == NULL)
+        return TP_ENOMEM;
+    *t = (tp__then){fn, arg};
+    int rc = tp__map_put(&a->ext->thens, ref, (uint64_t)(uintptr_t)t);
+    if (rc != 0)
+        free(t);
+    return rc;
 }
 
 int
@@ -113,19 +128,12 @@ tp_request_then(tp_ctx *ctx, tp_pid to, uint32_t tag, const void *data,
     if (rc != 0)
         return rc;
     tp_actor *a = (tp_actor *)ctx;
-    tp__then *t = malloc(sizeof *t);
-    if (t == NULL)
-        return TP_ENOMEM;
-    *t = (tp__then){then, arg};
     uint64_t r;
-    if ((rc = tp_request(ctx, to, tag, data, size, timeout_ms, &r)) != 0) {
-        free(t);
+    if ((rc = tp_request(ctx, to, tag, data, size, timeout_ms, &r)) != 0)
         return rc;
-    }
     // The answer cannot come before this: answers are handled by this
     // actor's activations, and this is one.
-    if ((rc = tp__map_put(&a->ext->thens, r, (uint64_t)(uintptr_t)t)) != 0) {
-        free(t);
+    if ((rc = tp__then_attach(a, r, then, arg)) != 0) {
         tp__request_done(a, r, TP_PID_NIL); // no answer will come, to anyone
         return rc;
     }

@@ -58,6 +58,14 @@ bool tp__request_done(tp_actor *a, uint64_t ref, tp_pid from);
 // tp__request_resolved names the callee. Returns 0 with the ref in *ref.
 int tp__request_by_name(tp_actor *a, tp__msg *m, int timeout_ms,
                         uint64_t *ref);
+// Sends request `m` of `a` (open under `ref`) to `to`, under the monitor
+// that fails it if `to` dies. Returns 0 when it went out or that
+// monitor's DOWN answers it (`to` already gone, dead meanwhile, its node
+// lost); otherwise the error, nothing sent. `m` is consumed either way.
+int tp__request_send(tp_actor *a, tp_pid to, uint64_t ref, tp__msg *m);
+// Gives pending request `ref` of `a` continuation `fn`. Returns 0, or
+// TP_ENOMEM with nothing attached.
+int tp__then_attach(tp_actor *a, uint64_t ref, tp_then_fn fn, void *arg);
 // Tells `caller` what its request `ref` by name resolved to: 0 and the
 // callee's pid, or the lookup's error (TP_ENOACTOR: not registered).
 int tp__request_resolved(tp_system *sys, tp_pid caller, uint64_t ref,
