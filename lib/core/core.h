@@ -575,6 +575,8 @@ typedef struct tp__victim {
     int64_t hold_until; // no taking from a busy v before this
     int64_t hold_ns;    // how long the last hold was; 0: none
     int64_t next_look;  // held off: when to look at it again
+    uint64_t rate_seq;  // its activations at rate_at
+    int64_t rate_at;    // start of the window its pace is read over
 } tp__victim;
 
 // Free actor records a worker keeps for its next spawns, per size class
@@ -743,6 +745,8 @@ struct tp_system {
     tp__worker *sentry; // the parked worker on watch (idle_lock)
     bool sentry_deep;   // it sleeps untimed: every worker is parked
     _Atomic int stop_workers;
+    _Atomic uint32_t ndozing;  // workers dozing (park.c)
+    _Atomic uint32_t doze_gen; // their futex: bumped to wake them
     int started;
 
     // Reclamation: a global epoch (quiescent-state based) plus a lock that

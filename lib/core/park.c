@@ -132,6 +132,43 @@ tp__wake_one_slow(tp_system *sys)
     poke(p);
 }
 
+// ---- dozing ----------------------------------------------------------------
+//
+// A worker that finds nothing to run while holding off every other worker
+// (their actors are not worth moving, sched.c) dozes: it sleeps for at
+// most the rest of its holds, counted neither idle nor spinning, so the
+// busy workers' backlogs wake nobody. Only work that no busy worker owns,
+// the inject queue's, and stopping wake it early.
+
+void
+tp__doze(tp_system *sys, int64_t ns)
+{
+    // acquire: pairs with tp__wake_dozers' release increment.
+    uint32_t gen = atomic_load_explicit(&sys->doze_gen, memory_order_acquire);
+    // seq_cst, then the inject queue's length seq_cst: a pusher increments
+    // that length, then reads ndozing; one of us sees the other.
+    atomic_fetch_add_explicit(&sys->ndozing, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&sys->inject_len, memory_order_seq_cst) == 0 &&
+        // acquire: pairs with tp__sched_stop's release store.
+        !atomic_load_explicit(&sys->stop_workers, memory_order_acquire))
+        futex_wait_ns(&sys->doze_gen, gen, (long)ns);
+    // relaxed: only the waker's hint.
+    atomic_fetch_sub_explicit(&sys->ndozing, 1, memory_order_relaxed);
+}
+
+void
+tp__wake_dozers(tp_system *sys, bool always)
+{
+    // seq_cst: see tp__doze.
+    if (!always &&
+        atomic_load_explicit(&sys->ndozing, memory_order_seq_cst) == 0)
+        return;
+    // release: a dozer that reads the new generation sees what came before.
+    atomic_fetch_add_explicit(&sys->doze_gen, 1, memory_order_release);
+    syscall(SYS_futex, (uint32_t *)&sys->doze_gen, FUTEX_WAKE_PRIVATE,
+            INT32_MAX, NULL, NULL, 0);
+}
+
 void
 tp__wake_all(tp_system *sys)
 {

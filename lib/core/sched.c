@@ -384,19 +384,26 @@ runq_steal(tp__worker *w, tp__worker *victim, bool short_ok, uint32_t most)
 // hundred nanoseconds (the 2-vCPU machine troupe is developed on), taking
 // actors whose activations last ~50 ns from a busy worker made a second
 // thread two to three times slower than one (big, spawn), while actors with
-// 10 us activations want every core. So a thief judges what it took: when
-// the actors it took from a busy worker ran, on our side, no longer per
-// activation than WORTH_MOVES moves cost, the moving was most of the work,
-// and the thief leaves that worker's ring alone for a while (1 ms, doubling
-// while it stays so, up to 16 ms), looking at it meanwhile only every
-// HELD_LOOK_NS. A worker stuck in one activation for RESCUE_NS, queueing
-// nothing, is stolen from whatever the verdict.
+// 10 us activations want every core. So before taking anything, a thief
+// reads the busy worker's pace (its activations over RATE_NS): when they
+// average no more than WORTH_MOVES moves cost, it leaves that worker's ring
+// alone for a while (1 ms, doubling while it stays so, up to 16 ms). It
+// reads the pace rather than trying some actors: a thief that took a few
+// of big's actors to try them had spread their conversations over both
+// cores before it could judge. What it does take, it still judges by how
+// long the taken actors ran here, against the same bound. Held off, it
+// looks at the worker only every HELD_LOOK_NS, for a stuck activation; held
+// off every other worker and out of work, it dozes (park.c) until its
+// holds end, since a thread spinning on the other CPU slowed the busy one
+// by a third on that machine. A worker stuck in one activation for
+// RESCUE_NS, queueing nothing, is stolen from whatever the verdict.
 //
 // The cost of a move is measured once per process: the first two workers
 // to start bounce a cache line between them and keep the fastest round
 // trip.
 
 #define WORTH_MOVES 4        // a taken activation must outlast this many
+#define RATE_NS 100000       // a victim's pace is read over this long
 #define HOLD_MIN_NS 1000000  // a verdict against stealing holds this long
 #define HOLD_MAX_NS 16000000 // and doubles up to this
 #define PROBE_ACTORS 4       // taken to try again once a hold is over
@@ -529,6 +536,47 @@ victim_stuck_ns(tp__worker *w, tp__worker *v, int64_t now)
     return now - x->since;
 }
 
+// Whether busy worker v's activations are too short to be worth moving,
+// by the pace it ran them at, seen from here over RATE_NS: its own warm
+// caches make them as short as they will ever be, so what moving adds
+// would be most of the work. Probes nothing: a thief that took a few to
+// try them spread their conversations over both cores before its verdict.
+enum { PACE_LONG, PACE_UNKNOWN, PACE_SHORT };
+
+static int
+victim_pace(tp__worker *w, tp__worker *v, int64_t now)
+{
+    tp__victim *x = &w->victims[v->index];
+    // relaxed: a heuristic.
+    uint64_t seq = atomic_load_explicit(&v->activations, memory_order_relaxed);
+    if (x->rate_at == 0 || now - x->rate_at > 8 * RATE_NS) {
+        x->rate_at = now;
+        x->rate_seq = seq;
+        return PACE_UNKNOWN;
+    }
+    if (now - x->rate_at < RATE_NS)
+        return PACE_UNKNOWN;
+    uint64_t acts = seq - x->rate_seq;
+    int64_t span = now - x->rate_at;
+    x->rate_at = now;
+    x->rate_seq = seq;
+    if (acts == 0) // inside one activation: stuck or not, victim_stuck_ns says
+        return PACE_UNKNOWN;
+    return span / (int64_t)acts <= WORTH_MOVES * move_cost() ? PACE_SHORT
+                                                             : PACE_LONG;
+}
+
+// A verdict against taking from x's worker: a hold, doubling while they
+// follow each other.
+static void
+hold_off(tp__victim *x, int64_t now)
+{
+    x->hold_ns = x->hold_ns == 0 ? HOLD_MIN_NS : 2 * x->hold_ns;
+    if (x->hold_ns > HOLD_MAX_NS)
+        x->hold_ns = HOLD_MAX_NS;
+    x->hold_until = now + x->hold_ns;
+}
+
 // Judges the actors w last took from a busy worker, once w has run as many
 // activations as it took actors, or has run out of work (`done`).
 static void
@@ -550,10 +598,7 @@ stolen_judge(tp__worker *w, bool done)
         x->hold_ns = x->hold_ns / 2 < HOLD_MIN_NS ? 0 : x->hold_ns / 2;
         return;
     }
-    x->hold_ns = x->hold_ns == 0 ? HOLD_MIN_NS : 2 * x->hold_ns;
-    if (x->hold_ns > HOLD_MAX_NS)
-        x->hold_ns = HOLD_MAX_NS;
-    x->hold_until = now + x->hold_ns;
+    hold_off(x, now);
 }
 
 static tp_actor *
@@ -588,7 +633,18 @@ steal_any(tp__worker *w, int64_t now)
                 atomic_load_explicit(&w->steals, memory_order_relaxed);
             // After a verdict against it, a few are taken to try again.
             uint32_t most = x->hold_ns != 0 ? PROBE_ACTORS : TP__RUNQ_SIZE / 2;
-            if ((a = runq_steal(w, v, stuck >= STEAL_STUCK_NS, most)) != NULL)
+            // relaxed: a hint; the steal decides.
+            bool queued =
+                atomic_load_explicit(&v->tail, memory_order_relaxed) !=
+                atomic_load_explicit(&v->head, memory_order_relaxed);
+            int pace = queued && stuck < STEAL_STUCK_NS
+                           ? victim_pace(w, v, now)
+                           : PACE_LONG;
+            if (pace == PACE_SHORT)
+                hold_off(x, now);
+            else if (pace == PACE_LONG &&
+                     (a = runq_steal(w, v, stuck >= STEAL_STUCK_NS, most)) !=
+                         NULL)
                 w->stolen = (tp__stolen){
                     v, now,
                     atomic_load_explicit(&w->activations,
@@ -604,6 +660,25 @@ steal_any(tp__worker *w, int64_t now)
             return a;
     }
     return NULL;
+}
+
+// How long w may doze: until the earliest of its holds ends (at most
+// RESCUE_NS), when every other worker is one it is held off; 0 otherwise.
+static int64_t
+doze_ns(tp__worker *w, int64_t now)
+{
+    tp_system *sys = w->sys;
+    int64_t until = now + RESCUE_NS;
+    for (unsigned i = 0; i < sys->nworkers; i++) {
+        tp__victim *x = &w->victims[i];
+        if (&sys->workers[i] == w)
+            continue;
+        if (now >= x->hold_until)
+            return 0;
+        if (x->hold_until < until)
+            until = x->hold_until;
+    }
+    return until - now;
 }
 
 // Whether some worker has been inside one activation for RESCUE_NS with
@@ -660,6 +735,7 @@ tp__sched_schedule(tp_system *sys, tp_actor *a)
     }
     inject_push(sys, a);
     tp__wake_one(sys);
+    tp__wake_dozers(sys, false);
 }
 
 // Queues `a` on this worker where no thief takes it: for senders released
@@ -784,6 +860,21 @@ find_work(tp__worker *w)
                     work_visible(sys))
                     tp__wake_one(sys);
                 return a;
+            }
+            int64_t doze;
+            if (!stopping(sys) && (doze = doze_ns(w, now)) > 0) {
+                if (dist != NULL)
+                    dist->unpoll(sys, w);
+                // seq_cst, both: as every change of nspinning (see
+                // wake_one). Dozing, we are not there to take new work:
+                // wakers see nobody spinning; the inject queue's wake us.
+                atomic_fetch_sub_explicit(&sys->nspinning, 1,
+                                          memory_order_seq_cst);
+                tp__doze(sys, doze);
+                atomic_fetch_add_explicit(&sys->nspinning, 1,
+                                          memory_order_seq_cst);
+                start = now = tp__now_ns();
+                continue;
             }
             if (stopping(sys)) {
                 if (dist != NULL)
@@ -917,6 +1008,7 @@ tp__sched_stop(tp_system *sys)
 {
     // release: workers that see the flag also see everything before it.
     atomic_store_explicit(&sys->stop_workers, 1, memory_order_release);
+    tp__wake_dozers(sys, true);
     for (unsigned i = 0; i < sys->nworkers; i++)
         tp__wake_all(sys);
     for (unsigned i = 0; i < sys->nworkers; i++)

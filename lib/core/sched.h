@@ -15,6 +15,10 @@
 
 void tp__wake_one_slow(tp_system *sys);
 void tp__wake_all(tp_system *sys);
+// A worker with nothing worth taking sleeps up to `ns` (park.c), woken
+// early by tp__wake_dozers (when some doze, or `always`).
+void tp__doze(tp_system *sys, int64_t ns);
+void tp__wake_dozers(tp_system *sys, bool always);
 bool tp__leave_idle(tp__worker *w);
 bool tp__park(tp__worker *w);
 // sched.c: whether a worker is stuck with actors a thief could take.

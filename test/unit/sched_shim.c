@@ -110,8 +110,14 @@ unit_stolen_judge(tp__worker *w, bool done)
     tp__self.worker = was;
 }
 
+int64_t
+unit_doze_ns(tp__worker *w, int64_t now)
+{
+    return doze_ns(w, now);
+}
+
 const int64_t unit_hold_min_ns = HOLD_MIN_NS, unit_rescue_ns = RESCUE_NS,
-              unit_worth_moves = WORTH_MOVES;
+              unit_worth_moves = WORTH_MOVES, unit_rate_ns = RATE_NS;
 const uint32_t unit_probe_actors = PROBE_ACTORS;
 const int64_t unit_held_look_ns = HELD_LOOK_NS;
 

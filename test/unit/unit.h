@@ -64,7 +64,10 @@ void unit_runq_refill(tp__worker *w);
 tp_actor *unit_steal_any(tp__worker *w, int64_t now);
 void unit_stolen_judge(tp__worker *w, bool done);
 int64_t unit_move_cost(void);
-extern const int64_t unit_hold_min_ns, unit_rescue_ns, unit_worth_moves;
+// How long an idle worker held off every other may sleep (0: not so).
+int64_t unit_doze_ns(tp__worker *w, int64_t now);
+extern const int64_t unit_hold_min_ns, unit_rescue_ns, unit_worth_moves,
+    unit_rate_ns;
 extern const uint32_t unit_probe_actors;
 extern const int64_t unit_held_look_ns;
 

@@ -262,6 +262,66 @@ START_TEST(no_actor_lost_or_duplicated_under_stealing)
 }
 END_TEST
 
+// Makes t's reading of v's pace one activation per unit_rate_ns, long
+// enough to be worth moving, as of `now`.
+static void
+pace_long(tp__worker *t, tp__worker *v, int64_t now)
+{
+    t->victims[v->index].rate_at = now - unit_rate_ns;
+    t->victims[v->index].rate_seq = atomic_load(&v->activations) - 1;
+}
+
+// A busy worker whose activations go by faster than moving an actor costs
+// is left alone, without a probe: the thief reads its pace over
+// unit_rate_ns before taking anything, holds off when it is short, and
+// sleeps while every other worker is one it holds off. A slow pace lets
+// the thief take half the ring.
+START_TEST(short_activations_stay_with_their_worker)
+{
+    tp_system *sys = unit_system_new(2);
+    tp__worker *v = &sys->workers[0], *t = &sys->workers[1];
+    t->victims = calloc(2, sizeof *t->victims);
+    tp_actor *a = actors_new(64);
+    for (unsigned i = 0; i < 64; i++)
+        unit_runq_put(v, &a[i]);
+    int64_t now = tp__now_ns();
+    tp__victim *x = &t->victims[0];
+    atomic_store(&v->activations, 1);
+    // No pace known yet: nothing taken, no hold, no sleep.
+    ck_assert_ptr_null(unit_steal_any(t, now));
+    ck_assert_int_eq(x->hold_until, 0);
+    ck_assert_int_eq(unit_doze_ns(t, now), 0);
+    atomic_store(&v->activations, 2); // busy, not stuck
+    ck_assert_ptr_null(unit_steal_any(t, now + unit_rate_ns - 1));
+    // A thousand activations in unit_rate_ns: short, held off.
+    atomic_store(&v->activations, 1001);
+    int64_t later = now + unit_rate_ns;
+    ck_assert_ptr_null(unit_steal_any(t, later));
+    ck_assert_int_eq(x->hold_ns, unit_hold_min_ns);
+    ck_assert_int_eq(x->hold_until, later + unit_hold_min_ns);
+    ck_assert_uint_eq(atomic_load(&t->steals), 0);
+    // Held off the only other worker: the thief may sleep until the hold
+    // ends, never longer than unit_rescue_ns.
+    int64_t doze = unit_doze_ns(t, later);
+    ck_assert_int_gt(doze, 0);
+    ck_assert_int_le(doze, unit_hold_min_ns);
+    ck_assert_int_le(doze, unit_rescue_ns);
+    ck_assert_int_eq(unit_doze_ns(t, x->hold_until), 0);
+    // Once the hold is over, an old reading counts for nothing; one
+    // activation per unit_rate_ns is worth moving: a few are taken to try
+    // (the verdict on what was taken then decides, as below).
+    int64_t after = x->hold_until;
+    atomic_store(&v->activations, 1002);
+    ck_assert_ptr_null(unit_steal_any(t, after));
+    atomic_store(&v->activations, 1003);
+    ck_assert_ptr_eq(unit_steal_any(t, after + unit_rate_ns), &a[0]);
+    ck_assert_uint_eq(t->stolen.n, unit_probe_actors);
+    free(t->victims);
+    free(a);
+    unit_system_free(sys);
+}
+END_TEST
+
 // A thief that took actors from a busy worker and ran them in less time
 // than moving them costs leaves that worker's ring alone for a while, then
 // tries again with a few; a batch that was worth moving lifts the hold; a
@@ -275,8 +335,10 @@ START_TEST(cheap_steals_hold_the_thief_back)
     for (unsigned i = 0; i < 64; i++)
         unit_runq_put(v, &a[i]);
     int64_t now = tp__now_ns();
-    // Not stuck: v's activation count is new to the thief.
+    // Not stuck: v's activation count is new to the thief; its pace is
+    // slow enough to try.
     atomic_store(&v->activations, 1);
+    pace_long(t, v, now);
     ck_assert_ptr_eq(unit_steal_any(t, now), &a[0]);
     ck_assert_ptr_eq(t->stolen.from, v);
     ck_assert_uint_eq(t->stolen.n, 32);
@@ -292,6 +354,7 @@ START_TEST(cheap_steals_hold_the_thief_back)
     ck_assert_ptr_null(unit_steal_any(t, held - 1));
     // Then a probe of unit_probe_actors, also cheap: the hold doubles.
     atomic_store(&v->activations, 3);
+    pace_long(t, v, held);
     ck_assert_ptr_eq(unit_steal_any(t, held), &a[32]);
     ck_assert_uint_eq(t->stolen.n, unit_probe_actors);
     atomic_store(&t->activations, 32 + unit_probe_actors);
@@ -306,6 +369,7 @@ START_TEST(cheap_steals_hold_the_thief_back)
     // A probe that took long per activation lifts the hold step by step.
     t->victims[0].hold_until = 0;
     atomic_store(&v->activations, 4);
+    pace_long(t, v, since + unit_rescue_ns + 1);
     ck_assert_ptr_nonnull(unit_steal_any(t, since + unit_rescue_ns + 1));
     uint64_t ran = atomic_load(&t->activations) + t->stolen.n;
     atomic_store(&t->activations, ran);
@@ -371,6 +435,7 @@ runq_unit_suite(void)
     tcase_add_test(tc, steal_takes_older_half);
     tcase_add_test(tc, short_ring_stolen_only_when_allowed);
     tcase_add_test(tc, steal_leaves_overflow_to_owner);
+    tcase_add_test(tc, short_activations_stay_with_their_worker);
     tcase_add_test(tc, cheap_steals_hold_the_thief_back);
     tcase_add_test(tc, a_producing_owner_is_not_rescued);
     tcase_add_test(tc, no_actor_lost_or_duplicated_under_stealing);
