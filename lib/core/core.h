@@ -600,6 +600,7 @@ struct tp__worker {
     // Read and CASed by thieves; tail written by the owner only.
     TP__ALIGNED _Atomic uint32_t head;
     _Atomic uint32_t tail;
+    _Atomic uint32_t overflowed; // actors put on the overflow list, ever
     _Atomic(tp_actor *) ring[TP__RUNQ_SIZE];
 
     // Owner only, but for `runnext`, which a thief may take from an owner

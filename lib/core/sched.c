@@ -93,6 +93,20 @@ inject_pop(tp_system *sys, tp__worker *w)
 
 // ---- per-worker ring -------------------------------------------------------
 
+// Appends `a` to w's overflow list, counting it where thieves see that w
+// still queues actors (victim_stuck_ns) while its ring's tail stands still.
+static uint32_t
+overflow_put(tp__worker *w, tp_actor *a)
+{
+    tp__limbo_append(&w->overflow, a);
+    // relaxed: only the owner writes it; thieves take a hint from it.
+    atomic_store_explicit(
+        &w->overflowed,
+        atomic_load_explicit(&w->overflowed, memory_order_relaxed) + 1,
+        memory_order_relaxed);
+    return TP__RUNQ_SIZE;
+}
+
 // Appends `a` to w's ring; when the ring is full, to the worker's private
 // overflow list, which refills the ring in order as it drains. Returns how
 // many actors wait on this worker (at least). Owner thread only.
@@ -100,18 +114,14 @@ static uint32_t
 runq_put(tp__worker *w, tp_actor *a)
 {
     TP_ASSERT(tp__self.worker == w); // owner thread only
-    if (w->overflow.head != NULL) {
-        tp__limbo_append(&w->overflow, a);
-        return TP__RUNQ_SIZE;
-    }
+    if (w->overflow.head != NULL)
+        return overflow_put(w, a);
     // relaxed on tail: only the owner writes it. acquire on head: slots
     // below it are no longer read by thieves.
     uint32_t t = atomic_load_explicit(&w->tail, memory_order_relaxed);
     uint32_t h = atomic_load_explicit(&w->head, memory_order_acquire);
-    if (t - h >= TP__RUNQ_SIZE) {
-        tp__limbo_append(&w->overflow, a);
-        return TP__RUNQ_SIZE;
-    }
+    if (t - h >= TP__RUNQ_SIZE)
+        return overflow_put(w, a);
     // relaxed: published by the seq_cst tail store below.
     atomic_store_explicit(&w->ring[t % TP__RUNQ_SIZE], a,
                           memory_order_relaxed);
@@ -526,7 +536,10 @@ victim_stuck_ns(tp__worker *w, tp__worker *v, int64_t now)
     tp__victim *x = &w->victims[v->index];
     // relaxed, both: a heuristic.
     uint64_t seq = atomic_load_explicit(&v->activations, memory_order_relaxed);
-    uint32_t tail = atomic_load_explicit(&v->tail, memory_order_relaxed);
+    // A full ring's tail stands still while its owner queues more: the
+    // overflow count moves then.
+    uint32_t tail = atomic_load_explicit(&v->tail, memory_order_relaxed) +
+                    atomic_load_explicit(&v->overflowed, memory_order_relaxed);
     if (seq != x->seq || tail != x->tail) {
         x->seq = seq;
         x->tail = tail;
@@ -560,8 +573,11 @@ victim_pace(tp__worker *w, tp__worker *v, int64_t now)
     int64_t span = now - x->rate_at;
     x->rate_at = now;
     x->rate_seq = seq;
-    if (acts == 0) // inside one activation: stuck or not, victim_stuck_ns says
-        return PACE_UNKNOWN;
+    // No activation ended: one long one, queueing actors (a stuck one is
+    // not asked). What it queued may be worth taking: the verdict on the
+    // steal says.
+    if (acts == 0)
+        return PACE_LONG;
     return span / (int64_t)acts <= WORTH_MOVES * move_cost() ? PACE_SHORT
                                                              : PACE_LONG;
 }
