@@ -689,14 +689,126 @@ sample(const char *body, const char *key)
     return -1;
 }
 
+// Four messages queued at once to an actor that spins 5 ms on each: the
+// n-th waits at least 5(n-1) ms in its mailbox. The snapshot's wait
+// figures say so; /metrics has the behaviour's histogram, and keeps it
+// once the actor is gone. A system that does not measure shows none.
+START_TEST(message_waits_measured)
+{
+    tp_system *sys = tpt_system_cfg(
+        &(tp_config){.threads = 2, .cpu_time = true, .wait_sample = 1});
+    uint16_t port = 0;
+    ck_assert_int_eq(tp_metrics_start(sys, "127.0.0.1:0", false, &port), 0);
+    tp_pid b, w;
+    atomic_store(&burned, 0);
+    atomic_store(&handled, 0);
+    ck_assert_int_eq(tp_spawn(sys, &burner_b, NULL, NULL, &b), 0);
+    ck_assert_int_eq(tp_spawn(sys, &worker_b, NULL, NULL, &w), 0);
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(tp_system_send(sys, b, 1, NULL, 0), 0);
+    for (int i = 0; i < 100; i++)
+        ck_assert_int_eq(tp_system_send(sys, w, 1, NULL, 0), 0);
+    ck_assert(tpt_wait_ge(&burned, 4, 10));
+    ck_assert(tpt_wait_ge(&handled, 100, 10));
+    tp_actor_info info;
+    ck_assert_int_eq(tp_actor_info_get(sys, b, &info), 0);
+    ck_assert_uint_eq(info.waits, 4);
+    uint64_t in_buckets = 0, under_4ms = 0;
+    for (unsigned i = 0; i < TP_WAIT_BUCKETS; i++) {
+        in_buckets += info.wait_hist[i];
+        if (i <= 12) // below 2^12 us
+            under_4ms += info.wait_hist[i];
+    }
+    ck_assert_uint_eq(in_buckets, 4);
+    ck_assert_uint_le(under_4ms, 1); // only the first can have
+    // Less a little: the messages left the test thread one by one, and
+    // the tick rate of a young system is known within about 1 %.
+    ck_assert_uint_ge(info.wait_p50_us, 4500);
+    ck_assert_uint_le(info.wait_p50_us, info.wait_p99_us);
+    ck_assert_uint_ge(info.wait_p99_us, 14000); // the fourth's, at most max
+    ck_assert_uint_le(info.wait_p99_us, info.wait_max_us);
+    ck_assert_uint_ge(info.wait_sum_us, 28000);
+    ck_assert_uint_le(info.wait_sum_us, 4 * info.wait_max_us);
+    ck_assert_int_eq(tp_actor_info_get(sys, w, &info), 0);
+    ck_assert_uint_eq(info.waits, 100);
+    char *r = http_get(port, "GET /metrics HTTP/1.0\r\n\r\n");
+    char *body = strstr(r, "\r\n\r\n") + 4;
+    ck_assert_ptr_nonnull(
+        strstr(body, "# TYPE troupe_message_wait_seconds histogram\n"));
+    ck_assert_int_eq(
+        sample(body,
+               "troupe_message_wait_seconds_count{behaviour=\"burner\"}"),
+        4);
+    ck_assert_int_eq(sample(body, "troupe_message_wait_seconds_bucket{"
+                                  "behaviour=\"burner\",le=\"+Inf\"}"),
+                     4);
+    ck_assert_int_le(sample(body, "troupe_message_wait_seconds_bucket{"
+                                  "behaviour=\"burner\",le=\"0.004096\"}"),
+                     1);
+    ck_assert_int_eq(
+        sample(body,
+               "troupe_message_wait_seconds_count{behaviour=\"worker\"}"),
+        100);
+    free(r);
+    // Gone, the burner's waits stay counted; a new one adds its own.
+    ck_assert_int_eq(tp_system_exit(sys, b, TP_REASON_KILL), 0);
+    int rc = 0;
+    for (int i = 0; i < 5000; i++) {
+        if ((rc = tp_actor_info_get(sys, b, &info)) == TP_ENOACTOR)
+            break;
+        tpt_nap_us(1000);
+    }
+    ck_assert_int_eq(rc, TP_ENOACTOR);
+    ck_assert_int_eq(tp_spawn(sys, &burner_b, NULL, NULL, &b), 0);
+    ck_assert_int_eq(tp_system_send(sys, b, 1, NULL, 0), 0);
+    ck_assert(tpt_wait_ge(&burned, 5, 10));
+    r = http_get(port, "GET /metrics HTTP/1.0\r\n\r\n");
+    body = strstr(r, "\r\n\r\n") + 4;
+    ck_assert_int_eq(
+        sample(body,
+               "troupe_message_wait_seconds_count{behaviour=\"burner\"}"),
+        5);
+    free(r);
+    tp_system_destroy(&sys);
+    // By default one message in 16 that a thread sends is timed.
+    sys = tpt_system_cfg(&(tp_config){.threads = 1, .cpu_time = true});
+    atomic_store(&handled, 0);
+    ck_assert_int_eq(tp_spawn(sys, &worker_b, NULL, NULL, &w), 0);
+    for (int i = 0; i < 160; i++)
+        ck_assert_int_eq(tp_system_send(sys, w, 1, NULL, 0), 0);
+    ck_assert(tpt_wait_ge(&handled, 160, 10));
+    ck_assert_int_eq(tp_actor_info_get(sys, w, &info), 0);
+    ck_assert_uint_eq(info.waits, 10);
+    tp_system_destroy(&sys);
+    tp_config bad = {.cpu_time = true, .wait_sample = -1};
+    ck_assert_int_eq(tp_system_new(&bad, &sys), TP_EINVAL);
+    bad.wait_sample = 65537;
+    ck_assert_int_eq(tp_system_new(&bad, &sys), TP_EINVAL);
+    // Not measured: no figures, no histogram.
+    sys = tpt_system_cfg(&(tp_config){.threads = 1});
+    ck_assert_int_eq(tp_metrics_start(sys, "127.0.0.1:0", false, &port), 0);
+    atomic_store(&handled, 0);
+    ck_assert_int_eq(tp_spawn(sys, &worker_b, NULL, NULL, &w), 0);
+    ck_assert_int_eq(tp_system_send(sys, w, 1, NULL, 0), 0);
+    ck_assert(tpt_wait_ge(&handled, 1, 10));
+    ck_assert_int_eq(tp_actor_info_get(sys, w, &info), 0);
+    ck_assert_uint_eq(info.waits, 0);
+    ck_assert_uint_eq(info.wait_max_us, 0);
+    r = http_get(port, "GET /metrics HTTP/1.0\r\n\r\n");
+    ck_assert_ptr_null(strstr(r, "troupe_message_wait_seconds"));
+    free(r);
+    tp_system_destroy(&sys);
+}
+END_TEST
+
 // /metrics on the IPv6 loopback, and the addresses it refuses.
 START_TEST(metrics_ipv6)
 {
     int probe = socket(AF_INET6, SOCK_STREAM, 0);
     struct sockaddr_in6 lo = {.sin6_family = AF_INET6,
                               .sin6_addr = IN6ADDR_LOOPBACK_INIT};
-    bool have6 = probe >= 0 &&
-                 bind(probe, (struct sockaddr *)&lo, sizeof lo) == 0;
+    bool have6 =
+        probe >= 0 && bind(probe, (struct sockaddr *)&lo, sizeof lo) == 0;
     if (probe >= 0)
         close(probe);
     tp_system *sys = tpt_system(1);
@@ -1388,6 +1500,7 @@ introspect_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, snapshot_shows_the_tree);
     tcase_add_test(tc, snapshot_cpu_time);
+    tcase_add_test(tc, message_waits_measured);
     tcase_add_test(tc, detail_from_the_actor);
     tcase_add_test(tc, detail_describe_whole_up_to_the_limit);
     tcase_add_test(tc, control_socket_requests);

@@ -20,6 +20,11 @@ typedef enum tp_actor_status {
     TP_ACTOR_BUSY,        // in one activation for over tp_config.stall_ms
 } tp_actor_status;
 
+// Buckets of an actor's message waits (tp_actor_info.wait_hist): bucket 0
+// counts waits under 1 us, bucket i (1 to 22) those from 2^(i-1) us up to
+// 2^i us, bucket 23 those of 2^22 us (about 4.2 s) and more.
+#define TP_WAIT_BUCKETS 24
+
 // One actor as the snapshot saw it.
 typedef struct tp_actor_info {
     tp_pid pid;
@@ -49,6 +54,15 @@ typedef struct tp_actor_info {
     // the stall watch measures it: short by up to an eighth of
     // tp_config.stall_ms). 0 otherwise.
     uint64_t busy_ms;
+    // How long its user messages waited, from entering its mailbox to the
+    // start of their handling, when the system's tp_config.cpu_time is set
+    // (all 0 otherwise): how many were measured, their percentiles and
+    // the longest. A percentile is the upper bound of the wait_hist
+    // bucket it falls in, or wait_max_us when that is lower.
+    uint64_t waits;
+    uint64_t wait_p50_us, wait_p99_us, wait_max_us;
+    uint64_t wait_sum_us;
+    uint32_t wait_hist[TP_WAIT_BUCKETS];
 } tp_actor_info;
 
 typedef struct tp_snapshot tp_snapshot;

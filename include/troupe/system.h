@@ -114,11 +114,21 @@ typedef struct tp_config {
     // not recovered: this keeps a node up, it does not make the bug safe.
     bool catch_faults;
     // Measure how long each actor's activations run (tp_actor_info's
-    // cpu_ns, `actorctl ps --sort cpu`). Costs two time-stamp reads per
-    // activation, about 20 ns: a quarter of a one-message activation's
-    // cost, nothing next to real work, and 16 bytes per actor. Off,
-    // cpu_ns stays 0.
+    // cpu_ns, `actorctl ps --sort cpu`) and how long its messages wait
+    // in its mailbox (tp_actor_info's wait_*, `actorctl ps --sort wait`,
+    // the metrics' troupe_message_wait_seconds). Costs two time-stamp
+    // reads per activation, about 20 ns: a quarter of a one-message
+    // activation's cost, nothing next to real work; two more per timed
+    // message (see wait_sample); and 128 bytes per actor. Off, those
+    // fields stay 0.
     bool cpu_time;
+    // With cpu_time: each thread that sends times one of every
+    // `wait_sample` messages it sends to an actor (0 = 16; 1 = every
+    // message; above 65536 or below 0: TP_EINVAL). Timing a message takes
+    // two time-stamp reads (some 25 ns on the VM troupe is developed on,
+    // a fifth of a one-message round trip): sampled, the waits' figures
+    // are estimates over the timed messages, at a sixteenth of the cost.
+    int wait_sample;
     // Callbacks are not preempted: one that runs long holds its scheduler
     // thread (what it woke runs on another one). An activation still
     // running after `stall_ms` is logged once, as a warning naming the

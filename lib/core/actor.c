@@ -270,6 +270,8 @@ process(tp__worker *w, tp_actor *a)
             continue;
         }
         budget--;
+        if (__builtin_expect(m->enq != 0, 0))
+            tp__wait_note(a, m->enq);
         a->current = m;
         int r = __builtin_expect(m->flags & TP__MSG_REPLY, 0)
                     ? handle_answer(a, m)
@@ -328,6 +330,39 @@ finish(tp__worker *w, tp_actor *a)
     }
     if (left_total > 0)
         tp__sched_requeue(w, a);
+}
+
+// ---- message waits ---------------------------------------------------------
+
+static unsigned
+wait_bucket(uint64_t ns)
+{
+    uint64_t us = ns / 1000;
+    if (us == 0)
+        return 0;
+    unsigned b = 64 - (unsigned)__builtin_clzll(us); // 2^(b-1) <= us < 2^b
+    return b < TP_WAIT_BUCKETS ? b : TP_WAIT_BUCKETS - 1;
+}
+
+void
+tp__wait_note(tp_actor *a, uint32_t enq)
+{
+    tp__clock *k = tp__clock_of(a);
+    if (k == NULL)
+        return;
+    uint32_t units = tp__wait_stamp() - enq; // modulo 2^32, as stamped
+    uint64_t ns = (uint64_t)((double)units * 1024.0 * a->system->tick_ns0);
+    // relaxed, all: written by this actor's activations only, read for
+    // display (as in account()).
+    atomic_store_explicit(
+        &k->wait_sum_ns,
+        atomic_load_explicit(&k->wait_sum_ns, memory_order_relaxed) + ns,
+        memory_order_relaxed);
+    if (ns > atomic_load_explicit(&k->wait_max_ns, memory_order_relaxed))
+        atomic_store_explicit(&k->wait_max_ns, ns, memory_order_relaxed);
+    _Atomic uint32_t *b = &k->wait[wait_bucket(ns)];
+    atomic_store_explicit(b, atomic_load_explicit(b, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
 }
 
 // Adds the activation that began at `t0` to the actor's run time.

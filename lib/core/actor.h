@@ -43,8 +43,8 @@ killed(tp_actor *self)
 {
     // relaxed: set once by the killer; a send racing with the kill may
     // go either way, as it would have had the kill come a moment later.
-    return self != NULL && atomic_load_explicit(&self->dead,
-                                                memory_order_relaxed);
+    return self != NULL &&
+           atomic_load_explicit(&self->dead, memory_order_relaxed);
 }
 
 // Schedules `r` after its counter left zero; a peer's send queue wakes the
@@ -56,9 +56,9 @@ tp__actor_schedule(tp_actor *r)
     // relaxed: a proxy is reached only through its spawn, published after
     // the node installed its hooks; for any other actor the compare fails
     // whatever value is read.
-    if (__builtin_expect(r->behaviour == atomic_load_explicit(
-                                             &sys->proxy_behaviour,
-                                             memory_order_relaxed),
+    if (__builtin_expect(r->behaviour ==
+                             atomic_load_explicit(&sys->proxy_behaviour,
+                                                  memory_order_relaxed),
                          0))
         dist_ops(sys)->kick(r);
     else

@@ -6,6 +6,9 @@
 // core.h) is calibrated against it here.
 #include "core/core.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 int64_t
@@ -119,4 +122,59 @@ tp__tick_ns(tp_system *sys)
     (void)sys;
     return 1.0; // ticks are nanoseconds
 #endif
+}
+
+// ---- waits of dead actors, per behaviour -----------------------------------
+
+void
+tp__wait_fold(tp_actor *a)
+{
+    tp__clock *k = tp__clock_of(a);
+    tp_system *sys = a->system;
+    // relaxed, all: this actor's own counters, written by it alone.
+    uint64_t counts[TP_WAIT_BUCKETS], n = 0;
+    for (unsigned i = 0; i < TP_WAIT_BUCKETS; i++)
+        n += counts[i] =
+            atomic_load_explicit(&k->wait[i], memory_order_relaxed);
+    if (n == 0)
+        return;
+    const char *name = a->behaviour->name ? a->behaviour->name : "?";
+    pthread_mutex_lock(&sys->fold_lock);
+    tp__wait_hist *h = NULL;
+    for (size_t i = 0; i < sys->nfolds && h == NULL; i++)
+        if (strncmp(sys->folds[i].behaviour, name, sizeof h->behaviour - 1) ==
+            0)
+            h = &sys->folds[i];
+    if (h == NULL && sys->nfolds == sys->capfolds) {
+        size_t cap = sys->capfolds ? 2 * sys->capfolds : 8;
+        tp__wait_hist *f = realloc(sys->folds, cap * sizeof *f);
+        if (f != NULL) {
+            sys->folds = f;
+            sys->capfolds = cap;
+        }
+    }
+    if (h == NULL && sys->nfolds < sys->capfolds) {
+        h = &sys->folds[sys->nfolds++];
+        memset(h, 0, sizeof *h);
+        snprintf(h->behaviour, sizeof h->behaviour, "%s", name);
+    }
+    if (h != NULL) { // else out of memory: these waits go uncounted
+        h->count += n;
+        h->sum_ns +=
+            atomic_load_explicit(&k->wait_sum_ns, memory_order_relaxed);
+        for (unsigned i = 0; i < TP_WAIT_BUCKETS; i++)
+            h->bucket[i] += counts[i];
+    }
+    pthread_mutex_unlock(&sys->fold_lock);
+}
+
+size_t
+tp__wait_folded(tp_system *sys, tp__wait_hist *out, size_t max)
+{
+    pthread_mutex_lock(&sys->fold_lock);
+    size_t n = sys->nfolds;
+    if (out != NULL && max > 0 && n > 0)
+        memcpy(out, sys->folds, (n < max ? n : max) * sizeof *out);
+    pthread_mutex_unlock(&sys->fold_lock);
+    return n;
 }

@@ -91,6 +91,9 @@ typedef struct tp__msg {
     tp_msg pub;
     uint16_t kind;
     uint16_t flags;
+    // When a measuring receiver's lane took it (tp__wait_stamp), 0 when
+    // not measured.
+    uint32_t enq;
     tp__worker *origin; // worker whose pool it came from, or NULL (malloc)
     void *aux;          // TP__MSG_TIMER: the timer that sent it
     // Inline payload follows for copied sends.
@@ -285,11 +288,35 @@ enum {
     TP__TAIL_END = 8,      // past the last: tp__tail_below gives the total
 };
 
-// An actor's run time, kept when the system's cfg.cpu_time is set.
+// An actor's run time and its messages' waits, kept when the system's
+// cfg.cpu_time is set. Written by its activations only; snapshots read
+// them (relaxed) for display. The wait buckets are TP_WAIT_BUCKETS'
+// (introspect.h).
 typedef struct tp__clock {
     _Atomic uint64_t ran;           // tp__ticks spent in its activations
     _Atomic uint64_t running_since; // tp__ticks; 0 between activations
+    _Atomic uint64_t wait_sum_ns;
+    _Atomic uint64_t wait_max_ns;
+    _Atomic uint32_t wait[TP_WAIT_BUCKETS];
 } tp__clock;
+
+// A message's enqueue time, in units of 1024 ticks (some 0.4 us; wraps
+// after half an hour or more), never 0: only compared with another.
+static inline uint32_t tp__wait_stamp(void);
+// Counts the wait of a message stamped `enq`, starting to be handled by
+// `a`, which measures (actor.c).
+void tp__wait_note(tp_actor *a, uint32_t enq);
+// Folds a dying measuring actor's waits into its behaviour's (the
+// metrics' histogram per behaviour), and reads those back.
+void tp__wait_fold(tp_actor *a);
+typedef struct tp__wait_hist {
+    char behaviour[48];
+    uint64_t count, sum_ns;
+    uint64_t bucket[TP_WAIT_BUCKETS];
+} tp__wait_hist;
+// Copies up to `max` behaviours' folded waits into `out`; returns how many
+// there are (any thread).
+size_t tp__wait_folded(tp_system *sys, tp__wait_hist *out, size_t max);
 
 // Bytes of the tail parts in `tails` (TP__TAIL_*) below `part`.
 static inline size_t
@@ -555,6 +582,12 @@ tp__ticks(void)
 }
 #endif
 void tp__tick_calibrate(tp_system *sys);
+
+static inline uint32_t
+tp__wait_stamp(void)
+{
+    return (uint32_t)(tp__ticks() >> 10) | 1;
+}
 double tp__tick_ns(tp_system *sys);
 // ---- scheduler (sched.c) ----------------------------------------------
 
@@ -682,7 +715,8 @@ typedef struct tp__tls {
     // The running actor's messages put back by tp_unstash_all, handled
     // before its mailbox (actor.c, signals/stash.c).
     struct tp__msg *replay, *replay_tail;
-    int fault_sig; // the caught signal, when a fault jumped to jb
+    uint32_t wait_n; // messages sent to measuring actors since one was timed
+    int fault_sig;   // the caught signal, when a fault jumped to jb
     int fault_depth;
     void *fault_frames[TP__FRAMES];
 } tp__tls;
@@ -776,6 +810,11 @@ struct tp_system {
     tp__reg_entry **reg;     // by name
     tp__reg_entry **reg_pid; // the same entries by pid, as many buckets
     size_t reg_size, reg_count;
+
+    // Waits of dead measuring actors, per behaviour name (clock.c).
+    pthread_mutex_t fold_lock;
+    tp__wait_hist *folds;
+    size_t nfolds, capfolds;
 
     // Lifetime.
     pthread_mutex_t wait_lock;

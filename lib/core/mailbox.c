@@ -340,6 +340,7 @@ tp__msg_new_copy(tp_system *sys, uint32_t tag, tp_pid from, const void *data,
     m->kind = TP__MSG_USER;
     m->flags = 0;
     m->aux = NULL;
+    m->enq = 0;
     if (size > 0)
         memcpy(m + 1, data, size);
     return m;
@@ -360,6 +361,7 @@ tp__msg_new_buf(tp_system *sys, uint32_t tag, tp_pid from, void *buf,
     m->kind = TP__MSG_USER;
     m->flags = TP__MSG_OWNS_BUF;
     m->aux = NULL;
+    m->enq = 0;
     return m;
 }
 
@@ -382,6 +384,7 @@ tp__msg_new_raw(tp_system *sys, size_t size)
     m->kind = TP__MSG_USER;
     m->flags = 0;
     m->aux = NULL;
+    m->enq = 0;
     return m;
 }
 

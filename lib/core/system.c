@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #define DEFAULT_CAPACITY 1024
+#define DEFAULT_WAIT_SAMPLE 16 // messages per timed wait, per sender
 #define DEFAULT_BATCH 64
 #define DEFAULT_SEND_TIMEOUT_MS 5000
 
@@ -37,8 +38,11 @@ config_fill(tp_config *c, const tp_config *in)
         memset(c, 0, sizeof *c);
     if (c->threads > 1024 || c->mailbox_capacity > (1u << 30) ||
         (unsigned)c->overflow > TP_OVERFLOW_EXIT_RECEIVER ||
-        c->batch > 65536 || c->send_timeout_ms < -1 || c->stall_ms < -1)
+        c->batch > 65536 || c->send_timeout_ms < -1 || c->stall_ms < -1 ||
+        c->wait_sample < 0 || c->wait_sample > 65536)
         return TP_EINVAL;
+    if (c->wait_sample == 0)
+        c->wait_sample = DEFAULT_WAIT_SAMPLE;
     if (c->threads == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         c->threads = n > 0 ? (n > 1024 ? 1024 : (unsigned)n) : 1;
@@ -232,6 +236,8 @@ system_free(tp_system *sys)
     pthread_rwlock_destroy(&sys->ext_lock);
     pthread_mutex_destroy(&sys->io_init_lock);
     pthread_mutex_destroy(&sys->ded_lock);
+    pthread_mutex_destroy(&sys->fold_lock);
+    free(sys->folds);
     tp__rec_depot_free(sys);
     pthread_mutex_destroy(&sys->rec_lock);
     free(sys->workers);
@@ -244,10 +250,11 @@ system_free(tp_system *sys)
 static int
 locks_init(tp_system *sys)
 {
-    pthread_mutex_t *mx[] = {
-        &sys->inject_lock,  &sys->idle_lock, &sys->limbo_lock,
-        &sys->slot_lock,    &sys->reg_lock,  &sys->wait_lock,
-        &sys->io_init_lock, &sys->ded_lock,  &sys->rec_lock};
+    pthread_mutex_t *mx[] = {&sys->inject_lock,  &sys->idle_lock,
+                             &sys->limbo_lock,   &sys->slot_lock,
+                             &sys->reg_lock,     &sys->wait_lock,
+                             &sys->io_init_lock, &sys->ded_lock,
+                             &sys->rec_lock,     &sys->fold_lock};
     size_t n = 0;
     int rc = 0;
     while (rc == 0 && n < sizeof mx / sizeof mx[0])

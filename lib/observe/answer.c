@@ -72,7 +72,7 @@ status_name(tp_actor_status s)
     return "?";
 }
 
-#define ACTOR_KEYS 16 // pk_actor_fields
+#define ACTOR_KEYS 20 // pk_actor_fields
 
 static void
 pk_actor_fields(msgpack_packer *pk, const tp_actor_info *a)
@@ -98,6 +98,10 @@ pk_actor_fields(msgpack_packer *pk, const tp_actor_info *a)
     pk_key_u64(pk, "cpu_us", a->cpu_ns / 1000);
     pk_key_u64(pk, "start_order", a->start_order);
     pk_key_u64(pk, "busy_ms", a->busy_ms);
+    pk_key_u64(pk, "waits", a->waits);
+    pk_key_u64(pk, "wait_p50_us", a->wait_p50_us);
+    pk_key_u64(pk, "wait_p99_us", a->wait_p99_us);
+    pk_key_u64(pk, "wait_max_us", a->wait_max_us);
 }
 
 // "cpu_time": whether the node measures its actors' run time.
@@ -272,7 +276,20 @@ tp__ans_stats(tp_system *sys, msgpack_packer *pk)
     tp_system_stats st;
     tp_system_stats_get(sys, &st);
     int64_t now = tp__now_coarse_ms();
-    msgpack_pack_map(pk, 17);
+    // Where messages wait longest: the actor whose waits have the highest
+    // 99th percentile (then the longest one), on a node that measures.
+    tp_snapshot *snap = NULL;
+    const tp_actor_info *slow = NULL;
+    if (sys->cfg.cpu_time && tp_snapshot_take(sys, &snap) == 0)
+        for (size_t i = 0; i < tp_snapshot_len(snap); i++) {
+            const tp_actor_info *a = tp_snapshot_at(snap, i);
+            if (a->waits > 0 &&
+                (slow == NULL || a->wait_p99_us > slow->wait_p99_us ||
+                 (a->wait_p99_us == slow->wait_p99_us &&
+                  a->wait_max_us > slow->wait_max_us)))
+                slow = a;
+        }
+    msgpack_pack_map(pk, slow != NULL ? 18 : 17);
     pk_str(pk, "ok");
     msgpack_pack_true(pk);
     pk_key_str(pk, "node", tp_node_name(sys));
@@ -301,6 +318,18 @@ tp__ans_stats(tp_system *sys, msgpack_packer *pk)
         pk_key_u64(pk, "sleeps", w.sleeps);
     }
     pk_key_u64(pk, "rss_bytes", rss_bytes());
+    if (slow != NULL) {
+        pk_str(pk, "longest_wait");
+        msgpack_pack_map(pk, 6);
+        pk_str(pk, "pid");
+        pk_pid(pk, slow->pid);
+        pk_key_str(pk, "name", slow->name);
+        pk_key_str(pk, "behaviour", slow->behaviour);
+        pk_key_u64(pk, "wait_p50_us", slow->wait_p50_us);
+        pk_key_u64(pk, "wait_p99_us", slow->wait_p99_us);
+        pk_key_u64(pk, "wait_max_us", slow->wait_max_us);
+    }
+    tp_snapshot_free(snap);
 }
 
 static const char *

@@ -41,6 +41,8 @@ busy_ms(const busy_view *v, const tp_actor *a)
     return -1;
 }
 
+static void wait_fill(tp_actor_info *o, tp__clock *k);
+
 // Reads what any thread may read of `a`: immutable fields and counters.
 static void
 fill_info(tp_actor *a, tp_actor_info *o, int64_t now, double tick_ns,
@@ -86,9 +88,56 @@ fill_info(tp_actor *a, tp_actor_info *o, int64_t now, double tick_ns,
         if (since != 0 && t > since)
             ran += t - since;
         o->cpu_ns = (uint64_t)((double)ran * tick_ns);
+        wait_fill(o, k);
     }
     o->age_ms = now > a->born_ms ? (uint64_t)(now - a->born_ms) : 0;
     o->start_order = (uint64_t)a->born_ms << 16 | a->spawn_seq;
+}
+
+// The upper bound of wait bucket `b`, in microseconds.
+static uint64_t
+wait_bound_us(unsigned b)
+{
+    return (uint64_t)1 << b;
+}
+
+// The p-th percentile (in thousandths) of o's waits.
+static uint64_t
+wait_percentile(const tp_actor_info *o, uint64_t permille)
+{
+    uint64_t want = (o->waits * permille + 999) / 1000, seen = 0;
+    for (unsigned b = 0; b < TP_WAIT_BUCKETS; b++) {
+        seen += o->wait_hist[b];
+        if (seen >= want && seen > 0) {
+            uint64_t us =
+                b == TP_WAIT_BUCKETS - 1 ? UINT64_MAX : wait_bound_us(b);
+            return us < o->wait_max_us ? us : o->wait_max_us;
+        }
+    }
+    return o->wait_max_us;
+}
+
+static void
+wait_fill(tp_actor_info *o, tp__clock *k)
+{
+    // relaxed, all: counters with a single writer, read for display; the
+    // count is what the buckets add up to, so the two always agree.
+    o->waits = 0;
+    for (unsigned b = 0; b < TP_WAIT_BUCKETS; b++) {
+        o->wait_hist[b] =
+            atomic_load_explicit(&k->wait[b], memory_order_relaxed);
+        o->waits += o->wait_hist[b];
+    }
+    if (o->waits == 0)
+        return;
+    // Rounded up: a wait under a microsecond still shows as one.
+    o->wait_max_us =
+        (atomic_load_explicit(&k->wait_max_ns, memory_order_relaxed) + 999) /
+        1000;
+    o->wait_sum_us =
+        atomic_load_explicit(&k->wait_sum_ns, memory_order_relaxed) / 1000;
+    o->wait_p50_us = wait_percentile(o, 500);
+    o->wait_p99_us = wait_percentile(o, 990);
 }
 
 // What a walk of the table fills in: the snapshot grows as it goes.

@@ -3,8 +3,8 @@
 // connection, served on the I/O thread by serve.c: a client has a few
 // seconds to send its request head (at most REQ_MAX bytes) and to take the
 // reply, and waits for nobody else. Anything but GET /metrics gets 404 or
-// 400. Counts are node-wide, never per actor, so a scrape stays small
-// however many actors run.
+// 400. Counts are node-wide or per behaviour, never per actor, so a scrape
+// stays small however many actors run.
 #include "core/core.h"
 #include "io/io.h"
 #include "observe/observe.h"
@@ -91,6 +91,101 @@ one(text *t, const char *name, const char *type, const char *help, uint64_t v)
     put(t, "%s %llu\n", name, (unsigned long long)v);
 }
 
+// ---- message waits per behaviour -------------------------------------------
+
+// Adds one actor's waits (or a folded behaviour's) to the table `h` of
+// `*n` behaviours (room for `cap`).
+static void
+waits_add(tp__wait_hist *h, size_t *n, size_t cap, const char *behaviour,
+          uint64_t sum_ns, const uint64_t *bucket)
+{
+    size_t i = 0;
+    while (i < *n && strcmp(h[i].behaviour, behaviour) != 0)
+        i++;
+    if (i == *n) {
+        if (*n == cap)
+            return;
+        memset(&h[i], 0, sizeof h[i]);
+        snprintf(h[i].behaviour, sizeof h[i].behaviour, "%s", behaviour);
+        (*n)++;
+    }
+    h[i].sum_ns += sum_ns;
+    for (unsigned b = 0; b < TP_WAIT_BUCKETS; b++) {
+        h[i].bucket[b] += bucket[b];
+        h[i].count += bucket[b];
+    }
+}
+
+// A label value: backslash, double quote and newline escaped.
+static void
+put_label(text *t, const char *v)
+{
+    for (; *v != '\0'; v++) {
+        if (*v == '\\' || *v == '"')
+            put(t, "\\%c", *v);
+        else if (*v == '\n')
+            put(t, "\\n");
+        else
+            put(t, "%c", *v);
+    }
+}
+
+// troupe_message_wait_seconds: the waits of every actor that measured
+// them, live (from the snapshot) or dead (folded at exit), per behaviour.
+static void
+render_waits(tp_system *sys, text *t, const tp_snapshot *s)
+{
+    if (!sys->cfg.cpu_time)
+        return;
+    size_t nf = tp__wait_folded(sys, NULL, 0), cap = nf + 64, n = 0;
+    tp__wait_hist *h = calloc(cap, sizeof *h);
+    tp__wait_hist *f = nf ? calloc(nf, sizeof *f) : NULL;
+    if (h == NULL || (nf > 0 && f == NULL)) {
+        free(h);
+        free(f);
+        t->failed = true;
+        return;
+    }
+    size_t got = tp__wait_folded(sys, f, nf);
+    if (got < nf)
+        nf = got;
+    for (size_t i = 0; i < nf; i++)
+        waits_add(h, &n, cap, f[i].behaviour, f[i].sum_ns, f[i].bucket);
+    for (size_t i = 0; s != NULL && i < tp_snapshot_len(s); i++) {
+        const tp_actor_info *a = tp_snapshot_at(s, i);
+        if (a->waits == 0)
+            continue;
+        uint64_t b[TP_WAIT_BUCKETS];
+        for (unsigned j = 0; j < TP_WAIT_BUCKETS; j++)
+            b[j] = a->wait_hist[j];
+        waits_add(h, &n, cap, a->behaviour, a->wait_sum_us * 1000, b);
+    }
+    head(t, "troupe_message_wait_seconds", "histogram",
+         "Time user messages waited in mailboxes, from being queued to the "
+         "start of their handling, per behaviour.");
+    for (size_t i = 0; i < n; i++) {
+        uint64_t cum = 0;
+        for (unsigned b = 0; b < TP_WAIT_BUCKETS; b++) {
+            cum += h[i].bucket[b];
+            put(t, "troupe_message_wait_seconds_bucket{behaviour=\"");
+            put_label(t, h[i].behaviour);
+            if (b == TP_WAIT_BUCKETS - 1)
+                put(t, "\",le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+            else
+                put(t, "\",le=\"%g\"} %llu\n", (double)(1ull << b) / 1e6,
+                    (unsigned long long)cum);
+        }
+        put(t, "troupe_message_wait_seconds_sum{behaviour=\"");
+        put_label(t, h[i].behaviour);
+        put(t, "\"} %.6f\n", (double)h[i].sum_ns / 1e9);
+        put(t, "troupe_message_wait_seconds_count{behaviour=\"");
+        put_label(t, h[i].behaviour);
+        put(t, "\"} %llu\n", (unsigned long long)h[i].count);
+    }
+    free(h);
+    free(f);
+}
+
 static void
 render(tp_system *sys, text *t)
 {
@@ -172,6 +267,7 @@ render(tp_system *sys, text *t)
     }
     one(t, "troupe_uptime_seconds", "gauge", "Seconds since the node started.",
         s ? tp_snapshot_uptime_ms(s) / 1000 : 0);
+    render_waits(sys, t, s);
     tp_snapshot_free(s);
 }
 

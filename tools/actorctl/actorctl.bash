@@ -95,7 +95,7 @@ _actorctl()
         return
         ;;
     --sort)
-        mapfile -t COMPREPLY < <(compgen -W "mailbox msgs cpu restarts age pid" \
+        mapfile -t COMPREPLY < <(compgen -W "mailbox msgs cpu wait restarts age pid" \
             -- "$cur")
         return
         ;;

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 // actorctl's internal interface. actorctl is a client of the control
-// socket protocol (lib/observe/CONTROL.md) and nothing else: it links msgpack-c,
-// not libtroupe, so it can inspect a node built from any version that
-// speaks the protocol. The modules: conn.c finds the socket and exchanges
+// socket protocol (lib/observe/CONTROL.md) and nothing else: it links
+// msgpack-c, not libtroupe, so it can inspect a node built from any version
+// that speaks the protocol. The modules: conn.c finds the socket and exchanges
 // frames, reply.c checks and decodes replies, out.c formats (tables,
 // colour, JSON), tree.c, ps.c and cmds.c implement the commands, main.c
 // parses the command line.
@@ -116,9 +116,13 @@ typedef struct ctl_actor {
     ctl_str name, behaviour, status;
     uint64_t mailbox, capacity, high_water, handled, dropped, rejected;
     uint64_t restarts, age_ms;
-    uint64_t cpu_us;      // 0 from a node that does not measure it
-    uint64_t start_order; // among siblings; 0 from a node that does not send it
-    uint64_t busy_ms;     // status "busy": for how long; 0 from older nodes
+    uint64_t cpu_us; // 0 from a node that does not measure it
+    uint64_t
+        start_order;  // among siblings; 0 from a node that does not send it
+    uint64_t busy_ms; // status "busy": for how long; 0 from older nodes
+    // Message waits (0 from a node that does not measure them): how many,
+    // median, 99th percentile and longest, in us.
+    uint64_t waits, wait_p50_us, wait_p99_us, wait_max_us;
 } ctl_actor;
 
 typedef struct ctl_snap {

@@ -175,6 +175,16 @@ info_text(const detail *d)
     field("age", NULL, "%s", age);
     ctl_cpu_format(age, sizeof age, a->cpu_us);
     field("cpu", NULL, "%s", d->cpu_time ? age : "-");
+    if (d->cpu_time && a->waits > 0) {
+        char p50[32], p99[32], max[32];
+        ctl_cpu_format(p50, sizeof p50, a->wait_p50_us);
+        ctl_cpu_format(p99, sizeof p99, a->wait_p99_us);
+        ctl_cpu_format(max, sizeof max, a->wait_max_us);
+        field("wait", NULL, "p50 %s, p99 %s, max %s (%llu timed)", p50, p99,
+              max, (unsigned long long)a->waits);
+    } else {
+        field("wait", NULL, "-");
+    }
     if (d->partial) {
         // Only the actor knows the rest, and it is stuck in a callback.
         field("detail", SGR_RED, "unavailable: busy in a callback");

@@ -34,8 +34,10 @@ static const command commands[] = {
      0, 0},
     {"ps", "[--sort KEY] [-n N] [--json]", "the actors as a table",
      "  --sort KEY  largest first by mailbox, msgs (messages handled),\n"
-     "              cpu (time run on scheduler threads), restarts or\n"
-     "              age (oldest first); default pid order\n"
+     "              cpu (time run on scheduler threads), wait (99th\n"
+     "              percentile of the time messages waited in the\n"
+     "              mailbox), restarts or age (oldest first); default\n"
+     "              pid order\n"
      "  -n N        only the first N rows\n"
      "  --json      one JSON document, one actor per line\n",
      0, 0},
@@ -286,7 +288,7 @@ sort_option(cli *c, const char *key)
     if (!ctl_sort_known(key))
         return ctl_fail(CTL_USAGE,
                         "ps: unknown sort key \"%s\" (mailbox, msgs, cpu, "
-                        "restarts, age or pid)",
+                        "wait, restarts, age or pid)",
                         key);
     c->o.sort = key;
     return CTL_OK;

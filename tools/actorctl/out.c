@@ -337,13 +337,17 @@ ctl_actor_json_fields(FILE *f, const ctl_actor *a)
             ",\"mailbox\":%llu,\"capacity\":%llu,\"high_water\":%llu,"
             "\"handled\":%llu,\"dropped\":%llu,\"rejected\":%llu,"
             "\"restarts\":%llu,\"age_ms\":%llu,\"cpu_us\":%llu,"
-            "\"start_order\":%llu,\"busy_ms\":%llu",
+            "\"start_order\":%llu,\"busy_ms\":%llu,\"waits\":%llu,"
+            "\"wait_p50_us\":%llu,\"wait_p99_us\":%llu,\"wait_max_us\":%llu",
             (unsigned long long)a->mailbox, (unsigned long long)a->capacity,
             (unsigned long long)a->high_water, (unsigned long long)a->handled,
             (unsigned long long)a->dropped, (unsigned long long)a->rejected,
             (unsigned long long)a->restarts, (unsigned long long)a->age_ms,
             (unsigned long long)a->cpu_us, (unsigned long long)a->start_order,
-            (unsigned long long)a->busy_ms);
+            (unsigned long long)a->busy_ms, (unsigned long long)a->waits,
+            (unsigned long long)a->wait_p50_us,
+            (unsigned long long)a->wait_p99_us,
+            (unsigned long long)a->wait_max_us);
 }
 
 void

@@ -23,7 +23,8 @@ typedef enum sort_key {
     BY_MSGS,
     BY_RESTARTS,
     BY_AGE,
-    BY_CPU
+    BY_CPU,
+    BY_WAIT
 } sort_key;
 
 static const struct {
@@ -32,7 +33,7 @@ static const struct {
 } sort_names[] = {
     {"pid", BY_PID},       {"mailbox", BY_MAILBOX}, {"msgs", BY_MSGS},
     {"messages", BY_MSGS}, {"handled", BY_MSGS},    {"restarts", BY_RESTARTS},
-    {"age", BY_AGE},       {"cpu", BY_CPU},
+    {"age", BY_AGE},       {"cpu", BY_CPU},         {"wait", BY_WAIT},
 };
 
 bool
@@ -74,6 +75,8 @@ sort_value(size_t i)
         return a->age_ms;
     case BY_CPU:
         return a->cpu_us;
+    case BY_WAIT:
+        return a->wait_p99_us;
     default:
         return 0;
     }
@@ -141,6 +144,8 @@ row(ctl_table *tb, const ctl_actor *a, bool cpu_time, const top_extra *top)
     if (top == NULL) {
         ctl_cpu_format(buf, sizeof buf, a->cpu_us);
         ctl_table_putf(tb, NULL, "%s", cpu_time ? buf : "-");
+        ctl_cpu_format(buf, sizeof buf, a->wait_p99_us);
+        ctl_table_putf(tb, NULL, "%s", cpu_time && a->waits ? buf : "-");
     }
     ctl_table_putf(tb, a->restarts ? SGR_YELLOW : NULL, "%llu",
                    (unsigned long long)a->restarts);
@@ -154,15 +159,15 @@ static void
 header(ctl_table *tb, bool top)
 {
     static const char *const ps_cols[] = {
-        "PID",  "NAME",    "BEHAVIOUR", "STATUS",   "MAILBOX",
-        "PEAK", "HANDLED", "CPU",       "RESTARTS", "AGE"};
+        "PID",     "NAME", "BEHAVIOUR", "STATUS",   "MAILBOX", "PEAK",
+        "HANDLED", "CPU",  "WAIT99",    "RESTARTS", "AGE"};
     static const char *const top_names[] = {"PID",     "NAME",    "BEHAVIOUR",
                                             "STATUS",  "MSG/S",   "CPU%",
                                             "MAILBOX", "HANDLED", "RESTARTS"};
     const char *const *cols = top ? top_names : ps_cols;
-    size_t n = top ? 9 : 10;
+    size_t n = top ? 9 : 11;
     // Numbers are right-aligned: MAILBOX and after for ps, MSG/S for top.
-    ctl_table_init(tb, n, top ? 0x1f0u : 0x3f0u);
+    ctl_table_init(tb, n, top ? 0x1f0u : 0x7f0u);
     for (size_t i = 0; i < n; i++)
         ctl_table_putf(tb, NULL, "%s", cols[i]);
 }

@@ -378,6 +378,14 @@ ctl_actor_decode(const msgpack_object *m, const char *where, ctl_actor *a)
     if (ctl_field(m, "busy_ms") != NULL &&
         ctl_get_uint(m, "busy_ms", where, &a->busy_ms) != CTL_OK)
         return CTL_ERROR;
+    static const char *const waits[] = {"waits", "wait_p50_us", "wait_p99_us",
+                                        "wait_max_us"};
+    uint64_t *wf[] = {&a->waits, &a->wait_p50_us, &a->wait_p99_us,
+                      &a->wait_max_us};
+    for (size_t i = 0; i < sizeof waits / sizeof waits[0]; i++)
+        if (ctl_field(m, waits[i]) != NULL &&
+            ctl_get_uint(m, waits[i], where, wf[i]) != CTL_OK)
+            return CTL_ERROR;
     return CTL_OK;
 }
 

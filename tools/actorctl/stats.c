@@ -42,6 +42,10 @@ typedef struct stats {
     ctl_str node;
     uint64_t v[NSTATS];
     const msgpack_object_array *workers;
+    // Optional: the actor whose messages waited longest.
+    bool slow;
+    ctl_str slow_pid, slow_name, slow_behaviour;
+    uint64_t slow_p50, slow_p99, slow_max;
 } stats;
 
 static int
@@ -66,6 +70,22 @@ stats_decode(const msgpack_object *r, stats *s)
         for (size_t k = 0; rc == CTL_OK && k < 4; k++)
             rc = ctl_get_uint(&s->workers->ptr[w], worker_keys[k], where, &v);
     }
+    const msgpack_object *lw = ctl_field(r, "longest_wait");
+    s->slow = lw != NULL;
+    if (rc == CTL_OK && lw != NULL) {
+        const char *where = "longest_wait";
+        if (lw->type != MSGPACK_OBJECT_MAP)
+            return ctl_bad_reply(where, "is not a map");
+        if ((rc = ctl_get_str(lw, "pid", where, &s->slow_pid)) == CTL_OK &&
+            (rc = ctl_get_str(lw, "name", where, &s->slow_name)) == CTL_OK &&
+            (rc = ctl_get_str(lw, "behaviour", where, &s->slow_behaviour)) ==
+                CTL_OK &&
+            (rc = ctl_get_uint(lw, "wait_p50_us", where, &s->slow_p50)) ==
+                CTL_OK &&
+            (rc = ctl_get_uint(lw, "wait_p99_us", where, &s->slow_p99)) ==
+                CTL_OK)
+            rc = ctl_get_uint(lw, "wait_max_us", where, &s->slow_max);
+    }
     return rc;
 }
 
@@ -86,7 +106,21 @@ stats_json(const stats *s)
         }
         fputc('}', stdout);
     }
-    fputs("]}\n", stdout);
+    fputc(']', stdout);
+    if (s->slow) {
+        fputs(",\"longest_wait\":{\"pid\":", stdout);
+        ctl_json_str(stdout, s->slow_pid);
+        fputs(",\"name\":", stdout);
+        ctl_json_str(stdout, s->slow_name);
+        fputs(",\"behaviour\":", stdout);
+        ctl_json_str(stdout, s->slow_behaviour);
+        printf(",\"wait_p50_us\":%llu,\"wait_p99_us\":%llu,"
+               "\"wait_max_us\":%llu}",
+               (unsigned long long)s->slow_p50,
+               (unsigned long long)s->slow_p99,
+               (unsigned long long)s->slow_max);
+    }
+    fputs("}\n", stdout);
 }
 
 static void
@@ -103,6 +137,19 @@ stats_text(const stats *s)
         if (i == NSTATS - 1)
             printf(" (%.1f MiB)", (double)s->v[i] / (1 << 20));
         putchar('\n');
+    }
+    if (s->slow) {
+        char p50[32], p99[32], max[32];
+        char *pid = ctl_clean(s->slow_pid), *name = ctl_clean(s->slow_name),
+             *beh = ctl_clean(s->slow_behaviour);
+        ctl_cpu_format(p50, sizeof p50, s->slow_p50);
+        ctl_cpu_format(p99, sizeof p99, s->slow_p99);
+        ctl_cpu_format(max, sizeof max, s->slow_max);
+        printf("%-13s %s %s (%s): p50 %s, p99 %s, max %s\n", "longest_wait",
+               pid, name[0] ? name : "-", beh, p50, p99, max);
+        free(pid);
+        free(name);
+        free(beh);
     }
     if (s->workers->size == 0)
         return;

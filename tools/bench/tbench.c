@@ -7,6 +7,8 @@
 // restart or storm. Prints one line, "RESULT troupe WORKLOAD THREADS OPS
 // SECONDS PEAK_RSS_KB BYTES_PER_ACTOR", which tools/bench/run.sh and
 // compare.sh read; restart also prints "LATENCY MEDIAN_US P99_US".
+// TBENCH_MEASURE=1 sets tp_config.cpu_time (run time and message waits
+// measured, as actord does), to weigh what measuring costs.
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -452,6 +454,8 @@ main(int argc, char **argv)
     unsigned threads = (unsigned)atoi(argv[2]);
     ops = atol(argv[3]);
     tp_config cfg = {.threads = threads};
+    const char *measure = getenv("TBENCH_MEASURE");
+    cfg.cpu_time = measure != NULL && strcmp(measure, "1") == 0;
     // Restart workloads log a crash and a restart per operation.
     if (strcmp(w, "restart") == 0 || strcmp(w, "storm") == 0)
         cfg.log = quiet;
