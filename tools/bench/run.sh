@@ -8,6 +8,12 @@
 #
 # RUNS defaults to 5, THREADS to 2; -q divides the operation counts by 10.
 # WORKLOADS="pingpong ring" restricts the set.
+#
+# Then what measuring costs: pingpong and counting with tp_config.cpu_time
+# off, on with one message in 65536 timed (the run-time clock alone), and
+# on as actord runs it (run time, and one message in 16 timed for its
+# wait), runs interleaved: the medians and what each adds to the first.
+# MEASURE=0 leaves this out.
 set -eu
 
 bin=build/bin/tbench
@@ -67,4 +73,34 @@ for w in ${WORKLOADS:-pingpong counting fanin8 fanin64 ring big spawn idle \
         printf '%-9s crash to replacement handling its first message: median %s us, p99 %s us\n' \
             "" "$med" "$p99"
     fi
+done
+
+[ "${MEASURE:-1}" = 0 ] && exit 0
+echo
+printf '%-9s %10s %10s %10s %8s %8s\n' measured "off ns/op" "clock" "waits" \
+    "+clock" "+waits"
+for w in pingpong counting; do
+    ops=$(( $(ops_for "$w") / div ))
+    off="" clock="" waits=""
+    i=0
+    while [ "$i" -lt "$runs" ]; do
+        off="$off $(timeout 300 "$bin" "$w" "$threads" "$ops" |
+            awk '/^RESULT/ {print $6}')"
+        clock="$clock $(TBENCH_MEASURE=1 TBENCH_WAIT_SAMPLE=65536 \
+            timeout 300 "$bin" "$w" "$threads" "$ops" |
+            awk '/^RESULT/ {print $6}')"
+        waits="$waits $(TBENCH_MEASURE=1 timeout 300 "$bin" "$w" "$threads" \
+            "$ops" | awk '/^RESULT/ {print $6}')"
+        i=$((i + 1))
+    done
+    med() { echo "$1" | tr ' ' '\n' | grep . | sort -g |
+        awk -v n="$runs" 'NR == int((n + 1) / 2)'; }
+    a=$(med "$off") b=$(med "$clock") c=$(med "$waits")
+    if [ -z "$a" ] || [ -z "$b" ] || [ -z "$c" ]; then
+        printf '%-9s %s\n' "$w" "a run failed"
+        continue
+    fi
+    awk -v w="$w" -v a="$a" -v b="$b" -v c="$c" -v ops="$ops" 'BEGIN {
+        printf "%-9s %10.1f %10.1f %10.1f %7.1f%% %7.1f%%\n", w, a * 1e9 / ops,
+            b * 1e9 / ops, c * 1e9 / ops, (b - a) * 100 / a, (c - b) * 100 / a }'
 done

@@ -8,7 +8,8 @@
 // SECONDS PEAK_RSS_KB BYTES_PER_ACTOR", which tools/bench/run.sh and
 // compare.sh read; restart also prints "LATENCY MEDIAN_US P99_US".
 // TBENCH_MEASURE=1 sets tp_config.cpu_time (run time and message waits
-// measured, as actord does), to weigh what measuring costs.
+// measured, as actord does), to weigh what measuring costs;
+// TBENCH_WAIT_SAMPLE=N sets tp_config.wait_sample.
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -456,6 +457,8 @@ main(int argc, char **argv)
     tp_config cfg = {.threads = threads};
     const char *measure = getenv("TBENCH_MEASURE");
     cfg.cpu_time = measure != NULL && strcmp(measure, "1") == 0;
+    const char *sample = getenv("TBENCH_WAIT_SAMPLE");
+    cfg.wait_sample = sample != NULL ? atoi(sample) : 0;
     // Restart workloads log a crash and a restart per operation.
     if (strcmp(w, "restart") == 0 || strcmp(w, "storm") == 0)
         cfg.log = quiet;
