@@ -56,9 +56,10 @@ typedef struct tp_actor_info {
     uint64_t busy_ms;
     // How long its user messages waited, from entering its mailbox to the
     // start of their handling, when the system's tp_config.cpu_time is set
-    // (all 0 otherwise): how many were measured, their percentiles and
-    // the longest. A percentile is the upper bound of the wait_hist
-    // bucket it falls in, or wait_max_us when that is lower.
+    // (all 0 otherwise): how many were timed (tp_config.wait_sample),
+    // their percentiles, the longest and their sum. A percentile is the upper
+    // bound of the wait_hist bucket it falls in, or wait_max_us when that is
+    // lower.
     uint64_t waits;
     uint64_t wait_p50_us, wait_p99_us, wait_max_us;
     uint64_t wait_sum_us;
@@ -134,9 +135,11 @@ TP_API void tp_count_event(tp_system *sys, tp_event ev);
 // `addr` ("HOST:PORT" or "[IPV6]:PORT"; port 0 picks one), from the
 // system's I/O thread: actors by status, messages handled, mailbox drops
 // and rejections, restarts, intensity exceeded, stalls, run queues,
-// peers, frames rejected and authentication failures. No per-actor
-// labels. Anything but loopback needs `allow_remote`. Stores the bound
-// port in `*port` (may be NULL). Returns 0, TP_EINVAL, TP_EPERM (from an
+// peers, frames rejected and authentication failures; with
+// tp_config.cpu_time, troupe_message_wait_seconds, a histogram of message
+// waits per behaviour (TP_WAIT_BUCKETS' bounds; the actors gone included).
+// No per-actor labels. Anything but loopback needs `allow_remote`. Stores the
+// bound port in `*port` (may be NULL). Returns 0, TP_EINVAL, TP_EPERM (from an
 // actor), TP_EEXIST (already serving), TP_ENOMEM, or the socket's error
 // (TP_EADDRINUSE, TP_EADDRNOTAVAIL, TP_EACCES, TP_EMFILE ...). Stopped
 // when the system is destroyed.

@@ -271,7 +271,7 @@ process(tp__worker *w, tp_actor *a)
         }
         budget--;
         if (__builtin_expect(m->enq != 0, 0))
-            tp__wait_note(a, m->enq);
+            tp__wait_note(w, a, m->enq);
         a->current = m;
         int r = __builtin_expect(m->flags & TP__MSG_REPLY, 0)
                     ? handle_answer(a, m)
@@ -344,25 +344,51 @@ wait_bucket(uint64_t ns)
     return b < TP_WAIT_BUCKETS ? b : TP_WAIT_BUCKETS - 1;
 }
 
+// Adds one to a counter only this thread writes (relaxed: readers take a
+// snapshot for display).
+static inline void
+bump32(_Atomic uint32_t *c)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
 void
-tp__wait_note(tp_actor *a, uint32_t enq)
+tp__wait_note(tp__worker *w, tp_actor *a, uint32_t enq)
 {
     tp__clock *k = tp__clock_of(a);
     if (k == NULL)
         return;
     uint32_t units = tp__wait_stamp() - enq; // modulo 2^32, as stamped
+    // A receiver's clock read a little behind the sender's (time-stamp
+    // counters of two CPUs agree only so far) would wrap to half an hour.
+    if (units > UINT32_MAX / 2)
+        units = 0;
     uint64_t ns = (uint64_t)((double)units * 1024.0 * a->system->tick_ns0);
+    unsigned b = wait_bucket(ns);
     // relaxed, all: written by this actor's activations only, read for
-    // display (as in account()).
+    // display (as in account()). A bucket about to wrap halves them all,
+    // so the percentiles stay right and the counts only shrink.
+    if (atomic_load_explicit(&k->wait[b], memory_order_relaxed) ==
+        UINT32_MAX) {
+        for (unsigned i = 0; i < TP_WAIT_BUCKETS; i++)
+            atomic_store_explicit(
+                &k->wait[i],
+                atomic_load_explicit(&k->wait[i], memory_order_relaxed) / 2,
+                memory_order_relaxed);
+        atomic_store_explicit(
+            &k->wait_sum_ns,
+            atomic_load_explicit(&k->wait_sum_ns, memory_order_relaxed) / 2,
+            memory_order_relaxed);
+    }
     atomic_store_explicit(
         &k->wait_sum_ns,
         atomic_load_explicit(&k->wait_sum_ns, memory_order_relaxed) + ns,
         memory_order_relaxed);
     if (ns > atomic_load_explicit(&k->wait_max_ns, memory_order_relaxed))
         atomic_store_explicit(&k->wait_max_ns, ns, memory_order_relaxed);
-    _Atomic uint32_t *b = &k->wait[wait_bucket(ns)];
-    atomic_store_explicit(b, atomic_load_explicit(b, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
+    bump32(&k->wait[b]);
+    tp__wait_count(w, a->behaviour, b, ns);
 }
 
 // Adds the activation that began at `t0` to the actor's run time.

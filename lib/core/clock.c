@@ -124,57 +124,167 @@ tp__tick_ns(tp_system *sys)
 #endif
 }
 
-// ---- waits of dead actors, per behaviour -----------------------------------
+// ---- message waits per behaviour
+// --------------------------------------------
 
-void
-tp__wait_fold(tp_actor *a)
+// Copies behaviour `beh`'s name, cut at a character boundary.
+static void
+row_name(char *out, size_t size, const tp_behaviour *beh)
 {
-    tp__clock *k = tp__clock_of(a);
-    tp_system *sys = a->system;
-    // relaxed, all: this actor's own counters, written by it alone.
-    uint64_t counts[TP_WAIT_BUCKETS], n = 0;
-    for (unsigned i = 0; i < TP_WAIT_BUCKETS; i++)
-        n += counts[i] =
-            atomic_load_explicit(&k->wait[i], memory_order_relaxed);
-    if (n == 0)
-        return;
-    const char *name = a->behaviour->name ? a->behaviour->name : "?";
-    pthread_mutex_lock(&sys->fold_lock);
-    tp__wait_hist *h = NULL;
-    for (size_t i = 0; i < sys->nfolds && h == NULL; i++)
-        if (strncmp(sys->folds[i].behaviour, name, sizeof h->behaviour - 1) ==
-            0)
-            h = &sys->folds[i];
-    if (h == NULL && sys->nfolds == sys->capfolds) {
-        size_t cap = sys->capfolds ? 2 * sys->capfolds : 8;
-        tp__wait_hist *f = realloc(sys->folds, cap * sizeof *f);
-        if (f != NULL) {
-            sys->folds = f;
-            sys->capfolds = cap;
+    snprintf(out, size, "%s", beh->name ? beh->name : "?");
+    size_t n = strlen(out);
+    if (n == size - 1) { // cut: drop a partial UTF-8 sequence at the end
+        size_t i = n;
+        while (i > 0 && ((unsigned char)out[i - 1] & 0xc0) == 0x80)
+            i--;
+        if (i > 0 && ((unsigned char)out[i - 1] & 0xc0) == 0xc0) {
+            unsigned char lead = (unsigned char)out[i - 1];
+            size_t want = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
+            if (n - (i - 1) < want)
+                out[i - 1] = '\0';
         }
     }
-    if (h == NULL && sys->nfolds < sys->capfolds) {
-        h = &sys->folds[sys->nfolds++];
-        memset(h, 0, sizeof *h);
-        snprintf(h->behaviour, sizeof h->behaviour, "%s", name);
+}
+
+static bool
+row_is(const tp__wait_row *r, const tp_behaviour *beh)
+{
+    // relaxed: the owner's own row (or one read under the lock).
+    return atomic_load_explicit(&r->b, memory_order_relaxed) == beh &&
+           strncmp(r->name, beh->name ? beh->name : "?", sizeof r->name - 1) ==
+               0;
+}
+
+static void
+row_add(tp__wait_row *r, unsigned b, uint64_t ns)
+{
+    // relaxed, both: one writer at a time (the owner, or under the lock).
+    atomic_store_explicit(
+        &r->sum_ns,
+        atomic_load_explicit(&r->sum_ns, memory_order_relaxed) + ns,
+        memory_order_relaxed);
+    atomic_store_explicit(
+        &r->bucket[b],
+        atomic_load_explicit(&r->bucket[b], memory_order_relaxed) + 1,
+        memory_order_relaxed);
+}
+
+// The shared rows, for threads without rows of their own or out of them.
+static void
+shared_count(tp_system *sys, const tp_behaviour *beh, unsigned b, uint64_t ns)
+{
+    pthread_mutex_lock(&sys->wait_rows_lock);
+    tp__wait_row *r = NULL;
+    for (size_t i = 0; i < sys->nwait_shared && r == NULL; i++)
+        if (row_is(&sys->wait_shared[i], beh))
+            r = &sys->wait_shared[i];
+    if (r == NULL && sys->nwait_shared == sys->capwait_shared) {
+        size_t cap = sys->capwait_shared ? 2 * sys->capwait_shared : 8;
+        tp__wait_row *g = realloc(sys->wait_shared, cap * sizeof *g);
+        if (g != NULL) {
+            sys->wait_shared = g;
+            sys->capwait_shared = cap;
+        }
     }
-    if (h != NULL) { // else out of memory: these waits go uncounted
-        h->count += n;
-        h->sum_ns +=
-            atomic_load_explicit(&k->wait_sum_ns, memory_order_relaxed);
-        for (unsigned i = 0; i < TP_WAIT_BUCKETS; i++)
-            h->bucket[i] += counts[i];
+    if (r == NULL && sys->nwait_shared < sys->capwait_shared) {
+        r = &sys->wait_shared[sys->nwait_shared++];
+        memset(r, 0, sizeof *r);
+        atomic_store_explicit(&r->b, beh, memory_order_relaxed);
+        row_name(r->name, sizeof r->name, beh);
     }
-    pthread_mutex_unlock(&sys->fold_lock);
+    if (r != NULL) // else out of memory: this wait goes uncounted
+        row_add(r, b, ns);
+    pthread_mutex_unlock(&sys->wait_rows_lock);
+}
+
+void
+tp__wait_count(tp__worker *w, const tp_behaviour *beh, unsigned b, uint64_t ns)
+{
+    tp_system *sys = w->sys;
+    // relaxed: our own pointer.
+    tp__wait_row *rows =
+        w->ded != NULL
+            ? NULL
+            : atomic_load_explicit(&w->wait_rows, memory_order_relaxed);
+    if (w->ded == NULL && rows == NULL &&
+        (rows = calloc(TP__WAIT_ROWS, sizeof *rows)) != NULL)
+        // release: a reader that sees the pointer sees the zeroed rows.
+        atomic_store_explicit(&w->wait_rows, rows, memory_order_release);
+    if (rows == NULL) {
+        shared_count(sys, beh, b, ns);
+        return;
+    }
+    size_t h = ((uintptr_t)beh >> 4) % TP__WAIT_ROWS;
+    for (size_t i = 0; i < TP__WAIT_ROWS; i++) {
+        tp__wait_row *r = &rows[(h + i) % TP__WAIT_ROWS];
+        // relaxed: only this thread claims our rows.
+        const tp_behaviour *rb =
+            atomic_load_explicit(&r->b, memory_order_relaxed);
+        if (rb == NULL) {
+            row_name(r->name, sizeof r->name, beh);
+            // release: a reader that sees the row claimed sees its name.
+            atomic_store_explicit(&r->b, beh, memory_order_release);
+            row_add(r, b, ns);
+            return;
+        }
+        if (row_is(r, beh)) {
+            row_add(r, b, ns);
+            return;
+        }
+    }
+    shared_count(sys, beh, b, ns); // TP__WAIT_ROWS behaviours here already
+}
+
+// Adds row `r` into the table `out` of `*n` names (room for `max`);
+// counts the names in `*names` either way.
+static void
+hist_add(tp__wait_hist *out, size_t *n, size_t max, size_t *names,
+         const tp__wait_row *r)
+{
+    size_t i = 0;
+    while (i < *n && strcmp(out[i].behaviour, r->name) != 0)
+        i++;
+    if (i == *n) {
+        (*names)++;
+        if (*n == max)
+            return;
+        memset(&out[i], 0, sizeof out[i]);
+        memcpy(out[i].behaviour, r->name, sizeof out[i].behaviour);
+        (*n)++;
+    }
+    // relaxed, all: single-writer counters, read for display.
+    out[i].sum_ns += atomic_load_explicit(&r->sum_ns, memory_order_relaxed);
+    for (unsigned b = 0; b < TP_WAIT_BUCKETS; b++) {
+        uint64_t c = atomic_load_explicit(&r->bucket[b], memory_order_relaxed);
+        out[i].bucket[b] += c;
+        out[i].count += c;
+    }
 }
 
 size_t
-tp__wait_folded(tp_system *sys, tp__wait_hist *out, size_t max)
+tp__wait_by_behaviour(tp_system *sys, tp__wait_hist *out, size_t max)
 {
-    pthread_mutex_lock(&sys->fold_lock);
-    size_t n = sys->nfolds;
-    if (out != NULL && max > 0 && n > 0)
-        memcpy(out, sys->folds, (n < max ? n : max) * sizeof *out);
-    pthread_mutex_unlock(&sys->fold_lock);
-    return n;
+    size_t n = 0, names = 0;
+    for (unsigned i = 0; i < sys->nworkers; i++) {
+        // acquire: pairs with the worker's release store of its rows.
+        tp__wait_row *rows = atomic_load_explicit(&sys->workers[i].wait_rows,
+                                                  memory_order_acquire);
+        for (size_t j = 0; rows != NULL && j < TP__WAIT_ROWS; j++)
+            // acquire: pairs with the claim's release, for the name.
+            if (atomic_load_explicit(&rows[j].b, memory_order_acquire) != NULL)
+                hist_add(out, &n, max, &names, &rows[j]);
+    }
+    pthread_mutex_lock(&sys->wait_rows_lock);
+    for (size_t j = 0; j < sys->nwait_shared; j++)
+        hist_add(out, &n, max, &names, &sys->wait_shared[j]);
+    pthread_mutex_unlock(&sys->wait_rows_lock);
+    return names;
+}
+
+void
+tp__wait_rows_free(tp__worker *w)
+{
+    // relaxed: no scheduler thread runs.
+    free(atomic_load_explicit(&w->wait_rows, memory_order_relaxed));
+    atomic_store_explicit(&w->wait_rows, NULL, memory_order_relaxed);
 }

@@ -303,20 +303,36 @@ typedef struct tp__clock {
 // A message's enqueue time, in units of 1024 ticks (some 0.4 us; wraps
 // after half an hour or more), never 0: only compared with another.
 static inline uint32_t tp__wait_stamp(void);
-// Counts the wait of a message stamped `enq`, starting to be handled by
-// `a`, which measures (actor.c).
-void tp__wait_note(tp_actor *a, uint32_t enq);
-// Folds a dying measuring actor's waits into its behaviour's (the
-// metrics' histogram per behaviour), and reads those back.
-void tp__wait_fold(tp_actor *a);
+// Counts the wait of a message stamped `enq` that `a`, which measures,
+// starts to handle on `w` (actor.c).
+void tp__wait_note(tp__worker *w, tp_actor *a, uint32_t enq);
+
+// Message waits per behaviour, for the metrics: each worker counts the
+// waits its activations time in rows of its own (a behaviour's row is
+// claimed once and never freed, so every count only grows); dedicated
+// actors' threads, and behaviours past a worker's TP__WAIT_ROWS, count in
+// the system's shared rows under wait_lock.
+#define TP__WAIT_ROWS 64
+typedef struct tp__wait_row {
+    _Atomic(const tp_behaviour *) b; // NULL: free; set once, by the owner
+    char name[48];                   // b's name when claimed
+    _Atomic uint64_t sum_ns;
+    _Atomic uint64_t bucket[TP_WAIT_BUCKETS];
+} tp__wait_row;
 typedef struct tp__wait_hist {
     char behaviour[48];
     uint64_t count, sum_ns;
     uint64_t bucket[TP_WAIT_BUCKETS];
 } tp__wait_hist;
-// Copies up to `max` behaviours' folded waits into `out`; returns how many
-// there are (any thread).
-size_t tp__wait_folded(tp_system *sys, tp__wait_hist *out, size_t max);
+// Counts a wait of `ns` nanoseconds (in bucket `b`) for behaviour `beh`,
+// timed on `w` (a worker, or a dedicated actor's record).
+void tp__wait_count(tp__worker *w, const tp_behaviour *beh, unsigned b,
+                    uint64_t ns);
+// Sums every row per behaviour name into `out` (room for `max`); returns
+// how many names there are. Any thread.
+size_t tp__wait_by_behaviour(tp_system *sys, tp__wait_hist *out, size_t max);
+// Frees a worker's rows; no scheduler thread runs.
+void tp__wait_rows_free(tp__worker *w);
 
 // Bytes of the tail parts in `tails` (TP__TAIL_*) below `part`.
 static inline size_t
@@ -678,6 +694,9 @@ struct tp__worker {
     _Atomic uint64_t messages;
     _Atomic uint64_t steals;
     _Atomic uint64_t sleeps;
+    // Message waits per behaviour (clock.c): TP__WAIT_ROWS rows, allocated
+    // by the worker on its first timed message; read by the metrics.
+    _Atomic(tp__wait_row *) wait_rows;
     _Atomic uint32_t wake; // futex word: TP__WAKE_*
 };
 
@@ -715,8 +734,8 @@ typedef struct tp__tls {
     // The running actor's messages put back by tp_unstash_all, handled
     // before its mailbox (actor.c, signals/stash.c).
     struct tp__msg *replay, *replay_tail;
-    uint32_t wait_n; // messages sent to measuring actors since one was timed
-    int fault_sig;   // the caught signal, when a fault jumped to jb
+    uint32_t wait_rng; // draws which messages to measuring actors are timed
+    int fault_sig;     // the caught signal, when a fault jumped to jb
     int fault_depth;
     void *fault_frames[TP__FRAMES];
 } tp__tls;
@@ -811,10 +830,10 @@ struct tp_system {
     tp__reg_entry **reg_pid; // the same entries by pid, as many buckets
     size_t reg_size, reg_count;
 
-    // Waits of dead measuring actors, per behaviour name (clock.c).
-    pthread_mutex_t fold_lock;
-    tp__wait_hist *folds;
-    size_t nfolds, capfolds;
+    // Message waits per behaviour counted outside workers' rows (clock.c).
+    pthread_mutex_t wait_rows_lock;
+    tp__wait_row *wait_shared;
+    size_t nwait_shared, capwait_shared;
 
     // Lifetime.
     pthread_mutex_t wait_lock;

@@ -165,10 +165,6 @@ tp__actor_exit(tp_actor *a, int reason, bool reported)
     tp__release_owned(a);
     if (a->ext != NULL)
         sys->up->notify_exit(a, reason);
-    // Folded while the actor is still in the table, a scrape that reads
-    // both may count its waits twice for an instant, never lose them.
-    if (a->tails & TP__TAIL_CLOCK)
-        tp__wait_fold(a);
     tp__bury(a, reason);
     // relaxed: statistics.
     atomic_fetch_add_explicit(&sys->exited, 1, memory_order_relaxed);

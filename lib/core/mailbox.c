@@ -181,6 +181,7 @@ tp__pool_free_all(tp__worker *w, unsigned nworkers)
     w->pending = NULL;
     free(w->victims);
     w->victims = NULL;
+    tp__wait_rows_free(w);
     tp__recs_free_all(w);
 }
 

@@ -679,7 +679,9 @@ steal_any(tp__worker *w, int64_t now)
 }
 
 // How long w may doze: until the earliest of its holds ends (at most
-// RESCUE_NS), when every other worker is one it is held off; 0 otherwise.
+// RESCUE_NS), when every other worker is one it is held off, and one of
+// them has actors queued (else there is nothing to doze beside: w spins
+// and parks as usual, and the sentry can sleep); 0 otherwise.
 static int64_t
 doze_ns(tp__worker *w, int64_t now)
 {
@@ -694,7 +696,14 @@ doze_ns(tp__worker *w, int64_t now)
         if (x->hold_until < until)
             until = x->hold_until;
     }
-    return until - now;
+    for (unsigned i = 0; i < sys->nworkers; i++) {
+        tp__worker *v = &sys->workers[i];
+        // relaxed, both: a hint (the doze is bounded either way).
+        if (v != w && atomic_load_explicit(&v->tail, memory_order_relaxed) !=
+                          atomic_load_explicit(&v->head, memory_order_relaxed))
+            return until - now;
+    }
+    return 0;
 }
 
 // Whether some worker has been inside one activation for RESCUE_NS with

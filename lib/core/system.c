@@ -236,8 +236,8 @@ system_free(tp_system *sys)
     pthread_rwlock_destroy(&sys->ext_lock);
     pthread_mutex_destroy(&sys->io_init_lock);
     pthread_mutex_destroy(&sys->ded_lock);
-    pthread_mutex_destroy(&sys->fold_lock);
-    free(sys->folds);
+    pthread_mutex_destroy(&sys->wait_rows_lock);
+    free(sys->wait_shared);
     tp__rec_depot_free(sys);
     pthread_mutex_destroy(&sys->rec_lock);
     free(sys->workers);
@@ -254,7 +254,7 @@ locks_init(tp_system *sys)
                              &sys->limbo_lock,   &sys->slot_lock,
                              &sys->reg_lock,     &sys->wait_lock,
                              &sys->io_init_lock, &sys->ded_lock,
-                             &sys->rec_lock,     &sys->fold_lock};
+                             &sys->rec_lock,     &sys->wait_rows_lock};
     size_t n = 0;
     int rc = 0;
     while (rc == 0 && n < sizeof mx / sizeof mx[0])

@@ -276,19 +276,12 @@ tp__ans_stats(tp_system *sys, msgpack_packer *pk)
     tp_system_stats st;
     tp_system_stats_get(sys, &st);
     int64_t now = tp__now_coarse_ms();
-    // Where messages wait longest: the actor whose waits have the highest
-    // 99th percentile (then the longest one), on a node that measures.
-    tp_snapshot *snap = NULL;
-    const tp_actor_info *slow = NULL;
-    if (sys->cfg.cpu_time && tp_snapshot_take(sys, &snap) == 0)
-        for (size_t i = 0; i < tp_snapshot_len(snap); i++) {
-            const tp_actor_info *a = tp_snapshot_at(snap, i);
-            if (a->waits > 0 &&
-                (slow == NULL || a->wait_p99_us > slow->wait_p99_us ||
-                 (a->wait_p99_us == slow->wait_p99_us &&
-                  a->wait_max_us > slow->wait_max_us)))
-                slow = a;
-        }
+    // Where messages wait longest, on a node that measures.
+    tp_actor_info slow_info;
+    const tp_actor_info *slow =
+        sys->cfg.cpu_time && tp__longest_wait(sys, &slow_info) == 0
+            ? &slow_info
+            : NULL;
     msgpack_pack_map(pk, slow != NULL ? 18 : 17);
     pk_str(pk, "ok");
     msgpack_pack_true(pk);
@@ -329,7 +322,6 @@ tp__ans_stats(tp_system *sys, msgpack_packer *pk)
         pk_key_u64(pk, "wait_p99_us", slow->wait_p99_us);
         pk_key_u64(pk, "wait_max_us", slow->wait_max_us);
     }
-    tp_snapshot_free(snap);
 }
 
 static const char *

@@ -101,20 +101,28 @@ wait_bound_us(unsigned b)
     return (uint64_t)1 << b;
 }
 
-// The p-th percentile (in thousandths) of o's waits.
+// The p-th percentile (in thousandths) of `waits` waits counted in
+// `hist`, the longest `max_us`.
 static uint64_t
-wait_percentile(const tp_actor_info *o, uint64_t permille)
+hist_percentile(const uint32_t *hist, uint64_t waits, uint64_t max_us,
+                uint64_t permille)
 {
-    uint64_t want = (o->waits * permille + 999) / 1000, seen = 0;
+    uint64_t want = (waits * permille + 999) / 1000, seen = 0;
     for (unsigned b = 0; b < TP_WAIT_BUCKETS; b++) {
-        seen += o->wait_hist[b];
+        seen += hist[b];
         if (seen >= want && seen > 0) {
             uint64_t us =
                 b == TP_WAIT_BUCKETS - 1 ? UINT64_MAX : wait_bound_us(b);
-            return us < o->wait_max_us ? us : o->wait_max_us;
+            return us < max_us ? us : max_us;
         }
     }
-    return o->wait_max_us;
+    return max_us;
+}
+
+static uint64_t
+wait_percentile(const tp_actor_info *o, uint64_t permille)
+{
+    return hist_percentile(o->wait_hist, o->waits, o->wait_max_us, permille);
 }
 
 static void
@@ -422,4 +430,50 @@ tp_actor_detail_get(tp_system *sys, tp_pid pid, int timeout_ms,
         rc = r->gone ? TP_ENOACTOR : TP_ETIMEDOUT;
     info_put(r);
     return rc;
+}
+
+// ---- the longest wait
+// --------------------------------------------------------
+
+typedef struct slow_walk {
+    uint64_t p99, max;
+    tp_pid pid;
+} slow_walk;
+
+static bool
+slow_one(tp_actor *a, void *arg)
+{
+    slow_walk *w = arg;
+    tp__clock *k = tp__clock_of(a);
+    if (k == NULL)
+        return true;
+    uint32_t hist[TP_WAIT_BUCKETS];
+    uint64_t waits = 0;
+    // relaxed, all: as in wait_fill.
+    for (unsigned b = 0; b < TP_WAIT_BUCKETS; b++)
+        waits += hist[b] =
+            atomic_load_explicit(&k->wait[b], memory_order_relaxed);
+    if (waits == 0)
+        return true;
+    uint64_t max =
+        (atomic_load_explicit(&k->wait_max_ns, memory_order_relaxed) + 999) /
+        1000;
+    uint64_t p99 = hist_percentile(hist, waits, max, 990);
+    if (tp_pid_is_nil(w->pid) || p99 > w->p99 ||
+        (p99 == w->p99 && max > w->max)) {
+        w->p99 = p99;
+        w->max = max;
+        w->pid = a->pid;
+    }
+    return true;
+}
+
+int
+tp__longest_wait(tp_system *sys, tp_actor_info *out)
+{
+    slow_walk w = {0, 0, TP_PID_NIL};
+    tp__actor_each(sys, slow_one, &w);
+    if (tp_pid_is_nil(w.pid))
+        return TP_ENOACTOR;
+    return tp_actor_info_get(sys, w.pid, out); // gone meanwhile: ENOACTOR
 }

@@ -93,29 +93,6 @@ one(text *t, const char *name, const char *type, const char *help, uint64_t v)
 
 // ---- message waits per behaviour -------------------------------------------
 
-// Adds one actor's waits (or a folded behaviour's) to the table `h` of
-// `*n` behaviours (room for `cap`).
-static void
-waits_add(tp__wait_hist *h, size_t *n, size_t cap, const char *behaviour,
-          uint64_t sum_ns, const uint64_t *bucket)
-{
-    size_t i = 0;
-    while (i < *n && strcmp(h[i].behaviour, behaviour) != 0)
-        i++;
-    if (i == *n) {
-        if (*n == cap)
-            return;
-        memset(&h[i], 0, sizeof h[i]);
-        snprintf(h[i].behaviour, sizeof h[i].behaviour, "%s", behaviour);
-        (*n)++;
-    }
-    h[i].sum_ns += sum_ns;
-    for (unsigned b = 0; b < TP_WAIT_BUCKETS; b++) {
-        h[i].bucket[b] += bucket[b];
-        h[i].count += bucket[b];
-    }
-}
-
 // A label value: backslash, double quote and newline escaped.
 static void
 put_label(text *t, const char *v)
@@ -130,39 +107,27 @@ put_label(text *t, const char *v)
     }
 }
 
-// troupe_message_wait_seconds: the waits of every actor that measured
-// them, live (from the snapshot) or dead (folded at exit), per behaviour.
+// troupe_message_wait_seconds: the waits timed on every thread, per
+// behaviour, counted since the node started (tp__wait_by_behaviour: the
+// counts only grow, whatever actors come and go).
 static void
-render_waits(tp_system *sys, text *t, const tp_snapshot *s)
+render_waits(tp_system *sys, text *t)
 {
     if (!sys->cfg.cpu_time)
         return;
-    size_t nf = tp__wait_folded(sys, NULL, 0), cap = nf + 64, n = 0;
-    tp__wait_hist *h = calloc(cap, sizeof *h);
-    tp__wait_hist *f = nf ? calloc(nf, sizeof *f) : NULL;
-    if (h == NULL || (nf > 0 && f == NULL)) {
-        free(h);
-        free(f);
+    size_t max = tp__wait_by_behaviour(sys, NULL, 0) + 16, n;
+    tp__wait_hist *h = calloc(max, sizeof *h);
+    if (h == NULL) {
         t->failed = true;
         return;
     }
-    size_t got = tp__wait_folded(sys, f, nf);
-    if (got < nf)
-        nf = got;
-    for (size_t i = 0; i < nf; i++)
-        waits_add(h, &n, cap, f[i].behaviour, f[i].sum_ns, f[i].bucket);
-    for (size_t i = 0; s != NULL && i < tp_snapshot_len(s); i++) {
-        const tp_actor_info *a = tp_snapshot_at(s, i);
-        if (a->waits == 0)
-            continue;
-        uint64_t b[TP_WAIT_BUCKETS];
-        for (unsigned j = 0; j < TP_WAIT_BUCKETS; j++)
-            b[j] = a->wait_hist[j];
-        waits_add(h, &n, cap, a->behaviour, a->wait_sum_us * 1000, b);
-    }
+    n = tp__wait_by_behaviour(sys, h, max);
+    if (n > max)
+        n = max; // behaviours that appeared meanwhile show next time
     head(t, "troupe_message_wait_seconds", "histogram",
          "Time user messages waited in mailboxes, from being queued to the "
-         "start of their handling, per behaviour.");
+         "start of their handling, per behaviour (the timed ones: "
+         "tp_config.wait_sample).");
     for (size_t i = 0; i < n; i++) {
         uint64_t cum = 0;
         for (unsigned b = 0; b < TP_WAIT_BUCKETS; b++) {
@@ -172,7 +137,7 @@ render_waits(tp_system *sys, text *t, const tp_snapshot *s)
             if (b == TP_WAIT_BUCKETS - 1)
                 put(t, "\",le=\"+Inf\"} %llu\n", (unsigned long long)cum);
             else
-                put(t, "\",le=\"%g\"} %llu\n", (double)(1ull << b) / 1e6,
+                put(t, "\",le=\"%.6f\"} %llu\n", (double)(1ull << b) / 1e6,
                     (unsigned long long)cum);
         }
         put(t, "troupe_message_wait_seconds_sum{behaviour=\"");
@@ -183,7 +148,6 @@ render_waits(tp_system *sys, text *t, const tp_snapshot *s)
         put(t, "\"} %llu\n", (unsigned long long)h[i].count);
     }
     free(h);
-    free(f);
 }
 
 static void
@@ -267,7 +231,7 @@ render(tp_system *sys, text *t)
     }
     one(t, "troupe_uptime_seconds", "gauge", "Seconds since the node started.",
         s ? tp_snapshot_uptime_ms(s) / 1000 : 0);
-    render_waits(sys, t, s);
+    render_waits(sys, t);
     tp_snapshot_free(s);
 }
 

@@ -43,6 +43,10 @@ void tp__info_drop(tp__info *r);
 void tp__ans_error(msgpack_packer *pk, const char *why);
 void tp__ans_snapshot(tp_system *sys, msgpack_packer *pk);
 void tp__ans_stats(tp_system *sys, msgpack_packer *pk);
+// The live actor whose messages waited longest (the highest 99th
+// percentile, then the longest wait), found without a snapshot: 0, or
+// TP_ENOACTOR when no actor has timed a wait (introspect.c).
+int tp__longest_wait(tp_system *sys, tp_actor_info *out);
 void tp__ans_nodes(tp_system *sys, msgpack_packer *pk);
 void tp__ans_groups(tp_system *sys, msgpack_packer *pk);
 // `reason`: the request's, or NULL for the default (kill).

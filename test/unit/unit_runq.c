@@ -307,6 +307,11 @@ START_TEST(short_activations_stay_with_their_worker)
     ck_assert_int_le(doze, unit_hold_min_ns);
     ck_assert_int_le(doze, unit_rescue_ns);
     ck_assert_int_eq(unit_doze_ns(t, x->hold_until), 0);
+    // Nothing queued there: nothing to doze beside (spin, then park).
+    uint32_t tail = atomic_load(&v->tail), head = atomic_load(&v->head);
+    atomic_store(&v->head, tail);
+    ck_assert_int_eq(unit_doze_ns(t, later), 0);
+    atomic_store(&v->head, head);
     // Once the hold is over, an old reading counts for nothing; one
     // activation per unit_rate_ns is worth moving: a few are taken to try
     // (the verdict on what was taken then decides, as below).

@@ -264,7 +264,8 @@ main(int argc, char **argv)
     }
     tp_system *sys;
     // A gate held over 300 ms shows busy.
-    tp_config cfg = {.threads = 4, .cpu_time = true, .stall_ms = 300};
+    tp_config cfg = {
+        .threads = 4, .cpu_time = true, .wait_sample = 1, .stall_ms = 300};
     int rc = tp_system_new(&cfg, &sys);
     if (rc == 0 && (rc = tp_system_start(sys)) == 0 &&
         (rc = start_tree(sys)) == 0)
