@@ -815,14 +815,14 @@ START_TEST(message_waits_measured)
         5);
     free(r);
     tp_system_destroy(&sys);
-    // By default a message is timed with probability 1/16: about 100 of
-    // 1600 (the bounds are more than five standard deviations away).
+    // By default a message is timed with probability 1/64: about 100 of
+    // 6400 (the bounds are more than five standard deviations away).
     sys = tpt_system_cfg(&(tp_config){.threads = 1, .cpu_time = true});
     atomic_store(&handled, 0);
     ck_assert_int_eq(tp_spawn(sys, &worker_b, NULL, NULL, &w), 0);
-    for (int i = 0; i < 1600; i++)
+    for (int i = 0; i < 6400; i++)
         ck_assert_int_eq(tp_system_send(sys, w, 1, NULL, 0), 0);
-    ck_assert(tpt_wait_ge(&handled, 1600, 10));
+    ck_assert(tpt_wait_ge(&handled, 6400, 10));
     ck_assert_int_eq(tp_actor_info_get(sys, w, &info), 0);
     ck_assert_uint_ge(info.waits, 50);
     ck_assert_uint_le(info.waits, 160);

@@ -123,12 +123,12 @@ typedef struct tp_config {
     // fields stay 0.
     bool cpu_time;
     // With cpu_time: each message sent to an actor is timed with
-    // probability 1 / `wait_sample`, drawn by the sending thread (0 = 16;
+    // probability 1 / `wait_sample`, drawn by the sending thread (0 = 64;
     // 1 = every message; above 65536 or below 0: TP_EINVAL). Timing a
-    // message takes two time-stamp reads (some 25 ns on the VM troupe is
-    // developed on, a fifth of a one-message round trip): sampled, the
-    // waits' figures are estimates over the timed messages, at a
-    // sixteenth of the cost.
+    // message takes two time-stamp reads and its bookkeeping (some 25 ns
+    // and 90 instructions on the VM troupe is developed on, a fifth of a
+    // one-message round trip): sampled, the waits' figures are estimates
+    // over the timed messages, at a 64th of the cost.
     int wait_sample;
     // Callbacks are not preempted: one that runs long holds its scheduler
     // thread (what it woke runs on another one). An activation still

@@ -146,13 +146,15 @@ row_name(char *out, size_t size, const tp_behaviour *beh)
     }
 }
 
+// Whether row `r` counts for `beh`: the same behaviour and name string
+// (a module loaded again where an unloaded one was is told apart by its
+// name's address, without a string comparison per message).
 static bool
 row_is(const tp__wait_row *r, const tp_behaviour *beh)
 {
     // relaxed: the owner's own row (or one read under the lock).
     return atomic_load_explicit(&r->b, memory_order_relaxed) == beh &&
-           strncmp(r->name, beh->name ? beh->name : "?", sizeof r->name - 1) ==
-               0;
+           r->name_at == beh->name;
 }
 
 static void
@@ -190,6 +192,7 @@ shared_count(tp_system *sys, const tp_behaviour *beh, unsigned b, uint64_t ns)
         r = &sys->wait_shared[sys->nwait_shared++];
         memset(r, 0, sizeof *r);
         atomic_store_explicit(&r->b, beh, memory_order_relaxed);
+        r->name_at = beh->name;
         row_name(r->name, sizeof r->name, beh);
     }
     if (r != NULL) // else out of memory: this wait goes uncounted
@@ -221,6 +224,7 @@ tp__wait_count(tp__worker *w, const tp_behaviour *beh, unsigned b, uint64_t ns)
         const tp_behaviour *rb =
             atomic_load_explicit(&r->b, memory_order_relaxed);
         if (rb == NULL) {
+            r->name_at = beh->name;
             row_name(r->name, sizeof r->name, beh);
             // release: a reader that sees the row claimed sees its name.
             atomic_store_explicit(&r->b, beh, memory_order_release);

@@ -315,7 +315,8 @@ void tp__wait_note(tp__worker *w, tp_actor *a, uint32_t enq);
 #define TP__WAIT_ROWS 64
 typedef struct tp__wait_row {
     _Atomic(const tp_behaviour *) b; // NULL: free; set once, by the owner
-    char name[48];                   // b's name when claimed
+    const char *name_at;             // b->name when claimed
+    char name[48];                   // a copy of it, for the metrics
     _Atomic uint64_t sum_ns;
     _Atomic uint64_t bucket[TP_WAIT_BUCKETS];
 } tp__wait_row;

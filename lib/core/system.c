@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #define DEFAULT_CAPACITY 1024
-#define DEFAULT_WAIT_SAMPLE 16 // messages per timed wait, per sender
+#define DEFAULT_WAIT_SAMPLE 64 // messages per timed wait, on average
 #define DEFAULT_BATCH 64
 #define DEFAULT_SEND_TIMEOUT_MS 5000
 

@@ -11,7 +11,7 @@
 #
 # Then what measuring costs: pingpong and counting with tp_config.cpu_time
 # off, on with one message in 65536 timed (the run-time clock alone), and
-# on as actord runs it (run time, and one message in 16 timed for its
+# on as actord runs it (run time, and one message in 64 timed for its
 # wait), runs interleaved: the medians and what each adds to the first.
 # MEASURE=0 leaves this out.
 set -eu
