@@ -118,6 +118,7 @@ typedef struct ad_config {
     char *secret_file;
     char *tls_cert, *tls_key, *tls_ca; // all or none: TLS between nodes
     unsigned threads;                  // 0: one per online CPU
+    int wait_sample;                   // tp_config.wait_sample
     char *control; // the socket's path (defaulted), NULL when off
     char *metrics; // NULL: no /metrics
     bool metrics_allow_remote;

@@ -431,6 +431,7 @@ ad_config_load(ad_config **out, const char *path, ad_diag *diag)
     }
     c->log_level = TP_LOG_INFO;
     c->shutdown_timeout_ms = AD_SHUTDOWN_TIMEOUT_DEFAULT_MS;
+    c->wait_sample = AD_WAIT_SAMPLE_DEFAULT;
     size_t before = diag->n;
     parse p = {.cfg = c, .diag = diag};
     int rc;

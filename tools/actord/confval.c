@@ -32,6 +32,7 @@ const char *const ad_node_key_names[AD_NODE_KEYS + 1] = {
     [AD_KEY_TLS_CA] = "tls_ca",
     [AD_KEY_MESH] = "mesh",
     [AD_KEY_SEEDS] = "seeds",
+    [AD_KEY_WAIT_SAMPLE] = "wait_sample",
     [AD_NODE_KEYS] = NULL,
 };
 
@@ -332,6 +333,18 @@ set_threads(ad_config *c, const char *v, char *why, size_t n)
 }
 
 static void
+set_wait_sample(ad_config *c, const char *v, char *why, size_t n)
+{
+    char *end;
+    errno = 0;
+    long t = strtol(v, &end, 10);
+    if (*end != 0 || end == v || errno != 0 || t < 1 || t > 65536)
+        snprintf(why, n, "expected a whole number from 1 to 65536");
+    else
+        c->wait_sample = (int)t;
+}
+
+static void
 set_control(ad_config *c, const char *v, char *why, size_t n)
 {
     if (strcmp(v, "off") == 0) {
@@ -423,6 +436,9 @@ ad_node_key_set(ad_config *c, int k, const char *value, const char *dir,
         break;
     case AD_KEY_THREADS:
         set_threads(c, value, why, size);
+        break;
+    case AD_KEY_WAIT_SAMPLE:
+        set_wait_sample(c, value, why, size);
         break;
     case AD_KEY_CONTROL:
         set_control(c, value, why, size);

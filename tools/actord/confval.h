@@ -27,6 +27,7 @@ enum {
     AD_KEY_TLS_CA,
     AD_KEY_MESH,
     AD_KEY_SEEDS,
+    AD_KEY_WAIT_SAMPLE,
     AD_NODE_KEYS
 };
 
@@ -34,7 +35,8 @@ enum {
 extern const char *const ad_node_key_names[AD_NODE_KEYS + 1];
 
 #define AD_SHUTDOWN_TIMEOUT_DEFAULT_MS 30000
-#define AD_SUN_PATH_MAX 108 // sizeof sockaddr_un.sun_path
+#define AD_WAIT_SAMPLE_DEFAULT 64 // tp_config.wait_sample's default
+#define AD_SUN_PATH_MAX 108       // sizeof sockaddr_un.sun_path
 
 // The index of [node] key `key`, or -1.
 int ad_node_key_find(const char *key);

@@ -261,8 +261,10 @@ start_system(ad_node *n)
 {
     const ad_config *c = n->cfg;
     // Operators sort by CPU (actorctl ps --sort cpu): measure run time.
-    tp_config tc = {
-        .threads = c->threads, .log = ad_log_sink, .cpu_time = true};
+    tp_config tc = {.threads = c->threads,
+                    .log = ad_log_sink,
+                    .cpu_time = true,
+                    .wait_sample = c->wait_sample};
     int rc = tp_system_new(&tc, &n->sys);
     if (rc == 0 && (rc = tp_system_start(n->sys)) != 0)
         tp_system_destroy(&n->sys);

@@ -73,6 +73,7 @@ node_keys(ad_node *n, const ad_config *next, int *applied, int *pending)
     fixed("tls_key", cur->tls_key, next->tls_key, pending);
     fixed("tls_ca", cur->tls_ca, next->tls_ca, pending);
     fixed_num("threads", (long)cur->threads, (long)next->threads, pending);
+    fixed_num("wait_sample", cur->wait_sample, next->wait_sample, pending);
     fixed("control", cur->control, next->control, pending);
     fixed("metrics", cur->metrics, next->metrics, pending);
     fixed_num("metrics_allow_remote", cur->metrics_allow_remote,

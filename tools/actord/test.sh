@@ -199,6 +199,10 @@ printf '[node]\nname = alpha\nthraeds = 2\n' |
     bad typo 3 'unknown key "thraeds" in \[node\] (did you mean "threads"?)'
 printf '[node]\nname = alpha\nthreads = many\n' |
     bad threads 3 'invalid threads "many": expected auto or a whole number'
+printf '[node]\nname = alpha\nwait_sample = 0\n' |
+    bad wait0 3 'invalid wait_sample "0": expected a whole number from 1 to 65536'
+printf '[node]\nname = alpha\nwait_sample = often\n' |
+    bad waitword 3 'invalid wait_sample "often": expected a whole number'
 printf '[node]\nname = alpha\nlog_level = verbose\n' |
     bad level 3 'invalid log_level "verbose": expected err, warning, info'
 printf '[node]\nname = alpha\nlisten = localhost:4370\n' |
@@ -398,12 +402,14 @@ has "$tmp/notified" 'STATUS=Running: node alpha, 2 applications (first, second)$
     "reload: the status names both applications"
 
 # What needs a restart is reported and kept; a bad file changes nothing.
-printf 'threads = 3\n[app first]\nmodule = %s\nworkers = 4\n[app second]\nmodule = %s\nworkers = 2\n' \
+printf 'threads = 3\nwait_sample = 4\n[app first]\nmodule = %s\nworkers = 4\n[app second]\nmodule = %s\nworkers = 2\n' \
     "$app" "$app" | conf run
 kill -HUP "$pid"
 ready 3 "reload needing a restart"
 has "$tmp/log" 'reload_needs_restart key=threads running=.* new=3' \
     "reload: threads needs a restart"
+has "$tmp/log" 'reload_needs_restart key=wait_sample running=64 new=4' \
+    "reload: wait_sample needs a restart"
 has "$tmp/log" 'reload_needs_restart app=first what=module_or_arguments' \
     "reload: changed arguments need a restart"
 has "$tmp/log" 'reload_applied key=log_level old=debug new=info' \
