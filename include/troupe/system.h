@@ -122,9 +122,10 @@ typedef struct tp_config {
     // message (see wait_sample); and 128 bytes per actor. Off, those
     // fields stay 0.
     bool cpu_time;
-    // With cpu_time: each message sent to an actor is timed with
-    // probability 1 / `wait_sample`, drawn by the sending thread (0 = 64;
-    // 1 = every message; above 65536 or below 0: TP_EINVAL). Timing a
+    // With cpu_time: one message sent to an actor in `wait_sample` is
+    // timed, on average, each sending thread drawing the gap to its next
+    // timed message at random (0 = 64; 1 = every message; above 65536 or
+    // below 0: TP_EINVAL). Timing a
     // message takes two time-stamp reads and its bookkeeping (some 25 ns
     // and 90 instructions on the VM troupe is developed on, a fifth of a
     // one-message round trip): sampled, the waits' figures are estimates

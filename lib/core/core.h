@@ -311,7 +311,7 @@ void tp__wait_note(tp__worker *w, tp_actor *a, uint32_t enq);
 // waits its activations time in rows of its own (a behaviour's row is
 // claimed once and never freed, so every count only grows); dedicated
 // actors' threads, and behaviours past a worker's TP__WAIT_ROWS, count in
-// the system's shared rows under wait_lock.
+// the system's shared rows under wait_rows_lock.
 #define TP__WAIT_ROWS 64
 typedef struct tp__wait_row {
     _Atomic(const tp_behaviour *) b; // NULL: free; set once, by the owner
@@ -735,7 +735,9 @@ typedef struct tp__tls {
     // The running actor's messages put back by tp_unstash_all, handled
     // before its mailbox (actor.c, signals/stash.c).
     struct tp__msg *replay, *replay_tail;
-    uint32_t wait_rng; // draws which messages to measuring actors are timed
+    // Which messages to measuring actors are timed (send.c): the draw's
+    // state, and messages left until the next timed one.
+    uint32_t wait_rng, wait_left;
     int fault_sig;     // the caught signal, when a fault jumped to jb
     int fault_depth;
     void *fault_frames[TP__FRAMES];

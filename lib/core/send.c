@@ -60,26 +60,28 @@ note_high_water(tp_actor *r, uint32_t len)
         ;
 }
 
-// The enqueue stamp of a message to measuring actor `r`: each message is
-// timed with probability 1 / the system's wait_sample, drawn per sending
-// thread (a draw, not a count: a sender that goes round a fixed set of
-// receivers must not time the same one every time); the rest carry 0 and
-// cost nothing at the receiver.
+// The enqueue stamp of a message to measuring actor `r`: one message in
+// the system's wait_sample on average is timed, the gaps between two drawn
+// at random per sending thread, from 1 to 2 * wait_sample - 1 (random, not
+// fixed: a sender that goes round a fixed set of receivers must not time
+// the same one every time). Between two, a message costs a decrement; the
+// rest carry 0 and cost nothing at the receiver.
 static inline uint32_t
 wait_stamp(const tp_actor *r)
 {
-    uint32_t every = (uint32_t)r->system->cfg.wait_sample;
-    if (every > 1) {
-        uint32_t x = tp__self.wait_rng;
-        if (x == 0) // this thread's first draw
-            x = (uint32_t)(uintptr_t)&tp__self * 2654435761u | 1;
-        x ^= x << 13; // xorshift32
-        x ^= x >> 17;
-        x ^= x << 5;
-        tp__self.wait_rng = x;
-        if ((uint64_t)x * every >> 32 != 0)
-            return 0;
+    if (__builtin_expect(tp__self.wait_left > 1, 1)) {
+        tp__self.wait_left--;
+        return 0;
     }
+    uint32_t every = (uint32_t)r->system->cfg.wait_sample;
+    uint32_t x = tp__self.wait_rng;
+    if (x == 0) // this thread's first draw
+        x = (uint32_t)(uintptr_t)&tp__self * 2654435761u | 1;
+    x ^= x << 13; // xorshift32
+    x ^= x >> 17;
+    x ^= x << 5;
+    tp__self.wait_rng = x;
+    tp__self.wait_left = 1 + x % (2 * every - 1);
     return tp__wait_stamp();
 }
 

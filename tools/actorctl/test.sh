@@ -275,9 +275,9 @@ ask release
 
 # Released, each gate handled the messages that had waited in its mailbox
 # for the whole hold (over the 300 ms it took to be reported busy): their
-# waits are the longest on the node. A message is timed with probability
-# 1/64: the test node times every one (wait_sample 1), so that at least
-# one of the 30 queued behind the held one surely is.
+# waits are the longest on the node. One message in 64 is timed by
+# default: the test node times every one (wait_sample 1), so that the 30
+# queued behind the held one surely are.
 expect 0 "ps --sort wait" "$actorctl" -n alpha ps --sort wait -n 2
 rows=$(sed -n '2,3s/^<[0-9.]*>  *\([a-z_]*\) .*/\1/p' "$tmp/out" | sort |
     tr '\n' ' ')

@@ -5,10 +5,12 @@
 //
 // The watcher subscribes to TP_TAG_NODEUP and TP_TAG_NODEDOWN in its init,
 // which runs on the spawning thread before tp_spawn returns: the main
-// thread connects to the peers only after that, so not even the first
-// nodeup escapes it. Connecting is the main thread's business
-// (tp_node_connect with no timeout: the library keeps reconnecting with
-// backoff), so is disconnecting on reload; the watcher only logs.
+// thread connects to the peers only after that. Peers may still come up
+// before it (with seeds and a mesh, the others connect to a node as soon
+// as it listens): init logs those it finds up, so no nodeup escapes it.
+// Connecting is the main thread's business (tp_node_connect with no timeout:
+// the library keeps reconnecting with backoff), so is disconnecting on reload;
+// the watcher only logs.
 //
 // The watcher belongs to no application and is linked to nothing: spawned
 // from outside any actor, its exit reaches no one, so a crash of it can
@@ -23,6 +25,7 @@
 #include "actord.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define NODES_NAME "actord_nodes"
@@ -31,19 +34,83 @@
 
 // ---- the watcher -----------------------------------------------------------
 
+// The peers already up when the watcher subscribed: logged by its init
+// (with seeds and a mesh, peers connect to a node as soon as it listens,
+// before actord spawns the watcher), and their nodeup messages then
+// skipped once, so each coming up is logged once.
+typedef struct early_peer {
+    char node[TP_NODE_NAME_MAX];
+    uint32_t incarnation;
+} early_peer;
+
+typedef struct nodes_state {
+    early_peer *early;
+    size_t nearly;
+} nodes_state;
+
+static void
+log_nodeup(const char *node, uint32_t incarnation)
+{
+    ad_log(TP_LOG_INFO, "nodeup node=%s incarnation=%u", AD_Q(node),
+           (unsigned)incarnation);
+}
+
 static int
 nodes_init(tp_ctx *ctx, void *state, void *arg)
 {
-    (void)state;
     (void)arg;
-    return tp_monitor_nodes(ctx, true);
+    nodes_state *st = state;
+    int rc = tp_monitor_nodes(ctx, true);
+    if (rc != 0)
+        return rc;
+    // Subscribed first: a peer that comes up from now on sends a nodeup;
+    // one already up is in the list (and maybe sends one too: skipped).
+    tp_system *sys = tp_ctx_system(ctx);
+    int n = tp_node_peers(sys, NULL, 0);
+    if (n <= 0)
+        return 0;
+    tp_peer_info *peers = calloc((size_t)n, sizeof *peers);
+    st->early = calloc((size_t)n, sizeof *st->early);
+    if (peers == NULL || st->early == NULL) {
+        free(peers);
+        free(st->early);
+        st->early = NULL;
+        return TP_ENOMEM;
+    }
+    int got = tp_node_peers(sys, peers, (size_t)n);
+    for (int i = 0; i < got && i < n; i++) {
+        if (peers[i].state != TP_PEER_UP)
+            continue;
+        early_peer *e = &st->early[st->nearly++];
+        snprintf(e->node, sizeof e->node, "%s", peers[i].node);
+        e->incarnation = peers[i].incarnation;
+        log_nodeup(e->node, e->incarnation);
+    }
+    free(peers);
+    return 0;
+}
+
+// Whether `node` was logged up by init at `incarnation` (and forgets it:
+// a later coming up, after a nodedown, is logged again).
+static bool
+early_take(nodes_state *st, const char *node, uint32_t incarnation, bool up)
+{
+    for (size_t i = 0; i < st->nearly; i++) {
+        early_peer *e = &st->early[i];
+        if (strcmp(e->node, node) != 0)
+            continue;
+        bool same = up && e->incarnation == incarnation;
+        st->early[i] = st->early[--st->nearly];
+        return same;
+    }
+    return false;
 }
 
 static int
 nodes_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
 {
     (void)ctx;
-    (void)state;
+    nodes_state *st = state;
     if ((msg->tag != TP_TAG_NODEUP && msg->tag != TP_TAG_NODEDOWN) ||
         msg->size < sizeof(tp_node_msg))
         return TP_OK;
@@ -51,9 +118,11 @@ nodes_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
     char node[sizeof m->node], why[sizeof m->why];
     snprintf(node, sizeof node, "%.*s", (int)sizeof m->node - 1, m->node);
     snprintf(why, sizeof why, "%.*s", (int)sizeof m->why - 1, m->why);
-    if (msg->tag == TP_TAG_NODEUP)
-        ad_log(TP_LOG_INFO, "nodeup node=%s incarnation=%u", AD_Q(node),
-               (unsigned)m->incarnation);
+    bool up = msg->tag == TP_TAG_NODEUP;
+    if (early_take(st, node, m->incarnation, up))
+        return TP_OK; // init logged this one
+    if (up)
+        log_nodeup(node, m->incarnation);
     else
         ad_log(TP_LOG_WARNING, "nodedown node=%s incarnation=%u reason=%s",
                AD_Q(node), (unsigned)m->incarnation,
@@ -61,8 +130,19 @@ nodes_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
     return TP_OK;
 }
 
-static const tp_behaviour nodes_watcher = {
-    .name = NODES_NAME, .handle = nodes_handle, .init = nodes_init};
+static void
+nodes_terminate(tp_ctx *ctx, void *state, int reason)
+{
+    (void)ctx;
+    (void)reason;
+    free(((nodes_state *)state)->early);
+}
+
+static const tp_behaviour nodes_watcher = {.name = NODES_NAME,
+                                           .state_size = sizeof(nodes_state),
+                                           .init = nodes_init,
+                                           .handle = nodes_handle,
+                                           .terminate = nodes_terminate};
 
 // Spawns the watcher and the actor that tells the main thread of its exit.
 static int
