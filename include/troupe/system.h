@@ -127,7 +127,7 @@ typedef struct tp_config {
     // timed message at random (0 = 64; 1 = every message; above 65536 or
     // below 0: TP_EINVAL). Timing a
     // message takes two time-stamp reads and its bookkeeping (some 25 ns
-    // and 90 instructions on the VM troupe is developed on, a fifth of a
+    // and 140 instructions on the VM troupe is developed on, a fifth of a
     // one-message round trip): sampled, the waits' figures are estimates
     // over the timed messages, at a 64th of the cost.
     int wait_sample;
