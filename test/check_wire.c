@@ -951,8 +951,11 @@ flood_start(uint64_t evicted, bool hello)
     return t;
 }
 
-// A real node connects and disconnects 20 times; returns how many times it
-// got in.
+// A real node connects and disconnects 20 times, trying each time as a
+// reconnecting peer does, up to 5 times; returns in how many rounds it got
+// in. Its handshake takes a round trip, during which 64 newer connections
+// push it out: on a loaded machine a try can lose that race, which is why
+// one failed try is not a lockout, but five in a row are.
 static int
 peer_attempts(void)
 {
@@ -960,7 +963,11 @@ peer_attempts(void)
     const char *target = tp_node_name(node.sys);
     int ok = 0;
     for (int round = 0; round < 20; round++) {
-        ok += tp_node_connect(peer, target, 2000) == 0;
+        for (int try = 0; try < 5; try++)
+            if (tp_node_connect(peer, target, 2000) == 0) {
+                ok++;
+                break;
+            }
         ck_assert_int_eq(tp_node_disconnect(peer, target), 0);
         tp_peer_info pi;
         for (int i = 0; i < 5000; i++) {
@@ -982,7 +989,7 @@ START_TEST(hello_flood_does_not_lock_peers_out)
     start(NULL);
     pthread_t flood = flood_start(500, true);
     int ok = peer_attempts();
-    ck_assert_msg(ok >= 19, "the peer got in %d times of 20", ok);
+    ck_assert_msg(ok == 20, "the peer got in %d times of 20", ok);
     witness_delivers();
     atomic_store(&flood_stop, 1);
     pthread_join(flood, NULL);
@@ -999,7 +1006,7 @@ START_TEST(reconnecting_flood_does_not_lock_peers_out)
     pthread_t flood = flood_start(1000, false);
     // A real node connects and disconnects 20 times.
     int ok = peer_attempts();
-    ck_assert_msg(ok >= 19, "the peer got in %d times of 20", ok);
+    ck_assert_msg(ok == 20, "the peer got in %d times of 20", ok);
     // Authenticated traffic went on throughout.
     witness_delivers();
     // Evictions are logged one by one only at first, then summed up once
