@@ -22,6 +22,7 @@ extern "C" {
 #include "troupe/node.h"
 #include "troupe/group.h"
 #include "troupe/introspect.h"
+#include "troupe/trace.h"
 #include "troupe/sock.h"
 #include "troupe/app.h"
 

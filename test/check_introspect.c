@@ -606,6 +606,135 @@ START_TEST(control_socket_bad_input)
 }
 END_TEST
 
+// Sends a trace request for `pid`: `what` (NULL: left out) and `count`
+// (0: left out; -1: the bad value 0).
+static void
+ask_trace(int fd, const char *pid, const char *what, long count,
+          msgpack_unpacked *u)
+{
+    tp_pack p;
+    tp_pack_init(&p);
+    msgpack_packer *pk = tp_pack_packer(&p);
+    msgpack_pack_map(pk, 2 + (what != NULL) + (count != 0));
+    msgpack_pack_str_with_body(pk, "op", 2);
+    msgpack_pack_str_with_body(pk, "trace", 5);
+    msgpack_pack_str_with_body(pk, "pid", 3);
+    msgpack_pack_str_with_body(pk, pid, strlen(pid));
+    if (what != NULL) {
+        msgpack_pack_str_with_body(pk, "what", 4);
+        msgpack_pack_array(pk, 1);
+        msgpack_pack_str_with_body(pk, what, strlen(what));
+    }
+    if (count != 0) {
+        msgpack_pack_str_with_body(pk, "count", 5);
+        msgpack_pack_int64(pk, count < 0 ? 0 : count);
+    }
+    send_frame(fd, p.buf.data, p.buf.size);
+    tp_pack_destroy(&p);
+    recv_frame(fd, u);
+}
+
+static void
+expect_error(msgpack_unpacked *u, const char *why)
+{
+    ck_assert(!is_ok(&u->data));
+    ck_assert(str_eq(get(&u->data, "error"), why));
+    msgpack_unpacked_destroy(u);
+}
+
+START_TEST(control_socket_trace)
+{
+    make_dir();
+    tp_system *sys = tpt_system(2);
+    start_tree(sys);
+    tp_pid wa;
+    ck_assert_int_eq(tp_whereis(sys, "wa", &wa), 0);
+    char wa_s[TP_PID_STRLEN];
+    tp_pid_format(wa, wa_s, sizeof wa_s);
+    ck_assert_int_eq(tp_control_start(sys, sock), 0);
+    int fd = dial(), fd2 = dial();
+    msgpack_unpacked u;
+
+    ask(fd, "trace_next", NULL, NULL, &u);
+    expect_error(&u, "no trace on this connection");
+    ask_trace(fd, wa_s, "everything", 0, &u);
+    expect_error(&u, "bad \"what\"");
+    ask_trace(fd, wa_s, NULL, -1, &u);
+    expect_error(&u, "bad \"count\"");
+    ask_trace(fd, wa_s, NULL, 2000000, &u);
+    expect_error(&u, "bad \"count\"");
+    ask_trace(fd, "<0.4000.9>", NULL, 0, &u);
+    expect_error(&u, "no such actor");
+
+    // Three messages, traced on fd; fd2 cannot trace the same actor.
+    ask_trace(fd, wa_s, "received", 3, &u);
+    ck_assert(is_ok(&u.data));
+    ck_assert(str_eq(get(&u.data, "pid"), wa_s));
+    ck_assert(str_eq(get(&u.data, "end"), "running"));
+    ck_assert_uint_eq(get(&u.data, "events")->via.array.size, 0);
+    msgpack_unpacked_destroy(&u);
+    ask_trace(fd2, wa_s, NULL, 0, &u);
+    expect_error(&u, "already traced");
+    for (uint32_t i = 0; i < 3; i++)
+        ck_assert_int_eq(tp_system_send(sys, wa, 40 + i, "abc", 3), 0);
+    uint32_t got = 0;
+    bool over = false;
+    for (int round = 0; round < 60 && !over; round++) {
+        ask(fd, "trace_next", NULL, NULL, &u);
+        ck_assert(is_ok(&u.data));
+        const msgpack_object *ev = get(&u.data, "events");
+        for (uint32_t i = 0; i < ev->via.array.size; i++, got++) {
+            const msgpack_object *e = &ev->via.array.ptr[i];
+            ck_assert(str_eq(get(e, "kind"), "received"));
+            ck_assert_uint_eq(get(e, "seq")->via.u64, got + 1);
+            ck_assert_uint_eq(get(e, "tag")->via.u64, 40 + got);
+            ck_assert_uint_eq(get(e, "size")->via.u64, 3);
+            ck_assert(str_eq(get(e, "from"), ""));
+            ck_assert_int_ge(get(e, "wait_us")->via.i64, 0);
+        }
+        over = !str_eq(get(&u.data, "end"), "running");
+        if (over) {
+            ck_assert(str_eq(get(&u.data, "end"), "count"));
+            ck_assert_uint_eq(get(&u.data, "recorded")->via.u64, 3);
+            ck_assert_uint_eq(get(&u.data, "dropped")->via.u64, 0);
+        }
+        msgpack_unpacked_destroy(&u);
+    }
+    ck_assert(over);
+    ck_assert_uint_eq(got, 3);
+    ask(fd, "trace_next", NULL, NULL, &u);
+    expect_error(&u, "no trace on this connection");
+
+    // A client that goes away takes its trace with it.
+    ask_trace(fd, wa_s, NULL, 0, &u);
+    ck_assert(is_ok(&u.data));
+    msgpack_unpacked_destroy(&u);
+    close(fd);
+    bool free_again = false;
+    for (int i = 0; i < 5000 && !free_again; i++) {
+        ask_trace(fd2, wa_s, "sent", 0, &u);
+        free_again = is_ok(&u.data);
+        msgpack_unpacked_destroy(&u);
+        if (!free_again)
+            tpt_nap_us(1000);
+    }
+    ck_assert(free_again);
+    // The actor exits: the reply says so.
+    ck_assert_int_eq(tp_system_exit(sys, wa, TP_REASON_KILL), 0);
+    over = false;
+    for (int round = 0; round < 60 && !over; round++) {
+        ask(fd2, "trace_next", NULL, NULL, &u);
+        ck_assert(is_ok(&u.data));
+        over = str_eq(get(&u.data, "end"), "exited");
+        msgpack_unpacked_destroy(&u);
+    }
+    ck_assert(over);
+    close(fd2);
+    tp_system_destroy(&sys);
+    remove_dir();
+}
+END_TEST
+
 START_TEST(control_socket_refusals)
 {
     make_dir();
@@ -1578,6 +1707,7 @@ introspect_suite(void)
     tcase_add_test(tc, control_socket_requests);
     tcase_add_test(tc, control_socket_bad_input);
     tcase_add_test(tc, control_socket_refusals);
+    tcase_add_test(tc, control_socket_trace);
     tcase_add_test(tc, metrics_scrape);
     tcase_add_test(tc, metrics_ipv6);
     tcase_add_test(tc, stall_logged_and_shown);

@@ -76,5 +76,6 @@ Suite *dedicated_suite(void);
 Suite *group_suite(void);
 Suite *remote_suite(void);
 Suite *statem_suite(void);
+Suite *trace_suite(void);
 
 #endif

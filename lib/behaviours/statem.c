@@ -175,12 +175,16 @@ state_name(const tp_state *s)
     return s->name != NULL ? s->name : "?";
 }
 
+// Logs a transition when the spec asks, and traces it when the actor is
+// traced for state changes (actorctl trace --state).
 static void
 log_transition(machine *m, const tp_state *from, const tp_state *to)
 {
+    const char *was = from ? state_name(from) : "(start)";
     if (m->spec->log_transitions) // the line's origin names the actor
-        tp_log(tp_ctx_system(m->ctx), TP_LOG_INFO, "statem: %s -> %s",
-               from ? state_name(from) : "(start)", state_name(to));
+        tp_log(tp_ctx_system(m->ctx), TP_LOG_INFO, "statem: %s -> %s", was,
+               state_name(to));
+    tp_trace_state(m->ctx, was, state_name(to));
 }
 
 // Runs the current state's enter, if any, with `from`.

@@ -90,6 +90,8 @@ handle_answer(tp_actor *a, tp__msg *m)
 static int
 handle_system(tp_actor *a, tp__msg *m)
 {
+    if (tp__traced(a, TP_TRACE_SIGNALS))
+        tp__trace_signal(a, m);
     if (m->kind == TP__MSG_OVERFLOW_KILL) {
         tp__msg_retire(m);
         return TP_REASON_MAILBOX_OVERFLOW;
@@ -223,6 +225,8 @@ process(tp__worker *w, tp_actor *a)
             w->done_total++;
             w->done_user++;
             budget--;
+            if (tp__traced(a, TP_TRACE_RECEIVED))
+                tp__trace_received(a, m);
             a->current = m;
             int r = handle_result(
                 a, a->behaviour->handle(ctx_of(a), tp__state(a), &m->pub));
@@ -270,6 +274,8 @@ process(tp__worker *w, tp_actor *a)
             continue;
         }
         budget--;
+        if (tp__traced(a, TP_TRACE_RECEIVED))
+            tp__trace_received(a, m);
         if (__builtin_expect(m->enq != 0, 0))
             tp__wait_note(w, a, m->enq);
         a->current = m;
@@ -784,6 +790,9 @@ tp_spawn(tp_system *sys, const tp_behaviour *b, void *arg,
         return rc;
     }
     a->started = 1;
+    tp_actor *by = tp__self.actor;
+    if (by != NULL && by->system == sys && tp__traced(by, TP_TRACE_LIFE))
+        tp__trace_spawn(by, a);
     // relaxed: counters; tp_system_wait reads `live` under wait_lock.
     atomic_fetch_add_explicit(&sys->live, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&sys->spawned, 1, memory_order_relaxed);

@@ -117,6 +117,11 @@ tp__tick_ns(tp_system *sys)
     t -= sys->born_ticks;
     if (ns >= 1000000000 && t > 0)
         return (double)ns / (double)t;
+    // Without cpu_time nothing was measured at birth (tick_ns0 is 1): a
+    // millisecond gives the rate within a few parts in ten thousand, what
+    // a trace's wait times need.
+    if (!sys->cfg.cpu_time && ns >= 1000000 && t > 0)
+        return (double)ns / (double)t;
     return sys->tick_ns0;
 #else
     (void)sys;
@@ -127,11 +132,9 @@ tp__tick_ns(tp_system *sys)
 // ---- message waits per behaviour
 // --------------------------------------------
 
-// Copies behaviour `beh`'s name, cut at a character boundary.
-static void
-row_name(char *out, size_t size, const tp_behaviour *beh)
+void
+tp__utf8_trim(char *out, size_t size)
 {
-    snprintf(out, size, "%s", beh->name ? beh->name : "?");
     size_t n = strlen(out);
     if (n == size - 1) { // cut: drop a partial UTF-8 sequence at the end
         size_t i = n;
@@ -144,6 +147,14 @@ row_name(char *out, size_t size, const tp_behaviour *beh)
                 out[i - 1] = '\0';
         }
     }
+}
+
+// Copies behaviour `beh`'s name, cut at a character boundary.
+static void
+row_name(char *out, size_t size, const tp_behaviour *beh)
+{
+    snprintf(out, size, "%s", beh->name ? beh->name : "?");
+    tp__utf8_trim(out, size);
 }
 
 // Whether row `r` counts for `beh`: the same behaviour and name string

@@ -215,7 +215,7 @@ struct tp_actor {
     _Atomic uint8_t overflow_kill; // a kill is already on its way
     _Atomic uint8_t listed;        // on some receiver's mute list
     _Atomic uint8_t io_waiting;    // the I/O thread waits for room here
-    _Atomic uint8_t socks;         // may own sockets: its exit closes them
+    _Atomic uint8_t marks;         // TP__MARK_*
     _Atomic uint8_t mute;          // TP__MUTE_*
     _Atomic uint8_t mute_lock;     // guards mute_list
     uint8_t rec_class; // the record's size in 16 bytes (actor.c); 0: large
@@ -258,6 +258,28 @@ struct tp_actor {
 // table, or the README should say what it costs.
 _Static_assert(sizeof(tp_actor) == 208, "the actor record grew or shrank");
 #endif
+
+// Bits of an actor's `marks`, set by any thread, read on its paths.
+enum {
+    TP__MARK_SOCKS = 1, // may own sockets: its exit closes them (sock.c)
+    // Traced for TP_TRACE_* (trace.h) shifted by one: set by
+    // tp_trace_start, cleared by the actor's own activation once it finds
+    // its trace over, both under sys->trace_lock (trace.c).
+    TP__MARK_TRACE_SHIFT = 1,
+    TP__MARK_TRACED = 0x1f << 1,
+};
+
+// Whether `a` is traced for any of `what` (TP_TRACE_*). relaxed: a trace
+// that starts while this runs catches the next event; trace.c takes
+// sys->trace_lock before it records anything.
+static inline bool
+tp__traced(const tp_actor *a, unsigned what)
+{
+    return __builtin_expect(
+        (atomic_load_explicit(&((tp_actor *)a)->marks, memory_order_relaxed) &
+         (what << TP__MARK_TRACE_SHIFT)) != 0,
+        0);
+}
 
 // Where the user's state starts: the record rounded up to the alignment
 // malloc gives, so the state is aligned as if allocated on its own.
@@ -574,6 +596,9 @@ int64_t tp__now_ms(void);
 // Sets *dl to CLOCK_MONOTONIC now plus `timeout_ms` (>= 0), for condition
 // variables made by tp__cond_init.
 void tp__deadline(struct timespec *dl, int timeout_ms);
+// Drops a UTF-8 sequence cut short at the end of `out`, a string that
+// filled its `size` bytes (snprintf cut it); a shorter one is left alone.
+void tp__utf8_trim(char *out, size_t size);
 // Initialises a condition variable that waits on CLOCK_MONOTONIC; returns 0
 // or a negative errno.
 int tp__cond_init(pthread_cond_t *c);
@@ -738,7 +763,7 @@ typedef struct tp__tls {
     // Which messages to measuring actors are timed (send.c): the draw's
     // state, and messages left until the next timed one.
     uint32_t wait_rng, wait_left;
-    int fault_sig;     // the caught signal, when a fault jumped to jb
+    int fault_sig; // the caught signal, when a fault jumped to jb
     int fault_depth;
     void *fault_frames[TP__FRAMES];
 } tp__tls;
@@ -838,6 +863,12 @@ struct tp_system {
     tp__wait_row *wait_shared;
     size_t nwait_shared, capwait_shared;
 
+    // Traces running (trace.c): at most TP_TRACE_MAX, found by pid.
+    // trace_lock is a leaf: nothing else is taken while it is held.
+    pthread_mutex_t trace_lock;
+    pthread_cond_t trace_cond; // readers waiting for events
+    struct tp_trace *traces[TP_TRACE_MAX];
+
     // Lifetime.
     pthread_mutex_t wait_lock;
     pthread_cond_t wait_cond;
@@ -874,6 +905,26 @@ struct tp_system {
     double tick_ns0;             // a first, short measurement of it
     bool faults_installed;
 };
+
+// ---- tracing (trace.c) -------------------------------------------------
+// Each records an event of traced actor `a` (tp__traced said so), on the
+// thread running its activation, or ends its trace when that is over.
+
+// `a` starts to handle `m`.
+void tp__trace_received(tp_actor *a, const tp__msg *m);
+// `a` sent a message with `tag` and `size` to `to`; `rc` the send's result.
+void tp__trace_sent(tp_actor *a, tp_pid to, uint32_t tag, size_t size, int rc);
+// Signal `m` (TP__MSG_LINK to TP__MSG_DOWN) reached `a`.
+void tp__trace_signal(tp_actor *a, const tp__msg *m);
+// `a` spawned `child`.
+void tp__trace_spawn(tp_actor *a, const tp_actor *child);
+// `a` exited with `reason` (from tp__bury): its trace ends.
+void tp__trace_exit(tp_actor *a, int reason);
+// Ends every trace (the system shuts down), waking their readers.
+void tp__trace_shutdown(tp_system *sys);
+// Has fn(arg) called, with trace_lock held, when `t` gets events to read
+// after it had none, and when it ends: fn may only post a wake-up.
+void tp__trace_notify(struct tp_trace *t, void (*fn)(void *), void *arg);
 
 int tp__slot_alloc(tp_system *sys, uint32_t *slot, uint32_t *gen);
 void tp__slot_publish(tp_system *sys, uint32_t slot, tp_actor *a);

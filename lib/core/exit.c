@@ -92,7 +92,7 @@ tp__release_owned(tp_actor *a)
 {
     tp__reg_drop(a);
     // seq_cst: pairs with mark_owner's store of the mark (sock.c).
-    if (atomic_load_explicit(&a->socks, memory_order_seq_cst))
+    if (atomic_load_explicit(&a->marks, memory_order_seq_cst) & TP__MARK_SOCKS)
         a->system->up->sock_owner_died(a);
     if (a->ext != NULL)
         a->system->up->timers_owner_died(a);
@@ -110,9 +110,13 @@ tp__bury(tp_actor *a, int reason)
     // seq_cst: after the slot is cleared, so maybe_mute and lookups that
     // still find the actor see it dead.
     atomic_store_explicit(&a->dead, 1, memory_order_seq_cst);
-    // seq_cst: pairs with tp_sock_give's mark and load of `dead`.
-    if (atomic_load_explicit(&a->socks, memory_order_seq_cst))
+    // seq_cst: pairs with tp_sock_give's mark and load of `dead`, and
+    // with tp_trace_start's.
+    uint8_t marks = atomic_load_explicit(&a->marks, memory_order_seq_cst);
+    if (marks & TP__MARK_SOCKS)
         a->system->up->sock_owner_died(a);
+    if (marks & TP__MARK_TRACED)
+        tp__trace_exit(a, reason);
     tp__unmute_all(a);
     tp__unlist(a);
     tp__drain(a, true, reason);

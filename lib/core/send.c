@@ -85,10 +85,20 @@ wait_stamp(const tp_actor *r)
     return tp__wait_stamp();
 }
 
+// The enqueue stamp of a message to `r`: every one to a receiver traced
+// for what it receives, one in wait_sample to one that measures, else 0.
+static inline uint32_t
+enq_stamp(const tp_actor *r)
+{
+    if (tp__traced(r, TP_TRACE_RECEIVED))
+        return tp__wait_stamp();
+    return (r->tails & TP__TAIL_CLOCK) ? wait_stamp(r) : 0;
+}
+
 static void
 push_reserved(tp_actor *r, tp__msg *m, uint64_t old)
 {
-    m->enq = (r->tails & TP__TAIL_CLOCK) ? wait_stamp(r) : 0;
+    m->enq = enq_stamp(r);
     tp__mpscq_push(&r->user, &m->node);
     note_high_water(r, TP__CNT_USERS(old) + 1);
     if (TP__CNT_TOTAL(old) == 0)
@@ -286,7 +296,7 @@ tp__push_sys(tp_system *sys, tp_pid to, tp__msg *m)
 
 // Delivers `m` from actor `self` (or NULL). Consumes `m` on success.
 static int
-deliver(tp_system *sys, tp_actor *self, tp_pid to, tp__msg *m)
+deliver_now(tp_system *sys, tp_actor *self, tp_pid to, tp__msg *m)
 {
     if (__builtin_expect(killed(self), 0)) {
         tp__msg_free(m);
@@ -302,6 +312,27 @@ deliver(tp_system *sys, tp_actor *self, tp_pid to, tp__msg *m)
     if (ext)
         pthread_rwlock_unlock(&sys->ext_lock);
     return rc;
+}
+
+// Calls `how` to deliver `m`, and records what `self`, traced for what it
+// sends, sent (the message may be gone by then).
+static int
+deliver_traced(int (*how)(tp_system *, tp_actor *, tp_pid, tp__msg *),
+               tp_system *sys, tp_actor *self, tp_pid to, tp__msg *m)
+{
+    uint32_t tag = m->pub.tag;
+    size_t size = m->pub.size;
+    int rc = how(sys, self, to, m);
+    tp__trace_sent(self, to, tag, size, rc);
+    return rc;
+}
+
+static int
+deliver(tp_system *sys, tp_actor *self, tp_pid to, tp__msg *m)
+{
+    if (self != NULL && tp__traced(self, TP_TRACE_SENT))
+        return deliver_traced(deliver_now, sys, self, to, m);
+    return deliver_now(sys, self, to, m);
 }
 
 int
@@ -359,8 +390,19 @@ tp__deliver_force(tp_system *sys, tp_pid to, tp__msg *m)
 // requests pending that no reply has yet been let through for; otherwise
 // it is an ordinary message, so nobody can grow a mailbox without bound
 // by calling what they send replies. Consumes `m` on success.
+static int deliver_reply(tp_system *sys, tp_actor *self, tp_pid to,
+                         tp__msg *m);
+
 int
 tp__deliver_reply(tp_system *sys, tp_actor *self, tp_pid to, tp__msg *m)
+{
+    if (self != NULL && tp__traced(self, TP_TRACE_SENT))
+        return deliver_traced(deliver_reply, sys, self, to, m);
+    return deliver_reply(sys, self, to, m);
+}
+
+static int
+deliver_reply(tp_system *sys, tp_actor *self, tp_pid to, tp__msg *m)
 {
     if (__builtin_expect(killed(self), 0)) {
         tp__msg_free(m);
@@ -460,7 +502,7 @@ tp__deliver_io_chain(tp_system *sys, tp_pid to, tp__msg *first, tp__msg *last,
     if (rc == 0) {
         for (tp__msg *m = first;; m = (tp__msg *)atomic_load_explicit(
                                       &m->node.next, memory_order_relaxed)) {
-            m->enq = (r->tails & TP__TAIL_CLOCK) ? wait_stamp(r) : 0;
+            m->enq = enq_stamp(r);
             if (m == last)
                 break;
         }

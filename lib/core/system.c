@@ -237,6 +237,8 @@ system_free(tp_system *sys)
     pthread_mutex_destroy(&sys->io_init_lock);
     pthread_mutex_destroy(&sys->ded_lock);
     pthread_mutex_destroy(&sys->wait_rows_lock);
+    pthread_mutex_destroy(&sys->trace_lock);
+    pthread_cond_destroy(&sys->trace_cond);
     free(sys->wait_shared);
     tp__rec_depot_free(sys);
     pthread_mutex_destroy(&sys->rec_lock);
@@ -250,19 +252,24 @@ system_free(tp_system *sys)
 static int
 locks_init(tp_system *sys)
 {
-    pthread_mutex_t *mx[] = {&sys->inject_lock,  &sys->idle_lock,
-                             &sys->limbo_lock,   &sys->slot_lock,
-                             &sys->reg_lock,     &sys->wait_lock,
-                             &sys->io_init_lock, &sys->ded_lock,
-                             &sys->rec_lock,     &sys->wait_rows_lock};
+    pthread_mutex_t *mx[] = {
+        &sys->inject_lock,    &sys->idle_lock, &sys->limbo_lock,
+        &sys->slot_lock,      &sys->reg_lock,  &sys->wait_lock,
+        &sys->io_init_lock,   &sys->ded_lock,  &sys->rec_lock,
+        &sys->wait_rows_lock, &sys->trace_lock};
     size_t n = 0;
     int rc = 0;
     while (rc == 0 && n < sizeof mx / sizeof mx[0])
         if ((rc = pthread_mutex_init(mx[n], NULL)) == 0)
             n++;
-    if (rc == 0 && (rc = -tp__cond_init(&sys->wait_cond)) == 0 &&
-        (rc = pthread_rwlock_init(&sys->ext_lock, NULL)) != 0)
-        pthread_cond_destroy(&sys->wait_cond);
+    if (rc == 0 && (rc = -tp__cond_init(&sys->wait_cond)) == 0) {
+        if ((rc = -tp__cond_init(&sys->trace_cond)) != 0)
+            pthread_cond_destroy(&sys->wait_cond);
+        else if ((rc = pthread_rwlock_init(&sys->ext_lock, NULL)) != 0) {
+            pthread_cond_destroy(&sys->trace_cond);
+            pthread_cond_destroy(&sys->wait_cond);
+        }
+    }
     if (rc != 0)
         while (n > 0)
             pthread_mutex_destroy(mx[--n]);
@@ -442,8 +449,9 @@ tp_system_destroy(tp_system **psys)
     atomic_store_explicit(&sys->shutting_down, 1, memory_order_release);
     tp__control_stop(sys); // no more outside requests
     tp__metrics_stop(sys);
-    tp__io_stop(sys);   // no more frames in
-    tp__node_stop(sys); // connections closed; muted senders released
+    tp__trace_shutdown(sys); // wakes readers: the traces are over
+    tp__io_stop(sys);        // no more frames in
+    tp__node_stop(sys);      // connections closed; muted senders released
     tp__timers_stop(sys);
     if (sys->started)
         tp__sched_stop(sys);

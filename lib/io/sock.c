@@ -114,7 +114,7 @@ mark_owner(tp__socks *t, tp_actor *a)
 {
     // seq_cst: pairs with the exit path's store of `dead` and load of
     // `socks`: either it sees the mark or we see it dead.
-    atomic_store_explicit(&a->socks, 1, memory_order_seq_cst);
+    atomic_fetch_or_explicit(&a->marks, TP__MARK_SOCKS, memory_order_seq_cst);
     if (atomic_load_explicit(&a->dead, memory_order_seq_cst)) {
         cmd *c = cmd_new(C_OWNER_DIED, 0, 0, 0);
         if (c != NULL) {
@@ -340,7 +340,7 @@ tp_sock_give(tp_ctx *ctx, tp_sock s, tp_pid owner)
     atomic_store_explicit(&sl->owner, owner.v, memory_order_seq_cst);
     release_hold(t, sl, idx);
     // The new owner may die at any moment: if it already has, close.
-    atomic_store_explicit(&to->socks, 1, memory_order_seq_cst);
+    atomic_fetch_or_explicit(&to->marks, TP__MARK_SOCKS, memory_order_seq_cst);
     if (atomic_load_explicit(&to->dead, memory_order_seq_cst)) {
         cmd *c = cmd_new(C_GIVEN, idx, (uint32_t)(s >> 32), 0);
         if (c != NULL) {

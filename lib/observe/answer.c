@@ -476,3 +476,119 @@ tp__ans_groups(tp_system *sys, msgpack_packer *pk)
     free(names);
     free(pids);
 }
+
+// ---- trace
+// -------------------------------------------------------------------
+
+static const char *
+trace_end_name(tp_trace_end e)
+{
+    switch (e) {
+    case TP_TRACE_END_COUNT:
+        return "count";
+    case TP_TRACE_END_TIME:
+        return "time";
+    case TP_TRACE_END_EXITED:
+        return "exited";
+    case TP_TRACE_END_STOPPED:
+        return "stopped";
+    default:
+        return "running";
+    }
+}
+
+static void
+pk_key_i64(msgpack_packer *pk, const char *k, int64_t v)
+{
+    pk_str(pk, k);
+    msgpack_pack_int64(pk, v);
+}
+
+static void
+pk_key_reason(msgpack_packer *pk, const char *k, int reason)
+{
+    char why[64];
+    tp_reason_format(reason, why, sizeof why);
+    pk_key_str(pk, k, why);
+}
+
+static void
+pk_key_pid(msgpack_packer *pk, const char *k, tp_pid p)
+{
+    pk_str(pk, k);
+    if (tp_pid_is_nil(p))
+        pk_str(pk, "");
+    else
+        pk_pid(pk, p);
+}
+
+static void
+pk_event(msgpack_packer *pk, const tp_trace_event *e)
+{
+    static const char *const kinds[] = {
+        [TP_TEV_RECEIVED] = "received", [TP_TEV_SENT] = "sent",
+        [TP_TEV_SIGNAL] = "signal",     [TP_TEV_SPAWN] = "spawn",
+        [TP_TEV_EXIT] = "exit",         [TP_TEV_STATE] = "state",
+        [TP_TEV_NOTE] = "note"};
+    bool down_or_exit =
+        e->kind == TP_TEV_SIGNAL &&
+        (strcmp(e->text, "exit") == 0 || strcmp(e->text, "down") == 0);
+    size_t n = e->kind == TP_TEV_RECEIVED ? 7
+               : e->kind == TP_TEV_SENT   ? 7
+               : e->kind == TP_TEV_SIGNAL ? 5 + (down_or_exit ? 1 : 0)
+               : e->kind == TP_TEV_SPAWN  ? 5
+                                          : 4;
+    msgpack_pack_map(pk, n);
+    pk_key_u64(pk, "seq", e->seq);
+    pk_key_u64(pk, "at_us", e->at_us > 0 ? (uint64_t)e->at_us : 0);
+    pk_key_str(pk, "kind", kinds[e->kind]);
+    switch (e->kind) {
+    case TP_TEV_RECEIVED:
+        pk_key_pid(pk, "from", e->peer);
+        pk_key_u64(pk, "tag", e->tag);
+        pk_key_u64(pk, "size", e->size);
+        pk_key_i64(pk, "wait_us", e->wait_us);
+        break;
+    case TP_TEV_SENT:
+        pk_key_pid(pk, "to", e->peer);
+        pk_key_u64(pk, "tag", e->tag);
+        pk_key_u64(pk, "size", e->size);
+        pk_key_str(pk, "result",
+                   e->result == 0 ? "ok" : tp_err_name(e->result));
+        break;
+    case TP_TEV_SIGNAL:
+        pk_key_pid(pk, "from", e->peer);
+        pk_key_str(pk, "signal", e->text);
+        if (down_or_exit)
+            pk_key_reason(pk, "reason", e->reason);
+        break;
+    case TP_TEV_SPAWN:
+        pk_key_pid(pk, "child", e->peer);
+        pk_key_str(pk, "behaviour", e->text);
+        break;
+    case TP_TEV_EXIT:
+        pk_key_reason(pk, "reason", e->reason);
+        break;
+    default:
+        pk_key_str(pk, "text", e->text);
+        break;
+    }
+}
+
+void
+tp__ans_trace(msgpack_packer *pk, const tp_trace_status *st,
+              const tp_trace_event *ev, size_t n)
+{
+    msgpack_pack_map(pk, 6);
+    pk_str(pk, "ok");
+    msgpack_pack_true(pk);
+    pk_str(pk, "pid");
+    pk_pid(pk, st->pid);
+    pk_str(pk, "events");
+    msgpack_pack_array(pk, n);
+    for (size_t i = 0; i < n; i++)
+        pk_event(pk, &ev[i]);
+    pk_key_u64(pk, "recorded", st->events);
+    pk_key_u64(pk, "dropped", st->dropped);
+    pk_key_str(pk, "end", trace_end_name(st->end));
+}

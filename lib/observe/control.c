@@ -94,11 +94,25 @@ send_error(tp__conn *c, const char *why, bool last)
     reply_send(c, &r, last);
 }
 
-// An `info` waiting for the actor's answer.
+// What a connection holds between requests: an `info` waiting for the
+// actor's answer (q), or the trace it runs (trace), whose next events a
+// `trace` or `trace_next` waits for (tracing).
 typedef struct pending {
     tp__info *q;
     tp_pid pid;
+    tp_trace *trace;
+    bool tracing;
 } pending;
+
+// The connection's, made on first use; NULL when out of memory.
+static pending *
+pending_of(tp__conn *c)
+{
+    pending *p = tp__conn_data(c);
+    if (p == NULL && (p = calloc(1, sizeof *p)) != NULL)
+        tp__conn_set_data(c, p);
+    return p;
+}
 
 static void
 wake_io(void *io)
@@ -120,27 +134,173 @@ op_info(tp__conn *c, reply *r, tp_pid pid)
         reply_send(c, r, false);
         return;
     }
-    pending *p = rc == 0 ? malloc(sizeof *p) : NULL;
+    pending *p = rc == 0 ? pending_of(c) : NULL;
     if (p != NULL)
         p->q = tp__info_ask(sys, pid, wake_io, tp__server_io(srv), &rc);
     else if (rc == 0)
         rc = TP_ENOMEM;
     if (rc != 0) {
-        free(p);
         tp__ans_info(sys, &r->pk, pid, rc, NULL);
         reply_send(c, r, false);
         return;
     }
     msgpack_sbuffer_destroy(&r->buf);
     p->pid = pid;
-    tp__conn_set_data(c, p);
     tp__conn_wait(c, INFO_TIMEOUT_S);
+}
+
+// ---- trace
+// -------------------------------------------------------------------
+
+static const char *const trace_kinds[] = {"received", "sent", "signals",
+                                          "life", "state"};
+
+// Reads the optional unsigned `key` of `req` into *out, within 1..max;
+// false when present and not that.
+static bool
+opt_uint(const msgpack_object *req, const char *key, uint32_t max,
+         uint32_t *out)
+{
+    const msgpack_object *o = field(req, key);
+    if (o == NULL)
+        return true;
+    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 < 1 ||
+        o->via.u64 > max)
+        return false;
+    *out = (uint32_t)o->via.u64;
+    return true;
+}
+
+// Parses a trace request's options; on failure answers the error.
+static bool
+trace_opts(tp__conn *c, const msgpack_object *req, tp_trace_opts *o)
+{
+    *o = (tp_trace_opts){0};
+    const msgpack_object *w = field(req, "what");
+    if (w != NULL) {
+        bool ok = w->type == MSGPACK_OBJECT_ARRAY && w->via.array.size > 0;
+        for (uint32_t i = 0; ok && i < w->via.array.size; i++) {
+            unsigned bit = 0;
+            for (unsigned k = 0; k < 5; k++)
+                if (str_is(&w->via.array.ptr[i], trace_kinds[k]))
+                    bit = 1u << k;
+            ok = bit != 0;
+            o->what |= bit;
+        }
+        if (!ok) {
+            send_error(c, "bad \"what\"", false);
+            return false;
+        }
+    }
+    const char *why = !opt_uint(req, "count", 1000000, &o->count) ? "count"
+                      : !opt_uint(req, "seconds", 86400, &o->seconds)
+                          ? "seconds"
+                      : !opt_uint(req, "rate", 1000000, &o->rate) ? "rate"
+                                                                  : NULL;
+    if (why != NULL) {
+        char msg[32];
+        snprintf(msg, sizeof msg, "bad \"%s\"", why);
+        send_error(c, msg, false);
+        return false;
+    }
+    return true;
+}
+
+// Events a reply carries at most.
+#define TRACE_BATCH 256
+// How long a reply waits for events before it goes out without any.
+#define TRACE_WAIT_S 1.0
+
+// Answers a waiting trace request with the events there are, or with
+// none once `expired`; returns whether it answered. A trace answered as
+// ended is over.
+static bool
+trace_answer(tp__conn *c, pending *p, bool expired)
+{
+    // A trace seen ended before the read gets no more events: a read
+    // short of a full batch then took its last ones.
+    tp_trace_status st;
+    tp_trace_status_get(p->trace, &st);
+    tp_trace_event *ev = malloc(TRACE_BATCH * sizeof *ev);
+    int n = ev != NULL ? tp_trace_read(p->trace, ev, TRACE_BATCH, 0) : 0;
+    if (n == 0 && !expired && ev != NULL && st.end == TP_TRACE_RUNNING) {
+        free(ev);
+        return false;
+    }
+    if (n < 0) // it ended since the status was read
+        tp_trace_status_get(p->trace, &st);
+    else if (n == TRACE_BATCH)
+        st.end = TP_TRACE_RUNNING; // more may be left: not the last reply
+    reply r;
+    reply_init(&r);
+    if (ev == NULL)
+        tp__ans_error(&r.pk, "out of memory");
+    else
+        tp__ans_trace(&r.pk, &st, ev, n > 0 ? (size_t)n : 0);
+    free(ev);
+    p->tracing = false;
+    if (ev == NULL || st.end != TP_TRACE_RUNNING)
+        tp_trace_stop(&p->trace);
+    reply_send(c, &r, false);
+    return true;
+}
+
+// Waits for the running trace's next events (trace, trace_next).
+static void
+trace_wait(tp__conn *c, pending *p)
+{
+    p->tracing = true;
+    if (!trace_answer(c, p, false))
+        tp__conn_wait(c, TRACE_WAIT_S);
+}
+
+// Starts a trace of `pid` on this connection, stopping the one it had.
+static void
+op_trace(tp__conn *c, const msgpack_object *req, tp_pid pid)
+{
+    tp__server *srv = tp__conn_server(c);
+    tp_trace_opts o;
+    if (!trace_opts(c, req, &o))
+        return;
+    pending *p = pending_of(c);
+    if (p == NULL) {
+        send_error(c, "out of memory", false);
+        return;
+    }
+    tp_trace_stop(&p->trace);
+    int rc = tp_trace_start(tp__server_sys(srv), pid, &o, &p->trace);
+    if (rc != 0) {
+        send_error(c,
+                   rc == TP_ENOACTOR ? "no such actor"
+                   : rc == TP_EEXIST ? "already traced"
+                   : rc == TP_EAGAIN ? "too many traces (16)"
+                                     : tp_strerror(rc),
+                   false);
+        return;
+    }
+    tp__trace_notify(p->trace, wake_io, tp__server_io(srv));
+    trace_wait(c, p);
+}
+
+static void
+op_trace_next(tp__conn *c)
+{
+    pending *p = tp__conn_data(c);
+    if (p == NULL || p->trace == NULL) {
+        send_error(c, "no trace on this connection", false);
+        return;
+    }
+    trace_wait(c, p);
 }
 
 static void
 ctl_poll(tp__conn *c, bool expired)
 {
     pending *p = tp__conn_data(c);
+    if (p->tracing) {
+        trace_answer(c, p, expired);
+        return;
+    }
     tp_actor_detail *d = malloc(sizeof *d);
     int rc = d != NULL ? tp__info_poll(p->q, d) : TP_ENOMEM;
     if (rc == TP_EAGAIN && !expired) {
@@ -148,11 +308,10 @@ ctl_poll(tp__conn *c, bool expired)
         return;
     }
     tp__info_drop(p->q);
-    tp__conn_set_data(c, NULL);
+    p->q = NULL;
     reply r;
     reply_init(&r);
     tp__ans_info(tp__server_sys(tp__conn_server(c)), &r.pk, p->pid, rc, d);
-    free(p);
     free(d);
     reply_send(c, &r, false);
 }
@@ -163,6 +322,7 @@ ctl_close(tp__conn *c)
     pending *p = tp__conn_data(c);
     if (p != NULL) {
         tp__info_drop(p->q);
+        tp_trace_stop(&p->trace);
         free(p);
         tp__conn_set_data(c, NULL);
     }
@@ -195,9 +355,17 @@ run_op(tp__conn *c, const msgpack_object *req, const msgpack_object *op)
 {
     tp_system *sys = tp__server_sys(tp__conn_server(c));
     tp_pid pid;
-    bool info = str_is(op, "info");
-    if ((info || str_is(op, "kill")) && !req_pid(c, req, &pid))
+    bool info = str_is(op, "info"), trace = str_is(op, "trace");
+    if ((info || trace || str_is(op, "kill")) && !req_pid(c, req, &pid))
         return;
+    if (trace) {
+        op_trace(c, req, pid); // answers now or later
+        return;
+    }
+    if (str_is(op, "trace_next")) {
+        op_trace_next(c);
+        return;
+    }
     reply r;
     reply_init(&r);
     if (info) {

@@ -52,6 +52,9 @@ void tp__ans_groups(tp_system *sys, msgpack_packer *pk);
 // `reason`: the request's, or NULL for the default (kill).
 void tp__ans_kill(tp_system *sys, msgpack_packer *pk, tp_pid pid,
                   const msgpack_object *reason);
+// A trace's next events (CONTROL.md, trace): `st` says whether it ended.
+void tp__ans_trace(msgpack_packer *pk, const tp_trace_status *st,
+                   const tp_trace_event *ev, size_t n);
 // What a snapshot shows of an actor that cannot answer for itself.
 void tp__ans_info_busy(tp_system *sys, msgpack_packer *pk,
                        const tp_actor_info *info);
