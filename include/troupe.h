@@ -23,6 +23,7 @@ extern "C" {
 #include "troupe/group.h"
 #include "troupe/introspect.h"
 #include "troupe/trace.h"
+#include "troupe/test.h"
 #include "troupe/sock.h"
 #include "troupe/app.h"
 

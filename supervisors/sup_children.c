@@ -257,7 +257,7 @@ tp__sup_start(tp_ctx *ctx, sup *s, child *c)
         c->pid = TP_PID_NIL;
     if (!tp_pid_is_nil(c->pid)) {
         map_put(s, c->pid, c->key);
-        c->started_at = tp__sup_now_ms();
+        c->started_at = tp__sup_now_ms(s);
     }
     // A child whose init declines (OTP's ignore) keeps its spec, not
     // running; that is not a failure.
@@ -271,7 +271,7 @@ tp__sup_start(tp_ctx *ctx, sup *s, child *c)
 bool
 tp__sup_add_restart(sup *s)
 {
-    int64_t now = tp__sup_now_ms();
+    int64_t now = tp__sup_now_ms(s);
     while (s->nstamps > 0 &&
            now - s->stamps[s->head] >= (int64_t)s->flags.period_ms) {
         s->head = (s->head + 1) % s->capstamps;
@@ -296,7 +296,7 @@ tp__sup_add_restart(sup *s)
 size_t
 tp__sup_restarts_in_window(const sup *s)
 {
-    int64_t now = tp__sup_now_ms();
+    int64_t now = tp__sup_now_ms(s);
     size_t n = 0;
     for (size_t i = 0; i < s->nstamps; i++)
         n += now - s->stamps[(s->head + i) % s->capstamps] <

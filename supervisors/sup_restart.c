@@ -40,7 +40,7 @@ static void
 grow_streak(sup *s, child *c)
 {
     if (!c->retry &&
-        tp__sup_now_ms() - c->started_at >= (int64_t)s->flags.period_ms)
+        tp__sup_now_ms(s) - c->started_at >= (int64_t)s->flags.period_ms)
         c->streak = 0;
     c->streak++;
 }

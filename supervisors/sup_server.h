@@ -74,6 +74,7 @@ typedef struct sup {
     int64_t *stamps;
     size_t head, nstamps, capstamps;
     unsigned seed;
+    tp_system *sys;
 
     // The stop sequence in progress, if any.
     bool busy;
@@ -133,7 +134,8 @@ int tp__sup_take_call(call *k, const tp_msg *msg);
 int tp__sup_note_exit(sup *s, uint64_t key, int reason);
 
 // supervisor.c
-int64_t tp__sup_now_ms(void);
+// The system's clock (tp_now_ms): virtual on a test system.
+int64_t tp__sup_now_ms(const sup *s);
 void tp__sup_log_child(tp_ctx *ctx, int level, const char *what,
                        const child *c, int reason);
 void tp__sup_log_restarted(tp_ctx *ctx, const child *c);

@@ -19,11 +19,9 @@
 #include "sup_server.h"
 
 int64_t
-tp__sup_now_ms(void)
+tp__sup_now_ms(const sup *s)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return tp_now_ms(s->sys);
 }
 
 static const char *
@@ -135,7 +133,10 @@ sup_init(tp_ctx *ctx, void *state, void *arg)
         if (rc != 0)
             return rc;
     }
-    s->seed = (unsigned)tp__sup_now_ms() ^ (unsigned)tp_self(ctx).v;
+    s->sys = sys;
+    // On a test system the clock starts at 0: the seed, and so the
+    // backoffs' jitter, replay with the test's seed.
+    s->seed = (unsigned)tp__sup_now_ms(s) ^ (unsigned)tp_self(ctx).v;
     tp_trap_exit(ctx, true);
     for (size_t i = 0; i < spec->nchildren; i++) {
         const tp_child_spec *cs = &spec->children[i];

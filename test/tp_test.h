@@ -77,5 +77,6 @@ Suite *group_suite(void);
 Suite *remote_suite(void);
 Suite *statem_suite(void);
 Suite *trace_suite(void);
+Suite *testmode_suite(void);
 
 #endif

@@ -172,6 +172,12 @@ TP_API int tp_system_wait(tp_system *sys, int timeout_ms);
 // start failed. Any thread, but not concurrently with tp_system_start.
 TP_API bool tp_system_may_block(tp_system *sys);
 
+// The system's clock in milliseconds: CLOCK_MONOTONIC, or on a test system
+// (test.h) its virtual clock, which starts at 0 and moves only when the
+// test moves it. Behaviours that measure time (a window, an age) should
+// read this one, so that a test controls it. 0 for NULL. Any thread.
+TP_API int64_t tp_now_ms(tp_system *sys);
+
 // Asks the system to stop: wakes every tp_system_wait. Actors keep running
 // until tp_system_destroy. Returns 0 or TP_EINVAL. Any thread, actors too.
 TP_API int tp_system_stop(tp_system *sys);

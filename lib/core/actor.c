@@ -189,6 +189,16 @@ exit_queued(tp_actor *a)
     return r == TP__NO_EXIT ? CONTINUE : r;
 }
 
+// `a`, marked as traced or as having faults injected, starts to handle
+// `m`: traces it; returns whether a test's fault makes it crash instead.
+static __attribute__((noinline)) bool
+received_marked(tp_actor *a, const tp__msg *m)
+{
+    if (tp__traced(a, TP_TRACE_RECEIVED))
+        tp__trace_received(a, m);
+    return tp__marked(a, TP__MARK_FAULT) && tp__test_crashes(a, m);
+}
+
 // Handles up to one batch of messages. Returns CONTINUE or an exit reason.
 static int
 process(tp__worker *w, tp_actor *a)
@@ -274,12 +284,15 @@ process(tp__worker *w, tp_actor *a)
             continue;
         }
         budget--;
-        if (tp__traced(a, TP_TRACE_RECEIVED))
-            tp__trace_received(a, m);
+        bool crash = false;
+        if (tp__marked(a, TP_TRACE_RECEIVED << TP__MARK_TRACE_SHIFT |
+                              TP__MARK_FAULT))
+            crash = received_marked(a, m);
         if (__builtin_expect(m->enq != 0, 0))
             tp__wait_note(w, a, m->enq);
         a->current = m;
-        int r = __builtin_expect(m->flags & TP__MSG_REPLY, 0)
+        int r = __builtin_expect(crash, 0) ? TP_ECRASH
+                : __builtin_expect(m->flags & TP__MSG_REPLY, 0)
                     ? handle_answer(a, m)
                     : a->behaviour->handle(ctx_of(a), tp__state(a), &m->pub);
         r = handle_result(a, r);
@@ -515,6 +528,9 @@ check_spawn(tp_system *sys, const tp_behaviour *b, const tp_spawn_opts *o)
         // Linking needs a spawning actor of the same system.
         if (o->link &&
             (tp__self.actor == NULL || tp__self.actor->system != sys))
+            return TP_EINVAL;
+        // A test system runs everything on the test's thread.
+        if (o->dedicated && sys->test != NULL)
             return TP_EINVAL;
     }
     // acquire: pairs with tp_system_destroy's release store.
@@ -772,7 +788,13 @@ tp_spawn(tp_system *sys, const tp_behaviour *b, void *arg,
         tp__bury(a, rc);
         return rc;
     }
-    rc = run_init(a, arg);
+    if (__builtin_expect(sys->test != NULL, 0) &&
+        tp__test_init_fails(sys, b)) {
+        tp__crash_report(a, TP_ECRASH, "init failed: tp_test_fail_init");
+        rc = TP_ECRASH;
+    } else {
+        rc = run_init(a, arg);
+    }
     if (rc == 0 && a->stopping)
         rc = TP_EINIT;
     if (rc != 0) {

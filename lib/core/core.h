@@ -267,7 +267,20 @@ enum {
     // its trace over, both under sys->trace_lock (trace.c).
     TP__MARK_TRACE_SHIFT = 1,
     TP__MARK_TRACED = 0x1f << 1,
+    // Has faults injected by a test (test.c): looked up when it handles
+    // or sends a message.
+    TP__MARK_FAULT = 0x40,
 };
+
+// Whether any of the marks `m` is set on `a`. relaxed: as tp__traced.
+static inline bool
+tp__marked(const tp_actor *a, uint8_t m)
+{
+    return __builtin_expect(
+        (atomic_load_explicit(&((tp_actor *)a)->marks, memory_order_relaxed) &
+         m) != 0,
+        0);
+}
 
 // Whether `a` is traced for any of `what` (TP_TRACE_*). relaxed: a trace
 // that starts while this runs catches the next event; trace.c takes
@@ -863,6 +876,8 @@ struct tp_system {
     tp__wait_row *wait_shared;
     size_t nwait_shared, capwait_shared;
 
+    struct tp__test *test; // a test system's (test.c); NULL otherwise
+
     // Traces running (trace.c): at most TP_TRACE_MAX, found by pid.
     // trace_lock is a leaf: nothing else is taken while it is held.
     pthread_mutex_t trace_lock;
@@ -905,6 +920,29 @@ struct tp_system {
     double tick_ns0;             // a first, short measurement of it
     bool faults_installed;
 };
+
+// ---- test systems (test.c) ---------------------------------------------
+
+typedef struct tp__test tp__test;
+void tp__test_free(tp_system *sys);
+// The virtual clock, in tp__now_ns's units.
+int64_t tp__test_now_ns(const tp_system *sys);
+// `a` is ready to run: instead of a run queue (sched.c's entry points).
+void tp__test_ready(tp_system *sys, tp_actor *a);
+// Runs the test system's actors on this thread until done(arg), moving
+// the clock to the next timer whenever none is ready: what a call that
+// would wait for actors does instead. The steps run, or TP_ETIMEDOUT when
+// nothing is left to run and no timer is set, or after max_steps.
+long tp__test_drive(tp_system *sys, bool (*done)(void *), void *arg,
+                    long max_steps);
+#define TP__TEST_DRIVE_MAX 100000000L
+bool tp__test_crashes(tp_actor *a, const tp__msg *m);
+bool tp__test_init_fails(tp_system *sys, const tp_behaviour *b);
+int tp__test_intercept(tp_actor *self, tp_pid to, tp__msg *m);
+// Timers (timer.c): fires those due by `now_ns` on this thread; returns
+// how many. The next deadline, or -1.
+int tp__timers_fire_due(tp_system *sys, int64_t now_ns);
+int64_t tp__timers_next_due(tp_system *sys);
 
 // ---- tracing (trace.c) -------------------------------------------------
 // Each records an event of traced actor `a` (tp__traced said so), on the

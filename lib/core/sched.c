@@ -745,6 +745,10 @@ work_visible(tp_system *sys)
 void
 tp__sched_schedule(tp_system *sys, tp_actor *a)
 {
+    if (__builtin_expect(sys->test != NULL, 0)) {
+        tp__test_ready(sys, a);
+        return;
+    }
     tp__worker *w = tp__self.worker;
     if (w != NULL && w->sys == sys && tp__ded_of(a) == NULL) {
         // Keep the woken actor on this worker so a conversation stays in
@@ -770,7 +774,8 @@ void
 tp__sched_pin(tp_system *sys, tp_actor *a)
 {
     tp__worker *w = tp__self.worker;
-    if (w == NULL || w->sys != sys || tp__ded_of(a) != NULL) {
+    if (w == NULL || w->sys != sys || tp__ded_of(a) != NULL ||
+        sys->test != NULL) {
         tp__sched_schedule(sys, a);
         return;
     }
@@ -803,6 +808,10 @@ tp__sched_requeue(tp__worker *w, tp_actor *a)
 {
     if (w->ded != NULL) { // a dedicated actor's thread runs it again
         tp__ded_again(w);
+        return;
+    }
+    if (__builtin_expect(w->sys->test != NULL, 0)) {
+        tp__test_ready(w->sys, a);
         return;
     }
     if (runq_put(w, a) + (runnext_peek(w) != NULL) >= 2)

@@ -369,6 +369,8 @@ tp_system_start(tp_system *sys)
         return TP_EPERM;
     if (sys->started)
         return TP_EEXIST;
+    if (sys->test != NULL) // its test's thread runs it
+        return 0;
     if (sys->cfg.catch_faults && !sys->faults_installed) {
         if (tp__faults_install() != 0)
             return TP_EINVAL;
@@ -385,6 +387,16 @@ tp_system_start(tp_system *sys)
     return rc;
 }
 
+// Whether a test system's wait is over: no actor lives, or stop was asked.
+static bool
+wait_over(void *arg)
+{
+    tp_system *sys = arg;
+    // relaxed: the test's own thread ran everything that changed them.
+    return atomic_load_explicit(&sys->live, memory_order_relaxed) == 0 ||
+           atomic_load_explicit(&sys->stop_requested, memory_order_relaxed);
+}
+
 int
 tp_system_wait(tp_system *sys, int timeout_ms)
 {
@@ -392,6 +404,10 @@ tp_system_wait(tp_system *sys, int timeout_ms)
         return TP_EINVAL;
     if (tp__self.actor != NULL || tp__self.worker != NULL)
         return TP_EPERM;
+    if (sys->test != NULL) // runs the actors here, in virtual time
+        return tp__test_drive(sys, wait_over, sys, TP__TEST_DRIVE_MAX) < 0
+                   ? TP_ETIMEDOUT
+                   : 0;
     struct timespec dl;
     if (timeout_ms >= 0)
         tp__deadline(&dl, timeout_ms);
@@ -468,6 +484,7 @@ tp_system_destroy(tp_system **psys)
             tp__actor_shutdown(a);
     }
     tp__limbo_reclaim_all(sys);
+    tp__test_free(sys); // after the messages it held
     tp__groups_free(sys);
     tp__remote_free(sys);
     tp__node_free(sys); // after every actor that could still send out

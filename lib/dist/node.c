@@ -293,7 +293,7 @@ tp_node_start(tp_system *sys, const tp_node_config *in)
 {
     if (sys == NULL)
         return TP_EINVAL;
-    if (tp__self.actor != NULL || tp__self.worker != NULL)
+    if (tp__self.actor != NULL || tp__self.worker != NULL || sys->test != NULL)
         return TP_EPERM;
     if (node_of(sys) != NULL)
         return TP_EEXIST;

@@ -269,6 +269,17 @@ call_terminate(tp_ctx *ctx, void *state, int reason)
         call_finish(*(call_slot **)state, TP_ESHUTDOWN);
 }
 
+// Whether the call's answer came (a test system's drive asks).
+static bool
+call_done(void *arg)
+{
+    call_slot *c = arg;
+    pthread_mutex_lock(&c->lock);
+    bool done = c->done;
+    pthread_mutex_unlock(&c->lock);
+    return done;
+}
+
 static const tp_behaviour call_proxy = {.name = "tp_call",
                                         .state_size = sizeof(call_slot *),
                                         .init = call_init,
@@ -297,8 +308,19 @@ tp_call(tp_system *sys, tp_pid to, uint32_t tag, const void *data, size_t size,
         pthread_mutex_destroy(&c.lock);
         return rc == ENOMEM ? TP_ENOMEM : TP_EAGAIN;
     }
-    rc = tp_spawn(sys, &call_proxy, &c, NULL, NULL);
-    if (rc == 0) {
+    tp_pid proxy;
+    rc = tp_spawn(sys, &call_proxy, &c, NULL, &proxy);
+    if (rc == 0 && sys->test != NULL) {
+        // A test system: its actors run here until the answer comes. One
+        // that cannot come (nothing left to run, no timer) ends the proxy,
+        // whose terminate lets us go.
+        if (tp__test_drive(sys, call_done, &c, TP__TEST_DRIVE_MAX) < 0) {
+            tp_system_exit(sys, proxy, TP_REASON_KILL);
+            tp__test_drive(sys, call_done, &c, TP__TEST_DRIVE_MAX);
+            c.rc = TP_ETIMEDOUT;
+        }
+        rc = c.rc;
+    } else if (rc == 0) {
         pthread_mutex_lock(&c.lock);
         while (!c.done)
             pthread_cond_wait(&c.cond, &c.lock);

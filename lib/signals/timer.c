@@ -256,6 +256,48 @@ fire(tp_system *sys, tmr *e, tp__msg *m)
     return rc != TP_ENOACTOR;
 }
 
+// Fires the heap's first timer, due by `now`; lock held, and released
+// while its message goes out.
+static void
+fire_first(tp__timers *t, int64_t now)
+{
+    tmr *e = t->heap[0];
+    heap_remove(t, e);
+    tp__msg *m;
+    if (e->kind == KIND_TIMEOUT) {
+        if ((m = tp__msg_new_sys(t->sys, TP__MSG_TIMEOUT, TP_PID_NIL)) != NULL)
+            m->pub.ref = e->ref;
+    } else if ((m = tp__msg_new_copy(t->sys, e->tag, e->from, e->data,
+                                     e->size)) != NULL) {
+        m->flags |= TP__MSG_TIMER;
+        m->aux = e;
+        e->inflight++;
+    }
+    if (e->period_ms != 0) {
+        int64_t p = (int64_t)e->period_ms * 1000000;
+        e->due_ns += p;
+        if (e->due_ns < now)
+            e->due_ns = now + p; // fell behind: skip, do not burst
+        if (heap_push(t, e) != 0)
+            e->cancelled = 1;
+    }
+    // Our own reference while the lock is down: without it the
+    // message could be handled and the entry freed and reused before
+    // we look at it again.
+    e->inflight++;
+    pthread_mutex_unlock(&t->lock);
+    bool alive = fire(t->sys, e, m);
+    pthread_mutex_lock(&t->lock);
+    e->inflight--;
+    if (!alive && !e->cancelled) {
+        // The destination is gone: so is its timer.
+        e->cancelled = 1;
+        if (e->heap_at != NOT_QUEUED)
+            heap_remove(t, e);
+    }
+    entry_maybe_free(t, e);
+}
+
 static void *
 timer_main(void *arg)
 {
@@ -274,47 +316,37 @@ timer_main(void *arg)
             pthread_cond_timedwait(&t->cond, &t->lock, &ts);
             continue;
         }
-        heap_remove(t, e);
-        tp__msg *m;
-        if (e->kind == KIND_TIMEOUT) {
-            if ((m = tp__msg_new_sys(t->sys, TP__MSG_TIMEOUT, TP_PID_NIL)) !=
-                NULL)
-                m->pub.ref = e->ref;
-        } else if ((m = tp__msg_new_copy(t->sys, e->tag, e->from, e->data,
-                                         e->size)) != NULL) {
-            m->flags |= TP__MSG_TIMER;
-            m->aux = e;
-            e->inflight++;
-        }
-        if (e->period_ms != 0) {
-            int64_t p = (int64_t)e->period_ms * 1000000;
-            e->due_ns += p;
-            if (e->due_ns < now)
-                e->due_ns = now + p; // fell behind: skip, do not burst
-            if (heap_push(t, e) != 0)
-                e->cancelled = 1;
-        }
-        // Our own reference while the lock is down: without it the
-        // message could be handled and the entry freed and reused before
-        // we look at it again.
-        e->inflight++;
-        pthread_mutex_unlock(&t->lock);
-        bool alive = fire(t->sys, e, m);
-        pthread_mutex_lock(&t->lock);
-        e->inflight--;
-        if (!alive && !e->cancelled) {
-            // The destination is gone: so is its timer.
-            e->cancelled = 1;
-            if (e->heap_at != NOT_QUEUED)
-                heap_remove(t, e);
-        }
-        entry_maybe_free(t, e);
+        fire_first(t, now);
     }
     pthread_mutex_unlock(&t->lock);
     return NULL;
 }
 
 // ---- the system's side -----------------------------------------------------
+
+int
+tp__timers_fire_due(tp_system *sys, int64_t now_ns)
+{
+    tp__timers *t = sys->timers;
+    int n = 0;
+    pthread_mutex_lock(&t->lock);
+    while (!t->stop && t->nheap > 0 && t->heap[0]->due_ns <= now_ns) {
+        fire_first(t, now_ns);
+        n++;
+    }
+    pthread_mutex_unlock(&t->lock);
+    return n;
+}
+
+int64_t
+tp__timers_next_due(tp_system *sys)
+{
+    tp__timers *t = sys->timers;
+    pthread_mutex_lock(&t->lock);
+    int64_t due = t->nheap > 0 ? t->heap[0]->due_ns : -1;
+    pthread_mutex_unlock(&t->lock);
+    return due;
+}
 
 static tp__timers *
 timers_of(tp_system *sys)
@@ -397,6 +429,10 @@ arm(tp__timers *t, tmr *e, uint32_t ms)
 {
     if (t->stop)
         return TP_ESHUTDOWN;
+    if (t->sys->test != NULL) { // virtual time: the test fires them
+        e->due_ns = tp__test_now_ns(t->sys) + (int64_t)ms * 1000000;
+        return heap_push(t, e);
+    }
     if (!t->running) {
         if (pthread_create(&t->thread, NULL, timer_main, t) != 0)
             return TP_EAGAIN;
