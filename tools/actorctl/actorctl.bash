@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 # bash completion for actorctl: commands, options, node names (the sockets
-# in the directories actorctl searches), and for info and kill the actors
-# of the chosen node (registered names and pids) and for groups its
+# in the directories actorctl searches), and for info, trace and kill the
+# actors of the chosen node (registered names and pids) and for groups its
 # process groups, asked of the node itself.
 # Install as /usr/share/bash-completion/completions/actorctl, or source it.
 
@@ -48,13 +48,15 @@ _actorctl()
     local global="-n --node -s --socket -t --timeout --color --json -h --help
         -V --version"
     local common="--node --socket --timeout --color --help"
+    local commands="tree ps top info trace kill stats nodes groups"
 
     # Find the command, the node options and how many arguments follow.
     for ((i = 1; i < COMP_CWORD; i++)); do
         w=${COMP_WORDS[i]}
         case $w in
         -n)
-            if [[ -z $cmd || ($cmd != ps && $cmd != top) ]]; then
+            # After ps, top and trace, -n is a count.
+            if [[ -z $cmd || ! $cmd =~ ^(ps|top|trace)$ ]]; then
                 target+=(-n "${COMP_WORDS[i + 1]}")
             fi
             ((i++))
@@ -63,7 +65,8 @@ _actorctl()
             target+=("$w" "${COMP_WORDS[i + 1]}")
             ((i++))
             ;;
-        -t | --timeout | --color | --colour | --sort | -d | --count) ((i++)) ;;
+        -t | --timeout | --color | --colour | --sort | -d | --count | \
+            --seconds | --rate) ((i++)) ;;
         -*) ;;
         *)
             if [[ -z $cmd ]]; then
@@ -81,7 +84,7 @@ _actorctl()
         return
         ;;
     -n)
-        if [[ $cmd != ps && $cmd != top ]]; then
+        if [[ ! $cmd =~ ^(ps|top|trace)$ ]]; then
             mapfile -t COMPREPLY < <(compgen -W "$(_actorctl_nodes)" -- "$cur")
         fi
         return
@@ -99,15 +102,14 @@ _actorctl()
             -- "$cur")
         return
         ;;
-    -t | --timeout | -d | --count) return ;;
+    -t | --timeout | -d | --count | --seconds | --rate) return ;;
     esac
 
     if [[ -z $cmd ]]; then
         if [[ $cur == -* ]]; then
             mapfile -t COMPREPLY < <(compgen -W "$global" -- "$cur")
         else
-            mapfile -t COMPREPLY < <(compgen -W \
-                "tree ps top info kill stats nodes groups help" -- "$cur")
+            mapfile -t COMPREPLY < <(compgen -W "$commands help" -- "$cur")
         fi
         return
     fi
@@ -118,10 +120,14 @@ _actorctl()
     ps) opts="--sort -n --count --json" ;;
     top) opts="-d --delay -n --count" ;;
     info) opts="--json" ;;
+    trace)
+        opts="--received --sent --signals --life --state -n --count --seconds
+            --rate --json"
+        ;;
     kill) opts="--json" ;;
     stats | nodes | groups) opts="--json" ;;
     help)
-        ((nargs == 0)) && words="tree ps top info kill stats nodes groups"
+        ((nargs == 0)) && words=$commands
         opts=""
         ;;
     esac
@@ -131,7 +137,7 @@ _actorctl()
         return
     fi
     case $cmd in
-    info) ((nargs == 0)) && words=$(_actorctl_actors "${target[@]}") ;;
+    info | trace) ((nargs == 0)) && words=$(_actorctl_actors "${target[@]}") ;;
     groups) ((nargs == 0)) && words=$(_actorctl_groups "${target[@]}") ;;
     kill)
         if ((nargs == 0)); then

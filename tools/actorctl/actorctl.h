@@ -4,8 +4,8 @@
 // msgpack-c, not libtroupe, so it can inspect a node built from any version
 // that speaks the protocol. The modules: conn.c finds the socket and exchanges
 // frames, reply.c checks and decodes replies, out.c formats (tables,
-// colour, JSON), tree.c, ps.c and cmds.c implement the commands, main.c
-// parses the command line.
+// colour, JSON), tree.c, ps.c, cmds.c and trace.c implement the commands,
+// main.c parses the command line.
 //
 // Every function that can fail prints its one-line diagnostic on stderr
 // itself and returns the process exit status to use (CTL_*), so callers
@@ -247,13 +247,26 @@ void ctl_snap_json(FILE *f, const ctl_snap *s, const size_t *order, size_t n);
 // ---- commands
 // ---------------------------------------------------------------
 
+// What trace follows (ctl_opts.what), one bit per kind of event, in the
+// order of the protocol's names for them (trace.c).
+enum {
+    CTL_TRACE_RECEIVED = 1u << 0,
+    CTL_TRACE_SENT = 1u << 1,
+    CTL_TRACE_SIGNALS = 1u << 2,
+    CTL_TRACE_LIFE = 1u << 3,
+    CTL_TRACE_STATE = 1u << 4,
+};
+
 // Options the commands share, from the command line.
 typedef struct ctl_opts {
     bool json, dot, describe;
     const char *sort;   // ps
-    long count;         // ps -n; top -n (iterations); -1 = unset
+    long count;         // ps -n; top -n (iterations); trace -n (events);
+                        // -1 = unset
     double delay;       // top -d, seconds
     const char *reason; // kill
+    unsigned what;      // trace: CTL_TRACE_* or'ed; 0 = every kind
+    long seconds, rate; // trace --seconds, --rate; -1 = unset
 } ctl_opts;
 
 int ctl_cmd_tree(const ctl_target *t, const ctl_opts *o);
@@ -261,6 +274,10 @@ int ctl_cmd_ps(const ctl_target *t, const ctl_opts *o);
 int ctl_cmd_top(const ctl_target *t, const ctl_opts *o);
 int ctl_cmd_info(const ctl_target *t, const ctl_opts *o, const char *who);
 int ctl_cmd_kill(const ctl_target *t, const ctl_opts *o, const char *who);
+// Follows the actor `who` until its trace ends (count, time, its exit, the
+// node's shutdown) or until SIGINT or SIGTERM; then the process dies of
+// that signal, as an interrupted program should, once its output is out.
+int ctl_cmd_trace(const ctl_target *t, const ctl_opts *o, const char *who);
 int ctl_cmd_stats(const ctl_target *t, const ctl_opts *o);
 int ctl_cmd_nodes(const ctl_target *t, const ctl_opts *o);
 // `name`: the one group to show, or NULL for every group.

@@ -6,6 +6,7 @@
 #include "actorctl.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <langinfo.h>
 #include <locale.h>
 #include <math.h>
@@ -52,6 +53,31 @@ static const command commands[] = {
      "  PID is <0.42.1> or 0.42.1; NAME a registered name.\n"
      "  --json     one JSON object: the actor's fields, trap_exit, links,\n"
      "             monitors, monitored_by, stashed and describe\n",
+     1, 1},
+    {"trace",
+     "PID|NAME [--received] [--sent] [--signals] [--life] [--state] "
+     "[-n COUNT] [--seconds S] [--rate R] [--json]",
+     "follow one actor's messages, signals and life, live",
+     "  One line per event as it happens: the messages the actor receives\n"
+     "  (and how long each waited in its mailbox) and sends, the signals\n"
+     "  that reach it, the actors it spawns, its exit, its state changes\n"
+     "  and notes. Without a kind chosen, every kind:\n"
+     "  --received   messages it starts to handle\n"
+     "  --sent       messages it sends\n"
+     "  --signals    link, unlink, exit, monitor, demonitor and DOWN\n"
+     "  --life       the actors it spawns, and its exit\n"
+     "  --state      its state changes and notes\n"
+     "  -n COUNT     stop after COUNT events, dropped ones included\n"
+     "               (1 to 1000000; default 100)\n"
+     "  --seconds S  stop after S seconds (1 to 86400; default 60)\n"
+     "  --rate R     keep at most R events a second, dropping the rest\n"
+     "               (1 to 1000000; default 1000); a line says where\n"
+     "               events were dropped\n"
+     "  --json       one JSON object per event per line, fields named as\n"
+     "               in the control protocol plus the traced \"pid\"; last\n"
+     "               {\"end\":WHY,\"recorded\":N,\"dropped\":D}\n"
+     "  The trace also stops when the actor exits. Ctrl-C stops it sooner\n"
+     "  (within a second); the last line, on stderr, says why it ended.\n",
      1, 1},
     {"kill", "PID|NAME [REASON]", "send an actor an exit signal",
      "  REASON is kill (default; cannot be trapped), shutdown, normal or a\n"
@@ -106,11 +132,30 @@ usage(FILE *f)
             global_help);
 }
 
+// Prints a command's synopsis, its options wrapped before a "[" to stay
+// within 79 columns.
+static void
+synopsis(const command *c)
+{
+    int col = printf("Usage: actorctl [-n NODE | --socket PATH] %s", c->name);
+    for (const char *p = c->args; *p != '\0';) {
+        const char *next = strstr(p + 1, " [");
+        int n = next != NULL ? (int)(next - p) : (int)strlen(p);
+        if (col + 1 + n > 79 && p != c->args) {
+            fputs("\n      ", stdout);
+            col = 6;
+        }
+        col += printf(" %.*s", n, p);
+        p += n + (p[n] == ' ');
+    }
+    putchar('\n');
+}
+
 static void
 command_help(const command *c)
 {
-    printf("Usage: actorctl [-n NODE | --socket PATH] %s %s\n\n%c%s.\n\n%s",
-           c->name, c->args, toupper((unsigned char)c->summary[0]),
+    synopsis(c);
+    printf("\n%c%s.\n\n%s", toupper((unsigned char)c->summary[0]),
            c->summary + 1, c->help);
 }
 
@@ -133,10 +178,11 @@ typedef struct cli {
 } cli;
 
 // Where an option is valid: bit i for commands[i], and the global place.
-#define IN_ALL 0xffu
-#define IN_GLOBAL 0x100u
+#define IN_ALL ((1u << NCOMMANDS) - 1)
+#define IN_GLOBAL 0x8000u
 #define IN(c) (1u << (c))
-enum { TREE, PS, TOP, INFO, KILL, STATS, NODES, GROUPS };
+enum { TREE, PS, TOP, INFO, TRACE, KILL, STATS, NODES, GROUPS };
+_Static_assert(NCOMMANDS < 15, "a command's bit would be IN_GLOBAL's");
 
 enum {
     OPT_NODE = 1,
@@ -150,6 +196,13 @@ enum {
     OPT_DESCRIBE,
     OPT_SORT,
     OPT_DELAY,
+    OPT_RECEIVED, // the kinds of trace, in CTL_TRACE_* order
+    OPT_SENT,
+    OPT_SIGNALS,
+    OPT_LIFE,
+    OPT_STATE,
+    OPT_SECONDS,
+    OPT_RATE,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -165,7 +218,7 @@ typedef struct optdef {
 static const optdef options[] = {
     {"node", 0, true, OPT_NODE, IN_GLOBAL | IN_ALL},
     {NULL, 'n', true, OPT_N, IN_GLOBAL | IN_ALL},
-    {"count", 0, true, OPT_COUNT, IN(PS) | IN(TOP)},
+    {"count", 0, true, OPT_COUNT, IN(PS) | IN(TOP) | IN(TRACE)},
     {"socket", 's', true, OPT_SOCKET, IN_GLOBAL | IN_ALL},
     {"timeout", 't', true, OPT_TIMEOUT, IN_GLOBAL | IN_ALL},
     {"color", 0, true, OPT_COLOUR, IN_GLOBAL | IN_ALL},
@@ -175,6 +228,13 @@ static const optdef options[] = {
     {"describe", 0, false, OPT_DESCRIBE, IN(TREE)},
     {"sort", 0, true, OPT_SORT, IN(PS)},
     {"delay", 'd', true, OPT_DELAY, IN(TOP)},
+    {"received", 0, false, OPT_RECEIVED, IN(TRACE)},
+    {"sent", 0, false, OPT_SENT, IN(TRACE)},
+    {"signals", 0, false, OPT_SIGNALS, IN(TRACE)},
+    {"life", 0, false, OPT_LIFE, IN(TRACE)},
+    {"state", 0, false, OPT_STATE, IN(TRACE)},
+    {"seconds", 0, true, OPT_SECONDS, IN(TRACE)},
+    {"rate", 0, true, OPT_RATE, IN(TRACE)},
     {"help", 'h', false, OPT_HELP, IN_GLOBAL | IN_ALL},
     {"version", 'V', false, OPT_VERSION, IN_GLOBAL},
 };
@@ -282,6 +342,30 @@ count_option(cli *c, const command *cmd, const char *arg)
     return CTL_OK;
 }
 
+// trace's -n, --count, --seconds and --rate: a whole number from 1 to
+// `max`, written in decimal digits only.
+static int
+trace_number(const char *opt, const char *text, long max, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (text[0] >= '0' && text[0] <= '9' && *end == '\0' && errno == 0 &&
+        v >= 1 && v <= max) {
+        *out = v;
+        return CTL_OK;
+    }
+    // "actorctl trace worker -n alpha": the node chosen in the wrong place.
+    bool word = strcmp(opt, "-n") == 0 && strspn(text, "-+.0123456789") == 0;
+    return ctl_fail(CTL_USAGE,
+                    "trace %s takes a whole number from 1 to %ld, not "
+                    "\"%s\"%s",
+                    opt, max, text,
+                    word ? " (choose the node before the command: actorctl "
+                           "-n NODE trace)"
+                         : "");
+}
+
 static int
 sort_option(cli *c, const char *key)
 {
@@ -303,6 +387,8 @@ apply(cli *c, const command *cmd, const optdef *d, const char *val)
 {
     switch (d->id) {
     case OPT_N:
+        if (cmd == &commands[TRACE])
+            return trace_number("-n", val, 1000000, &c->o.count);
         if (cmd != NULL && (cmd == &commands[PS] || cmd == &commands[TOP]))
             return count_option(c, cmd, val);
         c->node = val;
@@ -311,6 +397,8 @@ apply(cli *c, const command *cmd, const optdef *d, const char *val)
         c->node = val;
         return CTL_OK;
     case OPT_COUNT:
+        if (cmd == &commands[TRACE])
+            return trace_number("--count", val, 1000000, &c->o.count);
         return count_option(c, cmd, val);
     case OPT_SOCKET:
         c->socket = val;
@@ -338,6 +426,17 @@ apply(cli *c, const command *cmd, const optdef *d, const char *val)
         return sort_option(c, val);
     case OPT_DELAY:
         return number("top -d", val, 0.05, 3600, &c->o.delay);
+    case OPT_RECEIVED:
+    case OPT_SENT:
+    case OPT_SIGNALS:
+    case OPT_LIFE:
+    case OPT_STATE:
+        c->o.what |= 1u << (d->id - OPT_RECEIVED);
+        return CTL_OK;
+    case OPT_SECONDS:
+        return trace_number("--seconds", val, 86400, &c->o.seconds);
+    case OPT_RATE:
+        return trace_number("--rate", val, 1000000, &c->o.rate);
     case OPT_HELP:
         if (cmd != NULL)
             command_help(cmd);
@@ -440,6 +539,8 @@ run(const command *cmd, const cli *c)
         return ctl_cmd_top(&t, &c->o);
     case INFO:
         return ctl_cmd_info(&t, &c->o, c->args[0]);
+    case TRACE:
+        return ctl_cmd_trace(&t, &c->o, c->args[0]);
     case KILL: {
         ctl_opts o = c->o;
         o.reason = c->args[1];
@@ -457,7 +558,8 @@ run(const command *cmd, const cli *c)
 int
 main(int argc, char **argv)
 {
-    cli c = {.timeout = 5, .o = {.count = -1, .delay = 1}};
+    cli c = {.timeout = 5,
+             .o = {.count = -1, .delay = 1, .seconds = -1, .rate = -1}};
     scan s = {.argc = argc, .i = 1, .argv = argv};
     const char *word;
     int rc = parse_global(&c, &s, &word);

@@ -496,6 +496,162 @@ beta_left() {
 checks=$((checks + 1))
 eventually beta_left || fail "a killed member stays in beta: $(cat "$tmp/out")"
 
+# ---- trace ----------------------------------------------------------------
+
+# chatter, spawned for these tests alone and killed by the last of them,
+# handles a message from its timer every 10 ms: a note, an echo sent to
+# itself, the echo received.
+ask chat
+[ "$answer" = ok ] || fail "chat: $answer"
+ask pid chatter
+chatter=$answer
+event='^ *[0-9]*\.[0-9][0-9][0-9] ms  '
+esc=$(printf '\033')
+from="from \\(outside\\|<[0-9.]*>\\)"
+waited="\\(waited [0-9.]*[mu]*s\\|queued before the trace\\)"
+
+# json_lines FILE: each line of FILE is one JSON value.
+json_lines() {
+    while IFS= read -r l; do
+        printf '%s\n' "$l" | "$tools/ctljson" || return 1
+    done <"$1"
+}
+
+for wrong in "-n 0" "-n -1" "-n abc" "-n 1000001" "--count 2.5" \
+    "--seconds 0" "--seconds 86401" "--rate 0" "--rate x"; do
+    # shellcheck disable=SC2086
+    expect 2 "trace $wrong" "$actorctl" -n alpha trace chatter $wrong
+    one_line "trace $wrong"
+done
+has "$tmp/err" '^actorctl: trace --rate takes a whole number from 1 to 1000000, not "x"$' \
+    "trace --rate x"
+expect 2 "trace without an actor" "$actorctl" -n alpha trace
+expect 2 "trace --sort" "$actorctl" -n alpha trace chatter --sort age
+expect 0 "help trace" "$actorctl" help trace
+has "$tmp/out" '^  --received  ' "help trace"
+
+# By name: a header, five events (of the four kinds chatter makes, so a
+# send among them), and why the trace ended.
+expect 0 "trace -n 5" "$actorctl" -n alpha trace chatter -n 5
+checks=$((checks + 2))
+kinds="$event\\(received\\|sent    \\|note    \\)  "
+if ! { [ "$(wc -l <"$tmp/out")" -eq 5 ] &&
+    [ "$(grep -c "$kinds" "$tmp/out")" -eq 5 ]; }; then
+    fail "trace -n 5 printed: $(cat "$tmp/out")"
+fi
+! grep -q "$esc" "$tmp/out" || fail "trace printed a note's escape character"
+has "$tmp/out" "${event}sent      tag 4 (4 B) to $chatter\$" "trace: a send"
+has "$tmp/err" "^tracing $chatter (chatter) for up to 5 events or 60 s; Ctrl-C stops\$" \
+    "trace: the header"
+has "$tmp/err" '^trace ended: count of 5 events reached (5 events, 0 dropped)$' \
+    "trace -n 5: why it ended"
+checks=$((checks + 1))
+[ "$(wc -l <"$tmp/err")" -eq 2 ] || fail "trace -n 5 said: $(cat "$tmp/err")"
+
+expect 0 "trace --received" "$actorctl" -n alpha trace chatter --received -n 6
+checks=$((checks + 1))
+received="${event}received  tag [14] ([04] B) $from, $waited\$"
+if ! { [ "$(wc -l <"$tmp/out")" -eq 6 ] &&
+    [ "$(grep -c "$received" "$tmp/out")" -eq 6 ]; }; then
+    fail "trace --received printed: $(cat "$tmp/out")"
+fi
+has "$tmp/err" "^tracing $chatter (chatter), received only, for up to 6 events" \
+    "trace --received: the header"
+expect 0 "trace --state" "$actorctl" -n alpha trace chatter --state --sent -n 4
+checks=$((checks + 1))
+if ! { [ "$(grep -c "${event}note      chat [0-9]* ?\\[2J\$" "$tmp/out")" -eq 2 ] &&
+    [ "$(grep -c "${event}sent      tag 4 (4 B) to $chatter\$" "$tmp/out")" -eq 2 ]; }; then
+    fail "trace --state --sent printed: $(cat "$tmp/out")"
+fi
+
+# At one event a second, the rest of a burst is dropped, and counted
+# towards -n: a line says how many were dropped.
+expect 0 "trace --rate 1" "$actorctl" -n alpha trace chatter --rate 1 -n 3
+checks=$((checks + 1))
+if ! { [ "$(wc -l <"$tmp/out")" -eq 2 ] && grep -q "$event" "$tmp/out" &&
+    [ "$(sed -n '2p' "$tmp/out")" = "               dropped   2 events" ]; }; then
+    fail "trace --rate 1 printed: $(cat "$tmp/out")"
+fi
+has "$tmp/err" '^trace ended: count of 3 events reached (1 event, 2 dropped)$' \
+    "trace --rate 1: why it ended"
+
+# By a bare pid, as JSON lines: the protocol's fields, the traced pid,
+# then how it ended.
+bare=$(printf '%s' "$chatter" | tr -d '<>')
+expect 0 "trace --json" "$actorctl" -n alpha trace "$bare" -n 5 --json
+checks=$((checks + 3))
+json_lines "$tmp/out" || fail "trace --json: not one JSON value a line: $(cat "$tmp/out")"
+[ "$(grep -c "^{\"pid\":\"$chatter\",.*\"seq\":[1-9][0-9]*,.*\"at_us\":[0-9]*,.*\"kind\":\"\\(received\\|sent\\|note\\)\"" "$tmp/out")" -eq 5 ] ||
+    fail "trace --json: not 5 events: $(cat "$tmp/out")"
+[ "$(sed -n '6p' "$tmp/out")" = '{"end":"count","recorded":5,"dropped":0}' ] ||
+    fail "trace --json ended with: $(sed -n '6,$p' "$tmp/out")"
+has "$tmp/out" "\"kind\":\"sent\",.*\"to\":\"$chatter\",.*\"size\":4,.*\"result\":\"ok\"" \
+    "trace --json: a send"
+
+expect 1 "trace of a dead pid" "$actorctl" -n alpha trace "$dead"
+one_line "trace of a dead pid"
+has "$tmp/err" "$dead: no such actor\$" "trace of a dead pid"
+expect 1 "trace of a name nobody has" "$actorctl" -n alpha trace nobody_here
+one_line "trace of a name nobody has"
+
+# loner handles nothing: its trace ends by the clock.
+expect 0 "trace --seconds 1" "$actorctl" -n alpha trace loner --seconds 1
+has "$tmp/err" '^trace ended: time limit ([0-9]* events*, 0 dropped)$' \
+    "trace --seconds 1: why it ended"
+
+# A trace in the background: a second one of the same actor is refused;
+# Ctrl-C stops the first with its output whole, and it dies of the signal
+# (status 130) as a shell loop expects; the node then lets the actor be
+# traced again.
+: >"$tmp/bg.out"
+"$actorctl" -n alpha trace chatter -n 1000000 >"$tmp/bg.out" 2>"$tmp/bg.err" &
+bg=$!
+some_events() { [ "$(grep -c "$event" "$tmp/bg.out")" -ge 3 ]; }
+checks=$((checks + 1))
+eventually some_events || fail "a long trace shows no events: $(cat "$tmp/bg.err")"
+expect 1 "a second trace of a traced actor" "$actorctl" -n alpha trace chatter
+one_line "a second trace of a traced actor"
+has "$tmp/err" "$chatter: already traced\$" "a second trace of a traced actor"
+kill -INT "$bg"
+wait "$bg"
+st=$?
+checks=$((checks + 3))
+[ "$st" = 130 ] || fail "trace stopped by SIGINT: exit $st, not 130"
+[ "$(tail -c 1 "$tmp/bg.out" | od -An -tx1 | tr -d ' ')" = 0a ] ||
+    fail "trace stopped by SIGINT: its last line is cut"
+! grep -v -e "$event" -e '^  *dropped   [0-9]* events*$' "$tmp/bg.out" |
+    grep -q . || fail "trace stopped by SIGINT printed: $(cat "$tmp/bg.out")"
+has "$tmp/bg.err" '^trace ended: interrupted ([0-9]* events, [0-9]* dropped)$' \
+    "trace stopped by SIGINT"
+traced_again() {
+    run "$actorctl" -n alpha trace chatter -n 1
+    [ "$rc" = 0 ]
+}
+checks=$((checks + 1))
+eventually traced_again || fail "chatter stays traced: $(cat "$tmp/err")"
+
+# The actor killed while traced: its exit is the trace's last event.
+: >"$tmp/bg.err"
+"$actorctl" -n alpha trace chatter --life >"$tmp/bg.out" 2>"$tmp/bg.err" &
+bg=$!
+trace_started() { grep -q '^tracing ' "$tmp/bg.err"; }
+checks=$((checks + 1))
+eventually trace_started || fail "the trace did not start: $(cat "$tmp/bg.err")"
+expect 0 "kill a traced actor" "$actorctl" -n alpha kill chatter
+wait "$bg"
+st=$?
+checks=$((checks + 2))
+[ "$st" = 0 ] || fail "trace of a killed actor: exit $st: $(cat "$tmp/bg.err")"
+if ! { [ "$(wc -l <"$tmp/bg.out")" -eq 1 ] &&
+    grep -q "${event}exit      reason killed\$" "$tmp/bg.out"; }; then
+    fail "trace of a killed actor printed: $(cat "$tmp/bg.out")"
+fi
+has "$tmp/bg.err" '^trace ended: the actor exited (1 event, 0 dropped)$' \
+    "trace of a killed actor"
+ask pid chatter
+checks=$((checks + 1))
+[ "$answer" = none ] || fail "chatter outlived its kill: $answer"
+
 # ---- choosing the node ----------------------------------------------------
 
 expect 0 "--socket" "$actorctl" --socket "$sock" stats
@@ -628,7 +784,6 @@ expect 69 "a node that never answers" "$actorctl" -t 0.3 \
 has "$tmp/err" 'did not answer within 300 ms' "a node that never answers"
 
 good="$actorctl --socket $tmp/fake/good.sock"
-esc=$(printf '\033')
 for cmd in tree "tree --json" "tree --dot" "tree --describe" \
     "tree --describe --json" ps "ps --json" "info 0.2.1" \
     "info 0.2.1 --json" stats "stats --json" nodes "nodes --json" \
@@ -669,6 +824,36 @@ has "$tmp/out" "$esc\\[" "--color=always"
 NO_COLOR=1 $good --color=always tree >"$tmp/out" 2>&1
 checks=$((checks + 1))
 ! grep -q "$esc" "$tmp/out" || fail "NO_COLOR did not turn colour off"
+# A trace of two answers: every kind of event, each text cleaned, a line
+# where two events were dropped, a kind actorctl does not know by its name.
+# shellcheck disable=SC2086
+expect 0 "trace against hostile content" $good trace 0.2.1
+cat >"$tmp/want" <<'END'
+     0.412 ms  received  tag 7 (12 B) from <0.3.1>, waited 15us
+     0.415 ms  sent      tag 8 (4 B) to <0.4.1>: TP_EFULL
+     1.002 ms  signal    exit from outside (reason shutdown)
+     1.100 ms  spawn     <0.9.1> (work?[2Jer)
+               dropped   2 events
+     2.100 ms  state     locked -> ?[31mopen
+     2.200 ms  note      q"uo\te?
+     2.300 ms  teleport
+     2.500 ms  received  tag 1 (0 B) from outside, queued before the trace
+     3.000 ms  exit      reason kill
+END
+checks=$((checks + 2))
+cmp -s "$tmp/out" "$tmp/want" || fail "trace against hostile content printed:
+$(cat "$tmp/out")"
+! grep -q "$esc" "$tmp/out" "$tmp/err" || fail "trace printed an escape character"
+has "$tmp/err" '^trace ended: the actor exited (9 events, 2 dropped)$' \
+    "trace against hostile content"
+# shellcheck disable=SC2086
+expect 0 "trace --json against hostile content" $good trace 0.2.1 --json
+checks=$((checks + 2))
+json_lines "$tmp/out" || fail "trace --json against hostile content: not JSON lines"
+[ "$(sed -n '$p' "$tmp/out")" = '{"end":"exited","recorded":9,"dropped":2}' ] ||
+    fail "trace --json against hostile content ended with: $(sed -n '$p' "$tmp/out")"
+has "$tmp/out" '^{"pid":"<0.2.1>","seq":9,"at_us":2300,"kind":"teleport","where":"\\u001b]0;title\\u0007"}$' \
+    "trace --json passes an unknown kind's fields"
 exec 5>&-
 
 # ---- another user ---------------------------------------------------------

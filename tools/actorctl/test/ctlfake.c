@@ -9,7 +9,8 @@
 //                  holding escape sequences, quotes and bytes that are not
 //                  UTF-8, a parent cycle, an actor that is its own parent,
 //                  an orphan, two peers, two groups (one listed in
-//                  part)
+//                  part), a trace of two answers with every kind of
+//                  event, one kind unknown and two events dropped
 //   garbage.sock   a frame of bytes that are not msgpack
 //   close.sock     reads the request, closes without a word
 //   half.sock      announces 100 bytes, sends 10, closes
@@ -248,6 +249,82 @@ groups(msgpack_packer *pk)
     }
 }
 
+// An event's seq, at_us and kind; `more` keys follow.
+static void
+event(msgpack_packer *pk, uint64_t seq, uint64_t at_us, const char *kind,
+      size_t more)
+{
+    msgpack_pack_map(pk, 3 + more);
+    kv_u(pk, "seq", seq);
+    kv_u(pk, "at_us", at_us);
+    kv_str(pk, "kind", kind);
+}
+
+static void
+message(msgpack_packer *pk, const char *peer_key, const char *peer,
+        uint32_t tag, uint32_t size)
+{
+    kv_str(pk, peer_key, peer);
+    kv_u(pk, "tag", tag);
+    kv_u(pk, "size", size);
+}
+
+// The first answer (to "trace"): four events, the trace running.
+static void
+trace_first(msgpack_packer *pk)
+{
+    msgpack_pack_array(pk, 4);
+    event(pk, 1, 412, "received", 4);
+    message(pk, "from", "<0.3.1>", 7, 12);
+    str(pk, "wait_us");
+    msgpack_pack_int64(pk, 15);
+    event(pk, 2, 415, "sent", 4);
+    message(pk, "to", "<0.4.1>", 8, 4);
+    kv_str(pk, "result", "TP_EFULL");
+    event(pk, 3, 1002, "signal", 3);
+    kv_str(pk, "from", "");
+    kv_str(pk, "signal", "exit");
+    kv_str(pk, "reason", "shutdown");
+    event(pk, 4, 1100, "spawn", 2);
+    kv_str(pk, "child", "<0.9.1>");
+    kv_str(pk, "behaviour", "work\033[2Jer");
+}
+
+// The last (to "trace_next"): events 5 and 6 dropped, hostile texts, a
+// kind actorctl does not know, the actor's exit.
+static void
+trace_last(msgpack_packer *pk)
+{
+    msgpack_pack_array(pk, 5);
+    event(pk, 7, 2100, "state", 1);
+    kv_str(pk, "text", "locked -> \033[31mopen");
+    event(pk, 8, 2200, "note", 1);
+    kv_str(pk, "text", "q\"uo\\te\xff");
+    event(pk, 9, 2300, "teleport", 1);
+    kv_str(pk, "where", "\033]0;title\007");
+    event(pk, 10, 2500, "received", 4);
+    message(pk, "from", "", 1, 0);
+    str(pk, "wait_us");
+    msgpack_pack_int64(pk, -1);
+    event(pk, 11, 3000, "exit", 1);
+    kv_str(pk, "reason", "kill");
+}
+
+static void
+trace(msgpack_packer *pk, bool first)
+{
+    ok(pk, 5);
+    kv_str(pk, "pid", "<0.2.1>");
+    str(pk, "events");
+    if (first)
+        trace_first(pk);
+    else
+        trace_last(pk);
+    kv_u(pk, "recorded", first ? 4 : 9);
+    kv_u(pk, "dropped", first ? 0 : 2);
+    kv_str(pk, "end", first ? "running" : "exited");
+}
+
 static void
 error(msgpack_packer *pk, const char *why)
 {
@@ -339,6 +416,8 @@ answer(int fd, const char *mode, const char *op)
             groups(&pk);
         else if (strcmp(op, "kill") == 0)
             ok(&pk, 0);
+        else if (strcmp(op, "trace") == 0 || strcmp(op, "trace_next") == 0)
+            trace(&pk, strcmp(op, "trace") == 0);
         else
             error(&pk, "unknown op");
         if (strcmp(mode, "trailing") == 0)

@@ -19,6 +19,10 @@
 //                 makes the actors registered as NAME... members of
 //                 process group GROUP (starting the group server, one
 //                 actor more, on the first join); answers "ok"
+//   chat          spawns chatter, outside any supervisor, for trace to
+//                 follow: every 10 ms its timer sends it a message, on
+//                 which it writes a note (holding an escape sequence) and
+//                 sends itself a 4-byte echo; answers "ok"
 //
 // A held gate spins inside its callback, which a real actor must never
 // do: it occupies a scheduler thread, so the system runs one thread more
@@ -31,7 +35,7 @@
 #include <string.h>
 #include <time.h>
 
-enum { TAG_WORK = 1, TAG_HOLD = 2, TAG_TICK = 3 };
+enum { TAG_WORK = 1, TAG_HOLD = 2, TAG_TICK = 3, TAG_ECHO = 4 };
 
 // A gate's control block, shared with the main thread.
 typedef struct gate {
@@ -98,6 +102,36 @@ static const tp_behaviour counter_behaviour = {.name = "counter",
                                                .state_size = sizeof(long),
                                                .handle = counter_handle,
                                                .describe = counter_describe};
+
+// Chatters for trace: TAG_TICK starts its timer; each TAG_WORK from the
+// timer makes a note and an echo, a message to itself.
+static int
+chatter_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    long *n = state;
+    if (msg->tag == TAG_TICK)
+        return tp_send_interval(ctx, tp_self(ctx), 10, TAG_WORK, NULL, 0,
+                                NULL);
+    if (msg->tag != TAG_WORK)
+        return TP_OK;
+    // A hostile note: actorctl must not print the escape as it is.
+    tp_trace_note(ctx, "chat %ld \033[2J", ++*n);
+    return tp_send(ctx, tp_self(ctx), TAG_ECHO, "echo", 4);
+}
+
+static const tp_behaviour chatter_behaviour = {
+    .name = "chatter", .state_size = sizeof(long), .handle = chatter_handle};
+
+static const char *
+chat(tp_system *sys)
+{
+    tp_spawn_opts opts = {.name = "chatter"};
+    tp_pid pid;
+    if (tp_spawn(sys, &chatter_behaviour, NULL, &opts, &pid) != 0 ||
+        tp_system_send(sys, pid, TAG_TICK, NULL, 0) != 0)
+        return "error: no chatter";
+    return "ok";
+}
 
 static int
 idle_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
@@ -239,6 +273,8 @@ serve_commands(tp_system *sys)
                          tp_system_send(sys, pid, TAG_TICK, NULL, 0) == 0
                      ? "ok"
                      : "error: no counter");
+        } else if (strncmp(line, "chat", 4) == 0) {
+            puts(chat(sys));
         } else if (sscanf(line, "join %127s %n", arg, &n) == 1) {
             puts(join(sys, arg, line + n));
         } else if (sscanf(line, "pid %127s", arg) == 1) {
