@@ -175,6 +175,20 @@ show "$kvload" "127.0.0.1:$alpha_kv" -c 4 -n 500 -p after || die "alpha stopped 
 say "The actors that ran longest on alpha's schedulers"
 show "$actorctl" --socket "$ctl_alpha" ps --sort cpu -n 6
 
+say "Trace kv_shard_1 while clients use the store: its next 6 messages, in and out"
+printf '%s$ actorctl trace kv_shard_1 --received --sent -n 6%s\n' "$dim" "$off"
+"$actorctl" --socket "$ctl_alpha" trace kv_shard_1 --received --sent -n 6 \
+    --seconds 20 >"$tmp/trace.out" 2>"$tmp/trace.err" &
+tracer=$!
+pids="$pids $tracer"
+wait_log "$tmp/trace.err" '^tracing' 10 $tracer || die "the trace did not start"
+"$kvload" "127.0.0.1:$alpha_kv" -c 2 -n 200 -p traced >/dev/null ||
+    die "alpha stopped serving"
+wait $tracer || { cat "$tmp/trace.err"; die "the trace failed"; }
+head -1 "$tmp/trace.err"
+cat "$tmp/trace.out"
+tail -1 "$tmp/trace.err"
+
 # ---- 5. lose a node --------------------------------------------------------
 
 say "alpha's peers: beta is up, its round trip measured by heartbeats"

@@ -540,6 +540,11 @@ typedef struct tp__up_ops {
     bool (*timer_claim)(tp__msg *m);
     // signals: cancels the timers `a` set for itself (a->ext set).
     void (*timers_owner_died)(tp_actor *a);
+    // A test system's clock moved to `now_ns`: fires the timers due by
+    // then on this thread; returns how many (test.c).
+    int (*timers_fire_due)(tp_system *sys, int64_t now_ns);
+    // The next timer's deadline, or -1 (test.c).
+    int64_t (*timers_next_due)(tp_system *sys);
     // io: closes the sockets `a` owns.
     void (*sock_owner_died)(tp_actor *a);
     // observe: answers introspection request `m` about `a`.
@@ -939,10 +944,6 @@ long tp__test_drive(tp_system *sys, bool (*done)(void *), void *arg,
 bool tp__test_crashes(tp_actor *a, const tp__msg *m);
 bool tp__test_init_fails(tp_system *sys, const tp_behaviour *b);
 int tp__test_intercept(tp_actor *self, tp_pid to, tp__msg *m);
-// Timers (timer.c): fires those due by `now_ns` on this thread; returns
-// how many. The next deadline, or -1.
-int tp__timers_fire_due(tp_system *sys, int64_t now_ns);
-int64_t tp__timers_next_due(tp_system *sys);
 
 // ---- tracing (trace.c) -------------------------------------------------
 // Each records an event of traced actor `a` (tp__traced said so), on the

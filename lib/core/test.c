@@ -222,7 +222,7 @@ advance_to(tp_system *sys, int64_t to_ns)
     tp__test *t = sys->test;
     if (to_ns > t->now_ns)
         __atomic_store_n(&t->now_ns, to_ns, __ATOMIC_RELAXED);
-    return tp__timers_fire_due(sys, t->now_ns);
+    return sys->up->timers_fire_due(sys, t->now_ns);
 }
 
 int
@@ -239,7 +239,7 @@ tp_test_next_timer_ms(tp_system *sys)
 {
     if (sys == NULL || sys->test == NULL)
         return -1;
-    int64_t due = tp__timers_next_due(sys);
+    int64_t due = sys->up->timers_next_due(sys);
     if (due < 0)
         return -1;
     int64_t left = due - sys->test->now_ns;
@@ -260,7 +260,7 @@ tp__test_drive(tp_system *sys, bool (*done)(void *), void *arg, long max_steps)
             n++;
             continue;
         }
-        int64_t due = tp__timers_next_due(sys);
+        int64_t due = sys->up->timers_next_due(sys);
         if (due < 0)
             return TP_ETIMEDOUT;
         advance_to(sys, due);

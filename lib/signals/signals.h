@@ -92,6 +92,11 @@ int tp__timers_new(tp_system *sys);
 void tp__timers_stop(tp_system *sys);
 void tp__timers_free(tp_system *sys);
 uint64_t tp__timers_live(tp_system *sys);
+// For test systems (tp__up_ops): fires the timers due by `now_ns` (the
+// virtual clock) on this thread, returning how many; the next deadline,
+// or -1.
+int tp__timers_fire_due(tp_system *sys, int64_t now_ns);
+int64_t tp__timers_next_due(tp_system *sys);
 bool tp__timer_claim(tp__msg *m);
 void tp__timer_msg_gone(tp__msg *m);
 uint64_t tp__timer_add_timeout(tp_system *sys, tp_pid to, uint64_t ref,
