@@ -485,6 +485,212 @@ START_TEST(a_sweep_finds_the_seed_that_fails_and_it_replays)
 }
 END_TEST
 
+// ---- supervisors and links under many seeds
+// -----------------------------------
+
+static tp_pid
+named(tp_system *sys, const char *name)
+{
+    tp_pid pid = TP_PID_NIL;
+    tp_whereis(sys, name, &pid);
+    return pid;
+}
+
+// Three children under `strategy`; the second crashes at a tag. Returns 0
+// when exactly the children the strategy names got new pids, and each
+// runs again; otherwise which check failed.
+static int
+strategy_holds(uint64_t seed, void *arg)
+{
+    tp_strategy strategy = *(tp_strategy *)arg;
+    tp_system *sys;
+    if (tp_test_system_new(NULL, seed, &sys) != 0)
+        return 100;
+    static const tp_child_spec kids[] = {
+        {.id = "a", .behaviour = &silent_b, .opts = {.name = "ka"}},
+        {.id = "b", .behaviour = &silent_b, .opts = {.name = "kb"}},
+        {.id = "c", .behaviour = &silent_b, .opts = {.name = "kc"}},
+    };
+    tp_sup_spec spec = {.flags = {.strategy = strategy, .intensity = 3},
+                        .children = kids,
+                        .nchildren = 3};
+    tp_pid sup, before[3], after[3];
+    const char *names[] = {"ka", "kb", "kc"};
+    int rc = tp_sup_start(sys, &spec, NULL, &sup);
+    for (int i = 0; i < 3; i++)
+        before[i] = named(sys, names[i]);
+    // Messages to all three, the crash among them: any interleaving.
+    for (int i = 0; rc == 0 && i < 3; i++)
+        rc = tp_system_send(sys, before[i], 5, NULL, 0);
+    if (rc == 0)
+        rc = tp_test_crash_on_tag(sys, before[1], 6);
+    if (rc == 0)
+        rc = tp_system_send(sys, before[1], 6, NULL, 0);
+    if (rc == 0 && tp_test_run(sys, 10000) < 0)
+        rc = 101;
+    bool restarted[3] = {false, true, strategy != TP_ONE_FOR_ONE};
+    restarted[0] = strategy == TP_ONE_FOR_ALL;
+    for (int i = 0; rc == 0 && i < 3; i++) {
+        after[i] = named(sys, names[i]);
+        if (tp_pid_is_nil(after[i]))
+            rc = 10 + i; // not running again
+        else if (tp_pid_eq(before[i], after[i]) == restarted[i])
+            rc = 20 + i; // restarted when it should not, or not when it should
+    }
+    tp_sup_counts counts;
+    if (rc == 0 && tp_sup_count_children(sys, sup, 1000, &counts) != 0)
+        rc = 102;
+    if (rc == 0 && counts.active != 3)
+        rc = 103;
+    tp_system_destroy(&sys);
+    return rc;
+}
+
+START_TEST(supervisor_strategies_hold_under_many_seeds)
+{
+    tp_strategy strategies[] = {TP_ONE_FOR_ONE, TP_ONE_FOR_ALL,
+                                TP_REST_FOR_ONE};
+    for (int i = 0; i < 3; i++) {
+        uint64_t bad = 0;
+        int rc = tp_test_sweep(1, 50, strategy_holds, &strategies[i], &bad);
+        ck_assert_msg(rc == 0, "strategy %d: seed %llu failed with %d", i,
+                      (unsigned long long)bad, rc);
+    }
+}
+END_TEST
+
+// Restarts older than the period no longer count: with intensity 1 in
+// 40 ms, a crash every 60 ms (virtual) is restarted each time, and two
+// within 40 ms end the supervisor.
+START_TEST(restart_intensity_follows_the_virtual_clock)
+{
+    tp_system *sys;
+    ck_assert_int_eq(tp_test_system_new(NULL, 5, &sys), 0);
+    static const tp_child_spec kids[] = {
+        {.id = "w", .behaviour = &silent_b, .opts = {.name = "w"}}};
+    tp_sup_spec spec = {.flags = {.intensity = 1, .period_ms = 40},
+                        .children = kids,
+                        .nchildren = 1};
+    tp_pid sup;
+    ck_assert_int_eq(tp_sup_start(sys, &spec, NULL, &sup), 0);
+    for (int i = 0; i < 6; i++) {
+        tp_pid w = named(sys, "w");
+        ck_assert(!tp_pid_is_nil(w));
+        ck_assert_int_eq(tp_test_crash_at(sys, w, 1), 0);
+        ck_assert_int_eq(tp_system_send(sys, w, 5, NULL, 0), 0);
+        ck_assert_int_ge(tp_test_run(sys, 100), 1);
+        tp_test_advance(sys, 60);
+    }
+    tp_actor_info info;
+    ck_assert_int_eq(tp_actor_info_get(sys, sup, &info), 0); // still there
+    // Two crashes 10 ms apart: over the intensity.
+    for (int i = 0; i < 2; i++) {
+        tp_pid w = named(sys, "w");
+        ck_assert(!tp_pid_is_nil(w));
+        ck_assert_int_eq(tp_test_crash_at(sys, w, 1), 0);
+        ck_assert_int_eq(tp_system_send(sys, w, 5, NULL, 0), 0);
+        tp_test_run(sys, 100);
+        tp_test_advance(sys, 10);
+    }
+    ck_assert_int_eq(tp_actor_info_get(sys, sup, &info), TP_ENOACTOR);
+    tp_system_destroy(&sys);
+}
+END_TEST
+
+// What a linked actor that traps exits sees of one that sends it three
+// messages and then exits: the messages, then the exit signal, under any
+// interleaving (a signal keeps its place behind its sender's messages).
+typedef struct watcher {
+    uint32_t got[8];
+    uint32_t n;
+} watcher;
+
+static int
+watcher_init(tp_ctx *ctx, void *state, void *arg)
+{
+    (void)state;
+    (void)arg;
+    return tp_trap_exit(ctx, true);
+}
+
+static int
+watcher_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    watcher *w = state;
+    if (msg->tag == TAG_GET)
+        return tp_reply(ctx, TAG_GET, w, sizeof *w);
+    if (w->n < 8)
+        w->got[w->n++] = msg->tag;
+    return TP_OK;
+}
+
+static const tp_behaviour watcher_b = {.name = "watcher",
+                                       .state_size = sizeof(watcher),
+                                       .init = watcher_init,
+                                       .handle = watcher_handle};
+
+static int
+leaver_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)state;
+    if (msg->tag != TAG_GO)
+        return TP_OK;
+    tp_pid to;
+    memcpy(&to, msg->data, sizeof to);
+    int rc = tp_link(ctx, to);
+    for (uint32_t t = 1; rc == 0 && t <= 3; t++)
+        rc = tp_send(ctx, to, 100 + t, NULL, 0);
+    return rc == 0 ? TP_EINVAL : rc; // exits abnormally: the link fires
+}
+
+static const tp_behaviour leaver_b = {.name = "leaver",
+                                      .handle = leaver_handle};
+
+static int
+exit_comes_last(uint64_t seed, void *arg)
+{
+    (void)arg;
+    tp_system *sys;
+    if (tp_test_system_new(NULL, seed, &sys) != 0)
+        return 100;
+    tp_pid w, l[2];
+    tp_spawn(sys, &watcher_b, NULL, NULL, &w);
+    for (int i = 0; i < 2; i++) {
+        tp_spawn(sys, &leaver_b, NULL, NULL, &l[i]);
+        tp_system_send(sys, l[i], TAG_GO, &w, sizeof w);
+    }
+    tp_test_run(sys, 1000);
+    tp_call_reply rep;
+    int rc = tp_call(sys, w, TAG_GET, NULL, 0, 1000, &rep);
+    if (rc == 0) {
+        watcher got;
+        memcpy(&got, rep.data, sizeof got);
+        free((void *)rep.data);
+        // Two leavers: 3 messages and an exit each, each leaver's in order.
+        rc = got.n == 8 ? 0 : 1;
+        uint32_t exits = 0, seen = 0;
+        for (uint32_t i = 0; rc == 0 && i < got.n; i++) {
+            if (got.got[i] == TP_TAG_EXIT)
+                exits++;
+            else
+                seen++;
+            if (exits * 3 > seen) // an exit before its sender's messages
+                rc = 2;
+        }
+    }
+    tp_system_destroy(&sys);
+    return rc;
+}
+
+START_TEST(exit_signals_keep_their_place_under_many_seeds)
+{
+    uint64_t bad = 0;
+    int rc = tp_test_sweep(1, 200, exit_comes_last, NULL, &bad);
+    ck_assert_msg(rc == 0, "seed %llu failed with %d", (unsigned long long)bad,
+                  rc);
+}
+END_TEST
+
 // ---- what a test system refuses
 // ------------------------------------------------
 
@@ -553,6 +759,9 @@ testmode_suite(void)
     tcase_add_test(tc, a_crash_is_injected_and_the_restart_waits_its_backoff);
     tcase_add_test(tc, messages_dropped_and_held_between_two_actors);
     tcase_add_test(tc, a_sweep_finds_the_seed_that_fails_and_it_replays);
+    tcase_add_test(tc, supervisor_strategies_hold_under_many_seeds);
+    tcase_add_test(tc, restart_intensity_follows_the_virtual_clock);
+    tcase_add_test(tc, exit_signals_keep_their_place_under_many_seeds);
     tcase_add_test(tc, what_a_test_system_refuses);
     suite_add_tcase(s, tc);
     return s;
