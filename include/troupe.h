@@ -24,6 +24,7 @@ extern "C" {
 #include "troupe/introspect.h"
 #include "troupe/trace.h"
 #include "troupe/test.h"
+#include "troupe/upgrade.h"
 #include "troupe/sock.h"
 #include "troupe/app.h"
 

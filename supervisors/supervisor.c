@@ -134,9 +134,10 @@ sup_init(tp_ctx *ctx, void *state, void *arg)
             return rc;
     }
     s->sys = sys;
-    // On a test system the clock starts at 0: the seed, and so the
-    // backoffs' jitter, replay with the test's seed.
-    s->seed = (unsigned)tp__sup_now_ms(s) ^ (unsigned)tp_self(ctx).v;
+    // On a test system the seed, and so the backoffs' jitter, comes from
+    // the test's seed, and replays with it.
+    s->seed = (unsigned)tp__sup_now_ms(s) ^ (unsigned)tp_self(ctx).v ^
+              (unsigned)tp_test_random(sys);
     tp_trap_exit(ctx, true);
     for (size_t i = 0; i < spec->nchildren; i++) {
         const tp_child_spec *cs = &spec->children[i];

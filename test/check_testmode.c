@@ -691,6 +691,100 @@ START_TEST(exit_signals_keep_their_place_under_many_seeds)
 }
 END_TEST
 
+// ---- waits that run the actors -------------------------------------------
+
+static int
+interval_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)state;
+    if (msg->tag == TAG_ARM)
+        return tp_send_interval(ctx, tp_self(ctx), 10, TAG_RING, NULL, 0,
+                                NULL);
+    if (msg->tag == TAG_RING)
+        rings++;
+    return TP_OK;
+}
+
+static const tp_behaviour interval_b = {.name = "interval",
+                                        .handle = interval_handle};
+
+START_TEST(waits_run_the_actors_in_virtual_time)
+{
+    rings = 0;
+    tp_system *sys;
+    ck_assert_int_eq(
+        tp_test_system_new(&(tp_config){.mailbox_capacity = 4,
+                                        .overflow = TP_OVERFLOW_BACKPRESSURE},
+                           2, &sys),
+        0);
+    // A periodic timer fires once per period the clock moves.
+    tp_pid iv = spawn_arg(sys, &interval_b, NULL);
+    ck_assert_int_eq(tp_system_send(sys, iv, TAG_ARM, NULL, 0), 0);
+    tp_test_run(sys, 10);
+    ck_assert_int_eq(tp_test_advance(sys, 100), 10);
+    tp_test_run(sys, 100);
+    ck_assert_int_eq(rings, 10);
+    ck_assert_int_eq(tp_test_next_timer_ms(sys), 10);
+    // tp_system_wait's timeout is virtual, periodic timer or not.
+    ck_assert_int_eq(tp_system_wait(sys, 1000), TP_ETIMEDOUT);
+    ck_assert_int_eq(tp_test_now_ms(sys), 1100);
+    ck_assert_int_ge(rings, 100);
+    // tp_call with no timeout to an actor that never answers: the
+    // interval keeps the clock going, so the drive's step bound ends it.
+    tp_pid s = spawn_arg(sys, &silent_b, NULL);
+    tp_call_reply rep;
+    ck_assert_int_eq(tp_call(sys, s, TAG_GET, NULL, 0, 500, &rep),
+                     TP_ETIMEDOUT);
+    // A full BACKPRESSURE mailbox: the send runs the actors for room.
+    for (int i = 0; i < 10; i++)
+        ck_assert_int_eq(tp_system_send(sys, s, 9, NULL, 0), 0);
+    // Introspection asks the actor: it runs to answer.
+    tp_actor_detail d;
+    ck_assert_int_eq(tp_actor_detail_get(sys, s, 1000, &d), 0);
+    tp_system_destroy(&sys);
+}
+END_TEST
+
+// Held messages go past a full mailbox when released; a receiver that
+// exits ends the hold.
+START_TEST(holds_release_past_a_full_mailbox_and_end_with_the_receiver)
+{
+    tp_system *sys;
+    ck_assert_int_eq(
+        tp_test_system_new(&(tp_config){.mailbox_capacity = 4}, 13, &sys), 0);
+    tp_pid col = spawn_arg(sys, &collector_b, NULL);
+    tp_pid fwd = spawn_arg(sys, &fwd_b, &col);
+    ck_assert_int_eq(tp_test_hold(sys, fwd, col), 0);
+    for (uint32_t i = 0; i < 10; i++) {
+        ck_assert_int_eq(tp_system_send(sys, fwd, TAG_FWD, &i, sizeof i), 0);
+        tp_test_run(sys, 100);
+    }
+    ck_assert_int_eq(tp_test_release(sys, fwd, col), 10);
+    tp_test_run(sys, 100);
+    collector c = collected(sys, col);
+    ck_assert_uint_eq(c.n, 10);
+    for (uint32_t i = 0; i < 10; i++)
+        ck_assert_uint_eq(c.seen[i], i);
+    // Held, then the receiver exits: the next send finds it gone.
+    ck_assert_int_eq(tp_test_hold(sys, fwd, col), 0);
+    uint32_t v = 99;
+    ck_assert_int_eq(tp_system_send(sys, fwd, TAG_FWD, &v, sizeof v), 0);
+    tp_test_run(sys, 100);
+    ck_assert_int_eq(tp_system_exit(sys, col, TP_REASON_KILL), 0);
+    tp_test_run(sys, 100);
+    tp_system_stats st0, st;
+    tp_system_stats_get(sys, &st0);
+    ck_assert_int_eq(tp_system_send(sys, fwd, TAG_FWD, &v, sizeof v), 0);
+    tp_test_run(sys, 100); // the forwarder's send fails: it crashes
+    tp_actor_info info;
+    ck_assert_int_eq(tp_actor_info_get(sys, fwd, &info), TP_ENOACTOR);
+    ck_assert_int_eq(tp_test_release(sys, fwd, col), 1); // a dead letter
+    tp_system_stats_get(sys, &st);
+    ck_assert_uint_eq(st.dead_letters - st0.dead_letters, 1);
+    tp_system_destroy(&sys);
+}
+END_TEST
+
 // ---- what a test system refuses
 // ------------------------------------------------
 
@@ -762,6 +856,9 @@ testmode_suite(void)
     tcase_add_test(tc, supervisor_strategies_hold_under_many_seeds);
     tcase_add_test(tc, restart_intensity_follows_the_virtual_clock);
     tcase_add_test(tc, exit_signals_keep_their_place_under_many_seeds);
+    tcase_add_test(tc, waits_run_the_actors_in_virtual_time);
+    tcase_add_test(
+        tc, holds_release_past_a_full_mailbox_and_end_with_the_receiver);
     tcase_add_test(tc, what_a_test_system_refuses);
     suite_add_tcase(s, tc);
     return s;

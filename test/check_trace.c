@@ -9,6 +9,7 @@
 // wait): the actor under test makes them in an order its messages fix.
 #include "tp_test.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -452,6 +453,81 @@ START_TEST(trace_of_an_actor_that_dies_meanwhile_ends)
 }
 END_TEST
 
+// A trace that ended leaves its kinds marked on the actor until its next
+// event: a new trace records only its own kinds all the same; and one past
+// its time holds neither the actor nor a place.
+START_TEST(a_new_trace_records_only_its_own_kinds)
+{
+    tp_system *sys = tpt_system(1);
+    tp_pid subject = spawn(sys, &subject_b);
+    tp_trace *t = NULL;
+    ck_assert_int_eq(tp_trace_start(sys, subject, NULL, &t), 0);
+    tp_trace_stop(&t);
+    tp_trace_opts o = {.what = TP_TRACE_STATE};
+    ck_assert_int_eq(tp_trace_start(sys, subject, &o, &t), 0);
+    for (int i = 0; i < 5; i++)
+        send_u32(sys, subject, TAG_BUSY, 0);
+    ck_assert_int_eq(tp_system_send(sys, subject, TAG_NOTE, NULL, 0), 0);
+    tp_trace_event ev = next(t);
+    ck_assert_int_eq(ev.kind, TP_TEV_NOTE); // no RECEIVED before it
+    ck_assert_uint_eq(ev.seq, 1);
+    tp_trace_stop(&t);
+    // Past its time, unread: a new trace of the actor starts at once.
+    o = (tp_trace_opts){.seconds = 1};
+    ck_assert_int_eq(tp_trace_start(sys, subject, &o, &t), 0);
+    tp_trace *u = NULL;
+    ck_assert_int_eq(tp_trace_start(sys, subject, NULL, &u), TP_EEXIST);
+    double t0 = now_s();
+    while (now_s() - t0 < 1.05) // the trace's own second, not a sync
+        tpt_nap_us(10000);
+    ck_assert_int_eq(tp_trace_start(sys, subject, NULL, &u), 0);
+    tp_trace_stop(&u);
+    tp_trace_stop(&t);
+    tp_system_destroy(&sys);
+}
+END_TEST
+
+typedef struct waiting_reader {
+    tp_trace *t;
+    _Atomic int rc, in;
+    _Atomic pid_t tid;
+} waiting_reader;
+
+static void *
+read_forever(void *arg)
+{
+    waiting_reader *w = arg;
+    tp_trace_event ev;
+    w->tid = tpt_tid();
+    w->in = 1;
+    w->rc = tp_trace_read(w->t, &ev, 1, -1);
+    return NULL;
+}
+
+// tp_trace_stop while another thread waits in tp_trace_read: the read
+// returns TP_ESHUTDOWN before the trace is freed.
+START_TEST(stop_while_a_reader_waits)
+{
+    tp_system *sys = tpt_system(1);
+    tp_pid subject = spawn(sys, &subject_b);
+    for (int round = 0; round < 20; round++) {
+        waiting_reader w = {.rc = 1};
+        ck_assert_int_eq(tp_trace_start(sys, subject, NULL, &w.t), 0);
+        pthread_t th;
+        ck_assert_int_eq(pthread_create(&th, NULL, read_forever, &w), 0);
+        while (!w.in)
+            tpt_nap_us(100);
+        // Asleep in the read's wait: only then may the trace go.
+        ck_assert(tpt_wait_asleep(w.tid, 10));
+        tp_trace *t = w.t;
+        tp_trace_stop(&t);
+        pthread_join(th, NULL);
+        ck_assert_int_eq(w.rc, TP_ESHUTDOWN);
+    }
+    tp_system_destroy(&sys);
+}
+END_TEST
+
 Suite *
 trace_suite(void)
 {
@@ -465,6 +541,8 @@ trace_suite(void)
     tcase_add_test(tc, trace_shows_a_state_machines_changes);
     tcase_add_test(tc, trace_refuses_bad_arguments);
     tcase_add_test(tc, trace_of_an_actor_that_dies_meanwhile_ends);
+    tcase_add_test(tc, a_new_trace_records_only_its_own_kinds);
+    tcase_add_test(tc, stop_while_a_reader_waits);
     suite_add_tcase(s, tc);
     return s;
 }

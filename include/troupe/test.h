@@ -19,13 +19,18 @@
 //     tp_system_destroy(&sys);
 //
 // Everything else works as on any system: spawn, send, links, monitors,
-// supervisors, state machines, traces, introspection. A call that would
-// wait for actors (tp_call, a supervisor's calls, tp_system_wait) runs
-// them on the calling thread instead, moving the virtual clock to the next
-// timer whenever none is ready. Not available on a test system:
-// dedicated actors (TP_EINVAL), distribution (tp_node_start gives
+// supervisors, state machines, traces, introspection, upgrades. A call
+// that would wait for actors (tp_call, a supervisor's calls,
+// tp_system_wait, tp_actor_detail_get, tp_upgrade, tp_system_send to a
+// full BACKPRESSURE mailbox) runs them on the calling thread instead,
+// moving the virtual clock to the next timer whenever none is ready; its
+// timeout is virtual time, and it gives up with TP_ETIMEDOUT when nothing
+// is left to run and no timer is set (so, with no timeout, when the answer
+// can never come) or after 1,000,000 steps. Not available on a test
+// system: dedicated actors (TP_EINVAL), distribution (tp_node_start gives
 // TP_EPERM); the stall watch never runs. One thread drives a test system:
-// the one that made it.
+// the one that made it. A behaviour's own random choices replay with the
+// seed when drawn from tp_test_random.
 #ifndef TROUPE_TEST_H
 #define TROUPE_TEST_H
 
@@ -65,6 +70,12 @@ TP_API long tp_test_run(tp_system *sys, long max_steps);
 TP_API long tp_test_run_until(tp_system *sys, bool (*pred)(void *arg),
                               void *arg, long max_steps);
 
+// A number drawn from the test system's seed (0 on another system), for
+// a behaviour's own random choices, so that they replay with the seed too
+// (supervisors' backoff jitter and random routers use it). Drawing one
+// moves the sequence the steps are drawn from.
+TP_API uint64_t tp_test_random(tp_system *sys);
+
 // The virtual clock, in milliseconds since the system was made.
 TP_API int64_t tp_test_now_ms(const tp_system *sys);
 
@@ -98,15 +109,18 @@ TP_API int tp_test_fail_init(tp_system *sys, const char *behaviour,
                              uint32_t nth);
 
 // The next `count` messages actor `from` sends to `to` (local actors, by
-// pid) are lost: the send succeeds and nothing arrives, as a message in
-// flight to a node that goes away. Each counts as a dead letter.
+// pid; what it sends with tp_send, tp_send_buf, requests and replies, not
+// its timers' messages nor signals) are lost: the send succeeds and
+// nothing arrives, as a message in flight to a node that goes away. Each
+// counts as a dead letter.
 TP_API int tp_test_drop(tp_system *sys, tp_pid from, tp_pid to,
                         uint32_t count);
 
-// Messages actor `from` sends to `to` from now on are held back, in
-// order, until tp_test_release delivers them (in that order) and lets the
-// next through; a hold outlives neither actor (held messages to a dead
-// actor are dead letters when released).
+// Messages actor `from` sends to `to` from now on (as for tp_test_drop)
+// are held back, in order, until tp_test_release delivers them, in that
+// order and past a full mailbox, and lets the next through. A drop or hold
+// ends when either actor exits: a send to a receiver gone fails as usual,
+// and messages held for it are dead letters when released.
 TP_API int tp_test_hold(tp_system *sys, tp_pid from, tp_pid to);
 // Returns how many held messages it delivered or lost, or TP_ENOENT when
 // nothing was held between them, or a code as above.

@@ -58,6 +58,7 @@ typedef struct tp_trace_event {
     uint32_t size;   // RECEIVED, SENT: its payload's size in bytes
     int64_t wait_us; // RECEIVED: how long it waited in the mailbox;
                      // -1 when it was queued before the trace started
+                     // (unless the wait-time metrics timed it)
     int reason;      // SIGNAL (exit, down), EXIT: the reason
     int result;      // SENT: 0 or the send's TP_E* code
     char text[TP_TRACE_TEXT];
@@ -78,7 +79,8 @@ typedef enum tp_trace_end {
     TP_TRACE_END_COUNT,   // it recorded opts.count events
     TP_TRACE_END_TIME,    // opts.seconds passed
     TP_TRACE_END_EXITED,  // the actor exited
-    TP_TRACE_END_STOPPED, // the system is shutting down
+    TP_TRACE_END_STOPPED, // stopped: the system shut down, or (for a
+                          // reader on another thread) tp_trace_stop
 } tp_trace_end;
 
 typedef struct tp_trace_status {
@@ -98,7 +100,8 @@ typedef struct tp_trace tp_trace;
 // TP_TRACE_ALL, rate or count over 1,000,000, seconds over 86,400),
 // TP_ENOACTOR when the actor is not alive here, TP_EEXIST when another
 // trace already follows it, TP_EAGAIN when TP_TRACE_MAX traces run,
-// TP_ENOMEM. Any thread, actors' included.
+// TP_ESHUTDOWN once tp_system_destroy began, TP_ENOMEM. Any thread,
+// actors' included.
 TP_API int tp_trace_start(tp_system *sys, tp_pid pid,
                           const tp_trace_opts *opts, tp_trace **out);
 
@@ -106,7 +109,8 @@ TP_API int tp_trace_start(tp_system *sys, tp_pid pid,
 // without limit; 0: not at all) for the first. Returns how many it took;
 // 0 when none came in time; TP_ESHUTDOWN once the trace has ended and every
 // event was taken. Not from an actor unless timeout_ms is 0 (TP_EPERM);
-// one reader at a time per trace.
+// one reader at a time per trace. On a test system nothing runs while it
+// waits: read with timeout_ms 0 after stepping.
 TP_API int tp_trace_read(tp_trace *t, tp_trace_event *out, size_t max,
                          int timeout_ms);
 
@@ -115,7 +119,9 @@ TP_API void tp_trace_status_get(tp_trace *t, tp_trace_status *out);
 
 // Ends the trace if it runs and frees it, with its unread events; sets *t
 // to NULL. Accepts NULL and a pointer to NULL. Call it once for each
-// tp_trace_start, before tp_system_destroy.
+// tp_trace_start, before tp_system_destroy. A read waiting on another
+// thread returns TP_ESHUTDOWN first (stop waits for it to leave); that
+// thread must not use the trace again.
 TP_API void tp_trace_stop(tp_trace **t);
 
 // Whether the calling actor is traced for `what` (TP_TRACE_*): a cheap

@@ -48,7 +48,10 @@ router_new(tp_system *sys, tp_route how, tp_router **out)
     r->how = how;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    r->rng = mix((uint64_t)ts.tv_nsec ^ (uint64_t)(uintptr_t)r) | 1;
+    // A test system's choices replay with its seed.
+    r->rng = tp_test_system(sys)
+                 ? mix(tp_test_random(sys)) | 1
+                 : mix((uint64_t)ts.tv_nsec ^ (uint64_t)(uintptr_t)r) | 1;
     *out = r;
     return 0;
 }

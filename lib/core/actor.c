@@ -81,7 +81,7 @@ handle_answer(tp_actor *a, tp__msg *m)
     tp_then_fn fn;
     void *arg;
     if (a->system->up->then_take(a, m->pub.ref, &fn, &arg))
-        return fn(ctx_of(a), tp__state(a), &m->pub, arg);
+        return fn(ctx_of(a), tp__user_state(a), &m->pub, arg);
     return a->behaviour->handle(ctx_of(a), tp__state(a), &m->pub);
 }
 
@@ -101,6 +101,8 @@ handle_system(tp_actor *a, tp__msg *m)
         tp__msg_retire(m);
         return CONTINUE;
     }
+    if (m->kind == TP__MSG_UPGRADE) // retires m
+        return tp__upgrade_handle(a, m) == TP__HOLD ? TP__HOLD : CONTINUE;
     tp__msg *d;
     int r = a->system->up->system_signal(m, a, &d);
     tp__msg_retire(m);
@@ -210,6 +212,8 @@ process(tp__worker *w, tp_actor *a)
         while ((m = tp__mailbox_pop(&a->sys)) != NULL) {
             w->done_total++;
             int r = handle_system(a, m);
+            if (r == TP__HOLD) // held by an upgrade: finish parks it
+                return CONTINUE;
             if (r != CONTINUE)
                 return r;
         }
@@ -235,11 +239,15 @@ process(tp__worker *w, tp_actor *a)
             w->done_total++;
             w->done_user++;
             budget--;
-            if (tp__traced(a, TP_TRACE_RECEIVED))
-                tp__trace_received(a, m);
+            bool crash = false;
+            if (tp__marked(a, TP_TRACE_RECEIVED << TP__MARK_TRACE_SHIFT |
+                                  TP__MARK_FAULT))
+                crash = received_marked(a, m);
             a->current = m;
-            int r = handle_result(
-                a, a->behaviour->handle(ctx_of(a), tp__state(a), &m->pub));
+            int r = handle_result(a, crash ? TP_ECRASH
+                                           : a->behaviour->handle(ctx_of(a),
+                                                                  tp__state(a),
+                                                                  &m->pub));
             if (r != CONTINUE)
                 return r; // actor_exit frees the message
             tp__done_with_current(a);
@@ -318,8 +326,14 @@ finish(tp__worker *w, tp_actor *a)
     bool muting = atomic_load_explicit(&a->mute, memory_order_seq_cst) ==
                       TP__MUTE_PENDING &&
                   tp__keep_muted(a);
-    uint64_t total = (uint64_t)w->done_total + a->hold - (muting ? 1 : 0);
-    a->hold = muting ? 1 : 0;
+    // Held by an upgrade: parked, keeping one in the count so no sender
+    // schedules it; the upgrade does when it lets it go. An activation
+    // that muted ended before it could read the upgrade's message.
+    bool parking = tp__marked(a, TP__MARK_HELD);
+    TP_ASSERT(!(muting && parking));
+    uint64_t total =
+        (uint64_t)w->done_total + a->hold - (muting || parking ? 1 : 0);
+    a->hold = muting || parking ? 1 : 0;
     uint64_t sub = ((uint64_t)w->done_user << 32) + total;
     // seq_cst: pairs with maybe_mute's seq_cst list store and count load.
     uint64_t old =
@@ -336,6 +350,10 @@ finish(tp__worker *w, tp_actor *a)
         if (atomic_load_explicit(&a->mute_list, memory_order_seq_cst) != NULL)
             tp__unmute_all(a);
         io_unwait(a);
+    }
+    if (parking) {
+        tp__upgrade_parked(a);
+        return;
     }
     if (muting) {
         uint8_t expect = TP__MUTE_PENDING;
@@ -481,6 +499,8 @@ tp__actor_run(tp__worker *w, tp_actor *a)
     if (setjmp(jb) != 0) {
         // tp_fail logged its crash report; a caught fault has not yet.
         tp__report_fault(a);
+        if (__builtin_expect(tp__self.upgrading != NULL, 0))
+            tp__upgrade_crashed(a);
         replay_end(a, false);
         tp__self.actor = NULL;
         tp__self.jb = NULL;
@@ -862,7 +882,7 @@ tp_ctx_behaviour(tp_ctx *ctx)
 void *
 tp_ctx_state(tp_ctx *ctx)
 {
-    return ctx ? tp__state((tp_actor *)ctx) : NULL;
+    return ctx ? tp__user_state((tp_actor *)ctx) : NULL;
 }
 
 int

@@ -89,6 +89,9 @@ bool tp__keep_muted(tp_actor *a);
 // ---- mailboxes (send.c) ----------------------------------------------------
 
 void tp__count_drop(tp_actor *r);
+// Queues system message `m` on `r` (send.c): never refused; schedules `r`
+// when its mailbox was empty.
+void tp__push_system(tp_actor *r, tp__msg *m);
 
 // ---- exit and burial (exit.c) ----------------------------------------------
 

@@ -54,17 +54,19 @@ enum {
     TP__MSG_TIMEOUT,       // a request timed out: pub.ref
     TP__MSG_INFO,          // introspection asks for details: tp__info *
     TP__MSG_RESOLVED,      // a request by name found its callee: pub.ref
+    TP__MSG_UPGRADE,       // tp_upgrade's phases (upgrade.c): aux, ref, tag
 };
 
 enum {
-    TP__MSG_OWNS_BUF = 1,    // data points to a malloc'ed buffer to free
-    TP__MSG_TIMER = 2,       // sent by timer `aux`, checked before handling
-    TP__MSG_LOOSE = 4,       // made for `handle` outside the lanes: free it
-    TP__MSG_REPLY = 8,       // a reply to one of the receiver's requests
-    TP__MSG_INFO_REQ = 16,   // holds a tp__info reference, released once
-    TP__MSG_SOCK_DATA = 32,  // counts in its socket's window until gone
-    TP__MSG_SOCK_START = 64, // accepted: the socket reads once it is gone
-    TP__MSG_FORCED = 128,    // a reply let past the capacity on credit
+    TP__MSG_OWNS_BUF = 1,      // data points to a malloc'ed buffer to free
+    TP__MSG_TIMER = 2,         // sent by timer `aux`, checked before handling
+    TP__MSG_LOOSE = 4,         // made for `handle` outside the lanes: free it
+    TP__MSG_REPLY = 8,         // a reply to one of the receiver's requests
+    TP__MSG_INFO_REQ = 16,     // holds a tp__info reference, released once
+    TP__MSG_SOCK_DATA = 32,    // counts in its socket's window until gone
+    TP__MSG_SOCK_START = 64,   // accepted: the socket reads once it is gone
+    TP__MSG_FORCED = 128,      // a reply let past the capacity on credit
+    TP__MSG_UPGRADE_REQ = 256, // an upgrade's phase not yet handled
 };
 
 // Whether `r` is an exit reason a caller may give: an error code or one of
@@ -270,6 +272,9 @@ enum {
     // Has faults injected by a test (test.c): looked up when it handles
     // or sends a message.
     TP__MARK_FAULT = 0x40,
+    // Held by an upgrade (upgrade.c): its activation parks it, keeping a
+    // hold in its count, until the upgrade releases it.
+    TP__MARK_HELD = 0x80,
 };
 
 // Whether any of the marks `m` is set on `a`. relaxed: as tp__traced.
@@ -781,6 +786,9 @@ typedef struct tp__tls {
     // Which messages to measuring actors are timed (send.c): the draw's
     // state, and messages left until the next timed one.
     uint32_t wait_rng, wait_left;
+    // The upgrade slot whose change the running actor makes, and the one
+    // its activation parks for (upgrade.c).
+    void *upgrading, *parking;
     int fault_sig; // the caught signal, when a fault jumped to jb
     int fault_depth;
     void *fault_frames[TP__FRAMES];
@@ -831,6 +839,7 @@ typedef struct tp__reg_entry {
 
 struct tp_system {
     tp_config cfg;
+    struct tp__test *test; // a test system's (test.c); NULL otherwise
     unsigned nworkers;
     tp__worker *workers;
 
@@ -881,12 +890,15 @@ struct tp_system {
     tp__wait_row *wait_shared;
     size_t nwait_shared, capwait_shared;
 
-    struct tp__test *test; // a test system's (test.c); NULL otherwise
+    // Upgrades (upgrade.c): one at a time; the behaviours made for
+    // upgraded actors, kept until the system goes.
+    pthread_mutex_t upgrade_lock, shim_lock;
+    struct tp__shim *shims;
 
     // Traces running (trace.c): at most TP_TRACE_MAX, found by pid.
     // trace_lock is a leaf: nothing else is taken while it is held.
-    pthread_mutex_t trace_lock;
-    pthread_cond_t trace_cond; // readers waiting for events
+    TP__ALIGNED pthread_mutex_t trace_lock; // off the read-mostly lines
+    pthread_cond_t trace_cond;              // readers waiting for events
     struct tp_trace *traces[TP_TRACE_MAX];
 
     // Lifetime.
@@ -936,14 +948,35 @@ int64_t tp__test_now_ns(const tp_system *sys);
 void tp__test_ready(tp_system *sys, tp_actor *a);
 // Runs the test system's actors on this thread until done(arg), moving
 // the clock to the next timer whenever none is ready: what a call that
-// would wait for actors does instead. The steps run, or TP_ETIMEDOUT when
-// nothing is left to run and no timer is set, or after max_steps.
+// would wait for actors does instead. Gives up with TP_ETIMEDOUT once
+// `timeout_ms` of virtual time passed (the clock is then at that
+// deadline; -1: no limit), when nothing is left to run and no timer is
+// set, or after TP__TEST_DRIVE_MAX steps; else returns the steps run.
 long tp__test_drive(tp_system *sys, bool (*done)(void *), void *arg,
-                    long max_steps);
-#define TP__TEST_DRIVE_MAX 100000000L
+                    int timeout_ms);
+#define TP__TEST_DRIVE_MAX 1000000L
 bool tp__test_crashes(tp_actor *a, const tp__msg *m);
 bool tp__test_init_fails(tp_system *sys, const tp_behaviour *b);
 int tp__test_intercept(tp_actor *self, tp_pid to, tp__msg *m);
+// `a`, marked with faults, exits: they end with it.
+void tp__test_forget(tp_actor *a);
+
+// ---- hot code upgrade (upgrade.c) --------------------------------------
+
+// Applies an upgrade's phase `m` (TP__MSG_UPGRADE) to `a`, in its
+// activation, and retires `m`: 0, or TP__HOLD when `a` is to park.
+int tp__upgrade_handle(tp_actor *a, tp__msg *m);
+#define TP__HOLD (INT_MIN + 1) // beside actor.c's CONTINUE, never a reason
+// `a`'s activation parked it (finish): the upgrade may go on.
+void tp__upgrade_parked(tp_actor *a);
+// The change `a` made crashed it (its activation's jump).
+void tp__upgrade_crashed(tp_actor *a);
+// An upgrade's phase freed unhandled: its actor is gone.
+void tp__upgrade_msg_gone(tp__msg *m);
+// The state `a`'s callbacks see: tp__state, or the block an upgrade
+// moved it to.
+void *tp__user_state(tp_actor *a);
+void tp__shims_free(tp_system *sys);
 
 // ---- tracing (trace.c) -------------------------------------------------
 // Each records an event of traced actor `a` (tp__traced said so), on the

@@ -117,6 +117,8 @@ tp__bury(tp_actor *a, int reason)
         a->system->up->sock_owner_died(a);
     if (marks & TP__MARK_TRACED)
         tp__trace_exit(a, reason);
+    if (marks & TP__MARK_FAULT)
+        tp__test_forget(a);
     tp__unmute_all(a);
     tp__unlist(a);
     tp__drain(a, true, reason);

@@ -104,7 +104,8 @@ release_hook(int which, tp__msg *m)
 }
 
 #define UPPER_FLAGS                                                           \
-    (TP__MSG_INFO_REQ | TP__MSG_SOCK_DATA | TP__MSG_SOCK_START | TP__MSG_TIMER)
+    (TP__MSG_INFO_REQ | TP__MSG_SOCK_DATA | TP__MSG_SOCK_START |              \
+     TP__MSG_TIMER | TP__MSG_UPGRADE_REQ)
 
 // Lets the upper subsystems release what `m` holds of theirs.
 static void
@@ -117,6 +118,10 @@ release_upper(tp__msg *m)
     if (m->flags & TP__MSG_TIMER) {
         m->flags &= (uint16_t)~TP__MSG_TIMER;
         release_hook(TP__REL_TIMER, m);
+    }
+    if (m->flags & TP__MSG_UPGRADE_REQ) {
+        m->flags &= (uint16_t)~TP__MSG_UPGRADE_REQ;
+        tp__upgrade_msg_gone(m);
     }
 }
 

@@ -238,6 +238,8 @@ system_free(tp_system *sys)
     pthread_mutex_destroy(&sys->ded_lock);
     pthread_mutex_destroy(&sys->wait_rows_lock);
     pthread_mutex_destroy(&sys->trace_lock);
+    pthread_mutex_destroy(&sys->upgrade_lock);
+    pthread_mutex_destroy(&sys->shim_lock);
     pthread_cond_destroy(&sys->trace_cond);
     free(sys->wait_shared);
     tp__rec_depot_free(sys);
@@ -253,10 +255,11 @@ static int
 locks_init(tp_system *sys)
 {
     pthread_mutex_t *mx[] = {
-        &sys->inject_lock,    &sys->idle_lock, &sys->limbo_lock,
-        &sys->slot_lock,      &sys->reg_lock,  &sys->wait_lock,
-        &sys->io_init_lock,   &sys->ded_lock,  &sys->rec_lock,
-        &sys->wait_rows_lock, &sys->trace_lock};
+        &sys->inject_lock,    &sys->idle_lock,  &sys->limbo_lock,
+        &sys->slot_lock,      &sys->reg_lock,   &sys->wait_lock,
+        &sys->io_init_lock,   &sys->ded_lock,   &sys->rec_lock,
+        &sys->wait_rows_lock, &sys->trace_lock, &sys->upgrade_lock,
+        &sys->shim_lock};
     size_t n = 0;
     int rc = 0;
     while (rc == 0 && n < sizeof mx / sizeof mx[0])
@@ -371,13 +374,13 @@ tp_system_start(tp_system *sys)
         return TP_EPERM;
     if (sys->started)
         return TP_EEXIST;
-    if (sys->test != NULL) // its test's thread runs it
-        return 0;
     if (sys->cfg.catch_faults && !sys->faults_installed) {
         if (tp__faults_install() != 0)
             return TP_EINVAL;
         sys->faults_installed = true;
     }
+    if (sys->test != NULL) // its test's thread runs it
+        return 0;
     // Set before the workers exist, so they read it without a race
     // (tp__actor_free does); reset if starting fails.
     sys->started = 1;
@@ -407,7 +410,7 @@ tp_system_wait(tp_system *sys, int timeout_ms)
     if (tp__self.actor != NULL || tp__self.worker != NULL)
         return TP_EPERM;
     if (sys->test != NULL) // runs the actors here, in virtual time
-        return tp__test_drive(sys, wait_over, sys, TP__TEST_DRIVE_MAX) < 0
+        return tp__test_drive(sys, wait_over, sys, timeout_ms) < 0
                    ? TP_ETIMEDOUT
                    : 0;
     struct timespec dl;
@@ -486,7 +489,8 @@ tp_system_destroy(tp_system **psys)
             tp__actor_shutdown(a);
     }
     tp__limbo_reclaim_all(sys);
-    tp__test_free(sys); // after the messages it held
+    tp__test_free(sys);  // after the messages it held
+    tp__shims_free(sys); // after every actor that ran one
     tp__groups_free(sys);
     tp__remote_free(sys);
     tp__node_free(sys); // after every actor that could still send out

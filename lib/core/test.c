@@ -200,6 +200,17 @@ tp_test_run(tp_system *sys, long max_steps)
     return n;
 }
 
+uint64_t
+tp_test_random(tp_system *sys)
+{
+    if (sys == NULL || sys->test == NULL)
+        return 0;
+    pthread_mutex_lock(&sys->test->lock);
+    uint64_t r = draw(sys->test);
+    pthread_mutex_unlock(&sys->test->lock);
+    return r;
+}
+
 int64_t
 tp_now_ms(tp_system *sys)
 {
@@ -247,10 +258,12 @@ tp_test_next_timer_ms(tp_system *sys)
 }
 
 // Steps until done(arg); moves the clock to the next timer whenever no
-// actor is ready. Returns the steps run, or TP_ETIMEDOUT after max_steps
-// or when nothing is left to run and no timer is set.
-long
-tp__test_drive(tp_system *sys, bool (*done)(void *), void *arg, long max_steps)
+// actor is ready. Returns the steps run, or TP_ETIMEDOUT after max_steps,
+// when nothing is left to run and no timer is set, or when the next timer
+// is past `until_ns` (-1: none), the clock then moved to it.
+static long
+drive(tp_system *sys, bool (*done)(void *), void *arg, long max_steps,
+      int64_t until_ns)
 {
     long n = 0;
     while (!done(arg)) {
@@ -261,11 +274,23 @@ tp__test_drive(tp_system *sys, bool (*done)(void *), void *arg, long max_steps)
             continue;
         }
         int64_t due = sys->up->timers_next_due(sys);
-        if (due < 0)
+        if (due < 0 || (until_ns >= 0 && due > until_ns)) {
+            if (until_ns >= 0)
+                advance_to(sys, until_ns);
             return TP_ETIMEDOUT;
+        }
         advance_to(sys, due);
     }
     return n;
+}
+
+long
+tp__test_drive(tp_system *sys, bool (*done)(void *), void *arg, int timeout_ms)
+{
+    int64_t until = timeout_ms < 0
+                        ? -1
+                        : sys->test->now_ns + (int64_t)timeout_ms * 1000000;
+    return drive(sys, done, arg, TP__TEST_DRIVE_MAX, until);
 }
 
 long
@@ -275,7 +300,7 @@ tp_test_run_until(tp_system *sys, bool (*pred)(void *arg), void *arg,
     int rc = check(sys);
     if (rc != 0 || pred == NULL || max_steps < 0)
         return rc != 0 ? rc : TP_EINVAL;
-    return tp__test_drive(sys, pred, arg, max_steps);
+    return drive(sys, pred, arg, max_steps, -1);
 }
 
 // ---- faults ----------------------------------------------------------------
@@ -388,7 +413,8 @@ tp_test_release(tp_system *sys, tp_pid from, tp_pid to)
         memmove(&t->held[i], &t->held[i + 1],
                 (t->nheld - i - 1) * sizeof *t->held);
         t->nheld--;
-        if (tp__deliver(sys, NULL, to, h.m) != 0) {
+        // Past a full mailbox: the sender was told it was sent.
+        if (tp__deliver_force(sys, to, h.m) != 0) {
             tp__msg_free(h.m);
             // relaxed: a statistic.
             atomic_fetch_add_explicit(&sys->dead_letters, 1,
@@ -417,6 +443,19 @@ tp__test_crashes(tp_actor *a, const tp__msg *m)
         }
     }
     return false;
+}
+
+void
+tp__test_forget(tp_actor *a)
+{
+    tp__test *t = a->system->test;
+    if (t == NULL)
+        return;
+    for (size_t i = 0; i < t->nfaults;)
+        if (t->faults[i].kind != F_INIT && tp_pid_eq(t->faults[i].pid, a->pid))
+            drop_fault(t, i);
+        else
+            i++;
 }
 
 // Whether the spawn of `b` is to fail as if its init crashed.
@@ -449,6 +488,12 @@ tp__test_intercept(tp_actor *self, tp_pid to, tp__msg *m)
         if ((f->kind != F_DROP && f->kind != F_HOLD) ||
             !tp_pid_eq(f->pid, self->pid) || !tp_pid_eq(f->to, to))
             continue;
+        // A receiver gone ends the drop or hold: the send fails as usual.
+        // (On this thread, the one running actors, a lookup is safe.)
+        if (tp__actor_lookup(sys, to) == NULL) {
+            drop_fault(t, i);
+            return 0;
+        }
         if (f->kind == F_DROP) {
             if (--f->n == 0)
                 drop_fault(t, i);

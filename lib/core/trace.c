@@ -135,6 +135,25 @@ put(tp_trace *t, tp_actor *a, tp_trace_event *ev, int64_t now, bool always)
     }
 }
 
+// What a trace must follow to record an event of `kind`.
+static unsigned
+what_of(tp_trace_kind kind)
+{
+    switch (kind) {
+    case TP_TEV_RECEIVED:
+        return TP_TRACE_RECEIVED;
+    case TP_TEV_SENT:
+        return TP_TRACE_SENT;
+    case TP_TEV_SIGNAL:
+        return TP_TRACE_SIGNALS;
+    case TP_TEV_SPAWN:
+    case TP_TEV_EXIT:
+        return TP_TRACE_LIFE;
+    default:
+        return TP_TRACE_STATE;
+    }
+}
+
 static void
 record(tp_actor *a, tp_trace_event *ev)
 {
@@ -142,7 +161,9 @@ record(tp_actor *a, tp_trace_event *ev)
     tp_trace *t = begin(a, now);
     if (t == NULL)
         return;
-    put(t, a, ev, now, false);
+    // The marks may still carry an ended trace's kinds: this one decides.
+    if (t->what & what_of(ev->kind))
+        put(t, a, ev, now, false);
     pthread_mutex_unlock(&a->system->trace_lock);
 }
 
@@ -260,6 +281,11 @@ static int
 list(tp_trace *t, tp_actor *a)
 {
     tp_system *sys = t->sys;
+    // Traces past their time end now, not at their next event or read:
+    // they hold neither the actor nor a place.
+    for (unsigned i = 0; i < TP_TRACE_MAX; i++)
+        if (sys->traces[i] != NULL && t->start_ns >= sys->traces[i]->end_ns)
+            finish(sys->traces[i], TP_TRACE_END_TIME);
     if (find(sys, t->pid) != NULL)
         return TP_EEXIST;
     unsigned i = 0;
@@ -269,8 +295,10 @@ list(tp_trace *t, tp_actor *a)
         return TP_EAGAIN;
     sys->traces[i] = t;
     t->slot = i + 1;
-    // seq_cst, both: pairs with tp__bury's store of `dead` and load of
-    // the marks.
+    // An ended trace's kinds may still be marked: this trace's replace
+    // them. seq_cst, both: pairs with tp__bury's store of `dead` and load
+    // of the marks.
+    clear_marks(a);
     atomic_fetch_or_explicit(&a->marks,
                              (uint8_t)(t->what << TP__MARK_TRACE_SHIFT),
                              memory_order_seq_cst);
@@ -362,7 +390,9 @@ tp_trace_read(tp_trace *t, tp_trace_event *out, size_t max, int timeout_ms)
         struct timespec dl = at(until < t->end_ns ? until : t->end_ns);
         t->waiting++;
         pthread_cond_timedwait(&sys->trace_cond, &sys->trace_lock, &dl);
-        t->waiting--;
+        // A tp_trace_stop waits for the readers to leave before it frees.
+        if (--t->waiting == 0 && t->end != TP_TRACE_RUNNING)
+            pthread_cond_broadcast(&sys->trace_cond);
     }
     pthread_mutex_unlock(&sys->trace_lock);
     return n;
@@ -390,7 +420,9 @@ tp_trace_stop(tp_trace **pt)
         return;
     tp_trace *t = *pt;
     pthread_mutex_lock(&t->sys->trace_lock);
-    finish(t, TP_TRACE_END_STOPPED);
+    finish(t, TP_TRACE_END_STOPPED); // wakes a reader waiting in a read
+    while (t->waiting > 0)
+        pthread_cond_wait(&t->sys->trace_cond, &t->sys->trace_lock);
     pthread_mutex_unlock(&t->sys->trace_lock);
     free(t);
     *pt = NULL;

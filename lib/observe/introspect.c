@@ -402,6 +402,18 @@ tp__info_drop(tp__info *r)
     info_put(r);
 }
 
+// Whether the question was answered or its actor died (a test system's
+// drive asks).
+static bool
+detail_settled(void *arg)
+{
+    tp__info *r = arg;
+    pthread_mutex_lock(&r->lock);
+    bool done = r->answered || r->gone;
+    pthread_mutex_unlock(&r->lock);
+    return done;
+}
+
 int
 tp_actor_detail_get(tp_system *sys, tp_pid pid, int timeout_ms,
                     tp_actor_detail *out)
@@ -414,9 +426,11 @@ tp_actor_detail_get(tp_system *sys, tp_pid pid, int timeout_ms,
     tp__info *r = tp__info_ask(sys, pid, NULL, NULL, &rc);
     if (r == NULL)
         return rc;
+    if (sys->test != NULL) // a test system: its actors run here meanwhile
+        tp__test_drive(sys, detail_settled, r, timeout_ms);
     struct timespec dl;
     if (timeout_ms >= 0)
-        tp__deadline(&dl, timeout_ms);
+        tp__deadline(&dl, sys->test != NULL ? 0 : timeout_ms);
     pthread_mutex_lock(&r->lock);
     while (!r->answered && !r->gone) {
         if (timeout_ms < 0)

@@ -314,9 +314,9 @@ tp_call(tp_system *sys, tp_pid to, uint32_t tag, const void *data, size_t size,
         // A test system: its actors run here until the answer comes. One
         // that cannot come (nothing left to run, no timer) ends the proxy,
         // whose terminate lets us go.
-        if (tp__test_drive(sys, call_done, &c, TP__TEST_DRIVE_MAX) < 0) {
+        if (tp__test_drive(sys, call_done, &c, timeout_ms) < 0) {
             tp_system_exit(sys, proxy, TP_REASON_KILL);
-            tp__test_drive(sys, call_done, &c, TP__TEST_DRIVE_MAX);
+            tp__test_drive(sys, call_done, &c, -1);
             c.rc = TP_ETIMEDOUT;
         }
         rc = c.rc;

@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: MIT
+// Hot code upgrade: every live actor running a behaviour switches to a new
+// one, keeping its pid, name, mailbox, links, monitors and timers, with
+// its state converted by a code change, between two of its messages; all
+// of them or none.
+//
+// tp_upgrade works in two phases. First each actor, between two of its
+// messages, builds its new state from the old (the change below) and is
+// then held: it handles nothing more, its messages queue in its mailbox.
+// Once every actor has done so, each installs its new code and state and
+// goes on with its mailbox, in order. If any change fails, or an actor's
+// change does not come within the timeout, each actor keeps, or gets back,
+// its old code and state, and nothing was lost: a held actor had handled
+// nothing since it built the state it now drops.
+//
+// What a change may do, so that a rollback is possible: read the old
+// state and copy from it, pointers included; it must not modify the old
+// state nor free anything it owns. Once the upgrade commits, the new state
+// owns what such pointers point to, and the old state is dropped without
+// its behaviour's terminate; once it rolls back, the new state is freed
+// with free() alone and the old one goes on.
+#ifndef TROUPE_UPGRADE_H
+#define TROUPE_UPGRADE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "actor.h"
+#include "system.h"
+
+typedef struct tp_code_change {
+    const tp_behaviour *from; // the running behaviour
+    const tp_behaviour *to;   // what its actors run from now on
+    // Builds the new state, to->state_size bytes already zeroed, from the
+    // old one (from->state_size bytes), on the actor's own thread between
+    // two of its messages; `ctx` is the actor's. Returns 0, or a negative
+    // TP_E* code, which rolls the whole upgrade back. NULL copies the old
+    // state's bytes (as many as both sizes allow).
+    int (*change)(tp_ctx *ctx, const void *old_state, void *new_state,
+                  void *arg);
+    void *arg;
+} tp_code_change;
+
+typedef struct tp_upgrade_report {
+    uint32_t actors;      // actors switched; after a rollback, those held
+    int failed;           // 0, or why it rolled back: the first change's
+                          // code, TP_ECRASH for a change that crashed its
+                          // actor, TP_ETIMEDOUT
+    tp_pid failed_pid;    // whose change failed, or nil
+    uint32_t gone;        // actors that exited before their turn
+    int64_t pause_p50_us; // how long an actor was held: median and longest
+    int64_t pause_max_us;
+} tp_upgrade_report;
+
+// Switches every live local actor whose behaviour is one of the `n`
+// changes' `from` to its `to`. A `to` whose state is larger than its
+// `from`'s keeps its state in a block of its own (from->state_size must
+// then be at least a pointer's size); tp_ctx_behaviour then returns a
+// behaviour named as `to` but not `to` itself. Outside actors, on a thread
+// that may block (a test system runs its actors meanwhile). Returns 0 when
+// every actor switched, with `out` (may be NULL) filled; the code of the
+// failure when it rolled back (out->failed); TP_EINVAL for bad changes (a
+// `from` twice, NULL behaviours, a `to` without handle, a state that would
+// need a block of its own but whose `from` holds less than a pointer);
+// TP_EPERM from an actor; TP_ENOMEM.
+//
+// State machines (statem.h) cannot be upgraded this way yet: their data
+// holds the old spec. Continuations (tp_request_then) set before the
+// upgrade, and timers' data, keep pointing where the old code put them.
+TP_API int tp_upgrade(tp_system *sys, const tp_code_change *changes, size_t n,
+                      int timeout_ms, tp_upgrade_report *out);
+
+// How many live local actors run `b`, directly or as the `to` of an
+// upgrade: 0 once a module's behaviours can be unloaded (as far as actors
+// go: supervisors' child specs and continuations may still point into
+// it). Any thread.
+TP_API size_t tp_behaviour_users(tp_system *sys, const tp_behaviour *b);
+
+#endif

@@ -1,0 +1,614 @@
+// SPDX-License-Identifier: MIT
+// Hot code upgrade (troupe/upgrade.h), in two phases run by the caller.
+//
+// Prepare: each actor of a `from` gets a system-lane message. Its
+// activation builds the new state (the change) and, when that worked,
+// marks itself held and ends; finish() parks it with one hold left in its
+// count, so no send schedules it, and only then tells the upgrade. End:
+// once every actor has parked (or failed, or was gone), the caller sends
+// each parked actor the verdict and schedules it itself, which the hold
+// makes safe: nobody else can. Its activation installs the new code and
+// state, or drops the new state, and goes on with its mailbox.
+//
+// The actor record keeps its layout: what follows the state is found from
+// the behaviour's state_size, so an actor's behaviour may only change to
+// one with the same state_size. A `to` of another size runs through a
+// shim, a copy of `to` with the original size: a smaller state is stored
+// in the original place, a larger one in a block of its own whose address
+// the original place holds (the shim's callbacks follow it). Shims live
+// until the system goes.
+#include "core/actor.h"
+
+#include <stdalign.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { PH_PREPARE = 1, PH_END = 2 };
+enum { S_WAITING, S_HOLDING, S_HELD, S_FAILED, S_GONE, S_DONE };
+
+typedef struct tp__shim {
+    tp_behaviour b; // first: actors point to it
+    const tp_behaviour *to;
+    bool outline;
+    struct tp__shim *next;
+} tp__shim;
+
+// A state kept out of the record: the record's state holds its address.
+typedef struct outline {
+    const tp_behaviour *to;
+    alignas(max_align_t) unsigned char state[];
+} outline;
+
+typedef struct slot {
+    struct tp__upgrade *u;
+    tp_pid pid;
+    tp_actor *a; // once held: valid until it is let go
+    const tp_code_change *ch;
+    void *fresh;           // the new state (in `block` when outline)
+    outline *block;        // the new state's block, or NULL
+    const tp_behaviour *b; // what the actor runs once committed
+    int state, rc;
+    int64_t held_ns, pause_ns;
+} slot;
+
+typedef struct tp__upgrade {
+    tp_system *sys;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    slot *slots;
+    size_t n;
+    size_t decided; // slots held, failed or gone (prepare)
+    size_t acked;   // verdicts applied (end)
+    bool over;      // prepare is over: late changes are dropped
+    bool commit;
+    unsigned refs; // the caller, and each phase message not yet done
+} tp__upgrade;
+
+// ---- shims -------------------------------------------------------------
+
+static outline *
+block_of(void *state)
+{
+    outline *o;
+    memcpy(&o, state, sizeof o);
+    return o;
+}
+
+static int
+outline_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    outline *o = block_of(state);
+    return o->to->handle(ctx, o->state, msg);
+}
+
+static void
+outline_terminate(tp_ctx *ctx, void *state, int reason)
+{
+    outline *o = block_of(state);
+    if (o->to->terminate != NULL)
+        o->to->terminate(ctx, o->state, reason);
+    free(o);
+}
+
+static void
+outline_terminate_free(tp_ctx *ctx, void *state, int reason)
+{
+    (void)ctx;
+    (void)reason;
+    free(block_of(state));
+}
+
+static int
+outline_describe(const void *state, char *buf, size_t size)
+{
+    outline *o = block_of((void *)state);
+    return o->to->describe(o->state, buf, size);
+}
+
+void *
+tp__user_state(tp_actor *a)
+{
+    void *s = tp__state(a);
+    return a->behaviour->handle == outline_handle ? block_of(s)->state : s;
+}
+
+// The shim running `to` in a record whose state holds `size` bytes; NULL
+// when out of memory.
+static const tp_behaviour *
+shim_get(tp_system *sys, const tp_behaviour *to, size_t size, bool own)
+{
+    pthread_mutex_lock(&sys->shim_lock);
+    tp__shim *s = sys->shims;
+    while (s != NULL &&
+           !(s->to == to && s->b.state_size == size && s->outline == own))
+        s = s->next;
+    if (s == NULL && (s = calloc(1, sizeof *s)) != NULL) {
+        s->b = *to;
+        s->b.state_size = size;
+        s->b.init = NULL; // never spawned: actors switch to it
+        if (own) {
+            s->b.handle = outline_handle;
+            s->b.terminate = to->terminate != NULL ? outline_terminate
+                                                   : outline_terminate_free;
+            s->b.describe = to->describe != NULL ? outline_describe : NULL;
+        }
+        s->to = to;
+        s->outline = own;
+        s->next = sys->shims;
+        sys->shims = s;
+    }
+    pthread_mutex_unlock(&sys->shim_lock);
+    return s != NULL ? &s->b : NULL;
+}
+
+// What behaviour `b` runs: itself, or a shim's `to`.
+static const tp_behaviour *
+target_of(tp_system *sys, const tp_behaviour *b)
+{
+    pthread_mutex_lock(&sys->shim_lock);
+    for (const tp__shim *s = sys->shims; s != NULL; s = s->next)
+        if (&s->b == b) {
+            b = s->to;
+            break;
+        }
+    pthread_mutex_unlock(&sys->shim_lock);
+    return b;
+}
+
+void
+tp__shims_free(tp_system *sys)
+{
+    while (sys->shims != NULL) {
+        tp__shim *s = sys->shims;
+        sys->shims = s->next;
+        free(s);
+    }
+}
+
+// ---- the upgrade's record ----------------------------------------------
+
+static void
+unref_locked(tp__upgrade *u)
+{
+    bool last = --u->refs == 0;
+    pthread_mutex_unlock(&u->lock);
+    if (last) {
+        pthread_mutex_destroy(&u->lock);
+        pthread_cond_destroy(&u->cond);
+        free(u->slots);
+        free(u);
+    }
+}
+
+// Decides slot `s`; lock held.
+static void
+decide(tp__upgrade *u, slot *s, int state, int rc)
+{
+    s->state = state;
+    s->rc = rc;
+    u->decided++;
+    pthread_cond_broadcast(&u->cond);
+}
+
+static void
+decide_gone(tp__upgrade *u, slot *s)
+{
+    decide(u, s, S_GONE, 0);
+}
+
+// Sends slot i's actor an upgrade's phase: by pid to prepare (when it is
+// gone, or out of memory, the message's release decides the slot), to
+// its record once it is held (a held actor cannot exit, and the hold in
+// its count keeps this push from scheduling it: the caller does).
+static void
+post(tp__upgrade *u, size_t i, int phase, tp_actor *held)
+{
+    tp__msg *m = tp__msg_new_sys(u->sys, TP__MSG_UPGRADE, TP_PID_NIL);
+    pthread_mutex_lock(&u->lock);
+    if (m == NULL) {
+        if (phase == PH_PREPARE && !u->over)
+            decide_gone(u, &u->slots[i]);
+        pthread_mutex_unlock(&u->lock);
+        return;
+    }
+    u->refs++;
+    pthread_mutex_unlock(&u->lock);
+    m->aux = u;
+    m->pub.ref = i;
+    m->pub.tag = (uint32_t)phase;
+    if (held != NULL) {
+        tp__push_system(held, m);
+        tp__sched_schedule(u->sys, held);
+        return;
+    }
+    m->flags |= TP__MSG_UPGRADE_REQ;
+    if (tp__push_sys(u->sys, u->slots[i].pid, m) != 0)
+        tp__msg_free(m); // its release decides the slot: gone
+}
+
+void
+tp__upgrade_msg_gone(tp__msg *m)
+{
+    tp__upgrade *u = m->aux;
+    slot *s = &u->slots[m->pub.ref];
+    pthread_mutex_lock(&u->lock);
+    if (s->state == S_WAITING && !u->over)
+        decide_gone(u, s);
+    unref_locked(u);
+}
+
+// ---- on the actor's thread ---------------------------------------------
+
+static void
+drop_fresh(slot *s)
+{
+    free(s->block != NULL ? (void *)s->block : s->fresh);
+    s->fresh = NULL;
+    s->block = NULL;
+}
+
+// Builds s's new state from a's; 0 or a code. Sets s->b, s->fresh and
+// s->block.
+static int
+prepare(tp__upgrade *u, tp_actor *a, slot *s)
+{
+    const tp_behaviour *to = s->ch->to;
+    size_t room = a->behaviour->state_size; // the record's
+    bool own = to->state_size > room;       // a block of its own
+    if (own && room < sizeof(void *))
+        return TP_EINVAL;
+    s->b = to->state_size == room ? to : shim_get(u->sys, to, room, own);
+    if (s->b == NULL)
+        return TP_ENOMEM;
+    if (own) {
+        s->block = calloc(1, sizeof(outline) + to->state_size);
+        if (s->block == NULL)
+            return TP_ENOMEM;
+        s->block->to = to;
+        s->fresh = s->block->state;
+    } else if ((s->fresh = calloc(1, to->state_size ? to->state_size : 1)) ==
+               NULL) {
+        return TP_ENOMEM;
+    }
+    void *old = tp__user_state(a);
+    size_t old_size = target_of(u->sys, a->behaviour)->state_size;
+    if (s->ch->change == NULL) {
+        if (old != NULL)
+            memcpy(s->fresh, old,
+                   old_size < to->state_size ? old_size : to->state_size);
+        return 0;
+    }
+    tp__self.upgrading = s;
+    int rc = s->ch->change((tp_ctx *)a, old, s->fresh, s->ch->arg);
+    tp__self.upgrading = NULL;
+    return rc;
+}
+
+// Installs s's new code and state in a.
+static void
+install(tp_actor *a, slot *s)
+{
+    void *place = tp__state(a);
+    size_t room = a->behaviour->state_size;
+    outline *old_block =
+        a->behaviour->handle == outline_handle ? block_of(place) : NULL;
+    if (s->block != NULL) {
+        memcpy(place, &s->block, sizeof s->block);
+    } else {
+        if (room > 0) {
+            memset(place, 0, room);
+            memcpy(place, s->fresh, s->ch->to->state_size);
+        }
+        free(s->fresh);
+    }
+    s->fresh = NULL;
+    s->block = NULL;
+    free(old_block); // the old state's own block, dropped as documented
+    a->behaviour = s->b;
+}
+
+int
+tp__upgrade_handle(tp_actor *a, tp__msg *m)
+{
+    tp__upgrade *u = m->aux;
+    slot *s = &u->slots[m->pub.ref];
+    int phase = (int)m->pub.tag;
+    // Handled, not gone; retired now, as a change may crash the actor.
+    m->flags &= (uint16_t)~TP__MSG_UPGRADE_REQ;
+    tp__msg_retire(m);
+    if (phase == PH_END) {
+        pthread_mutex_lock(&u->lock);
+        bool commit = u->commit && s->state == S_HELD;
+        pthread_mutex_unlock(&u->lock);
+        // relaxed: only this actor's activations read it.
+        atomic_fetch_and_explicit(&a->marks, (uint8_t)~TP__MARK_HELD,
+                                  memory_order_relaxed);
+        if (commit)
+            install(a, s);
+        else
+            drop_fresh(s);
+        pthread_mutex_lock(&u->lock);
+        s->pause_ns = tp__now_ns() - s->held_ns;
+        s->state = S_DONE;
+        u->acked++;
+        pthread_cond_broadcast(&u->cond);
+        unref_locked(u);
+        return 0;
+    }
+    pthread_mutex_lock(&u->lock);
+    bool skip = u->over || target_of(u->sys, a->behaviour) != s->ch->from;
+    if (skip && !u->over)
+        decide_gone(u, s); // it runs something else by now
+    pthread_mutex_unlock(&u->lock);
+    if (skip) {
+        pthread_mutex_lock(&u->lock);
+        unref_locked(u);
+        return 0;
+    }
+    int rc = prepare(u, a, s);
+    pthread_mutex_lock(&u->lock);
+    if (rc != 0 || u->over) {
+        drop_fresh(s);
+        if (!u->over)
+            decide(u, s, S_FAILED, rc);
+        unref_locked(u);
+        return 0; // the old code goes on
+    }
+    s->state = S_HOLDING;
+    s->a = a;
+    unref_locked(u);
+    // relaxed: read by this activation's finish, on this thread.
+    atomic_fetch_or_explicit(&a->marks, TP__MARK_HELD, memory_order_relaxed);
+    tp__self.parking = s;
+    return TP__HOLD;
+}
+
+void
+tp__upgrade_parked(tp_actor *a)
+{
+    slot *s = tp__self.parking;
+    tp__self.parking = NULL;
+    tp__upgrade *u = s->u;
+    pthread_mutex_lock(&u->lock);
+    s->held_ns = tp__now_ns();
+    if (!u->over) {
+        decide(u, s, S_HELD, 0);
+        pthread_mutex_unlock(&u->lock);
+        return;
+    }
+    pthread_mutex_unlock(&u->lock);
+    // Prepare ended while we held: let ourselves go, with the old code.
+    post(u, (size_t)(s - u->slots), PH_END, a);
+}
+
+void
+tp__upgrade_crashed(tp_actor *a)
+{
+    (void)a;
+    slot *s = tp__self.upgrading;
+    tp__self.upgrading = NULL;
+    tp__upgrade *u = s->u;
+    pthread_mutex_lock(&u->lock);
+    drop_fresh(s);
+    if (!u->over)
+        decide(u, s, S_FAILED, TP_ECRASH);
+    unref_locked(u); // the prepare message's
+}
+
+// ---- the caller --------------------------------------------------------
+
+typedef struct collect {
+    const tp_code_change *ch;
+    size_t nch;
+    slot *slots;
+    size_t n, cap;
+    bool nomem;
+} collect;
+
+static bool
+collect_one(tp_actor *a, void *arg)
+{
+    collect *c = arg;
+    // relaxed: a dying actor's message is freed unhandled, which counts
+    // it as gone.
+    if (atomic_load_explicit(&a->dead, memory_order_relaxed))
+        return true;
+    const tp_behaviour *b = target_of(a->system, a->behaviour);
+    for (size_t k = 0; k < c->nch; k++) {
+        if (c->ch[k].from != b)
+            continue;
+        if (c->n == c->cap) {
+            size_t cap = c->cap ? c->cap * 2 : 64;
+            slot *g = realloc(c->slots, cap * sizeof *g);
+            if (g == NULL) {
+                c->nomem = true;
+                return false;
+            }
+            c->slots = g;
+            c->cap = cap;
+        }
+        c->slots[c->n++] = (slot){.pid = a->pid, .ch = &c->ch[k]};
+        break;
+    }
+    return true;
+}
+
+static bool
+all_decided(void *arg)
+{
+    tp__upgrade *u = arg;
+    pthread_mutex_lock(&u->lock);
+    bool done = u->decided == u->n;
+    pthread_mutex_unlock(&u->lock);
+    return done;
+}
+
+static bool
+all_acked(void *arg)
+{
+    tp__upgrade *u = arg;
+    pthread_mutex_lock(&u->lock);
+    size_t held = 0;
+    for (size_t i = 0; i < u->n; i++)
+        held += u->slots[i].state == S_HELD;
+    bool done = held == 0;
+    pthread_mutex_unlock(&u->lock);
+    return done;
+}
+
+// Waits until done(u), until `deadline_ns` (-1: none): on a test system,
+// running its actors. Returns whether done.
+static bool
+await(tp__upgrade *u, bool (*done)(void *), int64_t deadline_ns)
+{
+    if (u->sys->test != NULL) // in virtual time; the deadline is real
+        return tp__test_drive(u->sys, done, u,
+                              deadline_ns < 0 ? -1 : 3600000) >= 0;
+    pthread_mutex_lock(&u->lock);
+    pthread_mutex_unlock(&u->lock);
+    while (!done(u)) {
+        pthread_mutex_lock(&u->lock);
+        struct timespec dl;
+        int64_t now = tp__now_ns();
+        if (deadline_ns >= 0 && now >= deadline_ns) {
+            pthread_mutex_unlock(&u->lock);
+            return done(u);
+        }
+        int64_t until = deadline_ns >= 0 && deadline_ns - now < 50000000
+                            ? deadline_ns
+                            : now + 50000000; // looks again every 50 ms
+        dl.tv_sec = until / 1000000000;
+        dl.tv_nsec = until % 1000000000;
+        pthread_cond_timedwait(&u->cond, &u->lock, &dl);
+        pthread_mutex_unlock(&u->lock);
+    }
+    return true;
+}
+
+static int
+cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int
+check_changes(const tp_code_change *ch, size_t n)
+{
+    if (ch == NULL || n == 0)
+        return TP_EINVAL;
+    for (size_t k = 0; k < n; k++) {
+        if (ch[k].from == NULL || ch[k].to == NULL ||
+            ch[k].to->handle == NULL || ch[k].to->state_size > (1u << 30))
+            return TP_EINVAL;
+        for (size_t j = 0; j < k; j++)
+            if (ch[j].from == ch[k].from)
+                return TP_EINVAL;
+    }
+    return 0;
+}
+
+int
+tp_upgrade(tp_system *sys, const tp_code_change *changes, size_t n,
+           int timeout_ms, tp_upgrade_report *out)
+{
+    if (sys == NULL || timeout_ms < -1 || check_changes(changes, n) != 0)
+        return TP_EINVAL;
+    if (tp__self.actor != NULL || tp__self.worker != NULL)
+        return TP_EPERM;
+    tp__upgrade *u = calloc(1, sizeof *u);
+    if (u == NULL)
+        return TP_ENOMEM;
+    if (pthread_mutex_init(&u->lock, NULL) != 0 ||
+        tp__cond_init(&u->cond) != 0) {
+        free(u);
+        return TP_ENOMEM;
+    }
+    u->sys = sys;
+    u->refs = 1;
+    pthread_mutex_lock(&sys->upgrade_lock);
+    collect c = {.ch = changes, .nch = n};
+    tp__actor_each(sys, collect_one, &c);
+    u->slots = c.slots;
+    u->n = c.n;
+    int rc = c.nomem ? TP_ENOMEM : 0;
+    int64_t deadline =
+        timeout_ms < 0 ? -1 : tp__now_ns() + (int64_t)timeout_ms * 1000000;
+    for (size_t i = 0; rc == 0 && i < u->n; i++)
+        u->slots[i].u = u;
+    for (size_t i = 0; rc == 0 && i < u->n; i++)
+        post(u, i, PH_PREPARE, NULL);
+    bool prepared = rc == 0 && await(u, all_decided, deadline);
+    // The verdict: every actor held, or gone.
+    pthread_mutex_lock(&u->lock);
+    u->over = true;
+    tp_upgrade_report r = {0};
+    u->commit = rc == 0 && prepared;
+    for (size_t i = 0; i < u->n; i++) {
+        slot *s = &u->slots[i];
+        if (s->state == S_FAILED) {
+            u->commit = false;
+            if (r.failed == 0) {
+                r.failed = s->rc;
+                r.failed_pid = s->pid;
+            }
+        }
+        r.gone += s->state == S_GONE;
+    }
+    if (rc == 0 && !prepared && r.failed == 0)
+        r.failed = TP_ETIMEDOUT;
+    pthread_mutex_unlock(&u->lock);
+    // Let the held ones go, each with the verdict.
+    for (size_t i = 0; i < u->n; i++)
+        if (u->slots[i].state == S_HELD)
+            post(u, i, PH_END, u->slots[i].a);
+    await(u, all_acked, -1);
+    pthread_mutex_lock(&u->lock);
+    int64_t *pause = malloc((u->n ? u->n : 1) * sizeof *pause);
+    size_t np = 0;
+    for (size_t i = 0; i < u->n; i++)
+        if (u->slots[i].state == S_DONE) {
+            r.actors++;
+            if (pause != NULL)
+                pause[np++] = u->slots[i].pause_ns / 1000;
+        }
+    if (np > 0) {
+        qsort(pause, np, sizeof *pause, cmp_i64);
+        r.pause_p50_us = pause[np / 2];
+        r.pause_max_us = pause[np - 1];
+    }
+    free(pause);
+    unref_locked(u);
+    pthread_mutex_unlock(&sys->upgrade_lock);
+    if (rc == 0 && r.failed != 0)
+        rc = r.failed;
+    if (out != NULL)
+        *out = r;
+    return rc;
+}
+
+typedef struct users {
+    const tp_behaviour *b;
+    size_t n;
+} users;
+
+static bool
+count_user(tp_actor *a, void *arg)
+{
+    users *u = arg;
+    // relaxed: a count for a decision made later, and again.
+    if (!atomic_load_explicit(&a->dead, memory_order_relaxed) &&
+        (a->behaviour == u->b || target_of(a->system, a->behaviour) == u->b))
+        u->n++;
+    return true;
+}
+
+size_t
+tp_behaviour_users(tp_system *sys, const tp_behaviour *b)
+{
+    if (sys == NULL || b == NULL)
+        return 0;
+    users u = {.b = b};
+    tp__actor_each(sys, count_user, &u);
+    return u.n;
+}

@@ -1,0 +1,451 @@
+// SPDX-License-Identifier: MIT
+// Hot code upgrade (upgrade.h) through the public API: counters switched
+// from v1 to v2 (a larger state, a new request) while threads keep
+// sending, with no increment lost; a v3 whose change fails for one actor
+// rolls every actor back, again losing nothing; a change that crashes its
+// actor; states that shrink or keep their size; an upgrade of upgraded
+// actors; the arguments refused; and an upgrade on a test system.
+#include "tp_test.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { TAG_INC = 1, TAG_GET, TAG_VERSION };
+
+#define NACT 16
+
+typedef struct v1 {
+    uint64_t count;
+    uint32_t id;
+} v1;
+
+typedef struct v2 {
+    uint64_t count;
+    uint32_t id;
+    uint64_t seen_since; // counted since the upgrade
+    char pad[200];       // larger than v1: kept in a block of its own
+} v2;
+
+typedef struct small {
+    uint32_t count32;
+} small;
+
+static int
+v1_init(tp_ctx *ctx, void *state, void *arg)
+{
+    (void)ctx;
+    ((v1 *)state)->id = (uint32_t)(uintptr_t)arg;
+    return 0;
+}
+
+static int
+v1_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    v1 *s = state;
+    if (msg->tag == TAG_INC)
+        s->count++;
+    if (msg->tag == TAG_GET)
+        return tp_reply(ctx, TAG_GET, &s->count, sizeof s->count);
+    if (msg->tag == TAG_VERSION)
+        return tp_reply(ctx, TAG_VERSION, "1", 1);
+    return TP_OK;
+}
+
+static int
+v2_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    v2 *s = state;
+    if (msg->tag == TAG_INC) {
+        s->count++;
+        s->seen_since++;
+    }
+    if (msg->tag == TAG_GET)
+        return tp_reply(ctx, TAG_GET, &s->count, sizeof s->count);
+    if (msg->tag == TAG_VERSION)
+        return tp_reply(ctx, TAG_VERSION, "2", 1);
+    return TP_OK;
+}
+
+static _Atomic long v2_terminated;
+
+static void
+v2_terminate(tp_ctx *ctx, void *state, int reason)
+{
+    (void)ctx;
+    (void)reason;
+    v2 *s = state;
+    if (s->pad[0] == 'v')
+        v2_terminated++;
+}
+
+static int
+small_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    small *s = state;
+    if (msg->tag == TAG_INC)
+        s->count32++;
+    if (msg->tag == TAG_GET) {
+        uint64_t c = s->count32;
+        return tp_reply(ctx, TAG_GET, &c, sizeof c);
+    }
+    if (msg->tag == TAG_VERSION)
+        return tp_reply(ctx, TAG_VERSION, "s", 1);
+    return TP_OK;
+}
+
+static const tp_behaviour v1_b = {.name = "counter",
+                                  .state_size = sizeof(v1),
+                                  .init = v1_init,
+                                  .handle = v1_handle};
+static const tp_behaviour v2_b = {.name = "counter",
+                                  .state_size = sizeof(v2),
+                                  .handle = v2_handle,
+                                  .terminate = v2_terminate};
+static const tp_behaviour v1b_b = {.name = "counter",
+                                   .state_size = sizeof(v1),
+                                   .handle = v2_handle}; // same size
+static const tp_behaviour small_b = {
+    .name = "counter", .state_size = sizeof(small), .handle = small_handle};
+
+static int
+to_v2(tp_ctx *ctx, const void *old_state, void *new_state, void *arg)
+{
+    (void)ctx;
+    (void)arg;
+    const v1 *o = old_state;
+    v2 *n = new_state;
+    n->count = o->count;
+    n->id = o->id;
+    n->pad[0] = 'v';
+    return 0;
+}
+
+// Fails for the actor whose id is *arg.
+static int
+to_v2_but(tp_ctx *ctx, const void *old_state, void *new_state, void *arg)
+{
+    const v1 *o = old_state;
+    if (o->id == *(uint32_t *)arg)
+        return TP_EDECODE;
+    return to_v2(ctx, old_state, new_state, NULL);
+}
+
+static int
+to_v2_crash(tp_ctx *ctx, const void *old_state, void *new_state, void *arg)
+{
+    const v1 *o = old_state;
+    if (o->id == *(uint32_t *)arg)
+        tp_fail(ctx, TP_EINVAL, "this change crashes");
+    return to_v2(ctx, old_state, new_state, NULL);
+}
+
+static int
+to_small(tp_ctx *ctx, const void *old_state, void *new_state, void *arg)
+{
+    (void)ctx;
+    (void)arg;
+    ((small *)new_state)->count32 = (uint32_t)((const v2 *)old_state)->count;
+    return 0;
+}
+
+// ---- load --------------------------------------------------------------
+
+typedef struct load {
+    tp_system *sys;
+    tp_pid *pids;
+    _Atomic int stop;
+    _Atomic long sent;
+} load;
+
+static void *
+sender(void *arg)
+{
+    load *l = arg;
+    unsigned i = 0;
+    while (!atomic_load(&l->stop)) {
+        if (tp_system_send(l->sys, l->pids[i++ % NACT], TAG_INC, NULL, 0) == 0)
+            atomic_fetch_add(&l->sent, 1);
+    }
+    return NULL;
+}
+
+static uint64_t
+count_of(tp_system *sys, tp_pid pid)
+{
+    tp_call_reply r;
+    ck_assert_int_eq(tp_call(sys, pid, TAG_GET, NULL, 0, 10000, &r), 0);
+    uint64_t c;
+    memcpy(&c, r.data, sizeof c);
+    free((void *)r.data);
+    return c;
+}
+
+static char
+version_of(tp_system *sys, tp_pid pid)
+{
+    tp_call_reply r;
+    ck_assert_int_eq(tp_call(sys, pid, TAG_VERSION, NULL, 0, 10000, &r), 0);
+    char v = *(const char *)r.data;
+    free((void *)r.data);
+    return v;
+}
+
+static void
+spawn_counters(tp_system *sys, const tp_behaviour *b, tp_pid *pids)
+{
+    for (uintptr_t i = 0; i < NACT; i++)
+        ck_assert_int_eq(tp_spawn(sys, b, (void *)i, NULL, &pids[i]), 0);
+}
+
+static uint64_t
+total(tp_system *sys, const tp_pid *pids)
+{
+    uint64_t t = 0;
+    for (int i = 0; i < NACT; i++)
+        t += count_of(sys, pids[i]);
+    return t;
+}
+
+// Runs two senders, calls `fn` with `arg` in the middle, stops them and
+// checks that every increment sent was counted.
+static void
+under_load(tp_system *sys, tp_pid *pids, void (*fn)(void *), void *arg)
+{
+    load l = {.sys = sys, .pids = pids};
+    uint64_t before = total(sys, pids);
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, sender, &l), 0);
+    while (atomic_load(&l.sent) < tpt_scaled(20000))
+        tpt_nap_us(500);
+    fn(arg);
+    long at = atomic_load(&l.sent);
+    while (atomic_load(&l.sent) < at + tpt_scaled(20000))
+        tpt_nap_us(500);
+    atomic_store(&l.stop, 1);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    // tp_call's request queues behind every increment already sent.
+    ck_assert_uint_eq(total(sys, pids) - before, (uint64_t)l.sent);
+}
+
+typedef struct job {
+    tp_system *sys;
+    const tp_code_change *ch;
+    size_t n;
+    int rc;
+    tp_upgrade_report rep;
+} job;
+
+static void
+run_upgrade(void *arg)
+{
+    job *j = arg;
+    j->rc = tp_upgrade(j->sys, j->ch, j->n, 10000, &j->rep);
+}
+
+START_TEST(upgrade_under_load_loses_nothing)
+{
+    v2_terminated = 0;
+    tp_system *sys = tpt_system(2);
+    tp_pid pids[NACT];
+    spawn_counters(sys, &v1_b, pids);
+    ck_assert_uint_eq(tp_behaviour_users(sys, &v1_b), NACT);
+    tp_code_change ch = {.from = &v1_b, .to = &v2_b, .change = to_v2};
+    job j = {.sys = sys, .ch = &ch, .n = 1};
+    under_load(sys, pids, run_upgrade, &j);
+    ck_assert_int_eq(j.rc, 0);
+    ck_assert_uint_eq(j.rep.actors, NACT);
+    ck_assert_int_eq(j.rep.failed, 0);
+    ck_assert_int_ge(j.rep.pause_max_us, j.rep.pause_p50_us);
+    if (getenv("TP_DEBUG_UPGRADE"))
+        fprintf(stderr, "upgrade: %u actors, pause p50 %lld us, max %lld us\n",
+                j.rep.actors, (long long)j.rep.pause_p50_us,
+                (long long)j.rep.pause_max_us);
+    ck_assert_uint_eq(tp_behaviour_users(sys, &v1_b), 0);
+    ck_assert_uint_eq(tp_behaviour_users(sys, &v2_b), NACT);
+    for (int i = 0; i < NACT; i++)
+        ck_assert_int_eq(version_of(sys, pids[i]), '2');
+    // Introspection names the new code; terminate sees the new state.
+    tp_actor_info info;
+    ck_assert_int_eq(tp_actor_info_get(sys, pids[0], &info), 0);
+    ck_assert_str_eq(info.behaviour, "counter");
+    ck_assert_int_eq(tp_system_exit(sys, pids[0], TP_REASON_SHUTDOWN), 0);
+    ck_assert(tpt_wait_ge(&v2_terminated, 1, 10));
+    tp_system_destroy(&sys);
+    ck_assert_int_eq(v2_terminated, NACT);
+}
+END_TEST
+
+START_TEST(a_failed_change_rolls_every_actor_back)
+{
+    tp_system *sys = tpt_system(2);
+    tp_pid pids[NACT];
+    spawn_counters(sys, &v1_b, pids);
+    uint32_t bad = 7;
+    tp_code_change ch = {
+        .from = &v1_b, .to = &v2_b, .change = to_v2_but, .arg = &bad};
+    job j = {.sys = sys, .ch = &ch, .n = 1};
+    under_load(sys, pids, run_upgrade, &j);
+    ck_assert_int_eq(j.rc, TP_EDECODE);
+    ck_assert_int_eq(j.rep.failed, TP_EDECODE);
+    ck_assert(tp_pid_eq(j.rep.failed_pid, pids[7]));
+    ck_assert_uint_eq(j.rep.actors, NACT - 1); // held, then let go
+    for (int i = 0; i < NACT; i++)
+        ck_assert_int_eq(version_of(sys, pids[i]), '1');
+    ck_assert_uint_eq(tp_behaviour_users(sys, &v1_b), NACT);
+    ck_assert_uint_eq(tp_behaviour_users(sys, &v2_b), 0);
+    // And then it works.
+    ch.change = to_v2;
+    ck_assert_int_eq(tp_upgrade(sys, &ch, 1, 10000, NULL), 0);
+    for (int i = 0; i < NACT; i++)
+        ck_assert_int_eq(version_of(sys, pids[i]), '2');
+    tp_system_destroy(&sys);
+}
+END_TEST
+
+START_TEST(a_change_that_crashes_rolls_back)
+{
+    tp_system *sys = tpt_system(2);
+    tp_pid pids[NACT];
+    spawn_counters(sys, &v1_b, pids);
+    uint32_t bad = 3;
+    tp_code_change ch = {
+        .from = &v1_b, .to = &v2_b, .change = to_v2_crash, .arg = &bad};
+    tp_upgrade_report rep;
+    ck_assert_int_eq(tp_upgrade(sys, &ch, 1, 10000, &rep), TP_ECRASH);
+    ck_assert(tp_pid_eq(rep.failed_pid, pids[3]));
+    tp_actor_info info;
+    ck_assert_int_eq(tp_actor_info_get(sys, pids[3], &info), TP_ENOACTOR);
+    for (int i = 0; i < NACT; i++)
+        if (i != 3)
+            ck_assert_int_eq(version_of(sys, pids[i]), '1');
+    tp_system_destroy(&sys);
+}
+END_TEST
+
+START_TEST(states_that_shrink_keep_their_size_and_upgrade_again)
+{
+    tp_system *sys = tpt_system(2);
+    tp_pid pids[NACT];
+    spawn_counters(sys, &v1_b, pids);
+    for (int i = 0; i < NACT; i++)
+        for (int k = 0; k <= i; k++)
+            ck_assert_int_eq(tp_system_send(sys, pids[i], TAG_INC, NULL, 0),
+                             0);
+    // Same size: the behaviour itself, bytes copied.
+    tp_code_change same = {.from = &v1_b, .to = &v1b_b};
+    ck_assert_int_eq(tp_upgrade(sys, &same, 1, 10000, NULL), 0);
+    ck_assert_uint_eq(tp_behaviour_users(sys, &v1b_b), NACT);
+    for (int i = 0; i < NACT; i++) {
+        ck_assert_int_eq(version_of(sys, pids[i]), '2');
+        ck_assert_uint_eq(count_of(sys, pids[i]), (uint64_t)i + 1);
+    }
+    // Larger (a block of its own), then smaller again (back in place).
+    tp_code_change up = {.from = &v1b_b, .to = &v2_b, .change = to_v2};
+    ck_assert_int_eq(tp_upgrade(sys, &up, 1, 10000, NULL), 0);
+    tp_code_change down = {.from = &v2_b, .to = &small_b, .change = to_small};
+    ck_assert_int_eq(tp_upgrade(sys, &down, 1, 10000, NULL), 0);
+    ck_assert_uint_eq(tp_behaviour_users(sys, &v2_b), 0);
+    ck_assert_uint_eq(tp_behaviour_users(sys, &small_b), NACT);
+    for (int i = 0; i < NACT; i++) {
+        ck_assert_int_eq(version_of(sys, pids[i]), 's');
+        ck_assert_uint_eq(count_of(sys, pids[i]), (uint64_t)i + 1);
+    }
+    tp_system_destroy(&sys);
+}
+END_TEST
+
+// From inside an actor, tp_upgrade would wait for actors: refused.
+static int
+inside_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)state;
+    (void)msg;
+    tp_code_change ch = {.from = &v1_b, .to = &v2_b};
+    int rc = tp_upgrade(tp_ctx_system(ctx), &ch, 1, 0, NULL);
+    return tp_reply(ctx, TAG_GET, &rc, sizeof rc);
+}
+
+static const tp_behaviour inside_b = {.name = "inside",
+                                      .handle = inside_handle};
+static const tp_behaviour tiny_b = {
+    .name = "tiny", .state_size = 4, .handle = small_handle};
+
+START_TEST(upgrade_refuses_bad_arguments)
+{
+    tp_system *sys = tpt_system(1);
+    tp_code_change ok = {.from = &v1_b, .to = &v2_b};
+    tp_code_change twice[] = {ok, ok};
+    tp_code_change no_to = {.from = &v1_b};
+    tp_behaviour nohandle = {.name = "x", .state_size = 8};
+    tp_code_change bad_to = {.from = &v1_b, .to = &nohandle};
+    ck_assert_int_eq(tp_upgrade(NULL, &ok, 1, 0, NULL), TP_EINVAL);
+    ck_assert_int_eq(tp_upgrade(sys, NULL, 1, 0, NULL), TP_EINVAL);
+    ck_assert_int_eq(tp_upgrade(sys, &ok, 0, 0, NULL), TP_EINVAL);
+    ck_assert_int_eq(tp_upgrade(sys, twice, 2, 0, NULL), TP_EINVAL);
+    ck_assert_int_eq(tp_upgrade(sys, &no_to, 1, 0, NULL), TP_EINVAL);
+    ck_assert_int_eq(tp_upgrade(sys, &bad_to, 1, 0, NULL), TP_EINVAL);
+    ck_assert_int_eq(tp_upgrade(sys, &ok, 1, -2, NULL), TP_EINVAL);
+    // Nothing runs v1: nothing to do.
+    tp_upgrade_report rep;
+    ck_assert_int_eq(tp_upgrade(sys, &ok, 1, 1000, &rep), 0);
+    ck_assert_uint_eq(rep.actors, 0);
+    // From an actor.
+    tp_pid in;
+    ck_assert_int_eq(tp_spawn(sys, &inside_b, NULL, NULL, &in), 0);
+    tp_call_reply r;
+    ck_assert_int_eq(tp_call(sys, in, 1, NULL, 0, 10000, &r), 0);
+    int rc;
+    memcpy(&rc, r.data, sizeof rc);
+    free((void *)r.data);
+    ck_assert_int_eq(rc, TP_EPERM);
+    // A 4-byte state cannot hold the address of a larger one's block.
+    tp_pid t;
+    ck_assert_int_eq(tp_spawn(sys, &tiny_b, NULL, NULL, &t), 0);
+    tp_code_change grow = {.from = &tiny_b, .to = &v2_b};
+    ck_assert_int_eq(tp_upgrade(sys, &grow, 1, 10000, &rep), TP_EINVAL);
+    ck_assert(tp_pid_eq(rep.failed_pid, t));
+    ck_assert_int_eq(version_of(sys, t), 's');
+    ck_assert_uint_eq(tp_behaviour_users(NULL, &v1_b), 0);
+    tp_system_destroy(&sys);
+}
+END_TEST
+
+START_TEST(upgrade_on_a_test_system)
+{
+    tp_system *sys;
+    ck_assert_int_eq(tp_test_system_new(NULL, 9, &sys), 0);
+    tp_pid pids[NACT];
+    spawn_counters(sys, &v1_b, pids);
+    for (int i = 0; i < NACT; i++)
+        ck_assert_int_eq(tp_system_send(sys, pids[i], TAG_INC, NULL, 0), 0);
+    tp_code_change ch = {.from = &v1_b, .to = &v2_b, .change = to_v2};
+    tp_upgrade_report rep;
+    ck_assert_int_eq(tp_upgrade(sys, &ch, 1, 1000, &rep), 0);
+    ck_assert_uint_eq(rep.actors, NACT);
+    for (int i = 0; i < NACT; i++) {
+        ck_assert_int_eq(version_of(sys, pids[i]), '2');
+        ck_assert_uint_eq(count_of(sys, pids[i]), 1);
+    }
+    tp_system_destroy(&sys);
+}
+END_TEST
+
+Suite *
+upgrade_suite(void)
+{
+    Suite *s = suite_create("upgrade");
+    TCase *tc = tcase_create("upgrade");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, upgrade_under_load_loses_nothing);
+    tcase_add_test(tc, a_failed_change_rolls_every_actor_back);
+    tcase_add_test(tc, a_change_that_crashes_rolls_back);
+    tcase_add_test(tc, states_that_shrink_keep_their_size_and_upgrade_again);
+    tcase_add_test(tc, upgrade_refuses_bad_arguments);
+    tcase_add_test(tc, upgrade_on_a_test_system);
+    suite_add_tcase(s, tc);
+    return s;
+}
