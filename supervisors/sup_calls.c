@@ -208,6 +208,40 @@ tp_sup_which_children(tp_system *sys, tp_pid sup_pid, int timeout_ms,
 }
 
 int
+tp_sup_upgrade(tp_system *sys, tp_pid sup_pid, const tp_code_change *changes,
+               size_t n, int timeout_ms, size_t *replaced)
+{
+    if (changes == NULL || n == 0)
+        return TP_EINVAL;
+    tp_msg msg;
+    int rc = call(sys, sup_pid, TP__SUP_CALL_UPGRADE, changes,
+                  n * sizeof *changes, timeout_ms, &msg);
+    if (rc != 0)
+        return rc;
+    tp__sup_answer a = {TP_EINVAL, TP_PID_NIL};
+    if (msg.tag == TP__SUP_ANSWER && msg.size == sizeof a)
+        memcpy(&a, msg.data, sizeof a);
+    free((void *)msg.data);
+    if (a.rc < 0)
+        return a.rc;
+    size_t total = (size_t)a.rc;
+    // Then the supervisors under it.
+    tp_sup_child kids[256];
+    size_t nk = 0;
+    rc = tp_sup_which_children(sys, sup_pid, timeout_ms, kids, 256, &nk);
+    for (size_t i = 0; rc == 0 && i < nk && i < 256; i++) {
+        size_t sub = 0;
+        if (kids[i].type == TP_SUPERVISOR && !tp_pid_is_nil(kids[i].pid))
+            rc =
+                tp_sup_upgrade(sys, kids[i].pid, changes, n, timeout_ms, &sub);
+        total += sub;
+    }
+    if (replaced != NULL)
+        *replaced = total;
+    return rc;
+}
+
+int
 tp_sup_count_children(tp_system *sys, tp_pid sup_pid, int timeout_ms,
                       tp_sup_counts *out)
 {

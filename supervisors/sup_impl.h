@@ -24,7 +24,15 @@ enum {
     TP__SUP_ANSWER,                  // data: tp__sup_answer
     TP__SUP_CHILDREN,                // data: tp_sup_child[n], n >= 0
     TP__SUP_COUNTS,                  // data: tp_sup_counts
+    TP__SUP_CALL_UPGRADE,            // data: tp_code_change[n], n >= 1
 };
+
+// An upgrade of the child specs: the changes, in the call's own message
+// (a copy, so a caller that gave up may free its array).
+typedef struct tp__sup_upgrade_req {
+    const tp_code_change *changes;
+    size_t n;
+} tp__sup_upgrade_req;
 
 // A start_child request. The spec's strings travel by value: a caller
 // whose call timed out may free them before a busy supervisor gets to it.

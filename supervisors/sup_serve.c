@@ -142,6 +142,24 @@ call_which(tp_ctx *ctx, sup *s, const call *k)
     return;
 }
 
+// An upgrade: each child spec (a simple_one_for_one's template included)
+// whose behaviour is a change's `from` gets its `to`, so that children
+// started from now on run the new code. Answers how many changed.
+static void
+call_upgrade(tp_ctx *ctx, sup *s, const call *k)
+{
+    int32_t n = 0;
+    for (size_t i = 0; i < s->n; i++)
+        for (size_t c = 0; c < k->req.upgrade.n; c++)
+            if (s->kids[i].spec.behaviour == k->req.upgrade.changes[c].from) {
+                s->kids[i].spec.behaviour = k->req.upgrade.changes[c].to;
+                n++;
+                break;
+            }
+    answer a = {n, TP_PID_NIL};
+    tp_reply_to(ctx, k->from, k->ref, TP__SUP_ANSWER, &a, sizeof a);
+}
+
 // count_children: OTP's counts.
 static void
 call_count(tp_ctx *ctx, sup *s, const call *k)
@@ -183,6 +201,9 @@ tp__sup_do_call(tp_ctx *ctx, sup *s, const call *k)
     case TP__SUP_CALL_COUNT:
         call_count(ctx, s, k);
         return;
+    case TP__SUP_CALL_UPGRADE:
+        call_upgrade(ctx, s, k);
+        return;
     }
 }
 
@@ -193,13 +214,24 @@ tp__sup_do_call(tp_ctx *ctx, sup *s, const call *k)
 int
 tp__sup_take_call(call *k, const tp_msg *msg)
 {
+    if (tp_pid_node(msg->from) != 0)
+        return TP_EPERM;
+    if (msg->tag == TP__SUP_CALL_UPGRADE) {
+        // Read in place: the message lives while the call is handled.
+        if (msg->size == 0 || msg->size % sizeof(tp_code_change) != 0)
+            return TP_EINVAL;
+        k->from = msg->from;
+        k->ref = msg->ref;
+        k->tag = msg->tag;
+        k->req.upgrade.changes = msg->data;
+        k->req.upgrade.n = msg->size / sizeof(tp_code_change);
+        return 0;
+    }
     size_t want =
         msg->tag == TP__SUP_CALL_START ? sizeof k->req.start
         : msg->tag == TP__SUP_CALL_WHICH || msg->tag == TP__SUP_CALL_COUNT
             ? 0
             : sizeof k->req.id;
-    if (tp_pid_node(msg->from) != 0)
-        return TP_EPERM;
     if (msg->size != want)
         return TP_EINVAL;
     k->from = msg->from;

@@ -53,6 +53,7 @@ typedef struct call {
     union {
         start_req start; // TP__SUP_CALL_START
         id_req id;       // TP__SUP_CALL_TERMINATE, _RESTART, _DELETE
+        tp__sup_upgrade_req upgrade; // TP__SUP_CALL_UPGRADE
     } req;
 } call;
 

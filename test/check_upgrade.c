@@ -434,6 +434,71 @@ START_TEST(upgrade_on_a_test_system)
 }
 END_TEST
 
+// A supervised tree: the running workers switch, and the specs too, so a
+// restarted worker and a new simple_one_for_one child run the new code.
+START_TEST(supervisors_restart_the_new_code)
+{
+    tp_system *sys = tpt_system(2);
+    static const tp_child_spec workers[] = {
+        {.id = "w0", .behaviour = &v1_b, .opts = {.name = "w0"}},
+        {.id = "w1", .behaviour = &v1_b, .opts = {.name = "w1"}},
+    };
+    static const tp_child_spec pool_template[] = {
+        {.id = "p", .behaviour = &v1_b, .restart = TP_TEMPORARY}};
+    static tp_sup_spec inner = {
+        .flags = {.intensity = 10}, .children = workers, .nchildren = 2};
+    static tp_sup_spec pool = {
+        .flags = {.strategy = TP_SIMPLE_ONE_FOR_ONE, .intensity = 10},
+        .children = pool_template,
+        .nchildren = 1};
+    static const tp_child_spec top[] = {
+        {.id = "inner",
+         .behaviour = &tp_supervisor,
+         .arg = &inner,
+         .type = TP_SUPERVISOR},
+        {.id = "pool",
+         .behaviour = &tp_supervisor,
+         .arg = &pool,
+         .type = TP_SUPERVISOR,
+         .opts = {.name = "pool"}},
+    };
+    tp_sup_spec root = {
+        .flags = {.intensity = 10}, .children = top, .nchildren = 2};
+    tp_pid sup, pool_pid, w0;
+    ck_assert_int_eq(tp_sup_start(sys, &root, NULL, &sup), 0);
+    ck_assert_int_eq(tp_whereis(sys, "pool", &pool_pid), 0);
+    tp_pid p1;
+    ck_assert_int_eq(tp_sup_start_child(sys, pool_pid, NULL, NULL, 5000, &p1),
+                     0);
+    tp_code_change ch = {.from = &v1_b, .to = &v2_b, .change = to_v2};
+    tp_upgrade_report rep;
+    ck_assert_int_eq(tp_upgrade(sys, &ch, 1, 10000, &rep), 0);
+    ck_assert_uint_eq(rep.actors, 3);
+    size_t replaced = 0;
+    ck_assert_int_eq(tp_sup_upgrade(sys, sup, &ch, 1, 5000, &replaced), 0);
+    // Two workers, the template, and the spec of the pool child started
+    // from it.
+    ck_assert_uint_eq(replaced, 4);
+    ck_assert_int_eq(tp_sup_upgrade(sys, sup, NULL, 0, 5000, NULL), TP_EINVAL);
+    // A restarted worker, and a new pool child, run v2.
+    ck_assert_int_eq(tp_whereis(sys, "w0", &w0), 0);
+    ck_assert_int_eq(tp_system_exit(sys, w0, TP_REASON_KILL), 0);
+    tp_pid w0b = w0;
+    for (int i = 0; i < 10000 && tp_pid_eq(w0b, w0); i++) {
+        tpt_nap_us(1000);
+        tp_whereis(sys, "w0", &w0b);
+    }
+    ck_assert(!tp_pid_eq(w0b, w0));
+    ck_assert_int_eq(version_of(sys, w0b), '2');
+    tp_pid p2;
+    ck_assert_int_eq(tp_sup_start_child(sys, pool_pid, NULL, NULL, 5000, &p2),
+                     0);
+    ck_assert_int_eq(version_of(sys, p2), '2');
+    ck_assert_uint_eq(tp_behaviour_users(sys, &v1_b), 0);
+    tp_system_destroy(&sys);
+}
+END_TEST
+
 Suite *
 upgrade_suite(void)
 {
@@ -446,6 +511,7 @@ upgrade_suite(void)
     tcase_add_test(tc, states_that_shrink_keep_their_size_and_upgrade_again);
     tcase_add_test(tc, upgrade_refuses_bad_arguments);
     tcase_add_test(tc, upgrade_on_a_test_system);
+    tcase_add_test(tc, supervisors_restart_the_new_code);
     suite_add_tcase(s, tc);
     return s;
 }

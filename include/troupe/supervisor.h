@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "actor.h"
+#include "upgrade.h"
 
 typedef enum tp_strategy {
     TP_ONE_FOR_ONE = 0,    // restart the child that exited
@@ -212,6 +213,18 @@ TP_API int tp_sup_which_children(tp_system *sys, tp_pid sup, int timeout_ms,
                                  tp_sup_child *out, size_t max, size_t *n);
 
 // Stores the supervisor's counts in `*out`. Errors: TP_EINVAL (NULL out).
+// Replaces, in the child specs of supervisor `sup` and of every
+// supervisor under it, each change's `from` by its `to` (a
+// simple_one_for_one's template included), so that children started or
+// restarted from now on run the new code; tp_upgrade switches those that
+// run. Specs' `arg`s stay as they are. Returns 0 with *replaced (may be
+// NULL) how many specs changed, TP_EINVAL, or a tp_call error (the specs
+// of the supervisors already asked stay replaced). At most 256 children
+// per supervisor are looked under. Outside actors.
+TP_API int tp_sup_upgrade(tp_system *sys, tp_pid sup,
+                          const tp_code_change *changes, size_t n,
+                          int timeout_ms, size_t *replaced);
+
 TP_API int tp_sup_count_children(tp_system *sys, tp_pid sup, int timeout_ms,
                                  tp_sup_counts *out);
 
