@@ -70,8 +70,9 @@ LIB_OBJ := $(LIB_SRC:%.c=$(B)/obj/%.o)
 TEST_SRC := $(wildcard test/*.c)
 TEST_OBJ := $(TEST_SRC:%.c=$(B)/obj/%.o)
 EXAMPLES := $(patsubst examples/%.c,$(B)/bin/%,$(wildcard examples/*.c))
-# The kvstore example is also built as an application module for actord.
-KVSTORE_SO := $(B)/bin/kvstore.so
+# The kvstore example is also built as an application module for actord,
+# in three versions: 1.0, and 2.0 and 3.0 to upgrade it to (actord.8).
+KVSTORE_SO := $(B)/bin/kvstore.so $(B)/bin/kvstore-v2.so $(B)/bin/kvstore-v3.so
 # So is the cluster example (examples/cluster.sh runs three nodes of it).
 CLUSTER_SO := $(B)/bin/cluster.so
 BENCH := $(B)/bin/tbench
@@ -178,10 +179,13 @@ $(B)/bin/%: $(B)/obj/examples/%.o $(STATIC)
 	$(Q)$(CC) -o $@ $< $(STATIC) $(LDLIBS_ALL)
 
 # Resolves tp_* against actord when loaded, like any application module.
-$(KVSTORE_SO): examples/kvstore.c $(wildcard include/*.h include/troupe/*.h)
+$(KVSTORE_SO): $(B)/bin/kvstore%.so: examples/kvstore.c \
+		$(wildcard include/*.h include/troupe/*.h)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $@")
-	$(Q)$(CC) $(BASE_CFLAGS) -DKVSTORE_MODULE -fPIC -shared -o $@ $<
+	$(Q)$(CC) $(BASE_CFLAGS) -DKVSTORE_MODULE \
+		$(if $(subst -v,,$*),-DKVSTORE_VERSION=$(subst -v,,$*)) \
+		-fPIC -shared -o $@ $<
 
 $(CLUSTER_SO): examples/cluster.c $(wildcard include/*.h include/troupe/*.h)
 	@mkdir -p $(@D)

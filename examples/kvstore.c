@@ -30,6 +30,16 @@
 // which runs the same tree with the root registered as the section's name.
 // Its actors' names (kv_shards, kv_conns, kv_acceptor, kv_shard_N) are
 // global to the node, so a node runs one kvstore.
+//
+// Built with -DKVSTORE_VERSION=2 as well (build/bin/kvstore-v2.so), it is
+// version 2.0 of the module, which a running 1.0 upgrades to in place
+// (actord.8, "Upgrading an application"): its shards keep one more count,
+// placed first so that their state's layout changes, and serve one more
+// command,
+//   LEN key        -> LEN n | NOT_FOUND
+// and its code_change moves a 1.0 shard's keys into the new layout.
+// -DKVSTORE_VERSION=3 (kvstore-v3.so) is a version whose code_change
+// refuses every shard, to show an upgrade rolled back.
 #include <troupe.h>
 
 #include <arpa/inet.h>
@@ -41,13 +51,17 @@
 #include <string.h>
 #include <unistd.h>
 
+#ifndef KVSTORE_VERSION
+#define KVSTORE_VERSION 1
+#endif
+
 #define KEY_MAX 200
 #define VALUE_MAX 65536
 #define LINE_MAX_ (KEY_MAX + VALUE_MAX + 16)
 #define SHARDS_MAX 64
 
-enum { OP_GET = 1, OP_PUT, OP_DEL };
-enum { ST_OK = 0, ST_NOT_FOUND = 1 };
+enum { OP_GET = 1, OP_PUT, OP_DEL, OP_LEN };
+enum { ST_OK = 0, ST_NOT_FOUND = 1, ST_LEN = 2 };
 enum { TAG_KV = 1, TAG_KV_REPLY };
 
 typedef struct kv_config {
@@ -66,6 +80,9 @@ typedef struct entry {
 #define BUCKETS 4096
 
 typedef struct shard {
+#if KVSTORE_VERSION >= 2
+    uint64_t lens; // LEN commands served (2.0)
+#endif
     entry *b[BUCKETS];
     size_t count;
 } shard;
@@ -146,6 +163,19 @@ shard_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
             s->count--;
         }
         break;
+#if KVSTORE_VERSION >= 2
+    case OP_LEN: {
+        s->lens++;
+        if (*p == NULL) {
+            st = ST_NOT_FOUND;
+            break;
+        }
+        char r[32];
+        int n = snprintf(r + 1, sizeof r - 1, "LEN %zu", (*p)->vlen);
+        r[0] = ST_LEN;
+        return tp_reply(ctx, TAG_KV_REPLY, r, 1 + (size_t)n);
+    }
+#endif
     }
     return tp_reply(ctx, TAG_KV_REPLY, &st, 1);
 }
@@ -216,6 +246,9 @@ next_command(tp_ctx *ctx, conn *c)
         int op = n >= 4 && memcmp(line, "GET ", 4) == 0   ? OP_GET
                  : n >= 4 && memcmp(line, "PUT ", 4) == 0 ? OP_PUT
                  : n >= 4 && memcmp(line, "DEL ", 4) == 0 ? OP_DEL
+#if KVSTORE_VERSION >= 2
+                 : n >= 4 && memcmp(line, "LEN ", 4) == 0 ? OP_LEN
+#endif
                                                           : 0;
         if (op == 0)
             return tp_fail(ctx, TP_EINVAL, "bad command");
@@ -278,6 +311,11 @@ conn_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
             const char *r = msg->data;
             if (r[0] == ST_NOT_FOUND) {
                 tp_sock_send(ctx, c->sock, "NOT_FOUND\n", 10);
+            } else if (r[0] == ST_LEN) { // "LEN n"
+                char out[40];
+                int k = snprintf(out, sizeof out, "%.*s\n",
+                                 (int)(msg->size - 1), r + 1);
+                tp_sock_send(ctx, c->sock, out, (size_t)k);
             } else if (msg->size > 1) {
                 char *out = malloc(msg->size + 7);
                 if (out == NULL)
@@ -541,8 +579,52 @@ kv_stop(void *state)
     kv_running = false;
 }
 
-TP_APP_DESCRIPTOR(.name = "kvstore", .version = "1.0", .check = kv_check,
-                  .start = kv_start, .stop = kv_stop);
+// What an upgrade switches: every actor of these, by name.
+static const tp_behaviour *const kv_behaviours[] = {&shard_b, &conn_b,
+                                                    &acceptor_b, NULL};
+
+#if KVSTORE_VERSION == 1
+#define KV_CHANGE NULL
+#define KV_VERSION "1.0"
+#else
+// A 1.0 shard's state: its keys move into this version's layout (the
+// entries themselves are taken over, not copied: the new state owns them
+// once the upgrade commits, and a rollback leaves them to the old one).
+typedef struct shard_1 {
+    entry *b[BUCKETS];
+    size_t count;
+} shard_1;
+
+static int
+kv_change(const char *behaviour, const char *old_version, tp_ctx *ctx,
+          const void *old_state, void *new_state)
+{
+    (void)ctx;
+    bool shard_state = strcmp(behaviour, "kv_shard") == 0;
+#if KVSTORE_VERSION == 3
+    if (shard_state)
+        return TP_EDECODE; // this version cannot read a shard: rolled back
+#endif
+    if (shard_state && strcmp(old_version, "1.0") == 0) {
+        const shard_1 *o = old_state;
+        shard *n = new_state;
+        memcpy(n->b, o->b, sizeof n->b);
+        n->count = o->count;
+        return 0;
+    }
+    size_t size = shard_state                         ? sizeof(shard)
+                  : strcmp(behaviour, "kv_conn") == 0 ? sizeof(conn)
+                                                      : sizeof(acceptor);
+    memcpy(new_state, old_state, size); // a layout that did not change
+    return 0;
+}
+#define KV_CHANGE kv_change
+#define KV_VERSION (KVSTORE_VERSION == 2 ? "2.0" : "3.0")
+#endif
+
+TP_APP_DESCRIPTOR(.name = "kvstore", .version = KV_VERSION, .check = kv_check,
+                  .start = kv_start, .stop = kv_stop,
+                  .behaviours = kv_behaviours, .code_change = KV_CHANGE);
 
 #else
 // ---- the program

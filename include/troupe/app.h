@@ -30,7 +30,7 @@
 // The layout of the structures below. actord refuses a module built for
 // another one, or against a troupe with another major version (another
 // minor version too while the major is 0).
-#define TP_APP_ABI 1
+#define TP_APP_ABI 2
 
 // The name of the descriptor's symbol, for dlsym.
 #define TP_APP_SYMBOL "tp_app"
@@ -86,7 +86,24 @@ typedef struct tp_app_descriptor {
                  char *err, size_t size);
     // Optional. Runs once the root supervisor has exited (or failed to
     // start from `spec`), with root->state. The system is still running.
+    // After an upgrade it is the new version's stop that runs, with the
+    // state the old version's start returned.
     void (*stop)(void *state);
+    // Optional, for hot code upgrade (upgrade.h): the behaviours this
+    // version's actors run, NULL-terminated. When actord loads a new
+    // version of a running application's module (actord.8, "Upgrading an
+    // application"), every actor running a behaviour of the old version's
+    // list switches to the behaviour of the same name in the new version's
+    // list, and the application's supervisors' child specs follow. Both
+    // versions need the list.
+    const tp_behaviour *const *behaviours;
+    // Optional: builds the new state of an actor of `behaviour` (its name)
+    // from its state under version `old_version` of the module (the old
+    // descriptor's `version`, or "" without one), as tp_code_change's
+    // change does; NULL copies the bytes. A failure rolls the upgrade back:
+    // every actor keeps the old version.
+    int (*code_change)(const char *behaviour, const char *old_version,
+                       tp_ctx *ctx, const void *old_state, void *new_state);
 } tp_app_descriptor;
 
 // Defines the module's descriptor; list the other fields as designated

@@ -62,7 +62,9 @@ typedef struct tp_upgrade_report {
 // failure when it rolled back (out->failed); TP_EINVAL for bad changes (a
 // `from` twice, NULL behaviours, a `to` without handle, a state that would
 // need a block of its own but whose `from` holds less than a pointer);
-// TP_EPERM from an actor; TP_ENOMEM.
+// TP_EPERM from an actor; TP_ENOMEM. It returns once no change runs any
+// more (a late one, past the timeout, included), so the changes' `arg`s
+// may be freed then.
 //
 // State machines (statem.h) cannot be upgraded this way yet: their data
 // holds the old spec. Continuations (tp_request_then) set before the

@@ -57,9 +57,10 @@ typedef struct tp__upgrade {
     pthread_cond_t cond;
     slot *slots;
     size_t n;
-    size_t decided; // slots held, failed or gone (prepare)
-    size_t acked;   // verdicts applied (end)
-    bool over;      // prepare is over: late changes are dropped
+    size_t decided;  // slots held, failed or gone (prepare)
+    size_t acked;    // verdicts applied (end)
+    bool over;       // prepare is over: late changes are dropped
+    size_t changing; // changes running now: the caller outwaits them
     bool commit;
     unsigned refs; // the caller, and each phase message not yet done
 } tp__upgrade;
@@ -339,6 +340,8 @@ tp__upgrade_handle(tp_actor *a, tp__msg *m)
     bool skip = u->over || target_of(u->sys, a->behaviour) != s->ch->from;
     if (skip && !u->over)
         decide_gone(u, s); // it runs something else by now
+    if (!skip)
+        u->changing++;
     pthread_mutex_unlock(&u->lock);
     if (skip) {
         pthread_mutex_lock(&u->lock);
@@ -347,6 +350,8 @@ tp__upgrade_handle(tp_actor *a, tp__msg *m)
     }
     int rc = prepare(u, a, s);
     pthread_mutex_lock(&u->lock);
+    u->changing--;
+    pthread_cond_broadcast(&u->cond);
     if (rc != 0 || u->over) {
         drop_fresh(s);
         if (!u->over)
@@ -389,6 +394,7 @@ tp__upgrade_crashed(tp_actor *a)
     tp__self.upgrading = NULL;
     tp__upgrade *u = s->u;
     pthread_mutex_lock(&u->lock);
+    u->changing--;
     drop_fresh(s);
     if (!u->over)
         decide(u, s, S_FAILED, TP_ECRASH);
@@ -439,6 +445,16 @@ all_decided(void *arg)
     tp__upgrade *u = arg;
     pthread_mutex_lock(&u->lock);
     bool done = u->decided == u->n;
+    pthread_mutex_unlock(&u->lock);
+    return done;
+}
+
+static bool
+none_changing(void *arg)
+{
+    tp__upgrade *u = arg;
+    pthread_mutex_lock(&u->lock);
+    bool done = u->changing == 0;
     pthread_mutex_unlock(&u->lock);
     return done;
 }
@@ -563,6 +579,7 @@ tp_upgrade(tp_system *sys, const tp_code_change *changes, size_t n,
         if (u->slots[i].state == S_HELD)
             post(u, i, PH_END, u->slots[i].a);
     await(u, all_acked, -1);
+    await(u, none_changing, -1); // the changes' arguments may go then
     pthread_mutex_lock(&u->lock);
     int64_t *pause = malloc((u->n ? u->n : 1) * sizeof *pause);
     size_t np = 0;

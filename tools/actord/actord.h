@@ -153,6 +153,8 @@ void ad_app_conf_free(ad_app_conf *a);
 // True when the two sections name the same module with the same
 // arguments in the same order.
 bool ad_app_conf_same(const ad_app_conf *a, const ad_app_conf *b);
+// True when the two sections have the same arguments in the same order.
+bool ad_app_args_same(const ad_app_conf *a, const ad_app_conf *b);
 
 // ---- applications (apps.c) ------------------------------------------------
 
@@ -187,6 +189,9 @@ typedef struct ad_app {
     ad_watch watch;      // the watcher's argument; lives as long as this
     int64_t started_ms;  // monotonic, when `start` was called
     int64_t stopping_ms; // when the shutdown signal was sent, or 0
+    unsigned long long dev, ino; // the module file's, when it was loaded
+    void **old;                  // earlier versions' handles: never closed
+    size_t nold;
 } ad_app;
 
 // Loads `conf`'s module, checks its descriptor and ABI and runs its
@@ -218,6 +223,17 @@ int ad_app_start(ad_app *app, tp_system *sys, uint64_t id, int event_fd);
 // Runs the module's `stop` and marks the application stopped; called
 // once its root has exited.
 void ad_app_finish(ad_app *app);
+// Whether `app`'s module file is no longer the one it loaded (replaced by
+// a new file at the same path).
+bool ad_app_module_changed(const ad_app *app);
+// Upgrades running `app` to the module of `next` (same arguments): loads
+// it beside the running one, switches every actor of the old version's
+// behaviours to the new version's (tp_upgrade) and the application's
+// supervisors' specs (tp_sup_upgrade). Returns 0, having logged
+// app_upgraded, or a TP_E* code having logged why (app_upgrade_failed:
+// the old version keeps running, unchanged).
+int ad_app_upgrade(ad_app *app, tp_system *sys, const ad_app_conf *next,
+                   const char *path, int timeout_ms);
 
 // ---- the node (node.c, reload.c) -----------------------------------------
 

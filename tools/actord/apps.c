@@ -11,6 +11,8 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -185,7 +187,218 @@ ad_app_load(ad_app **out, const ad_app_conf *conf, const char *path,
     ad_log(TP_LOG_DEBUG, "module_loaded app=%s module=%s name=%s version=%s",
            conf->name, AD_Q(conf->module), AD_Q(app->desc->name),
            AD_Q(app->desc->version ? app->desc->version : "-"));
+    struct stat st;
+    if (stat(conf->module, &st) == 0) {
+        app->dev = (unsigned long long)st.st_dev;
+        app->ino = (unsigned long long)st.st_ino;
+    }
     *out = app;
+    return 0;
+}
+
+// ---- upgrading -------------------------------------------------------------
+
+bool
+ad_app_module_changed(const ad_app *app)
+{
+    struct stat st;
+    return stat(app->conf->module, &st) == 0 &&
+           ((unsigned long long)st.st_dev != app->dev ||
+            (unsigned long long)st.st_ino != app->ino);
+}
+
+// What one change needs to call the new version's code_change.
+typedef struct change_arg {
+    const tp_app_descriptor *to;
+    const char *name, *old_version;
+} change_arg;
+
+static int
+change_trampoline(tp_ctx *ctx, const void *old_state, void *new_state,
+                  void *arg)
+{
+    const change_arg *c = arg;
+    return c->to->code_change(c->name, c->old_version, ctx, old_state,
+                              new_state);
+}
+
+static const tp_behaviour *
+named(const tp_behaviour *const *list, const char *name)
+{
+    for (size_t i = 0; list[i] != NULL; i++)
+        if (list[i]->name != NULL && strcmp(list[i]->name, name) == 0)
+            return list[i];
+    return NULL;
+}
+
+static const char *
+version_of(const tp_app_descriptor *d)
+{
+    return d->version != NULL ? d->version : "";
+}
+
+// Opens the module at `path`. A new file at the path of a loaded module
+// is opened through its descriptor's /proc name: dlopen would otherwise
+// hand back the module already loaded under that name.
+static void *
+open_module(const char *path, bool same_path)
+{
+    if (!same_path)
+        return dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    char alias[64];
+    snprintf(alias, sizeof alias, "/proc/self/fd/%d", fd);
+    void *h = dlopen(alias, RTLD_NOW | RTLD_LOCAL);
+    close(fd);
+    return h;
+}
+
+// Loads and checks the new version; on failure logs why and returns NULL.
+static void *
+load_new(ad_app *app, const ad_app_conf *next, const char *path,
+         const tp_app_descriptor **out)
+{
+    const char *name = app->conf->name;
+    bool same = strcmp(next->module, app->conf->module) == 0;
+    dlerror();
+    void *h = open_module(next->module, same);
+    const tp_app_descriptor *d = h != NULL ? dlsym(h, TP_APP_SYMBOL) : NULL;
+    char why[200] = "";
+    const char *dl = h == NULL ? dlerror() : NULL;
+    if (h == NULL)
+        snprintf(why, sizeof why, "cannot load module: %s",
+                 dl != NULL ? dl : "unknown error");
+    else if (d == NULL)
+        snprintf(why, sizeof why, "no \"%s\" descriptor", TP_APP_SYMBOL);
+    else if (descriptor_problem(d, why, sizeof why) != NULL)
+        ;
+    else if (d->behaviours == NULL || app->desc->behaviours == NULL)
+        snprintf(why, sizeof why,
+                 "the running and the new version must both list their "
+                 "behaviours to be upgraded");
+    if (why[0] == '\0' && d->check != NULL) {
+        tp_app_args args;
+        tp_app_arg *v = args_of(next, &args);
+        char err[160] = "";
+        int rc = v != NULL ? d->check(&args, err, sizeof err) : TP_ENOMEM;
+        free(v);
+        if (rc != 0)
+            snprintf(why, sizeof why, "%s", err[0] ? err : tp_strerror(rc));
+    }
+    if (why[0] != '\0') {
+        ad_log(TP_LOG_ERR,
+               "app_upgrade_failed app=%s module=%s reason=%s config=%s:%d",
+               name, AD_Q(next->module), AD_Q(why), AD_Q(path),
+               next->module_line);
+        if (h != NULL)
+            dlclose(h); // nothing of it has run but constructors
+        return NULL;
+    }
+    *out = d;
+    return h;
+}
+
+int
+ad_app_upgrade(ad_app *app, tp_system *sys, const ad_app_conf *next,
+               const char *path, int timeout_ms)
+{
+    const char *name = app->conf->name;
+    const tp_app_descriptor *to;
+    void *h = load_new(app, next, path, &to);
+    if (h == NULL)
+        return TP_EINVAL;
+    size_t n = 0;
+    while (app->desc->behaviours[n] != NULL)
+        n++;
+    tp_code_change *ch = calloc(n ? n : 1, sizeof *ch);
+    change_arg *args = calloc(n ? n : 1, sizeof *args);
+    ad_app_conf *conf = ad_app_conf_dup(next);
+    void **old = realloc(app->old, (app->nold + 1) * sizeof *old);
+    int rc = ch == NULL || args == NULL || conf == NULL || old == NULL
+                 ? TP_ENOMEM
+                 : 0;
+    if (old != NULL)
+        app->old = old;
+    size_t k = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const tp_behaviour *from = app->desc->behaviours[i];
+        const tp_behaviour *nb =
+            from->name != NULL ? named(to->behaviours, from->name) : NULL;
+        if (nb == NULL) {
+            if (tp_behaviour_users(sys, from) == 0)
+                continue; // nothing runs it: nothing to switch
+            ad_log(TP_LOG_ERR,
+                   "app_upgrade_failed app=%s module=%s reason=%s "
+                   "behaviour=%s",
+                   name, AD_Q(next->module),
+                   AD_Q("the new version has no behaviour of that name"),
+                   AD_Q(from->name ? from->name : "?"));
+            rc = TP_EINVAL;
+            break;
+        }
+        args[k] = (change_arg){to, from->name, version_of(app->desc)};
+        ch[k] = (tp_code_change){
+            .from = from,
+            .to = nb,
+            .change = to->code_change != NULL ? change_trampoline : NULL,
+            .arg = &args[k]};
+        k++;
+    }
+    tp_upgrade_report rep = {0};
+    int64_t t0 = ad_now_ms();
+    if (rc == 0 && k > 0 &&
+        (rc = tp_upgrade(sys, ch, k, timeout_ms, &rep)) != 0) {
+        char pid[TP_PID_STRLEN] = "-";
+        if (!tp_pid_is_nil(rep.failed_pid))
+            tp_pid_format(rep.failed_pid, pid, sizeof pid);
+        ad_log(TP_LOG_ERR,
+               "app_upgrade_failed app=%s module=%s error=%s pid=%s "
+               "action=rolled_back actors_held=%u",
+               name, AD_Q(next->module), tp_err_name(rc), pid, rep.actors);
+    }
+    size_t specs = 0;
+    if (rc == 0 && k > 0)
+        // The actors switched; restarts must run the new code too. A
+        // supervisor that does not answer keeps old specs: logged.
+        if (tp_sup_upgrade(sys, app->root, ch, k, timeout_ms, &specs) != 0)
+            ad_log(TP_LOG_WARNING,
+                   "app_upgrade_specs_incomplete app=%s specs=%zu", name,
+                   specs);
+    if (rc != 0) {
+        free(ch);
+        free(args); // none is held: tp_upgrade returned
+        ad_app_conf_free(conf);
+        // Nothing runs the new version (rolled back, or never switched):
+        // it may go. Shims made for it hold no pointer an actor follows.
+        dlclose(h);
+        return rc;
+    }
+    // The new version runs; the old one stays mapped (its child specs'
+    // arguments, and continuations, may point into it), as every module
+    // does until actord exits.
+    app->old[app->nold++] = app->handle;
+    ad_log(TP_LOG_INFO,
+           "app_upgraded app=%s module=%s from=%s to=%s actors=%u specs=%zu "
+           "pause_p50_us=%lld pause_max_us=%lld ms=%lld",
+           name, AD_Q(next->module), AD_Q(version_of(app->desc)),
+           AD_Q(version_of(to)), rep.actors, specs,
+           (long long)rep.pause_p50_us, (long long)rep.pause_max_us,
+           (long long)(ad_now_ms() - t0));
+    app->handle = h;
+    app->desc = to;
+    ad_app_conf_free(app->conf);
+    app->conf = conf;
+    struct stat st;
+    if (stat(next->module, &st) == 0) {
+        app->dev = (unsigned long long)st.st_dev;
+        app->ino = (unsigned long long)st.st_ino;
+    }
+    // The changes' arguments are read by code_change only during
+    // tp_upgrade: they may go.
+    free(ch);
+    free(args);
     return 0;
 }
 
@@ -195,6 +408,7 @@ ad_app_free(ad_app *app)
     if (app == NULL)
         return;
     ad_app_conf_free(app->conf);
+    free(app->old);
     free(app);
 }
 

@@ -628,7 +628,13 @@ ad_app_conf_dup(const ad_app_conf *a)
 bool
 ad_app_conf_same(const ad_app_conf *a, const ad_app_conf *b)
 {
-    if (strcmp(a->module, b->module) != 0 || a->nargs != b->nargs)
+    return strcmp(a->module, b->module) == 0 && ad_app_args_same(a, b);
+}
+
+bool
+ad_app_args_same(const ad_app_conf *a, const ad_app_conf *b)
+{
+    if (a->nargs != b->nargs)
         return false;
     for (size_t i = 0; i < a->nargs; i++)
         if (strcmp(a->args[i].key, b->args[i].key) != 0 ||

@@ -7,8 +7,11 @@
 // shutdown). What the running node cannot change (its name, addresses,
 // secret, threads, control socket, an application's module or arguments)
 // is logged as needing a restart and the running value is kept, so the
-// next reload reports it again. A configuration with errors changes
-// nothing: the errors are logged and the node goes on as it was.
+// next reload reports it again. An application whose module changed (the
+// section names another file, or a new file replaced the one it names)
+// with the same arguments is upgraded in place (apps.c, ad_app_upgrade). A
+// configuration with errors changes nothing: the errors are logged and the
+// node goes on as it was.
 #include "actord.h"
 
 #include <stdio.h>
@@ -152,8 +155,12 @@ running_named(ad_node *n, const char *name)
 
 // Stops the running applications the new configuration drops, last
 // started first, and reports those whose section changed.
+// How long an upgrade waits for every actor to build its new state.
+#define UPGRADE_TIMEOUT_MS 10000
+
 static void
-old_apps(ad_node *n, const ad_config *next, int *applied, int *pending)
+old_apps(ad_node *n, const ad_config *next, int *applied, int *pending,
+         int *failed)
 {
     for (size_t i = n->napps; i-- > 0;) {
         ad_app *app = n->apps[i];
@@ -164,9 +171,19 @@ old_apps(ad_node *n, const ad_config *next, int *applied, int *pending)
             ad_log(TP_LOG_INFO, "reload_app_removed app=%s", app->conf->name);
             ad_node_stop_app(n, app);
             ++*applied;
+        } else if (ad_app_args_same(app->conf, c) &&
+                   (strcmp(app->conf->module, c->module) != 0 ||
+                    ad_app_module_changed(app))) {
+            // A new module, or a new file at the module's path: upgraded
+            // in place; a failure leaves the running version as it was.
+            if (ad_app_upgrade(app, n->sys, c, next->path,
+                               UPGRADE_TIMEOUT_MS) == 0)
+                ++*applied;
+            else
+                ++*failed;
         } else if (!ad_app_conf_same(app->conf, c)) {
             ad_log(TP_LOG_WARNING,
-                   "reload_needs_restart app=%s what=module_or_arguments",
+                   "reload_needs_restart app=%s what=arguments",
                    app->conf->name);
             ++*pending;
         }
@@ -217,7 +234,7 @@ ad_node_reload(ad_node *n)
     int applied = 0, pending = 0, failed = 0;
     node_keys(n, next, &applied, &pending);
     peers(n, next, &applied, &pending);
-    old_apps(n, next, &applied, &pending);
+    old_apps(n, next, &applied, &pending, &failed);
     new_apps(n, next, &applied, &failed);
     ad_config_free(next);
     ad_log(failed ? TP_LOG_ERR : TP_LOG_INFO,

@@ -410,7 +410,7 @@ has "$tmp/log" 'reload_needs_restart key=threads running=.* new=3' \
     "reload: threads needs a restart"
 has "$tmp/log" 'reload_needs_restart key=wait_sample running=64 new=4' \
     "reload: wait_sample needs a restart"
-has "$tmp/log" 'reload_needs_restart app=first what=module_or_arguments' \
+has "$tmp/log" 'reload_needs_restart app=first what=arguments' \
     "reload: changed arguments need a restart"
 has "$tmp/log" 'reload_applied key=log_level old=debug new=info' \
     "reload: log_level back to info"
@@ -755,6 +755,93 @@ expect 78 "mesh = maybe" "$actord" -c "$tmp/badmesh.conf"
 has "$tmp/err" 'invalid mesh "maybe": expected yes or no' "mesh = maybe"
 kill -TERM "$pid"
 finish "alpha in a mesh" 0
+
+# ---- upgrading an application in place ----------------------------------
+# kvstore 1.0 runs under client load; its section then names 2.0, and
+# SIGHUP upgrades it without a failed request or a lost key: the shards
+# keep their keys in a new layout and serve LEN, which 1.0 did not know.
+# 3.0's code_change refuses: rolled back, 2.0 goes on. Last, a new file
+# renamed over the module's path is loaded as a new version too.
+kv1=$build/bin/kvstore.so
+kv2=$build/bin/kvstore-v2.so
+kv3=$build/bin/kvstore-v3.so
+kvload=$build/bin/kvload
+kvconf() {
+    printf '[app kv]\nmodule = %s\nshards = 4\n' "$1" | conf kv
+}
+kvconf "$kv1"
+start kv
+kvport=$(sed -n 's/.*kv_acceptor <[0-9.]*>: listening port=\([0-9]*\).*/\1/p' \
+    "$tmp/log" | head -1)
+tick
+[ -n "$kvport" ] || fail "kvstore: no port logged"
+if [ -n "$kvport" ] && command -v bash >/dev/null; then
+    "$kvload" "127.0.0.1:$kvport" -c 4 -n 3000 -p before >"$tmp/kv.before" \
+        2>&1 || fail "kvload before the upgrade: $(cat "$tmp/kv.before")"
+    # Load during the upgrade: clients keep writing and reading back.
+    "$kvload" "127.0.0.1:$kvport" -c 4 -n 20000 -p during \
+        >"$tmp/kv.during" 2>&1 &
+    load=$!
+    wait_count "$tmp/log" 1 'app_started app=kv' "kvstore 1.0 runs"
+    kvconf "$kv2"
+    kill -HUP "$pid"
+    wait_log 'app_upgraded app=kv ' "an upgrade to 2.0 under load"
+    has "$tmp/log" 'app_upgraded app=kv module=.*kvstore-v2.so from=1.0 to=2.0 actors=[0-9]* specs=[0-9]* pause_p50_us=[0-9]* pause_max_us=[0-9]*' \
+        "the upgrade logs versions, actors and pauses"
+    wait "$load"
+    tick
+    grep -q ', 0 failed, 0 lost;' "$tmp/kv.during" ||
+        fail "kvload across the upgrade: $(cat "$tmp/kv.during")"
+    # What 1.0 stored, 2.0 still has; and 2.0 serves LEN.
+    tick
+    answer=$(bash -c "exec 3<>/dev/tcp/127.0.0.1/$kvport; printf 'GET before-0-0\nLEN before-0-0\nLEN nope\n' >&3; head -3 <&3")
+    printf '%s\n' "$answer" | grep -q '^VALUE ' ||
+        fail "a key written under 1.0, read under 2.0: $answer"
+    printf '%s\n' "$answer" | grep -q '^LEN [0-9][0-9]*$' ||
+        fail "2.0 serves LEN: $answer"
+    printf '%s\n' "$answer" | grep -q '^NOT_FOUND$' ||
+        fail "LEN of a missing key: $answer"
+    expect 0 "actorctl info after the upgrade" "$actorctl" -n alpha info kv_shard_0
+    has "$tmp/out" 'keys=' "a 2.0 shard describes itself"
+    # 3.0 refuses: rolled back under load, 2.0 keeps serving.
+    "$kvload" "127.0.0.1:$kvport" -c 4 -n 20000 -p rollback \
+        >"$tmp/kv.rollback" 2>&1 &
+    load=$!
+    kvconf "$kv3"
+    kill -HUP "$pid"
+    wait_log 'app_upgrade_failed app=kv .*error=TP_EDECODE pid=<0\.[0-9]*\.[0-9]*> action=rolled_back' \
+        "3.0's refusal rolls the upgrade back"
+    wait "$load"
+    tick
+    grep -q ', 0 failed, 0 lost;' "$tmp/kv.rollback" ||
+        fail "kvload across the rollback: $(cat "$tmp/kv.rollback")"
+    tick
+    answer=$(bash -c "exec 3<>/dev/tcp/127.0.0.1/$kvport; printf 'LEN during-1-5\n' >&3; head -1 <&3")
+    printf '%s\n' "$answer" | grep -q '^LEN [0-9][0-9]*$' ||
+        fail "2.0 still serves after the rollback: $answer"
+    # The module at another path, then a new file renamed over that path
+    # (as install(1) does): each is loaded as a new version.
+    cp "$kv2" "$tmp/kv.so"
+    kvconf "$tmp/kv.so"
+    kill -HUP "$pid"
+    wait_count "$tmp/log" 2 'app_upgraded app=kv ' "a module at a new path"
+    cp "$kv2" "$tmp/kv.so.new" && mv "$tmp/kv.so.new" "$tmp/kv.so"
+    kill -HUP "$pid"
+    wait_count "$tmp/log" 3 'app_upgraded app=kv ' \
+        "a module replaced at the same path"
+    has "$tmp/log" 'app_upgraded app=kv module=.*kv.so from=2.0 to=2.0' \
+        "the replaced file is loaded again"
+    # An unchanged module and section: nothing to do.
+    kill -HUP "$pid"
+    wait_count "$tmp/log" 5 'reloaded applied=' "a reload with nothing changed"
+    has "$tmp/log" 'reloaded applied=0 needs_restart=0 failed=0' \
+        "a reload with nothing changed applies nothing"
+    tick
+    [ "$(grep -c 'app_upgraded app=kv ' "$tmp/log")" = 3 ] ||
+        fail "an unchanged module was upgraded again"
+fi
+kill -TERM "$pid"
+finish "kvstore upgraded" 0
 
 elapsed=$(($(date +%s) - began))
 touch "$tmp/checks" "$tmp/failures"
