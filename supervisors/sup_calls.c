@@ -96,7 +96,7 @@ tp_sup_result_children(const tp_msg *msg, tp_sup_child *out, size_t max,
     if (msg->tag != TP__SUP_CHILDREN || msg->size % sizeof *out != 0)
         return not_answer(msg);
     *n = msg->size / sizeof *out;
-    if (max > 0)
+    if (max > 0 && *n > 0) // no children: no data to copy from
         memcpy(out, msg->data, (*n < max ? *n : max) * sizeof *out);
     return 0;
 }

@@ -113,26 +113,40 @@ tp__user_state(tp_actor *a)
     return a->behaviour->handle == outline_handle ? block_of(s)->state : s;
 }
 
+// A shim's behaviour: `to` in a record whose state holds `size` bytes.
+static tp_behaviour
+shim_of(const tp_behaviour *to, size_t size, bool own)
+{
+    tp_behaviour b = *to;
+    b.state_size = size;
+    b.init = NULL; // never spawned: actors switch to it
+    if (own) {
+        b.handle = outline_handle;
+        b.terminate =
+            to->terminate != NULL ? outline_terminate : outline_terminate_free;
+        b.describe = to->describe != NULL ? outline_describe : NULL;
+    }
+    return b;
+}
+
 // The shim running `to` in a record whose state holds `size` bytes; NULL
-// when out of memory.
+// when out of memory. A shim found is made again from `to`: one left by a
+// rolled-back upgrade may name a module since unloaded, whose `to` a new
+// module now has the address of (no actor runs a shim whose `to` is
+// gone, so one in use is found unchanged and left alone).
 static const tp_behaviour *
 shim_get(tp_system *sys, const tp_behaviour *to, size_t size, bool own)
 {
+    tp_behaviour b = shim_of(to, size, own);
     pthread_mutex_lock(&sys->shim_lock);
     tp__shim *s = sys->shims;
     while (s != NULL &&
            !(s->to == to && s->b.state_size == size && s->outline == own))
         s = s->next;
-    if (s == NULL && (s = calloc(1, sizeof *s)) != NULL) {
-        s->b = *to;
-        s->b.state_size = size;
-        s->b.init = NULL; // never spawned: actors switch to it
-        if (own) {
-            s->b.handle = outline_handle;
-            s->b.terminate = to->terminate != NULL ? outline_terminate
-                                                   : outline_terminate_free;
-            s->b.describe = to->describe != NULL ? outline_describe : NULL;
-        }
+    if (s != NULL && memcmp(&s->b, &b, sizeof b) != 0) {
+        s->b = b;
+    } else if (s == NULL && (s = calloc(1, sizeof *s)) != NULL) {
+        s->b = b;
         s->to = to;
         s->outline = own;
         s->next = sys->shims;
