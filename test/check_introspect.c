@@ -735,6 +735,89 @@ START_TEST(control_socket_trace)
 }
 END_TEST
 
+// A program's ops: answered later from another thread, refused when the
+// wait runs out (the late answer is dropped), and unknown without one.
+static tp_control_call *_Atomic prog_call;
+static _Atomic int prog_calls;
+static char prog_seen[64];
+
+static void
+prog_op(void *arg, tp_control_call *call, const char *op,
+        const char *const *keys, const char *const *values, size_t n)
+{
+    (void)arg;
+    snprintf(prog_seen, sizeof prog_seen, "%s %zu %s=%s", op, n,
+             n ? keys[0] : "-", n ? values[0] : "-");
+    atomic_store(&prog_call, call);
+    prog_calls++;
+}
+
+START_TEST(control_socket_program_ops)
+{
+    make_dir();
+    tp_system *sys = tpt_system(1);
+    ck_assert_int_eq(tp_control_serve(sys, prog_op, NULL, 5), TP_ENOENT);
+    ck_assert_int_eq(tp_control_start(sys, sock), 0);
+    int fd = dial();
+    msgpack_unpacked u;
+    ask(fd, "greet", NULL, NULL, &u); // no program op yet
+    ck_assert(!is_ok(&u.data));
+    ck_assert(str_eq(get(&u.data, "error"), "unknown op"));
+    msgpack_unpacked_destroy(&u);
+    ck_assert_int_eq(tp_control_serve(sys, NULL, NULL, 5), TP_EINVAL);
+    ck_assert_int_eq(tp_control_serve(sys, prog_op, NULL, 0.5), TP_EINVAL);
+    ck_assert_int_eq(tp_control_serve(sys, prog_op, NULL, 1), 0);
+    // Answered from this thread while the client waits.
+    tp_pack p;
+    tp_pack_init(&p);
+    msgpack_packer *pk = tp_pack_packer(&p);
+    msgpack_pack_map(pk, 2);
+    msgpack_pack_str_with_body(pk, "op", 2);
+    msgpack_pack_str_with_body(pk, "greet", 5);
+    msgpack_pack_str_with_body(pk, "who", 3);
+    msgpack_pack_str_with_body(pk, "you", 3);
+    send_frame(fd, p.buf.data, p.buf.size);
+    for (int i = 0; i < 10000 && atomic_load(&prog_call) == NULL; i++)
+        tpt_nap_us(1000);
+    tp_control_call *k = atomic_exchange(&prog_call, NULL);
+    ck_assert_ptr_nonnull(k);
+    ck_assert_str_eq(prog_seen, "greet 1 who=you");
+    const char *keys[] = {"hello"}, *vals[] = {"you"};
+    ck_assert_int_eq(tp_control_answer(k, true, keys, vals, 1), 0);
+    recv_frame(fd, &u);
+    ck_assert(is_ok(&u.data));
+    ck_assert(str_eq(get(&u.data, "hello"), "you"));
+    msgpack_unpacked_destroy(&u);
+    // Not answered within its second: the client is told; a late answer
+    // is dropped.
+    send_frame(fd, p.buf.data, p.buf.size);
+    recv_frame(fd, &u);
+    ck_assert(!is_ok(&u.data));
+    ck_assert(
+        str_eq(get(&u.data, "error"), "the node did not answer in time"));
+    msgpack_unpacked_destroy(&u);
+    k = atomic_exchange(&prog_call, NULL);
+    ck_assert_ptr_nonnull(k);
+    ck_assert_int_eq(tp_control_answer(k, false, keys, vals, 1), TP_ENOENT);
+    // A client that goes away before the answer.
+    send_frame(fd, p.buf.data, p.buf.size);
+    for (int i = 0; i < 10000 && atomic_load(&prog_call) == NULL; i++)
+        tpt_nap_us(1000);
+    close(fd);
+    k = atomic_exchange(&prog_call, NULL);
+    ck_assert_ptr_nonnull(k);
+    // The connection's close may come before or after: either way the
+    // call is freed once both let go (ASan checks).
+    int rc = tp_control_answer(k, true, keys, vals, 1);
+    ck_assert(rc == 0 || rc == TP_ENOENT);
+    ck_assert_int_eq(tp_control_answer(NULL, true, NULL, NULL, 0), TP_EINVAL);
+    tp_pack_destroy(&p);
+    ck_assert_int_eq(prog_calls, 3);
+    tp_system_destroy(&sys);
+    remove_dir();
+}
+END_TEST
+
 START_TEST(control_socket_refusals)
 {
     make_dir();
@@ -1708,6 +1791,7 @@ introspect_suite(void)
     tcase_add_test(tc, control_socket_bad_input);
     tcase_add_test(tc, control_socket_refusals);
     tcase_add_test(tc, control_socket_trace);
+    tcase_add_test(tc, control_socket_program_ops);
     tcase_add_test(tc, metrics_scrape);
     tcase_add_test(tc, metrics_ipv6);
     tcase_add_test(tc, stall_logged_and_shown);

@@ -17,7 +17,8 @@
 enum {
     TAG_PING = 1, // data: a pid: sends it TAG_PONG with 4 bytes
     TAG_PONG,
-    TAG_SPAWN, // spawns an idle child and monitors it
+    TAG_SPAWN, // data: a pid: spawns an idle child, monitors it, then
+               // sends the pid a TAG_PONG (the monitor is set by then)
     TAG_NOTE,  // a note and a state change
     TAG_BUSY,  // data: uint32 ms: runs that long
     TAG_QUIT,  // stops the idle child
@@ -56,10 +57,13 @@ subject_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
         return tp_send(ctx, to, TAG_PONG, "pong", 4);
     }
     case TAG_SPAWN: {
-        tp_pid child;
+        tp_pid child, to;
+        memcpy(&to, msg->data, sizeof to);
         int rc = tp_spawn(tp_ctx_system(ctx), &idle_b, NULL, NULL, &child);
         uint64_t ref;
-        return rc != 0 ? rc : tp_monitor(ctx, child, &ref);
+        if (rc == 0)
+            rc = tp_monitor(ctx, child, &ref);
+        return rc != 0 ? rc : tp_send(ctx, to, TAG_PONG, NULL, 0);
     }
     case TAG_NOTE:
         if (tp_traced(ctx, TP_TRACE_STATE))
@@ -142,17 +146,21 @@ START_TEST(trace_records_what_an_actor_does)
     ck_assert_uint_eq(ev.size, 4);
     ck_assert_int_eq(ev.result, 0);
 
-    // A spawn, then the child's DOWN signal.
-    ck_assert_int_eq(tp_system_send(sys, subject, TAG_SPAWN, NULL, 0), 0);
-    expect_received(t, 3, TAG_SPAWN, 0);
+    // A spawn, then the child's DOWN signal (once the send after the
+    // monitor shows the monitor set).
+    send_pid(sys, subject, TAG_SPAWN, sink);
+    expect_received(t, 3, TAG_SPAWN, sizeof(tp_pid));
     ev = next(t);
     ck_assert_int_eq(ev.kind, TP_TEV_SPAWN);
     ck_assert_str_eq(ev.text, "idle");
     tp_pid child = ev.peer;
     ck_assert(!tp_pid_is_nil(child));
+    ev = next(t);
+    ck_assert_int_eq(ev.kind, TP_TEV_SENT);
+    ck_assert_uint_eq(ev.seq, 5);
     ck_assert_int_eq(tp_system_send(sys, child, TAG_QUIT, NULL, 0), 0);
     ev = next(t);
-    ck_assert_uint_eq(ev.seq, 5);
+    ck_assert_uint_eq(ev.seq, 6);
     ck_assert_int_eq(ev.kind, TP_TEV_SIGNAL);
     ck_assert_str_eq(ev.text, "down");
     ck_assert(tp_pid_eq(ev.peer, child));
@@ -160,7 +168,7 @@ START_TEST(trace_records_what_an_actor_does)
 
     // A note and a state change.
     ck_assert_int_eq(tp_system_send(sys, subject, TAG_NOTE, NULL, 0), 0);
-    expect_received(t, 6, TAG_NOTE, 0);
+    expect_received(t, 7, TAG_NOTE, 0);
     ev = next(t);
     ck_assert_int_eq(ev.kind, TP_TEV_NOTE);
     ck_assert_str_eq(ev.text, "note 7");
@@ -171,23 +179,23 @@ START_TEST(trace_records_what_an_actor_does)
     // How long a message waited: the second queued behind 50 ms of work.
     send_u32(sys, subject, TAG_BUSY, 50);
     send_u32(sys, subject, TAG_BUSY, 0);
-    expect_received(t, 9, TAG_BUSY, 4);
+    expect_received(t, 10, TAG_BUSY, 4);
     ev = next(t);
-    ck_assert_uint_eq(ev.seq, 10);
+    ck_assert_uint_eq(ev.seq, 11);
     ck_assert_int_ge(ev.wait_us, 40000);
     ck_assert_int_ge(ev.at_us, 40000);
 
     // The exit ends the trace: its last event, then TP_ESHUTDOWN.
     ck_assert_int_eq(tp_system_exit(sys, subject, TP_REASON_SHUTDOWN), 0);
     ev = next(t);
-    ck_assert_uint_eq(ev.seq, 11);
+    ck_assert_uint_eq(ev.seq, 12);
     ck_assert_int_eq(ev.kind, TP_TEV_EXIT);
     ck_assert_int_eq(ev.reason, TP_REASON_SHUTDOWN);
     ck_assert_int_eq(tp_trace_read(t, &ev, 1, 1000), TP_ESHUTDOWN);
     tp_trace_status st;
     tp_trace_status_get(t, &st);
     ck_assert_int_eq(st.end, TP_TRACE_END_EXITED);
-    ck_assert_uint_eq(st.events, 11);
+    ck_assert_uint_eq(st.events, 12);
     ck_assert_uint_eq(st.dropped, 0);
     ck_assert(tp_pid_eq(st.pid, subject));
     tp_trace_stop(&t);

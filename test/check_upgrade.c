@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 enum { TAG_INC = 1, TAG_GET, TAG_VERSION };
 
@@ -499,6 +500,41 @@ START_TEST(supervisors_restart_the_new_code)
 }
 END_TEST
 
+// Slow for the actor whose id is *arg: past the upgrade's timeout.
+static int
+to_v2_slow(tp_ctx *ctx, const void *old_state, void *new_state, void *arg)
+{
+    const v1 *o = old_state;
+    if (o->id == *(uint32_t *)arg) {
+        struct timespec ts = {0, 300 * 1000000};
+        nanosleep(&ts, NULL); // a change that takes its time: the point
+    }
+    return to_v2(ctx, old_state, new_state, NULL);
+}
+
+START_TEST(a_change_past_the_timeout_rolls_back)
+{
+    tp_system *sys = tpt_system(2);
+    tp_pid pids[NACT];
+    spawn_counters(sys, &v1_b, pids);
+    uint32_t slow = 5;
+    tp_code_change ch = {
+        .from = &v1_b, .to = &v2_b, .change = to_v2_slow, .arg = &slow};
+    tp_upgrade_report rep;
+    ck_assert_int_eq(tp_upgrade(sys, &ch, 1, 100, &rep), TP_ETIMEDOUT);
+    ck_assert_int_eq(rep.failed, TP_ETIMEDOUT);
+    // Every actor, the slow one included, runs v1 and answers.
+    for (int i = 0; i < NACT; i++)
+        ck_assert_int_eq(version_of(sys, pids[i]), '1');
+    ck_assert_uint_eq(tp_behaviour_users(sys, &v1_b), NACT);
+    slow = 99;
+    ck_assert_int_eq(tp_upgrade(sys, &ch, 1, 10000, &rep), 0);
+    for (int i = 0; i < NACT; i++)
+        ck_assert_int_eq(version_of(sys, pids[i]), '2');
+    tp_system_destroy(&sys);
+}
+END_TEST
+
 Suite *
 upgrade_suite(void)
 {
@@ -512,6 +548,7 @@ upgrade_suite(void)
     tcase_add_test(tc, upgrade_refuses_bad_arguments);
     tcase_add_test(tc, upgrade_on_a_test_system);
     tcase_add_test(tc, supervisors_restart_the_new_code);
+    tcase_add_test(tc, a_change_past_the_timeout_rolls_back);
     suite_add_tcase(s, tc);
     return s;
 }

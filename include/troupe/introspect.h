@@ -122,6 +122,33 @@ TP_API int tp_actor_detail_get(tp_system *sys, tp_pid pid, int timeout_ms,
 // removed when the system is destroyed.
 TP_API int tp_control_start(tp_system *sys, const char *path);
 
+// A request on the control socket whose op the runtime does not serve,
+// handed to the program (actord serves "upgrade" this way).
+typedef struct tp_control_call tp_control_call;
+
+// Runs on the runtime's I/O thread and must not block: `op` and the
+// request's string-valued fields (keys[i] = values[i], valid only during
+// the call) describe it. The program answers it later, from any thread,
+// with tp_control_answer, exactly once; the client waits up to
+// `wait_s` given to tp_control_serve, then gets an error.
+typedef void (*tp_control_fn)(void *arg, tp_control_call *call, const char *op,
+                              const char *const *keys,
+                              const char *const *values, size_t n);
+
+// Hands the control socket's unknown ops to fn(arg, ...), answered within
+// `wait_s` seconds (1 to 3600). Returns 0, TP_EINVAL, or TP_ENOENT when
+// the system serves no control socket. The thread that started it.
+TP_API int tp_control_serve(tp_system *sys, tp_control_fn fn, void *arg,
+                            double wait_s);
+
+// Answers `call`: ok true with the string fields keys[i] = values[i], or
+// ok false with one field "error". Returns 0, or TP_ENOENT when the client
+// has gone or was already told the wait ran out (the answer is dropped;
+// the call is freed either way), TP_EINVAL for a NULL call. Any thread.
+TP_API int tp_control_answer(tp_control_call *call, bool ok,
+                             const char *const *keys,
+                             const char *const *values, size_t n);
+
 // Events counted for metrics by code outside the runtime (supervisors).
 typedef enum tp_event {
     TP_EVENT_RESTART = 0,        // a supervisor restarted a child

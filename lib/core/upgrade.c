@@ -375,7 +375,9 @@ tp__upgrade_handle(tp_actor *a, tp__msg *m)
     }
     s->state = S_HOLDING;
     s->a = a;
-    unref_locked(u);
+    // The message's reference passes to the parking (tp__upgrade_parked):
+    // the caller may give up and go meanwhile.
+    pthread_mutex_unlock(&u->lock);
     // relaxed: read by this activation's finish, on this thread.
     atomic_fetch_or_explicit(&a->marks, TP__MARK_HELD, memory_order_relaxed);
     tp__self.parking = s;
@@ -392,12 +394,14 @@ tp__upgrade_parked(tp_actor *a)
     s->held_ns = tp__now_ns();
     if (!u->over) {
         decide(u, s, S_HELD, 0);
-        pthread_mutex_unlock(&u->lock);
+        unref_locked(u); // the caller holds its own until it lets us go
         return;
     }
     pthread_mutex_unlock(&u->lock);
     // Prepare ended while we held: let ourselves go, with the old code.
     post(u, (size_t)(s - u->slots), PH_END, a);
+    pthread_mutex_lock(&u->lock);
+    unref_locked(u);
 }
 
 void

@@ -31,7 +31,20 @@
 typedef struct tp__control {
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     tp__server *srv;
+    tp_control_fn fn; // the program's ops (tp_control_serve), or NULL
+    void *fn_arg;
+    double fn_wait_s;
 } tp__control;
+
+// A request handed to the program: held by its connection while it waits
+// and by the program until it answers (refs), the answer under the lock.
+struct tp_control_call {
+    pthread_mutex_t lock;
+    unsigned refs;
+    bool answered, waiting; // waiting: its connection still wants it
+    msgpack_sbuffer answer;
+    struct tp__io *io; // to wake the loop when the answer comes
+};
 
 // ---- reading requests
 // ---------------------------------------------------------
@@ -102,7 +115,11 @@ typedef struct pending {
     tp_pid pid;
     tp_trace *trace;
     bool tracing;
+    tp_control_call *call; // a program's op being answered
 } pending;
+
+static void call_poll(tp__conn *c, pending *p, bool expired);
+static void call_drop(pending *p);
 
 // The connection's, made on first use; NULL when out of memory.
 static pending *
@@ -301,6 +318,10 @@ ctl_poll(tp__conn *c, bool expired)
         trace_answer(c, p, expired);
         return;
     }
+    if (p->call != NULL) {
+        call_poll(c, p, expired);
+        return;
+    }
     tp_actor_detail *d = malloc(sizeof *d);
     int rc = d != NULL ? tp__info_poll(p->q, d) : TP_ENOMEM;
     if (rc == TP_EAGAIN && !expired) {
@@ -323,6 +344,7 @@ ctl_close(tp__conn *c)
     if (p != NULL) {
         tp__info_drop(p->q);
         tp_trace_stop(&p->trace);
+        call_drop(p);
         free(p);
         tp__conn_set_data(c, NULL);
     }
@@ -347,6 +369,186 @@ req_pid(tp__conn *c, const msgpack_object *req, tp_pid *pid)
         return false;
     }
     return true;
+}
+
+// ---- the program's ops
+// ---------------------------------------------------------
+
+static void
+call_unref(tp_control_call *k)
+{
+    pthread_mutex_lock(&k->lock);
+    bool last = --k->refs == 0;
+    pthread_mutex_unlock(&k->lock);
+    if (last) {
+        msgpack_sbuffer_destroy(&k->answer);
+        pthread_mutex_destroy(&k->lock);
+        free(k);
+    }
+}
+
+int
+tp_control_answer(tp_control_call *k, bool ok, const char *const *keys,
+                  const char *const *values, size_t n)
+{
+    if (k == NULL)
+        return TP_EINVAL;
+    pthread_mutex_lock(&k->lock);
+    bool wanted = k->waiting && !k->answered;
+    if (wanted) {
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &k->answer, msgpack_sbuffer_write);
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++)
+            m += keys[i] != NULL && values[i] != NULL;
+        msgpack_pack_map(&pk, 1 + m);
+        msgpack_pack_str_with_body(&pk, "ok", 2);
+        if (ok)
+            msgpack_pack_true(&pk);
+        else
+            msgpack_pack_false(&pk);
+        for (size_t i = 0; i < n; i++) {
+            if (keys[i] == NULL || values[i] == NULL)
+                continue;
+            msgpack_pack_str_with_body(&pk, keys[i], strlen(keys[i]));
+            msgpack_pack_str_with_body(&pk, values[i], strlen(values[i]));
+        }
+        k->answered = true;
+        tp__io_wake(k->io);
+    }
+    pthread_mutex_unlock(&k->lock);
+    call_unref(k); // the program's reference
+    return wanted ? 0 : TP_ENOENT;
+}
+
+// Hands an op the runtime does not serve to the program; false when it
+// serves none.
+static bool
+op_program(tp__conn *c, const msgpack_object *req, const msgpack_object *op)
+{
+    tp__server *srv = tp__conn_server(c);
+    tp__control *ctl = tp__server_sys(srv)->control;
+    // acquire: pairs with tp_control_serve's release store of fn.
+    tp_control_fn fn =
+        ctl != NULL ? __atomic_load_n(&ctl->fn, __ATOMIC_ACQUIRE) : NULL;
+    if (fn == NULL)
+        return false;
+    pending *p = pending_of(c);
+    tp_control_call *k = calloc(1, sizeof *k);
+    uint32_t nf = req->via.map.size;
+    const char **keys = calloc(nf ? nf : 1, sizeof *keys);
+    const char **vals = calloc(nf ? nf : 1, sizeof *vals);
+    char *opname = malloc(op->via.str.size + 1);
+    if (p == NULL || k == NULL || keys == NULL || vals == NULL ||
+        opname == NULL || pthread_mutex_init(&k->lock, NULL) != 0) {
+        free(k);
+        free(keys);
+        free(vals);
+        free(opname);
+        send_error(c, "out of memory", false);
+        return true;
+    }
+    memcpy(opname, op->via.str.ptr, op->via.str.size);
+    opname[op->via.str.size] = 0;
+    size_t n = 0;
+    for (uint32_t i = 0; i < nf; i++) {
+        const msgpack_object_kv *kv = &req->via.map.ptr[i];
+        if (kv->key.type != MSGPACK_OBJECT_STR ||
+            kv->val.type != MSGPACK_OBJECT_STR || str_is(&kv->key, "op"))
+            continue;
+        char *kk = malloc(kv->key.via.str.size + 1);
+        char *vv = malloc(kv->val.via.str.size + 1);
+        if (kk == NULL || vv == NULL) {
+            free(kk);
+            free(vv);
+            continue;
+        }
+        memcpy(kk, kv->key.via.str.ptr, kv->key.via.str.size);
+        kk[kv->key.via.str.size] = 0;
+        memcpy(vv, kv->val.via.str.ptr, kv->val.via.str.size);
+        vv[kv->val.via.str.size] = 0;
+        keys[n] = kk;
+        vals[n] = vv;
+        n++;
+    }
+    msgpack_sbuffer_init(&k->answer);
+    k->io = tp__server_io(srv);
+    k->refs = 2; // the connection's, the program's
+    k->waiting = true;
+    p->call = k;
+    tp__conn_wait(c, ctl->fn_wait_s);
+    fn(ctl->fn_arg, k, opname, keys, vals, n);
+    for (size_t i = 0; i < n; i++) {
+        free((void *)keys[i]);
+        free((void *)vals[i]);
+    }
+    free(keys);
+    free(vals);
+    free(opname);
+    return true;
+}
+
+// A program's op waiting: answers it once the program has, or with an
+// error once the wait ran out.
+static void
+call_poll(tp__conn *c, pending *p, bool expired)
+{
+    tp_control_call *k = p->call;
+    pthread_mutex_lock(&k->lock);
+    bool answered = k->answered;
+    if (!answered && !expired) {
+        pthread_mutex_unlock(&k->lock);
+        return;
+    }
+    k->waiting = false;
+    size_t len = k->answer.size;
+    char *copy = answered ? malloc(len ? len : 1) : NULL;
+    if (copy != NULL)
+        memcpy(copy, k->answer.data, len);
+    pthread_mutex_unlock(&k->lock);
+    p->call = NULL;
+    call_unref(k);
+    if (!answered || copy == NULL) {
+        free(copy);
+        send_error(
+            c, answered ? "out of memory" : "the node did not answer in time",
+            false);
+        return;
+    }
+    uint8_t h[4] = {(uint8_t)(len >> 24), (uint8_t)(len >> 16),
+                    (uint8_t)(len >> 8), (uint8_t)len};
+    tp__conn_send(c, h, 4, copy, len, false);
+    free(copy);
+}
+
+// Drops the connection's part in a call it still waits for.
+static void
+call_drop(pending *p)
+{
+    tp_control_call *k = p->call;
+    if (k == NULL)
+        return;
+    pthread_mutex_lock(&k->lock);
+    k->waiting = false;
+    pthread_mutex_unlock(&k->lock);
+    p->call = NULL;
+    call_unref(k);
+}
+
+int
+tp_control_serve(tp_system *sys, tp_control_fn fn, void *arg, double wait_s)
+{
+    if (sys == NULL || fn == NULL || !(wait_s >= 1 && wait_s <= 3600))
+        return TP_EINVAL;
+    if (sys->control == NULL)
+        return TP_ENOENT;
+    sys->control->fn_arg = arg;
+    sys->control->fn_wait_s = wait_s;
+    // The I/O thread reads fn: set it last. release: pairs with nothing
+    // stronger than the loop's own wake-ups; a request racing the very
+    // first set is served as an unknown op.
+    __atomic_store_n(&sys->control->fn, fn, __ATOMIC_RELEASE);
+    return 0;
 }
 
 // Answers one well-formed request (a map with a string "op").
@@ -382,7 +584,10 @@ run_op(tp__conn *c, const msgpack_object *req, const msgpack_object *op)
         tp__ans_groups(sys, &r.pk);
     else if (str_is(op, "kill"))
         tp__ans_kill(sys, &r.pk, pid, field(req, "reason"));
-    else
+    else if (op_program(c, req, op)) { // answered later, or an error now
+        msgpack_sbuffer_destroy(&r.buf);
+        return;
+    } else
         tp__ans_error(&r.pk, "unknown op");
     reply_send(c, &r, false);
 }

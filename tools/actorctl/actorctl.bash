@@ -48,7 +48,7 @@ _actorctl()
     local global="-n --node -s --socket -t --timeout --color --json -h --help
         -V --version"
     local common="--node --socket --timeout --color --help"
-    local commands="tree ps top info trace kill stats nodes groups"
+    local commands="tree ps top info trace kill upgrade stats nodes groups"
 
     # Find the command, the node options and how many arguments follow.
     for ((i = 1; i < COMP_CWORD; i++)); do
@@ -124,7 +124,7 @@ _actorctl()
         opts="--received --sent --signals --life --state -n --count --seconds
             --rate --json"
         ;;
-    kill) opts="--json" ;;
+    kill | upgrade) opts="--json" ;;
     stats | nodes | groups) opts="--json" ;;
     help)
         ((nargs == 0)) && words=$commands
@@ -144,6 +144,12 @@ _actorctl()
             words=$(_actorctl_actors "${target[@]}")
         elif ((nargs == 1)); then
             words="kill shutdown normal"
+        fi
+        ;;
+    upgrade)
+        if ((nargs == 1)); then # the module: a file
+            mapfile -t COMPREPLY < <(compgen -f -- "$cur")
+            return
         fi
         ;;
     esac

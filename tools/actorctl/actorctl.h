@@ -274,6 +274,8 @@ int ctl_cmd_ps(const ctl_target *t, const ctl_opts *o);
 int ctl_cmd_top(const ctl_target *t, const ctl_opts *o);
 int ctl_cmd_info(const ctl_target *t, const ctl_opts *o, const char *who);
 int ctl_cmd_kill(const ctl_target *t, const ctl_opts *o, const char *who);
+int ctl_cmd_upgrade(const ctl_target *t, const ctl_opts *o, const char *app,
+                    const char *module);
 // Follows the actor `who` until its trace ends (count, time, its exit, the
 // node's shutdown) or until SIGINT or SIGTERM; then the process dies of
 // that signal, as an interrupted program should, once its output is out.

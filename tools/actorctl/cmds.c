@@ -4,6 +4,8 @@
 // angle brackets, or by its registered name, looked up in a snapshot.
 #include "actorctl.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -306,5 +308,62 @@ ctl_cmd_kill(const ctl_target *t, const ctl_opts *o, const char *who)
         kill_report(o->json, pid,
                     ctl_pid_normalise(who, named, sizeof named) ? NULL : who,
                     reason, numeric ? &code : NULL);
+    return rc;
+}
+
+// ---- upgrade
+// ----------------------------------------------------------------
+
+int
+ctl_cmd_upgrade(const ctl_target *t, const ctl_opts *o, const char *app,
+                const char *module)
+{
+    char abs[PATH_MAX];
+    if (realpath(module, abs) == NULL)
+        return ctl_fail(CTL_ERROR, "upgrade: cannot find %s: %s", module,
+                        strerror(errno));
+    ctl_target longer = *t; // an upgrade waits for every actor
+    if (longer.timeout_ms < 60000)
+        longer.timeout_ms = 60000;
+    ctl_conn c;
+    int rc = ctl_connect(&c, &longer);
+    if (rc != CTL_OK)
+        return rc;
+    c.about = app;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    ctl_request_begin(&sb, &pk, "upgrade", 2);
+    msgpack_pack_str_with_body(&pk, "app", 3);
+    msgpack_pack_str_with_body(&pk, app, strlen(app));
+    msgpack_pack_str_with_body(&pk, "module", 6);
+    msgpack_pack_str_with_body(&pk, abs, strlen(abs));
+    ctl_reply r;
+    rc = ctl_call(&c, &sb, &r);
+    msgpack_sbuffer_destroy(&sb);
+    ctl_close(&c);
+    static const char *const keys[] = {"app",          "from",        "to",
+                                       "actors",       "specs",       "module",
+                                       "pause_p50_us", "pause_max_us"};
+    ctl_str v[8];
+    for (size_t i = 0; rc == CTL_OK && i < 8; i++)
+        rc = ctl_get_str(r.root, keys[i], "the reply", &v[i]);
+    if (rc == CTL_OK && o->json) {
+        fputc('{', stdout);
+        for (size_t i = 0; i < 8; i++) {
+            printf("%s\"%s\":", i ? "," : "", keys[i]);
+            ctl_json_str(stdout, v[i]);
+        }
+        fputs("}\n", stdout);
+    } else if (rc == CTL_OK) {
+        char *s[8];
+        for (size_t i = 0; i < 8; i++)
+            s[i] = ctl_clean(v[i]); // what the node says may be anything
+        printf("upgraded %s from %s to %s: %s actors switched, held %s us "
+               "(median), %s us at most; %s child specs\n",
+               s[0], s[1], s[2], s[3], s[6], s[7], s[4]);
+        for (size_t i = 0; i < 8; i++)
+            free(s[i]);
+    }
+    ctl_reply_free(&r);
     return rc;
 }

@@ -85,6 +85,17 @@ static const command commands[] = {
      "  what it did (\"killed <0.5.1> (reason kill)\").\n"
      "  --json     one JSON object: the pid and the reason\n",
      1, 2},
+    {"upgrade", "APP MODULE.so [--json]",
+     "upgrade a running application to a new module version (actord)",
+     "  actord loads MODULE.so beside the running version of application\n"
+     "  APP and switches every actor of its behaviours to the new code, its\n"
+     "  state converted by the module's code_change, all of them or none;\n"
+     "  its supervisors' specs follow (actord.8, \"Upgrading an\n"
+     "  application\"). Prints the versions, the actors switched and how\n"
+     "  long each was held; a failure (the old version still runs) is an\n"
+     "  error. Waits up to 60 s, or --timeout if longer.\n"
+     "  --json     one JSON object: the reply's fields\n",
+     2, 2},
     {"stats", "[--json]", "the node's counters and its workers",
      "  --json     one JSON object, keys named as in the control protocol\n",
      0, 0},
@@ -181,7 +192,7 @@ typedef struct cli {
 #define IN_ALL ((1u << NCOMMANDS) - 1)
 #define IN_GLOBAL 0x8000u
 #define IN(c) (1u << (c))
-enum { TREE, PS, TOP, INFO, TRACE, KILL, STATS, NODES, GROUPS };
+enum { TREE, PS, TOP, INFO, TRACE, KILL, UPGRADE, STATS, NODES, GROUPS };
 _Static_assert(NCOMMANDS < 15, "a command's bit would be IN_GLOBAL's");
 
 enum {
@@ -484,8 +495,10 @@ parse_command(cli *c, const command *cmd, scan *s)
             c->args[c->nargs++] = val;
     }
     if (c->nargs < cmd->nargs_min)
-        return ctl_fail(CTL_USAGE, "%s: which actor? (actorctl %s %s)",
-                        cmd->name, cmd->name, cmd->args);
+        return ctl_fail(CTL_USAGE, "%s: which %s? (actorctl %s %s)", cmd->name,
+                        cmd == &commands[UPGRADE] ? "application and module"
+                                                  : "actor",
+                        cmd->name, cmd->args);
     if (c->o.json && c->o.dot)
         return ctl_fail(CTL_USAGE, "tree: choose --json or --dot, not both");
     return CTL_OK;
@@ -546,6 +559,8 @@ run(const command *cmd, const cli *c)
         o.reason = c->args[1];
         return ctl_cmd_kill(&t, &o, c->args[0]);
     }
+    case UPGRADE:
+        return ctl_cmd_upgrade(&t, &c->o, c->args[0], c->args[1]);
     case STATS:
         return ctl_cmd_stats(&t, &c->o);
     case NODES:

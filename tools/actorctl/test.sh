@@ -366,6 +366,17 @@ one_line "info of a dead pid"
 has "$tmp/err" "$dead: no such actor" "info of a dead pid"
 expect 1 "kill of a dead pid" "$actorctl" -n alpha kill "$dead"
 one_line "kill of a dead pid"
+# upgrade is actord's: a node that serves no such op says so.
+expect 1 "upgrade on a node that is not actord" \
+    "$actorctl" -n alpha upgrade app "$actorctl"
+one_line "upgrade on a node that is not actord"
+has "$tmp/err" 'unknown op' "upgrade on a node that is not actord"
+expect 2 "upgrade without its arguments" "$actorctl" -n alpha upgrade app
+has "$tmp/err" 'upgrade: which application and module?' \
+    "upgrade without its arguments"
+expect 1 "upgrade of a file that is not there" \
+    "$actorctl" -n alpha upgrade app "$tmp/none.so"
+has "$tmp/err" 'cannot find' "upgrade of a file that is not there"
 checks=$((checks + 2))
 kill_and_wait shutdown
 kill_and_wait -22

@@ -13,6 +13,7 @@
 #ifndef TROUPE_ACTORD_H
 #define TROUPE_ACTORD_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -192,7 +193,20 @@ typedef struct ad_app {
     unsigned long long dev, ino; // the module file's, when it was loaded
     void **old;                  // earlier versions' handles: never closed
     size_t nold;
+    // The module its configuration section named when last applied: a
+    // reload upgrades when the section names another (an upgrade by
+    // actorctl changes the module running, not this).
+    char *section_module;
 } ad_app;
+
+// What an upgrade did, for actorctl.
+typedef struct ad_upgrade_result {
+    const char *from, *to; // the versions (the modules' own strings)
+    unsigned actors;
+    size_t specs;
+    long long pause_p50_us, pause_max_us;
+    char error[200]; // why it failed, or ""
+} ad_upgrade_result;
 
 // Loads `conf`'s module, checks its descriptor and ABI and runs its
 // `check`. Returns 0 with `*out` (free with ad_app_free), or EX_CONFIG
@@ -233,7 +247,9 @@ bool ad_app_module_changed(const ad_app *app);
 // app_upgraded, or a TP_E* code having logged why (app_upgrade_failed:
 // the old version keeps running, unchanged).
 int ad_app_upgrade(ad_app *app, tp_system *sys, const ad_app_conf *next,
-                   const char *path, int timeout_ms);
+                   const char *source, int timeout_ms, ad_upgrade_result *res);
+// How long an upgrade waits for every actor to build its new state.
+#define AD_UPGRADE_TIMEOUT_MS 10000
 
 // ---- the node (node.c, reload.c) -----------------------------------------
 
@@ -257,6 +273,10 @@ typedef struct ad_node {
     bool hup;        // SIGHUP seen, reload pending
     bool stopping;   // in the final shutdown
     int status;      // the exit status so far
+    // Control requests for actord itself (actorctl upgrade), queued by the
+    // I/O thread for the main thread (node.c).
+    pthread_mutex_t ctl_lock;
+    struct ad_ctl_req *ctl_reqs;
 } ad_node;
 
 // Milliseconds on the monotonic clock.

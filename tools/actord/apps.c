@@ -192,6 +192,10 @@ ad_app_load(ad_app **out, const ad_app_conf *conf, const char *path,
         app->dev = (unsigned long long)st.st_dev;
         app->ino = (unsigned long long)st.st_ino;
     }
+    if ((app->section_module = strdup(conf->module)) == NULL) {
+        ad_app_free(app); // loaded, never run: its handle stays open
+        return EX_OSERR;
+    }
     *out = app;
     return 0;
 }
@@ -257,8 +261,8 @@ open_module(const char *path, bool same_path)
 
 // Loads and checks the new version; on failure logs why and returns NULL.
 static void *
-load_new(ad_app *app, const ad_app_conf *next, const char *path,
-         const tp_app_descriptor **out)
+load_new(ad_app *app, const ad_app_conf *next, const char *source,
+         const tp_app_descriptor **out, ad_upgrade_result *res)
 {
     const char *name = app->conf->name;
     bool same = strcmp(next->module, app->conf->module) == 0;
@@ -289,9 +293,9 @@ load_new(ad_app *app, const ad_app_conf *next, const char *path,
     }
     if (why[0] != '\0') {
         ad_log(TP_LOG_ERR,
-               "app_upgrade_failed app=%s module=%s reason=%s config=%s:%d",
-               name, AD_Q(next->module), AD_Q(why), AD_Q(path),
-               next->module_line);
+               "app_upgrade_failed app=%s module=%s reason=%s via=%s", name,
+               AD_Q(next->module), AD_Q(why), AD_Q(source));
+        snprintf(res->error, sizeof res->error, "%s", why);
         if (h != NULL)
             dlclose(h); // nothing of it has run but constructors
         return NULL;
@@ -302,13 +306,15 @@ load_new(ad_app *app, const ad_app_conf *next, const char *path,
 
 int
 ad_app_upgrade(ad_app *app, tp_system *sys, const ad_app_conf *next,
-               const char *path, int timeout_ms)
+               const char *source, int timeout_ms, ad_upgrade_result *res)
 {
     const char *name = app->conf->name;
     const tp_app_descriptor *to;
-    void *h = load_new(app, next, path, &to);
+    *res = (ad_upgrade_result){.from = version_of(app->desc)};
+    void *h = load_new(app, next, source, &to, res);
     if (h == NULL)
         return TP_EINVAL;
+    res->to = version_of(to);
     size_t n = 0;
     while (app->desc->behaviours[n] != NULL)
         n++;
@@ -319,6 +325,8 @@ ad_app_upgrade(ad_app *app, tp_system *sys, const ad_app_conf *next,
     int rc = ch == NULL || args == NULL || conf == NULL || old == NULL
                  ? TP_ENOMEM
                  : 0;
+    if (rc != 0)
+        snprintf(res->error, sizeof res->error, "out of memory");
     if (old != NULL)
         app->old = old;
     size_t k = 0;
@@ -335,6 +343,9 @@ ad_app_upgrade(ad_app *app, tp_system *sys, const ad_app_conf *next,
                    name, AD_Q(next->module),
                    AD_Q("the new version has no behaviour of that name"),
                    AD_Q(from->name ? from->name : "?"));
+            snprintf(res->error, sizeof res->error,
+                     "the new version has no behaviour %s, which actors run",
+                     from->name ? from->name : "?");
             rc = TP_EINVAL;
             break;
         }
@@ -357,6 +368,9 @@ ad_app_upgrade(ad_app *app, tp_system *sys, const ad_app_conf *next,
                "app_upgrade_failed app=%s module=%s error=%s pid=%s "
                "action=rolled_back actors_held=%u",
                name, AD_Q(next->module), tp_err_name(rc), pid, rep.actors);
+        snprintf(res->error, sizeof res->error,
+                 "the change of %s failed (%s): rolled back, %s still runs",
+                 pid, tp_err_name(rc), res->from);
     }
     size_t specs = 0;
     if (rc == 0 && k > 0)
@@ -390,6 +404,10 @@ ad_app_upgrade(ad_app *app, tp_system *sys, const ad_app_conf *next,
     app->desc = to;
     ad_app_conf_free(app->conf);
     app->conf = conf;
+    res->actors = rep.actors;
+    res->specs = specs;
+    res->pause_p50_us = (long long)rep.pause_p50_us;
+    res->pause_max_us = (long long)rep.pause_max_us;
     struct stat st;
     if (stat(next->module, &st) == 0) {
         app->dev = (unsigned long long)st.st_dev;
@@ -409,6 +427,7 @@ ad_app_free(ad_app *app)
         return;
     ad_app_conf_free(app->conf);
     free(app->old);
+    free(app->section_module);
     free(app);
 }
 

@@ -53,6 +53,153 @@ on_signal(ad_node *n, int sig)
     }
 }
 
+// ---- control requests for actord itself -----------------------------------
+// The control socket is the runtime's; ops it does not serve come here
+// (tp_control_serve), on its I/O thread, which must not block: they are
+// queued for the main thread, woken through the event pipe, which runs
+// them and answers.
+
+#define CTL_EVENT UINT64_MAX // an ad_event id no application has
+
+typedef struct ad_ctl_req {
+    struct ad_ctl_req *next;
+    tp_control_call *call;
+    char app[TP_NAME_MAX + 1];
+    char *module;
+} ad_ctl_req;
+
+static void
+ctl_error(tp_control_call *call, const char *why)
+{
+    const char *k[] = {"error"}, *v[] = {why};
+    tp_control_answer(call, false, k, v, 1);
+}
+
+static const char *
+ctl_field(const char *const *keys, const char *const *values, size_t n,
+          const char *key)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(keys[i], key) == 0)
+            return values[i];
+    return NULL;
+}
+
+// On the I/O thread: queues an upgrade, answers anything else at once.
+static void
+ctl_request(void *arg, tp_control_call *call, const char *op,
+            const char *const *keys, const char *const *values, size_t n)
+{
+    ad_node *node = arg;
+    if (strcmp(op, "upgrade") != 0) {
+        ctl_error(call, "unknown op");
+        return;
+    }
+    const char *app = ctl_field(keys, values, n, "app");
+    const char *module = ctl_field(keys, values, n, "module");
+    if (app == NULL || module == NULL || app[0] == '\0' ||
+        strlen(app) > TP_NAME_MAX || module[0] != '/') {
+        ctl_error(call, "upgrade needs \"app\" and an absolute \"module\"");
+        return;
+    }
+    ad_ctl_req *r = calloc(1, sizeof *r);
+    if (r == NULL || (r->module = strdup(module)) == NULL) {
+        free(r);
+        ctl_error(call, "out of memory");
+        return;
+    }
+    r->call = call;
+    snprintf(r->app, sizeof r->app, "%s", app);
+    pthread_mutex_lock(&node->ctl_lock);
+    ad_ctl_req **tail = &node->ctl_reqs;
+    while (*tail != NULL)
+        tail = &(*tail)->next;
+    *tail = r;
+    pthread_mutex_unlock(&node->ctl_lock);
+    ad_event ev = {.id = CTL_EVENT};
+    ssize_t w;
+    do // one record under PIPE_BUF; a full pipe already wakes the loop
+        w = write(node->event[1], &ev, sizeof ev);
+    while (w < 0 && errno == EINTR);
+}
+
+static ad_app *
+running(ad_node *n, const char *name)
+{
+    for (size_t i = 0; i < n->napps; i++)
+        if (n->apps[i]->state == AD_APP_RUNNING &&
+            strcmp(n->apps[i]->conf->name, name) == 0)
+            return n->apps[i];
+    return NULL;
+}
+
+// On the main thread: an upgrade asked by actorctl.
+static void
+ctl_upgrade(ad_node *n, ad_ctl_req *r)
+{
+    ad_app *app = running(n, r->app);
+    char why[300];
+    if (app == NULL) {
+        snprintf(why, sizeof why, "no application \"%s\" runs", r->app);
+        ctl_error(r->call, why);
+        return;
+    }
+    if (access(r->module, R_OK) != 0) {
+        snprintf(why, sizeof why, "cannot read %s: %s", r->module,
+                 strerror(errno));
+        ctl_error(r->call, why);
+        return;
+    }
+    ad_app_conf *next = ad_app_conf_dup(app->conf);
+    char *module = strdup(r->module);
+    if (next == NULL || module == NULL) {
+        ad_app_conf_free(next);
+        free(module);
+        ctl_error(r->call, "out of memory");
+        return;
+    }
+    free(next->module);
+    next->module = module;
+    ad_upgrade_result res;
+    int rc = ad_app_upgrade(app, n->sys, next, "actorctl",
+                            AD_UPGRADE_TIMEOUT_MS, &res);
+    ad_app_conf_free(next);
+    if (rc != 0) {
+        ctl_error(r->call, res.error[0] ? res.error : tp_strerror(rc));
+        return;
+    }
+    char actors[24], specs[24], p50[24], max[24];
+    snprintf(actors, sizeof actors, "%u", res.actors);
+    snprintf(specs, sizeof specs, "%zu", res.specs);
+    snprintf(p50, sizeof p50, "%lld", res.pause_p50_us);
+    snprintf(max, sizeof max, "%lld", res.pause_max_us);
+    const char *k[] = {"app",   "from",   "to",           "actors",
+                       "specs", "module", "pause_p50_us", "pause_max_us"};
+    const char *v[] = {r->app, res.from,  res.to, actors,
+                       specs,  r->module, p50,    max};
+    tp_control_answer(r->call, true, k, v, 8);
+}
+
+// Runs the queued requests; with `refuse`, answers each with an error.
+static void
+ctl_run(ad_node *n, bool refuse)
+{
+    pthread_mutex_lock(&n->ctl_lock);
+    ad_ctl_req *r = n->ctl_reqs;
+    n->ctl_reqs = NULL;
+    pthread_mutex_unlock(&n->ctl_lock);
+    while (r != NULL) {
+        ad_ctl_req *next = r->next;
+        if (refuse || n->term_signal != 0)
+            ctl_error(r->call, "the node is stopping");
+        else
+            ctl_upgrade(n, r);
+        free(r->module);
+        free(r);
+        r = next;
+    }
+}
+
 static ad_app *
 app_by_id(ad_node *n, uint64_t id)
 {
@@ -65,6 +212,10 @@ app_by_id(ad_node *n, uint64_t id)
 static void
 on_event(ad_node *n, const ad_event *ev)
 {
+    if (ev->id == CTL_EVENT) {
+        ctl_run(n, false);
+        return;
+    }
     if (ad_peers_event(n, ev))
         return;
     ad_app *app = app_by_id(n, ev->id);
@@ -310,6 +461,9 @@ start_services(ad_node *n)
             return status_of(rc);
         }
         ad_log(TP_LOG_INFO, "control_listening path=%s", AD_Q(c->control));
+        // actorctl upgrade: answered within the upgrade's own time limit.
+        tp_control_serve(n->sys, ctl_request, n,
+                         AD_UPGRADE_TIMEOUT_MS / 1000.0 + 20);
     }
     if (c->metrics != NULL) {
         uint16_t port = 0;
@@ -395,6 +549,8 @@ static void
 tear_down(ad_node *n)
 {
     tp_system_destroy(&n->sys); // what is left dies; modules stay loaded
+    ctl_run(n, true);           // the control socket is gone: no client
+    pthread_mutex_destroy(&n->ctl_lock);
     for (size_t i = 0; i < n->napps; i++)
         ad_app_free(n->apps[i]);
     free(n->apps);
@@ -411,6 +567,7 @@ ad_node_run(ad_config *cfg, ad_app **apps, size_t napps,
             const sigset_t *signals, uint64_t watchdog_usec)
 {
     ad_node n = {.cfg = cfg, .sigfd = -1, .event = {-1, -1}};
+    pthread_mutex_init(&n.ctl_lock, NULL);
     n.started_ms = ad_now_ms();
     if (watchdog_usec != 0) {
         n.watchdog_ms = (int64_t)(watchdog_usec / 2000);

@@ -155,9 +155,6 @@ running_named(ad_node *n, const char *name)
 
 // Stops the running applications the new configuration drops, last
 // started first, and reports those whose section changed.
-// How long an upgrade waits for every actor to build its new state.
-#define UPGRADE_TIMEOUT_MS 10000
-
 static void
 old_apps(ad_node *n, const ad_config *next, int *applied, int *pending,
          int *failed)
@@ -171,21 +168,29 @@ old_apps(ad_node *n, const ad_config *next, int *applied, int *pending,
             ad_log(TP_LOG_INFO, "reload_app_removed app=%s", app->conf->name);
             ad_node_stop_app(n, app);
             ++*applied;
-        } else if (ad_app_args_same(app->conf, c) &&
-                   (strcmp(app->conf->module, c->module) != 0 ||
-                    ad_app_module_changed(app))) {
-            // A new module, or a new file at the module's path: upgraded
-            // in place; a failure leaves the running version as it was.
-            if (ad_app_upgrade(app, n->sys, c, next->path,
-                               UPGRADE_TIMEOUT_MS) == 0)
-                ++*applied;
-            else
-                ++*failed;
-        } else if (!ad_app_conf_same(app->conf, c)) {
+        } else if (!ad_app_args_same(app->conf, c)) {
             ad_log(TP_LOG_WARNING,
                    "reload_needs_restart app=%s what=arguments",
                    app->conf->name);
             ++*pending;
+        } else if (strcmp(app->section_module, c->module) != 0 ||
+                   ad_app_module_changed(app)) {
+            // Another module named, or a new file at the module's path:
+            // upgraded in place; a failure leaves the running version.
+            char via[64];
+            snprintf(via, sizeof via, "reload:%d", c->module_line);
+            ad_upgrade_result res;
+            char *section = strdup(c->module);
+            if (section != NULL &&
+                ad_app_upgrade(app, n->sys, c, via, AD_UPGRADE_TIMEOUT_MS,
+                               &res) == 0) {
+                free(app->section_module);
+                app->section_module = section;
+                ++*applied;
+            } else {
+                free(section);
+                ++*failed;
+            }
         }
     }
 }

@@ -839,6 +839,39 @@ if [ -n "$kvport" ] && command -v bash >/dev/null; then
     tick
     [ "$(grep -c 'app_upgraded app=kv ' "$tmp/log")" = 3 ] ||
         fail "an unchanged module was upgraded again"
+    # actorctl upgrade: the same, asked through the control socket.
+    expect 0 "actorctl upgrade" "$actorctl" -n alpha upgrade kv "$kv2"
+    has "$tmp/out" '^upgraded kv from 2\.0 to 2\.0: [0-9][0-9]* actors switched, held [0-9][0-9]* us (median), [0-9][0-9]* us at most; [0-9][0-9]* child specs$' \
+        "actorctl upgrade says what it did"
+    has "$tmp/log" 'app_upgraded app=kv module=.*kvstore-v2.so from=2.0 to=2.0' \
+        "actorctl's upgrade is logged"
+    expect 1 "actorctl upgrade to a refusing version" \
+        "$actorctl" -n alpha upgrade kv "$kv3" --json
+    has "$tmp/err" 'rolled back, 2\.0 still runs' \
+        "actorctl upgrade reports the rollback"
+    expect 0 "actorctl upgrade --json" "$actorctl" -n alpha upgrade kv "$kv2" --json
+    has "$tmp/out" '^{"app":"kv","from":"2.0","to":"2.0","actors":"[0-9]*","specs":"[0-9]*","module":"[^"]*kvstore-v2.so","pause_p50_us":"[0-9]*","pause_max_us":"[0-9]*"}$' \
+        "actorctl upgrade --json"
+    expect 1 "actorctl upgrade of no application" \
+        "$actorctl" -n alpha upgrade nope "$kv2"
+    has "$tmp/err" 'no application "nope" runs' "an unknown application"
+    expect 1 "actorctl upgrade to a missing file" \
+        "$actorctl" -n alpha upgrade kv "$tmp/missing.so"
+    has "$tmp/err" 'cannot find .*missing.so' "a missing module"
+    expect 1 "actorctl upgrade to something not a module" \
+        "$actorctl" -n alpha upgrade kv "$tmp/kv.conf"
+    has "$tmp/err" 'cannot load module' "not a module"
+    expect 2 "actorctl upgrade without a module" "$actorctl" -n alpha upgrade kv
+    # A reload with the section unchanged keeps what actorctl installed.
+    n_up=$(grep -c 'app_upgraded app=kv ' "$tmp/log")
+    kill -HUP "$pid"
+    wait_count "$tmp/log" 6 'reloaded applied=' "a reload after actorctl"
+    tick
+    [ "$(grep -c 'app_upgraded app=kv ' "$tmp/log")" = "$n_up" ] ||
+        fail "a reload undid actorctl's upgrade"
+    answer=$(bash -c "exec 3<>/dev/tcp/127.0.0.1/$kvport; printf 'LEN before-0-0\n' >&3; head -1 <&3")
+    printf '%s\n' "$answer" | grep -q '^LEN [0-9][0-9]*$' ||
+        fail "2.0 still serves after actorctl's upgrades: $answer"
 fi
 kill -TERM "$pid"
 finish "kvstore upgraded" 0
