@@ -535,6 +535,62 @@ START_TEST(a_change_past_the_timeout_rolls_back)
 }
 END_TEST
 
+// The actor whose id is slow_id waits in its change until released;
+// the others count theirs.
+static _Atomic int slow_in, slow_go, changes_done;
+static uint32_t slow_id;
+
+static int
+to_v2_gated(tp_ctx *ctx, const void *old_state, void *new_state, void *arg)
+{
+    (void)arg;
+    const v1 *o = old_state;
+    if (o->id == slow_id) {
+        slow_in = 1;
+        for (int i = 0; i < 20000 && !slow_go; i++)
+            tpt_nap_us(500); // held here by the test, at most 10 s
+    } else {
+        changes_done++;
+    }
+    return to_v2(ctx, old_state, new_state, NULL);
+}
+
+static void *
+upgrade_thread(void *arg)
+{
+    run_upgrade(arg);
+    return NULL;
+}
+
+// An actor killed while it is held: the upgrade goes on without it.
+START_TEST(an_actor_killed_while_held)
+{
+    tp_system *sys = tpt_system(2);
+    tp_pid pids[NACT];
+    spawn_counters(sys, &v1_b, pids);
+    slow_in = slow_go = changes_done = 0;
+    slow_id = 0;
+    tp_code_change ch = {.from = &v1_b, .to = &v2_b, .change = to_v2_gated};
+    job j = {.sys = sys, .ch = &ch, .n = 1};
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, upgrade_thread, &j), 0);
+    for (int i = 0; i < 20000 && (!slow_in || changes_done < NACT - 1); i++)
+        tpt_nap_us(500);
+    ck_assert_int_eq(changes_done, NACT - 1);
+    ck_assert_int_eq(tp_system_exit(sys, pids[9], TP_REASON_KILL), 0);
+    slow_go = 1;
+    pthread_join(th, NULL);
+    ck_assert_int_eq(j.rc, 0);
+    ck_assert_uint_eq(j.rep.actors, NACT - 1);
+    tp_actor_info info;
+    ck_assert_int_eq(tp_actor_info_get(sys, pids[9], &info), TP_ENOACTOR);
+    for (int i = 0; i < NACT; i++)
+        if (i != 9)
+            ck_assert_int_eq(version_of(sys, pids[i]), '2');
+    tp_system_destroy(&sys);
+}
+END_TEST
+
 Suite *
 upgrade_suite(void)
 {
@@ -549,6 +605,7 @@ upgrade_suite(void)
     tcase_add_test(tc, upgrade_on_a_test_system);
     tcase_add_test(tc, supervisors_restart_the_new_code);
     tcase_add_test(tc, a_change_past_the_timeout_rolls_back);
+    tcase_add_test(tc, an_actor_killed_while_held);
     suite_add_tcase(s, tc);
     return s;
 }

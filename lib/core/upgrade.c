@@ -65,6 +65,8 @@ typedef struct tp__upgrade {
     unsigned refs; // the caller, and each phase message not yet done
 } tp__upgrade;
 
+static void drop_fresh(struct slot *s);
+
 // ---- shims -------------------------------------------------------------
 
 static outline *
@@ -231,12 +233,14 @@ post(tp__upgrade *u, size_t i, int phase, tp_actor *held)
     m->aux = u;
     m->pub.ref = i;
     m->pub.tag = (uint32_t)phase;
+    // Freed unhandled, its release settles the slot: an actor gone
+    // before its prepare, or killed while it was held.
+    m->flags |= TP__MSG_UPGRADE_REQ;
     if (held != NULL) {
         tp__push_system(held, m);
         tp__sched_schedule(u->sys, held);
         return;
     }
-    m->flags |= TP__MSG_UPGRADE_REQ;
     if (tp__push_sys(u->sys, u->slots[i].pid, m) != 0)
         tp__msg_free(m); // its release decides the slot: gone
 }
@@ -247,8 +251,15 @@ tp__upgrade_msg_gone(tp__msg *m)
     tp__upgrade *u = m->aux;
     slot *s = &u->slots[m->pub.ref];
     pthread_mutex_lock(&u->lock);
-    if (s->state == S_WAITING && !u->over)
+    if (m->pub.tag == PH_END) {
+        // Killed while held (a kill pushed before the verdict ends it
+        // first): its new state goes, and the caller stops waiting for it.
+        drop_fresh(s);
+        s->state = S_GONE;
+        pthread_cond_broadcast(&u->cond);
+    } else if (s->state == S_WAITING && !u->over) {
         decide_gone(u, s);
+    }
     unref_locked(u);
 }
 
