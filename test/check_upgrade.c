@@ -13,7 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-enum { TAG_INC = 1, TAG_GET, TAG_VERSION };
+enum { TAG_INC = 1, TAG_GET, TAG_VERSION, TAG_ASK, TAG_FLOOD };
 
 #define NACT 16
 
@@ -41,10 +41,25 @@ v1_init(tp_ctx *ctx, void *state, void *arg)
     return 0;
 }
 
+// TAG_ASK (data: a pid): a request that times out in 100 ms, whose
+// timeout adds 1000 to the count, in either version.
+static int
+ask(tp_ctx *ctx, const tp_msg *msg)
+{
+    tp_pid to;
+    memcpy(&to, msg->data, sizeof to);
+    uint64_t ref;
+    return tp_request(ctx, to, TAG_GET, NULL, 0, 100, &ref);
+}
+
 static int
 v1_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
 {
     v1 *s = state;
+    if (msg->tag == TAG_ASK)
+        return ask(ctx, msg);
+    if (msg->tag == TP_TAG_TIMEOUT)
+        s->count += 1000;
     if (msg->tag == TAG_INC)
         s->count++;
     if (msg->tag == TAG_GET)
@@ -58,6 +73,10 @@ static int
 v2_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
 {
     v2 *s = state;
+    if (msg->tag == TAG_ASK)
+        return ask(ctx, msg);
+    if (msg->tag == TP_TAG_TIMEOUT)
+        s->count += 1000;
     if (msg->tag == TAG_INC) {
         s->count++;
         s->seen_since++;
@@ -149,6 +168,17 @@ to_small(tp_ctx *ctx, const void *old_state, void *new_state, void *arg)
     (void)arg;
     ((small *)new_state)->count32 = (uint32_t)((const v2 *)old_state)->count;
     return 0;
+}
+
+static void
+spin_us(long us)
+{
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    do
+        clock_gettime(CLOCK_MONOTONIC, &b);
+    while ((b.tv_sec - a.tv_sec) * 1000000 + (b.tv_nsec - a.tv_nsec) / 1000 <
+           us);
 }
 
 // ---- load --------------------------------------------------------------
@@ -562,7 +592,8 @@ upgrade_thread(void *arg)
     return NULL;
 }
 
-// An actor killed while it is held: the upgrade goes on without it.
+// An actor killed while it is held: the verdict comes before anything
+// queued, so it switches, then the kill ends it; the others switch.
 START_TEST(an_actor_killed_while_held)
 {
     tp_system *sys = tpt_system(2);
@@ -581,12 +612,124 @@ START_TEST(an_actor_killed_while_held)
     slow_go = 1;
     pthread_join(th, NULL);
     ck_assert_int_eq(j.rc, 0);
-    ck_assert_uint_eq(j.rep.actors, NACT - 1);
+    ck_assert_uint_eq(j.rep.actors, NACT);
     tp_actor_info info;
     ck_assert_int_eq(tp_actor_info_get(sys, pids[9], &info), TP_ENOACTOR);
     for (int i = 0; i < NACT; i++)
         if (i != 9)
             ck_assert_int_eq(version_of(sys, pids[i]), '2');
+    tp_system_destroy(&sys);
+}
+END_TEST
+
+static int
+silent_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)ctx;
+    (void)state;
+    (void)msg;
+    return TP_OK;
+}
+
+static const tp_behaviour silent_b = {.name = "silent",
+                                      .handle = silent_handle};
+
+// A request's timeout that comes while its actor is held waits behind the
+// verdict: the new code handles it, on the new state, and the count
+// keeps it.
+START_TEST(what_comes_while_held_is_handled_by_the_new_code)
+{
+    tp_system *sys = tpt_system(2);
+    tp_pid pids[NACT], quiet;
+    spawn_counters(sys, &v1_b, pids);
+    ck_assert_int_eq(tp_spawn(sys, &silent_b, NULL, NULL, &quiet), 0);
+    // pids[3] asks first: its request's 100 ms timeout comes while it is
+    // held, below.
+    ck_assert_int_eq(
+        tp_system_send(sys, pids[3], TAG_ASK, &quiet, sizeof quiet), 0);
+    tp_actor_stats qs = {0};
+    for (int i = 0; i < 10000 && qs.handled < 1; i++) {
+        tpt_nap_us(500);
+        tp_actor_stats_get(sys, quiet, &qs);
+    }
+    ck_assert_uint_ge(qs.handled, 1);
+    slow_in = slow_go = changes_done = 0;
+    slow_id = 0; // pids[0] holds the upgrade in its change
+    tp_code_change ch = {.from = &v1_b, .to = &v2_b, .change = to_v2_gated};
+    job j = {.sys = sys, .ch = &ch, .n = 1};
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, upgrade_thread, &j), 0);
+    for (int i = 0; i < 20000 && (!slow_in || changes_done < NACT - 1); i++)
+        tpt_nap_us(500);
+    ck_assert_int_eq(changes_done, NACT - 1);
+    tpt_nap_us(300000); // past the timeout, while held: the point
+    slow_go = 1;
+    pthread_join(th, NULL);
+    ck_assert_int_eq(j.rc, 0);
+    ck_assert_uint_eq(count_of(sys, pids[3]), 1000);
+    tp_system_destroy(&sys);
+}
+END_TEST
+
+// A producer muted on its BACKPRESSURE consumer, both upgraded at once:
+// the producer is unmuted to prepare, where it would otherwise wait for a
+// consumer that is held.
+static tp_pid consumer;
+
+static int
+producer_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)state;
+    if (msg->tag == TAG_FLOOD) {
+        tp_send(ctx, consumer, TAG_INC, NULL, 0);
+        return tp_send(ctx, tp_self(ctx), TAG_FLOOD, NULL, 0);
+    }
+    if (msg->tag == TAG_VERSION)
+        return tp_reply(ctx, TAG_VERSION, "p", 1);
+    return TP_OK;
+}
+
+static int
+consumer_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)state;
+    spin_us(200);
+    if (msg->tag == TAG_VERSION)
+        return tp_reply(ctx, TAG_VERSION, "c", 1);
+    return TP_OK;
+}
+
+static const tp_behaviour prod1 = {
+    .name = "prod", .state_size = 8, .handle = producer_handle};
+static const tp_behaviour prod2 = {
+    .name = "prod", .state_size = 8, .handle = producer_handle};
+static const tp_behaviour cons1 = {
+    .name = "cons", .state_size = 8, .handle = consumer_handle};
+static const tp_behaviour cons2 = {
+    .name = "cons", .state_size = 8, .handle = consumer_handle};
+
+START_TEST(a_muted_producer_and_its_consumer_upgrade_together)
+{
+    tp_system *sys = tpt_system(2);
+    tp_spawn_opts bp = {.mailbox_capacity = 4,
+                        .overflow = TP_OVERFLOW_BACKPRESSURE};
+    tp_pid prod;
+    ck_assert_int_eq(tp_spawn(sys, &cons1, NULL, &bp, &consumer), 0);
+    ck_assert_int_eq(tp_spawn(sys, &prod1, NULL, NULL, &prod), 0);
+    ck_assert_int_eq(tp_system_send(sys, prod, TAG_FLOOD, NULL, 0), 0);
+    tp_actor_stats st = {0};
+    for (int i = 0; i < 10000 && st.handled < 20; i++) {
+        tpt_nap_us(1000);
+        tp_actor_stats_get(sys, consumer, &st);
+    }
+    tp_code_change ch[2] = {{.from = &prod1, .to = &prod2},
+                            {.from = &cons1, .to = &cons2}};
+    tp_upgrade_report rep;
+    ck_assert_int_eq(tp_upgrade(sys, ch, 2, 10000, &rep), 0);
+    ck_assert_uint_eq(rep.actors, 2);
+    ck_assert_uint_eq(tp_behaviour_users(sys, &prod2), 1);
+    ck_assert_uint_eq(tp_behaviour_users(sys, &cons2), 1);
+    ck_assert_int_eq(tp_system_exit(sys, prod, TP_REASON_KILL), 0);
     tp_system_destroy(&sys);
 }
 END_TEST
@@ -606,6 +749,8 @@ upgrade_suite(void)
     tcase_add_test(tc, supervisors_restart_the_new_code);
     tcase_add_test(tc, a_change_past_the_timeout_rolls_back);
     tcase_add_test(tc, an_actor_killed_while_held);
+    tcase_add_test(tc, what_comes_while_held_is_handled_by_the_new_code);
+    tcase_add_test(tc, a_muted_producer_and_its_consumer_upgrade_together);
     suite_add_tcase(s, tc);
     return s;
 }

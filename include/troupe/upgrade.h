@@ -66,9 +66,17 @@ typedef struct tp_upgrade_report {
 // more (a late one, past the timeout, included), so the changes' `arg`s
 // may be freed then.
 //
+// What reaches a held actor (messages, request timeouts, signals, a kill)
+// waits in its mailbox and is handled after the verdict, by the code the
+// verdict leaves. A change runs as the actor: what it sends goes out at
+// once, and a tp_stop takes effect after the actor's next message. On a
+// test system the timeout is virtual time.
+//
 // State machines (statem.h) cannot be upgraded this way yet: their data
-// holds the old spec. Continuations (tp_request_then) set before the
-// upgrade, and timers' data, keep pointing where the old code put them.
+// holds the old spec. A continuation (tp_request_then) set by the old code
+// runs after the upgrade with the new state: upgrade an actor once its
+// continuations are done, or make its new state begin as the old did.
+// Timers' data keeps pointing where the old code put it.
 TP_API int tp_upgrade(tp_system *sys, const tp_code_change *changes, size_t n,
                       int timeout_ms, tp_upgrade_report *out);
 

@@ -323,14 +323,15 @@ finish(tp__worker *w, tp_actor *a)
 {
     // seq_cst: see keep_muted: of two actors muting on each other, one
     // sees the other muted.
-    bool muting = atomic_load_explicit(&a->mute, memory_order_seq_cst) ==
+    // Held by an upgrade: parked, keeping one in the count so no sender
+    // schedules it; the upgrade does when it lets it go. A change that
+    // muted it (a send to a full mailbox) leaves its mute pending, settled
+    // by the unmute (which then schedules nothing) or its next activation.
+    bool parking = tp__marked(a, TP__MARK_HELD);
+    bool muting = !parking &&
+                  atomic_load_explicit(&a->mute, memory_order_seq_cst) ==
                       TP__MUTE_PENDING &&
                   tp__keep_muted(a);
-    // Held by an upgrade: parked, keeping one in the count so no sender
-    // schedules it; the upgrade does when it lets it go. An activation
-    // that muted ended before it could read the upgrade's message.
-    bool parking = tp__marked(a, TP__MARK_HELD);
-    TP_ASSERT(!(muting && parking));
     uint64_t total =
         (uint64_t)w->done_total + a->hold - (muting || parking ? 1 : 0);
     a->hold = muting || parking ? 1 : 0;
@@ -514,6 +515,14 @@ tp__actor_run(tp__worker *w, tp_actor *a)
         t0 = tp__ticks();
         // relaxed: as in account().
         atomic_store_explicit(&k->running_since, t0, memory_order_relaxed);
+    }
+    if (__builtin_expect(a->current != NULL, 0)) {
+        // An upgrade's verdict for this held actor (upgrade.c), before
+        // anything queued: what came while it was held is handled by the
+        // code the verdict leaves, on its state.
+        tp__msg *verdict = (tp__msg *)a->current;
+        a->current = NULL;
+        tp__upgrade_handle(a, verdict);
     }
     reason = process(w, a);
     replay_end(a, reason == CONTINUE);

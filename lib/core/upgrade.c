@@ -237,11 +237,26 @@ post(tp__upgrade *u, size_t i, int phase, tp_actor *held)
     // before its prepare, or killed while it was held.
     m->flags |= TP__MSG_UPGRADE_REQ;
     if (held != NULL) {
-        tp__push_system(held, m);
+        // The verdict goes ahead of the mailbox: the activation this
+        // schedule starts applies it first (tp__actor_run). A held actor
+        // is run by nobody else (the hold in its count), and keeps no
+        // message in `current` between activations.
+        held->current = m;
         tp__sched_schedule(u->sys, held);
         return;
     }
-    if (tp__push_sys(u->sys, u->slots[i].pid, m) != 0)
+    // An actor muted by backpressure is not scheduled by a push: unmuted,
+    // it runs to prepare (which comes first) instead of waiting for a
+    // receiver that may be held itself. The caller is outside the workers.
+    tp_system *sys = u->sys;
+    pthread_rwlock_rdlock(&sys->ext_lock);
+    tp_actor *a = tp__actor_lookup(sys, u->slots[i].pid);
+    if (a != NULL) {
+        tp__push_system(a, m);
+        tp__unmute(a);
+    }
+    pthread_rwlock_unlock(&sys->ext_lock);
+    if (a == NULL)
         tp__msg_free(m); // its release decides the slot: gone
 }
 
@@ -502,13 +517,14 @@ all_acked(void *arg)
 }
 
 // Waits until done(u), until `deadline_ns` (-1: none): on a test system,
-// running its actors. Returns whether done.
+// running its actors for `timeout_ms` of virtual time instead. Returns
+// whether done.
 static bool
-await(tp__upgrade *u, bool (*done)(void *), int64_t deadline_ns)
+await(tp__upgrade *u, bool (*done)(void *), int64_t deadline_ns,
+      int timeout_ms)
 {
-    if (u->sys->test != NULL) // in virtual time; the deadline is real
-        return tp__test_drive(u->sys, done, u,
-                              deadline_ns < 0 ? -1 : 3600000) >= 0;
+    if (u->sys->test != NULL)
+        return tp__test_drive(u->sys, done, u, timeout_ms) >= 0;
     pthread_mutex_lock(&u->lock);
     pthread_mutex_unlock(&u->lock);
     while (!done(u)) {
@@ -583,7 +599,7 @@ tp_upgrade(tp_system *sys, const tp_code_change *changes, size_t n,
         u->slots[i].u = u;
     for (size_t i = 0; rc == 0 && i < u->n; i++)
         post(u, i, PH_PREPARE, NULL);
-    bool prepared = rc == 0 && await(u, all_decided, deadline);
+    bool prepared = rc == 0 && await(u, all_decided, deadline, timeout_ms);
     // The verdict: every actor held, or gone.
     pthread_mutex_lock(&u->lock);
     u->over = true;
@@ -598,20 +614,27 @@ tp_upgrade(tp_system *sys, const tp_code_change *changes, size_t n,
                 r.failed_pid = s->pid;
             }
         }
-        r.gone += s->state == S_GONE;
     }
-    if (rc == 0 && !prepared && r.failed == 0)
+    if (rc == 0 && !prepared && r.failed == 0) {
         r.failed = TP_ETIMEDOUT;
+        for (size_t i = 0; i < u->n && tp_pid_is_nil(r.failed_pid); i++)
+            if (u->slots[i].state == S_WAITING ||
+                u->slots[i].state == S_HOLDING)
+                r.failed_pid = u->slots[i].pid; // the first not ready
+    }
     pthread_mutex_unlock(&u->lock);
     // Let the held ones go, each with the verdict.
     for (size_t i = 0; i < u->n; i++)
         if (u->slots[i].state == S_HELD)
             post(u, i, PH_END, u->slots[i].a);
-    await(u, all_acked, -1);
-    await(u, none_changing, -1); // the changes' arguments may go then
+    await(u, all_acked, -1, -1);
+    await(u, none_changing, -1, -1); // the changes' arguments may go then
     pthread_mutex_lock(&u->lock);
     int64_t *pause = malloc((u->n ? u->n : 1) * sizeof *pause);
     size_t np = 0;
+    r.gone = 0; // again: those killed while held are gone too
+    for (size_t i = 0; i < u->n; i++)
+        r.gone += u->slots[i].state == S_GONE;
     for (size_t i = 0; i < u->n; i++)
         if (u->slots[i].state == S_DONE) {
             r.actors++;
