@@ -13,7 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-enum { TAG_INC = 1, TAG_GET, TAG_VERSION, TAG_ASK, TAG_FLOOD };
+enum { TAG_INC = 1, TAG_GET, TAG_VERSION, TAG_ASK };
 
 #define NACT 16
 
@@ -168,17 +168,6 @@ to_small(tp_ctx *ctx, const void *old_state, void *new_state, void *arg)
     (void)arg;
     ((small *)new_state)->count32 = (uint32_t)((const v2 *)old_state)->count;
     return 0;
-}
-
-static void
-spin_us(long us)
-{
-    struct timespec a, b;
-    clock_gettime(CLOCK_MONOTONIC, &a);
-    do
-        clock_gettime(CLOCK_MONOTONIC, &b);
-    while ((b.tv_sec - a.tv_sec) * 1000000 + (b.tv_nsec - a.tv_nsec) / 1000 <
-           us);
 }
 
 // ---- load --------------------------------------------------------------
@@ -671,69 +660,6 @@ START_TEST(what_comes_while_held_is_handled_by_the_new_code)
 }
 END_TEST
 
-// A producer muted on its BACKPRESSURE consumer, both upgraded at once:
-// the producer is unmuted to prepare, where it would otherwise wait for a
-// consumer that is held.
-static tp_pid consumer;
-
-static int
-producer_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
-{
-    (void)state;
-    if (msg->tag == TAG_FLOOD) {
-        tp_send(ctx, consumer, TAG_INC, NULL, 0);
-        return tp_send(ctx, tp_self(ctx), TAG_FLOOD, NULL, 0);
-    }
-    if (msg->tag == TAG_VERSION)
-        return tp_reply(ctx, TAG_VERSION, "p", 1);
-    return TP_OK;
-}
-
-static int
-consumer_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
-{
-    (void)state;
-    spin_us(200);
-    if (msg->tag == TAG_VERSION)
-        return tp_reply(ctx, TAG_VERSION, "c", 1);
-    return TP_OK;
-}
-
-static const tp_behaviour prod1 = {
-    .name = "prod", .state_size = 8, .handle = producer_handle};
-static const tp_behaviour prod2 = {
-    .name = "prod", .state_size = 8, .handle = producer_handle};
-static const tp_behaviour cons1 = {
-    .name = "cons", .state_size = 8, .handle = consumer_handle};
-static const tp_behaviour cons2 = {
-    .name = "cons", .state_size = 8, .handle = consumer_handle};
-
-START_TEST(a_muted_producer_and_its_consumer_upgrade_together)
-{
-    tp_system *sys = tpt_system(2);
-    tp_spawn_opts bp = {.mailbox_capacity = 4,
-                        .overflow = TP_OVERFLOW_BACKPRESSURE};
-    tp_pid prod;
-    ck_assert_int_eq(tp_spawn(sys, &cons1, NULL, &bp, &consumer), 0);
-    ck_assert_int_eq(tp_spawn(sys, &prod1, NULL, NULL, &prod), 0);
-    ck_assert_int_eq(tp_system_send(sys, prod, TAG_FLOOD, NULL, 0), 0);
-    tp_actor_stats st = {0};
-    for (int i = 0; i < 10000 && st.handled < 20; i++) {
-        tpt_nap_us(1000);
-        tp_actor_stats_get(sys, consumer, &st);
-    }
-    tp_code_change ch[2] = {{.from = &prod1, .to = &prod2},
-                            {.from = &cons1, .to = &cons2}};
-    tp_upgrade_report rep;
-    ck_assert_int_eq(tp_upgrade(sys, ch, 2, 10000, &rep), 0);
-    ck_assert_uint_eq(rep.actors, 2);
-    ck_assert_uint_eq(tp_behaviour_users(sys, &prod2), 1);
-    ck_assert_uint_eq(tp_behaviour_users(sys, &cons2), 1);
-    ck_assert_int_eq(tp_system_exit(sys, prod, TP_REASON_KILL), 0);
-    tp_system_destroy(&sys);
-}
-END_TEST
-
 Suite *
 upgrade_suite(void)
 {
@@ -750,7 +676,6 @@ upgrade_suite(void)
     tcase_add_test(tc, a_change_past_the_timeout_rolls_back);
     tcase_add_test(tc, an_actor_killed_while_held);
     tcase_add_test(tc, what_comes_while_held_is_handled_by_the_new_code);
-    tcase_add_test(tc, a_muted_producer_and_its_consumer_upgrade_together);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -245,18 +245,7 @@ post(tp__upgrade *u, size_t i, int phase, tp_actor *held)
         tp__sched_schedule(u->sys, held);
         return;
     }
-    // An actor muted by backpressure is not scheduled by a push: unmuted,
-    // it runs to prepare (which comes first) instead of waiting for a
-    // receiver that may be held itself. The caller is outside the workers.
-    tp_system *sys = u->sys;
-    pthread_rwlock_rdlock(&sys->ext_lock);
-    tp_actor *a = tp__actor_lookup(sys, u->slots[i].pid);
-    if (a != NULL) {
-        tp__push_system(a, m);
-        tp__unmute(a);
-    }
-    pthread_rwlock_unlock(&sys->ext_lock);
-    if (a == NULL)
+    if (tp__push_sys(u->sys, u->slots[i].pid, m) != 0)
         tp__msg_free(m); // its release decides the slot: gone
 }
 
@@ -354,9 +343,14 @@ tp__upgrade_handle(tp_actor *a, tp__msg *m)
     tp__upgrade *u = m->aux;
     slot *s = &u->slots[m->pub.ref];
     int phase = (int)m->pub.tag;
-    // Handled, not gone; retired now, as a change may crash the actor.
+    // Handled, not gone; let go of now, as a change may crash the actor:
+    // a prepare came through the lane, which keeps its block until the
+    // next pop; a verdict came by hand (post) and is freed.
     m->flags &= (uint16_t)~TP__MSG_UPGRADE_REQ;
-    tp__msg_retire(m);
+    if (phase == PH_END)
+        tp__msg_free(m);
+    else
+        tp__msg_retire(m);
     if (phase == PH_END) {
         pthread_mutex_lock(&u->lock);
         bool commit = u->commit && s->state == S_HELD;
