@@ -70,7 +70,8 @@ typedef struct tp_upgrade_report {
 // waits in its mailbox and is handled after the verdict, by the code the
 // verdict leaves. A change runs as the actor: what it sends goes out at
 // once, and a tp_stop takes effect after the actor's next message. On a
-// test system the timeout is virtual time. An actor muted by backpressure
+// test system the timeout is virtual time. tp_system_destroy must not run
+// while another thread is in tp_upgrade. An actor muted by backpressure
 // (BACKPRESSURE mailboxes) prepares only once its receiver drains: when
 // that receiver is held by the same upgrade, the upgrade times out and
 // rolls back; upgrade such a pair in two upgrades, the sender first.

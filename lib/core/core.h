@@ -976,6 +976,9 @@ void tp__upgrade_msg_gone(tp__msg *m);
 // The state `a`'s callbacks see: tp__state, or the block an upgrade
 // moved it to.
 void *tp__user_state(tp_actor *a);
+// Frees the block an upgrade moved `a`'s state to, if any, once its
+// terminate has run (or faulted).
+void tp__upgrade_state_free(tp_actor *a);
 void tp__shims_free(tp_system *sys);
 
 // ---- tracing (trace.c) -------------------------------------------------

@@ -141,6 +141,7 @@ run_terminate(tp_actor *a, int reason)
     else
         tp__report_fault(a);
     tp__self = saved;
+    tp__upgrade_state_free(a); // after a fault too
 }
 
 // Frees or retires the message `a` was handling.

@@ -84,21 +84,23 @@ outline_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
     return o->to->handle(ctx, o->state, msg);
 }
 
+// The block is freed after it, faulted or not (tp__upgrade_state_free).
 static void
 outline_terminate(tp_ctx *ctx, void *state, int reason)
 {
     outline *o = block_of(state);
     if (o->to->terminate != NULL)
         o->to->terminate(ctx, o->state, reason);
-    free(o);
 }
 
-static void
-outline_terminate_free(tp_ctx *ctx, void *state, int reason)
+void
+tp__upgrade_state_free(tp_actor *a)
 {
-    (void)ctx;
-    (void)reason;
-    free(block_of(state));
+    if (a->behaviour->handle != outline_handle)
+        return;
+    void *place = tp__state(a);
+    free(block_of(place));
+    memset(place, 0, sizeof(outline *));
 }
 
 static int
@@ -124,8 +126,7 @@ shim_of(const tp_behaviour *to, size_t size, bool own)
     b.init = NULL; // never spawned: actors switch to it
     if (own) {
         b.handle = outline_handle;
-        b.terminate =
-            to->terminate != NULL ? outline_terminate : outline_terminate_free;
+        b.terminate = outline_terminate; // always: the block must go
         b.describe = to->describe != NULL ? outline_describe : NULL;
     }
     return b;
