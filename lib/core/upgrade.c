@@ -520,8 +520,8 @@ await(tp__upgrade *u, bool (*done)(void *), int64_t deadline_ns,
 {
     if (u->sys->test != NULL)
         return tp__test_drive(u->sys, done, u, timeout_ms) >= 0;
-    pthread_mutex_lock(&u->lock);
-    pthread_mutex_unlock(&u->lock);
+    // done() takes the lock itself, so a wake-up between it and the wait
+    // may be missed: the wait is cut to 50 ms, and done() asked again.
     while (!done(u)) {
         pthread_mutex_lock(&u->lock);
         struct timespec dl;

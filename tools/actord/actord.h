@@ -307,6 +307,8 @@ void ad_node_ready(ad_node *n);
 // Re-reads the configuration and applies what can change while running
 // (reload.c).
 void ad_node_reload(ad_node *n);
+// The running application named `name`, or NULL (reload.c).
+ad_app *ad_node_app_running(ad_node *n, const char *name);
 
 // ---- peers (peers.c) ------------------------------------------------------
 

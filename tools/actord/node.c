@@ -123,21 +123,11 @@ ctl_request(void *arg, tp_control_call *call, const char *op,
     while (w < 0 && errno == EINTR);
 }
 
-static ad_app *
-running(ad_node *n, const char *name)
-{
-    for (size_t i = 0; i < n->napps; i++)
-        if (n->apps[i]->state == AD_APP_RUNNING &&
-            strcmp(n->apps[i]->conf->name, name) == 0)
-            return n->apps[i];
-    return NULL;
-}
-
 // On the main thread: an upgrade asked by actorctl.
 static void
 ctl_upgrade(ad_node *n, ad_ctl_req *r)
 {
-    ad_app *app = running(n, r->app);
+    ad_app *app = ad_node_app_running(n, r->app);
     char why[300];
     if (app == NULL) {
         snprintf(why, sizeof why, "no application \"%s\" runs", r->app);

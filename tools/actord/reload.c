@@ -143,8 +143,8 @@ conf_named(const ad_config *c, const char *name)
     return NULL;
 }
 
-static ad_app *
-running_named(ad_node *n, const char *name)
+ad_app *
+ad_node_app_running(ad_node *n, const char *name)
 {
     for (size_t i = 0; i < n->napps; i++)
         if (n->apps[i]->state == AD_APP_RUNNING &&
@@ -201,7 +201,7 @@ new_apps(ad_node *n, const ad_config *next, int *applied, int *failed)
 {
     for (size_t i = 0; i < next->napps && n->term_signal == 0; i++) {
         const ad_app_conf *c = &next->apps[i];
-        if (running_named(n, c->name) != NULL)
+        if (ad_node_app_running(n, c->name) != NULL)
             continue;
         ad_log(TP_LOG_INFO, "reload_app_added app=%s", c->name);
         ad_diag diag = {0};
