@@ -207,15 +207,14 @@ tp_sup_which_children(tp_system *sys, tp_pid sup_pid, int timeout_ms,
     return rc;
 }
 
-int
-tp_sup_upgrade(tp_system *sys, tp_pid sup_pid, const tp_code_change *changes,
-               size_t n, int timeout_ms, size_t *replaced)
+// Asks `sup_pid` and every supervisor under it the call `tag` answered
+// with a count, and adds the counts into *total.
+static int
+tree_count(tp_system *sys, tp_pid sup_pid, uint32_t tag, const void *data,
+           size_t size, int timeout_ms, size_t *total)
 {
-    if (changes == NULL || n == 0)
-        return TP_EINVAL;
     tp_msg msg;
-    int rc = call(sys, sup_pid, TP__SUP_CALL_UPGRADE, changes,
-                  n * sizeof *changes, timeout_ms, &msg);
+    int rc = call(sys, sup_pid, tag, data, size, timeout_ms, &msg);
     if (rc != 0)
         return rc;
     tp__sup_answer a = {TP_EINVAL, TP_PID_NIL};
@@ -224,21 +223,42 @@ tp_sup_upgrade(tp_system *sys, tp_pid sup_pid, const tp_code_change *changes,
     free((void *)msg.data);
     if (a.rc < 0)
         return a.rc;
-    size_t total = (size_t)a.rc;
+    *total += (size_t)a.rc;
     // Then the supervisors under it.
     tp_sup_child kids[256];
     size_t nk = 0;
     rc = tp_sup_which_children(sys, sup_pid, timeout_ms, kids, 256, &nk);
-    for (size_t i = 0; rc == 0 && i < nk && i < 256; i++) {
-        size_t sub = 0;
+    for (size_t i = 0; rc == 0 && i < nk && i < 256; i++)
         if (kids[i].type == TP_SUPERVISOR && !tp_pid_is_nil(kids[i].pid))
-            rc =
-                tp_sup_upgrade(sys, kids[i].pid, changes, n, timeout_ms, &sub);
-        total += sub;
-    }
+            rc = tree_count(sys, kids[i].pid, tag, data, size, timeout_ms,
+                            total);
+    return rc;
+}
+
+int
+tp_sup_upgrade(tp_system *sys, tp_pid sup_pid, const tp_code_change *changes,
+               size_t n, int timeout_ms, size_t *replaced)
+{
+    if (changes == NULL || n == 0)
+        return TP_EINVAL;
+    size_t total = 0;
+    int rc = tree_count(sys, sup_pid, TP__SUP_CALL_UPGRADE, changes,
+                        n * sizeof *changes, timeout_ms, &total);
     if (replaced != NULL)
         *replaced = total;
     return rc;
+}
+
+int
+tp_sup_refs(tp_system *sys, tp_pid sup_pid, const void *start, size_t size,
+            int timeout_ms, size_t *refs)
+{
+    if (refs == NULL)
+        return TP_EINVAL;
+    *refs = 0;
+    tp__sup_refs_req r = {(uintptr_t)start, (uintptr_t)start + size};
+    return tree_count(sys, sup_pid, TP__SUP_CALL_REFS, &r, sizeof r,
+                      timeout_ms, refs);
 }
 
 int

@@ -25,7 +25,13 @@ enum {
     TP__SUP_CHILDREN,                // data: tp_sup_child[n], n >= 0
     TP__SUP_COUNTS,                  // data: tp_sup_counts
     TP__SUP_CALL_UPGRADE,            // data: tp_code_change[n], n >= 1
+    TP__SUP_CALL_REFS,               // data: tp__sup_refs_req
 };
+
+// Which child specs point into [lo, hi) (tp_sup_refs).
+typedef struct tp__sup_refs_req {
+    uintptr_t lo, hi;
+} tp__sup_refs_req;
 
 // An upgrade of the child specs: the changes, in the call's own message
 // (a copy, so a caller that gave up may free its array).

@@ -160,6 +160,31 @@ call_upgrade(tp_ctx *ctx, sup *s, const call *k)
     tp_reply_to(ctx, k->from, k->ref, TP__SUP_ANSWER, &a, sizeof a);
 }
 
+static bool
+within(const tp__sup_refs_req *r, uintptr_t p)
+{
+    return p >= r->lo && p < r->hi;
+}
+
+// How many child specs (a simple_one_for_one's template included) point
+// into the range: their behaviour, its callbacks, or their `arg`.
+static void
+call_refs(tp_ctx *ctx, sup *s, const call *k)
+{
+    const tp__sup_refs_req *r = &k->req.refs;
+    int32_t n = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        const tp_behaviour *b = s->kids[i].spec.behaviour;
+        n += within(r, (uintptr_t)b) || within(r, (uintptr_t)b->handle) ||
+             within(r, (uintptr_t)b->init) ||
+             within(r, (uintptr_t)b->terminate) ||
+             within(r, (uintptr_t)b->describe) ||
+             within(r, (uintptr_t)s->kids[i].spec.arg);
+    }
+    answer a = {n, TP_PID_NIL};
+    tp_reply_to(ctx, k->from, k->ref, TP__SUP_ANSWER, &a, sizeof a);
+}
+
 // count_children: OTP's counts.
 static void
 call_count(tp_ctx *ctx, sup *s, const call *k)
@@ -204,6 +229,9 @@ tp__sup_do_call(tp_ctx *ctx, sup *s, const call *k)
     case TP__SUP_CALL_UPGRADE:
         call_upgrade(ctx, s, k);
         return;
+    case TP__SUP_CALL_REFS:
+        call_refs(ctx, s, k);
+        return;
     }
 }
 
@@ -228,7 +256,8 @@ tp__sup_take_call(call *k, const tp_msg *msg)
         return 0;
     }
     size_t want =
-        msg->tag == TP__SUP_CALL_START ? sizeof k->req.start
+        msg->tag == TP__SUP_CALL_START  ? sizeof k->req.start
+        : msg->tag == TP__SUP_CALL_REFS ? sizeof k->req.refs
         : msg->tag == TP__SUP_CALL_WHICH || msg->tag == TP__SUP_CALL_COUNT
             ? 0
             : sizeof k->req.id;

@@ -54,6 +54,7 @@ typedef struct call {
         start_req start; // TP__SUP_CALL_START
         id_req id;       // TP__SUP_CALL_TERMINATE, _RESTART, _DELETE
         tp__sup_upgrade_req upgrade; // TP__SUP_CALL_UPGRADE
+        tp__sup_refs_req refs;       // TP__SUP_CALL_REFS
     } req;
 } call;
 

@@ -279,7 +279,8 @@ sup_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
     case TP__SUP_CALL_DELETE:
     case TP__SUP_CALL_WHICH:
     case TP__SUP_CALL_COUNT:
-    case TP__SUP_CALL_UPGRADE: {
+    case TP__SUP_CALL_UPGRADE:
+    case TP__SUP_CALL_REFS: {
         if (msg->ref == 0)
             return TP_OK; // not a call
         call k;

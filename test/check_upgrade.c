@@ -454,6 +454,196 @@ START_TEST(upgrade_on_a_test_system)
 }
 END_TEST
 
+// States that own memory: `owner` keeps a malloc'ed buffer, which its
+// change copies into a new one; `discard` frees the old buffer of a
+// committed actor and the new buffer of a rolled-back one.
+typedef struct owner {
+    char *buf;
+} owner;
+typedef struct owner2 {
+    char *buf;
+    uint64_t extra[8]; // larger: a block of its own
+} owner2;
+
+static _Atomic int discarded_old, discarded_new, owner_then_ran;
+static char unrelated[64]; // a range nothing points into
+
+static int
+owner_then(tp_ctx *ctx, void *state, const tp_msg *answer, void *arg)
+{
+    (void)ctx, (void)state, (void)arg;
+    if (answer->tag == TP_TAG_TIMEOUT)
+        owner_then_ran++;
+    return TP_OK;
+}
+
+static int
+owner_init(tp_ctx *ctx, void *state, void *arg)
+{
+    (void)ctx, (void)arg;
+    owner *o = state;
+    return (o->buf = strdup("v1")) != NULL ? 0 : TP_ENOMEM;
+}
+
+static int
+owner_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)state;
+    if (msg->tag == TAG_ASK) {
+        // A continuation of this code, pending across the upgrade.
+        tp_pid to;
+        memcpy(&to, msg->data, sizeof to);
+        return tp_request_then(ctx, to, TAG_GET, NULL, 0, 5000, owner_then,
+                               NULL, NULL);
+    }
+    if (msg->tag == TAG_VERSION)
+        return tp_reply(ctx, TAG_VERSION, ((owner *)state)->buf, 3);
+    return TP_OK;
+}
+
+static void
+owner_terminate(tp_ctx *ctx, void *state, int reason)
+{
+    (void)ctx, (void)reason;
+    free(((owner *)state)->buf); // both versions: buf comes first
+}
+
+static const tp_behaviour owner_b = {.name = "owner",
+                                     .state_size = sizeof(owner),
+                                     .init = owner_init,
+                                     .handle = owner_handle,
+                                     .terminate = owner_terminate};
+static const tp_behaviour owner2_b = {.name = "owner",
+                                      .state_size = sizeof(owner2),
+                                      .handle = owner_handle,
+                                      .terminate = owner_terminate};
+
+// Copies the buffer, as "v2"; fails for the actor whose arg says so.
+static int
+owner_change(tp_ctx *ctx, const void *old_state, void *new_state, void *arg)
+{
+    (void)old_state;
+    if (arg != NULL && tp_pid_eq(tp_self(ctx), *(const tp_pid *)arg))
+        return TP_EINVAL;
+    owner2 *n = new_state;
+    return (n->buf = strdup("v2")) != NULL ? 0 : TP_ENOMEM;
+}
+
+static void
+owner_discard(void *state, bool committed, void *arg)
+{
+    (void)arg;
+    free(((owner *)state)->buf);
+    if (committed)
+        discarded_old++;
+    else
+        discarded_new++;
+}
+
+// A change's discard frees what the dropped state owns: the old state's
+// once committed, the new one's after a rollback (LeakSanitizer checks
+// that nothing else leaks). tp_code_refs counts the actors whose code
+// lies in a range, and continuations set before an upgrade until they
+// ran; tp_sup_refs counts the specs.
+START_TEST(discard_and_what_still_points_into_code)
+{
+    tp_system *sys;
+    ck_assert_int_eq(tp_test_system_new(NULL, 3, &sys), 0);
+    enum { N = 6 };
+    tp_pid pids[N], silent;
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(tp_spawn(sys, &owner_b, NULL, NULL, &pids[i]), 0);
+    ck_assert_int_eq(tp_spawn(sys, &owner2_b, NULL, NULL, &silent), 0);
+    tp_test_run(sys, 10000);
+    ck_assert_uint_eq(tp_code_refs(sys, &owner_b, sizeof owner_b), N);
+    ck_assert_uint_eq(
+        tp_code_refs(sys, (const void *)(uintptr_t)owner_init, 1), N);
+    ck_assert_uint_eq(tp_code_refs(sys, unrelated, sizeof unrelated), 0);
+    ck_assert_uint_eq(tp_code_refs(sys, &owner_b, 0), 0);
+
+    // A rollback: every built state goes through discard, not the failed.
+    tp_code_change ch = {.from = &owner_b,
+                         .to = &owner2_b,
+                         .change = owner_change,
+                         .discard = owner_discard,
+                         .arg = &pids[2]};
+    tp_upgrade_report rep;
+    ck_assert_int_eq(tp_upgrade(sys, &ch, 1, 5000, &rep), TP_EINVAL);
+    ck_assert_int_eq(discarded_new, N - 1);
+    ck_assert_int_eq(discarded_old, 0);
+    ck_assert_uint_eq(tp_code_refs(sys, &owner_b, sizeof owner_b), N);
+
+    // Pid 0 leaves a continuation pending, then all commit.
+    ck_assert_int_eq(
+        tp_system_send(sys, pids[0], TAG_ASK, &silent, sizeof silent), 0);
+    tp_test_run(sys, 10000);
+    ck_assert_uint_eq(tp_code_refs(sys, unrelated, sizeof unrelated), 0);
+    ch.arg = NULL;
+    ck_assert_int_eq(tp_upgrade(sys, &ch, 1, 5000, &rep), 0);
+    ck_assert_uint_eq(rep.actors, N);
+    ck_assert_int_eq(discarded_old, N);
+    ck_assert_int_eq(discarded_new, N - 1);
+    tp_call_reply r;
+    ck_assert_int_eq(tp_call(sys, pids[1], TAG_VERSION, NULL, 0, 1000, &r), 0);
+    ck_assert_str_eq(r.data, "v2");
+    free((void *)r.data);
+    // No actor runs owner_b; the continuation set by it still counts,
+    // wherever it points, until it ran.
+    ck_assert_uint_eq(tp_behaviour_users(sys, &owner_b), 0);
+    ck_assert_uint_eq(tp_code_refs(sys, unrelated, sizeof unrelated), 1);
+    ck_assert_uint_eq(tp_code_refs(sys, &owner_b, sizeof owner_b), 1);
+    ck_assert_uint_eq(tp_code_refs(sys, &owner2_b, sizeof owner2_b), N + 2);
+    ck_assert_int_eq(tp_test_advance(sys, 6000), 1); // the timeout
+    tp_test_run(sys, 10000);
+    ck_assert_int_eq(owner_then_ran, 1);
+    ck_assert_uint_eq(tp_code_refs(sys, &owner_b, sizeof owner_b), 0);
+
+    // A pending continuation of a dead actor stops counting too.
+    ck_assert_int_eq(
+        tp_system_send(sys, pids[3], TAG_ASK, &silent, sizeof silent), 0);
+    tp_test_run(sys, 10000);
+    // Every owner2 actor switches back: pid 3's continuation, set before,
+    // counts as stale until its actor is gone.
+    tp_code_change back = {.from = &owner2_b, .to = &owner_b};
+    ck_assert_int_eq(tp_upgrade(sys, &back, 1, 5000, &rep), 0);
+    ck_assert_uint_eq(tp_code_refs(sys, unrelated, sizeof unrelated), 1);
+    ck_assert_int_eq(tp_system_exit(sys, pids[3], TP_REASON_KILL), 0);
+    tp_test_run(sys, 10000);
+    ck_assert_uint_eq(tp_code_refs(sys, unrelated, sizeof unrelated), 0);
+
+    // Specs: a supervisor whose child runs owner_b with an arg in
+    // `unrelated`.
+    tp_child_spec kid = {.id = "o",
+                         .behaviour = &owner_b,
+                         .arg = unrelated,
+                         .restart = TP_TEMPORARY};
+    tp_sup_spec spec = {.flags = {.strategy = TP_ONE_FOR_ONE},
+                        .children = &kid,
+                        .nchildren = 1};
+    tp_pid sup;
+    ck_assert_int_eq(tp_sup_start(sys, &spec, NULL, &sup), 0);
+    size_t n = 99;
+    ck_assert_int_eq(tp_sup_refs(sys, sup, &owner_b, sizeof owner_b, 1000, &n),
+                     0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_int_eq(
+        tp_sup_refs(sys, sup, unrelated + 1, sizeof unrelated - 1, 1000, &n),
+        0);
+    ck_assert_uint_eq(n, 0); // arg points at unrelated[0]
+    ck_assert_int_eq(tp_sup_refs(sys, sup, unrelated, 1, 1000, &n), 0);
+    ck_assert_uint_eq(n, 1);
+    ch = (tp_code_change){.from = &owner_b, .to = &owner2_b};
+    ck_assert_int_eq(tp_sup_upgrade(sys, sup, &ch, 1, 1000, &n), 0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_int_eq(tp_sup_refs(sys, sup, &owner_b, sizeof owner_b, 1000, &n),
+                     0);
+    ck_assert_uint_eq(n, 0);
+    ck_assert_int_eq(tp_sup_refs(sys, sup, unrelated, 1, 1000, NULL),
+                     TP_EINVAL);
+    tp_system_destroy(&sys);
+}
+END_TEST
+
 // A supervised tree: the running workers switch, and the specs too, so a
 // restarted worker and a new simple_one_for_one child run the new code.
 START_TEST(supervisors_restart_the_new_code)
@@ -672,6 +862,7 @@ upgrade_suite(void)
     tcase_add_test(tc, states_that_shrink_keep_their_size_and_upgrade_again);
     tcase_add_test(tc, upgrade_refuses_bad_arguments);
     tcase_add_test(tc, upgrade_on_a_test_system);
+    tcase_add_test(tc, discard_and_what_still_points_into_code);
     tcase_add_test(tc, supervisors_restart_the_new_code);
     tcase_add_test(tc, a_change_past_the_timeout_rolls_back);
     tcase_add_test(tc, an_actor_killed_while_held);

@@ -212,7 +212,6 @@ TP_API int tp_sup_delete_child(tp_system *sys, tp_pid sup, const char *id,
 TP_API int tp_sup_which_children(tp_system *sys, tp_pid sup, int timeout_ms,
                                  tp_sup_child *out, size_t max, size_t *n);
 
-// Stores the supervisor's counts in `*out`. Errors: TP_EINVAL (NULL out).
 // Replaces, in the child specs of supervisor `sup` and of every
 // supervisor under it, each change's `from` by its `to` (a
 // simple_one_for_one's template included), so that children started or
@@ -225,6 +224,18 @@ TP_API int tp_sup_upgrade(tp_system *sys, tp_pid sup,
                           const tp_code_change *changes, size_t n,
                           int timeout_ms, size_t *replaced);
 
+// Counts in *refs the child specs of supervisor `sup` and of every
+// supervisor under it (a simple_one_for_one's template included) that
+// point into [start, start + size), such as a loaded module's mapping:
+// through their behaviour (the record or its callbacks) or their `arg`.
+// A module such specs point into must stay loaded: a restart would run
+// or read it. Returns 0, TP_EINVAL (NULL refs), or a tp_call error (with
+// the count so far). At most 256 children per supervisor are looked
+// under. Outside actors.
+TP_API int tp_sup_refs(tp_system *sys, tp_pid sup, const void *start,
+                       size_t size, int timeout_ms, size_t *refs);
+
+// Stores the supervisor's counts in `*out`. Errors: TP_EINVAL (NULL out).
 TP_API int tp_sup_count_children(tp_system *sys, tp_pid sup, int timeout_ms,
                                  tp_sup_counts *out);
 

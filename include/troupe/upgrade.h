@@ -18,10 +18,12 @@
 // state nor free anything it owns. Once the upgrade commits, the new state
 // owns what such pointers point to, and the old state is dropped without
 // its behaviour's terminate; once it rolls back, the new state is freed
-// with free() alone and the old one goes on.
+// and the old one goes on. Either dropped state passes through the
+// change's `discard`, when it has one, before its memory is freed.
 #ifndef TROUPE_UPGRADE_H
 #define TROUPE_UPGRADE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,6 +41,15 @@ typedef struct tp_code_change {
     int (*change)(tp_ctx *ctx, const void *old_state, void *new_state,
                   void *arg);
     void *arg;
+    // Optional, for states that own memory their change shares or
+    // replaces: runs on the state the actor drops once the verdict is
+    // known, before that state's memory is freed. `committed`: the old
+    // state, the new one now runs; otherwise a new state that `change`
+    // built (it returned 0) and the rollback, or the actor's death while
+    // held, drops. It frees what that state owns and the other does not
+    // (what `change` allocated, after a rollback). Any thread; it must not
+    // block nor touch the actor.
+    void (*discard)(void *state, bool committed, void *arg);
 } tp_code_change;
 
 typedef struct tp_upgrade_report {
@@ -89,5 +100,19 @@ TP_API int tp_upgrade(tp_system *sys, const tp_code_change *changes, size_t n,
 // go: supervisors' child specs and continuations may still point into
 // it). Any thread.
 TP_API size_t tp_behaviour_users(tp_system *sys, const tp_behaviour *b);
+
+// What may still run code at addresses [start, start + size), such as a
+// loaded module's mapping, before that module can be unloaded: the live
+// local actors whose behaviour (the record, or its handle, init,
+// terminate or describe) lies there, directly or as the `to` of an
+// upgrade; plus every continuation (tp_request_then) still pending that
+// its actor set before an upgrade switched its code, wherever it points,
+// since it may run any older code. 0 means none of those, and only those:
+// supervisors' child specs are counted by tp_sup_refs, and what else a
+// module handed over (threads, pointers in messages or timers' data,
+// functions given to routers, logs or the control socket) is the
+// module's to account for. Any thread; a count that may change at once,
+// for a decision made again later.
+TP_API size_t tp_code_refs(tp_system *sys, const void *start, size_t size);
 
 #endif

@@ -535,6 +535,9 @@ typedef struct tp__up_ops {
     // signals: takes the continuation of `a`'s request `ref`, if it has
     // one: the answer goes to it instead of handle.
     bool (*then_take)(tp_actor *a, uint64_t ref, tp_then_fn *fn, void **arg);
+    // signals: counts `a`'s pending continuations as set by code it no
+    // longer runs (an upgrade committed; a->ext may be NULL).
+    void (*thens_stale)(tp_actor *a);
     // signals: keeps between activations the messages tp_unstash_all put
     // back that one left unhandled (a->ext set), gives them to the next,
     // and frees a list of them.
@@ -894,6 +897,9 @@ struct tp_system {
     // upgraded actors, kept until the system goes.
     pthread_mutex_t upgrade_lock, shim_lock;
     struct tp__shim *shims;
+    // Continuations pending that an actor set before an upgrade switched
+    // its code (signals/request.c): they may run code of any older module.
+    _Atomic uint64_t stale_thens;
 
     // Traces running (trace.c): at most TP_TRACE_MAX, found by pid.
     // trace_lock is a leaf: nothing else is taken while it is held.

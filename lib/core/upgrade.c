@@ -65,7 +65,7 @@ typedef struct tp__upgrade {
     unsigned refs; // the caller, and each phase message not yet done
 } tp__upgrade;
 
-static void drop_fresh(struct slot *s);
+static void drop_fresh(struct slot *s, bool built);
 
 // ---- shims -------------------------------------------------------------
 
@@ -259,7 +259,7 @@ tp__upgrade_msg_gone(tp__msg *m)
     if (m->pub.tag == PH_END) {
         // Killed while held (a kill pushed before the verdict ends it
         // first): its new state goes, and the caller stops waiting for it.
-        drop_fresh(s);
+        drop_fresh(s, true);
         s->state = S_GONE;
         pthread_cond_broadcast(&u->cond);
     } else if (s->state == S_WAITING && !u->over) {
@@ -270,9 +270,13 @@ tp__upgrade_msg_gone(tp__msg *m)
 
 // ---- on the actor's thread ---------------------------------------------
 
+// Frees s's new state; `built` when its change returned 0, so that the
+// change's discard has its say first.
 static void
-drop_fresh(slot *s)
+drop_fresh(slot *s, bool built)
 {
+    if (built && s->fresh != NULL && s->ch->discard != NULL)
+        s->ch->discard(s->fresh, false, s->ch->arg);
     free(s->block != NULL ? (void *)s->block : s->fresh);
     s->fresh = NULL;
     s->block = NULL;
@@ -359,10 +363,14 @@ tp__upgrade_handle(tp_actor *a, tp__msg *m)
         // relaxed: only this actor's activations read it.
         atomic_fetch_and_explicit(&a->marks, (uint8_t)~TP__MARK_HELD,
                                   memory_order_relaxed);
-        if (commit)
+        if (commit) {
+            if (s->ch->discard != NULL)
+                s->ch->discard(tp__user_state(a), true, s->ch->arg);
             install(a, s);
-        else
-            drop_fresh(s);
+            a->system->up->thens_stale(a);
+        } else {
+            drop_fresh(s, true);
+        }
         pthread_mutex_lock(&u->lock);
         s->pause_ns = tp__now_ns() - s->held_ns;
         s->state = S_DONE;
@@ -388,7 +396,7 @@ tp__upgrade_handle(tp_actor *a, tp__msg *m)
     u->changing--;
     pthread_cond_broadcast(&u->cond);
     if (rc != 0 || u->over) {
-        drop_fresh(s);
+        drop_fresh(s, rc == 0);
         if (!u->over)
             decide(u, s, S_FAILED, rc);
         unref_locked(u);
@@ -434,7 +442,7 @@ tp__upgrade_crashed(tp_actor *a)
     tp__upgrade *u = s->u;
     pthread_mutex_lock(&u->lock);
     u->changing--;
-    drop_fresh(s);
+    drop_fresh(s, false); // the change crashed: no discard
     if (!u->over)
         decide(u, s, S_FAILED, TP_ECRASH);
     unref_locked(u); // the prepare message's
@@ -675,4 +683,43 @@ tp_behaviour_users(tp_system *sys, const tp_behaviour *b)
     users u = {.b = b};
     tp__actor_each(sys, count_user, &u);
     return u.n;
+}
+
+typedef struct refs {
+    uintptr_t lo, hi;
+    size_t n;
+} refs;
+
+static bool
+in_range(const refs *r, uintptr_t p)
+{
+    return p >= r->lo && p < r->hi;
+}
+
+static bool
+count_ref(tp_actor *a, void *arg)
+{
+    refs *r = arg;
+    // relaxed: as count_user.
+    if (atomic_load_explicit(&a->dead, memory_order_relaxed))
+        return true;
+    const tp_behaviour *b = target_of(a->system, a->behaviour);
+    if (in_range(r, (uintptr_t)b) || in_range(r, (uintptr_t)b->handle) ||
+        in_range(r, (uintptr_t)b->init) ||
+        in_range(r, (uintptr_t)b->terminate) ||
+        in_range(r, (uintptr_t)b->describe))
+        r->n++;
+    return true;
+}
+
+size_t
+tp_code_refs(tp_system *sys, const void *start, size_t size)
+{
+    if (sys == NULL || size == 0)
+        return 0;
+    refs r = {(uintptr_t)start, (uintptr_t)start + size, 0};
+    tp__actor_each(sys, count_ref, &r);
+    // relaxed: a count for a decision made later, and again.
+    return r.n + (size_t)atomic_load_explicit(&sys->stale_thens,
+                                              memory_order_relaxed);
 }

@@ -199,6 +199,35 @@ free_byname(tp__ext *x)
     tp__map_free(&x->byname);
 }
 
+// On `a`'s thread, as an upgrade commits: what the continuations pending
+// run is code `a` no longer runs, which tp_code_refs must count wherever
+// it lies.
+void
+tp__thens_stale(tp_actor *a)
+{
+    tp__ext *x = a->ext;
+    uint64_t n = 0;
+    for (uint32_t i = 0; x != NULL && i < x->thens.cap; i++) {
+        if (x->thens.keys[i] == 0 || x->thens.keys[i] == MAP_GONE)
+            continue;
+        tp__then *t = (tp__then *)(uintptr_t)x->thens.vals[i];
+        n += !t->stale;
+        t->stale = true;
+    }
+    if (n > 0)
+        atomic_fetch_add_explicit(&a->system->stale_thens, n,
+                                  memory_order_relaxed);
+}
+
+static void
+thens_free(tp_actor *a, tp__ext *x)
+{
+    for (uint32_t i = 0; i < x->thens.cap; i++)
+        if (x->thens.keys[i] != 0 && x->thens.keys[i] != MAP_GONE)
+            tp__then_free(a, (tp__then *)(uintptr_t)x->thens.vals[i]);
+    tp__map_free(&x->thens);
+}
+
 void
 tp__ext_free(tp_actor *a)
 {
@@ -209,10 +238,7 @@ tp__ext_free(tp_actor *a)
     tp__map_free(&x->watchers);
     tp__map_free(&x->monitors);
     tp__map_free(&x->requests);
-    for (uint32_t i = 0; i < x->thens.cap; i++)
-        if (x->thens.keys[i] != 0 && x->thens.keys[i] != MAP_GONE)
-            free((void *)(uintptr_t)x->thens.vals[i]);
-    tp__map_free(&x->thens);
+    thens_free(a, x);
     free_byname(x);
     tp__stash_free(x); // empty but for an actor that never ran
     free(x);
@@ -730,6 +756,9 @@ tp__notify_exit(tp_actor *a, int reason)
     tp__map_free(&x->watchers);
     tp__map_free(&x->monitors);
     tp__map_free(&x->requests);
+    // No continuation runs after its actor died: they go now, not when
+    // the record is reclaimed, so that tp_code_refs stops counting them.
+    thens_free(a, x);
 }
 
 // Answers a link or monitor request found in the mailbox of `a`, which has

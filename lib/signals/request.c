@@ -110,7 +110,7 @@ tp__then_attach(tp_actor *a, uint64_t ref, tp_then_fn fn, void *arg)
     tp__then *t = malloc(sizeof *t);
     if (t == NULL)
         return TP_ENOMEM;
-    *t = (tp__then){fn, arg};
+    *t = (tp__then){fn, arg, false};
     int rc = tp__map_put(&a->ext->thens, ref, (uint64_t)(uintptr_t)t);
     if (rc != 0)
         free(t);
@@ -151,8 +151,18 @@ tp__then_take(tp_actor *a, uint64_t ref, tp_then_fn *fn, void **arg)
     tp__then *t = (tp__then *)(uintptr_t)v;
     *fn = t->fn;
     *arg = t->arg;
-    free(t);
+    tp__then_free(a, t);
     return true;
+}
+
+void
+tp__then_free(tp_actor *a, tp__then *t)
+{
+    // relaxed: a count read to decide later, and again (tp_code_refs).
+    if (t->stale)
+        atomic_fetch_sub_explicit(&a->system->stale_thens, 1,
+                                  memory_order_relaxed);
+    free(t);
 }
 
 int

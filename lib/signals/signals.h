@@ -74,7 +74,10 @@ int tp__request_resolved(tp_system *sys, tp_pid caller, uint64_t ref,
 typedef struct tp__then {
     tp_then_fn fn;
     void *arg;
+    bool stale; // counted in sys->stale_thens
 } tp__then;
+void tp__then_free(tp_actor *a, tp__then *t);
+void tp__thens_stale(tp_actor *a);
 bool tp__then_take(tp_actor *a, uint64_t ref, tp_then_fn *fn, void **arg);
 // stash.c
 void tp__replay_save(tp_actor *a, tp__msg *head, tp__msg *tail);
