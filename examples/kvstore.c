@@ -443,53 +443,61 @@ static const tp_behaviour acceptor_b = {.name = "kv_acceptor",
 // ---- the tree
 // ------------------------------------------------------------------
 
-static tp_child_spec shard_specs[SHARDS_MAX];
-static char shard_ids[SHARDS_MAX][32];
-static tp_sup_spec shards_spec, conns_spec, root_spec;
 static const tp_child_spec conn_template[] = {
     {.id = "kv_conn", .behaviour = &conn_b, .restart = TP_TEMPORARY}};
-static tp_child_spec root_children[3];
 
-// Fills the specs of the whole tree from `cfg`, which must outlive it.
+// The whole tree's specs, with the configuration the acceptor reads. The
+// module allocates it and hands it over as the application's state, so
+// that no spec points into the module's own memory: after an upgrade,
+// actord can then unload the old version.
+typedef struct kv_tree {
+    kv_config cfg;
+    tp_child_spec shard_specs[SHARDS_MAX];
+    char shard_ids[SHARDS_MAX][32];
+    tp_sup_spec shards, conns, root;
+    tp_child_spec root_children[3];
+} kv_tree;
+
+// Fills the specs of the whole tree from t->cfg.
 static const tp_sup_spec *
-tree_spec(kv_config *cfg)
+tree_spec(kv_tree *t)
 {
-    for (unsigned i = 0; i < cfg->shards; i++) {
-        snprintf(shard_ids[i], sizeof shard_ids[i], "kv_shard_%u", i);
-        shard_specs[i] = (tp_child_spec){.id = shard_ids[i],
-                                         .behaviour = &shard_b,
-                                         .opts = {.name = shard_ids[i]}};
+    for (unsigned i = 0; i < t->cfg.shards; i++) {
+        snprintf(t->shard_ids[i], sizeof t->shard_ids[i], "kv_shard_%u", i);
+        t->shard_specs[i] = (tp_child_spec){.id = t->shard_ids[i],
+                                            .behaviour = &shard_b,
+                                            .opts = {.name = t->shard_ids[i]}};
     }
-    shards_spec = (tp_sup_spec){.flags = {.strategy = TP_ONE_FOR_ONE,
-                                          .intensity = 10,
-                                          .period_ms = 10000},
-                                .children = shard_specs,
-                                .nchildren = cfg->shards};
-    conns_spec = (tp_sup_spec){.flags = {.strategy = TP_SIMPLE_ONE_FOR_ONE,
-                                         .intensity = 1000,
-                                         .period_ms = 1000},
-                               .children = conn_template,
-                               .nchildren = 1};
-    root_children[0] = (tp_child_spec){.id = "kv_shards",
-                                       .behaviour = &tp_supervisor,
-                                       .arg = &shards_spec,
-                                       .opts = {.name = "kv_shards"},
-                                       .type = TP_SUPERVISOR};
-    root_children[1] = (tp_child_spec){.id = "kv_conns",
-                                       .behaviour = &tp_supervisor,
-                                       .arg = &conns_spec,
-                                       .opts = {.name = "kv_conns"},
-                                       .type = TP_SUPERVISOR};
-    root_children[2] = (tp_child_spec){.id = "kv_acceptor",
-                                       .behaviour = &acceptor_b,
-                                       .arg = cfg,
-                                       .opts = {.name = "kv_acceptor"}};
-    root_spec = (tp_sup_spec){.flags = {.strategy = TP_REST_FOR_ONE,
-                                        .intensity = 5,
+    t->shards = (tp_sup_spec){.flags = {.strategy = TP_ONE_FOR_ONE,
+                                        .intensity = 10,
                                         .period_ms = 10000},
-                              .children = root_children,
-                              .nchildren = 3};
-    return &root_spec;
+                              .children = t->shard_specs,
+                              .nchildren = t->cfg.shards};
+    t->conns = (tp_sup_spec){.flags = {.strategy = TP_SIMPLE_ONE_FOR_ONE,
+                                       .intensity = 1000,
+                                       .period_ms = 1000},
+                             .children = conn_template,
+                             .nchildren = 1};
+    t->root_children[0] = (tp_child_spec){.id = "kv_shards",
+                                          .behaviour = &tp_supervisor,
+                                          .arg = &t->shards,
+                                          .opts = {.name = "kv_shards"},
+                                          .type = TP_SUPERVISOR};
+    t->root_children[1] = (tp_child_spec){.id = "kv_conns",
+                                          .behaviour = &tp_supervisor,
+                                          .arg = &t->conns,
+                                          .opts = {.name = "kv_conns"},
+                                          .type = TP_SUPERVISOR};
+    t->root_children[2] = (tp_child_spec){.id = "kv_acceptor",
+                                          .behaviour = &acceptor_b,
+                                          .arg = &t->cfg,
+                                          .opts = {.name = "kv_acceptor"}};
+    t->root = (tp_sup_spec){.flags = {.strategy = TP_REST_FOR_ONE,
+                                      .intensity = 5,
+                                      .period_ms = 10000},
+                            .children = t->root_children,
+                            .nchildren = 3};
+    return &t->root;
 }
 
 #ifdef KVSTORE_MODULE
@@ -547,36 +555,35 @@ kv_check(const tp_app_args *args, char *err, size_t size)
     return kv_args(args, &cfg, err, size);
 }
 
-// The tree's specs are static: one kvstore per node (actord loads the
-// module once, however many sections name it). Main thread only.
-static bool kv_running;
-
 // actord starts the tree from the spec once this returns; the acceptor's
 // init (which listens) failing makes that start fail with its reason.
+// The tree is the application's state, freed by kv_stop (of whichever
+// version runs by then: the layout is the same in every version).
 static int
 kv_start(tp_system *sys, const tp_app_args *args, tp_app_root *root, char *err,
          size_t size)
 {
-    static kv_config cfg;
     (void)sys;
-    if (kv_running) {
-        snprintf(err, size, "kvstore already runs on this node");
-        return TP_EEXIST;
+    kv_tree *t = calloc(1, sizeof *t);
+    if (t == NULL) {
+        snprintf(err, size, "out of memory");
+        return TP_ENOMEM;
     }
-    int rc = kv_args(args, &cfg, err, size);
-    if (rc == 0) {
-        root->spec = tree_spec(&cfg);
-        kv_running = true;
+    int rc = kv_args(args, &t->cfg, err, size);
+    if (rc != 0) {
+        free(t);
+        return rc;
     }
-    return rc;
+    root->spec = tree_spec(t);
+    root->state = t;
+    return 0;
 }
 
-// The root exited (or did not start): the specs are free again.
+// The root exited (or did not start): the specs may go.
 static void
 kv_stop(void *state)
 {
-    (void)state;
-    kv_running = false;
+    free(state);
 }
 
 // What an upgrade switches: every actor of these, by name.
@@ -633,16 +640,17 @@ TP_APP_DESCRIPTOR(.name = "kvstore", .version = KV_VERSION, .check = kv_check,
 int
 main(int argc, char **argv)
 {
-    static kv_config cfg = {.listen = "127.0.0.1:0", .shards = 4};
+    static kv_tree tree = {.cfg = {.listen = "127.0.0.1:0", .shards = 4}};
+    kv_config *cfg = &tree.cfg;
     const char *control = NULL;
     int opt;
     while ((opt = getopt(argc, argv, "l:s:c:")) != -1) {
         switch (opt) {
         case 'l':
-            snprintf(cfg.listen, sizeof cfg.listen, "%s", optarg);
+            snprintf(cfg->listen, sizeof cfg->listen, "%s", optarg);
             break;
         case 's':
-            cfg.shards = (unsigned)atoi(optarg);
+            cfg->shards = (unsigned)atoi(optarg);
             break;
         case 'c':
             control = optarg;
@@ -653,7 +661,7 @@ main(int argc, char **argv)
             return 2;
         }
     }
-    if (cfg.shards < 1 || cfg.shards > SHARDS_MAX) {
+    if (cfg->shards < 1 || cfg->shards > SHARDS_MAX) {
         fprintf(stderr, "kvstore: shards must be 1..%d\n", SHARDS_MAX);
         return 2;
     }
@@ -670,7 +678,7 @@ main(int argc, char **argv)
     if (rc == 0 && control != NULL)
         rc = tp_control_start(sys, control);
     if (rc == 0)
-        rc = tp_sup_start(sys, tree_spec(&cfg),
+        rc = tp_sup_start(sys, tree_spec(&tree),
                           &(tp_spawn_opts){.name = "kv_root"}, &root);
     if (rc != 0) {
         fprintf(stderr, "kvstore: cannot start: %s\n", tp_strerror(rc));

@@ -157,6 +157,8 @@ bool ad_app_conf_same(const ad_app_conf *a, const ad_app_conf *b);
 // True when the two sections have the same arguments in the same order.
 bool ad_app_args_same(const ad_app_conf *a, const ad_app_conf *b);
 
+struct ad_node;
+
 // ---- applications (apps.c) ------------------------------------------------
 
 typedef enum ad_app_state {
@@ -181,8 +183,8 @@ typedef struct ad_event {
 
 typedef struct ad_app {
     ad_app_conf *conf; // owned copy
-    void *handle;      // dlopen's; never closed, since the system may run
-                       // the module's code until it is destroyed
+    void *handle;      // dlopen's; once the application stops or upgrades,
+                       // handed to ad_node_retire, which closes it when unused
     const tp_app_descriptor *desc;
     ad_app_state state;
     tp_pid root;
@@ -191,8 +193,6 @@ typedef struct ad_app {
     int64_t started_ms;  // monotonic, when `start` was called
     int64_t stopping_ms; // when the shutdown signal was sent, or 0
     unsigned long long dev, ino; // the module file's, when it was loaded
-    void **old;                  // earlier versions' handles: never closed
-    size_t nold;
     // The module its configuration section named when last applied: a
     // reload upgrades when the section names another (an upgrade by
     // actorctl changes the module running, not this).
@@ -246,7 +246,8 @@ bool ad_app_module_changed(const ad_app *app);
 // supervisors' specs (tp_sup_upgrade). Returns 0, having logged
 // app_upgraded, or a TP_E* code having logged why (app_upgrade_failed:
 // the old version keeps running, unchanged).
-int ad_app_upgrade(ad_app *app, tp_system *sys, const ad_app_conf *next,
+// The old version's module is handed to ad_node_retire.
+int ad_app_upgrade(ad_app *app, struct ad_node *n, const ad_app_conf *next,
                    const char *source, int timeout_ms, ad_upgrade_result *res);
 // How long an upgrade waits for every actor to build its new state.
 #define AD_UPGRADE_TIMEOUT_MS 10000
@@ -277,7 +278,26 @@ typedef struct ad_node {
     // I/O thread for the main thread (node.c).
     pthread_mutex_t ctl_lock;
     struct ad_ctl_req *ctl_reqs;
+    // Modules no application runs any more, closed once unused (retire.c).
+    struct ad_retired *retired;
+    size_t nretired, capretired;
 } ad_node;
+
+// ---- unloading modules (retire.c) ----------------------------------------
+
+// Takes over `handle`, the module of application `app` that no longer
+// runs it (upgraded away from, or stopped), and closes it once nothing
+// runs its code nor points into it: actors, continuations, and the child
+// specs of the supervisors under `root` (nil once the application
+// stopped). Logs app_module_unloaded then.
+void ad_node_retire(ad_node *n, void *handle, const char *app,
+                    const char *module, const char *version, tp_pid root);
+// Looks again at the modules whose time came; main thread.
+void ad_node_retire_check(ad_node *n);
+// Milliseconds until the next look is due, or -1 for none.
+int ad_node_retire_timeout(const ad_node *n);
+// Forgets the modules waiting (left loaded), once the system is gone.
+void ad_node_retire_free(ad_node *n);
 
 // Milliseconds on the monotonic clock.
 int64_t ad_now_ms(void);

@@ -144,6 +144,45 @@ check_args(ad_app *app, const char *path, ad_diag *diag)
     return EX_CONFIG;
 }
 
+// Opens the module at `path` through a name of its descriptor under /proc
+// that no load used before. dlopen first looks a name up among the names
+// modules were loaded or found under, so a new file at the path of a
+// module still loaded (an application upgraded, or re-added, after its
+// file was replaced) would get the old code, and so would a second file
+// opened under a /proc name reused with its descriptor's number. The file
+// itself is still recognised: opening a loaded one again hands back its
+// module. Returns the handle, or NULL with why in `why`. Main thread.
+static void *
+open_module(const char *path, char *why, size_t size)
+{
+    static uint32_t loads; // spelled into the name: "./" for a 1 bit
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(why, size, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    uint32_t k = ++loads;
+    char alias[128] = "/proc/self/";
+    size_t len = strlen(alias);
+    for (int b = 0; b < 32; b++)
+        len += (size_t)snprintf(alias + len, sizeof alias - len, "%s",
+                                (k >> b) & 1 ? "./" : "/");
+    snprintf(alias + len, sizeof alias - len, "fd/%d", fd);
+    dlerror();
+    void *h = dlopen(alias, RTLD_NOW | RTLD_LOCAL);
+    close(fd);
+    if (h == NULL) {
+        const char *e = dlerror();
+        size_t n = strlen(alias);
+        if (e == NULL)
+            e = "unknown error";
+        else if (strncmp(e, alias, n) == 0 && strncmp(e + n, ": ", 2) == 0)
+            e += n + 2; // the alias means nothing to the reader
+        snprintf(why, size, "%s: %s", path, e);
+    }
+    return h;
+}
+
 int
 ad_app_load(ad_app **out, const ad_app_conf *conf, const char *path,
             ad_diag *diag)
@@ -154,11 +193,11 @@ ad_app_load(ad_app **out, const ad_app_conf *conf, const char *path,
         return EX_OSERR;
     }
     int line = conf->module_line;
-    dlerror();
-    app->handle = dlopen(conf->module, RTLD_NOW | RTLD_LOCAL);
+    char why_open[300];
+    app->handle = open_module(conf->module, why_open, sizeof why_open);
     if (app->handle == NULL) {
         ad_diag_add(diag, "%s:%d: application %s: cannot load module: %s",
-                    path, line, conf->name, dlerror());
+                    path, line, conf->name, why_open);
         ad_app_free(app);
         return EX_CONFIG;
     }
@@ -241,39 +280,18 @@ version_of(const tp_app_descriptor *d)
     return d->version != NULL ? d->version : "";
 }
 
-// Opens the module at `path`. A new file at the path of a loaded module
-// is opened through its descriptor's /proc name: dlopen would otherwise
-// hand back the module already loaded under that name.
-static void *
-open_module(const char *path, bool same_path)
-{
-    if (!same_path)
-        return dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return NULL;
-    char alias[64];
-    snprintf(alias, sizeof alias, "/proc/self/fd/%d", fd);
-    void *h = dlopen(alias, RTLD_NOW | RTLD_LOCAL);
-    close(fd);
-    return h;
-}
-
 // Loads and checks the new version; on failure logs why and returns NULL.
 static void *
 load_new(ad_app *app, const ad_app_conf *next, const char *source,
          const tp_app_descriptor **out, ad_upgrade_result *res)
 {
     const char *name = app->conf->name;
-    bool same = strcmp(next->module, app->conf->module) == 0;
-    dlerror();
-    void *h = open_module(next->module, same);
+    char why_open[300];
+    void *h = open_module(next->module, why_open, sizeof why_open);
     const tp_app_descriptor *d = h != NULL ? dlsym(h, TP_APP_SYMBOL) : NULL;
     char why[200] = "";
-    const char *dl = h == NULL ? dlerror() : NULL;
     if (h == NULL)
-        snprintf(why, sizeof why, "cannot load module: %s",
-                 dl != NULL ? dl : "unknown error");
+        snprintf(why, sizeof why, "cannot load module: %.170s", why_open);
     else if (d == NULL)
         snprintf(why, sizeof why, "no \"%s\" descriptor", TP_APP_SYMBOL);
     else if (descriptor_problem(d, why, sizeof why) != NULL)
@@ -305,9 +323,10 @@ load_new(ad_app *app, const ad_app_conf *next, const char *source,
 }
 
 int
-ad_app_upgrade(ad_app *app, tp_system *sys, const ad_app_conf *next,
+ad_app_upgrade(ad_app *app, ad_node *node, const ad_app_conf *next,
                const char *source, int timeout_ms, ad_upgrade_result *res)
 {
+    tp_system *sys = node->sys;
     const char *name = app->conf->name;
     const tp_app_descriptor *to;
     *res = (ad_upgrade_result){.from = version_of(app->desc)};
@@ -321,14 +340,9 @@ ad_app_upgrade(ad_app *app, tp_system *sys, const ad_app_conf *next,
     tp_code_change *ch = calloc(n ? n : 1, sizeof *ch);
     change_arg *args = calloc(n ? n : 1, sizeof *args);
     ad_app_conf *conf = ad_app_conf_dup(next);
-    void **old = realloc(app->old, (app->nold + 1) * sizeof *old);
-    int rc = ch == NULL || args == NULL || conf == NULL || old == NULL
-                 ? TP_ENOMEM
-                 : 0;
+    int rc = ch == NULL || args == NULL || conf == NULL ? TP_ENOMEM : 0;
     if (rc != 0)
         snprintf(res->error, sizeof res->error, "out of memory");
-    if (old != NULL)
-        app->old = old;
     size_t k = 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         const tp_behaviour *from = app->desc->behaviours[i];
@@ -389,10 +403,8 @@ ad_app_upgrade(ad_app *app, tp_system *sys, const ad_app_conf *next,
         dlclose(h);
         return rc;
     }
-    // The new version runs; the old one stays mapped (its child specs'
-    // arguments, and continuations, may point into it), as every module
-    // does until actord exits.
-    app->old[app->nold++] = app->handle;
+    // The new version runs; the old one goes once nothing points into it
+    // (child specs' arguments, continuations may, for a while).
     ad_log(TP_LOG_INFO,
            "app_upgraded app=%s module=%s from=%s to=%s actors=%u specs=%zu "
            "pause_p50_us=%lld pause_max_us=%lld ms=%lld",
@@ -400,6 +412,8 @@ ad_app_upgrade(ad_app *app, tp_system *sys, const ad_app_conf *next,
            AD_Q(version_of(to)), rep.actors, specs,
            (long long)rep.pause_p50_us, (long long)rep.pause_max_us,
            (long long)(ad_now_ms() - t0));
+    ad_node_retire(node, app->handle, name, app->conf->module,
+                   version_of(app->desc), app->root);
     app->handle = h;
     app->desc = to;
     ad_app_conf_free(app->conf);
@@ -426,7 +440,6 @@ ad_app_free(ad_app *app)
     if (app == NULL)
         return;
     ad_app_conf_free(app->conf);
-    free(app->old);
     free(app->section_module);
     free(app);
 }

@@ -151,8 +151,8 @@ ctl_upgrade(ad_node *n, ad_ctl_req *r)
     free(next->module);
     next->module = module;
     ad_upgrade_result res;
-    int rc = ad_app_upgrade(app, n->sys, next, "actorctl",
-                            AD_UPGRADE_TIMEOUT_MS, &res);
+    int rc =
+        ad_app_upgrade(app, n, next, "actorctl", AD_UPGRADE_TIMEOUT_MS, &res);
     ad_app_conf_free(next);
     if (rc != 0) {
         ctl_error(r->call, res.error[0] ? res.error : tp_strerror(rc));
@@ -188,6 +188,22 @@ ctl_run(ad_node *n, bool refuse)
         free(r);
         r = next;
     }
+}
+
+// Runs the application's stop; its module is closed once unused (during
+// the final shutdown, modules stay loaded until the process ends).
+static void
+app_done(ad_node *n, ad_app *app)
+{
+    if (app->state != AD_APP_RUNNING)
+        return;
+    ad_app_finish(app);
+    if (n->stopping || app->handle == NULL)
+        return;
+    ad_node_retire(n, app->handle, app->conf->name, app->conf->module,
+                   app->desc->version, TP_PID_NIL);
+    app->handle = NULL;
+    app->desc = NULL; // in the module: no longer to be read
 }
 
 static ad_app *
@@ -229,7 +245,7 @@ on_event(ad_node *n, const ad_event *ev)
                 n->term_signal = -1; // stop, not for a signal
         }
     }
-    ad_app_finish(app);
+    app_done(n, app);
 }
 
 void
@@ -292,10 +308,12 @@ watchdog(ad_node *n)
 static int
 next_timeout(const ad_node *n)
 {
+    int retire = ad_node_retire_timeout(n);
     if (n->watchdog_ms == 0)
-        return -1;
+        return retire;
     int64_t left = n->watchdog_next - ad_now_ms();
-    return left < 0 ? 0 : (int)left;
+    int pet = left < 0 ? 0 : (int)left;
+    return retire >= 0 && retire < pet ? retire : pet;
 }
 
 // ---- starting and stopping applications ------------------------------------
@@ -316,7 +334,11 @@ ad_node_start_app(ad_node *n, ad_app *app)
     ad_notify("STATUS=Starting application %s", app->conf->name);
     int rc = ad_app_start(app, n->sys, ++n->next_id, n->event[1]);
     if (rc != 0) {
-        ad_app_free(app); // nothing of it runs; its module stays loaded
+        // Nothing of it should run; its module goes once that is so.
+        if (!n->stopping)
+            ad_node_retire(n, app->handle, app->conf->name, app->conf->module,
+                           app->desc->version, TP_PID_NIL);
+        ad_app_free(app);
         return rc;
     }
     n->apps[n->napps++] = app;
@@ -357,7 +379,7 @@ ad_node_stop_app(ad_node *n, ad_app *app)
                 // Should it be, the system's destruction finishes the job.
                 ad_log(TP_LOG_ERR, "app_stop_unconfirmed app=%s",
                        app->conf->name);
-                ad_app_finish(app);
+                app_done(n, app);
                 break;
             }
             kill_root(n, app, "shutdown_timeout");
@@ -517,6 +539,7 @@ run_loop(ad_node *n)
             ad_node_reload(n);
         }
         watchdog(n);
+        ad_node_retire_check(n);
     }
 }
 
@@ -539,7 +562,8 @@ static void
 tear_down(ad_node *n)
 {
     tp_system_destroy(&n->sys); // what is left dies; modules stay loaded
-    ctl_run(n, true);           // the control socket is gone: no client
+    ad_node_retire_free(n);
+    ctl_run(n, true); // the control socket is gone: no client
     pthread_mutex_destroy(&n->ctl_lock);
     for (size_t i = 0; i < n->napps; i++)
         ad_app_free(n->apps[i]);

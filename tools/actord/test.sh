@@ -53,6 +53,13 @@ fail() {
     printf 'x\n' >>"$tmp/failures"
 }
 
+# child_of PID: the pids of PID's children.
+child_of() {
+    for s in /proc/[0-9]*/stat; do
+        read -r p _ _ pp _ <"$s" 2>/dev/null && [ "$pp" = "$1" ] && echo "$p"
+    done
+}
+
 # has FILE PATTERN WHAT: a line of FILE matches the basic regex PATTERN.
 has() {
     tick
@@ -788,6 +795,12 @@ if [ -n "$kvport" ] && command -v bash >/dev/null; then
     wait_log 'app_upgraded app=kv ' "an upgrade to 2.0 under load"
     has "$tmp/log" 'app_upgraded app=kv module=.*kvstore-v2.so from=1.0 to=2.0 actors=[0-9]* specs=[0-9]* pause_p50_us=[0-9]* pause_max_us=[0-9]*' \
         "the upgrade logs versions, actors and pauses"
+    # Nothing runs 1.0 any more, nor points into it: it is unloaded.
+    kvpid=$(child_of "$pid")
+    wait_log 'app_module_unloaded app=kv module=.*/kvstore\.so version=1\.0' \
+        "1.0's module is unloaded once nothing runs it"
+    lacks "/proc/$kvpid/maps" '/kvstore\.so$' "1.0 is no longer mapped"
+    has "/proc/$kvpid/maps" '/kvstore-v2\.so$' "2.0 is mapped"
     wait "$load"
     tick
     grep -q ', 0 failed, 0 lost;' "$tmp/kv.during" ||
@@ -831,6 +844,10 @@ if [ -n "$kvport" ] && command -v bash >/dev/null; then
         "a module replaced at the same path"
     has "$tmp/log" 'app_upgraded app=kv module=.*kv.so from=2.0 to=2.0' \
         "the replaced file is loaded again"
+    wait_count "$tmp/log" 3 'app_module_unloaded app=kv ' \
+        "the replaced file's old module is unloaded"
+    lacks "/proc/$kvpid/maps" '(deleted)' "no deleted module stays mapped"
+    lacks "/proc/$kvpid/maps" 'kvstore-v3\.so' "a refused version is unloaded"
     # An unchanged module and section: nothing to do.
     kill -HUP "$pid"
     wait_count "$tmp/log" 5 'reloaded applied=' "a reload with nothing changed"
@@ -872,6 +889,29 @@ if [ -n "$kvport" ] && command -v bash >/dev/null; then
     answer=$(bash -c "exec 3<>/dev/tcp/127.0.0.1/$kvport; printf 'LEN before-0-0\n' >&3; head -1 <&3")
     printf '%s\n' "$answer" | grep -q '^LEN [0-9][0-9]*$' ||
         fail "2.0 still serves after actorctl's upgrades: $answer"
+    # Removed: its module goes. Re-added after its file was replaced by
+    # 1.0: 1.0 runs (LEN closes the connection), not the code once loaded
+    # from that path.
+    printf '' | conf kv
+    n_un=$(grep -c 'app_module_unloaded app=kv ' "$tmp/log")
+    kill -HUP "$pid"
+    wait_log 'app_stopped app=kv ' "a removed application stops"
+    wait_count "$tmp/log" $((n_un + 1)) 'app_module_unloaded app=kv ' \
+        "a removed application's module is unloaded"
+    lacks "/proc/$kvpid/maps" 'kv\.so\|kvstore' "no kvstore module is mapped"
+    cp "$kv1" "$tmp/kv.so.new" && mv "$tmp/kv.so.new" "$tmp/kv.so"
+    kvconf "$tmp/kv.so"
+    kill -HUP "$pid"
+    wait_count "$tmp/log" 2 'app_started app=kv' "kvstore added again"
+    kvport=$(sed -n 's/.*kv_acceptor <[0-9.]*>: listening port=\([0-9]*\).*/\1/p' \
+        "$tmp/log" | tail -1)
+    answer=$(bash -c "exec 3<>/dev/tcp/127.0.0.1/$kvport; printf 'PUT k v\nGET k\n' >&3; head -2 <&3")
+    printf '%s\n' "$answer" | grep -q '^VALUE ' ||
+        fail "the re-added kvstore serves: $answer"
+    answer=$(bash -c "exec 3<>/dev/tcp/127.0.0.1/$kvport; printf 'LEN k\n' >&3; timeout 5 cat <&3")
+    printf '%s\n' "$answer" | grep -q '^LEN' &&
+        fail "the re-added kvstore runs the replaced file's 1.0: $answer"
+    tick
 fi
 kill -TERM "$pid"
 finish "kvstore upgraded" 0
