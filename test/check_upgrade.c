@@ -644,6 +644,40 @@ START_TEST(discard_and_what_still_points_into_code)
 }
 END_TEST
 
+static int
+refuse(tp_ctx *ctx, const void *old_state, void *new_state, void *arg)
+{
+    (void)ctx, (void)old_state, (void)new_state, (void)arg;
+    return TP_EDECODE;
+}
+
+// A behaviour made spawnable by other nodes follows an upgrade, even one
+// with no actor to switch, and counts as a reference to its code.
+START_TEST(spawnables_follow_an_upgrade)
+{
+    tp_system *sys;
+    ck_assert_int_eq(tp_system_new(NULL, &sys), 0);
+    ck_assert_int_eq(tp_system_start(sys), 0);
+    ck_assert_int_eq(tp_spawnable(sys, "counter", &v1_b), 0);
+    ck_assert_uint_eq(tp_code_refs(sys, &v1_b, sizeof v1_b), 1);
+    ck_assert_uint_eq(tp_code_refs(sys, &v2_b, sizeof v2_b), 0);
+    tp_code_change ch = {.from = &v1_b, .to = &v2_b, .change = to_v2};
+    tp_upgrade_report rep;
+    ck_assert_int_eq(tp_upgrade(sys, &ch, 1, 5000, &rep), 0);
+    ck_assert_uint_eq(rep.actors, 0);
+    ck_assert_uint_eq(tp_code_refs(sys, &v1_b, sizeof v1_b), 0);
+    ck_assert_uint_eq(tp_code_refs(sys, &v2_b, sizeof v2_b), 1);
+    // A rolled-back upgrade leaves it where it was.
+    tp_pid pid;
+    ck_assert_int_eq(tp_spawn(sys, &v2_b, NULL, NULL, &pid), 0);
+    tp_code_change back = {.from = &v2_b, .to = &v1_b, .change = refuse};
+    ck_assert_int_eq(tp_upgrade(sys, &back, 1, 5000, &rep), TP_EDECODE);
+    ck_assert_uint_eq(tp_code_refs(sys, &v2_b, sizeof v2_b), 2);
+    ck_assert_uint_eq(tp_code_refs(sys, &v1_b, sizeof v1_b), 0);
+    tp_system_destroy(&sys);
+}
+END_TEST
+
 // A supervised tree: the running workers switch, and the specs too, so a
 // restarted worker and a new simple_one_for_one child run the new code.
 START_TEST(supervisors_restart_the_new_code)
@@ -863,6 +897,7 @@ upgrade_suite(void)
     tcase_add_test(tc, upgrade_refuses_bad_arguments);
     tcase_add_test(tc, upgrade_on_a_test_system);
     tcase_add_test(tc, discard_and_what_still_points_into_code);
+    tcase_add_test(tc, spawnables_follow_an_upgrade);
     tcase_add_test(tc, supervisors_restart_the_new_code);
     tcase_add_test(tc, a_change_past_the_timeout_rolls_back);
     tcase_add_test(tc, an_actor_killed_while_held);

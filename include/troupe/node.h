@@ -219,8 +219,10 @@ TP_API int tp_request_name_at_then(tp_ctx *ctx, const char *name,
 // Makes behaviour `b` spawnable by other nodes under `name` (1 to 63
 // bytes), as an application module registers what it offers. The
 // behaviour's init then receives a `const tp_spawn_arg *` (valid during
-// init only) holding the bytes the spawning node sent. Returns 0,
-// TP_EINVAL, TP_EEXIST (the name is taken) or TP_ENOMEM. Any thread.
+// init only) holding the bytes the spawning node sent. An upgrade
+// (upgrade.h) whose `from` is `b` makes its `to` spawnable under the name
+// instead. Returns 0, TP_EINVAL, TP_EEXIST (the name is taken) or
+// TP_ENOMEM. Any thread.
 TP_API int tp_spawnable(tp_system *sys, const char *name,
                         const tp_behaviour *b);
 

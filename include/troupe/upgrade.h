@@ -77,6 +77,9 @@ typedef struct tp_upgrade_report {
 // more (a late one, past the timeout, included), so the changes' `arg`s
 // may be freed then.
 //
+// Once it commits, behaviours made spawnable by other nodes
+// (tp_spawnable) that are a change's `from` are its `to` from then on.
+//
 // What reaches a held actor (messages, request timeouts, signals, a kill)
 // waits in its mailbox and is handled after the verdict, by the code the
 // verdict leaves. A change runs as the actor: what it sends goes out at
@@ -105,7 +108,8 @@ TP_API size_t tp_behaviour_users(tp_system *sys, const tp_behaviour *b);
 // loaded module's mapping, before that module can be unloaded: the live
 // local actors whose behaviour (the record, or its handle, init,
 // terminate or describe) lies there, directly or as the `to` of an
-// upgrade; plus every continuation (tp_request_then) still pending that
+// upgrade; the behaviours made spawnable (tp_spawnable) that lie there;
+// plus every continuation (tp_request_then) still pending that
 // its actor set before an upgrade switched its code, wherever it points,
 // since it may run any older code. 0 means none of those, and only those:
 // supervisors' child specs are counted by tp_sup_refs, and what else a

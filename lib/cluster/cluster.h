@@ -22,6 +22,11 @@ int tp__remote_start(tp_system *sys);
 // resolves the DNS ones again and again.
 void tp__seeds_start(tp_system *sys);
 void tp__remote_free(tp_system *sys);
+// remote.c, tp__up_ops.code_switched and code_refs: the spawnables follow
+// a committed upgrade; how many point into [lo, hi).
+void tp__spawnables_switch(tp_system *sys, const tp_code_change *changes,
+                           size_t n);
+size_t tp__spawnables_refs(tp_system *sys, uintptr_t lo, uintptr_t hi);
 
 // A change counter of `sys`'s group table (0 before any group call): a
 // router's copy of a group's members is current while it is unchanged.

@@ -140,6 +140,50 @@ tp_spawnable(tp_system *sys, const char *name, const tp_behaviour *b)
     return rc;
 }
 
+void
+tp__spawnables_switch(tp_system *sys, const tp_code_change *changes, size_t n)
+{
+    // acquire: as remote_of; none registered means nothing to switch.
+    tp__remote *r = atomic_load_explicit(&sys->remote, memory_order_acquire);
+    if (r == NULL)
+        return;
+    pthread_mutex_lock(&r->lock);
+    for (size_t i = 0; i < r->n; i++)
+        for (size_t c = 0; c < n; c++)
+            if (r->tab[i].b == changes[c].from) {
+                r->tab[i].b = changes[c].to;
+                break;
+            }
+    pthread_mutex_unlock(&r->lock);
+}
+
+static bool
+within(uintptr_t lo, uintptr_t hi, uintptr_t p)
+{
+    return p >= lo && p < hi;
+}
+
+size_t
+tp__spawnables_refs(tp_system *sys, uintptr_t lo, uintptr_t hi)
+{
+    // acquire: as remote_of.
+    tp__remote *r = atomic_load_explicit(&sys->remote, memory_order_acquire);
+    if (r == NULL)
+        return 0;
+    size_t refs = 0;
+    pthread_mutex_lock(&r->lock);
+    for (size_t i = 0; i < r->n; i++) {
+        const tp_behaviour *b = r->tab[i].b;
+        refs += within(lo, hi, (uintptr_t)b) ||
+                within(lo, hi, (uintptr_t)b->handle) ||
+                within(lo, hi, (uintptr_t)b->init) ||
+                within(lo, hi, (uintptr_t)b->terminate) ||
+                within(lo, hi, (uintptr_t)b->describe);
+    }
+    pthread_mutex_unlock(&r->lock);
+    return refs;
+}
+
 int
 tp_spawnable_remove(tp_system *sys, const char *name)
 {

@@ -560,6 +560,11 @@ typedef struct tp__up_ops {
     // cluster: `sys` became a node (end of tp_node_start): the group
     // server starts, or starts watching nodes.
     void (*node_started)(tp_system *sys);
+    // cluster: behaviours made spawnable follow a committed upgrade
+    // (upgrade.c); how many of them point into [lo, hi) (tp_code_refs).
+    void (*code_switched)(tp_system *sys, const tp_code_change *changes,
+                          size_t n);
+    size_t (*code_refs)(tp_system *sys, uintptr_t lo, uintptr_t hi);
 } tp__up_ops;
 
 #define TP__NO_EXIT INT_MIN // tp__up_ops.exit_queued: nothing ends it

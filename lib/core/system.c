@@ -304,6 +304,8 @@ static const tp__up_ops up_ops = {
     .sock_owner_died = tp__sock_owner_died,
     .info_answer = tp__info_answer,
     .node_started = tp__cluster_node_started,
+    .code_switched = tp__spawnables_switch,
+    .code_refs = tp__spawnables_refs,
 };
 
 int

@@ -625,7 +625,10 @@ tp_upgrade(tp_system *sys, const tp_code_change *changes, size_t n,
                 u->slots[i].state == S_HOLDING)
                 r.failed_pid = u->slots[i].pid; // the first not ready
     }
+    bool commit = u->commit;
     pthread_mutex_unlock(&u->lock);
+    if (commit) // spawns by other nodes run the new code from now on
+        sys->up->code_switched(sys, changes, n);
     // Let the held ones go, each with the verdict.
     for (size_t i = 0; i < u->n; i++)
         if (u->slots[i].state == S_HELD)
@@ -719,6 +722,7 @@ tp_code_refs(tp_system *sys, const void *start, size_t size)
         return 0;
     refs r = {(uintptr_t)start, (uintptr_t)start + size, 0};
     tp__actor_each(sys, count_ref, &r);
+    r.n += sys->up->code_refs(sys, r.lo, r.hi);
     // relaxed: a count for a decision made later, and again.
     return r.n + (size_t)atomic_load_explicit(&sys->stale_thens,
                                               memory_order_relaxed);
