@@ -2,7 +2,9 @@
 // State machines (statem.h) through the public API: enter actions, changes
 // of state, state, event and named timeouts and what cancels each, the
 // order postponed messages come back in, describe, transition logs,
-// supervision, and every action refused where it does not apply.
+// supervision, every action refused where it does not apply, and hot
+// code upgrade of running machines (tp_statem_change): what carries over,
+// a code_change that picks the state, and rollbacks.
 //
 // The machine under test records each event in a trace kept in its data;
 // a tp_call (TAG_GET) answers it, so each test reads exactly what the
@@ -39,6 +41,7 @@ enum {
     TAG_STOP,       // returns TP_STOP
     TAG_GET,        // request: replies with the trace (not traced)
     TAG_CHECKS,     // request: the actions refused here; replies "ok"/why
+    TAG_WAIT_BUILT, // holds its thread until an upgrade built a machine
     TAG_TO_ST = 100,
     TAG_TO_EV,
     TAG_TO_NAMED,
@@ -56,6 +59,9 @@ typedef struct probe {
 } probe;
 
 static _Atomic long terminated, term_reason;
+// Upgrades: machines that v2's code_change built, and whether a machine
+// is in TAG_WAIT_BUILT.
+static _Atomic long built, waiting;
 // Event timeouts fired: waited on without messages, which would cancel
 // them.
 static _Atomic long ev_fired, named_fired;
@@ -202,6 +208,11 @@ probe_handle(tp_ctx *ctx, void *data, const tp_sm_event *ev)
     case TAG_NOTE:
         trace(p, "%s:note ", st);
         return TP_OK;
+    case TAG_WAIT_BUILT: // 10 s at most
+        atomic_store(&waiting, 1);
+        for (int i = 0; i < 1000 && atomic_load(&built) == 0; i++)
+            tpt_nap_us(10000);
+        return TP_OK;
     case TAG_CRASH:
         return TP_EINVAL;
     case TAG_STOP:
@@ -296,6 +307,16 @@ setup(void)
     log_text[0] = '\0';
     atomic_store(&terminated, 0);
     sys = tpt_system_cfg(&(tp_config){.threads = 2, .log = keep_log});
+}
+
+// A test system: its virtual clock fires timeouts when the test says.
+static void
+setup_virtual(void)
+{
+    log_text[0] = '\0';
+    atomic_store(&terminated, 0);
+    ck_assert_int_eq(
+        tp_test_system_new(&(tp_config){.log = keep_log}, 1, &sys), 0);
 }
 
 static void
@@ -718,6 +739,364 @@ START_TEST(machines_that_do_not_start_and_actions_outside_one)
 }
 END_TEST
 
+// ---- hot code upgrade: probe (v1) to probe2 (v2) ---------------------------
+
+// v2's data: larger than v1's, which it holds converted.
+typedef struct probe2 {
+    probe p;
+    char note[32]; // set by v2's code_change
+} probe2;
+
+static const tp_state v2_a, v2_b;
+static _Atomic long v2_terminated;
+
+// What v2's code_change does: convert, refuse a machine in B, or also
+// move a machine from A to B.
+enum { CH_CONVERT, CH_REFUSE_B, CH_PICK_B };
+static _Atomic int change_mode;
+
+static int
+v2_enter(tp_ctx *ctx, void *data, const tp_state *from)
+{
+    probe2 *q = data;
+    trace(&q->p, "v2%s:enter<%s ", tp_sm_state(ctx)->name,
+          from ? from->name : "-");
+    return TP_OK;
+}
+
+// v2's handlers: each trace entry starts with "v2".
+static int
+v2_handle(tp_ctx *ctx, void *data, const tp_sm_event *ev)
+{
+    probe2 *q = data;
+    probe *p = &q->p;
+    const char *st = tp_sm_state(ctx)->name;
+    const tp_msg *m = ev->msg;
+    if (ev->kind == TP_SM_STATE_TIMEOUT || ev->kind == TP_SM_EVENT_TIMEOUT) {
+        trace(p, "v2%s:%s%u ", st,
+              ev->kind == TP_SM_STATE_TIMEOUT ? "st" : "ev", m->tag);
+        return TP_OK;
+    }
+    if (ev->kind == TP_SM_TIMEOUT) {
+        trace(p, "v2%s:to(%s,%.*s) ", st, ev->name, (int)m->size,
+              (const char *)m->data);
+        return TP_OK;
+    }
+    char c = m->size > 0 ? *(const char *)m->data : '-';
+    switch (m->tag) {
+    case TAG_GO:
+        trace(p, "v2%s:go%c ", st, c);
+        return tp_sm_next(ctx, c == 'A' ? &v2_a : &v2_b);
+    case TAG_POSTPONE:
+        trace(p, "v2%s:%c%s ", st, c, st[0] == 'A' ? "(postponed)" : "");
+        return st[0] == 'A' ? tp_sm_postpone(ctx) : TP_OK;
+    case TAG_NAMED_TO: {
+        const cmd_named *n = m->data;
+        return tp_sm_timeout(ctx, n->name, n->ms, TAG_TO_NAMED, n->name,
+                             strlen(n->name));
+    }
+    case TAG_NOTE:
+        trace(p, "v2%s:note(%s) ", st, q->note);
+        return TP_OK;
+    case TAG_STOP:
+        return TP_STOP;
+    case TAG_GET:
+        return tp_reply(ctx, TAG_GET, p->trace, p->len);
+    default:
+        trace(p, "v2%s:?%u ", st, m->tag);
+        return TP_OK;
+    }
+}
+
+static void
+v2_terminate(tp_ctx *ctx, void *data, const tp_state *state, int reason)
+{
+    (void)ctx, (void)data, (void)reason;
+    snprintf(term_state, sizeof term_state, "v2%s", state->name);
+    atomic_fetch_add(&v2_terminated, 1);
+}
+
+static int
+v2_describe(const void *data, char *buf, size_t size)
+{
+    const probe2 *q = data;
+    return snprintf(buf, size, "note=%s", q->note);
+}
+
+// Checks what it is documented to get (the old spec still running, the
+// same-named state preset, zeroed data, the actions refused), then
+// converts.
+static int
+v2_change(tp_ctx *ctx, const void *old_data, void *new_data,
+          const tp_state *old_state, const tp_state **state)
+{
+    const probe *o = old_data;
+    probe2 *q = new_data;
+    if (tp_ctx_behaviour(ctx) != &probe_m.behaviour ||
+        (old_state != &st_a && old_state != &st_b) ||
+        *state != (old_state == &st_a ? &v2_a : &v2_b) ||
+        tp_sm_state(ctx) != NULL ||
+        tp_sm_timeout(ctx, "x", 1, 1, NULL, 0) != TP_EINVAL ||
+        q->note[0] != '\0')
+        return TP_ECRASH;
+    int mode = atomic_load(&change_mode);
+    if (mode == CH_REFUSE_B && old_state == &st_b)
+        return TP_EACCES;
+    q->p = *o;
+    snprintf(q->note, sizeof q->note, "was-%s", old_state->name);
+    if (mode == CH_PICK_B)
+        *state = &v2_b;
+    atomic_fetch_add(&built, 1);
+    return 0;
+}
+
+static const tp_state v2_a = {
+    .name = "A", .handle = v2_handle, .enter = v2_enter};
+static const tp_state v2_b = {
+    .name = "B", .handle = v2_handle, .enter = v2_enter};
+static const tp_state *const v2_states[] = {&v2_a, &v2_b, NULL};
+
+static const tp_statem_spec v2_m = {
+    .behaviour = TP_STATEM_BEHAVIOUR("probe2"),
+    .data_size = sizeof(probe2),
+    .initial = &v2_a,
+    .terminate = v2_terminate,
+    .describe = v2_describe,
+    .log_transitions = true,
+    .states = v2_states,
+    .code_change = v2_change,
+};
+
+// No code_change, and no state B.
+static const tp_state *const v2_only_a[] = {&v2_a, NULL};
+static const tp_statem_spec v2_only_a_m = {
+    .behaviour = TP_STATEM_BEHAVIOUR("probe2"),
+    .data_size = sizeof(probe2),
+    .initial = &v2_a,
+    .describe = v2_describe,
+    .states = v2_only_a,
+};
+
+static tp_code_change
+to_spec(const tp_statem_spec *spec)
+{
+    return (tp_code_change){.from = &probe_m.behaviour,
+                            .to = &spec->behaviour,
+                            .change = tp_statem_change,
+                            .discard = tp_statem_discard,
+                            .arg = (void *)spec};
+}
+
+static void
+run_all(void)
+{
+    ck_assert_int_ge(tp_test_run(sys, 10000), 0);
+}
+
+static void
+detail(tp_pid pid, tp_actor_detail *d)
+{
+    ck_assert_int_eq(tp_actor_detail_get(sys, pid, 10000, d), 0);
+}
+
+// On virtual time: the timeouts a v1 machine set, and the messages it
+// postponed, reach v2's handlers, in the state of the same name.
+START_TEST(an_upgraded_machine_keeps_its_timeouts_and_postponed_messages)
+{
+    tp_pid pid = start();
+    send(pid, TAG_GO, "B", 1);
+    send(pid, TAG_GO, "A", 1);
+    send_ms(pid, TAG_STATE_TO, 1000);
+    send(pid, TAG_NAMED_TO, &(cmd_named){.ms = 2000, .name = "keep"},
+         sizeof(cmd_named));
+    send(pid, TAG_POSTPONE, "1", 1);
+    send(pid, TAG_POSTPONE, "2", 1);
+    const char *v1 = "A:enter<- A:goB B:enter<A B:goA A:enter<B "
+                     "A:1(postponed) A:2(postponed) ";
+    ASSERT_TRACE(pid, v1);
+    send_ms(pid, TAG_EVENT_TO, 500); // after the GET: any event cancels it
+    run_all();
+    int64_t t0 = tp_test_now_ms(sys);
+
+    tp_code_change ch = to_spec(&v2_m);
+    tp_upgrade_report rep;
+    ck_assert_int_eq(tp_upgrade(sys, &ch, 1, 10000, &rep), 0);
+    ck_assert_uint_eq(rep.actors, 1);
+    ck_assert_int_eq(atomic_load(&built), 1);
+    ck_assert_int_eq(tp_test_now_ms(sys), t0);
+    tp_actor_detail d;
+    detail(pid, &d); // the same pid, v2's name, describe and data
+    ck_assert_str_eq(d.info.behaviour, "probe2");
+    ck_assert_str_eq(d.describe, "state=A transitions=2 note=was-A");
+    ck_assert_uint_eq(d.stashed, 2);
+    ck_assert_uint_eq(tp_behaviour_users(sys, &probe_m.behaviour), 0);
+    ck_assert_uint_eq(tp_behaviour_users(sys, &v2_m.behaviour), 1);
+
+    tp_test_advance(sys, 500); // the event timeout
+    run_all();
+    // A timeout v2 sets gets a serial of its own, not a pending one's.
+    send(pid, TAG_NAMED_TO, &(cmd_named){.ms = 300, .name = "n2"},
+         sizeof(cmd_named));
+    run_all();
+    tp_test_advance(sys, 300);
+    run_all();
+    tp_test_advance(sys, 200); // the state timeout
+    run_all();
+    send(pid, TAG_GO, "B", 1); // the postponed messages, in order
+    run_all();
+    tp_test_advance(sys, 1000); // "keep"
+    run_all();
+    send(pid, TAG_NOTE, NULL, 0);
+    char want[1024];
+    snprintf(want, sizeof want,
+             "%sv2A:ev101 v2A:to(n2,n2) v2A:st100 v2A:goB v2B:enter<A "
+             "v2B:1 v2B:2 v2B:to(keep,keep) v2B:note(was-A) ",
+             v1);
+    char got[1024];
+    ck_assert_msg(trace_ends(pid, want, got, sizeof got), "trace \"%s\"", got);
+    ck_assert_str_eq(got, want);
+    detail(pid, &d);
+    ck_assert_str_eq(d.describe, "state=B transitions=3 note=was-A");
+    ck_assert_uint_eq(d.stashed, 0);
+
+    // It ends with v2's terminate, not v1's.
+    send(pid, TAG_STOP, NULL, 0);
+    run_all();
+    ck_assert_int_eq(atomic_load(&v2_terminated), 1);
+    ck_assert_int_eq(atomic_load(&terminated), 0);
+    ck_assert_str_eq(term_state, "v2B");
+}
+END_TEST
+
+// Two machines, the one in B refused by v2's code_change once the other's
+// new machine is built: both go on as v1, with their data, timeouts and
+// postponed messages.
+START_TEST(a_refused_machine_rolls_every_machine_back)
+{
+    tp_pid good = start(), bad = start();
+    send_ms(good, TAG_STATE_TO, 60000);
+    send(good, TAG_POSTPONE, "1", 1);
+    send(bad, TAG_NAMED_TO, &(cmd_named){.ms = 60000, .name = "keep"},
+         sizeof(cmd_named));
+    send(bad, TAG_GO, "B", 1);
+    ASSERT_TRACE(good, "A:enter<- A:1(postponed) ");
+    ASSERT_TRACE(bad, "A:enter<- A:goB B:enter<A ");
+    // `bad` prepares only after `good` has built its new machine, which
+    // the rollback then drops.
+    send(bad, TAG_WAIT_BUILT, NULL, 0);
+    ck_assert(tpt_wait_ge(&waiting, 1, 10.0));
+    atomic_store(&change_mode, CH_REFUSE_B);
+    tp_code_change ch = to_spec(&v2_m);
+    tp_upgrade_report rep;
+    ck_assert_int_eq(tp_upgrade(sys, &ch, 1, 10000, &rep), TP_EACCES);
+    ck_assert_int_eq(rep.failed, TP_EACCES);
+    ck_assert(tp_pid_eq(rep.failed_pid, bad));
+    ck_assert_int_eq(atomic_load(&built), 1);
+    ck_assert_uint_eq(tp_behaviour_users(sys, &probe_m.behaviour), 2);
+    ck_assert_uint_eq(tp_behaviour_users(sys, &v2_m.behaviour), 0);
+
+    tp_actor_detail d;
+    detail(good, &d);
+    ck_assert_str_eq(d.info.behaviour, "probe");
+    ck_assert_str_eq(d.describe, "state=A transitions=0 events=25");
+    ck_assert_uint_eq(d.stashed, 1);
+    send(good, TAG_STATE_STOP, NULL, 0);
+    send(good, TAG_GO, "B", 1);
+    ASSERT_TRACE(good, "A:enter<- A:1(postponed) A:stcancel=0 A:goB "
+                       "B:enter<A B:1 ");
+    send(bad, TAG_NAMED_STOP, "keep", 4);
+    send(bad, TAG_NOTE, NULL, 0);
+    ASSERT_TRACE(bad, "A:enter<- A:goB B:enter<A B:cancel(keep)=0 B:note ");
+    detail(bad, &d);
+    ck_assert_str_eq(d.info.behaviour, "probe");
+}
+END_TEST
+
+// A machine in a state v2 lacks, with no code_change to pick one, rolls
+// back with TP_EINVAL; so do a NULL spec, a spec that is not a machine's
+// and an actor that is not a machine. Without code_change, the data's
+// bytes are copied.
+START_TEST(an_upgrade_without_a_state_of_the_same_name_rolls_back)
+{
+    tp_pid in_a = start(), in_b = start();
+    send(in_b, TAG_GO, "B", 1);
+    ASSERT_TRACE(in_b, "A:enter<- A:goB B:enter<A ");
+    tp_code_change ch = to_spec(&v2_only_a_m);
+    tp_upgrade_report rep;
+    ck_assert_int_eq(tp_upgrade(sys, &ch, 1, 10000, &rep), TP_EINVAL);
+    ck_assert_int_eq(rep.failed, TP_EINVAL);
+    ck_assert(tp_pid_eq(rep.failed_pid, in_b));
+    pthread_mutex_lock(&log_lock);
+    ck_assert_msg(strstr(log_text, "statem: upgrade to probe2: no state "
+                                   "for B\n") != NULL,
+                  "%s", log_text);
+    pthread_mutex_unlock(&log_lock);
+    send(in_b, TAG_NOTE, NULL, 0);
+    ASSERT_TRACE(in_b, "B:enter<A B:note ");
+
+    static const tp_statem_spec not_machine = {
+        .behaviour = {.name = "plain", .handle = plain_handle}};
+    ch.arg = NULL;
+    ck_assert_int_eq(tp_upgrade(sys, &ch, 1, 10000, &rep), TP_EINVAL);
+    ch.arg = (void *)&not_machine;
+    ck_assert_int_eq(tp_upgrade(sys, &ch, 1, 10000, &rep), TP_EINVAL);
+    tp_pid plain;
+    ck_assert_int_eq(tp_spawn(sys, &plain_b, NULL, NULL, &plain), 0);
+    tp_code_change from_plain = to_spec(&v2_m);
+    from_plain.from = &plain_b;
+    ck_assert_int_eq(tp_upgrade(sys, &from_plain, 1, 10000, &rep), TP_EINVAL);
+    ck_assert(tp_pid_eq(rep.failed_pid, plain));
+    ck_assert_uint_eq(tp_behaviour_users(sys, &probe_m.behaviour), 2);
+
+    // Both in A: v1's bytes copied, the note left empty.
+    send(in_b, TAG_GO, "A", 1);
+    ASSERT_TRACE(in_b, "B:note B:goA A:enter<B ");
+    ch = to_spec(&v2_only_a_m);
+    ck_assert_int_eq(tp_upgrade(sys, &ch, 1, 10000, &rep), 0);
+    ck_assert_uint_eq(rep.actors, 2);
+    send(in_b, TAG_NOTE, NULL, 0);
+    ASSERT_TRACE(in_b, "B:note B:goA A:enter<B v2A:note() ");
+    send(in_a, TAG_NOTE, NULL, 0);
+    ASSERT_TRACE(in_a, "A:enter<- v2A:note() ");
+}
+END_TEST
+
+// v2's code_change moves a machine from A to B: describe shows B at once,
+// and as no change of state happened, no enter ran, no transition was
+// logged or counted, and the message postponed in A stays postponed until
+// the next one.
+START_TEST(code_change_picks_the_state)
+{
+    tp_pid pid = start();
+    send(pid, TAG_POSTPONE, "1", 1);
+    ASSERT_TRACE(pid, "A:enter<- A:1(postponed) ");
+    atomic_store(&change_mode, CH_PICK_B);
+    tp_code_change ch = to_spec(&v2_m);
+    ck_assert_int_eq(tp_upgrade(sys, &ch, 1, 10000, NULL), 0);
+    tp_actor_detail d;
+    detail(pid, &d);
+    ck_assert_str_eq(d.describe, "state=B transitions=0 note=was-A");
+    ck_assert_uint_eq(d.stashed, 1);
+    send(pid, TAG_POSTPONE, "2", 1); // B handles it
+    send(pid, TAG_GO, "A", 1);
+    send(pid, TAG_GO, "B", 1);
+    ASSERT_TRACE(pid, "A:enter<- A:1(postponed) v2B:2 v2B:goA v2A:enter<B "
+                      "v2A:1(postponed) v2A:goB v2B:enter<A v2B:1 ");
+    detail(pid, &d);
+    ck_assert_str_eq(d.describe, "state=B transitions=2 note=was-A");
+    pthread_mutex_lock(&log_lock);
+    char pidtxt[TP_PID_STRLEN], want[256];
+    tp_pid_format(pid, pidtxt, sizeof pidtxt);
+    snprintf(want, sizeof want,
+             "probe %s: statem: (start) -> A\n"
+             "probe2 %s: statem: B -> A\n"
+             "probe2 %s: statem: A -> B\n",
+             pidtxt, pidtxt, pidtxt);
+    ck_assert_str_eq(log_text, want);
+    pthread_mutex_unlock(&log_lock);
+}
+END_TEST
+
 Suite *
 statem_suite(void)
 {
@@ -737,6 +1116,15 @@ statem_suite(void)
     tcase_add_test(tc, a_supervised_machine_restarts_in_its_first_state);
     tcase_add_test(tc, machines_that_do_not_start_and_actions_outside_one);
     tcase_add_test(tc, a_timeout_passes_a_full_mailbox);
+    tcase_add_test(tc, a_refused_machine_rolls_every_machine_back);
+    tcase_add_test(tc, an_upgrade_without_a_state_of_the_same_name_rolls_back);
+    tcase_add_test(tc, code_change_picks_the_state);
     suite_add_tcase(su, tc);
+    TCase *tv = tcase_create("upgrades on virtual time");
+    tcase_add_checked_fixture(tv, setup_virtual, teardown);
+    tcase_set_timeout(tv, 60);
+    tcase_add_test(
+        tv, an_upgraded_machine_keeps_its_timeouts_and_postponed_messages);
+    suite_add_tcase(su, tv);
     return su;
 }

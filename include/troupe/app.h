@@ -105,7 +105,9 @@ typedef struct tp_app_descriptor {
     // from its state under version `old_version` of the module (the old
     // descriptor's `version`, or "" without one), as tp_code_change's
     // change does; NULL copies the bytes. A failure rolls the upgrade back:
-    // every actor keeps the old version.
+    // every actor keeps the old version. A state machine's behaviour
+    // (statem.h) is not passed here: it upgrades with tp_statem_change,
+    // its new spec's `states` and `code_change` converting its data.
     int (*code_change)(const char *behaviour, const char *old_version,
                        tp_ctx *ctx, const void *old_state, void *new_state);
 } tp_app_descriptor;

@@ -93,6 +93,28 @@ typedef struct tp_statem_spec {
     // "NAME PID: statem: FROM -> TO" ("(start)" for the first state, once
     // the machine has started).
     bool log_transitions;
+    // For a machine that is the new code of an upgrade (tp_statem_change
+    // below): every state, NULL-terminated. A running machine goes on in
+    // the state of the same name (compared with strcmp; a state without a
+    // name matches none). Optional otherwise.
+    const tp_state *const *states;
+    // Optional, for the same: builds the new data (data_size bytes,
+    // zeroed) from the old (the old spec's data_size bytes), as an
+    // upgrade's change does (upgrade.h): it reads the old data and copies
+    // from it, pointers included, and never modifies nor frees it. A
+    // rollback frees the new data's bytes and nothing they point to: what
+    // code_change allocates for them is then lost. `*state` comes preset
+    // to this spec's state named as `old_state`, or NULL when there is
+    // none; it may pick another, which must have a handle. Returns 0, or
+    // a negative TP_E* code, which rolls the upgrade back. It runs on the
+    // actor's thread, with its ctx, between two of its messages; the
+    // actions are refused there (TP_EINVAL), and tp_ctx_behaviour(ctx) is
+    // still the old spec's behaviour (for a code_change that converts
+    // from more than one version). NULL: the data's first bytes are
+    // copied (as many as both sizes allow), and a state of the same name
+    // is required.
+    int (*code_change)(tp_ctx *ctx, const void *old_data, void *new_data,
+                       const tp_state *old_state, const tp_state **state);
 } tp_statem_spec;
 
 // The behaviour's callbacks, for TP_STATEM_BEHAVIOUR; not to be called
@@ -108,6 +130,41 @@ TP_API int tp_statem_describe(const void *state, char *buf, size_t size);
         .handle = tp_statem_handle, .terminate = tp_statem_terminate,         \
         .describe = tp_statem_describe,                                       \
     }
+
+// Hot code upgrade (upgrade.h) of running machines: a tp_code_change's
+// `change` and `discard`, with the new spec as `arg`, whose behaviour is
+// the change's `to`:
+//
+//     tp_code_change ch = {.from = &v1.behaviour, .to = &v2.behaviour,
+//                          .change = tp_statem_change,
+//                          .discard = tp_statem_discard, .arg = (void *)&v2};
+//     tp_upgrade(sys, &ch, 1, 5000, &report);
+//
+// Each machine keeps its pid, mailbox, timeouts, postponed messages and
+// transition count, and goes on in the state that v2's code_change picks
+// (by default v2's state of the same name, from v2's `states`) with the
+// data it built. An upgrade is not a change of state, even to another
+// state: no enter runs, no transition is logged nor counted, the state
+// timeout, the event timeout and the named timeouts stay set (each comes,
+// when it runs out, to the new state's handle, as set: tag, data, name),
+// and postponed messages stay postponed until the next change of state.
+// Once the upgrade commits the new machine owns what the old one did (its
+// timeouts, and what the old data's pointers that code_change copied
+// point to) and the old is freed without the old spec's terminate; after
+// a rollback the old machine goes on as it was. A code_change that
+// crashes its actor loses the new machine's memory.
+//
+// tp_statem_change returns TP_EINVAL when `arg` is NULL or not a machine
+// (its behaviour's handle is not tp_statem_handle), when the running
+// actor is not a machine, for a data_size over 1 GiB, and when no state
+// is picked (no state of the same name and no code_change, or one that
+// leaves none, or one without handle); TP_EPERM from inside one of the
+// machine's callbacks; TP_ENOMEM; or what code_change returned. On the
+// actor's thread, as the change. tp_statem_discard frees the machine that
+// the upgrade drops (any thread).
+TP_API int tp_statem_change(tp_ctx *ctx, const void *old_state,
+                            void *new_state, void *arg);
+TP_API void tp_statem_discard(void *state, bool committed, void *arg);
 
 // The machine's own tag: its timeouts reach it as messages with this tag
 // from itself. A machine must not send itself messages with it.

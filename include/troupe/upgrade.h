@@ -90,11 +90,13 @@ typedef struct tp_upgrade_report {
 // that receiver is held by the same upgrade, the upgrade times out and
 // rolls back; upgrade such a pair in two upgrades, the sender first.
 //
-// State machines (statem.h) cannot be upgraded this way yet: their data
-// holds the old spec. A continuation (tp_request_then) set by the old code
-// runs after the upgrade with the new state: upgrade an actor once its
-// continuations are done, or make its new state begin as the old did.
-// Timers' data keeps pointing where the old code put it.
+// A state machine (statem.h) is upgraded with tp_statem_change and
+// tp_statem_discard as the change's `change` and `discard`, and the new
+// tp_statem_spec as its `arg` (statem.h says what carries over). A
+// continuation (tp_request_then) set by the old code runs after the
+// upgrade with the new state: upgrade an actor once its continuations are
+// done, or make its new state begin as the old did. Timers' data keeps
+// pointing where the old code put it.
 TP_API int tp_upgrade(tp_system *sys, const tp_code_change *changes, size_t n,
                       int timeout_ms, tp_upgrade_report *out);
 

@@ -17,6 +17,12 @@
 // them all, so they come back ahead of the mailbox in their order, as
 // gen_statem retries postponed events.
 //
+// An upgrade (tp_statem_change) builds a second machine whose header is a
+// copy of the first's: the two share the timeouts' data, the named
+// timeouts' array and the inserted events, and whichever the upgrade
+// drops is freed alone (tp_statem_discard), so that the other keeps them.
+// As the serials are copied too, the timeouts' messages still name them.
+//
 // The actions (tp_sm_*) find the machine from their ctx: the running
 // actor's behaviour tells a machine, its state holds the pointer, and the
 // machine notes which of its callbacks runs. Nothing is kept per thread,
@@ -412,6 +418,95 @@ tp_statem_describe(const void *state, char *buf, size_t size)
             buf[n] = '\0';
     }
     return n;
+}
+
+// ---- hot code upgrade
+
+// `spec`'s state named `name`, or NULL.
+static const tp_state *
+state_named(const tp_statem_spec *spec, const char *name)
+{
+    if (spec->states == NULL || name == NULL)
+        return NULL;
+    for (const tp_state *const *s = spec->states; *s != NULL; s++)
+        if ((*s)->name != NULL && strcmp((*s)->name, name) == 0)
+            return *s;
+    return NULL;
+}
+
+// Fills m's data and state for `spec` from `old`; 0 or a code.
+static int
+convert(tp_ctx *ctx, machine *m, const machine *old)
+{
+    const tp_statem_spec *spec = m->spec;
+    const tp_state *st = state_named(spec, old->state->name);
+    int rc = 0;
+    if (spec->code_change != NULL) {
+        rc = spec->code_change(ctx, old->data, m->data, old->state, &st);
+    } else {
+        size_t was = old->spec->data_size;
+        memcpy(m->data, old->data,
+               was < spec->data_size ? was : spec->data_size);
+    }
+    if (rc == 0 && (st == NULL || st->handle == NULL)) {
+        tp_log(tp_ctx_system(ctx), TP_LOG_ERR,
+               "statem: upgrade to %s: no state for %s",
+               spec->behaviour.name ? spec->behaviour.name : "?",
+               state_name(old->state));
+        rc = TP_EINVAL;
+    }
+    m->state = st;
+    return rc;
+}
+
+int
+tp_statem_change(tp_ctx *ctx, const void *old_state, void *new_state,
+                 void *arg)
+{
+    const tp_statem_spec *spec = arg;
+    const tp_behaviour *from = tp_ctx_behaviour(ctx);
+    if (spec == NULL || spec->behaviour.handle != tp_statem_handle ||
+        spec->data_size > ((size_t)1 << 30) || from == NULL ||
+        from->handle != tp_statem_handle || old_state == NULL)
+        return TP_EINVAL;
+    const machine *old = *(machine *const *)old_state;
+    if (old == NULL)
+        return TP_EINVAL;
+    // Upgrades run between two messages: no callback runs, and what one
+    // leaves behind (the fired timeout's data, the inserted event being
+    // handled or just inserted) is gone.
+    if (old->in != IN_NONE || old->fired != NULL || old->handling != NULL ||
+        old->adding != NULL)
+        return TP_EPERM;
+    machine *m = calloc(1, sizeof *m + spec->data_size);
+    if (m == NULL)
+        return TP_ENOMEM;
+    // The header as it is: the timeouts keep their timers and serials (so
+    // their messages, already queued or still to come, are recognised),
+    // their data, the named ones' array and the inserted events, all of
+    // which the new machine takes over if the upgrade commits; and the
+    // serial counter, so that no new timeout reuses a pending one's.
+    *m = *old;
+    m->spec = spec;
+    m->ctx = ctx;
+    m->next = NULL; // pointed into the old code
+    m->event = NULL;
+    int rc = convert(ctx, m, old);
+    if (rc != 0) {
+        free(m); // its parts are still the old machine's
+        return rc;
+    }
+    *(machine **)new_state = m;
+    return 0;
+}
+
+void
+tp_statem_discard(void *state, bool committed, void *arg)
+{
+    (void)committed, (void)arg;
+    // Either way, the machine that goes shares all it points to with the
+    // one that stays: the old after a commit, the new after a rollback.
+    free(*(machine **)state);
 }
 
 // ---- actions

@@ -12,7 +12,8 @@
 ACTORD := $(B)/bin/actord
 ACTORD_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(wildcard tools/actord/*.c))
 ACTORD_TDIR := $(B)/test/actord
-ACTORD_TOOLS := $(ACTORD_TDIR)/testapp.so $(ACTORD_TDIR)/nodesc.so \
+ACTORD_TOOLS := $(ACTORD_TDIR)/testapp.so $(ACTORD_TDIR)/testapp-v2.so \
+	$(ACTORD_TDIR)/nodesc.so \
 	$(ACTORD_TDIR)/badabi.so $(ACTORD_TDIR)/sdnotify
 INIH_CFLAGS = $(shell pkg-config --cflags inih)
 INIH_LIBS = $(shell pkg-config --libs inih)
@@ -48,6 +49,11 @@ $(ACTORD_TDIR)/testapp.so: tools/actord/test/testapp.c $(PUBLIC_H)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $@")
 	$(Q)$(CC) $(BASE_CFLAGS) -fPIC -shared -o $@ $<
+
+$(ACTORD_TDIR)/testapp-v2.so: tools/actord/test/testapp.c $(PUBLIC_H)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(BASE_CFLAGS) -DTESTAPP_VERSION=2 -fPIC -shared -o $@ $<
 
 $(ACTORD_TDIR)/nodesc.so: tools/actord/test/testapp.c $(PUBLIC_H)
 	@mkdir -p $(@D)

@@ -369,6 +369,14 @@ ad_app_upgrade(ad_app *app, ad_node *node, const ad_app_conf *next,
             .to = nb,
             .change = to->code_change != NULL ? change_trampoline : NULL,
             .arg = &args[k]};
+        if (nb->handle == tp_statem_handle)
+            // A state machine: its new spec converts its data, and the
+            // machine itself moves to a new block (statem.h).
+            ch[k] = (tp_code_change){.from = from,
+                                     .to = nb,
+                                     .change = tp_statem_change,
+                                     .discard = tp_statem_discard,
+                                     .arg = (void *)nb};
         k++;
     }
     tp_upgrade_report rep = {0};

@@ -916,6 +916,26 @@ fi
 kill -TERM "$pid"
 finish "kvstore upgraded" 0
 
+# ---- upgrading a state machine ----------------------------------------------
+# testapp's door, a state machine, runs 1.0 and is upgraded to 2.0 by
+# actorctl: it stays open, its data converted by 2.0's code_change.
+printf '[app t]\nmodule = %s\nmachine = yes\nworkers = 1\n' \
+    "$tools/testapp.so" | conf sm
+start sm
+expect 0 "actorctl info of a machine" "$actorctl" -n alpha info door
+has "$tmp/out" 'state=open transitions=0 v1 opens=1' "the door runs 1.0"
+expect 0 "actorctl upgrade of a state machine" \
+    "$actorctl" -n alpha upgrade t "$tools/testapp-v2.so"
+has "$tmp/out" '^upgraded t from 1\.0 to 2\.0: 2 actors switched' \
+    "the worker and the door switch"
+expect 0 "actorctl info of an upgraded machine" "$actorctl" -n alpha info door
+has "$tmp/out" 'state=open transitions=0 v2 opens=1 note=from-1.0' \
+    "the door runs 2.0, in the same state, its data converted"
+wait_log 'app_module_unloaded app=t module=.*/testapp\.so version=1\.0' \
+    "1.0 is unloaded"
+kill -TERM "$pid"
+finish "a state machine upgraded" 0
+
 elapsed=$(($(date +%s) - began))
 touch "$tmp/checks" "$tmp/failures"
 checks=$(($(wc -c <"$tmp/checks")))

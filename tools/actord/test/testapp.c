@@ -10,10 +10,12 @@
 //   root = self        start() spawns the root itself and returns its pid
 //   root = stubborn    the root is an actor that ignores exit signals, so
 //                      only actord's shutdown_timeout gets rid of it
+//   machine = yes      one more child, "door", a state machine
 //
-// Built three times: as is, with TESTAPP_NO_DESCRIPTOR (its descriptor
-// under another symbol: not an application) and with TESTAPP_ABI set to
-// another ABI.
+// Built four times: as is (version 1.0), with TESTAPP_VERSION=2 (2.0: the
+// door's data grows, its describe says which version runs; for upgrades),
+// with TESTAPP_NO_DESCRIPTOR (its descriptor under another symbol: not an
+// application) and with TESTAPP_ABI set to another ABI.
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +23,10 @@
 #include <troupe.h>
 
 #define MAX_WORKERS 8
+
+#ifndef TESTAPP_VERSION
+#define TESTAPP_VERSION 1
+#endif
 
 // A worker's init argument.
 typedef struct worker_arg {
@@ -31,8 +37,8 @@ typedef struct app {
     tp_system *sys;
     char name[TP_NAME_MAX + 1];
     worker_arg wargs[MAX_WORKERS];
-    char id[MAX_WORKERS][16]; // "w" and any int: no truncation
-    tp_child_spec children[MAX_WORKERS];
+    char id[MAX_WORKERS][16];                // "w" and any int: no truncation
+    tp_child_spec children[MAX_WORKERS + 1]; // the door last
     tp_sup_spec spec; // must outlive start(): actord starts the root later
 } app;
 
@@ -69,6 +75,90 @@ static const tp_behaviour stubborn = {.name = "testapp_stubborn",
                                       .init = stubborn_init,
                                       .handle = worker_handle};
 
+// The door: a state machine that opens as it starts. 2.0 counts in a
+// larger layout, and its describe says which version runs.
+typedef struct door_v1 {
+    int opens;
+} door_v1;
+typedef struct door_v2 {
+    long opens;
+    char note[32];
+} door_v2;
+
+static int
+door_handle(tp_ctx *ctx, void *data, const tp_sm_event *ev)
+{
+    (void)ctx, (void)data, (void)ev;
+    return TP_OK;
+}
+
+static const tp_state door_open = {.name = "open", .handle = door_handle};
+static const tp_state door_closed = {.name = "closed", .handle = door_handle};
+static const tp_state *const door_states[] = {&door_open, &door_closed, NULL};
+
+#if TESTAPP_VERSION == 1
+typedef door_v1 door_data;
+
+static int
+door_init(tp_ctx *ctx, void *data, void *arg, const tp_state **state)
+{
+    (void)ctx, (void)arg;
+    ((door_data *)data)->opens = 1;
+    *state = &door_open;
+    return 0;
+}
+
+static int
+door_describe(const void *data, char *buf, size_t size)
+{
+    return snprintf(buf, size, "v1 opens=%d", ((const door_v1 *)data)->opens);
+}
+#define DOOR_CHANGE NULL
+#else
+typedef door_v2 door_data;
+
+static int
+door_init(tp_ctx *ctx, void *data, void *arg, const tp_state **state)
+{
+    (void)ctx, (void)arg;
+    ((door_data *)data)->opens = 1;
+    *state = &door_open;
+    return 0;
+}
+
+static int
+door_describe(const void *data, char *buf, size_t size)
+{
+    const door_v2 *d = data;
+    return snprintf(buf, size, "v2 opens=%ld note=%s", d->opens, d->note);
+}
+
+static int
+door_change(tp_ctx *ctx, const void *old_data, void *new_data,
+            const tp_state *old_state, const tp_state **state)
+{
+    (void)ctx, (void)old_state, (void)state; // *state: the namesake
+    door_v2 *n = new_data;
+    n->opens = ((const door_v1 *)old_data)->opens;
+    snprintf(n->note, sizeof n->note, "from-1.0");
+    return 0;
+}
+#define DOOR_CHANGE door_change
+#endif
+
+static const tp_statem_spec door = {
+    .behaviour = TP_STATEM_BEHAVIOUR("testapp_door"),
+    .data_size = sizeof(door_data),
+    .initial = &door_closed,
+    .init = door_init,
+    .describe = door_describe,
+    .states = door_states,
+    .code_change = DOOR_CHANGE,
+};
+
+static const tp_behaviour *const testapp_behaviours[] = {
+    &worker, &stubborn, &door.behaviour, NULL};
+
 static int
 int_arg(const tp_app_args *args, const char *key, int dflt, int lo, int hi)
 {
@@ -83,7 +173,8 @@ int_arg(const tp_app_args *args, const char *key, int dflt, int lo, int hi)
 static int
 testapp_check(const tp_app_args *args, char *err, size_t size)
 {
-    static const char *const known[] = {"workers", "fail", "root", NULL};
+    static const char *const known[] = {"workers", "fail", "root", "machine",
+                                        NULL};
     for (size_t i = 0; i < args->n; i++) {
         size_t k = 0;
         while (known[k] != NULL && strcmp(known[k], args->v[i].key) != 0)
@@ -132,6 +223,11 @@ testapp_start(tp_system *sys, const tp_app_args *args, tp_app_root *root,
                                          .arg = &a->wargs[i],
                                          .shutdown = 1000};
     }
+    const char *machine = tp_app_arg_get(args, "machine");
+    if (machine != NULL && strcmp(machine, "yes") == 0)
+        a->children[n++] = (tp_child_spec){.id = "door",
+                                           .behaviour = &door.behaviour,
+                                           .opts = {.name = "door"}};
     a->spec = (tp_sup_spec){.flags = {.strategy = TP_ONE_FOR_ONE},
                             .children = a->children,
                             .nchildren = (size_t)n};
@@ -177,6 +273,8 @@ __attribute__((visibility("default"))) const tp_app_descriptor testapp = {
     .stop = testapp_stop,
 };
 #else
-TP_APP_DESCRIPTOR(.name = "testapp", .version = "1.0", .check = testapp_check,
-                  .start = testapp_start, .stop = testapp_stop);
+TP_APP_DESCRIPTOR(.name = "testapp",
+                  .version = TESTAPP_VERSION == 1 ? "1.0" : "2.0",
+                  .check = testapp_check, .start = testapp_start,
+                  .stop = testapp_stop, .behaviours = testapp_behaviours);
 #endif
