@@ -678,6 +678,41 @@ START_TEST(spawnables_follow_an_upgrade)
 }
 END_TEST
 
+// Version labels: an actor shows its code's, through a shim too.
+START_TEST(version_labels_follow_the_code)
+{
+    tp_system *sys;
+    ck_assert_int_eq(tp_test_system_new(NULL, 5, &sys), 0);
+    tp_pid pid;
+    ck_assert_int_eq(tp_spawn(sys, &v1_b, NULL, NULL, &pid), 0);
+    tp_test_run(sys, 1000);
+    tp_actor_info info;
+    ck_assert_int_eq(tp_actor_info_get(sys, pid, &info), 0);
+    ck_assert_str_eq(info.version, "");
+    ck_assert_int_eq(tp_behaviour_version(sys, &v1_b, "1.0"), 0);
+    ck_assert_int_eq(tp_behaviour_version(sys, &v2_b, "2.0-rc1"), 0);
+    ck_assert_int_eq(tp_behaviour_version(sys, &v2_b, "2.0"), 0); // again
+    ck_assert_int_eq(tp_actor_info_get(sys, pid, &info), 0);
+    ck_assert_str_eq(info.version, "1.0");
+    tp_code_change ch = {.from = &v1_b, .to = &v2_b, .change = to_v2};
+    ck_assert_int_eq(tp_upgrade(sys, &ch, 1, 1000, NULL), 0);
+    ck_assert_int_eq(tp_actor_info_get(sys, pid, &info), 0);
+    ck_assert_str_eq(info.behaviour, "counter");
+    ck_assert_str_eq(info.version, "2.0"); // v2_b, behind its shim
+    ck_assert_int_eq(tp_behaviour_version(sys, &v2_b, NULL), 0);
+    ck_assert_int_eq(tp_actor_info_get(sys, pid, &info), 0);
+    ck_assert_str_eq(info.version, "");
+    ck_assert_int_eq(tp_behaviour_version(sys, &v2_b, ""), 0); // none: fine
+    char big[40];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    ck_assert_int_eq(tp_behaviour_version(sys, &v2_b, big), TP_EINVAL);
+    ck_assert_int_eq(tp_behaviour_version(NULL, &v2_b, "1"), TP_EINVAL);
+    ck_assert_int_eq(tp_behaviour_version(sys, NULL, "1"), TP_EINVAL);
+    tp_system_destroy(&sys);
+}
+END_TEST
+
 // A supervised tree: the running workers switch, and the specs too, so a
 // restarted worker and a new simple_one_for_one child run the new code.
 START_TEST(supervisors_restart_the_new_code)
@@ -898,6 +933,7 @@ upgrade_suite(void)
     tcase_add_test(tc, upgrade_on_a_test_system);
     tcase_add_test(tc, discard_and_what_still_points_into_code);
     tcase_add_test(tc, spawnables_follow_an_upgrade);
+    tcase_add_test(tc, version_labels_follow_the_code);
     tcase_add_test(tc, supervisors_restart_the_new_code);
     tcase_add_test(tc, a_change_past_the_timeout_rolls_back);
     tcase_add_test(tc, an_actor_killed_while_held);

@@ -31,6 +31,10 @@ typedef struct tp_actor_info {
     tp_pid parent; // the actor that spawned it; nil if spawned from outside
     char name[TP_NAME_MAX + 1]; // registered name or ""
     char behaviour[48];
+    // The version of the code it runs, as labelled (tp_behaviour_version:
+    // actord labels an application's behaviours with its module's
+    // version), or "".
+    char version[32];
     tp_actor_status status;
     uint32_t mailbox;  // user messages queued now
     uint32_t capacity; // user-lane capacity

@@ -106,6 +106,17 @@ TP_API int tp_upgrade(tp_system *sys, const tp_code_change *changes, size_t n,
 // it). Any thread.
 TP_API size_t tp_behaviour_users(tp_system *sys, const tp_behaviour *b);
 
+// Labels behaviour `b` with the version of the code it belongs to
+// (copied: at most 31 bytes; NULL or "" removes the label). An actor
+// running `b`, directly or as the `to` of an upgrade, shows it in
+// tp_actor_info's `version`, and so in the control socket's answers
+// (actorctl info, tree --describe). actord labels the behaviours an
+// application lists with its module's version, and moves the labels at
+// each upgrade. Returns 0, TP_EINVAL (NULL sys or b, a version too long)
+// or TP_ENOMEM. Any thread.
+TP_API int tp_behaviour_version(tp_system *sys, const tp_behaviour *b,
+                                const char *version);
+
 // What may still run code at addresses [start, start + size), such as a
 // loaded module's mapping, before that module can be unloaded: the live
 // local actors whose behaviour (the record, or its handle, init,

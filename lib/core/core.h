@@ -902,6 +902,11 @@ struct tp_system {
     // upgraded actors, kept until the system goes.
     pthread_mutex_t upgrade_lock, shim_lock;
     struct tp__shim *shims;
+    // Behaviours' version labels (tp_behaviour_version), under shim_lock;
+    // how many, also read without it to skip the lookup.
+    struct tp__vlabel *vlabels;
+    size_t capvlabels;
+    _Atomic size_t nvlabels;
     // Continuations pending that an actor set before an upgrade switched
     // its code (signals/request.c): they may run code of any older module.
     _Atomic uint64_t stale_thens;
@@ -1026,6 +1031,11 @@ void tp__reg_free(tp_system *sys);
 // ---- reading the actor table and the workers (table.c) ---------------
 // For the subsystems above the core: they read the table and the workers
 // only through these calls.
+
+// Copies into `out` (`size` bytes) the version label of the code `b` (or
+// the `to` of its shim) belongs to, or "" (upgrade.c).
+void tp__behaviour_version_of(tp_system *sys, const tp_behaviour *b,
+                              char *out, size_t size);
 
 // Calls fn(a, arg) for each actor in the table, dying ones included, in
 // slot order, until fn returns false; returns how many it called fn for.

@@ -21,6 +21,7 @@
 
 #include <stdalign.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 enum { PH_PREPARE = 1, PH_END = 2 };
@@ -181,6 +182,74 @@ tp__shims_free(tp_system *sys)
         sys->shims = s->next;
         free(s);
     }
+    free(sys->vlabels);
+    sys->vlabels = NULL;
+}
+
+// ---- version labels ----------------------------------------------------
+
+typedef struct tp__vlabel {
+    const tp_behaviour *b;
+    char v[32];
+} tp__vlabel;
+
+int
+tp_behaviour_version(tp_system *sys, const tp_behaviour *b,
+                     const char *version)
+{
+    if (sys == NULL || b == NULL ||
+        (version != NULL && strlen(version) >= sizeof(tp__vlabel){0}.v))
+        return TP_EINVAL;
+    int rc = 0;
+    pthread_mutex_lock(&sys->shim_lock);
+    // relaxed: written under shim_lock, which we hold.
+    size_t n = atomic_load_explicit(&sys->nvlabels, memory_order_relaxed);
+    size_t i = 0;
+    while (i < n && sys->vlabels[i].b != b)
+        i++;
+    if (version == NULL || version[0] == '\0') {
+        if (i < n) // removed: the last takes its place
+            sys->vlabels[i] = sys->vlabels[--n];
+    } else {
+        if (i == n && n == sys->capvlabels) {
+            size_t cap = n ? 2 * n : 8;
+            tp__vlabel *v = realloc(sys->vlabels, cap * sizeof *v);
+            if (v == NULL)
+                rc = TP_ENOMEM;
+            else {
+                sys->vlabels = v;
+                sys->capvlabels = cap;
+            }
+        }
+        if (rc == 0) {
+            sys->vlabels[i].b = b;
+            snprintf(sys->vlabels[i].v, sizeof sys->vlabels[i].v, "%s",
+                     version);
+            n += i == n;
+        }
+    }
+    atomic_store_explicit(&sys->nvlabels, n, memory_order_relaxed);
+    pthread_mutex_unlock(&sys->shim_lock);
+    return rc;
+}
+
+void
+tp__behaviour_version_of(tp_system *sys, const tp_behaviour *b, char *out,
+                         size_t size)
+{
+    out[0] = '\0';
+    // relaxed: a label set meanwhile shows next time.
+    if (atomic_load_explicit(&sys->nvlabels, memory_order_relaxed) == 0)
+        return;
+    b = target_of(sys, b);
+    pthread_mutex_lock(&sys->shim_lock);
+    size_t n = atomic_load_explicit(&sys->nvlabels, memory_order_relaxed);
+    for (size_t i = 0; i < n; i++)
+        if (sys->vlabels[i].b == b) {
+            snprintf(out, size, "%s", sys->vlabels[i].v);
+            break;
+        }
+    pthread_mutex_unlock(&sys->shim_lock);
 }
 
 // ---- the upgrade's record ----------------------------------------------

@@ -72,7 +72,7 @@ status_name(tp_actor_status s)
     return "?";
 }
 
-#define ACTOR_KEYS 20 // pk_actor_fields
+#define ACTOR_KEYS 21 // pk_actor_fields
 
 static void
 pk_actor_fields(msgpack_packer *pk, const tp_actor_info *a)
@@ -86,6 +86,7 @@ pk_actor_fields(msgpack_packer *pk, const tp_actor_info *a)
         pk_pid(pk, a->parent);
     pk_key_str(pk, "name", a->name);
     pk_key_str(pk, "behaviour", a->behaviour);
+    pk_key_str(pk, "version", a->version);
     pk_key_str(pk, "status", status_name(a->status));
     pk_key_u64(pk, "mailbox", a->mailbox);
     pk_key_u64(pk, "capacity", a->capacity);

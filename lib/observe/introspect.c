@@ -54,6 +54,8 @@ fill_info(tp_actor *a, tp_actor_info *o, int64_t now, double tick_ns,
     tp__reg_name(a, o->name);
     snprintf(o->behaviour, sizeof o->behaviour, "%s",
              a->behaviour->name ? a->behaviour->name : "?");
+    tp__behaviour_version_of(a->system, a->behaviour, o->version,
+                             sizeof o->version);
     // relaxed: a snapshot of counters; each may be a little stale.
     uint64_t c = atomic_load_explicit(&a->count, memory_order_relaxed);
     int64_t busy = busy_ms(view, a);

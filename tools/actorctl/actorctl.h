@@ -114,6 +114,7 @@ bool ctl_str_eq(ctl_str s, const char *c);
 typedef struct ctl_actor {
     ctl_str pid, parent; // parent.n == 0: nil
     ctl_str name, behaviour, status;
+    ctl_str version; // of its code; empty when unlabelled or from older nodes
     uint64_t mailbox, capacity, high_water, handled, dropped, rejected;
     uint64_t restarts, age_ms;
     uint64_t cpu_us; // 0 from a node that does not measure it

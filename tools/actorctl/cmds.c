@@ -161,6 +161,7 @@ info_text(const detail *d)
     field_str("pid", NULL, a->pid);
     field_str("name", SGR_CYAN, a->name);
     field_str("behaviour", NULL, a->behaviour);
+    field_str("version", NULL, a->version);
     field_str("parent", NULL, a->parent);
     char *st = ctl_status_text(a);
     field("status", ctl_status_colour(a->status), "%s", st);

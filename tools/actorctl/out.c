@@ -331,6 +331,10 @@ ctl_actor_json_fields(FILE *f, const ctl_actor *a)
     ctl_json_str(f, a->name);
     fputs(",\"behaviour\":", f);
     ctl_json_str(f, a->behaviour);
+    if (a->version.n > 0) { // only when labelled: the schema stays as it was
+        fputs(",\"version\":", f);
+        ctl_json_str(f, a->version);
+    }
     fputs(",\"status\":", f);
     ctl_json_str(f, a->status);
     fprintf(f,

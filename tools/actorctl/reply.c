@@ -372,6 +372,9 @@ ctl_actor_decode(const msgpack_object *m, const char *where, ctl_actor *a)
         ctl_get_uint(m, "cpu_us", where, &a->cpu_us) != CTL_OK)
         return CTL_ERROR;
     // Optional: older nodes do not send them.
+    if (ctl_field(m, "version") != NULL &&
+        ctl_get_str(m, "version", where, &a->version) != CTL_OK)
+        return CTL_ERROR;
     if (ctl_field(m, "start_order") != NULL &&
         ctl_get_uint(m, "start_order", where, &a->start_order) != CTL_OK)
         return CTL_ERROR;

@@ -212,11 +212,17 @@ tree_text(const ctl_snap *s, const tree *t)
                        (unsigned long long)a->restarts);
         free(name);
         const ctl_str *d = s->describe ? &s->describe[t->order[k]] : NULL;
-        if (d != NULL && d->p != NULL) {
-            char *text = ctl_clean(describe_head(*d)), *note;
+        if (d != NULL && (d->p != NULL || a->version.n > 0)) {
+            char *text = ctl_clean(d->p != NULL ? describe_head(*d)
+                                                : (ctl_str){"", 0}),
+                 *note;
+            char *vsn = ctl_clean(a->version);
             prefix(t, k, true, lastat, pre, sizeof pre);
-            if (asprintf(&note, "%s%s", pre, text) < 0)
+            // The version of its code first, when labelled.
+            if (asprintf(&note, "%s%s%s%s%s", pre, vsn[0] ? "version " : "",
+                         vsn, vsn[0] && text[0] ? ", " : "", text) < 0)
                 abort();
+            free(vsn);
             ctl_table_note(&tb, SGR_DIM, note);
             free(text);
         }

@@ -234,6 +234,9 @@ int ad_health_ping(tp_system *sys, tp_pid health, int timeout_ms);
 // exits. Returns 0, or EX_SOFTWARE having logged why (nothing is left
 // running then). `id` must be unique in the process.
 int ad_app_start(ad_app *app, tp_system *sys, uint64_t id, int event_fd);
+// Labels the behaviours `app`'s module lists with its version (`on`), or
+// removes their labels (tp_behaviour_version): introspection shows them.
+void ad_app_label(const ad_app *app, tp_system *sys, bool on);
 // Runs the module's `stop` and marks the application stopped; called
 // once its root has exited.
 void ad_app_finish(ad_app *app);

@@ -420,10 +420,12 @@ ad_app_upgrade(ad_app *app, ad_node *node, const ad_app_conf *next,
            AD_Q(version_of(to)), rep.actors, specs,
            (long long)rep.pause_p50_us, (long long)rep.pause_max_us,
            (long long)(ad_now_ms() - t0));
+    ad_app_label(app, sys, false);
     ad_node_retire(node, app->handle, name, app->conf->module,
                    version_of(app->desc), app->root);
     app->handle = h;
     app->desc = to;
+    ad_app_label(app, sys, true);
     ad_app_conf_free(app->conf);
     app->conf = conf;
     res->actors = rep.actors;
@@ -539,8 +541,18 @@ ad_app_start(ad_app *app, tp_system *sys, uint64_t id, int event_fd)
         return EX_SOFTWARE;
     }
     app->state = AD_APP_RUNNING;
+    ad_app_label(app, sys, true);
     log_started(app, sys, root.spec != NULL);
     return 0;
+}
+
+void
+ad_app_label(const ad_app *app, tp_system *sys, bool on)
+{
+    const tp_behaviour *const *list = app->desc->behaviours;
+    for (size_t i = 0; list != NULL && list[i] != NULL; i++)
+        // A version too long for a label goes without one.
+        tp_behaviour_version(sys, list[i], on ? version_of(app->desc) : NULL);
 }
 
 void

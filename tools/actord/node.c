@@ -198,6 +198,11 @@ app_done(ad_node *n, ad_app *app)
     if (app->state != AD_APP_RUNNING)
         return;
     ad_app_finish(app);
+    ad_app_label(app, n->sys, false);
+    // Another application may run the same module: its labels stay.
+    for (size_t i = 0; i < n->napps; i++)
+        if (n->apps[i]->state == AD_APP_RUNNING)
+            ad_app_label(n->apps[i], n->sys, true);
     if (n->stopping || app->handle == NULL)
         return;
     ad_node_retire(n, app->handle, app->conf->name, app->conf->module,

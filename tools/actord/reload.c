@@ -182,8 +182,8 @@ old_apps(ad_node *n, const ad_config *next, int *applied, int *pending,
             ad_upgrade_result res;
             char *section = strdup(c->module);
             if (section != NULL &&
-                ad_app_upgrade(app, n, c, via, AD_UPGRADE_TIMEOUT_MS,
-                               &res) == 0) {
+                ad_app_upgrade(app, n, c, via, AD_UPGRADE_TIMEOUT_MS, &res) ==
+                    0) {
                 free(app->section_module);
                 app->section_module = section;
                 ++*applied;

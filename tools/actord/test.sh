@@ -924,6 +924,9 @@ printf '[app t]\nmodule = %s\nmachine = yes\nworkers = 1\n' \
 start sm
 expect 0 "actorctl info of a machine" "$actorctl" -n alpha info door
 has "$tmp/out" 'state=open transitions=0 v1 opens=1' "the door runs 1.0"
+has "$tmp/out" '^version  *1\.0$' "actorctl info shows the version"
+expect 0 "actorctl tree --describe" "$actorctl" -n alpha tree --describe
+has "$tmp/out" '^ *version 1\.0$' "tree --describe shows the version"
 expect 0 "actorctl upgrade of a state machine" \
     "$actorctl" -n alpha upgrade t "$tools/testapp-v2.so"
 has "$tmp/out" '^upgraded t from 1\.0 to 2\.0: 2 actors switched' \
@@ -931,6 +934,10 @@ has "$tmp/out" '^upgraded t from 1\.0 to 2\.0: 2 actors switched' \
 expect 0 "actorctl info of an upgraded machine" "$actorctl" -n alpha info door
 has "$tmp/out" 'state=open transitions=0 v2 opens=1 note=from-1.0' \
     "the door runs 2.0, in the same state, its data converted"
+has "$tmp/out" '^version  *2\.0$' "actorctl info shows the new version"
+expect 0 "actorctl info --json" "$actorctl" -n alpha info door --json
+has "$tmp/out" '"behaviour":"testapp_door","version":"2\.0"' \
+    "actorctl info --json gives the version"
 wait_log 'app_module_unloaded app=t module=.*/testapp\.so version=1\.0' \
     "1.0 is unloaded"
 kill -TERM "$pid"
