@@ -262,6 +262,7 @@ __attribute__((visibility("default"))) const tp_app_descriptor tp_app = {
     .check = testapp_check,
     .start = testapp_start,
     .stop = testapp_stop,
+    .behaviours = testapp_behaviours,
 };
 #elif defined(TESTAPP_NO_DESCRIPTOR)
 // A descriptor under another name is no descriptor.
@@ -271,6 +272,7 @@ __attribute__((visibility("default"))) const tp_app_descriptor testapp = {
     .check = testapp_check,
     .start = testapp_start,
     .stop = testapp_stop,
+    .behaviours = testapp_behaviours,
 };
 #else
 TP_APP_DESCRIPTOR(.name = "testapp",
