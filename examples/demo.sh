@@ -4,7 +4,8 @@
 # loopback that share a freshly generated secret, each running the
 # kvstore application; a client load (with a client that sends garbage);
 # actorctl's view of the live tree; a shard killed with actorctl and
-# restarted by its supervisor; one node killed with SIGKILL and the other
+# restarted by its supervisor; a shard traced; kvstore upgraded from 1.0
+# to 2.0 under load; one node killed with SIGKILL and the other
 # reporting it down; the survivor stopped with SIGTERM, its ordered
 # shutdown read back from its log. Everything lives in a temporary
 # directory removed at the end; every wait is bounded.
@@ -188,6 +189,25 @@ wait $tracer || { cat "$tmp/trace.err"; die "the trace failed"; }
 head -1 "$tmp/trace.err"
 cat "$tmp/trace.out"
 tail -1 "$tmp/trace.err"
+
+say "Upgrade kvstore on alpha from 1.0 to 2.0 while 4 clients write and read: no request fails, no key is lost"
+printf '%s$ kvload 127.0.0.1:%s -c 4 -n 3000 -p upgrade &%s\n' "$dim" "$alpha_kv" "$off"
+"$kvload" "127.0.0.1:$alpha_kv" -c 4 -n 3000 -p upgrade >"$tmp/upgrade.out" 2>&1 &
+load=$!
+pids="$pids $load"
+show "$actorctl" --socket "$ctl_alpha" upgrade kv "$build/bin/kvstore-v2.so" ||
+    die "the upgrade failed"
+wait $load || { cat "$tmp/upgrade.out"; die "lost writes across the upgrade"; }
+cat "$tmp/upgrade.out"
+printf '%s$ actorctl info kv_shard_1 | grep -E "^(behaviour|version|describe)"%s\n' \
+    "$dim" "$off"
+"$actorctl" --socket "$ctl_alpha" info kv_shard_1 |
+    grep -E '^[^ ]*(behaviour|version|describe)' || die "no info after the upgrade"
+wait_log "$tmp/alpha.log" 'app_module_unloaded app=kv' 10 ||
+    die "alpha did not unload kvstore 1.0"
+echo "Every actor of 1.0 switched; nothing runs 1.0 any more, so actord unloaded it:"
+grep -h 'app_upgraded\|app_module_unloaded' "$tmp/alpha.log" |
+    sed "$plain; s|$build/bin/||g"
 
 # ---- 5. lose a node --------------------------------------------------------
 
