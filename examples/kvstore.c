@@ -447,9 +447,10 @@ static const tp_child_spec conn_template[] = {
     {.id = "kv_conn", .behaviour = &conn_b, .restart = TP_TEMPORARY}};
 
 // The whole tree's specs, with the configuration the acceptor reads. The
-// module allocates it and hands it over as the application's state, so
-// that no spec points into the module's own memory: after an upgrade,
-// actord can then unload the old version.
+// module allocates it and hands it over as the application's state: the
+// supervisors copy their specs, but the acceptor's `arg` stays a pointer
+// to cfg, which must not lie in the module's own memory for actord to
+// unload an old version after an upgrade.
 typedef struct kv_tree {
     kv_config cfg;
     tp_child_spec shard_specs[SHARDS_MAX];

@@ -224,14 +224,21 @@ tree_count(tp_system *sys, tp_pid sup_pid, uint32_t tag, const void *data,
     if (a.rc < 0)
         return a.rc;
     *total += (size_t)a.rc;
-    // Then the supervisors under it.
-    tp_sup_child kids[256];
-    size_t nk = 0;
-    rc = tp_sup_which_children(sys, sup_pid, timeout_ms, kids, 256, &nk);
-    for (size_t i = 0; rc == 0 && i < nk && i < 256; i++)
+    // Then the supervisors under it: all of them, however many (a child
+    // added between the two asks is looked under by neither, as one added
+    // once this returned).
+    size_t nk = 0, got = 0;
+    rc = tp_sup_which_children(sys, sup_pid, timeout_ms, NULL, 0, &nk);
+    tp_sup_child *kids = rc == 0 ? malloc((nk ? nk : 1) * sizeof *kids) : NULL;
+    if (rc == 0 && kids == NULL)
+        rc = TP_ENOMEM;
+    if (rc == 0)
+        rc = tp_sup_which_children(sys, sup_pid, timeout_ms, kids, nk, &got);
+    for (size_t i = 0; rc == 0 && i < nk && i < got; i++)
         if (kids[i].type == TP_SUPERVISOR && !tp_pid_is_nil(kids[i].pid))
             rc = tree_count(sys, kids[i].pid, tag, data, size, timeout_ms,
                             total);
+    free(kids);
     return rc;
 }
 

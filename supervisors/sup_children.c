@@ -163,6 +163,7 @@ tp__sup_index_of(sup *s, const child *c)
 void
 tp__sup_remove_child(sup *s, child *c)
 {
+    tp__sup_child_free(c);
     size_t i = tp__sup_index_of(s, c);
     memmove(&s->kids[i], &s->kids[i + 1], (s->n - i - 1) * sizeof *c);
     s->n--;
@@ -203,6 +204,164 @@ tp__sup_check_spec(tp_system *sys, const tp_child_spec *c)
     return TP_EINVAL;
 }
 
+// ---- nested supervisors' specs ---------------------------------------------
+//
+// A child that is a supervisor gets its spec as its `arg`, and reads it
+// again at each restart. The caller's spec (and the specs of supervisors
+// under it) may be static in a module that an upgrade replaces: so the
+// parent keeps a deep copy of it, whose behaviours the upgrade changes
+// (tp_sup_upgrade) and which no longer points into the module, but for
+// the leaves' own `arg`s (tp_sup_refs counts those).
+
+typedef struct spec_copy {
+    tp_sup_spec spec; // first: what the child's `arg` points to
+    tp_child_spec *kids;
+    bool *owned; // kids[i].arg is a spec_copy too
+} spec_copy;
+
+#define COPY_DEPTH 32 // deeper: a spec that contains itself
+
+static bool
+nested(const tp_child_spec *c)
+{
+    return c->behaviour == &tp_supervisor && c->arg != NULL;
+}
+
+static void
+copy_free(spec_copy *k)
+{
+    if (k == NULL)
+        return;
+    for (size_t i = 0; k->kids != NULL && i < k->spec.nchildren; i++) {
+        free((void *)k->kids[i].id);
+        free((void *)k->kids[i].opts.name);
+        if (k->owned[i])
+            copy_free(k->kids[i].arg);
+    }
+    free(k->kids);
+    free(k->owned);
+    free(k);
+}
+
+static char *
+str_dup(const char *s, bool *ok)
+{
+    if (s == NULL)
+        return NULL;
+    char *d = strdup(s);
+    *ok = *ok && d != NULL;
+    return d;
+}
+
+static spec_copy *
+copy_of(const tp_sup_spec *src, int depth)
+{
+    if (depth > COPY_DEPTH)
+        return NULL;
+    spec_copy *k = calloc(1, sizeof *k);
+    if (k == NULL)
+        return NULL;
+    k->spec = *src;
+    size_t n = src->children != NULL ? src->nchildren : 0;
+    if (n == 0) {
+        k->spec.children = NULL; // init refuses what needs children
+        return k;
+    }
+    k->kids = calloc(n, sizeof *k->kids);
+    k->owned = calloc(n, sizeof *k->owned);
+    k->spec.children = k->kids;
+    bool ok = k->kids != NULL && k->owned != NULL;
+    if (!ok) {
+        k->spec.nchildren = 0;
+        copy_free(k);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        tp_child_spec *c = &k->kids[i];
+        *c = src->children[i];
+        c->id = str_dup(c->id, &ok);
+        c->opts.name = str_dup(c->opts.name, &ok);
+        if (ok && nested(c)) {
+            c->arg = copy_of(c->arg, depth + 1);
+            k->owned[i] = ok = c->arg != NULL;
+        }
+        if (!ok) {
+            k->spec.nchildren = i + 1; // what copy_free may look at
+            copy_free(k);
+            return NULL;
+        }
+    }
+    return k;
+}
+
+void
+tp__sup_child_free(child *c)
+{
+    if (c->owns_arg)
+        copy_free(c->spec.arg);
+    c->owns_arg = false;
+    c->spec.arg = NULL;
+}
+
+static int32_t
+copy_upgrade(spec_copy *k, const tp_code_change *ch, size_t n)
+{
+    int32_t changed = 0;
+    for (size_t i = 0; i < k->spec.nchildren; i++) {
+        for (size_t c = 0; c < n; c++)
+            if (k->kids[i].behaviour == ch[c].from) {
+                k->kids[i].behaviour = ch[c].to;
+                changed++;
+                break;
+            }
+        if (k->owned[i])
+            changed += copy_upgrade(k->kids[i].arg, ch, n);
+    }
+    return changed;
+}
+
+int32_t
+tp__sup_copy_upgrade(const child *c, const tp_code_change *ch, size_t n)
+{
+    return c->owns_arg ? copy_upgrade(c->spec.arg, ch, n) : 0;
+}
+
+static bool
+within(uintptr_t lo, uintptr_t hi, uintptr_t p)
+{
+    return p >= lo && p < hi;
+}
+
+bool
+tp__sup_spec_refs(const tp_child_spec *c, uintptr_t lo, uintptr_t hi)
+{
+    const tp_behaviour *b = c->behaviour;
+    return within(lo, hi, (uintptr_t)b) ||
+           (b != NULL && (within(lo, hi, (uintptr_t)b->handle) ||
+                          within(lo, hi, (uintptr_t)b->init) ||
+                          within(lo, hi, (uintptr_t)b->terminate) ||
+                          within(lo, hi, (uintptr_t)b->describe))) ||
+           within(lo, hi, (uintptr_t)c->arg);
+}
+
+static int32_t
+copy_refs(const spec_copy *k, uintptr_t lo, uintptr_t hi)
+{
+    int32_t refs = 0;
+    for (size_t i = 0; i < k->spec.nchildren; i++) {
+        refs += tp__sup_spec_refs(&k->kids[i], lo, hi);
+        if (k->owned[i])
+            refs += copy_refs(k->kids[i].arg, lo, hi);
+    }
+    return refs;
+}
+
+int32_t
+tp__sup_copy_refs(const child *c, uintptr_t lo, uintptr_t hi)
+{
+    return c->owns_arg ? copy_refs(c->spec.arg, lo, hi) : 0;
+}
+
 // Appends a child from `spec`, named `id` and registered as `name` (NULL
 // for none); a non-NULL `arg` replaces the spec's. Any of them may point
 // into s->kids, which this may move: they are copied first.
@@ -232,6 +391,13 @@ tp__sup_add_child(sup *s, const tp_child_spec *spec, const char *id,
     c->spec.opts.name = NULL;
     if (arg != NULL)
         c->spec.arg = arg;
+    if (nested(&c->spec)) {
+        if ((c->spec.arg = copy_of(c->spec.arg, 0)) == NULL) {
+            s->n--;
+            return NULL;
+        }
+        c->owns_arg = true;
+    }
     c->key = ++s->next_key;
     return c;
 }

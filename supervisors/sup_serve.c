@@ -149,37 +149,32 @@ static void
 call_upgrade(tp_ctx *ctx, sup *s, const call *k)
 {
     int32_t n = 0;
-    for (size_t i = 0; i < s->n; i++)
+    for (size_t i = 0; i < s->n; i++) {
         for (size_t c = 0; c < k->req.upgrade.n; c++)
             if (s->kids[i].spec.behaviour == k->req.upgrade.changes[c].from) {
                 s->kids[i].spec.behaviour = k->req.upgrade.changes[c].to;
                 n++;
                 break;
             }
+        // The specs a supervisor child restarts from, ours.
+        n += tp__sup_copy_upgrade(&s->kids[i], k->req.upgrade.changes,
+                                  k->req.upgrade.n);
+    }
     answer a = {n, TP_PID_NIL};
     tp_reply_to(ctx, k->from, k->ref, TP__SUP_ANSWER, &a, sizeof a);
 }
 
-static bool
-within(const tp__sup_refs_req *r, uintptr_t p)
-{
-    return p >= r->lo && p < r->hi;
-}
-
-// How many child specs (a simple_one_for_one's template included) point
-// into the range: their behaviour, its callbacks, or their `arg`.
+// How many child specs (a simple_one_for_one's template included, and
+// those in the copies of supervisor children's specs) point into the
+// range: their behaviour, its callbacks, or their `arg`.
 static void
 call_refs(tp_ctx *ctx, sup *s, const call *k)
 {
     const tp__sup_refs_req *r = &k->req.refs;
     int32_t n = 0;
     for (size_t i = 0; i < s->n; i++) {
-        const tp_behaviour *b = s->kids[i].spec.behaviour;
-        n += within(r, (uintptr_t)b) || within(r, (uintptr_t)b->handle) ||
-             within(r, (uintptr_t)b->init) ||
-             within(r, (uintptr_t)b->terminate) ||
-             within(r, (uintptr_t)b->describe) ||
-             within(r, (uintptr_t)s->kids[i].spec.arg);
+        n += tp__sup_spec_refs(&s->kids[i].spec, r->lo, r->hi);
+        n += tp__sup_copy_refs(&s->kids[i], r->lo, r->hi);
     }
     answer a = {n, TP_PID_NIL};
     tp_reply_to(ctx, k->from, k->ref, TP__SUP_ANSWER, &a, sizeof a);

@@ -43,6 +43,9 @@ typedef struct child {
     bool waiting;       // a delayed restart is pending
     bool retry;         // its last start failed; the next try counts
     bool deferred;      // its restart came due during a stop sequence
+    // A supervisor child's spec (its `arg`) is a copy of ours (spec_copy,
+    // sup_children.c): restarts read it, and upgrades change it.
+    bool owns_arg;
 } child;
 
 // A pending management call, answered with tp_reply_to.
@@ -108,6 +111,16 @@ bool tp__sup_name_still_held(tp_ctx *ctx, const child *c);
 child *tp__sup_by_id(sup *s, const char *id);
 size_t tp__sup_index_of(sup *s, const child *c);
 void tp__sup_remove_child(sup *s, child *c);
+// Frees what child `c` owns (its spec's copy), when it leaves `s`.
+void tp__sup_child_free(child *c);
+// Replaces, in the spec copies `c` owns, each change's `from` by its `to`;
+// returns how many specs changed.
+int32_t tp__sup_copy_upgrade(const child *c, const tp_code_change *ch,
+                             size_t n);
+// How many specs in the copies `c` owns point into [lo, hi).
+int32_t tp__sup_copy_refs(const child *c, uintptr_t lo, uintptr_t hi);
+// Whether a spec's behaviour or arg point into [lo, hi).
+bool tp__sup_spec_refs(const tp_child_spec *c, uintptr_t lo, uintptr_t hi);
 int32_t tp__sup_shutdown_ms(const tp_child_spec *c);
 int tp__sup_check_spec(tp_system *sys, const tp_child_spec *c);
 child *tp__sup_add_child(sup *s, const tp_child_spec *spec, const char *id,

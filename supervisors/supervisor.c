@@ -80,6 +80,8 @@ tp__sup_log_restarted(tp_ctx *ctx, const child *c)
 static void
 sup_free(sup *s)
 {
+    for (size_t i = 0; i < s->n; i++)
+        tp__sup_child_free(&s->kids[i]);
     free(s->kids);
     free(s->map_pid);
     free(s->map_key);

@@ -468,13 +468,19 @@ typedef struct owner2 {
 static _Atomic int discarded_old, discarded_new, owner_then_ran;
 static char unrelated[64]; // a range nothing points into
 
+// On the first timeout, asks again (arg: whom), with itself as the
+// continuation: a continuation a stale one attaches is stale too.
 static int
 owner_then(tp_ctx *ctx, void *state, const tp_msg *answer, void *arg)
 {
-    (void)ctx, (void)state, (void)arg;
-    if (answer->tag == TP_TAG_TIMEOUT)
-        owner_then_ran++;
-    return TP_OK;
+    (void)state;
+    if (answer->tag != TP_TAG_TIMEOUT)
+        return TP_OK;
+    owner_then_ran++;
+    if (arg == NULL)
+        return TP_OK;
+    return tp_request_then(ctx, *(const tp_pid *)arg, TAG_GET, NULL, 0, 5000,
+                           owner_then, NULL, NULL);
 }
 
 static int
@@ -491,10 +497,10 @@ owner_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
     (void)state;
     if (msg->tag == TAG_ASK) {
         // A continuation of this code, pending across the upgrade.
-        tp_pid to;
+        static tp_pid to; // the actors run on the test's one thread
         memcpy(&to, msg->data, sizeof to);
         return tp_request_then(ctx, to, TAG_GET, NULL, 0, 5000, owner_then,
-                               NULL, NULL);
+                               &to, NULL);
     }
     if (msg->tag == TAG_VERSION)
         return tp_reply(ctx, TAG_VERSION, ((owner *)state)->buf, 3);
@@ -596,6 +602,11 @@ START_TEST(discard_and_what_still_points_into_code)
     ck_assert_int_eq(tp_test_advance(sys, 6000), 1); // the timeout
     tp_test_run(sys, 10000);
     ck_assert_int_eq(owner_then_ran, 1);
+    // It asked again: the continuation it attached may be old code too.
+    ck_assert_uint_eq(tp_code_refs(sys, &owner_b, sizeof owner_b), 1);
+    ck_assert_int_eq(tp_test_advance(sys, 6000), 1);
+    tp_test_run(sys, 10000);
+    ck_assert_int_eq(owner_then_ran, 2);
     ck_assert_uint_eq(tp_code_refs(sys, &owner_b, sizeof owner_b), 0);
 
     // A pending continuation of a dead actor stops counting too.
@@ -756,8 +767,20 @@ START_TEST(supervisors_restart_the_new_code)
     size_t replaced = 0;
     ck_assert_int_eq(tp_sup_upgrade(sys, sup, &ch, 1, 5000, &replaced), 0);
     // Two workers, the template, and the spec of the pool child started
-    // from it.
-    ck_assert_uint_eq(replaced, 4);
+    // from it; and in the root's copies of inner's and pool's specs, which
+    // they restart from, the two workers and the template.
+    ck_assert_uint_eq(replaced, 7);
+    // Nothing points at v1 nor at the caller's specs any more.
+    size_t refs = 9;
+    ck_assert_int_eq(tp_sup_refs(sys, sup, &v1_b, sizeof v1_b, 5000, &refs),
+                     0);
+    ck_assert_uint_eq(refs, 0);
+    ck_assert_int_eq(tp_sup_refs(sys, sup, &inner, sizeof inner, 5000, &refs),
+                     0);
+    ck_assert_uint_eq(refs, 0);
+    ck_assert_int_eq(
+        tp_sup_refs(sys, sup, workers, sizeof workers, 5000, &refs), 0);
+    ck_assert_uint_eq(refs, 0);
     ck_assert_int_eq(tp_sup_upgrade(sys, sup, NULL, 0, 5000, NULL), TP_EINVAL);
     // A restarted worker, and a new pool child, run v2.
     ck_assert_int_eq(tp_whereis(sys, "w0", &w0), 0);
@@ -773,6 +796,22 @@ START_TEST(supervisors_restart_the_new_code)
     ck_assert_int_eq(tp_sup_start_child(sys, pool_pid, NULL, NULL, 5000, &p2),
                      0);
     ck_assert_int_eq(version_of(sys, p2), '2');
+    // The inner supervisor killed: the root restarts it from its copy of
+    // inner's spec, and its workers start as v2.
+    tp_sup_child kids[2];
+    size_t nk;
+    ck_assert_int_eq(tp_sup_which_children(sys, sup, 5000, kids, 2, &nk), 0);
+    ck_assert_uint_eq(nk, 2);
+    tp_pid w1 = w0b, w1b = w0b;
+    ck_assert_int_eq(tp_whereis(sys, "w1", &w1), 0);
+    ck_assert_int_eq(tp_system_exit(sys, kids[0].pid, TP_REASON_KILL), 0);
+    for (int i = 0; i < 10000; i++) {
+        tpt_nap_us(1000);
+        if (tp_whereis(sys, "w1", &w1b) == 0 && !tp_pid_eq(w1b, w1))
+            break;
+    }
+    ck_assert(!tp_pid_eq(w1b, w1));
+    ck_assert_int_eq(version_of(sys, w1b), '2');
     ck_assert_uint_eq(tp_behaviour_users(sys, &v1_b), 0);
     tp_system_destroy(&sys);
 }

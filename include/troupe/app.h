@@ -56,11 +56,12 @@ typedef struct tp_app_root {
     // registered under the app's name, once `start` has returned. So the
     // spec and the child specs it points to must outlive `start` (keep
     // them in `state`, or static); the supervisor copies them as it
-    // starts. The children's `arg`s must outlive the children. actord
-    // unloads a module no application runs any more (after an upgrade,
-    // or once the application stopped) only when no child spec points
-    // into it: specs and `arg`s allocated and kept in `state` let an old
-    // version go, static ones keep it loaded while the application runs.
+    // starts (a supervisor child's spec, its `arg`, included). The other
+    // children's `arg`s must outlive the children. actord unloads a
+    // module no application runs any more (after an upgrade, or once the
+    // application stopped) only when no child spec points into it: `arg`s
+    // allocated and kept in `state` let an old version go, static ones
+    // keep it loaded while the application runs.
     const tp_sup_spec *spec;
     // Or the root supervisor `start` spawned itself: actord registers it
     // under the app's name, so it must have no other name.

@@ -51,7 +51,11 @@ typedef enum tp_auto_shutdown {
 typedef struct tp_child_spec {
     const char *id;                // unique among the children, required
     const tp_behaviour *behaviour; // required
-    void *arg;                     // passed to init; must outlive the child
+    // Passed to init; must outlive the child. For a child whose behaviour
+    // is &tp_supervisor, it is that supervisor's spec, which the parent
+    // copies, with the specs of the supervisors under it, when it adds the
+    // child: restarts start from that copy, and tp_sup_upgrade changes it.
+    void *arg;
     tp_spawn_opts opts;            // name, mailbox capacity, policy
     tp_restart restart;
     int shutdown; // ms, or TP_SHUTDOWN_*
@@ -216,10 +220,10 @@ TP_API int tp_sup_which_children(tp_system *sys, tp_pid sup, int timeout_ms,
 // supervisor under it, each change's `from` by its `to` (a
 // simple_one_for_one's template included), so that children started or
 // restarted from now on run the new code; tp_upgrade switches those that
-// run. Specs' `arg`s stay as they are. Returns 0 with *replaced (may be
+// run; in the copies of supervisor children's specs too (tp_child_spec's
+// `arg`). Other `arg`s stay as they are. Returns 0 with *replaced (may be
 // NULL) how many specs changed, TP_EINVAL, or a tp_call error (the specs
-// of the supervisors already asked stay replaced). At most 256 children
-// per supervisor are looked under. Outside actors.
+// of the supervisors already asked stay replaced). Outside actors.
 TP_API int tp_sup_upgrade(tp_system *sys, tp_pid sup,
                           const tp_code_change *changes, size_t n,
                           int timeout_ms, size_t *replaced);
@@ -230,8 +234,7 @@ TP_API int tp_sup_upgrade(tp_system *sys, tp_pid sup,
 // through their behaviour (the record or its callbacks) or their `arg`.
 // A module such specs point into must stay loaded: a restart would run
 // or read it. Returns 0, TP_EINVAL (NULL refs), or a tp_call error (with
-// the count so far). At most 256 children per supervisor are looked
-// under. Outside actors.
+// the count so far). Outside actors.
 TP_API int tp_sup_refs(tp_system *sys, tp_pid sup, const void *start,
                        size_t size, int timeout_ms, size_t *refs);
 

@@ -118,18 +118,19 @@ TP_API int tp_behaviour_version(tp_system *sys, const tp_behaviour *b,
                                 const char *version);
 
 // What may still run code at addresses [start, start + size), such as a
-// loaded module's mapping, before that module can be unloaded: the live
-// local actors whose behaviour (the record, or its handle, init,
-// terminate or describe) lies there, directly or as the `to` of an
-// upgrade; the behaviours made spawnable (tp_spawnable) that lie there;
-// plus every continuation (tp_request_then) still pending that
-// its actor set before an upgrade switched its code, wherever it points,
-// since it may run any older code. 0 means none of those, and only those:
-// supervisors' child specs are counted by tp_sup_refs, and what else a
-// module handed over (threads, pointers in messages or timers' data,
-// functions given to routers, logs or the control socket) is the
-// module's to account for. Any thread; a count that may change at once,
-// for a decision made again later.
+// loaded module's mapping, before that module can be unloaded: the local
+// actors (dying ones too, until they are gone) whose behaviour (the
+// record, or its handle, init, terminate or describe) lies there,
+// directly or as the `to` of an upgrade; the behaviours made spawnable
+// (tp_spawnable) that lie there; plus every continuation
+// (tp_request_then), pending or running, that its actor set before an
+// upgrade switched its code, or that such a continuation set, wherever
+// it points, since it may run any older code. 0 means none of those, and
+// only those: supervisors' child specs are counted by tp_sup_refs, and
+// what else a module handed over (threads, pointers in messages or
+// timers' data, functions given to routers, logs or the control socket)
+// is the module's to account for. Any thread; a count that may change at
+// once, for a decision made again later.
 TP_API size_t tp_code_refs(tp_system *sys, const void *start, size_t size);
 
 #endif

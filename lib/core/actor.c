@@ -80,8 +80,11 @@ handle_answer(tp_actor *a, tp__msg *m)
 {
     tp_then_fn fn;
     void *arg;
-    if (a->system->up->then_take(a, m->pub.ref, &fn, &arg))
-        return fn(ctx_of(a), tp__user_state(a), &m->pub, arg);
+    if (a->system->up->then_take(a, m->pub.ref, &fn, &arg)) {
+        int r = fn(ctx_of(a), tp__user_state(a), &m->pub, arg);
+        a->system->up->then_done(a);
+        return r;
+    }
     return a->behaviour->handle(ctx_of(a), tp__state(a), &m->pub);
 }
 

@@ -535,6 +535,8 @@ typedef struct tp__up_ops {
     // signals: takes the continuation of `a`'s request `ref`, if it has
     // one: the answer goes to it instead of handle.
     bool (*then_take)(tp_actor *a, uint64_t ref, tp_then_fn *fn, void **arg);
+    // signals: the continuation then_take gave has returned.
+    void (*then_done)(tp_actor *a);
     // signals: counts `a`'s pending continuations as set by code it no
     // longer runs (an upgrade committed; a->ext may be NULL).
     void (*thens_stale)(tp_actor *a);

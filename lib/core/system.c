@@ -293,6 +293,7 @@ static const tp__up_ops up_ops = {
     .ext_free = tp__ext_free,
     .request_done = tp__request_done,
     .then_take = tp__then_take,
+    .then_done = tp__then_done,
     .thens_stale = tp__thens_stale,
     .replay_save = tp__replay_save,
     .replay_load = tp__replay_load,

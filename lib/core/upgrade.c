@@ -328,7 +328,7 @@ tp__upgrade_msg_gone(tp__msg *m)
     if (m->pub.tag == PH_END) {
         // Killed while held (a kill pushed before the verdict ends it
         // first): its new state goes, and the caller stops waiting for it.
-        drop_fresh(s, true);
+        drop_fresh(s, s->ch->change != NULL);
         s->state = S_GONE;
         pthread_cond_broadcast(&u->cond);
     } else if (s->state == S_WAITING && !u->over) {
@@ -438,7 +438,7 @@ tp__upgrade_handle(tp_actor *a, tp__msg *m)
             install(a, s);
             a->system->up->thens_stale(a);
         } else {
-            drop_fresh(s, true);
+            drop_fresh(s, s->ch->change != NULL);
         }
         pthread_mutex_lock(&u->lock);
         s->pause_ns = tp__now_ns() - s->held_ns;
@@ -465,7 +465,7 @@ tp__upgrade_handle(tp_actor *a, tp__msg *m)
     u->changing--;
     pthread_cond_broadcast(&u->cond);
     if (rc != 0 || u->over) {
-        drop_fresh(s, rc == 0);
+        drop_fresh(s, rc == 0 && s->ch->change != NULL);
         if (!u->over)
             decide(u, s, S_FAILED, rc);
         unref_locked(u);
@@ -768,13 +768,12 @@ in_range(const refs *r, uintptr_t p)
     return p >= r->lo && p < r->hi;
 }
 
+// Dying actors count as well: one may still run its terminate, and
+// introspection reads its behaviour until it leaves the table.
 static bool
 count_ref(tp_actor *a, void *arg)
 {
     refs *r = arg;
-    // relaxed: as count_user.
-    if (atomic_load_explicit(&a->dead, memory_order_relaxed))
-        return true;
     const tp_behaviour *b = target_of(a->system, a->behaviour);
     if (in_range(r, (uintptr_t)b) || in_range(r, (uintptr_t)b->handle) ||
         in_range(r, (uintptr_t)b->init) ||

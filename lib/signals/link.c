@@ -222,6 +222,7 @@ tp__thens_stale(tp_actor *a)
 static void
 thens_free(tp_actor *a, tp__ext *x)
 {
+    tp__then_done(a); // one that was running when the actor died
     for (uint32_t i = 0; i < x->thens.cap; i++)
         if (x->thens.keys[i] != 0 && x->thens.keys[i] != MAP_GONE)
             tp__then_free(a, (tp__then *)(uintptr_t)x->thens.vals[i]);

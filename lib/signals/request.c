@@ -110,10 +110,15 @@ tp__then_attach(tp_actor *a, uint64_t ref, tp_then_fn fn, void *arg)
     tp__then *t = malloc(sizeof *t);
     if (t == NULL)
         return TP_ENOMEM;
-    *t = (tp__then){fn, arg, false};
+    // Attached by a stale continuation: what it runs may be old code too.
+    *t = (tp__then){fn, arg, a->ext->stale_running > 0};
     int rc = tp__map_put(&a->ext->thens, ref, (uint64_t)(uintptr_t)t);
     if (rc != 0)
         free(t);
+    else if (t->stale)
+        // relaxed: as tp__then_free.
+        atomic_fetch_add_explicit(&a->system->stale_thens, 1,
+                                  memory_order_relaxed);
     return rc;
 }
 
@@ -151,8 +156,23 @@ tp__then_take(tp_actor *a, uint64_t ref, tp_then_fn *fn, void **arg)
     tp__then *t = (tp__then *)(uintptr_t)v;
     *fn = t->fn;
     *arg = t->arg;
-    tp__then_free(a, t);
+    // A stale one counts until it has run (tp__then_done), or until its
+    // actor dies running it.
+    a->ext->stale_running += t->stale;
+    free(t);
     return true;
+}
+
+void
+tp__then_done(tp_actor *a)
+{
+    tp__ext *x = a->ext;
+    if (x == NULL || x->stale_running == 0)
+        return;
+    // relaxed: as tp__then_free.
+    atomic_fetch_sub_explicit(&a->system->stale_thens, x->stale_running,
+                              memory_order_relaxed);
+    x->stale_running = 0;
 }
 
 void

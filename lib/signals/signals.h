@@ -35,6 +35,9 @@ typedef struct tp__ext {
     // activation left unhandled; linked through their queue nodes.
     struct tp__msg *stash, *stash_tail, *replay, *replay_tail;
     uint32_t nstash;
+    // Stale continuations (tp__then.stale) running now: what they attach
+    // is stale too, and they count in sys->stale_thens until they return.
+    uint32_t stale_running;
     struct tmr *timers; // timers set for ourselves, under the timers' lock
     bool own_timers;    // we set one: our exit walks `timers`
     char exit_text[TP_REASON_TEXT_MAX]; // tp_fail's text, for signals
@@ -77,6 +80,7 @@ typedef struct tp__then {
     bool stale; // counted in sys->stale_thens
 } tp__then;
 void tp__then_free(tp_actor *a, tp__then *t);
+void tp__then_done(tp_actor *a);
 void tp__thens_stale(tp_actor *a);
 bool tp__then_take(tp_actor *a, uint64_t ref, tp_then_fn *fn, void **arg);
 // stash.c

@@ -369,6 +369,20 @@ ad_app_upgrade(ad_app *app, ad_node *node, const ad_app_conf *next,
             .to = nb,
             .change = to->code_change != NULL ? change_trampoline : NULL,
             .arg = &args[k]};
+        if ((from->handle == tp_statem_handle) !=
+            (nb->handle == tp_statem_handle)) {
+            snprintf(res->error, sizeof res->error,
+                     "behaviour %s is a state machine in one version only",
+                     from->name);
+            ad_log(TP_LOG_ERR,
+                   "app_upgrade_failed app=%s module=%s reason=%s "
+                   "behaviour=%s",
+                   name, AD_Q(next->module),
+                   AD_Q("a state machine in one version only"),
+                   AD_Q(from->name));
+            rc = TP_EINVAL;
+            break;
+        }
         if (nb->handle == tp_statem_handle)
             // A state machine: its new spec converts its data, and the
             // machine itself moves to a new block (statem.h).
@@ -421,11 +435,19 @@ ad_app_upgrade(ad_app *app, ad_node *node, const ad_app_conf *next,
            (long long)rep.pause_p50_us, (long long)rep.pause_max_us,
            (long long)(ad_now_ms() - t0));
     ad_app_label(app, sys, false);
-    ad_node_retire(node, app->handle, name, app->conf->module,
-                   version_of(app->desc), app->root);
+    if (h == app->handle)
+        // The file running (dlopen found it loaded): one reference less,
+        // nothing to put aside.
+        dlclose(h);
+    else
+        ad_node_retire(node, app->handle, name, app->conf->module,
+                       version_of(app->desc), app->root);
     app->handle = h;
     app->desc = to;
-    ad_app_label(app, sys, true);
+    // Its labels, and those of any other application of the same module.
+    for (size_t i = 0; i < node->napps; i++)
+        if (node->apps[i]->state == AD_APP_RUNNING)
+            ad_app_label(node->apps[i], sys, true);
     ad_app_conf_free(app->conf);
     app->conf = conf;
     res->actors = rep.actors;

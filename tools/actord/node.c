@@ -396,6 +396,8 @@ ad_node_stop_app(ad_node *n, ad_app *app)
         int pet = next_timeout(n);
         ad_node_wait(n, pet >= 0 && (wait < 0 || pet < wait) ? pet : wait);
         watchdog(n);
+        ad_node_retire_check(n); // its time is in next_timeout's
+
         if (n->term_again && !killed && app->state == AD_APP_RUNNING) {
             kill_root(n, app, "second_signal");
             killed = true;

@@ -85,6 +85,16 @@ eventually() {
     done
 }
 
+# unmapped PID PATTERN WHAT: waits until no line of PID's memory map
+# matches PATTERN (a module unloaded).
+maps_lack() {
+    ! grep -q -- "$2" "/proc/$1/maps"
+}
+unmapped() {
+    tick
+    eventually maps_lack "$1" "$2" || fail "$3: a line matches '$2'"
+}
+
 # wait_in FILE PATTERN WHAT: waits until FILE has a matching line.
 wait_in() {
     tick
@@ -799,7 +809,7 @@ if [ -n "$kvport" ] && command -v bash >/dev/null; then
     kvpid=$(child_of "$pid")
     wait_log 'app_module_unloaded app=kv module=.*/kvstore\.so version=1\.0' \
         "1.0's module is unloaded once nothing runs it"
-    lacks "/proc/$kvpid/maps" '/kvstore\.so$' "1.0 is no longer mapped"
+    unmapped "$kvpid" '/kvstore\.so$' "1.0 is no longer mapped"
     has "/proc/$kvpid/maps" '/kvstore-v2\.so$' "2.0 is mapped"
     wait "$load"
     tick
@@ -846,7 +856,7 @@ if [ -n "$kvport" ] && command -v bash >/dev/null; then
         "the replaced file is loaded again"
     wait_count "$tmp/log" 3 'app_module_unloaded app=kv ' \
         "the replaced file's old module is unloaded"
-    lacks "/proc/$kvpid/maps" '(deleted)' "no deleted module stays mapped"
+    unmapped "$kvpid" '(deleted)' "no deleted module stays mapped"
     lacks "/proc/$kvpid/maps" 'kvstore-v3\.so' "a refused version is unloaded"
     # An unchanged module and section: nothing to do.
     kill -HUP "$pid"
@@ -898,7 +908,7 @@ if [ -n "$kvport" ] && command -v bash >/dev/null; then
     wait_log 'app_stopped app=kv ' "a removed application stops"
     wait_count "$tmp/log" $((n_un + 1)) 'app_module_unloaded app=kv ' \
         "a removed application's module is unloaded"
-    lacks "/proc/$kvpid/maps" 'kv\.so\|kvstore' "no kvstore module is mapped"
+    unmapped "$kvpid" 'kv\.so\|kvstore' "no kvstore module is mapped"
     cp "$kv1" "$tmp/kv.so.new" && mv "$tmp/kv.so.new" "$tmp/kv.so"
     kvconf "$tmp/kv.so"
     kill -HUP "$pid"
