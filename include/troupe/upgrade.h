@@ -77,6 +77,11 @@ typedef struct tp_upgrade_report {
 // more (a late one, past the timeout, included), so the changes' `arg`s
 // may be freed then.
 //
+// The actors are those running a `from` when it starts: one spawned with
+// a `from` meanwhile (by a supervisor whose specs tp_sup_upgrade has not
+// changed yet, say) keeps the old code. After tp_sup_upgrade, upgrade
+// again while tp_behaviour_users(sys, from) is not 0, as actord does.
+//
 // Once it commits, behaviours made spawnable by other nodes
 // (tp_spawnable) that are a change's `from` are its `to` from then on.
 //

@@ -322,6 +322,16 @@ load_new(ad_app *app, const ad_app_conf *next, const char *source,
     return h;
 }
 
+// How many actors still run one of the changes' `from`.
+static size_t
+old_users(tp_system *sys, const tp_code_change *ch, size_t k)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < k; i++)
+        n += tp_behaviour_users(sys, ch[i].from);
+    return n;
+}
+
 int
 ad_app_upgrade(ad_app *app, ad_node *node, const ad_app_conf *next,
                const char *source, int timeout_ms, ad_upgrade_result *res)
@@ -409,13 +419,28 @@ ad_app_upgrade(ad_app *app, ad_node *node, const ad_app_conf *next,
                  pid, tp_err_name(rc), res->from);
     }
     size_t specs = 0;
-    if (rc == 0 && k > 0)
+    if (rc == 0 && k > 0) {
         // The actors switched; restarts must run the new code too. A
         // supervisor that does not answer keeps old specs: logged.
         if (tp_sup_upgrade(sys, app->root, ch, k, timeout_ms, &specs) != 0)
             ad_log(TP_LOG_WARNING,
                    "app_upgrade_specs_incomplete app=%s specs=%zu", name,
                    specs);
+        // Actors started from the old specs while the others switched (a
+        // connection accepted meanwhile) run the old code: they switch
+        // now, the specs being new. Each pass is all or none of them.
+        for (int pass = 0; pass < 3 && old_users(sys, ch, k) > 0; pass++) {
+            tp_upgrade_report more = {0};
+            int again = tp_upgrade(sys, ch, k, timeout_ms, &more);
+            rep.actors += more.actors;
+            if (again != 0) {
+                ad_log(TP_LOG_WARNING,
+                       "app_upgrade_stragglers app=%s error=%s actors=%u",
+                       name, tp_err_name(again), more.actors);
+                break;
+            }
+        }
+    }
     if (rc != 0) {
         free(ch);
         free(args); // none is held: tp_upgrade returned

@@ -15,6 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+// A module still in use is looked at again after RETRY_FIRST_MS, then at
+// doubling intervals up to RETRY_MAX_MS: each look walks every actor.
+#define RETRY_FIRST_MS 250
+#define RETRY_MAX_MS 2000
+
 typedef struct ad_retired {
     void *handle;
     char *app, *module, *version;
@@ -86,7 +91,7 @@ ad_node_retire(ad_node *n, void *handle, const char *app, const char *module,
     ad_retired r = {.handle = handle,
                     .root = root,
                     .since_ms = ad_now_ms(),
-                    .every_ms = 1000};
+                    .every_ms = RETRY_FIRST_MS};
     r.next_ms = r.since_ms; // at once: most are free already
     r.app = strdup(app);
     r.module = strdup(module);
@@ -115,7 +120,7 @@ ad_node_retire(ad_node *n, void *handle, const char *app, const char *module,
     // that stopped): all are looked at again at once.
     for (size_t i = 0; i < n->nretired; i++) {
         n->retired[i].next_ms = r.since_ms;
-        n->retired[i].every_ms = 1000;
+        n->retired[i].every_ms = RETRY_FIRST_MS;
     }
     n->retired[n->nretired++] = r;
 }
@@ -163,7 +168,7 @@ ad_node_retire_check(ad_node *n)
         }
         if (!unused(n, r)) {
             r->next_ms = now + r->every_ms;
-            if (r->every_ms < 16000)
+            if (r->every_ms < RETRY_MAX_MS)
                 r->every_ms *= 2;
             i++;
             continue;
