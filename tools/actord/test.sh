@@ -165,7 +165,7 @@ conf() {
 # and waits until it is ready.
 start() {
     rm -f "$tmp/log" # not to find the last node's lines
-    timeout --foreground 60 "$actord" --config "$tmp/$1.conf" 2>"$tmp/log" &
+    timeout --foreground 180 "$actord" --config "$tmp/$1.conf" 2>"$tmp/log" &
     pid=$!
     wait_log 'actord: ready ' "$1: start"
 }
@@ -793,10 +793,10 @@ kvport=$(sed -n 's/.*kv_acceptor <[0-9.]*>: listening port=\([0-9]*\).*/\1/p' \
 tick
 [ -n "$kvport" ] || fail "kvstore: no port logged"
 if [ -n "$kvport" ] && command -v bash >/dev/null; then
-    "$kvload" "127.0.0.1:$kvport" -c 4 -n 3000 -p before >"$tmp/kv.before" \
+    "$kvload" "127.0.0.1:$kvport" -c 4 -n 1000 -p before >"$tmp/kv.before" \
         2>&1 || fail "kvload before the upgrade: $(cat "$tmp/kv.before")"
     # Load during the upgrade: clients keep writing and reading back.
-    "$kvload" "127.0.0.1:$kvport" -c 4 -n 20000 -p during \
+    "$kvload" "127.0.0.1:$kvport" -c 4 -n 8000 -p during \
         >"$tmp/kv.during" 2>&1 &
     load=$!
     wait_count "$tmp/log" 1 'app_started app=kv' "kvstore 1.0 runs"
@@ -827,7 +827,7 @@ if [ -n "$kvport" ] && command -v bash >/dev/null; then
     expect 0 "actorctl info after the upgrade" "$actorctl" -n alpha info kv_shard_0
     has "$tmp/out" 'keys=' "a 2.0 shard describes itself"
     # 3.0 refuses: rolled back under load, 2.0 keeps serving.
-    "$kvload" "127.0.0.1:$kvport" -c 4 -n 20000 -p rollback \
+    "$kvload" "127.0.0.1:$kvport" -c 4 -n 8000 -p rollback \
         >"$tmp/kv.rollback" 2>&1 &
     load=$!
     kvconf "$kv3"
@@ -856,7 +856,7 @@ if [ -n "$kvport" ] && command -v bash >/dev/null; then
         "the replaced file is loaded again"
     wait_count "$tmp/log" 3 'app_module_unloaded app=kv ' \
         "the replaced file's old module is unloaded"
-    unmapped "$kvpid" '(deleted)' "no deleted module stays mapped"
+    unmapped "$kvpid" 'kv\.so (deleted)' "no deleted module stays mapped"
     lacks "/proc/$kvpid/maps" 'kvstore-v3\.so' "a refused version is unloaded"
     # An unchanged module and section: nothing to do.
     kill -HUP "$pid"
