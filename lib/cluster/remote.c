@@ -157,12 +157,6 @@ tp__spawnables_switch(tp_system *sys, const tp_code_change *changes, size_t n)
     pthread_mutex_unlock(&r->lock);
 }
 
-static bool
-within(uintptr_t lo, uintptr_t hi, uintptr_t p)
-{
-    return p >= lo && p < hi;
-}
-
 size_t
 tp__spawnables_refs(tp_system *sys, uintptr_t lo, uintptr_t hi)
 {
@@ -172,14 +166,8 @@ tp__spawnables_refs(tp_system *sys, uintptr_t lo, uintptr_t hi)
         return 0;
     size_t refs = 0;
     pthread_mutex_lock(&r->lock);
-    for (size_t i = 0; i < r->n; i++) {
-        const tp_behaviour *b = r->tab[i].b;
-        refs += within(lo, hi, (uintptr_t)b) ||
-                within(lo, hi, (uintptr_t)b->handle) ||
-                within(lo, hi, (uintptr_t)b->init) ||
-                within(lo, hi, (uintptr_t)b->terminate) ||
-                within(lo, hi, (uintptr_t)b->describe);
-    }
+    for (size_t i = 0; i < r->n; i++)
+        refs += tp__behaviour_in(r->tab[i].b, lo, hi);
     pthread_mutex_unlock(&r->lock);
     return refs;
 }

@@ -1034,10 +1034,23 @@ void tp__reg_free(tp_system *sys);
 // For the subsystems above the core: they read the table and the workers
 // only through these calls.
 
+// Whether behaviour `b` lies in [lo, hi): its record or one of its
+// callbacks (tp_code_refs).
+static inline bool
+tp__behaviour_in(const tp_behaviour *b, uintptr_t lo, uintptr_t hi)
+{
+    uintptr_t p[] = {(uintptr_t)b, (uintptr_t)b->handle, (uintptr_t)b->init,
+                     (uintptr_t)b->terminate, (uintptr_t)b->describe};
+    for (size_t i = 0; i < sizeof p / sizeof p[0]; i++)
+        if (p[i] >= lo && p[i] < hi)
+            return true;
+    return false;
+}
+
 // Copies into `out` (`size` bytes) the version label of the code `b` (or
 // the `to` of its shim) belongs to, or "" (upgrade.c).
-void tp__behaviour_version_of(tp_system *sys, const tp_behaviour *b,
-                              char *out, size_t size);
+void tp__behaviour_version_of(tp_system *sys, const tp_behaviour *b, char *out,
+                              size_t size);
 
 // Calls fn(a, arg) for each actor in the table, dying ones included, in
 // slot order, until fn returns false; returns how many it called fn for.

@@ -762,24 +762,13 @@ typedef struct refs {
     size_t n;
 } refs;
 
-static bool
-in_range(const refs *r, uintptr_t p)
-{
-    return p >= r->lo && p < r->hi;
-}
-
 // Dying actors count as well: one may still run its terminate, and
 // introspection reads its behaviour until it leaves the table.
 static bool
 count_ref(tp_actor *a, void *arg)
 {
     refs *r = arg;
-    const tp_behaviour *b = target_of(a->system, a->behaviour);
-    if (in_range(r, (uintptr_t)b) || in_range(r, (uintptr_t)b->handle) ||
-        in_range(r, (uintptr_t)b->init) ||
-        in_range(r, (uintptr_t)b->terminate) ||
-        in_range(r, (uintptr_t)b->describe))
-        r->n++;
+    r->n += tp__behaviour_in(target_of(a->system, a->behaviour), r->lo, r->hi);
     return true;
 }
 

@@ -100,15 +100,6 @@ static const tp_state *const door_states[] = {&door_open, &door_closed, NULL};
 typedef door_v1 door_data;
 
 static int
-door_init(tp_ctx *ctx, void *data, void *arg, const tp_state **state)
-{
-    (void)ctx, (void)arg;
-    ((door_data *)data)->opens = 1;
-    *state = &door_open;
-    return 0;
-}
-
-static int
 door_describe(const void *data, char *buf, size_t size)
 {
     return snprintf(buf, size, "v1 opens=%d", ((const door_v1 *)data)->opens);
@@ -116,15 +107,6 @@ door_describe(const void *data, char *buf, size_t size)
 #define DOOR_CHANGE NULL
 #else
 typedef door_v2 door_data;
-
-static int
-door_init(tp_ctx *ctx, void *data, void *arg, const tp_state **state)
-{
-    (void)ctx, (void)arg;
-    ((door_data *)data)->opens = 1;
-    *state = &door_open;
-    return 0;
-}
 
 static int
 door_describe(const void *data, char *buf, size_t size)
@@ -145,6 +127,15 @@ door_change(tp_ctx *ctx, const void *old_data, void *new_data,
 }
 #define DOOR_CHANGE door_change
 #endif
+
+static int
+door_init(tp_ctx *ctx, void *data, void *arg, const tp_state **state)
+{
+    (void)ctx, (void)arg;
+    ((door_data *)data)->opens = 1;
+    *state = &door_open;
+    return 0;
+}
 
 static const tp_statem_spec door = {
     .behaviour = TP_STATEM_BEHAVIOUR("testapp_door"),
