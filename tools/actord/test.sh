@@ -953,6 +953,21 @@ wait_log 'app_module_unloaded app=t module=.*/testapp\.so version=1\.0' \
 kill -TERM "$pid"
 finish "a state machine upgraded" 0
 
+# A root that is no supervisor (testapp's stubborn one) has no specs to
+# ask about: its old module is unloaded all the same, without a wait.
+printf 'shutdown_timeout = 0.2\n[app s]\nmodule = %s\nroot = stubborn\n' \
+    "$tools/testapp.so" | conf plainroot
+start plainroot
+expect 0 "actorctl upgrade of an app whose root is no supervisor" \
+    "$actorctl" -n alpha upgrade s "$tools/testapp-v2.so"
+has "$tmp/out" '^upgraded s from 1\.0 to 2\.0: 1 actors switched' \
+    "the stubborn root switches"
+wait_log 'app_module_unloaded app=s module=.*/testapp\.so version=1\.0' \
+    "the old module of an app whose root is no supervisor is unloaded"
+lacks "$tmp/log" 'app_module_in_use app=s ' "nothing waited for specs"
+kill -TERM "$pid"
+finish "an app whose root is no supervisor, upgraded" 0
+
 elapsed=$(($(date +%s) - began))
 touch "$tmp/checks" "$tmp/failures"
 checks=$(($(wc -c <"$tmp/checks")))
