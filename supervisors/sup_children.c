@@ -219,7 +219,9 @@ typedef struct spec_copy {
     bool *owned; // kids[i].arg is a spec_copy too
 } spec_copy;
 
-#define COPY_DEPTH 32 // deeper: a spec that contains itself
+// Deeper: a spec that contains itself (supervisor.h says so). A spec that
+// appears at several places is copied at each.
+#define COPY_DEPTH 32
 
 static bool
 nested(const tp_child_spec *c)
@@ -307,7 +309,7 @@ static int32_t
 copy_upgrade(spec_copy *k, const tp_code_change *ch, size_t n)
 {
     int32_t changed = 0;
-    for (size_t i = 0; i < k->spec.nchildren; i++) {
+    for (size_t i = 0; k->kids != NULL && i < k->spec.nchildren; i++) {
         for (size_t c = 0; c < n; c++)
             if (k->kids[i].behaviour == ch[c].from) {
                 k->kids[i].behaviour = ch[c].to;
@@ -348,7 +350,7 @@ static int32_t
 copy_refs(const spec_copy *k, uintptr_t lo, uintptr_t hi)
 {
     int32_t refs = 0;
-    for (size_t i = 0; i < k->spec.nchildren; i++) {
+    for (size_t i = 0; k->kids != NULL && i < k->spec.nchildren; i++) {
         refs += tp__sup_spec_refs(&k->kids[i], lo, hi);
         if (k->owned[i])
             refs += copy_refs(k->kids[i].arg, lo, hi);
@@ -393,6 +395,11 @@ tp__sup_add_child(sup *s, const tp_child_spec *spec, const char *id,
         c->spec.arg = arg;
     if (nested(&c->spec)) {
         if ((c->spec.arg = copy_of(c->spec.arg, 0)) == NULL) {
+            tp_log_as(s->sys, TP_LOG_ERR, TP_LOG_RUNTIME,
+                      "supervisor: child spec id=%s: its spec cannot be "
+                      "copied (out of memory, or supervisors nested over %d "
+                      "deep: a spec that contains itself)",
+                      idc, COPY_DEPTH);
             s->n--;
             return NULL;
         }

@@ -817,6 +817,42 @@ START_TEST(supervisors_restart_the_new_code)
 }
 END_TEST
 
+// Specs a supervisor copies but cannot start: a template whose spec has
+// no children array, which refs and upgrades walk without harm, and a
+// spec that contains itself, refused.
+START_TEST(odd_nested_specs)
+{
+    tp_system *sys = tpt_system(2);
+    static tp_sup_spec broken = {.children = NULL, .nchildren = 2};
+    static const tp_child_spec tmpl[] = {{.id = "t",
+                                          .behaviour = &tp_supervisor,
+                                          .arg = &broken,
+                                          .type = TP_SUPERVISOR}};
+    tp_sup_spec pool = {.flags = {.strategy = TP_SIMPLE_ONE_FOR_ONE},
+                        .children = tmpl,
+                        .nchildren = 1};
+    tp_pid sup, kid;
+    ck_assert_int_eq(tp_sup_start(sys, &pool, NULL, &sup), 0);
+    size_t n = 9;
+    ck_assert_int_eq(tp_sup_refs(sys, sup, &broken, sizeof broken, 5000, &n),
+                     0);
+    ck_assert_uint_eq(n, 0);
+    tp_code_change ch = {.from = &v1_b, .to = &v2_b};
+    ck_assert_int_eq(tp_sup_upgrade(sys, sup, &ch, 1, 5000, &n), 0);
+    ck_assert_uint_eq(n, 0);
+    ck_assert_int_eq(tp_sup_start_child(sys, sup, NULL, NULL, 5000, &kid),
+                     TP_EINVAL);
+    static tp_sup_spec self;
+    static tp_child_spec inside[] = {{.id = "again",
+                                      .behaviour = &tp_supervisor,
+                                      .arg = &self,
+                                      .type = TP_SUPERVISOR}};
+    self = (tp_sup_spec){.children = inside, .nchildren = 1};
+    ck_assert_int_ne(tp_sup_start(sys, &self, NULL, &kid), 0);
+    tp_system_destroy(&sys);
+}
+END_TEST
+
 // Slow for the actor whose id is *arg: past the upgrade's timeout.
 static int
 to_v2_slow(tp_ctx *ctx, const void *old_state, void *new_state, void *arg)
@@ -973,6 +1009,7 @@ upgrade_suite(void)
     tcase_add_test(tc, discard_and_what_still_points_into_code);
     tcase_add_test(tc, spawnables_follow_an_upgrade);
     tcase_add_test(tc, version_labels_follow_the_code);
+    tcase_add_test(tc, odd_nested_specs);
     tcase_add_test(tc, supervisors_restart_the_new_code);
     tcase_add_test(tc, a_change_past_the_timeout_rolls_back);
     tcase_add_test(tc, an_actor_killed_while_held);

@@ -51,10 +51,12 @@ typedef enum tp_auto_shutdown {
 typedef struct tp_child_spec {
     const char *id;                // unique among the children, required
     const tp_behaviour *behaviour; // required
-    // Passed to init; must outlive the child. For a child whose behaviour
-    // is &tp_supervisor, it is that supervisor's spec, which the parent
-    // copies, with the specs of the supervisors under it, when it adds the
-    // child: restarts start from that copy, and tp_sup_upgrade changes it.
+    // Passed to init; must outlive the child. But for a child whose
+    // behaviour is &tp_supervisor it is that supervisor's spec, which the
+    // parent copies, with the specs of the supervisors under it (at most
+    // 32 levels deep: a spec that contains itself is refused), when it
+    // adds the child: it need not outlive that, restarts start from the
+    // copy, and tp_sup_upgrade changes it.
     void *arg;
     tp_spawn_opts opts;            // name, mailbox capacity, policy
     tp_restart restart;

@@ -80,7 +80,8 @@ typedef struct tp_upgrade_report {
 // The actors are those running a `from` when it starts: one spawned with
 // a `from` meanwhile (by a supervisor whose specs tp_sup_upgrade has not
 // changed yet, say) keeps the old code. After tp_sup_upgrade, upgrade
-// again while tp_behaviour_users(sys, from) is not 0, as actord does.
+// again while tp_behaviour_users(sys, from) is not 0, as actord does (a
+// few times: a change that keeps failing leaves those on the old code).
 //
 // Once it commits, behaviours made spawnable by other nodes
 // (tp_spawnable) that are a change's `from` are its `to` from then on.

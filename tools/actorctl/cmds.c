@@ -348,11 +348,20 @@ ctl_cmd_upgrade(const ctl_target *t, const ctl_opts *o, const char *app,
     ctl_str v[8];
     for (size_t i = 0; rc == CTL_OK && i < 8; i++)
         rc = ctl_get_str(r.root, keys[i], "the reply", &v[i]);
+    // Only when some actors, started from old specs during the upgrade,
+    // kept the old version.
+    ctl_str left = {"", 0};
+    if (rc == CTL_OK && ctl_field(r.root, "stragglers") != NULL)
+        rc = ctl_get_str(r.root, "stragglers", "the reply", &left);
     if (rc == CTL_OK && o->json) {
         fputc('{', stdout);
         for (size_t i = 0; i < 8; i++) {
             printf("%s\"%s\":", i ? "," : "", keys[i]);
             ctl_json_str(stdout, v[i]);
+        }
+        if (left.n > 0) {
+            fputs(",\"stragglers\":", stdout);
+            ctl_json_str(stdout, left);
         }
         fputs("}\n", stdout);
     } else if (rc == CTL_OK) {
@@ -362,6 +371,13 @@ ctl_cmd_upgrade(const ctl_target *t, const ctl_opts *o, const char *app,
         printf("upgraded %s from %s to %s: %s actors switched, held %s us "
                "(median), %s us at most; %s child specs\n",
                s[0], s[1], s[2], s[3], s[6], s[7], s[4]);
+        if (left.n > 0) {
+            char *l = ctl_clean(left);
+            printf("%s actors started during the upgrade kept %s: their "
+                   "change failed\n",
+                   l, s[1]);
+            free(l);
+        }
         for (size_t i = 0; i < 8; i++)
             free(s[i]);
     }

@@ -204,6 +204,7 @@ typedef struct ad_upgrade_result {
     const char *from, *to; // the versions (the modules' own strings)
     unsigned actors;
     size_t specs;
+    size_t stragglers; // started from old specs meanwhile, still old
     long long pause_p50_us, pause_max_us;
     char error[200]; // why it failed, or ""
 } ad_upgrade_result;
@@ -252,6 +253,9 @@ bool ad_app_module_changed(const ad_app *app);
 // The old version's module is handed to ad_node_retire.
 int ad_app_upgrade(ad_app *app, struct ad_node *n, const ad_app_conf *next,
                    const char *source, int timeout_ms, ad_upgrade_result *res);
+// Whether `root` is a supervisor (tp_supervisor, by its name): a module
+// may spawn a root of its own, which has no specs and answers no call.
+bool ad_root_is_supervisor(tp_system *sys, tp_pid root);
 // How long an upgrade waits for every actor to build its new state.
 #define AD_UPGRADE_TIMEOUT_MS 10000
 

@@ -322,14 +322,24 @@ load_new(ad_app *app, const ad_app_conf *next, const char *source,
     return h;
 }
 
-// How many actors still run one of the changes' `from`.
+// How many actors still run one of the changes' `from` (none when the
+// new version is the module running: from and to are the same).
 static size_t
 old_users(tp_system *sys, const tp_code_change *ch, size_t k)
 {
     size_t n = 0;
     for (size_t i = 0; i < k; i++)
-        n += tp_behaviour_users(sys, ch[i].from);
+        if (ch[i].from != ch[i].to)
+            n += tp_behaviour_users(sys, ch[i].from);
     return n;
+}
+
+bool
+ad_root_is_supervisor(tp_system *sys, tp_pid root)
+{
+    tp_actor_info info;
+    return !tp_pid_is_nil(root) && tp_actor_info_get(sys, root, &info) == 0 &&
+           strcmp(info.behaviour, tp_supervisor.name) == 0;
 }
 
 int
@@ -422,7 +432,9 @@ ad_app_upgrade(ad_app *app, ad_node *node, const ad_app_conf *next,
     if (rc == 0 && k > 0) {
         // The actors switched; restarts must run the new code too. A
         // supervisor that does not answer keeps old specs: logged.
-        if (tp_sup_upgrade(sys, app->root, ch, k, timeout_ms, &specs) != 0)
+        // A root the module spawned may be no supervisor: no specs.
+        if (ad_root_is_supervisor(sys, app->root) &&
+            tp_sup_upgrade(sys, app->root, ch, k, timeout_ms, &specs) != 0)
             ad_log(TP_LOG_WARNING,
                    "app_upgrade_specs_incomplete app=%s specs=%zu", name,
                    specs);
@@ -433,13 +445,16 @@ ad_app_upgrade(ad_app *app, ad_node *node, const ad_app_conf *next,
             tp_upgrade_report more = {0};
             int again = tp_upgrade(sys, ch, k, timeout_ms, &more);
             rep.actors += more.actors;
-            if (again != 0) {
-                ad_log(TP_LOG_WARNING,
-                       "app_upgrade_stragglers app=%s error=%s actors=%u",
-                       name, tp_err_name(again), more.actors);
+            if (again != 0)
                 break;
-            }
         }
+        // Those a later pass could not switch keep the old version; the
+        // others stay upgraded. Said in the log and to actorctl.
+        res->stragglers = old_users(sys, ch, k);
+        if (res->stragglers > 0)
+            ad_log(TP_LOG_WARNING,
+                   "app_upgrade_stragglers app=%s actors=%zu version=%s", name,
+                   res->stragglers, AD_Q(version_of(app->desc)));
     }
     if (rc != 0) {
         free(ch);

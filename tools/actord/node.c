@@ -163,11 +163,15 @@ ctl_upgrade(ad_node *n, ad_ctl_req *r)
     snprintf(specs, sizeof specs, "%zu", res.specs);
     snprintf(p50, sizeof p50, "%lld", res.pause_p50_us);
     snprintf(max, sizeof max, "%lld", res.pause_max_us);
-    const char *k[] = {"app",   "from",   "to",           "actors",
-                       "specs", "module", "pause_p50_us", "pause_max_us"};
-    const char *v[] = {r->app, res.from,  res.to, actors,
-                       specs,  r->module, p50,    max};
-    tp_control_answer(r->call, true, k, v, 8);
+    char left[24];
+    snprintf(left, sizeof left, "%zu", res.stragglers);
+    const char *k[] = {"app",          "from",         "to",
+                       "actors",       "specs",        "module",
+                       "pause_p50_us", "pause_max_us", "stragglers"};
+    const char *v[] = {r->app,    res.from, res.to, actors, specs,
+                       r->module, p50,      max,    left};
+    // "stragglers" only when some actors kept the old version.
+    tp_control_answer(r->call, true, k, v, res.stragglers > 0 ? 9 : 8);
 }
 
 // Runs the queued requests; with `refuse`, answers each with an error.

@@ -132,13 +132,10 @@ unused(ad_node *n, ad_retired *r)
     size_t code = tp_code_refs(n->sys, (const void *)r->lo, r->size);
     size_t specs = 0;
     int rc = 0;
-    tp_actor_info root;
-    if (code == 0 && !tp_pid_is_nil(r->root) &&
-        tp_actor_info_get(n->sys, r->root, &root) == 0 &&
-        strcmp(root.behaviour, tp_supervisor.name) == 0) {
-        // A root that is no supervisor (a module may spawn its own) has
-        // no specs, and would not answer.
-        rc = tp_sup_refs(n->sys, r->root, (const void *)r->lo, r->size, 1000,
+    if (code == 0 && ad_root_is_supervisor(n->sys, r->root)) {
+        // Briefly: a root busy stopping children stashes the call, and
+        // the next look comes soon.
+        rc = tp_sup_refs(n->sys, r->root, (const void *)r->lo, r->size, 250,
                          &specs);
         if (rc == TP_ENOACTOR) // the tree is gone, and its specs with it
             rc = 0, specs = 0;

@@ -899,6 +899,8 @@ if [ -n "$kvport" ] && command -v bash >/dev/null; then
     answer=$(bash -c "exec 3<>/dev/tcp/127.0.0.1/$kvport; printf 'LEN before-0-0\n' >&3; head -1 <&3")
     printf '%s\n' "$answer" | grep -q '^LEN [0-9][0-9]*$' ||
         fail "2.0 still serves after actorctl's upgrades: $answer"
+    lacks "$tmp/log" 'app_upgrade_stragglers' \
+        "no actor was left on an old version"
     # Removed: its module goes. Re-added after its file was replaced by
     # 1.0: 1.0 runs (LEN closes the connection), not the code once loaded
     # from that path.
@@ -965,6 +967,8 @@ has "$tmp/out" '^upgraded s from 1\.0 to 2\.0: 1 actors switched' \
 wait_log 'app_module_unloaded app=s module=.*/testapp\.so version=1\.0' \
     "the old module of an app whose root is no supervisor is unloaded"
 lacks "$tmp/log" 'app_module_in_use app=s ' "nothing waited for specs"
+lacks "$tmp/log" 'app_upgrade_specs_incomplete' \
+    "a root that is no supervisor is not asked for specs"
 kill -TERM "$pid"
 finish "an app whose root is no supervisor, upgraded" 0
 
