@@ -787,11 +787,15 @@ tp_control_start(tp_system *sys, const char *path)
             unlink(path);
         goto fail;
     }
+    // Set before the server starts: the I/O thread reads it to serve
+    // program ops, and starting the server orders this write before
+    // anything it runs.
+    sys->control = c;
     if ((rc = tp__server_start(&c->srv, sys, lfd, &ctl_ops)) != 0) {
+        sys->control = NULL;
         unlink(path);
         goto fail;
     }
-    sys->control = c;
     tp__log(sys, TP_LOG_INFO, "control: listening on %s", path);
     return 0;
 fail:
