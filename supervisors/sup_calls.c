@@ -263,7 +263,10 @@ tp_sup_refs(tp_system *sys, tp_pid sup_pid, const void *start, size_t size,
     if (refs == NULL)
         return TP_EINVAL;
     *refs = 0;
-    tp__sup_refs_req r = {(uintptr_t)start, (uintptr_t)start + size};
+    uintptr_t lo = (uintptr_t)start;
+    // A range past the end of the address space ends there.
+    tp__sup_refs_req r = {lo,
+                          size > UINTPTR_MAX - lo ? UINTPTR_MAX : lo + size};
     return tree_count(sys, sup_pid, TP__SUP_CALL_REFS, &r, sizeof r,
                       timeout_ms, refs);
 }

@@ -643,6 +643,8 @@ START_TEST(discard_and_what_still_points_into_code)
     ck_assert_uint_eq(n, 0); // arg points at unrelated[0]
     ck_assert_int_eq(tp_sup_refs(sys, sup, unrelated, 1, 1000, &n), 0);
     ck_assert_uint_eq(n, 1);
+    ck_assert_int_eq(tp_sup_refs(sys, sup, unrelated, SIZE_MAX, 1000, &n), 0);
+    ck_assert_uint_ge(n, 1); // up to the end of the address space
     ch = (tp_code_change){.from = &owner_b, .to = &owner2_b};
     ck_assert_int_eq(tp_sup_upgrade(sys, sup, &ch, 1, 1000, &n), 0);
     ck_assert_uint_eq(n, 1);
@@ -671,6 +673,8 @@ START_TEST(spawnables_follow_an_upgrade)
     ck_assert_int_eq(tp_system_start(sys), 0);
     ck_assert_int_eq(tp_spawnable(sys, "counter", &v1_b), 0);
     ck_assert_uint_eq(tp_code_refs(sys, &v1_b, sizeof v1_b), 1);
+    // A range too long for the address space ends with it.
+    ck_assert_uint_ge(tp_code_refs(sys, &v1_b, SIZE_MAX), 1);
     ck_assert_uint_eq(tp_code_refs(sys, &v2_b, sizeof v2_b), 0);
     tp_code_change ch = {.from = &v1_b, .to = &v2_b, .change = to_v2};
     tp_upgrade_report rep;

@@ -997,6 +997,7 @@ void *tp__user_state(tp_actor *a);
 // Frees the block an upgrade moved `a`'s state to, if any, once its
 // terminate has run (or faulted).
 void tp__upgrade_state_free(tp_actor *a);
+// Frees the shims and the version labels, once every actor has gone.
 void tp__shims_free(tp_system *sys);
 
 // ---- tracing (trace.c) -------------------------------------------------

@@ -777,10 +777,13 @@ tp_code_refs(tp_system *sys, const void *start, size_t size)
 {
     if (sys == NULL || size == 0)
         return 0;
-    refs r = {(uintptr_t)start, (uintptr_t)start + size, 0};
+    uintptr_t lo = (uintptr_t)start;
+    // A range past the end of the address space ends there.
+    refs r = {lo, size > UINTPTR_MAX - lo ? UINTPTR_MAX : lo + size, 0};
     tp__actor_each(sys, count_ref, &r);
     r.n += sys->up->code_refs(sys, r.lo, r.hi);
-    // relaxed: a count for a decision made later, and again.
+    // acquire: pairs with tp__then_done's release, so that a 0 comes
+    // after the continuations it no longer counts have returned.
     return r.n + (size_t)atomic_load_explicit(&sys->stale_thens,
-                                              memory_order_relaxed);
+                                              memory_order_acquire);
 }

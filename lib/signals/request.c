@@ -169,9 +169,10 @@ tp__then_done(tp_actor *a)
     tp__ext *x = a->ext;
     if (x == NULL || x->stale_running == 0)
         return;
-    // relaxed: as tp__then_free.
+    // release: the continuation has returned; pairs with tp_code_refs'
+    // acquire load, after which a module may be unloaded.
     atomic_fetch_sub_explicit(&a->system->stale_thens, x->stale_running,
-                              memory_order_relaxed);
+                              memory_order_release);
     x->stale_running = 0;
 }
 
