@@ -184,6 +184,7 @@ main(void)
     srunner_add_suite(sr, statem_suite());
     srunner_add_suite(sr, trace_suite());
     srunner_add_suite(sr, testmode_suite());
+    srunner_add_suite(sr, testnet_suite());
     srunner_add_suite(sr, upgrade_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

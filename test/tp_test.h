@@ -78,6 +78,7 @@ Suite *remote_suite(void);
 Suite *statem_suite(void);
 Suite *trace_suite(void);
 Suite *testmode_suite(void);
+Suite *testnet_suite(void);
 Suite *upgrade_suite(void);
 
 #endif

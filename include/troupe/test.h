@@ -27,10 +27,11 @@
 // timeout is virtual time, and it gives up with TP_ETIMEDOUT when nothing
 // is left to run and no timer is set (so, with no timeout, when the answer
 // can never come) or after 1,000,000 steps. Not available on a test
-// system: dedicated actors (TP_EINVAL), distribution (tp_node_start gives
-// TP_EPERM); the stall watch never runs. One thread drives a test system:
-// the one that made it. A behaviour's own random choices replay with the
-// seed when drawn from tp_test_random.
+// system: dedicated actors (TP_EINVAL), and distribution outside a net
+// (tp_node_start gives TP_EPERM; see "nets" below); the stall watch never
+// runs. One thread drives a test system: the one that made it. A
+// behaviour's own random choices replay with the seed when drawn from
+// tp_test_random.
 #ifndef TROUPE_TEST_H
 #define TROUPE_TEST_H
 
@@ -125,6 +126,101 @@ TP_API int tp_test_hold(tp_system *sys, tp_pid from, tp_pid to);
 // Returns how many held messages it delivered or lost, or TP_ENOENT when
 // nothing was held between them, or a code as above.
 TP_API int tp_test_release(tp_system *sys, tp_pid from, tp_pid to);
+
+// ---- nets: several test systems as nodes -----------------------------------
+//
+// Test systems added to a net may start nodes (node.h) and reach each
+// other as nodes do, over an in-memory network: tp_node_start's listen
+// address exists only in the net (nothing is bound; port 0 takes a free
+// one of the net's), and the distribution protocol runs unchanged between
+// members: handshake with the secret, heartbeats, monitors and links
+// across nodes, TP_REASON_NOCONNECTION, reconnects with backoff, remote
+// names and spawns, cluster membership. A dial to an address where no
+// member listens is refused.
+//
+//     tp_test_net *net;
+//     tp_test_net_new(seed, &net);
+//     tp_test_system_new(NULL, 1, &a);
+//     tp_test_system_new(NULL, 2, &b);
+//     tp_test_net_add(net, a);
+//     tp_test_net_add(net, b);
+//     tp_node_start(a, &(tp_node_config){.name = "a", .listen =
+//     "127.0.0.1:0"}); tp_node_start(b, &(tp_node_config){.name = "b", .listen
+//     = "127.0.0.1:0"}); tp_node_connect(a, tp_node_name(b), 1000);  // runs
+//     the net until up
+//     ...                                         // spawn, send, monitor
+//     tp_test_net_run(net, 100000);
+//     tp_test_net_partition(net, a, b);
+//     tp_test_net_advance(net, 20000);            // heartbeats time out
+//     tp_test_net_heal(net, a, b);
+//     tp_system_destroy(&a);
+//     tp_system_destroy(&b);
+//     tp_test_net_free(&net);
+//
+// A member's I/O (its node's connections, and its actors' sockets and
+// control socket, if any) runs on the test's thread when it is stepped:
+// tp_test_step and tp_test_run on a member run that system alone, with
+// what the net has brought it; tp_test_net_run and tp_test_net_run_until
+// run the whole net. A call on a member that waits (tp_call,
+// tp_node_connect, tp_system_whereis_at, ...) runs the whole net, moving
+// every member's clock as tp_test_net_advance does when nothing is ready.
+// Node timers (heartbeats, handshake limits, reconnect backoff) follow
+// the virtual clock: tp_test_advance on one member moves its clock alone,
+// so its peers look silent to it; tp_test_net_advance moves them all
+// together. One thread drives a net and every member.
+
+typedef struct tp_test_net tp_test_net;
+
+// Makes an empty net whose choice of the member to step follows `seed`.
+// Returns 0, TP_EINVAL or TP_ENOMEM.
+TP_API int tp_test_net_new(uint64_t seed, tp_test_net **out);
+
+// Adds test system `sys` to `net`, before it starts a node or anything
+// else that does I/O. Returns 0, TP_EINVAL (not a test system, a freed
+// net), TP_EEXIST (in a net already), TP_EPERM (its I/O runs already:
+// added too late; or called from an actor) or TP_ENOMEM. It stays a member
+// until destroyed.
+TP_API int tp_test_net_add(tp_test_net *net, tp_system *sys);
+
+// Steps the net until no member has an actor ready and no byte is in
+// flight, at most `max_steps` activations, each of an actor of a member
+// the net's seed picks among those with actors ready (the member's own
+// seed then picks the actor). Returns the steps run, or TP_ETIMEDOUT when
+// actors were still ready after max_steps; TP_EINVAL, TP_EPERM. Clocks do
+// not move.
+TP_API long tp_test_net_run(tp_test_net *net, long max_steps);
+
+// Steps the net until pred(arg) is true (asked before each step), moving
+// every clock to the next timer of any member whenever nothing is ready;
+// each step and each move counts towards max_steps. Returns the count
+// once pred holds, or TP_ETIMEDOUT; TP_EINVAL, TP_EPERM.
+TP_API long tp_test_net_run_until(tp_test_net *net, bool (*pred)(void *arg),
+                                  void *arg, long max_steps);
+
+// Moves every member's clock `ms` later together, firing their timers in
+// order of their deadlines and carrying what they send (heartbeats among
+// it) between each; actors' messages are queued, not handled. Returns
+// how many actors' timers fired, or TP_EINVAL, TP_EPERM.
+TP_API int tp_test_net_advance(tp_test_net *net, uint32_t ms);
+
+// Partitions members `a` and `b`: from now on nothing crosses between
+// them, either way: neither bytes nor a connection's close, and a dial
+// across is not seen by the listener. Their connections stay open, as
+// over a network that drops everything; heartbeats time them out
+// (tp_test_net_advance past the node's timeout_ms) and each side then
+// sees the other go: nodedown, TP_REASON_NOCONNECTION. Returns 0 (also
+// when they were partitioned already), TP_EINVAL (not both members, the
+// same system), TP_EPERM or TP_ENOMEM.
+TP_API int tp_test_net_partition(tp_test_net *net, tp_system *a, tp_system *b);
+
+// Heals their partition: what each wrote meanwhile to a connection still
+// open on both sides crosses now, in order, and dials go through again.
+// Returns 0, TP_ENOENT (they were not partitioned), TP_EINVAL or TP_EPERM.
+TP_API int tp_test_net_heal(tp_test_net *net, tp_system *a, tp_system *b);
+
+// Frees `net` and sets *net to NULL; members still alive keep it until
+// the last is destroyed (destroy them before or after, in any order).
+TP_API void tp_test_net_free(tp_test_net **net);
 
 // ---- sweeping seeds --------------------------------------------------------
 

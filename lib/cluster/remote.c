@@ -789,6 +789,16 @@ waiter_terminate(tp_ctx *ctx, void *state, int reason)
     }
 }
 
+static bool
+waiter_done(void *arg)
+{
+    wait_slot *w = arg;
+    pthread_mutex_lock(&w->lock);
+    bool done = w->done;
+    pthread_mutex_unlock(&w->lock);
+    return done;
+}
+
 static const tp_behaviour waiter_b = {.name = "troupe.remote.wait",
                                       .state_size = sizeof(wait_slot *),
                                       .init = waiter_init,
@@ -815,7 +825,16 @@ ask_and_wait(tp_system *sys, uint32_t op, const char *node, const char *name,
         pthread_mutex_destroy(&w.lock);
         return TP_ENOMEM;
     }
-    int rc = tp_spawn(sys, &waiter_b, &w, NULL, NULL);
+    tp_pid waiter;
+    int rc = tp_spawn(sys, &waiter_b, &w, NULL, &waiter);
+    if (rc == 0 && sys->test != NULL && // a test system: its net runs here
+        tp__test_drive(sys, waiter_done, &w, -1) < 0 && !waiter_done(&w)) {
+        // It gave up: the waiter goes before `w` does.
+        tp_system_exit(sys, waiter, TP_REASON_KILL);
+        tp_test_run(sys, TP__TEST_DRIVE_MAX);
+        w.done = true;
+        w.ans.error = TP_ETIMEDOUT;
+    }
     if (rc == 0) {
         pthread_mutex_lock(&w.lock);
         while (!w.done)

@@ -979,6 +979,31 @@ int tp__test_intercept(tp_actor *self, tp_pid to, tp__msg *m);
 // `a`, marked with faults, exits: they end with it.
 void tp__test_forget(tp_actor *a);
 
+// A test system joined to a net (lib/dist/net.c): its loop is stepped and
+// these reach it and the net from here, the core calling no layer above.
+typedef struct tp__test_net_ops {
+    int (*poll)(tp_system *sys);         // runs its loop's ready callbacks
+    int (*fire)(tp_system *sys);         // fires its loop's timers now due
+    int64_t (*next_due)(tp_system *sys); // its loop's next deadline, or -1
+    // Drives the whole net as tp__test_drive drives one system, `until_ns`
+    // on sys's clock (-1: none).
+    long (*drive)(tp_system *sys, bool (*done)(void *), void *arg,
+                  long max_steps, int64_t until_ns);
+    void (*leave)(tp_system *sys); // sys is destroyed (tp__test_free)
+} tp__test_net_ops;
+// Joins `sys` to `net` (or leaves with NULLs): 0, or TP_EEXIST.
+int tp__test_net_set(tp_system *sys, void *net, const tp__test_net_ops *ops);
+void *tp__test_net_of(const tp_system *sys);
+// Whether the system's loop is stepped by its test instead of a thread.
+bool tp__test_stepped(const tp_system *sys);
+// How many actors are ready to run.
+size_t tp__test_nready(tp_system *sys);
+// Moves the clock to `ns` (never back) and fires every timer due by then,
+// actors' and the loop's; returns how many of the actors' fired.
+int tp__test_clock_to(tp_system *sys, int64_t ns);
+// The next deadline of an actors' or the loop's timer, or -1.
+int64_t tp__test_next_due_ns(tp_system *sys);
+
 // ---- hot code upgrade (upgrade.c) --------------------------------------
 
 // Applies an upgrade's phase `m` (TP__MSG_UPGRADE) to `a`, in its

@@ -42,6 +42,8 @@ struct tp__test {
     size_t nfaults, capfaults;
     held *held;
     size_t nheld, capheld;
+    void *net; // a net's member (lib/dist/net.c): its hooks
+    const tp__test_net_ops *ops;
 };
 
 static bool
@@ -100,6 +102,8 @@ tp__test_free(tp_system *sys)
     tp__test *t = sys->test;
     if (t == NULL)
         return;
+    if (t->ops != NULL)
+        t->ops->leave(sys);
     for (size_t i = 0; i < t->nheld; i++)
         tp__msg_free(t->held[i].m);
     free(t->held);
@@ -156,6 +160,8 @@ tp_test_step(tp_system *sys, tp_pid *ran)
     if (rc != 0)
         return rc;
     tp__test *t = sys->test;
+    if (t->ops != NULL)
+        t->ops->poll(sys); // what the net brought it
     pthread_mutex_lock(&t->lock);
     if (t->nready == 0) {
         pthread_mutex_unlock(&t->lock);
@@ -176,6 +182,10 @@ tp_test_step(tp_system *sys, tp_pid *ran)
         tp__worker_reclaim_some(w, 64);
     tp_pid pid = a->pid;
     tp__actor_run(w, a);
+    // Remote sends the activation held back, as a worker sends them
+    // (sched.c): only a started node corks.
+    if (tp__corked.npeers > 0)
+        atomic_load_explicit(&sys->dist, memory_order_acquire)->uncork();
     tp__go_idle(w);
     tp__self.worker = NULL;
     if (ran != NULL)
@@ -226,14 +236,38 @@ tp_test_now_ms(const tp_system *sys)
                                             : 0;
 }
 
-// Moves the clock to `to_ns` (never back) and fires what is due.
+int
+tp__test_clock_to(tp_system *sys, int64_t ns)
+{
+    tp__test *t = sys->test;
+    if (ns > t->now_ns)
+        __atomic_store_n(&t->now_ns, ns, __ATOMIC_RELAXED);
+    int n = sys->up->timers_fire_due(sys, t->now_ns);
+    if (t->ops != NULL)
+        t->ops->fire(sys);
+    return n;
+}
+
+int64_t
+tp__test_next_due_ns(tp_system *sys)
+{
+    tp__test *t = sys->test;
+    int64_t due = sys->up->timers_next_due(sys);
+    int64_t io = t->ops != NULL ? t->ops->next_due(sys) : -1;
+    return due < 0 || (io >= 0 && io < due) ? io : due;
+}
+
+// Moves the clock to `to_ns` (never back) and fires what is due, in
+// order: a stepped loop's repeating timers once per period passed.
 static int
 advance_to(tp_system *sys, int64_t to_ns)
 {
     tp__test *t = sys->test;
-    if (to_ns > t->now_ns)
-        __atomic_store_n(&t->now_ns, to_ns, __ATOMIC_RELAXED);
-    return sys->up->timers_fire_due(sys, t->now_ns);
+    int n = 0;
+    for (int64_t due; t->ops != NULL &&
+                      (due = tp__test_next_due_ns(sys)) >= 0 && due <= to_ns;)
+        n += tp__test_clock_to(sys, due);
+    return n + tp__test_clock_to(sys, to_ns);
 }
 
 int
@@ -250,7 +284,7 @@ tp_test_next_timer_ms(tp_system *sys)
 {
     if (sys == NULL || sys->test == NULL)
         return -1;
-    int64_t due = sys->up->timers_next_due(sys);
+    int64_t due = tp__test_next_due_ns(sys);
     if (due < 0)
         return -1;
     int64_t left = due - sys->test->now_ns;
@@ -265,6 +299,8 @@ static long
 drive(tp_system *sys, bool (*done)(void *), void *arg, long max_steps,
       int64_t until_ns)
 {
+    if (sys->test->ops != NULL)
+        return sys->test->ops->drive(sys, done, arg, max_steps, until_ns);
     long n = 0;
     while (!done(arg)) {
         if (n >= max_steps)
@@ -301,6 +337,42 @@ tp_test_run_until(tp_system *sys, bool (*pred)(void *arg), void *arg,
     if (rc != 0 || pred == NULL || max_steps < 0)
         return rc != 0 ? rc : TP_EINVAL;
     return drive(sys, pred, arg, max_steps, -1);
+}
+
+// ---- nets (lib/dist/net.c)
+// --------------------------------------------------
+
+int
+tp__test_net_set(tp_system *sys, void *net, const tp__test_net_ops *ops)
+{
+    tp__test *t = sys->test;
+    if (net != NULL && t->net != NULL)
+        return TP_EEXIST;
+    t->net = net;
+    t->ops = ops;
+    return 0;
+}
+
+void *
+tp__test_net_of(const tp_system *sys)
+{
+    return sys != NULL && sys->test != NULL ? sys->test->net : NULL;
+}
+
+bool
+tp__test_stepped(const tp_system *sys)
+{
+    return tp__test_net_of(sys) != NULL;
+}
+
+size_t
+tp__test_nready(tp_system *sys)
+{
+    tp__test *t = sys->test;
+    pthread_mutex_lock(&t->lock);
+    size_t n = t->nready;
+    pthread_mutex_unlock(&t->lock);
+    return n;
 }
 
 // ---- faults ----------------------------------------------------------------

@@ -103,7 +103,10 @@ enter_backoff(tp__peer *p)
     tp__peer_set_state(p, TP_PEER_BACKOFF);
     tp__peer_drain(p); // drops what was queued: delivery is at most once
     uint32_t r = 0;
-    getrandom(&r, sizeof r, GRND_NONBLOCK);
+    if (n->net != NULL) // a test system: replays with its seed
+        r = (uint32_t)tp_test_random(n->sys);
+    else
+        getrandom(&r, sizeof r, GRND_NONBLOCK);
     double jitter = TP__NODE_BACKOFF_JITTER_MIN +
                     (r % TP__NODE_BACKOFF_JITTER_STEPS) / 1024.0;
     double delay = p->backoff_ms * jitter / 1000.0;
@@ -222,9 +225,19 @@ tp__peer_connect(tp__peer *p)
     tp__dist *n = p->node;
     if (p->conn != NULL)
         return;
-    int fd = socket(p->addr.ss_family,
-                    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = n->net != NULL
+                 ? tp__net_dial(n, &p->addr)
+                 : socket(p->addr.ss_family,
+                          SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int e = errno;
+    if (fd < 0 && e == ECONNREFUSED) { // the net: no one listens there
+        tp__log(n->sys, TP_LOG_INFO,
+                "node: connection to %s closed: reason=\"%s\"", p->name,
+                strerror(e));
+        bump(&p->fails, 1);
+        enter_backoff(p);
+        return;
+    }
     conn *c = fd >= 0 ? conn_new(n, fd, true) : NULL;
     if (c == NULL) {
         if (fd >= 0) {
@@ -244,7 +257,8 @@ tp__peer_connect(tp__peer *p)
     p->conn = c;
     tp__peer_set_state(p, TP_PEER_CONNECTING);
     conn_watch(c);
-    if (connect(fd, (struct sockaddr *)&p->addr, p->addr_len) != 0 &&
+    if (n->net == NULL &&
+        connect(fd, (struct sockaddr *)&p->addr, p->addr_len) != 0 &&
         (e = errno) != EINPROGRESS) {
         tp__conn_close(c, strerror(e), true);
         return;
@@ -356,8 +370,9 @@ tp__node_accept_cb(tp__io_fd *w, int revents)
     for (int i = 0; i < TP__NODE_ACCEPT_BATCH; i++) {
         struct sockaddr_storage sa;
         socklen_t sl = sizeof sa;
-        int fd = accept4(n->lfd, (struct sockaddr *)&sa, &sl,
-                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = n->net != NULL ? tp__net_accept(n, &sa)
+                                : accept4(n->lfd, (struct sockaddr *)&sa, &sl,
+                                          SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             return;
         char addr[TP__ADDR_STRLEN];
@@ -432,6 +447,15 @@ tp__node_listen(tp__dist *n)
                 "traffic is neither encrypted nor authenticated (set "
                 "tls_cert_file, tls_key_file and tls_ca_file)",
                 n->cfg.listen);
+    if (n->net != NULL) { // a test system: an address in its net
+        int e = tp__net_listen(n, &sa, &sl);
+        if (e != 0)
+            return listen_failed(n, "bind", e);
+        char addr[TP__ADDR_STRLEN];
+        tp__addr_format((struct sockaddr *)&sa, addr, sizeof addr);
+        snprintf(n->name, sizeof n->name, "%s@%s", n->short_name, addr);
+        return 0;
+    }
     n->lfd =
         socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (n->lfd < 0)

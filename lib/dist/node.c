@@ -232,6 +232,7 @@ node_free(tp__dist *n)
     }
     free(n->subs);
     free(n->seeds);
+    tp__net_unlisten(n);
     if (n->lfd >= 0)
         close(n->lfd);
     if (n->watching) {
@@ -293,7 +294,9 @@ tp_node_start(tp_system *sys, const tp_node_config *in)
 {
     if (sys == NULL)
         return TP_EINVAL;
-    if (tp__self.actor != NULL || tp__self.worker != NULL || sys->test != NULL)
+    // A test system may be a node only in a net (troupe/test.h).
+    if (tp__self.actor != NULL || tp__self.worker != NULL ||
+        (sys->test != NULL && tp__test_net_of(sys) == NULL))
         return TP_EPERM;
     if (node_of(sys) != NULL)
         return TP_EEXIST;
@@ -303,6 +306,7 @@ tp_node_start(tp_system *sys, const tp_node_config *in)
     n->sys = sys;
     n->lfd = -1;
     n->pfd = -1;
+    n->net = tp__test_net_of(sys);
     if (pthread_mutex_init(&n->lock, NULL) != 0) {
         free(n);
         return TP_EAGAIN;
@@ -341,6 +345,8 @@ tp_node_start(tp_system *sys, const tp_node_config *in)
     if ((rc = tp__node_listen(n)) != 0)
         goto fail;
     n->cfg.listen = NULL;
+    while (n->inc == 0 && n->net != NULL) // replays with the seed
+        n->inc = (uint32_t)tp_test_random(sys);
     while (n->inc == 0)
         if (getrandom(&n->inc, sizeof n->inc, 0) != sizeof n->inc)
             n->inc = 0;
@@ -431,6 +437,21 @@ tp_node_incarnation(tp_system *sys)
     return n ? n->inc : 0;
 }
 
+typedef struct connect_wait {
+    tp__peer *p;
+    uint64_t fails; // before the attempt
+} connect_wait;
+
+static bool
+connect_settled(void *arg)
+{
+    connect_wait *w = arg;
+    return atomic_load_explicit(&w->p->state, memory_order_acquire) ==
+               TP_PEER_UP ||
+           atomic_load_explicit(&w->p->fails, memory_order_acquire) !=
+               w->fails;
+}
+
 int
 tp_node_connect(tp_system *sys, const char *node, int timeout_ms)
 {
@@ -450,6 +471,14 @@ tp_node_connect(tp_system *sys, const char *node, int timeout_ms)
     tp__peer_kick(n, p);
     if (timeout_ms == 0)
         return 0;
+    if (sys->test != NULL) { // its net runs here meanwhile
+        connect_wait w = {p, fails};
+        tp__test_drive(sys, connect_settled, &w, timeout_ms);
+        if (atomic_load_explicit(&p->state, memory_order_acquire) ==
+            TP_PEER_UP)
+            return 0;
+        return connect_settled(&w) ? TP_ENOTCONN : TP_ETIMEDOUT;
+    }
     struct timespec dl;
     if (timeout_ms > 0)
         tp__deadline(&dl, timeout_ms);

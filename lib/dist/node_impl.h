@@ -224,7 +224,8 @@ struct tp__dist {
     char *seeds; // cfg.seeds points here: the caller's may go
     size_t secret_len;
     int lfd;
-    tp__io *io; // the I/O thread; its lock guards what follows
+    struct tp_test_net *net; // a test system's in-memory net, or NULL
+    tp__io *io;              // the I/O thread; its lock guards what follows
     tp__io_fd lio;
     tp__io_timer tick;
     bool watching; // lio and tick are on the loop
@@ -317,6 +318,22 @@ void tp__node_accept_cb(tp__io_fd *w, int revents);
 void tp__node_tick_cb(tp__io_timer *w);
 // Opens the listening socket and sets the node's full name.
 int tp__node_listen(tp__dist *n);
+
+// ---- net.c: test systems' in-memory net (troupe/test.h), on the test's
+// thread ------------------------------------------------------------------
+
+// Listens on `sa` in the node's net, a port 0 replaced by a free one; sets
+// n->lfd to a descriptor readable while dials wait. Returns 0 or an errno.
+int tp__net_listen(tp__dist *n, struct sockaddr_storage *sa, socklen_t *sl);
+// The node leaves the net: its listener goes, dials it never accepted are
+// refused. Sets n->net to NULL.
+void tp__net_unlisten(tp__dist *n);
+// A connected socket to whoever listens on `sa` in the net, or -1 with
+// errno (ECONNREFUSED when no one does).
+int tp__net_dial(tp__dist *n, const struct sockaddr_storage *sa);
+// The next dial waiting for the node's listener, with the dialler's
+// address in *sa, or -1 with errno EAGAIN.
+int tp__net_accept(tp__dist *n, struct sockaddr_storage *sa);
 
 // ---- handshake.c (I/O thread) ------------------------------------------
 

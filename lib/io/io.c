@@ -29,8 +29,8 @@ _Static_assert(offsetof(tp__io_fd, ev) == 0 && offsetof(tp__io_timer, ev) == 0,
 static void
 fd_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-    (void)loop;
     tp__io_fd *f = (tp__io_fd *)(void *)w;
+    ((tp__io *)ev_userdata(loop))->dispatched++;
     f->cb(f, revents & (EV_READ | EV_WRITE));
 }
 
@@ -81,6 +81,61 @@ tp__io_timer_init(tp__io_timer *t, tp__io_timer_cb cb, double after,
 {
     ev_timer_init(EVTIMER(t), timer_cb, after, repeat);
     t->cb = cb;
+    t->von = false;
+}
+
+// ---- a stepped loop's timers: a short list on the virtual clock ------------
+
+static int64_t
+vnow(tp__io *io)
+{
+    return tp__test_now_ns(io->sys);
+}
+
+static void
+vt_remove(tp__io *io, tp__io_timer *t)
+{
+    if (!t->von)
+        return;
+    for (size_t i = 0; i < io->nvt; i++)
+        if (io->vt[i] == t) {
+            memmove(&io->vt[i], &io->vt[i + 1],
+                    (io->nvt - i - 1) * sizeof *io->vt);
+            io->nvt--;
+            break;
+        }
+    t->von = false;
+}
+
+static void
+vt_arm(tp__io *io, tp__io_timer *t, double after)
+{
+    t->vdue = vnow(io) + (int64_t)(after * 1e9);
+    if (t->von)
+        return;
+    if (io->nvt == io->capvt) {
+        size_t c = io->capvt ? io->capvt * 2 : 16;
+        void *q = realloc(io->vt, c * sizeof *io->vt);
+        if (q == NULL)
+            tp__assert_fail("a stepped loop's timers could grow (out of "
+                            "memory)",
+                            __FILE__, __LINE__, __func__);
+        io->vt = q;
+        io->capvt = c;
+    }
+    io->vt[io->nvt++] = t;
+    t->von = true;
+}
+
+// The armed timer due first (the earliest armed among equals), or NULL.
+static tp__io_timer *
+vt_first(tp__io *io)
+{
+    tp__io_timer *first = NULL;
+    for (size_t i = 0; i < io->nvt; i++)
+        if (first == NULL || io->vt[i]->vdue < first->vdue)
+            first = io->vt[i];
+    return first;
 }
 
 void
@@ -93,32 +148,104 @@ void
 tp__io_timer_start(tp__io *io, tp__io_timer *t)
 {
     io->changes++;
-    ev_timer_start(io->loop, EVTIMER(t));
+    if (io->stepped)
+        vt_arm(io, t, EVTIMER(t)->at);
+    else
+        ev_timer_start(io->loop, EVTIMER(t));
 }
 
 void
 tp__io_timer_stop(tp__io *io, tp__io_timer *t)
 {
-    ev_timer_stop(io->loop, EVTIMER(t));
+    if (io->stepped)
+        vt_remove(io, t);
+    else
+        ev_timer_stop(io->loop, EVTIMER(t));
 }
 
 void
 tp__io_timer_again(tp__io *io, tp__io_timer *t)
 {
     io->changes++;
-    ev_timer_again(io->loop, EVTIMER(t));
+    if (!io->stepped) {
+        ev_timer_again(io->loop, EVTIMER(t));
+        return;
+    }
+    double repeat = EVTIMER(t)->repeat; // as libev: restart, or stop
+    if (repeat > 0)
+        vt_arm(io, t, repeat);
+    else
+        vt_remove(io, t);
 }
 
 double
 tp__io_now(tp__io *io)
 {
-    return ev_now(io->loop);
+    return io->stepped ? (double)vnow(io) / 1e9 : ev_now(io->loop);
 }
 
 void
 tp__io_now_update(tp__io *io)
 {
-    ev_now_update(io->loop);
+    if (!io->stepped)
+        ev_now_update(io->loop);
+}
+
+int
+tp__io_poll(tp_system *sys)
+{
+    tp__io *io = atomic_load_explicit(&sys->io, memory_order_acquire);
+    if (io == NULL || !io->stepped || io->stopped)
+        return 0;
+    pthread_mutex_lock(&io->lock);
+    tp__worker *pool = tp__self.io_pool;
+    tp__self.io_pool = io->pool;
+    unsigned long before = io->dispatched;
+    ev_run(io->loop, EVRUN_NOWAIT);
+    int n = (int)(io->dispatched - before);
+    tp__self.io_pool = pool;
+    pthread_mutex_unlock(&io->lock);
+    return n;
+}
+
+int
+tp__io_fire_due(tp_system *sys)
+{
+    tp__io *io = atomic_load_explicit(&sys->io, memory_order_acquire);
+    if (io == NULL || !io->stepped || io->stopped)
+        return 0;
+    pthread_mutex_lock(&io->lock);
+    tp__worker *pool = tp__self.io_pool;
+    tp__self.io_pool = io->pool;
+    int n = 0;
+    for (;;) {
+        tp__io_timer *t = vt_first(io);
+        if (t == NULL || t->vdue > vnow(io))
+            break;
+        double repeat = EVTIMER(t)->repeat;
+        if (repeat > 0)
+            t->vdue += (int64_t)(repeat * 1e9);
+        else
+            vt_remove(io, t);
+        n++;
+        t->cb(t);
+    }
+    tp__self.io_pool = pool;
+    pthread_mutex_unlock(&io->lock);
+    return n;
+}
+
+int64_t
+tp__io_next_due_ns(tp_system *sys)
+{
+    tp__io *io = atomic_load_explicit(&sys->io, memory_order_acquire);
+    if (io == NULL || !io->stepped || io->stopped)
+        return -1;
+    pthread_mutex_lock(&io->lock);
+    tp__io_timer *t = vt_first(io);
+    int64_t due = t != NULL ? t->vdue : -1;
+    pthread_mutex_unlock(&io->lock);
+    return due;
 }
 
 static void
@@ -140,6 +267,7 @@ async_cb(struct ev_loop *loop, ev_async *w, int revents)
 {
     (void)revents;
     tp__io *io = w->data;
+    io->dispatched++;
     if (atomic_load_explicit(&io->stopping, memory_order_acquire)) {
         ev_break(loop, EVBREAK_ALL);
         return;
@@ -190,7 +318,8 @@ tp__io_get(tp_system *sys)
     ev_async_init(EVASYNC(io), async_cb);
     EVASYNC(io)->data = io;
     ev_async_start(io->loop, EVASYNC(io));
-    if (pthread_create(&io->thread, NULL, io_main, io) != 0)
+    io->stepped = tp__test_stepped(sys);
+    if (!io->stepped && pthread_create(&io->thread, NULL, io_main, io) != 0)
         goto fail;
     // release: readers of sys->io see it built.
     atomic_store_explicit(&sys->io, io, memory_order_release);
@@ -232,6 +361,10 @@ tp__io_stop(tp_system *sys)
     if (io == NULL || io->stopped)
         return;
     atomic_store_explicit(&io->stopping, 1, memory_order_release);
+    if (io->stepped) { // no thread: the loop just stops being polled
+        io->stopped = true;
+        return;
+    }
     ev_async_send(io->loop, EVASYNC(io));
     pthread_join(io->thread, NULL);
     io->stopped = true;
@@ -246,6 +379,7 @@ tp__io_free(tp_system *sys)
     atomic_store_explicit(&sys->io, NULL, memory_order_release);
     ev_loop_destroy(io->loop);
     pthread_mutex_destroy(&io->lock);
+    free(io->vt);
     tp__pool_io_free(&io->pool); // workers and I/O thread have stopped
     free(io);
 }

@@ -56,6 +56,8 @@ struct tp__io_timer {
     tp__io_raw ev;
     tp__io_timer_cb cb;
     void *data;
+    int64_t vdue; // a stepped loop's: the virtual deadline, in ns
+    bool von;     // a stepped loop's: armed
 };
 
 typedef struct tp__io {
@@ -74,6 +76,13 @@ typedef struct tp__io {
     void (*wake[TP__IO_CLIENTS])(void *);
     void *wake_arg[TP__IO_CLIENTS];
     tp__worker *pool; // the I/O thread's message pool (mailbox.c)
+    // A test system in a net (troupe/test.h) has a stepped loop: no thread;
+    // the test's thread polls it (tp__io_poll) and its timers follow the
+    // virtual clock, kept here instead of in libev.
+    bool stepped;
+    unsigned long dispatched; // callbacks run, under lock
+    tp__io_timer **vt;
+    size_t nvt, capvt;
 } tp__io;
 
 tp__io *tp__io_get(tp_system *sys);
@@ -99,6 +108,14 @@ void tp__io_timer_start(tp__io *io, tp__io_timer *t);
 void tp__io_timer_stop(tp__io *io, tp__io_timer *t);
 // Restarts a repeating timer from now (libev's ev_timer_again).
 void tp__io_timer_again(tp__io *io, tp__io_timer *t);
+
+// A stepped loop (a test system in a net), on the test's thread, io->lock
+// not held: runs what is ready without waiting and returns how many
+// callbacks ran (0 with no loop); fires the timers due by the virtual
+// clock and returns how many; the next one's deadline in virtual ns, or -1.
+int tp__io_poll(tp_system *sys);
+int tp__io_fire_due(tp_system *sys);
+int64_t tp__io_next_due_ns(tp_system *sys);
 
 // The loop's clock in seconds, as of its last wake-up or update.
 double tp__io_now(tp__io *io);
