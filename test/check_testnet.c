@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: MIT
 // Nets of test systems (test.h): nodes that reach each other over the
 // in-memory network, stepped on the test's thread in virtual time. A
-// remote round trip and lookups; a seed replays a distributed
+// remote round trip, lookups and spawns; a seed replays a distributed
 // interleaving exactly and others find others; a partition times out the
 // heartbeats and brings nodedown and noconnection, and healing lets the
 // nodes reconnect; a clock moved alone makes its peers look silent;
-// crashes across nodes under many seeds; and what a net refuses.
+// crashes across nodes under many seeds; a mesh of three that forms,
+// loses a member to a partition and gets it back; and what a net refuses.
 //
 // Nothing here binds a port, sleeps or waits on another thread.
 #include "tp_test.h"
@@ -214,6 +215,15 @@ START_TEST(nodes_in_a_net_connect_and_exchange)
                      0);
     ck_assert_int_ge(tp_test_net_run(net, 1000), 1);
     ck_assert_uint_eq(rec.nitems, 51);
+    // A spawn on the other node.
+    ck_assert_int_eq(tp_spawnable(b, "worker", &worker_b), 0);
+    tp_pid spawned;
+    ck_assert_int_eq(tp_system_spawn_at(a, tp_node_name(b), "worker", NULL, 0,
+                                        1000, &spawned),
+                     0);
+    ck_assert_int_eq(tp_system_spawn_at(a, tp_node_name(b), "nothing", NULL, 0,
+                                        1000, &spawned),
+                     TP_ENOENT);
     two_nodes_free(&net, &a, &b);
 }
 END_TEST
@@ -466,6 +476,77 @@ START_TEST(crashes_cross_nodes_under_many_seeds)
 }
 END_TEST
 
+// ---- a cluster
+// ---------------------------------------------------------------
+
+static int
+up_peers(tp_system *sys)
+{
+    tp_peer_info peers[8];
+    int n = tp_node_peers(sys, peers, 8), up = 0;
+    for (int i = 0; i < n; i++)
+        up += peers[i].state == TP_PEER_UP;
+    return up;
+}
+
+typedef struct cluster {
+    tp_system *m[3];
+    int want; // peers up on every member
+} cluster;
+
+static bool
+cluster_settled(void *arg)
+{
+    cluster *c = arg;
+    for (int i = 0; i < 3; i++)
+        if (up_peers(c->m[i]) != c->want)
+            return false;
+    return true;
+}
+
+// Three nodes of a mesh that know only the first as their seed end
+// connected to each other; the third cut off from both is down for them
+// and they stay a cluster of two; healed, it is a member again.
+START_TEST(a_mesh_forms_parts_and_heals)
+{
+    tp_test_net *net;
+    ck_assert_int_eq(tp_test_net_new(11, &net), 0);
+    cluster c = {.want = 2};
+    const char *listen[3] = {"127.0.0.1:7001", "127.0.0.1:7002",
+                             "127.0.0.1:7003"};
+    const char *names[3] = {"n1", "n2", "n3"};
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(tp_test_system_new(NULL, 100 + i, &c.m[i]), 0);
+        ck_assert_int_eq(tp_test_net_add(net, c.m[i]), 0);
+        tp_node_config cfg = {.name = names[i],
+                              .listen = listen[i],
+                              .mesh = true,
+                              .seeds = "n1@127.0.0.1:7001"};
+        ck_assert_int_eq(tp_node_start(c.m[i], &cfg), 0);
+    }
+    ck_assert_int_ge(tp_test_net_run_until(net, cluster_settled, &c, 100000),
+                     0);
+    // n3 cut off: after the heartbeat timeout, n1 and n2 have one peer
+    // each (each other) and n3 none.
+    ck_assert_int_eq(tp_test_net_partition(net, c.m[2], c.m[0]), 0);
+    ck_assert_int_eq(tp_test_net_partition(net, c.m[2], c.m[1]), 0);
+    tp_test_net_advance(net, 4000);
+    tp_test_net_run(net, 100000);
+    ck_assert_int_eq(up_peers(c.m[0]), 1);
+    ck_assert_int_eq(up_peers(c.m[1]), 1);
+    ck_assert_int_eq(up_peers(c.m[2]), 0);
+    // Healed, n3 reconnects on its own (its seed is kept connected, and
+    // the mesh brings n2) within a few backoff periods.
+    ck_assert_int_eq(tp_test_net_heal(net, c.m[2], c.m[0]), 0);
+    ck_assert_int_eq(tp_test_net_heal(net, c.m[2], c.m[1]), 0);
+    ck_assert_int_ge(tp_test_net_run_until(net, cluster_settled, &c, 100000),
+                     0);
+    for (int i = 0; i < 3; i++)
+        tp_system_destroy(&c.m[i]);
+    tp_test_net_free(&net);
+}
+END_TEST
+
 // ---- refusals --------------------------------------------------------------
 
 START_TEST(what_a_net_refuses)
@@ -526,6 +607,7 @@ testnet_suite(void)
     tcase_add_test(tc, a_clock_moved_alone_finds_its_peers_silent);
     tcase_add_test(tc, a_dial_to_no_listener_is_refused);
     tcase_add_test(tc, crashes_cross_nodes_under_many_seeds);
+    tcase_add_test(tc, a_mesh_forms_parts_and_heals);
     tcase_add_test(tc, what_a_net_refuses);
     suite_add_tcase(s, tc);
     return s;
