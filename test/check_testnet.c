@@ -1,14 +1,15 @@
 // SPDX-License-Identifier: MIT
 // Nets of test systems (test.h): nodes that reach each other over the
 // in-memory network, stepped on the test's thread in virtual time. A
-// remote round trip, lookups and spawns; a seed replays a distributed
-// interleaving exactly and others find others; a partition times out the
-// heartbeats and brings nodedown and noconnection, and healing lets the
-// nodes reconnect; a clock moved alone makes its peers look silent;
+// remote round trip, lookups and spawns; the secret checked; a seed replays a
+// distributed interleaving exactly and others find others; a partition times
+// out the heartbeats and brings nodedown and noconnection, and healing lets
+// the nodes reconnect; a clock moved alone makes its peers look silent;
 // crashes across nodes under many seeds; a mesh of three that forms,
 // loses a member to a partition and gets it back; and what a net refuses.
 //
 // Nothing here binds a port, sleeps or waits on another thread.
+#include "tp_node_test.h"
 #include "tp_test.h"
 
 #include <stdio.h>
@@ -225,6 +226,43 @@ START_TEST(nodes_in_a_net_connect_and_exchange)
                                         1000, &spawned),
                      TP_ENOENT);
     two_nodes_free(&net, &a, &b);
+}
+END_TEST
+
+// Nodes in a net prove the secret as over TCP: the same one lets them in,
+// another is refused in the handshake.
+START_TEST(the_secret_is_checked_in_a_net)
+{
+    char dir[] = "/tmp/tp-testnet-XXXXXX", same[64], other[64], cmd[64];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(same, sizeof same, "%s/same", dir);
+    snprintf(other, sizeof other, "%s/other", dir);
+    tpn_write_secret(same, "0123456789abcdef0123456789abcdef-net", 0600);
+    tpn_write_secret(other, "fedcba9876543210fedcba9876543210-net", 0600);
+    tp_test_net *net;
+    tp_system *m[3];
+    ck_assert_int_eq(tp_test_net_new(4, &net), 0);
+    const char *names[3] = {"s1", "s2", "s3"},
+               *secrets[3] = {same, same, other};
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(tp_test_system_new(NULL, 40 + i, &m[i]), 0);
+        ck_assert_int_eq(tp_test_net_add(net, m[i]), 0);
+        tp_node_config c = {.name = names[i], .secret_file = secrets[i]};
+        ck_assert_int_eq(tp_node_start(m[i], &c), 0);
+    }
+    ck_assert_int_eq(tp_node_connect(m[0], tp_node_name(m[1]), 1000), 0);
+    ck_assert_int_eq(tp_node_connect(m[0], tp_node_name(m[2]), 1000),
+                     TP_ENOTCONN);
+    tp_node_stats s1, s3;
+    ck_assert_int_eq(tp_node_stats_get(m[0], &s1), 0);
+    ck_assert_int_eq(tp_node_stats_get(m[2], &s3), 0);
+    ck_assert_uint_ge(s1.auth_failures + s3.auth_failures, 1);
+    ck_assert_uint_eq(s1.peers_up, 1);
+    for (int i = 0; i < 3; i++)
+        tp_system_destroy(&m[i]);
+    tp_test_net_free(&net);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
 }
 END_TEST
 
@@ -601,6 +639,7 @@ testnet_suite(void)
     TCase *tc = tcase_create("testnet");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, nodes_in_a_net_connect_and_exchange);
+    tcase_add_test(tc, the_secret_is_checked_in_a_net);
     tcase_add_test(tc, a_seed_replays_a_distributed_interleaving);
     tcase_add_test(tc, a_partition_times_out_and_healing_reconnects);
     tcase_add_test(tc, a_short_partition_loses_nothing);
