@@ -12,6 +12,7 @@
 #include "tp_node_test.h"
 #include "tp_test.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -459,6 +460,133 @@ START_TEST(a_dial_to_no_listener_is_refused)
 }
 END_TEST
 
+static int
+open_fds(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    ck_assert_ptr_nonnull(d);
+    while (readdir(d) != NULL)
+        n++;
+    closedir(d);
+    return n;
+}
+
+// A node cut off for long keeps dialling: each dial the listener never
+// saw ends with its dialler, so nothing piles up; and a member destroyed
+// behind a partition is not heard of before the heartbeats time out.
+START_TEST(what_a_long_partition_leaves)
+{
+    tp_test_net *net;
+    tp_system *a, *b;
+    two_nodes(9, &net, &a, &b);
+    record seen = {0};
+    spawn_arg(a, &watcher_b, &seen);
+    ck_assert_int_eq(tp_node_connect(a, tp_node_name(b), 1000), 0);
+    tp_test_net_run(net, 10000);
+    ck_assert_int_eq(tp_test_net_partition(net, a, b), 0);
+    tp_test_net_advance(net, 60000);
+    int fds = open_fds();
+    for (int minute = 0; minute < 10; minute++) {
+        tp_test_net_advance(net, 60000); // a dial every backoff (5 s max)
+        // At most one dial in flight: its two socket pairs.
+        ck_assert_int_le(open_fds(), fds + 4);
+    }
+    // Back together, then b goes while they are apart: a hears nothing
+    // until its heartbeats give up.
+    ck_assert_int_eq(tp_test_net_heal(net, a, b), 0);
+    ck_assert_int_eq(tp_node_connect(a, tp_node_name(b), 10000), 0);
+    tp_test_net_run(net, 10000);
+    unsigned downs = seen.nodedowns;
+    ck_assert_int_eq(tp_test_net_partition(net, a, b), 0);
+    tp_system_destroy(&b);
+    tp_test_net_run(net, 10000);
+    ck_assert_uint_eq(seen.nodedowns, downs);
+    tp_test_net_advance(net, 3000);
+    tp_test_net_run(net, 10000);
+    ck_assert_uint_eq(seen.nodedowns, downs + 1);
+    tp_system_destroy(&a);
+    tp_test_net_free(&net);
+    ck_assert_int_le(open_fds(), fds);
+}
+END_TEST
+
+// A member made again with the same seed, name and address is a new
+// incarnation: pids of its earlier life reach nothing there.
+START_TEST(a_restarted_member_is_a_new_incarnation)
+{
+    tp_test_net *net;
+    tp_system *a, *b;
+    two_nodes(6, &net, &a, &b);
+    char bname[TP_NODE_NAME_MAX];
+    snprintf(bname, sizeof bname, "%s", tp_node_name(b));
+    uint32_t inc = tp_node_incarnation(b);
+    record old = {0}, fresh = {0};
+    ck_assert_int_eq(tp_register(b, "sink", spawn_arg(b, &sink_b, &old)), 0);
+    tp_pid stale;
+    ck_assert_int_eq(
+        tp_system_whereis_at(a, "sink", tp_node_name(b), 1000, &stale), 0);
+    tp_system_destroy(&b);
+    tp_test_net_advance(net, 5000);
+    ck_assert_int_eq(tp_test_system_new(NULL, 6 * 3 + 2, &b), 0);
+    ck_assert_int_eq(tp_test_net_add(net, b), 0);
+    tp_node_config cb = {.name = "b", .listen = strchr(bname, '@') + 1};
+    ck_assert_int_eq(tp_node_start(b, &cb), 0);
+    ck_assert_str_eq(tp_node_name(b), bname);
+    ck_assert_uint_ne(tp_node_incarnation(b), inc);
+    ck_assert_int_eq(tp_register(b, "sink", spawn_arg(b, &sink_b, &fresh)), 0);
+    ck_assert_int_eq(tp_node_connect(a, bname, 10000), 0);
+    uint32_t item = 1;
+    tp_system_send(a, stale, TAG_ITEM, &item, sizeof item);
+    tp_test_net_run(net, 10000);
+    ck_assert_uint_eq(fresh.nitems, 0);
+    two_nodes_free(&net, &a, &b);
+}
+END_TEST
+
+// Waits on a member: one that can never be answered gives up once the
+// nodes' timers have had their effect (not after a million heartbeats);
+// a send to a peer whose queue is full waits while the net carries it.
+START_TEST(waits_on_a_member_end)
+{
+    tp_test_net *net;
+    tp_system *a, *b;
+    two_nodes(8, &net, &a, &b);
+    ck_assert_int_eq(tp_node_connect(a, tp_node_name(b), 1000), 0);
+    tp_pid silent = spawn_arg(b, &worker_b, NULL), remote;
+    ck_assert_int_eq(tp_register(b, "silent", silent), 0);
+    ck_assert_int_eq(
+        tp_system_whereis_at(a, "silent", tp_node_name(b), 1000, &remote), 0);
+    tp_call_reply r;
+    ck_assert_int_eq(tp_call(a, remote, TAG_ITEM, NULL, 0, -1, &r),
+                     TP_ETIMEDOUT);
+    ck_assert_int_le(tp_test_now_ms(a), 10 * 60 * 1000);
+    two_nodes_free(&net, &a, &b);
+
+    // A small queue per peer under BACKPRESSURE: every send gets through.
+    ck_assert_int_eq(tp_test_net_new(8, &net), 0);
+    ck_assert_int_eq(tp_test_system_new(NULL, 1, &a), 0);
+    ck_assert_int_eq(tp_test_system_new(NULL, 2, &b), 0);
+    ck_assert_int_eq(tp_test_net_add(net, a), 0);
+    ck_assert_int_eq(tp_test_net_add(net, b), 0);
+    tp_node_config ca = {.name = "a", .send_queue = 16};
+    tp_node_config cb = {.name = "b", .send_queue = 16};
+    ck_assert_int_eq(tp_node_start(a, &ca), 0);
+    ck_assert_int_eq(tp_node_start(b, &cb), 0);
+    record sunk = {0};
+    ck_assert_int_eq(tp_register(b, "sink", spawn_arg(b, &sink_b, &sunk)), 0);
+    ck_assert_int_eq(
+        tp_system_whereis_at(a, "sink", tp_node_name(b), 1000, &remote), 0);
+    for (uint32_t i = 0; i < 256; i++)
+        ck_assert_int_eq(tp_system_send(a, remote, TAG_ITEM, &i, sizeof i), 0);
+    tp_test_net_run(net, 100000);
+    ck_assert_uint_eq(sunk.nitems, 256);
+    for (uint32_t i = 0; i < 256; i++)
+        ck_assert_uint_eq(sunk.items[i], i);
+    two_nodes_free(&net, &a, &b);
+}
+END_TEST
+
 // ---- crashes across nodes under many seeds ---------------------------------
 
 // A watcher on `a` monitors and links to a worker on `b`, which crashes
@@ -645,6 +773,9 @@ testnet_suite(void)
     tcase_add_test(tc, a_short_partition_loses_nothing);
     tcase_add_test(tc, a_clock_moved_alone_finds_its_peers_silent);
     tcase_add_test(tc, a_dial_to_no_listener_is_refused);
+    tcase_add_test(tc, what_a_long_partition_leaves);
+    tcase_add_test(tc, a_restarted_member_is_a_new_incarnation);
+    tcase_add_test(tc, waits_on_a_member_end);
     tcase_add_test(tc, crashes_cross_nodes_under_many_seeds);
     tcase_add_test(tc, a_mesh_forms_parts_and_heals);
     tcase_add_test(tc, what_a_net_refuses);

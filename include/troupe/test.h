@@ -135,8 +135,11 @@ TP_API int tp_test_release(tp_system *sys, tp_pid from, tp_pid to);
 // one of the net's), and the distribution protocol runs unchanged between
 // members: handshake with the secret, heartbeats, monitors and links
 // across nodes, TP_REASON_NOCONNECTION, reconnects with backoff, remote
-// names and spawns, cluster membership. A dial to an address where no
-// member listens is refused.
+// names and spawns, the mesh and seeds given as addresses (a seed by DNS
+// name needs a dedicated actor: not on a test system). A dial to an
+// address where no member listens is refused. A node's incarnation is
+// drawn from the net's seed, so a member made again with the same seed,
+// name and address is a new incarnation.
 //
 //     tp_test_net *net;
 //     tp_test_net_new(seed, &net);
@@ -144,39 +147,45 @@ TP_API int tp_test_release(tp_system *sys, tp_pid from, tp_pid to);
 //     tp_test_system_new(NULL, 2, &b);
 //     tp_test_net_add(net, a);
 //     tp_test_net_add(net, b);
-//     tp_node_start(a, &(tp_node_config){.name = "a", .listen =
-//     "127.0.0.1:0"}); tp_node_start(b, &(tp_node_config){.name = "b", .listen
-//     = "127.0.0.1:0"}); tp_node_connect(a, tp_node_name(b), 1000);  // runs
-//     the net until up
-//     ...                                         // spawn, send, monitor
+//     tp_node_start(a, &(tp_node_config){.name = "a"});
+//     tp_node_start(b, &(tp_node_config){.name = "b"});
+//     tp_node_connect(a, tp_node_name(b), 1000); // runs the net until up
+//     ...                                        // spawn, send, monitor
 //     tp_test_net_run(net, 100000);
 //     tp_test_net_partition(net, a, b);
-//     tp_test_net_advance(net, 20000);            // heartbeats time out
+//     tp_test_net_advance(net, 20000);           // heartbeats time out
 //     tp_test_net_heal(net, a, b);
 //     tp_system_destroy(&a);
 //     tp_system_destroy(&b);
 //     tp_test_net_free(&net);
 //
-// A member's I/O (its node's connections, and its actors' sockets and
-// control socket, if any) runs on the test's thread when it is stepped:
-// tp_test_step and tp_test_run on a member run that system alone, with
-// what the net has brought it; tp_test_net_run and tp_test_net_run_until
-// run the whole net. A call on a member that waits (tp_call,
-// tp_node_connect, tp_system_whereis_at, ...) runs the whole net, moving
-// every member's clock as tp_test_net_advance does when nothing is ready.
-// Node timers (heartbeats, handshake limits, reconnect backoff) follow
-// the virtual clock: tp_test_advance on one member moves its clock alone,
-// so its peers look silent to it; tp_test_net_advance moves them all
-// together. One thread drives a net and every member.
+// A member's I/O (its node's connections, and its actors' sockets, control
+// socket and metrics endpoint, if any) runs on the test's thread when it
+// is stepped: tp_test_step and tp_test_run on a member run that system
+// alone, with what the net has brought it. tp_test_net_run and
+// tp_test_net_run_until run the whole net, and so do tp_test_run_until on
+// a member and every call on a member that waits (tp_call,
+// tp_node_connect, tp_system_whereis_at, tp_system_send to a full mailbox
+// or peer queue under BACKPRESSURE, ...): they move every member's clock,
+// as tp_test_net_advance does, whenever nothing is ready. Node timers
+// (heartbeats, handshake limits, reconnect backoff) follow the virtual
+// clock and are always set, so for such a wait "nothing is left to run"
+// means: no actor ready, no actor's timer set, and the clocks moved with
+// no actor run for twice the largest timeout_ms, handshake_timeout_ms and
+// reconnect_max_ms of the members' nodes (a minute at least). Pings are
+// stamped with the virtual clock, so round trips measure 0 when both
+// clocks move together. tp_test_advance on one member moves its clock
+// alone, so its peers look silent to it; tp_test_net_advance moves them
+// all together. One thread drives a net and every member.
 
 typedef struct tp_test_net tp_test_net;
 
-// Makes an empty net whose choice of the member to step follows `seed`.
-// Returns 0, TP_EINVAL or TP_ENOMEM.
+// Makes an empty net whose draws (the member to step, the nodes'
+// incarnations) follow `seed`. Returns 0, TP_EINVAL or TP_ENOMEM.
 TP_API int tp_test_net_new(uint64_t seed, tp_test_net **out);
 
 // Adds test system `sys` to `net`, before it starts a node or anything
-// else that does I/O. Returns 0, TP_EINVAL (not a test system, a freed
+// else that does I/O. Returns 0, TP_EINVAL (not a test system, a NULL
 // net), TP_EEXIST (in a net already), TP_EPERM (its I/O runs already:
 // added too late; or called from an actor) or TP_ENOMEM. It stays a member
 // until destroyed.
@@ -193,7 +202,8 @@ TP_API long tp_test_net_run(tp_test_net *net, long max_steps);
 // Steps the net until pred(arg) is true (asked before each step), moving
 // every clock to the next timer of any member whenever nothing is ready;
 // each step and each move counts towards max_steps. Returns the count
-// once pred holds, or TP_ETIMEDOUT; TP_EINVAL, TP_EPERM.
+// once pred holds, or TP_ETIMEDOUT after max_steps or when nothing is
+// left to run (as above); TP_EINVAL, TP_EPERM.
 TP_API long tp_test_net_run_until(tp_test_net *net, bool (*pred)(void *arg),
                                   void *arg, long max_steps);
 
@@ -204,13 +214,15 @@ TP_API long tp_test_net_run_until(tp_test_net *net, bool (*pred)(void *arg),
 TP_API int tp_test_net_advance(tp_test_net *net, uint32_t ms);
 
 // Partitions members `a` and `b`: from now on nothing crosses between
-// them, either way: neither bytes nor a connection's close, and a dial
-// across is not seen by the listener. Their connections stay open, as
-// over a network that drops everything; heartbeats time them out
-// (tp_test_net_advance past the node's timeout_ms) and each side then
-// sees the other go: nodedown, TP_REASON_NOCONNECTION. Returns 0 (also
-// when they were partitioned already), TP_EINVAL (not both members, the
-// same system), TP_EPERM or TP_ENOMEM.
+// them, either way: neither bytes nor a connection's close (not even when
+// one of them is destroyed meanwhile), and a dial across is not seen by
+// the listener until they heal, nor at all if its dialler gave up by
+// then. Their connections stay open, as over a network that drops
+// everything; heartbeats time them out (tp_test_net_advance past the
+// node's timeout_ms) and each side then sees the other go: nodedown,
+// TP_REASON_NOCONNECTION. Returns 0 (also when they were partitioned
+// already), TP_EINVAL (not both members, the same system), TP_EPERM or
+// TP_ENOMEM.
 TP_API int tp_test_net_partition(tp_test_net *net, tp_system *a, tp_system *b);
 
 // Heals their partition: what each wrote meanwhile to a connection still
@@ -218,8 +230,9 @@ TP_API int tp_test_net_partition(tp_test_net *net, tp_system *a, tp_system *b);
 // Returns 0, TP_ENOENT (they were not partitioned), TP_EINVAL or TP_EPERM.
 TP_API int tp_test_net_heal(tp_test_net *net, tp_system *a, tp_system *b);
 
-// Frees `net` and sets *net to NULL; members still alive keep it until
-// the last is destroyed (destroy them before or after, in any order).
+// Frees `net` and sets *net to NULL (NULL: nothing). Members still alive
+// keep what they need of it until the last is destroyed (destroy them
+// before or after, in any order); the net itself must not be used again.
 TP_API void tp_test_net_free(tp_test_net **net);
 
 // ---- sweeping seeds --------------------------------------------------------

@@ -1003,6 +1003,8 @@ size_t tp__test_nready(tp_system *sys);
 int tp__test_clock_to(tp_system *sys, int64_t ns);
 // The next deadline of an actors' or the loop's timer, or -1.
 int64_t tp__test_next_due_ns(tp_system *sys);
+// The next deadline of an actors' timer alone, or -1.
+int64_t tp__test_actor_due_ns(tp_system *sys);
 
 // ---- hot code upgrade (upgrade.c) --------------------------------------
 

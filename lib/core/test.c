@@ -257,6 +257,12 @@ tp__test_next_due_ns(tp_system *sys)
     return due < 0 || (io >= 0 && io < due) ? io : due;
 }
 
+int64_t
+tp__test_actor_due_ns(tp_system *sys)
+{
+    return sys->up->timers_next_due(sys);
+}
+
 // Moves the clock to `to_ns` (never back) and fires what is due, in
 // order: a stepped loop's repeating timers once per period passed.
 static int

@@ -509,7 +509,7 @@ tp__node_tick_cb(tp__io_timer *w)
         if (now - c->last_ping >= hb * TP__NODE_PING_SLACK) {
             c->last_ping = now;
             tp__wire_ping(&c->out, TP__F_PING,
-                          (uint64_t)(tp__now_ns() / 1000));
+                          (uint64_t)(tp__dist_now_ns(n) / 1000));
             bump(&n->frames_out, 1);
             tp__conn_flush(c);
         }

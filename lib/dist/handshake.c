@@ -23,8 +23,16 @@ conn_refuse(conn *c, const char *why)
 }
 
 static void
-fill_nonce(uint8_t *nonce)
+fill_nonce(const tp__dist *n, uint8_t *nonce)
 {
+    if (n->net != NULL) { // a test system: the bytes replay too
+        for (size_t i = 0; i < TP__WIRE_NONCE; i += 8) {
+            uint64_t r = tp_test_random(n->sys);
+            memcpy(nonce + i, &r,
+                   TP__WIRE_NONCE - i < 8 ? TP__WIRE_NONCE - i : 8);
+        }
+        return;
+    }
     size_t got = 0;
     while (got < TP__WIRE_NONCE) {
         ssize_t r = getrandom(nonce + got, TP__WIRE_NONCE - got, 0);
@@ -165,7 +173,7 @@ tp__handshake_start(conn *c)
 {
     tp__dist *n = c->node;
     c->st = C_WAIT_CHALLENGE;
-    fill_nonce(c->nonce_mine);
+    fill_nonce(n, c->nonce_mine);
     tp__wire_hello(&c->out, TP__F_HELLO, n->name, n->inc, c->nonce_mine, NULL);
     c->born = tp__io_now(n->io);
     return tp__conn_flush(c);
@@ -199,7 +207,7 @@ on_hello(conn *c, const tp__frame *f)
         atomic_load_explicit(&before->connects, memory_order_relaxed) > 0;
     pthread_mutex_unlock(&n->lock);
     memcpy(c->nonce_peer, f->nonce, TP__WIRE_NONCE);
-    fill_nonce(c->nonce_mine);
+    fill_nonce(n, c->nonce_mine);
     if (!make_mac(n, mac, 'b', c->nonce_peer, c->nonce_mine, c->peer_name,
                   n->name, c->peer_inc, n->inc)) {
         auth_failed(c, "cannot compute proof");

@@ -294,7 +294,7 @@ handle_frame(conn *c, const tp__frame *f, inbatch *b)
         tp__wire_ping(&c->out, TP__F_PONG, f->stamp);
         return FR_OK;
     case TP__F_PONG: {
-        uint64_t now = (uint64_t)(tp__now_ns() / 1000);
+        uint64_t now = (uint64_t)(tp__dist_now_ns(c->node) / 1000);
         if (f->stamp <= now && now - f->stamp < UINT32_MAX)
             atomic_store_explicit(&peer->rtt_us, (uint32_t)(now - f->stamp),
                                   memory_order_relaxed);

@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -28,7 +29,8 @@
 
 enum {
     NET_BUF = 256 * 1024, // bytes in flight per direction, at most
-    NET_ROUNDS = 64,      // passes of I/O one net_io makes, at most
+    NET_ROUNDS = 100000,  // passes of I/O one net_io makes, at most: a
+                          // bound on a bug, never reached by traffic
     NET_PORT0 = 20000,    // first port handed to a listener of port 0
 };
 
@@ -54,6 +56,7 @@ typedef struct nlink {
     int a_in, b_in;               // the net's ends
     int b_end;                    // the acceptor's end, until accepted
     bool offered, a_eof, b_eof, ab_shut, ba_shut, a_gone, b_gone;
+    bool severed; // a member left while they were partitioned: for good
     buf ab, ba;
 } nlink;
 
@@ -233,14 +236,29 @@ offer(nlink *k)
     return true;
 }
 
+// Whether the other end of the pair `fd` belongs to is closed.
+static bool
+hung_up(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    return poll(&p, 1, 0) == 1 && (p.revents & POLLHUP);
+}
+
 // One pass over link `k`. Returns how much happened; sets *done when the
 // link is finished with (both ways closed, or the dial dropped).
 static int
 relay(tp_test_net *net, nlink *k, bool *done)
 {
     *done = false;
-    if (is_cut(net, k->a, k->b))
-        return 0;
+    if (k->severed || is_cut(net, k->a, k->b)) {
+        // Nothing crosses; only the ends are watched, so that a dial the
+        // listener never saw ends with its dialler, and a connection once
+        // both its ends are closed (a link queued at its listener, b_end
+        // still held, is never finished here).
+        bool a_hup = hung_up(k->a_in);
+        *done = a_hup && (!k->offered || (k->b_end < 0 && hung_up(k->b_in)));
+        return *done;
+    }
     int moved =
         pump(k->a_in, k->b_in, &k->ab, &k->a_eof, &k->ab_shut, &k->b_gone);
     if (!k->offered) {
@@ -426,6 +444,15 @@ tp__net_accept(tp__dist *n, struct sockaddr_storage *sa)
     return -1;
 }
 
+uint32_t
+tp__net_incarnation(tp__dist *n)
+{
+    uint32_t inc = 0;
+    while (inc == 0)
+        inc = (uint32_t)draw(n->net);
+    return inc;
+}
+
 // ---- the test's side -------------------------------------------------------
 
 static int
@@ -516,18 +543,58 @@ net_step(tp_test_net *net)
     return 0;
 }
 
-// As test.c's drive, over the whole net: `until_ns` on sys's clock.
+// How long the clocks may move with no actor run and no actor's timer
+// set before a wait gives up: the nodes' own timers (heartbeats, handshake
+// limits, backoff) have then had their effect, twice over. A minute at
+// least.
+static int64_t
+idle_horizon_ns(tp_test_net *net)
+{
+    int64_t ms = 60000;
+    for (size_t i = 0; i < net->nsys; i++) {
+        tp__dist *n = node_of(net->sys[i]);
+        if (n == NULL)
+            continue;
+        int64_t most = n->cfg.timeout_ms;
+        if (n->cfg.handshake_timeout_ms > most)
+            most = n->cfg.handshake_timeout_ms;
+        if (n->cfg.reconnect_max_ms > most)
+            most = n->cfg.reconnect_max_ms;
+        if (2 * most > ms)
+            ms = 2 * most;
+    }
+    return ms * 1000000;
+}
+
+static bool
+actor_timers(tp_test_net *net)
+{
+    for (size_t i = 0; i < net->nsys; i++)
+        if (tp__test_actor_due_ns(net->sys[i]) >= 0)
+            return true;
+    return false;
+}
+
+// As test.c's drive, over the whole net: `until_ns` on sys's clock. Node
+// timers are always set (heartbeats), so "nothing is left to run" is:
+// no actor ready, no actor's timer, and the clocks moved past the idle
+// horizon since an actor last ran.
 static long
 drive(tp_test_net *net, tp_system *sys, bool (*done)(void *), void *arg,
       long max_steps, int64_t until_ns)
 {
     long n = 0;
+    int64_t idle = 0;
     while (!done(arg)) {
         if (n >= max_steps)
             return TP_ETIMEDOUT;
         n++; // a step, or a move of the clocks: both count
-        if (net_step(net) == 1)
+        if (net_step(net) == 1) {
+            idle = 0;
             continue;
+        }
+        if (idle >= idle_horizon_ns(net) && !actor_timers(net))
+            return TP_ETIMEDOUT;
         int64_t step = -1;
         for (size_t i = 0; i < net->nsys; i++) {
             int64_t due = tp__test_next_due_ns(net->sys[i]);
@@ -544,6 +611,7 @@ drive(tp_test_net *net, tp_system *sys, bool (*done)(void *), void *arg,
             return TP_ETIMEDOUT;
         }
         advance_by(net, step);
+        idle += step;
     }
     return n;
 }
@@ -569,17 +637,23 @@ member_leave(tp_system *sys)
             net->nsys--;
             break;
         }
-    for (size_t i = 0; i < net->ncuts;)
+    for (nlink *k = net->links; k != NULL; k = k->next) {
+        if (k->a != sys && k->b != sys)
+            continue;
+        // Its close does not cross a partition, now or later: the link
+        // stays cut. Otherwise the relay passes the close on.
+        if (is_cut(net, k->a, k->b))
+            k->severed = true;
+        if (k->a == sys)
+            k->a = NULL;
+        if (k->b == sys)
+            k->b = NULL;
+    }
+    for (size_t i = 0; i < net->ncuts;) // its address may be reused
         if (net->cuts[i].a == sys || net->cuts[i].b == sys)
             net->cuts[i] = net->cuts[--net->ncuts];
         else
             i++;
-    for (nlink *k = net->links; k != NULL; k = k->next) {
-        if (k->a == sys)
-            k->a = NULL; // cuts name it no more: the relay drains it
-        if (k->b == sys)
-            k->b = NULL;
-    }
     tp__test_net_set(sys, NULL, NULL);
     if (net->freed && net->nsys == 0)
         net_free(net);

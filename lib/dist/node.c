@@ -345,8 +345,8 @@ tp_node_start(tp_system *sys, const tp_node_config *in)
     if ((rc = tp__node_listen(n)) != 0)
         goto fail;
     n->cfg.listen = NULL;
-    while (n->inc == 0 && n->net != NULL) // replays with the seed
-        n->inc = (uint32_t)tp_test_random(sys);
+    if (n->net != NULL) // replays with the net's seed
+        n->inc = tp__net_incarnation(n);
     while (n->inc == 0)
         if (getrandom(&n->inc, sizeof n->inc, 0) != sizeof n->inc)
             n->inc = 0;

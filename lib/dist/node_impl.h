@@ -334,6 +334,15 @@ int tp__net_dial(tp__dist *n, const struct sockaddr_storage *sa);
 // The next dial waiting for the node's listener, with the dialler's
 // address in *sa, or -1 with errno EAGAIN.
 int tp__net_accept(tp__dist *n, struct sockaddr_storage *sa);
+// A node's incarnation, drawn from the net's seed: a member restarted with
+// its own seed still gets a new one.
+uint32_t tp__net_incarnation(tp__dist *n);
+// The clock a node stamps pings with: the virtual one in a net.
+static inline int64_t
+tp__dist_now_ns(const tp__dist *n)
+{
+    return n->net != NULL ? tp__test_now_ns(n->sys) : tp__now_ns();
+}
 
 // ---- handshake.c (I/O thread) ------------------------------------------
 
