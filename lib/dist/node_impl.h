@@ -242,8 +242,8 @@ struct tp__dist {
     tp__io_fd pio;
     tp__io_timer pwatch;
     _Atomic(void *) poller;     // written under io->lock
-    // The one connection read when only one is, and it is plain (no TLS):
-    // the poller reads it without asking epoll first. Written under io->lock.
+    // The one connection read when only one is: the poller reads it
+    // without asking epoll first (poll.c). Written under io->lock.
     _Atomic(void *) solo;
     _Atomic int64_t poll_seen;  // ns: the poller's last look
     _Atomic int64_t last_input; // ns: the last read that got bytes

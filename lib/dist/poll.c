@@ -8,7 +8,7 @@
 // frames wake are queued on that worker, which runs them next; so a message
 // from another node reaches its actor with no thread woken, and a round
 // trip between two nodes costs little more than the sockets' own. When the
-// node reads one plain connection, the look is a read of it: a frame
+// node reads one connection, the look is a read of it: a frame
 // costs one system call (the read), not two (epoll's answer, then the
 // read), which took a round trip from 1.9 to 1.25 times a busy-polled
 // TCP one on a 2-core VM whose system calls cost about a microsecond.
@@ -129,7 +129,7 @@ tp__poll_free(tp__dist *n)
     n->pfd = -1;
 }
 
-// Keeps n->solo: the connection read, when it is the only one and plain.
+// Keeps n->solo: the connection read, when it is the only one.
 // io->lock held.
 static void
 solo_update(tp__dist *n)
@@ -138,7 +138,7 @@ solo_update(tp__dist *n)
     if (n->nreading == 1)
         for (conn *x = n->conns; x != NULL; x = x->next)
             if (x->reading) {
-                solo = x->ssl == NULL ? x : NULL;
+                solo = x;
                 break;
             }
     // relaxed: a hint (see tp__node_poll_ready).
@@ -227,7 +227,7 @@ tp__node_poll_ready(tp_system *sys, tp__worker *w, int64_t now)
             return false;
     }
     atomic_store_explicit(&n->poll_seen, now, memory_order_relaxed);
-    // One plain connection: reading it is the look. Asking epoll first
+    // One connection: reading it is the look. Asking epoll first
     // would put a second system call before every frame read.
     // relaxed: a hint; poll_read checks it under the lock.
     conn *solo = atomic_load_explicit(&n->solo, memory_order_relaxed);
@@ -262,12 +262,9 @@ tp__node_poll_read(tp_system *sys, tp__worker *w)
     uint64_t in = atomic_load_explicit(&n->frames_in, memory_order_relaxed);
     tp__io_now_update(io); // the loop's clock stamps what we read
     conn *first = still_read(n, seen_ready) ? seen_ready : NULL;
-    if (first != NULL && seen_unasked && first->ssl != NULL) {
-        // TLS came on after the connection was watched (an accepted
-        // one): ask epoll, from now on too.
-        first = NULL;
-        atomic_store_explicit(&n->solo, NULL, memory_order_relaxed);
-    }
+    if (first != NULL && seen_unasked && first->ssl != NULL &&
+        first->tls_st != TP__TLS_UP)
+        first = NULL; // a TLS handshake goes on when the socket says so
     dispatch(n, first);
     bump(&n->frames_polled,
          atomic_load_explicit(&n->frames_in, memory_order_relaxed) - in);
