@@ -17,6 +17,7 @@ enum {
     T_LATE,    // answered only after the requester gave up
     T_PING,
     T_CALL_INSIDE, // try tp_call from inside an actor
+    T_RETIME,      // data: uint32_t[2]: arm [0] ms, cancel it, arm [1] ms
     T_REPLY = 100, // the server's answers
 };
 
@@ -68,6 +69,18 @@ clock_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
         return TP_OK;
     case T_CANCEL:
         return tp_timer_cancel(tp_ctx_system(ctx), interval_timer);
+    case T_RETIME: {
+        uint32_t ms[2];
+        memcpy(ms, msg->data, sizeof ms);
+        tp_timer t;
+        int rc = tp_send_after(ctx, tp_self(ctx), ms[0], T_TICK, NULL, 0, &t);
+        if (rc == 0)
+            rc = tp_timer_cancel(tp_ctx_system(ctx), t);
+        if (rc == 0)
+            rc = tp_send_after(ctx, tp_self(ctx), ms[1], T_TICK, NULL, 0,
+                               NULL);
+        return rc;
+    }
     case T_PING:
         atomic_fetch_add(&pings, 1);
         return TP_OK;
@@ -186,6 +199,31 @@ START_TEST(test_interval_and_cancel)
     ck_assert_int_eq(tp_timer_cancel(sys, interval_timer), TP_ENOENT);
     ck_assert_int_eq(tp_timer_cancel(sys, 0), TP_EINVAL);
     ck_assert_int_eq(tp_timer_cancel(NULL, 1), TP_EINVAL);
+}
+END_TEST
+
+// A timer armed after a longer one was cancelled fires when it is due, not
+// when the cancelled one would have: the timer thread, left waiting for
+// the cancelled one, is woken for it. And one due after the cancelled one
+// fires too, once that wait is over.
+START_TEST(test_timer_after_a_cancelled_one)
+{
+    tp_pid c = spawn(&clock_b);
+    uint32_t ms[2] = {600000, 20}; // the cancelled one: ten minutes
+    ck_assert_int_eq(tp_system_send(sys, c, T_RETIME, ms, sizeof ms), 0);
+    ck_assert(tpt_wait_ge(&ticks, 1, 60));
+    ms[0] = 30, ms[1] = 80;
+    ck_assert_int_eq(tp_system_send(sys, c, T_RETIME, ms, sizeof ms), 0);
+    ck_assert(tpt_wait_ge(&ticks, 2, 60));
+    // Many, as requests with a timeout answered in time arm and cancel.
+    for (int i = 0; i < 1000; i++) {
+        ms[0] = 10000, ms[1] = (uint32_t)(i % 7);
+        ck_assert_int_eq(tp_system_send(sys, c, T_RETIME, ms, sizeof ms), 0);
+    }
+    ck_assert(tpt_wait_ge(&ticks, 1002, 60));
+    ck_assert_int_eq(tp_system_send(sys, c, T_PING, NULL, 0), 0);
+    ck_assert(tpt_wait_ge(&pings, 1, 20));
+    ck_assert_int_eq(atomic_load(&ticks), 1002);
 }
 END_TEST
 
@@ -647,6 +685,7 @@ timer_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_send_after_order);
     tcase_add_test(tc, test_interval_and_cancel);
+    tcase_add_test(tc, test_timer_after_a_cancelled_one);
     tcase_add_test(tc, test_cancelled_after_fire_is_never_handled);
     tcase_add_test(tc, test_timer_dies_with_destination);
     tcase_add_test(tc, test_many_pending_timers);

@@ -43,6 +43,15 @@ struct tp__timers {
     pthread_cond_t cond;
     pthread_t thread;
     bool running, stop;
+    // ns: when the thread's wait ends; INT64_MAX while it waits for a
+    // signal, INT64_MIN while it is not waiting (it looks at the heap
+    // before it waits again). A timer armed to fire before then wakes it.
+    int64_t wait_until;
+    // ns: the latest due time of a timer taken out of the heap. With the
+    // heap empty the thread waits until then rather than for a signal, so
+    // a request that arms a timeout and cancels it on its answer, again
+    // and again, wakes the thread once per timeout period, not per request.
+    int64_t idle_until;
     tmr **heap;
     uint32_t nheap, capheap;
     tmr **chunks;
@@ -129,6 +138,8 @@ heap_remove(tp__timers *t, tmr *e)
 {
     uint32_t i = e->heap_at;
     e->heap_at = NOT_QUEUED;
+    if (e->due_ns > t->idle_until)
+        t->idle_until = e->due_ns;
     tmr *last = t->heap[--t->nheap];
     if (i == t->nheap)
         return;
@@ -306,19 +317,24 @@ timer_main(void *arg)
     tp__timers *t = arg;
     pthread_mutex_lock(&t->lock);
     while (!t->stop) {
-        if (t->nheap == 0) {
+        int64_t now = tp__now_ns(), until;
+        if (t->nheap > 0)
+            until = t->heap[0]->due_ns;
+        else
+            until = t->idle_until > now ? t->idle_until : INT64_MAX;
+        if (until <= now) {
+            fire_first(t, now);
+            continue;
+        }
+        t->wait_until = until;
+        if (until == INT64_MAX) {
             pthread_cond_wait(&t->cond, &t->lock);
-            continue;
-        }
-        tmr *e = t->heap[0];
-        int64_t now = tp__now_ns();
-        if (e->due_ns > now) {
-            struct timespec ts = {(time_t)(e->due_ns / 1000000000),
-                                  (long)(e->due_ns % 1000000000)};
+        } else {
+            struct timespec ts = {(time_t)(until / 1000000000),
+                                  (long)(until % 1000000000)};
             pthread_cond_timedwait(&t->cond, &t->lock, &ts);
-            continue;
         }
-        fire_first(t, now);
+        t->wait_until = INT64_MIN;
     }
     pthread_mutex_unlock(&t->lock);
     return NULL;
@@ -374,6 +390,7 @@ tp__timers_new(tp_system *sys)
         free(t);
         return TP_ENOMEM;
     }
+    t->wait_until = INT64_MIN; // a thread not started yet looks first
     sys->timers = t;
     return 0;
 }
@@ -442,7 +459,7 @@ arm(tp__timers *t, tmr *e, uint32_t ms)
     }
     e->due_ns = tp__now_ns() + (int64_t)ms * 1000000;
     int rc = heap_push(t, e);
-    if (rc == 0 && e->heap_at == 0)
+    if (rc == 0 && e->due_ns < t->wait_until)
         pthread_cond_signal(&t->cond);
     return rc;
 }
