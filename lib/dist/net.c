@@ -12,13 +12,14 @@
 // systems are partitioned: then nothing crosses, in either direction,
 // and a close does not cross either, as on a network that drops
 // everything; bytes written meanwhile wait in the sockets, and cross
-// once the partition heals if both ends are still open, as TCP
-// retransmits. A dial across a partition is not seen by the listener
+// once the partition heals if the receiving end is still open (then the
+// close, if the writer closed meanwhile), as TCP retransmits both. A dial across a partition is not seen by the listener
 // until it heals, and not at all if the dialler gave up by then.
 #include "core/core.h"
 #include "dist/node_impl.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -32,6 +33,12 @@ enum {
     NET_ROUNDS = 100000,  // passes of I/O one net_io makes, at most: a
                           // bound on a bug, never reached by traffic
     NET_PORT0 = 20000,    // first port handed to a listener of port 0
+    NET_PORTS = 65536 - NET_PORT0, // ports handed out, in turn
+    // What each socket of a link takes before a write is cut short, fixed
+    // so that how a large message splits (and so the interleaving a seed
+    // gives) does not follow the host's socket defaults. The kernel
+    // doubles it for its bookkeeping.
+    NET_SNDBUF = 64 * 1024,
 };
 
 typedef struct listener {
@@ -318,10 +325,15 @@ int
 tp__net_listen(tp__dist *n, struct sockaddr_storage *sa, socklen_t *sl)
 {
     tp_test_net *net = n->net;
-    if (port_of(sa) == 0)
-        do
-            set_port(sa, (uint16_t)(NET_PORT0 + net->next_port++));
-        while (listener_at(net, sa) != NULL);
+    if (port_of(sa) == 0) {
+        unsigned tries = 0;
+        do {
+            if (tries++ == NET_PORTS)
+                return EADDRINUSE; // every port of the net is listened on
+            set_port(sa,
+                     (uint16_t)(NET_PORT0 + net->next_port++ % NET_PORTS));
+        } while (listener_at(net, sa) != NULL);
+    }
     if (listener_at(net, sa) != NULL)
         return EADDRINUSE;
     listener *l = calloc(1, sizeof *l);
@@ -371,8 +383,14 @@ tp__net_unlisten(tp__dist *n)
 static int
 unix_pair(int fds[2])
 {
-    return socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
-                      fds);
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+                   fds) != 0)
+        return -1;
+    int size = NET_SNDBUF;
+    for (int i = 0; i < 2; i++)
+        // A failure leaves the default: the link still works.
+        (void)setsockopt(fds[i], SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+    return 0;
 }
 
 int
@@ -514,9 +532,11 @@ advance_by(tp_test_net *net, int64_t ns)
         }
         if (step < 0 || step > ns)
             step = ns;
-        for (size_t i = 0; i < net->nsys; i++)
-            fired += tp__test_clock_to(net->sys[i],
-                                       tp__test_now_ns(net->sys[i]) + step);
+        for (size_t i = 0; i < net->nsys; i++) {
+            int got = tp__test_clock_to(net->sys[i],
+                                        tp__test_now_ns(net->sys[i]) + step);
+            fired = got > INT_MAX - fired ? INT_MAX : fired + got;
+        }
         net_io(net);
         ns -= step;
         if (ns <= 0)
