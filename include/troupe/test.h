@@ -206,7 +206,8 @@ TP_API long tp_test_net_run(tp_test_net *net, long max_steps);
 // every clock to the next timer of any member whenever nothing is ready;
 // each step and each move counts towards max_steps. Returns the count
 // once pred holds, or TP_ETIMEDOUT after max_steps or when nothing is
-// left to run (as above); TP_EINVAL, TP_EPERM.
+// left to run (as above); TP_EINVAL, TP_EPERM. pred may look at members
+// but must not destroy one nor free the net.
 TP_API long tp_test_net_run_until(tp_test_net *net, bool (*pred)(void *arg),
                                   void *arg, long max_steps);
 
