@@ -403,6 +403,8 @@ void tp__poll_free(tp__dist *n);
 // cannot join the set (no memory): the caller closes `c`.
 bool tp__conn_read_on(conn *c);
 void tp__conn_read_off(conn *c);
+// io->lock held: n->solo follows the connections read (and their TLS).
+void tp__poll_solo_update(tp__dist *n);
 // io->lock held: the loop watches the set again.
 void tp__poll_reclaim(tp__dist *n);
 

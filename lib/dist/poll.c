@@ -8,10 +8,11 @@
 // frames wake are queued on that worker, which runs them next; so a message
 // from another node reaches its actor with no thread woken, and a round
 // trip between two nodes costs little more than the sockets' own. When the
-// node reads one connection, the look is a read of it: a frame
-// costs one system call (the read), not two (epoll's answer, then the
-// read), which took a round trip from 1.9 to 1.25 times a busy-polled
-// TCP one on a 2-core VM whose system calls cost about a microsecond.
+// node reads one connection and input came a moment ago, the look is a
+// read of it: a frame costs one system call (the read), not two (epoll's
+// answer, then the read), which took a round trip from 1.9 to about 1.2
+// times a busy-polled TCP one on a 2-core VM whose system calls cost about
+// a microsecond.
 //
 // The loop takes the watch back when the worker parks or stops (it hands it
 // back), and when the worker has not looked for POLL_STALE_NS, because it
@@ -34,6 +35,11 @@
 #define POLL_WATCH_S 0.001
 #define POLL_BATCH 64 // ready sockets read per pass
 #define POLL_FEW 8    // connections a worker looks through
+// A poller reads the solo connection unasked only within UNASKED_NS of
+// the last input: in a conversation the next frame comes soon, and
+// otherwise a look that asks epoll takes no lock (another worker's direct
+// write to the peer, and the loop, find io->lock free).
+#define POLL_UNASKED_NS 50000
 
 // The connection a worker's last look found ready (poll_ready), for it to
 // read first (poll_read) if it is still there.
@@ -129,16 +135,17 @@ tp__poll_free(tp__dist *n)
     n->pfd = -1;
 }
 
-// Keeps n->solo: the connection read, when it is the only one.
-// io->lock held.
-static void
-solo_update(tp__dist *n)
+// Keeps n->solo: the connection read, when it is the only one (and, under
+// TLS, once its handshake is done). io->lock held.
+void
+tp__poll_solo_update(tp__dist *n)
 {
     conn *solo = NULL;
     if (n->nreading == 1)
         for (conn *x = n->conns; x != NULL; x = x->next)
             if (x->reading) {
-                solo = x;
+                if (x->ssl == NULL || x->tls_st == TP__TLS_UP)
+                    solo = x;
                 break;
             }
     // relaxed: a hint (see tp__node_poll_ready).
@@ -158,7 +165,7 @@ tp__conn_read_on(conn *c)
     }
     c->reading = true;
     c->node->nreading++;
-    solo_update(c->node);
+    tp__poll_solo_update(c->node);
     return true;
 }
 
@@ -170,7 +177,7 @@ tp__conn_read_off(conn *c)
     epoll_ctl(c->node->pfd, EPOLL_CTL_DEL, c->fd, NULL);
     c->reading = false;
     c->node->nreading--;
-    solo_update(c->node);
+    tp__poll_solo_update(c->node);
 }
 
 void
@@ -227,11 +234,14 @@ tp__node_poll_ready(tp_system *sys, tp__worker *w, int64_t now)
             return false;
     }
     atomic_store_explicit(&n->poll_seen, now, memory_order_relaxed);
-    // One connection: reading it is the look. Asking epoll first
-    // would put a second system call before every frame read.
+    // One connection, and input a moment ago: reading it is the look.
+    // Asking epoll first would put a second system call before every
+    // frame read.
     // relaxed: a hint; poll_read checks it under the lock.
     conn *solo = atomic_load_explicit(&n->solo, memory_order_relaxed);
-    if (solo != NULL) {
+    if (solo != NULL &&
+        now - atomic_load_explicit(&n->last_input, memory_order_relaxed) <
+            POLL_UNASKED_NS) {
         seen_ready = solo;
         seen_unasked = true;
         return true;
