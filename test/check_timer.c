@@ -77,8 +77,8 @@ clock_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
         if (rc == 0)
             rc = tp_timer_cancel(tp_ctx_system(ctx), t);
         if (rc == 0)
-            rc = tp_send_after(ctx, tp_self(ctx), ms[1], T_TICK, NULL, 0,
-                               NULL);
+            rc =
+                tp_send_after(ctx, tp_self(ctx), ms[1], T_TICK, NULL, 0, NULL);
         return rc;
     }
     case T_PING:

@@ -13,8 +13,9 @@
 // and a close does not cross either, as on a network that drops
 // everything; bytes written meanwhile wait in the sockets, and cross
 // once the partition heals if the receiving end is still open (then the
-// close, if the writer closed meanwhile), as TCP retransmits both. A dial across a partition is not seen by the listener
-// until it heals, and not at all if the dialler gave up by then.
+// close, if the writer closed meanwhile), as TCP retransmits both. A dial
+// across a partition is not seen by the listener until it heals, and not at
+// all if the dialler gave up by then.
 #include "core/core.h"
 #include "dist/node_impl.h"
 
@@ -330,8 +331,7 @@ tp__net_listen(tp__dist *n, struct sockaddr_storage *sa, socklen_t *sl)
         do {
             if (tries++ == NET_PORTS)
                 return EADDRINUSE; // every port of the net is listened on
-            set_port(sa,
-                     (uint16_t)(NET_PORT0 + net->next_port++ % NET_PORTS));
+            set_port(sa, (uint16_t)(NET_PORT0 + net->next_port++ % NET_PORTS));
         } while (listener_at(net, sa) != NULL);
     }
     if (listener_at(net, sa) != NULL)

@@ -241,7 +241,7 @@ struct tp__dist {
     unsigned nreading; // connections in it
     tp__io_fd pio;
     tp__io_timer pwatch;
-    _Atomic(void *) poller;     // written under io->lock
+    _Atomic(void *) poller; // written under io->lock
     // The one connection read when only one is: the poller reads it
     // without asking epoll first (poll.c). Written under io->lock.
     _Atomic(void *) solo;
@@ -403,8 +403,6 @@ void tp__poll_free(tp__dist *n);
 // cannot join the set (no memory): the caller closes `c`.
 bool tp__conn_read_on(conn *c);
 void tp__conn_read_off(conn *c);
-// io->lock held: n->solo follows the connections read (and their TLS).
-void tp__poll_solo_update(tp__dist *n);
 // io->lock held: the loop watches the set again.
 void tp__poll_reclaim(tp__dist *n);
 

@@ -41,17 +41,17 @@
 // write to the peer, and the loop, find io->lock free).
 #define POLL_UNASKED_NS 50000
 
-// The connection a worker's last look found ready (poll_ready), for it to
-// read first (poll_read) if it is still there.
+// The connection a worker's last look found ready (poll_ready), or the
+// solo one taken as ready unasked, for it to read first (poll_read) if it
+// is still there.
 static _Thread_local conn *seen_ready;
-// Whether seen_ready is the solo connection, taken as ready unasked.
-static _Thread_local bool seen_unasked;
 
 // Reads the ready connections, one at a time: reading one may close and
 // free another, so each comes from its own epoll_wait. io->lock held.
-// `first`, when not NULL, was found ready and is still open: it is read
-// without asking, and when it is the only connection nothing more is
-// asked (a look that finds it ready again comes soon).
+// `first`, when not NULL, is still open and was found ready or is the solo
+// connection: it is read without asking, and when it is the only
+// connection nothing more is asked (a look that finds it ready again comes
+// soon).
 static void
 dispatch(tp__dist *n, conn *first)
 {
@@ -135,17 +135,17 @@ tp__poll_free(tp__dist *n)
     n->pfd = -1;
 }
 
-// Keeps n->solo: the connection read, when it is the only one (and, under
-// TLS, once its handshake is done). io->lock held.
-void
-tp__poll_solo_update(tp__dist *n)
+// Keeps n->solo: the connection read, when it is the only one. Reading it
+// when nothing came is harmless in any state (a TLS handshake only asks
+// for more, as after a spurious wake-up). io->lock held.
+static void
+solo_update(tp__dist *n)
 {
     conn *solo = NULL;
     if (n->nreading == 1)
         for (conn *x = n->conns; x != NULL; x = x->next)
             if (x->reading) {
-                if (x->ssl == NULL || x->tls_st == TP__TLS_UP)
-                    solo = x;
+                solo = x;
                 break;
             }
     // relaxed: a hint (see tp__node_poll_ready).
@@ -165,7 +165,7 @@ tp__conn_read_on(conn *c)
     }
     c->reading = true;
     c->node->nreading++;
-    tp__poll_solo_update(c->node);
+    solo_update(c->node);
     return true;
 }
 
@@ -177,7 +177,7 @@ tp__conn_read_off(conn *c)
     epoll_ctl(c->node->pfd, EPOLL_CTL_DEL, c->fd, NULL);
     c->reading = false;
     c->node->nreading--;
-    tp__poll_solo_update(c->node);
+    solo_update(c->node);
 }
 
 void
@@ -243,14 +243,12 @@ tp__node_poll_ready(tp_system *sys, tp__worker *w, int64_t now)
         now - atomic_load_explicit(&n->last_input, memory_order_relaxed) <
             POLL_UNASKED_NS) {
         seen_ready = solo;
-        seen_unasked = true;
         return true;
     }
     struct epoll_event ev;
     if (epoll_wait(n->pfd, &ev, 1, 0) <= 0)
         return false;
     seen_ready = ev.data.ptr;
-    seen_unasked = false;
     return true;
 }
 
@@ -271,11 +269,7 @@ tp__node_poll_read(tp_system *sys, tp__worker *w)
     // relaxed: frames_in grows only under io->lock, which we hold.
     uint64_t in = atomic_load_explicit(&n->frames_in, memory_order_relaxed);
     tp__io_now_update(io); // the loop's clock stamps what we read
-    conn *first = still_read(n, seen_ready) ? seen_ready : NULL;
-    if (first != NULL && seen_unasked && first->ssl != NULL &&
-        first->tls_st != TP__TLS_UP)
-        first = NULL; // a TLS handshake goes on when the socket says so
-    dispatch(n, first);
+    dispatch(n, still_read(n, seen_ready) ? seen_ready : NULL);
     bump(&n->frames_polled,
          atomic_load_explicit(&n->frames_in, memory_order_relaxed) - in);
     seen_ready = NULL;

@@ -271,7 +271,6 @@ tp__tls_step(conn *c)
     int r = SSL_do_handshake(c->ssl);
     if (r == 1) {
         c->tls_st = TP__TLS_UP;
-        tp__poll_solo_update(c->node); // it may be read unasked now
         return 1;
     }
     switch (SSL_get_error(c->ssl, r)) {

@@ -44,9 +44,10 @@ struct tp__timers {
     pthread_cond_t cond;
     pthread_t thread;
     bool running, stop;
-    // ns: when the thread's wait ends; INT64_MAX while it waits for a
-    // signal, INT64_MIN while it is not waiting (it looks at the heap
-    // before it waits again). A timer armed to fire before then wakes it.
+    // These two under lock. ns: when the thread's wait ends; INT64_MAX
+    // while it waits for a signal, INT64_MIN while it is not waiting (it
+    // looks at the heap before it waits again). A timer armed to fire
+    // before then wakes it.
     int64_t wait_until;
     // ns: the latest due time of a timer taken out of the heap. With the
     // heap empty the thread waits until then rather than for a signal, so
