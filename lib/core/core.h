@@ -742,7 +742,9 @@ struct tp__worker {
     tp__recs recs; // free actor records (actor.c)
 
     // Pushed by other workers returning our blocks; taken by the owner.
+    // remote_len counts the blocks pushed, each batch once it is linked.
     TP__ALIGNED _Atomic(tp__pool_block *) remote;
+    _Atomic unsigned remote_len;
 
     // Written by the owner, read by anyone.
     TP__ALIGNED _Atomic uint64_t announce; // epoch seen; UINT64_MAX = idle

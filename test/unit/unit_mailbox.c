@@ -3,7 +3,8 @@
 // FIFO order per producer, the stub and the popped message that stays
 // linked as the next stub, a producer caught between its exchange and its
 // link, chains, and both lanes of one actor under concurrent producers.
-// Messages come from malloc: the test threads are no scheduler workers.
+// Messages come from malloc: the test threads are no scheduler workers,
+// except where a test poses as one to check the message-block pools.
 #include "unit.h"
 
 #include <sched.h>
@@ -266,6 +267,48 @@ START_TEST(signals_choose_their_lane)
 }
 END_TEST
 
+// ---- message blocks going back to the worker they came from -------------
+
+// Blocks that worker 1 allocated and worker 0 freed go back to worker 1 in
+// batches. Worker 1 counts what it takes exactly, so it goes on caching up
+// to its bound instead of handing blocks to malloc early.
+START_TEST(returned_blocks_are_counted)
+{
+    enum { N = 640 }; // ten batches
+    tp_system *sys = unit_system_new(2);
+    for (unsigned i = 0; i < 2; i++)
+        ck_assert_int_eq(tp__pool_init(&sys->workers[i], 2), 0);
+    tp__worker *was = tp__self.worker, *w1 = &sys->workers[1];
+    static tp__msg *m[N];
+    tp__self.worker = w1;
+    for (int i = 0; i < N; i++)
+        UNIT_TRUE((m[i] = tp__msg_new_copy(sys, 1, TP_PID_NIL, NULL, 0)));
+    tp__self.worker = &sys->workers[0];
+    for (int i = 0; i < N; i++)
+        tp__msg_free(m[i]);
+    UNIT_EQ(atomic_load(&w1->remote_len), N);
+    tp__self.worker = w1;
+    tp__msg *one = tp__msg_new_copy(sys, 1, TP_PID_NIL, NULL, 0);
+    UNIT_TRUE(one != NULL);
+    UNIT_EQ(w1->pool_len, N - 1);
+    UNIT_EQ(atomic_load(&w1->remote_len), 0);
+    tp__msg_free(one);
+    UNIT_EQ(w1->pool_len, N);
+    // Emptied, the pool counts none, whatever it was told.
+    for (int i = 0; i < N; i++)
+        UNIT_TRUE((m[i] = tp__msg_new_copy(sys, 1, TP_PID_NIL, NULL, 0)));
+    ck_assert_ptr_null(w1->pool);
+    UNIT_EQ(w1->pool_len, 0);
+    for (int i = 0; i < N; i++)
+        tp__msg_free(m[i]);
+    UNIT_EQ(w1->pool_len, N);
+    tp__self.worker = was;
+    for (unsigned i = 0; i < 2; i++)
+        tp__pool_free_all(&sys->workers[i], 2);
+    unit_system_free(sys);
+}
+END_TEST
+
 Suite *
 mailbox_unit_suite(void)
 {
@@ -281,6 +324,7 @@ mailbox_unit_suite(void)
     tcase_add_test(tc, producers_keep_their_order);
     tcase_add_test(tc, producers_keep_their_order_in_both_lanes);
     tcase_add_test(tc, signals_choose_their_lane);
+    tcase_add_test(tc, returned_blocks_are_counted);
     suite_add_tcase(s, tc);
     return s;
 }
