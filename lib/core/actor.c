@@ -814,7 +814,7 @@ tp_spawn(tp_system *sys, const tp_behaviour *b, void *arg,
     // Published before its name, so a pid found by name is reachable.
     tp__slot_publish(sys, slot, a);
     if (opts != NULL && opts->name != NULL &&
-        (rc = tp__reg_insert(sys, opts->name, a->pid)) != 0) {
+        (rc = tp__reg_insert(a, opts->name)) != 0) {
         if (parent != NULL)
             sys->up->unlink_spawned(parent, a);
         tp__bury(a, rc);

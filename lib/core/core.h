@@ -214,12 +214,12 @@ struct tp_actor {
     uint8_t by_signal; // dying of an exit signal, not of its own doing
     uint8_t tails;     // TP__TAIL_*: fixed before publication
     _Atomic uint8_t dead;
-    _Atomic uint8_t overflow_kill; // a kill is already on its way
-    _Atomic uint8_t listed;        // on some receiver's mute list
-    _Atomic uint8_t io_waiting;    // the I/O thread waits for room here
-    _Atomic uint8_t marks;         // TP__MARK_*
-    _Atomic uint8_t mute;          // TP__MUTE_*
-    _Atomic uint8_t mute_lock;     // guards mute_list
+    _Atomic uint8_t latch;      // TP__LATCH_*: set once, never cleared
+    _Atomic uint8_t listed;     // on some receiver's mute list
+    _Atomic uint8_t io_waiting; // the I/O thread waits for room here
+    _Atomic uint8_t marks;      // TP__MARK_*
+    _Atomic uint8_t mute;       // TP__MUTE_*
+    _Atomic uint8_t mute_lock;  // guards mute_list
     uint8_t rec_class; // the record's size in 16 bytes (actor.c); 0: large
     // Exit signals queued that may kill us (it wraps; only a change counts).
     _Atomic uint16_t exits_pushed;
@@ -275,6 +275,16 @@ enum {
     // Held by an upgrade (upgrade.c): its activation parks it, keeping a
     // hold in its count, until the upgrade releases it.
     TP__MARK_HELD = 0x80,
+};
+
+// Bits of an actor's `latch`, each set once by any thread, never cleared.
+enum {
+    TP__LATCH_KILL = 1, // an overflow kill is on its way (send.c)
+    // Given a name at some time (registry.c): its exit takes reg_lock to
+    // drop it. Set under reg_lock before the name goes in.
+    TP__LATCH_NAMED = 2,
+    // Its name is dropped for good: it is dying, no name may go in.
+    TP__LATCH_UNNAMED = 4,
 };
 
 // Whether any of the marks `m` is set on `a`. relaxed: as tp__traced.
@@ -1055,7 +1065,7 @@ void tp__slot_clear(tp_system *sys, uint32_t slot);
 void tp__slot_release(tp_system *sys, uint32_t slot);
 void tp__live_dec(tp_system *sys);
 
-int tp__reg_insert(tp_system *sys, const char *name, tp_pid pid);
+int tp__reg_insert(tp_actor *a, const char *name);
 void tp__reg_drop(tp_actor *a);
 void tp__reg_name(tp_actor *a, char out[TP_NAME_MAX + 1]);
 void tp__reg_free(tp_system *sys);

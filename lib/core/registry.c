@@ -3,7 +3,9 @@
 // per actor. Each entry is chained twice, by its name's hash for
 // tp_whereis and by its pid's for the actor's side (its name in
 // introspection and crash reports, dropping it at exit), so the actor
-// record keeps no name of its own. Everything here runs under reg_lock.
+// record keeps no name of its own. Everything here runs under reg_lock,
+// except the test of the actor's latch that lets one never named (most
+// are) exit without taking it.
 #include "core/core.h"
 
 #include <stdio.h>
@@ -124,20 +126,42 @@ insert_locked(tp_system *sys, const char *name, tp_pid pid)
     return 0;
 }
 
-int
-tp__reg_insert(tp_system *sys, const char *name, tp_pid pid)
+// Registers `name` for live actor `a`, under reg_lock: TP_ENOACTOR once
+// its name was dropped for good (it is dying), else as insert_locked.
+static int
+name_actor_locked(tp_actor *a, const char *name)
 {
+    // seq_cst: against tp__reg_drop's, on the same byte: whichever comes
+    // first, the other sees it.
+    if (atomic_fetch_or_explicit(&a->latch, TP__LATCH_NAMED,
+                                 memory_order_seq_cst) &
+        TP__LATCH_UNNAMED)
+        return TP_ENOACTOR;
+    return insert_locked(a->system, name, a->pid);
+}
+
+int
+tp__reg_insert(tp_actor *a, const char *name)
+{
+    tp_system *sys = a->system;
     pthread_mutex_lock(&sys->reg_lock);
-    int rc = insert_locked(sys, name, pid);
+    int rc = name_actor_locked(a, name);
     pthread_mutex_unlock(&sys->reg_lock);
     return rc;
 }
 
-// Releases the name of an actor that is going away, if it has one.
+// Releases the name of an actor that is going away, if it has one, and
+// lets it take no other. An actor never named (most are) takes no lock.
 void
 tp__reg_drop(tp_actor *a)
 {
     tp_system *sys = a->system;
+    // seq_cst: see name_actor_locked. A name going in before this finds
+    // NAMED set, and we wait for it under the lock; after this, none can.
+    uint8_t was = atomic_fetch_or_explicit(&a->latch, TP__LATCH_UNNAMED,
+                                           memory_order_seq_cst);
+    if (!(was & TP__LATCH_NAMED) || (was & TP__LATCH_UNNAMED))
+        return;
     pthread_mutex_lock(&sys->reg_lock);
     tp__reg_entry *e = find_pid(sys, a->pid);
     if (e != NULL)
@@ -184,7 +208,7 @@ tp_register(tp_system *sys, const char *name, tp_pid pid)
         if (atomic_load_explicit(&a->dead, memory_order_acquire))
             rc = TP_ENOACTOR;
         else
-            rc = insert_locked(sys, name, pid);
+            rc = name_actor_locked(a, name);
         pthread_mutex_unlock(&sys->reg_lock);
     }
     if (ext)

@@ -167,8 +167,9 @@ overflow(tp_actor *r, tp_actor *sender, tp__msg *m)
         tp__count_drop(r);
         tp__msg_free(m);
         // acq_rel: only the first overflowing sender sends the kill.
-        if (!atomic_exchange_explicit(&r->overflow_kill, 1,
-                                      memory_order_acq_rel)) {
+        if (!(atomic_fetch_or_explicit(&r->latch, TP__LATCH_KILL,
+                                       memory_order_acq_rel) &
+              TP__LATCH_KILL)) {
             tp__msg *k = tp__msg_new_sys(r->system, TP__MSG_OVERFLOW_KILL,
                                          sender ? sender->pid : TP_PID_NIL);
             if (k != NULL)
