@@ -1017,6 +1017,19 @@ worker_main(void *arg)
     return NULL;
 }
 
+// Waits, briefly, until move_calibrate's measure is done: a few hundred
+// microseconds once per process, which would otherwise hold worker 0 back
+// from the first actors (at most twice the measure's budget).
+static void
+move_wait_measured(void)
+{
+    int64_t end = tp__now_ns() + 2 * MOVE_BUDGET_NS;
+    // acquire: pairs with move_measure's release.
+    while (atomic_load_explicit(&move_state, memory_order_acquire) != 2 &&
+           tp__now_ns() < end)
+        nanosleep(&(struct timespec){.tv_nsec = 20000}, NULL);
+}
+
 int
 tp__sched_start(tp_system *sys)
 {
@@ -1034,6 +1047,8 @@ tp__sched_start(tp_system *sys)
             return TP_EAGAIN;
         }
     }
+    if (sys->nworkers >= 2)
+        move_wait_measured();
     return 0;
 }
 

@@ -155,14 +155,28 @@ pid_of(uint64_t i)
     return (tp_pid){i + 1};
 }
 
+// What the registry reads of an actor is its system, its pid and its
+// latch: one fake record, given each pid in turn with a fresh latch,
+// stands for many actors.
+static tp_actor *
+as_actor(tp_actor *a, tp_system *sys, tp_pid pid)
+{
+    a->system = sys;
+    a->pid = pid;
+    atomic_store(&a->latch, 0);
+    return a;
+}
+
 START_TEST(registry_insert_find)
 {
     tp_system *sys = unit_system_new(0);
+    tp_actor *a = unit_actor_new();
     tp_pid p;
     ck_assert_int_eq(tp_whereis(sys, "a", &p), TP_ENOACTOR);
-    ck_assert_int_eq(tp__reg_insert(sys, "a", pid_of(1)), 0);
-    ck_assert_int_eq(tp__reg_insert(sys, "b", pid_of(2)), 0);
-    ck_assert_int_eq(tp__reg_insert(sys, "a", pid_of(3)), TP_EEXIST);
+    ck_assert_int_eq(tp__reg_insert(as_actor(a, sys, pid_of(1)), "a"), 0);
+    ck_assert_int_eq(tp__reg_insert(as_actor(a, sys, pid_of(2)), "b"), 0);
+    ck_assert_int_eq(tp__reg_insert(as_actor(a, sys, pid_of(3)), "a"),
+                     TP_EEXIST);
     ck_assert_int_eq(tp_whereis(sys, "a", &p), 0);
     ck_assert_uint_eq(p.v, pid_of(1).v);
     ck_assert_int_eq(tp_whereis(sys, "b", &p), 0);
@@ -171,6 +185,7 @@ START_TEST(registry_insert_find)
     ck_assert_uint_eq(sys->reg_count, 2);
     tp__reg_free(sys);
     ck_assert_int_eq(tp_whereis(sys, "a", &p), TP_ENOACTOR);
+    free(a);
     unit_system_free(sys);
 }
 END_TEST
@@ -178,11 +193,12 @@ END_TEST
 START_TEST(registry_grows)
 {
     tp_system *sys = unit_system_new(0);
+    tp_actor *a = unit_actor_new();
     char name[32];
     const unsigned n = 5000;
     for (unsigned i = 0; i < n; i++) {
         snprintf(name, sizeof name, "actor-%u", i);
-        UNIT_EQ(tp__reg_insert(sys, name, pid_of(i)), 0);
+        UNIT_EQ(tp__reg_insert(as_actor(a, sys, pid_of(i)), name), 0);
     }
     ck_assert_uint_eq(sys->reg_count, n);
     ck_assert_uint_ge(sys->reg_size, n);
@@ -194,28 +210,33 @@ START_TEST(registry_grows)
         UNIT_EQ(p.v, pid_of(i).v);
     }
     tp__reg_free(sys);
+    free(a);
     unit_system_free(sys);
 }
 END_TEST
 
 // A dying actor drops its own name, and only its own: the registry finds
-// an actor's name by its pid, and a pid holds one name at most.
+// an actor's name by its pid, and a pid holds one name at most. Once
+// dropped, an actor takes no name again.
 START_TEST(registry_drop_removes_own_entry_only)
 {
     tp_system *sys = unit_system_new(0);
-    tp_actor *a = unit_actor_new(), *b = unit_actor_new();
-    a->system = b->system = sys;
-    a->pid = pid_of(1);
-    b->pid = pid_of(2);
-    ck_assert_int_eq(tp__reg_insert(sys, "x", a->pid), 0);
-    ck_assert_int_eq(tp__reg_insert(sys, "y", a->pid), TP_EEXIST);
+    tp_actor *a = as_actor(unit_actor_new(), sys, pid_of(1));
+    tp_actor *b = as_actor(unit_actor_new(), sys, pid_of(2));
+    tp_actor *c = as_actor(unit_actor_new(), sys, pid_of(3));
+    ck_assert_int_eq(tp__reg_insert(a, "x"), 0);
+    ck_assert_int_eq(tp__reg_insert(a, "y"), TP_EEXIST);
     char out[TP_NAME_MAX + 1];
     tp__reg_name(a, out);
     ck_assert_str_eq(out, "x");
     tp__reg_name(b, out);
     ck_assert_str_eq(out, "");
 
-    tp__reg_drop(b); // b has no name: x stays
+    // b was never named: its drop takes no lock (held here, it would
+    // hang) and leaves x.
+    pthread_mutex_lock(&sys->reg_lock);
+    tp__reg_drop(b);
+    pthread_mutex_unlock(&sys->reg_lock);
     tp_pid p;
     ck_assert_int_eq(tp_whereis(sys, "x", &p), 0);
     ck_assert_uint_eq(p.v, a->pid.v);
@@ -226,12 +247,15 @@ START_TEST(registry_drop_removes_own_entry_only)
     tp__reg_name(a, out);
     ck_assert_str_eq(out, "");
     tp__reg_drop(a); // nothing left to drop
-    ck_assert_int_eq(tp__reg_insert(sys, "x", b->pid), 0);
-    tp__reg_name(b, out);
+    ck_assert_int_eq(tp__reg_insert(a, "x"), TP_ENOACTOR);
+    ck_assert_int_eq(tp__reg_insert(b, "x"), TP_ENOACTOR);
+    ck_assert_int_eq(tp__reg_insert(c, "x"), 0);
+    tp__reg_name(c, out);
     ck_assert_str_eq(out, "x");
     tp__reg_free(sys);
     free(a);
     free(b);
+    free(c);
     unit_system_free(sys);
 }
 END_TEST
@@ -242,15 +266,16 @@ START_TEST(registry_pid_chains_survive_growth)
 {
     tp_system *sys = unit_system_new(0);
     tp_actor *a = unit_actor_new();
-    a->system = sys;
     char name[32], out[TP_NAME_MAX + 1];
     const unsigned n = 3000;
     for (unsigned i = 0; i < n; i++) {
         snprintf(name, sizeof name, "actor-%u", i);
-        UNIT_EQ(tp__reg_insert(sys, name, pid_of(i)), 0);
+        UNIT_EQ(tp__reg_insert(as_actor(a, sys, pid_of(i)), name), 0);
     }
     for (unsigned i = 0; i < n; i += 2) {
-        a->pid = pid_of(i);
+        // Named before: the latch says so.
+        as_actor(a, sys, pid_of(i));
+        atomic_store(&a->latch, TP__LATCH_NAMED);
         tp__reg_drop(a);
     }
     ck_assert_uint_eq(sys->reg_count, n / 2);
