@@ -827,7 +827,13 @@ local_next(tp__worker *w)
     tp_actor *a;
     if (++w->tick % GLOBAL_EVERY == 0 && (a = inject_pop(w->sys, w)) != NULL)
         return a;
-    if (w->overflow.head != NULL)
+    // Refilled once half empty: a refill per activation cost spawn's
+    // flood of children a fenced store each.
+    if (w->overflow.head != NULL &&
+        // relaxed: only we write tail; a stale head only delays a refill.
+        atomic_load_explicit(&w->tail, memory_order_relaxed) -
+                atomic_load_explicit(&w->head, memory_order_relaxed) <=
+            TP__RUNQ_SIZE / 2)
         runq_refill(w);
     if (w->streak < STREAK_MAX && (a = runnext_take(w)) != NULL) {
         w->streak++;
