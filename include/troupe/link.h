@@ -104,8 +104,9 @@ TP_API int tp_stop_reason(tp_ctx *ctx, int reason);
 
 // Registers `pid` under `name` (1 to TP_NAME_MAX bytes). An actor has at
 // most one name; it is released when the actor exits. Returns 0, TP_EEXIST
-// (the name is taken or the actor already has one), TP_ENOACTOR, TP_EINVAL
-// or TP_ENOMEM. Any thread.
+// (the name is taken or the actor already has one), TP_ENOACTOR (no such
+// actor, or one whose exit has released its name already), TP_EINVAL or
+// TP_ENOMEM. Any thread.
 TP_API int tp_register(tp_system *sys, const char *name, tp_pid pid);
 
 // Releases `name`. Returns 0, TP_ENOACTOR (not registered) or TP_EINVAL.
