@@ -283,7 +283,8 @@ enum {
     // Given a name at some time (registry.c): its exit takes reg_lock to
     // drop it. Set under reg_lock before the name goes in.
     TP__LATCH_NAMED = 2,
-    // Its name is dropped for good: it is dying, no name may go in.
+    // Its name is dropped: it is dying, and no name may go in but the one
+    // its spawn gives it (registry.c).
     TP__LATCH_UNNAMED = 4,
 };
 

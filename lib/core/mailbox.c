@@ -258,7 +258,8 @@ msg_alloc(tp_system *sys, size_t payload)
             atomic_exchange_explicit(&w->remote, NULL, memory_order_acquire);
         // relaxed: only bounds caching. A returner between its push and
         // its count leaves this count short by its batch and the next one
-        // long by as much; an empty pool counts 0, so that never adds up.
+        // long by as much (or, its count seen before its push, the other
+        // way round); an empty pool counts 0, so that never adds up.
         // (Guessing half of POOL_KEEP here instead left a worker whose
         // blocks were ever returned caching half as many: 40 % of spawn's
         // messages at 2 threads went through malloc.)

@@ -127,40 +127,50 @@ insert_locked(tp_system *sys, const char *name, tp_pid pid)
 }
 
 // Registers `name` for live actor `a`, under reg_lock: TP_ENOACTOR once
-// its name was dropped for good (it is dying), else as insert_locked.
+// its name was dropped for good (it is dying) and `late_ok` is false,
+// else as insert_locked.
 static int
-name_actor_locked(tp_actor *a, const char *name)
+name_actor_locked(tp_actor *a, const char *name, bool late_ok)
 {
     // seq_cst: against tp__reg_drop's, on the same byte: whichever comes
     // first, the other sees it.
-    if (atomic_fetch_or_explicit(&a->latch, TP__LATCH_NAMED,
-                                 memory_order_seq_cst) &
-        TP__LATCH_UNNAMED)
+    if ((atomic_fetch_or_explicit(&a->latch, TP__LATCH_NAMED,
+                                  memory_order_seq_cst) &
+         TP__LATCH_UNNAMED) &&
+        !late_ok)
         return TP_ENOACTOR;
     return insert_locked(a->system, name, a->pid);
 }
 
+// The name given at spawn, before init: a kill may have reached the new
+// pid and dropped its name already, but the actor's own exit, which
+// always follows, drops this one (NAMED is set), so the spawn goes on and
+// the kill ends the actor, as it would a moment later.
 int
 tp__reg_insert(tp_actor *a, const char *name)
 {
     tp_system *sys = a->system;
     pthread_mutex_lock(&sys->reg_lock);
-    int rc = name_actor_locked(a, name);
+    int rc = name_actor_locked(a, name, true);
     pthread_mutex_unlock(&sys->reg_lock);
     return rc;
 }
 
 // Releases the name of an actor that is going away, if it has one, and
 // lets it take no other. An actor never named (most are) takes no lock.
+// One that was takes it even when another drop came first (a kill's,
+// while the actor exits): the second waits for the first to finish, so
+// the name is gone before the actor's exit is announced.
 void
 tp__reg_drop(tp_actor *a)
 {
     tp_system *sys = a->system;
     // seq_cst: see name_actor_locked. A name going in before this finds
-    // NAMED set, and we wait for it under the lock; after this, none can.
+    // NAMED set, and we wait for it under the lock; after this, none can
+    // but the spawn's (see tp__reg_insert).
     uint8_t was = atomic_fetch_or_explicit(&a->latch, TP__LATCH_UNNAMED,
                                            memory_order_seq_cst);
-    if (!(was & TP__LATCH_NAMED) || (was & TP__LATCH_UNNAMED))
+    if (!(was & TP__LATCH_NAMED))
         return;
     pthread_mutex_lock(&sys->reg_lock);
     tp__reg_entry *e = find_pid(sys, a->pid);
@@ -208,7 +218,7 @@ tp_register(tp_system *sys, const char *name, tp_pid pid)
         if (atomic_load_explicit(&a->dead, memory_order_acquire))
             rc = TP_ENOACTOR;
         else
-            rc = name_actor_locked(a, name);
+            rc = name_actor_locked(a, name, false);
         pthread_mutex_unlock(&sys->reg_lock);
     }
     if (ext)

@@ -6,9 +6,11 @@
 #include "signals/signals.h"
 #include "unit.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 // Keys spread over the whole 64-bit range, never 0 or UINT64_MAX.
 static uint64_t
@@ -215,15 +217,50 @@ START_TEST(registry_grows)
 }
 END_TEST
 
+// A fake actor of `sys` in its actor table, so tp_register finds it.
+static tp_actor *
+published(tp_system *sys)
+{
+    uint32_t slot, gen;
+    ck_assert_int_eq(tp__slot_alloc(sys, &slot, &gen), 0);
+    tp_actor *a = as_actor(unit_actor_new(), sys, tp_pid_make(0, slot, gen));
+    tp__slot_publish(sys, slot, a);
+    return a;
+}
+
+static void *
+drop_thread(void *a)
+{
+    tp__reg_drop(a);
+    return NULL;
+}
+
+// Whether tp__reg_drop(a) returns within `secs` while reg_lock is held
+// (the lock is then released, and the drop always finishes).
+static bool
+drops_while_locked(tp_actor *a, int secs)
+{
+    tp_system *sys = a->system;
+    pthread_mutex_lock(&sys->reg_lock);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, drop_thread, a), 0);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += secs;
+    int rc = pthread_timedjoin_np(t, NULL, &until);
+    pthread_mutex_unlock(&sys->reg_lock);
+    if (rc != 0)
+        pthread_join(t, NULL);
+    return rc == 0;
+}
+
 // A dying actor drops its own name, and only its own: the registry finds
 // an actor's name by its pid, and a pid holds one name at most. Once
 // dropped, an actor takes no name again.
 START_TEST(registry_drop_removes_own_entry_only)
 {
     tp_system *sys = unit_system_new(0);
-    tp_actor *a = as_actor(unit_actor_new(), sys, pid_of(1));
-    tp_actor *b = as_actor(unit_actor_new(), sys, pid_of(2));
-    tp_actor *c = as_actor(unit_actor_new(), sys, pid_of(3));
+    tp_actor *a = published(sys), *b = published(sys), *c = published(sys);
     ck_assert_int_eq(tp__reg_insert(a, "x"), 0);
     ck_assert_int_eq(tp__reg_insert(a, "y"), TP_EEXIST);
     char out[TP_NAME_MAX + 1];
@@ -232,11 +269,9 @@ START_TEST(registry_drop_removes_own_entry_only)
     tp__reg_name(b, out);
     ck_assert_str_eq(out, "");
 
-    // b was never named: its drop takes no lock (held here, it would
-    // hang) and leaves x.
-    pthread_mutex_lock(&sys->reg_lock);
-    tp__reg_drop(b);
-    pthread_mutex_unlock(&sys->reg_lock);
+    // b was never named: its drop takes no lock (held here, it would wait)
+    // and leaves x.
+    ck_assert(drops_while_locked(b, 10));
     tp_pid p;
     ck_assert_int_eq(tp_whereis(sys, "x", &p), 0);
     ck_assert_uint_eq(p.v, a->pid.v);
@@ -247,15 +282,44 @@ START_TEST(registry_drop_removes_own_entry_only)
     tp__reg_name(a, out);
     ck_assert_str_eq(out, "");
     tp__reg_drop(a); // nothing left to drop
-    ck_assert_int_eq(tp__reg_insert(a, "x"), TP_ENOACTOR);
-    ck_assert_int_eq(tp__reg_insert(b, "x"), TP_ENOACTOR);
-    ck_assert_int_eq(tp__reg_insert(c, "x"), 0);
+    ck_assert_int_eq(tp_register(sys, "x", a->pid), TP_ENOACTOR);
+    ck_assert_int_eq(tp_register(sys, "x", b->pid), TP_ENOACTOR);
+    ck_assert_int_eq(tp_register(sys, "x", c->pid), 0);
     tp__reg_name(c, out);
     ck_assert_str_eq(out, "x");
     tp__reg_free(sys);
     free(a);
     free(b);
     free(c);
+    unit_system_free(sys);
+}
+END_TEST
+
+// A named actor killed while it exits is dropped twice, by the kill and
+// by its exit. Whichever comes second waits for the first under the lock,
+// so the name is gone when it returns: here the kill has set UNNAMED but
+// not yet taken the lock, and the exit's drop removes the name itself.
+START_TEST(registry_second_drop_waits_for_the_first)
+{
+    tp_system *sys = unit_system_new(0);
+    tp_actor *a = as_actor(unit_actor_new(), sys, pid_of(1));
+    ck_assert_int_eq(tp__reg_insert(a, "x"), 0);
+    // It waits as long as the lock is held (a second is enough to show it:
+    // a drop that did not wait returns at once), then drops x.
+    ck_assert(!drops_while_locked(a, 1));
+    tp_pid p;
+    ck_assert_int_eq(tp_whereis(sys, "x", &p), TP_ENOACTOR);
+    ck_assert_int_eq(tp__reg_insert(as_actor(a, sys, pid_of(2)), "x"), 0);
+    atomic_fetch_or(&a->latch, TP__LATCH_UNNAMED); // the kill's, half done
+    tp__reg_drop(a);
+    ck_assert_int_eq(tp_whereis(sys, "x", &p), TP_ENOACTOR);
+    // The name a spawn gives goes in even after a kill's drop: the
+    // actor's own exit, which follows, drops it.
+    ck_assert_int_eq(tp__reg_insert(a, "y"), 0);
+    tp__reg_drop(a);
+    ck_assert_int_eq(tp_whereis(sys, "y", &p), TP_ENOACTOR);
+    tp__reg_free(sys);
+    free(a);
     unit_system_free(sys);
 }
 END_TEST
@@ -315,6 +379,7 @@ map_unit_suite(void)
     tcase_add_test(tc, registry_grows);
     tcase_add_test(tc, registry_drop_removes_own_entry_only);
     tcase_add_test(tc, registry_pid_chains_survive_growth);
+    tcase_add_test(tc, registry_second_drop_waits_for_the_first);
     suite_add_tcase(s, tc);
     return s;
 }
