@@ -561,6 +561,79 @@ START_TEST(test_own_timers_gone_before_down)
 }
 END_TEST
 
+// A supervisor-like watcher gives a killed actor's name to a new actor as
+// soon as the DOWN arrives, while two threads keep the registry busy. The
+// kill drops the name on the killer's thread as the victim exits on its
+// worker; whichever drop comes second must wait for the first, or the
+// DOWN can overtake the name's release and the new spawn fail with
+// TP_EEXIST.
+
+static _Atomic long rewatched, rename_tries, rename_refused;
+static _Atomic uint64_t renamed_pid;
+static _Atomic int lookups_stop;
+
+static int
+renamer_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)state;
+    if (msg->tag == T_WATCH) {
+        tp_pid p;
+        memcpy(&p, msg->data, sizeof p);
+        ck_assert_int_eq(tp_monitor(ctx, p, NULL), 0);
+        atomic_fetch_add(&rewatched, 1);
+    } else if (msg->tag == TP_TAG_DOWN) {
+        tp_spawn_opts o = {.name = "phoenix"};
+        tp_pid p;
+        if (tp_spawn(tp_ctx_system(ctx), &holder_b, NULL, &o, &p) == 0)
+            atomic_store(&renamed_pid, p.v);
+        else
+            atomic_fetch_add(&rename_refused, 1);
+        atomic_fetch_add(&rename_tries, 1);
+    }
+    return TP_OK;
+}
+
+static const tp_behaviour renamer_b = {.name = "renamer",
+                                       .handle = renamer_handle};
+
+static void *
+lookups(void *arg)
+{
+    (void)arg;
+    tp_pid p;
+    while (!atomic_load(&lookups_stop))
+        tp_whereis(sys_, "nobody", &p);
+    return NULL;
+}
+
+START_TEST(test_killed_name_free_at_down)
+{
+    atomic_store(&rewatched, 0);
+    atomic_store(&rename_tries, 0);
+    atomic_store(&rename_refused, 0);
+    atomic_store(&lookups_stop, 0);
+    pthread_t look[2];
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(pthread_create(&look[i], NULL, lookups, NULL), 0);
+    tp_pid r = spawn(&renamer_b, NULL), v;
+    tp_spawn_opts o = {.name = "phoenix"};
+    ck_assert_int_eq(tp_spawn(sys_, &holder_b, NULL, &o, &v), 0);
+    long rounds = tpt_scaled(500);
+    for (long i = 0; i < rounds; i++) {
+        ck_assert_int_eq(tp_system_send(sys_, r, T_WATCH, &v, sizeof v), 0);
+        ck_assert(tpt_wait_ge(&rewatched, i + 1, 20));
+        ck_assert_int_eq(tp_system_exit(sys_, v, TP_REASON_KILL), 0);
+        ck_assert(tpt_wait_ge(&rename_tries, i + 1, 20));
+        long refused = atomic_load(&rename_refused);
+        ck_assert_int_eq(refused, 0);
+        v.v = atomic_load(&renamed_pid);
+    }
+    atomic_store(&lookups_stop, 1);
+    for (int i = 0; i < 2; i++)
+        pthread_join(look[i], NULL);
+}
+END_TEST
+
 // ---- 4. the send contract ---------------------------------------------------
 
 static _Atomic long collected;
@@ -738,6 +811,7 @@ guarantees_suite(void)
     tcase_set_timeout(t, 240);
     tcase_add_test(t, test_restarted_listener_listens_at_once);
     tcase_add_test(t, test_own_timers_gone_before_down);
+    tcase_add_test(t, test_killed_name_free_at_down);
     suite_add_tcase(s, t);
     t = tcase_create("sends");
     tcase_add_checked_fixture(t, setup, teardown);
