@@ -282,14 +282,21 @@ END_TEST
 static _Atomic int gate;
 static _Atomic long gated_in;
 
+// Monitors the actor whose pid a T_WATCH message carries.
+static void
+monitor_watched(tp_ctx *ctx, const tp_msg *msg)
+{
+    tp_pid p;
+    memcpy(&p, msg->data, sizeof p);
+    ck_assert_int_eq(tp_monitor(ctx, p, NULL), 0);
+}
+
 static int
 gated_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
 {
     (void)state;
     if (msg->tag == T_WATCH) {
-        tp_pid p;
-        memcpy(&p, msg->data, sizeof p);
-        ck_assert_int_eq(tp_monitor(ctx, p, NULL), 0);
+        monitor_watched(ctx, msg);
         return TP_OK;
     }
     if (msg->tag == TP_TAG_DOWN) {
@@ -577,9 +584,7 @@ renamer_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
 {
     (void)state;
     if (msg->tag == T_WATCH) {
-        tp_pid p;
-        memcpy(&p, msg->data, sizeof p);
-        ck_assert_int_eq(tp_monitor(ctx, p, NULL), 0);
+        monitor_watched(ctx, msg);
         atomic_fetch_add(&rewatched, 1);
     } else if (msg->tag == TP_TAG_DOWN) {
         tp_spawn_opts o = {.name = "phoenix"};

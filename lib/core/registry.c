@@ -126,20 +126,16 @@ insert_locked(tp_system *sys, const char *name, tp_pid pid)
     return 0;
 }
 
-// Registers `name` for live actor `a`, under reg_lock: TP_ENOACTOR once
-// its name was dropped for good (it is dying) and `late_ok` is false,
-// else as insert_locked.
-static int
-name_actor_locked(tp_actor *a, const char *name, bool late_ok)
+// Marks `a` as named, before a name goes in under reg_lock, so that its
+// drop takes the lock; returns whether its name was dropped already.
+static bool
+mark_named(tp_actor *a)
 {
     // seq_cst: against tp__reg_drop's, on the same byte: whichever comes
     // first, the other sees it.
-    if ((atomic_fetch_or_explicit(&a->latch, TP__LATCH_NAMED,
-                                  memory_order_seq_cst) &
-         TP__LATCH_UNNAMED) &&
-        !late_ok)
-        return TP_ENOACTOR;
-    return insert_locked(a->system, name, a->pid);
+    return atomic_fetch_or_explicit(&a->latch, TP__LATCH_NAMED,
+                                    memory_order_seq_cst) &
+           TP__LATCH_UNNAMED;
 }
 
 // The name given at spawn, before init: a kill may have reached the new
@@ -151,7 +147,8 @@ tp__reg_insert(tp_actor *a, const char *name)
 {
     tp_system *sys = a->system;
     pthread_mutex_lock(&sys->reg_lock);
-    int rc = name_actor_locked(a, name, true);
+    (void)mark_named(a); // dropped or not, its exit drops this name
+    int rc = insert_locked(sys, name, a->pid);
     pthread_mutex_unlock(&sys->reg_lock);
     return rc;
 }
@@ -165,7 +162,7 @@ void
 tp__reg_drop(tp_actor *a)
 {
     tp_system *sys = a->system;
-    // seq_cst: see name_actor_locked. A name going in before this finds
+    // seq_cst: see mark_named. A name going in before this finds
     // NAMED set, and we wait for it under the lock; after this, none can
     // but the spawn's (see tp__reg_insert).
     uint8_t was = atomic_fetch_or_explicit(&a->latch, TP__LATCH_UNNAMED,
@@ -214,11 +211,13 @@ tp_register(tp_system *sys, const char *name, tp_pid pid)
     tp_actor *a = tp__actor_lookup(sys, pid);
     if (a != NULL) {
         pthread_mutex_lock(&sys->reg_lock);
-        // A dying actor has dropped its name already and must not get one.
-        if (atomic_load_explicit(&a->dead, memory_order_acquire))
+        // A dying actor has dropped its name already, or will (it is
+        // dead), and must not get one.
+        if (atomic_load_explicit(&a->dead, memory_order_acquire) ||
+            mark_named(a))
             rc = TP_ENOACTOR;
         else
-            rc = name_actor_locked(a, name, false);
+            rc = insert_locked(sys, name, pid);
         pthread_mutex_unlock(&sys->reg_lock);
     }
     if (ext)
