@@ -199,7 +199,6 @@ runq_get(tp__worker *w)
 // is never stolen: a stuck owner's ring still is.
 
 static bool asym_ok;
-static pthread_once_t asym_once = PTHREAD_ONCE_INIT;
 
 static void
 asym_init(void)
@@ -512,6 +511,19 @@ move_calibrate(tp__worker *w)
     }
     if (state == 1)
         move_measure(w);
+}
+
+// Registered with pthread_atfork: a child forked while its parent measured
+// inherits move_state 1 but not the two threads that were measuring, and
+// would wait out the budget at every start. It measures afresh instead.
+static void
+move_forked(void)
+{
+    // relaxed, all: the child has one thread so far.
+    if (atomic_load_explicit(&move_state, memory_order_relaxed) != 1)
+        return;
+    atomic_store_explicit(&move_line, 0, memory_order_relaxed);
+    atomic_store_explicit(&move_state, 0, memory_order_relaxed);
 }
 
 static int64_t
@@ -1023,6 +1035,18 @@ worker_main(void *arg)
     return NULL;
 }
 
+static pthread_once_t sched_once = PTHREAD_ONCE_INIT;
+
+// Once per process, before the first workers start.
+static void
+sched_init(void)
+{
+    asym_init();
+    // Without the handler (only when out of memory) a forked child may
+    // wait out the measure's budget at each start: slower, still correct.
+    (void)pthread_atfork(NULL, NULL, move_forked);
+}
+
 // Waits, briefly, until move_calibrate's measure is done: a few hundred
 // microseconds once per process, which would otherwise hold worker 0 back
 // from the first actors (at most twice the measure's budget).
@@ -1039,7 +1063,7 @@ move_wait_measured(void)
 int
 tp__sched_start(tp_system *sys)
 {
-    pthread_once(&asym_once, asym_init);
+    pthread_once(&sched_once, sched_init);
     for (unsigned i = 0; i < sys->nworkers; i++) {
         tp__worker *w = &sys->workers[i];
         if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {

@@ -128,6 +128,19 @@ unit_move_cost(void)
 }
 
 void
+unit_sched_init(void)
+{
+    pthread_once(&sched_once, sched_init);
+}
+
+int
+unit_move_state_swap(int state, uint32_t line, uint32_t *line_was)
+{
+    *line_was = atomic_exchange(&move_line, line);
+    return atomic_exchange(&move_state, state);
+}
+
+void
 unit_announce(tp__worker *w)
 {
     tp__worker *was = own(w);

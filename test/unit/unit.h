@@ -64,6 +64,10 @@ void unit_runq_refill(tp__worker *w);
 tp_actor *unit_steal_any(tp__worker *w, int64_t now);
 void unit_stolen_judge(tp__worker *w, bool done);
 int64_t unit_move_cost(void);
+// The scheduler's once-per-process setup (it registers the fork handler),
+// and the move measure's state and line: both set, the old ones returned.
+void unit_sched_init(void);
+int unit_move_state_swap(int state, uint32_t line, uint32_t *line_was);
 // How long an idle worker held off every other may sleep (0: not so).
 int64_t unit_doze_ns(tp__worker *w, int64_t now);
 extern const int64_t unit_hold_min_ns, unit_rescue_ns, unit_worth_moves,

@@ -7,6 +7,9 @@
 
 #include <sched.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <troupe.h>
+#include <unistd.h>
 
 #define THIEVES 2
 #define ROUNDS 400
@@ -388,6 +391,37 @@ START_TEST(cheap_steals_hold_the_thief_back)
 }
 END_TEST
 
+// A child forked while its parent measures the cost of a move inherits
+// the measure's state but not its two threads: the fork handler resets it,
+// so the child's first system with two workers measures afresh (and its
+// start does not wait out the budget). The parent's measure is left alone.
+START_TEST(a_fork_mid_measure_measures_again)
+{
+    unit_sched_init();
+    uint32_t line_was, line;
+    int was = unit_move_state_swap(1, 7, &line_was);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        if (unit_move_state_swap(0, 0, &line) != 0 || line != 0)
+            _exit(1);
+        tp_config cfg = {.threads = 2};
+        tp_system *sys = NULL;
+        if (tp_system_new(&cfg, &sys) != 0 || tp_system_start(sys) != 0)
+            _exit(2);
+        tp_system_destroy(&sys);
+        // The first two workers measured before they ran anything.
+        _exit(unit_move_state_swap(0, 0, &line) == 2 ? 0 : 3);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_int_eq(unit_move_state_swap(was, line_was, &line), 1);
+    ck_assert_uint_eq(line, 7);
+    ck_assert(WIFEXITED(status));
+    ck_assert_int_eq(WEXITSTATUS(status), 0);
+}
+END_TEST
+
 // A held-off thief looks at its victim only every unit_held_look_ns, and
 // an owner whose one activation keeps queueing actors is producing, not
 // stuck: it is rescued only once it has queued nothing for
@@ -443,6 +477,7 @@ runq_unit_suite(void)
     tcase_add_test(tc, short_activations_stay_with_their_worker);
     tcase_add_test(tc, cheap_steals_hold_the_thief_back);
     tcase_add_test(tc, a_producing_owner_is_not_rescued);
+    tcase_add_test(tc, a_fork_mid_measure_measures_again);
     tcase_add_test(tc, no_actor_lost_or_duplicated_under_stealing);
     suite_add_tcase(s, tc);
     return s;
