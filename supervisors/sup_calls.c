@@ -56,11 +56,12 @@ id_request(tp__sup_id_req *r, const char *id, tp_pid pid)
 
 // ---- decoding answers ------------------------------------------------------
 
-// What a message that is not the answer `tag` says: tp_request's news
-// that none came, a failed call's error, or that it answers something
-// else (TP_EDECODE).
+// What a message that is not the answer a decoder reads says: tp_request's
+// news that none came, the failure of the decoder's own call (`call`, a
+// TP__SUP_CALL_* tag, or 0 for those tp_sup_result decodes), or that it
+// answers another call or is no answer at all (TP_EDECODE).
 static int
-not_answer(const tp_msg *msg)
+not_answer(const tp_msg *msg, uint32_t call)
 {
     if (msg->tag == TP_TAG_TIMEOUT)
         return TP_ETIMEDOUT;
@@ -70,7 +71,15 @@ not_answer(const tp_msg *msg)
     if (msg->tag != TP__SUP_ANSWER || msg->size != sizeof a)
         return TP_EDECODE;
     memcpy(&a, msg->data, sizeof a);
-    return a.rc != 0 ? a.rc : TP_EDECODE; // success answers other calls
+    bool ours = call != 0 ? a.call == call
+                          : a.call == TP__SUP_CALL_START ||
+                                a.call == TP__SUP_CALL_TERMINATE ||
+                                a.call == TP__SUP_CALL_RESTART ||
+                                a.call == TP__SUP_CALL_DELETE;
+    if (!ours)
+        return TP_EDECODE;
+    // A success answers these calls only in their own form.
+    return call != 0 && a.rc == 0 ? TP_EDECODE : a.rc;
 }
 
 int
@@ -78,13 +87,13 @@ tp_sup_result(const tp_msg *msg, tp_pid *pid)
 {
     if (msg == NULL)
         return TP_EINVAL;
-    tp__sup_answer a;
-    if (msg->tag != TP__SUP_ANSWER || msg->size != sizeof a)
-        return not_answer(msg);
-    memcpy(&a, msg->data, sizeof a);
-    if (a.rc == 0 && pid != NULL)
+    int rc = not_answer(msg, 0);
+    if (rc == 0 && pid != NULL) {
+        tp__sup_answer a;
+        memcpy(&a, msg->data, sizeof a);
         *pid = a.pid;
-    return a.rc;
+    }
+    return rc;
 }
 
 int
@@ -94,7 +103,7 @@ tp_sup_result_children(const tp_msg *msg, tp_sup_child *out, size_t max,
     if (msg == NULL || n == NULL || (out == NULL && max > 0))
         return TP_EINVAL;
     if (msg->tag != TP__SUP_CHILDREN || msg->size % sizeof *out != 0)
-        return not_answer(msg);
+        return not_answer(msg, TP__SUP_CALL_WHICH);
     *n = msg->size / sizeof *out;
     if (max > 0 && *n > 0) // no children: no data to copy from
         memcpy(out, msg->data, (*n < max ? *n : max) * sizeof *out);
@@ -107,7 +116,7 @@ tp_sup_result_counts(const tp_msg *msg, tp_sup_counts *out)
     if (msg == NULL || out == NULL)
         return TP_EINVAL;
     if (msg->tag != TP__SUP_COUNTS || msg->size != sizeof *out)
-        return not_answer(msg);
+        return not_answer(msg, TP__SUP_CALL_COUNT);
     memcpy(out, msg->data, sizeof *out);
     return 0;
 }
@@ -217,7 +226,7 @@ tree_count(tp_system *sys, tp_pid sup_pid, uint32_t tag, const void *data,
     int rc = call(sys, sup_pid, tag, data, size, timeout_ms, &msg);
     if (rc != 0)
         return rc;
-    tp__sup_answer a = {TP_EINVAL, TP_PID_NIL};
+    tp__sup_answer a = {TP_EINVAL, 0, TP_PID_NIL};
     if (msg.tag == TP__SUP_ANSWER && msg.size == sizeof a)
         memcpy(&a, msg.data, sizeof a);
     free((void *)msg.data);

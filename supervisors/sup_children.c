@@ -255,11 +255,16 @@ str_dup(const char *s, bool *ok)
     return d;
 }
 
+// A copy of `src` and the specs nested in it, or NULL with `*err` set:
+// TP_EINVAL past COPY_DEPTH levels (a spec that contains itself), else
+// TP_ENOMEM.
 static spec_copy *
-copy_of(const tp_sup_spec *src, int depth)
+copy_of(const tp_sup_spec *src, int depth, int *err)
 {
-    if (depth > COPY_DEPTH)
+    *err = TP_EINVAL;
+    if (depth >= COPY_DEPTH)
         return NULL;
+    *err = TP_ENOMEM;
     spec_copy *k = calloc(1, sizeof *k);
     if (k == NULL)
         return NULL;
@@ -284,7 +289,7 @@ copy_of(const tp_sup_spec *src, int depth)
         c->id = str_dup(c->id, &ok);
         c->opts.name = str_dup(c->opts.name, &ok);
         if (ok && nested(c)) {
-            c->arg = copy_of(c->arg, depth + 1);
+            c->arg = copy_of(c->arg, depth + 1, err);
             k->owned[i] = ok = c->arg != NULL;
         }
         if (!ok) {
@@ -366,11 +371,14 @@ tp__sup_copy_refs(const child *c, uintptr_t lo, uintptr_t hi)
 
 // Appends a child from `spec`, named `id` and registered as `name` (NULL
 // for none); a non-NULL `arg` replaces the spec's. Any of them may point
-// into s->kids, which this may move: they are copied first.
+// into s->kids, which this may move: they are copied first. NULL, with
+// `*err` TP_ENOMEM or TP_EINVAL (a nested spec that contains itself),
+// when the child cannot be added.
 child *
 tp__sup_add_child(sup *s, const tp_child_spec *spec, const char *id,
-                  const char *name, void *arg)
+                  const char *name, void *arg, int *err)
 {
+    *err = TP_ENOMEM;
     tp_child_spec sp = *spec;
     char idc[ID_MAX], namec[TP_NAME_MAX + 1];
     snprintf(idc, sizeof idc, "%s", id);
@@ -394,12 +402,17 @@ tp__sup_add_child(sup *s, const tp_child_spec *spec, const char *id,
     if (arg != NULL)
         c->spec.arg = arg;
     if (nested(&c->spec)) {
-        if ((c->spec.arg = copy_of(c->spec.arg, 0)) == NULL) {
-            tp_log_as(s->sys, TP_LOG_ERR, TP_LOG_RUNTIME,
-                      "supervisor: child spec id=%s: its spec cannot be "
-                      "copied (out of memory, or supervisors nested over %d "
-                      "deep: a spec that contains itself)",
-                      idc, COPY_DEPTH);
+        if ((c->spec.arg = copy_of(c->spec.arg, 0, err)) == NULL) {
+            if (*err == TP_EINVAL)
+                tp_log_as(s->sys, TP_LOG_ERR, TP_LOG_RUNTIME,
+                          "supervisor: child spec id=%s: supervisors nested "
+                          "over %d deep (a spec that contains itself)",
+                          idc, COPY_DEPTH);
+            else
+                tp_log_as(s->sys, TP_LOG_ERR, TP_LOG_RUNTIME,
+                          "supervisor: child spec id=%s: its spec cannot be "
+                          "copied (out of memory)",
+                          idc);
             s->n--;
             return NULL;
         }

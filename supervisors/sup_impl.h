@@ -56,11 +56,13 @@ typedef struct tp__sup_id_req {
     tp_pid pid;
 } tp__sup_id_req;
 
-// The answer to a start, terminate, restart or delete call, and to a
-// which_children call that failed: the result and, after a start or a
-// restart, the child's pid.
+// The answer to a start, terminate, restart, delete, upgrade or refs
+// call, and to any call that failed: the result, after a start or a
+// restart the child's pid, and the call it answers (its TP__SUP_CALL_*
+// tag), so that a decoder can tell another call's answer from its own.
 typedef struct tp__sup_answer {
     int32_t rc;
+    uint32_t call;
     tp_pid pid;
 } tp__sup_answer;
 

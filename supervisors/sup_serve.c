@@ -17,7 +17,7 @@
 void
 tp__sup_answer_call(tp_ctx *ctx, const call *k, int rc, tp_pid pid)
 {
-    answer a = {rc, pid};
+    answer a = {rc, k->tag, pid};
     tp_reply_to(ctx, k->from, k->ref, TP__SUP_ANSWER, &a, sizeof a);
 }
 
@@ -50,15 +50,17 @@ call_start(tp_ctx *ctx, sup *s, const call *k)
             return;
         }
     }
+    int rc;
     if (s->flags.strategy == TP_SIMPLE_ONE_FOR_ONE)
-        c = tp__sup_add_child(s, spec, s->kids[0].id, s->kids[0].name, q->arg);
+        c = tp__sup_add_child(s, spec, s->kids[0].id, s->kids[0].name, q->arg,
+                              &rc);
     else
-        c = tp__sup_add_child(s, spec, spec->id, spec->opts.name, NULL);
+        c = tp__sup_add_child(s, spec, spec->id, spec->opts.name, NULL, &rc);
     if (c == NULL) {
-        tp__sup_answer_call(ctx, k, TP_ENOMEM, TP_PID_NIL);
+        tp__sup_answer_call(ctx, k, rc, TP_PID_NIL);
         return;
     }
-    int rc = tp__sup_start(ctx, s, c);
+    rc = tp__sup_start(ctx, s, c);
     tp_pid pid = c->pid;
     if (rc != 0 ||
         (tp_pid_is_nil(pid) && s->flags.strategy == TP_SIMPLE_ONE_FOR_ONE))
@@ -125,7 +127,7 @@ call_which(tp_ctx *ctx, sup *s, const call *k)
     size_t n = s->n - first;
     tp_sup_child *out = calloc(n ? n : 1, sizeof *out);
     if (out == NULL) {
-        answer a = {TP_ENOMEM, TP_PID_NIL};
+        answer a = {TP_ENOMEM, k->tag, TP_PID_NIL};
         tp_reply_to(ctx, k->from, k->ref, TP__SUP_ANSWER, &a, sizeof a);
         return;
     }
@@ -160,7 +162,7 @@ call_upgrade(tp_ctx *ctx, sup *s, const call *k)
         n += tp__sup_copy_upgrade(&s->kids[i], k->req.upgrade.changes,
                                   k->req.upgrade.n);
     }
-    answer a = {n, TP_PID_NIL};
+    answer a = {n, k->tag, TP_PID_NIL};
     tp_reply_to(ctx, k->from, k->ref, TP__SUP_ANSWER, &a, sizeof a);
 }
 
@@ -176,7 +178,7 @@ call_refs(tp_ctx *ctx, sup *s, const call *k)
         n += tp__sup_spec_refs(&s->kids[i].spec, r->lo, r->hi);
         n += tp__sup_copy_refs(&s->kids[i], r->lo, r->hi);
     }
-    answer a = {n, TP_PID_NIL};
+    answer a = {n, k->tag, TP_PID_NIL};
     tp_reply_to(ctx, k->from, k->ref, TP__SUP_ANSWER, &a, sizeof a);
 }
 

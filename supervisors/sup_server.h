@@ -124,7 +124,7 @@ bool tp__sup_spec_refs(const tp_child_spec *c, uintptr_t lo, uintptr_t hi);
 int32_t tp__sup_shutdown_ms(const tp_child_spec *c);
 int tp__sup_check_spec(tp_system *sys, const tp_child_spec *c);
 child *tp__sup_add_child(sup *s, const tp_child_spec *spec, const char *id,
-                         const char *name, void *arg);
+                         const char *name, void *arg, int *err);
 int tp__sup_start(tp_ctx *ctx, sup *s, child *c);
 bool tp__sup_add_restart(sup *s);
 size_t tp__sup_restarts_in_window(const sup *s);

@@ -94,7 +94,7 @@ tp__sup_shut_down(tp_ctx *ctx, sup *s, int reason)
     s->again = NULL;
     s->nagain = 0;
     if (s->cont == CONT_ANSWER) { // the terminate call still gets its answer
-        answer a = {TP_ESHUTDOWN, TP_PID_NIL};
+        answer a = {TP_ESHUTDOWN, s->answer_to.tag, TP_PID_NIL};
         tp_reply_to(ctx, s->answer_to.from, s->answer_to.ref, TP__SUP_ANSWER,
                     &a, sizeof a);
     }

@@ -143,15 +143,16 @@ sup_init(tp_ctx *ctx, void *state, void *arg)
     tp_trap_exit(ctx, true);
     for (size_t i = 0; i < spec->nchildren; i++) {
         const tp_child_spec *cs = &spec->children[i];
-        child *c = tp__sup_add_child(s, cs, cs->id, cs->opts.name, NULL);
+        int rc;
+        child *c = tp__sup_add_child(s, cs, cs->id, cs->opts.name, NULL, &rc);
         if (c == NULL) {
             tp__sup_stop_started(ctx, s);
             sup_free(s);
-            return TP_ENOMEM;
+            return rc;
         }
         if (s->flags.strategy == TP_SIMPLE_ONE_FOR_ONE)
             continue; // the template; children come with start_child
-        int rc = tp__sup_start(ctx, s, c);
+        rc = tp__sup_start(ctx, s, c);
         if (rc != 0) {
             char why[64];
             tp_reason_format(rc, why, sizeof why);
@@ -288,7 +289,7 @@ sup_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
         call k;
         int rc = tp__sup_take_call(&k, msg);
         if (rc != 0) {
-            answer a = {rc, TP_PID_NIL};
+            answer a = {rc, msg->tag, TP_PID_NIL};
             tp_reply_to(ctx, msg->from, msg->ref, TP__SUP_ANSWER, &a,
                         sizeof a);
             return TP_OK;

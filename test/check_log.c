@@ -82,6 +82,37 @@ START_TEST(crash_report_carries_the_whole_description)
 }
 END_TEST
 
+// A behaviour without state may still describe itself (from what it
+// keeps elsewhere): its crash report carries that too, as introspection
+// does.
+static int
+plain_describe(const void *state, char *buf, size_t size)
+{
+    return snprintf(buf, size, "stateless=%s", state == NULL ? "yes" : "no");
+}
+
+static const tp_behaviour plain = {
+    .name = "plain", .handle = wordy_handle, .describe = plain_describe};
+
+START_TEST(crash_report_describes_a_stateless_actor)
+{
+    atomic_store(&crash_lines, 0);
+    tp_system *sys =
+        tpt_system_cfg(&(tp_config){.threads = 2, .log = keep_crash});
+    tp_pid pid;
+    ck_assert_int_eq(tp_spawn(sys, &plain, NULL, NULL, &pid), 0);
+    tp_actor_detail d;
+    ck_assert_int_eq(tp_actor_detail_get(sys, pid, 10000, &d), 0);
+    ck_assert_str_eq(d.describe, "stateless=yes");
+    ck_assert_int_eq(tp_system_send(sys, pid, 1, NULL, 0), 0);
+    ck_assert(tpt_wait_ge(&crash_lines, 1, 10));
+    pthread_mutex_lock(&lock);
+    ck_assert_ptr_nonnull(strstr(crash_line, " state=\"stateless=yes\""));
+    pthread_mutex_unlock(&lock);
+    tp_system_destroy(&sys);
+}
+END_TEST
+
 // ---- origins
 // ----------------------------------------------------------------
 
@@ -229,6 +260,7 @@ log_suite(void)
     TCase *tc = tcase_create("log");
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, crash_report_carries_the_whole_description);
+    tcase_add_test(tc, crash_report_describes_a_stateless_actor);
     tcase_add_test(tc, origins_tell_the_runtime_from_applications);
     tcase_add_test(tc,
                    stderr_lines_carry_a_timestamp_unless_journald_reads_them);

@@ -653,6 +653,50 @@ START_TEST(test_invalid_specs)
 }
 END_TEST
 
+// A supervisor child's spec is copied with the specs under it, at most 32
+// levels: a chain of 32 supervisors under the top one starts, 33 do not,
+// and a spec that contains itself is refused as invalid, at start and by
+// start_child alike.
+START_TEST(test_nested_specs_depth)
+{
+    enum { LEVELS = 33 };
+    tp_sup_spec chain[LEVELS + 1];
+    tp_child_spec link[LEVELS];
+    for (int i = 0; i < LEVELS; i++) {
+        link[i] = (tp_child_spec){.id = "sub",
+                                  .behaviour = &tp_supervisor,
+                                  .arg = &chain[i + 1],
+                                  .type = TP_SUPERVISOR};
+        chain[i] = (tp_sup_spec){.children = &link[i], .nchildren = 1};
+    }
+    chain[LEVELS] = (tp_sup_spec){0};
+    ck_assert_int_eq(tp_sup_start(sys, &chain[0], NULL, NULL), TP_EINVAL);
+    ck_assert(logged("supervisors nested over 32 deep"));
+    chain[LEVELS - 1] = (tp_sup_spec){0}; // 32 under the top one
+    tp_pid top;
+    ck_assert_int_eq(tp_sup_start(sys, &chain[0], NULL, &top), 0);
+    tp_pid p = top;
+    for (int i = 0; i < LEVELS - 1; i++) {
+        tp_sup_child kid;
+        size_t n = 0;
+        ck_assert_int_eq(tp_sup_which_children(sys, p, 5000, &kid, 1, &n), 0);
+        ck_assert_uint_eq(n, 1);
+        p = kid.pid;
+    }
+    ck_assert(!tp_pid_is_nil(p));
+    tp_child_spec me = {.id = "me",
+                        .behaviour = &tp_supervisor,
+                        .type = TP_SUPERVISOR};
+    tp_sup_spec self = {.children = &me, .nchildren = 1};
+    me.arg = &self;
+    ck_assert_int_eq(tp_sup_start(sys, &self, NULL, NULL), TP_EINVAL);
+    ck_assert(logged("(a spec that contains itself)"));
+    ck_assert_int_eq(tp_sup_start_child(sys, top, &me, NULL, 5000, NULL),
+                     TP_EINVAL);
+    ck_assert_int_eq(counts(top).specs, 1);
+}
+END_TEST
+
 // ---- shutdown --------------------------------------------------------------
 
 START_TEST(test_ordered_shutdown_and_timeouts)
@@ -1401,7 +1445,8 @@ END_TEST
 
 // Requests are checked: one whose payload is not what its tag names is
 // answered TP_EINVAL, and the supervisor's own messages of the wrong size
-// are ignored; either way it goes on serving.
+// are ignored; either way it goes on serving. A failed call's answer is
+// its own decoder's error, and TP_EDECODE to the others.
 START_TEST(test_malformed_requests)
 {
     tp_child_spec a[] = {spec(0, TP_PERMANENT)};
@@ -1415,7 +1460,21 @@ START_TEST(test_malformed_requests)
         ck_assert_int_eq(
             tp_call(sys, sup, tags[i], junk, sizeof junk, 5000, &rep), 0);
         tp_msg msg = {.tag = rep.tag, .data = rep.data, .size = rep.size};
-        ck_assert_int_eq(tp_sup_result(&msg, NULL), TP_EINVAL);
+        tp_sup_child kid;
+        tp_sup_counts counts;
+        size_t n = 0;
+        int which = tp_sup_result_children(&msg, &kid, 1, &n);
+        int count = tp_sup_result_counts(&msg, &counts);
+        int other = tp_sup_result(&msg, NULL);
+        if (tags[i] == TP__SUP_CALL_WHICH)
+            ck_assert(which == TP_EINVAL && count == TP_EDECODE &&
+                      other == TP_EDECODE);
+        else if (tags[i] == TP__SUP_CALL_COUNT)
+            ck_assert(which == TP_EDECODE && count == TP_EINVAL &&
+                      other == TP_EDECODE);
+        else
+            ck_assert(which == TP_EDECODE && count == TP_EDECODE &&
+                      other == TP_EINVAL);
         free(rep.data);
     }
     ck_assert_int_eq(tp_system_send(sys, sup, TP__SUP_KILL_TIMER, junk, 1), 0);
@@ -1849,6 +1908,7 @@ supervisor_suite(void)
     tcase_add_test(tc, test_restart_log_names_backoff);
     tcase_add_test(tc, test_failed_start_stops_the_started);
     tcase_add_test(tc, test_failed_nested_start_stops_the_started);
+    tcase_add_test(tc, test_nested_specs_depth);
     tcase_add_test(tc, test_failed_start_before_the_system_runs);
     tcase_add_test(tc, test_may_block);
     tcase_add_test(tc, test_async_calls_each_strategy);

@@ -55,8 +55,10 @@ tp__crash_report(tp_actor *a, int reason, const char *text)
     } else {
         snprintf(msg, sizeof msg, "msg=none");
     }
-    if (a->behaviour->describe != NULL && a->behaviour->state_size != 0)
+    if (a->behaviour->describe != NULL) {
         a->behaviour->describe(tp__state(a), state, sizeof state);
+        state[sizeof state - 1] = '\0';
+    }
     char name[TP_NAME_MAX + 1];
     tp__reg_name(a, name);
     tp__log(a->system, TP_LOG_ERR,

@@ -433,7 +433,7 @@ ctl_call(ctl_conn *c, const msgpack_sbuffer *req, ctl_reply *out)
         return ctl_bad_reply("the reply", "is an empty frame");
     if (len > CTL_REPLY_MAX)
         return ctl_bad_reply("the reply",
-                             "a frame of %u bytes, over the limit of %u", len,
+                             "is a frame of %u bytes, over the limit of %u", len,
                              CTL_REPLY_MAX);
     out->buf = malloc(len);
     if (out->buf == NULL)
