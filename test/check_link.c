@@ -510,6 +510,64 @@ START_TEST(test_spawn_link)
 }
 END_TEST
 
+// An init that links and then fails leaves its links told as of any exit:
+// with init's error, which kills a linked actor that does not trap, but
+// with normal when init declines (TP_IGNORE) or stops, as OTP's ignore and
+// {stop, normal} exit normally.
+typedef struct link_then {
+    tp_pid to;
+    int rc; // what init returns; TP_STOP here means tp_stop, then 0
+} link_then;
+
+static int
+link_then_init(tp_ctx *ctx, void *state, void *arg)
+{
+    (void)state;
+    const link_then *l = arg;
+    ck_assert_int_eq(tp_link(ctx, l->to), 0);
+    if (l->rc == TP_STOP)
+        return tp_stop(ctx);
+    return l->rc;
+}
+
+static const tp_behaviour links_then_fails = {
+    .name = "links_then_fails",
+    .init = link_then_init,
+    .handle = dies_at_once_handle};
+
+START_TEST(test_failed_init_tells_its_links)
+{
+    tp_pid quiet = spawn_probe(0), trapper = spawn_probe(1);
+    cmd_int(trapper, CMD_TRAP, 1);
+    sync_probe(trapper, 1);
+    static const struct {
+        int rc, spawn_rc;
+    } cases[] = {{TP_IGNORE, TP_EIGNORED},
+                 {TP_STOP, TP_EINIT},
+                 {TP_EDECODE, TP_EDECODE}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        link_then t = {trapper, cases[i].rc};
+        ck_assert_int_eq(tp_spawn(the_sys, &links_then_fails, &t, NULL, NULL),
+                         cases[i].spawn_rc);
+        ck_assert(tpt_wait_ge(&exits_seen[1], (long)i + 1, 20));
+        long want = cases[i].rc < 0 ? cases[i].rc : TP_REASON_NORMAL;
+        ck_assert_int_eq(last_exit_reason[1], want);
+        if (cases[i].rc < 0)
+            continue;
+        t.to = quiet;
+        ck_assert_int_eq(tp_spawn(the_sys, &links_then_fails, &t, NULL, NULL),
+                         cases[i].spawn_rc);
+        sync_probe(quiet, 0); // alive: a normal exit signal is ignored
+    }
+    ck_assert_int_eq(died[0], 0);
+    link_then t = {quiet, TP_EDECODE};
+    ck_assert_int_eq(tp_spawn(the_sys, &links_then_fails, &t, NULL, NULL),
+                     TP_EDECODE);
+    ck_assert(tpt_wait_ge(&died[0], 1, 20));
+    ck_assert_int_eq(died_reason[0], TP_EDECODE);
+}
+END_TEST
+
 START_TEST(test_names)
 {
     tp_pid a = spawn_probe(0), b = spawn_probe(1), w;
@@ -622,6 +680,7 @@ link_suite(void)
     tcase_add_test(tc, test_exit_signal_passes_full_mailbox);
     tcase_add_test(tc, test_link_to_dead_and_bad_args);
     tcase_add_test(tc, test_spawn_link);
+    tcase_add_test(tc, test_failed_init_tells_its_links);
     tcase_add_test(tc, test_names);
     tcase_add_test(tc, test_marker_keys);
     suite_add_tcase(s, tc);

@@ -66,11 +66,16 @@ enum { TP_OK = 0, TP_STOP = 1, TP_IGNORE = 2 };
 typedef struct tp_behaviour {
     const char *name;  // shown in logs and introspection
     size_t state_size; // bytes of private state, zeroed before init
-    // Optional. Runs on the spawning thread before the actor is visible to
-    // anyone but itself. Return 0 to start, TP_IGNORE to decline without
-    // an error (spawn returns TP_EIGNORED; a supervisor keeps the child's
-    // spec, not running), or a negative error code to refuse: spawn then
-    // fails with that code. Either way nothing is left behind.
+    // Optional. Runs on the spawning thread before the actor handles any
+    // message; the actor exists already (its name is taken, and what is
+    // sent to it waits in its mailbox). Return 0 to start, TP_IGNORE to
+    // decline without an error (spawn returns TP_EIGNORED; a supervisor
+    // keeps the child's spec, not running), or a negative error code to
+    // refuse: spawn then fails with that code. Either way no actor is left
+    // behind: its name is free again, terminate does not run, what was
+    // queued for it is counted as dead letters, and actors it linked to
+    // are told as of any exit (with the error; normal when it declined or
+    // stopped). What it sent stays sent.
     int (*init)(tp_ctx *ctx, void *state, void *arg);
     // Required. Handles one message. Return TP_OK to go on, TP_STOP to exit
     // normally, or a negative error code to crash with that reason.
@@ -127,7 +132,7 @@ typedef struct tp_spawn_opts {
 // (actor table full), TP_ESHUTDOWN (system being destroyed), TP_EIGNORED
 // (init returned TP_IGNORE), TP_EINIT (init returned another positive value
 // or called tp_stop), or init's own negative code (in each of these cases
-// nothing is left behind and `*out` is untouched).
+// no actor is left behind, as `init` says, and `*out` is untouched).
 // Any thread, actors included.
 TP_API int tp_spawn(tp_system *sys, const tp_behaviour *b, void *arg,
                     const tp_spawn_opts *opts, tp_pid *out);

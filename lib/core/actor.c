@@ -827,19 +827,23 @@ tp_spawn(tp_system *sys, const tp_behaviour *b, void *arg,
     } else {
         rc = run_init(a, arg);
     }
-    if (rc == 0 && a->stopping)
-        rc = TP_EINIT;
-    if (rc != 0) {
+    if (rc != 0 || a->stopping) {
+        // What those init linked to or monitored are told, as of any
+        // exit: init's error, normal when it declined or stopped (as
+        // OTP's ignore and {stop, normal}), or tp_stop_reason's reason.
+        int why = rc < 0        ? rc
+                  : a->stopping ? a->stop_reason
+                                : TP_REASON_NORMAL;
         rc = rc < 0                            ? rc
              : rc == TP_IGNORE && !a->stopping ? TP_EIGNORED
                                                : TP_EINIT;
         // The spawner learns of the failure from the return value, not
-        // from a signal; others init linked to or monitored are told.
+        // from a signal.
         if (parent != NULL)
             sys->up->unlink_spawned(parent, a);
         tp__release_owned(a);
         if (a->ext != NULL)
-            sys->up->notify_exit(a, rc);
+            sys->up->notify_exit(a, why);
         tp__bury(a, rc);
         return rc;
     }
