@@ -20,7 +20,13 @@ static _Atomic uint16_t port;
 static _Atomic long api_checks;
 static tp_pid conn_pid;
 
-// One connection: echoes what it reads; "die" crashes it, "bye" closes.
+// What "last" makes a connection send before it crashes: more than the
+// kernel takes at once, so some of it is still queued when the actor dies.
+#define LAST_WORDS ((size_t)3 << 20)
+static char last_words[LAST_WORDS];
+
+// One connection: echoes what it reads; "die" crashes it, "bye" closes,
+// "last" sends a short line and LAST_WORDS bytes, then crashes.
 static int
 conn_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
 {
@@ -31,6 +37,12 @@ conn_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
         atomic_fetch_add(&conn_bytes, (long)msg->size);
         if (msg->size >= 3 && memcmp(msg->data, "die", 3) == 0)
             return TP_ECRASH;
+        if (msg->size >= 4 && memcmp(msg->data, "last", 4) == 0) {
+            if (tp_sock_send(ctx, msg->ref, "OK\n", 3) != 0 ||
+                tp_sock_send(ctx, msg->ref, last_words, LAST_WORDS) != 0)
+                return TP_EINVAL;
+            return TP_ECRASH;
+        }
         if (msg->size >= 3 && memcmp(msg->data, "bye", 3) == 0)
             return tp_sock_close(ctx, msg->ref) == 0 ? TP_OK : TP_EINVAL;
         int rc = tp_sock_send(ctx, msg->ref, msg->data, msg->size);
@@ -177,6 +189,34 @@ START_TEST(owner_death_closes)
     ck_assert_int_eq(tp_system_exit(sys, conn_pid, TP_REASON_KILL), 0);
     ck_assert(closed_by_peer(fd));
     close(fd);
+    tp_system_destroy(&sys);
+}
+END_TEST
+
+// What an owner sent before it died still goes out, in order, whole, and
+// then the connection closes: a short reply at once, and megabytes the
+// kernel could not take before the owner was gone.
+START_TEST(owner_death_flushes_what_it_sent)
+{
+    reset();
+    for (size_t i = 0; i < LAST_WORDS; i++)
+        last_words[i] = (char)('a' + i % 23);
+    tp_system *sys = tpt_system(2);
+    ck_assert_int_eq(tp_spawn(sys, &acceptor_b, NULL, NULL, NULL), 0);
+    for (int round = 0; round < 20; round++) {
+        int fd = dial();
+        ck_assert_int_eq(write(fd, "last", 4), 4);
+        if (round == 0)
+            tpt_nap_us(100000); // the actor is gone before we read
+        size_t want = 3 + LAST_WORDS;
+        char *buf = malloc(want + 1);
+        ck_assert_ptr_nonnull(buf);
+        ck_assert_uint_eq(read_upto(fd, buf, want + 1), want);
+        ck_assert_int_eq(memcmp(buf, "OK\n", 3), 0);
+        ck_assert_int_eq(memcmp(buf + 3, last_words, LAST_WORDS), 0);
+        free(buf);
+        close(fd);
+    }
     tp_system_destroy(&sys);
 }
 END_TEST
@@ -372,6 +412,7 @@ sock_suite(void)
     tcase_add_test(tc, echo_and_close);
     tcase_add_test(tc, handled_reads_freed);
     tcase_add_test(tc, owner_death_closes);
+    tcase_add_test(tc, owner_death_flushes_what_it_sent);
     tcase_add_test(tc, flow_control);
     tcase_add_test(tc, client_connects);
     tcase_add_test(tc, bad_arguments);

@@ -5,7 +5,10 @@
 // active mode). Reading is flow-controlled: a socket has at most a few
 // data messages waiting in its owner's mailbox; it reads on once the owner
 // has handled them, so a slow owner slows its peer instead of growing
-// without bound. When the owner exits, its sockets are closed.
+// without bound. When the owner exits, for any reason, its sockets are
+// closed before its links and monitors hear of it (a listener's port is
+// free again by then); a connection first writes what the owner queued
+// for it, in order, as tp_sock_close does, and reads no more meanwhile.
 #ifndef TROUPE_SOCK_H
 #define TROUPE_SOCK_H
 
@@ -69,9 +72,10 @@ TP_API int tp_sock_close(tp_ctx *ctx, tp_sock s);
 
 // Hands `s` to the actor `owner` (of the same system): what is read from
 // now on goes to it, and it may send and close. Messages already queued
-// stay with the running actor. If `owner` is dead the socket is closed.
-// A held socket starts reading. Returns 0, TP_ENOENT, TP_EPERM, TP_EINVAL
-// or TP_ENOACTOR.
+// stay with the running actor. A held socket starts reading. Returns 0,
+// TP_ENOENT, TP_EPERM, TP_EINVAL or TP_ENOACTOR (`owner` is dead: the
+// socket stays the running actor's); if `owner` dies later, the socket is
+// closed as at any owner's exit.
 TP_API int tp_sock_give(tp_ctx *ctx, tp_sock s, tp_pid owner);
 
 // An accepted socket starts reading once its TP_TAG_SOCK_ACCEPTED message

@@ -404,7 +404,10 @@ tp__sock_owner_died(tp_actor *a)
     // thread: its links and monitors hear of the death only after its
     // ports are free. The I/O lock makes this thread the loop's owner for
     // the moment (io.h); it waits at most for one round of I/O callbacks.
+    // The commands queued so far run first, in order, so that what the
+    // actor sent before it died is written, not dropped.
     pthread_mutex_lock(&t->io->lock);
+    tp__socks_wake(t);
     tp__sock_close_owned(t, a->pid.v);
     pthread_mutex_unlock(&t->io->lock);
 }

@@ -268,18 +268,29 @@ sock_write_cb(tp__io_fd *w, int revents)
     sock_flush(t, idx);
 }
 
-// Closes every socket `pid` owns, quietly; io->lock held.
+// Closes every socket `pid` owns, quietly; io->lock held. A connection
+// with output not yet written is closed as tp_sock_close closes it: it
+// reads no more, and closes once the output is out (or fails).
 void
 tp__sock_close_owned(tp__socks *t, uint64_t pid)
 {
     pthread_mutex_lock(&t->lock);
     uint32_t n = t->next_idx;
     pthread_mutex_unlock(&t->lock);
-    for (uint32_t i = 0; i < n; i++)
-        if (t->slots[i].s != NULL &&
-            atomic_load_explicit(&t->slots[i].owner, memory_order_acquire) ==
-                pid)
-            sock_free(t, i, 0, true);
+    for (uint32_t i = 0; i < n; i++) {
+        slot *sl = &t->slots[i];
+        tsock *s = sl->s;
+        if (s == NULL ||
+            atomic_load_explicit(&sl->owner, memory_order_acquire) != pid)
+            continue;
+        if (s->kind == K_STREAM && s->out_off < s->out.len) {
+            s->closing = true;
+            atomic_store_explicit(&sl->open, 0, memory_order_release);
+            tp__io_fd_stop(t->io, &s->rio);
+            continue;
+        }
+        sock_free(t, i, 0, true);
+    }
 }
 
 static void
