@@ -216,7 +216,7 @@ written(bool journal, int level, const char *origin, const char *line)
     ck_assert_int_eq(dup2(saved, STDERR_FILENO), STDERR_FILENO);
     close(saved);
     unsetenv("JOURNAL_STREAM");
-    static char out[512];
+    static char out[TP_LOG_MAX + 512];
     ssize_t n = pread(fd, out, sizeof out - 1, 0);
     ck_assert_int_ge(n, 0);
     out[n] = 0;
@@ -250,6 +250,13 @@ START_TEST(stderr_lines_carry_a_timestamp_unless_journald_reads_them)
     ck_assert_str_eq(out, "<6>two lines\n");
     out = written(false, TP_LOG_INFO, NULL, "plain");
     ck_assert_msg(matches(out, "^<6>" TS "plain\n$"), "%s", out);
+    // A longer text is cut at TP_LOG_MAX bytes, as tp_log cuts it.
+    static char longer[3 * TP_LOG_MAX];
+    memset(longer, 'z', sizeof longer - 1);
+    out = written(true, TP_LOG_INFO, NULL, longer);
+    ck_assert_uint_eq(strlen(out), 3 + TP_LOG_MAX + 1);
+    ck_assert_uint_eq(strspn(out + 3, "z"), TP_LOG_MAX);
+    ck_assert_str_eq(out + 3 + TP_LOG_MAX, "\n");
 }
 END_TEST
 

@@ -955,6 +955,41 @@ START_TEST(peer_queue_full)
 }
 END_TEST
 
+// The same under DROP_NEWEST: every send is accepted, and what the full
+// queue discards is counted in the peer's `dropped`.
+START_TEST(peer_queue_drops_counted)
+{
+    tpn_setup();
+    tpn_child c;
+    ck_assert_int_eq(
+        tpn_start(&c, (const char *[]){"beta", "-s", tpn_secret, "-t", "60000",
+                                       "-b", "10000", NULL}),
+        0);
+    tp_system *sys = tpn_local(
+        "alpha", &(tp_node_config){.send_queue = 8,
+                                   .overflow = TP_OVERFLOW_DROP_NEWEST,
+                                   .timeout_ms = 60000,
+                                   .heartbeat_ms = 10000});
+    tp_pid probe = probe_new(sys);
+    tp_pid echo = remote_pid(sys, probe, "victim", c.node);
+    tpn_kill(&c, SIGSTOP);
+    size_t size = 64 * 1024;
+    char *buf = calloc(1, size);
+    tp_peer_info pi = {0};
+    for (long sent = 0; sent < 10000 && pi.dropped == 0; sent++) {
+        ck_assert_int_eq(tp_system_send(sys, echo, 6, buf, size), 0);
+        if (sent % 64 == 63)
+            tp_node_peers(sys, &pi, 1);
+    }
+    free(buf);
+    ck_assert_uint_ge(pi.dropped, 1);
+    tpn_kill(&c, SIGCONT);
+    tpn_stop(&c);
+    tp_system_destroy(&sys);
+    tpn_teardown();
+}
+END_TEST
+
 START_TEST(wrong_secret_refused)
 {
     tpn_setup();
@@ -1287,6 +1322,7 @@ node_suite(void)
     tcase_add_test(tc, restarted_peer_new_incarnation);
     tcase_add_test(tc, simultaneous_connect);
     tcase_add_test(tc, peer_queue_full);
+    tcase_add_test(tc, peer_queue_drops_counted);
     tcase_add_test(tc, wrong_secret_refused);
     tcase_add_test(tc, secret_file_checks);
     tcase_add_test(tc, unreachable_node_fails_fast);

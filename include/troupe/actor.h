@@ -248,8 +248,12 @@ typedef struct tp_actor_stats {
     char name[TP_NAME_MAX + 1]; // registered name or ""
     uint32_t capacity;          // user-lane capacity
     tp_overflow overflow;       // its policy
-    // Messages in the user lane now, the one being handled included (it
-    // counts against the capacity until its callback returns).
+    // Messages in the user lane, the one being handled included (it
+    // counts against the capacity until its callback returns). A running
+    // actor gives back the messages it handled each time they reach a
+    // quarter of its capacity, and when its activation ends: during an
+    // activation this may still count up to that many it handled, and
+    // `handled` moves in the same steps.
     uint32_t length;
     uint32_t high_water; // most messages the user lane has held
     // Discarded by DROP_* or EXIT_RECEIVER, and timer messages that found
@@ -258,7 +262,7 @@ typedef struct tp_actor_stats {
     // Refused with TP_EFULL, timer messages a full REJECT mailbox refused
     // included.
     uint64_t rejected;
-    uint64_t handled; // messages handled so far
+    uint64_t handled; // messages handled so far (see `length`)
     int muted;        // 1 while muted by backpressure
 } tp_actor_stats;
 

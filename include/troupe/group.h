@@ -19,6 +19,9 @@
 // - Changes made on a node reach the others in the order they were made
 //   there, a little later: two nodes may see different members for the
 //   time a message takes to cross. There is no lock across the cluster.
+//   What crosses is a member's state when the node's group server gets
+//   to the change: a member that joins and leaves again (or leaves and
+//   rejoins) before then may show on the other nodes as no change.
 // - A node sees the members of the nodes it is connected to: connect the
 //   nodes of a cluster to each other (a full mesh) to see every member.
 //
@@ -81,7 +84,8 @@ TP_API int tp_group_names(tp_system *sys, char (*names)[TP_GROUP_NAME_MAX + 1],
 // Subscribes the running actor to `group`'s membership (off with `on`
 // false): it receives TP_TAG_GROUP_JOIN at once for each current member,
 // then TP_TAG_GROUP_JOIN and TP_TAG_GROUP_LEAVE for every change, in the
-// order this node saw them. Subscribing twice does nothing. Returns 0,
+// order this node saw them (changes made on other nodes as they arrived,
+// see above). Subscribing twice does nothing. Returns 0,
 // TP_EINVAL, TP_EPERM (not on the actor's thread), TP_ENOMEM, or
 // tp_group_join's codes for starting the group server.
 TP_API int tp_group_monitor(tp_ctx *ctx, const char *group, bool on);

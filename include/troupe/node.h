@@ -50,7 +50,8 @@ typedef struct tp_node_config {
     // secret.
     const char *listen;
     // Path of a file holding the shared secret: at least 32 bytes, at most
-    // 4096, a regular file readable by its owner only (mode 0600 or 0400).
+    // 4096, a regular file with no permission for group or others (as
+    // mode 0600 or 0400).
     // NULL: no secret, only for nodes on loopback (every node must then
     // have none).
     const char *secret_file;
@@ -156,9 +157,10 @@ typedef struct tp_remote_answer {
     // 0 with `pid` set, or why not: TP_ENOACTOR (no actor has the name
     // there), TP_ENOENT (no behaviour is spawnable under that name there),
     // the code tp_spawn returned there (TP_EINIT, init's own code, ...),
-    // TP_ETIMEDOUT (no answer within the timeout), TP_ENOTCONN (the
-    // connection to the node was lost before the answer came, or the node
-    // is down and backing off), TP_EMSGSIZE (the request is larger than a
+    // TP_ETIMEDOUT (no answer within the timeout: a request to a node
+    // that is down waits for it to come back until then), TP_ENOTCONN
+    // (the connection to the node was lost after the request went out,
+    // before the answer came), TP_EMSGSIZE (the request is larger than a
     // frame), TP_ENOMEM, or another code sending the request failed with.
     int error;
     tp_pid pid;

@@ -25,7 +25,13 @@ typedef enum tp_overflow {
     // waits up to the configured send timeout and gets TP_ETIMEDOUT. The
     // bound is per sender: one activation (or init) of an actor may put up
     // to the receiver's capacity into full mailboxes, then gets TP_EFULL,
-    // so memory stays bounded by what muted senders sent.
+    // so memory stays bounded by what muted senders sent. Two exceptions,
+    // so that actors never wait on each other in a cycle nor before they
+    // run: an actor is not muted while it runs init, nor by a receiver
+    // that is itself muted (waiting on a third mailbox); such a sender
+    // still gets TP_EFULL past the bound, so the receiver's mailbox grows
+    // by at most its capacity per activation of that sender until the
+    // receiver runs again.
     TP_OVERFLOW_BACKPRESSURE,
     // Refuse the message with TP_EFULL; the caller keeps it.
     TP_OVERFLOW_REJECT,
@@ -70,7 +76,8 @@ typedef void (*tp_log_fn)(void *userdata, int level, const char *origin,
 
 // The default sink (a tp_log_fn; `userdata` is unused): writes
 // "<LEVEL>ORIGIN: LINE" to stderr, "ORIGIN: " left out when `origin` is
-// "" or NULL and cut at 63 bytes, newlines in `line` written as spaces,
+// "" or NULL and cut at 63 bytes, `line` cut at TP_LOG_MAX bytes and its
+// newlines written as spaces,
 // with one write(2) so lines from several threads stay whole. When stderr
 // is not journald's stream (JOURNAL_STREAM unset, or naming another file
 // than stderr) a UTC timestamp with milliseconds follows the priority
@@ -80,9 +87,10 @@ TP_API void tp_log_stderr(void *userdata, int level, const char *origin,
 
 // Writes one line at `level` (TP_LOG_*) to `sys`'s log sink, or with
 // tp_log_stderr when `sys` is NULL or has none. Its origin is the calling
-// actor, "BEHAVIOUR <PID>", when called inside one of `sys`'s actors (or
-// any actor when `sys` is NULL), else "": the runtime's own lines never
-// come from tp_log, so no tp_log line is taken for one of them.
+// actor, "BEHAVIOUR <PID>" (the name cut at 47 bytes), when called inside
+// one of `sys`'s actors (or any actor when `sys` is NULL), else "": the
+// runtime's own lines never come from tp_log, so no tp_log line is taken
+// for one of them.
 // Lines are cut at TP_LOG_MAX bytes. Any thread.
 TP_API void tp_log(tp_system *sys, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -147,8 +155,8 @@ typedef struct tp_config {
 // spawned before that and run once it is called. The caller owns the
 // system and releases it with tp_system_destroy. Returns 0, TP_EINVAL (NULL
 // `out`, a field out of range;
-// `*out` untouched), TP_ENOMEM or TP_EAGAIN (threads could not be created).
-// Any thread outside an actor.
+// `*out` untouched), TP_ENOMEM, TP_EAGAIN (threads could not be created) or
+// TP_EPERM (called inside an actor). Any thread outside an actor.
 TP_API int tp_system_new(const tp_config *cfg, tp_system **out);
 
 // Starts the scheduler threads. Returns 0, TP_EINVAL for NULL, TP_EEXIST if

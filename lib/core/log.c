@@ -67,7 +67,8 @@ tp_log_stderr(void *userdata, int level, const char *origin, const char *line)
         len = append(buf, len, len + 64, origin); // 63 bytes at most
         len = append(buf, len, sizeof buf, ": ");
     }
-    len = append(buf, len, sizeof buf, line ? line : "");
+    // The text is cut at TP_LOG_MAX bytes, as tp_log cuts it.
+    len = append(buf, len, len + TP_LOG_MAX + 1, line ? line : "");
     buf[len++] = '\n';
     // One write per line keeps lines from different threads whole.
     for (size_t off = 0; off < len;) {

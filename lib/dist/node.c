@@ -146,8 +146,8 @@ check_secret_stat(tp_system *sys, const char *path, const struct stat *st)
     }
     if ((st->st_mode & 077) != 0) {
         tp__log(sys, TP_LOG_ERR,
-                "node: secret file %s has mode %03o: it must be readable by "
-                "its owner only (0600 or 0400)",
+                "node: secret file %s has mode %03o: group and others must "
+                "have no permission (0600 or 0400, say)",
                 path, (unsigned)(st->st_mode & 0777));
         return TP_EPERM;
     }
@@ -543,7 +543,11 @@ tp_node_peers(tp_system *sys, tp_peer_info *out, size_t max)
         o->bytes_out =
             atomic_load_explicit(&p->bytes_out, memory_order_relaxed);
         o->bytes_in = atomic_load_explicit(&p->bytes_in, memory_order_relaxed);
-        o->dropped = atomic_load_explicit(&p->dropped, memory_order_relaxed);
+        // The queue's own drops (DROP_NEWEST, and DROP_OLDEST past twice
+        // the capacity) are counted where every mailbox counts them.
+        o->dropped =
+            atomic_load_explicit(&p->dropped, memory_order_relaxed) +
+            atomic_load_explicit(&p->proxy->dropped, memory_order_relaxed);
         o->connects = atomic_load_explicit(&p->connects, memory_order_relaxed);
     }
     return (int)np;
