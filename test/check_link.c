@@ -530,6 +530,24 @@ link_then_init(tp_ctx *ctx, void *state, void *arg)
     return l->rc;
 }
 
+// Has probe 1 link to it while its init runs (its pid is known from then
+// on), then declines.
+static int
+linked_late_init(tp_ctx *ctx, void *state, void *arg)
+{
+    (void)state, (void)arg;
+    tp_pid me = tp_self(ctx), probe1 = *(const tp_pid *)arg;
+    long want = atomic_load(&pings[1]) + 1;
+    ck_assert_int_eq(tp_send(ctx, probe1, CMD_LINK, &me, sizeof me), 0);
+    ck_assert_int_eq(tp_send(ctx, probe1, CMD_PING, NULL, 0), 0);
+    ck_assert(tpt_wait_ge(&pings[1], want, 20));
+    return TP_IGNORE;
+}
+
+static const tp_behaviour linked_late = {.name = "linked_late",
+                                         .init = linked_late_init,
+                                         .handle = dies_at_once_handle};
+
 static const tp_behaviour links_then_fails = {
     .name = "links_then_fails",
     .init = link_then_init,
@@ -541,18 +559,18 @@ START_TEST(test_failed_init_tells_its_links)
     cmd_int(trapper, CMD_TRAP, 1);
     sync_probe(trapper, 1);
     static const struct {
-        int rc, spawn_rc;
-    } cases[] = {{TP_IGNORE, TP_EIGNORED},
-                 {TP_STOP, TP_EINIT},
-                 {TP_EDECODE, TP_EDECODE}};
+        int rc, spawn_rc, told;
+    } cases[] = {{TP_IGNORE, TP_EIGNORED, TP_REASON_NORMAL},
+                 {TP_STOP, TP_EINIT, TP_REASON_NORMAL},
+                 {7, TP_EINIT, TP_EINIT}, // no value init may return
+                 {TP_EDECODE, TP_EDECODE, TP_EDECODE}};
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         link_then t = {trapper, cases[i].rc};
         ck_assert_int_eq(tp_spawn(the_sys, &links_then_fails, &t, NULL, NULL),
                          cases[i].spawn_rc);
         ck_assert(tpt_wait_ge(&exits_seen[1], (long)i + 1, 20));
-        long want = cases[i].rc < 0 ? cases[i].rc : TP_REASON_NORMAL;
-        ck_assert_int_eq(last_exit_reason[1], want);
-        if (cases[i].rc < 0)
+        ck_assert_int_eq(last_exit_reason[1], cases[i].told);
+        if (cases[i].told != TP_REASON_NORMAL)
             continue;
         t.to = quiet;
         ck_assert_int_eq(tp_spawn(the_sys, &links_then_fails, &t, NULL, NULL),
@@ -560,6 +578,13 @@ START_TEST(test_failed_init_tells_its_links)
         sync_probe(quiet, 0); // alive: a normal exit signal is ignored
     }
     ck_assert_int_eq(died[0], 0);
+    // An actor that linked to it from outside while init ran is told the
+    // same.
+    long seen = atomic_load(&exits_seen[1]);
+    ck_assert_int_eq(tp_spawn(the_sys, &linked_late, &trapper, NULL, NULL),
+                     TP_EIGNORED);
+    ck_assert(tpt_wait_ge(&exits_seen[1], seen + 1, 20));
+    ck_assert_int_eq(last_exit_reason[1], TP_REASON_NORMAL);
     link_then t = {quiet, TP_EDECODE};
     ck_assert_int_eq(tp_spawn(the_sys, &links_then_fails, &t, NULL, NULL),
                      TP_EDECODE);

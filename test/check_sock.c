@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,8 +26,12 @@ static tp_pid conn_pid;
 #define LAST_WORDS ((size_t)3 << 20)
 static char last_words[LAST_WORDS];
 
+enum { TAG_NAP_THEN_CRASH = 77 };
+static _Atomic long slow_queued; // the nap is queued: data comes after it
+
 // One connection: echoes what it reads; "die" crashes it, "bye" closes,
-// "last" sends a short line and LAST_WORDS bytes, then crashes.
+// "last" sends a short line and LAST_WORDS bytes, then crashes; "slow"
+// does the same but crashes in its next message, 300 ms later.
 static int
 conn_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
 {
@@ -37,16 +42,25 @@ conn_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
         atomic_fetch_add(&conn_bytes, (long)msg->size);
         if (msg->size >= 3 && memcmp(msg->data, "die", 3) == 0)
             return TP_ECRASH;
-        if (msg->size >= 4 && memcmp(msg->data, "last", 4) == 0) {
+        bool slow = msg->size >= 4 && memcmp(msg->data, "slow", 4) == 0;
+        if (slow || (msg->size >= 4 && memcmp(msg->data, "last", 4) == 0)) {
             if (tp_sock_send(ctx, msg->ref, "OK\n", 3) != 0 ||
                 tp_sock_send(ctx, msg->ref, last_words, LAST_WORDS) != 0)
                 return TP_EINVAL;
-            return TP_ECRASH;
+            if (!slow)
+                return TP_ECRASH;
+            int rc = tp_send(ctx, tp_self(ctx), TAG_NAP_THEN_CRASH, NULL, 0);
+            atomic_store(&slow_queued, 1);
+            return rc;
         }
         if (msg->size >= 3 && memcmp(msg->data, "bye", 3) == 0)
             return tp_sock_close(ctx, msg->ref) == 0 ? TP_OK : TP_EINVAL;
         int rc = tp_sock_send(ctx, msg->ref, msg->data, msg->size);
         return rc == 0 || rc == TP_EFULL ? TP_OK : rc;
+    }
+    if (msg->tag == TAG_NAP_THEN_CRASH) {
+        tpt_nap_us(300000); // the peer's data fills our window meanwhile
+        return TP_ECRASH;
     }
     if (msg->tag == TP_TAG_SOCK_CLOSED) {
         int32_t e;
@@ -217,6 +231,61 @@ START_TEST(owner_death_flushes_what_it_sent)
         free(buf);
         close(fd);
     }
+    tp_system_destroy(&sys);
+}
+END_TEST
+
+// The same while the peer keeps sending: the owner dies with a window of
+// data messages queued, which it never handles, and input keeps coming
+// while the connection closes. Neither may cost the peer what was sent:
+// the closing connection reads no more for its owner (it would be gone),
+// and it drops the peer's input until the peer closes, rather than
+// closing with input unread, which makes the kernel reset the connection.
+static int flood_fd;
+
+static void *
+flood(void *arg)
+{
+    (void)arg;
+    static char junk[65536];
+    for (int i = 0; i < 64; i++)
+        if (send(flood_fd, junk, sizeof junk, MSG_NOSIGNAL) <= 0)
+            break;
+    shutdown(flood_fd, SHUT_WR);
+    return NULL;
+}
+
+START_TEST(owner_death_with_input_flowing)
+{
+    reset();
+    for (size_t i = 0; i < LAST_WORDS; i++)
+        last_words[i] = (char)('a' + i % 23);
+    tp_system *sys = tpt_system(2);
+    ck_assert_int_eq(tp_spawn(sys, &acceptor_b, NULL, NULL, NULL), 0);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int small = 8192; // so that most of what the actor sends stays queued
+    ck_assert_int_eq(
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons(atomic_load(&port))};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    atomic_store(&slow_queued, 0);
+    ck_assert_int_eq(write(fd, "slow", 4), 4);
+    ck_assert(tpt_wait_ge(&slow_queued, 1, 10));
+    flood_fd = fd;
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, flood, NULL), 0);
+    tpt_nap_us(600000); // the actor has crashed by now
+    size_t want = 3 + LAST_WORDS;
+    char *buf = malloc(want + 1);
+    ck_assert_ptr_nonnull(buf);
+    ck_assert_uint_eq(read_upto(fd, buf, want + 1), want);
+    ck_assert_int_eq(memcmp(buf, "OK\n", 3), 0);
+    ck_assert_int_eq(memcmp(buf + 3, last_words, LAST_WORDS), 0);
+    free(buf);
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    close(fd);
     tp_system_destroy(&sys);
 }
 END_TEST
@@ -413,6 +482,7 @@ sock_suite(void)
     tcase_add_test(tc, handled_reads_freed);
     tcase_add_test(tc, owner_death_closes);
     tcase_add_test(tc, owner_death_flushes_what_it_sent);
+    tcase_add_test(tc, owner_death_with_input_flowing);
     tcase_add_test(tc, flow_control);
     tcase_add_test(tc, client_connects);
     tcase_add_test(tc, bad_arguments);

@@ -73,9 +73,11 @@ typedef struct tp_behaviour {
     // keeps the child's spec, not running), or a negative error code to
     // refuse: spawn then fails with that code. Either way no actor is left
     // behind: its name is free again, terminate does not run, what was
-    // queued for it is counted as dead letters, and actors it linked to
-    // are told as of any exit (with the error; normal when it declined or
-    // stopped). What it sent stays sent.
+    // queued for it is counted as dead letters, and the actors linked to
+    // it or monitoring it are told as of any exit: with the error (or the
+    // signal of a fault caught in init), normal when it declined or
+    // stopped (tp_stop_reason's reason, if it gave one), TP_EINIT for any
+    // other positive value. What it sent stays sent.
     int (*init)(tp_ctx *ctx, void *state, void *arg);
     // Required. Handles one message. Return TP_OK to go on, TP_STOP to exit
     // normally, or a negative error code to crash with that reason.

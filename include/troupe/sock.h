@@ -7,8 +7,8 @@
 // has handled them, so a slow owner slows its peer instead of growing
 // without bound. When the owner exits, for any reason, its sockets are
 // closed before its links and monitors hear of it (a listener's port is
-// free again by then); a connection first writes what the owner queued
-// for it, in order, as tp_sock_close does, and reads no more meanwhile.
+// free again by then), as tp_sock_close closes them: a connection first
+// writes what the owner queued for it.
 #ifndef TROUPE_SOCK_H
 #define TROUPE_SOCK_H
 
@@ -66,8 +66,13 @@ TP_API int tp_sock_connect(tp_ctx *ctx, const char *addr, tp_sock *out);
 // actor, or not on the actor's thread), TP_EINVAL or TP_ENOMEM.
 TP_API int tp_sock_send(tp_ctx *ctx, tp_sock s, const void *data, size_t size);
 
-// Closes `s` after what was queued has been sent; no TP_TAG_SOCK_CLOSED
-// follows. Returns 0, TP_ENOENT, TP_EPERM or TP_EINVAL.
+// Closes `s`; no TP_TAG_SOCK_CLOSED follows and the handle is dead at once.
+// A connection first sends what was queued, in order, then shuts down its
+// side; what the peer still sends is read and dropped until the peer closes
+// too (closing with input unread would make the kernel reset the
+// connection, and the peer lose what was sent), for 5 seconds at most,
+// after which it is closed regardless. A listener, or a connection still
+// connecting, closes at once. Returns 0, TP_ENOENT, TP_EPERM or TP_EINVAL.
 TP_API int tp_sock_close(tp_ctx *ctx, tp_sock s);
 
 // Hands `s` to the actor `owner` (of the same system): what is read from

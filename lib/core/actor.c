@@ -828,12 +828,15 @@ tp_spawn(tp_system *sys, const tp_behaviour *b, void *arg,
         rc = run_init(a, arg);
     }
     if (rc != 0 || a->stopping) {
-        // What those init linked to or monitored are told, as of any
-        // exit: init's error, normal when it declined or stopped (as
-        // OTP's ignore and {stop, normal}), or tp_stop_reason's reason.
-        int why = rc < 0        ? rc
-                  : a->stopping ? a->stop_reason
-                                : TP_REASON_NORMAL;
+        // What those linked to it or monitoring it are told, as of any
+        // exit: init's error or the fault caught in it (a reason),
+        // tp_stop_reason's reason, normal when it declined or stopped (as
+        // OTP's ignore and {stop, normal}), TP_EINIT for any other value.
+        bool fault = rc > TP_REASON_SIGNAL && rc <= TP_REASON_SIGNAL + 64;
+        int why = rc < 0 || fault                    ? rc
+                  : a->stopping                      ? a->stop_reason
+                  : rc == TP_IGNORE || rc == TP_STOP ? TP_REASON_NORMAL
+                                                     : TP_EINIT;
         rc = rc < 0                            ? rc
              : rc == TP_IGNORE && !a->stopping ? TP_EIGNORED
                                                : TP_EINIT;
@@ -844,7 +847,7 @@ tp_spawn(tp_system *sys, const tp_behaviour *b, void *arg,
         tp__release_owned(a);
         if (a->ext != NULL)
             sys->up->notify_exit(a, why);
-        tp__bury(a, rc);
+        tp__bury(a, why);
         return rc;
     }
     a->started = 1;

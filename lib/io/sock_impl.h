@@ -19,13 +19,20 @@
 enum { K_LISTEN, K_CONNECTING, K_STREAM };
 enum { C_WATCH, C_SEND, C_CLOSE, C_RESUME, C_OWNER_DIED, C_GIVEN };
 
+// How long a closing connection may take to write what is left and see
+// its peer close, in seconds (tp__sock_close_gently).
+#define LINGER_S 5.0
+
 typedef struct tsock {
     uint32_t idx;
     int fd;
     int kind;
-    bool paused;  // stopped reading: the owner has a window's worth
-    bool closing; // close once the output is written
+    bool paused;   // stopped reading: the owner has a window's worth
+    bool closing;  // closing: its input is dropped, its output goes on
+    bool shut;     // closing, output all written, our side shut down
+    bool peer_eof; // closing, and the peer has closed its side
     tp__io_fd rio, wio;
+    tp__io_timer linger; // ends a closing connection's wait
     tp__wbuf out;
     size_t out_off;
 } tsock;
@@ -84,7 +91,15 @@ uint32_t tp__sock_slot_alloc(tp__socks *t);
 // A socket record for `fd` in slot `idx`, its watchers ready; NULL when
 // memory ran out. Any thread.
 tsock *tp__tsock_new(tp__socks *t, uint32_t idx, int fd, int kind);
-// Closes every socket `pid` owns, quietly; io->lock held.
+// Closes `idx` quietly (no TP_TAG_SOCK_CLOSED), its handle dead at once. A
+// connection goes on writing what was queued, then shuts its side down,
+// and what its peer still sends is read and dropped until the peer closes
+// too: a close(2) with input unread would reset the connection, and the
+// peer would lose what we sent. LINGER_S ends the wait. Other sockets
+// (listeners, connections still connecting) close at once. io->lock held.
+void tp__sock_close_gently(tp__socks *t, uint32_t idx);
+// Closes every socket `pid` owns, quietly, as tp__sock_close_gently;
+// io->lock held.
 void tp__sock_close_owned(tp__socks *t, uint64_t pid);
 // The I/O thread's wake-up: runs the queued commands.
 void tp__socks_wake(void *arg);

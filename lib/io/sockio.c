@@ -16,6 +16,7 @@
 
 static void sock_read_cb(tp__io_fd *w, int revents);
 static void sock_write_cb(tp__io_fd *w, int revents);
+static void sock_linger_cb(tp__io_timer *tm);
 
 // Frees the socket in slot `idx`; tells its owner unless `quiet`.
 static void
@@ -28,6 +29,7 @@ sock_free(tp__socks *t, uint32_t idx, int err, bool quiet)
     tp_sock h = handle(sl, idx);
     tp__io_fd_stop(t->io, &s->rio);
     tp__io_fd_stop(t->io, &s->wio);
+    tp__io_timer_stop(t->io, &s->linger);
     close(s->fd);
     tp__wbuf_free(&s->out);
     free(s);
@@ -67,8 +69,22 @@ to_owner(tp__socks *t, uint32_t idx, tp__msg *m)
     if (tp__deliver_force(t->sys, owner, m) == 0)
         return true;
     tp__msg_free(m);
-    sock_free(t, idx, 0, true);
+    tp__sock_close_gently(t, idx);
     return false;
+}
+
+// A closing connection whose output is all written: shuts our side, so the
+// peer reads to the end of it, and closes once the peer has closed too.
+static void
+sock_shut(tp__socks *t, uint32_t idx)
+{
+    tsock *s = t->slots[idx].s;
+    if (!s->shut) {
+        s->shut = true;
+        shutdown(s->fd, SHUT_WR);
+    }
+    if (s->peer_eof)
+        sock_free(t, idx, 0, true);
 }
 
 static void
@@ -84,7 +100,8 @@ sock_flush(tp__socks *t, uint32_t idx)
                 continue;
             if (e == EAGAIN)
                 break;
-            sock_free(t, idx, tp__err_from_errno(e), false);
+            // Closing, the owner asked for no TP_TAG_SOCK_CLOSED, or is gone.
+            sock_free(t, idx, tp__err_from_errno(e), s->closing);
             return;
         }
         s->out_off += (size_t)w;
@@ -95,7 +112,7 @@ sock_flush(tp__socks *t, uint32_t idx)
         s->out.len = s->out_off = 0;
         tp__io_fd_stop(t->io, &s->wio);
         if (s->closing)
-            sock_free(t, idx, 0, true);
+            sock_shut(t, idx);
     } else {
         tp__io_fd_start(t->io, &s->wio);
     }
@@ -125,8 +142,63 @@ tp__tsock_new(tp__socks *t, uint32_t idx, int fd, int kind)
     s->kind = kind;
     tp__io_fd_init(&s->rio, sock_read_cb, fd, TP__IO_READ);
     tp__io_fd_init(&s->wio, sock_write_cb, fd, TP__IO_WRITE);
-    s->rio.data = s->wio.data = t;
+    tp__io_timer_init(&s->linger, sock_linger_cb, LINGER_S, 0);
+    s->rio.data = s->wio.data = s->linger.data = t;
     return s;
+}
+
+void
+tp__sock_close_gently(tp__socks *t, uint32_t idx)
+{
+    slot *sl = &t->slots[idx];
+    tsock *s = sl->s;
+    // The handle is dead for its owner from now on.
+    atomic_store_explicit(&sl->open, 0, memory_order_release);
+    if (s->kind != K_STREAM) {
+        sock_free(t, idx, 0, true);
+        return;
+    }
+    if (s->closing)
+        return;
+    s->closing = true;
+    s->paused = false;
+    tp__io_timer_start(t->io, &s->linger);
+    tp__io_fd_start(t->io, &s->rio);
+    if (s->out_off == s->out.len)
+        sock_shut(t, idx);
+    // else sock_flush shuts it once the output is out
+}
+
+// A closing connection's input: read and dropped until the peer closes
+// (or fails), since closing with input unread would reset the connection.
+static void
+drain_closing(tp__socks *t, uint32_t idx)
+{
+    tsock *s = t->slots[idx].s;
+    char buf[16384];
+    for (;;) {
+        ssize_t r = read(s->fd, buf, sizeof buf);
+        if (r > 0)
+            continue;
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && errno == EAGAIN)
+            return;
+        // The peer closed, or the connection failed: nothing more to read.
+        tp__io_fd_stop(t->io, &s->rio);
+        s->peer_eof = true;
+        if (s->shut || r < 0)
+            sock_free(t, idx, 0, true);
+        return;
+    }
+}
+
+static void
+sock_linger_cb(tp__io_timer *tm)
+{
+    tp__socks *t = tm->data;
+    tsock *s = (tsock *)((char *)tm - offsetof(tsock, linger));
+    sock_free(t, s->idx, 0, true);
 }
 
 static void
@@ -192,6 +264,10 @@ do_read(tp__socks *t, uint32_t idx)
 {
     slot *sl = &t->slots[idx];
     tsock *s = sl->s;
+    if (s->closing) {
+        drain_closing(t, idx);
+        return;
+    }
     if (atomic_load_explicit(&sl->inflight, memory_order_acquire) >=
         TP_SOCK_WINDOW) {
         tp__io_fd_stop(t->io, &s->rio);
@@ -268,9 +344,7 @@ sock_write_cb(tp__io_fd *w, int revents)
     sock_flush(t, idx);
 }
 
-// Closes every socket `pid` owns, quietly; io->lock held. A connection
-// with output not yet written is closed as tp_sock_close closes it: it
-// reads no more, and closes once the output is out (or fails).
+// Closes every socket `pid` owns, quietly; io->lock held.
 void
 tp__sock_close_owned(tp__socks *t, uint64_t pid)
 {
@@ -280,16 +354,9 @@ tp__sock_close_owned(tp__socks *t, uint64_t pid)
     for (uint32_t i = 0; i < n; i++) {
         slot *sl = &t->slots[i];
         tsock *s = sl->s;
-        if (s == NULL ||
-            atomic_load_explicit(&sl->owner, memory_order_acquire) != pid)
-            continue;
-        if (s->kind == K_STREAM && s->out_off < s->out.len) {
-            s->closing = true;
-            atomic_store_explicit(&sl->open, 0, memory_order_release);
-            tp__io_fd_stop(t->io, &s->rio);
-            continue;
-        }
-        sock_free(t, i, 0, true);
+        if (s != NULL &&
+            atomic_load_explicit(&sl->owner, memory_order_acquire) == pid)
+            tp__sock_close_gently(t, i);
     }
 }
 
@@ -324,12 +391,10 @@ run_cmd(tp__socks *t, cmd *c)
             sock_flush(t, c->idx);
         break;
     case C_CLOSE:
-        s->closing = true;
-        if (s->out.len == s->out_off || s->kind != K_STREAM)
-            sock_free(t, c->idx, 0, true);
+        tp__sock_close_gently(t, c->idx);
         break;
     case C_RESUME:
-        if (s->paused &&
+        if (s->paused && !s->closing &&
             atomic_load_explicit(&sl->inflight, memory_order_acquire) <
                 TP_SOCK_WINDOW) {
             s->paused = false;
@@ -341,7 +406,7 @@ run_cmd(tp__socks *t, cmd *c)
         tp_pid owner = {
             atomic_load_explicit(&sl->owner, memory_order_acquire)};
         if (tp_pid_eq(owner, (tp_pid){c->pid}))
-            sock_free(t, c->idx, 0, true);
+            tp__sock_close_gently(t, c->idx);
         break;
     }
     }
