@@ -397,6 +397,56 @@ START_TEST(client_connects)
 }
 END_TEST
 
+// Connects, sends and closes in one callback, before the connection is
+// up: what it sent still arrives, then the end of the stream.
+static int
+hasty_handle(tp_ctx *ctx, void *state, const tp_msg *msg)
+{
+    (void)state;
+    char addr[32];
+    snprintf(addr, sizeof addr, "%.*s", (int)msg->size,
+             (const char *)msg->data);
+    tp_sock s;
+    int rc = tp_sock_connect(ctx, addr, &s);
+    if (rc == 0)
+        rc = tp_sock_send(ctx, s, "hasty hello", 11);
+    if (rc == 0)
+        rc = tp_sock_close(ctx, s);
+    return rc == 0 ? TP_STOP : rc;
+}
+
+static const tp_behaviour hasty_b = {.name = "hasty", .handle = hasty_handle};
+
+START_TEST(close_while_connecting_sends)
+{
+    tp_system *sys = tpt_system(2);
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof sa;
+    ck_assert_int_eq(bind(l, (struct sockaddr *)&sa, sizeof sa), 0);
+    ck_assert_int_eq(listen(l, 4), 0);
+    ck_assert_int_eq(getsockname(l, (struct sockaddr *)&sa, &len), 0);
+    char addr[32];
+    int n = snprintf(addr, sizeof addr, "127.0.0.1:%u", ntohs(sa.sin_port));
+    for (int round = 0; round < 10; round++) {
+        tp_pid h;
+        ck_assert_int_eq(tp_spawn(sys, &hasty_b, NULL, NULL, &h), 0);
+        ck_assert_int_eq(tp_system_send(sys, h, 1, addr, (size_t)n), 0);
+        struct pollfd pf = {l, POLLIN, 0};
+        ck_assert_int_eq(poll(&pf, 1, 10000), 1);
+        int fd = accept(l, NULL, NULL);
+        ck_assert_int_ge(fd, 0);
+        char buf[32];
+        ck_assert_uint_eq(read_upto(fd, buf, sizeof buf), 11);
+        ck_assert_int_eq(memcmp(buf, "hasty hello", 11), 0);
+        close(fd);
+    }
+    close(l);
+    tp_system_destroy(&sys);
+}
+END_TEST
+
 static _Atomic long bad_args_ok;
 
 static int
@@ -485,6 +535,7 @@ sock_suite(void)
     tcase_add_test(tc, owner_death_with_input_flowing);
     tcase_add_test(tc, flow_control);
     tcase_add_test(tc, client_connects);
+    tcase_add_test(tc, close_while_connecting_sends);
     tcase_add_test(tc, bad_arguments);
     suite_add_tcase(s, tc);
     return s;

@@ -71,8 +71,9 @@ TP_API int tp_sock_send(tp_ctx *ctx, tp_sock s, const void *data, size_t size);
 // side; what the peer still sends is read and dropped until the peer closes
 // too (closing with input unread would make the kernel reset the
 // connection, and the peer lose what was sent), for 5 seconds at most,
-// after which it is closed regardless. A listener, or a connection still
-// connecting, closes at once. Returns 0, TP_ENOENT, TP_EPERM or TP_EINVAL.
+// after which it is closed regardless (a connection still connecting
+// waits to connect within that time). A listener closes at once. Returns 0,
+// TP_ENOENT, TP_EPERM or TP_EINVAL.
 TP_API int tp_sock_close(tp_ctx *ctx, tp_sock s);
 
 // Hands `s` to the actor `owner` (of the same system): what is read from

@@ -95,8 +95,9 @@ tsock *tp__tsock_new(tp__socks *t, uint32_t idx, int fd, int kind);
 // connection goes on writing what was queued, then shuts its side down,
 // and what its peer still sends is read and dropped until the peer closes
 // too: a close(2) with input unread would reset the connection, and the
-// peer would lose what we sent. LINGER_S ends the wait. Other sockets
-// (listeners, connections still connecting) close at once. io->lock held.
+// peer would lose what we sent; one still connecting does so once
+// connected. LINGER_S ends the wait. A listener closes at once. io->lock
+// held.
 void tp__sock_close_gently(tp__socks *t, uint32_t idx);
 // Closes every socket `pid` owns, quietly, as tp__sock_close_gently;
 // io->lock held.

@@ -154,7 +154,7 @@ tp__sock_close_gently(tp__socks *t, uint32_t idx)
     tsock *s = sl->s;
     // The handle is dead for its owner from now on.
     atomic_store_explicit(&sl->open, 0, memory_order_release);
-    if (s->kind != K_STREAM) {
+    if (s->kind == K_LISTEN) {
         sock_free(t, idx, 0, true);
         return;
     }
@@ -163,6 +163,8 @@ tp__sock_close_gently(tp__socks *t, uint32_t idx)
     s->closing = true;
     s->paused = false;
     tp__io_timer_start(t->io, &s->linger);
+    if (s->kind == K_CONNECTING)
+        return; // sock_write_cb goes on once connected
     tp__io_fd_start(t->io, &s->rio);
     if (s->out_off == s->out.len)
         sock_shut(t, idx);
@@ -327,11 +329,21 @@ sock_write_cb(tp__io_fd *w, int revents)
         if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
             err = errno;
         if (err != 0) {
-            sock_free(t, idx, tp__err_from_errno(err), false);
+            sock_free(t, idx, tp__err_from_errno(err), s->closing);
             return;
         }
         s->kind = K_STREAM;
         tp__io_fd_stop(t->io, &s->wio);
+        if (s->closing) {
+            // Closed while connecting: what was queued goes out, then the
+            // close carries on as for any connection.
+            tp__io_fd_start(t->io, &s->rio);
+            if (s->out_off < s->out.len)
+                sock_flush(t, idx);
+            else
+                sock_shut(t, idx);
+            return;
+        }
         tp__msg *m = tp__msg_new_copy(t->sys, TP_TAG_SOCK_CONNECTED,
                                       TP_PID_NIL, NULL, 0);
         if (m == NULL || !to_owner(t, idx, m))
