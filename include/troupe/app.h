@@ -11,7 +11,9 @@
 // returns its pid. Either way the root is registered under NAME. Apps
 // start in configuration order and stop in reverse order: actord sends the
 // root TP_REASON_SHUTDOWN, the supervisor stops its children last started
-// first, and `stop` runs once the root has exited.
+// first, and `stop` runs once the root has exited. A root that exits
+// otherwise (killed, say) stops its children through their links, so
+// they may still be exiting when `stop` runs.
 //
 // A module calls the library's functions as any program does; they resolve
 // to the copy inside actord, so a module needs no -ltroupe.
