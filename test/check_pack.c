@@ -94,6 +94,9 @@ START_TEST(test_unpack_rejects_malformed)
     msgpack_unpacked u;
     ck_assert_int_eq(tp_msg_unpack(NULL, &u), TP_EINVAL);
     msgpack_unpacked_destroy(&u);
+    tp_msg no_data = {.tag = 3, .data = NULL, .size = 3};
+    ck_assert_int_eq(tp_msg_unpack(&no_data, &u), TP_EINVAL);
+    msgpack_unpacked_destroy(&u);
     tp_system_destroy(&sys);
 }
 END_TEST

@@ -36,7 +36,9 @@ typedef struct tp_actor_info {
     // version), or "".
     char version[32];
     tp_actor_status status;
-    uint32_t mailbox;  // user messages queued now
+    // User messages queued, the one being handled included; while the
+    // actor runs, handled ones are given back in steps (tp_actor_stats).
+    uint32_t mailbox;
     uint32_t capacity; // user-lane capacity
     uint32_t high_water;
     uint64_t handled, dropped, rejected;
@@ -119,11 +121,14 @@ TP_API int tp_actor_detail_get(tp_system *sys, tp_pid pid, int timeout_ms,
 // lib/observe/CONTROL.md): the socket is created with mode 0600 in a directory
 // that must be, or is created, mode 0700 and owned by the caller; only clients
 // of the same user or root are answered. A thread serves one request at a
-// time; a malformed or oversized request gets an error reply. Returns 0,
-// TP_EINVAL (path too long), TP_EPERM (directory owned by someone else or open
-// to others), TP_EEXIST (a live node already serves that path, or this system
-// already has a control socket), TP_EADDRINUSE or TP_EAGAIN. The socket is
-// removed when the system is destroyed.
+// time; a malformed or oversized request gets an error reply. Only the
+// last directory of `path` is created. Returns 0, TP_EINVAL (NULL or empty
+// path, path too long, or a directory that cannot be created), TP_EPERM
+// (directory owned by someone else or open to others; from inside an
+// actor), TP_EEXIST (a live node already serves that path, something that
+// is not a socket is there, or this system already has a control socket),
+// TP_EADDRINUSE or TP_EAGAIN. The socket is removed when the system is
+// destroyed.
 TP_API int tp_control_start(tp_system *sys, const char *path);
 
 // A request on the control socket whose op the runtime does not serve,
@@ -146,9 +151,10 @@ TP_API int tp_control_serve(tp_system *sys, tp_control_fn fn, void *arg,
                             double wait_s);
 
 // Answers `call`: ok true with the string fields keys[i] = values[i], or
-// ok false with one field "error". Returns 0, or TP_ENOENT when the client
-// has gone or was already told the wait ran out (the answer is dropped;
-// the call is freed either way), TP_EINVAL for a NULL call. Any thread.
+// ok false with one field "error". Returns 0 (also when the client has
+// gone meanwhile: the answer is then dropped), TP_ENOENT when the client
+// was already told the wait ran out (the answer is dropped), or TP_EINVAL
+// for a NULL call; the call is freed either way. Any thread.
 TP_API int tp_control_answer(tp_control_call *call, bool ok,
                              const char *const *keys,
                              const char *const *values, size_t n);
@@ -165,8 +171,8 @@ TP_API void tp_count_event(tp_system *sys, tp_event ev);
 // Serves GET /metrics in Prometheus text format (version 0.0.4) on
 // `addr` ("HOST:PORT" or "[IPV6]:PORT"; port 0 picks one), from the
 // system's I/O thread: actors by status, messages handled, mailbox drops
-// and rejections, restarts, intensity exceeded, stalls, run queues,
-// peers, frames rejected and authentication failures; with
+// and rejections, restarts, intensity exceeded, stalls, run queues, and
+// on a node peers, frames rejected and authentication failures; with
 // tp_config.cpu_time, troupe_message_wait_seconds, a histogram of message
 // waits per behaviour (TP_WAIT_BUCKETS' bounds; the actors gone included).
 // No per-actor labels. Anything but loopback needs `allow_remote`. Stores the

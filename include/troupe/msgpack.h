@@ -45,7 +45,8 @@ TP_API int tp_system_pack_send(tp_system *sys, tp_pid to, uint32_t tag,
                                tp_pack *p);
 
 // Unpacks `msg`'s payload, which must be exactly one msgpack object, into
-// `out` (initialised here). Returns 0, TP_EINVAL (NULL), or TP_EDECODE
+// `out` (initialised here). Returns 0, TP_EINVAL (NULL `msg` or `out`, or
+// NULL data with a size), or TP_EDECODE
 // (empty, truncated, malformed, or trailing bytes). The caller releases
 // `out` with msgpack_unpacked_destroy in every case.
 TP_API int tp_msg_unpack(const tp_msg *msg, msgpack_unpacked *out);
@@ -62,8 +63,8 @@ TP_API int tp_pack_pid(tp_system *sys, tp_pid pid, msgpack_packer *pk);
 
 // Reads a pid packed by tp_pack_pid on any node into `*out`, valid in
 // `sys`: a pid of `sys`'s own node becomes local, any other names its node
-// (connected on first use). Returns 0, TP_EINVAL (not a pid extension, or
-// malformed), TP_ENOACTOR (a pid of an earlier incarnation of this node:
+// (connected on first use). Returns 0, TP_EINVAL (not a pid extension,
+// malformed, or another node's pid while `sys` is not a node), TP_ENOACTOR (a pid of an earlier incarnation of this node:
 // its actor is gone) or TP_EAGAIN (node table full).
 TP_API int tp_unpack_pid(tp_system *sys, const msgpack_object *obj,
                          tp_pid *out);

@@ -1,8 +1,12 @@
 // SPDX-License-Identifier: MIT
 // Process identifiers. A tp_pid is a 64-bit value naming a node, a slot in
 // that node's actor table and the slot's generation. Copy it freely; it holds
-// no reference. A pid whose actor has died stays harmless: every call given
-// it answers TP_ENOACTOR, even after the slot has been reused.
+// no reference. A pid whose actor has died stays harmless, even after the
+// slot has been reused: a call that reaches the actor now (a send, a link,
+// an exit signal, a lookup of its information) answers TP_ENOACTOR, and
+// one that answers later (a monitor, a request, a timer) returns 0 and
+// tells its caller as its header says (DOWN or FAILED noproc, or nothing
+// delivered).
 #ifndef TROUPE_PID_H
 #define TROUPE_PID_H
 

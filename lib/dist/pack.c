@@ -193,7 +193,7 @@ tp_msg_unpack(const tp_msg *msg, msgpack_unpacked *out)
     if (out == NULL)
         return TP_EINVAL;
     msgpack_unpacked_init(out);
-    if (msg == NULL)
+    if (msg == NULL || (msg->data == NULL && msg->size > 0))
         return TP_EINVAL;
     if (msg->size == 0 || pack_check(msg->data, msg->size) != 0)
         return TP_EDECODE;

@@ -140,12 +140,14 @@ wait_fill(tp_actor_info *o, tp__clock *k)
     }
     if (o->waits == 0)
         return;
-    // Rounded up: a wait under a microsecond still shows as one.
+    // Rounded up: a wait under a microsecond still shows as one, and the
+    // sum is never below the longest.
     o->wait_max_us =
         (atomic_load_explicit(&k->wait_max_ns, memory_order_relaxed) + 999) /
         1000;
     o->wait_sum_us =
-        atomic_load_explicit(&k->wait_sum_ns, memory_order_relaxed) / 1000;
+        (atomic_load_explicit(&k->wait_sum_ns, memory_order_relaxed) + 999) /
+        1000;
     o->wait_p50_us = wait_percentile(o, 500);
     o->wait_p99_us = wait_percentile(o, 990);
 }
