@@ -56,6 +56,18 @@ id_request(tp__sup_id_req *r, const char *id, tp_pid pid)
 
 // ---- decoding answers ------------------------------------------------------
 
+// Whether an answer to the call tagged `got` is one for the decoder of
+// `want` (0: tp_sup_result, which decodes start, terminate, restart and
+// delete).
+static bool
+answers(uint32_t got, uint32_t want)
+{
+    if (want != 0)
+        return got == want;
+    return got == TP__SUP_CALL_START || got == TP__SUP_CALL_TERMINATE ||
+           got == TP__SUP_CALL_RESTART || got == TP__SUP_CALL_DELETE;
+}
+
 // What a message that is not the answer a decoder reads says: tp_request's
 // news that none came, the failure of the decoder's own call (`call`, a
 // TP__SUP_CALL_* tag, or 0 for those tp_sup_result decodes), or that it
@@ -71,14 +83,9 @@ not_answer(const tp_msg *msg, uint32_t call)
     if (msg->tag != TP__SUP_ANSWER || msg->size != sizeof a)
         return TP_EDECODE;
     memcpy(&a, msg->data, sizeof a);
-    bool ours = call != 0 ? a.call == call
-                          : a.call == TP__SUP_CALL_START ||
-                                a.call == TP__SUP_CALL_TERMINATE ||
-                                a.call == TP__SUP_CALL_RESTART ||
-                                a.call == TP__SUP_CALL_DELETE;
-    if (!ours)
+    if (!answers(a.call, call))
         return TP_EDECODE;
-    // A success answers these calls only in their own form.
+    // which_children and count_children answer a success in their own form.
     return call != 0 && a.rc == 0 ? TP_EDECODE : a.rc;
 }
 

@@ -915,24 +915,35 @@ START_TEST(simultaneous_connect)
 }
 END_TEST
 
+// Node beta in a child process, stopped (SIGSTOP) once node alpha, whose
+// peer send queue holds 8 messages under `policy`, has the pid of beta's
+// "victim": what alpha sends it piles up. Returns alpha; *echo is the pid.
+static tp_system *
+stopped_peer(tpn_child *c, tp_overflow policy, tp_pid *echo)
+{
+    tpn_setup();
+    ck_assert_int_eq(
+        tpn_start(c, (const char *[]){"beta", "-s", tpn_secret, "-t", "60000",
+                                      "-b", "10000", NULL}),
+        0);
+    tp_system *sys =
+        tpn_local("alpha", &(tp_node_config){.send_queue = 8,
+                                             .overflow = policy,
+                                             .timeout_ms = 60000,
+                                             .heartbeat_ms = 10000});
+    tp_pid probe = probe_new(sys);
+    *echo = remote_pid(sys, probe, "victim", c->node);
+    tpn_kill(c, SIGSTOP);
+    return sys;
+}
+
 // A peer that stops reading: the socket buffers fill, then our output
 // buffer, then the peer's send queue, whose policy then speaks.
 START_TEST(peer_queue_full)
 {
-    tpn_setup();
     tpn_child c;
-    ck_assert_int_eq(
-        tpn_start(&c, (const char *[]){"beta", "-s", tpn_secret, "-t", "60000",
-                                       "-b", "10000", NULL}),
-        0);
-    tp_system *sys =
-        tpn_local("alpha", &(tp_node_config){.send_queue = 8,
-                                             .overflow = TP_OVERFLOW_REJECT,
-                                             .timeout_ms = 60000,
-                                             .heartbeat_ms = 10000});
-    tp_pid probe = probe_new(sys);
-    tp_pid echo = remote_pid(sys, probe, "victim", c.node);
-    tpn_kill(&c, SIGSTOP);
+    tp_pid echo;
+    tp_system *sys = stopped_peer(&c, TP_OVERFLOW_REJECT, &echo);
     size_t size = 64 * 1024;
     char *buf = calloc(1, size);
     int rc = 0;
@@ -959,20 +970,9 @@ END_TEST
 // queue discards is counted in the peer's `dropped`.
 START_TEST(peer_queue_drops_counted)
 {
-    tpn_setup();
     tpn_child c;
-    ck_assert_int_eq(
-        tpn_start(&c, (const char *[]){"beta", "-s", tpn_secret, "-t", "60000",
-                                       "-b", "10000", NULL}),
-        0);
-    tp_system *sys = tpn_local(
-        "alpha", &(tp_node_config){.send_queue = 8,
-                                   .overflow = TP_OVERFLOW_DROP_NEWEST,
-                                   .timeout_ms = 60000,
-                                   .heartbeat_ms = 10000});
-    tp_pid probe = probe_new(sys);
-    tp_pid echo = remote_pid(sys, probe, "victim", c.node);
-    tpn_kill(&c, SIGSTOP);
+    tp_pid echo;
+    tp_system *sys = stopped_peer(&c, TP_OVERFLOW_DROP_NEWEST, &echo);
     size_t size = 64 * 1024;
     char *buf = calloc(1, size);
     tp_peer_info pi = {0};

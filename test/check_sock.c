@@ -207,14 +207,33 @@ START_TEST(owner_death_closes)
 }
 END_TEST
 
+static void
+fill_last_words(void)
+{
+    for (size_t i = 0; i < LAST_WORDS; i++)
+        last_words[i] = (char)('a' + i % 23);
+}
+
+// Reads from `fd` to its end: "OK\n" and LAST_WORDS, all of it, no more.
+static void
+expect_last_words(int fd)
+{
+    size_t want = 3 + LAST_WORDS;
+    char *buf = malloc(want + 1);
+    ck_assert_ptr_nonnull(buf);
+    ck_assert_uint_eq(read_upto(fd, buf, want + 1), want);
+    ck_assert_int_eq(memcmp(buf, "OK\n", 3), 0);
+    ck_assert_int_eq(memcmp(buf + 3, last_words, LAST_WORDS), 0);
+    free(buf);
+}
+
 // What an owner sent before it died still goes out, in order, whole, and
 // then the connection closes: a short reply at once, and megabytes the
 // kernel could not take before the owner was gone.
 START_TEST(owner_death_flushes_what_it_sent)
 {
     reset();
-    for (size_t i = 0; i < LAST_WORDS; i++)
-        last_words[i] = (char)('a' + i % 23);
+    fill_last_words();
     tp_system *sys = tpt_system(2);
     ck_assert_int_eq(tp_spawn(sys, &acceptor_b, NULL, NULL, NULL), 0);
     for (int round = 0; round < 20; round++) {
@@ -222,13 +241,7 @@ START_TEST(owner_death_flushes_what_it_sent)
         ck_assert_int_eq(write(fd, "last", 4), 4);
         if (round == 0)
             tpt_nap_us(100000); // the actor is gone before we read
-        size_t want = 3 + LAST_WORDS;
-        char *buf = malloc(want + 1);
-        ck_assert_ptr_nonnull(buf);
-        ck_assert_uint_eq(read_upto(fd, buf, want + 1), want);
-        ck_assert_int_eq(memcmp(buf, "OK\n", 3), 0);
-        ck_assert_int_eq(memcmp(buf + 3, last_words, LAST_WORDS), 0);
-        free(buf);
+        expect_last_words(fd);
         close(fd);
     }
     tp_system_destroy(&sys);
@@ -258,8 +271,7 @@ flood(void *arg)
 START_TEST(owner_death_with_input_flowing)
 {
     reset();
-    for (size_t i = 0; i < LAST_WORDS; i++)
-        last_words[i] = (char)('a' + i % 23);
+    fill_last_words();
     tp_system *sys = tpt_system(2);
     ck_assert_int_eq(tp_spawn(sys, &acceptor_b, NULL, NULL, NULL), 0);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -277,13 +289,7 @@ START_TEST(owner_death_with_input_flowing)
     pthread_t th;
     ck_assert_int_eq(pthread_create(&th, NULL, flood, NULL), 0);
     tpt_nap_us(600000); // the actor has crashed by now
-    size_t want = 3 + LAST_WORDS;
-    char *buf = malloc(want + 1);
-    ck_assert_ptr_nonnull(buf);
-    ck_assert_uint_eq(read_upto(fd, buf, want + 1), want);
-    ck_assert_int_eq(memcmp(buf, "OK\n", 3), 0);
-    ck_assert_int_eq(memcmp(buf + 3, last_words, LAST_WORDS), 0);
-    free(buf);
+    expect_last_words(fd);
     ck_assert_int_eq(pthread_join(th, NULL), 0);
     close(fd);
     tp_system_destroy(&sys);

@@ -832,8 +832,7 @@ tp_spawn(tp_system *sys, const tp_behaviour *b, void *arg,
         // exit: init's error or the fault caught in it (a reason),
         // tp_stop_reason's reason, normal when it declined or stopped (as
         // OTP's ignore and {stop, normal}), TP_EINIT for any other value.
-        bool fault = rc > TP_REASON_SIGNAL && rc <= TP_REASON_SIGNAL + 64;
-        int why = rc < 0 || fault                    ? rc
+        int why = rc < 0 || tp__reason_is_fault(rc)  ? rc
                   : a->stopping                      ? a->stop_reason
                   : rc == TP_IGNORE || rc == TP_STOP ? TP_REASON_NORMAL
                                                      : TP_EINIT;

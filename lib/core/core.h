@@ -69,13 +69,21 @@ enum {
     TP__MSG_UPGRADE_REQ = 256, // an upgrade's phase not yet handled
 };
 
+// Whether `r` is the reason of a native fault caught in a callback,
+// TP_REASON_SIGNAL + the signal's number.
+static inline bool
+tp__reason_is_fault(int r)
+{
+    return r > TP_REASON_SIGNAL && r <= TP_REASON_SIGNAL + 64;
+}
+
 // Whether `r` is an exit reason a caller may give: an error code or one of
 // the runtime's TP_REASON_* values (see actor.h).
 static inline bool
 tp__reason_ok(int r)
 {
     return r < 0 || (r >= TP_REASON_NORMAL && r <= TP_REASON_KILLED) ||
-           (r > TP_REASON_SIGNAL && r <= TP_REASON_SIGNAL + 64);
+           tp__reason_is_fault(r);
 }
 
 // The payload of exit signals and DOWN messages.

@@ -102,7 +102,9 @@ void tp__sock_close_gently(tp__socks *t, uint32_t idx);
 // Closes every socket `pid` owns, quietly, as tp__sock_close_gently;
 // io->lock held.
 void tp__sock_close_owned(tp__socks *t, uint64_t pid);
-// The I/O thread's wake-up: runs the queued commands.
+// Runs the queued commands, io->lock held: the I/O thread's wake-up, and
+// a dying owner's thread before it closes the owner's sockets (so what it
+// sent goes out first).
 void tp__socks_wake(void *arg);
 
 #endif

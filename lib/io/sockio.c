@@ -18,7 +18,9 @@ static void sock_read_cb(tp__io_fd *w, int revents);
 static void sock_write_cb(tp__io_fd *w, int revents);
 static void sock_linger_cb(tp__io_timer *tm);
 
-// Frees the socket in slot `idx`; tells its owner unless `quiet`.
+// Frees the socket in slot `idx`; tells its owner unless `quiet` or the
+// socket was closing (its owner asked for no TP_TAG_SOCK_CLOSED, or is
+// gone).
 static void
 sock_free(tp__socks *t, uint32_t idx, int err, bool quiet)
 {
@@ -26,6 +28,7 @@ sock_free(tp__socks *t, uint32_t idx, int err, bool quiet)
     tsock *s = sl->s;
     if (s == NULL)
         return;
+    quiet = quiet || s->closing;
     tp_sock h = handle(sl, idx);
     tp__io_fd_stop(t->io, &s->rio);
     tp__io_fd_stop(t->io, &s->wio);
@@ -100,8 +103,7 @@ sock_flush(tp__socks *t, uint32_t idx)
                 continue;
             if (e == EAGAIN)
                 break;
-            // Closing, the owner asked for no TP_TAG_SOCK_CLOSED, or is gone.
-            sock_free(t, idx, tp__err_from_errno(e), s->closing);
+            sock_free(t, idx, tp__err_from_errno(e), false);
             return;
         }
         s->out_off += (size_t)w;
@@ -147,12 +149,26 @@ tp__tsock_new(tp__socks *t, uint32_t idx, int fd, int kind)
     return s;
 }
 
+// A closing connection, connected: reads again (to drop what comes), and
+// writes what is left; sock_flush shuts it once that is out.
+static void
+closing_connected(tp__socks *t, uint32_t idx)
+{
+    tsock *s = t->slots[idx].s;
+    tp__io_fd_start(t->io, &s->rio);
+    if (s->out_off < s->out.len)
+        sock_flush(t, idx);
+    else
+        sock_shut(t, idx);
+}
+
 void
 tp__sock_close_gently(tp__socks *t, uint32_t idx)
 {
     slot *sl = &t->slots[idx];
     tsock *s = sl->s;
-    // The handle is dead for its owner from now on.
+    // release: pairs with slot_of's acquire (sock.c): the handle is dead
+    // for its owner from now on.
     atomic_store_explicit(&sl->open, 0, memory_order_release);
     if (s->kind == K_LISTEN) {
         sock_free(t, idx, 0, true);
@@ -163,12 +179,9 @@ tp__sock_close_gently(tp__socks *t, uint32_t idx)
     s->closing = true;
     s->paused = false;
     tp__io_timer_start(t->io, &s->linger);
-    if (s->kind == K_CONNECTING)
-        return; // sock_write_cb goes on once connected
-    tp__io_fd_start(t->io, &s->rio);
-    if (s->out_off == s->out.len)
-        sock_shut(t, idx);
-    // else sock_flush shuts it once the output is out
+    if (s->kind == K_STREAM)
+        closing_connected(t, idx);
+    // else sock_write_cb goes on once connected
 }
 
 // A closing connection's input: read and dropped until the peer closes
@@ -329,19 +342,14 @@ sock_write_cb(tp__io_fd *w, int revents)
         if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
             err = errno;
         if (err != 0) {
-            sock_free(t, idx, tp__err_from_errno(err), s->closing);
+            sock_free(t, idx, tp__err_from_errno(err), false);
             return;
         }
         s->kind = K_STREAM;
         tp__io_fd_stop(t->io, &s->wio);
         if (s->closing) {
-            // Closed while connecting: what was queued goes out, then the
-            // close carries on as for any connection.
-            tp__io_fd_start(t->io, &s->rio);
-            if (s->out_off < s->out.len)
-                sock_flush(t, idx);
-            else
-                sock_shut(t, idx);
+            // Closed while connecting: the close carries on from here.
+            closing_connected(t, idx);
             return;
         }
         tp__msg *m = tp__msg_new_copy(t->sys, TP_TAG_SOCK_CONNECTED,
@@ -363,13 +371,11 @@ tp__sock_close_owned(tp__socks *t, uint64_t pid)
     pthread_mutex_lock(&t->lock);
     uint32_t n = t->next_idx;
     pthread_mutex_unlock(&t->lock);
-    for (uint32_t i = 0; i < n; i++) {
-        slot *sl = &t->slots[i];
-        tsock *s = sl->s;
-        if (s != NULL &&
-            atomic_load_explicit(&sl->owner, memory_order_acquire) == pid)
+    for (uint32_t i = 0; i < n; i++)
+        if (t->slots[i].s != NULL &&
+            atomic_load_explicit(&t->slots[i].owner, memory_order_acquire) ==
+                pid)
             tp__sock_close_gently(t, i);
-    }
 }
 
 static void
